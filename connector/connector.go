@@ -1,0 +1,143 @@
+// Package connector declares what ferry asks of a database: small interfaces
+// for each step of the flow, optional abilities as separate interfaces, and a
+// registry from URL scheme to connector. The engine depends on this package;
+// connectors (under connectors/) implement it; neither imports the other.
+//
+// A connector is opened once per flow from a URL. It may be a source, a
+// destination or both; everything beyond the base interfaces is discovered
+// with a type assertion, and Describe turns those assertions into the
+// capability table users see.
+package connector
+
+import (
+	"context"
+
+	"github.com/ferrydb/ferry/model"
+)
+
+// Connector is an opened connection to one database, directory or generator.
+type Connector interface {
+	// Close releases every connection the connector holds.
+	Close() error
+}
+
+// Source can list its tables, plan their partitions and read them.
+type Source interface {
+	Connector
+	// Tables discovers the tables the source holds, with their schemas and
+	// size estimates.
+	Tables(ctx context.Context) ([]*model.Table, error)
+	// Plan partitions the given tables. With opts.CDC it first records the
+	// change stream's start position T0 (creating a replication slot or
+	// similar), so that no change after the copy starts can be missed.
+	Plan(ctx context.Context, tables []*model.Table, opts PlanOptions) (*model.Plan, error)
+	// ReadPartition reads the rows of p after cursor from ("" for the start)
+	// in batches, calling emit for each in order. A batch's Cursor resumes the
+	// partition right after its last row. ReadPartition returns when the
+	// partition is exhausted, emit fails or ctx is done.
+	ReadPartition(ctx context.Context, t *model.Table, p model.Partition, from model.Cursor, emit func(*model.RowBatch) error) error
+}
+
+// PlanOptions tunes a source's plan.
+type PlanOptions struct {
+	// CDC asks for a T0 and whatever the change stream needs (a slot).
+	CDC bool
+	// Flow names the flow, for slots and publications the source creates.
+	Flow string
+	// PartitionRows is the target number of rows per partition.
+	PartitionRows int64
+	// BatchRows is the number of rows per emitted batch.
+	BatchRows int
+}
+
+// ChangeSource is a source with change data capture.
+type ChangeSource interface {
+	Source
+	// StreamChanges emits batches of changes to the given tables, starting
+	// after position from, until ctx is done or an error occurs. Each batch
+	// ends at a safe resume point. When the source is idle it should still emit
+	// an empty batch now and then with the current position, so a caught-up
+	// flow can tell it is caught up.
+	StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, emit func(context.Context, *model.ChangeBatch) error) error
+	// Ack tells the source that everything up to pos is durable at the
+	// destination, so it may release what it retains for it (WAL, binlogs).
+	Ack(ctx context.Context, pos model.Position) error
+	// HeadPosition is the source's current position: a flow that has applied
+	// changes up to it has caught up.
+	HeadPosition(ctx context.Context) (model.Position, error)
+	// ComparePositions orders two positions of this source: -1, 0 or 1.
+	ComparePositions(a, b model.Position) (int, error)
+}
+
+// Destination creates tables and writes copied rows.
+type Destination interface {
+	Connector
+	// CreateTables creates the given tables (and their schemas) if they do
+	// not exist. An existing table is left as it is if it is compatible and
+	// is an error naming the difference if it is not.
+	CreateTables(ctx context.Context, tables []*model.Table) error
+	// OpenWriter opens one writer, owned by one engine goroutine. The engine
+	// opens as many as it runs writers in parallel.
+	OpenWriter(ctx context.Context) (RowWriter, error)
+}
+
+// RowWriter writes batches of copied rows. Writing the same batch twice must
+// leave the destination as writing it once (upsert by primary key), so a
+// retried or resumed partition is harmless.
+type RowWriter interface {
+	WriteRows(ctx context.Context, b *model.RowBatch) error
+	Close() error
+}
+
+// ChangeApplier is a destination that can apply changes.
+type ChangeApplier interface {
+	Destination
+	OpenApplier(ctx context.Context) (ChangeWriter, error)
+}
+
+// ChangeWriter applies folded change batches idempotently: upserts by primary
+// key, deletes that ignore missing rows, and an Unchanged value keeps the
+// destination's current value.
+type ChangeWriter interface {
+	ApplyChanges(ctx context.Context, b *model.ApplyBatch) error
+	Close() error
+}
+
+// CheckpointKeeper is a destination that stores a flow's checkpoints itself,
+// in the same transaction as the data they cover (RowBatch.Checkpoint,
+// ApplyBatch.Checkpoint). Its checkpoints are then authoritative on resume.
+type CheckpointKeeper interface {
+	// LoadCheckpoints returns every checkpoint of the flow, by key. A keeper
+	// whose writes are not atomic (files) also rolls back here anything
+	// written after its last checkpoint.
+	LoadCheckpoints(ctx context.Context, flow string) (map[string]string, error)
+	// ReplaceCheckpoints atomically deletes the flow's checkpoints whose key
+	// starts with prefix and stores values.
+	ReplaceCheckpoints(ctx context.Context, flow, prefix string, values map[string]string) error
+	// DropCheckpoints forgets the flow (ferry sync --restart).
+	DropCheckpoints(ctx context.Context, flow string) error
+}
+
+// TableFinisher is a destination with work to do once a table's copy is
+// complete: build deferred indexes, assemble files.
+type TableFinisher interface {
+	FinishTable(ctx context.Context, t *model.Table) error
+}
+
+// SchemaChanger is a destination that can follow a source's schema changes
+// during CDC. It returns an error that stops the flow for any change it cannot
+// apply exactly.
+type SchemaChanger interface {
+	AlterTable(ctx context.Context, from, to *model.Table) error
+}
+
+// FlowDropper is a source that keeps resources for a flow (replication slots,
+// publications) and can release them when the flow is dropped.
+type FlowDropper interface {
+	DropFlow(ctx context.Context, flow string) error
+}
+
+// Counter is a destination that counts what it received (null://).
+type Counter interface {
+	Counts() (rows, changes int64)
+}

@@ -1,0 +1,44 @@
+package model
+
+import "time"
+
+// Partition is a slice of a table that one reader copies: a key range, a block
+// range or a byte range, described by the source in Lower/Upper.
+type Partition struct {
+	// ID is stable for the life of the plan: "schema.table/0007".
+	ID    string    `json:"id"`
+	Table Namespace `json:"table"`
+	Index int       `json:"index"`
+	// Lower (inclusive) and Upper (exclusive) are connector-encoded bounds;
+	// empty means unbounded.
+	Lower string `json:"lower,omitempty"`
+	Upper string `json:"upper,omitempty"`
+
+	EstimatedRows  int64 `json:"estimated_rows"`
+	EstimatedBytes int64 `json:"estimated_bytes"`
+}
+
+// Plan is a source's read plan: the tables, their partitions and the CDC
+// start position T0 recorded before any row was read. It is made once per flow
+// and persisted.
+type Plan struct {
+	Tables     []*Table    `json:"tables"`
+	Partitions []Partition `json:"partitions"`
+	// T0 is the position from which CDC must start so that no change after the
+	// copy began is lost. Empty when the flow does not capture changes.
+	T0 Position `json:"t0,omitempty"`
+	// SnapshotConsistent reports that partitions are read at exactly T0 (for
+	// example through an exported snapshot), not at a later state.
+	SnapshotConsistent bool      `json:"snapshot_consistent,omitempty"`
+	CreatedAt          time.Time `json:"created_at"`
+}
+
+// Table returns the plan's table by namespace, or nil.
+func (p *Plan) Table(ns Namespace) *Table {
+	for _, t := range p.Tables {
+		if t.Namespace == ns {
+			return t
+		}
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package model
+
+import (
+	"fmt"
+	"time"
+)
+
+// Row holds one value per column, in the table's column order.
+type Row []any
+
+// TimeTZ is a time of day with a UTC offset.
+type TimeTZ struct {
+	Time   time.Duration // since midnight
+	Offset int32         // seconds east of UTC
+}
+
+// Interval is a calendar interval, kept in the same three parts PostgreSQL
+// keeps so nothing is lost in the round trip.
+type Interval struct {
+	Months int32
+	Days   int32
+	Micros int64
+}
+
+type unchanged struct{}
+
+func (unchanged) String() string { return "<unchanged>" }
+
+// Unchanged stands in an update's new image for a column whose value the
+// source did not send (PostgreSQL's unchanged TOAST values). A destination must
+// keep its current value for that column, never overwrite it.
+var Unchanged any = unchanged{}
+
+// IsUnchanged reports whether v is the Unchanged marker.
+func IsUnchanged(v any) bool { _, ok := v.(unchanged); return ok }
+
+// Cursor is a partition's resume point: connector-encoded, opaque to the
+// engine. The empty cursor means "from the start of the partition".
+type Cursor string
+
+// Position is a point in a source's change stream (an LSN, a binlog position,
+// a GTID set): connector-encoded, opaque to the engine, comparable only by the
+// source that made it.
+type Position string
+
+// RowBatch is a slice of a partition's rows on its way to a destination.
+type RowBatch struct {
+	// Table is the destination table (after renames).
+	Table *Table
+	// Partition is the ID of the partition the rows come from.
+	Partition string
+	Rows      []Row
+	// Cursor is the partition's resume point after the last row of the batch.
+	Cursor Cursor
+	// Bytes approximates the batch's size, for progress and memory bounds.
+	Bytes int64
+	// Checkpoint, when set, must be stored in the same transaction as the rows
+	// by a destination that keeps checkpoints.
+	Checkpoint *Checkpoint
+}
+
+// Checkpoint is a flow's durable progress marker, keyed within the flow
+// ("partition/<id>", "cdc/<writer>"). The value is engine-encoded.
+type Checkpoint struct {
+	Flow  string
+	Key   string
+	Value string
+}
+
+// Op is the kind of a change.
+type Op uint8
+
+const (
+	OpInsert Op = iota + 1
+	OpUpdate
+	OpDelete
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpInsert:
+		return "insert"
+	case OpUpdate:
+		return "update"
+	case OpDelete:
+		return "delete"
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Change is one row change captured from a source.
+type Change struct {
+	Op    Op
+	Table Namespace
+	// Row is the new image for inserts and updates (all columns, possibly with
+	// Unchanged markers); nil for deletes.
+	Row Row
+	// Key is the old primary key for deletes, and for updates that changed the
+	// key; nil otherwise. Its values are in primary-key order.
+	Key Row
+}
+
+// ChangeBatch is what a source's change stream emits: a run of changes that
+// ends at a safe resume point.
+type ChangeBatch struct {
+	// Schemas are new definitions of tables, effective before Changes (for
+	// example a column added at the source).
+	Schemas []*Table
+	Changes []Change
+	// Position is where to resume to see what comes after this batch.
+	Position Position
+	// CommitTime is the source's commit time of the last change, zero if
+	// unknown; it measures replication lag.
+	CommitTime time.Time
+}
+
+// TableChanges is the folded changes of one table inside an apply batch:
+// every key appears at most once, so deletes and upserts commute.
+type TableChanges struct {
+	Table   *Table
+	Deletes []Row // primary-key values in key order
+	Upserts []Row // full rows, possibly with Unchanged markers
+}
+
+// ApplyBatch is a set of folded changes for one destination writer.
+type ApplyBatch struct {
+	Tables []*TableChanges
+	// Checkpoint, when set, must be stored in the same transaction as the
+	// changes by a destination that keeps checkpoints.
+	Checkpoint *Checkpoint
+}
+
+// Len counts the changes in the batch.
+func (b *ApplyBatch) Len() int {
+	n := 0
+	for _, t := range b.Tables {
+		n += len(t.Deletes) + len(t.Upserts)
+	}
+	return n
+}
