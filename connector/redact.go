@@ -9,7 +9,7 @@ import (
 // secretParams are query parameters that carry secrets in connector URLs.
 var secretParams = []string{"password", "passwd", "pass", "secret", "token", "sslpassword", "access_key", "secret_key"}
 
-var userinfoRe = regexp.MustCompile(`(://[^/@:]*:)[^@/]*@`)
+var userinfoRe = regexp.MustCompile(`(//[^/@:]*:)[^@/]*@`)
 
 // Redact returns raw with any password replaced by "xxxxx", safe to print,
 // log or persist. It works on URLs that do not parse too.
@@ -18,9 +18,10 @@ func Redact(raw string) string {
 	if err != nil {
 		return userinfoRe.ReplaceAllString(raw, "${1}xxxxx@")
 	}
+	out := raw
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			out = userinfoRe.ReplaceAllString(out, "${1}xxxxx@")
 		}
 	}
 	if u.RawQuery != "" {
@@ -35,10 +36,10 @@ func Redact(raw string) string {
 			}
 		}
 		if changed {
-			u.RawQuery = q.Encode()
+			out = strings.Replace(out, "?"+u.RawQuery, "?"+q.Encode(), 1)
 		}
 	}
-	return u.String()
+	return out
 }
 
 // Secrets returns the secret strings in raw (passwords), so a caller can scrub

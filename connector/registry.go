@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -119,12 +120,16 @@ func exampleList() string {
 	return strings.Join(s, ", ")
 }
 
+// redactErr describes a URL parse error without quoting the URL, which
+// may hold a password.
 func redactErr(err error, raw string) string {
-	msg := err.Error()
-	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			msg = strings.ReplaceAll(msg, p, "xxxxx")
-		}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
 	}
-	return strings.ReplaceAll(msg, raw, Redact(raw))
+	msg := err.Error()
+	for _, s := range Secrets(raw) {
+		msg = strings.ReplaceAll(msg, s, "xxxxx")
+	}
+	return msg
 }

@@ -1,0 +1,15 @@
+// Command ferry copies a database into another and keeps it in sync. This
+// file only wires the connectors it ships into the command line.
+package main
+
+import (
+	"os"
+
+	_ "github.com/ferrydb/ferry/connectors/fake"
+	_ "github.com/ferrydb/ferry/connectors/file"
+	_ "github.com/ferrydb/ferry/connectors/null"
+	_ "github.com/ferrydb/ferry/connectors/sqlite"
+	"github.com/ferrydb/ferry/internal/cli"
+)
+
+func main() { os.Exit(cli.Main(os.Args[1:])) }

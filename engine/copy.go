@@ -1,0 +1,297 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
+)
+
+// partCheckpoint is a partition's durable progress.
+type partCheckpoint struct {
+	Cursor model.Cursor `json:"cursor,omitempty"`
+	Done   bool         `json:"done,omitempty"`
+	Rows   int64        `json:"rows"`
+}
+
+func partitionKey(id string) string { return "partition/" + id }
+
+// partTask is one partition to copy and its progress so far.
+type partTask struct {
+	p  model.Partition
+	tr *tableRun
+	cp partCheckpoint // owned by the lane's writer once the task is handed out
+}
+
+// laneMsg travels from a lane's reader to its writer: a batch, or the in-band
+// barrier that ends a partition (batch == nil).
+type laneMsg struct {
+	task  *partTask
+	batch *model.RowBatch
+}
+
+// errStopped ends a read when a graceful stop was asked for.
+var errStopped = errors.New("stopped")
+
+// checkpoints loads the flow's checkpoints: from the destination when it keeps
+// them (it is authoritative, and a file destination rolls back to them here),
+// otherwise from the local store.
+func (e *Engine) checkpoints(ctx context.Context, prefix string) (map[string]string, error) {
+	if e.keeper != nil {
+		all, err := e.keeper.LoadCheckpoints(ctx, e.name)
+		if err != nil {
+			return nil, fmt.Errorf("load checkpoints from destination: %w", err)
+		}
+		out := map[string]string{}
+		for k, v := range all {
+			if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
+				out[k] = v
+			}
+		}
+		return out, nil
+	}
+	return e.store.Checkpoints(ctx, prefix)
+}
+
+// copy copies every partition not yet done. Each of the --parallel lanes is a
+// reader and a writer joined by a bounded channel; a lane copies one
+// partition at a time, so a partition's batches are written in order and its
+// cursor can be stored in the same transaction as its rows.
+func (e *Engine) copy(ctx, stop context.Context) error {
+	if done, err := e.store.Meta(ctx, "copy_done"); err != nil {
+		return err
+	} else if done == "true" {
+		for _, tr := range e.tables {
+			tr.stats.markCopied()
+		}
+		return nil
+	}
+	raw, err := e.checkpoints(ctx, "partition/")
+	if err != nil {
+		return err
+	}
+	var pending []*partTask
+	for _, p := range e.plan.Partitions {
+		tr := e.byNS[p.Table]
+		if tr == nil {
+			return fmt.Errorf("plan: partition %s belongs to unknown table %s", p.ID, p.Table)
+		}
+		var cp partCheckpoint
+		if v, ok := raw[partitionKey(p.ID)]; ok {
+			if err := json.Unmarshal([]byte(v), &cp); err != nil {
+				return fmt.Errorf("checkpoint of partition %s is corrupt (%v); run with --restart", p.ID, err)
+			}
+		}
+		tr.stats.Partitions.Add(1)
+		tr.stats.RowsCopied.Add(cp.Rows)
+		if cp.Done {
+			tr.stats.PartitionsDone.Add(1)
+			continue
+		}
+		if cp.Cursor != "" {
+			e.progress.ResumedPartitions.Add(1)
+		}
+		pending = append(pending, &partTask{p: p, tr: tr, cp: cp})
+	}
+	e.log.Info("copy starting", "partitions", len(e.plan.Partitions), "pending", len(pending), "parallel", e.cfg.Parallel)
+
+	cursors := newCursorLog()
+	lanes := min(e.cfg.Parallel, max(len(pending), 1))
+	writers := make([]connector.RowWriter, 0, lanes)
+	for i := 0; i < lanes; i++ {
+		w, err := e.dst.OpenWriter(ctx)
+		if err != nil {
+			for _, w := range writers {
+				w.Close() //nolint:errcheck // already failing; the open error is the one to report
+			}
+			return fmt.Errorf("open destination writer: %w", err)
+		}
+		writers = append(writers, w)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan *partTask)
+	g.Go(func() error {
+		defer close(work)
+		for _, t := range pending {
+			select {
+			case work <- t:
+			case <-gctx.Done():
+				return nil
+			case <-stop.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+	var lanesWG sync.WaitGroup
+	for _, w := range writers {
+		lane := make(chan laneMsg, 4)
+		lanesWG.Add(1)
+		g.Go(func() error { defer close(lane); return e.readLane(gctx, stop, work, lane) })
+		g.Go(func() error {
+			defer lanesWG.Done()
+			err := e.writeLane(gctx, w, lane, cursors)
+			if cerr := w.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("close destination writer: %w", cerr)
+			}
+			return err
+		})
+	}
+	// Cursors go to the local store at most once a second; partition ends go
+	// at once. Both only after the destination confirmed the write.
+	flushed := make(chan struct{})
+	g.Go(func() error {
+		defer close(flushed)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		lanesDone := make(chan struct{})
+		go func() { lanesWG.Wait(); close(lanesDone) }()
+		for {
+			select {
+			case <-t.C:
+				if err := cursors.flush(gctx, e); err != nil {
+					return err
+				}
+			case <-lanesDone:
+				return nil
+			case <-gctx.Done():
+				return nil
+			}
+		}
+	})
+	err = g.Wait()
+	// Whatever was confirmed is saved, also after a failure, so a rerun resumes
+	// as late as possible.
+	if ferr := cursors.flush(context.WithoutCancel(ctx), e); ferr != nil && err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return err
+	}
+	if stop.Err() != nil {
+		return nil
+	}
+	for _, tr := range e.tables {
+		if f, ok := e.dst.(connector.TableFinisher); ok {
+			if err := f.FinishTable(ctx, tr.dst); err != nil {
+				return fmt.Errorf("finish table %s: %w", tr.dst.Namespace, err)
+			}
+		}
+		tr.stats.markCopied()
+	}
+	e.log.Info("copy done", "rows", e.progress.rowsCopied())
+	return e.store.SetMeta(ctx, "copy_done", "true")
+}
+
+func (e *Engine) readLane(ctx, stop context.Context, work <-chan *partTask, lane chan<- laneMsg) error {
+	for task := range work {
+		if stop.Err() != nil {
+			return nil
+		}
+		task.tr.stats.PartitionsActive.Add(1)
+		err := e.src.ReadPartition(ctx, task.tr.src, task.p, task.cp.Cursor, func(b *model.RowBatch) error {
+			if stop.Err() != nil {
+				return errStopped
+			}
+			b.Table = task.tr.dst
+			b.Partition = task.p.ID
+			select {
+			case lane <- laneMsg{task: task, batch: b}:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		if errors.Is(err, errStopped) || (err != nil && ctx.Err() != nil) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read partition %s of %s: %w", task.p.ID, task.p.Table, err)
+		}
+		select {
+		case lane <- laneMsg{task: task}:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	return nil
+}
+
+func (e *Engine) writeLane(ctx context.Context, w connector.RowWriter, lane <-chan laneMsg, cursors *cursorLog) error {
+	for msg := range lane {
+		task := msg.task
+		if msg.batch == nil {
+			// The partition's end barrier: every batch before it is durable.
+			task.cp.Done = true
+			cp := e.partCheckpoint(task)
+			if err := w.WriteRows(ctx, &model.RowBatch{Table: task.tr.dst, Partition: task.p.ID, Cursor: task.cp.Cursor, Checkpoint: cp}); err != nil {
+				return fmt.Errorf("write end of partition %s: %w", task.p.ID, err)
+			}
+			cursors.set(cp.Key, cp.Value)
+			if err := cursors.flush(ctx, e); err != nil {
+				return err
+			}
+			task.tr.stats.PartitionsDone.Add(1)
+			task.tr.stats.PartitionsActive.Add(-1)
+			continue
+		}
+		b := msg.batch
+		n := int64(len(b.Rows))
+		task.cp.Rows += n
+		task.cp.Cursor = b.Cursor
+		b.Checkpoint = e.partCheckpoint(task)
+		start := time.Now()
+		if err := w.WriteRows(ctx, b); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("write partition %s to %s: %w", task.p.ID, task.tr.dst.Namespace, err)
+		}
+		e.progress.observeWrite(time.Since(start))
+		task.tr.stats.RowsCopied.Add(n)
+		task.tr.stats.BytesCopied.Add(b.Bytes)
+		cursors.set(b.Checkpoint.Key, b.Checkpoint.Value)
+	}
+	return nil
+}
+
+func (e *Engine) partCheckpoint(t *partTask) *model.Checkpoint {
+	b, err := json.Marshal(t.cp)
+	if err != nil {
+		panic(err) // unreachable: partCheckpoint always marshals
+	}
+	return &model.Checkpoint{Flow: e.name, Key: partitionKey(t.p.ID), Value: string(b)}
+}
+
+// cursorLog holds the latest confirmed cursor of each running partition
+// until it is flushed to the local store.
+type cursorLog struct {
+	flushMu sync.Mutex // serializes flushes, so a later value is never overwritten by an earlier one
+	mu      sync.Mutex
+	dirty   map[string]string
+}
+
+func newCursorLog() *cursorLog { return &cursorLog{dirty: map[string]string{}} }
+
+func (c *cursorLog) set(key, value string) {
+	c.mu.Lock()
+	c.dirty[key] = value
+	c.mu.Unlock()
+}
+
+func (c *cursorLog) flush(ctx context.Context, e *Engine) error {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	c.mu.Lock()
+	batch := c.dirty
+	c.dirty = map[string]string{}
+	c.mu.Unlock()
+	return e.store.SaveCheckpoints(ctx, batch)
+}

@@ -1,0 +1,319 @@
+// Package engine is the local coordinator of a flow: it negotiates what the
+// source and destination can do, makes (or reloads) the plan, copies
+// partitions in parallel through bounded channels, then streams changes and
+// applies them in order per key and in parallel across keys. Control messages
+// (partition ends, CDC checkpoints) travel in-band with the data; a checkpoint
+// is persisted only once every writer has passed it.
+//
+// The engine depends on connector and model only; it never knows which
+// database it talks to.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+	"github.com/ferrydb/ferry/state"
+)
+
+// Engine runs one flow in this process.
+type Engine struct {
+	cfg   flow.Config
+	name  string
+	src   connector.Source
+	dst   connector.Destination
+	store *state.Store
+	log   *slog.Logger
+
+	mode    flow.Mode
+	keeper  connector.CheckpointKeeper // nil when the destination keeps none
+	filter  *flow.Filter
+	renames *flow.Renames
+
+	plan   *model.Plan
+	tables []*tableRun // in plan order
+	byNS   map[model.Namespace]*tableRun
+
+	progress *Progress
+}
+
+// tableRun pairs a source table with its destination table.
+type tableRun struct {
+	src, dst *model.Table
+	keyIdx   []int
+	stats    *TableStats
+}
+
+// New prepares an engine for a flow. It takes ownership of nothing: the
+// caller closes the connectors and the store.
+func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log *slog.Logger) (*Engine, error) {
+	cfg.Defaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	e := &Engine{cfg: cfg, name: cfg.FlowName(), store: store, log: log.With("flow", cfg.FlowName())}
+	var err error
+	if e.filter, err = flow.NewFilter(cfg.Tables); err != nil {
+		return nil, &connector.ConfigError{Msg: err.Error()}
+	}
+	if e.renames, err = flow.ParseRenames(cfg.Rename); err != nil {
+		return nil, &connector.ConfigError{Msg: err.Error()}
+	}
+	if e.mode, err = Negotiate(cfg.Mode, src, dst, connector.Redact(cfg.Source), connector.Redact(cfg.Destination)); err != nil {
+		return nil, err
+	}
+	e.src = src.(connector.Source)
+	e.dst = dst.(connector.Destination)
+	e.keeper, _ = dst.(connector.CheckpointKeeper)
+	e.progress = newProgress(e.name, e.mode)
+	return e, nil
+}
+
+// Name is the flow's name.
+func (e *Engine) Name() string { return e.name }
+
+// Mode is the negotiated mode.
+func (e *Engine) Mode() flow.Mode { return e.mode }
+
+// Progress is the live progress of the flow, safe to read concurrently.
+func (e *Engine) Progress() *Progress { return e.progress }
+
+// Negotiate picks the mode for a source and destination pair, or refuses an
+// impossible pair before anything is written.
+func Negotiate(want flow.Mode, src, dst connector.Connector, srcName, dstName string) (flow.Mode, error) {
+	if _, ok := src.(connector.Source); !ok {
+		return "", connector.Configf("use a source connector such as sqlite, file, postgres or fake", fmt.Sprintf("%s cannot be a source", srcName))
+	}
+	if _, ok := dst.(connector.Destination); !ok {
+		return "", connector.Configf("use a destination connector such as sqlite, file, postgres or null", fmt.Sprintf("%s cannot be a destination", dstName))
+	}
+	_, srcCDC := src.(connector.ChangeSource)
+	_, dstApply := dst.(connector.ChangeApplier)
+	switch want {
+	case flow.ModeAuto:
+		if srcCDC && dstApply {
+			return flow.ModeFull, nil
+		}
+		return flow.ModeSnapshot, nil
+	case flow.ModeSnapshot:
+		return want, nil
+	case flow.ModeFull, flow.ModeCDC:
+		if !srcCDC {
+			return "", connector.Configf("use --mode snapshot to copy without change data capture",
+				fmt.Sprintf("--mode %s needs change data capture, and source %s has none", want, srcName))
+		}
+		if !dstApply {
+			return "", connector.Configf("use --mode snapshot, or a destination that can apply changes",
+				fmt.Sprintf("--mode %s needs a destination that applies changes, and %s cannot", want, dstName))
+		}
+		return want, nil
+	}
+	return "", &connector.ConfigError{Msg: fmt.Sprintf("unknown mode %q", want), Fix: "use full, snapshot or cdc"}
+}
+
+// Prepare makes or reloads the plan and creates the destination tables. It is
+// the last step before data moves; every configuration error surfaces here or
+// earlier, with nothing written.
+func (e *Engine) Prepare(ctx context.Context) error {
+	ident, err := e.store.Meta(ctx, "identity")
+	if err != nil {
+		return err
+	}
+	if ident != "" && ident != e.cfg.Identity() {
+		return connector.Configf("run with --restart to start the flow over, or choose another --name",
+			fmt.Sprintf("flow %q was started with another source, destination or table selection", e.name))
+	}
+	planJSON, err := e.store.Meta(ctx, "plan")
+	if err != nil {
+		return err
+	}
+	if planJSON != "" {
+		var p model.Plan
+		if err := json.Unmarshal([]byte(planJSON), &p); err != nil {
+			return fmt.Errorf("state %s: plan is corrupt (%v); run with --restart", e.store.Path(), err)
+		}
+		if storedMode, _ := e.store.Meta(ctx, "mode"); storedMode != "" && storedMode != string(e.mode) {
+			return connector.Configf("run with --restart to change the mode", fmt.Sprintf("flow %q was started in mode %s, not %s", e.name, storedMode, e.mode))
+		}
+		e.plan = &p
+		e.log.Info("resuming flow", "tables", len(p.Tables), "partitions", len(p.Partitions), "t0", p.T0)
+	} else {
+		if err := e.makePlan(ctx); err != nil {
+			return err
+		}
+	}
+	if err := e.mapTables(); err != nil {
+		return err
+	}
+	dstTables := make([]*model.Table, len(e.tables))
+	for i, t := range e.tables {
+		dstTables[i] = t.dst
+	}
+	if err := e.dst.CreateTables(ctx, dstTables); err != nil {
+		return fmt.Errorf("create destination tables: %w", err)
+	}
+	return nil
+}
+
+func (e *Engine) makePlan(ctx context.Context) error {
+	all, err := e.src.Tables(ctx)
+	if err != nil {
+		return fmt.Errorf("discover source tables: %w", err)
+	}
+	var selected []*model.Table
+	var names []model.Namespace
+	for _, t := range all {
+		names = append(names, t.Namespace)
+		if e.filter.Match(t.Namespace) {
+			selected = append(selected, t)
+		}
+	}
+	if len(selected) == 0 {
+		var have []string
+		for _, n := range names {
+			have = append(have, n.String())
+		}
+		sort.Strings(have)
+		if len(have) > 20 {
+			have = append(have[:20], "...")
+		}
+		if e.filter.Empty() {
+			return connector.Configf("create tables at the source first", fmt.Sprintf("source %s has no tables", connector.Redact(e.cfg.Source)))
+		}
+		return connector.Configf("the source has: "+strings.Join(have, ", "),
+			fmt.Sprintf("--tables %q matches no table", e.filter.String()))
+	}
+	if unused := e.renames.Unused(names); len(unused) > 0 {
+		return connector.Configf("check the spelling against the source's tables", fmt.Sprintf("--rename names tables the source does not have: %s", strings.Join(unused, ", ")))
+	}
+	if e.mode != flow.ModeSnapshot {
+		var nokey []string
+		for _, t := range selected {
+			if len(t.PrimaryKey) == 0 {
+				nokey = append(nokey, t.Namespace.String())
+			}
+		}
+		if len(nokey) > 0 {
+			return connector.Configf("add a primary key, exclude the tables with --tables '!name', or copy them with --mode snapshot",
+				fmt.Sprintf("change data capture needs a primary key to apply changes, and these tables have none: %s", strings.Join(nokey, ", ")))
+		}
+	}
+	start := time.Now()
+	plan, err := e.src.Plan(ctx, selected, connector.PlanOptions{
+		CDC: e.mode != flow.ModeSnapshot, Flow: e.name,
+		PartitionRows: e.cfg.PartitionRows, BatchRows: e.cfg.BatchRows,
+	})
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	if plan.CreatedAt.IsZero() {
+		plan.CreatedAt = time.Now().UTC()
+	}
+	b, err := json.Marshal(plan)
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	// The plan and T0 are persisted before any row is read, so a crash after
+	// this point resumes with the same T0 and no change is missed.
+	if err := e.store.SetMeta(ctx, "plan", string(b)); err != nil {
+		return err
+	}
+	if err := e.store.SetMeta(ctx, "identity", e.cfg.Identity()); err != nil {
+		return err
+	}
+	if err := e.store.SetMeta(ctx, "mode", string(e.mode)); err != nil {
+		return err
+	}
+	e.plan = plan
+	e.log.Info("planned flow", "tables", len(plan.Tables), "partitions", len(plan.Partitions), "t0", plan.T0, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (e *Engine) mapTables() error {
+	e.byNS = map[model.Namespace]*tableRun{}
+	e.tables = nil
+	seen := map[model.Namespace]model.Namespace{}
+	for _, t := range e.plan.Tables {
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("plan: %w", err)
+		}
+		d := t.Clone()
+		d.Namespace = e.renames.Apply(t.Namespace)
+		if prev, dup := seen[d.Namespace]; dup {
+			return connector.Configf("use --rename so each table has its own destination name",
+				fmt.Sprintf("tables %s and %s would both be written to %s", prev, t.Namespace, d.Namespace))
+		}
+		seen[d.Namespace] = t.Namespace
+		tr := &tableRun{src: t, dst: d, keyIdx: t.KeyIndexes(), stats: &TableStats{Table: t.Namespace.String(), Destination: d.Namespace.String()}}
+		tr.stats.RowsEstimated.Store(t.EstimatedRows)
+		tr.stats.BytesEstimated.Store(t.EstimatedBytes)
+		e.tables = append(e.tables, tr)
+		e.byNS[t.Namespace] = tr
+	}
+	e.progress.setTables(e.tables)
+	return nil
+}
+
+// Plan returns the flow's plan once Prepare has run.
+func (e *Engine) Plan() *model.Plan { return e.plan }
+
+// Run runs the flow to its end: the copy, then CDC until stop is done or, with
+// --until caught-up, until the destination caught up with the source. stop
+// asks for a graceful end (flush, checkpoint, return nil); cancelling ctx
+// aborts at once.
+func (e *Engine) Run(ctx, stop context.Context) error {
+	if e.plan == nil {
+		if err := e.Prepare(ctx); err != nil {
+			return err
+		}
+	}
+	if e.mode != flow.ModeCDC {
+		e.progress.setPhase(PhaseCopy)
+		if err := e.copy(ctx, stop); err != nil {
+			return err
+		}
+		if stop.Err() != nil {
+			e.progress.setPhase(PhaseStopped)
+			return nil
+		}
+	}
+	if e.mode == flow.ModeSnapshot {
+		e.progress.setPhase(PhaseDone)
+		return nil
+	}
+	e.progress.setPhase(PhaseCDC)
+	if err := e.stream(ctx, stop); err != nil {
+		return err
+	}
+	e.progress.setPhase(PhaseDone)
+	return nil
+}
+
+// Drop forgets the flow: its state, the destination's checkpoints and the
+// source's resources for it (replication slots).
+func (e *Engine) Drop(ctx context.Context) error {
+	var errs []error
+	if d, ok := e.src.(connector.FlowDropper); ok {
+		if err := d.DropFlow(ctx, e.name); err != nil {
+			errs = append(errs, fmt.Errorf("source: %w", err))
+		}
+	}
+	if e.keeper != nil {
+		if err := e.keeper.DropCheckpoints(ctx, e.name); err != nil {
+			errs = append(errs, fmt.Errorf("destination: %w", err))
+		}
+	}
+	if err := e.store.Reset(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

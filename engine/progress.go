@@ -1,0 +1,213 @@
+package engine
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+)
+
+// Phase is where a flow is.
+type Phase string
+
+const (
+	PhasePlan    Phase = "plan"
+	PhaseCopy    Phase = "copy"
+	PhaseCDC     Phase = "cdc"
+	PhaseDone    Phase = "done"
+	PhaseStopped Phase = "stopped"
+	PhaseFailed  Phase = "failed"
+)
+
+// TableStats counts one table's copy. All fields are safe for concurrent use.
+type TableStats struct {
+	Table, Destination string
+	RowsEstimated      atomic.Int64
+	BytesEstimated     atomic.Int64
+	RowsCopied         atomic.Int64
+	BytesCopied        atomic.Int64
+	Partitions         atomic.Int64
+	PartitionsDone     atomic.Int64
+	PartitionsActive   atomic.Int64
+	copied             atomic.Bool
+}
+
+func (t *TableStats) markCopied() { t.copied.Store(true) }
+
+// CDCStats counts change data capture.
+type CDCStats struct {
+	// Received counts changes taken from the source; Applied counts what
+	// remained after folding and reached the destination.
+	Received atomic.Int64
+	Applied  atomic.Int64
+
+	mu         sync.Mutex
+	position   model.Position
+	head       model.Position
+	lastCommit time.Time
+	lastApply  time.Time
+}
+
+func (c *CDCStats) setPosition(p model.Position, commit time.Time) {
+	c.mu.Lock()
+	c.position = p
+	if !commit.IsZero() {
+		c.lastCommit = commit
+	}
+	c.lastApply = time.Now()
+	c.mu.Unlock()
+}
+
+func (c *CDCStats) setHead(p model.Position) {
+	c.mu.Lock()
+	c.head = p
+	c.mu.Unlock()
+}
+
+// Progress is a flow's live progress; Snapshot gives a consistent copy.
+type Progress struct {
+	Flow    string
+	Mode    flow.Mode
+	Started time.Time
+
+	// ResumedPartitions counts partitions resumed from a mid-way cursor.
+	ResumedPartitions atomic.Int64
+	CDC               CDCStats
+
+	mu     sync.Mutex
+	phase  Phase
+	tables []*TableStats
+	write  latency
+	apply  latency
+}
+
+type latency struct {
+	count int64
+	total time.Duration
+	max   time.Duration
+}
+
+func (l *latency) observe(d time.Duration) {
+	l.count++
+	l.total += d
+	l.max = max(l.max, d)
+}
+
+func newProgress(name string, mode flow.Mode) *Progress {
+	return &Progress{Flow: name, Mode: mode, Started: time.Now(), phase: PhasePlan}
+}
+
+func (p *Progress) setPhase(ph Phase) {
+	p.mu.Lock()
+	p.phase = ph
+	p.mu.Unlock()
+}
+
+func (p *Progress) setTables(trs []*tableRun) {
+	p.mu.Lock()
+	p.tables = p.tables[:0]
+	for _, t := range trs {
+		p.tables = append(p.tables, t.stats)
+	}
+	p.mu.Unlock()
+}
+
+func (p *Progress) observeWrite(d time.Duration) { p.mu.Lock(); p.write.observe(d); p.mu.Unlock() }
+func (p *Progress) observeApply(d time.Duration) { p.mu.Lock(); p.apply.observe(d); p.mu.Unlock() }
+
+func (p *Progress) rowsCopied() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, t := range p.tables {
+		n += t.RowsCopied.Load()
+	}
+	return n
+}
+
+// TableSnapshot is one table's progress at a moment.
+type TableSnapshot struct {
+	Table             string `json:"table"`
+	Destination       string `json:"destination"`
+	RowsEstimated     int64  `json:"rows_estimated"`
+	BytesEstimated    int64  `json:"bytes_estimated"`
+	RowsCopied        int64  `json:"rows_copied"`
+	BytesCopied       int64  `json:"bytes_copied"`
+	Partitions        int64  `json:"partitions"`
+	PartitionsDone    int64  `json:"partitions_done"`
+	PartitionsRunning int64  `json:"partitions_running"`
+	Done              bool   `json:"done"`
+}
+
+// CDCSnapshot is change data capture's progress at a moment.
+type CDCSnapshot struct {
+	Received   int64     `json:"changes_received"`
+	Applied    int64     `json:"changes_applied"`
+	Position   string    `json:"position"`
+	Head       string    `json:"head,omitempty"`
+	LastCommit time.Time `json:"last_commit,omitempty"`
+	// LagSeconds is the age of the last applied source commit when it was
+	// applied, or since, whichever is larger; -1 when unknown.
+	LagSeconds float64 `json:"lag_seconds"`
+}
+
+// Snapshot is the whole flow's progress at a moment.
+type Snapshot struct {
+	Flow              string          `json:"flow"`
+	Mode              flow.Mode       `json:"mode"`
+	Phase             Phase           `json:"phase"`
+	Started           time.Time       `json:"started"`
+	Elapsed           float64         `json:"elapsed_seconds"`
+	Tables            []TableSnapshot `json:"tables"`
+	RowsCopied        int64           `json:"rows_copied"`
+	RowsEstimated     int64           `json:"rows_estimated"`
+	BytesCopied       int64           `json:"bytes_copied"`
+	ResumedPartitions int64           `json:"resumed_partitions"`
+	WriteBatches      int64           `json:"write_batches"`
+	WriteLatencyAvgMS float64         `json:"write_latency_avg_ms"`
+	WriteLatencyMaxMS float64         `json:"write_latency_max_ms"`
+	ApplyBatches      int64           `json:"apply_batches"`
+	ApplyLatencyAvgMS float64         `json:"apply_latency_avg_ms"`
+	CDC               CDCSnapshot     `json:"cdc"`
+}
+
+// Snapshot copies the progress.
+func (p *Progress) Snapshot() Snapshot {
+	p.mu.Lock()
+	s := Snapshot{Flow: p.Flow, Mode: p.Mode, Phase: p.phase, Started: p.Started,
+		Elapsed: time.Since(p.Started).Seconds(), ResumedPartitions: p.ResumedPartitions.Load(),
+		WriteBatches: p.write.count, ApplyBatches: p.apply.count,
+		WriteLatencyMaxMS: float64(p.write.max) / 1e6}
+	if p.write.count > 0 {
+		s.WriteLatencyAvgMS = float64(p.write.total) / float64(p.write.count) / 1e6
+	}
+	if p.apply.count > 0 {
+		s.ApplyLatencyAvgMS = float64(p.apply.total) / float64(p.apply.count) / 1e6
+	}
+	for _, t := range p.tables {
+		ts := TableSnapshot{Table: t.Table, Destination: t.Destination,
+			RowsEstimated: t.RowsEstimated.Load(), BytesEstimated: t.BytesEstimated.Load(),
+			RowsCopied: t.RowsCopied.Load(), BytesCopied: t.BytesCopied.Load(),
+			Partitions: t.Partitions.Load(), PartitionsDone: t.PartitionsDone.Load(),
+			PartitionsRunning: t.PartitionsActive.Load(), Done: t.copied.Load()}
+		s.Tables = append(s.Tables, ts)
+		s.RowsCopied += ts.RowsCopied
+		s.RowsEstimated += ts.RowsEstimated
+		s.BytesCopied += ts.BytesCopied
+	}
+	p.mu.Unlock()
+	sort.SliceStable(s.Tables, func(i, j int) bool { return s.Tables[i].Table < s.Tables[j].Table })
+
+	c := &p.CDC
+	c.mu.Lock()
+	s.CDC = CDCSnapshot{Received: c.Received.Load(), Applied: c.Applied.Load(),
+		Position: string(c.position), Head: string(c.head), LastCommit: c.lastCommit, LagSeconds: -1}
+	if !c.lastCommit.IsZero() {
+		s.CDC.LagSeconds = max(c.lastApply.Sub(c.lastCommit), 0).Seconds()
+	}
+	c.mu.Unlock()
+	return s
+}

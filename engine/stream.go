@@ -1,0 +1,423 @@
+package engine
+
+import (
+	"context"
+		"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
+)
+
+// applyJob is one writer's share of an apply batch. Every writer receives a
+// job for every batch (possibly empty): the job is the in-band barrier that
+// tells the checkpointer the writer has passed the batch's position.
+type applyJob struct {
+	seq      uint64
+	batch    *model.ApplyBatch
+	position model.Position
+	commit   time.Time
+	changes  int // changes folded into the whole batch (counted once, by writer 0)
+}
+
+type applyAck struct {
+	seq      uint64
+	writer   int
+	position model.Position
+	commit   time.Time
+	changes  int
+}
+
+func cdcKey(writer int) string { return "cdc/" + strconv.Itoa(writer) }
+
+// startPosition finds where CDC resumes: the earliest position any writer may
+// not have applied past. With a checkpoint-keeping destination that is the
+// minimum of its per-writer checkpoints, which are then reset to it so a
+// change in the number of writers cannot leave a stale, earlier one behind.
+func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, writers int) (model.Position, error) {
+	start := e.plan.T0
+	local, err := e.store.Meta(ctx, "cdc")
+	if err != nil {
+		return "", err
+	}
+	if local != "" {
+		start = model.Position(local)
+	}
+	if e.keeper != nil {
+		cps, err := e.checkpoints(ctx, "cdc/")
+		if err != nil {
+			return "", err
+		}
+		var lowest model.Position
+		for k, v := range cps {
+			pos := model.Position(v)
+			if lowest == "" {
+				lowest = pos
+				continue
+			}
+			c, err := cs.ComparePositions(pos, lowest)
+			if err != nil {
+				return "", fmt.Errorf("checkpoint %s: %w", k, err)
+			}
+			if c < 0 {
+				lowest = pos
+			}
+		}
+		if lowest != "" {
+			start = lowest
+		}
+		reset := map[string]string{}
+		for i := 0; i < writers; i++ {
+			reset[cdcKey(i)] = string(start)
+		}
+		if err := e.keeper.ReplaceCheckpoints(ctx, e.name, "cdc/", reset); err != nil {
+			return "", fmt.Errorf("reset destination checkpoints: %w", err)
+		}
+	}
+	if start == "" {
+		return "", fmt.Errorf("flow %q has no CDC start position (the plan has no T0); run with --restart", e.name)
+	}
+	return start, nil
+}
+
+// stream runs CDC: a source goroutine emits change batches; the batcher folds
+// them into apply batches and hands each writer its share; the checkpointer
+// persists a batch's position once every writer has applied its share, then
+// acknowledges it to the source.
+func (e *Engine) stream(ctx, stop context.Context) error {
+	cs := e.src.(connector.ChangeSource)
+	applier := e.dst.(connector.ChangeApplier)
+	nw := e.cfg.Writers
+	from, err := e.startPosition(ctx, cs, nw)
+	if err != nil {
+		return err
+	}
+	e.progress.CDC.setPosition(from, time.Time{})
+	var head model.Position
+	if e.cfg.Until == "caught-up" {
+		if head, err = cs.HeadPosition(ctx); err != nil {
+			return fmt.Errorf("read the source's current position: %w", err)
+		}
+		e.progress.CDC.setHead(head)
+		if c, err := cs.ComparePositions(from, head); err != nil {
+			return err
+		} else if c >= 0 {
+			e.log.Info("already caught up", "position", from, "head", head)
+			return nil
+		}
+	}
+	e.log.Info("change data capture starting", "from", from, "writers", nw, "until", e.cfg.Until, "head", head)
+
+	writers := make([]connector.ChangeWriter, 0, nw)
+	for i := 0; i < nw; i++ {
+		w, err := applier.OpenApplier(ctx)
+		if err != nil {
+			for _, w := range writers {
+				w.Close() //nolint:errcheck // already failing
+			}
+			return fmt.Errorf("open destination applier: %w", err)
+		}
+		writers = append(writers, w)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	// streamCtx ends the source's stream: on a stop, once caught up, or on any
+	// failure. Everything already read is still applied and checkpointed.
+	streamCtx, endStream := context.WithCancel(gctx)
+	defer endStream()
+	g.Go(func() error {
+		select {
+		case <-stop.Done():
+			e.log.Info("stopping: applying what was read, then checkpointing")
+			endStream()
+		case <-streamCtx.Done():
+		}
+		return nil
+	})
+
+	in := make(chan *model.ChangeBatch, 64)
+	g.Go(func() error {
+		defer close(in)
+		err := cs.StreamChanges(streamCtx, e.sourceTables(), from, func(c context.Context, b *model.ChangeBatch) error {
+			select {
+			case in <- b:
+				return nil
+			case <-c.Done():
+				return c.Err()
+			}
+		})
+		if err != nil && streamCtx.Err() != nil && gctx.Err() == nil {
+			return nil // a graceful end: stop or caught up
+		}
+		if err != nil {
+			return fmt.Errorf("stream changes: %w", err)
+		}
+		return nil
+	})
+
+	jobs := make([]chan applyJob, nw)
+	for i := range jobs {
+		jobs[i] = make(chan applyJob, 2)
+	}
+	acks := make(chan applyAck, 2*nw)
+	applied := newSignal()
+	g.Go(func() error {
+		defer func() {
+			for _, j := range jobs {
+				close(j)
+			}
+		}()
+		return e.batch(gctx, in, jobs, applied)
+	})
+	var writersWG sync.WaitGroup
+	for i, w := range writers {
+		writersWG.Add(1)
+		g.Go(func() error {
+			defer writersWG.Done()
+			err := e.applyLoop(gctx, i, w, jobs[i], acks)
+			if cerr := w.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("close destination applier: %w", cerr)
+			}
+			return err
+		})
+	}
+	g.Go(func() error {
+		writersWG.Wait()
+		close(acks)
+		return nil
+	})
+	g.Go(func() error {
+		return e.checkpointLoop(gctx, cs, nw, acks, head, endStream, applied)
+	})
+	return g.Wait()
+}
+
+// batch folds incoming change batches into apply batches of up to
+// --apply-batch changes (or whatever arrived within --apply-linger) and sends
+// each writer its share. A schema change first drains every writer, then
+// alters the destination table, then goes on.
+func (e *Engine) batch(ctx context.Context, in <-chan *model.ChangeBatch, jobs []chan applyJob, applied *signal) error {
+	f := newFolder()
+	var seq uint64
+	var pos model.Position
+	var commit time.Time
+	pending := false
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	lingering := false
+
+	flush := func() error {
+		if !pending {
+			return nil
+		}
+		seq++
+		shares := f.split(len(jobs))
+		for i, j := range jobs {
+			job := applyJob{seq: seq, batch: shares[i], position: pos, commit: commit}
+			if i == 0 {
+				job.changes = f.changes
+			}
+			select {
+			case j <- job:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		f = newFolder()
+		pending = false
+		if lingering {
+			linger.Stop()
+			lingering = false
+		}
+		return nil
+	}
+
+	for {
+		select {
+		case b, ok := <-in:
+			if !ok {
+				return flush()
+			}
+			if len(b.Schemas) > 0 {
+				if err := flush(); err != nil {
+					return err
+				}
+				if err := applied.wait(ctx, seq); err != nil {
+					return err
+				}
+				if err := e.applySchemas(ctx, b.Schemas); err != nil {
+					return err
+				}
+			}
+			for i := range b.Changes {
+				c := &b.Changes[i]
+				tr := e.byNS[c.Table]
+				if tr == nil {
+					continue // a table outside the flow
+				}
+				if err := f.add(tr, c); err != nil {
+					return fmt.Errorf("change at %s: %w", b.Position, err)
+				}
+			}
+			pos = b.Position
+			if !b.CommitTime.IsZero() {
+				commit = b.CommitTime
+			}
+			pending = true
+			if f.changes >= e.cfg.ApplyBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			} else if !lingering {
+				linger.Reset(e.cfg.ApplyLinger)
+				lingering = true
+			}
+		case <-linger.C:
+			lingering = false
+			if err := flush(); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// applySchemas follows schema changes of the source. Only what the
+// destination can apply exactly goes through; anything else stops the flow.
+func (e *Engine) applySchemas(ctx context.Context, schemas []*model.Table) error {
+	for _, to := range schemas {
+		tr := e.byNS[to.Namespace]
+		if tr == nil {
+			continue
+		}
+		if err := to.Validate(); err != nil {
+			return fmt.Errorf("schema change: %w", err)
+		}
+		if fmt.Sprint(to.PrimaryKey) != fmt.Sprint(tr.src.PrimaryKey) {
+			return fmt.Errorf("schema change on %s: primary key changed from %v to %v; ferry cannot follow a key change (re-run the flow with --restart)", to.Namespace, tr.src.PrimaryKey, to.PrimaryKey)
+		}
+		sc, ok := e.dst.(connector.SchemaChanger)
+		if !ok {
+			return fmt.Errorf("schema change on %s: the destination cannot apply schema changes", to.Namespace)
+		}
+		toDst := to.Clone()
+		toDst.Namespace = tr.dst.Namespace
+		if err := sc.AlterTable(ctx, tr.dst, toDst); err != nil {
+			return fmt.Errorf("schema change on %s: %w", to.Namespace, err)
+		}
+		e.log.Info("applied schema change", "table", to.Namespace, "columns", len(to.Columns))
+		tr.src, tr.dst, tr.keyIdx = to, toDst, to.KeyIndexes()
+	}
+	return nil
+}
+
+func (e *Engine) applyLoop(ctx context.Context, writer int, w connector.ChangeWriter, jobs <-chan applyJob, acks chan<- applyAck) error {
+	for job := range jobs {
+		if e.keeper != nil {
+			job.batch.Checkpoint = &model.Checkpoint{Flow: e.name, Key: cdcKey(writer), Value: string(job.position)}
+		}
+		if len(job.batch.Tables) > 0 || e.keeper != nil {
+			start := time.Now()
+			if err := w.ApplyChanges(ctx, job.batch); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("apply changes up to %s (writer %d): %w", job.position, writer, err)
+			}
+			e.progress.observeApply(time.Since(start))
+		}
+		e.progress.CDC.Applied.Add(int64(job.batch.Len()))
+		e.progress.CDC.Received.Add(int64(job.changes))
+		select {
+		case acks <- applyAck{seq: job.seq, writer: writer, position: job.position, commit: job.commit, changes: job.changes}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// checkpointLoop persists a batch's position once every writer acknowledged
+// it, then acknowledges it to the source. Writers take batches in order, so
+// batches complete in order.
+func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, writers int, acks <-chan applyAck, head model.Position, endStream func(), applied *signal) error {
+	count := map[uint64]int{}
+	next := uint64(1)
+	caughtUp := false
+	for ack := range acks {
+		count[ack.seq]++
+		if count[ack.seq] < writers {
+			continue
+		}
+		a := ack // every writer's ack of one batch carries the same position
+		for count[next] == writers {
+			delete(count, next)
+			if err := e.store.SetMeta(ctx, "cdc", string(a.position)); err != nil {
+				return err
+			}
+			if err := cs.Ack(ctx, a.position); err != nil {
+				return fmt.Errorf("acknowledge %s to the source: %w", a.position, err)
+			}
+			e.progress.CDC.setPosition(a.position, a.commit)
+			applied.advance(next)
+			if head != "" && !caughtUp {
+				if c, err := cs.ComparePositions(a.position, head); err != nil {
+					return err
+				} else if c >= 0 {
+					e.log.Info("caught up", "position", a.position, "head", head)
+					caughtUp = true
+					endStream()
+				}
+			}
+			next++
+		}
+	}
+	return nil
+}
+
+// signal broadcasts the last batch every writer has applied.
+type signal struct {
+	mu  sync.Mutex
+	seq uint64
+	ch  chan struct{}
+}
+
+func newSignal() *signal { return &signal{ch: make(chan struct{})} }
+
+func (s *signal) advance(seq uint64) {
+	s.mu.Lock()
+	s.seq = seq
+	close(s.ch)
+	s.ch = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *signal) wait(ctx context.Context, seq uint64) error {
+	for {
+		s.mu.Lock()
+		done, ch := s.seq >= seq, s.ch
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// sourceTables is the source-side schema of every table in the flow.
+func (e *Engine) sourceTables() []*model.Table {
+	out := make([]*model.Table, len(e.tables))
+	for i, t := range e.tables {
+		out[i] = t.src
+	}
+	return out
+}

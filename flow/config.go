@@ -1,0 +1,154 @@
+package flow
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ferrydb/ferry/connector"
+)
+
+// Mode says which phases a flow runs.
+type Mode string
+
+const (
+	ModeAuto     Mode = ""         // full when both sides can, else snapshot
+	ModeFull     Mode = "full"     // copy, then CDC from T0
+	ModeSnapshot Mode = "snapshot" // copy only
+	ModeCDC      Mode = "cdc"      // changes only, from now (or the last checkpoint)
+)
+
+// ParseMode validates a --mode value.
+func ParseMode(s string) (Mode, error) {
+	switch Mode(strings.ToLower(s)) {
+	case ModeAuto, ModeFull, ModeSnapshot, ModeCDC:
+		return Mode(strings.ToLower(s)), nil
+	}
+	return "", fmt.Errorf("unknown mode %q: use full, snapshot or cdc", s)
+}
+
+// Config is a flow's definition: the flow file's schema, and what the
+// command line fills in.
+type Config struct {
+	Name        string   `yaml:"name"`
+	Source      string   `yaml:"source"`
+	Destination string   `yaml:"destination"`
+	Mode        Mode     `yaml:"mode"`
+	Tables      []string `yaml:"tables"`
+	Rename      []string `yaml:"rename"`
+	// Parallel is the number of partitions copied at once (readers and writers).
+	Parallel int `yaml:"parallel"`
+	// Writers is the number of parallel CDC appliers.
+	Writers       int           `yaml:"writers"`
+	BatchRows     int           `yaml:"batch_rows"`
+	PartitionRows int64         `yaml:"partition_rows"`
+	ApplyBatch    int           `yaml:"apply_batch"`
+	ApplyLinger   time.Duration `yaml:"apply_linger"`
+	Until         string        `yaml:"until"`
+	StateDir      string        `yaml:"state_dir"`
+}
+
+// LoadFile reads a YAML flow file. Unknown keys are errors, so a typo never
+// silently falls back to a default.
+func LoadFile(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("flow file: %w", err)
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("flow file %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Defaults fills unset settings.
+func (c *Config) Defaults() {
+	if c.Parallel <= 0 {
+		c.Parallel = 4
+	}
+	if c.Writers <= 0 {
+		c.Writers = c.Parallel
+	}
+	if c.BatchRows <= 0 {
+		c.BatchRows = 5000
+	}
+	if c.PartitionRows <= 0 {
+		c.PartitionRows = 250_000
+	}
+	if c.ApplyBatch <= 0 {
+		c.ApplyBatch = 10_000
+	}
+	if c.ApplyLinger <= 0 {
+		c.ApplyLinger = 50 * time.Millisecond
+	}
+}
+
+// Validate checks the settings that do not need a connection.
+func (c *Config) Validate() error {
+	if c.Source == "" {
+		return connector.Configf("ferry sync SOURCE DESTINATION", "no source URL")
+	}
+	if c.Destination == "" {
+		return connector.Configf("ferry sync SOURCE DESTINATION", "no destination URL")
+	}
+	if _, err := ParseMode(string(c.Mode)); err != nil {
+		return &connector.ConfigError{Msg: err.Error()}
+	}
+	switch c.Until {
+	case "", "caught-up":
+	default:
+		return connector.Configf("the only value is caught-up", fmt.Sprintf("unknown --until %q", c.Until))
+	}
+	if c.Name != "" && !nameRe.MatchString(c.Name) {
+		return connector.Configf("use letters, digits, '.', '_' and '-'", fmt.Sprintf("invalid flow name %q", c.Name))
+	}
+	if _, err := NewFilter(c.Tables); err != nil {
+		return &connector.ConfigError{Msg: err.Error(), Fix: "patterns look like shop.*,!shop.tmp_*"}
+	}
+	if _, err := ParseRenames(c.Rename); err != nil {
+		return &connector.ConfigError{Msg: err.Error()}
+	}
+	return nil
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// FlowName returns the flow's name: the configured one, or one derived from
+// the source, destination, tables and renames. It never contains a secret:
+// it is built from the schemes and a hash of the redacted URLs.
+func (c *Config) FlowName() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	h := sha256.New()
+	for _, s := range []string{connector.Redact(c.Source), connector.Redact(c.Destination), strings.Join(c.Tables, ","), strings.Join(c.Rename, ",")} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return fmt.Sprintf("%s-to-%s-%s", scheme(c.Source), scheme(c.Destination), hex.EncodeToString(h.Sum(nil))[:10])
+}
+
+func scheme(raw string) string {
+	s, _, ok := strings.Cut(raw, ":")
+	if !ok || !regexp.MustCompile(`^[a-z][a-z0-9+.-]*$`).MatchString(strings.ToLower(s)) {
+		return "x"
+	}
+	return strings.ToLower(s)
+}
+
+// Identity is what must not change between runs of one flow: resuming with
+// other tables or another source would mix two flows' state.
+func (c *Config) Identity() string {
+	return strings.Join([]string{connector.Redact(c.Source), connector.Redact(c.Destination),
+		(&Filter{include: c.Tables}).String(), strings.Join(c.Rename, ",")}, "\n")
+}

@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+)
+
+func newPlanCmd(g *globals) *cobra.Command {
+	var ff flowFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "plan SOURCE",
+		Short: "Show the tables, estimates and partitions a flow would copy, without copying",
+		Long: `plan discovers the source's tables, applies --tables, and prints each table's
+estimated rows and size and the partitions ferry would copy in parallel. For a
+source with change data capture it prints the source's current position, which
+would be T0 for a flow started now. It writes nothing and creates no
+replication slot.`,
+		Example: `  ferry plan 'fake://?tables=3&rows=1000000'
+  ferry plan sqlite:///data/shop.db --tables 'orders*' --partition-rows 50000
+  ferry plan sqlite:///data/shop.db --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			g.addSecrets(args[0])
+			cfg, err := ff.config(cmd, args[0], "null://")
+			if err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			cfg.Defaults()
+			ctx := cmd.Context()
+			c, err := connector.Open(ctx, cfg.Source)
+			if err != nil {
+				return fmt.Errorf("source: %w", err)
+			}
+			defer c.Close()
+			src, ok := c.(connector.Source)
+			if !ok {
+				return connector.Configf("plan a source connector", fmt.Sprintf("%s cannot be a source", connector.Redact(cfg.Source)))
+			}
+			tables, err := selectTables(cmd, src, cfg)
+			if err != nil {
+				return err
+			}
+			plan, err := src.Plan(ctx, tables, connector.PlanOptions{PartitionRows: cfg.PartitionRows, BatchRows: cfg.BatchRows})
+			if err != nil {
+				return fmt.Errorf("plan: %w", err)
+			}
+			var head model.Position
+			if cs, ok := c.(connector.ChangeSource); ok {
+				if head, err = cs.HeadPosition(ctx); err != nil {
+					return fmt.Errorf("read the source's position: %w", err)
+				}
+			}
+			if asJSON {
+				plan.T0 = head
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(plan)
+			}
+			return printPlan(cmd, plan, head)
+		},
+	}
+	ff.register(cmd.Flags(), false)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	return cmd
+}
+
+// selectTables discovers the source's tables and applies --tables.
+func selectTables(cmd *cobra.Command, src connector.Source, cfg *flow.Config) ([]*model.Table, error) {
+	all, err := src.Tables(cmd.Context())
+	if err != nil {
+		return nil, fmt.Errorf("discover source tables: %w", err)
+	}
+	f, err := flow.NewFilter(cfg.Tables)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	var out []*model.Table
+	var names []string
+	for _, t := range all {
+		names = append(names, t.Namespace.String())
+		if f.Match(t.Namespace) {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, connector.Configf(fmt.Sprintf("the source has %d tables: %v", len(names), names), fmt.Sprintf("--tables %q matches no table", f.String()))
+	}
+	return out, nil
+}
+
+func printPlan(cmd *cobra.Command, plan *model.Plan, head model.Position) error {
+	w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TABLE\tCOLUMNS\tPRIMARY KEY\tEST. ROWS\tEST. SIZE\tPARTITIONS")
+	parts := map[model.Namespace]int{}
+	for _, p := range plan.Partitions {
+		parts[p.Table]++
+	}
+	var rows, bytes int64
+	for _, t := range plan.Tables {
+		pk := "(none)"
+		if len(t.PrimaryKey) > 0 {
+			pk = fmt.Sprint(t.PrimaryKey)
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%d\n", t.Namespace, len(t.Columns), pk, humanize.Comma(t.EstimatedRows), humanize.Bytes(uint64(max(t.EstimatedBytes, 0))), parts[t.Namespace])
+		rows += t.EstimatedRows
+		bytes += t.EstimatedBytes
+	}
+	fmt.Fprintf(w, "total\t\t\t%s\t%s\t%d\n", humanize.Comma(rows), humanize.Bytes(uint64(max(bytes, 0))), len(plan.Partitions))
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if head != "" {
+		fmt.Fprintf(out, "\nchange data capture: yes; T0 for a flow started now: %s\n", head)
+	} else {
+		fmt.Fprintln(out, "\nchange data capture: no (snapshot only)")
+	}
+	return nil
+}

@@ -1,0 +1,217 @@
+// Package cli is ferry's command line: it parses flags, opens connectors
+// from the registry, and hands a flow to the engine. It holds no flow logic.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferrydb/ferry/connector"
+)
+
+// Exit codes.
+const (
+	ExitOK     = 0
+	ExitFailed = 1
+	ExitUsage  = 2
+)
+
+// Version is set at build time with -ldflags "-X github.com/ferrydb/ferry/internal/cli.Version=...".
+var Version = "dev"
+
+type globals struct {
+	logFormat, logLevel string
+	stderr              io.Writer
+	stdout              io.Writer
+	secrets             []string
+}
+
+// usageError marks an error in how ferry was called.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+// Main runs ferry with args and returns the exit code.
+func Main(args []string) int {
+	g := &globals{stderr: os.Stderr, stdout: os.Stdout}
+	root := newRoot(g)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return ExitOK
+	}
+	msg := g.scrub(err.Error())
+	fmt.Fprintln(g.stderr, "ferry: "+msg)
+	var ue usageError
+	var dr diffResult
+	switch {
+	case errors.As(err, &dr):
+		return ExitFailed
+	case errors.As(err, &ue), connector.IsConfigError(err), isCobraUsage(err):
+		return ExitUsage
+	}
+	return ExitFailed
+}
+
+func isCobraUsage(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"unknown flag", "unknown shorthand", "unknown command", "accepts ", "requires at least", "invalid argument", "flag needs an argument", "required flag"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ferry",
+		Short: "Copy a database into another and keep it in sync",
+		Long: `ferry moves a database's data into another database and keeps it in sync:
+a parallel initial copy, then change data capture from the exact point the copy
+started, so nothing is lost and the destination can take over at cutover.`,
+		Example: `  ferry sync fake://?tables=3&rows=100000 sqlite:///tmp/demo.db --mode snapshot
+  ferry verify fake://?tables=3&rows=100000 sqlite:///tmp/demo.db
+  ferry plan fake://?tables=3&rows=1000000`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newSyncCmd(g), newPlanCmd(g), newVerifyCmd(g), newVersionCmd(g), newConnectorsCmd(g))
+	return root
+}
+
+// logger builds the slog logger; secrets are scrubbed from every string.
+func (g *globals) logger(out io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", g.logLevel)}
+	}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindString {
+			a.Value = slog.StringValue(g.scrub(a.Value.String()))
+		}
+		if a.Value.Kind() == slog.KindAny {
+			if err, ok := a.Value.Any().(error); ok {
+				a.Value = slog.StringValue(g.scrub(err.Error()))
+			}
+		}
+		return a
+	}}
+	switch g.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(out, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(out, opts)), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format %q: use text or json", g.logFormat)}
+}
+
+// addSecrets remembers the passwords in URLs so nothing ferry prints shows them.
+func (g *globals) addSecrets(urls ...string) {
+	for _, u := range urls {
+		g.secrets = append(g.secrets, connector.Secrets(u)...)
+	}
+}
+
+func (g *globals) scrub(s string) string {
+	for _, sec := range g.secrets {
+		if len(sec) >= 3 {
+			s = strings.ReplaceAll(s, sec, "xxxxx")
+		}
+	}
+	return s
+}
+
+// signals returns a context cancelled by the first SIGINT or SIGTERM (a
+// graceful stop) and one cancelled by the second (abort).
+func signals(parent context.Context, log *slog.Logger) (stop, abort context.Context, release func()) {
+	abort, cancelAbort := context.WithCancel(parent)
+	stop, cancelStop := context.WithCancel(abort)
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		n := 0
+		for {
+			select {
+			case sig := <-ch:
+				n++
+				if n == 1 {
+					log.Info("signal received: finishing the current batches and checkpointing; signal again to abort", "signal", sig.String())
+					cancelStop()
+				} else {
+					log.Warn("second signal: aborting", "signal", sig.String())
+					cancelAbort()
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return stop, abort, func() {
+		signal.Stop(ch)
+		close(done)
+		cancelStop()
+		cancelAbort()
+	}
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print ferry's version",
+		Example: "  ferry version",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "ferry "+Version)
+			return nil
+		},
+	}
+}
+
+func newConnectorsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "connectors",
+		Short:   "List the connectors and what each can do",
+		Example: "  ferry connectors",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprint(cmd.OutOrStdout(), CapabilityTable())
+			return nil
+		},
+	}
+}
+
+// CapabilityTable renders the registered connectors' abilities as a Markdown
+// table; the README's table is checked against it.
+func CapabilityTable() string {
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	var b strings.Builder
+	b.WriteString("| connector | example URL | source | CDC | destination | applies changes | checkpoints in destination |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, r := range connector.Registered() {
+		a := connector.Describe(r.Prototype)
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s | %s |\n", r.Scheme, r.Example, yes(a.Source), yes(a.CDC), yes(a.Destination), yes(a.Apply), yes(a.Checkpoints))
+	}
+	return b.String()
+}

@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/verify"
+)
+
+// diffResult is returned when verify found differences: exit code 1.
+type diffResult struct{ tables int }
+
+func (d diffResult) Error() string {
+	return fmt.Sprintf("%d table(s) differ between source and destination", d.tables)
+}
+
+func newVerifyCmd(g *globals) *cobra.Command {
+	var ff flowFlags
+	var maxDiffs int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify SOURCE DESTINATION",
+		Short: "Compare source and destination row by row; exit 1 if they differ",
+		Long: `verify compares every selected table of the source with its copy at the
+destination. Rows are spread over buckets by a hash of their primary key (a
+table without one is compared as a multiset of whole rows); each bucket keeps a
+row count and an order-independent hash of its rows, so the comparison does not
+depend on either database's ordering or collation. For a bucket that differs,
+verify reads it again on both sides and lists the keys that are missing, extra
+or different (at most --max-diffs per table).
+
+Values are compared in the source's types: a destination that stores a UUID or a
+timestamp as text still compares equal when the value is the same.
+
+Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`,
+		Example: `  ferry verify 'fake://?tables=3&rows=100000' sqlite:///tmp/demo.db
+  ferry verify sqlite:///src.db sqlite:///dst.db --tables 'orders,customers' --rename orders=orders_copy
+  ferry verify sqlite:///src.db file:///tmp/export?format=jsonl --json`,
+		Args: cobra.RangeArgs(0, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return usageError{fmt.Errorf("verify needs both SOURCE and DESTINATION (or a flow file with -f)")}
+			}
+			var src, dst string
+			if len(args) == 2 {
+				src, dst = args[0], args[1]
+			}
+			cfg, err := ff.config(cmd, src, dst)
+			if err != nil {
+				return err
+			}
+			g.addSecrets(cfg.Source, cfg.Destination)
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			cfg.Defaults()
+			ctx := cmd.Context()
+			sc, err := connector.Open(ctx, cfg.Source)
+			if err != nil {
+				return fmt.Errorf("source: %w", err)
+			}
+			defer sc.Close()
+			dc, err := connector.Open(ctx, cfg.Destination)
+			if err != nil {
+				return fmt.Errorf("destination: %w", err)
+			}
+			defer dc.Close()
+			s, ok := sc.(connector.Source)
+			if !ok {
+				return connector.Configf("verify reads both sides", fmt.Sprintf("%s cannot be read", connector.Redact(cfg.Source)))
+			}
+			d, ok := dc.(connector.Source)
+			if !ok {
+				return connector.Configf("verify reads both sides; this destination keeps nothing to compare", fmt.Sprintf("%s cannot be read back", connector.Redact(cfg.Destination)))
+			}
+			tables, err := selectTables(cmd, s, cfg)
+			if err != nil {
+				return err
+			}
+			renames, err := flow.ParseRenames(cfg.Rename)
+			if err != nil {
+				return usageError{err}
+			}
+			var pairs []verify.Pair
+			for _, t := range tables {
+				pairs = append(pairs, verify.Pair{Source: t, Destination: renames.Apply(t.Namespace)})
+			}
+			results, err := verify.Tables(ctx, s, d, pairs, verify.Options{Parallel: cfg.Parallel, MaxDiffs: maxDiffs, PartitionRows: cfg.PartitionRows})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			differ := 0
+			for _, r := range results {
+				if !r.Equal() {
+					differ++
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(map[string]any{"equal": differ == 0, "tables": results}); err != nil {
+					return err
+				}
+			} else {
+				for _, r := range results {
+					fmt.Fprintln(out, describe(r))
+				}
+			}
+			if differ > 0 {
+				return diffResult{tables: differ}
+			}
+			if !asJSON {
+				fmt.Fprintf(out, "all %d table(s) equal\n", len(results))
+			}
+			return nil
+		},
+	}
+	ff.register(cmd.Flags(), false)
+	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
+	return cmd
+}
+
+func describe(r *verify.Result) string {
+	name := r.Table
+	if r.Destination != r.Table {
+		name += " → " + r.Destination
+	}
+	if r.Problem != "" {
+		return fmt.Sprintf("%s: DIFFERENT: %s", name, r.Problem)
+	}
+	if r.Equal() {
+		return fmt.Sprintf("%s: equal (%s rows, %d buckets)", name, humanize.Comma(r.SourceRows), r.Buckets)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: DIFFERENT: source %s rows, destination %s rows, %d of %d buckets differ",
+		name, humanize.Comma(r.SourceRows), humanize.Comma(r.DestinationRows), r.DifferentBuckets, r.Buckets)
+	for _, d := range r.Diffs {
+		fmt.Fprintf(&b, "\n    %-9s %s", d.Kind, d.Key)
+		if len(d.Columns) > 0 {
+			fmt.Fprintf(&b, " (columns: %s)", strings.Join(d.Columns, ", "))
+		}
+	}
+	if r.MoreDiffs {
+		b.WriteString("\n    ... more keys differ (raise --max-diffs to see them)")
+	}
+	return b.String()
+}

@@ -1,0 +1,57 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+func TestStoreRoundTripAndLock(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir, "flow-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, dir, "flow-a"); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open of a running flow: got %v, want ErrLocked", err)
+	}
+	if err := s.SetMeta(ctx, "plan", `{"x":1}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCheckpoints(ctx, map[string]string{"partition/a": "1", "partition/b": "2", "cdc": "9"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCheckpoints(ctx, map[string]string{"partition/a": "3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(ctx, dir, "flow-a")
+	if err != nil {
+		t.Fatalf("reopen after close: %v", err)
+	}
+	defer s.Close()
+	if v, _ := s.Meta(ctx, "plan"); v != `{"x":1}` {
+		t.Fatalf("plan = %q", v)
+	}
+	cps, err := s.Checkpoints(ctx, "partition/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != 2 || cps["partition/a"] != "3" || cps["partition/b"] != "2" {
+		t.Fatalf("checkpoints = %v", cps)
+	}
+	if err := s.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cps, _ := s.Checkpoints(ctx, ""); len(cps) != 0 {
+		t.Fatalf("after reset: %v", cps)
+	}
+	flows, err := Flows(dir)
+	if err != nil || len(flows) != 1 || flows[0] != "flow-a" {
+		t.Fatalf("Flows = %v, %v", flows, err)
+	}
+}
