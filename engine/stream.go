@@ -2,7 +2,7 @@ package engine
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"

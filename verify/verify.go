@@ -161,8 +161,14 @@ func compare(ctx context.Context, src, dst connector.Source, dstTables []*model.
 	res.Buckets = nb
 	var sb, db []bucket
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { sb, err = srcSide.buckets(gctx, nb, opts); return wrapSide(err, "source", st.Namespace) })
-	g.Go(func() (err error) { db, err = dstSide.buckets(gctx, nb, opts); return wrapSide(err, "destination", dt.Namespace) })
+	g.Go(func() (err error) {
+		sb, err = srcSide.buckets(gctx, nb, opts)
+		return wrapSide(err, "source", st.Namespace)
+	})
+	g.Go(func() (err error) {
+		db, err = dstSide.buckets(gctx, nb, opts)
+		return wrapSide(err, "destination", dt.Namespace)
+	})
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
@@ -184,8 +190,14 @@ func compare(ctx context.Context, src, dst connector.Source, dstTables []*model.
 	// Narrow down: read the differing buckets again and compare key by key.
 	var sk, dk map[string]rowInfo
 	g, gctx = errgroup.WithContext(ctx)
-	g.Go(func() (err error) { sk, err = srcSide.keys(gctx, nb, diff, opts); return wrapSide(err, "source", st.Namespace) })
-	g.Go(func() (err error) { dk, err = dstSide.keys(gctx, nb, diff, opts); return wrapSide(err, "destination", dt.Namespace) })
+	g.Go(func() (err error) {
+		sk, err = srcSide.keys(gctx, nb, diff, opts)
+		return wrapSide(err, "source", st.Namespace)
+	})
+	g.Go(func() (err error) {
+		dk, err = dstSide.keys(gctx, nb, diff, opts)
+		return wrapSide(err, "destination", dt.Namespace)
+	})
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}

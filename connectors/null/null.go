@@ -31,8 +31,8 @@ var (
 	_ connector.Counter       = (*Destination)(nil)
 )
 
-func (d *Destination) Close() error                                           { return nil }
-func (d *Destination) CreateTables(context.Context, []*model.Table) error     { return nil }
+func (d *Destination) Close() error                                            { return nil }
+func (d *Destination) CreateTables(context.Context, []*model.Table) error      { return nil }
 func (d *Destination) OpenWriter(context.Context) (connector.RowWriter, error) { return d, nil }
 func (d *Destination) OpenApplier(context.Context) (connector.ChangeWriter, error) {
 	return (*applier)(d), nil
