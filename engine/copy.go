@@ -93,6 +93,7 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 		tr.stats.RowsCopied.Add(cp.Rows)
 		if cp.Done {
 			tr.stats.PartitionsDone.Add(1)
+			e.progress.SkippedPartitions.Add(1)
 			continue
 		}
 		if cp.Cursor != "" {
@@ -100,7 +101,8 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 		}
 		pending = append(pending, &partTask{p: p, tr: tr, cp: cp})
 	}
-	e.log.Info("copy starting", "partitions", len(e.plan.Partitions), "pending", len(pending), "parallel", e.cfg.Parallel)
+	e.log.Info("copy starting", "partitions", len(e.plan.Partitions), "pending", len(pending),
+		"skipped", e.progress.SkippedPartitions.Load(), "resumed", e.progress.ResumedPartitions.Load(), "parallel", e.cfg.Parallel)
 
 	cursors := newCursorLog()
 	lanes := min(e.cfg.Parallel, max(len(pending), 1))
@@ -256,6 +258,7 @@ func (e *Engine) writeLane(ctx context.Context, w connector.RowWriter, lane <-ch
 		}
 		e.progress.observeWrite(time.Since(start))
 		task.tr.stats.RowsCopied.Add(n)
+		task.tr.stats.RowsWritten.Add(n)
 		task.tr.stats.BytesCopied.Add(b.Bytes)
 		cursors.set(b.Checkpoint.Key, b.Checkpoint.Value)
 	}

@@ -27,7 +27,8 @@ type TableStats struct {
 	Table, Destination string
 	RowsEstimated      atomic.Int64
 	BytesEstimated     atomic.Int64
-	RowsCopied         atomic.Int64
+	RowsCopied         atomic.Int64 // including rows copied by earlier runs of the flow
+	RowsWritten        atomic.Int64 // by this run
 	BytesCopied        atomic.Int64
 	Partitions         atomic.Int64
 	PartitionsDone     atomic.Int64
@@ -73,8 +74,10 @@ type Progress struct {
 	Mode    flow.Mode
 	Started time.Time
 
-	// ResumedPartitions counts partitions resumed from a mid-way cursor.
+	// ResumedPartitions counts partitions resumed from a mid-way cursor;
+	// SkippedPartitions those an earlier run finished.
 	ResumedPartitions atomic.Int64
+	SkippedPartitions atomic.Int64
 	CDC               CDCStats
 
 	mu     sync.Mutex
@@ -163,9 +166,11 @@ type Snapshot struct {
 	Elapsed           float64         `json:"elapsed_seconds"`
 	Tables            []TableSnapshot `json:"tables"`
 	RowsCopied        int64           `json:"rows_copied"`
+	RowsWritten       int64           `json:"rows_written"`
 	RowsEstimated     int64           `json:"rows_estimated"`
 	BytesCopied       int64           `json:"bytes_copied"`
 	ResumedPartitions int64           `json:"resumed_partitions"`
+	SkippedPartitions int64           `json:"skipped_partitions"`
 	WriteBatches      int64           `json:"write_batches"`
 	WriteLatencyAvgMS float64         `json:"write_latency_avg_ms"`
 	WriteLatencyMaxMS float64         `json:"write_latency_max_ms"`
@@ -179,6 +184,7 @@ func (p *Progress) Snapshot() Snapshot {
 	p.mu.Lock()
 	s := Snapshot{Flow: p.Flow, Mode: p.Mode, Phase: p.phase, Started: p.Started,
 		Elapsed: time.Since(p.Started).Seconds(), ResumedPartitions: p.ResumedPartitions.Load(),
+		SkippedPartitions: p.SkippedPartitions.Load(),
 		WriteBatches: p.write.count, ApplyBatches: p.apply.count,
 		WriteLatencyMaxMS: float64(p.write.max) / 1e6}
 	if p.write.count > 0 {
@@ -195,6 +201,7 @@ func (p *Progress) Snapshot() Snapshot {
 			PartitionsRunning: t.PartitionsActive.Load(), Done: t.copied.Load()}
 		s.Tables = append(s.Tables, ts)
 		s.RowsCopied += ts.RowsCopied
+		s.RowsWritten += t.RowsWritten.Load()
 		s.RowsEstimated += ts.RowsEstimated
 		s.BytesCopied += ts.BytesCopied
 	}

@@ -71,9 +71,9 @@ func Coerce(t Type, v any) (any, error) {
 		case float32:
 			return float64(x), nil
 		case string:
-			return parseFloat(x)
+			return parseFloatKind(x, t.Kind)
 		case []byte:
-			return parseFloat(string(x))
+			return parseFloatKind(string(x), t.Kind)
 		}
 		if i, ok := asInt(v); ok {
 			return float64(i), nil
@@ -249,6 +249,16 @@ func parseFloat(s string) (float64, error) {
 		return math.Inf(-1), nil
 	}
 	return strconv.ParseFloat(strings.TrimSpace(s), 64)
+}
+
+// parseFloatKind parses a float and rounds it to float32 for a float32
+// column, so its shortest spelling reads back as the same value.
+func parseFloatKind(s string, k Kind) (float64, error) {
+	f, err := parseFloat(s)
+	if err == nil && k == KindFloat32 {
+		f = float64(float32(f))
+	}
+	return f, err
 }
 
 func checkDecimal(s string) (string, error) {
@@ -435,7 +445,7 @@ func ParseText(t Type, s string) (any, error) {
 	case KindUUID:
 		return parseUUID(s)
 	case KindFloat32, KindFloat64:
-		return parseFloat(s)
+		return parseFloatKind(s, t.Kind)
 	case KindBytes:
 		return base64.StdEncoding.DecodeString(s)
 	case KindDate:
@@ -614,9 +624,9 @@ func FromJSON(t Type, j any) (any, error) {
 	case KindFloat32, KindFloat64:
 		switch x := j.(type) {
 		case json.Number:
-			return parseFloat(string(x))
+			return parseFloatKind(string(x), t.Kind)
 		case string:
-			return parseFloat(x)
+			return parseFloatKind(x, t.Kind)
 		}
 	case KindBool:
 		if b, ok := j.(bool); ok {

@@ -2,7 +2,6 @@ package fake
 
 import (
 	"encoding/binary"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -68,29 +67,39 @@ func tableName(i int) model.Namespace {
 }
 
 // row returns the row of table t with key id as written by the change at
-// version (0 for the row as it is at T0).
+// version (0 for the row as it is at T0). All its text values share one
+// backing string, which keeps generation cheap enough to measure the engine.
 func (g *gen) row(t int, id int64, version int64) model.Row {
 	r := mix(g.cfg.Seed ^ uint64(t)<<56 ^ uint64(id)*0x100000001b3 ^ uint64(version)<<20)
 	r2 := mix(r)
-	row := make(model.Row, len(columns))
-	row[0] = id
-	row[1] = int64(int16(r))
-	row[2] = int64(int32(r >> 16))
-	row[3] = strconv.FormatInt(int64(r>>20)%100000000, 10) + "." + fmt.Sprintf("%04d", r2%10000)
-	row[4] = float64(float32(r%100000) / 7)
-	row[5] = float64(int64(r2>>11)) / float64(1<<20)
-	row[6] = r&1 == 1
-	row[7] = words[r%uint64(len(words))] + " " + strconv.FormatInt(id, 10)
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, r2)
-	b[3] = 0 // a NUL byte in every blob
-	row[8] = b
-	row[9] = `{"id":` + strconv.FormatInt(id, 10) + `,"v":` + strconv.FormatInt(version, 10) + `,"tags":["` + words[r2%7] + `"],"ok":true}`
-	u := make([]byte, 36)
+	buf := make([]byte, 0, 192)
+	mark := func() int { return len(buf) }
+	// price
+	p0 := mark()
+	buf = strconv.AppendInt(buf, int64(r>>20)%100000000, 10)
+	buf = append(buf, '.')
+	frac := r2 % 10000
+	buf = append(buf, byte('0'+frac/1000), byte('0'+frac/100%10), byte('0'+frac/10%10), byte('0'+frac%10))
+	// name
+	p1 := mark()
+	buf = append(buf, words[r%uint64(len(words))]...)
+	buf = append(buf, ' ')
+	buf = strconv.AppendInt(buf, id, 10)
+	// doc
+	p2 := mark()
+	buf = append(buf, `{"id":`...)
+	buf = strconv.AppendInt(buf, id, 10)
+	buf = append(buf, `,"v":`...)
+	buf = strconv.AppendInt(buf, version, 10)
+	buf = append(buf, `,"tags":["`...)
+	buf = append(buf, jsonWords[r2%7]...)
+	buf = append(buf, `"],"ok":true}`...)
+	// uid
+	p3 := mark()
 	x, y := r, r2
 	for i, j := 0, 0; i < 36; i++ {
 		if i == 8 || i == 13 || i == 18 || i == 23 {
-			u[i] = '-'
+			buf = append(buf, '-')
 			continue
 		}
 		var nib uint64
@@ -99,16 +108,38 @@ func (g *gen) row(t int, id int64, version int64) model.Row {
 		} else {
 			nib = (y >> (4 * (j - 16))) & 15
 		}
-		u[i] = hexDigits[nib]
+		buf = append(buf, hexDigits[nib])
 		j++
 	}
-	row[10] = string(u)
-	day := time.Date(1960+int(r%100), time.Month(1+r2%12), 1+int(r%28), 0, 0, 0, 0, time.UTC)
-	row[11] = day
+	// note
+	p4 := mark()
+	if id%7 != 0 {
+		buf = append(buf, "note for "...)
+		buf = strconv.AppendInt(buf, id, 10)
+	}
+	p5 := mark()
+	str := string(buf)
+
+	row := make(model.Row, len(columns))
+	row[0] = id
+	row[1] = int64(int16(r))
+	row[2] = int64(int32(r >> 16))
+	row[3] = str[p0:p1]
+	row[4] = float64(float32(r%100000) / 7)
+	row[5] = float64(int64(r2>>11)) / float64(1<<20)
+	row[6] = r&1 == 1
+	row[7] = str[p1:p2]
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, r2)
+	b[3] = 0 // a NUL byte in every blob
+	row[8] = b
+	row[9] = str[p2:p3]
+	row[10] = str[p3:p4]
+	row[11] = time.Date(1960+int(r%100), time.Month(1+r2%12), 1+int(r%28), 0, 0, 0, 0, time.UTC)
 	row[12] = time.Unix(1_600_000_000+int64(r%100_000_000), int64(r2%1_000_000)*1000).UTC()
 	row[13] = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(r2%1_000_000_000_000) * time.Microsecond)
-	if id%7 != 0 {
-		row[14] = "note for " + strconv.FormatInt(id, 10)
+	if p5 > p4 {
+		row[14] = str[p4:p5]
 	}
 	if w := g.cfg.Width; w > 0 {
 		off := int(r % 64)
@@ -121,6 +152,9 @@ func (g *gen) row(t int, id int64, version int64) model.Row {
 	}
 	return row
 }
+
+// jsonWords are words safe inside a JSON string without escaping.
+var jsonWords = []string{"ferry", "rivière", "Fähre", "フェリー", "паром", "🚢", "über"}
 
 // rowBytes approximates a row's size.
 func (g *gen) rowBytes() int64 { return int64(200 + g.cfg.Width) }
@@ -163,7 +197,7 @@ func (h *history) next() change {
 	switch {
 	case h.live[t] < 2 || roll < 30:
 		op = model.OpInsert
-	case roll < 80:
+	case roll < 85:
 		op = model.OpUpdate
 	default:
 		op = model.OpDelete
@@ -173,12 +207,20 @@ func (h *history) next() change {
 		h.live[t]++
 		return change{table: t, op: op, id: h.maxKey[t]}
 	}
-	id := 1 + int64((r>>32)%uint64(h.maxKey[t]))
-	for h.deleted[t][id] {
-		id++
-		if id > h.maxKey[t] {
-			id = 1
+	// Pick a live key: re-roll over deleted ones, a bounded number of times
+	// (deterministically), and insert instead if every roll hit a deleted key.
+	id := int64(0)
+	for try := uint64(0); try < 16; try++ {
+		k := 1 + int64(mix(r+try)%uint64(h.maxKey[t]))
+		if !h.deleted[t][k] {
+			id = k
+			break
 		}
+	}
+	if id == 0 {
+		h.maxKey[t]++
+		h.live[t]++
+		return change{table: t, op: model.OpInsert, id: h.maxKey[t]}
 	}
 	if op == model.OpDelete {
 		h.deleted[t][id] = true

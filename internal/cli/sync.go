@@ -252,7 +252,7 @@ func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, pr
 	}
 	log.Info("flow finished", "flow", name, "phase", s.Phase, "rows_copied", s.RowsCopied,
 		"size", humanize.Bytes(uint64(max(s.BytesCopied, 0))), "changes", s.CDC.Received, "position", s.CDC.Position,
-		"resumed_partitions", s.ResumedPartitions, "elapsed", time.Duration(s.Elapsed*float64(time.Second)).Round(time.Millisecond))
+		"rows_written", s.RowsWritten, "resumed_partitions", s.ResumedPartitions, "skipped_partitions", s.SkippedPartitions, "elapsed", time.Duration(s.Elapsed*float64(time.Second)).Round(time.Millisecond))
 	return nil
 }
 

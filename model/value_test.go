@@ -1,0 +1,190 @@
+package model
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sampleValues() []struct {
+	t Type
+	v any
+} {
+	i64 := Type{Kind: KindInt64}
+	txt := Type{Kind: KindText}
+	return []struct {
+		t Type
+		v any
+	}{
+		{Type{Kind: KindBool}, true},
+		{Type{Kind: KindInt16}, int64(-32768)},
+		{Type{Kind: KindInt32}, int64(2147483647)},
+		{i64, int64(math.MinInt64)},
+		{Type{Kind: KindDecimal, Precision: 40, Scale: 9}, "123456789012345678901234567890.123456789"},
+		{Type{Kind: KindFloat32}, float64(float32(3.14159))},
+		{Type{Kind: KindFloat64}, math.Inf(-1)},
+		{Type{Kind: KindFloat64}, 1e-300},
+		{txt, "emoji 🚢, quotes \" and newline\n and NUL \x00"},
+		{Type{Kind: KindBytes}, []byte{0, 1, 2, 255}},
+		{Type{Kind: KindJSON}, `{"a":[1,2.50,{"b":null}],"c":"ü"}`},
+		{Type{Kind: KindUUID}, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"},
+		{Type{Kind: KindDate}, time.Date(1901, 2, 3, 0, 0, 0, 0, time.UTC)},
+		{Type{Kind: KindTime}, 13*time.Hour + 4*time.Minute + 5*time.Second + 123456*time.Microsecond},
+		{Type{Kind: KindTimeTZ}, TimeTZ{Time: 23 * time.Hour, Offset: -(5*3600 + 30*60)}},
+		{Type{Kind: KindTimestamp}, time.Date(1969, 12, 31, 23, 59, 59, 999999000, time.UTC)},
+		{Type{Kind: KindTimestampTZ}, time.Date(2024, 2, 29, 12, 0, 0, 1000, time.UTC)},
+		{Type{Kind: KindInterval}, Interval{Months: -14, Days: 3, Micros: -4_000_001}},
+		{Type{Kind: KindArray, Elem: &i64}, []any{int64(1), nil, int64(-3)}},
+		{Type{Kind: KindArray, Elem: &txt}, []any{"a,b", "", "\"q\""}},
+		{Type{Kind: KindEnum}, "happy"},
+		{Type{Kind: KindInet}, "192.168.0.1/24"},
+	}
+}
+
+func canon(t *testing.T, ty Type, v any) string {
+	t.Helper()
+	b, err := AppendCanonical(nil, ty, v)
+	if err != nil {
+		t.Fatalf("%s %v: %v", ty, v, err)
+	}
+	return string(b)
+}
+
+func TestTextAndJSONRoundTrip(t *testing.T) {
+	for _, c := range sampleValues() {
+		s, err := FormatText(c.t, c.v)
+		if err != nil {
+			t.Fatalf("FormatText(%s, %v): %v", c.t, c.v, err)
+		}
+		back, err := ParseText(c.t, s)
+		if err != nil {
+			t.Fatalf("ParseText(%s, %q): %v", c.t, s, err)
+		}
+		if canon(t, c.t, back) != canon(t, c.t, c.v) {
+			t.Errorf("text round trip of %s: %#v -> %q -> %#v", c.t, c.v, s, back)
+		}
+		j, err := ToJSON(c.t, c.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := json.Marshal(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var decoded any
+		if err := dec.Decode(&decoded); err != nil {
+			t.Fatal(err)
+		}
+		if c.t.Kind == KindJSON {
+			decoded = json.RawMessage(raw)
+		}
+		back, err = FromJSON(c.t, decoded)
+		if err != nil {
+			t.Fatalf("FromJSON(%s, %s): %v", c.t, raw, err)
+		}
+		if canon(t, c.t, back) != canon(t, c.t, c.v) {
+			t.Errorf("JSON round trip of %s: %#v -> %s -> %#v", c.t, c.v, raw, back)
+		}
+	}
+}
+
+func TestCanonicalEquality(t *testing.T) {
+	dec := Type{Kind: KindDecimal}
+	js := Type{Kind: KindJSON}
+	f := Type{Kind: KindFloat64}
+	same := [][2]any{{"1.50", "1.5"}, {"-0.0", "0"}, {"100", "100.000"}}
+	for _, p := range same {
+		if canon(t, dec, p[0]) != canon(t, dec, p[1]) {
+			t.Errorf("decimals %v and %v should be equal", p[0], p[1])
+		}
+	}
+	if canon(t, dec, "1.5") == canon(t, dec, "1.05") {
+		t.Error("1.5 and 1.05 encode equal")
+	}
+	if canon(t, js, `{"b":2, "a":[1, 2.0]}`) != canon(t, js, `{"a":[1,2],"b":2}`) {
+		t.Error("equivalent JSON documents encode differently")
+	}
+	if canon(t, f, math.NaN()) != canon(t, f, -math.NaN()) {
+		t.Error("NaNs encode differently")
+	}
+	if canon(t, Type{Kind: KindText}, nil) == canon(t, Type{Kind: KindText}, "") {
+		t.Error("NULL and the empty string encode equal")
+	}
+	// Adjacent values must not run together: ("ab","c") != ("a","bc").
+	cols := []Column{{Name: "a", Type: Type{Kind: KindText}}, {Name: "b", Type: Type{Kind: KindText}}}
+	x, _ := AppendRow(nil, cols, Row{"ab", "c"})
+	y, _ := AppendRow(nil, cols, Row{"a", "bc"})
+	if bytes.Equal(x, y) {
+		t.Error("row encoding is ambiguous")
+	}
+}
+
+func TestCoerce(t *testing.T) {
+	ts := time.Date(2024, 5, 6, 7, 8, 9, 0, time.FixedZone("x", 3600))
+	cases := []struct {
+		t    Type
+		in   any
+		want any
+	}{
+		{Type{Kind: KindInt32}, int32(5), int64(5)},
+		{Type{Kind: KindInt64}, "42", int64(42)},
+		{Type{Kind: KindBool}, int64(1), true},
+		{Type{Kind: KindBool}, "f", false},
+		{Type{Kind: KindFloat64}, "NaN", math.NaN()},
+		{Type{Kind: KindDecimal}, []byte("12.30"), "12.30"},
+		{Type{Kind: KindUUID}, "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"},
+		{Type{Kind: KindTimestampTZ}, ts, ts.UTC()},
+		{Type{Kind: KindTimestamp}, ts, time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)},
+		{Type{Kind: KindDate}, "2024-05-06", time.Date(2024, 5, 6, 0, 0, 0, 0, time.UTC)},
+		{Type{Kind: KindText}, []byte("x"), "x"},
+	}
+	for _, c := range cases {
+		got, err := Coerce(c.t, c.in)
+		if err != nil {
+			t.Fatalf("Coerce(%s, %#v): %v", c.t, c.in, err)
+		}
+		if canon(t, c.t, got) != canon(t, c.t, c.want) {
+			t.Errorf("Coerce(%s, %#v) = %#v, want %#v", c.t, c.in, got, c.want)
+		}
+	}
+	for _, bad := range []struct {
+		t  Type
+		in any
+	}{{Type{Kind: KindInt64}, "x"}, {Type{Kind: KindDecimal}, "1.2.3"}, {Type{Kind: KindUUID}, "nope"}, {Type{Kind: KindBool}, "maybe"}} {
+		if _, err := Coerce(bad.t, bad.in); err == nil {
+			t.Errorf("Coerce(%s, %#v) accepted bad input", bad.t, bad.in)
+		}
+	}
+}
+
+func FuzzParseText(f *testing.F) {
+	for _, s := range []string{"1", "P1M2DT3.5S", "12:00:00+05:30", "2024-01-01T00:00:00Z", "[1,2]", "NaN", "-0.000"} {
+		f.Add(uint8(KindInterval), s)
+	}
+	f.Fuzz(func(t *testing.T, k uint8, s string) {
+		i64 := Type{Kind: KindInt64}
+		ty := Type{Kind: Kind(k % uint8(KindMACAddr+1)), Elem: &i64}
+		v, err := ParseText(ty, s)
+		if err != nil || v == nil {
+			return
+		}
+		out, err := FormatText(ty, v)
+		if err != nil {
+			return
+		}
+		again, err := ParseText(ty, out)
+		if err != nil {
+			t.Fatalf("%s: %q parsed, formatted as %q, which does not parse: %v", ty, s, out, err)
+		}
+		a, err1 := AppendCanonical(nil, ty, v)
+		b, err2 := AppendCanonical(nil, ty, again)
+		if err1 == nil && err2 == nil && !bytes.Equal(a, b) && !strings.Contains(s, "NaN") {
+			t.Fatalf("%s: %q -> %#v -> %q -> %#v changed the value", ty, s, v, out, again)
+		}
+	})
+}
