@@ -84,7 +84,7 @@ func TestNegotiationRefusesImpossiblePairs(t *testing.T) {
 		{flow.ModeFull, nocdc, nul, "", true},
 		{flow.ModeCDC, nocdc, nul, "", true},
 		{flow.ModeSnapshot, nocdc, nul, flow.ModeSnapshot, false},
-		{flow.ModeAuto, nul, nul, "", true}, // null is no source
+		{flow.ModeAuto, nul, nul, "", true},   // null is no source
 		{flow.ModeAuto, fake, fake, "", true}, // fake is no destination
 	}
 	for _, c := range cases {

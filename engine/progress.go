@@ -185,7 +185,7 @@ func (p *Progress) Snapshot() Snapshot {
 	s := Snapshot{Flow: p.Flow, Mode: p.Mode, Phase: p.phase, Started: p.Started,
 		Elapsed: time.Since(p.Started).Seconds(), ResumedPartitions: p.ResumedPartitions.Load(),
 		SkippedPartitions: p.SkippedPartitions.Load(),
-		WriteBatches: p.write.count, ApplyBatches: p.apply.count,
+		WriteBatches:      p.write.count, ApplyBatches: p.apply.count,
 		WriteLatencyMaxMS: float64(p.write.max) / 1e6}
 	if p.write.count > 0 {
 		s.WriteLatencyAvgMS = float64(p.write.total) / float64(p.write.count) / 1e6
