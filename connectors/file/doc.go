@@ -1,0 +1,65 @@
+// Package file is ferry's file connector: a directory of JSON Lines or CSV
+// files, one per table, read as a source and written as a destination. It has
+// no change data capture in either direction: a flow into or out of files is
+// a snapshot.
+//
+//	file:///abs/dir?format=jsonl   (the default)
+//	file:///abs/dir?format=csv
+//
+// # Layout of a directory
+//
+//	shop.orders.jsonl              the table shop.orders (orders.jsonl without a schema)
+//	shop.orders.schema.json        its schema sidecar: the model.Table as JSON
+//	shop.orders.jsonl.part-shop%2Eorders%2F0003
+//	                               rows of partition "shop.orders/0003" being copied
+//	.ferry/<flow>/<key>.json       checkpoints of a flow, one file per key
+//	.ferry/<flow>/replace.journal  an interrupted ReplaceCheckpoints, replayed on load
+//	.shop.orders.jsonl.finish      an interrupted FinishTable, completed on the next call
+//	.<name>.tmp-<random>           a file being written, renamed into place when complete
+//
+// Names starting with a dot are never tables. In a table's file name the
+// schema and the table are percent-encoded: '%', '/', '\\', control bytes
+// (NUL included), DEL and a leading '.' become %XX; so does every '.' of the
+// schema (and of a table without a schema), so that the first literal dot
+// separates schema from table. Unicode is kept as it is. A file named by hand
+// reads as model.ParseNamespace would read its name: "my.data.v2.jsonl" is
+// the table "data.v2" of schema "my". Part files use the same encoding for
+// the partition ID, with every dot encoded, and checkpoint files for the flow
+// and the key.
+//
+// # Values
+//
+// JSON Lines: one object per line, keys are the column names in column order,
+// values as model.ToJSON gives them (numbers where exact, JSON documents
+// embedded, everything else in its text form), NULL is null. A key missing
+// from a line reads as NULL; a key that is not a column is an error.
+//
+// CSV: RFC 4180 with a header row of column names and values in
+// model.FormatText form. NULL is an empty unquoted field and the empty string
+// is "" (quoted), a distinction encoding/csv cannot read, so the connector
+// has its own reader and writer. Fields holding a comma, a quote, CR or LF
+// are quoted, with quotes doubled; records end with "\n", and "\r\n" is
+// accepted on read. A header names columns in any order; a column the header
+// lacks is NULL.
+//
+// Without a sidecar, a JSON Lines file's columns are the keys of its first
+// 1000 rows, typed from their values (see inferJSONL), and a CSV file's are
+// its header's names, all text.
+//
+// # Writing without duplicates
+//
+// Each partition is appended to its own part file; every batch is fsynced
+// before its checkpoint is written, atomically, with the part file's length:
+// the checkpoint file is the commit point. LoadCheckpoints cuts each part
+// file back to its checkpoint's length and deletes part files that have none,
+// so rows written after the last checkpoint are gone and the partition
+// resumes from that checkpoint without writing any row twice. Within one
+// run, a failed write's leftover is cut before the next write, and a batch
+// sent again (same cursor, after the last checkpoint) replaces its first
+// copy. FinishTable
+// concatenates the part files in partition order into the table file through
+// a temporary file and a rename, records which parts it used, then deletes
+// them. One flow at a time may write to a directory; part files named by
+// another flow's checkpoints are left alone, part files named by none are
+// removed by any flow's LoadCheckpoints or DropCheckpoints.
+package file
