@@ -401,6 +401,9 @@ func formatFloat(f float64, k Kind) string {
 }
 
 func formatTimeOfDay(d time.Duration) string {
+	if d == 24*time.Hour {
+		return "24:00:00" // PostgreSQL's end of day
+	}
 	return time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Add(d).Format(timeLayout)
 }
 

@@ -95,6 +95,20 @@ func (s *Store) Close() error {
 	return err
 }
 
+// Remove deletes the flow's state files. The store must not be used after.
+func (s *Store) Remove() error {
+	var errs []error
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(s.path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(s.path + ".lock"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // Reset forgets everything about the flow (--restart).
 func (s *Store) Reset(ctx context.Context) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM meta; DELETE FROM checkpoints;`)

@@ -219,6 +219,12 @@ func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, pr
 	stop, abort, release := signals(ctx, log)
 	defer release()
 	if err := eng.Prepare(abort); err != nil {
+		// A flow that never got a plan leaves no state behind.
+		if plan, merr := store.Meta(ctx, "plan"); merr == nil && plan == "" {
+			if rerr := store.Remove(); rerr != nil {
+				log.Warn("could not remove the empty state", "error", rerr)
+			}
+		}
 		return err
 	}
 	showCtx, endShow := context.WithCancel(ctx)

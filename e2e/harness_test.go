@@ -1,0 +1,294 @@
+// Package e2e runs the ferry binary the way a user does: as a process, with
+// real files and databases, killed and restarted, and checks what a user
+// would notice: the rows at the destination, the exit codes, the messages.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrydb/ferry/connectors/fake"
+	"github.com/ferrydb/ferry/model"
+	_ "modernc.org/sqlite"
+)
+
+var ferryBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ferry-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ferryBin = filepath.Join(dir, "ferry")
+	build := exec.Command("go", "build", "-o", ferryBin, "../cmd/ferry")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building ferry:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is one finished ferry run.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// logLine finds the last JSON log line with the given message.
+func (r result) logLine(msg string) map[string]any {
+	var found map[string]any
+	for _, line := range strings.Split(r.stderr, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+			found = m
+		}
+	}
+	return found
+}
+
+func ferry(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ferryBin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running ferry %v: %v", args, err)
+	}
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// mustFerry runs ferry and fails the test unless it exits 0.
+func mustFerry(t *testing.T, args ...string) result {
+	t.Helper()
+	r := ferry(t, args...)
+	if r.code != 0 {
+		t.Fatalf("ferry %s: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
+// background is a ferry process the test will interrupt.
+type background struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu  chan struct{}
+	buf bytes.Buffer
+}
+
+func newSyncBuffer() *syncBuffer { b := &syncBuffer{mu: make(chan struct{}, 1)}; return b }
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.Write(p)
+}
+func (b *syncBuffer) String() string {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.String()
+}
+
+func startFerry(t *testing.T, args ...string) *background {
+	t.Helper()
+	cmd := exec.Command(ferryBin, args...)
+	bg := &background{cmd: cmd, stderr: newSyncBuffer(), done: make(chan error, 1)}
+	cmd.Stderr = bg.stderr
+	cmd.Stdout = bg.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { bg.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill() //nolint:errcheck // best effort at test end
+			<-bg.done
+		}
+	})
+	return bg
+}
+
+// waitFor waits until the process logged msg (or exited), up to timeout.
+func (b *background) waitFor(t *testing.T, msg string, timeout time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if strings.Contains(b.stderr.String(), `"msg":"`+msg+`"`) {
+			return true
+		}
+		if b.cmd.ProcessState != nil {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// kill sends SIGKILL and waits for the process to die. It reports whether
+// the process was still running (false: it had already finished).
+func (b *background) kill(t *testing.T) bool {
+	t.Helper()
+	select {
+	case <-b.done:
+		return false
+	default:
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-b.done
+	return true
+}
+
+func (b *background) signal(t *testing.T, sig os.Signal) int {
+	t.Helper()
+	if err := b.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("ferry did not exit within 60s of %v:\n%s", sig, b.stderr.String())
+	}
+	return b.cmd.ProcessState.ExitCode()
+}
+
+// openSQLite opens a SQLite file for direct reads.
+func openSQLite(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+
+// compareSQLiteWithFake reads every row of each fake table from a SQLite file
+// and compares it, value by value, with the fake source's exact state after
+// change number at. It fails on a missing, extra, duplicated or different row.
+func compareSQLiteWithFake(t *testing.T, dbPath, fakeURL string, at int64) {
+	t.Helper()
+	want, err := fake.Expected(fakeURL, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openSQLite(t, dbPath)
+	schema := fake.TableSchema()
+	for ns, rows := range want {
+		var names []string
+		for _, c := range schema.Columns {
+			names = append(names, `"`+c.Name+`"`)
+		}
+		q := fmt.Sprintf(`SELECT %s FROM "%s"`, strings.Join(names, ","), ns.Table)
+		res, err := db.Query(q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		seen := map[int64]bool{}
+		for res.Next() {
+			vals := make([]any, len(schema.Columns))
+			ptrs := make([]any, len(vals))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := res.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			id, err := model.Coerce(schema.Columns[0].Type, vals[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := id.(int64)
+			if seen[key] {
+				t.Fatalf("%s: key %d appears twice", ns, key)
+			}
+			seen[key] = true
+			exp, ok := rows[key]
+			if !ok {
+				t.Fatalf("%s: key %d is at the destination but not at the source", ns, key)
+			}
+			for i, c := range schema.Columns {
+				got, err := model.Coerce(c.Type, vals[i])
+				if err != nil {
+					t.Fatalf("%s key %d column %s: %v", ns, key, c.Name, err)
+				}
+				a, _ := model.AppendCanonical(nil, c.Type, got)
+				b, _ := model.AppendCanonical(nil, c.Type, exp[i])
+				if !bytes.Equal(a, b) {
+					t.Fatalf("%s key %d column %s: destination has %#v, source has %#v", ns, key, c.Name, got, exp[i])
+				}
+			}
+		}
+		if err := res.Err(); err != nil {
+			t.Fatal(err)
+		}
+		res.Close()
+		if len(seen) != len(rows) {
+			var missing []int64
+			for k := range rows {
+				if !seen[k] && len(missing) < 10 {
+					missing = append(missing, k)
+				}
+			}
+			t.Fatalf("%s: destination has %d rows, source %d; missing keys include %v", ns, len(seen), len(rows), missing)
+		}
+	}
+}
+
+// readLines reads a text file's lines.
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<26)
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func openSQLiteRW(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
