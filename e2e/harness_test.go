@@ -191,7 +191,6 @@ func openSQLite(t *testing.T, path string) *sql.DB {
 	return db
 }
 
-
 // compareSQLiteWithFake reads every row of each fake table from a SQLite file
 // and compares it, value by value, with the fake source's exact state after
 // change number at. It fails on a missing, extra, duplicated or different row.

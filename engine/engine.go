@@ -146,14 +146,16 @@ func (e *Engine) Prepare(ctx context.Context) error {
 		}
 		e.plan = &p
 		e.log.Info("resuming flow", "tables", len(p.Tables), "partitions", len(p.Partitions), "t0", p.T0)
-	} else {
-		if err := e.makePlan(ctx); err != nil {
+		if err := e.mapTables(e.plan.Tables); err != nil {
 			return err
 		}
+		return e.createTables(ctx)
 	}
-	if err := e.mapTables(); err != nil {
-		return err
-	}
+	return e.makePlan(ctx)
+}
+
+// createTables creates the destination tables of every table in the flow.
+func (e *Engine) createTables(ctx context.Context) error {
 	dstTables := make([]*model.Table, len(e.tables))
 	for i, t := range e.tables {
 		dstTables[i] = t.dst
@@ -207,6 +209,15 @@ func (e *Engine) makePlan(ctx context.Context) error {
 				fmt.Sprintf("change data capture needs a primary key to apply changes, and these tables have none: %s", strings.Join(nokey, ", ")))
 		}
 	}
+	// The destination tables exist before the source records T0 (and, for a
+	// database, creates a replication slot): a destination that refuses them
+	// leaves nothing behind at the source.
+	if err := e.mapTables(selected); err != nil {
+		return err
+	}
+	if err := e.createTables(ctx); err != nil {
+		return err
+	}
 	start := time.Now()
 	plan, err := e.src.Plan(ctx, selected, connector.PlanOptions{
 		CDC: e.mode != flow.ModeSnapshot, Flow: e.name,
@@ -234,15 +245,18 @@ func (e *Engine) makePlan(ctx context.Context) error {
 		return err
 	}
 	e.plan = plan
+	if err := e.mapTables(plan.Tables); err != nil {
+		return err
+	}
 	e.log.Info("planned flow", "tables", len(plan.Tables), "partitions", len(plan.Partitions), "t0", plan.T0, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-func (e *Engine) mapTables() error {
+func (e *Engine) mapTables(tables []*model.Table) error {
 	e.byNS = map[model.Namespace]*tableRun{}
 	e.tables = nil
 	seen := map[model.Namespace]model.Namespace{}
-	for _, t := range e.plan.Tables {
+	for _, t := range tables {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("plan: %w", err)
 		}

@@ -196,6 +196,10 @@ func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, pr
 	}
 	defer closeLogged(log, "destination", dst)
 
+	// Refuse an impossible pair before any state exists.
+	if _, err := engine.Negotiate(cfg.Mode, src, dst, connector.Redact(cfg.Source), connector.Redact(cfg.Destination)); err != nil {
+		return err
+	}
 	name := cfg.FlowName()
 	store, err := state.Open(ctx, cfg.StateDir, name)
 	if err != nil {
