@@ -2,10 +2,13 @@ package engine_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
 	_ "github.com/ferrydb/ferry/connectors/fake"
+	_ "github.com/ferrydb/ferry/connectors/sqlite"
 	"github.com/ferrydb/ferry/connectors/null"
 	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/flow"
@@ -35,7 +38,7 @@ func runFlow(t testing.TB, cfg flow.Config) (engine.Snapshot, connector.Connecto
 		t.Fatal(err)
 	}
 	defer store.Close()
-	e, err := engine.New(cfg, src, dst, store, nil)
+	e, err := engine.New(cfg, src, dst, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,4 +118,13 @@ func BenchmarkFakeCDCToNull(b *testing.B) {
 		runFlow(b, flow.Config{Source: "fake://?tables=4&rows=10&changes=200000", Destination: "null://", Mode: flow.ModeCDC, Until: "caught-up"})
 	}
 	b.ReportMetric(float64(changes*b.N)/b.Elapsed().Seconds(), "changes/s")
+}
+
+func BenchmarkFakeToSQLite(b *testing.B) {
+	const rows = 200_000
+	for i := 0; i < b.N; i++ {
+		dir := b.TempDir()
+		runFlow(b, flow.Config{Source: "fake://?tables=4&rows=50000", Destination: "sqlite://" + dir + "/bench.db", Mode: flow.ModeSnapshot, Parallel: 4, PartitionRows: 25000})
+	}
+	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 }

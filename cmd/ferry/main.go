@@ -5,10 +5,7 @@ package main
 import (
 	"os"
 
-	_ "github.com/ferrydb/ferry/connectors/fake"
-	_ "github.com/ferrydb/ferry/connectors/file"
-	_ "github.com/ferrydb/ferry/connectors/null"
-	_ "github.com/ferrydb/ferry/connectors/sqlite"
+	_ "github.com/ferrydb/ferry/connectors/all"
 	"github.com/ferrydb/ferry/internal/cli"
 )
 

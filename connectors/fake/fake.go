@@ -320,3 +320,8 @@ func Expected(rawURL string, at int64) (map[model.Namespace]map[int64]model.Row,
 	}
 	return out, nil
 }
+
+// TableSchema is the schema every fake table has, under the name fake.t1.
+func TableSchema() *model.Table {
+	return &model.Table{Namespace: tableName(0), Columns: append([]model.Column(nil), columns...), PrimaryKey: []string{"id"}}
+}

@@ -1,0 +1,10 @@
+// Package all registers every connector ferry ships. cmd/ferry imports it,
+// and so do tests that need the same registry as the binary.
+package all
+
+import (
+	_ "github.com/ferrydb/ferry/connectors/fake"   // fake://
+	_ "github.com/ferrydb/ferry/connectors/file"   // file://
+	_ "github.com/ferrydb/ferry/connectors/null"   // null://
+	_ "github.com/ferrydb/ferry/connectors/sqlite" // sqlite://
+)
