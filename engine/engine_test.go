@@ -8,8 +8,8 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	_ "github.com/ferrydb/ferry/connectors/fake"
-	_ "github.com/ferrydb/ferry/connectors/sqlite"
 	"github.com/ferrydb/ferry/connectors/null"
+	_ "github.com/ferrydb/ferry/connectors/sqlite"
 	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/state"
