@@ -21,7 +21,7 @@ func Redact(raw string) string {
 	out := raw
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
-			out = userinfoRe.ReplaceAllString(out, "${1}xxxxx@")
+			out = redactUserinfo(raw)
 		}
 	}
 	if u.RawQuery != "" {
@@ -40,6 +40,31 @@ func Redact(raw string) string {
 		}
 	}
 	return out
+}
+
+// redactUserinfo replaces the password of the authority the way url.Parse
+// splits it: the userinfo ends at the authority's last '@', the password
+// starts after the userinfo's first ':'.
+func redactUserinfo(raw string) string {
+	start := strings.Index(raw, "//")
+	if start < 0 {
+		return raw
+	}
+	start += 2
+	end := len(raw)
+	if i := strings.IndexAny(raw[start:], "/?#"); i >= 0 {
+		end = start + i
+	}
+	at := strings.LastIndex(raw[start:end], "@")
+	if at < 0 {
+		return raw
+	}
+	userinfo := raw[start : start+at]
+	colon := strings.Index(userinfo, ":")
+	if colon < 0 {
+		return raw
+	}
+	return raw[:start+colon+1] + "xxxxx" + raw[start+at:]
 }
 
 // Secrets returns the secret strings in raw (passwords), so a caller can scrub
