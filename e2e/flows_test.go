@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"os"
+
+	"github.com/ferrydb/ferry/model"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,6 +63,11 @@ func TestFakeToFilesAndBack(t *testing.T) {
 			// CSV rows can span lines (quoted newlines), so count rows via verify.
 			if format == "jsonl" && len(lines) != 7000+header {
 				t.Fatalf("fake.t1.%s has %d lines, want 7000", format, len(lines))
+			}
+			if format == "jsonl" {
+				for _, tbl := range []string{"t1", "t2"} {
+					compareJSONLWithFake(t, filepath.Join(out, "fake."+tbl+".jsonl"), src, model.Namespace{Schema: "fake", Table: tbl})
+				}
 			}
 			v := mustFerry(t, "verify", src, dst)
 			if !strings.Contains(v.stdout, "all 2 table(s) equal") {

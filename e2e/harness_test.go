@@ -291,3 +291,65 @@ func openSQLiteRW(t *testing.T, path string) *sql.DB {
 	}
 	return db
 }
+
+// compareJSONLWithFake reads a table's JSON Lines file and compares every
+// row, value by value, with the fake source's state at T0.
+func compareJSONLWithFake(t *testing.T, path, fakeURL string, ns model.Namespace) {
+	t.Helper()
+	want, err := fake.Expected(fakeURL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := want[ns]
+	schema := fake.TableSchema()
+	seen := map[int64]bool{}
+	for i, line := range readLines(t, path) {
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.UseNumber()
+		var obj map[string]json.RawMessage
+		if err := dec.Decode(&obj); err != nil {
+			t.Fatalf("%s line %d: %v", path, i+1, err)
+		}
+		got := make(model.Row, len(schema.Columns))
+		for j, c := range schema.Columns {
+			raw, ok := obj[c.Name]
+			if !ok {
+				t.Fatalf("%s line %d: no column %s", path, i+1, c.Name)
+			}
+			var jv any = json.RawMessage(raw)
+			if c.Type.Kind != model.KindJSON {
+				d := json.NewDecoder(bytes.NewReader(raw))
+				d.UseNumber()
+				if err := d.Decode(&jv); err != nil {
+					t.Fatal(err)
+				}
+			} else if string(raw) == "null" {
+				jv = nil
+			}
+			v, err := model.FromJSON(c.Type, jv)
+			if err != nil {
+				t.Fatalf("%s line %d column %s: %v", path, i+1, c.Name, err)
+			}
+			got[j] = v
+		}
+		id := got[0].(int64)
+		if seen[id] {
+			t.Fatalf("%s: key %d twice", path, id)
+		}
+		seen[id] = true
+		exp, ok := rows[id]
+		if !ok {
+			t.Fatalf("%s: key %d is not at the source", path, id)
+		}
+		for j, c := range schema.Columns {
+			a, _ := model.AppendCanonical(nil, c.Type, got[j])
+			b, _ := model.AppendCanonical(nil, c.Type, exp[j])
+			if !bytes.Equal(a, b) {
+				t.Fatalf("%s key %d column %s: file has %#v, source has %#v", path, id, c.Name, got[j], exp[j])
+			}
+		}
+	}
+	if len(seen) != len(rows) {
+		t.Fatalf("%s has %d rows, the source %d", path, len(seen), len(rows))
+	}
+}
