@@ -162,3 +162,23 @@ func TestRestartDiscardsState(t *testing.T) {
 	}
 	compareSQLiteWithFake(t, db, "fake://?tables=1&rows=3000", 0)
 }
+
+// TestLostStateDoesNotTrustOldCheckpoints: when the state directory is lost,
+// the flow plans again and must not trust the destination's checkpoints of
+// the earlier plan, whose partitions had other bounds.
+func TestLostStateDoesNotTrustOldCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "dst.db")
+	first := []string{"sync", "fake://?tables=1&rows=4000", "sqlite://" + db, "--mode", "snapshot", "--name", "f",
+		"--state-dir", filepath.Join(dir, "state1"), "--partition-rows", "1000"}
+	mustFerry(t, first...)
+	// Same flow name, fresh state, more rows and other partition bounds: the
+	// old "partition/fake.t1/0000" checkpoint says done, but its bounds differ.
+	second := []string{"sync", "fake://?tables=1&rows=8000", "sqlite://" + db, "--mode", "snapshot", "--name", "f",
+		"--state-dir", filepath.Join(dir, "state2"), "--partition-rows", "4000", "--log-format", "json"}
+	r := mustFerry(t, second...)
+	if fin := r.logLine("flow finished"); fin == nil || fin["rows_written"].(float64) != 8000 {
+		t.Fatalf("the re-planned flow wrote %v rows, want all 8000:\n%s", fin["rows_written"], r)
+	}
+	compareSQLiteWithFake(t, db, "fake://?tables=1&rows=8000", 0)
+}

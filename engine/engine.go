@@ -218,6 +218,14 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	if err := e.createTables(ctx); err != nil {
 		return err
 	}
+	// Checkpoints the destination holds for this flow belong to an older plan
+	// (the local state was lost or discarded): their partitions may have other
+	// bounds, so trusting them could skip rows.
+	if e.keeper != nil {
+		if err := e.keeper.DropCheckpoints(ctx, e.name); err != nil {
+			return fmt.Errorf("drop the destination's checkpoints of an earlier plan: %w", err)
+		}
+	}
 	start := time.Now()
 	plan, err := e.src.Plan(ctx, selected, connector.PlanOptions{
 		CDC: e.mode != flow.ModeSnapshot, Flow: e.name,
