@@ -137,6 +137,22 @@ type FlowDropper interface {
 	DropFlow(ctx context.Context, flow string) error
 }
 
+// FlowBinder is a source whose resources for a flow (a replication slot
+// named after it) must be found outside Plan: a resumed flow streams changes
+// without planning again. The engine calls BindFlow with the flow's name
+// before it calls anything else.
+type FlowBinder interface {
+	BindFlow(flow string)
+}
+
+// Preflighter is a source that can check, before anything is written at
+// the destination, that it can serve a plan of these tables with these
+// options (for CDC: the change stream's settings and privileges). An error
+// is usually a ConfigError saying how to fix it.
+type Preflighter interface {
+	Preflight(ctx context.Context, tables []*model.Table, opts PlanOptions) error
+}
+
 // Counter is a destination that counts what it received (null://).
 type Counter interface {
 	Counts() (rows, changes int64)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connectors/fake"
+	"github.com/ferrydb/ferry/internal/mysqltest"
 	"github.com/ferrydb/ferry/model"
 	_ "modernc.org/sqlite"
 )
@@ -39,6 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	mysqltest.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -1,0 +1,411 @@
+// Package mysql is ferry's MySQL and MariaDB connector: a source (discovery
+// from information_schema, primary-key range partitions, keyset reads), a
+// change source (the binlog in ROW format, read with go-mysql's replication
+// client) and a destination (tables in utf8mb4, multi-row upserts, change
+// application and checkpoints in the same transaction, added columns).
+//
+// URLs:
+//
+//	mysql://user:pass@host:3306/db?zero_dates=null   (also mariadb://)
+//
+// The path's database selects what a source reads (Namespace.Schema is the
+// database name); without one, every user database (not mysql,
+// information_schema, performance_schema, sys). As a destination, every table
+// goes to the URL's database when it names one, otherwise to a database named
+// after the table's Namespace.Schema; databases are created when missing.
+//
+// How T0 relates to the copy (Plan.SnapshotConsistent is false): MySQL cannot
+// share one snapshot between connections, so partitions are read in parallel,
+// each query at the current state, after T0 was recorded. CDC then replays
+// every change from T0 with idempotent writes (upserts of full row images,
+// deletes that ignore missing rows), which converges each row to its latest
+// state: nothing committed after T0 is missed, and anything the copy read
+// "too late" is overwritten by the replay. On MariaDB T0 is the binlog
+// position of a consistent snapshot (binlog_snapshot_file/position), so every
+// transaction before T0 is visible to the copy's reads; on MySQL, which lacks
+// it, T0 is taken under FLUSH TABLES WITH READ LOCK when the user may, else
+// with SHOW MASTER STATUS alone (see docs/connectors.md).
+package mysql
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
+)
+
+func init() {
+	connector.Register(connector.Registration{
+		Scheme:  "mysql",
+		Aliases: []string{"mariadb"},
+		Summary: "MySQL or MariaDB (source with binlog CDC, and destination)",
+		Example: "mysql://user:pass@localhost:3306/shop",
+		Open: func(ctx context.Context, u *url.URL) (connector.Connector, error) {
+			c, err := Open(ctx, u)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		Prototype: (*Conn)(nil),
+	})
+}
+
+var (
+	_ connector.Source           = (*Conn)(nil)
+	_ connector.ChangeSource     = (*Conn)(nil)
+	_ connector.Destination      = (*Conn)(nil)
+	_ connector.ChangeApplier    = (*Conn)(nil)
+	_ connector.CheckpointKeeper = (*Conn)(nil)
+	_ connector.SchemaChanger    = (*Conn)(nil)
+)
+
+const (
+	// checkpointTable holds the checkpoints of the flows writing to a
+	// destination database.
+	checkpointTable = "_ferry_checkpoints"
+	// checkpointDB holds them when the destination URL names no database.
+	checkpointDB = "_ferry"
+)
+
+// systemDBs are never read without being named.
+var systemDBs = map[string]bool{"mysql": true, "information_schema": true, "performance_schema": true, "sys": true, checkpointDB: true}
+
+// options are the URL's query parameters.
+type options struct {
+	// zeroNull reads zero dates as NULL instead of failing.
+	zeroNull bool
+	// serverID is the replica id CDC registers with; 0 picks one.
+	serverID uint32
+	tls      string // "", "true", "skip-verify", "preferred", "false"
+}
+
+var knownParams = map[string]string{
+	"zero_dates": "zero_dates=error|null (how to read 0000-00-00 dates)",
+	"server_id":  "server_id=N (the replica id CDC registers with)",
+	"tls":        "tls=true|skip-verify|preferred|false",
+}
+
+// Conn is an opened MySQL or MariaDB server.
+type Conn struct {
+	host     string // host:port
+	user     string
+	password string
+	database string // the URL's database, "" for none
+	opts     options
+	secrets  []string
+
+	db     *sql.DB
+	server serverInfo
+
+	batchRows atomic.Int64
+
+	mu      sync.Mutex
+	targets map[model.Namespace][]*target // destination column types, by destination table
+	ensured map[string]bool               // databases whose checkpoint table exists
+
+	// acked is the last position Ack recorded.
+	acked atomic.Value
+	// noInfile forces multi-row INSERTs (tests compare both load paths).
+	noInfile bool
+	// flowID is the replica server id of the flow (BindFlow), 0 if unbound.
+	flowID atomic.Uint32
+	// log receives what the connector reports on its own (reconnections).
+	log *slog.Logger
+}
+
+// serverInfo is what ferry needs to know about the server.
+type serverInfo struct {
+	version      string
+	mariadb      bool
+	logBin       bool
+	format       string // binlog_format
+	rowImage     string // binlog_row_image
+	maxPacket    int
+	lowerCase    int // lower_case_table_names
+	noPadBinColl string
+	localInfile  bool // LOAD DATA LOCAL INFILE is allowed
+}
+
+// Open parses a mysql URL and connects, so that a wrong host, user or
+// password is reported before anything else happens.
+func Open(ctx context.Context, u *url.URL) (*Conn, error) {
+	c, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.connect(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func parseURL(u *url.URL) (*Conn, error) {
+	const fix = "URLs look like mysql://user:password@host:3306/database"
+	if u.Opaque != "" {
+		return nil, connector.Configf(fix, "mysql URL has no host")
+	}
+	c := &Conn{targets: map[model.Namespace][]*target{}, ensured: map[string]bool{}, log: slog.Default()}
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		host = "localhost"
+	}
+	if port == "" {
+		port = "3306"
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return nil, connector.Configf(fix, fmt.Sprintf("mysql URL port %q is not a number", port))
+	}
+	c.host = net.JoinHostPort(host, port)
+	if u.User != nil {
+		c.user = u.User.Username()
+		c.password, _ = u.User.Password()
+	}
+	if c.user == "" {
+		c.user = "root"
+	}
+	if c.password != "" {
+		c.secrets = append(c.secrets, c.password)
+	}
+	db := strings.Trim(u.Path, "/")
+	if strings.Contains(db, "/") {
+		return nil, connector.Configf(fix, fmt.Sprintf("mysql URL path %q names more than a database", u.Path))
+	}
+	c.database = db
+	for k, vs := range u.Query() {
+		v := vs[len(vs)-1]
+		switch k {
+		case "zero_dates":
+			switch v {
+			case "error":
+			case "null":
+				c.opts.zeroNull = true
+			default:
+				return nil, connector.Configf("use zero_dates=error or zero_dates=null", fmt.Sprintf("unknown zero_dates value %q", v))
+			}
+		case "server_id":
+			id, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || id == 0 {
+				return nil, connector.Configf("use a number between 1 and 4294967295 that no other replica of the server uses", fmt.Sprintf("bad server_id %q", v))
+			}
+			c.opts.serverID = uint32(id)
+		case "tls":
+			switch v {
+			case "true", "false", "skip-verify", "preferred":
+				c.opts.tls = v
+			default:
+				return nil, connector.Configf("use tls=true, skip-verify, preferred or false", fmt.Sprintf("unknown tls value %q", v))
+			}
+		default:
+			var known []string
+			for _, doc := range knownParams {
+				known = append(known, doc)
+			}
+			sort.Strings(known)
+			return nil, connector.Configf("known parameters: "+strings.Join(known, "; "), fmt.Sprintf("unknown mysql URL parameter %q", k))
+		}
+	}
+	return c, nil
+}
+
+// driverConfig is the driver's configuration for ferry's sessions: utf8mb4,
+// UTC, strict, and string literals without backslash escapes (ferry writes
+// its own literals).
+func (c *Conn) driverConfig() *mysql.Config {
+	cfg := mysql.NewConfig()
+	cfg.User = c.user
+	cfg.Passwd = c.password
+	cfg.Net = "tcp"
+	cfg.Addr = c.host
+	cfg.Timeout = 10 * time.Second
+	cfg.ClientFoundRows = true // an UPDATE counts the rows it matched
+	cfg.MaxAllowedPacket = 0   // ask the server
+	cfg.TLSConfig = c.opts.tls
+	cfg.Logger = quietLogger{}              // ferry reports the errors the driver returns
+	cfg.Apply(mysql.Charset("utf8mb4", "")) //nolint:errcheck // Charset never fails
+	cfg.Params = map[string]string{
+		"time_zone":          "'+00:00'",
+		"sql_mode":           "'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+		"foreign_key_checks": "0",
+		"net_write_timeout":  "600", // a reader may wait long for a slow destination
+	}
+	return cfg
+}
+
+// tlsConfig is the binlog client's TLS configuration.
+func (c *Conn) tlsConfig() *tls.Config {
+	host, _, _ := net.SplitHostPort(c.host)
+	switch c.opts.tls {
+	case "true":
+		return &tls.Config{ServerName: host}
+	case "skip-verify":
+		return &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
+	}
+	return nil
+}
+
+func (c *Conn) connect(ctx context.Context) error {
+	connr, err := mysql.NewConnector(c.driverConfig())
+	if err != nil {
+		return connector.Configf("check the URL", c.scrub(err).Error())
+	}
+	db := sql.OpenDB(connr)
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return c.connectError(err)
+	}
+	var si serverInfo
+	var logBin int
+	var format, image sql.NullString
+	err = db.QueryRowContext(ctx, `SELECT VERSION(), @@log_bin, @@binlog_format, @@max_allowed_packet, @@lower_case_table_names`).
+		Scan(&si.version, &logBin, &format, &si.maxPacket, &si.lowerCase)
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("mysql %s: read server settings: %w", c.host, c.scrub(err))
+	}
+	// binlog_row_image exists from MySQL 5.6 and MariaDB 10.1.
+	if err := db.QueryRowContext(ctx, `SELECT @@binlog_row_image`).Scan(&image); err != nil {
+		image = sql.NullString{String: "FULL", Valid: true}
+	}
+	var localInfile int
+	if err := db.QueryRowContext(ctx, `SELECT @@local_infile`).Scan(&localInfile); err == nil {
+		si.localInfile = localInfile == 1
+	}
+	si.mariadb = strings.Contains(strings.ToLower(si.version), "mariadb")
+	si.logBin = logBin == 1
+	si.format = strings.ToUpper(format.String)
+	si.rowImage = strings.ToUpper(image.String)
+	si.noPadBinColl = "utf8mb4_bin"
+	for _, coll := range []string{"utf8mb4_nopad_bin", "utf8mb4_0900_bin"} {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.COLLATIONS WHERE COLLATION_NAME = ?`, coll).Scan(&n); err == nil && n > 0 {
+			si.noPadBinColl = coll
+			break
+		}
+	}
+	c.db, c.server = db, si
+	return nil
+}
+
+// connectError explains a failed connection.
+func (c *Conn) connectError(err error) error {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1045:
+			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: access denied for user %q", c.host, c.user),
+				Fix: "check the user and password in the URL (mysql://user:password@host/db)"}
+		case 1044, 1049:
+			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: %s", c.host, c.scrub(me).Error()), Fix: "check the database in the URL"}
+		}
+		return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: connect as %q", c.host, c.user), Err: c.scrub(me)}
+	}
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
+		return &connector.ConfigError{Msg: fmt.Sprintf("cannot reach MySQL at %s", c.host), Err: c.scrub(err),
+			Fix: "check the host and port in the URL and that the server is running and accepts TCP connections"}
+	}
+	return &connector.ConfigError{Msg: fmt.Sprintf("cannot connect to MySQL at %s", c.host), Err: c.scrub(err),
+		Fix: "check the host, port, user and password in the URL"}
+}
+
+// scrub removes the URL's password from an error a driver produced.
+func (c *Conn) scrub(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	out := msg
+	for _, s := range c.secrets {
+		out = strings.ReplaceAll(out, s, "xxxxx")
+	}
+	if out == msg {
+		return err
+	}
+	return errors.New(out)
+}
+
+// Close closes the connection pool.
+func (c *Conn) Close() error {
+	if c == nil || c.db == nil {
+		return nil
+	}
+	if err := c.db.Close(); err != nil {
+		return fmt.Errorf("close mysql %s: %w", c.host, err)
+	}
+	return nil
+}
+
+// isRetryable reports a transaction error that a retry of the same
+// (idempotent) transaction may cure: a deadlock or a lock wait timeout.
+func isRetryable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}
+
+// rollback ends a failed transaction, keeping the original error first.
+func rollback(tx *sql.Tx, err error) error {
+	if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+		return errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+	}
+	return err
+}
+
+// driverErrCode returns the server error number of a driver error, 0 if none.
+func driverErrCode(err error) int {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return int(me.Number)
+	}
+	return 0
+}
+
+// quietLogger drops the driver's own log lines ("closing bad idle
+// connection"), which would bypass ferry's logger.
+type quietLogger struct{}
+
+func (quietLogger) Print(...any) {}
+
+// replicationGrant is the statement that gives user what CDC needs.
+func (c *Conn) replicationGrant() string {
+	privs := "REPLICATION SLAVE, REPLICATION CLIENT"
+	if c.server.mariadb && versionAtLeast(c.server.version, 10, 5) {
+		privs = "REPLICATION SLAVE, BINLOG MONITOR" // REPLICATION CLIENT's new name
+	}
+	return fmt.Sprintf("GRANT %s ON *.* TO %s", privs, quoteString(c.user))
+}
+
+// versionAtLeast compares a server version ("10.11.6-MariaDB-log") with
+// major.minor.
+func versionAtLeast(v string, major, minor int) bool {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
+}

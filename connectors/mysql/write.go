@@ -1,0 +1,504 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
+)
+
+// maxStatement bounds one multi-row INSERT: past a few MiB a longer
+// statement saves no round trip worth having and costs server memory.
+const maxStatement = 4 << 20
+
+// destName is where a destination table lives: in the URL's database when
+// it names one, else in a database named after the namespace's schema.
+func (c *Conn) destName(ns model.Namespace) (model.Namespace, error) {
+	db := c.database
+	if db == "" {
+		db = ns.Schema
+	}
+	if db == "" {
+		return model.Namespace{}, connector.Configf("name a database in the destination URL (mysql://host/database)",
+			fmt.Sprintf("table %s has no schema to name its MySQL database after", ns))
+	}
+	return model.Namespace{Schema: db, Table: ns.Table}, nil
+}
+
+// checkpointDB is the database holding _ferry_checkpoints.
+func (c *Conn) checkpointDB() string {
+	if c.database != "" {
+		return c.database
+	}
+	return checkpointDB
+}
+
+func (c *Conn) checkpointName() string {
+	return quoteIdent(c.checkpointDB()) + "." + quoteIdent(checkpointTable)
+}
+
+func (c *Conn) tableOptions() string {
+	return " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=" + c.server.noPadBinColl
+}
+
+// CreateTables creates the databases and tables that do not exist, in
+// utf8mb4 with a binary collation without padding, so text keys compare
+// byte for byte ('a', 'A' and 'a ' are three keys, as in PostgreSQL). An
+// existing table is kept if ferry can write its columns exactly.
+func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
+	seen := map[model.Namespace]model.Namespace{}
+	type plannedTable struct {
+		t    *model.Table
+		name model.Namespace
+	}
+	var planned []plannedTable
+	for _, t := range tables {
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("mysql %s: %w", c.host, err)
+		}
+		name, err := c.destName(t.Namespace)
+		if err != nil {
+			return err
+		}
+		if strings.EqualFold(name.Table, checkpointTable) {
+			return connector.Configf("rename the table (--rename)", fmt.Sprintf("table name %s is reserved for ferry's checkpoints", checkpointTable))
+		}
+		key := lowerNS(name)
+		if prev, dup := seen[key]; dup {
+			return connector.Configf("rename one of them (--rename) or give the destination URL no database so each schema gets its own",
+				fmt.Sprintf("tables %s and %s both map to MySQL table %s", prev, t.Namespace, name))
+		}
+		seen[key] = t.Namespace
+		if _, err := tableColumnTypes(t); err != nil {
+			return &connector.ConfigError{Msg: fmt.Sprintf("table %s: %v", t.Namespace, err),
+				Fix: fmt.Sprintf("exclude the table with --tables '!%s'", t.Namespace)}
+		}
+		planned = append(planned, plannedTable{t, name})
+	}
+	dbs := map[string]bool{}
+	for _, p := range planned {
+		dbs[p.name.Schema] = true
+	}
+	dbs[c.checkpointDB()] = true
+	for db := range dbs {
+		if err := c.createDatabase(ctx, db); err != nil {
+			return err
+		}
+	}
+	if err := c.ensureCheckpointTable(ctx); err != nil {
+		return err
+	}
+	for _, p := range planned {
+		existing, err := c.destColumns(ctx, p.name)
+		if err != nil {
+			return err
+		}
+		if len(existing) > 0 {
+			if err := checkCompatible(p.t, p.name, existing); err != nil {
+				return err
+			}
+			continue
+		}
+		ddl, err := c.createTableSQL(p.t, p.name)
+		if err != nil {
+			return err
+		}
+		if _, err := c.db.ExecContext(ctx, ddl); err != nil {
+			return fmt.Errorf("mysql %s: create table %s: %w", c.host, p.name, c.scrub(err))
+		}
+	}
+	return nil
+}
+
+func (c *Conn) createDatabase(ctx context.Context, db string) error {
+	q := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(db) + " CHARACTER SET utf8mb4 COLLATE " + c.server.noPadBinColl
+	if _, err := c.db.ExecContext(ctx, q); err != nil {
+		if code := driverErrCode(err); code == 1044 || code == 1227 {
+			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not create database %s: %s", c.host, c.user, db, c.scrub(err)),
+				Fix: fmt.Sprintf("create the database first, or GRANT CREATE, ALTER, SELECT, INSERT, UPDATE, DELETE ON %s.* TO %s", quoteIdent(db), quoteString(c.user))}
+		}
+		return fmt.Errorf("mysql %s: create database %s: %w", c.host, db, c.scrub(err))
+	}
+	return nil
+}
+
+func (c *Conn) createTableSQL(t *model.Table, name model.Namespace) (string, error) {
+	types, err := tableColumnTypes(t)
+	if err != nil {
+		return "", fmt.Errorf("table %s: %w", t.Namespace, err)
+	}
+	defs := make([]string, 0, len(t.Columns)+1)
+	for i, col := range t.Columns {
+		key := inKey(t, col.Name)
+		ct := types[i]
+		d := quoteIdent(col.Name) + " " + ct.String()
+		switch {
+		case (!col.Nullable || key) && ct.name == "timestamp":
+			// An explicit default keeps MySQL from adding ON UPDATE
+			// CURRENT_TIMESTAMP, which would rewrite values ferry updates.
+			d += " NOT NULL DEFAULT '1970-01-01 00:00:01'"
+		case !col.Nullable || key:
+			d += " NOT NULL"
+		case ct.name == "timestamp":
+			d += " NULL DEFAULT NULL"
+		}
+		defs = append(defs, d)
+	}
+	if len(t.PrimaryKey) > 0 {
+		keys := make([]string, len(t.PrimaryKey))
+		for i, k := range t.PrimaryKey {
+			keys[i] = quoteIdent(k)
+		}
+		defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
+	}
+	return "CREATE TABLE IF NOT EXISTS " + quoteName(name) + " (\n\t" + strings.Join(defs, ",\n\t") + "\n)" + c.tableOptions(), nil
+}
+
+// destColumn is a column of an existing destination table.
+type destColumn struct {
+	name     string
+	ct       colType
+	nullable bool
+	key      bool
+	hasDef   bool
+	computed bool
+}
+
+func (c *Conn) destColumns(ctx context.Context, name model.Namespace) ([]destColumn, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY, COLUMN_DEFAULT, EXTRA
+		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, name.Schema, name.Table)
+	if err != nil {
+		return nil, fmt.Errorf("mysql %s: read columns of %s: %w", c.host, name, c.scrub(err))
+	}
+	defer rows.Close()
+	var out []destColumn
+	for rows.Next() {
+		var col, typ, nullable, key, extra string
+		var def sql.NullString
+		if err := rows.Scan(&col, &typ, &nullable, &key, &def, &extra); err != nil {
+			return nil, fmt.Errorf("mysql %s: read columns of %s: %w", c.host, name, c.scrub(err))
+		}
+		ct, err := parseColType(typ)
+		if err != nil {
+			ct = colType{name: strings.ToLower(typ)}
+		}
+		ex := strings.ToUpper(extra)
+		out = append(out, destColumn{name: col, ct: ct, nullable: nullable == "YES", key: key == "PRI",
+			hasDef:   def.Valid || nullable == "YES" || strings.Contains(ex, "AUTO_INCREMENT"),
+			computed: strings.Contains(ex, "VIRTUAL GENERATED") || strings.Contains(ex, "STORED GENERATED") || strings.Contains(ex, "PERSISTENT GENERATED")})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if c.server.mariadb && len(out) > 0 {
+		// MariaDB's JSON columns are LONGTEXT with a json_valid check.
+		crow, err := c.db.QueryContext(ctx, `SELECT CONSTRAINT_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?`, name.Schema, name.Table)
+		if err != nil {
+			return nil, fmt.Errorf("mysql %s: read checks of %s: %w", c.host, name, c.scrub(err))
+		}
+		defer crow.Close()
+		for crow.Next() {
+			var cn, clause string
+			if err := crow.Scan(&cn, &clause); err != nil {
+				return nil, err
+			}
+			for i := range out {
+				if out[i].name == cn && clause == "json_valid("+quoteIdent(cn)+")" {
+					out[i].ct.json = true
+				}
+			}
+		}
+		if err := crow.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// checkCompatible says whether ferry can write t's rows into an existing
+// table exactly.
+func checkCompatible(t *model.Table, name model.Namespace, existing []destColumn) error {
+	have := map[string]destColumn{}
+	for _, ec := range existing {
+		have[strings.ToLower(ec.name)] = ec
+	}
+	want := map[string]bool{}
+	var missing, mismatched []string
+	for _, col := range t.Columns {
+		want[strings.ToLower(col.Name)] = true
+		ec, ok := have[strings.ToLower(col.Name)]
+		switch {
+		case !ok:
+			missing = append(missing, col.Name)
+		case ec.computed:
+			mismatched = append(mismatched, fmt.Sprintf("%s is a generated column", col.Name))
+		case !compatible(col.Type, ec.ct):
+			mismatched = append(mismatched, fmt.Sprintf("%s is %s, which cannot hold %s values exactly", col.Name, ec.ct, col.Type))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("table %s already exists without column(s) %s; drop the table or add the column(s)", name, strings.Join(missing, ", "))
+	}
+	if len(mismatched) > 0 {
+		return fmt.Errorf("table %s already exists and is incompatible: %s; drop the table or fix the column types", name, strings.Join(mismatched, "; "))
+	}
+	var extra, haveKey []string
+	for _, ec := range existing {
+		if !want[strings.ToLower(ec.name)] && !ec.hasDef && !ec.computed {
+			extra = append(extra, ec.name)
+		}
+		if ec.key {
+			haveKey = append(haveKey, strings.ToLower(ec.name))
+		}
+	}
+	if len(extra) > 0 {
+		return fmt.Errorf("table %s already exists with NOT NULL column(s) %s that ferry does not write and that have no default; drop the table or give the column(s) a default", name, strings.Join(extra, ", "))
+	}
+	if len(t.PrimaryKey) > 0 {
+		wantKey := make([]string, len(t.PrimaryKey))
+		for i, k := range t.PrimaryKey {
+			wantKey[i] = strings.ToLower(k)
+		}
+		if strings.Join(sortedCopy(haveKey), ",") != strings.Join(sortedCopy(wantKey), ",") {
+			return fmt.Errorf("table %s already exists with primary key (%s), but ferry writes by key (%s); drop the table or change its key", name, strings.Join(haveKey, ", "), strings.Join(t.PrimaryKey, ", "))
+		}
+	}
+	return nil
+}
+
+func sortedCopy(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// targetsFor returns the destination columns of t (in t's column order),
+// read once per table from the server.
+func (c *Conn) targetsFor(ctx context.Context, t *model.Table) (model.Namespace, []*target, error) {
+	name, err := c.destName(t.Namespace)
+	if err != nil {
+		return name, nil, err
+	}
+	c.mu.Lock()
+	cached, ok := c.targets[name]
+	c.mu.Unlock()
+	if ok && len(cached) == len(t.Columns) {
+		return name, cached, nil
+	}
+	existing, err := c.destColumns(ctx, name)
+	if err != nil {
+		return name, nil, err
+	}
+	if len(existing) == 0 {
+		return name, nil, fmt.Errorf("mysql %s: table %s does not exist", c.host, name)
+	}
+	byName := map[string]destColumn{}
+	for _, ec := range existing {
+		byName[strings.ToLower(ec.name)] = ec
+	}
+	out := make([]*target, len(t.Columns))
+	for i, col := range t.Columns {
+		ec, ok := byName[strings.ToLower(col.Name)]
+		if !ok {
+			return name, nil, fmt.Errorf("mysql %s: table %s has no column %s", c.host, name, col.Name)
+		}
+		out[i] = &target{name: ec.name, typ: col.Type, ct: ec.ct}
+	}
+	c.mu.Lock()
+	c.targets[name] = out
+	c.mu.Unlock()
+	return name, out, nil
+}
+
+// upsertSQL writes rows into table name with multi-row INSERT ... ON
+// DUPLICATE KEY UPDATE statements (plain INSERTs for a table without a
+// key) of at most maxStatement bytes, calling exec for each.
+func (c *Conn) upsertStatements(t *model.Table, name model.Namespace, targets []*target, rows []model.Row, exec func(q []byte) error) error {
+	var head strings.Builder
+	head.WriteString("INSERT INTO " + quoteName(name) + " (")
+	for i, tg := range targets {
+		if i > 0 {
+			head.WriteString(", ")
+		}
+		head.WriteString(quoteIdent(tg.name))
+	}
+	head.WriteString(") VALUES ")
+	tail := ""
+	if len(t.PrimaryKey) > 0 {
+		var sets []string
+		for _, tg := range targets {
+			if !inKeyFold(t, tg.name) {
+				q := quoteIdent(tg.name)
+				sets = append(sets, q+" = VALUES("+q+")")
+			}
+		}
+		if len(sets) == 0 {
+			q := quoteIdent(targets[0].name)
+			sets = append(sets, q+" = "+q) // every column is a key column: nothing to update
+		}
+		tail = " ON DUPLICATE KEY UPDATE " + strings.Join(sets, ", ")
+	}
+	limit := maxStatement
+	if p := c.server.maxPacket - 1024; p > 0 && p < limit {
+		limit = p
+	}
+	buf := make([]byte, 0, 64<<10)
+	buf = append(buf, head.String()...)
+	n := 0
+	var tuple []byte
+	for _, row := range rows {
+		if len(row) != len(targets) {
+			return fmt.Errorf("row has %d values for %d columns", len(row), len(targets))
+		}
+		tuple = append(tuple[:0], '(')
+		for i, tg := range targets {
+			if i > 0 {
+				tuple = append(tuple, ',')
+			}
+			var err error
+			if tuple, err = appendLiteral(tuple, tg, row[i]); err != nil {
+				return columnErr(t, tg.name, row, err)
+			}
+		}
+		tuple = append(tuple, ')')
+		if n > 0 && len(buf)+1+len(tuple)+len(tail) > limit {
+			if err := exec(append(buf, tail...)); err != nil {
+				return err
+			}
+			buf, n = append(buf[:0], head.String()...), 0
+		}
+		if len(head.String())+len(tuple)+len(tail) > limit {
+			return fmt.Errorf("row %s takes %d bytes, more than the destination's max_allowed_packet (%d) allows in one statement; raise max_allowed_packet", formatKey(t, row), len(tuple), c.server.maxPacket)
+		}
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, tuple...)
+		n++
+	}
+	if n > 0 {
+		return exec(append(buf, tail...))
+	}
+	return nil
+}
+
+func inKeyFold(t *model.Table, col string) bool {
+	for _, k := range t.PrimaryKey {
+		if strings.EqualFold(k, col) {
+			return true
+		}
+	}
+	return false
+}
+
+// inTx runs fn in a transaction, retried when the server picked it as a
+// deadlock victim or it waited too long for a lock: every write ferry makes
+// is idempotent, so a retry is harmless.
+func (c *Conn) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 8; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		var tx *sql.Tx
+		tx, err = c.db.BeginTx(ctx, &sql.TxOptions{Isolation: c.isolation()})
+		if err != nil {
+			return fmt.Errorf("%s: begin: %w", what, c.scrub(err))
+		}
+		if err = fn(tx); err != nil {
+			err = rollback(tx, err)
+			if isRetryable(err) {
+				continue
+			}
+			return fmt.Errorf("%s: %w", what, c.scrub(err))
+		}
+		if err = tx.Commit(); err != nil {
+			if isRetryable(err) {
+				continue
+			}
+			return fmt.Errorf("%s: commit: %w", what, c.scrub(err))
+		}
+		return nil
+	}
+	return fmt.Errorf("%s: %w (after 8 attempts)", what, c.scrub(err))
+}
+
+// isolation is READ COMMITTED, which takes no gap locks (parallel writers
+// then rarely deadlock), unless the destination logs statements, which
+// InnoDB refuses under READ COMMITTED.
+func (c *Conn) isolation() sql.IsolationLevel {
+	if c.server.logBin && c.server.format == "STATEMENT" {
+		return sql.LevelDefault
+	}
+	return sql.LevelReadCommitted
+}
+
+// saveCheckpoint stores cp inside tx.
+func (c *Conn) saveCheckpoint(ctx context.Context, tx *sql.Tx, cp *model.Checkpoint) error {
+	if cp == nil {
+		return nil
+	}
+	q := "INSERT INTO " + c.checkpointName() + " (flow, `key`, value) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)"
+	if _, err := tx.ExecContext(ctx, q, cp.Flow, cp.Key, cp.Value); err != nil {
+		return fmt.Errorf("save checkpoint %s of flow %s: %w", cp.Key, cp.Flow, err)
+	}
+	return nil
+}
+
+// OpenWriter returns a writer of copied rows.
+func (c *Conn) OpenWriter(ctx context.Context) (connector.RowWriter, error) {
+	return &rowWriter{c: c}, nil
+}
+
+type rowWriter struct{ c *Conn }
+
+func (w *rowWriter) Close() error { return nil }
+
+// WriteRows upserts the batch and stores its checkpoint in one transaction.
+func (w *rowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
+	if b == nil || (len(b.Rows) == 0 && b.Checkpoint == nil) {
+		return nil
+	}
+	c := w.c
+	what := "partition " + b.Partition
+	var name model.Namespace
+	var targets []*target
+	if len(b.Rows) > 0 {
+		if b.Table == nil {
+			return fmt.Errorf("%s: batch of %d rows without a table", what, len(b.Rows))
+		}
+		var err error
+		if name, targets, err = c.targetsFor(ctx, b.Table); err != nil {
+			return err
+		}
+		what = fmt.Sprintf("mysql %s: table %s, partition %s", c.host, name, b.Partition)
+	}
+	return c.inTx(ctx, what, func(tx *sql.Tx) error {
+		if len(b.Rows) > 0 && c.canLoadInfile(targets) {
+			if err := c.loadInfile(ctx, tx, b.Table, name, targets, b.Rows); err != nil {
+				return err
+			}
+		} else if len(b.Rows) > 0 {
+			err := c.upsertStatements(b.Table, name, targets, b.Rows, func(q []byte) error {
+				_, err := tx.ExecContext(ctx, string(q))
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("write %d rows: %w", len(b.Rows), err)
+			}
+		}
+		return c.saveCheckpoint(ctx, tx, b.Checkpoint)
+	})
+}
