@@ -1,0 +1,362 @@
+package postgres
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/ferrydb/ferry/model"
+)
+
+// binEncoder appends a canonical value in PostgreSQL's binary format of one
+// destination column type (the value is neither nil nor Unchanged).
+type binEncoder func(buf []byte, v any) ([]byte, error)
+
+// pgEpoch is PostgreSQL's time zero: 2000-01-01 00:00:00 UTC.
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// binEncoderFor returns the binary encoder writing values of canonical type
+// t into a column of type oid, or nil when that pair travels as text
+// (arrays, network types, money, enums, types without a canonical kind):
+// a table with any such column is written with text COPY.
+func binEncoderFor(oid uint32, t model.Type) binEncoder {
+	k := t.Kind
+	isString := k == model.KindText || k == model.KindEnum || k == model.KindJSON || k == model.KindDecimal ||
+		k == model.KindUUID || k == model.KindInet || k == model.KindCIDR || k == model.KindMACAddr
+	switch oid {
+	case oidBool:
+		if k == model.KindBool {
+			return encBool
+		}
+	case oidInt2:
+		if k.IsInteger() {
+			return encInt(2)
+		}
+	case oidInt4:
+		if k.IsInteger() {
+			return encInt(4)
+		}
+	case oidInt8:
+		if k.IsInteger() {
+			return encInt(8)
+		}
+	case oidFloat4:
+		if k == model.KindFloat32 {
+			return encFloat4
+		}
+	case oidFloat8:
+		if k == model.KindFloat32 || k == model.KindFloat64 {
+			return encFloat8
+		}
+	case oidText, oidVarchar, oidBpchar, oidName, oidJSON:
+		if isString {
+			return encString
+		}
+	case oidJSONB:
+		if k == model.KindJSON || k == model.KindText {
+			return encJSONB
+		}
+	case oidUUID:
+		if k == model.KindUUID {
+			return encUUID
+		}
+	case oidBytea:
+		if k == model.KindBytes {
+			return encBytes
+		}
+	case oidNumeric:
+		if k == model.KindDecimal && t.Native != "money" {
+			return encNumeric
+		}
+	case oidDate:
+		if k == model.KindDate {
+			return encDate
+		}
+	case oidTime:
+		if k == model.KindTime {
+			return encTime
+		}
+	case oidTimetz:
+		if k == model.KindTimeTZ {
+			return encTimetz
+		}
+	case oidTimestamp, oidTimestamptz:
+		if k == model.KindTimestamp || k == model.KindTimestampTZ {
+			return encTimestamp
+		}
+	case oidInterval:
+		if k == model.KindInterval {
+			return encInterval
+		}
+	}
+	return nil
+}
+
+func appendLen(buf []byte, n int) []byte { return binary.BigEndian.AppendUint32(buf, uint32(n)) }
+
+func encBool(buf []byte, v any) ([]byte, error) {
+	b, ok := v.(bool)
+	if !ok {
+		return nil, fmt.Errorf("value of Go type %T is not a bool", v)
+	}
+	buf = appendLen(buf, 1)
+	if b {
+		return append(buf, 1), nil
+	}
+	return append(buf, 0), nil
+}
+
+func encInt(size int) binEncoder {
+	return func(buf []byte, v any) ([]byte, error) {
+		i, ok := v.(int64)
+		if !ok {
+			return nil, fmt.Errorf("value of Go type %T is not an integer", v)
+		}
+		switch size {
+		case 2:
+			if i < math.MinInt16 || i > math.MaxInt16 {
+				return nil, fmt.Errorf("%d is out of range for smallint", i)
+			}
+			return binary.BigEndian.AppendUint16(appendLen(buf, 2), uint16(i)), nil
+		case 4:
+			if i < math.MinInt32 || i > math.MaxInt32 {
+				return nil, fmt.Errorf("%d is out of range for integer", i)
+			}
+			return binary.BigEndian.AppendUint32(appendLen(buf, 4), uint32(i)), nil
+		}
+		return binary.BigEndian.AppendUint64(appendLen(buf, 8), uint64(i)), nil
+	}
+}
+
+func encFloat4(buf []byte, v any) ([]byte, error) {
+	f, ok := v.(float64)
+	if !ok {
+		return nil, fmt.Errorf("value of Go type %T is not a float", v)
+	}
+	return binary.BigEndian.AppendUint32(appendLen(buf, 4), math.Float32bits(float32(f))), nil
+}
+
+func encFloat8(buf []byte, v any) ([]byte, error) {
+	f, ok := v.(float64)
+	if !ok {
+		return nil, fmt.Errorf("value of Go type %T is not a float", v)
+	}
+	return binary.BigEndian.AppendUint64(appendLen(buf, 8), math.Float64bits(f)), nil
+}
+
+func encString(buf []byte, v any) ([]byte, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, fmt.Errorf("value of Go type %T is not a string", v)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return nil, fmt.Errorf("value contains a NUL character, which PostgreSQL cannot store")
+	}
+	return append(appendLen(buf, len(s)), s...), nil
+}
+
+func encJSONB(buf []byte, v any) ([]byte, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, fmt.Errorf("value of Go type %T is not a string", v)
+	}
+	buf = appendLen(buf, len(s)+1)
+	return append(append(buf, 1), s...), nil
+}
+
+func encBytes(buf []byte, v any) ([]byte, error) {
+	b, ok := v.([]byte)
+	if !ok {
+		return nil, fmt.Errorf("value of Go type %T is not bytes", v)
+	}
+	return append(appendLen(buf, len(b)), b...), nil
+}
+
+func encUUID(buf []byte, v any) ([]byte, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, fmt.Errorf("value of Go type %T is not a uuid", v)
+	}
+	h := strings.ReplaceAll(strings.Trim(s, "{}"), "-", "")
+	if len(h) != 32 {
+		return nil, fmt.Errorf("invalid uuid %q", s)
+	}
+	buf = appendLen(buf, 16)
+	out, err := hex.AppendDecode(buf, []byte(h))
+	if err != nil {
+		return nil, fmt.Errorf("invalid uuid %q", s)
+	}
+	return out, nil
+}
+
+func encDate(buf []byte, v any) ([]byte, error) {
+	ts, ok := v.(time.Time)
+	if !ok {
+		return nil, fmt.Errorf("value of Go type %T is not a date", v)
+	}
+	var days int64
+	switch {
+	case !ts.Before(PosInfinityDate):
+		days = math.MaxInt32
+	case !ts.After(NegInfinityDate):
+		days = math.MinInt32
+	default:
+		y, m, d := ts.Date()
+		days = time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix()/86400 - pgEpoch.Unix()/86400
+	}
+	return binary.BigEndian.AppendUint32(appendLen(buf, 4), uint32(int32(days))), nil
+}
+
+// micros rounds a duration in nanoseconds to microseconds, as PostgreSQL's
+// text input does.
+func micros(ns int64) int64 {
+	if ns >= 0 {
+		return (ns + 500) / 1000
+	}
+	return -((-ns + 500) / 1000)
+}
+
+func encTime(buf []byte, v any) ([]byte, error) {
+	d, ok := v.(time.Duration)
+	if !ok {
+		return nil, fmt.Errorf("value of Go type %T is not a time", v)
+	}
+	return binary.BigEndian.AppendUint64(appendLen(buf, 8), uint64(micros(int64(d)))), nil
+}
+
+func encTimetz(buf []byte, v any) ([]byte, error) {
+	x, ok := v.(model.TimeTZ)
+	if !ok {
+		return nil, fmt.Errorf("value of Go type %T is not a time with time zone", v)
+	}
+	buf = binary.BigEndian.AppendUint64(appendLen(buf, 12), uint64(micros(int64(x.Time))))
+	return binary.BigEndian.AppendUint32(buf, uint32(-x.Offset)), nil // PostgreSQL keeps seconds west
+}
+
+func encTimestamp(buf []byte, v any) ([]byte, error) {
+	ts, ok := v.(time.Time)
+	if !ok {
+		return nil, fmt.Errorf("value of Go type %T is not a timestamp", v)
+	}
+	var us int64
+	switch {
+	case !ts.Before(PosInfinityTimestamp):
+		us = math.MaxInt64
+	case !ts.After(NegInfinityTimestamp):
+		us = math.MinInt64
+	default:
+		us = (ts.Unix()-pgEpoch.Unix())*1_000_000 + micros(int64(ts.Nanosecond()))
+	}
+	return binary.BigEndian.AppendUint64(appendLen(buf, 8), uint64(us)), nil
+}
+
+func encInterval(buf []byte, v any) ([]byte, error) {
+	x, ok := v.(model.Interval)
+	if !ok {
+		return nil, fmt.Errorf("value of Go type %T is not an interval", v)
+	}
+	buf = binary.BigEndian.AppendUint64(appendLen(buf, 16), uint64(x.Micros))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(x.Days))
+	return binary.BigEndian.AppendUint32(buf, uint32(x.Months)), nil
+}
+
+// encNumeric writes a decimal in numeric's binary form: base-10000 digits
+// with a weight, a sign and the display scale.
+func encNumeric(buf []byte, v any) ([]byte, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, fmt.Errorf("value of Go type %T is not a decimal", v)
+	}
+	special := func(sign uint16) []byte {
+		buf = appendLen(buf, 8)
+		buf = binary.BigEndian.AppendUint16(buf, 0)
+		buf = binary.BigEndian.AppendUint16(buf, 0)
+		buf = binary.BigEndian.AppendUint16(buf, sign)
+		return binary.BigEndian.AppendUint16(buf, 0)
+	}
+	switch s {
+	case "NaN":
+		return special(0xC000), nil
+	case "Infinity":
+		return special(0xD000), nil
+	case "-Infinity":
+		return special(0xF000), nil
+	}
+	intPart, frac, neg, err := splitDecimal(s)
+	if err != nil {
+		return nil, err
+	}
+	dscale := len(frac)
+	// Pad so the integer part and the fraction are whole groups of four.
+	if pad := (4 - len(intPart)%4) % 4; pad > 0 {
+		intPart = strings.Repeat("0", pad) + intPart
+	}
+	if pad := (4 - len(frac)%4) % 4; pad > 0 {
+		frac += strings.Repeat("0", pad)
+	}
+	all := intPart + frac
+	digits := make([]uint16, 0, len(all)/4)
+	for i := 0; i < len(all); i += 4 {
+		d := uint16(all[i]-'0')*1000 + uint16(all[i+1]-'0')*100 + uint16(all[i+2]-'0')*10 + uint16(all[i+3]-'0')
+		digits = append(digits, d)
+	}
+	weight := len(intPart)/4 - 1
+	// Strip leading and trailing zero groups.
+	for len(digits) > 0 && digits[0] == 0 {
+		digits = digits[1:]
+		weight--
+	}
+	for len(digits) > 0 && digits[len(digits)-1] == 0 {
+		digits = digits[:len(digits)-1]
+	}
+	sign := uint16(0)
+	if neg && len(digits) > 0 {
+		sign = 0x4000
+	}
+	if len(digits) == 0 {
+		weight = 0
+	}
+	buf = appendLen(buf, 8+2*len(digits))
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(digits)))
+	buf = binary.BigEndian.AppendUint16(buf, uint16(int16(weight)))
+	buf = binary.BigEndian.AppendUint16(buf, sign)
+	buf = binary.BigEndian.AppendUint16(buf, uint16(dscale))
+	for _, d := range digits {
+		buf = binary.BigEndian.AppendUint16(buf, d)
+	}
+	return buf, nil
+}
+
+// splitDecimal splits a decimal's text into its integer digits (no leading
+// zeros), fraction digits and sign; an exponent is expanded exactly.
+func splitDecimal(s string) (intPart, frac string, neg bool, err error) {
+	t := strings.TrimSpace(s)
+	if strings.ContainsAny(t, "eE") {
+		r, ok := new(big.Rat).SetString(t)
+		if !ok {
+			return "", "", false, fmt.Errorf("invalid decimal %q", s)
+		}
+		t = model.NormalizeDecimal(r.FloatString(1100))
+	}
+	if t != "" && (t[0] == '-' || t[0] == '+') {
+		neg = t[0] == '-'
+		t = t[1:]
+	}
+	intPart, frac, _ = strings.Cut(t, ".")
+	if intPart == "" && frac == "" {
+		return "", "", false, fmt.Errorf("invalid decimal %q", s)
+	}
+	for _, part := range []string{intPart, frac} {
+		for i := 0; i < len(part); i++ {
+			if part[i] < '0' || part[i] > '9' {
+				return "", "", false, fmt.Errorf("invalid decimal %q", s)
+			}
+		}
+	}
+	intPart = strings.TrimLeft(intPart, "0")
+	return intPart, frac, neg, nil
+}

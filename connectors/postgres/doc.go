@@ -1,0 +1,170 @@
+// Package postgres is ferry's PostgreSQL connector: a source (discovery, a
+// plan of CTID block ranges, a snapshot-consistent parallel copy, change
+// data capture through logical replication with pgoutput) and a destination
+// (tables from the canonical schema or PostgreSQL's own types, COPY, set-based
+// upserts and deletes, checkpoints in the same transaction as the data).
+//
+// # URL
+//
+//	postgres://user:password@host:5432/database?sslmode=disable   (or postgresql://)
+//
+// Parameters ferry reads itself (the others go to pgx: sslmode, sslrootcert,
+// connect_timeout, ...):
+//
+//	slot=name           use this replication slot instead of ferry_<flow>; if
+//	                    it exists it is used as it is (T0 is its confirmed
+//	                    position, the copy reads current data) and never dropped
+//	publication=name    use this publication instead of ferry_<flow>; it must
+//	                    publish every selected table; never dropped
+//	snapshot=false      do not read the copy through an exported snapshot
+//	heartbeat=10s       how often an idle change stream writes a heartbeat
+//	reconnect_timeout=2m  how long a lost replication connection is retried
+//
+// Every session sets TimeZone UTC, DateStyle ISO, IntervalStyle iso_8601,
+// extra_float_digits 3, bytea_output hex and lc_monetary C, so values are
+// read and written in one exact text form.
+//
+// # Types
+//
+//	PostgreSQL                          canonical              notes
+//	smallint, integer, bigint           int16, int32, int64
+//	oid                                 int64
+//	numeric(p,s), numeric               decimal(p,s), decimal  NaN and ±Infinity kept as text
+//	money                               decimal                read and written with lc_monetary C (2 fractional digits):
+//	                                                           exact between PostgreSQL servers
+//	real, double precision              float32, float64       NaN, ±Infinity, -0 kept
+//	boolean                             bool
+//	text, varchar(n), char(n), name     text (Length n)        char(n) keeps its padding
+//	bytea                               bytes
+//	json, jsonb                         json                   Native says which
+//	uuid                                uuid
+//	date                                date                   BC dates kept; ±infinity as sentinels (below)
+//	time, timetz                        time, timetz           24:00:00 kept
+//	timestamp, timestamptz              timestamp, timestamptz microseconds, BC kept; ±infinity as sentinels
+//	interval                            interval               months, days and microseconds, exactly
+//	inet, cidr, macaddr                 inet, cidr, macaddr    PostgreSQL's text form
+//	enum types                          enum                   labels in EnumValues; Native is the qualified type name
+//	domains                             their base type        the domain's constraints stay at the source
+//	one-dimensional arrays of the above array                  lower bound 1; other bounds or more
+//	                                                           dimensions are an error naming the value
+//	anything else (bit strings, ranges, text                   through the type's output and input functions,
+//	geometric types, tsvector, xml,                            exact between PostgreSQL servers; Native
+//	composite and extension types, and                         keeps the type
+//	arrays of them)
+//	pseudo-types                        refused                at plan time, naming table and column
+//
+// Infinite dates and timestamps have no time.Time: 'infinity' and
+// '-infinity' travel as sentinels one step outside PostgreSQL's range
+// (PosInfinityTimestamp 294277-01-01, PosInfinityDate 5874898-01-01,
+// NegInfinityTimestamp and NegInfinityDate 4714-11-23 BC), which a PostgreSQL
+// destination writes back as infinity; another destination stores the
+// sentinel.
+//
+// Type.Native is format_type()'s spelling (qualified for enums). A
+// PostgreSQL destination creates a column with Native when this server has
+// that type and it holds the same canonical kind (so varchar(20),
+// numeric(38,10), timestamp(3), point or an extension type survive a PG to
+// PG copy), and otherwise with the canonical kind's type: int16 smallint,
+// int32 integer, int64 bigint, decimal(p,s) numeric(p,s), float32 real,
+// float64 double precision, text(n) varchar(n), text, bytes bytea, json
+// jsonb, uuid, date, time, timetz, timestamp, timestamptz, interval, inet,
+// cidr, macaddr, arrays as element[], and enum as text (or, when Native
+// names an enum and EnumValues is set, that enum type, created or completed
+// at the destination).
+//
+// Generated columns are copied as plain columns holding the source's values.
+// pgoutput does not send them, so during CDC ferry computes each changed
+// row's generated values by evaluating the column's expression on the
+// source over the row's other values (generation expressions are
+// immutable); a generated value that depends on an unchanged TOAST value is
+// left unchanged.
+//
+// # Plan and reading
+//
+// Every table is split into ranges of heap blocks (CTID ranges, read with TID
+// range scans), sized from pg_class statistics to about --partition-rows
+// rows: no index needed, the same for tables with and without a primary
+// key, and no skew from key distribution. A partitioned table is one table
+// whose partitions are its leaf partitions' block ranges; its rows are read
+// from each leaf. A partition's cursor is the ctid of its last row read;
+// reads are in physical order (sequential scans without synchronization or
+// parallel workers), which ReadPartition checks.
+//
+// Which data the copy reads:
+//
+//   - ferry sync with CDC, first run of the flow: Plan creates the
+//     publication, then the slot with EXPORT_SNAPSHOT, and keeps the
+//     replication connection idle so the snapshot lives. Every partition
+//     reader imports it: the copy is exactly the state at T0 (the slot's
+//     consistent point), and Plan.SnapshotConsistent is set.
+//   - a resumed run (a new process: Plan is not called again), scale-out
+//     workers, slot= naming an existing slot, snapshot=false: the snapshot is
+//     gone or was never there, so partitions read current data. T0 is older
+//     than what they read, and the replay of every change after T0 converges
+//     each row, since every destination write is idempotent.
+//   - without CDC (--mode snapshot, verify, plan): partitions share a
+//     snapshot exported by a plain transaction, so the copy is consistent
+//     across tables; it ends with the connector.
+//
+// # Change data capture
+//
+// The flow's slot and publication are named ferry_<flow> (made a valid
+// identifier, with a hash suffix when that changed the name); the engine
+// binds the flow's name (connector.FlowBinder) so a resumed run finds them.
+// The publication publishes through partition roots. Preconditions are
+// checked by Preflight, before the engine touches the destination (and
+// again by Plan), each with its fix: SELECT on every table and types ferry
+// can copy; for CDC wal_level logical, the REPLICATION attribute, a replica
+// identity that carries the primary key (or FULL), the slot name free (or
+// the named slot not in use), a free replication slot, and ownership of the
+// tables (to create the publication) or a publication= that publishes them.
+//
+// Positions are LSNs ("0/16B3748"). A transaction becomes one ChangeBatch at
+// its commit's end LSN, a safe resume point; a transaction of more than
+// 10000 changes is emitted in parts whose position is the previous commit,
+// so a crash inside it replays it whole. Updates carry the old key when the
+// server sends it (key changed, or REPLICA IDENTITY FULL); an unchanged TOAST
+// value is model.Unchanged (or the old row's value under REPLICA IDENTITY
+// FULL), never NULL. A relation message whose columns differ from the known
+// table emits the table's new schema ahead of the changes that use it: an
+// added column is applied by the destination; an added column with a
+// default, a dropped or retyped column, and TRUNCATE stop the flow with an
+// error saying what to do.
+//
+// Standby status updates report as flushed only what the engine
+// acknowledged (Ack), every 5 s and whenever the server asks, also while the
+// engine applies earlier batches. An idle stream writes a heartbeat
+// (pg_logical_emit_message in a transaction) every heartbeat interval and
+// once at the start, so the slot advances and --until caught-up ends.
+// HeadPosition is pg_current_wal_insert_lsn(). A lost replication connection
+// is retried with exponential backoff (up to reconnect_timeout) from the
+// last acknowledged position; transactions received again are emitted again
+// (harmless: writes are idempotent), at positions that never go backwards.
+//
+// DropFlow (ferry sync --restart) drops the flow's slot and publication
+// when ferry created them. Plan and StreamChanges log a warning for every
+// other inactive ferry slot: it retains WAL until it is dropped.
+//
+// # Destination
+//
+// CreateTables creates schemas and tables (with the primary key) and
+// _ferry.checkpoints; existing tables must have every column and the same
+// key. Secondary indexes are not copied; FinishTable runs ANALYZE.
+//
+// WriteRows sends the batch with COPY FROM STDIN and stores its checkpoint in
+// the same transaction. If the rows are already there (a retried batch, a
+// resumed partition), COPY fails on the primary key; the batch is then
+// written again as INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE,
+// and so are the partition's next batches. A table without a primary key
+// relies on the checkpoint alone: a partition resumes after its last
+// committed batch, so no row is written twice.
+//
+// ApplyChanges applies a batch in one transaction with its checkpoint: per
+// table one DELETE ... USING unnest(keys), one INSERT ... SELECT FROM
+// unnest(...) ON CONFLICT (key) DO UPDATE for whole rows, and for rows with
+// unchanged values one UPDATE ... FROM unnest(...) per set of present
+// columns, which must find every row (an unchanged value cannot be
+// inserted). Values travel as text arrays and are cast to each column's type
+// by the server, with its own input functions. Replaying a batch leaves the
+// same rows. AlterTable adds columns and refuses every other change.
+package postgres

@@ -1,0 +1,670 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
+)
+
+const (
+	defaultPartitionRows = 250_000
+	defaultBatchRows     = 5000
+	// countBelowPages: a table never analyzed is counted exactly when it is
+	// smaller than this (100 MB); a bigger one is estimated.
+	countBelowPages = 12800
+)
+
+// snapshot is an exported snapshot kept alive by the connection that
+// exported it: the replication connection that created the slot (its
+// snapshot is exactly T0) or a plain transaction for a copy without CDC.
+type snapshot struct {
+	id   string
+	repl *pgconn.PgConn // for a slot's snapshot
+	tx   pgx.Tx         // for pg_export_snapshot
+	conn *pgx.Conn
+}
+
+// slotName is the replication slot of a flow: ferry_ and the flow's name
+// made a valid identifier (with a hash when it had to be shortened or
+// changed, so two flows never share one).
+func slotName(flow string) string {
+	var b strings.Builder
+	changed := false
+	for _, r := range strings.ToLower(flow) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+			changed = true
+		}
+	}
+	name := "ferry_" + b.String()
+	if changed || len(name) > 63 || flow != strings.ToLower(flow) {
+		sum := sha256.Sum256([]byte(flow))
+		suffix := "_" + hex.EncodeToString(sum[:])[:8]
+		if len(name) > 63-len(suffix) {
+			name = name[:63-len(suffix)]
+		}
+		name += suffix
+	}
+	return name
+}
+
+func (c *Conn) slotFor(flow string) (name string, own bool) {
+	if c.opts.Slot != "" {
+		return c.opts.Slot, false
+	}
+	return slotName(flow), true
+}
+
+func (c *Conn) publicationFor(flow string) (name string, own bool) {
+	if c.opts.Publication != "" {
+		return c.opts.Publication, false
+	}
+	return slotName(flow), true
+}
+
+// Plan partitions the tables by CTID block ranges. With opts.CDC it first
+// creates the flow's publication and replication slot; T0 is the slot's
+// consistent point, and the slot's exported snapshot (exactly T0) is kept
+// open for this process's partition readers.
+func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.PlanOptions) (*model.Plan, error) {
+	if opts.BatchRows > 0 {
+		c.batchRows.Store(int64(opts.BatchRows))
+	}
+	partRows := opts.PartitionRows
+	if partRows <= 0 {
+		partRows = defaultPartitionRows
+	}
+	ordered, err := c.selected(ctx, tables)
+	if err != nil {
+		return nil, err
+	}
+	plan := &model.Plan{Tables: tables, CreatedAt: time.Now().UTC()}
+	for _, s := range ordered {
+		parts, err := c.planTable(ctx, s, partRows)
+		if err != nil {
+			return nil, err
+		}
+		plan.Partitions = append(plan.Partitions, parts...)
+	}
+	if !opts.CDC {
+		if c.opts.Snapshot {
+			c.exportSnapshot(ctx)
+		}
+		return plan, nil
+	}
+	t0, consistent, err := c.startCDC(ctx, ordered, opts.Flow)
+	if err != nil {
+		return nil, err
+	}
+	plan.T0 = t0
+	plan.SnapshotConsistent = consistent
+	return plan, nil
+}
+
+// selected discovers the given tables again and checks that ferry can read
+// them, in the given order.
+func (c *Conn) selected(ctx context.Context, tables []*model.Table) ([]*srcTable, error) {
+	var names []model.Namespace
+	for _, t := range tables {
+		names = append(names, t.Namespace)
+	}
+	infos, err := c.discover(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	byNS := map[model.Namespace]*srcTable{}
+	for _, s := range infos {
+		byNS[s.table.Namespace] = s
+	}
+	var missing []string
+	for _, t := range tables {
+		if byNS[t.Namespace] == nil {
+			missing = append(missing, t.Namespace.String())
+		}
+	}
+	if len(missing) > 0 {
+		return nil, connector.Configf("check the table names; they were dropped or renamed since they were listed",
+			fmt.Sprintf("tables missing at %s: %s", c.where(), strings.Join(missing, ", ")))
+	}
+	ordered := make([]*srcTable, len(tables))
+	for i, t := range tables {
+		ordered[i] = byNS[t.Namespace]
+	}
+	if err := checkSelected(ordered); err != nil {
+		return nil, err
+	}
+	return ordered, nil
+}
+
+// Preflight checks, before the engine touches the destination, everything
+// Plan would refuse: privileges and column types of the tables and, for
+// CDC, wal_level, the REPLICATION attribute, replica identities, the slot
+// (free name, not in use) and a publication named in the URL.
+func (c *Conn) Preflight(ctx context.Context, tables []*model.Table, opts connector.PlanOptions) error {
+	ordered, err := c.selected(ctx, tables)
+	if err != nil || !opts.CDC {
+		return err
+	}
+	if err := c.checkCDC(ctx, ordered); err != nil {
+		return err
+	}
+	slot, ownSlot := c.slotFor(opts.Flow)
+	exists, _, err := c.checkSlot(ctx, slot, ownSlot, opts.Flow)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		var used, limit int
+		if err := c.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_replication_slots)::int, current_setting('max_replication_slots')::int`).Scan(&used, &limit); err != nil {
+			return c.classify(err, "count replication slots")
+		}
+		if used >= limit {
+			return c.slotError(ctx, &pgconn.PgError{Code: "53400", Message: "all replication slots are in use"}, slot)
+		}
+	}
+	pub, own := c.publicationFor(opts.Flow)
+	if !own {
+		return c.checkPublication(ctx, pub, ordered)
+	}
+	// Creating the publication needs the tables' owner.
+	oids := make([]uint32, len(ordered))
+	for i, s := range ordered {
+		oids[i] = s.oid
+	}
+	rows, err := c.pool.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.oid = ANY($1) AND NOT pg_has_role(c.relowner, 'USAGE') ORDER BY 1`, oids)
+	if err != nil {
+		return c.classify(err, "check table owners")
+	}
+	var notOwned []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err == nil {
+			notOwned = append(notOwned, n)
+		}
+	}
+	rows.Close()
+	if len(notOwned) > 0 {
+		return connector.Configf(fmt.Sprintf("as the tables' owner run CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true), then add publication=%s to the source URL", showIdent(pub), strings.Join(notOwned, ", "), pub),
+			fmt.Sprintf("ferry cannot create publication %s: the URL's user does not own %s", pub, strings.Join(notOwned, ", ")))
+	}
+	return nil
+}
+
+// planTable splits a table (each partition of a partitioned table) into
+// ranges of heap blocks. Block ranges need no index, have the same cost for
+// tables with and without a primary key, and are read with TID range scans.
+func (c *Conn) planTable(ctx context.Context, s *srcTable, partRows int64) ([]model.Partition, error) {
+	type heap struct {
+		rel    string // quoted qualified name; "" for the table itself
+		pages  int64
+		tuples float64
+	}
+	var heaps []heap
+	q := `SELECT '', pg_relation_size(c.oid) / current_setting('block_size')::int8, c.reltuples::float8 FROM pg_class c WHERE c.oid = $1`
+	if s.relkind == 'p' {
+		q = `SELECT quote_ident(n.nspname) || '.' || quote_ident(l.relname), pg_relation_size(l.oid) / current_setting('block_size')::int8, l.reltuples::float8
+			FROM pg_partition_tree($1::oid) p JOIN pg_class l ON l.oid = p.relid JOIN pg_namespace n ON n.oid = l.relnamespace
+			WHERE p.isleaf ORDER BY n.nspname, l.relname`
+	}
+	rows, err := c.pool.Query(ctx, q, s.oid)
+	if err != nil {
+		return nil, c.classify(err, "plan table "+s.table.Namespace.String())
+	}
+	for rows.Next() {
+		var h heap
+		if err := rows.Scan(&h.rel, &h.pages, &h.tuples); err != nil {
+			rows.Close()
+			return nil, c.classify(err, "plan table "+s.table.Namespace.String())
+		}
+		heaps = append(heaps, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, c.classify(err, "plan table "+s.table.Namespace.String())
+	}
+	var parts []model.Partition
+	var totalRows int64
+	add := func(rel string, lo, hi int64, last bool, rowsEst, bytesEst int64) {
+		p := model.Partition{
+			ID: fmt.Sprintf("%s/%04d", s.table.Namespace, len(parts)), Table: s.table.Namespace, Index: len(parts),
+			EstimatedRows: rowsEst, EstimatedBytes: bytesEst,
+		}
+		if rel != "" || lo > 0 {
+			p.Lower = encodeBound(rel, lo)
+		}
+		if !last {
+			p.Upper = encodeBound("", hi)
+		}
+		parts = append(parts, p)
+	}
+	for _, h := range heaps {
+		tuples := h.tuples
+		if tuples < 0 && h.pages > 0 {
+			if h.pages <= countBelowPages {
+				name := h.rel
+				if name == "" {
+					name = qualified(s.table.Namespace)
+				}
+				var n int64
+				if err := c.pool.QueryRow(ctx, "SELECT count(*) FROM ONLY "+name).Scan(&n); err != nil {
+					return nil, c.classify(err, "count rows of "+s.table.Namespace.String())
+				}
+				tuples = float64(n)
+			} else {
+				tuples = float64(h.pages) * 50
+			}
+		}
+		tuples = max(tuples, 0)
+		totalRows += int64(tuples)
+		if h.pages == 0 {
+			add(h.rel, 0, 0, true, int64(tuples), 0)
+			continue
+		}
+		perBlock := tuples / float64(h.pages)
+		blocks := h.pages
+		if perBlock > 0 {
+			blocks = max(int64(float64(partRows)/perBlock), 1)
+		}
+		n := (h.pages + blocks - 1) / blocks
+		blocks = (h.pages + n - 1) / n // even out the last partition
+		for i := int64(0); i < n; i++ {
+			lo, hi := i*blocks, min((i+1)*blocks, h.pages)
+			add(h.rel, lo, hi, i == n-1, int64(perBlock*float64(hi-lo)), (hi-lo)*8192)
+		}
+	}
+	if s.table.EstimatedRows == 0 {
+		s.table.EstimatedRows = totalRows
+	}
+	return parts, nil
+}
+
+func qualified(ns model.Namespace) string {
+	if ns.Schema == "" {
+		return quoteIdent(ns.Table)
+	}
+	return quoteIdent(ns.Schema) + "." + quoteIdent(ns.Table)
+}
+
+// Partition bounds: "block=N" for a table's own heap, "rel=<name>;block=N"
+// for a partition of a partitioned table (the lower bound names the
+// partition; its upper bound is in the same heap).
+func encodeBound(rel string, block int64) string {
+	if rel == "" {
+		return "block=" + strconv.FormatInt(block, 10)
+	}
+	return "rel=" + rel + ";block=" + strconv.FormatInt(block, 10)
+}
+
+func decodeBound(s string) (rel string, block int64, err error) {
+	if s == "" {
+		return "", 0, nil
+	}
+	if strings.HasPrefix(s, "rel=") {
+		i := strings.LastIndex(s, ";block=")
+		if i < 0 {
+			return "", 0, fmt.Errorf("invalid partition bound %q", s)
+		}
+		rel, s = s[4:i], s[i+1:]
+	}
+	if !strings.HasPrefix(s, "block=") {
+		return "", 0, fmt.Errorf("invalid partition bound %q", s)
+	}
+	block, err = strconv.ParseInt(s[6:], 10, 64)
+	if err != nil || block < 0 {
+		return "", 0, fmt.Errorf("invalid partition bound %q", s)
+	}
+	return rel, block, nil
+}
+
+// exportSnapshot opens a read-only transaction whose snapshot this
+// process's partition readers share, so a copy without CDC is consistent
+// across tables. Without it (an old server, a standby) readers read current
+// data.
+func (c *Conn) exportSnapshot(ctx context.Context) {
+	c.closeSnapshot()
+	conn, err := pgx.ConnectConfig(ctx, c.cfg.ConnConfig)
+	if err != nil {
+		return
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		conn.Close(ctx)
+		return
+	}
+	var id string
+	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&id); err != nil {
+		conn.Close(ctx)
+		return
+	}
+	c.mu.Lock()
+	c.snap = &snapshot{id: id, tx: tx, conn: conn}
+	c.mu.Unlock()
+}
+
+// snapshotID is the exported snapshot partition readers should use, or "".
+func (c *Conn) snapshotID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.snap == nil {
+		return ""
+	}
+	return c.snap.id
+}
+
+// closeSnapshot ends the exported snapshot: readers started later read
+// current data.
+func (c *Conn) closeSnapshot() {
+	c.mu.Lock()
+	s := c.snap
+	c.snap = nil
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if s.repl != nil {
+		s.repl.Close(ctx) //nolint:errcheck // closing: nothing to do about it
+	}
+	if s.conn != nil {
+		s.conn.Close(ctx) //nolint:errcheck // closing
+	}
+}
+
+// startCDC checks that the server and the tables allow logical replication,
+// then creates the publication and the slot (unless the user named existing
+// ones). It returns T0 and whether the copy can read exactly T0.
+func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (model.Position, bool, error) {
+	if err := c.checkCDC(ctx, tables); err != nil {
+		return "", false, err
+	}
+	slot, ownSlot := c.slotFor(flow)
+	pub, ownPub := c.publicationFor(flow)
+	c.warnInactiveSlots(ctx, slot)
+
+	exists, confirmed, err := c.checkSlot(ctx, slot, ownSlot, flow)
+	if err != nil {
+		return "", false, err
+	}
+	if err := c.ensurePublication(ctx, pub, ownPub, tables); err != nil {
+		return "", false, err
+	}
+	if exists {
+		// A slot the user made: it has no snapshot to share, so the copy
+		// reads current data and the replay from T0 converges it.
+		if confirmed == nil {
+			return "", false, connector.Configf("give a logical slot using pgoutput", fmt.Sprintf("slot %s is not a logical replication slot", slot))
+		}
+		return model.Position(*confirmed), false, nil
+	}
+	repl, err := c.replicationConn(ctx)
+	if err != nil {
+		if ownPub {
+			c.dropPublication(context.WithoutCancel(ctx), pub)
+		}
+		return "", false, err
+	}
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, quoteIdent(slot), "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	if err != nil {
+		repl.Close(context.WithoutCancel(ctx)) //nolint:errcheck // failing anyway
+		if ownPub {
+			c.dropPublication(context.WithoutCancel(ctx), pub)
+		}
+		return "", false, c.slotError(ctx, err, slot)
+	}
+	if _, err := pglogrepl.ParseLSN(res.ConsistentPoint); err != nil {
+		return "", false, fmt.Errorf("slot %s: consistent point %q: %w", slot, res.ConsistentPoint, err)
+	}
+	if c.opts.Snapshot {
+		c.closeSnapshot()
+		c.mu.Lock()
+		c.snap = &snapshot{id: res.SnapshotName, repl: repl}
+		c.mu.Unlock()
+	} else {
+		repl.Close(ctx) //nolint:errcheck // not needed
+	}
+	return model.Position(res.ConsistentPoint), c.opts.Snapshot, nil
+}
+
+// checkSlot looks the slot up: one in use is refused, and so is ferry's own
+// left over from a run that kept no plan. It returns whether it exists and
+// its confirmed position.
+func (c *Conn) checkSlot(ctx context.Context, slot string, own bool, flow string) (bool, *string, error) {
+	var exists, active bool
+	var pid *int32
+	var confirmed *string
+	err := c.pool.QueryRow(ctx, `SELECT true, active, active_pid, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&exists, &active, &pid, &confirmed)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return false, nil, c.classify(err, "look up replication slot "+slot)
+	}
+	if exists && active {
+		who := ""
+		if pid != nil {
+			who = fmt.Sprintf(" (server process %d)", *pid)
+		}
+		return false, nil, connector.Configf("stop the other ferry (or other client) using it, or give this flow another --name",
+			fmt.Sprintf("replication slot %s is in use by another process%s", slot, who))
+	}
+	if exists && own {
+		return false, nil, connector.Configf(fmt.Sprintf("run with --restart to drop it and start over, or drop it yourself: SELECT pg_drop_replication_slot('%s')", slot),
+			fmt.Sprintf("replication slot %s already exists: an earlier run of flow %q created it but kept no plan", slot, flow))
+	}
+	return exists, confirmed, nil
+}
+
+// checkCDC checks wal_level, the REPLICATION privilege and each table's
+// replica identity, each with the fix.
+func (c *Conn) checkCDC(ctx context.Context, tables []*srcTable) error {
+	var level string
+	var canReplicate bool
+	var user string
+	err := c.pool.QueryRow(ctx, `SELECT current_setting('wal_level'), r.rolreplication OR r.rolsuper, current_user
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&level, &canReplicate, &user)
+	if err != nil {
+		return c.classify(err, "check replication settings")
+	}
+	if level != "logical" {
+		return walLevelError(c.where(), fmt.Errorf("wal_level is %s", level))
+	}
+	if !canReplicate {
+		return connector.Configf(fmt.Sprintf("ALTER ROLE %s REPLICATION (as a superuser), or copy without CDC with --mode snapshot", showIdent(user)),
+			fmt.Sprintf("change data capture needs a role with the REPLICATION attribute, and %s lacks it", user))
+	}
+	var problems []string
+	for _, s := range tables {
+		name := showQualified(s.table.Namespace.Schema, s.table.Namespace.Table)
+		switch {
+		case s.replident == 'n':
+			problems = append(problems, fmt.Sprintf("%s has REPLICA IDENTITY NOTHING, so its updates and deletes carry no key (ALTER TABLE %s REPLICA IDENTITY DEFAULT)", s.table.Namespace, name))
+		case s.replident == 'd' && !s.hasPK:
+			problems = append(problems, fmt.Sprintf("%s has no primary key and no full replica identity, so its updates and deletes carry no key (add a primary key, or ALTER TABLE %s REPLICA IDENTITY FULL)", s.table.Namespace, name))
+		case s.replident == 'i' && s.hasPK && strings.Join(s.identKey, "\x00") != strings.Join(s.table.PrimaryKey, "\x00"):
+			problems = append(problems, fmt.Sprintf("%s identifies rows in its changes by index columns (%s), not by its primary key (ALTER TABLE %s REPLICA IDENTITY DEFAULT)", s.table.Namespace, strings.Join(s.identKey, ", "), name))
+		}
+	}
+	if len(problems) > 0 {
+		return connector.Configf("fix the replica identity, exclude the tables with --tables '!name', or copy without CDC with --mode snapshot",
+			"change data capture cannot follow: "+strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// warnInactiveSlots logs ferry slots other than this flow's that no one
+// reads: each keeps WAL on the server until it is dropped.
+func (c *Conn) warnInactiveSlots(ctx context.Context, except string) {
+	rows, err := c.pool.Query(ctx, `SELECT slot_name, COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::int8
+		FROM pg_replication_slots WHERE slot_name LIKE 'ferry\_%' AND NOT active AND slot_name <> $1`, except)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var retained int64
+		if rows.Scan(&name, &retained) == nil {
+			slog.Warn("an inactive ferry replication slot retains WAL on the source; drop its flow (ferry sync --restart) or the slot (SELECT pg_drop_replication_slot(...))",
+				"slot", name, "retained_bytes", retained, "server", c.where())
+		}
+	}
+}
+
+// ensurePublication creates (or updates) ferry's publication for the
+// tables, or checks that the user's covers them. Partitioned tables publish
+// through their root, so their changes carry the table's name.
+func (c *Conn) ensurePublication(ctx context.Context, pub string, own bool, tables []*srcTable) error {
+	var exists, viaRoot bool
+	err := c.pool.QueryRow(ctx, `SELECT true, pubviaroot FROM pg_publication WHERE pubname = $1`, pub).Scan(&exists, &viaRoot)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return c.classify(err, "look up publication "+pub)
+	}
+	if !own {
+		return c.checkPublication(ctx, pub, tables)
+	}
+	names := make([]string, len(tables))
+	for i, s := range tables {
+		names[i] = qualified(s.table.Namespace)
+	}
+	sort.Strings(names)
+	var stmt string
+	if exists {
+		stmt = "ALTER PUBLICATION " + quoteIdent(pub) + " SET TABLE " + strings.Join(names, ", ")
+	} else {
+		stmt = "CREATE PUBLICATION " + quoteIdent(pub) + " FOR TABLE " + strings.Join(names, ", ") + " WITH (publish_via_partition_root = true)"
+	}
+	if _, err := c.pool.Exec(ctx, stmt); err != nil {
+		if sqlState(err) == "42501" {
+			return &connector.ConfigError{Msg: fmt.Sprintf("cannot create publication %s: the URL's user must own the tables", pub),
+				Fix: fmt.Sprintf("as the tables' owner run CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = true), then add publication=%s to the source URL", quoteIdent(pub), pub),
+				Err: c.scrubErr(err)}
+		}
+		return c.classify(err, "create publication "+pub)
+	}
+	if exists && !viaRoot {
+		if _, err := c.pool.Exec(ctx, "ALTER PUBLICATION "+quoteIdent(pub)+" SET (publish_via_partition_root = true)"); err != nil {
+			return c.classify(err, "alter publication "+pub)
+		}
+	}
+	return nil
+}
+
+// checkPublication checks that the user's publication exists and
+// publishes every table.
+func (c *Conn) checkPublication(ctx context.Context, pub string, tables []*srcTable) error {
+	var exists bool
+	err := c.pool.QueryRow(ctx, `SELECT true FROM pg_publication WHERE pubname = $1`, pub).Scan(&exists)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return c.classify(err, "look up publication "+pub)
+	}
+	if !exists {
+		return connector.Configf("create it (CREATE PUBLICATION "+showIdent(pub)+" FOR TABLE ... WITH (publish_via_partition_root = true)) or leave publication= out so ferry creates one",
+			fmt.Sprintf("publication %s does not exist at %s", pub, c.where()))
+	}
+	rows, err := c.pool.Query(ctx, `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1`, pub)
+	if err != nil {
+		return c.classify(err, "read publication "+pub)
+	}
+	have := map[model.Namespace]bool{}
+	for rows.Next() {
+		var ns model.Namespace
+		if err := rows.Scan(&ns.Schema, &ns.Table); err != nil {
+			rows.Close()
+			return c.classify(err, "read publication "+pub)
+		}
+		have[ns] = true
+	}
+	rows.Close()
+	var missing []string
+	for _, s := range tables {
+		if !have[s.table.Namespace] {
+			missing = append(missing, s.table.Namespace.String())
+		}
+	}
+	if len(missing) > 0 {
+		return connector.Configf("ALTER PUBLICATION "+showIdent(pub)+" ADD TABLE ..., or select fewer tables with --tables",
+			fmt.Sprintf("publication %s does not publish %s", pub, strings.Join(missing, ", ")))
+	}
+	return nil
+}
+
+func (c *Conn) dropPublication(ctx context.Context, pub string) {
+	c.pool.Exec(ctx, "DROP PUBLICATION IF EXISTS "+quoteIdent(pub)) //nolint:errcheck // cleanup after a failure
+}
+
+// slotError explains a failure to create a slot.
+func (c *Conn) slotError(ctx context.Context, err error, slot string) error {
+	switch sqlState(err) {
+	case "53400":
+		var names []string
+		rows, qerr := c.pool.Query(ctx, `SELECT slot_name || CASE WHEN active THEN ' (active)' ELSE ' (inactive)' END FROM pg_replication_slots ORDER BY 1`)
+		if qerr == nil {
+			for rows.Next() {
+				var n string
+				if rows.Scan(&n) == nil {
+					names = append(names, n)
+				}
+			}
+			rows.Close()
+		}
+		return &connector.ConfigError{Msg: fmt.Sprintf("cannot create replication slot %s: every replication slot of %s is in use (%s)", slot, c.where(), strings.Join(names, ", ")),
+			Fix: "raise max_replication_slots in postgresql.conf and restart the server, or drop a slot no one needs with SELECT pg_drop_replication_slot('name')", Err: c.scrubErr(err)}
+	case "42710":
+		return connector.Configf("give this flow another --name, or drop the slot", fmt.Sprintf("replication slot %s already exists", slot))
+	}
+	return c.classify(err, "create replication slot "+slot)
+}
+
+// replicationConn opens a logical replication connection.
+func (c *Conn) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
+	cfg := c.cfg.ConnConfig.Config.Copy()
+	cfg.RuntimeParams["replication"] = "database"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, c.classify(err, "open a replication connection")
+	}
+	return conn, nil
+}
+
+// DropFlow drops the flow's replication slot and publication, if ferry
+// created them (a slot or publication named in the URL is the user's).
+func (c *Conn) DropFlow(ctx context.Context, flow string) error {
+	c.closeSnapshot()
+	var errs []error
+	if slot, own := c.slotFor(flow); own {
+		// A slot still held by a dying walsender is dropped once it is free.
+		_, err := c.pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
+		if err != nil && sqlState(err) == "55006" {
+			_, err = c.pool.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`, slot)
+			if err == nil {
+				time.Sleep(200 * time.Millisecond)
+				_, err = c.pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
+			}
+		}
+		if err != nil {
+			errs = append(errs, c.classify(err, "drop replication slot "+slot))
+		}
+	}
+	if pub, own := c.publicationFor(flow); own {
+		if _, err := c.pool.Exec(ctx, "DROP PUBLICATION IF EXISTS "+quoteIdent(pub)); err != nil {
+			errs = append(errs, c.classify(err, "drop publication "+pub))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,301 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ferrydb/ferry/connector"
+)
+
+func init() {
+	connector.Register(connector.Registration{
+		Scheme:  "postgres",
+		Aliases: []string{"postgresql"},
+		Summary: "PostgreSQL (source with logical-replication CDC, destination with COPY and upserts)",
+		Example: "postgres://user:pass@localhost:5432/db?sslmode=disable",
+		Open: func(ctx context.Context, u *url.URL) (connector.Connector, error) {
+			c, err := Open(ctx, u)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		Prototype: (*Conn)(nil),
+	})
+}
+
+var (
+	_ connector.Source           = (*Conn)(nil)
+	_ connector.ChangeSource     = (*Conn)(nil)
+	_ connector.Destination      = (*Conn)(nil)
+	_ connector.ChangeApplier    = (*Conn)(nil)
+	_ connector.CheckpointKeeper = (*Conn)(nil)
+	_ connector.TableFinisher    = (*Conn)(nil)
+	_ connector.SchemaChanger    = (*Conn)(nil)
+	_ connector.FlowDropper      = (*Conn)(nil)
+	_ connector.FlowBinder       = (*Conn)(nil)
+	_ connector.Preflighter      = (*Conn)(nil)
+)
+
+// sessionParams are set on every connection ferry opens, so values are read
+// and written in one fixed text form whatever the server's defaults.
+var sessionParams = map[string]string{
+	"application_name":   "ferry",
+	"TimeZone":           "UTC",
+	"DateStyle":          "ISO, MDY",
+	"IntervalStyle":      "iso_8601",
+	"extra_float_digits": "3",
+	"bytea_output":       "hex",
+	"lc_monetary":        "C",
+	"client_encoding":    "UTF8",
+}
+
+// Options are the URL parameters ferry reads itself; the others go to pgx.
+type Options struct {
+	// Slot and Publication name a replication slot and a publication the
+	// user created (or wants ferry to use); empty means ferry's own,
+	// named after the flow.
+	Slot, Publication string
+	// Snapshot (default true) reads the copy through the slot's exported
+	// snapshot when it is available.
+	Snapshot bool
+	// Heartbeat is how often an idle stream writes a logical message so
+	// the slot advances.
+	Heartbeat time.Duration
+	// ReconnectTimeout bounds how long a lost replication connection is
+	// retried.
+	ReconnectTimeout time.Duration
+}
+
+// Conn is an opened PostgreSQL database: a source, a destination, or both.
+type Conn struct {
+	raw     string // the URL without ferry's parameters, password included
+	secrets []string
+	opts    Options
+	cfg     *pgxpool.Config
+	pool    *pgxpool.Pool
+
+	types *typeCache
+
+	batchRows atomic.Int64
+
+	mu   sync.Mutex
+	flow string // bound by the engine: names the slot and publication
+	// snap is the exported snapshot of this process's plan, while its
+	// connection is open; nil otherwise.
+	snap *snapshot
+	// acked is the last position the engine acknowledged, sent to the
+	// server by the running stream.
+	acked atomic.Uint64
+
+	dstMu     sync.Mutex
+	dstTables map[string]*dstTable // by quoted name
+	dstReady  bool
+}
+
+var slotNameRe = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+// Open parses a postgres URL and connects, so that a wrong password, an
+// unreachable host or a missing database is reported before anything else.
+func Open(ctx context.Context, u *url.URL) (*Conn, error) {
+	raw := u.String()
+	c := &Conn{secrets: connector.Secrets(raw), opts: Options{Snapshot: true, Heartbeat: 10 * time.Second, ReconnectTimeout: 2 * time.Minute}}
+	q := u.Query()
+	const fix = "postgres URLs look like postgres://user:password@host:5432/database?sslmode=disable&slot=name&publication=name"
+	if v := q.Get("slot"); v != "" {
+		if !slotNameRe.MatchString(v) {
+			return nil, connector.Configf(fix, fmt.Sprintf("slot name %q: use at most 63 lower-case letters, digits and underscores", v))
+		}
+		c.opts.Slot = v
+	}
+	if v := q.Get("publication"); v != "" {
+		c.opts.Publication = v
+	}
+	if v := q.Get("snapshot"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, connector.Configf(fix, fmt.Sprintf("snapshot=%q: use true or false", v))
+		}
+		c.opts.Snapshot = b
+	}
+	for name, dst := range map[string]*time.Duration{"heartbeat": &c.opts.Heartbeat, "reconnect_timeout": &c.opts.ReconnectTimeout} {
+		if v := q.Get(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return nil, connector.Configf(fix, fmt.Sprintf("%s=%q: use a duration such as 10s", name, v))
+			}
+			*dst = d
+		}
+	}
+	for _, k := range []string{"slot", "publication", "snapshot", "heartbeat", "reconnect_timeout"} {
+		q.Del(k)
+	}
+	v := *u
+	v.Scheme = "postgres"
+	v.RawQuery = q.Encode()
+	c.raw = v.String()
+	cfg, err := pgxpool.ParseConfig(c.raw)
+	if err != nil {
+		return nil, &connector.ConfigError{Msg: "invalid postgres URL " + connector.Redact(c.raw), Fix: fix, Err: c.scrubErr(err)}
+	}
+	for k, v := range sessionParams {
+		cfg.ConnConfig.RuntimeParams[k] = v
+	}
+	cfg.MaxConns = 64
+	cfg.MinConns = 0
+	cfg.MaxConnIdleTime = time.Minute
+	cfg.ConnConfig.ConnectTimeout = 15 * time.Second
+	// Statements are built per table; the describe round trip of the
+	// default mode costs more than it saves for them.
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	c.cfg = cfg
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, c.classify(err, "connect")
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, c.classify(err, "connect")
+	}
+	conn.Release()
+	c.pool = pool
+	c.types = newTypeCache()
+	return c, nil
+}
+
+// Close releases every connection.
+func (c *Conn) Close() error {
+	if c == nil {
+		return nil
+	}
+	c.closeSnapshot()
+	if c.pool != nil {
+		c.pool.Close()
+	}
+	return nil
+}
+
+// where names the server for messages: host:port/database, no secrets.
+func (c *Conn) where() string {
+	cc := c.cfg.ConnConfig
+	return fmt.Sprintf("%s:%d/%s", cc.Host, cc.Port, cc.Database)
+}
+
+// scrubErr returns err with every secret of the URL replaced.
+func (c *Conn) scrubErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	changed := false
+	for _, s := range c.secrets {
+		if s != "" && strings.Contains(msg, s) {
+			msg = strings.ReplaceAll(msg, s, "xxxxx")
+			changed = true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return scrubbed{msg: msg, err: err}
+}
+
+// scrubbed keeps the original error for errors.As (SQLSTATE checks) while
+// printing the scrubbed message.
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (s scrubbed) Error() string { return s.msg }
+func (s scrubbed) Unwrap() error { return s.err }
+
+// sqlState returns the SQLSTATE of a server error, or "".
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// classify turns a driver error into one that says what to do: a
+// ConfigError for problems of configuration (credentials, privileges,
+// server settings, names), the scrubbed error otherwise.
+func (c *Conn) classify(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if connector.IsConfigError(err) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	err = c.scrubErr(err)
+	user := c.cfg.ConnConfig.User
+	switch sqlState(err) {
+	case "28P01", "28000":
+		return &connector.ConfigError{Msg: fmt.Sprintf("%s: authentication failed for user %q at %s", what, user, c.where()), Fix: "check the user and password in the URL (and pg_hba.conf)", Err: err}
+	case "3D000":
+		return &connector.ConfigError{Msg: fmt.Sprintf("%s: database %q does not exist at %s:%d", what, c.cfg.ConnConfig.Database, c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port), Fix: "check the database name in the URL, or create it", Err: err}
+	case "42501":
+		return &connector.ConfigError{Msg: fmt.Sprintf("%s: permission denied for user %q", what, user), Fix: "grant the privilege named in the message (GRANT SELECT ON ... TO " + user + ")", Err: err}
+	case "42P01":
+		return &connector.ConfigError{Msg: fmt.Sprintf("%s: a table is missing at %s", what, c.where()), Fix: "the table was dropped or renamed; exclude it with --tables or start the flow over with --restart", Err: err}
+	case "55000":
+		if strings.Contains(err.Error(), "wal_level") {
+			return walLevelError(c.where(), err)
+		}
+	case "53300":
+		return &connector.ConfigError{Msg: fmt.Sprintf("%s: %s has no free connection slots", what, c.where()), Fix: "raise max_connections or lower --parallel", Err: err}
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) && sqlState(err) == "" {
+		return &connector.ConfigError{Msg: fmt.Sprintf("%s: cannot reach PostgreSQL at %s:%d", what, c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port), Fix: "check the host and port in the URL and that the server is running and accepts TCP connections", Err: err}
+	}
+	return fmt.Errorf("%s at %s: %w", what, c.where(), err)
+}
+
+func walLevelError(where string, err error) error {
+	return &connector.ConfigError{Msg: fmt.Sprintf("change data capture needs wal_level = logical, and %s has another", where), Fix: "set wal_level = logical in postgresql.conf and restart the server, or copy without CDC with --mode snapshot", Err: err}
+}
+
+// quoteIdent quotes an identifier.
+func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_$]*$`)
+
+// showIdent quotes an identifier only where SQL needs it, for messages a
+// user copies from.
+func showIdent(s string) string {
+	if plainIdent.MatchString(s) {
+		return s
+	}
+	return quoteIdent(s)
+}
+
+func showQualified(schema, table string) string {
+	if schema == "" {
+		return showIdent(table)
+	}
+	return showIdent(schema) + "." + showIdent(table)
+}
+
+// quoteLiteral quotes a string constant.
+func quoteLiteral(s string) string {
+	if strings.Contains(s, `\`) {
+		return `E'` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `'`, `''`) + `'`
+	}
+	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
+}

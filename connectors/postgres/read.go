@@ -1,0 +1,268 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferrydb/ferry/model"
+)
+
+// decoderFor returns the decoder of a canonical type as this connector's
+// discovery makes it, so a plan made by another process reads the same.
+func decoderFor(t model.Type) (decoder, error) {
+	switch t.Kind {
+	case model.KindBool:
+		return decodeBool, nil
+	case model.KindInt16, model.KindInt32, model.KindInt64:
+		return decodeInt, nil
+	case model.KindFloat32:
+		return decodeFloat32, nil
+	case model.KindFloat64:
+		return decodeFloat64, nil
+	case model.KindDecimal:
+		if t.Native == "money" {
+			return decodeMoney, nil
+		}
+		return decodeText, nil
+	case model.KindText, model.KindJSON, model.KindUUID, model.KindEnum, model.KindInet, model.KindCIDR, model.KindMACAddr:
+		return decodeText, nil
+	case model.KindBytes:
+		return decodeBytea, nil
+	case model.KindDate:
+		return decodeDate, nil
+	case model.KindTime:
+		return decodeTime, nil
+	case model.KindTimeTZ:
+		return decodeTimeTZ, nil
+	case model.KindTimestamp:
+		return decodeTimestamp, nil
+	case model.KindTimestampTZ:
+		return decodeTimestampTZ, nil
+	case model.KindInterval:
+		return decodeInterval, nil
+	case model.KindArray:
+		if t.Elem == nil {
+			return nil, fmt.Errorf("array type without element type")
+		}
+		e, err := decoderFor(*t.Elem)
+		if err != nil {
+			return nil, err
+		}
+		return arrayDecoder(e), nil
+	}
+	return nil, fmt.Errorf("type %s (%s) cannot be copied", t.Native, t.Kind)
+}
+
+func tableDecoders(t *model.Table) ([]decoder, error) {
+	decs := make([]decoder, len(t.Columns))
+	for i, col := range t.Columns {
+		d, err := decoderFor(col.Type)
+		if err != nil {
+			return nil, fmt.Errorf("table %s, column %s: %w", t.Namespace, col.Name, err)
+		}
+		decs[i] = d
+	}
+	return decs, nil
+}
+
+// maxBatchBytes ends a batch early when its rows are wide (TOAST-heavy
+// tables), so memory stays bounded whatever the row size.
+const maxBatchBytes = 4 << 20
+
+// knownOIDs are the built-in types a binary-read column may turn out to
+// be; another type (a domain, an enum) is trusted to be what the plan says.
+var knownOIDs = map[uint32]bool{
+	oidBool: true, oidBytea: true, oidChar: true, oidName: true, oidInt8: true, oidInt2: true, oidInt4: true,
+	oidText: true, oidOID: true, oidJSON: true, oidFloat4: true, oidFloat8: true, oidMoney: true, oidMacaddr: true,
+	oidInet: true, oidCIDR: true, oidBpchar: true, oidVarchar: true, oidDate: true, oidTime: true, oidTimestamp: true,
+	oidTimestamptz: true, oidInterval: true, oidTimetz: true, oidNumeric: true, oidUUID: true, oidJSONB: true,
+}
+
+type tid struct{ block, offset int64 }
+
+func parseTID(s string) (tid, error) {
+	if len(s) < 5 || s[0] != '(' || s[len(s)-1] != ')' {
+		return tid{}, fmt.Errorf("invalid ctid %q", s)
+	}
+	a, b, ok := strings.Cut(s[1:len(s)-1], ",")
+	if !ok {
+		return tid{}, fmt.Errorf("invalid ctid %q", s)
+	}
+	blk, err1 := strconv.ParseInt(a, 10, 64)
+	off, err2 := strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil {
+		return tid{}, fmt.Errorf("invalid ctid %q", s)
+	}
+	return tid{blk, off}, nil
+}
+
+func (x tid) less(y tid) bool {
+	return x.block < y.block || x.block == y.block && x.offset < y.offset
+}
+
+// ReadPartition reads the partition's block range in physical order, after
+// the cursor (the ctid of the last row read). When this process planned the
+// flow and the plan's snapshot is still open, it reads that snapshot
+// (exactly T0 under CDC); otherwise it reads current data, which the change
+// stream from T0 then converges.
+func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partition, from model.Cursor, emit func(*model.RowBatch) error) error {
+	rel, lo, err := decodeBound(p.Lower)
+	if err != nil {
+		return fmt.Errorf("partition %s: %w", p.ID, err)
+	}
+	_, hi, err := decodeBound(p.Upper)
+	if err != nil {
+		return fmt.Errorf("partition %s: %w", p.ID, err)
+	}
+	if rel == "" {
+		rel = qualified(t.Namespace)
+	}
+	decs, err := tableDecoders(t)
+	if err != nil {
+		return err
+	}
+	var conds []string
+	switch {
+	case from != "":
+		if _, err := parseTID(string(from)); err != nil {
+			return fmt.Errorf("partition %s: cursor: %w", p.ID, err)
+		}
+		conds = append(conds, fmt.Sprintf("ctid > '%s'::tid", from))
+	case lo > 0:
+		conds = append(conds, fmt.Sprintf("ctid >= '(%d,0)'::tid", lo))
+	}
+	if p.Upper != "" {
+		conds = append(conds, fmt.Sprintf("ctid < '(%d,0)'::tid", hi))
+	}
+	cols := make([]string, 0, len(t.Columns)+1)
+	for _, col := range t.Columns {
+		cols = append(cols, quoteIdent(col.Name))
+	}
+	cols = append(cols, "ctid")
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM ONLY " + rel
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	batchRows := int(c.batchRows.Load())
+	if batchRows <= 0 {
+		batchRows = defaultBatchRows
+	}
+
+	conn, err := c.pool.Acquire(ctx)
+	if err != nil {
+		return c.classify(err, "read partition "+p.ID)
+	}
+	defer conn.Release()
+	tx, err := c.beginRead(ctx, conn.Conn())
+	if err != nil {
+		return c.classify(err, "read partition "+p.ID)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only; ends the transaction whatever happened
+
+	// Simple types are read in binary, the others as text.
+	bins := make([]binDecoder, len(decs))
+	allowed := make([][]uint32, len(decs))
+	formats := make([]int16, len(decs)+1)
+	for i, col := range t.Columns {
+		if bins[i], allowed[i] = binDecoderFor(col.Type); bins[i] != nil {
+			formats[i] = 1
+		}
+	}
+	rr := conn.Conn().PgConn().ExecParams(ctx, q, nil, nil, nil, formats)
+	for i, fd := range rr.FieldDescriptions() {
+		if i < len(bins) && bins[i] != nil && knownOIDs[fd.DataTypeOID] && !slices.Contains(allowed[i], fd.DataTypeOID) {
+			rr.Close() //nolint:errcheck // reporting the type change
+			return fmt.Errorf("table %s, column %s: its type changed since the flow was planned (now type %d); start the flow over with --restart", t.Namespace, t.Columns[i].Name, fd.DataTypeOID)
+		}
+	}
+	batch := &model.RowBatch{Rows: make([]model.Row, 0, batchRows)}
+	var last tid
+	first := true
+	var emitErr error
+	for rr.NextRow() {
+		vals := rr.Values()
+		row := make(model.Row, len(decs))
+		for i, d := range decs {
+			if vals[i] == nil {
+				continue
+			}
+			var v any
+			var err error
+			if bins[i] != nil {
+				v, err = bins[i](vals[i])
+			} else {
+				v, err = d(string(vals[i]))
+			}
+			if err != nil {
+				rr.Close() //nolint:errcheck // the decode error is the one to report
+				return fmt.Errorf("table %s, column %s: %w", t.Namespace, t.Columns[i].Name, err)
+			}
+			row[i] = v
+			batch.Bytes += int64(len(vals[i]))
+		}
+		ctidText := string(vals[len(decs)])
+		cur, err := parseTID(ctidText)
+		if err != nil {
+			rr.Close() //nolint:errcheck // reporting err
+			return fmt.Errorf("partition %s: %w", p.ID, err)
+		}
+		if !first && !last.less(cur) {
+			rr.Close() //nolint:errcheck // reporting the order problem
+			return fmt.Errorf("partition %s of %s: rows came out of physical order (%v after %v); ferry's cursor needs a TID range or sequential scan", p.ID, t.Namespace, cur, last)
+		}
+		first, last = false, cur
+		batch.Rows = append(batch.Rows, row)
+		batch.Cursor = model.Cursor(ctidText)
+		if len(batch.Rows) >= batchRows || batch.Bytes >= maxBatchBytes {
+			if emitErr = emit(batch); emitErr != nil {
+				break
+			}
+			batch = &model.RowBatch{Rows: make([]model.Row, 0, batchRows)}
+		}
+	}
+	if emitErr != nil {
+		rr.Close() //nolint:errcheck // the emit error is the one to report
+		return emitErr
+	}
+	if _, err := rr.Close(); err != nil {
+		return c.classify(err, fmt.Sprintf("read partition %s of %s", p.ID, t.Namespace))
+	}
+	if len(batch.Rows) > 0 {
+		return emit(batch)
+	}
+	return nil
+}
+
+// beginRead starts a read-only transaction for a partition read, on the
+// plan's exported snapshot when there is one. Sequential scans start at
+// block 0 and run without parallel workers, so rows arrive in ctid order.
+func (c *Conn) beginRead(ctx context.Context, conn *pgx.Conn) (pgx.Tx, error) {
+	iso := pgx.ReadCommitted
+	snap := c.snapshotID()
+	if snap != "" {
+		iso = pgx.RepeatableRead
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	if snap != "" {
+		if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(snap)); err != nil {
+			// The snapshot ended (its connection closed): read current data.
+			tx.Rollback(ctx) //nolint:errcheck // starting over
+			if tx, err = conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadOnly}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL synchronize_seqscans = off; SET LOCAL max_parallel_workers_per_gather = 0"); err != nil {
+		tx.Rollback(ctx) //nolint:errcheck // failing anyway
+		return nil, err
+	}
+	return tx, nil
+}
