@@ -198,12 +198,14 @@ func (e *Engine) readLane(ctx, stop context.Context, work <-chan *partTask, lane
 			return nil
 		}
 		task.tr.stats.PartitionsActive.Add(1)
+		e.observer().PartitionStarted(task.tr.stats.Table, task.p.ID)
 		err := e.src.ReadPartition(ctx, task.tr.src, task.p, task.cp.Cursor, func(b *model.RowBatch) error {
 			if stop.Err() != nil {
 				return errStopped
 			}
 			b.Table = task.tr.dst
 			b.Partition = task.p.ID
+			e.observer().BatchRead(task.tr.stats.Table, int64(len(b.Rows)), b.Bytes)
 			select {
 			case lane <- laneMsg{task: task, batch: b}:
 				return nil
@@ -242,6 +244,7 @@ func (e *Engine) writeLane(ctx context.Context, w connector.RowWriter, lane <-ch
 			}
 			task.tr.stats.PartitionsDone.Add(1)
 			task.tr.stats.PartitionsActive.Add(-1)
+			e.observer().PartitionDone(task.tr.stats.Table, task.p.ID)
 			continue
 		}
 		b := msg.batch
@@ -256,7 +259,9 @@ func (e *Engine) writeLane(ctx context.Context, w connector.RowWriter, lane <-ch
 			}
 			return fmt.Errorf("write partition %s to %s: %w", task.p.ID, task.tr.dst.Namespace, err)
 		}
-		e.progress.observeWrite(time.Since(start))
+		took := time.Since(start)
+		e.progress.observeWrite(took)
+		e.observer().BatchWritten(task.tr.stats.Table, task.p.ID, n, b.Bytes, took)
 		task.tr.stats.RowsCopied.Add(n)
 		task.tr.stats.RowsWritten.Add(n)
 		task.tr.stats.BytesCopied.Add(b.Bytes)

@@ -44,6 +44,7 @@ type Engine struct {
 	byNS   map[model.Namespace]*tableRun
 
 	progress *Progress
+	obs      Observer
 }
 
 // tableRun pairs a source table with its destination table.
@@ -73,6 +74,9 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 	}
 	e.src = src.(connector.Source)
 	e.dst = dst.(connector.Destination)
+	if b, ok := src.(connector.FlowBinder); ok {
+		b.BindFlow(e.name)
+	}
 	e.keeper, _ = dst.(connector.CheckpointKeeper)
 	e.progress = newProgress(e.name, e.mode)
 	return e, nil
@@ -209,6 +213,14 @@ func (e *Engine) makePlan(ctx context.Context) error {
 				fmt.Sprintf("change data capture needs a primary key to apply changes, and these tables have none: %s", strings.Join(nokey, ", ")))
 		}
 	}
+	planOpts := connector.PlanOptions{CDC: e.mode != flow.ModeSnapshot, Flow: e.name, PartitionRows: e.cfg.PartitionRows, BatchRows: e.cfg.BatchRows}
+	// A source that can tell it will refuse the plan (a binlog that cannot
+	// feed CDC, missing privileges) says so before the destination is touched.
+	if pf, ok := e.src.(connector.Preflighter); ok {
+		if err := pf.Preflight(ctx, selected, planOpts); err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+	}
 	// The destination tables exist before the source records T0 (and, for a
 	// database, creates a replication slot): a destination that refuses them
 	// leaves nothing behind at the source.
@@ -292,7 +304,12 @@ func (e *Engine) Plan() *model.Plan { return e.plan }
 // --until caught-up, until the destination caught up with the source. stop
 // asks for a graceful end (flush, checkpoint, return nil); cancelling ctx
 // aborts at once.
-func (e *Engine) Run(ctx, stop context.Context) error {
+func (e *Engine) Run(ctx, stop context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			e.observer().Error(err)
+		}
+	}()
 	if e.plan == nil {
 		if err := e.Prepare(ctx); err != nil {
 			return err

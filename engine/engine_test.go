@@ -128,3 +128,36 @@ func BenchmarkFakeToSQLite(b *testing.B) {
 	}
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// boundSource records the flow name the engine binds.
+type boundSource struct {
+	connector.Source
+	flow string
+}
+
+func (b *boundSource) BindFlow(flow string) { b.flow = flow }
+
+func TestEngineBindsTheFlowNameToTheSource(t *testing.T) {
+	ctx := context.Background()
+	c, err := connector.Open(ctx, "fake://?tables=1&rows=10&cdc=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &boundSource{Source: c.(connector.Source)}
+	dst, err := connector.Open(ctx, "null://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.Open(ctx, t.TempDir(), "bound")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	cfg := flow.Config{Name: "bound", Source: "fake://?tables=1&rows=10&cdc=false", Destination: "null://"}
+	if _, err := engine.New(cfg, src, dst, store, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if src.flow != "bound" {
+		t.Fatalf("BindFlow got %q, want %q", src.flow, "bound")
+	}
+}

@@ -329,7 +329,9 @@ func (e *Engine) applyLoop(ctx context.Context, writer int, w connector.ChangeWr
 				}
 				return fmt.Errorf("apply changes up to %s (writer %d): %w", job.position, writer, err)
 			}
-			e.progress.observeApply(time.Since(start))
+			took := time.Since(start)
+			e.progress.observeApply(took)
+			e.observer().ChangesApplied(job.batch.Len(), took)
 		}
 		e.progress.CDC.Applied.Add(int64(job.batch.Len()))
 		e.progress.CDC.Received.Add(int64(job.changes))

@@ -5,9 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
@@ -46,13 +49,30 @@ func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.P
 		plan.T0 = p.position()
 		c.log.Debug("mysql: recorded T0", "host", c.host, "t0", plan.T0, "method", how)
 	}
-	for _, t := range tables {
-		parts, err := c.planTable(ctx, t, partRows)
-		if err != nil {
-			return nil, err
-		}
-		plan.Partitions = append(plan.Partitions, parts...)
+	// Each table's key walk reads its whole key index: walk a few at once.
+	parts := make([][]model.Partition, len(tables))
+	errs := make([]error, len(tables))
+	var g errgroup.Group
+	g.SetLimit(4)
+	for i, t := range tables {
+		g.Go(func() error {
+			parts[i], errs[i] = c.planTable(ctx, t, partRows)
+			return nil
+		})
 	}
+	g.Wait() //nolint:errcheck // errors are in errs, reported in table order
+	for i := range tables {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		plan.Partitions = append(plan.Partitions, parts[i]...)
+	}
+	// Largest first: partitions are copied in plan order, so the small last
+	// partitions of the tables end the copy together instead of a large one
+	// running alone at the end.
+	sort.SliceStable(plan.Partitions, func(i, j int) bool {
+		return plan.Partitions[i].EstimatedRows > plan.Partitions[j].EstimatedRows
+	})
 	return plan, nil
 }
 
@@ -70,12 +90,25 @@ func (c *Conn) planTable(ctx context.Context, t *model.Table, partRows int64) ([
 	n := int64(len(bounds) + 1)
 	parts := make([]model.Partition, 0, n)
 	for i := 0; i < int(n); i++ {
+		// The walk makes every partition but the last exactly partRows rows;
+		// the last holds what the estimate leaves.
+		rows := t.EstimatedRows / n
+		if len(bounds) > 0 {
+			rows = partRows
+			if i == len(bounds) {
+				rows = min(max(t.EstimatedRows-int64(len(bounds))*partRows, 1), partRows)
+			}
+		}
+		var bytes int64
+		if t.EstimatedRows > 0 {
+			bytes = t.EstimatedBytes / max(t.EstimatedRows, 1) * rows
+		}
 		p := model.Partition{
 			ID:             fmt.Sprintf("%s/%04d", t.Namespace, i),
 			Table:          t.Namespace,
 			Index:          i,
-			EstimatedRows:  t.EstimatedRows / n,
-			EstimatedBytes: t.EstimatedBytes / n,
+			EstimatedRows:  rows,
+			EstimatedBytes: bytes,
 		}
 		if i > 0 {
 			p.Lower = bounds[i-1]
@@ -293,14 +326,11 @@ func (c *Conn) readWhole(ctx context.Context, t *model.Table, p model.Partition,
 		return fmt.Errorf("table %s, partition %s: %w", t.Namespace, p.ID, err)
 	}
 	defer done()
-	raw := make([]any, len(t.Columns))
-	ptrs := make([]any, len(raw))
-	for i := range raw {
-		ptrs[i] = &raw[i]
-	}
+	sc := newRowScanner(codecs)
 	b := &model.RowBatch{Table: t, Partition: p.ID, Rows: make([]model.Row, 0, batchRows)}
 	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
+		raw, err := sc.scan(rows)
+		if err != nil {
 			return fmt.Errorf("table %s, partition %s: %w", t.Namespace, p.ID, c.scrub(err))
 		}
 		row, err := decodeRow(t, codecs, raw, false)
@@ -356,13 +386,10 @@ func (c *Conn) queryRows(ctx context.Context, q string, args []any, t *model.Tab
 		return err
 	}
 	defer done()
-	raw := make([]any, len(t.Columns))
-	ptrs := make([]any, len(raw))
-	for i := range raw {
-		ptrs[i] = &raw[i]
-	}
+	sc := newRowScanner(codecs)
 	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
+		raw, err := sc.scan(rows)
+		if err != nil {
 			return c.scrub(err)
 		}
 		row, err := decodeRow(t, codecs, raw, false)
@@ -375,33 +402,71 @@ func (c *Conn) queryRows(ctx context.Context, q string, args []any, t *model.Tab
 	return c.scrub(rows.Err())
 }
 
-// decodeRow converts one row, key columns first so an error can name the key.
+// rowScanner scans result rows with one copy of each value: columns the
+// binary protocol returns as bytes (text, decimals, dates, blobs) are
+// scanned into sql.RawBytes, which the codecs copy as they decode, rather
+// than into an any, for which database/sql makes a copy of its own.
+//
+// A byte column's value is its *sql.RawBytes, which codec.decode accepts.
+type rowScanner struct {
+	raw   []any
+	ptrs  []any
+	bytes []sql.RawBytes
+}
+
+func newRowScanner(codecs []*codec) *rowScanner {
+	n := len(codecs)
+	s := &rowScanner{raw: make([]any, n), ptrs: make([]any, n), bytes: make([]sql.RawBytes, n)}
+	for i, cd := range codecs {
+		if cd.bytesOnWire() {
+			s.ptrs[i] = &s.bytes[i]
+			s.raw[i] = &s.bytes[i]
+		} else {
+			s.ptrs[i] = &s.raw[i]
+		}
+	}
+	return s
+}
+
+// scan reads the current row. The values are valid until the next call:
+// decode them first.
+func (s *rowScanner) scan(rows *sql.Rows) ([]any, error) {
+	if err := rows.Scan(s.ptrs...); err != nil {
+		return nil, err
+	}
+	return s.raw, nil
+}
+
+// decodeRow converts one row. An error names the column and, when it is not
+// a key column, the row's key.
 func decodeRow(t *model.Table, codecs []*codec, raw []any, fromBinlog bool) (model.Row, error) {
 	row := make(model.Row, len(t.Columns))
-	inKey := make([]bool, len(t.Columns))
-	for _, name := range t.PrimaryKey {
-		i := t.ColumnIndex(name)
-		if i < 0 {
-			continue
-		}
-		inKey[i] = true
-		v, err := codecs[i].decode(raw[i], fromBinlog)
-		if err != nil {
-			return nil, columnErr(t, t.Columns[i].Name, nil, err)
-		}
-		row[i] = v
-	}
 	for i := range t.Columns {
-		if inKey[i] {
-			continue
-		}
 		v, err := codecs[i].decode(raw[i], fromBinlog)
 		if err != nil {
-			return nil, columnErr(t, t.Columns[i].Name, row, err)
+			return nil, columnErr(t, t.Columns[i].Name, decodeKey(t, codecs, raw, fromBinlog), err)
 		}
 		row[i] = v
 	}
 	return row, nil
+}
+
+// decodeKey decodes only the key columns of a row, for an error message; nil
+// when one of them cannot be decoded.
+func decodeKey(t *model.Table, codecs []*codec, raw []any, fromBinlog bool) model.Row {
+	row := make(model.Row, len(t.Columns))
+	for _, name := range t.PrimaryKey {
+		i := t.ColumnIndex(name)
+		if i < 0 {
+			return nil
+		}
+		v, err := codecs[i].decode(raw[i], fromBinlog)
+		if err != nil {
+			return nil
+		}
+		row[i] = v
+	}
+	return row
 }
 
 func columnErr(t *model.Table, col string, row model.Row, err error) error {

@@ -430,6 +430,11 @@ func nativeFits(ct colType, t model.Type, key bool) bool {
 	switch ct.name {
 	case "text", "blob":
 		return false
+	case "uuid":
+		// PostgreSQL spells its uuid the same, but MariaDB's UUID type refuses
+		// some of its values (it checks their version and variant bits) and
+		// MySQL has no such type: char(36) holds every one.
+		return false
 	}
 	if key && ct.isLOB() {
 		return false

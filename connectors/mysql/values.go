@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -56,6 +57,17 @@ func (cd *codec) decode(v any, fromBinlog bool) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
+	if p, ok := v.(*sql.RawBytes); ok {
+		// A snapshot read's bytes (rowScanner), valid until the next row:
+		// copied once here.
+		switch {
+		case *p == nil:
+			return nil, nil
+		case cd.typ.Kind == model.KindBytes:
+			return append([]byte{}, *p...), nil
+		}
+		return cd.decode(string(*p), false)
+	}
 	switch cd.typ.Kind {
 	case model.KindBool:
 		i, err := cd.integer(v)
@@ -79,7 +91,7 @@ func (cd *codec) decode(v any, fromBinlog bool) (any, error) {
 		if !ok {
 			return nil, badValue(cd, v)
 		}
-		if _, ok := plainDecimal(s); !ok {
+		if !isPlainDecimal(s) {
 			if _, ok := new(big.Rat).SetString(s); !ok {
 				return nil, fmt.Errorf("invalid decimal %q", s)
 			}
@@ -228,6 +240,20 @@ func (cd *codec) zero(t time.Time, err error) (any, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// bytesOnWire reports a column whose values a prepared statement's binary
+// protocol returns as bytes; integers and floats come as numbers, and so do
+// BIGINT UNSIGNED values (read as decimals).
+func (cd *codec) bytesOnWire() bool {
+	switch cd.typ.Kind {
+	case model.KindText, model.KindEnum, model.KindJSON, model.KindBytes, model.KindUUID, model.KindInet,
+		model.KindDate, model.KindTime, model.KindTimestamp, model.KindTimestampTZ:
+		return true
+	case model.KindDecimal:
+		return cd.ct.name == "decimal"
+	}
+	return false
 }
 
 func badValue(cd *codec, v any) error {
@@ -731,6 +757,24 @@ func appendQuoted(buf []byte, s string) []byte {
 		s = s[i+1:]
 	}
 	return append(buf, '\'')
+}
+
+// isPlainDecimal reports whether s is spelled [-]digits[.digits], the way
+// MySQL prints a DECIMAL, without allocating.
+func isPlainDecimal(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	digits, dot := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !dot && digits > 0 && i+1 < len(s):
+			dot = true
+		default:
+			return false
+		}
+	}
+	return digits > 0
 }
 
 // plainDecimal normalizes a decimal spelled [-]digits[.digits] (what MySQL

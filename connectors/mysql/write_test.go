@@ -48,7 +48,9 @@ func pgRows() []model.Row {
 			model.Interval{Months: 14, Days: -3, Micros: 4500000}, model.TimeTZ{Time: 9 * time.Hour, Offset: 19800},
 			[]any{"a", "b,c", `q"uote`}, "2001:db8::1/64", "08:00:2b:01:02:03", "sad", time.Date(2000, 2, 29, 0, 0, 0, 0, time.UTC), 24 * time.Hour},
 		{"0b9f5c3e-4d1a-4c2b-9e8f-1a2b3c4d5e6f", "zoe", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil},
-		{"00000000-0000-0000-0000-000000000000", "a ", "-1", float64(float32(math.SmallestNonzeroFloat32)), false, "[]", []byte{}, time.Unix(0, 0).UTC(),
+		// A uuid PostgreSQL holds and MariaDB's UUID type refuses (version
+		// 10, variant 0): the column must be char(36).
+		{"c2aee861-57b4-a40b-7813-2f1e71a9e6f1", "a ", "-1", float64(float32(math.SmallestNonzeroFloat32)), false, "[]", []byte{}, time.Unix(0, 0).UTC(),
 			time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC), model.Interval{}, model.TimeTZ{}, []any{}, "10.0.0.1", "", "happy", time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Duration(0)},
 	}
 }

@@ -290,43 +290,49 @@ func encNumeric(buf []byte, v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	dscale := len(frac)
-	// Pad so the integer part and the fraction are whole groups of four.
-	if pad := (4 - len(intPart)%4) % 4; pad > 0 {
-		intPart = strings.Repeat("0", pad) + intPart
+	// The digits, padded so the integer part and the fraction are whole
+	// groups of four, read in place without building the padded string.
+	ipad := (4 - len(intPart)%4) % 4
+	n := (ipad + len(intPart) + len(frac) + 3) / 4
+	digit := func(j int) uint16 {
+		j -= ipad
+		switch {
+		case j < 0:
+			return 0
+		case j < len(intPart):
+			return uint16(intPart[j] - '0')
+		case j-len(intPart) < len(frac):
+			return uint16(frac[j-len(intPart)] - '0')
+		}
+		return 0
 	}
-	if pad := (4 - len(frac)%4) % 4; pad > 0 {
-		frac += strings.Repeat("0", pad)
+	group := func(i int) uint16 {
+		return digit(4*i)*1000 + digit(4*i+1)*100 + digit(4*i+2)*10 + digit(4*i+3)
 	}
-	all := intPart + frac
-	digits := make([]uint16, 0, len(all)/4)
-	for i := 0; i < len(all); i += 4 {
-		d := uint16(all[i]-'0')*1000 + uint16(all[i+1]-'0')*100 + uint16(all[i+2]-'0')*10 + uint16(all[i+3]-'0')
-		digits = append(digits, d)
+	// Leading and trailing zero groups are not sent.
+	first, last := 0, n-1
+	for first < n && group(first) == 0 {
+		first++
 	}
-	weight := len(intPart)/4 - 1
-	// Strip leading and trailing zero groups.
-	for len(digits) > 0 && digits[0] == 0 {
-		digits = digits[1:]
-		weight--
+	for last >= first && group(last) == 0 {
+		last--
 	}
-	for len(digits) > 0 && digits[len(digits)-1] == 0 {
-		digits = digits[:len(digits)-1]
-	}
+	ndigits := last - first + 1
+	weight := (ipad+len(intPart))/4 - 1 - first
 	sign := uint16(0)
-	if neg && len(digits) > 0 {
+	if neg && ndigits > 0 {
 		sign = 0x4000
 	}
-	if len(digits) == 0 {
+	if ndigits == 0 {
 		weight = 0
 	}
-	buf = appendLen(buf, 8+2*len(digits))
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(digits)))
+	buf = appendLen(buf, 8+2*ndigits)
+	buf = binary.BigEndian.AppendUint16(buf, uint16(ndigits))
 	buf = binary.BigEndian.AppendUint16(buf, uint16(int16(weight)))
 	buf = binary.BigEndian.AppendUint16(buf, sign)
-	buf = binary.BigEndian.AppendUint16(buf, uint16(dscale))
-	for _, d := range digits {
-		buf = binary.BigEndian.AppendUint16(buf, d)
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(frac)))
+	for i := first; i <= last; i++ {
+		buf = binary.BigEndian.AppendUint16(buf, group(i))
 	}
 	return buf, nil
 }

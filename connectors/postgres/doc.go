@@ -61,10 +61,13 @@
 // sentinel.
 //
 // Type.Native is format_type()'s spelling (qualified for enums). A
-// PostgreSQL destination creates a column with Native when this server has
-// that type and it holds the same canonical kind (so varchar(20),
-// numeric(38,10), timestamp(3), point or an extension type survive a PG to
-// PG copy), and otherwise with the canonical kind's type: int16 smallint,
+// PostgreSQL destination creates a column with Native when it is
+// format_type()'s spelling of a type this server has and that type holds the
+// same canonical kind (so varchar(20), numeric(38,10), timestamp(3), point
+// or an extension type survive a PG to PG copy; another engine's spelling
+// that PostgreSQL happens to parse, such as MySQL's char(10), is not used:
+// MySQL's CHAR strips trailing spaces where PostgreSQL's pads them), and
+// otherwise with the canonical kind's type: int16 smallint,
 // int32 integer, int64 bigint, decimal(p,s) numeric(p,s), float32 real,
 // float64 double precision, text(n) varchar(n), text, bytes bytea, json
 // jsonb, uuid, date, time, timetz, timestamp, timestamptz, interval, inet,
@@ -125,7 +128,10 @@
 // so a crash inside it replays it whole. Updates carry the old key when the
 // server sends it (key changed, or REPLICA IDENTITY FULL); an unchanged TOAST
 // value is model.Unchanged (or the old row's value under REPLICA IDENTITY
-// FULL), never NULL. A relation message whose columns differ from the known
+// FULL), never NULL. In an update that changed the key no destination row
+// holds the value, so ferry reads it from the source's current row under
+// the new key (replaying the row's later changes converges it; a row gone
+// since becomes a delete of the old key). A relation message whose columns differ from the known
 // table emits the table's new schema ahead of the changes that use it: an
 // added column is applied by the destination; an added column with a
 // default, a dropped or retyped column, and TRUNCATE stop the flow with an

@@ -433,6 +433,9 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 
 // batch takes the transaction's changes so far as a batch at pos.
 func (s *streamer) batch(ctx context.Context, pos pglogrepl.LSN) (*model.ChangeBatch, error) {
+	if err := s.fillMoved(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.computeGenerated(ctx); err != nil {
 		return nil, err
 	}

@@ -235,11 +235,18 @@ func (c *Conn) ddlType(ctx context.Context, t model.Type, schema string) (string
 	return canonicalDDL(t)
 }
 
-// nativeFits reports whether t.Native names a type of this server that
-// holds t's canonical kind, so the source's exact type can be used.
+// nativeFits reports whether t.Native is PostgreSQL's own spelling of a
+// type of this server that holds t's canonical kind, so the source's exact
+// type can be used. Another engine's spelling that PostgreSQL happens to
+// parse is not trusted: MySQL's char(10) strips trailing spaces where
+// PostgreSQL's pads them, so it goes by kind (varchar(10)) instead.
 func (c *Conn) nativeFits(ctx context.Context, t model.Type) bool {
 	var oid *uint32
-	if err := c.pool.QueryRow(ctx, `SELECT to_regtype($1)::oid`, t.Native).Scan(&oid); err != nil || oid == nil {
+	var name *string
+	if err := c.pool.QueryRow(ctx, `SELECT to_regtype($1)::oid, format_type(to_regtype($1), NULL)`, t.Native).Scan(&oid, &name); err != nil || oid == nil || name == nil {
+		return false
+	}
+	if !pgSpelling(t.Native, *name) {
 		return false
 	}
 	if err := c.types.load(ctx, c.pool, []uint32{*oid}); err != nil {
@@ -250,6 +257,27 @@ func (c *Conn) nativeFits(ctx context.Context, t model.Type) bool {
 		return false
 	}
 	return sameKind(ct.typ, t)
+}
+
+// pgSpelling reports whether native is format_type's spelling of the type
+// format_type names base (its spelling without a modifier): equal once the
+// modifiers are removed ("time(3) without time zone", "numeric(12,2)[]"),
+// or base followed by interval fields ("interval day to second(3)").
+func pgSpelling(native, base string) bool {
+	var b strings.Builder
+	depth := 0
+	for _, r := range native {
+		switch {
+		case r == '(':
+			depth++
+		case r == ')' && depth > 0:
+			depth--
+		case depth == 0:
+			b.WriteRune(r)
+		}
+	}
+	s := strings.Join(strings.Fields(b.String()), " ")
+	return s == base || strings.HasPrefix(s, base+" ")
 }
 
 func sameKind(a, b model.Type) bool {

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -15,7 +18,9 @@ import (
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/internal/dashboard"
 	"github.com/ferrydb/ferry/internal/display"
+	"github.com/ferrydb/ferry/internal/telemetry"
 	"github.com/ferrydb/ferry/state"
 )
 
@@ -119,6 +124,7 @@ func newSyncCmd(g *globals) *cobra.Command {
 	var ff flowFlags
 	var restart bool
 	var progress string
+	var ui uiFlags
 	cmd := &cobra.Command{
 		Use:   "sync [SOURCE DESTINATION]",
 		Short: "Copy a source into a destination, then stream its changes",
@@ -137,7 +143,13 @@ checkpointed, and ferry exits 0.`,
   ferry sync 'fake://?rows=10000&changes=5000' sqlite:///tmp/demo.db --until caught-up
 
   # some tables only, renamed, from a flow file
-  ferry sync -f flow.yaml --tables 'shop.*,!shop.tmp_*' --rename shop.orders=archive.orders`,
+  ferry sync -f flow.yaml --tables 'shop.*,!shop.tmp_*' --rename shop.orders=archive.orders
+
+  # watch it live on http://127.0.0.1:8080/ (with Prometheus metrics on /metrics)
+  ferry sync 'fake://?rows=1000000&changes_per_sec=500' sqlite:///tmp/demo.db --ui 127.0.0.1:8080
+
+  # serve the dashboard to other machines: a token is then required
+  FERRY_UI_TOKEN=$(openssl rand -hex 16) ferry sync SRC DST --ui 0.0.0.0:8080`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -151,17 +163,39 @@ checkpointed, and ferry exits 0.`,
 			if err != nil {
 				return err
 			}
-			return runSync(cmd.Context(), g, cfg, restart, progress)
+			if cmd.Flags().Changed("ui-token") && ui.addr == "" {
+				return usageError{errors.New("--ui-token needs --ui ADDR")}
+			}
+			if ui.token == "" {
+				ui.token = os.Getenv(dashboard.TokenEnv)
+			}
+			return runSync(cmd.Context(), g, cfg, restart, progress, ui)
 		},
 	}
 	ff.register(cmd.Flags(), true)
 	cmd.Flags().BoolVar(&restart, "restart", false, "discard the flow's saved state and start over")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto (bars on a terminal, log lines otherwise), bars, log or none")
+	ui.register(cmd.Flags())
 	return cmd
 }
 
-func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, progress string) error {
+// uiFlags are the dashboard's flags.
+type uiFlags struct {
+	addr, token string
+	linger      time.Duration
+}
+
+func (u *uiFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&u.addr, "ui", "", "serve the live dashboard, its JSON API and Prometheus /metrics on HOST:PORT (such as 127.0.0.1:8080; port 0 picks a free one)")
+	fs.StringVar(&u.token, "ui-token", "", "token every dashboard request must carry (default $"+dashboard.TokenEnv+"); required to bind beyond loopback")
+	fs.DurationVar(&u.linger, "ui-linger", 0, "keep serving the dashboard this long after the flow ends (Ctrl-C ends it sooner)")
+}
+
+func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, progress string, ui uiFlags) error {
 	g.addSecrets(cfg.Source, cfg.Destination)
+	if ui.token != "" {
+		g.secrets = append(g.secrets, ui.token)
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -172,6 +206,17 @@ func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, pr
 	case "auto", "bars", "log", "none":
 	default:
 		return usageError{fmt.Errorf("--progress %q: use auto, bars, log or none", progress)}
+	}
+	var ln net.Listener
+	if ui.addr != "" {
+		if err := dashboard.CheckBind(ui.addr, ui.token); err != nil {
+			return usageError{err}
+		}
+		var err error
+		if ln, err = net.Listen("tcp", ui.addr); err != nil {
+			return usageError{fmt.Errorf("--ui %s: %w", ui.addr, err)}
+		}
+		defer ln.Close() //nolint:errcheck // closed by the server's shutdown already
 	}
 	useBars := progress == "bars" || (progress == "auto" && display.IsTerminal(os.Stderr))
 	var bars *display.Bars
@@ -185,52 +230,73 @@ func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, pr
 	if err != nil {
 		return err
 	}
+	mon, err := startMonitor(ctx, g, cfg, ln, ui, log)
+	if err != nil {
+		return err
+	}
+	if mon.dash != nil {
+		log = slog.New(mon.dash.LogHandler(log.Handler()))
+	}
+	runErr, stopped := syncFlow(ctx, g, cfg, restart, progress, bars, log, mon)
+	mon.finish(ctx, runErr, stopped)
+	return runErr
+}
+
+// syncFlow runs the flow. stopped reports a graceful stop (first signal).
+func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, restart bool, progress string, bars *display.Bars, log *slog.Logger, mon *monitor) (err error, stopped bool) {
 	src, err := connector.Open(ctx, cfg.Source)
 	if err != nil {
-		return fmt.Errorf("source: %w", err)
+		return fmt.Errorf("source: %w", err), false
 	}
 	defer closeLogged(log, "source", src)
 	dst, err := connector.Open(ctx, cfg.Destination)
 	if err != nil {
-		return fmt.Errorf("destination: %w", err)
+		return fmt.Errorf("destination: %w", err), false
 	}
 	defer closeLogged(log, "destination", dst)
 
 	// Refuse an impossible pair before any state exists.
 	if _, err := engine.Negotiate(cfg.Mode, src, dst, connector.Redact(cfg.Source), connector.Redact(cfg.Destination)); err != nil {
-		return err
+		return err, false
 	}
 	name := cfg.FlowName()
 	store, err := state.Open(ctx, cfg.StateDir, name)
 	if err != nil {
 		if errors.Is(err, state.ErrLocked) {
-			return &connector.ConfigError{Msg: err.Error(), Fix: "wait for it to finish or stop it; use --name to run another flow"}
+			return &connector.ConfigError{Msg: err.Error(), Fix: "wait for it to finish or stop it; use --name to run another flow"}, false
 		}
-		return err
+		return err, false
 	}
 	defer closeLogged(log, "state", store)
 	eng, err := engine.New(*cfg, src, dst, store, log)
 	if err != nil {
-		return err
+		return err, false
 	}
 	if restart {
 		log.Info("discarding saved state (--restart)")
 		if err := eng.Drop(ctx); err != nil {
-			return fmt.Errorf("restart: %w", err)
+			return fmt.Errorf("restart: %w", err), false
 		}
+	}
+	if err := mon.attach(ctx, eng, store.Path(), log); err != nil {
+		return err, false
 	}
 	log.Info("flow starting", "flow", name, "source", connector.Redact(cfg.Source), "destination", connector.Redact(cfg.Destination), "mode", eng.Mode(), "state", store.Path())
 	stop, abort, release := signals(ctx, log)
 	defer release()
-	if err := eng.Prepare(abort); err != nil {
+	endPlan := mon.span("ferry.plan")
+	err = eng.Prepare(abort)
+	endPlan(err)
+	if err != nil {
 		// A flow that never got a plan leaves no state behind.
 		if plan, merr := store.Meta(ctx, "plan"); merr == nil && plan == "" {
 			if rerr := store.Remove(); rerr != nil {
 				log.Warn("could not remove the empty state", "error", rerr)
 			}
 		}
-		return err
+		return err, false
 	}
+	mon.ready()
 	showCtx, endShow := context.WithCancel(ctx)
 	showDone := make(chan struct{})
 	go func() {
@@ -258,12 +324,112 @@ func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, pr
 	s := eng.Progress().Snapshot()
 	if runErr != nil {
 		log.Error("flow failed", "error", runErr, "rows_copied", s.RowsCopied, "changes_applied", s.CDC.Received)
-		return runErr
+		return runErr, false
 	}
 	log.Info("flow finished", "flow", name, "phase", s.Phase, "rows_copied", s.RowsCopied,
 		"size", humanize.Bytes(uint64(max(s.BytesCopied, 0))), "changes", s.CDC.Received, "position", s.CDC.Position,
 		"rows_written", s.RowsWritten, "resumed_partitions", s.ResumedPartitions, "skipped_partitions", s.SkippedPartitions, "elapsed", time.Duration(s.Elapsed*float64(time.Second)).Round(time.Millisecond))
+	return nil, stop.Err() != nil
+}
+
+// monitor is what watches a flow from outside it: the dashboard and the
+// telemetry (metrics, traces, debug logs). Its zero parts cost nothing.
+type monitor struct {
+	g      *globals
+	cfg    *flow.Config
+	dash   *dashboard.Server
+	url    string
+	tel    *telemetry.Telemetry
+	tf     *telemetry.Flow
+	linger time.Duration
+	log    *slog.Logger
+}
+
+// startMonitor starts the telemetry the environment asks for and, with
+// --ui, serves the dashboard on ln.
+func startMonitor(ctx context.Context, g *globals, cfg *flow.Config, ln net.Listener, ui uiFlags, log *slog.Logger) (*monitor, error) {
+	m := &monitor{g: g, cfg: cfg, linger: ui.linger, log: log}
+	var err error
+	if m.tel, err = telemetry.Setup(ctx, telemetry.Options{Prometheus: ln != nil, Version: Version, Log: log}); err != nil {
+		return nil, err
+	}
+	if m.tel.OTLPMetrics || m.tel.OTLPTraces {
+		log.Info("exporting telemetry over OTLP", "metrics", m.tel.OTLPMetrics, "traces", m.tel.OTLPTraces)
+	}
+	if ln == nil {
+		return m, nil
+	}
+	m.dash = dashboard.New(dashboard.Options{
+		Info: dashboard.Info{Flow: cfg.FlowName(), Source: cfg.Source, Destination: cfg.Destination,
+			Coordinator: "local", Version: Version},
+		Token: ui.token, Metrics: m.tel.Handler(), Log: log,
+	})
+	m.dash.Serve(ln)
+	m.url = "http://" + ln.Addr().String() + "/"
+	log.Info("dashboard listening", "url", m.url, "token", ui.token != "")
+	return m, nil
+}
+
+// attach starts watching the engine.
+func (m *monitor) attach(ctx context.Context, eng *engine.Engine, statePath string, log *slog.Logger) error {
+	var obs []engine.Observer
+	if m.tel.Enabled() {
+		var err error
+		m.tf, err = m.tel.Flow(ctx, telemetry.FlowInfo{Name: eng.Name(), Mode: string(eng.Mode()), Coordinator: "local", Scrub: m.g.scrub},
+			eng.Progress().Snapshot)
+		if err != nil {
+			return fmt.Errorf("telemetry: %w", err)
+		}
+		obs = append(obs, m.tf)
+	}
+	obs = append(obs, telemetry.LogObserver(log.With("flow", eng.Name())))
+	eng.SetObserver(engine.Observers(obs...))
+	if m.dash != nil {
+		m.dash.SetStatePath(statePath)
+		m.dash.Attach(eng.Progress().Snapshot)
+	}
 	return nil
+}
+
+func (m *monitor) span(name string) func(error) {
+	if m.tf == nil {
+		return func(error) {}
+	}
+	return m.tf.Span(name)
+}
+
+func (m *monitor) ready() {
+	if m.dash != nil {
+		m.dash.SetReady()
+	}
+}
+
+// finish shows the end of the flow, keeps the dashboard up for --ui-linger
+// (a signal ends the wait), then stops serving and flushes telemetry.
+func (m *monitor) finish(ctx context.Context, err error, stopped bool) {
+	if m.tf != nil {
+		m.tf.End(err)
+	}
+	if m.dash != nil {
+		m.dash.Finish(err, stopped)
+		if m.linger > 0 {
+			m.log.Info("flow ended; the dashboard stays up", "url", m.url, "for", m.linger)
+			wait, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			select {
+			case <-wait.Done():
+			case <-time.After(m.linger):
+			}
+			cancel()
+		}
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		if cerr := m.dash.Close(closeCtx); cerr != nil {
+			m.log.Warn("dashboard shutdown", "error", cerr)
+		}
+		cancel()
+	}
+	if serr := m.tel.Shutdown(context.WithoutCancel(ctx)); serr != nil {
+		m.log.Warn("telemetry flush failed", "error", serr)
+	}
 }
 
 func closeLogged(log *slog.Logger, what string, c interface{ Close() error }) {
