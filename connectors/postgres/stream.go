@@ -186,6 +186,12 @@ type streamer struct {
 	// heartbeats are only written when the stream is idle.
 	lastData atomic.Int64
 
+	// inTx is true between a transaction's Begin and Commit; idleEnd is the
+	// server's WAL end from a keepalive received while no transaction was
+	// open and everything emitted was acknowledged.
+	inTx    bool
+	idleEnd pglogrepl.LSN
+
 	// The transaction being received.
 	changes    []model.Change
 	rawRows    [][]*string // per change, the new tuple's text (generated columns)
@@ -310,6 +316,13 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 	defer ticker.Stop()
 	sendStatus := func() error {
 		acked := pglogrepl.LSN(s.c.acked.Load())
+		// With no transaction open and every emitted change durable, nothing
+		// before the server's WAL end is still owed to the destination:
+		// confirming it lets the slot advance on an idle database and lets a
+		// fast shutdown of the source finish (its walsender waits for it).
+		if !s.inTx && acked >= s.emitted && s.idleEnd > acked {
+			acked = s.idleEnd
+		}
 		return pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: acked, WALFlushPosition: acked, WALApplyPosition: acked})
 	}
 	// send hands a batch to the emitter, still reporting status while the
@@ -362,6 +375,9 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 				if err != nil {
 					return progressed, &decodeError{fmt.Errorf("keepalive: %w", err)}
 				}
+				if !s.inTx && pglogrepl.LSN(s.c.acked.Load()) >= s.emitted && ka.ServerWALEnd > s.idleEnd {
+					s.idleEnd = ka.ServerWALEnd
+				}
 				if ka.ReplyRequested {
 					if err := sendStatus(); err != nil {
 						return progressed, err
@@ -395,6 +411,7 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 	case *pglogrepl.RelationMessage:
 		return s.relation(ctx, m, send)
 	case *pglogrepl.BeginMessage:
+		s.inTx = true
 		s.changes, s.rawRows = s.changes[:0], s.rawRows[:0]
 		s.commitTime = m.CommitTime
 	case *pglogrepl.InsertMessage:
@@ -415,6 +432,7 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 				strings.Join(names, ", "), s.emitted)}
 		}
 	case *pglogrepl.CommitMessage:
+		s.inTx = false
 		pos := m.TransactionEndLSN
 		if pos < s.emitted {
 			pos = s.emitted // sent again after a reconnect: already emitted
