@@ -444,8 +444,8 @@ func myDSN(s *mysqltest.Server, db string) string {
 	return cfg.FormatDSN()
 }
 
-// myTypesWriter inserts, updates (also moving keys) and deletes alltypes rows,
-// some in multi-statement transactions, until stopped.
+// xWriter changes a source until halted, one step at a time, counting the
+// steps and those the database refused (a key move onto a taken key).
 type xWriter struct {
 	stop chan struct{}
 	done chan struct{}
@@ -499,6 +499,8 @@ func (w *xWriter) report(t *testing.T) {
 
 var xTexts = []string{"", " ", "plain", "emoji 😀🚀", "é ü ñ", "quote ' and \" and \\", "trailing  ", "line\nbreak\ttab"}
 
+// startMyTypesWriter inserts, updates (also moving keys) and deletes
+// alltypes rows at MySQL, some in multi-statement transactions.
 func startMyTypesWriter(t *testing.T, s *mysqltest.Server, db string, maxID int) *xWriter {
 	t.Helper()
 	d, err := sql.Open("mysql", myDSN(s, db))
@@ -571,6 +573,9 @@ func startMyTypesWriter(t *testing.T, s *mysqltest.Server, db string, maxID int)
 	return w
 }
 
+// TestCrossDBMySQLToPostgres copies every MySQL type into PostgreSQL while a
+// writer changes the source, streams its changes, catches up, and checks the
+// destination's column types, every value directly, and ferry verify.
 func TestCrossDBMySQLToPostgres(t *testing.T) {
 	requireMariaDB(t)
 	my := mysqltest.Shared(t)
@@ -739,6 +744,8 @@ var pgCols = []xcol{
 	{"big", "big", "big", xText, "longtext"},
 }
 
+// startPGTypesWriter does the same at PostgreSQL; some of its updates leave
+// out-of-line TOAST values unchanged, also while moving a row's key.
 func startPGTypesWriter(t *testing.T, srv *pgtest.Server, db string, firstNew int64) *xWriter {
 	t.Helper()
 	ctx := context.Background()
@@ -811,6 +818,9 @@ func startPGTypesWriter(t *testing.T, srv *pgtest.Server, db string, firstNew in
 	return w
 }
 
+// TestCrossDBPostgresToMySQL is the way back: every PostgreSQL type with a
+// MySQL mapping, with a writer during the copy and CDC; and the values MySQL
+// cannot hold stop the flow with an error that names them.
 func TestCrossDBPostgresToMySQL(t *testing.T) {
 	requireMariaDB(t)
 	my := mysqltest.Shared(t)
