@@ -33,3 +33,29 @@ func IsConfigError(err error) bool {
 
 // Configf builds a ConfigError.
 func Configf(fix string, msg string) error { return &ConfigError{Msg: msg, Fix: fix} }
+
+// UnavailableError marks an error as the database being out of reach: the
+// connection was lost or refused (a restart, a network cut, a server
+// shutting down). The same call may succeed later on a new connection, so
+// the engine retries it with backoff instead of failing the flow. Connectors
+// wrap such errors with Unavailable; a ConfigError may wrap one too (an
+// unreachable server at start-up is a configuration problem, the same
+// server gone during CDC is an outage).
+type UnavailableError struct{ Err error }
+
+func (e *UnavailableError) Error() string { return e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Unavailable marks err as an outage (nil stays nil).
+func Unavailable(err error) error {
+	if err == nil || IsUnavailable(err) {
+		return err
+	}
+	return &UnavailableError{Err: err}
+}
+
+// IsUnavailable reports whether err is, or wraps, an UnavailableError.
+func IsUnavailable(err error) bool {
+	var ue *UnavailableError
+	return errors.As(err, &ue)
+}

@@ -174,13 +174,15 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 		return e.batch(gctx, in, jobs, applied)
 	})
 	var writersWG sync.WaitGroup
-	for i, w := range writers {
+	for i := range writers {
 		writersWG.Add(1)
 		g.Go(func() error {
 			defer writersWG.Done()
-			err := e.applyLoop(gctx, i, w, jobs[i], acks)
-			if cerr := w.Close(); err == nil && cerr != nil {
-				err = fmt.Errorf("close destination applier: %w", cerr)
+			err := e.applyLoop(gctx, i, applier, &writers[i], jobs[i], acks)
+			if w := writers[i]; w != nil {
+				if cerr := w.Close(); err == nil && cerr != nil {
+					err = fmt.Errorf("close destination applier: %w", cerr)
+				}
 			}
 			return err
 		})
@@ -316,18 +318,15 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []*model.Table) error
 	return nil
 }
 
-func (e *Engine) applyLoop(ctx context.Context, writer int, w connector.ChangeWriter, jobs <-chan applyJob, acks chan<- applyAck) error {
+func (e *Engine) applyLoop(ctx context.Context, writer int, applier connector.ChangeApplier, w *connector.ChangeWriter, jobs <-chan applyJob, acks chan<- applyAck) error {
 	for job := range jobs {
 		if e.keeper != nil {
 			job.batch.Checkpoint = &model.Checkpoint{Flow: e.name, Key: cdcKey(writer), Value: string(job.position)}
 		}
 		if len(job.batch.Tables) > 0 || e.keeper != nil {
 			start := time.Now()
-			if err := w.ApplyChanges(ctx, job.batch); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return fmt.Errorf("apply changes up to %s (writer %d): %w", job.position, writer, err)
+			if err := e.applyRetrying(ctx, writer, applier, w, job); err != nil {
+				return err
 			}
 			took := time.Since(start)
 			e.progress.observeApply(took)
@@ -342,6 +341,70 @@ func (e *Engine) applyLoop(ctx context.Context, writer int, w connector.ChangeWr
 		}
 	}
 	return nil
+}
+
+// Retry waits of an unavailable destination: doubling from retryFirst up to
+// retryMax. Variables so tests can shorten them.
+var (
+	retryFirst = 500 * time.Millisecond
+	retryMax   = 10 * time.Second
+)
+
+// applyRetrying applies one writer's share of a batch. When the destination
+// is unavailable (connector.IsUnavailable: restarted, cut off), the writer
+// keeps its place, closes its applier, waits with exponential backoff,
+// reopens it and applies the same share again, for up to --retry-timeout.
+// Applying a share twice is harmless (idempotent writes, the checkpoint in
+// the same transaction), and later shares of this writer wait behind it, so
+// each key's changes stay in order. Any other error fails the flow.
+func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connector.ChangeApplier, w *connector.ChangeWriter, job applyJob) error {
+	var down time.Time
+	wait := retryFirst
+	for attempt := 1; ; attempt++ {
+		var err error
+		if *w == nil {
+			*w, err = applier.OpenApplier(ctx)
+			if err != nil {
+				*w = nil
+				err = fmt.Errorf("open destination applier: %w", err)
+			}
+		}
+		if err == nil {
+			if err = (*w).ApplyChanges(ctx, job.batch); err == nil {
+				if !down.IsZero() {
+					e.log.Warn("destination available again; applying changes", "writer", writer, "position", job.position,
+						"outage", time.Since(down).Round(time.Millisecond), "attempts", attempt)
+				}
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !connector.IsUnavailable(err) {
+			return fmt.Errorf("apply changes up to %s (writer %d): %w", job.position, writer, err)
+		}
+		if down.IsZero() {
+			down = time.Now()
+		}
+		if time.Since(down) >= e.cfg.RetryTimeout {
+			return fmt.Errorf("apply changes up to %s (writer %d): the destination has been unavailable for %s (retry_timeout), giving up; rerun to resume from the last checkpoint: %w",
+				job.position, writer, time.Since(down).Round(time.Second), err)
+		}
+		// The connection is gone or suspect: the next attempt opens another.
+		if *w != nil {
+			(*w).Close() //nolint:errcheck // the connection is already broken
+			*w = nil
+		}
+		e.log.Warn("destination unavailable; keeping the position and retrying", "writer", writer, "position", job.position,
+			"attempt", attempt, "retry_in", wait, "down_for", time.Since(down).Round(time.Millisecond), "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wait = min(2*wait, retryMax)
+	}
 }
 
 // checkpointLoop persists a batch's position once every writer acknowledged

@@ -53,6 +53,9 @@ type Config struct {
 	ApplyLinger   time.Duration `yaml:"apply_linger"`
 	Until         string        `yaml:"until"`
 	StateDir      string        `yaml:"state_dir"`
+	// RetryTimeout is how long an unavailable destination (restarted, cut
+	// off) is retried during CDC before the flow fails.
+	RetryTimeout time.Duration `yaml:"retry_timeout"`
 }
 
 // LoadFile reads a YAML flow file. Unknown keys are errors, so a typo never
@@ -90,6 +93,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ApplyLinger <= 0 {
 		c.ApplyLinger = 50 * time.Millisecond
+	}
+	if c.RetryTimeout <= 0 {
+		c.RetryTimeout = 5 * time.Minute
 	}
 }
 

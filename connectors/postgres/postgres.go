@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -262,9 +265,32 @@ func (c *Conn) classify(err error, what string) error {
 	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) && sqlState(err) == "" {
-		return &connector.ConfigError{Msg: fmt.Sprintf("%s: cannot reach PostgreSQL at %s:%d", what, c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port), Fix: "check the host and port in the URL and that the server is running and accepts TCP connections", Err: err}
+		// At start-up a configuration problem; later, an outage the engine
+		// may wait out: the ConfigError wraps an Unavailable error for that.
+		return &connector.ConfigError{Msg: fmt.Sprintf("%s: cannot reach PostgreSQL at %s:%d", what, c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port), Fix: "check the host and port in the URL and that the server is running and accepts TCP connections", Err: connector.Unavailable(err)}
 	}
-	return fmt.Errorf("%s at %s: %w", what, c.where(), err)
+	err = fmt.Errorf("%s at %s: %w", what, c.where(), err)
+	if lostConnection(err) {
+		return connector.Unavailable(err)
+	}
+	return err
+}
+
+// lostConnection reports an error meaning the server is out of reach or the
+// connection broke: the server shutting down or restarting (SQLSTATE 57P01,
+// 57P02, 57P03), a connection exception (class 08), a refused or reset
+// connection, an unexpected end of the stream, a connection already closed.
+// Retrying on a new connection may succeed.
+func lostConnection(err error) bool {
+	if st := sqlState(err); st != "" {
+		return st == "57P01" || st == "57P02" || st == "57P03" || strings.HasPrefix(st, "08")
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, pgconn.ErrConnClosed)
 }
 
 func walLevelError(where string, err error) error {

@@ -632,7 +632,11 @@ func (c *Conn) inTx(ctx context.Context, conn *pgx.Conn, fn func(pgx.Tx) error, 
 		tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // reporting err
 		var ce *connector.ConfigError
 		if errors.As(err, &ce) || sqlState(err) == "" {
-			return fmt.Errorf("%s: %w", where, c.scrubErr(err))
+			err = fmt.Errorf("%s: %w", where, c.scrubErr(err))
+			if lostConnection(err) {
+				return connector.Unavailable(err)
+			}
+			return err
 		}
 		return c.classify(err, where)
 	}

@@ -1,0 +1,11 @@
+package engine
+
+import "time"
+
+// SetRetryWaits shortens the backoff of an unavailable destination for a
+// test and returns a function restoring it.
+func SetRetryWaits(first, most time.Duration) func() {
+	f, m := retryFirst, retryMax
+	retryFirst, retryMax = first, most
+	return func() { retryFirst, retryMax = f, m }
+}

@@ -1,0 +1,155 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/connectors/null"
+	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+	"github.com/ferrydb/ferry/state"
+)
+
+// flakyDst decorates the null destination with an outage: its appliers fail
+// a number of applies with an error, and after each failure the next open of
+// an applier fails too, as a restarting server refuses connections.
+type flakyDst struct {
+	*null.Destination
+	failApplies atomic.Int64 // applies left to fail
+	failOpen    atomic.Bool  // the next OpenApplier fails
+	err         error        // what a failing apply returns
+	applies     atomic.Int64 // successful applies
+	failures    atomic.Int64
+}
+
+func (d *flakyDst) OpenApplier(ctx context.Context) (connector.ChangeWriter, error) {
+	if d.failOpen.CompareAndSwap(true, false) {
+		return nil, connector.Unavailable(errors.New("dial tcp 127.0.0.1:5432: connect: connection refused"))
+	}
+	w, err := d.Destination.OpenApplier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &flakyWriter{ChangeWriter: w, d: d}, nil
+}
+
+type flakyWriter struct {
+	connector.ChangeWriter
+	d      *flakyDst
+	broken bool
+}
+
+func (w *flakyWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) error {
+	if w.broken {
+		return errors.New("flakyWriter: used after its connection failed")
+	}
+	if b.Len() > 0 && w.d.failApplies.Add(-1) >= 0 {
+		w.broken = true
+		w.d.failures.Add(1)
+		w.d.failOpen.Store(true)
+		return w.d.err
+	}
+	w.d.applies.Add(1)
+	return w.ChangeWriter.ApplyChanges(ctx, b)
+}
+
+// syncLog is a log destination safe for concurrent writers.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func runFlaky(t *testing.T, dst *flakyDst, retryTimeout time.Duration) (engine.Snapshot, string, error) {
+	t.Helper()
+	defer engine.SetRetryWaits(5*time.Millisecond, 20*time.Millisecond)()
+	ctx := context.Background()
+	cfg := flow.Config{Source: "fake://?tables=2&rows=50&changes=3000&seed=5", Destination: "null://", Mode: flow.ModeCDC,
+		Until: "caught-up", Writers: 2, ApplyBatch: 100, RetryTimeout: retryTimeout, StateDir: t.TempDir()}
+	src, err := connector.Open(ctx, cfg.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var log syncLog
+	e, err := engine.New(cfg, src, dst, store, slog.New(slog.NewTextHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.Run(ctx, ctx)
+	return e.Progress().Snapshot(), log.String(), err
+}
+
+// TestUnavailableDestinationIsRetried: while the destination is unavailable
+// during CDC, the engine keeps its position, reopens its appliers with
+// backoff, says so in the log, and catches up once the destination is back.
+// Before the retry existed the flow failed at the first lost connection.
+func TestUnavailableDestinationIsRetried(t *testing.T) {
+	dst := &flakyDst{Destination: &null.Destination{}, err: connector.Unavailable(errors.New("server closed the connection unexpectedly"))}
+	dst.failApplies.Store(5)
+	snap, log, err := runFlaky(t, dst, time.Minute)
+	if err != nil {
+		t.Fatalf("the flow failed on an outage it should have retried: %v\n%s", err, log)
+	}
+	if dst.failures.Load() != 5 {
+		t.Fatalf("%d applies failed, want 5", dst.failures.Load())
+	}
+	if snap.CDC.Position != "3000" || snap.CDC.Received != 3000 {
+		t.Fatalf("caught up to %s with %d changes; want 3000 and 3000", snap.CDC.Position, snap.CDC.Received)
+	}
+	for _, want := range []string{"destination unavailable; keeping the position and retrying", "server closed the connection unexpectedly", "destination available again"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// TestOtherApplyErrorsFailAtOnce: an error that is not an outage (a value
+// the destination refuses) is not retried.
+func TestOtherApplyErrorsFailAtOnce(t *testing.T) {
+	dst := &flakyDst{Destination: &null.Destination{}, err: errors.New(`value too long for type character varying(5)`)}
+	dst.failApplies.Store(1)
+	_, log, err := runFlaky(t, dst, time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "value too long") {
+		t.Fatalf("want the refused value's error, got %v", err)
+	}
+	if dst.failures.Load() != 1 || strings.Contains(log, "retrying") {
+		t.Fatalf("a permanent error was retried (%d failures):\n%s", dst.failures.Load(), log)
+	}
+}
+
+// TestUnavailableDestinationGivesUp: an outage longer than retry_timeout
+// ends the flow with an error that says so.
+func TestUnavailableDestinationGivesUp(t *testing.T) {
+	dst := &flakyDst{Destination: &null.Destination{}, err: connector.Unavailable(errors.New("connection refused"))}
+	dst.failApplies.Store(1 << 40)
+	_, _, err := runFlaky(t, dst, 200*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "retry_timeout") || !connector.IsUnavailable(err) {
+		t.Fatalf("want an error naming retry_timeout that wraps the outage, got %v", err)
+	}
+}
