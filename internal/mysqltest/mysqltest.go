@@ -414,6 +414,33 @@ func (s *Server) Restart(t testing.TB) {
 	t.Fatalf("mysqltest: restart: %v", err)
 }
 
+// Shutdown stops the server cleanly (SIGTERM: clients are disconnected,
+// InnoDB shuts down normally) without removing anything; Restart starts it
+// again on the same port.
+func (s *Server) Shutdown(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	cmd, done, db, logf := s.cmd, s.done, s.db, s.log
+	s.cmd, s.db, s.log = nil, nil, nil
+	s.mu.Unlock()
+	if db != nil {
+		db.Close()
+	}
+	if cmd != nil && cmd.Process != nil {
+		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // it may have exited already
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill() //nolint:errcheck // last resort
+			<-done
+			t.Errorf("mysqltest: mariadbd did not shut down within 60s of SIGTERM")
+		}
+	}
+	if logf != nil {
+		logf.Close()
+	}
+}
+
 // Kill stops the server abruptly (SIGKILL) without removing anything; a
 // later Restart starts it again.
 func (s *Server) Kill(t testing.TB) {

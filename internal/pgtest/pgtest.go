@@ -327,6 +327,47 @@ func (s *Server) stopLocked() {
 	}
 }
 
+// Down stops the server in the given mode: "fast" (SIGINT: clients are
+// disconnected, a shutdown checkpoint is written), "immediate" (SIGQUIT:
+// crash recovery at the next start). Up starts it again on the same port.
+func (s *Server) Down(t testing.TB, mode string) {
+	t.Helper()
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.mu.Unlock()
+	var sig syscall.Signal
+	switch mode {
+	case "fast":
+		sig = syscall.SIGINT
+	case "immediate":
+		sig = syscall.SIGQUIT
+	default:
+		t.Fatalf("pgtest: stop mode %q: use fast or immediate", mode)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("pgtest: stop: %v", err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("pgtest: postgres did not stop within 60s")
+	}
+}
+
+// Up starts a server stopped by Down again, on the same port.
+func (s *Server) Up(t testing.TB) {
+	t.Helper()
+	pgUser, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(pgUser.Uid)
+	gid, _ := strconv.Atoi(pgUser.Gid)
+	if err := s.relaunch(uid, gid, s.Port); err != nil {
+		t.Fatalf("pgtest: start again: %v", err)
+	}
+}
+
 // Restart stops the server in the given mode ("fast" or "immediate") and
 // starts it again on the same port.
 func (s *Server) Restart(t testing.TB, mode string) {
