@@ -373,7 +373,7 @@ func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connecto
 			if err = (*w).ApplyChanges(ctx, job.batch); err == nil {
 				if !down.IsZero() {
 					e.log.Warn("destination available again; applying changes", "writer", writer, "position", job.position,
-						"outage", time.Since(down).Round(time.Millisecond), "attempts", attempt)
+						"outage", time.Since(down).Round(time.Millisecond).String(), "attempts", attempt)
 				}
 				return nil
 			}
@@ -397,7 +397,7 @@ func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connecto
 			*w = nil
 		}
 		e.log.Warn("destination unavailable; keeping the position and retrying", "writer", writer, "position", job.position,
-			"attempt", attempt, "retry_in", wait, "down_for", time.Since(down).Round(time.Millisecond), "error", err)
+			"attempt", attempt, "retry_in", wait.String(), "down_for", time.Since(down).Round(time.Millisecond).String(), "error", err)
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():

@@ -116,10 +116,12 @@ func (px *Proxy) Latency(t testing.TB, ms, jitter int) {
 	px.toxic(t, fmt.Sprintf(`{"name":"latency","type":"latency","stream":"downstream","attributes":{"latency":%d,"jitter":%d}}`, ms, jitter))
 }
 
-// Bandwidth limits what the database sends back to kbps kilobytes a second.
-func (px *Proxy) Bandwidth(t testing.TB, kbps int) {
+// Bandwidth limits one direction of every connection to kbps kilobytes a
+// second: "upstream" is what the client sends (rows written to a
+// destination), "downstream" what the database sends back.
+func (px *Proxy) Bandwidth(t testing.TB, kbps int, stream string) {
 	t.Helper()
-	px.toxic(t, fmt.Sprintf(`{"name":"bandwidth","type":"bandwidth","stream":"downstream","attributes":{"rate":%d}}`, kbps))
+	px.toxic(t, fmt.Sprintf(`{"name":"bandwidth_%s","type":"bandwidth","stream":%q,"attributes":{"rate":%d}}`, stream, stream, kbps))
 }
 
 // ResetPeer resets (TCP RST) every connection that sends data through the
