@@ -8,6 +8,7 @@ package e2e
 // summary of every scenario run so far). The scenarios are in chaos_test.go.
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -122,7 +123,14 @@ func chaosOut() string {
 func (r *chaosReport) finish(t *testing.T) {
 	t.Helper()
 	r.WallSeconds = time.Since(r.start).Round(100 * time.Millisecond).Seconds()
-	b, _ := json.MarshalIndent(r, "", "  ")
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
 	t.Logf("chaos report:\n%s", b)
 	if r.RowsDiffer != 0 {
 		t.Errorf("%d rows differ between source and destination", r.RowsDiffer)

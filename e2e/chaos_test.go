@@ -171,7 +171,9 @@ func TestChaosSourceCutMySQL(t *testing.T) {
 	f := newChaosFlow(t, rep, "sync", px.Rewrite(my.URL(src)), pg.URL(dst), "--name", "chaos-cut-my", "--state-dir", t.TempDir(),
 		"--parallel", "2", "--partition-rows", "500", "--batch-rows", "100")
 	sourceCut(t, rep, f, px, cut, 500, func() int { return partitionsDone(t, pg, dst, "chaos-cut-my") },
-		func(since time.Time) (time.Duration, bool) { return myRecovery(t, my, src, pg, dst, since, 3*time.Minute) })
+		func(since time.Time) (time.Duration, bool) {
+			return myRecovery(t, my, src, pg, dst, since, 3*time.Minute)
+		})
 	finishMyFlow(t, rep, f, w, my, src, pg, dst)
 }
 
@@ -450,7 +452,8 @@ func TestChaosSlowDestination(t *testing.T) {
 		sub := newReport(t, rep.Scenario, rep.Pair, name)
 		srcDB, dstDB := pgShopFlow(t, src, dst, "slow", rows)
 		// Wide rows: 2 KB notes, so the copy moves tens of megabytes.
-		src.Exec(t, srcDB, `UPDATE orders SET note = repeat(md5(id::text), 64); VACUUM ANALYZE orders`)
+		src.Exec(t, srcDB, `UPDATE orders SET note = repeat(md5(id::text), 64)`)
+		src.Exec(t, srcDB, `VACUUM ANALYZE orders`)
 		dstURL := dst.URL(dstDB)
 		if slow {
 			px := faults.NewProxy(t, "pg-destination", fmt.Sprintf("127.0.0.1:%d", dst.Port))
@@ -483,10 +486,11 @@ func TestChaosSlowDestination(t *testing.T) {
 	}
 	base := run("direct", false)
 	slow := run("slow", true)
+	seed := rep.Seed
 	*rep = *slow
-	rep.Scenario, rep.Fault = "5 slow destination", fmt.Sprintf("destination behind %d ms latency and %d KB/s towards it", latency, kbps)
+	rep.Seed, rep.Fault = seed, fmt.Sprintf("destination behind %d ms latency and %d KB/s towards it", latency, kbps)
 	rep.BaselinePeakRSS = base.PeakRSS
-	rep.note("direct run: copy %s, peak RSS %d MB", strings.Join(base.Notes, "; "), base.PeakRSS>>20)
+	rep.note("direct run (no proxy): %s, peak RSS %d MB, verify: %s", strings.Join(base.Notes, "; "), base.PeakRSS>>20, base.Verify)
 	// Generous: the slow run may hold fuller queues, never unbounded ones.
 	if limit := 2*base.PeakRSS + 64<<20; slow.PeakRSS > limit {
 		t.Errorf("peak RSS behind a slow destination is %d MB, the direct run's %d MB: memory is not held flat (limit %d MB)",
