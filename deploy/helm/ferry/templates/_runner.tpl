@@ -1,6 +1,6 @@
 {{/* The runner's pod template, shared by its Job and its Deployment. */}}
 {{- define "ferry.runnerPodTemplate" -}}
-{{- $r := .Values.runner }}
+{{- $r := .Values.runner -}}
 metadata:
   labels:
     {{- include "ferry.componentLabels" (dict "root" . "component" "runner") | nindent 4 }}
