@@ -182,4 +182,3 @@ func containsPrefix(list []string, prefix string) bool {
 	}
 	return false
 }
-

@@ -31,8 +31,8 @@ func BuildInputs(repo, pkg string) ([]string, error) {
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for {
 		var p struct {
-			Dir    string
-			Module *struct{ Main bool }
+			Dir                         string
+			Module                      *struct{ Main bool }
 			GoFiles, SFiles, EmbedFiles []string
 		}
 		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
