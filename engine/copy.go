@@ -199,20 +199,7 @@ func (e *Engine) readLane(ctx, stop context.Context, work <-chan *partTask, lane
 		}
 		task.tr.stats.PartitionsActive.Add(1)
 		e.observer().PartitionStarted(task.tr.stats.Table, task.p.ID)
-		err := e.src.ReadPartition(ctx, task.tr.src, task.p, task.cp.Cursor, func(b *model.RowBatch) error {
-			if stop.Err() != nil {
-				return errStopped
-			}
-			b.Table = task.tr.dst
-			b.Partition = task.p.ID
-			e.observer().BatchRead(task.tr.stats.Table, int64(len(b.Rows)), b.Bytes)
-			select {
-			case lane <- laneMsg{task: task, batch: b}:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
+		err := e.readPartition(ctx, stop, task, lane)
 		if errors.Is(err, errStopped) || (err != nil && ctx.Err() != nil) {
 			return nil
 		}
@@ -226,6 +213,56 @@ func (e *Engine) readLane(ctx, stop context.Context, work <-chan *partTask, lane
 		}
 	}
 	return nil
+}
+
+// readPartition reads one partition into the lane. When the source becomes
+// unavailable (connector.IsUnavailable: restarted, cut off) it waits with
+// exponential backoff and reads again from the cursor of the last batch it
+// handed to the lane, for up to --retry-timeout: batches already in the lane
+// stay valid, and none is read twice.
+func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane chan<- laneMsg) error {
+	cursor := task.cp.Cursor // the writer owns task.cp from the first batch on
+	var down time.Time
+	wait := retryFirst
+	for attempt := 1; ; attempt++ {
+		err := e.src.ReadPartition(ctx, task.tr.src, task.p, cursor, func(b *model.RowBatch) error {
+			if stop.Err() != nil {
+				return errStopped
+			}
+			b.Table = task.tr.dst
+			b.Partition = task.p.ID
+			e.observer().BatchRead(task.tr.stats.Table, int64(len(b.Rows)), b.Bytes)
+			select {
+			case lane <- laneMsg{task: task, batch: b}:
+				cursor = b.Cursor
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		if err == nil && !down.IsZero() {
+			e.log.Warn("source available again; reading on", "partition", task.p.ID, "outage", time.Since(down).Round(time.Millisecond).String(), "attempts", attempt)
+		}
+		if err == nil || errors.Is(err, errStopped) || ctx.Err() != nil || !connector.IsUnavailable(err) {
+			return err
+		}
+		if down.IsZero() {
+			down = time.Now()
+		}
+		if time.Since(down) >= e.cfg.RetryTimeout {
+			return fmt.Errorf("the source has been unavailable for %s (retry_timeout), giving up; rerun to resume from the last checkpoint: %w", time.Since(down).Round(time.Second), err)
+		}
+		e.log.Warn("source unavailable; reading the partition again from its cursor", "partition", task.p.ID, "cursor", string(cursor),
+			"attempt", attempt, "retry_in", wait.String(), "down_for", time.Since(down).Round(time.Millisecond).String(), "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stop.Done():
+			return errStopped
+		}
+		wait = min(2*wait, retryMax)
+	}
 }
 
 func (e *Engine) writeLane(ctx context.Context, w connector.RowWriter, lane <-chan laneMsg, cursors *cursorLog) error {

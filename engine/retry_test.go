@@ -153,3 +153,97 @@ func TestUnavailableDestinationGivesUp(t *testing.T) {
 		t.Fatalf("want an error naming retry_timeout that wraps the outage, got %v", err)
 	}
 }
+
+// flakySrc decorates a source: the first read of every partition emits a
+// few batches, then fails as if the connection was cut.
+type flakySrc struct {
+	connector.Source
+	err      error
+	mu       sync.Mutex
+	failed   map[string]bool
+	failures atomic.Int64
+}
+
+func (s *flakySrc) ReadPartition(ctx context.Context, t *model.Table, p model.Partition, from model.Cursor, emit func(*model.RowBatch) error) error {
+	s.mu.Lock()
+	fail := !s.failed[p.ID]
+	s.failed[p.ID] = true
+	s.mu.Unlock()
+	if !fail {
+		return s.Source.ReadPartition(ctx, t, p, from, emit)
+	}
+	n := 0
+	err := s.Source.ReadPartition(ctx, t, p, from, func(b *model.RowBatch) error {
+		if n == 3 {
+			return errCut
+		}
+		n++
+		return emit(b)
+	})
+	if errors.Is(err, errCut) {
+		s.failures.Add(1)
+		return s.err
+	}
+	return err
+}
+
+var errCut = errors.New("cut")
+
+func runFlakySource(t *testing.T, srcErr error) (*null.Destination, string, error) {
+	t.Helper()
+	defer engine.SetRetryWaits(5*time.Millisecond, 20*time.Millisecond)()
+	ctx := context.Background()
+	// The fake source emits batches of 1000 rows: partitions of 5000 rows
+	// fail after three batches.
+	cfg := flow.Config{Source: "fake://?tables=2&rows=20000&seed=9", Destination: "null://", Mode: flow.ModeSnapshot,
+		Parallel: 3, PartitionRows: 5000, RetryTimeout: time.Minute, StateDir: t.TempDir()}
+	c, err := connector.Open(ctx, cfg.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	src := &flakySrc{Source: c.(connector.Source), err: srcErr, failed: map[string]bool{}}
+	dst := &null.Destination{}
+	store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var log syncLog
+	e, err := engine.New(cfg, src, dst, store, slog.New(slog.NewTextHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.Run(ctx, ctx)
+	if err == nil && src.failures.Load() == 0 {
+		t.Fatal("no read failed: the test proves nothing")
+	}
+	return dst, log.String(), err
+}
+
+// TestUnavailableSourceIsReadAgainFromTheCursor: a partition read that
+// loses its source mid-way is read again from the last batch handed to the
+// writer, so every row arrives exactly once. Before, the copy failed.
+func TestUnavailableSourceIsReadAgainFromTheCursor(t *testing.T) {
+	dst, log, err := runFlakySource(t, connector.Unavailable(errors.New("read partition: conn closed")))
+	if err != nil {
+		t.Fatalf("the copy failed on an outage it should have retried: %v\n%s", err, log)
+	}
+	if rows, _ := dst.Counts(); rows != 40000 {
+		t.Fatalf("the destination got %d rows, want exactly 40000 (none lost, none twice)", rows)
+	}
+	for _, want := range []string{"source unavailable; reading the partition again from its cursor", "source available again"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// TestOtherSourceErrorsFailTheCopy: a read error that is not an outage is
+// not retried.
+func TestOtherSourceErrorsFailTheCopy(t *testing.T) {
+	_, log, err := runFlakySource(t, errors.New("column tm: TIME value 24:00:11 is outside 00:00:00-24:00:00"))
+	if err == nil || !strings.Contains(err.Error(), "24:00:11") || strings.Contains(log, "reading the partition again") {
+		t.Fatalf("want the read error at once, got %v\n%s", err, log)
+	}
+}

@@ -53,8 +53,9 @@ type Config struct {
 	ApplyLinger   time.Duration `yaml:"apply_linger"`
 	Until         string        `yaml:"until"`
 	StateDir      string        `yaml:"state_dir"`
-	// RetryTimeout is how long an unavailable destination (restarted, cut
-	// off) is retried during CDC before the flow fails.
+	// RetryTimeout is how long an unavailable database (restarted, cut off)
+	// is retried before the flow fails: the source's partition reads during
+	// the copy, the destination's appliers during CDC.
 	RetryTimeout time.Duration `yaml:"retry_timeout"`
 }
 

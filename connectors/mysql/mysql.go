@@ -31,8 +31,10 @@ import (
 	"context"
 	"crypto/tls"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -41,6 +43,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -361,6 +364,21 @@ func (c *Conn) Close() error {
 func isRetryable(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}
+
+// lostConnection reports an error meaning the server is out of reach or the
+// connection broke (a restart, a network cut): the driver's invalid or bad
+// connection, a refused, reset or closed socket, an unexpected end of the
+// stream, or the server saying it is shutting down (1053) or killed the
+// connection (1927). A retry on a new connection may succeed.
+func lostConnection(err error) bool {
+	if n := driverErrCode(err); n != 0 {
+		return n == 1053 || n == 1927
+	}
+	var ne net.Error
+	return errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &ne) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 
 // rollback ends a failed transaction, keeping the original error first.

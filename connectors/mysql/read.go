@@ -230,7 +230,11 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 		return c.readWhole(ctx, t, p, from, codecs, emit)
 	}
 	where := func(err error) error {
-		return fmt.Errorf("table %s, partition %s: %w", t.Namespace, p.ID, err)
+		err = fmt.Errorf("table %s, partition %s: %w", t.Namespace, p.ID, err)
+		if lostConnection(err) {
+			return connector.Unavailable(err) // the engine reads again from the cursor
+		}
+		return err
 	}
 	lower, err := ks.decode(p.Lower)
 	if err != nil {
