@@ -1,0 +1,208 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
+)
+
+// The functions in this file let another coordinator (scale-out on Temporal)
+// run the same planner, copier and applier one step at a time: one partition
+// per call, CDC from a given position, with the plan held by the
+// coordinator instead of the local state store. The state store an engine is
+// built with then only holds scratch values for the duration of one step.
+
+// PartitionProgress is a partition's durable progress: the cursor after the
+// last row the destination confirmed, the rows written so far and whether
+// the partition is complete. Its JSON form is the checkpoint a
+// checkpoint-keeping destination stores for the partition.
+type PartitionProgress struct {
+	Cursor model.Cursor `json:"cursor,omitempty"`
+	Done   bool         `json:"done,omitempty"`
+	Rows   int64        `json:"rows"`
+}
+
+// UsePlan makes p the flow's plan without reading or writing the state
+// store: the coordinator made and keeps it. p may hold a subset of the
+// flow's tables (the one a partition belongs to).
+func (e *Engine) UsePlan(p *model.Plan) error {
+	e.plan = p
+	return e.mapTables(p.Tables)
+}
+
+// StoredPartitionProgress is the partition's checkpoint kept by the
+// destination, when the destination keeps checkpoints (ok is false
+// otherwise, or when it has none for the partition).
+func (e *Engine) StoredPartitionProgress(ctx context.Context, partitionID string) (PartitionProgress, bool, error) {
+	if e.keeper == nil {
+		return PartitionProgress{}, false, nil
+	}
+	raw, err := e.checkpoints(ctx, partitionKey(partitionID))
+	if err != nil {
+		return PartitionProgress{}, false, err
+	}
+	v, ok := raw[partitionKey(partitionID)]
+	if !ok {
+		return PartitionProgress{}, false, nil
+	}
+	var pp PartitionProgress
+	if err := json.Unmarshal([]byte(v), &pp); err != nil {
+		return PartitionProgress{}, false, fmt.Errorf("checkpoint of partition %s is corrupt: %w", partitionID, err)
+	}
+	return pp, true, nil
+}
+
+// CopyPartition copies one partition of the plan (UsePlan) from the
+// progress from, through one lane: a reader and a writer joined by a bounded
+// channel, exactly as in Run. report is called with the progress after each
+// batch the destination confirmed (from the writer goroutine: it must not
+// block for long). A graceful stop (stop done) ends reading, lets the batches
+// in flight be written and returns the progress reached with a nil error;
+// cancelling ctx aborts.
+func (e *Engine) CopyPartition(ctx, stop context.Context, partitionID string, from PartitionProgress, report func(PartitionProgress)) (PartitionProgress, error) {
+	if e.plan == nil {
+		return from, fmt.Errorf("copy partition %s: no plan", partitionID)
+	}
+	var p *model.Partition
+	for i := range e.plan.Partitions {
+		if e.plan.Partitions[i].ID == partitionID {
+			p = &e.plan.Partitions[i]
+		}
+	}
+	if p == nil {
+		return from, fmt.Errorf("copy partition %s: not in the plan", partitionID)
+	}
+	tr := e.byNS[p.Table]
+	if tr == nil {
+		return from, fmt.Errorf("plan: partition %s belongs to unknown table %s", p.ID, p.Table)
+	}
+	if from.Done {
+		return from, nil
+	}
+	tr.stats.Partitions.Add(1)
+	tr.stats.RowsCopied.Add(from.Rows)
+	if from.Cursor != "" {
+		e.progress.ResumedPartitions.Add(1)
+	}
+	e.progress.setPhase(PhaseCopy)
+	task := &partTask{p: *p, tr: tr, cp: partCheckpoint(from)}
+
+	w, err := e.dst.OpenWriter(ctx)
+	if err != nil {
+		return from, fmt.Errorf("open destination writer: %w", err)
+	}
+	var mu sync.Mutex
+	last := from
+	key := partitionKey(p.ID)
+	tw := &tapWriter{RowWriter: w, after: func(b *model.RowBatch) {
+		if b.Checkpoint == nil || b.Checkpoint.Key != key {
+			return
+		}
+		var pp PartitionProgress
+		if json.Unmarshal([]byte(b.Checkpoint.Value), &pp) != nil {
+			return
+		}
+		mu.Lock()
+		last = pp
+		mu.Unlock()
+		if report != nil {
+			report(pp)
+		}
+	}}
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan *partTask, 1)
+	work <- task
+	close(work)
+	lane := make(chan laneMsg, 4)
+	g.Go(func() error { defer close(lane); return e.readLane(gctx, stop, work, lane) })
+	g.Go(func() error {
+		err := e.writeLane(gctx, tw, lane, newCursorLog())
+		if cerr := w.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close destination writer: %w", cerr)
+		}
+		return err
+	})
+	err = g.Wait()
+	mu.Lock()
+	got := last
+	mu.Unlock()
+	if err != nil {
+		return got, err
+	}
+	if ctx.Err() != nil {
+		return got, ctx.Err()
+	}
+	return got, nil
+}
+
+// tapWriter calls after once the destination confirmed a batch.
+type tapWriter struct {
+	connector.RowWriter
+	after func(*model.RowBatch)
+}
+
+func (t *tapWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
+	if err := t.RowWriter.WriteRows(ctx, b); err != nil {
+		return err
+	}
+	t.after(b)
+	return nil
+}
+
+// FinishTables runs the destination's end-of-copy work (deferred indexes,
+// ANALYZE, assembling files) for every table of the plan.
+func (e *Engine) FinishTables(ctx context.Context) error {
+	f, ok := e.dst.(connector.TableFinisher)
+	for _, tr := range e.tables {
+		if ok {
+			if err := f.FinishTable(ctx, tr.dst); err != nil {
+				return fmt.Errorf("finish table %s: %w", tr.dst.Namespace, err)
+			}
+		}
+		tr.stats.markCopied()
+	}
+	return nil
+}
+
+// Stream runs change data capture of the plan's tables (UsePlan) from the
+// later of from and the destination's checkpoints, until stop is done (a
+// graceful end: what was read is applied and checkpointed) or, with
+// until caught-up, the destination caught up. Progress().Snapshot().CDC
+// holds the position reached.
+func (e *Engine) Stream(ctx, stop context.Context, from model.Position) error {
+	if e.plan == nil {
+		return fmt.Errorf("stream changes: no plan")
+	}
+	if _, ok := e.src.(connector.ChangeSource); !ok {
+		return fmt.Errorf("stream changes: the source has no change data capture")
+	}
+	if from != "" {
+		if err := e.store.SetMeta(ctx, "cdc", string(from)); err != nil {
+			return err
+		}
+	}
+	for _, tr := range e.tables {
+		tr.stats.markCopied()
+	}
+	e.progress.setPhase(PhaseCDC)
+	if err := e.stream(ctx, stop); err != nil {
+		e.observer().Error(err)
+		return err
+	}
+	if stop.Err() != nil {
+		e.progress.setPhase(PhaseStopped)
+	} else {
+		e.progress.setPhase(PhaseDone)
+	}
+	return nil
+}
+
+// SourceTables is the source-side schema of every table of the plan, as
+// change data capture last saw it (added columns included).
+func (e *Engine) SourceTables() []*model.Table { return e.sourceTables() }

@@ -1,0 +1,434 @@
+package scaleout
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+	"github.com/ferrydb/ferry/state"
+)
+
+// Activities are the steps a worker runs, each with the engine of ferry
+// sync. They hold the worker's own configuration: its connections (names to
+// URLs, credentials included) never leave the worker.
+type Activities struct {
+	Connections *Connections
+	// Client lets a CDC activity ask its workflow whether to stop
+	// (QueryControl); nil disables that.
+	Client client.Client
+	// Identity names the worker in results and logs.
+	Identity string
+	// ScratchDir holds an activity's scratch state store while it runs
+	// (default: the system's temporary directory).
+	ScratchDir string
+	Log        *slog.Logger
+	// Observer is told what the engine does (metrics); nil ignores it.
+	Observer engine.Observer
+}
+
+// opened is an engine over freshly opened connectors.
+type opened struct {
+	eng     *engine.Engine
+	secrets []string
+	close   func()
+}
+
+// open resolves the flow's connection names and builds an engine over
+// them, with a scratch state store that lives as long as the activity.
+func (a *Activities) open(ctx context.Context, opts flow.Config) (*opened, error) {
+	if opts.Name == "" {
+		return nil, temporal.NewNonRetryableApplicationError("the flow has no name", errTypeConfig, nil)
+	}
+	srcURL, err := a.Connections.Resolve(opts.Source, "source")
+	if err != nil {
+		return nil, a.failure(err, nil)
+	}
+	dstURL, err := a.Connections.Resolve(opts.Destination, "destination")
+	if err != nil {
+		return nil, a.failure(err, nil)
+	}
+	secrets := append(connector.Secrets(srcURL), connector.Secrets(dstURL)...)
+	cfg := opts
+	cfg.Source, cfg.Destination = srcURL, dstURL
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	log := a.logger().With("flow", opts.Name)
+	src, err := connector.Open(ctx, srcURL)
+	if err != nil {
+		return nil, a.failure(fmt.Errorf("source %s: %w", opts.Source, err), secrets)
+	}
+	closers = append(closers, func() { logClose(log, "source", src) })
+	dst, err := connector.Open(ctx, dstURL)
+	if err != nil {
+		closeAll()
+		return nil, a.failure(fmt.Errorf("destination %s: %w", opts.Destination, err), secrets)
+	}
+	closers = append(closers, func() { logClose(log, "destination", dst) })
+	dir, err := os.MkdirTemp(a.ScratchDir, "ferry-activity-")
+	if err != nil {
+		closeAll()
+		return nil, a.failure(fmt.Errorf("scratch directory: %w", err), secrets)
+	}
+	closers = append(closers, func() { os.RemoveAll(dir) }) //nolint:errcheck // scratch
+	store, err := state.Open(ctx, dir, opts.Name)
+	if err != nil {
+		closeAll()
+		return nil, a.failure(err, secrets)
+	}
+	closers = append(closers, func() { logClose(log, "scratch state", store) })
+	eng, err := engine.New(cfg, src, dst, store, log)
+	if err != nil {
+		closeAll()
+		return nil, a.failure(err, secrets)
+	}
+	if a.Observer != nil {
+		eng.SetObserver(a.Observer)
+	}
+	return &opened{eng: eng, secrets: secrets, close: closeAll}, nil
+}
+
+func (a *Activities) logger() *slog.Logger {
+	if a.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Log
+}
+
+func logClose(log *slog.Logger, what string, c interface{ Close() error }) {
+	if err := c.Close(); err != nil {
+		log.Warn("close failed", "what", what, "error", err)
+	}
+}
+
+// failure turns err into an activity error that is safe for the
+// workflow's history: its message without any password, no cause chain
+// (a cause is recorded with its own message), and a configuration error
+// marked so it is not retried.
+func (a *Activities) failure(err error, secrets []string) error {
+	if err == nil {
+		return nil
+	}
+	msg := scrub(err.Error(), secrets)
+	if connector.IsConfigError(err) {
+		return temporal.NewNonRetryableApplicationError(msg, errTypeConfig, nil)
+	}
+	return temporal.NewApplicationError(msg, "", nil)
+}
+
+func scrub(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if len(sec) >= 3 {
+			s = strings.ReplaceAll(s, sec, "xxxxx")
+		}
+	}
+	return s
+}
+
+// graceful returns a stop context, done when the worker is stopping (or
+// cancel is called, or ctx is done), and a function telling whether the
+// worker was stopping.
+func graceful(ctx context.Context) (context.Context, func() bool, context.CancelFunc) {
+	stop, cancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	stopping := false
+	go func() {
+		select {
+		case <-activity.GetWorkerStopChannel(ctx):
+			mu.Lock()
+			stopping = true
+			mu.Unlock()
+			cancel()
+		case <-stop.Done():
+		}
+	}()
+	return stop, func() bool { mu.Lock(); defer mu.Unlock(); return stopping }, cancel
+}
+
+// keepAlive heartbeats details() every second until the returned function
+// is called; the SDK throttles what it sends to the server.
+func keepAlive(ctx context.Context, details func() any) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			if d := details(); d != nil {
+				activity.RecordHeartbeat(ctx, d)
+			} else {
+				activity.RecordHeartbeat(ctx)
+			}
+			select {
+			case <-t.C:
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// Plan makes the flow's plan: the destination tables are created, T0 is
+// recorded (a replication slot for PostgreSQL), the partitions are cut.
+func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error) {
+	o, err := a.open(ctx, in.Options)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	defer o.close()
+	stop := keepAlive(ctx, func() any { return nil })
+	defer stop()
+	if err := o.eng.Prepare(ctx); err != nil {
+		return PlanResult{}, a.failure(err, o.secrets)
+	}
+	p := o.eng.Plan()
+	a.logger().Info("planned flow", "flow", in.Options.Name, "tables", len(p.Tables), "partitions", len(p.Partitions), "t0", p.T0)
+	return PlanResult{Plan: p, Mode: o.eng.Mode()}, nil
+}
+
+// CopyPartition copies one partition, resuming from the later of its last
+// heartbeat and the destination's checkpoint, and heartbeats its cursor
+// after every batch the destination confirmed.
+func (a *Activities) CopyPartition(ctx context.Context, in CopyInput) (CopyResult, error) {
+	info := activity.GetInfo(ctx)
+	o, err := a.open(ctx, in.Options)
+	if err != nil {
+		return CopyResult{}, err
+	}
+	defer o.close()
+	eng := o.eng
+	if err := eng.UsePlan(&model.Plan{Tables: []*model.Table{in.Table}, Partitions: []model.Partition{in.Partition}}); err != nil {
+		return CopyResult{}, a.failure(err, o.secrets)
+	}
+	var from engine.PartitionProgress
+	var hbRows int64
+	resumedFrom := ""
+	if activity.HasHeartbeatDetails(ctx) {
+		var hb CopyHeartbeat
+		if err := activity.GetHeartbeatDetails(ctx, &hb); err == nil && (hb.Cursor != "" || hb.Rows > 0) {
+			from = engine.PartitionProgress{Cursor: hb.Cursor, Rows: hb.Rows}
+			hbRows = hb.Rows
+			resumedFrom = "heartbeat"
+		}
+	}
+	stored, ok, err := eng.StoredPartitionProgress(ctx, in.Partition.ID)
+	if err != nil {
+		return CopyResult{}, a.failure(err, o.secrets)
+	}
+	if ok && (stored.Done || stored.Rows > from.Rows) {
+		from = stored
+		resumedFrom = "destination"
+	}
+	log := a.logger().With("flow", in.Options.Name, "partition", in.Partition.ID, "attempt", info.Attempt)
+	if resumedFrom != "" {
+		log.Info("resuming partition", "from", resumedFrom, "rows", from.Rows, "heartbeat_rows", hbRows)
+	}
+	var mu sync.Mutex
+	hb := CopyHeartbeat{Cursor: from.Cursor, Rows: from.Rows, ResumedRows: from.Rows, ResumedFrom: resumedFrom, HeartbeatRows: hbRows}
+	stopBeats := keepAlive(ctx, func() any {
+		mu.Lock()
+		defer mu.Unlock()
+		return hb
+	})
+	stop, stopping, cancel := graceful(ctx)
+	defer cancel()
+	final, err := eng.CopyPartition(ctx, stop, in.Partition.ID, from, func(pp engine.PartitionProgress) {
+		mu.Lock()
+		hb.Cursor, hb.Rows = pp.Cursor, pp.Rows
+		if s := eng.Progress().Snapshot(); len(s.Tables) > 0 {
+			hb.Bytes = s.Tables[0].BytesCopied
+		}
+		mu.Unlock()
+	})
+	stopBeats()
+	mu.Lock()
+	last := hb
+	mu.Unlock()
+	// The last cursor reaches the server with the activity's end, so a
+	// retry resumes from it.
+	activity.RecordHeartbeat(ctx, last)
+	if err != nil {
+		return CopyResult{}, a.failure(fmt.Errorf("copy partition %s of %s: %w", in.Partition.ID, in.Partition.Table, err), o.secrets)
+	}
+	if !final.Done {
+		if stopping() {
+			log.Info("worker stopping: partition checkpointed, another worker resumes it", "rows", final.Rows)
+			return CopyResult{}, temporal.NewApplicationError(fmt.Sprintf("worker %s stopped during partition %s at %d rows", a.Identity, in.Partition.ID, final.Rows), errTypeWorkerStop)
+		}
+		return CopyResult{}, temporal.NewApplicationError(fmt.Sprintf("partition %s ended early at %d rows", in.Partition.ID, final.Rows), "")
+	}
+	res := CopyResult{Rows: final.Rows, ResumedRows: from.Rows, ResumedFrom: resumedFrom, HeartbeatRows: hbRows,
+		RowsThisAttempt: final.Rows - from.Rows, Attempt: info.Attempt, Worker: a.Identity}
+	log.Info("partition copied", "rows", res.Rows, "rows_this_attempt", res.RowsThisAttempt, "resumed_rows", res.ResumedRows)
+	return res, nil
+}
+
+// FinishTables runs the destination's end-of-copy work once every
+// partition is copied.
+func (a *Activities) FinishTables(ctx context.Context, in TablesInput) error {
+	o, err := a.open(ctx, in.Options)
+	if err != nil {
+		return err
+	}
+	defer o.close()
+	stop := keepAlive(ctx, func() any { return nil })
+	defer stop()
+	if err := o.eng.UsePlan(&model.Plan{Tables: in.Tables}); err != nil {
+		return a.failure(err, o.secrets)
+	}
+	return a.failure(o.eng.FinishTables(ctx), o.secrets)
+}
+
+// StreamChanges runs change data capture from the later of the last
+// heartbeat's position and the destination's checkpoints, heartbeating its
+// position every second, for up to in.For; it ends gracefully (everything
+// read applied and checkpointed) when the workflow asks for a pause,
+// cutover or cancel, or when the worker stops.
+func (a *Activities) StreamChanges(ctx context.Context, in StreamInput) (StreamResult, error) {
+	info := activity.GetInfo(ctx)
+	o, err := a.open(ctx, in.Options)
+	if err != nil {
+		return StreamResult{}, err
+	}
+	defer o.close()
+	eng := o.eng
+	if err := eng.UsePlan(&model.Plan{Tables: in.Tables, T0: in.T0}); err != nil {
+		return StreamResult{}, a.failure(err, o.secrets)
+	}
+	from := in.From
+	var base StreamHeartbeat
+	if activity.HasHeartbeatDetails(ctx) {
+		if err := activity.GetHeartbeatDetails(ctx, &base); err == nil && base.Position != "" {
+			from = base.Position
+		}
+	}
+	if from == "" {
+		from = in.T0
+	}
+	log := a.logger().With("flow", in.Options.Name, "activity", info.ActivityID, "attempt", info.Attempt)
+	log.Info("change data capture starting", "from", from)
+	beat := func() StreamHeartbeat {
+		c := eng.Progress().Snapshot().CDC
+		hb := StreamHeartbeat{Position: model.Position(c.Position), Received: base.Received + c.Received,
+			Applied: base.Applied + c.Applied, LagSeconds: c.LagSeconds}
+		if hb.Position == "" {
+			hb.Position = from
+		}
+		return hb
+	}
+	stopBeats := keepAlive(ctx, func() any { return beat() })
+	stop, stopping, cancel := graceful(ctx)
+	defer cancel()
+	var asked sync.WaitGroup
+	asked.Add(1)
+	go func() {
+		defer asked.Done()
+		a.watch(stop, cancel, info, in, log)
+	}()
+	err = eng.Stream(ctx, stop, from)
+	ended := stop.Err() != nil
+	cancel()
+	asked.Wait()
+	stopBeats()
+	last := beat()
+	activity.RecordHeartbeat(ctx, last)
+	if err != nil {
+		return StreamResult{}, a.failure(fmt.Errorf("change data capture from %s: %w", from, err), o.secrets)
+	}
+	if stopping() {
+		return StreamResult{}, temporal.NewApplicationError(fmt.Sprintf("worker %s stopped during change data capture at %s", a.Identity, last.Position), errTypeWorkerStop)
+	}
+	res := StreamResult{Position: last.Position, Received: last.Received, Applied: last.Applied,
+		CaughtUp: !ended && in.Options.Until == "caught-up", LagSeconds: last.LagSeconds}
+	if schemaChanged(in.Tables, eng.SourceTables()) {
+		res.Tables = eng.SourceTables()
+	}
+	log.Info("change data capture ended", "position", res.Position, "changes", res.Received, "caught_up", res.CaughtUp)
+	return res, nil
+}
+
+// watch ends the CDC activity's stream (cancel) when it has run for
+// in.For or when the workflow asks it to stop.
+func (a *Activities) watch(ctx context.Context, cancel context.CancelFunc, info activity.Info, in StreamInput, log *slog.Logger) {
+	deadline := time.NewTimer(in.For)
+	defer deadline.Stop()
+	poll := in.Poll
+	if poll <= 0 {
+		poll = time.Second
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			cancel()
+			return
+		case <-t.C:
+			if a.Client == nil {
+				continue
+			}
+			qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
+			v, err := a.Client.QueryWorkflow(qctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID, QueryControl)
+			qcancel()
+			if err != nil {
+				log.Debug("control query failed", "error", err)
+				continue
+			}
+			var c Control
+			if err := v.Get(&c); err == nil && c.Stop() {
+				log.Info("the workflow asks change data capture to stop", "paused", c.Paused, "cutover", c.Cutover, "cancelled", c.Cancelled)
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+func schemaChanged(a, b []*model.Table) bool {
+	if len(a) != len(b) {
+		return true
+	}
+	for i := range a {
+		if len(a[i].Columns) != len(b[i].Columns) {
+			return true
+		}
+	}
+	return false
+}
+
+// Release drops the flow's resources at the source (replication slot,
+// publication) and its checkpoints at the destination: the flow ended.
+func (a *Activities) Release(ctx context.Context, in ReleaseInput) error {
+	o, err := a.open(ctx, in.Options)
+	if err != nil {
+		return err
+	}
+	defer o.close()
+	if err := o.eng.Drop(ctx); err != nil {
+		return a.failure(err, o.secrets)
+	}
+	a.logger().Info("released the flow's resources", "flow", in.Options.Name)
+	return nil
+}

@@ -1,0 +1,382 @@
+package scaleout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+)
+
+// Register registers the flow workflow and the activities on a worker.
+func Register(w worker.Registry, a *Activities) {
+	w.RegisterWorkflowWithOptions(FlowWorkflow, workflow.RegisterOptions{Name: WorkflowName})
+	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: ActivityPlan})
+	w.RegisterActivityWithOptions(a.CopyPartition, activity.RegisterOptions{Name: ActivityCopy})
+	w.RegisterActivityWithOptions(a.FinishTables, activity.RegisterOptions{Name: ActivityFinish})
+	w.RegisterActivityWithOptions(a.StreamChanges, activity.RegisterOptions{Name: ActivityStream})
+	w.RegisterActivityWithOptions(a.Release, activity.RegisterOptions{Name: ActivityRelease})
+}
+
+// ErrNoFlow means no workflow has the flow's name.
+var ErrNoFlow = errors.New("no such flow")
+
+// Status is a flow seen from outside: the workflow's durable state with the
+// live progress of its running activities (their heartbeats) merged in, and
+// the workers polling its task queue.
+type Status struct {
+	Flow     string      `json:"flow"`
+	RunID    string      `json:"run_id"`
+	Status   string      `json:"status"` // Running, Completed, Failed, ...
+	Options  flow.Config `json:"options"`
+	Settings Settings    `json:"settings"`
+	State    FlowState   `json:"state"`
+	Workers  []Worker    `json:"workers"`
+	// Waiting lists partitions waiting for a worker after a failed attempt.
+	Waiting []string `json:"waiting,omitempty"`
+	Failure string   `json:"failure,omitempty"`
+}
+
+// Worker is one worker polling the flow's task queue and what it runs.
+type Worker struct {
+	Identity   string    `json:"identity"`
+	LastPoll   time.Time `json:"last_poll,omitzero"`
+	Activities []string  `json:"activities"` // partition IDs, "cdc", "plan", ...
+}
+
+// Running reports a workflow still running.
+func (s *Status) Running() bool { return s.Status == "Running" }
+
+// Progress reads a flow's status: the workflow's progress query, its
+// pending activities' heartbeats and the task queue's pollers.
+func Progress(ctx context.Context, c client.Client, name, taskQueue string) (*Status, error) {
+	desc, err := c.DescribeWorkflowExecution(ctx, name, "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("flow %q: %w", name, ErrNoFlow)
+		}
+		return nil, fmt.Errorf("describe flow %q: %w", name, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	st := &Status{Flow: name, RunID: info.GetExecution().GetRunId(), Status: statusName(info.GetStatus())}
+	qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	v, err := c.QueryWorkflow(qctx, name, st.RunID, QueryProgress)
+	if err != nil {
+		if qctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("flow %q: no worker answered within 15s; are workers running on task queue %q?", name, taskQueue)
+		}
+		return nil, fmt.Errorf("query flow %q: %w", name, err)
+	}
+	var qr QueryResult
+	if err := v.Get(&qr); err != nil {
+		return nil, fmt.Errorf("query flow %q: %w", name, err)
+	}
+	st.Options, st.Settings, st.State = qr.Options, qr.Settings, qr.State
+	workers := map[string]*Worker{}
+	worker := func(id string) *Worker {
+		if workers[id] == nil {
+			workers[id] = &Worker{Identity: id}
+		}
+		return workers[id]
+	}
+	byID := map[string]*PartitionState{}
+	for i := range st.State.Parts {
+		byID[st.State.Parts[i].ID] = &st.State.Parts[i]
+	}
+	dc := converter.GetDefaultDataConverter()
+	for _, pa := range desc.GetPendingActivities() {
+		id := pa.GetActivityId()
+		started := pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED || pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED
+		switch pa.GetActivityType().GetName() {
+		case ActivityCopy:
+			pid, _, _ := strings.Cut(id, "#")
+			p := byID[pid]
+			if p == nil {
+				continue
+			}
+			p.Attempts = pa.GetAttempt()
+			var hb CopyHeartbeat
+			if pa.GetHeartbeatDetails() != nil && dc.FromPayloads(pa.GetHeartbeatDetails(), &hb) == nil {
+				p.Rows = max(p.Rows, hb.Rows)
+				p.ResumedRows, p.ResumedFrom, p.HeartbeatRows = hb.ResumedRows, hb.ResumedFrom, hb.HeartbeatRows
+			}
+			if started {
+				p.Worker = pa.GetLastWorkerIdentity()
+				worker(p.Worker).Activities = append(worker(p.Worker).Activities, pid)
+			} else {
+				st.Waiting = append(st.Waiting, pid)
+			}
+		case ActivityStream:
+			var hb StreamHeartbeat
+			if pa.GetHeartbeatDetails() != nil && dc.FromPayloads(pa.GetHeartbeatDetails(), &hb) == nil {
+				if hb.Position != "" {
+					st.State.CDC.Position = hb.Position
+				}
+				st.State.CDC.Received += hb.Received
+				st.State.CDC.Applied += hb.Applied
+				st.State.CDC.LagSeconds = hb.LagSeconds
+			}
+			if started {
+				w := worker(pa.GetLastWorkerIdentity())
+				w.Activities = append(w.Activities, "cdc")
+			}
+		default:
+			if started {
+				w := worker(pa.GetLastWorkerIdentity())
+				w.Activities = append(w.Activities, strings.TrimPrefix(pa.GetActivityType().GetName(), "ferry."))
+			}
+		}
+	}
+	if tq, err := c.DescribeTaskQueue(ctx, taskQueue, enumspb.TASK_QUEUE_TYPE_ACTIVITY); err == nil {
+		for _, p := range tq.GetPollers() {
+			w := worker(p.GetIdentity())
+			if t := p.GetLastAccessTime(); t != nil {
+				w.LastPoll = t.AsTime()
+			}
+		}
+	}
+	for _, w := range workers {
+		sort.Strings(w.Activities)
+		st.Workers = append(st.Workers, *w)
+	}
+	sort.Slice(st.Workers, func(i, j int) bool { return st.Workers[i].Identity < st.Workers[j].Identity })
+	if !st.Running() && st.State.Error != "" {
+		st.Failure = st.State.Error
+	}
+	return st, nil
+}
+
+func statusName(s enumspb.WorkflowExecutionStatus) string {
+	n := s.String()
+	if n == "" {
+		return "Unknown"
+	}
+	return n
+}
+
+// Snapshot converts the status to the engine's progress snapshot, which
+// the terminal display and the dashboard show.
+func (s *Status) Snapshot() engine.Snapshot {
+	st := s.State
+	snap := engine.Snapshot{Flow: s.Flow, Mode: st.Mode, Phase: engine.Phase(st.Phase), Started: st.Started}
+	end := time.Now()
+	if !st.Ended.IsZero() {
+		end = st.Ended
+	}
+	if !st.Started.IsZero() {
+		snap.Elapsed = end.Sub(st.Started).Seconds()
+	}
+	if st.Phase == PhaseCancelled {
+		snap.Phase = engine.PhaseStopped
+	}
+	byTable := map[string]*engine.TableSnapshot{}
+	var order []string
+	if st.Plan != nil {
+		for _, t := range st.Plan.Tables {
+			ns := t.Namespace.String()
+			byTable[ns] = &engine.TableSnapshot{Table: ns, Destination: renamed(s.Options, t.Namespace),
+				RowsEstimated: t.EstimatedRows, BytesEstimated: t.EstimatedBytes, Done: st.TablesFinished}
+			order = append(order, ns)
+		}
+	}
+	for _, p := range st.Parts {
+		t := byTable[p.Table]
+		if t == nil {
+			continue
+		}
+		t.Partitions++
+		t.RowsCopied += p.Rows
+		switch p.State {
+		case PartDone:
+			t.PartitionsDone++
+		case PartRunning:
+			t.PartitionsRunning++
+		}
+		if p.ResumedRows > 0 {
+			snap.ResumedPartitions++
+		}
+	}
+	for _, ns := range order {
+		t := byTable[ns]
+		if t.RowsEstimated > 0 && t.RowsCopied > 0 {
+			t.BytesCopied = int64(float64(t.BytesEstimated) * min(float64(t.RowsCopied)/float64(t.RowsEstimated), 1))
+		}
+		snap.Tables = append(snap.Tables, *t)
+		snap.RowsCopied += t.RowsCopied
+		snap.RowsEstimated += t.RowsEstimated
+		snap.BytesCopied += t.BytesCopied
+	}
+	sort.SliceStable(snap.Tables, func(i, j int) bool { return snap.Tables[i].Table < snap.Tables[j].Table })
+	snap.CDC = engine.CDCSnapshot{Received: st.CDC.Received, Applied: st.CDC.Applied, Position: string(st.CDC.Position), LagSeconds: -1}
+	if st.Phase == PhaseCDC || st.CDC.Activities > 0 {
+		snap.CDC.LagSeconds = st.CDC.LagSeconds
+	}
+	return snap
+}
+
+func renamed(o flow.Config, ns model.Namespace) string {
+	r, err := flow.ParseRenames(o.Rename)
+	if err != nil {
+		return ns.String()
+	}
+	return r.Apply(ns).String()
+}
+
+// FlowOptions are the options that define a flow, for comparing a running
+// flow with what a runner asks for.
+func definition(o flow.Config) map[string]string {
+	o.StateDir = ""
+	b, _ := json.Marshal(o) //nolint:errcheck // a flow.Config always marshals
+	var m map[string]any
+	json.Unmarshal(b, &m) //nolint:errcheck // just marshalled
+	out := map[string]string{}
+	for k, v := range m {
+		vb, _ := json.Marshal(v) //nolint:errcheck // from JSON
+		out[k] = string(vb)
+	}
+	return out
+}
+
+// Differences lists the options in which a and b differ ("Tables: [a.*]
+// (running) vs [b.*]").
+func Differences(running, asked flow.Config) []string {
+	a, b := definition(running), definition(asked)
+	var keys []string
+	for k := range a {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		if a[k] != b[k] {
+			out = append(out, fmt.Sprintf("%s: %s (running) vs %s (asked)", k, a[k], b[k]))
+		}
+	}
+	return out
+}
+
+// StartOptions say how to start a flow.
+type StartOptions struct {
+	TaskQueue string
+	// Restart starts a flow that already finished again, from a new plan.
+	Restart bool
+}
+
+// Start starts the flow's workflow (ID = the flow's name), or finds the one
+// that runs (or finished, unless Restart). attached reports an existing
+// run. A running flow defined with other options is a configuration error.
+func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions) (run client.WorkflowRun, attached bool, err error) {
+	name := in.Options.Name
+	for try := 0; try < 3; try++ {
+		desc, err := c.DescribeWorkflowExecution(ctx, name, "")
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+		case err != nil:
+			return nil, false, fmt.Errorf("describe flow %q: %w", name, err)
+		default:
+			status := desc.GetWorkflowExecutionInfo().GetStatus()
+			if status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				if in.Options.Source != "" || in.Options.Destination != "" {
+					st, err := Progress(ctx, c, name, opts.TaskQueue)
+					if err != nil {
+						return nil, false, err
+					}
+					if diff := Differences(st.Options, in.Options); len(diff) > 0 {
+						return nil, false, connector.Configf("attach with the same options, choose another --name, or cancel it first: ferry flow cancel "+name,
+							fmt.Sprintf("flow %q is running with other options: %s", name, strings.Join(diff, "; ")))
+					}
+				}
+				return c.GetWorkflow(ctx, name, ""), true, nil
+			}
+			if status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && !opts.Restart {
+				return c.GetWorkflow(ctx, name, ""), true, nil
+			}
+		}
+		if in.Options.Source == "" || in.Options.Destination == "" {
+			return nil, false, connector.Configf("start it with --source NAME --destination NAME", fmt.Sprintf("flow %q is not running", name))
+		}
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID:                       name,
+			TaskQueue:                opts.TaskQueue,
+			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		}, WorkflowName, in)
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			continue // another runner started it first: attach to it
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("start flow %q: %w", name, err)
+		}
+		return run, false, nil
+	}
+	return nil, false, fmt.Errorf("start flow %q: it keeps starting and ending", name)
+}
+
+// Signal sends a flow one of the control signals.
+func Signal(ctx context.Context, c client.Client, name, signal string) error {
+	if err := c.SignalWorkflow(ctx, name, "", signal, nil); err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return fmt.Errorf("flow %q is not running: %w", name, ErrNoFlow)
+		}
+		return fmt.Errorf("signal %s to flow %q: %w", signal, name, err)
+	}
+	return nil
+}
+
+// Flows lists the flows (workflows of the flow type) of the namespace,
+// newest first.
+func Flows(ctx context.Context, c client.Client) ([]FlowSummary, error) {
+	var out []FlowSummary
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowType = %q", WorkflowName), NextPageToken: token,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list flows: %w", err)
+		}
+		for _, e := range resp.GetExecutions() {
+			fs := FlowSummary{Flow: e.GetExecution().GetWorkflowId(), Status: statusName(e.GetStatus())}
+			if t := e.GetStartTime(); t != nil {
+				fs.Started = t.AsTime()
+			}
+			if t := e.GetCloseTime(); t != nil {
+				fs.Closed = t.AsTime()
+			}
+			out = append(out, fs)
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return out, nil
+		}
+	}
+}
+
+// FlowSummary is one line of ferry flow list.
+type FlowSummary struct {
+	Flow    string    `json:"flow"`
+	Status  string    `json:"status"`
+	Started time.Time `json:"started"`
+	Closed  time.Time `json:"closed,omitzero"`
+}

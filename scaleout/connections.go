@@ -1,0 +1,118 @@
+package scaleout
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ferrydb/ferry/connector"
+)
+
+// Connections are a worker's named connections: the only place URLs (and
+// their credentials) live in scale-out mode.
+type Connections struct {
+	urls map[string]string
+}
+
+// ConnectionEnvPrefix prefixes environment variables naming a connection:
+// FERRY_CONNECTION_SRC=postgres://... defines "src".
+const ConnectionEnvPrefix = "FERRY_CONNECTION_"
+
+var connName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// LoadConnections merges, from lowest to highest precedence, a YAML file
+// (a map of name to URL, such as a mounted Secret), the environment
+// (FERRY_CONNECTION_<NAME>=URL, the name lower-cased) and NAME=URL flags.
+func LoadConnections(file string, environ []string, flags []string) (*Connections, error) {
+	c := &Connections{urls: map[string]string{}}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, connector.Configf("give a readable YAML file mapping names to URLs", fmt.Sprintf("connections file: %v", err))
+		}
+		var m map[string]string
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		if err := dec.Decode(&m); err != nil && err.Error() != "EOF" {
+			return nil, connector.Configf("the file maps names to URLs: \"src: postgres://user:pass@host/db\"", fmt.Sprintf("connections file %s: not a map of name to URL", file))
+		}
+		for k, v := range m {
+			if err := c.add(strings.ToLower(k), v, "connections file "+file); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, ConnectionEnvPrefix) {
+			continue
+		}
+		if err := c.add(strings.ToLower(strings.TrimPrefix(k, ConnectionEnvPrefix)), v, k); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range flags {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, connector.Configf("--connection NAME=URL, such as --connection src=postgres://user@host/db", fmt.Sprintf("--connection %q has no '='", connector.Redact(f)))
+		}
+		if err := c.add(k, v, "--connection "+k); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Connections) add(name, url, where string) error {
+	if !connName.MatchString(name) {
+		return connector.Configf("use lower-case letters, digits, '_', '.' and '-'", fmt.Sprintf("%s: invalid connection name %q", where, name))
+	}
+	if strings.TrimSpace(url) == "" {
+		return connector.Configf("give the connection's URL", fmt.Sprintf("%s: connection %q has no URL", where, name))
+	}
+	if _, _, err := connector.ParseURL(url); err != nil {
+		return fmt.Errorf("%s: connection %q: %w", where, name, err)
+	}
+	c.urls[name] = url
+	return nil
+}
+
+// Names are the connection names, sorted.
+func (c *Connections) Names() []string {
+	var out []string
+	for k := range c.urls {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Secrets are the passwords of every connection, to scrub from output.
+func (c *Connections) Secrets() []string {
+	var out []string
+	for _, u := range c.urls {
+		out = append(out, connector.Secrets(u)...)
+	}
+	return out
+}
+
+// Resolve returns the URL of a connection name; role ("source",
+// "destination") makes the error say which one is missing.
+func (c *Connections) Resolve(name, role string) (string, error) {
+	if c == nil {
+		return "", connector.Configf("start the worker with --connection NAME=URL", fmt.Sprintf("%s connection %q: this worker has no connections", role, name))
+	}
+	if u, ok := c.urls[strings.ToLower(name)]; ok {
+		return u, nil
+	}
+	have := "none"
+	if n := c.Names(); len(n) > 0 {
+		have = strings.Join(n, ", ")
+	}
+	return "", connector.Configf("define it on every worker: --connection "+name+"=URL, "+ConnectionEnvPrefix+strings.ToUpper(name)+"=URL or the connections file",
+		fmt.Sprintf("%s connection %q is unknown to the worker (it knows: %s)", role, name, have))
+}

@@ -1,0 +1,249 @@
+package scaleout
+
+import (
+	"time"
+
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+)
+
+// Names the workflow, its activities, signals and queries are registered
+// under. They are part of the workflow's history: never rename them.
+const (
+	WorkflowName = "ferry.flow"
+
+	ActivityPlan      = "ferry.plan"
+	ActivityCopy      = "ferry.copy-partition"
+	ActivityFinish    = "ferry.finish-tables"
+	ActivityStream    = "ferry.stream-changes"
+	ActivityRelease   = "ferry.release"
+	QueryProgress     = "progress"
+	QueryControl      = "control"
+	SignalPause       = "pause"
+	SignalResume      = "resume"
+	SignalCancel      = "cancel"
+	SignalCutover     = "cutover"
+	DefaultTaskQueue  = "ferry"
+	DefaultNamespace  = "default"
+	errTypeConfig     = "ConfigError"
+	errTypeCancelled  = "Cancelled"
+	errTypeWorkerStop = "WorkerStopping"
+)
+
+// Phases of a flow in scale-out mode.
+const (
+	PhasePlan      = "plan"
+	PhaseCopy      = "copy"
+	PhaseCDC       = "cdc"
+	PhasePaused    = "paused"
+	PhaseDone      = "done"
+	PhaseCancelled = "cancelled"
+	PhaseFailed    = "failed"
+)
+
+// Partition states.
+const (
+	PartPending = "pending"
+	PartRunning = "running"
+	PartDone    = "done"
+)
+
+// Settings tune the workflow itself. Zero values take the defaults.
+type Settings struct {
+	// Window is how many partitions are copied at once across all workers
+	// (default: the flow's parallel setting).
+	Window int `json:"window,omitempty"`
+	// HeartbeatTimeout is how long an activity may stay silent before
+	// Temporal gives its task to another worker (default 6s).
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+	// CDCChunk is how long one CDC activity runs before it checkpoints,
+	// returns its position and the workflow starts the next (default 10m).
+	CDCChunk time.Duration `json:"cdc_chunk,omitempty"`
+	// HistoryLimit is the history length past which the workflow continues
+	// as new at the next quiet point (default 8000 events).
+	HistoryLimit int `json:"history_limit,omitempty"`
+	// MaxAttempts bounds the attempts of one activity (default 10).
+	MaxAttempts int32 `json:"max_attempts,omitempty"`
+}
+
+func (s Settings) withDefaults(o flow.Config) Settings {
+	if s.Window <= 0 {
+		s.Window = o.Parallel
+		if s.Window <= 0 {
+			s.Window = 4
+		}
+	}
+	if s.HeartbeatTimeout <= 0 {
+		s.HeartbeatTimeout = 6 * time.Second
+	}
+	if s.CDCChunk <= 0 {
+		s.CDCChunk = 10 * time.Minute
+	}
+	if s.HistoryLimit <= 0 {
+		s.HistoryLimit = 8000
+	}
+	if s.MaxAttempts <= 0 {
+		s.MaxAttempts = 10
+	}
+	return s
+}
+
+// FlowInput starts (or continues) a flow's workflow. Options.Source and
+// Options.Destination are connection names, never URLs.
+type FlowInput struct {
+	Options  flow.Config `json:"options"`
+	Settings Settings    `json:"settings"`
+	// State is what an earlier run of the workflow achieved, carried over
+	// by continue-as-new; nil for a new flow.
+	State *FlowState `json:"state,omitempty"`
+}
+
+// FlowState is the workflow's durable state.
+type FlowState struct {
+	Phase          string           `json:"phase"`
+	Mode           flow.Mode        `json:"mode,omitempty"`
+	Started        time.Time        `json:"started"`
+	Runs           int              `json:"runs"` // continue-as-new count
+	Plan           *model.Plan      `json:"plan,omitempty"`
+	Parts          []PartitionState `json:"partitions,omitempty"`
+	TablesFinished bool             `json:"tables_finished,omitempty"`
+	CDC            CDCState         `json:"cdc"`
+	Paused         bool             `json:"paused,omitempty"`
+	Cutover        bool             `json:"cutover,omitempty"`
+	Cancelled      bool             `json:"cancelled,omitempty"`
+	Error          string           `json:"error,omitempty"`
+	Ended          time.Time        `json:"ended,omitempty"`
+}
+
+// PartitionState is one partition as the workflow knows it: finished
+// partitions carry their counters; a running one's live progress comes from
+// its activity's heartbeats (see Progress).
+type PartitionState struct {
+	ID            string `json:"id"`
+	Table         string `json:"table"`
+	EstimatedRows int64  `json:"estimated_rows"`
+	State         string `json:"state"`
+	Rows          int64  `json:"rows"`
+	// Attempts is the attempt that finished the partition (1: no retry).
+	Attempts int32 `json:"attempts,omitempty"`
+	// ResumedRows is how many rows were already durable when the finishing
+	// attempt started: more than zero means it resumed mid-partition.
+	ResumedRows int64 `json:"resumed_rows,omitempty"`
+	// ResumedFrom says where the resumed cursor came from: "heartbeat" or
+	// "destination".
+	ResumedFrom string `json:"resumed_from,omitempty"`
+	// HeartbeatRows is the rows of the last heartbeat of an earlier
+	// attempt, which the finishing attempt started from.
+	HeartbeatRows int64 `json:"heartbeat_rows,omitempty"`
+	// RowsThisAttempt is how many rows the finishing attempt wrote.
+	RowsThisAttempt int64  `json:"rows_this_attempt,omitempty"`
+	Worker          string `json:"worker,omitempty"`
+	// Runs counts the activities started for the partition (a worker
+	// stopping gracefully ends one activity; its retry is another attempt
+	// of the same one).
+	Runs int `json:"runs,omitempty"`
+}
+
+// CDCState is change data capture as the workflow knows it (positions at
+// the end of each CDC activity); live values come from heartbeats.
+type CDCState struct {
+	Position   model.Position `json:"position,omitempty"`
+	Received   int64          `json:"changes_received"`
+	Applied    int64          `json:"changes_applied"`
+	Activities int            `json:"activities"`
+	CaughtUp   bool           `json:"caught_up,omitempty"`
+	LagSeconds float64        `json:"lag_seconds"`
+}
+
+// Control is what running activities ask the workflow (QueryControl).
+type Control struct {
+	Paused    bool `json:"paused"`
+	Cutover   bool `json:"cutover"`
+	Cancelled bool `json:"cancelled"`
+}
+
+// Stop says whether a CDC activity should end now.
+func (c Control) Stop() bool { return c.Paused || c.Cutover || c.Cancelled }
+
+// PlanInput asks for a flow's plan.
+type PlanInput struct {
+	Options flow.Config `json:"options"`
+}
+
+// PlanResult is the plan and the negotiated mode.
+type PlanResult struct {
+	Plan *model.Plan `json:"plan"`
+	Mode flow.Mode   `json:"mode"`
+}
+
+// CopyInput asks for one partition. Only the partition's table is sent, not
+// the whole plan, so history grows with the number of partitions only.
+type CopyInput struct {
+	Options   flow.Config     `json:"options"`
+	Table     *model.Table    `json:"table"`
+	Partition model.Partition `json:"partition"`
+}
+
+// CopyHeartbeat is a partition activity's heartbeat: the durable cursor.
+type CopyHeartbeat struct {
+	Cursor      model.Cursor `json:"cursor,omitempty"`
+	Rows        int64        `json:"rows"`
+	Bytes       int64        `json:"bytes"`
+	ResumedRows int64        `json:"resumed_rows"`
+	ResumedFrom string       `json:"resumed_from,omitempty"`
+	// HeartbeatRows is the rows of the heartbeat this attempt started from.
+	HeartbeatRows int64 `json:"heartbeat_rows,omitempty"`
+}
+
+// CopyResult is a finished partition.
+type CopyResult struct {
+	Rows            int64  `json:"rows"`
+	ResumedRows     int64  `json:"resumed_rows"`
+	ResumedFrom     string `json:"resumed_from,omitempty"`
+	RowsThisAttempt int64  `json:"rows_this_attempt"`
+	HeartbeatRows   int64  `json:"heartbeat_rows,omitempty"`
+	Attempt         int32  `json:"attempt"`
+	Worker          string `json:"worker"`
+}
+
+// TablesInput names the tables whose copy is complete.
+type TablesInput struct {
+	Options flow.Config    `json:"options"`
+	Tables  []*model.Table `json:"tables"`
+}
+
+// StreamInput asks for one CDC activity.
+type StreamInput struct {
+	Options flow.Config    `json:"options"`
+	Tables  []*model.Table `json:"tables"`
+	T0      model.Position `json:"t0"`
+	From    model.Position `json:"from,omitempty"`
+	// For is how long the activity runs before it returns its position.
+	For time.Duration `json:"for"`
+	// Poll is how often it asks the workflow for pause, cutover or cancel.
+	Poll time.Duration `json:"poll"`
+}
+
+// StreamHeartbeat is a CDC activity's heartbeat.
+type StreamHeartbeat struct {
+	Position   model.Position `json:"position,omitempty"`
+	Received   int64          `json:"changes_received"`
+	Applied    int64          `json:"changes_applied"`
+	LagSeconds float64        `json:"lag_seconds"`
+}
+
+// StreamResult is where a CDC activity ended.
+type StreamResult struct {
+	Position   model.Position `json:"position,omitempty"`
+	Received   int64          `json:"changes_received"`
+	Applied    int64          `json:"changes_applied"`
+	CaughtUp   bool           `json:"caught_up,omitempty"`
+	LagSeconds float64        `json:"lag_seconds"`
+	Tables     []*model.Table `json:"tables,omitempty"` // when a schema changed
+}
+
+// ReleaseInput asks to drop a finished flow's resources (replication slot,
+// publication, destination checkpoints).
+type ReleaseInput struct {
+	Options flow.Config `json:"options"`
+}

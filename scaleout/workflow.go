@@ -1,0 +1,378 @@
+package scaleout
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+)
+
+// QueryResult is what QueryProgress returns: the flow's definition and its
+// durable state.
+type QueryResult struct {
+	Options  flow.Config `json:"options"`
+	Settings Settings    `json:"settings"`
+	State    FlowState   `json:"state"`
+}
+
+// flowRun is one run of the workflow (until it ends or continues as new).
+type flowRun struct {
+	in         FlowInput
+	set        Settings
+	s          *FlowState
+	cancelActs workflow.CancelFunc
+	activities int // started by this run
+}
+
+// FlowWorkflow coordinates one flow: plan, copy every partition through a
+// sliding window of activities, finish the tables, then stream changes in
+// successive CDC activities until cutover (or, with until caught-up, until
+// the destination caught up). It continues as new before its history grows
+// large, carrying its state.
+func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
+	r := &flowRun{in: in, set: in.Settings.withDefaults(in.Options), s: in.State}
+	if r.s == nil {
+		r.s = &FlowState{Phase: PhasePlan, Started: workflow.Now(ctx)}
+	}
+	s := r.s
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (QueryResult, error) {
+		return QueryResult{Options: in.Options, Settings: r.set, State: *s}, nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryControl, func() (Control, error) {
+		return Control{Paused: s.Paused, Cutover: s.Cutover, Cancelled: s.Cancelled}, nil
+	}); err != nil {
+		return nil, err
+	}
+	actCtx, cancelActs := workflow.WithCancel(ctx)
+	r.cancelActs = cancelActs
+	r.listen(ctx)
+
+	if s.Plan == nil {
+		if err := workflow.Await(ctx, func() bool { return !s.Paused || s.Cancelled }); err != nil {
+			return nil, err
+		}
+		if s.Cancelled {
+			return r.cancelled(ctx)
+		}
+		var pr PlanResult
+		err := workflow.ExecuteActivity(r.options(actCtx, "plan", time.Hour), ActivityPlan, PlanInput{Options: in.Options}).Get(actCtx, &pr)
+		if s.Cancelled {
+			return r.cancelled(ctx)
+		}
+		if err != nil {
+			return r.fail(failure("plan", err))
+		}
+		s.Plan, s.Mode = pr.Plan, pr.Mode
+		for _, p := range pr.Plan.Partitions {
+			s.Parts = append(s.Parts, PartitionState{ID: p.ID, Table: p.Table.String(), EstimatedRows: p.EstimatedRows, State: PartPending})
+		}
+	}
+
+	if s.Mode != flow.ModeCDC && !s.TablesFinished {
+		s.Phase = PhaseCopy
+		next, err := r.copy(ctx, actCtx)
+		if next != nil || err != nil {
+			return nil, firstErr(next, err)
+		}
+		if s.Cancelled {
+			return r.cancelled(ctx)
+		}
+		err = workflow.ExecuteActivity(r.options(actCtx, "finish", time.Hour), ActivityFinish, TablesInput{Options: in.Options, Tables: s.Plan.Tables}).Get(actCtx, nil)
+		if s.Cancelled {
+			return r.cancelled(ctx)
+		}
+		if err != nil {
+			return r.fail(failure("finish tables", err))
+		}
+		s.TablesFinished = true
+	}
+	if s.Mode == flow.ModeSnapshot {
+		return r.done(ctx, false)
+	}
+	return r.stream(ctx, actCtx)
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// listen applies signals to the state as they arrive.
+func (r *flowRun) listen(ctx workflow.Context) {
+	s := r.s
+	chans := map[string]workflow.ReceiveChannel{}
+	for _, n := range []string{SignalPause, SignalResume, SignalCancel, SignalCutover} {
+		chans[n] = workflow.GetSignalChannel(ctx, n)
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			sel := workflow.NewSelector(ctx)
+			for _, n := range []string{SignalPause, SignalResume, SignalCancel, SignalCutover} {
+				sel.AddReceive(chans[n], func(c workflow.ReceiveChannel, _ bool) {
+					c.Receive(ctx, nil)
+					switch n {
+					case SignalPause:
+						s.Paused = true
+					case SignalResume:
+						s.Paused = false
+					case SignalCancel:
+						s.Cancelled = true
+						r.cancelActs()
+					case SignalCutover:
+						s.Cutover = true
+					}
+					workflow.GetLogger(ctx).Info("signal", "signal", n)
+				})
+			}
+			sel.Select(ctx)
+		}
+	})
+}
+
+// options are the activity options: heartbeats every few seconds so a lost
+// worker is noticed in seconds, retries with a short backoff, and
+// configuration errors never retried.
+func (r *flowRun) options(ctx workflow.Context, id string, startToClose time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		ActivityID:          id,
+		StartToCloseTimeout: startToClose,
+		HeartbeatTimeout:    r.set.HeartbeatTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			MaximumAttempts:        r.set.MaxAttempts,
+			NonRetryableErrorTypes: []string{errTypeConfig},
+		},
+	})
+}
+
+// historyFull says the history is long enough to continue as new.
+func (r *flowRun) historyFull(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	// An activity costs about six events (scheduled, started, completed and
+	// the workflow task that handles it); the estimate stands in where the
+	// history length is unknown (the SDK's test environment).
+	n := max(info.GetCurrentHistoryLength(), 6*r.activities)
+	return n >= r.set.HistoryLimit || info.GetContinueAsNewSuggested()
+}
+
+func (r *flowRun) continueAsNew(ctx workflow.Context) error {
+	s := *r.s
+	s.Runs++
+	workflow.GetLogger(ctx).Info("continuing as new", "runs", s.Runs, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength())
+	return workflow.NewContinueAsNewError(ctx, WorkflowName, FlowInput{Options: r.in.Options, Settings: r.in.Settings, State: &s})
+}
+
+// copy runs the partitions not yet done, at most Window at once. It returns
+// a continue-as-new error when the history grew too long (once the running
+// partitions finished), or the failure of a partition.
+func (r *flowRun) copy(ctx, actCtx workflow.Context) (next error, err error) {
+	s := r.s
+	var pending []int
+	for i := range s.Parts {
+		if s.Parts[i].State != PartDone {
+			s.Parts[i].State = PartPending
+			pending = append(pending, i)
+		}
+	}
+	tables := map[string]*model.Table{}
+	for _, t := range s.Plan.Tables {
+		tables[t.Namespace.String()] = t
+	}
+	bounds := map[string]model.Partition{}
+	for _, p := range s.Plan.Partitions {
+		bounds[p.ID] = p
+	}
+	sel := workflow.NewSelector(ctx)
+	running := 0
+	var failed error
+	for {
+		full := r.historyFull(ctx)
+		for !s.Paused && !s.Cancelled && failed == nil && !full && running < r.set.Window && len(pending) > 0 {
+			i := pending[0]
+			pending = pending[1:]
+			p := &s.Parts[i]
+			p.State = PartRunning
+			p.Runs++
+			r.activities++
+			in := CopyInput{Options: r.in.Options, Table: tables[p.Table], Partition: bounds[p.ID]}
+			f := workflow.ExecuteActivity(r.options(actCtx, p.ID+"#"+strconv.Itoa(p.Runs), 24*time.Hour), ActivityCopy, in)
+			running++
+			sel.AddFuture(f, func(f workflow.Future) {
+				running--
+				var res CopyResult
+				if err := f.Get(ctx, &res); err != nil {
+					p.State = PartPending
+					if s.Cancelled || failed != nil {
+						return
+					}
+					failed = failure("partition "+p.ID, err)
+					r.cancelActs()
+					return
+				}
+				p.State = PartDone
+				p.Rows, p.Attempts, p.ResumedRows, p.ResumedFrom = res.Rows, res.Attempt, res.ResumedRows, res.ResumedFrom
+				p.RowsThisAttempt, p.Worker, p.HeartbeatRows = res.RowsThisAttempt, res.Worker, res.HeartbeatRows
+			})
+		}
+		if running == 0 {
+			switch {
+			case s.Cancelled:
+				return nil, nil
+			case failed != nil:
+				_, err := r.fail(failed)
+				return nil, err
+			case len(pending) == 0:
+				return nil, nil
+			case full:
+				return r.continueAsNew(ctx), nil
+			case s.Paused:
+				s.Phase = PhasePaused
+				if err := workflow.Await(ctx, func() bool { return !s.Paused || s.Cancelled }); err != nil {
+					return nil, err
+				}
+				s.Phase = PhaseCopy
+				continue
+			}
+		}
+		sel.Select(ctx)
+	}
+}
+
+// stream runs CDC activities one after the other, each from where the last
+// ended, until cutover, cancel or caught up.
+func (r *flowRun) stream(ctx, actCtx workflow.Context) (*FlowState, error) {
+	s := r.s
+	tables := s.Plan.Tables
+	for {
+		if s.Cancelled {
+			return r.cancelled(ctx)
+		}
+		if s.Cutover {
+			return r.done(ctx, true)
+		}
+		if s.Paused {
+			s.Phase = PhasePaused
+			if err := workflow.Await(ctx, func() bool { return !s.Paused || s.Cancelled || s.Cutover }); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if r.historyFull(ctx) {
+			return nil, r.continueAsNew(ctx)
+		}
+		s.Phase = PhaseCDC
+		s.CDC.Activities++
+		r.activities++
+		in := StreamInput{Options: r.in.Options, Tables: tables, T0: s.Plan.T0, From: s.CDC.Position, For: r.set.CDCChunk, Poll: time.Second}
+		var res StreamResult
+		err := workflow.ExecuteActivity(r.options(actCtx, "cdc#"+strconv.Itoa(s.Runs)+"."+strconv.Itoa(s.CDC.Activities), r.set.CDCChunk+10*time.Minute), ActivityStream, in).Get(actCtx, &res)
+		if s.Cancelled {
+			return r.cancelled(ctx)
+		}
+		if err != nil {
+			return r.fail(failure("change data capture", err))
+		}
+		if res.Position != "" {
+			s.CDC.Position = res.Position
+		}
+		s.CDC.Received += res.Received
+		s.CDC.Applied += res.Applied
+		s.CDC.LagSeconds = res.LagSeconds
+		if len(res.Tables) > 0 {
+			tables = res.Tables
+			s.Plan.Tables = res.Tables
+		}
+		if res.CaughtUp {
+			s.CDC.CaughtUp = true
+			return r.done(ctx, true)
+		}
+	}
+}
+
+// done ends the flow. After change data capture, the source's resources
+// for the flow (a replication slot retains WAL) are released.
+func (r *flowRun) done(ctx workflow.Context, release bool) (*FlowState, error) {
+	if release {
+		if err := r.release(ctx); err != nil {
+			return r.fail(err)
+		}
+	}
+	r.s.Phase = PhaseDone
+	r.s.Ended = workflow.Now(ctx)
+	return r.s, nil
+}
+
+func (r *flowRun) release(ctx workflow.Context) error {
+	err := workflow.ExecuteActivity(r.options(ctx, "release", 10*time.Minute), ActivityRelease, ReleaseInput{Options: r.in.Options}).Get(ctx, nil)
+	if err != nil {
+		return failure("release the flow's replication slot and checkpoints", err)
+	}
+	return nil
+}
+
+// cancelled ends a flow cancelled by a signal: running activities were
+// cancelled; the flow's resources are released; the workflow fails with a
+// Cancelled error so that ferry run exits 1.
+func (r *flowRun) cancelled(ctx workflow.Context) (*FlowState, error) {
+	r.s.Phase = PhaseCancelled
+	r.s.Ended = workflow.Now(ctx)
+	if r.s.Plan != nil {
+		if err := r.release(ctx); err != nil {
+			workflow.GetLogger(ctx).Warn("release after cancel failed", "error", err)
+		}
+	}
+	return nil, temporal.NewNonRetryableApplicationError("flow "+r.in.Options.Name+" was cancelled", errTypeCancelled, nil)
+}
+
+// fail ends the flow with err, keeping a configuration error's type so the
+// runner can exit 2.
+func (r *flowRun) fail(err error) (*FlowState, error) {
+	r.s.Phase = PhaseFailed
+	r.s.Error = err.Error()
+	typ := "FlowFailed"
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) && ae.Type() == errTypeConfig {
+		typ = errTypeConfig
+	}
+	return nil, temporal.NewNonRetryableApplicationError(err.Error(), typ, nil)
+}
+
+// reason is an activity failure's own message, without the activity
+// error's wrapping (event IDs, identity).
+func reason(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Error()
+	}
+	var te *temporal.TimeoutError
+	if errors.As(err, &te) {
+		return te.Error()
+	}
+	return err.Error()
+}
+
+// wrapReason keeps err's chain (for its type) with a readable message.
+type wrapReason struct {
+	msg string
+	err error
+}
+
+func (w wrapReason) Error() string { return w.msg }
+func (w wrapReason) Unwrap() error { return w.err }
+
+func failure(prefix string, err error) error {
+	return wrapReason{msg: prefix + ": " + reason(err), err: err}
+}
