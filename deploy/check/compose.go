@@ -124,6 +124,10 @@ func CheckCompose(p *types.Project, pol ComposePolicy) []string {
 		}
 		if w.StopGracePeriod == nil || time.Duration(*w.StopGracePeriod) < 30*time.Second {
 			add(w.Name, "stop_grace_period must be at least 30s so activities can checkpoint after SIGTERM")
+		} else if g, err := time.ParseDuration(flagValue(w.Command, "--grace")); err != nil {
+			add(w.Name, "ferry worker needs --grace (below stop_grace_period): %v", err)
+		} else if g >= time.Duration(*w.StopGracePeriod) {
+			add(w.Name, "--grace %s is not shorter than stop_grace_period %s: compose kills the worker before its tasks checkpoint", g, time.Duration(*w.StopGracePeriod))
 		}
 	}
 	for name, u := range conns {

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -318,6 +319,18 @@ func checkPod(pod *corev1.PodTemplateSpec, p Policy, secretOK func(name, key str
 		}
 		if _, ok := c.Resources.Limits[corev1.ResourceMemory]; !ok {
 			in("has no memory limit")
+		}
+		if len(c.Args) > 0 && c.Args[0] == "worker" {
+			// ferry worker ends its tasks within --grace; Kubernetes kills it
+			// after terminationGracePeriodSeconds, which must be longer.
+			g, err := time.ParseDuration(flagValue(c.Args, "--grace"))
+			tg := spec.TerminationGracePeriodSeconds
+			switch {
+			case err != nil:
+				in("ferry worker needs --grace (below terminationGracePeriodSeconds): %v", err)
+			case tg == nil || g >= time.Duration(*tg)*time.Second:
+				in("ferry worker --grace %s is not shorter than terminationGracePeriodSeconds, so it is killed before its tasks checkpoint", g)
+			}
 		}
 		if p.Flags != nil && len(c.Command) == 0 && len(c.Args) > 0 {
 			for _, e := range CheckFlags(c.Args, p.Flags) {

@@ -18,9 +18,9 @@ func stubFlags(sub string) (map[string]bool, error) {
 	common := []string{"temporal", "namespace", "task-queue", "log-format", "log-level"}
 	switch sub {
 	case "worker":
-		return set(append(common, "concurrency", "health-addr", "connections-file", "connection")...), nil
+		return set(append(common, "concurrency", "health-addr", "connections-file", "connection", "grace", "identity")...), nil
 	case "run":
-		return set(append(common, "source", "destination", "name", "ui", "ui-token", "mode", "tables", "parallel", "writers", "detach")...), nil
+		return set(append(common, "source", "destination", "name", "ui", "ui-token", "mode", "tables", "parallel", "writers", "detach", "ui-linger")...), nil
 	}
 	return nil, fmt.Errorf("ferry has no %q command", sub)
 }
@@ -96,6 +96,14 @@ func TestCheckObjectsCatchesBrokenCharts(t *testing.T) {
 			workerPod(o).Containers[0].SecurityContext.RunAsNonRoot = nil
 		}, "may run as root"},
 		{"no memory limit", func(o []Object) { delete(workerPod(o).Containers[0].Resources.Limits, corev1.ResourceMemory) }, "memory limit"},
+		{"grace beyond the kill", func(o []Object) {
+			a := workerPod(o).Containers[0].Args
+			for i := range a {
+				if a[i] == "--grace" {
+					a[i+1] = "200s"
+				}
+			}
+		}, "not shorter than terminationGracePeriodSeconds"},
 		{"short grace", func(o []Object) { g := int64(5); workerPod(o).TerminationGracePeriodSeconds = &g }, "terminationGracePeriodSeconds"},
 		{"unknown flag", func(o []Object) {
 			workerPod(o).Containers[0].Args = append(workerPod(o).Containers[0].Args, "--concurency=3")

@@ -40,6 +40,10 @@ spec:
         {{- if $r.ui.enabled }}
         - --ui
         - {{ printf "0.0.0.0:%v" $r.ui.port | quote }}
+        {{- with $r.ui.linger }}
+        - --ui-linger
+        - {{ . | quote }}
+        {{- end }}
         {{- end }}
         {{- range $r.flowArgs }}
         - {{ . | quote }}
