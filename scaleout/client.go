@@ -307,7 +307,9 @@ func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions
 				}
 				return c.GetWorkflow(ctx, name, ""), true, nil
 			}
-			if status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && !opts.Restart {
+			// Attaching only (no connections given), or to a finished flow:
+			// show how it ended.
+			if (status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && !opts.Restart) || (in.Options.Source == "" && in.Options.Destination == "") {
 				return c.GetWorkflow(ctx, name, ""), true, nil
 			}
 		}

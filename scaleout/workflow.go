@@ -355,7 +355,7 @@ func (r *flowRun) fail(err error) (*FlowState, error) {
 func reason(err error) string {
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) {
-		return ae.Error()
+		return ae.Message()
 	}
 	var te *temporal.TimeoutError
 	if errors.As(err, &te) {

@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/scaleout"
+)
+
+func newFlowCmd(g *globals) *cobra.Command {
+	var tf temporalFlags
+	cmd := &cobra.Command{
+		Use:   "flow",
+		Short: "List, inspect and control flows running on Temporal (scale-out mode)",
+		Example: `  ferry flow list --temporal 127.0.0.1:7233
+  ferry flow status shop --temporal 127.0.0.1:7233
+  ferry flow pause shop && ferry flow resume shop
+  ferry flow cutover shop   # stop change data capture at the current position; the flow ends
+  ferry flow cancel shop    # stop now and release the replication slot`,
+	}
+	tf.register(cmd.PersistentFlags())
+	withClient := func(cmd *cobra.Command, fn func(ctx context.Context, c clientConn) error) error {
+		ctx := cmd.Context()
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		c, err := tf.dial(ctx, g, logNothing(), "", nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return fn(ctx, clientConn{c: c, tf: tf})
+	}
+	var asJSON bool
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List the flows, newest first",
+		Example: "  ferry flow list --temporal 127.0.0.1:7233",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withClient(cmd, func(ctx context.Context, c clientConn) error {
+				flows, err := scaleout.Flows(ctx, c.c)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(g.stdout, flows)
+				}
+				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "FLOW\tSTATUS\tSTARTED\tCLOSED")
+				for _, f := range flows {
+					closed := "-"
+					if !f.Closed.IsZero() {
+						closed = f.Closed.Local().Format(time.DateTime)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Flow, f.Status, f.Started.Local().Format(time.DateTime), closed)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	var statusJSON bool
+	status := &cobra.Command{
+		Use:     "status NAME",
+		Short:   "Show a flow's progress: tables, partitions, workers, change data capture",
+		Example: "  ferry flow status shop --temporal 127.0.0.1:7233\n  ferry flow status shop --json | jq .state.cdc",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withClient(cmd, func(ctx context.Context, c clientConn) error {
+				st, err := scaleout.Progress(ctx, c.c, args[0], c.tf.taskQueue)
+				if err != nil {
+					return notFoundIsConfig(err)
+				}
+				if statusJSON {
+					return writeJSON(g.stdout, st)
+				}
+				printStatus(g.stdout, st)
+				return nil
+			})
+		},
+	}
+	status.Flags().BoolVar(&statusJSON, "json", false, "print the whole status as JSON")
+	cmd.AddCommand(list, status)
+	for _, s := range []struct{ signal, short string }{
+		{scaleout.SignalPause, "Pause a flow: no new partition starts; change data capture checkpoints and waits"},
+		{scaleout.SignalResume, "Resume a paused flow"},
+		{scaleout.SignalCutover, "Stop change data capture at the current position and end the flow (releasing its replication slot)"},
+		{scaleout.SignalCancel, "Cancel a flow: running tasks stop, its replication slot and checkpoints are released"},
+	} {
+		cmd.AddCommand(&cobra.Command{
+			Use:     s.signal + " NAME",
+			Short:   s.short,
+			Example: fmt.Sprintf("  ferry flow %s shop --temporal 127.0.0.1:7233", s.signal),
+			Args:    cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return withClient(cmd, func(ctx context.Context, c clientConn) error {
+					if err := scaleout.Signal(ctx, c.c, args[0], s.signal); err != nil {
+						return notFoundIsConfig(err)
+					}
+					fmt.Fprintf(g.stdout, "%s sent to flow %s\n", s.signal, args[0])
+					return nil
+				})
+			},
+		})
+	}
+	return cmd
+}
+
+type clientConn struct {
+	c  client.Client
+	tf temporalFlags
+}
+
+func notFoundIsConfig(err error) error {
+	if errors.Is(err, scaleout.ErrNoFlow) {
+		return connector.Configf("ferry flow list shows the flows", err.Error())
+	}
+	return err
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printStatus shows a flow's status for a person.
+func printStatus(w io.Writer, st *scaleout.Status) {
+	s := st.Snapshot()
+	fmt.Fprintf(w, "flow %s: %s, phase %s", st.Flow, st.Status, st.State.Phase)
+	if st.State.Paused {
+		fmt.Fprint(w, " (paused)")
+	}
+	fmt.Fprintf(w, "\n%s -> %s, mode %s, elapsed %s\n", st.Options.Source, st.Options.Destination, st.State.Mode,
+		time.Duration(s.Elapsed*float64(time.Second)).Round(time.Second))
+	if st.Failure != "" {
+		fmt.Fprintf(w, "error: %s\n", st.Failure)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nTABLE\tROWS\tESTIMATED\tPARTITIONS\tRUNNING\tDONE")
+	for _, t := range s.Tables {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%v\n", t.Table, humanize.Comma(t.RowsCopied), humanize.Comma(t.RowsEstimated),
+			t.PartitionsDone, t.Partitions, t.PartitionsRunning, t.Done)
+	}
+	tw.Flush() //nolint:errcheck // writing to stdout
+	var running []string
+	for _, p := range st.State.Parts {
+		if p.State == scaleout.PartRunning {
+			running = append(running, fmt.Sprintf("  %s: %s rows (attempt %d, resumed at %s) on %s", p.ID, humanize.Comma(p.Rows), max(p.Attempts, 1), humanize.Comma(p.ResumedRows), p.Worker))
+		}
+	}
+	if len(running) > 0 {
+		fmt.Fprintf(w, "\nrunning partitions:\n%s\n", strings.Join(running, "\n"))
+	}
+	if len(st.Waiting) > 0 {
+		fmt.Fprintf(w, "waiting for a worker: %s\n", strings.Join(st.Waiting, ", "))
+	}
+	if st.State.Phase == scaleout.PhaseCDC || st.State.CDC.Activities > 0 {
+		lag := "unknown"
+		if s.CDC.LagSeconds >= 0 {
+			lag = fmt.Sprintf("%.1fs", s.CDC.LagSeconds)
+		}
+		fmt.Fprintf(w, "\nchange data capture: position %s, %s changes received, %s applied, lag %s\n",
+			st.State.CDC.Position, humanize.Comma(st.State.CDC.Received), humanize.Comma(st.State.CDC.Applied), lag)
+	}
+	fmt.Fprintln(w, "\nworkers:")
+	if len(st.Workers) == 0 {
+		fmt.Fprintln(w, "  none polling")
+	}
+	for _, wk := range st.Workers {
+		doing := "idle"
+		if len(wk.Activities) > 0 {
+			doing = strings.Join(wk.Activities, ", ")
+		}
+		fmt.Fprintf(w, "  %s: %s\n", wk.Identity, doing)
+	}
+}

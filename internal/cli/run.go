@@ -1,0 +1,354 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/internal/dashboard"
+	"github.com/ferrydb/ferry/internal/display"
+	"github.com/ferrydb/ferry/internal/telemetry"
+	"github.com/ferrydb/ferry/scaleout"
+)
+
+func newRunCmd(g *globals) *cobra.Command {
+	var tf temporalFlags
+	var ff flowFlags
+	var src, dst, progress string
+	var detach, restart bool
+	var ui uiFlags
+	var set scaleout.Settings
+	cmd := &cobra.Command{
+		Use:   "run --source NAME --destination NAME",
+		Short: "Start a flow on Temporal workers, or attach to it (scale-out mode)",
+		Long: `run starts a flow's workflow on Temporal (its ID is the flow's name) and shows
+its progress until it ends, or attaches to it if it already runs. The copy and
+the change data capture run on the workers (ferry worker); run only watches,
+so any number of runs may attach to one flow, and Ctrl-C detaches without
+stopping the flow. Control it with ferry flow pause|resume|cutover|cancel.
+
+--source and --destination name connections that every worker defines
+(--connection src=postgres://...): no URL or credential is given here.
+
+Exit codes: 0 when the flow is done, 1 when it failed or was cancelled, 2 for
+a usage or configuration error (Temporal unreachable, a connection unknown to
+the workers, a running flow of that name with other options).`,
+		Example: `  # copy, then stream changes until cutover
+  ferry run --temporal 127.0.0.1:7233 --source src --destination dst --name shop
+
+  # watch it in the browser; detach with Ctrl-C, attach again later
+  ferry run --temporal 127.0.0.1:7233 --source src --destination dst --name shop --ui 127.0.0.1:8080
+  ferry run --temporal 127.0.0.1:7233 --name shop
+
+  # start and return at once
+  ferry run --temporal 127.0.0.1:7233 --source src --destination dst --tables 'shop.*' --detach`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := ff.config(cmd, src, dst)
+			if err != nil {
+				return err
+			}
+			cfg.StateDir = ""
+			switch progress {
+			case "auto", "bars", "log", "none":
+			default:
+				return usageError{fmt.Errorf("--progress %q: use auto, bars, log or none", progress)}
+			}
+			if ui.token == "" {
+				ui.token = os.Getenv(dashboard.TokenEnv)
+			}
+			return runRun(cmd.Context(), g, tf, cfg, set, restart, detach, progress, ui)
+		},
+	}
+	tf.register(cmd.Flags())
+	ff.register(cmd.Flags(), true)
+	cmd.Flags().MarkHidden("state-dir") //nolint:errcheck // the flag exists
+	cmd.Flags().StringVar(&src, "source", "", "source connection name (defined on the workers)")
+	cmd.Flags().StringVar(&dst, "destination", "", "destination connection name (defined on the workers)")
+	cmd.Flags().BoolVar(&detach, "detach", false, "start (or find) the flow and return at once")
+	cmd.Flags().BoolVar(&restart, "restart", false, "start a flow that already finished again, from a new plan")
+	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto (bars on a terminal, log lines otherwise), bars, log or none")
+	cmd.Flags().DurationVar(&set.HeartbeatTimeout, "heartbeat-timeout", 0, "how long a silent task keeps its partition before another worker takes it (default 6s)")
+	cmd.Flags().DurationVar(&set.CDCChunk, "cdc-chunk", 0, "how long one CDC task runs before it returns its position and the next starts (default 10m)")
+	cmd.Flags().IntVar(&set.HistoryLimit, "history-limit", 0, "workflow history events before it continues as new (default 8000)")
+	ui.register(cmd.Flags())
+	return cmd
+}
+
+// runFlowName is the flow's name when --name is not given: the connection
+// names, and a hash of the table selection when there is one.
+func runFlowName(cfg *flow.Config) string {
+	if cfg.Name != "" {
+		return cfg.Name
+	}
+	name := cfg.Source + "-to-" + cfg.Destination
+	if len(cfg.Tables) > 0 || len(cfg.Rename) > 0 {
+		h := sha256.Sum256([]byte(strings.Join(cfg.Tables, ",") + "\x00" + strings.Join(cfg.Rename, ",")))
+		name += "-" + hex.EncodeToString(h[:])[:8]
+	}
+	return name
+}
+
+func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config, set scaleout.Settings, restart, detach bool, progress string, ui uiFlags) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if ui.token != "" {
+		g.secrets = append(g.secrets, ui.token)
+	}
+	attachOnly := cfg.Source == "" && cfg.Destination == ""
+	switch {
+	case attachOnly && cfg.Name == "":
+		return usageError{errors.New("run needs --source NAME and --destination NAME (or --name NAME to attach to a running flow)")}
+	case !attachOnly && (cfg.Source == "" || cfg.Destination == ""):
+		return usageError{errors.New("run needs both --source NAME and --destination NAME")}
+	}
+	for _, n := range []string{cfg.Source, cfg.Destination} {
+		if strings.Contains(n, "://") {
+			return connector.Configf("define the URL on the workers (--connection NAME=URL) and give its name here",
+				"--source and --destination take connection names, not URLs")
+		}
+	}
+	cfg.Name = runFlowName(cfg)
+	if !attachOnly {
+		probe := *cfg
+		probe.Source, probe.Destination = "x://", "x://"
+		if err := probe.Validate(); err != nil {
+			return err
+		}
+		cfg.Defaults()
+	}
+	var ln net.Listener
+	if ui.addr != "" {
+		if err := dashboard.CheckBind(ui.addr, ui.token); err != nil {
+			return usageError{err}
+		}
+		var err error
+		if ln, err = net.Listen("tcp", ui.addr); err != nil {
+			return usageError{fmt.Errorf("--ui %s: %w", ui.addr, err)}
+		}
+		defer ln.Close() //nolint:errcheck // closed by the server's shutdown already
+	}
+	useBars := !detach && (progress == "bars" || (progress == "auto" && display.IsTerminal(os.Stderr)))
+	var bars *display.Bars
+	logOut := g.stderr
+	if useBars {
+		bars = display.NewBars(ctx, g.stderr)
+		defer bars.Close()
+		logOut = bars.Writer()
+	}
+	log, err := g.logger(logOut)
+	if err != nil {
+		return err
+	}
+	c, err := tf.dial(ctx, g, log, "", nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	in := scaleout.FlowInput{Options: *cfg, Settings: set}
+	run, attached, err := scaleout.Start(ctx, c, in, scaleout.StartOptions{TaskQueue: tf.taskQueue, Restart: restart})
+	if err != nil {
+		return err
+	}
+	if attached {
+		log.Info("attached to the flow", "flow", cfg.Name, "run", run.GetRunID())
+	} else {
+		log.Info("flow started", "flow", cfg.Name, "source", cfg.Source, "destination", cfg.Destination, "run", run.GetRunID(),
+			"temporal", tf.address, "task_queue", tf.taskQueue)
+	}
+	if detach {
+		fmt.Fprintf(g.stdout, "flow %s running (run %s)\nwatch it: ferry run --temporal %s --name %s\n", cfg.Name, run.GetRunID(), tf.address, cfg.Name)
+		return nil
+	}
+	w := &watcher{c: c, name: cfg.Name, taskQueue: tf.taskQueue, log: log}
+	return w.watch(ctx, g, run, bars, progress, ln, ui, cfg)
+}
+
+// watcher follows a flow: it polls its status and waits for its end.
+type watcher struct {
+	c         client.Client
+	name      string
+	taskQueue string
+	log       *slog.Logger
+
+	mu   sync.Mutex
+	last *scaleout.Status
+}
+
+func (w *watcher) snapshot() engine.Snapshot {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.last == nil {
+		return engine.Snapshot{Flow: w.name, Phase: engine.PhasePlan}
+	}
+	return w.last.Snapshot()
+}
+
+func (w *watcher) poll(ctx context.Context) {
+	st, err := scaleout.Progress(ctx, w.c, w.name, w.taskQueue)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Debug("progress unavailable", "error", err)
+		}
+		return
+	}
+	w.mu.Lock()
+	w.last = st
+	w.mu.Unlock()
+}
+
+func (w *watcher) watch(ctx context.Context, g *globals, run client.WorkflowRun, bars *display.Bars, progress string, ln net.Listener, ui uiFlags, cfg *flow.Config) error {
+	var dash *dashboard.Server
+	var tel *telemetry.Telemetry
+	if ln != nil {
+		var err error
+		if tel, err = telemetry.Setup(ctx, telemetry.Options{Prometheus: true, Version: Version, Log: w.log}); err != nil {
+			return err
+		}
+		defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // exiting
+		dash = dashboard.New(dashboard.Options{
+			Info:  dashboard.Info{Flow: w.name, Source: cfg.Source, Destination: cfg.Destination, Coordinator: "temporal", Version: Version},
+			Token: ui.token, Metrics: tel.Handler(), Log: w.log,
+		})
+		dash.Serve(ln)
+		host, port, _ := net.SplitHostPort(ln.Addr().String())
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		w.log.Info("dashboard listening", "url", "http://"+net.JoinHostPort(host, port)+"/", "address", ln.Addr().String(), "token", ui.token != "")
+		dash.Attach(w.snapshot)
+		dash.SetReady()
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	w.poll(watchCtx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-watchCtx.Done():
+				return
+			case <-t.C:
+				w.poll(watchCtx)
+				if bars != nil {
+					bars.Update(w.snapshot())
+				}
+			}
+		}
+	}()
+	if bars == nil && progress != "none" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			display.LogLines(watchCtx, w.log, 5*time.Second, w.snapshot)
+		}()
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- run.Get(watchCtx, nil) }()
+	var runErr error
+	select {
+	case <-sigs:
+		stopWatch()
+		wg.Wait()
+		w.log.Info("detached; the flow goes on", "flow", w.name, "attach", "ferry run --name "+w.name, "control", "ferry flow pause|resume|cutover|cancel "+w.name)
+		if dash != nil {
+			closeDash(ctx, dash, w.log)
+		}
+		return nil
+	case runErr = <-ended:
+	}
+	w.poll(ctx)
+	stopWatch()
+	wg.Wait()
+	if bars != nil {
+		bars.Update(w.snapshot())
+	}
+	err := flowOutcome(w.name, runErr)
+	s := w.snapshot()
+	if err != nil {
+		w.log.Error("flow failed", "flow", w.name, "error", err, "rows_copied", s.RowsCopied)
+	} else {
+		w.mu.Lock()
+		var resumed int64
+		if w.last != nil {
+			for _, p := range w.last.State.Parts {
+				if p.ResumedRows > 0 {
+					resumed++
+				}
+			}
+		}
+		w.mu.Unlock()
+		w.log.Info("flow finished", "flow", w.name, "phase", s.Phase, "rows_copied", s.RowsCopied, "changes", s.CDC.Received,
+			"position", s.CDC.Position, "resumed_partitions", resumed, "elapsed", time.Duration(s.Elapsed*float64(time.Second)).Round(time.Millisecond))
+	}
+	if dash != nil {
+		dash.Finish(err, false)
+		if ui.linger > 0 {
+			select {
+			case <-sigs:
+			case <-time.After(ui.linger):
+			}
+		}
+		closeDash(ctx, dash, w.log)
+	}
+	return err
+}
+
+func closeDash(ctx context.Context, dash *dashboard.Server, log *slog.Logger) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := dash.Close(cctx); err != nil {
+		log.Warn("dashboard shutdown", "error", err)
+	}
+}
+
+// flowOutcome turns the workflow's end into ferry's error: nil when done,
+// a ConfigError (exit 2) when a configuration error failed it.
+func flowOutcome(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		switch ae.Type() {
+		case "ConfigError":
+			return &connector.ConfigError{Msg: fmt.Sprintf("flow %s failed: %s", name, ae.Message())}
+		default:
+			return fmt.Errorf("flow %s failed: %s", name, ae.Message())
+		}
+	}
+	var te *temporal.TerminatedError
+	if errors.As(err, &te) {
+		return fmt.Errorf("flow %s was terminated", name)
+	}
+	var ce *temporal.CanceledError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("flow %s was cancelled", name)
+	}
+	return fmt.Errorf("flow %s: %w", name, err)
+}

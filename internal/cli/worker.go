@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/ferrydb/ferry/internal/telemetry"
+	"github.com/ferrydb/ferry/scaleout"
+)
+
+func newWorkerCmd(g *globals) *cobra.Command {
+	var tf temporalFlags
+	var connections []string
+	var connFile, healthAddr, identity string
+	var concurrency int
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run flows' tasks for Temporal (scale-out mode)",
+		Long: `worker polls a Temporal task queue and runs the flows' tasks (plan, partition
+copies, change data capture) with the same engine as ferry sync. Workers are
+stateless and interchangeable: start as many as you like, on any machines.
+
+Connections are named here, never in the flow: ferry run --source src names
+a connection that every worker resolves from its own configuration, so no
+credential enters Temporal. Sources of connections, lowest precedence first:
+--connections-file (YAML, name: URL, such as a mounted Secret), the
+environment (FERRY_CONNECTION_<NAME>=URL) and --connection NAME=URL.
+
+SIGTERM or Ctrl-C stops polling; running partitions checkpoint their cursor
+and end within --grace, and another worker resumes them from it.`,
+		Example: `  # a development server, then a worker with two connections
+  scripts/temporal-dev &
+  ferry worker --temporal 127.0.0.1:7233 \
+    --connection src=postgres://ferry:secret@db1/shop --connection dst=postgres://ferry:secret@db2/shop
+
+  # connections from the environment and a mounted secret, health on :9090
+  FERRY_CONNECTION_SRC=postgres://... TEMPORAL_ADDRESS=temporal:7233 \
+    ferry worker --connections-file /etc/ferry/connections.yaml --health-addr 0.0.0.0:9090`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if connFile == "" {
+				connFile = os.Getenv("FERRY_CONNECTIONS_FILE")
+			}
+			if concurrency <= 0 {
+				return usageError{errors.New("--concurrency must be positive")}
+			}
+			return runWorker(cmd.Context(), g, tf, connections, connFile, healthAddr, identity, concurrency, grace)
+		},
+	}
+	tf.register(cmd.Flags())
+	cmd.Flags().StringArrayVar(&connections, "connection", nil, "a named connection NAME=URL (repeatable)")
+	cmd.Flags().StringVar(&connFile, "connections-file", "", "YAML file of name: URL connections (default $FERRY_CONNECTIONS_FILE)")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 4, "tasks (partition copies, CDC) this worker runs at once")
+	cmd.Flags().StringVar(&healthAddr, "health-addr", "", "serve /healthz, /readyz and Prometheus /metrics on HOST:PORT (such as 127.0.0.1:9090)")
+	cmd.Flags().StringVar(&identity, "identity", "", "this worker's name in Temporal and the dashboard (default HOST:PID)")
+	cmd.Flags().DurationVar(&grace, "grace", 30*time.Second, "on SIGTERM, how long running tasks get to checkpoint and end")
+	return cmd
+}
+
+func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []string, connFile, healthAddr, identity string, concurrency int, grace time.Duration) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	log, err := g.logger(g.stderr)
+	if err != nil {
+		return err
+	}
+	conns, err := scaleout.LoadConnections(connFile, os.Environ(), connFlags)
+	if err != nil {
+		return err
+	}
+	g.secrets = append(g.secrets, conns.Secrets()...)
+	if identity == "" {
+		host, _ := os.Hostname()
+		identity = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	var ln net.Listener
+	if healthAddr != "" {
+		if ln, err = net.Listen("tcp", healthAddr); err != nil {
+			return usageError{fmt.Errorf("--health-addr %s: %w", healthAddr, err)}
+		}
+		defer ln.Close() //nolint:errcheck // the server's shutdown closes it
+	}
+	tel, err := telemetry.Setup(ctx, telemetry.Options{Prometheus: ln != nil, Version: Version, Log: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tel.Shutdown(context.WithoutCancel(ctx)); err != nil {
+			log.Warn("telemetry flush failed", "error", err)
+		}
+	}()
+	c, err := tf.dial(ctx, g, log, identity, scaleout.MetricsHandler(tel.Meter("temporal-sdk")))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	var ready atomic.Bool
+	if ln != nil {
+		srv := &http.Server{Handler: healthMux(&ready, tel), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Warn("health server stopped", "error", err)
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx) //nolint:errcheck // exiting
+		}()
+	}
+	acts := &scaleout.Activities{Connections: conns, Client: c, Identity: identity, Log: log}
+	w := worker.New(c, tf.taskQueue, worker.Options{
+		Identity:                           identity,
+		MaxConcurrentActivityExecutionSize: concurrency,
+		WorkerStopTimeout:                  grace,
+	})
+	scaleout.Register(w, acts)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker on task queue %s: %w", tf.taskQueue, err)
+	}
+	ready.Store(true)
+	log.Info("worker polling", "temporal", tf.address, "namespace", tf.namespace, "task_queue", tf.taskQueue,
+		"identity", identity, "concurrency", concurrency, "connections", strings.Join(conns.Names(), ","), "health", healthAddr)
+
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case s := <-sig:
+			log.Info("stopping: no new tasks; running ones checkpoint and end", "signal", s.String(), "grace", grace)
+			ready.Store(false)
+			go func() {
+				<-sig
+				log.Warn("second signal: exiting now")
+				os.Exit(ExitFailed)
+			}()
+			w.Stop()
+			log.Info("worker stopped")
+			return nil
+		case <-t.C:
+			hctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+			_, err := c.CheckHealth(hctx, &client.CheckHealthRequest{})
+			cancel()
+			if ok := err == nil; ok != ready.Load() {
+				ready.Store(ok)
+				if ok {
+					log.Info("Temporal reachable again")
+				} else {
+					log.Warn("Temporal unreachable", "error", err)
+				}
+			}
+		case <-ctx.Done():
+			w.Stop()
+			return nil
+		}
+	}
+}
+
+func healthMux(ready *atomic.Bool, tel *telemetry.Telemetry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready: not polling Temporal", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	if h := tel.Handler(); h != nil {
+		mux.Handle("/metrics", h)
+	}
+	return mux
+}
+
+// logNothing is a logger for commands that print their own output.
+func logNothing() *slog.Logger { return slog.New(slog.DiscardHandler) }
