@@ -99,6 +99,7 @@ func policyFor(t *testing.T, file string) Policy {
 		ExternalServiceAccounts: map[string]bool{},
 		MinGraceSeconds:         map[string]int64{"worker": 30},
 		Flags:                   ferry.Flags,
+		EnvNames:                envNames(t),
 	}
 	if file == "" {
 		return p
@@ -276,4 +277,13 @@ func undocumentedValues(text string) []string {
 		}
 	}
 	return out
+}
+
+func envNames(t *testing.T) map[string]bool {
+	t.Helper()
+	names, err := EnvNames(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
 }

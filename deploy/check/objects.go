@@ -27,6 +27,9 @@ type Policy struct {
 	// "worker"); every --flag in a ferry container's args must be one of
 	// them. Nil skips the check.
 	Flags func(subcommand string) (map[string]bool, error)
+	// EnvNames are the variable names ferry's sources know (EnvNames);
+	// nil skips the check of ferry's own variables (FERRY_*, TEMPORAL_*).
+	EnvNames map[string]bool
 	// MinGraceSeconds is the least terminationGracePeriodSeconds a pod of a
 	// component (app.kubernetes.io/component) must get.
 	MinGraceSeconds map[string]int64
@@ -276,6 +279,15 @@ func checkPod(pod *corev1.PodTemplateSpec, p Policy, secretOK func(name, key str
 				if !secretOK(r.Name, r.Key) {
 					in("env %s: Secret %q with key %q is neither rendered nor declared external", e.Name, r.Name, r.Key)
 				}
+			}
+		}
+		if p.EnvNames != nil {
+			var names []string
+			for _, e := range c.Env {
+				names = append(names, e.Name)
+			}
+			for _, e := range CheckEnvNames(names, p.EnvNames) {
+				in("%s", e)
 			}
 		}
 		for _, ef := range c.EnvFrom {

@@ -48,7 +48,7 @@ func find[T any](objs []Object, kind, nameSuffix string) T {
 // one at a time.
 func TestCheckObjectsCatchesBrokenCharts(t *testing.T) {
 	args := valuesArgs("job-runner-values.yaml")
-	policy := Policy{MinGraceSeconds: map[string]int64{"worker": 30}, Flags: stubFlags}
+	policy := Policy{MinGraceSeconds: map[string]int64{"worker": 30}, Flags: stubFlags, EnvNames: set("FERRY_UI_TOKEN")}
 	if errs := CheckObjects(render(t, args...), policy); len(errs) != 0 {
 		t.Fatalf("the unbroken chart fails: %v", errs)
 	}
@@ -104,6 +104,14 @@ func TestCheckObjectsCatchesBrokenCharts(t *testing.T) {
 				}
 			}
 		}, "not shorter than terminationGracePeriodSeconds"},
+		{"unknown variable", func(o []Object) {
+			j := find[*batchv1.Job](o, "Job", "-runner")
+			for i, e := range j.Spec.Template.Spec.Containers[0].Env {
+				if e.Name == "FERRY_UI_TOKEN" {
+					j.Spec.Template.Spec.Containers[0].Env[i].Name = "FERRY_DASHBOARD_TOKEN"
+				}
+			}
+		}, "FERRY_DASHBOARD_TOKEN is not read by ferry"},
 		{"short grace", func(o []Object) { g := int64(5); workerPod(o).TerminationGracePeriodSeconds = &g }, "terminationGracePeriodSeconds"},
 		{"unknown flag", func(o []Object) {
 			workerPod(o).Containers[0].Args = append(workerPod(o).Containers[0].Args, "--concurency=3")
