@@ -1,0 +1,361 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/scaleout"
+)
+
+// Scale-out tests run a real Temporal development server (the CLI pinned in
+// tools/go.mod), real ferry worker processes and ferry run, against real
+// databases.
+
+var (
+	temporalOnce sync.Once
+	temporalBin  string
+	temporalErr  error
+)
+
+// temporalCLI builds the pinned Temporal CLI once (cached by Go afterwards),
+// or takes $FERRY_TEMPORAL_BIN.
+func temporalCLI(t *testing.T) string {
+	t.Helper()
+	temporalOnce.Do(func() {
+		if b := os.Getenv("FERRY_TEMPORAL_BIN"); b != "" {
+			temporalBin = b
+			return
+		}
+		dir := filepath.Dir(ferryBin)
+		temporalBin = filepath.Join(dir, "temporal")
+		build := exec.Command("go", "build", "-modfile=tools/go.mod", "-o", temporalBin, "github.com/temporalio/cli/cmd/temporal")
+		build.Dir = ".."
+		out, err := build.CombinedOutput()
+		if err != nil {
+			temporalErr = fmt.Errorf("building the Temporal CLI: %v\n%s", err, out)
+		}
+	})
+	if temporalErr != nil {
+		t.Fatal(temporalErr)
+	}
+	return temporalBin
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// temporalServer is a dev server private to a test.
+type temporalServer struct {
+	addr string
+	bin  string
+}
+
+func startTemporal(t *testing.T) *temporalServer {
+	t.Helper()
+	bin := temporalCLI(t)
+	port := freePort(t)
+	db := filepath.Join(t.TempDir(), "temporal.db")
+	cmd := exec.Command(bin, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--http-port", strconv.Itoa(freePort(t)), "--metrics-port", strconv.Itoa(freePort(t)), "--db-filename", db, "--log-level", "error")
+	out := newSyncBuffer()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }() //nolint:errcheck // the test ends it
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // best effort
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill() //nolint:errcheck // best effort
+			<-done
+		}
+	})
+	ts := &temporalServer{addr: "127.0.0.1:" + strconv.Itoa(port), bin: bin}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		c := exec.Command(bin, "operator", "cluster", "health", "--address", ts.addr)
+		if o, err := c.CombinedOutput(); err == nil && strings.Contains(string(o), "SERVING") {
+			return ts
+		}
+		select {
+		case <-done:
+			t.Fatalf("the Temporal dev server exited:\n%s", out.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	t.Fatalf("the Temporal dev server did not become ready:\n%s", out.String())
+	return nil
+}
+
+// history returns the JSON history of a flow's latest run.
+func (ts *temporalServer) history(t *testing.T, flow string) string {
+	t.Helper()
+	out, err := exec.Command(ts.bin, "workflow", "show", "-w", flow, "--address", ts.addr, "--output", "json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("temporal workflow show: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+func (ts *temporalServer) worker(t *testing.T, conns ...string) *background {
+	t.Helper()
+	args := []string{"worker", "--temporal", ts.addr, "--log-format", "json", "--concurrency", "4"}
+	for _, c := range conns {
+		args = append(args, "--connection", c)
+	}
+	w := startFerry(t, args...)
+	if !w.waitFor(t, "worker polling", 30*time.Second) {
+		t.Fatalf("the worker did not start:\n%s", w.stderr.String())
+	}
+	return w
+}
+
+// flowStatus reads a flow's status through ferry flow status --json.
+func (ts *temporalServer) flowStatus(t *testing.T, flow string) *scaleout.Status {
+	t.Helper()
+	r := ferry(t, "flow", "status", flow, "--temporal", ts.addr, "--json")
+	if r.code != 0 {
+		return nil
+	}
+	var st scaleout.Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("flow status --json: %v\n%s", err, r.stdout)
+	}
+	return &st
+}
+
+func TestScaleOutPostgresSurvivesAKilledWorker(t *testing.T) {
+	ts := startTemporal(t)
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "sosrc"), srv.CreateDatabase(t, "sodst")
+	pgShop(t, srv, src, 300000)
+	conns := []string{"src=" + srv.URL(src), "dst=" + srv.URL(dst)}
+	w1 := ts.worker(t, conns...)
+	w2 := ts.worker(t, conns...)
+	writer := startPGWriter(t, srv.URL(src), 300001)
+
+	runArgs := []string{"run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "soshop",
+		"--parallel", "3", "--partition-rows", "60000", "--batch-rows", "500", "--heartbeat-timeout", "3s",
+		"--log-format", "json", "--progress", "log"}
+	run := startFerry(t, runArgs...)
+	if !run.waitFor(t, "flow started", 30*time.Second) {
+		t.Fatalf("ferry run did not start the flow:\n%s", run.stderr.String())
+	}
+
+	// Find a partition some way in on one of the workers, then kill that
+	// worker with SIGKILL.
+	pids := map[int]*background{w1.cmd.Process.Pid: w1, w2.cmd.Process.Pid: w2}
+	var victim *background
+	var part string
+	var rowsAtKill int64
+	deadline := time.Now().Add(90 * time.Second)
+	for victim == nil && time.Now().Before(deadline) {
+		st := ts.flowStatus(t, "soshop")
+		if st != nil {
+			for _, p := range st.State.Parts {
+				if p.State != scaleout.PartRunning || p.Rows < 1000 || p.Rows > p.EstimatedRows/2 {
+					continue
+				}
+				_, pidText, _ := strings.Cut(p.Worker, ":")
+				pid, _ := strconv.Atoi(pidText)
+				if b := pids[pid]; b != nil {
+					victim, part, rowsAtKill = b, p.ID, p.Rows
+					break
+				}
+			}
+		}
+		if victim == nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if victim == nil {
+		t.Fatalf("no partition was seen half-way on a worker:\nrun:\n%s\nworker 1:\n%s", run.stderr.String(), w1.stderr.String())
+	}
+	if !victim.kill(t) {
+		t.Fatalf("the worker had exited before the kill:\n%s", victim.stderr.String())
+	}
+	t.Logf("killed worker %d during %s at %d rows", victim.cmd.Process.Pid, part, rowsAtKill)
+
+	// Kill the runner as well and attach again: the flow is unaffected.
+	run.kill(t)
+	run = startFerry(t, runArgs...)
+	if !run.waitFor(t, "attached to the flow", 30*time.Second) {
+		t.Fatalf("ferry run did not attach again:\n%s", run.stderr.String())
+	}
+
+	// CDC after the copy, with the writer still going; then stop writing,
+	// let the destination catch up, and cut over.
+	deadline = time.Now().Add(3 * time.Minute)
+	for {
+		st := ts.flowStatus(t, "soshop")
+		if st != nil && st.State.Phase == scaleout.PhaseCDC && st.State.CDC.Received > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the flow did not reach change data capture: %+v\nrun:\n%s", st, run.stderr.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	writer.halt(t)
+	if writer.ops.Load() < 50 {
+		t.Fatalf("the writer made only %d changes", writer.ops.Load())
+	}
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		a, na := pgDigest(t, srv, src, "orders", "id")
+		b, nb := pgDigest(t, srv, dst, "orders", "id")
+		if a == b && na == nb {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the destination did not catch up (source %d rows, destination %d)", na, nb)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	mustFerry(t, "flow", "cutover", "soshop", "--temporal", ts.addr)
+	select {
+	case <-run.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("ferry run did not end after the cutover:\n%s", run.stderr.String())
+	}
+	if code := run.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("ferry run exited %d after the cutover:\n%s", code, run.stderr.String())
+	}
+
+	v := mustFerry(t, "verify", srv.URL(src), srv.URL(dst))
+	if !strings.Contains(v.stdout, "all 2 table(s) equal") {
+		t.Fatalf("verify: %s", v)
+	}
+	samePG(t, srv, src, dst)
+
+	// The interrupted partition was resumed from its cursor, not from the
+	// start: the finishing attempt began with the rows seen before the kill.
+	st := ts.flowStatus(t, "soshop")
+	if st == nil || st.Status != "Completed" {
+		t.Fatalf("final status: %+v", st)
+	}
+	var got *scaleout.PartitionState
+	for i := range st.State.Parts {
+		if st.State.Parts[i].ID == part {
+			got = &st.State.Parts[i]
+		}
+	}
+	if got == nil || got.State != scaleout.PartDone {
+		t.Fatalf("partition %s: %+v", part, got)
+	}
+	if got.Attempts < 2 || got.HeartbeatRows < rowsAtKill || got.ResumedRows < got.HeartbeatRows || got.RowsThisAttempt >= got.Rows || got.ResumedRows+got.RowsThisAttempt != got.Rows {
+		t.Fatalf("partition %s was not resumed from its heartbeat: %d rows at the kill; finished by attempt %d which started at %d rows (from the %s; heartbeat %d) and wrote %d of %d",
+			part, rowsAtKill, got.Attempts, got.ResumedRows, got.ResumedFrom, got.HeartbeatRows, got.RowsThisAttempt, got.Rows)
+	}
+	t.Logf("partition %s: killed at %d rows; attempt %d resumed at %d (from the %s, heartbeat %d), wrote %d of %d",
+		part, rowsAtKill, got.Attempts, got.ResumedRows, got.ResumedFrom, got.HeartbeatRows, got.RowsThisAttempt, got.Rows)
+
+	// The replication slot was released with the cutover.
+	var slots int
+	if err := srv.Connect(t, src).QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ferry_soshop'`).Scan(&slots); err != nil || slots != 0 {
+		t.Errorf("slot ferry_soshop after the cutover: %d (%v)", slots, err)
+	}
+
+	// No password in the workflow's history, the runner's or the workers' output.
+	h := ts.history(t, "soshop")
+	if !strings.Contains(h, "ferry.copy-partition") {
+		t.Fatalf("the history looks empty:\n%.2000s", h)
+	}
+	for what, text := range map[string]string{"history": h, "ferry run": run.stderr.String(), "worker 1": w1.stderr.String(), "worker 2": w2.stderr.String()} {
+		if strings.Contains(text, pgtest.Password) {
+			t.Errorf("the password appears in the %s", what)
+		}
+	}
+}
+
+func TestScaleOutBadInput(t *testing.T) {
+	// Temporal unreachable: the runner and the worker say so and exit 2.
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	for _, args := range [][]string{
+		{"run", "--temporal", dead, "--source", "src", "--destination", "dst"},
+		{"worker", "--temporal", dead, "--connection", "src=null://"},
+		{"flow", "list", "--temporal", dead},
+	} {
+		r := ferry(t, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "cannot reach Temporal at "+dead) {
+			t.Errorf("ferry %s: want exit 2 saying Temporal cannot be reached:\n%s", strings.Join(args, " "), r)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--source", "src", "--destination", "dst"}, "no Temporal address"},
+		{[]string{"run", "--temporal", dead, "--source", "postgres://u:p@h/db", "--destination", "dst"}, "take connection names, not URLs"},
+		{[]string{"run", "--temporal", dead, "--source", "src"}, "needs both --source NAME and --destination NAME"},
+		{[]string{"worker", "--temporal", dead, "--connection", "src"}, "has no '='"},
+		{[]string{"worker", "--temporal", dead, "--connection", "src=nosuch://x"}, "unknown scheme"},
+	} {
+		r := ferry(t, c.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("ferry %s: want exit 2 saying %q:\n%s", strings.Join(c.args, " "), c.want, r)
+		}
+	}
+
+	ts := startTemporal(t)
+	db := filepath.Join(t.TempDir(), "dst.db")
+	ts.worker(t, "src=fake://?tables=1&rows=1000&changes_per_sec=50", "dst=sqlite://"+db)
+
+	// A connection the workers do not know.
+	r := ferry(t, "run", "--temporal", ts.addr, "--source", "nosuch", "--destination", "dst", "--progress", "none")
+	if r.code != 2 || !strings.Contains(r.stderr, `source connection "nosuch" is unknown to the worker (it knows: dst, src)`) {
+		t.Errorf("unknown connection: want exit 2 naming it:\n%s", r)
+	}
+
+	// A running flow of that name with other options.
+	mustFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "busy", "--detach")
+	r = ferry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "busy", "--tables", "fake.t9", "--progress", "none")
+	if r.code != 2 || !strings.Contains(r.stderr, `flow "busy" is running with other options`) || !strings.Contains(r.stderr, "Tables") {
+		t.Errorf("conflicting options: want exit 2 naming the difference:\n%s", r)
+	}
+	// The same options attach; cancelling ends the attached run with exit 1.
+	att := startFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "busy", "--log-format", "json", "--progress", "none")
+	if !att.waitFor(t, "attached to the flow", 30*time.Second) {
+		t.Fatalf("the same options did not attach:\n%s", att.stderr.String())
+	}
+	mustFerry(t, "flow", "cancel", "busy", "--temporal", ts.addr)
+	select {
+	case <-att.done:
+	case <-time.After(time.Minute):
+		t.Fatalf("ferry run did not end after the cancel:\n%s", att.stderr.String())
+	}
+	if code := att.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(att.stderr.String(), "was cancelled") {
+		t.Errorf("after cancel: exit %d, want 1 saying it was cancelled:\n%s", code, att.stderr.String())
+	}
+	r = ferry(t, "flow", "status", "nosuch", "--temporal", ts.addr)
+	if r.code != 2 || !strings.Contains(r.stderr, "no such flow") {
+		t.Errorf("status of an unknown flow: want exit 2:\n%s", r)
+	}
+	r = mustFerry(t, "flow", "list", "--temporal", ts.addr)
+	if !strings.Contains(r.stdout, "busy") || !bytes.Contains([]byte(r.stdout), []byte("Failed")) {
+		t.Errorf("flow list:\n%s", r.stdout)
+	}
+}
