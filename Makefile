@@ -1,5 +1,5 @@
 # Convenience targets; the README's commands are the reference.
-.PHONY: test build demo bench
+.PHONY: test build demo bench temporal-dev
 test:
 	./scripts/test
 build:
@@ -9,3 +9,5 @@ demo:
 	go run ./cmd/ferry verify 'fake://?tables=3&rows=200000' sqlite:///tmp/ferry-demo.db
 bench:
 	./bench/engine.sh
+temporal-dev:
+	./scripts/temporal-dev --headless
