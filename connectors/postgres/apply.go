@@ -154,7 +154,7 @@ func arrayLiterals(t *model.Table, rows []model.Row, cols []int, keyOnly bool) (
 				return nil, fmt.Errorf("column %s: unexpected unchanged value", t.Columns[i].Name)
 			}
 			if field, err = appendText(field[:0], t.Columns[i].Type, v); err != nil {
-				return nil, fmt.Errorf("column %s: %w", t.Columns[i].Name, err)
+				return nil, fmt.Errorf("column %s, key %s: %w", t.Columns[i].Name, keyText(t, row), err)
 			}
 			buf = appendQuoted(buf, field)
 		}

@@ -154,7 +154,7 @@ func encString(buf []byte, v any) ([]byte, error) {
 		return nil, fmt.Errorf("value of Go type %T is not a string", v)
 	}
 	if strings.IndexByte(s, 0) >= 0 {
-		return nil, fmt.Errorf("value contains a NUL character, which PostgreSQL cannot store")
+		return nil, fmt.Errorf("value contains a NUL character (0x00), which PostgreSQL text cannot store; remove it at the source, store the column as binary, or exclude the table with --tables")
 	}
 	return append(appendLen(buf, len(s)), s...), nil
 }

@@ -57,7 +57,7 @@ func appendText(buf []byte, t model.Type, v any) ([]byte, error) {
 			return nil, typeErr(t, v)
 		}
 		if strings.IndexByte(s, 0) >= 0 {
-			return nil, fmt.Errorf("%s value contains a NUL character, which PostgreSQL cannot store", t)
+			return nil, fmt.Errorf("%s value contains a NUL character (0x00), which PostgreSQL text cannot store; remove it at the source, store the column as binary, or exclude the table with --tables", t)
 		}
 		return append(buf, s...), nil
 	case model.KindBytes:

@@ -537,7 +537,7 @@ func (w *rowWriter) copyRows(ctx context.Context, b *model.RowBatch, dt *dstTabl
 				if v == nil {
 					buf = append(buf, 0xff, 0xff, 0xff, 0xff)
 				} else if buf, err = encs[j](buf, v); err != nil {
-					return fmt.Errorf("table %s, column %s: %w", b.Table.Namespace, b.Table.Columns[i].Name, err)
+					return fmt.Errorf("table %s, column %s, key %s: %w", b.Table.Namespace, b.Table.Columns[i].Name, keyText(b.Table, row), err)
 				}
 				continue
 			}
@@ -550,7 +550,7 @@ func (w *rowWriter) copyRows(ctx context.Context, b *model.RowBatch, dt *dstTabl
 			}
 			w.field, err = appendText(w.field[:0], b.Table.Columns[i].Type, v)
 			if err != nil {
-				return fmt.Errorf("table %s, column %s: %w", b.Table.Namespace, b.Table.Columns[i].Name, err)
+				return fmt.Errorf("table %s, column %s, key %s: %w", b.Table.Namespace, b.Table.Columns[i].Name, keyText(b.Table, row), err)
 			}
 			buf = appendCopyEscaped(buf, w.field)
 		}
