@@ -68,7 +68,7 @@ func (a *Activities) open(ctx context.Context, opts flow.Config) (*opened, error
 			closers[i]()
 		}
 	}
-	log := a.logger().With("flow", opts.Name)
+	log := a.logger() // the engine adds the flow's name
 	src, err := connector.Open(ctx, srcURL)
 	if err != nil {
 		return nil, a.failure(fmt.Errorf("source %s: %w", opts.Source, err), secrets)
