@@ -130,6 +130,9 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 		Identity:                           identity,
 		MaxConcurrentActivityExecutionSize: concurrency,
 		WorkerStopTimeout:                  grace,
+		// Cursors reach Temporal within a second, so a retried partition
+		// redoes at most about a second of work.
+		MaxHeartbeatThrottleInterval: time.Second,
 	})
 	scaleout.Register(w, acts)
 	if err := w.Start(); err != nil {
