@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Opener opens a connector from a parsed URL.
@@ -77,14 +78,14 @@ func ParseURL(raw string) (*url.URL, *Registration, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, nil, &ConfigError{Msg: fmt.Sprintf("malformed URL %q: %s", Redact(raw), redactErr(err, raw)), Fix: "URLs look like " + exampleList()}
+		return nil, nil, &ConfigError{Msg: fmt.Sprintf("malformed URL %q: %s", shown(raw), redactErr(err, raw)), Fix: "URLs look like " + exampleList()}
 	}
 	if u.Scheme == "" {
-		return nil, nil, &ConfigError{Msg: fmt.Sprintf("URL %q has no scheme", Redact(raw)), Fix: "URLs look like " + exampleList()}
+		return nil, nil, &ConfigError{Msg: fmt.Sprintf("URL %q has no scheme", shown(raw)), Fix: "URLs look like " + exampleList()}
 	}
 	r, ok := Lookup(u.Scheme)
 	if !ok {
-		return nil, nil, &ConfigError{Msg: fmt.Sprintf("unknown scheme %q in %q", u.Scheme, Redact(raw)), Fix: "known schemes: " + strings.Join(schemes(), ", ")}
+		return nil, nil, &ConfigError{Msg: fmt.Sprintf("unknown scheme %q in %q", u.Scheme, shown(raw)), Fix: "known schemes: " + strings.Join(schemes(), ", ")}
 	}
 	return u, r, nil
 }
@@ -97,7 +98,7 @@ func Open(ctx context.Context, raw string) (Connector, error) {
 	}
 	c, err := r.Open(ctx, u)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", Redact(raw), err)
+		return nil, fmt.Errorf("open %s: %w", shown(raw), err)
 	}
 	return c, nil
 }
@@ -132,4 +133,19 @@ func redactErr(err error, raw string) string {
 		msg = strings.ReplaceAll(msg, s, "xxxxx")
 	}
 	return msg
+}
+
+// shown is a URL as messages show it: redacted, and cut to its first 200
+// bytes, so a hostile or mistaken megabyte-long URL is not echoed whole.
+func shown(raw string) string {
+	const limit = 200
+	s := Redact(raw)
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d bytes)", s[:cut], len(s))
 }

@@ -217,11 +217,25 @@ func (s *streamer) run(ctx context.Context) error {
 	bo.MaxInterval = 5 * time.Second
 	bo.MaxElapsedTime = s.c.opts.ReconnectTimeout
 	first := true
+	begin := time.Now()
 	for {
 		start := pglogrepl.LSN(s.c.acked.Load())
 		progressed, err := s.session(ctx, start, first)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if first && slotBusy(err) && time.Since(begin) < slotBusyWait {
+			// Most likely this flow's previous process: its walsender has not
+			// yet noticed the client is gone (it may be decoding a large
+			// transaction). Wait for it a while before calling the slot busy.
+			slog.Warn("postgres: replication slot still active; waiting for it to be released", "server", s.c.where(), "slot", s.slot,
+				"waited", time.Since(begin).Round(time.Second).String(), "up_to", slotBusyWait.String())
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+			continue
 		}
 		if err == nil || !retryable(err, first) {
 			return err
@@ -242,6 +256,16 @@ func (s *streamer) run(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// slotBusyWait is how long a stream's first session waits for its slot to
+// be released by a previous session's walsender.
+var slotBusyWait = 20 * time.Second
+
+// slotBusy reports the slot being active for another server process.
+func slotBusy(err error) bool {
+	var se *sessionError
+	return errors.As(err, &se) && se.retry
 }
 
 // retryable tells a lost connection from an error that would happen again.
