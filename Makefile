@@ -1,5 +1,5 @@
 # Convenience targets; the README's commands are the reference.
-.PHONY: test build demo bench temporal-dev
+.PHONY: test build demo bench temporal-dev chaos chaos-short
 test:
 	./scripts/test
 build:
@@ -11,3 +11,11 @@ bench:
 	./bench/engine.sh
 temporal-dev:
 	./scripts/temporal-dev --headless
+# The fault-injection suite at full length (10 s cuts, a 30 s destination
+# outage, 100 MB values, larger tables); reports in $(CHAOS_OUT). The short
+# version runs inside `make test`; `make chaos-short` runs it alone.
+CHAOS_OUT ?= $(CURDIR)/chaos-report
+chaos:
+	FERRY_CHAOS=full FERRY_CHAOS_OUT=$(CHAOS_OUT) go test -count=1 -timeout 60m -v -run 'TestChaos|TestHostile' ./e2e
+chaos-short:
+	FERRY_CHAOS_OUT=$(CHAOS_OUT) go test -count=1 -timeout 20m -v -run 'TestChaos|TestHostile' ./e2e
