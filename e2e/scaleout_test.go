@@ -359,3 +359,68 @@ func TestScaleOutBadInput(t *testing.T) {
 		t.Errorf("flow list:\n%s", r.stdout)
 	}
 }
+
+func TestScaleOutWorkerStopsGracefully(t *testing.T) {
+	ts := startTemporal(t)
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "gracesrc"), srv.CreateDatabase(t, "gracedst")
+	pgShop(t, srv, src, 300000)
+	conns := []string{"src=" + srv.URL(src), "dst=" + srv.URL(dst)}
+	w1 := ts.worker(t, conns...)
+	// The flow starts on the first worker alone; the second is ready to
+	// take over.
+	run := startFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "grace",
+		"--mode", "snapshot", "--parallel", "2", "--partition-rows", "300000", "--batch-rows", "500", "--log-format", "json", "--progress", "none")
+	if !run.waitFor(t, "flow started", 30*time.Second) {
+		t.Fatalf("the flow did not start:\n%s", run.stderr.String())
+	}
+	w2 := ts.worker(t, conns...)
+	var part string
+	deadline := time.Now().Add(60 * time.Second)
+	for part == "" && time.Now().Before(deadline) {
+		if st := ts.flowStatus(t, "grace"); st != nil {
+			for _, p := range st.State.Parts {
+				if p.State == scaleout.PartRunning && p.Rows > 0 && p.Rows < p.EstimatedRows*3/4 && strings.HasSuffix(p.Worker, ":"+strconv.Itoa(w1.cmd.Process.Pid)) {
+					part = p.ID
+					break
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if part == "" {
+		t.Fatalf("no partition was seen running:\n%s", w1.stderr.String())
+	}
+	start := time.Now()
+	if code := w1.signal(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("the worker exited %d after SIGTERM:\n%s", code, w1.stderr.String())
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the worker took %s to stop", took)
+	}
+	if !strings.Contains(w1.stderr.String(), "worker stopping: partition checkpointed") {
+		t.Errorf("the stopping worker did not checkpoint a partition:\n%s", w1.stderr.String())
+	}
+	select {
+	case <-run.done:
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("the flow did not finish on the second worker:\n%s\n%s", run.stderr.String(), w2.stderr.String())
+	}
+	if code := run.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("ferry run exited %d:\n%s", code, run.stderr.String())
+	}
+	st := ts.flowStatus(t, "grace")
+	resumed := 0
+	for _, p := range st.State.Parts {
+		if p.ResumedRows > 0 {
+			resumed++
+			if p.Attempts < 2 || p.ResumedRows+p.RowsThisAttempt != p.Rows {
+				t.Errorf("partition %+v", p)
+			}
+		}
+	}
+	if resumed == 0 {
+		t.Errorf("no partition resumed after the graceful stop: %+v", st.State.Parts)
+	}
+	samePG(t, srv, src, dst)
+}

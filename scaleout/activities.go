@@ -201,9 +201,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if err := o.eng.Prepare(ctx); err != nil {
 		return PlanResult{}, a.failure(err, o.secrets)
 	}
-	p := o.eng.Plan()
-	a.logger().Info("planned flow", "flow", in.Options.Name, "tables", len(p.Tables), "partitions", len(p.Partitions), "t0", p.T0)
-	return PlanResult{Plan: p, Mode: o.eng.Mode()}, nil
+	return PlanResult{Plan: o.eng.Plan(), Mode: o.eng.Mode()}, nil
 }
 
 // CopyPartition copies one partition, resuming from the later of its last
@@ -264,9 +262,11 @@ func (a *Activities) CopyPartition(ctx context.Context, in CopyInput) (CopyResul
 	mu.Lock()
 	last := hb
 	mu.Unlock()
-	// The last cursor reaches the server with the activity's end, so a
-	// retry resumes from it.
-	activity.RecordHeartbeat(ctx, last)
+	if err != nil || !final.Done {
+		// The last cursor reaches the server with the failure, so the
+		// retry resumes from it.
+		activity.RecordHeartbeat(ctx, last)
+	}
 	if err != nil {
 		return CopyResult{}, a.failure(fmt.Errorf("copy partition %s of %s: %w", in.Partition.ID, in.Partition.Table, err), o.secrets)
 	}
@@ -351,7 +351,9 @@ func (a *Activities) StreamChanges(ctx context.Context, in StreamInput) (StreamR
 	asked.Wait()
 	stopBeats()
 	last := beat()
-	activity.RecordHeartbeat(ctx, last)
+	if err != nil || stopping() {
+		activity.RecordHeartbeat(ctx, last)
+	}
 	if err != nil {
 		return StreamResult{}, a.failure(fmt.Errorf("change data capture from %s: %w", from, err), o.secrets)
 	}
