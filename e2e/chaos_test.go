@@ -14,7 +14,7 @@ package e2e
 //
 //  1. the source connection cut during the copy and again during CDC
 //     (PostgreSQL and MySQL sources);
-//  2. the destination down during CDC;
+//  2. the destination down during CDC (PostgreSQL, and MariaDB);
 //  3. the source database restarted during CDC (fast and immediate
 //     shutdown; MariaDB: clean shutdown and SIGKILL);
 //  4. ferry killed with SIGKILL at random points, ten times in one flow;
@@ -290,6 +290,73 @@ func TestChaosDestinationDownPostgres(t *testing.T) {
 		}
 	}
 	finishPGFlow(t, rep, f, load, src, srcDB, dst, dstDB)
+}
+
+// TestChaosDestinationDownMySQL is scenario 2 into MariaDB: PostgreSQL's
+// types into a MariaDB destination that shuts down during CDC.
+func TestChaosDestinationDownMySQL(t *testing.T) {
+	requireMariaDB(t)
+	pg, my := pgtest.Shared(t), mysqltest.Start(t)
+	down := chaosPick(5*time.Second, 30*time.Second)
+	const rows = 2000
+	src, dst := pg.CreateDatabase(t, "chaos_down_my"), mysqlDatabase(t, my, "chaos_down")
+	pg.Exec(t, src, fmt.Sprintf(pgAllTypes, rows))
+	rep := newReport(t, "2 destination down", "postgres->mariadb", fmt.Sprintf("destination shut down cleanly for %s during CDC", down))
+	w := startPGTypesWriter(t, pg, src, rows+1)
+	f := newChaosFlow(t, rep, "sync", pg.URL(src)+"&heartbeat=1s", my.URL(dst), "--name", "chaos-down-my", "--state-dir", t.TempDir(),
+		"--tables", "public.alltypes")
+	f.start()
+	if !f.waitLog("change data capture starting", 5*time.Minute) {
+		t.Fatalf("CDC never started:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	time.Sleep(time.Second)
+	my.Shutdown(t)
+	stopped := time.Now()
+	if !chaosWait(down, func() bool { return strings.Contains(f.cur.stderr.String(), "destination unavailable") }) {
+		t.Fatalf("ferry did not report the destination's outage:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	time.Sleep(time.Until(stopped.Add(down)))
+	if f.exited() {
+		t.Fatalf("ferry ended while the destination was down instead of retrying:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	my.Restart(t)
+	up := time.Now()
+	id := int64(900_000_000) + markerSeq.Add(1)
+	pg.Exec(t, src, `INSERT INTO alltypes (id, tx) VALUES ($1, 'recovery marker')`, id)
+	if !chaosWait(3*time.Minute, func() bool {
+		return mysqlCount(my.DB(t, dst), "SELECT count(*) FROM alltypes WHERE id = ?", id) == 1
+	}) {
+		t.Fatalf("a change written after the destination came back never reached it:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	rep.recovered(time.Since(up))
+	if !strings.Contains(f.cur.stderr.String(), "destination available again") {
+		t.Errorf("the recovery was not reported:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	time.Sleep(time.Second)
+	w.halt()
+	rep.SourceChanges = w.ops.Load() - w.errs.Load()
+	rep.SourceByKind = map[string]int64{"statements": w.ops.Load(), "refused_or_failed": w.errs.Load()}
+	f.stop()
+	f.catchUp()
+	verifyFlow(t, rep, pg.URL(src), my.URL(dst), 1)
+	a := readPGX(t, pg, src, "alltypes", pgCols)
+	b := readMySQLX(t, my.DB(t, dst), "alltypes", pgCols)
+	rep.RowsCompared = int64(len(a))
+	for k, ra := range a {
+		if rb, ok := b[k]; !ok || strings.Join(ra, "\x01") != strings.Join(rb, "\x01") {
+			rep.RowsDiffer++
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			rep.RowsDiffer++
+		}
+	}
+	if rep.RowsDiffer > 0 {
+		compareX(t, pgCols, a, b, "PostgreSQL", "MariaDB")
+	}
+	rep.Duplicates = mysqlCount(my.DB(t, dst), "SELECT count(*) - count(DISTINCT id) FROM alltypes")
+	rep.finish(t)
 }
 
 // TestChaosSourceRestartPostgres is scenario 3: the source server restarts

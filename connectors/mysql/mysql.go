@@ -381,6 +381,16 @@ func lostConnection(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 
+// outage marks err as the server being unavailable when its cause (before
+// the scrubbing of secrets, which loses the error's chain) is a lost
+// connection, so the engine retries instead of failing the flow.
+func outage(cause, err error) error {
+	if lostConnection(cause) {
+		return connector.Unavailable(err)
+	}
+	return err
+}
+
 // rollback ends a failed transaction, keeping the original error first.
 func rollback(tx *sql.Tx, err error) error {
 	if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {

@@ -415,20 +415,20 @@ func (c *Conn) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error)
 		var tx *sql.Tx
 		tx, err = c.db.BeginTx(ctx, &sql.TxOptions{Isolation: c.isolation()})
 		if err != nil {
-			return fmt.Errorf("%s: begin: %w", what, c.scrub(err))
+			return outage(err, fmt.Errorf("%s: begin: %w", what, c.scrub(err)))
 		}
 		if err = fn(tx); err != nil {
 			err = rollback(tx, err)
 			if isRetryable(err) {
 				continue
 			}
-			return fmt.Errorf("%s: %w", what, c.scrub(err))
+			return outage(err, fmt.Errorf("%s: %w", what, c.scrub(err)))
 		}
 		if err = tx.Commit(); err != nil {
 			if isRetryable(err) {
 				continue
 			}
-			return fmt.Errorf("%s: commit: %w", what, c.scrub(err))
+			return outage(err, fmt.Errorf("%s: commit: %w", what, c.scrub(err)))
 		}
 		return nil
 	}
