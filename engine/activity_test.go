@@ -1,0 +1,114 @@
+package engine_test
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+	"github.com/ferrydb/ferry/state"
+)
+
+// stepEngine builds an engine the way a scale-out activity does: fresh
+// connectors, a scratch state store.
+func stepEngine(t *testing.T, cfg flow.Config) *engine.Engine {
+	t.Helper()
+	ctx := context.Background()
+	src, err := connector.Open(ctx, cfg.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	dst, err := connector.Open(ctx, cfg.Destination)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dst.Close() })
+	store, err := state.Open(ctx, t.TempDir(), cfg.FlowName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	e, err := engine.New(cfg, src, dst, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestCopyPartitionStopsAndResumesFromItsProgress copies a partition in two
+// steps, as a worker that stops and another that takes over: the second
+// step starts from the first's progress (and the destination's checkpoint
+// agrees with it), and the partition ends with every row exactly once.
+func TestCopyPartitionStopsAndResumesFromItsProgress(t *testing.T) {
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "dst.db")
+	cfg := flow.Config{Name: "steps", Source: "fake://?tables=1&rows=20000", Destination: "sqlite://" + db,
+		Mode: flow.ModeSnapshot, PartitionRows: 10000, BatchRows: 500}
+	planner := stepEngine(t, cfg)
+	if err := planner.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	plan := planner.Plan()
+	if len(plan.Partitions) < 2 {
+		t.Fatalf("plan has %d partitions", len(plan.Partitions))
+	}
+	part := plan.Partitions[1]
+	sub := &model.Plan{Tables: []*model.Table{plan.Table(part.Table)}, Partitions: []model.Partition{part}}
+
+	first := stepEngine(t, cfg)
+	if err := first.UsePlan(sub); err != nil {
+		t.Fatal(err)
+	}
+	stop, stopNow := context.WithCancel(ctx)
+	var reports int
+	got, err := first.CopyPartition(ctx, stop, part.ID, engine.PartitionProgress{}, func(p engine.PartitionProgress) {
+		reports++
+		if p.Rows >= 3000 {
+			stopNow()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Done || got.Rows < 3000 || got.Rows >= part.EstimatedRows || got.Cursor == "" || reports == 0 {
+		t.Fatalf("after a stop: %+v after %d reports", got, reports)
+	}
+
+	second := stepEngine(t, cfg)
+	if err := second.UsePlan(sub); err != nil {
+		t.Fatal(err)
+	}
+	stored, ok, err := second.StoredPartitionProgress(ctx, part.ID)
+	if err != nil || !ok || stored != got {
+		t.Fatalf("the destination's checkpoint %+v (%v, %v), want %+v", stored, ok, err, got)
+	}
+	final, err := second.CopyPartition(ctx, ctx, part.ID, got, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !final.Done || final.Rows != 10000 {
+		t.Fatalf("final progress %+v, want done with 10000 rows", final)
+	}
+	if err := second.FinishTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sqldb, err := sql.Open("sqlite", "file:"+db+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqldb.Close()
+	var n, distinct int
+	if err := sqldb.QueryRow(`SELECT count(*), count(DISTINCT id) FROM t1`).Scan(&n, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if n != 10000 || distinct != 10000 {
+		t.Fatalf("destination has %d rows (%d distinct), want the partition's 10000 once", n, distinct)
+	}
+}
