@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -336,10 +338,34 @@ func TestScaleOutBadInput(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, `flow "busy" is running with other options`) || !strings.Contains(r.stderr, "Tables") {
 		t.Errorf("conflicting options: want exit 2 naming the difference:\n%s", r)
 	}
-	// The same options attach; cancelling ends the attached run with exit 1.
-	att := startFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "busy", "--log-format", "json", "--progress", "none")
-	if !att.waitFor(t, "attached to the flow", 30*time.Second) {
+	// The same options attach, with the dashboard: it shows the workers and
+	// what each does. Cancelling ends the attached run with exit 1.
+	att := startFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "busy", "--log-format", "json", "--progress", "none", "--ui", "127.0.0.1:0")
+	if !att.waitFor(t, "attached to the flow", 30*time.Second) || !att.waitFor(t, "dashboard listening", 30*time.Second) {
 		t.Fatalf("the same options did not attach:\n%s", att.stderr.String())
+	}
+	ui := result{stderr: att.stderr.String()}.logLine("dashboard listening")["url"].(string)
+	var api struct {
+		Coordinator string `json:"coordinator"`
+		Phase       string `json:"phase"`
+		Workers     []struct {
+			ID   string `json:"id"`
+			Task string `json:"task"`
+		} `json:"workers"`
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, body := httpGet(ui + "api/flow")
+		if code == 200 && json.Unmarshal([]byte(body), &api) == nil && len(api.Workers) > 0 && strings.Contains(api.Workers[0].Task, "change data capture") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dashboard does not show the worker running change data capture: %d %s", code, body)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if api.Coordinator != "temporal" || api.Phase != scaleout.PhaseCDC {
+		t.Errorf("/api/flow: coordinator %q, phase %q", api.Coordinator, api.Phase)
 	}
 	mustFerry(t, "flow", "cancel", "busy", "--temporal", ts.addr)
 	select {
@@ -423,4 +449,19 @@ func TestScaleOutWorkerStopsGracefully(t *testing.T) {
 		t.Errorf("no partition resumed after the graceful stop: %+v", st.State.Parts)
 	}
 	samePG(t, srv, src, dst)
+}
+
+// httpGet fetches a URL; a failed request is status 0.
+func httpGet(url string) (int, string) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, err.Error()
+	}
+	return resp.StatusCode, string(b)
 }

@@ -177,6 +177,15 @@ type Snapshot struct {
 	ApplyBatches      int64           `json:"apply_batches"`
 	ApplyLatencyAvgMS float64         `json:"apply_latency_avg_ms"`
 	CDC               CDCSnapshot     `json:"cdc"`
+	// Workers are the processes running the flow in scale-out mode (none
+	// in a single process).
+	Workers []WorkerSnapshot `json:"workers,omitempty"`
+}
+
+// WorkerSnapshot is one scale-out worker and what it is doing.
+type WorkerSnapshot struct {
+	ID   string `json:"id"`
+	Task string `json:"task"`
 }
 
 // Snapshot copies the progress.

@@ -225,6 +225,31 @@ func (s *Status) Snapshot() engine.Snapshot {
 		snap.BytesCopied += t.BytesCopied
 	}
 	sort.SliceStable(snap.Tables, func(i, j int) bool { return snap.Tables[i].Table < snap.Tables[j].Table })
+	rows := map[string]int64{}
+	for _, p := range st.Parts {
+		rows[p.ID] = p.Rows
+	}
+	for _, w := range s.Workers {
+		var tasks []string
+		for _, a := range w.Activities {
+			switch {
+			case a == "cdc":
+				tasks = append(tasks, "change data capture at "+string(st.CDC.Position))
+			case strings.Contains(a, "/"):
+				tasks = append(tasks, fmt.Sprintf("copying %s (%d rows)", a, rows[a]))
+			default:
+				tasks = append(tasks, a)
+			}
+		}
+		task := strings.Join(tasks, "; ")
+		if task == "" {
+			task = "idle"
+			if !w.LastPoll.IsZero() {
+				task += fmt.Sprintf(" (polled %s ago)", time.Since(w.LastPoll).Round(time.Second))
+			}
+		}
+		snap.Workers = append(snap.Workers, engine.WorkerSnapshot{ID: w.Identity, Task: task})
+	}
 	snap.CDC = engine.CDCSnapshot{Received: st.CDC.Received, Applied: st.CDC.Applied, Position: string(st.CDC.Position), LagSeconds: -1}
 	if st.Phase == PhaseCDC || st.CDC.Activities > 0 {
 		snap.CDC.LagSeconds = st.CDC.LagSeconds
