@@ -287,3 +287,56 @@ func envNames(t *testing.T) map[string]bool {
 	}
 	return names
 }
+
+// NOTES.txt is only rendered by helm install, which needs a cluster; render
+// it as an ordinary template of a copy of the chart instead.
+func TestNotesRender(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ferry")
+	if err := os.CopyFS(dir, os.DirFS(chartDir())); err != nil {
+		t.Fatal(err)
+	}
+	notes, err := readFile(filepath.Join(dir, "templates", "NOTES.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// helm template parses its output as YAML: carry the text as a JSON string.
+	wrapped := "{{- define \"check.notes\" }}" + string(notes) + "{{ end }}\nnotes: {{ include \"check.notes\" . | toJson }}\n"
+	if err := os.WriteFile(filepath.Join(dir, "templates", "notes.yaml"), []byte(wrapped), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "templates", "NOTES.txt")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		values    string
+		want, not []string
+	}{
+		{"", []string{"WARNING: no connections", "ferry run --temporal temporal-frontend.temporal.svc.cluster.local:7233"}, []string{"Dashboard:"}},
+		{"job-runner-values.yaml", []string{"3 to 12, autoscaled", "Runner (Job): flow shop-move from src to dst", "port-forward svc/ferry-dashboard 8080", "secret ferry-ui-token"}, []string{"WARNING"}},
+		{"deployment-runner-values.yaml", []string{"Runner (Deployment)", "secret ferry-dashboard -o jsonpath='{.data.ui-token}'"}, []string{"WARNING"}},
+	} {
+		args := []string{"template", "ferry", dir, "--namespace", "data", "--show-only", "templates/notes.yaml"}
+		if tc.values != "" {
+			args = append(args, "-f", filepath.Join(chartDir(), "ci", tc.values))
+		}
+		rendered, err := helm(args...)
+		if err != nil {
+			t.Fatalf("values %q: %v", tc.values, err)
+		}
+		var doc struct{ Notes string }
+		if err := sigsyaml.Unmarshal([]byte(rendered), &doc); err != nil {
+			t.Fatal(err)
+		}
+		out := doc.Notes
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("values %q: NOTES lack %q:\n%s", tc.values, w, out)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(out, n) {
+				t.Errorf("values %q: NOTES should not say %q:\n%s", tc.values, n, out)
+			}
+		}
+	}
+}
