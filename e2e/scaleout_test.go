@@ -465,3 +465,41 @@ func httpGet(url string) (int, string) {
 	}
 	return resp.StatusCode, string(b)
 }
+
+func TestScaleOutCancelReleasesTheSlot(t *testing.T) {
+	ts := startTemporal(t)
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "cancelsrc"), srv.CreateDatabase(t, "canceldst")
+	pgShop(t, srv, src, 2000)
+	ts.worker(t, "src="+srv.URL(src), "dst="+srv.URL(dst))
+	mustFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "socancel", "--detach")
+	slots := func() int {
+		var n int
+		if err := srv.Connect(t, src).QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ferry_socancel'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st := ts.flowStatus(t, "socancel")
+		if st != nil && st.State.Phase == scaleout.PhaseCDC && len(st.Workers) > 0 && len(st.Workers[0].Activities) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the flow did not reach change data capture: %+v", st)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if slots() != 1 {
+		t.Fatal("no replication slot during change data capture")
+	}
+	mustFerry(t, "flow", "cancel", "socancel", "--temporal", ts.addr)
+	r := ferry(t, "run", "--temporal", ts.addr, "--name", "socancel", "--progress", "none")
+	if r.code != 1 || !strings.Contains(r.stderr, "was cancelled") {
+		t.Fatalf("attaching to the cancelled flow: want exit 1 saying it was cancelled:\n%s", r)
+	}
+	if n := slots(); n != 0 {
+		t.Fatalf("%d replication slot(s) left after the cancel", n)
+	}
+}

@@ -148,6 +148,9 @@ func (r *flowRun) options(ctx workflow.Context, id string, startToClose time.Dur
 		ActivityID:          id,
 		StartToCloseTimeout: startToClose,
 		HeartbeatTimeout:    r.set.HeartbeatTimeout,
+		// A cancelled activity is waited for, so the release that follows a
+		// cancel finds the replication slot no longer in use.
+		WaitForCancellation: true,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
