@@ -503,3 +503,37 @@ func TestScaleOutCancelReleasesTheSlot(t *testing.T) {
 		t.Fatalf("%d replication slot(s) left after the cancel", n)
 	}
 }
+
+func TestScaleOutTerminatedFlowResumesWhereItStopped(t *testing.T) {
+	ts := startTemporal(t)
+	db := filepath.Join(t.TempDir(), "dst.db")
+	srcURL := "fake://?tables=2&rows=100000&seed=3"
+	w := startFerry(t, "worker", "--temporal", ts.addr, "--log-format", "json", "--concurrency", "1",
+		"--connection", "src="+srcURL, "--connection", "dst=sqlite://"+db)
+	if !w.waitFor(t, "worker polling", 30*time.Second) {
+		t.Fatalf("worker:\n%s", w.stderr.String())
+	}
+	args := []string{"run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "resume",
+		"--mode", "snapshot", "--parallel", "1", "--partition-rows", "5000", "--progress", "none"}
+	mustFerry(t, append(args, "--detach")...)
+	deadline := time.Now().Add(60 * time.Second)
+	for countLines(w.stderr.String(), "partition copied") < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the copy does not progress:\n%s", w.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out, err := exec.Command(ts.bin, "workflow", "terminate", "-w", "resume", "--address", ts.addr, "--reason", "test").CombinedOutput(); err != nil {
+		t.Fatalf("terminate: %v\n%s", err, out)
+	}
+	before := countLines(w.stderr.String(), "partition copied")
+	mustFerry(t, args...)
+	if total := countLines(w.stderr.String(), "partition copied"); total > 40+1 {
+		t.Fatalf("%d partition copies for 40 partitions (%d before the terminate): the resumed flow copied finished partitions again", total, before)
+	}
+	st := ts.flowStatus(t, "resume")
+	if st == nil || st.Status != "Completed" || st.State.Runs != 1 {
+		t.Fatalf("status after the resume: %+v", st)
+	}
+	mustFerry(t, "verify", srcURL, "sqlite://"+db)
+}

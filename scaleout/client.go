@@ -337,10 +337,23 @@ func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions
 			if (status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && !opts.Restart) || (in.Options.Source == "" && in.Options.Destination == "") {
 				return c.GetWorkflow(ctx, name, ""), true, nil
 			}
+			// A flow that failed or was terminated resumes where it
+			// stopped: its plan, finished partitions and CDC position carry
+			// over (a cancelled one released everything: it starts over).
+			if status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && !opts.Restart && in.State == nil {
+				if st, err := Progress(ctx, c, name, opts.TaskQueue); err == nil && st.State.Plan != nil && st.State.Phase != PhaseCancelled {
+					if diff := Differences(st.Options, in.Options); len(diff) > 0 {
+						return nil, false, connector.Configf("run it with the same options to resume it, or with --restart to start over",
+							fmt.Sprintf("flow %q stopped (%s) with other options: %s", name, st.Status, strings.Join(diff, "; ")))
+					}
+					in.State = resumable(st.State)
+				}
+			}
 		}
 		if in.Options.Source == "" || in.Options.Destination == "" {
 			return nil, false, connector.Configf("start it with --source NAME --destination NAME", fmt.Sprintf("flow %q is not running", name))
 		}
+		in.Restart = opts.Restart
 		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:                       name,
 			TaskQueue:                opts.TaskQueue,
@@ -357,6 +370,19 @@ func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions
 		return run, false, nil
 	}
 	return nil, false, fmt.Errorf("start flow %q: it keeps starting and ending", name)
+}
+
+// resumable is the state of a stopped flow, ready to go on.
+func resumable(s FlowState) *FlowState {
+	s.Phase, s.Error, s.Ended = PhaseCopy, "", time.Time{}
+	s.Paused, s.Cutover, s.Cancelled = false, false, false
+	s.Runs++
+	for i := range s.Parts {
+		if s.Parts[i].State != PartDone {
+			s.Parts[i].State = PartPending
+		}
+	}
+	return &s
 }
 
 // Signal sends a flow one of the control signals.

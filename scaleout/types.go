@@ -93,6 +93,9 @@ func (s Settings) withDefaults(o flow.Config) Settings {
 type FlowInput struct {
 	Options  flow.Config `json:"options"`
 	Settings Settings    `json:"settings"`
+	// Restart drops what an earlier flow of this name left (replication
+	// slot, destination checkpoints) before planning anew.
+	Restart bool `json:"restart,omitempty"`
 	// State is what an earlier run of the workflow achieved, carried over
 	// by continue-as-new; nil for a new flow.
 	State *FlowState `json:"state,omitempty"`

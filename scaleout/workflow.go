@@ -61,6 +61,11 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 		if s.Cancelled {
 			return r.cancelled(ctx)
 		}
+		if in.Restart {
+			if err := r.release(actCtx); err != nil {
+				return r.fail(err)
+			}
+		}
 		var pr PlanResult
 		err := workflow.ExecuteActivity(r.options(actCtx, "plan", time.Hour), ActivityPlan, PlanInput{Options: in.Options}).Get(actCtx, &pr)
 		if s.Cancelled {
@@ -175,7 +180,7 @@ func (r *flowRun) continueAsNew(ctx workflow.Context) error {
 	s := *r.s
 	s.Runs++
 	workflow.GetLogger(ctx).Info("continuing as new", "runs", s.Runs, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength())
-	return workflow.NewContinueAsNewError(ctx, WorkflowName, FlowInput{Options: r.in.Options, Settings: r.in.Settings, State: &s})
+	return workflow.NewContinueAsNewError(ctx, WorkflowName, FlowInput{Options: r.in.Options, Settings: r.in.Settings, State: &s, Restart: r.in.Restart})
 }
 
 // copy runs the partitions not yet done, at most Window at once. It returns

@@ -43,6 +43,8 @@ its progress until it ends, or attaches to it if it already runs. The copy and
 the change data capture run on the workers (ferry worker); run only watches,
 so any number of runs may attach to one flow, and Ctrl-C detaches without
 stopping the flow. Control it with ferry flow pause|resume|cutover|cancel.
+Run again after a failure (same options), it resumes where the flow stopped;
+--restart drops the slot and checkpoints an earlier flow left and starts over.
 
 --source and --destination name connections that every worker defines
 (--connection src=postgres://...): no URL or credential is given here.
@@ -83,7 +85,7 @@ the workers, a running flow of that name with other options).`,
 	cmd.Flags().StringVar(&src, "source", "", "source connection name (defined on the workers)")
 	cmd.Flags().StringVar(&dst, "destination", "", "destination connection name (defined on the workers)")
 	cmd.Flags().BoolVar(&detach, "detach", false, "start (or find) the flow and return at once")
-	cmd.Flags().BoolVar(&restart, "restart", false, "start a flow that already finished again, from a new plan")
+	cmd.Flags().BoolVar(&restart, "restart", false, "drop what an earlier flow of this name left (slot, checkpoints) and start over from a new plan")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto (bars on a terminal, log lines otherwise), bars, log or none")
 	cmd.Flags().DurationVar(&set.HeartbeatTimeout, "heartbeat-timeout", 0, "how long a silent task keeps its partition before another worker takes it (default 6s)")
 	cmd.Flags().DurationVar(&set.CDCChunk, "cdc-chunk", 0, "how long one CDC task runs before it returns its position and the next starts (default 10m)")
