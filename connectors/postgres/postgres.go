@@ -63,6 +63,12 @@ var sessionParams = map[string]string{
 	"bytea_output":       "hex",
 	"lc_monetary":        "C",
 	"client_encoding":    "UTF8",
+	// A commit ferry sees succeed must be durable: the engine then moves its
+	// checkpoint and acknowledges the source, which releases the WAL or
+	// binlog that could replay it. A server (or role) running with
+	// synchronous_commit = off would lose the last commits in a crash after
+	// ferry had acknowledged them.
+	"synchronous_commit": "on",
 }
 
 // Options are the URL parameters ferry reads itself; the others go to pgx.
