@@ -126,6 +126,10 @@ func (ts *temporalServer) worker(t *testing.T, conns ...string) *background {
 	t.Helper()
 	args := []string{"worker", "--temporal", ts.addr, "--log-format", "json", "--concurrency", "4"}
 	for _, c := range conns {
+		if strings.HasPrefix(c, "--") {
+			args = append(args, c)
+			continue
+		}
 		args = append(args, "--connection", c)
 	}
 	w := startFerry(t, args...)
@@ -324,7 +328,13 @@ func TestScaleOutBadInput(t *testing.T) {
 
 	ts := startTemporal(t)
 	db := filepath.Join(t.TempDir(), "dst.db")
-	ts.worker(t, "src=fake://?tables=1&rows=1000&changes_per_sec=50", "dst=sqlite://"+db)
+	wk := ts.worker(t, "src=fake://?tables=1&rows=1000&changes_per_sec=50", "dst=sqlite://"+db, "--health-addr=127.0.0.1:0")
+	health := "http://" + result{stderr: wk.stderr.String()}.logLine("worker polling")["health"].(string)
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "temporal_"} {
+		if code, body := httpGet(health + path); code != 200 || !strings.Contains(body, want) {
+			t.Errorf("worker %s: %d, want 200 with %q:\n%.500s", path, code, want, body)
+		}
+	}
 
 	// A connection the workers do not know.
 	r := ferry(t, "run", "--temporal", ts.addr, "--source", "nosuch", "--destination", "dst", "--progress", "none")

@@ -139,6 +139,9 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 		return fmt.Errorf("start worker on task queue %s: %w", tf.taskQueue, err)
 	}
 	ready.Store(true)
+	if ln != nil {
+		healthAddr = ln.Addr().String()
+	}
 	log.Info("worker polling", "temporal", tf.address, "namespace", tf.namespace, "task_queue", tf.taskQueue,
 		"identity", identity, "concurrency", concurrency, "connections", strings.Join(conns.Names(), ","), "health", healthAddr)
 
