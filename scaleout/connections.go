@@ -2,7 +2,9 @@ package scaleout
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"sort"
@@ -37,7 +39,7 @@ func LoadConnections(file string, environ []string, flags []string) (*Connection
 		}
 		var m map[string]string
 		dec := yaml.NewDecoder(bytes.NewReader(b))
-		if err := dec.Decode(&m); err != nil && err.Error() != "EOF" {
+		if err := dec.Decode(&m); err != nil && !errors.Is(err, io.EOF) {
 			return nil, connector.Configf("the file maps names to URLs: \"src: postgres://user:pass@host/db\"", fmt.Sprintf("connections file %s: not a map of name to URL", file))
 		}
 		for k, v := range m {

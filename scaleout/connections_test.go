@@ -1,0 +1,74 @@
+package scaleout
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferrydb/ferry/connector"
+	_ "github.com/ferrydb/ferry/connectors/null"
+	_ "github.com/ferrydb/ferry/connectors/sqlite"
+)
+
+func TestConnectionsPrecedenceAndErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "connections.yaml")
+	if err := os.WriteFile(file, []byte("src: sqlite:///from-file.db\nDST: null://\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"FERRY_CONNECTION_SRC=sqlite:///from-env.db", "FERRY_CONNECTION_ARCHIVE=null://", "PATH=/bin"}
+	c, err := LoadConnections(file, env, []string{"archive=sqlite:///from-flag.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"src": "sqlite:///from-env.db", "dst": "null://", "archive": "sqlite:///from-flag.db", "SRC": "sqlite:///from-env.db"} {
+		if got, err := c.Resolve(name, "source"); err != nil || got != want {
+			t.Errorf("%s: %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if got := strings.Join(c.Names(), ","); got != "archive,dst,src" {
+		t.Errorf("names %s", got)
+	}
+	_, err = c.Resolve("nosuch", "destination")
+	if !connector.IsConfigError(err) || !strings.Contains(err.Error(), `destination connection "nosuch" is unknown to the worker (it knows: archive, dst, src)`) {
+		t.Errorf("unknown name: %v", err)
+	}
+
+	for _, bad := range []struct {
+		flags []string
+		env   []string
+		want  string
+	}{
+		{flags: []string{"src"}, want: "has no '='"},
+		{flags: []string{"Bad Name=null://"}, want: "invalid connection name"},
+		{flags: []string{"src="}, want: "has no URL"},
+		{flags: []string{"src=nosuch://x"}, want: "unknown scheme"},
+		{env: []string{"FERRY_CONNECTION_=null://"}, want: "invalid connection name"},
+	} {
+		_, err := LoadConnections("", bad.env, bad.flags)
+		if !connector.IsConfigError(err) || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%v %v: %v, want a configuration error saying %q", bad.flags, bad.env, err, bad.want)
+		}
+	}
+	if _, err := LoadConnections(filepath.Join(t.TempDir(), "missing.yaml"), nil, nil); !connector.IsConfigError(err) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestConnectionErrorsHideThePassword(t *testing.T) {
+	_, err := LoadConnections("", nil, []string{"src=nosuch://user:hunter2-secret@host/db"})
+	if err == nil || strings.Contains(err.Error(), "hunter2-secret") {
+		t.Fatalf("error %v shows the password", err)
+	}
+	a := &Activities{}
+	if msg := a.failure(os.ErrNotExist, []string{"hunter2-secret"}).Error(); strings.Contains(msg, "hunter2") {
+		t.Fatal(msg)
+	}
+	if msg := a.failure(errString("connect to postgres://u:hunter2-secret@h/db failed"), []string{"hunter2-secret"}).Error(); strings.Contains(msg, "hunter2-secret") {
+		t.Fatalf("activity failure keeps the password: %s", msg)
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
