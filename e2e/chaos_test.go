@@ -249,12 +249,35 @@ func TestChaosDestinationDownPostgres(t *testing.T) {
 	src, dst := pgtest.Shared(t), pgtest.Start(t)
 	down := chaosPick(5*time.Second, 30*time.Second)
 	modes := []string{"fast", "immediate"}
-	srcDB, dstDB := pgShopFlow(t, src, dst, "down", chaosPick(5000, 50000))
-	rep := newReport(t, "2 destination down", "postgres->postgres", fmt.Sprintf("destination stopped (%s) for %s during CDC", strings.Join(modes, ", then "), down))
+	rows := chaosPick(30000, 100000)
+	srcDB, dstDB := pgShopFlow(t, src, dst, "down", rows)
+	rep := newReport(t, "2 destination down", "postgres->postgres", fmt.Sprintf("destination stopped fast for %s during the copy, then (%s) for %s each during CDC", down, strings.Join(modes, ", then "), down))
 	rep.Seed = chaosSeed(t)
-	load := startPGLoad(t, src.URL(srcDB), int64(chaosPick(5000, 50000))+1, rep.Seed)
-	f := newChaosFlow(t, rep, "sync", src.URL(srcDB)+"&heartbeat=1s", dst.URL(dstDB), "--name", "chaos-down-pg", "--state-dir", t.TempDir())
+	load := startPGLoad(t, src.URL(srcDB), int64(rows)+1, rep.Seed)
+	f := newChaosFlow(t, rep, "sync", src.URL(srcDB)+"&heartbeat=1s", dst.URL(dstDB), "--name", "chaos-down-pg", "--state-dir", t.TempDir(),
+		"--parallel", "2", "--partition-rows", "2000", "--batch-rows", "500")
 	f.start()
+	// During the copy: the lanes' writers keep their batch and retry.
+	if !f.waitLog("copy starting", 5*time.Minute) {
+		t.Fatalf("the copy never started:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	time.Sleep(300 * time.Millisecond)
+	dst.Down(t, "fast")
+	time.Sleep(down)
+	if f.exited() {
+		t.Fatalf("ferry ended while the destination was down during the copy:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	if strings.Contains(f.cur.stderr.String(), "copy done") || !strings.Contains(f.cur.stderr.String(), "destination unavailable; keeping the batch") {
+		t.Fatalf("the outage did not land in the copy, or was not reported:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	dst.Up(t)
+	up := time.Now()
+	if !chaosWait(5*time.Minute, func() bool {
+		return strings.Contains(f.cur.stderr.String(), "destination available again; copying") || f.exited()
+	}) || f.exited() {
+		t.Fatalf("the copy did not go on after the destination came back:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	rep.recovered(time.Since(up))
 	if !f.waitLog("change data capture starting", 5*time.Minute) {
 		t.Fatalf("CDC never started:\n%s", tail(f.cur.stderr.String(), 30))
 	}

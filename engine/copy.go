@@ -133,12 +133,13 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 		return nil
 	})
 	var lanesWG sync.WaitGroup
-	for _, w := range writers {
+	for i := range writers {
 		lane := make(chan laneMsg, 4)
 		lanesWG.Add(1)
 		g.Go(func() error { defer close(lane); return e.readLane(gctx, stop, work, lane) })
 		g.Go(func() error {
 			defer lanesWG.Done()
+			w := &retryingWriter{e: e, w: writers[i]}
 			err := e.writeLane(gctx, w, lane, cursors)
 			if cerr := w.Close(); err == nil && cerr != nil {
 				err = fmt.Errorf("close destination writer: %w", cerr)
@@ -305,6 +306,73 @@ func (e *Engine) writeLane(ctx context.Context, w connector.RowWriter, lane <-ch
 		cursors.set(b.Checkpoint.Key, b.Checkpoint.Value)
 	}
 	return nil
+}
+
+// retryingWriter is a copy lane's writer that rides out destination
+// outages (see writeRetrying).
+type retryingWriter struct {
+	e *Engine
+	w connector.RowWriter // nil between a lost connection and the next open
+}
+
+func (r *retryingWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
+	return r.e.writeRetrying(ctx, &r.w, b)
+}
+
+func (r *retryingWriter) Close() error {
+	if r.w == nil {
+		return nil
+	}
+	return r.w.Close()
+}
+
+// writeRetrying writes one batch. When the destination is unavailable
+// (connector.IsUnavailable) it closes the writer, waits with backoff, opens
+// another and writes the same batch again, for up to --retry-timeout:
+// writing a batch twice is harmless (RowWriter's contract: upsert by key,
+// the checkpoint in the same transaction), and the lane's later batches wait.
+func (e *Engine) writeRetrying(ctx context.Context, w *connector.RowWriter, b *model.RowBatch) error {
+	var down time.Time
+	wait := retryFirst
+	for attempt := 1; ; attempt++ {
+		var err error
+		if *w == nil {
+			if *w, err = e.dst.OpenWriter(ctx); err != nil {
+				*w = nil
+				err = fmt.Errorf("open destination writer: %w", err)
+			}
+		}
+		if err == nil {
+			if err = (*w).WriteRows(ctx, b); err == nil {
+				if !down.IsZero() {
+					e.log.Warn("destination available again; copying", "partition", b.Partition,
+						"outage", time.Since(down).Round(time.Millisecond).String(), "attempts", attempt)
+				}
+				return nil
+			}
+		}
+		if ctx.Err() != nil || !connector.IsUnavailable(err) {
+			return err
+		}
+		if down.IsZero() {
+			down = time.Now()
+		}
+		if time.Since(down) >= e.cfg.RetryTimeout {
+			return fmt.Errorf("the destination has been unavailable for %s (retry_timeout), giving up; rerun to resume from the last checkpoint: %w", time.Since(down).Round(time.Second), err)
+		}
+		if *w != nil {
+			(*w).Close() //nolint:errcheck // the connection is already broken
+			*w = nil
+		}
+		e.log.Warn("destination unavailable; keeping the batch and retrying", "partition", b.Partition,
+			"attempt", attempt, "retry_in", wait.String(), "down_for", time.Since(down).Round(time.Millisecond).String(), "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wait = min(2*wait, retryMax)
+	}
 }
 
 func (e *Engine) partCheckpoint(t *partTask) *model.Checkpoint {

@@ -247,3 +247,82 @@ func TestOtherSourceErrorsFailTheCopy(t *testing.T) {
 		t.Fatalf("want the read error at once, got %v\n%s", err, log)
 	}
 }
+
+// flakyCopyDst decorates the null destination: its row writers fail a
+// number of writes as if the connection was lost (and stay broken), and the
+// next open after a failure is refused too.
+type flakyCopyDst struct {
+	*null.Destination
+	failWrites atomic.Int64
+	failOpen   atomic.Bool
+	failures   atomic.Int64
+}
+
+func (d *flakyCopyDst) OpenWriter(ctx context.Context) (connector.RowWriter, error) {
+	if d.failOpen.CompareAndSwap(true, false) {
+		return nil, connector.Unavailable(errors.New("dial tcp: connect: connection refused"))
+	}
+	w, err := d.Destination.OpenWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &flakyRowWriter{RowWriter: w, d: d}, nil
+}
+
+type flakyRowWriter struct {
+	connector.RowWriter
+	d      *flakyCopyDst
+	broken bool
+}
+
+func (w *flakyRowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
+	if w.broken {
+		return errors.New("flakyRowWriter: used after its connection failed")
+	}
+	if len(b.Rows) > 0 && w.d.failWrites.Add(-1) >= 0 {
+		w.broken = true
+		w.d.failures.Add(1)
+		w.d.failOpen.Store(true)
+		return connector.Unavailable(errors.New("write: connection reset by peer"))
+	}
+	return w.RowWriter.WriteRows(ctx, b)
+}
+
+// TestUnavailableDestinationDuringTheCopyIsRetried: copy writers that lose
+// the destination write the same batch again on a new writer; every row
+// arrives once. Before, the copy failed.
+func TestUnavailableDestinationDuringTheCopyIsRetried(t *testing.T) {
+	defer engine.SetRetryWaits(5*time.Millisecond, 20*time.Millisecond)()
+	ctx := context.Background()
+	cfg := flow.Config{Source: "fake://?tables=2&rows=20000&seed=9", Destination: "null://", Mode: flow.ModeSnapshot,
+		Parallel: 3, PartitionRows: 5000, RetryTimeout: time.Minute, StateDir: t.TempDir()}
+	src, err := connector.Open(ctx, cfg.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst := &flakyCopyDst{Destination: &null.Destination{}}
+	dst.failWrites.Store(6)
+	store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var log syncLog
+	e, err := engine.New(cfg, src, dst, store, slog.New(slog.NewTextHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(ctx, ctx); err != nil {
+		t.Fatalf("the copy failed on an outage it should have retried: %v\n%s", err, log.String())
+	}
+	if dst.failures.Load() != 6 {
+		t.Fatalf("%d writes failed, want 6", dst.failures.Load())
+	}
+	if rows, _ := dst.Counts(); rows != 40000 {
+		t.Fatalf("the destination got %d rows, want exactly 40000", rows)
+	}
+	if !strings.Contains(log.String(), "destination unavailable; keeping the batch and retrying") || !strings.Contains(log.String(), "destination available again; copying") {
+		t.Errorf("the outage was not logged:\n%s", log.String())
+	}
+}
