@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
@@ -58,80 +55,62 @@ func (e *Engine) StoredPartitionProgress(ctx context.Context, partitionID string
 	return pp, true, nil
 }
 
-// CopyPartition copies one partition of the plan (UsePlan) from the
-// progress from, through one lane: a reader and a writer joined by a bounded
-// channel, exactly as in Run. report is called with the progress after each
-// batch the destination confirmed (from the writer goroutine: it must not
-// block for long). A graceful stop (stop done) ends reading, lets the batches
-// in flight be written and returns the progress reached with a nil error;
-// cancelling ctx aborts.
+// KeepsCheckpoints reports a destination that stores the flow's
+// checkpoints itself (connector.CheckpointKeeper): its checkpoints are then
+// where a partition resumes, whatever progress the caller remembers.
+func (e *Engine) KeepsCheckpoints() bool { return e.keeper != nil }
+
+// CopyPartition copies one partition of the plan (UsePlan, with that
+// partition only) exactly as Run copies it: one lane, a reader and a writer
+// joined by a bounded channel. It resumes from the destination's checkpoint
+// when the destination keeps checkpoints, else from from. report is called
+// with the progress after each batch the destination confirmed (from the
+// writer goroutine: it must not block for long). A graceful stop (stop done)
+// ends reading, lets the batches in flight be written and returns the
+// progress reached with a nil error; cancelling ctx aborts. The
+// destination's end-of-table work is left to FinishTables.
 func (e *Engine) CopyPartition(ctx, stop context.Context, partitionID string, from PartitionProgress, report func(PartitionProgress)) (PartitionProgress, error) {
-	if e.plan == nil {
-		return from, fmt.Errorf("copy partition %s: no plan", partitionID)
+	if e.plan == nil || len(e.plan.Partitions) != 1 || e.plan.Partitions[0].ID != partitionID {
+		return from, fmt.Errorf("copy partition %s: the plan must hold that partition only", partitionID)
 	}
-	var p *model.Partition
-	for i := range e.plan.Partitions {
-		if e.plan.Partitions[i].ID == partitionID {
-			p = &e.plan.Partitions[i]
+	key := partitionKey(partitionID)
+	if e.keeper == nil && (from.Cursor != "" || from.Rows > 0 || from.Done) {
+		b, err := json.Marshal(from)
+		if err != nil {
+			return from, err
+		}
+		if err := e.store.SaveCheckpoints(ctx, map[string]string{key: string(b)}); err != nil {
+			return from, err
 		}
 	}
-	if p == nil {
-		return from, fmt.Errorf("copy partition %s: not in the plan", partitionID)
-	}
-	tr := e.byNS[p.Table]
-	if tr == nil {
-		return from, fmt.Errorf("plan: partition %s belongs to unknown table %s", p.ID, p.Table)
-	}
-	if from.Done {
-		return from, nil
-	}
-	tr.stats.Partitions.Add(1)
-	tr.stats.RowsCopied.Add(from.Rows)
-	if from.Cursor != "" {
-		e.progress.ResumedPartitions.Add(1)
-	}
-	e.progress.setPhase(PhaseCopy)
-	task := &partTask{p: *p, tr: tr, cp: partCheckpoint(from)}
-
-	w, err := e.dst.OpenWriter(ctx)
-	if err != nil {
-		return from, fmt.Errorf("open destination writer: %w", err)
-	}
-	var mu sync.Mutex
-	last := from
-	key := partitionKey(p.ID)
-	tw := &tapWriter{RowWriter: w, after: func(b *model.RowBatch) {
-		if b.Checkpoint == nil || b.Checkpoint.Key != key {
+	// The writers copy() opens report what they wrote; the destination's
+	// end-of-table work (TableFinisher) is hidden from copy().
+	orig := e.dst
+	e.dst = &tapDestination{Destination: orig, after: func(b *model.RowBatch) {
+		if report == nil || b.Checkpoint == nil || b.Checkpoint.Key != key {
 			return
 		}
 		var pp PartitionProgress
-		if json.Unmarshal([]byte(b.Checkpoint.Value), &pp) != nil {
-			return
-		}
-		mu.Lock()
-		last = pp
-		mu.Unlock()
-		if report != nil {
+		if json.Unmarshal([]byte(b.Checkpoint.Value), &pp) == nil {
 			report(pp)
 		}
 	}}
-	g, gctx := errgroup.WithContext(ctx)
-	work := make(chan *partTask, 1)
-	work <- task
-	close(work)
-	lane := make(chan laneMsg, 4)
-	g.Go(func() error { defer close(lane); return e.readLane(gctx, stop, work, lane) })
-	g.Go(func() error {
-		err := e.writeLane(gctx, tw, lane, newCursorLog())
-		if cerr := w.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("close destination writer: %w", cerr)
+	err := e.copy(ctx, stop)
+	e.dst = orig
+	got, ok, perr := e.StoredPartitionProgress(context.WithoutCancel(ctx), partitionID)
+	if !ok && perr == nil && e.keeper == nil {
+		raw, serr := e.store.Checkpoints(context.WithoutCancel(ctx), key)
+		if serr != nil {
+			perr = serr
+		} else if v, found := raw[key]; found {
+			perr = json.Unmarshal([]byte(v), &got)
+		} else {
+			got = from
 		}
-		return err
-	})
-	err = g.Wait()
-	mu.Lock()
-	got := last
-	mu.Unlock()
+	}
+	if err == nil {
+		err = perr
+	}
 	if err != nil {
 		return got, err
 	}
@@ -139,6 +118,21 @@ func (e *Engine) CopyPartition(ctx, stop context.Context, partitionID string, fr
 		return got, ctx.Err()
 	}
 	return got, nil
+}
+
+// tapDestination opens writers that call after once the destination
+// confirmed a batch.
+type tapDestination struct {
+	connector.Destination
+	after func(*model.RowBatch)
+}
+
+func (t *tapDestination) OpenWriter(ctx context.Context) (connector.RowWriter, error) {
+	w, err := t.Destination.OpenWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &tapWriter{RowWriter: w, after: t.after}, nil
 }
 
 // tapWriter calls after once the destination confirmed a batch.

@@ -233,9 +233,17 @@ func (a *Activities) CopyPartition(ctx context.Context, in CopyInput) (CopyResul
 	if err != nil {
 		return CopyResult{}, a.failure(err, o.secrets)
 	}
-	if ok && (stored.Done || stored.Rows > from.Rows) {
+	// A destination that keeps checkpoints is authoritative (the engine
+	// resumes from it); its checkpoint is never behind the heartbeat, which
+	// reports only what it confirmed.
+	switch {
+	case ok && (stored.Done || stored.Rows > from.Rows):
 		from = stored
 		resumedFrom = "destination"
+	case ok:
+		from = stored
+	case eng.KeepsCheckpoints():
+		from, resumedFrom = engine.PartitionProgress{}, ""
 	}
 	log := a.logger().With("flow", in.Options.Name, "partition", in.Partition.ID, "attempt", info.Attempt)
 	if resumedFrom != "" {
