@@ -225,6 +225,52 @@ func TestScaleOutPostgresSurvivesAKilledWorker(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// A third worker joins; the one running change data capture is killed:
+	// another takes over from its last heartbeated position.
+	w3 := ts.worker(t, conns...)
+	pids[w3.cmd.Process.Pid] = w3
+	var cdcWorker *background
+	deadline = time.Now().Add(60 * time.Second)
+	for cdcWorker == nil && time.Now().Before(deadline) {
+		if st := ts.flowStatus(t, "soshop"); st != nil {
+			for _, w := range st.Workers {
+				_, pidText, _ := strings.Cut(w.Identity, ":")
+				pid, _ := strconv.Atoi(pidText)
+				for _, a := range w.Activities {
+					if a == "cdc" && pids[pid] != nil && pids[pid] != victim {
+						cdcWorker = pids[pid]
+					}
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if cdcWorker == nil {
+		t.Fatal("no worker was seen running change data capture")
+	}
+	time.Sleep(1500 * time.Millisecond) // a heartbeat with a position
+	cdcWorker.kill(t)
+	killedAt := time.Now()
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		st := ts.flowStatus(t, "soshop")
+		taken := false
+		if st != nil {
+			for _, w := range st.Workers {
+				for _, a := range w.Activities {
+					taken = taken || (a == "cdc" && !strings.HasSuffix(w.Identity, ":"+strconv.Itoa(cdcWorker.cmd.Process.Pid)))
+				}
+			}
+		}
+		if taken {
+			t.Logf("change data capture moved to another worker %s after the kill", time.Since(killedAt).Round(100*time.Millisecond))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no worker took change data capture over: %+v", st)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	writer.halt(t)
 	if writer.ops.Load() < 50 {
 		t.Fatalf("the writer made only %d changes", writer.ops.Load())
@@ -290,7 +336,7 @@ func TestScaleOutPostgresSurvivesAKilledWorker(t *testing.T) {
 	if !strings.Contains(h, "ferry.copy-partition") {
 		t.Fatalf("the history looks empty:\n%.2000s", h)
 	}
-	for what, text := range map[string]string{"history": h, "ferry run": run.stderr.String(), "worker 1": w1.stderr.String(), "worker 2": w2.stderr.String()} {
+	for what, text := range map[string]string{"history": h, "ferry run": run.stderr.String(), "worker 1": w1.stderr.String(), "worker 2": w2.stderr.String(), "worker 3": w3.stderr.String()} {
 		if strings.Contains(text, pgtest.Password) {
 			t.Errorf("the password appears in the %s", what)
 		}
