@@ -347,3 +347,37 @@ func TestConfigErrorFailsAtOnce(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestPauseDuringChangeDataCapture(t *testing.T) {
+	f := newFakeFlow()
+	f.streamRes = StreamResult{Position: "0/70", Received: 1}
+	env := f.env(t, flow.ModeFull, 2, time.Second)
+	streams := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		n := 0
+		for _, c := range f.calls {
+			if c == "stream" {
+				n++
+			}
+		}
+		return n
+	}
+	var atPause, later int
+	var phase string
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalPause, nil) }, 90*time.Second)
+	env.RegisterDelayedCallback(func() { atPause = streams() }, 3*time.Minute)
+	env.RegisterDelayedCallback(func() {
+		later, phase = streams(), query(t, env).State.Phase
+		env.SignalWorkflow(SignalResume, nil)
+	}, 3*time.Hour)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalCutover, nil) }, 3*time.Hour+150*time.Second)
+	env.ExecuteWorkflow(WorkflowName, FlowInput{Options: options("")})
+	s := result(t, env)
+	if atPause == 0 || later != atPause || phase != PhasePaused {
+		t.Fatalf("CDC activities: %d when paused, %d hours later (phase %q); want the same, paused", atPause, later, phase)
+	}
+	if streams() <= atPause || s.Phase != PhaseDone || s.CDC.Position != "0/70" {
+		t.Fatalf("after resume and cutover: %d CDC activities, phase %s, position %s", streams(), s.Phase, s.CDC.Position)
+	}
+}
