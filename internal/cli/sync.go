@@ -365,8 +365,14 @@ func startMonitor(ctx context.Context, g *globals, cfg *flow.Config, ln net.List
 		Token: ui.token, Metrics: m.tel.Handler(), Log: log,
 	})
 	m.dash.Serve(ln)
-	m.url = "http://" + ln.Addr().String() + "/"
-	log.Info("dashboard listening", "url", m.url, "token", ui.token != "")
+	// On every interface, the URL names this machine's loopback: it works
+	// here, and the address says what else can reach it.
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	m.url = "http://" + net.JoinHostPort(host, port) + "/"
+	log.Info("dashboard listening", "url", m.url, "address", ln.Addr().String(), "token", ui.token != "")
 	return m, nil
 }
 

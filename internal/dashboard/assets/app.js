@@ -97,8 +97,15 @@
     rows.dataset.value = f.rows_copied;
     setText('overall-rows', int(f.rows_copied));
     setText('overall-rows-sub', 'of ~' + int(f.rows_estimated) + ' estimated · ' + bytes(f.bytes_copied));
-    setText('rows-rate', f.running ? compact(f.rows_per_sec) + ' rows/s' : '–');
-    setText('bytes-rate', f.running ? bytes(f.bytes_per_sec) + '/s' : 'flow ended');
+    if (f.running && phase === 'copy') {
+      setText('rows-rate', compact(f.rows_per_sec) + ' rows/s');
+      setText('bytes-rate', bytes(f.bytes_per_sec) + '/s');
+    } else {
+      // After the copy: its average speed, from the history.
+      const avg = copyAverage();
+      setText('rows-rate', avg ? compact(avg.rows) + ' rows/s' : '–');
+      setText('bytes-rate', avg ? 'copy average · ' + bytes(avg.bytes) + '/s' : (phase === 'plan' ? 'starts after the plan' : '\u00a0'));
+    }
     const ch = $('changes-received');
     ch.dataset.value = f.cdc.changes_received;
     setText('changes-received', int(f.cdc.changes_received));
@@ -112,6 +119,15 @@
     renderDetails(f);
     renderWorkers(f);
     setText('version', 'ferry ' + (f.version || ''));
+  }
+
+  function copyAverage() {
+    const copy = points.filter((p) => p.phase === 'copy');
+    if (copy.length < 2) return null;
+    const a = copy[0], b = points[points.indexOf(copy[copy.length - 1]) + 1] || copy[copy.length - 1];
+    const dt = (b.t - a.t) / 1000;
+    if (dt <= 0) return null;
+    return { rows: (b.rows_copied - a.rows_copied) / dt, bytes: (b.bytes_copied - a.bytes_copied) / dt };
   }
 
   function headline(f) {
@@ -174,7 +190,9 @@
         r.segs = el('div', 'segs');
         r.partsText = el('span');
         r.parts.append(r.partsText, r.segs);
-        r.row.append(r.name, r.bar, r.nums, r.parts);
+        r.meta = el('div', 'tmeta');
+        r.meta.append(r.nums, r.parts);
+        r.row.append(r.name, r.bar, r.meta);
         box.append(r.row);
         tableRows.set(t.table, r);
       }
@@ -189,7 +207,8 @@
       r.nums.textContent = int(t.rows_copied) + ' / ~' + int(t.rows_estimated) + ' rows · ' +
         bytes(t.bytes_copied) + ' / ~' + bytes(t.bytes_estimated);
       const pending = Math.max(0, t.partitions - t.partitions_done - t.partitions_running);
-      r.partsText.textContent = 'partitions ' + t.partitions_done + ' done · ' + t.partitions_running + ' running · ' + pending + ' waiting';
+      r.partsText.textContent = t.partitions_done + '/' + t.partitions + ' partitions' + (t.partitions_running > 0 ? ' · ' + t.partitions_running + ' running' : '');
+      r.parts.title = t.partitions_done + ' done, ' + t.partitions_running + ' running, ' + pending + ' waiting';
       drawSegments(r.segs, t.partitions_done, t.partitions_running, t.partitions);
     }
     setText('tables-summary', done + ' of ' + f.tables.length + ' copied');
@@ -221,10 +240,9 @@
 
   function renderDetails(f) {
     kv($('details'), [
-      ['Source', f.source, 'mono'],
-      ['Destination', f.destination, 'mono'],
+      ['From', f.source, 'mono'],
+      ['To', f.destination, 'mono'],
       ['Mode', f.mode + (f.coordinator ? ' · ' + f.coordinator + ' coordinator' : '')],
-      ['Started', new Date(f.started).toLocaleString([], { hour12: false })],
       ['Write batches', int(f.write_batches) + ' · avg ' + f.write_latency_avg_ms.toFixed(1) + ' ms · max ' + f.write_latency_max_ms.toFixed(1) + ' ms'],
       ['Resumed', f.resumed_partitions + ' partitions from a cursor · ' + f.skipped_partitions + ' already done'],
       ['State', f.state_path || '–', 'mono'],
@@ -276,11 +294,13 @@
   }
 
   // ---- charts ----
+  // niceMax is the top of an axis with 4 round steps above v.
   function niceMax(v) {
     if (!(v > 0)) return 1;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
+    const step = v / 4;
+    const p = Math.pow(10, Math.floor(Math.log10(step)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= step) return 4 * m * p;
+    return 40 * p;
   }
 
   // chart draws series [{color, values: [[t, v|null]], fmt, side}] over time.
@@ -306,8 +326,9 @@
       canvas.dataset.drawn = '0';
       return;
     }
+    // The whole history (up to an hour), at least 10 seconds wide.
     const tMax = points[points.length - 1].t;
-    const tMin = Math.min(points[0].t, tMax - 60000);
+    const tMin = Math.min(points[0].t, tMax - 10000);
     const x = (t) => left + pw * (t - tMin) / (tMax - tMin);
 
     // Phase bands, so a change of phase is visible on the time axis.
@@ -332,7 +353,7 @@
       if (axes[s.side]) continue;
       let m = 0;
       for (const p of s.values) if (p[1] != null && p[0] >= tMin) m = Math.max(m, p[1]);
-      axes[s.side] = { max: niceMax(m * 1.1), fmt: s.fmt, color: s.color };
+      axes[s.side] = { max: niceMax(m * 1.05), fmt: s.fmt, color: s.color };
     }
     g.strokeStyle = '#e2e8f0';
     g.lineWidth = 1;
