@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"net/url"
@@ -533,4 +534,30 @@ func TestPostgresBadInput(t *testing.T) {
 		}
 		bg.signal(t, os.Interrupt)
 	})
+}
+
+// What a connector logs comes out in the format the user asked for, with
+// secrets scrubbed: here PostgreSQL's warning about an inactive ferry slot
+// (another flow's, left behind) under --log-format json.
+func TestPostgresConnectorLogsFollowLogFormat(t *testing.T) {
+	srv := pgtest.Start(t)
+	src := srv.CreateDatabase(t, "logsrc")
+	pgShop(t, srv, src, 200)
+	srv.Exec(t, src, `SELECT pg_create_logical_replication_slot('ferry_left_behind', 'pgoutput')`)
+	dir := t.TempDir()
+	r := mustFerry(t, "sync", srv.URL(src), "sqlite://"+filepath.Join(dir, "dst.db"), "--state-dir", dir,
+		"--until", "caught-up", "--log-format", "json", "--progress", "none")
+	var found bool
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("a log line is not JSON under --log-format json: %q", line)
+		}
+		if m["slot"] == "ferry_left_behind" && m["level"] == "WARN" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no JSON warning about the inactive slot ferry_left_behind:\n%s", r.stderr)
+	}
 }

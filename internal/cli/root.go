@@ -97,6 +97,9 @@ started, so nothing is lost and the destination can take over at cutover.`,
 }
 
 // logger builds the slog logger; secrets are scrubbed from every string.
+// The commands also make it slog's default, so what connectors log (they
+// log through the default logger: they know no flow) has the same format,
+// level and scrubbing.
 func (g *globals) logger(out io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {

@@ -160,6 +160,7 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 	if err != nil {
 		return err
 	}
+	slog.SetDefault(log)
 	c, err := tf.dial(ctx, g, log, "", nil)
 	if err != nil {
 		return err

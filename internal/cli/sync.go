@@ -237,6 +237,7 @@ func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, pr
 	if mon.dash != nil {
 		log = slog.New(mon.dash.LogHandler(log.Handler()))
 	}
+	slog.SetDefault(log)
 	runErr, stopped := syncFlow(ctx, g, cfg, restart, progress, bars, log, mon)
 	mon.finish(ctx, runErr, stopped)
 	return runErr

@@ -80,6 +80,7 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 	if err != nil {
 		return err
 	}
+	slog.SetDefault(log)
 	conns, err := scaleout.LoadConnections(connFile, os.Environ(), connFlags)
 	if err != nil {
 		return err
