@@ -561,3 +561,36 @@ func TestPostgresConnectorLogsFollowLogFormat(t *testing.T) {
 		t.Fatalf("no JSON warning about the inactive slot ferry_left_behind:\n%s", r.stderr)
 	}
 }
+
+// --retry-timeout bounds how long ferry rides out a destination outage: with
+// 2s, a destination that stays down ends the flow with exit 1 and a message
+// that names the setting, and a run after the outage resumes and finishes.
+func TestPostgresRetryTimeoutFlag(t *testing.T) {
+	srv := pgtest.Start(t)
+	dst := srv.CreateDatabase(t, "retrydst")
+	srcURL := "fake://?tables=1&rows=2000&seed=5&changes=3000&changes_per_sec=500"
+	dir := t.TempDir()
+	args := []string{"sync", srcURL, srv.URL(dst), "--state-dir", dir, "--until", "caught-up", "--log-format", "json", "--progress", "none"}
+	bg := startFerry(t, append(args, "--retry-timeout", "2s")...)
+	if !bg.waitFor(t, "change data capture starting", 2*time.Minute) {
+		t.Fatalf("CDC never started:\n%s", bg.stderr.String())
+	}
+	srv.Down(t, "fast")
+	down := time.Now()
+	select {
+	case <-bg.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("ferry still runs 2 minutes into an outage with --retry-timeout 2s:\n%s", bg.stderr.String())
+	}
+	took := time.Since(down)
+	if code := bg.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(bg.stderr.String(), "--retry-timeout") {
+		t.Fatalf("exit %d after %s; want 1 and an error naming --retry-timeout:\n%s", code, took, bg.stderr.String())
+	}
+	t.Logf("gave up %s after the destination went down", took.Round(100*time.Millisecond))
+	srv.Up(t)
+	mustFerry(t, args...)
+	v := mustFerry(t, "verify", srcURL+"&snapshot=head", srv.URL(dst))
+	if !strings.Contains(v.stdout, "all 1 table(s) equal") {
+		t.Fatalf("verify after resuming: %s", v)
+	}
+}

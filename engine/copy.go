@@ -251,7 +251,7 @@ func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane c
 			down = time.Now()
 		}
 		if time.Since(down) >= e.cfg.RetryTimeout {
-			return fmt.Errorf("the source has been unavailable for %s (retry_timeout), giving up; rerun to resume from the last checkpoint: %w", time.Since(down).Round(time.Second), err)
+			return gaveUp("the source", down, err)
 		}
 		e.log.Warn("source unavailable; reading the partition again from its cursor", "partition", task.p.ID, "cursor", string(cursor),
 			"attempt", attempt, "retry_in", wait.String(), "down_for", time.Since(down).Round(time.Millisecond).String(), "error", err)
@@ -358,7 +358,7 @@ func (e *Engine) writeRetrying(ctx context.Context, w *connector.RowWriter, b *m
 			down = time.Now()
 		}
 		if time.Since(down) >= e.cfg.RetryTimeout {
-			return fmt.Errorf("the destination has been unavailable for %s (retry_timeout), giving up; rerun to resume from the last checkpoint: %w", time.Since(down).Round(time.Second), err)
+			return gaveUp("the destination", down, err)
 		}
 		if *w != nil {
 			(*w).Close() //nolint:errcheck // the connection is already broken
@@ -407,4 +407,14 @@ func (c *cursorLog) flush(ctx context.Context, e *Engine) error {
 	c.dirty = map[string]string{}
 	c.mu.Unlock()
 	return e.store.SaveCheckpoints(ctx, batch)
+}
+
+// gaveUp is the error of an outage that outlasted retry_timeout. It stays an
+// outage (connector.IsUnavailable) but never a configuration error, even
+// when the connector calls the server unreachable: the connection worked
+// when the flow started and rows were written, so exit code 2 ("nothing was
+// written, fix the configuration") would mislead.
+func gaveUp(who string, down time.Time, err error) error {
+	return connector.Unavailable(fmt.Errorf("%s has been unavailable for %s (retry_timeout in the flow file, --retry-timeout), giving up; rerun to resume from the last checkpoint: %s",
+		who, time.Since(down).Round(time.Second), err))
 }

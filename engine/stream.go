@@ -115,9 +115,18 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 	writers := make([]connector.ChangeWriter, 0, nw)
 	for i := 0; i < nw; i++ {
 		w, err := applier.OpenApplier(ctx)
+		if connector.IsUnavailable(err) {
+			// The destination went away after the copy: the writer opens
+			// its applier when its first batch comes, riding out the
+			// outage as it does later (up to retry_timeout).
+			e.log.Warn("destination unavailable; the writer opens its applier when changes come", "writer", i, "error", err)
+			w, err = nil, nil
+		}
 		if err != nil {
 			for _, w := range writers {
-				w.Close() //nolint:errcheck // already failing
+				if w != nil {
+					w.Close() //nolint:errcheck // already failing
+				}
 			}
 			return fmt.Errorf("open destination applier: %w", err)
 		}
@@ -388,8 +397,7 @@ func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connecto
 			down = time.Now()
 		}
 		if time.Since(down) >= e.cfg.RetryTimeout {
-			return fmt.Errorf("apply changes up to %s (writer %d): the destination has been unavailable for %s (retry_timeout), giving up; rerun to resume from the last checkpoint: %w",
-				job.position, writer, time.Since(down).Round(time.Second), err)
+			return gaveUp(fmt.Sprintf("apply changes up to %s (writer %d): the destination", job.position, writer), down, err)
 		}
 		// The connection is gone or suspect: the next attempt opens another.
 		if *w != nil {

@@ -62,10 +62,13 @@ func Main(args []string) int {
 	return ExitFailed
 }
 
+// isCobraUsage recognises cobra's own errors (flags, arguments, commands) by
+// how they begin; a ferry error that merely contains such words (a hint
+// saying a server "accepts TCP connections") is not one.
 func isCobraUsage(err error) bool {
 	s := err.Error()
 	for _, p := range []string{"unknown flag", "unknown shorthand", "unknown command", "accepts ", "requires at least", "invalid argument", "flag needs an argument", "required flag"} {
-		if strings.Contains(s, p) {
+		if strings.HasPrefix(s, p) {
 			return true
 		}
 	}

@@ -30,7 +30,7 @@ type flowFlags struct {
 	rename                                    []string
 	parallel, writers, batchRows, applyBatch  int
 	partitionRows                             int64
-	applyLinger                               time.Duration
+	applyLinger, retryTimeout                 time.Duration
 }
 
 func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
@@ -50,6 +50,7 @@ func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
 	fs.IntVar(&f.writers, "writers", 0, "parallel CDC appliers (default: --parallel)")
 	fs.IntVar(&f.applyBatch, "apply-batch", 0, "max changes per CDC apply batch (default 10000)")
 	fs.DurationVar(&f.applyLinger, "apply-linger", 0, "how long CDC waits to fill a batch (default 50ms)")
+	fs.DurationVar(&f.retryTimeout, "retry-timeout", 0, "how long an unavailable source or destination is retried before the flow fails (default 5m)")
 }
 
 // config merges the flow file, the arguments and the flags.
@@ -91,11 +92,19 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	set("partition-rows", func() { cfg.PartitionRows = f.partitionRows })
 	set("apply-batch", func() { cfg.ApplyBatch = f.applyBatch })
 	set("apply-linger", func() { cfg.ApplyLinger = f.applyLinger })
+	set("retry-timeout", func() { cfg.RetryTimeout = f.retryTimeout })
 	set("until", func() { cfg.Until = f.until })
 	set("state-dir", func() { cfg.StateDir = f.stateDir })
 	for _, n := range []string{"parallel", "writers", "batch-rows", "partition-rows", "apply-batch"} {
 		if fs.Changed(n) {
 			if v, _ := fs.GetInt(n); v < 0 {
+				return nil, usageError{fmt.Errorf("--%s must be positive", n)}
+			}
+		}
+	}
+	for _, n := range []string{"apply-linger", "retry-timeout"} {
+		if fs.Changed(n) {
+			if v, _ := fs.GetDuration(n); v < 0 {
 				return nil, usageError{fmt.Errorf("--%s must be positive", n)}
 			}
 		}
