@@ -28,6 +28,19 @@ func artifacts(t *testing.T) string {
 	return dir
 }
 
+// browserAvailable reports whether Chromium is installed; where the test
+// script requires it (FERRY_REQUIRE_BROWSER), its absence fails the test.
+func browserAvailable(t *testing.T) bool {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("FERRY_REQUIRE_BROWSER") != "" {
+			t.Fatalf("%s is missing: install the Debian package chromium", chromiumPath)
+		}
+		return false
+	}
+	return true
+}
+
 // pageState is what the dashboard shows, read from the rendered page.
 type pageState struct {
 	Phase      string `json:"phase"`
@@ -85,11 +98,8 @@ func number(s string) int64 {
 // page reports no error. Screenshots of the copy, CDC and final states are
 // saved for a person to look at.
 func TestDashboardInABrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("FERRY_REQUIRE_BROWSER") == "" {
-			t.Skipf("%s is missing (Debian package chromium); scripts/test installs it and requires this test", chromiumPath)
-		}
-		t.Fatalf("%s is missing: install the Debian package chromium", chromiumPath)
+	if !browserAvailable(t) {
+		t.Skipf("%s is missing (Debian package chromium); scripts/test installs it and requires this test", chromiumPath)
 	}
 	dir := t.TempDir()
 	out := artifacts(t)

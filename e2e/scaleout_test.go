@@ -423,6 +423,33 @@ func TestScaleOutBadInput(t *testing.T) {
 	if api.Coordinator != "temporal" || api.Phase != scaleout.PhaseCDC {
 		t.Errorf("/api/flow: coordinator %q, phase %q", api.Coordinator, api.Phase)
 	}
+	// The page in a real browser shows the workers card with the worker and
+	// its task, beside the usual cards.
+	if browserAvailable(t) {
+		b := startBrowser(t)
+		b.navigate(t, ui)
+		var page struct {
+			Hidden  bool     `json:"hidden"`
+			Workers []string `json:"workers"`
+			Phase   string   `json:"phase"`
+		}
+		const readWorkers = `(() => ({
+		  hidden: document.getElementById('workers-card').hidden,
+		  workers: [...document.querySelectorAll('#workers dd')].map((e) => e.textContent),
+		  phase: document.getElementById('phase').textContent,
+		}))()`
+		if !waitUntil(context.Background(), 30*time.Second, func() bool {
+			b.eval(t, readWorkers, &page)
+			return !page.Hidden && len(page.Workers) > 0 && strings.Contains(page.Workers[0], "change data capture")
+		}) {
+			t.Errorf("the page's workers card does not show the worker running change data capture: %+v", page)
+		}
+		time.Sleep(time.Second) // the bars' transitions
+		b.screenshot(t, filepath.Join(artifacts(t), "dashboard-scaleout.png"))
+		for _, p := range func() []string { p, _ := b.report(); return p }() {
+			t.Errorf("the page reported: %s", p)
+		}
+	}
 	mustFerry(t, "flow", "cancel", "busy", "--temporal", ts.addr)
 	select {
 	case <-att.done:
