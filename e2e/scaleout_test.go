@@ -423,6 +423,13 @@ func TestScaleOutBadInput(t *testing.T) {
 	if api.Coordinator != "temporal" || api.Phase != scaleout.PhaseCDC {
 		t.Errorf("/api/flow: coordinator %q, phase %q", api.Coordinator, api.Phase)
 	}
+	// The worker that copied the table counts what it read and wrote, per
+	// table, beside the Temporal SDK's metrics.
+	if _, body := httpGet(health + "/metrics"); !strings.Contains(body, `ferry_rows_written_total{flow="busy",otel_scope_name=`) && !strings.Contains(body, `ferry_rows_written_total{flow="busy",`) {
+		t.Errorf("the worker's /metrics has no ferry_rows_written_total for the flow busy:\n%.3000s", body)
+	} else if !strings.Contains(body, `table="fake.t1"`) || !strings.Contains(body, "ferry_cdc_changes_applied_total") {
+		t.Errorf("the worker's /metrics lacks the table's or CDC's counters:\n%.3000s", body)
+	}
 	// The page in a real browser shows the workers card with the worker and
 	// its task, beside the usual cards.
 	if browserAvailable(t) {
@@ -434,9 +441,9 @@ func TestScaleOutBadInput(t *testing.T) {
 			Phase   string   `json:"phase"`
 		}
 		const readWorkers = `(() => ({
-		  hidden: document.getElementById('workers-card').hidden,
+		  hidden: (document.getElementById('workers-card') || { hidden: true }).hidden,
 		  workers: [...document.querySelectorAll('#workers dd')].map((e) => e.textContent),
-		  phase: document.getElementById('phase').textContent,
+		  phase: (document.getElementById('phase') || {}).textContent || '',
 		}))()`
 		if !waitUntil(context.Background(), 30*time.Second, func() bool {
 			b.eval(t, readWorkers, &page)

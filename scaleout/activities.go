@@ -34,8 +34,9 @@ type Activities struct {
 	// (default: the system's temporary directory).
 	ScratchDir string
 	Log        *slog.Logger
-	// Observer is told what the engine does (metrics); nil ignores it.
-	Observer engine.Observer
+	// Observe gives the observer told what the engine does for a flow
+	// (metrics, spans); nil, or a nil observer, ignores it.
+	Observe func(flow string) engine.Observer
 }
 
 // opened is an engine over freshly opened connectors.
@@ -97,8 +98,10 @@ func (a *Activities) open(ctx context.Context, opts flow.Config) (*opened, error
 		closeAll()
 		return nil, a.failure(err, secrets)
 	}
-	if a.Observer != nil {
-		eng.SetObserver(a.Observer)
+	if a.Observe != nil {
+		if o := a.Observe(opts.Name); o != nil {
+			eng.SetObserver(o)
+		}
 	}
 	return &opened{eng: eng, secrets: secrets, close: closeAll}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/internal/telemetry"
 	"github.com/ferrydb/ferry/scaleout"
 )
@@ -126,7 +128,7 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 			srv.Shutdown(sctx) //nolint:errcheck // exiting
 		}()
 	}
-	acts := &scaleout.Activities{Connections: conns, Client: c, Identity: identity, Log: log}
+	acts := &scaleout.Activities{Connections: conns, Client: c, Identity: identity, Log: log, Observe: flowMetrics(ctx, tel, g.scrub, log)}
 	w := worker.New(c, tf.taskQueue, worker.Options{
 		Identity:                           identity,
 		MaxConcurrentActivityExecutionSize: concurrency,
@@ -203,3 +205,26 @@ func healthMux(ready *atomic.Bool, tel *telemetry.Telemetry) *http.ServeMux {
 
 // logNothing is a logger for commands that print their own output.
 func logNothing() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// flowMetrics gives each flow the worker runs pieces of its instruments,
+// made once per flow: rows and bytes read and written per table, batch
+// latencies, changes applied and errors, on the worker's /metrics and over
+// OTLP. The progress gauges are the runner's, which sees the whole flow.
+func flowMetrics(ctx context.Context, tel *telemetry.Telemetry, scrub func(string) string, log *slog.Logger) func(string) engine.Observer {
+	var mu sync.Mutex
+	flows := map[string]*telemetry.Flow{}
+	return func(name string) engine.Observer {
+		mu.Lock()
+		defer mu.Unlock()
+		if f, ok := flows[name]; ok {
+			return f
+		}
+		f, err := tel.Flow(ctx, telemetry.FlowInfo{Name: name, Coordinator: "temporal", Scrub: scrub, Worker: true}, nil)
+		if err != nil {
+			log.Warn("no metrics for the flow", "flow", name, "error", err)
+			return nil
+		}
+		flows[name] = f
+		return f
+	}
+}

@@ -28,6 +28,11 @@ type FlowInfo struct {
 	// Scrub removes secrets from error messages before they enter a span;
 	// nil keeps them as they are.
 	Scrub func(string) string
+	// Worker is set on a scale-out worker, which runs pieces of a flow for
+	// as long as it lives: its partition and apply spans are roots of their
+	// own (the flow's root span belongs to the runner, which knows when the
+	// flow ends).
+	Worker bool
 }
 
 // Flow instruments one flow: it is the engine's Observer, reads the engine's
@@ -72,6 +77,9 @@ func (t *Telemetry) Flow(ctx context.Context, info FlowInfo, snap func() engine.
 	}
 	if t != nil && t.tracer != nil {
 		f.tracer = t.tracer.Tracer(scope)
+		if info.Worker {
+			return f, nil
+		}
 		f.rootCtx, f.root = f.tracer.Start(ctx, "ferry.flow", trace.WithAttributes(
 			attribute.String("ferry.flow", info.Name), attribute.String("ferry.mode", info.Mode),
 			attribute.String("ferry.coordinator", info.Coordinator)))
@@ -335,6 +343,9 @@ func (f *Flow) End(err error) {
 			p.span.SetStatus(codes.Error, "the flow failed")
 		}
 		p.span.End()
+	}
+	if f.root == nil {
+		return
 	}
 	if err != nil && !failed {
 		f.recordError(f.root, err)
