@@ -124,6 +124,14 @@ type TableFinisher interface {
 	FinishTable(ctx context.Context, t *model.Table) error
 }
 
+// Emptier is a destination that can empty tables it was given to
+// CreateTables: a flow started over (ferry sync --restart) copies into
+// empty tables, so rows deleted at the source since the earlier run cannot
+// survive at the destination.
+type Emptier interface {
+	EmptyTables(ctx context.Context, tables []*model.Table) error
+}
+
 // SchemaChanger is a destination that can follow a source's schema changes
 // during CDC. It returns an error that stops the flow for any change it cannot
 // apply exactly.

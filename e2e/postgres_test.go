@@ -594,3 +594,28 @@ func TestPostgresRetryTimeoutFlag(t *testing.T) {
 		t.Fatalf("verify after resuming: %s", v)
 	}
 }
+
+// --restart starts the flow over into emptied destination tables: rows the
+// source deleted after the first run do not survive at the destination.
+func TestPostgresRestartEmptiesTheDestination(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src := srv.CreateDatabase(t, "restartsrc")
+	pgShop(t, srv, src, 2000)
+	dstPG := srv.CreateDatabase(t, "restartdst")
+	dir := t.TempDir()
+	dsts := []string{srv.URL(dstPG), "sqlite://" + filepath.Join(dir, "dst.db"), "file://" + filepath.Join(dir, "files") + "?format=jsonl"}
+	for _, dst := range dsts {
+		mustFerry(t, "sync", srv.URL(src), dst, "--state-dir", dir, "--mode", "snapshot")
+	}
+	srv.Exec(t, src, `DELETE FROM orders WHERE id % 10 = 0; DELETE FROM lines WHERE line = 2`)
+	for _, dst := range dsts {
+		r := mustFerry(t, "sync", srv.URL(src), dst, "--state-dir", dir, "--mode", "snapshot", "--restart", "--log-format", "json")
+		if !strings.HasPrefix(dst, "file:") && r.logLine("emptied the destination tables to start the flow over") == nil {
+			t.Errorf("%s: --restart did not say it emptied the tables:\n%s", dst, r.stderr)
+		}
+		v := ferry(t, "verify", srv.URL(src), dst)
+		if v.code != 0 || !strings.Contains(v.stdout, "all 2 table(s) equal") {
+			t.Errorf("%s after --restart: %s", dst, v)
+		}
+	}
+}

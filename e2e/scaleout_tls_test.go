@@ -165,6 +165,26 @@ func TestScaleOutOverMutualTLS(t *testing.T) {
 		t.Fatalf("over mutual TLS the destination has %d rows (%v), want 6000:\n%s\nworker:\n%s", n, err, r, w.stderr.String())
 	}
 
+	// ferry run --restart starts the flow over into emptied tables: a row
+	// that is not at the source does not survive it.
+	t.Run("restart empties the destination", func(t *testing.T) {
+		rw := openSQLiteRW(t, dst)
+		if _, err := rw.Exec(`CREATE TEMP TABLE x AS SELECT * FROM t1 WHERE id = (SELECT min(id) FROM t1);
+			UPDATE x SET id = -1; INSERT INTO t1 SELECT * FROM x`); err != nil {
+			t.Fatal(err)
+		}
+		rw.Close()
+		r := mustFerry(t, append([]string{"run", "--source", "src", "--destination", "dst", "--name", "tls", "--mode", "snapshot", "--progress", "none", "--restart"}, tlsArgs...)...)
+		var stray, n int
+		db := openSQLite(t, dst)
+		if err := db.QueryRow(`SELECT count(*) FROM t1 WHERE id = -1`).Scan(&stray); err != nil || stray != 0 {
+			t.Errorf("after ferry run --restart the stray row is still there (%d, %v):\n%s", stray, err, r)
+		}
+		if err := db.QueryRow(`SELECT (SELECT count(*) FROM t1) + (SELECT count(*) FROM t2)`).Scan(&n); err != nil || n != 6000 {
+			t.Errorf("after ferry run --restart the destination has %d rows (%v), want 6000", n, err)
+		}
+	})
+
 	refused := []struct {
 		name string
 		args []string

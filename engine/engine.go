@@ -36,6 +36,9 @@ type Engine struct {
 
 	mode    flow.Mode
 	keeper  connector.CheckpointKeeper // nil when the destination keeps none
+	// startOver empties the destination tables when the flow is planned
+	// (ferry sync --restart).
+	startOver bool
 	filter  *flow.Filter
 	renames *flow.Renames
 
@@ -170,6 +173,33 @@ func (e *Engine) createTables(ctx context.Context) error {
 	return nil
 }
 
+// StartOver makes the next plan of the flow empty its destination tables
+// once they exist, before T0: a restarted flow must not keep rows an earlier
+// run copied that the source has deleted since. Call it with Drop.
+func (e *Engine) StartOver() { e.startOver = true }
+
+// emptyTables empties the destination tables of a flow started over.
+func (e *Engine) emptyTables(ctx context.Context) error {
+	if !e.startOver {
+		return nil
+	}
+	em, ok := e.dst.(connector.Emptier)
+	if !ok {
+		return nil
+	}
+	dstTables := make([]*model.Table, len(e.tables))
+	names := make([]string, len(e.tables))
+	for i, t := range e.tables {
+		dstTables[i], names[i] = t.dst, t.dst.Namespace.String()
+	}
+	if err := em.EmptyTables(ctx, dstTables); err != nil {
+		return fmt.Errorf("empty the destination tables to start over: %w", err)
+	}
+	e.log.Info("emptied the destination tables to start the flow over", "tables", strings.Join(names, ", "))
+	e.startOver = false
+	return nil
+}
+
 func (e *Engine) makePlan(ctx context.Context) error {
 	all, err := e.src.Tables(ctx)
 	if err != nil {
@@ -228,6 +258,9 @@ func (e *Engine) makePlan(ctx context.Context) error {
 		return err
 	}
 	if err := e.createTables(ctx); err != nil {
+		return err
+	}
+	if err := e.emptyTables(ctx); err != nil {
 		return err
 	}
 	// Checkpoints the destination holds for this flow belong to an older plan

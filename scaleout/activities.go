@@ -201,6 +201,9 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	defer o.close()
 	stop := keepAlive(ctx, func() any { return nil })
 	defer stop()
+	if in.StartOver {
+		o.eng.StartOver()
+	}
 	if err := o.eng.Prepare(ctx); err != nil {
 		return PlanResult{}, a.failure(err, o.secrets)
 	}

@@ -171,6 +171,8 @@ func (c Control) Stop() bool { return c.Paused || c.Cutover || c.Cancelled }
 // PlanInput asks for a flow's plan.
 type PlanInput struct {
 	Options flow.Config `json:"options"`
+	// StartOver empties the destination tables before T0 (ferry run --restart).
+	StartOver bool `json:"start_over,omitempty"`
 }
 
 // PlanResult is the plan and the negotiated mode.

@@ -67,7 +67,7 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 			}
 		}
 		var pr PlanResult
-		err := workflow.ExecuteActivity(r.options(actCtx, "plan", time.Hour), ActivityPlan, PlanInput{Options: in.Options}).Get(actCtx, &pr)
+		err := workflow.ExecuteActivity(r.options(actCtx, "plan", time.Hour), ActivityPlan, PlanInput{Options: in.Options, StartOver: in.Restart}).Get(actCtx, &pr)
 		if s.Cancelled {
 			return r.cancelled(ctx)
 		}

@@ -182,7 +182,7 @@ checkpointed, and ferry exits 0.`,
 		},
 	}
 	ff.register(cmd.Flags(), true)
-	cmd.Flags().BoolVar(&restart, "restart", false, "discard the flow's saved state and start over")
+	cmd.Flags().BoolVar(&restart, "restart", false, "start the flow over: discard its saved state, checkpoints and replication slot, and empty its destination tables")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto (bars on a terminal, log lines otherwise), bars, log or none")
 	ui.register(cmd.Flags())
 	return cmd
@@ -287,6 +287,7 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, restart bool, p
 		if err := eng.Drop(ctx); err != nil {
 			return fmt.Errorf("restart: %w", err), false
 		}
+		eng.StartOver()
 	}
 	if err := mon.attach(ctx, eng, store.Path(), log); err != nil {
 		return err, false
