@@ -34,13 +34,13 @@ type Engine struct {
 	store *state.Store
 	log   *slog.Logger
 
-	mode    flow.Mode
-	keeper  connector.CheckpointKeeper // nil when the destination keeps none
+	mode   flow.Mode
+	keeper connector.CheckpointKeeper // nil when the destination keeps none
 	// startOver empties the destination tables when the flow is planned
 	// (ferry sync --restart).
 	startOver bool
-	filter  *flow.Filter
-	renames *flow.Renames
+	filter    *flow.Filter
+	renames   *flow.Renames
 
 	plan   *model.Plan
 	tables []*tableRun // in plan order
