@@ -2,8 +2,10 @@
 .PHONY: test build demo bench temporal-dev chaos chaos-short
 test:
 	./scripts/test
+# The version is the checkout's `git describe` (as the image's VERSION).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 build:
-	go build -o bin/ferry ./cmd/ferry
+	go build -trimpath -ldflags="-X github.com/ferrydb/ferry/internal/cli.Version=$(VERSION)" -o bin/ferry ./cmd/ferry
 demo:
 	go run ./cmd/ferry sync 'fake://?tables=3&rows=200000' sqlite:///tmp/ferry-demo.db --mode snapshot --restart
 	go run ./cmd/ferry verify 'fake://?tables=3&rows=200000' sqlite:///tmp/ferry-demo.db
