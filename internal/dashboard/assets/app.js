@@ -243,7 +243,7 @@
       ['From', f.source, 'mono'],
       ['To', f.destination, 'mono'],
       ['Mode', f.mode + (f.coordinator ? ' · ' + f.coordinator + ' coordinator' : '')],
-      ['Write batches', int(f.write_batches) + ' · avg ' + f.write_latency_avg_ms.toFixed(1) + ' ms · max ' + f.write_latency_max_ms.toFixed(1) + ' ms'],
+      ['Write batches', onWorkers(f) ? 'counted by each worker (its /metrics)' : int(f.write_batches) + ' · avg ' + f.write_latency_avg_ms.toFixed(1) + ' ms · max ' + f.write_latency_max_ms.toFixed(1) + ' ms'],
       ['Resumed', f.resumed_partitions + ' partitions from a cursor · ' + f.skipped_partitions + ' already done'],
       ['State', f.state_path || '–', 'mono'],
     ]);
@@ -256,10 +256,14 @@
     kv($('cdc'), [
       ['Position', (c.position || '–') + (c.head ? '  (until ' + c.head + ')' : ''), 'mono'],
       ['Changes', int(c.changes_received) + ' received · ' + int(c.changes_applied) + ' applied after folding'],
-      ['Apply batches', int(f.apply_batches) + ' · avg ' + f.apply_latency_avg_ms.toFixed(1) + ' ms'],
+      ['Apply batches', onWorkers(f) ? 'counted by each worker (its /metrics)' : int(f.apply_batches) + ' · avg ' + f.apply_latency_avg_ms.toFixed(1) + ' ms'],
       ['Lag', lagText(c.lag_seconds) + (f.cdc_lag_bytes != null ? ' · ' + bytes(f.cdc_lag_bytes) : '') + ' · last commit ' + commit],
     ]);
   }
+
+  // In scale-out mode the batches are written by the workers, which count
+  // them; the runner's snapshot has none.
+  function onWorkers(f) { return f.coordinator === 'temporal' && !f.write_batches && !f.apply_batches; }
 
   // Scale-out mode will add a list of workers to /api/flow; the page shows
   // whatever it gets.
