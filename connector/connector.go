@@ -103,6 +103,25 @@ type ChangeWriter interface {
 	Close() error
 }
 
+// FullRowApplier is a change applier that can also apply the changes of a
+// table without a primary key whose source sends whole old rows
+// (model.Table.FullRowIdentity): TableChanges.RowChanges, in order, each
+// matching one row by all its values (a delete of one of two identical rows
+// deletes one). Replaying such changes would duplicate rows, so the engine
+// uses it only with a CheckpointKeeper (the checkpoint in the same
+// transaction makes each batch apply at most once) and a source whose copy
+// is exactly T0 (model.Plan.SnapshotConsistent).
+type FullRowApplier interface {
+	ChangeApplier
+	AppliesFullRows() bool
+}
+
+// LagMeter is a change source that can tell how far a position is behind
+// its head, in bytes of its log (WAL for PostgreSQL), for lag reporting.
+type LagMeter interface {
+	LagBytes(ctx context.Context, pos model.Position) (int64, error)
+}
+
 // CheckpointKeeper is a destination that stores a flow's checkpoints itself,
 // in the same transaction as the data they cover (RowBatch.Checkpoint,
 // ApplyBatch.Checkpoint). Its checkpoints are then authoritative on resume.

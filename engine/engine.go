@@ -232,15 +232,8 @@ func (e *Engine) makePlan(ctx context.Context) error {
 		return connector.Configf("check the spelling against the source's tables", fmt.Sprintf("--rename names tables the source does not have: %s", strings.Join(unused, ", ")))
 	}
 	if e.mode != flow.ModeSnapshot {
-		var nokey []string
-		for _, t := range selected {
-			if len(t.PrimaryKey) == 0 {
-				nokey = append(nokey, t.Namespace.String())
-			}
-		}
-		if len(nokey) > 0 {
-			return connector.Configf("add a primary key, exclude the tables with --tables '!name', or copy them with --mode snapshot",
-				fmt.Sprintf("change data capture needs a primary key to apply changes, and these tables have none: %s", strings.Join(nokey, ", ")))
+		if err := e.checkKeys(selected); err != nil {
+			return err
 		}
 	}
 	planOpts := connector.PlanOptions{CDC: e.mode != flow.ModeSnapshot, Flow: e.name, PartitionRows: e.cfg.PartitionRows, BatchRows: e.cfg.BatchRows}
@@ -278,6 +271,9 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
+	}
+	if err := e.refuseInexactFullRow(ctx, plan); err != nil {
+		return err
 	}
 	if plan.CreatedAt.IsZero() {
 		plan.CreatedAt = time.Now().UTC()

@@ -22,6 +22,7 @@ type foldTable struct {
 	tr      *tableRun
 	entries map[string]*foldEntry
 	order   []*foldEntry
+	rows    []model.RowChange // a full-row table's changes, unfolded, in order
 }
 
 type foldEntry struct {
@@ -64,6 +65,9 @@ func keyValues(tr *tableRun, row model.Row) model.Row {
 
 // add folds one change in.
 func (f *folder) add(tr *tableRun, c *model.Change) error {
+	if tr.fullRow() {
+		return f.addRow(tr, c)
+	}
 	f.changes++
 	ft := f.table(tr)
 	if c.Op == model.OpDelete || (c.Op == model.OpUpdate && c.Key != nil) {
@@ -120,6 +124,36 @@ func (f *folder) add(tr *tableRun, c *model.Change) error {
 	return nil
 }
 
+// addRow appends a change of a table without a primary key: it is not
+// folded, since only the number of identical rows tells them apart.
+func (f *folder) addRow(tr *tableRun, c *model.Change) error {
+	f.changes++
+	ft := f.table(tr)
+	n := len(tr.src.Columns)
+	rc := model.RowChange{}
+	if c.Op != model.OpInsert {
+		if len(c.Key) != n {
+			return fmt.Errorf("%s on %s (no primary key): the old row has %d values, the table has %d columns", c.Op, tr.src.Namespace, len(c.Key), n)
+		}
+		rc.Old = c.Key
+	}
+	if c.Op != model.OpDelete {
+		if len(c.Row) != n {
+			return fmt.Errorf("%s on %s: row has %d values, the table has %d columns", c.Op, tr.src.Namespace, len(c.Row), n)
+		}
+		rc.New = c.Row
+	}
+	for _, r := range []model.Row{rc.Old, rc.New} {
+		for i, v := range r {
+			if model.IsUnchanged(v) {
+				return fmt.Errorf("%s on %s (no primary key): column %s came without its value; the table needs a full replica identity", c.Op, tr.src.Namespace, tr.src.Columns[i].Name)
+			}
+		}
+	}
+	ft.rows = append(ft.rows, rc)
+	return nil
+}
+
 func (ft *foldTable) put(key string, e *foldEntry) {
 	e.key = key
 	if prev, ok := ft.entries[key]; ok {
@@ -132,14 +166,26 @@ func (ft *foldTable) put(key string, e *foldEntry) {
 
 var shardSeed = maphash.MakeSeed()
 
+// fullRowWriter is the writer that applies every change of the tables
+// without a primary key.
+const fullRowWriter = 0
+
 // split shards the folded batch across n writers by key hash: a key always
 // goes to the same writer, so changes to one key stay in order across batches.
+// Tables without a primary key go whole to writer 0, in order; their
+// at-most-once bookkeeping (fullRowWriter) relies on it.
 func (f *folder) split(n int) []*model.ApplyBatch {
 	out := make([]*model.ApplyBatch, n)
 	for i := range out {
 		out[i] = &model.ApplyBatch{}
 	}
 	for _, ft := range f.order {
+		if ft.tr.fullRow() {
+			if len(ft.rows) > 0 {
+				out[fullRowWriter].Tables = append(out[fullRowWriter].Tables, &model.TableChanges{Table: ft.tr.dst, RowChanges: ft.rows})
+			}
+			continue
+		}
 		per := make([]*model.TableChanges, n)
 		for _, e := range ft.order {
 			w := 0

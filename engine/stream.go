@@ -38,11 +38,15 @@ func cdcKey(writer int) string { return "cdc/" + strconv.Itoa(writer) }
 // not have applied past. With a checkpoint-keeping destination that is the
 // minimum of its per-writer checkpoints, which are then reset to it so a
 // change in the number of writers cannot leave a stale, earlier one behind.
-func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, writers int) (model.Position, error) {
+//
+// With tables applied by whole row it also returns their gate, which knows
+// the end of the last transaction whose full-row changes were applied.
+func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, writers int) (model.Position, *fullRowGate, error) {
 	start := e.plan.T0
+	var gate *fullRowGate
 	local, err := e.store.Meta(ctx, "cdc")
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if local != "" {
 		start = model.Position(local)
@@ -50,7 +54,7 @@ func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, w
 	if e.keeper != nil {
 		cps, err := e.checkpoints(ctx, "cdc/")
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		var lowest model.Position
 		for k, v := range cps {
@@ -61,7 +65,7 @@ func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, w
 			}
 			c, err := cs.ComparePositions(pos, lowest)
 			if err != nil {
-				return "", fmt.Errorf("checkpoint %s: %w", k, err)
+				return "", nil, fmt.Errorf("checkpoint %s: %w", k, err)
 			}
 			if c < 0 {
 				lowest = pos
@@ -70,18 +74,28 @@ func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, w
 		if lowest != "" {
 			start = lowest
 		}
+		if e.hasFullRow() {
+			if start == "" {
+				return "", nil, fmt.Errorf("flow %q has no CDC start position (the plan has no T0); run with --restart", e.name)
+			}
+			done, err := e.fullRowDone(ctx, cs, cps, start)
+			if err != nil {
+				return "", nil, err
+			}
+			gate = &fullRowGate{cs: cs, done: done}
+		}
 		reset := map[string]string{}
 		for i := 0; i < writers; i++ {
 			reset[cdcKey(i)] = string(start)
 		}
 		if err := e.keeper.ReplaceCheckpoints(ctx, e.name, "cdc/", reset); err != nil {
-			return "", fmt.Errorf("reset destination checkpoints: %w", err)
+			return "", nil, fmt.Errorf("reset destination checkpoints: %w", err)
 		}
 	}
 	if start == "" {
-		return "", fmt.Errorf("flow %q has no CDC start position (the plan has no T0); run with --restart", e.name)
+		return "", nil, fmt.Errorf("flow %q has no CDC start position (the plan has no T0); run with --restart", e.name)
 	}
-	return start, nil
+	return start, gate, nil
 }
 
 // stream runs CDC: a source goroutine emits change batches; the batcher folds
@@ -92,7 +106,7 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 	cs := e.src.(connector.ChangeSource)
 	applier := e.dst.(connector.ChangeApplier)
 	nw := e.cfg.Writers
-	from, err := e.startPosition(ctx, cs, nw)
+	from, gate, err := e.startPosition(ctx, cs, nw)
 	if err != nil {
 		return err
 	}
@@ -180,7 +194,7 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 				close(j)
 			}
 		}()
-		return e.batch(gctx, in, jobs, applied)
+		return e.batch(gctx, in, jobs, applied, gate)
 	})
 	var writersWG sync.WaitGroup
 	for i := range writers {
@@ -211,7 +225,7 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 // --apply-batch changes (or whatever arrived within --apply-linger) and sends
 // each writer its share. A schema change first drains every writer, then
 // alters the destination table, then goes on.
-func (e *Engine) batch(ctx context.Context, in <-chan *model.ChangeBatch, jobs []chan applyJob, applied *signal) error {
+func (e *Engine) batch(ctx context.Context, in <-chan *model.ChangeBatch, jobs []chan applyJob, applied *signal, gate *fullRowGate) error {
 	f := newFolder()
 	var seq uint64
 	var pos model.Position
@@ -270,8 +284,23 @@ func (e *Engine) batch(ctx context.Context, in <-chan *model.ChangeBatch, jobs [
 				if tr == nil {
 					continue // a table outside the flow
 				}
+				if gate != nil && tr.fullRow() {
+					gate.hold(tr, c)
+					continue
+				}
 				if err := f.add(tr, c); err != nil {
 					return fmt.Errorf("change at %s: %w", b.Position, err)
+				}
+			}
+			if gate != nil {
+				rel, err := gate.release(b)
+				if err != nil {
+					return fmt.Errorf("change at %s: %w", b.Position, err)
+				}
+				for _, h := range rel {
+					if err := f.add(h.tr, h.c); err != nil {
+						return fmt.Errorf("change at %s: %w", b.Position, err)
+					}
 				}
 			}
 			pos = b.Position
@@ -376,6 +405,14 @@ func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connecto
 			if err != nil {
 				*w = nil
 				err = fmt.Errorf("open destination applier: %w", err)
+			}
+		}
+		if err == nil && attempt > 1 {
+			// The failed attempt may have committed: whole-row changes
+			// must not be applied twice.
+			var done bool
+			if done, err = e.appliedAlready(ctx, writer, job); err == nil && done {
+				return nil
 			}
 		}
 		if err == nil {

@@ -96,7 +96,10 @@ type Change struct {
 	// Unchanged markers); nil for deletes.
 	Row Row
 	// Key is the old primary key for deletes, and for updates that changed the
-	// key; nil otherwise. Its values are in primary-key order.
+	// key; nil otherwise. Its values are in primary-key order. For a table
+	// without a primary key whose changes carry the whole old row
+	// (Table.FullRowIdentity), Key is that old row, in column order, for
+	// every update and delete.
 	Key Row
 }
 
@@ -112,6 +115,10 @@ type ChangeBatch struct {
 	// CommitTime is the source's commit time of the last change, zero if
 	// unknown; it measures replication lag.
 	CommitTime time.Time
+	// Partial marks a batch that ends inside a transaction (a huge one
+	// emitted in parts): its Position is the last safe resume point before
+	// the transaction, so the same Position comes again with the rest.
+	Partial bool
 }
 
 // TableChanges is the folded changes of one table inside an apply batch:
@@ -120,6 +127,19 @@ type TableChanges struct {
 	Table   *Table
 	Deletes []Row // primary-key values in key order
 	Upserts []Row // full rows, possibly with Unchanged markers
+	// RowChanges are the changes of a table without a primary key
+	// (Table.FullRowIdentity), unfolded and in source order: with no key,
+	// two identical rows are told apart only by how many there are, so
+	// each change must be applied once, in order. Deletes and Upserts are
+	// then empty.
+	RowChanges []RowChange
+}
+
+// RowChange is one change applied by whole row: Old nil inserts New; New
+// nil deletes one row equal to Old; both replace one row equal to Old by
+// New.
+type RowChange struct {
+	Old, New Row
 }
 
 // ApplyBatch is a set of folded changes for one destination writer.
@@ -134,7 +154,7 @@ type ApplyBatch struct {
 func (b *ApplyBatch) Len() int {
 	n := 0
 	for _, t := range b.Tables {
-		n += len(t.Deletes) + len(t.Upserts)
+		n += len(t.Deletes) + len(t.Upserts) + len(t.RowChanges)
 	}
 	return n
 }

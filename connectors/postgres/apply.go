@@ -64,11 +64,14 @@ func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) er
 
 func (w *changeWriter) applyTable(ctx context.Context, tx pgx.Tx, tc *model.TableChanges) error {
 	t := tc.Table
+	if len(tc.RowChanges) > 0 {
+		return w.applyRows(ctx, tx, tc)
+	}
 	if len(tc.Deletes) == 0 && len(tc.Upserts) == 0 {
 		return nil
 	}
 	if len(t.PrimaryKey) == 0 {
-		return fmt.Errorf("no primary key: ferry applies changes by key")
+		return fmt.Errorf("no primary key: ferry applies its changes by key, or by whole row with a full replica identity at the source (ALTER TABLE ... REPLICA IDENTITY FULL)")
 	}
 	dt, err := w.c.dst(ctx, t.Namespace)
 	if err != nil {

@@ -496,6 +496,7 @@ func (s *streamer) flushPartial(ctx context.Context, send func(*model.ChangeBatc
 	if err != nil {
 		return err
 	}
+	b.Partial = s.inTx
 	return send(b)
 }
 
@@ -523,6 +524,19 @@ func (s *streamer) change(ctx context.Context, relID uint32, op model.Op, old *p
 				return &decodeError{fmt.Errorf("%s on %s: the old row lacks key column %s", op, r.ns, st.table.PrimaryKey[j])}
 			}
 			key[j] = vals[ri]
+		}
+		if len(st.table.PrimaryKey) == 0 {
+			// No primary key: the whole old row (replica identity full)
+			// identifies the row, in the table's column order.
+			if oldType != 'O' {
+				return &decodeError{fmt.Errorf("%s on %s: the table has no primary key and its change carries no old row; it needs REPLICA IDENTITY FULL", op, r.ns)}
+			}
+			key = make(model.Row, len(st.table.Columns))
+			for i, ri := range r.colIdx {
+				if ri >= 0 {
+					key[i] = vals[ri]
+				}
+			}
 		}
 		ch.Key = key
 	}

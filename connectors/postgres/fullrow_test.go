@@ -1,0 +1,95 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/flow"
+)
+
+// A table without a primary key but with REPLICA IDENTITY FULL replicates:
+// duplicate rows stay duplicates (a delete or update of one of two equal
+// rows touches one), TOAST values survive updates that leave them
+// unchanged, a transaction bigger than one stream batch applies whole, and
+// a replay from an earlier position (a crash after only writer 0 committed)
+// duplicates nothing.
+func TestTableWithoutKeyReplicatesByFullRow(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	dst := p.srv.Connect(t, p.dst)
+	mustExec(t, src, `CREATE TABLE bag (a int, b text, big text, n numeric);
+		ALTER TABLE bag REPLICA IDENTITY FULL;
+		INSERT INTO bag VALUES (1, 'x', NULL, 1), (1, 'x', NULL, 1), (2, 'y', NULL, NULL), (2, 'y', NULL, NULL), (2, 'y', NULL, NULL);
+		INSERT INTO bag SELECT 3, 'toast', (SELECT string_agg(md5((g * i)::text), '') FROM generate_series(1, 400) i), g FROM generate_series(1, 3) g;
+		INSERT INTO bag SELECT 3, 'toast', (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 400) i), 9 FROM generate_series(1, 2) g`)
+	cfg := flow.Config{Name: "fullrow", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up", Writers: 3}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	const order = "a, b, n, md5(big)"
+	sameTable(t, src, dst, "bag", order)
+	mustExec(t, src, `DELETE FROM bag WHERE ctid = (SELECT ctid FROM bag WHERE a = 1 LIMIT 1);
+		UPDATE bag SET b = 'z' WHERE ctid = (SELECT ctid FROM bag WHERE a = 2 LIMIT 1);
+		INSERT INTO bag VALUES (4, 'dup', NULL, 4), (4, 'dup', NULL, 4);
+		UPDATE bag SET n = -n WHERE ctid = (SELECT ctid FROM bag WHERE a = 3 AND n = 9 LIMIT 1);
+		UPDATE bag SET b = 'toast2' WHERE a = 3 AND n = 1;
+		BEGIN;
+		INSERT INTO bag SELECT 1000 + g % 50, 'big', NULL, g % 3 FROM generate_series(1, 12000) g;
+		UPDATE bag SET b = 'bigger' WHERE a >= 1000 AND n = 1;
+		DELETE FROM bag WHERE ctid IN (SELECT ctid FROM bag WHERE a >= 1000 AND n = 2 LIMIT 1500);
+		COMMIT;
+		DELETE FROM bag WHERE ctid = (SELECT ctid FROM bag WHERE a = 4 LIMIT 1);
+		UPDATE bag SET big = 'small now' WHERE ctid = (SELECT ctid FROM bag WHERE a = 3 AND n = 9 LIMIT 1)`)
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	sameTable(t, src, dst, "bag", order)
+
+	// A crash after writer 0 (which applies every whole-row change)
+	// committed, but before writer 1 did: the next run resumes from writer
+	// 1's earlier position and must not apply the changes again.
+	mustExec(t, src, `INSERT INTO bag VALUES (5, 'once', NULL, 5); UPDATE bag SET n = 6 WHERE ctid = (SELECT ctid FROM bag WHERE a = 2 AND b = 'y' LIMIT 1)`)
+	var before string
+	if err := dst.QueryRow(context.Background(), `SELECT value FROM _ferry.checkpoints WHERE flow = 'fullrow' AND key = 'cdc/1'`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, dst, `UPDATE _ferry.checkpoints SET value = $1 WHERE flow = 'fullrow' AND key = 'cdc/1'`, before)
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	sameTable(t, src, dst, "bag", order)
+	if n := count(t, dst, `SELECT count(*) FROM bag WHERE a = 5`); n != 1 {
+		t.Fatalf("the replayed insert is there %d times, want once", n)
+	}
+}
+
+// A table without a primary key and without a full replica identity is
+// refused before anything is written: no destination table, no slot.
+func TestTableWithoutKeyOrFullIdentityIsRefused(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	dst := p.srv.Connect(t, p.dst)
+	mustExec(t, src, `CREATE TABLE loose (a int, b text); INSERT INTO loose VALUES (1, 'x'), (1, 'x');
+		CREATE TABLE keyed (id int PRIMARY KEY)`)
+	cfg := flow.Config{Name: "loose", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
+	err := runFlow(t, cfg)
+	if !connector.IsConfigError(err) {
+		t.Fatalf("want a configuration error (exit 2), got %v", err)
+	}
+	for _, want := range []string{"public.loose", "primary key", "REPLICA IDENTITY FULL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("the error does not say %q: %v", want, err)
+		}
+	}
+	if n := count(t, dst, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`); n != 0 {
+		t.Fatalf("%d destination tables were created", n)
+	}
+	if n := count(t, src, `SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'ferry%loose%'`); n != 0 {
+		t.Fatal("a replication slot was created")
+	}
+}

@@ -1,0 +1,202 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+)
+
+// fullRow reports a table whose changes CDC applies by whole row: it has
+// no primary key (checkKeys let it in only with a full replica identity
+// and a destination that applies whole rows at most once). Its changes are
+// not folded, go in order to writer fullRowWriter, and are applied at most
+// once (see fullRowGate).
+func (tr *tableRun) fullRow() bool { return len(tr.src.PrimaryKey) == 0 }
+
+// checkKeys refuses, before anything is written, tables CDC cannot apply:
+// without a primary key, a table's changes are applied by whole row, which
+// needs a source that sends whole old rows (a full replica identity) and a
+// destination that applies them at most once.
+func (e *Engine) checkKeys(tables []*model.Table) error {
+	fr, _ := e.dst.(connector.FullRowApplier)
+	dstCan := fr != nil && fr.AppliesFullRows() && e.keeper != nil
+	var noIdent, noDst []string
+	for _, t := range tables {
+		switch {
+		case len(t.PrimaryKey) > 0:
+		case !t.FullRowIdentity:
+			noIdent = append(noIdent, t.Namespace.String())
+		case !dstCan:
+			noDst = append(noDst, t.Namespace.String())
+		}
+	}
+	if len(noIdent) > 0 {
+		return connector.Configf("add a primary key, or make the source send whole rows (PostgreSQL: ALTER TABLE ... REPLICA IDENTITY FULL; MySQL: binlog_row_image=FULL), exclude the tables with --tables '!name', or copy them with --mode snapshot",
+			fmt.Sprintf("change data capture needs a primary key or a full replica identity to apply changes, and these tables have neither: %s", strings.Join(noIdent, ", ")))
+	}
+	if len(noDst) > 0 {
+		return connector.Configf("add a primary key, use a PostgreSQL destination, exclude the tables with --tables '!name', or copy them with --mode snapshot",
+			fmt.Sprintf("these tables have no primary key, and destination %s cannot apply changes by whole row: %s", connector.Redact(e.cfg.Destination), strings.Join(noDst, ", ")))
+	}
+	return nil
+}
+
+// refuseInexactFullRow refuses a plan whose copy is not exactly at T0 when
+// a table has no primary key: the changes between T0 and the copy would be
+// applied on top of rows that already have them, duplicating rows.
+func (e *Engine) refuseInexactFullRow(ctx context.Context, plan *model.Plan) error {
+	if plan.SnapshotConsistent || e.mode == flow.ModeSnapshot {
+		return nil
+	}
+	var nokey []string
+	for _, t := range plan.Tables {
+		if len(t.PrimaryKey) == 0 {
+			nokey = append(nokey, t.Namespace.String())
+		}
+	}
+	if len(nokey) > 0 {
+		// Replaying changes already in the copy would duplicate rows
+		// of a table without a key; release what the plan made.
+		if d, ok := e.src.(connector.FlowDropper); ok {
+			if err := d.DropFlow(ctx, e.name); err != nil {
+				e.log.Warn("could not release the source's resources for the refused flow", "error", err)
+			}
+		}
+		return connector.Configf("add a primary key, exclude the tables with --tables '!name', or copy them with --mode snapshot",
+			fmt.Sprintf("the source's copy is not exactly at the change stream's start, so changes would be applied twice, and these tables have no primary key to make that harmless: %s", strings.Join(nokey, ", ")))
+	}
+	return nil
+}
+
+// fullRowKey is the destination checkpoint that remembers, across runs and
+// resets of the per-writer checkpoints, the end of the last transaction
+// whose full-row changes were applied.
+const fullRowKey = "cdc-fullrow"
+
+func (e *Engine) hasFullRow() bool {
+	for _, tr := range e.tables {
+		if tr.fullRow() {
+			return true
+		}
+	}
+	return false
+}
+
+// fullRowDone finds, on resume, the end of the last transaction whose
+// full-row changes the destination has: the later of writer
+// fullRowWriter's checkpoint and the one saved by an earlier run. It is
+// saved again before the per-writer checkpoints are reset to the (lower)
+// resume position, so a crash right after cannot lose it.
+func (e *Engine) fullRowDone(ctx context.Context, cs connector.ChangeSource, cps map[string]string, start model.Position) (model.Position, error) {
+	done := start
+	all, err := e.checkpoints(ctx, fullRowKey)
+	if err != nil {
+		return "", err
+	}
+	for _, v := range []string{cps[cdcKey(fullRowWriter)], all[fullRowKey]} {
+		if v == "" {
+			continue
+		}
+		c, err := cs.ComparePositions(model.Position(v), done)
+		if err != nil {
+			return "", fmt.Errorf("checkpoint %s: %w", fullRowKey, err)
+		}
+		if c > 0 {
+			done = model.Position(v)
+		}
+	}
+	if err := e.keeper.ReplaceCheckpoints(ctx, e.name, fullRowKey, map[string]string{fullRowKey: string(done)}); err != nil {
+		return "", fmt.Errorf("save destination checkpoint %s: %w", fullRowKey, err)
+	}
+	return done, nil
+}
+
+// fullRowGate lets each change of a full-row table reach the folder exactly
+// once. Replaying one twice would duplicate a row, and sources replay: a
+// resumed stream starts at the lowest writer checkpoint, a reconnect starts
+// at the last acknowledged position. The gate keeps the end of the last
+// transaction whose full-row changes it let through (done) and drops those
+// of any transaction ending at or before it. A partial batch (the first
+// parts of a huge transaction) does not know its transaction's end, so its
+// full-row changes are held until the batch that ends it.
+//
+// With the folder flushing only at batch ends, and all full-row changes on
+// writer fullRowWriter, that writer's checkpoint (stored in the same
+// destination transaction as the changes) is then exactly the end of the
+// last transaction whose full-row changes it applied.
+type fullRowGate struct {
+	cs   positionOrder
+	done model.Position
+	held []heldChange
+}
+
+// positionOrder orders a source's positions (connector.ChangeSource).
+type positionOrder interface {
+	ComparePositions(a, b model.Position) (int, error)
+}
+
+type heldChange struct {
+	tr *tableRun
+	c  *model.Change
+}
+
+// hold takes a full-row change of batch b.
+func (g *fullRowGate) hold(tr *tableRun, c *model.Change) {
+	g.held = append(g.held, heldChange{tr, c})
+}
+
+// release returns the held changes to fold once b ends their transaction:
+// all of them when it ends after done, none when they were applied before.
+func (g *fullRowGate) release(b *model.ChangeBatch) ([]heldChange, error) {
+	if b.Partial {
+		return nil, nil
+	}
+	held := g.held
+	g.held = nil
+	c, err := g.cs.ComparePositions(b.Position, g.done)
+	if err != nil {
+		return nil, err
+	}
+	if c <= 0 {
+		return nil, nil // applied already, by this run or an earlier one
+	}
+	g.done = b.Position
+	return held, nil
+}
+
+// appliedAlready tells, after a failed attempt to apply a job holding
+// full-row changes, whether the attempt committed nonetheless (the
+// connection broke after COMMIT): the writer's checkpoint at the
+// destination then has reached the job's position. Applying it again would
+// duplicate rows.
+func (e *Engine) appliedAlready(ctx context.Context, writer int, job applyJob) (bool, error) {
+	if e.keeper == nil {
+		return false, nil
+	}
+	hasRows := false
+	for _, tc := range job.batch.Tables {
+		if len(tc.RowChanges) > 0 {
+			hasRows = true
+		}
+	}
+	if !hasRows {
+		return false, nil
+	}
+	cps, err := e.keeper.LoadCheckpoints(ctx, e.name)
+	if err != nil {
+		return false, err
+	}
+	v := cps[cdcKey(writer)]
+	if v == "" {
+		return false, nil
+	}
+	c, err := e.src.(connector.ChangeSource).ComparePositions(model.Position(v), job.position)
+	if err != nil {
+		return false, err
+	}
+	return c >= 0, nil
+}
