@@ -58,6 +58,19 @@ func (c *Conn) AlterTable(ctx context.Context, from, to *model.Table) error {
 	if len(problems) > 0 {
 		return fmt.Errorf("table %s: ferry can only add columns to a SQLite table, and the source changed it otherwise: %s; recreate the table and restart the flow (ferry sync --restart)", ns, strings.Join(problems, "; "))
 	}
+	db, err := c.writer(ctx)
+	if err != nil {
+		return err
+	}
+	// A column already there was added by an earlier run that stopped
+	// before it recorded the new schema: adding it again would fail.
+	present, err := tableColumns(ctx, db, ns.Table)
+	if err != nil {
+		return fmt.Errorf("table %s: read its columns: %w", ns, err)
+	}
+	for _, pc := range present {
+		oldCols[strings.ToLower(pc.name)] = true
+	}
 	var adds []string
 	for _, col := range to.Columns {
 		if oldCols[strings.ToLower(col.Name)] {
@@ -71,10 +84,6 @@ func (c *Conn) AlterTable(ctx context.Context, from, to *model.Table) error {
 	}
 	if len(adds) == 0 {
 		return nil
-	}
-	db, err := c.writer(ctx)
-	if err != nil {
-		return err
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {

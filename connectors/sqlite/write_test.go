@@ -303,6 +303,10 @@ func TestAlterTable(t *testing.T) {
 	if err := c.AlterTable(ctx, from, to); err != nil {
 		t.Fatal(err)
 	}
+	// A resumed flow that had not recorded the new schema asks again.
+	if err := c.AlterTable(ctx, from, to); err != nil {
+		t.Fatalf("the same alter again (a resumed flow): %v", err)
+	}
 	w, err := c.OpenWriter(ctx)
 	if err != nil {
 		t.Fatal(err)
