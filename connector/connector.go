@@ -143,6 +143,26 @@ type TableFinisher interface {
 	FinishTable(ctx context.Context, t *model.Table) error
 }
 
+// RawReader is a source that can read a partition without decoding its
+// rows: batches carry them in RowBatch.Raw, in a format of its own engine.
+type RawReader interface {
+	// RawFormat describes the payload ReadPartitionRaw would produce for t;
+	// ok is false when t cannot be read raw.
+	RawFormat(ctx context.Context, t *model.Table) (f *model.RawFormat, ok bool, err error)
+	// ReadPartitionRaw is ReadPartition with batches whose Raw holds the rows
+	// in format f (Rows stays empty), each with the exact cursor of its last
+	// row.
+	ReadPartitionRaw(ctx context.Context, t *model.Table, p model.Partition, from model.Cursor, f *model.RawFormat, emit func(*model.RowBatch) error) error
+}
+
+// RawWriter is a destination whose writers accept RowBatch.Raw payloads.
+type RawWriter interface {
+	// AcceptsRaw reports whether its writers can store payloads of format f
+	// in table t (a destination table) byte for byte with the same meaning:
+	// same columns, same types. The engine sends raw batches of t only then.
+	AcceptsRaw(ctx context.Context, t *model.Table, f *model.RawFormat) (bool, error)
+}
+
 // Emptier is a destination that can empty tables it was given to
 // CreateTables: a flow started over (ferry sync --restart) copies into
 // empty tables, so rows deleted at the source since the earlier run cannot

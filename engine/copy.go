@@ -104,6 +104,9 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 	e.log.Info("copy starting", "partitions", len(e.plan.Partitions), "pending", len(pending),
 		"skipped", e.progress.SkippedPartitions.Load(), "resumed", e.progress.ResumedPartitions.Load(), "parallel", e.cfg.Parallel)
 
+	if err := e.negotiateRaw(ctx, pending); err != nil {
+		return err
+	}
 	cursors := newCursorLog()
 	lanes := min(e.cfg.Parallel, max(len(pending), 1))
 	writers := make([]connector.RowWriter, 0, lanes)
@@ -193,6 +196,55 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 	return e.store.SetMeta(ctx, "copy_done", "true")
 }
 
+// negotiateRaw decides, per table with pending partitions, whether its rows
+// travel undecoded: the source must offer a raw format for it, the
+// destination accept that format for its destination table, and no column
+// be renamed or mapped on the way. Anything else keeps the decoded path.
+func (e *Engine) negotiateRaw(ctx context.Context, pending []*partTask) error {
+	if e.rawSrc == nil || e.rawDst == nil {
+		return nil
+	}
+	seen := map[*tableRun]bool{}
+	for _, task := range pending {
+		tr := task.tr
+		if seen[tr] {
+			continue
+		}
+		seen[tr] = true
+		tr.raw = nil
+		if !sameColumnNames(tr.src, tr.dst) {
+			continue
+		}
+		f, ok, err := e.rawSrc.RawFormat(ctx, tr.src)
+		if err != nil {
+			return fmt.Errorf("table %s: raw format: %w", tr.src.Namespace, err)
+		}
+		if !ok {
+			continue
+		}
+		if ok, err = e.rawDst.AcceptsRaw(ctx, tr.dst, f); err != nil {
+			return fmt.Errorf("table %s: raw format: %w", tr.dst.Namespace, err)
+		}
+		if ok {
+			tr.raw = f
+		}
+		e.log.Debug("copy path", "table", tr.dst.Namespace.String(), "raw", ok)
+	}
+	return nil
+}
+
+func sameColumnNames(a, b *model.Table) bool {
+	if len(a.Columns) != len(b.Columns) {
+		return false
+	}
+	for i := range a.Columns {
+		if a.Columns[i].Name != b.Columns[i].Name {
+			return false
+		}
+	}
+	return true
+}
+
 func (e *Engine) readLane(ctx, stop context.Context, work <-chan *partTask, lane chan<- laneMsg) error {
 	for task := range work {
 		if stop.Err() != nil {
@@ -226,13 +278,13 @@ func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane c
 	var down time.Time
 	wait := retryFirst
 	for attempt := 1; ; attempt++ {
-		err := e.src.ReadPartition(ctx, task.tr.src, task.p, cursor, func(b *model.RowBatch) error {
+		emit := func(b *model.RowBatch) error {
 			if stop.Err() != nil {
 				return errStopped
 			}
 			b.Table = task.tr.dst
 			b.Partition = task.p.ID
-			e.observer().BatchRead(task.tr.stats.Table, int64(len(b.Rows)), b.Bytes)
+			e.observer().BatchRead(task.tr.stats.Table, int64(b.Len()), b.Bytes)
 			select {
 			case lane <- laneMsg{task: task, batch: b}:
 				cursor = b.Cursor
@@ -240,7 +292,13 @@ func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane c
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-		})
+		}
+		var err error
+		if task.tr.raw != nil {
+			err = e.rawSrc.ReadPartitionRaw(ctx, task.tr.src, task.p, cursor, task.tr.raw, emit)
+		} else {
+			err = e.src.ReadPartition(ctx, task.tr.src, task.p, cursor, emit)
+		}
 		if err == nil && !down.IsZero() {
 			e.log.Warn("source available again; reading on", "partition", task.p.ID, "outage", time.Since(down).Round(time.Millisecond).String(), "attempts", attempt)
 		}
@@ -286,7 +344,7 @@ func (e *Engine) writeLane(ctx context.Context, w connector.RowWriter, lane <-ch
 			continue
 		}
 		b := msg.batch
-		n := int64(len(b.Rows))
+		n := int64(b.Len())
 		task.cp.Rows += n
 		task.cp.Cursor = b.Cursor
 		b.Checkpoint = e.partCheckpoint(task)

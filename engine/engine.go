@@ -36,6 +36,10 @@ type Engine struct {
 
 	mode   flow.Mode
 	keeper connector.CheckpointKeeper // nil when the destination keeps none
+	// rawSrc and rawDst are set when rows may travel undecoded between
+	// source and destination (negotiated per table in copy).
+	rawSrc connector.RawReader
+	rawDst connector.RawWriter
 	// startOver empties the destination tables when the flow is planned
 	// (ferry sync --restart).
 	startOver bool
@@ -55,6 +59,9 @@ type tableRun struct {
 	src, dst *model.Table
 	keyIdx   []int
 	stats    *TableStats
+	// raw is the format the table's rows travel in undecoded, nil when they
+	// are decoded (see negotiateRaw).
+	raw *model.RawFormat
 }
 
 // New prepares an engine for a flow. It takes ownership of nothing: the
@@ -81,6 +88,8 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 		b.BindFlow(e.name)
 	}
 	e.keeper, _ = dst.(connector.CheckpointKeeper)
+	e.rawSrc, _ = src.(connector.RawReader)
+	e.rawDst, _ = dst.(connector.RawWriter)
 	e.progress = newProgress(e.name, e.mode)
 	return e, nil
 }

@@ -49,7 +49,12 @@ type RowBatch struct {
 	Table *Table
 	// Partition is the ID of the partition the rows come from.
 	Partition string
-	Rows      []Row
+	// Rows are the decoded rows; empty when Raw carries them.
+	Rows []Row
+	// Raw, when set, carries the rows undecoded in a source's native format
+	// (a pass-through between connectors of the same engine that negotiated
+	// it for this table); Rows is then empty.
+	Raw *RawRows
 	// Cursor is the partition's resume point after the last row of the batch.
 	Cursor Cursor
 	// Bytes approximates the batch's size, for progress and memory bounds.
@@ -57,6 +62,33 @@ type RowBatch struct {
 	// Checkpoint, when set, must be stored in the same transaction as the rows
 	// by a destination that keeps checkpoints.
 	Checkpoint *Checkpoint
+}
+
+// Len is the number of rows in the batch, decoded or raw.
+func (b *RowBatch) Len() int {
+	if b.Raw != nil {
+		return b.Raw.Rows
+	}
+	return len(b.Rows)
+}
+
+// RawFormat describes a raw payload: the format's name, and the columns it
+// holds in payload order with each column's type as the format spells it.
+// A destination accepts a format only when it can store those bytes as they
+// are, with the same meaning (connector.RawWriter).
+type RawFormat struct {
+	Name    string
+	Columns []string
+	Types   []string
+}
+
+// RawRows is a run of rows in a RawFormat, framed as the format frames rows
+// (for "postgres-binary-copy", COPY binary tuples without header or
+// trailer).
+type RawRows struct {
+	Format *RawFormat
+	Data   []byte
+	Rows   int
 }
 
 // Checkpoint is a flow's durable progress marker, keyed within the flow

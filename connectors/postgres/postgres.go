@@ -111,7 +111,9 @@ type Conn struct {
 
 	dstMu     sync.Mutex
 	dstTables map[string]*dstTable // by quoted name
-	dstReady  bool
+	// rawTargets are the tables that accepted a raw format, by quoted name.
+	rawTargets map[string]*rawTarget
+	dstReady   bool
 }
 
 var slotNameRe = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)

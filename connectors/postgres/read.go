@@ -111,42 +111,13 @@ func (x tid) less(y tid) bool {
 // (exactly T0 under CDC); otherwise it reads current data, which the change
 // stream from T0 then converges.
 func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partition, from model.Cursor, emit func(*model.RowBatch) error) error {
-	rel, lo, err := decodeBound(p.Lower)
-	if err != nil {
-		return fmt.Errorf("partition %s: %w", p.ID, err)
-	}
-	_, hi, err := decodeBound(p.Upper)
-	if err != nil {
-		return fmt.Errorf("partition %s: %w", p.ID, err)
-	}
-	if rel == "" {
-		rel = qualified(t.Namespace)
-	}
 	decs, err := tableDecoders(t)
 	if err != nil {
 		return err
 	}
-	var conds []string
-	switch {
-	case from != "":
-		if _, err := parseTID(string(from)); err != nil {
-			return fmt.Errorf("partition %s: cursor: %w", p.ID, err)
-		}
-		conds = append(conds, fmt.Sprintf("ctid > '%s'::tid", from))
-	case lo > 0:
-		conds = append(conds, fmt.Sprintf("ctid >= '(%d,0)'::tid", lo))
-	}
-	if p.Upper != "" {
-		conds = append(conds, fmt.Sprintf("ctid < '(%d,0)'::tid", hi))
-	}
-	cols := make([]string, 0, len(t.Columns)+1)
-	for _, col := range t.Columns {
-		cols = append(cols, quoteIdent(col.Name))
-	}
-	cols = append(cols, "ctid")
-	q := "SELECT " + strings.Join(cols, ", ") + " FROM ONLY " + rel
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
+	q, err := partitionQuery(t, p, from, false)
+	if err != nil {
+		return err
 	}
 	batchRows := int(c.batchRows.Load())
 	if batchRows <= 0 {

@@ -465,22 +465,25 @@ func (w *rowWriter) Close() error {
 // table without a primary key relies on the checkpoint alone: a partition
 // resumes after its last committed batch, so no row is written twice.
 func (w *rowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
-	if b == nil || (len(b.Rows) == 0 && b.Checkpoint == nil) {
+	if b == nil || (b.Len() == 0 && b.Checkpoint == nil) {
 		return nil
 	}
 	where := "partition " + b.Partition
 	if b.Table != nil {
 		where = fmt.Sprintf("table %s, partition %s", b.Table.Namespace, b.Partition)
 	}
-	if len(b.Rows) == 0 {
+	if b.Len() == 0 {
 		return w.c.inTx(ctx, w.conn.Conn(), func(tx pgx.Tx) error { return saveCheckpoint(ctx, tx, b.Checkpoint) }, where)
 	}
 	if b.Table == nil {
-		return fmt.Errorf("%s: batch of %d rows without a table", where, len(b.Rows))
+		return fmt.Errorf("%s: batch of %d rows without a table", where, b.Len())
 	}
 	dt, err := w.c.dst(ctx, b.Table.Namespace)
 	if err != nil {
 		return err
+	}
+	if b.Raw != nil {
+		return w.writeRaw(ctx, b, dt, where)
 	}
 	cols, err := writableColumns(b.Table, dt)
 	if err != nil {
@@ -503,6 +506,34 @@ func (w *rowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
 		}
 		return saveCheckpoint(ctx, tx, b.Checkpoint)
 	}, where)
+}
+
+// writeRaw writes a pass-through batch like WriteRows writes decoded ones:
+// COPY, and on a unique violation (rows already there) an upsert by key
+// through a staging table, for this batch and the partition's next ones.
+func (w *rowWriter) writeRaw(ctx context.Context, b *model.RowBatch, dt *dstTable, where string) error {
+	rt, err := w.c.rawTarget(ctx, b.Table, b.Raw.Format)
+	if err != nil {
+		return err
+	}
+	if rt == nil {
+		return fmt.Errorf("%s: raw batch in a format the table does not accept (%s)", where, b.Raw.Format.Name)
+	}
+	if w.upsertPart != b.Partition {
+		w.upsertPart = ""
+		err := w.copyRaw(ctx, b, dt, rt, false)
+		if err == nil {
+			return nil
+		}
+		if sqlState(err) != "23505" || len(b.Table.PrimaryKey) == 0 {
+			return w.c.classify(err, where)
+		}
+		w.upsertPart = b.Partition
+	}
+	if err := w.copyRaw(ctx, b, dt, rt, true); err != nil {
+		return w.c.classify(err, where)
+	}
+	return nil
 }
 
 // copyRows runs COPY FROM STDIN and the checkpoint in one transaction: in
