@@ -50,6 +50,16 @@ type CDCStats struct {
 	head       model.Position
 	lastCommit time.Time
 	lastApply  time.Time
+	// lagBytes is how far the checkpointed position is behind the source's
+	// head in bytes of its log, when the source can tell (LagMeter).
+	lagBytes int64
+	lagKnown bool
+}
+
+func (c *CDCStats) setLagBytes(n int64) {
+	c.mu.Lock()
+	c.lagBytes, c.lagKnown = max(n, 0), true
+	c.mu.Unlock()
 }
 
 func (c *CDCStats) setPosition(p model.Position, commit time.Time) {
@@ -60,6 +70,12 @@ func (c *CDCStats) setPosition(p model.Position, commit time.Time) {
 	}
 	c.lastApply = time.Now()
 	c.mu.Unlock()
+}
+
+func (c *CDCStats) getPosition() model.Position {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.position
 }
 
 func (c *CDCStats) setHead(p model.Position) {
@@ -155,6 +171,10 @@ type CDCSnapshot struct {
 	// LagSeconds is the age of the last applied source commit when it was
 	// applied, or since, whichever is larger; -1 when unknown.
 	LagSeconds float64 `json:"lag_seconds"`
+	// LagBytes is how far the applied position is behind the source's head,
+	// in bytes of the source's log (WAL for PostgreSQL), measured about
+	// every second; null when the source cannot tell (connector.LagMeter).
+	LagBytes *int64 `json:"lag_bytes"`
 }
 
 // Snapshot is the whole flow's progress at a moment.
@@ -221,6 +241,10 @@ func (p *Progress) Snapshot() Snapshot {
 	c.mu.Lock()
 	s.CDC = CDCSnapshot{Received: c.Received.Load(), Applied: c.Applied.Load(),
 		Position: string(c.position), Head: string(c.head), LastCommit: c.lastCommit, LagSeconds: -1}
+	if c.lagKnown {
+		lag := c.lagBytes
+		s.CDC.LagBytes = &lag
+	}
 	if !c.lastCommit.IsZero() {
 		s.CDC.LagSeconds = max(c.lastApply.Sub(c.lastCommit), 0).Seconds()
 	}

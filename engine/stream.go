@@ -162,6 +162,10 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 		return nil
 	})
 
+	if lm, ok := cs.(connector.LagMeter); ok {
+		g.Go(func() error { return e.measureLag(streamCtx, lm) })
+	}
+
 	in := make(chan *model.ChangeBatch, 64)
 	g.Go(func() error {
 		defer close(in)
@@ -530,4 +534,33 @@ func (e *Engine) sourceTables() []*model.Table {
 		out[i] = t.src
 	}
 	return out
+}
+
+// lagEvery is how often CDC measures how far behind the source's head it is.
+var lagEvery = time.Second
+
+// measureLag asks the source, every lagEvery while changes stream, how many
+// bytes of its log the checkpointed position is behind its head. It only
+// reports: a failed measurement is logged once and skipped.
+func (e *Engine) measureLag(ctx context.Context, lm connector.LagMeter) error {
+	t := time.NewTicker(lagEvery)
+	defer t.Stop()
+	warned := false
+	for {
+		if pos := e.progress.CDC.getPosition(); pos != "" {
+			n, err := lm.LagBytes(ctx, pos)
+			switch {
+			case err == nil:
+				e.progress.CDC.setLagBytes(n)
+			case ctx.Err() == nil && !warned:
+				e.log.Warn("cannot measure replication lag in bytes", "error", err)
+				warned = true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

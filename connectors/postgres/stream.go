@@ -808,3 +808,18 @@ func (s *streamer) heartbeat(ctx context.Context) error {
 		timer.Reset(every - idle)
 	}
 }
+
+var _ connector.LagMeter = (*Conn)(nil)
+
+// LagBytes is how many bytes of WAL pos is behind the server's current
+// insert position (the head CDC catches up to).
+func (c *Conn) LagBytes(ctx context.Context, pos model.Position) (int64, error) {
+	if _, err := pglogrepl.ParseLSN(string(pos)); err != nil {
+		return 0, fmt.Errorf("postgres: bad position %q", pos)
+	}
+	var n int64
+	if err := c.pool.QueryRow(ctx, `SELECT GREATEST(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::text::pg_lsn), 0)::int8`, string(pos)).Scan(&n); err != nil {
+		return 0, c.classify(err, "measure the replication lag")
+	}
+	return n, nil
+}

@@ -79,6 +79,7 @@ func (s *Server) flow() Flow {
 	f.Ready = ready && f.Running
 	f.Errors = s.problems.get().Total
 	f.Snapshot = snap
+	f.CDCLagBytes = snap.CDC.LagBytes
 
 	allDone := len(snap.Tables) > 0
 	for _, t := range snap.Tables {

@@ -74,6 +74,7 @@ func (r *ring) sample(now time.Time, s engine.Snapshot) Point {
 		lag := s.CDC.LagSeconds
 		p.LagSeconds = &lag
 	}
+	p.LagBytes = s.CDC.LagBytes
 	r.buf[(r.start+r.n)%len(r.buf)] = p
 	if r.n < len(r.buf) {
 		r.n++

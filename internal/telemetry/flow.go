@@ -128,6 +128,11 @@ func (f *Flow) instruments(m metric.Meter) error {
 	if err != nil {
 		return err
 	}
+	lagBytes, err := m.Int64ObservableGauge("ferry.cdc.lag.bytes", metric.WithUnit("By"),
+		metric.WithDescription("How far the applied position is behind the source's head, in bytes of its log (WAL); absent when the source cannot tell."))
+	if err != nil {
+		return err
+	}
 	partitions, err := m.Int64ObservableGauge("ferry.partitions", metric.WithUnit("{partition}"),
 		metric.WithDescription("Partitions per table by state: pending, running, done."))
 	if err != nil {
@@ -164,6 +169,9 @@ func (f *Flow) instruments(m metric.Meter) error {
 		if s.CDC.LagSeconds >= 0 {
 			o.ObserveFloat64(lag, s.CDC.LagSeconds, flowOpt)
 		}
+		if s.CDC.LagBytes != nil {
+			o.ObserveInt64(lagBytes, *s.CDC.LagBytes, flowOpt)
+		}
 		o.ObserveInt64(phase, 1, metric.WithAttributes(attribute.String("flow", f.info.Name), attribute.String("phase", string(s.Phase))))
 		for _, t := range s.Tables {
 			opt := f.tableOpt(t.Table)
@@ -179,7 +187,7 @@ func (f *Flow) instruments(m metric.Meter) error {
 			}
 		}
 		return nil
-	}, received, lag, partitions, copied, estimated, resumed, phase)
+	}, received, lag, lagBytes, partitions, copied, estimated, resumed, phase)
 	if err != nil {
 		return err
 	}

@@ -330,3 +330,33 @@ func TestLogObserver(t *testing.T) {
 		t.Fatalf("log: %s", b.String())
 	}
 }
+
+// The lag in bytes is exported when the source measures it, and absent
+// when it cannot (null in the snapshot).
+func TestLagBytesGauge(t *testing.T) {
+	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Prometheus: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	var mu sync.Mutex
+	var lag *int64
+	_, err = tel.Flow(context.Background(), telemetry.FlowInfo{Name: "f"}, func() engine.Snapshot {
+		mu.Lock()
+		defer mu.Unlock()
+		return engine.Snapshot{Phase: engine.PhaseCDC, CDC: engine.CDCSnapshot{LagSeconds: 0.5, LagBytes: lag}}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := scrape(t, tel.Handler()); strings.Contains(out, "ferry_cdc_lag_bytes{") {
+		t.Fatalf("an unknown lag in bytes is exported:\n%s", out)
+	}
+	mu.Lock()
+	n := int64(123456)
+	lag = &n
+	mu.Unlock()
+	if out := scrape(t, tel.Handler()); !strings.Contains(out, `ferry_cdc_lag_bytes{flow="f"} 123456`) {
+		t.Fatalf("lag in bytes missing:\n%s", out)
+	}
+}
