@@ -36,6 +36,9 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("unknown mode %q: use full, snapshot or cdc", s)
 }
 
+// DefaultPartitionRows is the partition size when none is given.
+const DefaultPartitionRows = 250_000
+
 // Config is a flow's definition: the flow file's schema, and what the
 // command line fills in.
 type Config struct {
@@ -92,7 +95,7 @@ func (c *Config) Defaults() {
 		c.BatchRows = 5000
 	}
 	if c.PartitionRows <= 0 {
-		c.PartitionRows = 250_000
+		c.PartitionRows = DefaultPartitionRows
 	}
 	if c.ApplyBatch <= 0 {
 		c.ApplyBatch = 10_000

@@ -2,6 +2,7 @@ package scaleout
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -207,7 +208,41 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if err := o.eng.Prepare(ctx); err != nil {
 		return PlanResult{}, a.failure(err, o.secrets)
 	}
-	return PlanResult{Plan: o.eng.Plan(), Mode: o.eng.Mode()}, nil
+	plan := o.eng.Plan()
+	if err := planFits(plan, in.Options.PartitionRows); err != nil {
+		// Nothing was copied: release the slot the plan made, so the flow
+		// can be run again with larger partitions.
+		if derr := o.eng.Drop(ctx); derr != nil {
+			a.logger().Warn("could not release the refused plan's resources", "flow", in.Options.Name, "error", scrub(derr.Error(), o.secrets))
+		}
+		return PlanResult{}, a.failure(err, o.secrets)
+	}
+	return PlanResult{Plan: plan, Mode: o.eng.Mode()}, nil
+}
+
+// maxPlanBytes bounds the plan's JSON: it travels through Temporal (the plan
+// activity's result, then the workflow's state when it continues as new,
+// with about as much again for the partitions' progress), and Temporal
+// refuses a payload over 2 MB.
+const maxPlanBytes = 800 << 10
+
+// planFits refuses a plan too large for Temporal's payloads, saying which
+// partition size would fit.
+func planFits(plan *model.Plan, partitionRows int64) error {
+	b, err := json.Marshal(plan)
+	if err != nil {
+		return err
+	}
+	if len(b) <= maxPlanBytes {
+		return nil
+	}
+	if partitionRows <= 0 {
+		partitionRows = flow.DefaultPartitionRows
+	}
+	factor := int64(len(b))/maxPlanBytes + 1
+	return connector.Configf(fmt.Sprintf("raise --partition-rows to %d or more (fewer, larger partitions), or split the tables over several flows", partitionRows*factor*2),
+		fmt.Sprintf("the plan has %d partitions (%d kB); in scale-out mode the plan travels through Temporal, which limits payloads to 2 MB, so ferry keeps it under %d kB",
+			len(plan.Partitions), len(b)>>10, maxPlanBytes>>10))
 }
 
 // CopyPartition copies one partition, resuming from the later of its last
