@@ -138,7 +138,9 @@ type CheckpointKeeper interface {
 }
 
 // TableFinisher is a destination with work to do once a table's copy is
-// complete: build deferred indexes, assemble files.
+// complete: build deferred indexes, assemble files. The engine finishes up
+// to --parallel tables at once, each table once per run, and again after a
+// crash: finishing a table twice must be harmless.
 type TableFinisher interface {
 	FinishTable(ctx context.Context, t *model.Table) error
 }

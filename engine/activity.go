@@ -152,16 +152,7 @@ func (t *tapWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
 // FinishTables runs the destination's end-of-copy work (deferred indexes,
 // ANALYZE, assembling files) for every table of the plan.
 func (e *Engine) FinishTables(ctx context.Context) error {
-	f, ok := e.dst.(connector.TableFinisher)
-	for _, tr := range e.tables {
-		if ok {
-			if err := f.FinishTable(ctx, tr.dst); err != nil {
-				return fmt.Errorf("finish table %s: %w", tr.dst.Namespace, err)
-			}
-		}
-		tr.stats.markCopied()
-	}
-	return nil
+	return e.finishTables(ctx)
 }
 
 // Stream runs change data capture of the plan's tables (UsePlan) from the

@@ -184,16 +184,34 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 	if stop.Err() != nil {
 		return nil
 	}
-	for _, tr := range e.tables {
-		if f, ok := e.dst.(connector.TableFinisher); ok {
-			if err := f.FinishTable(ctx, tr.dst); err != nil {
-				return fmt.Errorf("finish table %s: %w", tr.dst.Namespace, err)
-			}
-		}
-		tr.stats.markCopied()
+	if err := e.finishTables(ctx); err != nil {
+		return err
 	}
 	e.log.Info("copy done", "rows", e.progress.rowsCopied())
 	return e.store.SetMeta(ctx, "copy_done", "true")
+}
+
+// finishTables runs the destination's end-of-copy work (deferred indexes,
+// ANALYZE, assembling files) for every table, --parallel tables at a time:
+// index builds are the long part and each runs on one server backend.
+func (e *Engine) finishTables(ctx context.Context) error {
+	f, ok := e.dst.(connector.TableFinisher)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(e.cfg.Parallel, 1))
+	for _, tr := range e.tables {
+		g.Go(func() error {
+			if ok {
+				start := time.Now()
+				if err := f.FinishTable(gctx, tr.dst); err != nil {
+					return fmt.Errorf("finish table %s: %w", tr.dst.Namespace, err)
+				}
+				e.log.Debug("table finished", "table", tr.dst.Namespace.String(), "took", time.Since(start).Round(time.Millisecond).String())
+			}
+			tr.stats.markCopied()
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // negotiateRaw decides, per table with pending partitions, whether its rows

@@ -127,6 +127,22 @@ type Table struct {
 	// FullRowIdentity means changes carry the whole old row, which lets CDC
 	// apply changes to a table without a primary key.
 	FullRowIdentity bool `json:"full_row_identity,omitempty"`
+	// Indexes are the source's secondary indexes (not the primary key), for
+	// a destination that builds them once the table is copied.
+	Indexes []Index `json:"indexes,omitempty"`
+}
+
+// Index is a secondary index of a source table.
+type Index struct {
+	Name   string `json:"name"`
+	Unique bool   `json:"unique,omitempty"`
+	// Columns are the indexed columns in order, empty when the index has
+	// expressions.
+	Columns []string `json:"columns,omitempty"`
+	// Native is the source engine's definition, for a destination of the
+	// same engine (PostgreSQL: what follows USING in pg_get_indexdef,
+	// "btree (lower(email)) WHERE deleted IS NULL").
+	Native string `json:"native,omitempty"`
 }
 
 // ColumnIndex returns the position of the named column, or -1.

@@ -689,9 +689,12 @@ func saveCheckpoint(ctx context.Context, tx pgx.Tx, cp *model.Checkpoint) error 
 	return nil
 }
 
-// FinishTable analyzes a copied table, so the planner knows its size before
-// changes are applied to it.
+// FinishTable builds a copied table's secondary indexes and analyzes it,
+// so the planner knows its size before changes are applied to it.
 func (c *Conn) FinishTable(ctx context.Context, t *model.Table) error {
+	if err := c.buildIndexes(ctx, t); err != nil {
+		return err
+	}
 	if _, err := c.pool.Exec(ctx, "ANALYZE "+qualified(t.Namespace)); err != nil {
 		return c.classify(err, "analyze "+t.Namespace.String())
 	}
