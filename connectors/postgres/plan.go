@@ -510,17 +510,18 @@ func (c *Conn) checkCDC(ctx context.Context, tables []*srcTable) error {
 // warnInactiveSlots logs ferry slots other than this flow's that no one
 // reads: each keeps WAL on the server until it is dropped.
 func (c *Conn) warnInactiveSlots(ctx context.Context, except string) {
-	rows, err := c.pool.Query(ctx, `SELECT slot_name, COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::int8
+	rows, err := c.pool.Query(ctx, `SELECT slot_name, COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::int8,
+			COALESCE(pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)), '0 bytes')
 		FROM pg_replication_slots WHERE slot_name LIKE 'ferry\_%' AND NOT active AND slot_name <> $1`, except)
 	if err != nil {
 		return
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var name string
+		var name, pretty string
 		var retained int64
-		if rows.Scan(&name, &retained) == nil {
-			slog.Warn("an inactive ferry replication slot retains WAL on the source; drop its flow (ferry sync --restart) or the slot (SELECT pg_drop_replication_slot(...))",
+		if rows.Scan(&name, &retained, &pretty) == nil {
+			slog.Warn(fmt.Sprintf("inactive ferry replication slot %s retains %s of WAL on the source; if its flow is over, drop the flow (ferry drop SOURCE DESTINATION --name FLOW) or the slot (SELECT pg_drop_replication_slot('%s'))", name, pretty, name),
 				"slot", name, "retained_bytes", retained, "server", c.where())
 		}
 	}

@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/state"
+)
+
+func newDropCmd(g *globals) *cobra.Command {
+	var ff flowFlags
+	cmd := &cobra.Command{
+		Use:   "drop [SOURCE DESTINATION]",
+		Short: "Forget a flow: drop its replication slot, publication, checkpoints and saved state",
+		Long: `drop releases what a flow keeps between runs: at the source its replication
+slot and publication (when ferry created them; a PostgreSQL slot that nobody
+reads keeps WAL on the server until it is dropped), at the destination the
+flow's checkpoints, and its local state. The destination's tables and rows stay.
+
+Name the flow as it was run: the same SOURCE, DESTINATION and selection, or
+its --name. ferry warns at start about inactive ferry slots of other flows,
+with the retained WAL; drop their flow with this command, or the slot itself
+with SELECT pg_drop_replication_slot('ferry_...').`,
+		Example: `  ferry drop postgres://u@src/shop postgres://u@dst/shop
+  ferry drop postgres://u@src/shop postgres://u@dst/shop --name shop-move`,
+		Args: cobra.RangeArgs(0, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return usageError{errors.New("drop needs both SOURCE and DESTINATION (or a flow file with -f)")}
+			}
+			var src, dst string
+			if len(args) == 2 {
+				src, dst = args[0], args[1]
+			}
+			cfg, err := ff.config(cmd, src, dst)
+			if err != nil {
+				return err
+			}
+			g.addSecrets(cfg.Source, cfg.Destination)
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			log, err := g.logger(g.stderr)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			sc, err := connector.Open(ctx, cfg.Source)
+			if err != nil {
+				return fmt.Errorf("source: %w", err)
+			}
+			defer closeLogged(log, "source", sc)
+			dc, err := connector.Open(ctx, cfg.Destination)
+			if err != nil {
+				return fmt.Errorf("destination: %w", err)
+			}
+			defer closeLogged(log, "destination", dc)
+			store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
+			if err != nil {
+				if errors.Is(err, state.ErrLocked) {
+					return &connector.ConfigError{Msg: err.Error(), Fix: "stop the ferry running the flow first"}
+				}
+				return err
+			}
+			defer closeLogged(log, "state", store)
+			eng, err := engine.New(*cfg, sc, dc, store, log)
+			if err != nil {
+				return err
+			}
+			if err := eng.Drop(ctx); err != nil {
+				return fmt.Errorf("drop flow %s: %w", eng.Name(), err)
+			}
+			log.Info("flow dropped", "flow", eng.Name())
+			return nil
+		},
+	}
+	ff.register(cmd.Flags(), true)
+	return cmd
+}
