@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# PostgreSQL to PostgreSQL change data capture: ferry against PostgreSQL's
+# native logical replication (CREATE PUBLICATION / CREATE SUBSCRIPTION), on
+# private PostgreSQL 15 instances: A the source, B ferry's destination, C the
+# native subscriber.
+#
+#   ./bench/pg-cdc.sh [TRANSACTIONS] [LOAD_SECONDS] [RATE]
+#
+# 1. Backlog: after an initial sync of both, ferry is stopped and the
+#    subscription disabled; pgbench writes TRANSACTIONS (default 75000)
+#    transactions of the TPC-B-like kind (3 updates and an insert) plus
+#    deletes, 4 to 5 changes each, then a marker row. ferry drains the
+#    backlog with --until caught-up (wall time of the process); the
+#    subscription is enabled and timed until the marker row is at C (and,
+#    reported too, until its slot's confirmed_flush_lsn reaches the backlog's
+#    end). Both destinations are then compared with the source.
+# 2. Steady load: ferry runs, the subscription is enabled, and pgbench writes
+#    RATE (default 1000) transactions a second for LOAD_SECONDS (default 60),
+#    each also inserting a tick row stamped with clock_timestamp(). B and C
+#    have an extra column on the ticks table defaulting to clock_timestamp(),
+#    filled when the row is applied: apply time minus source time is each
+#    tick's replication lag, end to end. Prints p50/p99/max for both. Both
+#    replicate at once, on the same cores.
+#
+# Run as root (the servers run as the postgres user).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+txns=${1:-75000}
+load_secs=${2:-60}
+rate=${3:-1000}
+writers=${WRITERS:-4}
+bin=/usr/lib/postgresql/15/bin
+[ -x "$bin/postgres" ] || { echo "needs PostgreSQL 15 server binaries (Debian package postgresql)"; exit 1; }
+command -v pgbench >/dev/null || { echo "needs pgbench (Debian package postgresql-contrib or postgresql-client)"; exit 1; }
+work=$(mktemp -d /tmp/ferry-pgcdc-XXXXXX)
+chmod 755 "$work"
+chown postgres: "$work"
+as_pg() { runuser -u postgres -- "$@"; }
+ferry_pid=
+cleanup() {
+  [ -n "$ferry_pid" ] && kill "$ferry_pid" 2>/dev/null || true
+  for d in a b c; do [ -d "$work/$d" ] && as_pg "$bin/pg_ctl" -D "$work/$d" stop -m immediate >/dev/null 2>&1 || true; done
+  [ -n "${KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+go build -o "$work/ferry" ./cmd/ferry
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start() { # dir port
+  as_pg "$bin/initdb" -D "$work/$1" -A trust --no-sync -U postgres >/dev/null
+  as_pg "$bin/pg_ctl" -D "$work/$1" -l "$work/$1.log" -w -o "-p $2 -k $work -c wal_level=logical -c max_wal_senders=10 -c max_replication_slots=10 -c fsync=off -c shared_buffers=256MB -c max_wal_size=4GB -c synchronous_commit=off -c wal_receiver_status_interval=1s -c max_logical_replication_workers=4" start >/dev/null
+}
+pa=$(port); start a "$pa"
+pb=$(port); start b "$pb"
+pc=$(port); start c "$pc"
+psql_a() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pa" -U postgres "$@"; }
+psql_b() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pb" -U postgres "$@"; }
+psql_c() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pc" -U postgres "$@"; }
+src="postgres://postgres@127.0.0.1:$pa/src?sslmode=disable"
+dst="postgres://postgres@127.0.0.1:$pb/dst?sslmode=disable"
+secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$@"; }
+now() { date +%s.%N; }
+
+accounts=200000
+echo "== source: $accounts accounts, 100 tellers, 10 branches, 100000 history rows"
+psql_a -c "CREATE DATABASE src"
+psql_a -d src <<SQL
+CREATE TABLE branches (bid int PRIMARY KEY, bbalance int NOT NULL, filler char(88));
+CREATE TABLE tellers (tid int PRIMARY KEY, bid int NOT NULL, tbalance int NOT NULL, filler char(84));
+CREATE TABLE accounts (aid int PRIMARY KEY, bid int NOT NULL, abalance int NOT NULL, filler char(84));
+CREATE TABLE history (hid bigserial PRIMARY KEY, tid int, bid int, aid int, delta int, mtime timestamp, filler char(22));
+CREATE TABLE ticks (id bigserial PRIMARY KEY, at timestamptz NOT NULL);
+CREATE TABLE marker (id int PRIMARY KEY, at timestamptz NOT NULL);
+INSERT INTO branches SELECT g, 0, '' FROM generate_series(1, 10) g;
+INSERT INTO tellers SELECT g, 1 + (g - 1) / 10, 0, '' FROM generate_series(1, 100) g;
+INSERT INTO accounts SELECT g, 1 + (g - 1) / 20000, 0, '' FROM generate_series(1, $accounts) g;
+INSERT INTO history (tid, bid, aid, delta, mtime) SELECT 1 + g % 100, 1 + g % 10, 1 + g % $accounts, g % 1000, now() FROM generate_series(1, 100000) g;
+CREATE PUBLICATION native FOR ALL TABLES;
+VACUUM ANALYZE;
+SQL
+
+echo "== initial sync: ferry to B, native subscription to C"
+psql_b -c "CREATE DATABASE dst"
+ferry_sync() { "$work/ferry" sync "$src" "$dst" --name cdcbench --state-dir "$work/state" --writers "$writers" --progress none --log-format json "$@"; }
+ferry_sync --until caught-up 2>"$work/ferry-initial.log" >/dev/null
+psql_c -c "CREATE DATABASE dst"
+pg_dump -h "$work" -p "$pa" -U postgres --schema-only --no-publications src | psql_c -d dst >/dev/null
+psql_c -d dst -c "CREATE SUBSCRIPTION native CONNECTION 'host=127.0.0.1 port=$pa user=postgres dbname=src' PUBLICATION native" 2>/dev/null
+for _ in $(seq 600); do
+  pending=$(psql_c -d dst -At -c "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'")
+  [ "$pending" = 0 ] && break
+  sleep 0.5
+done
+[ "$pending" = 0 ] || { echo "the native subscription's initial sync did not finish"; exit 1; }
+psql_c -d dst -c "ALTER SUBSCRIPTION native DISABLE"
+# The apply worker exits asynchronously; wait for its slot to be free.
+for _ in $(seq 100); do
+  [ "$(psql_a -d src -At -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'native'")" = f ] && break
+  sleep 0.2
+done
+
+echo "== backlog: $txns transactions while neither replicates"
+cat >"$work/tpcb.sql" <<'SQL'
+\set aid random(1, 200000)
+\set bid random(1, 10)
+\set tid random(1, 100)
+\set delta random(-5000, 5000)
+BEGIN;
+UPDATE accounts SET abalance = abalance + :delta WHERE aid = :aid;
+SELECT abalance FROM accounts WHERE aid = :aid;
+UPDATE tellers SET tbalance = tbalance + :delta WHERE tid = :tid;
+UPDATE branches SET bbalance = bbalance + :delta WHERE bid = :bid;
+INSERT INTO history (tid, bid, aid, delta, mtime) VALUES (:tid, :bid, :aid, :delta, CURRENT_TIMESTAMP);
+END;
+SQL
+cat >"$work/delete.sql" <<'SQL'
+\set h random(1, 100000)
+DELETE FROM history WHERE hid = :h;
+SQL
+start_lsn=$(psql_a -d src -At -c "SELECT pg_current_wal_insert_lsn()")
+t0=$(now)
+pgbench -n -h "$work" -p "$pa" -U postgres -c 4 -j 2 -t $((txns / 4)) -f "$work/tpcb.sql@9" -f "$work/delete.sql@1" src >"$work/pgbench-backlog.txt" 2>&1
+psql_a -d src -c "INSERT INTO marker VALUES (1, clock_timestamp())"
+end_lsn=$(psql_a -d src -At -c "SELECT pg_current_wal_insert_lsn()")
+changes=$(psql_a -d src -At -c "SELECT count(*) FROM pg_logical_slot_peek_binary_changes('native', NULL, NULL, 'proto_version', '1', 'publication_names', 'native') WHERE substr(data, 1, 1) IN ('\\x49', '\\x55', '\\x44')")
+wal=$(psql_a -d src -At -c "SELECT pg_size_pretty(pg_wal_lsn_diff('$end_lsn', '$start_lsn'))")
+echo "written in $(secs "$t0" "$(now)")s: $changes row changes, $wal of WAL ($(grep -o 'tps = [0-9.]*' "$work/pgbench-backlog.txt" | head -1))"
+
+echo "== ferry drains the backlog (--until caught-up, --writers $writers)"
+t0=$(now)
+/usr/bin/time -v -o "$work/time-drain.txt" "$work/ferry" sync "$src" "$dst" --name cdcbench --state-dir "$work/state" --writers "$writers" --progress none --log-format json --until caught-up 2>"$work/ferry-drain.log" >/dev/null
+t_ferry=$(secs "$t0" "$(now)")
+rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time-drain.txt")
+cpu=$(awk -F": " "/User time/ {u=\$2} /System time/ {s=\$2} END {print u + s}" "$work/time-drain.txt")
+echo "ferry: ${t_ferry}s ($(python3 -c "print(int($changes / $t_ferry))") changes/s), CPU ${cpu}s, peak RSS $((rss / 1024)) MB"
+
+echo "== native subscription drains the backlog"
+t0=$(now)
+psql_c -d dst -c "ALTER SUBSCRIPTION native ENABLE"
+t_marker=
+t_flush=
+for _ in $(seq 12000); do
+  if [ -z "$t_marker" ] && [ "$(psql_c -d dst -At -c "SELECT count(*) FROM marker")" = 1 ]; then t_marker=$(secs "$t0" "$(now)"); fi
+  if [ -z "$t_flush" ] && [ "$(psql_a -d src -At -c "SELECT confirmed_flush_lsn >= '$end_lsn' FROM pg_replication_slots WHERE slot_name = 'native'")" = t ]; then t_flush=$(secs "$t0" "$(now)"); fi
+  [ -n "$t_marker" ] && [ -n "$t_flush" ] && break
+  sleep 0.05
+done
+echo "native: ${t_marker}s until the marker row is applied ($(python3 -c "print(int($changes / $t_marker))") changes/s), ${t_flush}s until its slot confirmed the backlog's end"
+
+same() {
+  for t in accounts tellers branches history marker; do
+    q="SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM $t x"
+    a=$(psql_a -d src -At -c "$q")
+    b=$(psql_b -d dst -At -c "$q")
+    c=$(psql_c -d dst -At -c "$q")
+    [ "$a" = "$b" ] || echo "$t: ferry's destination DIFFERS from the source"
+    [ "$a" = "$c" ] || echo "$t: the native subscriber DIFFERS from the source"
+  done
+}
+same
+
+echo "== steady load: $rate transactions/s for ${load_secs}s, ferry and native replicating"
+psql_b -d dst -c "ALTER TABLE ticks ADD COLUMN seen timestamptz DEFAULT clock_timestamp()"
+psql_c -d dst -c "ALTER TABLE ticks ADD COLUMN seen timestamptz DEFAULT clock_timestamp()"
+sed 's/^END;$/INSERT INTO ticks (at) VALUES (clock_timestamp());\nEND;/' "$work/tpcb.sql" >"$work/tick.sql"
+"$work/ferry" sync "$src" "$dst" --name cdcbench --state-dir "$work/state" --writers "$writers" --progress none --log-format json --ui 127.0.0.1:0 2>"$work/ferry-load.log" >/dev/null &
+ferry_pid=$!
+for _ in $(seq 100); do grep -q "change data capture starting" "$work/ferry-load.log" && break; sleep 0.1; done
+pgbench -n -h "$work" -p "$pa" -U postgres -c 4 -j 2 -R "$rate" -T "$load_secs" -f "$work/tick.sql" src >"$work/pgbench-load.txt" 2>&1
+ticks=$(psql_a -d src -At -c "SELECT count(*) FROM ticks")
+for _ in $(seq 600); do
+  [ "$(psql_b -d dst -At -c "SELECT count(*) FROM ticks")" = "$ticks" ] && [ "$(psql_c -d dst -At -c "SELECT count(*) FROM ticks")" = "$ticks" ] && break
+  sleep 0.1
+done
+kill -INT "$ferry_pid"; wait "$ferry_pid" || true; ferry_pid=
+echo "written: $ticks ticks ($(grep -o 'tps = [0-9.]*' "$work/pgbench-load.txt" | head -1))"
+lag() { # psql function, name
+  "$1" -d dst -At -F ' ' -c "SELECT count(*),
+      round((1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM seen - at)))::numeric, 1),
+      round((1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM seen - at)))::numeric, 1),
+      round((1000 * max(extract(epoch FROM seen - at)))::numeric, 1) FROM ticks WHERE seen IS NOT NULL" |
+    awk -v n="$2" '{printf "%s lag: %d ticks, p50 %s ms, p99 %s ms, max %s ms\n", n, $1, $2, $3, $4}'
+}
+lag psql_b ferry
+lag psql_c native
+same
+
+echo
+echo "== results ($(nproc) cores, ferry --writers $writers)"
+python3 - "$t_ferry" "$t_marker" <<'PY'
+import sys
+f, n = map(float, sys.argv[1:])
+print(f"backlog drain, native / ferry: {n / f:.2f}x faster (target >= 1.50)")
+PY
