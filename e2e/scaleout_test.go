@@ -164,7 +164,7 @@ func TestScaleOutPostgresSurvivesAKilledWorker(t *testing.T) {
 	writer := startPGWriter(t, srv.URL(src), 300001)
 
 	runArgs := []string{"run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "soshop",
-		"--parallel", "3", "--partition-rows", "60000", "--batch-rows", "500", "--heartbeat-timeout", "3s",
+		"--parallel", "3", "--partition-rows", "150000", "--batch-rows", "500", "--heartbeat-timeout", "3s",
 		"--log-format", "json", "--progress", "log"}
 	run := startFerry(t, runArgs...)
 	if !run.waitFor(t, "flow started", 30*time.Second) {

@@ -155,7 +155,16 @@
 //
 // CreateTables creates schemas and tables (with the primary key) and
 // _ferry.checkpoints; existing tables must have every column and the same
-// key. Secondary indexes are not copied; FinishTable runs ANALYZE.
+// key. The primary key stays during the load: a partition read outside the
+// plan's snapshot (a resumed run, a source outage) may meet a row a
+// concurrent update moved ahead of the cursor a second time, and only the
+// upsert by key collapses the two. FinishTable builds the source's
+// secondary indexes (pg_get_indexdef's definition; unique ones without
+// UNIQUE, since changes are applied in parallel across keys and two rows
+// may hold a value for a moment; each index the table lacks by name, so
+// finishing twice is harmless) and runs ANALYZE. The engine finishes
+// --parallel tables at once, after the copy and before change data capture
+// starts. Foreign keys and check constraints are not copied.
 //
 // WriteRows sends the batch with COPY FROM STDIN and stores its checkpoint in
 // the same transaction. If the rows are already there (a retried batch, a
@@ -164,6 +173,27 @@
 // and so are the partition's next batches. A table without a primary key
 // relies on the checkpoint alone: a partition resumes after its last
 // committed batch, so no row is written twice.
+//
+// # Pass-through
+//
+// Between two PostgreSQL servers rows are not decoded: for each table the
+// source offers a raw format (connector.RawReader) listing its columns and
+// their types as their binary form goes (domains as their base type, enums
+// by qualified name, arrays by element type), and the destination accepts it
+// (connector.RawWriter) when the table there has exactly those columns with
+// those types, none generated. The engine negotiates it per table at the
+// start of the copy; a renamed or mapped column, another type at the
+// destination (an existing table), a composite, extension or other
+// user-defined type (or an array of one), and every other destination keep
+// the decoded path. The source reads COPY (SELECT ctid, columns FROM ONLY
+// ... WHERE ctid range) TO STDOUT (FORMAT binary), cuts the stream into
+// tuples, takes each tuple's ctid off (the last one is the batch's cursor,
+// checked to increase as in ReadPartition) and emits batches of
+// --batch-rows tuples or 4 MB; the destination sends them to COPY FROM STDIN
+// (FORMAT binary) with the checkpoint in the same transaction, after
+// writing its own element type OID into array values (enum and domain OIDs
+// differ between servers). Rows already there (23505) are copied into a
+// temporary staging table and upserted by key from it.
 //
 // ApplyChanges applies a batch in one transaction with its checkpoint: per
 // table one DELETE ... USING unnest(keys), one INSERT ... SELECT FROM

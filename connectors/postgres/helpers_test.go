@@ -42,7 +42,7 @@ func (p *pair) srcURL() string { return p.srv.URL(p.src) }
 func (p *pair) dstURL() string { return p.srv.URL(p.dst) }
 
 // open opens a connector on a URL, closed when the test ends.
-func open(t *testing.T, raw string) *postgres.Conn {
+func open(t testing.TB, raw string) *postgres.Conn {
 	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {

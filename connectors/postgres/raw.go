@@ -283,9 +283,22 @@ func (c *Conn) ReadPartitionRaw(ctx context.Context, t *model.Table, p model.Par
 	if f == nil || f.Name != rawFormatName || len(f.Columns) != len(t.Columns) {
 		return fmt.Errorf("table %s: raw format %v is not this connector's", t.Namespace, f)
 	}
-	q, err := partitionQuery(t, p, from, true)
+	q, rel, err := partitionQuery(t, p, from, true)
 	if err != nil {
 		return err
+	}
+	// The types were negotiated when the copy started and must still be
+	// those: COPY sends the current types whatever the snapshot, so they are
+	// read outside it (before the read takes its connection, so a lane never
+	// holds two of the pool's).
+	cols, ok, err := wireColumns(ctx, c.pool, rel, f.Columns)
+	if err != nil {
+		return c.classify(err, "read partition "+p.ID)
+	}
+	for i := range f.Types {
+		if !ok || cols[i].sig != f.Types[i] {
+			return fmt.Errorf("table %s, column %s: its type changed since the copy started; run again (or start the flow over with --restart)", t.Namespace, f.Columns[i])
+		}
 	}
 	batchRows := int(c.batchRows.Load())
 	if batchRows <= 0 {
@@ -301,7 +314,6 @@ func (c *Conn) ReadPartitionRaw(ctx context.Context, t *model.Table, p model.Par
 		return c.classify(err, "read partition "+p.ID)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only; ends the transaction whatever happened
-
 	s := &tupleSplitter{format: f, batchRows: batchRows, emit: emit, where: fmt.Sprintf("partition %s of %s", p.ID, t.Namespace)}
 	_, err = conn.Conn().PgConn().CopyTo(ctx, s, "COPY ("+q+") TO STDOUT (FORMAT binary)")
 	if s.err != nil {
@@ -317,15 +329,16 @@ func (c *Conn) ReadPartitionRaw(ctx context.Context, t *model.Table, p model.Par
 }
 
 // partitionQuery selects the partition's columns after the cursor, with
-// the ctid last, or first when ctidFirst.
-func partitionQuery(t *model.Table, p model.Partition, from model.Cursor, ctidFirst bool) (string, error) {
+// the ctid last, or first when ctidFirst, from relation rel (the table or
+// one of its leaf partitions).
+func partitionQuery(t *model.Table, p model.Partition, from model.Cursor, ctidFirst bool) (q, rel string, err error) {
 	rel, lo, err := decodeBound(p.Lower)
 	if err != nil {
-		return "", fmt.Errorf("partition %s: %w", p.ID, err)
+		return "", "", fmt.Errorf("partition %s: %w", p.ID, err)
 	}
 	_, hi, err := decodeBound(p.Upper)
 	if err != nil {
-		return "", fmt.Errorf("partition %s: %w", p.ID, err)
+		return "", "", fmt.Errorf("partition %s: %w", p.ID, err)
 	}
 	if rel == "" {
 		rel = qualified(t.Namespace)
@@ -334,7 +347,7 @@ func partitionQuery(t *model.Table, p model.Partition, from model.Cursor, ctidFi
 	switch {
 	case from != "":
 		if _, err := parseTID(string(from)); err != nil {
-			return "", fmt.Errorf("partition %s: cursor: %w", p.ID, err)
+			return "", "", fmt.Errorf("partition %s: cursor: %w", p.ID, err)
 		}
 		conds = append(conds, fmt.Sprintf("ctid > '%s'::tid", from))
 	case lo > 0:
@@ -353,11 +366,11 @@ func partitionQuery(t *model.Table, p model.Partition, from model.Cursor, ctidFi
 	if !ctidFirst {
 		cols = append(cols, "ctid")
 	}
-	q := "SELECT " + strings.Join(cols, ", ") + " FROM ONLY " + rel
+	q = "SELECT " + strings.Join(cols, ", ") + " FROM ONLY " + rel
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
-	return q, nil
+	return q, rel, nil
 }
 
 // tupleSplitter is the io.Writer a COPY TO STDOUT (FORMAT binary) of

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -256,4 +257,35 @@ func TestPassThroughBatchWrittenTwiceIsUpserted(t *testing.T) {
 		}
 	}
 	sameTable(t, srcDB, dstDB, "keyed", "id")
+}
+
+// TestPassThroughRefusesATypeChangedSinceNegotiation: the bytes of a
+// column retyped at the source after the copy started would mean something
+// else at the destination (an integer's bits read as a float); the read
+// fails instead.
+func TestPassThroughRefusesATypeChangedSinceNegotiation(t *testing.T) {
+	p := newPair(t)
+	srcDB := p.srv.Connect(t, p.src)
+	mustExec(t, srcDB, `
+		CREATE TABLE retyped (id int PRIMARY KEY, v integer);
+		INSERT INTO retyped SELECT g, g FROM generate_series(1, 100) g;`)
+	src := open(t, p.srcURL())
+	ctx := context.Background()
+	tables, err := src.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok, err := src.RawFormat(ctx, tables[0])
+	if err != nil || !ok {
+		t.Fatalf("raw format: %v", err)
+	}
+	plan, err := src.Plan(ctx, tables, connector.PlanOptions{PartitionRows: 1_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, srcDB, `ALTER TABLE retyped ALTER COLUMN v TYPE real`)
+	err = src.ReadPartitionRaw(ctx, tables[0], plan.Partitions[0], "", f, func(*model.RowBatch) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "column v: its type changed") {
+		t.Fatalf("read after the type changed: %v", err)
+	}
 }

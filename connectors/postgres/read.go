@@ -115,7 +115,7 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 	if err != nil {
 		return err
 	}
-	q, err := partitionQuery(t, p, from, false)
+	q, _, err := partitionQuery(t, p, from, false)
 	if err != nil {
 		return err
 	}

@@ -138,6 +138,7 @@ func (c *Conn) dst(ctx context.Context, ns model.Namespace) (*dstTable, error) {
 func (c *Conn) forgetDst(ns model.Namespace) {
 	c.dstMu.Lock()
 	delete(c.dstTables, qualified(ns))
+	delete(c.rawTargets, qualified(ns))
 	c.dstMu.Unlock()
 }
 
