@@ -30,7 +30,10 @@ type PartitionProgress struct {
 // flow's tables (the one a partition belongs to).
 func (e *Engine) UsePlan(p *model.Plan) error {
 	e.plan = p
-	return e.mapTables(p.Tables)
+	if err := e.mapTables(p.Tables); err != nil {
+		return err
+	}
+	return e.refuseFullRowCopyOutsideT0(context.Background(), p.Partitions, false)
 }
 
 // StoredPartitionProgress is the partition's checkpoint kept by the

@@ -165,6 +165,9 @@ func (e *Engine) Prepare(ctx context.Context) error {
 		if err := e.mapTables(e.plan.Tables); err != nil {
 			return err
 		}
+		if err := e.refuseFullRowCopyOutsideT0(ctx, e.plan.Partitions, true); err != nil {
+			return err
+		}
 		return e.createTables(ctx)
 	}
 	return e.makePlan(ctx)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -199,4 +200,54 @@ func (e *Engine) appliedAlready(ctx context.Context, writer int, job applyJob) (
 		return false, err
 	}
 	return c >= 0, nil
+}
+
+// refuseFullRowCopyOutsideT0 refuses to copy a table without a primary key
+// outside the plan's snapshot in a flow with CDC: a resumed process or a
+// scale-out worker reads current rows, which already hold changes after T0
+// that CDC then applies again, duplicating rows no key can collapse. A
+// resumed flow checks the partitions it has still to copy; a scale-out copy
+// activity (resumed false) the partitions it was given.
+func (e *Engine) refuseFullRowCopyOutsideT0(ctx context.Context, parts []model.Partition, resumed bool) error {
+	if e.mode != flow.ModeFull {
+		return nil
+	}
+	var left map[string]bool
+	if resumed {
+		if done, err := e.store.Meta(ctx, "copy_done"); err != nil || done == "true" {
+			return err
+		}
+		raw, err := e.checkpoints(ctx, "partition/")
+		if err != nil {
+			return err
+		}
+		left = map[string]bool{}
+		for _, p := range parts {
+			var cp partCheckpoint
+			if v, ok := raw[partitionKey(p.ID)]; ok && json.Unmarshal([]byte(v), &cp) == nil && cp.Done {
+				continue
+			}
+			left[p.ID] = true
+		}
+	}
+	var names []string
+	seen := map[model.Namespace]bool{}
+	for _, p := range parts {
+		tr := e.byNS[p.Table]
+		if tr == nil || !tr.fullRow() || seen[p.Table] || (left != nil && !left[p.ID]) {
+			continue
+		}
+		seen[p.Table] = true
+		names = append(names, p.Table.String())
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	how := "the copy of these tables was interrupted, and a new process reads their rest outside the snapshot at T0"
+	fix := "start the flow over with --restart (it copies again), or exclude the tables"
+	if !resumed {
+		how = "scale-out workers read partitions outside the snapshot at T0"
+		fix = "copy these tables with ferry sync, or give them a primary key"
+	}
+	return connector.Configf(fix, fmt.Sprintf("%s, so changes already in the rows read would be applied again, and without a primary key that duplicates rows: %s", how, strings.Join(names, ", ")))
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/state"
 )
 
 // A table without a primary key but with REPLICA IDENTITY FULL replicates:
@@ -91,5 +92,34 @@ func TestTableWithoutKeyOrFullIdentityIsRefused(t *testing.T) {
 	}
 	if n := count(t, src, `SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'ferry%loose%'`); n != 0 {
 		t.Fatal("a replication slot was created")
+	}
+}
+
+// A flow whose copy of a table without a primary key was interrupted cannot
+// finish it in a new process (the rest would be read after T0 and its
+// changes applied twice): it is refused with the fix, --restart.
+func TestInterruptedCopyOfTableWithoutKeyIsRefused(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	dst := p.srv.Connect(t, p.dst)
+	mustExec(t, src, `CREATE TABLE bag (a int, b text); ALTER TABLE bag REPLICA IDENTITY FULL; INSERT INTO bag SELECT g % 10, 'x' FROM generate_series(1, 100) g`)
+	cfg := flow.Config{Name: "cut", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// As if the process had died during the copy.
+	ctx := context.Background()
+	store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetMeta(ctx, "copy_done", ""); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	mustExec(t, dst, `DELETE FROM _ferry.checkpoints WHERE flow = 'cut' AND key LIKE 'partition/%'`)
+	err = runFlow(t, cfg)
+	if !connector.IsConfigError(err) || !strings.Contains(err.Error(), "public.bag") || !strings.Contains(err.Error(), "--restart") {
+		t.Fatalf("want a configuration error naming public.bag and --restart, got %v", err)
 	}
 }
