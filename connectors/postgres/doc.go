@@ -147,9 +147,18 @@
 // last acknowledged position; transactions received again are emitted again
 // (harmless: writes are idempotent), at positions that never go backwards.
 //
-// DropFlow (ferry sync --restart) drops the flow's slot and publication
-// when ferry created them. Plan and StreamChanges log a warning for every
-// other inactive ferry slot: it retains WAL until it is dropped.
+// A table without a primary key needs REPLICA IDENTITY FULL: its update
+// and delete changes then carry the whole old row as Change.Key (in column
+// order), and the applier (AppliesFullRows) applies TableChanges.RowChanges
+// in order, each to one row equal to the old one, found by ctid.
+//
+// LagBytes (connector.LagMeter) is pg_current_wal_insert_lsn() minus a
+// position, for the engine's lag reporting.
+//
+// DropFlow (ferry drop, ferry sync --restart) drops the flow's slot and
+// publication when ferry created them. Plan and StreamChanges log a warning
+// for every other inactive ferry slot, with the WAL it retains and how to
+// drop it.
 //
 // # Destination
 //
