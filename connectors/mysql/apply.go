@@ -40,7 +40,7 @@ func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) er
 		if tc == nil || tc.Table == nil {
 			return fmt.Errorf("mysql %s: changes without a table", c.host)
 		}
-		if len(tc.Deletes) == 0 && len(tc.Upserts) == 0 {
+		if len(tc.Deletes) == 0 && len(tc.Upserts) == 0 && len(tc.RowChanges) == 0 {
 			continue
 		}
 		if len(tc.Table.PrimaryKey) == 0 {

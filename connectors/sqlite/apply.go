@@ -58,7 +58,7 @@ func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) er
 
 func applyTable(ctx context.Context, tx *sql.Tx, tc *model.TableChanges) error {
 	t := tc.Table
-	if len(tc.Deletes) == 0 && len(tc.Upserts) == 0 {
+	if len(tc.Deletes) == 0 && len(tc.Upserts) == 0 && len(tc.RowChanges) == 0 {
 		return nil
 	}
 	if len(t.PrimaryKey) == 0 {
