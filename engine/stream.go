@@ -463,6 +463,8 @@ func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, 
 	count := map[uint64]int{}
 	next := uint64(1)
 	caughtUp := false
+	var localAt time.Time
+	var localPending model.Position
 	for ack := range acks {
 		count[ack.seq]++
 		if count[ack.seq] < writers {
@@ -471,8 +473,17 @@ func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, 
 		a := ack // every writer's ack of one batch carries the same position
 		for count[next] == writers {
 			delete(count, next)
-			if err := e.store.SetMeta(ctx, "cdc", string(a.position)); err != nil {
-				return err
+			// With a destination that keeps checkpoints (in the same
+			// transaction as the changes) the local copy is only a
+			// fallback: writing it, with an fsync, for every batch stalled
+			// the whole pipeline whenever the disk was slow.
+			if e.keeper == nil || time.Since(localAt) >= localEvery {
+				if err := e.store.SetMeta(ctx, "cdc", string(a.position)); err != nil {
+					return err
+				}
+				localAt, localPending = time.Now(), ""
+			} else {
+				localPending = a.position
 			}
 			if err := cs.Ack(ctx, a.position); err != nil {
 				return fmt.Errorf("acknowledge %s to the source: %w", a.position, err)
@@ -491,8 +502,15 @@ func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, 
 			next++
 		}
 	}
+	if localPending != "" {
+		return e.store.SetMeta(ctx, "cdc", string(localPending))
+	}
 	return nil
 }
+
+// localEvery is how often CDC copies its checkpoint to the local state when
+// the destination keeps checkpoints itself.
+const localEvery = time.Second
 
 // signal broadcasts the last batch every writer has applied.
 type signal struct {
