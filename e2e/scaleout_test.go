@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydb/ferry/internal/faults"
 	"github.com/ferrydb/ferry/internal/pgtest"
 	"github.com/ferrydb/ferry/scaleout"
 )
@@ -481,7 +482,11 @@ func TestScaleOutWorkerStopsGracefully(t *testing.T) {
 	srv := pgtest.Shared(t)
 	src, dst := srv.CreateDatabase(t, "gracesrc"), srv.CreateDatabase(t, "gracedst")
 	pgShop(t, srv, src, 300000)
-	conns := []string{"src=" + srv.URL(src), "dst=" + srv.URL(dst)}
+	// The source is read through a slow link, so a partition is still
+	// running when the worker is told to stop, however fast the copy path.
+	px := faults.NewProxy(t, "grace-source", fmt.Sprintf("127.0.0.1:%d", srv.Port))
+	px.Bandwidth(t, 3000, "downstream")
+	conns := []string{"src=" + px.Rewrite(srv.URL(src)), "dst=" + srv.URL(dst)}
 	w1 := ts.worker(t, conns...)
 	// The flow starts on the first worker alone; the second is ready to
 	// take over.
