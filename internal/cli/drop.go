@@ -29,14 +29,7 @@ with SELECT pg_drop_replication_slot('ferry_...').`,
   ferry drop postgres://u@src/shop postgres://u@dst/shop --name shop-move`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				return usageError{errors.New("drop needs both SOURCE and DESTINATION (or a flow file with -f)")}
-			}
-			var src, dst string
-			if len(args) == 2 {
-				src, dst = args[0], args[1]
-			}
-			cfg, err := ff.config(cmd, src, dst)
+			cfg, err := ff.pairConfig(cmd, args)
 			if err != nil {
 				return err
 			}

@@ -53,6 +53,19 @@ func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
 	fs.DurationVar(&f.retryTimeout, "retry-timeout", 0, "how long an unavailable source or destination is retried before the flow fails (default 5m)")
 }
 
+// pairConfig is config for the commands that take SOURCE DESTINATION
+// arguments (or a flow file naming them): sync, verify, drop.
+func (f *flowFlags) pairConfig(cmd *cobra.Command, args []string) (*flow.Config, error) {
+	var src, dst string
+	switch len(args) {
+	case 1:
+		return nil, usageError{fmt.Errorf("%s needs both SOURCE and DESTINATION (or a flow file with -f)", cmd.Name())}
+	case 2:
+		src, dst = args[0], args[1]
+	}
+	return f.config(cmd, src, dst)
+}
+
 // config merges the flow file, the arguments and the flags.
 func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, error) {
 	cfg := &flow.Config{}
@@ -161,14 +174,7 @@ checkpointed, and ferry exits 0.`,
   FERRY_UI_TOKEN=$(openssl rand -hex 16) ferry sync SRC DST --ui 0.0.0.0:8080`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				return usageError{errors.New("sync needs both SOURCE and DESTINATION (or a flow file with -f)")}
-			}
-			var src, dst string
-			if len(args) == 2 {
-				src, dst = args[0], args[1]
-			}
-			cfg, err := ff.config(cmd, src, dst)
+			cfg, err := ff.pairConfig(cmd, args)
 			if err != nil {
 				return err
 			}

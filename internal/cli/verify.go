@@ -44,14 +44,7 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
   ferry verify sqlite:///src.db file:///tmp/export?format=jsonl --json`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				return usageError{fmt.Errorf("verify needs both SOURCE and DESTINATION (or a flow file with -f)")}
-			}
-			var src, dst string
-			if len(args) == 2 {
-				src, dst = args[0], args[1]
-			}
-			cfg, err := ff.config(cmd, src, dst)
+			cfg, err := ff.pairConfig(cmd, args)
 			if err != nil {
 				return err
 			}
