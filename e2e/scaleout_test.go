@@ -425,11 +425,20 @@ func TestScaleOutBadInput(t *testing.T) {
 		t.Errorf("/api/flow: coordinator %q, phase %q", api.Coordinator, api.Phase)
 	}
 	// The worker that copied the table counts what it read and wrote, per
-	// table, beside the Temporal SDK's metrics.
-	if _, body := httpGet(health + "/metrics"); !strings.Contains(body, `ferry_rows_written_total{flow="busy",otel_scope_name=`) && !strings.Contains(body, `ferry_rows_written_total{flow="busy",`) {
-		t.Errorf("the worker's /metrics has no ferry_rows_written_total for the flow busy:\n%.3000s", body)
-	} else if !strings.Contains(body, `table="fake.t1"`) || !strings.Contains(body, "ferry_cdc_changes_applied_total") {
-		t.Errorf("the worker's /metrics lacks the table's or CDC's counters:\n%.3000s", body)
+	// table, beside the Temporal SDK's metrics; its CDC counts changes
+	// applied once it applied a batch.
+	var metrics string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		_, metrics = httpGet(health + "/metrics")
+		if strings.Contains(metrics, `ferry_rows_written_total{flow="busy",`) && strings.Contains(metrics, `table="fake.t1"`) &&
+			strings.Contains(metrics, `ferry_cdc_changes_applied_total{flow="busy"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the worker's /metrics lacks the flow's copy or CDC counters:\n%.3000s", metrics)
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 	// The page in a real browser shows the workers card with the worker and
 	// its task, beside the usual cards.
