@@ -20,9 +20,9 @@ package e2e
 //  4. ferry killed with SIGKILL at random points, ten times in one flow;
 //  5. a slow destination (latency and limited bandwidth) against the same
 //     flow without them: memory stays flat;
-//  6. scale-out mode (a worker killed during the copy and during CDC, the
-//     Temporal dev server restarted): see TestChaosScaleOut below — it waits
-//     for the scale-out mode (ferry worker / ferry run).
+//  6. scale-out mode: a worker killed during the copy and the one streaming
+//     changes during CDC, the Temporal dev server killed and started again
+//     (chaos_scaleout_test.go).
 
 import (
 	"context"
@@ -586,12 +586,4 @@ func TestChaosSlowDestination(t *testing.T) {
 		t.Errorf("the direct run differs: %d rows, %d duplicates", base.RowsDiffer, base.Duplicates)
 	}
 	rep.finish(t)
-}
-
-// TestChaosScaleOut is scenario 6, the scale-out mode: a worker killed
-// during the copy and another during CDC, and the Temporal dev server
-// restarted. It is written once scale-out mode (ferry worker, ferry run)
-// lands; until then it says so instead of passing.
-func TestChaosScaleOut(t *testing.T) {
-	t.Skip("scenario 6 (scale-out: kill a worker during the copy and during CDC, restart the Temporal dev server) waits for ferry worker / ferry run")
 }

@@ -67,10 +67,16 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// temporalServer is a dev server private to a test.
+// temporalServer is a dev server private to a test. Its state is kept in
+// a SQLite file, so it can be stopped and started again on the same port
+// with the flows it had (the fault-injection suite restarts it).
 type temporalServer struct {
 	addr string
 	bin  string
+	args []string
+	cmd  *exec.Cmd
+	done chan struct{}
+	out  *syncBuffer
 }
 
 func startTemporal(t *testing.T) *temporalServer {
@@ -78,8 +84,18 @@ func startTemporal(t *testing.T) *temporalServer {
 	bin := temporalCLI(t)
 	port := freePort(t)
 	db := filepath.Join(t.TempDir(), "temporal.db")
-	cmd := exec.Command(bin, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--http-port", strconv.Itoa(freePort(t)), "--metrics-port", strconv.Itoa(freePort(t)), "--db-filename", db, "--log-level", "error")
+	ts := &temporalServer{addr: "127.0.0.1:" + strconv.Itoa(port), bin: bin,
+		args: []string{"server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", strconv.Itoa(port),
+			"--http-port", strconv.Itoa(freePort(t)), "--metrics-port", strconv.Itoa(freePort(t)), "--db-filename", db, "--log-level", "error"}}
+	ts.launch(t)
+	t.Cleanup(func() { ts.stop(syscall.SIGTERM) })
+	return ts
+}
+
+// launch starts the server and waits until it serves.
+func (ts *temporalServer) launch(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(ts.bin, ts.args...)
 	out := newSyncBuffer()
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -87,21 +103,12 @@ func startTemporal(t *testing.T) *temporalServer {
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }() //nolint:errcheck // the test ends it
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // best effort
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill() //nolint:errcheck // best effort
-			<-done
-		}
-	})
-	ts := &temporalServer{addr: "127.0.0.1:" + strconv.Itoa(port), bin: bin}
+	ts.cmd, ts.done, ts.out = cmd, done, out
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		c := exec.Command(bin, "operator", "cluster", "health", "--address", ts.addr)
+		c := exec.Command(ts.bin, "operator", "cluster", "health", "--address", ts.addr)
 		if o, err := c.CombinedOutput(); err == nil && strings.Contains(string(o), "SERVING") {
-			return ts
+			return
 		}
 		select {
 		case <-done:
@@ -110,7 +117,22 @@ func startTemporal(t *testing.T) *temporalServer {
 		}
 	}
 	t.Fatalf("the Temporal dev server did not become ready:\n%s", out.String())
-	return nil
+}
+
+// stop ends the server with sig (SIGKILL after 10 s) and waits for it.
+func (ts *temporalServer) stop(sig syscall.Signal) {
+	select {
+	case <-ts.done:
+		return
+	default:
+	}
+	ts.cmd.Process.Signal(sig) //nolint:errcheck // best effort
+	select {
+	case <-ts.done:
+	case <-time.After(10 * time.Second):
+		ts.cmd.Process.Kill() //nolint:errcheck // best effort
+		<-ts.done
+	}
 }
 
 // history returns the JSON history of a flow's latest run.

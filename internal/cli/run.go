@@ -181,7 +181,7 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 		fmt.Fprintf(g.stdout, "flow %s running (run %s)\nwatch it: ferry run --temporal %s --name %s\n", cfg.Name, run.GetRunID(), tf.address, cfg.Name)
 		return nil
 	}
-	w := &watcher{c: c, name: cfg.Name, taskQueue: tf.taskQueue, log: log}
+	w := &watcher{c: c, name: cfg.Name, address: tf.address, taskQueue: tf.taskQueue, log: log}
 	return w.watch(ctx, g, run, bars, progress, ln, ui, cfg)
 }
 
@@ -189,11 +189,15 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 type watcher struct {
 	c         client.Client
 	name      string
+	address   string
 	taskQueue string
 	log       *slog.Logger
 
 	mu   sync.Mutex
 	last *scaleout.Status
+	// downSince is when reading the flow's status from Temporal began to
+	// fail (zero while it answers).
+	downSince time.Time
 }
 
 func (w *watcher) snapshot() engine.Snapshot {
@@ -206,16 +210,34 @@ func (w *watcher) snapshot() engine.Snapshot {
 }
 
 func (w *watcher) poll(ctx context.Context) {
-	st, err := scaleout.Progress(ctx, w.c, w.name, w.taskQueue)
+	// The client retries a Temporal that does not answer for as long as
+	// the context lets it: a bound turns an outage into an error to report.
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	st, err := scaleout.Progress(pctx, w.c, w.name, w.taskQueue)
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if err != nil {
-		if ctx.Err() == nil {
+		// Temporal going away does not stop the flow: the workers go on
+		// with what they run and report when it is back. Say so once, not
+		// every second.
+		if w.downSince.IsZero() {
+			w.downSince = time.Now()
+			w.log.Warn("Temporal does not answer; the flow's progress is unknown until it does (running tasks go on on the workers)",
+				"flow", w.name, "temporal", w.address, "error", err)
+		} else {
 			w.log.Debug("progress unavailable", "error", err)
 		}
 		return
 	}
-	w.mu.Lock()
+	if !w.downSince.IsZero() {
+		w.log.Info("Temporal answers again", "flow", w.name, "temporal", w.address, "unanswered_for", time.Since(w.downSince).Round(100*time.Millisecond).String())
+		w.downSince = time.Time{}
+	}
 	w.last = st
-	w.mu.Unlock()
 }
 
 func (w *watcher) watch(ctx context.Context, g *globals, run client.WorkflowRun, bars *display.Bars, progress string, ln net.Listener, ui uiFlags, cfg *flow.Config) error {
