@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"database/sql"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -56,11 +58,20 @@ func TestKillDuringCopyAndCDCThenResume(t *testing.T) {
 					t.Fatalf("run %d never started copying:\n%s", i, bg.stderr.String())
 				}
 				time.Sleep(p.delay)
+				if i == 1 {
+					// On a loaded machine the delays alone may end every
+					// copy run before any partition is done, and then no
+					// rerun has one to skip: the second kill waits for one.
+					chaosWait(30*time.Second, func() bool {
+						return bg.cmd.ProcessState != nil || partitionsDoneAt(t, dstKind, dir, db) > 0
+					})
+				}
 				inCDC := strings.Contains(bg.stderr.String(), "change data capture starting")
 				if !bg.kill(t) {
 					t.Logf("run %d finished before the kill", i)
 					continue
 				}
+				t.Logf("run %d killed (in CDC: %v); partitions done at the destination: %d", i, inCDC, partitionsDoneAt(t, dstKind, dir, db))
 				if inCDC {
 					killsInCDC++
 				} else {
@@ -114,6 +125,32 @@ func TestKillDuringCopyAndCDCThenResume(t *testing.T) {
 			}
 		})
 	}
+}
+
+// partitionsDoneAt counts the finished partitions in the checkpoints of
+// TestKillDuringCopyAndCDCThenResume's destination (-1 if unreadable).
+func partitionsDoneAt(t *testing.T, kind, dir, db string) int {
+	t.Helper()
+	if kind == "sqlite" {
+		conn, err := sql.Open("sqlite", "file:"+db+"?mode=ro&_pragma=busy_timeout(1000)")
+		if err != nil {
+			return -1
+		}
+		defer conn.Close()
+		var n int
+		if err := conn.QueryRow(`SELECT count(*) FROM _ferry_checkpoints WHERE key LIKE 'partition/%' AND value LIKE '%"done":true%'`).Scan(&n); err != nil {
+			return -1
+		}
+		return n
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "out", ".ferry", "*", "partition*.json"))
+	n := 0
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), `\"done\":true`) {
+			n++
+		}
+	}
+	return n
 }
 
 // TestInterruptStopsGracefully sends SIGINT during CDC: ferry exits 0 after
