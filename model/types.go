@@ -121,6 +121,10 @@ type Table struct {
 	// PrimaryKey lists key column names in key order; empty when the table has
 	// no primary key (nor a usable unique key).
 	PrimaryKey []string `json:"primary_key,omitempty"`
+	// PrimaryKeyName is the source's name for its primary key constraint,
+	// when it has one a destination of the same engine can reuse; empty
+	// otherwise.
+	PrimaryKeyName string `json:"primary_key_name,omitempty"`
 	// EstimatedRows and EstimatedBytes come from the source's statistics.
 	EstimatedRows  int64 `json:"estimated_rows"`
 	EstimatedBytes int64 `json:"estimated_bytes"`

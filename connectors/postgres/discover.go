@@ -176,8 +176,8 @@ func (c *Conn) discoverColumns(ctx context.Context, oids []uint32, byOID map[uin
 // without a primary key whose replica identity is a unique index uses that
 // index as its key: it is what the change stream identifies rows by.
 func (c *Conn) discoverKeys(ctx context.Context, oids []uint32, byOID map[uint32]*srcTable) error {
-	rows, err := c.pool.Query(ctx, `SELECT i.indrelid, i.indisprimary, a.attname
-		FROM pg_index i
+	rows, err := c.pool.Query(ctx, `SELECT i.indrelid, i.indisprimary, x.relname, a.attname
+		FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
 		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 		WHERE i.indrelid = ANY($1) AND (i.indisprimary OR i.indisreplident)
@@ -189,13 +189,15 @@ func (c *Conn) discoverKeys(ctx context.Context, oids []uint32, byOID map[uint32
 	for rows.Next() {
 		var rel uint32
 		var primary bool
-		var name string
-		if err := rows.Scan(&rel, &primary, &name); err != nil {
+		var index, name string
+		if err := rows.Scan(&rel, &primary, &index, &name); err != nil {
 			return c.classify(err, "discover primary keys")
 		}
 		s := byOID[rel]
 		if primary {
+			// A primary key's index has the constraint's name.
 			s.table.PrimaryKey = append(s.table.PrimaryKey, name)
+			s.table.PrimaryKeyName = index
 			s.hasPK = true
 		} else {
 			s.identKey = append(s.identKey, name)
