@@ -82,7 +82,8 @@ type Destination interface {
 }
 
 // RowWriter writes batches of copied rows. Writing the same batch twice must
-// leave the destination as writing it once (upsert by primary key), so a
+// leave the destination as writing it once (upsert by primary key; for a
+// table whose key a KeyDeferrer left out, once FinishTable has run), so a
 // retried or resumed partition is harmless.
 type RowWriter interface {
 	WriteRows(ctx context.Context, b *model.RowBatch) error
@@ -143,6 +144,24 @@ type CheckpointKeeper interface {
 // crash: finishing a table twice must be harmless.
 type TableFinisher interface {
 	FinishTable(ctx context.Context, t *model.Table) error
+}
+
+// KeyDeferrer is a destination that can create the tables a copy is about
+// to fill without their primary key, loading them faster, and build the key
+// in FinishTable, where rows the copy wrote twice (a partition read again
+// outside the plan's snapshot) are reduced to one per key first. Every
+// copy of a row was read at or after T0, so CDC from T0 converges whichever
+// copy is kept. A table waiting for its key accepts the copy's writes only:
+// applying changes to it is an error, so the engine uses CreateTablesForCopy
+// only while the copy (and then FinishTable) is still to run, and applies
+// changes only after FinishTable succeeded. Whether a table's key is still
+// to build is kept at the destination, so any later run or worker finds it.
+type KeyDeferrer interface {
+	TableFinisher
+	// CreateTablesForCopy is CreateTables for tables the copy fills next:
+	// the tables it creates have no primary key until FinishTable. An
+	// existing table is left as CreateTables leaves it.
+	CreateTablesForCopy(ctx context.Context, tables []*model.Table) error
 }
 
 // RawReader is a source that can read a partition without decoding its

@@ -174,12 +174,26 @@ func (e *Engine) Prepare(ctx context.Context) error {
 }
 
 // createTables creates the destination tables of every table in the flow.
+// While the copy is still to run, a destination that can defer primary keys
+// creates the tables without them: the copy fills them and FinishTable,
+// which runs before any change is applied, builds the keys. A flow that
+// only streams changes, or whose copy is done, needs the keys at once.
 func (e *Engine) createTables(ctx context.Context) error {
 	dstTables := make([]*model.Table, len(e.tables))
 	for i, t := range e.tables {
 		dstTables[i] = t.dst
 	}
-	if err := e.dst.CreateTables(ctx, dstTables); err != nil {
+	create := e.dst.CreateTables
+	if d, ok := e.dst.(connector.KeyDeferrer); ok && e.mode != flow.ModeCDC {
+		done, err := e.store.Meta(ctx, "copy_done")
+		if err != nil {
+			return err
+		}
+		if done != "true" {
+			create = d.CreateTablesForCopy
+		}
+	}
+	if err := create(ctx, dstTables); err != nil {
 		return fmt.Errorf("create destination tables: %w", err)
 	}
 	return nil
