@@ -77,6 +77,9 @@ func (w *changeWriter) applyTable(ctx context.Context, tx pgx.Tx, tc *model.Tabl
 	if err != nil {
 		return err
 	}
+	if len(dt.pk) == 0 {
+		return w.c.noKeyError(ctx, t)
+	}
 	keyIdx := t.KeyIndexes()
 	for i, ki := range keyIdx {
 		if ki < 0 {

@@ -162,26 +162,42 @@
 //
 // # Destination
 //
-// CreateTables creates schemas and tables (with the primary key) and
-// _ferry.checkpoints; existing tables must have every column and the same
-// key. The primary key stays during the load: a partition read outside the
-// plan's snapshot (a resumed run, a source outage) may meet a row a
-// concurrent update moved ahead of the cursor a second time, and only the
-// upsert by key collapses the two. FinishTable builds the source's
-// secondary indexes (pg_get_indexdef's definition; unique ones without
-// UNIQUE, since changes are applied in parallel across keys and two rows
-// may hold a value for a moment; each index the table lacks by name, so
-// finishing twice is harmless) and runs ANALYZE. The engine finishes
-// --parallel tables at once, after the copy and before change data capture
-// starts. Foreign keys and check constraints are not copied.
+// CreateTables creates schemas and tables (with the primary key, named as
+// the source names it when the name is free) and ferry's _ferry schema;
+// existing tables must have every column and the same key.
+// CreateTablesForCopy (connector.KeyDeferrer), which the engine uses while
+// the copy is still to run, creates them without the primary key (its
+// columns NOT NULL) and records each in _ferry.deferred_keys (OID, name,
+// key columns) in the same transaction, as pg_dump and pgcopydb load
+// theirs. FinishTable, in one transaction holding the table's ACCESS
+// EXCLUSIVE lock, adds the key of a table still recorded and deletes the
+// record. Rows the copy wrote twice (a partition read again outside the
+// plan's snapshot met a row a concurrent update moved ahead of its cursor;
+// a batch written again after a lost commit confirmation) make the key fail
+// with a unique violation: all but one row per key (the one at the highest
+// ctid) are then deleted, a warning says how many and why, and the key is
+// added. Every copy was read at or after T0, and change data capture from T0
+// starts only after the finish, so the row converges whichever copy is kept
+// (docs/decisions/2026-12-04-deferred-primary-key.md). Changes are never
+// applied to a table without its key: the applier refuses it, saying
+// whether its copy is unfinished, and CreateTables (a flow without copy)
+// refuses a table whose key is still deferred. FinishTable then builds the
+// source's secondary indexes (pg_get_indexdef's definition; unique ones
+// without UNIQUE, since changes are applied in parallel across keys and two
+// rows may hold a value for a moment; each index the table lacks by name)
+// and runs ANALYZE; every step is skipped when done, so finishing twice is
+// harmless. The engine finishes --parallel tables at once, after the copy
+// and before change data capture starts. Foreign keys and check constraints
+// are not copied.
 //
 // WriteRows sends the batch with COPY FROM STDIN and stores its checkpoint in
-// the same transaction. If the rows are already there (a retried batch, a
-// resumed partition), COPY fails on the primary key; the batch is then
-// written again as INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE,
-// and so are the partition's next batches. A table without a primary key
-// relies on the checkpoint alone: a partition resumes after its last
-// committed batch, so no row is written twice.
+// the same transaction. Into a table that has its key (one that existed
+// before the flow), rows already there (a retried batch, a resumed
+// partition) make COPY fail on the key; the batch is then written again as
+// INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE, and so are the
+// partition's next batches. A table without a primary key relies on the
+// checkpoint alone: a partition resumes after its last committed batch, so
+// no row is written twice.
 //
 // # Pass-through
 //
@@ -201,8 +217,9 @@
 // --batch-rows tuples or 4 MB; the destination sends them to COPY FROM STDIN
 // (FORMAT binary) with the checkpoint in the same transaction, after
 // writing its own element type OID into array values (enum and domain OIDs
-// differ between servers). Rows already there (23505) are copied into a
-// temporary staging table and upserted by key from it.
+// differ between servers). Into a table that has its key, rows already
+// there (23505) are copied into a temporary staging table and upserted by
+// key from it.
 //
 // ApplyChanges applies a batch in one transaction with its checkpoint: per
 // table one DELETE ... USING unnest(keys), one INSERT ... SELECT FROM

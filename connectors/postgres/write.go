@@ -37,9 +37,15 @@ CREATE TABLE IF NOT EXISTS _ferry.checkpoints (
 	key text NOT NULL,
 	value text NOT NULL,
 	PRIMARY KEY (flow, key)
+);
+CREATE TABLE IF NOT EXISTS _ferry.deferred_keys (
+	relid oid PRIMARY KEY,
+	table_name text NOT NULL,
+	key_columns text[] NOT NULL
 )`
 
-// ensureMeta creates ferry's checkpoint table once per connector.
+// ensureMeta creates ferry's checkpoint table, and the table of tables
+// waiting for their primary key (keys.go), once per connector.
 func (c *Conn) ensureMeta(ctx context.Context) error {
 	c.dstMu.Lock()
 	defer c.dstMu.Unlock()
@@ -147,8 +153,14 @@ func (c *Conn) forgetDst(ns model.Namespace) {
 // it is one this server has and it holds the same canonical kind, otherwise
 // the canonical kind's type. Generated columns are plain columns holding the
 // source's values. Existing tables are checked: every column must be there
-// and the primary key must be the same.
+// and the primary key must be the same. A table created for a copy whose
+// key is not built yet (CreateTablesForCopy) is refused: changes cannot be
+// applied to it.
 func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
+	return c.createTables(ctx, tables, false)
+}
+
+func (c *Conn) createTables(ctx context.Context, tables []*model.Table, forCopy bool) error {
 	if err := c.ensureMeta(ctx); err != nil {
 		return err
 	}
@@ -165,23 +177,59 @@ func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
 			return c.classify(err, "read table "+t.Namespace.String())
 		}
 		if existing != nil {
+			deferred, err := deferredKey(ctx, c.pool, t.Namespace)
+			if err != nil {
+				return c.classify(err, "read table "+t.Namespace.String())
+			}
+			if deferred != nil {
+				if !forCopy {
+					return connector.Configf("run the flow that copies it to the end of its copy (ferry sync, or ferry run in scale-out), or drop the table",
+						fmt.Sprintf("table %s at %s was created by a ferry copy that has not finished: its primary key is built when the copy ends, and changes cannot be applied to it before", t.Namespace, c.where()))
+				}
+				existing.pk = deferred
+			}
 			if err := checkCompatible(t, existing); err != nil {
 				return err
 			}
 			continue
 		}
-		ddl, err := c.createTableSQL(ctx, t)
+		deferKey := forCopy && len(t.PrimaryKey) > 0
+		ddl, err := c.createTableSQL(ctx, t, deferKey)
 		if err != nil {
 			return err
 		}
-		if _, err := c.pool.Exec(ctx, ddl); err != nil {
+		if err := c.createTable(ctx, t, ddl, deferKey); err != nil {
 			return c.classify(err, "create table "+t.Namespace.String())
 		}
 	}
 	return nil
 }
 
-func (c *Conn) createTableSQL(ctx context.Context, t *model.Table) (string, error) {
+// createTable runs ddl and, for a table created without its key, records
+// that in the same transaction.
+func (c *Conn) createTable(ctx context.Context, t *model.Table, ddl string, deferred bool) error {
+	if !deferred {
+		_, err := c.pool.Exec(ctx, ddl)
+		return err
+	}
+	tx, err := c.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	if _, err := tx.Exec(ctx, ddl); err != nil {
+		return err
+	}
+	if err := deferKey(ctx, tx, t); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// createTableSQL is the DDL that creates t, with its primary key unless
+// deferKey (the key's columns are NOT NULL either way, so adding the key
+// later needs no scan for NULLs).
+func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool) (string, error) {
 	var sb strings.Builder
 	if t.Namespace.Schema != "" {
 		sb.WriteString("CREATE SCHEMA IF NOT EXISTS " + quoteIdent(t.Namespace.Schema) + ";\n")
@@ -202,12 +250,12 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table) (string, erro
 		}
 		defs = append(defs, d)
 	}
-	if len(t.PrimaryKey) > 0 {
-		keys := make([]string, len(t.PrimaryKey))
-		for i, k := range t.PrimaryKey {
-			keys[i] = quoteIdent(k)
+	if len(t.PrimaryKey) > 0 && !deferKey {
+		constraint, err := keyConstraint(ctx, c.pool, t)
+		if err != nil {
+			return "", c.classify(err, "create table "+t.Namespace.String())
 		}
-		defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
+		defs = append(defs, constraint+"PRIMARY KEY ("+keyList(t)+")")
 	}
 	sb.WriteString("CREATE TABLE IF NOT EXISTS " + qualified(t.Namespace) + " (\n\t" + strings.Join(defs, ",\n\t") + "\n)")
 	return sb.String(), nil
@@ -690,9 +738,21 @@ func saveCheckpoint(ctx context.Context, tx pgx.Tx, cp *model.Checkpoint) error 
 	return nil
 }
 
-// FinishTable builds a copied table's secondary indexes and analyzes it,
-// so the planner knows its size before changes are applied to it.
+// FinishTable adds a copied table's primary key if it was deferred
+// (keys.go), builds its secondary indexes and analyzes it, so the planner
+// knows its size before changes are applied to it. Each step is skipped
+// when already done, so finishing a table again is harmless.
 func (c *Conn) FinishTable(ctx context.Context, t *model.Table) error {
+	if err := c.ensureMeta(ctx); err != nil {
+		return err
+	}
+	err := c.finishKey(ctx, t)
+	// The copy's writers cached the table without its key; the appliers
+	// that come next must see it.
+	c.forgetDst(t.Namespace)
+	if err != nil {
+		return err
+	}
 	if err := c.buildIndexes(ctx, t); err != nil {
 		return err
 	}
