@@ -50,10 +50,58 @@ type CDCStats struct {
 	head       model.Position
 	lastCommit time.Time
 	lastApply  time.Time
+	// inflight holds the batches handed to the writers and not yet
+	// checkpointed, oldest first: while one waits (a slow or unavailable
+	// destination) the lag grows with its age instead of staying at the
+	// last applied batch's.
+	inflight []inflightBatch
 	// lagBytes is how far the checkpointed position is behind the source's
 	// head in bytes of its log, when the source can tell (LagMeter).
 	lagBytes int64
 	lagKnown bool
+}
+
+type inflightBatch struct {
+	seq    uint64
+	commit time.Time
+}
+
+// dispatched records a batch handed to the writers; commit is the source
+// commit time of its last change.
+func (c *CDCStats) dispatched(seq uint64, commit time.Time) {
+	if commit.IsZero() {
+		return
+	}
+	c.mu.Lock()
+	c.inflight = append(c.inflight, inflightBatch{seq, commit})
+	c.mu.Unlock()
+}
+
+// checkpointed forgets the batches up to seq, now applied and checkpointed.
+func (c *CDCStats) checkpointed(seq uint64) {
+	c.mu.Lock()
+	i := 0
+	for i < len(c.inflight) && c.inflight[i].seq <= seq {
+		i++
+	}
+	c.inflight = c.inflight[i:]
+	c.mu.Unlock()
+}
+
+// lagAt is the replication lag at now: the age the last applied commit had
+// when it was applied, or the age of the oldest batch still waiting to be
+// applied, whichever is larger (every change of that batch committed at or
+// before its commit time, so this is a lower bound of their lag); -1 when
+// no commit time is known yet.
+func (c *CDCStats) lagAt(now time.Time) float64 {
+	lag := -1.0
+	if !c.lastCommit.IsZero() {
+		lag = max(c.lastApply.Sub(c.lastCommit), 0).Seconds()
+	}
+	if len(c.inflight) > 0 {
+		lag = max(lag, now.Sub(c.inflight[0].commit).Seconds(), 0)
+	}
+	return lag
 }
 
 func (c *CDCStats) setLagBytes(n int64) {
@@ -169,7 +217,10 @@ type CDCSnapshot struct {
 	Head       string    `json:"head,omitempty"`
 	LastCommit time.Time `json:"last_commit,omitempty"`
 	// LagSeconds is the age of the last applied source commit when it was
-	// applied, or since, whichever is larger; -1 when unknown.
+	// applied, or the age of the oldest batch still waiting to be applied,
+	// whichever is larger; -1 when unknown. A source that stopped sending
+	// keeps the last value (ferry cannot tell what it has not seen;
+	// LagBytes can).
 	LagSeconds float64 `json:"lag_seconds"`
 	// LagBytes is how far the applied position is behind the source's head,
 	// in bytes of the source's log (WAL for PostgreSQL), measured about
@@ -245,9 +296,7 @@ func (p *Progress) Snapshot() Snapshot {
 		lag := c.lagBytes
 		s.CDC.LagBytes = &lag
 	}
-	if !c.lastCommit.IsZero() {
-		s.CDC.LagSeconds = max(c.lastApply.Sub(c.lastCommit), 0).Seconds()
-	}
+	s.CDC.LagSeconds = c.lagAt(time.Now())
 	c.mu.Unlock()
 	return s
 }

@@ -326,3 +326,85 @@ func TestUnavailableDestinationDuringTheCopyIsRetried(t *testing.T) {
 		t.Errorf("the outage was not logged:\n%s", log.String())
 	}
 }
+
+// stallDst's appliers hold one apply until released, as a destination that
+// stopped answering.
+type stallDst struct {
+	*null.Destination
+	after   int64 // applies that go through before the stall
+	applies atomic.Int64
+	stalled chan struct{} // closed when the stall begins
+	release chan struct{}
+}
+
+func (d *stallDst) OpenApplier(ctx context.Context) (connector.ChangeWriter, error) {
+	w, err := d.Destination.OpenApplier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &stallWriter{ChangeWriter: w, d: d}, nil
+}
+
+type stallWriter struct {
+	connector.ChangeWriter
+	d *stallDst
+}
+
+func (w *stallWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) error {
+	if b.Len() > 0 && w.d.applies.Add(1) == w.d.after {
+		close(w.d.stalled)
+		select {
+		case <-w.d.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return w.ChangeWriter.ApplyChanges(ctx, b)
+}
+
+// TestLagGrowsWhileTheDestinationStalls: while a batch waits for a
+// destination that does not answer, the reported lag grows with the
+// batch's age. Before, it stayed at the last applied batch's lag (a few
+// milliseconds) for as long as the stall lasted.
+func TestLagGrowsWhileTheDestinationStalls(t *testing.T) {
+	ctx := context.Background()
+	cfg := flow.Config{Source: "fake://?tables=2&rows=50&changes=2000&changes_per_sec=1000&seed=5", Destination: "null://", Mode: flow.ModeCDC,
+		Until: "caught-up", Writers: 2, ApplyBatch: 100, StateDir: t.TempDir()}
+	src, err := connector.Open(ctx, cfg.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	dst := &stallDst{Destination: &null.Destination{}, after: 5, stalled: make(chan struct{}), release: make(chan struct{})}
+	e, err := engine.New(cfg, src, dst, store, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx, ctx) }()
+	select {
+	case <-dst.stalled:
+	case err := <-done:
+		t.Fatalf("the flow ended before the stall: %v", err)
+	}
+	before := e.Progress().Snapshot().CDC.LagSeconds
+	time.Sleep(1500 * time.Millisecond)
+	during := e.Progress().Snapshot().CDC.LagSeconds
+	close(dst.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	after := e.Progress().Snapshot().CDC.LagSeconds
+	t.Logf("lag: %.3fs at the stall, %.3fs 1.5 s into it, %.3fs once caught up", before, during, after)
+	if during < 1.4 {
+		t.Errorf("lag 1.5 s into the stall is %.3fs; the waiting batch is at least 1.5 s old", during)
+	}
+	if after >= during {
+		t.Errorf("lag once caught up (%.3fs) is not below the lag during the stall (%.3fs)", after, during)
+	}
+}

@@ -244,6 +244,7 @@ func (e *Engine) batch(ctx context.Context, in <-chan *model.ChangeBatch, jobs [
 			return nil
 		}
 		seq++
+		e.progress.CDC.dispatched(seq, commit)
 		shares := f.split(len(jobs))
 		for i, j := range jobs {
 			job := applyJob{seq: seq, batch: shares[i], position: pos, commit: commit}
@@ -489,6 +490,7 @@ func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, 
 				return fmt.Errorf("acknowledge %s to the source: %w", a.position, err)
 			}
 			e.progress.CDC.setPosition(a.position, a.commit)
+			e.progress.CDC.checkpointed(next)
 			applied.advance(next)
 			if head != "" && !caughtUp {
 				if c, err := cs.ComparePositions(a.position, head); err != nil {
