@@ -188,11 +188,23 @@ func TestChaosScaleOut(t *testing.T) {
 	if run.cmd.ProcessState != nil {
 		t.Fatalf("ferry run exited while Temporal was down:\n%s", tail(run.stderr.String(), 30))
 	}
-	if !strings.Contains(run.stderr.String(), `"msg":"Temporal does not answer`) || !strings.Contains(run.stderr.String(), `"msg":"Temporal answers again"`) {
+	// Both sides say when Temporal went away and when it came back (each
+	// notices the return at its next try, so wait for it a little).
+	reported := func(b *background, msgs ...string) bool {
+		return chaosWait(30*time.Second, func() bool {
+			for _, m := range msgs {
+				if !strings.Contains(b.stderr.String(), `"msg":"`+m) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	if !reported(run, "Temporal does not answer", "Temporal answers again") {
 		t.Errorf("ferry run did not report the Temporal outage and its end:\n%s", tail(run.stderr.String(), 20))
 	}
 	for pid, w := range ws.live {
-		if !strings.Contains(w.stderr.String(), `"msg":"Temporal unreachable"`) || !strings.Contains(w.stderr.String(), `"msg":"Temporal reachable again"`) {
+		if !reported(w, "Temporal unreachable", "Temporal reachable again") {
 			t.Errorf("worker %d did not report the Temporal outage and its end:\n%s", pid, tail(w.stderr.String(), 20))
 		}
 	}
