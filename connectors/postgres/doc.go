@@ -86,7 +86,9 @@
 //
 // Every table is split into ranges of heap blocks (CTID ranges, read with TID
 // range scans), sized from pg_class statistics to about --partition-rows
-// rows: no index needed, the same for tables with and without a primary
+// rows, and to at most --partition-rows × 256 bytes of the table's size with
+// TOAST (64 MiB by default), so a table of large values is split as well:
+// no index needed, the same for tables with and without a primary
 // key, and no skew from key distribution. A partitioned table is one table
 // whose partitions are its leaf partitions' block ranges; its rows are read
 // from each leaf. A partition's cursor is the ctid of its last row read;

@@ -22,7 +22,11 @@ import (
 
 const (
 	defaultPartitionRows = 250_000
-	defaultBatchRows     = 5000
+	// partitionRowBytes is the row width --partition-rows assumes: a
+	// partition holds at most partition-rows times this many bytes (with
+	// TOAST), 64 MiB by default.
+	partitionRowBytes = 256
+	defaultBatchRows  = 5000
 	// countBelowPages: a table never analyzed is counted exactly when it is
 	// smaller than this (100 MB); a bigger one is estimated.
 	countBelowPages = 12800
@@ -215,11 +219,12 @@ func (c *Conn) planTable(ctx context.Context, s *srcTable, partRows int64) ([]mo
 		rel    string // quoted qualified name; "" for the table itself
 		pages  int64
 		tuples float64
+		size   int64 // bytes with TOAST (pg_table_size)
 	}
 	var heaps []heap
-	q := `SELECT '', pg_relation_size(c.oid) / current_setting('block_size')::int8, c.reltuples::float8 FROM pg_class c WHERE c.oid = $1`
+	q := `SELECT '', pg_relation_size(c.oid) / current_setting('block_size')::int8, c.reltuples::float8, pg_table_size(c.oid) FROM pg_class c WHERE c.oid = $1`
 	if s.relkind == 'p' {
-		q = `SELECT quote_ident(n.nspname) || '.' || quote_ident(l.relname), pg_relation_size(l.oid) / current_setting('block_size')::int8, l.reltuples::float8
+		q = `SELECT quote_ident(n.nspname) || '.' || quote_ident(l.relname), pg_relation_size(l.oid) / current_setting('block_size')::int8, l.reltuples::float8, pg_table_size(l.oid)
 			FROM pg_partition_tree($1::oid) p JOIN pg_class l ON l.oid = p.relid JOIN pg_namespace n ON n.oid = l.relnamespace
 			WHERE p.isleaf ORDER BY n.nspname, l.relname`
 	}
@@ -229,7 +234,7 @@ func (c *Conn) planTable(ctx context.Context, s *srcTable, partRows int64) ([]mo
 	}
 	for rows.Next() {
 		var h heap
-		if err := rows.Scan(&h.rel, &h.pages, &h.tuples); err != nil {
+		if err := rows.Scan(&h.rel, &h.pages, &h.tuples, &h.size); err != nil {
 			rows.Close()
 			return nil, c.classify(err, "plan table "+s.table.Namespace.String())
 		}
@@ -282,11 +287,17 @@ func (c *Conn) planTable(ctx context.Context, s *srcTable, partRows int64) ([]mo
 		if perBlock > 0 {
 			blocks = max(int64(float64(partRows)/perBlock), 1)
 		}
+		// Wide rows (large values kept out of line in TOAST, which the
+		// heap's blocks do not show) bound a partition by bytes too, so a
+		// table of large documents is not one partition read by one lane
+		// while the others idle.
+		bytesPerBlock := float64(max(h.size, h.pages*8192)) / float64(h.pages)
+		blocks = max(min(blocks, int64(float64(partRows*partitionRowBytes)/bytesPerBlock)), 1)
 		n := (h.pages + blocks - 1) / blocks
 		blocks = (h.pages + n - 1) / n // even out the last partition
 		for i := int64(0); i < n; i++ {
 			lo, hi := i*blocks, min((i+1)*blocks, h.pages)
-			add(h.rel, lo, hi, i == n-1, int64(perBlock*float64(hi-lo)), (hi-lo)*8192)
+			add(h.rel, lo, hi, i == n-1, int64(perBlock*float64(hi-lo)), int64(bytesPerBlock*float64(hi-lo)))
 		}
 	}
 	if s.table.EstimatedRows == 0 {
