@@ -4,17 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connectors/null"
-	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
-	"github.com/ferrydb/ferry/state"
 )
 
 // deferringDest is a destination that can defer primary keys
@@ -85,20 +82,8 @@ var _ connector.KeyDeferrer = (*deferringDest)(nil)
 func runWith(t *testing.T, cfg flow.Config, dst connector.Connector) error {
 	t.Helper()
 	ctx := context.Background()
-	src, err := connector.Open(ctx, cfg.Source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	e, err := engine.New(cfg, src, dst, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, closeAll := newTestEngine(t, cfg, dst, slog.New(slog.DiscardHandler))
+	defer closeAll()
 	return e.Run(ctx, ctx)
 }
 

@@ -80,28 +80,39 @@ func (l *syncLog) String() string {
 	return l.b.String()
 }
 
+// newTestEngine opens cfg's source and state and returns the engine that
+// runs them into dst, and what closes them (a rerun needs the state closed).
+func newTestEngine(t *testing.T, cfg flow.Config, dst connector.Connector, log *slog.Logger) (*engine.Engine, func()) {
+	t.Helper()
+	ctx := context.Background()
+	src, err := connector.Open(ctx, cfg.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
+	if err != nil {
+		src.Close()
+		t.Fatal(err)
+	}
+	closeAll := func() { store.Close(); src.Close() }
+	e, err := engine.New(cfg, src, dst, store, log)
+	if err != nil {
+		closeAll()
+		t.Fatal(err)
+	}
+	return e, closeAll
+}
+
 func runFlaky(t *testing.T, dst *flakyDst, retryTimeout time.Duration) (engine.Snapshot, string, error) {
 	t.Helper()
 	defer engine.SetRetryWaits(5*time.Millisecond, 20*time.Millisecond)()
 	ctx := context.Background()
 	cfg := flow.Config{Source: "fake://?tables=2&rows=50&changes=3000&seed=5", Destination: "null://", Mode: flow.ModeCDC,
 		Until: "caught-up", Writers: 2, ApplyBatch: 100, RetryTimeout: retryTimeout, StateDir: t.TempDir()}
-	src, err := connector.Open(ctx, cfg.Source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	var log syncLog
-	e, err := engine.New(cfg, src, dst, store, slog.New(slog.NewTextHandler(&log, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = e.Run(ctx, ctx)
+	e, closeAll := newTestEngine(t, cfg, dst, slog.New(slog.NewTextHandler(&log, nil)))
+	defer closeAll()
+	err := e.Run(ctx, ctx)
 	return e.Progress().Snapshot(), log.String(), err
 }
 
@@ -367,26 +378,13 @@ func (w *stallWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) err
 // batch's age. Before, it stayed at the last applied batch's lag (a few
 // milliseconds) for as long as the stall lasted.
 func TestLagGrowsWhileTheDestinationStalls(t *testing.T) {
-	ctx := context.Background()
 	cfg := flow.Config{Source: "fake://?tables=2&rows=50&changes=2000&changes_per_sec=1000&seed=5", Destination: "null://", Mode: flow.ModeCDC,
 		Until: "caught-up", Writers: 2, ApplyBatch: 100, StateDir: t.TempDir()}
-	src, err := connector.Open(ctx, cfg.Source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	dst := &stallDst{Destination: &null.Destination{}, after: 5, stalled: make(chan struct{}), release: make(chan struct{})}
-	e, err := engine.New(cfg, src, dst, store, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, closeAll := newTestEngine(t, cfg, dst, slog.New(slog.DiscardHandler))
+	defer closeAll()
 	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx, ctx) }()
+	go func() { done <- e.Run(context.Background(), context.Background()) }()
 	select {
 	case <-dst.stalled:
 	case err := <-done:
