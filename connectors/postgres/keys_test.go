@@ -111,28 +111,8 @@ func copiedTwice(t *testing.T, p *pair) (*postgres.Conn, *model.Table) {
 	mustExec(t, srcDB, `
 		CREATE TABLE dup (id int PRIMARY KEY, v text);
 		INSERT INTO dup SELECT g, 'v' || g FROM generate_series(1, 3000) g;`)
-	src := open(t, p.srcURL())
-	dst := open(t, p.dstURL())
+	src, dst, tb, f, plan := rawCopySetup(t, p, true)
 	ctx := context.Background()
-	tables, err := src.Tables(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb := tables[0]
-	if err := dst.CreateTablesForCopy(ctx, tables); err != nil {
-		t.Fatal(err)
-	}
-	f, ok, err := src.RawFormat(ctx, tb)
-	if err != nil || !ok {
-		t.Fatalf("no raw format: %v", err)
-	}
-	if ok, err := dst.AcceptsRaw(ctx, tb, f); err != nil || !ok {
-		t.Fatalf("destination refuses the raw format: %v", err)
-	}
-	plan, err := src.Plan(ctx, tables, connector.PlanOptions{PartitionRows: 1_000_000, BatchRows: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
 	read := func(raw bool) []*model.RowBatch {
 		var batches []*model.RowBatch
 		emit := func(b *model.RowBatch) error {

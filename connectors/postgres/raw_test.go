@@ -205,28 +205,8 @@ func TestPassThroughBatchWrittenTwiceIsUpserted(t *testing.T) {
 		CREATE TYPE color AS ENUM ('red', 'green');
 		CREATE TABLE keyed (id int PRIMARY KEY, v text, c color[], n numeric(10,2));
 		INSERT INTO keyed SELECT g, 'v' || g, '{red,green}', g / 7.0 FROM generate_series(1, 3000) g;`)
-	src := open(t, p.srcURL())
-	dst := open(t, p.dstURL())
+	src, dst, tb, f, plan := rawCopySetup(t, p, false)
 	ctx := context.Background()
-	tables, err := src.Tables(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb := tables[0]
-	if err := dst.CreateTables(ctx, tables); err != nil {
-		t.Fatal(err)
-	}
-	f, ok, err := src.RawFormat(ctx, tb)
-	if err != nil || !ok {
-		t.Fatalf("no raw format: %v", err)
-	}
-	if ok, err := dst.AcceptsRaw(ctx, tb, f); err != nil || !ok {
-		t.Fatalf("destination refuses the raw format: %v", err)
-	}
-	plan, err := src.Plan(ctx, tables, connector.PlanOptions{PartitionRows: 1_000_000, BatchRows: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var batches []*model.RowBatch
 	for _, part := range plan.Partitions {
 		if err := src.ReadPartitionRaw(ctx, tb, part, "", f, func(b *model.RowBatch) error {
@@ -257,6 +237,40 @@ func TestPassThroughBatchWrittenTwiceIsUpserted(t *testing.T) {
 		}
 	}
 	sameTable(t, srcDB, dstDB, "keyed", "id")
+}
+
+// rawCopySetup opens both sides of p for a pass-through copy of the
+// source's one table: created at the destination (for a copy, without its
+// key, when forCopy), its raw format agreed on both sides, and planned as
+// one partition read in batches of 1000 rows.
+func rawCopySetup(t *testing.T, p *pair, forCopy bool) (src, dst *postgres.Conn, tb *model.Table, f *model.RawFormat, plan *model.Plan) {
+	t.Helper()
+	src, dst = open(t, p.srcURL()), open(t, p.dstURL())
+	ctx := context.Background()
+	tables, err := src.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb = tables[0]
+	create := dst.CreateTables
+	if forCopy {
+		create = dst.CreateTablesForCopy
+	}
+	if err := create(ctx, tables); err != nil {
+		t.Fatal(err)
+	}
+	f, ok, err := src.RawFormat(ctx, tb)
+	if err != nil || !ok {
+		t.Fatalf("no raw format: %v", err)
+	}
+	if ok, err := dst.AcceptsRaw(ctx, tb, f); err != nil || !ok {
+		t.Fatalf("destination refuses the raw format: %v", err)
+	}
+	plan, err = src.Plan(ctx, tables, connector.PlanOptions{PartitionRows: 1_000_000, BatchRows: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src, dst, tb, f, plan
 }
 
 // TestPassThroughRefusesATypeChangedSinceNegotiation: the bytes of a
