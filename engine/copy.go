@@ -45,7 +45,11 @@ var errStopped = errors.New("stopped")
 // otherwise from the local store.
 func (e *Engine) checkpoints(ctx context.Context, prefix string) (map[string]string, error) {
 	if e.keeper != nil {
-		all, err := e.keeper.LoadCheckpoints(ctx, e.name)
+		var all map[string]string
+		err := e.onDestination(ctx, "load checkpoints", func(ctx context.Context) (err error) {
+			all, err = e.keeper.LoadCheckpoints(ctx, e.name)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("load checkpoints from destination: %w", err)
 		}
@@ -111,7 +115,11 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 	lanes := min(e.cfg.Parallel, max(len(pending), 1))
 	writers := make([]connector.RowWriter, 0, lanes)
 	for i := 0; i < lanes; i++ {
-		w, err := e.dst.OpenWriter(ctx)
+		var w connector.RowWriter
+		err := e.onDestination(ctx, "open writer", func(ctx context.Context) (err error) {
+			w, err = e.dst.OpenWriter(ctx)
+			return err
+		})
 		if err != nil {
 			for _, w := range writers {
 				w.Close() //nolint:errcheck // already failing; the open error is the one to report
@@ -202,7 +210,8 @@ func (e *Engine) finishTables(ctx context.Context) error {
 		g.Go(func() error {
 			if ok {
 				start := time.Now()
-				if err := f.FinishTable(gctx, tr.dst); err != nil {
+				err := e.onDestination(gctx, "finish table "+tr.dst.Namespace.String(), func(ctx context.Context) error { return f.FinishTable(ctx, tr.dst) })
+				if err != nil {
 					return fmt.Errorf("finish table %s: %w", tr.dst.Namespace, err)
 				}
 				e.log.Debug("table finished", "table", tr.dst.Namespace.String(), "took", time.Since(start).Round(time.Millisecond).String())
@@ -233,14 +242,23 @@ func (e *Engine) negotiateRaw(ctx context.Context, pending []*partTask) error {
 		if !sameColumnNames(tr.src, tr.dst) {
 			continue
 		}
-		f, ok, err := e.rawSrc.RawFormat(ctx, tr.src)
+		var f *model.RawFormat
+		var ok bool
+		err := e.onSource(ctx, "raw format of "+tr.src.Namespace.String(), func(ctx context.Context) (err error) {
+			f, ok, err = e.rawSrc.RawFormat(ctx, tr.src)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("table %s: raw format: %w", tr.src.Namespace, err)
 		}
 		if !ok {
 			continue
 		}
-		if ok, err = e.rawDst.AcceptsRaw(ctx, tr.dst, f); err != nil {
+		err = e.onDestination(ctx, "raw format of "+tr.dst.Namespace.String(), func(ctx context.Context) (err error) {
+			ok, err = e.rawDst.AcceptsRaw(ctx, tr.dst, f)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("table %s: raw format: %w", tr.dst.Namespace, err)
 		}
 		if ok {
@@ -293,9 +311,8 @@ func (e *Engine) readLane(ctx, stop context.Context, work <-chan *partTask, lane
 // stay valid, and none is read twice.
 func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane chan<- laneMsg) error {
 	cursor := task.cp.Cursor // the writer owns task.cp from the first batch on
-	var down time.Time
-	wait := retryFirst
-	for attempt := 1; ; attempt++ {
+	o := e.newOutage(sideSource)
+	for {
 		emit := func(b *model.RowBatch) error {
 			if stop.Err() != nil {
 				return errStopped
@@ -317,28 +334,24 @@ func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane c
 		} else {
 			err = e.src.ReadPartition(ctx, task.tr.src, task.p, cursor, emit)
 		}
-		if err == nil && !down.IsZero() {
-			e.log.Warn("source available again; reading on", "partition", task.p.ID, "outage", time.Since(down).Round(time.Millisecond).String(), "attempts", attempt)
+		if err == nil {
+			o.recovered("reading on", "partition", task.p.ID)
 		}
 		if err == nil || errors.Is(err, errStopped) || ctx.Err() != nil || !connector.IsUnavailable(err) {
 			return err
 		}
-		if down.IsZero() {
-			down = time.Now()
-		}
-		if time.Since(down) >= e.cfg.RetryTimeout {
-			return gaveUp("the source", down, err)
-		}
-		e.log.Warn("source unavailable; reading the partition again from its cursor", "partition", task.p.ID, "cursor", string(cursor),
-			"attempt", attempt, "retry_in", wait.String(), "down_for", time.Since(down).Round(time.Millisecond).String(), "error", err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-stop.Done():
+		// A graceful stop ends the wait too: nothing is pending in the reader.
+		waitCtx, cancel := context.WithCancel(ctx)
+		stopWait := context.AfterFunc(stop, cancel)
+		err = o.failed(waitCtx, err, "reading the partition again from its cursor", "partition", task.p.ID, "cursor", string(cursor))
+		stopWait()
+		cancel()
+		if err != nil && ctx.Err() == nil && stop.Err() != nil {
 			return errStopped
 		}
-		wait = min(2*wait, retryMax)
+		if err != nil {
+			return err
+		}
 	}
 }
 
@@ -408,9 +421,8 @@ func (r *retryingWriter) Close() error {
 // writing a batch twice is harmless (RowWriter's contract: upsert by key,
 // the checkpoint in the same transaction), and the lane's later batches wait.
 func (e *Engine) writeRetrying(ctx context.Context, w *connector.RowWriter, b *model.RowBatch) error {
-	var down time.Time
-	wait := retryFirst
-	for attempt := 1; ; attempt++ {
+	o := e.newOutage(sideDestination)
+	for {
 		var err error
 		if *w == nil {
 			if *w, err = e.dst.OpenWriter(ctx); err != nil {
@@ -420,34 +432,17 @@ func (e *Engine) writeRetrying(ctx context.Context, w *connector.RowWriter, b *m
 		}
 		if err == nil {
 			if err = (*w).WriteRows(ctx, b); err == nil {
-				if !down.IsZero() {
-					e.log.Warn("destination available again; copying", "partition", b.Partition,
-						"outage", time.Since(down).Round(time.Millisecond).String(), "attempts", attempt)
-				}
+				o.recovered("copying", "partition", b.Partition)
 				return nil
 			}
 		}
-		if ctx.Err() != nil || !connector.IsUnavailable(err) {
-			return err
-		}
-		if down.IsZero() {
-			down = time.Now()
-		}
-		if time.Since(down) >= e.cfg.RetryTimeout {
-			return gaveUp("the destination", down, err)
-		}
-		if *w != nil {
+		if connector.IsUnavailable(err) && *w != nil {
 			(*w).Close() //nolint:errcheck // the connection is already broken
 			*w = nil
 		}
-		e.log.Warn("destination unavailable; keeping the batch and retrying", "partition", b.Partition,
-			"attempt", attempt, "retry_in", wait.String(), "down_for", time.Since(down).Round(time.Millisecond).String(), "error", err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := o.failed(ctx, err, "keeping the batch and retrying", "partition", b.Partition); err != nil {
+			return err
 		}
-		wait = min(2*wait, retryMax)
 	}
 }
 
@@ -483,14 +478,4 @@ func (c *cursorLog) flush(ctx context.Context, e *Engine) error {
 	c.dirty = map[string]string{}
 	c.mu.Unlock()
 	return e.store.SaveCheckpoints(ctx, batch)
-}
-
-// gaveUp is the error of an outage that outlasted retry_timeout. It stays an
-// outage (connector.IsUnavailable) but never a configuration error, even
-// when the connector calls the server unreachable: the connection worked
-// when the flow started and rows were written, so exit code 2 ("nothing was
-// written, fix the configuration") would mislead.
-func gaveUp(who string, down time.Time, err error) error {
-	return connector.Unavailable(fmt.Errorf("%s has been unavailable for %s (retry_timeout in the flow file, --retry-timeout), giving up; rerun to resume from the last checkpoint: %s",
-		who, time.Since(down).Round(time.Second), err))
 }

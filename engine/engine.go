@@ -193,7 +193,7 @@ func (e *Engine) createTables(ctx context.Context) error {
 			create = d.CreateTablesForCopy
 		}
 	}
-	if err := create(ctx, dstTables); err != nil {
+	if err := e.onDestination(ctx, "create tables", func(ctx context.Context) error { return create(ctx, dstTables) }); err != nil {
 		return fmt.Errorf("create destination tables: %w", err)
 	}
 	return nil
@@ -218,7 +218,7 @@ func (e *Engine) emptyTables(ctx context.Context) error {
 	for i, t := range e.tables {
 		dstTables[i], names[i] = t.dst, t.dst.Namespace.String()
 	}
-	if err := em.EmptyTables(ctx, dstTables); err != nil {
+	if err := e.onDestination(ctx, "empty tables", func(ctx context.Context) error { return em.EmptyTables(ctx, dstTables) }); err != nil {
 		return fmt.Errorf("empty the destination tables to start over: %w", err)
 	}
 	e.log.Info("emptied the destination tables to start the flow over", "tables", strings.Join(names, ", "))
@@ -227,7 +227,11 @@ func (e *Engine) emptyTables(ctx context.Context) error {
 }
 
 func (e *Engine) makePlan(ctx context.Context) error {
-	all, err := e.src.Tables(ctx)
+	var all []*model.Table
+	err := e.onSource(ctx, "discover tables", func(ctx context.Context) (err error) {
+		all, err = e.src.Tables(ctx)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("discover source tables: %w", err)
 	}
@@ -266,7 +270,7 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	// A source that can tell it will refuse the plan (a binlog that cannot
 	// feed CDC, missing privileges) says so before the destination is touched.
 	if pf, ok := e.src.(connector.Preflighter); ok {
-		if err := pf.Preflight(ctx, selected, planOpts); err != nil {
+		if err := e.onSource(ctx, "preflight", func(ctx context.Context) error { return pf.Preflight(ctx, selected, planOpts) }); err != nil {
 			return fmt.Errorf("source: %w", err)
 		}
 	}
@@ -286,14 +290,15 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	// (the local state was lost or discarded): their partitions may have other
 	// bounds, so trusting them could skip rows.
 	if e.keeper != nil {
-		if err := e.keeper.DropCheckpoints(ctx, e.name); err != nil {
+		if err := e.onDestination(ctx, "drop checkpoints of an earlier plan", func(ctx context.Context) error { return e.keeper.DropCheckpoints(ctx, e.name) }); err != nil {
 			return fmt.Errorf("drop the destination's checkpoints of an earlier plan: %w", err)
 		}
 	}
 	start := time.Now()
-	plan, err := e.src.Plan(ctx, selected, connector.PlanOptions{
-		CDC: e.mode != flow.ModeSnapshot, Flow: e.name,
-		PartitionRows: e.cfg.PartitionRows, BatchRows: e.cfg.BatchRows,
+	var plan *model.Plan
+	err = e.onSource(ctx, "plan", func(ctx context.Context) (err error) {
+		plan, err = e.src.Plan(ctx, selected, planOpts)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)

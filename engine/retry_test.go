@@ -84,23 +84,28 @@ func (l *syncLog) String() string {
 // runs them into dst, and what closes them (a rerun needs the state closed).
 func newTestEngine(t *testing.T, cfg flow.Config, dst connector.Connector, log *slog.Logger) (*engine.Engine, func()) {
 	t.Helper()
-	ctx := context.Background()
-	src, err := connector.Open(ctx, cfg.Source)
+	src, err := connector.Open(context.Background(), cfg.Source)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
+	e, closeAll := newTestEngineWith(t, cfg, src, dst, log)
+	return e, func() { closeAll(); src.Close() }
+}
+
+// newTestEngineWith opens cfg's state and returns the engine that runs src
+// into dst, and what closes the state.
+func newTestEngineWith(t *testing.T, cfg flow.Config, src, dst connector.Connector, log *slog.Logger) (*engine.Engine, func()) {
+	t.Helper()
+	store, err := state.Open(context.Background(), cfg.StateDir, cfg.FlowName())
 	if err != nil {
-		src.Close()
 		t.Fatal(err)
 	}
-	closeAll := func() { store.Close(); src.Close() }
 	e, err := engine.New(cfg, src, dst, store, log)
 	if err != nil {
-		closeAll()
+		store.Close()
 		t.Fatal(err)
 	}
-	return e, closeAll
+	return e, func() { store.Close() }
 }
 
 func runFlaky(t *testing.T, dst *flakyDst, retryTimeout time.Duration) (engine.Snapshot, string, error) {

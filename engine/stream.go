@@ -88,7 +88,7 @@ func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, w
 		for i := 0; i < writers; i++ {
 			reset[cdcKey(i)] = string(start)
 		}
-		if err := e.keeper.ReplaceCheckpoints(ctx, e.name, "cdc/", reset); err != nil {
+		if err := e.onDestination(ctx, "reset checkpoints", func(ctx context.Context) error { return e.keeper.ReplaceCheckpoints(ctx, e.name, "cdc/", reset) }); err != nil {
 			return "", nil, fmt.Errorf("reset destination checkpoints: %w", err)
 		}
 	}
@@ -113,7 +113,11 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 	e.progress.CDC.setPosition(from, time.Time{})
 	var head model.Position
 	if e.cfg.Until == "caught-up" {
-		if head, err = cs.HeadPosition(ctx); err != nil {
+		err = e.onSource(ctx, "read the current position", func(ctx context.Context) (err error) {
+			head, err = cs.HeadPosition(ctx)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("read the source's current position: %w", err)
 		}
 		e.progress.CDC.setHead(head)
@@ -352,7 +356,7 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []*model.Table) error
 		}
 		toDst := to.Clone()
 		toDst.Namespace = tr.dst.Namespace
-		if err := sc.AlterTable(ctx, tr.dst, toDst); err != nil {
+		if err := e.onDestination(ctx, "alter table "+tr.dst.Namespace.String(), func(ctx context.Context) error { return sc.AlterTable(ctx, tr.dst, toDst) }); err != nil {
 			return fmt.Errorf("schema change on %s: %w", to.Namespace, err)
 		}
 		e.log.Info("applied schema change", "table", to.Namespace, "columns", len(to.Columns))
@@ -386,13 +390,6 @@ func (e *Engine) applyLoop(ctx context.Context, writer int, applier connector.Ch
 	return nil
 }
 
-// Retry waits of an unavailable destination: doubling from retryFirst up to
-// retryMax. Variables so tests can shorten them.
-var (
-	retryFirst = 500 * time.Millisecond
-	retryMax   = 10 * time.Second
-)
-
 // applyRetrying applies one writer's share of a batch. When the destination
 // is unavailable (connector.IsUnavailable: restarted, cut off), the writer
 // keeps its place, closes its applier, waits with exponential backoff,
@@ -401,9 +398,8 @@ var (
 // the same transaction), and later shares of this writer wait behind it, so
 // each key's changes stay in order. Any other error fails the flow.
 func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connector.ChangeApplier, w *connector.ChangeWriter, job applyJob) error {
-	var down time.Time
-	wait := retryFirst
-	for attempt := 1; ; attempt++ {
+	o := e.newOutage(sideDestination)
+	for {
 		var err error
 		if *w == nil {
 			*w, err = applier.OpenApplier(ctx)
@@ -412,7 +408,7 @@ func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connecto
 				err = fmt.Errorf("open destination applier: %w", err)
 			}
 		}
-		if err == nil && attempt > 1 {
+		if err == nil && o.attempts > 0 {
 			// The failed attempt may have committed: whole-row changes
 			// must not be applied twice.
 			var done bool
@@ -422,38 +418,21 @@ func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connecto
 		}
 		if err == nil {
 			if err = (*w).ApplyChanges(ctx, job.batch); err == nil {
-				if !down.IsZero() {
-					e.log.Warn("destination available again; applying changes", "writer", writer, "position", job.position,
-						"outage", time.Since(down).Round(time.Millisecond).String(), "attempts", attempt)
-				}
+				o.recovered("applying changes", "writer", writer, "position", job.position)
 				return nil
 			}
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !connector.IsUnavailable(err) {
-			return fmt.Errorf("apply changes up to %s (writer %d): %w", job.position, writer, err)
-		}
-		if down.IsZero() {
-			down = time.Now()
-		}
-		if time.Since(down) >= e.cfg.RetryTimeout {
-			return gaveUp(fmt.Sprintf("apply changes up to %s (writer %d): the destination", job.position, writer), down, err)
-		}
-		// The connection is gone or suspect: the next attempt opens another.
-		if *w != nil {
+		if connector.IsUnavailable(err) && *w != nil {
+			// The connection is gone or suspect: the next attempt opens another.
 			(*w).Close() //nolint:errcheck // the connection is already broken
 			*w = nil
 		}
-		e.log.Warn("destination unavailable; keeping the position and retrying", "writer", writer, "position", job.position,
-			"attempt", attempt, "retry_in", wait.String(), "down_for", time.Since(down).Round(time.Millisecond).String(), "error", err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := o.failed(ctx, err, "keeping the position and retrying", "writer", writer, "position", job.position); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			return fmt.Errorf("apply changes up to %s (writer %d): %w", job.position, writer, err)
 		}
-		wait = min(2*wait, retryMax)
 	}
 }
 
