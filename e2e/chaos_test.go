@@ -243,25 +243,34 @@ func finishMyFlow(t *testing.T, rep *chaosReport, f *chaosFlow, w *xWriter, my *
 }
 
 // TestChaosDestinationDownPostgres is scenario 2: the destination server
-// stops during CDC and comes back after a while. ferry keeps its position,
-// retries with backoff, says so, and catches up.
+// stops during the copy, while it finishes a table (the primary key built
+// after the load, indexes, ANALYZE) and twice during CDC, and comes back
+// after a while each time. ferry keeps its place, retries with backoff, says
+// so, and catches up. Each outage is made to land on its step: the copy
+// writes through a narrow link, and the finish waits for a lock the test
+// holds on the destination table.
 func TestChaosDestinationDownPostgres(t *testing.T) {
 	src, dst := pgtest.Shared(t), pgtest.Start(t)
 	down := chaosPick(5*time.Second, 30*time.Second)
 	modes := []string{"fast", "immediate"}
 	rows := chaosPick(30000, 100000)
 	srcDB, dstDB := pgShopFlow(t, src, dst, "down", rows)
-	rep := newReport(t, "2 destination down", "postgres->postgres", fmt.Sprintf("destination stopped fast for %s during the copy, then (%s) for %s each during CDC", down, strings.Join(modes, ", then "), down))
+	rep := newReport(t, "2 destination down", "postgres->postgres", fmt.Sprintf("destination stopped fast for %s during the copy and while a table was finished, then (%s) for %s each during CDC", down, strings.Join(modes, ", then "), down))
 	rep.Seed = chaosSeed(t)
+	px := faults.NewProxy(t, "pg-destination", fmt.Sprintf("127.0.0.1:%d", dst.Port))
 	load := startPGLoad(t, src.URL(srcDB), int64(rows)+1, rep.Seed)
-	f := newChaosFlow(t, rep, "sync", src.URL(srcDB)+"&heartbeat=1s", dst.URL(dstDB), "--name", "chaos-down-pg", "--state-dir", t.TempDir(),
+	f := newChaosFlow(t, rep, "sync", src.URL(srcDB)+"&heartbeat=1s", px.Rewrite(dst.URL(dstDB)), "--name", "chaos-down-pg", "--state-dir", t.TempDir(),
 		"--parallel", "2", "--partition-rows", "2000", "--batch-rows", "500")
+	// The rows go to the destination through a narrow link, so the copy is
+	// still running when the server stops, however fast the machine.
+	px.Bandwidth(t, 300, "upstream")
 	f.start()
-	// During the copy: the lanes' writers keep their batch and retry.
-	if !f.waitLog("copy starting", 5*time.Minute) {
-		t.Fatalf("the copy never started:\n%s", tail(f.cur.stderr.String(), 30))
+	// During the copy: once a partition is done; the lanes' writers keep
+	// their batch and retry.
+	done := func() int { return partitionsDone(t, dst, dstDB, "chaos-down-pg") }
+	if !chaosWait(5*time.Minute, func() bool { return done() >= 1 || f.exited() }) || f.exited() {
+		t.Fatalf("no partition finished:\n%s", tail(f.cur.stderr.String(), 30))
 	}
-	time.Sleep(300 * time.Millisecond)
 	dst.Down(t, "fast")
 	time.Sleep(down)
 	if f.exited() {
@@ -272,10 +281,52 @@ func TestChaosDestinationDownPostgres(t *testing.T) {
 	}
 	dst.Up(t)
 	up := time.Now()
+	// The finish of orders waits behind this lock, which the copy's writes
+	// do not conflict with; the link is still narrow, so the copy cannot
+	// end before the lock is held.
+	hold := dst.Connect(t, dstDB)
+	ctx := context.Background()
+	tx, err := hold.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE orders IN SHARE UPDATE EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	px.Clear()
 	if !chaosWait(5*time.Minute, func() bool {
 		return strings.Contains(f.cur.stderr.String(), "destination available again; copying") || f.exited()
 	}) || f.exited() {
 		t.Fatalf("the copy did not go on after the destination came back:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	rep.recovered(time.Since(up))
+	// While a table is finished: once ferry waits for the lock on orders.
+	waiting := func() bool {
+		var n int
+		err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'relation'
+			AND relation = 'orders'::regclass AND NOT granted`).Scan(&n)
+		return err == nil && n > 0
+	}
+	if !chaosWait(5*time.Minute, func() bool { return waiting() || f.exited() }) || f.exited() {
+		t.Fatalf("ferry never came to finishing orders:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	if !strings.Contains(f.cur.stderr.String(), "copy starting") || strings.Contains(f.cur.stderr.String(), "copy done") {
+		t.Fatalf("the finish of the tables is not where the flow is:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	dst.Down(t, "fast") // ends the test's lock too
+	time.Sleep(down)
+	if f.exited() {
+		t.Fatalf("ferry ended while the destination was down as it finished a table, instead of retrying:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	if !strings.Contains(f.cur.stderr.String(), "destination unavailable; retrying finish table public.orders") {
+		t.Fatalf("the outage did not land on finishing orders, or was not reported:\n%s", tail(f.cur.stderr.String(), 30))
+	}
+	dst.Up(t)
+	up = time.Now()
+	if !chaosWait(5*time.Minute, func() bool {
+		return strings.Contains(f.cur.stderr.String(), "destination available again; finish table public.orders") || f.exited()
+	}) || f.exited() {
+		t.Fatalf("the table was not finished after the destination came back:\n%s", tail(f.cur.stderr.String(), 30))
 	}
 	rep.recovered(time.Since(up))
 	if !f.waitLog("change data capture starting", 5*time.Minute) {
