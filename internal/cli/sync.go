@@ -299,10 +299,14 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, restart bool, p
 		return err, false
 	}
 	log.Info("flow starting", "flow", name, "source", connector.Redact(cfg.Source), "destination", connector.Redact(cfg.Destination), "mode", eng.Mode(), "state", store.Path())
-	stop, abort, release := signals(ctx, log)
+	stop, abort, planned, release := signals(ctx, log)
 	defer release()
 	endPlan := mon.span("ferry.plan")
-	err = eng.Prepare(abort)
+	// Nothing is in flight while the plan is made (which can wait long: a
+	// PostgreSQL slot waits for the server's open transactions), so the
+	// first signal cancels it; the source releases what it had created.
+	err = eng.Prepare(stop)
+	planned()
 	endPlan(err)
 	if err != nil {
 		// A flow that never got a plan leaves no state behind.
@@ -311,7 +315,15 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, restart bool, p
 				log.Warn("could not remove the empty state", "error", rerr)
 			}
 		}
+		if stop.Err() != nil {
+			log.Info("flow stopped before the copy: the plan was cancelled, nothing was copied", "flow", name)
+			return nil, true
+		}
 		return err, false
+	}
+	if stop.Err() != nil {
+		log.Info("flow stopped before it started; run the same command again to resume it", "flow", name)
+		return nil, true
 	}
 	mon.ready()
 	showCtx, endShow := context.WithCancel(ctx)
