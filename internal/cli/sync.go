@@ -156,7 +156,8 @@ moment the copy started (with --mode full, the default when both sides can).
 
 Progress is checkpointed; running the same command again after a crash resumes
 where it stopped. Ctrl-C stops gracefully: the batches in flight are written and
-checkpointed, and ferry exits 0.`,
+checkpointed, and ferry exits 0; while the plan is still being made, it cancels
+the plan and ferry exits 0 having copied nothing.`,
 		Example: `  # copy a generated dataset into SQLite, then check it
   ferry sync 'fake://?tables=3&rows=100000' sqlite:///tmp/demo.db --mode snapshot
   ferry verify 'fake://?tables=3&rows=100000' sqlite:///tmp/demo.db
