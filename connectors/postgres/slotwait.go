@@ -90,7 +90,9 @@ func (c *Conn) watchSlotWait(ctx context.Context, slot string, walsender uint32)
 		waited := time.Since(start).Round(time.Second)
 		pids := make([]int32, 0, len(blockers))
 		for _, b := range blockers {
-			pids = append(pids, b.pid)
+			if b.pid != 0 { // 0: a prepared transaction, named in the message
+				pids = append(pids, b.pid)
+			}
 		}
 		slog.Warn(slotWaitMessage(slot, waited, blockers, c.cfg.ConnConfig.User),
 			"slot", slot, "server", c.where(), "waited", waited.String(), "blocking_pids", pids)
@@ -155,7 +157,9 @@ func slotWaitMessage(slot string, waited time.Duration, bs []blocker, role strin
 	hidden := false
 	for _, b := range bs {
 		if b.pid == 0 {
-			parts = append(parts, fmt.Sprintf("prepared transaction '%s' (database %s, owner %s, prepared %s ago; end it with COMMIT PREPARED or ROLLBACK PREPARED '%s')", b.gid, b.database, b.user, b.age, b.gid))
+			gid := "'" + strings.ReplaceAll(b.gid, "'", "''") + "'"
+			parts = append(parts, fmt.Sprintf("prepared transaction %s (database %s, owner %s, prepared %s ago; end it in database %s with COMMIT PREPARED %s or ROLLBACK PREPARED %s)",
+				gid, b.database, b.user, b.age, b.database, gid, gid))
 			continue
 		}
 		var d []string

@@ -161,3 +161,46 @@ func TestPlanReportsAndCancelsTheSlotWait(t *testing.T) {
 		t.Fatalf("after the plan the source has %s of the flow; want its slot and publication", got)
 	}
 }
+
+// A prepared transaction holds the slot's creation with no session to
+// end: the warning names it and says how to finish it; once it is rolled
+// back the plan goes on.
+func TestPlanNamesAPreparedTransactionItWaitsFor(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.Setting("max_prepared_transactions=2"))
+	src, other := srv.CreateDatabase(t, "src"), srv.CreateDatabase(t, "other")
+	srv.Exec(t, src, `CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)`)
+	srv.Exec(t, other, `CREATE TABLE audit (id int); BEGIN; INSERT INTO audit VALUES (1); PREPARE TRANSACTION 'orphan''s 2pc'`)
+
+	logs := &lockedBuffer{}
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
+	c := open(t, srv.URL(src))
+	ctx := context.Background()
+	tables, err := c.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Plan(ctx, tables, connector.PlanOptions{CDC: true, Flow: "prepared"})
+		done <- err
+	}()
+	line := waitForLog(logs, "prepared transaction 'orphan''s 2pc'", 10*time.Second)
+	if line == "" {
+		t.Fatalf("no warning naming the prepared transaction within 10 s; logs:\n%s", logs)
+	}
+	for _, want := range []string{"database " + other, "ROLLBACK PREPARED 'orphan''s 2pc'", "blocking_pids=[]"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the warning does not say %q: %s", want, line)
+		}
+	}
+	srv.Exec(t, other, `ROLLBACK PREPARED 'orphan''s 2pc'`)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("plan after the prepared transaction ended: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the plan did not finish within 30 s of the prepared transaction's end")
+	}
+}
