@@ -311,13 +311,18 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, restart bool, p
 	endPlan(err)
 	if err != nil {
 		// A flow that never got a plan leaves no state behind.
-		if plan, merr := store.Meta(ctx, "plan"); merr == nil && plan == "" {
+		plan, merr := store.Meta(ctx, "plan")
+		if merr == nil && plan == "" {
 			if rerr := store.Remove(); rerr != nil {
 				log.Warn("could not remove the empty state", "error", rerr)
 			}
 		}
-		if stop.Err() != nil {
+		switch {
+		case stop.Err() != nil && merr == nil && plan == "":
 			log.Info("flow stopped before the copy: the plan was cancelled, nothing was copied", "flow", name)
+			return nil, true
+		case stop.Err() != nil:
+			log.Info("flow stopped before it started; run the same command again to resume it", "flow", name)
 			return nil, true
 		}
 		return err, false
