@@ -303,6 +303,9 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
+	// The source may hold a slot for this plan now: a stop must not cut
+	// persisting it short, or the next run would find a slot and no plan.
+	ctx = context.WithoutCancel(ctx)
 	if err := e.refuseInexactFullRow(ctx, plan); err != nil {
 		return err
 	}

@@ -415,6 +415,10 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (m
 		return "", false, err
 	}
 	if err := c.ensurePublication(ctx, pub, ownPub, tables); err != nil {
+		if ownPub && ctx.Err() != nil {
+			// Cancelled: the server may have created it all the same.
+			c.dropPublication(context.WithoutCancel(ctx), pub)
+		}
 		return "", false, err
 	}
 	if exists {
@@ -432,12 +436,14 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (m
 		}
 		return "", false, err
 	}
-	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, quoteIdent(slot), "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	res, err := c.createSlot(ctx, repl, slot)
 	if err != nil {
 		repl.Close(context.WithoutCancel(ctx)) //nolint:errcheck // failing anyway
 		if ownPub {
 			c.dropPublication(context.WithoutCancel(ctx), pub)
+		}
+		if ctx.Err() != nil {
+			return "", false, err
 		}
 		return "", false, c.slotError(ctx, err, slot)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -145,10 +146,13 @@ func (g *globals) scrub(s string) string {
 }
 
 // signals returns a context cancelled by the first SIGINT or SIGTERM (a
-// graceful stop) and one cancelled by the second (abort).
-func signals(parent context.Context, log *slog.Logger) (stop, abort context.Context, release func()) {
+// graceful stop) and one cancelled by the second (abort). Until planned is
+// called nothing is in flight, so the first signal is said to cancel the
+// plan: the caller plans under stop.
+func signals(parent context.Context, log *slog.Logger) (stop, abort context.Context, planned, release func()) {
 	abort, cancelAbort := context.WithCancel(parent)
 	stop, cancelStop := context.WithCancel(abort)
+	var isPlanned atomic.Bool
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
@@ -158,7 +162,10 @@ func signals(parent context.Context, log *slog.Logger) (stop, abort context.Cont
 			select {
 			case sig := <-ch:
 				n++
-				if n == 1 {
+				if n == 1 && !isPlanned.Load() {
+					log.Info("signal received: cancelling the plan; nothing has been copied yet", "signal", sig.String())
+					cancelStop()
+				} else if n == 1 {
 					log.Info("signal received: finishing the current batches and checkpointing; signal again to abort", "signal", sig.String())
 					cancelStop()
 				} else {
@@ -170,7 +177,7 @@ func signals(parent context.Context, log *slog.Logger) (stop, abort context.Cont
 			}
 		}
 	}()
-	return stop, abort, func() {
+	return stop, abort, func() { isPlanned.Store(true) }, func() {
 		signal.Stop(ch)
 		close(done)
 		cancelStop()

@@ -156,7 +156,8 @@ moment the copy started (with --mode full, the default when both sides can).
 
 Progress is checkpointed; running the same command again after a crash resumes
 where it stopped. Ctrl-C stops gracefully: the batches in flight are written and
-checkpointed, and ferry exits 0.`,
+checkpointed, and ferry exits 0; while the plan is still being made, it cancels
+the plan and ferry exits 0 having copied nothing.`,
 		Example: `  # copy a generated dataset into SQLite, then check it
   ferry sync 'fake://?tables=3&rows=100000' sqlite:///tmp/demo.db --mode snapshot
   ferry verify 'fake://?tables=3&rows=100000' sqlite:///tmp/demo.db
@@ -299,19 +300,36 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, restart bool, p
 		return err, false
 	}
 	log.Info("flow starting", "flow", name, "source", connector.Redact(cfg.Source), "destination", connector.Redact(cfg.Destination), "mode", eng.Mode(), "state", store.Path())
-	stop, abort, release := signals(ctx, log)
+	stop, abort, planned, release := signals(ctx, log)
 	defer release()
 	endPlan := mon.span("ferry.plan")
-	err = eng.Prepare(abort)
+	// Nothing is in flight while the plan is made (which can wait long: a
+	// PostgreSQL slot waits for the server's open transactions), so the
+	// first signal cancels it; the source releases what it had created.
+	err = eng.Prepare(stop)
+	planned()
 	endPlan(err)
 	if err != nil {
 		// A flow that never got a plan leaves no state behind.
-		if plan, merr := store.Meta(ctx, "plan"); merr == nil && plan == "" {
+		plan, merr := store.Meta(ctx, "plan")
+		if merr == nil && plan == "" {
 			if rerr := store.Remove(); rerr != nil {
 				log.Warn("could not remove the empty state", "error", rerr)
 			}
 		}
+		switch {
+		case stop.Err() != nil && merr == nil && plan == "":
+			log.Info("flow stopped before the copy: the plan was cancelled, nothing was copied", "flow", name)
+			return nil, true
+		case stop.Err() != nil:
+			log.Info("flow stopped before it started; run the same command again to resume it", "flow", name)
+			return nil, true
+		}
 		return err, false
+	}
+	if stop.Err() != nil {
+		log.Info("flow stopped before it started; run the same command again to resume it", "flow", name)
+		return nil, true
 	}
 	mon.ready()
 	showCtx, endShow := context.WithCancel(ctx)
