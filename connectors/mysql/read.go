@@ -478,7 +478,7 @@ func columnErr(t *model.Table, col string, row model.Row, err error) error {
 	if row != nil && len(t.PrimaryKey) > 0 {
 		msg += ", key " + formatKey(t, row)
 	}
-	if errors.Is(err, errCannotHold) || errors.Is(err, model.ErrMultiDimJSONArray) {
+	if errors.As(err, new(cannotHold)) || errors.Is(err, model.ErrMultiDimJSONArray) {
 		return fmt.Errorf("%s: %w; exclude the table with --tables '!%s' or copy it to another destination", msg, err, t.Namespace)
 	}
 	if errors.Is(err, errZeroDate) {

@@ -374,13 +374,15 @@ func toSQLite(t model.Type, v any) (any, error) {
 
 func checkYear(ts time.Time) error {
 	if y := ts.Year(); y < 0 || y > 9999 {
-		return fmt.Errorf("%s: year %d is outside 0000-9999, which SQLite's date format cannot hold; %w", ts.Format(time.RFC3339Nano), y, errCannotHold)
+		return cannotHold{fmt.Errorf("%s: year %d is outside 0000-9999, which SQLite's date format cannot hold", ts.Format(time.RFC3339Nano), y)}
 	}
 	return nil
 }
 
-// errCannotHold marks a value no SQLite column of its type can hold.
-var errCannotHold = errors.New("no SQLite column of this type can hold it")
+// cannotHold marks a value no SQLite column of its type can hold.
+type cannotHold struct{ error }
+
+func (e cannotHold) Unwrap() error { return e.error }
 
 // valueErr names the column and the row's key of a value that cannot be
 // written, and for a value SQLite cannot hold at all, how to go on.
@@ -389,7 +391,7 @@ func valueErr(t *model.Table, col string, row model.Row, err error) error {
 	if key := model.KeyText(t, row); key != "" {
 		msg += ", key " + key
 	}
-	if errors.Is(err, errCannotHold) || errors.Is(err, model.ErrMultiDimJSONArray) {
+	if errors.As(err, new(cannotHold)) || errors.Is(err, model.ErrMultiDimJSONArray) {
 		return fmt.Errorf("%s: %w; exclude the table with --tables '!%s' or copy it to another destination", msg, err, t.Namespace)
 	}
 	return fmt.Errorf("%s: %w", msg, err)
