@@ -153,3 +153,23 @@ func TestPostgresEdgeValuesThroughCDC(t *testing.T) {
 		t.Errorf("SQLite row 3 after CDC: ts %q m %q (%v)", ts, m, err)
 	}
 }
+
+// An array whose dimensions do not start at 1 has no canonical form: read
+// for another destination than PostgreSQL, it fails at its row, naming the
+// key and how to exclude the table.
+func TestPostgresArrayLowerBoundIntoFiles(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src := srv.CreateDatabase(t, "edgebounds")
+	srv.Exec(t, src, `CREATE TABLE bounds (id int PRIMARY KEY, a int[]);
+		INSERT INTO bounds VALUES (1, '{1,2}'), (7, '[0:1]={1,2}')`)
+	dir := t.TempDir()
+	r := ferry(t, "sync", srv.URL(src), "file://"+filepath.Join(dir, "out")+"?format=jsonl", "--state-dir", dir)
+	if r.code != 1 {
+		t.Fatalf("an array starting at 0 into files: want exit 1, got %s", r)
+	}
+	for _, want := range []string{"table public.bounds, column a, key (id=7)", "explicit bounds", "--tables '!public.bounds'"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the error lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
