@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -684,6 +685,11 @@ func FromJSON(t Type, j any) (any, error) {
 		if !ok {
 			break
 		}
+		if t.Elem.Kind != KindArray && t.Elem.Kind != KindJSON {
+			if _, err := arrayShape(arr); err != nil {
+				return nil, err
+			}
+		}
 		out := make([]any, len(arr))
 		for i, e := range arr {
 			et := *t.Elem
@@ -703,4 +709,35 @@ func FromJSON(t Type, j any) (any, error) {
 		}
 	}
 	return nil, fmt.Errorf("JSON value %v is not a %s", j, t)
+}
+
+// arrayShape returns the dimensions of an array, refusing one that is not
+// rectangular as PostgreSQL requires ([[1,2],[3]], [1,[2]], [[1],null]):
+// a hand-written file could hold one that no database would take.
+func arrayShape(arr []any) ([]int, error) {
+	subs := 0
+	var inner []int
+	for _, e := range arr {
+		sub, ok := e.([]any)
+		if !ok {
+			continue
+		}
+		s, err := arrayShape(sub)
+		if err != nil {
+			return nil, err
+		}
+		if subs == 0 {
+			inner = s
+		} else if !slices.Equal(s, inner) {
+			return nil, fmt.Errorf("invalid multi-dimensional array: sub-arrays of different lengths")
+		}
+		subs++
+	}
+	switch {
+	case subs == 0:
+		return []int{len(arr)}, nil
+	case subs != len(arr):
+		return nil, fmt.Errorf("invalid multi-dimensional array: sub-arrays mixed with elements or NULL")
+	}
+	return append([]int{len(arr)}, inner...), nil
 }

@@ -257,6 +257,11 @@ func TestMultiDimArrays(t *testing.T) {
 	if err != nil || canon(t, jarr, back) != canon(t, jarr, []any{"[1,2]", `{"a":1}`}) {
 		t.Errorf("json[] of a JSON array = %#v, %v", back, err)
 	}
+	for _, bad := range []string{"[[1,2],[3]]", "[1,[2]]", "[[1],null]", "[[[1]],[2]]"} {
+		if v, err := ParseText(arr, bad); err == nil {
+			t.Errorf("ParseText(%s, %s) = %#v, want an error", arr, bad, v)
+		}
+	}
 	if _, err := FormatText(jarr, []any{[]any{"1", "2"}}); !errors.Is(err, ErrMultiDimJSONArray) {
 		t.Errorf("2-D json[]: err = %v, want ErrMultiDimJSONArray", err)
 	}
