@@ -864,9 +864,13 @@ func TestCrossDBPostgresToMySQL(t *testing.T) {
 		pg.Exec(t, src, `CREATE TABLE nan_real (id int PRIMARY KEY, v real); INSERT INTO nan_real VALUES (1, 1.5), (2, 'NaN');
 			CREATE TABLE inf_double (id int PRIMARY KEY, v double precision); INSERT INTO inf_double VALUES (1, '-Infinity');
 			CREATE TABLE nan_numeric (id int PRIMARY KEY, v numeric); INSERT INTO nan_numeric VALUES (1, 'NaN');
-			CREATE TABLE inf_numeric (id int PRIMARY KEY, v numeric); INSERT INTO inf_numeric VALUES (1, '-Infinity')`)
+			CREATE TABLE inf_numeric (id int PRIMARY KEY, v numeric); INSERT INTO inf_numeric VALUES (1, '-Infinity');
+			CREATE TABLE inf_date (id int PRIMARY KEY, v date); INSERT INTO inf_date VALUES (1, '2024-01-01'), (3, 'infinity');
+			CREATE TABLE inf_ts (id int PRIMARY KEY, v timestamptz); INSERT INTO inf_ts VALUES (4, '-infinity')`)
 		for _, c := range []struct{ table, value, key string }{{"nan_real", "NaN", "key (id=2)"}, {"inf_double", "-Inf", "key (id=1)"},
-			{"nan_numeric", "NaN", "key (id=1)"}, {"inf_numeric", "-Infinity", "key (id=1)"}} {
+			{"nan_numeric", "NaN", "key (id=1)"}, {"inf_numeric", "-Infinity", "key (id=1)"},
+			{"inf_date", "infinity: MySQL dates and timestamps have no infinity", "key (id=3)"},
+			{"inf_ts", "-infinity: MySQL dates and timestamps have no infinity", "key (id=4)"}} {
 			t.Run(c.table, func(t *testing.T) {
 				r := ferry(t, "sync", pg.URL(src), my.URL(dst), "--state-dir", t.TempDir(), "--tables", "public."+c.table, "--mode", "snapshot")
 				if r.code != 1 {

@@ -11,7 +11,8 @@ import (
 )
 
 // AppendCanonical appends an unambiguous, deterministic encoding of a value of
-// type t: equal values (as a user would judge them: 1.50 and 1.5, {"a":1,"b":2}
+// type t (a first byte tells NULL 0, a value 1, an Infinity 2, a sub-array 3
+// and Unchanged 0xff apart): equal values (as a user would judge them: 1.50 and 1.5, {"a":1,"b":2}
 // and {"b":2,"a":1}) encode to equal bytes. verify hashes it, and CDC folding
 // keys on it. The encoding is not stable across ferry versions.
 func AppendCanonical(buf []byte, t Type, v any) ([]byte, error) {
@@ -20,6 +21,9 @@ func AppendCanonical(buf []byte, t Type, v any) ([]byte, error) {
 	}
 	if IsUnchanged(v) {
 		return append(buf, 0xff), nil
+	}
+	if inf, ok := v.(Infinity); ok && IsTimeKind(t.Kind) {
+		return append(buf, 2, byte(inf)), nil
 	}
 	buf = append(buf, 1)
 	switch t.Kind {
@@ -104,16 +108,28 @@ func AppendCanonical(buf []byte, t Type, v any) ([]byte, error) {
 		if !ok || t.Elem == nil {
 			return nil, typeErr(t, v)
 		}
-		buf = binary.BigEndian.AppendUint32(buf, uint32(len(arr)))
-		var err error
-		for _, e := range arr {
-			if buf, err = AppendCanonical(buf, *t.Elem, e); err != nil {
-				return nil, err
-			}
-		}
-		return buf, nil
+		return appendArray(buf, t, arr)
 	}
 	return nil, fmt.Errorf("no canonical encoding for type %s", t)
+}
+
+// appendArray encodes an array's elements after its length; a sub-array of
+// a multi-dimensional array is tagged 3, apart from any element's encoding.
+func appendArray(buf []byte, t Type, arr []any) ([]byte, error) {
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(arr)))
+	var err error
+	for _, e := range arr {
+		if sub, ok := e.([]any); ok && t.Elem.Kind != KindArray {
+			if buf, err = appendArray(append(buf, 3), t, sub); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if buf, err = AppendCanonical(buf, *t.Elem, e); err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 func typeErr(t Type, v any) error {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -189,4 +190,32 @@ func (b *ApplyBatch) Len() int {
 		n += len(t.Deletes) + len(t.Upserts) + len(t.RowChanges)
 	}
 	return n
+}
+
+// KeyText renders a row's primary key for an error message, "(id=5,
+// code=ab)", so a refused row can be found at the source; "" for a table
+// without a key.
+func KeyText(t *Table, row Row) string {
+	if len(t.PrimaryKey) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(t.PrimaryKey))
+	for _, name := range t.PrimaryKey {
+		i := t.ColumnIndex(name)
+		if i < 0 || i >= len(row) {
+			continue
+		}
+		s := "NULL"
+		if v := row[i]; v != nil {
+			var err error
+			if _, err = AppendCanonical(nil, t.Columns[i].Type, v); err == nil {
+				s, err = FormatText(t.Columns[i].Type, v)
+			}
+			if err != nil {
+				s = fmt.Sprint(v)
+			}
+		}
+		parts = append(parts, name+"="+s)
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
 }

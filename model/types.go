@@ -23,13 +23,13 @@ const (
 	KindBytes            // []byte
 	KindJSON             // string holding a JSON document
 	KindUUID             // string, lower-case 8-4-4-4-12
-	KindDate             // time.Time at 00:00 UTC
+	KindDate             // time.Time at 00:00 UTC, or Infinity
 	KindTime             // time.Duration since midnight
 	KindTimeTZ           // TimeTZ
-	KindTimestamp        // time.Time in UTC holding the wall-clock time (no zone)
-	KindTimestampTZ      // time.Time in UTC holding the instant
+	KindTimestamp        // time.Time in UTC holding the wall-clock time (no zone), or Infinity
+	KindTimestampTZ      // time.Time in UTC holding the instant, or Infinity
 	KindInterval         // Interval
-	KindArray            // []any of Elem's kind
+	KindArray            // []any of Elem's kind; a multi-dimensional array's elements are []any sub-arrays
 	KindEnum             // string (the label)
 	KindInet             // string ("10.0.0.1/32" or "10.0.0.1")
 	KindCIDR             // string

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +21,9 @@ import (
 func Coerce(t Type, v any) (any, error) {
 	if v == nil || IsUnchanged(v) {
 		return v, nil
+	}
+	if inf, ok := v.(Infinity); ok && IsTimeKind(t.Kind) {
+		return inf, nil
 	}
 	switch t.Kind {
 	case KindBool:
@@ -183,7 +188,11 @@ func Coerce(t Type, v any) (any, error) {
 		case []any:
 			out := make([]any, len(x))
 			for i, e := range x {
-				c, err := Coerce(*t.Elem, e)
+				et := *t.Elem
+				if _, sub := e.([]any); sub && t.Elem.Kind != KindArray {
+					et = t // a sub-array of a multi-dimensional array
+				}
+				c, err := Coerce(et, e)
 				if err != nil {
 					return nil, fmt.Errorf("array element %d: %w", i, err)
 				}
@@ -346,6 +355,9 @@ func FormatText(t Type, v any) (string, error) {
 	if v == nil {
 		return "", fmt.Errorf("NULL has no text form")
 	}
+	if inf, ok := v.(Infinity); ok && IsTimeKind(t.Kind) {
+		return inf.String(), nil
+	}
 	switch t.Kind {
 	case KindBool:
 		if v.(bool) {
@@ -436,6 +448,11 @@ func formatMicros(us int64) string {
 
 // ParseText parses ferry's text form of a value of type t.
 func ParseText(t Type, s string) (any, error) {
+	if IsTimeKind(t.Kind) {
+		if inf, ok := parseInfinity(s); ok {
+			return inf, nil
+		}
+	}
 	switch t.Kind {
 	case KindBool:
 		return parseBool(s)
@@ -452,7 +469,7 @@ func ParseText(t Type, s string) (any, error) {
 	case KindBytes:
 		return base64.StdEncoding.DecodeString(s)
 	case KindDate:
-		d, err := time.Parse(dateLayout, strings.TrimSpace(s))
+		d, err := parseTimeLayout(dateLayout, strings.TrimSpace(s))
 		if err != nil {
 			// Accept a timestamp spelling of a date (drivers return them).
 			if ts, err2 := parseAnyTimestamp(s); err2 == nil {
@@ -519,7 +536,7 @@ func ParseText(t Type, s string) (any, error) {
 func parseAnyTimestamp(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	for _, layout := range []string{time.RFC3339Nano, timestampLayout, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999-07", "2006-01-02 15:04:05.999999999", dateLayout} {
-		if ts, err := time.Parse(layout, s); err == nil {
+		if ts, err := parseTimeLayout(layout, s); err == nil {
 			return ts, nil
 		}
 	}
@@ -575,6 +592,11 @@ func parseMicros(s string) (int64, error) {
 	return r.Num().Int64(), nil
 }
 
+// ErrMultiDimJSONArray refuses a multi-dimensional array of json values in
+// ferry's JSON and text forms: [[1,2]] would read back as a one-dimensional
+// array holding the document [1,2].
+var ErrMultiDimJSONArray = errors.New("a multi-dimensional array of json values has no unambiguous JSON form (its sub-arrays read back as JSON documents)")
+
 // ToJSON converts a canonical value to a value encoding/json writes in
 // ferry's JSON form: numbers stay numbers where exact, JSON documents are
 // embedded as JSON, everything else uses its text form.
@@ -603,7 +625,17 @@ func ToJSON(t Type, v any) (any, error) {
 		arr := v.([]any)
 		out := make([]any, len(arr))
 		for i, e := range arr {
-			j, err := ToJSON(*t.Elem, e)
+			et := *t.Elem
+			if _, sub := e.([]any); sub && t.Elem.Kind != KindArray {
+				// A sub-array of a multi-dimensional array nests in JSON,
+				// which for json elements reads back as a 1-D array of
+				// JSON arrays: refused rather than written ambiguously.
+				if t.Elem.Kind == KindJSON {
+					return nil, ErrMultiDimJSONArray
+				}
+				et = t
+			}
+			j, err := ToJSON(et, e)
 			if err != nil {
 				return nil, err
 			}
@@ -653,9 +685,18 @@ func FromJSON(t Type, j any) (any, error) {
 		if !ok {
 			break
 		}
+		if t.Elem.Kind != KindArray && t.Elem.Kind != KindJSON {
+			if _, err := arrayShape(arr); err != nil {
+				return nil, err
+			}
+		}
 		out := make([]any, len(arr))
 		for i, e := range arr {
-			v, err := FromJSON(*t.Elem, e)
+			et := *t.Elem
+			if _, sub := e.([]any); sub && t.Elem.Kind != KindArray && t.Elem.Kind != KindJSON {
+				et = t // a sub-array of a multi-dimensional array
+			}
+			v, err := FromJSON(et, e)
 			if err != nil {
 				return nil, fmt.Errorf("array element %d: %w", i, err)
 			}
@@ -668,4 +709,35 @@ func FromJSON(t Type, j any) (any, error) {
 		}
 	}
 	return nil, fmt.Errorf("JSON value %v is not a %s", j, t)
+}
+
+// arrayShape returns the dimensions of an array, refusing one that is not
+// rectangular as PostgreSQL requires ([[1,2],[3]], [1,[2]], [[1],null]):
+// a hand-written file could hold one that no database would take.
+func arrayShape(arr []any) ([]int, error) {
+	subs := 0
+	var inner []int
+	for _, e := range arr {
+		sub, ok := e.([]any)
+		if !ok {
+			continue
+		}
+		s, err := arrayShape(sub)
+		if err != nil {
+			return nil, err
+		}
+		if subs == 0 {
+			inner = s
+		} else if !slices.Equal(s, inner) {
+			return nil, fmt.Errorf("invalid multi-dimensional array: sub-arrays of different lengths")
+		}
+		subs++
+	}
+	switch {
+	case subs == 0:
+		return []int{len(arr)}, nil
+	case subs != len(arr):
+		return nil, fmt.Errorf("invalid multi-dimensional array: sub-arrays mixed with elements or NULL")
+	}
+	return append([]int{len(arr)}, inner...), nil
 }

@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -39,6 +40,18 @@ func sampleValues() []struct {
 		{Type{Kind: KindInterval}, Interval{Months: -14, Days: 3, Micros: -4_000_001}},
 		{Type{Kind: KindArray, Elem: &i64}, []any{int64(1), nil, int64(-3)}},
 		{Type{Kind: KindArray, Elem: &txt}, []any{"a,b", "", "\"q\""}},
+		{Type{Kind: KindArray, Elem: &i64}, []any{[]any{int64(1), int64(2)}, []any{nil, int64(4)}}},
+		{Type{Kind: KindArray, Elem: &txt}, []any{[]any{[]any{"a,b", nil}}, []any{[]any{"{", "}"}}}},
+		{Type{Kind: KindDate}, PosInfinity},
+		{Type{Kind: KindDate}, NegInfinity},
+		{Type{Kind: KindTimestamp}, PosInfinity},
+		{Type{Kind: KindTimestampTZ}, NegInfinity},
+		{Type{Kind: KindDate}, time.Date(-4712, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Type{Kind: KindDate}, time.Date(5874897, 12, 31, 0, 0, 0, 0, time.UTC)},
+		{Type{Kind: KindDate}, time.Date(-4, 2, 29, 0, 0, 0, 0, time.UTC)},
+		{Type{Kind: KindTimestamp}, time.Date(-4713, 11, 24, 1, 2, 3, 4000, time.UTC)},
+		{Type{Kind: KindTimestampTZ}, time.Date(294276, 12, 31, 23, 59, 59, 999999000, time.UTC)},
+		{Type{Kind: KindTimestampTZ}, time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)},
 		{Type{Kind: KindEnum}, "happy"},
 		{Type{Kind: KindInet}, "192.168.0.1/24"},
 	}
@@ -162,9 +175,105 @@ func TestCoerce(t *testing.T) {
 	}
 }
 
+// TestInfiniteAndFarDates pins the text forms of infinite dates, BC dates
+// and years past 9999: what ferry writes in files, it reads back.
+func TestInfiniteAndFarDates(t *testing.T) {
+	date, ts, tstz := Type{Kind: KindDate}, Type{Kind: KindTimestamp}, Type{Kind: KindTimestampTZ}
+	cases := []struct {
+		t    Type
+		v    any
+		text string
+	}{
+		{date, PosInfinity, "infinity"},
+		{date, NegInfinity, "-infinity"},
+		{ts, PosInfinity, "infinity"},
+		{tstz, NegInfinity, "-infinity"},
+		{date, time.Date(-4712, 1, 1, 0, 0, 0, 0, time.UTC), "-4712-01-01"},
+		{date, time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC), "0000-12-31"},
+		{date, time.Date(5874897, 12, 31, 0, 0, 0, 0, time.UTC), "5874897-12-31"},
+		{ts, time.Date(-4713, 11, 24, 0, 0, 0, 0, time.UTC), "-4713-11-24T00:00:00"},
+		{tstz, time.Date(294276, 12, 31, 23, 59, 59, 999999000, time.UTC), "294276-12-31T23:59:59.999999Z"},
+	}
+	for _, c := range cases {
+		got, err := FormatText(c.t, c.v)
+		if err != nil || got != c.text {
+			t.Errorf("FormatText(%s, %v) = %q, %v; want %q", c.t, c.v, got, err, c.text)
+		}
+		back, err := ParseText(c.t, c.text)
+		if err != nil {
+			t.Errorf("ParseText(%s, %q): %v", c.t, c.text, err)
+			continue
+		}
+		if canon(t, c.t, back) != canon(t, c.t, c.v) {
+			t.Errorf("ParseText(%s, %q) = %#v, want %#v", c.t, c.text, back, c.v)
+		}
+		// A driver's string (SQLite, MySQL) goes through Coerce.
+		co, err := Coerce(c.t, c.text)
+		if err != nil || canon(t, c.t, co) != canon(t, c.t, c.v) {
+			t.Errorf("Coerce(%s, %q) = %#v, %v; want %#v", c.t, c.text, co, err, c.v)
+		}
+	}
+	// Infinity is neither a date nor NULL, and the signs differ.
+	if canon(t, date, PosInfinity) == canon(t, date, NegInfinity) ||
+		canon(t, date, PosInfinity) == canon(t, date, time.Date(5874898, 1, 1, 0, 0, 0, 0, time.UTC)) ||
+		canon(t, date, NegInfinity) == canon(t, date, nil) {
+		t.Error("infinity encodes like another value")
+	}
+	for _, bad := range []string{"-0005-02-29", "2023-02-29", "12345-13-01", "+-1-01-01", "infinityx"} {
+		if v, err := ParseText(date, bad); err == nil {
+			t.Errorf("ParseText(date, %q) = %v, want an error", bad, v)
+		}
+	}
+	// Infinity is not a value of other kinds.
+	if _, err := ParseText(Type{Kind: KindInt64}, "infinity"); err == nil {
+		t.Error("an integer parsed infinity")
+	}
+}
+
+func TestMultiDimArrays(t *testing.T) {
+	i64 := Type{Kind: KindInt64}
+	arr := Type{Kind: KindArray, Elem: &i64}
+	two := []any{[]any{int64(1), int64(2)}, []any{nil, int64(4)}}
+	s, err := FormatText(arr, two)
+	if err != nil || s != "[[1,2],[null,4]]" {
+		t.Fatalf("FormatText = %q, %v", s, err)
+	}
+	// A 2-D array differs from the 1-D arrays with the same elements.
+	if canon(t, arr, two) == canon(t, arr, []any{int64(1), int64(2), nil, int64(4)}) {
+		t.Error("a 2-D array encodes like its flattened elements")
+	}
+	if canon(t, arr, []any{[]any{int64(1)}}) == canon(t, arr, []any{int64(1)}) {
+		t.Error("{{1}} encodes like {1}")
+	}
+	co, err := Coerce(arr, []any{[]any{int32(1), "2"}})
+	if err != nil || canon(t, arr, co) != canon(t, arr, []any{[]any{int64(1), int64(2)}}) {
+		t.Errorf("Coerce of a 2-D array = %#v, %v", co, err)
+	}
+	// json[]: the 1-D form keeps documents that are JSON arrays, a 2-D
+	// array is refused instead of read back as one.
+	js := Type{Kind: KindJSON}
+	jarr := Type{Kind: KindArray, Elem: &js}
+	back, err := ParseText(jarr, `[[1,2],{"a":1}]`)
+	if err != nil || canon(t, jarr, back) != canon(t, jarr, []any{"[1,2]", `{"a":1}`}) {
+		t.Errorf("json[] of a JSON array = %#v, %v", back, err)
+	}
+	for _, bad := range []string{"[[1,2],[3]]", "[1,[2]]", "[[1],null]", "[[[1]],[2]]"} {
+		if v, err := ParseText(arr, bad); err == nil {
+			t.Errorf("ParseText(%s, %s) = %#v, want an error", arr, bad, v)
+		}
+	}
+	if _, err := FormatText(jarr, []any{[]any{"1", "2"}}); !errors.Is(err, ErrMultiDimJSONArray) {
+		t.Errorf("2-D json[]: err = %v, want ErrMultiDimJSONArray", err)
+	}
+}
+
 func FuzzParseText(f *testing.F) {
-	for _, s := range []string{"1", "P1M2DT3.5S", "12:00:00+05:30", "2024-01-01T00:00:00Z", "[1,2]", "NaN", "-0.000"} {
+	for _, s := range []string{"1", "P1M2DT3.5S", "12:00:00+05:30", "2024-01-01T00:00:00Z", "[1,2]", "NaN", "-0.000",
+		"infinity", "-infinity", "-4712-01-01", "294276-12-31T23:59:59.999999Z", "[[1,2],[null,4]]", "[[[1]],[[2]]]"} {
 		f.Add(uint8(KindInterval), s)
+	}
+	for _, k := range []Kind{KindDate, KindTimestamp, KindTimestampTZ, KindArray} {
+		f.Add(uint8(k), "-0001-02-28T01:02:03.5+05:30")
 	}
 	f.Fuzz(func(t *testing.T, k uint8, s string) {
 		i64 := Type{Kind: KindInt64}

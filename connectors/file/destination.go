@@ -240,10 +240,21 @@ func (c *Conn) encodeRows(b *model.RowBatch) ([]byte, error) {
 			buf, err = appendCSVRow(buf, cols, row)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("row %d: %w", i, err)
+			if key := model.KeyText(b.Table, row); key != "" {
+				return nil, fmt.Errorf("row with key %s: %w%s", key, err, excludeHint(err, b.Table))
+			}
+			return nil, fmt.Errorf("row %d: %w%s", i, err, excludeHint(err, b.Table))
 		}
 	}
 	return buf, nil
+}
+
+// excludeHint tells how to go on past a value no file can hold.
+func excludeHint(err error, t *model.Table) string {
+	if errors.Is(err, model.ErrMultiDimJSONArray) {
+		return fmt.Sprintf("; exclude the table with --tables '!%s' or copy it to another destination", t.Namespace)
+	}
+	return ""
 }
 
 // appendPart writes buf at the end of the part file's known content and

@@ -32,6 +32,9 @@ func checkValue(t model.Type, v any) error {
 		_, ok = v.([]byte)
 	case model.KindDate, model.KindTimestamp, model.KindTimestampTZ:
 		_, ok = v.(time.Time)
+		if _, inf := v.(model.Infinity); inf {
+			ok = true
+		}
 	case model.KindTime:
 		_, ok = v.(time.Duration)
 	case model.KindTimeTZ:
@@ -47,7 +50,11 @@ func checkValue(t model.Type, v any) error {
 			break
 		}
 		for i, e := range arr {
-			if err := checkValue(*t.Elem, e); err != nil {
+			et := *t.Elem
+			if _, sub := e.([]any); sub && t.Elem.Kind != model.KindArray {
+				et = t // a sub-array of a multi-dimensional array
+			}
+			if err := checkValue(et, e); err != nil {
 				return fmt.Errorf("array element %d: %w", i, err)
 			}
 		}
@@ -73,6 +80,10 @@ func roundFloat32(t model.Type, v any) any {
 	case model.KindArray:
 		if arr, ok := v.([]any); ok && t.Elem != nil && (t.Elem.Kind == model.KindFloat32 || t.Elem.Kind == model.KindArray) {
 			for i, e := range arr {
+				if _, sub := e.([]any); sub && t.Elem.Kind != model.KindArray {
+					arr[i] = roundFloat32(t, e) // a multi-dimensional array's sub-array
+					continue
+				}
 				arr[i] = roundFloat32(*t.Elem, e)
 			}
 		}

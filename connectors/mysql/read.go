@@ -478,6 +478,9 @@ func columnErr(t *model.Table, col string, row model.Row, err error) error {
 	if row != nil && len(t.PrimaryKey) > 0 {
 		msg += ", key " + formatKey(t, row)
 	}
+	if errors.As(err, new(cannotHold)) || errors.Is(err, model.ErrMultiDimJSONArray) {
+		return fmt.Errorf("%s: %w; exclude the table with --tables '!%s' or copy it to another destination", msg, err, t.Namespace)
+	}
 	if errors.Is(err, errZeroDate) {
 		return fmt.Errorf("%s: %w, which no date or timestamp can represent; add zero_dates=null to the source URL to read zero dates as NULL, or fix the rows", msg, err)
 	}

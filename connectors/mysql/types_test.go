@@ -187,6 +187,10 @@ func TestLiterals(t *testing.T) {
 		{of(model.KindTime, "time(6)"), 90*time.Minute + 5*time.Microsecond, "'01:30:00.000005'", ""},
 		{of(model.KindInterval, "varchar(64)"), model.Interval{Months: 14, Days: 3, Micros: 1500000}, "'P14M3DT1.5S'", ""},
 		{of(model.KindInt32, "int"), nil, "NULL", ""},
+		{of(model.KindDate, "date"), model.PosInfinity, "", "infinity: MySQL dates and timestamps have no infinity"},
+		{of(model.KindTimestampTZ, "datetime(6)"), model.NegInfinity, "", "-infinity: MySQL dates and timestamps have no infinity"},
+		{of(model.KindDate, "date"), time.Date(-4712, 1, 1, 0, 0, 0, 0, time.UTC), "", "year -4712 is outside"},
+		{&target{name: "c", typ: model.Type{Kind: model.KindArray, Elem: &model.Type{Kind: model.KindInt64}}}, []any{[]any{int64(1), nil}, []any{int64(3), int64(4)}}, "'[[1,null],[3,4]]'", ""},
 	}
 	for _, c := range cases {
 		got, err := appendLiteral(nil, c.tg, c.v)

@@ -20,6 +20,11 @@ import (
 // no canonical value represents.
 var errZeroDate = errors.New("zero date")
 
+// cannotHold marks a value no MySQL column of its type can hold.
+type cannotHold struct{ error }
+
+func (e cannotHold) Unwrap() error { return e.error }
+
 // codec converts one source column's values, from the driver (snapshot
 // reads) or from the binlog (CDC), to canonical values.
 type codec struct {
@@ -565,6 +570,10 @@ func appendLiteral(buf []byte, c *target, v any) ([]byte, error) {
 	bad := func() ([]byte, error) {
 		return nil, fmt.Errorf("value of Go type %T is not a canonical %s", v, c.typ)
 	}
+	if inf, ok := v.(model.Infinity); ok && model.IsTimeKind(c.typ.Kind) {
+		// DATE and DATETIME end at 9999-12-31: no value stands for it.
+		return nil, cannotHold{fmt.Errorf("%s: MySQL dates and timestamps have no infinity", inf)}
+	}
 	switch c.typ.Kind {
 	case model.KindBool:
 		b, ok := v.(bool)
@@ -625,7 +634,7 @@ func appendLiteral(buf []byte, c *target, v any) ([]byte, error) {
 			return bad()
 		}
 		if y := t.Year(); y < 0 || y > 9999 {
-			return nil, fmt.Errorf("date %s: year %d is outside MySQL's 0000-9999", t.Format("2006-01-02"), y)
+			return nil, cannotHold{fmt.Errorf("date %s: year %d is outside MySQL's 0000-9999", t.Format("2006-01-02"), y)}
 		}
 		buf = append(buf, '\'')
 		buf = t.AppendFormat(buf, "2006-01-02")
@@ -639,7 +648,7 @@ func appendLiteral(buf []byte, c *target, v any) ([]byte, error) {
 			t = t.UTC()
 		}
 		if y := t.Year(); y < 0 || y > 9999 {
-			return nil, fmt.Errorf("timestamp %s: year %d is outside MySQL's 0000-9999", t.Format(time.RFC3339Nano), y)
+			return nil, cannotHold{fmt.Errorf("timestamp %s: year %d is outside MySQL's 0000-9999", t.Format(time.RFC3339Nano), y)}
 		}
 		if err := checkFraction(t.Nanosecond(), c.ct); err != nil {
 			return nil, fmt.Errorf("timestamp %s: %w", t.Format(time.RFC3339Nano), err)

@@ -217,3 +217,32 @@ func TestDestinationRefusesTruncation(t *testing.T) {
 		}
 	}
 }
+
+// An infinite date has no MySQL value: the batch fails at its row, naming
+// the column and the key and how to exclude the table, and keeps nothing.
+func TestDestinationRefusesInfinity(t *testing.T) {
+	s := mysqltest.Shared(t)
+	ctx := context.Background()
+	for _, noInfile := range []bool{false, true} {
+		db := newDB(t, s, "inf")
+		dst := openConn(t, s.URL(db))
+		dst.noInfile = noInfile
+		tb := &model.Table{Namespace: model.Namespace{Schema: "x", Table: "t"}, PrimaryKey: []string{"id"}, Columns: []model.Column{
+			{Name: "id", Type: model.Type{Kind: model.KindInt32}}, {Name: "due", Type: model.Type{Kind: model.KindDate}, Nullable: true}}}
+		if err := dst.CreateTables(ctx, []*model.Table{tb}); err != nil {
+			t.Fatal(err)
+		}
+		w, _ := dst.OpenWriter(ctx)
+		err := w.WriteRows(ctx, &model.RowBatch{Table: tb, Partition: "p", Rows: []model.Row{
+			{int64(1), time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}, {int64(2), model.PosInfinity}}})
+		for _, want := range []string{"column due", "key (id=2)", "infinity: MySQL dates and timestamps have no infinity", "--tables '!x.t'"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("insert-only %v: the error lacks %q: %v", noInfile, want, err)
+			}
+		}
+		var n int
+		if err := s.DB(t, db).QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 0 {
+			t.Fatalf("insert-only %v: %d rows kept after the failed batch, %v", noInfile, n, err)
+		}
+	}
+}

@@ -19,6 +19,13 @@ type binEncoder func(buf []byte, v any) ([]byte, error)
 // pgEpoch is PostgreSQL's time zero: 2000-01-01 00:00:00 UTC.
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// pgMinDay and pgMaxDay bound PostgreSQL's dates in days from pgEpoch:
+// 4714-11-24 BC and 5874897-12-31.
+var (
+	pgMinDay = time.Date(-4713, 11, 24, 0, 0, 0, 0, time.UTC).Unix()/86400 - pgEpoch.Unix()/86400
+	pgMaxDay = time.Date(5874897, 12, 31, 0, 0, 0, 0, time.UTC).Unix()/86400 - pgEpoch.Unix()/86400
+)
+
 // binEncoderFor returns the binary encoder writing values of canonical type
 // t into a column of type oid, or nil when that pair travels as text
 // (arrays, network types, money, enums, types without a canonical kind):
@@ -194,19 +201,22 @@ func encUUID(buf []byte, v any) ([]byte, error) {
 }
 
 func encDate(buf []byte, v any) ([]byte, error) {
-	ts, ok := v.(time.Time)
-	if !ok {
-		return nil, fmt.Errorf("value of Go type %T is not a date", v)
-	}
 	var days int64
-	switch {
-	case !ts.Before(PosInfinityDate):
+	switch x := v.(type) {
+	case model.Infinity:
 		days = math.MaxInt32
-	case !ts.After(NegInfinityDate):
-		days = math.MinInt32
-	default:
-		y, m, d := ts.Date()
+		if x < 0 {
+			days = math.MinInt32
+		}
+	case time.Time:
+		y, m, d := x.Date()
 		days = time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix()/86400 - pgEpoch.Unix()/86400
+		// Out of range, a day could wrap or land on infinity's numbers.
+		if days < pgMinDay || days > pgMaxDay {
+			return nil, fmt.Errorf("date %s is outside PostgreSQL's range (4713 BC to 5874897 AD)", x.Format("2006-01-02"))
+		}
+	default:
+		return nil, fmt.Errorf("value of Go type %T is not a date", v)
 	}
 	return binary.BigEndian.AppendUint32(appendLen(buf, 4), uint32(int32(days))), nil
 }
@@ -238,18 +248,22 @@ func encTimetz(buf []byte, v any) ([]byte, error) {
 }
 
 func encTimestamp(buf []byte, v any) ([]byte, error) {
-	ts, ok := v.(time.Time)
-	if !ok {
-		return nil, fmt.Errorf("value of Go type %T is not a timestamp", v)
-	}
 	var us int64
-	switch {
-	case !ts.Before(PosInfinityTimestamp):
+	switch x := v.(type) {
+	case model.Infinity:
 		us = math.MaxInt64
-	case !ts.After(NegInfinityTimestamp):
-		us = math.MinInt64
+		if x < 0 {
+			us = math.MinInt64
+		}
+	case time.Time:
+		// PostgreSQL's range (4713 BC to 294276 AD) keeps this product far
+		// from int64's edges; beyond it the server refuses the value.
+		if y := x.UTC().Year(); y < -4713 || y > 294276 {
+			return nil, fmt.Errorf("timestamp %s is outside PostgreSQL's range (4713 BC to 294276 AD)", x.UTC().Format(time.RFC3339Nano))
+		}
+		us = (x.Unix()-pgEpoch.Unix())*1_000_000 + micros(int64(x.Nanosecond()))
 	default:
-		us = (ts.Unix()-pgEpoch.Unix())*1_000_000 + micros(int64(ts.Nanosecond()))
+		return nil, fmt.Errorf("value of Go type %T is not a timestamp", v)
 	}
 	return binary.BigEndian.AppendUint64(appendLen(buf, 8), uint64(us)), nil
 }

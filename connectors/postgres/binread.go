@@ -146,9 +146,9 @@ func decDate(b []byte) (any, error) {
 	}
 	switch d := int32(binary.BigEndian.Uint32(b)); d {
 	case math.MaxInt32:
-		return PosInfinityDate, nil
+		return model.PosInfinity, nil
 	case math.MinInt32:
-		return NegInfinityDate, nil
+		return model.NegInfinity, nil
 	default:
 		return pgEpoch.AddDate(0, 0, int(d)), nil
 	}
@@ -176,9 +176,9 @@ func decTimestamp(b []byte) (any, error) {
 	}
 	switch us := int64(binary.BigEndian.Uint64(b)); us {
 	case math.MaxInt64:
-		return PosInfinityTimestamp, nil
+		return model.PosInfinity, nil
 	case math.MinInt64:
-		return NegInfinityTimestamp, nil
+		return model.NegInfinity, nil
 	default:
 		sec, rem := us/1_000_000, us%1_000_000
 		if rem < 0 {

@@ -18,20 +18,6 @@ import (
 // the change stream both read text, so both go through the same decoders.
 type decoder func(s string) (any, error)
 
-// Infinite dates and timestamps have no time.Time; they travel as these
-// sentinels, one step past PostgreSQL's range, and are written back as
-// 'infinity' and '-infinity' by a PostgreSQL destination.
-var (
-	// PosInfinityTimestamp is one microsecond past PostgreSQL's last timestamp.
-	PosInfinityTimestamp = time.Date(294277, 1, 1, 0, 0, 0, 0, time.UTC)
-	// NegInfinityTimestamp and NegInfinityDate are the day before
-	// PostgreSQL's first date (4714-11-24 BC).
-	NegInfinityTimestamp = time.Date(-4713, 11, 23, 0, 0, 0, 0, time.UTC)
-	// PosInfinityDate is the day after PostgreSQL's last date.
-	PosInfinityDate = time.Date(5874898, 1, 1, 0, 0, 0, 0, time.UTC)
-	NegInfinityDate = NegInfinityTimestamp
-)
-
 func decodeText(s string) (any, error) { return s, nil }
 
 func decodeBool(s string) (any, error) {
@@ -140,9 +126,9 @@ func astroYear(y int, bc bool) int {
 func decodeDate(s string) (any, error) {
 	switch s {
 	case "infinity":
-		return PosInfinityDate, nil
+		return model.PosInfinity, nil
 	case "-infinity":
-		return NegInfinityDate, nil
+		return model.NegInfinity, nil
 	}
 	body, bc := splitBC(s)
 	y, m, d, rest, err := parseYMD(body)
@@ -240,9 +226,9 @@ func decodeTimestampTZ(s string) (any, error) {
 func parseTimestamp(s string, zoned bool) (any, error) {
 	switch s {
 	case "infinity":
-		return PosInfinityTimestamp, nil
+		return model.PosInfinity, nil
 	case "-infinity":
-		return NegInfinityTimestamp, nil
+		return model.NegInfinity, nil
 	}
 	body, bc := splitBC(s)
 	y, m, d, rest, err := parseYMD(body)
@@ -346,92 +332,148 @@ func decimalMicros(s string) (int64, error) {
 	return r.Num().Int64(), nil
 }
 
-// arrayDecoder decodes a one-dimensional array literal with the element
-// decoder. Multi-dimensional arrays and arrays with other lower bounds than
-// 1 have no canonical form and are refused.
+// arrayDecoder decodes an array literal with the element decoder. A
+// multi-dimensional array ({{1,2},{3,4}}) decodes to nested []any. Arrays
+// with other lower bounds than 1 have no canonical form and are refused.
 func arrayDecoder(elem decoder) decoder {
+	var decode func(items []any) ([]any, error)
+	decode = func(items []any) ([]any, error) {
+		out := make([]any, len(items))
+		for i, it := range items {
+			var err error
+			switch x := it.(type) {
+			case string:
+				out[i], err = elem(x)
+			case []any:
+				out[i], err = decode(x)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("array element %d: %w", i+1, err)
+			}
+		}
+		return out, nil
+	}
 	return func(s string) (any, error) {
 		items, err := parseArray(s)
 		if err != nil {
 			return nil, err
 		}
-		out := make([]any, len(items))
-		for i, it := range items {
-			if it == nil {
-				continue
-			}
-			v, err := elem(*it)
-			if err != nil {
-				return nil, fmt.Errorf("array element %d: %w", i+1, err)
-			}
-			out[i] = v
-		}
-		return out, nil
+		return decode(items)
 	}
 }
 
-// parseArray splits a one-dimensional array literal into its elements
-// (nil for NULL).
-func parseArray(s string) ([]*string, error) {
+// maxArrayDims is PostgreSQL's MAXDIM.
+const maxArrayDims = 6
+
+// parseArray splits an array literal into its elements: a string, nil for
+// NULL, or for a multi-dimensional array a []any sub-array.
+func parseArray(s string) ([]any, error) {
 	if strings.HasPrefix(s, "[") {
-		return nil, fmt.Errorf("array %q has explicit bounds; ferry copies one-dimensional arrays starting at 1 only", truncate(s))
+		return nil, fmt.Errorf("array %q has explicit bounds; ferry copies arrays whose dimensions start at 1 only", truncate(s))
 	}
-	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
+	p := arrayParser{s: s}
+	out, err := p.array(1)
+	if err != nil {
+		return nil, err
+	}
+	if p.i != len(s) {
 		return nil, fmt.Errorf("invalid array %q", truncate(s))
 	}
-	body := s[1 : len(s)-1]
-	out := []*string{}
-	if body == "" {
+	return out, nil
+}
+
+type arrayParser struct {
+	s string
+	i int
+}
+
+func (p *arrayParser) bad() error { return fmt.Errorf("invalid array %q", truncate(p.s)) }
+
+// array reads "{...}" at p.i; depth counts the dimensions so far.
+func (p *arrayParser) array(depth int) ([]any, error) {
+	if depth > maxArrayDims {
+		return nil, fmt.Errorf("array %q has more than %d dimensions", truncate(p.s), maxArrayDims)
+	}
+	if p.i >= len(p.s) || p.s[p.i] != '{' {
+		return nil, p.bad()
+	}
+	p.i++
+	out := []any{}
+	if p.i < len(p.s) && p.s[p.i] == '}' {
+		p.i++
 		return out, nil
 	}
-	i := 0
+	subs := 0
 	for {
-		var b strings.Builder
-		quoted := false
-		if i < len(body) && body[i] == '{' {
-			return nil, fmt.Errorf("array %q is multi-dimensional; ferry copies one-dimensional arrays only", truncate(s))
+		if p.i >= len(p.s) {
+			return nil, p.bad()
 		}
-		if i < len(body) && body[i] == '"' {
-			quoted = true
-			i++
-			for {
-				if i >= len(body) {
-					return nil, fmt.Errorf("invalid array %q: unterminated quote", truncate(s))
-				}
-				c := body[i]
-				if c == '\\' && i+1 < len(body) {
-					b.WriteByte(body[i+1])
-					i += 2
-					continue
-				}
-				if c == '"' {
-					i++
-					break
-				}
-				b.WriteByte(c)
-				i++
+		switch p.s[p.i] {
+		case '{':
+			sub, err := p.array(depth + 1)
+			if err != nil {
+				return nil, err
 			}
-		} else {
-			for i < len(body) && body[i] != ',' {
-				if body[i] == '\\' && i+1 < len(body) {
-					i++
+			out = append(out, sub)
+			subs++
+		case '"':
+			v, err := p.quoted()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		default:
+			var b strings.Builder
+			for p.i < len(p.s) && p.s[p.i] != ',' && p.s[p.i] != '}' {
+				if p.s[p.i] == '\\' && p.i+1 < len(p.s) {
+					p.i++
 				}
-				b.WriteByte(body[i])
-				i++
+				b.WriteByte(p.s[p.i])
+				p.i++
+			}
+			if v := b.String(); strings.EqualFold(v, "NULL") {
+				out = append(out, nil)
+			} else {
+				out = append(out, v)
 			}
 		}
-		v := b.String()
-		if !quoted && strings.EqualFold(v, "NULL") {
-			out = append(out, nil)
-		} else {
-			out = append(out, &v)
+		if p.i >= len(p.s) {
+			return nil, p.bad()
 		}
-		if i >= len(body) {
+		switch p.s[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			// PostgreSQL's arrays are rectangular: sub-arrays or elements.
+			if subs != 0 && subs != len(out) {
+				return nil, p.bad()
+			}
 			return out, nil
+		default:
+			return nil, p.bad()
 		}
-		if body[i] != ',' {
-			return nil, fmt.Errorf("invalid array %q", truncate(s))
+	}
+}
+
+// quoted reads a double-quoted element at p.i.
+func (p *arrayParser) quoted() (string, error) {
+	var b strings.Builder
+	p.i++
+	for {
+		if p.i >= len(p.s) {
+			return "", fmt.Errorf("invalid array %q: unterminated quote", truncate(p.s))
 		}
-		i++
+		c := p.s[p.i]
+		if c == '\\' && p.i+1 < len(p.s) {
+			b.WriteByte(p.s[p.i+1])
+			p.i += 2
+			continue
+		}
+		p.i++
+		if c == '"' {
+			return b.String(), nil
+		}
+		b.WriteByte(c)
 	}
 }

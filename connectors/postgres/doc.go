@@ -38,27 +38,26 @@
 //	bytea                               bytes
 //	json, jsonb                         json                   Native says which
 //	uuid                                uuid
-//	date                                date                   BC dates kept; ±infinity as sentinels (below)
+//	date                                date                   BC dates kept; ±infinity as model.Infinity
 //	time, timetz                        time, timetz           24:00:00 kept
-//	timestamp, timestamptz              timestamp, timestamptz microseconds, BC kept; ±infinity as sentinels
+//	timestamp, timestamptz              timestamp, timestamptz microseconds, BC kept; ±infinity as model.Infinity
 //	interval                            interval               months, days and microseconds, exactly
 //	inet, cidr, macaddr                 inet, cidr, macaddr    PostgreSQL's text form
 //	enum types                          enum                   labels in EnumValues; Native is the qualified type name
 //	domains                             their base type        the domain's constraints stay at the source
-//	one-dimensional arrays of the above array                  lower bound 1; other bounds or more
-//	                                                           dimensions are an error naming the value
+//	arrays of the above                 array                  any number of dimensions (nested []any);
+//	                                                           lower bounds other than 1 are an error
 //	anything else (bit strings, ranges, text                   through the type's output and input functions,
 //	geometric types, tsvector, xml,                            exact between PostgreSQL servers; Native
 //	composite and extension types, and                         keeps the type
 //	arrays of them)
 //	pseudo-types                        refused                at plan time, naming table and column
 //
-// Infinite dates and timestamps have no time.Time: 'infinity' and
-// '-infinity' travel as sentinels one step outside PostgreSQL's range
-// (PosInfinityTimestamp 294277-01-01, PosInfinityDate 5874898-01-01,
-// NegInfinityTimestamp and NegInfinityDate 4714-11-23 BC), which a PostgreSQL
-// destination writes back as infinity; another destination stores the
-// sentinel.
+// Infinite dates and timestamps ('infinity', '-infinity') decode to
+// model.PosInfinity and model.NegInfinity, never to a time.Time, so no
+// destination can store them as a real date. Multi-dimensional arrays
+// decode to nested []any; arrays whose dimensions do not start at 1
+// ('[0:1]={1,2}') are refused at the row.
 //
 // Type.Native is format_type()'s spelling (qualified for enums). A
 // PostgreSQL destination creates a column with Native when it is

@@ -68,15 +68,12 @@ func appendText(buf []byte, t model.Type, v any) ([]byte, error) {
 		buf = append(buf, `\x`...)
 		return hex.AppendEncode(buf, b), nil
 	case model.KindDate:
+		if inf, ok := v.(model.Infinity); ok {
+			return append(buf, inf.String()...), nil
+		}
 		ts, ok := v.(time.Time)
 		if !ok {
 			return nil, typeErr(t, v)
-		}
-		if !ts.Before(PosInfinityDate) {
-			return append(buf, "infinity"...), nil
-		}
-		if !ts.After(NegInfinityDate) {
-			return append(buf, "-infinity"...), nil
 		}
 		y, bc := bcYear(ts.Year())
 		buf = appendYMD(buf, y, int(ts.Month()), ts.Day())
@@ -98,15 +95,12 @@ func appendText(buf []byte, t model.Type, v any) ([]byte, error) {
 		buf = appendClock(buf, x.Time)
 		return appendOffset(buf, x.Offset), nil
 	case model.KindTimestamp, model.KindTimestampTZ:
+		if inf, ok := v.(model.Infinity); ok {
+			return append(buf, inf.String()...), nil
+		}
 		ts, ok := v.(time.Time)
 		if !ok {
 			return nil, typeErr(t, v)
-		}
-		if !ts.Before(PosInfinityTimestamp) {
-			return append(buf, "infinity"...), nil
-		}
-		if !ts.After(NegInfinityTimestamp) {
-			return append(buf, "-infinity"...), nil
 		}
 		ts = ts.UTC()
 		y, bc := bcYear(ts.Year())
@@ -170,6 +164,13 @@ func appendText(buf []byte, t model.Type, v any) ([]byte, error) {
 				continue
 			}
 			var err error
+			if sub, ok := e.([]any); ok && t.Elem.Kind != model.KindArray {
+				// A sub-array of a multi-dimensional array: {{1,2},{3,4}}.
+				if buf, err = appendText(buf, t, sub); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			elem, err = appendText(elem[:0], *t.Elem, e)
 			if err != nil {
 				return nil, fmt.Errorf("array element %d: %w", i+1, err)

@@ -170,8 +170,9 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 				v, err = d(string(vals[i]))
 			}
 			if err != nil {
+				key := failedRowKey(t, decs, bins, vals)
 				rr.Close() //nolint:errcheck // the decode error is the one to report
-				return fmt.Errorf("table %s, column %s: %w", t.Namespace, t.Columns[i].Name, err)
+				return fmt.Errorf("table %s, column %s%s: %w; exclude the table with --tables '!%s' if it cannot be fixed at the source", t.Namespace, t.Columns[i].Name, key, err, t.Namespace)
 			}
 			row[i] = v
 			batch.Bytes += int64(len(vals[i]))
@@ -236,4 +237,29 @@ func (c *Conn) beginRead(ctx context.Context, conn *pgx.Conn) (pgx.Tx, error) {
 		return nil, err
 	}
 	return tx, nil
+}
+
+// failedRowKey decodes the key columns of a row another column of which
+// failed to decode, so the error names the row to fix: ", key (id=5)", or
+// "" for a table without a key.
+func failedRowKey(t *model.Table, decs []decoder, bins []binDecoder, vals [][]byte) string {
+	row := make(model.Row, len(t.Columns))
+	for _, i := range t.KeyIndexes() {
+		if i < 0 || i >= len(vals) || vals[i] == nil {
+			continue
+		}
+		var err error
+		if bins[i] != nil {
+			row[i], err = bins[i](vals[i])
+		} else {
+			row[i], err = decs[i](string(vals[i]))
+		}
+		if err != nil {
+			row[i] = string(vals[i]) // model.KeyText prints what it cannot format
+		}
+	}
+	if key := model.KeyText(t, row); key != "" {
+		return ", key " + key
+	}
+	return ""
 }

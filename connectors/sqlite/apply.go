@@ -145,7 +145,7 @@ func applyTable(ctx context.Context, tx *sql.Tx, tc *model.TableChanges) error {
 			}
 			v, err := toSQLite(col.Type, row[i])
 			if err != nil {
-				return fmt.Errorf("column %s: %w", col.Name, err)
+				return valueErr(t, col.Name, row, err)
 			}
 			sets = append(sets, quoteIdent(col.Name)+" = ?")
 			args = append(args, v)

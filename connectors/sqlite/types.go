@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -29,13 +30,13 @@ import (
 //	bytes        BLOB or BLOB(n)           BLOB      BLOB
 //	json         JSON_TEXT                 TEXT      TEXT
 //	uuid         UUID_TEXT                 TEXT      TEXT
-//	date         DATE_TEXT                 TEXT      TEXT 2006-01-02
+//	date         DATE_TEXT                 TEXT      TEXT 2006-01-02 (or infinity, -infinity)
 //	time         TIME_TEXT                 TEXT      TEXT 15:04:05.999999999
 //	timetz       TIMETZ_TEXT               TEXT      TEXT 15:04:05.999999999+07:00
 //	timestamp    TIMESTAMP_TEXT            TEXT      TEXT 2006-01-02 15:04:05.999999999
 //	timestamptz  TIMESTAMPTZ_TEXT          TEXT      TEXT 2006-01-02 15:04:05.999999999+00:00
 //	interval     INTERVAL_TEXT             INTEGER*  TEXT P<m>M<d>DT<s>S
-//	array        ARRAY_TEXT OF <elem>      TEXT*     TEXT, a JSON array
+//	array        ARRAY_TEXT OF <elem>      TEXT*     TEXT, a JSON array (nested: multi-dimensional)
 //	enum         ENUM_TEXT                 TEXT      TEXT
 //	inet         INET_TEXT                 TEXT      TEXT
 //	cidr         CIDR_TEXT                 TEXT      TEXT
@@ -46,7 +47,9 @@ import (
 // with "[", so they are stored verbatim too.
 //
 // Dates and timestamps are in SQLite's own date-function format, which also
-// sorts as text in time order (the "+00:00" suffix sorts before any fraction).
+// sorts as text in time order (the "+00:00" suffix sorts before any fraction);
+// infinite ones are the text 'infinity' and '-infinity', which sort after and
+// before them. Years outside 0000-9999 are refused at the row.
 // Floats live in a BLOB-affinity column because a REAL column stores -0.0 as
 // the integer 0 and SQLite turns a NaN into NULL.
 
@@ -260,6 +263,11 @@ func toSQLite(t model.Type, v any) (any, error) {
 		return nil, nil
 	}
 	bad := func() (any, error) { return nil, fmt.Errorf("value of Go type %T is not a canonical %s", v, t) }
+	if inf, ok := v.(model.Infinity); ok && model.IsTimeKind(t.Kind) {
+		// Stored as PostgreSQL spells it, which also sorts as text after
+		// ("i" > "9") or before ("-" < "0") every date.
+		return inf.String(), nil
+	}
 	switch t.Kind {
 	case model.KindBool:
 		b, ok := v.(bool)
@@ -366,9 +374,27 @@ func toSQLite(t model.Type, v any) (any, error) {
 
 func checkYear(ts time.Time) error {
 	if y := ts.Year(); y < 0 || y > 9999 {
-		return fmt.Errorf("%s: year %d is outside 0000-9999, which SQLite's date format cannot hold", ts.Format(time.RFC3339Nano), y)
+		return cannotHold{fmt.Errorf("%s: year %d is outside 0000-9999, which SQLite's date format cannot hold", ts.Format(time.RFC3339Nano), y)}
 	}
 	return nil
+}
+
+// cannotHold marks a value no SQLite column of its type can hold.
+type cannotHold struct{ error }
+
+func (e cannotHold) Unwrap() error { return e.error }
+
+// valueErr names the column and the row's key of a value that cannot be
+// written, and for a value SQLite cannot hold at all, how to go on.
+func valueErr(t *model.Table, col string, row model.Row, err error) error {
+	msg := "column " + col
+	if key := model.KeyText(t, row); key != "" {
+		msg += ", key " + key
+	}
+	if errors.As(err, new(cannotHold)) || errors.Is(err, model.ErrMultiDimJSONArray) {
+		return fmt.Errorf("%s: %w; exclude the table with --tables '!%s' or copy it to another destination", msg, err, t.Namespace)
+	}
+	return fmt.Errorf("%s: %w", msg, err)
 }
 
 // checkArrayText refuses text elements that are not valid UTF-8: the JSON
@@ -381,8 +407,8 @@ func checkArrayText(t model.Type, v any) error {
 			if !utf8.ValidString(x) {
 				return fmt.Errorf("array element %d: text is not valid UTF-8 and cannot be stored in a JSON array exactly", i)
 			}
-		case []any:
-			if err := checkArrayText(*t.Elem, x); err != nil {
+		case []any: // a sub-array of a multi-dimensional array
+			if err := checkArrayText(t, x); err != nil {
 				return fmt.Errorf("array element %d: %w", i, err)
 			}
 		}

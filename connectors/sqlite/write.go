@@ -255,7 +255,7 @@ func upsertRows(ctx context.Context, tx *sql.Tx, t *model.Table, rows []model.Ro
 			for i, col := range t.Columns {
 				v, err := toSQLite(col.Type, row[i])
 				if err != nil {
-					return fmt.Errorf("column %s: %w", col.Name, err)
+					return valueErr(t, col.Name, row, err)
 				}
 				args = append(args, v)
 			}
