@@ -180,12 +180,14 @@ func keywordValueURL(s string) (*url.URL, error) {
 	}
 	delete(kv, "user")
 	delete(kv, "password")
-	q := url.Values{}
+	// pgx decodes %XX in query values but not '+', so a space is %20.
+	esc := func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
+	var q []string
 	for _, k := range order {
 		if v, ok := kv[k]; ok {
-			q.Set(k, v)
+			q = append(q, esc(k)+"="+esc(v))
 		}
 	}
-	u.RawQuery = q.Encode()
+	u.RawQuery = strings.Join(q, "&")
 	return u, nil
 }

@@ -37,8 +37,11 @@ func isSecretParam(k string) bool {
 
 var (
 	schemeRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
-	// looseParamRe finds secret parameters in a string url.Parse refused.
-	looseParamRe = regexp.MustCompile(`(?i)([?&;]\s*(?:password|passwd|pass|pwd|secret|token|sslpassword|access_key|secret_key)\s*=)([^&#]*)`)
+	// looseParamRe finds secret parameters in a string url.Parse refused, or
+	// whose query it reads differently (a bad escape, a '#').
+	// A value runs to the next '&': a '#' in it is an unencoded part of
+	// the secret far more often than the start of a fragment.
+	looseParamRe = regexp.MustCompile(`(?i)([?&;]\s*(?:password|passwd|pass|pwd|secret|token|sslpassword|access_key|secret_key)\s*=)([^&]*)`)
 )
 
 // Redact returns raw with every secret replaced by "xxxxx", safe to print,
@@ -49,12 +52,16 @@ func Redact(raw string) string {
 		return redactKeywordValue(raw)
 	}
 	u, err := url.Parse(raw)
-	if err != nil || !strictFits(raw, u) {
-		out := raw
-		if s, e, ok := loosePassword(raw); ok {
-			out = raw[:s] + "xxxxx" + raw[e:]
+	// A '#' ends url.Parse's query, but in a connection string it is far
+	// more often part of a secret: read such strings loosely too.
+	if err != nil || !strictFits(raw, u) || strings.Contains(raw, "#") {
+		// Parameters first: an '@' in a secret parameter is not the end
+		// of a userinfo.
+		out := looseParamRe.ReplaceAllString(raw, "${1}xxxxx")
+		if s, e, ok := loosePassword(out); ok {
+			out = out[:s] + "xxxxx" + out[e:]
 		}
-		return looseParamRe.ReplaceAllString(out, "${1}xxxxx")
+		return out
 	}
 	// A URL that parses keeps its exact text apart from the secrets: flow
 	// names hash the redacted URL, so this output must not change.
@@ -77,7 +84,9 @@ func Redact(raw string) string {
 			out = strings.Replace(out, "?"+u.RawQuery, "?"+q.Encode(), 1)
 		}
 	}
-	return out
+	// u.Query drops a parameter whose value has a bad escape
+	// (password=50%zz); the loose reading does not.
+	return looseParamRe.ReplaceAllString(out, "${1}xxxxx")
 }
 
 // Secrets returns the secret strings in raw, each as written and as decoded
@@ -134,11 +143,11 @@ func Secrets(raw string) []string {
 				add(d)
 			}
 		}
-		for _, m := range looseParamRe.FindAllStringSubmatch(raw, -1) {
-			add(strings.TrimSpace(m[2]))
-			if d, err := url.QueryUnescape(m[2]); err == nil {
-				add(strings.TrimSpace(d))
-			}
+	}
+	for _, m := range looseParamRe.FindAllStringSubmatch(raw, -1) {
+		add(strings.TrimSpace(m[2]))
+		if d, err := url.QueryUnescape(m[2]); err == nil {
+			add(strings.TrimSpace(d))
 		}
 	}
 	return out
@@ -146,7 +155,8 @@ func Secrets(raw string) []string {
 
 // strictFits reports whether url.Parse's reading of raw accounts for every
 // '@' in it. An '@' after the host (in the path, in a query parameter's
-// name, in the fragment) or in an opaque URL means the userinfo did not end
+// name, in the fragment, in a query right after the host) or in an opaque
+// URL means the userinfo did not end
 // where url.Parse thought: the password holds a '/', '?' or '#' that should
 // have been percent-encoded, and what url.Parse calls host, port or path is
 // part of it.
@@ -157,7 +167,14 @@ func strictFits(raw string, u *url.URL) bool {
 	if strings.Contains(u.Opaque, "@") || strings.Contains(u.EscapedFragment(), "@") {
 		return false
 	}
-	if (u.Host != "" || u.User != nil) && strings.Contains(u.EscapedPath(), "@") {
+	// A path may hold an '@' only after a host or in scheme:///path form;
+	// in user:/pass@host it is the end of a userinfo.
+	if (u.Host != "" || u.User != nil || !strings.Contains(raw, "://")) && strings.Contains(u.EscapedPath(), "@") {
+		return false
+	}
+	// scheme://user:1?a=b@host/db reads as host "user", port 1 and a query
+	// straight after the authority; a real query follows a database.
+	if u.User == nil && u.Host != "" && u.Path == "" && strings.Contains(u.RawQuery, "@") {
 		return false
 	}
 	for _, seg := range strings.Split(u.RawQuery, "&") {

@@ -86,11 +86,32 @@ func ParseURL(raw string) (*url.URL, *Registration, error) {
 	u, err := url.Parse(raw)
 	if err != nil || !strictFits(raw, u) {
 		if s, e, ok := loosePassword(raw); ok {
-			return nil, nil, malformedPassword(raw, raw[s:e])
+			// Judge the URL with its password masked: if that reads well,
+			// the password is what needs encoding; if not, the error about
+			// the rest cannot quote the password.
+			masked := raw[:s] + "xxxxx" + raw[e:]
+			mu, merr := url.Parse(masked)
+			switch {
+			case merr == nil && strictFits(masked, mu):
+				return nil, nil, malformedPassword(raw, raw[s:e])
+			case !strings.Contains(raw, "://"):
+				return nil, nil, &ConfigError{Msg: fmt.Sprintf("connection string %q is not a URL", shown(raw)),
+					Fix: "URLs look like " + exampleList() + " (a Go MySQL DSN user:pass@tcp(host:3306)/db is written mysql://user:pass@host:3306/db)"}
+			case merr != nil:
+				err = merr
+			default:
+				return nil, nil, &ConfigError{Msg: fmt.Sprintf("malformed URL %q: the user and password end at the last '@', and what follows is not host/database", shown(raw)),
+					Fix: "percent-encode '@' as %40 where it is not the end of the password"}
+			}
 		}
 	}
 	if err != nil {
 		return nil, nil, &ConfigError{Msg: fmt.Sprintf("malformed URL %q: %s", shown(raw), redactErr(err, raw)), Fix: "URLs look like " + exampleList()}
+	}
+	if strings.Contains(raw, "#") {
+		// No connector reads a fragment: the '#' belongs to a password or
+		// a name, and everything after it would be dropped silently.
+		return nil, nil, &ConfigError{Msg: fmt.Sprintf("URL %q holds a '#', which starts a URL fragment", shown(raw)), Fix: "write '#' as %23 in a password, a parameter or a name"}
 	}
 	if u.Scheme == "" {
 		return nil, nil, &ConfigError{Msg: fmt.Sprintf("URL %q has no scheme", shown(raw)), Fix: "URLs look like " + exampleList() + "; PostgreSQL also takes host=H port=5432 user=U password=P dbname=D"}
@@ -102,8 +123,8 @@ func ParseURL(raw string) (*url.URL, *Registration, error) {
 	return u, r, nil
 }
 
-// malformedPassword explains a URL whose password url.Parse cannot find: it
-// names the characters to percent-encode, never the password.
+// malformedPassword explains a URL whose password holds characters a URL
+// must percent-encode: it names the usual delimiters, never the password.
 func malformedPassword(raw, password string) error {
 	var held, codes []string
 	for _, c := range []struct{ char, code string }{{"/", "%2F"}, {"?", "%3F"}, {"#", "%23"}, {"@", "%40"}, {" ", "%20"}} {
@@ -116,20 +137,21 @@ func malformedPassword(raw, password string) error {
 		held = append(held, "a '%' not followed by two hex digits")
 		codes = append(codes, "'%' as %25")
 	}
-	alt := ""
-	if _, ok := Lookup("postgres"); ok {
-		alt = "; PostgreSQL also takes host=H port=5432 user=U password='P' dbname=D, which needs no encoding"
+	if strings.IndexFunc(password, func(r rune) bool {
+		return !(r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~!$&'()*+,;=:%/?#@ ", r)))
+	}) >= 0 {
+		held = append(held, "other characters")
+		codes = append(codes, "any other character outside A-Z a-z 0-9 - . _ ~ as %XX for each of its bytes")
 	}
 	if len(held) == 0 {
-		if !strings.Contains(raw, "://") {
-			return &ConfigError{Msg: fmt.Sprintf("connection string %q is not a URL", shown(raw)),
-				Fix: "URLs look like " + exampleList() + " (a Go MySQL DSN user:pass@tcp(host:3306)/db is written mysql://user:pass@host:3306/db)"}
-		}
-		return &ConfigError{Msg: fmt.Sprintf("malformed URL %q: after the user and password (which end at the last '@') no valid host follows", shown(raw)),
-			Fix: "percent-encode '@' in the rest of the URL as %40" + alt}
+		held = append(held, "characters")
+		codes = append(codes, "each character outside A-Z a-z 0-9 - . _ ~ as %XX")
 	}
-	return &ConfigError{Msg: fmt.Sprintf("malformed URL %q: its password holds %s, which a URL must percent-encode", shown(raw), strings.Join(held, ", ")),
-		Fix: "write " + strings.Join(codes, ", ") + " in the password" + alt}
+	fix := "write " + strings.Join(codes, ", ") + " in the password"
+	if _, ok := Lookup("postgres"); ok {
+		fix += "; PostgreSQL also takes host=H port=5432 user=U password='P' dbname=D, which needs no encoding"
+	}
+	return &ConfigError{Msg: fmt.Sprintf("malformed URL %q: its password holds %s, which a URL must percent-encode", shown(raw), strings.Join(held, ", ")), Fix: fix}
 }
 
 // parseKeywordValueURL takes a keyword/value string as the postgres
