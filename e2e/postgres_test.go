@@ -658,11 +658,15 @@ func TestPostgresAddedColumnIntoSQLiteSurvivesAKill(t *testing.T) {
 func TestKeywordValueConnectionString(t *testing.T) {
 	srv := pgtest.Shared(t)
 	const password = `Sup3r/Se#c?r@t 'q\`
-	role := fmt.Sprintf("kv_%d", time.Now().UnixNano()%1e9)
-	srv.Exec(t, "postgres", fmt.Sprintf(`CREATE ROLE %s LOGIN SUPERUSER PASSWORD '%s'`, role, strings.ReplaceAll(password, "'", "''")))
+	var role string
 	// Registered first, so it runs after the databases (holding the
 	// role's tables) are dropped.
-	t.Cleanup(func() { srv.Exec(t, "postgres", "DROP ROLE IF EXISTS "+role) })
+	t.Cleanup(func() {
+		if role != "" {
+			srv.Exec(t, "postgres", "DROP ROLE IF EXISTS "+role)
+		}
+	})
+	role = srv.CreateRole(t, "kv", password, "SUPERUSER")
 	src := srv.CreateDatabase(t, "kvsrc")
 	dstDB := srv.CreateDatabase(t, "kvdst")
 	pgShop(t, srv, src, 3000)
