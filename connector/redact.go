@@ -1,23 +1,70 @@
 package connector
 
+// This file is the one place that knows where the secrets of a connection
+// string lie. Connection strings come in three shapes:
+//
+//   - URLs: scheme://user:password@host:port/db?params, the password possibly
+//     percent-encoded, secrets possibly in query parameters (password=,
+//     sslpassword=, token=, ...);
+//   - URLs as people type them, with a password holding characters a URL must
+//     percent-encode but does not ('/', '?', '#', '@', ' ', a lone '%'), and
+//     DSNs without a scheme (user:pass@tcp(host:3306)/db). url.Parse refuses
+//     them or splits them in the wrong places, so the password is found the
+//     way a person reads it: from the userinfo's first ':' to the last '@';
+//   - PostgreSQL's keyword/value strings (host=h user=u password='a b'),
+//     see keyvalue.go.
+//
+// Redact shows a connection string without its secrets; Secrets lists them
+// for a Scrubber (scrub.go), which removes them from any other text.
+
 import (
 	"net/url"
 	"regexp"
 	"strings"
 )
 
-// secretParams are query parameters that carry secrets in connector URLs.
-var secretParams = []string{"password", "passwd", "pass", "secret", "token", "sslpassword", "access_key", "secret_key"}
+// secretParams are query parameters (and keywords) that carry secrets.
+var secretParams = []string{"password", "passwd", "pass", "pwd", "secret", "token", "sslpassword", "access_key", "secret_key"}
 
-var userinfoRe = regexp.MustCompile(`(//[^/@:]*:)[^@/]*@`)
-
-// Redact returns raw with any password replaced by "xxxxx", safe to print,
-// log or persist. It works on URLs that do not parse too.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return userinfoRe.ReplaceAllString(raw, "${1}xxxxx@")
+func isSecretParam(k string) bool {
+	for _, s := range secretParams {
+		if strings.EqualFold(strings.TrimSpace(k), s) {
+			return true
+		}
 	}
+	return false
+}
+
+var (
+	schemeRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
+	// looseParamRe finds secret parameters in a string url.Parse refused, or
+	// whose query it reads differently (a bad escape, a '#').
+	// A value runs to the next '&': a '#' in it is an unencoded part of
+	// the secret far more often than the start of a fragment.
+	looseParamRe = regexp.MustCompile(`(?i)([?&;]\s*(?:password|passwd|pass|pwd|secret|token|sslpassword|access_key|secret_key)\s*=)([^&]*)`)
+)
+
+// Redact returns raw with every secret replaced by "xxxxx", safe to print,
+// log or persist (flow names and identities are built from it). It works on
+// any connection string, malformed ones included.
+func Redact(raw string) string {
+	if IsKeywordValue(raw) {
+		return redactKeywordValue(raw)
+	}
+	u, err := url.Parse(raw)
+	// A '#' ends url.Parse's query, but in a connection string it is far
+	// more often part of a secret: read such strings loosely too.
+	if err != nil || !strictFits(raw, u) || strings.Contains(raw, "#") {
+		// Parameters first: an '@' in a secret parameter is not the end
+		// of a userinfo.
+		out := looseParamRe.ReplaceAllString(raw, "${1}xxxxx")
+		if s, e, ok := loosePassword(out); ok {
+			out = out[:s] + "xxxxx" + out[e:]
+		}
+		return out
+	}
+	// A URL that parses keeps its exact text apart from the secrets: flow
+	// names hash the redacted URL, so this output must not change.
 	out := raw
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
@@ -28,72 +75,185 @@ func Redact(raw string) string {
 		q := u.Query()
 		changed := false
 		for k := range q {
-			for _, s := range secretParams {
-				if strings.EqualFold(k, s) {
-					q.Set(k, "xxxxx")
-					changed = true
-				}
+			if isSecretParam(k) {
+				q.Set(k, "xxxxx")
+				changed = true
 			}
 		}
 		if changed {
 			out = strings.Replace(out, "?"+u.RawQuery, "?"+q.Encode(), 1)
 		}
 	}
-	return out
+	// u.Query drops a parameter whose value has a bad escape
+	// (password=50%zz); the loose reading does not.
+	return looseParamRe.ReplaceAllString(out, "${1}xxxxx")
 }
 
-// redactUserinfo replaces the password of the authority the way url.Parse
-// splits it: the userinfo ends at the authority's last '@', the password
-// starts after the userinfo's first ':'.
-func redactUserinfo(raw string) string {
-	start := strings.Index(raw, "//")
-	if start < 0 {
-		return raw
-	}
-	start += 2
-	end := len(raw)
-	if i := strings.IndexAny(raw[start:], "/?#"); i >= 0 {
-		end = start + i
-	}
-	at := strings.LastIndex(raw[start:end], "@")
-	if at < 0 {
-		return raw
-	}
-	userinfo := raw[start : start+at]
-	colon := strings.Index(userinfo, ":")
-	if colon < 0 {
-		return raw
-	}
-	return raw[:start+colon+1] + "xxxxx" + raw[start+at:]
-}
-
-// Secrets returns the secret strings in raw (passwords), so a caller can scrub
-// them from text a driver produced.
+// Secrets returns the secret strings in raw, each as written and as decoded
+// (a password typed p%40ss is both p%40ss and p@ss in messages), so a
+// Scrubber can remove them from text a driver or a parser produced. Where
+// raw is ambiguous, both readings' secrets are listed: scrubbing too much
+// is harmless, too little is a leak.
 func Secrets(raw string) []string {
 	var out []string
-	u, err := url.Parse(raw)
-	if err != nil {
-		if m := userinfoRe.FindStringSubmatch(raw); m != nil {
-			i := strings.Index(raw, m[0])
-			out = append(out, raw[i+len(m[1]):i+len(m[0])-1])
-		}
-		return out
-	}
-	if u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			out = append(out, p)
-		}
-	}
-	for k, vs := range u.Query() {
-		for _, s := range secretParams {
-			if strings.EqualFold(k, s) {
-				for _, v := range vs {
-					if v != "" {
-						out = append(out, v)
-					}
-				}
+	seen := map[string]bool{}
+	add := func(ss ...string) {
+		for _, s := range ss {
+			if s != "" && !seen[s] {
+				seen[s] = true
+				out = append(out, s)
 			}
 		}
 	}
+	if IsKeywordValue(raw) {
+		pairs, tail := keywordValuePairs(raw)
+		for _, p := range pairs {
+			if isSecretParam(p.key) {
+				add(p.value, raw[p.start:p.end])
+			}
+		}
+		// What follows a broken pair may be the rest of an unquoted
+		// password with a space in it.
+		add(strings.TrimSpace(tail))
+		add(strings.Fields(tail)...)
+		return out
+	}
+	u, err := url.Parse(raw)
+	if err == nil {
+		if u.User != nil {
+			if p, ok := u.User.Password(); ok {
+				add(p, rawUserinfoPassword(raw))
+			}
+		}
+		for k, vs := range u.Query() {
+			if isSecretParam(k) {
+				add(vs...)
+			}
+		}
+		for _, seg := range strings.Split(u.RawQuery, "&") {
+			if k, v, ok := strings.Cut(seg, "="); ok && isSecretParam(k) {
+				add(v)
+			}
+		}
+	}
+	if err != nil || !strictFits(raw, u) {
+		if s, e, ok := loosePassword(raw); ok {
+			add(raw[s:e])
+			if d, err := url.PathUnescape(raw[s:e]); err == nil {
+				add(d)
+			}
+		}
+	}
+	for _, m := range looseParamRe.FindAllStringSubmatch(raw, -1) {
+		add(strings.TrimSpace(m[2]))
+		if d, err := url.QueryUnescape(m[2]); err == nil {
+			add(strings.TrimSpace(d))
+		}
+	}
 	return out
+}
+
+// strictFits reports whether url.Parse's reading of raw accounts for every
+// '@' in it. An '@' after the host (in the path, in a query parameter's
+// name, in the fragment, in a query right after the host) or in an opaque
+// URL means the userinfo did not end
+// where url.Parse thought: the password holds a '/', '?' or '#' that should
+// have been percent-encoded, and what url.Parse calls host, port or path is
+// part of it.
+func strictFits(raw string, u *url.URL) bool {
+	if !strings.Contains(raw, "@") {
+		return true
+	}
+	if strings.Contains(u.Opaque, "@") || strings.Contains(u.EscapedFragment(), "@") {
+		return false
+	}
+	// A path may hold an '@' only after a host or in scheme:///path form;
+	// in user:/pass@host it is the end of a userinfo.
+	if (u.Host != "" || u.User != nil || !strings.Contains(raw, "://")) && strings.Contains(u.EscapedPath(), "@") {
+		return false
+	}
+	// scheme://user:1?a=b@host/db reads as host "user", port 1 and a query
+	// straight after the authority; a real query follows a database.
+	if u.User == nil && u.Host != "" && u.Path == "" && strings.Contains(u.RawQuery, "@") {
+		return false
+	}
+	for _, seg := range strings.Split(u.RawQuery, "&") {
+		if k, _, _ := strings.Cut(seg, "="); strings.Contains(k, "@") {
+			return false
+		}
+	}
+	return true
+}
+
+// loosePassword finds the password as a person wrote it: the userinfo runs
+// from after "scheme://" (or from the start, for a DSN without a scheme) to
+// the last '@', and the password from the userinfo's first ':'. It returns
+// the password's byte range in raw.
+func loosePassword(raw string) (start, end int, ok bool) {
+	begin := 0
+	if i := strings.Index(raw, "://"); i > 0 && schemeRe.MatchString(raw[:i]) {
+		begin = i + 3
+	}
+	at := strings.LastIndex(raw[begin:], "@")
+	if at < 0 {
+		return 0, 0, false
+	}
+	colon := strings.Index(raw[begin:begin+at], ":")
+	if colon < 0 {
+		return 0, 0, false
+	}
+	return begin + colon + 1, begin + at, true
+}
+
+// userinfoPassword returns the range of the password in a URL's raw text
+// the way url.Parse splits it: the userinfo ends at the authority's last
+// '@', the password starts after the userinfo's first ':'.
+func userinfoPassword(raw string) (start, end int, ok bool) {
+	begin := strings.Index(raw, "//")
+	if begin < 0 {
+		return 0, 0, false
+	}
+	begin += 2
+	stop := len(raw)
+	if i := strings.IndexAny(raw[begin:], "/?#"); i >= 0 {
+		stop = begin + i
+	}
+	at := strings.LastIndex(raw[begin:stop], "@")
+	if at < 0 {
+		return 0, 0, false
+	}
+	colon := strings.Index(raw[begin:begin+at], ":")
+	if colon < 0 {
+		return 0, 0, false
+	}
+	return begin + colon + 1, begin + at, true
+}
+
+func redactUserinfo(raw string) string {
+	s, e, ok := userinfoPassword(raw)
+	if !ok {
+		return raw
+	}
+	return raw[:s] + "xxxxx" + raw[e:]
+}
+
+func rawUserinfoPassword(raw string) string {
+	s, e, ok := userinfoPassword(raw)
+	if !ok {
+		return ""
+	}
+	return raw[s:e]
+}
+
+// SchemeOf returns the scheme a connection string selects, lower-case:
+// "postgres" for a keyword/value string, "" when it names none.
+func SchemeOf(raw string) string {
+	if IsKeywordValue(raw) {
+		return "postgres"
+	}
+	s, _, ok := strings.Cut(raw, ":")
+	if !ok || !schemeRe.MatchString(s) {
+		return ""
+	}
+	return strings.ToLower(s)
 }

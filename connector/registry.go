@@ -70,22 +70,101 @@ func Lookup(scheme string) (*Registration, bool) {
 	return r, ok
 }
 
-// ParseURL parses a connector URL and checks its scheme is known. Its errors
-// never contain the URL's password.
+// ParseURL parses a connector URL and checks its scheme is known. A
+// PostgreSQL keyword/value string (host=h user=u password=p dbname=d) is
+// taken too, as the postgres URL that means the same. Its errors never
+// contain a password: they show the string redacted, and never quote what
+// a parser said about a malformed one (url.Parse quotes the part of a
+// password it took for a port).
 func ParseURL(raw string) (*url.URL, *Registration, error) {
 	if strings.TrimSpace(raw) == "" {
 		return nil, nil, &ConfigError{Msg: "empty URL", Fix: "give a URL such as " + exampleList()}
 	}
+	if IsKeywordValue(raw) {
+		return parseKeywordValueURL(raw)
+	}
 	u, err := url.Parse(raw)
+	if err != nil || !strictFits(raw, u) {
+		if s, e, ok := loosePassword(raw); ok {
+			// Judge the URL with its password masked: if that reads well,
+			// the password is what needs encoding; if not, the error about
+			// the rest cannot quote the password.
+			masked := raw[:s] + "xxxxx" + raw[e:]
+			mu, merr := url.Parse(masked)
+			switch {
+			case merr == nil && strictFits(masked, mu):
+				return nil, nil, malformedPassword(raw, raw[s:e])
+			case !strings.Contains(raw, "://"):
+				return nil, nil, &ConfigError{Msg: fmt.Sprintf("connection string %q is not a URL", shown(raw)),
+					Fix: "URLs look like " + exampleList() + " (a Go MySQL DSN user:pass@tcp(host:3306)/db is written mysql://user:pass@host:3306/db)"}
+			case merr != nil:
+				err = merr
+			default:
+				return nil, nil, &ConfigError{Msg: fmt.Sprintf("malformed URL %q: the user and password end at the last '@', and what follows is not host/database", shown(raw)),
+					Fix: "percent-encode '@' as %40 where it is not the end of the password"}
+			}
+		}
+	}
 	if err != nil {
 		return nil, nil, &ConfigError{Msg: fmt.Sprintf("malformed URL %q: %s", shown(raw), redactErr(err, raw)), Fix: "URLs look like " + exampleList()}
 	}
+	if strings.Contains(raw, "#") {
+		// No connector reads a fragment: the '#' belongs to a password or
+		// a name, and everything after it would be dropped silently.
+		return nil, nil, &ConfigError{Msg: fmt.Sprintf("URL %q holds a '#', which starts a URL fragment", shown(raw)), Fix: "write '#' as %23 in a password, a parameter or a name"}
+	}
 	if u.Scheme == "" {
-		return nil, nil, &ConfigError{Msg: fmt.Sprintf("URL %q has no scheme", shown(raw)), Fix: "URLs look like " + exampleList()}
+		return nil, nil, &ConfigError{Msg: fmt.Sprintf("URL %q has no scheme", shown(raw)), Fix: "URLs look like " + exampleList() + "; PostgreSQL also takes host=H port=5432 user=U password=P dbname=D"}
 	}
 	r, ok := Lookup(u.Scheme)
 	if !ok {
 		return nil, nil, &ConfigError{Msg: fmt.Sprintf("unknown scheme %q in %q", u.Scheme, shown(raw)), Fix: "known schemes: " + strings.Join(schemes(), ", ")}
+	}
+	return u, r, nil
+}
+
+// malformedPassword explains a URL whose password holds characters a URL
+// must percent-encode: it names the usual delimiters, never the password.
+func malformedPassword(raw, password string) error {
+	var held, codes []string
+	for _, c := range []struct{ char, code string }{{"/", "%2F"}, {"?", "%3F"}, {"#", "%23"}, {"@", "%40"}, {" ", "%20"}} {
+		if strings.Contains(password, c.char) {
+			held = append(held, fmt.Sprintf("'%s'", c.char))
+			codes = append(codes, fmt.Sprintf("'%s' as %s", c.char, c.code))
+		}
+	}
+	if _, err := url.PathUnescape(password); err != nil {
+		held = append(held, "a '%' not followed by two hex digits")
+		codes = append(codes, "'%' as %25")
+	}
+	if strings.IndexFunc(password, func(r rune) bool {
+		return !(r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~!$&'()*+,;=:%/?#@ ", r)))
+	}) >= 0 {
+		held = append(held, "other characters")
+		codes = append(codes, "any other character outside A-Z a-z 0-9 - . _ ~ as %XX for each of its bytes")
+	}
+	if len(held) == 0 {
+		held = append(held, "characters")
+		codes = append(codes, "each character outside A-Z a-z 0-9 - . _ ~ as %XX")
+	}
+	fix := "write " + strings.Join(codes, ", ") + " in the password"
+	if _, ok := Lookup("postgres"); ok {
+		fix += "; PostgreSQL also takes host=H port=5432 user=U password='P' dbname=D, which needs no encoding"
+	}
+	return &ConfigError{Msg: fmt.Sprintf("malformed URL %q: its password holds %s, which a URL must percent-encode", shown(raw), strings.Join(held, ", ")), Fix: fix}
+}
+
+// parseKeywordValueURL takes a keyword/value string as the postgres
+// connector's URL.
+func parseKeywordValueURL(raw string) (*url.URL, *Registration, error) {
+	const fix = "write keyword=value pairs separated by spaces, and quote a value holding spaces or quotes: password='a b\\'c'"
+	r, ok := Lookup("postgres")
+	if !ok {
+		return nil, nil, &ConfigError{Msg: fmt.Sprintf("%q is a PostgreSQL keyword/value string, and this ferry has no postgres connector", shown(raw)), Fix: "known schemes: " + strings.Join(schemes(), ", ")}
+	}
+	u, err := keywordValueURL(raw)
+	if err != nil {
+		return nil, nil, &ConfigError{Msg: fmt.Sprintf("PostgreSQL connection string %q: %s", shown(raw), err), Fix: fix}
 	}
 	return u, r, nil
 }
@@ -98,7 +177,8 @@ func Open(ctx context.Context, raw string) (Connector, error) {
 	}
 	c, err := r.Open(ctx, u)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", shown(raw), err)
+		// The connector scrubs what it knows; this catches what it missed.
+		return nil, fmt.Errorf("open %s: %w", shown(raw), NewScrubber(raw, u.String()).Err(err))
 	}
 	return c, nil
 }
@@ -126,13 +206,9 @@ func exampleList() string {
 func redactErr(err error, raw string) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return ue.Err.Error()
+		err = ue.Err
 	}
-	msg := err.Error()
-	for _, s := range Secrets(raw) {
-		msg = strings.ReplaceAll(msg, s, "xxxxx")
-	}
-	return msg
+	return NewScrubber(raw).Scrub(err.Error())
 }
 
 // shown is a URL as messages show it: redacted, and cut to its first 200

@@ -65,7 +65,7 @@ tables: *h
 		args []string
 		want []string
 	}{
-		{"URL with a bad escape after a password", []string{"sync", "postgres://app:hunter2%zz@db:5432/shop", dst}, []string{"malformed URL", `invalid URL escape "%zz"`}},
+		{"URL with a bad escape after a password", []string{"sync", "postgres://app:hunter2%zz@db:5432/shop", dst}, []string{"malformed URL", `a '%' not followed by two hex digits`, "'%' as %25"}},
 		{"URL with a newline", []string{"sync", "postgres://app:hunter2@db:5432/shop\n--evil", dst}, []string{"malformed URL", "control character"}},
 		{"empty source URL", []string{"sync", "", dst}, []string{"no source URL"}},
 		{"URL of 100 KB", []string{"sync", long, dst}, []string{`unknown fake setting "colour"`}},
@@ -126,6 +126,67 @@ tables: *h
 			names = append(names, e.Name())
 		}
 		t.Errorf("state left behind by refused runs: %v", names)
+	}
+}
+
+// TestPasswordsNeverPrinted: connection strings whose password a parser
+// stumbles on (a raw '/', '#' or '?' in a URL's password, a libpq
+// keyword/value string, a Go MySQL DSN) are refused or fail with exit 2 and
+// a message saying what to do, and the password appears nowhere in what
+// ferry prints. Before, the first was echoed whole ("malformed URL
+// "postgres://postgres:Sup3r/Secret@..."), the others leaked its start
+// (invalid port ":Sup3r" after host) or all of it ("has no scheme").
+func TestPasswordsNeverPrinted(t *testing.T) {
+	dir := t.TempDir()
+	dst := "sqlite://" + filepath.Join(dir, "never.db")
+	state := filepath.Join(dir, "state")
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"raw '/' in a URL's password", []string{"plan", "postgres://postgres:Sup3r/Secret@127.0.0.1:1/t7"},
+			[]string{`malformed URL "postgres://postgres:xxxxx@127.0.0.1:1/t7"`, "password holds '/'", "'/' as %2F", "password='P'"}},
+		{"raw '#' in a URL's password", []string{"plan", "postgres://postgres:Sup3r#Secret@127.0.0.1:1/t7"},
+			[]string{"password holds '#'", "'#' as %23"}},
+		{"raw '?' in a URL's password", []string{"plan", "postgres://postgres:Sup3r?Secret@127.0.0.1:1/t7"},
+			[]string{"password holds '?'", "'?' as %3F"}},
+		{"raw '/' after digits in a URL's password", []string{"sync", "postgres://postgres:123/Sup3rSecret@127.0.0.1:1/t7", dst, "--state-dir", state},
+			[]string{"password holds '/'"}},
+		{"raw '/' in a destination's password", []string{"sync", "fake://?tables=1", "mysql://root:Sup3r/Secret@127.0.0.1:1/t7", "--state-dir", state},
+			[]string{"destination:", "password holds '/'"}},
+		// Accepted now: it reaches the (absent) server, as a URL would.
+		{"keyword/value string", []string{"plan", "host=127.0.0.1 port=1 user=postgres password=Sup3rSecret dbname=t7"},
+			[]string{"host=127.0.0.1 port=1 user=postgres password=xxxxx dbname=t7", "cannot reach PostgreSQL at 127.0.0.1:1"}},
+		{"keyword/value string with an unquoted space", []string{"plan", "host=127.0.0.1 port=1 user=postgres password=Sup3r Secret dbname=t7"},
+			[]string{"PostgreSQL connection string", "the value of password is followed by text that is not keyword=value", "password='a b"}},
+		{"keyword/value string with an unclosed quote", []string{"sync", "fake://?tables=1", "host=127.0.0.1 port=1 password='Sup3r Secret dbname=t7", "--state-dir", state},
+			[]string{"a quoted value has no closing quote"}},
+		{"Go MySQL DSN", []string{"plan", "root:Sup3rSecret@tcp(127.0.0.1:1)/t7"},
+			[]string{"is not a URL", "mysql://user:pass@host:3306/db"}},
+		{"a '#' in a password parameter", []string{"plan", "postgres://127.0.0.1:1/t7?password=Sup3r#Secret"},
+			[]string{"'#' as %23"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := ferry(t, c.args...)
+			if r.code != 2 {
+				t.Fatalf("want exit code 2, got %s", r)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+				}
+			}
+			for _, part := range []string{"Sup3r", "Secret"} {
+				if strings.Contains(r.stdout+r.stderr, part) {
+					t.Errorf("the password (%q) is printed:\n%s", part, r)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, "never.db")); err == nil {
+				t.Fatal("the destination was created")
+			}
+		})
 	}
 }
 

@@ -649,3 +649,80 @@ func TestPostgresAddedColumnIntoSQLiteSurvivesAKill(t *testing.T) {
 		t.Fatalf("verify: %s", v)
 	}
 }
+
+// TestKeywordValueConnectionString: a libpq keyword/value string works as a
+// PostgreSQL source (plan, a snapshot into SQLite, verify) and destination,
+// with a password no URL could hold unencoded; the flow is named after the
+// postgres scheme and the password appears nowhere in what ferry prints or
+// keeps.
+func TestKeywordValueConnectionString(t *testing.T) {
+	srv := pgtest.Shared(t)
+	const password = `Sup3r/Se#c?r@t 'q\`
+	var role string
+	// Registered first, so it runs after the databases (holding the
+	// role's tables) are dropped.
+	t.Cleanup(func() {
+		if role != "" {
+			srv.Exec(t, "postgres", "DROP ROLE IF EXISTS "+role)
+		}
+	})
+	role = srv.CreateRole(t, "kv", password, "SUPERUSER")
+	src := srv.CreateDatabase(t, "kvsrc")
+	dstDB := srv.CreateDatabase(t, "kvdst")
+	pgShop(t, srv, src, 3000)
+	quoted := "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(password) + "'"
+	kv := func(db string) string {
+		return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", srv.Port, role, quoted, db)
+	}
+	dir := t.TempDir()
+	noPassword := func(r result) {
+		t.Helper()
+		for _, part := range []string{"Sup3r", "r@t"} {
+			if strings.Contains(r.stdout+r.stderr, part) {
+				t.Fatalf("the password (%q) is printed:\n%s", part, r)
+			}
+		}
+	}
+
+	r := mustFerry(t, "plan", kv(src))
+	noPassword(r)
+	if !strings.Contains(r.stdout, "public.orders") || !strings.Contains(r.stdout, "public.lines") || !strings.Contains(r.stdout, "change data capture: yes") {
+		t.Fatalf("plan of the keyword/value source:\n%s", r)
+	}
+
+	db := filepath.Join(dir, "dst.db")
+	r = mustFerry(t, "sync", kv(src), "sqlite://"+db, "--state-dir", dir, "--mode", "snapshot", "--log-format", "json")
+	noPassword(r)
+	var orders, lines int
+	if err := openSQLite(t, db).QueryRow(`SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM lines)`).Scan(&orders, &lines); err != nil || orders != 3000 || lines != 3000 {
+		t.Fatalf("sqlite has %d orders and %d lines, want 3000 and 3000 (%v)", orders, lines, err)
+	}
+	noPassword(mustFerry(t, "verify", kv(src), "sqlite://"+db))
+	// The flow's name comes from the scheme the string selects, and its
+	// state keeps the string redacted.
+	states, _ := filepath.Glob(filepath.Join(dir, "postgres-to-sqlite-*.db"))
+	if len(states) != 1 {
+		entries, _ := os.ReadDir(dir)
+		t.Fatalf("want one state file postgres-to-sqlite-*.db, have %v", entries)
+	}
+	if b, err := os.ReadFile(states[0]); err != nil || bytes.Contains(b, []byte("Sup3r")) {
+		t.Fatalf("the state file %s keeps the password (or cannot be read: %v)", states[0], err)
+	}
+
+	// As a destination too.
+	r = mustFerry(t, "sync", kv(src), kv(dstDB), "--state-dir", dir, "--mode", "snapshot")
+	noPassword(r)
+	var n int
+	if err := srv.Connect(t, dstDB).QueryRow(context.Background(), `SELECT count(*) FROM public.orders`).Scan(&n); err != nil || n != 3000 {
+		t.Fatalf("the keyword/value destination has %d orders, want 3000 (%v)", n, err)
+	}
+
+	// A wrong password is an authentication error naming the user, not the
+	// password.
+	wrong := strings.Replace(kv(src), quoted, `'Sup3r wrong'`, 1)
+	r = ferry(t, "plan", wrong)
+	noPassword(r)
+	if r.code != 2 || !strings.Contains(r.stderr, "authentication failed for user "+`"`+role+`"`) {
+		t.Fatalf("want exit 2 and an authentication error, got %s", r)
+	}
+}

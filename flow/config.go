@@ -154,11 +154,10 @@ func (c *Config) FlowName() string {
 }
 
 func scheme(raw string) string {
-	s, _, ok := strings.Cut(raw, ":")
-	if !ok || !regexp.MustCompile(`^[a-z][a-z0-9+.-]*$`).MatchString(strings.ToLower(s)) {
-		return "x"
+	if s := connector.SchemeOf(raw); s != "" {
+		return s
 	}
-	return strings.ToLower(s)
+	return "x"
 }
 
 // Identity is what must not change between runs of one flow: resuming with

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +42,7 @@ type Activities struct {
 // opened is an engine over freshly opened connectors.
 type opened struct {
 	eng     *engine.Engine
-	secrets []string
+	secrets *connector.Scrubber
 	close   func()
 }
 
@@ -61,7 +60,7 @@ func (a *Activities) open(ctx context.Context, opts flow.Config) (*opened, error
 	if err != nil {
 		return nil, a.failure(err, nil)
 	}
-	secrets := append(connector.Secrets(srcURL), connector.Secrets(dstURL)...)
+	secrets := connector.NewScrubber(srcURL, dstURL)
 	cfg := opts
 	cfg.Source, cfg.Destination = srcURL, dstURL
 	var closers []func()
@@ -124,24 +123,15 @@ func logClose(log *slog.Logger, what string, c interface{ Close() error }) {
 // workflow's history: its message without any password, no cause chain
 // (a cause is recorded with its own message), and a configuration error
 // marked so it is not retried.
-func (a *Activities) failure(err error, secrets []string) error {
+func (a *Activities) failure(err error, secrets *connector.Scrubber) error {
 	if err == nil {
 		return nil
 	}
-	msg := scrub(err.Error(), secrets)
+	msg := secrets.Scrub(err.Error())
 	if connector.IsConfigError(err) {
 		return temporal.NewNonRetryableApplicationError(msg, errTypeConfig, nil)
 	}
 	return temporal.NewApplicationError(msg, "", nil)
-}
-
-func scrub(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if len(sec) >= 3 {
-			s = strings.ReplaceAll(s, sec, "xxxxx")
-		}
-	}
-	return s
 }
 
 // graceful returns a stop context, done when the worker is stopping (or
@@ -213,7 +203,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 		// Nothing was copied: release the slot the plan made, so the flow
 		// can be run again with larger partitions.
 		if derr := o.eng.Drop(ctx); derr != nil {
-			a.logger().Warn("could not release the refused plan's resources", "flow", in.Options.Name, "error", scrub(derr.Error(), o.secrets))
+			a.logger().Warn("could not release the refused plan's resources", "flow", in.Options.Name, "error", o.secrets.Scrub(derr.Error()))
 		}
 		return PlanResult{}, a.failure(err, o.secrets)
 	}

@@ -61,10 +61,11 @@ func TestConnectionErrorsHideThePassword(t *testing.T) {
 		t.Fatalf("error %v shows the password", err)
 	}
 	a := &Activities{}
-	if msg := a.failure(os.ErrNotExist, []string{"hunter2-secret"}).Error(); strings.Contains(msg, "hunter2") {
+	secrets := connector.NewScrubber("postgres://u:hunter2-secret@h/db")
+	if msg := a.failure(os.ErrNotExist, secrets).Error(); strings.Contains(msg, "hunter2") {
 		t.Fatal(msg)
 	}
-	if msg := a.failure(errString("connect to postgres://u:hunter2-secret@h/db failed"), []string{"hunter2-secret"}).Error(); strings.Contains(msg, "hunter2-secret") {
+	if msg := a.failure(errString("connect to postgres://u:hunter2-secret@h/db failed"), secrets).Error(); strings.Contains(msg, "hunter2-secret") {
 		t.Fatalf("activity failure keeps the password: %s", msg)
 	}
 }

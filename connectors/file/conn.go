@@ -78,13 +78,13 @@ type Conn struct {
 func Open(_ context.Context, u *url.URL) (*Conn, error) {
 	const fix = "use file:///absolute/directory?format=jsonl (or format=csv)"
 	if u.Opaque != "" {
-		return nil, &connector.ConfigError{Msg: fmt.Sprintf("file URL %q has a relative path", u.Redacted()), Fix: fix}
+		return nil, &connector.ConfigError{Msg: fmt.Sprintf("file URL %q has a relative path", connector.Redact(u.String())), Fix: fix}
 	}
 	if u.Host != "" && u.Host != "localhost" {
-		return nil, &connector.ConfigError{Msg: fmt.Sprintf("file URL %q names host %q; files are local", u.Redacted(), u.Host), Fix: fix}
+		return nil, &connector.ConfigError{Msg: fmt.Sprintf("file URL %q names host %q; files are local", connector.Redact(u.String()), u.Host), Fix: fix}
 	}
 	if u.Path == "" || !filepath.IsAbs(u.Path) {
-		return nil, &connector.ConfigError{Msg: fmt.Sprintf("file URL %q has no absolute directory", u.Redacted()), Fix: fix}
+		return nil, &connector.ConfigError{Msg: fmt.Sprintf("file URL %q has no absolute directory", connector.Redact(u.String())), Fix: fix}
 	}
 	c := &Conn{dir: filepath.Clean(u.Path), format: formatJSONL, parts: map[string]*partState{}, flowDirs: map[string]bool{}}
 	q := u.Query()

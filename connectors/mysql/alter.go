@@ -65,7 +65,7 @@ func (c *Conn) AlterTable(ctx context.Context, from, to *model.Table) error {
 	if len(adds) > 0 {
 		q := "ALTER TABLE " + quoteName(name) + " " + strings.Join(adds, ", ")
 		if _, err := c.db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("mysql %s: %s: %w", c.host, q, c.scrub(err))
+			return fmt.Errorf("mysql %s: %s: %w", c.host, q, c.scrubber.Err(err))
 		}
 	}
 	c.mu.Lock()

@@ -27,7 +27,7 @@ func (c *Conn) ensureCheckpointTable(ctx context.Context) error {
 		PRIMARY KEY (flow, ` + "`key`" + `)
 	)` + c.tableOptions()
 	if _, err := c.db.ExecContext(ctx, ddl); err != nil {
-		return fmt.Errorf("mysql %s: create %s: %w", c.host, c.checkpointName(), c.scrub(err))
+		return fmt.Errorf("mysql %s: create %s: %w", c.host, c.checkpointName(), c.scrubber.Err(err))
 	}
 	c.mu.Lock()
 	c.ensured[c.checkpointDB()] = true
@@ -41,7 +41,7 @@ func (c *Conn) checkpointTableExists(ctx context.Context) (bool, error) {
 	var n int
 	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, c.checkpointDB(), checkpointTable).Scan(&n)
 	if err != nil {
-		return false, fmt.Errorf("mysql %s: look for %s: %w", c.host, c.checkpointName(), c.scrub(err))
+		return false, fmt.Errorf("mysql %s: look for %s: %w", c.host, c.checkpointName(), c.scrubber.Err(err))
 	}
 	return n > 0, nil
 }
@@ -54,13 +54,13 @@ func (c *Conn) LoadCheckpoints(ctx context.Context, flow string) (map[string]str
 	}
 	rows, err := c.db.QueryContext(ctx, "SELECT `key`, value FROM "+c.checkpointName()+" WHERE flow = ?", flow)
 	if err != nil {
-		return nil, fmt.Errorf("mysql %s: load checkpoints of flow %s: %w", c.host, flow, c.scrub(err))
+		return nil, fmt.Errorf("mysql %s: load checkpoints of flow %s: %w", c.host, flow, c.scrubber.Err(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var k, v string
 		if err := rows.Scan(&k, &v); err != nil {
-			return nil, fmt.Errorf("mysql %s: load checkpoints of flow %s: %w", c.host, flow, c.scrub(err))
+			return nil, fmt.Errorf("mysql %s: load checkpoints of flow %s: %w", c.host, flow, c.scrubber.Err(err))
 		}
 		out[k] = v
 	}
@@ -93,7 +93,7 @@ func (c *Conn) DropCheckpoints(ctx context.Context, flow string) error {
 		return err
 	}
 	if _, err := c.db.ExecContext(ctx, "DELETE FROM "+c.checkpointName()+" WHERE flow = ?", flow); err != nil {
-		return fmt.Errorf("mysql %s: drop checkpoints of flow %s: %w", c.host, flow, c.scrub(err))
+		return fmt.Errorf("mysql %s: drop checkpoints of flow %s: %w", c.host, flow, c.scrubber.Err(err))
 	}
 	return nil
 }

@@ -64,7 +64,7 @@ func (c *Conn) sourceDatabases(ctx context.Context) ([]string, error) {
 	if c.database != "" {
 		var n int
 		if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`, c.database).Scan(&n); err != nil {
-			return nil, fmt.Errorf("mysql %s: look up database %s: %w", c.host, c.database, c.scrub(err))
+			return nil, fmt.Errorf("mysql %s: look up database %s: %w", c.host, c.database, c.scrubber.Err(err))
 		}
 		if n == 0 {
 			return nil, &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: database %q does not exist (or user %q may not see it)", c.host, c.database, c.user),
@@ -74,14 +74,14 @@ func (c *Conn) sourceDatabases(ctx context.Context) ([]string, error) {
 	}
 	rows, err := c.db.QueryContext(ctx, `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME`)
 	if err != nil {
-		return nil, fmt.Errorf("mysql %s: list databases: %w", c.host, c.scrub(err))
+		return nil, fmt.Errorf("mysql %s: list databases: %w", c.host, c.scrubber.Err(err))
 	}
 	defer rows.Close()
 	var dbs []string
 	for rows.Next() {
 		var name string
 		if err := rows.Scan(&name); err != nil {
-			return nil, fmt.Errorf("mysql %s: list databases: %w", c.host, c.scrub(err))
+			return nil, fmt.Errorf("mysql %s: list databases: %w", c.host, c.scrubber.Err(err))
 		}
 		if !systemDBs[strings.ToLower(name)] {
 			dbs = append(dbs, name)
@@ -102,7 +102,7 @@ func (c *Conn) describe(ctx context.Context, dbs []string, only map[model.Namesp
 		args[i] = d
 	}
 	where := func(err error) error {
-		return fmt.Errorf("mysql %s: read table definitions of %s: %w", c.host, strings.Join(dbs, ", "), c.scrub(err))
+		return fmt.Errorf("mysql %s: read table definitions of %s: %w", c.host, strings.Join(dbs, ", "), c.scrubber.Err(err))
 	}
 
 	byNS := map[model.Namespace]*tableInfo{}
@@ -304,7 +304,7 @@ func (c *Conn) describeTables(ctx context.Context, tables []*model.Table) (map[m
 // index (or bit) in a temporary copy of the column and reading it back.
 func (c *Conn) probeLabels(ctx context.Context, ns model.Namespace, col string, ct colType) ([]string, error) {
 	fail := func(err error) ([]string, error) {
-		return nil, fmt.Errorf("its labels hold characters MariaDB's metadata shows as '?', and reading them through a temporary table failed (%v); grant CREATE TEMPORARY TABLES on the database, or use labels without emoji", c.scrub(err))
+		return nil, fmt.Errorf("its labels hold characters MariaDB's metadata shows as '?', and reading them through a temporary table failed (%v); grant CREATE TEMPORARY TABLES on the database, or use labels without emoji", c.scrubber.Err(err))
 	}
 	conn, err := c.db.Conn(ctx)
 	if err != nil {

@@ -15,7 +15,7 @@ func (c *Conn) EmptyTables(ctx context.Context, tables []*model.Table) error {
 			return err
 		}
 		if _, err := c.db.ExecContext(ctx, "TRUNCATE TABLE "+quoteName(name)); err != nil {
-			return fmt.Errorf("mysql %s: empty table %s: %w", c.host, name, c.scrub(err))
+			return fmt.Errorf("mysql %s: empty table %s: %w", c.host, name, c.scrubber.Err(err))
 		}
 	}
 	return nil

@@ -111,7 +111,7 @@ type Conn struct {
 	password string
 	database string // the URL's database, "" for none
 	opts     options
-	secrets  []string
+	scrubber *connector.Scrubber // the URL's secrets, out of every error
 
 	db     *sql.DB
 	server serverInfo
@@ -182,9 +182,7 @@ func parseURL(u *url.URL) (*Conn, error) {
 	if c.user == "" {
 		c.user = "root"
 	}
-	if c.password != "" {
-		c.secrets = append(c.secrets, c.password)
-	}
+	c.scrubber = connector.NewScrubber(u.String())
 	db := strings.Trim(u.Path, "/")
 	if strings.Contains(db, "/") {
 		return nil, connector.Configf(fix, fmt.Sprintf("mysql URL path %q names more than a database", u.Path))
@@ -265,7 +263,7 @@ func (c *Conn) tlsConfig() *tls.Config {
 func (c *Conn) connect(ctx context.Context) error {
 	connr, err := mysql.NewConnector(c.driverConfig())
 	if err != nil {
-		return connector.Configf("check the URL", c.scrub(err).Error())
+		return connector.Configf("check the URL", c.scrubber.Err(err).Error())
 	}
 	db := sql.OpenDB(connr)
 	db.SetMaxIdleConns(16)
@@ -283,7 +281,7 @@ func (c *Conn) connect(ctx context.Context) error {
 		Scan(&si.version, &logBin, &format, &si.maxPacket, &si.lowerCase)
 	if err != nil {
 		db.Close()
-		return fmt.Errorf("mysql %s: read server settings: %w", c.host, c.scrub(err))
+		return fmt.Errorf("mysql %s: read server settings: %w", c.host, c.scrubber.Err(err))
 	}
 	// binlog_row_image exists from MySQL 5.6 and MariaDB 10.1.
 	if err := db.QueryRowContext(ctx, `SELECT @@binlog_row_image`).Scan(&image); err != nil {
@@ -318,34 +316,18 @@ func (c *Conn) connectError(err error) error {
 			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: access denied for user %q", c.host, c.user),
 				Fix: "check the user and password in the URL (mysql://user:password@host/db)"}
 		case 1044, 1049:
-			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: %s", c.host, c.scrub(me).Error()), Fix: "check the database in the URL"}
+			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: %s", c.host, c.scrubber.Err(me).Error()), Fix: "check the database in the URL"}
 		}
-		return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: connect as %q", c.host, c.user), Err: c.scrub(me)}
+		return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: connect as %q", c.host, c.user), Err: c.scrubber.Err(me)}
 	}
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return &connector.ConfigError{Msg: fmt.Sprintf("cannot reach MySQL at %s", c.host), Err: c.scrub(err),
+		return &connector.ConfigError{Msg: fmt.Sprintf("cannot reach MySQL at %s", c.host), Err: c.scrubber.Err(err),
 			Fix: "check the host and port in the URL and that the server is running and accepts TCP connections"}
 	}
-	return &connector.ConfigError{Msg: fmt.Sprintf("cannot connect to MySQL at %s", c.host), Err: c.scrub(err),
+	return &connector.ConfigError{Msg: fmt.Sprintf("cannot connect to MySQL at %s", c.host), Err: c.scrubber.Err(err),
 		Fix: "check the host, port, user and password in the URL"}
-}
-
-// scrub removes the URL's password from an error a driver produced.
-func (c *Conn) scrub(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	out := msg
-	for _, s := range c.secrets {
-		out = strings.ReplaceAll(out, s, "xxxxx")
-	}
-	if out == msg {
-		return err
-	}
-	return errors.New(out)
 }
 
 // Close closes the connection pool.
@@ -381,9 +363,8 @@ func lostConnection(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 
-// outage marks err as the server being unavailable when its cause (before
-// the scrubbing of secrets, which loses the error's chain) is a lost
-// connection, so the engine retries instead of failing the flow.
+// outage marks err as the server being unavailable when its cause is a
+// lost connection, so the engine retries instead of failing the flow.
 func outage(cause, err error) error {
 	if lostConnection(cause) {
 		return connector.Unavailable(err)

@@ -119,7 +119,7 @@ func (c *Conn) masterStatus(ctx context.Context, q queryer) (binlogPos, error) {
 			return binlogPos{}, &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not read the binlog position: %s", c.host, c.user, me.Message),
 				Fix: c.replicationGrant()}
 		}
-		return binlogPos{}, fmt.Errorf("mysql %s: read the binlog position: %w", c.host, c.scrub(err))
+		return binlogPos{}, fmt.Errorf("mysql %s: read the binlog position: %w", c.host, c.scrubber.Err(err))
 	}
 	if p.file == "" {
 		return binlogPos{}, c.binlogDisabled()
@@ -169,17 +169,17 @@ func (c *Conn) binlogDisabled() error {
 func (c *Conn) snapshotPosition(ctx context.Context) (binlogPos, string, error) {
 	conn, err := c.db.Conn(ctx)
 	if err != nil {
-		return binlogPos{}, "", fmt.Errorf("mysql %s: %w", c.host, c.scrub(err))
+		return binlogPos{}, "", fmt.Errorf("mysql %s: %w", c.host, c.scrubber.Err(err))
 	}
 	defer conn.Close()
 	if c.server.mariadb {
 		if _, err := conn.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT"); err != nil {
-			return binlogPos{}, "", fmt.Errorf("mysql %s: start a consistent snapshot: %w", c.host, c.scrub(err))
+			return binlogPos{}, "", fmt.Errorf("mysql %s: start a consistent snapshot: %w", c.host, c.scrubber.Err(err))
 		}
 		rows, err := conn.QueryContext(ctx, "SHOW STATUS LIKE 'binlog_snapshot_%'")
 		if err != nil {
 			discard(conn)
-			return binlogPos{}, "", fmt.Errorf("mysql %s: read the snapshot's binlog position: %w", c.host, c.scrub(err))
+			return binlogPos{}, "", fmt.Errorf("mysql %s: read the snapshot's binlog position: %w", c.host, c.scrubber.Err(err))
 		}
 		var p binlogPos
 		for rows.Next() {
@@ -205,7 +205,7 @@ func (c *Conn) snapshotPosition(ctx context.Context) (binlogPos, string, error) 
 		rows.Close()
 		if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 			discard(conn)
-			return binlogPos{}, "", fmt.Errorf("mysql %s: end the snapshot: %w", c.host, c.scrub(err))
+			return binlogPos{}, "", fmt.Errorf("mysql %s: end the snapshot: %w", c.host, c.scrubber.Err(err))
 		}
 		if p.file != "" {
 			return p, "consistent snapshot", nil

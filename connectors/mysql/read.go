@@ -84,7 +84,7 @@ func (c *Conn) planTable(ctx context.Context, t *model.Table, partRows int64) ([
 	var bounds []string
 	if ks != nil && t.EstimatedRows > partRows {
 		if bounds, err = c.sampleBounds(ctx, t, ks, partRows); err != nil {
-			return nil, fmt.Errorf("table %s: choose partition bounds: %w", t.Namespace, c.scrub(err))
+			return nil, fmt.Errorf("table %s: choose partition bounds: %w", t.Namespace, c.scrubber.Err(err))
 		}
 	}
 	n := int64(len(bounds) + 1)
@@ -335,7 +335,7 @@ func (c *Conn) readWhole(ctx context.Context, t *model.Table, p model.Partition,
 	for rows.Next() {
 		raw, err := sc.scan(rows)
 		if err != nil {
-			return fmt.Errorf("table %s, partition %s: %w", t.Namespace, p.ID, c.scrub(err))
+			return fmt.Errorf("table %s, partition %s: %w", t.Namespace, p.ID, c.scrubber.Err(err))
 		}
 		row, err := decodeRow(t, codecs, raw, false)
 		if err != nil {
@@ -351,7 +351,7 @@ func (c *Conn) readWhole(ctx context.Context, t *model.Table, p model.Partition,
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("table %s, partition %s: %w", t.Namespace, p.ID, c.scrub(err))
+		return fmt.Errorf("table %s, partition %s: %w", t.Namespace, p.ID, c.scrubber.Err(err))
 	}
 	if len(b.Rows) > 0 {
 		return flush(b)
@@ -373,12 +373,12 @@ func selectList(t *model.Table) string {
 func (c *Conn) query(ctx context.Context, q string, args ...any) (*sql.Rows, func(), error) {
 	stmt, err := c.db.PrepareContext(ctx, q)
 	if err != nil {
-		return nil, nil, c.scrub(err)
+		return nil, nil, c.scrubber.Err(err)
 	}
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		stmt.Close()
-		return nil, nil, c.scrub(err)
+		return nil, nil, c.scrubber.Err(err)
 	}
 	return rows, func() { rows.Close(); stmt.Close() }, nil
 }
@@ -394,7 +394,7 @@ func (c *Conn) queryRows(ctx context.Context, q string, args []any, t *model.Tab
 	for rows.Next() {
 		raw, err := sc.scan(rows)
 		if err != nil {
-			return c.scrub(err)
+			return c.scrubber.Err(err)
 		}
 		row, err := decodeRow(t, codecs, raw, false)
 		if err != nil {
@@ -403,7 +403,7 @@ func (c *Conn) queryRows(ctx context.Context, q string, args []any, t *model.Tab
 		b.Rows = append(b.Rows, row)
 		b.Bytes += rowSize(row)
 	}
-	return c.scrub(rows.Err())
+	return c.scrubber.Err(rows.Err())
 }
 
 // rowScanner scans result rows with one copy of each value: columns the

@@ -134,9 +134,9 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 		}
 		wait := bo.NextBackOff()
 		if wait == backoff.Stop {
-			return fmt.Errorf("mysql %s: binlog stream at %s lost, and reconnecting failed for %s: %w", c.host, s.boundary, bo.MaxElapsedTime, c.scrub(err))
+			return fmt.Errorf("mysql %s: binlog stream at %s lost, and reconnecting failed for %s: %w", c.host, s.boundary, bo.MaxElapsedTime, c.scrubber.Err(err))
 		}
-		c.log.Warn("mysql: binlog stream interrupted; reconnecting", "host", c.host, "resume_at", s.boundary.String(), "retry_in", wait.Round(time.Millisecond), "error", c.scrub(err).Error())
+		c.log.Warn("mysql: binlog stream interrupted; reconnecting", "host", c.host, "resume_at", s.boundary.String(), "retry_in", wait.Round(time.Millisecond), "error", c.scrubber.Err(err).Error())
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
@@ -199,13 +199,13 @@ func (c *Conn) checkNotPurged(ctx context.Context, p binlogPos) error {
 	rows, err := c.db.QueryContext(ctx, "SHOW BINARY LOGS")
 	if err != nil {
 		if code := errCode(err); code == 1227 || code == 1142 {
-			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not list the binlogs: %s", c.host, c.user, c.scrub(err)),
+			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not list the binlogs: %s", c.host, c.user, c.scrubber.Err(err)),
 				Fix: c.replicationGrant()}
 		}
 		if code := errCode(err); code == 1381 {
 			return c.binlogDisabled()
 		}
-		return fmt.Errorf("mysql %s: list binlogs: %w", c.host, c.scrub(err))
+		return fmt.Errorf("mysql %s: list binlogs: %w", c.host, c.scrubber.Err(err))
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
@@ -322,10 +322,10 @@ func (c *Conn) checkReplication(ctx context.Context) error {
 func (c *Conn) replicationError(err error) error {
 	switch errCode(err) {
 	case 1227, 1045, 1142:
-		return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not read the binlog as a replica: %s", c.host, c.user, c.scrub(err)),
+		return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not read the binlog as a replica: %s", c.host, c.user, c.scrubber.Err(err)),
 			Fix: c.replicationGrant()}
 	case 1236:
-		return fatal(fmt.Errorf("mysql %s: the server refused to send its binlog: %s", c.host, c.scrub(err)))
+		return fatal(fmt.Errorf("mysql %s: the server refused to send its binlog: %s", c.host, c.scrubber.Err(err)))
 	}
 	return err
 }

@@ -108,7 +108,7 @@ func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
 			return err
 		}
 		if _, err := c.db.ExecContext(ctx, ddl); err != nil {
-			return fmt.Errorf("mysql %s: create table %s: %w", c.host, p.name, c.scrub(err))
+			return fmt.Errorf("mysql %s: create table %s: %w", c.host, p.name, c.scrubber.Err(err))
 		}
 	}
 	return nil
@@ -118,10 +118,10 @@ func (c *Conn) createDatabase(ctx context.Context, db string) error {
 	q := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(db) + " CHARACTER SET utf8mb4 COLLATE " + c.server.noPadBinColl
 	if _, err := c.db.ExecContext(ctx, q); err != nil {
 		if code := driverErrCode(err); code == 1044 || code == 1227 {
-			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not create database %s: %s", c.host, c.user, db, c.scrub(err)),
+			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not create database %s: %s", c.host, c.user, db, c.scrubber.Err(err)),
 				Fix: fmt.Sprintf("create the database first, or GRANT CREATE, ALTER, SELECT, INSERT, UPDATE, DELETE ON %s.* TO %s", quoteIdent(db), quoteString(c.user))}
 		}
-		return fmt.Errorf("mysql %s: create database %s: %w", c.host, db, c.scrub(err))
+		return fmt.Errorf("mysql %s: create database %s: %w", c.host, db, c.scrubber.Err(err))
 	}
 	return nil
 }
@@ -172,7 +172,7 @@ func (c *Conn) destColumns(ctx context.Context, name model.Namespace) ([]destCol
 	rows, err := c.db.QueryContext(ctx, `SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY, COLUMN_DEFAULT, EXTRA
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, name.Schema, name.Table)
 	if err != nil {
-		return nil, fmt.Errorf("mysql %s: read columns of %s: %w", c.host, name, c.scrub(err))
+		return nil, fmt.Errorf("mysql %s: read columns of %s: %w", c.host, name, c.scrubber.Err(err))
 	}
 	defer rows.Close()
 	var out []destColumn
@@ -180,7 +180,7 @@ func (c *Conn) destColumns(ctx context.Context, name model.Namespace) ([]destCol
 		var col, typ, nullable, key, extra string
 		var def sql.NullString
 		if err := rows.Scan(&col, &typ, &nullable, &key, &def, &extra); err != nil {
-			return nil, fmt.Errorf("mysql %s: read columns of %s: %w", c.host, name, c.scrub(err))
+			return nil, fmt.Errorf("mysql %s: read columns of %s: %w", c.host, name, c.scrubber.Err(err))
 		}
 		ct, err := parseColType(typ)
 		if err != nil {
@@ -198,7 +198,7 @@ func (c *Conn) destColumns(ctx context.Context, name model.Namespace) ([]destCol
 		// MariaDB's JSON columns are LONGTEXT with a json_valid check.
 		crow, err := c.db.QueryContext(ctx, `SELECT CONSTRAINT_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?`, name.Schema, name.Table)
 		if err != nil {
-			return nil, fmt.Errorf("mysql %s: read checks of %s: %w", c.host, name, c.scrub(err))
+			return nil, fmt.Errorf("mysql %s: read checks of %s: %w", c.host, name, c.scrubber.Err(err))
 		}
 		defer crow.Close()
 		for crow.Next() {
@@ -415,24 +415,24 @@ func (c *Conn) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error)
 		var tx *sql.Tx
 		tx, err = c.db.BeginTx(ctx, &sql.TxOptions{Isolation: c.isolation()})
 		if err != nil {
-			return outage(err, fmt.Errorf("%s: begin: %w", what, c.scrub(err)))
+			return outage(err, fmt.Errorf("%s: begin: %w", what, c.scrubber.Err(err)))
 		}
 		if err = fn(tx); err != nil {
 			err = rollback(tx, err)
 			if isRetryable(err) {
 				continue
 			}
-			return outage(err, fmt.Errorf("%s: %w", what, c.scrub(err)))
+			return outage(err, fmt.Errorf("%s: %w", what, c.scrubber.Err(err)))
 		}
 		if err = tx.Commit(); err != nil {
 			if isRetryable(err) {
 				continue
 			}
-			return outage(err, fmt.Errorf("%s: commit: %w", what, c.scrub(err)))
+			return outage(err, fmt.Errorf("%s: commit: %w", what, c.scrubber.Err(err)))
 		}
 		return nil
 	}
-	return fmt.Errorf("%s: %w (after 8 attempts)", what, c.scrub(err))
+	return fmt.Errorf("%s: %w (after 8 attempts)", what, c.scrubber.Err(err))
 }
 
 // isolation is READ COMMITTED, which takes no gap locks (parallel writers

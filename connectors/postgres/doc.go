@@ -7,6 +7,11 @@
 // # URL
 //
 //	postgres://user:password@host:5432/database?sslmode=disable   (or postgresql://)
+//	host=host port=5432 user=user password='pass word' dbname=database sslmode=disable
+//
+// The second, libpq's keyword/value form, reaches Open as the postgres URL
+// that means the same (connector.ParseURL); its password needs no
+// percent-encoding.
 //
 // Parameters ferry reads itself (the others go to pgx: sslmode, sslrootcert,
 // connect_timeout, ...):

@@ -571,7 +571,7 @@ func (c *Conn) ensurePublication(ctx context.Context, pub string, own bool, tabl
 		if sqlState(err) == "42501" {
 			return &connector.ConfigError{Msg: fmt.Sprintf("cannot create publication %s: the URL's user must own the tables", pub),
 				Fix: fmt.Sprintf("as the tables' owner run CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = true), then add publication=%s to the source URL", quoteIdent(pub), pub),
-				Err: c.scrubErr(err)}
+				Err: c.scrub.Err(err)}
 		}
 		return c.classify(err, "create publication "+pub)
 	}
@@ -642,7 +642,7 @@ func (c *Conn) slotError(ctx context.Context, err error, slot string) error {
 			rows.Close()
 		}
 		return &connector.ConfigError{Msg: fmt.Sprintf("cannot create replication slot %s: every replication slot of %s is in use (%s)", slot, c.where(), strings.Join(names, ", ")),
-			Fix: "raise max_replication_slots in postgresql.conf and restart the server, or drop a slot no one needs with SELECT pg_drop_replication_slot('name')", Err: c.scrubErr(err)}
+			Fix: "raise max_replication_slots in postgresql.conf and restart the server, or drop a slot no one needs with SELECT pg_drop_replication_slot('name')", Err: c.scrub.Err(err)}
 	case "42710":
 		return connector.Configf("give this flow another --name, or drop the slot", fmt.Sprintf("replication slot %s already exists", slot))
 	}

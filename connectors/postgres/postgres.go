@@ -90,11 +90,11 @@ type Options struct {
 
 // Conn is an opened PostgreSQL database: a source, a destination, or both.
 type Conn struct {
-	raw     string // the URL without ferry's parameters, password included
-	secrets []string
-	opts    Options
-	cfg     *pgxpool.Config
-	pool    *pgxpool.Pool
+	raw   string              // the URL without ferry's parameters, password included
+	scrub *connector.Scrubber // the URL's secrets, out of every error
+	opts  Options
+	cfg   *pgxpool.Config
+	pool  *pgxpool.Pool
 
 	types *typeCache
 
@@ -122,7 +122,7 @@ var slotNameRe = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 // unreachable host or a missing database is reported before anything else.
 func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 	raw := u.String()
-	c := &Conn{secrets: connector.Secrets(raw), opts: Options{Snapshot: true, Heartbeat: 10 * time.Second, ReconnectTimeout: 2 * time.Minute}}
+	c := &Conn{scrub: connector.NewScrubber(raw), opts: Options{Snapshot: true, Heartbeat: 10 * time.Second, ReconnectTimeout: 2 * time.Minute}}
 	q := u.Query()
 	const fix = "postgres URLs look like postgres://user:password@host:5432/database?sslmode=disable&slot=name&publication=name"
 	if v := q.Get("slot"); v != "" {
@@ -159,7 +159,7 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 	c.raw = v.String()
 	cfg, err := pgxpool.ParseConfig(c.raw)
 	if err != nil {
-		return nil, &connector.ConfigError{Msg: "invalid postgres URL " + connector.Redact(c.raw), Fix: fix, Err: c.scrubErr(err)}
+		return nil, &connector.ConfigError{Msg: "invalid postgres URL " + connector.Redact(c.raw), Fix: fix, Err: c.scrub.Err(err)}
 	}
 	for k, v := range sessionParams {
 		cfg.ConnConfig.RuntimeParams[k] = v
@@ -205,35 +205,6 @@ func (c *Conn) where() string {
 	return fmt.Sprintf("%s:%d/%s", cc.Host, cc.Port, cc.Database)
 }
 
-// scrubErr returns err with every secret of the URL replaced.
-func (c *Conn) scrubErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	changed := false
-	for _, s := range c.secrets {
-		if s != "" && strings.Contains(msg, s) {
-			msg = strings.ReplaceAll(msg, s, "xxxxx")
-			changed = true
-		}
-	}
-	if !changed {
-		return err
-	}
-	return scrubbed{msg: msg, err: err}
-}
-
-// scrubbed keeps the original error for errors.As (SQLSTATE checks) while
-// printing the scrubbed message.
-type scrubbed struct {
-	msg string
-	err error
-}
-
-func (s scrubbed) Error() string { return s.msg }
-func (s scrubbed) Unwrap() error { return s.err }
-
 // sqlState returns the SQLSTATE of a server error, or "".
 func sqlState(err error) string {
 	var pe *pgconn.PgError
@@ -253,7 +224,7 @@ func (c *Conn) classify(err error, what string) error {
 	if connector.IsConfigError(err) || errors.Is(err, context.Canceled) {
 		return err
 	}
-	err = c.scrubErr(err)
+	err = c.scrub.Err(err)
 	user := c.cfg.ConnConfig.User
 	switch sqlState(err) {
 	case "28P01", "28000":

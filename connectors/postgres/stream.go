@@ -246,10 +246,10 @@ func (s *streamer) run(ctx context.Context) error {
 		}
 		wait := bo.NextBackOff()
 		if wait == backoff.Stop {
-			return fmt.Errorf("replication connection to %s lost and not back within %s: %w", s.c.where(), s.c.opts.ReconnectTimeout, s.c.scrubErr(err))
+			return fmt.Errorf("replication connection to %s lost and not back within %s: %w", s.c.where(), s.c.opts.ReconnectTimeout, s.c.scrub.Err(err))
 		}
 		slog.Warn("postgres: replication connection lost; reconnecting", "server", s.c.where(), "slot", s.slot,
-			"from", start.String(), "retry_in", wait.Round(time.Millisecond), "error", s.c.scrubErr(err).Error())
+			"from", start.String(), "retry_in", wait.Round(time.Millisecond), "error", s.c.scrub.Err(err).Error())
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -327,7 +327,7 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 				fmt.Sprintf("replication slot %s does not exist at %s", s.slot, s.c.where()))
 		case "55006":
 			return false, &sessionError{ConfigError: &connector.ConfigError{Msg: fmt.Sprintf("replication slot %s is in use by another process", s.slot),
-				Fix: "stop the other ferry (or other client) reading it, or give this flow another --name", Err: s.c.scrubErr(err)}, retry: true}
+				Fix: "stop the other ferry (or other client) reading it, or give this flow another --name", Err: s.c.scrub.Err(err)}, retry: true}
 		}
 		if strings.Contains(err.Error(), "publication") && strings.Contains(err.Error(), "does not exist") {
 			return false, connector.Configf("create the publication again or start the flow over with --restart", fmt.Sprintf("publication %s does not exist at %s", s.pub, s.c.where()))
@@ -800,7 +800,7 @@ func (s *streamer) heartbeat(ctx context.Context) error {
 		if idle >= every {
 			_, err := s.c.pool.Exec(ctx, `SELECT pg_logical_emit_message(true, 'ferry', 'heartbeat')`)
 			if err != nil && ctx.Err() == nil && !warned && sqlState(err) != "" {
-				slog.Warn("postgres: cannot write heartbeat messages; an idle stream will not advance", "server", s.c.where(), "error", s.c.scrubErr(err).Error())
+				slog.Warn("postgres: cannot write heartbeat messages; an idle stream will not advance", "server", s.c.where(), "error", s.c.scrub.Err(err).Error())
 				warned = true
 			}
 			idle = 0

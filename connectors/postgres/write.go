@@ -55,7 +55,7 @@ func (c *Conn) ensureMeta(ctx context.Context) error {
 	if _, err := c.pool.Exec(ctx, metaDDL); err != nil {
 		if sqlState(err) == "42501" {
 			return &connector.ConfigError{Msg: fmt.Sprintf("cannot create schema _ferry at %s for ferry's checkpoints", c.where()),
-				Fix: "GRANT CREATE ON DATABASE " + showIdent(c.cfg.ConnConfig.Database) + " TO " + showIdent(c.cfg.ConnConfig.User), Err: c.scrubErr(err)}
+				Fix: "GRANT CREATE ON DATABASE " + showIdent(c.cfg.ConnConfig.Database) + " TO " + showIdent(c.cfg.ConnConfig.User), Err: c.scrub.Err(err)}
 		}
 		return c.classify(err, "create _ferry.checkpoints")
 	}
@@ -712,7 +712,7 @@ func (c *Conn) inTx(ctx context.Context, conn *pgx.Conn, fn func(pgx.Tx) error, 
 		tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // reporting err
 		var ce *connector.ConfigError
 		if errors.As(err, &ce) || sqlState(err) == "" {
-			err = fmt.Errorf("%s: %w", where, c.scrubErr(err))
+			err = fmt.Errorf("%s: %w", where, c.scrub.Err(err))
 			if lostConnection(err) {
 				return connector.Unavailable(err)
 			}

@@ -26,7 +26,8 @@ would be T0 for a flow started now. It writes nothing and creates no
 replication slot.`,
 		Example: `  ferry plan 'fake://?tables=3&rows=1000000'
   ferry plan sqlite:///data/shop.db --tables 'orders*' --partition-rows 50000
-  ferry plan sqlite:///data/shop.db --json`,
+  ferry plan sqlite:///data/shop.db --json
+  ferry plan "host=db.internal user=app password='s3 cr/t' dbname=shop"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			g.addSecrets(args[0])

@@ -33,7 +33,9 @@ type globals struct {
 	logFormat, logLevel string
 	stderr              io.Writer
 	stdout              io.Writer
-	secrets             []string
+	// scrubber removes every secret ferry was given from what it prints,
+	// logs, shows on the dashboard or records in telemetry.
+	scrubber *connector.Scrubber
 }
 
 // usageError marks an error in how ferry was called.
@@ -43,7 +45,15 @@ func (u usageError) Unwrap() error { return u.error }
 
 // Main runs ferry with args and returns the exit code.
 func Main(args []string) int {
-	g := &globals{stderr: os.Stderr, stdout: os.Stdout}
+	g := &globals{stderr: os.Stderr, stdout: os.Stdout, scrubber: connector.NewScrubber()}
+	// Every argument may be a connection string (or --flag=URL, NAME=URL):
+	// their secrets are known before anything can fail, even parsing flags.
+	for _, a := range args {
+		g.addSecrets(a)
+		if _, v, ok := strings.Cut(a, "="); ok {
+			g.addSecrets(v)
+		}
+	}
 	root := newRoot(g)
 	root.SetArgs(args)
 	err := root.Execute()
@@ -129,21 +139,11 @@ func (g *globals) logger(out io.Writer) (*slog.Logger, error) {
 	return nil, usageError{fmt.Errorf("--log-format %q: use text or json", g.logFormat)}
 }
 
-// addSecrets remembers the passwords in URLs so nothing ferry prints shows them.
-func (g *globals) addSecrets(urls ...string) {
-	for _, u := range urls {
-		g.secrets = append(g.secrets, connector.Secrets(u)...)
-	}
-}
+// addSecrets remembers the secrets of connection strings so nothing ferry
+// prints shows them.
+func (g *globals) addSecrets(conns ...string) { g.scrubber.AddConn(conns...) }
 
-func (g *globals) scrub(s string) string {
-	for _, sec := range g.secrets {
-		if len(sec) >= 3 {
-			s = strings.ReplaceAll(s, sec, "xxxxx")
-		}
-	}
-	return s
-}
+func (g *globals) scrub(s string) string { return g.scrubber.Scrub(s) }
 
 // signals returns a context cancelled by the first SIGINT or SIGTERM (a
 // graceful stop) and one cancelled by the second (abort). Until planned is

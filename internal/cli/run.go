@@ -113,7 +113,7 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 		ctx = context.Background()
 	}
 	if ui.token != "" {
-		g.secrets = append(g.secrets, ui.token)
+		g.scrubber.AddSecret(ui.token)
 	}
 	attachOnly := cfg.Source == "" && cfg.Destination == ""
 	switch {

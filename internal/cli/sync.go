@@ -210,7 +210,7 @@ func (u *uiFlags) register(fs *pflag.FlagSet) {
 func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, progress string, ui uiFlags) error {
 	g.addSecrets(cfg.Source, cfg.Destination)
 	if ui.token != "" {
-		g.secrets = append(g.secrets, ui.token)
+		g.scrubber.AddSecret(ui.token)
 	}
 	if ctx == nil {
 		ctx = context.Background()

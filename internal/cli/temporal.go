@@ -120,7 +120,7 @@ func (t *temporalFlags) dial(ctx context.Context, g *globals, log *slog.Logger, 
 		return nil, err
 	}
 	if t.apiKey != "" {
-		g.secrets = append(g.secrets, t.apiKey)
+		g.scrubber.AddSecret(t.apiKey)
 	}
 	opts := client.Options{HostPort: t.address, Namespace: t.namespace, Identity: identity, Logger: tlog.NewStructuredLogger(sdkLog), MetricsHandler: metrics,
 		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg}}

@@ -87,7 +87,7 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 	if err != nil {
 		return err
 	}
-	g.secrets = append(g.secrets, conns.Secrets()...)
+	g.scrubber.AddSecret(conns.Secrets()...)
 	if identity == "" {
 		host, _ := os.Hostname()
 		identity = fmt.Sprintf("%s:%d", host, os.Getpid())

@@ -102,21 +102,9 @@ func New(opts Options) *Server {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	var secrets []string
-	for _, u := range []string{opts.Info.Source, opts.Info.Destination} {
-		secrets = append(secrets, connector.Secrets(u)...)
-	}
-	if opts.Token != "" {
-		secrets = append(secrets, opts.Token)
-	}
-	scrub := func(s string) string {
-		for _, sec := range secrets {
-			if len(sec) >= 3 {
-				s = strings.ReplaceAll(s, sec, "xxxxx")
-			}
-		}
-		return s
-	}
+	scrubber := connector.NewScrubber(opts.Info.Source, opts.Info.Destination)
+	scrubber.AddSecret(opts.Token)
+	scrub := scrubber.Scrub
 	info := opts.Info
 	info.Source = connector.Redact(info.Source)
 	info.Destination = connector.Redact(info.Destination)
