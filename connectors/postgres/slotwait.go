@@ -213,7 +213,7 @@ func (c *Conn) releaseCreatingSlot(ctx context.Context, slot string, walsender u
 	defer cancel()
 	if _, err := c.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, int32(walsender)); err != nil {
 		slog.Warn("postgres: cannot end the server process creating the replication slot", "slot", slot, "pid", walsender,
-			"server", c.where(), "error", c.scrubErr(err).Error())
+			"server", c.where(), "error", c.scrub.Err(err).Error())
 	}
 	// The dying walsender drops the slot it had not finished; one it had
 	// finished stays, and is dropped by name once no process holds it.
@@ -228,6 +228,6 @@ func (c *Conn) releaseCreatingSlot(ctx context.Context, slot string, walsender u
 	_, err := c.pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
 	if err != nil {
 		slog.Warn(fmt.Sprintf("postgres: cannot drop replication slot %s after cancelling its creation; drop it with SELECT pg_drop_replication_slot('%s')", slot, slot),
-			"slot", slot, "server", c.where(), "error", c.scrubErr(err).Error())
+			"slot", slot, "server", c.where(), "error", c.scrub.Err(err).Error())
 	}
 }
