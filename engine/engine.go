@@ -330,18 +330,17 @@ func (e *Engine) makePlan(ctx context.Context) error {
 func (e *Engine) mapTables(tables []*model.Table) error {
 	e.byNS = map[model.Namespace]*tableRun{}
 	e.tables = nil
-	seen := map[model.Namespace]model.Namespace{}
 	for _, t := range tables {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("plan: %w", err)
 		}
-		d := t.Clone()
-		d.Namespace = e.renames.Apply(t.Namespace)
-		if prev, dup := seen[d.Namespace]; dup {
-			return connector.Configf("use --rename so each table has its own destination name",
-				fmt.Sprintf("tables %s and %s would both be written to %s", prev, t.Namespace, d.Namespace))
-		}
-		seen[d.Namespace] = t.Namespace
+	}
+	dsts, err := e.renames.Map(tables)
+	if err != nil {
+		return err
+	}
+	for i, t := range tables {
+		d := dsts[i]
 		tr := &tableRun{src: t, dst: d, keyIdx: t.KeyIndexes(), stats: &TableStats{Table: t.Namespace.String(), Destination: d.Namespace.String()}}
 		tr.stats.RowsEstimated.Store(t.EstimatedRows)
 		tr.stats.BytesEstimated.Store(t.EstimatedBytes)
