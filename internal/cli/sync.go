@@ -108,17 +108,24 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	set("retry-timeout", func() { cfg.RetryTimeout = f.retryTimeout })
 	set("until", func() { cfg.Until = f.until })
 	set("state-dir", func() { cfg.StateDir = f.stateDir })
-	for _, n := range []string{"parallel", "writers", "batch-rows", "partition-rows", "apply-batch"} {
+	// A zero would silently mean the default (a flow file's zero is an
+	// unset key), so a flag given 0 is refused like a negative one.
+	for _, n := range []string{"parallel", "writers", "batch-rows", "apply-batch"} {
 		if fs.Changed(n) {
-			if v, _ := fs.GetInt(n); v < 0 {
-				return nil, usageError{fmt.Errorf("--%s must be positive", n)}
+			if v, _ := fs.GetInt(n); v <= 0 {
+				return nil, usageError{fmt.Errorf("--%s must be positive, not %d; leave it out for the default", n, v)}
 			}
+		}
+	}
+	if fs.Changed("partition-rows") {
+		if v, _ := fs.GetInt64("partition-rows"); v <= 0 {
+			return nil, usageError{fmt.Errorf("--partition-rows must be positive, not %d; leave it out for the default", v)}
 		}
 	}
 	for _, n := range []string{"apply-linger", "retry-timeout"} {
 		if fs.Changed(n) {
-			if v, _ := fs.GetDuration(n); v < 0 {
-				return nil, usageError{fmt.Errorf("--%s must be positive", n)}
+			if v, _ := fs.GetDuration(n); v <= 0 {
+				return nil, usageError{fmt.Errorf("--%s must be positive, not %s; leave it out for the default", n, v)}
 			}
 		}
 	}
