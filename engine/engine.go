@@ -183,6 +183,9 @@ func (e *Engine) createTables(ctx context.Context) error {
 	for i, t := range e.tables {
 		dstTables[i] = t.dst
 	}
+	if err := e.checkTables(ctx, dstTables); err != nil {
+		return err
+	}
 	create := e.dst.CreateTables
 	if d, ok := e.dst.(connector.KeyDeferrer); ok && e.mode != flow.ModeCDC {
 		done, err := e.store.Meta(ctx, "copy_done")
@@ -195,6 +198,24 @@ func (e *Engine) createTables(ctx context.Context) error {
 	}
 	if err := create(ctx, dstTables); err != nil {
 		return fmt.Errorf("create destination tables: %w", err)
+	}
+	return nil
+}
+
+// checkTables lets a destination that can tell refuse the tables before any
+// is created, and warns once per flow start of each column it holds in a
+// type that loses the source type's meaning (hstore, citext as text).
+func (e *Engine) checkTables(ctx context.Context, dstTables []*model.Table) error {
+	tc, ok := e.dst.(connector.TableChecker)
+	if !ok {
+		return nil
+	}
+	conv, err := tc.CheckTables(ctx, dstTables)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	for _, c := range conv {
+		e.log.Warn("the destination has no such type: the column holds the source type's text form", "table", c.Table.String(), "column", c.Column, "type", c.From, "becomes", c.To)
 	}
 	return nil
 }
@@ -254,8 +275,8 @@ func (e *Engine) makePlan(ctx context.Context) error {
 		return connector.Configf("the source has: "+strings.Join(have, ", "),
 			fmt.Sprintf("--tables %q matches no table", e.filter.String()))
 	}
-	if unused := e.renames.Unused(names); len(unused) > 0 {
-		return connector.Configf("check the spelling against the source's tables", fmt.Sprintf("--rename names tables the source does not have: %s", strings.Join(unused, ", ")))
+	if err := e.renames.CheckUnused(names); err != nil {
+		return err
 	}
 	if e.mode != flow.ModeSnapshot {
 		if err := e.checkKeys(selected); err != nil {

@@ -306,3 +306,13 @@ func (r *Renames) Unused(tables []model.Namespace) []string {
 	sort.Strings(out)
 	return out
 }
+
+// CheckUnused refuses rules naming a table the source does not have (all
+// holds every source table, selected or not).
+func (r *Renames) CheckUnused(all []model.Namespace) error {
+	if unused := r.Unused(all); len(unused) > 0 {
+		return connector.Configf("check the spelling against the source's tables",
+			fmt.Sprintf("--rename names tables the source does not have: %s", strings.Join(unused, ", ")))
+	}
+	return nil
+}
