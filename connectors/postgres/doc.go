@@ -49,8 +49,9 @@
 //	                                                           dimensions are an error naming the value
 //	anything else (bit strings, ranges, text                   through the type's output and input functions,
 //	geometric types, tsvector, xml,                            exact between PostgreSQL servers; Native
-//	composite and extension types, and                         keeps the type
-//	arrays of them)
+//	composite and extension types such                         keeps the type and TextForm is set: a
+//	as hstore and citext, and arrays                           destination without the type holds text
+//	of them)                                                   and the flow warns per column
 //	pseudo-types                        refused                at plan time, naming table and column
 //
 // Infinite dates and timestamps have no time.Time: 'infinity' and
