@@ -86,6 +86,7 @@ tables: *h
 		{"zero apply linger", []string{"sync", "fake://?tables=1", dst, "--apply-linger", "0s"}, []string{"--apply-linger must be positive, not 0s"}},
 		{"negative partition size", []string{"sync", "fake://?tables=1", dst, "--partition-rows", "-5"}, []string{"--partition-rows must be positive, not -5"}},
 		{"zero partition size", []string{"sync", "fake://?tables=1", dst, "--partition-rows", "0"}, []string{"--partition-rows must be positive, not 0"}},
+		{"zero history limit", []string{"run", "--source", "a", "--destination", "b", "--history-limit", "0"}, []string{"--history-limit must be positive, not 0"}},
 		{"flow file: negative parallelism", []string{"sync", "-f", file("negative.yaml", "source: fake://\ndestination: "+dst+"\nparallel: -2\n")}, []string{"parallel must be positive, not -2"}},
 		{"flow file: syntax error", []string{"sync", "-f", file("syntax.yaml", "source: fake://\ndestination: [unclosed\n")}, []string{"syntax.yaml", "did not find expected"}},
 		{"flow file: misspelt key", []string{"sync", "-f", file("typo.yaml", "source: fake://\ndestination: "+dst+"\nparalel: 3\n")}, []string{"typo.yaml", "field paralel not found"}},
