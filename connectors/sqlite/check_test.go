@@ -64,3 +64,18 @@ func TestCheckTables(t *testing.T) {
 		}
 	})
 }
+
+// TestAlterTableRefusesAColumnDifferingInCase: a column "NAME" added at the
+// source next to "name" would be taken for it; the flow stops naming both
+// (a failure of the running flow, not a usage error).
+func TestAlterTableRefusesAColumnDifferingInCase(t *testing.T) {
+	c, _ := newFile(t)
+	from, rows := intTable("items", 3)
+	writeTable(t, c, from, rows)
+	to := from.Clone()
+	to.Columns = append(to.Columns, model.Column{Name: "NAME", Type: from.Columns[1].Type, Nullable: true})
+	err := c.AlterTable(context.Background(), from, to)
+	if err == nil || connector.IsConfigError(err) || !strings.Contains(err.Error(), `columns "name" and "NAME"`) {
+		t.Fatalf("alter adding NAME next to name: %v", err)
+	}
+}
