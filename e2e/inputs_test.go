@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferrydb/ferry/internal/pgtest"
 )
@@ -171,4 +172,37 @@ func TestPostgresTextFormTypesIntoSQLite(t *testing.T) {
 	if attrs != `"a"=>"1", "b"=>"2"` || email != "Ann@Example.com" {
 		t.Fatalf("SQLite holds attrs %q, email %q", attrs, email)
 	}
+}
+
+// TestPostgresAddedTextFormColumnIntoSQLite: an hstore column added at the
+// source during CDC becomes TEXT at SQLite, and the log says so as it does
+// for the flow's first tables.
+func TestPostgresAddedTextFormColumnIntoSQLite(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src := srv.CreateDatabase(t, "addhstoresrc")
+	srv.Exec(t, src, `CREATE EXTENSION hstore; CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'one')`)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "items.db")
+	bg := startFerry(t, "sync", srv.URL(src), "sqlite://"+db, "--state-dir", dir, "--log-format", "json", "--progress", "none")
+	if !bg.waitFor(t, "change data capture starting", 60*time.Second) {
+		t.Fatalf("CDC never started:\n%s", bg.stderr.String())
+	}
+	srv.Exec(t, src, `ALTER TABLE items ADD COLUMN attrs hstore; UPDATE items SET attrs = 'k=>v' WHERE id = 1`)
+	if !bg.waitFor(t, "applied schema change", 30*time.Second) {
+		t.Fatalf("the added column was not applied:\n%s", bg.stderr.String())
+	}
+	warned := func() bool {
+		return strings.Contains(bg.stderr.String(), `"table":"public.items","column":"attrs","type":"hstore","becomes":"TEXT"`)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !warned() && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !warned() {
+		t.Errorf("no warning for the added hstore column:\n%s", bg.stderr.String())
+	}
+	if strings.Contains(bg.stderr.String(), `"column":"name","type"`) {
+		t.Errorf("a warning for a column that keeps its type:\n%s", bg.stderr.String())
+	}
+	bg.signal(t, os.Interrupt)
 }

@@ -215,9 +215,33 @@ func (e *Engine) checkTables(ctx context.Context, dstTables []*model.Table) erro
 		return fmt.Errorf("destination: %w", err)
 	}
 	for _, c := range conv {
-		e.log.Warn("the destination has no such type: the column holds the source type's text form", "table", c.Table.String(), "column", c.Column, "type", c.From, "becomes", c.To)
+		e.warnConversion(c)
 	}
 	return nil
+}
+
+func (e *Engine) warnConversion(c connector.Conversion) {
+	e.log.Warn("the destination has no such type: the column holds the source type's text form", "table", c.Table.String(), "column", c.Column, "type", c.From, "becomes", c.To)
+}
+
+// warnAddedConversions warns of the columns a schema change added that the
+// destination holds as text, as checkTables does for the flow's tables.
+func (e *Engine) warnAddedConversions(ctx context.Context, from, to *model.Table) {
+	tc, ok := e.dst.(connector.TableChecker)
+	if !ok {
+		return
+	}
+	conv, err := tc.CheckTables(ctx, []*model.Table{to})
+	if err != nil {
+		// The change is applied already; only the warning is lost.
+		e.log.Warn("could not check the changed table's column types", "table", to.Namespace.String(), "error", err)
+		return
+	}
+	for _, c := range conv {
+		if from.ColumnIndex(c.Column) < 0 {
+			e.warnConversion(c)
+		}
+	}
 }
 
 // StartOver makes the next plan of the flow empty its destination tables
