@@ -269,12 +269,15 @@ func destinations(o flow.Config, tables []*model.Table) map[model.Namespace]stri
 	if err != nil {
 		return out
 	}
-	dsts, err := r.Map(tables)
-	if err != nil {
+	names := make([]model.Namespace, len(tables))
+	for i, t := range tables {
+		names[i] = t.Namespace
+	}
+	if r, err = r.Resolve(names); err != nil {
 		return out
 	}
-	for i, t := range tables {
-		out[t.Namespace] = dsts[i].Namespace.String()
+	for _, t := range tables {
+		out[t.Namespace] = r.Apply(t.Namespace).String()
 	}
 	return out
 }
