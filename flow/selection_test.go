@@ -214,6 +214,14 @@ func FuzzParseRenames(f *testing.F) {
 		}
 		if n, err := model.ParseNamespace(table); err == nil {
 			r.Apply(n)
+			r.Unused([]model.Namespace{n})
+			// One table cannot make a name ambiguous; renaming it twice
+			// (a=x with schema.a=y) is the only refusal.
+			if rr, err := r.Resolve([]model.Namespace{n}); err == nil {
+				rr.Apply(n)
+			} else if !strings.Contains(err.Error(), "both rename") {
+				t.Fatalf("Resolve(%s) with %q: %v", n, rule, err)
+			}
 		}
 	})
 }
