@@ -11,6 +11,7 @@ package connector
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/ferrydb/ferry/model"
 )
@@ -219,6 +220,69 @@ type FlowBinder interface {
 // is usually a ConfigError saying how to fix it.
 type Preflighter interface {
 	Preflight(ctx context.Context, tables []*model.Table, opts PlanOptions) error
+}
+
+// TableChecker is a destination that can tell, without writing anything,
+// whether it can hold the tables (names it cannot tell apart, reserved
+// names, types it has no column for), with a ConfigError when it cannot,
+// and which columns it would hold in a type that does not keep the source
+// type's meaning. The engine calls it before any destination table is
+// created (so a refusal leaves nothing behind at either side) and logs the
+// conversions as warnings; ferry plan shows them. CreateTables refuses
+// what CheckTables refuses.
+type TableChecker interface {
+	CheckTables(ctx context.Context, tables []*model.Table) ([]Conversion, error)
+}
+
+// Conversion is a destination column whose type keeps less than the
+// source's: the source type has no canonical kind, its values travel as
+// the type's text form (model.Type.TextForm) and the destination stores
+// that text in a column of its own type.
+type Conversion struct {
+	// Table is the destination table.
+	Table  model.Namespace `json:"table"`
+	Column string          `json:"column"`
+	// From is the source's type (model.Type.Native), To the destination
+	// column's type.
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+func (c Conversion) String() string {
+	return fmt.Sprintf("table %s, column %s: %s becomes %s", c.Table, c.Column, c.From, c.To)
+}
+
+// TextFormConversions lists the columns of tables whose values are a source
+// type's text form, for a destination that has no such type: to names the
+// destination type it holds the column in.
+func TextFormConversions(tables []*model.Table, to func(model.Type) string) []Conversion {
+	var out []Conversion
+	for _, t := range tables {
+		for _, c := range t.Columns {
+			if c.Type.TextForm {
+				out = append(out, Conversion{Table: t.Namespace, Column: c.Name, From: c.Type.Native, To: to(c.Type)})
+			}
+		}
+	}
+	return out
+}
+
+// CheckFoldedColumns refuses a table with two columns whose names a
+// destination cannot tell apart: fold maps a name to the form dest
+// compares (lower case for SQLite and MySQL).
+func CheckFoldedColumns(t *model.Table, fold func(string) string, dest string) error {
+	seen := make(map[string]string, len(t.Columns))
+	for _, c := range t.Columns {
+		k := fold(c.Name)
+		if prev, dup := seen[k]; dup {
+			return &ConfigError{
+				Msg: fmt.Sprintf("table %s: columns %q and %q would be one column at %s, whose column names ignore case", t.Namespace, prev, c.Name, dest),
+				Fix: fmt.Sprintf("exclude the table with --tables '!%s', rename one of the columns at the source, or copy the table to a destination that tells them apart, such as PostgreSQL", t.Namespace),
+			}
+		}
+		seen[k] = c.Name
+	}
+	return nil
 }
 
 // Counter is a destination that counts what it received (null://).

@@ -183,6 +183,9 @@ func (e *Engine) createTables(ctx context.Context) error {
 	for i, t := range e.tables {
 		dstTables[i] = t.dst
 	}
+	if err := e.checkTables(ctx, dstTables); err != nil {
+		return err
+	}
 	create := e.dst.CreateTables
 	if d, ok := e.dst.(connector.KeyDeferrer); ok && e.mode != flow.ModeCDC {
 		done, err := e.store.Meta(ctx, "copy_done")
@@ -197,6 +200,52 @@ func (e *Engine) createTables(ctx context.Context) error {
 		return fmt.Errorf("create destination tables: %w", err)
 	}
 	return nil
+}
+
+// checkTables lets a destination that can tell refuse the tables before any
+// is created, and warns once per flow start of each column it holds in a
+// type that loses the source type's meaning (hstore, citext as text).
+func (e *Engine) checkTables(ctx context.Context, dstTables []*model.Table) error {
+	tc, ok := e.dst.(connector.TableChecker)
+	if !ok {
+		return nil
+	}
+	var conv []connector.Conversion
+	err := e.onDestination(ctx, "check tables", func(ctx context.Context) (err error) {
+		conv, err = tc.CheckTables(ctx, dstTables)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	for _, c := range conv {
+		e.warnConversion(c)
+	}
+	return nil
+}
+
+func (e *Engine) warnConversion(c connector.Conversion) {
+	e.log.Warn("the destination has no such type: the column holds the source type's text form", "table", c.Table.String(), "column", c.Column, "type", c.From, "becomes", c.To)
+}
+
+// warnAddedConversions warns of the columns a schema change added that the
+// destination holds as text, as checkTables does for the flow's tables.
+func (e *Engine) warnAddedConversions(ctx context.Context, from, to *model.Table) {
+	tc, ok := e.dst.(connector.TableChecker)
+	if !ok {
+		return
+	}
+	conv, err := tc.CheckTables(ctx, []*model.Table{to})
+	if err != nil {
+		// The change is applied already; only the warning is lost.
+		e.log.Warn("could not check the changed table's column types", "table", to.Namespace.String(), "error", err)
+		return
+	}
+	for _, c := range conv {
+		if from.ColumnIndex(c.Column) < 0 {
+			e.warnConversion(c)
+		}
+	}
 }
 
 // StartOver makes the next plan of the flow empty its destination tables
@@ -258,8 +307,8 @@ func (e *Engine) makePlan(ctx context.Context) error {
 		return connector.Configf("the source has: "+strings.Join(have, ", "),
 			fmt.Sprintf("--tables %q matches no table", e.filter.String()))
 	}
-	if unused := e.renames.Unused(names); len(unused) > 0 {
-		return connector.Configf("check the spelling against the source's tables", fmt.Sprintf("--rename names tables the source does not have: %s", strings.Join(unused, ", ")))
+	if err := e.renames.CheckUnused(names); err != nil {
+		return err
 	}
 	if e.mode != flow.ModeSnapshot {
 		if err := e.checkKeys(selected); err != nil {
@@ -338,18 +387,17 @@ func (e *Engine) makePlan(ctx context.Context) error {
 func (e *Engine) mapTables(tables []*model.Table) error {
 	e.byNS = map[model.Namespace]*tableRun{}
 	e.tables = nil
-	seen := map[model.Namespace]model.Namespace{}
 	for _, t := range tables {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("plan: %w", err)
 		}
-		d := t.Clone()
-		d.Namespace = e.renames.Apply(t.Namespace)
-		if prev, dup := seen[d.Namespace]; dup {
-			return connector.Configf("use --rename so each table has its own destination name",
-				fmt.Sprintf("tables %s and %s would both be written to %s", prev, t.Namespace, d.Namespace))
-		}
-		seen[d.Namespace] = t.Namespace
+	}
+	dsts, err := e.renames.Map(tables)
+	if err != nil {
+		return err
+	}
+	for i, t := range tables {
+		d := dsts[i]
 		tr := &tableRun{src: t, dst: d, keyIdx: t.KeyIndexes(), stats: &TableStats{Table: t.Namespace.String(), Destination: d.Namespace.String()}}
 		tr.stats.RowsEstimated.Store(t.EstimatedRows)
 		tr.stats.BytesEstimated.Store(t.EstimatedBytes)

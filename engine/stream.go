@@ -360,6 +360,7 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []*model.Table) error
 			return fmt.Errorf("schema change on %s: %w", to.Namespace, err)
 		}
 		e.log.Info("applied schema change", "table", to.Namespace, "columns", len(to.Columns))
+		e.warnAddedConversions(ctx, tr.dst, toDst)
 		tr.src, tr.dst, tr.keyIdx = to, toDst, to.KeyIndexes()
 	}
 	return nil

@@ -127,6 +127,22 @@ func (c *Config) Validate() error {
 	if c.Name != "" && !nameRe.MatchString(c.Name) {
 		return connector.Configf("use letters, digits, '.', '_' and '-'", fmt.Sprintf("invalid flow name %q", c.Name))
 	}
+	// A flow file's 0 is an unset key (the default); only a negative value
+	// is a mistake there. The command line refuses 0 as well.
+	for _, v := range []struct {
+		key string
+		neg bool
+		val any
+	}{
+		{"parallel", c.Parallel < 0, c.Parallel}, {"writers", c.Writers < 0, c.Writers},
+		{"batch_rows", c.BatchRows < 0, c.BatchRows}, {"partition_rows", c.PartitionRows < 0, c.PartitionRows},
+		{"apply_batch", c.ApplyBatch < 0, c.ApplyBatch}, {"apply_linger", c.ApplyLinger < 0, c.ApplyLinger},
+		{"retry_timeout", c.RetryTimeout < 0, c.RetryTimeout},
+	} {
+		if v.neg {
+			return connector.Configf("leave it out (or 0) for the default", fmt.Sprintf("%s must be positive, not %v", v.key, v.val))
+		}
+	}
 	if _, err := NewFilter(c.Tables); err != nil {
 		return &connector.ConfigError{Msg: err.Error(), Fix: "patterns look like shop.*,!shop.tmp_*"}
 	}

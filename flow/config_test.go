@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ferrydb/ferry/connector"
 )
 
 // TestLoadFileRefusesBadFiles: each malformed flow file is an error that
@@ -28,6 +31,31 @@ func TestLoadFileRefusesBadFiles(t *testing.T) {
 		_, err := LoadFile(path)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
 			t.Errorf("%s: got %v, want an error naming %s and saying %q", c.name, err, path, c.want)
+		}
+	}
+}
+
+// TestValidateRefusesNegativeSettings: a flow file's 0 is an unset key (the
+// default), a negative value is a mistake named by its key.
+func TestValidateRefusesNegativeSettings(t *testing.T) {
+	base := Config{Source: "fake://", Destination: "null://"}
+	if err := base.Validate(); err != nil {
+		t.Fatalf("zero settings: %v", err)
+	}
+	for key, set := range map[string]func(*Config){
+		"parallel":       func(c *Config) { c.Parallel = -1 },
+		"writers":        func(c *Config) { c.Writers = -2 },
+		"batch_rows":     func(c *Config) { c.BatchRows = -3 },
+		"partition_rows": func(c *Config) { c.PartitionRows = -4 },
+		"apply_batch":    func(c *Config) { c.ApplyBatch = -5 },
+		"apply_linger":   func(c *Config) { c.ApplyLinger = -time.Second },
+		"retry_timeout":  func(c *Config) { c.RetryTimeout = -time.Minute },
+	} {
+		c := base
+		set(&c)
+		err := c.Validate()
+		if !connector.IsConfigError(err) || !strings.Contains(err.Error(), key+" must be positive") {
+			t.Errorf("%s negative: %v", key, err)
 		}
 	}
 }

@@ -6,8 +6,10 @@ package flow
 import (
 	"fmt"
 	"path"
+	"sort"
 	"strings"
 
+	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -102,16 +104,25 @@ func matchOne(pattern string, ns model.Namespace) bool {
 
 // Renames maps source namespaces to destination namespaces. A rule is either
 // exact ("shop.orders=archive.orders") or moves a whole schema
-// ("shop.*=archive.*").
+// ("shop.*=archive.*"). An exact rule may leave out the schema: "orders=old"
+// names the table orders in whichever schema the flow's tables hold it, as
+// --tables does (Resolve binds it), and a target without a schema stays in
+// the source table's schema.
 type Renames struct {
 	exact   map[model.Namespace]model.Namespace
 	schemas map[string]string
-	rules   []string
+	// unqualified holds the rules whose source names no schema, by table
+	// name, until Resolve binds them to a table.
+	unqualified map[string]string
+	// ruleOf is the rule as given for each exact source name, for errors.
+	ruleOf map[model.Namespace]string
+	rules  []string
 }
 
 // ParseRenames parses rules of the form FROM=TO.
 func ParseRenames(rules []string) (*Renames, error) {
-	r := &Renames{exact: map[model.Namespace]model.Namespace{}, schemas: map[string]string{}}
+	r := &Renames{exact: map[model.Namespace]model.Namespace{}, schemas: map[string]string{},
+		unqualified: map[string]string{}, ruleOf: map[model.Namespace]string{}}
 	for _, rule := range rules {
 		for _, one := range strings.Split(rule, ",") {
 			one = strings.TrimSpace(one)
@@ -144,7 +155,14 @@ func ParseRenames(rules []string) (*Renames, error) {
 				if _, dup := r.exact[f]; dup {
 					return nil, fmt.Errorf("rename %q: %s is renamed twice", one, f)
 				}
+				if f.Schema == "" {
+					r.unqualified[f.Table] = one
+				}
+				if t.Schema == "" {
+					t.Schema = f.Schema // empty for an unqualified source: Resolve fills it
+				}
 				r.exact[f] = t
+				r.ruleOf[f] = one
 			}
 			r.rules = append(r.rules, one)
 		}
@@ -160,7 +178,66 @@ func (r *Renames) Rules() []string {
 	return r.rules
 }
 
-// Apply maps a source namespace to its destination namespace.
+// Resolve binds the rules whose source names no schema to the one table
+// among tables (the flow's tables) with that name, the way --tables matches
+// a pattern without a dot; the target takes that table's schema unless the
+// rule gives one. A name held by tables in two schemas is an error listing
+// them. A name no table has stays unbound (Unused reports it).
+func (r *Renames) Resolve(tables []model.Namespace) (*Renames, error) {
+	if r == nil || len(r.unqualified) == 0 {
+		return r, nil
+	}
+	out := &Renames{exact: map[model.Namespace]model.Namespace{}, schemas: r.schemas,
+		ruleOf: map[model.Namespace]string{}, rules: r.rules}
+	for from, to := range r.exact {
+		if from.Schema != "" {
+			out.exact[from], out.ruleOf[from] = to, r.ruleOf[from]
+		}
+	}
+	byName := map[string][]model.Namespace{}
+	for _, ns := range tables {
+		if _, ok := r.unqualified[ns.Table]; ok {
+			byName[ns.Table] = append(byName[ns.Table], ns)
+		}
+	}
+	names := make([]string, 0, len(r.unqualified))
+	for name := range r.unqualified {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		rule := r.unqualified[name]
+		found := byName[name]
+		switch {
+		case len(found) == 0:
+			continue
+		case len(found) > 1:
+			have := make([]string, len(found))
+			for i, ns := range found {
+				have[i] = ns.String()
+			}
+			sort.Strings(have)
+			_, to, _ := strings.Cut(rule, "=")
+			return nil, connector.Configf(fmt.Sprintf("name the schema, for example --rename %s=%s", have[0], strings.TrimSpace(to)),
+				fmt.Sprintf("--rename %s: table %s is in more than one schema: %s", rule, name, strings.Join(have, ", ")))
+		}
+		from := found[0]
+		to := r.exact[model.Namespace{Table: name}]
+		if to.Schema == "" {
+			to.Schema = from.Schema
+		}
+		if prev, dup := out.ruleOf[from]; dup {
+			return nil, connector.Configf("keep one rule per table",
+				fmt.Sprintf("--rename %s and --rename %s both rename %s", prev, rule, from))
+		}
+		out.exact[from], out.ruleOf[from] = to, rule
+	}
+	return out, nil
+}
+
+// Apply maps a source namespace to its destination namespace. A rule
+// without a schema applies to a table in a schema only once Resolve has
+// bound it.
 func (r *Renames) Apply(ns model.Namespace) model.Namespace {
 	if r == nil {
 		return ns
@@ -174,21 +251,68 @@ func (r *Renames) Apply(ns model.Namespace) model.Namespace {
 	return ns
 }
 
-// Unused returns exact rename rules that name a table not in tables, so a
-// typo is an error rather than a silent no-op.
+// Map resolves the rules against tables (the flow's tables) and returns
+// each table's destination table: a copy with the destination namespace.
+// Two tables written to one destination name is an error.
+func (r *Renames) Map(tables []*model.Table) ([]*model.Table, error) {
+	names := make([]model.Namespace, len(tables))
+	for i, t := range tables {
+		names[i] = t.Namespace
+	}
+	rr, err := r.Resolve(names)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.Table, len(tables))
+	seen := map[model.Namespace]model.Namespace{}
+	for i, t := range tables {
+		d := t.Clone()
+		d.Namespace = rr.Apply(t.Namespace)
+		if prev, dup := seen[d.Namespace]; dup {
+			return nil, connector.Configf("use --rename so each table has its own destination name",
+				fmt.Sprintf("tables %s and %s would both be written to %s", prev, t.Namespace, d.Namespace))
+		}
+		seen[d.Namespace] = t.Namespace
+		out[i] = d
+	}
+	return out, nil
+}
+
+// Unused returns the exact rename rules that name a table not in tables
+// (all the source's tables), so a typo is an error rather than a silent
+// no-op. A rule without a schema is used when any schema has the table.
 func (r *Renames) Unused(tables []model.Namespace) []string {
 	if r == nil {
 		return nil
 	}
 	seen := map[model.Namespace]bool{}
+	named := map[string]bool{}
 	for _, t := range tables {
 		seen[t] = true
+		named[t.Table] = true
 	}
 	var out []string
 	for from := range r.exact {
+		if from.Schema == "" { // a rule without a schema
+			if !named[from.Table] {
+				out = append(out, from.Table)
+			}
+			continue
+		}
 		if !seen[from] {
 			out = append(out, from.String())
 		}
 	}
+	sort.Strings(out)
 	return out
+}
+
+// CheckUnused refuses rules naming a table the source does not have (all
+// holds every source table, selected or not).
+func (r *Renames) CheckUnused(all []model.Namespace) error {
+	if unused := r.Unused(all); len(unused) > 0 {
+		return connector.Configf("check the spelling against the source's tables",
+			fmt.Sprintf("--rename names tables the source does not have: %s", strings.Join(unused, ", ")))
+	}
+	return nil
 }

@@ -1,7 +1,11 @@
 package flow
 
 import (
+	"errors"
+	"strings"
 	"testing"
+
+	"github.com/ferrydb/ferry/connector"
 
 	"github.com/ferrydb/ferry/model"
 )
@@ -70,6 +74,111 @@ func TestRenames(t *testing.T) {
 	}
 }
 
+// TestRenamesResolve: a rule without a schema names a table the way
+// --tables does, in whichever schema the flow's tables hold it.
+func TestRenamesResolve(t *testing.T) {
+	flowTables := []model.Namespace{ns("public.a"), ns("public.c"), ns("shop.c"), ns("shop.d"), {Table: "plain"}}
+	cases := []struct {
+		name  string
+		rules []string
+		want  map[string]string // source -> destination
+		err   []string          // all in the error, when it fails
+	}{
+		{"unqualified takes the schema", []string{"a=b"}, map[string]string{"public.a": "public.b", "public.c": "public.c"}, nil},
+		{"unqualified into another schema", []string{"a=archive.b"}, map[string]string{"public.a": "archive.b"}, nil},
+		{"qualified source, unqualified target", []string{"shop.d=e"}, map[string]string{"shop.d": "shop.e"}, nil},
+		{"qualified both", []string{"public.a=x.y"}, map[string]string{"public.a": "x.y"}, nil},
+		{"exact rule beats the schema rule", []string{"a=b", "public.*=arch.*"}, map[string]string{"public.a": "public.b", "public.c": "arch.c", "shop.c": "shop.c"}, nil},
+		{"schema-less source table", []string{"plain=other"}, map[string]string{"plain": "other"}, nil},
+		{"name in two schemas", []string{"c=z"}, nil, []string{"c=z", "public.c, shop.c", "--rename public.c=z"}},
+		{"renamed twice", []string{"a=b", "public.a=x"}, nil, []string{"a=b", "public.a=x", "both rename public.a"}},
+		{"name no table has", []string{"nope=b"}, map[string]string{"public.a": "public.a"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := ParseRenames(c.rules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rr, err := r.Resolve(flowTables)
+			if c.err != nil {
+				if err == nil {
+					t.Fatalf("Resolve accepted %v", c.rules)
+				}
+				var ce *connector.ConfigError
+				if !errors.As(err, &ce) {
+					t.Fatalf("want a configuration error (exit 2), got %T %v", err, err)
+				}
+				for _, w := range c.err {
+					if !strings.Contains(ce.Error(), w) {
+						t.Errorf("error lacks %q: %v", w, ce)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for from, want := range c.want {
+				if got := rr.Apply(ns(from)).String(); got != want {
+					t.Errorf("Apply(%s) = %s, want %s", from, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestRenamesUnused: a rule names a table the source does not have, in any
+// schema for a rule without one.
+func TestRenamesUnused(t *testing.T) {
+	source := []model.Namespace{ns("public.a"), ns("shop.b")}
+	cases := []struct {
+		rules []string
+		want  string
+	}{
+		{[]string{"a=x"}, ""},
+		{[]string{"b=x"}, ""},
+		{[]string{"public.b=x"}, "public.b"},
+		{[]string{"zz=x", "public.a=y"}, "zz"},
+		{[]string{"shop.*=other.*"}, ""},
+	}
+	for _, c := range cases {
+		r, err := ParseRenames(c.rules)
+		if err != nil {
+			if c.want == "" || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("ParseRenames(%v): %v", c.rules, err)
+			}
+			continue
+		}
+		if got := strings.Join(r.Unused(source), ","); got != c.want {
+			t.Errorf("Unused(%v) = %q, want %q", c.rules, got, c.want)
+		}
+	}
+}
+
+// TestRenamesMap: each table gets its destination table, and two tables
+// landing on one name are refused.
+func TestRenamesMap(t *testing.T) {
+	tbl := func(s string) *model.Table {
+		return &model.Table{Namespace: ns(s), Columns: []model.Column{{Name: "id", Type: model.Type{Kind: model.KindInt64}}}}
+	}
+	r, err := ParseRenames([]string{"a=b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []*model.Table{tbl("public.a"), tbl("shop.x")}
+	out, err := r.Map(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].Namespace.String() != "public.b" || out[1].Namespace.String() != "shop.x" || in[0].Namespace.String() != "public.a" {
+		t.Fatalf("Map = %s, %s (source %s)", out[0].Namespace, out[1].Namespace, in[0].Namespace)
+	}
+	if _, err := r.Map([]*model.Table{tbl("public.a"), tbl("public.b")}); err == nil || !strings.Contains(err.Error(), "would both be written to public.b") {
+		t.Fatalf("two tables into public.b: %v", err)
+	}
+}
+
 func FuzzParseFilter(f *testing.F) {
 	for _, s := range []string{"shop.*,!shop.tmp_*", "a", "!", "[", "a.b.c", "*.*", ",,,"} {
 		f.Add(s, "shop.orders")
@@ -105,6 +214,14 @@ func FuzzParseRenames(f *testing.F) {
 		}
 		if n, err := model.ParseNamespace(table); err == nil {
 			r.Apply(n)
+			r.Unused([]model.Namespace{n})
+			// One table cannot make a name ambiguous; renaming it twice
+			// (a=x with schema.a=y) is the only refusal.
+			if rr, err := r.Resolve([]model.Namespace{n}); err == nil {
+				rr.Apply(n)
+			} else if !strings.Contains(err.Error(), "both rename") {
+				t.Fatalf("Resolve(%s) with %q: %v", n, rule, err)
+			}
 		}
 	})
 }

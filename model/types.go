@@ -88,6 +88,12 @@ type Type struct {
 	// "timestamp with time zone"). A destination of the same engine may use it;
 	// any other destination must go by Kind.
 	Native string `json:"native,omitempty"`
+	// TextForm marks a source type without a canonical kind (PostgreSQL's
+	// hstore, citext, ranges, geometric and extension types): Kind is text
+	// and values are the type's text form. A destination that has the type
+	// Native names keeps it; any other holds text and loses the type's
+	// meaning (operators, validation, case-insensitive comparison).
+	TextForm bool `json:"text_form,omitempty"`
 }
 
 func (t Type) String() string {

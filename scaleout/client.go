@@ -190,9 +190,10 @@ func (s *Status) Snapshot() engine.Snapshot {
 	byTable := map[string]*engine.TableSnapshot{}
 	var order []string
 	if st.Plan != nil {
+		dest := destinations(s.Options, st.Plan.Tables)
 		for _, t := range st.Plan.Tables {
 			ns := t.Namespace.String()
-			byTable[ns] = &engine.TableSnapshot{Table: ns, Destination: renamed(s.Options, t.Namespace),
+			byTable[ns] = &engine.TableSnapshot{Table: ns, Destination: dest[t.Namespace],
 				RowsEstimated: t.EstimatedRows, BytesEstimated: t.EstimatedBytes, Done: st.TablesFinished}
 			order = append(order, ns)
 		}
@@ -257,12 +258,28 @@ func (s *Status) Snapshot() engine.Snapshot {
 	return snap
 }
 
-func renamed(o flow.Config, ns model.Namespace) string {
+// destinations names each table's destination table as the flow's
+// engine does (the workflow's plan activity refused rules that do not map).
+func destinations(o flow.Config, tables []*model.Table) map[model.Namespace]string {
+	out := map[model.Namespace]string{}
+	for _, t := range tables {
+		out[t.Namespace] = t.Namespace.String()
+	}
 	r, err := flow.ParseRenames(o.Rename)
 	if err != nil {
-		return ns.String()
+		return out
 	}
-	return r.Apply(ns).String()
+	names := make([]model.Namespace, len(tables))
+	for i, t := range tables {
+		names[i] = t.Namespace
+	}
+	if r, err = r.Resolve(names); err != nil {
+		return out
+	}
+	for _, t := range tables {
+		out[t.Namespace] = r.Apply(t.Namespace).String()
+	}
+	return out
 }
 
 // FlowOptions are the options that define a flow, for comparing a running

@@ -76,6 +76,7 @@ var (
 	_ connector.ChangeApplier    = (*Conn)(nil)
 	_ connector.CheckpointKeeper = (*Conn)(nil)
 	_ connector.SchemaChanger    = (*Conn)(nil)
+	_ connector.TableChecker     = (*Conn)(nil)
 )
 
 const (

@@ -45,39 +45,77 @@ func (c *Conn) tableOptions() string {
 	return " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=" + c.server.noPadBinColl
 }
 
-// CreateTables creates the databases and tables that do not exist, in
-// utf8mb4 with a binary collation without padding, so text keys compare
-// byte for byte ('a', 'A' and 'a ' are three keys, as in PostgreSQL). An
-// existing table is kept if ferry can write its columns exactly.
-func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
-	seen := map[model.Namespace]model.Namespace{}
-	type plannedTable struct {
-		t    *model.Table
-		name model.Namespace
+// plannedTable is a table to create and its MySQL name.
+type plannedTable struct {
+	t     *model.Table
+	name  model.Namespace
+	types []colType
+}
+
+// CheckTables says, without writing, whether MySQL can hold the tables:
+// each needs a database, table names must not collide (they ignore case
+// here) nor be reserved, column names must not differ only in case, and
+// every column needs a MySQL type. Columns holding a source type's text
+// form are returned as conversions.
+func (c *Conn) CheckTables(_ context.Context, tables []*model.Table) ([]connector.Conversion, error) {
+	planned, err := c.planTables(tables)
+	if err != nil {
+		return nil, err
 	}
+	var out []connector.Conversion
+	for _, p := range planned {
+		for i, col := range p.t.Columns {
+			if col.Type.TextForm {
+				out = append(out, connector.Conversion{Table: p.t.Namespace, Column: col.Name, From: col.Type.Native, To: p.types[i].String()})
+			}
+		}
+	}
+	return out, nil
+}
+
+func (c *Conn) planTables(tables []*model.Table) ([]plannedTable, error) {
+	seen := map[model.Namespace]model.Namespace{}
 	var planned []plannedTable
 	for _, t := range tables {
 		if err := t.Validate(); err != nil {
-			return fmt.Errorf("mysql %s: %w", c.host, err)
+			return nil, fmt.Errorf("mysql %s: %w", c.host, err)
 		}
 		name, err := c.destName(t.Namespace)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if strings.EqualFold(name.Table, checkpointTable) {
-			return connector.Configf("rename the table (--rename)", fmt.Sprintf("table name %s is reserved for ferry's checkpoints", checkpointTable))
+			return nil, connector.Configf("rename the table (--rename)", fmt.Sprintf("table name %s is reserved for ferry's checkpoints", checkpointTable))
 		}
 		key := lowerNS(name)
 		if prev, dup := seen[key]; dup {
-			return connector.Configf("rename one of them (--rename) or give the destination URL no database so each schema gets its own",
+			return nil, connector.Configf("rename one of them (--rename) or give the destination URL no database so each schema gets its own",
 				fmt.Sprintf("tables %s and %s both map to MySQL table %s", prev, t.Namespace, name))
 		}
 		seen[key] = t.Namespace
-		if _, err := tableColumnTypes(t); err != nil {
-			return &connector.ConfigError{Msg: fmt.Sprintf("table %s: %v", t.Namespace, err),
+		// MySQL compares column names without case.
+		if err := connector.CheckFoldedColumns(t, strings.ToLower, "MySQL"); err != nil {
+			return nil, err
+		}
+		types, err := tableColumnTypes(t)
+		if err != nil {
+			return nil, &connector.ConfigError{Msg: fmt.Sprintf("table %s: %v", t.Namespace, err),
 				Fix: fmt.Sprintf("exclude the table with --tables '!%s'", t.Namespace)}
 		}
-		planned = append(planned, plannedTable{t, name})
+		planned = append(planned, plannedTable{t, name, types})
+	}
+	return planned, nil
+}
+
+// CreateTables creates the databases and tables that do not exist, in
+// utf8mb4 with a binary collation without padding, so text keys compare
+// byte for byte ('a', 'A' and 'a ' are three keys, as in PostgreSQL). An
+// existing table is kept if ferry can write its columns exactly. Nothing
+// is written unless CheckTables accepts every table.
+func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
+	planned, err := c.planTables(tables)
+	if err != nil {
+		return err
 	}
 	dbs := map[string]bool{}
 	for _, p := range planned {

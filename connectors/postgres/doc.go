@@ -54,8 +54,9 @@
 //	                                                           lower bounds other than 1 are an error
 //	anything else (bit strings, ranges, text                   through the type's output and input functions,
 //	geometric types, tsvector, xml,                            exact between PostgreSQL servers; Native
-//	composite and extension types, and                         keeps the type
-//	arrays of them)
+//	composite and extension types such                         keeps the type and TextForm is set: a
+//	as hstore and citext, and arrays                           destination without the type holds text
+//	of them)                                                   and the flow warns per column
 //	pseudo-types                        refused                at plan time, naming table and column
 //
 // Infinite dates and timestamps ('infinity', '-infinity') decode to

@@ -50,6 +50,7 @@ var (
 	_ connector.FlowDropper      = (*Conn)(nil)
 	_ connector.FlowBinder       = (*Conn)(nil)
 	_ connector.Preflighter      = (*Conn)(nil)
+	_ connector.TableChecker     = (*Conn)(nil)
 )
 
 // sessionParams are set on every connection ferry opens, so values are read

@@ -188,7 +188,7 @@ func (tc *typeCache) mapLocked(oid uint32, typmod int32, native string) (colType
 		}
 		if et.fallback || et.typ.Kind == model.KindArray {
 			// Arrays of types without a canonical kind travel whole as text.
-			return colType{typ: model.Type{Kind: model.KindText, Native: native}, decode: decodeText, fallback: true}, nil
+			return colType{typ: model.Type{Kind: model.KindText, Native: native, TextForm: true}, decode: decodeText, fallback: true}, nil
 		}
 		elem := et.typ
 		typ := model.Type{Kind: model.KindArray, Elem: &elem, Native: native}
@@ -260,7 +260,7 @@ func (tc *typeCache) mapLocked(oid uint32, typmod int32, native string) (colType
 		}
 		// Everything else (bit strings, geometric types, ranges, tsvector,
 		// xml, composite types, extension types): its text form.
-		return colType{typ: model.Type{Kind: model.KindText, Native: native}, decode: decodeText, fallback: true}, nil
+		return colType{typ: model.Type{Kind: model.KindText, Native: native, TextForm: true}, decode: decodeText, fallback: true}, nil
 	}
 	return colType{typ: typ, decode: dec}, nil
 }

@@ -261,6 +261,26 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 	return sb.String(), nil
 }
 
+// CheckTables lists the columns holding a source type's text form whose
+// type this server does not have (hstore or citext without the extension,
+// another engine's type): they are created with the canonical kind's type.
+func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connector.Conversion, error) {
+	var out []connector.Conversion
+	for _, t := range tables {
+		for _, col := range t.Columns {
+			if !col.Type.TextForm || col.Type.Native != "" && c.nativeFits(ctx, col.Type) {
+				continue
+			}
+			to, err := canonicalDDL(col.Type)
+			if err != nil {
+				return nil, fmt.Errorf("table %s, column %s: %w", t.Namespace, col.Name, err)
+			}
+			out = append(out, connector.Conversion{Table: t.Namespace, Column: col.Name, From: col.Type.Native, To: to})
+		}
+	}
+	return out, nil
+}
+
 // ddlType picks a column's type at this destination.
 func (c *Conn) ddlType(ctx context.Context, t model.Type, schema string) (string, error) {
 	if t.Kind == model.KindEnum || t.Kind == model.KindArray && t.Elem != nil && t.Elem.Kind == model.KindEnum {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -23,6 +24,12 @@ func (c *Conn) AlterTable(ctx context.Context, from, to *model.Table) error {
 	}
 	if err := to.Validate(); err != nil {
 		return fmt.Errorf("alter table %s: %w", ns, err)
+	}
+	// A column added with the name of another in another case would be
+	// taken for it. The flow is running: this stops it (exit 1), it is
+	// not a usage error.
+	if err := connector.CheckFoldedColumns(to, asciiLower, "SQLite"); err != nil {
+		return fmt.Errorf("the source changed a table: %s", err.Error())
 	}
 	var problems []string
 	newCols := map[string]model.Column{}

@@ -19,25 +19,62 @@ const (
 	maxRowsPerInsert = 256
 )
 
-// CreateTables creates the tables, named by Namespace.Table alone, in one
-// transaction. An existing table is kept if ferry can write its columns
-// exactly, and is an error naming the difference otherwise.
-func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
+// CheckTables says, without opening the file for writing, whether the
+// tables fit in one SQLite file: table names (which ignore case and the
+// schema) and column names (which ignore ASCII case) must not collide, and
+// none may be reserved. Columns holding a source type's text form become
+// TEXT; they are returned as conversions.
+func (c *Conn) CheckTables(_ context.Context, tables []*model.Table) ([]connector.Conversion, error) {
 	byName := map[string]*model.Table{}
 	for _, t := range tables {
 		if err := t.Validate(); err != nil {
-			return fmt.Errorf("sqlite file %s: %w", c.path, err)
+			return nil, fmt.Errorf("sqlite file %s: %w", c.path, err)
 		}
 		lower := strings.ToLower(t.Namespace.Table)
 		if strings.HasPrefix(lower, "sqlite_") || strings.HasPrefix(lower, "_ferry_") {
-			return connector.Configf("rename the table (a flow file's rename option)",
+			return nil, connector.Configf("rename the table (a flow file's rename option)",
 				fmt.Sprintf("table %s: SQLite table names starting with sqlite_ or _ferry_ are reserved", t.Namespace))
 		}
 		if prev, dup := byName[lower]; dup {
-			return connector.Configf("rename one of them (a flow file's rename option) or copy them to separate files",
+			return nil, connector.Configf("rename one of them (a flow file's rename option) or copy them to separate files",
 				fmt.Sprintf("tables %s and %s both map to SQLite table %q: a SQLite file has one schema and table names ignore case", prev.Namespace, t.Namespace, t.Namespace.Table))
 		}
 		byName[lower] = t
+		if err := connector.CheckFoldedColumns(t, asciiLower, "SQLite"); err != nil {
+			return nil, err
+		}
+		for _, col := range t.Columns {
+			if _, err := declType(col.Type); err != nil {
+				return nil, &connector.ConfigError{Msg: fmt.Sprintf("table %s, column %s: %v", t.Namespace, col.Name, err),
+					Fix: fmt.Sprintf("exclude the table with --tables '!%s'", t.Namespace)}
+			}
+		}
+	}
+	return connector.TextFormConversions(tables, func(t model.Type) string {
+		d, _ := declType(t) // text always has a declared type
+		return d
+	}), nil
+}
+
+// asciiLower folds a name as SQLite compares identifiers: ASCII letters
+// only ("É" and "é" are two columns).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// CreateTables creates the tables, named by Namespace.Table alone, in one
+// transaction, once CheckTables accepts them. An existing table is kept if
+// ferry can write its columns exactly, and is an error naming the
+// difference otherwise.
+func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
+	if _, err := c.CheckTables(ctx, tables); err != nil {
+		return err
 	}
 	db, err := c.writer(ctx)
 	if err != nil {

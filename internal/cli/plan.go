@@ -17,21 +17,29 @@ func newPlanCmd(g *globals) *cobra.Command {
 	var ff flowFlags
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "plan SOURCE",
+		Use:   "plan SOURCE [DESTINATION]",
 		Short: "Show the tables, estimates and partitions a flow would copy, without copying",
-		Long: `plan discovers the source's tables, applies --tables, and prints each table's
-estimated rows and size and the partitions ferry would copy in parallel. For a
-source with change data capture it prints the source's current position, which
-would be T0 for a flow started now. It writes nothing and creates no
-replication slot.`,
+		Long: `plan discovers the source's tables, applies --tables and --rename, and prints
+each table's estimated rows and size and the partitions ferry would copy in
+parallel. For a source with change data capture it prints the source's current
+position, which would be T0 for a flow started now. Given a DESTINATION, it
+also asks the destination whether it can hold the tables (refusing them as
+ferry sync would) and lists the columns whose source type it has no
+counterpart for (PostgreSQL's hstore or citext into SQLite or MySQL, which
+become text). It writes nothing and creates no replication slot.`,
 		Example: `  ferry plan 'fake://?tables=3&rows=1000000'
   ferry plan sqlite:///data/shop.db --tables 'orders*' --partition-rows 50000
+  ferry plan postgres://app@db/shop sqlite:///tmp/shop.db
   ferry plan sqlite:///data/shop.db --json
   ferry plan "host=db.internal user=app password='s3 cr/t' dbname=shop"`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			g.addSecrets(args[0])
-			cfg, err := ff.config(cmd, args[0], "null://")
+			g.addSecrets(args...)
+			dstURL := "null://"
+			if len(args) == 2 {
+				dstURL = args[1]
+			}
+			cfg, err := ff.config(cmd, args[0], dstURL)
 			if err != nil {
 				return err
 			}
@@ -53,6 +61,20 @@ replication slot.`,
 			if err != nil {
 				return err
 			}
+			renames, err := flow.ParseRenames(cfg.Rename)
+			if err != nil {
+				return usageError{err}
+			}
+			dstTables, err := renames.Map(tables)
+			if err != nil {
+				return err
+			}
+			var conv []connector.Conversion
+			if len(args) == 2 {
+				if conv, err = checkDestination(cmd, cfg.Destination, dstTables); err != nil {
+					return err
+				}
+			}
 			plan, err := src.Plan(ctx, tables, connector.PlanOptions{PartitionRows: cfg.PartitionRows, BatchRows: cfg.BatchRows})
 			if err != nil {
 				return fmt.Errorf("plan: %w", err)
@@ -67,9 +89,12 @@ replication slot.`,
 				plan.T0 = head
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(plan)
+				return enc.Encode(struct {
+					*model.Plan
+					Conversions []connector.Conversion `json:"conversions,omitempty"`
+				}{plan, conv})
 			}
-			return printPlan(cmd, plan, head)
+			return printPlan(cmd, plan, head, conv)
 		},
 	}
 	ff.register(cmd.Flags(), false)
@@ -77,7 +102,30 @@ replication slot.`,
 	return cmd
 }
 
-// selectTables discovers the source's tables and applies --tables.
+// checkDestination asks the destination whether it can hold the tables, as
+// a flow would before creating them, without writing anything.
+func checkDestination(cmd *cobra.Command, url string, tables []*model.Table) ([]connector.Conversion, error) {
+	dc, err := connector.Open(cmd.Context(), url)
+	if err != nil {
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	defer dc.Close()
+	if _, ok := dc.(connector.Destination); !ok {
+		return nil, connector.Configf("use a destination connector such as sqlite, file, postgres or null", fmt.Sprintf("%s cannot be a destination", connector.Redact(url)))
+	}
+	tc, ok := dc.(connector.TableChecker)
+	if !ok {
+		return nil, nil
+	}
+	conv, err := tc.CheckTables(cmd.Context(), tables)
+	if err != nil {
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	return conv, nil
+}
+
+// selectTables discovers the source's tables and applies --tables; a
+// --rename naming a table the source does not have is refused, as in a flow.
 func selectTables(cmd *cobra.Command, src connector.Source, cfg *flow.Config) ([]*model.Table, error) {
 	all, err := src.Tables(cmd.Context())
 	if err != nil {
@@ -87,10 +135,16 @@ func selectTables(cmd *cobra.Command, src connector.Source, cfg *flow.Config) ([
 	if err != nil {
 		return nil, usageError{err}
 	}
+	renames, err := flow.ParseRenames(cfg.Rename)
+	if err != nil {
+		return nil, usageError{err}
+	}
 	var out []*model.Table
 	var names []string
+	var namespaces []model.Namespace
 	for _, t := range all {
 		names = append(names, t.Namespace.String())
+		namespaces = append(namespaces, t.Namespace)
 		if f.Match(t.Namespace) {
 			out = append(out, t)
 		}
@@ -98,10 +152,13 @@ func selectTables(cmd *cobra.Command, src connector.Source, cfg *flow.Config) ([
 	if len(out) == 0 {
 		return nil, connector.Configf(fmt.Sprintf("the source has %d tables: %v", len(names), names), fmt.Sprintf("--tables %q matches no table", f.String()))
 	}
+	if err := renames.CheckUnused(namespaces); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-func printPlan(cmd *cobra.Command, plan *model.Plan, head model.Position) error {
+func printPlan(cmd *cobra.Command, plan *model.Plan, head model.Position, conv []connector.Conversion) error {
 	w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TABLE\tCOLUMNS\tPRIMARY KEY\tEST. ROWS\tEST. SIZE\tPARTITIONS")
 	parts := map[model.Namespace]int{}
@@ -127,6 +184,12 @@ func printPlan(cmd *cobra.Command, plan *model.Plan, head model.Position) error 
 		fmt.Fprintf(out, "\nchange data capture: yes; T0 for a flow started now: %s\n", head)
 	} else {
 		fmt.Fprintln(out, "\nchange data capture: no (snapshot only)")
+	}
+	if len(conv) > 0 {
+		fmt.Fprintln(out, "\nwarning: the destination has no type for these columns; each holds the source type's text form:")
+		for _, c := range conv {
+			fmt.Fprintf(out, "  %s\n", c)
+		}
 	}
 	return nil
 }

@@ -67,6 +67,9 @@ the workers, a running flow of that name with other options).`,
 			if err != nil {
 				return err
 			}
+			if err := refuseNonPositive(cmd.Flags(), "heartbeat-timeout", "cdc-chunk", "history-limit"); err != nil {
+				return err
+			}
 			cfg.StateDir = ""
 			switch progress {
 			case "auto", "bars", "log", "none":

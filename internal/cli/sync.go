@@ -108,24 +108,41 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	set("retry-timeout", func() { cfg.RetryTimeout = f.retryTimeout })
 	set("until", func() { cfg.Until = f.until })
 	set("state-dir", func() { cfg.StateDir = f.stateDir })
-	for _, n := range []string{"parallel", "writers", "batch-rows", "partition-rows", "apply-batch"} {
-		if fs.Changed(n) {
-			if v, _ := fs.GetInt(n); v < 0 {
-				return nil, usageError{fmt.Errorf("--%s must be positive", n)}
-			}
-		}
-	}
-	for _, n := range []string{"apply-linger", "retry-timeout"} {
-		if fs.Changed(n) {
-			if v, _ := fs.GetDuration(n); v < 0 {
-				return nil, usageError{fmt.Errorf("--%s must be positive", n)}
-			}
-		}
+	if err := refuseNonPositive(fs, "parallel", "writers", "batch-rows", "partition-rows", "apply-batch", "apply-linger", "retry-timeout"); err != nil {
+		return nil, err
 	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = state.DefaultDir()
 	}
 	return cfg, nil
+}
+
+// refuseNonPositive refuses a 0 or a negative value given to one of the
+// named int, int64 or duration flags: 0 would silently mean the default (as
+// a flow file's 0, an unset key, does).
+func refuseNonPositive(fs *pflag.FlagSet, names ...string) error {
+	for _, n := range names {
+		f := fs.Lookup(n)
+		if f == nil || !f.Changed {
+			continue
+		}
+		bad := false
+		switch f.Value.Type() {
+		case "int":
+			v, _ := fs.GetInt(n)
+			bad = v <= 0
+		case "int64":
+			v, _ := fs.GetInt64(n)
+			bad = v <= 0
+		case "duration":
+			v, _ := fs.GetDuration(n)
+			bad = v <= 0
+		}
+		if bad {
+			return usageError{fmt.Errorf("--%s must be positive, not %s; leave it out for the default", n, f.Value.String())}
+		}
+	}
+	return nil
 }
 
 func splitList(s string) []string {

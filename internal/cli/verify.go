@@ -80,9 +80,13 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
 			if err != nil {
 				return usageError{err}
 			}
+			dsts, err := renames.Map(tables)
+			if err != nil {
+				return err
+			}
 			var pairs []verify.Pair
-			for _, t := range tables {
-				pairs = append(pairs, verify.Pair{Source: t, Destination: renames.Apply(t.Namespace)})
+			for i, t := range tables {
+				pairs = append(pairs, verify.Pair{Source: t, Destination: dsts[i].Namespace})
 			}
 			results, err := verify.Tables(ctx, s, d, pairs, verify.Options{Parallel: cfg.Parallel, MaxDiffs: maxDiffs, PartitionRows: cfg.PartitionRows})
 			if err != nil {
