@@ -27,11 +27,14 @@ const (
 	// maxTxnChanges and maxTxnBytes (their size in the stream) bound the
 	// changes of one transaction held in memory: a bigger transaction is
 	// emitted in parts, each at the last safe resume point (the previous
-	// commit), so a crash replays it whole.
+	// commit), so a crash replays it whole. A part past maxTxnBytes goes
+	// when the next change comes, so that a transaction of one large change
+	// goes whole, with its commit: by then the message it came in is
+	// released, and applying it does not find that garbage still held.
 	maxTxnChanges = 10000
 	maxTxnBytes   = 16 << 20
-	// maxQueuedBytes bounds the changes decoded but not yet taken by the
-	// engine: past it the stream reads nothing more until the engine takes
+	// maxQueuedBytes bounds the batches waiting for the engine to take
+	// them: past it the stream reads nothing more until the engine takes
 	// some. Counted in batches only, a queue of 16 could hold 16 large
 	// values.
 	maxQueuedBytes = 16 << 20
@@ -191,9 +194,8 @@ type streamer struct {
 	rels      map[uint32]*relation
 	out       chan<- pending
 
-	// queued is the size in the stream of the changes decoded and not yet
-	// taken by the engine (the open transaction's and out's); taken is
-	// signalled whenever the engine takes a batch.
+	// queued is the size in the stream of the batches sent and not yet
+	// taken by the engine; taken is signalled whenever it takes one.
 	queued atomic.Int64
 	taken  chan struct{}
 
@@ -362,9 +364,7 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 		return false, s.c.classify(err, "start replication from slot "+s.slot)
 	}
 	s.rels = map[uint32]*relation{}
-	s.changes, s.rawRows, s.schemas = nil, nil, nil
-	s.queued.Add(-s.txnBytes) // the open transaction is received again
-	s.txnBytes = 0
+	s.changes, s.rawRows, s.schemas, s.txnBytes = nil, nil, nil, 0
 	ticker := time.NewTicker(statusInterval)
 	defer ticker.Stop()
 	sendStatus := func() error {
@@ -381,6 +381,7 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 	// send hands a batch to the emitter, still reporting status while the
 	// engine applies earlier ones, so the server does not time us out.
 	send := func(p pending) error {
+		s.queued.Add(p.bytes)
 		for {
 			select {
 			case s.out <- p:
@@ -478,9 +479,7 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 		return s.relation(ctx, m, send)
 	case *pglogrepl.BeginMessage:
 		s.inTx = true
-		s.changes, s.rawRows = s.changes[:0], s.rawRows[:0]
-		s.queued.Add(-s.txnBytes) // a transaction never committed is dropped
-		s.txnBytes = 0
+		s.changes, s.rawRows, s.txnBytes = s.changes[:0], s.rawRows[:0], 0
 		s.commitTime = m.CommitTime
 	case *pglogrepl.InsertMessage:
 		return s.change(ctx, m.RelationID, model.OpInsert, nil, 0, m.Tuple, len(xld.WALData), send)
@@ -553,6 +552,11 @@ func (s *streamer) change(ctx context.Context, relID uint32, op model.Op, old *p
 	if r.st == nil {
 		return nil
 	}
+	if s.txnBytes >= maxTxnBytes {
+		if err := s.flushPartial(ctx, send); err != nil {
+			return err
+		}
+	}
 	st := r.st
 	ch := model.Change{Op: op, Table: r.ns}
 	var oldVals []any
@@ -614,8 +618,7 @@ func (s *streamer) change(ctx context.Context, relID uint32, op model.Op, old *p
 	s.changes = append(s.changes, ch)
 	s.rawRows = append(s.rawRows, raw)
 	s.txnBytes += int64(size)
-	s.queued.Add(int64(size))
-	if len(s.changes) >= maxTxnChanges || s.txnBytes >= maxTxnBytes {
+	if len(s.changes) >= maxTxnChanges {
 		return s.flushPartial(ctx, send)
 	}
 	return nil
