@@ -15,11 +15,19 @@ import (
 // textParam is v's PostgreSQL input text (appendText) as a statement
 // parameter. A string that is its own text form is passed as it is, not
 // copied: the driver only reads parameters, copying them into its message,
-// and a copy here would double the memory of a large value once more.
+// and a copy here would double the memory of a large value once more. An
+// empty text is never nil, which the driver sends as NULL.
 func textParam(t model.Type, v any) ([]byte, error) {
 	s, ok := v.(string)
 	if !ok || !verbatimText(t.Kind) || strings.IndexByte(s, 0) >= 0 {
-		return appendText(nil, t, v)
+		p, err := appendText(nil, t, v)
+		if p == nil && err == nil {
+			p = []byte{}
+		}
+		return p, err
+	}
+	if s == "" {
+		return []byte{}, nil
 	}
 	return unsafe.Slice(unsafe.StringData(s), len(s)), nil
 }

@@ -213,5 +213,9 @@ func TestTextParamIsAppendText(t *testing.T) {
 		if (werr == nil) != (gerr == nil) || !bytes.Equal(got, want) {
 			t.Errorf("%s %#v: textParam %q, %v; appendText %q, %v", c.t, c.v, got, gerr, want, werr)
 		}
+		// nil is what the driver sends as NULL.
+		if gerr == nil && got == nil {
+			t.Errorf("%s %#v: textParam is nil, a NULL", c.t, c.v)
+		}
 	}
 }
