@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
@@ -21,7 +22,8 @@ type applyJob struct {
 	batch    *model.ApplyBatch
 	position model.Position
 	commit   time.Time
-	changes  int // changes folded into the whole batch (counted once, by writer 0)
+	changes  int   // changes folded into the whole batch (counted once, by writer 0)
+	bytes    int64 // what the whole batch holds of the flight budget (counted once, by writer 0)
 }
 
 type applyAck struct {
@@ -30,6 +32,43 @@ type applyAck struct {
 	position model.Position
 	commit   time.Time
 	changes  int
+	bytes    int64
+}
+
+// CDC bounds the changes it holds by their size as well as their number:
+// an apply batch is flushed once its changes hold applyBatchBytes, and the
+// changes read but not yet applied hold at most flightBytes, so a stream of
+// large values (a 100 MB text) holds one or two at a time, not as many as
+// the channels have room for. A batch of the source bigger than flightBytes
+// goes alone. Small changes never reach these bounds before --apply-batch.
+// Variables so tests can lower them.
+var (
+	applyBatchBytes int64 = 32 << 20
+	flightBytes     int64 = 64 << 20
+)
+
+// changeOverhead approximates what a change costs besides its values.
+const changeOverhead = 64
+
+// batchBytes is a source batch's share of the flight budget: the memory
+// its changes hold, at most the whole budget.
+func batchBytes(b *model.ChangeBatch) int64 {
+	var n int64
+	for i := range b.Changes {
+		c := &b.Changes[i]
+		n += changeOverhead + c.Row.Size() + c.Key.Size()
+	}
+	return min(n, flightBytes)
+}
+
+// sourceBatch is a source batch on its way to the batcher, holding bytes
+// of the flight budget until the apply batch it is folded into is
+// checkpointed. (The changes of a table without primary key that wait for
+// the end of their transaction are held past that: the gate needs the
+// whole transaction, and waiting for budget then could wait forever.)
+type sourceBatch struct {
+	b     *model.ChangeBatch
+	bytes int64
 }
 
 func cdcKey(writer int) string { return "cdc/" + strconv.Itoa(writer) }
@@ -170,14 +209,20 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 		g.Go(func() error { return e.measureLag(streamCtx, lm) })
 	}
 
-	in := make(chan *model.ChangeBatch, 64)
+	flight := semaphore.NewWeighted(flightBytes)
+	in := make(chan sourceBatch, 64)
 	g.Go(func() error {
 		defer close(in)
 		err := cs.StreamChanges(streamCtx, e.sourceTables(), from, func(c context.Context, b *model.ChangeBatch) error {
+			n := batchBytes(b)
+			if err := flight.Acquire(c, n); err != nil {
+				return err
+			}
 			select {
-			case in <- b:
+			case in <- sourceBatch{b: b, bytes: n}:
 				return nil
 			case <-c.Done():
+				flight.Release(n)
 				return c.Err()
 			}
 		})
@@ -224,20 +269,21 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
-		return e.checkpointLoop(gctx, cs, nw, acks, head, endStream, applied)
+		return e.checkpointLoop(gctx, cs, nw, acks, head, endStream, applied, flight.Release)
 	})
 	return g.Wait()
 }
 
 // batch folds incoming change batches into apply batches of up to
-// --apply-batch changes (or whatever arrived within --apply-linger) and sends
-// each writer its share. A schema change first drains every writer, then
-// alters the destination table, then goes on.
-func (e *Engine) batch(ctx context.Context, in <-chan *model.ChangeBatch, jobs []chan applyJob, applied *signal, gate *fullRowGate) error {
+// --apply-batch changes or applyBatchBytes (or whatever arrived within
+// --apply-linger) and sends each writer its share. A schema change first
+// drains every writer, then alters the destination table, then goes on.
+func (e *Engine) batch(ctx context.Context, in <-chan sourceBatch, jobs []chan applyJob, applied *signal, gate *fullRowGate) error {
 	f := newFolder()
 	var seq uint64
 	var pos model.Position
 	var commit time.Time
+	var bytes int64 // of the flight budget, held by the batches folded in
 	pending := false
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
@@ -253,7 +299,7 @@ func (e *Engine) batch(ctx context.Context, in <-chan *model.ChangeBatch, jobs [
 		for i, j := range jobs {
 			job := applyJob{seq: seq, batch: shares[i], position: pos, commit: commit}
 			if i == 0 {
-				job.changes = f.changes
+				job.changes, job.bytes = f.changes, bytes
 			}
 			select {
 			case j <- job:
@@ -262,6 +308,7 @@ func (e *Engine) batch(ctx context.Context, in <-chan *model.ChangeBatch, jobs [
 			}
 		}
 		f = newFolder()
+		bytes = 0
 		pending = false
 		if lingering {
 			linger.Stop()
@@ -272,10 +319,11 @@ func (e *Engine) batch(ctx context.Context, in <-chan *model.ChangeBatch, jobs [
 
 	for {
 		select {
-		case b, ok := <-in:
+		case sb, ok := <-in:
 			if !ok {
 				return flush()
 			}
+			b := sb.b
 			if len(b.Schemas) > 0 {
 				if err := flush(); err != nil {
 					return err
@@ -287,6 +335,7 @@ func (e *Engine) batch(ctx context.Context, in <-chan *model.ChangeBatch, jobs [
 					return err
 				}
 			}
+			bytes += sb.bytes
 			for i := range b.Changes {
 				c := &b.Changes[i]
 				tr := e.byNS[c.Table]
@@ -317,7 +366,7 @@ func (e *Engine) batch(ctx context.Context, in <-chan *model.ChangeBatch, jobs [
 				commit = b.CommitTime
 			}
 			pending = true
-			if f.changes >= e.cfg.ApplyBatch {
+			if f.changes >= e.cfg.ApplyBatch || bytes >= applyBatchBytes {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -383,7 +432,7 @@ func (e *Engine) applyLoop(ctx context.Context, writer int, applier connector.Ch
 		e.progress.CDC.Applied.Add(int64(job.batch.Len()))
 		e.progress.CDC.Received.Add(int64(job.changes))
 		select {
-		case acks <- applyAck{seq: job.seq, writer: writer, position: job.position, commit: job.commit, changes: job.changes}:
+		case acks <- applyAck{seq: job.seq, writer: writer, position: job.position, commit: job.commit, changes: job.changes, bytes: job.bytes}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -438,16 +487,19 @@ func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connecto
 }
 
 // checkpointLoop persists a batch's position once every writer acknowledged
-// it, then acknowledges it to the source. Writers take batches in order, so
-// batches complete in order.
-func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, writers int, acks <-chan applyAck, head model.Position, endStream func(), applied *signal) error {
+// it, then acknowledges it to the source and returns the batch's share of
+// the flight budget. Writers take batches in order, so batches complete in
+// order.
+func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, writers int, acks <-chan applyAck, head model.Position, endStream func(), applied *signal, release func(int64)) error {
 	count := map[uint64]int{}
+	held := map[uint64]int64{}
 	next := uint64(1)
 	caughtUp := false
 	var localAt time.Time
 	var localPending model.Position
 	for ack := range acks {
 		count[ack.seq]++
+		held[ack.seq] += ack.bytes
 		if count[ack.seq] < writers {
 			continue
 		}
@@ -472,6 +524,8 @@ func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, 
 			e.progress.CDC.setPosition(a.position, a.commit)
 			e.progress.CDC.checkpointed(next)
 			applied.advance(next)
+			release(held[next])
+			delete(held, next)
 			if head != "" && !caughtUp {
 				if c, err := cs.ComparePositions(a.position, head); err != nil {
 					return err

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -180,6 +181,104 @@ func unnestFrom(n int) string {
 	return "unnest(" + strings.Join(params, ", ") + ") AS u(" + strings.Join(aliases, ", ") + ")"
 }
 
+// valuesFrom renders "(VALUES ($1::text, ...)) AS u(a1, ...)": one row of n
+// text columns, named as unnestFrom names them.
+func valuesFrom(n int) string {
+	params := make([]string, n)
+	aliases := make([]string, n)
+	for i := range params {
+		params[i] = "$" + strconv.Itoa(i+1) + "::text"
+		aliases[i] = "a" + strconv.Itoa(i+1)
+	}
+	return "(VALUES (" + strings.Join(params, ", ") + ")) AS u(" + strings.Join(aliases, ", ") + ")"
+}
+
+// largeRowBytes is the size from which a row is applied alone, its values
+// plain statement parameters: in a text[] array literal each value would be
+// copied once more, escaped, before the driver copies it into its message
+// (for a 100 MB value, hundreds of MB more at once).
+const largeRowBytes = 1 << 20
+
+// collectBeforeBytes is the size from which a row is applied after a
+// garbage collection (a few milliseconds, against the hundreds it takes to
+// send that many bytes).
+const collectBeforeBytes = 32 << 20
+
+// execRows runs the statement sql(from) over rows, where from names them
+// u(a1, ..., an), one text column per entry of cols (the rows' values at
+// cols; with keyOnly the rows are keys and column j is their jth value).
+// The rows go together, as unnest of text[] arrays: one statement whatever
+// their number; but a large row goes alone (largeRowBytes). It returns the
+// number of rows the statements affected.
+func execRows(ctx context.Context, tx pgx.Tx, t *model.Table, rows []model.Row, cols []int, keyOnly bool, sql func(from string) string) (int64, error) {
+	large := 0
+	for _, row := range rows {
+		if row.Size() >= largeRowBytes {
+			large++
+		}
+	}
+	small := rows
+	var n int64
+	if large > 0 {
+		small = make([]model.Row, 0, len(rows)-large)
+		for _, row := range rows {
+			if row.Size() < largeRowBytes {
+				small = append(small, row)
+				continue
+			}
+			params, err := rowParams(t, row, cols, keyOnly)
+			if err != nil {
+				return n, err
+			}
+			if row.Size() >= collectBeforeBytes {
+				// The driver copies the row into its message. The garbage
+				// the row's decoding left (the message it came in from the
+				// source) is not collected yet, since a live heap this
+				// large puts the next collection twice as high: collect it
+				// now, so the copy takes its place instead of new memory.
+				runtime.GC()
+			}
+			k, err := execParams(ctx, tx, sql(valuesFrom(len(cols))), params)
+			if err != nil {
+				return n, fmt.Errorf("key %s: %w", keyText(t, row), err)
+			}
+			n += k
+		}
+	}
+	if len(small) == 0 {
+		return n, nil
+	}
+	params, err := arrayLiterals(t, small, cols, keyOnly)
+	if err != nil {
+		return n, err
+	}
+	k, err := execParams(ctx, tx, sql(unnestFrom(len(cols))), params)
+	return n + k, err
+}
+
+// rowParams is one row's values at cols (see execRows) as text parameters.
+func rowParams(t *model.Table, row model.Row, cols []int, keyOnly bool) ([][]byte, error) {
+	params := make([][]byte, len(cols))
+	for j, i := range cols {
+		v := row[i]
+		if keyOnly {
+			v = row[j]
+		}
+		if v == nil {
+			continue
+		}
+		if model.IsUnchanged(v) {
+			return nil, fmt.Errorf("column %s: unexpected unchanged value", t.Columns[i].Name)
+		}
+		p, err := textParam(t.Columns[i].Type, v)
+		if err != nil {
+			return nil, fmt.Errorf("column %s, key %s: %w", t.Columns[i].Name, keyText(t, row), err)
+		}
+		params[j] = p
+	}
+	return params, nil
+}
+
 // castCol renders the text of unnest column j cast to the destination
 // column's type: PostgreSQL's own input function parses it.
 func castCol(j int, dc *dstCol) string {
@@ -201,10 +300,6 @@ func upsertRows(ctx context.Context, tx pgx.Tx, t *model.Table, dt *dstTable, co
 	if len(rows) == 0 {
 		return nil
 	}
-	params, err := arrayLiterals(t, rows, cols, false)
-	if err != nil {
-		return err
-	}
 	names := make([]string, len(cols))
 	casts := make([]string, len(cols))
 	inKey := map[string]bool{}
@@ -220,21 +315,24 @@ func upsertRows(ctx context.Context, tx pgx.Tx, t *model.Table, dt *dstTable, co
 			sets = append(sets, names[j]+" = EXCLUDED."+names[j])
 		}
 	}
-	sql := "INSERT INTO " + dt.name + " (" + strings.Join(names, ", ") + ") OVERRIDING SYSTEM VALUE SELECT " +
-		strings.Join(casts, ", ") + " FROM " + unnestFrom(len(cols))
+	onConflict := ""
 	if len(t.PrimaryKey) > 0 {
 		keys := make([]string, len(t.PrimaryKey))
 		for i, k := range t.PrimaryKey {
 			keys[i] = quoteIdent(k)
 		}
-		sql += " ON CONFLICT (" + strings.Join(keys, ", ") + ") DO "
+		onConflict = " ON CONFLICT (" + strings.Join(keys, ", ") + ") DO "
 		if len(sets) == 0 {
-			sql += "NOTHING"
+			onConflict += "NOTHING"
 		} else {
-			sql += "UPDATE SET " + strings.Join(sets, ", ")
+			onConflict += "UPDATE SET " + strings.Join(sets, ", ")
 		}
 	}
-	if _, err := execParams(ctx, tx, sql, params); err != nil {
+	sql := func(from string) string {
+		return "INSERT INTO " + dt.name + " (" + strings.Join(names, ", ") + ") OVERRIDING SYSTEM VALUE SELECT " +
+			strings.Join(casts, ", ") + " FROM " + from + onConflict
+	}
+	if _, err := execRows(ctx, tx, t, rows, cols, false, sql); err != nil {
 		return fmt.Errorf("upsert %d rows: %w", len(rows), err)
 	}
 	return nil
@@ -257,12 +355,10 @@ func deleteKeys(ctx context.Context, tx pgx.Tx, t *model.Table, dt *dstTable, ke
 			return fmt.Errorf("delete key has %d values for a key of %d columns", len(k), len(keyIdx))
 		}
 	}
-	params, err := arrayLiterals(t, keys, keyIdx, true)
-	if err != nil {
-		return err
+	sql := func(from string) string {
+		return "DELETE FROM " + dt.name + " AS d USING " + from + " WHERE " + keyMatch(t, dt, keyIdx)
 	}
-	sql := "DELETE FROM " + dt.name + " AS d USING " + unnestFrom(len(keyIdx)) + " WHERE " + keyMatch(t, dt, keyIdx)
-	if _, err := execParams(ctx, tx, sql, params); err != nil {
+	if _, err := execRows(ctx, tx, t, keys, keyIdx, true, sql); err != nil {
 		return fmt.Errorf("delete %d keys: %w", len(keys), err)
 	}
 	return nil
@@ -291,24 +387,27 @@ func updatePresent(ctx context.Context, tx pgx.Tx, t *model.Table, dt *dstTable,
 			set = append(set, i)
 		}
 	}
-	params, err := arrayLiterals(t, rows, set, false)
-	if err != nil {
-		return err
-	}
 	var n int64
+	var err error
 	if len(set) > len(keyIdx) {
 		assigns := make([]string, 0, len(set)-len(keyIdx))
 		for j := len(keyIdx); j < len(set); j++ {
 			name := t.Columns[set[j]].Name
 			assigns = append(assigns, quoteIdent(name)+" = "+castCol(j, dt.cols[name]))
 		}
-		sql := "UPDATE " + dt.name + " AS d SET " + strings.Join(assigns, ", ") + " FROM " + unnestFrom(len(set)) + " WHERE " + keyMatch(t, dt, keyIdx)
-		if n, err = execParams(ctx, tx, sql, params); err != nil {
+		sql := func(from string) string {
+			return "UPDATE " + dt.name + " AS d SET " + strings.Join(assigns, ", ") + " FROM " + from + " WHERE " + keyMatch(t, dt, keyIdx)
+		}
+		if n, err = execRows(ctx, tx, t, rows, set, false, sql); err != nil {
 			return fmt.Errorf("update %d rows: %w", len(rows), err)
 		}
 	} else {
+		keys, err := arrayLiterals(t, rows, keyIdx, false)
+		if err != nil {
+			return err
+		}
 		sql := "SELECT count(*) FROM " + dt.name + " AS d JOIN " + unnestFrom(len(keyIdx)) + " ON " + keyMatch(t, dt, keyIdx)
-		res, err := queryText(ctx, tx, sql, params[:len(keyIdx)])
+		res, err := queryText(ctx, tx, sql, keys)
 		if err != nil {
 			return fmt.Errorf("look up %d rows: %w", len(rows), err)
 		}
@@ -321,7 +420,11 @@ func updatePresent(ctx context.Context, tx pgx.Tx, t *model.Table, dt *dstTable,
 	}
 	// Name a few of the missing keys.
 	sql := "SELECT u.* FROM " + unnestFrom(len(keyIdx)) + " WHERE NOT EXISTS (SELECT 1 FROM " + dt.name + " AS d WHERE " + keyMatch(t, dt, keyIdx) + ") LIMIT 5"
-	res, err := queryText(ctx, tx, sql, params[:len(keyIdx)])
+	keys, err := arrayLiterals(t, rows, keyIdx, false)
+	if err != nil {
+		return err
+	}
+	res, err := queryText(ctx, tx, sql, keys)
 	if err != nil {
 		return fmt.Errorf("look up missing rows: %w", err)
 	}

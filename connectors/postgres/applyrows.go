@@ -100,7 +100,7 @@ func (w *changeWriter) applyRows(ctx context.Context, tx pgx.Tx, tc *model.Table
 					params = append(params, nil)
 					continue
 				}
-				txt, err := appendText(nil, t.Columns[i].Type, r[i])
+				txt, err := textParam(t.Columns[i].Type, r[i])
 				if err != nil {
 					return fmt.Errorf("column %s: %w", t.Columns[i].Name, err)
 				}

@@ -131,8 +131,9 @@
 //
 // Positions are LSNs ("0/16B3748"). A transaction becomes one ChangeBatch at
 // its commit's end LSN, a safe resume point; a transaction of more than
-// 10000 changes is emitted in parts whose position is the previous commit,
-// so a crash inside it replays it whole. Updates carry the old key when the
+// 10000 changes or 16 MB of them is emitted in parts whose position is the
+// previous commit, so a crash inside it replays it whole. The stream stops
+// reading while 16 MB of changes wait for the engine. Updates carry the old key when the
 // server sends it (key changed, or REPLICA IDENTITY FULL); an unchanged TOAST
 // value is model.Unchanged (or the old row's value under REPLICA IDENTITY
 // FULL), never NULL. In an update that changed the key no destination row
@@ -234,6 +235,8 @@
 // unchanged values one UPDATE ... FROM unnest(...) per set of present
 // columns, which must find every row (an unchanged value cannot be
 // inserted). Values travel as text arrays and are cast to each column's type
-// by the server, with its own input functions. Replaying a batch leaves the
+// by the server, with its own input functions; a row of 1 MiB or more goes
+// alone, FROM (VALUES ($1::text, ...)) with its values as plain parameters
+// (an array literal would copy a large value once more, escaped). Replaying a batch leaves the
 // same rows. AlterTable adds columns and refuses every other change.
 package postgres

@@ -7,9 +7,41 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/ferrydb/ferry/model"
 )
+
+// textParam is v's PostgreSQL input text (appendText) as a statement
+// parameter. A string that is its own text form is passed as it is, not
+// copied: the driver only reads parameters, copying them into its message,
+// and a copy here would double the memory of a large value once more. An
+// empty text is never nil, which the driver sends as NULL.
+func textParam(t model.Type, v any) ([]byte, error) {
+	s, ok := v.(string)
+	if !ok || !verbatimText(t.Kind) || strings.IndexByte(s, 0) >= 0 {
+		p, err := appendText(nil, t, v)
+		if p == nil && err == nil {
+			p = []byte{}
+		}
+		return p, err
+	}
+	if s == "" {
+		return []byte{}, nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s)), nil
+}
+
+// verbatimText reports the kinds whose string values appendText writes as
+// they are.
+func verbatimText(k model.Kind) bool {
+	switch k {
+	case model.KindDecimal, model.KindText, model.KindJSON, model.KindUUID, model.KindEnum,
+		model.KindInet, model.KindCIDR, model.KindMACAddr:
+		return true
+	}
+	return false
+}
 
 // appendText appends the PostgreSQL input text of canonical value v of type
 // t, the inverse of the decoders: the destination parses it with the

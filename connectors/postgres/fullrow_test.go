@@ -123,3 +123,29 @@ func TestInterruptedCopyOfTableWithoutKeyIsRefused(t *testing.T) {
 		t.Fatalf("want a configuration error naming public.bag and --restart, got %v", err)
 	}
 }
+
+// An empty string in a table without a primary key stays an empty string:
+// the row changes sent it as a NULL parameter, so an update found no row
+// equal to the old one (the flow stopped, calling the destination
+// different from the source) and set it to NULL.
+func TestTableWithoutKeyKeepsEmptyStrings(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	dst := p.srv.Connect(t, p.dst)
+	mustExec(t, src, `CREATE TABLE bag (a int, b text);
+		ALTER TABLE bag REPLICA IDENTITY FULL;
+		INSERT INTO bag VALUES (1, ''), (2, 'x'), (3, ''), (4, NULL)`)
+	cfg := flow.Config{Name: "empty", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, src, `UPDATE bag SET a = 10 WHERE a = 1;
+		UPDATE bag SET b = '' WHERE a = 2;
+		DELETE FROM bag WHERE a = 3;
+		UPDATE bag SET b = '' WHERE a = 4;
+		INSERT INTO bag VALUES (5, '')`)
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	sameTable(t, src, dst, "bag", "a")
+}

@@ -24,10 +24,20 @@ const (
 	// statusInterval is how often the stream reports its acknowledged
 	// position to the server (well within wal_sender_timeout).
 	statusInterval = 5 * time.Second
-	// maxTxnChanges bounds the changes of one transaction held in memory:
-	// a bigger transaction is emitted in parts, each at the last safe
-	// resume point (the previous commit), so a crash replays it whole.
+	// maxTxnChanges and maxTxnBytes (their size in the stream) bound the
+	// changes of one transaction held in memory: a bigger transaction is
+	// emitted in parts, each at the last safe resume point (the previous
+	// commit), so a crash replays it whole. A part past maxTxnBytes goes
+	// when the next change comes, so that a transaction of one large change
+	// goes whole, with its commit: by then the message it came in is
+	// released, and applying it does not find that garbage still held.
 	maxTxnChanges = 10000
+	maxTxnBytes   = 16 << 20
+	// maxQueuedBytes bounds the batches waiting for the engine to take
+	// them: past it the stream reads nothing more until the engine takes
+	// some. Counted in batches only, a queue of 16 could hold 16 large
+	// values.
+	maxQueuedBytes = 16 << 20
 )
 
 // BindFlow records the flow's name: its slot and publication are named
@@ -145,12 +155,18 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 		}
 		s.tables[t.Namespace] = st
 	}
-	out := make(chan *model.ChangeBatch, 16)
-	s.out = out
+	out := make(chan pending, 16)
+	s.out, s.taken = out, make(chan struct{}, 1)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		for b := range out {
-			if err := emit(gctx, b); err != nil {
+		for p := range out {
+			err := emit(gctx, p.b)
+			s.queued.Add(-p.bytes)
+			select {
+			case s.taken <- struct{}{}:
+			default:
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -176,7 +192,12 @@ type streamer struct {
 	slot, pub string
 	tables    map[model.Namespace]*streamTable
 	rels      map[uint32]*relation
-	out       chan<- *model.ChangeBatch
+	out       chan<- pending
+
+	// queued is the size in the stream of the batches sent and not yet
+	// taken by the engine; taken is signalled whenever it takes one.
+	queued atomic.Int64
+	taken  chan struct{}
 
 	// emitted is the highest position emitted; a batch's position is never
 	// lower, so positions only move forward even when a reconnect sends
@@ -194,9 +215,17 @@ type streamer struct {
 
 	// The transaction being received.
 	changes    []model.Change
+	txnBytes   int64       // the changes' size in the stream
 	rawRows    [][]*string // per change, the new tuple's text (generated columns)
 	schemas    []*model.Table
 	commitTime time.Time
+}
+
+// pending is a batch on its way to the engine, with its size in the
+// stream.
+type pending struct {
+	b     *model.ChangeBatch
+	bytes int64
 }
 
 // relation is a relation message and how its columns map to the table's.
@@ -335,7 +364,7 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 		return false, s.c.classify(err, "start replication from slot "+s.slot)
 	}
 	s.rels = map[uint32]*relation{}
-	s.changes, s.rawRows, s.schemas = nil, nil, nil
+	s.changes, s.rawRows, s.schemas, s.txnBytes = nil, nil, nil, 0
 	ticker := time.NewTicker(statusInterval)
 	defer ticker.Stop()
 	sendStatus := func() error {
@@ -351,10 +380,11 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 	}
 	// send hands a batch to the emitter, still reporting status while the
 	// engine applies earlier ones, so the server does not time us out.
-	send := func(b *model.ChangeBatch) error {
+	send := func(p pending) error {
+		s.queued.Add(p.bytes)
 		for {
 			select {
-			case s.out <- b:
+			case s.out <- p:
 				return nil
 			case <-ticker.C:
 				if err := sendStatus(); err != nil {
@@ -375,6 +405,19 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 				return progressed, err
 			}
 		default:
+		}
+		// Read nothing more while the engine has enough to do: the
+		// server waits, and our status updates keep the session alive.
+		for s.queued.Load() >= maxQueuedBytes {
+			select {
+			case <-s.taken:
+			case <-ticker.C:
+				if err := sendStatus(); err != nil {
+					return progressed, err
+				}
+			case <-ctx.Done():
+				return progressed, ctx.Err()
+			}
 		}
 		rctx, cancel := context.WithTimeout(ctx, statusInterval)
 		msg, err := conn.ReceiveMessage(rctx)
@@ -426,8 +469,8 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 }
 
 // handle decodes one pgoutput message.
-func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func(*model.ChangeBatch) error) error {
-	msg, err := pglogrepl.Parse(xld.WALData)
+func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func(pending) error) error {
+	msg, err := parseMessage(xld.WALData)
 	if err != nil {
 		return &decodeError{fmt.Errorf("decode pgoutput message at %s: %w", xld.WALStart, err)}
 	}
@@ -436,14 +479,14 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 		return s.relation(ctx, m, send)
 	case *pglogrepl.BeginMessage:
 		s.inTx = true
-		s.changes, s.rawRows = s.changes[:0], s.rawRows[:0]
+		s.changes, s.rawRows, s.txnBytes = s.changes[:0], s.rawRows[:0], 0
 		s.commitTime = m.CommitTime
 	case *pglogrepl.InsertMessage:
-		return s.change(ctx, m.RelationID, model.OpInsert, nil, 0, m.Tuple, send)
+		return s.change(ctx, m.RelationID, model.OpInsert, nil, 0, m.Tuple, len(xld.WALData), send)
 	case *pglogrepl.UpdateMessage:
-		return s.change(ctx, m.RelationID, model.OpUpdate, m.OldTuple, m.OldTupleType, m.NewTuple, send)
+		return s.change(ctx, m.RelationID, model.OpUpdate, m.OldTuple, m.OldTupleType, m.NewTuple, len(xld.WALData), send)
 	case *pglogrepl.DeleteMessage:
-		return s.change(ctx, m.RelationID, model.OpDelete, m.OldTuple, m.OldTupleType, nil, send)
+		return s.change(ctx, m.RelationID, model.OpDelete, m.OldTuple, m.OldTupleType, nil, len(xld.WALData), send)
 	case *pglogrepl.TruncateMessage:
 		var names []string
 		for _, id := range m.RelationIDs {
@@ -461,53 +504,58 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 		if pos < s.emitted {
 			pos = s.emitted // sent again after a reconnect: already emitted
 		}
-		b, err := s.batch(ctx, pos)
+		p, err := s.batch(ctx, pos)
 		if err != nil {
 			return err
 		}
-		b.CommitTime = m.CommitTime
+		p.b.CommitTime = m.CommitTime
 		s.emitted = pos
 		s.lastData.Store(time.Now().UnixNano())
-		return send(b)
+		return send(p)
 	}
 	return nil
 }
 
 // batch takes the transaction's changes so far as a batch at pos.
-func (s *streamer) batch(ctx context.Context, pos pglogrepl.LSN) (*model.ChangeBatch, error) {
+func (s *streamer) batch(ctx context.Context, pos pglogrepl.LSN) (pending, error) {
 	if err := s.fillMoved(ctx); err != nil {
-		return nil, err
+		return pending{}, err
 	}
 	if err := s.computeGenerated(ctx); err != nil {
-		return nil, err
+		return pending{}, err
 	}
-	b := &model.ChangeBatch{Schemas: s.schemas, Changes: s.changes, Position: model.Position(pos.String())}
-	s.schemas, s.changes, s.rawRows = nil, nil, nil
-	return b, nil
+	p := pending{b: &model.ChangeBatch{Schemas: s.schemas, Changes: s.changes, Position: model.Position(pos.String())}, bytes: s.txnBytes}
+	s.schemas, s.changes, s.rawRows, s.txnBytes = nil, nil, nil, 0
+	return p, nil
 }
 
 // flushPartial emits what the open transaction has so far at the last safe
 // position: before a schema change inside it, or when it grows too big.
-func (s *streamer) flushPartial(ctx context.Context, send func(*model.ChangeBatch) error) error {
+func (s *streamer) flushPartial(ctx context.Context, send func(pending) error) error {
 	if len(s.changes) == 0 && len(s.schemas) == 0 {
 		return nil
 	}
-	b, err := s.batch(ctx, s.emitted)
+	p, err := s.batch(ctx, s.emitted)
 	if err != nil {
 		return err
 	}
-	b.Partial = s.inTx
-	return send(b)
+	p.b.Partial = s.inTx
+	return send(p)
 }
 
 // change decodes an insert, update or delete of a table in the flow.
-func (s *streamer) change(ctx context.Context, relID uint32, op model.Op, old *pglogrepl.TupleData, oldType uint8, tuple *pglogrepl.TupleData, send func(*model.ChangeBatch) error) error {
+func (s *streamer) change(ctx context.Context, relID uint32, op model.Op, old *pglogrepl.TupleData, oldType uint8, tuple *pglogrepl.TupleData, size int, send func(pending) error) error {
 	r := s.rels[relID]
 	if r == nil {
 		return &decodeError{fmt.Errorf("change to relation %d before its relation message", relID)}
 	}
 	if r.st == nil {
 		return nil
+	}
+	if s.txnBytes >= maxTxnBytes {
+		if err := s.flushPartial(ctx, send); err != nil {
+			return err
+		}
 	}
 	st := r.st
 	ch := model.Change{Op: op, Table: r.ns}
@@ -569,6 +617,7 @@ func (s *streamer) change(ctx context.Context, relID uint32, op model.Op, old *p
 	}
 	s.changes = append(s.changes, ch)
 	s.rawRows = append(s.rawRows, raw)
+	s.txnBytes += int64(size)
 	if len(s.changes) >= maxTxnChanges {
 		return s.flushPartial(ctx, send)
 	}
@@ -615,7 +664,7 @@ func (s *streamer) decodeTuple(r *relation, t *pglogrepl.TupleData, old []any) (
 // relation records a relation message. When its columns differ from the
 // table the flow knows, the table's new schema goes out with the next batch,
 // ahead of the changes that use it.
-func (s *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, send func(*model.ChangeBatch) error) error {
+func (s *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, send func(pending) error) error {
 	ns := model.Namespace{Schema: m.Namespace, Table: m.RelationName}
 	r := &relation{ns: ns}
 	for _, col := range m.Columns {

@@ -164,3 +164,34 @@ func TestKeyMoveKeepsUnchangedTOASTValues(t *testing.T) {
 	}
 	sameTable(t, src, dst, "docs", "id")
 }
+
+// TestTransactionOfLargeValuesGoesInParts: a transaction whose changes hold
+// more than the stream keeps of one (16 MB) is emitted in parts at the
+// last commit before it, like one of too many changes, and arrives whole
+// and exact: inserts, updates of large and small columns, and a delete,
+// with a row changed in two parts.
+func TestTransactionOfLargeValuesGoesInParts(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	dst := p.srv.Connect(t, p.dst)
+	mustExec(t, src, `CREATE TABLE docs (id int PRIMARY KEY, n int, body text);
+		ALTER TABLE docs ALTER body SET STORAGE EXTERNAL;
+		INSERT INTO docs VALUES (0, 0, 'before')`)
+	cfg := flow.Config{Name: "parts", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// 48 values of 1 MiB, so three parts or more.
+	mustExec(t, src, `BEGIN;
+		INSERT INTO docs SELECT g, g, (SELECT string_agg(md5((g * 100000 + i)::text), '') FROM generate_series(1, 32768) i) FROM generate_series(1, 40) g;
+		UPDATE docs SET n = -1 WHERE id = 3;
+		UPDATE docs SET body = 'x' || body WHERE id BETWEEN 5 AND 12;
+		DELETE FROM docs WHERE id = 7;
+		UPDATE docs SET n = -2, body = 'short' WHERE id = 5;
+		UPDATE docs SET n = n + 1 WHERE id = 0;
+		COMMIT`)
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	sameTable(t, src, dst, "docs", "id")
+}

@@ -1,0 +1,104 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/ferrydb/ferry/model"
+)
+
+// TestLargeRowsApplyExactly: rows holding large values are applied one by
+// one with their values as plain parameters (not in text[] array literals,
+// which copied them once more, escaped): inserts, updates, updates leaving
+// a value unchanged, and deletes next to small rows in the same batch, with
+// the characters array and COPY syntax escape, arrive exactly.
+func TestLargeRowsApplyExactly(t *testing.T) {
+	p := newPair(t)
+	db := p.srv.Connect(t, p.dst)
+	mustExec(t, db, `CREATE TABLE docs (id int PRIMARY KEY, n int NOT NULL, body text, meta jsonb, note text)`)
+	dst := open(t, p.dstURL())
+	ctx := context.Background()
+	tables, err := dst.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tb *model.Table
+	for _, x := range tables {
+		if x.Namespace.Table == "docs" {
+			tb = x
+		}
+	}
+	if tb == nil {
+		t.Fatal("no table docs")
+	}
+	// 2 MiB of everything an array literal or a COPY line escapes.
+	big := strings.Repeat(`a"b\c{d},e'f	g
+h NULL é 🚢 `, 1<<21/32)
+	bigJSON := `{"k": "` + strings.Repeat(`v\"w\\`, 1<<19) + `"}`
+	apply := func(b *model.ApplyBatch) error {
+		a, err := dst.OpenApplier(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		return a.ApplyChanges(ctx, b)
+	}
+	if err := apply(&model.ApplyBatch{Tables: []*model.TableChanges{{Table: tb, Upserts: []model.Row{
+		{int64(1), int64(1), big, bigJSON, ""},
+		{int64(2), int64(1), "small", `{"a": 1}`, ""},
+		{int64(3), int64(1), big + "3", nil, nil},
+		{int64(4), int64(1), nil, nil, nil},
+	}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(&model.ApplyBatch{Tables: []*model.TableChanges{{Table: tb,
+		Deletes: []model.Row{{int64(4)}},
+		Upserts: []model.Row{
+			{int64(1), int64(2), model.Unchanged, bigJSON + " ", model.Unchanged}, // the large value kept, another set
+			{int64(2), int64(2), big + "2", model.Unchanged, "two"},               // a large value set, a small one kept
+			{int64(3), int64(2), model.Unchanged, model.Unchanged, ""},            // only small columns
+			{int64(5), int64(2), big + "5", `[]`, ""},
+		}}}}); err != nil {
+		t.Fatal(err)
+	}
+	sum := func(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
+	want := map[int64]string{
+		1: "2 " + sum(big) + " " + sum(bigJSON) + " ''", // jsonb drops the trailing space
+		2: "2 " + sum(big+"2") + " " + sum(`{"a": 1}`) + " 'two'",
+		3: "2 " + sum(big+"3") + " - ''",
+		5: "2 " + sum(big+"5") + " " + sum(`[]`) + " ''",
+	}
+	rows, err := db.Query(ctx, `SELECT id, n || ' ' || coalesce(md5(body), '-') || ' ' || coalesce(md5(meta::text), '-') || ' ' || coalesce(quote_literal(note), '-') FROM docs ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]string{}
+	for rows.Next() {
+		var id int64
+		var s string
+		if err := rows.Scan(&id, &s); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = s
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	if len(got) != len(want) {
+		t.Fatalf("destination keys %v, want %v", got, want)
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("row %d: %s, want %s", id, got[id], w)
+		}
+	}
+	// A large row leaving a value unchanged whose key is missing is refused,
+	// naming the key.
+	err = apply(&model.ApplyBatch{Tables: []*model.TableChanges{{Table: tb, Upserts: []model.Row{{int64(99), int64(1), big, model.Unchanged, nil}}}}})
+	if err == nil || !strings.Contains(err.Error(), "id=99") {
+		t.Fatalf("a missing row with an unchanged value: %v", err)
+	}
+}
