@@ -232,29 +232,11 @@ func (ks *keyset) keyOf(row model.Row) []any {
 	return k
 }
 
-// formatKey renders key values for an error message: (id=5, code=ab).
+// formatKey renders a row's key for an error message: (id=5, code=ab); ()
+// for a table without a key.
 func formatKey(t *model.Table, row model.Row) string {
-	var parts []string
-	for _, name := range t.PrimaryKey {
-		i := t.ColumnIndex(name)
-		if i < 0 || i >= len(row) {
-			continue
-		}
-		parts = append(parts, name+"="+formatValue(t.Columns[i].Type, row[i]))
+	if k := model.KeyText(t, row); k != "" {
+		return k
 	}
-	return "(" + strings.Join(parts, ", ") + ")"
-}
-
-func formatValue(t model.Type, v any) string {
-	if v == nil {
-		return "NULL"
-	}
-	if _, err := model.AppendCanonical(nil, t, v); err != nil {
-		return fmt.Sprintf("%v", v)
-	}
-	s, err := model.FormatText(t, v)
-	if err != nil {
-		return fmt.Sprintf("%v", v)
-	}
-	return s
+	return "()"
 }

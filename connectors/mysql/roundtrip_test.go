@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -361,3 +362,18 @@ type stopErr struct{}
 func (stopErr) Error() string { return "stop" }
 
 var errStop error = stopErr{}
+
+// formatValue renders a value for a test message.
+func formatValue(t model.Type, v any) string {
+	if v == nil {
+		return "NULL"
+	}
+	if _, err := model.AppendCanonical(nil, t, v); err != nil {
+		return fmt.Sprintf("%v", v)
+	}
+	s, err := model.FormatText(t, v)
+	if err != nil {
+		return fmt.Sprintf("%v", v)
+	}
+	return s
+}
