@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/ferrydb/ferry/connector"
 )
 
 // Retry waits of an unavailable source or destination: doubling from
-// retryFirst up to retryMax. Variables so tests can shorten them.
+// retryFirst up to retryMax, each within 10 % either way so that lanes
+// meeting the same outage do not knock on the server's door together.
+// Variables so tests can shorten them.
 var (
 	retryFirst = 500 * time.Millisecond
 	retryMax   = 10 * time.Second
@@ -33,12 +37,17 @@ type outage struct {
 	e        *Engine
 	side     string
 	down     time.Time // zero while no attempt failed
-	wait     time.Duration
+	waits    *backoff.ExponentialBackOff
 	attempts int
 }
 
 func (e *Engine) newOutage(side string) *outage {
-	return &outage{e: e, side: side, wait: retryFirst}
+	waits := backoff.NewExponentialBackOff()
+	waits.InitialInterval, waits.MaxInterval = retryFirst, retryMax
+	waits.Multiplier, waits.RandomizationFactor = 2, 0.1
+	waits.MaxElapsedTime = 0 // retry_timeout counts from the outage's start, below
+	waits.Reset()
+	return &outage{e: e, side: side, waits: waits}
 }
 
 // failed takes the error of an attempt. It returns err itself when err is
@@ -60,15 +69,15 @@ func (o *outage) failed(ctx context.Context, err error, doing string, attrs ...a
 	if time.Since(o.down) >= o.e.cfg.RetryTimeout {
 		return gaveUp("the "+o.side, o.down, err)
 	}
-	attrs = append(attrs, "attempt", o.attempts, "retry_in", o.wait.String(),
+	wait := o.waits.NextBackOff()
+	attrs = append(attrs, "attempt", o.attempts, "retry_in", wait.Round(time.Millisecond).String(),
 		"down_for", time.Since(o.down).Round(time.Millisecond).String(), "error", err)
 	o.e.log.Warn(o.side+" unavailable; "+doing, attrs...)
 	select {
-	case <-time.After(o.wait):
+	case <-time.After(wait):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	o.wait = min(2*o.wait, retryMax)
 	return nil
 }
 
@@ -80,7 +89,8 @@ func (o *outage) recovered(going string, attrs ...any) {
 	}
 	attrs = append(attrs, "outage", time.Since(o.down).Round(time.Millisecond).String(), "attempts", o.attempts+1)
 	o.e.log.Warn(o.side+" available again; "+going, attrs...)
-	o.down, o.wait = time.Time{}, retryFirst
+	o.down = time.Time{}
+	o.waits.Reset()
 }
 
 // retry runs one step against a side until it succeeds, fails for a reason
