@@ -1,6 +1,11 @@
 package connector
 
-import "errors"
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+)
 
 // ConfigError is a usage or configuration problem: a bad URL, an impossible
 // pair of connectors, a filter that matches nothing. ferry exits with code 2
@@ -58,4 +63,15 @@ func Unavailable(err error) error {
 func IsUnavailable(err error) bool {
 	var ue *UnavailableError
 	return errors.As(err, &ue)
+}
+
+// BrokenConnection reports an error a driver returns when the network
+// connection under it failed or was refused: a network error, an
+// unexpected end of the stream, a connection reset, refused or closed.
+// Connectors add their driver's own signs of a lost server to it.
+func BrokenConnection(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }

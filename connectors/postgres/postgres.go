@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -266,11 +263,7 @@ func lostConnection(err error) bool {
 		return st == "57P01" || st == "57P02" || st == "57P03" || strings.HasPrefix(st, "08")
 	}
 	var ce *pgconn.ConnectError
-	var ne net.Error
-	return errors.As(err, &ce) || errors.As(err, &ne) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, pgconn.ErrConnClosed)
+	return errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) || connector.BrokenConnection(err)
 }
 
 func walLevelError(where string, err error) error {

@@ -104,25 +104,6 @@ func (c *Conn) Ack(ctx context.Context, pos model.Position) error {
 	}
 }
 
-// SlotLag is how many bytes of WAL the flow's slot holds back from the
-// server's current position.
-func (c *Conn) SlotLag(ctx context.Context) (int64, error) {
-	flow, err := c.boundFlow()
-	if err != nil {
-		return 0, err
-	}
-	slot, _ := c.slotFor(flow)
-	var lag *int64
-	err = c.pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&lag)
-	if err != nil {
-		return 0, c.classify(err, "read the lag of slot "+slot)
-	}
-	if lag == nil {
-		return 0, nil
-	}
-	return *lag, nil
-}
-
 // StreamChanges streams the publication's changes from the slot, starting
 // at from. Each transaction becomes one batch (or several for a huge one)
 // whose position is the commit's end: resuming there replays nothing
