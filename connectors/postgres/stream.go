@@ -329,124 +329,180 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 		return false, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // the session is over
-	args := []string{"proto_version '1'", "publication_names " + quoteLiteral(quoteIdent(s.pub)), "messages 'true'"}
-	if err := pglogrepl.StartReplication(ctx, conn, quoteIdent(s.slot), start, pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: args}); err != nil {
-		switch sqlState(err) {
-		case "42704":
-			return false, connector.Configf("the slot was dropped; start the flow over with --restart",
-				fmt.Sprintf("replication slot %s does not exist at %s", s.slot, s.c.where()))
-		case "55006":
-			return false, &sessionError{ConfigError: &connector.ConfigError{Msg: fmt.Sprintf("replication slot %s is in use by another process", s.slot),
-				Fix: "stop the other ferry (or other client) reading it, or give this flow another --name", Err: s.c.scrub.Err(err)}, retry: true}
-		}
-		if strings.Contains(err.Error(), "publication") && strings.Contains(err.Error(), "does not exist") {
-			return false, connector.Configf("create the publication again or start the flow over with --restart", fmt.Sprintf("publication %s does not exist at %s", s.pub, s.c.where()))
-		}
-		return false, s.c.classify(err, "start replication from slot "+s.slot)
+	if err := s.startReplication(ctx, conn, start); err != nil {
+		return false, err
 	}
 	s.rels = map[uint32]*relation{}
 	s.changes, s.rawRows, s.schemas, s.txnBytes = nil, nil, nil, 0
-	ticker := time.NewTicker(statusInterval)
-	defer ticker.Stop()
-	sendStatus := func() error {
-		acked := pglogrepl.LSN(s.c.acked.Load())
-		// With no transaction open and every emitted change durable, nothing
-		// before the server's WAL end is still owed to the destination:
-		// confirming it lets the slot advance on an idle database and lets a
-		// fast shutdown of the source finish (its walsender waits for it).
-		if !s.inTx && acked >= s.emitted && s.idleEnd > acked {
-			acked = s.idleEnd
-		}
-		return pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: acked, WALFlushPosition: acked, WALApplyPosition: acked})
-	}
-	// send hands a batch to the emitter, still reporting status while the
-	// engine applies earlier ones, so the server does not time us out.
-	send := func(p pending) error {
-		s.queued.Add(p.bytes)
-		for {
-			select {
-			case s.out <- p:
-				return nil
-			case <-ticker.C:
-				if err := sendStatus(); err != nil {
-					return err
-				}
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	}
-	if err := sendStatus(); err != nil {
+	r := &replSession{s: s, conn: conn, ticker: time.NewTicker(statusInterval)}
+	defer r.ticker.Stop()
+	if err := r.sendStatus(ctx); err != nil {
 		return false, err
 	}
 	for {
-		select {
-		case <-ticker.C:
-			if err := sendStatus(); err != nil {
-				return progressed, err
-			}
-		default:
+		if err := r.statusIfDue(ctx); err != nil {
+			return r.progressed, err
 		}
-		// Read nothing more while the engine has enough to do: the
-		// server waits, and our status updates keep the session alive.
-		for s.queued.Load() >= maxQueuedBytes {
-			select {
-			case <-s.taken:
-			case <-ticker.C:
-				if err := sendStatus(); err != nil {
-					return progressed, err
-				}
-			case <-ctx.Done():
-				return progressed, ctx.Err()
-			}
+		if err := r.waitForRoom(ctx); err != nil {
+			return r.progressed, err
 		}
-		rctx, cancel := context.WithTimeout(ctx, statusInterval)
-		msg, err := conn.ReceiveMessage(rctx)
-		cancel()
+		msg, err := r.receive(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return progressed, ctx.Err()
-			}
-			if pgconn.Timeout(err) {
-				continue
-			}
-			return progressed, err
+			return r.progressed, err
 		}
-		switch m := msg.(type) {
-		case *pgproto3.CopyData:
-			if len(m.Data) == 0 {
-				continue
-			}
-			switch m.Data[0] {
-			case pglogrepl.PrimaryKeepaliveMessageByteID:
-				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])
-				if err != nil {
-					return progressed, &decodeError{fmt.Errorf("keepalive: %w", err)}
-				}
-				if !s.inTx && pglogrepl.LSN(s.c.acked.Load()) >= s.emitted && ka.ServerWALEnd > s.idleEnd {
-					s.idleEnd = ka.ServerWALEnd
-				}
-				if ka.ReplyRequested {
-					if err := sendStatus(); err != nil {
-						return progressed, err
-					}
-				}
-			case pglogrepl.XLogDataByteID:
-				xld, err := pglogrepl.ParseXLogData(m.Data[1:])
-				if err != nil {
-					return progressed, &decodeError{fmt.Errorf("WAL data: %w", err)}
-				}
-				progressed = true
-				if err := s.handle(ctx, xld, send); err != nil {
-					return progressed, err
-				}
-			}
-		case *pgproto3.ErrorResponse:
-			return progressed, pgconn.ErrorResponseToPgError(m)
-		case *pgproto3.CopyDone:
-			return progressed, io.EOF
+		if msg == nil {
+			continue
+		}
+		if err := r.dispatch(ctx, msg); err != nil {
+			return r.progressed, err
 		}
 	}
+}
+
+// startReplication starts streaming the slot from start, saying what to do
+// when the slot or the publication is gone or the slot is in use.
+func (s *streamer) startReplication(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.LSN) error {
+	args := []string{"proto_version '1'", "publication_names " + quoteLiteral(quoteIdent(s.pub)), "messages 'true'"}
+	err := pglogrepl.StartReplication(ctx, conn, quoteIdent(s.slot), start, pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: args})
+	if err == nil {
+		return nil
+	}
+	switch sqlState(err) {
+	case "42704":
+		return connector.Configf("the slot was dropped; start the flow over with --restart",
+			fmt.Sprintf("replication slot %s does not exist at %s", s.slot, s.c.where()))
+	case "55006":
+		return &sessionError{ConfigError: &connector.ConfigError{Msg: fmt.Sprintf("replication slot %s is in use by another process", s.slot),
+			Fix: "stop the other ferry (or other client) reading it, or give this flow another --name", Err: s.c.scrub.Err(err)}, retry: true}
+	}
+	if strings.Contains(err.Error(), "publication") && strings.Contains(err.Error(), "does not exist") {
+		return connector.Configf("create the publication again or start the flow over with --restart", fmt.Sprintf("publication %s does not exist at %s", s.pub, s.c.where()))
+	}
+	return s.c.classify(err, "start replication from slot "+s.slot)
+}
+
+// replSession is one replication connection's loop: it reads messages,
+// hands decoded batches to the emitter and keeps the server informed of
+// the acknowledged position, also while it waits for the engine.
+type replSession struct {
+	s          *streamer
+	conn       *pgconn.PgConn
+	ticker     *time.Ticker // status updates
+	progressed bool         // anything received
+}
+
+// sendStatus reports the acknowledged position to the server.
+func (r *replSession) sendStatus(ctx context.Context) error {
+	s := r.s
+	acked := pglogrepl.LSN(s.c.acked.Load())
+	// With no transaction open and every emitted change durable, nothing
+	// before the server's WAL end is still owed to the destination:
+	// confirming it lets the slot advance on an idle database and lets a
+	// fast shutdown of the source finish (its walsender waits for it).
+	if !s.inTx && acked >= s.emitted && s.idleEnd > acked {
+		acked = s.idleEnd
+	}
+	return pglogrepl.SendStandbyStatusUpdate(ctx, r.conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: acked, WALFlushPosition: acked, WALApplyPosition: acked})
+}
+
+// statusIfDue sends a status update when one is due.
+func (r *replSession) statusIfDue(ctx context.Context) error {
+	select {
+	case <-r.ticker.C:
+		return r.sendStatus(ctx)
+	default:
+		return nil
+	}
+}
+
+// send hands a batch to the emitter, still reporting status while the
+// engine applies earlier ones, so the server does not time us out.
+func (r *replSession) send(ctx context.Context, p pending) error {
+	r.s.queued.Add(p.bytes)
+	for {
+		select {
+		case r.s.out <- p:
+			return nil
+		case <-r.ticker.C:
+			if err := r.sendStatus(ctx); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// waitForRoom reads nothing more while the engine has enough to do: the
+// server waits, and our status updates keep the session alive.
+func (r *replSession) waitForRoom(ctx context.Context) error {
+	for r.s.queued.Load() >= maxQueuedBytes {
+		select {
+		case <-r.s.taken:
+		case <-r.ticker.C:
+			if err := r.sendStatus(ctx); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// receive waits up to a status interval for the next message; nil when
+// none came.
+func (r *replSession) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
+	rctx, cancel := context.WithTimeout(ctx, statusInterval)
+	msg, err := r.conn.ReceiveMessage(rctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if pgconn.Timeout(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return msg, nil
+}
+
+// dispatch handles one message of the replication protocol: keepalives,
+// WAL data (pgoutput), errors and the end of the stream.
+func (r *replSession) dispatch(ctx context.Context, msg pgproto3.BackendMessage) error {
+	s := r.s
+	switch m := msg.(type) {
+	case *pgproto3.CopyData:
+		if len(m.Data) == 0 {
+			return nil
+		}
+		switch m.Data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])
+			if err != nil {
+				return &decodeError{fmt.Errorf("keepalive: %w", err)}
+			}
+			if !s.inTx && pglogrepl.LSN(s.c.acked.Load()) >= s.emitted && ka.ServerWALEnd > s.idleEnd {
+				s.idleEnd = ka.ServerWALEnd
+			}
+			if ka.ReplyRequested {
+				return r.sendStatus(ctx)
+			}
+		case pglogrepl.XLogDataByteID:
+			xld, err := pglogrepl.ParseXLogData(m.Data[1:])
+			if err != nil {
+				return &decodeError{fmt.Errorf("WAL data: %w", err)}
+			}
+			r.progressed = true
+			return s.handle(ctx, xld, func(p pending) error { return r.send(ctx, p) })
+		}
+	case *pgproto3.ErrorResponse:
+		return pgconn.ErrorResponseToPgError(m)
+	case *pgproto3.CopyDone:
+		return io.EOF
+	}
+	return nil
 }
 
 // handle decodes one pgoutput message.
