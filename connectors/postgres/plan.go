@@ -430,6 +430,14 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (m
 		return model.Position(*confirmed), false, nil
 	}
 	repl, err := c.replicationConn(ctx)
+	if err == nil {
+		c.mu.Lock()
+		if c.madeSlots == nil {
+			c.madeSlots = map[string]bool{}
+		}
+		c.madeSlots[slot] = true
+		c.mu.Unlock()
+	}
 	if err != nil {
 		if ownPub {
 			c.dropPublication(context.WithoutCancel(ctx), pub)
@@ -480,11 +488,28 @@ func (c *Conn) checkSlot(ctx context.Context, slot string, own bool, flow string
 		return false, nil, connector.Configf("stop the other ferry (or other client) using it, or give this flow another --name",
 			fmt.Sprintf("replication slot %s is in use by another process%s", slot, who))
 	}
+	if exists && own && c.madeSlot(slot) {
+		// Made by an earlier attempt of this very plan that never returned
+		// (the server went away in between): its snapshot is gone with its
+		// connection, so it is made again.
+		slog.Warn("postgres: dropping the replication slot an interrupted attempt of this plan made, to make it again", "slot", slot, "server", c.where())
+		if _, err := c.pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
+			return false, nil, c.classify(err, "drop replication slot "+slot)
+		}
+		return false, nil, nil
+	}
 	if exists && own {
 		return false, nil, connector.Configf(fmt.Sprintf("run with --restart to drop it and start over, or drop it yourself: SELECT pg_drop_replication_slot('%s')", slot),
 			fmt.Sprintf("replication slot %s already exists: an earlier run of flow %q created it but kept no plan", slot, flow))
 	}
 	return exists, confirmed, nil
+}
+
+// madeSlot reports whether this Conn tried to create slot for a plan.
+func (c *Conn) madeSlot(slot string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.madeSlots[slot]
 }
 
 // checkCDC checks wal_level, the REPLICATION privilege and each table's

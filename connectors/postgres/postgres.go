@@ -103,6 +103,10 @@ type Conn struct {
 	// snap is the exported snapshot of this process's plan, while its
 	// connection is open; nil otherwise.
 	snap *snapshot
+	// madeSlots are the slots this Conn tried to create for a plan. The
+	// engine asks for a plan again only when the last attempt did not
+	// reach it (an outage), so such a slot is this run's own leftover.
+	madeSlots map[string]bool
 	// acked is the last position the engine acknowledged, sent to the
 	// server by the running stream.
 	acked atomic.Uint64
