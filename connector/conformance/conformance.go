@@ -63,7 +63,9 @@ func Source(t *testing.T, h SourceHarness) {
 	t.Run("PartitionResumesFromCursor", func(t *testing.T) {
 		src, ns := open(t, h)
 		tbl := findTable(t, src, ns)
-		plan := plan(t, src, tbl, connector.PlanOptions{PartitionRows: partitionRows, BatchRows: batchRows})
+		// Large partitions, so that even a source that sizes its batches
+		// itself emits several per partition.
+		plan := plan(t, src, tbl, connector.PlanOptions{PartitionRows: sourceRows, BatchRows: batchRows})
 		checkResume(t, src, tbl, plan)
 	})
 	t.Run("ChangeStream", func(t *testing.T) {
@@ -218,7 +220,7 @@ func checkResume(t *testing.T, src connector.Source, tbl *model.Table, plan *mod
 		}
 	}
 	if !multi {
-		t.Fatalf("no partition emitted more than one batch with BatchRows %d: the mid-way resume went unchecked", batchRows)
+		t.Fatalf("no partition of %d rows emitted more than one batch with BatchRows %d: the mid-way resume went unchecked", sourceRows, batchRows)
 	}
 }
 
