@@ -265,7 +265,15 @@ func stream(t *testing.T, cs connector.ChangeSource, tbl *model.Table, from mode
 		return nil
 	})
 	if !errors.Is(err, errEnough) {
-		t.Fatalf("StreamChanges from %q: %v (after %d batches)", from, err, len(out))
+		last := from
+		if len(out) > 0 {
+			last = out[len(out)-1].pos
+		}
+		var seen []string
+		for _, c := range changes(out) {
+			seen = append(seen, describe(tbl, c))
+		}
+		t.Fatalf("StreamChanges of %s from %q: %v (after %d batches, the last at %q, with changes %q)", tbl.Namespace, from, err, len(out), last, seen)
 	}
 	return out
 }
@@ -321,6 +329,7 @@ func checkChanges(t *testing.T, h SourceHarness, cs connector.ChangeSource, ns m
 		want = []string{"update 1 u1", "update 1 u2", "delete 2", fmt.Sprintf("insert %d new", sourceRows+1), "update 1 u3"}
 	}
 	head, err := cs.HeadPosition(ctxFor(t))
+	t.Logf("T0 %q, head after the changes %q", p.T0, head)
 	if err != nil {
 		t.Fatalf("HeadPosition: %v", err)
 	}
