@@ -254,9 +254,11 @@ func stream(t *testing.T, cs connector.ChangeSource, tbl *model.Table, from mode
 		}
 		var mine []model.Change
 		for _, c := range b.Changes {
-			if c.Table == tbl.Namespace {
-				mine = append(mine, c)
+			// Changes of tables not asked for are not emitted.
+			if c.Table != tbl.Namespace {
+				return fmt.Errorf("a change of %s, in a stream of %s only", c.Table, tbl.Namespace)
 			}
+			mine = append(mine, c)
 		}
 		out = append(out, streamed{pos: b.Position, changes: mine})
 		if done(out) {
