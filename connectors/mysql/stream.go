@@ -435,7 +435,9 @@ func (s *stream) idle(ctx context.Context) error {
 
 func (s *stream) send(ctx context.Context, b *model.ChangeBatch, at binlogPos) error {
 	if err := s.emit(ctx, b); err != nil {
-		return err
+		// The caller refused the batch: not an interrupted stream to
+		// reconnect, and its error is the one StreamChanges returns.
+		return fatal(err)
 	}
 	s.emitted = at
 	s.lastEmit = time.Now()
