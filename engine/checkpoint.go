@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
@@ -33,6 +34,8 @@ import (
 //  5. CDC resumes from the minimum of the per-writer positions (or the local
 //     position, or T0), and the per-writer positions are reset to it, so a
 //     change in the number of writers cannot leave a stale, earlier one.
+//  6. With a keeper, CDC's local copy is written at most once a second
+//     (cdcCheckpointed); without one, after every batch.
 //
 // A coordinator that keeps positions itself (scale-out) builds the engine
 // without a state store; the local positions then live in memory for the
@@ -75,7 +78,15 @@ type checkpoints struct {
 	mem     map[string]string // local checkpoints without a store
 	memMeta map[string]string // local meta values without a store
 	cdcAt   model.Position    // the last CDC position saved (or the start)
+	// The local copy of the CDC position when a keeper holds the real one:
+	// when it was last written, and the position not written yet.
+	localAt      time.Time
+	localPending model.Position
 }
+
+// localEvery is how often CDC copies its checkpoint to the local state when
+// the destination keeps checkpoints itself.
+const localEvery = time.Second
 
 func newCheckpoints(flow string, keeper connector.CheckpointKeeper, store *state.Store, onDestination func(context.Context, string, func(context.Context) error) error) *checkpoints {
 	return &checkpoints{flow: flow, keeper: keeper, store: store, onDestination: onDestination,
@@ -328,17 +339,46 @@ func (c *checkpoints) resetWriters(ctx context.Context, start model.Position, wr
 	return nil
 }
 
-// cdcApplied notes that every writer applied up to pos (the destination's
-// checkpoints hold it when it keeps them); saveCDC also writes it to the
-// local store.
-func (c *checkpoints) cdcApplied(pos model.Position) {
+// cdcCheckpointed records that every writer applied pos. Without a keeper
+// the local store is the only copy and is written every time; with one (its
+// checkpoints are written in the changes' transaction) the local copy is
+// only a fallback, written at most every localEvery: writing it, with an
+// fsync, for every batch stalled the whole pipeline whenever the disk was
+// slow. flushCDC writes the position left pending.
+func (c *checkpoints) cdcCheckpointed(ctx context.Context, pos model.Position) error {
 	c.mu.Lock()
-	c.cdcAt = pos
+	due := c.keeper == nil || time.Since(c.localAt) >= localEvery
+	if !due {
+		c.cdcAt, c.localPending = pos, pos
+	}
 	c.mu.Unlock()
+	if !due {
+		return nil
+	}
+	if err := c.saveCDC(ctx, pos); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.localAt, c.localPending = time.Now(), ""
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *checkpoints) flushCDC(ctx context.Context) error {
+	c.mu.Lock()
+	pos := c.localPending
+	c.localPending = ""
+	c.mu.Unlock()
+	if pos == "" {
+		return nil
+	}
+	return c.saveCDC(ctx, pos)
 }
 
 func (c *checkpoints) saveCDC(ctx context.Context, pos model.Position) error {
-	c.cdcApplied(pos)
+	c.mu.Lock()
+	c.cdcAt = pos
+	c.mu.Unlock()
 	return c.setMeta(ctx, "cdc", string(pos))
 }
 

@@ -13,6 +13,7 @@ import (
 	_ "github.com/ferrydb/ferry/connectors/fake"
 	_ "github.com/ferrydb/ferry/connectors/sqlite"
 	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
 	"github.com/ferrydb/ferry/state"
 )
 
@@ -258,5 +259,42 @@ func TestOlderPlanCheckpointsDroppedAtPlanning(t *testing.T) {
 	}
 	if len(got) != len(e.Plan().Partitions) || rows != 3000 {
 		t.Fatalf("%d partitions done with %d rows, want %d with 3000", len(got), rows, len(e.Plan().Partitions))
+	}
+}
+
+// TestLocalCDCCopyIsThrottledWithAKeeper: with a keeper the local copy of
+// the CDC position is written at most once a second (the rest is flushed at
+// the end); without one every position is written.
+func TestLocalCDCCopyIsThrottledWithAKeeper(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		keeper    connector.CheckpointKeeper
+		wantAfter string // the local position after 10 then 11
+	}{
+		{"keeper", sqliteKeeper(t), "10"},
+		{"no keeper", nil, "11"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := localStore(t)
+			c := newCheckpoints(ckptFlow, tc.keeper, store, direct)
+			for _, pos := range []model.Position{"10", "11"} {
+				if err := c.cdcCheckpointed(ctx, pos); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got, err := store.Meta(ctx, "cdc"); err != nil || got != tc.wantAfter {
+				t.Fatalf("local position %q (%v), want %q", got, err, tc.wantAfter)
+			}
+			if c.cdcReached() != "11" {
+				t.Fatalf("reached %q, want 11", c.cdcReached())
+			}
+			if err := c.flushCDC(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := store.Meta(ctx, "cdc"); err != nil || got != "11" {
+				t.Fatalf("local position after the flush %q (%v), want 11", got, err)
+			}
+		})
 	}
 }

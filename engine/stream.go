@@ -455,8 +455,6 @@ func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, 
 	held := map[uint64]int64{}
 	next := uint64(1)
 	caughtUp := false
-	var localAt time.Time
-	var localPending model.Position
 	for ack := range acks {
 		count[ack.seq]++
 		held[ack.seq] += ack.bytes
@@ -466,18 +464,8 @@ func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, 
 		a := ack // every writer's ack of one batch carries the same position
 		for count[next] == writers {
 			delete(count, next)
-			// With a destination that keeps checkpoints (in the same
-			// transaction as the changes) the local copy is only a
-			// fallback: writing it, with an fsync, for every batch stalled
-			// the whole pipeline whenever the disk was slow.
-			if e.keeper == nil || time.Since(localAt) >= localEvery {
-				if err := e.ckpt.saveCDC(ctx, a.position); err != nil {
-					return err
-				}
-				localAt, localPending = time.Now(), ""
-			} else {
-				e.ckpt.cdcApplied(a.position)
-				localPending = a.position
+			if err := e.ckpt.cdcCheckpointed(ctx, a.position); err != nil {
+				return err
 			}
 			if err := cs.Ack(ctx, a.position); err != nil {
 				return fmt.Errorf("acknowledge %s to the source: %w", a.position, err)
@@ -499,15 +487,8 @@ func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, 
 			next++
 		}
 	}
-	if localPending != "" {
-		return e.ckpt.saveCDC(ctx, localPending)
-	}
-	return nil
+	return e.ckpt.flushCDC(ctx)
 }
-
-// localEvery is how often CDC copies its checkpoint to the local state when
-// the destination keeps checkpoints itself.
-const localEvery = time.Second
 
 // signal broadcasts the last batch every writer has applied.
 type signal struct {
