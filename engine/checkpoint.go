@@ -324,7 +324,7 @@ func (c *checkpoints) cdcStart(ctx context.Context, cs connector.ChangeSource, t
 // position CDC resumes from (rule 5).
 func (c *checkpoints) resetWriters(ctx context.Context, start model.Position, writers int) error {
 	c.mu.Lock()
-	c.cdcAt = start
+	c.cdcAt, c.localPending = start, "" // a pending copy of an earlier stream is not this one's
 	c.mu.Unlock()
 	if c.keeper == nil {
 		return nil
