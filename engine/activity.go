@@ -12,18 +12,10 @@ import (
 // The functions in this file let another coordinator (scale-out on Temporal)
 // run the same planner, copier and applier one step at a time: one partition
 // per call, CDC from a given position, with the plan held by the
-// coordinator instead of the local state store. The state store an engine is
-// built with then only holds scratch values for the duration of one step.
-
-// PartitionProgress is a partition's durable progress: the cursor after the
-// last row the destination confirmed, the rows written so far and whether
-// the partition is complete. Its JSON form is the checkpoint a
-// checkpoint-keeping destination stores for the partition.
-type PartitionProgress struct {
-	Cursor model.Cursor `json:"cursor,omitempty"`
-	Done   bool         `json:"done,omitempty"`
-	Rows   int64        `json:"rows"`
-}
+// coordinator instead of the local state store. Such an engine may be built
+// without a state store: the step takes its start position and returns the
+// position it reached, and checkpoint.go decides how they meet the
+// destination's checkpoints.
 
 // UsePlan makes p the flow's plan without reading or writing the state
 // store: the coordinator made and keeps it. p may hold a subset of the
@@ -43,25 +35,26 @@ func (e *Engine) StoredPartitionProgress(ctx context.Context, partitionID string
 	if e.keeper == nil {
 		return PartitionProgress{}, false, nil
 	}
-	raw, err := e.checkpoints(ctx, partitionKey(partitionID))
-	if err != nil {
-		return PartitionProgress{}, false, err
-	}
-	v, ok := raw[partitionKey(partitionID)]
-	if !ok {
-		return PartitionProgress{}, false, nil
-	}
-	var pp PartitionProgress
-	if err := json.Unmarshal([]byte(v), &pp); err != nil {
-		return PartitionProgress{}, false, fmt.Errorf("checkpoint of partition %s is corrupt: %w", partitionID, err)
-	}
-	return pp, true, nil
+	return e.ckpt.partition(ctx, partitionID)
 }
 
 // KeepsCheckpoints reports a destination that stores the flow's
 // checkpoints itself (connector.CheckpointKeeper): its checkpoints are then
 // where a partition resumes, whatever progress the caller remembers.
 func (e *Engine) KeepsCheckpoints() bool { return e.keeper != nil }
+
+// ResumePartition is where a partition resumes given the progress the
+// coordinator remembers (its last heartbeat), and which of the two it came
+// from (ResumedFrom*): the destination's checkpoint when it keeps
+// checkpoints, else remembered (see checkpoint.go).
+func (e *Engine) ResumePartition(ctx context.Context, partitionID string, remembered PartitionProgress) (PartitionProgress, string, error) {
+	stored, ok, err := e.StoredPartitionProgress(ctx, partitionID)
+	if err != nil {
+		return PartitionProgress{}, "", err
+	}
+	from, where := resumePartition(remembered, e.keeper != nil, stored, ok)
+	return from, where, nil
+}
 
 // CopyPartition copies one partition of the plan (UsePlan, with that
 // partition only) exactly as Run copies it: one lane, a reader and a writer
@@ -77,14 +70,8 @@ func (e *Engine) CopyPartition(ctx, stop context.Context, partitionID string, fr
 		return from, fmt.Errorf("copy partition %s: the plan must hold that partition only", partitionID)
 	}
 	key := partitionKey(partitionID)
-	if e.keeper == nil && (from.Cursor != "" || from.Rows > 0 || from.Done) {
-		b, err := json.Marshal(from)
-		if err != nil {
-			return from, err
-		}
-		if err := e.store.SaveCheckpoints(ctx, map[string]string{key: string(b)}); err != nil {
-			return from, err
-		}
+	if err := e.ckpt.startPartition(ctx, partitionID, from); err != nil {
+		return from, err
 	}
 	// The writers copy() opens report what they wrote; the destination's
 	// end-of-table work (TableFinisher) is hidden from copy().
@@ -100,17 +87,7 @@ func (e *Engine) CopyPartition(ctx, stop context.Context, partitionID string, fr
 	}}
 	err := e.copy(ctx, stop)
 	e.dst = orig
-	got, ok, perr := e.StoredPartitionProgress(context.WithoutCancel(ctx), partitionID)
-	if !ok && perr == nil && e.keeper == nil {
-		raw, serr := e.store.Checkpoints(context.WithoutCancel(ctx), key)
-		if serr != nil {
-			perr = serr
-		} else if v, found := raw[key]; found {
-			perr = json.Unmarshal([]byte(v), &got)
-		} else {
-			got = from
-		}
-	}
+	got, perr := e.ckpt.partitionReached(context.WithoutCancel(ctx), partitionID, from)
 	if err == nil {
 		err = perr
 	}
@@ -161,19 +138,18 @@ func (e *Engine) FinishTables(ctx context.Context) error {
 // Stream runs change data capture of the plan's tables (UsePlan) from the
 // later of from and the destination's checkpoints, until stop is done (a
 // graceful end: what was read is applied and checkpointed) or, with
-// until caught-up, the destination caught up. Progress().Snapshot().CDC
-// holds the position reached.
-func (e *Engine) Stream(ctx, stop context.Context, from model.Position) error {
+// until caught-up, the destination caught up. It returns the position
+// every writer applied (CDCPosition while it runs), from when it applied
+// nothing.
+func (e *Engine) Stream(ctx, stop context.Context, from model.Position) (model.Position, error) {
 	if e.plan == nil {
-		return fmt.Errorf("stream changes: no plan")
+		return from, fmt.Errorf("stream changes: no plan")
 	}
 	if _, ok := e.src.(connector.ChangeSource); !ok {
-		return fmt.Errorf("stream changes: the source has no change data capture")
+		return from, fmt.Errorf("stream changes: the source has no change data capture")
 	}
-	if from != "" {
-		if err := e.store.SetMeta(ctx, "cdc", string(from)); err != nil {
-			return err
-		}
+	if err := e.ckpt.setCDCStart(ctx, from); err != nil {
+		return from, err
 	}
 	for _, tr := range e.tables {
 		tr.stats.markCopied()
@@ -181,14 +157,24 @@ func (e *Engine) Stream(ctx, stop context.Context, from model.Position) error {
 	e.progress.setPhase(PhaseCDC)
 	if err := e.stream(ctx, stop); err != nil {
 		e.observer().Error(err)
-		return err
+		return e.CDCPosition(from), err
 	}
 	if stop.Err() != nil {
 		e.progress.setPhase(PhaseStopped)
 	} else {
 		e.progress.setPhase(PhaseDone)
 	}
-	return nil
+	return e.CDCPosition(from), nil
+}
+
+// CDCPosition is the position every writer of the running (or ended)
+// stream applied, or otherwise when it has none yet. Safe to call
+// concurrently with Stream.
+func (e *Engine) CDCPosition(otherwise model.Position) model.Position {
+	if p := e.ckpt.cdcReached(); p != "" {
+		return p
+	}
+	return otherwise
 }
 
 // SourceTables is the source-side schema of every table of the plan, as

@@ -112,3 +112,47 @@ func TestCopyPartitionStopsAndResumesFromItsProgress(t *testing.T) {
 		t.Fatalf("destination has %d rows (%d distinct), want the partition's 10000 once", n, distinct)
 	}
 }
+
+// TestCopyPartitionWithoutStateStore copies a partition with an engine
+// built without a state store, as a scale-out copy step is: the position it
+// starts from and the one it reached travel as values.
+func TestCopyPartitionWithoutStateStore(t *testing.T) {
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "dst.db")
+	cfg := flow.Config{Name: "nostore", Source: "fake://?tables=1&rows=20000", Destination: "sqlite://" + db,
+		Mode: flow.ModeSnapshot, PartitionRows: 10000, BatchRows: 500}
+	planner := stepEngine(t, cfg)
+	if err := planner.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	plan := planner.Plan()
+	part := plan.Partitions[0]
+	src, err := connector.Open(ctx, cfg.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	dst, err := connector.Open(ctx, cfg.Destination)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dst.Close() })
+	step, err := engine.New(cfg, src, dst, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := step.UsePlan(&model.Plan{Tables: []*model.Table{plan.Table(part.Table)}, Partitions: []model.Partition{part}}); err != nil {
+		t.Fatal(err)
+	}
+	from, where, err := step.ResumePartition(ctx, part.ID, engine.PartitionProgress{})
+	if err != nil || from != (engine.PartitionProgress{}) || where != engine.ResumedFromNothing {
+		t.Fatalf("a fresh partition resumes from %+v (%q, %v), want nothing", from, where, err)
+	}
+	final, err := step.CopyPartition(ctx, ctx, part.ID, from, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !final.Done || final.Rows != 10000 {
+		t.Fatalf("final progress %+v, want done with 10000 rows", final)
+	}
+}

@@ -14,20 +14,11 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
-// partCheckpoint is a partition's durable progress.
-type partCheckpoint struct {
-	Cursor model.Cursor `json:"cursor,omitempty"`
-	Done   bool         `json:"done,omitempty"`
-	Rows   int64        `json:"rows"`
-}
-
-func partitionKey(id string) string { return "partition/" + id }
-
 // partTask is one partition to copy and its progress so far.
 type partTask struct {
 	p  model.Partition
 	tr *tableRun
-	cp partCheckpoint // owned by the lane's writer once the task is handed out
+	cp PartitionProgress // owned by the lane's writer once the task is handed out
 }
 
 // laneMsg travels from a lane's reader to its writer: a batch, or the in-band
@@ -40,44 +31,20 @@ type laneMsg struct {
 // errStopped ends a read when a graceful stop was asked for.
 var errStopped = errors.New("stopped")
 
-// checkpoints loads the flow's checkpoints: from the destination when it keeps
-// them (it is authoritative, and a file destination rolls back to them here),
-// otherwise from the local store.
-func (e *Engine) checkpoints(ctx context.Context, prefix string) (map[string]string, error) {
-	if e.keeper != nil {
-		var all map[string]string
-		err := e.onDestination(ctx, "load checkpoints", func(ctx context.Context) (err error) {
-			all, err = e.keeper.LoadCheckpoints(ctx, e.name)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("load checkpoints from destination: %w", err)
-		}
-		out := map[string]string{}
-		for k, v := range all {
-			if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
-				out[k] = v
-			}
-		}
-		return out, nil
-	}
-	return e.store.Checkpoints(ctx, prefix)
-}
-
 // copy copies every partition not yet done. Each of the --parallel lanes is a
 // reader and a writer joined by a bounded channel; a lane copies one
 // partition at a time, so a partition's batches are written in order and its
 // cursor can be stored in the same transaction as its rows.
 func (e *Engine) copy(ctx, stop context.Context) error {
-	if done, err := e.store.Meta(ctx, "copy_done"); err != nil {
+	if done, err := e.ckpt.copyDone(ctx); err != nil {
 		return err
-	} else if done == "true" {
+	} else if done {
 		for _, tr := range e.tables {
 			tr.stats.markCopied()
 		}
 		return nil
 	}
-	raw, err := e.checkpoints(ctx, "partition/")
+	progress, err := e.ckpt.partitions(ctx)
 	if err != nil {
 		return err
 	}
@@ -87,12 +54,7 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 		if tr == nil {
 			return fmt.Errorf("plan: partition %s belongs to unknown table %s", p.ID, p.Table)
 		}
-		var cp partCheckpoint
-		if v, ok := raw[partitionKey(p.ID)]; ok {
-			if err := json.Unmarshal([]byte(v), &cp); err != nil {
-				return fmt.Errorf("checkpoint of partition %s is corrupt (%v); run with --restart", p.ID, err)
-			}
-		}
+		cp := progress[p.ID]
 		tr.stats.Partitions.Add(1)
 		tr.stats.RowsCopied.Add(cp.Rows)
 		if cp.Done {
@@ -196,7 +158,7 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 		return err
 	}
 	e.log.Info("copy done", "rows", e.progress.rowsCopied())
-	return e.store.SetMeta(ctx, "copy_done", "true")
+	return e.ckpt.markCopyDone(ctx)
 }
 
 // finishTables runs the destination's end-of-copy work (deferred indexes,
@@ -455,7 +417,7 @@ func (e *Engine) partCheckpoint(t *partTask) *model.Checkpoint {
 }
 
 // cursorLog holds the latest confirmed cursor of each running partition
-// until it is flushed to the local store.
+// until it is flushed to the local store (checkpoints.saveLocal).
 type cursorLog struct {
 	flushMu sync.Mutex // serializes flushes, so a later value is never overwritten by an earlier one
 	mu      sync.Mutex
@@ -477,5 +439,5 @@ func (c *cursorLog) flush(ctx context.Context, e *Engine) error {
 	batch := c.dirty
 	c.dirty = map[string]string{}
 	c.mu.Unlock()
-	return e.store.SaveCheckpoints(ctx, batch)
+	return e.ckpt.saveLocal(ctx, batch)
 }

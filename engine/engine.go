@@ -36,6 +36,8 @@ type Engine struct {
 
 	mode   flow.Mode
 	keeper connector.CheckpointKeeper // nil when the destination keeps none
+	// ckpt decides where partitions and the stream resume (checkpoint.go).
+	ckpt *checkpoints
 	// rawSrc and rawDst are set when rows may travel undecoded between
 	// source and destination (negotiated per table in copy).
 	rawSrc connector.RawReader
@@ -88,6 +90,7 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 		b.BindFlow(e.name)
 	}
 	e.keeper, _ = dst.(connector.CheckpointKeeper)
+	e.ckpt = newCheckpoints(e.name, e.keeper, store, e.onDestination)
 	e.rawSrc, _ = src.(connector.RawReader)
 	e.rawDst, _ = dst.(connector.RawWriter)
 	e.progress = newProgress(e.name, e.mode)
@@ -188,11 +191,11 @@ func (e *Engine) createTables(ctx context.Context) error {
 	}
 	create := e.dst.CreateTables
 	if d, ok := e.dst.(connector.KeyDeferrer); ok && e.mode != flow.ModeCDC {
-		done, err := e.store.Meta(ctx, "copy_done")
+		done, err := e.ckpt.copyDone(ctx)
 		if err != nil {
 			return err
 		}
-		if done != "true" {
+		if !done {
 			create = d.CreateTablesForCopy
 		}
 	}
@@ -335,13 +338,9 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	if err := e.emptyTables(ctx); err != nil {
 		return err
 	}
-	// Checkpoints the destination holds for this flow belong to an older plan
-	// (the local state was lost or discarded): their partitions may have other
-	// bounds, so trusting them could skip rows.
-	if e.keeper != nil {
-		if err := e.onDestination(ctx, "drop checkpoints of an earlier plan", func(ctx context.Context) error { return e.keeper.DropCheckpoints(ctx, e.name) }); err != nil {
-			return fmt.Errorf("drop the destination's checkpoints of an earlier plan: %w", err)
-		}
+	// Checkpoints the destination holds for this flow belong to an older plan.
+	if err := e.ckpt.dropForNewPlan(ctx); err != nil {
+		return err
 	}
 	start := time.Now()
 	var plan *model.Plan

@@ -94,7 +94,7 @@ func (e *Engine) hasFullRow() bool {
 // resume position, so a crash right after cannot lose it.
 func (e *Engine) fullRowDone(ctx context.Context, cs connector.ChangeSource, cps map[string]string, start model.Position) (model.Position, error) {
 	done := start
-	all, err := e.checkpoints(ctx, fullRowKey)
+	all, err := e.ckpt.load(ctx, fullRowKey)
 	if err != nil {
 		return "", err
 	}
@@ -214,16 +214,16 @@ func (e *Engine) refuseFullRowCopyOutsideT0(ctx context.Context, parts []model.P
 	}
 	var left map[string]bool
 	if resumed {
-		if done, err := e.store.Meta(ctx, "copy_done"); err != nil || done == "true" {
+		if done, err := e.ckpt.copyDone(ctx); err != nil || done {
 			return err
 		}
-		raw, err := e.checkpoints(ctx, "partition/")
+		raw, err := e.ckpt.load(ctx, "partition/")
 		if err != nil {
 			return err
 		}
 		left = map[string]bool{}
 		for _, p := range parts {
-			var cp partCheckpoint
+			var cp PartitionProgress
 			if v, ok := raw[partitionKey(p.ID)]; ok && json.Unmarshal([]byte(v), &cp) == nil && cp.Done {
 				continue
 			}

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -71,68 +70,29 @@ type sourceBatch struct {
 	bytes int64
 }
 
-func cdcKey(writer int) string { return "cdc/" + strconv.Itoa(writer) }
-
-// startPosition finds where CDC resumes: the earliest position any writer may
-// not have applied past. With a checkpoint-keeping destination that is the
-// minimum of its per-writer checkpoints, which are then reset to it so a
-// change in the number of writers cannot leave a stale, earlier one behind.
-//
-// With tables applied by whole row it also returns their gate, which knows
-// the end of the last transaction whose full-row changes were applied.
+// startPosition finds where CDC resumes (checkpoints.cdcStart) and resets
+// the writers' checkpoints to it. With tables applied by whole row it also
+// returns their gate, which knows the end of the last transaction whose
+// full-row changes were applied; that is saved before the reset, which
+// lowers the writers' checkpoints.
 func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, writers int) (model.Position, *fullRowGate, error) {
-	start := e.plan.T0
-	var gate *fullRowGate
-	local, err := e.store.Meta(ctx, "cdc")
+	start, cps, err := e.ckpt.cdcStart(ctx, cs, e.plan.T0)
 	if err != nil {
 		return "", nil, err
 	}
-	if local != "" {
-		start = model.Position(local)
+	if start == "" {
+		return "", nil, fmt.Errorf("flow %q has no CDC start position (the plan has no T0); run with --restart", e.name)
 	}
-	if e.keeper != nil {
-		cps, err := e.checkpoints(ctx, "cdc/")
+	var gate *fullRowGate
+	if e.keeper != nil && e.hasFullRow() {
+		done, err := e.fullRowDone(ctx, cs, cps, start)
 		if err != nil {
 			return "", nil, err
 		}
-		var lowest model.Position
-		for k, v := range cps {
-			pos := model.Position(v)
-			if lowest == "" {
-				lowest = pos
-				continue
-			}
-			c, err := cs.ComparePositions(pos, lowest)
-			if err != nil {
-				return "", nil, fmt.Errorf("checkpoint %s: %w", k, err)
-			}
-			if c < 0 {
-				lowest = pos
-			}
-		}
-		if lowest != "" {
-			start = lowest
-		}
-		if e.hasFullRow() {
-			if start == "" {
-				return "", nil, fmt.Errorf("flow %q has no CDC start position (the plan has no T0); run with --restart", e.name)
-			}
-			done, err := e.fullRowDone(ctx, cs, cps, start)
-			if err != nil {
-				return "", nil, err
-			}
-			gate = &fullRowGate{cs: cs, done: done}
-		}
-		reset := map[string]string{}
-		for i := 0; i < writers; i++ {
-			reset[cdcKey(i)] = string(start)
-		}
-		if err := e.onDestination(ctx, "reset checkpoints", func(ctx context.Context) error { return e.keeper.ReplaceCheckpoints(ctx, e.name, "cdc/", reset) }); err != nil {
-			return "", nil, fmt.Errorf("reset destination checkpoints: %w", err)
-		}
+		gate = &fullRowGate{cs: cs, done: done}
 	}
-	if start == "" {
-		return "", nil, fmt.Errorf("flow %q has no CDC start position (the plan has no T0); run with --restart", e.name)
+	if err := e.ckpt.resetWriters(ctx, start, writers); err != nil {
+		return "", nil, err
 	}
 	return start, gate, nil
 }
@@ -495,8 +455,6 @@ func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, 
 	held := map[uint64]int64{}
 	next := uint64(1)
 	caughtUp := false
-	var localAt time.Time
-	var localPending model.Position
 	for ack := range acks {
 		count[ack.seq]++
 		held[ack.seq] += ack.bytes
@@ -506,17 +464,8 @@ func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, 
 		a := ack // every writer's ack of one batch carries the same position
 		for count[next] == writers {
 			delete(count, next)
-			// With a destination that keeps checkpoints (in the same
-			// transaction as the changes) the local copy is only a
-			// fallback: writing it, with an fsync, for every batch stalled
-			// the whole pipeline whenever the disk was slow.
-			if e.keeper == nil || time.Since(localAt) >= localEvery {
-				if err := e.store.SetMeta(ctx, "cdc", string(a.position)); err != nil {
-					return err
-				}
-				localAt, localPending = time.Now(), ""
-			} else {
-				localPending = a.position
+			if err := e.ckpt.cdcCheckpointed(ctx, a.position); err != nil {
+				return err
 			}
 			if err := cs.Ack(ctx, a.position); err != nil {
 				return fmt.Errorf("acknowledge %s to the source: %w", a.position, err)
@@ -538,15 +487,8 @@ func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, 
 			next++
 		}
 	}
-	if localPending != "" {
-		return e.store.SetMeta(ctx, "cdc", string(localPending))
-	}
-	return nil
+	return e.ckpt.flushCDC(ctx)
 }
-
-// localEvery is how often CDC copies its checkpoint to the local state when
-// the destination keeps checkpoints itself.
-const localEvery = time.Second
 
 // signal broadcasts the last batch every writer has applied.
 type signal struct {

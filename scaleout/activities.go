@@ -30,8 +30,10 @@ type Activities struct {
 	Client client.Client
 	// Identity names the worker in results and logs.
 	Identity string
-	// ScratchDir holds an activity's scratch state store while it runs
-	// (default: the system's temporary directory).
+	// ScratchDir holds the scratch state store of the plan and release
+	// activities while they run (default: the system's temporary
+	// directory). The copy and CDC activities need none: they take and
+	// return explicit positions.
 	ScratchDir string
 	Log        *slog.Logger
 	// Observe gives the observer told what the engine does for a flow
@@ -47,8 +49,20 @@ type opened struct {
 }
 
 // open resolves the flow's connection names and builds an engine over
-// them, with a scratch state store that lives as long as the activity.
+// them, with a scratch state store that lives as long as the activity (the
+// planner records its plan there).
 func (a *Activities) open(ctx context.Context, opts flow.Config) (*opened, error) {
+	return a.openEngine(ctx, opts, true)
+}
+
+// openStep is open without a state store, for a copy or CDC step: the engine
+// keeps the step's positions in memory, taking and returning them
+// explicitly.
+func (a *Activities) openStep(ctx context.Context, opts flow.Config) (*opened, error) {
+	return a.openEngine(ctx, opts, false)
+}
+
+func (a *Activities) openEngine(ctx context.Context, opts flow.Config, scratch bool) (*opened, error) {
 	if opts.Name == "" {
 		return nil, temporal.NewNonRetryableApplicationError("the flow has no name", errTypeConfig, nil)
 	}
@@ -81,18 +95,21 @@ func (a *Activities) open(ctx context.Context, opts flow.Config) (*opened, error
 		return nil, a.failure(fmt.Errorf("destination %s: %w", opts.Destination, err), secrets)
 	}
 	closers = append(closers, func() { logClose(log, "destination", dst) })
-	dir, err := os.MkdirTemp(a.ScratchDir, "ferry-activity-")
-	if err != nil {
-		closeAll()
-		return nil, a.failure(fmt.Errorf("scratch directory: %w", err), secrets)
+	var store *state.Store
+	if scratch {
+		dir, err := os.MkdirTemp(a.ScratchDir, "ferry-activity-")
+		if err != nil {
+			closeAll()
+			return nil, a.failure(fmt.Errorf("scratch directory: %w", err), secrets)
+		}
+		closers = append(closers, func() { os.RemoveAll(dir) }) //nolint:errcheck // scratch
+		store, err = state.Open(ctx, dir, opts.Name)
+		if err != nil {
+			closeAll()
+			return nil, a.failure(err, secrets)
+		}
+		closers = append(closers, func() { logClose(log, "scratch state", store) })
 	}
-	closers = append(closers, func() { os.RemoveAll(dir) }) //nolint:errcheck // scratch
-	store, err := state.Open(ctx, dir, opts.Name)
-	if err != nil {
-		closeAll()
-		return nil, a.failure(err, secrets)
-	}
-	closers = append(closers, func() { logClose(log, "scratch state", store) })
 	eng, err := engine.New(cfg, src, dst, store, log)
 	if err != nil {
 		closeAll()
@@ -240,7 +257,7 @@ func planFits(plan *model.Plan, partitionRows int64) error {
 // after every batch the destination confirmed.
 func (a *Activities) CopyPartition(ctx context.Context, in CopyInput) (CopyResult, error) {
 	info := activity.GetInfo(ctx)
-	o, err := a.open(ctx, in.Options)
+	o, err := a.openStep(ctx, in.Options)
 	if err != nil {
 		return CopyResult{}, err
 	}
@@ -249,32 +266,17 @@ func (a *Activities) CopyPartition(ctx context.Context, in CopyInput) (CopyResul
 	if err := eng.UsePlan(&model.Plan{Tables: []*model.Table{in.Table}, Partitions: []model.Partition{in.Partition}}); err != nil {
 		return CopyResult{}, a.failure(err, o.secrets)
 	}
-	var from engine.PartitionProgress
-	var hbRows int64
-	resumedFrom := ""
+	var remembered engine.PartitionProgress
 	if activity.HasHeartbeatDetails(ctx) {
 		var hb CopyHeartbeat
 		if err := activity.GetHeartbeatDetails(ctx, &hb); err == nil && (hb.Cursor != "" || hb.Rows > 0) {
-			from = engine.PartitionProgress{Cursor: hb.Cursor, Rows: hb.Rows}
-			hbRows = hb.Rows
-			resumedFrom = "heartbeat"
+			remembered = engine.PartitionProgress{Cursor: hb.Cursor, Rows: hb.Rows}
 		}
 	}
-	stored, ok, err := eng.StoredPartitionProgress(ctx, in.Partition.ID)
+	hbRows := remembered.Rows
+	from, resumedFrom, err := eng.ResumePartition(ctx, in.Partition.ID, remembered)
 	if err != nil {
 		return CopyResult{}, a.failure(err, o.secrets)
-	}
-	// A destination that keeps checkpoints is authoritative (the engine
-	// resumes from it); its checkpoint is never behind the heartbeat, which
-	// reports only what it confirmed.
-	switch {
-	case ok && (stored.Done || stored.Rows > from.Rows):
-		from = stored
-		resumedFrom = "destination"
-	case ok:
-		from = stored
-	case eng.KeepsCheckpoints():
-		from, resumedFrom = engine.PartitionProgress{}, ""
 	}
 	log := a.logger().With("flow", in.Options.Name, "partition", in.Partition.ID, "attempt", info.Attempt)
 	if resumedFrom != "" {
@@ -325,7 +327,7 @@ func (a *Activities) CopyPartition(ctx context.Context, in CopyInput) (CopyResul
 // FinishTables runs the destination's end-of-copy work once every
 // partition is copied.
 func (a *Activities) FinishTables(ctx context.Context, in TablesInput) error {
-	o, err := a.open(ctx, in.Options)
+	o, err := a.openStep(ctx, in.Options)
 	if err != nil {
 		return err
 	}
@@ -345,7 +347,7 @@ func (a *Activities) FinishTables(ctx context.Context, in TablesInput) error {
 // cutover or cancel, or when the worker stops.
 func (a *Activities) StreamChanges(ctx context.Context, in StreamInput) (StreamResult, error) {
 	info := activity.GetInfo(ctx)
-	o, err := a.open(ctx, in.Options)
+	o, err := a.openStep(ctx, in.Options)
 	if err != nil {
 		return StreamResult{}, err
 	}
@@ -366,14 +368,12 @@ func (a *Activities) StreamChanges(ctx context.Context, in StreamInput) (StreamR
 	}
 	log := a.logger().With("flow", in.Options.Name, "activity", info.ActivityID, "attempt", info.Attempt)
 	log.Info("change data capture starting", "from", from)
+	// The position comes from the engine's checkpoints; the counts and the
+	// lag are statistics of the run.
 	beat := func() StreamHeartbeat {
 		c := eng.Progress().Snapshot().CDC
-		hb := StreamHeartbeat{Position: model.Position(c.Position), Received: base.Received + c.Received,
+		return StreamHeartbeat{Position: eng.CDCPosition(from), Received: base.Received + c.Received,
 			Applied: base.Applied + c.Applied, LagSeconds: c.LagSeconds}
-		if hb.Position == "" {
-			hb.Position = from
-		}
-		return hb
 	}
 	stopBeats := keepAlive(ctx, func() any { return beat() })
 	stop, stopping, cancel := graceful(ctx)
@@ -384,12 +384,13 @@ func (a *Activities) StreamChanges(ctx context.Context, in StreamInput) (StreamR
 		defer asked.Done()
 		a.watch(stop, cancel, info, in, log)
 	}()
-	err = eng.Stream(ctx, stop, from)
+	reached, err := eng.Stream(ctx, stop, from)
 	ended := stop.Err() != nil
 	cancel()
 	asked.Wait()
 	stopBeats()
 	last := beat()
+	last.Position = reached
 	if err != nil || stopping() {
 		activity.RecordHeartbeat(ctx, last)
 	}
