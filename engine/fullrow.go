@@ -110,7 +110,10 @@ func (e *Engine) fullRowDone(ctx context.Context, cs connector.ChangeSource, cps
 			done = model.Position(v)
 		}
 	}
-	if err := e.keeper.ReplaceCheckpoints(ctx, e.name, fullRowKey, map[string]string{fullRowKey: string(done)}); err != nil {
+	save := func(ctx context.Context) error {
+		return e.keeper.ReplaceCheckpoints(ctx, e.name, fullRowKey, map[string]string{fullRowKey: string(done)})
+	}
+	if err := e.onDestination(ctx, "save checkpoint "+fullRowKey, save); err != nil {
 		return "", fmt.Errorf("save destination checkpoint %s: %w", fullRowKey, err)
 	}
 	return done, nil
