@@ -36,8 +36,9 @@ func IsConfigError(err error) bool {
 	return errors.As(err, &ce)
 }
 
-// Configf builds a ConfigError.
-func Configf(fix string, msg string) error { return &ConfigError{Msg: msg, Fix: fix} }
+// BadConfig is the ConfigError saying what is wrong (msg) and how to fix
+// it (fix).
+func BadConfig(msg, fix string) error { return &ConfigError{Msg: msg, Fix: fix} }
 
 // UnavailableError marks an error as the database being out of reach: the
 // connection was lost or refused (a restart, a network cut, a server

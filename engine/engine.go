@@ -110,10 +110,10 @@ func (e *Engine) Progress() *Progress { return e.progress }
 // impossible pair before anything is written.
 func Negotiate(want flow.Mode, src, dst connector.Connector, srcName, dstName string) (flow.Mode, error) {
 	if _, ok := src.(connector.Source); !ok {
-		return "", connector.Configf("use a source connector such as sqlite, file, postgres or fake", fmt.Sprintf("%s cannot be a source", srcName))
+		return "", connector.BadConfig(fmt.Sprintf("%s cannot be a source", srcName), "use a source connector such as sqlite, file, postgres or fake")
 	}
 	if _, ok := dst.(connector.Destination); !ok {
-		return "", connector.Configf("use a destination connector such as sqlite, file, postgres or null", fmt.Sprintf("%s cannot be a destination", dstName))
+		return "", connector.BadConfig(fmt.Sprintf("%s cannot be a destination", dstName), "use a destination connector such as sqlite, file, postgres or null")
 	}
 	_, srcCDC := src.(connector.ChangeSource)
 	_, dstApply := dst.(connector.ChangeApplier)
@@ -127,12 +127,10 @@ func Negotiate(want flow.Mode, src, dst connector.Connector, srcName, dstName st
 		return want, nil
 	case flow.ModeFull, flow.ModeCDC:
 		if !srcCDC {
-			return "", connector.Configf("use --mode snapshot to copy without change data capture",
-				fmt.Sprintf("--mode %s needs change data capture, and source %s has none", want, srcName))
+			return "", connector.BadConfig(fmt.Sprintf("--mode %s needs change data capture, and source %s has none", want, srcName), "use --mode snapshot to copy without change data capture")
 		}
 		if !dstApply {
-			return "", connector.Configf("use --mode snapshot, or a destination that can apply changes",
-				fmt.Sprintf("--mode %s needs a destination that applies changes, and %s cannot", want, dstName))
+			return "", connector.BadConfig(fmt.Sprintf("--mode %s needs a destination that applies changes, and %s cannot", want, dstName), "use --mode snapshot, or a destination that can apply changes")
 		}
 		return want, nil
 	}
@@ -148,8 +146,7 @@ func (e *Engine) Prepare(ctx context.Context) error {
 		return err
 	}
 	if ident != "" && ident != e.cfg.Identity() {
-		return connector.Configf("run with --restart to start the flow over, or choose another --name",
-			fmt.Sprintf("flow %q was started with another source, destination or table selection", e.name))
+		return connector.BadConfig(fmt.Sprintf("flow %q was started with another source, destination or table selection", e.name), "run with --restart to start the flow over, or choose another --name")
 	}
 	planJSON, err := e.store.Meta(ctx, "plan")
 	if err != nil {
@@ -161,7 +158,7 @@ func (e *Engine) Prepare(ctx context.Context) error {
 			return fmt.Errorf("state %s: plan is corrupt (%v); run with --restart", e.store.Path(), err)
 		}
 		if storedMode, _ := e.store.Meta(ctx, "mode"); storedMode != "" && storedMode != string(e.mode) {
-			return connector.Configf("run with --restart to change the mode", fmt.Sprintf("flow %q was started in mode %s, not %s", e.name, storedMode, e.mode))
+			return connector.BadConfig(fmt.Sprintf("flow %q was started in mode %s, not %s", e.name, storedMode, e.mode), "run with --restart to change the mode")
 		}
 		e.plan = &p
 		e.log.Info("resuming flow", "tables", len(p.Tables), "partitions", len(p.Partitions), "t0", p.T0)
@@ -305,10 +302,9 @@ func (e *Engine) makePlan(ctx context.Context) error {
 			have = append(have[:20], "...")
 		}
 		if e.filter.Empty() {
-			return connector.Configf("create tables at the source first", fmt.Sprintf("source %s has no tables", connector.Redact(e.cfg.Source)))
+			return connector.BadConfig(fmt.Sprintf("source %s has no tables", connector.Redact(e.cfg.Source)), "create tables at the source first")
 		}
-		return connector.Configf("the source has: "+strings.Join(have, ", "),
-			fmt.Sprintf("--tables %q matches no table", e.filter.String()))
+		return connector.BadConfig(fmt.Sprintf("--tables %q matches no table", e.filter.String()), "the source has: "+strings.Join(have, ", "))
 	}
 	if err := e.renames.CheckUnused(names); err != nil {
 		return err

@@ -36,12 +36,10 @@ func (e *Engine) checkKeys(tables []*model.Table) error {
 		}
 	}
 	if len(noIdent) > 0 {
-		return connector.Configf("add a primary key, or make the source send whole rows (PostgreSQL: ALTER TABLE ... REPLICA IDENTITY FULL; MySQL: binlog_row_image=FULL), exclude the tables with --tables '!name', or copy them with --mode snapshot",
-			fmt.Sprintf("change data capture needs a primary key or a full replica identity to apply changes, and these tables have neither: %s", strings.Join(noIdent, ", ")))
+		return connector.BadConfig(fmt.Sprintf("change data capture needs a primary key or a full replica identity to apply changes, and these tables have neither: %s", strings.Join(noIdent, ", ")), "add a primary key, or make the source send whole rows (PostgreSQL: ALTER TABLE ... REPLICA IDENTITY FULL; MySQL: binlog_row_image=FULL), exclude the tables with --tables '!name', or copy them with --mode snapshot")
 	}
 	if len(noDst) > 0 {
-		return connector.Configf("add a primary key, use a PostgreSQL destination, exclude the tables with --tables '!name', or copy them with --mode snapshot",
-			fmt.Sprintf("these tables have no primary key, and destination %s cannot apply changes by whole row: %s", connector.Redact(e.cfg.Destination), strings.Join(noDst, ", ")))
+		return connector.BadConfig(fmt.Sprintf("these tables have no primary key, and destination %s cannot apply changes by whole row: %s", connector.Redact(e.cfg.Destination), strings.Join(noDst, ", ")), "add a primary key, use a PostgreSQL destination, exclude the tables with --tables '!name', or copy them with --mode snapshot")
 	}
 	return nil
 }
@@ -67,8 +65,7 @@ func (e *Engine) refuseInexactFullRow(ctx context.Context, plan *model.Plan) err
 				e.log.Warn("could not release the source's resources for the refused flow", "error", err)
 			}
 		}
-		return connector.Configf("add a primary key, exclude the tables with --tables '!name', or copy them with --mode snapshot",
-			fmt.Sprintf("the source's copy is not exactly at the change stream's start, so changes would be applied twice, and these tables have no primary key to make that harmless: %s", strings.Join(nokey, ", ")))
+		return connector.BadConfig(fmt.Sprintf("the source's copy is not exactly at the change stream's start, so changes would be applied twice, and these tables have no primary key to make that harmless: %s", strings.Join(nokey, ", ")), "add a primary key, exclude the tables with --tables '!name', or copy them with --mode snapshot")
 	}
 	return nil
 }
@@ -252,5 +249,5 @@ func (e *Engine) refuseFullRowCopyOutsideT0(ctx context.Context, parts []model.P
 		how = "scale-out workers read partitions outside the snapshot at T0"
 		fix = "copy these tables with ferry sync, or give them a primary key"
 	}
-	return connector.Configf(fix, fmt.Sprintf("%s, so changes already in the rows read would be applied again, and without a primary key that duplicates rows: %s", how, strings.Join(names, ", ")))
+	return connector.BadConfig(fmt.Sprintf("%s, so changes already in the rows read would be applied again, and without a primary key that duplicates rows: %s", how, strings.Join(names, ", ")), fix)
 }

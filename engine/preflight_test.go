@@ -23,7 +23,7 @@ type refusingSource struct {
 
 func (r refusingSource) Preflight(_ context.Context, _ []*model.Table, opts connector.PlanOptions) error {
 	*r.asked = opts
-	return connector.Configf("turn the binlog on", "binlog is off")
+	return connector.BadConfig("binlog is off", "turn the binlog on")
 }
 
 // A source's preflight runs before the destination's tables exist: its

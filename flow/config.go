@@ -111,10 +111,10 @@ func (c *Config) Defaults() {
 // Validate checks the settings that do not need a connection.
 func (c *Config) Validate() error {
 	if c.Source == "" {
-		return connector.Configf("ferry sync SOURCE DESTINATION", "no source URL")
+		return connector.BadConfig("no source URL", "ferry sync SOURCE DESTINATION")
 	}
 	if c.Destination == "" {
-		return connector.Configf("ferry sync SOURCE DESTINATION", "no destination URL")
+		return connector.BadConfig("no destination URL", "ferry sync SOURCE DESTINATION")
 	}
 	if _, err := ParseMode(string(c.Mode)); err != nil {
 		return &connector.ConfigError{Msg: err.Error()}
@@ -122,10 +122,10 @@ func (c *Config) Validate() error {
 	switch c.Until {
 	case "", "caught-up":
 	default:
-		return connector.Configf("the only value is caught-up", fmt.Sprintf("unknown --until %q", c.Until))
+		return connector.BadConfig(fmt.Sprintf("unknown --until %q", c.Until), "the only value is caught-up")
 	}
 	if c.Name != "" && !nameRe.MatchString(c.Name) {
-		return connector.Configf("use letters, digits, '.', '_' and '-'", fmt.Sprintf("invalid flow name %q", c.Name))
+		return connector.BadConfig(fmt.Sprintf("invalid flow name %q", c.Name), "use letters, digits, '.', '_' and '-'")
 	}
 	// A flow file's 0 is an unset key (the default); only a negative value
 	// is a mistake there. The command line refuses 0 as well.
@@ -140,7 +140,7 @@ func (c *Config) Validate() error {
 		{"retry_timeout", c.RetryTimeout < 0, c.RetryTimeout},
 	} {
 		if v.neg {
-			return connector.Configf("leave it out (or 0) for the default", fmt.Sprintf("%s must be positive, not %v", v.key, v.val))
+			return connector.BadConfig(fmt.Sprintf("%s must be positive, not %v", v.key, v.val), "leave it out (or 0) for the default")
 		}
 	}
 	if _, err := NewFilter(c.Tables); err != nil {

@@ -247,9 +247,10 @@ func planFits(plan *model.Plan, partitionRows int64) error {
 		partitionRows = flow.DefaultPartitionRows
 	}
 	factor := int64(len(b))/maxPlanBytes + 1
-	return connector.Configf(fmt.Sprintf("raise --partition-rows to %d or more (fewer, larger partitions), or split the tables over several flows", partitionRows*factor*2),
+	return connector.BadConfig(
 		fmt.Sprintf("the plan has %d partitions (%d kB); in scale-out mode the plan travels through Temporal, which limits payloads to 2 MB, so ferry keeps it under %d kB",
-			len(plan.Partitions), len(b)>>10, maxPlanBytes>>10))
+			len(plan.Partitions), len(b)>>10, maxPlanBytes>>10),
+		fmt.Sprintf("raise --partition-rows to %d or more (fewer, larger partitions), or split the tables over several flows", partitionRows*factor*2))
 }
 
 // CopyPartition copies one partition, resuming from the later of its last

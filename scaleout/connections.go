@@ -35,12 +35,12 @@ func LoadConnections(file string, environ []string, flags []string) (*Connection
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, connector.Configf("give a readable YAML file mapping names to URLs", fmt.Sprintf("connections file: %v", err))
+			return nil, connector.BadConfig(fmt.Sprintf("connections file: %v", err), "give a readable YAML file mapping names to URLs")
 		}
 		var m map[string]string
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		if err := dec.Decode(&m); err != nil && !errors.Is(err, io.EOF) {
-			return nil, connector.Configf("the file maps names to URLs: \"src: postgres://user:pass@host/db\"", fmt.Sprintf("connections file %s: not a map of name to URL", file))
+			return nil, connector.BadConfig(fmt.Sprintf("connections file %s: not a map of name to URL", file), "the file maps names to URLs: \"src: postgres://user:pass@host/db\"")
 		}
 		for k, v := range m {
 			if err := c.add(strings.ToLower(k), v, "connections file "+file); err != nil {
@@ -60,7 +60,7 @@ func LoadConnections(file string, environ []string, flags []string) (*Connection
 	for _, f := range flags {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
-			return nil, connector.Configf("--connection NAME=URL, such as --connection src=postgres://user@host/db", fmt.Sprintf("--connection %q has no '='", connector.Redact(f)))
+			return nil, connector.BadConfig(fmt.Sprintf("--connection %q has no '='", connector.Redact(f)), "--connection NAME=URL, such as --connection src=postgres://user@host/db")
 		}
 		if err := c.add(k, v, "--connection "+k); err != nil {
 			return nil, err
@@ -71,10 +71,10 @@ func LoadConnections(file string, environ []string, flags []string) (*Connection
 
 func (c *Connections) add(name, url, where string) error {
 	if !connName.MatchString(name) {
-		return connector.Configf("use lower-case letters, digits, '_', '.' and '-'", fmt.Sprintf("%s: invalid connection name %q", where, name))
+		return connector.BadConfig(fmt.Sprintf("%s: invalid connection name %q", where, name), "use lower-case letters, digits, '_', '.' and '-'")
 	}
 	if strings.TrimSpace(url) == "" {
-		return connector.Configf("give the connection's URL", fmt.Sprintf("%s: connection %q has no URL", where, name))
+		return connector.BadConfig(fmt.Sprintf("%s: connection %q has no URL", where, name), "give the connection's URL")
 	}
 	if _, _, err := connector.ParseURL(url); err != nil {
 		return fmt.Errorf("%s: connection %q: %w", where, name, err)
@@ -106,7 +106,7 @@ func (c *Connections) Secrets() []string {
 // "destination") makes the error say which one is missing.
 func (c *Connections) Resolve(name, role string) (string, error) {
 	if c == nil {
-		return "", connector.Configf("start the worker with --connection NAME=URL", fmt.Sprintf("%s connection %q: this worker has no connections", role, name))
+		return "", connector.BadConfig(fmt.Sprintf("%s connection %q: this worker has no connections", role, name), "start the worker with --connection NAME=URL")
 	}
 	if u, ok := c.urls[strings.ToLower(name)]; ok {
 		return u, nil
@@ -115,6 +115,5 @@ func (c *Connections) Resolve(name, role string) (string, error) {
 	if n := c.Names(); len(n) > 0 {
 		have = strings.Join(n, ", ")
 	}
-	return "", connector.Configf("define it on every worker: --connection "+name+"=URL, "+ConnectionEnvPrefix+strings.ToUpper(name)+"=URL or the connections file",
-		fmt.Sprintf("%s connection %q is unknown to the worker (it knows: %s)", role, name, have))
+	return "", connector.BadConfig(fmt.Sprintf("%s connection %q is unknown to the worker (it knows: %s)", role, name, have), "define it on every worker: --connection "+name+"=URL, "+ConnectionEnvPrefix+strings.ToUpper(name)+"=URL or the connections file")
 }

@@ -87,7 +87,7 @@ func (s *Source) Plan(ctx context.Context, tables []*model.Table, opts connector
 	p := &model.Plan{Tables: tables, SnapshotConsistent: s.cfg.Snapshot == "t0", CreatedAt: time.Now().UTC()}
 	if opts.CDC {
 		if !s.cfg.CDC {
-			return nil, connector.Configf("use --mode snapshot", "this fake source has no change data capture (cdc=false)")
+			return nil, connector.BadConfig("this fake source has no change data capture (cdc=false)", "use --mode snapshot")
 		}
 		p.T0 = "0"
 	}

@@ -160,7 +160,7 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 func parseURL(u *url.URL) (*Conn, error) {
 	const fix = "URLs look like mysql://user:password@host:3306/database"
 	if u.Opaque != "" {
-		return nil, connector.Configf(fix, "mysql URL has no host")
+		return nil, connector.BadConfig("mysql URL has no host", fix)
 	}
 	c := &Conn{targets: map[model.Namespace][]*target{}, ensured: map[string]bool{}, log: slog.Default()}
 	host, port := u.Hostname(), u.Port()
@@ -171,7 +171,7 @@ func parseURL(u *url.URL) (*Conn, error) {
 		port = "3306"
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return nil, connector.Configf(fix, fmt.Sprintf("mysql URL port %q is not a number", port))
+		return nil, connector.BadConfig(fmt.Sprintf("mysql URL port %q is not a number", port), fix)
 	}
 	c.host = net.JoinHostPort(host, port)
 	if u.User != nil {
@@ -184,7 +184,7 @@ func parseURL(u *url.URL) (*Conn, error) {
 	c.scrubber = connector.NewScrubber(u.String())
 	db := strings.Trim(u.Path, "/")
 	if strings.Contains(db, "/") {
-		return nil, connector.Configf(fix, fmt.Sprintf("mysql URL path %q names more than a database", u.Path))
+		return nil, connector.BadConfig(fmt.Sprintf("mysql URL path %q names more than a database", u.Path), fix)
 	}
 	c.database = db
 	for k, vs := range u.Query() {
@@ -196,12 +196,12 @@ func parseURL(u *url.URL) (*Conn, error) {
 			case "null":
 				c.opts.zeroNull = true
 			default:
-				return nil, connector.Configf("use zero_dates=error or zero_dates=null", fmt.Sprintf("unknown zero_dates value %q", v))
+				return nil, connector.BadConfig(fmt.Sprintf("unknown zero_dates value %q", v), "use zero_dates=error or zero_dates=null")
 			}
 		case "server_id":
 			id, err := strconv.ParseUint(v, 10, 32)
 			if err != nil || id == 0 {
-				return nil, connector.Configf("use a number between 1 and 4294967295 that no other replica of the server uses", fmt.Sprintf("bad server_id %q", v))
+				return nil, connector.BadConfig(fmt.Sprintf("bad server_id %q", v), "use a number between 1 and 4294967295 that no other replica of the server uses")
 			}
 			c.opts.serverID = uint32(id)
 		case "tls":
@@ -209,7 +209,7 @@ func parseURL(u *url.URL) (*Conn, error) {
 			case "true", "false", "skip-verify", "preferred":
 				c.opts.tls = v
 			default:
-				return nil, connector.Configf("use tls=true, skip-verify, preferred or false", fmt.Sprintf("unknown tls value %q", v))
+				return nil, connector.BadConfig(fmt.Sprintf("unknown tls value %q", v), "use tls=true, skip-verify, preferred or false")
 			}
 		default:
 			var known []string
@@ -217,7 +217,7 @@ func parseURL(u *url.URL) (*Conn, error) {
 				known = append(known, doc)
 			}
 			sort.Strings(known)
-			return nil, connector.Configf("known parameters: "+strings.Join(known, "; "), fmt.Sprintf("unknown mysql URL parameter %q", k))
+			return nil, connector.BadConfig(fmt.Sprintf("unknown mysql URL parameter %q", k), "known parameters: "+strings.Join(known, "; "))
 		}
 	}
 	return c, nil
@@ -262,7 +262,7 @@ func (c *Conn) tlsConfig() *tls.Config {
 func (c *Conn) connect(ctx context.Context) error {
 	connr, err := mysql.NewConnector(c.driverConfig())
 	if err != nil {
-		return connector.Configf("check the URL", c.scrubber.Err(err).Error())
+		return connector.BadConfig(c.scrubber.Err(err).Error(), "check the URL")
 	}
 	db := sql.OpenDB(connr)
 	db.SetMaxIdleConns(16)

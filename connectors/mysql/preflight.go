@@ -20,7 +20,7 @@ func (c *Conn) Preflight(ctx context.Context, tables []*model.Table, opts connec
 	for _, t := range tables {
 		ti := infos[t.Namespace]
 		if ti == nil {
-			return connector.Configf("check the table selection", fmt.Sprintf("mysql %s: table %s does not exist", c.host, t.Namespace))
+			return connector.BadConfig(fmt.Sprintf("mysql %s: table %s does not exist", c.host, t.Namespace), "check the table selection")
 		}
 		if err := ti.problem(); err != nil {
 			return &connector.ConfigError{Msg: err.Error(), Fix: fmt.Sprintf("exclude the table with --tables '!%s'", t.Namespace)}

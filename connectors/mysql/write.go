@@ -23,8 +23,7 @@ func (c *Conn) destName(ns model.Namespace) (model.Namespace, error) {
 		db = ns.Schema
 	}
 	if db == "" {
-		return model.Namespace{}, connector.Configf("name a database in the destination URL (mysql://host/database)",
-			fmt.Sprintf("table %s has no schema to name its MySQL database after", ns))
+		return model.Namespace{}, connector.BadConfig(fmt.Sprintf("table %s has no schema to name its MySQL database after", ns), "name a database in the destination URL (mysql://host/database)")
 	}
 	return model.Namespace{Schema: db, Table: ns.Table}, nil
 }
@@ -85,12 +84,11 @@ func (c *Conn) planTables(tables []*model.Table) ([]plannedTable, error) {
 			return nil, err
 		}
 		if strings.EqualFold(name.Table, checkpointTable) {
-			return nil, connector.Configf("rename the table (--rename)", fmt.Sprintf("table name %s is reserved for ferry's checkpoints", checkpointTable))
+			return nil, connector.BadConfig(fmt.Sprintf("table name %s is reserved for ferry's checkpoints", checkpointTable), "rename the table (--rename)")
 		}
 		key := lowerNS(name)
 		if prev, dup := seen[key]; dup {
-			return nil, connector.Configf("rename one of them (--rename) or give the destination URL no database so each schema gets its own",
-				fmt.Sprintf("tables %s and %s both map to MySQL table %s", prev, t.Namespace, name))
+			return nil, connector.BadConfig(fmt.Sprintf("tables %s and %s both map to MySQL table %s", prev, t.Namespace, name), "rename one of them (--rename) or give the destination URL no database so each schema gets its own")
 		}
 		seen[key] = t.Namespace
 		// MySQL compares column names without case.

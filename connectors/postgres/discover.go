@@ -228,12 +228,10 @@ func checkSelected(infos []*srcTable) error {
 	}
 	sort.Strings(noSelect)
 	if len(noSelect) > 0 {
-		return connector.Configf("GRANT SELECT ON "+strings.Join(noSelect, ", ")+" TO <the URL's user>, or exclude the tables with --tables '!name'",
-			"permission denied: the URL's user cannot read "+strings.Join(noSelect, ", "))
+		return connector.BadConfig("permission denied: the URL's user cannot read "+strings.Join(noSelect, ", "), "GRANT SELECT ON "+strings.Join(noSelect, ", ")+" TO <the URL's user>, or exclude the tables with --tables '!name'")
 	}
 	if len(problems) > 0 {
-		return connector.Configf("exclude the tables with --tables '!name', or change the column types",
-			"cannot copy: "+strings.Join(problems, "; "))
+		return connector.BadConfig("cannot copy: "+strings.Join(problems, "; "), "exclude the tables with --tables '!name', or change the column types")
 	}
 	return nil
 }

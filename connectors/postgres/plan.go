@@ -143,8 +143,7 @@ func (c *Conn) selected(ctx context.Context, tables []*model.Table) ([]*srcTable
 		}
 	}
 	if len(missing) > 0 {
-		return nil, connector.Configf("check the table names; they were dropped or renamed since they were listed",
-			fmt.Sprintf("tables missing at %s: %s", c.where(), strings.Join(missing, ", ")))
+		return nil, connector.BadConfig(fmt.Sprintf("tables missing at %s: %s", c.where(), strings.Join(missing, ", ")), "check the table names; they were dropped or renamed since they were listed")
 	}
 	ordered := make([]*srcTable, len(tables))
 	for i, t := range tables {
@@ -205,8 +204,7 @@ func (c *Conn) Preflight(ctx context.Context, tables []*model.Table, opts connec
 	}
 	rows.Close()
 	if len(notOwned) > 0 {
-		return connector.Configf(fmt.Sprintf("as the tables' owner run CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true), then add publication=%s to the source URL", showIdent(pub), strings.Join(notOwned, ", "), pub),
-			fmt.Sprintf("ferry cannot create publication %s: the URL's user does not own %s", pub, strings.Join(notOwned, ", ")))
+		return connector.BadConfig(fmt.Sprintf("ferry cannot create publication %s: the URL's user does not own %s", pub, strings.Join(notOwned, ", ")), fmt.Sprintf("as the tables' owner run CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true), then add publication=%s to the source URL", showIdent(pub), strings.Join(notOwned, ", "), pub))
 	}
 	return nil
 }
@@ -425,7 +423,7 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (m
 		// A slot the user made: it has no snapshot to share, so the copy
 		// reads current data and the replay from T0 converges it.
 		if confirmed == nil {
-			return "", false, connector.Configf("give a logical slot using pgoutput", fmt.Sprintf("slot %s is not a logical replication slot", slot))
+			return "", false, connector.BadConfig(fmt.Sprintf("slot %s is not a logical replication slot", slot), "give a logical slot using pgoutput")
 		}
 		return model.Position(*confirmed), false, nil
 	}
@@ -485,8 +483,7 @@ func (c *Conn) checkSlot(ctx context.Context, slot string, own bool, flow string
 		if pid != nil {
 			who = fmt.Sprintf(" (server process %d)", *pid)
 		}
-		return false, nil, connector.Configf("stop the other ferry (or other client) using it, or give this flow another --name",
-			fmt.Sprintf("replication slot %s is in use by another process%s", slot, who))
+		return false, nil, connector.BadConfig(fmt.Sprintf("replication slot %s is in use by another process%s", slot, who), "stop the other ferry (or other client) using it, or give this flow another --name")
 	}
 	if exists && own && c.madeSlot(slot) {
 		// Made by an earlier attempt of this very plan that never returned
@@ -499,8 +496,7 @@ func (c *Conn) checkSlot(ctx context.Context, slot string, own bool, flow string
 		return false, nil, nil
 	}
 	if exists && own {
-		return false, nil, connector.Configf(fmt.Sprintf("run with --restart to drop it and start over, or drop it yourself: SELECT pg_drop_replication_slot('%s')", slot),
-			fmt.Sprintf("replication slot %s already exists: an earlier run of flow %q created it but kept no plan", slot, flow))
+		return false, nil, connector.BadConfig(fmt.Sprintf("replication slot %s already exists: an earlier run of flow %q created it but kept no plan", slot, flow), fmt.Sprintf("run with --restart to drop it and start over, or drop it yourself: SELECT pg_drop_replication_slot('%s')", slot))
 	}
 	return exists, confirmed, nil
 }
@@ -527,8 +523,7 @@ func (c *Conn) checkCDC(ctx context.Context, tables []*srcTable) error {
 		return walLevelError(c.where(), fmt.Errorf("wal_level is %s", level))
 	}
 	if !canReplicate {
-		return connector.Configf(fmt.Sprintf("ALTER ROLE %s REPLICATION (as a superuser), or copy without CDC with --mode snapshot", showIdent(user)),
-			fmt.Sprintf("change data capture needs a role with the REPLICATION attribute, and %s lacks it", user))
+		return connector.BadConfig(fmt.Sprintf("change data capture needs a role with the REPLICATION attribute, and %s lacks it", user), fmt.Sprintf("ALTER ROLE %s REPLICATION (as a superuser), or copy without CDC with --mode snapshot", showIdent(user)))
 	}
 	var problems []string
 	for _, s := range tables {
@@ -543,8 +538,7 @@ func (c *Conn) checkCDC(ctx context.Context, tables []*srcTable) error {
 		}
 	}
 	if len(problems) > 0 {
-		return connector.Configf("fix the replica identity, exclude the tables with --tables '!name', or copy without CDC with --mode snapshot",
-			"change data capture cannot follow: "+strings.Join(problems, "; "))
+		return connector.BadConfig("change data capture cannot follow: "+strings.Join(problems, "; "), "fix the replica identity, exclude the tables with --tables '!name', or copy without CDC with --mode snapshot")
 	}
 	return nil
 }
@@ -617,8 +611,7 @@ func (c *Conn) checkPublication(ctx context.Context, pub string, tables []*srcTa
 		return c.classify(err, "look up publication "+pub)
 	}
 	if !exists {
-		return connector.Configf("create it (CREATE PUBLICATION "+showIdent(pub)+" FOR TABLE ... WITH (publish_via_partition_root = true)) or leave publication= out so ferry creates one",
-			fmt.Sprintf("publication %s does not exist at %s", pub, c.where()))
+		return connector.BadConfig(fmt.Sprintf("publication %s does not exist at %s", pub, c.where()), "create it (CREATE PUBLICATION "+showIdent(pub)+" FOR TABLE ... WITH (publish_via_partition_root = true)) or leave publication= out so ferry creates one")
 	}
 	rows, err := c.pool.Query(ctx, `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1`, pub)
 	if err != nil {
@@ -641,8 +634,7 @@ func (c *Conn) checkPublication(ctx context.Context, pub string, tables []*srcTa
 		}
 	}
 	if len(missing) > 0 {
-		return connector.Configf("ALTER PUBLICATION "+showIdent(pub)+" ADD TABLE ..., or select fewer tables with --tables",
-			fmt.Sprintf("publication %s does not publish %s", pub, strings.Join(missing, ", ")))
+		return connector.BadConfig(fmt.Sprintf("publication %s does not publish %s", pub, strings.Join(missing, ", ")), "ALTER PUBLICATION "+showIdent(pub)+" ADD TABLE ..., or select fewer tables with --tables")
 	}
 	return nil
 }
@@ -669,7 +661,7 @@ func (c *Conn) slotError(ctx context.Context, err error, slot string) error {
 		return &connector.ConfigError{Msg: fmt.Sprintf("cannot create replication slot %s: every replication slot of %s is in use (%s)", slot, c.where(), strings.Join(names, ", ")),
 			Fix: "raise max_replication_slots in postgresql.conf and restart the server, or drop a slot no one needs with SELECT pg_drop_replication_slot('name')", Err: c.scrub.Err(err)}
 	case "42710":
-		return connector.Configf("give this flow another --name, or drop the slot", fmt.Sprintf("replication slot %s already exists", slot))
+		return connector.BadConfig(fmt.Sprintf("replication slot %s already exists", slot), "give this flow another --name, or drop the slot")
 	}
 	return c.classify(err, "create replication slot "+slot)
 }

@@ -129,7 +129,7 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 	const fix = "postgres URLs look like postgres://user:password@host:5432/database?sslmode=disable&slot=name&publication=name"
 	if v := q.Get("slot"); v != "" {
 		if !slotNameRe.MatchString(v) {
-			return nil, connector.Configf(fix, fmt.Sprintf("slot name %q: use at most 63 lower-case letters, digits and underscores", v))
+			return nil, connector.BadConfig(fmt.Sprintf("slot name %q: use at most 63 lower-case letters, digits and underscores", v), fix)
 		}
 		c.opts.Slot = v
 	}
@@ -139,7 +139,7 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 	if v := q.Get("snapshot"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return nil, connector.Configf(fix, fmt.Sprintf("snapshot=%q: use true or false", v))
+			return nil, connector.BadConfig(fmt.Sprintf("snapshot=%q: use true or false", v), fix)
 		}
 		c.opts.Snapshot = b
 	}
@@ -147,7 +147,7 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 		if v := q.Get(name); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
-				return nil, connector.Configf(fix, fmt.Sprintf("%s=%q: use a duration such as 10s", name, v))
+				return nil, connector.BadConfig(fmt.Sprintf("%s=%q: use a duration such as 10s", name, v), fix)
 			}
 			*dst = d
 		}

@@ -369,14 +369,13 @@ func (s *streamer) startReplication(ctx context.Context, conn *pgconn.PgConn, st
 	}
 	switch sqlState(err) {
 	case "42704":
-		return connector.Configf("the slot was dropped; start the flow over with --restart",
-			fmt.Sprintf("replication slot %s does not exist at %s", s.slot, s.c.where()))
+		return connector.BadConfig(fmt.Sprintf("replication slot %s does not exist at %s", s.slot, s.c.where()), "the slot was dropped; start the flow over with --restart")
 	case "55006":
 		return &sessionError{ConfigError: &connector.ConfigError{Msg: fmt.Sprintf("replication slot %s is in use by another process", s.slot),
 			Fix: "stop the other ferry (or other client) reading it, or give this flow another --name", Err: s.c.scrub.Err(err)}, retry: true}
 	}
 	if strings.Contains(err.Error(), "publication") && strings.Contains(err.Error(), "does not exist") {
-		return connector.Configf("create the publication again or start the flow over with --restart", fmt.Sprintf("publication %s does not exist at %s", s.pub, s.c.where()))
+		return connector.BadConfig(fmt.Sprintf("publication %s does not exist at %s", s.pub, s.c.where()), "create the publication again or start the flow over with --restart")
 	}
 	return s.c.classify(err, "start replication from slot "+s.slot)
 }

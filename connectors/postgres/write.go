@@ -169,7 +169,7 @@ func (c *Conn) createTables(ctx context.Context, tables []*model.Table, forCopy 
 			return fmt.Errorf("%s: %w", c.where(), err)
 		}
 		if t.Namespace.Schema == "_ferry" {
-			return connector.Configf("rename the table (--rename)", fmt.Sprintf("table %s: schema _ferry is ferry's own", t.Namespace))
+			return connector.BadConfig(fmt.Sprintf("table %s: schema _ferry is ferry's own", t.Namespace), "rename the table (--rename)")
 		}
 		c.forgetDst(t.Namespace)
 		existing, err := loadDst(ctx, c.pool, t.Namespace)
@@ -183,8 +183,7 @@ func (c *Conn) createTables(ctx context.Context, tables []*model.Table, forCopy 
 			}
 			if deferred != nil {
 				if !forCopy {
-					return connector.Configf("run the flow that copies it to the end of its copy (ferry sync, or ferry run in scale-out), or drop the table",
-						fmt.Sprintf("table %s at %s was created by a ferry copy that has not finished: its primary key is built when the copy ends, and changes cannot be applied to it before", t.Namespace, c.where()))
+					return connector.BadConfig(fmt.Sprintf("table %s at %s was created by a ferry copy that has not finished: its primary key is built when the copy ends, and changes cannot be applied to it before", t.Namespace, c.where()), "run the flow that copies it to the end of its copy (ferry sync, or ferry run in scale-out), or drop the table")
 				}
 				existing.pk = deferred
 			}
@@ -477,8 +476,7 @@ func checkCompatible(t *model.Table, dt *dstTable) error {
 		}
 	}
 	if len(missing) > 0 {
-		return connector.Configf("drop the table at the destination, or add the columns",
-			fmt.Sprintf("table %s already exists without column(s) %s", t.Namespace, strings.Join(missing, ", ")))
+		return connector.BadConfig(fmt.Sprintf("table %s already exists without column(s) %s", t.Namespace, strings.Join(missing, ", ")), "drop the table at the destination, or add the columns")
 	}
 	var extra []string
 	for name, col := range dt.cols {
@@ -487,12 +485,10 @@ func checkCompatible(t *model.Table, dt *dstTable) error {
 		}
 	}
 	if len(extra) > 0 {
-		return connector.Configf("drop the table, or give the column(s) a default",
-			fmt.Sprintf("table %s already exists with NOT NULL column(s) %s that ferry does not write", t.Namespace, strings.Join(extra, ", ")))
+		return connector.BadConfig(fmt.Sprintf("table %s already exists with NOT NULL column(s) %s that ferry does not write", t.Namespace, strings.Join(extra, ", ")), "drop the table, or give the column(s) a default")
 	}
 	if len(t.PrimaryKey) > 0 && strings.Join(dt.pk, "\x00") != strings.Join(t.PrimaryKey, "\x00") {
-		return connector.Configf("drop the table, or give it the source's primary key",
-			fmt.Sprintf("table %s already exists with primary key (%s), but ferry writes by key (%s)", t.Namespace, strings.Join(dt.pk, ", "), strings.Join(t.PrimaryKey, ", ")))
+		return connector.BadConfig(fmt.Sprintf("table %s already exists with primary key (%s), but ferry writes by key (%s)", t.Namespace, strings.Join(dt.pk, ", "), strings.Join(t.PrimaryKey, ", ")), "drop the table, or give it the source's primary key")
 	}
 	return nil
 }

@@ -22,7 +22,7 @@ const (
 // change stream, so a plan for CDC is refused.
 func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.PlanOptions) (*model.Plan, error) {
 	if opts.CDC {
-		return nil, connector.Configf("use --mode snapshot", "sqlite has no change data capture")
+		return nil, connector.BadConfig("sqlite has no change data capture", "use --mode snapshot")
 	}
 	db, err := c.reader(ctx)
 	if err != nil {

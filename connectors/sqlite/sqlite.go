@@ -107,7 +107,7 @@ func Open(_ context.Context, u *url.URL) (*Conn, error) {
 func pathFromURL(u *url.URL) (string, error) {
 	const fix = "use sqlite:///absolute/path/file.db or sqlite:relative/path/file.db"
 	if len(u.Query()) > 0 {
-		return "", connector.Configf(fix, fmt.Sprintf("sqlite URL takes no parameters, got %q", u.RawQuery))
+		return "", connector.BadConfig(fmt.Sprintf("sqlite URL takes no parameters, got %q", u.RawQuery), fix)
 	}
 	var p string
 	switch {
@@ -121,13 +121,13 @@ func pathFromURL(u *url.URL) (string, error) {
 	case u.Host == "." || u.Host == "..":
 		p = u.Host + u.Path
 	default:
-		return "", connector.Configf(fix, fmt.Sprintf("sqlite URL names host %q; SQLite files are local", u.Host))
+		return "", connector.BadConfig(fmt.Sprintf("sqlite URL names host %q; SQLite files are local", u.Host), fix)
 	}
 	if p == "" || p == "/" {
-		return "", connector.Configf(fix, "sqlite URL has no file path")
+		return "", connector.BadConfig("sqlite URL has no file path", fix)
 	}
 	if p == ":memory:" || strings.HasPrefix(p, "file:") {
-		return "", connector.Configf(fix, fmt.Sprintf("sqlite URL path %q is not a file; ferry needs a database file", p))
+		return "", connector.BadConfig(fmt.Sprintf("sqlite URL path %q is not a file; ferry needs a database file", p), fix)
 	}
 	abs, err := filepath.Abs(p)
 	if err != nil {
@@ -163,7 +163,7 @@ func (c *Conn) reader(ctx context.Context) (*sql.DB, error) {
 		return nil, fmt.Errorf("sqlite file %s: %w", c.path, err)
 	}
 	if st.IsDir() {
-		return nil, connector.Configf("give the path of a database file", fmt.Sprintf("sqlite path %s is a directory", c.path))
+		return nil, connector.BadConfig(fmt.Sprintf("sqlite path %s is a directory", c.path), "give the path of a database file")
 	}
 	db, err := sql.Open("sqlite", c.dsn(url.Values{}, fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS), "query_only(1)"))
 	if err != nil {

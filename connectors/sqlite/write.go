@@ -32,12 +32,10 @@ func (c *Conn) CheckTables(_ context.Context, tables []*model.Table) ([]connecto
 		}
 		lower := strings.ToLower(t.Namespace.Table)
 		if strings.HasPrefix(lower, "sqlite_") || strings.HasPrefix(lower, "_ferry_") {
-			return nil, connector.Configf("rename the table (a flow file's rename option)",
-				fmt.Sprintf("table %s: SQLite table names starting with sqlite_ or _ferry_ are reserved", t.Namespace))
+			return nil, connector.BadConfig(fmt.Sprintf("table %s: SQLite table names starting with sqlite_ or _ferry_ are reserved", t.Namespace), "rename the table (a flow file's rename option)")
 		}
 		if prev, dup := byName[lower]; dup {
-			return nil, connector.Configf("rename one of them (a flow file's rename option) or copy them to separate files",
-				fmt.Sprintf("tables %s and %s both map to SQLite table %q: a SQLite file has one schema and table names ignore case", prev.Namespace, t.Namespace, t.Namespace.Table))
+			return nil, connector.BadConfig(fmt.Sprintf("tables %s and %s both map to SQLite table %q: a SQLite file has one schema and table names ignore case", prev.Namespace, t.Namespace, t.Namespace.Table), "rename one of them (a flow file's rename option) or copy them to separate files")
 		}
 		byName[lower] = t
 		if err := connector.CheckFoldedColumns(t, asciiLower, "SQLite"); err != nil {

@@ -125,7 +125,7 @@ type clientConn struct {
 
 func notFoundIsConfig(err error) error {
 	if errors.Is(err, scaleout.ErrNoFlow) {
-		return connector.Configf("ferry flow list shows the flows", err.Error())
+		return connector.BadConfig(err.Error(), "ferry flow list shows the flows")
 	}
 	return err
 }

@@ -55,7 +55,7 @@ become text). It writes nothing and creates no replication slot.`,
 			defer c.Close()
 			src, ok := c.(connector.Source)
 			if !ok {
-				return connector.Configf("plan a source connector", fmt.Sprintf("%s cannot be a source", connector.Redact(cfg.Source)))
+				return connector.BadConfig(fmt.Sprintf("%s cannot be a source", connector.Redact(cfg.Source)), "plan a source connector")
 			}
 			tables, err := selectTables(cmd, src, cfg)
 			if err != nil {
@@ -111,7 +111,7 @@ func checkDestination(cmd *cobra.Command, url string, tables []*model.Table) ([]
 	}
 	defer dc.Close()
 	if _, ok := dc.(connector.Destination); !ok {
-		return nil, connector.Configf("use a destination connector such as sqlite, file, postgres or null", fmt.Sprintf("%s cannot be a destination", connector.Redact(url)))
+		return nil, connector.BadConfig(fmt.Sprintf("%s cannot be a destination", connector.Redact(url)), "use a destination connector such as sqlite, file, postgres or null")
 	}
 	tc, ok := dc.(connector.TableChecker)
 	if !ok {
@@ -150,7 +150,7 @@ func selectTables(cmd *cobra.Command, src connector.Source, cfg *flow.Config) ([
 		}
 	}
 	if len(out) == 0 {
-		return nil, connector.Configf(fmt.Sprintf("the source has %d tables: %v", len(names), names), fmt.Sprintf("--tables %q matches no table", f.String()))
+		return nil, connector.BadConfig(fmt.Sprintf("--tables %q matches no table", f.String()), fmt.Sprintf("the source has %d tables: %v", len(names), names))
 	}
 	if err := renames.CheckUnused(namespaces); err != nil {
 		return nil, err

@@ -127,8 +127,7 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 	}
 	for _, n := range []string{cfg.Source, cfg.Destination} {
 		if strings.Contains(n, "://") {
-			return connector.Configf("define the URL on the workers (--connection NAME=URL) and give its name here",
-				"--source and --destination take connection names, not URLs")
+			return connector.BadConfig("--source and --destination take connection names, not URLs", "define the URL on the workers (--connection NAME=URL) and give its name here")
 		}
 	}
 	cfg.Name = runFlowName(cfg)

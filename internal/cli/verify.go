@@ -66,11 +66,11 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
 			defer dc.Close()
 			s, ok := sc.(connector.Source)
 			if !ok {
-				return connector.Configf("verify reads both sides", fmt.Sprintf("%s cannot be read", connector.Redact(cfg.Source)))
+				return connector.BadConfig(fmt.Sprintf("%s cannot be read", connector.Redact(cfg.Source)), "verify reads both sides")
 			}
 			d, ok := dc.(connector.Source)
 			if !ok {
-				return connector.Configf("verify reads both sides; this destination keeps nothing to compare", fmt.Sprintf("%s cannot be read back", connector.Redact(cfg.Destination)))
+				return connector.BadConfig(fmt.Sprintf("%s cannot be read back", connector.Redact(cfg.Destination)), "verify reads both sides; this destination keeps nothing to compare")
 			}
 			tables, err := selectTables(cmd, s, cfg)
 			if err != nil {
