@@ -19,6 +19,18 @@ import (
 // connectors, a scratch state store.
 func stepEngine(t *testing.T, cfg flow.Config) *engine.Engine {
 	t.Helper()
+	store, err := state.Open(context.Background(), t.TempDir(), cfg.FlowName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return stepEngineWith(t, cfg, store)
+}
+
+// stepEngineWith builds an engine on fresh connectors and store (nil: none,
+// as a scale-out copy or CDC step runs).
+func stepEngineWith(t *testing.T, cfg flow.Config, store *state.Store) *engine.Engine {
+	t.Helper()
 	ctx := context.Background()
 	src, err := connector.Open(ctx, cfg.Source)
 	if err != nil {
@@ -30,11 +42,6 @@ func stepEngine(t *testing.T, cfg flow.Config) *engine.Engine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dst.Close() })
-	store, err := state.Open(ctx, t.TempDir(), cfg.FlowName())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
 	e, err := engine.New(cfg, src, dst, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -127,20 +134,7 @@ func TestCopyPartitionWithoutStateStore(t *testing.T) {
 	}
 	plan := planner.Plan()
 	part := plan.Partitions[0]
-	src, err := connector.Open(ctx, cfg.Source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.Close() })
-	dst, err := connector.Open(ctx, cfg.Destination)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dst.Close() })
-	step, err := engine.New(cfg, src, dst, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	step := stepEngineWith(t, cfg, nil)
 	if err := step.UsePlan(&model.Plan{Tables: []*model.Table{plan.Table(part.Table)}, Partitions: []model.Partition{part}}); err != nil {
 		t.Fatal(err)
 	}

@@ -172,25 +172,27 @@ func arrayLiterals(t *model.Table, rows []model.Row, cols []int, keyOnly bool) (
 
 // unnestFrom renders "unnest($1::text[], ...) AS u(a1, ...)" for n columns.
 func unnestFrom(n int) string {
-	params := make([]string, n)
-	aliases := make([]string, n)
-	for i := range params {
-		params[i] = "$" + strconv.Itoa(i+1) + "::text[]"
-		aliases[i] = "a" + strconv.Itoa(i+1)
-	}
-	return "unnest(" + strings.Join(params, ", ") + ") AS u(" + strings.Join(aliases, ", ") + ")"
+	params, aliases := textParams(n, "::text[]")
+	return "unnest(" + params + ") AS u(" + aliases + ")"
 }
 
 // valuesFrom renders "(VALUES ($1::text, ...)) AS u(a1, ...)": one row of n
 // text columns, named as unnestFrom names them.
 func valuesFrom(n int) string {
-	params := make([]string, n)
-	aliases := make([]string, n)
-	for i := range params {
-		params[i] = "$" + strconv.Itoa(i+1) + "::text"
-		aliases[i] = "a" + strconv.Itoa(i+1)
+	params, aliases := textParams(n, "::text")
+	return "(VALUES (" + params + ")) AS u(" + aliases + ")"
+}
+
+// textParams renders n parameters with a cast, "$1::text, ...", and their
+// column aliases, "a1, ...".
+func textParams(n int, cast string) (params, aliases string) {
+	p := make([]string, n)
+	a := make([]string, n)
+	for i := range p {
+		p[i] = "$" + strconv.Itoa(i+1) + cast
+		a[i] = "a" + strconv.Itoa(i+1)
 	}
-	return "(VALUES (" + strings.Join(params, ", ") + ")) AS u(" + strings.Join(aliases, ", ") + ")"
+	return strings.Join(p, ", "), strings.Join(a, ", ")
 }
 
 // largeRowBytes is the size from which a row is applied alone, its values
