@@ -332,148 +332,60 @@ func decimalMicros(s string) (int64, error) {
 	return r.Num().Int64(), nil
 }
 
-// arrayDecoder decodes an array literal with the element decoder. A
-// multi-dimensional array ({{1,2},{3,4}}) decodes to nested []any. Arrays
-// with other lower bounds than 1 have no canonical form and are refused.
-func arrayDecoder(elem decoder) decoder {
-	var decode func(items []any) ([]any, error)
-	decode = func(items []any) ([]any, error) {
-		out := make([]any, len(items))
-		for i, it := range items {
-			var err error
-			switch x := it.(type) {
-			case string:
-				out[i], err = elem(x)
-			case []any:
-				out[i], err = decode(x)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("array element %d: %w", i+1, err)
-			}
+// decoderFor returns the decoder of a canonical type as this connector's
+// discovery makes it, so a plan made by another process reads the same.
+func decoderFor(t model.Type) (decoder, error) {
+	switch t.Kind {
+	case model.KindBool:
+		return decodeBool, nil
+	case model.KindInt16, model.KindInt32, model.KindInt64:
+		return decodeInt, nil
+	case model.KindFloat32:
+		return decodeFloat32, nil
+	case model.KindFloat64:
+		return decodeFloat64, nil
+	case model.KindDecimal:
+		if t.Native == "money" {
+			return decodeMoney, nil
 		}
-		return out, nil
-	}
-	return func(s string) (any, error) {
-		items, err := parseArray(s)
+		return decodeText, nil
+	case model.KindText, model.KindJSON, model.KindUUID, model.KindEnum, model.KindInet, model.KindCIDR, model.KindMACAddr:
+		return decodeText, nil
+	case model.KindBytes:
+		return decodeBytea, nil
+	case model.KindDate:
+		return decodeDate, nil
+	case model.KindTime:
+		return decodeTime, nil
+	case model.KindTimeTZ:
+		return decodeTimeTZ, nil
+	case model.KindTimestamp:
+		return decodeTimestamp, nil
+	case model.KindTimestampTZ:
+		return decodeTimestampTZ, nil
+	case model.KindInterval:
+		return decodeInterval, nil
+	case model.KindArray:
+		if t.Elem == nil {
+			return nil, fmt.Errorf("array type without element type")
+		}
+		e, err := decoderFor(*t.Elem)
 		if err != nil {
 			return nil, err
 		}
-		return decode(items)
+		return arrayDecoder(e), nil
 	}
+	return nil, fmt.Errorf("type %s (%s) cannot be copied", t.Native, t.Kind)
 }
 
-// maxArrayDims is PostgreSQL's MAXDIM.
-const maxArrayDims = 6
-
-// parseArray splits an array literal into its elements: a string, nil for
-// NULL, or for a multi-dimensional array a []any sub-array.
-func parseArray(s string) ([]any, error) {
-	if strings.HasPrefix(s, "[") {
-		return nil, fmt.Errorf("array %q has explicit bounds; ferry copies arrays whose dimensions start at 1 only", truncate(s))
-	}
-	p := arrayParser{s: s}
-	out, err := p.array(1)
-	if err != nil {
-		return nil, err
-	}
-	if p.i != len(s) {
-		return nil, fmt.Errorf("invalid array %q", truncate(s))
-	}
-	return out, nil
-}
-
-type arrayParser struct {
-	s string
-	i int
-}
-
-func (p *arrayParser) bad() error { return fmt.Errorf("invalid array %q", truncate(p.s)) }
-
-// array reads "{...}" at p.i; depth counts the dimensions so far.
-func (p *arrayParser) array(depth int) ([]any, error) {
-	if depth > maxArrayDims {
-		return nil, fmt.Errorf("array %q has more than %d dimensions", truncate(p.s), maxArrayDims)
-	}
-	if p.i >= len(p.s) || p.s[p.i] != '{' {
-		return nil, p.bad()
-	}
-	p.i++
-	out := []any{}
-	if p.i < len(p.s) && p.s[p.i] == '}' {
-		p.i++
-		return out, nil
-	}
-	subs := 0
-	for {
-		if p.i >= len(p.s) {
-			return nil, p.bad()
+func tableDecoders(t *model.Table) ([]decoder, error) {
+	decs := make([]decoder, len(t.Columns))
+	for i, col := range t.Columns {
+		d, err := decoderFor(col.Type)
+		if err != nil {
+			return nil, fmt.Errorf("table %s, column %s: %w", t.Namespace, col.Name, err)
 		}
-		switch p.s[p.i] {
-		case '{':
-			sub, err := p.array(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, sub)
-			subs++
-		case '"':
-			v, err := p.quoted()
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, v)
-		default:
-			var b strings.Builder
-			for p.i < len(p.s) && p.s[p.i] != ',' && p.s[p.i] != '}' {
-				if p.s[p.i] == '\\' && p.i+1 < len(p.s) {
-					p.i++
-				}
-				b.WriteByte(p.s[p.i])
-				p.i++
-			}
-			if v := b.String(); strings.EqualFold(v, "NULL") {
-				out = append(out, nil)
-			} else {
-				out = append(out, v)
-			}
-		}
-		if p.i >= len(p.s) {
-			return nil, p.bad()
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			// PostgreSQL's arrays are rectangular: sub-arrays or elements.
-			if subs != 0 && subs != len(out) {
-				return nil, p.bad()
-			}
-			return out, nil
-		default:
-			return nil, p.bad()
-		}
+		decs[i] = d
 	}
-}
-
-// quoted reads a double-quoted element at p.i.
-func (p *arrayParser) quoted() (string, error) {
-	var b strings.Builder
-	p.i++
-	for {
-		if p.i >= len(p.s) {
-			return "", fmt.Errorf("invalid array %q: unterminated quote", truncate(p.s))
-		}
-		c := p.s[p.i]
-		if c == '\\' && p.i+1 < len(p.s) {
-			b.WriteByte(p.s[p.i+1])
-			p.i += 2
-			continue
-		}
-		p.i++
-		if c == '"' {
-			return b.String(), nil
-		}
-		b.WriteByte(c)
-	}
+	return decs, nil
 }

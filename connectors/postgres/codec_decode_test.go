@@ -3,7 +3,6 @@ package postgres
 import (
 	"bytes"
 	"math"
-	"strings"
 	"testing"
 	"time"
 
@@ -94,21 +93,6 @@ func TestDecodeAndEncode(t *testing.T) {
 	}
 }
 
-func TestSlotNames(t *testing.T) {
-	for flow, want := range map[string]string{
-		"pg2pg":                       "ferry_pg2pg",
-		"postgres-to-sqlite-0123abcd": "ferry_postgres_to_sqlite_0123abcd_",
-	} {
-		got := slotName(flow)
-		if len(got) > 63 || !slotNameRe.MatchString(got) || got[:len(want)] != want {
-			t.Errorf("slotName(%q) = %q, want a valid name starting %q", flow, got, want)
-		}
-	}
-	if slotName("a-b") == slotName("a_b") || slotName("A") == slotName("a") {
-		t.Error("distinct flows share a slot name")
-	}
-}
-
 // FuzzArrayRoundTrip checks that an array literal ferry writes reads back
 // as the same elements, and that the parser never panics.
 func FuzzArrayRoundTrip(f *testing.F) {
@@ -136,57 +120,4 @@ func FuzzArrayRoundTrip(f *testing.F) {
 			}
 		}
 	})
-}
-
-// FuzzNumericBinary checks that a decimal written in numeric's binary form
-// reads back with the same value and the same number of fraction digits.
-func FuzzNumericBinary(f *testing.F) {
-	for _, s := range []string{"0", "-1.50", "0.00001234", "123456789.000100", "9999999999999999999999999999.9999999999", "-0.0", "10000", "NaN", "-Infinity"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		s = strings.TrimSpace(s)
-		enc, err := encNumeric(nil, s)
-		if err != nil {
-			return
-		}
-		back, err := decNumeric(enc[4:])
-		if err != nil {
-			t.Fatalf("%q: %v", s, err)
-		}
-		got := back.(string)
-		if model.NormalizeDecimal(got) != model.NormalizeDecimal(s) && !(got == "0" || model.NormalizeDecimal(got) == "0") {
-			t.Fatalf("%q read back as %q", s, got)
-		}
-		_, frac, _, _ := splitDecimal(s)
-		_, gfrac, _, _ := splitDecimal(got)
-		if len(frac) != len(gfrac) && !strings.ContainsAny(s, "eE") && got != "NaN" && !strings.HasSuffix(got, "Infinity") {
-			t.Fatalf("%q read back as %q: scale changed", s, got)
-		}
-	})
-}
-
-func TestPGSpelling(t *testing.T) {
-	cases := []struct {
-		native, base string
-		want         bool
-	}{
-		{"integer", "integer", true},
-		{"character varying(20)", "character varying", true},
-		{"numeric(12,2)[]", "numeric[]", true},
-		{"time(3) without time zone", "time without time zone", true},
-		{"timestamp(6) with time zone", "timestamp with time zone", true},
-		{"interval day to second(3)", "interval", true},
-		{"bit varying(8)", "bit varying", true},
-		{"char(10)", "character", false}, // MySQL's CHAR drops trailing spaces
-		{"int", "integer", false},
-		{"decimal(10,2)", "numeric", false},
-		{"time(6)", "time without time zone", false},
-		{"varchar(100)", "character varying", false},
-	}
-	for _, c := range cases {
-		if got := pgSpelling(c.native, c.base); got != c.want {
-			t.Errorf("pgSpelling(%q, %q) = %v, want %v", c.native, c.base, got, c.want)
-		}
-	}
 }

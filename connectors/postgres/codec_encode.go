@@ -292,3 +292,22 @@ func appendOffset(buf []byte, off int32) []byte {
 	}
 	return buf
 }
+
+// appendCopyEscaped appends a field in COPY's text format.
+func appendCopyEscaped(buf, s []byte) []byte {
+	for _, c := range s {
+		switch c {
+		case '\\':
+			buf = append(buf, '\\', '\\')
+		case '\n':
+			buf = append(buf, '\\', 'n')
+		case '\r':
+			buf = append(buf, '\\', 'r')
+		case '\t':
+			buf = append(buf, '\\', 't')
+		default:
+			buf = append(buf, c)
+		}
+	}
+	return buf
+}

@@ -2,8 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sort"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -18,6 +24,163 @@ func (c *Conn) EmptyTables(ctx context.Context, tables []*model.Table) error {
 	}
 	if _, err := c.pool.Exec(ctx, "TRUNCATE TABLE "+strings.Join(names, ", ")); err != nil {
 		return c.classify(err, "empty the destination tables")
+	}
+	return nil
+}
+
+// dstTable is a destination table as the catalog has it.
+type dstTable struct {
+	name string // quoted, qualified
+	cols map[string]*dstCol
+	pk   []string
+}
+
+type dstCol struct {
+	name       string
+	oid        uint32 // the column's type
+	cast       string // the type without modifier, to cast text to
+	generated  bool
+	notNull    bool
+	hasDefault bool
+}
+
+const metaDDL = `CREATE SCHEMA IF NOT EXISTS _ferry;
+CREATE TABLE IF NOT EXISTS _ferry.checkpoints (
+	flow text NOT NULL,
+	key text NOT NULL,
+	value text NOT NULL,
+	PRIMARY KEY (flow, key)
+);
+CREATE TABLE IF NOT EXISTS _ferry.deferred_keys (
+	relid oid PRIMARY KEY,
+	table_name text NOT NULL,
+	key_columns text[] NOT NULL
+)`
+
+// ensureMeta creates ferry's checkpoint table, and the table of tables
+// waiting for their primary key (destination_keys.go), once per connector.
+func (c *Conn) ensureMeta(ctx context.Context) error {
+	c.dstMu.Lock()
+	defer c.dstMu.Unlock()
+	if c.dstReady {
+		return nil
+	}
+	if _, err := c.pool.Exec(ctx, metaDDL); err != nil {
+		if sqlState(err) == "42501" {
+			return &connector.ConfigError{Msg: fmt.Sprintf("cannot create schema _ferry at %s for ferry's checkpoints", c.where()),
+				Fix: "GRANT CREATE ON DATABASE " + showIdent(c.cfg.ConnConfig.Database) + " TO " + showIdent(c.cfg.ConnConfig.User), Err: c.scrub.Err(err)}
+		}
+		return c.classify(err, "create _ferry.checkpoints")
+	}
+	c.dstReady = true
+	c.dstTables = map[string]*dstTable{}
+	return nil
+}
+
+// loadDst reads a destination table's columns and key; nil if it does not
+// exist.
+func loadDst(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, ns model.Namespace) (*dstTable, error) {
+	name := qualified(ns)
+	// Values are cast to the column's type by its plain name, without a
+	// modifier: character and bit alone would mean length 1, and an explicit
+	// cast to varchar(n) truncates where the assignment raises an error.
+	rows, err := q.Query(ctx, `SELECT a.attname, a.atttypid, quote_ident(tn.nspname) || '.' || quote_ident(ty.typname), a.attgenerated <> '', a.attnotnull,
+			a.atthasdef OR a.attidentity <> '',
+			COALESCE(a.attnum = ANY(i.indkey), false), COALESCE(array_position(i.indkey::int2[], a.attnum), 0)
+		FROM pg_attribute a
+		JOIN pg_type ty ON ty.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = ty.typnamespace
+		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
+		WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum`, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	dt := &dstTable{name: name, cols: map[string]*dstCol{}}
+	pkPos := map[int]string{}
+	for rows.Next() {
+		var col dstCol
+		var inPK bool
+		var pos int
+		if err := rows.Scan(&col.name, &col.oid, &col.cast, &col.generated, &col.notNull, &col.hasDefault, &inPK, &pos); err != nil {
+			return nil, err
+		}
+		dt.cols[col.name] = &col
+		if inPK {
+			pkPos[pos] = col.name
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(dt.cols) == 0 {
+		return nil, nil
+	}
+	positions := make([]int, 0, len(pkPos))
+	for pos := range pkPos {
+		positions = append(positions, pos)
+	}
+	sort.Ints(positions)
+	for _, pos := range positions {
+		dt.pk = append(dt.pk, pkPos[pos])
+	}
+	return dt, nil
+}
+
+// dst returns the cached catalog view of a destination table.
+func (c *Conn) dst(ctx context.Context, ns model.Namespace) (*dstTable, error) {
+	name := qualified(ns)
+	c.dstMu.Lock()
+	dt := c.dstTables[name]
+	c.dstMu.Unlock()
+	if dt != nil {
+		return dt, nil
+	}
+	dt, err := loadDst(ctx, c.pool, ns)
+	if err != nil {
+		return nil, c.classify(err, "read table "+ns.String())
+	}
+	if dt == nil {
+		return nil, fmt.Errorf("table %s does not exist at %s", ns, c.where())
+	}
+	c.dstMu.Lock()
+	if c.dstTables == nil {
+		c.dstTables = map[string]*dstTable{}
+	}
+	c.dstTables[name] = dt
+	c.dstMu.Unlock()
+	return dt, nil
+}
+
+func (c *Conn) forgetDst(ns model.Namespace) {
+	c.dstMu.Lock()
+	delete(c.dstTables, qualified(ns))
+	delete(c.rawTargets, qualified(ns))
+	c.dstMu.Unlock()
+}
+
+// inTx runs fn in a transaction on conn.
+func (c *Conn) inTx(ctx context.Context, conn *pgx.Conn, fn func(pgx.Tx) error, where string) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return c.classify(err, where)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // reporting err
+		var ce *connector.ConfigError
+		if errors.As(err, &ce) || sqlState(err) == "" {
+			err = fmt.Errorf("%s: %w", where, c.scrub.Err(err))
+			if lostConnection(err) {
+				return connector.Unavailable(err)
+			}
+			return err
+		}
+		return c.classify(err, where)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return c.classify(err, where)
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ferrydb/ferry/model"
 )
 
 // Checkpoints live in _ferry.checkpoints at the destination, written in the
@@ -66,6 +68,18 @@ func (c *Conn) DropCheckpoints(ctx context.Context, flow string) error {
 	}
 	if _, err := c.pool.Exec(ctx, `DELETE FROM _ferry.checkpoints WHERE flow = $1`, flow); err != nil {
 		return c.classify(err, "drop checkpoints of flow "+flow)
+	}
+	return nil
+}
+
+func saveCheckpoint(ctx context.Context, tx pgx.Tx, cp *model.Checkpoint) error {
+	if cp == nil {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO _ferry.checkpoints (flow, key, value) VALUES ($1, $2, $3)
+		ON CONFLICT (flow, key) DO UPDATE SET value = EXCLUDED.value`, cp.Flow, cp.Key, cp.Value)
+	if err != nil {
+		return fmt.Errorf("save checkpoint %s of flow %s: %w", cp.Key, cp.Flow, err)
 	}
 	return nil
 }

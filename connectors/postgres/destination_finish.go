@@ -12,44 +12,6 @@ import (
 // copied row down. FinishTable builds them once the table's copy is done
 // (the engine finishes tables in parallel), as pg_restore and pgcopydb do.
 
-// discoverIndexes reads each table's secondary indexes: every valid index
-// but the primary key and the replica identity index standing in for one.
-func (c *Conn) discoverIndexes(ctx context.Context, oids []uint32, byOID map[uint32]*srcTable) error {
-	rows, err := c.pool.Query(ctx, `SELECT i.indrelid, x.relname, i.indisunique, i.indisreplident, pg_get_indexdef(i.indexrelid),
-			CASE WHEN i.indexprs IS NULL AND i.indpred IS NULL THEN ARRAY(
-				SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-				JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-				WHERE k.ord <= i.indnkeyatts ORDER BY k.ord) END
-		FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
-		WHERE i.indrelid = ANY($1) AND NOT i.indisprimary AND i.indisvalid AND i.indislive
-		ORDER BY i.indrelid, x.relname`, oids)
-	if err != nil {
-		return c.classify(err, "discover indexes")
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var rel uint32
-		var ix model.Index
-		var replident bool
-		var def string
-		if err := rows.Scan(&rel, &ix.Name, &ix.Unique, &replident, &def, &ix.Columns); err != nil {
-			return c.classify(err, "discover indexes")
-		}
-		s := byOID[rel]
-		if replident && !s.hasPK && s.replident == 'i' {
-			continue // the table's key at the destination
-		}
-		if _, tail, ok := strings.Cut(def, " USING "); ok {
-			ix.Native = tail
-		}
-		s.table.Indexes = append(s.table.Indexes, ix)
-	}
-	if err := rows.Err(); err != nil {
-		return c.classify(err, "discover indexes")
-	}
-	return nil
-}
-
 // indexSQL is the statement that builds ix on table t here, or "" when
 // ix says nothing this server can build. Unique indexes are built without
 // UNIQUE: changes are applied in parallel across keys, so two rows may hold
@@ -102,9 +64,26 @@ func (c *Conn) buildIndexes(ctx context.Context, t *model.Table) error {
 	return nil
 }
 
-func schemaOf(ns model.Namespace) string {
-	if ns.Schema == "" {
-		return "public"
+// FinishTable adds a copied table's primary key if it was deferred
+// (destination_keys.go), builds its secondary indexes and analyzes it, so
+// the planner knows its size before changes are applied to it. Each step is skipped
+// when already done, so finishing a table again is harmless.
+func (c *Conn) FinishTable(ctx context.Context, t *model.Table) error {
+	if err := c.ensureMeta(ctx); err != nil {
+		return err
 	}
-	return ns.Schema
+	err := c.finishKey(ctx, t)
+	// The copy's writers cached the table without its key; the appliers
+	// that come next must see it.
+	c.forgetDst(t.Namespace)
+	if err != nil {
+		return err
+	}
+	if err := c.buildIndexes(ctx, t); err != nil {
+		return err
+	}
+	if _, err := c.pool.Exec(ctx, "ANALYZE "+qualified(t.Namespace)); err != nil {
+		return c.classify(err, "analyze "+t.Namespace.String())
+	}
+	return nil
 }

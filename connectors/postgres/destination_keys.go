@@ -38,11 +38,6 @@ func (c *Conn) CreateTablesForCopy(ctx context.Context, tables []*model.Table) e
 	return c.createTables(ctx, tables, true)
 }
 
-type querier interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-	QueryRow(context.Context, string, ...any) pgx.Row
-}
-
 // deferredKey returns the key columns a table was created without, or nil
 // when it is not waiting for its key. The record is the table's by OID, so
 // a table dropped and created again by someone else is not mistaken for it.

@@ -235,3 +235,41 @@ func checkSelected(infos []*srcTable) error {
 	}
 	return nil
 }
+
+// discoverIndexes reads each table's secondary indexes: every valid index
+// but the primary key and the replica identity index standing in for one.
+func (c *Conn) discoverIndexes(ctx context.Context, oids []uint32, byOID map[uint32]*srcTable) error {
+	rows, err := c.pool.Query(ctx, `SELECT i.indrelid, x.relname, i.indisunique, i.indisreplident, pg_get_indexdef(i.indexrelid),
+			CASE WHEN i.indexprs IS NULL AND i.indpred IS NULL THEN ARRAY(
+				SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+				JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+				WHERE k.ord <= i.indnkeyatts ORDER BY k.ord) END
+		FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
+		WHERE i.indrelid = ANY($1) AND NOT i.indisprimary AND i.indisvalid AND i.indislive
+		ORDER BY i.indrelid, x.relname`, oids)
+	if err != nil {
+		return c.classify(err, "discover indexes")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rel uint32
+		var ix model.Index
+		var replident bool
+		var def string
+		if err := rows.Scan(&rel, &ix.Name, &ix.Unique, &replident, &def, &ix.Columns); err != nil {
+			return c.classify(err, "discover indexes")
+		}
+		s := byOID[rel]
+		if replident && !s.hasPK && s.replident == 'i' {
+			continue // the table's key at the destination
+		}
+		if _, tail, ok := strings.Cut(def, " USING "); ok {
+			ix.Native = tail
+		}
+		s.table.Indexes = append(s.table.Indexes, ix)
+	}
+	if err := rows.Err(); err != nil {
+		return c.classify(err, "discover indexes")
+	}
+	return nil
+}

@@ -12,64 +12,6 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
-// decoderFor returns the decoder of a canonical type as this connector's
-// discovery makes it, so a plan made by another process reads the same.
-func decoderFor(t model.Type) (decoder, error) {
-	switch t.Kind {
-	case model.KindBool:
-		return decodeBool, nil
-	case model.KindInt16, model.KindInt32, model.KindInt64:
-		return decodeInt, nil
-	case model.KindFloat32:
-		return decodeFloat32, nil
-	case model.KindFloat64:
-		return decodeFloat64, nil
-	case model.KindDecimal:
-		if t.Native == "money" {
-			return decodeMoney, nil
-		}
-		return decodeText, nil
-	case model.KindText, model.KindJSON, model.KindUUID, model.KindEnum, model.KindInet, model.KindCIDR, model.KindMACAddr:
-		return decodeText, nil
-	case model.KindBytes:
-		return decodeBytea, nil
-	case model.KindDate:
-		return decodeDate, nil
-	case model.KindTime:
-		return decodeTime, nil
-	case model.KindTimeTZ:
-		return decodeTimeTZ, nil
-	case model.KindTimestamp:
-		return decodeTimestamp, nil
-	case model.KindTimestampTZ:
-		return decodeTimestampTZ, nil
-	case model.KindInterval:
-		return decodeInterval, nil
-	case model.KindArray:
-		if t.Elem == nil {
-			return nil, fmt.Errorf("array type without element type")
-		}
-		e, err := decoderFor(*t.Elem)
-		if err != nil {
-			return nil, err
-		}
-		return arrayDecoder(e), nil
-	}
-	return nil, fmt.Errorf("type %s (%s) cannot be copied", t.Native, t.Kind)
-}
-
-func tableDecoders(t *model.Table) ([]decoder, error) {
-	decs := make([]decoder, len(t.Columns))
-	for i, col := range t.Columns {
-		d, err := decoderFor(col.Type)
-		if err != nil {
-			return nil, fmt.Errorf("table %s, column %s: %w", t.Namespace, col.Name, err)
-		}
-		decs[i] = d
-	}
-	return decs, nil
-}
-
 // maxBatchBytes ends a batch early when its rows are wide (TOAST-heavy
 // tables), so memory stays bounded whatever the row size.
 const maxBatchBytes = 4 << 20
@@ -262,4 +204,49 @@ func failedRowKey(t *model.Table, decs []decoder, bins []binDecoder, vals [][]by
 		return ", key " + key
 	}
 	return ""
+}
+
+// partitionQuery selects the partition's columns after the cursor, with
+// the ctid last, or first when ctidFirst, from relation rel (the table or
+// one of its leaf partitions).
+func partitionQuery(t *model.Table, p model.Partition, from model.Cursor, ctidFirst bool) (q, rel string, err error) {
+	rel, lo, err := decodeBound(p.Lower)
+	if err != nil {
+		return "", "", fmt.Errorf("partition %s: %w", p.ID, err)
+	}
+	_, hi, err := decodeBound(p.Upper)
+	if err != nil {
+		return "", "", fmt.Errorf("partition %s: %w", p.ID, err)
+	}
+	if rel == "" {
+		rel = qualified(t.Namespace)
+	}
+	var conds []string
+	switch {
+	case from != "":
+		if _, err := parseTID(string(from)); err != nil {
+			return "", "", fmt.Errorf("partition %s: cursor: %w", p.ID, err)
+		}
+		conds = append(conds, fmt.Sprintf("ctid > '%s'::tid", from))
+	case lo > 0:
+		conds = append(conds, fmt.Sprintf("ctid >= '(%d,0)'::tid", lo))
+	}
+	if p.Upper != "" {
+		conds = append(conds, fmt.Sprintf("ctid < '(%d,0)'::tid", hi))
+	}
+	cols := make([]string, 0, len(t.Columns)+1)
+	if ctidFirst {
+		cols = append(cols, "ctid")
+	}
+	for _, col := range t.Columns {
+		cols = append(cols, quoteIdent(col.Name))
+	}
+	if !ctidFirst {
+		cols = append(cols, "ctid")
+	}
+	q = "SELECT " + strings.Join(cols, ", ") + " FROM ONLY " + rel
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	return q, rel, nil
 }
