@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,19 +14,56 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
-// EmptyTables truncates the tables in one statement, for a flow started over.
-func (c *Conn) EmptyTables(ctx context.Context, tables []*model.Table) error {
-	if len(tables) == 0 {
-		return nil
+// destinationState is the destination half's own state: whether ferry's
+// _ferry tables exist, and the catalog views of the tables it writes.
+type destinationState struct {
+	mu     sync.Mutex
+	ready  bool                 // _ferry's tables exist
+	tables map[string]*dstTable // by quoted name
+	// rawTargets are the tables that accepted a raw format, by quoted name.
+	rawTargets map[string]*rawTarget
+}
+
+// table returns the cached view of the table of quoted name, or nil.
+func (d *destinationState) table(name string) *dstTable {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.tables[name]
+}
+
+func (d *destinationState) keepTable(name string, dt *dstTable) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.tables == nil {
+		d.tables = map[string]*dstTable{}
 	}
-	names := make([]string, len(tables))
-	for i, t := range tables {
-		names[i] = qualified(t.Namespace)
+	d.tables[name] = dt
+}
+
+// rawTarget returns how the table of quoted name takes a raw format, or
+// nil when it has not accepted one.
+func (d *destinationState) rawTarget(name string) *rawTarget {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rawTargets[name]
+}
+
+func (d *destinationState) keepRawTarget(name string, rt *rawTarget) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rawTargets == nil {
+		d.rawTargets = map[string]*rawTarget{}
 	}
-	if _, err := c.pool.Exec(ctx, "TRUNCATE TABLE "+strings.Join(names, ", ")); err != nil {
-		return c.classify(err, "empty the destination tables")
-	}
-	return nil
+	d.rawTargets[name] = rt
+}
+
+// forget drops what is cached of the table of quoted name: its catalog
+// changed (created, altered, its key added).
+func (d *destinationState) forget(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.tables, name)
+	delete(d.rawTargets, name)
 }
 
 // dstTable is a destination table as the catalog has it.
@@ -60,9 +98,9 @@ CREATE TABLE IF NOT EXISTS _ferry.deferred_keys (
 // ensureMeta creates ferry's checkpoint table, and the table of tables
 // waiting for their primary key (destination_keys.go), once per connector.
 func (c *Conn) ensureMeta(ctx context.Context) error {
-	c.dstMu.Lock()
-	defer c.dstMu.Unlock()
-	if c.dstReady {
+	c.dst.mu.Lock()
+	defer c.dst.mu.Unlock()
+	if c.dst.ready {
 		return nil
 	}
 	if _, err := c.pool.Exec(ctx, metaDDL); err != nil {
@@ -72,16 +110,14 @@ func (c *Conn) ensureMeta(ctx context.Context) error {
 		}
 		return c.classify(err, "create _ferry.checkpoints")
 	}
-	c.dstReady = true
-	c.dstTables = map[string]*dstTable{}
+	c.dst.ready = true
+	c.dst.tables = map[string]*dstTable{}
 	return nil
 }
 
 // loadDst reads a destination table's columns and key; nil if it does not
 // exist.
-func loadDst(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, ns model.Namespace) (*dstTable, error) {
+func loadDst(ctx context.Context, q querier, ns model.Namespace) (*dstTable, error) {
 	name := qualified(ns)
 	// Values are cast to the column's type by its plain name, without a
 	// modifier: character and bit alone would mean length 1, and an explicit
@@ -129,13 +165,10 @@ func loadDst(ctx context.Context, q interface {
 	return dt, nil
 }
 
-// dst returns the cached catalog view of a destination table.
-func (c *Conn) dst(ctx context.Context, ns model.Namespace) (*dstTable, error) {
+// destTable returns the cached catalog view of a destination table.
+func (c *Conn) destTable(ctx context.Context, ns model.Namespace) (*dstTable, error) {
 	name := qualified(ns)
-	c.dstMu.Lock()
-	dt := c.dstTables[name]
-	c.dstMu.Unlock()
-	if dt != nil {
+	if dt := c.dst.table(name); dt != nil {
 		return dt, nil
 	}
 	dt, err := loadDst(ctx, c.pool, ns)
@@ -145,20 +178,12 @@ func (c *Conn) dst(ctx context.Context, ns model.Namespace) (*dstTable, error) {
 	if dt == nil {
 		return nil, fmt.Errorf("table %s does not exist at %s", ns, c.where())
 	}
-	c.dstMu.Lock()
-	if c.dstTables == nil {
-		c.dstTables = map[string]*dstTable{}
-	}
-	c.dstTables[name] = dt
-	c.dstMu.Unlock()
+	c.dst.keepTable(name, dt)
 	return dt, nil
 }
 
 func (c *Conn) forgetDst(ns model.Namespace) {
-	c.dstMu.Lock()
-	delete(c.dstTables, qualified(ns))
-	delete(c.rawTargets, qualified(ns))
-	c.dstMu.Unlock()
+	c.dst.forget(qualified(ns))
 }
 
 // inTx runs fn in a transaction on conn.
@@ -181,6 +206,21 @@ func (c *Conn) inTx(ctx context.Context, conn *pgx.Conn, fn func(pgx.Tx) error, 
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return c.classify(err, where)
+	}
+	return nil
+}
+
+// EmptyTables truncates the tables in one statement, for a flow started over.
+func (c *Conn) EmptyTables(ctx context.Context, tables []*model.Table) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = qualified(t.Namespace)
+	}
+	if _, err := c.pool.Exec(ctx, "TRUNCATE TABLE "+strings.Join(names, ", ")); err != nil {
+		return c.classify(err, "empty the destination tables")
 	}
 	return nil
 }

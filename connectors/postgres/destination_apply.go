@@ -74,7 +74,7 @@ func (w *changeWriter) applyTable(ctx context.Context, tx pgx.Tx, tc *model.Tabl
 	if len(t.PrimaryKey) == 0 {
 		return fmt.Errorf("no primary key: ferry applies its changes by key, or by whole row with a full replica identity at the source (ALTER TABLE ... REPLICA IDENTITY FULL)")
 	}
-	dt, err := w.c.dst(ctx, t.Namespace)
+	dt, err := w.c.destTable(ctx, t.Namespace)
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ const rowStatementsPerBatch = 500
 // from the source: it stops the flow rather than guess.
 func (w *changeWriter) applyRows(ctx context.Context, tx pgx.Tx, tc *model.TableChanges) error {
 	t := tc.Table
-	dt, err := w.c.dst(ctx, t.Namespace)
+	dt, err := w.c.destTable(ctx, t.Namespace)
 	if err != nil {
 		return err
 	}

@@ -33,9 +33,7 @@ func (c *Conn) rawTarget(ctx context.Context, t *model.Table, f *model.RawFormat
 		return nil, nil
 	}
 	key := qualified(t.Namespace)
-	c.dstMu.Lock()
-	rt := c.rawTargets[key]
-	c.dstMu.Unlock()
+	rt := c.dst.rawTarget(key)
 	if rt != nil && sameFormat(rt.format, f) {
 		return rt, nil
 	}
@@ -66,12 +64,7 @@ func (c *Conn) rawTarget(ctx context.Context, t *model.Table, f *model.RawFormat
 		}
 	}
 	rt.copy = "(" + strings.Join(names, ", ") + ") FROM STDIN (FORMAT binary)"
-	c.dstMu.Lock()
-	if c.rawTargets == nil {
-		c.rawTargets = map[string]*rawTarget{}
-	}
-	c.rawTargets[key] = rt
-	c.dstMu.Unlock()
+	c.dst.keepRawTarget(key, rt)
 	return rt, nil
 }
 

@@ -63,7 +63,7 @@ func (w *rowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
 	if b.Table == nil {
 		return fmt.Errorf("%s: batch of %d rows without a table", where, b.Len())
 	}
-	dt, err := w.c.dst(ctx, b.Table.Namespace)
+	dt, err := w.c.destTable(ctx, b.Table.Namespace)
 	if err != nil {
 		return err
 	}

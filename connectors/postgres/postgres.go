@@ -7,8 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -86,6 +84,10 @@ type Options struct {
 }
 
 // Conn is an opened PostgreSQL database: a source, a destination, or both.
+// It holds what both halves share (the URL, the pool, the type cache); each
+// half keeps its own state, src for the source's methods (source*.go) and
+// dst for the destination's (destination*.go), and neither touches the
+// other's.
 type Conn struct {
 	raw   string              // the URL without ferry's parameters, password included
 	scrub *connector.Scrubber // the URL's secrets, out of every error
@@ -95,26 +97,8 @@ type Conn struct {
 
 	types *typeCache
 
-	batchRows atomic.Int64
-
-	mu   sync.Mutex
-	flow string // bound by the engine: names the slot and publication
-	// snap is the exported snapshot of this process's plan, while its
-	// connection is open; nil otherwise.
-	snap *snapshot
-	// madeSlots are the slots this Conn tried to create for a plan. The
-	// engine asks for a plan again only when the last attempt did not
-	// reach it (an outage), so such a slot is this run's own leftover.
-	madeSlots map[string]bool
-	// acked is the last position the engine acknowledged, sent to the
-	// server by the running stream.
-	acked atomic.Uint64
-
-	dstMu     sync.Mutex
-	dstTables map[string]*dstTable // by quoted name
-	// rawTargets are the tables that accepted a raw format, by quoted name.
-	rawTargets map[string]*rawTarget
-	dstReady   bool
+	src sourceState
+	dst destinationState
 }
 
 var slotNameRe = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
@@ -193,7 +177,7 @@ func (c *Conn) Close() error {
 	if c == nil {
 		return nil
 	}
-	c.closeSnapshot()
+	c.src.release()
 	if c.pool != nil {
 		c.pool.Close()
 	}

@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pglogrepl"
 
@@ -10,21 +12,66 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
+// sourceState is the source half's own state.
+type sourceState struct {
+	mu   sync.Mutex
+	flow string // bound by the engine: names the slot and publication
+	// snap is the exported snapshot of this process's plan while its
+	// connection is open, nil otherwise; the plan's partitions name it
+	// (model.Partition.Snapshot).
+	snap *snapshot
+	// madeSlots are the slots this Conn tried to create for a plan. The
+	// engine asks for a plan again only when the last attempt did not
+	// reach it (an outage), so such a slot is this run's own leftover.
+	madeSlots map[string]bool
+	// acked is the last position the engine acknowledged, sent to the
+	// server by the running stream.
+	acked atomic.Uint64
+	// batchRows is the plan's rows per batch of a partition read; 0 means
+	// defaultBatchRows.
+	batchRows atomic.Int64
+}
+
+// rowsPerBatch is how many rows a partition read puts in one batch.
+func (s *sourceState) rowsPerBatch() int {
+	if n := int(s.batchRows.Load()); n > 0 {
+		return n
+	}
+	return defaultBatchRows
+}
+
+// markMade records that this Conn tries to create slot for a plan.
+func (s *sourceState) markMade(slot string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.madeSlots == nil {
+		s.madeSlots = map[string]bool{}
+	}
+	s.madeSlots[slot] = true
+}
+
+// madeSlot reports whether this Conn tried to create slot for a plan.
+func (s *sourceState) madeSlot(slot string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.madeSlots[slot]
+}
+
 // BindFlow records the flow's name: its slot and publication are named
 // after it.
 func (c *Conn) BindFlow(flow string) {
-	c.mu.Lock()
-	c.flow = flow
-	c.mu.Unlock()
+	c.src.mu.Lock()
+	c.src.flow = flow
+	c.src.mu.Unlock()
 }
 
 func (c *Conn) boundFlow() (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.flow == "" && c.opts.Slot == "" {
+	c.src.mu.Lock()
+	defer c.src.mu.Unlock()
+	if c.src.flow == "" && c.opts.Slot == "" {
 		return "", fmt.Errorf("postgres: the change stream does not know its flow (no BindFlow and no slot= in the URL)")
 	}
-	return c.flow, nil
+	return c.src.flow, nil
 }
 
 // HeadPosition is the server's current WAL insert position: every
@@ -67,8 +114,8 @@ func (c *Conn) Ack(ctx context.Context, pos model.Position) error {
 		return fmt.Errorf("postgres: bad position %q", pos)
 	}
 	for {
-		cur := c.acked.Load()
-		if uint64(lsn) <= cur || c.acked.CompareAndSwap(cur, uint64(lsn)) {
+		cur := c.src.acked.Load()
+		if uint64(lsn) <= cur || c.src.acked.CompareAndSwap(cur, uint64(lsn)) {
 			return nil
 		}
 	}

@@ -31,7 +31,7 @@ const (
 // open for this process's partition readers.
 func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.PlanOptions) (*model.Plan, error) {
 	if opts.BatchRows > 0 {
-		c.batchRows.Store(int64(opts.BatchRows))
+		c.src.batchRows.Store(int64(opts.BatchRows))
 	}
 	partRows := opts.PartitionRows
 	if partRows <= 0 {

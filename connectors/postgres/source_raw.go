@@ -53,10 +53,7 @@ func (c *Conn) ReadPartitionRaw(ctx context.Context, t *model.Table, p model.Par
 			return fmt.Errorf("table %s, column %s: its type changed since the copy started; run again (or start the flow over with --restart)", t.Namespace, f.Columns[i])
 		}
 	}
-	batchRows := int(c.batchRows.Load())
-	if batchRows <= 0 {
-		batchRows = defaultBatchRows
-	}
+	batchRows := c.src.rowsPerBatch()
 	conn, err := c.pool.Acquire(ctx)
 	if err != nil {
 		return c.classify(err, "read partition "+p.ID)

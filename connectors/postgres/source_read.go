@@ -61,10 +61,7 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 	if err != nil {
 		return err
 	}
-	batchRows := int(c.batchRows.Load())
-	if batchRows <= 0 {
-		batchRows = defaultBatchRows
-	}
+	batchRows := c.src.rowsPerBatch()
 
 	conn, err := c.pool.Acquire(ctx)
 	if err != nil {
@@ -157,7 +154,7 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 // block 0 and run without parallel workers, so rows arrive in ctid order.
 func (c *Conn) beginRead(ctx context.Context, conn *pgx.Conn) (pgx.Tx, error) {
 	iso := pgx.ReadCommitted
-	snap := c.snapshotID()
+	snap := c.src.snapshotID()
 	if snap != "" {
 		iso = pgx.RepeatableRead
 	}

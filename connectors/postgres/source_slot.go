@@ -91,12 +91,7 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (m
 	}
 	repl, err := c.replicationConn(ctx)
 	if err == nil {
-		c.mu.Lock()
-		if c.madeSlots == nil {
-			c.madeSlots = map[string]bool{}
-		}
-		c.madeSlots[slot] = true
-		c.mu.Unlock()
+		c.src.markMade(slot)
 	}
 	if err != nil {
 		if ownPub {
@@ -119,10 +114,7 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (m
 		return "", false, fmt.Errorf("slot %s: consistent point %q: %w", slot, res.ConsistentPoint, err)
 	}
 	if c.opts.Snapshot {
-		c.closeSnapshot()
-		c.mu.Lock()
-		c.snap = &snapshot{id: res.SnapshotName, repl: repl}
-		c.mu.Unlock()
+		c.src.hold(&snapshot{id: res.SnapshotName, repl: repl})
 	} else {
 		repl.Close(ctx) //nolint:errcheck // not needed
 	}
@@ -147,7 +139,7 @@ func (c *Conn) checkSlot(ctx context.Context, slot string, own bool, flow string
 		}
 		return false, nil, connector.BadConfig(fmt.Sprintf("replication slot %s is in use by another process%s", slot, who), "stop the other ferry (or other client) using it, or give this flow another --name")
 	}
-	if exists && own && c.madeSlot(slot) {
+	if exists && own && c.src.madeSlot(slot) {
 		// Made by an earlier attempt of this very plan that never returned
 		// (the server went away in between): its snapshot is gone with its
 		// connection, so it is made again.
@@ -161,13 +153,6 @@ func (c *Conn) checkSlot(ctx context.Context, slot string, own bool, flow string
 		return false, nil, connector.BadConfig(fmt.Sprintf("replication slot %s already exists: an earlier run of flow %q created it but kept no plan", slot, flow), fmt.Sprintf("run with --restart to drop it and start over, or drop it yourself: SELECT pg_drop_replication_slot('%s')", slot))
 	}
 	return exists, confirmed, nil
-}
-
-// madeSlot reports whether this Conn tried to create slot for a plan.
-func (c *Conn) madeSlot(slot string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.madeSlots[slot]
 }
 
 // checkCDC checks wal_level, the REPLICATION privilege and each table's
@@ -342,7 +327,7 @@ func (c *Conn) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
 // DropFlow drops the flow's replication slot and publication, if ferry
 // created them (a slot or publication named in the URL is the user's).
 func (c *Conn) DropFlow(ctx context.Context, flow string) error {
-	c.closeSnapshot()
+	c.src.release()
 	var errs []error
 	if slot, own := c.slotFor(flow); own {
 		// A slot still held by a dying walsender is dropped once it is free.

@@ -23,7 +23,7 @@ type snapshot struct {
 // across tables. Without it (an old server, a standby) readers read current
 // data.
 func (c *Conn) exportSnapshot(ctx context.Context) {
-	c.closeSnapshot()
+	c.src.release()
 	conn, err := pgx.ConnectConfig(ctx, c.cfg.ConnConfig)
 	if err != nil {
 		return
@@ -38,37 +38,44 @@ func (c *Conn) exportSnapshot(ctx context.Context) {
 		conn.Close(ctx)
 		return
 	}
-	c.mu.Lock()
-	c.snap = &snapshot{id: id, tx: tx, conn: conn}
-	c.mu.Unlock()
+	c.src.hold(&snapshot{id: id, tx: tx, conn: conn})
+}
+
+// hold keeps snap open for the partition readers, ending the one held
+// before.
+func (s *sourceState) hold(snap *snapshot) {
+	s.release()
+	s.mu.Lock()
+	s.snap = snap
+	s.mu.Unlock()
 }
 
 // snapshotID is the exported snapshot partition readers should use, or "".
-func (c *Conn) snapshotID() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.snap == nil {
+func (s *sourceState) snapshotID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.snap == nil {
 		return ""
 	}
-	return c.snap.id
+	return s.snap.id
 }
 
-// closeSnapshot ends the exported snapshot: readers started later read
-// current data.
-func (c *Conn) closeSnapshot() {
-	c.mu.Lock()
-	s := c.snap
-	c.snap = nil
-	c.mu.Unlock()
-	if s == nil {
+// release ends the exported snapshot: readers started later read current
+// data.
+func (s *sourceState) release() {
+	s.mu.Lock()
+	snap := s.snap
+	s.snap = nil
+	s.mu.Unlock()
+	if snap == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if s.repl != nil {
-		s.repl.Close(ctx) //nolint:errcheck // closing: nothing to do about it
+	if snap.repl != nil {
+		snap.repl.Close(ctx) //nolint:errcheck // closing: nothing to do about it
 	}
-	if s.conn != nil {
-		s.conn.Close(ctx) //nolint:errcheck // closing
+	if snap.conn != nil {
+		snap.conn.Close(ctx) //nolint:errcheck // closing
 	}
 }

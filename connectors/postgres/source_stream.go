@@ -49,7 +49,7 @@ const (
 // last position the engine acknowledged; what is received again is emitted
 // again, harmlessly.
 func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, emit func(context.Context, *model.ChangeBatch) error) error {
-	c.closeSnapshot() // the copy is over; the slot's snapshot is no longer needed
+	c.src.release() // the copy is over; the slot's snapshot is no longer needed
 	flow, err := c.boundFlow()
 	if err != nil {
 		return err
@@ -155,7 +155,7 @@ func (s *streamer) run(ctx context.Context) error {
 	first := true
 	begin := time.Now()
 	for {
-		start := pglogrepl.LSN(s.c.acked.Load())
+		start := pglogrepl.LSN(s.c.src.acked.Load())
 		progressed, err := s.session(ctx, start, first)
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -319,7 +319,7 @@ type replSession struct {
 // sendStatus reports the acknowledged position to the server.
 func (r *replSession) sendStatus(ctx context.Context) error {
 	s := r.s
-	acked := pglogrepl.LSN(s.c.acked.Load())
+	acked := pglogrepl.LSN(s.c.src.acked.Load())
 	// With no transaction open and every emitted change durable, nothing
 	// before the server's WAL end is still owed to the destination:
 	// confirming it lets the slot advance on an idle database and lets a
@@ -408,7 +408,7 @@ func (r *replSession) dispatch(ctx context.Context, msg pgproto3.BackendMessage)
 			if err != nil {
 				return &decodeError{fmt.Errorf("keepalive: %w", err)}
 			}
-			if !s.inTx && pglogrepl.LSN(s.c.acked.Load()) >= s.emitted && ka.ServerWALEnd > s.idleEnd {
+			if !s.inTx && pglogrepl.LSN(s.c.src.acked.Load()) >= s.emitted && ka.ServerWALEnd > s.idleEnd {
 				s.idleEnd = ka.ServerWALEnd
 			}
 			if ka.ReplyRequested {
