@@ -13,6 +13,10 @@ type Partition struct {
 	// empty means unbounded.
 	Lower string `json:"lower,omitempty"`
 	Upper string `json:"upper,omitempty"`
+	// Snapshot is the source's name for the snapshot the partition is to be
+	// read at, valid while the planning process holds it; empty means read
+	// the current state.
+	Snapshot string `json:"snapshot,omitempty"`
 
 	EstimatedRows  int64 `json:"estimated_rows"`
 	EstimatedBytes int64 `json:"estimated_bytes"`

@@ -28,7 +28,9 @@ const (
 // Plan partitions the tables by CTID block ranges. With opts.CDC it first
 // creates the flow's publication and replication slot; T0 is the slot's
 // consistent point, and the slot's exported snapshot (exactly T0) is kept
-// open for this process's partition readers.
+// open for this process's partition readers; every partition names it
+// (Partition.Snapshot). Without CDC the partitions name a snapshot exported
+// by a plain transaction, so the copy is consistent across tables.
 func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.PlanOptions) (*model.Plan, error) {
 	if opts.BatchRows > 0 {
 		c.src.batchRows.Store(int64(opts.BatchRows))
@@ -49,18 +51,23 @@ func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.P
 		}
 		plan.Partitions = append(plan.Partitions, parts...)
 	}
-	if !opts.CDC {
-		if c.opts.Snapshot {
-			c.exportSnapshot(ctx)
+	var snap string
+	switch {
+	case opts.CDC:
+		t0, s, err := c.startCDC(ctx, ordered, opts.Flow)
+		if err != nil {
+			return nil, err
 		}
-		return plan, nil
+		plan.T0, plan.SnapshotConsistent, snap = t0, s != "", s
+	case c.opts.Snapshot:
+		snap = c.exportSnapshot(ctx)
 	}
-	t0, consistent, err := c.startCDC(ctx, ordered, opts.Flow)
-	if err != nil {
-		return nil, err
+	// Readers in this process read the partitions at it while this Conn
+	// holds it; anywhere else (a resumed run, a scale-out worker) they read
+	// current data.
+	for i := range plan.Partitions {
+		plan.Partitions[i].Snapshot = snap
 	}
-	plan.T0 = t0
-	plan.SnapshotConsistent = consistent
 	return plan, nil
 }
 

@@ -59,7 +59,7 @@ func (c *Conn) ReadPartitionRaw(ctx context.Context, t *model.Table, p model.Par
 		return c.classify(err, "read partition "+p.ID)
 	}
 	defer conn.Release()
-	tx, err := c.beginRead(ctx, conn.Conn())
+	tx, err := c.beginRead(ctx, conn.Conn(), p)
 	if err != nil {
 		return c.classify(err, "read partition "+p.ID)
 	}

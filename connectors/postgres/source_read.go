@@ -48,10 +48,11 @@ func (x tid) less(y tid) bool {
 }
 
 // ReadPartition reads the partition's block range in physical order, after
-// the cursor (the ctid of the last row read). When this process planned the
-// flow and the plan's snapshot is still open, it reads that snapshot
-// (exactly T0 under CDC); otherwise it reads current data, which the change
-// stream from T0 then converges.
+// the cursor (the ctid of the last row read). When the partition names a
+// snapshot this Conn still holds (this process planned the flow and the
+// copy is not over), it reads that snapshot (exactly T0 under CDC);
+// otherwise it reads current data, which the change stream from T0 then
+// converges.
 func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partition, from model.Cursor, emit func(*model.RowBatch) error) error {
 	decs, err := tableDecoders(t)
 	if err != nil {
@@ -68,7 +69,7 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 		return c.classify(err, "read partition "+p.ID)
 	}
 	defer conn.Release()
-	tx, err := c.beginRead(ctx, conn.Conn())
+	tx, err := c.beginRead(ctx, conn.Conn(), p)
 	if err != nil {
 		return c.classify(err, "read partition "+p.ID)
 	}
@@ -149,12 +150,17 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 	return nil
 }
 
-// beginRead starts a read-only transaction for a partition read, on the
-// plan's exported snapshot when there is one. Sequential scans start at
-// block 0 and run without parallel workers, so rows arrive in ctid order.
-func (c *Conn) beginRead(ctx context.Context, conn *pgx.Conn) (pgx.Tx, error) {
+// beginRead starts a read-only transaction for a partition read, at the
+// snapshot the partition names when this Conn still holds it open, and at
+// the current state otherwise (a plan made by another process, a snapshot
+// released since). Sequential scans start at block 0 and run without
+// parallel workers, so rows arrive in ctid order.
+func (c *Conn) beginRead(ctx context.Context, conn *pgx.Conn, p model.Partition) (pgx.Tx, error) {
 	iso := pgx.ReadCommitted
-	snap := c.src.snapshotID()
+	snap := p.Snapshot
+	if !c.src.holds(snap) {
+		snap = ""
+	}
 	if snap != "" {
 		iso = pgx.RepeatableRead
 	}

@@ -61,10 +61,11 @@ func (c *Conn) publicationFor(flow string) (name string, own bool) {
 
 // startCDC checks that the server and the tables allow logical replication,
 // then creates the publication and the slot (unless the user named existing
-// ones). It returns T0 and whether the copy can read exactly T0.
-func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (model.Position, bool, error) {
+// ones). It returns T0 and the name of the snapshot of exactly T0 this Conn
+// now holds for the copy, or "" when the copy reads current data.
+func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (model.Position, string, error) {
 	if err := c.checkCDC(ctx, tables); err != nil {
-		return "", false, err
+		return "", "", err
 	}
 	slot, ownSlot := c.slotFor(flow)
 	pub, ownPub := c.publicationFor(flow)
@@ -72,22 +73,22 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (m
 
 	exists, confirmed, err := c.checkSlot(ctx, slot, ownSlot, flow)
 	if err != nil {
-		return "", false, err
+		return "", "", err
 	}
 	if err := c.ensurePublication(ctx, pub, ownPub, tables); err != nil {
 		if ownPub && ctx.Err() != nil {
 			// Cancelled: the server may have created it all the same.
 			c.dropPublication(context.WithoutCancel(ctx), pub)
 		}
-		return "", false, err
+		return "", "", err
 	}
 	if exists {
 		// A slot the user made: it has no snapshot to share, so the copy
 		// reads current data and the replay from T0 converges it.
 		if confirmed == nil {
-			return "", false, connector.BadConfig(fmt.Sprintf("slot %s is not a logical replication slot", slot), "give a logical slot using pgoutput")
+			return "", "", connector.BadConfig(fmt.Sprintf("slot %s is not a logical replication slot", slot), "give a logical slot using pgoutput")
 		}
-		return model.Position(*confirmed), false, nil
+		return model.Position(*confirmed), "", nil
 	}
 	repl, err := c.replicationConn(ctx)
 	if err == nil {
@@ -97,7 +98,7 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (m
 		if ownPub {
 			c.dropPublication(context.WithoutCancel(ctx), pub)
 		}
-		return "", false, err
+		return "", "", err
 	}
 	res, err := c.createSlot(ctx, repl, slot)
 	if err != nil {
@@ -106,19 +107,19 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (m
 			c.dropPublication(context.WithoutCancel(ctx), pub)
 		}
 		if ctx.Err() != nil {
-			return "", false, err
+			return "", "", err
 		}
-		return "", false, c.slotError(ctx, err, slot)
+		return "", "", c.slotError(ctx, err, slot)
 	}
 	if _, err := pglogrepl.ParseLSN(res.ConsistentPoint); err != nil {
-		return "", false, fmt.Errorf("slot %s: consistent point %q: %w", slot, res.ConsistentPoint, err)
+		return "", "", fmt.Errorf("slot %s: consistent point %q: %w", slot, res.ConsistentPoint, err)
 	}
-	if c.opts.Snapshot {
-		c.src.hold(&snapshot{id: res.SnapshotName, repl: repl})
-	} else {
+	if !c.opts.Snapshot {
 		repl.Close(ctx) //nolint:errcheck // not needed
+		return model.Position(res.ConsistentPoint), "", nil
 	}
-	return model.Position(res.ConsistentPoint), c.opts.Snapshot, nil
+	c.src.hold(&snapshot{id: res.SnapshotName, repl: repl})
+	return model.Position(res.ConsistentPoint), res.SnapshotName, nil
 }
 
 // checkSlot looks the slot up: one in use is refused, and so is ferry's own

@@ -20,25 +20,26 @@ type snapshot struct {
 
 // exportSnapshot opens a read-only transaction whose snapshot this
 // process's partition readers share, so a copy without CDC is consistent
-// across tables. Without it (an old server, a standby) readers read current
-// data.
-func (c *Conn) exportSnapshot(ctx context.Context) {
+// across tables, and returns its name. Without it (an old server, a
+// standby: "") readers read current data.
+func (c *Conn) exportSnapshot(ctx context.Context) string {
 	c.src.release()
 	conn, err := pgx.ConnectConfig(ctx, c.cfg.ConnConfig)
 	if err != nil {
-		return
+		return ""
 	}
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		conn.Close(ctx)
-		return
+		return ""
 	}
 	var id string
 	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&id); err != nil {
 		conn.Close(ctx)
-		return
+		return ""
 	}
 	c.src.hold(&snapshot{id: id, tx: tx, conn: conn})
+	return id
 }
 
 // hold keeps snap open for the partition readers, ending the one held
@@ -50,14 +51,11 @@ func (s *sourceState) hold(snap *snapshot) {
 	s.mu.Unlock()
 }
 
-// snapshotID is the exported snapshot partition readers should use, or "".
-func (s *sourceState) snapshotID() string {
+// holds reports whether name is the exported snapshot this Conn keeps open.
+func (s *sourceState) holds(name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.snap == nil {
-		return ""
-	}
-	return s.snap.id
+	return name != "" && s.snap != nil && s.snap.id == name
 }
 
 // release ends the exported snapshot: readers started later read current
