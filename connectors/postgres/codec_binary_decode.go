@@ -16,8 +16,8 @@ import (
 // server and for ferry), and everything else as text.
 type binDecoder func(b []byte) (any, error)
 
-// textTypes are the Native spellings of text types whose binary form is
-// their text.
+// isPlainText reports whether native spells a text type whose binary form
+// is its text.
 func isPlainText(native string) bool {
 	if native == "" || native == "text" || native == "name" || native == `"char"` {
 		return true

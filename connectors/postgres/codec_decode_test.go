@@ -3,6 +3,8 @@ package postgres
 import (
 	"bytes"
 	"math"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,4 +122,98 @@ func FuzzArrayRoundTrip(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecoders: each decoder reads PostgreSQL's text output (under ferry's
+// session settings) as the canonical value, and refuses what is not that
+// output.
+func TestDecoders(t *testing.T) {
+	utc := func(y int, m time.Month, d, h, mi, s, ns int) time.Time {
+		return time.Date(y, m, d, h, mi, s, ns, time.UTC)
+	}
+	for _, c := range []struct {
+		name string
+		dec  decoder
+		in   string
+		want any // nil: refused
+	}{
+		{"bool true", decodeBool, "true", true},
+		{"bool f", decodeBool, "f", false},
+		{"bool yes", decodeBool, "yes", nil},
+		{"int", decodeInt, "-42", int64(-42)},
+		{"int with spaces", decodeInt, " 42", nil},
+		{"float -0", decodeFloat64, "-0", math.Copysign(0, -1)},
+		{"float NaN", decodeFloat64, "NaN", math.NaN()},
+		{"float infinity", decodeFloat32, "Infinity", math.Inf(1)},
+		{"float junk", decodeFloat64, "1,5", nil},
+		{"money", decodeMoney, "$1,234.56", "1234.56"},
+		{"negative money", decodeMoney, "-$0.01", "-0.01"},
+		{"money in parentheses", decodeMoney, "($5.00)", "-5.00"},
+		{"money without digits", decodeMoney, "$", nil},
+		{"bytea", decodeBytea, `\x00ff`, []byte{0, 0xff}},
+		{"bytea escape format", decodeBytea, `\000`, nil},
+		{"date", decodeDate, "2024-02-29", utc(2024, 2, 29, 0, 0, 0, 0)},
+		{"date 1 BC", decodeDate, "0001-01-01 BC", utc(0, 1, 1, 0, 0, 0, 0)},
+		{"date with time", decodeDate, "2024-02-29 00:00:00", nil},
+		{"time", decodeTime, "23:59:59.999999", 24*time.Hour - time.Microsecond},
+		{"time with zone", decodeTime, "12:00:00+01", nil},
+		{"time fraction too long", decodeTime, "12:00:00.1234567891", nil},
+		{"timetz east", decodeTimeTZ, "12:00:00+05:30", model.TimeTZ{Time: 12 * time.Hour, Offset: 19800}},
+		{"timetz west seconds", decodeTimeTZ, "12:00:00-00:00:30", model.TimeTZ{Time: 12 * time.Hour, Offset: -30}},
+		{"timetz bad offset", decodeTimeTZ, "12:00:00+5", nil},
+		{"timestamptz to UTC", decodeTimestampTZ, "2024-01-01 00:30:00+01", utc(2023, 12, 31, 23, 30, 0, 0)},
+		{"timestamptz BC", decodeTimestampTZ, "0044-03-15 12:00:00+00 BC", utc(-43, 3, 15, 12, 0, 0, 0)},
+		{"timestamp with a zone", decodeTimestamp, "2024-01-01 00:00:00+00", nil},
+		{"timestamp infinity", decodeTimestamp, "infinity", model.PosInfinity},
+		{"interval weeks", decodeInterval, "P2W", model.Interval{Days: 14}},
+		{"interval fractional seconds", decodeInterval, "PT-0.5S", model.Interval{Micros: -500000}},
+		{"interval all parts", decodeInterval, "P1Y-1M2DT3H-4M5S", model.Interval{Months: 11, Days: 2, Micros: (3*3600 - 4*60 + 5) * 1e6}},
+		{"interval two T", decodeInterval, "PT1HT1M", nil},
+		{"interval minutes outside time", decodeInterval, "P1Y2M3", nil},
+		{"interval months overflow", decodeInterval, "P999999999Y", nil},
+	} {
+		got, err := c.dec(c.in)
+		if c.want == nil {
+			if err == nil {
+				t.Errorf("%s: %q decoded as %#v, want an error", c.name, c.in, got)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %q: %v", c.name, c.in, err)
+			continue
+		}
+		if f, ok := c.want.(float64); ok {
+			g, _ := got.(float64)
+			if !(math.IsNaN(f) && math.IsNaN(g)) && (g != f || math.Signbit(g) != math.Signbit(f)) {
+				t.Errorf("%s: %q = %v, want %v", c.name, c.in, got, c.want)
+			}
+			continue
+		}
+		if gotT, ok := got.(time.Time); ok {
+			if !gotT.Equal(c.want.(time.Time)) {
+				t.Errorf("%s: %q = %v, want %v", c.name, c.in, got, c.want)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %q = %#v, want %#v", c.name, c.in, got, c.want)
+		}
+	}
+}
+
+// TestTableDecodersNameTheColumn: a column ferry cannot read is refused
+// with the table and column named.
+func TestTableDecodersNameTheColumn(t *testing.T) {
+	tbl := &model.Table{Namespace: model.Namespace{Schema: "shop", Table: "odd"}, Columns: []model.Column{
+		{Name: "id", Type: model.Type{Kind: model.KindInt64}},
+		{Name: "shape", Type: model.Type{Kind: model.KindUnknown, Native: "point"}},
+	}}
+	_, err := tableDecoders(tbl)
+	if err == nil || !strings.Contains(err.Error(), "shop.odd") || !strings.Contains(err.Error(), "shape") {
+		t.Fatalf("tableDecoders: %v, want an error naming shop.odd and shape", err)
+	}
+	if _, err := decoderFor(model.Type{Kind: model.KindArray}); err == nil {
+		t.Fatal("an array without an element type was accepted")
+	}
 }
