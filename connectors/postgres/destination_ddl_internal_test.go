@@ -1,6 +1,10 @@
 package postgres
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/ferrydb/ferry/model"
+)
 
 func TestPGSpelling(t *testing.T) {
 	cases := []struct {
@@ -23,6 +27,39 @@ func TestPGSpelling(t *testing.T) {
 	for _, c := range cases {
 		if got := pgSpelling(c.native, c.base); got != c.want {
 			t.Errorf("pgSpelling(%q, %q) = %v, want %v", c.native, c.base, got, c.want)
+		}
+	}
+}
+
+// TestCanonicalDDL: a canonical type without a PostgreSQL spelling of its
+// own gets the column type that holds its kind, bounds included.
+func TestCanonicalDDL(t *testing.T) {
+	i16 := model.Type{Kind: model.KindInt16}
+	for _, c := range []struct {
+		t    model.Type
+		want string // "" means refused
+	}{
+		{model.Type{Kind: model.KindDecimal, Precision: 12, Scale: 2}, "numeric(12,2)"},
+		{model.Type{Kind: model.KindDecimal, Precision: 2000}, "numeric"},
+		{model.Type{Kind: model.KindText, Length: 10}, "varchar(10)"},
+		{model.Type{Kind: model.KindText, Length: 20000000}, "text"},
+		{model.Type{Kind: model.KindEnum, EnumValues: []string{"a"}}, "text"},
+		{model.Type{Kind: model.KindJSON}, "jsonb"},
+		{model.Type{Kind: model.KindFloat32}, "real"},
+		{model.Type{Kind: model.KindArray, Elem: &i16}, "smallint[]"},
+		{model.Type{Kind: model.KindArray, Elem: &model.Type{Kind: model.KindArray, Elem: &i16}}, ""},
+		{model.Type{Kind: model.KindArray}, ""},
+		{model.Type{Kind: model.KindUnknown}, ""},
+	} {
+		got, err := canonicalDDL(c.t)
+		if c.want == "" {
+			if err == nil {
+				t.Errorf("%s: %q, want an error", c.t, got)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%s: %q, %v, want %q", c.t, got, err, c.want)
 		}
 	}
 }

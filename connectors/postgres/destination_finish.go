@@ -12,6 +12,30 @@ import (
 // copied row down. FinishTable builds them once the table's copy is done
 // (the engine finishes tables in parallel), as pg_restore and pgcopydb do.
 
+// FinishTable adds a copied table's primary key if it was deferred
+// (destination_keys.go), builds its secondary indexes and analyzes it, so
+// the planner knows its size before changes are applied to it. Each step
+// is skipped when already done, so finishing a table again is harmless.
+func (c *Conn) FinishTable(ctx context.Context, t *model.Table) error {
+	if err := c.ensureMeta(ctx); err != nil {
+		return err
+	}
+	err := c.finishKey(ctx, t)
+	// The copy's writers cached the table without its key; the appliers
+	// that come next must see it.
+	c.forgetDst(t.Namespace)
+	if err != nil {
+		return err
+	}
+	if err := c.buildIndexes(ctx, t); err != nil {
+		return err
+	}
+	if _, err := c.pool.Exec(ctx, "ANALYZE "+qualified(t.Namespace)); err != nil {
+		return c.classify(err, "analyze "+t.Namespace.String())
+	}
+	return nil
+}
+
 // indexSQL is the statement that builds ix on table t here, or "" when
 // ix says nothing this server can build. Unique indexes are built without
 // UNIQUE: changes are applied in parallel across keys, so two rows may hold
@@ -60,30 +84,6 @@ func (c *Conn) buildIndexes(ctx context.Context, t *model.Table) error {
 			return fmt.Errorf("table %s: build index %s (%s): %w; create what it needs at the destination (function, extension, collation) and run again, the copy resumes here",
 				t.Namespace, ix.Name, q, c.classify(err, "build index"))
 		}
-	}
-	return nil
-}
-
-// FinishTable adds a copied table's primary key if it was deferred
-// (destination_keys.go), builds its secondary indexes and analyzes it, so
-// the planner knows its size before changes are applied to it. Each step is skipped
-// when already done, so finishing a table again is harmless.
-func (c *Conn) FinishTable(ctx context.Context, t *model.Table) error {
-	if err := c.ensureMeta(ctx); err != nil {
-		return err
-	}
-	err := c.finishKey(ctx, t)
-	// The copy's writers cached the table without its key; the appliers
-	// that come next must see it.
-	c.forgetDst(t.Namespace)
-	if err != nil {
-		return err
-	}
-	if err := c.buildIndexes(ctx, t); err != nil {
-		return err
-	}
-	if _, err := c.pool.Exec(ctx, "ANALYZE "+qualified(t.Namespace)); err != nil {
-		return c.classify(err, "analyze "+t.Namespace.String())
 	}
 	return nil
 }

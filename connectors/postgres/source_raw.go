@@ -54,18 +54,13 @@ func (c *Conn) ReadPartitionRaw(ctx context.Context, t *model.Table, p model.Par
 		}
 	}
 	batchRows := c.src.rowsPerBatch()
-	conn, err := c.pool.Acquire(ctx)
+	conn, end, err := c.beginRead(ctx, p)
 	if err != nil {
-		return c.classify(err, "read partition "+p.ID)
+		return err
 	}
-	defer conn.Release()
-	tx, err := c.beginRead(ctx, conn.Conn(), p)
-	if err != nil {
-		return c.classify(err, "read partition "+p.ID)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only; ends the transaction whatever happened
+	defer end()
 	s := &tupleSplitter{format: f, batchRows: batchRows, emit: emit, where: fmt.Sprintf("partition %s of %s", p.ID, t.Namespace)}
-	_, err = conn.Conn().PgConn().CopyTo(ctx, s, "COPY ("+q+") TO STDOUT (FORMAT binary)")
+	_, err = conn.PgConn().CopyTo(ctx, s, "COPY ("+q+") TO STDOUT (FORMAT binary)")
 	if s.err != nil {
 		return s.err // the emit or framing error, not the closed connection it caused
 	}

@@ -64,16 +64,11 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 	}
 	batchRows := c.src.rowsPerBatch()
 
-	conn, err := c.pool.Acquire(ctx)
+	conn, end, err := c.beginRead(ctx, p)
 	if err != nil {
-		return c.classify(err, "read partition "+p.ID)
+		return err
 	}
-	defer conn.Release()
-	tx, err := c.beginRead(ctx, conn.Conn(), p)
-	if err != nil {
-		return c.classify(err, "read partition "+p.ID)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only; ends the transaction whatever happened
+	defer end()
 
 	// Simple types are read in binary, the others as text.
 	bins := make([]binDecoder, len(decs))
@@ -84,7 +79,7 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 			formats[i] = 1
 		}
 	}
-	rr := conn.Conn().PgConn().ExecParams(ctx, q, nil, nil, nil, formats)
+	rr := conn.PgConn().ExecParams(ctx, q, nil, nil, nil, formats)
 	for i, fd := range rr.FieldDescriptions() {
 		if i < len(bins) && bins[i] != nil && knownOIDs[fd.DataTypeOID] && !slices.Contains(allowed[i], fd.DataTypeOID) {
 			rr.Close() //nolint:errcheck // reporting the type change
@@ -150,12 +145,31 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 	return nil
 }
 
-// beginRead starts a read-only transaction for a partition read, at the
+// beginRead takes a pooled connection for a partition read and starts its
+// transaction (readTx); end rolls it back and releases the connection.
+func (c *Conn) beginRead(ctx context.Context, p model.Partition) (conn *pgx.Conn, end func(), err error) {
+	pc, err := c.pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, c.classify(err, "read partition "+p.ID)
+	}
+	tx, err := c.readTx(ctx, pc.Conn(), p)
+	if err != nil {
+		pc.Release()
+		return nil, nil, c.classify(err, "read partition "+p.ID)
+	}
+	end = func() {
+		tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only; ends the transaction whatever happened
+		pc.Release()
+	}
+	return pc.Conn(), end, nil
+}
+
+// readTx starts a read-only transaction for a partition read, at the
 // snapshot the partition names when this Conn still holds it open, and at
 // the current state otherwise (a plan made by another process, a snapshot
 // released since). Sequential scans start at block 0 and run without
 // parallel workers, so rows arrive in ctid order.
-func (c *Conn) beginRead(ctx context.Context, conn *pgx.Conn, p model.Partition) (pgx.Tx, error) {
+func (c *Conn) readTx(ctx context.Context, conn *pgx.Conn, p model.Partition) (pgx.Tx, error) {
 	iso := pgx.ReadCommitted
 	snap := p.Snapshot
 	if !c.src.holds(snap) {
