@@ -15,7 +15,8 @@ import (
 )
 
 // destinationState is the destination half's own state: whether ferry's
-// _ferry tables exist, and the catalog views of the tables it writes.
+// _ferry tables exist, and the catalog views of the tables it writes. The
+// source's methods never touch it.
 type destinationState struct {
 	mu     sync.Mutex
 	ready  bool                 // _ferry's tables exist

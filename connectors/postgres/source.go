@@ -12,7 +12,8 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
-// sourceState is the source half's own state.
+// sourceState is the source half's own state; the destination's methods
+// never touch it.
 type sourceState struct {
 	mu   sync.Mutex
 	flow string // bound by the engine: names the slot and publication
