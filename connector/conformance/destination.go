@@ -391,13 +391,5 @@ func checkAbilities(t *testing.T, h DestinationHarness) {
 		create(t, openDest(t, h), tbl)
 		checkRows(t, h, d, tbl.Namespace, expect(rows))
 	})
-	t.Run("Described", func(t *testing.T) {
-		d := openDest(t, h)
-		a := connector.Describe(d)
-		_, apply := d.(connector.ChangeApplier)
-		_, keeps := d.(connector.CheckpointKeeper)
-		if !a.Destination || a.Apply != apply || a.Checkpoints != keeps {
-			t.Fatalf("Describe says %+v, the type says apply=%v checkpoints=%v", a, apply, keeps)
-		}
-	})
+	t.Run("Described", func(t *testing.T) { checkDescribed(t, openDest(t, h)) })
 }
