@@ -3,6 +3,7 @@ package conformance
 import (
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
@@ -19,18 +20,20 @@ type DestinationHarness struct {
 	Open func(t *testing.T) connector.Destination
 	// Schema is the schema the suite's tables are created in.
 	Schema string
-	// ReadBack returns the rows of a table the suite created, (id, v) each
-	// as fmt.Sprint renders it, v "<nil>" for NULL. When nil, the suite
-	// reads through the connector's own Source on a new connection; a
-	// destination that is no source and keeps nothing (null) leaves it nil
-	// and is checked by its counts (connector.Counter).
-	ReadBack func(t *testing.T, ns model.Namespace) map[string]string
+	// ReadBack returns the rows of a table the suite created, each value
+	// as fmt.Sprint renders it ("<nil>" for NULL) in the table's column
+	// order. When nil, the suite reads through the connector's own Source
+	// on a new connection; a destination that is no source and keeps
+	// nothing (null) leaves it nil and is checked by its counts
+	// (connector.Counter).
+	ReadBack func(t *testing.T, ns model.Namespace) [][]string
 }
 
 // Destination runs the destination checks: a batch written twice leaves
 // the same rows, a checkpoint is stored with its batch and only then,
 // changes of one key are applied in order, and every declared ability
-// does what it promises.
+// (TableFinisher, KeyDeferrer, Emptier, SchemaChanger) does what it
+// promises.
 func Destination(t *testing.T, h DestinationHarness) {
 	t.Run("WriteTwiceSameRows", func(t *testing.T) { checkWriteTwice(t, h) })
 	t.Run("CheckpointNotAheadOfData", func(t *testing.T) { checkCheckpoints(t, h) })
@@ -117,35 +120,59 @@ func finish(t *testing.T, d connector.Destination, tbl *model.Table) {
 	}
 }
 
-// readBack returns the table's rows from a new connection, or ok false
-// when the destination cannot be read (null).
-func readBack(t *testing.T, h DestinationHarness, ns model.Namespace) (map[string]string, bool) {
+// readRows returns every row of the table from a new connection, each
+// value rendered by fmt.Sprint, or ok false when the destination cannot be
+// read (null).
+func readRows(t *testing.T, h DestinationHarness, ns model.Namespace) (rows [][]string, ok bool) {
 	t.Helper()
 	if h.ReadBack != nil {
 		return h.ReadBack(t, ns), true
 	}
-	d := openDest(t, h)
-	src, ok := d.(connector.Source)
+	src, ok := openDest(t, h).(connector.Source)
 	if !ok {
 		return nil, false
 	}
-	tbl := findTable(t, src, ns)
+	return readSource(t, src, lookupTable(t, src, ns)), true
+}
+
+// readSource reads every row of tbl through a plan of src.
+func readSource(t *testing.T, src connector.Source, tbl *model.Table) [][]string {
+	t.Helper()
 	p := plan(t, src, tbl, connector.PlanOptions{PartitionRows: 1 << 20, BatchRows: 1000})
-	got := make(map[string]string)
+	var out [][]string
 	for _, part := range p.Partitions {
 		err := src.ReadPartition(ctxFor(t), tbl, part, "", func(b *model.RowBatch) error {
 			for _, r := range b.Rows {
-				k := fmt.Sprint(r[tbl.ColumnIndex("id")])
-				if _, dup := got[k]; dup {
-					return fmt.Errorf("key %s twice in %s", k, ns)
+				vs := make([]string, len(r))
+				for i, v := range r {
+					vs[i] = fmt.Sprint(v)
 				}
-				got[k] = fmt.Sprint(r[tbl.ColumnIndex("v")])
+				out = append(out, vs)
 			}
 			return nil
 		})
 		if err != nil {
-			t.Fatalf("read back %s: %v", ns, err)
+			t.Fatalf("read back %s: %v", tbl.Namespace, err)
 		}
+	}
+	return out
+}
+
+// readBack returns the rows of a table keyed by its first column (id),
+// each the rest of the row, its values joined by "|"; ok false when the
+// destination cannot be read (null).
+func readBack(t *testing.T, h DestinationHarness, ns model.Namespace) (map[string]string, bool) {
+	t.Helper()
+	rows, ok := readRows(t, h, ns)
+	if !ok {
+		return nil, false
+	}
+	got := make(map[string]string, len(rows))
+	for _, r := range rows {
+		if _, dup := got[r[0]]; dup {
+			t.Fatalf("key %s twice in %s", r[0], ns)
+		}
+		got[r[0]] = strings.Join(r[1:], "|")
 	}
 	return got, true
 }
@@ -391,5 +418,6 @@ func checkAbilities(t *testing.T, h DestinationHarness) {
 		create(t, openDest(t, h), tbl)
 		checkRows(t, h, d, tbl.Namespace, expect(rows))
 	})
+	t.Run("SchemaChanger", func(t *testing.T) { checkAlter(t, h) })
 	t.Run("Described", func(t *testing.T) { checkDescribed(t, openDest(t, h)) })
 }
