@@ -27,13 +27,18 @@ type DestinationHarness struct {
 	// nothing (null) leaves it nil and is checked by its counts
 	// (connector.Counter).
 	ReadBack func(t *testing.T, ns model.Namespace) [][]string
+	// OpenSource, for a RawWriter that is also a RawReader, opens a source
+	// of the same kind as SourceHarness.Open does, in another database:
+	// the suite copies its table raw into the destination. Nil when the
+	// harness has none, and the raw copy is skipped.
+	OpenSource func(t *testing.T, rows int) (connector.Source, model.Namespace)
 }
 
 // Destination runs the destination checks: a batch written twice leaves
 // the same rows, a checkpoint is stored with its batch and only then,
 // changes of one key are applied in order, and every declared ability
-// (TableFinisher, KeyDeferrer, Emptier, SchemaChanger) does what it
-// promises.
+// (TableFinisher, KeyDeferrer, Emptier, SchemaChanger, RawWriter) does
+// what it promises.
 func Destination(t *testing.T, h DestinationHarness) {
 	t.Run("WriteTwiceSameRows", func(t *testing.T) { checkWriteTwice(t, h) })
 	t.Run("CheckpointNotAheadOfData", func(t *testing.T) { checkCheckpoints(t, h) })
@@ -419,5 +424,6 @@ func checkAbilities(t *testing.T, h DestinationHarness) {
 		checkRows(t, h, d, tbl.Namespace, expect(rows))
 	})
 	t.Run("SchemaChanger", func(t *testing.T) { checkAlter(t, h) })
+	t.Run("RawWriter", func(t *testing.T) { checkRawWrite(t, h) })
 	t.Run("Described", func(t *testing.T) { checkDescribed(t, openDest(t, h)) })
 }

@@ -40,8 +40,10 @@ func TestConformanceSource(t *testing.T) {
 func TestConformanceDestination(t *testing.T) {
 	srv := pgtest.Shared(t)
 	db := srv.CreateDatabase(t, "conf")
+	var srcDB string
 	conformance.Destination(t, conformance.DestinationHarness{
-		Schema: "public",
-		Open:   func(t *testing.T) connector.Destination { return open(t, srv.URL(db)) },
+		Schema:     "public",
+		Open:       func(t *testing.T) connector.Destination { return open(t, srv.URL(db)) },
+		OpenSource: conformanceSource(srv, &srcDB),
 	})
 }
