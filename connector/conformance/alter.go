@@ -26,10 +26,7 @@ func checkAlter(t *testing.T, h DestinationHarness) {
 	if !ok {
 		t.Skip("not a SchemaChanger")
 	}
-	from := destTable(h, "conf_alter")
-	create(t, d, from)
-	write(t, d, &model.RowBatch{Table: from, Partition: "p0", Rows: rowsFrom(1, 10, "a"), Cursor: "c"})
-	finish(t, d, from)
+	from, _ := seed(t, h, d, "conf_alter", 10)
 
 	id, v := from.Columns[0], from.Columns[1]
 	w := model.Column{Name: "w", Type: model.Type{Kind: model.KindText}, Nullable: true}
@@ -48,11 +45,7 @@ func checkAlter(t *testing.T, h DestinationHarness) {
 	}
 	write(t, d, &model.RowBatch{Table: to, Partition: "p1", Rows: rows, Cursor: "c"})
 	if a, ok := d.(connector.ChangeApplier); ok {
-		cw, err := a.OpenApplier(ctxFor(t))
-		if err != nil {
-			t.Fatalf("OpenApplier: %v", err)
-		}
-		defer cw.Close()
+		cw := openApplier(t, a)
 		b := &model.ApplyBatch{Tables: []*model.TableChanges{{Table: to,
 			Upserts: []model.Row{{int64(1), "b1", "x1"}, {int64(21), "b21", "x21"}, {int64(11), "b11", nil}}}}}
 		if err := cw.ApplyChanges(ctxFor(t), b); err != nil {

@@ -118,12 +118,17 @@ func Source(t *testing.T, h SourceHarness) {
 func open(t *testing.T, h SourceHarness) (connector.Source, model.Namespace) {
 	t.Helper()
 	src, ns := h.Open(t, sourceRows)
+	closeAtEnd(t, src)
+	return src, ns
+}
+
+// closeAtEnd closes c when the test ends.
+func closeAtEnd(t *testing.T, c connector.Connector) {
 	t.Cleanup(func() {
-		if err := src.Close(); err != nil {
-			t.Errorf("close source: %v", err)
+		if err := c.Close(); err != nil {
+			t.Errorf("close %T: %v", c, err)
 		}
 	})
-	return src, ns
 }
 
 func ctxFor(t *testing.T) context.Context {

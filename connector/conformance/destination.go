@@ -49,12 +49,35 @@ func Destination(t *testing.T, h DestinationHarness) {
 func openDest(t *testing.T, h DestinationHarness) connector.Destination {
 	t.Helper()
 	d := h.Open(t)
+	closeAtEnd(t, d)
+	return d
+}
+
+// seed creates the suite's table name at d holding rows 1..n, v = a<id>,
+// its copy finished.
+func seed(t *testing.T, h DestinationHarness, d connector.Destination, name string, n int64) (*model.Table, []model.Row) {
+	t.Helper()
+	tbl := destTable(h, name)
+	create(t, d, tbl)
+	rows := rowsFrom(1, n, "a")
+	write(t, d, &model.RowBatch{Table: tbl, Partition: "p0", Rows: rows, Cursor: "c"})
+	finish(t, d, tbl)
+	return tbl, rows
+}
+
+// openApplier opens a change writer, closed when the test ends.
+func openApplier(t *testing.T, a connector.ChangeApplier) connector.ChangeWriter {
+	t.Helper()
+	cw, err := a.OpenApplier(ctxFor(t))
+	if err != nil {
+		t.Fatalf("OpenApplier: %v", err)
+	}
 	t.Cleanup(func() {
-		if err := d.Close(); err != nil {
-			t.Errorf("close destination: %v", err)
+		if err := cw.Close(); err != nil {
+			t.Errorf("close change writer: %v", err)
 		}
 	})
-	return d
+	return cw
 }
 
 // destTable is the suite's destination table: a key and one nullable text.
@@ -313,15 +336,8 @@ func checkApply(t *testing.T, h DestinationHarness) {
 	if !ok {
 		t.Skip("not a ChangeApplier")
 	}
-	tbl := destTable(h, "conf_apply")
-	create(t, d, tbl)
-	write(t, d, &model.RowBatch{Table: tbl, Partition: "p0", Rows: rowsFrom(1, 10, "a"), Cursor: "c"})
-	finish(t, d, tbl)
-	cw, err := a.OpenApplier(ctxFor(t))
-	if err != nil {
-		t.Fatalf("OpenApplier: %v", err)
-	}
-	defer cw.Close()
+	tbl, rows := seed(t, h, d, "conf_apply", 10)
+	cw := openApplier(t, a)
 	const flow = "conf_apply_flow"
 	ups := func(rows ...model.Row) *model.TableChanges { return &model.TableChanges{Table: tbl, Upserts: rows} }
 	batches := []*model.TableChanges{
@@ -343,7 +359,7 @@ func checkApply(t *testing.T, h DestinationHarness) {
 			t.Fatalf("counted %d changes, want 10", changes)
 		}
 	}
-	want := expect(rowsFrom(1, 10, "a"))
+	want := expect(rows)
 	want["1"], want["3"], want["11"] = "d", "e", "new"
 	delete(want, "2")
 	checkRows(t, h, d, tbl.Namespace, want)
@@ -403,10 +419,7 @@ func checkAbilities(t *testing.T, h DestinationHarness) {
 		if !ok {
 			t.Skip("not an Emptier")
 		}
-		tbl := destTable(h, "conf_empty")
-		create(t, d, tbl)
-		write(t, d, &model.RowBatch{Table: tbl, Partition: "p0", Rows: rowsFrom(1, 100, "a"), Cursor: "c"})
-		finish(t, d, tbl)
+		tbl, _ := seed(t, h, d, "conf_empty", 100)
 		if err := e.EmptyTables(ctxFor(t), []*model.Table{tbl}); err != nil {
 			t.Fatalf("EmptyTables: %v", err)
 		}
@@ -414,11 +427,7 @@ func checkAbilities(t *testing.T, h DestinationHarness) {
 	})
 	t.Run("CreateTablesTwice", func(t *testing.T) {
 		d := openDest(t, h)
-		tbl := destTable(h, "conf_create")
-		create(t, d, tbl)
-		rows := rowsFrom(1, 10, "a")
-		write(t, d, &model.RowBatch{Table: tbl, Partition: "p0", Rows: rows, Cursor: "c"})
-		finish(t, d, tbl)
+		tbl, rows := seed(t, h, d, "conf_create", 10)
 		// An existing compatible table is left as it is.
 		create(t, openDest(t, h), tbl)
 		checkRows(t, h, d, tbl.Namespace, expect(rows))

@@ -38,11 +38,7 @@ func checkFullRows(t *testing.T, h DestinationHarness) {
 	}
 	create(t, d, tbl)
 	finish(t, d, tbl)
-	cw, err := a.OpenApplier(ctxFor(t))
-	if err != nil {
-		t.Fatalf("OpenApplier: %v", err)
-	}
-	defer cw.Close()
+	cw := openApplier(t, a)
 	const flow, key = "conf_fullrow_flow", "cdc/0"
 	r := func(a, b any) model.Row { return model.Row{a, b} }
 	ins := func(row model.Row) model.RowChange { return model.RowChange{New: row} }
@@ -109,7 +105,7 @@ func checkFullRows(t *testing.T, h DestinationHarness) {
 	bad := &model.ApplyBatch{Tables: []*model.TableChanges{{Table: tbl, RowChanges: []model.RowChange{
 		del(r(int64(1), "x")), ins(r(int64(6), "once")), ins(r("not a number", "no"))}}},
 		Checkpoint: &model.Checkpoint{Flow: flow, Key: key, Value: "refused"}}
-	err = cw.ApplyChanges(ctxFor(t), bad)
+	err := cw.ApplyChanges(ctxFor(t), bad)
 	if err == nil {
 		t.Fatalf("ApplyChanges took a text value for an int64 column")
 	}

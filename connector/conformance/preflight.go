@@ -50,11 +50,7 @@ func checkPreflight(t *testing.T, h SourceHarness, src connector.Source, pf conn
 			t.Skip("the harness has no connection that cannot serve CDC (OpenWithoutCDC)")
 		}
 		weak := h.OpenWithoutCDC(t)
-		t.Cleanup(func() {
-			if err := weak.Close(); err != nil {
-				t.Errorf("close source: %v", err)
-			}
-		})
+		closeAtEnd(t, weak)
 		wpf, ok := weak.(connector.Preflighter)
 		if !ok {
 			t.Fatalf("OpenWithoutCDC returned a %T, which is no Preflighter", weak)

@@ -35,11 +35,7 @@ func checkRawWrite(t *testing.T, h DestinationHarness) {
 		t.Skip("the harness has no source of the destination's kind (OpenSource) to read raw batches from")
 	}
 	src, ns := h.OpenSource(t, sourceRows)
-	t.Cleanup(func() {
-		if err := src.Close(); err != nil {
-			t.Errorf("close source: %v", err)
-		}
-	})
+	closeAtEnd(t, src)
 	rr, ok := src.(connector.RawReader)
 	if !ok {
 		t.Skipf("the harness's source, a %T, is no RawReader to read raw batches from", src)
