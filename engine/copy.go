@@ -44,15 +44,46 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 		}
 		return nil
 	}
-	progress, err := e.ckpt.partitions(ctx)
+	pending, err := e.pendingPartitions(ctx)
 	if err != nil {
 		return err
+	}
+	e.log.Info("copy starting", "partitions", len(e.plan.Partitions), "pending", len(pending),
+		"skipped", e.progress.SkippedPartitions.Load(), "resumed", e.progress.ResumedPartitions.Load(), "parallel", e.cfg.Parallel)
+
+	if err := e.negotiateRaw(ctx, pending); err != nil {
+		return err
+	}
+	writers, err := e.openWriters(ctx, min(e.cfg.Parallel, max(len(pending), 1)))
+	if err != nil {
+		return err
+	}
+	if err := e.copyLanes(ctx, stop, pending, writers); err != nil {
+		return err
+	}
+	if stop.Err() != nil {
+		return nil
+	}
+	if err := e.finishTables(ctx); err != nil {
+		return err
+	}
+	e.log.Info("copy done", "rows", e.progress.rowsCopied())
+	return e.ckpt.markCopyDone(ctx)
+}
+
+// pendingPartitions counts every partition of the plan into its table's
+// stats and returns those not done yet, each with the progress it resumes
+// from.
+func (e *Engine) pendingPartitions(ctx context.Context) ([]*partTask, error) {
+	progress, err := e.ckpt.partitions(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var pending []*partTask
 	for _, p := range e.plan.Partitions {
 		tr := e.byNS[p.Table]
 		if tr == nil {
-			return fmt.Errorf("plan: partition %s belongs to unknown table %s", p.ID, p.Table)
+			return nil, fmt.Errorf("plan: partition %s belongs to unknown table %s", p.ID, p.Table)
 		}
 		cp := progress[p.ID]
 		tr.stats.Partitions.Add(1)
@@ -67,14 +98,12 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 		}
 		pending = append(pending, &partTask{p: p, tr: tr, cp: cp})
 	}
-	e.log.Info("copy starting", "partitions", len(e.plan.Partitions), "pending", len(pending),
-		"skipped", e.progress.SkippedPartitions.Load(), "resumed", e.progress.ResumedPartitions.Load(), "parallel", e.cfg.Parallel)
+	return pending, nil
+}
 
-	if err := e.negotiateRaw(ctx, pending); err != nil {
-		return err
-	}
-	cursors := newCursorLog()
-	lanes := min(e.cfg.Parallel, max(len(pending), 1))
+// openWriters opens one destination writer per lane; if one fails, those
+// already open are closed.
+func (e *Engine) openWriters(ctx context.Context, lanes int) ([]connector.RowWriter, error) {
 	writers := make([]connector.RowWriter, 0, lanes)
 	for i := 0; i < lanes; i++ {
 		var w connector.RowWriter
@@ -86,25 +115,21 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 			for _, w := range writers {
 				w.Close() //nolint:errcheck // already failing; the open error is the one to report
 			}
-			return fmt.Errorf("open destination writer: %w", err)
+			return nil, fmt.Errorf("open destination writer: %w", err)
 		}
 		writers = append(writers, w)
 	}
+	return writers, nil
+}
+
+// copyLanes runs one lane per writer over the pending partitions and closes
+// the writers. Whatever was confirmed is saved, also after a failure, so a
+// rerun resumes as late as possible.
+func (e *Engine) copyLanes(ctx, stop context.Context, pending []*partTask, writers []connector.RowWriter) error {
+	cursors := newCursorLog()
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *partTask)
-	g.Go(func() error {
-		defer close(work)
-		for _, t := range pending {
-			select {
-			case work <- t:
-			case <-gctx.Done():
-				return nil
-			case <-stop.Done():
-				return nil
-			}
-		}
-		return nil
-	})
+	g.Go(func() error { return handOut(gctx, stop, pending, work) })
 	var lanesWG sync.WaitGroup
 	for i := range writers {
 		lane := make(chan laneMsg, 4)
@@ -120,45 +145,50 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 			return err
 		})
 	}
-	// Cursors go to the local store at most once a second; partition ends go
-	// at once. Both only after the destination confirmed the write.
-	flushed := make(chan struct{})
-	g.Go(func() error {
-		defer close(flushed)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		lanesDone := make(chan struct{})
-		go func() { lanesWG.Wait(); close(lanesDone) }()
-		for {
-			select {
-			case <-t.C:
-				if err := cursors.flush(gctx, e); err != nil {
-					return err
-				}
-			case <-lanesDone:
-				return nil
-			case <-gctx.Done():
-				return nil
-			}
-		}
-	})
-	err = g.Wait()
-	// Whatever was confirmed is saved, also after a failure, so a rerun resumes
-	// as late as possible.
+	g.Go(func() error { return e.flushCursors(gctx, cursors, &lanesWG) })
+	err := g.Wait()
 	if ferr := cursors.flush(context.WithoutCancel(ctx), e); ferr != nil && err == nil {
 		err = ferr
 	}
-	if err != nil {
-		return err
+	return err
+}
+
+// handOut hands the pending partitions to the lanes' readers, one at a
+// time, until all are handed out, the copy fails or a stop is asked for.
+func handOut(ctx, stop context.Context, pending []*partTask, work chan<- *partTask) error {
+	defer close(work)
+	for _, t := range pending {
+		select {
+		case work <- t:
+		case <-ctx.Done():
+			return nil
+		case <-stop.Done():
+			return nil
+		}
 	}
-	if stop.Err() != nil {
-		return nil
+	return nil
+}
+
+// flushCursors saves the lanes' confirmed cursors to the local store at most
+// once a second until every lane is done; partition ends are saved at once
+// by their writer. Both only after the destination confirmed the write.
+func (e *Engine) flushCursors(ctx context.Context, cursors *cursorLog, lanesWG *sync.WaitGroup) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	lanesDone := make(chan struct{})
+	go func() { lanesWG.Wait(); close(lanesDone) }()
+	for {
+		select {
+		case <-t.C:
+			if err := cursors.flush(ctx, e); err != nil {
+				return err
+			}
+		case <-lanesDone:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
 	}
-	if err := e.finishTables(ctx); err != nil {
-		return err
-	}
-	e.log.Info("copy done", "rows", e.progress.rowsCopied())
-	return e.ckpt.markCopyDone(ctx)
 }
 
 // finishTables runs the destination's end-of-copy work (deferred indexes,
