@@ -112,23 +112,80 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 	e.progress.CDC.setPosition(from, time.Time{})
 	var head model.Position
 	if e.cfg.Until == "caught-up" {
-		err = e.onSource(ctx, "read the current position", func(ctx context.Context) (err error) {
-			head, err = cs.HeadPosition(ctx)
+		var caughtUp bool
+		if head, caughtUp, err = e.headPosition(ctx, cs, from); err != nil || caughtUp {
 			return err
-		})
-		if err != nil {
-			return fmt.Errorf("read the source's current position: %w", err)
-		}
-		e.progress.CDC.setHead(head)
-		if c, err := cs.ComparePositions(from, head); err != nil {
-			return err
-		} else if c >= 0 {
-			e.log.Info("already caught up", "position", from, "head", head)
-			return nil
 		}
 	}
 	e.log.Info("change data capture starting", "from", from, "writers", nw, "until", e.cfg.Until, "head", head)
 
+	writers, err := e.openAppliers(ctx, applier, nw)
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	// streamCtx ends the source's stream: on a stop, once caught up, or on any
+	// failure. Everything already read is still applied and checkpointed.
+	streamCtx, endStream := context.WithCancel(gctx)
+	defer endStream()
+	g.Go(func() error { e.endOnStop(stop, streamCtx, endStream); return nil })
+
+	if lm, ok := cs.(connector.LagMeter); ok {
+		g.Go(func() error { return e.measureLag(streamCtx, lm) })
+	}
+
+	flight := semaphore.NewWeighted(flightBytes)
+	in := make(chan sourceBatch, 64)
+	g.Go(func() error {
+		defer close(in)
+		return e.readChanges(streamCtx, gctx, cs, from, flight, in)
+	})
+	acks := make(chan applyAck, 2*nw)
+	applied := newSignal()
+	e.startApplying(gctx, g, in, applier, writers, acks, applied, gate)
+	g.Go(func() error {
+		return e.checkpointLoop(gctx, cs, nw, acks, head, endStream, applied, flight.Release)
+	})
+	return g.Wait()
+}
+
+// endOnStop ends the source's stream when a stop is asked for, and returns
+// once the stream has ended either way.
+func (e *Engine) endOnStop(stop, streamCtx context.Context, endStream func()) {
+	select {
+	case <-stop.Done():
+		e.log.Info("stopping: applying what was read, then checkpointing")
+		endStream()
+	case <-streamCtx.Done():
+	}
+}
+
+// headPosition reads the source's current position, where a stream --until
+// caught-up ends, and tells whether from has reached it already.
+func (e *Engine) headPosition(ctx context.Context, cs connector.ChangeSource, from model.Position) (model.Position, bool, error) {
+	var head model.Position
+	err := e.onSource(ctx, "read the current position", func(ctx context.Context) (err error) {
+		head, err = cs.HeadPosition(ctx)
+		return err
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("read the source's current position: %w", err)
+	}
+	e.progress.CDC.setHead(head)
+	if c, err := cs.ComparePositions(from, head); err != nil {
+		return "", false, err
+	} else if c >= 0 {
+		e.log.Info("already caught up", "position", from, "head", head)
+		return head, true, nil
+	}
+	return head, false, nil
+}
+
+// openAppliers opens one destination applier per writer. A writer whose
+// destination is unavailable gets none (nil) and opens it later; on any other
+// error those already open are closed.
+func (e *Engine) openAppliers(ctx context.Context, applier connector.ChangeApplier, nw int) ([]connector.ChangeWriter, error) {
 	writers := make([]connector.ChangeWriter, 0, nw)
 	for i := 0; i < nw; i++ {
 		w, err := applier.OpenApplier(ctx)
@@ -145,76 +202,63 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 					w.Close() //nolint:errcheck // already failing
 				}
 			}
-			return fmt.Errorf("open destination applier: %w", err)
+			return nil, fmt.Errorf("open destination applier: %w", err)
 		}
 		writers = append(writers, w)
 	}
+	return writers, nil
+}
 
-	g, gctx := errgroup.WithContext(ctx)
-	// streamCtx ends the source's stream: on a stop, once caught up, or on any
-	// failure. Everything already read is still applied and checkpointed.
-	streamCtx, endStream := context.WithCancel(gctx)
-	defer endStream()
-	g.Go(func() error {
+// readChanges streams the source's changes from a position into in, each
+// batch holding its share of the flight budget. The stream ending with
+// streamCtx (a stop, caught up) is a graceful end; ending with gctx (a
+// failure elsewhere) is not.
+func (e *Engine) readChanges(streamCtx, gctx context.Context, cs connector.ChangeSource, from model.Position, flight *semaphore.Weighted, in chan<- sourceBatch) error {
+	err := cs.StreamChanges(streamCtx, e.sourceTables(), from, func(c context.Context, b *model.ChangeBatch) error {
+		n := batchBytes(b)
+		if err := flight.Acquire(c, n); err != nil {
+			return err
+		}
 		select {
-		case <-stop.Done():
-			e.log.Info("stopping: applying what was read, then checkpointing")
-			endStream()
-		case <-streamCtx.Done():
+		case in <- sourceBatch{b: b, bytes: n}:
+			return nil
+		case <-c.Done():
+			flight.Release(n)
+			return c.Err()
 		}
-		return nil
 	})
-
-	if lm, ok := cs.(connector.LagMeter); ok {
-		g.Go(func() error { return e.measureLag(streamCtx, lm) })
+	if err != nil && streamCtx.Err() != nil && gctx.Err() == nil {
+		return nil // a graceful end: stop or caught up
 	}
+	if err != nil {
+		return fmt.Errorf("stream changes: %w", err)
+	}
+	return nil
+}
 
-	flight := semaphore.NewWeighted(flightBytes)
-	in := make(chan sourceBatch, 64)
-	g.Go(func() error {
-		defer close(in)
-		err := cs.StreamChanges(streamCtx, e.sourceTables(), from, func(c context.Context, b *model.ChangeBatch) error {
-			n := batchBytes(b)
-			if err := flight.Acquire(c, n); err != nil {
-				return err
-			}
-			select {
-			case in <- sourceBatch{b: b, bytes: n}:
-				return nil
-			case <-c.Done():
-				flight.Release(n)
-				return c.Err()
-			}
-		})
-		if err != nil && streamCtx.Err() != nil && gctx.Err() == nil {
-			return nil // a graceful end: stop or caught up
-		}
-		if err != nil {
-			return fmt.Errorf("stream changes: %w", err)
-		}
-		return nil
-	})
-
-	jobs := make([]chan applyJob, nw)
+// startApplying starts, in g, the batcher and one writer per applier. The
+// batcher sends every writer its share of each batch; each writer applies
+// its shares in order and acknowledges them on acks, which is closed once
+// every writer is done.
+func (e *Engine) startApplying(ctx context.Context, g *errgroup.Group, in <-chan sourceBatch, applier connector.ChangeApplier, writers []connector.ChangeWriter, acks chan<- applyAck, applied *signal, gate *fullRowGate) {
+	jobs := make([]chan applyJob, len(writers))
 	for i := range jobs {
 		jobs[i] = make(chan applyJob, 2)
 	}
-	acks := make(chan applyAck, 2*nw)
-	applied := newSignal()
 	g.Go(func() error {
 		defer func() {
 			for _, j := range jobs {
 				close(j)
 			}
 		}()
-		return e.batch(gctx, in, jobs, applied, gate)
+		return e.batch(ctx, in, jobs, applied, gate)
 	})
 	var writersWG sync.WaitGroup
 	for i := range writers {
 		writersWG.Add(1)
 		g.Go(func() error {
 			defer writersWG.Done()
-			err := e.applyLoop(gctx, i, applier, &writers[i], jobs[i], acks)
+			err := e.applyLoop(ctx, i, applier, &writers[i], jobs[i], acks)
 			if w := writers[i]; w != nil {
 				if cerr := w.Close(); err == nil && cerr != nil {
 					err = fmt.Errorf("close destination applier: %w", cerr)
@@ -228,10 +272,6 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 		close(acks)
 		return nil
 	})
-	g.Go(func() error {
-		return e.checkpointLoop(gctx, cs, nw, acks, head, endStream, applied, flight.Release)
-	})
-	return g.Wait()
 }
 
 // batch folds incoming change batches into apply batches of up to
