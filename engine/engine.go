@@ -275,44 +275,13 @@ func (e *Engine) emptyTables(ctx context.Context) error {
 	return nil
 }
 
+// makePlan discovers and selects the source tables, lets the source refuse
+// them, creates the destination tables, then asks the source for a plan and
+// persists it.
 func (e *Engine) makePlan(ctx context.Context) error {
-	var all []*model.Table
-	err := e.onSource(ctx, "discover tables", func(ctx context.Context) (err error) {
-		all, err = e.src.Tables(ctx)
-		return err
-	})
+	selected, err := e.selectTables(ctx)
 	if err != nil {
-		return fmt.Errorf("discover source tables: %w", err)
-	}
-	var selected []*model.Table
-	var names []model.Namespace
-	for _, t := range all {
-		names = append(names, t.Namespace)
-		if e.filter.Match(t.Namespace) {
-			selected = append(selected, t)
-		}
-	}
-	if len(selected) == 0 {
-		var have []string
-		for _, n := range names {
-			have = append(have, n.String())
-		}
-		sort.Strings(have)
-		if len(have) > 20 {
-			have = append(have[:20], "...")
-		}
-		if e.filter.Empty() {
-			return connector.BadConfig(fmt.Sprintf("source %s has no tables", connector.Redact(e.cfg.Source)), "create tables at the source first")
-		}
-		return connector.BadConfig(fmt.Sprintf("--tables %q matches no table", e.filter.String()), "the source has: "+strings.Join(have, ", "))
-	}
-	if err := e.renames.CheckUnused(names); err != nil {
 		return err
-	}
-	if e.mode != flow.ModeSnapshot {
-		if err := e.checkKeys(selected); err != nil {
-			return err
-		}
 	}
 	planOpts := connector.PlanOptions{CDC: e.mode != flow.ModeSnapshot, Flow: e.name, PartitionRows: e.cfg.PartitionRows, BatchRows: e.cfg.BatchRows}
 	// A source that can tell it will refuse the plan (a binlog that cannot
@@ -322,20 +291,7 @@ func (e *Engine) makePlan(ctx context.Context) error {
 			return fmt.Errorf("source: %w", err)
 		}
 	}
-	// The destination tables exist before the source records T0 (and, for a
-	// database, creates a replication slot): a destination that refuses them
-	// leaves nothing behind at the source.
-	if err := e.mapTables(selected); err != nil {
-		return err
-	}
-	if err := e.createTables(ctx); err != nil {
-		return err
-	}
-	if err := e.emptyTables(ctx); err != nil {
-		return err
-	}
-	// Checkpoints the destination holds for this flow belong to an older plan.
-	if err := e.ckpt.dropForNewPlan(ctx); err != nil {
+	if err := e.prepareDestination(ctx, selected); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -349,7 +305,89 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	}
 	// The source may hold a slot for this plan now: a stop must not cut
 	// persisting it short, or the next run would find a slot and no plan.
-	ctx = context.WithoutCancel(ctx)
+	if err := e.savePlan(context.WithoutCancel(ctx), plan); err != nil {
+		return err
+	}
+	e.log.Info("planned flow", "tables", len(plan.Tables), "partitions", len(plan.Partitions), "t0", plan.T0, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// selectTables discovers the source's tables and returns those --tables
+// selects, refusing a selection that is empty, a --rename of a table the
+// source lacks, and (when changes are captured) tables whose keys CDC
+// cannot follow.
+func (e *Engine) selectTables(ctx context.Context) ([]*model.Table, error) {
+	var all []*model.Table
+	err := e.onSource(ctx, "discover tables", func(ctx context.Context) (err error) {
+		all, err = e.src.Tables(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("discover source tables: %w", err)
+	}
+	var selected []*model.Table
+	var names []model.Namespace
+	for _, t := range all {
+		names = append(names, t.Namespace)
+		if e.filter.Match(t.Namespace) {
+			selected = append(selected, t)
+		}
+	}
+	if len(selected) == 0 {
+		return nil, e.noTableSelected(names)
+	}
+	if err := e.renames.CheckUnused(names); err != nil {
+		return nil, err
+	}
+	if e.mode != flow.ModeSnapshot {
+		if err := e.checkKeys(selected); err != nil {
+			return nil, err
+		}
+	}
+	return selected, nil
+}
+
+// noTableSelected is the error of a selection that matches no table: it
+// lists (the first 20 of) the tables the source has.
+func (e *Engine) noTableSelected(names []model.Namespace) error {
+	var have []string
+	for _, n := range names {
+		have = append(have, n.String())
+	}
+	sort.Strings(have)
+	if len(have) > 20 {
+		have = append(have[:20], "...")
+	}
+	if e.filter.Empty() {
+		return connector.BadConfig(fmt.Sprintf("source %s has no tables", connector.Redact(e.cfg.Source)), "create tables at the source first")
+	}
+	return connector.BadConfig(fmt.Sprintf("--tables %q matches no table", e.filter.String()), "the source has: "+strings.Join(have, ", "))
+}
+
+// prepareDestination creates (and, starting over, empties) the destination
+// tables and drops the destination's checkpoints of an older plan. It runs
+// before the source records T0 (and, for a database, creates a replication
+// slot): a destination that refuses the tables leaves nothing behind at the
+// source.
+func (e *Engine) prepareDestination(ctx context.Context, selected []*model.Table) error {
+	if err := e.mapTables(selected); err != nil {
+		return err
+	}
+	if err := e.createTables(ctx); err != nil {
+		return err
+	}
+	if err := e.emptyTables(ctx); err != nil {
+		return err
+	}
+	// Checkpoints the destination holds for this flow belong to an older plan.
+	return e.ckpt.dropForNewPlan(ctx)
+}
+
+// savePlan persists the plan, the flow's identity and its mode, then makes
+// the plan the engine's. The plan and T0 are persisted before any row is
+// read, so a crash after this point resumes with the same T0 and no change
+// is missed.
+func (e *Engine) savePlan(ctx context.Context, plan *model.Plan) error {
 	if err := e.refuseInexactFullRow(ctx, plan); err != nil {
 		return err
 	}
@@ -360,8 +398,6 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
-	// The plan and T0 are persisted before any row is read, so a crash after
-	// this point resumes with the same T0 and no change is missed.
 	if err := e.store.SetMeta(ctx, "plan", string(b)); err != nil {
 		return err
 	}
@@ -372,11 +408,7 @@ func (e *Engine) makePlan(ctx context.Context) error {
 		return err
 	}
 	e.plan = plan
-	if err := e.mapTables(plan.Tables); err != nil {
-		return err
-	}
-	e.log.Info("planned flow", "tables", len(plan.Tables), "partitions", len(plan.Partitions), "t0", plan.T0, "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return e.mapTables(plan.Tables)
 }
 
 func (e *Engine) mapTables(tables []*model.Table) error {
