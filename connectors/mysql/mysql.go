@@ -40,14 +40,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/ferrydb/ferry/connector"
-	"github.com/ferrydb/ferry/model"
 )
 
 func init() {
@@ -67,24 +64,6 @@ func init() {
 	})
 }
 
-var (
-	_ connector.Source           = (*Conn)(nil)
-	_ connector.ChangeSource     = (*Conn)(nil)
-	_ connector.Destination      = (*Conn)(nil)
-	_ connector.ChangeApplier    = (*Conn)(nil)
-	_ connector.CheckpointKeeper = (*Conn)(nil)
-	_ connector.SchemaChanger    = (*Conn)(nil)
-	_ connector.TableChecker     = (*Conn)(nil)
-)
-
-const (
-	// checkpointTable holds the checkpoints of the flows writing to a
-	// destination database.
-	checkpointTable = "_ferry_checkpoints"
-	// checkpointDB holds them when the destination URL names no database.
-	checkpointDB = "_ferry"
-)
-
 // systemDBs are never read without being named.
 var systemDBs = map[string]bool{"mysql": true, "information_schema": true, "performance_schema": true, "sys": true, checkpointDB: true}
 
@@ -103,7 +82,8 @@ var knownParams = map[string]string{
 	"tls":        "tls=true|skip-verify|preferred|false",
 }
 
-// Conn is an opened MySQL or MariaDB server.
+// Conn is an opened MySQL or MariaDB server. It keeps what both halves use
+// (the URL, the pool, the server's settings); each half keeps its own state.
 type Conn struct {
 	host     string // host:port
 	user     string
@@ -115,20 +95,11 @@ type Conn struct {
 	db     *sql.DB
 	server serverInfo
 
-	batchRows atomic.Int64
-
-	mu      sync.Mutex
-	targets map[model.Namespace][]*target // destination column types, by destination table
-	ensured map[string]bool               // databases whose checkpoint table exists
-
-	// acked is the last position Ack recorded.
-	acked atomic.Value
-	// noInfile forces multi-row INSERTs (tests compare both load paths).
-	noInfile bool
-	// flowID is the replica server id of the flow (BindFlow), 0 if unbound.
-	flowID atomic.Uint32
 	// log receives what the connector reports on its own (reconnections).
 	log *slog.Logger
+
+	source sourceState
+	dest   destState
 }
 
 // serverInfo is what ferry needs to know about the server.
@@ -162,7 +133,7 @@ func parseURL(u *url.URL) (*Conn, error) {
 	if u.Opaque != "" {
 		return nil, connector.BadConfig("mysql URL has no host", fix)
 	}
-	c := &Conn{targets: map[model.Namespace][]*target{}, ensured: map[string]bool{}, log: slog.Default()}
+	c := &Conn{log: slog.Default()}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
 		host = "localhost"

@@ -1,0 +1,88 @@
+package mysql
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrydb/ferry/model"
+)
+
+func TestDecodeValues(t *testing.T) {
+	codecOf := func(native string, zeroNull bool, charset string) *codec {
+		ct, err := parseColType(native)
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ, err := ct.canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cd, err := newCodec(model.Column{Name: "c", Type: typ}, charset, zeroNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cd
+	}
+	cases := []struct {
+		native     string
+		v          any
+		fromBinlog bool
+		want       any
+		err        string
+	}{
+		{"tinyint(1)", int64(1), false, true, ""},
+		{"tinyint(1)", int8(2), true, nil, "not a boolean"},
+		{"tinyint(3) unsigned", int8(-1), true, int64(255), ""},
+		{"smallint(5) unsigned", int16(-1), true, int64(65535), ""},
+		{"mediumint(8) unsigned", int32(-1), true, int64(16777215), ""},
+		{"int(10) unsigned", int32(-1), true, int64(4294967295), ""},
+		{"int(10) unsigned", uint32(4294967295), true, int64(4294967295), ""},
+		{"bigint(20) unsigned", int64(-1), true, "18446744073709551615", ""},
+		{"bigint(20) unsigned", "18446744073709551615", false, "18446744073709551615", ""},
+		{"bigint(20) unsigned", int64(7), false, "7", ""},
+		{"float", float32(0.1), true, float64(float32(0.1)), ""},
+		{"enum('a','b')", int64(2), true, "b", ""},
+		{"enum('a','b')", []byte("a"), false, "a", ""},
+		{"set('x','y','z')", int64(5), true, "x,z", ""},
+		{"set('x','y','z')", []byte("x,z"), false, "x,z", ""},
+		{"bit(10)", int64(0x2aa), true, []byte{0x02, 0xaa}, ""},
+		{"bit(10)", []byte{0x02, 0xaa}, false, []byte{0x02, 0xaa}, ""},
+		{"year(4)", 1901, true, int64(1901), ""},
+		{"date", "0000-00-00", true, nil, "zero date"},
+		{"date", "2020-00-10", false, nil, "zero date"},
+		{"datetime(6)", "2020-01-02 03:04:05.000006", true, time.Date(2020, 1, 2, 3, 4, 5, 6000, time.UTC), ""},
+		{"datetime", "0000-00-00 00:00:00", false, nil, "zero date"},
+		{"timestamp(3)", "2038-01-19 03:14:07.999", true, time.Date(2038, 1, 19, 3, 14, 7, 999000000, time.UTC), ""},
+		{"time(6)", "23:59:59.999999", false, 24*time.Hour - time.Microsecond, ""},
+		{"time", "-00:00:01", true, nil, "outside 00:00:00-24:00:00"},
+		{"time", "838:59:59", false, nil, "outside"},
+		{"varchar(10)", []byte("caf\xe9"), true, "caf\xe9", ""}, // utf8mb4 columns pass bytes through
+		{"json", "", true, "null", ""},
+		{"inet6", []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4}, true, "::ffff:1.2.3.4", ""},
+	}
+	for _, c := range cases {
+		got, err := codecOf(c.native, false, "utf8mb4").decode(c.v, c.fromBinlog)
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s %#v: error %v, want %q", c.native, c.v, err, c.err)
+			}
+		case err != nil:
+			t.Errorf("%s %#v: %v", c.native, c.v, err)
+		default:
+			cd := codecOf(c.native, false, "")
+			a, _ := model.AppendCanonical(nil, cd.typ, got)
+			b, _ := model.AppendCanonical(nil, cd.typ, c.want)
+			if string(a) != string(b) {
+				t.Errorf("%s %#v: got %#v, want %#v", c.native, c.v, got, c.want)
+			}
+		}
+	}
+	if v, err := codecOf("date", true, "").decode("0000-00-00", false); err != nil || v != nil {
+		t.Errorf("zero_dates=null: got %v, %v", v, err)
+	}
+	if v, err := codecOf("varchar(10)", false, "latin1").decode([]byte("caf\xe9 \x80"), true); err != nil || v != "café €" {
+		t.Errorf("latin1 from the binlog: got %q, %v", v, err)
+	}
+}
