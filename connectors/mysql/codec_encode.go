@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -121,18 +120,16 @@ func appendLiteral(buf []byte, c *target, v any) ([]byte, error) {
 		if !ok {
 			return bad()
 		}
-		if d < 0 || d > 24*time.Hour {
-			return nil, fmt.Errorf("time of day %s is outside 00:00:00-24:00:00", d)
+		s, err := model.FormatTimeOfDay(d)
+		if err != nil {
+			return nil, err
 		}
 		if err := checkFraction(int(d%time.Second), c.ct); err != nil {
 			return nil, fmt.Errorf("time %s: %w", d, err)
 		}
-		h, m, s := d/time.Hour, (d%time.Hour)/time.Minute, (d%time.Minute)/time.Second
-		lit := fmt.Sprintf("'%02d:%02d:%02d", h, m, s)
-		if frac := d % time.Second; frac != 0 {
-			lit += strings.TrimRight(fmt.Sprintf(".%09d", frac), "0")
-		}
-		return append(buf, lit+"'"...), nil
+		buf = append(buf, '\'')
+		buf = append(buf, s...)
+		return append(buf, '\''), nil
 	case model.KindTimeTZ, model.KindInterval, model.KindArray:
 		if _, err := model.AppendCanonical(nil, c.typ, v); err != nil {
 			return nil, err
@@ -179,12 +176,11 @@ func decimalLiteral(s string, ct colType) (string, error) {
 	case "NaN", "Infinity", "-Infinity":
 		return "", fmt.Errorf("decimal %s: MySQL's DECIMAL has no NaN or infinity", s)
 	}
-	norm, ok := plainDecimal(s)
-	if !ok {
-		norm = model.NormalizeDecimal(s) // exponents and other spellings: the slow way
-		if _, ok := new(big.Rat).SetString(norm); !ok {
-			return "", fmt.Errorf("invalid decimal %q", s)
-		}
+	// A decimal's normal spelling is plain; what is not a decimal comes
+	// back as it is.
+	norm := model.NormalizeDecimal(s)
+	if !isPlainDecimal(norm) {
+		return "", fmt.Errorf("invalid decimal %q", s)
 	}
 	digits := strings.TrimPrefix(norm, "-")
 	intPart, frac, _ := strings.Cut(digits, ".")
@@ -242,39 +238,3 @@ func quoteName(ns model.Namespace) string {
 // quoteString renders a string literal for a session with
 // NO_BACKSLASH_ESCAPES, where only the quote needs doubling.
 func quoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// plainDecimal normalizes a decimal spelled [-]digits[.digits] (what MySQL
-// and PostgreSQL print) without big-number arithmetic: no trailing
-// fractional zeros, no leading integer zeros, no "-0". ok is false for any
-// other spelling.
-func plainDecimal(s string) (string, bool) {
-	neg := strings.HasPrefix(s, "-")
-	body := strings.TrimPrefix(s, "-")
-	intPart, frac, hasDot := strings.Cut(body, ".")
-	if intPart == "" || (hasDot && frac == "") {
-		return "", false
-	}
-	for i := 0; i < len(intPart); i++ {
-		if intPart[i] < '0' || intPart[i] > '9' {
-			return "", false
-		}
-	}
-	for i := 0; i < len(frac); i++ {
-		if frac[i] < '0' || frac[i] > '9' {
-			return "", false
-		}
-	}
-	intPart = strings.TrimLeft(intPart, "0")
-	if intPart == "" {
-		intPart = "0"
-	}
-	frac = strings.TrimRight(frac, "0")
-	out := intPart
-	if frac != "" {
-		out += "." + frac
-	}
-	if neg && out != "0" {
-		out = "-" + out
-	}
-	return out, true
-}
