@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +85,117 @@ func TestDecodeValues(t *testing.T) {
 	}
 	if v, err := codecOf("varchar(10)", false, "latin1").decode([]byte("caf\xe9 \x80"), true); err != nil || v != "café €" {
 		t.Errorf("latin1 from the binlog: got %q, %v", v, err)
+	}
+}
+
+// A binlog carries a text column's stored bytes: the codec converts the
+// character sets ferry reads and refuses the others.
+func TestDecodeBinlogText(t *testing.T) {
+	text := model.Type{Kind: model.KindText, Native: "varchar(20)"}
+	cases := []struct {
+		charset    string
+		v          any
+		fromBinlog bool
+		want       string
+		err        string
+	}{
+		{"utf8mb4", []byte("café"), true, "café", ""},
+		{"utf8", "naïve", true, "naïve", ""},
+		{"latin1", []byte("caf\xe9"), true, "café", ""},
+		{"latin1", "\x80\x8a\x9f\xa0\xff", true, "€Š\u0178\u00a0ÿ", ""},
+		{"latin1", []byte{0x81, 0x8d, 0x8f, 0x90, 0x9d}, true, "\u0081\u008d\u008f\u0090\u009d", ""}, // cp1252's holes: C1 controls
+		{"latin1", []byte("caf\xe9"), false, "caf\xe9", ""},                                          // a snapshot read is already utf8mb4
+		{"ascii", []byte("plain"), true, "plain", ""},
+		{"ascii", []byte("caf\xe9"), true, "", "non-ASCII"},
+		{"cp1250", []byte("x"), true, "", "character set cp1250 is not supported"},
+		{"cp1250", []byte("x"), false, "x", ""},
+		{"utf8mb4", int64(3), true, "", "unexpected value of Go type int64"},
+	}
+	for _, c := range cases {
+		cd, err := newCodec(model.Column{Name: "c", Type: text}, c.charset, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := cd.decode(c.v, c.fromBinlog)
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s %q: got %q, %v; want an error containing %q", c.charset, c.v, got, err, c.err)
+			}
+		case err != nil || got != c.want:
+			t.Errorf("%s %q (binlog %v): got %q, %v; want %q", c.charset, c.v, c.fromBinlog, got, err, c.want)
+		}
+	}
+}
+
+func TestDecodeIntegers(t *testing.T) {
+	cases := []struct {
+		native string
+		v      any
+		want   int64
+		err    string
+	}{
+		{"int", int64(-5), -5, ""},
+		{"int(10) unsigned", int64(-1), 4294967295, ""}, // the binlog's signed view
+		{"mediumint unsigned", int64(-1), 16777215, ""},
+		{"smallint unsigned", int64(-2), 65534, ""},
+		{"tinyint unsigned", int8(-128), 128, ""},
+		{"tinyint", int8(-128), -128, ""},
+		{"smallint", int16(-300), -300, ""},
+		{"bigint", uint64(math.MaxInt64), math.MaxInt64, ""},
+		{"bigint", uint64(math.MaxInt64) + 1, 0, "does not fit a signed 64-bit integer"},
+		{"int", "42", 42, ""},
+		{"int", []byte("-42"), -42, ""},
+		{"int", "4x", 0, "invalid integer"},
+		{"int", 1.5, 0, "unexpected value of Go type float64"},
+	}
+	for _, c := range cases {
+		ct, err := parseColType(c.native)
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ, err := ct.canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cd, err := newCodec(model.Column{Name: "c", Type: typ}, "", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := cd.integer(c.v)
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s %#v: got %d, %v; want an error containing %q", c.native, c.v, got, err, c.err)
+			}
+		case err != nil || got != c.want:
+			t.Errorf("%s %#v: got %d, %v; want %d", c.native, c.v, got, err, c.want)
+		}
+	}
+}
+
+func TestDecodeSets(t *testing.T) {
+	cd, err := newCodec(model.Column{Name: "c", Type: model.Type{Kind: model.KindText, Native: "set('a','b','c')"}}, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for mask, want := range map[int64]string{0: "", 1: "a", 6: "b,c", 7: "a,b,c"} {
+		if got, err := cd.setText(mask); err != nil || got != want {
+			t.Errorf("set mask %#x: got %q, %v; want %q", mask, got, err, want)
+		}
+	}
+	if got, err := cd.setText(8); err == nil || !strings.Contains(err.Error(), "beyond the column's 3 labels") {
+		t.Errorf("set mask 0x8: got %q, %v; want an error", got, err)
+	}
+}
+
+func TestInetText(t *testing.T) {
+	for in, want := range map[string]string{
+		"\x0a\x00\x00\x01": "10.0.0.1",
+		"\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01": "2001:db8::1",
+	} {
+		if got := inetText([]byte(in)); got != want {
+			t.Errorf("inetText(% x) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -79,3 +79,90 @@ func TestIsPlainDecimal(t *testing.T) {
 		}
 	}
 }
+
+func TestDecimalLiteral(t *testing.T) {
+	cases := []struct {
+		native, in, want, err string
+	}{
+		{"decimal(5,2)", "1.50", "1.5", ""},
+		{"decimal(5,2)", " 012.30 ", "12.3", ""},
+		{"decimal(5,2)", "-0.00", "0", ""},
+		{"decimal(5,2)", "1e2", "100", ""},
+		{"decimal(5,2)", "+1.5", "1.5", ""},
+		{"decimal(5,2)", ".25", "0.25", ""},
+		{"decimal(5,2)", "999.99", "999.99", ""},
+		{"decimal(5,2)", "1000", "", "4 digits before the point"},
+		{"decimal(5,2)", "0.001", "", "3 digits after the point"},
+		{"decimal(5,2) unsigned", "-1", "", "is negative"},
+		{"decimal", "12", "12", ""}, // MySQL's bare DECIMAL is decimal(10,0)
+		{"decimal", "0.5", "", "1 digits after the point"},
+		{"bigint unsigned", "18446744073709551615", "18446744073709551615", ""},
+		{"int", "1.5", "", "is not an integer"},
+		{"varchar(20)", "1.5000", "1.5", ""},
+		{"decimal(5,2)", "abc", "", "invalid decimal"},
+		{"decimal(5,2)", "1.2.3", "", "invalid decimal"},
+		{"decimal(5,2)", "Infinity", "", "no NaN or infinity"},
+	}
+	for _, c := range cases {
+		ct, err := parseColType(c.native)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decimalLiteral(c.in, ct)
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s %q: got %q, %v; want an error containing %q", c.native, c.in, got, err, c.err)
+			}
+		case err != nil || got != c.want:
+			t.Errorf("%s %q: got %q, %v; want %q", c.native, c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestCheckFraction(t *testing.T) {
+	cases := []struct {
+		native string
+		ns     int
+		err    string
+	}{
+		{"datetime", 0, ""},
+		{"datetime", 1000, "more digits than the column's 0"},
+		{"datetime(3)", 456000000, ""},
+		{"datetime(3)", 456000, "more digits than the column's 3"},
+		{"datetime(6)", 456000, ""},
+		{"time(6)", 1, "nanoseconds are finer"},
+		{"timestamp(1)", 500000000, ""},
+		{"varchar(32)", 123456000, ""}, // text keeps what is written
+	}
+	for _, c := range cases {
+		ct, err := parseColType(c.native)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = checkFraction(c.ns, ct)
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%s, %dns: %v", c.native, c.ns, err)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%s, %dns: error %v, want one containing %q", c.native, c.ns, err, c.err)
+		}
+	}
+}
+
+// A session with NO_BACKSLASH_ESCAPES reads a backslash as itself: only the
+// quote is doubled.
+func TestAppendQuoted(t *testing.T) {
+	for in, want := range map[string]string{
+		"":         "''",
+		"plain":    "'plain'",
+		"it's":     "'it''s'",
+		"''":       "''''''",
+		`a\'b\`:    `'a\''b\'`,
+		"x\x00\ny": "'x\x00\ny'",
+	} {
+		if got := string(appendQuoted([]byte("p:"), in)); got != "p:"+want {
+			t.Errorf("appendQuoted(%q) = %q, want %q", in, got, "p:"+want)
+		}
+	}
+}
