@@ -427,6 +427,8 @@ func asString(v any) (string, bool) {
 	return "", false
 }
 
+// intValue reads an enum index, a set mask or a bit value from the binlog.
+// Unlike model.Coerce it keeps all 64 bits of a uint64 (a set of 64 labels).
 func intValue(v any) (int64, bool) {
 	switch x := v.(type) {
 	case int64:

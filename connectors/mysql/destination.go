@@ -11,10 +11,7 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
-// The destination half: tables (destination_ddl.go, destination_types.go),
-// copied rows (destination_write.go, destination_infile.go), changes
-// (destination_apply.go), checkpoints (destination_checkpoint.go), added
-// columns (destination_alter.go) and emptied tables (destination_empty.go).
+// What the destination half offers (its files are listed in the package doc).
 var (
 	_ connector.Destination      = (*Conn)(nil)
 	_ connector.ChangeApplier    = (*Conn)(nil)

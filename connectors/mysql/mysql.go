@@ -25,6 +25,27 @@
 // transaction before T0 is visible to the copy's reads; on MySQL, which lacks
 // it, T0 is taken under FLUSH TABLES WITH READ LOCK when the user may, else
 // with SHOW MASTER STATUS alone (see docs/connectors.md).
+//
+// The files, by role:
+//
+//   - mysql.go: Open, the URL's options, the registration, what both
+//     halves share (the pool, the server's settings, error classes).
+//   - source.go and source_*.go, the source half: discover (tables from
+//     information_schema), plan (primary-key range partitions, T0), keyset
+//     (key conditions and cursors), read (snapshot reads), position
+//     (binlog positions, T0, Ack), preflight (checks before a flow), stream
+//     (the binlog reader and its reconnections), stream_events
+//     (transactions and row events), stream_schema (the flow's tables as
+//     the binlog changes them), stream_ddl and stream_ddl_tokens (what a
+//     QUERY event does to the flow).
+//   - destination.go and destination_*.go, the destination half: ddl
+//     (databases and tables), types (the MySQL type of a canonical column),
+//     write (copied rows as multi-row upserts), infile (LOAD DATA LOCAL
+//     INFILE), apply (changes), checkpoint, alter (added columns), empty.
+//   - codec_*.go, the value codecs: types (MySQL column types to canonical),
+//     decode (driver and binlog values to canonical), time (MySQL's date
+//     and time text), encode (canonical values to SQL literals), errors
+//     (what a value error says).
 package mysql
 
 import (

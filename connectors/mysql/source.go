@@ -6,11 +6,7 @@ import (
 	"github.com/ferrydb/ferry/connector"
 )
 
-// The source half: discovery (source_discover.go), the plan and its
-// partitions (source_plan.go, source_keyset.go), snapshot reads
-// (source_read.go), binlog positions and T0 (source_position.go), CDC
-// (source_stream*.go) and the checks before a flow starts
-// (source_preflight.go).
+// What the source half offers (its files are listed in the package doc).
 var (
 	_ connector.Source       = (*Conn)(nil)
 	_ connector.ChangeSource = (*Conn)(nil)

@@ -64,7 +64,6 @@ type stream struct {
 	standalone bool // the group is one statement, ended by its QUERY event
 	changes    []model.Change
 	schemas    []*model.Table
-	txnTime    time.Time
 	progressed bool // the current connection delivered a transaction
 }
 
