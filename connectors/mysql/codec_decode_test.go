@@ -10,21 +10,6 @@ import (
 )
 
 func TestDecodeValues(t *testing.T) {
-	codecOf := func(native string, zeroNull bool, charset string) *codec {
-		ct, err := parseColType(native)
-		if err != nil {
-			t.Fatal(err)
-		}
-		typ, err := ct.canonical()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cd, err := newCodec(model.Column{Name: "c", Type: typ}, charset, zeroNull)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cd
-	}
 	cases := []struct {
 		native     string
 		v          any
@@ -63,7 +48,7 @@ func TestDecodeValues(t *testing.T) {
 		{"inet6", []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4}, true, "::ffff:1.2.3.4", ""},
 	}
 	for _, c := range cases {
-		got, err := codecOf(c.native, false, "utf8mb4").decode(c.v, c.fromBinlog)
+		got, err := codecOf(t, c.native, "utf8mb4", false).decode(c.v, c.fromBinlog)
 		switch {
 		case c.err != "":
 			if err == nil || !strings.Contains(err.Error(), c.err) {
@@ -72,7 +57,7 @@ func TestDecodeValues(t *testing.T) {
 		case err != nil:
 			t.Errorf("%s %#v: %v", c.native, c.v, err)
 		default:
-			cd := codecOf(c.native, false, "")
+			cd := codecOf(t, c.native, "", false)
 			a, _ := model.AppendCanonical(nil, cd.typ, got)
 			b, _ := model.AppendCanonical(nil, cd.typ, c.want)
 			if string(a) != string(b) {
@@ -80,10 +65,10 @@ func TestDecodeValues(t *testing.T) {
 			}
 		}
 	}
-	if v, err := codecOf("date", true, "").decode("0000-00-00", false); err != nil || v != nil {
+	if v, err := codecOf(t, "date", "", true).decode("0000-00-00", false); err != nil || v != nil {
 		t.Errorf("zero_dates=null: got %v, %v", v, err)
 	}
-	if v, err := codecOf("varchar(10)", false, "latin1").decode([]byte("caf\xe9 \x80"), true); err != nil || v != "café €" {
+	if v, err := codecOf(t, "varchar(10)", "latin1", false).decode([]byte("caf\xe9 \x80"), true); err != nil || v != "café €" {
 		t.Errorf("latin1 from the binlog: got %q, %v", v, err)
 	}
 }
@@ -150,19 +135,7 @@ func TestDecodeIntegers(t *testing.T) {
 		{"int", 1.5, 0, "unexpected value of Go type float64"},
 	}
 	for _, c := range cases {
-		ct, err := parseColType(c.native)
-		if err != nil {
-			t.Fatal(err)
-		}
-		typ, err := ct.canonical()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cd, err := newCodec(model.Column{Name: "c", Type: typ}, "", false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := cd.integer(c.v)
+		got, err := codecOf(t, c.native, "", false).integer(c.v)
 		switch {
 		case c.err != "":
 			if err == nil || !strings.Contains(err.Error(), c.err) {
@@ -198,4 +171,27 @@ func TestInetText(t *testing.T) {
 			t.Errorf("inetText(% x) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// codecOf is the codec of a column of MySQL type native.
+func codecOf(t *testing.T, native, charset string, zeroNull bool) *codec {
+	t.Helper()
+	typ, err := colTypeOf(t, native).canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd, err := newCodec(model.Column{Name: "c", Type: typ}, charset, zeroNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cd
+}
+
+func colTypeOf(t *testing.T, native string) colType {
+	t.Helper()
+	ct, err := parseColType(native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ct
 }

@@ -104,11 +104,7 @@ func TestDecimalLiteral(t *testing.T) {
 		{"decimal(5,2)", "Infinity", "", "no NaN or infinity"},
 	}
 	for _, c := range cases {
-		ct, err := parseColType(c.native)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := decimalLiteral(c.in, ct)
+		got, err := decimalLiteral(c.in, colTypeOf(t, c.native))
 		switch {
 		case c.err != "":
 			if err == nil || !strings.Contains(err.Error(), c.err) {
@@ -136,11 +132,7 @@ func TestCheckFraction(t *testing.T) {
 		{"varchar(32)", 123456000, ""}, // text keeps what is written
 	}
 	for _, c := range cases {
-		ct, err := parseColType(c.native)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = checkFraction(c.ns, ct)
+		err := checkFraction(c.ns, colTypeOf(t, c.native))
 		switch {
 		case c.err == "" && err != nil:
 			t.Errorf("%s, %dns: %v", c.native, c.ns, err)
