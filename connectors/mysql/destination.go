@@ -3,12 +3,14 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
+	"github.com/go-sql-driver/mysql"
 )
 
 // What the destination half offers (its files are listed in the package doc).
@@ -147,4 +149,28 @@ func (c *Conn) isolation() sql.IsolationLevel {
 		return sql.LevelDefault
 	}
 	return sql.LevelReadCommitted
+}
+
+// isRetryable reports a transaction error that a retry of the same
+// (idempotent) transaction may cure: a deadlock or a lock wait timeout.
+func isRetryable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}
+
+// outage marks err as the server being unavailable when its cause is a
+// lost connection, so the engine retries instead of failing the flow.
+func outage(cause, err error) error {
+	if lostConnection(cause) {
+		return connector.Unavailable(err)
+	}
+	return err
+}
+
+// rollback ends a failed transaction, keeping the original error first.
+func rollback(tx *sql.Tx, err error) error {
+	if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+		return errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+	}
+	return err
 }

@@ -332,13 +332,6 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// isRetryable reports a transaction error that a retry of the same
-// (idempotent) transaction may cure: a deadlock or a lock wait timeout.
-func isRetryable(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
-}
-
 // lostConnection reports an error meaning the server is out of reach or the
 // connection broke (a restart, a network cut): the driver's invalid or bad
 // connection, a refused, reset or closed socket, an unexpected end of the
@@ -349,23 +342,6 @@ func lostConnection(err error) bool {
 		return n == 1053 || n == 1927
 	}
 	return errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || connector.BrokenConnection(err)
-}
-
-// outage marks err as the server being unavailable when its cause is a
-// lost connection, so the engine retries instead of failing the flow.
-func outage(cause, err error) error {
-	if lostConnection(cause) {
-		return connector.Unavailable(err)
-	}
-	return err
-}
-
-// rollback ends a failed transaction, keeping the original error first.
-func rollback(tx *sql.Tx, err error) error {
-	if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
-		return errors.Join(err, fmt.Errorf("rollback: %w", rerr))
-	}
-	return err
 }
 
 // driverErrCode returns the server error number of a driver error, 0 if none.
@@ -382,27 +358,3 @@ func driverErrCode(err error) int {
 type quietLogger struct{}
 
 func (quietLogger) Print(...any) {}
-
-// replicationGrant is the statement that gives user what CDC needs.
-func (c *Conn) replicationGrant() string {
-	privs := "REPLICATION SLAVE, REPLICATION CLIENT"
-	if c.server.mariadb && versionAtLeast(c.server.version, 10, 5) {
-		privs = "REPLICATION SLAVE, BINLOG MONITOR" // REPLICATION CLIENT's new name
-	}
-	return fmt.Sprintf("GRANT %s ON *.* TO %s", privs, quoteString(c.user))
-}
-
-// versionAtLeast compares a server version ("10.11.6-MariaDB-log") with
-// major.minor.
-func versionAtLeast(v string, major, minor int) bool {
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return false
-	}
-	ma, err1 := strconv.Atoi(parts[0])
-	mi, err2 := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	return ma > major || ma == major && mi >= minor
-}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -312,4 +313,28 @@ func (s *stream) run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// replicationGrant is the statement that gives user what CDC needs.
+func (c *Conn) replicationGrant() string {
+	privs := "REPLICATION SLAVE, REPLICATION CLIENT"
+	if c.server.mariadb && versionAtLeast(c.server.version, 10, 5) {
+		privs = "REPLICATION SLAVE, BINLOG MONITOR" // REPLICATION CLIENT's new name
+	}
+	return fmt.Sprintf("GRANT %s ON *.* TO %s", privs, quoteString(c.user))
+}
+
+// versionAtLeast compares a server version ("10.11.6-MariaDB-log") with
+// major.minor.
+func versionAtLeast(v string, major, minor int) bool {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }
