@@ -28,3 +28,12 @@ func columnErr(t *model.Table, col string, row model.Row, err error) error {
 type cannotHold struct{ error }
 
 func (e cannotHold) Unwrap() error { return e.error }
+
+// formatKey renders a row's key for an error message: (id=5, code=ab); ()
+// for a table without a key.
+func formatKey(t *model.Table, row model.Row) string {
+	if k := model.KeyText(t, row); k != "" {
+		return k
+	}
+	return "()"
+}
