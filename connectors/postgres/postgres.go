@@ -21,17 +21,11 @@ import (
 
 func init() {
 	connector.Register(connector.Registration{
-		Scheme:  "postgres",
-		Aliases: []string{"postgresql"},
-		Summary: "PostgreSQL (source with logical-replication CDC, destination with COPY and upserts)",
-		Example: "postgres://user:pass@localhost:5432/db?sslmode=disable",
-		Open: func(ctx context.Context, u *url.URL) (connector.Connector, error) {
-			c, err := Open(ctx, u)
-			if err != nil {
-				return nil, err
-			}
-			return c, nil
-		},
+		Scheme:    "postgres",
+		Aliases:   []string{"postgresql"},
+		Summary:   "PostgreSQL (source with logical-replication CDC, destination with COPY and upserts)",
+		Example:   "postgres://user:pass@localhost:5432/db?sslmode=disable",
+		Open:      connector.OpenerOf(Open),
 		Prototype: (*Conn)(nil),
 	})
 }
