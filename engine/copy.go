@@ -108,7 +108,7 @@ func (e *Engine) openWriters(ctx context.Context, lanes int) ([]connector.RowWri
 	for i := 0; i < lanes; i++ {
 		var w connector.RowWriter
 		err := e.onDestination(ctx, "open writer", func(ctx context.Context) (err error) {
-			w, err = e.dst.OpenWriter(ctx)
+			w, err = e.dst.Destination.OpenWriter(ctx)
 			return err
 		})
 		if err != nil {
@@ -195,12 +195,12 @@ func (e *Engine) flushCursors(ctx context.Context, cursors *cursorLog, lanesWG *
 // ANALYZE, assembling files) for every table, --parallel tables at a time:
 // index builds are the long part and each runs on one server backend.
 func (e *Engine) finishTables(ctx context.Context) error {
-	f, ok := e.dst.(connector.TableFinisher)
+	f := e.dst.TableFinisher
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(e.cfg.Parallel, 1))
 	for _, tr := range e.tables {
 		g.Go(func() error {
-			if ok {
+			if f != nil {
 				start := time.Now()
 				err := e.onDestination(gctx, "finish table "+tr.dst.Namespace.String(), func(ctx context.Context) error { return f.FinishTable(ctx, tr.dst) })
 				if err != nil {
@@ -220,7 +220,7 @@ func (e *Engine) finishTables(ctx context.Context) error {
 // destination accept that format for its destination table, and no column
 // be renamed or mapped on the way. Anything else keeps the decoded path.
 func (e *Engine) negotiateRaw(ctx context.Context, pending []*partTask) error {
-	if e.rawSrc == nil || e.rawDst == nil {
+	if e.src.RawReader == nil || e.dst.RawWriter == nil {
 		return nil
 	}
 	seen := map[*tableRun]bool{}
@@ -237,7 +237,7 @@ func (e *Engine) negotiateRaw(ctx context.Context, pending []*partTask) error {
 		var f *model.RawFormat
 		var ok bool
 		err := e.onSource(ctx, "raw format of "+tr.src.Namespace.String(), func(ctx context.Context) (err error) {
-			f, ok, err = e.rawSrc.RawFormat(ctx, tr.src)
+			f, ok, err = e.src.RawReader.RawFormat(ctx, tr.src)
 			return err
 		})
 		if err != nil {
@@ -247,7 +247,7 @@ func (e *Engine) negotiateRaw(ctx context.Context, pending []*partTask) error {
 			continue
 		}
 		err = e.onDestination(ctx, "raw format of "+tr.dst.Namespace.String(), func(ctx context.Context) (err error) {
-			ok, err = e.rawDst.AcceptsRaw(ctx, tr.dst, f)
+			ok, err = e.dst.RawWriter.AcceptsRaw(ctx, tr.dst, f)
 			return err
 		})
 		if err != nil {
@@ -322,9 +322,9 @@ func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane c
 		}
 		var err error
 		if task.tr.raw != nil {
-			err = e.rawSrc.ReadPartitionRaw(ctx, task.tr.src, task.p, cursor, task.tr.raw, emit)
+			err = e.src.RawReader.ReadPartitionRaw(ctx, task.tr.src, task.p, cursor, task.tr.raw, emit)
 		} else {
-			err = e.src.ReadPartition(ctx, task.tr.src, task.p, cursor, emit)
+			err = e.src.Source.ReadPartition(ctx, task.tr.src, task.p, cursor, emit)
 		}
 		if err == nil {
 			o.recovered("reading on", "partition", task.p.ID)
@@ -417,7 +417,7 @@ func (e *Engine) writeRetrying(ctx context.Context, w *connector.RowWriter, b *m
 	for {
 		var err error
 		if *w == nil {
-			if *w, err = e.dst.OpenWriter(ctx); err != nil {
+			if *w, err = e.dst.Destination.OpenWriter(ctx); err != nil {
 				*w = nil
 				err = fmt.Errorf("open destination writer: %w", err)
 			}

@@ -84,7 +84,7 @@ func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, w
 		return "", nil, fmt.Errorf("flow %q has no CDC start position (the plan has no T0); run with --restart", e.name)
 	}
 	var gate *fullRowGate
-	if e.keeper != nil && e.hasFullRow() {
+	if e.dst.CheckpointKeeper != nil && e.hasFullRow() {
 		done, err := e.fullRowDone(ctx, cs, cps, start)
 		if err != nil {
 			return "", nil, err
@@ -102,8 +102,8 @@ func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, w
 // persists a batch's position once every writer has applied its share, then
 // acknowledges it to the source.
 func (e *Engine) stream(ctx, stop context.Context) error {
-	cs := e.src.(connector.ChangeSource)
-	applier := e.dst.(connector.ChangeApplier)
+	cs := e.src.ChangeSource
+	applier := e.dst.ChangeApplier
 	nw := e.cfg.Writers
 	from, gate, err := e.startPosition(ctx, cs, nw)
 	if err != nil {
@@ -165,7 +165,7 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 		return nil
 	})
 
-	if lm, ok := cs.(connector.LagMeter); ok {
+	if lm := e.src.LagMeter; lm != nil {
 		g.Go(func() error { return e.measureLag(streamCtx, lm) })
 	}
 
@@ -173,7 +173,7 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 	in := make(chan sourceBatch, 64)
 	g.Go(func() error {
 		defer close(in)
-		err := cs.StreamChanges(streamCtx, e.sourceTables(), from, func(c context.Context, b *model.ChangeBatch) error {
+		err := cs.StreamChanges(streamCtx, e.sourceTables(), from, connector.StreamOptions{Flow: e.name}, func(c context.Context, b *model.ChangeBatch) error {
 			n := batchBytes(b)
 			if err := flight.Acquire(c, n); err != nil {
 				return err
@@ -359,8 +359,8 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []*model.Table) error
 		if fmt.Sprint(to.PrimaryKey) != fmt.Sprint(tr.src.PrimaryKey) {
 			return fmt.Errorf("schema change on %s: primary key changed from %v to %v; ferry cannot follow a key change (re-run the flow with --restart)", to.Namespace, tr.src.PrimaryKey, to.PrimaryKey)
 		}
-		sc, ok := e.dst.(connector.SchemaChanger)
-		if !ok {
+		sc := e.dst.SchemaChanger
+		if sc == nil {
 			return fmt.Errorf("schema change on %s: the destination cannot apply schema changes", to.Namespace)
 		}
 		toDst := to.Clone()
@@ -377,10 +377,10 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []*model.Table) error
 
 func (e *Engine) applyLoop(ctx context.Context, writer int, applier connector.ChangeApplier, w *connector.ChangeWriter, jobs <-chan applyJob, acks chan<- applyAck) error {
 	for job := range jobs {
-		if e.keeper != nil {
+		if e.dst.CheckpointKeeper != nil {
 			job.batch.Checkpoint = &model.Checkpoint{Flow: e.name, Key: cdcKey(writer), Value: string(job.position)}
 		}
-		if len(job.batch.Tables) > 0 || e.keeper != nil {
+		if len(job.batch.Tables) > 0 || e.dst.CheckpointKeeper != nil {
 			start := time.Now()
 			if err := e.applyRetrying(ctx, writer, applier, w, job); err != nil {
 				return err

@@ -124,9 +124,6 @@ func findTable(t *testing.T, src connector.Source, ns model.Namespace) *model.Ta
 
 func plan(t *testing.T, src connector.Source, tbl *model.Table, opts connector.PlanOptions) *model.Plan {
 	t.Helper()
-	if b, ok := src.(connector.FlowBinder); ok {
-		b.BindFlow(opts.Flow)
-	}
 	p, err := src.Plan(ctxFor(t), []*model.Table{tbl}, opts)
 	if err != nil {
 		t.Fatalf("Plan: %v", err)
@@ -303,7 +300,7 @@ func stream(t *testing.T, cs connector.ChangeSource, tbl *model.Table, from mode
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out []streamed
-	err := cs.StreamChanges(ctx, []*model.Table{tbl}, from, func(_ context.Context, b *model.ChangeBatch) error {
+	err := cs.StreamChanges(ctx, []*model.Table{tbl}, from, connector.StreamOptions{Flow: flowName}, func(_ context.Context, b *model.ChangeBatch) error {
 		if b.Partial {
 			return fmt.Errorf("unexpected partial batch in a stream of small transactions")
 		}

@@ -393,7 +393,7 @@ func checkAbilities(t *testing.T, h DestinationHarness) {
 	})
 	t.Run("Described", func(t *testing.T) {
 		d := openDest(t, h)
-		a := connector.Describe(d)
+		a := connector.Discover(d).Abilities
 		_, apply := d.(connector.ChangeApplier)
 		_, keeps := d.(connector.CheckpointKeeper)
 		if !a.Destination || a.Apply != apply || a.Checkpoints != keeps {

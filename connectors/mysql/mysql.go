@@ -119,8 +119,6 @@ type Conn struct {
 	acked atomic.Value
 	// noInfile forces multi-row INSERTs (tests compare both load paths).
 	noInfile bool
-	// flowID is the replica server id of the flow (BindFlow), 0 if unbound.
-	flowID atomic.Uint32
 	// log receives what the connector reports on its own (reconnections).
 	log *slog.Logger
 }

@@ -39,7 +39,7 @@ var (
 	_ connector.TableFinisher    = (*Conn)(nil)
 	_ connector.SchemaChanger    = (*Conn)(nil)
 	_ connector.FlowDropper      = (*Conn)(nil)
-	_ connector.FlowBinder       = (*Conn)(nil)
+	_ connector.Declarer         = (*Conn)(nil)
 	_ connector.Preflighter      = (*Conn)(nil)
 	_ connector.TableChecker     = (*Conn)(nil)
 )
@@ -92,8 +92,7 @@ type Conn struct {
 
 	batchRows atomic.Int64
 
-	mu   sync.Mutex
-	flow string // bound by the engine: names the slot and publication
+	mu sync.Mutex
 	// snap is the exported snapshot of this process's plan, while its
 	// connection is open; nil otherwise.
 	snap *snapshot
