@@ -103,7 +103,7 @@ func (e *Engine) openWriters(ctx context.Context, lanes int) ([]connector.RowWri
 	for i := 0; i < lanes; i++ {
 		var w connector.RowWriter
 		err := e.onDestination(ctx, "open writer", func(ctx context.Context) (err error) {
-			w, err = e.dst.OpenWriter(ctx)
+			w, err = e.dst.Destination.OpenWriter(ctx)
 			return err
 		})
 		if err != nil {
@@ -190,12 +190,12 @@ func (e *Engine) flushCursors(ctx context.Context, cursors *cursorLog, lanesWG *
 // ANALYZE, assembling files) for every table, --parallel tables at a time:
 // index builds are the long part and each runs on one server backend.
 func (e *Engine) finishTables(ctx context.Context) error {
-	f, ok := e.dst.(connector.TableFinisher)
+	f := e.dst.TableFinisher
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(e.cfg.Parallel, 1))
 	for _, tr := range e.tables {
 		g.Go(func() error {
-			if ok {
+			if f != nil {
 				start := time.Now()
 				err := e.onDestination(gctx, "finish table "+tr.dst.Namespace.String(), func(ctx context.Context) error { return f.FinishTable(ctx, tr.dst) })
 				if err != nil {
@@ -215,7 +215,7 @@ func (e *Engine) finishTables(ctx context.Context) error {
 // destination accept that format for its destination table, and no column
 // be renamed or mapped on the way. Anything else keeps the decoded path.
 func (e *Engine) negotiateRaw(ctx context.Context, pending []*partTask) error {
-	if e.rawSrc == nil || e.rawDst == nil {
+	if e.src.RawReader == nil || e.dst.RawWriter == nil {
 		return nil
 	}
 	seen := map[*tableRun]bool{}
@@ -232,7 +232,7 @@ func (e *Engine) negotiateRaw(ctx context.Context, pending []*partTask) error {
 		var f *model.RawFormat
 		var ok bool
 		err := e.onSource(ctx, "raw format of "+tr.src.Namespace.String(), func(ctx context.Context) (err error) {
-			f, ok, err = e.rawSrc.RawFormat(ctx, tr.src)
+			f, ok, err = e.src.RawReader.RawFormat(ctx, tr.src)
 			return err
 		})
 		if err != nil {
@@ -242,7 +242,7 @@ func (e *Engine) negotiateRaw(ctx context.Context, pending []*partTask) error {
 			continue
 		}
 		err = e.onDestination(ctx, "raw format of "+tr.dst.Namespace.String(), func(ctx context.Context) (err error) {
-			ok, err = e.rawDst.AcceptsRaw(ctx, tr.dst, f)
+			ok, err = e.dst.RawWriter.AcceptsRaw(ctx, tr.dst, f)
 			return err
 		})
 		if err != nil {

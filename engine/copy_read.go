@@ -63,9 +63,9 @@ func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane c
 		}
 		var err error
 		if task.tr.raw != nil {
-			err = e.rawSrc.ReadPartitionRaw(ctx, task.tr.src, task.p, cursor, task.tr.raw, emit)
+			err = e.src.RawReader.ReadPartitionRaw(ctx, task.tr.src, task.p, cursor, task.tr.raw, emit)
 		} else {
-			err = e.src.ReadPartition(ctx, task.tr.src, task.p, cursor, emit)
+			err = e.src.Source.ReadPartition(ctx, task.tr.src, task.p, cursor, emit)
 		}
 		if err == nil {
 			o.recovered("reading on", "partition", task.p.ID)

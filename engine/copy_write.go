@@ -84,7 +84,7 @@ func (e *Engine) writeRetrying(ctx context.Context, w *connector.RowWriter, b *m
 	for {
 		var err error
 		if *w == nil {
-			if *w, err = e.dst.OpenWriter(ctx); err != nil {
+			if *w, err = e.dst.Destination.OpenWriter(ctx); err != nil {
 				*w = nil
 				err = fmt.Errorf("open destination writer: %w", err)
 			}

@@ -27,21 +27,17 @@ import (
 
 // Engine runs one flow in this process.
 type Engine struct {
-	cfg   flow.Config
-	name  string
-	src   connector.Source
-	dst   connector.Destination
-	store *state.Store
-	log   *slog.Logger
+	cfg  flow.Config
+	name string
+	// src and dst are what the source and destination can do, discovered
+	// once in New: every optional ability is a typed field, nil when absent.
+	src, dst connector.Capabilities
+	store    *state.Store
+	log      *slog.Logger
 
-	mode   flow.Mode
-	keeper connector.CheckpointKeeper // nil when the destination keeps none
+	mode flow.Mode
 	// ckpt decides where partitions and the stream resume (checkpoint.go).
 	ckpt *checkpoints
-	// rawSrc and rawDst are set when rows may travel undecoded between
-	// source and destination (negotiated per table in copy).
-	rawSrc connector.RawReader
-	rawDst connector.RawWriter
 	// startOver empties the destination tables when the flow is planned
 	// (ferry sync --restart).
 	startOver bool
@@ -81,19 +77,12 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 	if e.renames, err = flow.ParseRenames(cfg.Rename); err != nil {
 		return nil, &connector.ConfigError{Msg: err.Error()}
 	}
-	if e.mode, err = Negotiate(cfg.Mode, src, dst, connector.Redact(cfg.Source), connector.Redact(cfg.Destination)); err != nil {
+	e.src, e.dst = connector.Discover(src), connector.Discover(dst)
+	if e.mode, err = negotiate(cfg.Mode, e.src.Abilities, e.dst.Abilities, connector.Redact(cfg.Source), connector.Redact(cfg.Destination)); err != nil {
 		return nil, err
 	}
-	e.src = src.(connector.Source)
-	e.dst = dst.(connector.Destination)
-	if b, ok := src.(connector.FlowBinder); ok {
-		b.BindFlow(e.name)
-	}
-	e.keeper, _ = dst.(connector.CheckpointKeeper)
-	e.ckpt = newCheckpoints(e.name, e.keeper, store, e.onDestination)
-	e.rawSrc, _ = src.(connector.RawReader)
-	e.rawDst, _ = dst.(connector.RawWriter)
-	e.progress = newProgress(e.name, e.mode)
+	e.ckpt = newCheckpoints(e.name, e.dst.CheckpointKeeper, store, e.onDestination)
+	e.progress = newProgress(e.name, e.mode, Abilities{Source: e.src.Abilities, Destination: e.dst.Abilities})
 	return e, nil
 }
 
@@ -109,14 +98,17 @@ func (e *Engine) Progress() *Progress { return e.progress }
 // Negotiate picks the mode for a source and destination pair, or refuses an
 // impossible pair before anything is written.
 func Negotiate(want flow.Mode, src, dst connector.Connector, srcName, dstName string) (flow.Mode, error) {
-	if _, ok := src.(connector.Source); !ok {
-		return "", connector.BadConfig(fmt.Sprintf("%s cannot be a source", srcName), "use a source connector such as sqlite, file, postgres or fake")
+	return negotiate(want, connector.Discover(src).Abilities, connector.Discover(dst).Abilities, srcName, dstName)
+}
+
+func negotiate(want flow.Mode, src, dst connector.Abilities, srcName, dstName string) (flow.Mode, error) {
+	if !src.Source {
+		return "", connector.NotSource(srcName)
 	}
-	if _, ok := dst.(connector.Destination); !ok {
-		return "", connector.BadConfig(fmt.Sprintf("%s cannot be a destination", dstName), "use a destination connector such as sqlite, file, postgres or null")
+	if !dst.Destination {
+		return "", connector.NotDestination(dstName)
 	}
-	_, srcCDC := src.(connector.ChangeSource)
-	_, dstApply := dst.(connector.ChangeApplier)
+	srcCDC, dstApply := src.CDC, dst.Apply
 	switch want {
 	case flow.ModeAuto:
 		if srcCDC && dstApply {
@@ -186,8 +178,8 @@ func (e *Engine) createTables(ctx context.Context) error {
 	if err := e.checkTables(ctx, dstTables); err != nil {
 		return err
 	}
-	create := e.dst.CreateTables
-	if d, ok := e.dst.(connector.KeyDeferrer); ok && e.mode != flow.ModeCDC {
+	create := e.dst.Destination.CreateTables
+	if d := e.dst.KeyDeferrer; d != nil && e.mode != flow.ModeCDC {
 		done, err := e.ckpt.copyDone(ctx)
 		if err != nil {
 			return err
@@ -206,8 +198,8 @@ func (e *Engine) createTables(ctx context.Context) error {
 // is created, and warns once per flow start of each column it holds in a
 // type that loses the source type's meaning (hstore, citext as text).
 func (e *Engine) checkTables(ctx context.Context, dstTables []*model.Table) error {
-	tc, ok := e.dst.(connector.TableChecker)
-	if !ok {
+	tc := e.dst.TableChecker
+	if tc == nil {
 		return nil
 	}
 	var conv []connector.Conversion
@@ -231,8 +223,8 @@ func (e *Engine) warnConversion(c connector.Conversion) {
 // warnAddedConversions warns of the columns a schema change added that the
 // destination holds as text, as checkTables does for the flow's tables.
 func (e *Engine) warnAddedConversions(ctx context.Context, from, to *model.Table) {
-	tc, ok := e.dst.(connector.TableChecker)
-	if !ok {
+	tc := e.dst.TableChecker
+	if tc == nil {
 		return
 	}
 	conv, err := tc.CheckTables(ctx, []*model.Table{to})
@@ -258,8 +250,8 @@ func (e *Engine) emptyTables(ctx context.Context) error {
 	if !e.startOver {
 		return nil
 	}
-	em, ok := e.dst.(connector.Emptier)
-	if !ok {
+	em := e.dst.Emptier
+	if em == nil {
 		return nil
 	}
 	dstTables := make([]*model.Table, len(e.tables))
@@ -286,7 +278,7 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	planOpts := connector.PlanOptions{CDC: e.mode != flow.ModeSnapshot, Flow: e.name, PartitionRows: e.cfg.PartitionRows, BatchRows: e.cfg.BatchRows}
 	// A source that can tell it will refuse the plan (a binlog that cannot
 	// feed CDC, missing privileges) says so before the destination is touched.
-	if pf, ok := e.src.(connector.Preflighter); ok {
+	if pf := e.src.Preflighter; pf != nil {
 		if err := e.onSource(ctx, "preflight", func(ctx context.Context) error { return pf.Preflight(ctx, selected, planOpts) }); err != nil {
 			return fmt.Errorf("source: %w", err)
 		}
@@ -297,7 +289,7 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	start := time.Now()
 	var plan *model.Plan
 	err = e.onSource(ctx, "plan", func(ctx context.Context) (err error) {
-		plan, err = e.src.Plan(ctx, selected, planOpts)
+		plan, err = e.src.Source.Plan(ctx, selected, planOpts)
 		return err
 	})
 	if err != nil {
@@ -319,7 +311,7 @@ func (e *Engine) makePlan(ctx context.Context) error {
 func (e *Engine) selectTables(ctx context.Context) ([]*model.Table, error) {
 	var all []*model.Table
 	err := e.onSource(ctx, "discover tables", func(ctx context.Context) (err error) {
-		all, err = e.src.Tables(ctx)
+		all, err = e.src.Source.Tables(ctx)
 		return err
 	})
 	if err != nil {
@@ -479,13 +471,13 @@ func (e *Engine) Run(ctx, stop context.Context) (err error) {
 // source's resources for it (replication slots).
 func (e *Engine) Drop(ctx context.Context) error {
 	var errs []error
-	if d, ok := e.src.(connector.FlowDropper); ok {
+	if d := e.src.FlowDropper; d != nil {
 		if err := d.DropFlow(ctx, e.name); err != nil {
 			errs = append(errs, fmt.Errorf("source: %w", err))
 		}
 	}
-	if e.keeper != nil {
-		if err := e.keeper.DropCheckpoints(ctx, e.name); err != nil {
+	if k := e.dst.CheckpointKeeper; k != nil {
+		if err := k.DropCheckpoints(ctx, e.name); err != nil {
 			errs = append(errs, fmt.Errorf("destination: %w", err))
 		}
 	}

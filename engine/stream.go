@@ -63,7 +63,7 @@ func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, w
 		return "", nil, fmt.Errorf("flow %q has no CDC start position (the plan has no T0); run with --restart", e.name)
 	}
 	var gate *fullRowGate
-	if e.keeper != nil && e.hasFullRow() {
+	if e.dst.CheckpointKeeper != nil && e.hasFullRow() {
 		done, err := e.fullRowDone(ctx, cs, cps, start)
 		if err != nil {
 			return "", nil, err
@@ -81,8 +81,8 @@ func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, w
 // persists a batch's position once every writer has applied its share, then
 // acknowledges it to the source.
 func (e *Engine) stream(ctx, stop context.Context) error {
-	cs := e.src.(connector.ChangeSource)
-	applier := e.dst.(connector.ChangeApplier)
+	cs := e.src.ChangeSource
+	applier := e.dst.ChangeApplier
 	nw := e.cfg.Writers
 	from, gate, err := e.startPosition(ctx, cs, nw)
 	if err != nil {
@@ -110,7 +110,7 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 	defer endStream()
 	g.Go(func() error { e.endOnStop(stop, streamCtx, endStream); return nil })
 
-	if lm, ok := cs.(connector.LagMeter); ok {
+	if lm := e.src.LagMeter; lm != nil {
 		g.Go(func() error { return e.measureLag(streamCtx, lm) })
 	}
 
@@ -193,7 +193,7 @@ func (e *Engine) openAppliers(ctx context.Context, applier connector.ChangeAppli
 // streamCtx (a stop, caught up) is a graceful end; ending with gctx (a
 // failure elsewhere) is not.
 func (e *Engine) readChanges(streamCtx, gctx context.Context, cs connector.ChangeSource, from model.Position, flight *semaphore.Weighted, in chan<- sourceBatch) error {
-	err := cs.StreamChanges(streamCtx, e.sourceTables(), from, func(c context.Context, b *model.ChangeBatch) error {
+	err := cs.StreamChanges(streamCtx, e.sourceTables(), from, connector.StreamOptions{Flow: e.name}, func(c context.Context, b *model.ChangeBatch) error {
 		n := batchBytes(b)
 		if err := flight.Acquire(c, n); err != nil {
 			return err

@@ -35,10 +35,10 @@ type applyAck struct {
 // each, the empty ones too, to the checkpointer.
 func (e *Engine) applyLoop(ctx context.Context, writer int, applier connector.ChangeApplier, w *connector.ChangeWriter, jobs <-chan applyJob, acks chan<- applyAck) error {
 	for job := range jobs {
-		if e.keeper != nil {
+		if e.dst.CheckpointKeeper != nil {
 			job.batch.Checkpoint = &model.Checkpoint{Flow: e.name, Key: cdcKey(writer), Value: string(job.position)}
 		}
-		if len(job.batch.Tables) > 0 || e.keeper != nil {
+		if len(job.batch.Tables) > 0 || e.dst.CheckpointKeeper != nil {
 			start := time.Now()
 			if err := e.applyRetrying(ctx, writer, applier, w, job); err != nil {
 				return err

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -166,8 +165,8 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []*model.Table) error
 		if fmt.Sprint(to.PrimaryKey) != fmt.Sprint(tr.src.PrimaryKey) {
 			return fmt.Errorf("schema change on %s: primary key changed from %v to %v; ferry cannot follow a key change (re-run the flow with --restart)", to.Namespace, tr.src.PrimaryKey, to.PrimaryKey)
 		}
-		sc, ok := e.dst.(connector.SchemaChanger)
-		if !ok {
+		sc := e.dst.SchemaChanger
+		if sc == nil {
 			return fmt.Errorf("schema change on %s: the destination cannot apply schema changes", to.Namespace)
 		}
 		toDst := to.Clone()

@@ -224,7 +224,8 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 		}
 		return PlanResult{}, a.failure(err, o.secrets)
 	}
-	return PlanResult{Plan: plan, Mode: o.eng.Mode()}, nil
+	can := o.eng.Progress().Abilities
+	return PlanResult{Plan: plan, Mode: o.eng.Mode(), Abilities: &can}, nil
 }
 
 // maxPlanBytes bounds the plan's JSON: it travels through Temporal (the plan

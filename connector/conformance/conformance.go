@@ -163,16 +163,8 @@ func lookupTable(t *testing.T, src connector.Source, ns model.Namespace) *model.
 	return nil
 }
 
-// bind tells a FlowBinder its flow, as the engine does before anything else.
-func bind(src connector.Source, flow string) {
-	if b, ok := src.(connector.FlowBinder); ok {
-		b.BindFlow(flow)
-	}
-}
-
 func plan(t *testing.T, src connector.Source, tbl *model.Table, opts connector.PlanOptions) *model.Plan {
 	t.Helper()
-	bind(src, opts.Flow)
 	p, err := src.Plan(ctxFor(t), []*model.Table{tbl}, opts)
 	if err != nil {
 		t.Fatalf("Plan: %v", err)
@@ -349,7 +341,7 @@ func stream(t *testing.T, cs connector.ChangeSource, tbl *model.Table, from mode
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out []streamed
-	err := cs.StreamChanges(ctx, []*model.Table{tbl}, from, func(_ context.Context, b *model.ChangeBatch) error {
+	err := cs.StreamChanges(ctx, []*model.Table{tbl}, from, connector.StreamOptions{Flow: flowName}, func(_ context.Context, b *model.ChangeBatch) error {
 		if b.Partial {
 			return fmt.Errorf("unexpected partial batch in a stream of small transactions")
 		}

@@ -9,13 +9,14 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
-// fullRowApplier is d as a FullRowApplier that applies whole rows.
+// fullRowApplier is d's change applier when d declares that it applies
+// whole rows (connector.Declaration.FullRows).
 func fullRowApplier(d connector.Destination) (connector.ChangeApplier, bool) {
-	f, ok := d.(connector.FullRowApplier)
-	if !ok || !f.AppliesFullRows() {
+	caps := connector.Discover(d)
+	if !caps.Abilities.FullRows {
 		return nil, false
 	}
-	return f, true
+	return caps.ChangeApplier, true
 }
 
 // checkFullRows: a table without a primary key takes RowChanges in order,
@@ -26,7 +27,7 @@ func checkFullRows(t *testing.T, h DestinationHarness) {
 	d := openDest(t, h)
 	a, ok := fullRowApplier(d)
 	if !ok {
-		t.Skip("not a FullRowApplier")
+		t.Skip("does not declare FullRows")
 	}
 	tbl := &model.Table{
 		Namespace:       model.Namespace{Schema: h.Schema, Table: "conf_fullrow"},

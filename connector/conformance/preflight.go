@@ -23,7 +23,6 @@ func checkPreflight(t *testing.T, h SourceHarness, src connector.Source, pf conn
 			opts = append(opts, cdcOptions)
 		}
 		for _, o := range opts {
-			bind(src, o.Flow)
 			if err := pf.Preflight(ctxFor(t), []*model.Table{tbl}, o); err != nil {
 				t.Fatalf("Preflight of %s with CDC=%v: %v", ns, o.CDC, err)
 			}
@@ -55,7 +54,6 @@ func checkPreflight(t *testing.T, h SourceHarness, src connector.Source, pf conn
 		if !ok {
 			t.Fatalf("OpenWithoutCDC returned a %T, which is no Preflighter", weak)
 		}
-		bind(weak, flowName)
 		if err := wpf.Preflight(ctxFor(t), []*model.Table{tbl}, copyOnly); err != nil {
 			t.Fatalf("Preflight of a copy without CDC, through a connection that can read %s: %v", ns, err)
 		}

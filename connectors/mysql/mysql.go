@@ -70,17 +70,11 @@ import (
 
 func init() {
 	connector.Register(connector.Registration{
-		Scheme:  "mysql",
-		Aliases: []string{"mariadb"},
-		Summary: "MySQL or MariaDB (source with binlog CDC, and destination)",
-		Example: "mysql://user:pass@localhost:3306/shop",
-		Open: func(ctx context.Context, u *url.URL) (connector.Connector, error) {
-			c, err := Open(ctx, u)
-			if err != nil {
-				return nil, err
-			}
-			return c, nil
-		},
+		Scheme:    "mysql",
+		Aliases:   []string{"mariadb"},
+		Summary:   "MySQL or MariaDB (source with binlog CDC, and destination)",
+		Example:   "mysql://user:pass@localhost:3306/shop",
+		Open:      connector.OpenerOf(Open),
 		Prototype: (*Conn)(nil),
 	})
 }

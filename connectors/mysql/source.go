@@ -18,8 +18,6 @@ type sourceState struct {
 	// batchRows is the BatchRows Plan was given, the page size of the
 	// ReadPartition calls that follow on this Conn (0: the default).
 	batchRows atomic.Int64
-	// flowID is the replica server id of the flow (BindFlow), 0 if unbound.
-	flowID atomic.Uint32
 }
 
 // batchSize is the number of rows a snapshot read fetches per query.

@@ -55,6 +55,7 @@ type stream struct {
 	// lower_case_table_names set.
 	lower map[model.Namespace]*streamTable
 
+	serverID uint32 // the replica server id it registers with
 	file     string // the binlog file being read
 	boundary binlogPos
 	emitted  binlogPos
@@ -72,7 +73,7 @@ type stream struct {
 // transaction touching the flow's tables as a batch ending at the position
 // after its commit. It reconnects with backoff when the server goes away,
 // resuming at the last transaction boundary.
-func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, emit func(context.Context, *model.ChangeBatch) error) error {
+func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, opts connector.StreamOptions, emit func(context.Context, *model.ChangeBatch) error) error {
 	start, err := parsePosition(from)
 	if err != nil {
 		return err
@@ -83,7 +84,7 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 	if err := c.checkNotPurged(ctx, start); err != nil {
 		return err
 	}
-	s := &stream{c: c, emit: emit, tables: map[model.Namespace]*streamTable{}, lower: map[model.Namespace]*streamTable{},
+	s := &stream{c: c, serverID: c.serverID(opts.Flow), emit: emit, tables: map[model.Namespace]*streamTable{}, lower: map[model.Namespace]*streamTable{},
 		boundary: start, emitted: start, file: start.file}
 	current, err := c.describeTables(ctx, tables)
 	if err != nil {
@@ -211,22 +212,17 @@ func errCode(err error) int {
 
 var errCodeRe = regexp.MustCompile(`(?i)error (\d{4})`)
 
-// BindFlow names the flow this connector serves: CDC then registers with a
-// replica server id derived from it, so a stale process of the same flow is
-// disconnected by the server when a new one connects, while two flows never
-// collide.
-func (c *Conn) BindFlow(flow string) {
-	h := fnv.New32a()
-	h.Write([]byte(flow))
-	c.source.flowID.Store(0x40000000 | h.Sum32()>>2)
-}
-
-func (c *Conn) serverID() uint32 {
+// serverID is the replica server id a stream registers with: derived from
+// the flow's name, so a stale process of the same flow is disconnected by
+// the server when a new one connects, while two flows never collide.
+func (c *Conn) serverID(flow string) uint32 {
 	if c.opts.serverID != 0 {
 		return c.opts.serverID
 	}
-	if id := c.source.flowID.Load(); id != 0 {
-		return id
+	if flow != "" {
+		h := fnv.New32a()
+		h.Write([]byte(flow))
+		return 0x40000000 | h.Sum32()>>2
 	}
 	// Random, so that two flows never share an id (a server drops the older
 	// of two replicas with the same id).
@@ -287,7 +283,7 @@ func (c *Conn) replicationError(err error) error {
 // run streams over one connection until an error.
 func (s *stream) run(ctx context.Context) error {
 	c := s.c
-	syncer := replication.NewBinlogSyncer(c.syncerConfig(c.serverID()))
+	syncer := replication.NewBinlogSyncer(c.syncerConfig(s.serverID))
 	defer syncer.Close()
 	s.ids = map[uint64]*tableMap{}
 	s.inTxn, s.standalone, s.changes, s.schemas, s.progressed = false, false, nil, nil, false

@@ -120,7 +120,8 @@
 //
 // The flow's slot and publication are named ferry_<flow> (made a valid
 // identifier, with a hash suffix when that changed the name); the engine
-// binds the flow's name (connector.FlowBinder) so a resumed run finds them.
+// gives the stream the flow's name (StreamOptions.Flow) so a resumed run
+// finds them.
 // The publication publishes through partition roots. Preconditions are
 // checked by Preflight, before the engine touches the destination (and
 // again by Plan), each with its fix: SELECT on every table and types ferry
@@ -157,7 +158,7 @@
 //
 // A table without a primary key needs REPLICA IDENTITY FULL: its update
 // and delete changes then carry the whole old row as Change.Key (in column
-// order), and the applier (AppliesFullRows) applies TableChanges.RowChanges
+// order), and the applier (Declare: FullRows) applies TableChanges.RowChanges
 // in order, each to one row equal to the old one, found by ctid.
 //
 // LagBytes (connector.LagMeter) is pg_current_wal_insert_lsn() minus a

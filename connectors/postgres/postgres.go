@@ -21,17 +21,11 @@ import (
 
 func init() {
 	connector.Register(connector.Registration{
-		Scheme:  "postgres",
-		Aliases: []string{"postgresql"},
-		Summary: "PostgreSQL (source with logical-replication CDC, destination with COPY and upserts)",
-		Example: "postgres://user:pass@localhost:5432/db?sslmode=disable",
-		Open: func(ctx context.Context, u *url.URL) (connector.Connector, error) {
-			c, err := Open(ctx, u)
-			if err != nil {
-				return nil, err
-			}
-			return c, nil
-		},
+		Scheme:    "postgres",
+		Aliases:   []string{"postgresql"},
+		Summary:   "PostgreSQL (source with logical-replication CDC, destination with COPY and upserts)",
+		Example:   "postgres://user:pass@localhost:5432/db?sslmode=disable",
+		Open:      connector.OpenerOf(Open),
 		Prototype: (*Conn)(nil),
 	})
 }
@@ -45,7 +39,7 @@ var (
 	_ connector.TableFinisher    = (*Conn)(nil)
 	_ connector.SchemaChanger    = (*Conn)(nil)
 	_ connector.FlowDropper      = (*Conn)(nil)
-	_ connector.FlowBinder       = (*Conn)(nil)
+	_ connector.Declarer         = (*Conn)(nil)
 	_ connector.Preflighter      = (*Conn)(nil)
 	_ connector.TableChecker     = (*Conn)(nil)
 )
@@ -98,8 +92,7 @@ type Conn struct {
 
 	batchRows atomic.Int64
 
-	mu   sync.Mutex
-	flow string // bound by the engine: names the slot and publication
+	mu sync.Mutex
 	// snap is the exported snapshot of this process's plan, while its
 	// connection is open; nil otherwise.
 	snap *snapshot

@@ -40,23 +40,6 @@ const (
 	maxQueuedBytes = 16 << 20
 )
 
-// BindFlow records the flow's name: its slot and publication are named
-// after it.
-func (c *Conn) BindFlow(flow string) {
-	c.mu.Lock()
-	c.flow = flow
-	c.mu.Unlock()
-}
-
-func (c *Conn) boundFlow() (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.flow == "" && c.opts.Slot == "" {
-		return "", fmt.Errorf("postgres: the change stream does not know its flow (no BindFlow and no slot= in the URL)")
-	}
-	return c.flow, nil
-}
-
 // HeadPosition is the server's current WAL insert position: every
 // transaction committed before the call ends before it, also with
 // synchronous_commit off (pg_current_wal_lsn, the write position, may not
@@ -112,11 +95,11 @@ func (c *Conn) Ack(ctx context.Context, pos model.Position) error {
 // A lost connection (a server restart) is retried with backoff from the
 // last position the engine acknowledged; what is received again is emitted
 // again, harmlessly.
-func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, emit func(context.Context, *model.ChangeBatch) error) error {
+func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, opts connector.StreamOptions, emit func(context.Context, *model.ChangeBatch) error) error {
 	c.closeSnapshot() // the copy is over; the slot's snapshot is no longer needed
-	flow, err := c.boundFlow()
-	if err != nil {
-		return err
+	flow := opts.Flow
+	if flow == "" && c.opts.Slot == "" {
+		return fmt.Errorf("postgres: the change stream does not know its flow (no StreamOptions.Flow and no slot= in the URL)")
 	}
 	start, err := pglogrepl.ParseLSN(string(from))
 	if err != nil {
