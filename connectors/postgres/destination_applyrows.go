@@ -13,15 +13,16 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
-var _ connector.FullRowApplier = (*Conn)(nil)
-
-// AppliesFullRows: the applier applies the changes of a table without a
-// primary key by whole row (TableChanges.RowChanges). Each ApplyChanges is
-// one transaction holding the flow's checkpoint, so a batch is applied at
-// most once: a replay after a crash starts after the checkpoint the batch
+// Declare: the applier applies the changes of a table without a primary
+// key by whole row (TableChanges.RowChanges). Each ApplyChanges is one
+// transaction holding the flow's checkpoint, so a batch is applied at most
+// once: a replay after a crash starts after the checkpoint the batch
 // committed with, and the engine drops whole-row changes it already
-// applied (engine/fullrow.go).
-func (c *Conn) AppliesFullRows() bool { return true }
+// applied (engine/fullrow.go). As a source, such a table needs a full
+// replica identity.
+func (*Conn) Declare() connector.Declaration {
+	return connector.Declaration{FullRows: true, Hints: connector.Hints{FullRowIdentity: "ALTER TABLE ... REPLICA IDENTITY FULL"}}
+}
 
 // rowStatementsPerBatch bounds the statements sent in one pipeline.
 const rowStatementsPerBatch = 500

@@ -17,7 +17,7 @@
 //	codec_decode*.go          PostgreSQL's text output to canonical values (arrays apart)
 //	codec_encode.go           canonical values to PostgreSQL's input text, COPY text escaping
 //	codec_binary_*.go         the binary forms the copy reads and writes
-//	source.go                 the source's state, BindFlow, Ack, positions, lag
+//	source.go                 the source's state, Ack, positions, lag
 //	source_discover.go        Tables: tables, columns, keys, indexes from the catalog
 //	source_plan.go            Plan and Preflight: CTID block ranges, partition bounds
 //	source_snapshot.go        the exported snapshot partitions are read at
@@ -37,7 +37,7 @@
 //	destination_write.go      WriteRows: COPY, upsert of rows already there
 //	destination_raw.go        AcceptsRaw and pass-through batches
 //	destination_apply.go      ApplyChanges: set-based deletes, upserts, updates
-//	destination_applyrows.go  changes of tables without a key, by whole row
+//	destination_applyrows.go  changes of tables without a key, by whole row (Declare)
 //	destination_checkpoint.go checkpoints in _ferry.checkpoints
 //	destination_finish.go     FinishTable: the deferred key, secondary indexes, ANALYZE
 //	destination_alter.go      AlterTable
@@ -162,7 +162,8 @@
 //
 // The flow's slot and publication are named ferry_<flow> (made a valid
 // identifier, with a hash suffix when that changed the name); the engine
-// binds the flow's name (connector.FlowBinder) so a resumed run finds them.
+// gives the stream the flow's name (StreamOptions.Flow) so a resumed run
+// finds them.
 // The publication publishes through partition roots. Preconditions are
 // checked by Preflight, before the engine touches the destination (and
 // again by Plan), each with its fix: SELECT on every table and types ferry
@@ -199,7 +200,7 @@
 //
 // A table without a primary key needs REPLICA IDENTITY FULL: its update
 // and delete changes then carry the whole old row as Change.Key (in column
-// order), and the applier (AppliesFullRows) applies TableChanges.RowChanges
+// order), and the applier (Declare: FullRows) applies TableChanges.RowChanges
 // in order, each to one row equal to the old one, found by ctid.
 //
 // LagBytes (connector.LagMeter) is pg_current_wal_insert_lsn() minus a

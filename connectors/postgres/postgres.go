@@ -18,17 +18,11 @@ import (
 
 func init() {
 	connector.Register(connector.Registration{
-		Scheme:  "postgres",
-		Aliases: []string{"postgresql"},
-		Summary: "PostgreSQL (source with logical-replication CDC, destination with COPY and upserts)",
-		Example: "postgres://user:pass@localhost:5432/db?sslmode=disable",
-		Open: func(ctx context.Context, u *url.URL) (connector.Connector, error) {
-			c, err := Open(ctx, u)
-			if err != nil {
-				return nil, err
-			}
-			return c, nil
-		},
+		Scheme:    "postgres",
+		Aliases:   []string{"postgresql"},
+		Summary:   "PostgreSQL (source with logical-replication CDC, destination with COPY and upserts)",
+		Example:   "postgres://user:pass@localhost:5432/db?sslmode=disable",
+		Open:      connector.OpenerOf(Open),
 		Prototype: (*Conn)(nil),
 	})
 }
@@ -42,7 +36,7 @@ var (
 	_ connector.TableFinisher    = (*Conn)(nil)
 	_ connector.SchemaChanger    = (*Conn)(nil)
 	_ connector.FlowDropper      = (*Conn)(nil)
-	_ connector.FlowBinder       = (*Conn)(nil)
+	_ connector.Declarer         = (*Conn)(nil)
 	_ connector.Preflighter      = (*Conn)(nil)
 	_ connector.TableChecker     = (*Conn)(nil)
 )

@@ -15,8 +15,7 @@ import (
 // sourceState is the source half's own state; the destination's methods
 // never touch it.
 type sourceState struct {
-	mu   sync.Mutex
-	flow string // bound by the engine: names the slot and publication
+	mu sync.Mutex
 	// snap is the exported snapshot of this process's plan while its
 	// connection is open, nil otherwise; the plan's partitions name it
 	// (model.Partition.Snapshot).
@@ -56,23 +55,6 @@ func (s *sourceState) madeSlot(slot string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.madeSlots[slot]
-}
-
-// BindFlow records the flow's name: its slot and publication are named
-// after it.
-func (c *Conn) BindFlow(flow string) {
-	c.src.mu.Lock()
-	c.src.flow = flow
-	c.src.mu.Unlock()
-}
-
-func (c *Conn) boundFlow() (string, error) {
-	c.src.mu.Lock()
-	defer c.src.mu.Unlock()
-	if c.src.flow == "" && c.opts.Slot == "" {
-		return "", fmt.Errorf("postgres: the change stream does not know its flow (no BindFlow and no slot= in the URL)")
-	}
-	return c.src.flow, nil
 }
 
 // HeadPosition is the server's current WAL insert position: every

@@ -48,11 +48,11 @@ const (
 // A lost connection (a server restart) is retried with backoff from the
 // last position the engine acknowledged; what is received again is emitted
 // again, harmlessly.
-func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, emit func(context.Context, *model.ChangeBatch) error) error {
+func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, opts connector.StreamOptions, emit func(context.Context, *model.ChangeBatch) error) error {
 	c.src.release() // the copy is over; the slot's snapshot is no longer needed
-	flow, err := c.boundFlow()
-	if err != nil {
-		return err
+	flow := opts.Flow
+	if flow == "" && c.opts.Slot == "" {
+		return fmt.Errorf("postgres: the change stream does not know its flow (no StreamOptions.Flow and no slot= in the URL)")
 	}
 	start, err := pglogrepl.ParseLSN(string(from))
 	if err != nil {

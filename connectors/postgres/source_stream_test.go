@@ -16,7 +16,6 @@ func TestCopyReadsTheSlotSnapshotAtT0(t *testing.T) {
 	src := p.srv.Connect(t, p.src)
 	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'before' FROM generate_series(1, 100) g`)
 	c := open(t, p.srcURL())
-	c.BindFlow("snap")
 	ctx := context.Background()
 	tables, err := c.Tables(ctx)
 	if err != nil {
@@ -49,7 +48,7 @@ func TestCopyReadsTheSlotSnapshotAtT0(t *testing.T) {
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var got []model.Change
-	err = c.StreamChanges(sctx, tables, plan.T0, func(_ context.Context, b *model.ChangeBatch) error {
+	err = c.StreamChanges(sctx, tables, plan.T0, connector.StreamOptions{Flow: "snap"}, func(_ context.Context, b *model.ChangeBatch) error {
 		got = append(got, b.Changes...)
 		if len(got) >= 21 {
 			cancel()

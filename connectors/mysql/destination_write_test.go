@@ -66,7 +66,7 @@ func testDestinationFromAnotherEngine(t *testing.T, noInfile bool) {
 	ctx := context.Background()
 	db := newDB(t, s, "fromother")
 	dst := openConn(t, s.URL(db))
-	dst.noInfile = noInfile
+	dst.dest.noInfile = noInfile
 	if !noInfile && !dst.server.localInfile {
 		t.Skip("the server refuses LOAD DATA LOCAL INFILE")
 	}
@@ -197,7 +197,7 @@ func TestDestinationRefusesTruncation(t *testing.T) {
 		db := newDB(t, s, "trunc")
 		s.Exec(t, "CREATE TABLE `"+db+"`.t (id int PRIMARY KEY, name varchar(3))")
 		dst := openConn(t, s.URL(db))
-		dst.noInfile = noInfile
+		dst.dest.noInfile = noInfile
 		tb := &model.Table{Namespace: model.Namespace{Schema: "x", Table: "t"}, PrimaryKey: []string{"id"}, Columns: []model.Column{
 			{Name: "id", Type: model.Type{Kind: model.KindInt32}}, {Name: "name", Type: model.Type{Kind: model.KindText}, Nullable: true}}}
 		if err := dst.CreateTables(ctx, []*model.Table{tb}); err != nil {
@@ -226,7 +226,7 @@ func TestDestinationRefusesInfinity(t *testing.T) {
 	for _, noInfile := range []bool{false, true} {
 		db := newDB(t, s, "inf")
 		dst := openConn(t, s.URL(db))
-		dst.noInfile = noInfile
+		dst.dest.noInfile = noInfile
 		tb := &model.Table{Namespace: model.Namespace{Schema: "x", Table: "t"}, PrimaryKey: []string{"id"}, Columns: []model.Column{
 			{Name: "id", Type: model.Type{Kind: model.KindInt32}}, {Name: "due", Type: model.Type{Kind: model.KindDate}, Nullable: true}}}
 		if err := dst.CreateTables(ctx, []*model.Table{tb}); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/ferrydb/ferry/model"
 )
 
 // Checkpoints live in _ferry_checkpoints in the destination URL's database
@@ -11,10 +13,7 @@ import (
 // transaction as the rows and changes they cover.
 
 func (c *Conn) ensureCheckpointTable(ctx context.Context) error {
-	c.mu.Lock()
-	done := c.ensured[c.checkpointDB()]
-	c.mu.Unlock()
-	if done {
+	if c.dest.checkpointTableEnsured(c.checkpointDB()) {
 		return nil
 	}
 	if err := c.createDatabase(ctx, c.checkpointDB()); err != nil {
@@ -29,9 +28,7 @@ func (c *Conn) ensureCheckpointTable(ctx context.Context) error {
 	if _, err := c.db.ExecContext(ctx, ddl); err != nil {
 		return fmt.Errorf("mysql %s: create %s: %w", c.host, c.checkpointName(), c.scrubber.Err(err))
 	}
-	c.mu.Lock()
-	c.ensured[c.checkpointDB()] = true
-	c.mu.Unlock()
+	c.dest.markCheckpointTable(c.checkpointDB())
 	return nil
 }
 
@@ -94,6 +91,18 @@ func (c *Conn) DropCheckpoints(ctx context.Context, flow string) error {
 	}
 	if _, err := c.db.ExecContext(ctx, "DELETE FROM "+c.checkpointName()+" WHERE flow = ?", flow); err != nil {
 		return fmt.Errorf("mysql %s: drop checkpoints of flow %s: %w", c.host, flow, c.scrubber.Err(err))
+	}
+	return nil
+}
+
+// saveCheckpoint stores cp inside tx.
+func (c *Conn) saveCheckpoint(ctx context.Context, tx *sql.Tx, cp *model.Checkpoint) error {
+	if cp == nil {
+		return nil
+	}
+	q := "INSERT INTO " + c.checkpointName() + " (flow, `key`, value) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)"
+	if _, err := tx.ExecContext(ctx, q, cp.Flow, cp.Key, cp.Value); err != nil {
+		return fmt.Errorf("save checkpoint %s of flow %s: %w", cp.Key, cp.Flow, err)
 	}
 	return nil
 }

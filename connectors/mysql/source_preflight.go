@@ -8,6 +8,14 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
+var _ connector.Declarer = (*Conn)(nil)
+
+// Declare: a table without a primary key is streamed with whole old rows
+// only from FULL row images.
+func (*Conn) Declare() connector.Declaration {
+	return connector.Declaration{Hints: connector.Hints{FullRowIdentity: "binlog_row_image=FULL"}}
+}
+
 // Preflight checks, before anything is written anywhere, that the tables can
 // be read (no column of a type ferry cannot map) and, with opts.CDC, that
 // the binlog can feed change data capture: enabled, ROW format, FULL row

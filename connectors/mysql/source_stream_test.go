@@ -20,7 +20,7 @@ func streamUntil(t *testing.T, c *Conn, tables []*model.Table, from, head model.
 	defer cancel()
 	var mu sync.Mutex
 	var got []*model.ChangeBatch
-	err := c.StreamChanges(ctx, tables, from, func(ctx context.Context, b *model.ChangeBatch) error {
+	err := c.StreamChanges(ctx, tables, from, connector.StreamOptions{}, func(ctx context.Context, b *model.ChangeBatch) error {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, b)
@@ -242,7 +242,7 @@ func TestCDCSurvivesServerRestartAndReportsPurgedBinlogs(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- src.StreamChanges(sctx, tables, plan.T0, func(ctx context.Context, b *model.ChangeBatch) error {
+		done <- src.StreamChanges(sctx, tables, plan.T0, connector.StreamOptions{}, func(ctx context.Context, b *model.ChangeBatch) error {
 			mu.Lock()
 			for _, c := range b.Changes {
 				seen[c.Row[0].(int64)]++
@@ -289,7 +289,7 @@ func TestCDCSurvivesServerRestartAndReportsPurgedBinlogs(t *testing.T) {
 	}
 	hp, _ := parsePosition(head)
 	s.Exec(t, "PURGE BINARY LOGS TO '"+hp.file+"'")
-	err = src.StreamChanges(ctx, tables, plan.T0, func(context.Context, *model.ChangeBatch) error { return nil })
+	err = src.StreamChanges(ctx, tables, plan.T0, connector.StreamOptions{}, func(context.Context, *model.ChangeBatch) error { return nil })
 	if !connector.IsConfigError(err) || !contains(err, "was purged", "--restart", "binlog_expire_logs_seconds") {
 		t.Fatalf("purged binlog: %v", err)
 	}

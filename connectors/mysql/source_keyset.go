@@ -231,12 +231,3 @@ func (ks *keyset) keyOf(row model.Row) []any {
 	}
 	return k
 }
-
-// formatKey renders a row's key for an error message: (id=5, code=ab); ()
-// for a table without a key.
-func formatKey(t *model.Table, row model.Row) string {
-	if k := model.KeyText(t, row); k != "" {
-		return k
-	}
-	return "()"
-}

@@ -28,7 +28,7 @@ var infileSeq atomic.Int64
 
 // canLoadInfile says whether rows of these columns can be loaded from a file.
 func (c *Conn) canLoadInfile(targets []*target) bool {
-	if !c.server.localInfile || c.noInfile {
+	if !c.server.localInfile || c.dest.noInfile {
 		return false
 	}
 	for _, tg := range targets {

@@ -232,13 +232,11 @@ func discard(conn *sql.Conn) {
 	conn.Raw(func(any) error { return driver.ErrBadConn })
 }
 
-// Ack records the position the flow has made durable. MySQL keeps binlogs
+// Ack checks the position the flow has made durable. MySQL keeps binlogs
 // by its own expiry settings, not by replica progress, so there is nothing
-// to release; StreamChanges reports a purged binlog when a flow resumes.
+// to release or keep; StreamChanges reports a purged binlog when a flow
+// resumes.
 func (c *Conn) Ack(ctx context.Context, pos model.Position) error {
-	if _, err := parsePosition(pos); err != nil {
-		return err
-	}
-	c.acked.Store(pos)
-	return nil
+	_, err := parsePosition(pos)
+	return err
 }

@@ -75,8 +75,6 @@ func (c *Conn) AlterTable(ctx context.Context, from, to *model.Table) error {
 			return fmt.Errorf("mysql %s: %s: %w", c.host, q, c.scrubber.Err(err))
 		}
 	}
-	c.mu.Lock()
-	delete(c.targets, name)
-	c.mu.Unlock()
+	c.dest.forgetTargets(name)
 	return nil
 }
