@@ -48,7 +48,9 @@ type PlanOptions struct {
 	Flow string
 	// PartitionRows is the target number of rows per partition.
 	PartitionRows int64
-	// BatchRows is the number of rows per emitted batch.
+	// BatchRows is the number of rows per emitted batch; Plan stamps it on
+	// every partition (model.Partition.BatchRows), which a read then
+	// honours, on this connection or another.
 	BatchRows int
 }
 

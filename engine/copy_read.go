@@ -61,11 +61,15 @@ func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane c
 				return ctx.Err()
 			}
 		}
+		// The running flow's --batch-rows, whatever the plan said: a resumed
+		// flow or another worker reads with the size it was given.
+		p := task.p
+		p.BatchRows = e.cfg.BatchRows
 		var err error
 		if task.tr.raw != nil {
-			err = e.src.RawReader.ReadPartitionRaw(ctx, task.tr.src, task.p, cursor, task.tr.raw, emit)
+			err = e.src.RawReader.ReadPartitionRaw(ctx, task.tr.src, p, cursor, task.tr.raw, emit)
 		} else {
-			err = e.src.Source.ReadPartition(ctx, task.tr.src, task.p, cursor, emit)
+			err = e.src.Source.ReadPartition(ctx, task.tr.src, p, cursor, emit)
 		}
 		if err == nil {
 			o.recovered("reading on", "partition", task.p.ID)

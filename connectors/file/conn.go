@@ -63,8 +63,7 @@ type Conn struct {
 	// foreign maps the part files of other flows' unfinished copies to
 	// their flow, as LoadCheckpoints found them: this flow must not touch
 	// them.
-	foreign   map[string]string
-	batchRows int
+	foreign map[string]string
 }
 
 // Open opens file:///abs/dir?format=jsonl|csv. The directory need not exist:

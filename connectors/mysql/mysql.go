@@ -113,8 +113,7 @@ type Conn struct {
 	// log receives what the connector reports on its own (reconnections).
 	log *slog.Logger
 
-	source sourceState
-	dest   destState
+	dest destState
 }
 
 // serverInfo is what ferry needs to know about the server.

@@ -19,9 +19,6 @@ import (
 // first checks the binlog and records T0. A table without a primary key is
 // one partition, read in one pass.
 func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.PlanOptions) (*model.Plan, error) {
-	if opts.BatchRows > 0 {
-		c.source.batchRows.Store(int64(opts.BatchRows))
-	}
 	partRows := opts.PartitionRows
 	if partRows <= 0 {
 		partRows = defaultPartitionRows
@@ -63,6 +60,7 @@ func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.P
 	sort.SliceStable(plan.Partitions, func(i, j int) bool {
 		return plan.Partitions[i].EstimatedRows > plan.Partitions[j].EstimatedRows
 	})
+	plan.SetBatchRows(opts.BatchRows)
 	return plan, nil
 }
 

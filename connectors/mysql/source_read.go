@@ -77,7 +77,7 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 	if err != nil {
 		return where(fmt.Errorf("cursor: %w", err))
 	}
-	batchRows := c.source.batchSize()
+	batchRows := p.BatchSize(defaultBatchRows)
 	head := "SELECT " + selectList(t) + " FROM " + quoteName(t.Namespace)
 	tail := " ORDER BY " + ks.orderBy() + " LIMIT " + strconv.Itoa(batchRows)
 	for {
@@ -147,7 +147,7 @@ func (c *Conn) readWhole(ctx context.Context, t *model.Table, p model.Partition,
 	if skip > 0 {
 		q += " LIMIT 18446744073709551615 OFFSET " + strconv.FormatInt(skip, 10)
 	}
-	batchRows := c.source.batchSize()
+	batchRows := p.BatchSize(defaultBatchRows)
 	emitted := skip
 	flush := func(b *model.RowBatch) error {
 		emitted += int64(len(b.Rows))

@@ -27,17 +27,6 @@ type sourceState struct {
 	// acked is the last position the engine acknowledged, sent to the
 	// server by the running stream.
 	acked atomic.Uint64
-	// batchRows is the plan's rows per batch of a partition read; 0 means
-	// defaultBatchRows.
-	batchRows atomic.Int64
-}
-
-// rowsPerBatch is how many rows a partition read puts in one batch.
-func (s *sourceState) rowsPerBatch() int {
-	if n := int(s.batchRows.Load()); n > 0 {
-		return n
-	}
-	return defaultBatchRows
 }
 
 // markMade records that this Conn tries to create slot for a plan.

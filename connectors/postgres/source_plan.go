@@ -32,9 +32,6 @@ const (
 // (Partition.Snapshot). Without CDC the partitions name a snapshot exported
 // by a plain transaction, so the copy is consistent across tables.
 func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.PlanOptions) (*model.Plan, error) {
-	if opts.BatchRows > 0 {
-		c.src.batchRows.Store(int64(opts.BatchRows))
-	}
 	partRows := opts.PartitionRows
 	if partRows <= 0 {
 		partRows = defaultPartitionRows
@@ -68,6 +65,7 @@ func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.P
 	for i := range plan.Partitions {
 		plan.Partitions[i].Snapshot = snap
 	}
+	plan.SetBatchRows(opts.BatchRows)
 	return plan, nil
 }
 

@@ -53,7 +53,7 @@ func (c *Conn) ReadPartitionRaw(ctx context.Context, t *model.Table, p model.Par
 			return fmt.Errorf("table %s, column %s: its type changed since the copy started; run again (or start the flow over with --restart)", t.Namespace, f.Columns[i])
 		}
 	}
-	batchRows := c.src.rowsPerBatch()
+	batchRows := p.BatchSize(defaultBatchRows)
 	conn, end, err := c.beginRead(ctx, p)
 	if err != nil {
 		return err

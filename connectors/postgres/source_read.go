@@ -62,7 +62,7 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 	if err != nil {
 		return err
 	}
-	batchRows := c.src.rowsPerBatch()
+	batchRows := p.BatchSize(defaultBatchRows)
 
 	conn, end, err := c.beginRead(ctx, p)
 	if err != nil {
