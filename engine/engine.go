@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/flow"
@@ -46,6 +47,10 @@ type Engine struct {
 
 	progress *Progress
 	obs      Observer
+
+	// cutRequested is closed by the first accepted cutover request.
+	cutRequested chan struct{}
+	cutOnce      sync.Once
 }
 
 // tableRun pairs a source table with its destination table.
@@ -65,7 +70,8 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{cfg: cfg, name: cfg.FlowName(), store: store, log: log.With("flow", cfg.FlowName())}
+	e := &Engine{cfg: cfg, name: cfg.FlowName(), store: store, log: log.With("flow", cfg.FlowName()),
+		cutRequested: make(chan struct{})}
 	var err error
 	if e.filter, err = flow.NewFilter(cfg.Tables); err != nil {
 		return nil, &connector.ConfigError{Msg: err.Error()}
@@ -126,7 +132,8 @@ func negotiate(want flow.Mode, src, dst connector.Abilities, srcName, dstName st
 }
 
 // Run runs the flow to its end: the copy, then CDC until stop is done or, with
-// --until caught-up, until the destination caught up with the source. stop
+// --until caught-up, until the destination caught up with the source, or
+// until a cutover (RequestCutover) drained and finished the flow. stop
 // asks for a graceful end (flush, checkpoint, return nil); cancelling ctx
 // aborts at once.
 func (e *Engine) Run(ctx, stop context.Context) (err error) {
@@ -151,15 +158,27 @@ func (e *Engine) Run(ctx, stop context.Context) (err error) {
 		}
 	}
 	if e.mode == flow.ModeSnapshot {
+		if e.cutoverRequested() {
+			return e.finishCutover(ctx)
+		}
 		e.progress.setPhase(PhaseDone)
 		return nil
 	}
 	e.progress.setPhase(PhaseCDC)
-	if err := e.stream(ctx, stop); err != nil {
-		return err
+	for {
+		if err := e.stream(ctx, stop); err != nil {
+			return err
+		}
+		switch {
+		case stop.Err() != nil || !e.cutoverRequested():
+			e.progress.setPhase(PhaseDone)
+			return nil
+		case e.progress.cutoverDraining():
+			return e.finishCutover(ctx)
+		}
+		// The stream ended (caught up) as the request came: stream again,
+		// this time to the source's position at the request.
 	}
-	e.progress.setPhase(PhaseDone)
-	return nil
 }
 
 // Drop forgets the flow: its state, the destination's checkpoints and the

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -15,9 +16,12 @@ import (
 type Phase string
 
 const (
-	PhasePlan    Phase = "plan"
-	PhaseCopy    Phase = "copy"
-	PhaseCDC     Phase = "cdc"
+	PhasePlan Phase = "plan"
+	PhaseCopy Phase = "copy"
+	PhaseCDC  Phase = "cdc"
+	// PhaseCutover drains the stream to the source's position at a cutover
+	// request, then runs the finishing steps (Snapshot.Cutover.Step).
+	PhaseCutover Phase = "cutover"
 	PhaseDone    Phase = "done"
 	PhaseStopped Phase = "stopped"
 	PhaseFailed  Phase = "failed"
@@ -151,6 +155,79 @@ type Progress struct {
 	tables []*TableStats
 	write  latency
 	apply  latency
+	// cut is the cutover, nil until one is requested; stepBegan is when
+	// its running step began, cutReceived the changes received at the
+	// request.
+	cut         *CutoverReport
+	stepBegan   time.Time
+	cutReceived int64
+}
+
+func (p *Progress) startCutover(at time.Time) {
+	p.mu.Lock()
+	p.cut = &CutoverReport{Requested: at}
+	p.mu.Unlock()
+}
+
+func (p *Progress) cutoverStep(name string) {
+	p.mu.Lock()
+	p.cut.Step, p.stepBegan = name, time.Now()
+	p.mu.Unlock()
+}
+
+func (p *Progress) cutoverPosition(pos model.Position, lagBytes *int64, received int64) {
+	p.mu.Lock()
+	p.cut.Position, p.cut.LagBytes, p.cutReceived = pos, lagBytes, received
+	p.mu.Unlock()
+}
+
+// cutoverDraining tells whether the drain has its position.
+func (p *Progress) cutoverDraining() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut != nil && p.cut.Position != ""
+}
+
+func (p *Progress) cutoverDrained(received int64) {
+	p.mu.Lock()
+	p.cut.Changes = received - p.cutReceived
+	p.cut.Steps = append(p.cut.Steps, CutoverStep{Name: StepDrain, Seconds: time.Since(p.stepBegan).Seconds(),
+		Detail: fmt.Sprintf("%d changes to %s", p.cut.Changes, p.cut.Position)})
+	p.cut.Step = ""
+	p.mu.Unlock()
+}
+
+func (p *Progress) cutoverStepDone(name string, took time.Duration, detail string) {
+	p.mu.Lock()
+	p.cut.Steps = append(p.cut.Steps, CutoverStep{Name: name, Seconds: took.Seconds(), Detail: detail})
+	p.cut.Step = ""
+	p.mu.Unlock()
+}
+
+func (p *Progress) cutoverDone() {
+	p.mu.Lock()
+	p.cut.Step, p.cut.Done = "", true
+	p.mu.Unlock()
+}
+
+// cutoverReport copies the cutover, nil when none was requested.
+func (p *Progress) cutoverReport() *CutoverReport {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut.clone()
+}
+
+func (r *CutoverReport) clone() *CutoverReport {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Steps = append([]CutoverStep(nil), r.Steps...)
+	if r.LagBytes != nil {
+		n := *r.LagBytes
+		c.LagBytes = &n
+	}
+	return &c
 }
 
 type latency struct {
@@ -262,6 +339,9 @@ type Snapshot struct {
 	// Abilities are what the source and destination can do; nil until a
 	// process that opened them reported it.
 	Abilities *Abilities `json:"abilities,omitempty"`
+	// Cutover is the flow's cutover, its running step and those done; nil
+	// until one is requested.
+	Cutover *CutoverReport `json:"cutover,omitempty"`
 }
 
 // WorkerSnapshot is one scale-out worker and what it is doing.
@@ -278,7 +358,7 @@ func (p *Progress) Snapshot() Snapshot {
 		Elapsed: time.Since(p.Started).Seconds(), ResumedPartitions: p.ResumedPartitions.Load(),
 		SkippedPartitions: p.SkippedPartitions.Load(),
 		WriteBatches:      p.write.count, ApplyBatches: p.apply.count,
-		WriteLatencyMaxMS: float64(p.write.max) / 1e6}
+		WriteLatencyMaxMS: float64(p.write.max) / 1e6, Cutover: p.cut.clone()}
 	if p.write.count > 0 {
 		s.WriteLatencyAvgMS = float64(p.write.total) / float64(p.write.count) / 1e6
 	}

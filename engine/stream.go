@@ -90,7 +90,8 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 	}
 	e.progress.CDC.setPosition(from, time.Time{})
 	var head model.Position
-	if e.cfg.Until == "caught-up" {
+	// A cutover drains to its own position, even past --until caught-up.
+	if e.cfg.Until == "caught-up" && !e.cutoverRequested() {
 		var caughtUp bool
 		if head, caughtUp, err = e.headPosition(ctx, cs, from); err != nil || caughtUp {
 			return err
@@ -123,8 +124,17 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 	acks := make(chan applyAck, 2*nw)
 	applied := newSignal()
 	e.startApplying(gctx, g, in, applier, writers, acks, applied, gate)
+	until := newUntilTarget(cs, from, endStream, func(pos, target model.Position) {
+		e.log.Info("caught up", "position", pos, "head", target)
+	})
+	if head != "" {
+		if err := until.set(head); err != nil {
+			return err
+		}
+	}
+	g.Go(func() error { return e.awaitCutover(streamCtx, cs, until) })
 	g.Go(func() error {
-		return e.checkpointLoop(gctx, cs, nw, acks, head, endStream, applied, flight.Release)
+		return e.checkpointLoop(gctx, cs, nw, acks, until, applied, flight.Release)
 	})
 	return g.Wait()
 }

@@ -6,18 +6,16 @@ import (
 	"sync"
 
 	"github.com/ferrydb/ferry/connector"
-	"github.com/ferrydb/ferry/model"
 )
 
 // checkpointLoop persists a batch's position once every writer acknowledged
 // it, then acknowledges it to the source and returns the batch's share of
-// the flight budget. Writers take batches in order, so batches complete in
-// order.
-func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, writers int, acks <-chan applyAck, head model.Position, endStream func(), applied *signal, release func(int64)) error {
+// the flight budget; until ends the stream once its target is reached.
+// Writers take batches in order, so batches complete in order.
+func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, writers int, acks <-chan applyAck, until *untilTarget, applied *signal, release func(int64)) error {
 	count := map[uint64]int{}
 	held := map[uint64]int64{}
 	next := uint64(1)
-	caughtUp := false
 	for ack := range acks {
 		count[ack.seq]++
 		held[ack.seq] += ack.bytes
@@ -38,14 +36,8 @@ func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, 
 			applied.advance(next)
 			release(held[next])
 			delete(held, next)
-			if head != "" && !caughtUp {
-				if c, err := cs.ComparePositions(a.position, head); err != nil {
-					return err
-				} else if c >= 0 {
-					e.log.Info("caught up", "position", a.position, "head", head)
-					caughtUp = true
-					endStream()
-				}
+			if err := until.checkpointed(a.position); err != nil {
+				return err
 			}
 			next++
 		}
