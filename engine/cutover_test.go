@@ -177,4 +177,3 @@ func TestCutoverWithoutCDCRunsOnlyTheFinishingSteps(t *testing.T) {
 	}
 	sameRows(t, e, cfg.Source, dst)
 }
-
