@@ -81,6 +81,27 @@ func Open(ctx context.Context, dir, flow string) (*Store, error) {
 	return s, nil
 }
 
+// Running tells whether a process holds flow's lock under dir (runs it),
+// without taking the lock for longer than the look.
+func Running(dir, flow string) (bool, error) {
+	path := Path(dir, flow) + ".lock"
+	lock, err := os.OpenFile(path, os.O_RDWR, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("state lock %s: %w", path, err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return true, nil
+		}
+		return false, fmt.Errorf("state lock %s: %w", path, err)
+	}
+	return false, nil // closing the file releases the lock
+}
+
 // Path is the store's file.
 func (s *Store) Path() string { return s.path }
 

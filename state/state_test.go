@@ -16,6 +16,12 @@ func TestStoreRoundTripAndLock(t *testing.T) {
 	if _, err := Open(ctx, dir, "flow-a"); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second open of a running flow: got %v, want ErrLocked", err)
 	}
+	if running, err := Running(dir, "flow-a"); err != nil || !running {
+		t.Fatalf("Running of an open flow: %v %v, want true", running, err)
+	}
+	if running, err := Running(dir, "flow-b"); err != nil || running {
+		t.Fatalf("Running of a flow without state: %v %v, want false", running, err)
+	}
 	if err := s.SetMeta(ctx, "plan", `{"x":1}`); err != nil {
 		t.Fatal(err)
 	}
@@ -27,6 +33,9 @@ func TestStoreRoundTripAndLock(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if running, err := Running(dir, "flow-a"); err != nil || running {
+		t.Fatalf("Running of a closed flow: %v %v, want false", running, err)
 	}
 
 	s, err = Open(ctx, dir, "flow-a")

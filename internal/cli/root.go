@@ -44,8 +44,11 @@ type usageError struct{ error }
 func (u usageError) Unwrap() error { return u.error }
 
 // Main runs ferry with args and returns the exit code.
-func Main(args []string) int {
-	g := &globals{stderr: os.Stderr, stdout: os.Stdout, scrubber: connector.NewScrubber()}
+func Main(args []string) int { return run(args, os.Stdout, os.Stderr) }
+
+// run runs ferry with args, printing on stdout and stderr.
+func run(args []string, stdout, stderr io.Writer) int {
+	g := &globals{stderr: stderr, stdout: stdout, scrubber: connector.NewScrubber()}
 	// Every argument may be a connection string (or --flag=URL, NAME=URL):
 	// their secrets are known before anything can fail, even parsing flags.
 	for _, a := range args {
@@ -105,7 +108,7 @@ started, so nothing is lost and the destination can take over at cutover.`,
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newSyncCmd(g), newPlanCmd(g), newVerifyCmd(g), newVersionCmd(g), newConnectorsCmd(g), newDropCmd(g))
+	root.AddCommand(newSyncCmd(g), newPlanCmd(g), newVerifyCmd(g), newVersionCmd(g), newConnectorsCmd(g), newDropCmd(g), newCutoverCmd(g))
 	root.AddCommand(newWorkerCmd(g), newRunCmd(g), newFlowCmd(g))
 	return root
 }

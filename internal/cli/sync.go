@@ -271,13 +271,25 @@ func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, pr
 		log = slog.New(mon.dash.LogHandler(log.Handler()))
 	}
 	slog.SetDefault(log)
-	runErr, stopped := syncFlow(ctx, g, cfg, restart, progress, bars, log, mon)
+	runErr, stopped := syncFlow(ctx, g, cfg, syncRun{restart: restart, progress: progress}, bars, log, mon)
 	mon.finish(ctx, runErr, stopped)
 	return runErr
 }
 
+// syncRun is how syncFlow runs a flow.
+type syncRun struct {
+	restart  bool
+	progress string
+	// cutover, when set, is the time of the cutover ferry cutover runs in
+	// this process: the flow must exist, and runs until its cutover.
+	cutover time.Time
+}
+
 // syncFlow runs the flow. stopped reports a graceful stop (first signal).
-func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, restart bool, progress string, bars *display.Bars, log *slog.Logger, mon *monitor) (err error, stopped bool) {
+// A cutover requested while it runs (ferry cutover) ends it once done; its
+// report goes beside the flow's state for ferry cutover to print.
+func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, bars *display.Bars, log *slog.Logger, mon *monitor) (err error, stopped bool) {
+	restart, progress := run.restart, run.progress
 	src, err := connector.Open(ctx, cfg.Source)
 	if err != nil {
 		return fmt.Errorf("source: %w", err), false
@@ -294,14 +306,27 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, restart bool, p
 		return err, false
 	}
 	name := cfg.FlowName()
+	if run.cutover.IsZero() {
+		// A request nobody ran (its ferry cutover gave up) is not this
+		// run's: ferry cutover asks again if it still waits.
+		if err := state.ClearCutover(cfg.StateDir, name); err != nil {
+			return err, false
+		}
+	}
 	store, err := state.Open(ctx, cfg.StateDir, name)
 	if err != nil {
-		if errors.Is(err, state.ErrLocked) {
+		// ferry cutover hands its request to the process that runs the flow.
+		if errors.Is(err, state.ErrLocked) && run.cutover.IsZero() {
 			return &connector.ConfigError{Msg: err.Error(), Fix: "wait for it to finish or stop it; use --name to run another flow"}, false
 		}
 		return err, false
 	}
 	defer closeLogged(log, "state", store)
+	if !run.cutover.IsZero() {
+		if err := prepareCutoverHere(ctx, g, cfg, store, run.cutover); err != nil {
+			return err, false
+		}
+	}
 	eng, err := engine.New(*cfg, src, dst, store, log)
 	if err != nil {
 		return err, false
@@ -349,6 +374,17 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, restart bool, p
 		return nil, true
 	}
 	mon.ready()
+	watchCtx, endWatch := context.WithCancel(ctx)
+	cut := watchCutover(watchCtx, g, cfg.StateDir, name, eng, log)
+	if !run.cutover.IsZero() {
+		if err := eng.RequestCutover(ctx, run.cutover); err != nil {
+			cut.wait(endWatch)
+			if aerr := answerCutover(g, cfg.StateDir, name, run.cutover, nil, err); aerr != nil {
+				log.Warn("cannot answer the cutover request", "error", aerr)
+			}
+			return err, false
+		}
+	}
 	showCtx, endShow := context.WithCancel(ctx)
 	showDone := make(chan struct{})
 	go func() {
@@ -373,6 +409,15 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, restart bool, p
 	runErr := eng.Run(abort, stop)
 	endShow()
 	<-showDone
+	at := cut.wait(endWatch)
+	if !run.cutover.IsZero() {
+		at = run.cutover // asked of the engine before the watcher could
+	}
+	if !at.IsZero() {
+		if err := answerRunCutover(g, cfg.StateDir, name, at, eng, runErr, stop.Err() != nil); err != nil && runErr == nil {
+			runErr = err
+		}
+	}
 	s := eng.Progress().Snapshot()
 	if runErr != nil {
 		log.Error("flow failed", "error", runErr, "rows_copied", s.RowsCopied, "changes_applied", s.CDC.Received)

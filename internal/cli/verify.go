@@ -52,43 +52,7 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			cfg.Defaults()
-			ctx := cmd.Context()
-			sc, err := connector.Open(ctx, cfg.Source)
-			if err != nil {
-				return fmt.Errorf("source: %w", err)
-			}
-			defer sc.Close()
-			dc, err := connector.Open(ctx, cfg.Destination)
-			if err != nil {
-				return fmt.Errorf("destination: %w", err)
-			}
-			defer dc.Close()
-			s := connector.Discover(sc).Source
-			if s == nil {
-				return connector.BadConfig(fmt.Sprintf("%s cannot be read", connector.Redact(cfg.Source)), "verify reads both sides")
-			}
-			d := connector.Discover(dc).Source
-			if d == nil {
-				return connector.BadConfig(fmt.Sprintf("%s cannot be read back", connector.Redact(cfg.Destination)), "verify reads both sides; this destination keeps nothing to compare")
-			}
-			tables, err := selectTables(cmd, s, cfg)
-			if err != nil {
-				return err
-			}
-			renames, err := flow.ParseRenames(cfg.Rename)
-			if err != nil {
-				return usageError{err}
-			}
-			dsts, err := renames.Map(tables)
-			if err != nil {
-				return err
-			}
-			var pairs []verify.Pair
-			for i, t := range tables {
-				pairs = append(pairs, verify.Pair{Source: t, Destination: dsts[i].Namespace})
-			}
-			results, err := verify.Tables(ctx, s, d, pairs, verify.Options{Parallel: cfg.Parallel, MaxDiffs: maxDiffs, PartitionRows: cfg.PartitionRows})
+			results, err := verifyFlow(cmd, cfg, maxDiffs)
 			if err != nil {
 				return err
 			}
@@ -123,6 +87,48 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
 	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
 	return cmd
+}
+
+// verifyFlow compares every selected table of a flow's source with its
+// destination table (ferry verify, ferry cutover --verify).
+func verifyFlow(cmd *cobra.Command, cfg *flow.Config, maxDiffs int) ([]*verify.Result, error) {
+	cfg.Defaults()
+	ctx := cmd.Context()
+	sc, err := connector.Open(ctx, cfg.Source)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	defer sc.Close()
+	dc, err := connector.Open(ctx, cfg.Destination)
+	if err != nil {
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	defer dc.Close()
+	s := connector.Discover(sc).Source
+	if s == nil {
+		return nil, connector.BadConfig(fmt.Sprintf("%s cannot be read", connector.Redact(cfg.Source)), "verify reads both sides")
+	}
+	d := connector.Discover(dc).Source
+	if d == nil {
+		return nil, connector.BadConfig(fmt.Sprintf("%s cannot be read back", connector.Redact(cfg.Destination)), "verify reads both sides; this destination keeps nothing to compare")
+	}
+	tables, err := selectTables(cmd, s, cfg)
+	if err != nil {
+		return nil, err
+	}
+	renames, err := flow.ParseRenames(cfg.Rename)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	dsts, err := renames.Map(tables)
+	if err != nil {
+		return nil, err
+	}
+	var pairs []verify.Pair
+	for i, t := range tables {
+		pairs = append(pairs, verify.Pair{Source: t, Destination: dsts[i].Namespace})
+	}
+	return verify.Tables(ctx, s, d, pairs, verify.Options{Parallel: cfg.Parallel, MaxDiffs: maxDiffs, PartitionRows: cfg.PartitionRows})
 }
 
 func describe(r *verify.Result) string {
