@@ -36,8 +36,19 @@ const (
 // listening: tests call its handler).
 func runFlow(t *testing.T, opts dashboard.Options, tel ...*telemetry.Telemetry) (*dashboard.Server, *engine.Engine) {
 	t.Helper()
-	ctx := context.Background()
 	cfg := flow.Config{Source: srcURL, Destination: dstURL, StateDir: t.TempDir(), PartitionRows: 1000, Parallel: 2, Until: "caught-up"}
+	s, eng := openFlow(t, cfg, opts, tel...)
+	ctx := context.Background()
+	if err := eng.Run(ctx, ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s, eng
+}
+
+// openFlow prepares a flow with the dashboard attached, ready to Run.
+func openFlow(t *testing.T, cfg flow.Config, opts dashboard.Options, tel ...*telemetry.Telemetry) (*dashboard.Server, *engine.Engine) {
+	t.Helper()
+	ctx := context.Background()
 	src, err := connector.Open(ctx, cfg.Source)
 	if err != nil {
 		t.Fatal(err)
@@ -74,10 +85,51 @@ func runFlow(t *testing.T, opts dashboard.Options, tel ...*telemetry.Telemetry) 
 		t.Fatal(err)
 	}
 	s.SetReady()
-	if err := eng.Run(ctx, ctx); err != nil {
+	return s, eng
+}
+
+func TestAPIFlowShowsTheCutoverAndItsSteps(t *testing.T) {
+	// 3000 changes at 1000/s: the drain to the head (3000) lasts seconds
+	// after a request made as CDC starts.
+	cfg := flow.Config{Source: "fake://?tables=1&rows=500&changes=3000&changes_per_sec=1000", Destination: "null://",
+		StateDir: t.TempDir(), Parallel: 2}
+	s, eng := openFlow(t, cfg, dashboard.Options{})
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx, ctx) }()
+	get := func() dashboard.Flow {
+		var f dashboard.Flow
+		if err := json.Unmarshal([]byte(do(t, s.Handler(), "/api/flow", nil).body), &f); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	deadline := time.Now().Add(time.Minute)
+	for f := get(); f.Phase != engine.PhaseCDC; f = get() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never streamed: phase %s", f.Phase)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := eng.RequestCutover(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	return s, eng
+	f := get()
+	for f.Phase == engine.PhaseCDC && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		f = get()
+	}
+	if f.Phase != engine.PhaseCutover || f.Cutover == nil || f.Cutover.Step != engine.StepDrain {
+		t.Fatalf("while draining: phase %s, cutover %+v; want phase cutover, step drain", f.Phase, f.Cutover)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	f = get()
+	if f.Phase != engine.PhaseDone || f.Cutover == nil || !f.Cutover.Done || f.Cutover.Position != "3000" ||
+		len(f.Cutover.Steps) != 1 || f.Cutover.Steps[0].Name != engine.StepDrain {
+		t.Fatalf("after the cutover: phase %s, cutover %+v", f.Phase, f.Cutover)
+	}
 }
 
 type response struct {

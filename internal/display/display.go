@@ -218,6 +218,10 @@ func LogLines(ctx context.Context, log *slog.Logger, interval time.Duration, sna
 			case engine.PhaseCDC:
 				log.Info("streaming changes", "changes", s.CDC.Received, "changes_per_sec", int64(float64(s.CDC.Received-lastChanges)/dt),
 					"position", s.CDC.Position, "lag_seconds", s.CDC.LagSeconds)
+			case engine.PhaseCutover:
+				if c := s.Cutover; c != nil {
+					log.Info("cutting over", "step", c.Step, "position", s.CDC.Position, "to", c.Position, "changes", s.CDC.Received)
+				}
 			}
 			lastRows, lastChanges, last = s.RowsCopied, s.CDC.Received, now
 		}

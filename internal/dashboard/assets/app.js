@@ -6,7 +6,7 @@
   const nf = new Intl.NumberFormat('en-US');
   const MAX_POINTS = 3600;
   const PHASES = {
-    plan: 'PLANNING', copy: 'COPYING', cdc: 'STREAMING', done: 'DONE', stopped: 'STOPPED', failed: 'FAILED',
+    plan: 'PLANNING', copy: 'COPYING', cdc: 'STREAMING', cutover: 'CUTOVER', done: 'DONE', stopped: 'STOPPED', failed: 'FAILED',
   };
   const css = getComputedStyle(document.documentElement);
   const color = (name) => css.getPropertyValue(name).trim();
@@ -70,7 +70,7 @@
     const pct = f.percent;
     setText('overall-percent', pct == null ? '–' : (pct >= 100 ? '100%' : pct.toFixed(pct >= 10 ? 0 : 1) + '%'));
     const bar = $('overall-bar');
-    bar.style.width = (pct == null ? (phase === 'cdc' || phase === 'done' ? 100 : 0) : pct) + '%';
+    bar.style.width = (pct == null ? (phase === 'cdc' || phase === 'cutover' || phase === 'done' ? 100 : 0) : pct) + '%';
     bar.className = 'fill' + (phase === 'failed' ? ' failed' : phase === 'stopped' ? ' stopped' :
       (pct >= 100 || phase === 'done') ? ' done' : '') + (f.running && phase === 'copy' ? ' running' : '');
 
@@ -143,7 +143,14 @@
         const lag = f.cdc.lag_seconds;
         return 'Copy complete · streaming changes' + (lag != null && lag >= 0 ? ', ' + lagText(lag) + ' behind the source' : '');
       }
+      case 'cutover': {
+        const c = f.cutover || {};
+        return 'Cutover: ' + (c.step === 'drain' ? 'applying every change up to the source\'s position at the request' :
+          c.step ? 'step ' + c.step : 'finishing');
+      }
       case 'done':
+        if (f.cutover && f.cutover.done) return 'Cut over in ' + duration(f.elapsed_seconds) + ' at position ' + (f.cutover.position || 'none') +
+          ': ' + (f.cutover.steps || []).map((s) => s.name + ' ' + s.seconds.toFixed(1) + ' s').join(', ');
         return 'Done in ' + duration(f.elapsed_seconds) + ': ' + int(f.rows_copied) + ' rows copied' +
           (f.cdc.changes_received > 0 ? ', ' + int(f.cdc.changes_received) + ' changes applied' : '');
       case 'stopped':
@@ -159,7 +166,9 @@
     if (f.partitions > 0) parts.push(f.partitions_done + ' of ' + f.partitions + ' partitions done' +
       (f.partitions_running > 0 ? ', ' + f.partitions_running + ' running' : ''));
     parts.push('mode ' + f.mode);
-    if (f.phase === 'cdc' && f.cdc.position) parts.push('position ' + f.cdc.position + (f.cdc.head ? ' of ' + f.cdc.head : ''));
+    if (f.cutover) parts.push('cutover requested ' + new Date(f.cutover.requested).toLocaleTimeString() +
+      ((f.cutover.steps || []).length ? ', done: ' + f.cutover.steps.map((s) => s.name).join(', ') : ''));
+    if ((f.phase === 'cdc' || f.phase === 'cutover') && f.cdc.position) parts.push('position ' + f.cdc.position + (f.cdc.head ? ' of ' + f.cdc.head : ''));
     if (!f.running) parts.push('ferry has finished; this page shows the final state');
     return parts.join(' · ');
   }
