@@ -1,0 +1,174 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrydb/ferry/internal/faults"
+	"github.com/ferrydb/ferry/internal/pgtest"
+)
+
+// reportPosition is the position a cutover report names.
+var reportPosition = regexp.MustCompile(`(?m)^  position   (\S+) \(the source's position at the request`)
+
+// walPosition reads the source's current WAL insert position.
+func walPosition(t *testing.T, srv *pgtest.Server, db string) string {
+	t.Helper()
+	var lsn string
+	if err := srv.Connect(t, db).QueryRow(context.Background(), `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
+		t.Fatal(err)
+	}
+	return lsn
+}
+
+// lsnBetween tells whether lo <= lsn <= hi, compared by the server.
+func lsnBetween(t *testing.T, srv *pgtest.Server, db, lo, lsn, hi string) bool {
+	t.Helper()
+	var ok bool
+	if err := srv.Connect(t, db).QueryRow(context.Background(), `SELECT $1::pg_lsn <= $2::pg_lsn AND $2::pg_lsn <= $3::pg_lsn`, lo, lsn, hi).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// waitExit waits for a background ferry to exit and returns its code.
+func (b *background) waitExit(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-b.done:
+	case <-time.After(timeout):
+		t.Fatalf("ferry did not exit within %s:\n%s", timeout, tail(b.stderr.String(), 40))
+	}
+	return b.cmd.ProcessState.ExitCode()
+}
+
+// A ferry sync streams a writer's changes; the writer stops; ferry cutover
+// hands the running sync the request: both exit 0, the destination equals the
+// source, and the report names the source's position at the request. A
+// second ferry cutover started while the first waits gets the same report.
+func TestCutoverOfARunningSyncPostgres(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "cutsrc"), srv.CreateDatabase(t, "cutdst")
+	pgShop(t, srv, src, 6000)
+	dir := t.TempDir()
+	srcURL := srv.URL(src) + "&heartbeat=1s"
+	flowArgs := []string{srcURL, srv.URL(dst), "--name", "cut", "--state-dir", dir}
+	w := startPGWriter(t, srv.URL(src), 6001)
+	sync := startFerry(t, append([]string{"sync", "--parallel", "3", "--partition-rows", "1500", "--log-format", "json", "--progress", "none"}, flowArgs...)...)
+	if !sync.waitFor(t, "change data capture starting", time.Minute) {
+		t.Fatalf("ferry sync did not reach CDC:\n%s", sync.stderr.String())
+	}
+	time.Sleep(1500 * time.Millisecond) // changes during CDC
+	w.halt(t)
+	if w.ops.Load() < 50 {
+		t.Fatalf("the writer made only %d changes", w.ops.Load())
+	}
+	before := walPosition(t, srv, src)
+
+	first := startFerry(t, append([]string{"cutover", "--verify", "--log-format", "json"}, flowArgs...)...)
+	if !first.waitFor(t, "a ferry sync runs the flow: handed it the cutover request; waiting for its report", time.Minute) {
+		t.Fatalf("ferry cutover did not hand the request to the sync:\n%s", first.stderr.String())
+	}
+	second := startFerry(t, append([]string{"cutover", "--log-format", "json"}, flowArgs...)...)
+	if code := first.waitExit(t, 2*time.Minute); code != 0 {
+		t.Fatalf("ferry cutover exited %d:\n%s", code, first.stderr.String())
+	}
+	if code := sync.waitExit(t, time.Minute); code != 0 {
+		t.Fatalf("ferry sync exited %d after the cutover:\n%s", code, tail(sync.stderr.String(), 30))
+	}
+	if code := second.waitExit(t, time.Minute); code != 0 {
+		t.Fatalf("the second ferry cutover exited %d:\n%s", code, second.stderr.String())
+	}
+	after := walPosition(t, srv, src)
+	samePG(t, srv, src, dst)
+
+	out := first.stderr.String()
+	for _, want := range []string{`cutover of flow "cut" done`, "drain", "verify", "all 2 table(s) equal", "steps run  drain, verify"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("the report lacks %q:\n%s", want, out)
+		}
+	}
+	m := reportPosition.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the report names no position:\n%s", out)
+	}
+	if !lsnBetween(t, srv, src, before, m[1], after) {
+		t.Fatalf("the report's position %s is not the source's at the request (between %s and %s)", m[1], before, after)
+	}
+	t.Logf("first report:\n%s", tail(out, 9))
+	// The second waited for the first's cutover, or, when the sync had
+	// already answered and exited, cut over again itself: harmless either way.
+	if m2 := reportPosition.FindStringSubmatch(second.stderr.String()); m2 == nil || !lsnBetween(t, srv, src, m[1], m2[1], walPosition(t, srv, src)) {
+		t.Fatalf("the second cutover's report (%v, want a position from %s on):\n%s", m2, m[1], second.stderr.String())
+	}
+	if !strings.Contains(sync.stderr.String(), `"msg":"cutover done"`) {
+		t.Fatalf("the sync did not log the cutover:\n%s", tail(sync.stderr.String(), 20))
+	}
+}
+
+// No ferry sync runs: ferry cutover resumes the flow, applies the changes
+// made since it stopped, and finishes.
+func TestCutoverResumesAFlowNoSyncRuns(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "cutresrc"), srv.CreateDatabase(t, "cutredst")
+	pgShop(t, srv, src, 3000)
+	dir := t.TempDir()
+	flowArgs := []string{srv.URL(src) + "&heartbeat=1s", srv.URL(dst), "--name", "cutre", "--state-dir", dir}
+	mustFerry(t, append([]string{"sync", "--until", "caught-up", "--progress", "none"}, flowArgs...)...)
+	// Changes while no ferry runs: the cutover carries them.
+	srv.Exec(t, src, `INSERT INTO orders (id, customer, amount, note) SELECT g, 1, 1, 'late' FROM generate_series(3001, 3500) g;
+		UPDATE orders SET amount = amount + 1 WHERE id <= 100; DELETE FROM lines WHERE order_id <= 50`)
+	r := mustFerry(t, append([]string{"cutover", "--verify"}, flowArgs...)...)
+	if !reportPosition.MatchString(r.stdout) || !strings.Contains(r.stdout, "all 2 table(s) equal") {
+		t.Fatalf("report:\n%s", r)
+	}
+	if strings.Contains(r.stdout, " 0 change(s) drained") {
+		t.Fatalf("the cutover drained nothing; 500 inserts, 100 updates and 100 deletes were waiting:\n%s", r)
+	}
+	samePG(t, srv, src, dst)
+}
+
+// A cutover before the copy finished is refused with the copy's progress
+// (exit 2), and the sync goes on. The copy is held by a narrow link to the
+// destination, so it is still running when the request comes.
+func TestCutoverRefusedBeforeTheCopyFinished(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "cutearlysrc"), srv.CreateDatabase(t, "cutearlydst")
+	pgShop(t, srv, src, 8000)
+	px := faults.NewProxy(t, "pg-cutover-early", fmt.Sprintf("127.0.0.1:%d", srv.Port))
+	dir := t.TempDir()
+	flowArgs := []string{srv.URL(src), px.Rewrite(srv.URL(dst)), "--name", "cutearly", "--state-dir", dir}
+	px.Bandwidth(t, 2, "upstream")
+	sync := startFerry(t, append([]string{"sync", "--parallel", "2", "--partition-rows", "2000", "--batch-rows", "500", "--log-format", "json", "--progress", "none"}, flowArgs...)...)
+	if !sync.waitFor(t, "copy starting", time.Minute) {
+		t.Fatalf("ferry sync did not start its copy:\n%s", sync.stderr.String())
+	}
+	for i := 0; i < 2; i++ {
+		r := ferry(t, append([]string{"cutover"}, flowArgs...)...)
+		if r.code != 2 || !regexp.MustCompile(`has not finished its copy \(\d+ of [1-9]\d* partitions copied\)`).MatchString(r.stderr) ||
+			!strings.Contains(r.stderr, "wait for the copy to finish") {
+			t.Fatalf("cutover %d during the copy: %s\nwant exit 2 with the copy's progress", i+1, r)
+		}
+	}
+	if sync.cmd.ProcessState != nil {
+		t.Fatalf("the refused cutover ended the sync:\n%s", sync.stderr.String())
+	}
+	px.Clear()
+	if code := sync.signal(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("ferry sync exited %d after SIGTERM:\n%s", code, tail(sync.stderr.String(), 20))
+	}
+}
+
+// A flow that does not exist is refused with how to start it.
+func TestCutoverOfAFlowThatDoesNotExist(t *testing.T) {
+	dir := t.TempDir()
+	r := ferry(t, "cutover", "fake://?tables=1&rows=10", "sqlite://"+dir+"/dst.db", "--state-dir", dir)
+	if r.code != 2 || !strings.Contains(r.stderr, "does not exist") || !strings.Contains(r.stderr, "start it with ferry sync") {
+		t.Fatalf("%s\nwant exit 2 saying how to start the flow", r)
+	}
+}
