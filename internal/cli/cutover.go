@@ -60,12 +60,8 @@ See docs/cutover.md for the runbook. Scale-out flows use ferry flow cutover.`,
   ferry cutover --name shop -f flow.yaml`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := ff.pairConfig(cmd, args)
+			cfg, err := ff.checkedPairConfig(cmd, g, args)
 			if err != nil {
-				return err
-			}
-			g.addSecrets(cfg.Source, cfg.Destination)
-			if err := cfg.Validate(); err != nil {
 				return err
 			}
 			return runCutover(cmd, g, cfg, verifyAll, maxDiffs)

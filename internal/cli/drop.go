@@ -29,12 +29,8 @@ with SELECT pg_drop_replication_slot('ferry_...').`,
   ferry drop postgres://u@src/shop postgres://u@dst/shop --name shop-move`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := ff.pairConfig(cmd, args)
+			cfg, err := ff.checkedPairConfig(cmd, g, args)
 			if err != nil {
-				return err
-			}
-			g.addSecrets(cfg.Source, cfg.Destination)
-			if err := cfg.Validate(); err != nil {
 				return err
 			}
 			log, err := g.logger(g.stderr)

@@ -66,6 +66,20 @@ func (f *flowFlags) pairConfig(cmd *cobra.Command, args []string) (*flow.Config,
 	return f.config(cmd, src, dst)
 }
 
+// checkedPairConfig is pairConfig with the flow's secrets known to the
+// scrubber and the config validated.
+func (f *flowFlags) checkedPairConfig(cmd *cobra.Command, g *globals, args []string) (*flow.Config, error) {
+	cfg, err := f.pairConfig(cmd, args)
+	if err != nil {
+		return nil, err
+	}
+	g.addSecrets(cfg.Source, cfg.Destination)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
 // config merges the flow file, the arguments and the flags.
 func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, error) {
 	cfg := &flow.Config{}

@@ -44,12 +44,8 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
   ferry verify sqlite:///src.db file:///tmp/export?format=jsonl --json`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := ff.pairConfig(cmd, args)
+			cfg, err := ff.checkedPairConfig(cmd, g, args)
 			if err != nil {
-				return err
-			}
-			g.addSecrets(cfg.Source, cfg.Destination)
-			if err := cfg.Validate(); err != nil {
 				return err
 			}
 			results, err := verifyFlow(cmd, cfg, maxDiffs)
