@@ -156,6 +156,17 @@ func TestCutoverWithoutCDCRunsOnlyTheFinishingSteps(t *testing.T) {
 	if _, ok := first.CutoverReport(); ok {
 		t.Fatal("a report without a request")
 	}
+	// A request taken after Run ended: Run again cuts over (ferry sync does
+	// that when the request came as its flow ended by itself).
+	if err := first.RequestCutover(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Run(ctx, ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := first.CutoverReport(); !ok || len(r.Steps) != 0 {
+		t.Fatalf("after a late request and Run again: %+v (ok %v)", r, ok)
+	}
 	closeFirst()
 	// ferry cutover later: the same flow, resumed in another engine.
 	e, _, dst, _ := openEngine(t, cfg)
@@ -174,6 +185,29 @@ func TestCutoverWithoutCDCRunsOnlyTheFinishingSteps(t *testing.T) {
 	}
 	if _, ran := r.Seconds(engine.StepDrain); ran {
 		t.Fatalf("a flow without CDC drained: %+v", r)
+	}
+	sameRows(t, e, cfg.Source, dst)
+}
+
+func TestCutoverAfterCaughtUpDrainsAgainToTheHead(t *testing.T) {
+	cfg := flow.Config{Name: "caught", Source: "fake://?tables=1&rows=500&changes=2000",
+		Destination: "sqlite://" + filepath.Join(t.TempDir(), "dst.db"), StateDir: t.TempDir(), Until: "caught-up"}
+	e, _, dst, _ := openEngine(t, cfg)
+	ctx := context.Background()
+	if err := e.Run(ctx, ctx); err != nil {
+		t.Fatal(err)
+	}
+	// --until caught-up ended the stream; a cutover streams again, to the
+	// source's position at the request, instead of stopping at once.
+	if err := e.RequestCutover(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(ctx, ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := e.CutoverReport()
+	if _, drained := r.Seconds(engine.StepDrain); !ok || r.Position != "2000" || !drained {
+		t.Fatalf("report %+v (ok %v): want a drain to 2000", r, ok)
 	}
 	sameRows(t, e, cfg.Source, dst)
 }

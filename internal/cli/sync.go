@@ -428,6 +428,11 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ba
 		at = run.cutover // asked of the engine before the watcher could
 	}
 	if !at.IsZero() {
+		if _, done := eng.CutoverReport(); !done && runErr == nil && stop.Err() == nil {
+			// The request was taken as the flow ended by itself (its copy
+			// done, or caught up): run it on to the cutover.
+			runErr = eng.Run(abort, stop)
+		}
 		if err := answerRunCutover(g, cfg.StateDir, name, at, eng, runErr, stop.Err() != nil); err != nil && runErr == nil {
 			runErr = err
 		}

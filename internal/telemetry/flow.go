@@ -154,7 +154,7 @@ func (f *Flow) instruments(m metric.Meter) error {
 		return err
 	}
 	phase, err := m.Int64ObservableGauge("ferry.flow.phase",
-		metric.WithDescription("1 for the phase the flow is in (plan, copy, cdc, done, stopped, failed)."))
+		metric.WithDescription("1 for the phase the flow is in (plan, copy, cdc, cutover, done, stopped, failed)."))
 	if err != nil {
 		return err
 	}
