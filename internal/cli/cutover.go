@@ -89,14 +89,20 @@ func runCutover(cmd *cobra.Command, g *globals, cfg *flow.Config, verifyAll bool
 	}
 	at := time.Now()
 	for {
-		err := cutoverHere(ctx, g, cfg, at, log)
-		if err != nil && !errors.Is(err, state.ErrLocked) {
+		running, err := state.Running(cfg.StateDir, name)
+		if err != nil {
 			return err
 		}
-		if err == nil {
-			break
+		if !running {
+			err := cutoverHere(ctx, g, cfg, at, log)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, state.ErrLocked) {
+				return err
+			}
 		}
-		// A ferry sync runs the flow: it cuts over.
+		// A ferry sync runs the flow (or took it first): it cuts over.
 		if at, err = state.RequestCutover(cfg.StateDir, name, at); err != nil {
 			return err
 		}
