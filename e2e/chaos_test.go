@@ -34,9 +34,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferrydb/ferry/internal/faults"
-	"github.com/ferrydb/ferry/internal/mysqltest"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/faults"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
 // errorLine is the error a failed run logged, for the report.

@@ -19,8 +19,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferrydb/ferry/internal/mysqltest"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
 // The cross-database tests copy MySQL (MariaDB) into PostgreSQL and back,

@@ -21,8 +21,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferrydb/ferry/internal/mysqltest"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
 // TestHostileArguments: hostile URLs, names, filters and flow files are

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connectors/fake"
-	"github.com/ferrydb/ferry/internal/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/model"
 )
 

@@ -20,7 +20,7 @@ import (
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connectors/fake"
 	"github.com/ferrydb/ferry/connectors/postgres"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/model"
 )
 

@@ -6,7 +6,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connector/conformance"
-	"github.com/ferrydb/ferry/internal/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/model"
 )
 

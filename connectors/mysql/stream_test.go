@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
-	"github.com/ferrydb/ferry/internal/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/model"
 )
 

@@ -6,7 +6,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connector/conformance"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/model"
 )
 

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferrydb/ferry/internal/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 )
 
 func TestMain(m *testing.M) {
