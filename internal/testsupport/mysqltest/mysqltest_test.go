@@ -1,6 +1,8 @@
 package mysqltest_test
 
 import (
+	"database/sql"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -17,7 +19,7 @@ func TestMain(m *testing.M) {
 func variable(t *testing.T, s *mysqltest.Server, name string) string {
 	t.Helper()
 	var v string
-	if err := s.DB(t, "").QueryRow("SELECT @@" + name).Scan(&v); err != nil {
+	if err := s.Connect(t, "").QueryRow("SELECT @@" + name).Scan(&v); err != nil {
 		t.Fatal(err)
 	}
 	return v
@@ -44,18 +46,38 @@ func TestOptionsAndRestart(t *testing.T) {
 	if f, img := variable(t, s, "binlog_format"), variable(t, s, "binlog_row_image"); f != "STATEMENT" || img != "MINIMAL" {
 		t.Fatalf("binlog_format %s, binlog_row_image %s", f, img)
 	}
-	s.CreateDatabase(t, "kept")
-	s.Exec(t, "CREATE TABLE kept.t (id int primary key)", "INSERT INTO kept.t VALUES (1)")
+	kept := s.CreateDatabase(t, "kept")
+	if !strings.HasPrefix(kept, "kept_") {
+		t.Fatalf("CreateDatabase(kept) named it %q", kept)
+	}
+	s.Exec(t, "CREATE TABLE `"+kept+"`.t (id int primary key)", "INSERT INTO `"+kept+"`.t VALUES (1)")
 	port := s.Port
-	s.Restart(t)
-	if s.Port != port {
-		t.Fatalf("restart moved the port from %d to %d", port, s.Port)
+	for _, mode := range []string{"fast", "immediate"} {
+		s.Restart(t, mode)
+		if s.Port != port {
+			t.Fatalf("restart (%s) moved the port from %d to %d", mode, port, s.Port)
+		}
+		var n int
+		if err := s.Connect(t, kept).QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("after restart (%s): %d rows, %v", mode, n, err)
+		}
 	}
+	reader := s.CreateUser(t, "reader", "s3cret", "SELECT ON `"+kept+"`.*")
+	as, err := sql.Open("mysql", fmt.Sprintf("%s:s3cret@tcp(127.0.0.1:%d)/%s", reader, s.Port, kept))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer as.Close()
 	var n int
-	if err := s.DB(t, "kept").QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 1 {
-		t.Fatalf("after restart: %d rows, %v", n, err)
+	if err := as.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("as %s: %d rows, %v", reader, n, err)
 	}
-	s.CreateUser(t, "reader", "s3cret", "SELECT ON kept.*")
+
+	var gone string
+	t.Run("database", func(t *testing.T) { gone = s.CreateDatabase(t, "gone") })
+	if err := s.Connect(t, "").QueryRow("SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?", gone).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("database %s after its test ended: %d, %v", gone, n, err)
+	}
 
 	off := mysqltest.Start(t, mysqltest.WithoutBinlog())
 	if v := variable(t, off, "log_bin"); v != "0" {
