@@ -3,7 +3,7 @@
 // servers (free ports, temporary directories, removed when the test binary
 // ends), and faults injects failures (proxies that cut, reset and slow
 // connections; a process's peak memory). They are imported by _test.go files
-// and bench tooling only.
+// only, benchmarks included.
 //
 // pgtest and mysqltest say the same act with the same verb:
 //
