@@ -4,9 +4,10 @@
 // connectors (under connectors/) implement it; neither imports the other.
 //
 // A connector is opened once per flow from a URL. It may be a source, a
-// destination or both; everything beyond the base interfaces is discovered
-// with a type assertion, and Describe turns those assertions into the
-// capability table users see.
+// destination or both; everything beyond the base interfaces is an optional
+// interface, or a promise a Declarer declares. Discover finds them all once
+// and returns Capabilities: typed views for the engine, and Abilities, the
+// plain values ferry connectors, the dashboard and scale-out show.
 package connector
 
 import (
@@ -47,8 +48,18 @@ type PlanOptions struct {
 	Flow string
 	// PartitionRows is the target number of rows per partition.
 	PartitionRows int64
-	// BatchRows is the number of rows per emitted batch.
+	// BatchRows is the number of rows per emitted batch; Plan stamps it on
+	// every partition (model.Partition.BatchRows), which a read then
+	// honours, on this connection or another.
 	BatchRows int
+}
+
+// StreamOptions tunes a source's change stream.
+type StreamOptions struct {
+	// Flow names the flow, as PlanOptions.Flow did for its plan: a resumed
+	// flow streams without planning again, and finds what the plan made
+	// for it (a replication slot) by this name.
+	Flow string
 }
 
 // ChangeSource is a source with change data capture.
@@ -59,7 +70,7 @@ type ChangeSource interface {
 	// ends at a safe resume point. When the source is idle it should still emit
 	// an empty batch now and then with the current position, so a caught-up
 	// flow can tell it is caught up.
-	StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, emit func(context.Context, *model.ChangeBatch) error) error
+	StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, opts StreamOptions, emit func(context.Context, *model.ChangeBatch) error) error
 	// Ack tells the source that everything up to pos is durable at the
 	// destination, so it may release what it retains for it (WAL, binlogs).
 	Ack(ctx context.Context, pos model.Position) error
@@ -103,19 +114,6 @@ type ChangeApplier interface {
 type ChangeWriter interface {
 	ApplyChanges(ctx context.Context, b *model.ApplyBatch) error
 	Close() error
-}
-
-// FullRowApplier is a change applier that can also apply the changes of a
-// table without a primary key whose source sends whole old rows
-// (model.Table.FullRowIdentity): TableChanges.RowChanges, in order, each
-// matching one row by all its values (a delete of one of two identical rows
-// deletes one). Replaying such changes would duplicate rows, so the engine
-// uses it only with a CheckpointKeeper (the checkpoint in the same
-// transaction makes each batch apply at most once) and a source whose copy
-// is exactly T0 (model.Plan.SnapshotConsistent).
-type FullRowApplier interface {
-	ChangeApplier
-	AppliesFullRows() bool
 }
 
 // LagMeter is a change source that can tell how far a position is behind
@@ -204,14 +202,6 @@ type SchemaChanger interface {
 // publications) and can release them when the flow is dropped.
 type FlowDropper interface {
 	DropFlow(ctx context.Context, flow string) error
-}
-
-// FlowBinder is a source whose resources for a flow (a replication slot
-// named after it) must be found outside Plan: a resumed flow streams changes
-// without planning again. The engine calls BindFlow with the flow's name
-// before it calls anything else.
-type FlowBinder interface {
-	BindFlow(flow string)
 }
 
 // Preflighter is a source that can check, before anything is written at

@@ -14,6 +14,19 @@ import (
 // Opener opens a connector from a parsed URL.
 type Opener func(ctx context.Context, u *url.URL) (Connector, error)
 
+// OpenerOf makes a connector's Open function, which returns its own type,
+// the Opener a Registration takes. A failed open is a nil Connector, never
+// a nil pointer of that type inside the interface.
+func OpenerOf[C Connector](open func(context.Context, *url.URL) (C, error)) Opener {
+	return func(ctx context.Context, u *url.URL) (Connector, error) {
+		c, err := open(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
 // Registration describes one connector.
 type Registration struct {
 	Scheme string

@@ -32,7 +32,7 @@ func (e *Engine) UsePlan(p *model.Plan) error {
 // destination, when the destination keeps checkpoints (ok is false
 // otherwise, or when it has none for the partition).
 func (e *Engine) StoredPartitionProgress(ctx context.Context, partitionID string) (PartitionProgress, bool, error) {
-	if e.keeper == nil {
+	if e.dst.CheckpointKeeper == nil {
 		return PartitionProgress{}, false, nil
 	}
 	return e.ckpt.partition(ctx, partitionID)
@@ -41,7 +41,7 @@ func (e *Engine) StoredPartitionProgress(ctx context.Context, partitionID string
 // KeepsCheckpoints reports a destination that stores the flow's
 // checkpoints itself (connector.CheckpointKeeper): its checkpoints are then
 // where a partition resumes, whatever progress the caller remembers.
-func (e *Engine) KeepsCheckpoints() bool { return e.keeper != nil }
+func (e *Engine) KeepsCheckpoints() bool { return e.dst.CheckpointKeeper != nil }
 
 // ResumePartition is where a partition resumes given the progress the
 // coordinator remembers (its last heartbeat), and which of the two it came
@@ -52,7 +52,7 @@ func (e *Engine) ResumePartition(ctx context.Context, partitionID string, rememb
 	if err != nil {
 		return PartitionProgress{}, "", err
 	}
-	from, where := resumePartition(remembered, e.keeper != nil, stored, ok)
+	from, where := resumePartition(remembered, e.dst.CheckpointKeeper != nil, stored, ok)
 	return from, where, nil
 }
 
@@ -76,7 +76,8 @@ func (e *Engine) CopyPartition(ctx, stop context.Context, partitionID string, fr
 	// The writers copy() opens report what they wrote; the destination's
 	// end-of-table work (TableFinisher) is hidden from copy().
 	orig := e.dst
-	e.dst = &tapDestination{Destination: orig, after: func(b *model.RowBatch) {
+	e.dst.TableFinisher = nil
+	e.dst.Destination = &tapDestination{Destination: orig.Destination, after: func(b *model.RowBatch) {
 		if report == nil || b.Checkpoint == nil || b.Checkpoint.Key != key {
 			return
 		}
@@ -145,7 +146,7 @@ func (e *Engine) Stream(ctx, stop context.Context, from model.Position) (model.P
 	if e.plan == nil {
 		return from, fmt.Errorf("stream changes: no plan")
 	}
-	if _, ok := e.src.(connector.ChangeSource); !ok {
+	if e.src.ChangeSource == nil {
 		return from, fmt.Errorf("stream changes: the source has no change data capture")
 	}
 	if err := e.ckpt.setCDCStart(ctx, from); err != nil {

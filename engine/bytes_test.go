@@ -26,8 +26,8 @@ type oneByOne struct {
 	taken, bytes atomic.Int64
 }
 
-func (s *oneByOne) StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, emit func(context.Context, *model.ChangeBatch) error) error {
-	return s.Source.StreamChanges(ctx, tables, from, func(c context.Context, b *model.ChangeBatch) error {
+func (s *oneByOne) StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, opts connector.StreamOptions, emit func(context.Context, *model.ChangeBatch) error) error {
+	return s.Source.StreamChanges(ctx, tables, from, opts, func(c context.Context, b *model.ChangeBatch) error {
 		if len(b.Changes) == 0 {
 			return emit(c, b)
 		}

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -28,9 +26,6 @@ type laneMsg struct {
 	batch *model.RowBatch
 }
 
-// errStopped ends a read when a graceful stop was asked for.
-var errStopped = errors.New("stopped")
-
 // copy copies every partition not yet done. Each of the --parallel lanes is a
 // reader and a writer joined by a bounded channel; a lane copies one
 // partition at a time, so a partition's batches are written in order and its
@@ -44,15 +39,46 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 		}
 		return nil
 	}
-	progress, err := e.ckpt.partitions(ctx)
+	pending, err := e.pendingPartitions(ctx)
 	if err != nil {
 		return err
+	}
+	e.log.Info("copy starting", "partitions", len(e.plan.Partitions), "pending", len(pending),
+		"skipped", e.progress.SkippedPartitions.Load(), "resumed", e.progress.ResumedPartitions.Load(), "parallel", e.cfg.Parallel)
+
+	if err := e.negotiateRaw(ctx, pending); err != nil {
+		return err
+	}
+	writers, err := e.openWriters(ctx, min(e.cfg.Parallel, max(len(pending), 1)))
+	if err != nil {
+		return err
+	}
+	if err := e.copyLanes(ctx, stop, pending, writers); err != nil {
+		return err
+	}
+	if stop.Err() != nil {
+		return nil
+	}
+	if err := e.finishTables(ctx); err != nil {
+		return err
+	}
+	e.log.Info("copy done", "rows", e.progress.rowsCopied())
+	return e.ckpt.markCopyDone(ctx)
+}
+
+// pendingPartitions counts every partition of the plan into its table's
+// stats and returns those not done yet, each with the progress it resumes
+// from.
+func (e *Engine) pendingPartitions(ctx context.Context) ([]*partTask, error) {
+	progress, err := e.ckpt.partitions(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var pending []*partTask
 	for _, p := range e.plan.Partitions {
 		tr := e.byNS[p.Table]
 		if tr == nil {
-			return fmt.Errorf("plan: partition %s belongs to unknown table %s", p.ID, p.Table)
+			return nil, fmt.Errorf("plan: partition %s belongs to unknown table %s", p.ID, p.Table)
 		}
 		cp := progress[p.ID]
 		tr.stats.Partitions.Add(1)
@@ -67,44 +93,38 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 		}
 		pending = append(pending, &partTask{p: p, tr: tr, cp: cp})
 	}
-	e.log.Info("copy starting", "partitions", len(e.plan.Partitions), "pending", len(pending),
-		"skipped", e.progress.SkippedPartitions.Load(), "resumed", e.progress.ResumedPartitions.Load(), "parallel", e.cfg.Parallel)
+	return pending, nil
+}
 
-	if err := e.negotiateRaw(ctx, pending); err != nil {
-		return err
-	}
-	cursors := newCursorLog()
-	lanes := min(e.cfg.Parallel, max(len(pending), 1))
+// openWriters opens one destination writer per lane; if one fails, those
+// already open are closed.
+func (e *Engine) openWriters(ctx context.Context, lanes int) ([]connector.RowWriter, error) {
 	writers := make([]connector.RowWriter, 0, lanes)
 	for i := 0; i < lanes; i++ {
 		var w connector.RowWriter
 		err := e.onDestination(ctx, "open writer", func(ctx context.Context) (err error) {
-			w, err = e.dst.OpenWriter(ctx)
+			w, err = e.dst.Destination.OpenWriter(ctx)
 			return err
 		})
 		if err != nil {
 			for _, w := range writers {
 				w.Close() //nolint:errcheck // already failing; the open error is the one to report
 			}
-			return fmt.Errorf("open destination writer: %w", err)
+			return nil, fmt.Errorf("open destination writer: %w", err)
 		}
 		writers = append(writers, w)
 	}
+	return writers, nil
+}
+
+// copyLanes runs one lane per writer over the pending partitions and closes
+// the writers. Whatever was confirmed is saved, also after a failure, so a
+// rerun resumes as late as possible.
+func (e *Engine) copyLanes(ctx, stop context.Context, pending []*partTask, writers []connector.RowWriter) error {
+	cursors := newCursorLog()
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *partTask)
-	g.Go(func() error {
-		defer close(work)
-		for _, t := range pending {
-			select {
-			case work <- t:
-			case <-gctx.Done():
-				return nil
-			case <-stop.Done():
-				return nil
-			}
-		}
-		return nil
-	})
+	g.Go(func() error { return handOut(gctx, stop, pending, work) })
 	var lanesWG sync.WaitGroup
 	for i := range writers {
 		lane := make(chan laneMsg, 4)
@@ -120,57 +140,62 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 			return err
 		})
 	}
-	// Cursors go to the local store at most once a second; partition ends go
-	// at once. Both only after the destination confirmed the write.
-	flushed := make(chan struct{})
-	g.Go(func() error {
-		defer close(flushed)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		lanesDone := make(chan struct{})
-		go func() { lanesWG.Wait(); close(lanesDone) }()
-		for {
-			select {
-			case <-t.C:
-				if err := cursors.flush(gctx, e); err != nil {
-					return err
-				}
-			case <-lanesDone:
-				return nil
-			case <-gctx.Done():
-				return nil
-			}
-		}
-	})
-	err = g.Wait()
-	// Whatever was confirmed is saved, also after a failure, so a rerun resumes
-	// as late as possible.
+	g.Go(func() error { return e.flushCursors(gctx, cursors, &lanesWG) })
+	err := g.Wait()
 	if ferr := cursors.flush(context.WithoutCancel(ctx), e); ferr != nil && err == nil {
 		err = ferr
 	}
-	if err != nil {
-		return err
+	return err
+}
+
+// handOut hands the pending partitions to the lanes' readers, one at a
+// time, until all are handed out, the copy fails or a stop is asked for.
+func handOut(ctx, stop context.Context, pending []*partTask, work chan<- *partTask) error {
+	defer close(work)
+	for _, t := range pending {
+		select {
+		case work <- t:
+		case <-ctx.Done():
+			return nil
+		case <-stop.Done():
+			return nil
+		}
 	}
-	if stop.Err() != nil {
-		return nil
+	return nil
+}
+
+// flushCursors saves the lanes' confirmed cursors to the local store at most
+// once a second until every lane is done; partition ends are saved at once
+// by their writer. Both only after the destination confirmed the write.
+func (e *Engine) flushCursors(ctx context.Context, cursors *cursorLog, lanesWG *sync.WaitGroup) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	lanesDone := make(chan struct{})
+	go func() { lanesWG.Wait(); close(lanesDone) }()
+	for {
+		select {
+		case <-t.C:
+			if err := cursors.flush(ctx, e); err != nil {
+				return err
+			}
+		case <-lanesDone:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
 	}
-	if err := e.finishTables(ctx); err != nil {
-		return err
-	}
-	e.log.Info("copy done", "rows", e.progress.rowsCopied())
-	return e.ckpt.markCopyDone(ctx)
 }
 
 // finishTables runs the destination's end-of-copy work (deferred indexes,
 // ANALYZE, assembling files) for every table, --parallel tables at a time:
 // index builds are the long part and each runs on one server backend.
 func (e *Engine) finishTables(ctx context.Context) error {
-	f, ok := e.dst.(connector.TableFinisher)
+	f := e.dst.TableFinisher
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(e.cfg.Parallel, 1))
 	for _, tr := range e.tables {
 		g.Go(func() error {
-			if ok {
+			if f != nil {
 				start := time.Now()
 				err := e.onDestination(gctx, "finish table "+tr.dst.Namespace.String(), func(ctx context.Context) error { return f.FinishTable(ctx, tr.dst) })
 				if err != nil {
@@ -190,7 +215,7 @@ func (e *Engine) finishTables(ctx context.Context) error {
 // destination accept that format for its destination table, and no column
 // be renamed or mapped on the way. Anything else keeps the decoded path.
 func (e *Engine) negotiateRaw(ctx context.Context, pending []*partTask) error {
-	if e.rawSrc == nil || e.rawDst == nil {
+	if e.src.RawReader == nil || e.dst.RawWriter == nil {
 		return nil
 	}
 	seen := map[*tableRun]bool{}
@@ -207,7 +232,7 @@ func (e *Engine) negotiateRaw(ctx context.Context, pending []*partTask) error {
 		var f *model.RawFormat
 		var ok bool
 		err := e.onSource(ctx, "raw format of "+tr.src.Namespace.String(), func(ctx context.Context) (err error) {
-			f, ok, err = e.rawSrc.RawFormat(ctx, tr.src)
+			f, ok, err = e.src.RawReader.RawFormat(ctx, tr.src)
 			return err
 		})
 		if err != nil {
@@ -217,7 +242,7 @@ func (e *Engine) negotiateRaw(ctx context.Context, pending []*partTask) error {
 			continue
 		}
 		err = e.onDestination(ctx, "raw format of "+tr.dst.Namespace.String(), func(ctx context.Context) (err error) {
-			ok, err = e.rawDst.AcceptsRaw(ctx, tr.dst, f)
+			ok, err = e.dst.RawWriter.AcceptsRaw(ctx, tr.dst, f)
 			return err
 		})
 		if err != nil {
@@ -241,203 +266,4 @@ func sameColumnNames(a, b *model.Table) bool {
 		}
 	}
 	return true
-}
-
-func (e *Engine) readLane(ctx, stop context.Context, work <-chan *partTask, lane chan<- laneMsg) error {
-	for task := range work {
-		if stop.Err() != nil {
-			return nil
-		}
-		task.tr.stats.PartitionsActive.Add(1)
-		e.observer().PartitionStarted(task.tr.stats.Table, task.p.ID)
-		err := e.readPartition(ctx, stop, task, lane)
-		if errors.Is(err, errStopped) || (err != nil && ctx.Err() != nil) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read partition %s of %s: %w", task.p.ID, task.p.Table, err)
-		}
-		select {
-		case lane <- laneMsg{task: task}:
-		case <-ctx.Done():
-			return nil
-		}
-	}
-	return nil
-}
-
-// readPartition reads one partition into the lane. When the source becomes
-// unavailable (connector.IsUnavailable: restarted, cut off) it waits with
-// exponential backoff and reads again from the cursor of the last batch it
-// handed to the lane, for up to --retry-timeout: batches already in the lane
-// stay valid, and none is read twice.
-func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane chan<- laneMsg) error {
-	cursor := task.cp.Cursor // the writer owns task.cp from the first batch on
-	o := e.newOutage(sideSource)
-	for {
-		emit := func(b *model.RowBatch) error {
-			if stop.Err() != nil {
-				return errStopped
-			}
-			b.Table = task.tr.dst
-			b.Partition = task.p.ID
-			e.observer().BatchRead(task.tr.stats.Table, int64(b.Len()), b.Bytes)
-			select {
-			case lane <- laneMsg{task: task, batch: b}:
-				cursor = b.Cursor
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		var err error
-		if task.tr.raw != nil {
-			err = e.rawSrc.ReadPartitionRaw(ctx, task.tr.src, task.p, cursor, task.tr.raw, emit)
-		} else {
-			err = e.src.ReadPartition(ctx, task.tr.src, task.p, cursor, emit)
-		}
-		if err == nil {
-			o.recovered("reading on", "partition", task.p.ID)
-		}
-		if err == nil || errors.Is(err, errStopped) || ctx.Err() != nil || !connector.IsUnavailable(err) {
-			return err
-		}
-		// A graceful stop ends the wait too: nothing is pending in the reader.
-		waitCtx, cancel := context.WithCancel(ctx)
-		stopWait := context.AfterFunc(stop, cancel)
-		err = o.failed(waitCtx, err, "reading the partition again from its cursor", "partition", task.p.ID, "cursor", string(cursor))
-		stopWait()
-		cancel()
-		if err != nil && ctx.Err() == nil && stop.Err() != nil {
-			return errStopped
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-func (e *Engine) writeLane(ctx context.Context, w connector.RowWriter, lane <-chan laneMsg, cursors *cursorLog) error {
-	for msg := range lane {
-		task := msg.task
-		if msg.batch == nil {
-			// The partition's end barrier: every batch before it is durable.
-			task.cp.Done = true
-			cp := e.partCheckpoint(task)
-			if err := w.WriteRows(ctx, &model.RowBatch{Table: task.tr.dst, Partition: task.p.ID, Cursor: task.cp.Cursor, Checkpoint: cp}); err != nil {
-				return fmt.Errorf("write end of partition %s: %w", task.p.ID, err)
-			}
-			cursors.set(cp.Key, cp.Value)
-			if err := cursors.flush(ctx, e); err != nil {
-				return err
-			}
-			task.tr.stats.PartitionsDone.Add(1)
-			task.tr.stats.PartitionsActive.Add(-1)
-			e.observer().PartitionDone(task.tr.stats.Table, task.p.ID)
-			continue
-		}
-		b := msg.batch
-		n := int64(b.Len())
-		task.cp.Rows += n
-		task.cp.Cursor = b.Cursor
-		b.Checkpoint = e.partCheckpoint(task)
-		start := time.Now()
-		if err := w.WriteRows(ctx, b); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("write partition %s to %s: %w", task.p.ID, task.tr.dst.Namespace, err)
-		}
-		took := time.Since(start)
-		e.progress.observeWrite(took)
-		e.observer().BatchWritten(task.tr.stats.Table, task.p.ID, n, b.Bytes, took)
-		task.tr.stats.RowsCopied.Add(n)
-		task.tr.stats.RowsWritten.Add(n)
-		task.tr.stats.BytesCopied.Add(b.Bytes)
-		cursors.set(b.Checkpoint.Key, b.Checkpoint.Value)
-	}
-	return nil
-}
-
-// retryingWriter is a copy lane's writer that rides out destination
-// outages (see writeRetrying).
-type retryingWriter struct {
-	e *Engine
-	w connector.RowWriter // nil between a lost connection and the next open
-}
-
-func (r *retryingWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
-	return r.e.writeRetrying(ctx, &r.w, b)
-}
-
-func (r *retryingWriter) Close() error {
-	if r.w == nil {
-		return nil
-	}
-	return r.w.Close()
-}
-
-// writeRetrying writes one batch. When the destination is unavailable
-// (connector.IsUnavailable) it closes the writer, waits with backoff, opens
-// another and writes the same batch again, for up to --retry-timeout:
-// writing a batch twice is harmless (RowWriter's contract: upsert by key,
-// the checkpoint in the same transaction), and the lane's later batches wait.
-func (e *Engine) writeRetrying(ctx context.Context, w *connector.RowWriter, b *model.RowBatch) error {
-	o := e.newOutage(sideDestination)
-	for {
-		var err error
-		if *w == nil {
-			if *w, err = e.dst.OpenWriter(ctx); err != nil {
-				*w = nil
-				err = fmt.Errorf("open destination writer: %w", err)
-			}
-		}
-		if err == nil {
-			if err = (*w).WriteRows(ctx, b); err == nil {
-				o.recovered("copying", "partition", b.Partition)
-				return nil
-			}
-		}
-		if connector.IsUnavailable(err) && *w != nil {
-			(*w).Close() //nolint:errcheck // the connection is already broken
-			*w = nil
-		}
-		if err := o.failed(ctx, err, "keeping the batch and retrying", "partition", b.Partition); err != nil {
-			return err
-		}
-	}
-}
-
-func (e *Engine) partCheckpoint(t *partTask) *model.Checkpoint {
-	b, err := json.Marshal(t.cp)
-	if err != nil {
-		panic(err) // unreachable: partCheckpoint always marshals
-	}
-	return &model.Checkpoint{Flow: e.name, Key: partitionKey(t.p.ID), Value: string(b)}
-}
-
-// cursorLog holds the latest confirmed cursor of each running partition
-// until it is flushed to the local store (checkpoints.saveLocal).
-type cursorLog struct {
-	flushMu sync.Mutex // serializes flushes, so a later value is never overwritten by an earlier one
-	mu      sync.Mutex
-	dirty   map[string]string
-}
-
-func newCursorLog() *cursorLog { return &cursorLog{dirty: map[string]string{}} }
-
-func (c *cursorLog) set(key, value string) {
-	c.mu.Lock()
-	c.dirty[key] = value
-	c.mu.Unlock()
-}
-
-func (c *cursorLog) flush(ctx context.Context, e *Engine) error {
-	c.flushMu.Lock()
-	defer c.flushMu.Unlock()
-	c.mu.Lock()
-	batch := c.dirty
-	c.dirty = map[string]string{}
-	c.mu.Unlock()
-	return e.ckpt.saveLocal(ctx, batch)
 }

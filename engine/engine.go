@@ -11,13 +11,9 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
-	"strings"
-	"time"
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/flow"
@@ -27,21 +23,17 @@ import (
 
 // Engine runs one flow in this process.
 type Engine struct {
-	cfg   flow.Config
-	name  string
-	src   connector.Source
-	dst   connector.Destination
-	store *state.Store
-	log   *slog.Logger
+	cfg  flow.Config
+	name string
+	// src and dst are what the source and destination can do, discovered
+	// once in New: every optional ability is a typed field, nil when absent.
+	src, dst connector.Capabilities
+	store    *state.Store
+	log      *slog.Logger
 
-	mode   flow.Mode
-	keeper connector.CheckpointKeeper // nil when the destination keeps none
+	mode flow.Mode
 	// ckpt decides where partitions and the stream resume (checkpoint.go).
 	ckpt *checkpoints
-	// rawSrc and rawDst are set when rows may travel undecoded between
-	// source and destination (negotiated per table in copy).
-	rawSrc connector.RawReader
-	rawDst connector.RawWriter
 	// startOver empties the destination tables when the flow is planned
 	// (ferry sync --restart).
 	startOver bool
@@ -81,19 +73,12 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 	if e.renames, err = flow.ParseRenames(cfg.Rename); err != nil {
 		return nil, &connector.ConfigError{Msg: err.Error()}
 	}
-	if e.mode, err = Negotiate(cfg.Mode, src, dst, connector.Redact(cfg.Source), connector.Redact(cfg.Destination)); err != nil {
+	e.src, e.dst = connector.Discover(src), connector.Discover(dst)
+	if e.mode, err = negotiate(cfg.Mode, e.src.Abilities, e.dst.Abilities, connector.Redact(cfg.Source), connector.Redact(cfg.Destination)); err != nil {
 		return nil, err
 	}
-	e.src = src.(connector.Source)
-	e.dst = dst.(connector.Destination)
-	if b, ok := src.(connector.FlowBinder); ok {
-		b.BindFlow(e.name)
-	}
-	e.keeper, _ = dst.(connector.CheckpointKeeper)
-	e.ckpt = newCheckpoints(e.name, e.keeper, store, e.onDestination)
-	e.rawSrc, _ = src.(connector.RawReader)
-	e.rawDst, _ = dst.(connector.RawWriter)
-	e.progress = newProgress(e.name, e.mode)
+	e.ckpt = newCheckpoints(e.name, e.dst.CheckpointKeeper, store, e.onDestination)
+	e.progress = newProgress(e.name, e.mode, Abilities{Source: e.src.Abilities, Destination: e.dst.Abilities})
 	return e, nil
 }
 
@@ -109,14 +94,17 @@ func (e *Engine) Progress() *Progress { return e.progress }
 // Negotiate picks the mode for a source and destination pair, or refuses an
 // impossible pair before anything is written.
 func Negotiate(want flow.Mode, src, dst connector.Connector, srcName, dstName string) (flow.Mode, error) {
-	if _, ok := src.(connector.Source); !ok {
-		return "", connector.BadConfig(fmt.Sprintf("%s cannot be a source", srcName), "use a source connector such as sqlite, file, postgres or fake")
+	return negotiate(want, connector.Discover(src).Abilities, connector.Discover(dst).Abilities, srcName, dstName)
+}
+
+func negotiate(want flow.Mode, src, dst connector.Abilities, srcName, dstName string) (flow.Mode, error) {
+	if !src.Source {
+		return "", connector.NotSource(srcName)
 	}
-	if _, ok := dst.(connector.Destination); !ok {
-		return "", connector.BadConfig(fmt.Sprintf("%s cannot be a destination", dstName), "use a destination connector such as sqlite, file, postgres or null")
+	if !dst.Destination {
+		return "", connector.NotDestination(dstName)
 	}
-	_, srcCDC := src.(connector.ChangeSource)
-	_, dstApply := dst.(connector.ChangeApplier)
+	srcCDC, dstApply := src.CDC, dst.Apply
 	switch want {
 	case flow.ModeAuto:
 		if srcCDC && dstApply {
@@ -136,275 +124,6 @@ func Negotiate(want flow.Mode, src, dst connector.Connector, srcName, dstName st
 	}
 	return "", &connector.ConfigError{Msg: fmt.Sprintf("unknown mode %q", want), Fix: "use full, snapshot or cdc"}
 }
-
-// Prepare makes or reloads the plan and creates the destination tables. It is
-// the last step before data moves; every configuration error surfaces here or
-// earlier, with nothing written.
-func (e *Engine) Prepare(ctx context.Context) error {
-	ident, err := e.store.Meta(ctx, "identity")
-	if err != nil {
-		return err
-	}
-	if ident != "" && ident != e.cfg.Identity() {
-		return connector.BadConfig(fmt.Sprintf("flow %q was started with another source, destination or table selection", e.name), "run with --restart to start the flow over, or choose another --name")
-	}
-	planJSON, err := e.store.Meta(ctx, "plan")
-	if err != nil {
-		return err
-	}
-	if planJSON != "" {
-		var p model.Plan
-		if err := json.Unmarshal([]byte(planJSON), &p); err != nil {
-			return fmt.Errorf("state %s: plan is corrupt (%v); run with --restart", e.store.Path(), err)
-		}
-		if storedMode, _ := e.store.Meta(ctx, "mode"); storedMode != "" && storedMode != string(e.mode) {
-			return connector.BadConfig(fmt.Sprintf("flow %q was started in mode %s, not %s", e.name, storedMode, e.mode), "run with --restart to change the mode")
-		}
-		e.plan = &p
-		e.log.Info("resuming flow", "tables", len(p.Tables), "partitions", len(p.Partitions), "t0", p.T0)
-		if err := e.mapTables(e.plan.Tables); err != nil {
-			return err
-		}
-		if err := e.refuseFullRowCopyOutsideT0(ctx, e.plan.Partitions, true); err != nil {
-			return err
-		}
-		return e.createTables(ctx)
-	}
-	return e.makePlan(ctx)
-}
-
-// createTables creates the destination tables of every table in the flow.
-// While the copy is still to run, a destination that can defer primary keys
-// creates the tables without them: the copy fills them and FinishTable,
-// which runs before any change is applied, builds the keys. A flow that
-// only streams changes, or whose copy is done, needs the keys at once.
-func (e *Engine) createTables(ctx context.Context) error {
-	dstTables := make([]*model.Table, len(e.tables))
-	for i, t := range e.tables {
-		dstTables[i] = t.dst
-	}
-	if err := e.checkTables(ctx, dstTables); err != nil {
-		return err
-	}
-	create := e.dst.CreateTables
-	if d, ok := e.dst.(connector.KeyDeferrer); ok && e.mode != flow.ModeCDC {
-		done, err := e.ckpt.copyDone(ctx)
-		if err != nil {
-			return err
-		}
-		if !done {
-			create = d.CreateTablesForCopy
-		}
-	}
-	if err := e.onDestination(ctx, "create tables", func(ctx context.Context) error { return create(ctx, dstTables) }); err != nil {
-		return fmt.Errorf("create destination tables: %w", err)
-	}
-	return nil
-}
-
-// checkTables lets a destination that can tell refuse the tables before any
-// is created, and warns once per flow start of each column it holds in a
-// type that loses the source type's meaning (hstore, citext as text).
-func (e *Engine) checkTables(ctx context.Context, dstTables []*model.Table) error {
-	tc, ok := e.dst.(connector.TableChecker)
-	if !ok {
-		return nil
-	}
-	var conv []connector.Conversion
-	err := e.onDestination(ctx, "check tables", func(ctx context.Context) (err error) {
-		conv, err = tc.CheckTables(ctx, dstTables)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("destination: %w", err)
-	}
-	for _, c := range conv {
-		e.warnConversion(c)
-	}
-	return nil
-}
-
-func (e *Engine) warnConversion(c connector.Conversion) {
-	e.log.Warn("the destination has no such type: the column holds the source type's text form", "table", c.Table.String(), "column", c.Column, "type", c.From, "becomes", c.To)
-}
-
-// warnAddedConversions warns of the columns a schema change added that the
-// destination holds as text, as checkTables does for the flow's tables.
-func (e *Engine) warnAddedConversions(ctx context.Context, from, to *model.Table) {
-	tc, ok := e.dst.(connector.TableChecker)
-	if !ok {
-		return
-	}
-	conv, err := tc.CheckTables(ctx, []*model.Table{to})
-	if err != nil {
-		// The change is applied already; only the warning is lost.
-		e.log.Warn("could not check the changed table's column types", "table", to.Namespace.String(), "error", err)
-		return
-	}
-	for _, c := range conv {
-		if from.ColumnIndex(c.Column) < 0 {
-			e.warnConversion(c)
-		}
-	}
-}
-
-// StartOver makes the next plan of the flow empty its destination tables
-// once they exist, before T0: a restarted flow must not keep rows an earlier
-// run copied that the source has deleted since. Call it with Drop.
-func (e *Engine) StartOver() { e.startOver = true }
-
-// emptyTables empties the destination tables of a flow started over.
-func (e *Engine) emptyTables(ctx context.Context) error {
-	if !e.startOver {
-		return nil
-	}
-	em, ok := e.dst.(connector.Emptier)
-	if !ok {
-		return nil
-	}
-	dstTables := make([]*model.Table, len(e.tables))
-	names := make([]string, len(e.tables))
-	for i, t := range e.tables {
-		dstTables[i], names[i] = t.dst, t.dst.Namespace.String()
-	}
-	if err := e.onDestination(ctx, "empty tables", func(ctx context.Context) error { return em.EmptyTables(ctx, dstTables) }); err != nil {
-		return fmt.Errorf("empty the destination tables to start over: %w", err)
-	}
-	e.log.Info("emptied the destination tables to start the flow over", "tables", strings.Join(names, ", "))
-	e.startOver = false
-	return nil
-}
-
-func (e *Engine) makePlan(ctx context.Context) error {
-	var all []*model.Table
-	err := e.onSource(ctx, "discover tables", func(ctx context.Context) (err error) {
-		all, err = e.src.Tables(ctx)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("discover source tables: %w", err)
-	}
-	var selected []*model.Table
-	var names []model.Namespace
-	for _, t := range all {
-		names = append(names, t.Namespace)
-		if e.filter.Match(t.Namespace) {
-			selected = append(selected, t)
-		}
-	}
-	if len(selected) == 0 {
-		var have []string
-		for _, n := range names {
-			have = append(have, n.String())
-		}
-		sort.Strings(have)
-		if len(have) > 20 {
-			have = append(have[:20], "...")
-		}
-		if e.filter.Empty() {
-			return connector.BadConfig(fmt.Sprintf("source %s has no tables", connector.Redact(e.cfg.Source)), "create tables at the source first")
-		}
-		return connector.BadConfig(fmt.Sprintf("--tables %q matches no table", e.filter.String()), "the source has: "+strings.Join(have, ", "))
-	}
-	if err := e.renames.CheckUnused(names); err != nil {
-		return err
-	}
-	if e.mode != flow.ModeSnapshot {
-		if err := e.checkKeys(selected); err != nil {
-			return err
-		}
-	}
-	planOpts := connector.PlanOptions{CDC: e.mode != flow.ModeSnapshot, Flow: e.name, PartitionRows: e.cfg.PartitionRows, BatchRows: e.cfg.BatchRows}
-	// A source that can tell it will refuse the plan (a binlog that cannot
-	// feed CDC, missing privileges) says so before the destination is touched.
-	if pf, ok := e.src.(connector.Preflighter); ok {
-		if err := e.onSource(ctx, "preflight", func(ctx context.Context) error { return pf.Preflight(ctx, selected, planOpts) }); err != nil {
-			return fmt.Errorf("source: %w", err)
-		}
-	}
-	// The destination tables exist before the source records T0 (and, for a
-	// database, creates a replication slot): a destination that refuses them
-	// leaves nothing behind at the source.
-	if err := e.mapTables(selected); err != nil {
-		return err
-	}
-	if err := e.createTables(ctx); err != nil {
-		return err
-	}
-	if err := e.emptyTables(ctx); err != nil {
-		return err
-	}
-	// Checkpoints the destination holds for this flow belong to an older plan.
-	if err := e.ckpt.dropForNewPlan(ctx); err != nil {
-		return err
-	}
-	start := time.Now()
-	var plan *model.Plan
-	err = e.onSource(ctx, "plan", func(ctx context.Context) (err error) {
-		plan, err = e.src.Plan(ctx, selected, planOpts)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("plan: %w", err)
-	}
-	// The source may hold a slot for this plan now: a stop must not cut
-	// persisting it short, or the next run would find a slot and no plan.
-	ctx = context.WithoutCancel(ctx)
-	if err := e.refuseInexactFullRow(ctx, plan); err != nil {
-		return err
-	}
-	if plan.CreatedAt.IsZero() {
-		plan.CreatedAt = time.Now().UTC()
-	}
-	b, err := json.Marshal(plan)
-	if err != nil {
-		return fmt.Errorf("plan: %w", err)
-	}
-	// The plan and T0 are persisted before any row is read, so a crash after
-	// this point resumes with the same T0 and no change is missed.
-	if err := e.store.SetMeta(ctx, "plan", string(b)); err != nil {
-		return err
-	}
-	if err := e.store.SetMeta(ctx, "identity", e.cfg.Identity()); err != nil {
-		return err
-	}
-	if err := e.store.SetMeta(ctx, "mode", string(e.mode)); err != nil {
-		return err
-	}
-	e.plan = plan
-	if err := e.mapTables(plan.Tables); err != nil {
-		return err
-	}
-	e.log.Info("planned flow", "tables", len(plan.Tables), "partitions", len(plan.Partitions), "t0", plan.T0, "took", time.Since(start).Round(time.Millisecond))
-	return nil
-}
-
-func (e *Engine) mapTables(tables []*model.Table) error {
-	e.byNS = map[model.Namespace]*tableRun{}
-	e.tables = nil
-	for _, t := range tables {
-		if err := t.Validate(); err != nil {
-			return fmt.Errorf("plan: %w", err)
-		}
-	}
-	dsts, err := e.renames.Map(tables)
-	if err != nil {
-		return err
-	}
-	for i, t := range tables {
-		d := dsts[i]
-		tr := &tableRun{src: t, dst: d, keyIdx: t.KeyIndexes(), stats: &TableStats{Table: t.Namespace.String(), Destination: d.Namespace.String()}}
-		tr.stats.RowsEstimated.Store(t.EstimatedRows)
-		tr.stats.BytesEstimated.Store(t.EstimatedBytes)
-		e.tables = append(e.tables, tr)
-		e.byNS[t.Namespace] = tr
-	}
-	e.progress.setTables(e.tables)
-	return nil
-}
-
-// Plan returns the flow's plan once Prepare has run.
-func (e *Engine) Plan() *model.Plan { return e.plan }
 
 // Run runs the flow to its end: the copy, then CDC until stop is done or, with
 // --until caught-up, until the destination caught up with the source. stop
@@ -447,18 +166,20 @@ func (e *Engine) Run(ctx, stop context.Context) (err error) {
 // source's resources for it (replication slots).
 func (e *Engine) Drop(ctx context.Context) error {
 	var errs []error
-	if d, ok := e.src.(connector.FlowDropper); ok {
+	if d := e.src.FlowDropper; d != nil {
 		if err := d.DropFlow(ctx, e.name); err != nil {
 			errs = append(errs, fmt.Errorf("source: %w", err))
 		}
 	}
-	if e.keeper != nil {
-		if err := e.keeper.DropCheckpoints(ctx, e.name); err != nil {
+	if k := e.dst.CheckpointKeeper; k != nil {
+		if err := k.DropCheckpoints(ctx, e.name); err != nil {
 			errs = append(errs, fmt.Errorf("destination: %w", err))
 		}
 	}
-	if err := e.store.Reset(ctx); err != nil {
-		errs = append(errs, err)
+	if e.store != nil {
+		if err := e.store.Reset(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

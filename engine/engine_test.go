@@ -7,11 +7,12 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
-	_ "github.com/ferrydb/ferry/connectors/fake"
+	"github.com/ferrydb/ferry/connectors/fake"
 	"github.com/ferrydb/ferry/connectors/null"
 	_ "github.com/ferrydb/ferry/connectors/sqlite"
 	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
 	"github.com/ferrydb/ferry/state"
 )
 
@@ -129,35 +130,33 @@ func BenchmarkFakeToSQLite(b *testing.B) {
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
 
-// boundSource records the flow name the engine binds.
-type boundSource struct {
-	connector.Source
+// flowSource records the flow name the engine streams changes with.
+type flowSource struct {
+	*fake.Source
 	flow string
 }
 
-func (b *boundSource) BindFlow(flow string) { b.flow = flow }
+func (s *flowSource) StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, opts connector.StreamOptions, emit func(context.Context, *model.ChangeBatch) error) error {
+	s.flow = opts.Flow
+	return s.Source.StreamChanges(ctx, tables, from, opts, emit)
+}
 
-func TestEngineBindsTheFlowNameToTheSource(t *testing.T) {
+// A resumed flow streams without planning again: the source finds what its
+// plan made (a replication slot) by the flow name the stream is given.
+func TestEngineStreamsWithTheFlowName(t *testing.T) {
 	ctx := context.Background()
-	c, err := connector.Open(ctx, "fake://?tables=1&rows=10&cdc=false")
+	cfg := flow.Config{Name: "bound", Source: "fake://?tables=1&rows=10&changes=5", Destination: "null://", Until: "caught-up", StateDir: t.TempDir()}
+	c, err := connector.Open(ctx, cfg.Source)
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &boundSource{Source: c.(connector.Source)}
-	dst, err := connector.Open(ctx, "null://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.Open(ctx, t.TempDir(), "bound")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	cfg := flow.Config{Name: "bound", Source: "fake://?tables=1&rows=10&cdc=false", Destination: "null://"}
-	if _, err := engine.New(cfg, src, dst, store, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	src := &flowSource{Source: c.(*fake.Source)}
+	e, closeAll := newTestEngineWith(t, cfg, src, &null.Destination{}, slog.New(slog.DiscardHandler))
+	defer closeAll()
+	if err := e.Run(ctx, ctx); err != nil {
 		t.Fatal(err)
 	}
 	if src.flow != "bound" {
-		t.Fatalf("BindFlow got %q, want %q", src.flow, "bound")
+		t.Fatalf("StreamChanges got flow %q, want %q", src.flow, "bound")
 	}
 }

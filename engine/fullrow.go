@@ -23,8 +23,7 @@ func (tr *tableRun) fullRow() bool { return len(tr.src.PrimaryKey) == 0 }
 // needs a source that sends whole old rows (a full replica identity) and a
 // destination that applies them at most once.
 func (e *Engine) checkKeys(tables []*model.Table) error {
-	fr, _ := e.dst.(connector.FullRowApplier)
-	dstCan := fr != nil && fr.AppliesFullRows() && e.keeper != nil
+	dstCan := e.dst.Abilities.FullRows && e.dst.Abilities.Checkpoints
 	var noIdent, noDst []string
 	for _, t := range tables {
 		switch {
@@ -36,10 +35,16 @@ func (e *Engine) checkKeys(tables []*model.Table) error {
 		}
 	}
 	if len(noIdent) > 0 {
-		return connector.BadConfig(fmt.Sprintf("change data capture needs a primary key or a full replica identity to apply changes, and these tables have neither: %s", strings.Join(noIdent, ", ")), "add a primary key, or make the source send whole rows (PostgreSQL: ALTER TABLE ... REPLICA IDENTITY FULL; MySQL: binlog_row_image=FULL), exclude the tables with --tables '!name', or copy them with --mode snapshot")
+		// The source words its own setting; the engine knows no database.
+		whole := "make the source send whole rows"
+		if h := e.src.Hints.FullRowIdentity; h != "" {
+			whole += " (" + h + ")"
+		}
+		return connector.BadConfig(fmt.Sprintf("change data capture needs a primary key or a full replica identity to apply changes, and these tables have neither: %s", strings.Join(noIdent, ", ")), "add a primary key, or "+whole+", exclude the tables with --tables '!name', or copy them with --mode snapshot")
 	}
 	if len(noDst) > 0 {
-		return connector.BadConfig(fmt.Sprintf("these tables have no primary key, and destination %s cannot apply changes by whole row: %s", connector.Redact(e.cfg.Destination), strings.Join(noDst, ", ")), "add a primary key, use a PostgreSQL destination, exclude the tables with --tables '!name', or copy them with --mode snapshot")
+		can := connector.Offering(func(a connector.Abilities) bool { return a.FullRows && a.Checkpoints })
+		return connector.BadConfig(fmt.Sprintf("these tables have no primary key, and destination %s cannot apply changes by whole row: %s", connector.Redact(e.cfg.Destination), strings.Join(noDst, ", ")), "add a primary key, use a destination that applies whole rows"+connector.SuchAs(can)+", exclude the tables with --tables '!name', or copy them with --mode snapshot")
 	}
 	return nil
 }
@@ -60,7 +65,7 @@ func (e *Engine) refuseInexactFullRow(ctx context.Context, plan *model.Plan) err
 	if len(nokey) > 0 {
 		// Replaying changes already in the copy would duplicate rows
 		// of a table without a key; release what the plan made.
-		if d, ok := e.src.(connector.FlowDropper); ok {
+		if d := e.src.FlowDropper; d != nil {
 			if err := d.DropFlow(ctx, e.name); err != nil {
 				e.log.Warn("could not release the source's resources for the refused flow", "error", err)
 			}
@@ -108,7 +113,7 @@ func (e *Engine) fullRowDone(ctx context.Context, cs connector.ChangeSource, cps
 		}
 	}
 	save := func(ctx context.Context) error {
-		return e.keeper.ReplaceCheckpoints(ctx, e.name, fullRowKey, map[string]string{fullRowKey: string(done)})
+		return e.dst.CheckpointKeeper.ReplaceCheckpoints(ctx, e.name, fullRowKey, map[string]string{fullRowKey: string(done)})
 	}
 	if err := e.onDestination(ctx, "save checkpoint "+fullRowKey, save); err != nil {
 		return "", fmt.Errorf("save destination checkpoint %s: %w", fullRowKey, err)
@@ -175,7 +180,7 @@ func (g *fullRowGate) release(b *model.ChangeBatch) ([]heldChange, error) {
 // destination then has reached the job's position. Applying it again would
 // duplicate rows.
 func (e *Engine) appliedAlready(ctx context.Context, writer int, job applyJob) (bool, error) {
-	if e.keeper == nil {
+	if e.dst.CheckpointKeeper == nil {
 		return false, nil
 	}
 	hasRows := false
@@ -187,7 +192,7 @@ func (e *Engine) appliedAlready(ctx context.Context, writer int, job applyJob) (
 	if !hasRows {
 		return false, nil
 	}
-	cps, err := e.keeper.LoadCheckpoints(ctx, e.name)
+	cps, err := e.dst.CheckpointKeeper.LoadCheckpoints(ctx, e.name)
 	if err != nil {
 		return false, err
 	}
@@ -195,7 +200,7 @@ func (e *Engine) appliedAlready(ctx context.Context, writer int, job applyJob) (
 	if v == "" {
 		return false, nil
 	}
-	c, err := e.src.(connector.ChangeSource).ComparePositions(model.Position(v), job.position)
+	c, err := e.src.ChangeSource.ComparePositions(model.Position(v), job.position)
 	if err != nil {
 		return false, err
 	}

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -134,9 +135,10 @@ func (c *CDCStats) setHead(p model.Position) {
 
 // Progress is a flow's live progress; Snapshot gives a consistent copy.
 type Progress struct {
-	Flow    string
-	Mode    flow.Mode
-	Started time.Time
+	Flow      string
+	Mode      flow.Mode
+	Started   time.Time
+	Abilities Abilities
 
 	// ResumedPartitions counts partitions resumed from a mid-way cursor;
 	// SkippedPartitions those an earlier run finished.
@@ -163,8 +165,14 @@ func (l *latency) observe(d time.Duration) {
 	l.max = max(l.max, d)
 }
 
-func newProgress(name string, mode flow.Mode) *Progress {
-	return &Progress{Flow: name, Mode: mode, Started: time.Now(), phase: PhasePlan}
+func newProgress(name string, mode flow.Mode, can Abilities) *Progress {
+	return &Progress{Flow: name, Mode: mode, Started: time.Now(), Abilities: can, phase: PhasePlan}
+}
+
+// Abilities are what the flow's source and destination can do.
+type Abilities struct {
+	Source      connector.Abilities `json:"source"`
+	Destination connector.Abilities `json:"destination"`
 }
 
 func (p *Progress) setPhase(ph Phase) {
@@ -251,6 +259,9 @@ type Snapshot struct {
 	// Workers are the processes running the flow in scale-out mode (none
 	// in a single process).
 	Workers []WorkerSnapshot `json:"workers,omitempty"`
+	// Abilities are what the source and destination can do; nil until a
+	// process that opened them reported it.
+	Abilities *Abilities `json:"abilities,omitempty"`
 }
 
 // WorkerSnapshot is one scale-out worker and what it is doing.
@@ -262,7 +273,8 @@ type WorkerSnapshot struct {
 // Snapshot copies the progress.
 func (p *Progress) Snapshot() Snapshot {
 	p.mu.Lock()
-	s := Snapshot{Flow: p.Flow, Mode: p.Mode, Phase: p.phase, Started: p.Started,
+	can := p.Abilities
+	s := Snapshot{Flow: p.Flow, Mode: p.Mode, Phase: p.phase, Started: p.Started, Abilities: &can,
 		Elapsed: time.Since(p.Started).Seconds(), ResumedPartitions: p.ResumedPartitions.Load(),
 		SkippedPartitions: p.SkippedPartitions.Load(),
 		WriteBatches:      p.write.count, ApplyBatches: p.apply.count,

@@ -19,21 +19,51 @@ import (
 	"github.com/ferrydb/ferry/state"
 )
 
-// flakyDst decorates the null destination with an outage: its appliers fail
-// a number of applies with an error, and after each failure the next open of
-// an applier fails too, as a restarting server refuses connections.
+// outage is what the flaky destinations share: a number of calls that
+// carry data fail, each breaking its connection for good, and after each
+// failure the next open of a connection fails too, as a restarting server
+// refuses connections.
+type outage struct {
+	failCalls atomic.Int64 // calls with data left to fail
+	failOpen  atomic.Bool  // the next open fails
+	failures  atomic.Int64
+}
+
+// open fails the first open after a failure with an outage saying refused.
+func (o *outage) open(refused string) error {
+	if o.failOpen.CompareAndSwap(true, false) {
+		return connector.Unavailable(errors.New(refused))
+	}
+	return nil
+}
+
+// call is one call on a connection that broken says the state of: it fails
+// on a broken connection, fails with fail while calls with data are left to
+// fail, and returns nil when the call goes through.
+func (o *outage) call(broken *bool, data bool, fail error) error {
+	if *broken {
+		return errors.New("used after its connection failed")
+	}
+	if data && o.failCalls.Add(-1) >= 0 {
+		*broken = true
+		o.failures.Add(1)
+		o.failOpen.Store(true)
+		return fail
+	}
+	return nil
+}
+
+// flakyDst decorates the null destination with an outage of its appliers:
+// a failing apply returns err.
 type flakyDst struct {
 	*null.Destination
-	failApplies atomic.Int64 // applies left to fail
-	failOpen    atomic.Bool  // the next OpenApplier fails
-	err         error        // what a failing apply returns
-	applies     atomic.Int64 // successful applies
-	failures    atomic.Int64
+	outage
+	err error
 }
 
 func (d *flakyDst) OpenApplier(ctx context.Context) (connector.ChangeWriter, error) {
-	if d.failOpen.CompareAndSwap(true, false) {
-		return nil, connector.Unavailable(errors.New("dial tcp 127.0.0.1:5432: connect: connection refused"))
+	if err := d.open("dial tcp 127.0.0.1:5432: connect: connection refused"); err != nil {
+		return nil, err
 	}
 	w, err := d.Destination.OpenApplier(ctx)
 	if err != nil {
@@ -49,16 +79,9 @@ type flakyWriter struct {
 }
 
 func (w *flakyWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) error {
-	if w.broken {
-		return errors.New("flakyWriter: used after its connection failed")
+	if err := w.d.call(&w.broken, b.Len() > 0, w.d.err); err != nil {
+		return err
 	}
-	if b.Len() > 0 && w.d.failApplies.Add(-1) >= 0 {
-		w.broken = true
-		w.d.failures.Add(1)
-		w.d.failOpen.Store(true)
-		return w.d.err
-	}
-	w.d.applies.Add(1)
 	return w.ChangeWriter.ApplyChanges(ctx, b)
 }
 
@@ -127,7 +150,7 @@ func runFlaky(t *testing.T, dst *flakyDst, retryTimeout time.Duration) (engine.S
 // Before the retry existed the flow failed at the first lost connection.
 func TestUnavailableDestinationIsRetried(t *testing.T) {
 	dst := &flakyDst{Destination: &null.Destination{}, err: connector.Unavailable(errors.New("server closed the connection unexpectedly"))}
-	dst.failApplies.Store(5)
+	dst.failCalls.Store(5)
 	snap, log, err := runFlaky(t, dst, time.Minute)
 	if err != nil {
 		t.Fatalf("the flow failed on an outage it should have retried: %v\n%s", err, log)
@@ -149,7 +172,7 @@ func TestUnavailableDestinationIsRetried(t *testing.T) {
 // the destination refuses) is not retried.
 func TestOtherApplyErrorsFailAtOnce(t *testing.T) {
 	dst := &flakyDst{Destination: &null.Destination{}, err: errors.New(`value too long for type character varying(5)`)}
-	dst.failApplies.Store(1)
+	dst.failCalls.Store(1)
 	_, log, err := runFlaky(t, dst, time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "value too long") {
 		t.Fatalf("want the refused value's error, got %v", err)
@@ -163,7 +186,7 @@ func TestOtherApplyErrorsFailAtOnce(t *testing.T) {
 // ends the flow with an error that says so.
 func TestUnavailableDestinationGivesUp(t *testing.T) {
 	dst := &flakyDst{Destination: &null.Destination{}, err: connector.Unavailable(errors.New("connection refused"))}
-	dst.failApplies.Store(1 << 40)
+	dst.failCalls.Store(1 << 40)
 	_, _, err := runFlaky(t, dst, 200*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "retry_timeout") || !connector.IsUnavailable(err) {
 		t.Fatalf("want an error naming retry_timeout that wraps the outage, got %v", err)
@@ -205,12 +228,15 @@ func (s *flakySrc) ReadPartition(ctx context.Context, t *model.Table, p model.Pa
 
 var errCut = errors.New("cut")
 
-func runFlakySource(t *testing.T, srcErr error) (*null.Destination, string, error) {
+// copyFlaky copies the fake source's 2 tables of 20000 rows, as wrap
+// decorates the source, into dst over 3 lanes, riding out outages for up
+// to a minute with short waits. It returns the log and the run's error.
+func copyFlaky(t *testing.T, dst connector.Connector, wrap func(connector.Source) connector.Source) (string, error) {
 	t.Helper()
 	defer engine.SetRetryWaits(5*time.Millisecond, 20*time.Millisecond)()
 	ctx := context.Background()
-	// The fake source emits batches of 1000 rows: partitions of 5000 rows
-	// fail after three batches.
+	// The fake source emits batches of 1000 rows: a partition of 5000 rows
+	// takes five, so flakySrc's reads fail after three, mid-way.
 	cfg := flow.Config{Source: "fake://?tables=2&rows=20000&seed=9", Destination: "null://", Mode: flow.ModeSnapshot,
 		Parallel: 3, PartitionRows: 5000, RetryTimeout: time.Minute, StateDir: t.TempDir()}
 	c, err := connector.Open(ctx, cfg.Source)
@@ -218,23 +244,27 @@ func runFlakySource(t *testing.T, srcErr error) (*null.Destination, string, erro
 		t.Fatal(err)
 	}
 	defer c.Close()
-	src := &flakySrc{Source: c.(connector.Source), err: srcErr, failed: map[string]bool{}}
-	dst := &null.Destination{}
-	store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	var log syncLog
-	e, err := engine.New(cfg, src, dst, store, slog.New(slog.NewTextHandler(&log, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, closeStore := newTestEngineWith(t, cfg, wrap(c.(connector.Source)), dst, slog.New(slog.NewTextHandler(&log, nil)))
+	defer closeStore()
 	err = e.Run(ctx, ctx)
+	return log.String(), err
+}
+
+// runFlakySource copies from a source whose partitions fail after three
+// batches with srcErr.
+func runFlakySource(t *testing.T, srcErr error) (*null.Destination, string, error) {
+	t.Helper()
+	var src *flakySrc
+	dst := &null.Destination{}
+	log, err := copyFlaky(t, dst, func(s connector.Source) connector.Source {
+		src = &flakySrc{Source: s, err: srcErr, failed: map[string]bool{}}
+		return src
+	})
 	if err == nil && src.failures.Load() == 0 {
 		t.Fatal("no read failed: the test proves nothing")
 	}
-	return dst, log.String(), err
+	return dst, log, err
 }
 
 // TestUnavailableSourceIsReadAgainFromTheCursor: a partition read that
@@ -264,19 +294,16 @@ func TestOtherSourceErrorsFailTheCopy(t *testing.T) {
 	}
 }
 
-// flakyCopyDst decorates the null destination: its row writers fail a
-// number of writes as if the connection was lost (and stay broken), and the
-// next open after a failure is refused too.
+// flakyCopyDst decorates the null destination with an outage of its row
+// writers: a failing write loses the connection.
 type flakyCopyDst struct {
 	*null.Destination
-	failWrites atomic.Int64
-	failOpen   atomic.Bool
-	failures   atomic.Int64
+	outage
 }
 
 func (d *flakyCopyDst) OpenWriter(ctx context.Context) (connector.RowWriter, error) {
-	if d.failOpen.CompareAndSwap(true, false) {
-		return nil, connector.Unavailable(errors.New("dial tcp: connect: connection refused"))
+	if err := d.open("dial tcp: connect: connection refused"); err != nil {
+		return nil, err
 	}
 	w, err := d.Destination.OpenWriter(ctx)
 	if err != nil {
@@ -292,14 +319,8 @@ type flakyRowWriter struct {
 }
 
 func (w *flakyRowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
-	if w.broken {
-		return errors.New("flakyRowWriter: used after its connection failed")
-	}
-	if len(b.Rows) > 0 && w.d.failWrites.Add(-1) >= 0 {
-		w.broken = true
-		w.d.failures.Add(1)
-		w.d.failOpen.Store(true)
-		return connector.Unavailable(errors.New("write: connection reset by peer"))
+	if err := w.d.call(&w.broken, len(b.Rows) > 0, connector.Unavailable(errors.New("write: connection reset by peer"))); err != nil {
+		return err
 	}
 	return w.RowWriter.WriteRows(ctx, b)
 }
@@ -308,29 +329,11 @@ func (w *flakyRowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error
 // the destination write the same batch again on a new writer; every row
 // arrives once. Before, the copy failed.
 func TestUnavailableDestinationDuringTheCopyIsRetried(t *testing.T) {
-	defer engine.SetRetryWaits(5*time.Millisecond, 20*time.Millisecond)()
-	ctx := context.Background()
-	cfg := flow.Config{Source: "fake://?tables=2&rows=20000&seed=9", Destination: "null://", Mode: flow.ModeSnapshot,
-		Parallel: 3, PartitionRows: 5000, RetryTimeout: time.Minute, StateDir: t.TempDir()}
-	src, err := connector.Open(ctx, cfg.Source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
 	dst := &flakyCopyDst{Destination: &null.Destination{}}
-	dst.failWrites.Store(6)
-	store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
+	dst.failCalls.Store(6)
+	log, err := copyFlaky(t, dst, func(s connector.Source) connector.Source { return s })
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	var log syncLog
-	e, err := engine.New(cfg, src, dst, store, slog.New(slog.NewTextHandler(&log, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Run(ctx, ctx); err != nil {
-		t.Fatalf("the copy failed on an outage it should have retried: %v\n%s", err, log.String())
+		t.Fatalf("the copy failed on an outage it should have retried: %v\n%s", err, log)
 	}
 	if dst.failures.Load() != 6 {
 		t.Fatalf("%d writes failed, want 6", dst.failures.Load())
@@ -338,8 +341,8 @@ func TestUnavailableDestinationDuringTheCopyIsRetried(t *testing.T) {
 	if rows, _ := dst.Counts(); rows != 40000 {
 		t.Fatalf("the destination got %d rows, want exactly 40000", rows)
 	}
-	if !strings.Contains(log.String(), "destination unavailable; keeping the batch and retrying") || !strings.Contains(log.String(), "destination available again; copying") {
-		t.Errorf("the outage was not logged:\n%s", log.String())
+	if !strings.Contains(log, "destination unavailable; keeping the batch and retrying") || !strings.Contains(log, "destination available again; copying") {
+		t.Errorf("the outage was not logged:\n%s", log)
 	}
 }
 

@@ -13,6 +13,16 @@ type Partition struct {
 	// empty means unbounded.
 	Lower string `json:"lower,omitempty"`
 	Upper string `json:"upper,omitempty"`
+	// Snapshot is the source's name for the snapshot the partition is to be
+	// read at, valid while the planning process holds it; empty means read
+	// the current state.
+	Snapshot string `json:"snapshot,omitempty"`
+	// BatchRows is how many rows a read of the partition puts in one batch
+	// at most: the plan's --batch-rows, replaced by the engine with the
+	// running flow's before each read; 0 means the source's default. It
+	// travels with the partition because the read may run on a connection
+	// that never planned (a resumed flow, a scale-out worker).
+	BatchRows int `json:"batch_rows,omitempty"`
 
 	EstimatedRows  int64 `json:"estimated_rows"`
 	EstimatedBytes int64 `json:"estimated_bytes"`
@@ -41,4 +51,22 @@ func (p *Plan) Table(ns Namespace) *Table {
 		}
 	}
 	return nil
+}
+
+// BatchSize is the partition's BatchRows, or def when it names none.
+func (p Partition) BatchSize(def int) int {
+	if p.BatchRows > 0 {
+		return p.BatchRows
+	}
+	return def
+}
+
+// SetBatchRows gives every partition of the plan n rows per batch (n > 0).
+func (p *Plan) SetBatchRows(n int) {
+	if n <= 0 {
+		return
+	}
+	for i := range p.Partitions {
+		p.Partitions[i].BatchRows = n
+	}
 }

@@ -290,6 +290,15 @@ func NormalizeDecimal(s string) string {
 	case "NaN", "Infinity", "-Infinity":
 		return s
 	}
+	if out, ok := plainDecimal(s); ok {
+		return out
+	}
+	return normalizeDecimalRat(s)
+}
+
+// normalizeDecimalRat is NormalizeDecimal for any spelling big.Rat reads
+// (exponents, a leading '+' or '.'); s itself when it reads none.
+func normalizeDecimalRat(s string) string {
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
 		return s
@@ -312,6 +321,42 @@ func NormalizeDecimal(s string) string {
 		out = strings.TrimRight(strings.TrimRight(out, "0"), ".")
 	}
 	return out
+}
+
+// plainDecimal normalizes a decimal spelled [-]digits[.digits] (what MySQL
+// and PostgreSQL print) without big-number arithmetic: no trailing
+// fractional zeros, no leading integer zeros, no "-0". ok is false for any
+// other spelling.
+func plainDecimal(s string) (string, bool) {
+	neg := strings.HasPrefix(s, "-")
+	body := strings.TrimPrefix(s, "-")
+	intPart, frac, hasDot := strings.Cut(body, ".")
+	if intPart == "" || (hasDot && frac == "") {
+		return "", false
+	}
+	for i := 0; i < len(intPart); i++ {
+		if intPart[i] < '0' || intPart[i] > '9' {
+			return "", false
+		}
+	}
+	for i := 0; i < len(frac); i++ {
+		if frac[i] < '0' || frac[i] > '9' {
+			return "", false
+		}
+	}
+	intPart = strings.TrimLeft(intPart, "0")
+	if intPart == "" {
+		intPart = "0"
+	}
+	frac = strings.TrimRight(frac, "0")
+	out := intPart
+	if frac != "" {
+		out += "." + frac
+	}
+	if neg && out != "0" {
+		out = "-" + out
+	}
+	return out, true
 }
 
 func parseUUID(s string) (string, error) {
@@ -378,7 +423,7 @@ func FormatText(t Type, v any) (string, error) {
 		return formatTimeOfDay(v.(time.Duration)), nil
 	case KindTimeTZ:
 		x := v.(TimeTZ)
-		return formatTimeOfDay(x.Time) + formatOffset(x.Offset), nil
+		return formatTimeOfDay(x.Time) + FormatOffset(x.Offset), nil
 	case KindTimestamp:
 		return v.(time.Time).Format(timestampLayout), nil
 	case KindTimestampTZ:
@@ -412,6 +457,7 @@ func formatFloat(f float64, k Kind) string {
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
+// formatTimeOfDay is the text form of a time of day, to the microsecond.
 func formatTimeOfDay(d time.Duration) string {
 	if d == 24*time.Hour {
 		return "24:00:00" // PostgreSQL's end of day
@@ -419,7 +465,26 @@ func formatTimeOfDay(d time.Duration) string {
 	return time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Add(d).Format(timeLayout)
 }
 
-func formatOffset(sec int32) string {
+// FormatTimeOfDay renders a time of day to the nanosecond, as
+// HH:MM:SS[.fraction] without trailing zeros ("24:00:00" for the end of the
+// day), for a destination that stores times as text or SQL literals. It
+// refuses a duration outside 00:00:00-24:00:00, which no time of day is.
+func FormatTimeOfDay(d time.Duration) (string, error) {
+	if d < 0 || d > 24*time.Hour {
+		return "", fmt.Errorf("time of day %s is outside 00:00:00-24:00:00", d)
+	}
+	h, m := d/time.Hour, (d%time.Hour)/time.Minute
+	s, ns := (d%time.Minute)/time.Second, d%time.Second
+	out := fmt.Sprintf("%02d:%02d:%02d", h, m, s)
+	if ns != 0 {
+		out += strings.TrimRight(fmt.Sprintf(".%09d", ns), "0")
+	}
+	return out, nil
+}
+
+// FormatOffset renders a zone offset in seconds east of UTC as +HH:MM, with
+// :SS when it has seconds: the offset of a time with time zone's text form.
+func FormatOffset(sec int32) string {
 	sign := '+'
 	if sec < 0 {
 		sign, sec = '-', -sec

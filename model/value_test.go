@@ -297,3 +297,55 @@ func FuzzParseText(f *testing.F) {
 		}
 	})
 }
+
+func TestPlainDecimalAgreesWithNormalize(t *testing.T) {
+	for _, s := range []string{"0", "-0", "-0.000", "007.50", "-12.500", "1", "123456789012345678901234567890.1234567890", "0.000001", "10", "-10.0"} {
+		got, ok := plainDecimal(s)
+		if want := normalizeDecimalRat(s); !ok || got != want {
+			t.Errorf("plainDecimal(%q) = %q, %v; big.Rat says %q", s, got, ok, want)
+		}
+	}
+	for _, s := range []string{"", "-", "1.", ".5", "1e5", "1.2.3", "NaN", " 1", "+1", "-.5", "--1", "1.-5"} {
+		if _, ok := plainDecimal(s); ok {
+			t.Errorf("plainDecimal(%q) accepted", s)
+		}
+	}
+	// The spellings plainDecimal leaves to big.Rat normalize all the same.
+	for s, want := range map[string]string{"1.": "1", ".5": "0.5", "1e5": "100000", "+1": "1", "-.50": "-0.5", "1.5E-3": "0.0015", "x": "x"} {
+		if got := NormalizeDecimal(s); got != want {
+			t.Errorf("NormalizeDecimal(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
+
+func TestFormatTimeOfDay(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "00:00:00"},
+		{time.Hour + 2*time.Minute + 3*time.Second, "01:02:03"},
+		{13*time.Hour + 500*time.Millisecond, "13:00:00.5"},
+		{23*time.Hour + 59*time.Minute + 59*time.Second + 999999*time.Microsecond, "23:59:59.999999"},
+		{time.Second + time.Nanosecond, "00:00:01.000000001"},
+		{24 * time.Hour, "24:00:00"},
+	} {
+		got, err := FormatTimeOfDay(c.d)
+		if err != nil || got != c.want {
+			t.Errorf("FormatTimeOfDay(%s) = %q, %v; want %q", c.d, got, err, c.want)
+		}
+	}
+	for _, d := range []time.Duration{-time.Nanosecond, 24*time.Hour + time.Nanosecond, 100 * time.Hour} {
+		if got, err := FormatTimeOfDay(d); err == nil || !strings.Contains(err.Error(), "outside 00:00:00-24:00:00") {
+			t.Errorf("FormatTimeOfDay(%s) = %q, %v; want an error", d, got, err)
+		}
+	}
+}
+
+func TestFormatOffset(t *testing.T) {
+	for sec, want := range map[int32]string{0: "+00:00", 19800: "+05:30", -3600: "-01:00", -(9*3600 + 30*60 + 15): "-09:30:15", 45: "+00:00:45"} {
+		if got := FormatOffset(sec); got != want {
+			t.Errorf("FormatOffset(%d) = %q, want %q", sec, got, want)
+		}
+	}
+}

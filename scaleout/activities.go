@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
-	"github.com/ferrydb/ferry/state"
 )
 
 // Activities are the steps a worker runs, each with the engine of ferry
@@ -30,12 +28,7 @@ type Activities struct {
 	Client client.Client
 	// Identity names the worker in results and logs.
 	Identity string
-	// ScratchDir holds the scratch state store of the plan and release
-	// activities while they run (default: the system's temporary
-	// directory). The copy and CDC activities need none: they take and
-	// return explicit positions.
-	ScratchDir string
-	Log        *slog.Logger
+	Log      *slog.Logger
 	// Observe gives the observer told what the engine does for a flow
 	// (metrics, spans); nil, or a nil observer, ignores it.
 	Observe func(flow string) engine.Observer
@@ -49,20 +42,9 @@ type opened struct {
 }
 
 // open resolves the flow's connection names and builds an engine over
-// them, with a scratch state store that lives as long as the activity (the
-// planner records its plan there).
+// them, with no state store: every activity takes and returns its positions
+// and its plan explicitly, and the workflow keeps them.
 func (a *Activities) open(ctx context.Context, opts flow.Config) (*opened, error) {
-	return a.openEngine(ctx, opts, true)
-}
-
-// openStep is open without a state store, for a copy or CDC step: the engine
-// keeps the step's positions in memory, taking and returning them
-// explicitly.
-func (a *Activities) openStep(ctx context.Context, opts flow.Config) (*opened, error) {
-	return a.openEngine(ctx, opts, false)
-}
-
-func (a *Activities) openEngine(ctx context.Context, opts flow.Config, scratch bool) (*opened, error) {
 	if opts.Name == "" {
 		return nil, temporal.NewNonRetryableApplicationError("the flow has no name", errTypeConfig, nil)
 	}
@@ -95,22 +77,7 @@ func (a *Activities) openEngine(ctx context.Context, opts flow.Config, scratch b
 		return nil, a.failure(fmt.Errorf("destination %s: %w", opts.Destination, err), secrets)
 	}
 	closers = append(closers, func() { logClose(log, "destination", dst) })
-	var store *state.Store
-	if scratch {
-		dir, err := os.MkdirTemp(a.ScratchDir, "ferry-activity-")
-		if err != nil {
-			closeAll()
-			return nil, a.failure(fmt.Errorf("scratch directory: %w", err), secrets)
-		}
-		closers = append(closers, func() { os.RemoveAll(dir) }) //nolint:errcheck // scratch
-		store, err = state.Open(ctx, dir, opts.Name)
-		if err != nil {
-			closeAll()
-			return nil, a.failure(err, secrets)
-		}
-		closers = append(closers, func() { logClose(log, "scratch state", store) })
-	}
-	eng, err := engine.New(cfg, src, dst, store, log)
+	eng, err := engine.New(cfg, src, dst, nil, log)
 	if err != nil {
 		closeAll()
 		return nil, a.failure(err, secrets)
@@ -224,7 +191,8 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 		}
 		return PlanResult{}, a.failure(err, o.secrets)
 	}
-	return PlanResult{Plan: plan, Mode: o.eng.Mode()}, nil
+	can := o.eng.Progress().Abilities
+	return PlanResult{Plan: plan, Mode: o.eng.Mode(), Abilities: &can}, nil
 }
 
 // maxPlanBytes bounds the plan's JSON: it travels through Temporal (the plan
@@ -258,7 +226,7 @@ func planFits(plan *model.Plan, partitionRows int64) error {
 // after every batch the destination confirmed.
 func (a *Activities) CopyPartition(ctx context.Context, in CopyInput) (CopyResult, error) {
 	info := activity.GetInfo(ctx)
-	o, err := a.openStep(ctx, in.Options)
+	o, err := a.open(ctx, in.Options)
 	if err != nil {
 		return CopyResult{}, err
 	}
@@ -328,7 +296,7 @@ func (a *Activities) CopyPartition(ctx context.Context, in CopyInput) (CopyResul
 // FinishTables runs the destination's end-of-copy work once every
 // partition is copied.
 func (a *Activities) FinishTables(ctx context.Context, in TablesInput) error {
-	o, err := a.openStep(ctx, in.Options)
+	o, err := a.open(ctx, in.Options)
 	if err != nil {
 		return err
 	}
@@ -348,7 +316,7 @@ func (a *Activities) FinishTables(ctx context.Context, in TablesInput) error {
 // cutover or cancel, or when the worker stops.
 func (a *Activities) StreamChanges(ctx context.Context, in StreamInput) (StreamResult, error) {
 	info := activity.GetInfo(ctx)
-	o, err := a.openStep(ctx, in.Options)
+	o, err := a.open(ctx, in.Options)
 	if err != nil {
 		return StreamResult{}, err
 	}

@@ -23,7 +23,7 @@ func TestPlanActivityRefusesAPlanTooLargeForTemporal(t *testing.T) {
 	run := func(partitionRows int64) (PlanResult, error) {
 		var s testsuite.WorkflowTestSuite
 		env := s.NewTestActivityEnvironment()
-		a := &Activities{Connections: conns, ScratchDir: t.TempDir()}
+		a := &Activities{Connections: conns}
 		env.RegisterActivity(a)
 		in := PlanInput{Options: flow.Config{Name: "big", Source: "src", Destination: "dst", Mode: flow.ModeSnapshot, PartitionRows: partitionRows}}
 		in.Options.Defaults()
@@ -45,5 +45,34 @@ func TestPlanActivityRefusesAPlanTooLargeForTemporal(t *testing.T) {
 	pr, err := run(1000)
 	if err != nil || len(pr.Plan.Partitions) == 0 {
 		t.Fatalf("a plan of 40 partitions: %v", err)
+	}
+}
+
+// The plan and release activities keep nothing on the worker's disk: a
+// worker whose temporary directory cannot be written (a container with a
+// read-only root filesystem) plans a flow and releases it.
+func TestPlanAndReleaseNeedNoLocalDisk(t *testing.T) {
+	db := t.TempDir() + "/dst.db"
+	t.Setenv("TMPDIR", "/nonexistent/ferry-no-disk")
+	conns, err := LoadConnections("", nil, []string{"src=fake://?tables=2&rows=1000", "dst=sqlite://" + db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	a := &Activities{Connections: conns}
+	env.RegisterActivity(a)
+	opts := flow.Config{Name: "nodisk", Source: "src", Destination: "dst", Mode: flow.ModeSnapshot}
+	opts.Defaults()
+	v, err := env.ExecuteActivity(a.Plan, PlanInput{Options: opts})
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	var pr PlanResult
+	if err := v.Get(&pr); err != nil || len(pr.Plan.Tables) != 2 || len(pr.Plan.Partitions) == 0 {
+		t.Fatalf("plan: %+v, %v", pr.Plan, err)
+	}
+	if _, err := env.ExecuteActivity(a.Release, ReleaseInput{Options: opts}); err != nil {
+		t.Fatalf("release: %v", err)
 	}
 }

@@ -176,7 +176,7 @@ func statusName(s enumspb.WorkflowExecutionStatus) string {
 // the terminal display and the dashboard show.
 func (s *Status) Snapshot() engine.Snapshot {
 	st := s.State
-	snap := engine.Snapshot{Flow: s.Flow, Mode: st.Mode, Phase: engine.Phase(st.Phase), Started: st.Started}
+	snap := engine.Snapshot{Flow: s.Flow, Mode: st.Mode, Phase: engine.Phase(st.Phase), Started: st.Started, Abilities: st.Abilities}
 	end := time.Now()
 	if !st.Ended.IsZero() {
 		end = st.Ended

@@ -3,6 +3,7 @@ package scaleout
 import (
 	"time"
 
+	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -116,6 +117,11 @@ type FlowState struct {
 	Cancelled      bool             `json:"cancelled,omitempty"`
 	Error          string           `json:"error,omitempty"`
 	Ended          time.Time        `json:"ended,omitempty"`
+
+	// Abilities are what the source and destination can do, as the plan
+	// activity's engine found them; nil in a flow planned before they were
+	// reported.
+	Abilities *engine.Abilities `json:"abilities,omitempty"`
 }
 
 // PartitionState is one partition as the workflow knows it: finished
@@ -175,10 +181,12 @@ type PlanInput struct {
 	StartOver bool `json:"start_over,omitempty"`
 }
 
-// PlanResult is the plan and the negotiated mode.
+// PlanResult is the plan, the negotiated mode and what the source and
+// destination can do.
 type PlanResult struct {
-	Plan *model.Plan `json:"plan"`
-	Mode flow.Mode   `json:"mode"`
+	Plan      *model.Plan       `json:"plan"`
+	Mode      flow.Mode         `json:"mode"`
+	Abilities *engine.Abilities `json:"abilities,omitempty"`
 }
 
 // CopyInput asks for one partition. Only the partition's table is sent, not

@@ -74,7 +74,7 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 		if err != nil {
 			return r.fail(failure("plan", err))
 		}
-		s.Plan, s.Mode = pr.Plan, pr.Mode
+		s.Plan, s.Mode, s.Abilities = pr.Plan, pr.Mode, pr.Abilities
 		for _, p := range pr.Plan.Partitions {
 			s.Parts = append(s.Parts, PartitionState{ID: p.ID, Table: p.Table.String(), EstimatedRows: p.EstimatedRows, State: PartPending})
 		}
@@ -89,12 +89,16 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 		if s.Cancelled {
 			return r.cancelled(ctx)
 		}
-		err = workflow.ExecuteActivity(r.options(actCtx, "finish", time.Hour), ActivityFinish, TablesInput{Options: in.Options, Tables: s.Plan.Tables}).Get(actCtx, nil)
-		if s.Cancelled {
-			return r.cancelled(ctx)
-		}
-		if err != nil {
-			return r.fail(failure("finish tables", err))
+		// A destination with nothing to do after the copy needs no activity;
+		// a flow planned before abilities were reported runs it, as it did.
+		if s.Abilities == nil || s.Abilities.Destination.FinishTables {
+			err = workflow.ExecuteActivity(r.options(actCtx, "finish", time.Hour), ActivityFinish, TablesInput{Options: in.Options, Tables: s.Plan.Tables}).Get(actCtx, nil)
+			if s.Cancelled {
+				return r.cancelled(ctx)
+			}
+			if err != nil {
+				return r.fail(failure("finish tables", err))
+			}
 		}
 		s.TablesFinished = true
 	}

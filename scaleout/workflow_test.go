@@ -17,6 +17,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -30,6 +32,9 @@ type fakeFlow struct {
 	maxRun    atomic.Int32
 	failOnce  map[string]bool
 	streamRes StreamResult
+	// abilities is what the plan activity reports (nil: nothing, as a
+	// worker from before abilities were reported).
+	abilities *engine.Abilities
 }
 
 func newFakeFlow() *fakeFlow {
@@ -77,7 +82,7 @@ func (f *fakeFlow) env(t *testing.T, mode flow.Mode, parts int, copyTakes time.D
 	env.RegisterActivityWithOptions(a.Release, activity.RegisterOptions{Name: ActivityRelease})
 	env.OnActivity(ActivityPlan, mock.Anything, mock.Anything).Return(func(ctx context.Context, in PlanInput) (PlanResult, error) {
 		f.record("plan")
-		return PlanResult{Plan: testPlan(parts), Mode: mode}, nil
+		return PlanResult{Plan: testPlan(parts), Mode: mode, Abilities: f.abilities}, nil
 	})
 	env.OnActivity(ActivityCopy, mock.Anything, mock.Anything).After(copyTakes).Return(func(ctx context.Context, in CopyInput) (CopyResult, error) {
 		f.record("copy")
@@ -187,6 +192,33 @@ func TestSnapshotModeSkipsCDC(t *testing.T) {
 	}
 	if s.Phase != PhaseDone {
 		t.Fatalf("phase %s", s.Phase)
+	}
+}
+
+// The workflow reads the destination's abilities from the plan: the
+// finish activity runs only for a destination with work to do after the
+// copy, and the abilities reach the status the dashboard shows.
+func TestFinishRunsOnlyForADestinationThatFinishesTables(t *testing.T) {
+	for _, finishes := range []bool{false, true} {
+		f := newFakeFlow()
+		f.abilities = &engine.Abilities{Source: connector.Abilities{Source: true}, Destination: connector.Abilities{Destination: true, FinishTables: finishes}}
+		env := f.env(t, flow.ModeSnapshot, 4, time.Second)
+		env.ExecuteWorkflow(WorkflowName, FlowInput{Options: options("")})
+		s := result(t, env)
+		want := "[plan copy]"
+		if finishes {
+			want = "[plan copy finish]"
+		}
+		if got := fmt.Sprint(f.steps()); got != want {
+			t.Errorf("destination finishes tables %v: steps %s, want %s", finishes, got, want)
+		}
+		if !s.TablesFinished || s.Phase != PhaseDone {
+			t.Errorf("final state: %+v", s)
+		}
+		snap := (&Status{Flow: "shop", State: *s}).Snapshot()
+		if snap.Abilities == nil || *snap.Abilities != *f.abilities {
+			t.Errorf("the status shows abilities %+v, want %+v", snap.Abilities, f.abilities)
+		}
 	}
 }
 

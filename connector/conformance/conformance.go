@@ -38,6 +38,11 @@ type SourceHarness struct {
 	// that need changes of their own are skipped. The table is named
 	// schema.table in the statements.
 	Exec func(t *testing.T, stmt string)
+	// OpenWithoutCDC opens the source Open made last again, through a
+	// connection that cannot serve change data capture (a user without
+	// the replication privilege), for a Preflighter's refusal; nil when the
+	// harness has none.
+	OpenWithoutCDC func(t *testing.T) connector.Source
 }
 
 // rows of a source table; enough for several partitions and batches, few
@@ -52,7 +57,9 @@ const (
 
 // Source runs the source checks: the plan covers every row exactly once, a
 // partition resumes from any batch's cursor with exactly the rows after it,
-// and, for a ChangeSource, the change stream's order and positions.
+// for a ChangeSource the change stream's order and positions, and every
+// declared ability (RawReader, Preflighter, LagMeter) does what it
+// promises.
 func Source(t *testing.T, h SourceHarness) {
 	t.Run("PlanCoversEveryRowOnce", func(t *testing.T) {
 		src, ns := open(t, h)
@@ -85,17 +92,43 @@ func Source(t *testing.T, h SourceHarness) {
 		}
 		checkChanges(t, h, cs, ns)
 	})
+	t.Run("Preflighter", func(t *testing.T) {
+		src, ns := open(t, h)
+		pf, ok := src.(connector.Preflighter)
+		if !ok {
+			t.Skip("not a Preflighter")
+		}
+		checkPreflight(t, h, src, pf, ns)
+	})
+	t.Run("LagMeter", func(t *testing.T) {
+		src, ns := open(t, h)
+		cs, isCDC := src.(connector.ChangeSource)
+		lm, ok := src.(connector.LagMeter)
+		if !ok || !isCDC {
+			t.Skip("not a ChangeSource with a LagMeter")
+		}
+		checkLag(t, h, cs, lm, ns)
+	})
+	t.Run("Described", func(t *testing.T) {
+		src, _ := open(t, h)
+		checkDescribed(t, src)
+	})
 }
 
 func open(t *testing.T, h SourceHarness) (connector.Source, model.Namespace) {
 	t.Helper()
 	src, ns := h.Open(t, sourceRows)
+	closeAtEnd(t, src)
+	return src, ns
+}
+
+// closeAtEnd closes c when the test ends.
+func closeAtEnd(t *testing.T, c connector.Connector) {
 	t.Cleanup(func() {
-		if err := src.Close(); err != nil {
-			t.Errorf("close source: %v", err)
+		if err := c.Close(); err != nil {
+			t.Errorf("close %T: %v", c, err)
 		}
 	})
-	return src, ns
 }
 
 func ctxFor(t *testing.T) context.Context {
@@ -104,7 +137,18 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
+// findTable is the source's table ns, which has a primary key.
 func findTable(t *testing.T, src connector.Source, ns model.Namespace) *model.Table {
+	t.Helper()
+	tb := lookupTable(t, src, ns)
+	if len(tb.PrimaryKey) == 0 {
+		t.Fatalf("table %s has no primary key; the suite needs one", ns)
+	}
+	return tb
+}
+
+// lookupTable is the source's table ns, with or without a key.
+func lookupTable(t *testing.T, src connector.Source, ns model.Namespace) *model.Table {
 	t.Helper()
 	tables, err := src.Tables(ctxFor(t))
 	if err != nil {
@@ -112,9 +156,6 @@ func findTable(t *testing.T, src connector.Source, ns model.Namespace) *model.Ta
 	}
 	for _, tb := range tables {
 		if tb.Namespace == ns {
-			if len(tb.PrimaryKey) == 0 {
-				t.Fatalf("table %s has no primary key; the suite needs one", ns)
-			}
 			return tb
 		}
 	}
@@ -124,9 +165,6 @@ func findTable(t *testing.T, src connector.Source, ns model.Namespace) *model.Ta
 
 func plan(t *testing.T, src connector.Source, tbl *model.Table, opts connector.PlanOptions) *model.Plan {
 	t.Helper()
-	if b, ok := src.(connector.FlowBinder); ok {
-		b.BindFlow(opts.Flow)
-	}
 	p, err := src.Plan(ctxFor(t), []*model.Table{tbl}, opts)
 	if err != nil {
 		t.Fatalf("Plan: %v", err)
@@ -303,7 +341,7 @@ func stream(t *testing.T, cs connector.ChangeSource, tbl *model.Table, from mode
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out []streamed
-	err := cs.StreamChanges(ctx, []*model.Table{tbl}, from, func(_ context.Context, b *model.ChangeBatch) error {
+	err := cs.StreamChanges(ctx, []*model.Table{tbl}, from, connector.StreamOptions{Flow: flowName}, func(_ context.Context, b *model.ChangeBatch) error {
 		if b.Partial {
 			return fmt.Errorf("unexpected partial batch in a stream of small transactions")
 		}
@@ -357,9 +395,15 @@ func describe(tbl *model.Table, c model.Change) string {
 	}
 }
 
-func checkChanges(t *testing.T, h SourceHarness, cs connector.ChangeSource, ns model.Namespace) {
-	tbl := findTable(t, cs, ns)
-	p := plan(t, cs, tbl, connector.PlanOptions{CDC: true, Flow: flowName, PartitionRows: partitionRows, BatchRows: batchRows})
+// cdcOptions are the plan options of a flow with CDC, as the engine passes
+// them to Plan and Preflight.
+var cdcOptions = connector.PlanOptions{CDC: true, Flow: flowName, PartitionRows: partitionRows, BatchRows: batchRows}
+
+// planCDC plans tbl with CDC; the flow's resources at the source (a slot)
+// are dropped when the test ends.
+func planCDC(t *testing.T, cs connector.ChangeSource, tbl *model.Table) *model.Plan {
+	t.Helper()
+	p := plan(t, cs, tbl, cdcOptions)
 	if d, ok := cs.(connector.FlowDropper); ok {
 		t.Cleanup(func() {
 			if err := d.DropFlow(context.Background(), flowName); err != nil {
@@ -367,6 +411,12 @@ func checkChanges(t *testing.T, h SourceHarness, cs connector.ChangeSource, ns m
 			}
 		})
 	}
+	return p
+}
+
+func checkChanges(t *testing.T, h SourceHarness, cs connector.ChangeSource, ns model.Namespace) {
+	tbl := findTable(t, cs, ns)
+	p := planCDC(t, cs, tbl)
 	// The copy at T0 still covers every row once.
 	checkCoverage(t, cs, tbl, p, sourceRows)
 

@@ -3,6 +3,7 @@ package conformance
 import (
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
@@ -19,18 +20,25 @@ type DestinationHarness struct {
 	Open func(t *testing.T) connector.Destination
 	// Schema is the schema the suite's tables are created in.
 	Schema string
-	// ReadBack returns the rows of a table the suite created, (id, v) each
-	// as fmt.Sprint renders it, v "<nil>" for NULL. When nil, the suite
-	// reads through the connector's own Source on a new connection; a
-	// destination that is no source and keeps nothing (null) leaves it nil
-	// and is checked by its counts (connector.Counter).
-	ReadBack func(t *testing.T, ns model.Namespace) map[string]string
+	// ReadBack returns the rows of a table the suite created, each value
+	// as fmt.Sprint renders it ("<nil>" for NULL) in the table's column
+	// order. When nil, the suite reads through the connector's own Source
+	// on a new connection; a destination that is no source and keeps
+	// nothing (null) leaves it nil and is checked by its counts
+	// (connector.Counter).
+	ReadBack func(t *testing.T, ns model.Namespace) [][]string
+	// OpenSource, for a RawWriter that is also a RawReader, opens a source
+	// of the same kind as SourceHarness.Open does, in another database:
+	// the suite copies its table raw into the destination. Nil when the
+	// harness has none, and the raw copy is skipped.
+	OpenSource func(t *testing.T, rows int) (connector.Source, model.Namespace)
 }
 
 // Destination runs the destination checks: a batch written twice leaves
 // the same rows, a checkpoint is stored with its batch and only then,
 // changes of one key are applied in order, and every declared ability
-// does what it promises.
+// (TableFinisher, KeyDeferrer, Emptier, SchemaChanger, RawWriter, and
+// the declared FullRows) does what it promises.
 func Destination(t *testing.T, h DestinationHarness) {
 	t.Run("WriteTwiceSameRows", func(t *testing.T) { checkWriteTwice(t, h) })
 	t.Run("CheckpointNotAheadOfData", func(t *testing.T) { checkCheckpoints(t, h) })
@@ -41,12 +49,35 @@ func Destination(t *testing.T, h DestinationHarness) {
 func openDest(t *testing.T, h DestinationHarness) connector.Destination {
 	t.Helper()
 	d := h.Open(t)
+	closeAtEnd(t, d)
+	return d
+}
+
+// seed creates the suite's table name at d holding rows 1..n, v = a<id>,
+// its copy finished.
+func seed(t *testing.T, h DestinationHarness, d connector.Destination, name string, n int64) (*model.Table, []model.Row) {
+	t.Helper()
+	tbl := destTable(h, name)
+	create(t, d, tbl)
+	rows := rowsFrom(1, n, "a")
+	write(t, d, &model.RowBatch{Table: tbl, Partition: "p0", Rows: rows, Cursor: "c"})
+	finish(t, d, tbl)
+	return tbl, rows
+}
+
+// openApplier opens a change writer, closed when the test ends.
+func openApplier(t *testing.T, a connector.ChangeApplier) connector.ChangeWriter {
+	t.Helper()
+	cw, err := a.OpenApplier(ctxFor(t))
+	if err != nil {
+		t.Fatalf("OpenApplier: %v", err)
+	}
 	t.Cleanup(func() {
-		if err := d.Close(); err != nil {
-			t.Errorf("close destination: %v", err)
+		if err := cw.Close(); err != nil {
+			t.Errorf("close change writer: %v", err)
 		}
 	})
-	return d
+	return cw
 }
 
 // destTable is the suite's destination table: a key and one nullable text.
@@ -117,35 +148,59 @@ func finish(t *testing.T, d connector.Destination, tbl *model.Table) {
 	}
 }
 
-// readBack returns the table's rows from a new connection, or ok false
-// when the destination cannot be read (null).
-func readBack(t *testing.T, h DestinationHarness, ns model.Namespace) (map[string]string, bool) {
+// readRows returns every row of the table from a new connection, each
+// value rendered by fmt.Sprint, or ok false when the destination cannot be
+// read (null).
+func readRows(t *testing.T, h DestinationHarness, ns model.Namespace) (rows [][]string, ok bool) {
 	t.Helper()
 	if h.ReadBack != nil {
 		return h.ReadBack(t, ns), true
 	}
-	d := openDest(t, h)
-	src, ok := d.(connector.Source)
+	src, ok := openDest(t, h).(connector.Source)
 	if !ok {
 		return nil, false
 	}
-	tbl := findTable(t, src, ns)
+	return readSource(t, src, lookupTable(t, src, ns)), true
+}
+
+// readSource reads every row of tbl through a plan of src.
+func readSource(t *testing.T, src connector.Source, tbl *model.Table) [][]string {
+	t.Helper()
 	p := plan(t, src, tbl, connector.PlanOptions{PartitionRows: 1 << 20, BatchRows: 1000})
-	got := make(map[string]string)
+	var out [][]string
 	for _, part := range p.Partitions {
 		err := src.ReadPartition(ctxFor(t), tbl, part, "", func(b *model.RowBatch) error {
 			for _, r := range b.Rows {
-				k := fmt.Sprint(r[tbl.ColumnIndex("id")])
-				if _, dup := got[k]; dup {
-					return fmt.Errorf("key %s twice in %s", k, ns)
+				vs := make([]string, len(r))
+				for i, v := range r {
+					vs[i] = fmt.Sprint(v)
 				}
-				got[k] = fmt.Sprint(r[tbl.ColumnIndex("v")])
+				out = append(out, vs)
 			}
 			return nil
 		})
 		if err != nil {
-			t.Fatalf("read back %s: %v", ns, err)
+			t.Fatalf("read back %s: %v", tbl.Namespace, err)
 		}
+	}
+	return out
+}
+
+// readBack returns the rows of a table keyed by its first column (id),
+// each the rest of the row, its values joined by "|"; ok false when the
+// destination cannot be read (null).
+func readBack(t *testing.T, h DestinationHarness, ns model.Namespace) (map[string]string, bool) {
+	t.Helper()
+	rows, ok := readRows(t, h, ns)
+	if !ok {
+		return nil, false
+	}
+	got := make(map[string]string, len(rows))
+	for _, r := range rows {
+		if _, dup := got[r[0]]; dup {
+			t.Fatalf("key %s twice in %s", r[0], ns)
+		}
+		got[r[0]] = strings.Join(r[1:], "|")
 	}
 	return got, true
 }
@@ -281,15 +336,8 @@ func checkApply(t *testing.T, h DestinationHarness) {
 	if !ok {
 		t.Skip("not a ChangeApplier")
 	}
-	tbl := destTable(h, "conf_apply")
-	create(t, d, tbl)
-	write(t, d, &model.RowBatch{Table: tbl, Partition: "p0", Rows: rowsFrom(1, 10, "a"), Cursor: "c"})
-	finish(t, d, tbl)
-	cw, err := a.OpenApplier(ctxFor(t))
-	if err != nil {
-		t.Fatalf("OpenApplier: %v", err)
-	}
-	defer cw.Close()
+	tbl, rows := seed(t, h, d, "conf_apply", 10)
+	cw := openApplier(t, a)
 	const flow = "conf_apply_flow"
 	ups := func(rows ...model.Row) *model.TableChanges { return &model.TableChanges{Table: tbl, Upserts: rows} }
 	batches := []*model.TableChanges{
@@ -311,7 +359,7 @@ func checkApply(t *testing.T, h DestinationHarness) {
 			t.Fatalf("counted %d changes, want 10", changes)
 		}
 	}
-	want := expect(rowsFrom(1, 10, "a"))
+	want := expect(rows)
 	want["1"], want["3"], want["11"] = "d", "e", "new"
 	delete(want, "2")
 	checkRows(t, h, d, tbl.Namespace, want)
@@ -371,10 +419,7 @@ func checkAbilities(t *testing.T, h DestinationHarness) {
 		if !ok {
 			t.Skip("not an Emptier")
 		}
-		tbl := destTable(h, "conf_empty")
-		create(t, d, tbl)
-		write(t, d, &model.RowBatch{Table: tbl, Partition: "p0", Rows: rowsFrom(1, 100, "a"), Cursor: "c"})
-		finish(t, d, tbl)
+		tbl, _ := seed(t, h, d, "conf_empty", 100)
 		if err := e.EmptyTables(ctxFor(t), []*model.Table{tbl}); err != nil {
 			t.Fatalf("EmptyTables: %v", err)
 		}
@@ -382,22 +427,13 @@ func checkAbilities(t *testing.T, h DestinationHarness) {
 	})
 	t.Run("CreateTablesTwice", func(t *testing.T) {
 		d := openDest(t, h)
-		tbl := destTable(h, "conf_create")
-		create(t, d, tbl)
-		rows := rowsFrom(1, 10, "a")
-		write(t, d, &model.RowBatch{Table: tbl, Partition: "p0", Rows: rows, Cursor: "c"})
-		finish(t, d, tbl)
+		tbl, rows := seed(t, h, d, "conf_create", 10)
 		// An existing compatible table is left as it is.
 		create(t, openDest(t, h), tbl)
 		checkRows(t, h, d, tbl.Namespace, expect(rows))
 	})
-	t.Run("Described", func(t *testing.T) {
-		d := openDest(t, h)
-		a := connector.Describe(d)
-		_, apply := d.(connector.ChangeApplier)
-		_, keeps := d.(connector.CheckpointKeeper)
-		if !a.Destination || a.Apply != apply || a.Checkpoints != keeps {
-			t.Fatalf("Describe says %+v, the type says apply=%v checkpoints=%v", a, apply, keeps)
-		}
-	})
+	t.Run("SchemaChanger", func(t *testing.T) { checkAlter(t, h) })
+	t.Run("RawWriter", func(t *testing.T) { checkRawWrite(t, h) })
+	t.Run("FullRows", func(t *testing.T) { checkFullRows(t, h) })
+	t.Run("Described", func(t *testing.T) { checkDescribed(t, openDest(t, h)) })
 }

@@ -184,7 +184,7 @@ func (s *Source) ReadPartition(ctx context.Context, t *model.Table, p model.Part
 
 // StreamChanges emits changes after position from, paced by changes_per_sec.
 // After the last change it emits an empty batch at the head every 200ms.
-func (s *Source) StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, emit func(context.Context, *model.ChangeBatch) error) error {
+func (s *Source) StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, _ connector.StreamOptions, emit func(context.Context, *model.ChangeBatch) error) error {
 	start, err := strconv.ParseInt(string(from), 10, 64)
 	if err != nil || start < 0 {
 		return fmt.Errorf("fake: bad position %q", from)

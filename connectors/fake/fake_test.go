@@ -37,7 +37,7 @@ func TestStreamReachesExpectedState(t *testing.T) {
 	}
 	var streamed []model.Change
 	apply := func(from string) {
-		err := s.StreamChanges(context.Background(), nil, model.Position(from), func(_ context.Context, b *model.ChangeBatch) error {
+		err := s.StreamChanges(context.Background(), nil, model.Position(from), connector.StreamOptions{}, func(_ context.Context, b *model.ChangeBatch) error {
 			streamed = append(streamed, b.Changes...)
 			for _, c := range b.Changes {
 				rows := state[c.Table]

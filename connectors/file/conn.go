@@ -32,16 +32,10 @@ const (
 
 func init() {
 	connector.Register(connector.Registration{
-		Scheme:  "file",
-		Summary: "a directory of JSON Lines or CSV files, one file per table (source and destination, no CDC)",
-		Example: "file:///tmp/export?format=jsonl",
-		Open: func(ctx context.Context, u *url.URL) (connector.Connector, error) {
-			c, err := Open(ctx, u)
-			if err != nil {
-				return nil, err // not a typed nil inside the interface
-			}
-			return c, nil
-		},
+		Scheme:    "file",
+		Summary:   "a directory of JSON Lines or CSV files, one file per table (source and destination, no CDC)",
+		Example:   "file:///tmp/export?format=jsonl",
+		Open:      connector.OpenerOf(Open),
 		Prototype: (*Conn)(nil),
 	})
 }
@@ -69,8 +63,7 @@ type Conn struct {
 	// foreign maps the part files of other flows' unfinished copies to
 	// their flow, as LoadCheckpoints found them: this flow must not touch
 	// them.
-	foreign   map[string]string
-	batchRows int
+	foreign map[string]string
 }
 
 // Open opens file:///abs/dir?format=jsonl|csv. The directory need not exist:

@@ -56,8 +56,8 @@ func TestRegistration(t *testing.T) {
 	if r.Example == "" || r.Summary == "" {
 		t.Errorf("registration %+v lacks an example or summary", r)
 	}
-	want := connector.Abilities{Source: true, Destination: true, Checkpoints: true}
-	if got := connector.Describe(r.Prototype); got != want {
+	want := connector.Abilities{Source: true, Destination: true, Checkpoints: true, FinishTables: true}
+	if got := connector.Discover(r.Prototype).Abilities; got != want {
 		t.Errorf("abilities %+v, want %+v", got, want)
 	}
 	if _, ok := r.Prototype.(connector.TableFinisher); !ok {

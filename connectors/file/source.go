@@ -173,11 +173,6 @@ func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.P
 	if partRows <= 0 {
 		partRows = defaultPartitionRows
 	}
-	if opts.BatchRows > 0 {
-		c.mu.Lock()
-		c.batchRows = opts.BatchRows
-		c.mu.Unlock()
-	}
 	plan := &model.Plan{Tables: tables, CreatedAt: time.Now().UTC()}
 	for _, t := range tables {
 		if err := ctx.Err(); err != nil {
@@ -199,6 +194,7 @@ func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.P
 			})
 		}
 	}
+	plan.SetBatchRows(opts.BatchRows)
 	return plan, nil
 }
 
@@ -451,7 +447,7 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 		src = &csvRows{cr: newCSVReader(section), dec: dec, base: start, upper: upper, size: size}
 	}
 
-	batchRows := c.batchSize()
+	batchRows := p.BatchSize(defaultBatchRows)
 	batch := &model.RowBatch{Table: t, Partition: p.ID, Rows: make([]model.Row, 0, min(batchRows, 1024))}
 	cursor := start
 	for n := 0; ; n++ {
@@ -487,15 +483,6 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 		return emit(batch)
 	}
 	return nil
-}
-
-func (c *Conn) batchSize() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.batchRows > 0 {
-		return c.batchRows
-	}
-	return defaultBatchRows
 }
 
 // schemaHint tells how to fix a type error in a table without a sidecar.

@@ -25,6 +25,27 @@
 // transaction before T0 is visible to the copy's reads; on MySQL, which lacks
 // it, T0 is taken under FLUSH TABLES WITH READ LOCK when the user may, else
 // with SHOW MASTER STATUS alone (see docs/connectors.md).
+//
+// The files, by role:
+//
+//   - mysql.go: Open, the URL's options, the registration, what both
+//     halves share (the pool, the server's settings, error classes).
+//   - source.go and source_*.go, the source half: discover (tables from
+//     information_schema), plan (primary-key range partitions, T0), keyset
+//     (key conditions and cursors), read (snapshot reads), position
+//     (binlog positions, T0, Ack), preflight (checks before a flow), stream
+//     (the binlog reader and its reconnections), stream_events
+//     (transactions and row events), stream_schema (the flow's tables as
+//     the binlog changes them), stream_ddl and stream_ddl_tokens (what a
+//     QUERY event does to the flow).
+//   - destination.go and destination_*.go, the destination half: ddl
+//     (databases and tables), types (the MySQL type of a canonical column),
+//     write (copied rows as multi-row upserts), infile (LOAD DATA LOCAL
+//     INFILE), apply (changes), checkpoint, alter (added columns), empty.
+//   - codec_*.go, the value codecs: types (MySQL column types to canonical),
+//     decode (driver and binlog values to canonical), time (MySQL's date
+//     and time text), encode (canonical values to SQL literals), errors
+//     (what a value error says).
 package mysql
 
 import (
@@ -40,50 +61,23 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/ferrydb/ferry/connector"
-	"github.com/ferrydb/ferry/model"
 )
 
 func init() {
 	connector.Register(connector.Registration{
-		Scheme:  "mysql",
-		Aliases: []string{"mariadb"},
-		Summary: "MySQL or MariaDB (source with binlog CDC, and destination)",
-		Example: "mysql://user:pass@localhost:3306/shop",
-		Open: func(ctx context.Context, u *url.URL) (connector.Connector, error) {
-			c, err := Open(ctx, u)
-			if err != nil {
-				return nil, err
-			}
-			return c, nil
-		},
+		Scheme:    "mysql",
+		Aliases:   []string{"mariadb"},
+		Summary:   "MySQL or MariaDB (source with binlog CDC, and destination)",
+		Example:   "mysql://user:pass@localhost:3306/shop",
+		Open:      connector.OpenerOf(Open),
 		Prototype: (*Conn)(nil),
 	})
 }
-
-var (
-	_ connector.Source           = (*Conn)(nil)
-	_ connector.ChangeSource     = (*Conn)(nil)
-	_ connector.Destination      = (*Conn)(nil)
-	_ connector.ChangeApplier    = (*Conn)(nil)
-	_ connector.CheckpointKeeper = (*Conn)(nil)
-	_ connector.SchemaChanger    = (*Conn)(nil)
-	_ connector.TableChecker     = (*Conn)(nil)
-)
-
-const (
-	// checkpointTable holds the checkpoints of the flows writing to a
-	// destination database.
-	checkpointTable = "_ferry_checkpoints"
-	// checkpointDB holds them when the destination URL names no database.
-	checkpointDB = "_ferry"
-)
 
 // systemDBs are never read without being named.
 var systemDBs = map[string]bool{"mysql": true, "information_schema": true, "performance_schema": true, "sys": true, checkpointDB: true}
@@ -103,7 +97,8 @@ var knownParams = map[string]string{
 	"tls":        "tls=true|skip-verify|preferred|false",
 }
 
-// Conn is an opened MySQL or MariaDB server.
+// Conn is an opened MySQL or MariaDB server. It keeps what both halves use
+// (the URL, the pool, the server's settings); each half keeps its own state.
 type Conn struct {
 	host     string // host:port
 	user     string
@@ -115,20 +110,10 @@ type Conn struct {
 	db     *sql.DB
 	server serverInfo
 
-	batchRows atomic.Int64
-
-	mu      sync.Mutex
-	targets map[model.Namespace][]*target // destination column types, by destination table
-	ensured map[string]bool               // databases whose checkpoint table exists
-
-	// acked is the last position Ack recorded.
-	acked atomic.Value
-	// noInfile forces multi-row INSERTs (tests compare both load paths).
-	noInfile bool
-	// flowID is the replica server id of the flow (BindFlow), 0 if unbound.
-	flowID atomic.Uint32
 	// log receives what the connector reports on its own (reconnections).
 	log *slog.Logger
+
+	dest destState
 }
 
 // serverInfo is what ferry needs to know about the server.
@@ -162,7 +147,7 @@ func parseURL(u *url.URL) (*Conn, error) {
 	if u.Opaque != "" {
 		return nil, connector.BadConfig("mysql URL has no host", fix)
 	}
-	c := &Conn{targets: map[model.Namespace][]*target{}, ensured: map[string]bool{}, log: slog.Default()}
+	c := &Conn{log: slog.Default()}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
 		host = "localhost"
@@ -340,13 +325,6 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// isRetryable reports a transaction error that a retry of the same
-// (idempotent) transaction may cure: a deadlock or a lock wait timeout.
-func isRetryable(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
-}
-
 // lostConnection reports an error meaning the server is out of reach or the
 // connection broke (a restart, a network cut): the driver's invalid or bad
 // connection, a refused, reset or closed socket, an unexpected end of the
@@ -357,23 +335,6 @@ func lostConnection(err error) bool {
 		return n == 1053 || n == 1927
 	}
 	return errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || connector.BrokenConnection(err)
-}
-
-// outage marks err as the server being unavailable when its cause is a
-// lost connection, so the engine retries instead of failing the flow.
-func outage(cause, err error) error {
-	if lostConnection(cause) {
-		return connector.Unavailable(err)
-	}
-	return err
-}
-
-// rollback ends a failed transaction, keeping the original error first.
-func rollback(tx *sql.Tx, err error) error {
-	if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
-		return errors.Join(err, fmt.Errorf("rollback: %w", rerr))
-	}
-	return err
 }
 
 // driverErrCode returns the server error number of a driver error, 0 if none.
@@ -390,27 +351,3 @@ func driverErrCode(err error) int {
 type quietLogger struct{}
 
 func (quietLogger) Print(...any) {}
-
-// replicationGrant is the statement that gives user what CDC needs.
-func (c *Conn) replicationGrant() string {
-	privs := "REPLICATION SLAVE, REPLICATION CLIENT"
-	if c.server.mariadb && versionAtLeast(c.server.version, 10, 5) {
-		privs = "REPLICATION SLAVE, BINLOG MONITOR" // REPLICATION CLIENT's new name
-	}
-	return fmt.Sprintf("GRANT %s ON *.* TO %s", privs, quoteString(c.user))
-}
-
-// versionAtLeast compares a server version ("10.11.6-MariaDB-log") with
-// major.minor.
-func versionAtLeast(v string, major, minor int) bool {
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return false
-	}
-	ma, err1 := strconv.Atoi(parts[0])
-	mi, err2 := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	return ma > major || ma == major && mi >= minor
-}

@@ -4,6 +4,44 @@
 // (tables from the canonical schema or PostgreSQL's own types, COPY, set-based
 // upserts and deletes, checkpoints in the same transaction as the data).
 //
+// # Files
+//
+// One Conn serves both roles; it holds what they share (the URL, the pool,
+// the type cache) and each half keeps its own state, sourceState and
+// destinationState. The files say which half they serve:
+//
+//	postgres.go               Open, URL options, registration, session settings, quoting
+//	errors.go                 driver errors to ferry's (classify, lost connections)
+//	raw.go                    the pass-through format both halves agree on (wireColumns)
+//	codec_types.go            catalog types to canonical ones (typeCache)
+//	codec_decode*.go          PostgreSQL's text output to canonical values (arrays apart)
+//	codec_encode.go           canonical values to PostgreSQL's input text, COPY text escaping
+//	codec_binary_*.go         the binary forms the copy reads and writes
+//	source.go                 the source's state, Ack, positions, lag
+//	source_discover.go        Tables: tables, columns, keys, indexes from the catalog
+//	source_plan.go            Plan and Preflight: CTID block ranges, partition bounds
+//	source_snapshot.go        the exported snapshot partitions are read at
+//	source_slot.go            slot and publication: checks, creation, DropFlow
+//	source_slotwait.go        what a slot's creation waits for, reported while it waits
+//	source_read.go            ReadPartition (decoded rows)
+//	source_raw.go             ReadPartitionRaw (COPY binary tuples)
+//	source_stream.go          StreamChanges: replication sessions, reconnects, status, heartbeat
+//	source_changes.go         a transaction's pgoutput messages to change batches
+//	source_pgoutput.go        the pgoutput parser
+//	source_relations.go       relation messages, schema changes in the stream
+//	source_moved.go           values of rows an update moved to a new key
+//	source_generated.go       generated columns computed for changed rows
+//	destination.go            the destination's state, _ferry's tables, the catalog cache, EmptyTables
+//	destination_ddl.go        CreateTables, CheckTables: column types, enums, existing tables
+//	destination_keys.go       primary keys deferred during the copy (CreateTablesForCopy)
+//	destination_write.go      WriteRows: COPY, upsert of rows already there
+//	destination_raw.go        AcceptsRaw and pass-through batches
+//	destination_apply.go      ApplyChanges: set-based deletes, upserts, updates
+//	destination_applyrows.go  changes of tables without a key, by whole row (Declare)
+//	destination_checkpoint.go checkpoints in _ferry.checkpoints
+//	destination_finish.go     FinishTable: the deferred key, secondary indexes, ANALYZE
+//	destination_alter.go      AlterTable
+//
 // # URL
 //
 //	postgres://user:password@host:5432/database?sslmode=disable   (or postgresql://)
@@ -100,13 +138,17 @@
 // reads are in physical order (sequential scans without synchronization or
 // parallel workers), which ReadPartition checks.
 //
-// Which data the copy reads:
+// Which data the copy reads: every partition Plan makes names the snapshot
+// it is to be read at (model.Partition.Snapshot), and a reader imports it
+// while the Conn that planned holds it open; otherwise it reads current
+// data.
 //
 //   - ferry sync with CDC, first run of the flow: Plan creates the
 //     publication, then the slot with EXPORT_SNAPSHOT, and keeps the
 //     replication connection idle so the snapshot lives. Every partition
 //     reader imports it: the copy is exactly the state at T0 (the slot's
-//     consistent point), and Plan.SnapshotConsistent is set.
+//     consistent point), and Plan.SnapshotConsistent is set. StreamChanges
+//     (the copy is over), DropFlow and Close release it.
 //   - a resumed run (a new process: Plan is not called again), scale-out
 //     workers, slot= naming an existing slot, snapshot=false: the snapshot is
 //     gone or was never there, so partitions read current data. T0 is older
@@ -114,13 +156,14 @@
 //     each row, since every destination write is idempotent.
 //   - without CDC (--mode snapshot, verify, plan): partitions share a
 //     snapshot exported by a plain transaction, so the copy is consistent
-//     across tables; it ends with the connector.
+//     across tables; it ends with the connector or the next plan.
 //
 // # Change data capture
 //
 // The flow's slot and publication are named ferry_<flow> (made a valid
 // identifier, with a hash suffix when that changed the name); the engine
-// binds the flow's name (connector.FlowBinder) so a resumed run finds them.
+// gives the stream the flow's name (StreamOptions.Flow) so a resumed run
+// finds them.
 // The publication publishes through partition roots. Preconditions are
 // checked by Preflight, before the engine touches the destination (and
 // again by Plan), each with its fix: SELECT on every table and types ferry
@@ -157,7 +200,7 @@
 //
 // A table without a primary key needs REPLICA IDENTITY FULL: its update
 // and delete changes then carry the whole old row as Change.Key (in column
-// order), and the applier (AppliesFullRows) applies TableChanges.RowChanges
+// order), and the applier (Declare: FullRows) applies TableChanges.RowChanges
 // in order, each to one row equal to the old one, found by ctid.
 //
 // LagBytes (connector.LagMeter) is pg_current_wal_insert_lsn() minus a

@@ -2,36 +2,27 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
 )
 
 func init() {
 	connector.Register(connector.Registration{
-		Scheme:  "postgres",
-		Aliases: []string{"postgresql"},
-		Summary: "PostgreSQL (source with logical-replication CDC, destination with COPY and upserts)",
-		Example: "postgres://user:pass@localhost:5432/db?sslmode=disable",
-		Open: func(ctx context.Context, u *url.URL) (connector.Connector, error) {
-			c, err := Open(ctx, u)
-			if err != nil {
-				return nil, err
-			}
-			return c, nil
-		},
+		Scheme:    "postgres",
+		Aliases:   []string{"postgresql"},
+		Summary:   "PostgreSQL (source with logical-replication CDC, destination with COPY and upserts)",
+		Example:   "postgres://user:pass@localhost:5432/db?sslmode=disable",
+		Open:      connector.OpenerOf(Open),
 		Prototype: (*Conn)(nil),
 	})
 }
@@ -45,7 +36,7 @@ var (
 	_ connector.TableFinisher    = (*Conn)(nil)
 	_ connector.SchemaChanger    = (*Conn)(nil)
 	_ connector.FlowDropper      = (*Conn)(nil)
-	_ connector.FlowBinder       = (*Conn)(nil)
+	_ connector.Declarer         = (*Conn)(nil)
 	_ connector.Preflighter      = (*Conn)(nil)
 	_ connector.TableChecker     = (*Conn)(nil)
 )
@@ -87,6 +78,10 @@ type Options struct {
 }
 
 // Conn is an opened PostgreSQL database: a source, a destination, or both.
+// It holds what both halves share (the URL, the pool, the type cache); each
+// half keeps its own state, src for the source's methods (source*.go) and
+// dst for the destination's (destination*.go), and neither touches the
+// other's.
 type Conn struct {
 	raw   string              // the URL without ferry's parameters, password included
 	scrub *connector.Scrubber // the URL's secrets, out of every error
@@ -96,26 +91,8 @@ type Conn struct {
 
 	types *typeCache
 
-	batchRows atomic.Int64
-
-	mu   sync.Mutex
-	flow string // bound by the engine: names the slot and publication
-	// snap is the exported snapshot of this process's plan, while its
-	// connection is open; nil otherwise.
-	snap *snapshot
-	// madeSlots are the slots this Conn tried to create for a plan. The
-	// engine asks for a plan again only when the last attempt did not
-	// reach it (an outage), so such a slot is this run's own leftover.
-	madeSlots map[string]bool
-	// acked is the last position the engine acknowledged, sent to the
-	// server by the running stream.
-	acked atomic.Uint64
-
-	dstMu     sync.Mutex
-	dstTables map[string]*dstTable // by quoted name
-	// rawTargets are the tables that accepted a raw format, by quoted name.
-	rawTargets map[string]*rawTarget
-	dstReady   bool
+	src sourceState
+	dst destinationState
 }
 
 var slotNameRe = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
@@ -194,7 +171,7 @@ func (c *Conn) Close() error {
 	if c == nil {
 		return nil
 	}
-	c.closeSnapshot()
+	c.src.release()
 	if c.pool != nil {
 		c.pool.Close()
 	}
@@ -205,73 +182,6 @@ func (c *Conn) Close() error {
 func (c *Conn) where() string {
 	cc := c.cfg.ConnConfig
 	return fmt.Sprintf("%s:%d/%s", cc.Host, cc.Port, cc.Database)
-}
-
-// sqlState returns the SQLSTATE of a server error, or "".
-func sqlState(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
-}
-
-// classify turns a driver error into one that says what to do: a
-// ConfigError for problems of configuration (credentials, privileges,
-// server settings, names), the scrubbed error otherwise.
-func (c *Conn) classify(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	if connector.IsConfigError(err) || errors.Is(err, context.Canceled) {
-		return err
-	}
-	err = c.scrub.Err(err)
-	user := c.cfg.ConnConfig.User
-	switch sqlState(err) {
-	case "28P01", "28000":
-		return &connector.ConfigError{Msg: fmt.Sprintf("%s: authentication failed for user %q at %s", what, user, c.where()), Fix: "check the user and password in the URL (and pg_hba.conf)", Err: err}
-	case "3D000":
-		return &connector.ConfigError{Msg: fmt.Sprintf("%s: database %q does not exist at %s:%d", what, c.cfg.ConnConfig.Database, c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port), Fix: "check the database name in the URL, or create it", Err: err}
-	case "42501":
-		return &connector.ConfigError{Msg: fmt.Sprintf("%s: permission denied for user %q", what, user), Fix: "grant the privilege named in the message (GRANT SELECT ON ... TO " + user + ")", Err: err}
-	case "42P01":
-		return &connector.ConfigError{Msg: fmt.Sprintf("%s: a table is missing at %s", what, c.where()), Fix: "the table was dropped or renamed; exclude it with --tables or start the flow over with --restart", Err: err}
-	case "55000":
-		if strings.Contains(err.Error(), "wal_level") {
-			return walLevelError(c.where(), err)
-		}
-	case "53300":
-		return &connector.ConfigError{Msg: fmt.Sprintf("%s: %s has no free connection slots", what, c.where()), Fix: "raise max_connections or lower --parallel", Err: err}
-	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) && sqlState(err) == "" {
-		// At start-up a configuration problem; later, an outage the engine
-		// may wait out: the ConfigError wraps an Unavailable error for that.
-		return &connector.ConfigError{Msg: fmt.Sprintf("%s: cannot reach PostgreSQL at %s:%d", what, c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port), Fix: "check the host and port in the URL and that the server is running and accepts TCP connections", Err: connector.Unavailable(err)}
-	}
-	err = fmt.Errorf("%s at %s: %w", what, c.where(), err)
-	if lostConnection(err) {
-		return connector.Unavailable(err)
-	}
-	return err
-}
-
-// lostConnection reports an error meaning the server is out of reach or the
-// connection broke: the server shutting down or restarting (SQLSTATE 57P01,
-// 57P02, 57P03), a connection exception (class 08), a refused or reset
-// connection, an unexpected end of the stream, a connection already closed.
-// Retrying on a new connection may succeed.
-func lostConnection(err error) bool {
-	if st := sqlState(err); st != "" {
-		return st == "57P01" || st == "57P02" || st == "57P03" || strings.HasPrefix(st, "08")
-	}
-	var ce *pgconn.ConnectError
-	return errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) || connector.BrokenConnection(err)
-}
-
-func walLevelError(where string, err error) error {
-	return &connector.ConfigError{Msg: fmt.Sprintf("change data capture needs wal_level = logical, and %s has another", where), Fix: "set wal_level = logical in postgresql.conf and restart the server, or copy without CDC with --mode snapshot", Err: err}
 }
 
 // quoteIdent quotes an identifier.
@@ -301,4 +211,23 @@ func quoteLiteral(s string) string {
 		return `E'` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `'`, `''`) + `'`
 	}
 	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
+}
+
+func qualified(ns model.Namespace) string {
+	if ns.Schema == "" {
+		return quoteIdent(ns.Table)
+	}
+	return quoteIdent(ns.Schema) + "." + quoteIdent(ns.Table)
+}
+
+func schemaOf(ns model.Namespace) string {
+	if ns.Schema == "" {
+		return "public"
+	}
+	return ns.Schema
+}
+
+type querier interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+	QueryRow(context.Context, string, ...any) pgx.Row
 }

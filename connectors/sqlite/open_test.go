@@ -61,8 +61,8 @@ func TestRegistered(t *testing.T) {
 	if !ok {
 		t.Fatal("sqlite is not registered")
 	}
-	got := connector.Describe(r.Prototype)
-	want := connector.Abilities{Source: true, Destination: true, Apply: true, Checkpoints: true, SchemaChanges: true}
+	got := connector.Discover(r.Prototype).Abilities
+	want := connector.Abilities{Source: true, Destination: true, Apply: true, Checkpoints: true, SchemaChanges: true, EmptyTables: true, CheckTables: true}
 	if got != want {
 		t.Errorf("abilities %+v, want %+v", got, want)
 	}

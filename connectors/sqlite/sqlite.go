@@ -44,16 +44,10 @@ import (
 
 func init() {
 	connector.Register(connector.Registration{
-		Scheme:  "sqlite",
-		Summary: "SQLite database file (source and destination; no CDC)",
-		Example: "sqlite:///tmp/ferry.db",
-		Open: func(ctx context.Context, u *url.URL) (connector.Connector, error) {
-			c, err := Open(ctx, u)
-			if err != nil {
-				return nil, err
-			}
-			return c, nil
-		},
+		Scheme:    "sqlite",
+		Summary:   "SQLite database file (source and destination; no CDC)",
+		Example:   "sqlite:///tmp/ferry.db",
+		Open:      connector.OpenerOf(Open),
 		Prototype: (*Conn)(nil),
 	})
 }

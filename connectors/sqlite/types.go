@@ -342,17 +342,17 @@ func toSQLite(t model.Type, v any) (any, error) {
 		if !ok {
 			return bad()
 		}
-		return formatTimeOfDay(d)
+		return model.FormatTimeOfDay(d)
 	case model.KindTimeTZ:
 		x, ok := v.(model.TimeTZ)
 		if !ok {
 			return bad()
 		}
-		s, err := formatTimeOfDay(x.Time)
+		s, err := model.FormatTimeOfDay(x.Time)
 		if err != nil {
 			return nil, err
 		}
-		return s + formatOffset(x.Offset), nil
+		return s + model.FormatOffset(x.Offset), nil
 	case model.KindInterval:
 		if _, ok := v.(model.Interval); !ok {
 			return bad()
@@ -414,31 +414,6 @@ func checkArrayText(t model.Type, v any) error {
 		}
 	}
 	return nil
-}
-
-func formatTimeOfDay(d time.Duration) (string, error) {
-	if d < 0 || d > 24*time.Hour {
-		return "", fmt.Errorf("time of day %s is outside 00:00:00-24:00:00", d)
-	}
-	h, m := d/time.Hour, (d%time.Hour)/time.Minute
-	s, ns := (d%time.Minute)/time.Second, d%time.Second
-	out := fmt.Sprintf("%02d:%02d:%02d", h, m, s)
-	if ns != 0 {
-		out += strings.TrimRight(fmt.Sprintf(".%09d", ns), "0")
-	}
-	return out, nil
-}
-
-func formatOffset(sec int32) string {
-	sign := byte('+')
-	if sec < 0 {
-		sign, sec = '-', -sec
-	}
-	s := fmt.Sprintf("%c%02d:%02d", sign, sec/3600, (sec%3600)/60)
-	if sec%60 != 0 {
-		s += fmt.Sprintf(":%02d", sec%60)
-	}
-	return s
 }
 
 // fromSQLite converts a value read from SQLite to the canonical value of t.

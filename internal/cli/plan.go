@@ -53,8 +53,9 @@ become text). It writes nothing and creates no replication slot.`,
 				return fmt.Errorf("source: %w", err)
 			}
 			defer c.Close()
-			src, ok := c.(connector.Source)
-			if !ok {
+			can := connector.Discover(c)
+			src := can.Source
+			if src == nil {
 				return connector.BadConfig(fmt.Sprintf("%s cannot be a source", connector.Redact(cfg.Source)), "plan a source connector")
 			}
 			tables, err := selectTables(cmd, src, cfg)
@@ -80,7 +81,7 @@ become text). It writes nothing and creates no replication slot.`,
 				return fmt.Errorf("plan: %w", err)
 			}
 			var head model.Position
-			if cs, ok := c.(connector.ChangeSource); ok {
+			if cs := can.ChangeSource; cs != nil {
 				if head, err = cs.HeadPosition(ctx); err != nil {
 					return fmt.Errorf("read the source's position: %w", err)
 				}
@@ -110,11 +111,12 @@ func checkDestination(cmd *cobra.Command, url string, tables []*model.Table) ([]
 		return nil, fmt.Errorf("destination: %w", err)
 	}
 	defer dc.Close()
-	if _, ok := dc.(connector.Destination); !ok {
-		return nil, connector.BadConfig(fmt.Sprintf("%s cannot be a destination", connector.Redact(url)), "use a destination connector such as sqlite, file, postgres or null")
+	can := connector.Discover(dc)
+	if can.Destination == nil {
+		return nil, connector.NotDestination(connector.Redact(url))
 	}
-	tc, ok := dc.(connector.TableChecker)
-	if !ok {
+	tc := can.TableChecker
+	if tc == nil {
 		return nil, nil
 	}
 	conv, err := tc.CheckTables(cmd.Context(), tables)

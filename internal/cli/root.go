@@ -211,21 +211,37 @@ func newConnectorsCmd(g *globals) *cobra.Command {
 	}
 }
 
-// CapabilityTable renders the registered connectors' abilities as a Markdown
-// table; the README's table is checked against it.
+// CapabilityTable renders the registered connectors and every ability
+// connector.Discover finds in them as Markdown: one table of the
+// connectors, one row per ability with a column per connector. The
+// README's table is checked against it.
 func CapabilityTable() string {
-	yes := func(b bool) string {
-		if b {
-			return "yes"
-		}
-		return "no"
-	}
+	regs := connector.Registered()
 	var b strings.Builder
-	b.WriteString("| connector | example URL | source | CDC | destination | applies changes | checkpoints in destination |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
-	for _, r := range connector.Registered() {
-		a := connector.Describe(r.Prototype)
-		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s | %s |\n", r.Scheme, r.Example, yes(a.Source), yes(a.CDC), yes(a.Destination), yes(a.Apply), yes(a.Checkpoints))
+	b.WriteString("| connector | example URL | what it is |\n| --- | --- | --- |\n")
+	for _, r := range regs {
+		fmt.Fprintf(&b, "| %s | `%s` | %s |\n", r.Scheme, r.Example, r.Summary)
+	}
+	b.WriteString("\n| ability |")
+	abilities := make([][]connector.Ability, len(regs))
+	for i, r := range regs {
+		fmt.Fprintf(&b, " %s |", r.Scheme)
+		abilities[i] = connector.Discover(r.Prototype).Abilities.List()
+	}
+	b.WriteString("\n| --- |" + strings.Repeat(" --- |", len(regs)) + "\n")
+	for row, a := range (connector.Abilities{}).List() {
+		fmt.Fprintf(&b, "| %s |", a.Doc)
+		for i := range regs {
+			fmt.Fprintf(&b, " %s |", yesNo(abilities[i][row].Has))
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

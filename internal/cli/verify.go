@@ -64,12 +64,12 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
 				return fmt.Errorf("destination: %w", err)
 			}
 			defer dc.Close()
-			s, ok := sc.(connector.Source)
-			if !ok {
+			s := connector.Discover(sc).Source
+			if s == nil {
 				return connector.BadConfig(fmt.Sprintf("%s cannot be read", connector.Redact(cfg.Source)), "verify reads both sides")
 			}
-			d, ok := dc.(connector.Source)
-			if !ok {
+			d := connector.Discover(dc).Source
+			if d == nil {
 				return connector.BadConfig(fmt.Sprintf("%s cannot be read back", connector.Redact(cfg.Destination)), "verify reads both sides; this destination keeps nothing to compare")
 			}
 			tables, err := selectTables(cmd, s, cfg)

@@ -116,6 +116,18 @@ func TestAPIFlowDescribesTheFlowWithoutSecrets(t *testing.T) {
 	if f.Partitions != 10 || f.PartitionsDone != 10 || !f.Ready || !f.Running {
 		t.Errorf("partitions %d done %d, ready %v running %v", f.Partitions, f.PartitionsDone, f.Ready, f.Running)
 	}
+	// What the connectors can do, as the engine discovered it: a CDC
+	// source, a destination that applies changes and counts them.
+	if a := f.Abilities; a == nil || !a.Source.Source || !a.Source.CDC || a.Source.Destination ||
+		!a.Destination.Destination || !a.Destination.Apply || !a.Destination.Counts || a.Destination.Source {
+		t.Errorf("abilities %+v", f.Abilities)
+	}
+	var named struct {
+		Abilities map[string]map[string]bool `json:"abilities"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &named); err != nil || !named.Abilities["source"]["cdc"] || !named.Abilities["destination"]["apply"] {
+		t.Errorf("/api/flow does not name the abilities (%v): %s", err, r.body)
+	}
 	if strings.Contains(r.body, secret) {
 		t.Errorf("/api/flow shows the password: %s", r.body)
 	}

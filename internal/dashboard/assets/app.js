@@ -242,6 +242,8 @@
     kv($('details'), [
       ['From', f.source, 'mono'],
       ['To', f.destination, 'mono'],
+      ['Source can', abilities(f.abilities && f.abilities.source)],
+      ['Destination can', abilities(f.abilities && f.abilities.destination)],
       ['Mode', f.mode + (f.coordinator ? ' · ' + f.coordinator + ' coordinator' : '')],
       ['Write batches', onWorkers(f) ? 'counted by each worker (its /metrics)' : int(f.write_batches) + ' · avg ' + f.write_latency_avg_ms.toFixed(1) + ' ms · max ' + f.write_latency_max_ms.toFixed(1) + ' ms'],
       ['Resumed', f.resumed_partitions + ' partitions from a cursor · ' + f.skipped_partitions + ' already done'],
@@ -259,6 +261,14 @@
       ['Apply batches', onWorkers(f) ? 'counted by each worker (its /metrics)' : int(f.apply_batches) + ' · avg ' + f.apply_latency_avg_ms.toFixed(1) + ' ms'],
       ['Lag', lagText(c.lag_seconds) + (f.cdc_lag_bytes != null ? ' · ' + bytes(f.cdc_lag_bytes) : '') + ' · last commit ' + commit],
     ]);
+  }
+
+  // abilities lists what a connector can do, by the names /api/flow gives
+  // them (connector.Abilities); unknown until a process opened it.
+  function abilities(a) {
+    if (!a) return '–';
+    const names = Object.keys(a).filter((k) => a[k]).map((k) => k.replace(/_/g, ' '));
+    return names.length ? names.join(' · ') : 'nothing optional';
   }
 
   // In scale-out mode the batches are written by the workers, which count

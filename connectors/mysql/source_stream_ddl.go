@@ -1,0 +1,417 @@
+package mysql
+
+import (
+	"strings"
+
+	"github.com/ferrydb/ferry/model"
+)
+
+// stmtKind is what a binlog QUERY event means for a flow.
+type stmtKind int
+
+const (
+	// stmtOther needs nothing: SET, GRANT, CREATE INDEX, DDL on other objects.
+	stmtOther stmtKind = iota
+	stmtBegin
+	stmtCommit // COMMIT, or a ROLLBACK of what non-transactional tables kept
+	// stmtAddColumns is an ALTER TABLE that only adds columns (possibly with
+	// changes that leave rows alone, such as a new index).
+	stmtAddColumns
+	// stmtHarmless is DDL on a table that changes no row nor column.
+	stmtHarmless
+	// stmtSchemaChange is any other DDL on the named tables or databases.
+	stmtSchemaChange
+	// stmtDML is a statement-based row change.
+	stmtDML
+)
+
+// statement is a classified QUERY event.
+type statement struct {
+	kind   stmtKind
+	tables []model.Namespace
+	// databases are whole databases the statement changes (DROP DATABASE).
+	databases []string
+}
+
+// classify reads a QUERY event's statement, with db the session's current
+// database. It understands enough of MySQL's grammar to name the tables a
+// statement changes and to tell an ADD COLUMN from anything else; what it
+// cannot read it reports as stmtOther, and the binlog's row events still
+// carry every row change.
+func classify(query, db string) statement {
+	p := &ddlParser{toks: tokenize(query), db: db}
+	switch {
+	case p.word("BEGIN"), p.words("START", "TRANSACTION"), p.words("XA", "START"), p.words("XA", "BEGIN"):
+		return statement{kind: stmtBegin}
+	case p.word("COMMIT"), p.words("XA", "COMMIT"):
+		return statement{kind: stmtCommit}
+	case p.word("ROLLBACK"):
+		if p.word("TO") || p.words("WORK", "TO") {
+			return statement{kind: stmtOther} // to a savepoint
+		}
+		return statement{kind: stmtCommit}
+	case p.word("ALTER"):
+		return p.alter()
+	case p.word("DROP"):
+		return p.drop()
+	case p.word("RENAME"):
+		if !p.word("TABLE") && !p.word("TABLES") {
+			return statement{kind: stmtOther}
+		}
+		st := statement{kind: stmtSchemaChange}
+		for {
+			n, ok := p.name()
+			if !ok {
+				break
+			}
+			st.tables = append(st.tables, n)
+			if !p.punct(",") && !p.word("TO") {
+				break
+			}
+		}
+		return st
+	case p.word("TRUNCATE"):
+		p.word("TABLE")
+		if n, ok := p.name(); ok {
+			return statement{kind: stmtSchemaChange, tables: []model.Namespace{n}}
+		}
+	case p.word("CREATE"):
+		p.words("OR", "REPLACE")
+		p.word("TEMPORARY")
+		if p.word("TABLE") {
+			p.words("IF", "NOT", "EXISTS")
+			if n, ok := p.name(); ok {
+				return statement{kind: stmtSchemaChange, tables: []model.Namespace{n}}
+			}
+		}
+	case p.word("INSERT"), p.word("REPLACE"):
+		p.skipWords("LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE")
+		p.word("INTO")
+		if n, ok := p.name(); ok {
+			return statement{kind: stmtDML, tables: []model.Namespace{n}}
+		}
+		return statement{kind: stmtDML}
+	case p.word("UPDATE"), p.word("DELETE"):
+		return statement{kind: stmtDML, tables: p.tableRefs()}
+	case p.word("LOAD"):
+		for p.i < len(p.toks) {
+			if p.words("INTO", "TABLE") {
+				if n, ok := p.name(); ok {
+					return statement{kind: stmtDML, tables: []model.Namespace{n}}
+				}
+				break
+			}
+			p.i++
+		}
+		return statement{kind: stmtDML}
+	}
+	return statement{kind: stmtOther}
+}
+
+func (p *ddlParser) alter() statement {
+	p.skipWords("ONLINE", "OFFLINE", "IGNORE")
+	if !p.word("TABLE") {
+		return statement{kind: stmtOther} // a database, view, user, event...
+	}
+	p.words("IF", "EXISTS")
+	n, ok := p.name()
+	if !ok {
+		return statement{kind: stmtOther}
+	}
+	st := statement{tables: []model.Namespace{n}}
+	adds, changes := 0, 0
+	for _, spec := range p.specs() {
+		switch specKind(spec) {
+		case specAddColumn:
+			adds++
+		case specChange:
+			changes++
+		}
+	}
+	switch {
+	case changes > 0:
+		st.kind = stmtSchemaChange
+	case adds > 0:
+		st.kind = stmtAddColumns
+	default:
+		st.kind = stmtHarmless
+	}
+	return st
+}
+
+func (p *ddlParser) drop() statement {
+	p.word("TEMPORARY")
+	switch {
+	case p.word("TABLE"), p.word("TABLES"):
+		p.words("IF", "EXISTS")
+		st := statement{kind: stmtSchemaChange}
+		for {
+			n, ok := p.name()
+			if !ok {
+				break
+			}
+			st.tables = append(st.tables, n)
+			if !p.punct(",") {
+				break
+			}
+		}
+		return st
+	case p.word("DATABASE"), p.word("SCHEMA"):
+		p.words("IF", "EXISTS")
+		if p.i < len(p.toks) && p.toks[p.i].isName() {
+			return statement{kind: stmtSchemaChange, databases: []string{p.toks[p.i].text}}
+		}
+	case p.word("INDEX"):
+		p.words("IF", "EXISTS")
+		if p.i < len(p.toks) && p.toks[p.i].isName() {
+			idx := p.toks[p.i].text
+			p.i++
+			if p.word("ON") {
+				if n, ok := p.name(); ok {
+					kind := stmtHarmless
+					if strings.EqualFold(idx, "PRIMARY") {
+						kind = stmtSchemaChange
+					}
+					return statement{kind: kind, tables: []model.Namespace{n}}
+				}
+			}
+		}
+	}
+	return statement{kind: stmtOther}
+}
+
+// tableRefs collects the table names of an UPDATE or DELETE: the names
+// after UPDATE, FROM, JOIN and commas at the top level, up to SET or WHERE.
+func (p *ddlParser) tableRefs() []model.Namespace {
+	var out []model.Namespace
+	expect := true
+	for p.i < len(p.toks) {
+		t := p.toks[p.i]
+		if t.kind == tokWord {
+			switch strings.ToUpper(t.text) {
+			case "SET", "WHERE", "ORDER", "LIMIT", "USING":
+				if strings.ToUpper(t.text) != "USING" {
+					return out
+				}
+				expect = true
+				p.i++
+				continue
+			case "FROM", "JOIN":
+				expect = true
+				p.i++
+				continue
+			case "LOW_PRIORITY", "QUICK", "IGNORE", "STRAIGHT_JOIN", "INNER", "LEFT", "RIGHT", "CROSS", "OUTER", "NATURAL":
+				p.i++
+				continue
+			}
+		}
+		if t.kind == tokPunct && t.text == "," {
+			expect = true
+			p.i++
+			continue
+		}
+		if expect && t.isName() {
+			if n, ok := p.name(); ok {
+				out = append(out, n)
+				expect = false
+				continue
+			}
+		}
+		if t.kind == tokPunct && t.text == "(" {
+			p.skipParens()
+			continue
+		}
+		p.i++
+	}
+	return out
+}
+
+type specClass int
+
+const (
+	specHarmless specClass = iota
+	specAddColumn
+	specChange
+)
+
+// specKind classifies one ALTER TABLE specification.
+func specKind(spec []token) specClass {
+	if len(spec) == 0 {
+		return specHarmless
+	}
+	w := func(i int) string {
+		if i < len(spec) && spec[i].kind == tokWord {
+			return strings.ToUpper(spec[i].text)
+		}
+		return ""
+	}
+	for _, t := range spec {
+		if t.kind == tokWord && strings.EqualFold(t.text, "PRIMARY") {
+			return specChange // a new or dropped primary key
+		}
+	}
+	switch w(0) {
+	case "ADD":
+		switch w(1) {
+		case "INDEX", "KEY", "UNIQUE", "FULLTEXT", "SPATIAL", "FOREIGN", "CONSTRAINT", "CHECK", "VECTOR":
+			return specHarmless
+		case "PARTITION", "PERIOD", "SYSTEM":
+			return specChange
+		}
+		return specAddColumn
+	case "ALGORITHM", "LOCK", "COMMENT", "FORCE", "ENGINE", "AUTO_INCREMENT", "ROW_FORMAT", "KEY_BLOCK_SIZE",
+		"STATS_PERSISTENT", "STATS_AUTO_RECALC", "STATS_SAMPLE_PAGES", "ENABLE", "DISABLE", "PACK_KEYS",
+		"CHECKSUM", "DELAY_KEY_WRITE", "MAX_ROWS", "MIN_ROWS", "AVG_ROW_LENGTH", "WAIT", "NOWAIT":
+		return specHarmless
+	case "DEFAULT":
+		return specHarmless // the default character set of future columns
+	case "DROP":
+		switch w(1) {
+		case "INDEX", "KEY", "FOREIGN", "CONSTRAINT", "CHECK":
+			return specHarmless
+		}
+		return specChange
+	case "RENAME":
+		switch w(1) {
+		case "INDEX", "KEY":
+			return specHarmless
+		}
+		return specChange
+	case "ALTER":
+		i := 1
+		if w(1) == "COLUMN" {
+			i = 2
+		}
+		switch w(1) {
+		case "INDEX", "KEY", "CONSTRAINT", "CHECK":
+			return specHarmless
+		}
+		// ALTER [COLUMN] c SET DEFAULT / DROP DEFAULT: no row changes.
+		switch w(i + 1) {
+		case "SET", "DROP":
+			if w(i+2) == "DEFAULT" || w(i+2) == "VISIBLE" || w(i+2) == "INVISIBLE" {
+				return specHarmless
+			}
+		}
+		return specChange
+	}
+	return specChange
+}
+
+// ddlParser walks the tokens of one statement.
+type ddlParser struct {
+	toks []token
+	i    int
+	db   string
+}
+
+func (p *ddlParser) word(w string) bool {
+	if p.i < len(p.toks) && p.toks[p.i].kind == tokWord && strings.EqualFold(p.toks[p.i].text, w) {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// words consumes the sequence ws only if all of it is next.
+func (p *ddlParser) words(ws ...string) bool {
+	start := p.i
+	for _, w := range ws {
+		if !p.word(w) {
+			p.i = start
+			return false
+		}
+	}
+	return true
+}
+
+func (p *ddlParser) skipWords(ws ...string) {
+	for {
+		found := false
+		for _, w := range ws {
+			if p.word(w) {
+				found = true
+			}
+		}
+		if !found {
+			return
+		}
+	}
+}
+
+func (p *ddlParser) punct(s string) bool {
+	if p.i < len(p.toks) && p.toks[p.i].kind == tokPunct && p.toks[p.i].text == s {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// name reads "table" or "db.table".
+func (p *ddlParser) name() (model.Namespace, bool) {
+	if p.i >= len(p.toks) || !p.toks[p.i].isName() {
+		return model.Namespace{}, false
+	}
+	first := p.toks[p.i].text
+	p.i++
+	if p.i+1 < len(p.toks) && p.toks[p.i].kind == tokPunct && p.toks[p.i].text == "." && p.toks[p.i+1].isName() {
+		second := p.toks[p.i+1].text
+		p.i += 2
+		return model.Namespace{Schema: first, Table: second}, true
+	}
+	return model.Namespace{Schema: p.db, Table: first}, true
+}
+
+func (p *ddlParser) skipParens() {
+	depth := 0
+	for p.i < len(p.toks) {
+		t := p.toks[p.i]
+		p.i++
+		if t.kind != tokPunct {
+			continue
+		}
+		switch t.text {
+		case "(":
+			depth++
+		case ")":
+			depth--
+			if depth <= 0 {
+				return
+			}
+		}
+	}
+}
+
+// specs splits the rest of an ALTER TABLE at top-level commas. A trailing
+// partitioning clause is one more (changing) specification.
+func (p *ddlParser) specs() [][]token {
+	var out [][]token
+	var cur []token
+	depth := 0
+	for ; p.i < len(p.toks); p.i++ {
+		t := p.toks[p.i]
+		if t.kind == tokPunct {
+			switch t.text {
+			case "(":
+				depth++
+			case ")":
+				depth--
+			case ",":
+				if depth == 0 {
+					out = append(out, cur)
+					cur = nil
+					continue
+				}
+			case ";":
+				if depth == 0 {
+					continue
+				}
+			}
+		}
+		cur = append(cur, t)
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}

@@ -1,0 +1,461 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
+)
+
+// OpenApplier returns a change writer on its own connection.
+func (c *Conn) OpenApplier(ctx context.Context) (connector.ChangeWriter, error) {
+	if err := c.ensureMeta(ctx); err != nil {
+		return nil, err
+	}
+	conn, err := c.pool.Acquire(ctx)
+	if err != nil {
+		return nil, c.classify(err, "open an applier")
+	}
+	return &changeWriter{c: c, conn: conn}, nil
+}
+
+type changeWriter struct {
+	c    *Conn
+	conn *pgxpool.Conn
+}
+
+func (w *changeWriter) Close() error {
+	if w.conn != nil {
+		w.conn.Release()
+		w.conn = nil
+	}
+	return nil
+}
+
+// ApplyChanges applies the batch and its checkpoint in one transaction. Per
+// table: deletes by key (missing rows are fine), upserts of whole rows with
+// INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE, and rows with
+// unchanged (TOAST) values as UPDATEs of the other columns only. Each is
+// one statement for the whole table's share, whatever its size; replaying
+// the batch leaves the same rows.
+func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) error {
+	if b == nil || (b.Len() == 0 && b.Checkpoint == nil) {
+		return nil
+	}
+	return w.c.inTx(ctx, w.conn.Conn(), func(tx pgx.Tx) error {
+		for _, tc := range b.Tables {
+			if tc == nil || tc.Table == nil {
+				return fmt.Errorf("changes without a table")
+			}
+			if err := w.applyTable(ctx, tx, tc); err != nil {
+				return fmt.Errorf("table %s: %w", tc.Table.Namespace, err)
+			}
+		}
+		return saveCheckpoint(ctx, tx, b.Checkpoint)
+	}, "apply changes")
+}
+
+func (w *changeWriter) applyTable(ctx context.Context, tx pgx.Tx, tc *model.TableChanges) error {
+	t := tc.Table
+	if len(tc.RowChanges) > 0 {
+		return w.applyRows(ctx, tx, tc)
+	}
+	if len(tc.Deletes) == 0 && len(tc.Upserts) == 0 {
+		return nil
+	}
+	if len(t.PrimaryKey) == 0 {
+		return fmt.Errorf("no primary key: ferry applies its changes by key, or by whole row with a full replica identity at the source (ALTER TABLE ... REPLICA IDENTITY FULL)")
+	}
+	dt, err := w.c.destTable(ctx, t.Namespace)
+	if err != nil {
+		return err
+	}
+	if len(dt.pk) == 0 {
+		return w.c.noKeyError(ctx, t)
+	}
+	keyIdx := t.KeyIndexes()
+	for i, ki := range keyIdx {
+		if ki < 0 {
+			return fmt.Errorf("primary key column %q is not a column", t.PrimaryKey[i])
+		}
+	}
+	if len(tc.Deletes) > 0 {
+		if err := deleteKeys(ctx, tx, t, dt, keyIdx, tc.Deletes); err != nil {
+			return err
+		}
+	}
+	cols, err := writableColumns(t, dt)
+	if err != nil {
+		return err
+	}
+	var full []model.Row
+	partial := map[string][]model.Row{} // by the mask of unchanged columns
+	for _, row := range tc.Upserts {
+		if len(row) != len(t.Columns) {
+			return fmt.Errorf("upsert row has %d values for %d columns", len(row), len(t.Columns))
+		}
+		var mask []byte
+		for _, i := range cols {
+			if model.IsUnchanged(row[i]) {
+				if mask == nil {
+					mask = make([]byte, len(t.Columns))
+					for j := range mask {
+						mask[j] = '0'
+					}
+				}
+				mask[i] = '1'
+			}
+		}
+		if mask == nil {
+			full = append(full, row)
+		} else {
+			partial[string(mask)] = append(partial[string(mask)], row)
+		}
+	}
+	if err := upsertRows(ctx, tx, t, dt, cols, full); err != nil {
+		return err
+	}
+	masks := make([]string, 0, len(partial))
+	for m := range partial {
+		masks = append(masks, m)
+	}
+	sort.Strings(masks)
+	for _, m := range masks {
+		if err := updatePresent(ctx, tx, t, dt, cols, keyIdx, m, partial[m]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// arrayLiterals builds, for each of the given columns, one PostgreSQL
+// text[] literal holding that column's values across rows, in text form.
+func arrayLiterals(t *model.Table, rows []model.Row, cols []int, keyOnly bool) ([][]byte, error) {
+	out := make([][]byte, len(cols))
+	var field []byte
+	var err error
+	for j, i := range cols {
+		buf := make([]byte, 0, 16*len(rows)+2)
+		buf = append(buf, '{')
+		for r, row := range rows {
+			if r > 0 {
+				buf = append(buf, ',')
+			}
+			v := row[i]
+			if keyOnly {
+				v = row[j]
+			}
+			if v == nil {
+				buf = append(buf, "NULL"...)
+				continue
+			}
+			if model.IsUnchanged(v) {
+				return nil, fmt.Errorf("column %s: unexpected unchanged value", t.Columns[i].Name)
+			}
+			if field, err = appendText(field[:0], t.Columns[i].Type, v); err != nil {
+				return nil, fmt.Errorf("column %s, key %s: %w", t.Columns[i].Name, keyText(t, row), err)
+			}
+			buf = appendQuoted(buf, field)
+		}
+		out[j] = append(buf, '}')
+	}
+	return out, nil
+}
+
+// unnestFrom renders "unnest($1::text[], ...) AS u(a1, ...)" for n columns.
+func unnestFrom(n int) string {
+	params, aliases := textParams(n, "::text[]")
+	return "unnest(" + params + ") AS u(" + aliases + ")"
+}
+
+// valuesFrom renders "(VALUES ($1::text, ...)) AS u(a1, ...)": one row of n
+// text columns, named as unnestFrom names them.
+func valuesFrom(n int) string {
+	params, aliases := textParams(n, "::text")
+	return "(VALUES (" + params + ")) AS u(" + aliases + ")"
+}
+
+// textParams renders n parameters with a cast, "$1::text, ...", and their
+// column aliases, "a1, ...".
+func textParams(n int, cast string) (params, aliases string) {
+	p := make([]string, n)
+	a := make([]string, n)
+	for i := range p {
+		p[i] = "$" + strconv.Itoa(i+1) + cast
+		a[i] = "a" + strconv.Itoa(i+1)
+	}
+	return strings.Join(p, ", "), strings.Join(a, ", ")
+}
+
+// largeRowBytes is the size from which a row is applied alone, its values
+// plain statement parameters: in a text[] array literal each value would be
+// copied once more, escaped, before the driver copies it into its message
+// (for a 100 MB value, hundreds of MB more at once).
+const largeRowBytes = 1 << 20
+
+// collectBeforeBytes is the size from which a row is applied after a
+// garbage collection (a few milliseconds, against the hundreds it takes to
+// send that many bytes).
+const collectBeforeBytes = 32 << 20
+
+// execRows runs the statement sql(from) over rows, where from names them
+// u(a1, ..., an), one text column per entry of cols (the rows' values at
+// cols; with keyOnly the rows are keys and column j is their jth value).
+// The rows go together, as unnest of text[] arrays: one statement whatever
+// their number; but a large row goes alone (largeRowBytes). It returns the
+// number of rows the statements affected.
+func execRows(ctx context.Context, tx pgx.Tx, t *model.Table, rows []model.Row, cols []int, keyOnly bool, sql func(from string) string) (int64, error) {
+	large := 0
+	for _, row := range rows {
+		if row.Size() >= largeRowBytes {
+			large++
+		}
+	}
+	small := rows
+	var n int64
+	if large > 0 {
+		small = make([]model.Row, 0, len(rows)-large)
+		for _, row := range rows {
+			if row.Size() < largeRowBytes {
+				small = append(small, row)
+				continue
+			}
+			params, err := rowParams(t, row, cols, keyOnly)
+			if err != nil {
+				return n, err
+			}
+			if row.Size() >= collectBeforeBytes {
+				// The driver copies the row into its message. The garbage
+				// the row's decoding left (the message it came in from the
+				// source) is not collected yet, since a live heap this
+				// large puts the next collection twice as high: collect it
+				// now, so the copy takes its place instead of new memory.
+				runtime.GC()
+			}
+			k, err := execParams(ctx, tx, sql(valuesFrom(len(cols))), params)
+			if err != nil {
+				return n, fmt.Errorf("key %s: %w", keyText(t, row), err)
+			}
+			n += k
+		}
+	}
+	if len(small) == 0 {
+		return n, nil
+	}
+	params, err := arrayLiterals(t, small, cols, keyOnly)
+	if err != nil {
+		return n, err
+	}
+	k, err := execParams(ctx, tx, sql(unnestFrom(len(cols))), params)
+	return n + k, err
+}
+
+// rowParams is one row's values at cols (see execRows) as text parameters.
+func rowParams(t *model.Table, row model.Row, cols []int, keyOnly bool) ([][]byte, error) {
+	params := make([][]byte, len(cols))
+	for j, i := range cols {
+		v := row[i]
+		if keyOnly {
+			v = row[j]
+		}
+		if v == nil {
+			continue
+		}
+		if model.IsUnchanged(v) {
+			return nil, fmt.Errorf("column %s: unexpected unchanged value", t.Columns[i].Name)
+		}
+		p, err := textParam(t.Columns[i].Type, v)
+		if err != nil {
+			return nil, fmt.Errorf("column %s, key %s: %w", t.Columns[i].Name, keyText(t, row), err)
+		}
+		params[j] = p
+	}
+	return params, nil
+}
+
+// castCol renders the text of unnest column j cast to the destination
+// column's type: PostgreSQL's own input function parses it.
+func castCol(j int, dc *dstCol) string {
+	return "u.a" + strconv.Itoa(j+1) + "::" + dc.cast
+}
+
+func execParams(ctx context.Context, tx pgx.Tx, sql string, params [][]byte) (int64, error) {
+	res := tx.Conn().PgConn().ExecParams(ctx, sql, params, nil, nil, nil)
+	tag, err := res.Close()
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+// upsertRows writes whole rows: an upsert by primary key, or a plain insert
+// for a table without one.
+func upsertRows(ctx context.Context, tx pgx.Tx, t *model.Table, dt *dstTable, cols []int, rows []model.Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	names := make([]string, len(cols))
+	casts := make([]string, len(cols))
+	inKey := map[string]bool{}
+	for _, k := range t.PrimaryKey {
+		inKey[k] = true
+	}
+	var sets []string
+	for j, i := range cols {
+		name := t.Columns[i].Name
+		names[j] = quoteIdent(name)
+		casts[j] = castCol(j, dt.cols[name])
+		if !inKey[name] {
+			sets = append(sets, names[j]+" = EXCLUDED."+names[j])
+		}
+	}
+	onConflict := ""
+	if len(t.PrimaryKey) > 0 {
+		keys := make([]string, len(t.PrimaryKey))
+		for i, k := range t.PrimaryKey {
+			keys[i] = quoteIdent(k)
+		}
+		onConflict = " ON CONFLICT (" + strings.Join(keys, ", ") + ") DO "
+		if len(sets) == 0 {
+			onConflict += "NOTHING"
+		} else {
+			onConflict += "UPDATE SET " + strings.Join(sets, ", ")
+		}
+	}
+	sql := func(from string) string {
+		return "INSERT INTO " + dt.name + " (" + strings.Join(names, ", ") + ") OVERRIDING SYSTEM VALUE SELECT " +
+			strings.Join(casts, ", ") + " FROM " + from + onConflict
+	}
+	if _, err := execRows(ctx, tx, t, rows, cols, false, sql); err != nil {
+		return fmt.Errorf("upsert %d rows: %w", len(rows), err)
+	}
+	return nil
+}
+
+// keyMatch renders "d.k1 = u.a1::type AND ..." for the key columns, which
+// are the first len(keyIdx) unnest columns.
+func keyMatch(t *model.Table, dt *dstTable, keyIdx []int) string {
+	conds := make([]string, len(keyIdx))
+	for j, ki := range keyIdx {
+		name := t.Columns[ki].Name
+		conds[j] = "d." + quoteIdent(name) + " = " + castCol(j, dt.cols[name])
+	}
+	return strings.Join(conds, " AND ")
+}
+
+func deleteKeys(ctx context.Context, tx pgx.Tx, t *model.Table, dt *dstTable, keyIdx []int, keys []model.Row) error {
+	for _, k := range keys {
+		if len(k) != len(keyIdx) {
+			return fmt.Errorf("delete key has %d values for a key of %d columns", len(k), len(keyIdx))
+		}
+	}
+	sql := func(from string) string {
+		return "DELETE FROM " + dt.name + " AS d USING " + from + " WHERE " + keyMatch(t, dt, keyIdx)
+	}
+	if _, err := execRows(ctx, tx, t, keys, keyIdx, true, sql); err != nil {
+		return fmt.Errorf("delete %d keys: %w", len(keys), err)
+	}
+	return nil
+}
+
+// updatePresent updates rows some of whose values the source left
+// unchanged (mask marks them): only the other columns are set, so an
+// unchanged TOAST value keeps the destination's. The rows must exist: an
+// earlier insert or the copy wrote them.
+func updatePresent(ctx context.Context, tx pgx.Tx, t *model.Table, dt *dstTable, cols, keyIdx []int, mask string, rows []model.Row) error {
+	inKey := map[int]bool{}
+	for _, ki := range keyIdx {
+		inKey[ki] = true
+	}
+	var unchanged []string
+	set := append([]int(nil), keyIdx...)
+	for _, i := range cols {
+		if mask[i] == '1' {
+			if inKey[i] {
+				return fmt.Errorf("a change leaves key column %s unchanged", t.Columns[i].Name)
+			}
+			unchanged = append(unchanged, t.Columns[i].Name)
+			continue
+		}
+		if !inKey[i] {
+			set = append(set, i)
+		}
+	}
+	var n int64
+	var err error
+	if len(set) > len(keyIdx) {
+		assigns := make([]string, 0, len(set)-len(keyIdx))
+		for j := len(keyIdx); j < len(set); j++ {
+			name := t.Columns[set[j]].Name
+			assigns = append(assigns, quoteIdent(name)+" = "+castCol(j, dt.cols[name]))
+		}
+		sql := func(from string) string {
+			return "UPDATE " + dt.name + " AS d SET " + strings.Join(assigns, ", ") + " FROM " + from + " WHERE " + keyMatch(t, dt, keyIdx)
+		}
+		if n, err = execRows(ctx, tx, t, rows, set, false, sql); err != nil {
+			return fmt.Errorf("update %d rows: %w", len(rows), err)
+		}
+	} else {
+		keys, err := arrayLiterals(t, rows, keyIdx, false)
+		if err != nil {
+			return err
+		}
+		sql := "SELECT count(*) FROM " + dt.name + " AS d JOIN " + unnestFrom(len(keyIdx)) + " ON " + keyMatch(t, dt, keyIdx)
+		res, err := queryText(ctx, tx, sql, keys)
+		if err != nil {
+			return fmt.Errorf("look up %d rows: %w", len(rows), err)
+		}
+		if n, err = strconv.ParseInt(res[0][0], 10, 64); err != nil {
+			return err
+		}
+	}
+	if n == int64(len(rows)) {
+		return nil
+	}
+	// Name a few of the missing keys.
+	sql := "SELECT u.* FROM " + unnestFrom(len(keyIdx)) + " WHERE NOT EXISTS (SELECT 1 FROM " + dt.name + " AS d WHERE " + keyMatch(t, dt, keyIdx) + ") LIMIT 5"
+	keys, err := arrayLiterals(t, rows, keyIdx, false)
+	if err != nil {
+		return err
+	}
+	res, err := queryText(ctx, tx, sql, keys)
+	if err != nil {
+		return fmt.Errorf("look up missing rows: %w", err)
+	}
+	var missing []string
+	for _, vals := range res {
+		parts := make([]string, len(vals))
+		for j, v := range vals {
+			parts[j] = t.Columns[keyIdx[j]].Name + "=" + v
+		}
+		missing = append(missing, "("+strings.Join(parts, ", ")+")")
+	}
+	return fmt.Errorf("key %s: the row does not exist at the destination and the change leaves column(s) %s unchanged (PostgreSQL did not send them), so ferry cannot insert it; copy the table again (ferry sync --restart)",
+		strings.Join(missing, ", "), strings.Join(unchanged, ", "))
+}
+
+// queryText runs a query with text parameters and returns its rows as text.
+func queryText(ctx context.Context, tx pgx.Tx, sql string, params [][]byte) ([][]string, error) {
+	res := tx.Conn().PgConn().ExecParams(ctx, sql, params, nil, nil, nil)
+	var out [][]string
+	for res.NextRow() {
+		vals := res.Values()
+		row := make([]string, len(vals))
+		for i, v := range vals {
+			row[i] = string(v)
+		}
+		out = append(out, row)
+	}
+	if _, err := res.Close(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,89 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ferrydb/ferry/model"
+)
+
+// Secondary indexes are not created with the table: they would slow every
+// copied row down. FinishTable builds them once the table's copy is done
+// (the engine finishes tables in parallel), as pg_restore and pgcopydb do.
+
+// FinishTable adds a copied table's primary key if it was deferred
+// (destination_keys.go), builds its secondary indexes and analyzes it, so
+// the planner knows its size before changes are applied to it. Each step
+// is skipped when already done, so finishing a table again is harmless.
+func (c *Conn) FinishTable(ctx context.Context, t *model.Table) error {
+	if err := c.ensureMeta(ctx); err != nil {
+		return err
+	}
+	err := c.finishKey(ctx, t)
+	// The copy's writers cached the table without its key; the appliers
+	// that come next must see it.
+	c.forgetDst(t.Namespace)
+	if err != nil {
+		return err
+	}
+	if err := c.buildIndexes(ctx, t); err != nil {
+		return err
+	}
+	if _, err := c.pool.Exec(ctx, "ANALYZE "+qualified(t.Namespace)); err != nil {
+		return c.classify(err, "analyze "+t.Namespace.String())
+	}
+	return nil
+}
+
+// indexSQL is the statement that builds ix on table t here, or "" when
+// ix says nothing this server can build. Unique indexes are built without
+// UNIQUE: changes are applied in parallel across keys, so two rows may hold
+// the same value for a moment (a value moved from one row to another) and
+// a unique index would stop the flow.
+func indexSQL(t *model.Table, ix model.Index, named bool) string {
+	def := ix.Native
+	if def == "" {
+		if len(ix.Columns) == 0 {
+			return ""
+		}
+		cols := make([]string, len(ix.Columns))
+		for i, col := range ix.Columns {
+			cols[i] = quoteIdent(col)
+		}
+		def = "btree (" + strings.Join(cols, ", ") + ")"
+	}
+	def = strings.Replace(def, " NULLS NOT DISTINCT", "", 1)
+	name := ""
+	if named {
+		name = quoteIdent(ix.Name) + " "
+	}
+	return "CREATE INDEX " + name + "ON " + qualified(t.Namespace) + " USING " + def
+}
+
+// buildIndexes builds t's secondary indexes that the table does not have
+// yet (by name), so finishing a table twice builds each once.
+func (c *Conn) buildIndexes(ctx context.Context, t *model.Table) error {
+	for _, ix := range t.Indexes {
+		var here, elsewhere bool
+		err := c.pool.QueryRow(ctx, `SELECT
+				EXISTS (SELECT 1 FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE i.indrelid = to_regclass($1) AND x.relname = $2),
+				to_regclass(quote_ident($3) || '.' || quote_ident($2)) IS NOT NULL`,
+			qualified(t.Namespace), ix.Name, schemaOf(t.Namespace)).Scan(&here, &elsewhere)
+		if err != nil {
+			return c.classify(err, "read indexes of "+t.Namespace.String())
+		}
+		if here {
+			continue
+		}
+		q := indexSQL(t, ix, !elsewhere)
+		if q == "" {
+			continue
+		}
+		if _, err := c.pool.Exec(ctx, q); err != nil {
+			return fmt.Errorf("table %s: build index %s (%s): %w; create what it needs at the destination (function, extension, collation) and run again, the copy resumes here",
+				t.Namespace, ix.Name, q, c.classify(err, "build index"))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
+)
+
+// keyText renders a row's key for an error message, (id=5, code=ab), so a
+// refused value can be found at the source; () for a table without a key.
+func keyText(t *model.Table, row model.Row) string {
+	if k := model.KeyText(t, row); k != "" {
+		return k
+	}
+	return "()"
+}
+
+// sqlState returns the SQLSTATE of a server error, or "".
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// classify turns a driver error into one that says what to do: a
+// ConfigError for problems of configuration (credentials, privileges,
+// server settings, names), the scrubbed error otherwise.
+func (c *Conn) classify(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if connector.IsConfigError(err) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	err = c.scrub.Err(err)
+	user := c.cfg.ConnConfig.User
+	switch sqlState(err) {
+	case "28P01", "28000":
+		return &connector.ConfigError{Msg: fmt.Sprintf("%s: authentication failed for user %q at %s", what, user, c.where()), Fix: "check the user and password in the URL (and pg_hba.conf)", Err: err}
+	case "3D000":
+		return &connector.ConfigError{Msg: fmt.Sprintf("%s: database %q does not exist at %s:%d", what, c.cfg.ConnConfig.Database, c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port), Fix: "check the database name in the URL, or create it", Err: err}
+	case "42501":
+		return &connector.ConfigError{Msg: fmt.Sprintf("%s: permission denied for user %q", what, user), Fix: "grant the privilege named in the message (GRANT SELECT ON ... TO " + user + ")", Err: err}
+	case "42P01":
+		return &connector.ConfigError{Msg: fmt.Sprintf("%s: a table is missing at %s", what, c.where()), Fix: "the table was dropped or renamed; exclude it with --tables or start the flow over with --restart", Err: err}
+	case "55000":
+		if strings.Contains(err.Error(), "wal_level") {
+			return walLevelError(c.where(), err)
+		}
+	case "53300":
+		return &connector.ConfigError{Msg: fmt.Sprintf("%s: %s has no free connection slots", what, c.where()), Fix: "raise max_connections or lower --parallel", Err: err}
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) && sqlState(err) == "" {
+		// At start-up a configuration problem; later, an outage the engine
+		// may wait out: the ConfigError wraps an Unavailable error for that.
+		return &connector.ConfigError{Msg: fmt.Sprintf("%s: cannot reach PostgreSQL at %s:%d", what, c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port), Fix: "check the host and port in the URL and that the server is running and accepts TCP connections", Err: connector.Unavailable(err)}
+	}
+	err = fmt.Errorf("%s at %s: %w", what, c.where(), err)
+	if lostConnection(err) {
+		return connector.Unavailable(err)
+	}
+	return err
+}
+
+// lostConnection reports an error meaning the server is out of reach or the
+// connection broke: the server shutting down or restarting (SQLSTATE 57P01,
+// 57P02, 57P03), a connection exception (class 08), a refused or reset
+// connection, an unexpected end of the stream, a connection already closed.
+// Retrying on a new connection may succeed.
+func lostConnection(err error) bool {
+	if st := sqlState(err); st != "" {
+		return st == "57P01" || st == "57P02" || st == "57P03" || strings.HasPrefix(st, "08")
+	}
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) || connector.BrokenConnection(err)
+}
+
+func walLevelError(where string, err error) error {
+	return &connector.ConfigError{Msg: fmt.Sprintf("change data capture needs wal_level = logical, and %s has another", where), Fix: "set wal_level = logical in postgresql.conf and restart the server, or copy without CDC with --mode snapshot", Err: err}
+}

@@ -1,0 +1,190 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/ferrydb/ferry/model"
+)
+
+// relation is a relation message and how its columns map to the table's.
+type relation struct {
+	st       *streamTable // nil for a table outside the flow
+	ns       model.Namespace
+	colIdx   []int // for each table column, the relation column, or -1
+	tableIdx []int // for each relation column, the table column, or -1
+	keyIdx   []int // relation columns of the table's primary key
+	names    []string
+}
+
+// relation records a relation message. When its columns differ from the
+// table the flow knows, the table's new schema goes out with the next batch,
+// ahead of the changes that use it.
+func (s *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, send func(pending) error) error {
+	ns := model.Namespace{Schema: m.Namespace, Table: m.RelationName}
+	r := &relation{ns: ns}
+	for _, col := range m.Columns {
+		r.names = append(r.names, col.Name)
+	}
+	s.rels[m.RelationID] = r
+	st := s.tables[ns]
+	if st == nil {
+		return nil
+	}
+	r.st = st
+	changed, newTable, err := s.c.relationSchema(ctx, st.table, m)
+	if err != nil {
+		return err
+	}
+	if changed {
+		if err := s.flushPartial(ctx, send); err != nil {
+			return err
+		}
+		nst, err := s.c.newStreamTable(ctx, newTable)
+		if err != nil {
+			return err
+		}
+		*st = *nst
+		s.schemas = append(s.schemas, newTable)
+	}
+	r.colIdx = make([]int, len(st.table.Columns))
+	for i, col := range st.table.Columns {
+		r.colIdx[i] = -1
+		for ri, name := range r.names {
+			if name == col.Name {
+				r.colIdx[i] = ri
+				break
+			}
+		}
+		if r.colIdx[i] < 0 && !col.Generated {
+			return &decodeError{fmt.Errorf("table %s: column %s is missing from the change stream", ns, col.Name)}
+		}
+	}
+	r.tableIdx = make([]int, len(r.names))
+	for ri := range r.tableIdx {
+		r.tableIdx[ri] = -1
+	}
+	for i, ri := range r.colIdx {
+		if ri >= 0 {
+			r.tableIdx[ri] = i
+		}
+	}
+	r.keyIdx = make([]int, len(st.table.PrimaryKey))
+	for j, k := range st.table.PrimaryKey {
+		r.keyIdx[j] = -1
+		for ri, name := range r.names {
+			if name == k {
+				r.keyIdx[j] = ri
+			}
+		}
+	}
+	return nil
+}
+
+// relationSchema compares a relation message with the known table and, if
+// they differ, returns the table's new schema: known columns keep their
+// place, dropped ones are gone, added ones come last. An added column with a
+// default is refused: the source's existing rows have the default, which no
+// change will ever carry to the destination.
+func (c *Conn) relationSchema(ctx context.Context, known *model.Table, m *pglogrepl.RelationMessage) (bool, *model.Table, error) {
+	var oids []uint32
+	for _, col := range m.Columns {
+		oids = append(oids, col.DataType)
+	}
+	if err := c.types.load(ctx, c.pool, oids); err != nil {
+		return false, nil, c.classify(err, "read column types")
+	}
+	relCols := map[string]model.Type{}
+	var order []string
+	for _, col := range m.Columns {
+		native, err := c.formatType(ctx, col.DataType, col.TypeModifier)
+		if err != nil {
+			return false, nil, err
+		}
+		ct, err := c.types.mapType(col.DataType, col.TypeModifier, native)
+		if err != nil {
+			return false, nil, &decodeError{fmt.Errorf("table %s, column %s: %w", known.Namespace, col.Name, err)}
+		}
+		relCols[col.Name] = ct.typ
+		order = append(order, col.Name)
+	}
+	changed := false
+	next := known.Clone()
+	next.Columns = next.Columns[:0]
+	have := map[string]bool{}
+	for _, col := range known.Columns {
+		have[col.Name] = true
+		if col.Generated {
+			next.Columns = append(next.Columns, col)
+			continue
+		}
+		t, ok := relCols[col.Name]
+		if !ok {
+			changed = true // dropped
+			continue
+		}
+		if t.String() != col.Type.String() || t.Native != col.Type.Native {
+			changed = true
+			col.Type = t
+		}
+		next.Columns = append(next.Columns, col)
+	}
+	var added []string
+	for _, name := range order {
+		if !have[name] {
+			changed = true
+			added = append(added, name)
+			next.Columns = append(next.Columns, model.Column{Name: name, Type: relCols[name], Nullable: true})
+		}
+	}
+	if len(added) > 0 {
+		var withDefault []string
+		rows, err := c.pool.Query(ctx, `SELECT a.attname FROM pg_attribute a
+			WHERE a.attrelid = to_regclass($1) AND a.attname = ANY($2) AND (a.atthasdef OR a.atthasmissing OR a.attidentity <> '')`,
+			qualified(known.Namespace), added)
+		if err != nil {
+			return false, nil, c.classify(err, "read added columns of "+known.Namespace.String())
+		}
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err == nil {
+				withDefault = append(withDefault, n)
+			}
+		}
+		rows.Close()
+		if len(withDefault) > 0 {
+			return false, nil, &decodeError{fmt.Errorf("table %s: column(s) %s were added with a default; the rows already copied would get NULL at the destination instead of the default, and no change will carry it: add the column(s) at the destination with the same default and start the flow over (ferry sync --restart)",
+				known.Namespace, strings.Join(withDefault, ", "))}
+		}
+	}
+	return changed, next, nil
+}
+
+// formatType spells a type with its modifier as the server does.
+func (c *Conn) formatType(ctx context.Context, oid uint32, typmod int32) (string, error) {
+	var s string
+	if err := c.pool.QueryRow(ctx, `SELECT format_type($1, NULLIF($2, -1))`, oid, typmod).Scan(&s); err != nil {
+		return "", c.classify(err, "read type name")
+	}
+	return s, nil
+}
+
+func (c *Conn) newStreamTable(ctx context.Context, t *model.Table) (*streamTable, error) {
+	decs, err := tableDecoders(t)
+	if err != nil {
+		return nil, err
+	}
+	st := &streamTable{table: t, decs: decs}
+	for _, col := range t.Columns {
+		if col.Generated {
+			if st.gen, err = c.loadGenerated(ctx, t); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	return st, nil
+}

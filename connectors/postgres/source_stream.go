@@ -1,0 +1,459 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
+)
+
+const (
+	// statusInterval is how often the stream reports its acknowledged
+	// position to the server (well within wal_sender_timeout).
+	statusInterval = 5 * time.Second
+	// maxTxnChanges and maxTxnBytes (their size in the stream) bound the
+	// changes of one transaction held in memory: a bigger transaction is
+	// emitted in parts, each at the last safe resume point (the previous
+	// commit), so a crash replays it whole. A part past maxTxnBytes goes
+	// when the next change comes, so that a transaction of one large change
+	// goes whole, with its commit: by then the message it came in is
+	// released, and applying it does not find that garbage still held.
+	maxTxnChanges = 10000
+	maxTxnBytes   = 16 << 20
+	// maxQueuedBytes bounds the batches waiting for the engine to take
+	// them: past it the stream reads nothing more until the engine takes
+	// some. Counted in batches only, a queue of 16 could hold 16 large
+	// values.
+	maxQueuedBytes = 16 << 20
+)
+
+// StreamChanges streams the publication's changes from the slot, starting
+// at from. Each transaction becomes one batch (or several for a huge one)
+// whose position is the commit's end: resuming there replays nothing
+// committed before and skips nothing after. An idle stream still advances:
+// a heartbeat transaction (a logical message) is written every Heartbeat.
+// A lost connection (a server restart) is retried with backoff from the
+// last position the engine acknowledged; what is received again is emitted
+// again, harmlessly.
+func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from model.Position, opts connector.StreamOptions, emit func(context.Context, *model.ChangeBatch) error) error {
+	c.src.release() // the copy is over; the slot's snapshot is no longer needed
+	flow := opts.Flow
+	if flow == "" && c.opts.Slot == "" {
+		return fmt.Errorf("postgres: the change stream does not know its flow (no StreamOptions.Flow and no slot= in the URL)")
+	}
+	start, err := pglogrepl.ParseLSN(string(from))
+	if err != nil {
+		return fmt.Errorf("postgres: bad start position %q", from)
+	}
+	if err := c.Ack(ctx, from); err != nil {
+		return err
+	}
+	s := &streamer{c: c, tables: map[model.Namespace]*streamTable{}, emitted: start}
+	s.slot, _ = c.slotFor(flow)
+	s.pub, _ = c.publicationFor(flow)
+	c.warnInactiveSlots(ctx, s.slot)
+	for _, t := range tables {
+		st, err := c.newStreamTable(ctx, t)
+		if err != nil {
+			return err
+		}
+		s.tables[t.Namespace] = st
+	}
+	out := make(chan pending, 16)
+	s.out, s.taken = out, make(chan struct{}, 1)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		for p := range out {
+			err := emit(gctx, p.b)
+			s.queued.Add(-p.bytes)
+			select {
+			case s.taken <- struct{}{}:
+			default:
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	g.Go(func() error { return s.heartbeat(gctx) })
+	g.Go(func() error {
+		defer close(out)
+		return s.run(gctx)
+	})
+	return g.Wait()
+}
+
+// streamTable is a table of the flow as the stream knows it.
+type streamTable struct {
+	table *model.Table
+	decs  []decoder
+	gen   *generated // nil without generated columns
+}
+
+type streamer struct {
+	c         *Conn
+	slot, pub string
+	tables    map[model.Namespace]*streamTable
+	rels      map[uint32]*relation
+	out       chan<- pending
+
+	// queued is the size in the stream of the batches sent and not yet
+	// taken by the engine; taken is signalled whenever it takes one.
+	queued atomic.Int64
+	taken  chan struct{}
+
+	// emitted is the highest position emitted; a batch's position is never
+	// lower, so positions only move forward even when a reconnect sends
+	// transactions again.
+	emitted pglogrepl.LSN
+	// lastData is when a transaction was last received (unix nanos), so
+	// heartbeats are only written when the stream is idle.
+	lastData atomic.Int64
+
+	// inTx is true between a transaction's Begin and Commit; idleEnd is the
+	// server's WAL end from a keepalive received while no transaction was
+	// open and everything emitted was acknowledged.
+	inTx    bool
+	idleEnd pglogrepl.LSN
+
+	// The transaction being received.
+	changes    []model.Change
+	txnBytes   int64       // the changes' size in the stream
+	rawRows    [][]*string // per change, the new tuple's text (generated columns)
+	schemas    []*model.Table
+	commitTime time.Time
+}
+
+// pending is a batch on its way to the engine, with its size in the
+// stream.
+type pending struct {
+	b     *model.ChangeBatch
+	bytes int64
+}
+
+// run runs replication sessions until ctx ends or an error that retrying
+// cannot fix.
+func (s *streamer) run(ctx context.Context) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 500 * time.Millisecond
+	bo.MaxInterval = 5 * time.Second
+	bo.MaxElapsedTime = s.c.opts.ReconnectTimeout
+	first := true
+	begin := time.Now()
+	for {
+		start := pglogrepl.LSN(s.c.src.acked.Load())
+		progressed, err := s.session(ctx, start, first)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if first && slotBusy(err) && time.Since(begin) < slotBusyWait {
+			// Most likely this flow's previous process: its walsender has not
+			// yet noticed the client is gone (it may be decoding a large
+			// transaction). Wait for it a while before calling the slot busy.
+			slog.Warn("postgres: replication slot still active; waiting for it to be released", "server", s.c.where(), "slot", s.slot,
+				"waited", time.Since(begin).Round(time.Second).String(), "up_to", slotBusyWait.String())
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		if err == nil || !retryable(err, first) {
+			return err
+		}
+		first = false
+		if progressed {
+			bo.Reset()
+		}
+		wait := bo.NextBackOff()
+		if wait == backoff.Stop {
+			return fmt.Errorf("replication connection to %s lost and not back within %s: %w", s.c.where(), s.c.opts.ReconnectTimeout, s.c.scrub.Err(err))
+		}
+		slog.Warn("postgres: replication connection lost; reconnecting", "server", s.c.where(), "slot", s.slot,
+			"from", start.String(), "retry_in", wait.Round(time.Millisecond), "error", s.c.scrub.Err(err).Error())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// slotBusyWait is how long a stream's first session waits for its slot to
+// be released by a previous session's walsender.
+var slotBusyWait = 20 * time.Second
+
+// slotBusy reports the slot being active for another server process.
+func slotBusy(err error) bool {
+	var se *sessionError
+	return errors.As(err, &se) && se.retry
+}
+
+// retryable tells a lost connection from an error that would happen again.
+func retryable(err error, first bool) bool {
+	var de *decodeError
+	if errors.As(err, &de) {
+		return false
+	}
+	var se *sessionError
+	if errors.As(err, &se) {
+		return !first && se.retry
+	}
+	code := sqlState(err)
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) && code == "" {
+		return true // the server is unreachable for now: restarting, failing over
+	}
+	if connector.IsConfigError(err) {
+		return false
+	}
+	switch {
+	case code == "":
+		return true // network errors, EOF
+	case strings.HasPrefix(code, "08"), strings.HasPrefix(code, "57P"), code == "53300":
+		return true // connection failures, shutdown, starting up, too many connections
+	}
+	return false
+}
+
+// decodeError is a problem with the stream's content: retrying reads the
+// same again.
+type decodeError struct{ err error }
+
+func (d *decodeError) Error() string { return d.err.Error() }
+func (d *decodeError) Unwrap() error { return d.err }
+
+// sessionError is a configuration error that a reconnect may see while the
+// server recovers (the slot still held by our previous session).
+type sessionError struct {
+	*connector.ConfigError
+	retry bool
+}
+
+func (s *sessionError) Unwrap() error { return s.ConfigError }
+
+// session runs one replication connection from start. It reports whether it
+// received anything, which resets the reconnect backoff.
+func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool) (progressed bool, err error) {
+	conn, err := s.c.replicationConn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // the session is over
+	if err := s.startReplication(ctx, conn, start); err != nil {
+		return false, err
+	}
+	s.rels = map[uint32]*relation{}
+	s.changes, s.rawRows, s.schemas, s.txnBytes = nil, nil, nil, 0
+	r := &replSession{s: s, conn: conn, ticker: time.NewTicker(statusInterval)}
+	defer r.ticker.Stop()
+	if err := r.sendStatus(ctx); err != nil {
+		return false, err
+	}
+	for {
+		if err := r.statusIfDue(ctx); err != nil {
+			return r.progressed, err
+		}
+		if err := r.waitForRoom(ctx); err != nil {
+			return r.progressed, err
+		}
+		msg, err := r.receive(ctx)
+		if err != nil {
+			return r.progressed, err
+		}
+		if msg == nil {
+			continue
+		}
+		if err := r.dispatch(ctx, msg); err != nil {
+			return r.progressed, err
+		}
+	}
+}
+
+// startReplication starts streaming the slot from start, saying what to do
+// when the slot or the publication is gone or the slot is in use.
+func (s *streamer) startReplication(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.LSN) error {
+	args := []string{"proto_version '1'", "publication_names " + quoteLiteral(quoteIdent(s.pub)), "messages 'true'"}
+	err := pglogrepl.StartReplication(ctx, conn, quoteIdent(s.slot), start, pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: args})
+	if err == nil {
+		return nil
+	}
+	switch sqlState(err) {
+	case "42704":
+		return connector.BadConfig(fmt.Sprintf("replication slot %s does not exist at %s", s.slot, s.c.where()), "the slot was dropped; start the flow over with --restart")
+	case "55006":
+		return &sessionError{ConfigError: &connector.ConfigError{Msg: fmt.Sprintf("replication slot %s is in use by another process", s.slot),
+			Fix: "stop the other ferry (or other client) reading it, or give this flow another --name", Err: s.c.scrub.Err(err)}, retry: true}
+	}
+	if strings.Contains(err.Error(), "publication") && strings.Contains(err.Error(), "does not exist") {
+		return connector.BadConfig(fmt.Sprintf("publication %s does not exist at %s", s.pub, s.c.where()), "create the publication again or start the flow over with --restart")
+	}
+	return s.c.classify(err, "start replication from slot "+s.slot)
+}
+
+// replSession is one replication connection's loop: it reads messages,
+// hands decoded batches to the emitter and keeps the server informed of
+// the acknowledged position, also while it waits for the engine.
+type replSession struct {
+	s          *streamer
+	conn       *pgconn.PgConn
+	ticker     *time.Ticker // status updates
+	progressed bool         // anything received
+}
+
+// sendStatus reports the acknowledged position to the server.
+func (r *replSession) sendStatus(ctx context.Context) error {
+	s := r.s
+	acked := pglogrepl.LSN(s.c.src.acked.Load())
+	// With no transaction open and every emitted change durable, nothing
+	// before the server's WAL end is still owed to the destination:
+	// confirming it lets the slot advance on an idle database and lets a
+	// fast shutdown of the source finish (its walsender waits for it).
+	if !s.inTx && acked >= s.emitted && s.idleEnd > acked {
+		acked = s.idleEnd
+	}
+	return pglogrepl.SendStandbyStatusUpdate(ctx, r.conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: acked, WALFlushPosition: acked, WALApplyPosition: acked})
+}
+
+// statusIfDue sends a status update when one is due.
+func (r *replSession) statusIfDue(ctx context.Context) error {
+	select {
+	case <-r.ticker.C:
+		return r.sendStatus(ctx)
+	default:
+		return nil
+	}
+}
+
+// send hands a batch to the emitter, still reporting status while the
+// engine applies earlier ones, so the server does not time us out.
+func (r *replSession) send(ctx context.Context, p pending) error {
+	r.s.queued.Add(p.bytes)
+	for {
+		select {
+		case r.s.out <- p:
+			return nil
+		case <-r.ticker.C:
+			if err := r.sendStatus(ctx); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// waitForRoom reads nothing more while the engine has enough to do: the
+// server waits, and our status updates keep the session alive.
+func (r *replSession) waitForRoom(ctx context.Context) error {
+	for r.s.queued.Load() >= maxQueuedBytes {
+		select {
+		case <-r.s.taken:
+		case <-r.ticker.C:
+			if err := r.sendStatus(ctx); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// receive waits up to a status interval for the next message; nil when
+// none came.
+func (r *replSession) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
+	rctx, cancel := context.WithTimeout(ctx, statusInterval)
+	msg, err := r.conn.ReceiveMessage(rctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if pgconn.Timeout(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return msg, nil
+}
+
+// dispatch handles one message of the replication protocol: keepalives,
+// WAL data (pgoutput), errors and the end of the stream.
+func (r *replSession) dispatch(ctx context.Context, msg pgproto3.BackendMessage) error {
+	s := r.s
+	switch m := msg.(type) {
+	case *pgproto3.CopyData:
+		if len(m.Data) == 0 {
+			return nil
+		}
+		switch m.Data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])
+			if err != nil {
+				return &decodeError{fmt.Errorf("keepalive: %w", err)}
+			}
+			if !s.inTx && pglogrepl.LSN(s.c.src.acked.Load()) >= s.emitted && ka.ServerWALEnd > s.idleEnd {
+				s.idleEnd = ka.ServerWALEnd
+			}
+			if ka.ReplyRequested {
+				return r.sendStatus(ctx)
+			}
+		case pglogrepl.XLogDataByteID:
+			xld, err := pglogrepl.ParseXLogData(m.Data[1:])
+			if err != nil {
+				return &decodeError{fmt.Errorf("WAL data: %w", err)}
+			}
+			r.progressed = true
+			return s.handle(ctx, xld, func(p pending) error { return r.send(ctx, p) })
+		}
+	case *pgproto3.ErrorResponse:
+		return pgconn.ErrorResponseToPgError(m)
+	case *pgproto3.CopyDone:
+		return io.EOF
+	}
+	return nil
+}
+
+// heartbeat writes a logical message in a transaction of its own whenever
+// the stream has been idle for the heartbeat interval (and once at the
+// start), so an idle stream still reaches new positions: the slot advances
+// and a flow waiting to catch up sees that it has.
+func (s *streamer) heartbeat(ctx context.Context) error {
+	every := s.c.opts.Heartbeat
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	warned := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		idle := time.Since(time.Unix(0, s.lastData.Load()))
+		if idle >= every {
+			_, err := s.c.pool.Exec(ctx, `SELECT pg_logical_emit_message(true, 'ferry', 'heartbeat')`)
+			if err != nil && ctx.Err() == nil && !warned && sqlState(err) != "" {
+				slog.Warn("postgres: cannot write heartbeat messages; an idle stream will not advance", "server", s.c.where(), "error", s.c.scrub.Err(err).Error())
+				warned = true
+			}
+			idle = 0
+		}
+		timer.Reset(every - idle)
+	}
+}

@@ -1,0 +1,196 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+)
+
+func TestCopyReadsTheSlotSnapshotAtT0(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'before' FROM generate_series(1, 100) g`)
+	c := open(t, p.srcURL())
+	ctx := context.Background()
+	tables, err := c.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := c.Plan(ctx, tables, connector.PlanOptions{CDC: true, Flow: "snap"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !plan.SnapshotConsistent || plan.T0 == "" {
+		t.Fatalf("plan: T0 %q, snapshot consistent %v", plan.T0, plan.SnapshotConsistent)
+	}
+	// Written after T0: the copy must not see it, the stream must.
+	mustExec(t, src, `UPDATE t SET v = 'after' WHERE id <= 10; DELETE FROM t WHERE id > 90; INSERT INTO t VALUES (101, 'after')`)
+	var rows []model.Row
+	for _, part := range plan.Partitions {
+		if err := c.ReadPartition(ctx, tables[0], part, "", func(b *model.RowBatch) error { rows = append(rows, b.Rows...); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rows) != 100 {
+		t.Fatalf("the copy read %d rows, want the 100 of T0", len(rows))
+	}
+	for _, r := range rows {
+		if r[1] != "before" {
+			t.Fatalf("the copy read %v, a row written after T0", r)
+		}
+	}
+	// The stream from T0 carries the three statements' changes.
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var got []model.Change
+	err = c.StreamChanges(sctx, tables, plan.T0, connector.StreamOptions{Flow: "snap"}, func(_ context.Context, b *model.ChangeBatch) error {
+		got = append(got, b.Changes...)
+		if len(got) >= 21 {
+			cancel()
+		}
+		return nil
+	})
+	if sctx.Err() == nil {
+		t.Fatalf("stream ended: %v", err)
+	}
+	ops := map[model.Op]int{}
+	for _, ch := range got {
+		ops[ch.Op]++
+	}
+	if ops[model.OpUpdate] != 10 || ops[model.OpDelete] != 10 || ops[model.OpInsert] != 1 {
+		t.Fatalf("stream: %v", ops)
+	}
+	// The flow's resources go away with the flow.
+	if err := c.DropFlow(ctx, "snap"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, src, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ferry_snap'`) + count(t, src, `SELECT count(*) FROM pg_publication WHERE pubname = 'ferry_snap'`); n != 0 {
+		t.Fatal("DropFlow left the slot or the publication")
+	}
+}
+
+func TestSchemaChangesDuringCDC(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	dst := p.srv.Connect(t, p.dst)
+	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'one');
+		CREATE TABLE other (id int PRIMARY KEY)`)
+	cfg := flow.Config{Name: "schema", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// An added nullable column is added at the destination.
+	mustExec(t, src, `ALTER TABLE items ADD COLUMN color text; INSERT INTO items VALUES (2, 'two', 'red'); UPDATE items SET color = 'blue' WHERE id = 1`)
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	sameTable(t, src, dst, "items", "id")
+
+	// A column added with a default would leave the copied rows NULL: the
+	// flow stops and says why.
+	mustExec(t, src, `ALTER TABLE items ADD COLUMN size int NOT NULL DEFAULT 3; INSERT INTO items VALUES (3, 'three', NULL, 4)`)
+	err := runFlow(t, cfg)
+	if err == nil || !strings.Contains(err.Error(), "size") || !strings.Contains(err.Error(), "default") {
+		t.Fatalf("want an error naming the column added with a default, got %v", err)
+	}
+	if n := count(t, dst, `SELECT count(*) FROM items WHERE id = 3`); n != 0 {
+		t.Fatal("the change after the refused schema change was applied")
+	}
+}
+
+func TestTruncateStopsTheFlow(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1), (2)`)
+	cfg := flow.Config{Name: "truncate", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, src, `TRUNCATE items`)
+	err := runFlow(t, cfg)
+	if err == nil || !strings.Contains(err.Error(), "public.items truncated") {
+		t.Fatalf("want an error naming the truncated table, got %v", err)
+	}
+}
+
+func TestPartitionedTableReplicatesThroughItsRoot(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	dst := p.srv.Connect(t, p.dst)
+	mustExec(t, src, `CREATE TABLE m (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+		CREATE TABLE m_eu PARTITION OF m FOR VALUES IN ('eu');
+		CREATE TABLE m_us PARTITION OF m FOR VALUES IN ('us');
+		INSERT INTO m SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 1000) g`)
+	cfg := flow.Config{Name: "parted", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up", PartitionRows: 200}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, src, `UPDATE m SET v = -v WHERE id <= 100; DELETE FROM m WHERE id > 900; INSERT INTO m VALUES (5000, 'eu', 1), (5001, 'us', 2);
+		UPDATE m SET region = 'us' WHERE id = 2`)
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	sameTable(t, src, dst, "m", "id, region")
+}
+
+// TestKeyMoveKeepsUnchangedTOASTValues: an update that changes a row's key
+// sends its unchanged TOAST values as "unchanged", yet the destination has no
+// row under the new key to keep them from; they are read from the source,
+// also for a row moved and then deleted, or moved and then changed.
+func TestKeyMoveKeepsUnchangedTOASTValues(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	dst := p.srv.Connect(t, p.dst)
+	mustExec(t, src, `CREATE TABLE docs (id int PRIMARY KEY, big text, n int, len int GENERATED ALWAYS AS (length(big)) STORED);
+		INSERT INTO docs (id, big, n) SELECT g, (SELECT string_agg(md5((g * i)::text), '') FROM generate_series(1, 300) i), g FROM generate_series(1, 6) g`)
+	cfg := flow.Config{Name: "moved", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, src, `UPDATE docs SET id = id + 100 WHERE id IN (1, 2);
+		UPDATE docs SET id = 300, n = -3 WHERE id = 3;
+		DELETE FROM docs WHERE id = 300;
+		UPDATE docs SET id = 400 WHERE id = 4;
+		UPDATE docs SET big = 'short now' WHERE id = 400;
+		BEGIN; UPDATE docs SET id = 500 WHERE id = 5; UPDATE docs SET id = 501 WHERE id = 500; COMMIT`)
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	sameTable(t, src, dst, "docs", "id")
+}
+
+// TestTransactionOfLargeValuesGoesInParts: a transaction whose changes hold
+// more than the stream keeps of one (16 MB) is emitted in parts at the
+// last commit before it, like one of too many changes, and arrives whole
+// and exact: inserts, updates of large and small columns, and a delete,
+// with a row changed in two parts.
+func TestTransactionOfLargeValuesGoesInParts(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	dst := p.srv.Connect(t, p.dst)
+	mustExec(t, src, `CREATE TABLE docs (id int PRIMARY KEY, n int, body text);
+		ALTER TABLE docs ALTER body SET STORAGE EXTERNAL;
+		INSERT INTO docs VALUES (0, 0, 'before')`)
+	cfg := flow.Config{Name: "parts", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// 48 values of 1 MiB, so three parts or more.
+	mustExec(t, src, `BEGIN;
+		INSERT INTO docs SELECT g, g, (SELECT string_agg(md5((g * 100000 + i)::text), '') FROM generate_series(1, 32768) i) FROM generate_series(1, 40) g;
+		UPDATE docs SET n = -1 WHERE id = 3;
+		UPDATE docs SET body = 'x' || body WHERE id BETWEEN 5 AND 12;
+		DELETE FROM docs WHERE id = 7;
+		UPDATE docs SET n = -2, body = 'short' WHERE id = 5;
+		UPDATE docs SET n = n + 1 WHERE id = 0;
+		COMMIT`)
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	sameTable(t, src, dst, "docs", "id")
+}

@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
+)
+
+// applyJob is one writer's share of an apply batch. Every writer receives a
+// job for every batch (possibly empty): the job is the in-band barrier that
+// tells the checkpointer the writer has passed the batch's position.
+type applyJob struct {
+	seq      uint64
+	batch    *model.ApplyBatch
+	position model.Position
+	commit   time.Time
+	changes  int   // changes folded into the whole batch (counted once, by writer 0)
+	bytes    int64 // what the whole batch holds of the flight budget (counted once, by writer 0)
+}
+
+// applyAck tells the checkpointer a writer has applied its share of a batch.
+type applyAck struct {
+	seq      uint64
+	writer   int
+	position model.Position
+	commit   time.Time
+	changes  int
+	bytes    int64
+}
+
+// applyLoop is one writer: it applies its shares in order and acknowledges
+// each, the empty ones too, to the checkpointer.
+func (e *Engine) applyLoop(ctx context.Context, writer int, applier connector.ChangeApplier, w *connector.ChangeWriter, jobs <-chan applyJob, acks chan<- applyAck) error {
+	for job := range jobs {
+		if e.dst.CheckpointKeeper != nil {
+			job.batch.Checkpoint = &model.Checkpoint{Flow: e.name, Key: cdcKey(writer), Value: string(job.position)}
+		}
+		if len(job.batch.Tables) > 0 || e.dst.CheckpointKeeper != nil {
+			start := time.Now()
+			if err := e.applyRetrying(ctx, writer, applier, w, job); err != nil {
+				return err
+			}
+			took := time.Since(start)
+			e.progress.observeApply(took)
+			e.observer().ChangesApplied(job.batch.Len(), took)
+		}
+		e.progress.CDC.Applied.Add(int64(job.batch.Len()))
+		e.progress.CDC.Received.Add(int64(job.changes))
+		select {
+		case acks <- applyAck{seq: job.seq, writer: writer, position: job.position, commit: job.commit, changes: job.changes, bytes: job.bytes}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// applyRetrying applies one writer's share of a batch. When the destination
+// is unavailable (connector.IsUnavailable: restarted, cut off), the writer
+// keeps its place, closes its applier, waits with exponential backoff,
+// reopens it and applies the same share again, for up to --retry-timeout.
+// Applying a share twice is harmless (idempotent writes, the checkpoint in
+// the same transaction), and later shares of this writer wait behind it, so
+// each key's changes stay in order. Any other error fails the flow.
+func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connector.ChangeApplier, w *connector.ChangeWriter, job applyJob) error {
+	o := e.newOutage(sideDestination)
+	for {
+		var err error
+		if *w == nil {
+			*w, err = applier.OpenApplier(ctx)
+			if err != nil {
+				*w = nil
+				err = fmt.Errorf("open destination applier: %w", err)
+			}
+		}
+		if err == nil && o.attempts > 0 {
+			// The failed attempt may have committed: whole-row changes
+			// must not be applied twice.
+			var done bool
+			if done, err = e.appliedAlready(ctx, writer, job); err == nil && done {
+				return nil
+			}
+		}
+		if err == nil {
+			if err = (*w).ApplyChanges(ctx, job.batch); err == nil {
+				o.recovered("applying changes", "writer", writer, "position", job.position)
+				return nil
+			}
+		}
+		if connector.IsUnavailable(err) && *w != nil {
+			// The connection is gone or suspect: the next attempt opens another.
+			(*w).Close() //nolint:errcheck // the connection is already broken
+			*w = nil
+		}
+		if err := o.failed(ctx, err, "keeping the position and retrying", "writer", writer, "position", job.position); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			return fmt.Errorf("apply changes up to %s (writer %d): %w", job.position, writer, err)
+		}
+	}
+}

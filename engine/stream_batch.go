@@ -1,0 +1,182 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ferrydb/ferry/model"
+)
+
+// batch folds incoming change batches into apply batches of up to
+// --apply-batch changes or applyBatchBytes (or whatever arrived within
+// --apply-linger) and sends each writer its share. A schema change first
+// drains every writer, then alters the destination table, then goes on.
+func (e *Engine) batch(ctx context.Context, in <-chan sourceBatch, jobs []chan applyJob, applied *signal, gate *fullRowGate) error {
+	bt := &batcher{e: e, jobs: jobs, applied: applied, gate: gate, f: newFolder(), linger: time.NewTimer(time.Hour)}
+	bt.linger.Stop()
+	for {
+		select {
+		case sb, ok := <-in:
+			if !ok {
+				return bt.flush(ctx)
+			}
+			if err := bt.take(ctx, sb); err != nil {
+				return err
+			}
+		case <-bt.linger.C:
+			bt.lingering = false
+			if err := bt.flush(ctx); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// batcher is batch's state: the apply batch being folded and the timer
+// that flushes it once it has lingered long enough.
+type batcher struct {
+	e       *Engine
+	jobs    []chan applyJob
+	applied *signal
+	gate    *fullRowGate
+
+	f         *folder
+	seq       uint64 // of the last apply batch sent
+	pos       model.Position
+	commit    time.Time
+	bytes     int64 // of the flight budget, held by the batches folded in
+	pending   bool
+	linger    *time.Timer
+	lingering bool
+}
+
+// take folds one source batch in, after draining the writers and applying
+// its schema changes if it carries any, and flushes the apply batch once
+// it is full or arms the linger timer.
+func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
+	b := sb.b
+	if len(b.Schemas) > 0 {
+		if err := bt.flush(ctx); err != nil {
+			return err
+		}
+		if err := bt.applied.wait(ctx, bt.seq); err != nil {
+			return err
+		}
+		if err := bt.e.applySchemas(ctx, b.Schemas); err != nil {
+			return err
+		}
+	}
+	bt.bytes += sb.bytes
+	if err := bt.fold(b); err != nil {
+		return err
+	}
+	bt.pos = b.Position
+	if !b.CommitTime.IsZero() {
+		bt.commit = b.CommitTime
+	}
+	bt.pending = true
+	if bt.f.changes >= bt.e.cfg.ApplyBatch || bt.bytes >= applyBatchBytes {
+		return bt.flush(ctx)
+	}
+	if !bt.lingering {
+		bt.linger.Reset(bt.e.cfg.ApplyLinger)
+		bt.lingering = true
+	}
+	return nil
+}
+
+// fold adds a source batch's changes of the flow's tables to the apply
+// batch. Changes of tables applied by whole row wait in the gate, which
+// releases them once their transaction is complete.
+func (bt *batcher) fold(b *model.ChangeBatch) error {
+	for i := range b.Changes {
+		c := &b.Changes[i]
+		tr := bt.e.byNS[c.Table]
+		if tr == nil {
+			continue // a table outside the flow
+		}
+		if bt.gate != nil && tr.fullRow() {
+			bt.gate.hold(tr, c)
+			continue
+		}
+		if err := bt.f.add(tr, c); err != nil {
+			return fmt.Errorf("change at %s: %w", b.Position, err)
+		}
+	}
+	if bt.gate == nil {
+		return nil
+	}
+	rel, err := bt.gate.release(b)
+	if err != nil {
+		return fmt.Errorf("change at %s: %w", b.Position, err)
+	}
+	for _, h := range rel {
+		if err := bt.f.add(h.tr, h.c); err != nil {
+			return fmt.Errorf("change at %s: %w", b.Position, err)
+		}
+	}
+	return nil
+}
+
+// flush sends each writer its share of the pending apply batch (writer 0's
+// share counts the whole batch's changes and bytes) and starts a new one.
+func (bt *batcher) flush(ctx context.Context) error {
+	if !bt.pending {
+		return nil
+	}
+	bt.seq++
+	bt.e.progress.CDC.dispatched(bt.seq, bt.commit)
+	shares := bt.f.split(len(bt.jobs))
+	for i, j := range bt.jobs {
+		job := applyJob{seq: bt.seq, batch: shares[i], position: bt.pos, commit: bt.commit}
+		if i == 0 {
+			job.changes, job.bytes = bt.f.changes, bt.bytes
+		}
+		select {
+		case j <- job:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	bt.f = newFolder()
+	bt.bytes = 0
+	bt.pending = false
+	if bt.lingering {
+		bt.linger.Stop()
+		bt.lingering = false
+	}
+	return nil
+}
+
+// applySchemas follows schema changes of the source. Only what the
+// destination can apply exactly goes through; anything else stops the flow.
+func (e *Engine) applySchemas(ctx context.Context, schemas []*model.Table) error {
+	for _, to := range schemas {
+		tr := e.byNS[to.Namespace]
+		if tr == nil {
+			continue
+		}
+		if err := to.Validate(); err != nil {
+			return fmt.Errorf("schema change: %w", err)
+		}
+		if fmt.Sprint(to.PrimaryKey) != fmt.Sprint(tr.src.PrimaryKey) {
+			return fmt.Errorf("schema change on %s: primary key changed from %v to %v; ferry cannot follow a key change (re-run the flow with --restart)", to.Namespace, tr.src.PrimaryKey, to.PrimaryKey)
+		}
+		sc := e.dst.SchemaChanger
+		if sc == nil {
+			return fmt.Errorf("schema change on %s: the destination cannot apply schema changes", to.Namespace)
+		}
+		toDst := to.Clone()
+		toDst.Namespace = tr.dst.Namespace
+		if err := e.onDestination(ctx, "alter table "+tr.dst.Namespace.String(), func(ctx context.Context) error { return sc.AlterTable(ctx, tr.dst, toDst) }); err != nil {
+			return fmt.Errorf("schema change on %s: %w", to.Namespace, err)
+		}
+		e.log.Info("applied schema change", "table", to.Namespace, "columns", len(to.Columns))
+		e.warnAddedConversions(ctx, tr.dst, toDst)
+		tr.src, tr.dst, tr.keyIdx = to, toDst, to.KeyIndexes()
+	}
+	return nil
+}

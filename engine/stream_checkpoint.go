@@ -1,0 +1,87 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
+)
+
+// checkpointLoop persists a batch's position once every writer acknowledged
+// it, then acknowledges it to the source and returns the batch's share of
+// the flight budget. Writers take batches in order, so batches complete in
+// order.
+func (e *Engine) checkpointLoop(ctx context.Context, cs connector.ChangeSource, writers int, acks <-chan applyAck, head model.Position, endStream func(), applied *signal, release func(int64)) error {
+	count := map[uint64]int{}
+	held := map[uint64]int64{}
+	next := uint64(1)
+	caughtUp := false
+	for ack := range acks {
+		count[ack.seq]++
+		held[ack.seq] += ack.bytes
+		if count[ack.seq] < writers {
+			continue
+		}
+		a := ack // every writer's ack of one batch carries the same position
+		for count[next] == writers {
+			delete(count, next)
+			if err := e.ckpt.cdcCheckpointed(ctx, a.position); err != nil {
+				return err
+			}
+			if err := cs.Ack(ctx, a.position); err != nil {
+				return fmt.Errorf("acknowledge %s to the source: %w", a.position, err)
+			}
+			e.progress.CDC.setPosition(a.position, a.commit)
+			e.progress.CDC.checkpointed(next)
+			applied.advance(next)
+			release(held[next])
+			delete(held, next)
+			if head != "" && !caughtUp {
+				if c, err := cs.ComparePositions(a.position, head); err != nil {
+					return err
+				} else if c >= 0 {
+					e.log.Info("caught up", "position", a.position, "head", head)
+					caughtUp = true
+					endStream()
+				}
+			}
+			next++
+		}
+	}
+	return e.ckpt.flushCDC(ctx)
+}
+
+// signal broadcasts the last batch every writer has applied.
+type signal struct {
+	mu  sync.Mutex
+	seq uint64
+	ch  chan struct{}
+}
+
+func newSignal() *signal { return &signal{ch: make(chan struct{})} }
+
+func (s *signal) advance(seq uint64) {
+	s.mu.Lock()
+	s.seq = seq
+	close(s.ch)
+	s.ch = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *signal) wait(ctx context.Context, seq uint64) error {
+	for {
+		s.mu.Lock()
+		done, ch := s.seq >= seq, s.ch
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
