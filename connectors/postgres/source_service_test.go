@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferrydb/ferry/connector"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
 // managedSource is a database with one table, items, owned by a new login
@@ -19,7 +19,7 @@ import (
 func managedSource(t *testing.T, srv *pgtest.Server, group string, attrs ...string) (db, role string) {
 	t.Helper()
 	db = srv.CreateDatabase(t, "managed")
-	role = srv.CreateRole(t, "app", "pw", attrs...)
+	role = srv.CreateUser(t, "app", "pw", attrs...)
 	srv.Exec(t, db, `CREATE TABLE items (id int PRIMARY KEY, v text)`)
 	srv.Exec(t, db, "ALTER TABLE items OWNER TO "+role)
 	srv.Exec(t, db, "GRANT CREATE ON DATABASE "+pgx.Identifier{db}.Sanitize()+" TO "+role)
