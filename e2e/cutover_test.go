@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydb/ferry/internal/faults"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/faults"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
 // reportPosition is the position a cutover report names.
