@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/ferrydb/ferry/connectors/fake"
 	_ "github.com/ferrydb/ferry/connectors/sqlite"
@@ -74,5 +75,54 @@ func TestCutoverWithVerifyExitsOneOnADifference(t *testing.T) {
 	code, stdout, stderr := ferryRun(t, append([]string{"cutover", "--verify"}, flow...)...)
 	if code != ExitFailed || !strings.Contains(stdout, "missing   id=7") || !strings.Contains(stderr, "differ") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1 naming the differing table", code, stdout, stderr)
+	}
+}
+
+// A ferry sync runs the flow in CDC: ferry cutover hands it the request, the
+// sync drains to the fake source's head (6000) and exits 0, and cutover
+// prints its report. Before the sync streams, cutover is refused (exit 2)
+// and asked again.
+func TestCutoverHandsTheRequestToTheRunningSync(t *testing.T) {
+	dir := t.TempDir()
+	src := "fake://?tables=1&rows=500&changes=6000&changes_per_sec=2000"
+	flow := []string{src, "sqlite://" + filepath.Join(dir, "dst.db"), "--state-dir", dir, "--name", "handed"}
+	type exit struct {
+		code   int
+		stderr string
+	}
+	synced := make(chan exit, 1)
+	go func() {
+		code, _, stderr := ferryRun(t, append([]string{"sync", "--progress", "none"}, flow...)...)
+		synced <- exit{code, stderr}
+	}()
+	deadline := time.Now().Add(time.Minute)
+	var stdout, stderr string
+	for {
+		var code int
+		code, stdout, stderr = ferryRun(t, append([]string{"cutover"}, flow...)...)
+		if code == ExitOK {
+			break
+		}
+		// Refused until the sync has planned and copied: ask again.
+		refused := strings.Contains(stderr, "does not exist") || strings.Contains(stderr, "has no plan yet") ||
+			strings.Contains(stderr, "has not finished its copy")
+		if code != ExitUsage || !refused || time.Now().After(deadline) {
+			t.Fatalf("cutover: exit %d\n%s", code, stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(stderr, "handed it the cutover request") {
+		t.Fatalf("cutover ran the flow itself while a sync ran it:\n%s", stderr)
+	}
+	if !strings.Contains(stdout, "position   6000 ") || !strings.Contains(stdout, "steps run  drain") {
+		t.Fatalf("report:\n%s", stdout)
+	}
+	select {
+	case e := <-synced:
+		if e.code != ExitOK || !strings.Contains(e.stderr, "cutover done") {
+			t.Fatalf("sync: exit %d\n%s", e.code, e.stderr)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the sync did not end after the cutover")
 	}
 }
