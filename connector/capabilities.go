@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+
+	"github.com/ferrydb/ferry/errs"
 )
 
 // Capabilities is what one connector can do, found once by Discover: a
@@ -183,11 +185,11 @@ func SuchAs(schemes []string) string {
 // NotSource refuses a connector that cannot be a source, naming the
 // registered ones that can.
 func NotSource(name string) error {
-	return BadConfig(fmt.Sprintf("%s cannot be a source", name), "use a source connector"+SuchAs(Offering(func(a Abilities) bool { return a.Source })))
+	return errs.BadConfig(fmt.Sprintf("%s cannot be a source", name), "use a source connector"+SuchAs(Offering(func(a Abilities) bool { return a.Source })))
 }
 
 // NotDestination refuses a connector that cannot be a destination, naming
 // the registered ones that can.
 func NotDestination(name string) error {
-	return BadConfig(fmt.Sprintf("%s cannot be a destination", name), "use a destination connector"+SuchAs(Offering(func(a Abilities) bool { return a.Destination })))
+	return errs.BadConfig(fmt.Sprintf("%s cannot be a destination", name), "use a destination connector"+SuchAs(Offering(func(a Abilities) bool { return a.Destination })))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/ferrydb/ferry/connectors/mysql"
 	"github.com/ferrydb/ferry/connectors/null"
 	"github.com/ferrydb/ferry/connectors/postgres"
+	"github.com/ferrydb/ferry/errs"
 )
 
 // Discover gives a typed view exactly for what the connector implements,
@@ -63,7 +64,7 @@ func TestAbilitiesListEveryField(t *testing.T) {
 // A fix names the registered connectors that can do what it asks.
 func TestOfferingNamesTheRegisteredConnectors(t *testing.T) {
 	err := connector.NotSource("null://")
-	var ce *connector.ConfigError
+	var ce *errs.ConfigError
 	if !errors.As(err, &ce) || !strings.Contains(ce.Msg, "null:// cannot be a source") || !strings.Contains(ce.Fix, "such as mysql or postgres") || strings.Contains(ce.Fix, "null") {
 		t.Errorf("not a source: %v", err)
 	}

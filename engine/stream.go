@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -168,7 +169,7 @@ func (e *Engine) openAppliers(ctx context.Context, applier connector.ChangeAppli
 	writers := make([]connector.ChangeWriter, 0, nw)
 	for i := 0; i < nw; i++ {
 		w, err := applier.OpenApplier(ctx)
-		if connector.IsUnavailable(err) {
+		if errs.IsUnavailable(err) {
 			// The destination went away after the copy: the writer opens
 			// its applier when its first batch comes, riding out the
 			// outage as it does later (up to retry_timeout).

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 )
 
 // TestLoadFileRefusesBadFiles: each malformed flow file is an error that
@@ -54,7 +54,7 @@ func TestValidateRefusesNegativeSettings(t *testing.T) {
 		c := base
 		set(&c)
 		err := c.Validate()
-		if !connector.IsConfigError(err) || !strings.Contains(err.Error(), key+" must be positive") {
+		if !errs.IsConfigError(err) || !strings.Contains(err.Error(), key+" must be positive") {
 			t.Errorf("%s negative: %v", key, err)
 		}
 	}

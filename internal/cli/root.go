@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 )
 
 // Exit codes.
@@ -35,7 +36,7 @@ type globals struct {
 	stdout              io.Writer
 	// scrubber removes every secret ferry was given from what it prints,
 	// logs, shows on the dashboard or records in telemetry.
-	scrubber *connector.Scrubber
+	scrubber *errs.Scrubber
 }
 
 // usageError marks an error in how ferry was called.
@@ -45,7 +46,7 @@ func (u usageError) Unwrap() error { return u.error }
 
 // Main runs ferry with args and returns the exit code.
 func Main(args []string) int {
-	g := &globals{stderr: os.Stderr, stdout: os.Stdout, scrubber: connector.NewScrubber()}
+	g := &globals{stderr: os.Stderr, stdout: os.Stdout, scrubber: errs.NewScrubber()}
 	// Every argument may be a connection string (or --flag=URL, NAME=URL):
 	// their secrets are known before anything can fail, even parsing flags.
 	for _, a := range args {
@@ -67,7 +68,7 @@ func Main(args []string) int {
 	switch {
 	case errors.As(err, &dr):
 		return ExitFailed
-	case errors.As(err, &ue), connector.IsConfigError(err), isCobraUsage(err):
+	case errors.As(err, &ue), errs.IsConfigError(err), isCobraUsage(err):
 		return ExitUsage
 	}
 	return ExitFailed

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/internal/dashboard"
 	"github.com/ferrydb/ferry/internal/display"
@@ -257,14 +258,14 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, restart bool, p
 	defer closeLogged(log, "destination", dst)
 
 	// Refuse an impossible pair before any state exists.
-	if _, err := engine.Negotiate(cfg.Mode, src, dst, connector.Redact(cfg.Source), connector.Redact(cfg.Destination)); err != nil {
+	if _, err := engine.Negotiate(cfg.Mode, src, dst, errs.Redact(cfg.Source), errs.Redact(cfg.Destination)); err != nil {
 		return err, false
 	}
 	name := cfg.FlowName()
 	store, err := state.Open(ctx, cfg.StateDir, name)
 	if err != nil {
 		if errors.Is(err, state.ErrLocked) {
-			return &connector.ConfigError{Msg: err.Error(), Fix: "wait for it to finish or stop it; use --name to run another flow"}, false
+			return &errs.ConfigError{Msg: err.Error(), Fix: "wait for it to finish or stop it; use --name to run another flow"}, false
 		}
 		return err, false
 	}
@@ -283,7 +284,7 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, restart bool, p
 	if err := mon.attach(ctx, eng, store.Path(), log); err != nil {
 		return err, false
 	}
-	log.Info("flow starting", "flow", name, "source", connector.Redact(cfg.Source), "destination", connector.Redact(cfg.Destination), "mode", eng.Mode(), "state", store.Path())
+	log.Info("flow starting", "flow", name, "source", errs.Redact(cfg.Source), "destination", errs.Redact(cfg.Destination), "mode", eng.Mode(), "state", store.Path())
 	stop, abort, planned, release := signals(ctx, log)
 	defer release()
 	endPlan := mon.span("ferry.plan")
