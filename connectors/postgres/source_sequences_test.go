@@ -22,14 +22,19 @@ const appSequences = `
 	CREATE SEQUENCE app.fresh START WITH 42;
 	CREATE SEQUENCE other.elsewhere;`
 
+// appRows inserts rows relying on appSequences' owned sequences: orders
+// reach 7, events 3, notes 105.
+const appRows = `
+	INSERT INTO app.orders (v) SELECT 'o' FROM generate_series(1, 7);
+	INSERT INTO app.events (v) SELECT 'e' FROM generate_series(1, 3);
+	INSERT INTO app.notes DEFAULT VALUES; INSERT INTO app.notes DEFAULT VALUES;
+`
+
 func ns(schema, table string) model.Namespace { return model.Namespace{Schema: schema, Table: table} }
 
 func TestSequencesListsEveryKindWithItsValue(t *testing.T) {
 	p := newPair(t)
-	p.srv.Exec(t, p.src, appSequences+`
-		INSERT INTO app.orders (v) SELECT 'o' FROM generate_series(1, 7);
-		INSERT INTO app.events (v) SELECT 'e' FROM generate_series(1, 3);
-		INSERT INTO app.notes DEFAULT VALUES; INSERT INTO app.notes DEFAULT VALUES;
+	p.srv.Exec(t, p.src, appSequences+appRows+`
 		SELECT nextval('app.tickets'), nextval('app.tickets'), nextval('app.tickets');
 		SELECT nextval('other.elsewhere');`)
 	src := open(t, p.srcURL())
@@ -69,11 +74,7 @@ func TestSequencesRefusesASequenceItCannotRead(t *testing.T) {
 // gets the number after the source's last.
 func TestSetSequencesMakesTheNextInsertFresh(t *testing.T) {
 	p := newPair(t)
-	p.srv.Exec(t, p.src, appSequences+`
-		INSERT INTO app.orders (v) SELECT 'o' FROM generate_series(1, 7);
-		INSERT INTO app.events (v) SELECT 'e' FROM generate_series(1, 3);
-		INSERT INTO app.notes DEFAULT VALUES; INSERT INTO app.notes DEFAULT VALUES;
-		SELECT nextval('app.tickets');`)
+	p.srv.Exec(t, p.src, appSequences+appRows+`SELECT nextval('app.tickets');`)
 	// The destination: orders renamed orders_v2 (its sequence is
 	// orders_v2_id_seq), no tickets; rows as the copy would have left them.
 	p.srv.Exec(t, p.dst, `CREATE SCHEMA app;
