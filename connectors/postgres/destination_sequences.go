@@ -73,6 +73,11 @@ func (c *Conn) SetSequences(ctx context.Context, seqs []connector.Sequence) ([]c
 	defer res.Close()
 	for _, s := range found {
 		if _, err := res.Exec(); err != nil {
+			if sqlState(err) == "42501" {
+				user := c.cfg.ConnConfig.User
+				return nil, &connector.ConfigError{Msg: fmt.Sprintf("set sequence %s: permission denied for user %q", s.Name, user),
+					Fix: fmt.Sprintf("GRANT UPDATE ON SEQUENCE %s TO %s", showQualified(s.Name.Schema, s.Name.Table), showIdent(user)), Err: c.scrub.Err(err)}
+			}
 			return nil, c.classify(fmt.Errorf("set sequence %s to %d: %w", s.Name, s.Value, err), "set sequences")
 		}
 	}

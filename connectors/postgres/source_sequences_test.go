@@ -125,3 +125,16 @@ func TestSetSequencesMakesTheNextInsertFresh(t *testing.T) {
 		}
 	}
 }
+
+// A destination role that may not update a sequence is told the GRANT to run.
+func TestSetSequencesNamesTheGrantItNeeds(t *testing.T) {
+	p := newPair(t)
+	p.srv.Exec(t, p.dst, appSequences)
+	role := p.srv.CreateRole(t, "seq_writer", "pw")
+	p.srv.Exec(t, p.dst, fmt.Sprintf("GRANT USAGE ON SCHEMA app TO %s; GRANT SELECT ON SEQUENCE app.tickets TO %s", role, role))
+	dst := open(t, p.srv.UserURL(role, "pw", p.dst))
+	_, err := dst.SetSequences(context.Background(), []connector.Sequence{{Name: ns("app", "tickets"), Value: 5000, Called: true}})
+	if !connector.IsConfigError(err) || !strings.Contains(err.Error(), "GRANT UPDATE ON SEQUENCE app.tickets TO "+role) {
+		t.Fatalf("want a configuration error with the GRANT to run, got %v", err)
+	}
+}
