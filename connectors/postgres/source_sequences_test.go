@@ -59,7 +59,7 @@ func TestSequencesListsEveryKindWithItsValue(t *testing.T) {
 func TestSequencesRefusesASequenceItCannotRead(t *testing.T) {
 	p := newPair(t)
 	p.srv.Exec(t, p.src, appSequences)
-	role := p.srv.CreateRole(t, "seq_reader", "pw")
+	role := p.srv.CreateUser(t, "seq_reader", "pw")
 	p.srv.Exec(t, p.src, fmt.Sprintf("GRANT USAGE ON SCHEMA app TO %s", role))
 	src := open(t, p.srv.UserURL(role, "pw", p.src))
 	_, err := src.Sequences(context.Background(), []string{"app"})
@@ -130,7 +130,7 @@ func TestSetSequencesMakesTheNextInsertFresh(t *testing.T) {
 func TestSetSequencesNamesTheGrantItNeeds(t *testing.T) {
 	p := newPair(t)
 	p.srv.Exec(t, p.dst, appSequences)
-	role := p.srv.CreateRole(t, "seq_writer", "pw")
+	role := p.srv.CreateUser(t, "seq_writer", "pw")
 	p.srv.Exec(t, p.dst, fmt.Sprintf("GRANT USAGE ON SCHEMA app TO %s; GRANT SELECT ON SEQUENCE app.tickets TO %s", role, role))
 	dst := open(t, p.srv.UserURL(role, "pw", p.dst))
 	_, err := dst.SetSequences(context.Background(), []connector.Sequence{{Name: ns("app", "tickets"), Value: 5000, Called: true}})
