@@ -26,7 +26,13 @@ func TestDiscoverFindsWhatTheTypeImplements(t *testing.T) {
 	if a := pg.Abilities; !a.Source || !a.CDC || !a.Apply || !a.FullRows || a.Counts || !strings.Contains(pg.Hints.FullRowIdentity, "REPLICA IDENTITY FULL") {
 		t.Errorf("postgres abilities %+v, hints %+v", a, pg.Hints)
 	}
+	if pg.SequenceReader == nil || pg.SequenceWriter == nil || !pg.Abilities.ReadSequences || !pg.Abilities.SetSequences {
+		t.Errorf("postgres reads and sets sequences: %+v", pg.Abilities)
+	}
 	my := connector.Discover((*mysql.Conn)(nil))
+	if my.SequenceReader != nil || my.Abilities.SetSequences {
+		t.Errorf("mysql has no sequences: %+v", my.Abilities)
+	}
 	if a := my.Abilities; !a.CDC || !a.Apply || a.FullRows || !strings.Contains(my.Hints.FullRowIdentity, "binlog_row_image=FULL") {
 		t.Errorf("mysql abilities %+v, hints %+v", a, my.Hints)
 	}

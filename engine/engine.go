@@ -47,6 +47,8 @@ type Engine struct {
 
 	progress *Progress
 	obs      Observer
+	// seqs remembers the sequences found missing at the destination.
+	seqs sequenceWarnings
 }
 
 // tableRun pairs a source table with its destination table.
@@ -76,6 +78,9 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 	}
 	e.src, e.dst = connector.Discover(src), connector.Discover(dst)
 	if e.mode, err = negotiate(cfg.Mode, e.src.Abilities, e.dst.Abilities, errs.Redact(cfg.Source), errs.Redact(cfg.Destination)); err != nil {
+		return nil, err
+	}
+	if err := e.refuseSequenceSync(); err != nil {
 		return nil, err
 	}
 	e.ckpt = newCheckpoints(e.name, e.dst.CheckpointKeeper, store, e.onDestination)

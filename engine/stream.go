@@ -114,6 +114,9 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 	if lm := e.src.LagMeter; lm != nil {
 		g.Go(func() error { return e.measureLag(streamCtx, lm) })
 	}
+	if every := e.cfg.SyncSequences; every > 0 {
+		g.Go(func() error { e.syncSequencesEvery(streamCtx, every); return nil })
+	}
 
 	flight := semaphore.NewWeighted(flightBytes)
 	in := make(chan sourceBatch, 64)

@@ -62,6 +62,9 @@ type Config struct {
 	// is retried before the flow fails: the source's partition reads during
 	// the copy, the destination's appliers during CDC.
 	RetryTimeout time.Duration `yaml:"retry_timeout"`
+	// SyncSequences is how often CDC copies the source's sequences to the
+	// destination; 0 never (a cutover sets them anyway).
+	SyncSequences time.Duration `yaml:"sync_sequences"`
 }
 
 // LoadFile reads a YAML flow file. Unknown keys are errors, so a typo never
@@ -138,6 +141,7 @@ func (c *Config) Validate() error {
 		{"batch_rows", c.BatchRows < 0, c.BatchRows}, {"partition_rows", c.PartitionRows < 0, c.PartitionRows},
 		{"apply_batch", c.ApplyBatch < 0, c.ApplyBatch}, {"apply_linger", c.ApplyLinger < 0, c.ApplyLinger},
 		{"retry_timeout", c.RetryTimeout < 0, c.RetryTimeout},
+		{"sync_sequences", c.SyncSequences < 0, c.SyncSequences},
 	} {
 		if v.neg {
 			return errs.BadConfig(fmt.Sprintf("%s must be positive, not %v", v.key, v.val), "leave it out (or 0) for the default")

@@ -50,6 +50,7 @@ func TestValidateRefusesNegativeSettings(t *testing.T) {
 		"apply_batch":    func(c *Config) { c.ApplyBatch = -5 },
 		"apply_linger":   func(c *Config) { c.ApplyLinger = -time.Second },
 		"retry_timeout":  func(c *Config) { c.RetryTimeout = -time.Minute },
+		"sync_sequences": func(c *Config) { c.SyncSequences = -time.Second },
 	} {
 		c := base
 		set(&c)

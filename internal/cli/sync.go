@@ -31,7 +31,7 @@ type flowFlags struct {
 	rename                                    []string
 	parallel, writers, batchRows, applyBatch  int
 	partitionRows                             int64
-	applyLinger, retryTimeout                 time.Duration
+	applyLinger, retryTimeout, syncSequences  time.Duration
 }
 
 func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
@@ -52,6 +52,7 @@ func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
 	fs.IntVar(&f.applyBatch, "apply-batch", 0, "max changes per CDC apply batch (default 10000)")
 	fs.DurationVar(&f.applyLinger, "apply-linger", 0, "how long CDC waits to fill a batch (default 50ms)")
 	fs.DurationVar(&f.retryTimeout, "retry-timeout", 0, "how long an unavailable source or destination is retried before the flow fails (default 5m)")
+	fs.DurationVar(&f.syncSequences, "sync-sequences", 0, "during CDC, copy the source's sequences to the destination this often, e.g. 1m (default 0: never; a cutover sets them)")
 }
 
 // pairConfig is config for the commands that take SOURCE DESTINATION
@@ -107,6 +108,7 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	set("apply-batch", func() { cfg.ApplyBatch = f.applyBatch })
 	set("apply-linger", func() { cfg.ApplyLinger = f.applyLinger })
 	set("retry-timeout", func() { cfg.RetryTimeout = f.retryTimeout })
+	set("sync-sequences", func() { cfg.SyncSequences = f.syncSequences })
 	set("until", func() { cfg.Until = f.until })
 	set("state-dir", func() { cfg.StateDir = f.stateDir })
 	if err := refuseNonPositive(fs, "parallel", "writers", "batch-rows", "partition-rows", "apply-batch", "apply-linger", "retry-timeout"); err != nil {
