@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -146,13 +147,13 @@ func (e *Engine) refuseSequenceSync() error {
 	}
 	switch {
 	case e.src.SequenceReader == nil:
-		return connector.BadConfig(fmt.Sprintf("--sync-sequences: source %s cannot read its sequences", connector.Redact(e.cfg.Source)),
+		return errs.BadConfig(fmt.Sprintf("--sync-sequences: source %s cannot read its sequences", errs.Redact(e.cfg.Source)),
 			"leave --sync-sequences out, or use a source"+connector.SuchAs(connector.Offering(func(a connector.Abilities) bool { return a.ReadSequences })))
 	case e.dst.SequenceWriter == nil:
-		return connector.BadConfig(fmt.Sprintf("--sync-sequences: destination %s cannot set sequences", connector.Redact(e.cfg.Destination)),
+		return errs.BadConfig(fmt.Sprintf("--sync-sequences: destination %s cannot set sequences", errs.Redact(e.cfg.Destination)),
 			"leave --sync-sequences out, or use a destination"+connector.SuchAs(connector.Offering(func(a connector.Abilities) bool { return a.SetSequences })))
 	case e.mode == flow.ModeSnapshot:
-		return connector.BadConfig("--sync-sequences copies sequences during change data capture, and --mode snapshot has none",
+		return errs.BadConfig("--sync-sequences copies sequences during change data capture, and --mode snapshot has none",
 			"leave --sync-sequences out (or run with change data capture)")
 	}
 	return nil

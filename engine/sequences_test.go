@@ -15,6 +15,7 @@ import (
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connectors/postgres"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/state"
@@ -29,7 +30,7 @@ type flakySequences struct {
 
 func (f *flakySequences) SetSequences(ctx context.Context, seqs []connector.Sequence) ([]connector.Sequence, error) {
 	if f.calls.Add(1) == 1 {
-		return nil, connector.Unavailable(errors.New("connection refused"))
+		return nil, errs.Unavailable(errors.New("connection refused"))
 	}
 	return f.Conn.SetSequences(ctx, seqs)
 }
@@ -141,10 +142,10 @@ func TestSyncSequencesRefusedWithoutTheAbility(t *testing.T) {
 		}
 		defer dst.Close()
 		_, err = engine.New(c.cfg, src, dst, nil, nil)
-		if !connector.IsConfigError(err) || !strings.Contains(err.Error(), c.want) {
+		if !errs.IsConfigError(err) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s to %s: %v, want a configuration error saying %q", c.cfg.Source, c.cfg.Destination, err, c.want)
 		}
-		var ce *connector.ConfigError
+		var ce *errs.ConfigError
 		if errors.As(err, &ce) && !strings.Contains(ce.Fix, "--sync-sequences") {
 			t.Errorf("%s to %s: the fix %q does not say what to do with --sync-sequences", c.cfg.Source, c.cfg.Destination, ce.Fix)
 		}

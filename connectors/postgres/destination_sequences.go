@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -75,7 +76,7 @@ func (c *Conn) SetSequences(ctx context.Context, seqs []connector.Sequence) ([]c
 		if _, err := res.Exec(); err != nil {
 			if sqlState(err) == "42501" {
 				user := c.cfg.ConnConfig.User
-				return nil, &connector.ConfigError{Msg: fmt.Sprintf("set sequence %s: permission denied for user %q", s.Name, user),
+				return nil, &errs.ConfigError{Msg: fmt.Sprintf("set sequence %s: permission denied for user %q", s.Name, user),
 					Fix: fmt.Sprintf("GRANT UPDATE ON SEQUENCE %s TO %s", showQualified(s.Name.Schema, s.Name.Table), showIdent(user)), Err: c.scrub.Err(err)}
 			}
 			return nil, c.classify(fmt.Errorf("set sequence %s to %d: %w", s.Name, s.Value, err), "set sequences")

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -63,7 +64,7 @@ func TestSequencesRefusesASequenceItCannotRead(t *testing.T) {
 	p.srv.Exec(t, p.src, fmt.Sprintf("GRANT USAGE ON SCHEMA app TO %s", role))
 	src := open(t, p.srv.UserURL(role, "pw", p.src))
 	_, err := src.Sequences(context.Background(), []string{"app"})
-	if !connector.IsConfigError(err) || !strings.Contains(err.Error(), "app.events_id_seq") || !strings.Contains(err.Error(), "permission denied") {
+	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), "app.events_id_seq") || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("want a configuration error naming app.events_id_seq and the missing privilege, got %v", err)
 	}
 }
@@ -134,7 +135,7 @@ func TestSetSequencesNamesTheGrantItNeeds(t *testing.T) {
 	p.srv.Exec(t, p.dst, fmt.Sprintf("GRANT USAGE ON SCHEMA app TO %s; GRANT SELECT ON SEQUENCE app.tickets TO %s", role, role))
 	dst := open(t, p.srv.UserURL(role, "pw", p.dst))
 	_, err := dst.SetSequences(context.Background(), []connector.Sequence{{Name: ns("app", "tickets"), Value: 5000, Called: true}})
-	if !connector.IsConfigError(err) || !strings.Contains(err.Error(), "GRANT UPDATE ON SEQUENCE app.tickets TO "+role) {
+	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), "GRANT UPDATE ON SEQUENCE app.tickets TO "+role) {
 		t.Fatalf("want a configuration error with the GRANT to run, got %v", err)
 	}
 }
