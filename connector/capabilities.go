@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+
+	"github.com/ferrydb/ferry/errs"
 )
 
 // Capabilities is what one connector can do, found once by Discover: a
@@ -32,6 +34,8 @@ type Capabilities struct {
 	TableChecker     TableChecker
 	LagMeter         LagMeter
 	Counter          Counter
+	SequenceReader   SequenceReader
+	SequenceWriter   SequenceWriter
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -55,6 +59,8 @@ type Abilities struct {
 	CheckTables   bool `json:"check_tables" doc:"checks tables before creating them"`
 	LagBytes      bool `json:"lag_bytes" doc:"measures CDC lag in bytes"`
 	Counts        bool `json:"counts" doc:"counts what it receives"`
+	ReadSequences bool `json:"read_sequences" doc:"lists its sequences with their values"`
+	SetSequences  bool `json:"set_sequences" doc:"sets sequences to the source's values"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -128,6 +134,8 @@ func Discover(c Connector) Capabilities {
 	k.TableChecker, _ = c.(TableChecker)
 	k.LagMeter, _ = c.(LagMeter)
 	k.Counter, _ = c.(Counter)
+	k.SequenceReader, _ = c.(SequenceReader)
+	k.SequenceWriter, _ = c.(SequenceWriter)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
@@ -151,6 +159,8 @@ func Discover(c Connector) Capabilities {
 		CheckTables:   k.TableChecker != nil,
 		LagBytes:      k.LagMeter != nil,
 		Counts:        k.Counter != nil,
+		ReadSequences: k.SequenceReader != nil,
+		SetSequences:  k.SequenceWriter != nil,
 	}
 	return k
 }
@@ -183,11 +193,11 @@ func SuchAs(schemes []string) string {
 // NotSource refuses a connector that cannot be a source, naming the
 // registered ones that can.
 func NotSource(name string) error {
-	return BadConfig(fmt.Sprintf("%s cannot be a source", name), "use a source connector"+SuchAs(Offering(func(a Abilities) bool { return a.Source })))
+	return errs.BadConfig(fmt.Sprintf("%s cannot be a source", name), "use a source connector"+SuchAs(Offering(func(a Abilities) bool { return a.Source })))
 }
 
 // NotDestination refuses a connector that cannot be a destination, naming
 // the registered ones that can.
 func NotDestination(name string) error {
-	return BadConfig(fmt.Sprintf("%s cannot be a destination", name), "use a destination connector"+SuchAs(Offering(func(a Abilities) bool { return a.Destination })))
+	return errs.BadConfig(fmt.Sprintf("%s cannot be a destination", name), "use a destination connector"+SuchAs(Offering(func(a Abilities) bool { return a.Destination })))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/ferrydb/ferry/connectors/mysql"
 	"github.com/ferrydb/ferry/connectors/null"
 	"github.com/ferrydb/ferry/connectors/postgres"
+	"github.com/ferrydb/ferry/errs"
 )
 
 // Discover gives a typed view exactly for what the connector implements,
@@ -25,7 +26,13 @@ func TestDiscoverFindsWhatTheTypeImplements(t *testing.T) {
 	if a := pg.Abilities; !a.Source || !a.CDC || !a.Apply || !a.FullRows || a.Counts || !strings.Contains(pg.Hints.FullRowIdentity, "REPLICA IDENTITY FULL") {
 		t.Errorf("postgres abilities %+v, hints %+v", a, pg.Hints)
 	}
+	if pg.SequenceReader == nil || pg.SequenceWriter == nil || !pg.Abilities.ReadSequences || !pg.Abilities.SetSequences {
+		t.Errorf("postgres reads and sets sequences: %+v", pg.Abilities)
+	}
 	my := connector.Discover((*mysql.Conn)(nil))
+	if my.SequenceReader != nil || my.Abilities.SetSequences {
+		t.Errorf("mysql has no sequences: %+v", my.Abilities)
+	}
 	if a := my.Abilities; !a.CDC || !a.Apply || a.FullRows || !strings.Contains(my.Hints.FullRowIdentity, "binlog_row_image=FULL") {
 		t.Errorf("mysql abilities %+v, hints %+v", a, my.Hints)
 	}
@@ -63,7 +70,7 @@ func TestAbilitiesListEveryField(t *testing.T) {
 // A fix names the registered connectors that can do what it asks.
 func TestOfferingNamesTheRegisteredConnectors(t *testing.T) {
 	err := connector.NotSource("null://")
-	var ce *connector.ConfigError
+	var ce *errs.ConfigError
 	if !errors.As(err, &ce) || !strings.Contains(ce.Msg, "null:// cannot be a source") || !strings.Contains(ce.Fix, "such as mysql or postgres") || strings.Contains(ce.Fix, "null") {
 		t.Errorf("not a source: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -207,14 +208,14 @@ type FlowDropper interface {
 // Preflighter is a source that can check, before anything is written at
 // the destination, that it can serve a plan of these tables with these
 // options (for CDC: the change stream's settings and privileges). An error
-// is usually a ConfigError saying how to fix it.
+// is usually a errs.ConfigError saying how to fix it.
 type Preflighter interface {
 	Preflight(ctx context.Context, tables []*model.Table, opts PlanOptions) error
 }
 
 // TableChecker is a destination that can tell, without writing anything,
 // whether it can hold the tables (names it cannot tell apart, reserved
-// names, types it has no column for), with a ConfigError when it cannot,
+// names, types it has no column for), with a errs.ConfigError when it cannot,
 // and which columns it would hold in a type that does not keep the source
 // type's meaning. The engine calls it before any destination table is
 // created (so a refusal leaves nothing behind at either side) and logs the
@@ -265,7 +266,7 @@ func CheckFoldedColumns(t *model.Table, fold func(string) string, dest string) e
 	for _, c := range t.Columns {
 		k := fold(c.Name)
 		if prev, dup := seen[k]; dup {
-			return &ConfigError{
+			return &errs.ConfigError{
 				Msg: fmt.Sprintf("table %s: columns %q and %q would be one column at %s, whose column names ignore case", t.Namespace, prev, c.Name, dest),
 				Fix: fmt.Sprintf("exclude the table with --tables '!%s', rename one of the columns at the source, or copy the table to a destination that tells them apart, such as PostgreSQL", t.Namespace),
 			}

@@ -3,10 +3,13 @@ package connector
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/ferrydb/ferry/errs"
 )
 
 func TestRedact(t *testing.T) {
@@ -19,11 +22,11 @@ func TestRedact(t *testing.T) {
 		{"postgres://u:bad pass@db/x%zz", "postgres://u:xxxxx@db/x%zz"},
 	}
 	for _, c := range cases {
-		if got := Redact(c.in); got != c.want {
+		if got := errs.Redact(c.in); got != c.want {
 			t.Errorf("Redact(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
-	if s := Secrets("postgres://u:hunter2@db/x?password=other"); len(s) != 2 || s[0] != "hunter2" || s[1] != "other" {
+	if s := errs.Secrets("postgres://u:hunter2@db/x?password=other"); len(s) != 2 || s[0] != "hunter2" || s[1] != "other" {
 		t.Errorf("Secrets = %v", s)
 	}
 }
@@ -33,11 +36,11 @@ func FuzzRedact(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		out := Redact(raw)
+		out := errs.Redact(raw)
 		// Where url.Parse's reading fits the string, the redacted URL
 		// still parses the same; where it does not, the password is found
 		// the way a person wrote it (FuzzSecretsNeverShown checks those).
-		if u, err := url.Parse(raw); err == nil && u.User != nil && strictFits(raw, u) && !strings.Contains(raw, "#") {
+		if u, err := url.Parse(raw); err == nil && u.User != nil && errs.FitsURL(raw, u) && !strings.Contains(raw, "#") {
 			if p, ok := u.User.Password(); ok && p != "xxxxx" {
 				ru, err := url.Parse(out)
 				if err != nil {
@@ -51,7 +54,7 @@ func FuzzRedact(f *testing.F) {
 		// An error may quote only what Redact leaves: a password that appears
 		// in the error but not in the redacted URL has leaked.
 		if _, _, err := ParseURL(raw); err != nil {
-			for _, sec := range Secrets(raw) {
+			for _, sec := range errs.Secrets(raw) {
 				if len(sec) >= 4 && strings.Contains(err.Error(), sec) && !strings.Contains(fmt.Sprintf("%q", out), sec) {
 					t.Fatalf("ParseURL(%q) error %q holds the password", raw, err)
 				}
@@ -65,7 +68,7 @@ func FuzzRedact(f *testing.F) {
 func TestSecretsOfEveryForm(t *testing.T) {
 	cases := []struct {
 		in, redacted string
-		secrets      []string // each must be among Secrets(in)
+		secrets      []string // each must be among errs.Secrets(in)
 	}{
 		{"postgres://postgres:Sup3r/Secret@127.0.0.1:1/t7", "postgres://postgres:xxxxx@127.0.0.1:1/t7", []string{"Sup3r/Secret"}},
 		{"postgres://postgres:Sup3r#Secret@127.0.0.1:1/t7", "postgres://postgres:xxxxx@127.0.0.1:1/t7", []string{"Sup3r#Secret"}},
@@ -87,16 +90,16 @@ func TestSecretsOfEveryForm(t *testing.T) {
 		{"root:Sup3rSecret@tcp(127.0.0.1:3306)/t7", "root:xxxxx@tcp(127.0.0.1:3306)/t7", []string{"Sup3rSecret"}},
 	}
 	for _, c := range cases {
-		if got := Redact(c.in); got != c.redacted {
+		if got := errs.Redact(c.in); got != c.redacted {
 			t.Errorf("Redact(%q) = %q, want %q", c.in, got, c.redacted)
 		}
-		got := Secrets(c.in)
+		got := errs.Secrets(c.in)
 		for _, s := range c.secrets {
-			if !contains(got, s) {
+			if !slices.Contains(got, s) {
 				t.Errorf("Secrets(%q) = %q lacks %q", c.in, got, s)
 			}
 		}
-		sc := NewScrubber(c.in)
+		sc := errs.NewScrubber(c.in)
 		if msg := sc.Scrub("failed: " + c.in); strings.Contains(msg, c.secrets[0]) {
 			t.Errorf("Scrub keeps %q: %s", c.secrets[0], msg)
 		}
@@ -121,8 +124,8 @@ func TestParseURLExplainsUnencodedPasswords(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, _, err := ParseURL(c.in)
-		if err == nil || !IsConfigError(err) {
-			t.Errorf("ParseURL(%q) = %v, want a ConfigError", c.in, err)
+		if err == nil || !errs.IsConfigError(err) {
+			t.Errorf("ParseURL(%q) = %v, want a errs.ConfigError", c.in, err)
 			continue
 		}
 		if msg := err.Error(); !strings.Contains(msg, c.want) || strings.Contains(msg, "Secret") || strings.Contains(msg, "Sup3r") {
@@ -146,7 +149,7 @@ func TestKeywordValueMeansTheSameURL(t *testing.T) {
 		"host=h1,h2 port=5432,5433 dbname=t7 password=pw%zz",
 		"dbname=t7",
 	} {
-		u, err := keywordValueURL(kv)
+		u, err := errs.KeywordValueURL(kv)
 		if err != nil {
 			t.Fatalf("%q: %v", kv, err)
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/ferrydb/ferry/errs"
 )
 
 // Opener opens a connector from a parsed URL.
@@ -91,47 +93,47 @@ func Lookup(scheme string) (*Registration, bool) {
 // password it took for a port).
 func ParseURL(raw string) (*url.URL, *Registration, error) {
 	if strings.TrimSpace(raw) == "" {
-		return nil, nil, &ConfigError{Msg: "empty URL", Fix: "give a URL such as " + exampleList()}
+		return nil, nil, &errs.ConfigError{Msg: "empty URL", Fix: "give a URL such as " + exampleList()}
 	}
-	if IsKeywordValue(raw) {
+	if errs.IsKeywordValue(raw) {
 		return parseKeywordValueURL(raw)
 	}
 	u, err := url.Parse(raw)
-	if err != nil || !strictFits(raw, u) {
-		if s, e, ok := loosePassword(raw); ok {
+	if err != nil || !errs.FitsURL(raw, u) {
+		if s, e, ok := errs.PasswordSpan(raw); ok {
 			// Judge the URL with its password masked: if that reads well,
 			// the password is what needs encoding; if not, the error about
 			// the rest cannot quote the password.
 			masked := raw[:s] + "xxxxx" + raw[e:]
 			mu, merr := url.Parse(masked)
 			switch {
-			case merr == nil && strictFits(masked, mu):
+			case merr == nil && errs.FitsURL(masked, mu):
 				return nil, nil, malformedPassword(raw, raw[s:e])
 			case !strings.Contains(raw, "://"):
-				return nil, nil, &ConfigError{Msg: fmt.Sprintf("connection string %q is not a URL", shown(raw)),
+				return nil, nil, &errs.ConfigError{Msg: fmt.Sprintf("connection string %q is not a URL", errs.Shown(raw)),
 					Fix: "URLs look like " + exampleList() + " (a Go MySQL DSN user:pass@tcp(host:3306)/db is written mysql://user:pass@host:3306/db)"}
 			case merr != nil:
 				err = merr
 			default:
-				return nil, nil, &ConfigError{Msg: fmt.Sprintf("malformed URL %q: the user and password end at the last '@', and what follows is not host/database", shown(raw)),
+				return nil, nil, &errs.ConfigError{Msg: fmt.Sprintf("malformed URL %q: the user and password end at the last '@', and what follows is not host/database", errs.Shown(raw)),
 					Fix: "percent-encode '@' as %40 where it is not the end of the password"}
 			}
 		}
 	}
 	if err != nil {
-		return nil, nil, &ConfigError{Msg: fmt.Sprintf("malformed URL %q: %s", shown(raw), redactErr(err, raw)), Fix: "URLs look like " + exampleList()}
+		return nil, nil, &errs.ConfigError{Msg: fmt.Sprintf("malformed URL %q: %s", errs.Shown(raw), redactErr(err, raw)), Fix: "URLs look like " + exampleList()}
 	}
 	if strings.Contains(raw, "#") {
 		// No connector reads a fragment: the '#' belongs to a password or
 		// a name, and everything after it would be dropped silently.
-		return nil, nil, &ConfigError{Msg: fmt.Sprintf("URL %q holds a '#', which starts a URL fragment", shown(raw)), Fix: "write '#' as %23 in a password, a parameter or a name"}
+		return nil, nil, &errs.ConfigError{Msg: fmt.Sprintf("URL %q holds a '#', which starts a URL fragment", errs.Shown(raw)), Fix: "write '#' as %23 in a password, a parameter or a name"}
 	}
 	if u.Scheme == "" {
-		return nil, nil, &ConfigError{Msg: fmt.Sprintf("URL %q has no scheme", shown(raw)), Fix: "URLs look like " + exampleList() + "; PostgreSQL also takes host=H port=5432 user=U password=P dbname=D"}
+		return nil, nil, &errs.ConfigError{Msg: fmt.Sprintf("URL %q has no scheme", errs.Shown(raw)), Fix: "URLs look like " + exampleList() + "; PostgreSQL also takes host=H port=5432 user=U password=P dbname=D"}
 	}
 	r, ok := Lookup(u.Scheme)
 	if !ok {
-		return nil, nil, &ConfigError{Msg: fmt.Sprintf("unknown scheme %q in %q", u.Scheme, shown(raw)), Fix: "known schemes: " + strings.Join(schemes(), ", ")}
+		return nil, nil, &errs.ConfigError{Msg: fmt.Sprintf("unknown scheme %q in %q", u.Scheme, errs.Shown(raw)), Fix: "known schemes: " + strings.Join(schemes(), ", ")}
 	}
 	return u, r, nil
 }
@@ -164,7 +166,7 @@ func malformedPassword(raw, password string) error {
 	if _, ok := Lookup("postgres"); ok {
 		fix += "; PostgreSQL also takes host=H port=5432 user=U password='P' dbname=D, which needs no encoding"
 	}
-	return &ConfigError{Msg: fmt.Sprintf("malformed URL %q: its password holds %s, which a URL must percent-encode", shown(raw), strings.Join(held, ", ")), Fix: fix}
+	return &errs.ConfigError{Msg: fmt.Sprintf("malformed URL %q: its password holds %s, which a URL must percent-encode", errs.Shown(raw), strings.Join(held, ", ")), Fix: fix}
 }
 
 // parseKeywordValueURL takes a keyword/value string as the postgres
@@ -173,11 +175,11 @@ func parseKeywordValueURL(raw string) (*url.URL, *Registration, error) {
 	const fix = "write keyword=value pairs separated by spaces, and quote a value holding spaces or quotes: password='a b\\'c'"
 	r, ok := Lookup("postgres")
 	if !ok {
-		return nil, nil, &ConfigError{Msg: fmt.Sprintf("%q is a PostgreSQL keyword/value string, and this ferry has no postgres connector", shown(raw)), Fix: "known schemes: " + strings.Join(schemes(), ", ")}
+		return nil, nil, &errs.ConfigError{Msg: fmt.Sprintf("%q is a PostgreSQL keyword/value string, and this ferry has no postgres connector", errs.Shown(raw)), Fix: "known schemes: " + strings.Join(schemes(), ", ")}
 	}
-	u, err := keywordValueURL(raw)
+	u, err := errs.KeywordValueURL(raw)
 	if err != nil {
-		return nil, nil, &ConfigError{Msg: fmt.Sprintf("PostgreSQL connection string %q: %s", shown(raw), err), Fix: fix}
+		return nil, nil, &errs.ConfigError{Msg: fmt.Sprintf("PostgreSQL connection string %q: %s", errs.Shown(raw), err), Fix: fix}
 	}
 	return u, r, nil
 }
@@ -191,7 +193,7 @@ func Open(ctx context.Context, raw string) (Connector, error) {
 	c, err := r.Open(ctx, u)
 	if err != nil {
 		// The connector scrubs what it knows; this catches what it missed.
-		return nil, fmt.Errorf("open %s: %w", shown(raw), NewScrubber(raw, u.String()).Err(err))
+		return nil, fmt.Errorf("open %s: %w", errs.Shown(raw), errs.NewScrubber(raw, u.String()).Err(err))
 	}
 	return c, nil
 }
@@ -221,20 +223,5 @@ func redactErr(err error, raw string) string {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	return NewScrubber(raw).Scrub(err.Error())
-}
-
-// shown is a URL as messages show it: redacted, and cut to its first 200
-// bytes, so a hostile or mistaken megabyte-long URL is not echoed whole.
-func shown(raw string) string {
-	const limit = 200
-	s := Redact(raw)
-	if len(s) <= limit {
-		return s
-	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s...(%d bytes)", s[:cut], len(s))
+	return errs.NewScrubber(raw).Scrub(err.Error())
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ferrydb/ferry/connector"
 	_ "github.com/ferrydb/ferry/connectors/mysql"
 	_ "github.com/ferrydb/ferry/connectors/postgres"
+	"github.com/ferrydb/ferry/errs"
 )
 
 // connStrings are the shapes a password is typed into. Port 1 refuses
@@ -72,7 +73,7 @@ func FuzzSecretsNeverShown(f *testing.F) {
 				t.Fatalf("%s of %q shows the password %q:\n%s", what, raw, pw, text)
 			}
 		}
-		leaked("Redact", connector.Redact(raw))
+		leaked("Redact", errs.Redact(raw))
 		if _, _, err := connector.ParseURL(raw); err != nil {
 			leaked("ParseURL's error", err.Error())
 		}
@@ -84,6 +85,6 @@ func FuzzSecretsNeverShown(f *testing.F) {
 		} else {
 			leaked("Open's error", err.Error())
 		}
-		leaked("Scrub", connector.NewScrubber(raw).Scrub("connect "+raw+" failed"))
+		leaked("Scrub", errs.NewScrubber(raw).Scrub("connect "+raw+" failed"))
 	})
 }

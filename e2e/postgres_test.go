@@ -20,6 +20,7 @@ import (
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connectors/fake"
 	"github.com/ferrydb/ferry/connectors/postgres"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/model"
 )
@@ -349,7 +350,7 @@ func readPG(t *testing.T, rawURL string, ns model.Namespace) []model.Row {
 		}
 	}
 	if tbl == nil {
-		t.Fatalf("no table %s at %s", ns, connector.Redact(rawURL))
+		t.Fatalf("no table %s at %s", ns, errs.Redact(rawURL))
 	}
 	plan, err := c.Plan(ctx, []*model.Table{tbl}, connector.PlanOptions{})
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -38,7 +38,7 @@ func (e *Engine) readLane(ctx, stop context.Context, work <-chan *partTask, lane
 }
 
 // readPartition reads one partition into the lane. When the source becomes
-// unavailable (connector.IsUnavailable: restarted, cut off) it waits with
+// unavailable (errs.IsUnavailable: restarted, cut off) it waits with
 // exponential backoff and reads again from the cursor of the last batch it
 // handed to the lane, for up to --retry-timeout: batches already in the lane
 // stay valid, and none is read twice.
@@ -74,7 +74,7 @@ func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane c
 		if err == nil {
 			o.recovered("reading on", "partition", task.p.ID)
 		}
-		if err == nil || errors.Is(err, errStopped) || ctx.Err() != nil || !connector.IsUnavailable(err) {
+		if err == nil || errors.Is(err, errStopped) || ctx.Err() != nil || !errs.IsUnavailable(err) {
 			return err
 		}
 		// A graceful stop ends the wait too: nothing is pending in the reader.

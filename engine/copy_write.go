@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -75,7 +76,7 @@ func (r *retryingWriter) Close() error {
 }
 
 // writeRetrying writes one batch. When the destination is unavailable
-// (connector.IsUnavailable) it closes the writer, waits with backoff, opens
+// (errs.IsUnavailable) it closes the writer, waits with backoff, opens
 // another and writes the same batch again, for up to --retry-timeout:
 // writing a batch twice is harmless (RowWriter's contract: upsert by key,
 // the checkpoint in the same transaction), and the lane's later batches wait.
@@ -95,7 +96,7 @@ func (e *Engine) writeRetrying(ctx context.Context, w *connector.RowWriter, b *m
 				return nil
 			}
 		}
-		if connector.IsUnavailable(err) && *w != nil {
+		if errs.IsUnavailable(err) && *w != nil {
 			(*w).Close() //nolint:errcheck // the connection is already broken
 			*w = nil
 		}

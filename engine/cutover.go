@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -75,7 +76,7 @@ func (e *Engine) finishSteps() []finishStep {
 // request is harmless. Call it after Prepare, from any goroutine.
 func (e *Engine) RequestCutover(ctx context.Context, at time.Time) error {
 	if e.plan == nil {
-		return connector.BadConfig(fmt.Sprintf("flow %q has no plan yet: its copy has not started", e.name),
+		return errs.BadConfig(fmt.Sprintf("flow %q has no plan yet: its copy has not started", e.name),
 			"wait for the copy to finish, then run ferry cutover again")
 	}
 	if e.mode != flow.ModeCDC {
@@ -111,7 +112,7 @@ func (e *Engine) copyUnfinished(ctx context.Context) error {
 	if done == len(e.plan.Partitions) {
 		what += "; the destination tables are still being finished"
 	}
-	return connector.BadConfig(fmt.Sprintf("flow %q has not finished its copy (%s): a cutover needs every row copied", e.name, what),
+	return errs.BadConfig(fmt.Sprintf("flow %q has not finished its copy (%s): a cutover needs every row copied", e.name, what),
 		"wait for the copy to finish (ferry sync shows its progress), then run ferry cutover again")
 }
 

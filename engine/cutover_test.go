@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/state"
 	"github.com/ferrydb/ferry/verify"
@@ -132,14 +133,14 @@ func TestCutoverRefusedBeforeTheCopyIsDone(t *testing.T) {
 		Destination: "sqlite://" + filepath.Join(t.TempDir(), "dst.db"), StateDir: t.TempDir(), PartitionRows: 500}
 	e, _, _, _ := openEngine(t, cfg)
 	ctx := context.Background()
-	if err := e.RequestCutover(ctx, time.Now()); !connector.IsConfigError(err) || !strings.Contains(err.Error(), "no plan") {
+	if err := e.RequestCutover(ctx, time.Now()); !errs.IsConfigError(err) || !strings.Contains(err.Error(), "no plan") {
 		t.Fatalf("before the plan: %v, want a configuration error saying there is no plan", err)
 	}
 	if err := e.Prepare(ctx); err != nil {
 		t.Fatal(err)
 	}
 	err := e.RequestCutover(ctx, time.Now())
-	var ce *connector.ConfigError
+	var ce *errs.ConfigError
 	if !errors.As(err, &ce) || !strings.Contains(ce.Msg, "0 of 8 partitions copied") || ce.Fix == "" {
 		t.Fatalf("before the copy: %v, want a configuration error with 0 of 8 partitions copied and a fix", err)
 	}

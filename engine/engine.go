@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 	"github.com/ferrydb/ferry/state"
@@ -47,6 +48,8 @@ type Engine struct {
 
 	progress *Progress
 	obs      Observer
+	// seqs remembers the sequences found missing at the destination.
+	seqs sequenceWarnings
 
 	// cutRequested is closed by the first accepted cutover request.
 	cutRequested chan struct{}
@@ -74,13 +77,16 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 		cutRequested: make(chan struct{})}
 	var err error
 	if e.filter, err = flow.NewFilter(cfg.Tables); err != nil {
-		return nil, &connector.ConfigError{Msg: err.Error()}
+		return nil, &errs.ConfigError{Msg: err.Error()}
 	}
 	if e.renames, err = flow.ParseRenames(cfg.Rename); err != nil {
-		return nil, &connector.ConfigError{Msg: err.Error()}
+		return nil, &errs.ConfigError{Msg: err.Error()}
 	}
 	e.src, e.dst = connector.Discover(src), connector.Discover(dst)
-	if e.mode, err = negotiate(cfg.Mode, e.src.Abilities, e.dst.Abilities, connector.Redact(cfg.Source), connector.Redact(cfg.Destination)); err != nil {
+	if e.mode, err = negotiate(cfg.Mode, e.src.Abilities, e.dst.Abilities, errs.Redact(cfg.Source), errs.Redact(cfg.Destination)); err != nil {
+		return nil, err
+	}
+	if err := e.refuseSequenceSync(); err != nil {
 		return nil, err
 	}
 	e.ckpt = newCheckpoints(e.name, e.dst.CheckpointKeeper, store, e.onDestination)
@@ -121,14 +127,14 @@ func negotiate(want flow.Mode, src, dst connector.Abilities, srcName, dstName st
 		return want, nil
 	case flow.ModeFull, flow.ModeCDC:
 		if !srcCDC {
-			return "", connector.BadConfig(fmt.Sprintf("--mode %s needs change data capture, and source %s has none", want, srcName), "use --mode snapshot to copy without change data capture")
+			return "", errs.BadConfig(fmt.Sprintf("--mode %s needs change data capture, and source %s has none", want, srcName), "use --mode snapshot to copy without change data capture")
 		}
 		if !dstApply {
-			return "", connector.BadConfig(fmt.Sprintf("--mode %s needs a destination that applies changes, and %s cannot", want, dstName), "use --mode snapshot, or a destination that can apply changes")
+			return "", errs.BadConfig(fmt.Sprintf("--mode %s needs a destination that applies changes, and %s cannot", want, dstName), "use --mode snapshot, or a destination that can apply changes")
 		}
 		return want, nil
 	}
-	return "", &connector.ConfigError{Msg: fmt.Sprintf("unknown mode %q", want), Fix: "use full, snapshot or cdc"}
+	return "", &errs.ConfigError{Msg: fmt.Sprintf("unknown mode %q", want), Fix: "use full, snapshot or cdc"}
 }
 
 // Run runs the flow to its end: the copy, then CDC until stop is done or, with
@@ -184,21 +190,21 @@ func (e *Engine) Run(ctx, stop context.Context) (err error) {
 // Drop forgets the flow: its state, the destination's checkpoints and the
 // source's resources for it (replication slots).
 func (e *Engine) Drop(ctx context.Context) error {
-	var errs []error
+	var failed []error
 	if d := e.src.FlowDropper; d != nil {
 		if err := d.DropFlow(ctx, e.name); err != nil {
-			errs = append(errs, fmt.Errorf("source: %w", err))
+			failed = append(failed, fmt.Errorf("source: %w", err))
 		}
 	}
 	if k := e.dst.CheckpointKeeper; k != nil {
 		if err := k.DropCheckpoints(ctx, e.name); err != nil {
-			errs = append(errs, fmt.Errorf("destination: %w", err))
+			failed = append(failed, fmt.Errorf("destination: %w", err))
 		}
 	}
 	if e.store != nil {
 		if err := e.store.Reset(ctx); err != nil {
-			errs = append(errs, err)
+			failed = append(failed, err)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(failed...)
 }

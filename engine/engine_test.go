@@ -11,6 +11,7 @@ import (
 	"github.com/ferrydb/ferry/connectors/null"
 	_ "github.com/ferrydb/ferry/connectors/sqlite"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 	"github.com/ferrydb/ferry/state"
@@ -94,7 +95,7 @@ func TestNegotiationRefusesImpossiblePairs(t *testing.T) {
 	for _, c := range cases {
 		got, err := engine.Negotiate(c.mode, c.src, c.dst, "src", "dst")
 		if c.fails {
-			if err == nil || !connector.IsConfigError(err) {
+			if err == nil || !errs.IsConfigError(err) {
 				t.Errorf("mode %q: got %v, %v; want a configuration error", c.mode, got, err)
 			}
 			continue

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -40,11 +41,11 @@ func (e *Engine) checkKeys(tables []*model.Table) error {
 		if h := e.src.Hints.FullRowIdentity; h != "" {
 			whole += " (" + h + ")"
 		}
-		return connector.BadConfig(fmt.Sprintf("change data capture needs a primary key or a full replica identity to apply changes, and these tables have neither: %s", strings.Join(noIdent, ", ")), "add a primary key, or "+whole+", exclude the tables with --tables '!name', or copy them with --mode snapshot")
+		return errs.BadConfig(fmt.Sprintf("change data capture needs a primary key or a full replica identity to apply changes, and these tables have neither: %s", strings.Join(noIdent, ", ")), "add a primary key, or "+whole+", exclude the tables with --tables '!name', or copy them with --mode snapshot")
 	}
 	if len(noDst) > 0 {
 		can := connector.Offering(func(a connector.Abilities) bool { return a.FullRows && a.Checkpoints })
-		return connector.BadConfig(fmt.Sprintf("these tables have no primary key, and destination %s cannot apply changes by whole row: %s", connector.Redact(e.cfg.Destination), strings.Join(noDst, ", ")), "add a primary key, use a destination that applies whole rows"+connector.SuchAs(can)+", exclude the tables with --tables '!name', or copy them with --mode snapshot")
+		return errs.BadConfig(fmt.Sprintf("these tables have no primary key, and destination %s cannot apply changes by whole row: %s", errs.Redact(e.cfg.Destination), strings.Join(noDst, ", ")), "add a primary key, use a destination that applies whole rows"+connector.SuchAs(can)+", exclude the tables with --tables '!name', or copy them with --mode snapshot")
 	}
 	return nil
 }
@@ -70,7 +71,7 @@ func (e *Engine) refuseInexactFullRow(ctx context.Context, plan *model.Plan) err
 				e.log.Warn("could not release the source's resources for the refused flow", "error", err)
 			}
 		}
-		return connector.BadConfig(fmt.Sprintf("the source's copy is not exactly at the change stream's start, so changes would be applied twice, and these tables have no primary key to make that harmless: %s", strings.Join(nokey, ", ")), "add a primary key, exclude the tables with --tables '!name', or copy them with --mode snapshot")
+		return errs.BadConfig(fmt.Sprintf("the source's copy is not exactly at the change stream's start, so changes would be applied twice, and these tables have no primary key to make that harmless: %s", strings.Join(nokey, ", ")), "add a primary key, exclude the tables with --tables '!name', or copy them with --mode snapshot")
 	}
 	return nil
 }
@@ -254,5 +255,5 @@ func (e *Engine) refuseFullRowCopyOutsideT0(ctx context.Context, parts []model.P
 		how = "scale-out workers read partitions outside the snapshot at T0"
 		fix = "copy these tables with ferry sync, or give them a primary key"
 	}
-	return connector.BadConfig(fmt.Sprintf("%s, so changes already in the rows read would be applied again, and without a primary key that duplicates rows: %s", how, strings.Join(names, ", ")), fix)
+	return errs.BadConfig(fmt.Sprintf("%s, so changes already in the rows read would be applied again, and without a primary key that duplicates rows: %s", how, strings.Join(names, ", ")), fix)
 }

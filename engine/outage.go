@@ -7,7 +7,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 )
 
 // Retry waits of an unavailable source or destination: doubling from
@@ -26,7 +26,7 @@ const (
 )
 
 // outage is how every step that talks to a database rides out that database
-// being out of reach (connector.IsUnavailable: a restart, a network cut, a
+// being out of reach (errs.IsUnavailable: a restart, a network cut, a
 // server shutting down): it keeps its place, waits with exponential backoff
 // and tries again, logs the outage and the recovery, and gives up after
 // retry_timeout. Plan, table creation, the copy's reads and writes, the
@@ -60,7 +60,7 @@ func (o *outage) failed(ctx context.Context, err error, doing string, attrs ...a
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if !connector.IsUnavailable(err) {
+	if !errs.IsUnavailable(err) {
 		return err
 	}
 	if o.down.IsZero() {
@@ -120,11 +120,11 @@ func (e *Engine) onDestination(ctx context.Context, step string, fn func(context
 }
 
 // gaveUp is the error of an outage that outlasted retry_timeout. It stays an
-// outage (connector.IsUnavailable) but never a configuration error, even
+// outage (errs.IsUnavailable) but never a configuration error, even
 // when the connector calls the server unreachable: the connection worked
 // when the flow started and rows were written, so exit code 2 ("nothing was
 // written, fix the configuration") would mislead.
 func gaveUp(who string, down time.Time, err error) error {
-	return connector.Unavailable(fmt.Errorf("%s has been unavailable for %s (retry_timeout in the flow file, --retry-timeout), giving up; rerun to resume from the last checkpoint: %s",
+	return errs.Unavailable(fmt.Errorf("%s has been unavailable for %s (retry_timeout in the flow file, --retry-timeout), giving up; rerun to resume from the last checkpoint: %s",
 		who, time.Since(down).Round(time.Second), err))
 }

@@ -15,13 +15,14 @@ import (
 	"github.com/ferrydb/ferry/connectors/fake"
 	"github.com/ferrydb/ferry/connectors/sqlite"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 	"github.com/ferrydb/ferry/verify"
 )
 
 // outages makes the first call of each step fail as a server shutting down
-// fails it (SQLSTATE 57P01, marked connector.Unavailable); the next call
+// fails it (SQLSTATE 57P01, marked errs.Unavailable); the next call
 // goes through. It records which steps it failed.
 type outages struct {
 	mu  sync.Mutex
@@ -35,7 +36,7 @@ func (o *outages) fail(step string) error {
 		return nil
 	}
 	o.hit[step] = true
-	return connector.Unavailable(fmt.Errorf("%s: FATAL: terminating connection due to administrator command (SQLSTATE 57P01)", step))
+	return errs.Unavailable(fmt.Errorf("%s: FATAL: terminating connection due to administrator command (SQLSTATE 57P01)", step))
 }
 
 // outageSource is the fake source meeting an outage at each step of the

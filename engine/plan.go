@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -26,7 +27,7 @@ func (e *Engine) Prepare(ctx context.Context) error {
 		return err
 	}
 	if ident != "" && ident != e.cfg.Identity() {
-		return connector.BadConfig(fmt.Sprintf("flow %q was started with another source, destination or table selection", e.name), "run with --restart to start the flow over, or choose another --name")
+		return errs.BadConfig(fmt.Sprintf("flow %q was started with another source, destination or table selection", e.name), "run with --restart to start the flow over, or choose another --name")
 	}
 	planJSON, err := e.store.Meta(ctx, "plan")
 	if err != nil {
@@ -38,7 +39,7 @@ func (e *Engine) Prepare(ctx context.Context) error {
 			return fmt.Errorf("state %s: plan is corrupt (%v); run with --restart", e.store.Path(), err)
 		}
 		if storedMode, _ := e.store.Meta(ctx, "mode"); storedMode != "" && storedMode != string(e.mode) {
-			return connector.BadConfig(fmt.Sprintf("flow %q was started in mode %s, not %s", e.name, storedMode, e.mode), "run with --restart to change the mode")
+			return errs.BadConfig(fmt.Sprintf("flow %q was started in mode %s, not %s", e.name, storedMode, e.mode), "run with --restart to change the mode")
 		}
 		e.plan = &p
 		e.log.Info("resuming flow", "tables", len(p.Tables), "partitions", len(p.Partitions), "t0", p.T0)
@@ -239,9 +240,9 @@ func (e *Engine) noTableSelected(names []model.Namespace) error {
 		have = append(have[:20], "...")
 	}
 	if e.filter.Empty() {
-		return connector.BadConfig(fmt.Sprintf("source %s has no tables", connector.Redact(e.cfg.Source)), "create tables at the source first")
+		return errs.BadConfig(fmt.Sprintf("source %s has no tables", errs.Redact(e.cfg.Source)), "create tables at the source first")
 	}
-	return connector.BadConfig(fmt.Sprintf("--tables %q matches no table", e.filter.String()), "the source has: "+strings.Join(have, ", "))
+	return errs.BadConfig(fmt.Sprintf("--tables %q matches no table", e.filter.String()), "the source has: "+strings.Join(have, ", "))
 }
 
 // prepareDestination creates (and, starting over, empties) the destination

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 	"github.com/ferrydb/ferry/state"
@@ -23,7 +24,7 @@ type refusingSource struct {
 
 func (r refusingSource) Preflight(_ context.Context, _ []*model.Table, opts connector.PlanOptions) error {
 	*r.asked = opts
-	return connector.BadConfig("binlog is off", "turn the binlog on")
+	return errs.BadConfig("binlog is off", "turn the binlog on")
 }
 
 // A source's preflight runs before the destination's tables exist: its
@@ -57,7 +58,7 @@ func TestPreflightRefusalWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = e.Prepare(ctx)
-	if !connector.IsConfigError(err) {
+	if !errs.IsConfigError(err) {
 		t.Fatalf("Prepare: %v, want the preflight's configuration error", err)
 	}
 	if asked.Flow != cfg.FlowName() || asked.CDC {

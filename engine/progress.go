@@ -149,6 +149,7 @@ type Progress struct {
 	ResumedPartitions atomic.Int64
 	SkippedPartitions atomic.Int64
 	CDC               CDCStats
+	Sequences         SequenceStats
 
 	mu     sync.Mutex
 	phase  Phase
@@ -336,6 +337,9 @@ type Snapshot struct {
 	// Workers are the processes running the flow in scale-out mode (none
 	// in a single process).
 	Workers []WorkerSnapshot `json:"workers,omitempty"`
+	// Sequences is when the sequences were last copied; nil until they
+	// were copied or failed once.
+	Sequences *SequencesSnapshot `json:"sequences,omitempty"`
 	// Abilities are what the source and destination can do; nil until a
 	// process that opened them reported it.
 	Abilities *Abilities `json:"abilities,omitempty"`
@@ -390,5 +394,46 @@ func (p *Progress) Snapshot() Snapshot {
 	}
 	s.CDC.LagSeconds = c.lagAt(time.Now())
 	c.mu.Unlock()
+	s.Sequences = p.Sequences.snapshot()
 	return s
+}
+
+// SequenceStats records the copies of the sequences (engine/sequences.go).
+type SequenceStats struct {
+	mu   sync.Mutex
+	last SequencesSnapshot
+	any  bool
+}
+
+// SequencesSnapshot is the last copy of the sequences.
+type SequencesSnapshot struct {
+	// LastCopied is when they were last copied, Set how many were set then
+	// and Missing how many the destination did not have.
+	LastCopied time.Time `json:"last_copied,omitzero"`
+	Set        int       `json:"set"`
+	Missing    int       `json:"missing"`
+	// Error is why the last attempt failed, "" when it did not.
+	Error string `json:"error,omitempty"`
+}
+
+func (s *SequenceStats) copied(at time.Time, set, missing int) {
+	s.mu.Lock()
+	s.last, s.any = SequencesSnapshot{LastCopied: at, Set: set, Missing: missing}, true
+	s.mu.Unlock()
+}
+
+func (s *SequenceStats) failed(err error) {
+	s.mu.Lock()
+	s.last.Error, s.any = err.Error(), true
+	s.mu.Unlock()
+}
+
+func (s *SequenceStats) snapshot() *SequencesSnapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.any {
+		return nil
+	}
+	last := s.last
+	return &last
 }

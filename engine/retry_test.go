@@ -14,6 +14,7 @@ import (
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connectors/null"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 	"github.com/ferrydb/ferry/state"
@@ -32,7 +33,7 @@ type outage struct {
 // open fails the first open after a failure with an outage saying refused.
 func (o *outage) open(refused string) error {
 	if o.failOpen.CompareAndSwap(true, false) {
-		return connector.Unavailable(errors.New(refused))
+		return errs.Unavailable(errors.New(refused))
 	}
 	return nil
 }
@@ -149,7 +150,7 @@ func runFlaky(t *testing.T, dst *flakyDst, retryTimeout time.Duration) (engine.S
 // backoff, says so in the log, and catches up once the destination is back.
 // Before the retry existed the flow failed at the first lost connection.
 func TestUnavailableDestinationIsRetried(t *testing.T) {
-	dst := &flakyDst{Destination: &null.Destination{}, err: connector.Unavailable(errors.New("server closed the connection unexpectedly"))}
+	dst := &flakyDst{Destination: &null.Destination{}, err: errs.Unavailable(errors.New("server closed the connection unexpectedly"))}
 	dst.failCalls.Store(5)
 	snap, log, err := runFlaky(t, dst, time.Minute)
 	if err != nil {
@@ -185,10 +186,10 @@ func TestOtherApplyErrorsFailAtOnce(t *testing.T) {
 // TestUnavailableDestinationGivesUp: an outage longer than retry_timeout
 // ends the flow with an error that says so.
 func TestUnavailableDestinationGivesUp(t *testing.T) {
-	dst := &flakyDst{Destination: &null.Destination{}, err: connector.Unavailable(errors.New("connection refused"))}
+	dst := &flakyDst{Destination: &null.Destination{}, err: errs.Unavailable(errors.New("connection refused"))}
 	dst.failCalls.Store(1 << 40)
 	_, _, err := runFlaky(t, dst, 200*time.Millisecond)
-	if err == nil || !strings.Contains(err.Error(), "retry_timeout") || !connector.IsUnavailable(err) {
+	if err == nil || !strings.Contains(err.Error(), "retry_timeout") || !errs.IsUnavailable(err) {
 		t.Fatalf("want an error naming retry_timeout that wraps the outage, got %v", err)
 	}
 }
@@ -271,7 +272,7 @@ func runFlakySource(t *testing.T, srcErr error) (*null.Destination, string, erro
 // loses its source mid-way is read again from the last batch handed to the
 // writer, so every row arrives exactly once. Before, the copy failed.
 func TestUnavailableSourceIsReadAgainFromTheCursor(t *testing.T) {
-	dst, log, err := runFlakySource(t, connector.Unavailable(errors.New("read partition: conn closed")))
+	dst, log, err := runFlakySource(t, errs.Unavailable(errors.New("read partition: conn closed")))
 	if err != nil {
 		t.Fatalf("the copy failed on an outage it should have retried: %v\n%s", err, log)
 	}
@@ -319,7 +320,7 @@ type flakyRowWriter struct {
 }
 
 func (w *flakyRowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
-	if err := w.d.call(&w.broken, len(b.Rows) > 0, connector.Unavailable(errors.New("write: connection reset by peer"))); err != nil {
+	if err := w.d.call(&w.broken, len(b.Rows) > 0, errs.Unavailable(errors.New("write: connection reset by peer"))); err != nil {
 		return err
 	}
 	return w.RowWriter.WriteRows(ctx, b)

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -114,6 +115,9 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 	if lm := e.src.LagMeter; lm != nil {
 		g.Go(func() error { return e.measureLag(streamCtx, lm) })
 	}
+	if every := e.cfg.SyncSequences; every > 0 {
+		g.Go(func() error { e.syncSequencesEvery(streamCtx, every); return nil })
+	}
 
 	flight := semaphore.NewWeighted(flightBytes)
 	in := make(chan sourceBatch, 64)
@@ -178,7 +182,7 @@ func (e *Engine) openAppliers(ctx context.Context, applier connector.ChangeAppli
 	writers := make([]connector.ChangeWriter, 0, nw)
 	for i := 0; i < nw; i++ {
 		w, err := applier.OpenApplier(ctx)
-		if connector.IsUnavailable(err) {
+		if errs.IsUnavailable(err) {
 			// The destination went away after the copy: the writer opens
 			// its applier when its first batch comes, riding out the
 			// outage as it does later (up to retry_timeout).

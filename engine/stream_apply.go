@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -59,7 +60,7 @@ func (e *Engine) applyLoop(ctx context.Context, writer int, applier connector.Ch
 }
 
 // applyRetrying applies one writer's share of a batch. When the destination
-// is unavailable (connector.IsUnavailable: restarted, cut off), the writer
+// is unavailable (errs.IsUnavailable: restarted, cut off), the writer
 // keeps its place, closes its applier, waits with exponential backoff,
 // reopens it and applies the same share again, for up to --retry-timeout.
 // Applying a share twice is harmless (idempotent writes, the checkpoint in
@@ -90,7 +91,7 @@ func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connecto
 				return nil
 			}
 		}
-		if connector.IsUnavailable(err) && *w != nil {
+		if errs.IsUnavailable(err) && *w != nil {
 			// The connection is gone or suspect: the next attempt opens another.
 			(*w).Close() //nolint:errcheck // the connection is already broken
 			*w = nil

@@ -14,7 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 )
 
 // Mode says which phases a flow runs.
@@ -62,6 +62,9 @@ type Config struct {
 	// is retried before the flow fails: the source's partition reads during
 	// the copy, the destination's appliers during CDC.
 	RetryTimeout time.Duration `yaml:"retry_timeout"`
+	// SyncSequences is how often CDC copies the source's sequences to the
+	// destination; 0 never (a cutover sets them anyway).
+	SyncSequences time.Duration `yaml:"sync_sequences"`
 }
 
 // LoadFile reads a YAML flow file. Unknown keys are errors, so a typo never
@@ -111,21 +114,21 @@ func (c *Config) Defaults() {
 // Validate checks the settings that do not need a connection.
 func (c *Config) Validate() error {
 	if c.Source == "" {
-		return connector.BadConfig("no source URL", "ferry sync SOURCE DESTINATION")
+		return errs.BadConfig("no source URL", "ferry sync SOURCE DESTINATION")
 	}
 	if c.Destination == "" {
-		return connector.BadConfig("no destination URL", "ferry sync SOURCE DESTINATION")
+		return errs.BadConfig("no destination URL", "ferry sync SOURCE DESTINATION")
 	}
 	if _, err := ParseMode(string(c.Mode)); err != nil {
-		return &connector.ConfigError{Msg: err.Error()}
+		return &errs.ConfigError{Msg: err.Error()}
 	}
 	switch c.Until {
 	case "", "caught-up":
 	default:
-		return connector.BadConfig(fmt.Sprintf("unknown --until %q", c.Until), "the only value is caught-up")
+		return errs.BadConfig(fmt.Sprintf("unknown --until %q", c.Until), "the only value is caught-up")
 	}
 	if c.Name != "" && !nameRe.MatchString(c.Name) {
-		return connector.BadConfig(fmt.Sprintf("invalid flow name %q", c.Name), "use letters, digits, '.', '_' and '-'")
+		return errs.BadConfig(fmt.Sprintf("invalid flow name %q", c.Name), "use letters, digits, '.', '_' and '-'")
 	}
 	// A flow file's 0 is an unset key (the default); only a negative value
 	// is a mistake there. The command line refuses 0 as well.
@@ -138,16 +141,17 @@ func (c *Config) Validate() error {
 		{"batch_rows", c.BatchRows < 0, c.BatchRows}, {"partition_rows", c.PartitionRows < 0, c.PartitionRows},
 		{"apply_batch", c.ApplyBatch < 0, c.ApplyBatch}, {"apply_linger", c.ApplyLinger < 0, c.ApplyLinger},
 		{"retry_timeout", c.RetryTimeout < 0, c.RetryTimeout},
+		{"sync_sequences", c.SyncSequences < 0, c.SyncSequences},
 	} {
 		if v.neg {
-			return connector.BadConfig(fmt.Sprintf("%s must be positive, not %v", v.key, v.val), "leave it out (or 0) for the default")
+			return errs.BadConfig(fmt.Sprintf("%s must be positive, not %v", v.key, v.val), "leave it out (or 0) for the default")
 		}
 	}
 	if _, err := NewFilter(c.Tables); err != nil {
-		return &connector.ConfigError{Msg: err.Error(), Fix: "patterns look like shop.*,!shop.tmp_*"}
+		return &errs.ConfigError{Msg: err.Error(), Fix: "patterns look like shop.*,!shop.tmp_*"}
 	}
 	if _, err := ParseRenames(c.Rename); err != nil {
-		return &connector.ConfigError{Msg: err.Error()}
+		return &errs.ConfigError{Msg: err.Error()}
 	}
 	return nil
 }
@@ -162,7 +166,7 @@ func (c *Config) FlowName() string {
 		return c.Name
 	}
 	h := sha256.New()
-	for _, s := range []string{connector.Redact(c.Source), connector.Redact(c.Destination), strings.Join(c.Tables, ","), strings.Join(c.Rename, ",")} {
+	for _, s := range []string{errs.Redact(c.Source), errs.Redact(c.Destination), strings.Join(c.Tables, ","), strings.Join(c.Rename, ",")} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -170,7 +174,7 @@ func (c *Config) FlowName() string {
 }
 
 func scheme(raw string) string {
-	if s := connector.SchemeOf(raw); s != "" {
+	if s := errs.SchemeOf(raw); s != "" {
 		return s
 	}
 	return "x"
@@ -179,6 +183,6 @@ func scheme(raw string) string {
 // Identity is what must not change between runs of one flow: resuming with
 // other tables or another source would mix two flows' state.
 func (c *Config) Identity() string {
-	return strings.Join([]string{connector.Redact(c.Source), connector.Redact(c.Destination),
+	return strings.Join([]string{errs.Redact(c.Source), errs.Redact(c.Destination),
 		(&Filter{include: c.Tables}).String(), strings.Join(c.Rename, ",")}, "\n")
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 )
 
 // TestLoadFileRefusesBadFiles: each malformed flow file is an error that
@@ -50,11 +50,12 @@ func TestValidateRefusesNegativeSettings(t *testing.T) {
 		"apply_batch":    func(c *Config) { c.ApplyBatch = -5 },
 		"apply_linger":   func(c *Config) { c.ApplyLinger = -time.Second },
 		"retry_timeout":  func(c *Config) { c.RetryTimeout = -time.Minute },
+		"sync_sequences": func(c *Config) { c.SyncSequences = -time.Second },
 	} {
 		c := base
 		set(&c)
 		err := c.Validate()
-		if !connector.IsConfigError(err) || !strings.Contains(err.Error(), key+" must be positive") {
+		if !errs.IsConfigError(err) || !strings.Contains(err.Error(), key+" must be positive") {
 			t.Errorf("%s negative: %v", key, err)
 		}
 	}

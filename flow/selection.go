@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -218,7 +218,7 @@ func (r *Renames) Resolve(tables []model.Namespace) (*Renames, error) {
 			}
 			sort.Strings(have)
 			_, to, _ := strings.Cut(rule, "=")
-			return nil, connector.BadConfig(fmt.Sprintf("--rename %s: table %s is in more than one schema: %s", rule, name, strings.Join(have, ", ")), fmt.Sprintf("name the schema, for example --rename %s=%s", have[0], strings.TrimSpace(to)))
+			return nil, errs.BadConfig(fmt.Sprintf("--rename %s: table %s is in more than one schema: %s", rule, name, strings.Join(have, ", ")), fmt.Sprintf("name the schema, for example --rename %s=%s", have[0], strings.TrimSpace(to)))
 		}
 		from := found[0]
 		to := r.exact[model.Namespace{Table: name}]
@@ -226,7 +226,7 @@ func (r *Renames) Resolve(tables []model.Namespace) (*Renames, error) {
 			to.Schema = from.Schema
 		}
 		if prev, dup := out.ruleOf[from]; dup {
-			return nil, connector.BadConfig(fmt.Sprintf("--rename %s and --rename %s both rename %s", prev, rule, from), "keep one rule per table")
+			return nil, errs.BadConfig(fmt.Sprintf("--rename %s and --rename %s both rename %s", prev, rule, from), "keep one rule per table")
 		}
 		out.exact[from], out.ruleOf[from] = to, rule
 	}
@@ -267,7 +267,7 @@ func (r *Renames) Map(tables []*model.Table) ([]*model.Table, error) {
 		d := t.Clone()
 		d.Namespace = rr.Apply(t.Namespace)
 		if prev, dup := seen[d.Namespace]; dup {
-			return nil, connector.BadConfig(fmt.Sprintf("tables %s and %s would both be written to %s", prev, t.Namespace, d.Namespace), "use --rename so each table has its own destination name")
+			return nil, errs.BadConfig(fmt.Sprintf("tables %s and %s would both be written to %s", prev, t.Namespace, d.Namespace), "use --rename so each table has its own destination name")
 		}
 		seen[d.Namespace] = t.Namespace
 		out[i] = d
@@ -308,7 +308,7 @@ func (r *Renames) Unused(tables []model.Namespace) []string {
 // holds every source table, selected or not).
 func (r *Renames) CheckUnused(all []model.Namespace) error {
 	if unused := r.Unused(all); len(unused) > 0 {
-		return connector.BadConfig(fmt.Sprintf("--rename names tables the source does not have: %s", strings.Join(unused, ", ")), "check the spelling against the source's tables")
+		return errs.BadConfig(fmt.Sprintf("--rename names tables the source does not have: %s", strings.Join(unused, ", ")), "check the spelling against the source's tables")
 	}
 	return nil
 }

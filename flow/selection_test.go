@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 
 	"github.com/ferrydb/ferry/model"
 )
@@ -105,7 +105,7 @@ func TestRenamesResolve(t *testing.T) {
 				if err == nil {
 					t.Fatalf("Resolve accepted %v", c.rules)
 				}
-				var ce *connector.ConfigError
+				var ce *errs.ConfigError
 				if !errors.As(err, &ce) {
 					t.Fatalf("want a configuration error (exit 2), got %T %v", err, err)
 				}

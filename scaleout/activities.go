@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -37,7 +38,7 @@ type Activities struct {
 // opened is an engine over freshly opened connectors.
 type opened struct {
 	eng     *engine.Engine
-	secrets *connector.Scrubber
+	secrets *errs.Scrubber
 	close   func()
 }
 
@@ -56,7 +57,7 @@ func (a *Activities) open(ctx context.Context, opts flow.Config) (*opened, error
 	if err != nil {
 		return nil, a.failure(err, nil)
 	}
-	secrets := connector.NewScrubber(srcURL, dstURL)
+	secrets := errs.NewScrubber(srcURL, dstURL)
 	cfg := opts
 	cfg.Source, cfg.Destination = srcURL, dstURL
 	var closers []func()
@@ -107,12 +108,12 @@ func logClose(log *slog.Logger, what string, c interface{ Close() error }) {
 // workflow's history: its message without any password, no cause chain
 // (a cause is recorded with its own message), and a configuration error
 // marked so it is not retried.
-func (a *Activities) failure(err error, secrets *connector.Scrubber) error {
+func (a *Activities) failure(err error, secrets *errs.Scrubber) error {
 	if err == nil {
 		return nil
 	}
 	msg := secrets.Scrub(err.Error())
-	if connector.IsConfigError(err) {
+	if errs.IsConfigError(err) {
 		return temporal.NewNonRetryableApplicationError(msg, errTypeConfig, nil)
 	}
 	return temporal.NewApplicationError(msg, "", nil)
@@ -215,7 +216,7 @@ func planFits(plan *model.Plan, partitionRows int64) error {
 		partitionRows = flow.DefaultPartitionRows
 	}
 	factor := int64(len(b))/maxPlanBytes + 1
-	return connector.BadConfig(
+	return errs.BadConfig(
 		fmt.Sprintf("the plan has %d partitions (%d kB); in scale-out mode the plan travels through Temporal, which limits payloads to 2 MB, so ferry keeps it under %d kB",
 			len(plan.Partitions), len(b)>>10, maxPlanBytes>>10),
 		fmt.Sprintf("raise --partition-rows to %d or more (fewer, larger partitions), or split the tables over several flows", partitionRows*factor*2))

@@ -18,8 +18,8 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -343,7 +343,7 @@ func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions
 						return nil, false, err
 					}
 					if diff := Differences(st.Options, in.Options); len(diff) > 0 {
-						return nil, false, connector.BadConfig(fmt.Sprintf("flow %q is running with other options: %s", name, strings.Join(diff, "; ")), "attach with the same options, choose another --name, or cancel it first: ferry flow cancel "+name)
+						return nil, false, errs.BadConfig(fmt.Sprintf("flow %q is running with other options: %s", name, strings.Join(diff, "; ")), "attach with the same options, choose another --name, or cancel it first: ferry flow cancel "+name)
 					}
 				}
 				return c.GetWorkflow(ctx, name, ""), true, nil
@@ -359,14 +359,14 @@ func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions
 			if status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && !opts.Restart && in.State == nil {
 				if st, err := Progress(ctx, c, name, opts.TaskQueue); err == nil && st.State.Plan != nil && st.State.Phase != PhaseCancelled {
 					if diff := Differences(st.Options, in.Options); len(diff) > 0 {
-						return nil, false, connector.BadConfig(fmt.Sprintf("flow %q stopped (%s) with other options: %s", name, st.Status, strings.Join(diff, "; ")), "run it with the same options to resume it, or with --restart to start over")
+						return nil, false, errs.BadConfig(fmt.Sprintf("flow %q stopped (%s) with other options: %s", name, st.Status, strings.Join(diff, "; ")), "run it with the same options to resume it, or with --restart to start over")
 					}
 					in.State = resumable(st.State)
 				}
 			}
 		}
 		if in.Options.Source == "" || in.Options.Destination == "" {
-			return nil, false, connector.BadConfig(fmt.Sprintf("flow %q is not running", name), "start it with --source NAME --destination NAME")
+			return nil, false, errs.BadConfig(fmt.Sprintf("flow %q is not running", name), "start it with --source NAME --destination NAME")
 		}
 		in.Restart = opts.Restart
 		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{

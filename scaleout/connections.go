@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 )
 
 // Connections are a worker's named connections: the only place URLs (and
@@ -35,12 +36,12 @@ func LoadConnections(file string, environ []string, flags []string) (*Connection
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, connector.BadConfig(fmt.Sprintf("connections file: %v", err), "give a readable YAML file mapping names to URLs")
+			return nil, errs.BadConfig(fmt.Sprintf("connections file: %v", err), "give a readable YAML file mapping names to URLs")
 		}
 		var m map[string]string
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		if err := dec.Decode(&m); err != nil && !errors.Is(err, io.EOF) {
-			return nil, connector.BadConfig(fmt.Sprintf("connections file %s: not a map of name to URL", file), "the file maps names to URLs: \"src: postgres://user:pass@host/db\"")
+			return nil, errs.BadConfig(fmt.Sprintf("connections file %s: not a map of name to URL", file), "the file maps names to URLs: \"src: postgres://user:pass@host/db\"")
 		}
 		for k, v := range m {
 			if err := c.add(strings.ToLower(k), v, "connections file "+file); err != nil {
@@ -60,7 +61,7 @@ func LoadConnections(file string, environ []string, flags []string) (*Connection
 	for _, f := range flags {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
-			return nil, connector.BadConfig(fmt.Sprintf("--connection %q has no '='", connector.Redact(f)), "--connection NAME=URL, such as --connection src=postgres://user@host/db")
+			return nil, errs.BadConfig(fmt.Sprintf("--connection %q has no '='", errs.Redact(f)), "--connection NAME=URL, such as --connection src=postgres://user@host/db")
 		}
 		if err := c.add(k, v, "--connection "+k); err != nil {
 			return nil, err
@@ -71,10 +72,10 @@ func LoadConnections(file string, environ []string, flags []string) (*Connection
 
 func (c *Connections) add(name, url, where string) error {
 	if !connName.MatchString(name) {
-		return connector.BadConfig(fmt.Sprintf("%s: invalid connection name %q", where, name), "use lower-case letters, digits, '_', '.' and '-'")
+		return errs.BadConfig(fmt.Sprintf("%s: invalid connection name %q", where, name), "use lower-case letters, digits, '_', '.' and '-'")
 	}
 	if strings.TrimSpace(url) == "" {
-		return connector.BadConfig(fmt.Sprintf("%s: connection %q has no URL", where, name), "give the connection's URL")
+		return errs.BadConfig(fmt.Sprintf("%s: connection %q has no URL", where, name), "give the connection's URL")
 	}
 	if _, _, err := connector.ParseURL(url); err != nil {
 		return fmt.Errorf("%s: connection %q: %w", where, name, err)
@@ -97,7 +98,7 @@ func (c *Connections) Names() []string {
 func (c *Connections) Secrets() []string {
 	var out []string
 	for _, u := range c.urls {
-		out = append(out, connector.Secrets(u)...)
+		out = append(out, errs.Secrets(u)...)
 	}
 	return out
 }
@@ -106,7 +107,7 @@ func (c *Connections) Secrets() []string {
 // "destination") makes the error say which one is missing.
 func (c *Connections) Resolve(name, role string) (string, error) {
 	if c == nil {
-		return "", connector.BadConfig(fmt.Sprintf("%s connection %q: this worker has no connections", role, name), "start the worker with --connection NAME=URL")
+		return "", errs.BadConfig(fmt.Sprintf("%s connection %q: this worker has no connections", role, name), "start the worker with --connection NAME=URL")
 	}
 	if u, ok := c.urls[strings.ToLower(name)]; ok {
 		return u, nil
@@ -115,5 +116,5 @@ func (c *Connections) Resolve(name, role string) (string, error) {
 	if n := c.Names(); len(n) > 0 {
 		have = strings.Join(n, ", ")
 	}
-	return "", connector.BadConfig(fmt.Sprintf("%s connection %q is unknown to the worker (it knows: %s)", role, name, have), "define it on every worker: --connection "+name+"=URL, "+ConnectionEnvPrefix+strings.ToUpper(name)+"=URL or the connections file")
+	return "", errs.BadConfig(fmt.Sprintf("%s connection %q is unknown to the worker (it knows: %s)", role, name, have), "define it on every worker: --connection "+name+"=URL, "+ConnectionEnvPrefix+strings.ToUpper(name)+"=URL or the connections file")
 }

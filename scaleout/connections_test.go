@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferrydb/ferry/connector"
 	_ "github.com/ferrydb/ferry/connectors/null"
 	_ "github.com/ferrydb/ferry/connectors/sqlite"
+	"github.com/ferrydb/ferry/errs"
 )
 
 func TestConnectionsPrecedenceAndErrors(t *testing.T) {
@@ -30,7 +30,7 @@ func TestConnectionsPrecedenceAndErrors(t *testing.T) {
 		t.Errorf("names %s", got)
 	}
 	_, err = c.Resolve("nosuch", "destination")
-	if !connector.IsConfigError(err) || !strings.Contains(err.Error(), `destination connection "nosuch" is unknown to the worker (it knows: archive, dst, src)`) {
+	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), `destination connection "nosuch" is unknown to the worker (it knows: archive, dst, src)`) {
 		t.Errorf("unknown name: %v", err)
 	}
 
@@ -46,11 +46,11 @@ func TestConnectionsPrecedenceAndErrors(t *testing.T) {
 		{env: []string{"FERRY_CONNECTION_=null://"}, want: "invalid connection name"},
 	} {
 		_, err := LoadConnections("", bad.env, bad.flags)
-		if !connector.IsConfigError(err) || !strings.Contains(err.Error(), bad.want) {
+		if !errs.IsConfigError(err) || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%v %v: %v, want a configuration error saying %q", bad.flags, bad.env, err, bad.want)
 		}
 	}
-	if _, err := LoadConnections(filepath.Join(t.TempDir(), "missing.yaml"), nil, nil); !connector.IsConfigError(err) {
+	if _, err := LoadConnections(filepath.Join(t.TempDir(), "missing.yaml"), nil, nil); !errs.IsConfigError(err) {
 		t.Errorf("missing file: %v", err)
 	}
 }
@@ -61,7 +61,7 @@ func TestConnectionErrorsHideThePassword(t *testing.T) {
 		t.Fatalf("error %v shows the password", err)
 	}
 	a := &Activities{}
-	secrets := connector.NewScrubber("postgres://u:hunter2-secret@h/db")
+	secrets := errs.NewScrubber("postgres://u:hunter2-secret@h/db")
 	if msg := a.failure(os.ErrNotExist, secrets).Error(); strings.Contains(msg, "hunter2") {
 		t.Fatal(msg)
 	}

@@ -27,6 +27,8 @@ func checkDescribed(t *testing.T, c connector.Connector) {
 	_, want.CheckTables = c.(connector.TableChecker)
 	_, want.LagBytes = c.(connector.LagMeter)
 	_, want.Counts = c.(connector.Counter)
+	_, want.ReadSequences = c.(connector.SequenceReader)
+	_, want.SetSequences = c.(connector.SequenceWriter)
 	if d, ok := c.(connector.Declarer); ok {
 		want.FullRows = d.Declare().FullRows && want.Apply
 	}

@@ -37,8 +37,8 @@ type DestinationHarness struct {
 // Destination runs the destination checks: a batch written twice leaves
 // the same rows, a checkpoint is stored with its batch and only then,
 // changes of one key are applied in order, and every declared ability
-// (TableFinisher, KeyDeferrer, Emptier, SchemaChanger, RawWriter, and
-// the declared FullRows) does what it promises.
+// (TableFinisher, KeyDeferrer, Emptier, SchemaChanger, RawWriter,
+// SequenceWriter, and the declared FullRows) does what it promises.
 func Destination(t *testing.T, h DestinationHarness) {
 	t.Run("WriteTwiceSameRows", func(t *testing.T) { checkWriteTwice(t, h) })
 	t.Run("CheckpointNotAheadOfData", func(t *testing.T) { checkCheckpoints(t, h) })
@@ -435,5 +435,6 @@ func checkAbilities(t *testing.T, h DestinationHarness) {
 	t.Run("SchemaChanger", func(t *testing.T) { checkAlter(t, h) })
 	t.Run("RawWriter", func(t *testing.T) { checkRawWrite(t, h) })
 	t.Run("FullRows", func(t *testing.T) { checkFullRows(t, h) })
+	t.Run("SequenceWriter", func(t *testing.T) { checkSequences(t, h) })
 	t.Run("Described", func(t *testing.T) { checkDescribed(t, openDest(t, h)) })
 }

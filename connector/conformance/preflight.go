@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -64,9 +65,9 @@ func checkPreflight(t *testing.T, h SourceHarness, src connector.Source, pf conn
 // wantFix fails unless err is a ConfigError that says how to fix it.
 func wantFix(t *testing.T, err error, what string) {
 	t.Helper()
-	var ce *connector.ConfigError
+	var ce *errs.ConfigError
 	if !errors.As(err, &ce) {
-		t.Fatalf("Preflight of %s returned %v, want a connector.ConfigError", what, err)
+		t.Fatalf("Preflight of %s returned %v, want a errs.ConfigError", what, err)
 	}
 	if ce.Fix == "" {
 		t.Fatalf("Preflight of %s says what is wrong (%v) but not how to fix it", what, err)

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 )
 
 // Config is the generator's settings, parsed from the URL's query.
@@ -46,7 +46,7 @@ var params = map[string]string{
 func ParseConfig(u *url.URL) (Config, error) {
 	c := Config{Tables: 3, Rows: 10000, Seed: 1, Width: 32, Snapshot: "t0", CDC: true}
 	if u.Host != "" || (u.Path != "" && u.Path != "/") {
-		return c, connector.BadConfig(fmt.Sprintf("fake URL %q has a host or path", u.String()), "put settings in the query: fake://?tables=3&rows=1000")
+		return c, errs.BadConfig(fmt.Sprintf("fake URL %q has a host or path", u.String()), "put settings in the query: fake://?tables=3&rows=1000")
 	}
 	for k, vs := range u.Query() {
 		if _, ok := params[k]; !ok {
@@ -54,7 +54,7 @@ func ParseConfig(u *url.URL) (Config, error) {
 			for p := range params {
 				known = append(known, p)
 			}
-			return c, connector.BadConfig(fmt.Sprintf("unknown fake setting %q", k), "known settings: "+strings.Join(sortStrings(known), ", "))
+			return c, errs.BadConfig(fmt.Sprintf("unknown fake setting %q", k), "known settings: "+strings.Join(sortStrings(known), ", "))
 		}
 		v := vs[len(vs)-1]
 		var err error
@@ -95,7 +95,7 @@ func ParseConfig(u *url.URL) (Config, error) {
 			c.CDC, err = strconv.ParseBool(v)
 		}
 		if err != nil {
-			return c, connector.BadConfig(fmt.Sprintf("fake setting %s=%q: %v", k, v, err), params[k])
+			return c, errs.BadConfig(fmt.Sprintf("fake setting %s=%q: %v", k, v, err), params[k])
 		}
 	}
 	return c, nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -87,7 +88,7 @@ func (s *Source) Plan(ctx context.Context, tables []*model.Table, opts connector
 	p := &model.Plan{Tables: tables, SnapshotConsistent: s.cfg.Snapshot == "t0", CreatedAt: time.Now().UTC()}
 	if opts.CDC {
 		if !s.cfg.CDC {
-			return nil, connector.BadConfig("this fake source has no change data capture (cdc=false)", "use --mode snapshot")
+			return nil, errs.BadConfig("this fake source has no change data capture (cdc=false)", "use --mode snapshot")
 		}
 		p.T0 = "0"
 	}

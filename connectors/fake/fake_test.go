@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -153,7 +154,7 @@ func TestPartitionsCoverTheSnapshot(t *testing.T) {
 func TestBadSettings(t *testing.T) {
 	for _, raw := range []string{"fake://?tables=0", "fake://?rows=-1", "fake://?colour=red", "fake://host/path", "fake://?snapshot=later"} {
 		u, _ := url.Parse(raw)
-		if _, err := Open(u); err == nil || !connector.IsConfigError(err) {
+		if _, err := Open(u); err == nil || !errs.IsConfigError(err) {
 			t.Errorf("Open(%s) = %v, want a configuration error", raw, err)
 		}
 	}

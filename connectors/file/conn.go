@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -71,28 +72,28 @@ type Conn struct {
 func Open(_ context.Context, u *url.URL) (*Conn, error) {
 	const fix = "use file:///absolute/directory?format=jsonl (or format=csv)"
 	if u.Opaque != "" {
-		return nil, &connector.ConfigError{Msg: fmt.Sprintf("file URL %q has a relative path", connector.Redact(u.String())), Fix: fix}
+		return nil, &errs.ConfigError{Msg: fmt.Sprintf("file URL %q has a relative path", errs.Redact(u.String())), Fix: fix}
 	}
 	if u.Host != "" && u.Host != "localhost" {
-		return nil, &connector.ConfigError{Msg: fmt.Sprintf("file URL %q names host %q; files are local", connector.Redact(u.String()), u.Host), Fix: fix}
+		return nil, &errs.ConfigError{Msg: fmt.Sprintf("file URL %q names host %q; files are local", errs.Redact(u.String()), u.Host), Fix: fix}
 	}
 	if u.Path == "" || !filepath.IsAbs(u.Path) {
-		return nil, &connector.ConfigError{Msg: fmt.Sprintf("file URL %q has no absolute directory", connector.Redact(u.String())), Fix: fix}
+		return nil, &errs.ConfigError{Msg: fmt.Sprintf("file URL %q has no absolute directory", errs.Redact(u.String())), Fix: fix}
 	}
 	c := &Conn{dir: filepath.Clean(u.Path), format: formatJSONL, parts: map[string]*partState{}, flowDirs: map[string]bool{}}
 	q := u.Query()
 	for k, vs := range q {
 		if k != "format" {
-			return nil, &connector.ConfigError{Msg: fmt.Sprintf("file URL: unknown parameter %q", k), Fix: "the only parameter is format=" + strings.Join(formats, "|")}
+			return nil, &errs.ConfigError{Msg: fmt.Sprintf("file URL: unknown parameter %q", k), Fix: "the only parameter is format=" + strings.Join(formats, "|")}
 		}
 		if len(vs) != 1 {
-			return nil, &connector.ConfigError{Msg: "file URL: format given more than once", Fix: fix}
+			return nil, &errs.ConfigError{Msg: "file URL: format given more than once", Fix: fix}
 		}
 	}
 	if f := q.Get("format"); f != "" {
 		f = strings.ToLower(f)
 		if f != formatJSONL && f != formatCSV {
-			return nil, &connector.ConfigError{
+			return nil, &errs.ConfigError{
 				Msg: fmt.Sprintf("file URL: unknown format %q", q.Get("format")),
 				Fix: "format is one of: " + strings.Join(formats, ", "),
 			}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 )
 
 func TestOpenURL(t *testing.T) {
@@ -40,7 +41,7 @@ func TestOpenURL(t *testing.T) {
 	} {
 		_, err := connector.Open(ctx, tc.url)
 		mustContain(t, err, tc.want)
-		if !connector.IsConfigError(err) {
+		if !errs.IsConfigError(err) {
 			t.Errorf("%s: not a ConfigError: %v", tc.url, err)
 		}
 	}

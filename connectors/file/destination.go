@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -59,7 +60,7 @@ func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
 				return fmt.Errorf("create table %s: %w", t.Namespace, err)
 			}
 			if err := compatible(old, t); err != nil {
-				return &connector.ConfigError{
+				return &errs.ConfigError{
 					Msg: fmt.Sprintf("create table %s: %s describes a different table: %s", t.Namespace, path, err),
 					Fix: "remove that table's files from the directory, or write to another directory",
 				}
@@ -81,7 +82,7 @@ func (c *Conn) ensureDir() error {
 	fi, err := os.Stat(c.dir)
 	if err == nil {
 		if !fi.IsDir() {
-			return &connector.ConfigError{Msg: fmt.Sprintf("%s exists and is not a directory", c.dir), Fix: "the file connector writes a directory of files: give a directory path"}
+			return &errs.ConfigError{Msg: fmt.Sprintf("%s exists and is not a directory", c.dir), Fix: "the file connector writes a directory of files: give a directory path"}
 		}
 		return nil
 	}
@@ -492,7 +493,7 @@ func (c *Conn) checkForeign(name string) error {
 	flow, ok := c.foreign[name]
 	c.mu.Unlock()
 	if ok {
-		return &connector.ConfigError{
+		return &errs.ConfigError{
 			Msg: fmt.Sprintf("%s belongs to the unfinished copy of flow %q in %s", name, flow, c.dir),
 			Fix: fmt.Sprintf("finish flow %q, drop it (ferry sync --restart with that flow), or write to another directory", flow),
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -462,7 +463,7 @@ func TestDropCheckpoints(t *testing.T) {
 	// Flow two's unfinished copy is not flow one's to touch.
 	err = w.WriteRows(ctx, &model.RowBatch{Table: tb, Partition: "b/0000", Rows: idRows(0, 1)})
 	mustContain(t, err, "b.jsonl.part-b%2F0000", `flow "two"`)
-	if !connector.IsConfigError(err) {
+	if !errs.IsConfigError(err) {
 		t.Errorf("not a ConfigError: %v", err)
 	}
 	mustContain(t, c.FinishTable(ctx, tb), `flow "two"`)
@@ -487,7 +488,7 @@ func TestCreateTables(t *testing.T) {
 	}
 	err := openDir(t, notDir, formatJSONL).CreateTables(ctx, []*model.Table{tbl})
 	mustContain(t, err, notDir, "not a directory")
-	if !connector.IsConfigError(err) {
+	if !errs.IsConfigError(err) {
 		t.Errorf("not a ConfigError: %v", err)
 	}
 
@@ -513,7 +514,7 @@ func TestCreateTables(t *testing.T) {
 	t3.Columns[1].Type = typ(model.KindBytes)
 	err = c.CreateTables(ctx, []*model.Table{t3})
 	mustContain(t, err, "s.t.schema.json", `column "note" is text`, "bytes")
-	if !connector.IsConfigError(err) {
+	if !errs.IsConfigError(err) {
 		t.Errorf("not a ConfigError: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -167,7 +168,7 @@ func estimateRows(bytes int64, avgLine float64) int64 {
 // Files have no change stream, so a plan for CDC is refused.
 func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.PlanOptions) (*model.Plan, error) {
 	if opts.CDC {
-		return nil, &connector.ConfigError{Msg: "files have no change data capture", Fix: "use --mode snapshot"}
+		return nil, &errs.ConfigError{Msg: "files have no change data capture", Fix: "use --mode snapshot"}
 	}
 	partRows := opts.PartitionRows
 	if partRows <= 0 {

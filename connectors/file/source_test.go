@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -316,7 +317,7 @@ func TestPlanRefusesCDC(t *testing.T) {
 	src := openDir(t, t.TempDir(), formatJSONL)
 	_, err := src.Plan(context.Background(), nil, connector.PlanOptions{CDC: true})
 	mustContain(t, err, "no change data capture", "--mode snapshot")
-	if !connector.IsConfigError(err) {
+	if !errs.IsConfigError(err) {
 		t.Errorf("not a ConfigError: %v", err)
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferrydb/ferry/connector"
-	"github.com/ferrydb/ferry/model"
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/model"
 )
 
 // What the destination half offers (its files are listed in the package doc).
@@ -88,7 +90,7 @@ func (c *Conn) destName(ns model.Namespace) (model.Namespace, error) {
 		db = ns.Schema
 	}
 	if db == "" {
-		return model.Namespace{}, connector.BadConfig(fmt.Sprintf("table %s has no schema to name its MySQL database after", ns), "name a database in the destination URL (mysql://host/database)")
+		return model.Namespace{}, errs.BadConfig(fmt.Sprintf("table %s has no schema to name its MySQL database after", ns), "name a database in the destination URL (mysql://host/database)")
 	}
 	return model.Namespace{Schema: db, Table: ns.Table}, nil
 }
@@ -162,7 +164,7 @@ func isRetryable(err error) bool {
 // lost connection, so the engine retries instead of failing the flow.
 func outage(cause, err error) error {
 	if lostConnection(cause) {
-		return connector.Unavailable(err)
+		return errs.Unavailable(err)
 	}
 	return err
 }

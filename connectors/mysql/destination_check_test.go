@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/model"
 )
@@ -27,7 +27,7 @@ func TestCheckTables(t *testing.T) {
 		"CreateTables": func() error { return c.CreateTables(ctx, []*model.Table{people}) },
 	} {
 		err := call()
-		if !connector.IsConfigError(err) || !strings.Contains(err.Error(), `columns "ID" and "Id"`) || !strings.Contains(err.Error(), "MySQL") {
+		if !errs.IsConfigError(err) || !strings.Contains(err.Error(), `columns "ID" and "Id"`) || !strings.Contains(err.Error(), "MySQL") {
 			t.Fatalf("%s: want a configuration error naming both columns, got %v", what, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -54,11 +55,11 @@ func (c *Conn) planTables(tables []*model.Table) ([]plannedTable, error) {
 			return nil, err
 		}
 		if strings.EqualFold(name.Table, checkpointTable) {
-			return nil, connector.BadConfig(fmt.Sprintf("table name %s is reserved for ferry's checkpoints", checkpointTable), "rename the table (--rename)")
+			return nil, errs.BadConfig(fmt.Sprintf("table name %s is reserved for ferry's checkpoints", checkpointTable), "rename the table (--rename)")
 		}
 		key := lowerNS(name)
 		if prev, dup := seen[key]; dup {
-			return nil, connector.BadConfig(fmt.Sprintf("tables %s and %s both map to MySQL table %s", prev, t.Namespace, name), "rename one of them (--rename) or give the destination URL no database so each schema gets its own")
+			return nil, errs.BadConfig(fmt.Sprintf("tables %s and %s both map to MySQL table %s", prev, t.Namespace, name), "rename one of them (--rename) or give the destination URL no database so each schema gets its own")
 		}
 		seen[key] = t.Namespace
 		// MySQL compares column names without case.
@@ -67,7 +68,7 @@ func (c *Conn) planTables(tables []*model.Table) ([]plannedTable, error) {
 		}
 		types, err := tableColumnTypes(t)
 		if err != nil {
-			return nil, &connector.ConfigError{Msg: fmt.Sprintf("table %s: %v", t.Namespace, err),
+			return nil, &errs.ConfigError{Msg: fmt.Sprintf("table %s: %v", t.Namespace, err),
 				Fix: fmt.Sprintf("exclude the table with --tables '!%s'", t.Namespace)}
 		}
 		planned = append(planned, plannedTable{t, name, types})
@@ -124,7 +125,7 @@ func (c *Conn) createDatabase(ctx context.Context, db string) error {
 	q := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(db) + " CHARACTER SET utf8mb4 COLLATE " + c.server.noPadBinColl
 	if _, err := c.db.ExecContext(ctx, q); err != nil {
 		if code := driverErrCode(err); code == 1044 || code == 1227 {
-			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not create database %s: %s", c.host, c.user, db, c.scrubber.Err(err)),
+			return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not create database %s: %s", c.host, c.user, db, c.scrubber.Err(err)),
 				Fix: fmt.Sprintf("create the database first, or GRANT CREATE, ALTER, SELECT, INSERT, UPDATE, DELETE ON %s.* TO %s", quoteIdent(db), quoteString(c.user))}
 		}
 		return fmt.Errorf("mysql %s: create database %s: %w", c.host, db, c.scrubber.Err(err))

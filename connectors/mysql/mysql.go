@@ -66,6 +66,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 )
 
 func init() {
@@ -105,7 +106,7 @@ type Conn struct {
 	password string
 	database string // the URL's database, "" for none
 	opts     options
-	scrubber *connector.Scrubber // the URL's secrets, out of every error
+	scrubber *errs.Scrubber // the URL's secrets, out of every error
 
 	db     *sql.DB
 	server serverInfo
@@ -145,7 +146,7 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 func parseURL(u *url.URL) (*Conn, error) {
 	const fix = "URLs look like mysql://user:password@host:3306/database"
 	if u.Opaque != "" {
-		return nil, connector.BadConfig("mysql URL has no host", fix)
+		return nil, errs.BadConfig("mysql URL has no host", fix)
 	}
 	c := &Conn{log: slog.Default()}
 	host, port := u.Hostname(), u.Port()
@@ -156,7 +157,7 @@ func parseURL(u *url.URL) (*Conn, error) {
 		port = "3306"
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return nil, connector.BadConfig(fmt.Sprintf("mysql URL port %q is not a number", port), fix)
+		return nil, errs.BadConfig(fmt.Sprintf("mysql URL port %q is not a number", port), fix)
 	}
 	c.host = net.JoinHostPort(host, port)
 	if u.User != nil {
@@ -166,10 +167,10 @@ func parseURL(u *url.URL) (*Conn, error) {
 	if c.user == "" {
 		c.user = "root"
 	}
-	c.scrubber = connector.NewScrubber(u.String())
+	c.scrubber = errs.NewScrubber(u.String())
 	db := strings.Trim(u.Path, "/")
 	if strings.Contains(db, "/") {
-		return nil, connector.BadConfig(fmt.Sprintf("mysql URL path %q names more than a database", u.Path), fix)
+		return nil, errs.BadConfig(fmt.Sprintf("mysql URL path %q names more than a database", u.Path), fix)
 	}
 	c.database = db
 	for k, vs := range u.Query() {
@@ -181,12 +182,12 @@ func parseURL(u *url.URL) (*Conn, error) {
 			case "null":
 				c.opts.zeroNull = true
 			default:
-				return nil, connector.BadConfig(fmt.Sprintf("unknown zero_dates value %q", v), "use zero_dates=error or zero_dates=null")
+				return nil, errs.BadConfig(fmt.Sprintf("unknown zero_dates value %q", v), "use zero_dates=error or zero_dates=null")
 			}
 		case "server_id":
 			id, err := strconv.ParseUint(v, 10, 32)
 			if err != nil || id == 0 {
-				return nil, connector.BadConfig(fmt.Sprintf("bad server_id %q", v), "use a number between 1 and 4294967295 that no other replica of the server uses")
+				return nil, errs.BadConfig(fmt.Sprintf("bad server_id %q", v), "use a number between 1 and 4294967295 that no other replica of the server uses")
 			}
 			c.opts.serverID = uint32(id)
 		case "tls":
@@ -194,7 +195,7 @@ func parseURL(u *url.URL) (*Conn, error) {
 			case "true", "false", "skip-verify", "preferred":
 				c.opts.tls = v
 			default:
-				return nil, connector.BadConfig(fmt.Sprintf("unknown tls value %q", v), "use tls=true, skip-verify, preferred or false")
+				return nil, errs.BadConfig(fmt.Sprintf("unknown tls value %q", v), "use tls=true, skip-verify, preferred or false")
 			}
 		default:
 			var known []string
@@ -202,7 +203,7 @@ func parseURL(u *url.URL) (*Conn, error) {
 				known = append(known, doc)
 			}
 			sort.Strings(known)
-			return nil, connector.BadConfig(fmt.Sprintf("unknown mysql URL parameter %q", k), "known parameters: "+strings.Join(known, "; "))
+			return nil, errs.BadConfig(fmt.Sprintf("unknown mysql URL parameter %q", k), "known parameters: "+strings.Join(known, "; "))
 		}
 	}
 	return c, nil
@@ -247,7 +248,7 @@ func (c *Conn) tlsConfig() *tls.Config {
 func (c *Conn) connect(ctx context.Context) error {
 	connr, err := mysql.NewConnector(c.driverConfig())
 	if err != nil {
-		return connector.BadConfig(c.scrubber.Err(err).Error(), "check the URL")
+		return errs.BadConfig(c.scrubber.Err(err).Error(), "check the URL")
 	}
 	db := sql.OpenDB(connr)
 	db.SetMaxIdleConns(16)
@@ -297,20 +298,20 @@ func (c *Conn) connectError(err error) error {
 	if errors.As(err, &me) {
 		switch me.Number {
 		case 1045:
-			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: access denied for user %q", c.host, c.user),
+			return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: access denied for user %q", c.host, c.user),
 				Fix: "check the user and password in the URL (mysql://user:password@host/db)"}
 		case 1044, 1049:
-			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: %s", c.host, c.scrubber.Err(me).Error()), Fix: "check the database in the URL"}
+			return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: %s", c.host, c.scrubber.Err(me).Error()), Fix: "check the database in the URL"}
 		}
-		return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: connect as %q", c.host, c.user), Err: c.scrubber.Err(me)}
+		return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: connect as %q", c.host, c.user), Err: c.scrubber.Err(me)}
 	}
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return &connector.ConfigError{Msg: fmt.Sprintf("cannot reach MySQL at %s", c.host), Err: c.scrubber.Err(err),
+		return &errs.ConfigError{Msg: fmt.Sprintf("cannot reach MySQL at %s", c.host), Err: c.scrubber.Err(err),
 			Fix: "check the host and port in the URL and that the server is running and accepts TCP connections"}
 	}
-	return &connector.ConfigError{Msg: fmt.Sprintf("cannot connect to MySQL at %s", c.host), Err: c.scrubber.Err(err),
+	return &errs.ConfigError{Msg: fmt.Sprintf("cannot connect to MySQL at %s", c.host), Err: c.scrubber.Err(err),
 		Fix: "check the host, port, user and password in the URL"}
 }
 
@@ -334,7 +335,7 @@ func lostConnection(err error) bool {
 	if n := driverErrCode(err); n != 0 {
 		return n == 1053 || n == 1927
 	}
-	return errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || connector.BrokenConnection(err)
+	return errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || errs.BrokenConnection(err)
 }
 
 // driverErrCode returns the server error number of a driver error, 0 if none.

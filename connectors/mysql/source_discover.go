@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -67,7 +67,7 @@ func (c *Conn) sourceDatabases(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("mysql %s: look up database %s: %w", c.host, c.database, c.scrubber.Err(err))
 		}
 		if n == 0 {
-			return nil, &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: database %q does not exist (or user %q may not see it)", c.host, c.database, c.user),
+			return nil, &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: database %q does not exist (or user %q may not see it)", c.host, c.database, c.user),
 				Fix: "check the database name in the URL, or grant the user SELECT on it"}
 		}
 		return []string{c.database}, nil

@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -116,7 +116,7 @@ func (c *Conn) masterStatus(ctx context.Context, q queryer) (binlogPos, error) {
 	}
 	if err != nil {
 		if errors.As(err, &me) && (me.Number == 1227 || me.Number == 1142) {
-			return binlogPos{}, &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not read the binlog position: %s", c.host, c.user, me.Message),
+			return binlogPos{}, &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not read the binlog position: %s", c.host, c.user, me.Message),
 				Fix: c.replicationGrant()}
 		}
 		return binlogPos{}, fmt.Errorf("mysql %s: read the binlog position: %w", c.host, c.scrubber.Err(err))
@@ -156,7 +156,7 @@ func statusQuery(ctx context.Context, q queryer, query string) (binlogPos, error
 }
 
 func (c *Conn) binlogDisabled() error {
-	return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: the binary log is disabled (log_bin is OFF), and change data capture reads it", c.host),
+	return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: the binary log is disabled (log_bin is OFF), and change data capture reads it", c.host),
 		Fix: "start the server with --log-bin --binlog-format=ROW --binlog-row-image=FULL, or copy without CDC with --mode snapshot"}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -28,10 +29,10 @@ func (c *Conn) Preflight(ctx context.Context, tables []*model.Table, opts connec
 	for _, t := range tables {
 		ti := infos[t.Namespace]
 		if ti == nil {
-			return connector.BadConfig(fmt.Sprintf("mysql %s: table %s does not exist", c.host, t.Namespace), "check the table selection")
+			return errs.BadConfig(fmt.Sprintf("mysql %s: table %s does not exist", c.host, t.Namespace), "check the table selection")
 		}
 		if err := ti.problem(); err != nil {
-			return &connector.ConfigError{Msg: err.Error(), Fix: fmt.Sprintf("exclude the table with --tables '!%s'", t.Namespace)}
+			return &errs.ConfigError{Msg: err.Error(), Fix: fmt.Sprintf("exclude the table with --tables '!%s'", t.Namespace)}
 		}
 	}
 	if !opts.CDC {
@@ -47,11 +48,11 @@ func (c *Conn) Preflight(ctx context.Context, tables []*model.Table, opts connec
 			case model.KindText, model.KindEnum, model.KindJSON:
 				cs := ti.charsets[i]
 				if !isUTF8Charset(cs) && cs != "latin1" && cs != "ascii" {
-					return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: table %s, column %s uses character set %s, which ferry's binlog reader does not decode", c.host, t.Namespace, col.Name, cs),
+					return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: table %s, column %s uses character set %s, which ferry's binlog reader does not decode", c.host, t.Namespace, col.Name, cs),
 						Fix: fmt.Sprintf("convert the column to utf8mb4 (ALTER TABLE %s CONVERT TO CHARACTER SET utf8mb4), or copy without CDC with --mode snapshot", quoteName(t.Namespace))}
 				}
 			case model.KindUUID:
-				return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: table %s, column %s is a MariaDB UUID, which ferry's binlog reader does not decode", c.host, t.Namespace, col.Name),
+				return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: table %s, column %s is a MariaDB UUID, which ferry's binlog reader does not decode", c.host, t.Namespace, col.Name),
 					Fix: "store it as CHAR(36) or BINARY(16), or copy without CDC with --mode snapshot"}
 			}
 		}

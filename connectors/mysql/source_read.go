@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -61,7 +61,7 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 	where := func(err error) error {
 		err = fmt.Errorf("table %s, partition %s: %w", t.Namespace, p.ID, err)
 		if lostConnection(err) {
-			return connector.Unavailable(err) // the engine reads again from the cursor
+			return errs.Unavailable(err) // the engine reads again from the cursor
 		}
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -125,7 +126,7 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 			return ctx.Err()
 		}
 		if err := c.checkNotPurged(ctx, s.boundary); err != nil {
-			var ce *connector.ConfigError
+			var ce *errs.ConfigError
 			if errors.As(err, &ce) {
 				return err
 			}
@@ -140,10 +141,10 @@ func (c *Conn) checkBinlogSettings() error {
 	case !c.server.logBin:
 		return c.binlogDisabled()
 	case c.server.format != "ROW":
-		return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: binlog_format is %s, and change data capture needs ROW (whole rows in the binlog)", c.host, c.server.format),
+		return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: binlog_format is %s, and change data capture needs ROW (whole rows in the binlog)", c.host, c.server.format),
 			Fix: "SET GLOBAL binlog_format = 'ROW' and set binlog_format=ROW in the server's configuration (sessions already open keep their format), or copy without CDC with --mode snapshot"}
 	case c.server.rowImage != "FULL":
-		return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: binlog_row_image is %s, and change data capture needs FULL (every column of every changed row)", c.host, c.server.rowImage),
+		return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: binlog_row_image is %s, and change data capture needs FULL (every column of every changed row)", c.host, c.server.rowImage),
 			Fix: "SET GLOBAL binlog_row_image = 'FULL' and set binlog_row_image=FULL in the server's configuration, or copy without CDC with --mode snapshot"}
 	}
 	return nil
@@ -154,7 +155,7 @@ func (c *Conn) checkNotPurged(ctx context.Context, p binlogPos) error {
 	rows, err := c.db.QueryContext(ctx, "SHOW BINARY LOGS")
 	if err != nil {
 		if code := errCode(err); code == 1227 || code == 1142 {
-			return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not list the binlogs: %s", c.host, c.user, c.scrubber.Err(err)),
+			return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not list the binlogs: %s", c.host, c.user, c.scrubber.Err(err)),
 				Fix: c.replicationGrant()}
 		}
 		if code := errCode(err); code == 1381 {
@@ -190,7 +191,7 @@ func (c *Conn) checkNotPurged(ctx context.Context, p binlogPos) error {
 	if len(files) > 0 {
 		oldest = files[0]
 	}
-	return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: binlog %s was purged (the oldest binlog is %s); the changes since the flow's checkpoint %s are gone", c.host, p.file, oldest, p),
+	return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: binlog %s was purged (the oldest binlog is %s); the changes since the flow's checkpoint %s are gone", c.host, p.file, oldest, p),
 		Fix: "the flow must restart with --restart (and increase binlog_expire_logs_seconds, or expire_logs_days, so binlogs outlive a pause of the flow)"}
 }
 
@@ -272,7 +273,7 @@ func (c *Conn) checkReplication(ctx context.Context) error {
 func (c *Conn) replicationError(err error) error {
 	switch errCode(err) {
 	case 1227, 1045, 1142:
-		return &connector.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not read the binlog as a replica: %s", c.host, c.user, c.scrubber.Err(err)),
+		return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not read the binlog as a replica: %s", c.host, c.user, c.scrubber.Err(err)),
 			Fix: c.replicationGrant()}
 	case 1236:
 		return fatal(fmt.Errorf("mysql %s: the server refused to send its binlog: %s", c.host, c.scrubber.Err(err)))
@@ -291,7 +292,7 @@ func (s *stream) run(ctx context.Context) error {
 	streamer, err := syncer.StartSync(gomysql.Position{Name: s.boundary.file, Pos: s.boundary.pos})
 	if err != nil {
 		err = c.replicationError(err)
-		var ce *connector.ConfigError
+		var ce *errs.ConfigError
 		if errors.As(err, &ce) {
 			return fatal(err)
 		}

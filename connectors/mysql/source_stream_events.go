@@ -8,7 +8,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/replication"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -130,7 +130,7 @@ func (s *stream) rows(ctx context.Context, e *replication.RowsEvent, h *replicat
 	t := st.table
 	for _, skipped := range e.SkippedColumns {
 		if len(skipped) > 0 {
-			return fatal(&connector.ConfigError{Msg: fmt.Sprintf("mysql %s: a row of table %s at %s lacks column(s): the binlog was written with binlog_row_image other than FULL", s.c.host, t.Namespace, s.at(h)),
+			return fatal(&errs.ConfigError{Msg: fmt.Sprintf("mysql %s: a row of table %s at %s lacks column(s): the binlog was written with binlog_row_image other than FULL", s.c.host, t.Namespace, s.at(h)),
 				Fix: "SET GLOBAL binlog_row_image = 'FULL' (and in the server's configuration), then restart the flow with --restart"})
 		}
 	}
@@ -249,7 +249,7 @@ func (s *stream) query(ctx context.Context, e *replication.QueryEvent, h *replic
 		case stmtSchemaChange:
 			return fatal(fmt.Errorf("table %s changed at binlog %s: %q; ferry can follow only ALTER TABLE ... ADD COLUMN (a nullable column without a default), so the flow stops here and writes nothing wrong: recreate the destination table to match and restart the flow (ferry sync --restart)", touched[0].table.Namespace, s.at(h), stmt))
 		case stmtDML:
-			return fatal(&connector.ConfigError{Msg: fmt.Sprintf("mysql %s: table %s was changed by a statement logged as SQL text at binlog %s (%q), which carries no rows; a session used binlog_format STATEMENT or MIXED", s.c.host, touched[0].table.Namespace, s.at(h), stmt),
+			return fatal(&errs.ConfigError{Msg: fmt.Sprintf("mysql %s: table %s was changed by a statement logged as SQL text at binlog %s (%q), which carries no rows; a session used binlog_format STATEMENT or MIXED", s.c.host, touched[0].table.Namespace, s.at(h), stmt),
 				Fix: "make every writer use binlog_format=ROW (SET GLOBAL binlog_format = 'ROW' and reconnect the writers), then restart the flow with --restart"})
 		case stmtAddColumns:
 			for _, t := range touched {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/model"
 )
@@ -290,7 +291,7 @@ func TestCDCSurvivesServerRestartAndReportsPurgedBinlogs(t *testing.T) {
 	hp, _ := parsePosition(head)
 	s.Exec(t, "PURGE BINARY LOGS TO '"+hp.file+"'")
 	err = src.StreamChanges(ctx, tables, plan.T0, connector.StreamOptions{}, func(context.Context, *model.ChangeBatch) error { return nil })
-	if !connector.IsConfigError(err) || !contains(err, "was purged", "--restart", "binlog_expire_logs_seconds") {
+	if !errs.IsConfigError(err) || !contains(err, "was purged", "--restart", "binlog_expire_logs_seconds") {
 		t.Fatalf("purged binlog: %v", err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -106,7 +106,7 @@ func (c *Conn) ensureMeta(ctx context.Context) error {
 	}
 	if _, err := c.pool.Exec(ctx, metaDDL); err != nil {
 		if sqlState(err) == "42501" {
-			return &connector.ConfigError{Msg: fmt.Sprintf("cannot create schema _ferry at %s for ferry's checkpoints", c.where()),
+			return &errs.ConfigError{Msg: fmt.Sprintf("cannot create schema _ferry at %s for ferry's checkpoints", c.where()),
 				Fix: "GRANT CREATE ON DATABASE " + showIdent(c.cfg.ConnConfig.Database) + " TO " + showIdent(c.cfg.ConnConfig.User), Err: c.scrub.Err(err)}
 		}
 		return c.classify(err, "create _ferry.checkpoints")
@@ -195,11 +195,11 @@ func (c *Conn) inTx(ctx context.Context, conn *pgx.Conn, fn func(pgx.Tx) error, 
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // reporting err
-		var ce *connector.ConfigError
+		var ce *errs.ConfigError
 		if errors.As(err, &ce) || sqlState(err) == "" {
 			err = fmt.Errorf("%s: %w", where, c.scrub.Err(err))
 			if lostConnection(err) {
-				return connector.Unavailable(err)
+				return errs.Unavailable(err)
 			}
 			return err
 		}

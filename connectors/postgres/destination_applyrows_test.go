@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/state"
 )
@@ -79,7 +79,7 @@ func TestTableWithoutKeyOrFullIdentityIsRefused(t *testing.T) {
 		CREATE TABLE keyed (id int PRIMARY KEY)`)
 	cfg := flow.Config{Name: "loose", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
 	err := runFlow(t, cfg)
-	if !connector.IsConfigError(err) {
+	if !errs.IsConfigError(err) {
 		t.Fatalf("want a configuration error (exit 2), got %v", err)
 	}
 	for _, want := range []string{"public.loose", "primary key", "REPLICA IDENTITY FULL"} {
@@ -119,7 +119,7 @@ func TestInterruptedCopyOfTableWithoutKeyIsRefused(t *testing.T) {
 	store.Close()
 	mustExec(t, dst, `DELETE FROM _ferry.checkpoints WHERE flow = 'cut' AND key LIKE 'partition/%'`)
 	err = runFlow(t, cfg)
-	if !connector.IsConfigError(err) || !strings.Contains(err.Error(), "public.bag") || !strings.Contains(err.Error(), "--restart") {
+	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), "public.bag") || !strings.Contains(err.Error(), "--restart") {
 		t.Fatalf("want a configuration error naming public.bag and --restart, got %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -30,7 +31,7 @@ func (c *Conn) createTables(ctx context.Context, tables []*model.Table, forCopy 
 			return fmt.Errorf("%s: %w", c.where(), err)
 		}
 		if t.Namespace.Schema == "_ferry" {
-			return connector.BadConfig(fmt.Sprintf("table %s: schema _ferry is ferry's own", t.Namespace), "rename the table (--rename)")
+			return errs.BadConfig(fmt.Sprintf("table %s: schema _ferry is ferry's own", t.Namespace), "rename the table (--rename)")
 		}
 		c.forgetDst(t.Namespace)
 		existing, err := loadDst(ctx, c.pool, t.Namespace)
@@ -44,7 +45,7 @@ func (c *Conn) createTables(ctx context.Context, tables []*model.Table, forCopy 
 			}
 			if deferred != nil {
 				if !forCopy {
-					return connector.BadConfig(fmt.Sprintf("table %s at %s was created by a ferry copy that has not finished: its primary key is built when the copy ends, and changes cannot be applied to it before", t.Namespace, c.where()), "run the flow that copies it to the end of its copy (ferry sync, or ferry run in scale-out), or drop the table")
+					return errs.BadConfig(fmt.Sprintf("table %s at %s was created by a ferry copy that has not finished: its primary key is built when the copy ends, and changes cannot be applied to it before", t.Namespace, c.where()), "run the flow that copies it to the end of its copy (ferry sync, or ferry run in scale-out), or drop the table")
 				}
 				existing.pk = deferred
 			}
@@ -337,7 +338,7 @@ func checkCompatible(t *model.Table, dt *dstTable) error {
 		}
 	}
 	if len(missing) > 0 {
-		return connector.BadConfig(fmt.Sprintf("table %s already exists without column(s) %s", t.Namespace, strings.Join(missing, ", ")), "drop the table at the destination, or add the columns")
+		return errs.BadConfig(fmt.Sprintf("table %s already exists without column(s) %s", t.Namespace, strings.Join(missing, ", ")), "drop the table at the destination, or add the columns")
 	}
 	var extra []string
 	for name, col := range dt.cols {
@@ -346,10 +347,10 @@ func checkCompatible(t *model.Table, dt *dstTable) error {
 		}
 	}
 	if len(extra) > 0 {
-		return connector.BadConfig(fmt.Sprintf("table %s already exists with NOT NULL column(s) %s that ferry does not write", t.Namespace, strings.Join(extra, ", ")), "drop the table, or give the column(s) a default")
+		return errs.BadConfig(fmt.Sprintf("table %s already exists with NOT NULL column(s) %s that ferry does not write", t.Namespace, strings.Join(extra, ", ")), "drop the table, or give the column(s) a default")
 	}
 	if len(t.PrimaryKey) > 0 && strings.Join(dt.pk, "\x00") != strings.Join(t.PrimaryKey, "\x00") {
-		return connector.BadConfig(fmt.Sprintf("table %s already exists with primary key (%s), but ferry writes by key (%s)", t.Namespace, strings.Join(dt.pk, ", "), strings.Join(t.PrimaryKey, ", ")), "drop the table, or give it the source's primary key")
+		return errs.BadConfig(fmt.Sprintf("table %s already exists with primary key (%s), but ferry writes by key (%s)", t.Namespace, strings.Join(dt.pk, ", "), strings.Join(t.PrimaryKey, ", ")), "drop the table, or give it the source's primary key")
 	}
 	return nil
 }

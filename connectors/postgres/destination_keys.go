@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -198,5 +199,5 @@ func (c *Conn) noKeyError(ctx context.Context, t *model.Table) error {
 		return fmt.Errorf("no primary key at %s yet: the table was created by a ferry copy that has not finished, and its key (%s) is built when the copy ends; run the flow's copy to its end before applying changes",
 			c.where(), strings.Join(deferred, ", "))
 	}
-	return connector.BadConfig(fmt.Sprintf("no primary key at %s, and ferry applies changes by key", c.where()), "give the table its primary key ("+strings.Join(t.PrimaryKey, ", ")+"), or drop it and run again")
+	return errs.BadConfig(fmt.Sprintf("no primary key at %s, and ferry applies changes by key", c.where()), "give the table its primary key ("+strings.Join(t.PrimaryKey, ", ")+"), or drop it and run again")
 }

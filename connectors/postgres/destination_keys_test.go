@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connectors/postgres"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -220,7 +220,7 @@ func TestDeferredKeyRefusesChanges(t *testing.T) {
 		t.Fatalf("applying a change to a table whose key is deferred: %v", err)
 	}
 	err = open(t, p.dstURL()).CreateTables(ctx, []*model.Table{tb})
-	if !connector.IsConfigError(err) || !strings.Contains(err.Error(), "public.dup") || !strings.Contains(err.Error(), "has not finished") {
+	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), "public.dup") || !strings.Contains(err.Error(), "has not finished") {
 		t.Fatalf("creating the tables of a flow without copy: %v", err)
 	}
 	// A flow that copies takes the table as it is.

@@ -31,6 +31,7 @@
 //	source_relations.go       relation messages, schema changes in the stream
 //	source_moved.go           values of rows an update moved to a new key
 //	source_generated.go       generated columns computed for changed rows
+//	source_sequences.go       Sequences: values, owners from pg_depend (the catalog query both halves use)
 //	destination.go            the destination's state, _ferry's tables, the catalog cache, EmptyTables
 //	destination_ddl.go        CreateTables, CheckTables: column types, enums, existing tables
 //	destination_keys.go       primary keys deferred during the copy (CreateTablesForCopy)
@@ -41,6 +42,7 @@
 //	destination_checkpoint.go checkpoints in _ferry.checkpoints
 //	destination_finish.go     FinishTable: the deferred key, secondary indexes, ANALYZE
 //	destination_alter.go      AlterTable
+//	destination_sequences.go  SetSequences: setval, an owned sequence found by its column
 //
 // # URL
 //

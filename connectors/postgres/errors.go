@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -37,20 +37,20 @@ func (c *Conn) classify(err error, what string) error {
 	if err == nil {
 		return nil
 	}
-	if connector.IsConfigError(err) || errors.Is(err, context.Canceled) {
+	if errs.IsConfigError(err) || errors.Is(err, context.Canceled) {
 		return err
 	}
 	err = c.scrub.Err(err)
 	user := c.cfg.ConnConfig.User
 	switch sqlState(err) {
 	case "28P01", "28000":
-		return &connector.ConfigError{Msg: fmt.Sprintf("%s: authentication failed for user %q at %s", what, user, c.where()), Fix: "check the user and password in the URL (and pg_hba.conf)", Err: err}
+		return &errs.ConfigError{Msg: fmt.Sprintf("%s: authentication failed for user %q at %s", what, user, c.where()), Fix: "check the user and password in the URL (and pg_hba.conf)", Err: err}
 	case "3D000":
-		return &connector.ConfigError{Msg: fmt.Sprintf("%s: database %q does not exist at %s:%d", what, c.cfg.ConnConfig.Database, c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port), Fix: "check the database name in the URL, or create it", Err: err}
+		return &errs.ConfigError{Msg: fmt.Sprintf("%s: database %q does not exist at %s:%d", what, c.cfg.ConnConfig.Database, c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port), Fix: "check the database name in the URL, or create it", Err: err}
 	case "42501":
-		return &connector.ConfigError{Msg: fmt.Sprintf("%s: permission denied for user %q", what, user), Fix: "grant the privilege named in the message (GRANT SELECT ON ... TO " + user + ")", Err: err}
+		return &errs.ConfigError{Msg: fmt.Sprintf("%s: permission denied for user %q", what, user), Fix: "grant the privilege named in the message (GRANT SELECT ON ... TO " + user + ")", Err: err}
 	case "42P01":
-		return &connector.ConfigError{Msg: fmt.Sprintf("%s: a table is missing at %s", what, c.where()), Fix: "the table was dropped or renamed; exclude it with --tables or start the flow over with --restart", Err: err}
+		return &errs.ConfigError{Msg: fmt.Sprintf("%s: a table is missing at %s", what, c.where()), Fix: "the table was dropped or renamed; exclude it with --tables or start the flow over with --restart", Err: err}
 	case "55000":
 		if strings.Contains(err.Error(), "wal_level") {
 			// No context here to tell the service: the preflight, which
@@ -58,17 +58,17 @@ func (c *Conn) classify(err error, what string) error {
 			return walLevelError(c.where(), plainPostgres, "", err)
 		}
 	case "53300":
-		return &connector.ConfigError{Msg: fmt.Sprintf("%s: %s has no free connection slots", what, c.where()), Fix: "raise max_connections or lower --parallel", Err: err}
+		return &errs.ConfigError{Msg: fmt.Sprintf("%s: %s has no free connection slots", what, c.where()), Fix: "raise max_connections or lower --parallel", Err: err}
 	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) && sqlState(err) == "" {
 		// At start-up a configuration problem; later, an outage the engine
 		// may wait out: the ConfigError wraps an Unavailable error for that.
-		return &connector.ConfigError{Msg: fmt.Sprintf("%s: cannot reach PostgreSQL at %s:%d", what, c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port), Fix: "check the host and port in the URL and that the server is running and accepts TCP connections", Err: connector.Unavailable(err)}
+		return &errs.ConfigError{Msg: fmt.Sprintf("%s: cannot reach PostgreSQL at %s:%d", what, c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port), Fix: "check the host and port in the URL and that the server is running and accepts TCP connections", Err: errs.Unavailable(err)}
 	}
 	err = fmt.Errorf("%s at %s: %w", what, c.where(), err)
 	if lostConnection(err) {
-		return connector.Unavailable(err)
+		return errs.Unavailable(err)
 	}
 	return err
 }
@@ -83,5 +83,5 @@ func lostConnection(err error) bool {
 		return st == "57P01" || st == "57P02" || st == "57P03" || strings.HasPrefix(st, "08")
 	}
 	var ce *pgconn.ConnectError
-	return errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) || connector.BrokenConnection(err)
+	return errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) || errs.BrokenConnection(err)
 }

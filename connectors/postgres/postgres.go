@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -83,8 +84,8 @@ type Options struct {
 // dst for the destination's (destination*.go), and neither touches the
 // other's.
 type Conn struct {
-	raw   string              // the URL without ferry's parameters, password included
-	scrub *connector.Scrubber // the URL's secrets, out of every error
+	raw   string         // the URL without ferry's parameters, password included
+	scrub *errs.Scrubber // the URL's secrets, out of every error
 	opts  Options
 	cfg   *pgxpool.Config
 	pool  *pgxpool.Pool
@@ -101,12 +102,12 @@ var slotNameRe = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 // unreachable host or a missing database is reported before anything else.
 func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 	raw := u.String()
-	c := &Conn{scrub: connector.NewScrubber(raw), opts: Options{Snapshot: true, Heartbeat: 10 * time.Second, ReconnectTimeout: 2 * time.Minute}}
+	c := &Conn{scrub: errs.NewScrubber(raw), opts: Options{Snapshot: true, Heartbeat: 10 * time.Second, ReconnectTimeout: 2 * time.Minute}}
 	q := u.Query()
 	const fix = "postgres URLs look like postgres://user:password@host:5432/database?sslmode=disable&slot=name&publication=name"
 	if v := q.Get("slot"); v != "" {
 		if !slotNameRe.MatchString(v) {
-			return nil, connector.BadConfig(fmt.Sprintf("slot name %q: use at most 63 lower-case letters, digits and underscores", v), fix)
+			return nil, errs.BadConfig(fmt.Sprintf("slot name %q: use at most 63 lower-case letters, digits and underscores", v), fix)
 		}
 		c.opts.Slot = v
 	}
@@ -116,7 +117,7 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 	if v := q.Get("snapshot"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return nil, connector.BadConfig(fmt.Sprintf("snapshot=%q: use true or false", v), fix)
+			return nil, errs.BadConfig(fmt.Sprintf("snapshot=%q: use true or false", v), fix)
 		}
 		c.opts.Snapshot = b
 	}
@@ -124,7 +125,7 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 		if v := q.Get(name); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
-				return nil, connector.BadConfig(fmt.Sprintf("%s=%q: use a duration such as 10s", name, v), fix)
+				return nil, errs.BadConfig(fmt.Sprintf("%s=%q: use a duration such as 10s", name, v), fix)
 			}
 			*dst = d
 		}
@@ -138,7 +139,7 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 	c.raw = v.String()
 	cfg, err := pgxpool.ParseConfig(c.raw)
 	if err != nil {
-		return nil, &connector.ConfigError{Msg: "invalid postgres URL " + connector.Redact(c.raw), Fix: fix, Err: c.scrub.Err(err)}
+		return nil, &errs.ConfigError{Msg: "invalid postgres URL " + errs.Redact(c.raw), Fix: fix, Err: c.scrub.Err(err)}
 	}
 	for k, v := range sessionParams {
 		cfg.ConnConfig.RuntimeParams[k] = v

@@ -9,6 +9,7 @@ import (
 	"github.com/ferrydb/ferry/connector"
 	_ "github.com/ferrydb/ferry/connectors/null"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -61,7 +62,7 @@ func TestBatchRowsHoldOnAnotherConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got.Rows != 3000 || batches < 30 {
-			t.Errorf("into %s: %d rows in %d batches, want 3000 rows in batches of at most 100 (30 or more)", connector.SchemeOf(dstURL), got.Rows, batches)
+			t.Errorf("into %s: %d rows in %d batches, want 3000 rows in batches of at most 100 (30 or more)", errs.SchemeOf(dstURL), got.Rows, batches)
 		}
 	}
 }

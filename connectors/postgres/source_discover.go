@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -228,10 +228,10 @@ func checkSelected(infos []*srcTable) error {
 	}
 	sort.Strings(noSelect)
 	if len(noSelect) > 0 {
-		return connector.BadConfig("permission denied: the URL's user cannot read "+strings.Join(noSelect, ", "), "GRANT SELECT ON "+strings.Join(noSelect, ", ")+" TO <the URL's user>, or exclude the tables with --tables '!name'")
+		return errs.BadConfig("permission denied: the URL's user cannot read "+strings.Join(noSelect, ", "), "GRANT SELECT ON "+strings.Join(noSelect, ", ")+" TO <the URL's user>, or exclude the tables with --tables '!name'")
 	}
 	if len(problems) > 0 {
-		return connector.BadConfig("cannot copy: "+strings.Join(problems, "; "), "exclude the tables with --tables '!name', or change the column types")
+		return errs.BadConfig("cannot copy: "+strings.Join(problems, "; "), "exclude the tables with --tables '!name', or change the column types")
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -91,7 +92,7 @@ func (c *Conn) selected(ctx context.Context, tables []*model.Table) ([]*srcTable
 		}
 	}
 	if len(missing) > 0 {
-		return nil, connector.BadConfig(fmt.Sprintf("tables missing at %s: %s", c.where(), strings.Join(missing, ", ")), "check the table names; they were dropped or renamed since they were listed")
+		return nil, errs.BadConfig(fmt.Sprintf("tables missing at %s: %s", c.where(), strings.Join(missing, ", ")), "check the table names; they were dropped or renamed since they were listed")
 	}
 	ordered := make([]*srcTable, len(tables))
 	for i, t := range tables {
@@ -167,13 +168,13 @@ func (c *Conn) Preflight(ctx context.Context, tables []*model.Table, opts connec
 		if !canCreate {
 			msg += fmt.Sprintf(" and has no CREATE privilege on database %s", db)
 		}
-		return connector.BadConfig(msg, selfMade(notOwned))
+		return errs.BadConfig(msg, selfMade(notOwned))
 	case !canCreate:
 		names := make([]string, len(ordered))
 		for i, s := range ordered {
 			names[i] = showQualified(s.table.Namespace.Schema, s.table.Namespace.Table)
 		}
-		return connector.BadConfig(fmt.Sprintf("ferry cannot create publication %s: %s has no CREATE privilege on database %s", pub, user, db),
+		return errs.BadConfig(fmt.Sprintf("ferry cannot create publication %s: %s has no CREATE privilege on database %s", pub, user, db),
 			fmt.Sprintf("as the database's owner run GRANT CREATE ON DATABASE %s TO %s, or %s", showIdent(db), showIdent(user), selfMade(names)))
 	}
 	return nil

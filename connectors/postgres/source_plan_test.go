@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
@@ -44,7 +45,7 @@ func TestPlanAgainAfterAnOutageMakesItsSlotAgain(t *testing.T) {
 	}
 	other := open(t, srv.URL(db))
 	_, err = other.Plan(ctx, tables, opts)
-	if err == nil || !connector.IsConfigError(err) || !strings.Contains(err.Error(), "already exists") {
+	if err == nil || !errs.IsConfigError(err) || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("another process's plan took over the slot: %v", err)
 	}
 	if err := c.DropFlow(ctx, "replan"); err != nil {

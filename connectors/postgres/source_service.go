@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 )
 
 // A service is where a source server runs: plain PostgreSQL, or a managed
@@ -156,7 +156,7 @@ func (c *Conn) replicationPrivilegeError(ctx context.Context, user string, err e
 	if err != nil {
 		msg = fmt.Sprintf("%s refused %s the replication privilege", c.where(), user)
 	}
-	return &connector.ConfigError{
+	return &errs.ConfigError{
 		Msg: msg + svc.on(clue),
 		Fix: svc.privilege(user) + ", or copy without CDC with --mode snapshot",
 		Err: err,
@@ -171,7 +171,7 @@ func (c *Conn) walLevelError(ctx context.Context, err error) error {
 }
 
 func walLevelError(where string, svc service, clue string, err error) error {
-	return &connector.ConfigError{
+	return &errs.ConfigError{
 		Msg: fmt.Sprintf("change data capture needs wal_level = logical, and %s has another", where) + svc.on(clue),
 		Fix: svc.walLevel + ", or copy without CDC with --mode snapshot",
 		Err: err,

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
@@ -62,7 +63,7 @@ func preflightCDC(t *testing.T, url string) error {
 // text holds every want and none of notWant.
 func refused(t *testing.T, err error, want []string, notWant ...string) {
 	t.Helper()
-	var ce *connector.ConfigError
+	var ce *errs.ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("want a configuration error, got %v", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -86,7 +86,7 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (m
 		// A slot the user made: it has no snapshot to share, so the copy
 		// reads current data and the replay from T0 converges it.
 		if confirmed == nil {
-			return "", "", connector.BadConfig(fmt.Sprintf("slot %s is not a logical replication slot", slot), "give a logical slot using pgoutput")
+			return "", "", errs.BadConfig(fmt.Sprintf("slot %s is not a logical replication slot", slot), "give a logical slot using pgoutput")
 		}
 		return model.Position(*confirmed), "", nil
 	}
@@ -138,7 +138,7 @@ func (c *Conn) checkSlot(ctx context.Context, slot string, own bool, flow string
 		if pid != nil {
 			who = fmt.Sprintf(" (server process %d)", *pid)
 		}
-		return false, nil, connector.BadConfig(fmt.Sprintf("replication slot %s is in use by another process%s", slot, who), "stop the other ferry (or other client) using it, or give this flow another --name")
+		return false, nil, errs.BadConfig(fmt.Sprintf("replication slot %s is in use by another process%s", slot, who), "stop the other ferry (or other client) using it, or give this flow another --name")
 	}
 	if exists && own && c.src.madeSlot(slot) {
 		// Made by an earlier attempt of this very plan that never returned
@@ -154,7 +154,7 @@ func (c *Conn) checkSlot(ctx context.Context, slot string, own bool, flow string
 		return false, nil, nil
 	}
 	if exists && own {
-		return false, nil, connector.BadConfig(fmt.Sprintf("replication slot %s already exists: an earlier run of flow %q created it but kept no plan", slot, flow), fmt.Sprintf("run with --restart to drop it and start over, or drop it yourself: SELECT pg_drop_replication_slot('%s')", slot))
+		return false, nil, errs.BadConfig(fmt.Sprintf("replication slot %s already exists: an earlier run of flow %q created it but kept no plan", slot, flow), fmt.Sprintf("run with --restart to drop it and start over, or drop it yourself: SELECT pg_drop_replication_slot('%s')", slot))
 	}
 	return exists, confirmed, nil
 }
@@ -192,7 +192,7 @@ func (c *Conn) checkCDC(ctx context.Context, tables []*srcTable) error {
 		}
 	}
 	if len(problems) > 0 {
-		return connector.BadConfig("change data capture cannot follow: "+strings.Join(problems, "; "), "fix the replica identity (ALTER TABLE needs the table's owner), exclude the tables with --tables '!name', or copy without CDC with --mode snapshot")
+		return errs.BadConfig("change data capture cannot follow: "+strings.Join(problems, "; "), "fix the replica identity (ALTER TABLE needs the table's owner), exclude the tables with --tables '!name', or copy without CDC with --mode snapshot")
 	}
 	return nil
 }
@@ -242,7 +242,7 @@ func (c *Conn) ensurePublication(ctx context.Context, pub string, own bool, tabl
 	}
 	if _, err := c.pool.Exec(ctx, stmt); err != nil {
 		if sqlState(err) == "42501" {
-			return &connector.ConfigError{Msg: fmt.Sprintf("cannot create publication %s: the URL's user must own the tables and have the CREATE privilege on database %s", pub, c.cfg.ConnConfig.Database),
+			return &errs.ConfigError{Msg: fmt.Sprintf("cannot create publication %s: the URL's user must own the tables and have the CREATE privilege on database %s", pub, c.cfg.ConnConfig.Database),
 				Fix: fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s as the database's owner, or as the tables' owner run CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = true), then add publication=%s to the source URL", showIdent(c.cfg.ConnConfig.Database), showIdent(c.cfg.ConnConfig.User), quoteIdent(pub), pub),
 				Err: c.scrub.Err(err)}
 		}
@@ -265,7 +265,7 @@ func (c *Conn) checkPublication(ctx context.Context, pub string, tables []*srcTa
 		return c.classify(err, "look up publication "+pub)
 	}
 	if !exists {
-		return connector.BadConfig(fmt.Sprintf("publication %s does not exist at %s", pub, c.where()), "create it (CREATE PUBLICATION "+showIdent(pub)+" FOR TABLE ... WITH (publish_via_partition_root = true)) or leave publication= out so ferry creates one")
+		return errs.BadConfig(fmt.Sprintf("publication %s does not exist at %s", pub, c.where()), "create it (CREATE PUBLICATION "+showIdent(pub)+" FOR TABLE ... WITH (publish_via_partition_root = true)) or leave publication= out so ferry creates one")
 	}
 	rows, err := c.pool.Query(ctx, `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1`, pub)
 	if err != nil {
@@ -288,7 +288,7 @@ func (c *Conn) checkPublication(ctx context.Context, pub string, tables []*srcTa
 		}
 	}
 	if len(missing) > 0 {
-		return connector.BadConfig(fmt.Sprintf("publication %s does not publish %s", pub, strings.Join(missing, ", ")), "ALTER PUBLICATION "+showIdent(pub)+" ADD TABLE ..., or select fewer tables with --tables")
+		return errs.BadConfig(fmt.Sprintf("publication %s does not publish %s", pub, strings.Join(missing, ", ")), "ALTER PUBLICATION "+showIdent(pub)+" ADD TABLE ..., or select fewer tables with --tables")
 	}
 	return nil
 }
@@ -312,10 +312,10 @@ func (c *Conn) slotError(ctx context.Context, err error, slot string) error {
 			}
 			rows.Close()
 		}
-		return &connector.ConfigError{Msg: fmt.Sprintf("cannot create replication slot %s: every replication slot of %s is in use (%s)", slot, c.where(), strings.Join(names, ", ")),
+		return &errs.ConfigError{Msg: fmt.Sprintf("cannot create replication slot %s: every replication slot of %s is in use (%s)", slot, c.where(), strings.Join(names, ", ")),
 			Fix: "raise max_replication_slots in postgresql.conf and restart the server, or drop a slot no one needs with SELECT pg_drop_replication_slot('name')", Err: c.scrub.Err(err)}
 	case "42710":
-		return connector.BadConfig(fmt.Sprintf("replication slot %s already exists", slot), "give this flow another --name, or drop the slot")
+		return errs.BadConfig(fmt.Sprintf("replication slot %s already exists", slot), "give this flow another --name, or drop the slot")
 	case "42501":
 		return c.replicationPrivilegeError(ctx, c.cfg.ConnConfig.User, c.scrub.Err(err))
 	}
@@ -342,7 +342,7 @@ func (c *Conn) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
 // created them (a slot or publication named in the URL is the user's).
 func (c *Conn) DropFlow(ctx context.Context, flow string) error {
 	c.src.release()
-	var errs []error
+	var failed []error
 	if slot, own := c.slotFor(flow); own {
 		// A slot still held by a dying walsender is dropped once it is free.
 		_, err := c.pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
@@ -354,13 +354,13 @@ func (c *Conn) DropFlow(ctx context.Context, flow string) error {
 			}
 		}
 		if err != nil {
-			errs = append(errs, c.classify(err, "drop replication slot "+slot))
+			failed = append(failed, c.classify(err, "drop replication slot "+slot))
 		}
 	}
 	if pub, own := c.publicationFor(flow); own {
 		if _, err := c.pool.Exec(ctx, "DROP PUBLICATION IF EXISTS "+quoteIdent(pub)); err != nil {
-			errs = append(errs, c.classify(err, "drop publication "+pub))
+			failed = append(failed, c.classify(err, "drop publication "+pub))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(failed...)
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -219,7 +220,7 @@ func retryable(err error, first bool) bool {
 	if errors.As(err, &ce) && code == "" {
 		return true // the server is unreachable for now: restarting, failing over
 	}
-	if connector.IsConfigError(err) {
+	if errs.IsConfigError(err) {
 		return false
 	}
 	switch {
@@ -241,7 +242,7 @@ func (d *decodeError) Unwrap() error { return d.err }
 // sessionError is a configuration error that a reconnect may see while the
 // server recovers (the slot still held by our previous session).
 type sessionError struct {
-	*connector.ConfigError
+	*errs.ConfigError
 	retry bool
 }
 
@@ -295,13 +296,13 @@ func (s *streamer) startReplication(ctx context.Context, conn *pgconn.PgConn, st
 	}
 	switch sqlState(err) {
 	case "42704":
-		return connector.BadConfig(fmt.Sprintf("replication slot %s does not exist at %s", s.slot, s.c.where()), "the slot was dropped; start the flow over with --restart")
+		return errs.BadConfig(fmt.Sprintf("replication slot %s does not exist at %s", s.slot, s.c.where()), "the slot was dropped; start the flow over with --restart")
 	case "55006":
-		return &sessionError{ConfigError: &connector.ConfigError{Msg: fmt.Sprintf("replication slot %s is in use by another process", s.slot),
+		return &sessionError{ConfigError: &errs.ConfigError{Msg: fmt.Sprintf("replication slot %s is in use by another process", s.slot),
 			Fix: "stop the other ferry (or other client) reading it, or give this flow another --name", Err: s.c.scrub.Err(err)}, retry: true}
 	}
 	if strings.Contains(err.Error(), "publication") && strings.Contains(err.Error(), "does not exist") {
-		return connector.BadConfig(fmt.Sprintf("publication %s does not exist at %s", s.pub, s.c.where()), "create the publication again or start the flow over with --restart")
+		return errs.BadConfig(fmt.Sprintf("publication %s does not exist at %s", s.pub, s.c.where()), "create the publication again or start the flow over with --restart")
 	}
 	return s.c.classify(err, "start replication from slot "+s.slot)
 }

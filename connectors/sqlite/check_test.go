@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -27,7 +28,7 @@ func TestCheckTables(t *testing.T) {
 			"CreateTables": func() error { return c.CreateTables(ctx, []*model.Table{tbl}) },
 		} {
 			err := call()
-			if !connector.IsConfigError(err) {
+			if !errs.IsConfigError(err) {
 				t.Fatalf("%s: want a configuration error, got %v", what, err)
 			}
 			for _, w := range []string{"public.people", `"ID" and "Id"`, "--tables '!public.people'"} {
@@ -75,7 +76,7 @@ func TestAlterTableRefusesAColumnDifferingInCase(t *testing.T) {
 	to := from.Clone()
 	to.Columns = append(to.Columns, model.Column{Name: "NAME", Type: from.Columns[1].Type, Nullable: true})
 	err := c.AlterTable(context.Background(), from, to)
-	if err == nil || connector.IsConfigError(err) || !strings.Contains(err.Error(), `columns "name" and "NAME"`) {
+	if err == nil || errs.IsConfigError(err) || !strings.Contains(err.Error(), `columns "name" and "NAME"`) {
 		t.Fatalf("alter adding NAME next to name: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -50,7 +51,7 @@ func TestURLForms(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p, err := pathFromURL(u); !connector.IsConfigError(err) {
+		if p, err := pathFromURL(u); !errs.IsConfigError(err) {
 			t.Errorf("%s: path %q, %v; want a configuration error", raw, p, err)
 		}
 	}
@@ -89,16 +90,16 @@ func TestMissingSourceFile(t *testing.T) {
 	}()
 	src := c.(connector.Source)
 	_, err = src.Tables(ctx)
-	if !connector.IsConfigError(err) || !strings.Contains(err.Error(), "sqlite file "+path+" does not exist") {
+	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), "sqlite file "+path+" does not exist") {
 		t.Errorf("tables of a missing file: %v", err)
 	}
 	_, err = src.Plan(ctx, nil, connector.PlanOptions{})
-	if !connector.IsConfigError(err) {
+	if !errs.IsConfigError(err) {
 		t.Errorf("plan of a missing file: %v", err)
 	}
 	tbl, _ := intTable("items", 0)
 	err = src.ReadPartition(ctx, tbl, model.Partition{ID: "main.items/0000"}, "", func(*model.RowBatch) error { return nil })
-	if !connector.IsConfigError(err) {
+	if !errs.IsConfigError(err) {
 		t.Errorf("read of a missing file: %v", err)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
@@ -121,7 +122,7 @@ func TestDestinationCreatesFile(t *testing.T) {
 	}
 	// A missing directory is a configuration error, not a created tree.
 	c2 := openPath(t, filepath.Join(dir, "no", "such", "dir.db"))
-	if err := c2.CreateTables(context.Background(), []*model.Table{tbl}); !connector.IsConfigError(err) {
+	if err := c2.CreateTables(context.Background(), []*model.Table{tbl}); !errs.IsConfigError(err) {
 		t.Errorf("destination in a missing directory: %v", err)
 	}
 }
@@ -131,7 +132,7 @@ func TestPlanRefusesCDC(t *testing.T) {
 	tbl, rows := intTable("items", 5)
 	writeTable(t, c, tbl, rows)
 	_, err := c.Plan(context.Background(), []*model.Table{tbl}, connector.PlanOptions{CDC: true, Flow: "f"})
-	if !connector.IsConfigError(err) || !strings.Contains(err.Error(), "no change data capture") || !strings.Contains(err.Error(), "--mode snapshot") {
+	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), "no change data capture") || !strings.Contains(err.Error(), "--mode snapshot") {
 		t.Errorf("plan with CDC: %v", err)
 	}
 }

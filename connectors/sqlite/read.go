@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -22,7 +23,7 @@ const (
 // change stream, so a plan for CDC is refused.
 func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.PlanOptions) (*model.Plan, error) {
 	if opts.CDC {
-		return nil, connector.BadConfig("sqlite has no change data capture", "use --mode snapshot")
+		return nil, errs.BadConfig("sqlite has no change data capture", "use --mode snapshot")
 	}
 	db, err := c.reader(ctx)
 	if err != nil {

@@ -38,6 +38,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -101,31 +102,31 @@ func Open(_ context.Context, u *url.URL) (*Conn, error) {
 func pathFromURL(u *url.URL) (string, error) {
 	const fix = "use sqlite:///absolute/path/file.db or sqlite:relative/path/file.db"
 	if len(u.Query()) > 0 {
-		return "", connector.BadConfig(fmt.Sprintf("sqlite URL takes no parameters, got %q", u.RawQuery), fix)
+		return "", errs.BadConfig(fmt.Sprintf("sqlite URL takes no parameters, got %q", u.RawQuery), fix)
 	}
 	var p string
 	switch {
 	case u.Opaque != "":
 		var err error
 		if p, err = url.PathUnescape(u.Opaque); err != nil {
-			return "", &connector.ConfigError{Msg: fmt.Sprintf("sqlite URL path %q", u.Opaque), Fix: fix, Err: err}
+			return "", &errs.ConfigError{Msg: fmt.Sprintf("sqlite URL path %q", u.Opaque), Fix: fix, Err: err}
 		}
 	case u.Host == "" || u.Host == "localhost":
 		p = u.Path
 	case u.Host == "." || u.Host == "..":
 		p = u.Host + u.Path
 	default:
-		return "", connector.BadConfig(fmt.Sprintf("sqlite URL names host %q; SQLite files are local", u.Host), fix)
+		return "", errs.BadConfig(fmt.Sprintf("sqlite URL names host %q; SQLite files are local", u.Host), fix)
 	}
 	if p == "" || p == "/" {
-		return "", connector.BadConfig("sqlite URL has no file path", fix)
+		return "", errs.BadConfig("sqlite URL has no file path", fix)
 	}
 	if p == ":memory:" || strings.HasPrefix(p, "file:") {
-		return "", connector.BadConfig(fmt.Sprintf("sqlite URL path %q is not a file; ferry needs a database file", p), fix)
+		return "", errs.BadConfig(fmt.Sprintf("sqlite URL path %q is not a file; ferry needs a database file", p), fix)
 	}
 	abs, err := filepath.Abs(p)
 	if err != nil {
-		return "", &connector.ConfigError{Msg: fmt.Sprintf("sqlite path %q", p), Fix: fix, Err: err}
+		return "", &errs.ConfigError{Msg: fmt.Sprintf("sqlite path %q", p), Fix: fix, Err: err}
 	}
 	return abs, nil
 }
@@ -148,7 +149,7 @@ func (c *Conn) reader(ctx context.Context) (*sql.DB, error) {
 	}
 	st, err := os.Stat(c.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, &connector.ConfigError{
+		return nil, &errs.ConfigError{
 			Msg: fmt.Sprintf("sqlite file %s does not exist", c.path),
 			Fix: "check the path; a source file must exist, as in sqlite:///absolute/path.db or sqlite:relative/path.db",
 		}
@@ -157,7 +158,7 @@ func (c *Conn) reader(ctx context.Context) (*sql.DB, error) {
 		return nil, fmt.Errorf("sqlite file %s: %w", c.path, err)
 	}
 	if st.IsDir() {
-		return nil, connector.BadConfig(fmt.Sprintf("sqlite path %s is a directory", c.path), "give the path of a database file")
+		return nil, errs.BadConfig(fmt.Sprintf("sqlite path %s is a directory", c.path), "give the path of a database file")
 	}
 	db, err := sql.Open("sqlite", c.dsn(url.Values{}, fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS), "query_only(1)"))
 	if err != nil {
@@ -179,7 +180,7 @@ func (c *Conn) writer(ctx context.Context) (*sql.DB, error) {
 		return c.wdb, nil
 	}
 	if st, err := os.Stat(filepath.Dir(c.path)); err != nil || !st.IsDir() {
-		return nil, &connector.ConfigError{
+		return nil, &errs.ConfigError{
 			Msg: fmt.Sprintf("directory of sqlite file %s does not exist", c.path),
 			Fix: "create the directory first; ferry creates the file, not its directory",
 			Err: err,
@@ -217,20 +218,20 @@ func (c *Conn) writer(ctx context.Context) (*sql.DB, error) {
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var errs []error
+	var failed []error
 	if c.rdb != nil {
 		if err := c.rdb.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close sqlite file %s: %w", c.path, err))
+			failed = append(failed, fmt.Errorf("close sqlite file %s: %w", c.path, err))
 		}
 		c.rdb = nil
 	}
 	if c.wdb != nil {
 		if err := c.wdb.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close sqlite file %s: %w", c.path, err))
+			failed = append(failed, fmt.Errorf("close sqlite file %s: %w", c.path, err))
 		}
 		c.wdb = nil
 	}
-	return errors.Join(errs...)
+	return errors.Join(failed...)
 }
 
 // quoteIdent quotes a SQLite identifier.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -32,10 +33,10 @@ func (c *Conn) CheckTables(_ context.Context, tables []*model.Table) ([]connecto
 		}
 		lower := strings.ToLower(t.Namespace.Table)
 		if strings.HasPrefix(lower, "sqlite_") || strings.HasPrefix(lower, "_ferry_") {
-			return nil, connector.BadConfig(fmt.Sprintf("table %s: SQLite table names starting with sqlite_ or _ferry_ are reserved", t.Namespace), "rename the table (a flow file's rename option)")
+			return nil, errs.BadConfig(fmt.Sprintf("table %s: SQLite table names starting with sqlite_ or _ferry_ are reserved", t.Namespace), "rename the table (a flow file's rename option)")
 		}
 		if prev, dup := byName[lower]; dup {
-			return nil, connector.BadConfig(fmt.Sprintf("tables %s and %s both map to SQLite table %q: a SQLite file has one schema and table names ignore case", prev.Namespace, t.Namespace, t.Namespace.Table), "rename one of them (a flow file's rename option) or copy them to separate files")
+			return nil, errs.BadConfig(fmt.Sprintf("tables %s and %s both map to SQLite table %q: a SQLite file has one schema and table names ignore case", prev.Namespace, t.Namespace, t.Namespace.Table), "rename one of them (a flow file's rename option) or copy them to separate files")
 		}
 		byName[lower] = t
 		if err := connector.CheckFoldedColumns(t, asciiLower, "SQLite"); err != nil {
@@ -43,7 +44,7 @@ func (c *Conn) CheckTables(_ context.Context, tables []*model.Table) ([]connecto
 		}
 		for _, col := range t.Columns {
 			if _, err := declType(col.Type); err != nil {
-				return nil, &connector.ConfigError{Msg: fmt.Sprintf("table %s, column %s: %v", t.Namespace, col.Name, err),
+				return nil, &errs.ConfigError{Msg: fmt.Sprintf("table %s, column %s: %v", t.Namespace, col.Name, err),
 					Fix: fmt.Sprintf("exclude the table with --tables '!%s'", t.Namespace)}
 			}
 		}

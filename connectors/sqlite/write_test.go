@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -251,7 +252,7 @@ func TestCreateTablesRefusesConflicts(t *testing.T) {
 	b, _ := intTable("Items", 0)
 	b.Namespace = model.Namespace{Schema: "shop", Table: "Items"}
 	err := c.CreateTables(ctx, []*model.Table{a, b})
-	if !connector.IsConfigError(err) || !strings.Contains(err.Error(), "public.items") || !strings.Contains(err.Error(), "shop.Items") {
+	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), "public.items") || !strings.Contains(err.Error(), "shop.Items") {
 		t.Errorf("two tables mapping to one name: %v", err)
 	}
 

@@ -13,8 +13,8 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
-	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/state"
 	"github.com/ferrydb/ferry/verify"
@@ -84,7 +84,7 @@ func runCutover(cmd *cobra.Command, g *globals, cfg *flow.Config, verifyAll bool
 	if ok, err := state.Exists(cfg.StateDir, name); err != nil {
 		return err
 	} else if !ok {
-		return connector.BadConfig(fmt.Sprintf("flow %q does not exist: it has no state in %s", name, cfg.StateDir),
+		return errs.BadConfig(fmt.Sprintf("flow %q does not exist: it has no state in %s", name, cfg.StateDir),
 			"start it with ferry sync and the same source, destination and options (or the same --name and --state-dir), and cut over once its copy is done")
 	}
 	at := time.Now()
@@ -211,7 +211,7 @@ func (o *cutoverOutcome) err() error {
 	case o.Error == "":
 		return nil
 	case o.Refused:
-		return connector.BadConfig(o.Error, o.Fix)
+		return errs.BadConfig(o.Error, o.Fix)
 	}
 	return errors.New(o.Error)
 }
@@ -220,7 +220,7 @@ func (o *cutoverOutcome) err() error {
 // the request: the report is there before the request is gone.
 func answerCutover(g *globals, dir, name string, at time.Time, report *engine.CutoverReport, failure error) error {
 	out := cutoverOutcome{Requested: at, Report: report}
-	var ce *connector.ConfigError
+	var ce *errs.ConfigError
 	switch {
 	case failure == nil:
 	case errors.As(failure, &ce):
@@ -259,7 +259,7 @@ func prepareCutoverHere(ctx context.Context, g *globals, cfg *flow.Config, store
 		return err
 	}
 	if plan == "" {
-		err := connector.BadConfig(fmt.Sprintf("flow %q has not started its copy: it has no plan yet", name),
+		err := errs.BadConfig(fmt.Sprintf("flow %q has not started its copy: it has no plan yet", name),
 			"run ferry sync to copy it, and cut over once its copy is done")
 		if aerr := answerCutover(g, cfg.StateDir, name, at, nil, err); aerr != nil {
 			return errors.Join(err, aerr)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/state"
 )
 
@@ -51,7 +52,7 @@ with SELECT pg_drop_replication_slot('ferry_...').`,
 			store, err := state.Open(ctx, cfg.StateDir, cfg.FlowName())
 			if err != nil {
 				if errors.Is(err, state.ErrLocked) {
-					return &connector.ConfigError{Msg: err.Error(), Fix: "stop the ferry running the flow first"}
+					return &errs.ConfigError{Msg: err.Error(), Fix: "stop the ferry running the flow first"}
 				}
 				return err
 			}

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/scaleout"
 )
 
@@ -125,7 +125,7 @@ type clientConn struct {
 
 func notFoundIsConfig(err error) error {
 	if errors.Is(err, scaleout.ErrNoFlow) {
-		return connector.BadConfig(err.Error(), "ferry flow list shows the flows")
+		return errs.BadConfig(err.Error(), "ferry flow list shows the flows")
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -56,7 +57,7 @@ become text). It writes nothing and creates no replication slot.`,
 			can := connector.Discover(c)
 			src := can.Source
 			if src == nil {
-				return connector.BadConfig(fmt.Sprintf("%s cannot be a source", connector.Redact(cfg.Source)), "plan a source connector")
+				return errs.BadConfig(fmt.Sprintf("%s cannot be a source", errs.Redact(cfg.Source)), "plan a source connector")
 			}
 			tables, err := selectTables(cmd, src, cfg)
 			if err != nil {
@@ -113,7 +114,7 @@ func checkDestination(cmd *cobra.Command, url string, tables []*model.Table) ([]
 	defer dc.Close()
 	can := connector.Discover(dc)
 	if can.Destination == nil {
-		return nil, connector.NotDestination(connector.Redact(url))
+		return nil, connector.NotDestination(errs.Redact(url))
 	}
 	tc := can.TableChecker
 	if tc == nil {
@@ -152,7 +153,7 @@ func selectTables(cmd *cobra.Command, src connector.Source, cfg *flow.Config) ([
 		}
 	}
 	if len(out) == 0 {
-		return nil, connector.BadConfig(fmt.Sprintf("--tables %q matches no table", f.String()), fmt.Sprintf("the source has %d tables: %v", len(names), names))
+		return nil, errs.BadConfig(fmt.Sprintf("--tables %q matches no table", f.String()), fmt.Sprintf("the source has %d tables: %v", len(names), names))
 	}
 	if err := renames.CheckUnused(namespaces); err != nil {
 		return nil, err

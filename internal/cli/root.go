@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 )
 
 // Exit codes.
@@ -35,7 +36,7 @@ type globals struct {
 	stdout              io.Writer
 	// scrubber removes every secret ferry was given from what it prints,
 	// logs, shows on the dashboard or records in telemetry.
-	scrubber *connector.Scrubber
+	scrubber *errs.Scrubber
 }
 
 // usageError marks an error in how ferry was called.
@@ -48,7 +49,7 @@ func Main(args []string) int { return run(args, os.Stdout, os.Stderr) }
 
 // run runs ferry with args, printing on stdout and stderr.
 func run(args []string, stdout, stderr io.Writer) int {
-	g := &globals{stderr: stderr, stdout: stdout, scrubber: connector.NewScrubber()}
+	g := &globals{stderr: stderr, stdout: stdout, scrubber: errs.NewScrubber()}
 	// Every argument may be a connection string (or --flag=URL, NAME=URL):
 	// their secrets are known before anything can fail, even parsing flags.
 	for _, a := range args {
@@ -70,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case errors.As(err, &dr):
 		return ExitFailed
-	case errors.As(err, &ue), connector.IsConfigError(err), isCobraUsage(err):
+	case errors.As(err, &ue), errs.IsConfigError(err), isCobraUsage(err):
 		return ExitUsage
 	}
 	return ExitFailed

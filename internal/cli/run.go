@@ -19,8 +19,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/internal/dashboard"
 	"github.com/ferrydb/ferry/internal/display"
@@ -123,7 +123,7 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 	}
 	for _, n := range []string{cfg.Source, cfg.Destination} {
 		if strings.Contains(n, "://") {
-			return connector.BadConfig("--source and --destination take connection names, not URLs", "define the URL on the workers (--connection NAME=URL) and give its name here")
+			return errs.BadConfig("--source and --destination take connection names, not URLs", "define the URL on the workers (--connection NAME=URL) and give its name here")
 		}
 	}
 	cfg.Name = runFlowName(cfg)
@@ -327,7 +327,7 @@ func flowOutcome(name string, err error) error {
 	if errors.As(err, &ae) {
 		switch ae.Type() {
 		case "ConfigError":
-			return &connector.ConfigError{Msg: fmt.Sprintf("flow %s failed: %s", name, ae.Message())}
+			return &errs.ConfigError{Msg: fmt.Sprintf("flow %s failed: %s", name, ae.Message())}
 		default:
 			return fmt.Errorf("flow %s failed: %s", name, ae.Message())
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/internal/dashboard"
 	"github.com/ferrydb/ferry/internal/display"
@@ -30,7 +31,7 @@ type flowFlags struct {
 	rename                                    []string
 	parallel, writers, batchRows, applyBatch  int
 	partitionRows                             int64
-	applyLinger, retryTimeout                 time.Duration
+	applyLinger, retryTimeout, syncSequences  time.Duration
 }
 
 func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
@@ -51,6 +52,7 @@ func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
 	fs.IntVar(&f.applyBatch, "apply-batch", 0, "max changes per CDC apply batch (default 10000)")
 	fs.DurationVar(&f.applyLinger, "apply-linger", 0, "how long CDC waits to fill a batch (default 50ms)")
 	fs.DurationVar(&f.retryTimeout, "retry-timeout", 0, "how long an unavailable source or destination is retried before the flow fails (default 5m)")
+	fs.DurationVar(&f.syncSequences, "sync-sequences", 0, "during CDC, copy the source's sequences to the destination this often, e.g. 1m (default 0: never; a cutover sets them)")
 }
 
 // pairConfig is config for the commands that take SOURCE DESTINATION
@@ -120,6 +122,7 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	set("apply-batch", func() { cfg.ApplyBatch = f.applyBatch })
 	set("apply-linger", func() { cfg.ApplyLinger = f.applyLinger })
 	set("retry-timeout", func() { cfg.RetryTimeout = f.retryTimeout })
+	set("sync-sequences", func() { cfg.SyncSequences = f.syncSequences })
 	set("until", func() { cfg.Until = f.until })
 	set("state-dir", func() { cfg.StateDir = f.stateDir })
 	if err := refuseNonPositive(fs, "parallel", "writers", "batch-rows", "partition-rows", "apply-batch", "apply-linger", "retry-timeout"); err != nil {
@@ -283,7 +286,7 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ba
 	defer closeLogged(log, "destination", dst)
 
 	// Refuse an impossible pair before any state exists.
-	if _, err := engine.Negotiate(cfg.Mode, src, dst, connector.Redact(cfg.Source), connector.Redact(cfg.Destination)); err != nil {
+	if _, err := engine.Negotiate(cfg.Mode, src, dst, errs.Redact(cfg.Source), errs.Redact(cfg.Destination)); err != nil {
 		return err, false
 	}
 	name := cfg.FlowName()
@@ -298,7 +301,7 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ba
 	if err != nil {
 		// ferry cutover hands its request to the process that runs the flow.
 		if errors.Is(err, state.ErrLocked) && run.cutover.IsZero() {
-			return &connector.ConfigError{Msg: err.Error(), Fix: "wait for it to finish or stop it; use --name to run another flow"}, false
+			return &errs.ConfigError{Msg: err.Error(), Fix: "wait for it to finish or stop it; use --name to run another flow"}, false
 		}
 		return err, false
 	}
@@ -322,7 +325,7 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ba
 	if err := mon.attach(ctx, eng, store.Path(), log); err != nil {
 		return err, false
 	}
-	log.Info("flow starting", "flow", name, "source", connector.Redact(cfg.Source), "destination", connector.Redact(cfg.Destination), "mode", eng.Mode(), "state", store.Path())
+	log.Info("flow starting", "flow", name, "source", errs.Redact(cfg.Source), "destination", errs.Redact(cfg.Destination), "mode", eng.Mode(), "state", store.Path())
 	stop, abort, planned, release := signals(ctx, log)
 	defer release()
 	endPlan := mon.span("ferry.plan")

@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/scaleout"
 )
 
@@ -59,23 +59,23 @@ func (t *temporalFlags) tlsConfig() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.tlsServerName}
 	if (t.tlsCert == "") != (t.tlsKey == "") {
-		return nil, connector.BadConfig("a Temporal client certificate needs its key and a key its certificate", "give both --temporal-tls-cert and --temporal-tls-key (or neither)")
+		return nil, errs.BadConfig("a Temporal client certificate needs its key and a key its certificate", "give both --temporal-tls-cert and --temporal-tls-key (or neither)")
 	}
 	if t.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(t.tlsCert, t.tlsKey)
 		if err != nil {
-			return nil, connector.BadConfig(fmt.Sprintf("Temporal client certificate %s / key %s: %v", t.tlsCert, t.tlsKey, err), "--temporal-tls-cert and --temporal-tls-key must be a PEM certificate and its PEM private key")
+			return nil, errs.BadConfig(fmt.Sprintf("Temporal client certificate %s / key %s: %v", t.tlsCert, t.tlsKey, err), "--temporal-tls-cert and --temporal-tls-key must be a PEM certificate and its PEM private key")
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	if t.tlsCA != "" {
 		pem, err := os.ReadFile(t.tlsCA)
 		if err != nil {
-			return nil, connector.BadConfig(fmt.Sprintf("Temporal CA: %v", err), "--temporal-tls-ca names a PEM file of CA certificates")
+			return nil, errs.BadConfig(fmt.Sprintf("Temporal CA: %v", err), "--temporal-tls-ca names a PEM file of CA certificates")
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, connector.BadConfig(fmt.Sprintf("Temporal CA %s holds no PEM certificate", t.tlsCA), "--temporal-tls-ca names a PEM file of CA certificates")
+			return nil, errs.BadConfig(fmt.Sprintf("Temporal CA %s holds no PEM certificate", t.tlsCA), "--temporal-tls-ca names a PEM file of CA certificates")
 		}
 		cfg.RootCAs = pool
 	}
@@ -99,7 +99,7 @@ func (t *temporalFlags) resolve() error {
 		t.taskQueue = scaleout.DefaultTaskQueue
 	}
 	if t.address == "" {
-		return connector.BadConfig("no Temporal address", "give --temporal HOST:PORT or set TEMPORAL_ADDRESS (a development server: scripts/temporal-dev)")
+		return errs.BadConfig("no Temporal address", "give --temporal HOST:PORT or set TEMPORAL_ADDRESS (a development server: scripts/temporal-dev)")
 	}
 	return nil
 }
@@ -136,7 +136,7 @@ func (t *temporalFlags) dial(ctx context.Context, g *globals, log *slog.Logger, 
 		} else {
 			fix += "; with TLS, check the CA (--temporal-tls-ca), the server name (--temporal-tls-server-name) and, when the server requires mutual TLS, the client certificate and key (--temporal-tls-cert, --temporal-tls-key)"
 		}
-		return nil, connector.BadConfig(g.scrub(fmt.Sprintf("cannot reach Temporal at %s (namespace %s, %s): %v", t.address, t.namespace, t.transport(tlsCfg), err)), fix)
+		return nil, errs.BadConfig(g.scrub(fmt.Sprintf("cannot reach Temporal at %s (namespace %s, %s): %v", t.address, t.namespace, t.transport(tlsCfg), err)), fix)
 	}
 	return c, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/verify"
 )
@@ -102,11 +103,11 @@ func verifyFlow(cmd *cobra.Command, cfg *flow.Config, maxDiffs int) ([]*verify.R
 	defer dc.Close()
 	s := connector.Discover(sc).Source
 	if s == nil {
-		return nil, connector.BadConfig(fmt.Sprintf("%s cannot be read", connector.Redact(cfg.Source)), "verify reads both sides")
+		return nil, errs.BadConfig(fmt.Sprintf("%s cannot be read", errs.Redact(cfg.Source)), "verify reads both sides")
 	}
 	d := connector.Discover(dc).Source
 	if d == nil {
-		return nil, connector.BadConfig(fmt.Sprintf("%s cannot be read back", connector.Redact(cfg.Destination)), "verify reads both sides; this destination keeps nothing to compare")
+		return nil, errs.BadConfig(fmt.Sprintf("%s cannot be read back", errs.Redact(cfg.Destination)), "verify reads both sides; this destination keeps nothing to compare")
 	}
 	tables, err := selectTables(cmd, s, cfg)
 	if err != nil {

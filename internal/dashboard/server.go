@@ -26,8 +26,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 )
 
 //go:embed assets
@@ -102,12 +102,12 @@ func New(opts Options) *Server {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	scrubber := connector.NewScrubber(opts.Info.Source, opts.Info.Destination)
+	scrubber := errs.NewScrubber(opts.Info.Source, opts.Info.Destination)
 	scrubber.AddSecret(opts.Token)
 	scrub := scrubber.Scrub
 	info := opts.Info
-	info.Source = connector.Redact(info.Source)
-	info.Destination = connector.Redact(info.Destination)
+	info.Source = errs.Redact(info.Source)
+	info.Destination = errs.Redact(info.Destination)
 	s := &Server{opts: opts, info: info, scrub: scrub, history: newRing(opts.HistorySize),
 		problems: &problemLog{scrub: scrub}, subs: map[chan []byte]struct{}{},
 		stopLoop: make(chan struct{}), loopDone: make(chan struct{})}

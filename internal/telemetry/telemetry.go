@@ -31,7 +31,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 )
 
 // Options says which exporters to start.
@@ -137,7 +137,7 @@ func otlpWanted(getenv func(string) string, signal string) (bool, error) {
 	for _, k := range []string{"OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
 		if p := getenv(k); p != "" {
 			if p != "http/protobuf" {
-				return false, &connector.ConfigError{Msg: fmt.Sprintf("%s=%s: ferry exports OTLP over HTTP only", k, p),
+				return false, &errs.ConfigError{Msg: fmt.Sprintf("%s=%s: ferry exports OTLP over HTTP only", k, p),
 					Fix: "set it to http/protobuf and point the endpoint at the collector's OTLP/HTTP port (usually 4318)"}
 			}
 			break
@@ -147,7 +147,7 @@ func otlpWanted(getenv func(string) string, signal string) (bool, error) {
 }
 
 func configError(what string, err error) error {
-	return &connector.ConfigError{Msg: fmt.Sprintf("%s: %v", what, err), Fix: "check the OTEL_EXPORTER_OTLP_* environment variables"}
+	return &errs.ConfigError{Msg: fmt.Sprintf("%s: %v", what, err), Fix: "check the OTEL_EXPORTER_OTLP_* environment variables"}
 }
 
 // Enabled reports whether anything is exported.

@@ -20,6 +20,7 @@ import (
 	_ "github.com/ferrydb/ferry/connectors/fake"
 	_ "github.com/ferrydb/ferry/connectors/null"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/internal/telemetry"
 	"github.com/ferrydb/ferry/state"
@@ -155,7 +156,7 @@ func TestOTLPConfiguration(t *testing.T) {
 		}
 		tel, err := telemetry.Setup(context.Background(), telemetry.Options{})
 		if tc.configErr {
-			if !connector.IsConfigError(err) {
+			if !errs.IsConfigError(err) {
 				t.Errorf("%v: got %v, want a configuration error", tc.env, err)
 			}
 			continue

@@ -269,7 +269,19 @@
       ['Changes', int(c.changes_received) + ' received · ' + int(c.changes_applied) + ' applied after folding'],
       ['Apply batches', onWorkers(f) ? 'counted by each worker (its /metrics)' : int(f.apply_batches) + ' · avg ' + f.apply_latency_avg_ms.toFixed(1) + ' ms'],
       ['Lag', lagText(c.lag_seconds) + (f.cdc_lag_bytes != null ? ' · ' + bytes(f.cdc_lag_bytes) : '') + ' · last commit ' + commit],
+      ['Sequences', sequencesText(f.sequences)],
     ]);
+  }
+
+  // sequencesText says when the source's sequences were last copied to the
+  // destination (--sync-sequences, cutover), and how that went.
+  function sequencesText(s) {
+    if (!s) return 'not copied yet (ferry sync --sync-sequences copies them during CDC)';
+    const at = s.last_copied ? new Date(s.last_copied).toLocaleTimeString([], { hour12: false }) : '–';
+    let text = 'last copied ' + at + ' · ' + int(s.set) + ' set';
+    if (s.missing) text += ' · ' + int(s.missing) + ' missing at the destination';
+    if (s.error) text += ' · last attempt failed: ' + s.error;
+    return text;
   }
 
   // abilities lists what a connector can do, by the names /api/flow gives

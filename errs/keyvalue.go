@@ -1,4 +1,4 @@
-package connector
+package errs
 
 import (
 	"errors"
@@ -132,12 +132,12 @@ func redactKeywordValue(s string) string {
 	return b.String()
 }
 
-// keywordValueURL turns a keyword/value string into the postgres:// URL that
+// KeywordValueURL turns a keyword/value string into the postgres:// URL that
 // means the same to pgx: user and password in the userinfo, a single TCP
 // host and port in the authority, every other keyword (a socket directory
 // or a list of hosts too) as a query parameter. Its errors never quote the
 // string.
-func keywordValueURL(s string) (*url.URL, error) {
+func KeywordValueURL(s string) (*url.URL, error) {
 	pairs, _, err := parseKeywordValue(s)
 	if err != nil {
 		if errors.Is(err, errKVPair) {

@@ -1,4 +1,4 @@
-package connector
+package errs
 
 // This file is the one place that knows where the secrets of a connection
 // string lie. Connection strings come in three shapes:
@@ -18,9 +18,11 @@ package connector
 // for a Scrubber (scrub.go), which removes them from any other text.
 
 import (
+	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // secretParams are query parameters (and keywords) that carry secrets.
@@ -54,11 +56,11 @@ func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	// A '#' ends url.Parse's query, but in a connection string it is far
 	// more often part of a secret: read such strings loosely too.
-	if err != nil || !strictFits(raw, u) || strings.Contains(raw, "#") {
+	if err != nil || !FitsURL(raw, u) || strings.Contains(raw, "#") {
 		// Parameters first: an '@' in a secret parameter is not the end
 		// of a userinfo.
 		out := looseParamRe.ReplaceAllString(raw, "${1}xxxxx")
-		if s, e, ok := loosePassword(out); ok {
+		if s, e, ok := PasswordSpan(out); ok {
 			out = out[:s] + "xxxxx" + out[e:]
 		}
 		return out
@@ -136,8 +138,8 @@ func Secrets(raw string) []string {
 			}
 		}
 	}
-	if err != nil || !strictFits(raw, u) {
-		if s, e, ok := loosePassword(raw); ok {
+	if err != nil || !FitsURL(raw, u) {
+		if s, e, ok := PasswordSpan(raw); ok {
 			add(raw[s:e])
 			if d, err := url.PathUnescape(raw[s:e]); err == nil {
 				add(d)
@@ -153,14 +155,14 @@ func Secrets(raw string) []string {
 	return out
 }
 
-// strictFits reports whether url.Parse's reading of raw accounts for every
+// FitsURL reports whether url.Parse's reading of raw accounts for every
 // '@' in it. An '@' after the host (in the path, in a query parameter's
 // name, in the fragment, in a query right after the host) or in an opaque
 // URL means the userinfo did not end
 // where url.Parse thought: the password holds a '/', '?' or '#' that should
 // have been percent-encoded, and what url.Parse calls host, port or path is
 // part of it.
-func strictFits(raw string, u *url.URL) bool {
+func FitsURL(raw string, u *url.URL) bool {
 	if !strings.Contains(raw, "@") {
 		return true
 	}
@@ -185,11 +187,11 @@ func strictFits(raw string, u *url.URL) bool {
 	return true
 }
 
-// loosePassword finds the password as a person wrote it: the userinfo runs
+// PasswordSpan finds the password as a person wrote it: the userinfo runs
 // from after "scheme://" (or from the start, for a DSN without a scheme) to
 // the last '@', and the password from the userinfo's first ':'. It returns
 // the password's byte range in raw.
-func loosePassword(raw string) (start, end int, ok bool) {
+func PasswordSpan(raw string) (start, end int, ok bool) {
 	begin := 0
 	if i := strings.Index(raw, "://"); i > 0 && schemeRe.MatchString(raw[:i]) {
 		begin = i + 3
@@ -256,4 +258,19 @@ func SchemeOf(raw string) string {
 		return ""
 	}
 	return strings.ToLower(s)
+}
+
+// Shown is a URL as messages show it: redacted, and cut to its first 200
+// bytes, so a hostile or mistaken megabyte-long URL is not echoed whole.
+func Shown(raw string) string {
+	const limit = 200
+	s := Redact(raw)
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d bytes)", s[:cut], len(s))
 }
