@@ -54,6 +54,10 @@ func TestCutoverOfARunningSyncPostgres(t *testing.T) {
 	srv := pgtest.Shared(t)
 	src, dst := srv.CreateDatabase(t, "cutsrc"), srv.CreateDatabase(t, "cutdst")
 	pgShop(t, srv, src, 6000)
+	// A sequence the application numbers orders with; the destination's
+	// schema has it (the cutover sets sequences, it does not create them).
+	srv.Exec(t, src, `CREATE SEQUENCE order_no; SELECT setval('order_no', 4242)`)
+	srv.Exec(t, dst, `CREATE SEQUENCE order_no`)
 	dir := t.TempDir()
 	srcURL := srv.URL(src) + "&heartbeat=1s"
 	flowArgs := []string{srcURL, srv.URL(dst), "--name", "cut", "--state-dir", dir}
@@ -87,7 +91,8 @@ func TestCutoverOfARunningSyncPostgres(t *testing.T) {
 	samePG(t, srv, src, dst)
 
 	out := first.stderr.String()
-	for _, want := range []string{`cutover of flow "cut" done`, "drain", "verify", "all 2 table(s) equal", "steps run  drain, verify"} {
+	for _, want := range []string{`cutover of flow "cut" done`, "drain", "verify", "all 2 table(s) equal",
+		"1 sequence(s) set", "steps run  drain, sequences, verify"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("the report lacks %q:\n%s", want, out)
 		}
@@ -104,6 +109,11 @@ func TestCutoverOfARunningSyncPostgres(t *testing.T) {
 	// already answered and exited, cut over again itself: harmless either way.
 	if m2 := reportPosition.FindStringSubmatch(second.stderr.String()); m2 == nil || !lsnBetween(t, srv, src, m[1], m2[1], walPosition(t, srv, src)) {
 		t.Fatalf("the second cutover's report (%v, want a position from %s on):\n%s", m2, m[1], second.stderr.String())
+	}
+	// The application's next number at the destination follows the source's.
+	var next int64
+	if err := srv.Connect(t, dst).QueryRow(context.Background(), `SELECT nextval('order_no')`).Scan(&next); err != nil || next != 4243 {
+		t.Fatalf("nextval('order_no') at the destination: %d, %v; want 4243", next, err)
 	}
 	if !strings.Contains(sync.stderr.String(), `"msg":"cutover done"`) {
 		t.Fatalf("the sync did not log the cutover:\n%s", tail(sync.stderr.String(), 20))

@@ -18,7 +18,8 @@ import (
 
 // Cutover step names, in the order they run.
 const (
-	StepDrain = "drain"
+	StepDrain     = "drain"
+	StepSequences = "sequences"
 )
 
 // CutoverStep is one step a cutover ran and how long it took.
@@ -66,13 +67,20 @@ type finishStep struct {
 // report under its name. A finishing step of the flow (the destination's
 // sequences, its schema) is one entry here.
 func (e *Engine) finishSteps() []finishStep {
-	return nil
+	var steps []finishStep
+	if e.src.SequenceReader != nil && e.dst.SequenceWriter != nil {
+		steps = append(steps, finishStep{StepSequences, func(ctx context.Context) (string, error) {
+			n, err := e.SyncSequences(ctx)
+			return fmt.Sprintf("%d sequence(s) set to the source's values", n), err
+		}})
+	}
+	return steps
 }
 
 // RequestCutover asks the flow to cut over: Run then drains the stream to
 // the source's position at this moment, runs the finishing steps and
 // returns, and CutoverReport has the report. A flow whose copy is not done
-// is refused (a connector.ConfigError with the copy's progress); a second
+// is refused (a errs.ConfigError with the copy's progress); a second
 // request is harmless. Call it after Prepare, from any goroutine.
 func (e *Engine) RequestCutover(ctx context.Context, at time.Time) error {
 	if e.plan == nil {
