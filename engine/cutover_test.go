@@ -159,14 +159,8 @@ func TestCutoverWithoutCDCRunsOnlyTheFinishingSteps(t *testing.T) {
 	}
 	// A request taken after Run ended: Run again cuts over (ferry sync does
 	// that when the request came as its flow ended by itself).
-	if err := first.RequestCutover(ctx, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if err := first.Run(ctx, ctx); err != nil {
-		t.Fatal(err)
-	}
-	if r, ok := first.CutoverReport(); !ok || len(r.Steps) != 0 {
-		t.Fatalf("after a late request and Run again: %+v (ok %v)", r, ok)
+	if r := cutOver(t, first); len(r.Steps) != 0 {
+		t.Fatalf("after a late request and Run again: %+v", r)
 	}
 	closeFirst()
 	// ferry cutover later: the same flow, resumed in another engine.
@@ -174,15 +168,9 @@ func TestCutoverWithoutCDCRunsOnlyTheFinishingSteps(t *testing.T) {
 	if err := e.Prepare(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.RequestCutover(ctx, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Run(ctx, ctx); err != nil {
-		t.Fatal(err)
-	}
-	r, ok := e.CutoverReport()
-	if !ok || r.Position != "" {
-		t.Fatalf("report %+v (ok %v): want one without a position", r, ok)
+	r := cutOver(t, e)
+	if r.Position != "" {
+		t.Fatalf("report %+v: want one without a position", r)
 	}
 	if _, ran := r.Seconds(engine.StepDrain); ran {
 		t.Fatalf("a flow without CDC drained: %+v", r)
@@ -200,6 +188,18 @@ func TestCutoverAfterCaughtUpDrainsAgainToTheHead(t *testing.T) {
 	}
 	// --until caught-up ended the stream; a cutover streams again, to the
 	// source's position at the request, instead of stopping at once.
+	r := cutOver(t, e)
+	if _, drained := r.Seconds(engine.StepDrain); r.Position != "2000" || !drained {
+		t.Fatalf("report %+v: want a drain to 2000", r)
+	}
+	sameRows(t, e, cfg.Source, dst)
+}
+
+// cutOver requests a cutover of a prepared flow, runs it and returns the
+// report.
+func cutOver(t *testing.T, e *engine.Engine) engine.CutoverReport {
+	t.Helper()
+	ctx := context.Background()
 	if err := e.RequestCutover(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -207,8 +207,8 @@ func TestCutoverAfterCaughtUpDrainsAgainToTheHead(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, ok := e.CutoverReport()
-	if _, drained := r.Seconds(engine.StepDrain); !ok || r.Position != "2000" || !drained {
-		t.Fatalf("report %+v (ok %v): want a drain to 2000", r, ok)
+	if !ok {
+		t.Fatal("no cutover report after Run")
 	}
-	sameRows(t, e, cfg.Source, dst)
+	return r
 }
