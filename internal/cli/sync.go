@@ -306,10 +306,25 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ba
 		return err, false
 	}
 	defer closeLogged(log, "state", store)
-	if !run.cutover.IsZero() {
+	answered := run.cutover.IsZero() // nothing to answer
+	if !answered {
 		if err := prepareCutoverHere(ctx, g, cfg, store, run.cutover); err != nil {
 			return err, false
 		}
+		// A second ferry cutover waits for this run's answer: a failure or a
+		// stop before the cutover ran answers it too.
+		defer func() {
+			if answered {
+				return
+			}
+			failure := err
+			if failure == nil {
+				failure = errors.New("the flow was stopped before the cutover started; run ferry cutover again")
+			}
+			if aerr := answerCutover(g, cfg.StateDir, name, run.cutover, nil, failure); aerr != nil {
+				log.Warn("cannot answer the cutover request", "error", aerr)
+			}
+		}()
 	}
 	eng, err := engine.New(*cfg, src, dst, store, log)
 	if err != nil {
@@ -363,10 +378,7 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ba
 	if !run.cutover.IsZero() {
 		if err := eng.RequestCutover(ctx, run.cutover); err != nil {
 			cut.wait(endWatch)
-			if aerr := answerCutover(g, cfg.StateDir, name, run.cutover, nil, err); aerr != nil {
-				log.Warn("cannot answer the cutover request", "error", aerr)
-			}
-			return err, false
+			return err, false // answered by the deferred answer
 		}
 	}
 	showCtx, endShow := context.WithCancel(ctx)
@@ -403,6 +415,7 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ba
 			// done, or caught up): run it on to the cutover.
 			runErr = eng.Run(abort, stop)
 		}
+		answered = true
 		if err := answerRunCutover(g, cfg.StateDir, name, at, eng, runErr, stop.Err() != nil); err != nil && runErr == nil {
 			runErr = err
 		}
