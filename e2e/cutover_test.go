@@ -189,3 +189,46 @@ func TestCutoverOfAFlowThatDoesNotExist(t *testing.T) {
 		t.Fatalf("%s\nwant exit 2 saying how to start the flow", r)
 	}
 }
+
+// The ferry sync that took the request is killed during the drain (held by
+// a lock at the destination): the waiting ferry cutover notices, resumes the
+// flow itself and finishes the cutover.
+func TestCutoverTakesOverWhenTheSyncDiesDuringTheDrain(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "cutdiesrc"), srv.CreateDatabase(t, "cutdiedst")
+	pgShop(t, srv, src, 2000)
+	dir := t.TempDir()
+	flowArgs := []string{srv.URL(src) + "&heartbeat=1s", srv.URL(dst), "--name", "cutdie", "--state-dir", dir, "--log-format", "json"}
+	sync := startFerry(t, append([]string{"sync", "--progress", "none"}, flowArgs...)...)
+	if !sync.waitFor(t, "change data capture starting", time.Minute) {
+		t.Fatalf("ferry sync did not reach CDC:\n%s", sync.stderr.String())
+	}
+	ctx := context.Background()
+	lock := srv.Connect(t, dst)
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE orders IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	srv.Exec(t, src, `INSERT INTO orders (id, customer, amount, note) SELECT g, 1, 1, 'late' FROM generate_series(2001, 2300) g`)
+	cut := startFerry(t, append([]string{"cutover"}, flowArgs...)...)
+	if !sync.waitFor(t, "cutover: draining to the source's position at the request", time.Minute) {
+		t.Fatalf("ferry sync did not take the request:\n%s\ncutover:\n%s", tail(sync.stderr.String(), 20), cut.stderr.String())
+	}
+	if !sync.kill(t) {
+		t.Fatalf("ferry sync ended during a held drain:\n%s", tail(sync.stderr.String(), 20))
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := cut.waitExit(t, 2*time.Minute); code != 0 {
+		t.Fatalf("ferry cutover exited %d:\n%s", code, cut.stderr.String())
+	}
+	out := cut.stderr.String()
+	if !strings.Contains(out, "the ferry sync ended without cutting over; cutting over here") || !reportPosition.MatchString(out) {
+		t.Fatalf("ferry cutover did not take over:\n%s", out)
+	}
+	samePG(t, srv, src, dst)
+}
