@@ -32,6 +32,7 @@ type Capabilities struct {
 	TableChecker     TableChecker
 	LagMeter         LagMeter
 	Counter          Counter
+	UniqueReporter   UniqueReporter
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -55,6 +56,7 @@ type Abilities struct {
 	CheckTables   bool `json:"check_tables" doc:"checks tables before creating them"`
 	LagBytes      bool `json:"lag_bytes" doc:"measures CDC lag in bytes"`
 	Counts        bool `json:"counts" doc:"counts what it receives"`
+	UniqueTables  bool `json:"unique_tables" doc:"reports unique constraints besides the primary key"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -128,6 +130,7 @@ func Discover(c Connector) Capabilities {
 	k.TableChecker, _ = c.(TableChecker)
 	k.LagMeter, _ = c.(LagMeter)
 	k.Counter, _ = c.(Counter)
+	k.UniqueReporter, _ = c.(UniqueReporter)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
@@ -151,6 +154,7 @@ func Discover(c Connector) Capabilities {
 		CheckTables:   k.TableChecker != nil,
 		LagBytes:      k.LagMeter != nil,
 		Counts:        k.Counter != nil,
+		UniqueTables:  k.UniqueReporter != nil,
 	}
 	return k
 }

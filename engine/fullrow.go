@@ -80,15 +80,6 @@ func (e *Engine) refuseInexactFullRow(ctx context.Context, plan *model.Plan) err
 // whose full-row changes were applied.
 const fullRowKey = "cdc-fullrow"
 
-func (e *Engine) hasFullRow() bool {
-	for _, tr := range e.tables {
-		if tr.fullRow() {
-			return true
-		}
-	}
-	return false
-}
-
 // fullRowDone finds, on resume, the end of the last transaction whose
 // full-row changes the destination has: the later of writer
 // fullRowWriter's checkpoint and the one saved by an earlier run. It is
@@ -121,19 +112,22 @@ func (e *Engine) fullRowDone(ctx context.Context, cs connector.ChangeSource, cps
 	return done, nil
 }
 
-// fullRowGate lets each change of a full-row table reach the folder exactly
-// once. Replaying one twice would duplicate a row, and sources replay: a
-// resumed stream starts at the lowest writer checkpoint, a reconnect starts
-// at the last acknowledged position. The gate keeps the end of the last
-// transaction whose full-row changes it let through (done) and drops those
-// of any transaction ending at or before it. A partial batch (the first
-// parts of a huge transaction) does not know its transaction's end, so its
-// full-row changes are held until the batch that ends it.
+// fullRowGate lets each change of a table applied in order
+// (tableRun.ordered) reach the folder exactly once. Replaying one twice
+// would duplicate a row of a table without a key, or write into a unique
+// column of a table with a key a value another row holds by now; and
+// sources replay: a resumed stream starts at the lowest writer checkpoint,
+// a reconnect starts at the last acknowledged position. The gate keeps the
+// end of the last transaction whose ordered changes it let through (done)
+// and drops those of any transaction ending at or before it. A partial
+// batch (the first parts of a huge transaction) does not know its
+// transaction's end, so its ordered changes are held until the batch that
+// ends it.
 //
-// With the folder flushing only at batch ends, and all full-row changes on
+// With the folder flushing only at batch ends, and all ordered changes on
 // writer fullRowWriter, that writer's checkpoint (stored in the same
 // destination transaction as the changes) is then exactly the end of the
-// last transaction whose full-row changes it applied.
+// last transaction whose ordered changes it applied.
 type fullRowGate struct {
 	cs   positionOrder
 	done model.Position
@@ -175,21 +169,16 @@ func (g *fullRowGate) release(b *model.ChangeBatch) ([]heldChange, error) {
 }
 
 // appliedAlready tells, after a failed attempt to apply a job holding
-// full-row changes, whether the attempt committed nonetheless (the
-// connection broke after COMMIT): the writer's checkpoint at the
-// destination then has reached the job's position. Applying it again would
-// duplicate rows.
+// changes of tables applied in order, whether the attempt committed
+// nonetheless (the connection broke after COMMIT): the writer's checkpoint
+// at the destination then has reached the job's position. Applying it
+// again would duplicate rows (no key) or replay older values into unique
+// columns other rows hold now.
 func (e *Engine) appliedAlready(ctx context.Context, writer int, job applyJob) (bool, error) {
 	if e.dst.CheckpointKeeper == nil {
 		return false, nil
 	}
-	hasRows := false
-	for _, tc := range job.batch.Tables {
-		if len(tc.RowChanges) > 0 {
-			hasRows = true
-		}
-	}
-	if !hasRows {
+	if !job.once {
 		return false, nil
 	}
 	cps, err := e.dst.CheckpointKeeper.LoadCheckpoints(ctx, e.name)

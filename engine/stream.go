@@ -50,9 +50,10 @@ type sourceBatch struct {
 }
 
 // startPosition finds where CDC resumes (checkpoints.cdcStart) and resets
-// the writers' checkpoints to it. With tables applied by whole row it also
-// returns their gate, which knows the end of the last transaction whose
-// full-row changes were applied; that is saved before the reset, which
+// the writers' checkpoints to it. With tables applied in order (by whole
+// row, or with unique constraints besides the key) it also returns their
+// gate, which knows the end of the last transaction whose changes of those
+// tables were applied; that is saved before the reset, which
 // lowers the writers' checkpoints.
 func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, writers int) (model.Position, *fullRowGate, error) {
 	start, cps, err := e.ckpt.cdcStart(ctx, cs, e.plan.T0)
@@ -63,7 +64,7 @@ func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, w
 		return "", nil, fmt.Errorf("flow %q has no CDC start position (the plan has no T0); run with --restart", e.name)
 	}
 	var gate *fullRowGate
-	if e.dst.CheckpointKeeper != nil && e.hasFullRow() {
+	if e.dst.CheckpointKeeper != nil && e.hasOrdered() {
 		done, err := e.fullRowDone(ctx, cs, cps, start)
 		if err != nil {
 			return "", nil, err
@@ -84,6 +85,9 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 	cs := e.src.ChangeSource
 	applier := e.dst.ChangeApplier
 	nw := e.cfg.Writers
+	if err := e.findUniqueTables(ctx); err != nil {
+		return err
+	}
 	from, gate, err := e.startPosition(ctx, cs, nw)
 	if err != nil {
 		return err

@@ -23,6 +23,9 @@ type destinationState struct {
 	tables map[string]*dstTable // by quoted name
 	// rawTargets are the tables that accepted a raw format, by quoted name.
 	rawTargets map[string]*rawTarget
+	// replica: the role may set session_replication_role (replicaRole),
+	// once replicaKnown.
+	replica, replicaKnown bool
 }
 
 // table returns the cached view of the table of quoted name, or nil.
@@ -72,6 +75,9 @@ type dstTable struct {
 	name string // quoted, qualified
 	cols map[string]*dstCol
 	pk   []string
+	// deferrable: a unique, primary-key or exclusion constraint is
+	// DEFERRABLE, so the apply transaction defers it to its commit.
+	deferrable bool
 }
 
 type dstCol struct {
@@ -154,6 +160,10 @@ func loadDst(ctx context.Context, q querier, ns model.Namespace) (*dstTable, err
 	}
 	if len(dt.cols) == 0 {
 		return nil, nil
+	}
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint
+		WHERE conrelid = to_regclass($1) AND condeferrable AND contype IN ('p', 'u', 'x'))`, name).Scan(&dt.deferrable); err != nil {
+		return nil, err
 	}
 	positions := make([]int, 0, len(pkPos))
 	for pos := range pkPos {
