@@ -27,6 +27,7 @@ func checkDescribed(t *testing.T, c connector.Connector) {
 	_, want.CheckTables = c.(connector.TableChecker)
 	_, want.LagBytes = c.(connector.LagMeter)
 	_, want.Counts = c.(connector.Counter)
+	_, want.UniqueTables = c.(connector.UniqueReporter)
 	if d, ok := c.(connector.Declarer); ok {
 		want.FullRows = d.Declare().FullRows && want.Apply
 	}
