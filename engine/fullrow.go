@@ -80,6 +80,15 @@ func (e *Engine) refuseInexactFullRow(ctx context.Context, plan *model.Plan) err
 // whose full-row changes were applied.
 const fullRowKey = "cdc-fullrow"
 
+func (e *Engine) hasFullRow() bool {
+	for _, tr := range e.tables {
+		if tr.fullRow() {
+			return true
+		}
+	}
+	return false
+}
+
 // fullRowDone finds, on resume, the end of the last transaction whose
 // full-row changes the destination has: the later of writer
 // fullRowWriter's checkpoint and the one saved by an earlier run. It is
@@ -128,10 +137,15 @@ func (e *Engine) fullRowDone(ctx context.Context, cs connector.ChangeSource, cps
 // writer fullRowWriter, that writer's checkpoint (stored in the same
 // destination transaction as the changes) is then exactly the end of the
 // last transaction whose ordered changes it applied.
+//
+// A table with unique constraints besides its key has a done of its own
+// (tables, from uniqueDone): it may have joined writer 0 later than the
+// tables without a key.
 type fullRowGate struct {
-	cs   positionOrder
-	done model.Position
-	held []heldChange
+	cs     positionOrder
+	done   model.Position
+	tables map[*tableRun]model.Position
+	held   []heldChange
 }
 
 // positionOrder orders a source's positions (connector.ChangeSource).
@@ -150,22 +164,52 @@ func (g *fullRowGate) hold(tr *tableRun, c *model.Change) {
 }
 
 // release returns the held changes to fold once b ends their transaction:
-// all of them when it ends after done, none when they were applied before.
+// those of each table whose done b is after, none of a table whose changes
+// up to b were applied before.
 func (g *fullRowGate) release(b *model.ChangeBatch) ([]heldChange, error) {
 	if b.Partial {
 		return nil, nil
 	}
 	held := g.held
 	g.held = nil
-	c, err := g.cs.ComparePositions(b.Position, g.done)
+	after := func(done model.Position) (bool, error) {
+		c, err := g.cs.ComparePositions(b.Position, done)
+		return c > 0, err
+	}
+	afterDone, err := after(g.done)
 	if err != nil {
 		return nil, err
 	}
-	if c <= 0 {
-		return nil, nil // applied already, by this run or an earlier one
+	var out []heldChange
+	through := map[*tableRun]bool{}
+	for _, h := range held {
+		done, own := g.tables[h.tr]
+		if !own {
+			if afterDone {
+				out = append(out, h)
+			}
+			continue
+		}
+		ok, seen := through[h.tr]
+		if !seen {
+			if ok, err = after(done); err != nil {
+				return nil, err
+			}
+			through[h.tr] = ok
+		}
+		if ok {
+			out = append(out, h)
+		}
 	}
-	g.done = b.Position
-	return held, nil
+	if afterDone {
+		g.done = b.Position
+	}
+	for tr, ok := range through {
+		if ok {
+			g.tables[tr] = b.Position
+		}
+	}
+	return out, nil
 }
 
 // appliedAlready tells, after a failed attempt to apply a job holding

@@ -64,12 +64,20 @@ func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, w
 		return "", nil, fmt.Errorf("flow %q has no CDC start position (the plan has no T0); run with --restart", e.name)
 	}
 	var gate *fullRowGate
-	if e.dst.CheckpointKeeper != nil && e.hasOrdered() {
-		done, err := e.fullRowDone(ctx, cs, cps, start)
+	if e.dst.CheckpointKeeper != nil {
+		uniq, err := e.uniqueDone(ctx, cs, cps, start)
 		if err != nil {
 			return "", nil, err
 		}
-		gate = &fullRowGate{cs: cs, done: done}
+		done := start
+		if e.hasFullRow() {
+			if done, err = e.fullRowDone(ctx, cs, cps, start); err != nil {
+				return "", nil, err
+			}
+		}
+		if e.hasOrdered() {
+			gate = &fullRowGate{cs: cs, done: done, tables: uniq}
+		}
 	}
 	if err := e.ckpt.resetWriters(ctx, start, writers); err != nil {
 		return "", nil, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -63,4 +64,60 @@ func (e *Engine) findUniqueTables(ctx context.Context) error {
 		e.log.Info("these destination tables have unique constraints besides the primary key: their changes are applied in the source's order by one writer", "tables", strings.Join(shown, ", "))
 	}
 	return nil
+}
+
+// uniqueDonePrefix keys, per table with unique constraints besides its key
+// (uniqueDonePrefix + destination table), the destination checkpoint of
+// the end of the last transaction whose changes of that table writer
+// fullRowWriter applied.
+const uniqueDonePrefix = "cdc-unique/"
+
+// uniqueDone finds, for each table applied in order for its unique
+// constraints, the end of the last transaction whose changes of it the
+// destination has, as fullRowDone does for tables without a key: the
+// later of its saved mark and writer fullRowWriter's checkpoint. A table
+// that had no mark was applied by key across writers until now, so only
+// the resume position is known to be applied: its mark is start. The marks
+// are saved again (and those of tables no longer in order dropped, as
+// their changes go across writers again) before the writers' checkpoints
+// are reset.
+func (e *Engine) uniqueDone(ctx context.Context, cs connector.ChangeSource, cps map[string]string, start model.Position) (map[*tableRun]model.Position, error) {
+	saved, err := e.ckpt.load(ctx, uniqueDonePrefix)
+	if err != nil {
+		return nil, err
+	}
+	w0 := model.Position(cps[cdcKey(fullRowWriter)])
+	out := map[*tableRun]model.Position{}
+	values := map[string]string{}
+	for _, tr := range e.tables {
+		if !tr.unique {
+			continue
+		}
+		key := uniqueDonePrefix + tr.dst.Namespace.String()
+		done := start
+		if v := saved[key]; v != "" {
+			done = model.Position(v)
+			if w0 != "" {
+				c, err := cs.ComparePositions(w0, done)
+				if err != nil {
+					return nil, fmt.Errorf("checkpoint %s: %w", key, err)
+				}
+				if c > 0 {
+					done = w0
+				}
+			}
+		}
+		out[tr] = done
+		values[key] = string(done)
+	}
+	if len(values) == 0 && len(saved) == 0 {
+		return out, nil
+	}
+	save := func(ctx context.Context) error {
+		return e.dst.CheckpointKeeper.ReplaceCheckpoints(ctx, e.name, uniqueDonePrefix, values)
+	}
+	if err := e.onDestination(ctx, "save checkpoints "+uniqueDonePrefix, save); err != nil {
+		return nil, fmt.Errorf("save destination checkpoints %s: %w", uniqueDonePrefix, err)
+	}
+	return out, nil
 }

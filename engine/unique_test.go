@@ -112,3 +112,45 @@ func TestFoldAppliesUniqueTablesInRunsOnOneWriter(t *testing.T) {
 		})
 	}
 }
+
+// A table applied in order for its unique constraints has its own mark in
+// the gate: it joined writer 0 at its own position, so a transaction is
+// dropped for it only when its own changes up to there were applied.
+func TestGateKeepsAMarkPerUniqueTable(t *testing.T) {
+	bag := &tableRun{src: &model.Table{Namespace: model.Namespace{Table: "bag"}}}
+	uniq := foldTestTable()
+	uniq.unique = true
+	g := &fullRowGate{cs: intPositions{}, done: "12", tables: map[*tableRun]model.Position{uniq: "10"}}
+	feed := func(pos string) (bags, uniqs int) {
+		b := &model.ChangeBatch{Position: model.Position(pos), Changes: make([]model.Change, 2)}
+		g.hold(bag, &b.Changes[0])
+		g.hold(uniq, &b.Changes[1])
+		rel, err := g.release(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range rel {
+			if h.tr == bag {
+				bags++
+			} else {
+				uniqs++
+			}
+		}
+		return bags, uniqs
+	}
+	steps := []struct {
+		pos         string
+		bags, uniqs int
+	}{
+		{"10", 0, 0}, // applied for both
+		{"11", 0, 1}, // applied for bag only
+		{"11", 0, 0}, // sent again after a reconnect
+		{"13", 1, 1},
+		{"12", 0, 0},
+	}
+	for i, s := range steps {
+		if b, u := feed(s.pos); b != s.bags || u != s.uniqs {
+			t.Fatalf("step %d (%s): %d bag and %d unique changes through, want %d and %d", i, s.pos, b, u, s.bags, s.uniqs)
+		}
+	}
+}

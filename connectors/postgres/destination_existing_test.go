@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connectors/postgres"
+	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -177,4 +178,47 @@ func TestApplyDefersDeferrableConstraints(t *testing.T) {
 	if err := swap(tableNamed(t, c, "n")); err == nil || !strings.Contains(err.Error(), "unique") {
 		t.Fatalf("non-deferrable: %v, want a unique violation", err)
 	}
+}
+
+// Changes of a table with a unique column besides its key are applied at
+// most once: a run resumed from an earlier position (a crash after writer
+// 0, which applies them all, committed but before writer 1 did) must not
+// replay an old value into the unique column, which another row holds by
+// now. A table that becomes such a table between runs (a unique index
+// added at the destination) was applied across writers before: its
+// changes after the resume position are applied again, not dropped.
+func TestUniqueTableChangesApplyOnceAcrossResumes(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	dst := p.srv.Connect(t, p.dst)
+	const ddl = `CREATE TABLE accounts (id int PRIMARY KEY, email text NOT NULL UNIQUE);
+		CREATE TABLE later (id int PRIMARY KEY, code text NOT NULL)`
+	mustExec(t, src, ddl+`; INSERT INTO accounts SELECT g, 'e' || g FROM generate_series(1, 100) g;
+		INSERT INTO later SELECT g, 'c' || g FROM generate_series(1, 100) g`)
+	mustExec(t, dst, `CREATE TABLE accounts (id int PRIMARY KEY, email text NOT NULL UNIQUE)`)
+	cfg := flow.Config{Name: "uniqonce", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up", Writers: 3}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var before string
+	if err := dst.QueryRow(context.Background(), `SELECT value FROM _ferry.checkpoints WHERE flow = 'uniqonce' AND key = 'cdc/1'`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	// Replayed, the first insert would take x1 back from 2002.
+	mustExec(t, src, `INSERT INTO accounts VALUES (2001, 'x1');
+		UPDATE accounts SET email = 'x2' WHERE id = 2001;
+		INSERT INTO accounts VALUES (2002, 'x1');
+		UPDATE later SET code = 'changed' WHERE id = 7`)
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// As if writer 1 had not committed: its checkpoint back, and later's
+	// change (applied by key before the index came) lost with it.
+	mustExec(t, dst, `UPDATE _ferry.checkpoints SET value = $1 WHERE flow = 'uniqonce' AND key = 'cdc/1'`, before)
+	mustExec(t, dst, `UPDATE later SET code = 'c7' WHERE id = 7; CREATE UNIQUE INDEX ON later (code)`)
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatalf("resumed from an earlier position: %v", err)
+	}
+	sameTable(t, src, dst, "accounts", "id")
+	sameTable(t, src, dst, "later", "id")
 }
