@@ -221,7 +221,8 @@ func (c *Conn) inTx(ctx context.Context, conn *pgx.Conn, fn func(pgx.Tx) error, 
 	return nil
 }
 
-// EmptyTables truncates the tables in one statement, for a flow started over.
+// EmptyTables truncates the tables in one statement, for a flow started
+// over, with their triggers kept from firing as for the rows ferry writes.
 func (c *Conn) EmptyTables(ctx context.Context, tables []*model.Table) error {
 	if len(tables) == 0 {
 		return nil
@@ -230,7 +231,16 @@ func (c *Conn) EmptyTables(ctx context.Context, tables []*model.Table) error {
 	for i, t := range tables {
 		names[i] = qualified(t.Namespace)
 	}
-	if _, err := c.pool.Exec(ctx, "TRUNCATE TABLE "+strings.Join(names, ", ")); err != nil {
+	conn, err := c.pool.Acquire(ctx)
+	if err != nil {
+		return c.classify(err, "empty the destination tables")
+	}
+	defer conn.Release()
+	// A table that existed before the flow may have ON TRUNCATE triggers.
+	if err := c.writingSession(ctx, conn); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "TRUNCATE TABLE "+strings.Join(names, ", ")); err != nil {
 		return c.classify(err, "empty the destination tables")
 	}
 	return nil

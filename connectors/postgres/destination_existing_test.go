@@ -21,7 +21,10 @@ const existingSchema = `CREATE TABLE parent (id int PRIMARY KEY, name text);
 	CREATE TABLE audit (n serial PRIMARY KEY, what text);
 	CREATE FUNCTION audit_child() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN INSERT INTO audit (what) VALUES (TG_OP || ' ' || NEW.id); RETURN NEW; END $$;
-	CREATE TRIGGER child_audit AFTER INSERT OR UPDATE ON child FOR EACH ROW EXECUTE FUNCTION audit_child()`
+	CREATE TRIGGER child_audit AFTER INSERT OR UPDATE ON child FOR EACH ROW EXECUTE FUNCTION audit_child();
+	CREATE FUNCTION audit_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN INSERT INTO audit (what) VALUES ('TRUNCATE'); RETURN NULL; END $$;
+	CREATE TRIGGER child_emptied AFTER TRUNCATE ON child FOR EACH STATEMENT EXECUTE FUNCTION audit_truncate()`
 
 // tableNamed reads a destination table's schema through the connector.
 func tableNamed(t *testing.T, c *postgres.Conn, name string) *model.Table {
@@ -63,7 +66,7 @@ func TestExistingTablesWithTriggersNeedTheReplicaRole(t *testing.T) {
 	if !errors.As(err, &ce) {
 		t.Fatalf("CheckTables: %v, want a configuration error", err)
 	}
-	for _, want := range []string{"public.child (triggers child_audit; foreign keys child_parent_id_fkey)", "public.parent (foreign keys child_parent_id_fkey)", "may not set session_replication_role", role} {
+	for _, want := range []string{"public.child (triggers child_audit, child_emptied; foreign keys child_parent_id_fkey)", "public.parent (foreign keys child_parent_id_fkey)", "may not set session_replication_role", role} {
 		if !strings.Contains(ce.Msg, want) {
 			t.Errorf("message lacks %q:\n%s", want, ce.Msg)
 		}
@@ -105,6 +108,13 @@ func TestExistingTablesWithTriggersNeedTheReplicaRole(t *testing.T) {
 	}
 	if n := count(t, db, `SELECT count(*) FROM audit`); n != 0 {
 		t.Fatalf("the trigger fired %d times for ferry's rows", n)
+	}
+	// A flow started over empties the table: its ON TRUNCATE trigger stays silent too.
+	if err := c.EmptyTables(ctx, []*model.Table{child}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT (SELECT count(*) FROM child) + (SELECT count(*) FROM audit)`); n != 0 {
+		t.Fatalf("after EmptyTables: %d children and audit rows", n)
 	}
 }
 
