@@ -49,18 +49,8 @@ func (d *uniqueDest) put(t *testing.T, id int64, v, big any) {
 func TestFoldAppliesUniqueTablesInRunsOnOneWriter(t *testing.T) {
 	tr := foldTestTable()
 	tr.unique = true
-	ins := func(id int64, v string) model.Change {
-		return model.Change{Op: model.OpInsert, Table: tr.src.Namespace, Row: model.Row{id, v, "b"}}
-	}
-	upd := func(id int64, v string, big any) model.Change {
-		return model.Change{Op: model.OpUpdate, Table: tr.src.Namespace, Row: model.Row{id, v, big}}
-	}
-	del := func(id int64) model.Change {
-		return model.Change{Op: model.OpDelete, Table: tr.src.Namespace, Key: model.Row{id}}
-	}
-	move := func(from, to int64, v string) model.Change {
-		return model.Change{Op: model.OpUpdate, Table: tr.src.Namespace, Key: model.Row{from}, Row: model.Row{to, v, "b"}}
-	}
+	fc := foldChanges{tr}
+	ins, upd, del, move := fc.ins, fc.upd, fc.del, fc.move
 	start := map[int64][2]any{1: {"a", "b"}, 2: {"b", "b"}, 3: {"c", "b"}}
 	cases := []struct {
 		name    string
@@ -77,12 +67,7 @@ func TestFoldAppliesUniqueTablesInRunsOnOneWriter(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFolder()
-			for i := range c.changes {
-				if err := f.add(tr, &c.changes[i]); err != nil {
-					t.Fatal(err)
-				}
-			}
+			f := folded(t, tr, c.changes)
 			shares := f.split(4)
 			for i, s := range shares {
 				if i != fullRowWriter && s.Len() != 0 {
