@@ -26,8 +26,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferrydb/ferry/internal/faults"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/faults"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
 // chaosFull reports whether the full suite runs (make chaos): full fault

@@ -34,9 +34,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferrydb/ferry/internal/faults"
-	"github.com/ferrydb/ferry/internal/mysqltest"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/faults"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
 // errorLine is the error a failed run logged, for the report.
@@ -172,7 +172,7 @@ func TestChaosSourceCutMySQL(t *testing.T) {
 // myRecovery writes a marker row at MariaDB and waits until PostgreSQL has it.
 func myRecovery(t *testing.T, my *mysqltest.Server, src string, pg *pgtest.Server, dst string, since time.Time, timeout time.Duration) (time.Duration, bool) {
 	t.Helper()
-	db := my.DB(t, src)
+	db := my.Connect(t, src)
 	deadline := time.Now().Add(timeout)
 	var id int64
 	for {
@@ -220,7 +220,7 @@ func finishMyFlow(t *testing.T, rep *chaosReport, f *chaosFlow, w *xWriter, my *
 	f.catchUp()
 	verifyFlow(t, rep, my.URL(src), pg.URL(dst), 1)
 	table := pgx.Identifier{src, "alltypes"}.Sanitize()
-	a := readMySQLX(t, my.DB(t, src), "alltypes", myCols)
+	a := readMySQLX(t, my.Connect(t, src), "alltypes", myCols)
 	b := readPGX(t, pg, dst, table, myCols)
 	rep.RowsCompared = int64(len(a))
 	for k, ra := range a {
@@ -384,7 +384,7 @@ func TestChaosDestinationDownMySQL(t *testing.T) {
 		t.Fatalf("CDC never started:\n%s", tail(f.cur.stderr.String(), 30))
 	}
 	time.Sleep(time.Second)
-	my.Shutdown(t)
+	my.Down(t, "fast")
 	stopped := time.Now()
 	if !chaosWait(down, func() bool { return strings.Contains(f.cur.stderr.String(), "destination unavailable") }) {
 		t.Fatalf("ferry did not report the destination's outage:\n%s", tail(f.cur.stderr.String(), 30))
@@ -393,12 +393,12 @@ func TestChaosDestinationDownMySQL(t *testing.T) {
 	if f.exited() {
 		t.Fatalf("ferry ended while the destination was down instead of retrying:\n%s", tail(f.cur.stderr.String(), 30))
 	}
-	my.Restart(t)
+	my.Up(t)
 	up := time.Now()
 	id := int64(900_000_000) + markerSeq.Add(1)
 	pg.Exec(t, src, `INSERT INTO alltypes (id, tx) VALUES ($1, 'recovery marker')`, id)
 	if !chaosWait(3*time.Minute, func() bool {
-		return mysqlCount(my.DB(t, dst), "SELECT count(*) FROM alltypes WHERE id = ?", id) == 1
+		return mysqlCount(my.Connect(t, dst), "SELECT count(*) FROM alltypes WHERE id = ?", id) == 1
 	}) {
 		t.Fatalf("a change written after the destination came back never reached it:\n%s", tail(f.cur.stderr.String(), 30))
 	}
@@ -414,7 +414,7 @@ func TestChaosDestinationDownMySQL(t *testing.T) {
 	f.catchUp()
 	verifyFlow(t, rep, pg.URL(src), my.URL(dst), 1)
 	a := readPGX(t, pg, src, "alltypes", pgCols)
-	b := readMySQLX(t, my.DB(t, dst), "alltypes", pgCols)
+	b := readMySQLX(t, my.Connect(t, dst), "alltypes", pgCols)
 	rep.RowsCompared = int64(len(a))
 	for k, ra := range a {
 		if rb, ok := b[k]; !ok || strings.Join(ra, "\x01") != strings.Join(rb, "\x01") {
@@ -429,7 +429,7 @@ func TestChaosDestinationDownMySQL(t *testing.T) {
 	if rep.RowsDiffer > 0 {
 		compareX(t, pgCols, a, b, "PostgreSQL", "MariaDB")
 	}
-	rep.Duplicates = mysqlCount(my.DB(t, dst), "SELECT count(*) - count(DISTINCT id) FROM alltypes")
+	rep.Duplicates = mysqlCount(my.Connect(t, dst), "SELECT count(*) - count(DISTINCT id) FROM alltypes")
 	rep.finish(t)
 }
 
@@ -484,12 +484,12 @@ func TestChaosSourceRestartMySQL(t *testing.T) {
 	for _, mode := range []string{"shutdown", "kill"} {
 		time.Sleep(time.Second)
 		if mode == "shutdown" {
-			my.Shutdown(t)
+			my.Down(t, "fast")
 		} else {
-			my.Kill(t)
+			my.Down(t, "immediate")
 		}
 		time.Sleep(down)
-		my.Restart(t)
+		my.Up(t)
 		up := time.Now()
 		if f.exited() {
 			t.Fatalf("ferry ended when the source restarted (%s) instead of reconnecting:\n%s", mode, tail(f.cur.stderr.String(), 30))

@@ -19,8 +19,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferrydb/ferry/internal/mysqltest"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
 // The cross-database tests copy MySQL (MariaDB) into PostgreSQL and back,
@@ -606,7 +606,7 @@ func TestCrossDBMySQLToPostgres(t *testing.T) {
 	}
 	w.report(t)
 	checkPGTypes(t, pg, dst, src, "alltypes", myCols)
-	compareX(t, myCols, readMySQLX(t, my.DB(t, src), "alltypes", myCols),
+	compareX(t, myCols, readMySQLX(t, my.Connect(t, src), "alltypes", myCols),
 		readPGX(t, pg, dst, pgx.Identifier{src, "alltypes"}.Sanitize(), myCols), "MySQL", "PostgreSQL")
 	v := mustFerry(t, "verify", my.URL(src), pg.URL(dst))
 	if !strings.Contains(v.stdout, "all 1 table(s) equal") {
@@ -651,7 +651,7 @@ func TestCrossDBMySQLToPostgresKillDuringCDC(t *testing.T) {
 		t.Fatalf("the final run copied rows again: %v", fin)
 	}
 	w.report(t)
-	compareX(t, myCols, readMySQLX(t, my.DB(t, src), "alltypes", myCols),
+	compareX(t, myCols, readMySQLX(t, my.Connect(t, src), "alltypes", myCols),
 		readPGX(t, pg, dst, pgx.Identifier{src, "alltypes"}.Sanitize(), myCols), "MySQL", "PostgreSQL")
 	v := mustFerry(t, "verify", my.URL(src), pg.URL(dst))
 	if !strings.Contains(v.stdout, "all 1 table(s) equal") {
@@ -851,8 +851,8 @@ func TestCrossDBPostgresToMySQL(t *testing.T) {
 			t.Fatalf("no final line:\n%s", r)
 		}
 		w.report(t)
-		checkMySQLTypes(t, my.DB(t, dst), dst, "alltypes", pgCols)
-		compareX(t, pgCols, readPGX(t, pg, src, "alltypes", pgCols), readMySQLX(t, my.DB(t, dst), "alltypes", pgCols), "PostgreSQL", "MySQL")
+		checkMySQLTypes(t, my.Connect(t, dst), dst, "alltypes", pgCols)
+		compareX(t, pgCols, readPGX(t, pg, src, "alltypes", pgCols), readMySQLX(t, my.Connect(t, dst), "alltypes", pgCols), "PostgreSQL", "MySQL")
 		v := mustFerry(t, "verify", pg.URL(src), my.URL(dst), "--tables", "public.alltypes")
 		if !strings.Contains(v.stdout, "all 1 table(s) equal") {
 			t.Fatalf("verify: %s", v)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
 // The application's tables at the source: a child's foreign key is
@@ -117,7 +117,7 @@ func TestExistingTablesRefusedWithoutReplicaRole(t *testing.T) {
 	src, dst := srv.CreateDatabase(t, "rfsrc"), srv.CreateDatabase(t, "rfdst")
 	srv.Exec(t, src, existingSource)
 	srv.Exec(t, dst, existingDestination)
-	role := srv.CreateRole(t, "app", "pw")
+	role := srv.CreateUser(t, "app", "pw")
 	srv.Exec(t, dst, `GRANT ALL ON DATABASE `+dst+` TO `+role+`; GRANT ALL ON ALL TABLES IN SCHEMA public TO `+role)
 	r := ferry(t, "sync", srv.URL(src), srv.UserURL(role, "pw", dst), "--name", "refused", "--state-dir", t.TempDir(), "--until", "caught-up", "--progress", "none")
 	if r.code != 2 {

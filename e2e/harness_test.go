@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connectors/fake"
-	"github.com/ferrydb/ferry/internal/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/model"
 	_ "modernc.org/sqlite"
 )

@@ -21,8 +21,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferrydb/ferry/internal/mysqltest"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
 // TestHostileArguments: hostile URLs, names, filters and flow files are
@@ -332,7 +332,7 @@ func TestHostileIdentifiersMySQL(t *testing.T) {
 	src, dst := mysqlDatabase(t, my, "ident"), pg.CreateDatabase(t, "ident")
 	tables := []string{"select", "we'ird \"q\" ;--", "ünï", "Mixed Case", "back`tick"}
 	q := func(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
-	db := my.DB(t, src)
+	db := my.Connect(t, src)
 	for _, tbl := range tables {
 		for _, stmt := range []string{
 			fmt.Sprintf("CREATE TABLE %s (`from` int PRIMARY KEY, `col with space` text, `quo\"te'd` varchar(40), `ünï` varchar(40), `ORDER` int, `tick``s` text)", q(tbl)),
@@ -436,7 +436,7 @@ func TestHostileHugeValuesMySQL(t *testing.T) {
 	my := mysqltest.Start(t, mysqltest.WithArgs("--max-allowed-packet=1G"))
 	pg := pgtest.Shared(t)
 	src, dst := mysqlDatabase(t, my, "huge"), pg.CreateDatabase(t, "huge")
-	db := my.DB(t, src)
+	db := my.Connect(t, src)
 	mib := hugeMiB()
 	for _, stmt := range []string{
 		"CREATE TABLE huge (id int PRIMARY KEY, t longtext, b longblob)",
@@ -474,7 +474,7 @@ func TestHostileTextBytesMySQL(t *testing.T) {
 	requireMariaDB(t)
 	my, pg := mysqltest.Shared(t), pgtest.Shared(t)
 	src, dst := mysqlDatabase(t, my, "bytes"), pg.CreateDatabase(t, "bytes")
-	db := my.DB(t, src)
+	db := my.Connect(t, src)
 	all := make([]byte, 0, 128)
 	for c := 0x80; c <= 0xff; c++ {
 		all = append(all, byte(c))

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connectors/fake"
-	"github.com/ferrydb/ferry/internal/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -24,13 +24,9 @@ import (
 // (the machine's own server on port 3306 is never touched). Most share one
 // server, each in its own databases.
 
-var mysqlSeq atomic.Int64
-
 func mysqlDatabase(t *testing.T, s *mysqltest.Server, prefix string) string {
 	t.Helper()
-	name := fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), mysqlSeq.Add(1))
-	s.CreateDatabase(t, name)
-	return name
+	return s.CreateDatabase(t, prefix)
 }
 
 func requireMariaDB(t *testing.T) {
@@ -91,7 +87,7 @@ type writer struct {
 
 func startWriter(t *testing.T, s *mysqltest.Server, db string, maxID int64) *writer {
 	t.Helper()
-	w := &writer{db: s.DB(t, db), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &writer{db: s.Connect(t, db), stop: make(chan struct{}), done: make(chan struct{})}
 	w.db.SetMaxOpenConns(2)
 	go func() {
 		defer close(w.done)
@@ -183,7 +179,7 @@ func tableDigest(t *testing.T, db *sql.DB, table, order string) (string, int) {
 
 func compareShops(t *testing.T, s *mysqltest.Server, src, dst string) {
 	t.Helper()
-	a, b := s.DB(t, src), s.DB(t, dst)
+	a, b := s.Connect(t, src), s.Connect(t, dst)
 	for _, tbl := range []struct{ name, order string }{{"orders", "id"}, {"items", "order_id, line"}} {
 		ha, na := tableDigest(t, a, tbl.name, tbl.order)
 		hb, nb := tableDigest(t, b, tbl.name, tbl.order)
@@ -289,19 +285,18 @@ func TestMySQLKillDuringCopyAndCDCThenResume(t *testing.T) {
 func TestMySQLServerRestartDuringCDC(t *testing.T) {
 	requireMariaDB(t)
 	s := mysqltest.Start(t)
-	s.CreateDatabase(t, "shop")
-	s.CreateDatabase(t, "copy")
-	createShop(t, s, "shop", 2000)
+	shop, cp := s.CreateDatabase(t, "shop"), s.CreateDatabase(t, "copy")
+	createShop(t, s, shop, 2000)
 	dir := t.TempDir()
-	args := []string{"sync", s.URL("shop"), s.URL("copy"), "--state-dir", dir, "--log-format", "json"}
+	args := []string{"sync", s.URL(shop), s.URL(cp), "--state-dir", dir, "--log-format", "json"}
 	bg := startFerry(t, args...)
 	if !bg.waitFor(t, "change data capture starting", 60*time.Second) {
 		t.Fatalf("CDC never started:\n%s", bg.stderr.String())
 	}
-	s.Exec(t, "INSERT INTO shop.orders (customer) VALUES ('before the restart')")
+	s.Exec(t, "INSERT INTO `"+shop+"`.orders (customer) VALUES ('before the restart')")
 	time.Sleep(300 * time.Millisecond)
-	s.Restart(t)
-	s.Exec(t, "INSERT INTO shop.orders (customer) VALUES ('after the restart')", "UPDATE shop.items SET qty = 99 WHERE order_id < 50")
+	s.Restart(t, "immediate")
+	s.Exec(t, "INSERT INTO `"+shop+"`.orders (customer) VALUES ('after the restart')", "UPDATE `"+shop+"`.items SET qty = 99 WHERE order_id < 50")
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(bg.stderr.String(), "reconnecting") && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -314,7 +309,7 @@ func TestMySQLServerRestartDuringCDC(t *testing.T) {
 		t.Fatalf("exit code %d after SIGINT:\n%s", code, bg.stderr.String())
 	}
 	mustFerry(t, append(args, "--until", "caught-up")...)
-	compareShops(t, s, "shop", "copy")
+	compareShops(t, s, shop, cp)
 }
 
 // TestMySQLSchemaChangesDuringCDC: an added column reaches the
@@ -339,7 +334,7 @@ func TestMySQLSchemaChangesDuringCDC(t *testing.T) {
 	}
 	mustFerry(t, append(args, "--until", "caught-up")...)
 	var n int
-	if err := s.DB(t, dst).QueryRow("SELECT count(*) FROM orders WHERE coupon = 'SPRING'").Scan(&n); err != nil || n != 10 {
+	if err := s.Connect(t, dst).QueryRow("SELECT count(*) FROM orders WHERE coupon = 'SPRING'").Scan(&n); err != nil || n != 10 {
 		t.Fatalf("destination rows with the added column's value: %d, %v", n, err)
 	}
 	compareShops(t, s, src, dst)
@@ -360,7 +355,7 @@ func TestFakeToMySQL(t *testing.T) {
 	dir := t.TempDir()
 	src := "fake://?tables=2&rows=3000&changes=2000&seed=3"
 	mustFerry(t, "sync", src, s.URL(dst), "--state-dir", dir, "--partition-rows", "700", "--until", "caught-up")
-	compareMySQLWithFake(t, s.DB(t, dst), src, 2000)
+	compareMySQLWithFake(t, s.Connect(t, dst), src, 2000)
 	v := mustFerry(t, "verify", strings.Replace(src, "seed=3", "seed=3&snapshot=head", 1), s.URL(dst))
 	if !strings.Contains(v.stdout, "all 2 table(s) equal") {
 		t.Fatalf("verify: %s", v)
@@ -467,8 +462,8 @@ func TestMySQLBadInput(t *testing.T) {
 	shared := mysqltest.Shared(t)
 	db := mysqlDatabase(t, shared, "bad")
 	shared.Exec(t, "CREATE TABLE `"+db+"`.t (id int PRIMARY KEY)")
-	shared.CreateUser(t, "reader", "hunter2pw", "SELECT ON `"+db+"`.*")
-	shared.CreateUser(t, "monitor", "hunter2pw", "SELECT ON `"+db+"`.*", "BINLOG MONITOR ON *.*")
+	reader := shared.CreateUser(t, "reader", "hunter2pw", "SELECT ON `"+db+"`.*")
+	monitor := shared.CreateUser(t, "monitor", "hunter2pw", "SELECT ON `"+db+"`.*", "BINLOG MONITOR ON *.*")
 	var wg sync.WaitGroup
 	var noBinlog, statement, minimal *mysqltest.Server
 	for _, start := range []func(){
@@ -480,9 +475,10 @@ func TestMySQLBadInput(t *testing.T) {
 		go func() { defer wg.Done(); start() }()
 	}
 	wg.Wait()
+	shop := map[*mysqltest.Server]string{}
 	for _, s := range []*mysqltest.Server{noBinlog, statement, minimal} {
-		s.CreateDatabase(t, "shop")
-		s.Exec(t, "CREATE TABLE shop.t (id int PRIMARY KEY)")
+		shop[s] = s.CreateDatabase(t, "shop")
+		s.Exec(t, "CREATE TABLE `"+shop[s]+"`.t (id int PRIMARY KEY)")
 	}
 	dir, state := t.TempDir(), t.TempDir()
 	cases := []struct {
@@ -490,12 +486,12 @@ func TestMySQLBadInput(t *testing.T) {
 		src  string
 		want []string
 	}{
-		{"binlog disabled", noBinlog.URL("shop"), []string{"binary log is disabled", "--log-bin", "--mode snapshot"}},
-		{"statement format", statement.URL("shop"), []string{"binlog_format is STATEMENT", "binlog_format = 'ROW'"}},
-		{"minimal row image", minimal.URL("shop"), []string{"binlog_row_image is MINIMAL", "binlog_row_image = 'FULL'"}},
-		{"no replication privileges", shared.UserURL("reader", "hunter2pw", db), []string{`"reader"`, "GRANT REPLICATION SLAVE, BINLOG MONITOR ON"}},
-		{"no REPLICATION SLAVE", shared.UserURL("monitor", "hunter2pw", db), []string{"may not read the binlog as a replica", "GRANT REPLICATION SLAVE"}},
-		{"wrong password", shared.UserURL("reader", "hunter2wrong", db), []string{`access denied for user "reader"`, "check the user and password"}},
+		{"binlog disabled", noBinlog.URL(shop[noBinlog]), []string{"binary log is disabled", "--log-bin", "--mode snapshot"}},
+		{"statement format", statement.URL(shop[statement]), []string{"binlog_format is STATEMENT", "binlog_format = 'ROW'"}},
+		{"minimal row image", minimal.URL(shop[minimal]), []string{"binlog_row_image is MINIMAL", "binlog_row_image = 'FULL'"}},
+		{"no replication privileges", shared.UserURL(reader, "hunter2pw", db), []string{`"` + reader + `"`, "GRANT REPLICATION SLAVE, BINLOG MONITOR ON"}},
+		{"no REPLICATION SLAVE", shared.UserURL(monitor, "hunter2pw", db), []string{"may not read the binlog as a replica", "GRANT REPLICATION SLAVE"}},
+		{"wrong password", shared.UserURL(reader, "hunter2wrong", db), []string{`access denied for user "` + reader + `"`, "check the user and password"}},
 		{"unreachable host", "mysql://app:hunter2pw@127.0.0.1:1/shop", []string{"cannot reach MySQL at 127.0.0.1:1", "check the host and port"}},
 		{"unknown database", shared.URL("no_such_db"), []string{`database "no_such_db" does not exist`}},
 		{"unknown parameter", shared.URL(db) + "?zero_date=null", []string{`unknown mysql URL parameter "zero_date"`, "zero_dates"}},
@@ -530,5 +526,5 @@ func TestMySQLBadInput(t *testing.T) {
 		t.Errorf("state left behind by failed runs: %v", entries)
 	}
 	// A snapshot needs no binlog.
-	mustFerry(t, "sync", noBinlog.URL("shop"), "sqlite://"+filepath.Join(dir, "snapshot.db"), "--state-dir", state, "--mode", "snapshot")
+	mustFerry(t, "sync", noBinlog.URL(shop[noBinlog]), "sqlite://"+filepath.Join(dir, "snapshot.db"), "--state-dir", state, "--mode", "snapshot")
 }

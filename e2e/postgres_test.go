@@ -20,7 +20,7 @@ import (
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connectors/fake"
 	"github.com/ferrydb/ferry/connectors/postgres"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -490,17 +490,17 @@ func TestPostgresBadInput(t *testing.T) {
 		}
 	})
 	t.Run("tables owned by another role", func(t *testing.T) {
-		role := srv.CreateRole(t, "notowner", "pw-notowner", "REPLICATION")
+		role := srv.CreateUser(t, "notowner", "pw-notowner", "REPLICATION")
 		srv.Exec(t, src, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO "+role)
 		expect(t, 2, []string{"does not own public.orders", "publication="}, "sync", srv.UserURL(role, "pw-notowner", src), srv.URL(dst), "--state-dir", dir, "--tables", "orders")
 	})
 	t.Run("role without REPLICATION", func(t *testing.T) {
-		role := srv.CreateRole(t, "noreplication", "pw-noreplication")
+		role := srv.CreateUser(t, "noreplication", "pw-noreplication")
 		srv.Exec(t, src, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO "+role)
 		expect(t, 2, []string{"REPLICATION", "ALTER ROLE " + role + " REPLICATION"}, "sync", srv.UserURL(role, "pw-noreplication", src), srv.URL(dst), "--state-dir", dir, "--tables", "orders")
 	})
 	t.Run("no SELECT privilege", func(t *testing.T) {
-		role := srv.CreateRole(t, "noselect", "pw-noselect", "REPLICATION")
+		role := srv.CreateUser(t, "noselect", "pw-noselect", "REPLICATION")
 		expect(t, 2, []string{"permission denied", "GRANT SELECT ON public.orders TO"}, "sync", srv.UserURL(role, "pw-noselect", src), srv.URL(dst), "--state-dir", dir, "--tables", "orders", "--mode", "snapshot")
 	})
 	t.Run("table without primary key", func(t *testing.T) {
@@ -666,7 +666,7 @@ func TestKeywordValueConnectionString(t *testing.T) {
 			srv.Exec(t, "postgres", "DROP ROLE IF EXISTS "+role)
 		}
 	})
-	role = srv.CreateRole(t, "kv", password, "SUPERUSER")
+	role = srv.CreateUser(t, "kv", password, "SUPERUSER")
 	src := srv.CreateDatabase(t, "kvsrc")
 	dstDB := srv.CreateDatabase(t, "kvdst")
 	pgShop(t, srv, src, 3000)

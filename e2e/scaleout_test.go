@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydb/ferry/internal/faults"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/faults"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/scaleout"
 )
 

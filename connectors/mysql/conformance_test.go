@@ -6,7 +6,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connector/conformance"
-	"github.com/ferrydb/ferry/internal/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -26,8 +26,7 @@ func TestConformanceSource(t *testing.T) {
 		Exec: func(t *testing.T, stmt string) { srv.Exec(t, stmt) },
 		// A user that may read the table but not the binlog.
 		OpenWithoutCDC: func(t *testing.T) connector.Source {
-			user := fmt.Sprintf("conf_norepl_%d", dbSeq.Add(1))
-			srv.CreateUser(t, user, "pw", "SELECT ON `"+db+"`.*")
+			user := srv.CreateUser(t, "conf_norepl", "pw", "SELECT ON `"+db+"`.*")
 			t.Cleanup(func() { srv.Exec(t, "DROP USER IF EXISTS '"+user+"'@'%', '"+user+"'@'127.0.0.1'") })
 			return openConn(t, srv.UserURL(user, "pw", db))
 		},

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
-	"github.com/ferrydb/ferry/internal/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -140,10 +140,10 @@ func testDestinationFromAnotherEngine(t *testing.T, noInfile bool) {
 	}
 	var n int
 	var amount, payload string
-	if err := s.DB(t, db).QueryRow("SELECT count(*) FROM events").Scan(&n); err != nil || n != 2 {
+	if err := s.Connect(t, db).QueryRow("SELECT count(*) FROM events").Scan(&n); err != nil || n != 2 {
 		t.Fatalf("%d rows after the delete, %v", n, err)
 	}
-	if err := s.DB(t, db).QueryRow("SELECT CAST(amount AS CHAR), payload FROM events WHERE name = 'Zoë 😀'").Scan(&amount, &payload); err != nil {
+	if err := s.Connect(t, db).QueryRow("SELECT CAST(amount AS CHAR), payload FROM events WHERE name = 'Zoë 😀'").Scan(&amount, &payload); err != nil {
 		t.Fatal(err)
 	}
 	if strings.TrimRight(strings.TrimRight(amount, "0"), ".") != "7" || !strings.Contains(payload, `"a"`) {
@@ -212,7 +212,7 @@ func TestDestinationRefusesTruncation(t *testing.T) {
 			t.Fatalf("LOAD DATA: the error does not name the key: %v", err)
 		}
 		var n int
-		if err := s.DB(t, db).QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 0 {
+		if err := s.Connect(t, db).QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 0 {
 			t.Fatalf("insert-only %v: %d rows kept after the failed batch, %v", noInfile, n, err)
 		}
 	}
@@ -241,7 +241,7 @@ func TestDestinationRefusesInfinity(t *testing.T) {
 			}
 		}
 		var n int
-		if err := s.DB(t, db).QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 0 {
+		if err := s.Connect(t, db).QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 0 {
 			t.Fatalf("insert-only %v: %d rows kept after the failed batch, %v", noInfile, n, err)
 		}
 	}

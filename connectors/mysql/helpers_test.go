@@ -2,16 +2,14 @@ package mysql
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
-	"github.com/ferrydb/ferry/internal/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -21,15 +19,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var dbSeq atomic.Int64
-
 // newDB creates a fresh database on the shared server and returns its name.
 func newDB(t *testing.T, s *mysqltest.Server, prefix string) string {
 	t.Helper()
-	name := fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), dbSeq.Add(1))
-	s.CreateDatabase(t, name)
-	t.Cleanup(func() { s.Exec(t, "DROP DATABASE IF EXISTS `"+name+"`") })
-	return name
+	return s.CreateDatabase(t, prefix)
 }
 
 func openConn(t *testing.T, raw string) *Conn {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
-	"github.com/ferrydb/ferry/internal/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/model"
 
 	_ "github.com/ferrydb/ferry/connectors/sqlite" // sqlite://, a destination in the round trip

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
-	"github.com/ferrydb/ferry/internal/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -224,9 +224,9 @@ func TestCDCFollowsAddedColumnsAndStopsOnOtherChanges(t *testing.T) {
 func TestCDCSurvivesServerRestartAndReportsPurgedBinlogs(t *testing.T) {
 	s := mysqltest.Start(t)
 	ctx := context.Background()
-	s.CreateDatabase(t, "r")
-	s.Exec(t, "CREATE TABLE r.t (id int PRIMARY KEY, v varchar(20))")
-	src := openConn(t, s.URL("r"))
+	r := s.CreateDatabase(t, "r")
+	s.Exec(t, "CREATE TABLE `"+r+"`.t (id int PRIMARY KEY, v varchar(20))")
+	src := openConn(t, s.URL(r))
 	tables, err := src.Tables(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +235,7 @@ func TestCDCSurvivesServerRestartAndReportsPurgedBinlogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Exec(t, "INSERT INTO r.t VALUES (1, 'before')")
+	s.Exec(t, "INSERT INTO `"+r+"`.t VALUES (1, 'before')")
 	var mu sync.Mutex
 	seen := map[int64]int{}
 	sctx, cancel := context.WithCancel(ctx)
@@ -270,8 +270,8 @@ func TestCDCSurvivesServerRestartAndReportsPurgedBinlogs(t *testing.T) {
 		t.Fatalf("row %d never arrived", id)
 	}
 	waitFor(1)
-	s.Restart(t)
-	s.Exec(t, "INSERT INTO r.t VALUES (2, 'after restart')")
+	s.Restart(t, "immediate")
+	s.Exec(t, "INSERT INTO `"+r+"`.t VALUES (2, 'after restart')")
 	waitFor(2)
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connector/conformance"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -32,7 +32,7 @@ func TestConformanceSource(t *testing.T) {
 		Exec: func(t *testing.T, stmt string) { srv.Exec(t, db, stmt) },
 		// A role that may read the table but lacks REPLICATION.
 		OpenWithoutCDC: func(t *testing.T) connector.Source {
-			role := srv.CreateRole(t, "conf_norepl", "pw")
+			role := srv.CreateUser(t, "conf_norepl", "pw")
 			srv.Exec(t, db, fmt.Sprintf("GRANT SELECT ON items TO %s", role))
 			return open(t, srv.UserURL(role, "pw", db))
 		},

@@ -51,7 +51,7 @@ func TestExistingTablesWithTriggersNeedTheReplicaRole(t *testing.T) {
 	p := newPair(t)
 	db := p.srv.Connect(t, p.dst)
 	mustExec(t, db, existingSchema)
-	role := p.srv.CreateRole(t, "writer", "pw")
+	role := p.srv.CreateUser(t, "writer", "pw")
 	mustExec(t, db, `GRANT ALL ON DATABASE `+p.dst+` TO `+role+`;
 		GRANT ALL ON ALL TABLES IN SCHEMA public TO `+role+`;
 		GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO `+role+`;
@@ -157,7 +157,7 @@ func TestUniqueTablesNamesTablesWithOtherUniqueConstraints(t *testing.T) {
 func TestApplyDefersDeferrableConstraints(t *testing.T) {
 	p := newPair(t)
 	db := p.srv.Connect(t, p.dst)
-	role := p.srv.CreateRole(t, "owner", "pw")
+	role := p.srv.CreateUser(t, "owner", "pw")
 	mustExec(t, db, `GRANT ALL ON DATABASE `+p.dst+` TO `+role+`;
 		GRANT ALL ON SCHEMA public TO `+role+`;
 		SET ROLE `+role+`;

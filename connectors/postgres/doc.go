@@ -168,10 +168,14 @@
 // The publication publishes through partition roots. Preconditions are
 // checked by Preflight, before the engine touches the destination (and
 // again by Plan), each with its fix: SELECT on every table and types ferry
-// can copy; for CDC wal_level logical, the REPLICATION attribute, a replica
-// identity that carries the primary key (or FULL), the slot name free (or
-// the named slot not in use), a free replication slot, and ownership of the
-// tables (to create the publication) or a publication= that publishes them.
+// can copy; for CDC wal_level logical, a role that may replicate (the
+// REPLICATION attribute, superuser, or membership in rds_replication or
+// azure_pg_admin), a replica identity that carries the primary key (or
+// FULL), the slot name free (or the named slot not in use), a free
+// replication slot, and ownership of the tables and CREATE on the database
+// (to create the publication) or a publication= that publishes them. The
+// advice for wal_level and the privilege fits the managed service the
+// server looks like, told by its roles and settings (source_service.go).
 //
 // Positions are LSNs ("0/16B3748"). A transaction becomes one ChangeBatch at
 // its commit's end LSN, a safe resume point; a transaction of more than

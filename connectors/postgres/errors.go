@@ -53,7 +53,9 @@ func (c *Conn) classify(err error, what string) error {
 		return &connector.ConfigError{Msg: fmt.Sprintf("%s: a table is missing at %s", what, c.where()), Fix: "the table was dropped or renamed; exclude it with --tables or start the flow over with --restart", Err: err}
 	case "55000":
 		if strings.Contains(err.Error(), "wal_level") {
-			return walLevelError(c.where(), err)
+			// No context here to tell the service: the preflight, which
+			// runs first, gives the managed services' advice.
+			return walLevelError(c.where(), plainPostgres, "", err)
 		}
 	case "53300":
 		return &connector.ConfigError{Msg: fmt.Sprintf("%s: %s has no free connection slots", what, c.where()), Fix: "raise max_connections or lower --parallel", Err: err}
@@ -82,8 +84,4 @@ func lostConnection(err error) bool {
 	}
 	var ce *pgconn.ConnectError
 	return errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) || connector.BrokenConnection(err)
-}
-
-func walLevelError(where string, err error) error {
-	return &connector.ConfigError{Msg: fmt.Sprintf("change data capture needs wal_level = logical, and %s has another", where), Fix: "set wal_level = logical in postgresql.conf and restart the server, or copy without CDC with --mode snapshot", Err: err}
 }

@@ -105,8 +105,9 @@ func (c *Conn) selected(ctx context.Context, tables []*model.Table) ([]*srcTable
 
 // Preflight checks, before the engine touches the destination, everything
 // Plan would refuse: privileges and column types of the tables and, for
-// CDC, wal_level, the REPLICATION attribute, replica identities, the slot
-// (free name, not in use) and a publication named in the URL.
+// CDC, wal_level, the privilege to replicate, replica identities, the slot
+// (free name, not in use), and the privileges to create the publication or
+// the one named in the URL.
 func (c *Conn) Preflight(ctx context.Context, tables []*model.Table, opts connector.PlanOptions) error {
 	ordered, err := c.selected(ctx, tables)
 	if err != nil || !opts.CDC {
@@ -133,10 +134,15 @@ func (c *Conn) Preflight(ctx context.Context, tables []*model.Table, opts connec
 	if !own {
 		return c.checkPublication(ctx, pub, ordered)
 	}
-	// Creating the publication needs the tables' owner.
+	// Creating the publication needs the tables' owner, and CREATE on the
+	// database (superusers aside), which managed services' users often lack.
 	oids := make([]uint32, len(ordered))
 	for i, s := range ordered {
 		oids[i] = s.oid
+	}
+	var canCreate bool
+	if err := c.pool.QueryRow(ctx, `SELECT has_database_privilege(current_database(), 'CREATE')`).Scan(&canCreate); err != nil {
+		return c.classify(err, "check the CREATE privilege on the database")
 	}
 	rows, err := c.pool.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.oid = ANY($1) AND NOT pg_has_role(c.relowner, 'USAGE') ORDER BY 1`, oids)
@@ -151,8 +157,24 @@ func (c *Conn) Preflight(ctx context.Context, tables []*model.Table, opts connec
 		}
 	}
 	rows.Close()
-	if len(notOwned) > 0 {
-		return connector.BadConfig(fmt.Sprintf("ferry cannot create publication %s: the URL's user does not own %s", pub, strings.Join(notOwned, ", ")), fmt.Sprintf("as the tables' owner run CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true), then add publication=%s to the source URL", showIdent(pub), strings.Join(notOwned, ", "), pub))
+	user, db := c.cfg.ConnConfig.User, c.cfg.ConnConfig.Database
+	selfMade := func(tables []string) string {
+		return fmt.Sprintf("as the tables' owner run CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true), then add publication=%s to the source URL", showIdent(pub), strings.Join(tables, ", "), pub)
+	}
+	switch {
+	case len(notOwned) > 0:
+		msg := fmt.Sprintf("ferry cannot create publication %s: the URL's user does not own %s", pub, strings.Join(notOwned, ", "))
+		if !canCreate {
+			msg += fmt.Sprintf(" and has no CREATE privilege on database %s", db)
+		}
+		return connector.BadConfig(msg, selfMade(notOwned))
+	case !canCreate:
+		names := make([]string, len(ordered))
+		for i, s := range ordered {
+			names[i] = showQualified(s.table.Namespace.Schema, s.table.Namespace.Table)
+		}
+		return connector.BadConfig(fmt.Sprintf("ferry cannot create publication %s: %s has no CREATE privilege on database %s", pub, user, db),
+			fmt.Sprintf("as the database's owner run GRANT CREATE ON DATABASE %s TO %s, or %s", showIdent(db), showIdent(user), selfMade(names)))
 	}
 	return nil
 }

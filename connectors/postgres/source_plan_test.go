@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
 // TestPlanAgainAfterAnOutageMakesItsSlotAgain: the engine asks the same

@@ -146,6 +146,9 @@ func (c *Conn) checkSlot(ctx context.Context, slot string, own bool, flow string
 		// connection, so it is made again.
 		slog.Warn("postgres: dropping the replication slot an interrupted attempt of this plan made, to make it again", "slot", slot, "server", c.where())
 		if _, err := c.pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
+			if sqlState(err) == "42501" {
+				return false, nil, c.replicationPrivilegeError(ctx, c.cfg.ConnConfig.User, c.scrub.Err(err))
+			}
 			return false, nil, c.classify(err, "drop replication slot "+slot)
 		}
 		return false, nil, nil
@@ -156,22 +159,25 @@ func (c *Conn) checkSlot(ctx context.Context, slot string, own bool, flow string
 	return exists, confirmed, nil
 }
 
-// checkCDC checks wal_level, the REPLICATION privilege and each table's
-// replica identity, each with the fix.
+// checkCDC checks wal_level, the privilege to replicate and each table's
+// replica identity, each with the fix for the service the server runs on.
 func (c *Conn) checkCDC(ctx context.Context, tables []*srcTable) error {
 	var level string
 	var canReplicate bool
 	var user string
-	err := c.pool.QueryRow(ctx, `SELECT current_setting('wal_level'), r.rolreplication OR r.rolsuper, current_user
-		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&level, &canReplicate, &user)
+	// Managed services grant replication through a role instead of the
+	// attribute; membership may be inherited through another role.
+	err := c.pool.QueryRow(ctx, `SELECT current_setting('wal_level'), current_user,
+			r.rolreplication OR r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = ANY($1) AND pg_has_role(current_user, g.oid, 'MEMBER'))
+		FROM pg_roles r WHERE r.rolname = current_user`, replicatorRoles).Scan(&level, &user, &canReplicate)
 	if err != nil {
 		return c.classify(err, "check replication settings")
 	}
 	if level != "logical" {
-		return walLevelError(c.where(), fmt.Errorf("wal_level is %s", level))
+		return c.walLevelError(ctx, fmt.Errorf("wal_level is %s", level))
 	}
 	if !canReplicate {
-		return connector.BadConfig(fmt.Sprintf("change data capture needs a role with the REPLICATION attribute, and %s lacks it", user), fmt.Sprintf("ALTER ROLE %s REPLICATION (as a superuser), or copy without CDC with --mode snapshot", showIdent(user)))
+		return c.replicationPrivilegeError(ctx, user, nil)
 	}
 	var problems []string
 	for _, s := range tables {
@@ -186,7 +192,7 @@ func (c *Conn) checkCDC(ctx context.Context, tables []*srcTable) error {
 		}
 	}
 	if len(problems) > 0 {
-		return connector.BadConfig("change data capture cannot follow: "+strings.Join(problems, "; "), "fix the replica identity, exclude the tables with --tables '!name', or copy without CDC with --mode snapshot")
+		return connector.BadConfig("change data capture cannot follow: "+strings.Join(problems, "; "), "fix the replica identity (ALTER TABLE needs the table's owner), exclude the tables with --tables '!name', or copy without CDC with --mode snapshot")
 	}
 	return nil
 }
@@ -236,8 +242,8 @@ func (c *Conn) ensurePublication(ctx context.Context, pub string, own bool, tabl
 	}
 	if _, err := c.pool.Exec(ctx, stmt); err != nil {
 		if sqlState(err) == "42501" {
-			return &connector.ConfigError{Msg: fmt.Sprintf("cannot create publication %s: the URL's user must own the tables", pub),
-				Fix: fmt.Sprintf("as the tables' owner run CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = true), then add publication=%s to the source URL", quoteIdent(pub), pub),
+			return &connector.ConfigError{Msg: fmt.Sprintf("cannot create publication %s: the URL's user must own the tables and have the CREATE privilege on database %s", pub, c.cfg.ConnConfig.Database),
+				Fix: fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s as the database's owner, or as the tables' owner run CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = true), then add publication=%s to the source URL", showIdent(c.cfg.ConnConfig.Database), showIdent(c.cfg.ConnConfig.User), quoteIdent(pub), pub),
 				Err: c.scrub.Err(err)}
 		}
 		return c.classify(err, "create publication "+pub)
@@ -310,6 +316,8 @@ func (c *Conn) slotError(ctx context.Context, err error, slot string) error {
 			Fix: "raise max_replication_slots in postgresql.conf and restart the server, or drop a slot no one needs with SELECT pg_drop_replication_slot('name')", Err: c.scrub.Err(err)}
 	case "42710":
 		return connector.BadConfig(fmt.Sprintf("replication slot %s already exists", slot), "give this flow another --name, or drop the slot")
+	case "42501":
+		return c.replicationPrivilegeError(ctx, c.cfg.ConnConfig.User, c.scrub.Err(err))
 	}
 	return c.classify(err, "create replication slot "+slot)
 }
@@ -319,6 +327,11 @@ func (c *Conn) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
 	cfg := c.cfg.ConnConfig.Config.Copy()
 	cfg.RuntimeParams["replication"] = "database"
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil && sqlState(err) == "42501" {
+		// The server, not the preflight, has the last word on who may
+		// replicate (a managed role may not grant it on this server).
+		return nil, c.replicationPrivilegeError(ctx, cfg.User, c.scrub.Err(err))
+	}
 	if err != nil {
 		return nil, c.classify(err, "open a replication connection")
 	}

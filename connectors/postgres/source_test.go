@@ -12,7 +12,7 @@ import (
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/flow"
-	"github.com/ferrydb/ferry/internal/pgtest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/state"
 )
 

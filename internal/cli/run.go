@@ -71,14 +71,10 @@ the workers, a running flow of that name with other options).`,
 				return err
 			}
 			cfg.StateDir = ""
-			switch progress {
-			case "auto", "bars", "log", "none":
-			default:
-				return usageError{fmt.Errorf("--progress %q: use auto, bars, log or none", progress)}
+			if err := checkProgress(progress); err != nil {
+				return err
 			}
-			if ui.token == "" {
-				ui.token = os.Getenv(dashboard.TokenEnv)
-			}
+			ui.tokenFromEnv()
 			return runRun(cmd.Context(), g, tf, cfg, set, restart, detach, progress, ui)
 		},
 	}
@@ -139,29 +135,12 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 		}
 		cfg.Defaults()
 	}
-	var ln net.Listener
-	if ui.addr != "" {
-		if err := dashboard.CheckBind(ui.addr, ui.token); err != nil {
-			return usageError{err}
-		}
-		var err error
-		if ln, err = net.Listen("tcp", ui.addr); err != nil {
-			return usageError{fmt.Errorf("--ui %s: %w", ui.addr, err)}
-		}
-		defer ln.Close() //nolint:errcheck // closed by the server's shutdown already
-	}
-	useBars := !detach && (progress == "bars" || (progress == "auto" && display.IsTerminal(os.Stderr)))
-	var bars *display.Bars
-	logOut := g.stderr
-	if useBars {
-		bars = display.NewBars(ctx, g.stderr)
-		defer bars.Close()
-		logOut = bars.Writer()
-	}
-	log, err := g.logger(logOut)
+	out, err := openOutput(ctx, g, ui, progress, !detach)
 	if err != nil {
 		return err
 	}
+	defer out.close()
+	log := out.log
 	slog.SetDefault(log)
 	c, err := tf.dial(ctx, g, log, "", nil)
 	if err != nil {
@@ -184,7 +163,7 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 		return nil
 	}
 	w := &watcher{c: c, name: cfg.Name, address: tf.address, taskQueue: tf.taskQueue, log: log}
-	return w.watch(ctx, g, run, bars, progress, ln, ui, cfg)
+	return w.watch(ctx, g, run, out.bars, progress, out.ln, ui, cfg)
 }
 
 // watcher follows a flow: it polls its status and waits for its end.
@@ -251,16 +230,8 @@ func (w *watcher) watch(ctx context.Context, g *globals, run client.WorkflowRun,
 			return err
 		}
 		defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // exiting
-		dash = dashboard.New(dashboard.Options{
-			Info:  dashboard.Info{Flow: w.name, Source: cfg.Source, Destination: cfg.Destination, Coordinator: "temporal", Version: Version},
-			Token: ui.token, Metrics: tel.Handler(), Log: w.log,
-		})
-		dash.Serve(ln)
-		host, port, _ := net.SplitHostPort(ln.Addr().String())
-		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-			host = "127.0.0.1"
-		}
-		w.log.Info("dashboard listening", "url", "http://"+net.JoinHostPort(host, port)+"/", "address", ln.Addr().String(), "token", ui.token != "")
+		dash, _ = serveDashboard(ln, dashboard.Info{Flow: w.name, Source: cfg.Source, Destination: cfg.Destination, Coordinator: "temporal", Version: Version},
+			ui, tel.Handler(), w.log)
 		dash.Attach(w.snapshot)
 		dash.SetReady()
 	}
@@ -344,14 +315,6 @@ func (w *watcher) watch(ctx context.Context, g *globals, run client.WorkflowRun,
 		closeDash(ctx, dash, w.log)
 	}
 	return err
-}
-
-func closeDash(ctx context.Context, dash *dashboard.Server, log *slog.Logger) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	if err := dash.Close(cctx); err != nil {
-		log.Warn("dashboard shutdown", "error", err)
-	}
 }
 
 // flowOutcome turns the workflow's end into ferry's error: nil when done,

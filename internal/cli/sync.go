@@ -199,9 +199,7 @@ the plan and ferry exits 0 having copied nothing.`,
 			if cmd.Flags().Changed("ui-token") && ui.addr == "" {
 				return usageError{errors.New("--ui-token needs --ui ADDR")}
 			}
-			if ui.token == "" {
-				ui.token = os.Getenv(dashboard.TokenEnv)
-			}
+			ui.tokenFromEnv()
 			return runSync(cmd.Context(), g, cfg, restart, progress, ui)
 		},
 	}
@@ -210,18 +208,6 @@ the plan and ferry exits 0 having copied nothing.`,
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto (bars on a terminal, log lines otherwise), bars, log or none")
 	ui.register(cmd.Flags())
 	return cmd
-}
-
-// uiFlags are the dashboard's flags.
-type uiFlags struct {
-	addr, token string
-	linger      time.Duration
-}
-
-func (u *uiFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&u.addr, "ui", "", "serve the live dashboard, its JSON API and Prometheus /metrics on HOST:PORT (such as 127.0.0.1:8080; port 0 picks a free one)")
-	fs.StringVar(&u.token, "ui-token", "", "token every dashboard request must carry (default $"+dashboard.TokenEnv+"); required to bind beyond loopback")
-	fs.DurationVar(&u.linger, "ui-linger", 0, "keep serving the dashboard this long after the flow ends (Ctrl-C ends it sooner)")
 }
 
 func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, progress string, ui uiFlags) error {
@@ -235,35 +221,16 @@ func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, pr
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	switch progress {
-	case "auto", "bars", "log", "none":
-	default:
-		return usageError{fmt.Errorf("--progress %q: use auto, bars, log or none", progress)}
+	if err := checkProgress(progress); err != nil {
+		return err
 	}
-	var ln net.Listener
-	if ui.addr != "" {
-		if err := dashboard.CheckBind(ui.addr, ui.token); err != nil {
-			return usageError{err}
-		}
-		var err error
-		if ln, err = net.Listen("tcp", ui.addr); err != nil {
-			return usageError{fmt.Errorf("--ui %s: %w", ui.addr, err)}
-		}
-		defer ln.Close() //nolint:errcheck // closed by the server's shutdown already
-	}
-	useBars := progress == "bars" || (progress == "auto" && display.IsTerminal(os.Stderr))
-	var bars *display.Bars
-	logOut := g.stderr
-	if useBars {
-		bars = display.NewBars(ctx, g.stderr)
-		defer bars.Close()
-		logOut = bars.Writer()
-	}
-	log, err := g.logger(logOut)
+	out, err := openOutput(ctx, g, ui, progress, true)
 	if err != nil {
 		return err
 	}
-	mon, err := startMonitor(ctx, g, cfg, ln, ui, log)
+	defer out.close()
+	log := out.log
+	mon, err := startMonitor(ctx, g, cfg, out.ln, ui, log)
 	if err != nil {
 		return err
 	}
@@ -271,7 +238,7 @@ func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, pr
 		log = slog.New(mon.dash.LogHandler(log.Handler()))
 	}
 	slog.SetDefault(log)
-	runErr, stopped := syncFlow(ctx, g, cfg, restart, progress, bars, log, mon)
+	runErr, stopped := syncFlow(ctx, g, cfg, restart, progress, out.bars, log, mon)
 	mon.finish(ctx, runErr, stopped)
 	return runErr
 }
@@ -411,20 +378,8 @@ func startMonitor(ctx context.Context, g *globals, cfg *flow.Config, ln net.List
 	if ln == nil {
 		return m, nil
 	}
-	m.dash = dashboard.New(dashboard.Options{
-		Info: dashboard.Info{Flow: cfg.FlowName(), Source: cfg.Source, Destination: cfg.Destination,
-			Coordinator: "local", Version: Version},
-		Token: ui.token, Metrics: m.tel.Handler(), Log: log,
-	})
-	m.dash.Serve(ln)
-	// On every interface, the URL names this machine's loopback: it works
-	// here, and the address says what else can reach it.
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	m.url = "http://" + net.JoinHostPort(host, port) + "/"
-	log.Info("dashboard listening", "url", m.url, "address", ln.Addr().String(), "token", ui.token != "")
+	m.dash, m.url = serveDashboard(ln, dashboard.Info{Flow: cfg.FlowName(), Source: cfg.Source, Destination: cfg.Destination,
+		Coordinator: "local", Version: Version}, ui, m.tel.Handler(), log)
 	return m, nil
 }
 
@@ -479,11 +434,7 @@ func (m *monitor) finish(ctx context.Context, err error, stopped bool) {
 			}
 			cancel()
 		}
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		if cerr := m.dash.Close(closeCtx); cerr != nil {
-			m.log.Warn("dashboard shutdown", "error", cerr)
-		}
-		cancel()
+		closeDash(ctx, m.dash, m.log)
 	}
 	if serr := m.tel.Shutdown(context.WithoutCancel(ctx)); serr != nil {
 		m.log.Warn("telemetry flush failed", "error", serr)

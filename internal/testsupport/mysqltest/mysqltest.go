@@ -12,6 +12,10 @@
 //
 // The first server of a process bootstraps a template data directory with
 // mariadb-install-db; later servers copy it, which is much faster.
+//
+// Its verbs (Start, Shared, Down, Up, Restart, Connect, Exec, CreateDatabase,
+// CreateUser, ...) are pgtest's, for the same acts; the parent package
+// testsupport lists them.
 package mysqltest
 
 import (
@@ -19,7 +23,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -31,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydb/ferry/internal/testsupport"
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -231,9 +235,9 @@ func start(opts ...Option) (*Server, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
+		port, err := testsupport.FreePort()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("mysqltest: %w", err)
 		}
 		s.Port = port
 		s.args = []string{"--no-defaults", "--user=root", "--datadir=" + s.DataDir,
@@ -261,15 +265,6 @@ func start(opts ...Option) (*Server, error) {
 	}
 	os.RemoveAll(dir) //nolint:errcheck // already failing
 	return nil, lastErr
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("mysqltest: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // launch starts mariadbd with s.args and waits until it accepts connections.
@@ -353,9 +348,9 @@ func (s *Server) UserURL(user, pass, db string) string {
 	return u.String()
 }
 
-// DB returns a root connection pool with db as its default database (empty
-// for none); it is closed when the test ends.
-func (s *Server) DB(t testing.TB, db string) *sql.DB {
+// Connect returns a root connection pool with db as its default database
+// (empty for none); it is closed when the test ends.
+func (s *Server) Connect(t testing.TB, db string) *sql.DB {
 	t.Helper()
 	d, err := sql.Open("mysql", s.dsn(db))
 	if err != nil {
@@ -378,31 +373,65 @@ func (s *Server) Exec(t testing.TB, stmts ...string) {
 	}
 }
 
-// CreateUser creates user@'%' (and @'127.0.0.1', which root's
-// skip-name-resolve setup would otherwise shadow) with a password and the
-// given grants, each a privilege list and object ("SELECT ON shop.*").
-func (s *Server) CreateUser(t testing.TB, name, pass string, grants ...string) {
+// CreateUser creates a user named prefix_<random>, at '%' (and at
+// '127.0.0.1', which root's skip-name-resolve setup would otherwise shadow),
+// with a password and the given grants, each a privilege list and object
+// ("SELECT ON shop.*"), and returns its name.
+func (s *Server) CreateUser(t testing.TB, prefix, password string, grants ...string) string {
 	t.Helper()
+	name := testsupport.UniqueName(prefix)
 	for _, host := range []string{"%", "127.0.0.1"} {
 		user := fmt.Sprintf("'%s'@'%s'", name, host)
-		s.Exec(t, fmt.Sprintf("CREATE OR REPLACE USER %s IDENTIFIED BY '%s'", user, strings.ReplaceAll(pass, "'", "''")))
+		s.Exec(t, fmt.Sprintf("CREATE OR REPLACE USER %s IDENTIFIED BY '%s'", user, strings.ReplaceAll(password, "'", "''")))
 		for _, g := range grants {
 			s.Exec(t, "GRANT "+g+" TO "+user)
 		}
 	}
+	return name
 }
 
-// CreateDatabase creates an empty database (dropping any of that name).
-func (s *Server) CreateDatabase(t testing.TB, name string) {
+// CreateDatabase creates an empty database named prefix_<random> and returns
+// the name. It is dropped when the test ends, unless the server is down.
+func (s *Server) CreateDatabase(t testing.TB, prefix string) string {
 	t.Helper()
-	s.Exec(t, "DROP DATABASE IF EXISTS `"+name+"`", "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4")
+	name := testsupport.UniqueName(prefix)
+	s.Exec(t, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4")
+	t.Cleanup(func() {
+		s.mu.Lock()
+		db := s.db
+		s.mu.Unlock()
+		if db == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		db.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+name+"`") //nolint:errcheck // best effort
+	})
+	return name
 }
 
-// Restart stops the server (as after a crash: SIGKILL) and starts it again
-// on the same port and data directory.
-func (s *Server) Restart(t testing.TB) {
+// Down stops the server in the given mode, keeping its data: "fast"
+// (SIGTERM: clients are disconnected, InnoDB shuts down normally) or
+// "immediate" (SIGKILL: crash recovery at the next start). Up starts it
+// again on the same port.
+func (s *Server) Down(t testing.TB, mode string) {
 	t.Helper()
-	s.kill()
+	switch mode {
+	case "fast":
+		if !s.halt(syscall.SIGTERM) {
+			t.Errorf("mysqltest: mariadbd did not shut down within 60s of SIGTERM")
+		}
+	case "immediate":
+		s.kill()
+	default:
+		t.Fatalf("mysqltest: stop mode %q: use fast or immediate", mode)
+	}
+}
+
+// Up starts a server stopped by Down again, on the same port and data
+// directory.
+func (s *Server) Up(t testing.TB) {
+	t.Helper()
 	var err error
 	for attempt := 0; attempt < 40; attempt++ {
 		if err = s.launch(60 * time.Second); err == nil {
@@ -411,14 +440,21 @@ func (s *Server) Restart(t testing.TB) {
 		s.kill()
 		time.Sleep(250 * time.Millisecond) // the port may still be held
 	}
-	t.Fatalf("mysqltest: restart: %v", err)
+	t.Fatalf("mysqltest: start again: %v", err)
 }
 
-// Shutdown stops the server cleanly (SIGTERM: clients are disconnected,
-// InnoDB shuts down normally) without removing anything; Restart starts it
-// again on the same port.
-func (s *Server) Shutdown(t testing.TB) {
+// Restart stops the server in the given mode ("fast" or "immediate") and
+// starts it again on the same port.
+func (s *Server) Restart(t testing.TB, mode string) {
 	t.Helper()
+	s.Down(t, mode)
+	s.Up(t)
+}
+
+// halt stops the running process with sig (SIGTERM: a clean shutdown,
+// SIGKILL: as a crash) and waits for it; false if SIGTERM took more than 60s
+// and the process was killed.
+func (s *Server) halt(sig syscall.Signal) bool {
 	s.mu.Lock()
 	cmd, done, db, logf := s.cmd, s.done, s.db, s.log
 	s.cmd, s.db, s.log = nil, nil, nil
@@ -426,44 +462,24 @@ func (s *Server) Shutdown(t testing.TB) {
 	if db != nil {
 		db.Close()
 	}
+	clean := true
 	if cmd != nil && cmd.Process != nil {
-		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // it may have exited already
+		cmd.Process.Signal(sig) //nolint:errcheck // it may have exited already
 		select {
 		case <-done:
 		case <-time.After(60 * time.Second):
 			cmd.Process.Kill() //nolint:errcheck // last resort
 			<-done
-			t.Errorf("mysqltest: mariadbd did not shut down within 60s of SIGTERM")
+			clean = false
 		}
 	}
 	if logf != nil {
 		logf.Close()
 	}
+	return clean
 }
 
-// Kill stops the server abruptly (SIGKILL) without removing anything; a
-// later Restart starts it again.
-func (s *Server) Kill(t testing.TB) {
-	t.Helper()
-	s.kill()
-}
-
-func (s *Server) kill() {
-	s.mu.Lock()
-	cmd, done, db, logf := s.cmd, s.done, s.db, s.log
-	s.cmd, s.db, s.log = nil, nil, nil
-	s.mu.Unlock()
-	if db != nil {
-		db.Close()
-	}
-	if cmd != nil && cmd.Process != nil {
-		cmd.Process.Kill() //nolint:errcheck // it may have exited already
-		<-done
-	}
-	if logf != nil {
-		logf.Close()
-	}
-}
+func (s *Server) kill() { s.halt(syscall.SIGKILL) }
 
 // Stop kills the server and removes its directory.
 func (s *Server) Stop() {
@@ -471,5 +487,8 @@ func (s *Server) Stop() {
 	os.RemoveAll(s.dir) //nolint:errcheck // best effort
 }
 
-// LogTail returns the end of the server's error log, for failure messages.
-func (s *Server) LogTail() string { return s.logTail() }
+// Log returns the server's error log so far.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "mysqld.log"))
+	return string(b)
+}

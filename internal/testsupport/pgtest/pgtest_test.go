@@ -18,7 +18,7 @@ func TestSharedServerDatabasesAndRoles(t *testing.T) {
 	s := Shared(t)
 	db := s.CreateDatabase(t, t.Name())
 	s.Exec(t, db, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2)`)
-	role := s.CreateRole(t, "reader", "pw1", "REPLICATION")
+	role := s.CreateUser(t, "reader", "pw1", "REPLICATION")
 	s.Exec(t, db, `GRANT SELECT ON t TO `+role)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, s.UserURL(role, "pw1", db))
@@ -62,6 +62,11 @@ func TestStartWithOptionsAndRestart(t *testing.T) {
 	var x int
 	if err := c2.QueryRow(context.Background(), `SELECT x FROM kept`).Scan(&x); err != nil || x != 7 {
 		t.Fatalf("after restart: %v %d", err, x)
+	}
+	s.Down(t, "immediate")
+	s.Up(t)
+	if err := s.Connect(t, "postgres").QueryRow(context.Background(), `SELECT x FROM kept`).Scan(&x); err != nil || x != 7 {
+		t.Fatalf("after an immediate stop: %v %d", err, x)
 	}
 	dir := s.Dir
 	s.Stop()

@@ -11,12 +11,14 @@
 // Local (Unix socket) connections are trusted; TCP connections need a
 // password (scram-sha-256), so tests can check what a wrong password does.
 // The superuser is "postgres" with password Password.
+//
+// Its verbs (Start, Shared, Down, Up, Restart, Connect, Exec, CreateDatabase,
+// CreateUser, ...) are mysqltest's, for the same acts; the parent package
+// testsupport lists them.
 package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -32,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydb/ferry/internal/testsupport"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -195,7 +198,7 @@ func (s *Server) serverArgs(port int) []string {
 func (s *Server) launch(uid, gid int) error {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
+		port, err := testsupport.FreePort()
 		if err != nil {
 			return err
 		}
@@ -327,9 +330,10 @@ func (s *Server) stopLocked() {
 	}
 }
 
-// Down stops the server in the given mode: "fast" (SIGINT: clients are
-// disconnected, a shutdown checkpoint is written), "immediate" (SIGQUIT:
-// crash recovery at the next start). Up starts it again on the same port.
+// Down stops the server in the given mode, keeping its data: "fast"
+// (SIGINT: clients are disconnected, a shutdown checkpoint is written) or
+// "immediate" (SIGQUIT: crash recovery at the next start). Up starts it
+// again on the same port.
 func (s *Server) Down(t testing.TB, mode string) {
 	t.Helper()
 	s.mu.Lock()
@@ -379,34 +383,9 @@ func (s *Server) Restart(t testing.TB, mode string) {
 // starts it again on the same port.
 func (s *Server) RestartAfter(t testing.TB, mode string, down time.Duration) {
 	t.Helper()
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.mu.Unlock()
-	sig := syscall.SIGINT // fast
-	if mode == "immediate" {
-		sig = syscall.SIGQUIT
-	} else if mode != "fast" {
-		t.Fatalf("pgtest: restart mode %q: use fast or immediate", mode)
-	}
-	if err := cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("pgtest: stop: %v", err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("pgtest: postgres did not stop within 60s")
-	}
-	pgUser, err := user.Lookup("postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(pgUser.Uid)
-	gid, _ := strconv.Atoi(pgUser.Gid)
+	s.Down(t, mode)
 	time.Sleep(down)
-	port := s.Port
-	if err := s.relaunch(uid, gid, port); err != nil {
-		t.Fatalf("pgtest: restart: %v", err)
-	}
+	s.Up(t)
 }
 
 func (s *Server) relaunch(uid, gid, port int) error {
@@ -466,16 +445,11 @@ func (s *Server) Exec(t testing.TB, db, sql string, args ...any) {
 	}
 }
 
-// CreateDatabase creates a database with a unique name derived from prefix
-// and returns the name. It is dropped (with its replication slots) when the
-// test ends.
+// CreateDatabase creates a database named prefix_<random> and returns the
+// name. It is dropped (with its replication slots) when the test ends.
 func (s *Server) CreateDatabase(t testing.TB, prefix string) string {
 	t.Helper()
-	name := strings.ToLower(sanitize(prefix)) + "_" + randomSuffix()
-	if len(name) > 60 {
-		name = name[len(name)-60:]
-		name = "d" + name[1:]
-	}
+	name := testsupport.UniqueName(prefix)
 	s.Exec(t, "postgres", "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	t.Cleanup(func() {
 		s.mu.Lock()
@@ -498,41 +472,11 @@ func (s *Server) CreateDatabase(t testing.TB, prefix string) string {
 	return name
 }
 
-// CreateRole creates a login role with a password and the given extra
-// attributes ("REPLICATION", ...) and returns its name.
-func (s *Server) CreateRole(t testing.TB, prefix, password string, attrs ...string) string {
+// CreateUser creates a login role named prefix_<random> with a password and
+// the given extra attributes ("REPLICATION", ...) and returns its name.
+func (s *Server) CreateUser(t testing.TB, prefix, password string, attrs ...string) string {
 	t.Helper()
-	name := strings.ToLower(sanitize(prefix)) + "_" + randomSuffix()
+	name := testsupport.UniqueName(prefix)
 	s.Exec(t, "postgres", fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s' %s", pgx.Identifier{name}.Sanitize(), strings.ReplaceAll(password, "'", "''"), strings.Join(attrs, " ")))
 	return name
-}
-
-func sanitize(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	if b.Len() == 0 {
-		return "x"
-	}
-	return b.String()
-}
-
-func randomSuffix() string {
-	var b [4]byte
-	rand.Read(b[:]) //nolint:errcheck // never fails
-	return hex.EncodeToString(b[:])
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

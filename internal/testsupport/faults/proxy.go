@@ -2,8 +2,8 @@
 // proxy between ferry and a database (toxiproxy's Go packages, run in this
 // process) that cuts, resets and slows connections, and readers of a
 // process's memory so a test can report ferry's peak. Database restarts live
-// with the instances (internal/pgtest, internal/mysqltest); the scenarios
-// themselves are in e2e/chaos_test.go.
+// with the instances (testsupport/pgtest, testsupport/mysqltest); the
+// scenarios themselves are in e2e/chaos_test.go.
 package faults
 
 import (
