@@ -37,6 +37,7 @@ func (e *Engine) findUniqueTables(ctx context.Context) error {
 	byDst := make(map[model.Namespace]*tableRun, len(e.tables))
 	var dst []*model.Table
 	for _, tr := range e.tables {
+		tr.unique = false // as the destination has it now
 		if len(tr.src.PrimaryKey) > 0 {
 			byDst[tr.dst.Namespace] = tr
 			dst = append(dst, tr.dst)

@@ -83,8 +83,10 @@ func (w *changeWriter) deferConstraints(ctx context.Context, tx pgx.Tx, b *model
 			return fmt.Errorf("table %s: %w", tc.Table.Namespace, err)
 		}
 		if dt.deferrable {
-			_, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED")
-			return err
+			if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
+				return fmt.Errorf("defer the constraints of table %s: %w", tc.Table.Namespace, err)
+			}
+			return nil
 		}
 	}
 	return nil
