@@ -36,6 +36,7 @@ type Capabilities struct {
 	Counter          Counter
 	SequenceReader   SequenceReader
 	SequenceWriter   SequenceWriter
+	UniqueReporter   UniqueReporter
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -61,6 +62,7 @@ type Abilities struct {
 	Counts        bool `json:"counts" doc:"counts what it receives"`
 	ReadSequences bool `json:"read_sequences" doc:"lists its sequences with their values"`
 	SetSequences  bool `json:"set_sequences" doc:"sets sequences to the source's values"`
+	UniqueTables  bool `json:"unique_tables" doc:"reports unique constraints besides the primary key"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -136,6 +138,7 @@ func Discover(c Connector) Capabilities {
 	k.Counter, _ = c.(Counter)
 	k.SequenceReader, _ = c.(SequenceReader)
 	k.SequenceWriter, _ = c.(SequenceWriter)
+	k.UniqueReporter, _ = c.(UniqueReporter)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
@@ -161,6 +164,7 @@ func Discover(c Connector) Capabilities {
 		Counts:        k.Counter != nil,
 		ReadSequences: k.SequenceReader != nil,
 		SetSequences:  k.SequenceWriter != nil,
+		UniqueTables:  k.UniqueReporter != nil,
 	}
 	return k
 }

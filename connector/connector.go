@@ -276,6 +276,18 @@ func CheckFoldedColumns(t *model.Table, fold func(string) string, dest string) e
 	return nil
 }
 
+// UniqueReporter is a destination whose tables may hold unique (or
+// exclusion) constraints besides the primary key: tables that existed
+// before the flow. Changes folded by key and applied by writers in
+// parallel could break such a constraint for a moment (two rows swapping a
+// value in one source transaction), so the engine applies the changes of
+// the tables it names unfolded, in the source's order, on one writer.
+type UniqueReporter interface {
+	// UniqueTables names, of the given destination tables, those holding
+	// such a constraint.
+	UniqueTables(ctx context.Context, tables []*model.Table) ([]model.Namespace, error)
+}
+
 // Counter is a destination that counts what it received (null://).
 type Counter interface {
 	Counts() (rows, changes int64)

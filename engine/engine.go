@@ -64,6 +64,9 @@ type tableRun struct {
 	// raw is the format the table's rows travel in undecoded, nil when they
 	// are decoded (see negotiateRaw).
 	raw *model.RawFormat
+	// unique: the destination table holds unique constraints besides the
+	// primary key, so its changes are applied in order (unique.go).
+	unique bool
 }
 
 // New prepares an engine for a flow. It takes ownership of nothing: the

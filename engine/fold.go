@@ -23,6 +23,9 @@ type foldTable struct {
 	entries map[string]*foldEntry
 	order   []*foldEntry
 	rows    []model.RowChange // a full-row table's changes, unfolded, in order
+	// partial: this run of an in-order table holds an update with
+	// unchanged values, and ends there.
+	partial bool
 }
 
 type foldEntry struct {
@@ -34,14 +37,13 @@ type foldEntry struct {
 
 func newFolder() *folder { return &folder{tables: map[model.Namespace]*foldTable{}} }
 
+// table returns the table's folded changes; for an in-order table, its
+// current run.
 func (f *folder) table(tr *tableRun) *foldTable {
-	ft := f.tables[tr.src.Namespace]
-	if ft == nil {
-		ft = &foldTable{tr: tr, entries: map[string]*foldEntry{}}
-		f.tables[tr.src.Namespace] = ft
-		f.order = append(f.order, ft)
+	if ft := f.tables[tr.src.Namespace]; ft != nil {
+		return ft
 	}
-	return ft
+	return f.newRun(tr)
 }
 
 func (f *folder) keyString(tr *tableRun, keyVals model.Row) (string, error) {
@@ -63,46 +65,53 @@ func keyValues(tr *tableRun, row model.Row) model.Row {
 	return k
 }
 
-// add folds one change in.
+// add folds one change in. A table applied in order (tableRun.unique) is
+// folded in runs: a change whose key the current run holds already, or
+// that follows an update leaving values unchanged, starts a new run, so
+// each run's rows can be applied together and the runs one after the other
+// in the source's order.
 func (f *folder) add(tr *tableRun, c *model.Change) error {
 	if tr.fullRow() {
 		return f.addRow(tr, c)
 	}
 	f.changes++
-	ft := f.table(tr)
+	var oldKs string
+	moved := false // the change deletes the old key
 	if c.Op == model.OpDelete || (c.Op == model.OpUpdate && c.Key != nil) {
-		oldKey := c.Key
-		if oldKey == nil {
+		if c.Key == nil {
 			return fmt.Errorf("delete on %s without a key", tr.src.Namespace)
 		}
-		ks, err := f.keyString(tr, oldKey)
-		if err != nil {
+		var err error
+		if oldKs, err = f.keyString(tr, c.Key); err != nil {
 			return err
 		}
-		if c.Op == model.OpDelete {
-			ft.put(ks, &foldEntry{delete: true, keyRow: oldKey})
-			return nil
+		moved = true
+	}
+	var ks string
+	if c.Op != model.OpDelete {
+		if c.Row == nil {
+			return fmt.Errorf("%s on %s without a row image", c.Op, tr.src.Namespace)
 		}
-		// An update that moved the key deletes the old key, unless the new
-		// image has the same key (some sources always send the old key).
-		newKey := keyValues(tr, c.Row)
-		nks, err := f.keyString(tr, newKey)
-		if err != nil {
+		if len(c.Row) != len(tr.src.Columns) {
+			return fmt.Errorf("%s on %s: row has %d values, the table has %d columns", c.Op, tr.src.Namespace, len(c.Row), len(tr.src.Columns))
+		}
+		var err error
+		if ks, err = f.keyString(tr, keyValues(tr, c.Row)); err != nil {
 			return err
 		}
-		if nks != ks {
-			ft.put(ks, &foldEntry{delete: true, keyRow: oldKey})
-		}
+		// An update that keeps its key is no delete (some sources always
+		// send the old key).
+		moved = moved && ks != oldKs
 	}
-	if c.Row == nil {
-		return fmt.Errorf("%s on %s without a row image", c.Op, tr.src.Namespace)
+	ft := f.table(tr)
+	if tr.unique && ft.endsRun(c.Op != model.OpDelete, ks, moved, oldKs) {
+		ft = f.newRun(tr)
 	}
-	if len(c.Row) != len(tr.src.Columns) {
-		return fmt.Errorf("%s on %s: row has %d values, the table has %d columns", c.Op, tr.src.Namespace, len(c.Row), len(tr.src.Columns))
+	if moved {
+		ft.put(oldKs, &foldEntry{delete: true, keyRow: c.Key})
 	}
-	ks, err := f.keyString(tr, keyValues(tr, c.Row))
-	if err != nil {
-		return err
+	if c.Op == model.OpDelete {
+		return nil
 	}
 	row := c.Row
 	if prev, ok := ft.entries[ks]; ok && !prev.delete {
@@ -120,8 +129,43 @@ func (f *folder) add(tr *tableRun, c *model.Change) error {
 			row = merged
 		}
 	}
+	if tr.unique && hasUnchanged(row) {
+		ft.partial = true
+	}
 	ft.put(ks, &foldEntry{row: row})
 	return nil
+}
+
+func hasUnchanged(row model.Row) bool {
+	for _, v := range row {
+		if model.IsUnchanged(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// endsRun tells whether a change must start a new run of an in-order
+// table: the run holds one of its keys already, or an update with
+// unchanged values, which the destination applies after the run's whole
+// rows, out of order with anything after it.
+func (ft *foldTable) endsRun(upsert bool, ks string, moved bool, oldKs string) bool {
+	if ft.partial {
+		return true
+	}
+	if _, ok := ft.entries[ks]; ok && upsert {
+		return true
+	}
+	_, ok := ft.entries[oldKs]
+	return moved && ok
+}
+
+// newRun starts a new run of an in-order table, after the one in progress.
+func (f *folder) newRun(tr *tableRun) *foldTable {
+	ft := &foldTable{tr: tr, entries: map[string]*foldEntry{}}
+	f.tables[tr.src.Namespace] = ft
+	f.order = append(f.order, ft)
+	return ft
 }
 
 // addRow appends a change of a table without a primary key: it is not
@@ -167,13 +211,15 @@ func (ft *foldTable) put(key string, e *foldEntry) {
 var shardSeed = maphash.MakeSeed()
 
 // fullRowWriter is the writer that applies every change of the tables
-// without a primary key.
+// applied in order (tableRun.ordered).
 const fullRowWriter = 0
 
 // split shards the folded batch across n writers by key hash: a key always
 // goes to the same writer, so changes to one key stay in order across batches.
-// Tables without a primary key go whole to writer 0, in order; their
-// at-most-once bookkeeping (fullRowWriter) relies on it.
+// Tables applied in order (without a primary key, or with unique
+// constraints besides it) go whole to writer 0, in order, an in-order
+// table's runs one after the other; their at-most-once bookkeeping
+// (fullRowWriter) relies on it.
 func (f *folder) split(n int) []*model.ApplyBatch {
 	out := make([]*model.ApplyBatch, n)
 	for i := range out {
@@ -189,7 +235,7 @@ func (f *folder) split(n int) []*model.ApplyBatch {
 		per := make([]*model.TableChanges, n)
 		for _, e := range ft.order {
 			w := 0
-			if n > 1 {
+			if n > 1 && !ft.tr.unique {
 				w = int(maphash.String(shardSeed, e.key) % uint64(n))
 			}
 			tc := per[w]
@@ -206,6 +252,17 @@ func (f *folder) split(n int) []*model.ApplyBatch {
 		}
 	}
 	return out
+}
+
+// hasOrdered tells whether the batch holds changes of tables applied in
+// order.
+func (f *folder) hasOrdered() bool {
+	for _, ft := range f.order {
+		if ft.tr.ordered() && (len(ft.rows) > 0 || len(ft.order) > 0) {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *folder) empty() bool { return f.changes == 0 }

@@ -12,20 +12,42 @@ func foldTestTable() *tableRun {
 	return &tableRun{src: t, dst: t, keyIdx: t.KeyIndexes()}
 }
 
+// foldChanges makes changes of foldTestTable's table: an insert, an
+// update, a delete, an update that moves a row to another key.
+type foldChanges struct{ tr *tableRun }
+
+func (f foldChanges) ins(id int64, v string) model.Change {
+	return model.Change{Op: model.OpInsert, Table: f.tr.src.Namespace, Row: model.Row{id, v, "b"}}
+}
+
+func (f foldChanges) upd(id int64, v string, big any) model.Change {
+	return model.Change{Op: model.OpUpdate, Table: f.tr.src.Namespace, Row: model.Row{id, v, big}}
+}
+
+func (f foldChanges) del(id int64) model.Change {
+	return model.Change{Op: model.OpDelete, Table: f.tr.src.Namespace, Key: model.Row{id}}
+}
+
+func (f foldChanges) move(from, to int64, v string) model.Change {
+	return model.Change{Op: model.OpUpdate, Table: f.tr.src.Namespace, Key: model.Row{from}, Row: model.Row{to, v, "b"}}
+}
+
+// folded folds changes of tr into a new folder.
+func folded(t *testing.T, tr *tableRun, changes []model.Change) *folder {
+	t.Helper()
+	f := newFolder()
+	for i := range changes {
+		if err := f.add(tr, &changes[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
 func TestFoldKeepsLastStatePerKey(t *testing.T) {
 	tr := foldTestTable()
-	ins := func(id int64, v string) model.Change {
-		return model.Change{Op: model.OpInsert, Table: tr.src.Namespace, Row: model.Row{id, v, "b"}}
-	}
-	upd := func(id int64, v string, big any) model.Change {
-		return model.Change{Op: model.OpUpdate, Table: tr.src.Namespace, Row: model.Row{id, v, big}}
-	}
-	del := func(id int64) model.Change {
-		return model.Change{Op: model.OpDelete, Table: tr.src.Namespace, Key: model.Row{id}}
-	}
-	move := func(from, to int64, v string) model.Change {
-		return model.Change{Op: model.OpUpdate, Table: tr.src.Namespace, Key: model.Row{from}, Row: model.Row{to, v, "b"}}
-	}
+	fc := foldChanges{tr}
+	ins, upd, del, move := fc.ins, fc.upd, fc.del, fc.move
 	cases := []struct {
 		name    string
 		changes []model.Change
@@ -43,12 +65,7 @@ func TestFoldKeepsLastStatePerKey(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFolder()
-			for i := range c.changes {
-				if err := f.add(tr, &c.changes[i]); err != nil {
-					t.Fatal(err)
-				}
-			}
+			f := folded(t, tr, c.changes)
 			for _, n := range []int{1, 3} {
 				got := map[int64]string{}
 				var dels []int64

@@ -122,23 +122,31 @@ func (e *Engine) fullRowDone(ctx context.Context, cs connector.ChangeSource, cps
 	return done, nil
 }
 
-// fullRowGate lets each change of a full-row table reach the folder exactly
-// once. Replaying one twice would duplicate a row, and sources replay: a
-// resumed stream starts at the lowest writer checkpoint, a reconnect starts
-// at the last acknowledged position. The gate keeps the end of the last
-// transaction whose full-row changes it let through (done) and drops those
-// of any transaction ending at or before it. A partial batch (the first
-// parts of a huge transaction) does not know its transaction's end, so its
-// full-row changes are held until the batch that ends it.
+// fullRowGate lets each change of a table applied in order
+// (tableRun.ordered) reach the folder exactly once. Replaying one twice
+// would duplicate a row of a table without a key, or write into a unique
+// column of a table with a key a value another row holds by now; and
+// sources replay: a resumed stream starts at the lowest writer checkpoint,
+// a reconnect starts at the last acknowledged position. The gate keeps the
+// end of the last transaction whose ordered changes it let through (done)
+// and drops those of any transaction ending at or before it. A partial
+// batch (the first parts of a huge transaction) does not know its
+// transaction's end, so its ordered changes are held until the batch that
+// ends it.
 //
-// With the folder flushing only at batch ends, and all full-row changes on
+// With the folder flushing only at batch ends, and all ordered changes on
 // writer fullRowWriter, that writer's checkpoint (stored in the same
 // destination transaction as the changes) is then exactly the end of the
-// last transaction whose full-row changes it applied.
+// last transaction whose ordered changes it applied.
+//
+// A table with unique constraints besides its key has a done of its own
+// (tables, from uniqueDone): it may have joined writer 0 later than the
+// tables without a key.
 type fullRowGate struct {
-	cs   positionOrder
-	done model.Position
-	held []heldChange
+	cs     positionOrder
+	done   model.Position
+	tables map[*tableRun]model.Position
+	held   []heldChange
 }
 
 // positionOrder orders a source's positions (connector.ChangeSource).
@@ -157,40 +165,65 @@ func (g *fullRowGate) hold(tr *tableRun, c *model.Change) {
 }
 
 // release returns the held changes to fold once b ends their transaction:
-// all of them when it ends after done, none when they were applied before.
+// those of each table whose done b is after, none of a table whose changes
+// up to b were applied before.
 func (g *fullRowGate) release(b *model.ChangeBatch) ([]heldChange, error) {
 	if b.Partial {
 		return nil, nil
 	}
 	held := g.held
 	g.held = nil
-	c, err := g.cs.ComparePositions(b.Position, g.done)
+	after := func(done model.Position) (bool, error) {
+		c, err := g.cs.ComparePositions(b.Position, done)
+		return c > 0, err
+	}
+	afterDone, err := after(g.done)
 	if err != nil {
 		return nil, err
 	}
-	if c <= 0 {
-		return nil, nil // applied already, by this run or an earlier one
+	var out []heldChange
+	through := map[*tableRun]bool{}
+	for _, h := range held {
+		done, own := g.tables[h.tr]
+		if !own {
+			if afterDone {
+				out = append(out, h)
+			}
+			continue
+		}
+		ok, seen := through[h.tr]
+		if !seen {
+			if ok, err = after(done); err != nil {
+				return nil, err
+			}
+			through[h.tr] = ok
+		}
+		if ok {
+			out = append(out, h)
+		}
 	}
-	g.done = b.Position
-	return held, nil
+	if afterDone {
+		g.done = b.Position
+	}
+	for tr, ok := range through {
+		if ok {
+			g.tables[tr] = b.Position
+		}
+	}
+	return out, nil
 }
 
 // appliedAlready tells, after a failed attempt to apply a job holding
-// full-row changes, whether the attempt committed nonetheless (the
-// connection broke after COMMIT): the writer's checkpoint at the
-// destination then has reached the job's position. Applying it again would
-// duplicate rows.
+// changes of tables applied in order, whether the attempt committed
+// nonetheless (the connection broke after COMMIT): the writer's checkpoint
+// at the destination then has reached the job's position. Applying it
+// again would duplicate rows (no key) or replay older values into unique
+// columns other rows hold now.
 func (e *Engine) appliedAlready(ctx context.Context, writer int, job applyJob) (bool, error) {
 	if e.dst.CheckpointKeeper == nil {
 		return false, nil
 	}
-	hasRows := false
-	for _, tc := range job.batch.Tables {
-		if len(tc.RowChanges) > 0 {
-			hasRows = true
-		}
-	}
-	if !hasRows {
+	if !job.once {
 		return false, nil
 	}
 	cps, err := e.dst.CheckpointKeeper.LoadCheckpoints(ctx, e.name)

@@ -51,9 +51,10 @@ type sourceBatch struct {
 }
 
 // startPosition finds where CDC resumes (checkpoints.cdcStart) and resets
-// the writers' checkpoints to it. With tables applied by whole row it also
-// returns their gate, which knows the end of the last transaction whose
-// full-row changes were applied; that is saved before the reset, which
+// the writers' checkpoints to it. With tables applied in order (by whole
+// row, or with unique constraints besides the key) it also returns their
+// gate, which knows the end of the last transaction whose changes of those
+// tables were applied; that is saved before the reset, which
 // lowers the writers' checkpoints.
 func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, writers int) (model.Position, *fullRowGate, error) {
 	start, cps, err := e.ckpt.cdcStart(ctx, cs, e.plan.T0)
@@ -64,12 +65,20 @@ func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, w
 		return "", nil, fmt.Errorf("flow %q has no CDC start position (the plan has no T0); run with --restart", e.name)
 	}
 	var gate *fullRowGate
-	if e.dst.CheckpointKeeper != nil && e.hasFullRow() {
-		done, err := e.fullRowDone(ctx, cs, cps, start)
+	if e.dst.CheckpointKeeper != nil {
+		uniq, err := e.uniqueDone(ctx, cs, cps, start)
 		if err != nil {
 			return "", nil, err
 		}
-		gate = &fullRowGate{cs: cs, done: done}
+		done := start
+		if e.hasFullRow() {
+			if done, err = e.fullRowDone(ctx, cs, cps, start); err != nil {
+				return "", nil, err
+			}
+		}
+		if e.hasOrdered() {
+			gate = &fullRowGate{cs: cs, done: done, tables: uniq}
+		}
 	}
 	if err := e.ckpt.resetWriters(ctx, start, writers); err != nil {
 		return "", nil, err
@@ -85,6 +94,9 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 	cs := e.src.ChangeSource
 	applier := e.dst.ChangeApplier
 	nw := e.cfg.Writers
+	if err := e.findUniqueTables(ctx); err != nil {
+		return err
+	}
 	from, gate, err := e.startPosition(ctx, cs, nw)
 	if err != nil {
 		return err

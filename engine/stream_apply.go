@@ -20,6 +20,9 @@ type applyJob struct {
 	commit   time.Time
 	changes  int   // changes folded into the whole batch (counted once, by writer 0)
 	bytes    int64 // what the whole batch holds of the flight budget (counted once, by writer 0)
+	// once: the share holds changes of tables applied in order, which must
+	// not be applied twice (appliedAlready).
+	once bool
 }
 
 // applyAck tells the checkpointer a writer has applied its share of a batch.

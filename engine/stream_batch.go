@@ -89,7 +89,7 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 }
 
 // fold adds a source batch's changes of the flow's tables to the apply
-// batch. Changes of tables applied by whole row wait in the gate, which
+// batch. Changes of tables applied in order wait in the gate, which
 // releases them once their transaction is complete.
 func (bt *batcher) fold(b *model.ChangeBatch) error {
 	for i := range b.Changes {
@@ -98,7 +98,7 @@ func (bt *batcher) fold(b *model.ChangeBatch) error {
 		if tr == nil {
 			continue // a table outside the flow
 		}
-		if bt.gate != nil && tr.fullRow() {
+		if bt.gate != nil && tr.ordered() {
 			bt.gate.hold(tr, c)
 			continue
 		}
@@ -134,6 +134,9 @@ func (bt *batcher) flush(ctx context.Context) error {
 		job := applyJob{seq: bt.seq, batch: shares[i], position: bt.pos, commit: bt.commit}
 		if i == 0 {
 			job.changes, job.bytes = bt.f.changes, bt.bytes
+		}
+		if i == fullRowWriter {
+			job.once = bt.f.hasOrdered()
 		}
 		select {
 		case j <- job:

@@ -155,7 +155,10 @@ type ChangeBatch struct {
 }
 
 // TableChanges is the folded changes of one table inside an apply batch:
-// every key appears at most once, so deletes and upserts commute.
+// every key appears at most once, so deletes and upserts commute. A table
+// whose changes must keep the source's order (unique constraints besides
+// the key) comes as several TableChanges in a row, each a run that can be
+// applied at once, applied one after the other.
 type TableChanges struct {
 	Table   *Table
 	Deletes []Row // primary-key values in key order
@@ -175,7 +178,8 @@ type RowChange struct {
 	Old, New Row
 }
 
-// ApplyBatch is a set of folded changes for one destination writer.
+// ApplyBatch is a set of folded changes for one destination writer,
+// applied in the order of Tables.
 type ApplyBatch struct {
 	Tables []*TableChanges
 	// Checkpoint, when set, must be stored in the same transaction as the

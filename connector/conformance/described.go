@@ -29,6 +29,7 @@ func checkDescribed(t *testing.T, c connector.Connector) {
 	_, want.Counts = c.(connector.Counter)
 	_, want.ReadSequences = c.(connector.SequenceReader)
 	_, want.SetSequences = c.(connector.SequenceWriter)
+	_, want.UniqueTables = c.(connector.UniqueReporter)
 	if d, ok := c.(connector.Declarer); ok {
 		want.FullRows = d.Declare().FullRows && want.Apply
 	}

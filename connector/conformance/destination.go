@@ -32,6 +32,10 @@ type DestinationHarness struct {
 	// the suite copies its table raw into the destination. Nil when the
 	// harness has none, and the raw copy is skipped.
 	OpenSource func(t *testing.T, rows int) (connector.Source, model.Namespace)
+	// CreateUnique, for a UniqueReporter, creates at the destination the
+	// table ns (id bigint primary key, v text) with a unique constraint on
+	// v, as a user's migration would. Nil skips that half of the check.
+	CreateUnique func(t *testing.T, ns model.Namespace)
 }
 
 // Destination runs the destination checks: a batch written twice leaves
@@ -436,5 +440,38 @@ func checkAbilities(t *testing.T, h DestinationHarness) {
 	t.Run("RawWriter", func(t *testing.T) { checkRawWrite(t, h) })
 	t.Run("FullRows", func(t *testing.T) { checkFullRows(t, h) })
 	t.Run("SequenceWriter", func(t *testing.T) { checkSequences(t, h) })
+	t.Run("UniqueReporter", func(t *testing.T) { checkUniqueReporter(t, h) })
 	t.Run("Described", func(t *testing.T) { checkDescribed(t, openDest(t, h)) })
+}
+
+// checkUniqueReporter: a UniqueReporter names no table it created itself
+// (those hold their key only, and naming them would put every change of
+// the flow on one writer), and names a table a user made with a unique
+// column besides the key.
+func checkUniqueReporter(t *testing.T, h DestinationHarness) {
+	d := openDest(t, h)
+	u, ok := d.(connector.UniqueReporter)
+	if !ok {
+		t.Skip("not a UniqueReporter")
+	}
+	own, _ := seed(t, h, d, "conf_unique_own", 10)
+	tables := []*model.Table{own}
+	want := ""
+	if h.CreateUnique != nil {
+		uniq := destTable(h, "conf_unique_user")
+		h.CreateUnique(t, uniq.Namespace)
+		tables = append(tables, uniq)
+		want = uniq.Namespace.String()
+	}
+	got, err := u.UniqueTables(ctxFor(t), tables)
+	if err != nil {
+		t.Fatalf("UniqueTables: %v", err)
+	}
+	var names []string
+	for _, ns := range got {
+		names = append(names, ns.String())
+	}
+	if strings.Join(names, " ") != want {
+		t.Fatalf("UniqueTables named %v, want %q", names, want)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connector/conformance"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
@@ -45,5 +47,8 @@ func TestConformanceDestination(t *testing.T) {
 		Schema:     "public",
 		Open:       func(t *testing.T) connector.Destination { return open(t, srv.URL(db)) },
 		OpenSource: conformanceSource(srv, &srcDB),
+		CreateUnique: func(t *testing.T, ns model.Namespace) {
+			srv.Exec(t, db, "CREATE TABLE "+pgx.Identifier{ns.Schema, ns.Table}.Sanitize()+" (id bigint PRIMARY KEY, v text UNIQUE)")
+		},
 	})
 }

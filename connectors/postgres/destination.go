@@ -23,6 +23,9 @@ type destinationState struct {
 	tables map[string]*dstTable // by quoted name
 	// rawTargets are the tables that accepted a raw format, by quoted name.
 	rawTargets map[string]*rawTarget
+	// replica: the role may set session_replication_role (replicaRole),
+	// once replicaKnown.
+	replica, replicaKnown bool
 }
 
 // table returns the cached view of the table of quoted name, or nil.
@@ -72,6 +75,9 @@ type dstTable struct {
 	name string // quoted, qualified
 	cols map[string]*dstCol
 	pk   []string
+	// deferrable: a unique, primary-key or exclusion constraint is
+	// DEFERRABLE, so the apply transaction defers it to its commit.
+	deferrable bool
 }
 
 type dstCol struct {
@@ -155,6 +161,10 @@ func loadDst(ctx context.Context, q querier, ns model.Namespace) (*dstTable, err
 	if len(dt.cols) == 0 {
 		return nil, nil
 	}
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint
+		WHERE conrelid = to_regclass($1) AND condeferrable AND contype IN ('p', 'u', 'x'))`, name).Scan(&dt.deferrable); err != nil {
+		return nil, err
+	}
 	positions := make([]int, 0, len(pkPos))
 	for pos := range pkPos {
 		positions = append(positions, pos)
@@ -211,7 +221,8 @@ func (c *Conn) inTx(ctx context.Context, conn *pgx.Conn, fn func(pgx.Tx) error, 
 	return nil
 }
 
-// EmptyTables truncates the tables in one statement, for a flow started over.
+// EmptyTables truncates the tables in one statement, for a flow started
+// over, with their triggers kept from firing as for the rows ferry writes.
 func (c *Conn) EmptyTables(ctx context.Context, tables []*model.Table) error {
 	if len(tables) == 0 {
 		return nil
@@ -220,7 +231,16 @@ func (c *Conn) EmptyTables(ctx context.Context, tables []*model.Table) error {
 	for i, t := range tables {
 		names[i] = qualified(t.Namespace)
 	}
-	if _, err := c.pool.Exec(ctx, "TRUNCATE TABLE "+strings.Join(names, ", ")); err != nil {
+	conn, err := c.pool.Acquire(ctx)
+	if err != nil {
+		return c.classify(err, "empty the destination tables")
+	}
+	defer conn.Release()
+	// A table that existed before the flow may have ON TRUNCATE triggers.
+	if err := c.writingSession(ctx, conn); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "TRUNCATE TABLE "+strings.Join(names, ", ")); err != nil {
 		return c.classify(err, "empty the destination tables")
 	}
 	return nil

@@ -24,6 +24,10 @@ func (c *Conn) OpenApplier(ctx context.Context) (connector.ChangeWriter, error) 
 	if err != nil {
 		return nil, c.classify(err, "open an applier")
 	}
+	if err := c.writingSession(ctx, conn); err != nil {
+		conn.Release()
+		return nil, err
+	}
 	return &changeWriter{c: c, conn: conn}, nil
 }
 
@@ -51,6 +55,9 @@ func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) er
 		return nil
 	}
 	return w.c.inTx(ctx, w.conn.Conn(), func(tx pgx.Tx) error {
+		if err := w.deferConstraints(ctx, tx, b); err != nil {
+			return err
+		}
 		for _, tc := range b.Tables {
 			if tc == nil || tc.Table == nil {
 				return fmt.Errorf("changes without a table")
@@ -61,6 +68,28 @@ func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) er
 		}
 		return saveCheckpoint(ctx, tx, b.Checkpoint)
 	}, "apply changes")
+}
+
+// deferConstraints defers the DEFERRABLE constraints to the commit when a
+// table of the batch has one: the source may have moved a unique value
+// between rows in one statement, which row by row breaks it for a moment.
+func (w *changeWriter) deferConstraints(ctx context.Context, tx pgx.Tx, b *model.ApplyBatch) error {
+	for _, tc := range b.Tables {
+		if tc == nil || tc.Table == nil {
+			continue
+		}
+		dt, err := w.c.destTable(ctx, tc.Table.Namespace)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", tc.Table.Namespace, err)
+		}
+		if dt.deferrable {
+			if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
+				return fmt.Errorf("defer the constraints of table %s: %w", tc.Table.Namespace, err)
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 func (w *changeWriter) applyTable(ctx context.Context, tx pgx.Tx, tc *model.TableChanges) error {

@@ -122,10 +122,15 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 	return sb.String(), nil
 }
 
-// CheckTables lists the columns holding a source type's text form whose
+// CheckTables refuses existing tables whose triggers or foreign keys would
+// fire for ferry's rows when the role may not keep them from firing
+// (checkFiring), and lists the columns holding a source type's text form whose
 // type this server does not have (hstore or citext without the extension,
 // another engine's type): they are created with the canonical kind's type.
 func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connector.Conversion, error) {
+	if err := c.checkFiring(ctx, tables); err != nil {
+		return nil, err
+	}
 	var out []connector.Conversion
 	for _, t := range tables {
 		for _, col := range t.Columns {

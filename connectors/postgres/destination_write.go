@@ -22,6 +22,10 @@ func (c *Conn) OpenWriter(ctx context.Context) (connector.RowWriter, error) {
 	if err != nil {
 		return nil, c.classify(err, "open a writer")
 	}
+	if err := c.writingSession(ctx, conn); err != nil {
+		conn.Release()
+		return nil, err
+	}
 	return &rowWriter{c: c, conn: conn}, nil
 }
 

@@ -38,6 +38,7 @@
 //	destination_write.go      WriteRows: COPY, upsert of rows already there
 //	destination_raw.go        AcceptsRaw and pass-through batches
 //	destination_apply.go      ApplyChanges: set-based deletes, upserts, updates
+//	destination_existing.go   tables that exist already: replica sessions, triggers and foreign keys, UniqueTables
 //	destination_applyrows.go  changes of tables without a key, by whole row (Declare)
 //	destination_checkpoint.go checkpoints in _ferry.checkpoints
 //	destination_finish.go     FinishTable: the deferred key, secondary indexes, ANALYZE
