@@ -25,13 +25,17 @@ func TestKillDuringCopyAndCDCThenResume(t *testing.T) {
 		t.Run(dstKind, func(t *testing.T) {
 			dir := t.TempDir()
 			const changes = 12000
-			src := "fake://?tables=3&rows=40000&changes=12000&changes_per_sec=3000&seed=11"
+			// The copy reads at most 10,000 rows a second per lane (3 lanes,
+			// 120,000 rows: 4 s at least), so the first kills land in it
+			// however fast the machine; a fast one finished it before the
+			// second kill.
+			src := "fake://?tables=3&rows=40000&changes=12000&changes_per_sec=3000&seed=11&rows_per_sec=10000"
 			db := filepath.Join(dir, "dst.db")
 			dst := "sqlite://" + db
 			mode := "full"
 			if dstKind == "jsonl" {
 				// Files take no changes: kill during the copy only.
-				src = "fake://?tables=3&rows=40000&seed=11"
+				src = "fake://?tables=3&rows=40000&seed=11&rows_per_sec=10000"
 				dst = "file://" + filepath.Join(dir, "out") + "?format=jsonl"
 				mode = "snapshot"
 			}
@@ -106,7 +110,7 @@ func TestKillDuringCopyAndCDCThenResume(t *testing.T) {
 					t.Fatalf("final position %v, want 12000", fin["position"])
 				}
 				compareSQLiteWithFake(t, db, src, changes)
-				v := mustFerry(t, "verify", strings.Replace(src, "seed=11", "seed=11&snapshot=head", 1), dst)
+				v := mustFerry(t, "verify", strings.Replace(strings.Replace(src, "&rows_per_sec=10000", "", 1), "seed=11", "seed=11&snapshot=head", 1), dst)
 				if !strings.Contains(v.stdout, "all 3 table(s) equal") {
 					t.Fatalf("verify: %s", v)
 				}

@@ -27,6 +27,10 @@ type Config struct {
 	Changes int64
 	// ChangesPerSec paces the stream; 0 delivers as fast as it is read.
 	ChangesPerSec float64
+	// RowsPerSec paces each partition read of the copy (0 = unpaced), so a
+	// test can hold the copy for as long as it needs, however fast the
+	// machine.
+	RowsPerSec float64
 	// Snapshot chooses what the copy reads: "t0" (the state at T0, like an
 	// exported snapshot) or "head" (the state after all Changes, like a copy
 	// of a live database, which CDC then converges from T0).
@@ -40,6 +44,7 @@ var params = map[string]string{
 	"tables": "number of tables (1-1000)", "rows": "rows per table", "seed": "random seed",
 	"width": "filler bytes per row", "changes": "changes after T0 (0 = endless when changes_per_sec > 0)",
 	"changes_per_sec": "pace of the change stream (0 = unpaced)", "snapshot": "t0 or head", "cdc": "true or false",
+	"rows_per_sec": "pace of each partition read of the copy (0 = unpaced)",
 }
 
 // ParseConfig reads a fake:// URL.
@@ -84,6 +89,11 @@ func ParseConfig(u *url.URL) (Config, error) {
 		case "changes_per_sec":
 			c.ChangesPerSec, err = strconv.ParseFloat(v, 64)
 			if err == nil && c.ChangesPerSec < 0 {
+				err = fmt.Errorf("must not be negative")
+			}
+		case "rows_per_sec":
+			c.RowsPerSec, err = strconv.ParseFloat(v, 64)
+			if err == nil && c.RowsPerSec < 0 {
 				err = fmt.Errorf("must not be negative")
 			}
 		case "snapshot":

@@ -168,7 +168,7 @@ func (s *Source) ReadPartition(ctx context.Context, t *model.Table, p model.Part
 		batch.Bytes += s.gen.rowBytes()
 		batch.Cursor = model.Cursor(strconv.FormatInt(id, 10))
 		if len(batch.Rows) == batchRows {
-			if err := ctx.Err(); err != nil {
+			if err := s.pace(ctx, len(batch.Rows)); err != nil {
 				return err
 			}
 			if err := emit(batch); err != nil {
@@ -178,9 +178,27 @@ func (s *Source) ReadPartition(ctx context.Context, t *model.Table, p model.Part
 		}
 	}
 	if len(batch.Rows) > 0 {
+		if err := s.pace(ctx, len(batch.Rows)); err != nil {
+			return err
+		}
 		return emit(batch)
 	}
 	return nil
+}
+
+// pace waits as long as rows take at rows_per_sec, or not at all.
+func (s *Source) pace(ctx context.Context, rows int) error {
+	if s.cfg.RowsPerSec <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(time.Duration(float64(rows) / s.cfg.RowsPerSec * float64(time.Second)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // StreamChanges emits changes after position from, paced by changes_per_sec.
