@@ -21,6 +21,7 @@ import (
 	"github.com/ferrydb/ferry/connectors/fake"
 	"github.com/ferrydb/ferry/connectors/postgres"
 	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/internal/testsupport/faults"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/model"
 )
@@ -248,7 +249,11 @@ func TestPostgresKillDuringCopyAndCDCThenResume(t *testing.T) {
 	src, dst := srv.CreateDatabase(t, "killsrc"), srv.CreateDatabase(t, "killdst")
 	pgShop(t, srv, src, 40000)
 	dir := t.TempDir()
-	args := []string{"sync", srv.URL(src), srv.URL(dst), "--name", "pgkill", "--state-dir", dir, "--parallel", "2",
+	// The first run writes through a narrow link, so it is still copying
+	// when the kill comes, however fast the machine.
+	px := faults.NewProxy(t, "pg-kill-resume", fmt.Sprintf("127.0.0.1:%d", srv.Port))
+	px.Bandwidth(t, 300, "upstream")
+	args := []string{"sync", srv.URL(src), px.Rewrite(srv.URL(dst)), "--name", "pgkill", "--state-dir", dir, "--parallel", "2",
 		"--partition-rows", "2500", "--batch-rows", "250", "--log-format", "json", "--progress", "none"}
 	w := startPGWriter(t, srv.URL(src), 40001)
 
@@ -260,6 +265,7 @@ func TestPostgresKillDuringCopyAndCDCThenResume(t *testing.T) {
 	if !bg.kill(t) {
 		t.Fatalf("ferry finished before it could be killed:\n%s", bg.stderr.String())
 	}
+	px.Clear()
 	var doneAtKill int
 	srv.Connect(t, dst).QueryRow(context.Background(), `SELECT count(*) FROM _ferry.checkpoints WHERE flow = 'pgkill' AND value LIKE '%"done":true%'`).Scan(&doneAtKill) //nolint:errcheck // checked below
 
