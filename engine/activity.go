@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
@@ -143,6 +144,51 @@ func (e *Engine) FinishTables(ctx context.Context) error {
 // every writer applied (CDCPosition while it runs), from when it applied
 // nothing.
 func (e *Engine) Stream(ctx, stop context.Context, from model.Position) (model.Position, error) {
+	return e.streamStep(ctx, stop, from, "")
+}
+
+// DrainTo runs change data capture as Stream does, ending once every change
+// up to the cutover position to is applied and checkpointed. reached is
+// false when stop ended it first.
+func (e *Engine) DrainTo(ctx, stop context.Context, from, to model.Position) (pos model.Position, reached bool, err error) {
+	if to == "" {
+		return from, false, fmt.Errorf("drain: no cutover position")
+	}
+	pos, err = e.streamStep(ctx, stop, from, to)
+	return pos, err == nil && stop.Err() == nil, err
+}
+
+// CutoverPosition reads the source's current position, where a cutover
+// requested now drains to, and how many bytes of the source's log the flow
+// was behind it (nil when the source cannot tell). The applied position is
+// the destination's checkpoints when it keeps them, else applied.
+func (e *Engine) CutoverPosition(ctx context.Context, applied model.Position) (model.Position, *int64, error) {
+	cs := e.src.ChangeSource
+	if cs == nil {
+		return "", nil, fmt.Errorf("cutover: the source has no change data capture")
+	}
+	at, _, err := e.ckpt.cdcStart(ctx, cs, applied)
+	if err != nil {
+		return "", nil, fmt.Errorf("cutover: the applied position: %w", err)
+	}
+	return e.cutoverPosition(ctx, cs, at)
+}
+
+// FinishCutover runs the finishing steps of a cutover whose drain the
+// coordinator ran (requested at at), and returns them timed.
+func (e *Engine) FinishCutover(ctx context.Context, at time.Time) ([]CutoverStep, error) {
+	if e.tables == nil {
+		return nil, fmt.Errorf("cutover: the flow has no plan (UsePlan first)")
+	}
+	e.progress.startCutover(at)
+	if err := e.runFinishSteps(ctx); err != nil {
+		return nil, err
+	}
+	e.progress.cutoverDone()
+	return e.progress.cutoverReport().Steps, nil
+}
+
+func (e *Engine) streamStep(ctx, stop context.Context, from, drainTo model.Position) (model.Position, error) {
 	if e.plan == nil {
 		return from, fmt.Errorf("stream changes: no plan")
 	}
@@ -156,7 +202,7 @@ func (e *Engine) Stream(ctx, stop context.Context, from model.Position) (model.P
 		tr.stats.markCopied()
 	}
 	e.progress.setPhase(PhaseCDC)
-	if err := e.stream(ctx, stop); err != nil {
+	if err := e.stream(ctx, stop, drainTo); err != nil {
 		e.observer().Error(err)
 		return e.CDCPosition(from), err
 	}

@@ -154,27 +154,37 @@ func (e *Engine) awaitCutover(ctx context.Context, cs connector.ChangeSource, un
 	}
 	e.progress.setPhase(PhaseCutover)
 	e.progress.cutoverStep(StepDrain)
+	head, lag, err := e.cutoverPosition(ctx, cs, e.ckpt.cdcReached())
+	if ctx.Err() != nil {
+		return nil // the stream ended first (a stop): no cutover
+	}
+	if err != nil {
+		return err
+	}
+	e.progress.cutoverPosition(head, lag, e.progress.CDC.Received.Load())
+	e.log.Info("cutover: draining to the source's position at the request", "position", head, "applied", e.ckpt.cdcReached())
+	return until.set(head)
+}
+
+// cutoverPosition reads the source's position at a cutover request and,
+// when the source can tell, how many bytes of its log applied was behind it.
+func (e *Engine) cutoverPosition(ctx context.Context, cs connector.ChangeSource, applied model.Position) (model.Position, *int64, error) {
 	var head model.Position
 	err := e.onSource(ctx, "read the current position", func(ctx context.Context) (err error) {
 		head, err = cs.HeadPosition(ctx)
 		return err
 	})
-	if ctx.Err() != nil {
-		return nil // the stream ended first (a stop): no cutover
-	}
 	if err != nil {
-		return fmt.Errorf("cutover: read the source's current position: %w", err)
+		return "", nil, fmt.Errorf("cutover: read the source's current position: %w", err)
 	}
 	var lag *int64
-	if lm := e.src.LagMeter; lm != nil {
-		if n, err := lm.LagBytes(ctx, e.ckpt.cdcReached()); err == nil {
+	if lm := e.src.LagMeter; lm != nil && applied != "" {
+		if n, err := lm.LagBytes(ctx, applied); err == nil {
 			lag = &n
 		}
 	}
 	e.progress.CDC.setHead(head)
-	e.progress.cutoverPosition(head, lag, e.progress.CDC.Received.Load())
-	e.log.Info("cutover: draining to the source's position at the request", "position", head, "applied", e.ckpt.cdcReached())
-	return until.set(head)
+	return head, lag, nil
 }
 
 // finishCutover runs after the drain (or after the copy, for a flow without
@@ -184,6 +194,19 @@ func (e *Engine) finishCutover(ctx context.Context) error {
 	if e.mode != flow.ModeSnapshot {
 		e.progress.cutoverDrained(e.progress.CDC.Received.Load())
 	}
+	if err := e.runFinishSteps(ctx); err != nil {
+		return err
+	}
+	e.progress.cutoverDone()
+	r := e.progress.cutoverReport()
+	e.log.Info("cutover done", "position", r.Position, "steps", len(r.Steps))
+	e.progress.setPhase(PhaseDone)
+	return nil
+}
+
+// runFinishSteps runs the finishing steps in order, each timed in the
+// report.
+func (e *Engine) runFinishSteps(ctx context.Context) error {
 	for _, s := range e.finishSteps() {
 		e.progress.cutoverStep(s.name)
 		began := time.Now()
@@ -194,9 +217,5 @@ func (e *Engine) finishCutover(ctx context.Context) error {
 		e.progress.cutoverStepDone(s.name, time.Since(began), detail)
 		e.log.Info("cutover step done", "step", s.name, "seconds", time.Since(began).Seconds(), "detail", detail)
 	}
-	e.progress.cutoverDone()
-	r := e.progress.cutoverReport()
-	e.log.Info("cutover done", "position", r.Position, "steps", len(r.Steps))
-	e.progress.setPhase(PhaseDone)
 	return nil
 }

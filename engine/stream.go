@@ -89,8 +89,9 @@ func (e *Engine) startPosition(ctx context.Context, cs connector.ChangeSource, w
 // stream runs CDC: a source goroutine emits change batches; the batcher folds
 // them into apply batches and hands each writer its share; the checkpointer
 // persists a batch's position once every writer has applied its share, then
-// acknowledges it to the source.
-func (e *Engine) stream(ctx, stop context.Context) error {
+// acknowledges it to the source. A non-empty drainTo ends the stream once
+// the checkpointed position reaches it (a coordinator's cutover).
+func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error {
 	cs := e.src.ChangeSource
 	applier := e.dst.ChangeApplier
 	nw := e.cfg.Writers
@@ -103,8 +104,17 @@ func (e *Engine) stream(ctx, stop context.Context) error {
 	}
 	e.progress.CDC.setPosition(from, time.Time{})
 	var head model.Position
+	switch {
+	case drainTo != "":
+		head = drainTo
+		if c, err := cs.ComparePositions(from, drainTo); err != nil {
+			return fmt.Errorf("compare the start %s with the cutover position %s: %w", from, drainTo, err)
+		} else if c >= 0 {
+			e.log.Info("already drained to the cutover position", "position", from, "cutover", drainTo)
+			return nil
+		}
 	// A cutover drains to its own position, even past --until caught-up.
-	if e.cfg.Until == "caught-up" && !e.cutoverRequested() {
+	case e.cfg.Until == "caught-up" && !e.cutoverRequested():
 		var caughtUp bool
 		if head, caughtUp, err = e.headPosition(ctx, cs, from); err != nil || caughtUp {
 			return err

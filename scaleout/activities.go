@@ -354,7 +354,13 @@ func (a *Activities) StreamChanges(ctx context.Context, in StreamInput) (StreamR
 		defer asked.Done()
 		a.watch(stop, cancel, info, in, log)
 	}()
-	reached, err := eng.Stream(ctx, stop, from)
+	var reached model.Position
+	var drained bool
+	if in.DrainTo != "" {
+		reached, drained, err = eng.DrainTo(ctx, stop, from, in.DrainTo)
+	} else {
+		reached, err = eng.Stream(ctx, stop, from)
+	}
 	ended := stop.Err() != nil
 	cancel()
 	asked.Wait()
@@ -371,11 +377,11 @@ func (a *Activities) StreamChanges(ctx context.Context, in StreamInput) (StreamR
 		return StreamResult{}, temporal.NewApplicationError(fmt.Sprintf("worker %s stopped during change data capture at %s", a.Identity, last.Position), errTypeWorkerStop)
 	}
 	res := StreamResult{Position: last.Position, Received: last.Received, Applied: last.Applied,
-		CaughtUp: !ended && in.Options.Until == "caught-up", LagSeconds: last.LagSeconds}
+		CaughtUp: !ended && in.DrainTo == "" && in.Options.Until == "caught-up", LagSeconds: last.LagSeconds, Drained: drained}
 	if schemaChanged(in.Tables, eng.SourceTables()) {
 		res.Tables = eng.SourceTables()
 	}
-	log.Info("change data capture ended", "position", res.Position, "changes", res.Received, "caught_up", res.CaughtUp)
+	log.Info("change data capture ended", "position", res.Position, "changes", res.Received, "caught_up", res.CaughtUp, "drain_to", in.DrainTo, "drained", res.Drained)
 	return res, nil
 }
 
@@ -409,7 +415,8 @@ func (a *Activities) watch(ctx context.Context, cancel context.CancelFunc, info 
 				continue
 			}
 			var c Control
-			if err := v.Get(&c); err == nil && c.Stop() {
+			// A drain is the cutover itself: only a cancel ends it early.
+			if err := v.Get(&c); err == nil && (c.Stop() && in.DrainTo == "" || c.Cancelled) {
 				log.Info("the workflow asks change data capture to stop", "paused", c.Paused, "cutover", c.Cutover, "cancelled", c.Cancelled)
 				cancel()
 				return
@@ -443,4 +450,47 @@ func (a *Activities) Release(ctx context.Context, in ReleaseInput) error {
 	}
 	a.logger().Info("released the flow's resources", "flow", in.Options.Name)
 	return nil
+}
+
+// CutoverPosition reads the source's position at a cutover request, and
+// how far the flow's applied position was behind it.
+func (a *Activities) CutoverPosition(ctx context.Context, in CutoverPositionInput) (CutoverPosition, error) {
+	o, err := a.open(ctx, in.Options)
+	if err != nil {
+		return CutoverPosition{}, err
+	}
+	defer o.close()
+	if err := o.eng.UsePlan(&model.Plan{Tables: in.Tables, T0: in.T0}); err != nil {
+		return CutoverPosition{}, a.failure(err, o.secrets)
+	}
+	applied := in.Applied
+	if applied == "" {
+		applied = in.T0
+	}
+	pos, lag, err := o.eng.CutoverPosition(ctx, applied)
+	if err != nil {
+		return CutoverPosition{}, a.failure(err, o.secrets)
+	}
+	a.logger().Info("cutover: draining to the source's position at the request", "flow", in.Options.Name, "position", pos)
+	return CutoverPosition{Position: pos, LagBytes: lag}, nil
+}
+
+// FinishCutover runs the engine's finishing steps of a drained cutover
+// (the destination's sequences set to the source's values).
+func (a *Activities) FinishCutover(ctx context.Context, in FinishCutoverInput) ([]engine.CutoverStep, error) {
+	o, err := a.open(ctx, in.Options)
+	if err != nil {
+		return nil, err
+	}
+	defer o.close()
+	stop := keepAlive(ctx, func() any { return nil })
+	defer stop()
+	if err := o.eng.UsePlan(&model.Plan{Tables: in.Tables}); err != nil {
+		return nil, a.failure(err, o.secrets)
+	}
+	steps, err := o.eng.FinishCutover(ctx, in.Requested)
+	if err != nil {
+		return nil, a.failure(fmt.Errorf("flow %s: %w", in.Options.Name, err), o.secrets)
+	}
+	return steps, nil
 }

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -32,6 +33,8 @@ func Register(w worker.Registry, a *Activities) {
 	w.RegisterActivityWithOptions(a.FinishTables, activity.RegisterOptions{Name: ActivityFinish})
 	w.RegisterActivityWithOptions(a.StreamChanges, activity.RegisterOptions{Name: ActivityStream})
 	w.RegisterActivityWithOptions(a.Release, activity.RegisterOptions{Name: ActivityRelease})
+	w.RegisterActivityWithOptions(a.CutoverPosition, activity.RegisterOptions{Name: ActivityCutoverPosition})
+	w.RegisterActivityWithOptions(a.FinishCutover, activity.RegisterOptions{Name: ActivityFinishCutover})
 }
 
 // ErrNoFlow means no workflow has the flow's name.
@@ -176,7 +179,7 @@ func statusName(s enumspb.WorkflowExecutionStatus) string {
 // the terminal display and the dashboard show.
 func (s *Status) Snapshot() engine.Snapshot {
 	st := s.State
-	snap := engine.Snapshot{Flow: s.Flow, Mode: st.Mode, Phase: engine.Phase(st.Phase), Started: st.Started, Abilities: st.Abilities}
+	snap := engine.Snapshot{Flow: s.Flow, Mode: st.Mode, Phase: engine.Phase(st.Phase), Started: st.Started, Abilities: st.Abilities, Cutover: st.Cut}
 	end := time.Now()
 	if !st.Ended.IsZero() {
 		end = st.Ended
@@ -391,6 +394,9 @@ func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions
 func resumable(s FlowState) *FlowState {
 	s.Phase, s.Error, s.Ended = PhaseCopy, "", time.Time{}
 	s.Paused, s.Cutover, s.Cancelled = false, false, false
+	if s.Cut != nil && !s.Cut.Done {
+		s.Cut = nil // a cutover that failed is asked for again
+	}
 	s.Runs++
 	for i := range s.Parts {
 		if s.Parts[i].State != PartDone {
@@ -447,4 +453,31 @@ type FlowSummary struct {
 	Status  string    `json:"status"`
 	Started time.Time `json:"started"`
 	Closed  time.Time `json:"closed,omitzero"`
+}
+
+// RequestCutover asks a flow to cut over (UpdateCutover) and returns the
+// position it drains to. A refusal (the copy is unfinished, the flow has
+// ended) is an errs.ConfigError saying why. Workers from before the update
+// get the cutover signal: their flow stops at what was already read.
+func RequestCutover(ctx context.Context, c client.Client, name string) (CutoverAnswer, error) {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: name, UpdateName: UpdateCutover,
+		WaitForStage: client.WorkflowUpdateStageCompleted})
+	var ans CutoverAnswer
+	if err == nil {
+		err = h.Get(ctx, &ans)
+	}
+	if err == nil {
+		return ans, nil
+	}
+	var nf *serviceerror.NotFound
+	var ae *temporal.ApplicationError
+	switch {
+	case errors.As(err, &nf):
+		return ans, fmt.Errorf("flow %q is not running: %w", name, ErrNoFlow)
+	case errors.As(err, &ae) && ae.Type() == errTypeConfig:
+		return ans, errs.BadConfig(ae.Message(), "wait for the copy to finish (ferry flow status "+name+" shows its progress), then run ferry flow cutover again")
+	case strings.Contains(err.Error(), "unknown update"):
+		return CutoverAnswer{Undrained: true}, Signal(ctx, c, name, SignalCutover)
+	}
+	return ans, fmt.Errorf("cutover of flow %q: %w", name, err)
 }

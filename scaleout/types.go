@@ -13,11 +13,19 @@ import (
 const (
 	WorkflowName = "ferry.flow"
 
-	ActivityPlan      = "ferry.plan"
-	ActivityCopy      = "ferry.copy-partition"
-	ActivityFinish    = "ferry.finish-tables"
-	ActivityStream    = "ferry.stream-changes"
-	ActivityRelease   = "ferry.release"
+	ActivityPlan    = "ferry.plan"
+	ActivityCopy    = "ferry.copy-partition"
+	ActivityFinish  = "ferry.finish-tables"
+	ActivityStream  = "ferry.stream-changes"
+	ActivityRelease = "ferry.release"
+	// ActivityCutoverPosition reads the source's position at a cutover
+	// request; ActivityFinishCutover runs the finishing steps after the
+	// drain.
+	ActivityCutoverPosition = "ferry.cutover-position"
+	ActivityFinishCutover   = "ferry.finish-cutover"
+	// UpdateCutover asks for a cutover and answers with the position the
+	// flow drains to, or why it is refused.
+	UpdateCutover     = "cutover"
 	QueryProgress     = "progress"
 	QueryControl      = "control"
 	SignalPause       = "pause"
@@ -36,6 +44,7 @@ const (
 	PhasePlan      = "plan"
 	PhaseCopy      = "copy"
 	PhaseCDC       = "cdc"
+	PhaseCutover   = "cutover"
 	PhasePaused    = "paused"
 	PhaseDone      = "done"
 	PhaseCancelled = "cancelled"
@@ -115,8 +124,12 @@ type FlowState struct {
 	Paused         bool             `json:"paused,omitempty"`
 	Cutover        bool             `json:"cutover,omitempty"`
 	Cancelled      bool             `json:"cancelled,omitempty"`
-	Error          string           `json:"error,omitempty"`
-	Ended          time.Time        `json:"ended,omitempty"`
+	// Cut is the cutover (drain to the source's position at the request,
+	// then the finishing steps), nil until one is requested, and in flows
+	// that stop at what was read (histories from before the drain).
+	Cut   *engine.CutoverReport `json:"cutover_report,omitempty"`
+	Error string                `json:"error,omitempty"`
+	Ended time.Time             `json:"ended,omitempty"`
 
 	// Abilities are what the source and destination can do, as the plan
 	// activity's engine found them; nil in a flow planned before they were
@@ -235,6 +248,10 @@ type StreamInput struct {
 	For time.Duration `json:"for"`
 	// Poll is how often it asks the workflow for pause, cutover or cancel.
 	Poll time.Duration `json:"poll"`
+	// DrainTo, when set, makes it a cutover's drain: it ends once every
+	// change up to this position is applied and checkpointed, and only a
+	// cancel stops it earlier.
+	DrainTo model.Position `json:"drain_to,omitempty"`
 }
 
 // StreamHeartbeat is a CDC activity's heartbeat.
@@ -253,6 +270,43 @@ type StreamResult struct {
 	CaughtUp   bool           `json:"caught_up,omitempty"`
 	LagSeconds float64        `json:"lag_seconds"`
 	Tables     []*model.Table `json:"tables,omitempty"` // when a schema changed
+	// Drained says a drain (DrainTo) reached its position.
+	Drained bool `json:"drained,omitempty"`
+}
+
+// CutoverPositionInput asks for the source's position at a cutover
+// request. Applied is the position the workflow last knew applied; the
+// destination's checkpoints win when it keeps them.
+type CutoverPositionInput struct {
+	Options flow.Config    `json:"options"`
+	Tables  []*model.Table `json:"tables"`
+	T0      model.Position `json:"t0"`
+	Applied model.Position `json:"applied,omitempty"`
+}
+
+// CutoverPosition is where a cutover drains to and how many bytes of the
+// source's log the flow was behind it (nil when the source cannot tell).
+type CutoverPosition struct {
+	Position model.Position `json:"position"`
+	LagBytes *int64         `json:"lag_bytes,omitempty"`
+}
+
+// FinishCutoverInput asks for the finishing steps of a drained cutover.
+type FinishCutoverInput struct {
+	Options   flow.Config    `json:"options"`
+	Tables    []*model.Table `json:"tables"`
+	Requested time.Time      `json:"requested"`
+}
+
+// CutoverAnswer is the answer to a cutover request (UpdateCutover).
+type CutoverAnswer struct {
+	CutoverPosition
+	// Already says an earlier request started the cutover: this one
+	// changed nothing.
+	Already bool `json:"already,omitempty"`
+	// Undrained says the flow runs the workflow from before the drain: it
+	// stops at what was already read.
+	Undrained bool `json:"undrained,omitempty"`
 }
 
 // ReleaseInput asks to drop a finished flow's resources (replication slot,

@@ -25,8 +25,13 @@ type flowRun struct {
 	in         FlowInput
 	set        Settings
 	s          *FlowState
+	actCtx     workflow.Context
 	cancelActs workflow.CancelFunc
 	activities int // started by this run
+	// reading says this run reads the cutover's position; cutErr is why
+	// that failed.
+	reading bool
+	cutErr  error
 }
 
 // FlowWorkflow coordinates one flow: plan, copy every partition through a
@@ -51,7 +56,11 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 		return nil, err
 	}
 	actCtx, cancelActs := workflow.WithCancel(ctx)
-	r.cancelActs = cancelActs
+	r.actCtx, r.cancelActs = actCtx, cancelActs
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCutover, r.onCutover,
+		workflow.UpdateHandlerOptions{Validator: r.validateCutover}); err != nil {
+		return nil, err
+	}
 	r.listen(ctx)
 
 	if s.Plan == nil {
@@ -139,7 +148,7 @@ func (r *flowRun) listen(ctx workflow.Context) {
 						s.Cancelled = true
 						r.cancelActs()
 					case SignalCutover:
-						s.Cutover = true
+						r.requestCutover(ctx)
 					}
 					workflow.GetLogger(ctx).Info("signal", "signal", n)
 				})
@@ -267,13 +276,15 @@ func (r *flowRun) copy(ctx, actCtx workflow.Context) (next error, err error) {
 // ended, until cutover, cancel or caught up.
 func (r *flowRun) stream(ctx, actCtx workflow.Context) (*FlowState, error) {
 	s := r.s
-	tables := s.Plan.Tables
 	for {
 		if s.Cancelled {
 			return r.cancelled(ctx)
 		}
 		if s.Cutover {
-			return r.done(ctx, true)
+			if s.Cut == nil { // a flow from before the drain stops at what was read
+				return r.done(ctx, true)
+			}
+			return r.cutover(ctx, actCtx)
 		}
 		if s.Paused {
 			s.Phase = PhasePaused
@@ -288,7 +299,7 @@ func (r *flowRun) stream(ctx, actCtx workflow.Context) (*FlowState, error) {
 		s.Phase = PhaseCDC
 		s.CDC.Activities++
 		r.activities++
-		in := StreamInput{Options: r.in.Options, Tables: tables, T0: s.Plan.T0, From: s.CDC.Position, For: r.set.CDCChunk, Poll: time.Second}
+		in := StreamInput{Options: r.in.Options, Tables: s.Plan.Tables, T0: s.Plan.T0, From: s.CDC.Position, For: r.set.CDCChunk, Poll: time.Second}
 		var res StreamResult
 		err := workflow.ExecuteActivity(r.options(actCtx, "cdc#"+strconv.Itoa(s.Runs)+"."+strconv.Itoa(s.CDC.Activities), r.set.CDCChunk+10*time.Minute), ActivityStream, in).Get(actCtx, &res)
 		if s.Cancelled {
@@ -297,20 +308,25 @@ func (r *flowRun) stream(ctx, actCtx workflow.Context) (*FlowState, error) {
 		if err != nil {
 			return r.fail(failure("change data capture", err))
 		}
-		if res.Position != "" {
-			s.CDC.Position = res.Position
-		}
-		s.CDC.Received += res.Received
-		s.CDC.Applied += res.Applied
-		s.CDC.LagSeconds = res.LagSeconds
-		if len(res.Tables) > 0 {
-			tables = res.Tables
-			s.Plan.Tables = res.Tables
-		}
+		r.streamed(res)
 		if res.CaughtUp {
 			s.CDC.CaughtUp = true
 			return r.done(ctx, true)
 		}
+	}
+}
+
+// streamed records where a CDC activity ended.
+func (r *flowRun) streamed(res StreamResult) {
+	s := r.s
+	if res.Position != "" {
+		s.CDC.Position = res.Position
+	}
+	s.CDC.Received += res.Received
+	s.CDC.Applied += res.Applied
+	s.CDC.LagSeconds = res.LagSeconds
+	if len(res.Tables) > 0 {
+		s.Plan.Tables = res.Tables
 	}
 }
 

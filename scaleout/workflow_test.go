@@ -32,6 +32,10 @@ type fakeFlow struct {
 	maxRun    atomic.Int32
 	failOnce  map[string]bool
 	streamRes StreamResult
+	// head is where the cutover-position activity says the source is
+	// (default: streamRes's position); drains records the drains asked for.
+	head   model.Position
+	drains []StreamInput
 	// abilities is what the plan activity reports (nil: nothing, as a
 	// worker from before abilities were reported).
 	abilities *engine.Abilities
@@ -80,6 +84,22 @@ func (f *fakeFlow) env(t *testing.T, mode flow.Mode, parts int, copyTakes time.D
 	env.RegisterActivityWithOptions(a.FinishTables, activity.RegisterOptions{Name: ActivityFinish})
 	env.RegisterActivityWithOptions(a.StreamChanges, activity.RegisterOptions{Name: ActivityStream})
 	env.RegisterActivityWithOptions(a.Release, activity.RegisterOptions{Name: ActivityRelease})
+	env.RegisterActivityWithOptions(a.CutoverPosition, activity.RegisterOptions{Name: ActivityCutoverPosition})
+	env.RegisterActivityWithOptions(a.FinishCutover, activity.RegisterOptions{Name: ActivityFinishCutover})
+	env.OnActivity(ActivityCutoverPosition, mock.Anything, mock.Anything).Return(func(ctx context.Context, in CutoverPositionInput) (CutoverPosition, error) {
+		f.record("cutover-position")
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		lag := int64(30)
+		if f.head == "" {
+			return CutoverPosition{Position: f.streamRes.Position, LagBytes: &lag}, nil
+		}
+		return CutoverPosition{Position: f.head, LagBytes: &lag}, nil
+	})
+	env.OnActivity(ActivityFinishCutover, mock.Anything, mock.Anything).Return(func(ctx context.Context, in FinishCutoverInput) ([]engine.CutoverStep, error) {
+		f.record("finish-cutover")
+		return []engine.CutoverStep{{Name: engine.StepSequences, Seconds: 0.1, Detail: "2 sequence(s) set to the source's values"}}, nil
+	})
 	env.OnActivity(ActivityPlan, mock.Anything, mock.Anything).Return(func(ctx context.Context, in PlanInput) (PlanResult, error) {
 		f.record("plan")
 		return PlanResult{Plan: testPlan(parts), Mode: mode, Abilities: f.abilities}, nil
@@ -111,9 +131,14 @@ func (f *fakeFlow) env(t *testing.T, mode flow.Mode, parts int, copyTakes time.D
 		return nil
 	})
 	env.OnActivity(ActivityStream, mock.Anything, mock.Anything).After(time.Minute).Return(func(ctx context.Context, in StreamInput) (StreamResult, error) {
-		f.record("stream")
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		if in.DrainTo != "" {
+			f.calls = append(f.calls, "drain")
+			f.drains = append(f.drains, in)
+			return StreamResult{Position: in.DrainTo, Received: 4, Applied: 4, Drained: true}, nil
+		}
+		f.calls = append(f.calls, "stream")
 		r := f.streamRes
 		r.CaughtUp = in.Options.Until == "caught-up"
 		return r, nil
@@ -289,10 +314,10 @@ func TestCutoverEndsChangeDataCapture(t *testing.T) {
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalCutover, nil) }, 150*time.Second)
 	env.ExecuteWorkflow(WorkflowName, FlowInput{Options: options("")})
 	s := result(t, env)
-	if got, want := fmt.Sprint(f.steps()), "[plan copy finish stream release]"; got != want {
+	if got, want := fmt.Sprint(f.steps()), "[plan copy finish stream cutover-position stream drain finish-cutover release]"; got != want {
 		t.Fatalf("steps %s, want %s", got, want)
 	}
-	if s.Phase != PhaseDone || s.CDC.Position != "0/50" || s.CDC.Activities < 2 || s.CDC.Received != int64(3*s.CDC.Activities) {
+	if s.Phase != PhaseDone || s.CDC.Position != "0/50" || s.CDC.Activities < 3 || s.Cut == nil || !s.Cut.Done {
 		t.Fatalf("final state %+v", s.CDC)
 	}
 }
