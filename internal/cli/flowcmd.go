@@ -26,7 +26,7 @@ func newFlowCmd(g *globals) *cobra.Command {
 		Example: `  ferry flow list --temporal 127.0.0.1:7233
   ferry flow status shop --temporal 127.0.0.1:7233
   ferry flow pause shop && ferry flow resume shop
-  ferry flow cutover shop   # stop change data capture at the current position; the flow ends
+  ferry flow cutover shop   # drain to the source's position now, set the sequences; the flow ends
   ferry flow cancel shop    # stop now and release the replication slot`,
 	}
 	tf.register(cmd.PersistentFlags())
@@ -92,11 +92,10 @@ func newFlowCmd(g *globals) *cobra.Command {
 		},
 	}
 	status.Flags().BoolVar(&statusJSON, "json", false, "print the whole status as JSON")
-	cmd.AddCommand(list, status)
+	cmd.AddCommand(list, status, newFlowCutoverCmd(g, withClient))
 	for _, s := range []struct{ signal, short string }{
 		{scaleout.SignalPause, "Pause a flow: no new partition starts; change data capture checkpoints and waits"},
 		{scaleout.SignalResume, "Resume a paused flow"},
-		{scaleout.SignalCutover, "Stop change data capture at the current position and end the flow (releasing its replication slot)"},
 		{scaleout.SignalCancel, "Cancel a flow: running tasks stop, its replication slot and checkpoints are released"},
 	} {
 		cmd.AddCommand(&cobra.Command{
@@ -116,6 +115,53 @@ func newFlowCmd(g *globals) *cobra.Command {
 		})
 	}
 	return cmd
+}
+
+func newFlowCutoverCmd(g *globals, withClient func(*cobra.Command, func(context.Context, clientConn) error) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cutover NAME",
+		Short: "Cut a flow over: drain to the source's position now, run the finishing steps, end the flow",
+		Long: `Cut a flow over, as ferry cutover does for a flow ferry sync runs: the source's
+position at this moment is read, change data capture applies every change up to it
+and stops, the finishing steps run (the destination's sequences set to the source's
+values), the flow's replication slot is released and the flow ends. Stop the
+application's writes first: changes the source takes after the request are not
+carried. The command waits for the flow's end and prints the report; ferry run,
+attached to the flow, prints it too and exits 0.
+
+A flow whose copy has not finished is refused (exit 2, with the copy's progress); a
+second request is harmless. Exit codes: 0 when the cutover is done, 1 when it failed,
+2 when refused.`,
+		Example: "  ferry flow cutover shop --temporal 127.0.0.1:7233",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			return withClient(cmd, func(ctx context.Context, c clientConn) error {
+				ans, err := scaleout.RequestCutover(ctx, c.c, name)
+				if err != nil {
+					return notFoundIsConfig(err)
+				}
+				switch {
+				case ans.Undrained:
+					fmt.Fprintf(g.stdout, "cutover sent to flow %s: its workers predate the drain, so it stops at what was already read\n", name)
+					return nil
+				case ans.Already:
+					fmt.Fprintf(g.stdout, "flow %s is already cutting over, to %s; waiting for its end\n", name, ans.Position)
+				default:
+					fmt.Fprintf(g.stdout, "flow %s: draining to the source's position %s; waiting for its end\n", name, ans.Position)
+				}
+				var st scaleout.FlowState
+				if err := c.c.GetWorkflow(ctx, name, "").Get(ctx, &st); err != nil {
+					return flowOutcome(name, err)
+				}
+				if st.Cut == nil || !st.Cut.Done {
+					return fmt.Errorf("flow %s ended (%s) without finishing its cutover", name, st.Phase)
+				}
+				printCutover(g.stdout, name, st.Cut, nil)
+				return nil
+			})
+		},
+	}
 }
 
 type clientConn struct {
@@ -175,6 +221,16 @@ func printStatus(w io.Writer, st *scaleout.Status) {
 		fmt.Fprintf(w, "\nchange data capture: position %s, %s changes received, %s applied, lag %s\n",
 			st.State.CDC.Position, humanize.Comma(st.State.CDC.Received), humanize.Comma(st.State.CDC.Applied), lag)
 	}
+	if c := st.State.Cut; c != nil {
+		step := "done"
+		if !c.Done {
+			step = "running step " + c.Step
+		}
+		fmt.Fprintf(w, "\ncutover (requested %s): %s; position %s\n", c.Requested.UTC().Format(time.RFC3339), step, orUnknown(string(c.Position)))
+		for _, s := range c.Steps {
+			fmt.Fprintf(w, "  %-10s %.1fs  %s\n", s.Name, s.Seconds, s.Detail)
+		}
+	}
 	fmt.Fprintln(w, "\nworkers:")
 	if len(st.Workers) == 0 {
 		fmt.Fprintln(w, "  none polling")
@@ -186,4 +242,11 @@ func printStatus(w io.Writer, st *scaleout.Status) {
 		}
 		fmt.Fprintf(w, "  %s: %s\n", wk.Identity, doing)
 	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "not read yet"
+	}
+	return s
 }

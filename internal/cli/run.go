@@ -293,14 +293,19 @@ func (w *watcher) watch(ctx context.Context, g *globals, run client.WorkflowRun,
 	} else {
 		w.mu.Lock()
 		var resumed int64
+		var cut *engine.CutoverReport
 		if w.last != nil {
 			for _, p := range w.last.State.Parts {
 				if p.ResumedRows > 0 {
 					resumed++
 				}
 			}
+			cut = w.last.State.Cut
 		}
 		w.mu.Unlock()
+		if cut != nil && cut.Done {
+			printCutover(g.stdout, w.name, cut, nil)
+		}
 		w.log.Info("flow finished", "flow", w.name, "phase", s.Phase, "rows_copied", s.RowsCopied, "changes", s.CDC.Received,
 			"position", s.CDC.Position, "resumed_partitions", resumed, "elapsed", time.Duration(s.Elapsed*float64(time.Second)).Round(time.Millisecond))
 	}
