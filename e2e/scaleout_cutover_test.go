@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/internal/testsupport/faults"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/scaleout"
@@ -17,7 +19,9 @@ import (
 
 // ferry flow cutover in scale-out mode: refused with exit 2 and the copy's
 // progress while the copy is held by a narrow link; then, once CDC streamed
-// a writer's changes and the writer stopped, two requests at once: both
+// a writer's changes and the writer stopped, two requests at once, while a
+// lock at the destination holds the drain (ferry flow status and the
+// dashboard show the cutover's drain); released, both
 // exit 0 with the report, the flow ends, ferry run exits 0 and printed the
 // report, the destination equals the source, its sequence continues the
 // source's, and the replication slot is gone. With FERRY_RECORD_HISTORY=DIR
@@ -33,7 +37,11 @@ func TestScaleOutCutoverDrainsToThePositionAtTheRequest(t *testing.T) {
 	px.Bandwidth(t, 2, "upstream")
 	ts.worker(t, "src="+srv.URL(src)+"&heartbeat=1s", "dst="+px.Rewrite(srv.URL(dst)))
 	run := startFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "socut",
-		"--parallel", "2", "--partition-rows", "1500", "--batch-rows", "500", "--log-format", "json", "--progress", "none")
+		"--parallel", "2", "--partition-rows", "1500", "--batch-rows", "500", "--log-format", "json", "--progress", "none", "--ui", "127.0.0.1:0")
+	if !run.waitFor(t, "dashboard listening", 30*time.Second) {
+		t.Fatalf("ferry run has no dashboard:\n%s", run.stderr.String())
+	}
+	ui := result{stderr: run.stderr.String()}.logLine("dashboard listening")["url"].(string)
 	deadline := time.Now().Add(time.Minute)
 	for {
 		st := ts.flowStatus(t, "socut")
@@ -68,9 +76,44 @@ func TestScaleOutCutoverDrainsToThePositionAtTheRequest(t *testing.T) {
 	if w.ops.Load() < 50 {
 		t.Fatalf("the writer made only %d changes", w.ops.Load())
 	}
+	// A change the drain must apply, held by a lock at the destination: the
+	// flow shows the cutover's drain while it waits.
+	ctx := context.Background()
+	lock, err := srv.Connect(t, dst).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(ctx) //nolint:errcheck // committed below
+	if _, err := lock.Exec(ctx, `LOCK TABLE orders IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	srv.Exec(t, src, `UPDATE orders SET note = 'held by the lock' WHERE id = 1`)
 	before := walPosition(t, srv, src)
 	first := startFerry(t, "flow", "cutover", "socut", "--temporal", ts.addr)
 	second := startFerry(t, "flow", "cutover", "socut", "--temporal", ts.addr)
+	deadline = time.Now().Add(time.Minute)
+	for {
+		st := ts.flowStatus(t, "socut")
+		var api struct {
+			Phase   string                `json:"phase"`
+			Cutover *engine.CutoverReport `json:"cutover"`
+		}
+		_, body := httpGet(ui + "api/flow")
+		if st != nil && st.State.Phase == scaleout.PhaseCutover && st.State.Cut != nil && st.State.Cut.Position != "" && st.State.Cut.Step == engine.StepDrain &&
+			json.Unmarshal([]byte(body), &api) == nil && api.Phase == string(engine.PhaseCutover) && api.Cutover != nil && api.Cutover.Step == engine.StepDrain {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the flow does not show the cutover's drain: %+v\ndashboard: %s", st, body)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if first.cmd.ProcessState != nil || run.cmd.ProcessState != nil {
+		t.Fatalf("ended while the drain is held:\ncutover:\n%s\nrun:\n%s", first.stderr.String(), run.stderr.String())
+	}
+	if err := lock.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for i, c := range []*background{first, second} {
 		if code := c.waitExit(t, 3*time.Minute); code != 0 {
 			t.Fatalf("ferry flow cutover %d exited %d:\n%s", i+1, code, c.stderr.String())
