@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
@@ -148,5 +150,42 @@ func TestCopyPartitionWithoutStateStore(t *testing.T) {
 	}
 	if !final.Done || final.Rows != 10000 {
 		t.Fatalf("final progress %+v, want done with 10000 rows", final)
+	}
+}
+
+// DrainTo, as a scale-out cutover's drain runs it: from where CDC stopped
+// to a position, it ends on its own once that position is applied and
+// checkpointed, and a second drain to the source's head (CutoverPosition)
+// ends there.
+func TestDrainToEndsAtThePosition(t *testing.T) {
+	cfg := flow.Config{Name: "drain", Source: "fake://?tables=1&rows=100&changes=3000&changes_per_sec=2000", Destination: "null://", Mode: flow.ModeCDC}
+	e := stepEngineWith(t, cfg, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t0 := e.Plan().T0
+	pos, reached, err := e.DrainTo(ctx, ctx, t0, "1200")
+	if err != nil || !reached {
+		t.Fatalf("drain to 1200: reached %v, %v", reached, err)
+	}
+	if n, _ := strconv.Atoi(string(pos)); n < 1200 || n >= 3000 {
+		t.Fatalf("drain to 1200 ended at %s", pos)
+	}
+	head, _, err := e.CutoverPosition(ctx, pos)
+	if err != nil || head != "3000" {
+		t.Fatalf("cutover position %q, %v; want the head, 3000", head, err)
+	}
+	end, reached, err := e.DrainTo(ctx, ctx, pos, head)
+	if err != nil || !reached || end != "3000" {
+		t.Fatalf("drain to the head: at %s, reached %v, %v", end, reached, err)
+	}
+	// Already there: nothing to stream, reached at once.
+	if again, reached, err := e.DrainTo(ctx, ctx, end, head); err != nil || !reached || again != end {
+		t.Fatalf("drain from the head: at %s, reached %v, %v", again, reached, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the drains ended only with the test's deadline")
 	}
 }
