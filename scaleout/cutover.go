@@ -172,5 +172,8 @@ func (r *flowRun) cutover(ctx, actCtx workflow.Context) (*FlowState, error) {
 	}
 	s.Cut.Steps = append(s.Cut.Steps, steps...)
 	s.Cut.Step, s.Cut.Done = "", true
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return nil, err
+	}
 	return r.done(ctx, true)
 }

@@ -148,3 +148,39 @@ func TestSecondCutoverRequestIsHarmless(t *testing.T) {
 		t.Fatalf("%d drains, %d finishes, report %+v", f.count("drain"), f.count("finish-cutover"), s.Cut)
 	}
 }
+
+// A run that continued as new during a cutover picks it up where the state
+// says: the position read if it was not yet, the drain if not done, then
+// the finishing steps; never a second drain.
+func TestCutoverGoesOnAfterContinueAsNew(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		cut   engine.CutoverReport
+		steps string
+	}{
+		{"before the position", engine.CutoverReport{Step: engine.StepDrain}, "[cutover-position drain finish-cutover release]"},
+		{"during the drain", engine.CutoverReport{Step: engine.StepDrain, Position: "0/70"}, "[drain finish-cutover release]"},
+		{"after the drain", engine.CutoverReport{Step: StepFinish, Position: "0/70",
+			Steps: []engine.CutoverStep{{Name: engine.StepDrain, Seconds: 2}}}, "[finish-cutover release]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeFlow()
+			f.head = "0/70"
+			env := f.env(t, flow.ModeFull, 2, time.Second)
+			plan := testPlan(2)
+			st := &FlowState{Phase: PhaseCutover, Mode: flow.ModeFull, Plan: plan, TablesFinished: true, Runs: 1,
+				CDC: CDCState{Position: "0/40", Activities: 3}, Cutover: true, Cut: &c.cut}
+			for _, p := range plan.Partitions {
+				st.Parts = append(st.Parts, PartitionState{ID: p.ID, Table: p.Table.String(), State: PartDone, Rows: 100})
+			}
+			env.ExecuteWorkflow(WorkflowName, FlowInput{Options: options(""), State: st})
+			s := result(t, env)
+			if got := fmt.Sprint(f.steps()); got != c.steps {
+				t.Fatalf("steps %s, want %s", got, c.steps)
+			}
+			if s.Phase != PhaseDone || s.Cut == nil || !s.Cut.Done || s.Cut.Position != "0/70" || len(s.Cut.Steps) != 2 {
+				t.Fatalf("final %s, report %+v", s.Phase, s.Cut)
+			}
+		})
+	}
+}

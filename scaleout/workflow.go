@@ -190,6 +190,10 @@ func (r *flowRun) historyFull(ctx workflow.Context) bool {
 }
 
 func (r *flowRun) continueAsNew(ctx workflow.Context) error {
+	// A cutover update still answering would be lost with this run.
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
 	s := *r.s
 	s.Runs++
 	workflow.GetLogger(ctx).Info("continuing as new", "runs", s.Runs, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength())
