@@ -475,7 +475,11 @@ func RequestCutover(ctx context.Context, c client.Client, name string) (CutoverA
 	case errors.As(err, &nf):
 		return ans, fmt.Errorf("flow %q is not running: %w", name, ErrNoFlow)
 	case errors.As(err, &ae) && ae.Type() == errTypeConfig:
-		return ans, errs.BadConfig(ae.Message(), "wait for the copy to finish (ferry flow status "+name+" shows its progress), then run ferry flow cutover again")
+		fix := "wait for the copy to finish (ferry flow status " + name + " shows its progress), then run ferry flow cutover again"
+		if strings.Contains(ae.Message(), "has ended") {
+			fix = "ferry flow status " + name + " shows how it ended; a failed flow resumes with ferry run --name " + name
+		}
+		return ans, errs.BadConfig(ae.Message(), fix)
 	case strings.Contains(err.Error(), "unknown update"):
 		return CutoverAnswer{Undrained: true}, Signal(ctx, c, name, SignalCutover)
 	}
