@@ -1,0 +1,149 @@
+package postgres_test
+
+import (
+	"context"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+)
+
+// constraintsSchema has one of each constraint the cutover builds.
+const constraintsSchema = `CREATE SCHEMA app;
+	CREATE TABLE app.parent (id bigint PRIMARY KEY, code text, email text, CONSTRAINT parent_code_key UNIQUE (code));
+	CREATE UNIQUE INDEX parent_email_live ON app.parent (email) WHERE email IS NOT NULL AND code <> 'gone';
+	CREATE UNIQUE INDEX parent_email_lower ON app.parent (lower(email));
+	CREATE TABLE app.child (id bigint PRIMARY KEY, parent_id bigint, qty int,
+		CONSTRAINT child_parent_fkey FOREIGN KEY (parent_id) REFERENCES app.parent (id) ON DELETE CASCADE DEFERRABLE,
+		CONSTRAINT child_qty_positive CHECK (qty > 0));
+	INSERT INTO app.parent SELECT g, 'c' || g, 'e' || g || '@x' FROM generate_series(1, 50) g;
+	INSERT INTO app.child SELECT g, 1 + g % 50, g FROM generate_series(1, 200) g;`
+
+// schemaDump is the pg_dump --schema-only of schema app in db, its
+// constraint and unique index statements only, sorted.
+func schemaDump(t *testing.T, url string) []string {
+	t.Helper()
+	out, err := exec.Command("/usr/lib/postgresql/15/bin/pg_dump", "--schema-only", "--no-owner", "--no-privileges", "--schema=app", "--dbname="+url).Output()
+	if err != nil {
+		t.Fatalf("pg_dump: %v", err)
+	}
+	var got []string
+	for _, stmt := range strings.Split(string(out), ";\n") {
+		stmt = strings.Join(strings.Fields(stmt), " ")
+		for _, m := range regexp.MustCompile(`CONSTRAINT [a-z_]+ (UNIQUE|FOREIGN KEY|CHECK) .*?(\)\)|\)$|CASCADE DEFERRABLE|\) \))`).FindAllString(stmt, -1) {
+			got = append(got, m)
+		}
+		if i := strings.Index(stmt, "CREATE UNIQUE INDEX"); i >= 0 {
+			got = append(got, stmt[i:])
+		}
+	}
+	sort.Strings(got)
+	return got
+}
+
+// A flow copies the tables without their constraints; BuildConstraints
+// then builds the source's unique constraint, partial and expression
+// unique indexes, foreign key and check so pg_dump prints them as the
+// source's, a second build finds them there, and the destination refuses
+// rows that break them.
+func TestBuildConstraintsMatchesTheSourcesSchema(t *testing.T) {
+	p := newPair(t)
+	p.srv.Exec(t, p.src, constraintsSchema)
+	cfg := flow.Config{Source: p.srcURL(), Destination: p.dstURL(), Mode: flow.ModeSnapshot, StateDir: t.TempDir(), Tables: []string{"app.*"}}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	src, dst := open(t, p.srcURL()), open(t, p.dstURL())
+	tables := []model.Namespace{{Schema: "app", Table: "parent"}, {Schema: "app", Table: "child"}}
+	cons, err := src.Constraints(ctx, tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cons) != 5 {
+		t.Fatalf("source constraints: %+v, want 5", cons)
+	}
+	want := schemaDump(t, p.srcURL())
+	if len(want) != 5 {
+		t.Fatalf("source dump: %q", want)
+	}
+	done, err := dst.BuildConstraints(ctx, cons)
+	if err != nil || done.Built != 5 || done.Present != 0 {
+		t.Fatalf("BuildConstraints: %+v, %v", done, err)
+	}
+	if got := schemaDump(t, p.dstURL()); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("destination dump:\n%s\nsource:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if done, err := dst.BuildConstraints(ctx, cons); err != nil || done.Built != 0 || done.Present != 5 {
+		t.Fatalf("second BuildConstraints: %+v, %v; want all 5 present", done, err)
+	}
+	conn := p.srv.Connect(t, p.dst)
+	for _, q := range []string{
+		"INSERT INTO app.parent VALUES (100, 'c1', 'new@x')",
+		"INSERT INTO app.parent VALUES (100, 'c100', 'E1@X')",
+		"INSERT INTO app.child VALUES (1000, 999, 1)",
+		"INSERT INTO app.child VALUES (1000, 1, 0)",
+	} {
+		if _, err := conn.Exec(ctx, q); err == nil {
+			t.Errorf("%s: accepted, want it refused", q)
+		}
+	}
+	mustExec(t, conn, "DELETE FROM app.parent WHERE id = 1")
+	if n := count(t, conn, "SELECT count(*) FROM app.child WHERE parent_id = 1"); n != 0 {
+		t.Errorf("ON DELETE CASCADE: %d children left", n)
+	}
+}
+
+// A row at the destination that breaks a constraint is refused before
+// anything is built: the error names the table, the constraint and the
+// key, and no index or constraint is left behind.
+func TestBuildConstraintsRefusesAViolationAndBuildsNothing(t *testing.T) {
+	p := newPair(t)
+	p.srv.Exec(t, p.src, constraintsSchema)
+	cfg := flow.Config{Source: p.srcURL(), Destination: p.dstURL(), Mode: flow.ModeSnapshot, StateDir: t.TempDir(), Tables: []string{"app.*"}}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	src, dst := open(t, p.srcURL()), open(t, p.dstURL())
+	cons, err := src.Constraints(ctx, []model.Namespace{{Schema: "app", Table: "parent"}, {Schema: "app", Table: "child"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := p.srv.Connect(t, p.dst)
+	before := indexesAndConstraints(t, p.dstURL())
+	for _, c := range []struct{ bad, want string }{
+		{"INSERT INTO app.parent VALUES (777, 'c7', 'dup@x')", `table app.parent: constraint parent_code_key cannot be built: (code)=(c7) is held by more than one row`},
+		{"INSERT INTO app.child VALUES (777, 4242, 5)", `table app.child: constraint child_parent_fkey cannot be built: the row (id)=(777) has (parent_id)=(4242), which app.parent does not have`},
+		{"INSERT INTO app.child VALUES (778, 2, -3)", `table app.child: constraint child_qty_positive cannot be built: the row (id)=(778) fails (qty > 0)`},
+	} {
+		mustExec(t, conn, c.bad)
+		_, err := dst.BuildConstraints(ctx, cons)
+		if !errs.IsConfigError(err) || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("after %s: %v, want a configuration error containing %q", c.bad, err, c.want)
+		}
+		if after := indexesAndConstraints(t, p.dstURL()); after != before {
+			t.Fatalf("after a refused build:\n%s\nbefore:\n%s", after, before)
+		}
+		mustExec(t, conn, "DELETE FROM app.child WHERE id >= 777; DELETE FROM app.parent WHERE id = 777")
+	}
+}
+
+// indexesAndConstraints lists the indexes (with validity) and constraints
+// of schema app.
+func indexesAndConstraints(t *testing.T, url string) string {
+	t.Helper()
+	out, err := exec.Command("/usr/lib/postgresql/15/bin/psql", "-XAtq", "-d", url, "-c",
+		`SELECT string_agg(x, E'\n' ORDER BY x) FROM (
+			SELECT 'index ' || c.relname || ' valid=' || i.indisvalid || ' unique=' || i.indisunique AS x FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app'
+			UNION ALL SELECT 'constraint ' || conname FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace WHERE n.nspname = 'app') s`).Output()
+	if err != nil {
+		t.Fatalf("psql: %v", err)
+	}
+	return string(out)
+}
