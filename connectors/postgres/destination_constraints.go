@@ -114,9 +114,6 @@ func tempIndexName(k model.Constraint) string {
 // findViolation looks for a row of the destination that breaks p, and
 // refuses with the table, the constraint and a key.
 func (c *Conn) findViolation(ctx context.Context, p *pendingConstraint) error {
-	if p.validate && p.Kind == model.ConstraintCheck || p.Kind == model.ConstraintCheck && p.Check == "" {
-		return nil
-	}
 	var q, what string
 	switch p.Kind {
 	case model.ConstraintUnique, model.ConstraintUniqueIndex:
@@ -160,6 +157,9 @@ func (c *Conn) findViolation(ctx context.Context, p *pendingConstraint) error {
 		q = "SELECT " + key + " || ' has (" + strings.ReplaceAll(strings.Join(p.Columns, ", "), "'", "''") + ")=' || ROW(" + strings.Join(cols, ", ") + ")::text FROM " + p.rel + " c WHERE " + cond + " LIMIT 1"
 		what = "the row %s, which " + p.RefTable.String() + " does not have"
 	case model.ConstraintCheck:
+		if p.Check == "" {
+			return nil
+		}
 		key, err := c.rowKey(ctx, p.rel, "c.")
 		if err != nil {
 			return err

@@ -2,12 +2,12 @@ package postgres_test
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ferrydb/ferry/connectors/postgres"
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
@@ -24,12 +24,13 @@ const constraintsSchema = `CREATE SCHEMA app;
 	INSERT INTO app.parent SELECT g, 'c' || g, 'e' || g || '@x' FROM generate_series(1, 50) g;
 	INSERT INTO app.child SELECT g, 1 + g % 50, g FROM generate_series(1, 200) g;`
 
-// constraintDefs lists the unique indexes and the constraints but the
-// primary keys of schema app in db as the server defines them, sorted.
+// constraintDefs lists the unique indexes (valid or not) and the
+// constraints but the primary keys of schema app as the server defines
+// them, sorted.
 func constraintDefs(t *testing.T, conn *pgx.Conn) string {
 	t.Helper()
 	var out string
-	err := conn.QueryRow(context.Background(), `SELECT string_agg(d, E'\n' ORDER BY d) FROM (
+	err := conn.QueryRow(context.Background(), `SELECT COALESCE(string_agg(d, E'\n' ORDER BY d), '') FROM (
 		SELECT pg_get_indexdef(i.indexrelid) AS d FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
 			WHERE x.relnamespace = 'app'::regnamespace AND i.indisunique AND NOT i.indisprimary
 		UNION ALL SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
@@ -40,24 +41,32 @@ func constraintDefs(t *testing.T, conn *pgx.Conn) string {
 	return out
 }
 
-// A flow copies the tables without their constraints; BuildConstraints
-// then builds the source's unique constraint, partial and expression
-// unique indexes, foreign key and check as the source defines them, a second build finds them there, and the destination refuses
-// rows that break them.
-func TestBuildConstraintsMatchesTheSourcesSchema(t *testing.T) {
+// copiedWithoutConstraints copies constraintsSchema's tables with a flow
+// (which builds no constraint) and returns the destination and the
+// source's constraints.
+func copiedWithoutConstraints(t *testing.T) (*pair, *postgres.Conn, []model.Constraint) {
+	t.Helper()
 	p := newPair(t)
 	p.srv.Exec(t, p.src, constraintsSchema)
 	cfg := flow.Config{Source: p.srcURL(), Destination: p.dstURL(), Mode: flow.ModeSnapshot, StateDir: t.TempDir(), Tables: []string{"app.*"}}
 	if err := runFlow(t, cfg); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	src, dst := open(t, p.srcURL()), open(t, p.dstURL())
-	tables := []model.Namespace{{Schema: "app", Table: "parent"}, {Schema: "app", Table: "child"}}
-	cons, err := src.Constraints(ctx, tables)
+	cons, err := open(t, p.srcURL()).Constraints(context.Background(), []model.Namespace{{Schema: "app", Table: "parent"}, {Schema: "app", Table: "child"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p, open(t, p.dstURL()), cons
+}
+
+// A flow copies the tables without their constraints; BuildConstraints
+// then builds the source's unique constraint, partial and expression
+// unique indexes, foreign key and check as the source defines them, a
+// second build finds them there, and the destination refuses rows that
+// break them.
+func TestBuildConstraintsMatchesTheSourcesSchema(t *testing.T) {
+	p, dst, cons := copiedWithoutConstraints(t)
+	ctx := context.Background()
 	if len(cons) != 5 {
 		t.Fatalf("source constraints: %+v, want 5", cons)
 	}
@@ -96,20 +105,10 @@ func TestBuildConstraintsMatchesTheSourcesSchema(t *testing.T) {
 // anything is built: the error names the table, the constraint and the
 // key, and no index or constraint is left behind.
 func TestBuildConstraintsRefusesAViolationAndBuildsNothing(t *testing.T) {
-	p := newPair(t)
-	p.srv.Exec(t, p.src, constraintsSchema)
-	cfg := flow.Config{Source: p.srcURL(), Destination: p.dstURL(), Mode: flow.ModeSnapshot, StateDir: t.TempDir(), Tables: []string{"app.*"}}
-	if err := runFlow(t, cfg); err != nil {
-		t.Fatal(err)
-	}
+	p, dst, cons := copiedWithoutConstraints(t)
 	ctx := context.Background()
-	src, dst := open(t, p.srcURL()), open(t, p.dstURL())
-	cons, err := src.Constraints(ctx, []model.Namespace{{Schema: "app", Table: "parent"}, {Schema: "app", Table: "child"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	conn := p.srv.Connect(t, p.dst)
-	before := indexesAndConstraints(t, p.dstURL())
+	before := constraintDefs(t, conn)
 	for _, c := range []struct{ bad, want string }{
 		{"INSERT INTO app.parent VALUES (777, 'c7', 'dup@x')", `table app.parent: constraint parent_code_key cannot be built: (code)=(c7) is held by more than one row`},
 		{"INSERT INTO app.child VALUES (777, 4242, 5)", `table app.child: constraint child_parent_fkey cannot be built: the row (id)=(777) has (parent_id)=(4242), which app.parent does not have`},
@@ -120,23 +119,9 @@ func TestBuildConstraintsRefusesAViolationAndBuildsNothing(t *testing.T) {
 		if !errs.IsConfigError(err) || !strings.Contains(err.Error(), c.want) {
 			t.Fatalf("after %s: %v, want a configuration error containing %q", c.bad, err, c.want)
 		}
-		if after := indexesAndConstraints(t, p.dstURL()); after != before {
+		if after := constraintDefs(t, conn); after != before {
 			t.Fatalf("after a refused build:\n%s\nbefore:\n%s", after, before)
 		}
 		mustExec(t, conn, "DELETE FROM app.child WHERE id >= 777; DELETE FROM app.parent WHERE id = 777")
 	}
-}
-
-// indexesAndConstraints lists the indexes (with validity) and constraints
-// of schema app.
-func indexesAndConstraints(t *testing.T, url string) string {
-	t.Helper()
-	out, err := exec.Command("/usr/lib/postgresql/15/bin/psql", "-XAtq", "-d", url, "-c",
-		`SELECT string_agg(x, E'\n' ORDER BY x) FROM (
-			SELECT 'index ' || c.relname || ' valid=' || i.indisvalid || ' unique=' || i.indisunique AS x FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app'
-			UNION ALL SELECT 'constraint ' || conname FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace WHERE n.nspname = 'app') s`).Output()
-	if err != nil {
-		t.Fatalf("psql: %v", err)
-	}
-	return string(out)
 }
