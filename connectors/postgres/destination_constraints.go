@@ -245,6 +245,9 @@ func (c *Conn) buildPending(ctx context.Context, todo []*pendingConstraint) (err
 func (c *Conn) buildOne(ctx context.Context, p *pendingConstraint) error {
 	switch p.Kind {
 	case model.ConstraintUnique, model.ConstraintUniqueIndex:
+		if p.partitioned && p.Kind == model.ConstraintUnique {
+			return nil // added whole when named: USING INDEX is refused there
+		}
 		temp := qualified(model.Namespace{Schema: schemaOf(p.Table), Table: p.temp})
 		// A leftover of a build that crashed, INVALID or not.
 		if _, err := c.pool.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+temp); err != nil {
@@ -302,7 +305,10 @@ func (c *Conn) nameUniqueIndexes(ctx context.Context, todo []*pendingConstraint)
 			}
 			temp := qualified(model.Namespace{Schema: schemaOf(p.Table), Table: p.temp})
 			q := "ALTER INDEX " + temp + " RENAME TO " + quoteIdent(p.Name)
-			if p.Kind == model.ConstraintUnique {
+			switch {
+			case p.Kind == model.ConstraintUnique && p.partitioned:
+				q = "ALTER TABLE " + p.rel + " ADD CONSTRAINT " + quoteIdent(p.Name) + " " + p.Definition
+			case p.Kind == model.ConstraintUnique:
 				q = "ALTER TABLE " + p.rel + " ADD CONSTRAINT " + quoteIdent(p.Name) + " UNIQUE USING INDEX " + quoteIdent(p.temp) + deferrable(p.Definition)
 			}
 			if _, err := tx.Exec(ctx, q); err != nil {

@@ -125,3 +125,35 @@ func TestBuildConstraintsRefusesAViolationAndBuildsNothing(t *testing.T) {
 		mustExec(t, conn, "DELETE FROM app.child WHERE id >= 777; DELETE FROM app.parent WHERE id = 777")
 	}
 }
+
+// A partitioned destination table (one the user created before the flow)
+// gets its constraints too: the unique constraint added whole (PostgreSQL
+// refuses USING INDEX there), the unique index under its name, the foreign
+// key and the check without NOT VALID.
+func TestBuildConstraintsOnAPartitionedTable(t *testing.T) {
+	p := newPair(t)
+	const tables = `CREATE SCHEMA app;
+		CREATE TABLE app.parent (id bigint PRIMARY KEY);
+		CREATE TABLE app.events (id bigint, tenant int, code text, parent_id bigint, qty int, PRIMARY KEY (tenant, id)) PARTITION BY LIST (tenant);
+		CREATE TABLE app.events_1 PARTITION OF app.events FOR VALUES IN (1);
+		CREATE TABLE app.events_2 PARTITION OF app.events FOR VALUES IN (2);`
+	p.srv.Exec(t, p.src, tables+`
+		ALTER TABLE app.events ADD CONSTRAINT events_code_key UNIQUE (tenant, code);
+		CREATE UNIQUE INDEX events_qty_code ON app.events (tenant, qty, code);
+		ALTER TABLE app.events ADD CONSTRAINT events_parent_fkey FOREIGN KEY (parent_id) REFERENCES app.parent (id);
+		ALTER TABLE app.events ADD CONSTRAINT events_qty_positive CHECK (qty > 0);`)
+	p.srv.Exec(t, p.dst, tables+`CREATE INDEX events_code_key ON app.events (tenant, code);
+		INSERT INTO app.parent VALUES (1); INSERT INTO app.events VALUES (1, 1, 'a', 1, 1), (2, 2, 'a', 1, 1);`)
+	cons, err := open(t, p.srcURL()).Constraints(context.Background(), []model.Namespace{{Schema: "app", Table: "events"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := open(t, p.dstURL()).BuildConstraints(context.Background(), cons)
+	if err != nil || done.Built != 4 {
+		t.Fatalf("BuildConstraints: %+v, %v; want 4 built", done, err)
+	}
+	want := constraintDefs(t, p.srv.Connect(t, p.src))
+	if got := constraintDefs(t, p.srv.Connect(t, p.dst)); got != want {
+		t.Fatalf("destination:\n%s\nsource:\n%s", got, want)
+	}
+}
