@@ -157,3 +157,26 @@ func TestBuildConstraintsOnAPartitionedTable(t *testing.T) {
 		t.Fatalf("destination:\n%s\nsource:\n%s", got, want)
 	}
 }
+
+// A check the source holds NOT VALID (old rows break it) is copied NOT
+// VALID, rows and all, instead of refused.
+func TestBuildConstraintsKeepsNotValidAsTheSource(t *testing.T) {
+	p := newPair(t)
+	p.srv.Exec(t, p.src, `CREATE SCHEMA app; CREATE TABLE app.t (id bigint PRIMARY KEY, qty int);
+		INSERT INTO app.t VALUES (1, -1); ALTER TABLE app.t ADD CONSTRAINT t_qty_positive CHECK (qty > 0) NOT VALID;`)
+	cfg := flow.Config{Source: p.srcURL(), Destination: p.dstURL(), Mode: flow.ModeSnapshot, StateDir: t.TempDir(), Tables: []string{"app.t"}}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := open(t, p.srcURL()).Constraints(context.Background(), []model.Namespace{{Schema: "app", Table: "t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(t, p.dstURL()).BuildConstraints(context.Background(), cons); err != nil {
+		t.Fatal(err)
+	}
+	want := constraintDefs(t, p.srv.Connect(t, p.src))
+	if got := constraintDefs(t, p.srv.Connect(t, p.dst)); got != want || !strings.HasSuffix(want, "NOT VALID") {
+		t.Fatalf("destination:\n%s\nsource:\n%s", got, want)
+	}
+}
