@@ -18,51 +18,55 @@ type Capabilities struct {
 	// Hints are the connector's own words for fixes the engine suggests.
 	Hints Hints
 
-	Source           Source
-	ChangeSource     ChangeSource
-	Destination      Destination
-	ChangeApplier    ChangeApplier
-	CheckpointKeeper CheckpointKeeper
-	TableFinisher    TableFinisher
-	KeyDeferrer      KeyDeferrer
-	RawReader        RawReader
-	RawWriter        RawWriter
-	Emptier          Emptier
-	SchemaChanger    SchemaChanger
-	FlowDropper      FlowDropper
-	Preflighter      Preflighter
-	TableChecker     TableChecker
-	LagMeter         LagMeter
-	Counter          Counter
-	SequenceReader   SequenceReader
-	SequenceWriter   SequenceWriter
-	UniqueReporter   UniqueReporter
+	Source            Source
+	ChangeSource      ChangeSource
+	Destination       Destination
+	ChangeApplier     ChangeApplier
+	CheckpointKeeper  CheckpointKeeper
+	TableFinisher     TableFinisher
+	KeyDeferrer       KeyDeferrer
+	RawReader         RawReader
+	RawWriter         RawWriter
+	Emptier           Emptier
+	SchemaChanger     SchemaChanger
+	FlowDropper       FlowDropper
+	Preflighter       Preflighter
+	TableChecker      TableChecker
+	LagMeter          LagMeter
+	Counter           Counter
+	SequenceReader    SequenceReader
+	SequenceWriter    SequenceWriter
+	UniqueReporter    UniqueReporter
+	ConstraintReader  ConstraintReader
+	ConstraintBuilder ConstraintBuilder
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
 // tag names it in JSON (the dashboard's /api/flow) and its doc tag says it
 // in ferry connectors' table, so a new ability is declared here once.
 type Abilities struct {
-	Source        bool `json:"source" doc:"source: reads tables"`
-	CDC           bool `json:"cdc" doc:"CDC: streams changes"`
-	Destination   bool `json:"destination" doc:"destination: writes rows"`
-	Apply         bool `json:"apply" doc:"applies changes"`
-	FullRows      bool `json:"full_rows" doc:"applies changes to tables without a primary key"`
-	Checkpoints   bool `json:"checkpoints" doc:"checkpoints in destination"`
-	FinishTables  bool `json:"finish_tables" doc:"finishes tables after the copy (indexes, files)"`
-	DeferKeys     bool `json:"defer_keys" doc:"builds primary keys after the copy"`
-	RawRead       bool `json:"raw_read" doc:"reads rows undecoded"`
-	RawWrite      bool `json:"raw_write" doc:"writes rows undecoded"`
-	EmptyTables   bool `json:"empty_tables" doc:"empties its tables when a flow starts over"`
-	SchemaChanges bool `json:"schema_changes" doc:"follows schema changes"`
-	DropFlow      bool `json:"drop_flow" doc:"releases what it keeps for a dropped flow"`
-	Preflight     bool `json:"preflight" doc:"checks its settings before anything is written"`
-	CheckTables   bool `json:"check_tables" doc:"checks tables before creating them"`
-	LagBytes      bool `json:"lag_bytes" doc:"measures CDC lag in bytes"`
-	Counts        bool `json:"counts" doc:"counts what it receives"`
-	ReadSequences bool `json:"read_sequences" doc:"lists its sequences with their values"`
-	SetSequences  bool `json:"set_sequences" doc:"sets sequences to the source's values"`
-	UniqueTables  bool `json:"unique_tables" doc:"reports unique constraints besides the primary key"`
+	Source           bool `json:"source" doc:"source: reads tables"`
+	CDC              bool `json:"cdc" doc:"CDC: streams changes"`
+	Destination      bool `json:"destination" doc:"destination: writes rows"`
+	Apply            bool `json:"apply" doc:"applies changes"`
+	FullRows         bool `json:"full_rows" doc:"applies changes to tables without a primary key"`
+	Checkpoints      bool `json:"checkpoints" doc:"checkpoints in destination"`
+	FinishTables     bool `json:"finish_tables" doc:"finishes tables after the copy (indexes, files)"`
+	DeferKeys        bool `json:"defer_keys" doc:"builds primary keys after the copy"`
+	RawRead          bool `json:"raw_read" doc:"reads rows undecoded"`
+	RawWrite         bool `json:"raw_write" doc:"writes rows undecoded"`
+	EmptyTables      bool `json:"empty_tables" doc:"empties its tables when a flow starts over"`
+	SchemaChanges    bool `json:"schema_changes" doc:"follows schema changes"`
+	DropFlow         bool `json:"drop_flow" doc:"releases what it keeps for a dropped flow"`
+	Preflight        bool `json:"preflight" doc:"checks its settings before anything is written"`
+	CheckTables      bool `json:"check_tables" doc:"checks tables before creating them"`
+	LagBytes         bool `json:"lag_bytes" doc:"measures CDC lag in bytes"`
+	Counts           bool `json:"counts" doc:"counts what it receives"`
+	ReadSequences    bool `json:"read_sequences" doc:"lists its sequences with their values"`
+	SetSequences     bool `json:"set_sequences" doc:"sets sequences to the source's values"`
+	UniqueTables     bool `json:"unique_tables" doc:"reports unique constraints besides the primary key"`
+	ReadConstraints  bool `json:"read_constraints" doc:"lists unique constraints, foreign keys and checks"`
+	BuildConstraints bool `json:"build_constraints" doc:"builds unique constraints, foreign keys and checks at cutover"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -139,32 +143,36 @@ func Discover(c Connector) Capabilities {
 	k.SequenceReader, _ = c.(SequenceReader)
 	k.SequenceWriter, _ = c.(SequenceWriter)
 	k.UniqueReporter, _ = c.(UniqueReporter)
+	k.ConstraintReader, _ = c.(ConstraintReader)
+	k.ConstraintBuilder, _ = c.(ConstraintBuilder)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
 	}
 	k.Hints = d.Hints
 	k.Abilities = Abilities{
-		Source:        k.Source != nil,
-		CDC:           k.ChangeSource != nil,
-		Destination:   k.Destination != nil,
-		Apply:         k.ChangeApplier != nil,
-		FullRows:      d.FullRows && k.ChangeApplier != nil,
-		Checkpoints:   k.CheckpointKeeper != nil,
-		FinishTables:  k.TableFinisher != nil,
-		DeferKeys:     k.KeyDeferrer != nil,
-		RawRead:       k.RawReader != nil,
-		RawWrite:      k.RawWriter != nil,
-		EmptyTables:   k.Emptier != nil,
-		SchemaChanges: k.SchemaChanger != nil,
-		DropFlow:      k.FlowDropper != nil,
-		Preflight:     k.Preflighter != nil,
-		CheckTables:   k.TableChecker != nil,
-		LagBytes:      k.LagMeter != nil,
-		Counts:        k.Counter != nil,
-		ReadSequences: k.SequenceReader != nil,
-		SetSequences:  k.SequenceWriter != nil,
-		UniqueTables:  k.UniqueReporter != nil,
+		Source:           k.Source != nil,
+		CDC:              k.ChangeSource != nil,
+		Destination:      k.Destination != nil,
+		Apply:            k.ChangeApplier != nil,
+		FullRows:         d.FullRows && k.ChangeApplier != nil,
+		Checkpoints:      k.CheckpointKeeper != nil,
+		FinishTables:     k.TableFinisher != nil,
+		DeferKeys:        k.KeyDeferrer != nil,
+		RawRead:          k.RawReader != nil,
+		RawWrite:         k.RawWriter != nil,
+		EmptyTables:      k.Emptier != nil,
+		SchemaChanges:    k.SchemaChanger != nil,
+		DropFlow:         k.FlowDropper != nil,
+		Preflight:        k.Preflighter != nil,
+		CheckTables:      k.TableChecker != nil,
+		LagBytes:         k.LagMeter != nil,
+		Counts:           k.Counter != nil,
+		ReadSequences:    k.SequenceReader != nil,
+		SetSequences:     k.SequenceWriter != nil,
+		UniqueTables:     k.UniqueReporter != nil,
+		ReadConstraints:  k.ConstraintReader != nil,
+		BuildConstraints: k.ConstraintBuilder != nil,
 	}
 	return k
 }

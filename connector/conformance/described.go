@@ -30,6 +30,8 @@ func checkDescribed(t *testing.T, c connector.Connector) {
 	_, want.ReadSequences = c.(connector.SequenceReader)
 	_, want.SetSequences = c.(connector.SequenceWriter)
 	_, want.UniqueTables = c.(connector.UniqueReporter)
+	_, want.ReadConstraints = c.(connector.ConstraintReader)
+	_, want.BuildConstraints = c.(connector.ConstraintBuilder)
 	if d, ok := c.(connector.Declarer); ok {
 		want.FullRows = d.Declare().FullRows && want.Apply
 	}

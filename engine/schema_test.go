@@ -1,0 +1,62 @@
+package engine_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
+)
+
+// Under --rename, the schema step builds each constraint on its table's
+// destination table and a foreign key to where its referenced table went;
+// a check that calls a function of the renamed schema and a foreign key to
+// a table outside the flow cannot be mapped: they are not built, and the
+// report lists them.
+func TestCutoverSchemaStepMapsRenamesAndListsWhatItCannot(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "src"), srv.CreateDatabase(t, "dst")
+	srv.Exec(t, src, `CREATE SCHEMA app;
+		CREATE FUNCTION app.positive(n int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT n > 0';
+		CREATE TABLE app.customers (id bigint PRIMARY KEY);
+		CREATE TABLE app.parent (id bigint PRIMARY KEY, code text UNIQUE);
+		CREATE TABLE app.child (id bigint PRIMARY KEY, parent_id bigint REFERENCES app.parent ON DELETE CASCADE,
+			customer_id bigint CONSTRAINT child_customer_fkey REFERENCES app.customers,
+			qty int CONSTRAINT child_qty_positive CHECK (app.positive(qty)), CONSTRAINT child_qty_small CHECK (qty < 1000));
+		INSERT INTO app.customers VALUES (1);
+		INSERT INTO app.parent SELECT g, 'c' || g FROM generate_series(1, 20) g;
+		INSERT INTO app.child SELECT g, 1 + g % 20, 1, g FROM generate_series(1, 100) g;`)
+	cfg := flow.Config{Source: srv.URL(src), Destination: srv.URL(dst), Mode: flow.ModeSnapshot, StateDir: t.TempDir(),
+		Tables: []string{"app.parent", "app.child"}, Rename: []string{"app.*=shop.*"}}
+	e, _, _, _ := openEngine(t, cfg)
+	ctx := context.Background()
+	if err := e.Run(ctx, ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := cutOver(t, e)
+	var detail string
+	for _, s := range r.Steps {
+		if s.Name == engine.StepSchema {
+			detail = s.Detail
+		}
+	}
+	for _, want := range []string{"3 constraint(s) built, 0 already there", "2 not built",
+		"app.child.child_customer_fkey refers to app.customers, which is not in the flow",
+		"app.child.child_qty_positive names schema app"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("schema step detail %q lacks %q", detail, want)
+		}
+	}
+	conn := srv.Connect(t, dst)
+	var got string
+	if err := conn.QueryRow(ctx, `SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), '; ' ORDER BY conname)
+		FROM pg_constraint WHERE connamespace = 'shop'::regnamespace AND contype <> 'p'`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := "child_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES shop.parent(id) ON DELETE CASCADE; child_qty_small CHECK ((qty < 1000)); parent_code_key UNIQUE (code)"
+	if got != want {
+		t.Fatalf("destination constraints:\n%s\nwant:\n%s", got, want)
+	}
+}

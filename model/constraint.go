@@ -1,0 +1,56 @@
+package model
+
+// ConstraintKind says what a Constraint is.
+type ConstraintKind string
+
+// The constraints a destination builds at cutover, in the order it builds
+// them: a foreign key needs the unique index it references.
+const (
+	// ConstraintUnique is a UNIQUE constraint (backed by its index).
+	ConstraintUnique ConstraintKind = "unique"
+	// ConstraintUniqueIndex is a unique index without a constraint,
+	// partial and expression ones included.
+	ConstraintUniqueIndex ConstraintKind = "unique_index"
+	ConstraintForeignKey  ConstraintKind = "foreign_key"
+	ConstraintCheck       ConstraintKind = "check"
+)
+
+// Constraint is a rule a source table's rows obey that a destination only
+// enforces once the flow is over: while changes are applied in parallel by
+// key, a unique value moving between rows or a child applied before its
+// parent would stop the flow. Its definitions are the source engine's
+// own, for a destination of the same engine.
+type Constraint struct {
+	Kind ConstraintKind `json:"kind"`
+	// Table is the constrained table and Name the constraint's (or the
+	// unique index's) name.
+	Table Namespace `json:"table"`
+	Name  string    `json:"name"`
+	// Definition is the engine's definition of a constraint (PostgreSQL:
+	// pg_get_constraintdef, "FOREIGN KEY (a) REFERENCES s.t(id) ON DELETE
+	// CASCADE"); for a unique kind, Index is the definition of its index
+	// (what follows USING in pg_get_indexdef).
+	Definition string `json:"definition,omitempty"`
+	Index      string `json:"index,omitempty"`
+	// Keys are the unique kinds' key columns or expressions, Predicate a
+	// partial index's WHERE; NullsEqual is NULLS NOT DISTINCT. They let a
+	// destination look for rows that break the constraint before building
+	// it.
+	Keys       []string `json:"keys,omitempty"`
+	Predicate  string   `json:"predicate,omitempty"`
+	NullsEqual bool     `json:"nulls_equal,omitempty"`
+	// A foreign key's Columns reference RefColumns of RefTable; RefNative
+	// is how Definition names RefTable, replaced when RefTable is renamed.
+	// MatchFull is MATCH FULL (a row with some but not all columns NULL
+	// breaks it).
+	Columns    []string  `json:"columns,omitempty"`
+	RefTable   Namespace `json:"ref_table,omitempty"`
+	RefColumns []string  `json:"ref_columns,omitempty"`
+	RefNative  string    `json:"ref_native,omitempty"`
+	MatchFull  bool      `json:"match_full,omitempty"`
+	// Check is a CHECK constraint's expression.
+	Check string `json:"check,omitempty"`
+}
+
+// String names the constraint for messages: "app.users.users_email_key".
+func (c Constraint) String() string { return c.Table.String() + "." + c.Name }
