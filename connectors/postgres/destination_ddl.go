@@ -95,6 +95,7 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 	if t.Namespace.Schema != "" {
 		sb.WriteString("CREATE SCHEMA IF NOT EXISTS " + quoteIdent(t.Namespace.Schema) + ";\n")
 	}
+	sb.WriteString(sequencesSQL(t))
 	inKey := map[string]bool{}
 	for _, k := range t.PrimaryKey {
 		inKey[k] = true
@@ -105,7 +106,7 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 		if err != nil {
 			return "", fmt.Errorf("table %s, column %s: %w", t.Namespace, col.Name, err)
 		}
-		d := quoteIdent(col.Name) + " " + typ
+		d := quoteIdent(col.Name) + " " + typ + columnDefinition(t, col)
 		if !col.Nullable || inKey[col.Name] {
 			d += " NOT NULL"
 		}
@@ -118,7 +119,7 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 		}
 		defs = append(defs, constraint+"PRIMARY KEY ("+keyList(t)+")")
 	}
-	sb.WriteString("CREATE TABLE IF NOT EXISTS " + qualified(t.Namespace) + " (\n\t" + strings.Join(defs, ",\n\t") + "\n)")
+	sb.WriteString("CREATE TABLE IF NOT EXISTS " + qualified(t.Namespace) + " (\n\t" + strings.Join(defs, ",\n\t") + "\n)" + ownedBySQL(t))
 	return sb.String(), nil
 }
 
@@ -134,7 +135,7 @@ func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connec
 	var out []connector.Conversion
 	for _, t := range tables {
 		for _, col := range t.Columns {
-			if !col.Type.TextForm || col.Type.Native != "" && c.nativeFits(ctx, col.Type) {
+			if !col.Type.TextForm || col.Type.User != nil || col.Type.Native != "" && c.nativeFits(ctx, col.Type) {
 				continue
 			}
 			to, err := canonicalDDL(col.Type)
@@ -149,6 +150,9 @@ func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connec
 
 // ddlType picks a column's type at this destination.
 func (c *Conn) ddlType(ctx context.Context, t model.Type, schema string) (string, error) {
+	if name, err := c.userType(ctx, t); name != "" || err != nil {
+		return name, err
+	}
 	if t.Kind == model.KindEnum || t.Kind == model.KindArray && t.Elem != nil && t.Elem.Kind == model.KindEnum {
 		et := t
 		if t.Kind == model.KindArray {

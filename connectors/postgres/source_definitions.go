@@ -1,0 +1,125 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferrydb/ferry/model"
+)
+
+// discoverDefinitions reads what a PostgreSQL destination needs to create a
+// table as the source has it: defaults, generated expressions, identity
+// columns, the sequences defaults use, domains and composite types. They
+// are read with the server's own functions (pg_get_expr, format_type,
+// pg_get_constraintdef) under an empty search_path, as pg_dump does, so
+// every name in them is schema-qualified and means the same at the
+// destination (docs/decisions/2026-12-05-schema-definitions.md).
+func (c *Conn) discoverDefinitions(ctx context.Context, oids []uint32, byOID map[uint32]*srcTable) error {
+	tx, err := c.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return c.classify(err, "discover column definitions")
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+	if _, err := tx.Exec(ctx, `SET LOCAL search_path = ''`); err != nil {
+		return c.classify(err, "discover column definitions")
+	}
+	if err := discoverColumnDefinitions(ctx, tx, oids, byOID); err != nil {
+		return c.classify(err, "discover column definitions")
+	}
+	if err := discoverSequences(ctx, tx, oids, byOID); err != nil {
+		return c.classify(err, "discover sequences")
+	}
+	return tx.Commit(ctx)
+}
+
+func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[uint32]*srcTable) error {
+	rows, err := tx.Query(ctx, `SELECT a.attrelid, a.attname, a.attgenerated <> '', COALESCE(pg_get_expr(d.adbin, d.adrelid), ''),
+			a.attidentity::text, COALESCE(sn.nspname, ''), COALESCE(sc.relname, ''), COALESCE(format_type(s.seqtypid, NULL), ''),
+			COALESCE(s.seqstart, 0), COALESCE(s.seqincrement, 0), COALESCE(s.seqmin, 0), COALESCE(s.seqmax, 0), COALESCE(s.seqcache, 0), COALESCE(s.seqcycle, false),
+			CASE WHEN t.typtype IN ('d', 'c') THEN format_type(t.oid, NULL) ELSE '' END,
+			CASE t.typtype
+			WHEN 'd' THEN 'CREATE DOMAIN ' || format_type(t.oid, NULL) || ' AS ' || format_type(t.typbasetype, NULLIF(t.typtypmod, -1))
+				|| COALESCE(' DEFAULT ' || pg_get_expr(t.typdefaultbin, 0), '')
+				|| CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
+				|| COALESCE((SELECT string_agg(' CONSTRAINT ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid), '' ORDER BY k.conname)
+					FROM pg_constraint k WHERE k.contypid = t.oid), '')
+			WHEN 'c' THEN 'CREATE TYPE ' || format_type(t.oid, NULL) || ' AS ('
+				|| COALESCE((SELECT string_agg(quote_ident(ca.attname) || ' ' || format_type(ca.atttypid, ca.atttypmod), ', ' ORDER BY ca.attnum)
+					FROM pg_attribute ca WHERE ca.attrelid = t.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped), '') || ')'
+			ELSE '' END
+		FROM pg_attribute a
+		JOIN pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		LEFT JOIN pg_depend dep ON a.attidentity <> '' AND dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass
+			AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i'
+		LEFT JOIN pg_class sc ON sc.oid = dep.objid AND sc.relkind = 'S'
+		LEFT JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+		LEFT JOIN pg_sequence s ON s.seqrelid = sc.oid
+		WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attrelid, a.attnum`, oids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rel uint32
+		var name, expr, identity, userName, userCreate string
+		var generated bool
+		var seq model.SequenceDef
+		if err := rows.Scan(&rel, &name, &generated, &expr, &identity, &seq.Name.Schema, &seq.Name.Table, &seq.Type,
+			&seq.Start, &seq.Increment, &seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &userName, &userCreate); err != nil {
+			return err
+		}
+		t := byOID[rel].table
+		i := t.ColumnIndex(name)
+		if i < 0 {
+			continue
+		}
+		col := &t.Columns[i]
+		if generated {
+			col.Expression = expr
+		} else {
+			col.Default = expr
+		}
+		if identity != "" && seq.Name.Table != "" {
+			col.Identity = &model.Identity{Always: identity == "a", Sequence: seq}
+		}
+		if userName != "" && userCreate != "" {
+			col.Type.User = &model.UserType{Name: userName, Create: userCreate}
+		}
+	}
+	return rows.Err()
+}
+
+// discoverSequences lists, per table, the sequences its defaults use: a
+// serial column's (owned by the column) and standalone ones.
+func discoverSequences(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[uint32]*srcTable) error {
+	rows, err := tx.Query(ctx, `SELECT DISTINCT ad.adrelid, n.nspname, c.relname, format_type(s.seqtypid, NULL),
+			s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle, COALESCE(oa.attname, '')
+		FROM pg_attrdef ad
+		JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_class'::regclass
+		JOIN pg_class c ON c.oid = d.refobjid AND c.relkind = 'S'
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_sequence s ON s.seqrelid = c.oid
+		LEFT JOIN pg_depend od ON od.classid = 'pg_class'::regclass AND od.objid = c.oid AND od.refclassid = 'pg_class'::regclass
+			AND od.refobjid = ad.adrelid AND od.deptype = 'a'
+		LEFT JOIN pg_attribute oa ON oa.attrelid = od.refobjid AND oa.attnum = od.refobjsubid
+		WHERE ad.adrelid = ANY($1)
+		ORDER BY ad.adrelid, n.nspname, c.relname`, oids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rel uint32
+		var seq model.SequenceDef
+		if err := rows.Scan(&rel, &seq.Name.Schema, &seq.Name.Table, &seq.Type, &seq.Start, &seq.Increment,
+			&seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &seq.OwnedBy); err != nil {
+			return err
+		}
+		t := byOID[rel].table
+		t.Sequences = append(t.Sequences, seq)
+	}
+	return rows.Err()
+}
