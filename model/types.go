@@ -125,6 +125,10 @@ type Column struct {
 	// default, both in the source engine's SQL (see schema.go).
 	Expression string `json:"expression,omitempty"`
 	Default    string `json:"default,omitempty"`
+	// Uses are the user-defined functions Default or Expression calls, in
+	// the source engine's spelling ("app.next_code()"): a destination
+	// without them cannot create the default or expression.
+	Uses []string `json:"uses,omitempty"`
 	// Identity is set for an identity column.
 	Identity *Identity `json:"identity,omitempty"`
 }

@@ -96,6 +96,10 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 		sb.WriteString("CREATE SCHEMA IF NOT EXISTS " + quoteIdent(t.Namespace.Schema) + ";\n")
 	}
 	sb.WriteString(sequencesSQL(t))
+	missing, err := c.missingFunctions(ctx, t)
+	if err != nil {
+		return "", err
+	}
 	inKey := map[string]bool{}
 	for _, k := range t.PrimaryKey {
 		inKey[k] = true
@@ -106,7 +110,7 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 		if err != nil {
 			return "", fmt.Errorf("table %s, column %s: %w", t.Namespace, col.Name, err)
 		}
-		d := quoteIdent(col.Name) + " " + typ + columnDefinition(t, col)
+		d := quoteIdent(col.Name) + " " + typ + columnDefinition(t, col, inKey[col.Name], missing[col.Name])
 		if !col.Nullable || inKey[col.Name] {
 			d += " NOT NULL"
 		}
@@ -134,6 +138,17 @@ func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connec
 	}
 	var out []connector.Conversion
 	for _, t := range tables {
+		existing, err := loadDst(ctx, c.pool, t.Namespace)
+		if err != nil {
+			return nil, c.classify(err, "read table "+t.Namespace.String())
+		}
+		if existing == nil {
+			unmade, err := c.unmadeDefinitions(ctx, t)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, unmade...)
+		}
 		for _, col := range t.Columns {
 			if !col.Type.TextForm || col.Type.User != nil || col.Type.Native != "" && c.nativeFits(ctx, col.Type) {
 				continue

@@ -2,7 +2,10 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+
+	"github.com/ferrydb/ferry/flow"
 )
 
 // definitionsSchema is an application's table with what it relies on to
@@ -47,4 +50,93 @@ func TestCreateTablesKeepsDefinitions(t *testing.T) {
 	if got != want {
 		t.Fatalf("the destination's schema differs from the source's:\n--- source\n%s\n--- destination\n%s", want, got)
 	}
+}
+
+// TestIdentityAlwaysColumnsTakeCopiesAndChanges: an identity ALWAYS column
+// refuses values an INSERT or UPDATE gives it unless told otherwise; the
+// copy and every change reach it with the source's values, in and out of
+// the key.
+func TestIdentityAlwaysColumnsTakeCopiesAndChanges(t *testing.T) {
+	p := newPair(t)
+	src, dst := p.srv.Connect(t, p.src), p.srv.Connect(t, p.dst)
+	mustExec(t, src, `CREATE SCHEMA shop;
+		CREATE TABLE shop.keyed (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+		CREATE TABLE shop.unkeyed (k text PRIMARY KEY, n bigint GENERATED ALWAYS AS IDENTITY, v text);
+		INSERT INTO shop.keyed (v) SELECT 'old' FROM generate_series(1, 50);
+		INSERT INTO shop.unkeyed (k, v) SELECT 'k' || g, 'old' FROM generate_series(1, 50) g;`)
+	// Outside the key the column is made BY DEFAULT, and ferry plan says so
+	// with the statement to run after the cutover.
+	tables, err := open(t, p.srcURL()).Tables(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := open(t, p.dstURL()).CheckTables(context.Background(), tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(conv) != 1 || conv[0].Column != "n" || conv[0].Fix != "after the cutover: ALTER TABLE shop.unkeyed ALTER COLUMN n SET GENERATED ALWAYS" {
+		t.Fatalf("CheckTables: %v, want shop.unkeyed.n made BY DEFAULT", conv)
+	}
+	cfg := flow.Config{Name: "identity", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, src, `INSERT INTO shop.keyed (v) VALUES ('new'), ('new');
+		UPDATE shop.keyed SET v = 'changed' WHERE id <= 5;
+		UPDATE shop.keyed SET id = DEFAULT WHERE id = 7;
+		INSERT INTO shop.unkeyed (k, v) VALUES ('new1', 'new'), ('new2', 'new');
+		UPDATE shop.unkeyed SET v = 'changed' WHERE k IN ('k1', 'k2');
+		UPDATE shop.unkeyed SET n = DEFAULT WHERE k = 'k3';
+		DELETE FROM shop.unkeyed WHERE k = 'k4';`)
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	sameTable(t, src, dst, "shop.keyed", "id")
+	sameTable(t, src, dst, "shop.unkeyed", "k")
+}
+
+// TestDefinitionsNeedingMissingFunctions: a default and a generated column
+// calling a function the destination lacks are left out of the table, which
+// is still created and copied into; CheckTables (ferry plan, and the log)
+// lists each with the statement that makes it the source's, and once the
+// user has run them pg_dump -s prints the same on both sides.
+func TestDefinitionsNeedingMissingFunctions(t *testing.T) {
+	p := newPair(t)
+	ctx := context.Background()
+	fn := `CREATE SCHEMA app;
+		CREATE FUNCTION app.code(n integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'C-' || n $$;`
+	p.srv.Exec(t, p.src, fn+`
+		CREATE TABLE app.items (id integer PRIMARY KEY, label text DEFAULT app.code(0),
+			code text GENERATED ALWAYS AS (app.code(id)) STORED);
+		INSERT INTO app.items (id) SELECT generate_series(1, 20);`)
+	tables, err := open(t, p.srcURL()).Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := open(t, p.dstURL())
+	conv, err := dst.CheckTables(ctx, tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(conv) != 2 {
+		t.Fatalf("CheckTables: %v, want label and code", conv)
+	}
+	cfg := flow.Config{Name: "funcs", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	src, dconn := p.srv.Connect(t, p.src), p.srv.Connect(t, p.dst)
+	sameTable(t, src, dconn, "app.items", "id")
+	mustExec(t, dconn, `CREATE FUNCTION app.code(n integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'C-' || n $$`)
+	for _, c := range conv {
+		_, stmt, ok := strings.Cut(c.Fix, ", then ")
+		if !ok {
+			t.Fatalf("%s: no statement", c)
+		}
+		mustExec(t, dconn, stmt)
+	}
+	if want, got := p.srv.SchemaDump(t, p.src, "app"), p.srv.SchemaDump(t, p.dst, "app"); got != want {
+		t.Fatalf("after the listed statements the schemas differ:\n--- source\n%s\n--- destination\n%s", want, got)
+	}
+	sameTable(t, src, dconn, "app.items", "id")
 }

@@ -10,7 +10,8 @@ import (
 
 // discoverDefinitions reads what a PostgreSQL destination needs to create a
 // table as the source has it: defaults, generated expressions, identity
-// columns, the sequences defaults use, domains and composite types. They
+// columns, the sequences defaults use, domains and composite types, and the
+// user-defined functions a default or expression calls (pg_depend). They
 // are read with the server's own functions (pg_get_expr, format_type,
 // pg_get_constraintdef) under an empty search_path, as pg_dump does, so
 // every name in them is schema-qualified and means the same at the
@@ -47,7 +48,9 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 			WHEN 'c' THEN 'CREATE TYPE ' || format_type(t.oid, NULL) || ' AS ('
 				|| COALESCE((SELECT string_agg(quote_ident(ca.attname) || ' ' || format_type(ca.atttypid, ca.atttypmod), ', ' ORDER BY ca.attnum)
 					FROM pg_attribute ca WHERE ca.attrelid = t.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped), '') || ')'
-			ELSE '' END
+			ELSE '' END,
+			ARRAY(SELECT p.refobjid::regprocedure::text FROM pg_depend p WHERE p.classid = 'pg_attrdef'::regclass AND p.objid = d.oid
+				AND p.refclassid = 'pg_proc'::regclass AND p.refobjid >= 16384 ORDER BY 1)
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -66,9 +69,10 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 		var rel uint32
 		var name, expr, identity, userName, userCreate string
 		var generated bool
+		var uses []string
 		var seq model.SequenceDef
 		if err := rows.Scan(&rel, &name, &generated, &expr, &identity, &seq.Name.Schema, &seq.Name.Table, &seq.Type,
-			&seq.Start, &seq.Increment, &seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &userName, &userCreate); err != nil {
+			&seq.Start, &seq.Increment, &seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &userName, &userCreate, &uses); err != nil {
 			return err
 		}
 		t := byOID[rel].table
@@ -77,6 +81,7 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 			continue
 		}
 		col := &t.Columns[i]
+		col.Uses = uses
 		if generated {
 			col.Expression = expr
 		} else {
