@@ -45,7 +45,7 @@ func TestPostgresDestinationSchemaIsTheSources(t *testing.T) {
 	srv := pgtest.Shared(t)
 	src, dst := srv.CreateDatabase(t, "schsrc"), srv.CreateDatabase(t, "schdst")
 	srv.Exec(t, src, appSchema+`
-		INSERT INTO app.orders (contact, price, qty, status) SELECT g || '@example.com', ROW(g, 'EUR'), g % 7, 'paid' FROM generate_series(1, 300) g;`)
+		INSERT INTO app.orders (contact, price, qty, status) SELECT g || '@example.com', ROW(g, 'EUR')::app.price, g % 7, 'paid' FROM generate_series(1, 300) g;`)
 	ctx := context.Background()
 	sconn, dconn := srv.Connect(t, src), srv.Connect(t, dst)
 	dir := t.TempDir()

@@ -13,8 +13,8 @@ import (
 // CreateTables creates the schemas and tables that do not exist, with their
 // primary keys and, for each column, the source's own PostgreSQL type when
 // it is one this server has and it holds the same canonical kind, otherwise
-// the canonical kind's type. Generated columns are plain columns holding the
-// source's values. Existing tables are checked: every column must be there
+// the canonical kind's type; from a PostgreSQL source, with the source's
+// definitions (destination_definitions.go). Existing tables are checked: every column must be there
 // and the primary key must be the same. A table created for a copy whose
 // key is not built yet (CreateTablesForCopy) is refused: changes cannot be
 // applied to it.
@@ -129,7 +129,8 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 
 // CheckTables refuses existing tables whose triggers or foreign keys would
 // fire for ferry's rows when the role may not keep them from firing
-// (checkFiring), and lists the columns holding a source type's text form whose
+// (checkFiring), lists the columns of tables to create that are not made as
+// the source has them (unmadeDefinitions), and the columns holding a source type's text form whose
 // type this server does not have (hstore or citext without the extension,
 // another engine's type): they are created with the canonical kind's type.
 func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connector.Conversion, error) {

@@ -90,7 +90,7 @@
 //	interval                            interval               months, days and microseconds, exactly
 //	inet, cidr, macaddr                 inet, cidr, macaddr    PostgreSQL's text form
 //	enum types                          enum                   labels in EnumValues; Native is the qualified type name
-//	domains                             their base type        the domain's constraints stay at the source
+//	domains                             their base type        a PostgreSQL destination creates the domain
 //	arrays of the above                 array                  any number of dimensions (nested []any);
 //	                                                           lower bounds other than 1 are an error
 //	anything else (bit strings, ranges, text                   through the type's output and input functions,
@@ -121,8 +121,13 @@
 // names an enum and EnumValues is set, that enum type, created or completed
 // at the destination).
 //
-// Generated columns are copied as plain columns holding the source's values.
-// pgoutput does not send them, so during CDC ferry computes each changed
+// From a PostgreSQL source, a table is created with the source's column
+// definitions (defaults, identity and serial columns and their sequences,
+// domains, composite types, generated columns; destination_definitions.go).
+// Generated columns are computed by the destination (ferry writes them only
+// into a table where they are plain: another engine's, or one whose
+// expression calls a function the destination lacks). pgoutput does not
+// send them, so during CDC ferry computes each changed
 // row's generated values by evaluating the column's expression on the
 // source over the row's other values (generation expressions are
 // immutable); a generated value that depends on an unchanged TOAST value is
