@@ -140,3 +140,45 @@ func TestDefinitionsNeedingMissingFunctions(t *testing.T) {
 	}
 	sameTable(t, src, dconn, "app.items", "id")
 }
+
+// TestRenamedTableKeepsItsSequences: a table moved to another schema by
+// --rename takes its serial's and identity's sequences along, its defaults
+// point at them, and they are where the cutover sets them (by owner, in the
+// table's destination schema), so the application's next insert there
+// collides with no copied row.
+func TestRenamedTableKeepsItsSequences(t *testing.T) {
+	p := newPair(t)
+	ctx := context.Background()
+	p.srv.Exec(t, p.src, `CREATE SCHEMA shop;
+		CREATE TABLE shop.orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, line serial, v text);
+		INSERT INTO shop.orders (v) SELECT 'old' FROM generate_series(1, 30);`)
+	cfg := flow.Config{Name: "moved", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up",
+		Rename: []string{"shop.*=archive.*"}}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	dconn := p.srv.Connect(t, p.dst)
+	var idSeq, lineSeq string
+	if err := dconn.QueryRow(ctx, `SELECT pg_get_serial_sequence('archive.orders', 'id'), pg_get_serial_sequence('archive.orders', 'line')`).Scan(&idSeq, &lineSeq); err != nil {
+		t.Fatal(err)
+	}
+	if idSeq != "archive.orders_id_seq" || lineSeq != "archive.orders_line_seq" {
+		t.Fatalf("the destination's sequences are %q and %q, want them in schema archive", idSeq, lineSeq)
+	}
+	seqs, err := open(t, p.srcURL()).Sequences(ctx, []string{"shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range seqs {
+		// As engine.destinationSequences names an owned sequence.
+		seqs[i].Owner.Schema, seqs[i].Name.Schema = "archive", "archive"
+	}
+	missing, err := open(t, p.dstURL()).SetSequences(ctx, seqs)
+	if err != nil || len(missing) > 0 || len(seqs) != 2 {
+		t.Fatalf("SetSequences of %v: missing %v, %v", seqs, missing, err)
+	}
+	var id, line int64
+	if err := dconn.QueryRow(ctx, `INSERT INTO archive.orders (v) VALUES ('app') RETURNING id, line`).Scan(&id, &line); err != nil || id != 31 || line != 31 {
+		t.Fatalf("the application's insert got id %d, line %d (%v); want 31, 31", id, line, err)
+	}
+}
