@@ -166,23 +166,27 @@ func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connec
 
 // ddlType picks a column's type at this destination.
 func (c *Conn) ddlType(ctx context.Context, t model.Type, schema string) (string, error) {
-	if name, err := c.userType(ctx, t); name != "" || err != nil {
-		return name, err
-	}
 	if t.Kind == model.KindEnum || t.Kind == model.KindArray && t.Elem != nil && t.Elem.Kind == model.KindEnum {
 		et := t
 		if t.Kind == model.KindArray {
 			et = *t.Elem
 		}
 		if et.Native != "" && len(et.EnumValues) > 0 && strings.Contains(et.Native, ".") {
+			// First: a domain over the enum (t.User) needs it.
 			if err := c.ensureEnum(ctx, et); err != nil {
 				return "", err
+			}
+			if name, err := c.userType(ctx, t); name != "" || err != nil {
+				return name, err
 			}
 			if t.Kind == model.KindArray {
 				return et.Native + "[]", nil
 			}
 			return et.Native, nil
 		}
+	}
+	if name, err := c.userType(ctx, t); name != "" || err != nil {
+		return name, err
 	}
 	if t.Native != "" && c.nativeFits(ctx, t) {
 		return t.Native, nil

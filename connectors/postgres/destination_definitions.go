@@ -202,7 +202,7 @@ func (c *Conn) userType(ctx context.Context, t model.Type) (string, error) {
 		ddl = "CREATE SCHEMA IF NOT EXISTS " + schema + ";\n" + ddl
 	}
 	if _, err := c.pool.Exec(ctx, ddl); err != nil && sqlState(err) != "42710" {
-		return "", c.classify(fmt.Errorf("create type %s (%s): %w", u.Name, u.Create, err), "create type "+u.Name)
+		return "", c.classify(fmt.Errorf("%s: %w", u.Create, err), "create type "+u.Name)
 	}
 	return u.Name, nil
 }

@@ -6,9 +6,10 @@ import "strings"
 // with what the application relies on to insert: identity columns (ALWAYS
 // and BY DEFAULT, with sequence options), serials, a standalone sequence
 // behind a default (s.order_no), default expressions, an enum, a domain
-// with a CHECK, a composite type (s.price) and a generated column.
+// with a CHECK, a domain over the enum, a composite type (s.price) and a generated column.
 func AppSchema(s string) string {
 	return "CREATE SCHEMA " + s + ";\n" + strings.ReplaceAll(`CREATE TYPE app.status AS ENUM ('new', 'paid');
+CREATE DOMAIN app.phase AS app.status DEFAULT 'paid';
 CREATE DOMAIN app.email AS text CONSTRAINT email_check CHECK (VALUE LIKE '%@%');
 CREATE TYPE app.price AS (amount numeric(12,2), currency character(3));
 CREATE SEQUENCE app.order_no START 1000 INCREMENT 5;
@@ -19,6 +20,7 @@ CREATE TABLE app.orders (
 	big bigserial,
 	order_no bigint NOT NULL DEFAULT nextval('app.order_no'),
 	created timestamptz NOT NULL DEFAULT now(),
+	phase app.phase,
 	note text DEFAULT 'new'::text,
 	status app.status NOT NULL DEFAULT 'new',
 	contact app.email,
