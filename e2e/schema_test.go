@@ -82,3 +82,25 @@ func TestPostgresDestinationSchemaIsTheSources(t *testing.T) {
 		t.Fatalf("the generated column of the application's row: %q, %v; want 37.50", total, err)
 	}
 }
+
+// ferry plan lists a definition the destination cannot make as the
+// source's, with the statement that makes it so, and ferry sync logs it.
+func TestPlanListsDefinitionsNotMadeAsTheSources(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "unmadesrc"), srv.CreateDatabase(t, "unmadedst")
+	srv.Exec(t, src, `CREATE FUNCTION next_label() RETURNS text LANGUAGE sql AS $$ SELECT 'L' $$;
+		CREATE TABLE items (id integer PRIMARY KEY, label text DEFAULT public.next_label());
+		INSERT INTO items (id) VALUES (1), (2);`)
+	fix := "create public.next_label() at the destination, then ALTER TABLE public.items ALTER COLUMN label SET DEFAULT public.next_label()"
+	if r := mustFerry(t, "plan", srv.URL(src), srv.URL(dst)); !strings.Contains(r.stdout, fix) {
+		t.Fatalf("ferry plan does not give %q:\n%s", fix, r)
+	}
+	r := mustFerry(t, "sync", srv.URL(src), srv.URL(dst), "--state-dir", t.TempDir(), "--until", "caught-up", "--log-format", "json", "--progress", "none")
+	if w := r.logLine("the destination column is not created as the source's"); w == nil || w["fix"] != fix {
+		t.Fatalf("ferry sync did not log the fix:\n%s", r)
+	}
+	var n int
+	if err := srv.Connect(t, dst).QueryRow(context.Background(), `SELECT count(*) FROM items WHERE label = 'L'`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows with the source's labels at the destination: %d, %v", n, err)
+	}
+}
