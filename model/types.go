@@ -125,6 +125,9 @@ type Column struct {
 	// default, both in the source engine's SQL (see schema.go).
 	Expression string `json:"expression,omitempty"`
 	Default    string `json:"default,omitempty"`
+	// Collation is the column's collation when it is not its type's
+	// default, qualified in the source engine's spelling (pg_catalog."C").
+	Collation string `json:"collation,omitempty"`
 	// Uses are the user-defined functions Default or Expression calls, in
 	// the source engine's spelling ("app.next_code()"): a destination
 	// without them cannot create the default or expression.

@@ -100,6 +100,10 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 	if err != nil {
 		return "", err
 	}
+	collations, err := c.missingCollations(ctx, t)
+	if err != nil {
+		return "", err
+	}
 	inKey := map[string]bool{}
 	for _, k := range t.PrimaryKey {
 		inKey[k] = true
@@ -110,7 +114,7 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 		if err != nil {
 			return "", fmt.Errorf("table %s, column %s: %w", t.Namespace, col.Name, err)
 		}
-		d := quoteIdent(col.Name) + " " + typ + columnDefinition(t, col, inKey[col.Name], missing[col.Name])
+		d := quoteIdent(col.Name) + " " + typ + collate(col, collations) + columnDefinition(t, col, inKey[col.Name], missing[col.Name])
 		if !col.Nullable || inKey[col.Name] {
 			d += " NOT NULL"
 		}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
 )
@@ -113,6 +115,45 @@ func columnDefinition(t *model.Table, col model.Column, inKey bool, missing []st
 	return ""
 }
 
+// missingCollations lists the collations of t's columns this destination
+// does not have (an ICU or a locale collation the other server lacks).
+func (c *Conn) missingCollations(ctx context.Context, t *model.Table) (map[string]bool, error) {
+	var names []string
+	for _, col := range t.Columns {
+		if col.Collation != "" {
+			names = append(names, col.Collation)
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	rows, err := c.pool.Query(ctx, `SELECT u.name FROM unnest($1::text[]) AS u(name) WHERE NOT EXISTS (
+			SELECT 1 FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace
+			WHERE quote_ident(n.nspname) || '.' || quote_ident(co.collname) = u.name
+				AND co.collencoding IN (-1, pg_char_to_encoding(current_setting('server_encoding'))))`, names)
+	if err != nil {
+		return nil, c.classify(err, "look up collations of "+t.Namespace.String())
+	}
+	missing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, c.classify(err, "look up collations of "+t.Namespace.String())
+	}
+	out := map[string]bool{}
+	for _, m := range missing {
+		out[m] = true
+	}
+	return out, nil
+}
+
+// collate is the COLLATE clause of col, "" when it has none or this
+// destination lacks its collation (listed by unmadeDefinitions).
+func collate(col model.Column, missing map[string]bool) string {
+	if col.Collation == "" || missing[col.Collation] {
+		return ""
+	}
+	return " COLLATE " + col.Collation
+}
+
 // missingFunctions lists, per column of t, the functions its default or
 // generation expression calls that this destination does not have.
 func (c *Conn) missingFunctions(ctx context.Context, t *model.Table) (map[string][]string, error) {
@@ -149,6 +190,10 @@ func (c *Conn) unmadeDefinitions(ctx context.Context, t *model.Table) ([]connect
 	if err != nil {
 		return nil, err
 	}
+	collations, err := c.missingCollations(ctx, t)
+	if err != nil {
+		return nil, err
+	}
 	inKey := map[string]bool{}
 	for _, k := range t.PrimaryKey {
 		inKey[k] = true
@@ -162,6 +207,10 @@ func (c *Conn) unmadeDefinitions(ctx context.Context, t *model.Table) ([]connect
 		}
 		name := showIdent(col.Name)
 		conv := connector.Conversion{Table: t.Namespace, Column: col.Name}
+		if collations[col.Collation] {
+			out = append(out, connector.Conversion{Table: t.Namespace, Column: col.Name, From: typ + " COLLATE " + col.Collation, To: typ + " with the database's default collation",
+				Fix: "create collation " + col.Collation + " at the destination, then ALTER TABLE " + table + " ALTER COLUMN " + name + " TYPE " + typ + " COLLATE " + col.Collation})
+		}
 		needs := "create " + strings.Join(missing[col.Name], ", ") + " at the destination, then "
 		switch {
 		case col.Identity != nil && col.Identity.Always && !inKey[col.Name]:

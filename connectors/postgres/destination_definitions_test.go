@@ -73,18 +73,19 @@ func TestIdentityAlwaysColumnsTakeCopiesAndChanges(t *testing.T) {
 }
 
 // TestDefinitionsNeedingMissingFunctions: a default and a generated column
-// calling a function the destination lacks are left out of the table, which
-// is still created and copied into; CheckTables (ferry plan, and the log)
-// lists each with the statement that makes it the source's, and once the
+// calling a function the destination lacks, and a collation it lacks, are
+// left out of the table, which is still created and copied into;
+// CheckTables (ferry plan, and the log) lists each with the statement that makes it the source's, and once the
 // user has run them pg_dump -s prints the same on both sides.
 func TestDefinitionsNeedingMissingFunctions(t *testing.T) {
 	p := newPair(t)
 	ctx := context.Background()
-	fn := `CREATE SCHEMA app;
-		CREATE FUNCTION app.code(n integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'C-' || n $$;`
+	fn := `CREATE SCHEMA IF NOT EXISTS app;
+		CREATE FUNCTION app.code(n integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'C-' || n $$;
+		CREATE COLLATION app.german (provider = icu, locale = 'de');`
 	p.srv.Exec(t, p.src, fn+`
 		CREATE TABLE app.items (id integer PRIMARY KEY, label text DEFAULT app.code(0),
-			code text GENERATED ALWAYS AS (app.code(id)) STORED);
+			name text COLLATE app.german, code text GENERATED ALWAYS AS (app.code(id)) STORED);
 		INSERT INTO app.items (id) SELECT generate_series(1, 20);`)
 	tables, err := open(t, p.srcURL()).Tables(ctx)
 	if err != nil {
@@ -95,8 +96,8 @@ func TestDefinitionsNeedingMissingFunctions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(conv) != 2 {
-		t.Fatalf("CheckTables: %v, want label and code", conv)
+	if len(conv) != 3 {
+		t.Fatalf("CheckTables: %v, want label, code and name", conv)
 	}
 	cfg := flow.Config{Name: "funcs", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
 	if err := runFlow(t, cfg); err != nil {
@@ -104,7 +105,7 @@ func TestDefinitionsNeedingMissingFunctions(t *testing.T) {
 	}
 	src, dconn := p.srv.Connect(t, p.src), p.srv.Connect(t, p.dst)
 	sameTable(t, src, dconn, "app.items", "id")
-	mustExec(t, dconn, `CREATE FUNCTION app.code(n integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'C-' || n $$`)
+	mustExec(t, dconn, fn)
 	for _, c := range conv {
 		_, stmt, ok := strings.Cut(c.Fix, ", then ")
 		if !ok {
@@ -115,7 +116,8 @@ func TestDefinitionsNeedingMissingFunctions(t *testing.T) {
 	if want, got := p.srv.SchemaDump(t, p.src, "app"), p.srv.SchemaDump(t, p.dst, "app"); got != want {
 		t.Fatalf("after the listed statements the schemas differ:\n--- source\n%s\n--- destination\n%s", want, got)
 	}
-	sameTable(t, src, dconn, "app.items", "id")
+	// A new session: the statements changed the table's row type.
+	sameTable(t, src, p.srv.Connect(t, p.dst), "app.items", "id")
 }
 
 // TestRenamedTableKeepsItsSequences: a table moved to another schema by

@@ -50,7 +50,9 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 					FROM pg_attribute ca WHERE ca.attrelid = t.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped), '') || ')'
 			ELSE '' END,
 			ARRAY(SELECT p.refobjid::regprocedure::text FROM pg_depend p WHERE p.classid = 'pg_attrdef'::regclass AND p.objid = d.oid
-				AND p.refclassid = 'pg_proc'::regclass AND p.refobjid >= 16384 ORDER BY 1)
+				AND p.refclassid = 'pg_proc'::regclass AND p.refobjid >= 16384 ORDER BY 1),
+			COALESCE((SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co
+				JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation), '')
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -70,9 +72,10 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 		var name, expr, identity, userName, userCreate string
 		var generated bool
 		var uses []string
+		var collation string
 		var seq model.SequenceDef
 		if err := rows.Scan(&rel, &name, &generated, &expr, &identity, &seq.Name.Schema, &seq.Name.Table, &seq.Type,
-			&seq.Start, &seq.Increment, &seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &userName, &userCreate, &uses); err != nil {
+			&seq.Start, &seq.Increment, &seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &userName, &userCreate, &uses, &collation); err != nil {
 			return err
 		}
 		t := byOID[rel].table
@@ -81,7 +84,7 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 			continue
 		}
 		col := &t.Columns[i]
-		col.Uses = uses
+		col.Uses, col.Collation = uses, collation
 		if generated {
 			col.Expression = expr
 		} else {

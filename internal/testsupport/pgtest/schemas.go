@@ -6,7 +6,7 @@ import "strings"
 // with what the application relies on to insert: identity columns (ALWAYS
 // and BY DEFAULT, with sequence options), serials, a standalone sequence
 // behind a default (s.order_no), default expressions, an enum, a domain
-// with a CHECK, a domain over the enum, a composite type (s.price) and a generated column.
+// with a CHECK, a domain over the enum, a column collation, a composite type (s.price) and a generated column.
 func AppSchema(s string) string {
 	return "CREATE SCHEMA " + s + ";\n" + strings.ReplaceAll(`CREATE TYPE app.status AS ENUM ('new', 'paid');
 CREATE DOMAIN app.phase AS app.status DEFAULT 'paid';
@@ -21,7 +21,7 @@ CREATE TABLE app.orders (
 	order_no bigint NOT NULL DEFAULT nextval('app.order_no'),
 	created timestamptz NOT NULL DEFAULT now(),
 	phase app.phase,
-	note text DEFAULT 'new'::text,
+	note text COLLATE "C" DEFAULT 'new'::text,
 	status app.status NOT NULL DEFAULT 'new',
 	contact app.email,
 	price app.price,
