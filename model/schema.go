@@ -36,4 +36,7 @@ type SequenceDef struct {
 type UserType struct {
 	Name   string `json:"name"`
 	Create string `json:"create"`
+	// Requires are the user types its definition uses, in the order to
+	// create them.
+	Requires []UserType `json:"requires,omitempty"`
 }

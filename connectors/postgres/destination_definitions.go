@@ -245,13 +245,23 @@ func (c *Conn) userType(ctx context.Context, t model.Type) (string, error) {
 	if oid != nil {
 		return u.Name, nil
 	}
+	for _, r := range append(u.Requires, model.UserType{Name: u.Name, Create: u.Create}) {
+		if err := c.createUserType(ctx, r); err != nil {
+			return "", err
+		}
+	}
+	return u.Name, nil
+}
+
+// createUserType creates u unless a type of its name exists.
+func (c *Conn) createUserType(ctx context.Context, u model.UserType) error {
 	schema, _, ok := strings.Cut(u.Name, ".")
-	ddl := u.Create
+	ddl := "DO $ferry$ BEGIN IF to_regtype(" + quoteLiteral(u.Name) + ") IS NULL THEN EXECUTE " + quoteLiteral(u.Create) + "; END IF; END $ferry$"
 	if ok {
 		ddl = "CREATE SCHEMA IF NOT EXISTS " + schema + ";\n" + ddl
 	}
 	if _, err := c.pool.Exec(ctx, ddl); err != nil && sqlState(err) != "42710" {
-		return "", c.classify(fmt.Errorf("%s: %w", u.Create, err), "create type "+u.Name)
+		return c.classify(fmt.Errorf("%s: %w", u.Create, err), "create type "+u.Name)
 	}
-	return u.Name, nil
+	return nil
 }

@@ -38,17 +38,7 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 	rows, err := tx.Query(ctx, `SELECT a.attrelid, a.attname, a.attgenerated <> '', COALESCE(pg_get_expr(d.adbin, d.adrelid), ''),
 			a.attidentity::text, COALESCE(sn.nspname, ''), COALESCE(sc.relname, ''), COALESCE(format_type(s.seqtypid, NULL), ''),
 			COALESCE(s.seqstart, 0), COALESCE(s.seqincrement, 0), COALESCE(s.seqmin, 0), COALESCE(s.seqmax, 0), COALESCE(s.seqcache, 0), COALESCE(s.seqcycle, false),
-			CASE WHEN t.typtype IN ('d', 'c') THEN format_type(t.oid, NULL) ELSE '' END,
-			CASE t.typtype
-			WHEN 'd' THEN 'CREATE DOMAIN ' || format_type(t.oid, NULL) || ' AS ' || format_type(t.typbasetype, NULLIF(t.typtypmod, -1))
-				|| COALESCE(' DEFAULT ' || pg_get_expr(t.typdefaultbin, 0), '')
-				|| CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
-				|| COALESCE((SELECT string_agg(' CONSTRAINT ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid), '' ORDER BY k.conname)
-					FROM pg_constraint k WHERE k.contypid = t.oid), '')
-			WHEN 'c' THEN 'CREATE TYPE ' || format_type(t.oid, NULL) || ' AS ('
-				|| COALESCE((SELECT string_agg(quote_ident(ca.attname) || ' ' || format_type(ca.atttypid, ca.atttypmod), ', ' ORDER BY ca.attnum)
-					FROM pg_attribute ca WHERE ca.attrelid = t.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped), '') || ')'
-			ELSE '' END,
+			CASE WHEN t.typtype IN ('d', 'c') THEN t.oid ELSE 0 END,
 			ARRAY(SELECT p.refobjid::regprocedure::text FROM pg_depend p WHERE p.classid = 'pg_attrdef'::regclass AND p.objid = d.oid
 				AND p.refclassid = 'pg_proc'::regclass AND p.refobjid >= 16384 ORDER BY 1),
 			COALESCE((SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co
@@ -67,15 +57,17 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 		return err
 	}
 	defer rows.Close()
+	var users []uint32
+	var userCols []*model.Column
 	for rows.Next() {
-		var rel uint32
-		var name, expr, identity, userName, userCreate string
+		var rel, user uint32
+		var name, expr, identity string
 		var generated bool
 		var uses []string
 		var collation string
 		var seq model.SequenceDef
 		if err := rows.Scan(&rel, &name, &generated, &expr, &identity, &seq.Name.Schema, &seq.Name.Table, &seq.Type,
-			&seq.Start, &seq.Increment, &seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &userName, &userCreate, &uses, &collation); err != nil {
+			&seq.Start, &seq.Increment, &seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &user, &uses, &collation); err != nil {
 			return err
 		}
 		t := byOID[rel].table
@@ -93,11 +85,104 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 		if identity != "" && seq.Name.Table != "" {
 			col.Identity = &model.Identity{Always: identity == "a", Sequence: seq}
 		}
-		if userName != "" && userCreate != "" {
-			col.Type.User = &model.UserType{Name: userName, Create: userCreate}
+		if user != 0 {
+			users = append(users, user)
+			userCols = append(userCols, col)
 		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	defs, err := userTypes(ctx, tx, users)
+	if err != nil {
+		return err
+	}
+	for i, col := range userCols {
+		col.Type.User = defs[users[i]]
+	}
+	return nil
+}
+
+// typeDef is a user type's definition and the user types it uses.
+type typeDef struct {
+	name, create string
+	uses         []uint32
+}
+
+// userTypes reads the definitions of the given domains and composite
+// types, each with the user types it uses (a domain's base, a composite's
+// attributes' types, arrays by their element) to create first.
+func userTypes(ctx context.Context, tx pgx.Tx, oids []uint32) (map[uint32]*model.UserType, error) {
+	defs := map[uint32]*typeDef{}
+	for want := oids; len(want) > 0; {
+		rows, err := tx.Query(ctx, `SELECT t.oid, format_type(t.oid, NULL),
+				CASE t.typtype
+				WHEN 'd' THEN 'CREATE DOMAIN ' || format_type(t.oid, NULL) || ' AS ' || format_type(t.typbasetype, NULLIF(t.typtypmod, -1))
+					|| COALESCE(' DEFAULT ' || pg_get_expr(t.typdefaultbin, 0), '')
+					|| CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
+					|| COALESCE((SELECT string_agg(' CONSTRAINT ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid), '' ORDER BY k.conname)
+						FROM pg_constraint k WHERE k.contypid = t.oid), '')
+				WHEN 'c' THEN 'CREATE TYPE ' || format_type(t.oid, NULL) || ' AS ('
+					|| COALESCE((SELECT string_agg(quote_ident(ca.attname) || ' ' || format_type(ca.atttypid, ca.atttypmod), ', ' ORDER BY ca.attnum)
+						FROM pg_attribute ca WHERE ca.attrelid = t.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped), '') || ')'
+				ELSE 'CREATE TYPE ' || format_type(t.oid, NULL) || ' AS ENUM ('
+					|| COALESCE((SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), '') || ')'
+				END,
+				ARRAY(SELECT DISTINCT u.oid FROM (
+						SELECT t.typbasetype AS r WHERE t.typtype = 'd'
+						UNION SELECT ca.atttypid FROM pg_attribute ca
+						WHERE t.typtype = 'c' AND ca.attrelid = t.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped) refs
+					JOIN pg_type rt ON rt.oid = refs.r
+					JOIN pg_type u ON u.oid = CASE WHEN rt.typcategory = 'A' THEN rt.typelem ELSE rt.oid END
+					WHERE u.typtype IN ('d', 'c', 'e'))
+			FROM pg_type t WHERE t.oid = ANY($1) AND t.typtype IN ('d', 'c', 'e')`, want)
+		if err != nil {
+			return nil, err
+		}
+		var next []uint32
+		for rows.Next() {
+			var oid uint32
+			var d typeDef
+			if err := rows.Scan(&oid, &d.name, &d.create, &d.uses); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			defs[oid] = &d
+			for _, u := range d.uses {
+				if defs[u] == nil {
+					next = append(next, u)
+				}
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		want = next
+	}
+	out := map[uint32]*model.UserType{}
+	for _, oid := range oids {
+		d := defs[oid]
+		if d == nil {
+			continue
+		}
+		u := &model.UserType{Name: d.name, Create: d.create}
+		seen := map[uint32]bool{oid: true}
+		var visit func(uint32)
+		visit = func(o uint32) {
+			for _, dep := range defs[o].uses {
+				if !seen[dep] && defs[dep] != nil {
+					seen[dep] = true
+					visit(dep) // its own requirements first
+					u.Requires = append(u.Requires, model.UserType{Name: defs[dep].name, Create: defs[dep].create})
+				}
+			}
+		}
+		visit(oid)
+		out[oid] = u
+	}
+	return out, nil
 }
 
 // discoverSequences lists, per table, the sequences its defaults use: a

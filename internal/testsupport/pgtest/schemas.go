@@ -6,12 +6,16 @@ import "strings"
 // with what the application relies on to insert: identity columns (ALWAYS
 // and BY DEFAULT, with sequence options), serials, a standalone sequence
 // behind a default (s.order_no), default expressions, an enum, a domain
-// with a CHECK, a domain over the enum, a column collation, a composite type (s.price) and a generated column.
+// with a CHECK, a domain over the enum, a column collation, composite types
+// (s.price, and s.tag of an enum only it uses, a domain and an array of
+// s.price) and a generated column.
 func AppSchema(s string) string {
 	return "CREATE SCHEMA " + s + ";\n" + strings.ReplaceAll(`CREATE TYPE app.status AS ENUM ('new', 'paid');
 CREATE DOMAIN app.phase AS app.status DEFAULT 'paid';
 CREATE DOMAIN app.email AS text CONSTRAINT email_check CHECK (VALUE LIKE '%@%');
 CREATE TYPE app.price AS (amount numeric(12,2), currency character(3));
+CREATE TYPE app.kind AS ENUM ('gift', 'sale');
+CREATE TYPE app.tag AS (kind app.kind, contact app.email, prices app.price[]);
 CREATE SEQUENCE app.order_no START 1000 INCREMENT 5;
 CREATE TABLE app.orders (
 	id bigint GENERATED ALWAYS AS IDENTITY (START WITH 10 INCREMENT BY 2 MAXVALUE 1000000 CACHE 3) PRIMARY KEY,
@@ -25,6 +29,7 @@ CREATE TABLE app.orders (
 	status app.status NOT NULL DEFAULT 'new',
 	contact app.email,
 	price app.price,
+	tag app.tag,
 	qty integer NOT NULL DEFAULT 1,
 	total numeric GENERATED ALWAYS AS ((price).amount * qty) STORED
 );`, "app.", s+".") + "\n"
