@@ -11,7 +11,7 @@ import (
 
 // appInsert is the application's insert, relying on every default.
 const appInsert = `INSERT INTO app.orders (contact, price, qty) VALUES ('a@example.com', ROW(12.50, 'EUR'), 3)
-	RETURNING id, ext, line, order_no`
+	RETURNING id, ext, line, big, order_no`
 
 // A PostgreSQL destination ferry creates is the source's schema: pg_dump -s
 // prints the same on both sides, the rows are equal (the generated column
@@ -63,18 +63,18 @@ func TestPostgresDestinationSchemaIsTheSources(t *testing.T) {
 
 	// The application moves to the destination: each default hands out a
 	// number the source has not used.
-	var maxID, maxExt, maxLine, maxNo int64
-	if err := sconn.QueryRow(ctx, `SELECT max(id), max(ext), max(line), max(order_no) FROM app.orders`).Scan(&maxID, &maxExt, &maxLine, &maxNo); err != nil {
+	var maxID, maxExt, maxLine, maxBig, maxNo int64
+	if err := sconn.QueryRow(ctx, `SELECT max(id), max(ext), max(line), max(big), max(order_no) FROM app.orders`).Scan(&maxID, &maxExt, &maxLine, &maxBig, &maxNo); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		var id, ext, line, no int64
-		if err := dconn.QueryRow(ctx, appInsert).Scan(&id, &ext, &line, &no); err != nil {
+		var id, ext, line, big, no int64
+		if err := dconn.QueryRow(ctx, appInsert).Scan(&id, &ext, &line, &big, &no); err != nil {
 			t.Fatalf("the application's insert at the destination: %v", err)
 		}
-		if id <= maxID || ext <= maxExt || line <= maxLine || no <= maxNo {
-			t.Fatalf("the destination handed out id %d, ext %d, line %d, order_no %d; the source had up to %d, %d, %d, %d",
-				id, ext, line, no, maxID, maxExt, maxLine, maxNo)
+		if id <= maxID || ext <= maxExt || line <= maxLine || big <= maxBig || no <= maxNo {
+			t.Fatalf("the destination handed out id %d, ext %d, line %d, big %d, order_no %d; the source had up to %d, %d, %d, %d, %d",
+				id, ext, line, big, no, maxID, maxExt, maxLine, maxBig, maxNo)
 		}
 	}
 	var total string
