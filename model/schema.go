@@ -32,7 +32,8 @@ type SequenceDef struct {
 }
 
 // UserType is a user-defined type a column uses (a domain, a composite
-// type): its qualified name and the statement that creates it.
+// type, or an array of one): its qualified name as the column's type
+// ("app.price[]") and the statement that creates it.
 type UserType struct {
 	Name   string `json:"name"`
 	Create string `json:"create"`

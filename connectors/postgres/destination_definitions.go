@@ -245,7 +245,8 @@ func (c *Conn) userType(ctx context.Context, t model.Type) (string, error) {
 	if oid != nil {
 		return u.Name, nil
 	}
-	for _, r := range append(u.Requires, model.UserType{Name: u.Name, Create: u.Create}) {
+	self := model.UserType{Name: strings.TrimSuffix(u.Name, "[]"), Create: u.Create}
+	for _, r := range append(u.Requires, self) {
 		if err := c.createUserType(ctx, r); err != nil {
 			return "", err
 		}

@@ -38,13 +38,14 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 	rows, err := tx.Query(ctx, `SELECT a.attrelid, a.attname, a.attgenerated <> '', COALESCE(pg_get_expr(d.adbin, d.adrelid), ''),
 			a.attidentity::text, COALESCE(sn.nspname, ''), COALESCE(sc.relname, ''), COALESCE(format_type(s.seqtypid, NULL), ''),
 			COALESCE(s.seqstart, 0), COALESCE(s.seqincrement, 0), COALESCE(s.seqmin, 0), COALESCE(s.seqmax, 0), COALESCE(s.seqcache, 0), COALESCE(s.seqcycle, false),
-			CASE WHEN t.typtype IN ('d', 'c') THEN t.oid ELSE 0 END,
+			CASE WHEN t.typtype IN ('d', 'c') THEN t.oid WHEN e.typtype IN ('d', 'c') THEN e.oid ELSE 0 END, e.oid IS NOT NULL,
 			ARRAY(SELECT p.refobjid::regprocedure::text FROM pg_depend p WHERE p.classid = 'pg_attrdef'::regclass AND p.objid = d.oid
 				AND p.refclassid = 'pg_proc'::regclass AND p.refobjid >= 16384 ORDER BY 1),
 			COALESCE((SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co
 				JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation), '')
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
 		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		LEFT JOIN pg_depend dep ON a.attidentity <> '' AND dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass
 			AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i'
@@ -59,15 +60,17 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 	defer rows.Close()
 	var users []uint32
 	var userCols []*model.Column
+	var arrays []bool
 	for rows.Next() {
 		var rel, user uint32
+		var array bool
 		var name, expr, identity string
 		var generated bool
 		var uses []string
 		var collation string
 		var seq model.SequenceDef
 		if err := rows.Scan(&rel, &name, &generated, &expr, &identity, &seq.Name.Schema, &seq.Name.Table, &seq.Type,
-			&seq.Start, &seq.Increment, &seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &user, &uses, &collation); err != nil {
+			&seq.Start, &seq.Increment, &seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &user, &array, &uses, &collation); err != nil {
 			return err
 		}
 		t := byOID[rel].table
@@ -88,6 +91,7 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 		if user != 0 {
 			users = append(users, user)
 			userCols = append(userCols, col)
+			arrays = append(arrays, array)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -99,7 +103,13 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 		return err
 	}
 	for i, col := range userCols {
-		col.Type.User = defs[users[i]]
+		u := defs[users[i]]
+		if u != nil && arrays[i] {
+			// The column's type is an array of the user type: created
+			// with it, and named so.
+			u = &model.UserType{Name: u.Name + "[]", Create: u.Create, Requires: u.Requires}
+		}
+		col.Type.User = u
 	}
 	return nil
 }

@@ -8,7 +8,7 @@ import "strings"
 // behind a default (s.order_no), default expressions, an enum, a domain
 // with a CHECK, a domain over the enum, a column collation, composite types
 // (s.price, and s.tag of an enum only it uses, a domain and an array of
-// s.price) and a generated column.
+// s.price, and s.dim only as an array) and a generated column.
 func AppSchema(s string) string {
 	return "CREATE SCHEMA " + s + ";\n" + strings.ReplaceAll(`CREATE TYPE app.status AS ENUM ('new', 'paid');
 CREATE DOMAIN app.phase AS app.status DEFAULT 'paid';
@@ -16,6 +16,7 @@ CREATE DOMAIN app.email AS text CONSTRAINT email_check CHECK (VALUE LIKE '%@%');
 CREATE TYPE app.price AS (amount numeric(12,2), currency character(3));
 CREATE TYPE app.kind AS ENUM ('gift', 'sale');
 CREATE TYPE app.tag AS (kind app.kind, contact app.email, prices app.price[]);
+CREATE TYPE app.dim AS (w integer, h integer);
 CREATE SEQUENCE app.order_no START 1000 INCREMENT 5;
 CREATE TABLE app.orders (
 	id bigint GENERATED ALWAYS AS IDENTITY (START WITH 10 INCREMENT BY 2 MAXVALUE 1000000 CACHE 3) PRIMARY KEY,
@@ -30,6 +31,7 @@ CREATE TABLE app.orders (
 	contact app.email,
 	price app.price,
 	tag app.tag,
+	dims app.dim[],
 	qty integer NOT NULL DEFAULT 1,
 	total numeric GENERATED ALWAYS AS ((price).amount * qty) STORED
 );`, "app.", s+".") + "\n"
