@@ -237,10 +237,17 @@ type Conversion struct {
 	// column's type.
 	From string `json:"from"`
 	To   string `json:"to"`
+	// Fix is the statement that makes the column the source's, when the
+	// user can run it (once what it needs exists, or after the cutover).
+	Fix string `json:"fix,omitempty"`
 }
 
 func (c Conversion) String() string {
-	return fmt.Sprintf("table %s, column %s: %s becomes %s", c.Table, c.Column, c.From, c.To)
+	s := fmt.Sprintf("table %s, column %s: %s becomes %s", c.Table, c.Column, c.From, c.To)
+	if c.Fix != "" {
+		s += "; to make it the source's: " + c.Fix
+	}
+	return s
 }
 
 // TextFormConversions lists the columns of tables whose values are a source

@@ -106,6 +106,10 @@ func (e *Engine) checkTables(ctx context.Context, dstTables []*model.Table) erro
 }
 
 func (e *Engine) warnConversion(c connector.Conversion) {
+	if c.Fix != "" {
+		e.log.Warn("the destination column is not created as the source's", "table", c.Table.String(), "column", c.Column, "source", c.From, "destination", c.To, "fix", c.Fix)
+		return
+	}
 	e.log.Warn("the destination has no such type: the column holds the source type's text form", "table", c.Table.String(), "column", c.Column, "type", c.From, "becomes", c.To)
 }
 

@@ -94,6 +94,9 @@ type Type struct {
 	// Native names keeps it; any other holds text and loses the type's
 	// meaning (operators, validation, case-insensitive comparison).
 	TextForm bool `json:"text_form,omitempty"`
+	// User is the source's user-defined type (domain, composite) the column
+	// has, for a destination of the same engine that can create it.
+	User *UserType `json:"user,omitempty"`
 }
 
 func (t Type) String() string {
@@ -118,6 +121,19 @@ type Column struct {
 	// Generated columns are computed by the source; they are read but a
 	// destination of the same engine may recreate them instead of writing them.
 	Generated bool `json:"generated,omitempty"`
+	// Expression is a generated column's expression, Default a column's
+	// default, both in the source engine's SQL (see schema.go).
+	Expression string `json:"expression,omitempty"`
+	Default    string `json:"default,omitempty"`
+	// Collation is the column's collation when it is not its type's
+	// default, qualified in the source engine's spelling (pg_catalog."C").
+	Collation string `json:"collation,omitempty"`
+	// Uses are the user-defined functions Default or Expression calls, in
+	// the source engine's spelling ("app.next_code()"): a destination
+	// without them cannot create the default or expression.
+	Uses []string `json:"uses,omitempty"`
+	// Identity is set for an identity column.
+	Identity *Identity `json:"identity,omitempty"`
 }
 
 // Table is a table's canonical schema plus the source's size estimates.
@@ -140,6 +156,10 @@ type Table struct {
 	// Indexes are the source's secondary indexes (not the primary key), for
 	// a destination that builds them once the table is copied.
 	Indexes []Index `json:"indexes,omitempty"`
+	// Sequences are the sequences the table's defaults use (serial columns'
+	// and standalone ones), for a destination of the same engine to create
+	// before the table.
+	Sequences []SequenceDef `json:"sequences,omitempty"`
 }
 
 // Index is a secondary index of a source table.

@@ -13,8 +13,8 @@ import (
 // CreateTables creates the schemas and tables that do not exist, with their
 // primary keys and, for each column, the source's own PostgreSQL type when
 // it is one this server has and it holds the same canonical kind, otherwise
-// the canonical kind's type. Generated columns are plain columns holding the
-// source's values. Existing tables are checked: every column must be there
+// the canonical kind's type; from a PostgreSQL source, with the source's
+// definitions (destination_definitions.go). Existing tables are checked: every column must be there
 // and the primary key must be the same. A table created for a copy whose
 // key is not built yet (CreateTablesForCopy) is refused: changes cannot be
 // applied to it.
@@ -95,6 +95,15 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 	if t.Namespace.Schema != "" {
 		sb.WriteString("CREATE SCHEMA IF NOT EXISTS " + quoteIdent(t.Namespace.Schema) + ";\n")
 	}
+	sb.WriteString(sequencesSQL(t))
+	missing, err := c.missingFunctions(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	collations, err := c.missingCollations(ctx, t)
+	if err != nil {
+		return "", err
+	}
 	inKey := map[string]bool{}
 	for _, k := range t.PrimaryKey {
 		inKey[k] = true
@@ -105,7 +114,7 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 		if err != nil {
 			return "", fmt.Errorf("table %s, column %s: %w", t.Namespace, col.Name, err)
 		}
-		d := quoteIdent(col.Name) + " " + typ
+		d := quoteIdent(col.Name) + " " + typ + collate(col, collations) + columnDefinition(t, col, inKey[col.Name], missing[col.Name])
 		if !col.Nullable || inKey[col.Name] {
 			d += " NOT NULL"
 		}
@@ -118,13 +127,14 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 		}
 		defs = append(defs, constraint+"PRIMARY KEY ("+keyList(t)+")")
 	}
-	sb.WriteString("CREATE TABLE IF NOT EXISTS " + qualified(t.Namespace) + " (\n\t" + strings.Join(defs, ",\n\t") + "\n)")
+	sb.WriteString("CREATE TABLE IF NOT EXISTS " + qualified(t.Namespace) + " (\n\t" + strings.Join(defs, ",\n\t") + "\n)" + ownedBySQL(t))
 	return sb.String(), nil
 }
 
 // CheckTables refuses existing tables whose triggers or foreign keys would
 // fire for ferry's rows when the role may not keep them from firing
-// (checkFiring), and lists the columns holding a source type's text form whose
+// (checkFiring), lists the columns of tables to create that are not made as
+// the source has them (unmadeDefinitions), and the columns holding a source type's text form whose
 // type this server does not have (hstore or citext without the extension,
 // another engine's type): they are created with the canonical kind's type.
 func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connector.Conversion, error) {
@@ -133,8 +143,19 @@ func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connec
 	}
 	var out []connector.Conversion
 	for _, t := range tables {
+		existing, err := loadDst(ctx, c.pool, t.Namespace)
+		if err != nil {
+			return nil, c.classify(err, "read table "+t.Namespace.String())
+		}
+		if existing == nil {
+			unmade, err := c.unmadeDefinitions(ctx, t)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, unmade...)
+		}
 		for _, col := range t.Columns {
-			if !col.Type.TextForm || col.Type.Native != "" && c.nativeFits(ctx, col.Type) {
+			if !col.Type.TextForm || col.Type.User != nil || col.Type.Native != "" && c.nativeFits(ctx, col.Type) {
 				continue
 			}
 			to, err := canonicalDDL(col.Type)
@@ -155,14 +176,21 @@ func (c *Conn) ddlType(ctx context.Context, t model.Type, schema string) (string
 			et = *t.Elem
 		}
 		if et.Native != "" && len(et.EnumValues) > 0 && strings.Contains(et.Native, ".") {
+			// First: a domain over the enum (t.User) needs it.
 			if err := c.ensureEnum(ctx, et); err != nil {
 				return "", err
+			}
+			if name, err := c.userType(ctx, t); name != "" || err != nil {
+				return name, err
 			}
 			if t.Kind == model.KindArray {
 				return et.Native + "[]", nil
 			}
 			return et.Native, nil
 		}
+	}
+	if name, err := c.userType(ctx, t); name != "" || err != nil {
+		return name, err
 	}
 	if t.Native != "" && c.nativeFits(ctx, t) {
 		return t.Native, nil

@@ -18,11 +18,14 @@ type rawTarget struct {
 	format *model.RawFormat
 	copy   string
 	elems  []uint32
+	// generated marks the columns the destination computes itself: their
+	// fields are dropped from the tuples (nil when there are none).
+	generated []bool
 }
 
 // AcceptsRaw accepts the format when t exists here with exactly the
-// format's columns and types, none of them generated: the tuples are then
-// stored as they are.
+// format's columns and types: the tuples are then stored as they are, less
+// the fields of columns the destination generates.
 func (c *Conn) AcceptsRaw(ctx context.Context, t *model.Table, f *model.RawFormat) (bool, error) {
 	rt, err := c.rawTarget(ctx, t, f)
 	return rt != nil, err
@@ -50,12 +53,19 @@ func (c *Conn) rawTarget(ctx context.Context, t *model.Table, f *model.RawFormat
 		return nil, nil
 	}
 	rt = &rawTarget{format: f}
-	names := make([]string, len(cols))
+	names := make([]string, 0, len(cols))
 	for i, col := range cols {
-		if col.generated || col.sig != f.Types[i] {
+		if col.generated {
+			if rt.generated == nil {
+				rt.generated = make([]bool, len(cols))
+			}
+			rt.generated[i] = true
+			continue
+		}
+		if col.sig != f.Types[i] {
 			return nil, nil
 		}
-		names[i] = quoteIdent(f.Columns[i])
+		names = append(names, quoteIdent(f.Columns[i]))
 		if col.elem != 0 {
 			if rt.elems == nil {
 				rt.elems = make([]uint32, len(cols))
@@ -124,12 +134,57 @@ func patchElems(data []byte, elems []uint32) error {
 	return nil
 }
 
+// dropFields returns the tuples without the fields drop marks, in a new
+// buffer: the batch's own tuples are written again on a retry.
+func dropFields(data []byte, drop []bool) ([]byte, error) {
+	out := make([]byte, 0, len(data))
+	kept := 0
+	for _, d := range drop {
+		if !d {
+			kept++
+		}
+	}
+	off := 0
+	for off < len(data) {
+		if len(data)-off < 2 {
+			return nil, fmt.Errorf("truncated tuple")
+		}
+		nf := int(binary.BigEndian.Uint16(data[off:]))
+		if nf != len(drop) {
+			return nil, fmt.Errorf("tuple of %d fields, want %d", nf, len(drop))
+		}
+		out = binary.BigEndian.AppendUint16(out, uint16(kept))
+		off += 2
+		for i := 0; i < nf; i++ {
+			if len(data)-off < 4 {
+				return nil, fmt.Errorf("truncated tuple")
+			}
+			l := max(int(int32(binary.BigEndian.Uint32(data[off:]))), 0)
+			if len(data)-off-4 < l {
+				return nil, fmt.Errorf("truncated tuple")
+			}
+			if !drop[i] {
+				out = append(out, data[off:off+4+l]...)
+			}
+			off += 4 + l
+		}
+	}
+	return out, nil
+}
+
 // copyRaw writes a raw batch with COPY FROM STDIN (FORMAT binary) and its
 // checkpoint in one transaction; into a staging table then upserted by key
 // when upsert is set.
 func (w *rowWriter) copyRaw(ctx context.Context, b *model.RowBatch, dt *dstTable, rt *rawTarget, upsert bool) error {
 	if rt.elems != nil {
 		if err := patchElems(b.Raw.Data, rt.elems); err != nil {
+			return fmt.Errorf("table %s, partition %s: raw batch: %w", b.Table.Namespace, b.Partition, err)
+		}
+	}
+	data := b.Raw.Data
+	if rt.generated != nil {
+		var err error
+		if data, err = dropFields(data, rt.generated); err != nil {
 			return fmt.Errorf("table %s, partition %s: raw batch: %w", b.Table.Namespace, b.Partition, err)
 		}
 	}
@@ -152,12 +207,12 @@ func (w *rowWriter) copyRaw(ctx context.Context, b *model.RowBatch, dt *dstTable
 			return fail(err)
 		}
 	}
-	r := io.MultiReader(strings.NewReader(copyHeader), bytes.NewReader(b.Raw.Data), bytes.NewReader([]byte{0xff, 0xff}))
+	r := io.MultiReader(strings.NewReader(copyHeader), bytes.NewReader(data), bytes.NewReader([]byte{0xff, 0xff}))
 	if _, err := conn.PgConn().CopyFrom(ctx, r, "COPY "+into+" "+rt.copy); err != nil {
 		return fail(err)
 	}
 	if upsert {
-		if _, err := tx.Exec(ctx, stagedUpsertSQL(b.Table, dt.name)); err != nil {
+		if _, err := tx.Exec(ctx, stagedUpsertSQL(b.Table, dt.name, rt.generated)); err != nil {
 			return fail(fmt.Errorf("upsert %d rows: %w", b.Raw.Rows, err))
 		}
 	}
@@ -168,20 +223,25 @@ func (w *rowWriter) copyRaw(ctx context.Context, b *model.RowBatch, dt *dstTable
 }
 
 // stagedUpsertSQL moves the staging table's rows into the table, the
-// staged row winning over an existing one with the same key.
-func stagedUpsertSQL(t *model.Table, name string) string {
+// staged row winning over an existing one with the same key; the
+// destination computes the generated columns.
+func stagedUpsertSQL(t *model.Table, name string, generated []bool) string {
 	inKey := map[string]bool{}
 	keys := make([]string, len(t.PrimaryKey))
 	for i, k := range t.PrimaryKey {
 		inKey[k] = true
 		keys[i] = quoteIdent(k)
 	}
-	names := make([]string, len(t.Columns))
+	names := make([]string, 0, len(t.Columns))
 	var sets []string
 	for i, col := range t.Columns {
-		names[i] = quoteIdent(col.Name)
+		if generated != nil && generated[i] {
+			continue
+		}
+		name := quoteIdent(col.Name)
+		names = append(names, name)
 		if !inKey[col.Name] {
-			sets = append(sets, names[i]+" = EXCLUDED."+names[i])
+			sets = append(sets, name+" = EXCLUDED."+name)
 		}
 	}
 	cols := strings.Join(names, ", ")

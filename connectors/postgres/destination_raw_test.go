@@ -23,3 +23,37 @@ func TestPatchElems(t *testing.T) {
 		t.Fatalf("the integer column changed: %d", got)
 	}
 }
+
+// TestDropFields: the fields of generated columns leave the tuples, NULLs
+// (length -1) included, and the batch's own tuples stay whole for a retry.
+func TestDropFields(t *testing.T) {
+	field := func(b []byte, v []byte) []byte {
+		if v == nil {
+			return binary.BigEndian.AppendUint32(b, 0xffffffff)
+		}
+		return append(binary.BigEndian.AppendUint32(b, uint32(len(v))), v...)
+	}
+	tuple := func(fields ...[]byte) []byte {
+		b := binary.BigEndian.AppendUint16(nil, uint16(len(fields)))
+		for _, f := range fields {
+			b = field(b, f)
+		}
+		return b
+	}
+	data := append(tuple([]byte("id1"), []byte("gen"), nil), tuple([]byte("id2"), nil, []byte("x"))...)
+	orig := string(data)
+	got, err := dropFields(data, []bool{false, true, false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(tuple([]byte("id1"), nil), tuple([]byte("id2"), []byte("x"))...)
+	if string(got) != string(want) {
+		t.Fatalf("got %x, want %x", got, want)
+	}
+	if string(data) != orig {
+		t.Fatal("the batch's tuples changed")
+	}
+	if _, err := dropFields(data[:len(data)-1], []bool{false, true, false}); err == nil {
+		t.Fatal("a truncated tuple was accepted")
+	}
+}

@@ -31,9 +31,11 @@
 //	source_relations.go       relation messages, schema changes in the stream
 //	source_moved.go           values of rows an update moved to a new key
 //	source_generated.go       generated columns computed for changed rows
+//	source_definitions.go     defaults, identity, sequences, domains, composites a destination creates
 //	source_sequences.go       Sequences: values, owners from pg_depend (the catalog query both halves use)
 //	destination.go            the destination's state, _ferry's tables, the catalog cache, EmptyTables
 //	destination_ddl.go        CreateTables, CheckTables: column types, enums, existing tables
+//	destination_definitions.go the source's definitions in CREATE TABLE; what is made otherwise, with its fix
 //	destination_keys.go       primary keys deferred during the copy (CreateTablesForCopy)
 //	destination_write.go      WriteRows: COPY, upsert of rows already there
 //	destination_raw.go        AcceptsRaw and pass-through batches
@@ -90,7 +92,7 @@
 //	interval                            interval               months, days and microseconds, exactly
 //	inet, cidr, macaddr                 inet, cidr, macaddr    PostgreSQL's text form
 //	enum types                          enum                   labels in EnumValues; Native is the qualified type name
-//	domains                             their base type        the domain's constraints stay at the source
+//	domains                             their base type        a PostgreSQL destination creates the domain
 //	arrays of the above                 array                  any number of dimensions (nested []any);
 //	                                                           lower bounds other than 1 are an error
 //	anything else (bit strings, ranges, text                   through the type's output and input functions,
@@ -121,8 +123,13 @@
 // names an enum and EnumValues is set, that enum type, created or completed
 // at the destination).
 //
-// Generated columns are copied as plain columns holding the source's values.
-// pgoutput does not send them, so during CDC ferry computes each changed
+// From a PostgreSQL source, a table is created with the source's column
+// definitions (defaults, identity and serial columns and their sequences,
+// domains, composite types, generated columns; destination_definitions.go).
+// Generated columns are computed by the destination (ferry writes them only
+// into a table where they are plain: another engine's, or one whose
+// expression calls a function the destination lacks). pgoutput does not
+// send them, so during CDC ferry computes each changed
 // row's generated values by evaluating the column's expression on the
 // source over the row's other values (generation expressions are
 // immutable); a generated value that depends on an unchanged TOAST value is

@@ -117,6 +117,9 @@ func (c *Conn) discover(ctx context.Context, only []model.Namespace) ([]*srcTabl
 	if err := c.discoverIndexes(ctx, oids, byOID); err != nil {
 		return nil, err
 	}
+	if err := c.discoverDefinitions(ctx, oids, byOID); err != nil {
+		return nil, err
+	}
 	return infos, nil
 }
 

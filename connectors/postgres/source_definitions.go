@@ -1,0 +1,228 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferrydb/ferry/model"
+)
+
+// discoverDefinitions reads what a PostgreSQL destination needs to create a
+// table as the source has it: defaults, generated expressions, identity
+// columns, the sequences defaults use, domains and composite types, and the
+// user-defined functions a default or expression calls (pg_depend). They
+// are read with the server's own functions (pg_get_expr, format_type,
+// pg_get_constraintdef) under an empty search_path, as pg_dump does, so
+// every name in them is schema-qualified and means the same at the
+// destination (docs/decisions/2026-12-05-schema-definitions.md).
+func (c *Conn) discoverDefinitions(ctx context.Context, oids []uint32, byOID map[uint32]*srcTable) error {
+	tx, err := c.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return c.classify(err, "discover column definitions")
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+	if _, err := tx.Exec(ctx, `SET LOCAL search_path = ''`); err != nil {
+		return c.classify(err, "discover column definitions")
+	}
+	if err := discoverColumnDefinitions(ctx, tx, oids, byOID); err != nil {
+		return c.classify(err, "discover column definitions")
+	}
+	if err := discoverSequences(ctx, tx, oids, byOID); err != nil {
+		return c.classify(err, "discover sequences")
+	}
+	return tx.Commit(ctx)
+}
+
+func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[uint32]*srcTable) error {
+	rows, err := tx.Query(ctx, `SELECT a.attrelid, a.attname, a.attgenerated <> '', COALESCE(pg_get_expr(d.adbin, d.adrelid), ''),
+			a.attidentity::text, COALESCE(sn.nspname, ''), COALESCE(sc.relname, ''), COALESCE(format_type(s.seqtypid, NULL), ''),
+			COALESCE(s.seqstart, 0), COALESCE(s.seqincrement, 0), COALESCE(s.seqmin, 0), COALESCE(s.seqmax, 0), COALESCE(s.seqcache, 0), COALESCE(s.seqcycle, false),
+			CASE WHEN t.typtype IN ('d', 'c') THEN t.oid WHEN e.typtype IN ('d', 'c') THEN e.oid ELSE 0 END, e.oid IS NOT NULL,
+			ARRAY(SELECT p.refobjid::regprocedure::text FROM pg_depend p WHERE p.classid = 'pg_attrdef'::regclass AND p.objid = d.oid
+				AND p.refclassid = 'pg_proc'::regclass AND p.refobjid >= 16384 ORDER BY 1),
+			COALESCE((SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co
+				JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation), '')
+		FROM pg_attribute a
+		JOIN pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		LEFT JOIN pg_depend dep ON a.attidentity <> '' AND dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass
+			AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i'
+		LEFT JOIN pg_class sc ON sc.oid = dep.objid AND sc.relkind = 'S'
+		LEFT JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+		LEFT JOIN pg_sequence s ON s.seqrelid = sc.oid
+		WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attrelid, a.attnum`, oids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var users []uint32
+	var userCols []*model.Column
+	var arrays []bool
+	for rows.Next() {
+		var rel, user uint32
+		var array bool
+		var name, expr, identity string
+		var generated bool
+		var uses []string
+		var collation string
+		var seq model.SequenceDef
+		if err := rows.Scan(&rel, &name, &generated, &expr, &identity, &seq.Name.Schema, &seq.Name.Table, &seq.Type,
+			&seq.Start, &seq.Increment, &seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &user, &array, &uses, &collation); err != nil {
+			return err
+		}
+		t := byOID[rel].table
+		i := t.ColumnIndex(name)
+		if i < 0 {
+			continue
+		}
+		col := &t.Columns[i]
+		col.Uses, col.Collation = uses, collation
+		if generated {
+			col.Expression = expr
+		} else {
+			col.Default = expr
+		}
+		if identity != "" && seq.Name.Table != "" {
+			col.Identity = &model.Identity{Always: identity == "a", Sequence: seq}
+		}
+		if user != 0 {
+			users = append(users, user)
+			userCols = append(userCols, col)
+			arrays = append(arrays, array)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	defs, err := userTypes(ctx, tx, users)
+	if err != nil {
+		return err
+	}
+	for i, col := range userCols {
+		u := defs[users[i]]
+		if u != nil && arrays[i] {
+			// The column's type is an array of the user type: created
+			// with it, and named so.
+			u = &model.UserType{Name: u.Name + "[]", Create: u.Create, Requires: u.Requires}
+		}
+		col.Type.User = u
+	}
+	return nil
+}
+
+// typeDef is a user type's definition and the user types it uses.
+type typeDef struct {
+	name, create string
+	uses         []uint32
+}
+
+// userTypes reads the definitions of the given domains and composite
+// types, each with the user types it uses (a domain's base, a composite's
+// attributes' types, arrays by their element) to create first.
+func userTypes(ctx context.Context, tx pgx.Tx, oids []uint32) (map[uint32]*model.UserType, error) {
+	defs := map[uint32]*typeDef{}
+	for want := oids; len(want) > 0; {
+		rows, err := tx.Query(ctx, `SELECT t.oid, format_type(t.oid, NULL),
+				CASE t.typtype
+				WHEN 'd' THEN 'CREATE DOMAIN ' || format_type(t.oid, NULL) || ' AS ' || format_type(t.typbasetype, NULLIF(t.typtypmod, -1))
+					|| COALESCE(' DEFAULT ' || pg_get_expr(t.typdefaultbin, 0), '')
+					|| CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
+					|| COALESCE((SELECT string_agg(' CONSTRAINT ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid), '' ORDER BY k.conname)
+						FROM pg_constraint k WHERE k.contypid = t.oid), '')
+				WHEN 'c' THEN 'CREATE TYPE ' || format_type(t.oid, NULL) || ' AS ('
+					|| COALESCE((SELECT string_agg(quote_ident(ca.attname) || ' ' || format_type(ca.atttypid, ca.atttypmod), ', ' ORDER BY ca.attnum)
+						FROM pg_attribute ca WHERE ca.attrelid = t.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped), '') || ')'
+				ELSE 'CREATE TYPE ' || format_type(t.oid, NULL) || ' AS ENUM ('
+					|| COALESCE((SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), '') || ')'
+				END,
+				ARRAY(SELECT DISTINCT u.oid FROM (
+						SELECT t.typbasetype AS r WHERE t.typtype = 'd'
+						UNION SELECT ca.atttypid FROM pg_attribute ca
+						WHERE t.typtype = 'c' AND ca.attrelid = t.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped) refs
+					JOIN pg_type rt ON rt.oid = refs.r
+					JOIN pg_type u ON u.oid = CASE WHEN rt.typcategory = 'A' THEN rt.typelem ELSE rt.oid END
+					WHERE u.typtype IN ('d', 'c', 'e'))
+			FROM pg_type t WHERE t.oid = ANY($1) AND t.typtype IN ('d', 'c', 'e')`, want)
+		if err != nil {
+			return nil, err
+		}
+		var next []uint32
+		for rows.Next() {
+			var oid uint32
+			var d typeDef
+			if err := rows.Scan(&oid, &d.name, &d.create, &d.uses); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			defs[oid] = &d
+			for _, u := range d.uses {
+				if defs[u] == nil {
+					next = append(next, u)
+				}
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		want = next
+	}
+	out := map[uint32]*model.UserType{}
+	for _, oid := range oids {
+		d := defs[oid]
+		if d == nil {
+			continue
+		}
+		u := &model.UserType{Name: d.name, Create: d.create}
+		seen := map[uint32]bool{oid: true}
+		var visit func(uint32)
+		visit = func(o uint32) {
+			for _, dep := range defs[o].uses {
+				if !seen[dep] && defs[dep] != nil {
+					seen[dep] = true
+					visit(dep) // its own requirements first
+					u.Requires = append(u.Requires, model.UserType{Name: defs[dep].name, Create: defs[dep].create})
+				}
+			}
+		}
+		visit(oid)
+		out[oid] = u
+	}
+	return out, nil
+}
+
+// discoverSequences lists, per table, the sequences its defaults use: a
+// serial column's (owned by the column) and standalone ones.
+func discoverSequences(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[uint32]*srcTable) error {
+	rows, err := tx.Query(ctx, `SELECT DISTINCT ad.adrelid, n.nspname, c.relname, format_type(s.seqtypid, NULL),
+			s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle, COALESCE(oa.attname, '')
+		FROM pg_attrdef ad
+		JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_class'::regclass
+		JOIN pg_class c ON c.oid = d.refobjid AND c.relkind = 'S'
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_sequence s ON s.seqrelid = c.oid
+		LEFT JOIN pg_depend od ON od.classid = 'pg_class'::regclass AND od.objid = c.oid AND od.refclassid = 'pg_class'::regclass
+			AND od.refobjid = ad.adrelid AND od.deptype = 'a'
+		LEFT JOIN pg_attribute oa ON oa.attrelid = od.refobjid AND oa.attnum = od.refobjsubid
+		WHERE ad.adrelid = ANY($1)
+		ORDER BY ad.adrelid, n.nspname, c.relname`, oids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rel uint32
+		var seq model.SequenceDef
+		if err := rows.Scan(&rel, &seq.Name.Schema, &seq.Name.Table, &seq.Type, &seq.Start, &seq.Increment,
+			&seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &seq.OwnedBy); err != nil {
+			return err
+		}
+		t := byOID[rel].table
+		t.Sequences = append(t.Sequences, seq)
+	}
+	return rows.Err()
+}
