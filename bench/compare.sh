@@ -7,12 +7,12 @@
 #
 #   ./bench/compare.sh REV [RUNS] [ENGINE_ROWS] [PG_SCALE]
 #
-# Defaults: 3 runs, 1,000,000 rows per table for engine.sh, scale 0.2 for
+# Defaults: 5 runs (3 left the engine figures within run-to-run noise of 15 %), 1,000,000 rows per table for engine.sh, scale 0.2 for
 # pg-copy.sh (about a million rows). Run as root (pg-copy.sh needs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rev=${1:?usage: bench/compare.sh REV [RUNS] [ENGINE_ROWS] [PG_SCALE]}
-runs=${2:-3}
+runs=${2:-5}
 engine_rows=${3:-1000000}
 pg_scale=${4:-0.2}
 work=$(mktemp -d /tmp/ferry-compare-XXXXXX)
