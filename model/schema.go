@@ -41,3 +41,16 @@ type UserType struct {
 	// create them.
 	Requires []UserType `json:"requires,omitempty"`
 }
+
+// Extension is a PostgreSQL extension a table's columns use (their type,
+// or a function their default calls), created in its schema at a
+// destination of the same engine before the table.
+type Extension struct {
+	Name   string `json:"name"`
+	Schema string `json:"schema"`
+	// Columns are the table's columns that use it.
+	Columns []string `json:"columns,omitempty"`
+	// Functions are its functions their defaults call, spelled as in
+	// Column.Uses: created with it, so not missing at the destination.
+	Functions []string `json:"functions,omitempty"`
+}

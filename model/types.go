@@ -134,6 +134,8 @@ type Column struct {
 	Uses []string `json:"uses,omitempty"`
 	// Identity is set for an identity column.
 	Identity *Identity `json:"identity,omitempty"`
+	// Comment is the source's comment on the column, "" when none.
+	Comment string `json:"comment,omitempty"`
 }
 
 // Table is a table's canonical schema plus the source's size estimates.
@@ -160,6 +162,10 @@ type Table struct {
 	// and standalone ones), for a destination of the same engine to create
 	// before the table.
 	Sequences []SequenceDef `json:"sequences,omitempty"`
+	// Extensions are the extensions its columns use (schema.go).
+	Extensions []Extension `json:"extensions,omitempty"`
+	// Comment is the source's comment on the table, "" when none.
+	Comment string `json:"comment,omitempty"`
 }
 
 // Index is a secondary index of a source table.

@@ -54,6 +54,9 @@ func (c *Conn) createTables(ctx context.Context, tables []*model.Table, forCopy 
 			}
 			continue
 		}
+		if err := c.createExtensions(ctx, t); err != nil {
+			return err
+		}
 		deferKey := forCopy && len(t.PrimaryKey) > 0
 		ddl, err := c.createTableSQL(ctx, t, deferKey)
 		if err != nil {
@@ -127,7 +130,7 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 		}
 		defs = append(defs, constraint+"PRIMARY KEY ("+keyList(t)+")")
 	}
-	sb.WriteString("CREATE TABLE IF NOT EXISTS " + qualified(t.Namespace) + " (\n\t" + strings.Join(defs, ",\n\t") + "\n)" + ownedBySQL(t))
+	sb.WriteString("CREATE TABLE IF NOT EXISTS " + qualified(t.Namespace) + " (\n\t" + strings.Join(defs, ",\n\t") + "\n)" + ownedBySQL(t) + commentsSQL(t))
 	return sb.String(), nil
 }
 
@@ -135,8 +138,9 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 // fire for ferry's rows when the role may not keep them from firing
 // (checkFiring), lists the columns of tables to create that are not made as
 // the source has them (unmadeDefinitions), and the columns holding a source type's text form whose
-// type this server does not have (hstore or citext without the extension,
-// another engine's type): they are created with the canonical kind's type.
+// type this server does not have (another engine's type): they are created
+// with the canonical kind's type. A table to create using an extension this
+// server does not have available is refused (refuseUnavailableExtensions).
 func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connector.Conversion, error) {
 	if err := c.checkFiring(ctx, tables); err != nil {
 		return nil, err
@@ -147,7 +151,18 @@ func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connec
 		if err != nil {
 			return nil, c.classify(err, "read table "+t.Namespace.String())
 		}
+		// Columns of an extension's type keep it: the extension is created
+		// with the table, or the table is refused.
+		fromExtension := map[string]bool{}
 		if existing == nil {
+			if err := c.refuseUnavailableExtensions(ctx, t); err != nil {
+				return nil, err
+			}
+			for _, x := range t.Extensions {
+				for _, col := range x.Columns {
+					fromExtension[col] = true
+				}
+			}
 			unmade, err := c.unmadeDefinitions(ctx, t)
 			if err != nil {
 				return nil, err
@@ -155,7 +170,7 @@ func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connec
 			out = append(out, unmade...)
 		}
 		for _, col := range t.Columns {
-			if !col.Type.TextForm || col.Type.User != nil || col.Type.Native != "" && c.nativeFits(ctx, col.Type) {
+			if !col.Type.TextForm || col.Type.User != nil || fromExtension[col.Name] || col.Type.Native != "" && c.nativeFits(ctx, col.Type) {
 				continue
 			}
 			to, err := canonicalDDL(col.Type)

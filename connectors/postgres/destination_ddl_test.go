@@ -2,16 +2,14 @@ package postgres_test
 
 import (
 	"context"
-	"reflect"
 	"testing"
 
-	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
 )
 
 // TestCheckTablesTextForm: hstore and citext are read as their text form
-// (TextForm); a PostgreSQL destination with the extensions keeps the types,
-// one without them holds text and says so, column by column.
+// (TextForm); a PostgreSQL destination keeps the types, creating the
+// extensions it lacks (destination_extensions_test.go), and says nothing.
 func TestCheckTablesTextForm(t *testing.T) {
 	p := newPair(t)
 	ctx := context.Background()
@@ -35,17 +33,8 @@ func TestCheckTablesTextForm(t *testing.T) {
 			t.Errorf("column %s (%s): TextForm = %v", c.Name, c.Type.Native, c.Type.TextForm)
 		}
 	}
-	dst := open(t, p.dstURL())
-	conv, err := dst.CheckTables(ctx, []*model.Table{tags})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []connector.Conversion{
-		{Table: tags.Namespace, Column: "attrs", From: "hstore", To: "text"},
-		{Table: tags.Namespace, Column: "emails", From: "citext[]", To: "text"},
-	}
-	if !reflect.DeepEqual(conv, want) {
-		t.Fatalf("without the extensions: conversions = %v, want %v", conv, want)
+	if conv, err := open(t, p.dstURL()).CheckTables(ctx, []*model.Table{tags}); err != nil || len(conv) != 0 {
+		t.Fatalf("without the extensions: conversions = %v, %v", conv, err)
 	}
 	p.srv.Exec(t, p.dst, `CREATE EXTENSION hstore; CREATE EXTENSION citext`)
 	if conv, err := open(t, p.dstURL()).CheckTables(ctx, []*model.Table{tags}); err != nil || len(conv) != 0 {

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -155,12 +156,22 @@ func collate(col model.Column, missing map[string]bool) string {
 }
 
 // missingFunctions lists, per column of t, the functions its default or
-// generation expression calls that this destination does not have.
+// generation expression calls that this destination does not have. An
+// extension's functions are not: the extension is created with t, or t is
+// refused (createExtensions).
 func (c *Conn) missingFunctions(ctx context.Context, t *model.Table) (map[string][]string, error) {
+	fromExtension := map[string]bool{}
+	for _, x := range t.Extensions {
+		for _, f := range x.Functions {
+			fromExtension[f] = true
+		}
+	}
 	var cols, funcs []string
 	for _, col := range t.Columns {
 		for _, f := range col.Uses {
-			cols, funcs = append(cols, col.Name), append(funcs, f)
+			if !fromExtension[f] {
+				cols, funcs = append(cols, col.Name), append(funcs, f)
+			}
 		}
 	}
 	if len(funcs) == 0 {
@@ -265,4 +276,79 @@ func (c *Conn) createUserType(ctx context.Context, u model.UserType) error {
 		return c.classify(fmt.Errorf("%s: %w", u.Create, err), "create type "+u.Name)
 	}
 	return nil
+}
+
+// unavailableExtensions lists the extensions t's columns use that this
+// server neither has nor can create (pg_available_extensions).
+func (c *Conn) unavailableExtensions(ctx context.Context, t *model.Table) ([]model.Extension, error) {
+	if len(t.Extensions) == 0 {
+		return nil, nil
+	}
+	names := make([]string, len(t.Extensions))
+	for i, x := range t.Extensions {
+		names[i] = x.Name
+	}
+	var absent []string
+	if err := c.pool.QueryRow(ctx, `SELECT ARRAY(SELECT u.name FROM unnest($1::text[]) AS u(name)
+			WHERE NOT EXISTS (SELECT 1 FROM pg_available_extensions a WHERE a.name = u.name))`, names).Scan(&absent); err != nil {
+		return nil, c.classify(err, "look up extensions of "+t.Namespace.String())
+	}
+	var out []model.Extension
+	for _, x := range t.Extensions {
+		for _, a := range absent {
+			if a == x.Name {
+				out = append(out, x)
+			}
+		}
+	}
+	return out, nil
+}
+
+// refuseUnavailableExtensions is the configuration error naming the
+// extensions t needs that this server cannot create, with what to run.
+func (c *Conn) refuseUnavailableExtensions(ctx context.Context, t *model.Table) error {
+	absent, err := c.unavailableExtensions(ctx, t)
+	if err != nil || len(absent) == 0 {
+		return err
+	}
+	var what, fix []string
+	for _, x := range absent {
+		what = append(what, x.Name+" (columns "+strings.Join(x.Columns, ", ")+")")
+		fix = append(fix, extensionSQL(x))
+	}
+	return errs.BadConfig(fmt.Sprintf("table %s uses extension(s) %s that %s does not have available", t.Namespace, strings.Join(what, ", "), c.where()),
+		"install the extension's package on the destination's server (PostgreSQL's contrib package for citext, hstore and the like), then run "+strings.Join(fix, "; ")+" there, or leave the table out")
+}
+
+func extensionSQL(x model.Extension) string {
+	return "CREATE EXTENSION IF NOT EXISTS " + showIdent(x.Name) + " WITH SCHEMA " + showIdent(x.Schema)
+}
+
+// createExtensions creates the extensions t's columns use, in the
+// source's schemas, before t's types are looked up.
+func (c *Conn) createExtensions(ctx context.Context, t *model.Table) error {
+	if err := c.refuseUnavailableExtensions(ctx, t); err != nil {
+		return err
+	}
+	for _, x := range t.Extensions {
+		ddl := "CREATE SCHEMA IF NOT EXISTS " + quoteIdent(x.Schema) + ";\n" + extensionSQL(x)
+		if _, err := c.pool.Exec(ctx, ddl); err != nil {
+			return c.classify(fmt.Errorf("%s: %w", extensionSQL(x), err), "create extension "+x.Name+" for table "+t.Namespace.String())
+		}
+	}
+	return nil
+}
+
+// commentsSQL carries the source's comments on t and its columns.
+func commentsSQL(t *model.Table) string {
+	var sb strings.Builder
+	if t.Comment != "" {
+		sb.WriteString(";\nCOMMENT ON TABLE " + qualified(t.Namespace) + " IS " + quoteLiteral(t.Comment))
+	}
+	for _, col := range t.Columns {
+		if col.Comment != "" {
+			sb.WriteString(";\nCOMMENT ON COLUMN " + qualified(t.Namespace) + "." + quoteIdent(col.Name) + " IS " + quoteLiteral(col.Comment))
+		}
+	}
+	return sb.String()
 }

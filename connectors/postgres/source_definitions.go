@@ -31,6 +31,12 @@ func (c *Conn) discoverDefinitions(ctx context.Context, oids []uint32, byOID map
 	if err := discoverSequences(ctx, tx, oids, byOID); err != nil {
 		return c.classify(err, "discover sequences")
 	}
+	if err := discoverExtensions(ctx, tx, oids, byOID); err != nil {
+		return c.classify(err, "discover extensions")
+	}
+	if err := discoverTableComments(ctx, tx, oids, byOID); err != nil {
+		return c.classify(err, "discover table comments")
+	}
 	return tx.Commit(ctx)
 }
 
@@ -42,7 +48,8 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 			ARRAY(SELECT p.refobjid::regprocedure::text FROM pg_depend p WHERE p.classid = 'pg_attrdef'::regclass AND p.objid = d.oid
 				AND p.refclassid = 'pg_proc'::regclass AND p.refobjid >= 16384 ORDER BY 1),
 			COALESCE((SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co
-				JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation), '')
+				JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation), ''),
+			COALESCE(col_description(a.attrelid, a.attnum), '')
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
@@ -67,10 +74,10 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 		var name, expr, identity string
 		var generated bool
 		var uses []string
-		var collation string
+		var collation, comment string
 		var seq model.SequenceDef
 		if err := rows.Scan(&rel, &name, &generated, &expr, &identity, &seq.Name.Schema, &seq.Name.Table, &seq.Type,
-			&seq.Start, &seq.Increment, &seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &user, &array, &uses, &collation); err != nil {
+			&seq.Start, &seq.Increment, &seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &user, &array, &uses, &collation, &comment); err != nil {
 			return err
 		}
 		t := byOID[rel].table
@@ -79,7 +86,7 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 			continue
 		}
 		col := &t.Columns[i]
-		col.Uses, col.Collation = uses, collation
+		col.Uses, col.Collation, col.Comment = uses, collation, comment
 		if generated {
 			col.Expression = expr
 		} else {
@@ -223,6 +230,59 @@ func discoverSequences(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[
 		}
 		t := byOID[rel].table
 		t.Sequences = append(t.Sequences, seq)
+	}
+	return rows.Err()
+}
+
+// discoverExtensions lists, per table, the extensions its columns use: an
+// extension's type (or an array of it) as the column's type, or an
+// extension's function its default or expression calls (pg_depend 'e').
+func discoverExtensions(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[uint32]*srcTable) error {
+	rows, err := tx.Query(ctx, `SELECT a.attrelid, x.extname, xn.nspname, array_agg(DISTINCT a.attname ORDER BY a.attname),
+			COALESCE(array_agg(DISTINCT e.objid::regprocedure::text ORDER BY e.objid::regprocedure::text) FILTER (WHERE e.classid = 'pg_proc'::regclass), '{}')
+		FROM pg_attribute a
+		JOIN pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		JOIN pg_depend e ON e.deptype = 'e' AND e.refclassid = 'pg_extension'::regclass AND (
+			e.classid = 'pg_type'::regclass AND e.objid IN (t.oid, t.typelem)
+			OR e.classid = 'pg_proc'::regclass AND e.objid IN (SELECT p.refobjid FROM pg_depend p
+				WHERE p.classid = 'pg_attrdef'::regclass AND p.objid = d.oid AND p.refclassid = 'pg_proc'::regclass))
+		JOIN pg_extension x ON x.oid = e.refobjid
+		JOIN pg_namespace xn ON xn.oid = x.extnamespace
+		WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+		GROUP BY a.attrelid, x.extname, xn.nspname
+		ORDER BY a.attrelid, x.extname`, oids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rel uint32
+		var x model.Extension
+		if err := rows.Scan(&rel, &x.Name, &x.Schema, &x.Columns, &x.Functions); err != nil {
+			return err
+		}
+		t := byOID[rel].table
+		t.Extensions = append(t.Extensions, x)
+	}
+	return rows.Err()
+}
+
+// discoverTableComments reads each table's COMMENT ON TABLE.
+func discoverTableComments(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[uint32]*srcTable) error {
+	rows, err := tx.Query(ctx, `SELECT c.oid, obj_description(c.oid, 'pg_class') FROM pg_class c
+		WHERE c.oid = ANY($1) AND obj_description(c.oid, 'pg_class') IS NOT NULL`, oids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rel uint32
+		var comment string
+		if err := rows.Scan(&rel, &comment); err != nil {
+			return err
+		}
+		byOID[rel].table.Comment = comment
 	}
 	return rows.Err()
 }
