@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/model"
 )
 
 // extensionSchema is a source whose columns use extensions installed in
@@ -20,17 +21,24 @@ const extensionSchema = `CREATE SCHEMA ext; CREATE EXTENSION citext WITH SCHEMA 
 	COMMENT ON COLUMN shop.people.email IS 'compared without case';
 	COMMENT ON COLUMN shop.people.token IS 'made by uuid-ossp'`
 
+// extensionTables is a pair whose source holds extensionSchema, and the
+// source's tables.
+func extensionTables(t *testing.T) (*pair, []*model.Table) {
+	p := newPair(t)
+	p.srv.Exec(t, p.src, extensionSchema)
+	tables, err := open(t, p.srcURL()).Tables(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, tables
+}
+
 // TestCreateTablesCreatesExtensionsAndComments: a destination without the
 // extensions the source's columns use gets them, in the source's schema,
 // and the table the source has: same types, default and comments.
 func TestCreateTablesCreatesExtensionsAndComments(t *testing.T) {
-	p := newPair(t)
 	ctx := context.Background()
-	p.srv.Exec(t, p.src, extensionSchema)
-	tables, err := open(t, p.srcURL()).Tables(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, tables := extensionTables(t)
 	dst := open(t, p.dstURL())
 	conv, err := dst.CheckTables(ctx, tables)
 	if err != nil || len(conv) != 0 {
@@ -68,13 +76,8 @@ func TestCreateTablesCreatesExtensionsAndComments(t *testing.T) {
 // does not have is refused before anything is written, with the statement
 // to run once its package is installed.
 func TestExtensionUnavailableRefused(t *testing.T) {
-	p := newPair(t)
 	ctx := context.Background()
-	p.srv.Exec(t, p.src, extensionSchema)
-	tables, err := open(t, p.srcURL()).Tables(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, tables := extensionTables(t)
 	// Both databases share one server, which has every contrib extension:
 	// the source's extension gets a name no server ships.
 	found := false
