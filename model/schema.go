@@ -29,6 +29,8 @@ type SequenceDef struct {
 	// serial column's sequence); empty for a standalone sequence a default
 	// uses.
 	OwnedBy string `json:"owned_by,omitempty"`
+	// Comment is the source's comment on the sequence, "" when none.
+	Comment string `json:"comment,omitempty"`
 }
 
 // UserType is a user-defined type a column uses (a domain, a composite
@@ -37,6 +39,8 @@ type SequenceDef struct {
 type UserType struct {
 	Name   string `json:"name"`
 	Create string `json:"create"`
+	// Comment is the source's comment on the type, "" when none.
+	Comment string `json:"comment,omitempty"`
 	// Requires are the user types its definition uses, in the order to
 	// create them.
 	Requires []UserType `json:"requires,omitempty"`

@@ -58,6 +58,9 @@ func sequencesSQL(t *model.Table) string {
 			sb.WriteString("CREATE SCHEMA IF NOT EXISTS " + quoteIdent(name.Schema) + ";\n")
 		}
 		sb.WriteString(sequenceSQL(name, seq) + ";\n")
+		if seq.Comment != "" {
+			sb.WriteString("COMMENT ON SEQUENCE " + qualified(name) + " IS " + quoteLiteral(seq.Comment) + ";\n")
+		}
 	}
 	return sb.String()
 }
@@ -256,7 +259,7 @@ func (c *Conn) userType(ctx context.Context, t model.Type) (string, error) {
 	if oid != nil {
 		return u.Name, nil
 	}
-	self := model.UserType{Name: strings.TrimSuffix(u.Name, "[]"), Create: u.Create}
+	self := model.UserType{Name: strings.TrimSuffix(u.Name, "[]"), Create: u.Create, Comment: u.Comment}
 	for _, r := range append(u.Requires, self) {
 		if err := c.createUserType(ctx, r); err != nil {
 			return "", err
@@ -265,10 +268,15 @@ func (c *Conn) userType(ctx context.Context, t model.Type) (string, error) {
 	return u.Name, nil
 }
 
-// createUserType creates u unless a type of its name exists.
+// createUserType creates u, with the source's comment, unless a type of its
+// name exists.
 func (c *Conn) createUserType(ctx context.Context, u model.UserType) error {
 	schema, _, ok := strings.Cut(u.Name, ".")
-	ddl := "DO $ferry$ BEGIN IF to_regtype(" + quoteLiteral(u.Name) + ") IS NULL THEN EXECUTE " + quoteLiteral(u.Create) + "; END IF; END $ferry$"
+	create := "EXECUTE " + quoteLiteral(u.Create) + ";"
+	if u.Comment != "" {
+		create += " EXECUTE " + quoteLiteral("COMMENT ON TYPE "+u.Name+" IS "+quoteLiteral(u.Comment)) + ";"
+	}
+	ddl := "DO $ferry$ BEGIN IF to_regtype(" + quoteLiteral(u.Name) + ") IS NULL THEN " + create + " END IF; END $ferry$"
 	if ok {
 		ddl = "CREATE SCHEMA IF NOT EXISTS " + schema + ";\n" + ddl
 	}

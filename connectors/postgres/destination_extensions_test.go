@@ -12,10 +12,15 @@ import (
 
 // extensionSchema is a source whose columns use extensions installed in
 // their own schema (a type, an array of it, a default calling an
-// extension's function), with comments on the table and its columns.
+// extension's function), with comments on the table, its columns, a domain
+// and a sequence.
 const extensionSchema = `CREATE SCHEMA ext; CREATE EXTENSION citext WITH SCHEMA ext; CREATE EXTENSION "uuid-ossp" WITH SCHEMA ext;
 	CREATE SCHEMA shop;
-	CREATE TABLE shop.people (id int PRIMARY KEY, email ext.citext NOT NULL, aliases ext.citext[],
+	CREATE DOMAIN shop.handle AS ext.citext CHECK (VALUE <> '');
+	CREATE SEQUENCE shop.people_no;
+	COMMENT ON DOMAIN shop.handle IS 'a login name';
+	COMMENT ON SEQUENCE shop.people_no IS 'numbers people';
+	CREATE TABLE shop.people (id int PRIMARY KEY, login shop.handle, no bigint DEFAULT nextval('shop.people_no'), email ext.citext NOT NULL, aliases ext.citext[],
 		token uuid DEFAULT ext.uuid_generate_v4(), note text);
 	COMMENT ON TABLE shop.people IS 'who buys: it''s the \ list';
 	COMMENT ON COLUMN shop.people.email IS 'compared without case';
@@ -35,7 +40,7 @@ func extensionTables(t *testing.T) (*pair, []*model.Table) {
 
 // TestCreateTablesCreatesExtensionsAndComments: a destination without the
 // extensions the source's columns use gets them, in the source's schema,
-// and the table the source has: same types, default and comments.
+// and the table the source has: same types, defaults and comments.
 func TestCreateTablesCreatesExtensionsAndComments(t *testing.T) {
 	ctx := context.Background()
 	p, tables := extensionTables(t)

@@ -114,7 +114,7 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 		if u != nil && arrays[i] {
 			// The column's type is an array of the user type: created
 			// with it, and named so.
-			u = &model.UserType{Name: u.Name + "[]", Create: u.Create, Requires: u.Requires}
+			u = &model.UserType{Name: u.Name + "[]", Create: u.Create, Comment: u.Comment, Requires: u.Requires}
 		}
 		col.Type.User = u
 	}
@@ -123,8 +123,8 @@ func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, by
 
 // typeDef is a user type's definition and the user types it uses.
 type typeDef struct {
-	name, create string
-	uses         []uint32
+	name, create, comment string
+	uses                  []uint32
 }
 
 // userTypes reads the definitions of the given domains and composite
@@ -152,7 +152,8 @@ func userTypes(ctx context.Context, tx pgx.Tx, oids []uint32) (map[uint32]*model
 						WHERE t.typtype = 'c' AND ca.attrelid = t.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped) refs
 					JOIN pg_type rt ON rt.oid = refs.r
 					JOIN pg_type u ON u.oid = CASE WHEN rt.typcategory = 'A' THEN rt.typelem ELSE rt.oid END
-					WHERE u.typtype IN ('d', 'c', 'e'))
+					WHERE u.typtype IN ('d', 'c', 'e')),
+				COALESCE(obj_description(t.oid, 'pg_type'), '')
 			FROM pg_type t WHERE t.oid = ANY($1) AND t.typtype IN ('d', 'c', 'e')`, want)
 		if err != nil {
 			return nil, err
@@ -161,7 +162,7 @@ func userTypes(ctx context.Context, tx pgx.Tx, oids []uint32) (map[uint32]*model
 		for rows.Next() {
 			var oid uint32
 			var d typeDef
-			if err := rows.Scan(&oid, &d.name, &d.create, &d.uses); err != nil {
+			if err := rows.Scan(&oid, &d.name, &d.create, &d.uses, &d.comment); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -184,7 +185,7 @@ func userTypes(ctx context.Context, tx pgx.Tx, oids []uint32) (map[uint32]*model
 		if d == nil {
 			continue
 		}
-		u := &model.UserType{Name: d.name, Create: d.create}
+		u := &model.UserType{Name: d.name, Create: d.create, Comment: d.comment}
 		seen := map[uint32]bool{oid: true}
 		var visit func(uint32)
 		visit = func(o uint32) {
@@ -192,7 +193,7 @@ func userTypes(ctx context.Context, tx pgx.Tx, oids []uint32) (map[uint32]*model
 				if !seen[dep] && defs[dep] != nil {
 					seen[dep] = true
 					visit(dep) // its own requirements first
-					u.Requires = append(u.Requires, model.UserType{Name: defs[dep].name, Create: defs[dep].create})
+					u.Requires = append(u.Requires, model.UserType{Name: defs[dep].name, Create: defs[dep].create, Comment: defs[dep].comment})
 				}
 			}
 		}
@@ -206,7 +207,8 @@ func userTypes(ctx context.Context, tx pgx.Tx, oids []uint32) (map[uint32]*model
 // serial column's (owned by the column) and standalone ones.
 func discoverSequences(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[uint32]*srcTable) error {
 	rows, err := tx.Query(ctx, `SELECT DISTINCT ad.adrelid, n.nspname, c.relname, format_type(s.seqtypid, NULL),
-			s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle, COALESCE(oa.attname, '')
+			s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle, COALESCE(oa.attname, ''),
+			COALESCE(obj_description(c.oid, 'pg_class'), '')
 		FROM pg_attrdef ad
 		JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_class'::regclass
 		JOIN pg_class c ON c.oid = d.refobjid AND c.relkind = 'S'
@@ -225,7 +227,7 @@ func discoverSequences(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[
 		var rel uint32
 		var seq model.SequenceDef
 		if err := rows.Scan(&rel, &seq.Name.Schema, &seq.Name.Table, &seq.Type, &seq.Start, &seq.Increment,
-			&seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &seq.OwnedBy); err != nil {
+			&seq.Min, &seq.Max, &seq.Cache, &seq.Cycle, &seq.OwnedBy, &seq.Comment); err != nil {
 			return err
 		}
 		t := byOID[rel].table
