@@ -106,7 +106,7 @@ func TestExtensionUnavailableRefused(t *testing.T) {
 		if !errors.As(err, &ce) {
 			t.Fatalf("%s: %v, want a configuration error", what, err)
 		}
-		if !strings.Contains(ce.Msg, "shop.people") || !strings.Contains(ce.Msg, "ferry_absent_citext (columns aliases, email)") ||
+		if !strings.Contains(ce.Msg, "shop.people") || !strings.Contains(ce.Msg, "ferry_absent_citext (columns aliases, email, login)") ||
 			!strings.Contains(ce.Fix, "CREATE EXTENSION IF NOT EXISTS ferry_absent_citext WITH SCHEMA ext") {
 			t.Fatalf("%s: %v, want the table, the extension with its columns and the CREATE EXTENSION to run", what, err)
 		}
@@ -114,5 +114,24 @@ func TestExtensionUnavailableRefused(t *testing.T) {
 	var n int
 	if err := p.srv.Connect(t, p.dst).QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname IN ('shop', 'ext')`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("the destination holds %d of the schemas (%v), want nothing written", n, err)
+	}
+}
+
+// TestDomainOverExtensionType: a column whose domain is over an extension's
+// type gets the extension, then the domain, at the destination.
+func TestDomainOverExtensionType(t *testing.T) {
+	p := newPair(t)
+	ctx := context.Background()
+	p.srv.Exec(t, p.src, `CREATE EXTENSION hstore; CREATE SCHEMA shop; CREATE DOMAIN shop.attrs AS hstore;
+		CREATE TABLE shop.items (id int PRIMARY KEY, a shop.attrs, b shop.attrs[])`)
+	tables, err := open(t, p.srcURL()).Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := open(t, p.dstURL()).CreateTables(ctx, tables); err != nil {
+		t.Fatal(err)
+	}
+	if want, got := p.srv.SchemaDump(t, p.src, "shop"), p.srv.SchemaDump(t, p.dst, "shop"); got != want {
+		t.Fatalf("the destination's schema differs from the source's:\n--- source\n%s\n--- destination\n%s", want, got)
 	}
 }

@@ -237,7 +237,8 @@ func discoverSequences(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[
 }
 
 // discoverExtensions lists, per table, the extensions its columns use: an
-// extension's type (or an array of it) as the column's type, or an
+// extension's type as the column's type (or an array of it, or a domain
+// over it, or an array of such a domain), or an
 // extension's function its default or expression calls (pg_depend 'e').
 func discoverExtensions(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[uint32]*srcTable) error {
 	rows, err := tx.Query(ctx, `SELECT a.attrelid, x.extname, xn.nspname, array_agg(DISTINCT a.attname ORDER BY a.attname),
@@ -246,7 +247,7 @@ func discoverExtensions(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map
 		JOIN pg_type t ON t.oid = a.atttypid
 		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		JOIN pg_depend e ON e.deptype = 'e' AND e.refclassid = 'pg_extension'::regclass AND (
-			e.classid = 'pg_type'::regclass AND e.objid IN (t.oid, t.typelem)
+			e.classid = 'pg_type'::regclass AND e.objid IN (t.oid, t.typelem, t.typbasetype, (SELECT b.typbasetype FROM pg_type b WHERE b.oid = t.typelem))
 			OR e.classid = 'pg_proc'::regclass AND e.objid IN (SELECT p.refobjid FROM pg_depend p
 				WHERE p.classid = 'pg_attrdef'::regclass AND p.objid = d.oid AND p.refclassid = 'pg_proc'::regclass))
 		JOIN pg_extension x ON x.oid = e.refobjid
