@@ -175,8 +175,10 @@ func FitsURL(raw string, u *url.URL) bool {
 		return false
 	}
 	// scheme://user:1?a=b@host/db reads as host "user", port 1 and a query
-	// straight after the authority; a real query follows a database.
-	if u.User == nil && u.Host != "" && u.Path == "" && strings.Contains(u.RawQuery, "@") {
+	// straight after the authority, and user:?a=b@tcp(h)/db (a DSN whose
+	// password starts with '?') as the scheme "user" and a query alone; a
+	// real query follows a database.
+	if u.User == nil && u.Path == "" && strings.Contains(u.RawQuery, "@") {
 		return false
 	}
 	for _, seg := range strings.Split(u.RawQuery, "&") {
