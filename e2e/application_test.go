@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
+	"github.com/ferrydb/ferry/scaleout"
 )
 
 // shopApp is an ordinary application's schema: identity, serial and
@@ -272,4 +273,49 @@ func TestApplicationMovesToPostgres(t *testing.T) {
 	}
 	t.Logf("%d application writes; the cutover's report:\n%s", w.ops.Load(), tail(r.stdout, 12))
 	sameShop(t, srv, src, dst)
+}
+
+// The same through scale-out: ferry run on Temporal with a worker, the
+// application writing while changes stream, then ferry flow cutover
+// --verify; the flow ends, ferry run exits 0, and the destination is the
+// source the application moves to. ferry flow verify then finds the rows
+// the application wrote at the destination after the switch.
+func TestApplicationMovesToPostgresScaleOut(t *testing.T) {
+	ts := startTemporal(t)
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "soappsrc"), srv.CreateDatabase(t, "soappdst")
+	srv.Exec(t, src, shopApp)
+	ts.worker(t, "src="+srv.URL(src)+"&heartbeat=1s", "dst="+srv.URL(dst))
+	w := startShopWriter(t, srv.URL(src))
+	run := startFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "soapp",
+		"--tables", "shop.*", "--parallel", "2", "--partition-rows", "2000", "--log-format", "json", "--progress", "none")
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		st := ts.flowStatus(t, "soapp")
+		if st != nil && st.State.Phase == scaleout.PhaseCDC && st.State.CDC.Received > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the flow did not stream changes: %+v\n%s", st, run.stderr.String())
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	w.halt(t)
+	r := ferry(t, "flow", "cutover", "soapp", "--verify", "--temporal", ts.addr)
+	if r.code != 0 || !strings.Contains(r.stdout, "all 6 table(s) equal") || !reportPosition.MatchString(r.stdout) {
+		t.Fatalf("ferry flow cutover --verify: %s", r)
+	}
+	if code := run.waitExit(t, time.Minute); code != 0 {
+		t.Fatalf("ferry run exited %d after the cutover:\n%s", code, tail(run.stderr.String(), 30))
+	}
+	t.Logf("%d application writes; the cutover's report:\n%s", w.ops.Load(), tail(r.stdout, 12))
+	sameShop(t, srv, src, dst)
+
+	r = ferry(t, "flow", "verify", "soapp", "--temporal", ts.addr)
+	if r.code != 1 || !strings.Contains(r.stdout, "shop.customers: DIFFERENT") || !strings.Contains(r.stdout, "extra") {
+		t.Fatalf("ferry flow verify after the application wrote at the destination: %s\nwant exit 1 naming the extra customer", r)
+	}
+	if r := ferry(t, "flow", "verify", "nosuchflow", "--temporal", ts.addr); r.code != 2 || !strings.Contains(r.stderr, "ferry flow list") {
+		t.Fatalf("ferry flow verify of a flow that does not exist: %s\nwant exit 2", r)
+	}
 }

@@ -28,6 +28,8 @@ import (
 // Register registers the flow workflow and the activities on a worker.
 func Register(w worker.Registry, a *Activities) {
 	w.RegisterWorkflowWithOptions(FlowWorkflow, workflow.RegisterOptions{Name: WorkflowName})
+	w.RegisterWorkflowWithOptions(VerifyWorkflow, workflow.RegisterOptions{Name: VerifyWorkflowName})
+	w.RegisterActivityWithOptions(a.Verify, activity.RegisterOptions{Name: ActivityVerify})
 	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: ActivityPlan})
 	w.RegisterActivityWithOptions(a.CopyPartition, activity.RegisterOptions{Name: ActivityCopy})
 	w.RegisterActivityWithOptions(a.FinishTables, activity.RegisterOptions{Name: ActivityFinish})

@@ -14,8 +14,10 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
+	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/scaleout"
+	"github.com/ferrydb/ferry/verify"
 )
 
 func newFlowCmd(g *globals) *cobra.Command {
@@ -26,7 +28,8 @@ func newFlowCmd(g *globals) *cobra.Command {
 		Example: `  ferry flow list --temporal 127.0.0.1:7233
   ferry flow status shop --temporal 127.0.0.1:7233
   ferry flow pause shop && ferry flow resume shop
-  ferry flow cutover shop   # drain to the source's position now, set the sequences; the flow ends
+  ferry flow cutover shop --verify   # drain to the source's position now, finish, verify; the flow ends
+  ferry flow verify shop    # compare every table on a worker
   ferry flow cancel shop    # stop now and release the replication slot`,
 	}
 	tf.register(cmd.PersistentFlags())
@@ -92,7 +95,7 @@ func newFlowCmd(g *globals) *cobra.Command {
 		},
 	}
 	status.Flags().BoolVar(&statusJSON, "json", false, "print the whole status as JSON")
-	cmd.AddCommand(list, status, newFlowCutoverCmd(g, withClient))
+	cmd.AddCommand(list, status, newFlowCutoverCmd(g, withClient), newFlowVerifyCmd(g, withClient))
 	for _, s := range []struct{ signal, short string }{
 		{scaleout.SignalPause, "Pause a flow: no new partition starts; change data capture checkpoints and waits"},
 		{scaleout.SignalResume, "Resume a paused flow"},
@@ -118,21 +121,25 @@ func newFlowCmd(g *globals) *cobra.Command {
 }
 
 func newFlowCutoverCmd(g *globals, withClient func(*cobra.Command, func(context.Context, clientConn) error) error) *cobra.Command {
-	return &cobra.Command{
+	var verifyAll bool
+	var maxDiffs int
+	cmd := &cobra.Command{
 		Use:   "cutover NAME",
 		Short: "Cut a flow over: drain to the source's position now, run the finishing steps, end the flow",
 		Long: `Cut a flow over, as ferry cutover does for a flow ferry sync runs: the source's
 position at this moment is read, change data capture applies every change up to it
 and stops, the finishing steps run (the destination's sequences set to the source's
-values), the flow's replication slot is released and the flow ends. Stop the
-application's writes first: changes the source takes after the request are not
-carried. The command waits for the flow's end and prints the report; ferry run,
-attached to the flow, prints it too and exits 0.
+values, the schema finished), the flow's replication slot is released and the flow
+ends. Stop the application's writes first: changes the source takes after the
+request are not carried. The command waits for the flow's end and prints the
+report; ferry run, attached to the flow, prints it too and exits 0. With --verify,
+a worker then compares every table as ferry flow verify does.
 
 A flow whose copy has not finished is refused (exit 2, with the copy's progress); a
-second request is harmless. Exit codes: 0 when the cutover is done, 1 when it failed,
-2 when refused.`,
-		Example: "  ferry flow cutover shop --temporal 127.0.0.1:7233",
+second request is harmless. Exit codes: 0 when the cutover is done (and --verify
+found every table equal), 1 when it failed or --verify found a difference, 2 when
+refused.`,
+		Example: "  ferry flow cutover shop --temporal 127.0.0.1:7233\n  ferry flow cutover shop --verify",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
@@ -157,11 +164,57 @@ second request is harmless. Exit codes: 0 when the cutover is done, 1 when it fa
 				if st.Cut == nil || !st.Cut.Done {
 					return fmt.Errorf("flow %s ended (%s) without finishing its cutover", name, st.Phase)
 				}
-				printCutover(g.stdout, name, st.Cut, nil)
+				var verified []*verify.Result
+				if verifyAll {
+					began := time.Now()
+					if verified, err = scaleout.VerifyFlow(ctx, c.c, name, maxDiffs); err != nil {
+						return fmt.Errorf("cutover done, but verify failed: %w", err)
+					}
+					st.Cut.Steps = append(st.Cut.Steps, engine.CutoverStep{Name: stepVerify, Seconds: time.Since(began).Seconds(), Detail: verifiedDetail(verified)})
+				}
+				printCutover(g.stdout, name, st.Cut, verified)
+				if differ := countDiffering(verified); differ > 0 {
+					return diffResult{tables: differ}
+				}
 				return nil
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&verifyAll, "verify", false, "verify every table after the cutover, as ferry flow verify does; exit 1 on a difference")
+	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table with --verify")
+	return cmd
+}
+
+func newFlowVerifyCmd(g *globals, withClient func(*cobra.Command, func(context.Context, clientConn) error) error) *cobra.Command {
+	var maxDiffs int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify NAME",
+		Short: "Compare a flow's source and destination row by row on a worker; exit 1 if they differ",
+		Long: `Compare every table of a scale-out flow, running or ended, with its destination
+table, as ferry verify does (row counts, bucket hashes, then the keys that differ).
+The comparison runs on a worker polling the flow's task queue, since only workers
+hold the connections' credentials; this command waits for it and prints the result.
+While changes still stream, rows changed since they were read may show as
+different: verify a flow that is cut over, or whose source is quiet.
+
+Exit code 0 when every table is equal, 1 when any differs or the comparison
+failed, 2 for a usage error.`,
+		Example: "  ferry flow verify shop --temporal 127.0.0.1:7233\n  ferry flow verify shop --json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withClient(cmd, func(ctx context.Context, c clientConn) error {
+				res, err := scaleout.VerifyFlow(ctx, c.c, args[0], maxDiffs)
+				if err != nil {
+					return notFoundIsConfig(err)
+				}
+				return printVerified(g.stdout, res, asJSON)
+			})
+		},
+	}
+	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
+	return cmd
 }
 
 type clientConn struct {

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/dustin/go-humanize"
@@ -53,37 +54,37 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			differ := 0
-			for _, r := range results {
-				if !r.Equal() {
-					differ++
-				}
-			}
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(map[string]any{"equal": differ == 0, "tables": results}); err != nil {
-					return err
-				}
-			} else {
-				for _, r := range results {
-					fmt.Fprintln(out, describe(r))
-				}
-			}
-			if differ > 0 {
-				return diffResult{tables: differ}
-			}
-			if !asJSON {
-				fmt.Fprintf(out, "all %d table(s) equal\n", len(results))
-			}
-			return nil
+			return printVerified(cmd.OutOrStdout(), results, asJSON)
 		},
 	}
 	ff.register(cmd.Flags(), false)
 	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
 	return cmd
+}
+
+// printVerified prints verify's results, for a person or as JSON, and
+// returns a diffResult (exit 1) when a table differs.
+func printVerified(out io.Writer, results []*verify.Result, asJSON bool) error {
+	differ := countDiffering(results)
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"equal": differ == 0, "tables": results}); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range results {
+			fmt.Fprintln(out, describe(r))
+		}
+	}
+	if differ > 0 {
+		return diffResult{tables: differ}
+	}
+	if !asJSON {
+		fmt.Fprintf(out, "all %d table(s) equal\n", len(results))
+	}
+	return nil
 }
 
 // verifyFlow compares every selected table of a flow's source with its

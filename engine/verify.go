@@ -1,0 +1,41 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/verify"
+)
+
+// Verify compares every table of the flow, as the source describes it now,
+// with its destination table, as ferry verify does: row counts, then
+// bucket hashes, then the keys of the buckets that differ (at most
+// maxDiffs per table). It needs no plan, so a worker that did not run the
+// flow can verify it.
+func (e *Engine) Verify(ctx context.Context, maxDiffs int) ([]*verify.Result, error) {
+	if e.src.Source == nil {
+		return nil, errs.BadConfig("the source cannot be read", "verify reads both sides")
+	}
+	if e.dst.Source == nil {
+		return nil, errs.BadConfig("the destination cannot be read back", "verify reads both sides; this destination keeps nothing to compare")
+	}
+	tables, err := e.selectTables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dsts, err := e.renames.Map(tables)
+	if err != nil {
+		return nil, err
+	}
+	pairs := make([]verify.Pair, len(tables))
+	for i, t := range tables {
+		pairs[i] = verify.Pair{Source: t, Destination: dsts[i].Namespace}
+	}
+	res, err := verify.Tables(ctx, e.src.Source, e.dst.Source, pairs,
+		verify.Options{Parallel: e.cfg.Parallel, MaxDiffs: maxDiffs, PartitionRows: e.cfg.PartitionRows})
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	return res, nil
+}
