@@ -119,7 +119,9 @@ func (s *Store) Close() error {
 // Remove deletes the flow's state files. The store must not be used after.
 func (s *Store) Remove() error {
 	var errs []error
-	for _, suffix := range []string{"", "-wal", "-shm"} {
+	// A cutover's request and report belong to the flow too: a flow made
+	// again under the name must not find the old one's report.
+	for _, suffix := range []string{"", "-wal", "-shm", ".cutover", ".cutover-report"} {
 		if err := os.Remove(s.path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

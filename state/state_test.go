@@ -3,7 +3,10 @@ package state
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestStoreRoundTripAndLock(t *testing.T) {
@@ -62,5 +65,30 @@ func TestStoreRoundTripAndLock(t *testing.T) {
 	flows, err := Flows(dir)
 	if err != nil || len(flows) != 1 || flows[0] != "flow-a" {
 		t.Fatalf("Flows = %v, %v", flows, err)
+	}
+}
+
+// Remove leaves nothing of the flow behind: a flow made again under the
+// name finds no cutover request or report of the old one.
+func TestRemoveTakesTheCutoverFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir, "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RequestCutover(dir, "gone", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(CutoverReportPath(dir, "gone"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close() //nolint:errcheck // removed
+	left, err := filepath.Glob(filepath.Join(dir, "*"))
+	if err != nil || len(left) != 0 {
+		t.Fatalf("after Remove the state directory holds %v (%v)", left, err)
 	}
 }

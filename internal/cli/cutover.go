@@ -68,6 +68,8 @@ See docs/cutover.md for the runbook. Scale-out flows use ferry flow cutover.`,
 		},
 	}
 	ff.register(cmd.Flags(), true)
+	// A cutover runs to its end, not --until anything.
+	cmd.Flags().MarkHidden("until") //nolint:errcheck // the flag exists
 	cmd.Flags().BoolVar(&verifyAll, "verify", false, "verify every table after the cutover, as ferry verify does; exit 1 on a difference")
 	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table with --verify")
 	return cmd
