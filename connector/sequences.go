@@ -44,6 +44,8 @@ type SequenceWriter interface {
 	// its owner's column first (its name may differ at the destination),
 	// else by name. A sequence the destination does not have is returned in
 	// missing, not an error: it may be created later. It is harmless to run
-	// again.
+	// again, also after the application wrote at the destination: a
+	// sequence whose next value there is past the source's is never moved
+	// back.
 	SetSequences(ctx context.Context, seqs []Sequence) (missing []Sequence, err error)
 }

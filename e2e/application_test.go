@@ -319,3 +319,28 @@ func TestApplicationMovesToPostgresScaleOut(t *testing.T) {
 		t.Fatalf("ferry flow verify of a flow that does not exist: %s\nwant exit 2", r)
 	}
 }
+
+// A scale-out flow without change data capture (--mode snapshot) ends
+// after its copy; ferry flow cutover then runs its finishing steps on a
+// worker (sequences, schema, objects; nothing to drain) and --verify
+// compares every table: the destination is the source the application
+// moves to. A second cutover finds everything in place.
+func TestSnapshotFlowCutsOverScaleOut(t *testing.T) {
+	ts := startTemporal(t)
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "sosnapsrc"), srv.CreateDatabase(t, "sosnapdst")
+	srv.Exec(t, src, shopApp)
+	ts.worker(t, "src="+srv.URL(src), "dst="+srv.URL(dst))
+	if r := ferry(t, "flow", "cutover", "sosnap", "--temporal", ts.addr); r.code != 2 || !strings.Contains(r.stderr, "ferry flow list") {
+		t.Fatalf("ferry flow cutover of a flow that does not exist: %s\nwant exit 2", r)
+	}
+	mustFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "sosnap", "--mode", "snapshot",
+		"--tables", "shop.*", "--log-format", "json", "--progress", "none")
+	r := ferry(t, "flow", "cutover", "sosnap", "--verify", "--temporal", ts.addr)
+	if r.code != 0 || !strings.Contains(r.stdout, "all 6 table(s) equal") || !strings.Contains(r.stdout, "nothing to drain") ||
+		!strings.Contains(r.stdout, "steps run  sequences, schema") {
+		t.Fatalf("ferry flow cutover --verify of the ended snapshot flow: %s", r)
+	}
+	t.Logf("the cutover's report:\n%s", r.stdout)
+	sameShop(t, srv, src, dst)
+}

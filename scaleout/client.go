@@ -29,6 +29,7 @@ import (
 func Register(w worker.Registry, a *Activities) {
 	w.RegisterWorkflowWithOptions(FlowWorkflow, workflow.RegisterOptions{Name: WorkflowName})
 	w.RegisterWorkflowWithOptions(VerifyWorkflow, workflow.RegisterOptions{Name: VerifyWorkflowName})
+	w.RegisterWorkflowWithOptions(FinishWorkflow, workflow.RegisterOptions{Name: FinishWorkflowName})
 	w.RegisterActivityWithOptions(a.Verify, activity.RegisterOptions{Name: ActivityVerify})
 	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: ActivityPlan})
 	w.RegisterActivityWithOptions(a.CopyPartition, activity.RegisterOptions{Name: ActivityCopy})

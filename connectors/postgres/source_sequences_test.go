@@ -86,7 +86,7 @@ func TestSetSequencesMakesTheNextInsertFresh(t *testing.T) {
 		INSERT INTO app.orders_v2 SELECT i, 'o' FROM generate_series(1, 7) i;
 		INSERT INTO app.events OVERRIDING SYSTEM VALUE SELECT i, 'e' FROM generate_series(1, 3) i;
 		INSERT INTO app.notes VALUES (100), (105);
-		SELECT nextval('app.fresh');`) // the destination's own call, undone by the set
+		SELECT nextval('app.fresh');`) // the destination's own call: kept, a sequence never moves back
 	ctx := context.Background()
 	seqs, err := open(t, p.srcURL()).Sequences(ctx, []string{"app"})
 	if err != nil {
@@ -115,7 +115,7 @@ func TestSetSequencesMakesTheNextInsertFresh(t *testing.T) {
 		{"INSERT INTO app.orders_v2 (v) VALUES ('new') RETURNING id", 8},
 		{"INSERT INTO app.events (v) VALUES ('new') RETURNING id", 4},
 		{"INSERT INTO app.notes DEFAULT VALUES RETURNING id", 110},
-		{"SELECT nextval('app.fresh')", 42},
+		{"SELECT nextval('app.fresh')", 43},
 	} {
 		var id int64
 		if err := conn.QueryRow(ctx, c.insert).Scan(&id); err != nil {
@@ -135,7 +135,48 @@ func TestSetSequencesNamesTheGrantItNeeds(t *testing.T) {
 	p.srv.Exec(t, p.dst, fmt.Sprintf("GRANT USAGE ON SCHEMA app TO %s; GRANT SELECT ON SEQUENCE app.tickets TO %s", role, role))
 	dst := open(t, p.srv.UserURL(role, "pw", p.dst))
 	_, err := dst.SetSequences(context.Background(), []connector.Sequence{{Name: ns("app", "tickets"), Value: 5000, Called: true}})
-	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), "GRANT UPDATE ON SEQUENCE app.tickets TO "+role) {
+	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), "GRANT SELECT, UPDATE ON SEQUENCE app.tickets TO "+role) {
 		t.Fatalf("want a configuration error with the GRANT to run, got %v", err)
+	}
+}
+
+// After a cutover the application writes at the destination; a second
+// cutover (or --sync-sequences) then sets the sequences again from a source
+// that is now behind: they are left where they are, in both directions,
+// so the application's next insert does not take a number its rows hold.
+// A sequence behind the source's still moves forward.
+func TestSetSequencesNeverMovesASequenceBack(t *testing.T) {
+	p := newPair(t)
+	p.srv.Exec(t, p.dst, `CREATE SCHEMA app;
+		CREATE TABLE app.orders (id serial PRIMARY KEY);
+		CREATE SEQUENCE app.down INCREMENT BY -1 START WITH -1;
+		CREATE SEQUENCE app.behind;
+		INSERT INTO app.orders SELECT FROM generate_series(1, 50);
+		SELECT nextval('app.down') FROM generate_series(1, 10);`)
+	ctx := context.Background()
+	dst := open(t, p.dstURL())
+	source := []connector.Sequence{
+		{Name: ns("app", "orders_id_seq"), Owner: ns("app", "orders"), Column: "id", Value: 20, Called: true},
+		{Name: ns("app", "down"), Value: -4, Called: true},
+		{Name: ns("app", "behind"), Value: 7, Called: true},
+	}
+	for range 2 {
+		if missing, err := dst.SetSequences(ctx, source); err != nil || len(missing) != 0 {
+			t.Fatalf("SetSequences: missing %v, %v", missing, err)
+		}
+	}
+	conn := p.srv.Connect(t, p.dst)
+	for _, c := range []struct {
+		q    string
+		want int64
+	}{
+		{"INSERT INTO app.orders DEFAULT VALUES RETURNING id", 51},
+		{"SELECT nextval('app.down')", -11},
+		{"SELECT nextval('app.behind')", 8},
+	} {
+		var got int64
+		if err := conn.QueryRow(ctx, c.q).Scan(&got); err != nil || got != c.want {
+			t.Errorf("%s at the destination: %d (%v), want %d", c.q, got, err, c.want)
+		}
 	}
 }

@@ -136,7 +136,9 @@ report; ferry run, attached to the flow, prints it too and exits 0. With --verif
 a worker then compares every table as ferry flow verify does.
 
 A flow whose copy has not finished is refused (exit 2, with the copy's progress); a
-second request is harmless. Exit codes: 0 when the cutover is done (and --verify
+second request is harmless. A flow without change data capture (--mode snapshot)
+ends after its copy; its cutover, asked for then, runs the finishing steps alone
+on a worker. Exit codes: 0 when the cutover is done (and --verify
 found every table equal), 1 when it failed or --verify found a difference, 2 when
 refused.`,
 		Example: "  ferry flow cutover shop --temporal 127.0.0.1:7233\n  ferry flow cutover shop --verify",
@@ -144,7 +146,34 @@ refused.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			return withClient(cmd, func(ctx context.Context, c clientConn) error {
+				// report verifies when asked, prints the report and says
+				// whether a table differs.
+				report := func(cut *engine.CutoverReport) error {
+					var verified []*verify.Result
+					if verifyAll {
+						began := time.Now()
+						var err error
+						if verified, err = scaleout.VerifyFlow(ctx, c.c, name, maxDiffs); err != nil {
+							return fmt.Errorf("cutover done, but verify failed: %w", err)
+						}
+						cut.Steps = append(cut.Steps, engine.CutoverStep{Name: stepVerify, Seconds: time.Since(began).Seconds(), Detail: verifiedDetail(verified)})
+					}
+					printCutover(g.stdout, name, cut, verified)
+					if differ := countDiffering(verified); differ > 0 {
+						return diffResult{tables: differ}
+					}
+					return nil
+				}
 				ans, err := scaleout.RequestCutover(ctx, c.c, name)
+				if errors.Is(err, scaleout.ErrNoFlow) {
+					// An ended flow: one without change data capture (--mode
+					// snapshot) cuts over with its finishing steps alone.
+					cut, err := scaleout.FinishEnded(ctx, c.c, name)
+					if err != nil {
+						return notFoundIsConfig(err)
+					}
+					return report(cut)
+				}
 				if err != nil {
 					return notFoundIsConfig(err)
 				}
@@ -164,19 +193,7 @@ refused.`,
 				if st.Cut == nil || !st.Cut.Done {
 					return fmt.Errorf("flow %s ended (%s) without finishing its cutover", name, st.Phase)
 				}
-				var verified []*verify.Result
-				if verifyAll {
-					began := time.Now()
-					if verified, err = scaleout.VerifyFlow(ctx, c.c, name, maxDiffs); err != nil {
-						return fmt.Errorf("cutover done, but verify failed: %w", err)
-					}
-					st.Cut.Steps = append(st.Cut.Steps, engine.CutoverStep{Name: stepVerify, Seconds: time.Since(began).Seconds(), Detail: verifiedDetail(verified)})
-				}
-				printCutover(g.stdout, name, st.Cut, verified)
-				if differ := countDiffering(verified); differ > 0 {
-					return diffResult{tables: differ}
-				}
-				return nil
+				return report(st.Cut)
 			})
 		},
 	}

@@ -1,0 +1,156 @@
+package scaleout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/verify"
+)
+
+// Some work on a flow runs as a short workflow of its own on the flow's
+// task queue, so that a worker (which alone holds the connections'
+// credentials) does it and the flow's own history is untouched: verifying
+// a flow (ferry flow verify, ferry flow cutover --verify), and the
+// finishing steps of a snapshot flow that has ended (ferry flow cutover of
+// a --mode snapshot flow: the schema and the sequences, nothing to drain).
+const (
+	// VerifyWorkflowName is the verification workflow's type.
+	VerifyWorkflowName = "ferry-verify"
+	// FinishWorkflowName runs the finishing steps of an ended flow.
+	FinishWorkflowName = "ferry-finish"
+	// ActivityVerify compares every table of a flow.
+	ActivityVerify = "verify"
+)
+
+// VerifyInput is what to verify: the flow's options (connection names,
+// tables, renames) and how many differing keys to list per table.
+type VerifyInput struct {
+	Options  flow.Config `json:"options"`
+	Settings Settings    `json:"settings"`
+	MaxDiffs int         `json:"max_diffs"`
+}
+
+// oneShotOptions runs an activity until it ends, again after a lost
+// worker (a configuration error is not retried).
+func oneShotOptions(ctx workflow.Context, set Settings, o flow.Config) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 24 * time.Hour,
+		HeartbeatTimeout:    set.withDefaults(o).HeartbeatTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			MaximumAttempts:        3,
+			NonRetryableErrorTypes: []string{errTypeConfig},
+		},
+	})
+}
+
+// VerifyWorkflow runs the verify activity and returns its results.
+func VerifyWorkflow(ctx workflow.Context, in VerifyInput) ([]*verify.Result, error) {
+	var res []*verify.Result
+	err := workflow.ExecuteActivity(oneShotOptions(ctx, in.Settings, in.Options), ActivityVerify, in).Get(ctx, &res)
+	return res, err
+}
+
+// FinishWorkflow runs the finishing steps of an ended flow (the cutover
+// activity without a drain) and returns what each did.
+func FinishWorkflow(ctx workflow.Context, in FinishCutoverInput) ([]engine.CutoverStep, error) {
+	var steps []engine.CutoverStep
+	err := workflow.ExecuteActivity(oneShotOptions(ctx, Settings{}, in.Options), ActivityFinishCutover, in).Get(ctx, &steps)
+	return steps, err
+}
+
+// Verify compares every table of the flow at the source with the
+// destination, as ferry verify does, on this worker's connections.
+func (a *Activities) Verify(ctx context.Context, in VerifyInput) ([]*verify.Result, error) {
+	o, err := a.open(ctx, in.Options)
+	if err != nil {
+		return nil, err
+	}
+	defer o.close()
+	stop := keepAlive(ctx, func() any { return nil })
+	defer stop()
+	res, err := o.eng.Verify(ctx, in.MaxDiffs)
+	if err != nil {
+		return nil, a.failure(fmt.Errorf("flow %s: %w", in.Options.Name, err), o.secrets)
+	}
+	return res, nil
+}
+
+// VerifyFlow verifies the flow called name, running or ended, on a worker
+// polling its task queue, and waits for the results.
+func VerifyFlow(ctx context.Context, c client.Client, name string, maxDiffs int) ([]*verify.Result, error) {
+	var res []*verify.Result
+	err := oneShot(ctx, c, name, "verify", VerifyWorkflowName, func(st *Status) (any, error) {
+		return VerifyInput{Options: st.Options, Settings: st.Settings, MaxDiffs: maxDiffs}, nil
+	}, &res)
+	return res, err
+}
+
+// FinishEnded cuts over a flow without change data capture that has ended
+// (a --mode snapshot flow whose copy is done): a worker runs the finishing
+// steps (sequences, schema) and the report says what they did. A flow that
+// is still running, or ended otherwise, is refused with a
+// errs.ConfigError.
+func FinishEnded(ctx context.Context, c client.Client, name string) (*engine.CutoverReport, error) {
+	r := &engine.CutoverReport{Requested: time.Now().UTC()}
+	err := oneShot(ctx, c, name, "cutover", FinishWorkflowName, func(st *Status) (any, error) {
+		if st.Running() || st.State.Mode != flow.ModeSnapshot || st.State.Phase != PhaseDone || st.State.Plan == nil {
+			return nil, errs.BadConfig(fmt.Sprintf("flow %q has ended (%s, phase %s): there is nothing to cut over", name, st.Status, st.State.Phase),
+				"ferry flow status "+name+" shows how it ended; a failed flow resumes with ferry run --name "+name)
+		}
+		return FinishCutoverInput{Options: st.Options, Tables: st.State.Plan.Tables, Requested: r.Requested}, nil
+	}, &r.Steps)
+	if err != nil {
+		return nil, err
+	}
+	r.Done = true
+	return r, nil
+}
+
+// oneShot runs a workflow of type wf for the flow called name on the
+// flow's task queue, with the input made from the flow's status, and
+// decodes its result into out.
+func oneShot(ctx context.Context, c client.Client, name, what, wf string, input func(*Status) (any, error), out any) error {
+	desc, err := c.DescribeWorkflowExecution(ctx, name, "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return fmt.Errorf("flow %q: %w", name, ErrNoFlow)
+		}
+		return fmt.Errorf("describe flow %q: %w", name, err)
+	}
+	queue := desc.GetWorkflowExecutionInfo().GetTaskQueue()
+	st, err := Progress(ctx, c, name, queue)
+	if err != nil {
+		return err
+	}
+	in, err := input(st)
+	if err != nil {
+		return err
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        name + "/" + what + "/" + time.Now().UTC().Format("20060102T150405.000"),
+		TaskQueue: queue,
+	}, wf, in)
+	if err != nil {
+		return fmt.Errorf("%s of flow %q: %w", what, name, err)
+	}
+	if err := run.Get(ctx, out); err != nil {
+		var ae *temporal.ApplicationError
+		if errors.As(err, &ae) {
+			return fmt.Errorf("%s of flow %q: %s", what, name, ae.Message())
+		}
+		return fmt.Errorf("%s of flow %q: %w", what, name, err)
+	}
+	return nil
+}
