@@ -26,6 +26,11 @@ type ObjectBuilder interface {
 	// left out) is not created and is listed in ObjectsBuilt.Issues with
 	// the statements to run. Running it again creates nothing twice.
 	BuildObjects(ctx context.Context, objs []model.Object) (ObjectsBuilt, error)
+	// CheckObjects lists, before a flow starts (ferry plan), the objects
+	// it lacks that it would not create as the source has them for want
+	// of something no flow brings (a role, a language). It writes
+	// nothing.
+	CheckObjects(ctx context.Context, objs []model.Object) ([]ObjectIssue, error)
 }
 
 // ObjectsBuilt is what BuildObjects did.

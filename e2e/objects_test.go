@@ -124,3 +124,24 @@ func TestCutoverRefusesAViewItCannotCreatePostgres(t *testing.T) {
 		t.Fatalf("the cutover after the fix does not say %q:\n%s", want, r)
 	}
 }
+
+// ferry plan says what the cutover will create, and lists up front a
+// function the destination cannot create as the source has it (its
+// language is not installed there), with what to run.
+func TestPlanListsObjectsNotMadeAsTheSources(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "objplansrc"), srv.CreateDatabase(t, "objplandst")
+	srv.Exec(t, src, appObjects+`
+		CREATE FUNCTION public.fake_handler() RETURNS language_handler AS 'plpgsql', 'plpgsql_call_handler' LANGUAGE c;
+		CREATE LANGUAGE fakelang HANDLER public.fake_handler;
+		CREATE FUNCTION app.odd() RETURNS int LANGUAGE fakelang AS $$ whatever $$;`)
+	r := mustFerry(t, "plan", srv.URL(src), srv.URL(dst), "--tables", "app.*")
+	for _, want := range []string{
+		"at cutover: 3 function(s), 2 view(s), 1 materialized view(s), 1 trigger(s) created at the destination",
+		"function app.odd() (not created): its language fakelang is not installed at the destination; to fix: install language fakelang on the destination server (its package), then CREATE EXTENSION fakelang and run ferry cutover again",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("ferry plan does not say %q:\n%s", want, r)
+		}
+	}
+}

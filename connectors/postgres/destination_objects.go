@@ -54,7 +54,7 @@ func (c *Conn) BuildObjects(ctx context.Context, objs []model.Object) (connector
 		p.present = present
 		if present {
 			done.Present++
-		} else if err := c.checkObject(ctx, p, me); err != nil {
+		} else if err := c.checkObject(ctx, p, me, true); err != nil {
 			return done, err
 		}
 		plans[i], byID[o.ID] = p, p
@@ -133,10 +133,42 @@ func unquoteIdent(s string) string {
 	return s
 }
 
+// CheckObjects lists, before a flow (ferry plan), the objects the
+// destination would not create as the source has them at cutover for want
+// of something the flow does not bring: an owner role or a language. The
+// tables, functions and types they use are checked at cutover, when the
+// flow has created them.
+func (c *Conn) CheckObjects(ctx context.Context, objs []model.Object) ([]connector.ObjectIssue, error) {
+	var me string
+	if err := c.pool.QueryRow(ctx, `SELECT current_user`).Scan(&me); err != nil {
+		return nil, c.classify(fmt.Errorf("read the destination's role: %w", err), "read the destination's role")
+	}
+	var out []connector.ObjectIssue
+	for _, o := range objs {
+		present, err := c.objectExists(ctx, o)
+		if err != nil || present {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		p := &objectPlan{Object: o}
+		if err := c.checkObject(ctx, p, me, false); err != nil {
+			return nil, err
+		}
+		if p.skip != nil {
+			out = append(out, *p.skip)
+		} else if p.unowned != nil {
+			out = append(out, *p.unowned)
+		}
+	}
+	return out, nil
+}
+
 // checkObject finds what p needs that the destination lacks: a language,
-// a table, a function or type, its owner. What makes it impossible to
-// create as the source has it sets p.skip.
-func (c *Conn) checkObject(ctx context.Context, p *objectPlan, me string) error {
+// its owner, and with used a table, a function or type. What makes it
+// impossible to create as the source has it sets p.skip.
+func (c *Conn) checkObject(ctx context.Context, p *objectPlan, me string, used bool) error {
 	skip := func(problem, fix string) {
 		if p.skip == nil {
 			p.skip = &connector.ObjectIssue{Object: p.Object.String(), Problem: problem, Fix: fix}
@@ -163,6 +195,9 @@ func (c *Conn) checkObject(ctx context.Context, p *objectPlan, me string) error 
 		}
 	}
 	for _, t := range p.Tables {
+		if !used {
+			break
+		}
 		var ok bool
 		if err := c.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, qualified(t)).Scan(&ok); err != nil {
 			return c.classify(fmt.Errorf("look for %s at the destination: %w", t, err), "look for tables")
@@ -173,6 +208,9 @@ func (c *Conn) checkObject(ctx context.Context, p *objectPlan, me string) error 
 		}
 	}
 	for _, u := range p.Uses {
+		if !used {
+			break
+		}
 		q := `SELECT to_regtype($1) IS NOT NULL`
 		if u.Kind == "function" {
 			q = `SELECT to_regprocedure($1) IS NOT NULL`
