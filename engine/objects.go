@@ -122,6 +122,12 @@ func (e *Engine) destinationObjects(objs []model.Object) ([]model.Object, []conn
 				why = "it uses table " + t.String() + ", renamed " + to.String() + " at the destination"
 			}
 		}
+		// A function's body names tables the catalog does not record.
+		for _, t := range e.tables {
+			if from, to := t.src.Namespace, t.dst.Namespace; why == "" && from != to && strings.Contains(o.Create, from.String()) {
+				why = "it names table " + from.String() + ", renamed " + to.String() + " at the destination"
+			}
+		}
 		if why == "" {
 			out = append(out, o)
 			continue
