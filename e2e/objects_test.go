@@ -104,8 +104,8 @@ func TestCutoverRefusesAViewItCannotCreatePostgres(t *testing.T) {
 	mustFerry(t, append([]string{"sync", "--until", "caught-up", "--progress", "none"}, flowArgs...)...)
 	srv.Exec(t, dst, `CREATE TABLE app.big_totals (qty integer)`)
 	r := ferry(t, append([]string{"cutover"}, flowArgs...)...)
-	if r.code == 0 {
-		t.Fatalf("ferry cutover exited 0 over a table named as a view:\n%s", r)
+	if r.code != 1 {
+		t.Fatalf("ferry cutover exited %d over a table named as a view, want 1:\n%s", r.code, r)
 	}
 	for _, want := range []string{`create view app.big_totals: ERROR: relation "big_totals" already exists`, "nothing of this step was created"} {
 		if !strings.Contains(r.stderr, want) {

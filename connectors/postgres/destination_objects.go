@@ -90,9 +90,11 @@ func (c *Conn) BuildObjects(ctx context.Context, objs []model.Object) (connector
 		return nil
 	})
 	if err != nil {
-		return connector.ObjectsBuilt{Created: map[model.ObjectKind]int{}}, c.classify(
-			fmt.Errorf("%w\nnothing of this step was created; fix the cause at the destination (or at the source) and run ferry cutover again", err),
-			"create functions, views and triggers")
+		err = fmt.Errorf("%w\nnothing of this step was created; fix the cause at the destination (or at the source) and run ferry cutover again", c.scrub.Err(err))
+		if lostConnection(err) {
+			err = errs.Unavailable(err) // the engine waits and runs the step again
+		}
+		return connector.ObjectsBuilt{Created: map[model.ObjectKind]int{}}, err
 	}
 	for _, p := range order {
 		done.Created[p.Kind]++
