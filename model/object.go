@@ -12,12 +12,15 @@ const (
 	ObjectView             ObjectKind = "view"
 	ObjectMaterializedView ObjectKind = "materialized view"
 	ObjectTrigger          ObjectKind = "trigger"
+	// ObjectAggregate is listed, not created: the source cannot print
+	// its definition (Create is empty).
+	ObjectAggregate ObjectKind = "aggregate"
 )
 
 // Rank orders the kinds for creation when nothing else does.
 func (k ObjectKind) Rank() int {
 	switch k {
-	case ObjectFunction, ObjectProcedure:
+	case ObjectFunction, ObjectProcedure, ObjectAggregate:
 		return 0
 	case ObjectView:
 		return 1

@@ -107,7 +107,7 @@ func (c *Conn) objectExists(ctx context.Context, o model.Object) (bool, error) {
 	var q string
 	args := []any{o.ID}
 	switch o.Kind {
-	case model.ObjectFunction, model.ObjectProcedure, "aggregate":
+	case model.ObjectFunction, model.ObjectProcedure, model.ObjectAggregate:
 		q = `SELECT to_regprocedure($1) IS NOT NULL`
 	case model.ObjectView:
 		q = `SELECT EXISTS (SELECT 1 FROM pg_class WHERE oid = to_regclass($1) AND relkind = 'v')`
@@ -254,7 +254,7 @@ func ownerKeyword(k model.ObjectKind) string {
 	switch k {
 	case model.ObjectMaterializedView:
 		return "MATERIALIZED VIEW"
-	case "aggregate":
+	case model.ObjectAggregate:
 		return "AGGREGATE"
 	}
 	return strings.ToUpper(string(k))

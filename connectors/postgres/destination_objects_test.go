@@ -101,9 +101,10 @@ func TestObjectsAreCreatedAsTheSources(t *testing.T) {
 
 // TestObjectsNeedingWhatTheDestinationLacks: an owner role the destination
 // lacks, a SECURITY DEFINER function's owner, a language it lacks and a
-// table it lacks are each listed with the statement to run; the SECURITY
-// DEFINER function, the function in the missing language and the view
-// over the missing table (and the view over that view) are not created,
+// table it lacks are each listed with the statement to run, as is an
+// aggregate (not read); the SECURITY DEFINER function, the function in the
+// missing language and the view over the missing table (and the view over
+// that view) are not created,
 // the rest is, owned by ferry's role.
 func TestObjectsNeedingWhatTheDestinationLacks(t *testing.T) {
 	srcSrv := pgtest.Shared(t)
@@ -122,7 +123,8 @@ func TestObjectsNeedingWhatTheDestinationLacks(t *testing.T) {
 		ALTER FUNCTION shop.wipe() OWNER TO `+role+`;
 		CREATE FUNCTION shop.odd() RETURNS int LANGUAGE fakelang AS $$ whatever $$;
 		CREATE VIEW shop.extras AS SELECT id FROM shop.extra;
-		CREATE VIEW shop.extras_too AS SELECT id FROM shop.extras;`)
+		CREATE VIEW shop.extras_too AS SELECT id FROM shop.extras;
+		CREATE AGGREGATE shop.total_qty(integer) (SFUNC = int4pl, STYPE = integer);`)
 	dstSrv.Exec(t, dst, `CREATE SCHEMA shop; CREATE TABLE shop.orders (id bigint PRIMARY KEY, qty integer);`)
 	ctx := context.Background()
 	objs, err := open(t, srcSrv.URL(src)).Objects(ctx, []model.Namespace{{Schema: "shop", Table: "orders"}, {Schema: "shop", Table: "extra"}})
@@ -152,7 +154,7 @@ func TestObjectsNeedingWhatTheDestinationLacks(t *testing.T) {
 			t.Errorf("%s: listed %v as %+v, want created=%v, fix %q", obj, ok, is, want.created, want.fix)
 		}
 	}
-	if len(done.Issues) != 5 || done.Created[model.ObjectView] != 1 || len(done.Created) != 1 {
+	if len(done.Issues) != 6 || done.Created[model.ObjectView] != 1 || len(done.Created) != 1 {
 		t.Fatalf("BuildObjects: %+v", done)
 	}
 	var have string

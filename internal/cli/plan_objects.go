@@ -60,7 +60,7 @@ func printObjects(w io.Writer, p *planObjects) {
 		return
 	}
 	var parts []string
-	for _, k := range []model.ObjectKind{model.ObjectFunction, model.ObjectProcedure, model.ObjectView, model.ObjectMaterializedView, model.ObjectTrigger, "aggregate"} {
+	for _, k := range []model.ObjectKind{model.ObjectFunction, model.ObjectProcedure, model.ObjectView, model.ObjectMaterializedView, model.ObjectTrigger, model.ObjectAggregate} {
 		if n := p.Created[k]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s(s)", n, k))
 		}
