@@ -48,13 +48,17 @@ const (
 // TestObjectsAreCreatedAsTheSources: the functions, views, materialized
 // view and triggers the source reads are created at the destination in an
 // order that works (a SQL function over a view created after it, a view
-// over a view), pg_dump -s prints the same on both sides, the
+// over a view), owned by the source's owners, pg_dump -s prints the same
+// on both sides, the
 // materialized view holds the destination's rows and a second build
 // creates nothing.
 func TestObjectsAreCreatedAsTheSources(t *testing.T) {
 	p := newPair(t)
 	ctx := context.Background()
-	p.srv.Exec(t, p.src, shopTables+shopObjects)
+	// The role is the cluster's, so the destination has it too.
+	owner := testsupport.UniqueName("analyst")
+	p.srv.Exec(t, p.src, shopTables+shopObjects+`CREATE ROLE `+owner+`; ALTER MATERIALIZED VIEW shop.daily OWNER TO `+owner+`;
+		ALTER FUNCTION shop.top_total() OWNER TO `+owner)
 	p.srv.Exec(t, p.dst, shopTables)
 	src, dst := open(t, p.srcURL()), open(t, p.dstURL())
 	tables := []model.Namespace{{Schema: "shop", Table: "orders"}, {Schema: "shop", Table: "audit"}}
@@ -84,6 +88,11 @@ func TestObjectsAreCreatedAsTheSources(t *testing.T) {
 		t.Fatalf("the destination's schema differs from the source's:\n--- source\n%s\n--- destination\n%s", want, got)
 	}
 	dconn := p.srv.Connect(t, p.dst)
+	var owners string
+	if err := dconn.QueryRow(ctx, `SELECT pg_get_userbyid(c.relowner) || ' ' || pg_get_userbyid(p.proowner)
+		FROM pg_class c, pg_proc p WHERE c.oid = 'shop.daily'::regclass AND p.oid = 'shop.top_total()'::regprocedure`).Scan(&owners); err != nil || owners != owner+" "+owner {
+		t.Fatalf("the destination's materialized view and function are owned by %q (%v), want %s as at the source", owners, err, owner)
+	}
 	var n int
 	if err := dconn.QueryRow(ctx, `SELECT sum(n) FROM shop.daily`).Scan(&n); err != nil || n != 40 {
 		t.Fatalf("the materialized view at the destination counts %d rows (%v), want 40", n, err)
