@@ -127,7 +127,8 @@ func TestCutoverRefusesAViewItCannotCreatePostgres(t *testing.T) {
 
 // ferry plan says what the cutover will create, and lists up front a
 // function the destination cannot create as the source has it (its
-// language is not installed there), with what to run.
+// language is not installed there), with what to run; ferry sync logs it
+// when the flow starts.
 func TestPlanListsObjectsNotMadeAsTheSources(t *testing.T) {
 	srv := pgtest.Shared(t)
 	src, dst := srv.CreateDatabase(t, "objplansrc"), srv.CreateDatabase(t, "objplandst")
@@ -143,5 +144,11 @@ func TestPlanListsObjectsNotMadeAsTheSources(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Fatalf("ferry plan does not say %q:\n%s", want, r)
 		}
+	}
+	// ferry sync says it when the flow starts, too.
+	r = mustFerry(t, "sync", srv.URL(src), srv.URL(dst), "--tables", "app.*", "--state-dir", t.TempDir(), "--until", "caught-up", "--log-format", "json", "--progress", "none")
+	w := r.logLine("at cutover this object will not be created as the source's; run the fix at the destination before")
+	if w == nil || w["object"] != "function app.odd()" || !strings.Contains(w["fix"].(string), "CREATE EXTENSION fakelang") {
+		t.Fatalf("ferry sync did not warn of function app.odd():\n%s", r)
 	}
 }

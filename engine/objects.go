@@ -137,3 +137,32 @@ func (e *Engine) destinationObjects(objs []model.Object) ([]model.Object, []conn
 	}
 	return out, issues
 }
+
+// warnObjects warns, when the flow starts, of each object the cutover will
+// not create as the source has it for want of a role or a language at the
+// destination, so the user can create them before the day. It only warns:
+// the cutover checks again.
+func (e *Engine) warnObjects(ctx context.Context) {
+	if e.src.ObjectReader == nil || e.dst.ObjectBuilder == nil {
+		return
+	}
+	names := make([]model.Namespace, len(e.tables))
+	for i, t := range e.tables {
+		names[i] = t.src.Namespace
+	}
+	objs, err := e.src.ObjectReader.Objects(ctx, names)
+	if err != nil {
+		e.log.Warn("could not read the source's functions, views and triggers to check them; the cutover reads them again", "error", err)
+		return
+	}
+	objs, _ = e.destinationObjects(objs)
+	issues, err := e.dst.ObjectBuilder.CheckObjects(ctx, objs)
+	if err != nil {
+		e.log.Warn("could not check the destination for the source's functions, views and triggers; the cutover checks again", "error", err)
+		return
+	}
+	for _, is := range issues {
+		e.log.Warn("at cutover this object will not be created as the source's; run the fix at the destination before", "object", is.Object,
+			"created", is.Created, "problem", is.Problem, "fix", is.Fix)
+	}
+}
