@@ -14,7 +14,7 @@ import (
 // shopTables are the tables the objects of shopObjects use, created at
 // both ends; shopObjects are functions, a procedure, views (one over
 // another, one with options and a check option), a materialized view with
-// an index, triggers and comments; the functions of an extension in the
+// an index, triggers (one INSTEAD OF on a view) and comments; the functions of an extension in the
 // schema are the extension's, not read.
 const (
 	shopTables = `CREATE SCHEMA shop;
@@ -42,7 +42,10 @@ const (
 		CREATE TRIGGER orders_audit AFTER INSERT OR UPDATE ON shop.orders FOR EACH ROW EXECUTE FUNCTION shop.log_order();
 		COMMENT ON TRIGGER orders_audit ON shop.orders IS 'audit every write';
 		CREATE TRIGGER orders_audit_always AFTER DELETE ON shop.orders FOR EACH ROW EXECUTE FUNCTION shop.log_order();
-		ALTER TABLE shop.orders ENABLE ALWAYS TRIGGER orders_audit_always;`
+		ALTER TABLE shop.orders ENABLE ALWAYS TRIGGER orders_audit_always;
+		CREATE FUNCTION shop.add_big() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN INSERT INTO shop.orders (id, qty, price) VALUES (NEW.id, NEW.qty, 1); RETURN NEW; END $$;
+		CREATE TRIGGER big_orders_insert INSTEAD OF INSERT ON shop.big_orders FOR EACH ROW EXECUTE FUNCTION shop.add_big();`
 )
 
 // TestObjectsAreCreatedAsTheSources: the functions, views, materialized
@@ -70,9 +73,9 @@ func TestObjectsAreCreatedAsTheSources(t *testing.T) {
 	for _, o := range objs {
 		ids = append(ids, o.String())
 	}
-	want := "trigger orders_audit ON shop.orders, trigger orders_audit_always ON shop.orders, view shop.big_orders, view shop.big_totals, " +
-		"procedure shop.clear_audit(), materialized view shop.daily, function shop.line_total(integer,numeric), function shop.log_order(), " +
-		"function shop.top_total()"
+	want := "trigger big_orders_insert ON shop.big_orders, trigger orders_audit ON shop.orders, trigger orders_audit_always ON shop.orders, " +
+		"function shop.add_big(), view shop.big_orders, view shop.big_totals, procedure shop.clear_audit(), materialized view shop.daily, " +
+		"function shop.line_total(integer,numeric), function shop.log_order(), function shop.top_total()"
 	if got := strings.Join(ids, ", "); got != want {
 		t.Fatalf("the source's objects:\n%s\nwant\n%s", got, want)
 	}
@@ -80,8 +83,8 @@ func TestObjectsAreCreatedAsTheSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(done.Issues) != 0 || done.Present != 0 || done.Created[model.ObjectFunction] != 3 || done.Created[model.ObjectProcedure] != 1 ||
-		done.Created[model.ObjectView] != 2 || done.Created[model.ObjectMaterializedView] != 1 || done.Created[model.ObjectTrigger] != 2 {
+	if len(done.Issues) != 0 || done.Present != 0 || done.Created[model.ObjectFunction] != 4 || done.Created[model.ObjectProcedure] != 1 ||
+		done.Created[model.ObjectView] != 2 || done.Created[model.ObjectMaterializedView] != 1 || done.Created[model.ObjectTrigger] != 3 {
 		t.Fatalf("BuildObjects: %+v", done)
 	}
 	if want, got := p.srv.SchemaDump(t, p.src, "shop"), p.srv.SchemaDump(t, p.dst, "shop"); got != want {
