@@ -39,6 +39,8 @@ type Capabilities struct {
 	UniqueReporter    UniqueReporter
 	ConstraintReader  ConstraintReader
 	ConstraintBuilder ConstraintBuilder
+	ObjectReader      ObjectReader
+	ObjectBuilder     ObjectBuilder
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -67,6 +69,8 @@ type Abilities struct {
 	UniqueTables     bool `json:"unique_tables" doc:"reports unique constraints besides the primary key"`
 	ReadConstraints  bool `json:"read_constraints" doc:"lists unique constraints, foreign keys and checks"`
 	BuildConstraints bool `json:"build_constraints" doc:"builds unique constraints, foreign keys and checks at cutover"`
+	ReadObjects      bool `json:"read_objects" doc:"lists functions, views, materialized views and triggers"`
+	BuildObjects     bool `json:"build_objects" doc:"creates functions, views, materialized views and triggers at cutover"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -145,6 +149,8 @@ func Discover(c Connector) Capabilities {
 	k.UniqueReporter, _ = c.(UniqueReporter)
 	k.ConstraintReader, _ = c.(ConstraintReader)
 	k.ConstraintBuilder, _ = c.(ConstraintBuilder)
+	k.ObjectReader, _ = c.(ObjectReader)
+	k.ObjectBuilder, _ = c.(ObjectBuilder)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
@@ -173,6 +179,8 @@ func Discover(c Connector) Capabilities {
 		UniqueTables:     k.UniqueReporter != nil,
 		ReadConstraints:  k.ConstraintReader != nil,
 		BuildConstraints: k.ConstraintBuilder != nil,
+		ReadObjects:      k.ObjectReader != nil,
+		BuildObjects:     k.ObjectBuilder != nil,
 	}
 	return k
 }

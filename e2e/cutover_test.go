@@ -92,7 +92,7 @@ func TestCutoverOfARunningSyncPostgres(t *testing.T) {
 
 	out := first.stderr.String()
 	for _, want := range []string{`cutover of flow "cut" done`, "drain", "verify", "all 2 table(s) equal",
-		"1 sequence(s) set", "steps run  drain, sequences, schema, verify"} {
+		"1 sequence(s) set", "steps run  drain, sequences, schema, objects, verify"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("the report lacks %q:\n%s", want, out)
 		}

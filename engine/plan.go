@@ -67,6 +67,7 @@ func (e *Engine) createTables(ctx context.Context) error {
 	if err := e.checkTables(ctx, dstTables); err != nil {
 		return err
 	}
+	e.warnObjects(ctx)
 	create := e.dst.Destination.CreateTables
 	if d := e.dst.KeyDeferrer; d != nil && e.mode != flow.ModeCDC {
 		done, err := e.ckpt.copyDone(ctx)

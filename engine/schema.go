@@ -13,12 +13,12 @@ import (
 const StepSchema = "schema"
 
 // schemaSteps is the schema step, when the source can read constraints
-// and the destination build them.
+// and the destination build them, then the objects step (objects.go).
 func (e *Engine) schemaSteps() []finishStep {
 	if e.src.ConstraintReader == nil || e.dst.ConstraintBuilder == nil {
-		return nil
+		return e.objectSteps()
 	}
-	return []finishStep{{StepSchema, e.BuildConstraints}}
+	return append([]finishStep{{StepSchema, e.BuildConstraints}}, e.objectSteps()...)
 }
 
 // BuildConstraints reads the source's constraints of the flow's tables as

@@ -60,3 +60,52 @@ func TestCutoverSchemaStepMapsRenamesAndListsWhatItCannot(t *testing.T) {
 		t.Fatalf("destination constraints:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// Under --rename, the objects step creates the functions and views that
+// name no renamed table, and lists, with their definitions, those that do
+// (a view over the renamed table, its trigger, a function whose body names
+// it): ferry does not rewrite definitions.
+func TestCutoverObjectsStepListsWhatRenamesTouch(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "src"), srv.CreateDatabase(t, "dst")
+	srv.Exec(t, src, `CREATE SCHEMA app;
+		CREATE TABLE app.orders (id bigint PRIMARY KEY, qty int);
+		CREATE TABLE app.other (id bigint PRIMARY KEY);
+		CREATE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE app.orders SET qty = qty WHERE false; RETURN NEW; END $$;
+		CREATE FUNCTION app.double(n int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT n * 2';
+		CREATE TRIGGER orders_touch AFTER INSERT ON app.orders FOR EACH ROW EXECUTE FUNCTION app.touch();
+		CREATE VIEW app.order_view AS SELECT id FROM app.orders;
+		CREATE VIEW app.other_view AS SELECT app.double(id::int) AS d FROM app.other;
+		INSERT INTO app.orders VALUES (1, 1); INSERT INTO app.other VALUES (1);`)
+	cfg := flow.Config{Source: srv.URL(src), Destination: srv.URL(dst), Mode: flow.ModeSnapshot, StateDir: t.TempDir(),
+		Tables: []string{"app.*"}, Rename: []string{"app.orders=app.sales"}}
+	e, _, _, _ := openEngine(t, cfg)
+	ctx := context.Background()
+	if err := e.Run(ctx, ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := cutOver(t, e)
+	var detail string
+	for _, s := range r.Steps {
+		if s.Name == engine.StepObjects {
+			detail = s.Detail
+		}
+	}
+	for _, want := range []string{"1 function(s), 0 procedure(s), 1 view(s), 0 materialized view(s), 0 trigger(s) created", "3 not as the source's",
+		"function app.touch() (not created): it names table app.orders, renamed app.sales at the destination",
+		"view app.order_view (not created): it uses table app.orders, renamed app.sales",
+		"trigger orders_touch ON app.orders (not created): it uses table app.orders",
+		"to fix: create it at the destination with the destination's names: CREATE VIEW app.order_view AS SELECT orders.id FROM app.orders"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("objects step detail %q lacks %q", detail, want)
+		}
+	}
+	var got string
+	if err := srv.Connect(t, dst).QueryRow(ctx, `SELECT (SELECT string_agg(relname, ', ' ORDER BY relname) FROM pg_class WHERE relnamespace = 'app'::regnamespace AND relkind = 'v')
+		|| '; ' || (SELECT string_agg(proname, ', ' ORDER BY proname) FROM pg_proc WHERE pronamespace = 'app'::regnamespace)`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "other_view; double" {
+		t.Fatalf("the destination has %q, want other_view; double", got)
+	}
+}

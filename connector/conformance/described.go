@@ -32,6 +32,8 @@ func checkDescribed(t *testing.T, c connector.Connector) {
 	_, want.UniqueTables = c.(connector.UniqueReporter)
 	_, want.ReadConstraints = c.(connector.ConstraintReader)
 	_, want.BuildConstraints = c.(connector.ConstraintBuilder)
+	_, want.ReadObjects = c.(connector.ObjectReader)
+	_, want.BuildObjects = c.(connector.ObjectBuilder)
 	if d, ok := c.(connector.Declarer); ok {
 		want.FullRows = d.Declare().FullRows && want.Apply
 	}

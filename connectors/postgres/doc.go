@@ -33,6 +33,7 @@
 //	source_generated.go       generated columns computed for changed rows
 //	source_definitions.go     defaults, identity, sequences, domains, composites a destination creates
 //	source_sequences.go       Sequences: values, owners from pg_depend (the catalog query both halves use)
+//	source_objects.go         Objects: functions, views, materialized views, triggers and what each depends on
 //	destination.go            the destination's state, _ferry's tables, the catalog cache, EmptyTables
 //	destination_ddl.go        CreateTables, CheckTables: column types, enums, existing tables
 //	destination_definitions.go the source's definitions in CREATE TABLE; what is made otherwise, with its fix
@@ -46,6 +47,7 @@
 //	destination_finish.go     FinishTable: the deferred key, secondary indexes, ANALYZE
 //	destination_alter.go      AlterTable
 //	destination_sequences.go  SetSequences: setval, an owned sequence found by its column
+//	destination_objects.go    BuildObjects, CheckObjects: objects at cutover, in dependency order, in one transaction
 //
 // # URL
 //

@@ -72,8 +72,12 @@ become text). It writes nothing and creates no replication slot.`,
 				return err
 			}
 			var conv []connector.Conversion
+			var objects *planObjects
 			if len(args) == 2 {
 				if conv, err = checkDestination(cmd, cfg.Destination, dstTables); err != nil {
+					return err
+				}
+				if objects, err = checkObjects(ctx, can, cfg.Destination, tables); err != nil {
 					return err
 				}
 			}
@@ -94,9 +98,14 @@ become text). It writes nothing and creates no replication slot.`,
 				return enc.Encode(struct {
 					*model.Plan
 					Conversions []connector.Conversion `json:"conversions,omitempty"`
-				}{plan, conv})
+					Objects     *planObjects           `json:"objects,omitempty"`
+				}{plan, conv, objects})
 			}
-			return printPlan(cmd, plan, head, conv)
+			if err := printPlan(cmd, plan, head, conv); err != nil {
+				return err
+			}
+			printObjects(cmd.OutOrStdout(), objects)
+			return nil
 		},
 	}
 	ff.register(cmd.Flags(), false)
