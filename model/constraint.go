@@ -50,6 +50,9 @@ type Constraint struct {
 	MatchFull  bool      `json:"match_full,omitempty"`
 	// Check is a CHECK constraint's expression.
 	Check string `json:"check,omitempty"`
+	// Partitions are, for a unique kind on a partitioned table, its
+	// indexes on the partitions with the source's names.
+	Partitions []PartitionIndex `json:"partitions,omitempty"`
 }
 
 // String names the constraint for messages: "app.users.users_email_key".

@@ -130,7 +130,8 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 		}
 		defs = append(defs, constraint+"PRIMARY KEY ("+keyList(t)+")")
 	}
-	sb.WriteString("CREATE TABLE IF NOT EXISTS " + qualified(t.Namespace) + " (\n\t" + strings.Join(defs, ",\n\t") + "\n)" + ownedBySQL(t) + commentsSQL(t))
+	sb.WriteString("CREATE TABLE IF NOT EXISTS " + qualified(t.Namespace) + " (\n\t" + strings.Join(defs, ",\n\t") + "\n)" +
+		partitionBy(t.Partitioning) + ownedBySQL(t) + commentsSQL(t) + partitionsSQL(t.Namespace, t.Namespace, t.Partitioning))
 	return sb.String(), nil
 }
 

@@ -89,7 +89,19 @@ func (c *Conn) Constraints(ctx context.Context, tables []model.Namespace) ([]mod
 			}
 			return k, err
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		named, err := partitionIndexes(ctx, tx, names)
+		if err != nil {
+			return err
+		}
+		for i, k := range out {
+			if k.Kind == model.ConstraintUnique || k.Kind == model.ConstraintUniqueIndex {
+				out[i].Partitions = named[indexKey{k.Table, k.Name}]
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, c.classify(fmt.Errorf("read constraints: %w", err), "read constraints")
