@@ -307,7 +307,7 @@ func discoverPartitioning(ctx context.Context, tx pgx.Tx, oids []uint32, byOID m
 	if len(roots) == 0 {
 		return nil
 	}
-	rows, err := tx.Query(ctx, `SELECT r.oid, t.relid, COALESCE(t.parentrelid, 0), n.nspname, c.relname,
+	rows, err := tx.Query(ctx, `SELECT r.oid, t.relid::oid, COALESCE(t.parentrelid::oid, 0), n.nspname, c.relname,
 			COALESCE(pg_get_expr(c.relpartbound, c.oid), ''), COALESCE(pg_get_partkeydef(c.oid), ''),
 			COALESCE(obj_description(c.oid, 'pg_class'), '')
 		FROM unnest($1::oid[]) AS r(oid)
