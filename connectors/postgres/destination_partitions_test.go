@@ -195,3 +195,50 @@ func TestPartitionedTableRenamed(t *testing.T) {
 		t.Fatalf("moved.ev has %d rows, app.ev %d, or they differ", len(b), len(a))
 	}
 }
+
+// A unique constraint on a partitioned table that fails half-way (here:
+// a name it gives a partition's index is taken at the destination) fails
+// with the statement that failed, and leaves the destination as it was:
+// the indexes built on the partitions are dropped again.
+func TestPartitionedUniqueBuildFailureLeavesNothing(t *testing.T) {
+	p := newPair(t)
+	ctx := context.Background()
+	p.srv.Exec(t, p.src, partitionedSchema)
+	cfg := flow.Config{Name: "partsbad", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	dst := p.srv.Connect(t, p.dst)
+	mustExec(t, dst, `ALTER INDEX app.ev_other_code_at_kind_key RENAME TO ev_other_code_idx; CREATE TABLE app.ev_other_code_at_kind_key (x int)`)
+	before := partitionCatalog(t, dst)
+	cons, err := open(t, p.srcURL()).Constraints(ctx, []model.Namespace{{Schema: "app", Table: "ev"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = open(t, p.dstURL()).BuildConstraints(ctx, cons)
+	if err == nil || !strings.Contains(err.Error(), `ALTER TABLE "app"."ev_other" ADD CONSTRAINT "ev_other_code_at_kind_key" UNIQUE USING INDEX`) {
+		t.Fatalf("BuildConstraints: %v, want the failed ADD CONSTRAINT named", err)
+	}
+	if after := partitionCatalog(t, dst); after != before {
+		t.Fatalf("indexes and constraints after the failed build:\n%s\nbefore:\n%s", after, before)
+	}
+	mustExec(t, dst, `DROP TABLE app.ev_other_code_at_kind_key`)
+	if done, err := open(t, p.dstURL()).BuildConstraints(ctx, cons); err != nil || done.Built != 2 {
+		t.Fatalf("BuildConstraints once the name is free: %+v, %v", done, err)
+	}
+}
+
+// partitionCatalog lists the indexes (valid or not, unique or not) and
+// constraints of schemas app and arch.
+func partitionCatalog(t *testing.T, conn *pgx.Conn) string {
+	t.Helper()
+	var out string
+	err := conn.QueryRow(context.Background(), `SELECT string_agg(x, E'\n' ORDER BY x) FROM (
+		SELECT 'index ' || c.relname || ' valid=' || i.indisvalid || ' unique=' || i.indisunique AS x
+			FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace IN ('app'::regnamespace, 'arch'::regnamespace)
+		UNION ALL SELECT 'constraint ' || conname FROM pg_constraint WHERE connamespace IN ('app'::regnamespace, 'arch'::regnamespace)) s`).Scan(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
