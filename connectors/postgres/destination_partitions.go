@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -182,4 +185,20 @@ func namePartIndexes(ctx context.Context, tx pgx.Tx, p *pendingConstraint) error
 		}
 	}
 	return nil
+}
+
+// noPartitionError says what to do when a change's row has no partition
+// at the destination: the partitions are created with the table, so the
+// source has one created while the flow ran (pgoutput does not tell), and
+// ferry does not create it. nil for any other error.
+func noPartitionError(ns model.Namespace, err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23514" || !strings.Contains(pe.Message, "no partition of relation") {
+		return nil
+	}
+	return &errs.ConfigError{
+		Msg: fmt.Sprintf("table %s: a change's row has no partition at the destination (%s): the source has a partition created while the flow ran, which ferry does not create", ns, pe.Detail),
+		Fix: "create that partition at the destination as the source has it (pg_dump --schema-only --table <partition> of the source prints its CREATE TABLE and ATTACH PARTITION; or CREATE TABLE <partition> PARTITION OF " + showQualified(ns.Schema, ns.Table) + " FOR VALUES ... with the source's bound), then run ferry sync again: it resumes with this change",
+		Err: err,
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -238,6 +239,47 @@ func partitionCatalog(t *testing.T, conn *pgx.Conn) string {
 			FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace IN ('app'::regnamespace, 'arch'::regnamespace)
 		UNION ALL SELECT 'constraint ' || conname FROM pg_constraint WHERE connamespace IN ('app'::regnamespace, 'arch'::regnamespace)) s`).Scan(&out)
 	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A partition the source gains while the flow runs is not created at the
+// destination: a change whose row belongs to it stops the flow with an
+// error naming the table, the row's partition key and what to create;
+// once the user creates it, the flow resumes with that change.
+func TestPartitionAddedDuringTheFlowIsAskedFor(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE SCHEMA app;
+		CREATE TABLE app.m (id bigint, at date, v text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+		CREATE TABLE app.m_2025 PARTITION OF app.m FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+		INSERT INTO app.m VALUES (1, '2025-05-05', 'old');`)
+	cfg := flow.Config{Name: "partnew", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, src, `CREATE TABLE app.m_2026 PARTITION OF app.m FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+		INSERT INTO app.m VALUES (2, '2026-02-02', 'new');`)
+	err := runFlow(t, cfg)
+	want := "table app.m: a change's row has no partition at the destination (Partition key of the failing row contains (at) = (2026-02-02).)"
+	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "PARTITION OF app.m FOR VALUES") {
+		t.Fatalf("runFlow: %v\nwant a configuration error containing %q", err, want)
+	}
+	dst := p.srv.Connect(t, p.dst)
+	mustExec(t, dst, `CREATE TABLE app.m_2026 PARTITION OF app.m FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`)
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := byPartitionOf(t, dst, "app.m"), byPartitionOf(t, src, "app.m"); got != want {
+		t.Fatalf("rows by partition at the destination:\n%s\nat the source:\n%s", got, want)
+	}
+}
+
+func byPartitionOf(t *testing.T, conn *pgx.Conn, table string) string {
+	t.Helper()
+	var out string
+	if err := conn.QueryRow(context.Background(), `SELECT string_agg(tableoid::regclass::text || ' ' || id, E'\n' ORDER BY id) FROM `+table).Scan(&out); err != nil {
 		t.Fatal(err)
 	}
 	return out
