@@ -12,8 +12,8 @@ import (
 // partitionedApp is a range-partitioned table with a DEFAULT partition, a
 // partition in another schema and one list-partitioned itself (with a
 // DEFAULT sub-partition), a unique constraint, a unique and a plain
-// index, and a foreign key from the partitioned table; rows in every
-// partition.
+// index, an index of one partition's own, and a foreign key from the
+// partitioned table; rows in every partition.
 const partitionedApp = `CREATE SCHEMA app; CREATE SCHEMA arch;
 	CREATE TABLE app.kinds (kind text PRIMARY KEY);
 	INSERT INTO app.kinds VALUES ('a'), ('b'), ('q'), ('z');
@@ -29,6 +29,7 @@ const partitionedApp = `CREATE SCHEMA app; CREATE SCHEMA arch;
 	COMMENT ON TABLE app.ev_2024 IS 'last year';
 	CREATE INDEX ev_note ON app.ev (note);
 	CREATE UNIQUE INDEX ev_kind_u ON app.ev (kind, id, at);
+	CREATE INDEX ev_2024_hot ON app.ev_2024 (code) WHERE note IS NULL;
 	INSERT INTO app.ev SELECT g, d, k, 'c' || g, 'n' || g
 		FROM generate_series(1, 3000) g,
 		LATERAL (SELECT (ARRAY['2023-06-01', '2024-06-01', '2025-06-01', '2025-07-01', '2030-01-01'])[1 + g % 5]::date AS d,

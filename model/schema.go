@@ -87,6 +87,9 @@ type TablePartition struct {
 	Comment string `json:"comment,omitempty"`
 	// Partitioning is set when the partition is partitioned too.
 	Partitioning *Partitioning `json:"partitioning,omitempty"`
+	// Indexes are the partition's own indexes (not the table's on it),
+	// non-unique ones, built with the table's secondary indexes.
+	Indexes []Index `json:"indexes,omitempty"`
 }
 
 // PartitionIndex is the index a partitioned table's index has on one of
@@ -106,4 +109,32 @@ func PartitionIn(root, partition Namespace) Namespace {
 		partition.Schema = root.Schema
 	}
 	return partition
+}
+
+// Find returns the partition named name (as TablePartition.Name) among
+// p's partitions and theirs, nil if none.
+func (p *Partitioning) Find(name Namespace) *TablePartition {
+	if p == nil {
+		return nil
+	}
+	for i := range p.Partitions {
+		if p.Partitions[i].Name == name {
+			return &p.Partitions[i]
+		}
+		if tp := p.Partitions[i].Partitioning.Find(name); tp != nil {
+			return tp
+		}
+	}
+	return nil
+}
+
+// Each calls f for every partition of p, parents before their partitions.
+func (p *Partitioning) Each(f func(*TablePartition)) {
+	if p == nil {
+		return
+	}
+	for i := range p.Partitions {
+		f(&p.Partitions[i])
+		p.Partitions[i].Partitioning.Each(f)
+	}
 }

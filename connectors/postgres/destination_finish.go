@@ -30,6 +30,9 @@ func (c *Conn) FinishTable(ctx context.Context, t *model.Table) error {
 	if err := c.buildIndexes(ctx, t); err != nil {
 		return err
 	}
+	if err := c.buildPartitionsOwnIndexes(ctx, t); err != nil {
+		return err
+	}
 	if _, err := c.pool.Exec(ctx, "ANALYZE "+qualified(t.Namespace)); err != nil {
 		return c.classify(err, "analyze "+t.Namespace.String())
 	}
@@ -122,4 +125,21 @@ func (c *Conn) buildPartitionIndexes(ctx context.Context, t *model.Table, ix mod
 		}
 	}
 	return nil
+}
+
+// buildPartitionsOwnIndexes builds the indexes a partitioned table's
+// partitions have of their own, each unless its partition has one of its
+// name.
+func (c *Conn) buildPartitionsOwnIndexes(ctx context.Context, t *model.Table) error {
+	var err error
+	t.Partitioning.Each(func(tp *model.TablePartition) {
+		if err != nil || len(tp.Indexes) == 0 {
+			return
+		}
+		part := &model.Table{Namespace: model.PartitionIn(t.Namespace, tp.Name), Indexes: tp.Indexes}
+		if e := c.buildIndexes(ctx, part); e != nil {
+			err = fmt.Errorf("partition %s of table %s: %w", part.Namespace, t.Namespace, e)
+		}
+	})
+	return err
 }

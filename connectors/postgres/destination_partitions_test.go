@@ -16,7 +16,8 @@ import (
 // partitionedSchema is a range-partitioned table with a DEFAULT partition,
 // a partition in another schema, a commented one and a partition that is
 // list-partitioned itself (with a DEFAULT sub-partition), a unique
-// constraint, a unique and a plain index, and rows in every partition.
+// constraint, a unique and a plain index, an index of one partition's
+// own, and rows in every partition.
 const partitionedSchema = `CREATE SCHEMA app; CREATE SCHEMA arch;
 	CREATE TABLE app.ev (id bigint NOT NULL, at date NOT NULL, kind text NOT NULL, code text, note text,
 		CONSTRAINT ev_pkey PRIMARY KEY (id, at, kind), CONSTRAINT ev_code_key UNIQUE (code, at, kind)) PARTITION BY RANGE (at);
@@ -29,6 +30,7 @@ const partitionedSchema = `CREATE SCHEMA app; CREATE SCHEMA arch;
 	COMMENT ON TABLE app.ev_2024 IS 'last year';
 	CREATE INDEX ev_note ON app.ev (note);
 	CREATE UNIQUE INDEX ev_kind_u ON app.ev (kind, id, at);
+	CREATE INDEX ev_2024_hot ON app.ev_2024 (code) WHERE note IS NULL;
 	INSERT INTO app.ev SELECT g, d, k, 'c' || g, 'n' || g
 		FROM generate_series(1, 400) g,
 		LATERAL (SELECT (ARRAY['2023-06-01', '2024-06-01', '2025-06-01', '2025-07-01', '2030-01-01'])[1 + g % 5]::date AS d,
@@ -51,7 +53,8 @@ func TestPartitionedTableDefinitionsRead(t *testing.T) {
 	}
 	ev := tables[0]
 	want := &model.Partitioning{Key: "RANGE (at)", Partitions: []model.TablePartition{
-		{Name: model.Namespace{Table: "ev_2024"}, Bound: "FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')", Comment: "last year"},
+		{Name: model.Namespace{Table: "ev_2024"}, Bound: "FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')", Comment: "last year",
+			Indexes: []model.Index{{Name: "ev_2024_hot", Native: "btree (code) WHERE (note IS NULL)"}}},
 		{Name: model.Namespace{Table: "ev_2025"}, Bound: "FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')",
 			Partitioning: &model.Partitioning{Key: "LIST (kind)", Partitions: []model.TablePartition{
 				{Name: model.Namespace{Table: "ev_2025_ab"}, Bound: "FOR VALUES IN ('a', 'b')"},

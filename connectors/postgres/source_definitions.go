@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -346,6 +347,52 @@ func discoverPartitioning(ctx context.Context, tx pgx.Tx, oids []uint32, byOID m
 		up.Partitions = append(up.Partitions, p)
 		if p.Partitioning != nil {
 			parts[rel] = p.Partitioning
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	return discoverPartitionIndexes(ctx, tx, roots, byOID)
+}
+
+// discoverPartitionIndexes reads the partitions' own non-unique indexes:
+// those not attached to an index of the partitioned table above them.
+func discoverPartitionIndexes(ctx context.Context, tx pgx.Tx, roots []uint32, byOID map[uint32]*srcTable) error {
+	rows, err := tx.Query(ctx, `SELECT r.oid, n.nspname, c.relname, x.relname, pg_get_indexdef(i.indexrelid),
+			CASE WHEN i.indexprs IS NULL AND i.indpred IS NULL THEN ARRAY(
+				SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+				JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+				WHERE k.ord <= i.indnkeyatts ORDER BY k.ord) END
+		FROM unnest($1::oid[]) AS r(oid)
+		CROSS JOIN LATERAL pg_partition_tree(r.oid) t
+		JOIN pg_class c ON c.oid = t.relid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_index i ON i.indrelid = t.relid
+		JOIN pg_class x ON x.oid = i.indexrelid
+		WHERE t.level > 0 AND NOT x.relispartition AND NOT i.indisunique AND i.indisvalid AND i.indislive
+		ORDER BY r.oid, n.nspname, c.relname, x.relname`, roots)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var root uint32
+		var part model.Namespace
+		var ix model.Index
+		var def string
+		if err := rows.Scan(&root, &part.Schema, &part.Table, &ix.Name, &def, &ix.Columns); err != nil {
+			return err
+		}
+		if _, tail, ok := strings.Cut(def, " USING "); ok {
+			ix.Native = tail
+		}
+		t := byOID[root].table
+		if part.Schema == t.Namespace.Schema {
+			part.Schema = ""
+		}
+		if tp := t.Partitioning.Find(part); tp != nil {
+			tp.Indexes = append(tp.Indexes, ix)
 		}
 	}
 	return rows.Err()
