@@ -12,8 +12,8 @@ import (
 // partitionedApp is a range-partitioned table with a DEFAULT partition, a
 // partition in another schema and one list-partitioned itself (with a
 // DEFAULT sub-partition), a unique constraint, a unique and a plain
-// index, an index of one partition's own, and a foreign key from the
-// partitioned table; rows in every partition.
+// index, a check and a foreign key, a plain and a unique index and a check
+// of one partition's own; rows in every partition.
 const partitionedApp = `CREATE SCHEMA app; CREATE SCHEMA arch;
 	CREATE TABLE app.kinds (kind text PRIMARY KEY);
 	INSERT INTO app.kinds VALUES ('a'), ('b'), ('q'), ('z');
@@ -30,6 +30,9 @@ const partitionedApp = `CREATE SCHEMA app; CREATE SCHEMA arch;
 	CREATE INDEX ev_note ON app.ev (note);
 	CREATE UNIQUE INDEX ev_kind_u ON app.ev (kind, id, at);
 	CREATE INDEX ev_2024_hot ON app.ev_2024 (code) WHERE note IS NULL;
+	CREATE UNIQUE INDEX ev_2024_note_u ON app.ev_2024 (note);
+	ALTER TABLE app.ev_2024 ADD CONSTRAINT ev_2024_note_len CHECK (length(note) < 100);
+	ALTER TABLE app.ev ADD CONSTRAINT ev_note_check CHECK (note <> '');
 	INSERT INTO app.ev SELECT g, d, k, 'c' || g, 'n' || g
 		FROM generate_series(1, 3000) g,
 		LATERAL (SELECT (ARRAY['2023-06-01', '2024-06-01', '2025-06-01', '2025-07-01', '2030-01-01'])[1 + g % 5]::date AS d,
@@ -42,7 +45,8 @@ const partitionedApp = `CREATE SCHEMA app; CREATE SCHEMA arch;
 // unique constraint and indexes on every partition with the source's
 // names, the foreign key), every row is in the partition it is in at the
 // source, and the application's insert at the destination lands in its
-// partition while a duplicate on the unique key and an unknown kind are
+// partition while a duplicate on a unique key (the table's, a
+// partition's own), an unknown kind and a row failing the check are
 // refused.
 func TestPartitionedTableStaysPartitionedThroughCutover(t *testing.T) {
 	srv := pgtest.Shared(t)
@@ -65,7 +69,7 @@ func TestPartitionedTableStaysPartitionedThroughCutover(t *testing.T) {
 	if code := sync.waitExit(t, time.Minute); code != 0 {
 		t.Fatalf("ferry sync exited %d after the cutover:\n%s", code, tail(sync.stderr.String(), 30))
 	}
-	if !strings.Contains(r.stdout+r.stderr, "3 constraint(s) built, 0 already there") {
+	if !strings.Contains(r.stdout+r.stderr, "6 constraint(s) built, 0 already there") {
 		t.Fatalf("the report does not say the schema step built 4 constraints:\n%s", r)
 	}
 	if want, got := srv.SchemaDump(t, src, "app", "arch"), srv.SchemaDump(t, dst, "app", "arch"); got != want {
@@ -89,6 +93,8 @@ func TestPartitionedTableStaysPartitionedThroughCutover(t *testing.T) {
 	for _, c := range []struct{ q, state string }{
 		{"INSERT INTO app.ev VALUES (7001, '2024-12-31', 'b', 'fresh', 'dup')", "23505"},
 		{"INSERT INTO app.ev VALUES (7002, '2025-01-02', 'x', 'x', 'unknown kind')", "23503"},
+		{"INSERT INTO app.ev VALUES (7003, '2024-03-03', 'a', 'other', 'app')", "23505"},
+		{"INSERT INTO app.ev VALUES (7004, '2025-03-03', 'a', 'other', '')", "23514"},
 	} {
 		if _, err := dconn.Exec(ctx, c.q); pgState(err) != c.state {
 			t.Errorf("%s at the destination: %v, want SQLSTATE %s", c.q, err, c.state)

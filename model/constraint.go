@@ -26,6 +26,9 @@ type Constraint struct {
 	// unique index's) name.
 	Table Namespace `json:"table"`
 	Name  string    `json:"name"`
+	// Partition is set for a constraint of one partition of Table (a
+	// partitioned table) of its own, named as TablePartition.Name.
+	Partition Namespace `json:"partition,omitempty"`
 	// Definition is the engine's definition of a constraint (PostgreSQL:
 	// pg_get_constraintdef, "FOREIGN KEY (a) REFERENCES s.t(id) ON DELETE
 	// CASCADE"); for a unique kind, Index is the definition of its index
@@ -55,5 +58,11 @@ type Constraint struct {
 	Partitions []PartitionIndex `json:"partitions,omitempty"`
 }
 
-// String names the constraint for messages: "app.users.users_email_key".
-func (c Constraint) String() string { return c.Table.String() + "." + c.Name }
+// String names the constraint for messages: "app.users.users_email_key",
+// "app.events (partition app.events_2024).events_2024_code_key".
+func (c Constraint) String() string {
+	if c.Partition.Table != "" {
+		return c.Table.String() + " (partition " + PartitionIn(c.Table, c.Partition).String() + ")." + c.Name
+	}
+	return c.Table.String() + "." + c.Name
+}

@@ -83,6 +83,10 @@ func (c *Conn) BuildConstraints(ctx context.Context, cons []model.Constraint) (c
 // pendingConstraint finds whether the destination has k already (a unique
 // index by its name on the table, a constraint by its name).
 func (c *Conn) pendingConstraint(ctx context.Context, k model.Constraint) (*pendingConstraint, bool, error) {
+	if k.Partition.Table != "" {
+		// A partition's own: built on the partition, as on a table.
+		k.Table, k.Partition = model.PartitionIn(k.Table, k.Partition), model.Namespace{}
+	}
 	p := &pendingConstraint{Constraint: k, rel: qualified(k.Table)}
 	var present, valid bool
 	err := c.pool.QueryRow(ctx, `SELECT t.relkind = 'p',

@@ -16,8 +16,8 @@ import (
 // partitionedSchema is a range-partitioned table with a DEFAULT partition,
 // a partition in another schema, a commented one and a partition that is
 // list-partitioned itself (with a DEFAULT sub-partition), a unique
-// constraint, a unique and a plain index, an index of one partition's
-// own, and rows in every partition.
+// constraint, a unique and a plain index, a plain and a unique index and a
+// check of one partition's own, and rows in every partition.
 const partitionedSchema = `CREATE SCHEMA app; CREATE SCHEMA arch;
 	CREATE TABLE app.ev (id bigint NOT NULL, at date NOT NULL, kind text NOT NULL, code text, note text,
 		CONSTRAINT ev_pkey PRIMARY KEY (id, at, kind), CONSTRAINT ev_code_key UNIQUE (code, at, kind)) PARTITION BY RANGE (at);
@@ -31,6 +31,8 @@ const partitionedSchema = `CREATE SCHEMA app; CREATE SCHEMA arch;
 	CREATE INDEX ev_note ON app.ev (note);
 	CREATE UNIQUE INDEX ev_kind_u ON app.ev (kind, id, at);
 	CREATE INDEX ev_2024_hot ON app.ev_2024 (code) WHERE note IS NULL;
+	CREATE UNIQUE INDEX ev_2024_note_u ON app.ev_2024 (note);
+	ALTER TABLE app.ev_2024 ADD CONSTRAINT ev_2024_note_len CHECK (length(note) < 100);
 	INSERT INTO app.ev SELECT g, d, k, 'c' || g, 'n' || g
 		FROM generate_series(1, 400) g,
 		LATERAL (SELECT (ARRAY['2023-06-01', '2024-06-01', '2025-06-01', '2025-07-01', '2030-01-01'])[1 + g % 5]::date AS d,
@@ -90,15 +92,18 @@ func TestPartitionedTableDefinitionsRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var names []string
 	for _, k := range cons {
-		if k.Name == "ev_code_key" {
-			if len(k.Partitions) != 6 || k.Partitions[0] != (model.PartitionIndex{Partition: model.Namespace{Table: "ev_2024"}, Name: "ev_2024_code_at_kind_key"}) {
-				t.Fatalf("ev_code_key on the partitions: %+v", k.Partitions)
-			}
-			return
+		names = append(names, k.String())
+		if k.Name == "ev_code_key" && (len(k.Partitions) != 6 || k.Partitions[0] != (model.PartitionIndex{Partition: model.Namespace{Table: "ev_2024"}, Name: "ev_2024_code_at_kind_key"})) {
+			t.Fatalf("ev_code_key on the partitions: %+v", k.Partitions)
 		}
 	}
-	t.Fatalf("constraints: %+v, want ev_code_key", cons)
+	// The partition's own constraints come with their table, on their
+	// partition; the table's are not listed again for each partition.
+	if got, want := strings.Join(names, ", "), "app.ev.ev_code_key, app.ev.ev_kind_u, app.ev (partition app.ev_2024).ev_2024_note_len, app.ev (partition app.ev_2024).ev_2024_note_u"; got != want {
+		t.Fatalf("constraints: %s\nwant %s", got, want)
+	}
 }
 
 func asJSON(t *testing.T, v any) string {
@@ -142,14 +147,14 @@ func TestPartitionedTableStaysPartitioned(t *testing.T) {
 		t.Fatal(err)
 	}
 	built := open(t, p.dstURL())
-	if done, err := built.BuildConstraints(ctx, cons); err != nil || done.Built != 2 {
-		t.Fatalf("BuildConstraints: %+v, %v; want 2 built", done, err)
+	if done, err := built.BuildConstraints(ctx, cons); err != nil || done.Built != 4 {
+		t.Fatalf("BuildConstraints: %+v, %v; want 4 built", done, err)
 	}
 	if got, want := p.srv.SchemaDump(t, p.dst, "app", "arch"), p.srv.SchemaDump(t, p.src, "app", "arch"); got != want {
 		t.Fatalf("the destination's schema differs from the source's:\n--- source\n%s\n--- destination\n%s", want, got)
 	}
-	if done, err := built.BuildConstraints(ctx, cons); err != nil || done.Built != 0 || done.Present != 2 {
-		t.Fatalf("second BuildConstraints: %+v, %v; want both present", done, err)
+	if done, err := built.BuildConstraints(ctx, cons); err != nil || done.Built != 0 || done.Present != 4 {
+		t.Fatalf("second BuildConstraints: %+v, %v; want all 4 present", done, err)
 	}
 	if _, err := dst.Exec(ctx, `INSERT INTO app.ev VALUES (2000, '2025-01-09', 'b', 'c1', 'x')`); err != nil {
 		t.Fatalf("a new row at the destination: %v", err)
@@ -227,7 +232,7 @@ func TestPartitionedUniqueBuildFailureLeavesNothing(t *testing.T) {
 		t.Fatalf("indexes and constraints after the failed build:\n%s\nbefore:\n%s", after, before)
 	}
 	mustExec(t, dst, `DROP TABLE app.ev_other_code_at_kind_key`)
-	if done, err := open(t, p.dstURL()).BuildConstraints(ctx, cons); err != nil || done.Built != 2 {
+	if done, err := open(t, p.dstURL()).BuildConstraints(ctx, cons); err != nil || done.Built != 4 {
 		t.Fatalf("BuildConstraints once the name is free: %+v, %v", done, err)
 	}
 }
