@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
@@ -99,5 +100,29 @@ func TestPartitionedTableStaysPartitionedThroughCutover(t *testing.T) {
 		if _, err := dconn.Exec(ctx, c.q); pgState(err) != c.state {
 			t.Errorf("%s at the destination: %v, want SQLSTATE %s", c.q, err, c.state)
 		}
+	}
+}
+
+// Into MySQL a partitioned PostgreSQL table is one plain table holding
+// every partition's rows: the partitioning is PostgreSQL's own.
+func TestPartitionedTableIntoMySQLIsOnePlainTable(t *testing.T) {
+	requireMariaDB(t)
+	my, pg := mysqltest.Shared(t), pgtest.Shared(t)
+	src, dst := pg.CreateDatabase(t, "part_pg2my"), mysqlDatabase(t, my, "part_pg2my")
+	pg.Exec(t, src, `CREATE TABLE ev (id bigint, at date, v text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+		CREATE TABLE ev_2024 PARTITION OF ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+		CREATE TABLE ev_rest PARTITION OF ev DEFAULT;
+		INSERT INTO ev SELECT g, CASE WHEN g % 2 = 0 THEN date '2024-03-01' ELSE date '2030-01-01' END, 'v' || g FROM generate_series(1, 500) g;`)
+	mustFerry(t, "sync", pg.URL(src), my.URL(dst), "--name", "part-pg2my", "--state-dir", t.TempDir(), "--tables", "public.ev",
+		"--mode", "snapshot", "--progress", "none")
+	var name, create string
+	if err := my.Connect(t, dst).QueryRow("SHOW CREATE TABLE ev").Scan(&name, &create); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.ToUpper(create), "PARTITION") {
+		t.Fatalf("the MySQL table is partitioned:\n%s", create)
+	}
+	if v := mustFerry(t, "verify", pg.URL(src), my.URL(dst), "--tables", "public.ev"); !strings.Contains(v.stdout, "all 1 table(s) equal") {
+		t.Fatalf("verify: %s", v)
 	}
 }
