@@ -28,7 +28,7 @@ type Constraint struct {
 	Name  string    `json:"name"`
 	// Partition is set for a constraint of one partition of Table (a
 	// partitioned table) of its own, named as TablePartition.Name.
-	Partition Namespace `json:"partition,omitempty"`
+	Partition Namespace `json:"partition,omitzero"`
 	// Definition is the engine's definition of a constraint (PostgreSQL:
 	// pg_get_constraintdef, "FOREIGN KEY (a) REFERENCES s.t(id) ON DELETE
 	// CASCADE"); for a unique kind, Index is the definition of its index
