@@ -292,3 +292,35 @@ func byPartitionOf(t *testing.T, conn *pgx.Conn, table string) string {
 	}
 	return out
 }
+
+// A flow without a copy creates the table with its primary key at once
+// (CreateTables): partitioned too, and once its indexes and constraints
+// are built pg_dump -s prints the same on both sides.
+func TestPartitionedTableCreatedWithItsKey(t *testing.T) {
+	p := newPair(t)
+	ctx := context.Background()
+	p.srv.Exec(t, p.src, partitionedSchema)
+	src, dst := open(t, p.srcURL()), open(t, p.dstURL())
+	tables, err := src.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.CreateTables(ctx, tables); err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range tables {
+		if err := dst.FinishTable(ctx, tb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := src.Constraints(ctx, []model.Namespace{tables[0].Namespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.BuildConstraints(ctx, cons); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.srv.SchemaDump(t, p.dst, "app", "arch"), p.srv.SchemaDump(t, p.src, "app", "arch"); got != want {
+		t.Fatalf("the destination's schema differs from the source's:\n--- source\n%s\n--- destination\n%s", want, got)
+	}
+}
