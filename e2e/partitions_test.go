@@ -126,3 +126,31 @@ func TestPartitionedTableIntoMySQLIsOnePlainTable(t *testing.T) {
 		t.Fatalf("verify: %s", v)
 	}
 }
+
+// A partition the source gains while the flow runs: the first change for
+// it stops ferry sync with exit 2, the row's partition key and the
+// statement to run; once the partition is created at the destination, the
+// same command resumes and carries the change into it.
+func TestPartitionAddedDuringTheFlowStopsTheSyncWithTheFix(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "partnewsrc"), srv.CreateDatabase(t, "partnewdst")
+	srv.Exec(t, src, `CREATE TABLE m (id bigint, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+		CREATE TABLE m_2025 PARTITION OF m FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+		INSERT INTO m VALUES (1, '2025-05-05');`)
+	args := []string{"sync", srv.URL(src) + "&heartbeat=1s", srv.URL(dst), "--name", "partnew", "--state-dir", t.TempDir(),
+		"--until", "caught-up", "--progress", "none"}
+	mustFerry(t, args...)
+	srv.Exec(t, src, `CREATE TABLE m_2026 PARTITION OF m FOR VALUES FROM ('2026-01-01') TO ('2027-01-01'); INSERT INTO m VALUES (2, '2026-02-02');`)
+	r := ferry(t, args...)
+	for _, want := range []string{"table public.m: a change's row has no partition at the destination", "(at) = (2026-02-02)", "PARTITION OF public.m FOR VALUES"} {
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Fatalf("ferry sync: exit %d, want 2 with %q:\n%s", r.code, want, r)
+		}
+	}
+	srv.Exec(t, dst, `CREATE TABLE m_2026 PARTITION OF m FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`)
+	mustFerry(t, args...)
+	var part string
+	if err := srv.Connect(t, dst).QueryRow(context.Background(), `SELECT tableoid::regclass::text FROM m WHERE id = 2`).Scan(&part); err != nil || part != "m_2026" {
+		t.Fatalf("the row at the destination: in %q, %v; want m_2026", part, err)
+	}
+}
