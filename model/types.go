@@ -149,6 +149,9 @@ type Table struct {
 	// when it has one a destination of the same engine can reuse; empty
 	// otherwise.
 	PrimaryKeyName string `json:"primary_key_name,omitempty"`
+	// PrimaryKeyPartitions are, for a partitioned table, its primary key's
+	// indexes on the partitions with the source's names (schema.go).
+	PrimaryKeyPartitions []PartitionIndex `json:"primary_key_partitions,omitempty"`
 	// EstimatedRows and EstimatedBytes come from the source's statistics.
 	EstimatedRows  int64 `json:"estimated_rows"`
 	EstimatedBytes int64 `json:"estimated_bytes"`

@@ -202,3 +202,28 @@ func noPartitionError(ns model.Namespace, err error) error {
 		Err: err,
 	}
 }
+
+// namePartitionKeys gives the primary key's indexes on t's partitions,
+// which the server names when the key is added to the partitioned table,
+// the names the source's have (and so their constraints, which take their
+// index's name), where another relation does not hold the name.
+func namePartitionKeys(ctx context.Context, tx pgx.Tx, t *model.Table) error {
+	for _, pi := range t.PrimaryKeyPartitions {
+		part := model.PartitionIn(t.Namespace, pi.Partition)
+		var old string
+		err := tx.QueryRow(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(x.relname)
+			FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid JOIN pg_namespace n ON n.oid = x.relnamespace
+			WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND x.relname <> $2
+				AND to_regclass(quote_ident(n.nspname) || '.' || quote_ident($2)) IS NULL`, qualified(part), pi.Name).Scan(&old)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("partition %s: read its primary key: %w", part, err)
+		}
+		if _, err := tx.Exec(ctx, "ALTER INDEX "+old+" RENAME TO "+quoteIdent(pi.Name)); err != nil {
+			return fmt.Errorf("partition %s: name its primary key %s: %w", part, pi.Name, err)
+		}
+	}
+	return nil
+}

@@ -14,8 +14,8 @@ import (
 )
 
 // partitionedSchema is a range-partitioned table with a DEFAULT partition,
-// a partition in another schema, a commented one and a partition that is
-// list-partitioned itself (with a DEFAULT sub-partition), a unique
+// a partition in another schema, a commented one, one attached with a
+// primary key of its own name, and a partition that is list-partitioned itself (with a DEFAULT sub-partition), a unique
 // constraint, a unique and a plain index, a plain and a unique index and a
 // check of one partition's own, and rows in every partition.
 const partitionedSchema = `CREATE SCHEMA app; CREATE SCHEMA arch;
@@ -27,6 +27,8 @@ const partitionedSchema = `CREATE SCHEMA app; CREATE SCHEMA arch;
 	CREATE TABLE app.ev_2025_ab PARTITION OF app.ev_2025 FOR VALUES IN ('a', 'b');
 	CREATE TABLE app.ev_2025_rest PARTITION OF app.ev_2025 DEFAULT;
 	CREATE TABLE app.ev_other PARTITION OF app.ev DEFAULT;
+	CREATE TABLE app.ev_2026 (id bigint NOT NULL, at date NOT NULL, kind text NOT NULL, code text, note text, CONSTRAINT ev_2026_pk PRIMARY KEY (id, at, kind));
+	ALTER TABLE app.ev ATTACH PARTITION app.ev_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 	COMMENT ON TABLE app.ev_2024 IS 'last year';
 	CREATE INDEX ev_note ON app.ev (note);
 	CREATE UNIQUE INDEX ev_kind_u ON app.ev (kind, id, at);
@@ -62,6 +64,7 @@ func TestPartitionedTableDefinitionsRead(t *testing.T) {
 				{Name: model.Namespace{Table: "ev_2025_ab"}, Bound: "FOR VALUES IN ('a', 'b')"},
 				{Name: model.Namespace{Table: "ev_2025_rest"}, Bound: "DEFAULT"},
 			}}},
+		{Name: model.Namespace{Table: "ev_2026"}, Bound: "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"},
 		{Name: model.Namespace{Table: "ev_other"}, Bound: "DEFAULT"},
 		{Name: model.Namespace{Schema: "arch", Table: "ev_old"}, Bound: "FOR VALUES FROM (MINVALUE) TO ('2024-01-01')"},
 	}}
@@ -80,6 +83,7 @@ func TestPartitionedTableDefinitionsRead(t *testing.T) {
 	wantNote := []model.PartitionIndex{
 		{Partition: model.Namespace{Table: "ev_2024"}, Name: "ev_2024_note_idx"},
 		{Partition: model.Namespace{Table: "ev_2025"}, Name: "ev_2025_note_idx"},
+		{Partition: model.Namespace{Table: "ev_2026"}, Name: "ev_2026_note_idx"},
 		{Partition: model.Namespace{Table: "ev_other"}, Name: "ev_other_note_idx"},
 		{Partition: model.Namespace{Schema: "arch", Table: "ev_old"}, Name: "ev_old_note_idx"},
 		{Partition: model.Namespace{Table: "ev_2025_ab"}, Name: "ev_2025_ab_note_idx"},
@@ -92,10 +96,13 @@ func TestPartitionedTableDefinitionsRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(ev.PrimaryKeyPartitions) != 7 || ev.PrimaryKeyPartitions[2] != (model.PartitionIndex{Partition: model.Namespace{Table: "ev_2026"}, Name: "ev_2026_pk"}) {
+		t.Fatalf("the primary key on the partitions: %+v", ev.PrimaryKeyPartitions)
+	}
 	var names []string
 	for _, k := range cons {
 		names = append(names, k.String())
-		if k.Name == "ev_code_key" && (len(k.Partitions) != 6 || k.Partitions[0] != (model.PartitionIndex{Partition: model.Namespace{Table: "ev_2024"}, Name: "ev_2024_code_at_kind_key"})) {
+		if k.Name == "ev_code_key" && (len(k.Partitions) != 7 || k.Partitions[0] != (model.PartitionIndex{Partition: model.Namespace{Table: "ev_2024"}, Name: "ev_2024_code_at_kind_key"})) {
 			t.Fatalf("ev_code_key on the partitions: %+v", k.Partitions)
 		}
 	}
@@ -193,7 +200,7 @@ func TestPartitionedTableRenamed(t *testing.T) {
 		FROM pg_partition_tree('moved.ev')`).Scan(&parts); err != nil {
 		t.Fatal(err)
 	}
-	if want := "moved.ev -, arch.ev_old moved.ev, moved.ev_2024 moved.ev, moved.ev_2025 moved.ev, moved.ev_other moved.ev, moved.ev_2025_ab moved.ev_2025, moved.ev_2025_rest moved.ev_2025"; parts != want {
+	if want := "moved.ev -, arch.ev_old moved.ev, moved.ev_2024 moved.ev, moved.ev_2025 moved.ev, moved.ev_2026 moved.ev, moved.ev_other moved.ev, moved.ev_2025_ab moved.ev_2025, moved.ev_2025_rest moved.ev_2025"; parts != want {
 		t.Fatalf("partitions at the destination: %s\nwant %s", parts, want)
 	}
 	if strings.Contains(p.srv.SchemaDump(t, p.dst), "app.") {

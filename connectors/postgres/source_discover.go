@@ -277,7 +277,7 @@ func (c *Conn) discoverIndexes(ctx context.Context, oids []uint32, byOID map[uin
 	rows.Close()
 	var partitioned []string
 	for _, oid := range oids {
-		if s := byOID[oid]; s.relkind == 'p' && len(s.table.Indexes) > 0 {
+		if s := byOID[oid]; s.relkind == 'p' {
 			partitioned = append(partitioned, qualified(s.table.Namespace))
 		}
 	}
@@ -292,6 +292,9 @@ func (c *Conn) discoverIndexes(ctx context.Context, oids []uint32, byOID map[uin
 		t := byOID[oid].table
 		for i := range t.Indexes {
 			t.Indexes[i].Partitions = named[indexKey{t.Namespace, t.Indexes[i].Name}]
+		}
+		if byOID[oid].hasPK {
+			t.PrimaryKeyPartitions = named[indexKey{t.Namespace, t.PrimaryKeyName}]
 		}
 	}
 	return nil
