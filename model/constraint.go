@@ -26,6 +26,9 @@ type Constraint struct {
 	// unique index's) name.
 	Table Namespace `json:"table"`
 	Name  string    `json:"name"`
+	// Partition is set for a constraint of one partition of Table (a
+	// partitioned table) of its own, named as TablePartition.Name.
+	Partition Namespace `json:"partition,omitzero"`
 	// Definition is the engine's definition of a constraint (PostgreSQL:
 	// pg_get_constraintdef, "FOREIGN KEY (a) REFERENCES s.t(id) ON DELETE
 	// CASCADE"); for a unique kind, Index is the definition of its index
@@ -50,7 +53,16 @@ type Constraint struct {
 	MatchFull  bool      `json:"match_full,omitempty"`
 	// Check is a CHECK constraint's expression.
 	Check string `json:"check,omitempty"`
+	// Partitions are, for a unique kind on a partitioned table, its
+	// indexes on the partitions with the source's names.
+	Partitions []PartitionIndex `json:"partitions,omitempty"`
 }
 
-// String names the constraint for messages: "app.users.users_email_key".
-func (c Constraint) String() string { return c.Table.String() + "." + c.Name }
+// String names the constraint for messages: "app.users.users_email_key",
+// "app.events (partition app.events_2024).events_2024_code_key".
+func (c Constraint) String() string {
+	if c.Partition.Table != "" {
+		return c.Table.String() + " (partition " + PartitionIn(c.Table, c.Partition).String() + ")." + c.Name
+	}
+	return c.Table.String() + "." + c.Name
+}

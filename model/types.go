@@ -149,6 +149,9 @@ type Table struct {
 	// when it has one a destination of the same engine can reuse; empty
 	// otherwise.
 	PrimaryKeyName string `json:"primary_key_name,omitempty"`
+	// PrimaryKeyPartitions are, for a partitioned table, its primary key's
+	// indexes on the partitions with the source's names (schema.go).
+	PrimaryKeyPartitions []PartitionIndex `json:"primary_key_partitions,omitempty"`
 	// EstimatedRows and EstimatedBytes come from the source's statistics.
 	EstimatedRows  int64 `json:"estimated_rows"`
 	EstimatedBytes int64 `json:"estimated_bytes"`
@@ -166,6 +169,8 @@ type Table struct {
 	Extensions []Extension `json:"extensions,omitempty"`
 	// Comment is the source's comment on the table, "" when none.
 	Comment string `json:"comment,omitempty"`
+	// Partitioning is set for a partitioned table (schema.go).
+	Partitioning *Partitioning `json:"partitioning,omitempty"`
 }
 
 // Index is a secondary index of a source table.
@@ -179,6 +184,9 @@ type Index struct {
 	// same engine (PostgreSQL: what follows USING in pg_get_indexdef,
 	// "btree (lower(email)) WHERE deleted IS NULL").
 	Native string `json:"native,omitempty"`
+	// Partitions are its indexes on the partitions of a partitioned
+	// table, with the source's names.
+	Partitions []PartitionIndex `json:"partitions,omitempty"`
 }
 
 // ColumnIndex returns the position of the named column, or -1.

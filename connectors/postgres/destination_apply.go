@@ -63,6 +63,9 @@ func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) er
 				return fmt.Errorf("changes without a table")
 			}
 			if err := w.applyTable(ctx, tx, tc); err != nil {
+				if np := noPartitionError(tc.Table.Namespace, err); np != nil {
+					return np
+				}
 				return fmt.Errorf("table %s: %w", tc.Table.Namespace, err)
 			}
 		}

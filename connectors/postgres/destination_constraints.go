@@ -46,6 +46,9 @@ type pendingConstraint struct {
 	validate bool
 	// temp is the name a unique index is built under.
 	temp string
+	// parts are, for a unique kind on a partitioned table, its partitions
+	// (destination_partitions.go).
+	parts []partIndex
 }
 
 // BuildConstraints builds the constraints the destination lacks: it looks
@@ -80,6 +83,10 @@ func (c *Conn) BuildConstraints(ctx context.Context, cons []model.Constraint) (c
 // pendingConstraint finds whether the destination has k already (a unique
 // index by its name on the table, a constraint by its name).
 func (c *Conn) pendingConstraint(ctx context.Context, k model.Constraint) (*pendingConstraint, bool, error) {
+	if k.Partition.Table != "" {
+		// A partition's own: built on the partition, as on a table.
+		k.Table, k.Partition = model.PartitionIn(k.Table, k.Partition), model.Namespace{}
+	}
 	p := &pendingConstraint{Constraint: k, rel: qualified(k.Table)}
 	var present, valid bool
 	err := c.pool.QueryRow(ctx, `SELECT t.relkind = 'p',
@@ -100,6 +107,11 @@ func (c *Conn) pendingConstraint(ctx context.Context, k model.Constraint) (*pend
 	}
 	p.validate = present && !valid
 	p.temp = tempIndexName(k)
+	if p.partitioned && !present && (k.Kind == model.ConstraintUnique || k.Kind == model.ConstraintUniqueIndex) {
+		if p.parts, err = c.partIndexes(ctx, p); err != nil {
+			return nil, false, err
+		}
+	}
 	return p, present && valid, nil
 }
 
@@ -248,19 +260,15 @@ func (c *Conn) buildPending(ctx context.Context, todo []*pendingConstraint) (err
 func (c *Conn) buildOne(ctx context.Context, p *pendingConstraint) error {
 	switch p.Kind {
 	case model.ConstraintUnique, model.ConstraintUniqueIndex:
-		if p.partitioned && p.Kind == model.ConstraintUnique {
-			return nil // added whole when named: USING INDEX is refused there
+		if p.partitioned {
+			return c.buildPartIndexes(ctx, p)
 		}
 		temp := qualified(model.Namespace{Schema: schemaOf(p.Table), Table: p.temp})
 		// A leftover of a build that crashed, INVALID or not.
 		if _, err := c.pool.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+temp); err != nil {
 			return err
 		}
-		how := "CONCURRENTLY "
-		if p.partitioned {
-			how = "" // refused on a partitioned table
-		}
-		_, err := c.pool.Exec(ctx, "CREATE UNIQUE INDEX "+how+quoteIdent(p.temp)+" ON "+p.rel+" USING "+p.Index)
+		_, err := c.pool.Exec(ctx, "CREATE UNIQUE INDEX CONCURRENTLY "+quoteIdent(p.temp)+" ON "+p.rel+" USING "+p.Index)
 		return err
 	case model.ConstraintForeignKey, model.ConstraintCheck:
 		if !p.validate {
@@ -306,11 +314,15 @@ func (c *Conn) nameUniqueIndexes(ctx context.Context, todo []*pendingConstraint)
 			case !errors.Is(err, pgx.ErrNoRows):
 				return err
 			}
+			if p.partitioned {
+				if err := namePartIndexes(ctx, tx, p); err != nil {
+					return fmt.Errorf("table %s: %w", p.Table, err)
+				}
+				continue
+			}
 			temp := qualified(model.Namespace{Schema: schemaOf(p.Table), Table: p.temp})
 			q := "ALTER INDEX " + temp + " RENAME TO " + quoteIdent(p.Name)
 			switch {
-			case p.Kind == model.ConstraintUnique && p.partitioned:
-				q = "ALTER TABLE " + p.rel + " ADD CONSTRAINT " + quoteIdent(p.Name) + " " + p.Definition
 			case p.Kind == model.ConstraintUnique:
 				q = "ALTER TABLE " + p.rel + " ADD CONSTRAINT " + quoteIdent(p.Name) + " UNIQUE USING INDEX " + quoteIdent(p.temp) + deferrable(p.Definition)
 			}
@@ -346,6 +358,11 @@ func (c *Conn) dropCreated(created []*pendingConstraint) error {
 		switch p.Kind {
 		case model.ConstraintUnique, model.ConstraintUniqueIndex:
 			q = "DROP INDEX IF EXISTS " + qualified(model.Namespace{Schema: schemaOf(p.Table), Table: p.temp})
+			for _, part := range p.parts {
+				if part.leaf {
+					q += ", " + qualified(model.Namespace{Schema: schemaOf(part.table), Table: part.temp})
+				}
+			}
 		default:
 			q = "ALTER TABLE " + p.rel + " DROP CONSTRAINT IF EXISTS " + quoteIdent(p.Name)
 		}

@@ -126,10 +126,11 @@ func TestBuildConstraintsRefusesAViolationAndBuildsNothing(t *testing.T) {
 	}
 }
 
-// A partitioned destination table (one the user created before the flow)
-// gets its constraints too: the unique constraint added whole (PostgreSQL
-// refuses USING INDEX there), the unique index under its name, the foreign
-// key and the check without NOT VALID.
+// A partitioned destination table (here one the user created before the
+// flow) gets its constraints too: the unique constraint and index built
+// per partition and tied to the table's (PostgreSQL refuses CONCURRENTLY
+// and USING INDEX on a partitioned table), the foreign key and the check
+// without NOT VALID.
 func TestBuildConstraintsOnAPartitionedTable(t *testing.T) {
 	p := newPair(t)
 	const tables = `CREATE SCHEMA app;

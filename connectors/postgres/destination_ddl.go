@@ -70,9 +70,10 @@ func (c *Conn) createTables(ctx context.Context, tables []*model.Table, forCopy 
 }
 
 // createTable runs ddl and, for a table created without its key, records
-// that in the same transaction.
+// that in the same transaction; a partitioned table created with its key
+// has its partitions' key indexes named as the source's there.
 func (c *Conn) createTable(ctx context.Context, t *model.Table, ddl string, deferred bool) error {
-	if !deferred {
+	if !deferred && len(t.PrimaryKeyPartitions) == 0 {
 		_, err := c.pool.Exec(ctx, ddl)
 		return err
 	}
@@ -84,7 +85,12 @@ func (c *Conn) createTable(ctx context.Context, t *model.Table, ddl string, defe
 	if _, err := tx.Exec(ctx, ddl); err != nil {
 		return err
 	}
-	if err := deferKey(ctx, tx, t); err != nil {
+	if deferred {
+		err = deferKey(ctx, tx, t)
+	} else {
+		err = namePartitionKeys(ctx, tx, t)
+	}
+	if err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
@@ -130,7 +136,8 @@ func (c *Conn) createTableSQL(ctx context.Context, t *model.Table, deferKey bool
 		}
 		defs = append(defs, constraint+"PRIMARY KEY ("+keyList(t)+")")
 	}
-	sb.WriteString("CREATE TABLE IF NOT EXISTS " + qualified(t.Namespace) + " (\n\t" + strings.Join(defs, ",\n\t") + "\n)" + ownedBySQL(t) + commentsSQL(t))
+	sb.WriteString("CREATE TABLE IF NOT EXISTS " + qualified(t.Namespace) + " (\n\t" + strings.Join(defs, ",\n\t") + "\n)" +
+		partitionBy(t.Partitioning) + ownedBySQL(t) + commentsSQL(t) + partitionsSQL(t.Namespace, t.Namespace, t.Partitioning))
 	return sb.String(), nil
 }
 

@@ -30,6 +30,9 @@ func (c *Conn) FinishTable(ctx context.Context, t *model.Table) error {
 	if err := c.buildIndexes(ctx, t); err != nil {
 		return err
 	}
+	if err := c.buildPartitionsOwnIndexes(ctx, t); err != nil {
+		return err
+	}
 	if _, err := c.pool.Exec(ctx, "ANALYZE "+qualified(t.Namespace)); err != nil {
 		return c.classify(err, "analyze "+t.Namespace.String())
 	}
@@ -80,10 +83,63 @@ func (c *Conn) buildIndexes(ctx context.Context, t *model.Table) error {
 		if q == "" {
 			continue
 		}
+		if err := c.buildPartitionIndexes(ctx, t, ix); err != nil {
+			return err
+		}
 		if _, err := c.pool.Exec(ctx, q); err != nil {
 			return fmt.Errorf("table %s: build index %s (%s): %w; create what it needs at the destination (function, extension, collation) and run again, the copy resumes here",
 				t.Namespace, ix.Name, q, c.classify(err, "build index"))
 		}
 	}
 	return nil
+}
+
+// buildPartitionIndexes builds, on the partitions of a partitioned table,
+// its index ix under the names the source's partitions give it, deepest
+// partitions first: building ix on the table then attaches them instead
+// of building indexes of its own naming. A name another relation holds
+// here is left to the server's choice.
+func (c *Conn) buildPartitionIndexes(ctx context.Context, t *model.Table, ix model.Index) error {
+	if t.Partitioning == nil {
+		return nil
+	}
+	for i := len(ix.Partitions) - 1; i >= 0; i-- {
+		pi := ix.Partitions[i]
+		part := model.PartitionIn(t.Namespace, pi.Partition)
+		var free, exists bool
+		err := c.pool.QueryRow(ctx, `SELECT to_regclass(quote_ident($1) || '.' || quote_ident($2)) IS NULL, to_regclass($3) IS NOT NULL`,
+			schemaOf(part), pi.Name, qualified(part)).Scan(&free, &exists)
+		if err != nil {
+			return c.classify(err, "read indexes of "+part.String())
+		}
+		if !free || !exists {
+			continue
+		}
+		q := indexSQL(&model.Table{Namespace: part}, model.Index{Name: pi.Name, Columns: ix.Columns, Native: ix.Native}, true)
+		if q == "" {
+			return nil
+		}
+		if _, err := c.pool.Exec(ctx, q); err != nil {
+			return fmt.Errorf("table %s: build index %s on partition %s (%s): %w; create what it needs at the destination (function, extension, collation) and run again, the copy resumes here",
+				t.Namespace, ix.Name, part, q, c.classify(err, "build index"))
+		}
+	}
+	return nil
+}
+
+// buildPartitionsOwnIndexes builds the indexes a partitioned table's
+// partitions have of their own, each unless its partition has one of its
+// name.
+func (c *Conn) buildPartitionsOwnIndexes(ctx context.Context, t *model.Table) error {
+	var err error
+	t.Partitioning.Each(func(tp *model.TablePartition) {
+		if err != nil || len(tp.Indexes) == 0 {
+			return
+		}
+		part := &model.Table{Namespace: model.PartitionIn(t.Namespace, tp.Name), Indexes: tp.Indexes}
+		if e := c.buildIndexes(ctx, part); e != nil {
+			err = fmt.Errorf("partition %s of table %s: %w", part.Namespace, t.Namespace, e)
+		}
+	})
+	return err
 }

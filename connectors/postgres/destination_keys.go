@@ -130,6 +130,9 @@ func (c *Conn) finishKey(ctx context.Context, t *model.Table) error {
 		if removed, err = addKey(ctx, tx, t); err != nil {
 			return c.classify(err, where)
 		}
+		if err := namePartitionKeys(ctx, tx, t); err != nil {
+			return c.classify(err, where)
+		}
 	} else if strings.Join(dt.pk, "\x00") != strings.Join(t.PrimaryKey, "\x00") {
 		return fmt.Errorf("table %s: has primary key (%s) at %s, but ferry writes by key (%s)", t.Namespace, strings.Join(dt.pk, ", "), c.where(), strings.Join(t.PrimaryKey, ", "))
 	}

@@ -20,18 +20,27 @@ var _ connector.ConstraintReader = (*Conn)(nil)
 // definition names tables and functions with their schemas and reads the
 // same at a destination.
 const constraintsSQL = `
+WITH rels AS (
+	SELECT r.oid AS root, r.oid AS rel FROM unnest($1::regclass[]) AS r(oid)
+	UNION ALL
+	SELECT r.oid, p.relid FROM unnest($1::regclass[]) AS r(oid) CROSS JOIN LATERAL pg_partition_tree(r.oid) p WHERE p.level > 0
+)
 SELECT CASE WHEN c.contype = 'u' THEN 'unique' ELSE 'unique_index' END,
 		n.nspname, t.relname, x.relname, COALESCE(pg_get_constraintdef(c.oid), ''),
 		pg_get_indexdef(i.indexrelid),
 		ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, false) FROM generate_series(1, i.indnkeyatts) k),
 		COALESCE(pg_get_expr(i.indpred, i.indrelid), ''), i.indnullsnotdistinct,
-		'{}'::text[], '', '', '{}'::text[], '', false, ''
-	FROM pg_index i
+		'{}'::text[], '', '', '{}'::text[], '', false, '',
+		rn.nspname, rt.relname
+	FROM rels
+	JOIN pg_index i ON i.indrelid = rels.rel
 	JOIN pg_class x ON x.oid = i.indexrelid
 	JOIN pg_class t ON t.oid = i.indrelid
 	JOIN pg_namespace n ON n.oid = t.relnamespace
+	JOIN pg_class rt ON rt.oid = rels.root
+	JOIN pg_namespace rn ON rn.oid = rt.relnamespace
 	LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype = 'u'
-	WHERE i.indrelid = ANY($1::regclass[]) AND i.indisunique AND NOT i.indisprimary
+	WHERE i.indisunique AND NOT i.indisprimary AND NOT x.relispartition
 		AND i.indisvalid AND i.indislive
 		AND NOT EXISTS (SELECT 1 FROM pg_constraint e WHERE e.conindid = i.indexrelid AND e.contype = 'x')
 		AND NOT (i.indisreplident AND t.relreplident = 'i'
@@ -47,14 +56,18 @@ SELECT CASE c.contype WHEN 'f' THEN 'foreign_key' ELSE 'check' END,
 			JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum ORDER BY k.ord),
 		CASE WHEN r.oid IS NULL THEN '' ELSE quote_ident(rn.nspname) || '.' || quote_ident(r.relname) END,
 		c.confmatchtype = 'f',
-		CASE WHEN c.contype = 'c' THEN pg_get_expr(c.conbin, c.conrelid) ELSE '' END
-	FROM pg_constraint c
+		CASE WHEN c.contype = 'c' THEN pg_get_expr(c.conbin, c.conrelid) ELSE '' END,
+		tn.nspname, tt.relname
+	FROM rels
+	JOIN pg_constraint c ON c.conrelid = rels.rel
 	JOIN pg_class t ON t.oid = c.conrelid
+	JOIN pg_class tt ON tt.oid = rels.root
+	JOIN pg_namespace tn ON tn.oid = tt.relnamespace
 	JOIN pg_namespace n ON n.oid = t.relnamespace
 	LEFT JOIN pg_class r ON r.oid = c.confrelid
 	LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace
-	WHERE c.conrelid = ANY($1::regclass[]) AND c.contype IN ('f', 'c') AND c.conparentid = 0
-ORDER BY 2, 3, 1, 4`
+	WHERE c.contype IN ('f', 'c') AND c.conparentid = 0 AND (NOT t.relispartition OR c.coninhcount = 0)
+ORDER BY 17, 18, 2, 3, 1, 4`
 
 // Constraints reads the constraints of tables from the catalog. The
 // definitions are the server's own (pg_get_constraintdef,
@@ -80,16 +93,37 @@ func (c *Conn) Constraints(ctx context.Context, tables []model.Namespace) ([]mod
 		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.Constraint, error) {
 			var k model.Constraint
 			var kind, indexDef string
+			var root model.Namespace
 			err := r.Scan(&kind, &k.Table.Schema, &k.Table.Table, &k.Name, &k.Definition, &indexDef,
 				&k.Keys, &k.Predicate, &k.NullsEqual, &k.Columns, &k.RefTable.Schema, &k.RefTable.Table,
-				&k.RefColumns, &k.RefNative, &k.MatchFull, &k.Check)
+				&k.RefColumns, &k.RefNative, &k.MatchFull, &k.Check, &root.Schema, &root.Table)
 			k.Kind = model.ConstraintKind(kind)
+			if root != k.Table {
+				// A partition's own: built on that partition of the
+				// table's destination table.
+				k.Partition, k.Table = k.Table, root
+				if k.Partition.Schema == root.Schema {
+					k.Partition.Schema = ""
+				}
+			}
 			if _, tail, ok := strings.Cut(indexDef, " USING "); ok {
 				k.Index = tail
 			}
 			return k, err
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		named, err := partitionIndexes(ctx, tx, names)
+		if err != nil {
+			return err
+		}
+		for i, k := range out {
+			if (k.Kind == model.ConstraintUnique || k.Kind == model.ConstraintUniqueIndex) && k.Partition.Table == "" {
+				out[i].Partitions = named[indexKey{k.Table, k.Name}]
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, c.classify(fmt.Errorf("read constraints: %w", err), "read constraints")

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -36,6 +37,9 @@ func (c *Conn) discoverDefinitions(ctx context.Context, oids []uint32, byOID map
 	}
 	if err := discoverTableComments(ctx, tx, oids, byOID); err != nil {
 		return c.classify(err, "discover table comments")
+	}
+	if err := discoverPartitioning(ctx, tx, oids, byOID); err != nil {
+		return c.classify(err, "discover partitions")
 	}
 	return tx.Commit(ctx)
 }
@@ -288,4 +292,150 @@ func discoverTableComments(ctx context.Context, tx pgx.Tx, oids []uint32, byOID 
 		byOID[rel].table.Comment = comment
 	}
 	return rows.Err()
+}
+
+// discoverPartitioning reads, for each partitioned table, its partition
+// key (pg_get_partkeydef) and its partitions, sub-partitions included,
+// with their bounds (pg_get_expr of relpartbound, "DEFAULT" for a default
+// partition) and comments.
+func discoverPartitioning(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[uint32]*srcTable) error {
+	var roots []uint32
+	for _, oid := range oids {
+		if byOID[oid].relkind == 'p' {
+			roots = append(roots, oid)
+		}
+	}
+	if len(roots) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT r.oid, t.relid::oid, COALESCE(t.parentrelid::oid, 0), n.nspname, c.relname,
+			COALESCE(pg_get_expr(c.relpartbound, c.oid), ''), COALESCE(pg_get_partkeydef(c.oid), ''),
+			COALESCE(obj_description(c.oid, 'pg_class'), '')
+		FROM unnest($1::oid[]) AS r(oid)
+		CROSS JOIN LATERAL pg_partition_tree(r.oid) t
+		JOIN pg_class c ON c.oid = t.relid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		ORDER BY r.oid, t.level, n.nspname, c.relname`, roots)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	parts := map[uint32]*model.Partitioning{}
+	for rows.Next() {
+		var root, rel, parent uint32
+		var p model.TablePartition
+		var key string
+		if err := rows.Scan(&root, &rel, &parent, &p.Name.Schema, &p.Name.Table, &p.Bound, &key, &p.Comment); err != nil {
+			return err
+		}
+		t := byOID[root].table
+		if rel == root {
+			t.Partitioning = &model.Partitioning{Key: key}
+			parts[rel] = t.Partitioning
+			continue
+		}
+		if p.Name.Schema == t.Namespace.Schema {
+			p.Name.Schema = "" // follows the table's schema (model.TablePartition)
+		}
+		if key != "" {
+			p.Partitioning = &model.Partitioning{Key: key}
+		}
+		up := parts[parent]
+		if up == nil {
+			continue // under a partition this pass did not list
+		}
+		up.Partitions = append(up.Partitions, p)
+		if p.Partitioning != nil {
+			parts[rel] = p.Partitioning
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	return discoverPartitionIndexes(ctx, tx, roots, byOID)
+}
+
+// discoverPartitionIndexes reads the partitions' own non-unique indexes:
+// those not attached to an index of the partitioned table above them.
+func discoverPartitionIndexes(ctx context.Context, tx pgx.Tx, roots []uint32, byOID map[uint32]*srcTable) error {
+	rows, err := tx.Query(ctx, `SELECT r.oid, n.nspname, c.relname, x.relname, pg_get_indexdef(i.indexrelid),
+			CASE WHEN i.indexprs IS NULL AND i.indpred IS NULL THEN ARRAY(
+				SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+				JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+				WHERE k.ord <= i.indnkeyatts ORDER BY k.ord) END
+		FROM unnest($1::oid[]) AS r(oid)
+		CROSS JOIN LATERAL pg_partition_tree(r.oid) t
+		JOIN pg_class c ON c.oid = t.relid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_index i ON i.indrelid = t.relid
+		JOIN pg_class x ON x.oid = i.indexrelid
+		WHERE t.level > 0 AND NOT x.relispartition AND NOT i.indisunique AND i.indisvalid AND i.indislive
+		ORDER BY r.oid, n.nspname, c.relname, x.relname`, roots)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var root uint32
+		var part model.Namespace
+		var ix model.Index
+		var def string
+		if err := rows.Scan(&root, &part.Schema, &part.Table, &ix.Name, &def, &ix.Columns); err != nil {
+			return err
+		}
+		if _, tail, ok := strings.Cut(def, " USING "); ok {
+			ix.Native = tail
+		}
+		t := byOID[root].table
+		if part.Schema == t.Namespace.Schema {
+			part.Schema = ""
+		}
+		if tp := t.Partitioning.Find(part); tp != nil {
+			tp.Indexes = append(tp.Indexes, ix)
+		}
+	}
+	return rows.Err()
+}
+
+// indexKey names an index of a table of the flow.
+type indexKey struct {
+	table model.Namespace
+	index string
+}
+
+// partitionIndexes reads, for the indexes of the given partitioned tables
+// (qualified names), the indexes attached to them on every partition
+// (pg_partition_tree of the index), with the partitions named as in
+// model.TablePartition.
+func partitionIndexes(ctx context.Context, q querier, tables []string) (map[indexKey][]model.PartitionIndex, error) {
+	rows, err := q.Query(ctx, `SELECT n.nspname, t.relname, x.relname, pn.nspname, pc.relname, px.relname
+		FROM pg_index i
+		JOIN pg_class x ON x.oid = i.indexrelid
+		JOIN pg_class t ON t.oid = i.indrelid
+		JOIN pg_namespace n ON n.oid = t.relnamespace
+		CROSS JOIN LATERAL pg_partition_tree(i.indexrelid) pt
+		JOIN pg_class px ON px.oid = pt.relid
+		JOIN pg_index pi ON pi.indexrelid = pt.relid
+		JOIN pg_class pc ON pc.oid = pi.indrelid
+		JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+		WHERE i.indrelid = ANY($1::regclass[]) AND t.relkind = 'p' AND pt.level > 0
+		ORDER BY 1, 2, 3, pt.level, 4, 5`, tables)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[indexKey][]model.PartitionIndex{}
+	for rows.Next() {
+		var k indexKey
+		var p model.PartitionIndex
+		if err := rows.Scan(&k.table.Schema, &k.table.Table, &k.index, &p.Partition.Schema, &p.Partition.Table, &p.Name); err != nil {
+			return nil, err
+		}
+		if p.Partition.Schema == k.table.Schema {
+			p.Partition.Schema = ""
+		}
+		out[k] = append(out[k], p)
+	}
+	return out, rows.Err()
 }

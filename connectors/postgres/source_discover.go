@@ -274,5 +274,28 @@ func (c *Conn) discoverIndexes(ctx context.Context, oids []uint32, byOID map[uin
 	if err := rows.Err(); err != nil {
 		return c.classify(err, "discover indexes")
 	}
+	rows.Close()
+	var partitioned []string
+	for _, oid := range oids {
+		if s := byOID[oid]; s.relkind == 'p' {
+			partitioned = append(partitioned, qualified(s.table.Namespace))
+		}
+	}
+	if len(partitioned) == 0 {
+		return nil
+	}
+	named, err := partitionIndexes(ctx, c.pool, partitioned)
+	if err != nil {
+		return c.classify(err, "discover the indexes of partitions")
+	}
+	for _, oid := range oids {
+		t := byOID[oid].table
+		for i := range t.Indexes {
+			t.Indexes[i].Partitions = named[indexKey{t.Namespace, t.Indexes[i].Name}]
+		}
+		if byOID[oid].hasPK {
+			t.PrimaryKeyPartitions = named[indexKey{t.Namespace, t.PrimaryKeyName}]
+		}
+	}
 	return nil
 }
