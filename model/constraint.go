@@ -50,6 +50,16 @@ type Constraint struct {
 	MatchFull  bool      `json:"match_full,omitempty"`
 	// Check is a CHECK constraint's expression.
 	Check string `json:"check,omitempty"`
+	// OnDelete and OnUpdate are a foreign key's actions ("CASCADE", "SET
+	// NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"); set by a source whose
+	// Definition another engine cannot read (see portable.go).
+	OnDelete string `json:"on_delete,omitempty"`
+	OnUpdate string `json:"on_update,omitempty"`
+	// Unportable is the source's own definition of a constraint it cannot
+	// give in the portable form (a check calling one of its engine's
+	// functions): no destination of another engine builds it, and the
+	// engine lists it with what to run.
+	Unportable string `json:"unportable,omitempty"`
 }
 
 // String names the constraint for messages: "app.users.users_email_key".

@@ -25,6 +25,8 @@ type tableInfo struct {
 	defaults []*string
 	// generated marks computed columns.
 	generated []bool
+	// extras are the columns' EXTRA (auto_increment, on update ...).
+	extras []string
 }
 
 // problem returns the first column problem of the table, as an error naming
@@ -212,6 +214,7 @@ func (c *Conn) describe(ctx context.Context, dbs []string, only map[model.Namesp
 		ti.charsets = append(ti.charsets, charset)
 		ti.defaults = append(ti.defaults, d)
 		ti.generated = append(ti.generated, col.Generated)
+		ti.extras = append(ti.extras, extra)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -219,6 +222,9 @@ func (c *Conn) describe(ctx context.Context, dbs []string, only map[model.Namesp
 	}
 
 	if err := c.readKeys(ctx, ph, args, byNS); err != nil {
+		return nil, where(err)
+	}
+	if err := c.readDefinitions(ctx, ph, args, byNS); err != nil {
 		return nil, where(err)
 	}
 	return order, nil
