@@ -51,14 +51,19 @@ func (e *Engine) BuildConstraints(ctx context.Context) (string, error) {
 		e.log.Warn("cutover: constraint not built; create it at the destination yourself", "constraint", s)
 	}
 	var built, present int
+	var unbuilt []string
 	err = e.onDestination(ctx, "build constraints", func(ctx context.Context) error {
 		done, err := e.dst.ConstraintBuilder.BuildConstraints(ctx, cons)
-		built, present = done.Built, done.Present
+		built, present, unbuilt = done.Built, done.Present, done.Skipped
 		return err
 	})
 	if err != nil {
 		return "", err
 	}
+	for _, s := range unbuilt {
+		e.log.Warn("cutover: constraint not built; create it at the destination yourself", "constraint", s)
+	}
+	skipped = append(skipped, unbuilt...)
 	detail := fmt.Sprintf("%d constraint(s) built, %d already there", built, present)
 	if len(skipped) > 0 {
 		detail += fmt.Sprintf("; %d not built (create them at the destination yourself): %s", len(skipped), strings.Join(skipped, "; "))

@@ -50,9 +50,12 @@ type Constraint struct {
 	MatchFull  bool      `json:"match_full,omitempty"`
 	// Check is a CHECK constraint's expression.
 	Check string `json:"check,omitempty"`
+	// PortableCheck is a check's expression in the portable SQL
+	// (portable.go), when it can be written in it; "" otherwise.
+	PortableCheck string `json:"portable_check,omitempty"`
 	// OnDelete and OnUpdate are a foreign key's actions ("CASCADE", "SET
-	// NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"); set by a source whose
-	// Definition another engine cannot read (see portable.go).
+	// NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"), for a destination of
+	// another engine (portable.go).
 	OnDelete string `json:"on_delete,omitempty"`
 	OnUpdate string `json:"on_update,omitempty"`
 	// Unportable is the source's own definition of a constraint it cannot

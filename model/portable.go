@@ -12,13 +12,17 @@ package model
 //   - a constant default, or the current time, is a Column.Constant;
 //   - a secondary or unique index is an Index with Columns and no Native;
 //   - a unique constraint, foreign key or check is a Constraint without
-//     Definition and Index: Columns are its columns (a unique key's too),
-//     a foreign key has RefTable, RefColumns, OnDelete and OnUpdate, and a
-//     check's Check is standard SQL: identifiers double-quoted, string
-//     literals in single quotes, numbers, comparisons, AND, OR, NOT, IS
-//     [NOT] NULL, IN, BETWEEN and LIKE, no function;
+//     Definition and Index, made of its portable fields (below);
 //   - anything else is a Table.Uncarried (or a Constraint.Unportable), which
 //     the destination lists, never drops silently.
+//
+// Every source fills a Constraint's portable fields where it can, for a
+// destination of another engine: Columns (a unique key's when it is made
+// of plain columns, a foreign key's), RefTable, RefColumns, OnDelete and
+// OnUpdate, and PortableCheck, a check in standard SQL: identifiers
+// double-quoted, string literals in single quotes, numbers, comparisons,
+// arithmetic, AND, OR, NOT, IS [NOT] NULL, IN, BETWEEN and LIKE; no
+// function, no cast.
 
 // Constant is a column default every engine can express.
 type Constant struct {

@@ -151,7 +151,7 @@ func (c *Conn) checks(ctx context.Context, ph string, args []any, want map[model
 		}
 		k := model.Constraint{Kind: model.ConstraintCheck, Table: ns, Name: name}
 		if expr, ok := portableCheck(clause); ok {
-			k.Check = expr
+			k.PortableCheck = expr
 		} else {
 			k.Unportable = "CHECK (" + clause + ")"
 		}

@@ -78,7 +78,8 @@ func portableConstraint(k model.Constraint) model.Constraint {
 		}
 		k.RefNative = ""
 	case model.ConstraintCheck:
-		if k.Check != "" {
+		if k.PortableCheck != "" {
+			k.Check = k.PortableCheck
 			k.Definition = "CHECK (" + k.Check + ")"
 		}
 	}
