@@ -39,6 +39,7 @@ func (c *Conn) CheckTables(_ context.Context, tables []*model.Table) ([]connecto
 				out = append(out, connector.Conversion{Table: p.t.Namespace, Column: col.Name, From: col.Type.Native, To: p.types[i].String()})
 			}
 		}
+		out = append(out, unmadeDefinitions(p)...) // destination_definitions.go
 	}
 	return out, nil
 }
@@ -143,17 +144,20 @@ func (c *Conn) createTableSQL(t *model.Table, name model.Namespace) (string, err
 		key := inKey(t, col.Name)
 		ct := types[i]
 		d := quoteIdent(col.Name) + " " + ct.String()
+		ext := definitionSQL(t, col, ct) // destination_definitions.go
 		switch {
-		case (!col.Nullable || key) && ct.name == "timestamp":
+		case (!col.Nullable || key) && ct.name == "timestamp" && ext == "":
 			// An explicit default keeps MySQL from adding ON UPDATE
 			// CURRENT_TIMESTAMP, which would rewrite values ferry updates.
 			d += " NOT NULL DEFAULT '1970-01-01 00:00:01'"
 		case !col.Nullable || key:
 			d += " NOT NULL"
-		case ct.name == "timestamp":
+		case ct.name == "timestamp" && ext == "":
 			d += " NULL DEFAULT NULL"
+		case ct.name == "timestamp":
+			d += " NULL"
 		}
-		defs = append(defs, d)
+		defs = append(defs, d+ext)
 	}
 	if len(t.PrimaryKey) > 0 {
 		keys := make([]string, len(t.PrimaryKey))
