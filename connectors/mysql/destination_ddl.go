@@ -25,11 +25,15 @@ type plannedTable struct {
 // CheckTables says, without writing, whether MySQL can hold the tables:
 // each needs a database, table names must not collide (they ignore case
 // here) nor be reserved, column names must not differ only in case, and
-// every column needs a MySQL type. Columns holding a source type's text
-// form are returned as conversions.
-func (c *Conn) CheckTables(_ context.Context, tables []*model.Table) ([]connector.Conversion, error) {
+// every column needs a MySQL type; a table that exists with triggers is
+// refused. Columns holding a source type's text form, and definitions
+// MySQL is not given as the source has them, are returned as conversions.
+func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connector.Conversion, error) {
 	planned, err := c.planTables(tables)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.refuseTriggers(ctx, planned); err != nil { // destination_triggers.go
 		return nil, err
 	}
 	var out []connector.Conversion
@@ -85,6 +89,9 @@ func (c *Conn) planTables(tables []*model.Table) ([]plannedTable, error) {
 func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
 	planned, err := c.planTables(tables)
 	if err != nil {
+		return err
+	}
+	if err := c.refuseTriggers(ctx, planned); err != nil {
 		return err
 	}
 	dbs := map[string]bool{}
