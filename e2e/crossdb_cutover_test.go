@@ -18,11 +18,12 @@ import (
 // unique key named code in both tables (MySQL names indexes per table,
 // PostgreSQL per schema), secondary indexes, a FULLTEXT index, a foreign
 // key with an action, a check PostgreSQL can read and one calling a
-// MySQL function.
+// MySQL function, a generated column.
 const myApp = `CREATE TABLE customers (id INT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(100) NOT NULL, code VARCHAR(20),
 		name VARCHAR(100) DEFAULT 'anon', active TINYINT(1) NOT NULL DEFAULT 1, created DATETIME DEFAULT CURRENT_TIMESTAMP,
 		UNIQUE KEY email (email), UNIQUE KEY code (code), KEY name_idx (name), FULLTEXT KEY ft_name (name));
 	CREATE TABLE orders (id BIGINT AUTO_INCREMENT PRIMARY KEY, customer_id INT NOT NULL, qty INT NOT NULL, note VARCHAR(50), code VARCHAR(20),
+		total INT AS (qty * 2) STORED,
 		UNIQUE KEY code (code), KEY customer_idx (customer_id, qty),
 		CONSTRAINT orders_customer FOREIGN KEY (customer_id) REFERENCES customers (id) ON DELETE CASCADE,
 		CONSTRAINT qty_positive CHECK (qty > 0 AND qty <= 1000), CONSTRAINT note_upper CHECK (note = upper(note)));
@@ -45,7 +46,8 @@ func TestCutoverMySQLToPostgres(t *testing.T) {
 	flowArgs := []string{my.URL(src), pg.URL(dst), "--name", "xcut", "--state-dir", t.TempDir()}
 
 	plan := mustFerry(t, "plan", my.URL(src), pg.URL(dst))
-	for _, want := range []string{"CREATE FULLTEXT INDEX `ft_name` ON `" + src + "`.`customers` (`name`)"} {
+	for _, want := range []string{"CREATE FULLTEXT INDEX `ft_name` ON `" + src + "`.`customers` (`name`)",
+		"table " + src + ".orders, column total: `total` int(11) AS (`qty` * 2) STORED becomes nothing: the generation of column total (it holds the source's values) is not created at the destination"} {
 		if !strings.Contains(plan.stdout, want) {
 			t.Fatalf("ferry plan does not list %q:\n%s", want, plan)
 		}

@@ -148,7 +148,7 @@ func unmadeDefinitions(p plannedTable) []connector.Conversion {
 		}
 	}
 	for _, u := range t.Uncarried {
-		out = append(out, connector.Conversion{Table: t.Namespace, Column: u.Column, From: u.Source, To: "nothing (" + u.What + " is not created at the destination)",
+		out = append(out, connector.Conversion{Table: t.Namespace, Column: u.Column, From: u.Source, To: "nothing: " + u.What + " is not created at the destination",
 			Fix: "write it in MySQL's SQL and run it at the destination"})
 	}
 	return out

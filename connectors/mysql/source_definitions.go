@@ -108,6 +108,11 @@ func (c *Conn) readDefinitions(ctx context.Context, ph string, args []any, byNS 
 		t := ti.table
 		for i := range t.Columns {
 			c.columnDefinition(t, i, ti.defaults[i], ti.extras[i])
+			if col := t.Columns[i]; col.Generated {
+				// Another engine holds the values the source computed.
+				t.Uncarried = append(t.Uncarried, model.Uncarried{What: "the generation of column " + col.Name + " (it holds the source's values)", Column: col.Name,
+					Source: quoteIdent(col.Name) + " " + col.Type.Native + " AS (" + ti.generation[i] + ") " + generatedKind(ti.extras[i])})
+			}
 		}
 	}
 	indexes, err := c.readIndexes(ctx, ph, args)
@@ -161,6 +166,14 @@ func (c *Conn) columnDefinition(t *model.Table, i int, def *string, extra string
 		return
 	}
 	col.Constant = k
+}
+
+// generatedKind is STORED or VIRTUAL, as EXTRA says.
+func generatedKind(extra string) string {
+	if strings.Contains(strings.ToUpper(extra), "VIRTUAL") {
+		return "VIRTUAL"
+	}
+	return "STORED"
 }
 
 // onUpdateClause is EXTRA's ON UPDATE clause ("on update current_timestamp()").

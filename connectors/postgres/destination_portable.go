@@ -115,7 +115,7 @@ func constantSQL(k model.Constant, kind model.Kind) string {
 func uncarriedConversions(t *model.Table) []connector.Conversion {
 	out := make([]connector.Conversion, 0, len(t.Uncarried))
 	for _, u := range t.Uncarried {
-		out = append(out, connector.Conversion{Table: t.Namespace, Column: u.Column, From: u.Source, To: "nothing (" + u.What + " is not created at the destination)",
+		out = append(out, connector.Conversion{Table: t.Namespace, Column: u.Column, From: u.Source, To: "nothing: " + u.What + " is not created at the destination",
 			Fix: "write it in PostgreSQL's SQL and run it at the destination (a trigger for an ON UPDATE, a gin index on to_tsvector for a FULLTEXT index)"})
 	}
 	return out
