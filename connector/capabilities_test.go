@@ -30,8 +30,9 @@ func TestDiscoverFindsWhatTheTypeImplements(t *testing.T) {
 		t.Errorf("postgres reads and sets sequences: %+v", pg.Abilities)
 	}
 	my := connector.Discover((*mysql.Conn)(nil))
-	if my.SequenceReader != nil || my.Abilities.SetSequences {
-		t.Errorf("mysql has no sequences: %+v", my.Abilities)
+	// MySQL's AUTO_INCREMENT counters are its sequences.
+	if my.SequenceReader == nil || my.SequenceWriter == nil || !my.Abilities.SetSequences || !my.Abilities.ReadConstraints || !my.Abilities.BuildConstraints {
+		t.Errorf("mysql reads and sets AUTO_INCREMENT counters and constraints: %+v", my.Abilities)
 	}
 	if a := my.Abilities; !a.CDC || !a.Apply || a.FullRows || !strings.Contains(my.Hints.FullRowIdentity, "binlog_row_image=FULL") {
 		t.Errorf("mysql abilities %+v, hints %+v", a, my.Hints)

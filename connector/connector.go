@@ -244,6 +244,10 @@ type Conversion struct {
 
 func (c Conversion) String() string {
 	s := fmt.Sprintf("table %s, column %s: %s becomes %s", c.Table, c.Column, c.From, c.To)
+	if c.Column == "" {
+		// A definition of the table (an index) rather than of a column.
+		s = fmt.Sprintf("table %s: %s becomes %s", c.Table, c.From, c.To)
+	}
 	if c.Fix != "" {
 		s += "; to make it the source's: " + c.Fix
 	}

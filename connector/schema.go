@@ -29,4 +29,8 @@ type ConstraintBuilder interface {
 type ConstraintsBuilt struct {
 	// Built were created now, Present were there already.
 	Built, Present int
+	// Skipped are those this destination cannot build as the source
+	// has them (a partial unique index where its engine has none), each
+	// with the statement to run instead; the engine lists them.
+	Skipped []string
 }

@@ -24,8 +24,9 @@ func (e *Engine) schemaSteps() []finishStep {
 // BuildConstraints reads the source's constraints of the flow's tables as
 // they are now and has the destination build them, named for the
 // destination (--rename). A constraint whose definition cannot be mapped
-// to the destination's names is not built but listed in the log and the
-// returned detail, with what to do.
+// to the destination's names, or that has no portable form for a
+// destination of another engine (Constraint.Unportable), is not built but
+// listed in the log and the returned detail, with what to do.
 func (e *Engine) BuildConstraints(ctx context.Context) (string, error) {
 	if e.src.ConstraintReader == nil || e.dst.ConstraintBuilder == nil {
 		return "", nil
@@ -50,17 +51,22 @@ func (e *Engine) BuildConstraints(ctx context.Context) (string, error) {
 		e.log.Warn("cutover: constraint not built; create it at the destination yourself", "constraint", s)
 	}
 	var built, present int
+	var unbuilt []string
 	err = e.onDestination(ctx, "build constraints", func(ctx context.Context) error {
 		done, err := e.dst.ConstraintBuilder.BuildConstraints(ctx, cons)
-		built, present = done.Built, done.Present
+		built, present, unbuilt = done.Built, done.Present, done.Skipped
 		return err
 	})
 	if err != nil {
 		return "", err
 	}
+	for _, s := range unbuilt {
+		e.log.Warn("cutover: constraint not built; create it at the destination yourself", "constraint", s)
+	}
+	skipped = append(skipped, unbuilt...)
 	detail := fmt.Sprintf("%d constraint(s) built, %d already there", built, present)
 	if len(skipped) > 0 {
-		detail += fmt.Sprintf("; %d not built (renamed names it cannot map): %s", len(skipped), strings.Join(skipped, "; "))
+		detail += fmt.Sprintf("; %d not built (create them at the destination yourself): %s", len(skipped), strings.Join(skipped, "; "))
 	}
 	return detail, nil
 }
@@ -79,6 +85,10 @@ func (e *Engine) destinationConstraints(cons []model.Constraint) (out []model.Co
 		}
 		src := k.Table
 		k.Table = tr.dst.Namespace
+		if k.Unportable != "" {
+			skipped = append(skipped, fmt.Sprintf("%s.%s has no form the destination's engine reads (the source's definition: %s); write it in the destination's SQL and run it there", src, k.Name, k.Unportable))
+			continue
+		}
 		if k.Kind == model.ConstraintForeignKey {
 			if ref := e.byNS[k.RefTable]; ref != nil {
 				k.RefTable = ref.dst.Namespace

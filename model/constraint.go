@@ -56,6 +56,19 @@ type Constraint struct {
 	// Partitions are, for a unique kind on a partitioned table, its
 	// indexes on the partitions with the source's names.
 	Partitions []PartitionIndex `json:"partitions,omitempty"`
+	// PortableCheck is a check's expression in the portable SQL
+	// (portable.go), when it can be written in it; "" otherwise.
+	PortableCheck string `json:"portable_check,omitempty"`
+	// OnDelete and OnUpdate are a foreign key's actions ("CASCADE", "SET
+	// NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"), for a destination of
+	// another engine (portable.go).
+	OnDelete string `json:"on_delete,omitempty"`
+	OnUpdate string `json:"on_update,omitempty"`
+	// Unportable is the source's own definition of a constraint it cannot
+	// give in the portable form (a check calling one of its engine's
+	// functions): no destination of another engine builds it, and the
+	// engine lists it with what to run.
+	Unportable string `json:"unportable,omitempty"`
 }
 
 // String names the constraint for messages: "app.users.users_email_key",

@@ -132,8 +132,12 @@ type Column struct {
 	// the source engine's spelling ("app.next_code()"): a destination
 	// without them cannot create the default or expression.
 	Uses []string `json:"uses,omitempty"`
-	// Identity is set for an identity column.
+	// Identity is set for an identity column (and for a MySQL
+	// AUTO_INCREMENT column, see portable.go).
 	Identity *Identity `json:"identity,omitempty"`
+	// Constant is a default in the portable form, from a source whose
+	// Default another engine cannot read (portable.go).
+	Constant *Constant `json:"constant,omitempty"`
 	// Comment is the source's comment on the column, "" when none.
 	Comment string `json:"comment,omitempty"`
 }
@@ -171,6 +175,9 @@ type Table struct {
 	Comment string `json:"comment,omitempty"`
 	// Partitioning is set for a partitioned table (schema.go).
 	Partitioning *Partitioning `json:"partitioning,omitempty"`
+	// Uncarried are definitions a destination of another engine cannot be
+	// given (portable.go), listed by it with what to run.
+	Uncarried []Uncarried `json:"uncarried,omitempty"`
 }
 
 // Index is a secondary index of a source table.

@@ -25,11 +25,15 @@ type plannedTable struct {
 // CheckTables says, without writing, whether MySQL can hold the tables:
 // each needs a database, table names must not collide (they ignore case
 // here) nor be reserved, column names must not differ only in case, and
-// every column needs a MySQL type. Columns holding a source type's text
-// form are returned as conversions.
-func (c *Conn) CheckTables(_ context.Context, tables []*model.Table) ([]connector.Conversion, error) {
+// every column needs a MySQL type; a table that exists with triggers is
+// refused. Columns holding a source type's text form, and definitions
+// MySQL is not given as the source has them, are returned as conversions.
+func (c *Conn) CheckTables(ctx context.Context, tables []*model.Table) ([]connector.Conversion, error) {
 	planned, err := c.planTables(tables)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.refuseTriggers(ctx, planned); err != nil { // destination_triggers.go
 		return nil, err
 	}
 	var out []connector.Conversion
@@ -39,6 +43,7 @@ func (c *Conn) CheckTables(_ context.Context, tables []*model.Table) ([]connecto
 				out = append(out, connector.Conversion{Table: p.t.Namespace, Column: col.Name, From: col.Type.Native, To: p.types[i].String()})
 			}
 		}
+		out = append(out, unmadeDefinitions(p)...) // destination_definitions.go
 	}
 	return out, nil
 }
@@ -84,6 +89,9 @@ func (c *Conn) planTables(tables []*model.Table) ([]plannedTable, error) {
 func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
 	planned, err := c.planTables(tables)
 	if err != nil {
+		return err
+	}
+	if err := c.refuseTriggers(ctx, planned); err != nil {
 		return err
 	}
 	dbs := map[string]bool{}
@@ -143,17 +151,20 @@ func (c *Conn) createTableSQL(t *model.Table, name model.Namespace) (string, err
 		key := inKey(t, col.Name)
 		ct := types[i]
 		d := quoteIdent(col.Name) + " " + ct.String()
+		ext := definitionSQL(t, col, ct) // destination_definitions.go
 		switch {
-		case (!col.Nullable || key) && ct.name == "timestamp":
+		case (!col.Nullable || key) && ct.name == "timestamp" && ext == "":
 			// An explicit default keeps MySQL from adding ON UPDATE
 			// CURRENT_TIMESTAMP, which would rewrite values ferry updates.
 			d += " NOT NULL DEFAULT '1970-01-01 00:00:01'"
 		case !col.Nullable || key:
 			d += " NOT NULL"
-		case ct.name == "timestamp":
+		case ct.name == "timestamp" && ext == "":
 			d += " NULL DEFAULT NULL"
+		case ct.name == "timestamp":
+			d += " NULL"
 		}
-		defs = append(defs, d)
+		defs = append(defs, d+ext)
 	}
 	if len(t.PrimaryKey) > 0 {
 		keys := make([]string, len(t.PrimaryKey))

@@ -25,6 +25,10 @@ type tableInfo struct {
 	defaults []*string
 	// generated marks computed columns.
 	generated []bool
+	// extras are the columns' EXTRA (auto_increment, on update ...).
+	extras []string
+	// generation are the generated columns' expressions, "" for others.
+	generation []string
 }
 
 // problem returns the first column problem of the table, as an error naming
@@ -162,7 +166,7 @@ func (c *Conn) describe(ctx context.Context, dbs []string, only map[model.Namesp
 	}
 
 	rows, err = c.db.QueryContext(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE,
-			COALESCE(CHARACTER_SET_NAME, ''), EXTRA, COLUMN_DEFAULT
+			COALESCE(CHARACTER_SET_NAME, ''), EXTRA, COLUMN_DEFAULT, COALESCE(GENERATION_EXPRESSION, '')
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN (`+ph+`)
 		ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION`, args...)
 	if err != nil {
@@ -170,9 +174,9 @@ func (c *Conn) describe(ctx context.Context, dbs []string, only map[model.Namesp
 	}
 	for rows.Next() {
 		var ns model.Namespace
-		var name, colType, nullable, charset, extra string
+		var name, colType, nullable, charset, extra, generation string
 		var def sql.NullString
-		if err := rows.Scan(&ns.Schema, &ns.Table, &name, &colType, &nullable, &charset, &extra, &def); err != nil {
+		if err := rows.Scan(&ns.Schema, &ns.Table, &name, &colType, &nullable, &charset, &extra, &def, &generation); err != nil {
 			rows.Close()
 			return nil, where(err)
 		}
@@ -212,6 +216,8 @@ func (c *Conn) describe(ctx context.Context, dbs []string, only map[model.Namesp
 		ti.charsets = append(ti.charsets, charset)
 		ti.defaults = append(ti.defaults, d)
 		ti.generated = append(ti.generated, col.Generated)
+		ti.extras = append(ti.extras, extra)
+		ti.generation = append(ti.generation, generation)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -219,6 +225,9 @@ func (c *Conn) describe(ctx context.Context, dbs []string, only map[model.Namesp
 	}
 
 	if err := c.readKeys(ctx, ph, args, byNS); err != nil {
+		return nil, where(err)
+	}
+	if err := c.readDefinitions(ctx, ph, args, byNS); err != nil {
 		return nil, where(err)
 	}
 	return order, nil

@@ -58,6 +58,7 @@ func (c *Conn) BuildConstraints(ctx context.Context, cons []model.Constraint) (c
 	var done connector.ConstraintsBuilt
 	var todo []*pendingConstraint
 	for _, k := range cons {
+		k = portableConstraint(k)
 		p, present, err := c.pendingConstraint(ctx, k)
 		if err != nil {
 			return done, err

@@ -115,6 +115,8 @@ func columnDefinition(t *model.Table, col model.Column, inKey bool, missing []st
 		return " GENERATED " + kind + " AS IDENTITY (SEQUENCE NAME " + qualified(ownedSequence(t, seq)) + " " + sequenceOptions(seq) + ")"
 	case col.Default != "" && len(missing) == 0:
 		return " DEFAULT " + columnDefault(t, col)
+	case col.Default == "" && col.Constant != nil:
+		return " DEFAULT " + constantSQL(*col.Constant, col.Type.Kind)
 	}
 	return ""
 }
@@ -241,7 +243,7 @@ func (c *Conn) unmadeDefinitions(ctx context.Context, t *model.Table) ([]connect
 		}
 		out = append(out, conv)
 	}
-	return out, nil
+	return append(out, uncarriedConversions(t)...), nil
 }
 
 // userType is the name of the column's user-defined type (domain,

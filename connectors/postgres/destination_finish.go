@@ -17,6 +17,7 @@ import (
 // the planner knows its size before changes are applied to it. Each step
 // is skipped when already done, so finishing a table again is harmless.
 func (c *Conn) FinishTable(ctx context.Context, t *model.Table) error {
+	t = portableIndexes(t)
 	if err := c.ensureMeta(ctx); err != nil {
 		return err
 	}

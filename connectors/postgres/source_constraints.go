@@ -19,7 +19,7 @@ var _ connector.ConstraintReader = (*Conn)(nil)
 // and the checks. It runs with search_path = pg_catalog, so every
 // definition names tables and functions with their schemas and reads the
 // same at a destination.
-const constraintsSQL = `
+var constraintsSQL = `
 WITH rels AS (
 	SELECT r.oid AS root, r.oid AS rel FROM unnest($1::regclass[]) AS r(oid)
 	UNION ALL
@@ -30,8 +30,11 @@ SELECT CASE WHEN c.contype = 'u' THEN 'unique' ELSE 'unique_index' END,
 		pg_get_indexdef(i.indexrelid),
 		ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, false) FROM generate_series(1, i.indnkeyatts) k),
 		COALESCE(pg_get_expr(i.indpred, i.indrelid), ''), i.indnullsnotdistinct,
-		'{}'::text[], '', '', '{}'::text[], '', false, '',
-		rn.nspname, rt.relname
+		CASE WHEN i.indexprs IS NULL THEN ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE k.ord <= i.indnkeyatts ORDER BY k.ord)
+			ELSE '{}'::text[] END,
+		'', '', '{}'::text[], '', false, '',
+		rn.nspname, rt.relname, '', ''
 	FROM rels
 	JOIN pg_index i ON i.indrelid = rels.rel
 	JOIN pg_class x ON x.oid = i.indexrelid
@@ -57,7 +60,8 @@ SELECT CASE c.contype WHEN 'f' THEN 'foreign_key' ELSE 'check' END,
 		CASE WHEN r.oid IS NULL THEN '' ELSE quote_ident(rn.nspname) || '.' || quote_ident(r.relname) END,
 		c.confmatchtype = 'f',
 		CASE WHEN c.contype = 'c' THEN pg_get_expr(c.conbin, c.conrelid) ELSE '' END,
-		tn.nspname, tt.relname
+		tn.nspname, tt.relname,
+		` + fkAction("c.confdeltype") + `, ` + fkAction("c.confupdtype") + `
 	FROM rels
 	JOIN pg_constraint c ON c.conrelid = rels.rel
 	JOIN pg_class t ON t.oid = c.conrelid
@@ -68,6 +72,12 @@ SELECT CASE c.contype WHEN 'f' THEN 'foreign_key' ELSE 'check' END,
 	LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace
 	WHERE c.contype IN ('f', 'c') AND c.conparentid = 0 AND (NOT t.relispartition OR c.coninhcount = 0)
 ORDER BY 17, 18, 2, 3, 1, 4`
+
+// fkAction spells a foreign key's action column (confdeltype,
+// confupdtype) as SQL does, for a destination of another engine.
+func fkAction(col string) string {
+	return "CASE " + col + " WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END"
+}
 
 // Constraints reads the constraints of tables from the catalog. The
 // definitions are the server's own (pg_get_constraintdef,
@@ -96,8 +106,11 @@ func (c *Conn) Constraints(ctx context.Context, tables []model.Namespace) ([]mod
 			var root model.Namespace
 			err := r.Scan(&kind, &k.Table.Schema, &k.Table.Table, &k.Name, &k.Definition, &indexDef,
 				&k.Keys, &k.Predicate, &k.NullsEqual, &k.Columns, &k.RefTable.Schema, &k.RefTable.Table,
-				&k.RefColumns, &k.RefNative, &k.MatchFull, &k.Check, &root.Schema, &root.Table)
+				&k.RefColumns, &k.RefNative, &k.MatchFull, &k.Check, &root.Schema, &root.Table, &k.OnDelete, &k.OnUpdate)
 			k.Kind = model.ConstraintKind(kind)
+			if k.Check != "" {
+				k.PortableCheck, _ = portableCheck(k.Check)
+			}
 			if root != k.Table {
 				// A partition's own: built on that partition of the
 				// table's destination table.

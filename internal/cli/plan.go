@@ -198,7 +198,7 @@ func printPlan(cmd *cobra.Command, plan *model.Plan, head model.Position, conv [
 		fmt.Fprintln(out, "\nchange data capture: no (snapshot only)")
 	}
 	if len(conv) > 0 {
-		fmt.Fprintln(out, "\nwarning: these columns are not created as the source has them (a type the destination lacks holds the source type's text form):")
+		fmt.Fprintln(out, "\nwarning: these columns and definitions are not created as the source has them (a type the destination lacks holds the source type's text form; a definition only the source's engine reads is listed with its source SQL):")
 		for _, c := range conv {
 			fmt.Fprintf(out, "  %s\n", c)
 		}
