@@ -33,6 +33,7 @@ type Capabilities struct {
 	Preflighter       Preflighter
 	TableChecker      TableChecker
 	LagMeter          LagMeter
+	PositionMarker    PositionMarker
 	Counter           Counter
 	SequenceReader    SequenceReader
 	SequenceWriter    SequenceWriter
@@ -143,6 +144,7 @@ func Discover(c Connector) Capabilities {
 	k.Preflighter, _ = c.(Preflighter)
 	k.TableChecker, _ = c.(TableChecker)
 	k.LagMeter, _ = c.(LagMeter)
+	k.PositionMarker, _ = c.(PositionMarker)
 	k.Counter, _ = c.(Counter)
 	k.SequenceReader, _ = c.(SequenceReader)
 	k.SequenceWriter, _ = c.(SequenceWriter)

@@ -123,6 +123,16 @@ type LagMeter interface {
 	LagBytes(ctx context.Context, pos model.Position) (int64, error)
 }
 
+// PositionMarker is a change source that can write a marker into its own
+// change stream. The marker's position is past every change committed
+// before the call, like HeadPosition's, and a stream reads the marker at
+// once: a flow draining to it (a cutover) reaches it without waiting for a
+// change or the next heartbeat on a source the application no longer
+// writes to.
+type PositionMarker interface {
+	MarkPosition(ctx context.Context) (model.Position, error)
+}
+
 // CheckpointKeeper is a destination that stores a flow's checkpoints itself,
 // in the same transaction as the data they cover (RowBatch.Checkpoint,
 // ApplyBatch.Checkpoint). Its checkpoints are then authoritative on resume.

@@ -232,3 +232,39 @@ func TestCutoverTakesOverWhenTheSyncDiesDuringTheDrain(t *testing.T) {
 	}
 	samePG(t, srv, src, dst)
 }
+
+// On the day the application has stopped writing, so the source is idle:
+// the cutover's drain must not wait for the stream's next heartbeat (an
+// hour here) to see that it has reached the source's position.
+func TestCutoverOfAnIdleSourceDoesNotWaitForAHeartbeat(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "cutidlesrc"), srv.CreateDatabase(t, "cutidledst")
+	pgShop(t, srv, src, 1000)
+	flowArgs := []string{srv.URL(src) + "&heartbeat=1h", srv.URL(dst), "--name", "cutidle", "--state-dir", t.TempDir()}
+	sync := startFerry(t, append([]string{"sync", "--log-format", "json", "--progress", "none"}, flowArgs...)...)
+	if !sync.waitFor(t, "change data capture starting", time.Minute) {
+		t.Fatalf("ferry sync did not reach CDC:\n%s", sync.stderr.String())
+	}
+	// The application's last write, streamed; then nothing more.
+	srv.Exec(t, src, `UPDATE orders SET note = 'last write' WHERE id = 1`)
+	ctx := context.Background()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var note string
+		if err := srv.Connect(t, dst).QueryRow(ctx, `SELECT note FROM orders WHERE id = 1`).Scan(&note); err == nil && note == "last write" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the last write did not reach the destination:\n%s", tail(sync.stderr.String(), 20))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cut := startFerry(t, append([]string{"cutover"}, flowArgs...)...)
+	if code := cut.waitExit(t, 2*time.Minute); code != 0 {
+		t.Fatalf("ferry cutover exited %d:\n%s", code, cut.stderr.String())
+	}
+	if code := sync.waitExit(t, time.Minute); code != 0 {
+		t.Fatalf("ferry sync exited %d after the cutover:\n%s", code, tail(sync.stderr.String(), 30))
+	}
+	samePG(t, srv, src, dst)
+}

@@ -171,12 +171,24 @@ func (e *Engine) awaitCutover(ctx context.Context, cs connector.ChangeSource, un
 // when the source can tell, how many bytes of its log applied was behind it.
 func (e *Engine) cutoverPosition(ctx context.Context, cs connector.ChangeSource, applied model.Position) (model.Position, *int64, error) {
 	var head model.Position
-	err := e.onSource(ctx, "read the current position", func(ctx context.Context) (err error) {
-		head, err = cs.HeadPosition(ctx)
-		return err
-	})
-	if err != nil {
-		return "", nil, fmt.Errorf("cutover: read the source's current position: %w", err)
+	// A marker's position is the head too, and the stream reads the marker
+	// at once; a source that cannot write one (a role without the right)
+	// gives its head, which an idle stream reaches at its next heartbeat.
+	if pm := e.src.PositionMarker; pm != nil {
+		var err error
+		if head, err = pm.MarkPosition(ctx); err != nil {
+			e.log.Info("cutover: no position marker written; the drain of an idle source waits for its next heartbeat", "error", err)
+			head = ""
+		}
+	}
+	if head == "" {
+		err := e.onSource(ctx, "read the current position", func(ctx context.Context) (err error) {
+			head, err = cs.HeadPosition(ctx)
+			return err
+		})
+		if err != nil {
+			return "", nil, fmt.Errorf("cutover: read the source's current position: %w", err)
+		}
 	}
 	var lag *int64
 	if lm := e.src.LagMeter; lm != nil && applied != "" {

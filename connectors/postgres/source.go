@@ -58,6 +58,21 @@ func (c *Conn) HeadPosition(ctx context.Context) (model.Position, error) {
 	return model.Position(lsn), nil
 }
 
+var _ connector.PositionMarker = (*Conn)(nil)
+
+// MarkPosition writes a logical message (as the heartbeat does) in a
+// transaction of its own and returns its position: the message is written
+// after every transaction committed before the call, and the change stream
+// reads it at once, so a cutover's drain on an idle source ends without
+// waiting for the next heartbeat.
+func (c *Conn) MarkPosition(ctx context.Context) (model.Position, error) {
+	var lsn string
+	if err := c.pool.QueryRow(ctx, `SELECT pg_logical_emit_message(true, 'ferry', 'mark')::text`).Scan(&lsn); err != nil {
+		return "", c.classify(err, "write a position marker")
+	}
+	return model.Position(lsn), nil
+}
+
 // ComparePositions orders two LSNs.
 func (c *Conn) ComparePositions(a, b model.Position) (int, error) {
 	x, err := pglogrepl.ParseLSN(string(a))
