@@ -99,6 +99,11 @@ func (c *Conn) planConstraint(ctx context.Context, k model.Constraint) (*mysqlCo
 		return nil, fmt.Sprintf("%s.%s (%s): %s; write it in MySQL's SQL and run ALTER TABLE %s ADD CONSTRAINT %s ... there",
 			k.Table, k.Name, source, why, quoteName(table), quoteIdent(k.Name)), nil
 	}
+	if k.Partition.Table != "" {
+		// The source's table is partitioned and this constraint is one
+		// partition's own; here the table is one table.
+		return skip(fmt.Sprintf("it belongs to the source's partition %s alone, and the table is not partitioned here", k.Partition.Table))
+	}
 	cols, err := c.destColumns(ctx, table)
 	if err != nil {
 		return nil, "", err
