@@ -57,6 +57,11 @@ func TestCutoverMySQLToPostgres(t *testing.T) {
 	if !sync.waitFor(t, "change data capture starting", 2*time.Minute) {
 		t.Fatalf("ferry sync did not reach CDC:\n%s", sync.stderr.String())
 	}
+	// The binlog does not carry what orders' ON DELETE CASCADE deletes: the
+	// flow says so when it starts.
+	if warn := (result{stderr: sync.stderr.String()}).logLine("mysql: the binlog does not carry the rows a foreign key's cascade changes"); warn == nil || warn["foreign_key"] != "orders_customer" || warn["on_delete"] != "CASCADE" {
+		t.Fatalf("ferry sync does not warn of orders' cascade (%v):\n%s", warn, sync.stderr.String())
+	}
 	// While the flow runs: two customers swap their codes (a unique index
 	// at the destination would stop the flow), new rows take numbers, and
 	// the last order is deleted, so the counter is past the largest id.

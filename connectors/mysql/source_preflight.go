@@ -41,6 +41,9 @@ func (c *Conn) Preflight(ctx context.Context, tables []*model.Table, opts connec
 	if err := c.checkBinlogSettings(); err != nil {
 		return err
 	}
+	if err := c.warnCascades(ctx, tables); err != nil {
+		return err
+	}
 	for _, t := range tables {
 		ti := infos[t.Namespace]
 		for i, col := range ti.table.Columns {
@@ -58,4 +61,45 @@ func (c *Conn) Preflight(ctx context.Context, tables []*model.Table, opts connec
 		}
 	}
 	return c.checkReplication(ctx)
+}
+
+// warnCascades warns of the foreign keys of the flow's tables whose
+// actions change rows: MySQL before 9 and MariaDB do not write the rows a
+// cascade (ON DELETE CASCADE or SET NULL, ON UPDATE ...) changes to the
+// binlog, so change data capture never sees those changes and the
+// destination keeps the rows as they were.
+func (c *Conn) warnCascades(ctx context.Context, tables []*model.Table) error {
+	where := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		return fmt.Errorf("mysql %s: read foreign keys: %w", c.host, c.scrubber.Err(err))
+	}
+	selected := map[model.Namespace]bool{}
+	for _, t := range tables {
+		selected[t.Namespace] = true
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME, DELETE_RULE, UPDATE_RULE
+		FROM information_schema.REFERENTIAL_CONSTRAINTS
+		WHERE DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION')
+		ORDER BY CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME`)
+	if err != nil {
+		return where(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ns model.Namespace
+		var name, parent, onDelete, onUpdate string
+		if err := rows.Scan(&ns.Schema, &ns.Table, &name, &parent, &onDelete, &onUpdate); err != nil {
+			return where(err)
+		}
+		if !selected[ns] {
+			continue
+		}
+		c.log.Warn("mysql: the binlog does not carry the rows a foreign key's cascade changes",
+			"table", ns.String(), "foreign_key", name, "references", parent, "on_delete", onDelete, "on_update", onUpdate,
+			"consequence", "after a delete or update of a referenced row, the destination keeps this table's rows the cascade changed at the source as they were",
+			"fix", "the cutover's foreign-key check names any such row (ferry verify lists them); or copy with --mode snapshot while the application is stopped")
+	}
+	return where(rows.Err())
 }
