@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
-	"github.com/ferrydb/ferry/scaleout"
 )
 
 // shopApp is an ordinary application's schema: identity, serial and
@@ -289,17 +288,7 @@ func TestApplicationMovesToPostgresScaleOut(t *testing.T) {
 	w := startShopWriter(t, srv.URL(src))
 	run := startFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "soapp",
 		"--tables", "shop.*", "--parallel", "2", "--partition-rows", "2000", "--log-format", "json", "--progress", "none")
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		st := ts.flowStatus(t, "soapp")
-		if st != nil && st.State.Phase == scaleout.PhaseCDC && st.State.CDC.Received > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the flow did not stream changes: %+v\n%s", st, run.stderr.String())
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	ts.awaitStreaming(t, "soapp", run)
 	w.halt(t)
 	r := ferry(t, "flow", "cutover", "soapp", "--verify", "--temporal", ts.addr)
 	if r.code != 0 || !strings.Contains(r.stdout, "all 6 table(s) equal") || !reportPosition.MatchString(r.stdout) {

@@ -61,17 +61,7 @@ func TestScaleOutCutoverDrainsToThePositionAtTheRequest(t *testing.T) {
 	px.Clear()
 
 	w := startPGWriter(t, srv.URL(src), 6001)
-	deadline = time.Now().Add(3 * time.Minute)
-	for {
-		st := ts.flowStatus(t, "socut")
-		if st != nil && st.State.Phase == scaleout.PhaseCDC && st.State.CDC.Received > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the flow did not stream changes: %+v\n%s", st, run.stderr.String())
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	ts.awaitStreaming(t, "socut", run)
 	w.halt(t)
 	if w.ops.Load() < 50 {
 		t.Fatalf("the writer made only %d changes", w.ops.Load())

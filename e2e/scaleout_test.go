@@ -176,6 +176,23 @@ func (ts *temporalServer) flowStatus(t *testing.T, flow string) *scaleout.Status
 	return &st
 }
 
+// awaitStreaming waits until the flow streams changes: phase CDC with at
+// least one change received. run is the ferry run whose log a failure shows.
+func (ts *temporalServer) awaitStreaming(t *testing.T, flow string, run *background) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		st := ts.flowStatus(t, flow)
+		if st != nil && st.State.Phase == scaleout.PhaseCDC && st.State.CDC.Received > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the flow did not stream changes: %+v\nrun:\n%s", st, run.stderr.String())
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
 func TestScaleOutPostgresSurvivesAKilledWorker(t *testing.T) {
 	ts := startTemporal(t)
 	srv := pgtest.Shared(t)
@@ -243,17 +260,7 @@ func TestScaleOutPostgresSurvivesAKilledWorker(t *testing.T) {
 
 	// CDC after the copy, with the writer still going; then stop writing,
 	// let the destination catch up, and cut over.
-	deadline = time.Now().Add(3 * time.Minute)
-	for {
-		st := ts.flowStatus(t, "soshop")
-		if st != nil && st.State.Phase == scaleout.PhaseCDC && st.State.CDC.Received > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the flow did not reach change data capture: %+v\nrun:\n%s", st, run.stderr.String())
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	ts.awaitStreaming(t, "soshop", run)
 	// A third worker joins; the one running change data capture is killed:
 	// another takes over from its last heartbeated position.
 	w3 := ts.worker(t, conns...)
