@@ -55,6 +55,11 @@ func TestFunctionsATableCallsAreCreatedBeforeItPostgres(t *testing.T) {
 			t.Fatalf("ferry plan says %q:\n%s", bad, r)
 		}
 	}
+	for _, want := range []string{"with the tables, before the copy: 5 function(s) their definitions call", "at cutover: 1 function(s) created"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("ferry plan does not say %q:\n%s", want, r)
+		}
+	}
 
 	sync := startFerry(t, append([]string{"sync", "--log-format", "json", "--progress", "none"}, flowArgs...)...)
 	if !sync.waitFor(t, "change data capture starting", time.Minute) {
