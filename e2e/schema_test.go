@@ -84,11 +84,15 @@ func TestPostgresDestinationSchemaIsTheSources(t *testing.T) {
 }
 
 // ferry plan lists a definition the destination cannot make as the
-// source's, with the statement that makes it so, and ferry sync logs it.
+// source's (its function's language is not installed there, so the
+// function is not created before the table), with the statement that
+// makes it so, and ferry sync logs it.
 func TestPlanListsDefinitionsNotMadeAsTheSources(t *testing.T) {
 	srv := pgtest.Shared(t)
 	src, dst := srv.CreateDatabase(t, "unmadesrc"), srv.CreateDatabase(t, "unmadedst")
-	srv.Exec(t, src, `CREATE FUNCTION next_label() RETURNS text LANGUAGE sql AS $$ SELECT 'L' $$;
+	srv.Exec(t, src, `CREATE FUNCTION fake_handler() RETURNS language_handler AS 'plpgsql', 'plpgsql_call_handler' LANGUAGE c;
+		CREATE LANGUAGE fakelang HANDLER fake_handler;
+		CREATE FUNCTION next_label() RETURNS text LANGUAGE fakelang AS $$ BEGIN RETURN 'L'; END $$;
 		CREATE TABLE items (id integer PRIMARY KEY, label text DEFAULT public.next_label());
 		INSERT INTO items (id) VALUES (1), (2);`)
 	fix := "create public.next_label() at the destination, then ALTER TABLE public.items ALTER COLUMN label SET DEFAULT public.next_label()"

@@ -102,6 +102,15 @@ func (e *Engine) destinationObjects(objs []model.Object) ([]model.Object, []conn
 	if len(renamedTables) == 0 {
 		return objs, nil
 	}
+	// The functions a table's definition calls were created with it, in
+	// their source schema, as the table's types are: the destination
+	// finds them there.
+	withTables := map[string]bool{}
+	for _, t := range e.tables {
+		for _, f := range t.src.Functions {
+			withTables[f.ID] = true
+		}
+	}
 	var schemas []string
 	for s := range renamedSchemas {
 		schemas = append(schemas, s)
@@ -128,7 +137,7 @@ func (e *Engine) destinationObjects(objs []model.Object) ([]model.Object, []conn
 				why = "it names table " + from.String() + ", renamed " + to.String() + " at the destination"
 			}
 		}
-		if why == "" {
+		if why == "" || withTables[o.ID] {
 			out = append(out, o)
 			continue
 		}

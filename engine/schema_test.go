@@ -59,6 +59,13 @@ func TestCutoverSchemaStepMapsRenamesAndListsWhatItCannot(t *testing.T) {
 	if got != want {
 		t.Fatalf("destination constraints:\n%s\nwant:\n%s", got, want)
 	}
+	// The check's function came with its table, in its source schema, as
+	// types do: the objects step finds it there and does not list it.
+	for _, s := range r.Steps {
+		if s.Name == engine.StepObjects && s.Detail != "0 function(s), 0 procedure(s), 0 view(s), 0 materialized view(s), 0 trigger(s) created, 1 already there" {
+			t.Errorf("objects step detail %q, want app.positive(integer) already there", s.Detail)
+		}
+	}
 }
 
 // Under --rename, the objects step creates the functions and views that

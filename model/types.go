@@ -173,6 +173,11 @@ type Table struct {
 	Extensions []Extension `json:"extensions,omitempty"`
 	// Comment is the source's comment on the table, "" when none.
 	Comment string `json:"comment,omitempty"`
+	// Functions are the user-defined functions its definition calls
+	// (defaults, generated columns, domain and table CHECKs, index
+	// expressions), for a destination of the same engine to create before
+	// the table; those that depend on a table wait for the cutover.
+	Functions []Object `json:"functions,omitempty"`
 	// Partitioning is set for a partitioned table (schema.go).
 	Partitioning *Partitioning `json:"partitioning,omitempty"`
 	// Uncarried are definitions a destination of another engine cannot be

@@ -57,6 +57,9 @@ func (c *Conn) createTables(ctx context.Context, tables []*model.Table, forCopy 
 		if err := c.createExtensions(ctx, t); err != nil {
 			return err
 		}
+		if err := c.createFunctions(ctx, t); err != nil {
+			return err
+		}
 		deferKey := forCopy && len(t.PrimaryKey) > 0
 		ddl, err := c.createTableSQL(ctx, t, deferKey)
 		if err != nil {

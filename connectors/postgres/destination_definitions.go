@@ -163,18 +163,25 @@ func collate(col model.Column, missing map[string]bool) string {
 // missingFunctions lists, per column of t, the functions its default or
 // generation expression calls that this destination does not have. An
 // extension's functions are not: the extension is created with t, or t is
-// refused (createExtensions).
+// refused (createExtensions); nor are the source's functions created
+// before t (createFunctions).
 func (c *Conn) missingFunctions(ctx context.Context, t *model.Table) (map[string][]string, error) {
-	fromExtension := map[string]bool{}
+	created, err := c.aheadFunctions(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if created == nil {
+		created = map[string]bool{}
+	}
 	for _, x := range t.Extensions {
 		for _, f := range x.Functions {
-			fromExtension[f] = true
+			created[f] = true
 		}
 	}
 	var cols, funcs []string
 	for _, col := range t.Columns {
 		for _, f := range col.Uses {
-			if !fromExtension[f] {
+			if !created[f] {
 				cols, funcs = append(cols, col.Name), append(funcs, f)
 			}
 		}

@@ -73,15 +73,18 @@ func TestIdentityAlwaysColumnsTakeCopiesAndChanges(t *testing.T) {
 }
 
 // TestDefinitionsNeedingMissingFunctions: a default and a generated column
-// calling a function the destination lacks, and a collation it lacks, are
-// left out of the table, which is still created and copied into;
+// calling a function the destination lacks and cannot create before the
+// table (its language is not installed there), and a collation it lacks,
+// are left out of the table, which is still created and copied into;
 // CheckTables (ferry plan, and the log) lists each with the statement that makes it the source's, and once the
 // user has run them pg_dump -s prints the same on both sides.
 func TestDefinitionsNeedingMissingFunctions(t *testing.T) {
 	p := newPair(t)
 	ctx := context.Background()
 	fn := `CREATE SCHEMA IF NOT EXISTS app;
-		CREATE FUNCTION app.code(n integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'C-' || n $$;
+		CREATE FUNCTION public.fake_handler() RETURNS language_handler AS 'plpgsql', 'plpgsql_call_handler' LANGUAGE c;
+		CREATE LANGUAGE fakelang HANDLER public.fake_handler;
+		CREATE FUNCTION app.code(n integer) RETURNS text LANGUAGE fakelang IMMUTABLE AS $$ BEGIN RETURN 'C-' || n; END $$;
 		CREATE COLLATION app.german (provider = icu, locale = 'de');`
 	p.srv.Exec(t, p.src, fn+`
 		CREATE TABLE app.items (id integer PRIMARY KEY, label text DEFAULT app.code(0),

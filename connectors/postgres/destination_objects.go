@@ -121,10 +121,17 @@ func (c *Conn) objectExists(ctx context.Context, o model.Object) (bool, error) {
 		return false, nil
 	}
 	var ok bool
-	if err := c.pool.QueryRow(ctx, q, args...).Scan(&ok); err != nil {
+	if err := c.pool.QueryRow(ctx, q, args...).Scan(&ok); err != nil && !noSuchSchema(err) {
 		return false, c.classify(fmt.Errorf("look for %s at the destination: %w", o, err), "look for "+o.String())
 	}
 	return ok, nil
+}
+
+// noSuchSchema tells an error of to_regprocedure or to_regtype over a name
+// whose types' schema does not exist (PostgreSQL before 16 raises it where
+// it returns NULL for a missing object): the object is not there.
+func noSuchSchema(err error) bool {
+	return sqlState(err) == "3F000"
 }
 
 // unquoteIdent undoes quote_ident.
@@ -218,7 +225,7 @@ func (c *Conn) checkObject(ctx context.Context, p *objectPlan, me string, used b
 			q = `SELECT to_regprocedure($1) IS NOT NULL`
 		}
 		var ok bool
-		if err := c.pool.QueryRow(ctx, q, u.Name).Scan(&ok); err != nil {
+		if err := c.pool.QueryRow(ctx, q, u.Name).Scan(&ok); err != nil && !noSuchSchema(err) {
 			return c.classify(fmt.Errorf("look for %s %s at the destination: %w", u.Kind, u.Name, err), "look for "+u.Kind+"s")
 		}
 		if !ok {

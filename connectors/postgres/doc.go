@@ -31,12 +31,13 @@
 //	source_relations.go       relation messages, schema changes in the stream
 //	source_moved.go           values of rows an update moved to a new key
 //	source_generated.go       generated columns computed for changed rows
-//	source_definitions.go     defaults, identity, sequences, domains, composites, partitions a destination creates
+//	source_definitions.go     defaults, identity, sequences, domains, composites, partitions, the functions they call
 //	source_sequences.go       Sequences: values, owners from pg_depend (the catalog query both halves use)
 //	source_objects.go         Objects: functions, views, materialized views, triggers and what each depends on
 //	destination.go            the destination's state, _ferry's tables, the catalog cache, EmptyTables
 //	destination_ddl.go        CreateTables, CheckTables: column types, enums, existing tables
 //	destination_definitions.go the source's definitions in CREATE TABLE; what is made otherwise, with its fix
+//	destination_functions.go  the functions a table's definition calls, created before the table
 //	destination_partitions.go partitioned tables created partitioned; unique indexes per partition at cutover
 //	destination_keys.go       primary keys deferred during the copy (CreateTablesForCopy)
 //	destination_write.go      WriteRows: COPY, upsert of rows already there

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -41,7 +42,103 @@ func (c *Conn) discoverDefinitions(ctx context.Context, oids []uint32, byOID map
 	if err := discoverPartitioning(ctx, tx, oids, byOID); err != nil {
 		return c.classify(err, "discover partitions")
 	}
+	if err := discoverFunctions(ctx, tx, oids, byOID); err != nil {
+		return c.classify(err, "discover the functions tables use")
+	}
 	return tx.Commit(ctx)
+}
+
+// usedFunctionsSQL lists, per table of $1, the user-defined functions and
+// procedures its definition calls (pg_depend): its defaults and generated
+// columns, its indexes' expressions and predicates, its CHECK constraints,
+// the CHECKs of the domains its columns have (or arrays of, or domains
+// over), and what those functions call in turn (a BEGIN ATOMIC body's
+// calls are recorded). Functions an extension owns are left out: the
+// extension brings them.
+const usedFunctionsSQL = `
+WITH RECURSIVE used(rel, fn) AS (
+	SELECT ad.adrelid, d.refobjid FROM pg_attrdef ad
+		JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_proc'::regclass
+		WHERE ad.adrelid = ANY($1)
+	UNION SELECT i.indrelid, d.refobjid FROM pg_index i
+		JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid AND d.refclassid = 'pg_proc'::regclass
+		WHERE i.indrelid = ANY($1)
+	UNION SELECT k.conrelid, d.refobjid FROM pg_constraint k
+		JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid AND d.refclassid = 'pg_proc'::regclass
+		WHERE k.conrelid = ANY($1)
+	UNION SELECT a.attrelid, d.refobjid FROM pg_attribute a
+		JOIN pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_type e ON e.oid = t.typelem
+		JOIN pg_constraint k ON k.contypid <> 0 AND k.contypid IN (t.oid, t.typbasetype, e.oid, e.typbasetype)
+		JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid AND d.refclassid = 'pg_proc'::regclass
+		WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+	UNION SELECT u.rel, d.refobjid FROM used u
+		JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = u.fn AND d.refclassid = 'pg_proc'::regclass
+)
+SELECT u.rel, u.fn FROM used u
+	JOIN pg_proc p ON p.oid = u.fn
+	JOIN pg_namespace n ON n.oid = p.pronamespace
+	WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.prokind IN ('f', 'p')
+		AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e')
+	ORDER BY 1, 2`
+
+// discoverFunctions reads, per table, the definitions of the user-defined
+// functions its definition calls (usedFunctionsSQL), as the cutover's
+// objects step reads them (readObjectsOf), for a destination to create
+// before the table. A function that depends on a table (a row type as its
+// argument or result) is left to the cutover: it cannot precede the table.
+func discoverFunctions(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[uint32]*srcTable) error {
+	rows, err := tx.Query(ctx, usedFunctionsSQL, oids)
+	if err != nil {
+		return err
+	}
+	uses := map[uint32][]uint32{}
+	var fns []uint32
+	seen := map[uint32]bool{}
+	for rows.Next() {
+		var rel, fn uint32
+		if err := rows.Scan(&rel, &fn); err != nil {
+			rows.Close()
+			return err
+		}
+		uses[rel] = append(uses[rel], fn)
+		if !seen[fn] {
+			seen[fn] = true
+			fns = append(fns, fn)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(fns) == 0 {
+		return err
+	}
+	objs, err := readObjectsOf(ctx, tx, procObjectsSQL+` WHERE p.oid = ANY($1)`, fns)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	if err := tx.QueryRow(ctx, `SELECT array_agg(f::regprocedure::text ORDER BY o) FROM unnest($1::oid[]) WITH ORDINALITY AS u(f, o)`, fns).Scan(&ids); err != nil {
+		return err
+	}
+	byID := map[string]model.Object{}
+	for _, o := range objs {
+		if len(o.Tables) == 0 {
+			byID[o.ID] = o
+		}
+	}
+	idOf := map[uint32]string{}
+	for i, fn := range fns {
+		idOf[fn] = ids[i]
+	}
+	for _, oid := range oids {
+		t := byOID[oid].table
+		for _, fn := range uses[oid] {
+			if o, ok := byID[idOf[fn]]; ok {
+				t.Functions = append(t.Functions, o)
+			}
+		}
+		sort.Slice(t.Functions, func(i, j int) bool { return t.Functions[i].ID < t.Functions[j].ID })
+	}
+	return nil
 }
 
 func discoverColumnDefinitions(ctx context.Context, tx pgx.Tx, oids []uint32, byOID map[uint32]*srcTable) error {

@@ -19,13 +19,9 @@ var _ connector.ObjectReader = (*Conn)(nil)
 // search_path, as pg_dump reads them, so every name in them is
 // schema-qualified (docs/decisions/2026-12-05-objects-at-cutover.md).
 
-// objectsSQL lists the objects of schemas $1 and the triggers of tables
-// $2 (and of those schemas' views), but those an extension owns. Each
-// row: the catalog ('p' pg_proc, 'r' pg_class, 't' pg_trigger) and oid,
-// the kind, the ID, the schema, a trigger's table, the statement that
-// creates it, those that finish it, the owner, SECURITY DEFINER and the
-// language.
-const objectsSQL = `
+// procObjectsSQL selects functions, procedures and aggregates as the rows
+// readObjects scans; a WHERE on p (pg_proc) and n (its schema) follows.
+const procObjectsSQL = `
 SELECT 'p', p.oid, CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
 		p.oid::regprocedure::text, n.nspname, '', '',
 		CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) ELSE '' END,
@@ -35,7 +31,15 @@ SELECT 'p', p.oid, CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggre
 		pg_get_userbyid(p.proowner), p.prosecdef, l.lanname
 	FROM pg_proc p
 	JOIN pg_namespace n ON n.oid = p.pronamespace
-	JOIN pg_language l ON l.oid = p.prolang
+	JOIN pg_language l ON l.oid = p.prolang`
+
+// objectsSQL lists the objects of schemas $1 and the triggers of tables
+// $2 (and of those schemas' views), but those an extension owns. Each
+// row: the catalog ('p' pg_proc, 'r' pg_class, 't' pg_trigger) and oid,
+// the kind, the ID, the schema, a trigger's table, the statement that
+// creates it, those that finish it, the owner, SECURITY DEFINER and the
+// language.
+const objectsSQL = procObjectsSQL + `
 	WHERE n.nspname = ANY($1) AND p.prokind IN ('f', 'p', 'a')
 		AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e')
 UNION ALL
@@ -102,7 +106,7 @@ WITH o(cat, oid, classid, objid, self) AS (
 	LEFT JOIN pg_type ty ON d.refclassid = 'pg_type'::regclass AND ty.oid = d.refobjid
 	LEFT JOIN pg_class tc ON tc.oid = ty.typrelid AND tc.relkind <> 'c'
 	WHERE d.refclassid IN ('pg_class'::regclass, 'pg_proc'::regclass, 'pg_type'::regclass)
-		AND COALESCE(rc.oid, 0) <> o.self AND COALESCE(tc.oid, 0) <> o.self
+		AND (o.self = 0 OR COALESCE(rc.oid, 0) <> o.self AND COALESCE(tc.oid, 0) <> o.self)
 )
 SELECT r.cat, r.oid, r.kind, n.nspname, COALESCE(c.relname, ''),
 	COALESCE(c.oid::regclass::text, r.proc::regprocedure::text, format_type(r.typ, NULL))
@@ -152,7 +156,14 @@ type catalogOID struct {
 }
 
 func readObjects(ctx context.Context, tx pgx.Tx, schemas, tables []string) ([]model.Object, error) {
-	rows, err := tx.Query(ctx, objectsSQL, schemas, tables)
+	return readObjectsOf(ctx, tx, objectsSQL, schemas, tables)
+}
+
+// readObjectsOf reads the objects query (objectsSQL or a procObjectsSQL
+// with its WHERE) lists, with what each depends on: the other objects of
+// the read as Needs, anything else as Tables and Uses.
+func readObjectsOf(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]model.Object, error) {
+	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

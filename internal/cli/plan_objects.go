@@ -18,6 +18,10 @@ type planObjects struct {
 	// not create as the source has them (a role, a language it lacks).
 	Created map[model.ObjectKind]int `json:"created,omitempty"`
 	Issues  []connector.ObjectIssue  `json:"not_as_source,omitempty"`
+	// WithTables counts the functions the tables' definitions call,
+	// which a destination of the same engine creates with the tables,
+	// before the copy (model.Table.Functions); Created leaves them out.
+	WithTables map[model.ObjectKind]int `json:"with_tables,omitempty"`
 }
 
 // checkObjects reads the source's objects of tables' schemas and asks the
@@ -47,25 +51,45 @@ func checkObjects(ctx context.Context, src connector.Capabilities, dstURL string
 	if err != nil {
 		return nil, fmt.Errorf("destination %s: %w", errs.Redact(dstURL), err)
 	}
-	out := &planObjects{Created: map[model.ObjectKind]int{}, Issues: issues}
+	withTables := map[string]bool{}
+	for _, t := range tables {
+		for _, f := range t.Functions {
+			withTables[f.ID] = true
+		}
+	}
+	out := &planObjects{Created: map[model.ObjectKind]int{}, WithTables: map[model.ObjectKind]int{}, Issues: issues}
 	for _, o := range objs {
-		out.Created[o.Kind]++
+		if withTables[o.ID] {
+			out.WithTables[o.Kind]++
+		} else {
+			out.Created[o.Kind]++
+		}
 	}
 	return out, nil
 }
 
-// printObjects prints what the cutover would create, and the warnings.
-func printObjects(w io.Writer, p *planObjects) {
-	if p == nil || len(p.Created) == 0 {
-		return
-	}
+// objectCounts is "2 function(s), 1 view(s)" of the kinds counted.
+func objectCounts(n map[model.ObjectKind]int) string {
 	var parts []string
 	for _, k := range []model.ObjectKind{model.ObjectFunction, model.ObjectProcedure, model.ObjectView, model.ObjectMaterializedView, model.ObjectTrigger, model.ObjectAggregate} {
-		if n := p.Created[k]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s(s)", n, k))
+		if n[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s(s)", n[k], k))
 		}
 	}
-	fmt.Fprintf(w, "\nat cutover: %s created at the destination (those it lacks)\n", strings.Join(parts, ", "))
+	return strings.Join(parts, ", ")
+}
+
+// printObjects prints what the cutover would create, and the warnings.
+func printObjects(w io.Writer, p *planObjects) {
+	if p == nil {
+		return
+	}
+	if s := objectCounts(p.WithTables); s != "" {
+		fmt.Fprintf(w, "\nwith the tables, before the copy: %s their definitions call, created at the destination (those it lacks)\n", s)
+	}
+	if s := objectCounts(p.Created); s != "" {
+		fmt.Fprintf(w, "\nat cutover: %s created at the destination (those it lacks)\n", s)
+	}
 	if len(p.Issues) > 0 {
 		fmt.Fprintln(w, "\nwarning: these are not created as the source has them at cutover:")
 		for _, is := range p.Issues {
