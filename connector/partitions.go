@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 
 	"github.com/ferrydb/ferry/model"
 )
@@ -24,8 +25,20 @@ type PartitionBuilder interface {
 	// in one transaction per table. A partition it has and the source
 	// has not (or with another bound) is listed in PartitionsBuilt.Issues
 	// with what to do, never dropped. Running it again creates nothing.
-	BuildPartitions(ctx context.Context, tables []*model.Table) (PartitionsBuilt, error)
+	// With opts.KeepDefaults it creates only partitions whose parent has
+	// no DEFAULT partition, so no row moves (changes are being applied).
+	BuildPartitions(ctx context.Context, tables []*model.Table, opts PartitionOptions) (PartitionsBuilt, error)
 }
+
+// PartitionOptions tunes BuildPartitions.
+type PartitionOptions struct {
+	KeepDefaults bool
+}
+
+// ErrNoPartition is in the chain of a destination's error for a change
+// whose row has no partition there (the source gained one while the flow
+// ran): the engine then has the partitions built and applies it again.
+var ErrNoPartition = errors.New("the row has no partition at the destination")
 
 // PartitionsBuilt is what BuildPartitions did.
 type PartitionsBuilt struct {

@@ -37,6 +37,11 @@ func (e *Engine) partitionSteps() []finishStep {
 // lacks. A partition the destination has and the source no longer has is
 // listed in the log and the returned detail with what to do.
 func (e *Engine) BuildPartitions(ctx context.Context) (string, error) {
+	return e.buildPartitions(ctx, connector.PartitionOptions{})
+}
+
+// buildPartitions is BuildPartitions with the destination's options.
+func (e *Engine) buildPartitions(ctx context.Context, opts connector.PartitionOptions) (string, error) {
 	if e.src.PartitionReader == nil || e.dst.PartitionBuilder == nil {
 		return "", nil
 	}
@@ -67,7 +72,7 @@ func (e *Engine) BuildPartitions(ctx context.Context) (string, error) {
 	}
 	var done connector.PartitionsBuilt
 	err = e.onDestination(ctx, "create partitions", func(ctx context.Context) (err error) {
-		done, err = e.dst.PartitionBuilder.BuildPartitions(ctx, tables)
+		done, err = e.dst.PartitionBuilder.BuildPartitions(ctx, tables, opts)
 		return err
 	})
 	if err != nil {
@@ -88,4 +93,25 @@ func (e *Engine) BuildPartitions(ctx context.Context) (string, error) {
 		detail += fmt.Sprintf("; %d not as the source's: %s", len(done.Issues), strings.Join(done.Issues, "; "))
 	}
 	return detail, nil
+}
+
+// partitionsForChange runs when a change's row has no partition at the
+// destination (connector.ErrNoPartition): the source gained one while the
+// flow ran. It creates the partitions the destination lacks under parents
+// without a DEFAULT partition (a DEFAULT one keeps its rows until the
+// cutover, which moves them), one writer at a time, and tells whether the
+// change may be applied again.
+func (e *Engine) partitionsForChange(ctx context.Context, writer int, pos model.Position) bool {
+	if e.src.PartitionReader == nil || e.dst.PartitionBuilder == nil || e.tables == nil {
+		return false
+	}
+	e.partitionsMu.Lock()
+	defer e.partitionsMu.Unlock()
+	detail, err := e.buildPartitions(ctx, connector.PartitionOptions{KeepDefaults: true})
+	if err != nil {
+		e.log.Warn("a change's row has no partition at the destination, and creating the source's partitions failed", "writer", writer, "position", pos, "error", err)
+		return false
+	}
+	e.log.Info("a change's row had no partition at the destination: created the source's partitions", "writer", writer, "position", pos, "detail", detail)
+	return true
 }

@@ -40,13 +40,13 @@ type dstPartition struct {
 
 // BuildPartitions creates the partitions the destination lacks and lists
 // those it has that the source has not.
-func (c *Conn) BuildPartitions(ctx context.Context, tables []*model.Table) (connector.PartitionsBuilt, error) {
+func (c *Conn) BuildPartitions(ctx context.Context, tables []*model.Table, opts connector.PartitionOptions) (connector.PartitionsBuilt, error) {
 	var done connector.PartitionsBuilt
 	for _, t := range tables {
 		if t.Partitioning == nil {
 			continue
 		}
-		if err := c.buildTablePartitions(ctx, t, &done); err != nil {
+		if err := c.buildTablePartitions(ctx, t, opts, &done); err != nil {
 			return done, err
 		}
 	}
@@ -55,7 +55,7 @@ func (c *Conn) BuildPartitions(ctx context.Context, tables []*model.Table) (conn
 
 // buildTablePartitions makes t's partitions the source's, in one
 // transaction; what it created is added to done only once it commits.
-func (c *Conn) buildTablePartitions(ctx context.Context, t *model.Table, done *connector.PartitionsBuilt) error {
+func (c *Conn) buildTablePartitions(ctx context.Context, t *model.Table, opts connector.PartitionOptions, done *connector.PartitionsBuilt) error {
 	tx, err := c.pool.Begin(ctx)
 	if err != nil {
 		return c.classify(err, "create partitions of "+t.Namespace.String())
@@ -68,7 +68,7 @@ func (c *Conn) buildTablePartitions(ctx context.Context, t *model.Table, done *c
 	if err != nil {
 		return c.classify(fmt.Errorf("table %s: read its partitions: %w", t.Namespace, err), "read partitions of "+t.Namespace.String())
 	}
-	b := partitionBuild{tx: tx, root: t.Namespace, have: have, seen: map[model.Namespace]bool{}}
+	b := partitionBuild{tx: tx, root: t.Namespace, have: have, seen: map[model.Namespace]bool{}, keepDefaults: opts.KeepDefaults}
 	if err := b.walk(ctx, t.Namespace, t.Partitioning); err != nil {
 		return c.classify(fmt.Errorf("table %s: %w; nothing of this table's partitions was changed", t.Namespace, err), "create partitions of "+t.Namespace.String())
 	}
@@ -112,10 +112,12 @@ type partitionBuild struct {
 	root model.Namespace
 	have map[model.Namespace]dstPartition
 	// seen are the source's partitions (destination names).
-	seen    map[model.Namespace]bool
-	created []string
-	moved   int64
-	issues  []string
+	seen map[model.Namespace]bool
+	// keepDefaults: create no partition whose rows a DEFAULT one holds.
+	keepDefaults bool
+	created      []string
+	moved        int64
+	issues       []string
 }
 
 // walk creates the partitions of parent that p lists and the destination
@@ -152,6 +154,9 @@ func (b *partitionBuild) create(ctx context.Context, parent model.Namespace, par
 	name := model.PartitionIn(b.root, part.Name)
 	create := strings.TrimPrefix(partitionsSQL(b.root, parent, &model.Partitioning{Key: "-", Partitions: []model.TablePartition{*part}}), ";\n")
 	def, hasDefault := b.defaultOf(parent)
+	if hasDefault && b.keepDefaults {
+		return nil
+	}
 	if !hasDefault || part.Bound == "DEFAULT" {
 		if _, err := b.tx.Exec(ctx, create); err != nil {
 			return fmt.Errorf("create partition %s (%s): %w", name, create, err)
