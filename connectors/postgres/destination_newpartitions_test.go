@@ -1,0 +1,68 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
+)
+
+// BuildPartitions creates the partitions the destination lacks, moving
+// into each the rows its parent's DEFAULT partition holds for it, in one
+// transaction per table: when one partition cannot be created (its bound
+// overlaps another), nothing is created and no row moves; with KeepDefaults
+// nothing under a DEFAULT partition is created; a second call creates
+// nothing, and a partition the source has not is listed, not dropped.
+func TestBuildPartitionsMovesRowsOutOfTheDefaultInOneTransaction(t *testing.T) {
+	p := newPair(t)
+	conn := p.srv.Connect(t, p.dst)
+	mustExec(t, conn, `CREATE TABLE m (id bigint, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+		CREATE TABLE m_2025 PARTITION OF m FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+		CREATE TABLE m_old PARTITION OF m FOR VALUES FROM ('2000-01-01') TO ('2001-01-01');
+		CREATE TABLE m_other PARTITION OF m DEFAULT;
+		INSERT INTO m VALUES (1, '2025-05-05'), (2, '2026-02-02'), (3, '2026-03-03'), (4, '2028-01-01');`)
+	dst := open(t, p.dstURL())
+	ctx := context.Background()
+	part := func(name, bound string) model.TablePartition {
+		return model.TablePartition{Name: model.Namespace{Table: name}, Bound: bound}
+	}
+	table := func(parts ...model.TablePartition) []*model.Table {
+		return []*model.Table{{Namespace: model.Namespace{Schema: "public", Table: "m"},
+			Partitioning: &model.Partitioning{Key: "RANGE (at)", Partitions: parts}}}
+	}
+	y2025 := part("m_2025", "FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')")
+	y2026 := part("m_2026", "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')")
+	def := part("m_other", "DEFAULT")
+	where := func() string { return byPartitionOf(t, conn, "m") }
+	before := where()
+
+	_, err := dst.BuildPartitions(ctx, table(y2025, y2026, part("m_bad", "FOR VALUES FROM ('2025-06-01') TO ('2025-07-01')"), def), connector.PartitionOptions{})
+	if err == nil || !strings.Contains(err.Error(), `would overlap partition "m_2025"`) || !strings.Contains(err.Error(), "nothing of this table's partitions was changed") {
+		t.Fatalf("BuildPartitions with an overlapping bound: %v", err)
+	}
+	if got := where(); got != before {
+		t.Fatalf("a failed BuildPartitions changed the rows' partitions:\n%s\nwas:\n%s", got, before)
+	}
+
+	done, err := dst.BuildPartitions(ctx, table(y2025, y2026, def), connector.PartitionOptions{KeepDefaults: true})
+	if err != nil || len(done.Created) != 0 || where() != before {
+		t.Fatalf("BuildPartitions keeping DEFAULT partitions: %+v, %v; rows:\n%s", done, err, where())
+	}
+
+	done, err = dst.BuildPartitions(ctx, table(y2025, y2026, def), connector.PartitionOptions{})
+	if err != nil || strings.Join(done.Created, ",") != "public.m_2026" || done.Moved != 2 {
+		t.Fatalf("BuildPartitions: %+v, %v; want public.m_2026 created and 2 rows moved", done, err)
+	}
+	if got, want := where(), "m_2025 1\nm_2026 2\nm_2026 3\nm_other 4"; got != want {
+		t.Fatalf("rows by partition:\n%s\nwant:\n%s", got, want)
+	}
+	if len(done.Issues) != 1 || !strings.Contains(done.Issues[0], "partition public.m_old (FOR VALUES FROM ('2000-01-01') TO ('2001-01-01') of public.m) is not a partition at the source") {
+		t.Fatalf("the partition the source has not is not listed: %q", done.Issues)
+	}
+	again, err := dst.BuildPartitions(ctx, table(y2025, y2026, def), connector.PartitionOptions{})
+	if err != nil || len(again.Created) != 0 || again.Moved != 0 {
+		t.Fatalf("a second BuildPartitions: %+v, %v; want nothing created", again, err)
+	}
+}
