@@ -79,10 +79,10 @@ func (e *Engine) buildPartitions(ctx context.Context, opts connector.PartitionOp
 		return "", err
 	}
 	for _, c := range done.Created {
-		e.log.Info("cutover: partition created as the source has it", "partition", c)
+		e.log.Info("partition created as the source has it", "partition", c)
 	}
 	for _, is := range done.Issues {
-		e.log.Warn("cutover: partition not as the source has it; run the fix at the destination", "partition", is)
+		e.log.Warn("partition not as the source has it; run the fix at the destination", "partition", is)
 	}
 	detail := fmt.Sprintf("%d partition(s) created", len(done.Created))
 	if len(done.Created) > 0 {

@@ -68,7 +68,7 @@ func (c *Conn) buildTablePartitions(ctx context.Context, t *model.Table, opts co
 	if err != nil {
 		return c.classify(fmt.Errorf("table %s: read its partitions: %w", t.Namespace, err), "read partitions of "+t.Namespace.String())
 	}
-	b := partitionBuild{tx: tx, root: t.Namespace, have: have, seen: map[model.Namespace]bool{}, keepDefaults: opts.KeepDefaults}
+	b := partitionBuild{tx: tx, root: t.Namespace, tree: t.Partitioning, have: have, seen: map[model.Namespace]bool{}, keepDefaults: opts.KeepDefaults}
 	if err := b.walk(ctx, t.Namespace, t.Partitioning); err != nil {
 		return c.classify(fmt.Errorf("table %s: %w; nothing of this table's partitions was changed", t.Namespace, err), "create partitions of "+t.Namespace.String())
 	}
@@ -110,6 +110,8 @@ func dstPartitions(ctx context.Context, tx pgx.Tx, root model.Namespace) (map[mo
 type partitionBuild struct {
 	tx   pgx.Tx
 	root model.Namespace
+	// tree is the source's partitioning of root.
+	tree *model.Partitioning
 	have map[model.Namespace]dstPartition
 	// seen are the source's partitions (destination names).
 	seen map[model.Namespace]bool
@@ -132,6 +134,15 @@ func (b *partitionBuild) walk(ctx context.Context, parent model.Namespace, p *mo
 		b.seen[name] = true
 		got, ok := b.have[name]
 		if !ok {
+			if was, renamed := b.renamed(parent, part); renamed {
+				b.seen[was] = true
+				b.issues = append(b.issues, fmt.Sprintf("partition %s (%s of %s) is named %s here: renamed at the source while the flow ran; to fix: ALTER TABLE %s RENAME TO %s",
+					name, part.Bound, parent, was, qualified(was), quoteIdent(name.Table)))
+				if err := b.walk(ctx, was, part.Partitioning); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := b.create(ctx, parent, part); err != nil {
 				return err
 			}
@@ -166,7 +177,11 @@ func (b *partitionBuild) create(ctx context.Context, parent model.Namespace, par
 	// The predicate of the new partition, as the server writes it, read
 	// where the DEFAULT partition cannot refuse it, then undone.
 	var pred string
-	probe := "SAVEPOINT ferry_partition_probe; ALTER TABLE " + qualified(parent) + " DETACH PARTITION " + qualified(def) + "; " +
+	probe := "SAVEPOINT ferry_partition_probe; "
+	if name.Schema != b.root.Schema {
+		probe += "CREATE SCHEMA IF NOT EXISTS " + quoteIdent(name.Schema) + "; "
+	}
+	probe += "ALTER TABLE " + qualified(parent) + " DETACH PARTITION " + qualified(def) + "; " +
 		"CREATE TABLE " + qualified(name) + " PARTITION OF " + qualified(parent) + " " + part.Bound
 	if _, err := b.tx.Exec(ctx, probe); err != nil {
 		return fmt.Errorf("partition %s: read which rows of %s belong to it (%s): %w", name, def, probe, err)
@@ -225,6 +240,27 @@ func (b *partitionBuild) createdTree(ctx context.Context, part *model.TableParti
 		}
 	})
 	return err
+}
+
+// renamed finds the partition of parent here with part's bound that the
+// source does not name: part under another name (the stream does not
+// carry renames), which creating part would collide with.
+func (b *partitionBuild) renamed(parent model.Namespace, part *model.TablePartition) (model.Namespace, bool) {
+	for name, p := range b.have {
+		if p.parent == parent && p.bound == part.Bound && !b.seen[name] && !b.sourceNames(name) {
+			return name, true
+		}
+	}
+	return model.Namespace{}, false
+}
+
+// sourceNames tells whether the source's tree names the partition name.
+func (b *partitionBuild) sourceNames(name model.Namespace) bool {
+	found := false
+	b.tree.Each(func(tp *model.TablePartition) {
+		found = found || model.PartitionIn(b.root, tp.Name) == name
+	})
+	return found
 }
 
 // defaultOf is parent's DEFAULT partition at the destination.

@@ -14,7 +14,8 @@ import (
 // transaction per table: when one partition cannot be created (its bound
 // overlaps another), nothing is created and no row moves; with KeepDefaults
 // nothing under a DEFAULT partition is created; a second call creates
-// nothing, and a partition the source has not is listed, not dropped.
+// nothing; a partition the source has not is listed, not dropped, and one
+// renamed there is listed with the rename.
 func TestBuildPartitionsMovesRowsOutOfTheDefaultInOneTransaction(t *testing.T) {
 	p := newPair(t)
 	conn := p.srv.Connect(t, p.dst)
@@ -35,6 +36,8 @@ func TestBuildPartitionsMovesRowsOutOfTheDefaultInOneTransaction(t *testing.T) {
 	y2025 := part("m_2025", "FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')")
 	y2026 := part("m_2026", "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')")
 	def := part("m_other", "DEFAULT")
+	// In a schema the destination does not have yet.
+	y2028 := model.TablePartition{Name: model.Namespace{Schema: "arch", Table: "m_2028"}, Bound: "FOR VALUES FROM ('2028-01-01') TO ('2029-01-01')"}
 	where := func() string { return byPartitionOf(t, conn, "m") }
 	before := where()
 
@@ -51,18 +54,24 @@ func TestBuildPartitionsMovesRowsOutOfTheDefaultInOneTransaction(t *testing.T) {
 		t.Fatalf("BuildPartitions keeping DEFAULT partitions: %+v, %v; rows:\n%s", done, err, where())
 	}
 
-	done, err = dst.BuildPartitions(ctx, table(y2025, y2026, def), connector.PartitionOptions{})
-	if err != nil || strings.Join(done.Created, ",") != "public.m_2026" || done.Moved != 2 {
-		t.Fatalf("BuildPartitions: %+v, %v; want public.m_2026 created and 2 rows moved", done, err)
+	done, err = dst.BuildPartitions(ctx, table(y2025, y2026, y2028, def), connector.PartitionOptions{})
+	if err != nil || strings.Join(done.Created, ",") != "public.m_2026,arch.m_2028" || done.Moved != 3 {
+		t.Fatalf("BuildPartitions: %+v, %v; want public.m_2026 and arch.m_2028 created and 3 rows moved", done, err)
 	}
-	if got, want := where(), "m_2025 1\nm_2026 2\nm_2026 3\nm_other 4"; got != want {
+	if got, want := where(), "m_2025 1\nm_2026 2\nm_2026 3\narch.m_2028 4"; got != want {
 		t.Fatalf("rows by partition:\n%s\nwant:\n%s", got, want)
 	}
 	if len(done.Issues) != 1 || !strings.Contains(done.Issues[0], "partition public.m_old (FOR VALUES FROM ('2000-01-01') TO ('2001-01-01') of public.m) is not a partition at the source") {
 		t.Fatalf("the partition the source has not is not listed: %q", done.Issues)
 	}
-	again, err := dst.BuildPartitions(ctx, table(y2025, y2026, def), connector.PartitionOptions{})
+	again, err := dst.BuildPartitions(ctx, table(y2025, y2026, y2028, def), connector.PartitionOptions{})
 	if err != nil || len(again.Created) != 0 || again.Moved != 0 {
 		t.Fatalf("a second BuildPartitions: %+v, %v; want nothing created", again, err)
+	}
+	// Renamed at the source: listed with the rename, not created again
+	// (its bound would overlap).
+	renamed, err := dst.BuildPartitions(ctx, table(y2025, part("m_y2026", y2026.Bound), y2028, def), connector.PartitionOptions{})
+	if err != nil || len(renamed.Created) != 0 || !strings.Contains(strings.Join(renamed.Issues, "\n"), `partition public.m_y2026 (FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') of public.m) is named public.m_2026 here: renamed at the source while the flow ran; to fix: ALTER TABLE "public"."m_2026" RENAME TO "m_y2026"`) {
+		t.Fatalf("BuildPartitions of a partition renamed at the source: %+v, %v", renamed, err)
 	}
 }
