@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -23,11 +24,11 @@ var _ connector.PartitionBuilder = (*Conn)(nil)
 // PARTITION) while the parent's DEFAULT partition holds a row the new
 // partition would take. So, in one transaction per table, for each
 // partition the destination lacks under a parent with a DEFAULT partition:
-// the rows it would take are found with the server's own predicate for it
-// (pg_get_partition_constraintdef, read in a savepoint where the DEFAULT
-// partition is detached and the partition created, then rolled back, so
-// the DEFAULT partition is never detached for real and keeps its
-// constraints and indexes as they are), moved out of the DEFAULT
+// the rows it would take are found with the server's own predicate for its
+// bound (pg_get_partition_constraintdef of a partition of that bound of a
+// scratch temporary table keyed as the parent, made in a savepoint rolled
+// back, so the DEFAULT partition is never detached and keeps its indexes,
+// constraints and the foreign keys referring to it), moved out of the DEFAULT
 // partition into a temporary table (DELETE ... RETURNING), the partition
 // is created PARTITION OF its parent as the copy creates partitions, and
 // the rows are inserted again through the parent, which routes them.
@@ -68,7 +69,19 @@ func (c *Conn) buildTablePartitions(ctx context.Context, t *model.Table, opts co
 	if err != nil {
 		return c.classify(fmt.Errorf("table %s: read its partitions: %w", t.Namespace, err), "read partitions of "+t.Namespace.String())
 	}
-	b := partitionBuild{tx: tx, root: t.Namespace, tree: t.Partitioning, have: have, seen: map[model.Namespace]bool{}, keepDefaults: opts.KeepDefaults}
+	// Moving rows deletes and inserts them: no trigger of the
+	// application's, and no foreign key's action (ON DELETE CASCADE of a
+	// table referring to this one), may fire for them.
+	replica, err := c.replicaRole(ctx)
+	if err != nil {
+		return err
+	}
+	if replica {
+		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+			return c.classify(err, "create partitions of "+t.Namespace.String())
+		}
+	}
+	b := partitionBuild{tx: tx, root: t.Namespace, replica: replica, tree: t.Partitioning, have: have, seen: map[model.Namespace]bool{}, keepDefaults: opts.KeepDefaults}
 	if err := b.walk(ctx, t.Namespace, t.Partitioning); err != nil {
 		return c.classify(fmt.Errorf("table %s: %w; nothing of this table's partitions was changed", t.Namespace, err), "create partitions of "+t.Namespace.String())
 	}
@@ -117,9 +130,11 @@ type partitionBuild struct {
 	seen map[model.Namespace]bool
 	// keepDefaults: create no partition whose rows a DEFAULT one holds.
 	keepDefaults bool
-	created      []string
-	moved        int64
-	issues       []string
+	// replica: session_replication_role is replica (no trigger fires).
+	replica bool
+	created []string
+	moved   int64
+	issues  []string
 }
 
 // walk creates the partitions of parent that p lists and the destination
@@ -163,6 +178,8 @@ func (b *partitionBuild) walk(ctx context.Context, parent model.Namespace, p *mo
 // it the rows parent's DEFAULT partition holds for it.
 func (b *partitionBuild) create(ctx context.Context, parent model.Namespace, part *model.TablePartition) error {
 	name := model.PartitionIn(b.root, part.Name)
+	// partitionsSQL writes the partitions of a partitioned parent (any
+	// Key: the parent's is not printed), each after ";\n".
 	create := strings.TrimPrefix(partitionsSQL(b.root, parent, &model.Partitioning{Key: "-", Partitions: []model.TablePartition{*part}}), ";\n")
 	def, hasDefault := b.defaultOf(parent)
 	if hasDefault && b.keepDefaults {
@@ -174,22 +191,28 @@ func (b *partitionBuild) create(ctx context.Context, parent model.Namespace, par
 		}
 		return b.createdTree(ctx, part)
 	}
-	// The predicate of the new partition, as the server writes it, read
-	// where the DEFAULT partition cannot refuse it, then undone.
-	var pred string
-	probe := "SAVEPOINT ferry_partition_probe; "
-	if name.Schema != b.root.Schema {
-		probe += "CREATE SCHEMA IF NOT EXISTS " + quoteIdent(name.Schema) + "; "
+	// The predicate of the new partition's bound, as the server writes
+	// it, read from a partition of that bound of a scratch table keyed as
+	// parent (the DEFAULT partition would refuse one of parent itself,
+	// and detaching it is refused while a foreign key refers to it), then
+	// undone.
+	var key, pred string
+	if err := b.tx.QueryRow(ctx, `SELECT pg_get_partkeydef(to_regclass($1))`, qualified(parent)).Scan(&key); err != nil {
+		return fmt.Errorf("partition %s: read the partition key of %s: %w", name, parent, err)
 	}
-	probe += "ALTER TABLE " + qualified(parent) + " DETACH PARTITION " + qualified(def) + "; " +
-		"CREATE TABLE " + qualified(name) + " PARTITION OF " + qualified(parent) + " " + part.Bound
+	probe := "SAVEPOINT ferry_partition_probe; " +
+		"CREATE TEMP TABLE ferry_partition_probe (LIKE " + qualified(parent) + ") PARTITION BY " + key + "; " +
+		"CREATE TEMP TABLE ferry_partition_probe_part PARTITION OF pg_temp.ferry_partition_probe " + part.Bound
 	if _, err := b.tx.Exec(ctx, probe); err != nil {
 		return fmt.Errorf("partition %s: read which rows of %s belong to it (%s): %w", name, def, probe, err)
 	}
-	if err := b.tx.QueryRow(ctx, `SELECT pg_get_partition_constraintdef(to_regclass($1))`, qualified(name)).Scan(&pred); err != nil {
+	if err := b.tx.QueryRow(ctx, `SELECT pg_get_partition_constraintdef('pg_temp.ferry_partition_probe_part'::regclass)`).Scan(&pred); err != nil {
 		return fmt.Errorf("partition %s: read its partition constraint: %w", name, err)
 	}
 	if _, err := b.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT ferry_partition_probe; RELEASE SAVEPOINT ferry_partition_probe"); err != nil {
+		return fmt.Errorf("partition %s: %w", name, err)
+	}
+	if err := b.mayMove(ctx, def); err != nil {
 		return fmt.Errorf("partition %s: %w", name, err)
 	}
 	cols, err := insertableColumns(ctx, b.tx, parent)
@@ -261,6 +284,31 @@ func (b *partitionBuild) sourceNames(name model.Namespace) bool {
 		found = found || model.PartitionIn(b.root, tp.Name) == name
 	})
 	return found
+}
+
+// mayMove refuses to move rows out of def when a trigger of the
+// application's or a foreign key referring to the table would fire for
+// them and the role may not keep them from firing.
+func (b *partitionBuild) mayMove(ctx context.Context, def model.Namespace) error {
+	if b.replica {
+		return nil
+	}
+	var fires string
+	err := b.tx.QueryRow(ctx, `SELECT COALESCE((SELECT 'trigger ' || tgname FROM pg_trigger
+			WHERE tgrelid IN (SELECT relid FROM pg_partition_tree(to_regclass($1))) AND NOT tgisinternal LIMIT 1),
+		(SELECT 'foreign key ' || conname || ' of ' || conrelid::regclass::text FROM pg_constraint
+			WHERE contype = 'f' AND conparentid = 0 AND confrelid IN (SELECT relid FROM pg_partition_tree(to_regclass($2))) LIMIT 1), '')`,
+		qualified(def), qualified(b.root)).Scan(&fires)
+	if err != nil {
+		return fmt.Errorf("read the triggers of %s: %w", def, err)
+	}
+	if fires == "" {
+		return nil
+	}
+	return &errs.ConfigError{
+		Msg: fmt.Sprintf("rows of the DEFAULT partition %s must move into it, and %s would fire for them, which the role may not keep from firing (session_replication_role)", def, fires),
+		Fix: "as a superuser, run GRANT SET ON PARAMETER session_replication_role TO <ferry's role> (PostgreSQL 15 and later), or run the cutover as a superuser; then run ferry cutover again",
+	}
 }
 
 // defaultOf is parent's DEFAULT partition at the destination.
