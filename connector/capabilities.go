@@ -42,6 +42,8 @@ type Capabilities struct {
 	ConstraintBuilder ConstraintBuilder
 	ObjectReader      ObjectReader
 	ObjectBuilder     ObjectBuilder
+	PartitionReader   PartitionReader
+	PartitionBuilder  PartitionBuilder
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -72,6 +74,8 @@ type Abilities struct {
 	BuildConstraints bool `json:"build_constraints" doc:"builds unique constraints, foreign keys and checks at cutover"`
 	ReadObjects      bool `json:"read_objects" doc:"lists functions, views, materialized views and triggers"`
 	BuildObjects     bool `json:"build_objects" doc:"creates functions, views, materialized views and triggers at cutover"`
+	ReadPartitions   bool `json:"read_partitions" doc:"lists the partitions of its partitioned tables"`
+	BuildPartitions  bool `json:"build_partitions" doc:"creates the partitions the source gained at cutover"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -153,6 +157,8 @@ func Discover(c Connector) Capabilities {
 	k.ConstraintBuilder, _ = c.(ConstraintBuilder)
 	k.ObjectReader, _ = c.(ObjectReader)
 	k.ObjectBuilder, _ = c.(ObjectBuilder)
+	k.PartitionReader, _ = c.(PartitionReader)
+	k.PartitionBuilder, _ = c.(PartitionBuilder)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
@@ -183,6 +189,8 @@ func Discover(c Connector) Capabilities {
 		BuildConstraints: k.ConstraintBuilder != nil,
 		ReadObjects:      k.ObjectReader != nil,
 		BuildObjects:     k.ObjectBuilder != nil,
+		ReadPartitions:   k.PartitionReader != nil,
+		BuildPartitions:  k.PartitionBuilder != nil,
 	}
 	return k
 }

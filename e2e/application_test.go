@@ -311,7 +311,7 @@ func TestApplicationMovesToPostgresScaleOut(t *testing.T) {
 
 // A scale-out flow without change data capture (--mode snapshot) ends
 // after its copy; ferry flow cutover then runs its finishing steps on a
-// worker (sequences, schema, objects; nothing to drain) and --verify
+// worker (sequences, partitions, schema, objects; nothing to drain) and --verify
 // compares every table: the destination is the source the application
 // moves to. A second cutover finds everything in place.
 func TestSnapshotFlowCutsOverScaleOut(t *testing.T) {
@@ -327,7 +327,7 @@ func TestSnapshotFlowCutsOverScaleOut(t *testing.T) {
 		"--tables", "shop.*", "--log-format", "json", "--progress", "none")
 	r := ferry(t, "flow", "cutover", "sosnap", "--verify", "--temporal", ts.addr)
 	if r.code != 0 || !strings.Contains(r.stdout, "all 6 table(s) equal") || !strings.Contains(r.stdout, "nothing to drain") ||
-		!strings.Contains(r.stdout, "steps run  sequences, schema") {
+		!strings.Contains(r.stdout, "steps run  sequences, partitions, schema") {
 		t.Fatalf("ferry flow cutover --verify of the ended snapshot flow: %s", r)
 	}
 	t.Logf("the cutover's report:\n%s", r.stdout)

@@ -134,11 +134,14 @@ func TestPartitionedTableIntoMySQLIsOnePlainTable(t *testing.T) {
 	}
 }
 
-// A partition the source gains while the flow runs: the first change for
-// it stops ferry sync with exit 2, the row's partition key and the
-// statement to run; once the partition is created at the destination, the
-// same command resumes and carries the change into it.
-func TestPartitionAddedDuringTheFlowStopsTheSyncWithTheFix(t *testing.T) {
+// A partition the source gains while the flow runs, under a parent
+// without a DEFAULT partition: the first change for it has ferry sync
+// create it as the source has it, and the change lands in it. When the
+// source no longer has it (detached since), ferry sync stops with exit 2,
+// the row's partition key and the statement to run; once the partition is
+// created at the destination, the same command resumes and carries the
+// change into it.
+func TestPartitionAddedDuringTheFlowIsCreatedOrStopsTheSyncWithTheFix(t *testing.T) {
 	srv := pgtest.Shared(t)
 	src, dst := srv.CreateDatabase(t, "partnewsrc"), srv.CreateDatabase(t, "partnewdst")
 	srv.Exec(t, src, `CREATE TABLE m (id bigint, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
@@ -147,17 +150,34 @@ func TestPartitionAddedDuringTheFlowStopsTheSyncWithTheFix(t *testing.T) {
 	args := []string{"sync", srv.URL(src) + "&heartbeat=1s", srv.URL(dst), "--name", "partnew", "--state-dir", t.TempDir(),
 		"--until", "caught-up", "--progress", "none"}
 	mustFerry(t, args...)
-	srv.Exec(t, src, `CREATE TABLE m_2026 PARTITION OF m FOR VALUES FROM ('2026-01-01') TO ('2027-01-01'); INSERT INTO m VALUES (2, '2026-02-02');`)
+	ctx := context.Background()
+	partOf := func(id int) string {
+		var part string
+		if err := srv.Connect(t, dst).QueryRow(ctx, `SELECT tableoid::regclass::text FROM m WHERE id = $1`, id).Scan(&part); err != nil {
+			t.Fatalf("row %d at the destination: %v", id, err)
+		}
+		return part
+	}
+	srv.Exec(t, src, `CREATE TABLE m_2026 PARTITION OF m FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') PARTITION BY RANGE (id);
+		CREATE TABLE m_2026_low PARTITION OF m_2026 FOR VALUES FROM (0) TO (100);
+		INSERT INTO m VALUES (2, '2026-02-02');`)
+	if r := mustFerry(t, args...); !strings.Contains(r.stderr, "created the source's partitions") || !strings.Contains(r.stderr, "public.m_2026_low") {
+		t.Fatalf("ferry sync does not say it created the partitions:\n%s", r)
+	}
+	if part := partOf(2); part != "m_2026_low" {
+		t.Fatalf("the row at the destination is in %q, want m_2026_low", part)
+	}
+	srv.Exec(t, src, `CREATE TABLE m_2027 PARTITION OF m FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+		INSERT INTO m VALUES (3, '2027-02-02'); ALTER TABLE m DETACH PARTITION m_2027;`)
 	r := ferry(t, args...)
-	for _, want := range []string{"table public.m: a change's row has no partition at the destination", "(at) = (2026-02-02)", "PARTITION OF public.m FOR VALUES"} {
+	for _, want := range []string{"table public.m: a change's row has no partition at the destination", "(at) = (2027-02-02)", "PARTITION OF public.m FOR VALUES"} {
 		if r.code != 2 || !strings.Contains(r.stderr, want) {
 			t.Fatalf("ferry sync: exit %d, want 2 with %q:\n%s", r.code, want, r)
 		}
 	}
-	srv.Exec(t, dst, `CREATE TABLE m_2026 PARTITION OF m FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`)
+	srv.Exec(t, dst, `CREATE TABLE m_2027 PARTITION OF m FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')`)
 	mustFerry(t, args...)
-	var part string
-	if err := srv.Connect(t, dst).QueryRow(context.Background(), `SELECT tableoid::regclass::text FROM m WHERE id = 2`).Scan(&part); err != nil || part != "m_2026" {
-		t.Fatalf("the row at the destination: in %q, %v; want m_2026", part, err)
+	if part := partOf(3); part != "m_2027" {
+		t.Fatalf("the row at the destination is in %q, want m_2027", part)
 	}
 }

@@ -74,6 +74,7 @@ func (e *Engine) finishSteps() []finishStep {
 			return fmt.Sprintf("%d sequence(s) set to the source's values", n), err
 		}})
 	}
+	steps = append(steps, e.partitionSteps()...)
 	steps = append(steps, e.schemaSteps()...)
 	return steps
 }

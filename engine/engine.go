@@ -54,6 +54,8 @@ type Engine struct {
 	// cutRequested is closed by the first accepted cutover request.
 	cutRequested chan struct{}
 	cutOnce      sync.Once
+	// partitionsMu: one writer at a time creates partitions (partitions.go).
+	partitionsMu sync.Mutex
 }
 
 // tableRun pairs a source table with its destination table.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -71,6 +72,7 @@ func (e *Engine) applyLoop(ctx context.Context, writer int, applier connector.Ch
 // each key's changes stay in order. Any other error fails the flow.
 func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connector.ChangeApplier, w *connector.ChangeWriter, job applyJob) error {
 	o := e.newOutage(sideDestination)
+	partitioned := false
 	for {
 		var err error
 		if *w == nil {
@@ -92,6 +94,13 @@ func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connecto
 			if err = (*w).ApplyChanges(ctx, job.batch); err == nil {
 				o.recovered("applying changes", "writer", writer, "position", job.position)
 				return nil
+			}
+		}
+		if errors.Is(err, connector.ErrNoPartition) && !partitioned {
+			// The source gained a partition while the flow ran.
+			partitioned = true
+			if e.partitionsForChange(ctx, writer, job.position) {
+				continue
 			}
 		}
 		if errs.IsUnavailable(err) && *w != nil {

@@ -34,6 +34,8 @@ func checkDescribed(t *testing.T, c connector.Connector) {
 	_, want.BuildConstraints = c.(connector.ConstraintBuilder)
 	_, want.ReadObjects = c.(connector.ObjectReader)
 	_, want.BuildObjects = c.(connector.ObjectBuilder)
+	_, want.ReadPartitions = c.(connector.PartitionReader)
+	_, want.BuildPartitions = c.(connector.PartitionBuilder)
 	if d, ok := c.(connector.Declarer); ok {
 		want.FullRows = d.Declare().FullRows && want.Apply
 	}

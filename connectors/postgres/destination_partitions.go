@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
@@ -199,9 +200,17 @@ func noPartitionError(ns model.Namespace, err error) error {
 	return &errs.ConfigError{
 		Msg: fmt.Sprintf("table %s: a change's row has no partition at the destination (%s): the source has a partition created while the flow ran, which ferry does not create", ns, pe.Detail),
 		Fix: "create that partition at the destination as the source has it (pg_dump --schema-only --table <partition> of the source prints its CREATE TABLE and ATTACH PARTITION; or CREATE TABLE <partition> PARTITION OF " + showQualified(ns.Schema, ns.Table) + " FOR VALUES ... with the source's bound), then run ferry sync again: it resumes with this change",
-		Err: err,
+		Err: noPartition{err},
 	}
 }
+
+// noPartition marks the server's error for a row without a partition as
+// connector.ErrNoPartition, saying what the server said.
+type noPartition struct{ err error }
+
+func (n noPartition) Error() string        { return n.err.Error() }
+func (n noPartition) Unwrap() error        { return n.err }
+func (n noPartition) Is(target error) bool { return target == connector.ErrNoPartition }
 
 // namePartitionKeys gives the primary key's indexes on t's partitions,
 // which the server names when the key is added to the partitioned table,

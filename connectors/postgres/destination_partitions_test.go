@@ -259,11 +259,12 @@ func partitionCatalog(t *testing.T, conn *pgx.Conn) string {
 	return out
 }
 
-// A partition the source gains while the flow runs is not created at the
-// destination: a change whose row belongs to it stops the flow with an
-// error naming the table, the row's partition key and what to create;
-// once the user creates it, the flow resumes with that change.
-func TestPartitionAddedDuringTheFlowIsAskedFor(t *testing.T) {
+// A partition the source gains while the flow runs is created at the
+// destination when a change's row needs it. One the source no longer has
+// (detached since) cannot be: the change stops the flow with an error
+// naming the table, the row's partition key and what to create; once the
+// user creates it, the flow resumes with that change.
+func TestPartitionAddedDuringTheFlowIsCreatedOrAskedFor(t *testing.T) {
 	p := newPair(t)
 	src := p.srv.Connect(t, p.src)
 	mustExec(t, src, `CREATE SCHEMA app;
@@ -276,18 +277,27 @@ func TestPartitionAddedDuringTheFlowIsAskedFor(t *testing.T) {
 	}
 	mustExec(t, src, `CREATE TABLE app.m_2026 PARTITION OF app.m FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 		INSERT INTO app.m VALUES (2, '2026-02-02', 'new');`)
-	err := runFlow(t, cfg)
-	want := "table app.m: a change's row has no partition at the destination (Partition key of the failing row contains (at) = (2026-02-02).)"
-	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "PARTITION OF app.m FOR VALUES") {
-		t.Fatalf("runFlow: %v\nwant a configuration error containing %q", err, want)
-	}
-	dst := p.srv.Connect(t, p.dst)
-	mustExec(t, dst, `CREATE TABLE app.m_2026 PARTITION OF app.m FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`)
 	if err := runFlow(t, cfg); err != nil {
 		t.Fatal(err)
 	}
+	dst := p.srv.Connect(t, p.dst)
 	if got, want := byPartitionOf(t, dst, "app.m"), byPartitionOf(t, src, "app.m"); got != want {
 		t.Fatalf("rows by partition at the destination:\n%s\nat the source:\n%s", got, want)
+	}
+	mustExec(t, src, `CREATE TABLE app.m_2027 PARTITION OF app.m FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+		INSERT INTO app.m VALUES (3, '2027-02-02', 'gone');
+		ALTER TABLE app.m DETACH PARTITION app.m_2027;`)
+	err := runFlow(t, cfg)
+	want := "table app.m: a change's row has no partition at the destination (Partition key of the failing row contains (at) = (2027-02-02).)"
+	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "PARTITION OF app.m FOR VALUES") {
+		t.Fatalf("runFlow: %v\nwant a configuration error containing %q", err, want)
+	}
+	mustExec(t, dst, `CREATE TABLE app.m_2027 PARTITION OF app.m FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')`)
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := byPartitionOf(t, dst, "app.m"); got != "app.m_2025 1\napp.m_2026 2\napp.m_2027 3" {
+		t.Fatalf("rows by partition at the destination:\n%s", got)
 	}
 }
 

@@ -34,6 +34,7 @@
 //	source_definitions.go     defaults, identity, sequences, domains, composites, partitions, the functions they call
 //	source_sequences.go       Sequences: values, owners from pg_depend (the catalog query both halves use)
 //	source_objects.go         Objects: functions, views, materialized views, triggers and what each depends on
+//	source_partitions.go      Partitionings: the partitions of partitioned tables as they are now
 //	destination.go            the destination's state, _ferry's tables, the catalog cache, EmptyTables
 //	destination_ddl.go        CreateTables, CheckTables: column types, enums, existing tables
 //	destination_definitions.go the source's definitions in CREATE TABLE; what is made otherwise, with its fix
@@ -50,6 +51,7 @@
 //	destination_alter.go      AlterTable
 //	destination_sequences.go  SetSequences: setval, an owned sequence found by its column
 //	destination_objects.go    BuildObjects, CheckObjects: objects at cutover, in dependency order, in one transaction
+//	destination_newpartitions.go BuildPartitions: partitions the source gained, rows moved out of DEFAULT partitions
 //
 // # URL
 //
