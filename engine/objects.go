@@ -37,10 +37,7 @@ func (e *Engine) BuildObjects(ctx context.Context) (string, error) {
 	if e.tables == nil {
 		return "", errNoPlan
 	}
-	names := make([]model.Namespace, len(e.tables))
-	for i, t := range e.tables {
-		names[i] = t.src.Namespace
-	}
+	names := e.sourceNames()
 	var objs []model.Object
 	err := e.onSource(ctx, "read functions, views and triggers", func(ctx context.Context) (err error) {
 		objs, err = e.src.ObjectReader.Objects(ctx, names)
@@ -155,10 +152,7 @@ func (e *Engine) warnObjects(ctx context.Context) {
 	if e.src.ObjectReader == nil || e.dst.ObjectBuilder == nil {
 		return
 	}
-	names := make([]model.Namespace, len(e.tables))
-	for i, t := range e.tables {
-		names[i] = t.src.Namespace
-	}
+	names := e.sourceNames()
 	objs, err := e.src.ObjectReader.Objects(ctx, names)
 	if err != nil {
 		e.log.Warn("could not read the source's functions, views and triggers to check them; the cutover reads them again", "error", err)

@@ -34,10 +34,7 @@ func (e *Engine) BuildConstraints(ctx context.Context) (string, error) {
 	if e.tables == nil {
 		return "", errNoPlan
 	}
-	names := make([]model.Namespace, len(e.tables))
-	for i, t := range e.tables {
-		names[i] = t.src.Namespace
-	}
+	names := e.sourceNames()
 	var cons []model.Constraint
 	err := e.onSource(ctx, "read constraints", func(ctx context.Context) (err error) {
 		cons, err = e.src.ConstraintReader.Constraints(ctx, names)
@@ -114,4 +111,13 @@ func mentionsSchema(k model.Constraint, schema string) bool {
 		text += " " + k.Definition
 	}
 	return strings.Contains(text, schema+".") || strings.Contains(text, `"`+schema+`".`)
+}
+
+// sourceNames are the source names of the flow's tables, in plan order.
+func (e *Engine) sourceNames() []model.Namespace {
+	names := make([]model.Namespace, len(e.tables))
+	for i, t := range e.tables {
+		names[i] = t.src.Namespace
+	}
+	return names
 }
