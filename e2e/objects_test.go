@@ -60,17 +60,9 @@ func TestCutoverCreatesFunctionsViewsAndTriggersPostgres(t *testing.T) {
 	// The source's materialized view was filled when it was made; the
 	// destination's at the cutover, from the copied rows.
 	srv.Exec(t, src, `REFRESH MATERIALIZED VIEW app.daily`)
-	if want, got := srv.SchemaDump(t, src, "app"), srv.SchemaDump(t, dst, "app"); got != want {
-		t.Fatalf("pg_dump -s differs:\n--- source\n%s\n--- destination\n%s", want, got)
-	}
+	sameSchema(t, srv, src, dst, "app")
 	ctx := context.Background()
-	rows := func(db, q string) string {
-		var s string
-		if err := srv.Connect(t, db).QueryRow(ctx, `SELECT coalesce(string_agg(r::text, E'\n' ORDER BY r::text), '') FROM (`+q+`) r`).Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	rows := func(db, q string) string { return queryRows(t, srv, db, q) }
 	for _, q := range []string{"SELECT * FROM app.audit", "SELECT * FROM app.big_totals", "SELECT * FROM app.daily", "SELECT * FROM app.recent"} {
 		if a, b := rows(src, q), rows(dst, q); a != b || b == "" {
 			t.Fatalf("%s differs:\n--- source\n%s\n--- destination\n%s", q, a, b)

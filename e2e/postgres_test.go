@@ -161,6 +161,26 @@ func pgDigest(t *testing.T, srv *pgtest.Server, db, table, key string) (string, 
 	return *digest, n
 }
 
+// sameSchema fails t when pg_dump -s of the schemas prints otherwise at the
+// destination than at the source.
+func sameSchema(t *testing.T, srv *pgtest.Server, src, dst string, schemas ...string) {
+	t.Helper()
+	if want, got := srv.SchemaDump(t, src, schemas...), srv.SchemaDump(t, dst, schemas...); got != want {
+		t.Fatalf("pg_dump -s of %s differs:\n--- source\n%s\n--- destination\n%s", strings.Join(schemas, ", "), want, got)
+	}
+}
+
+// queryRows is what q returns in db, one row a line, sorted, so two
+// databases' answers compare as text.
+func queryRows(t *testing.T, srv *pgtest.Server, db, q string) string {
+	t.Helper()
+	var s string
+	if err := srv.Connect(t, db).QueryRow(context.Background(), `SELECT coalesce(string_agg(r::text, E'\n' ORDER BY r::text), '') FROM (`+q+`) r`).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // samePG compares the shop tables of two databases directly.
 func samePG(t *testing.T, srv *pgtest.Server, srcDB, dstDB string) {
 	t.Helper()

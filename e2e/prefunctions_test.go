@@ -75,17 +75,9 @@ func TestFunctionsATableCallsAreCreatedBeforeItPostgres(t *testing.T) {
 	if want := "1 function(s), 0 procedure(s), 0 view(s), 0 materialized view(s), 0 trigger(s) created, 5 already there"; !strings.Contains(r.stdout, want) {
 		t.Fatalf("the cutover's report does not say %q:\n%s", want, r)
 	}
-	if want, got := srv.SchemaDump(t, src, "app"), srv.SchemaDump(t, dst, "app"); got != want {
-		t.Fatalf("pg_dump -s differs:\n--- source\n%s\n--- destination\n%s", want, got)
-	}
+	sameSchema(t, srv, src, dst, "app")
 	ctx := context.Background()
-	rows := func(db, q string) string {
-		var s string
-		if err := srv.Connect(t, db).QueryRow(ctx, `SELECT coalesce(string_agg(r::text, E'\n' ORDER BY r::text), '') FROM (`+q+`) r`).Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	rows := func(db, q string) string { return queryRows(t, srv, db, q) }
 	for _, q := range []string{"SELECT * FROM app.users", "SELECT app.label(u) FROM app.users u"} {
 		if a, b := rows(src, q), rows(dst, q); a != b || b == "" {
 			t.Fatalf("%s differs:\n--- source\n%s\n--- destination\n%s", q, a, b)

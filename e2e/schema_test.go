@@ -47,9 +47,7 @@ func TestPostgresDestinationSchemaIsTheSources(t *testing.T) {
 		t.Fatalf("ferry sync exited %d after the cutover:\n%s", code, tail(sync.stderr.String(), 30))
 	}
 
-	if want, got := srv.SchemaDump(t, src, "app"), srv.SchemaDump(t, dst, "app"); got != want {
-		t.Fatalf("pg_dump -s differs:\n--- source\n%s\n--- destination\n%s", want, got)
-	}
+	sameSchema(t, srv, src, dst, "app")
 	rows := func(db string) string {
 		var s string
 		if err := srv.Connect(t, db).QueryRow(ctx, `SELECT string_agg(o::text, E'\n' ORDER BY id) FROM app.orders o`).Scan(&s); err != nil {
