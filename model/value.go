@@ -390,8 +390,8 @@ func formatUUID(b []byte) string {
 
 const (
 	dateLayout      = "2006-01-02"
-	timeLayout      = "15:04:05.999999"
-	timestampLayout = "2006-01-02T15:04:05.999999"
+	timeLayout      = "15:04:05.999999999"
+	timestampLayout = "2006-01-02T15:04:05.999999999"
 )
 
 // FormatText renders a canonical value as ferry's text form: the form used in
@@ -457,7 +457,7 @@ func formatFloat(f float64, k Kind) string {
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
-// formatTimeOfDay is the text form of a time of day, to the microsecond.
+// formatTimeOfDay is the text form of a time of day, to the nanosecond.
 func formatTimeOfDay(d time.Duration) string {
 	if d == 24*time.Hour {
 		return "24:00:00" // PostgreSQL's end of day
