@@ -203,10 +203,14 @@ type Emptier interface {
 }
 
 // SchemaChanger is a destination that can follow a source's schema changes
-// during CDC. It returns an error that stops the flow for any change it cannot
-// apply exactly.
+// during CDC: it makes its table from into to.Table (both in its own
+// names), keeping the values of columns to.Renamed renames and giving the
+// rows it holds to.Filled's values of added columns. It returns an error
+// that stops the flow for any change it cannot apply exactly, and applying
+// a change it already applied (a flow resumed before its checkpoint) is
+// harmless.
 type SchemaChanger interface {
-	AlterTable(ctx context.Context, from, to *model.Table) error
+	AlterTable(ctx context.Context, from *model.Table, to model.SchemaChange) error
 }
 
 // FlowDropper is a source that keeps resources for a flow (replication slots,

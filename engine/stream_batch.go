@@ -70,7 +70,7 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 		}
 	}
 	bt.bytes += sb.bytes
-	if err := bt.fold(b); err != nil {
+	if err := bt.fold(ctx, b); err != nil {
 		return err
 	}
 	bt.pos = b.Position
@@ -91,7 +91,7 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 // fold adds a source batch's changes of the flow's tables to the apply
 // batch. Changes of tables applied in order wait in the gate, which
 // releases them once their transaction is complete.
-func (bt *batcher) fold(b *model.ChangeBatch) error {
+func (bt *batcher) fold(ctx context.Context, b *model.ChangeBatch) error {
 	for i := range b.Changes {
 		c := &b.Changes[i]
 		tr := bt.e.byNS[c.Table]
@@ -102,7 +102,7 @@ func (bt *batcher) fold(b *model.ChangeBatch) error {
 			bt.gate.hold(tr, c)
 			continue
 		}
-		if err := bt.f.add(tr, c); err != nil {
+		if err := bt.add(ctx, tr, c); err != nil {
 			return fmt.Errorf("change at %s: %w", b.Position, err)
 		}
 	}
@@ -114,10 +114,45 @@ func (bt *batcher) fold(b *model.ChangeBatch) error {
 		return fmt.Errorf("change at %s: %w", b.Position, err)
 	}
 	for _, h := range rel {
-		if err := bt.f.add(h.tr, h.c); err != nil {
+		if err := bt.add(ctx, h.tr, h.c); err != nil {
 			return fmt.Errorf("change at %s: %w", b.Position, err)
 		}
 	}
+	return nil
+}
+
+// add folds one change in; a truncate is applied at once, after what
+// came before it.
+func (bt *batcher) add(ctx context.Context, tr *tableRun, c *model.Change) error {
+	if c.Op == model.OpTruncate {
+		return bt.truncate(ctx, tr)
+	}
+	bt.pending = true
+	return bt.f.add(tr, c)
+}
+
+// truncate empties a flow table at the destination in stream order: every
+// change folded before it is applied first. Replayed after a crash it is
+// harmless: a table with a key gets every later change again (the stream
+// resumes at the lowest writer checkpoint), and a table applied in order
+// gets its truncate through the gate like its other changes, once.
+func (bt *batcher) truncate(ctx context.Context, tr *tableRun) error {
+	em := bt.e.dst.Emptier
+	if em == nil {
+		return fmt.Errorf("table %s was truncated at the source, and the destination cannot empty a table; empty it by hand and restart the flow (ferry sync --restart)", tr.src.Namespace)
+	}
+	if err := bt.flush(ctx); err != nil {
+		return err
+	}
+	if err := bt.applied.wait(ctx, bt.seq); err != nil {
+		return err
+	}
+	if err := bt.e.onDestination(ctx, "truncate "+tr.dst.Namespace.String(), func(ctx context.Context) error {
+		return em.EmptyTables(ctx, []*model.Table{tr.dst})
+	}); err != nil {
+		return fmt.Errorf("truncate %s: %w", tr.dst.Namespace, err)
+	}
+	bt.e.log.Info("applied truncate", "table", tr.src.Namespace)
 	return nil
 }
 
@@ -156,8 +191,9 @@ func (bt *batcher) flush(ctx context.Context) error {
 
 // applySchemas follows schema changes of the source. Only what the
 // destination can apply exactly goes through; anything else stops the flow.
-func (e *Engine) applySchemas(ctx context.Context, schemas []*model.Table) error {
-	for _, to := range schemas {
+func (e *Engine) applySchemas(ctx context.Context, schemas []model.SchemaChange) error {
+	for _, ch := range schemas {
+		to := ch.Table
 		tr := e.byNS[to.Namespace]
 		if tr == nil {
 			continue
@@ -174,7 +210,9 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []*model.Table) error
 		}
 		toDst := to.Clone()
 		toDst.Namespace = tr.dst.Namespace
-		if err := e.onDestination(ctx, "alter table "+tr.dst.Namespace.String(), func(ctx context.Context) error { return sc.AlterTable(ctx, tr.dst, toDst) }); err != nil {
+		if err := e.onDestination(ctx, "alter table "+tr.dst.Namespace.String(), func(ctx context.Context) error {
+			return sc.AlterTable(ctx, tr.dst, model.SchemaChange{Table: toDst, Renamed: ch.Renamed, Filled: ch.Filled})
+		}); err != nil {
 			return fmt.Errorf("schema change on %s: %w", to.Namespace, err)
 		}
 		e.log.Info("applied schema change", "table", to.Namespace, "columns", len(to.Columns))

@@ -107,6 +107,10 @@ const (
 	OpInsert Op = iota + 1
 	OpUpdate
 	OpDelete
+	// OpTruncate empties the table: every change of it before the truncate
+	// is applied first, every change after it lands in the empty table.
+	// Row and Key are nil.
+	OpTruncate
 )
 
 func (o Op) String() string {
@@ -117,6 +121,8 @@ func (o Op) String() string {
 		return "update"
 	case OpDelete:
 		return "delete"
+	case OpTruncate:
+		return "truncate"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -141,7 +147,7 @@ type Change struct {
 type ChangeBatch struct {
 	// Schemas are new definitions of tables, effective before Changes (for
 	// example a column added at the source).
-	Schemas []*Table
+	Schemas []SchemaChange
 	Changes []Change
 	// Position is where to resume to see what comes after this batch.
 	Position Position
@@ -152,6 +158,21 @@ type ChangeBatch struct {
 	// emitted in parts): its Position is the last safe resume point before
 	// the transaction, so the same Position comes again with the rest.
 	Partial bool
+}
+
+// SchemaChange is a table's new definition in a change stream, and what a
+// destination needs besides it to follow the change exactly.
+type SchemaChange struct {
+	// Table is the new definition: its columns in the source's order.
+	Table *Table
+	// Renamed maps a column of Table to its name in the definition before,
+	// for each column renamed: a renamed column keeps its values.
+	Renamed map[string]string `json:"renamed,omitempty"`
+	// Filled holds, for a column added, the canonical value every row that
+	// existed got from the source without a change in its stream (a
+	// constant default). An added column missing here was NULL in those
+	// rows.
+	Filled map[string]any `json:"-"`
 }
 
 // TableChanges is the folded changes of one table inside an apply batch:

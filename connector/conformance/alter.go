@@ -31,7 +31,7 @@ func checkAlter(t *testing.T, h DestinationHarness) {
 	id, v := from.Columns[0], from.Columns[1]
 	w := model.Column{Name: "w", Type: model.Type{Kind: model.KindText}, Nullable: true}
 	to := withColumns(from, id, v, w)
-	if err := s.AlterTable(ctxFor(t), from, to); err != nil {
+	if err := s.AlterTable(ctxFor(t), from, model.SchemaChange{Table: to}); err != nil {
 		t.Fatalf("AlterTable %s adding nullable column w: %v", from.Namespace, err)
 	}
 	want := map[string]string{}
@@ -73,7 +73,7 @@ func checkAlter(t *testing.T, h DestinationHarness) {
 		{"column v dropped and column x added", withColumns(to, id, w, x)},
 		{"column v retyped from text to int64", withColumns(to, id, retyped, w)},
 	} {
-		if err := s.AlterTable(ctxFor(t), to, bad.to); err == nil {
+		if err := s.AlterTable(ctxFor(t), to, model.SchemaChange{Table: bad.to}); err == nil {
 			t.Fatalf("AlterTable %s with %s: no error, but it cannot apply that", to.Namespace, bad.what)
 		}
 		// The refusal stops the flow with the table as it was.

@@ -161,7 +161,7 @@ func testDestinationFromAnotherEngine(t *testing.T, noInfile bool) {
 	wider := tb.Clone()
 	wider.Columns = append(wider.Columns, model.Column{Name: "extra", Type: model.Type{Kind: model.KindInt64}, Nullable: true})
 	for range 2 {
-		if err := dst.AlterTable(ctx, tb, wider); err != nil {
+		if err := dst.AlterTable(ctx, tb, model.SchemaChange{Table: wider}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -170,7 +170,7 @@ func testDestinationFromAnotherEngine(t *testing.T, noInfile bool) {
 	}
 	narrower := wider.Clone()
 	narrower.Columns = narrower.Columns[:len(narrower.Columns)-2]
-	if err := dst.AlterTable(ctx, wider, narrower); !contains(err, "column noon was dropped", "--restart") {
+	if err := dst.AlterTable(ctx, wider, model.SchemaChange{Table: narrower}); !contains(err, "column noon was dropped", "--restart") {
 		t.Fatalf("a dropped column: %v", err)
 	}
 	if err := dst.ReplaceCheckpoints(ctx, "f", "cdc/", map[string]string{"cdc/1": "binlog.000001:8"}); err != nil {

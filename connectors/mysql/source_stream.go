@@ -66,7 +66,7 @@ type stream struct {
 	inTxn      bool
 	standalone bool // the group is one statement, ended by its QUERY event
 	changes    []model.Change
-	schemas    []*model.Table
+	schemas    []model.SchemaChange
 	progressed bool // the current connection delivered a transaction
 }
 

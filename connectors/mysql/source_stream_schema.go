@@ -169,6 +169,6 @@ func (s *stream) reload(ctx context.Context, st *streamTable, wantCols int, why 
 		fresh.minCols = st.minCols
 	}
 	*st = *fresh
-	s.schemas = append(s.schemas, nt.Clone())
+	s.schemas = append(s.schemas, model.SchemaChange{Table: nt.Clone()})
 	return nil
 }

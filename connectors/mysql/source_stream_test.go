@@ -170,7 +170,7 @@ func TestCDCFollowsAddedColumnsAndStopsOnOtherChanges(t *testing.T) {
 	var rows []model.Row
 	for _, b := range batches {
 		if len(b.Schemas) > 0 {
-			schema = b.Schemas[0]
+			schema = b.Schemas[0].Table
 		}
 		for _, c := range b.Changes {
 			rows = append(rows, c.Row)

@@ -14,7 +14,14 @@ import (
 // are added (nullable: rows already copied have no value for them). Any
 // other change (a dropped, renamed or retyped column, another key) is an
 // error that stops the flow, since ferry would otherwise write wrong data.
-func (c *Conn) AlterTable(ctx context.Context, from, to *model.Table) error {
+func (c *Conn) AlterTable(ctx context.Context, from *model.Table, to model.SchemaChange) error {
+	if len(to.Renamed) > 0 || len(to.Filled) > 0 {
+		return fmt.Errorf("table %s: the source renamed a column or added one with a value for the existing rows, which this destination cannot follow yet; recreate the destination table and restart the flow (ferry sync --restart)", from.Namespace)
+	}
+	return c.alterTable(ctx, from, to.Table)
+}
+
+func (c *Conn) alterTable(ctx context.Context, from, to *model.Table) error {
 	if from == nil || to == nil {
 		return fmt.Errorf("alter table: missing table definition")
 	}

@@ -48,7 +48,7 @@ func (s *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, s
 			return err
 		}
 		*st = *nst
-		s.schemas = append(s.schemas, newTable)
+		s.schemas = append(s.schemas, model.SchemaChange{Table: newTable})
 	}
 	r.colIdx = make([]int, len(st.table.Columns))
 	for i, col := range st.table.Columns {

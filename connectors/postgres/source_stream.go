@@ -135,7 +135,7 @@ type streamer struct {
 	changes    []model.Change
 	txnBytes   int64       // the changes' size in the stream
 	rawRows    [][]*string // per change, the new tuple's text (generated columns)
-	schemas    []*model.Table
+	schemas    []model.SchemaChange
 	commitTime time.Time
 }
 

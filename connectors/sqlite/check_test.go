@@ -75,7 +75,7 @@ func TestAlterTableRefusesAColumnDifferingInCase(t *testing.T) {
 	writeTable(t, c, from, rows)
 	to := from.Clone()
 	to.Columns = append(to.Columns, model.Column{Name: "NAME", Type: from.Columns[1].Type, Nullable: true})
-	err := c.AlterTable(context.Background(), from, to)
+	err := c.AlterTable(context.Background(), from, model.SchemaChange{Table: to})
 	if err == nil || errs.IsConfigError(err) || !strings.Contains(err.Error(), `columns "name" and "NAME"`) {
 		t.Fatalf("alter adding NAME next to name: %v", err)
 	}

@@ -301,11 +301,11 @@ func TestAlterTable(t *testing.T) {
 	to.Columns = append(to.Columns,
 		model.Column{Name: "price", Type: model.Type{Kind: model.KindDecimal, Precision: 10, Scale: 2}, Nullable: false},
 		model.Column{Name: "tags", Type: model.Type{Kind: model.KindArray, Elem: &model.Type{Kind: model.KindText}}, Nullable: true})
-	if err := c.AlterTable(ctx, from, to); err != nil {
+	if err := c.AlterTable(ctx, from, model.SchemaChange{Table: to}); err != nil {
 		t.Fatal(err)
 	}
 	// A resumed flow that had not recorded the new schema asks again.
-	if err := c.AlterTable(ctx, from, to); err != nil {
+	if err := c.AlterTable(ctx, from, model.SchemaChange{Table: to}); err != nil {
 		t.Fatalf("the same alter again (a resumed flow): %v", err)
 	}
 	w, err := c.OpenWriter(ctx)
@@ -334,7 +334,7 @@ func TestAlterTable(t *testing.T) {
 		"column name changed type": retyped,
 		"primary key changed":      rekeyed,
 	} {
-		err := c.AlterTable(ctx, to, bad)
+		err := c.AlterTable(ctx, to, model.SchemaChange{Table: bad})
 		if err == nil || !strings.Contains(err.Error(), "main.items") || !strings.Contains(err.Error(), name) {
 			t.Errorf("alter: %v; want an error saying %q", err, name)
 		}
