@@ -388,3 +388,52 @@ func (c *checkpoints) cdcReached() model.Position {
 	defer c.mu.Unlock()
 	return c.cdcAt
 }
+
+// schemaKey quotes the names, so that no table's key is the prefix of
+// another's (ReplaceCheckpoints replaces by prefix).
+func schemaKey(ns model.Namespace) string {
+	return "schema/" + strconv.Quote(ns.Schema) + "." + strconv.Quote(ns.Table)
+}
+
+// saveSchema records a table's source definition after CDC followed a
+// schema change, so a resumed stream decodes with the shape the table has
+// now rather than the plan's: at the destination when it keeps
+// checkpoints (right after its table was altered), and locally.
+//
+// A crash between the destination's ALTER and this record resumes with
+// the older shape, before the change (the writers were drained up to it):
+// the source emits the change again, and destinations apply a change they
+// already applied harmlessly.
+func (c *checkpoints) saveSchema(ctx context.Context, t *model.Table) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("table %s: %w", t.Namespace, err)
+	}
+	key := schemaKey(t.Namespace)
+	if c.keeper != nil {
+		if err := c.onDestination(ctx, "save schema of "+t.Namespace.String(), func(ctx context.Context) error {
+			return c.keeper.ReplaceCheckpoints(ctx, c.flow, key, map[string]string{key: string(b)})
+		}); err != nil {
+			return fmt.Errorf("save the schema of %s at the destination: %w", t.Namespace, err)
+		}
+	}
+	return c.saveLocal(ctx, map[string]string{key: string(b)})
+}
+
+// schemas are the definitions saveSchema recorded, by source table: the
+// destination's when it keeps checkpoints (rule 1), else the local ones.
+func (c *checkpoints) schemas(ctx context.Context) (map[model.Namespace]*model.Table, error) {
+	raw, err := c.load(ctx, "schema/")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[model.Namespace]*model.Table, len(raw))
+	for k, v := range raw {
+		var t model.Table
+		if err := json.Unmarshal([]byte(v), &t); err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w", k, err)
+		}
+		out[t.Namespace] = &t
+	}
+	return out, nil
+}

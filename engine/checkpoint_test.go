@@ -298,3 +298,37 @@ func TestLocalCDCCopyIsThrottledWithAKeeper(t *testing.T) {
 		})
 	}
 }
+
+// A table's shape after a schema change is recorded where the flow's
+// checkpoints are authoritative, per table: a table whose name starts with
+// another's keeps its own record, and a record replaced is replaced.
+func TestSchemasAreRecordedPerTable(t *testing.T) {
+	ctx := context.Background()
+	for _, withKeeper := range []bool{true, false} {
+		var keeper connector.CheckpointKeeper
+		if withKeeper {
+			keeper = sqliteKeeper(t)
+		}
+		c := newCheckpoints(ckptFlow, keeper, localStore(t), direct)
+		col := func(n string) model.Column { return model.Column{Name: n, Type: model.Type{Kind: model.KindInt64}} }
+		short := &model.Table{Namespace: model.Namespace{Schema: "s", Table: "t"}, PrimaryKey: []string{"id"}, Columns: []model.Column{col("id"), col("a")}}
+		long := &model.Table{Namespace: model.Namespace{Schema: "s", Table: "t2"}, PrimaryKey: []string{"id"}, Columns: []model.Column{col("id"), col("b")}}
+		for _, tb := range []*model.Table{long, short} {
+			if err := c.saveSchema(ctx, tb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		renamed := short.Clone()
+		renamed.Columns[1].Name = "a2"
+		if err := c.saveSchema(ctx, renamed); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.schemas(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[short.Namespace].Columns[1].Name != "a2" || got[long.Namespace].Columns[1].Name != "b" {
+			t.Errorf("keeper %v: recorded schemas = %+v, want s.t with a2 and s.t2 with b", withKeeper, got)
+		}
+	}
+}

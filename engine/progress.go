@@ -64,6 +64,29 @@ type CDCStats struct {
 	// head in bytes of its log, when the source can tell (LagMeter).
 	lagBytes int64
 	lagKnown bool
+	// schemaChanges counts the schema changes and truncates CDC followed;
+	// schemaEvents are the last maxSchemaEvents of them, oldest first.
+	schemaChanges int64
+	schemaEvents  []SchemaEvent
+}
+
+// SchemaEvent is a schema change or truncate CDC followed.
+type SchemaEvent struct {
+	At     time.Time `json:"at"`
+	Table  string    `json:"table"`
+	Change string    `json:"change"`
+}
+
+const maxSchemaEvents = 20
+
+func (c *CDCStats) schemaChanged(table, change string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.schemaChanges++
+	c.schemaEvents = append(c.schemaEvents, SchemaEvent{At: time.Now().UTC(), Table: table, Change: change})
+	if n := len(c.schemaEvents); n > maxSchemaEvents {
+		c.schemaEvents = append([]SchemaEvent(nil), c.schemaEvents[n-maxSchemaEvents:]...)
+	}
 }
 
 type inflightBatch struct {
@@ -312,6 +335,10 @@ type CDCSnapshot struct {
 	// in bytes of the source's log (WAL for PostgreSQL), measured about
 	// every second; null when the source cannot tell (connector.LagMeter).
 	LagBytes *int64 `json:"lag_bytes"`
+	// SchemaChanges counts the schema changes and truncates this run
+	// followed; SchemaEvents are the latest of them.
+	SchemaChanges int64         `json:"schema_changes"`
+	SchemaEvents  []SchemaEvent `json:"schema_events,omitempty"`
 }
 
 // Snapshot is the whole flow's progress at a moment.
@@ -393,6 +420,8 @@ func (p *Progress) Snapshot() Snapshot {
 		s.CDC.LagBytes = &lag
 	}
 	s.CDC.LagSeconds = c.lagAt(time.Now())
+	s.CDC.SchemaChanges = c.schemaChanges
+	s.CDC.SchemaEvents = append([]SchemaEvent(nil), c.schemaEvents...)
 	c.mu.Unlock()
 	s.Sequences = p.Sequences.snapshot()
 	return s

@@ -95,6 +95,9 @@ func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error
 	cs := e.src.ChangeSource
 	applier := e.dst.ChangeApplier
 	nw := e.cfg.Writers
+	if err := e.loadSchemas(ctx); err != nil {
+		return err
+	}
 	if err := e.findUniqueTables(ctx); err != nil {
 		return err
 	}
@@ -287,6 +290,31 @@ func (e *Engine) startApplying(ctx context.Context, g *errgroup.Group, in <-chan
 		close(acks)
 		return nil
 	})
+}
+
+// loadSchemas makes the tables a schema change of an earlier run altered
+// the flow's in their shape after it (checkpoints.saveSchema), so the
+// stream resumes knowing the table as it is, not as the plan found it.
+func (e *Engine) loadSchemas(ctx context.Context) error {
+	recorded, err := e.ckpt.schemas(ctx)
+	if err != nil {
+		return err
+	}
+	for ns, t := range recorded {
+		tr := e.byNS[ns]
+		if tr == nil {
+			continue
+		}
+		dsts, err := e.renames.Map([]*model.Table{t})
+		if err != nil {
+			return err
+		}
+		tr.src, tr.dst, tr.keyIdx = t, dsts[0], t.KeyIndexes()
+	}
+	if len(recorded) > 0 {
+		e.log.Info("resuming with the tables' shapes after earlier schema changes", "tables", len(recorded))
+	}
+	return nil
 }
 
 // sourceTables is the source-side schema of every table in the flow.

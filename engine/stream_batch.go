@@ -3,8 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -137,6 +140,10 @@ func (bt *batcher) add(ctx context.Context, tr *tableRun, c *model.Change) error
 // resumes at the lowest writer checkpoint), and a table applied in order
 // gets its truncate through the gate like its other changes, once.
 func (bt *batcher) truncate(ctx context.Context, tr *tableRun) error {
+	if bt.e.cfg.DDL == flow.DDLStop {
+		return errs.BadConfig(fmt.Sprintf("table %s was truncated at the source and the flow runs with --ddl stop, so it stops before applying anything after the truncate", tr.src.Namespace),
+			"empty the destination table yourself and run again with --ddl apply, which follows the truncate (applying it again is harmless)")
+	}
 	em := bt.e.dst.Emptier
 	if em == nil {
 		return fmt.Errorf("table %s was truncated at the source, and the destination cannot empty a table; empty it by hand and restart the flow (ferry sync --restart)", tr.src.Namespace)
@@ -153,6 +160,7 @@ func (bt *batcher) truncate(ctx context.Context, tr *tableRun) error {
 		return fmt.Errorf("truncate %s: %w", tr.dst.Namespace, err)
 	}
 	bt.e.log.Info("applied truncate", "table", tr.src.Namespace)
+	bt.e.progress.CDC.schemaChanged(tr.src.Namespace.String(), "truncated")
 	return nil
 }
 
@@ -190,7 +198,8 @@ func (bt *batcher) flush(ctx context.Context) error {
 }
 
 // applySchemas follows schema changes of the source. Only what the
-// destination can apply exactly goes through; anything else stops the flow.
+// destination can apply exactly goes through; anything else stops the flow,
+// as does any change under --ddl stop.
 func (e *Engine) applySchemas(ctx context.Context, schemas []model.SchemaChange) error {
 	for _, ch := range schemas {
 		to := ch.Table
@@ -201,12 +210,20 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []model.SchemaChange)
 		if err := to.Validate(); err != nil {
 			return fmt.Errorf("schema change: %w", err)
 		}
+		what := describeSchemaChange(tr.src, ch)
+		if what == "" {
+			continue // the shape the flow knows (a change replayed after a resume)
+		}
+		if e.cfg.DDL == flow.DDLStop {
+			return errs.BadConfig(fmt.Sprintf("the source changed table %s (%s) and the flow runs with --ddl stop, so it stops before applying anything after that change", to.Namespace, what),
+				"make the destination table match and run again with --ddl apply, which follows the change (applying it again is harmless)")
+		}
 		if fmt.Sprint(to.PrimaryKey) != fmt.Sprint(tr.src.PrimaryKey) {
 			return fmt.Errorf("schema change on %s: primary key changed from %v to %v; ferry cannot follow a key change (re-run the flow with --restart)", to.Namespace, tr.src.PrimaryKey, to.PrimaryKey)
 		}
 		sc := e.dst.SchemaChanger
 		if sc == nil {
-			return fmt.Errorf("schema change on %s: the destination cannot apply schema changes", to.Namespace)
+			return fmt.Errorf("schema change on %s (%s): the destination cannot apply schema changes; recreate the table there and restart the flow (ferry sync --restart)", to.Namespace, what)
 		}
 		toDst := to.Clone()
 		toDst.Namespace = tr.dst.Namespace
@@ -215,9 +232,56 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []model.SchemaChange)
 		}); err != nil {
 			return fmt.Errorf("schema change on %s: %w", to.Namespace, err)
 		}
-		e.log.Info("applied schema change", "table", to.Namespace, "columns", len(to.Columns))
+		if err := e.ckpt.saveSchema(ctx, to); err != nil {
+			return err
+		}
+		e.log.Info("applied schema change", "table", to.Namespace, "change", what)
+		e.progress.CDC.schemaChanged(to.Namespace.String(), what)
 		e.warnAddedConversions(ctx, tr.dst, toDst)
 		tr.src, tr.dst, tr.keyIdx = to, toDst, to.KeyIndexes()
 	}
 	return nil
+}
+
+// describeSchemaChange says what ch changes in from, for the log and the
+// dashboard: "added c; dropped d; renamed a to b; c: int4 to int8"; "" when
+// it changes nothing.
+func describeSchemaChange(from *model.Table, ch model.SchemaChange) string {
+	var parts []string
+	was := map[string]string{} // new name -> old name
+	for n, o := range ch.Renamed {
+		was[n] = o
+	}
+	kept := map[string]bool{}
+	for _, c := range ch.Table.Columns {
+		old := c.Name
+		if o, ok := was[c.Name]; ok {
+			old = o
+		}
+		i := from.ColumnIndex(old)
+		if i < 0 {
+			parts = append(parts, "added "+c.Name)
+			continue
+		}
+		kept[old] = true
+		if old != c.Name {
+			parts = append(parts, "renamed "+old+" to "+c.Name)
+		}
+		if oc := from.Columns[i]; oc.Type.String() != c.Type.String() || oc.Type.Native != c.Type.Native {
+			parts = append(parts, fmt.Sprintf("%s: %s to %s", c.Name, nativeOr(oc.Type), nativeOr(c.Type)))
+		}
+	}
+	for _, c := range from.Columns {
+		if !kept[c.Name] {
+			parts = append(parts, "dropped "+c.Name)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func nativeOr(t model.Type) string {
+	if t.Native != "" {
+		return t.Native
+	}
+	return t.String()
 }

@@ -65,7 +65,17 @@ type Config struct {
 	// SyncSequences is how often CDC copies the source's sequences to the
 	// destination; 0 never (a cutover sets them anyway).
 	SyncSequences time.Duration `yaml:"sync_sequences"`
+	// DDL is what CDC does when the source changes a table's schema or
+	// truncates it: DDLApply (the default) follows the change, DDLStop
+	// stops the flow before anything after it is applied.
+	DDL string `yaml:"ddl"`
 }
+
+// What CDC does with a schema change (Config.DDL).
+const (
+	DDLApply = "apply"
+	DDLStop  = "stop"
+)
 
 // LoadFile reads a YAML flow file. Unknown keys are errors, so a typo never
 // silently falls back to a default.
@@ -121,6 +131,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseMode(string(c.Mode)); err != nil {
 		return &errs.ConfigError{Msg: err.Error()}
+	}
+	switch c.DDL {
+	case "", DDLApply, DDLStop:
+	default:
+		return errs.BadConfig(fmt.Sprintf("unknown --ddl %q", c.DDL), "use apply (follow the source's schema changes, the default) or stop (stop the flow at the first one)")
 	}
 	switch c.Until {
 	case "", "caught-up":

@@ -343,7 +343,7 @@ func (a *Activities) StreamChanges(ctx context.Context, in StreamInput) (StreamR
 	beat := func() StreamHeartbeat {
 		c := eng.Progress().Snapshot().CDC
 		return StreamHeartbeat{Position: eng.CDCPosition(from), Received: base.Received + c.Received,
-			Applied: base.Applied + c.Applied, LagSeconds: c.LagSeconds}
+			Applied: base.Applied + c.Applied, LagSeconds: c.LagSeconds, SchemaChanges: c.SchemaChanges, SchemaEvents: c.SchemaEvents}
 	}
 	stopBeats := keepAlive(ctx, func() any { return beat() })
 	stop, stopping, cancel := graceful(ctx)

@@ -139,6 +139,7 @@ func Progress(ctx context.Context, c client.Client, name, taskQueue string) (*St
 				st.State.CDC.Received += hb.Received
 				st.State.CDC.Applied += hb.Applied
 				st.State.CDC.LagSeconds = hb.LagSeconds
+				st.State.CDC.SchemaChanges, st.State.CDC.SchemaEvents = hb.SchemaChanges, hb.SchemaEvents
 			}
 			if started {
 				w := worker(pa.GetLastWorkerIdentity())
@@ -257,7 +258,8 @@ func (s *Status) Snapshot() engine.Snapshot {
 		}
 		snap.Workers = append(snap.Workers, engine.WorkerSnapshot{ID: w.Identity, Task: task})
 	}
-	snap.CDC = engine.CDCSnapshot{Received: st.CDC.Received, Applied: st.CDC.Applied, Position: string(st.CDC.Position), LagSeconds: -1}
+	snap.CDC = engine.CDCSnapshot{Received: st.CDC.Received, Applied: st.CDC.Applied, Position: string(st.CDC.Position), LagSeconds: -1,
+		SchemaChanges: st.CDC.SchemaChanges, SchemaEvents: st.CDC.SchemaEvents}
 	if st.Phase == PhaseCDC || st.CDC.Activities > 0 {
 		snap.CDC.LagSeconds = st.CDC.LagSeconds
 	}

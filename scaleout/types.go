@@ -175,6 +175,10 @@ type CDCState struct {
 	Activities int            `json:"activities"`
 	CaughtUp   bool           `json:"caught_up,omitempty"`
 	LagSeconds float64        `json:"lag_seconds"`
+	// SchemaChanges and SchemaEvents are the running CDC activity's
+	// (from its heartbeat): the schema changes and truncates it followed.
+	SchemaChanges int64                `json:"schema_changes,omitempty"`
+	SchemaEvents  []engine.SchemaEvent `json:"schema_events,omitempty"`
 }
 
 // Control is what running activities ask the workflow (QueryControl).
@@ -256,10 +260,12 @@ type StreamInput struct {
 
 // StreamHeartbeat is a CDC activity's heartbeat.
 type StreamHeartbeat struct {
-	Position   model.Position `json:"position,omitempty"`
-	Received   int64          `json:"changes_received"`
-	Applied    int64          `json:"changes_applied"`
-	LagSeconds float64        `json:"lag_seconds"`
+	Position      model.Position       `json:"position,omitempty"`
+	Received      int64                `json:"changes_received"`
+	Applied       int64                `json:"changes_applied"`
+	LagSeconds    float64              `json:"lag_seconds"`
+	SchemaChanges int64                `json:"schema_changes,omitempty"`
+	SchemaEvents  []engine.SchemaEvent `json:"schema_events,omitempty"`
 }
 
 // StreamResult is where a CDC activity ended.

@@ -123,6 +123,11 @@ func (f *Flow) instruments(m metric.Meter) error {
 	if err != nil {
 		return err
 	}
+	schemaChanges, err := m.Int64ObservableCounter("ferry.cdc.schema.changes", metric.WithUnit("{change}"),
+		metric.WithDescription("Schema changes and truncates of the source that CDC followed at the destination."))
+	if err != nil {
+		return err
+	}
 	lag, err := m.Float64ObservableGauge("ferry.cdc.lag", metric.WithUnit("s"),
 		metric.WithDescription("Age of the last applied source commit when it was applied; absent until known."))
 	if err != nil {
@@ -165,6 +170,7 @@ func (f *Flow) instruments(m metric.Meter) error {
 		}
 		s := f.snap()
 		o.ObserveInt64(received, s.CDC.Received, flowOpt)
+		o.ObserveInt64(schemaChanges, s.CDC.SchemaChanges, flowOpt)
 		o.ObserveInt64(resumed, s.ResumedPartitions, flowOpt)
 		if s.CDC.LagSeconds >= 0 {
 			o.ObserveFloat64(lag, s.CDC.LagSeconds, flowOpt)
@@ -187,7 +193,7 @@ func (f *Flow) instruments(m metric.Meter) error {
 			}
 		}
 		return nil
-	}, received, lag, lagBytes, partitions, copied, estimated, resumed, phase)
+	}, received, schemaChanges, lag, lagBytes, partitions, copied, estimated, resumed, phase)
 	if err != nil {
 		return err
 	}

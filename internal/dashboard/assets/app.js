@@ -270,7 +270,17 @@
       ['Apply batches', onWorkers(f) ? 'counted by each worker (its /metrics)' : int(f.apply_batches) + ' · avg ' + f.apply_latency_avg_ms.toFixed(1) + ' ms'],
       ['Lag', lagText(c.lag_seconds) + (f.cdc_lag_bytes != null ? ' · ' + bytes(f.cdc_lag_bytes) : '') + ' · last commit ' + commit],
       ['Sequences', sequencesText(f.sequences)],
+      ['Schema changes', schemaText(c)],
     ]);
+  }
+
+  // schemaText lists the schema changes and truncates CDC followed, the
+  // latest first.
+  function schemaText(c) {
+    const ev = c.schema_events || [];
+    if (!c.schema_changes) return 'none followed in this run';
+    const at = (e) => new Date(e.at).toLocaleTimeString([], { hour12: false });
+    return int(c.schema_changes) + ' followed · ' + ev.slice().reverse().slice(0, 5).map((e) => at(e) + ' ' + e.table + ': ' + e.change).join(' · ');
   }
 
   // sequencesText says when the source's sequences were last copied to the
