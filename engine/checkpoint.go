@@ -389,11 +389,13 @@ func (c *checkpoints) cdcReached() model.Position {
 	return c.cdcAt
 }
 
-// schemaKey quotes the names, so that no table's key is the prefix of
+// tableKey quotes the names, so that no table's key is the prefix of
 // another's (ReplaceCheckpoints replaces by prefix).
-func schemaKey(ns model.Namespace) string {
-	return "schema/" + strconv.Quote(ns.Schema) + "." + strconv.Quote(ns.Table)
+func tableKey(prefix string, ns model.Namespace) string {
+	return prefix + strconv.Quote(ns.Schema) + "." + strconv.Quote(ns.Table)
 }
+
+func schemaKey(ns model.Namespace) string { return tableKey("schema/", ns) }
 
 // saveSchema records a table's source definition after CDC followed a
 // schema change, so a resumed stream decodes with the shape the table has
@@ -405,16 +407,21 @@ func schemaKey(ns model.Namespace) string {
 // the source emits the change again, and destinations apply a change they
 // already applied harmlessly.
 func (c *checkpoints) saveSchema(ctx context.Context, t *model.Table) error {
-	b, err := json.Marshal(t)
+	return c.saveTableRecord(ctx, schemaKey(t.Namespace), t)
+}
+
+// saveTableRecord stores v's JSON under key, at the destination when it
+// keeps checkpoints and locally.
+func (c *checkpoints) saveTableRecord(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("table %s: %w", t.Namespace, err)
+		return fmt.Errorf("checkpoint %s: %w", key, err)
 	}
-	key := schemaKey(t.Namespace)
 	if c.keeper != nil {
-		if err := c.onDestination(ctx, "save schema of "+t.Namespace.String(), func(ctx context.Context) error {
+		if err := c.onDestination(ctx, "save checkpoint "+key, func(ctx context.Context) error {
 			return c.keeper.ReplaceCheckpoints(ctx, c.flow, key, map[string]string{key: string(b)})
 		}); err != nil {
-			return fmt.Errorf("save the schema of %s at the destination: %w", t.Namespace, err)
+			return fmt.Errorf("save checkpoint %s at the destination: %w", key, err)
 		}
 	}
 	return c.saveLocal(ctx, map[string]string{key: string(b)})

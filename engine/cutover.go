@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
@@ -97,6 +98,16 @@ func (e *Engine) RequestCutover(ctx context.Context, at time.Time) error {
 		if !done {
 			return e.copyUnfinished(ctx)
 		}
+	}
+	if pending, all, err := e.pendingResnapshots(ctx); err != nil {
+		return fmt.Errorf("cutover: %w", err)
+	} else if len(pending) > 0 {
+		var what []string
+		for _, ns := range pending {
+			what = append(what, fmt.Sprintf("%s (%d rows so far)", ns, all[ns].Rows))
+		}
+		return errs.BadConfig(fmt.Sprintf("flow %q is copying tables again (ferry snapshot): %s; a cutover needs them complete", e.name, strings.Join(what, ", ")),
+			"wait for the copies to finish (ferry sync and the dashboard show them), then run ferry cutover again")
 	}
 	e.cutOnce.Do(func() {
 		e.progress.startCutover(at)

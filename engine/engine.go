@@ -53,6 +53,8 @@ type Engine struct {
 
 	// cutRequested is closed by the first accepted cutover request.
 	cutRequested chan struct{}
+	// snapWake wakes the incremental snapshots' loop for a new request.
+	snapWake chan struct{}
 	cutOnce      sync.Once
 	// partitionsMu: one writer at a time creates partitions (partitions.go).
 	partitionsMu sync.Mutex
@@ -79,7 +81,7 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 		log = slog.Default()
 	}
 	e := &Engine{cfg: cfg, name: cfg.FlowName(), store: store, log: log.With("flow", cfg.FlowName()),
-		cutRequested: make(chan struct{})}
+		cutRequested: make(chan struct{}), snapWake: make(chan struct{}, 1)}
 	var err error
 	if e.filter, err = flow.NewFilter(cfg.Tables); err != nil {
 		return nil, &errs.ConfigError{Msg: err.Error()}

@@ -185,6 +185,25 @@ type Progress struct {
 	cut         *CutoverReport
 	stepBegan   time.Time
 	cutReceived int64
+	// resnap is each table's incremental snapshot (snapshot.go), by source
+	// table name.
+	resnap map[string]*Resnapshot
+}
+
+// Resnapshot is a table's incremental snapshot: the rows it copied again
+// so far and whether it is done.
+type Resnapshot struct {
+	Rows int64 `json:"rows"`
+	Done bool  `json:"done"`
+}
+
+func (p *Progress) resnapshot(table string, rows int64, done bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.resnap == nil {
+		p.resnap = map[string]*Resnapshot{}
+	}
+	p.resnap[table] = &Resnapshot{Rows: rows, Done: done}
 }
 
 func (p *Progress) startCutover(at time.Time) {
@@ -316,6 +335,9 @@ type TableSnapshot struct {
 	PartitionsDone    int64  `json:"partitions_done"`
 	PartitionsRunning int64  `json:"partitions_running"`
 	Done              bool   `json:"done"`
+	// Resnapshot is the table's incremental snapshot (ferry snapshot),
+	// nil when none was asked for.
+	Resnapshot *Resnapshot `json:"resnapshot,omitempty"`
 }
 
 // CDCSnapshot is change data capture's progress at a moment.
@@ -402,6 +424,10 @@ func (p *Progress) Snapshot() Snapshot {
 			RowsCopied: t.RowsCopied.Load(), BytesCopied: t.BytesCopied.Load(),
 			Partitions: t.Partitions.Load(), PartitionsDone: t.PartitionsDone.Load(),
 			PartitionsRunning: t.PartitionsActive.Load(), Done: t.copied.Load()}
+		if r := p.resnap[t.Table]; r != nil {
+			rr := *r
+			ts.Resnapshot = &rr
+		}
 		s.Tables = append(s.Tables, ts)
 		s.RowsCopied += ts.RowsCopied
 		s.RowsWritten += t.RowsWritten.Load()

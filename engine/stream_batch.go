@@ -15,11 +15,15 @@ import (
 // --apply-batch changes or applyBatchBytes (or whatever arrived within
 // --apply-linger) and sends each writer its share. A schema change first
 // drains every writer, then alters the destination table, then goes on.
-func (e *Engine) batch(ctx context.Context, in <-chan sourceBatch, jobs []chan applyJob, applied *signal, gate *fullRowGate) error {
+func (e *Engine) batch(ctx context.Context, in <-chan sourceBatch, snaps <-chan snapCmd, jobs []chan applyJob, applied *signal, gate *fullRowGate) error {
 	bt := &batcher{e: e, jobs: jobs, applied: applied, gate: gate, f: newFolder(), linger: time.NewTimer(time.Hour)}
 	bt.linger.Stop()
 	for {
 		select {
+		case c := <-snaps:
+			if err := bt.command(ctx, c); err != nil {
+				return err
+			}
 		case sb, ok := <-in:
 			if !ok {
 				return bt.flush(ctx)
@@ -54,6 +58,9 @@ type batcher struct {
 	pending   bool
 	linger    *time.Timer
 	lingering bool
+	// rec is the chunk of an incremental snapshot being recorded
+	// (snapshot.go).
+	rec *recording
 }
 
 // take folds one source batch in, after draining the writers and applying
@@ -71,6 +78,11 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 		if err := bt.e.applySchemas(ctx, b.Schemas); err != nil {
 			return err
 		}
+		for _, ch := range b.Schemas {
+			if bt.rec != nil && bt.rec.tr.src.Namespace == ch.Table.Namespace {
+				bt.rec.void = true
+			}
+		}
 	}
 	bt.bytes += sb.bytes
 	if err := bt.fold(ctx, b); err != nil {
@@ -81,6 +93,9 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 		bt.commit = b.CommitTime
 	}
 	bt.pending = true
+	if err := bt.reached(ctx, b.Position); err != nil {
+		return err
+	}
 	if bt.f.changes >= bt.e.cfg.ApplyBatch || bt.bytes >= applyBatchBytes {
 		return bt.flush(ctx)
 	}
@@ -100,6 +115,9 @@ func (bt *batcher) fold(ctx context.Context, b *model.ChangeBatch) error {
 		tr := bt.e.byNS[c.Table]
 		if tr == nil {
 			continue // a table outside the flow
+		}
+		if err := bt.record(tr, c); err != nil {
+			return fmt.Errorf("change at %s: %w", b.Position, err)
 		}
 		if bt.gate != nil && tr.ordered() {
 			bt.gate.hold(tr, c)

@@ -126,6 +126,9 @@ func (s *Store) Remove() error {
 			errs = append(errs, err)
 		}
 	}
+	if err := removeSnapshotRequests(s.path); err != nil {
+		errs = append(errs, err)
+	}
 	if err := os.Remove(s.path + ".lock"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}

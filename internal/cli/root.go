@@ -109,7 +109,7 @@ started, so nothing is lost and the destination can take over at cutover.`,
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newSyncCmd(g), newPlanCmd(g), newVerifyCmd(g), newVersionCmd(g), newConnectorsCmd(g), newDropCmd(g), newCutoverCmd(g))
+	root.AddCommand(newSyncCmd(g), newPlanCmd(g), newVerifyCmd(g), newVersionCmd(g), newConnectorsCmd(g), newDropCmd(g), newCutoverCmd(g), newSnapshotCmd(g))
 	root.AddCommand(newWorkerCmd(g), newRunCmd(g), newFlowCmd(g))
 	return root
 }

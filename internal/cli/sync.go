@@ -378,6 +378,9 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ba
 	mon.ready()
 	watchCtx, endWatch := context.WithCancel(ctx)
 	cut := watchCutover(watchCtx, g, cfg.StateDir, name, eng, log)
+	if eng.Mode() != flow.ModeSnapshot {
+		go watchSnapshots(watchCtx, cfg.StateDir, name, eng, log)
+	}
 	if !run.cutover.IsZero() {
 		if err := eng.RequestCutover(ctx, run.cutover); err != nil {
 			cut.wait(endWatch)

@@ -1,0 +1,458 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+)
+
+// Incremental snapshots copy a table again while its changes keep
+// streaming, without a lock, a long transaction or a snapshot held open:
+// the watermark algorithm of Netflix's DBLog (which Debezium's incremental
+// snapshots use), with the engine's batcher as the log reader.
+//
+// The table is read in chunks of --batch-rows rows in key order, each after
+// the last. For one chunk:
+//
+//  1. the batcher starts recording the keys of the table's changes that
+//     it folds from now on;
+//  2. the chunk is read from the source's current state;
+//  3. a high watermark is written into the change stream
+//     (connector.PositionMarker; a source without one gives its head
+//     position, which the stream passes at its next change or heartbeat);
+//  4. once the batcher has folded the batch that reaches the watermark, it
+//     folds the chunk's rows as inserts, but those whose key it recorded.
+//
+// A recorded key changed after recording started: its change came through
+// the stream, in order, and a later one would too, so the stream's value
+// wins over the chunk's. A key not recorded had no change between the
+// start of the recording and the watermark, so the chunk's row is its
+// value at the watermark, and everything after the watermark is folded
+// after it. A truncate or a schema change of the table while a chunk is
+// recorded voids the chunk, which is read again.
+//
+// Progress (the cursor after the last chunk applied) is saved with the
+// checkpoints once the chunk's rows are applied: a killed flow resumes the
+// table from there, and a chunk applied twice is harmless (its rows are
+// upserts).
+
+// tableResnapshot is a table's incremental snapshot as the checkpoints
+// keep it.
+type tableResnapshot struct {
+	Requested time.Time    `json:"requested"`
+	Cursor    model.Cursor `json:"cursor,omitempty"`
+	Rows      int64        `json:"rows"`
+	Done      bool         `json:"done,omitempty"`
+	Finished  time.Time    `json:"finished,omitzero"`
+}
+
+func resnapshotKey(ns model.Namespace) string { return tableKey("snapshot/", ns) }
+
+// resnapshots are the incremental snapshots the checkpoints record.
+func (c *checkpoints) resnapshots(ctx context.Context) (map[model.Namespace]tableResnapshot, error) {
+	raw, err := c.load(ctx, "snapshot/")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[model.Namespace]tableResnapshot, len(raw))
+	for k, v := range raw {
+		var ns model.Namespace
+		var r tableResnapshot
+		if err := json.Unmarshal([]byte(v), &struct {
+			Table *model.Namespace `json:"table"`
+			*tableResnapshot
+		}{&ns, &r}); err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w", k, err)
+		}
+		out[ns] = r
+	}
+	return out, nil
+}
+
+func (c *checkpoints) saveResnapshot(ctx context.Context, ns model.Namespace, r tableResnapshot) error {
+	return c.saveTableRecord(ctx, resnapshotKey(ns), struct {
+		Table model.Namespace `json:"table"`
+		tableResnapshot
+	}{ns, r})
+}
+
+// RequestSnapshot asks the flow to copy tables again while CDC goes on
+// (ferry snapshot): each is read in chunks that interleave with the
+// stream, and ends equal to the source's. The request is kept with the
+// checkpoints, so a flow stopped before it finished goes on with it when
+// it runs again. A table the flow does not take is refused, and so is a
+// table without a primary key. Call it after Prepare, from any goroutine.
+func (e *Engine) RequestSnapshot(ctx context.Context, tables []model.Namespace) error {
+	if e.plan == nil {
+		return errs.BadConfig(fmt.Sprintf("flow %q has no plan yet", e.name), "run ferry sync first; a table is copied with the rest then")
+	}
+	if e.mode == flow.ModeSnapshot {
+		return errs.BadConfig(fmt.Sprintf("flow %q copies without change data capture (--mode snapshot)", e.name), "run the copy again instead (ferry sync --restart)")
+	}
+	var unknown, keyless []string
+	for _, ns := range tables {
+		t := e.planTable(ns)
+		switch {
+		case t == nil:
+			unknown = append(unknown, ns.String())
+		case len(t.PrimaryKey) == 0:
+			keyless = append(keyless, ns.String())
+		}
+	}
+	if len(unknown) > 0 {
+		return errs.BadConfig(fmt.Sprintf("flow %q does not take %s", e.name, strings.Join(unknown, ", ")), "name source tables the flow copies (ferry flow status or the dashboard lists them)")
+	}
+	if len(keyless) > 0 {
+		return errs.BadConfig(fmt.Sprintf("an incremental snapshot reads a table in key order, and %s has no primary key", strings.Join(keyless, ", ")), "add a primary key, or start the flow over (ferry sync --restart)")
+	}
+	now := time.Now().UTC()
+	for _, ns := range tables {
+		if err := e.ckpt.saveResnapshot(ctx, ns, tableResnapshot{Requested: now}); err != nil {
+			return err
+		}
+		e.progress.resnapshot(ns.String(), 0, false)
+	}
+	select {
+	case e.snapWake <- struct{}{}:
+	default:
+	}
+	e.log.Info("incremental snapshot requested", "tables", len(tables))
+	return nil
+}
+
+// planTable is the plan's definition of source table ns, nil when the flow
+// does not take it. The plan never changes once made, so any goroutine may
+// read it.
+func (e *Engine) planTable(ns model.Namespace) *model.Table {
+	for _, t := range e.plan.Tables {
+		if t.Namespace == ns {
+			return t
+		}
+	}
+	return nil
+}
+
+// pendingResnapshots is what the checkpoints say is left to copy again, in
+// the order requested; an error if a table is not finished (a cutover
+// waits for them).
+func (e *Engine) pendingResnapshots(ctx context.Context) ([]model.Namespace, map[model.Namespace]tableResnapshot, error) {
+	all, err := e.ckpt.resnapshots(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []model.Namespace
+	for ns, r := range all {
+		e.progress.resnapshot(ns.String(), r.Rows, r.Done)
+		if !r.Done {
+			out = append(out, ns)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := all[out[i]], all[out[j]]
+		if !a.Requested.Equal(b.Requested) {
+			return a.Requested.Before(b.Requested)
+		}
+		return out[i].String() < out[j].String()
+	})
+	return out, all, nil
+}
+
+// snapshotLoop runs the flow's incremental snapshots while the stream
+// runs, one table at a time, and waits for new requests. It returns when
+// ctx ends (the stream stops; what is left goes on in the next run).
+func (e *Engine) snapshotLoop(ctx context.Context, cs connector.ChangeSource, cmds chan<- snapCmd, applied *signal) error {
+	for {
+		tables, all, err := e.pendingResnapshots(ctx)
+		if err != nil {
+			return ignoreEnd(ctx, err)
+		}
+		for _, ns := range tables {
+			if err := e.resnapshotTable(ctx, cs, ns, all[ns], cmds, applied); err != nil {
+				return ignoreEnd(ctx, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.snapWake:
+		}
+	}
+}
+
+// ignoreEnd drops the error of work cut short by the end of ctx.
+func ignoreEnd(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// resnapshotTable copies table ns again, chunk after chunk, from r's cursor.
+func (e *Engine) resnapshotTable(ctx context.Context, cs connector.ChangeSource, ns model.Namespace, r tableResnapshot, cmds chan<- snapCmd, applied *signal) error {
+	e.log.Info("incremental snapshot", "table", ns, "from", r.Cursor, "rows", r.Rows)
+	start := time.Now()
+	for !r.Done {
+		started := make(chan snapStarted, 1)
+		if err := send(ctx, cmds, snapCmd{start: &snapStart{ns: ns, reply: started}}); err != nil {
+			return err
+		}
+		var st snapStarted
+		select {
+		case st = <-started:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if st.err != nil {
+			return st.err
+		}
+		rows, cursor, exhausted, err := e.readChunk(ctx, st.table, r.Cursor)
+		if err != nil {
+			return err
+		}
+		var at model.Position
+		if len(rows) > 0 {
+			if at, err = e.watermark(ctx, cs); err != nil {
+				return err
+			}
+		}
+		done := make(chan snapDone, 1)
+		if err := send(ctx, cmds, snapCmd{chunk: &snapChunk{rows: rows, at: at, reply: done}}); err != nil {
+			return err
+		}
+		var d snapDone
+		select {
+		case d = <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if d.redo {
+			e.log.Info("incremental snapshot: the table changed shape or was truncated while a chunk was read; reading it again", "table", ns)
+			continue
+		}
+		if err := applied.wait(ctx, d.seq); err != nil {
+			return err
+		}
+		if len(rows) > 0 {
+			r.Cursor = cursor
+		}
+		r.Rows += d.rows
+		if r.Done = exhausted; r.Done {
+			r.Finished = time.Now().UTC()
+		}
+		if err := e.ckpt.saveResnapshot(ctx, ns, r); err != nil {
+			return err
+		}
+		e.progress.resnapshot(ns.String(), r.Rows, r.Done)
+	}
+	e.log.Info("incremental snapshot done", "table", ns, "rows", r.Rows, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func send(ctx context.Context, cmds chan<- snapCmd, c snapCmd) error {
+	select {
+	case cmds <- c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errChunkRead = errors.New("chunk read")
+
+// readChunk reads up to --batch-rows rows of t after cursor from, in key
+// order, from the source's current state; exhausted when none follow them.
+func (e *Engine) readChunk(ctx context.Context, t *model.Table, from model.Cursor) (rows []model.Row, cursor model.Cursor, exhausted bool, err error) {
+	p := model.Partition{ID: t.Namespace.String() + "/snapshot", Table: t.Namespace, BatchRows: e.cfg.BatchRows}
+	err = e.onSource(ctx, "read "+t.Namespace.String(), func(ctx context.Context) error {
+		rows, cursor, exhausted = nil, "", false
+		err := e.src.Source.ReadPartition(ctx, t, p, from, func(b *model.RowBatch) error {
+			if len(b.Rows) == 0 {
+				return nil
+			}
+			rows, cursor = b.Rows, b.Cursor
+			return errChunkRead
+		})
+		switch {
+		case errors.Is(err, errChunkRead):
+			return nil
+		case err == nil:
+			exhausted = true
+		}
+		return err
+	})
+	if err != nil {
+		return nil, "", false, fmt.Errorf("incremental snapshot of %s: %w", t.Namespace, err)
+	}
+	if len(rows) > 0 && len(rows) < e.cfg.BatchRows {
+		// A short chunk is the table's last (sources fill batches).
+		exhausted = true
+	}
+	return rows, cursor, exhausted, nil
+}
+
+// watermark writes the high watermark of a chunk into the change stream.
+func (e *Engine) watermark(ctx context.Context, cs connector.ChangeSource) (model.Position, error) {
+	var at model.Position
+	err := e.onSource(ctx, "write a watermark", func(ctx context.Context) (err error) {
+		if pm := e.src.PositionMarker; pm != nil {
+			at, err = pm.MarkPosition(ctx)
+		} else {
+			at, err = cs.HeadPosition(ctx)
+		}
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("incremental snapshot: write a watermark: %w", err)
+	}
+	return at, nil
+}
+
+// What the snapshot loop asks the batcher.
+type snapCmd struct {
+	start *snapStart
+	chunk *snapChunk
+}
+
+// snapStart starts recording the keys of a table's changes.
+type snapStart struct {
+	ns    model.Namespace
+	reply chan<- snapStarted
+}
+
+type snapStarted struct {
+	table *model.Table // the table's definition as the batcher knows it
+	err   error
+}
+
+// snapChunk is a chunk read, to fold once the stream reaches at (at once
+// when it holds no row).
+type snapChunk struct {
+	rows  []model.Row
+	at    model.Position
+	reply chan<- snapDone
+}
+
+type snapDone struct {
+	seq  uint64 // the apply batch holding the chunk's rows
+	rows int64  // the chunk's rows folded
+	redo bool   // the chunk was voided: read it again
+}
+
+// recording is the batcher's side of an incremental snapshot's chunk.
+type recording struct {
+	tr    *tableRun
+	keys  map[string]bool
+	void  bool
+	chunk *snapChunk
+}
+
+// command takes a request of the snapshot loop.
+func (bt *batcher) command(ctx context.Context, c snapCmd) error {
+	if c.start != nil {
+		tr := bt.e.byNS[c.start.ns]
+		var st snapStarted
+		switch {
+		case tr == nil:
+			st.err = fmt.Errorf("incremental snapshot: flow %q does not take table %s", bt.e.name, c.start.ns)
+		case tr.fullRow():
+			st.err = fmt.Errorf("incremental snapshot: table %s has no primary key", c.start.ns)
+		default:
+			bt.rec = &recording{tr: tr, keys: map[string]bool{}}
+			st.table = tr.src.Clone()
+		}
+		c.start.reply <- st
+		return nil
+	}
+	if bt.rec == nil {
+		return errors.New("incremental snapshot: a chunk came without its start")
+	}
+	bt.rec.chunk = c.chunk
+	if len(c.chunk.rows) == 0 {
+		return bt.foldChunk(ctx)
+	}
+	return nil
+}
+
+// record notes the key a change of the recorded table touches.
+func (bt *batcher) record(tr *tableRun, c *model.Change) error {
+	r := bt.rec
+	if r == nil || r.tr != tr {
+		return nil
+	}
+	if c.Op == model.OpTruncate {
+		r.void = true
+		return nil
+	}
+	keys := []model.Row{c.Key}
+	if c.Row != nil {
+		keys = append(keys, keyValues(tr, c.Row))
+	}
+	for _, k := range keys {
+		if k == nil {
+			continue
+		}
+		ks, err := bt.f.keyString(tr, k)
+		if err != nil {
+			return err
+		}
+		r.keys[ks] = true
+	}
+	return nil
+}
+
+// reached folds the pending chunk once the stream has reached its
+// watermark.
+func (bt *batcher) reached(ctx context.Context, pos model.Position) error {
+	r := bt.rec
+	if r == nil || r.chunk == nil || pos == "" {
+		return nil
+	}
+	c, err := bt.e.src.ChangeSource.ComparePositions(pos, r.chunk.at)
+	if err != nil {
+		return fmt.Errorf("incremental snapshot: %w", err)
+	}
+	if c < 0 {
+		return nil
+	}
+	return bt.foldChunk(ctx)
+}
+
+// foldChunk folds the chunk's rows whose keys no change touched since the
+// recording started, sends them to the writers and answers the snapshot
+// loop.
+func (bt *batcher) foldChunk(ctx context.Context) error {
+	r := bt.rec
+	bt.rec = nil
+	if r.void {
+		r.chunk.reply <- snapDone{redo: true}
+		return nil
+	}
+	var n int64
+	for _, row := range r.chunk.rows {
+		ks, err := bt.f.keyString(r.tr, keyValues(r.tr, row))
+		if err != nil {
+			return fmt.Errorf("incremental snapshot of %s: %w", r.tr.src.Namespace, err)
+		}
+		if r.keys[ks] {
+			continue
+		}
+		if err := bt.add(ctx, r.tr, &model.Change{Op: model.OpInsert, Table: r.tr.src.Namespace, Row: row}); err != nil {
+			return fmt.Errorf("incremental snapshot of %s: %w", r.tr.src.Namespace, err)
+		}
+		n++
+	}
+	if err := bt.flush(ctx); err != nil {
+		return err
+	}
+	r.chunk.reply <- snapDone{seq: bt.seq, rows: n}
+	return nil
+}
