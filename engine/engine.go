@@ -55,7 +55,7 @@ type Engine struct {
 	cutRequested chan struct{}
 	// snapWake wakes the incremental snapshots' loop for a new request.
 	snapWake chan struct{}
-	cutOnce      sync.Once
+	cutOnce  sync.Once
 	// partitionsMu: one writer at a time creates partitions (partitions.go).
 	partitionsMu sync.Mutex
 }
