@@ -1,0 +1,138 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
+	"github.com/ferrydb/ferry/model"
+)
+
+// TestAlterTableResumesAfterEachStatement: MySQL commits each DDL statement
+// on its own, so a flow can stop after any of a change's statements. Run
+// again (the same change, the old definition), the change ends the same
+// as when nothing stopped it: the dropped column gone, the renamed one with
+// its values, the added one with the rows' value and no default left, the
+// widened one widened.
+func TestAlterTableResumesAfterEachStatement(t *testing.T) {
+	srv := mysqltest.Shared(t)
+	ctx := context.Background()
+	from := &model.Table{PrimaryKey: []string{"id"}, Columns: []model.Column{
+		{Name: "id", Type: model.Type{Kind: model.KindInt64}},
+		{Name: "old", Type: model.Type{Kind: model.KindText}, Nullable: true},
+		{Name: "v", Type: model.Type{Kind: model.KindText, Length: 20}, Nullable: true},
+		{Name: "n", Type: model.Type{Kind: model.KindInt32}, Nullable: true},
+	}}
+	to := from.Clone()
+	to.Columns = []model.Column{from.Columns[0],
+		{Name: "label", Type: model.Type{Kind: model.KindText, Length: 20}, Nullable: true},
+		{Name: "n", Type: model.Type{Kind: model.KindInt64}, Nullable: true},
+		{Name: "price", Type: model.Type{Kind: model.KindDecimal, Precision: 8, Scale: 2}},
+	}
+	ch := model.SchemaChange{Table: to, Renamed: map[string]string{"label": "v"}, Filled: map[string]any{"price": "1.25"}}
+
+	setup := func(t *testing.T) (*Conn, *sql.DB, string) {
+		db := newDB(t, srv, "alter")
+		c := openConn(t, srv.URL(db))
+		f := from.Clone()
+		f.Namespace = model.Namespace{Schema: db, Table: "items"}
+		if err := c.CreateTables(ctx, []*model.Table{f}); err != nil {
+			t.Fatal(err)
+		}
+		conn := srv.Connect(t, db)
+		if _, err := conn.Exec("INSERT INTO items VALUES (1, 'x', 'one', 2147483647), (2, NULL, NULL, NULL)"); err != nil {
+			t.Fatal(err)
+		}
+		return c, conn, db
+	}
+	names := func(db string) (model.Namespace, *model.Table, model.SchemaChange) {
+		f := from.Clone()
+		f.Namespace = model.Namespace{Schema: db, Table: "items"}
+		c := ch
+		c.Table = to.Clone()
+		c.Table.Namespace = f.Namespace
+		return f.Namespace, f, c
+	}
+	// The statements a whole run makes.
+	c, _, db := setup(t)
+	ns, f, c0 := names(db)
+	existing, err := c.destColumns(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]destColumn{}
+	var present []string
+	for _, ec := range existing {
+		present = append(present, ec.name)
+		byName[strings.ToLower(ec.name)] = ec
+	}
+	plan, err := connector.PlanAlter(f, c0, present, strings.ToLower)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts, err := c.alterStatements(ctx, ns, c0.Table, plan, byName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stmts) < 3 {
+		t.Fatalf("statements %q: want drops, renames, adds and retypes, defaults apart", stmts)
+	}
+	for done := 0; done <= len(stmts); done++ {
+		t.Run(fmt.Sprintf("stopped after %d of %d", done, len(stmts)), func(t *testing.T) {
+			c, conn, db := setup(t)
+			ns, f, ch := names(db)
+			for _, q := range stmts[:done] {
+				if _, err := conn.Exec(strings.ReplaceAll(q, "`"+stmtsDB(stmts)+"`", "`"+db+"`")); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			if err := c.AlterTable(ctx, f, ch); err != nil {
+				t.Fatalf("the change run again: %v", err)
+			}
+			rows, err := conn.Query("SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COALESCE(COLUMN_DEFAULT, 'none') FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'items' ORDER BY ORDINAL_POSITION", ns.Schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cols []string
+			for rows.Next() {
+				var n, typ, null, def string
+				if err := rows.Scan(&n, &typ, &null, &def); err != nil {
+					t.Fatal(err)
+				}
+				cols = append(cols, n+" "+typ+" "+null+" "+def)
+			}
+			rows.Close()
+			want := "id bigint(20) NO none|label varchar(20) YES NULL|n bigint(20) YES NULL|price decimal(8,2) NO none"
+			if got := strings.Join(cols, "|"); got != want {
+				t.Fatalf("columns\n%s\nwant\n%s", got, want)
+			}
+			var got []string
+			r, err := conn.Query("SELECT id, COALESCE(label, '-'), COALESCE(n, 0), price FROM items ORDER BY id")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for r.Next() {
+				var id, n int64
+				var label, price string
+				if err := r.Scan(&id, &label, &n, &price); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, fmt.Sprintf("%d %s %d %s", id, label, n, price))
+			}
+			r.Close()
+			if strings.Join(got, "|") != "1 one 2147483647 1.25|2 - 0 1.25" {
+				t.Fatalf("rows %q", got)
+			}
+		})
+	}
+}
+
+// stmtsDB is the database the statements name (`db`.`items`).
+func stmtsDB(stmts []string) string {
+	s := strings.TrimPrefix(stmts[0], "ALTER TABLE `")
+	return s[:strings.Index(s, "`")]
+}
