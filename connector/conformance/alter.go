@@ -150,6 +150,11 @@ func checkAlterDropRename(t *testing.T, h DestinationHarness) {
 	d := openDest(t, h)
 	s := d.(connector.SchemaChanger)
 	from, _ := seed(t, h, d, "conf_alter_rename", 5)
+	// The engine keeps its appliers open across a schema change.
+	var cw connector.ChangeWriter
+	if a, ok := d.(connector.ChangeApplier); ok {
+		cw = openApplier(t, a)
+	}
 	id, v := from.Columns[0], from.Columns[1]
 	w := model.Column{Name: "w", Type: model.Type{Kind: model.KindText}, Nullable: true}
 	wide := withColumns(from, id, v, w)
@@ -176,8 +181,7 @@ func checkAlterDropRename(t *testing.T, h DestinationHarness) {
 	}
 	checkRows(t, h, d, to.Namespace, want)
 	checkShape(t, h, dropped)
-	if a, ok := d.(connector.ChangeApplier); ok {
-		cw := openApplier(t, a)
+	if cw != nil {
 		b := &model.ApplyBatch{Tables: []*model.TableChanges{{Table: dropped, Upserts: []model.Row{{int64(2), "z2"}}}}}
 		if err := cw.ApplyChanges(ctxFor(t), b); err != nil {
 			t.Fatalf("ApplyChanges to %s after a drop and a rename: %v", to.Namespace, err)
@@ -202,6 +206,14 @@ func checkAlterWiden(t *testing.T, h DestinationHarness) {
 		{int64(1), int64(2147483647), "ten chars!"}, {int64(2), int64(-2147483648), nil},
 	}})
 	finish(t, d, from)
+	var cw connector.ChangeWriter
+	if a, ok := d.(connector.ChangeApplier); ok {
+		cw = openApplier(t, a)
+		b := &model.ApplyBatch{Tables: []*model.TableChanges{{Table: from, Upserts: []model.Row{{int64(4), int64(4), "four"}}}}}
+		if err := cw.ApplyChanges(ctxFor(t), b); err != nil {
+			t.Fatalf("ApplyChanges to %s: %v", from.Namespace, err)
+		}
+	}
 
 	n64, name40 := n, name
 	n64.Type.Kind = model.KindInt64
@@ -210,9 +222,18 @@ func checkAlterWiden(t *testing.T, h DestinationHarness) {
 	alter(t, s, from, model.SchemaChange{Table: to}, "widening n from int32 to int64 and name from text(10) to text(40)")
 	long := strings.Repeat("forty characters long ", 2)[:40]
 	write(t, d, &model.RowBatch{Table: to, Partition: "p1", Cursor: "c", Rows: []model.Row{{int64(3), int64(1) << 40, long}}})
-	checkRows(t, h, d, to.Namespace, map[string]string{
+	want := map[string]string{
 		"1": "2147483647|ten chars!", "2": "-2147483648|<nil>", "3": fmt.Sprintf("%d|%s", int64(1)<<40, long),
-	})
+	}
+	if cw != nil {
+		// An applier opened before the change writes the wider values.
+		b := &model.ApplyBatch{Tables: []*model.TableChanges{{Table: to, Upserts: []model.Row{{int64(4), int64(-1) << 35, long}}}}}
+		if err := cw.ApplyChanges(ctxFor(t), b); err != nil {
+			t.Fatalf("ApplyChanges to %s after widening: %v", to.Namespace, err)
+		}
+		want["4"] = fmt.Sprintf("%d|%s", int64(-1)<<35, long)
+	}
+	checkRows(t, h, d, to.Namespace, want)
 	checkShape(t, h, to)
 }
 

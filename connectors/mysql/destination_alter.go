@@ -78,11 +78,17 @@ func (c *Conn) alterStatements(ctx context.Context, name model.Namespace, to *mo
 		return nil, fmt.Errorf("table %s: %w", name, err)
 	}
 	typeOf := func(col string) colType { return types[to.ColumnIndex(col)] }
-	nullSQL := func(col model.Column) string {
-		if !col.Nullable || inKey(to, col.Name) {
+	notNull := func(col model.Column) bool { return !col.Nullable || inKey(to, col.Name) }
+	// As createTableSQL: a TIMESTAMP column gets an explicit default, which
+	// keeps MySQL from giving it ON UPDATE CURRENT_TIMESTAMP.
+	nullSQL := func(col model.Column, ct colType) string {
+		switch {
+		case notNull(col) && ct.name == "timestamp":
+			return " NOT NULL DEFAULT " + epochTimestamp
+		case notNull(col):
 			return " NOT NULL"
 		}
-		return " NULL"
+		return " NULL DEFAULT NULL"
 	}
 	var drops, renames, changes, tidy []string
 	for _, st := range plan.Steps {
@@ -94,12 +100,18 @@ func (c *Conn) alterStatements(ctx context.Context, name model.Namespace, to *mo
 			renames = append(renames, "RENAME COLUMN "+quoteIdent(st.Old.Name)+" TO "+col)
 		case connector.AlterAdd:
 			ct := typeOf(st.Column.Name)
-			def := "ADD COLUMN " + col + " " + ct.String() + nullSQL(st.Column)
+			def := "ADD COLUMN " + col + " " + ct.String() + nullSQL(st.Column, ct)
 			switch {
 			case st.Filled:
 				lit, err := appendLiteral(nil, &target{name: st.Column.Name, typ: st.Column.Type, ct: ct}, st.Fill)
 				if err != nil {
 					return nil, fmt.Errorf("table %s, column %s: the value the source gave the existing rows: %w", name, st.Column.Name, err)
+				}
+				def = "ADD COLUMN " + col + " " + ct.String()
+				if notNull(st.Column) {
+					def += " NOT NULL"
+				} else {
+					def += " NULL"
 				}
 				def += " DEFAULT " + string(lit)
 			case !st.Column.Nullable && !inKey(to, st.Column.Name):
@@ -110,8 +122,6 @@ func (c *Conn) alterStatements(ctx context.Context, name model.Namespace, to *mo
 				if rows {
 					return nil, connector.NotNullRefusal(name, st.Column.Name)
 				}
-			case st.Column.Nullable:
-				def += " DEFAULT NULL"
 			}
 			changes = append(changes, def)
 		case connector.AlterRetype:
@@ -120,21 +130,24 @@ func (c *Conn) alterStatements(ctx context.Context, name model.Namespace, to *mo
 			if !ok {
 				ec = existing[strings.ToLower(st.Column.Name)] // renamed already
 			}
-			notNull := !st.Column.Nullable || inKey(to, st.Column.Name)
-			if sameColType(ec.ct, ct) && ec.nullable == !notNull {
+			if sameColType(ec.ct, ct) && ec.nullable == !notNull(st.Column) {
 				continue // as the change wants it already
 			}
 			if !sameColType(ec.ct, ct) && !st.Widening {
 				return nil, connector.RetypeRefusal(name, st, ct.String())
 			}
-			changes = append(changes, "MODIFY COLUMN "+col+" "+ct.String()+nullSQL(st.Column))
+			changes = append(changes, "MODIFY COLUMN "+col+" "+ct.String()+nullSQL(st.Column, ct))
 		}
 	}
 	// The default did its work; the destination's tables carry no defaults
 	// during a flow (they come at cutover). Dropped also after an earlier
 	// run that stopped before it did.
 	for _, st := range plan.Added {
-		if st.Filled {
+		switch {
+		case !st.Filled:
+		case notNull(st.Column) && typeOf(st.Column.Name).name == "timestamp":
+			tidy = append(tidy, "ALTER COLUMN "+quoteIdent(st.Column.Name)+" SET DEFAULT "+epochTimestamp)
+		default:
 			tidy = append(tidy, "ALTER COLUMN "+quoteIdent(st.Column.Name)+" DROP DEFAULT")
 		}
 	}
@@ -146,6 +159,9 @@ func (c *Conn) alterStatements(ctx context.Context, name model.Namespace, to *mo
 	}
 	return out, nil
 }
+
+// epochTimestamp is the default createTableSQL gives a NOT NULL TIMESTAMP.
+const epochTimestamp = "'1970-01-01 00:00:01'"
 
 // sameColType reports whether an existing column's type is ct, spelled
 // either way (MariaDB shows int as int(11)).

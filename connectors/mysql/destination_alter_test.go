@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
@@ -135,4 +136,44 @@ func TestAlterTableResumesAfterEachStatement(t *testing.T) {
 func stmtsDB(stmts []string) string {
 	s := strings.TrimPrefix(stmts[0], "ALTER TABLE `")
 	return s[:strings.Index(s, "`")]
+}
+
+// TestAlterTableAddsTimestampWithoutOnUpdate: a MySQL TIMESTAMP column added
+// NOT NULL with the rows' value ends as CREATE TABLE makes one (an explicit
+// default, no ON UPDATE CURRENT_TIMESTAMP that would rewrite values ferry
+// updates), and the rows hold the source's value.
+func TestAlterTableAddsTimestampWithoutOnUpdate(t *testing.T) {
+	srv := mysqltest.Shared(t)
+	ctx := context.Background()
+	db := newDB(t, srv, "alter")
+	c := openConn(t, srv.URL(db))
+	from := &model.Table{Namespace: model.Namespace{Schema: db, Table: "items"}, PrimaryKey: []string{"id"}, Columns: []model.Column{
+		{Name: "id", Type: model.Type{Kind: model.KindInt64}},
+	}}
+	if err := c.CreateTables(ctx, []*model.Table{from}); err != nil {
+		t.Fatal(err)
+	}
+	conn := srv.Connect(t, db)
+	if _, err := conn.Exec("INSERT INTO items VALUES (1), (2)"); err != nil {
+		t.Fatal(err)
+	}
+	to := from.Clone()
+	to.Columns = append(to.Columns, model.Column{Name: "seen", Type: model.Type{Kind: model.KindTimestampTZ, Native: "timestamp"}})
+	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	for range 2 {
+		if err := c.AlterTable(ctx, from, model.SchemaChange{Table: to, Filled: map[string]any{"seen": at}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var typ, def, extra string
+	if err := conn.QueryRow("SELECT COLUMN_TYPE, COALESCE(COLUMN_DEFAULT, 'none'), EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'items' AND COLUMN_NAME = 'seen'", db).Scan(&typ, &def, &extra); err != nil {
+		t.Fatal(err)
+	}
+	if typ != "timestamp" || !strings.Contains(def, "1970-01-01 00:00:01") || extra != "" {
+		t.Fatalf("column seen: %s default %s extra %q", typ, def, extra)
+	}
+	var n int
+	if err := conn.QueryRow("SELECT count(*) FROM items WHERE seen = '2024-05-06 07:08:09'").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d rows with the source's value (%v)", n, err)
+	}
 }
