@@ -56,6 +56,17 @@ type AlterPlan struct {
 	Added []AlterStep
 }
 
+// CurrentName is the name st's column has at the destination before the
+// plan runs: its old name while a rename of it is among the steps.
+func (p *AlterPlan) CurrentName(st AlterStep) string {
+	for _, r := range p.Steps {
+		if r.Op == AlterRename && r.Column.Name == st.Column.Name {
+			return r.Old.Name
+		}
+	}
+	return st.Column.Name
+}
+
 // Empty reports whether the destination table already has the new shape,
 // as far as names go (retypes are checked by the destination).
 func (p *AlterPlan) Empty() bool { return len(p.Steps) == 0 }

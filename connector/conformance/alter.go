@@ -215,11 +215,13 @@ func checkAlterWiden(t *testing.T, h DestinationHarness) {
 		}
 	}
 
-	n64, name40 := n, name
+	n64, title := n, name
 	n64.Type.Kind = model.KindInt64
-	name40.Type.Length = 40
-	to := withColumns(from, id, n64, name40)
-	alter(t, s, from, model.SchemaChange{Table: to}, "widening n from int32 to int64 and name from text(10) to text(40)")
+	title.Type.Length = 40
+	title.Name = "title"
+	to := withColumns(from, id, n64, title)
+	alter(t, s, from, model.SchemaChange{Table: to, Renamed: map[string]string{"title": "name"}},
+		"widening n from int32 to int64, and name from text(10) to text(40) renaming it title")
 	long := strings.Repeat("forty characters long ", 2)[:40]
 	write(t, d, &model.RowBatch{Table: to, Partition: "p1", Cursor: "c", Rows: []model.Row{{int64(3), int64(1) << 40, long}}})
 	want := map[string]string{

@@ -126,10 +126,7 @@ func (c *Conn) alterStatements(ctx context.Context, name model.Namespace, to *mo
 			changes = append(changes, def)
 		case connector.AlterRetype:
 			ct := typeOf(st.Column.Name)
-			ec, ok := existing[strings.ToLower(st.Old.Name)]
-			if !ok {
-				ec = existing[strings.ToLower(st.Column.Name)] // renamed already
-			}
+			ec := existing[strings.ToLower(plan.CurrentName(st))]
 			if sameColType(ec.ct, ct) && ec.nullable == !notNull(st.Column) {
 				continue // as the change wants it already
 			}

@@ -117,7 +117,7 @@ func (c *Conn) alterStatements(ctx context.Context, tx pgx.Tx, to *model.Table, 
 			if err != nil {
 				return nil, fmt.Errorf("table %s, column %s: %w", ns, st.Column.Name, err)
 			}
-			has, err := c.columnHasType(ctx, tx, ns, st.Column.Name, typ, st.Column.Type)
+			has, err := c.columnHasType(ctx, tx, ns, plan.CurrentName(st), typ, st.Column.Type)
 			if err != nil {
 				return nil, err
 			}

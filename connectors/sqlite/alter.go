@@ -122,10 +122,7 @@ func alterInTx(ctx context.Context, tx *sql.Tx, from *model.Table, to model.Sche
 			if err != nil {
 				return fmt.Errorf("table %s, column %s: %w", ns, st.Column.Name, err)
 			}
-			pc, ok := byName[asciiLower(st.Old.Name)]
-			if !ok {
-				pc = byName[asciiLower(st.Column.Name)] // renamed already
-			}
+			pc := byName[asciiLower(plan.CurrentName(st))]
 			same := strings.EqualFold(pc.decl, decl)
 			if !same && !st.Widening {
 				return connector.RetypeRefusal(ns, st, decl)
