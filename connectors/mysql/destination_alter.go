@@ -11,8 +11,9 @@ import (
 
 // AlterTable follows a source's schema change: columns dropped, renamed
 // (keeping their values), added (the rows already there get to.Filled's
-// value through a default dropped again at once; MariaDB 10.3+ and MySQL
-// 8.0+ add a column without copying the table) and widened
+// value through a default; MariaDB 10.3+ and MySQL 8.0+ add a column
+// without copying the table; the column then gets the default CREATE TABLE
+// would give it, none when the source's is unknown) and widened
 // (connector.Widens). A type change that could lose values is refused with
 // the table unchanged, unless the column has the new type already.
 //
@@ -136,13 +137,17 @@ func (c *Conn) alterStatements(ctx context.Context, name model.Namespace, to *mo
 			changes = append(changes, "MODIFY COLUMN "+col+" "+ct.String()+nullSQL(st.Column, ct))
 		}
 	}
-	// The default did its work; the destination's tables carry no defaults
-	// during a flow (they come at cutover). Dropped also after an earlier
-	// run that stopped before it did.
+	// The default did its work: the column gets the one CREATE TABLE would
+	// give it, or none. Also after an earlier run that stopped before.
 	for _, st := range plan.Added {
+		ct := typeOf(st.Column.Name)
+		d := definitionSQL(to, st.Column, ct)
 		switch {
+		case strings.HasPrefix(d, " DEFAULT "):
+			// The default CREATE TABLE would give the column.
+			tidy = append(tidy, "ALTER COLUMN "+quoteIdent(st.Column.Name)+" SET"+d)
 		case !st.Filled:
-		case notNull(st.Column) && typeOf(st.Column.Name).name == "timestamp":
+		case notNull(st.Column) && ct.name == "timestamp":
 			tidy = append(tidy, "ALTER COLUMN "+quoteIdent(st.Column.Name)+" SET DEFAULT "+epochTimestamp)
 		default:
 			tidy = append(tidy, "ALTER COLUMN "+quoteIdent(st.Column.Name)+" DROP DEFAULT")

@@ -177,3 +177,54 @@ func TestAlterTableAddsTimestampWithoutOnUpdate(t *testing.T) {
 		t.Fatalf("%d rows with the source's value (%v)", n, err)
 	}
 }
+
+// TestAlterTableKeepsTheSourceDefault: an added column whose portable
+// default the change carries ends with it, as CREATE TABLE would have made
+// it (a TEXT column's as an expression), the rows there holding the value
+// the source gave them.
+func TestAlterTableKeepsTheSourceDefault(t *testing.T) {
+	srv := mysqltest.Shared(t)
+	ctx := context.Background()
+	db := newDB(t, srv, "alter")
+	c := openConn(t, srv.URL(db))
+	from := &model.Table{Namespace: model.Namespace{Schema: db, Table: "items"}, PrimaryKey: []string{"id"}, Columns: []model.Column{
+		{Name: "id", Type: model.Type{Kind: model.KindInt64}},
+	}}
+	if err := c.CreateTables(ctx, []*model.Table{from}); err != nil {
+		t.Fatal(err)
+	}
+	conn := srv.Connect(t, db)
+	if _, err := conn.Exec("INSERT INTO items VALUES (1), (2)"); err != nil {
+		t.Fatal(err)
+	}
+	to := from.Clone()
+	to.Columns = append(to.Columns,
+		model.Column{Name: "qty", Type: model.Type{Kind: model.KindInt32}, Constant: &model.Constant{Value: "5"}},
+		model.Column{Name: "note", Type: model.Type{Kind: model.KindText}, Nullable: true, Constant: &model.Constant{Value: "it's"}})
+	for range 2 {
+		if err := c.AlterTable(ctx, from, model.SchemaChange{Table: to, Filled: map[string]any{"qty": int64(5), "note": "it's"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := conn.Query("SELECT COLUMN_NAME, COALESCE(COLUMN_DEFAULT, 'none') FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'items' AND COLUMN_NAME <> 'id' ORDER BY ORDINAL_POSITION", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var n, d string
+		if err := rows.Scan(&n, &d); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, n+"="+d)
+	}
+	rows.Close()
+	// MariaDB shows the TEXT column's expression default escaped.
+	if g := strings.Join(got, " "); g != "qty=5 note='it''s'" && g != `qty=5 note='it\'s'` {
+		t.Fatalf("defaults %q", got)
+	}
+	var n int
+	if err := conn.QueryRow("SELECT count(*) FROM items WHERE qty = 5 AND note = 'it''s'").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d rows with the source's values (%v)", n, err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,8 +14,9 @@ import (
 
 // AlterTable follows a source's schema change in one transaction: columns
 // dropped, renamed (keeping their values), added (the rows already there
-// get to.Filled's value through a default that is dropped again, which
-// PostgreSQL 11+ applies without rewriting the table) and widened
+// get to.Filled's value through a default, which PostgreSQL 11+ applies
+// without rewriting the table; the column then gets the default CREATE
+// TABLE would give it, none when the source's is unknown) and widened
 // (connector.Widens). A type change that could lose values is refused with
 // the table unchanged, unless the column has the new type already. What
 // is done already is read from the table itself, so a change applied again
@@ -73,6 +75,14 @@ func (c *Conn) AlterTable(ctx context.Context, from *model.Table, to model.Schem
 func (c *Conn) alterStatements(ctx context.Context, tx pgx.Tx, to *model.Table, plan *connector.AlterPlan) ([]string, error) {
 	ns := to.Namespace
 	tbl := "ALTER TABLE " + qualified(ns)
+	missing, err := c.missingFunctions(ctx, to)
+	if err != nil {
+		return nil, err
+	}
+	collations, err := c.missingCollations(ctx, to)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, st := range plan.Steps {
 		col := quoteIdent(st.Column.Name)
@@ -86,7 +96,13 @@ func (c *Conn) alterStatements(ctx context.Context, tx pgx.Tx, to *model.Table, 
 			if err != nil {
 				return nil, fmt.Errorf("table %s, column %s: %w", ns, st.Column.Name, err)
 			}
-			add := tbl + " ADD COLUMN " + col + " " + typ
+			add := tbl + " ADD COLUMN " + col + " " + typ + collate(st.Column, collations)
+			// The default CREATE TABLE would give the column, set after the
+			// rows there got their value: SET DEFAULT touches no row.
+			var tidy string
+			if d := columnDefinition(to, st.Column, false, missing[st.Column.Name]); strings.HasPrefix(d, " DEFAULT ") && !strings.Contains(d, "nextval(") {
+				tidy = tbl + " ALTER COLUMN " + col + " SET" + d
+			}
 			switch {
 			case st.Filled:
 				lit, err := appendText(nil, st.Column.Type, st.Fill)
@@ -97,10 +113,9 @@ func (c *Conn) alterStatements(ctx context.Context, tx pgx.Tx, to *model.Table, 
 				if !st.Column.Nullable {
 					add += " NOT NULL"
 				}
-				// The default did its work; the destination's tables carry
-				// no defaults during a flow (they come at cutover).
-				out = append(out, add, tbl+" ALTER COLUMN "+col+" DROP DEFAULT")
-				continue
+				if tidy == "" {
+					tidy = tbl + " ALTER COLUMN " + col + " DROP DEFAULT"
+				}
 			case !st.Column.Nullable && !slices.Contains(to.PrimaryKey, st.Column.Name):
 				var rows bool
 				if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+qualified(ns)+")").Scan(&rows); err != nil {
@@ -112,6 +127,9 @@ func (c *Conn) alterStatements(ctx context.Context, tx pgx.Tx, to *model.Table, 
 				add += " NOT NULL"
 			}
 			out = append(out, add)
+			if tidy != "" {
+				out = append(out, tidy)
+			}
 		case connector.AlterRetype:
 			typ, err := c.ddlType(ctx, st.Column.Type, ns.Schema)
 			if err != nil {
@@ -125,7 +143,8 @@ func (c *Conn) alterStatements(ctx context.Context, tx pgx.Tx, to *model.Table, 
 				if !st.Widening {
 					return nil, connector.RetypeRefusal(ns, st, typ)
 				}
-				out = append(out, tbl+" ALTER COLUMN "+col+" TYPE "+typ+" USING "+col+"::"+typ)
+				// COLLATE again: a new type takes its default collation.
+				out = append(out, tbl+" ALTER COLUMN "+col+" TYPE "+typ+collate(st.Column, collations)+" USING "+col+"::"+typ)
 			}
 			if slices.Contains(to.PrimaryKey, st.Column.Name) {
 				continue

@@ -133,3 +133,31 @@ func TestAlterTableWidensNumericAndVarchar(t *testing.T) {
 		t.Fatalf("rows after widening: %v %v", got[0], got[1])
 	}
 }
+
+// TestAlterTableKeepsTheSourceDefault: an added column whose source default
+// the change carries ends with it, as CREATE TABLE would have made it, while
+// the rows there hold the value the source gave them.
+func TestAlterTableKeepsTheSourceDefault(t *testing.T) {
+	srv, db, tbl := alterFixture(t)
+	to := withCols(tbl, append(tbl.Clone().Columns,
+		model.Column{Name: "qty", Type: model.Type{Kind: model.KindInt32, Native: "integer"}, Default: "5"},
+		model.Column{Name: "note", Type: model.Type{Kind: model.KindText, Native: "text"}, Nullable: true, Default: "'none'::text"})...)
+	d := open(t, srv.URL(db))
+	for range 2 {
+		if err := d.AlterTable(context.Background(), tbl, model.SchemaChange{Table: to, Filled: map[string]any{"qty": int64(5), "note": "none"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := srv.Connect(t, db)
+	var defs string
+	if err := conn.QueryRow(context.Background(), `SELECT string_agg(a.attname || '=' || pg_get_expr(d.adbin, d.adrelid), ' ' ORDER BY a.attnum)
+		FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = 'items'::regclass`).Scan(&defs); err != nil {
+		t.Fatal(err)
+	}
+	if defs != "qty=5 note='none'::text" {
+		t.Fatalf("defaults %q", defs)
+	}
+	if n := count(t, conn, "SELECT count(*) FROM items WHERE qty = 5 AND note = 'none'"); n != 3 {
+		t.Fatalf("%d rows with the source's values, want 3", n)
+	}
+}
