@@ -111,16 +111,16 @@ func TestAlterTableAfterAHandChange(t *testing.T) {
 func TestAlterTableWidensNumericAndVarchar(t *testing.T) {
 	srv := pgtest.Shared(t)
 	db := srv.CreateDatabase(t, "alter")
-	srv.Exec(t, db, "CREATE TABLE items (id bigint PRIMARY KEY, amount numeric(6,2), name varchar(3))")
+	srv.Exec(t, db, `CREATE TABLE items (id bigint PRIMARY KEY, amount numeric(6,2), name varchar(3) COLLATE "C")`)
 	srv.Exec(t, db, "INSERT INTO items VALUES (1, 9999.99, 'abc')")
 	tbl := &model.Table{Namespace: model.Namespace{Schema: "public", Table: "items"}, PrimaryKey: []string{"id"}, Columns: []model.Column{
 		{Name: "id", Type: model.Type{Kind: model.KindInt64, Native: "bigint"}},
 		{Name: "amount", Type: model.Type{Kind: model.KindDecimal, Precision: 6, Scale: 2, Native: "numeric(6,2)"}, Nullable: true},
-		{Name: "name", Type: model.Type{Kind: model.KindText, Length: 3, Native: "character varying(3)"}, Nullable: true},
+		{Name: "name", Type: model.Type{Kind: model.KindText, Length: 3, Native: "character varying(3)"}, Nullable: true, Collation: `pg_catalog."C"`},
 	}}
 	to := withCols(tbl, tbl.Columns[0],
 		model.Column{Name: "amount", Type: model.Type{Kind: model.KindDecimal, Precision: 12, Scale: 4, Native: "numeric(12,4)"}, Nullable: true},
-		model.Column{Name: "name", Type: model.Type{Kind: model.KindText, Native: "text"}, Nullable: true})
+		model.Column{Name: "name", Type: model.Type{Kind: model.KindText, Native: "text"}, Nullable: true, Collation: `pg_catalog."C"`})
 	d := open(t, srv.URL(db))
 	for range 2 {
 		if err := d.AlterTable(context.Background(), tbl, model.SchemaChange{Table: to}); err != nil {
@@ -131,6 +131,11 @@ func TestAlterTableWidensNumericAndVarchar(t *testing.T) {
 	got := textRows(t, srv.Connect(t, db), "items", "id")
 	if show(got[0][1]) != `"9999.9900"` || show(got[0][2]) != `"abc"` || show(got[1][1]) != `"12345678.1234"` {
 		t.Fatalf("rows after widening: %v %v", got[0], got[1])
+	}
+	// The widened column keeps its collation.
+	if n := count(t, srv.Connect(t, db), `SELECT count(*) FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation
+		WHERE a.attrelid = 'items'::regclass AND a.attname = 'name' AND c.collname = 'C' AND a.atttypid = 'text'::regtype`); n != 1 {
+		t.Fatalf("column name is not text COLLATE \"C\" after widening")
 	}
 }
 
