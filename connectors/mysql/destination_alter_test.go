@@ -228,3 +228,49 @@ func TestAlterTableKeepsTheSourceDefault(t *testing.T) {
 		t.Fatalf("%d rows with the source's values (%v)", n, err)
 	}
 }
+
+// TestAlterTableAddsAnotherEnginesType: a column of a type MySQL does not
+// have (PostgreSQL's hstore, travelling as its text form) is added as
+// CREATE TABLE would make it (longtext), with the rows' value as text.
+func TestAlterTableAddsAnotherEnginesType(t *testing.T) {
+	srv := mysqltest.Shared(t)
+	ctx := context.Background()
+	db := newDB(t, srv, "alter")
+	c := openConn(t, srv.URL(db))
+	from := &model.Table{Namespace: model.Namespace{Schema: db, Table: "items"}, PrimaryKey: []string{"id"}, Columns: []model.Column{
+		{Name: "id", Type: model.Type{Kind: model.KindInt64}},
+	}}
+	if err := c.CreateTables(ctx, []*model.Table{from}); err != nil {
+		t.Fatal(err)
+	}
+	conn := srv.Connect(t, db)
+	if _, err := conn.Exec("INSERT INTO items VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	attrs := model.Column{Name: "attrs", Type: model.Type{Kind: model.KindText, Native: "hstore", TextForm: true}, Nullable: true}
+	to := from.Clone()
+	to.Columns = append(to.Columns, attrs)
+	created := from.Clone()
+	created.Namespace.Table = "made"
+	created.Columns = to.Columns
+	if err := c.CreateTables(ctx, []*model.Table{created}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AlterTable(ctx, from, model.SchemaChange{Table: to, Filled: map[string]any{"attrs": `"a"=>"1"`}}); err != nil {
+		t.Fatal(err)
+	}
+	var added, made, v string
+	q := "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = 'attrs'"
+	if err := conn.QueryRow(q, db, "items").Scan(&added); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(q, db, "made").Scan(&made); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow("SELECT attrs FROM items").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if added != made || v != `"a"=>"1"` {
+		t.Fatalf("added column %s (CREATE TABLE makes %s), value %s", added, made, v)
+	}
+}
