@@ -73,6 +73,7 @@ func checkAlter(t *testing.T, h DestinationHarness) {
 	t.Run("DropAndRename", func(t *testing.T) { checkAlterDropRename(t, h) })
 	t.Run("Widen", func(t *testing.T) { checkAlterWiden(t, h) })
 	t.Run("RefuseLossy", func(t *testing.T) { checkAlterRefuse(t, h) })
+	t.Run("NotNullIntoEmpty", func(t *testing.T) { checkAlterNotNullEmpty(t, h) })
 }
 
 // checkAlterAddNullable: a nullable column added is there for the rows
@@ -260,18 +261,20 @@ func checkAlterRefuse(t *testing.T, h DestinationHarness) {
 	vInt := v
 	vInt.Type = model.Type{Kind: model.KindInt64}
 	x := model.Column{Name: "x", Type: model.Type{Kind: model.KindText}, Nullable: true}
+	y := model.Column{Name: "y", Type: model.Type{Kind: model.KindInt64}}
 	for _, bad := range []struct {
-		what, column string
-		to           *model.Table
+		what, column, how string
+		to                *model.Table
 	}{
-		{"column n narrowed from int64 to int32", "n", withColumns(tbl, id, v, n32)},
-		{"column v retyped from text to int64, column x added", "v", withColumns(tbl, id, vInt, n, x)},
+		{"column n narrowed from int64 to int32", "n", "--ddl stop", withColumns(tbl, id, v, n32)},
+		{"column v retyped from text to int64, column x added", "v", "--ddl stop", withColumns(tbl, id, vInt, n, x)},
+		{"column y added NOT NULL without a value for the rows there", "y", "by hand", withColumns(tbl, id, v, n, y)},
 	} {
 		err := s.AlterTable(ctxFor(t), tbl, model.SchemaChange{Table: bad.to})
 		if err == nil {
 			t.Fatalf("AlterTable %s with %s: no error, but it could lose values", tbl.Namespace, bad.what)
 		}
-		for _, part := range []string{tbl.Namespace.Table, bad.column, "--ddl stop"} {
+		for _, part := range []string{tbl.Namespace.Table, "column " + bad.column, bad.how} {
 			if !strings.Contains(err.Error(), part) {
 				t.Fatalf("AlterTable %s with %s: error %q does not say %q", tbl.Namespace, bad.what, err, part)
 			}
@@ -280,4 +283,19 @@ func checkAlterRefuse(t *testing.T, h DestinationHarness) {
 		checkRows(t, h, d, tbl.Namespace, want)
 		checkShape(t, h, tbl)
 	}
+}
+
+// checkAlterNotNullEmpty: a NOT NULL column without a value for existing
+// rows can be added to an empty table (the source could only add it to
+// one), and then holds the values written.
+func checkAlterNotNullEmpty(t *testing.T, h DestinationHarness) {
+	d := openDest(t, h)
+	s := d.(connector.SchemaChanger)
+	from, _ := seed(t, h, d, "conf_alter_empty", 0)
+	y := model.Column{Name: "y", Type: model.Type{Kind: model.KindInt64}}
+	to := withColumns(from, append(slices.Clone(from.Columns), y)...)
+	alter(t, s, from, model.SchemaChange{Table: to}, "adding NOT NULL column y to an empty table")
+	write(t, d, &model.RowBatch{Table: to, Partition: "p1", Cursor: "c", Rows: []model.Row{{int64(1), "a1", int64(42)}}})
+	checkRows(t, h, d, to.Namespace, map[string]string{"1": "a1|42"})
+	checkShape(t, h, to)
 }
