@@ -98,6 +98,13 @@ func (c *Conn) alterStatements(ctx context.Context, name model.Namespace, to *mo
 		case connector.AlterDrop:
 			drops = append(drops, "DROP COLUMN "+quoteIdent(st.Old.Name))
 		case connector.AlterRename:
+			if ec := existing[strings.ToLower(st.Old.Name)]; ec.ct.json {
+				// MariaDB's JSON is longtext with a check named after the
+				// column: RENAME COLUMN would keep the old name on the check,
+				// and the column would no longer be known as JSON.
+				renames = append(renames, "CHANGE COLUMN "+quoteIdent(st.Old.Name)+" "+col+" json"+nullSQL(st.Old, ec.ct))
+				continue
+			}
 			renames = append(renames, "RENAME COLUMN "+quoteIdent(st.Old.Name)+" TO "+col)
 		case connector.AlterAdd:
 			ct := typeOf(st.Column.Name)

@@ -274,3 +274,42 @@ func TestAlterTableAddsAnotherEnginesType(t *testing.T) {
 		t.Fatalf("added column %s (CREATE TABLE makes %s), value %s", added, made, v)
 	}
 }
+
+// TestAlterTableRenamesAJSONColumn: a JSON column renamed is still JSON at
+// the destination (MariaDB keeps JSON as longtext with a check named after
+// the column), so ferry still reads and compares it as JSON.
+func TestAlterTableRenamesAJSONColumn(t *testing.T) {
+	srv := mysqltest.Shared(t)
+	ctx := context.Background()
+	db := newDB(t, srv, "alter")
+	c := openConn(t, srv.URL(db))
+	from := &model.Table{Namespace: model.Namespace{Schema: db, Table: "items"}, PrimaryKey: []string{"id"}, Columns: []model.Column{
+		{Name: "id", Type: model.Type{Kind: model.KindInt64}},
+		{Name: "doc", Type: model.Type{Kind: model.KindJSON}, Nullable: true},
+	}}
+	if err := c.CreateTables(ctx, []*model.Table{from}); err != nil {
+		t.Fatal(err)
+	}
+	conn := srv.Connect(t, db)
+	if _, err := conn.Exec(`INSERT INTO items VALUES (1, '{"a": 1}')`); err != nil {
+		t.Fatal(err)
+	}
+	to := from.Clone()
+	to.Columns[1].Name = "body"
+	for range 2 {
+		if err := c.AlterTable(ctx, from, model.SchemaChange{Table: to, Renamed: map[string]string{"body": "doc"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tables, err := openConn(t, srv.URL(db)).Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tableNamed(t, tables, "items")
+	if got.Columns[1].Name != "body" || got.Columns[1].Type.Kind != model.KindJSON {
+		t.Fatalf("after the rename: column %s of kind %s, want body, json", got.Columns[1].Name, got.Columns[1].Type.Kind)
+	}
+	if _, err := conn.Exec(`INSERT INTO items VALUES (2, 'not json')`); err == nil {
+		t.Fatal("the renamed column takes text that is not JSON")
+	}
+}
