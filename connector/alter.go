@@ -67,10 +67,6 @@ func (p *AlterPlan) CurrentName(st AlterStep) string {
 	return st.Column.Name
 }
 
-// Empty reports whether the destination table already has the new shape,
-// as far as names go (retypes are checked by the destination).
-func (p *AlterPlan) Empty() bool { return len(p.Steps) == 0 }
-
 // PlanAlter works out what following ch takes at a destination table that
 // was from (in the flow's memory) and has the columns present now (its
 // catalog), names compared after fold (the destination's own case rule:
