@@ -301,5 +301,6 @@
 // by the server, with its own input functions; a row of 1 MiB or more goes
 // alone, FROM (VALUES ($1::text, ...)) with its values as plain parameters
 // (an array literal would copy a large value once more, escaped). Replaying a batch leaves the
-// same rows. AlterTable adds columns and refuses every other change.
+// same rows. AlterTable follows a source's schema change in one
+// transaction (connector.PlanAlter decides the steps; docs/connectors.md).
 package postgres

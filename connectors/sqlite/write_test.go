@@ -301,11 +301,12 @@ func TestAlterTable(t *testing.T) {
 	to.Columns = append(to.Columns,
 		model.Column{Name: "price", Type: model.Type{Kind: model.KindDecimal, Precision: 10, Scale: 2}, Nullable: false},
 		model.Column{Name: "tags", Type: model.Type{Kind: model.KindArray, Elem: &model.Type{Kind: model.KindText}}, Nullable: true})
-	if err := c.AlterTable(ctx, from, model.SchemaChange{Table: to}); err != nil {
+	filled := map[string]any{"price": "0.00"}
+	if err := c.AlterTable(ctx, from, model.SchemaChange{Table: to, Filled: filled}); err != nil {
 		t.Fatal(err)
 	}
 	// A resumed flow that had not recorded the new schema asks again.
-	if err := c.AlterTable(ctx, from, model.SchemaChange{Table: to}); err != nil {
+	if err := c.AlterTable(ctx, from, model.SchemaChange{Table: to, Filled: filled}); err != nil {
 		t.Fatalf("the same alter again (a resumed flow): %v", err)
 	}
 	w, err := c.OpenWriter(ctx)
@@ -323,16 +324,16 @@ func TestAlterTable(t *testing.T) {
 		t.Errorf("%d rows after alter", len(got["items"]))
 	}
 
-	dropped := to.Clone()
-	dropped.Columns = dropped.Columns[:2]
+	notNull := to.Clone()
+	notNull.Columns = append(notNull.Columns, model.Column{Name: "qty", Type: model.Type{Kind: model.KindInt32}})
 	retyped := to.Clone()
 	retyped.Columns[1].Type = model.Type{Kind: model.KindInt64}
 	rekeyed := to.Clone()
 	rekeyed.PrimaryKey = []string{"name"}
 	for name, bad := range map[string]*model.Table{
-		"column price was dropped": dropped,
-		"column name changed type": retyped,
-		"primary key changed":      rekeyed,
+		"column qty: the source added it NOT NULL without a default":  notNull,
+		"column name: the source changed its type from text to int64": retyped,
+		"primary key changed": rekeyed,
 	} {
 		err := c.AlterTable(ctx, to, model.SchemaChange{Table: bad})
 		if err == nil || !strings.Contains(err.Error(), "main.items") || !strings.Contains(err.Error(), name) {
