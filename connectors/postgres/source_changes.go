@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -31,16 +30,7 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 	case *pglogrepl.DeleteMessage:
 		return s.change(ctx, m.RelationID, model.OpDelete, m.OldTuple, m.OldTupleType, nil, len(xld.WALData), send)
 	case *pglogrepl.TruncateMessage:
-		var names []string
-		for _, id := range m.RelationIDs {
-			if r := s.rels[id]; r != nil && r.st != nil {
-				names = append(names, r.ns.String())
-			}
-		}
-		if len(names) > 0 {
-			return &decodeError{fmt.Errorf("%s truncated at the source (in the transaction ending after %s): ferry does not replicate TRUNCATE; truncate the destination table(s) yourself and start the flow over (ferry sync --restart), or exclude the table(s)",
-				strings.Join(names, ", "), s.emitted)}
-		}
+		s.truncate(m, len(xld.WALData))
 	case *pglogrepl.CommitMessage:
 		s.inTx = false
 		pos := m.TransactionEndLSN
@@ -57,6 +47,21 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 		return send(p)
 	}
 	return nil
+}
+
+// truncate adds a truncate of each flow table a TRUNCATE message names (one
+// statement may name several, and CASCADE adds the tables referencing
+// them), in stream order among the transaction's other changes.
+func (s *streamer) truncate(m *pglogrepl.TruncateMessage, size int) {
+	for _, id := range m.RelationIDs {
+		r := s.rels[id]
+		if r == nil || r.st == nil {
+			continue
+		}
+		s.changes = append(s.changes, model.Change{Op: model.OpTruncate, Table: r.ns})
+		s.rawRows = append(s.rawRows, nil)
+	}
+	s.txnBytes += int64(size)
 }
 
 // batch takes the transaction's changes so far as a batch at pos.

@@ -259,13 +259,19 @@ func (c *Conn) ensurePublication(ctx context.Context, pub string, own bool, tabl
 // checkPublication checks that the user's publication exists and
 // publishes every table.
 func (c *Conn) checkPublication(ctx context.Context, pub string, tables []*srcTable) error {
-	var exists bool
-	err := c.pool.QueryRow(ctx, `SELECT true FROM pg_publication WHERE pubname = $1`, pub).Scan(&exists)
+	var exists, truncates bool
+	err := c.pool.QueryRow(ctx, `SELECT true, pubtruncate FROM pg_publication WHERE pubname = $1`, pub).Scan(&exists, &truncates)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return c.classify(err, "look up publication "+pub)
 	}
 	if !exists {
 		return errs.BadConfig(fmt.Sprintf("publication %s does not exist at %s", pub, c.where()), "create it (CREATE PUBLICATION "+showIdent(pub)+" FOR TABLE ... WITH (publish_via_partition_root = true)) or leave publication= out so ferry creates one")
+	}
+	if !truncates {
+		// Warned, not refused: a publication without truncate may be what
+		// its owner wants, and the flow is exact as long as no one truncates.
+		slog.Warn(fmt.Sprintf("publication %s does not publish TRUNCATE: a table of the flow truncated at the source stays full at the destination; ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate') to follow truncates", pub, showIdent(pub)),
+			"publication", pub, "server", c.where())
 	}
 	rows, err := c.pool.Query(ctx, `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1`, pub)
 	if err != nil {

@@ -103,21 +103,6 @@ func TestSchemaChangesDuringCDC(t *testing.T) {
 	}
 }
 
-func TestTruncateStopsTheFlow(t *testing.T) {
-	p := newPair(t)
-	src := p.srv.Connect(t, p.src)
-	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1), (2)`)
-	cfg := flow.Config{Name: "truncate", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
-	if err := runFlow(t, cfg); err != nil {
-		t.Fatal(err)
-	}
-	mustExec(t, src, `TRUNCATE items`)
-	err := runFlow(t, cfg)
-	if err == nil || !strings.Contains(err.Error(), "public.items truncated") {
-		t.Fatalf("want an error naming the truncated table, got %v", err)
-	}
-}
-
 func TestPartitionedTableReplicatesThroughItsRoot(t *testing.T) {
 	p := newPair(t)
 	src := p.srv.Connect(t, p.src)
