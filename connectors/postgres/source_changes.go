@@ -30,7 +30,7 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 	case *pglogrepl.DeleteMessage:
 		return s.change(ctx, m.RelationID, model.OpDelete, m.OldTuple, m.OldTupleType, nil, len(xld.WALData), send)
 	case *pglogrepl.TruncateMessage:
-		s.truncate(m, len(xld.WALData))
+		return s.truncate(ctx, m, len(xld.WALData), send)
 	case *pglogrepl.CommitMessage:
 		s.inTx = false
 		pos := m.TransactionEndLSN
@@ -51,17 +51,31 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 
 // truncate adds a truncate of each flow table a TRUNCATE message names (one
 // statement may name several, and CASCADE adds the tables referencing
-// them), in stream order among the transaction's other changes.
-func (s *streamer) truncate(m *pglogrepl.TruncateMessage, size int) {
+// them), in stream order among the transaction's other changes. What came
+// before it in the transaction goes first, as a part at the last commit:
+// the engine applies everything before a truncate anyway, and a batch that
+// begins with the truncate keeps the engine from checkpointing a position
+// inside a batch it has not folded yet (on the first batch of a run, a
+// position it does not have).
+func (s *streamer) truncate(ctx context.Context, m *pglogrepl.TruncateMessage, size int, send func(pending) error) error {
+	var ns []model.Namespace
 	for _, id := range m.RelationIDs {
-		r := s.rels[id]
-		if r == nil || r.st == nil {
-			continue
+		if r := s.rels[id]; r != nil && r.st != nil {
+			ns = append(ns, r.ns)
 		}
-		s.changes = append(s.changes, model.Change{Op: model.OpTruncate, Table: r.ns})
+	}
+	if len(ns) == 0 {
+		return nil
+	}
+	if err := s.flushPartial(ctx, send); err != nil {
+		return err
+	}
+	for _, n := range ns {
+		s.changes = append(s.changes, model.Change{Op: model.OpTruncate, Table: n})
 		s.rawRows = append(s.rawRows, nil)
 	}
 	s.txnBytes += int64(size)
+	return nil
 }
 
 // batch takes the transaction's changes so far as a batch at pos.
@@ -96,6 +110,12 @@ func (s *streamer) change(ctx context.Context, relID uint32, op model.Op, old *p
 	r := s.rels[relID]
 	if r == nil {
 		return &decodeError{fmt.Errorf("change to relation %d before its relation message", relID)}
+	}
+	if r.logCols != nil {
+		if op != model.OpInsert || !s.ddlLog {
+			return nil
+		}
+		return s.logRow(ctx, r, tuple, send)
 	}
 	if r.st == nil {
 		return nil

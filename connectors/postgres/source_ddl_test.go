@@ -2,11 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connectors/postgres"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -95,5 +97,203 @@ func TestTruncateComesOutInOrder(t *testing.T) {
 	middle := seen[1] + ", " + seen[2]
 	if seen[0] != want[0] || seen[3] != want[3] || middle != "truncate items, truncate parts" && middle != "truncate parts, truncate items" {
 		t.Fatalf("changes %v, want %v", seen, want)
+	}
+}
+
+// schemaOf returns the last schema change emitted for a table, failing the
+// test when there is none.
+func schemaOf(t *testing.T, bs []*model.ChangeBatch, table string) model.SchemaChange {
+	t.Helper()
+	var found *model.SchemaChange
+	for _, sc := range schemasOf(bs) {
+		if sc.Table.Namespace.Table == table {
+			found = &sc
+		}
+	}
+	if found == nil {
+		t.Fatalf("no schema change of %s emitted", table)
+	}
+	return *found
+}
+
+// rowOf returns the row of the last change of table, as a map by the
+// column names the stream knew when it emitted it.
+func rowOf(t *testing.T, bs []*model.ChangeBatch, table string) map[string]any {
+	t.Helper()
+	var cols []model.Column
+	var row model.Row
+	for _, b := range bs {
+		for _, sc := range b.Schemas {
+			if sc.Table.Namespace.Table == table {
+				cols = sc.Table.Columns
+			}
+		}
+		for _, ch := range b.Changes {
+			if ch.Table.Table == table && ch.Row != nil {
+				row = ch.Row
+			}
+		}
+	}
+	if cols == nil || row == nil {
+		t.Fatalf("no schema change or no row of %s emitted", table)
+	}
+	out := map[string]any{}
+	for i, c := range cols {
+		out[c.Name] = row[i]
+	}
+	return out
+}
+
+func columnList(tb *model.Table) string {
+	var s []string
+	for _, c := range tb.Columns {
+		s = append(s, c.Name+" "+c.Type.String())
+	}
+	return strings.Join(s, ", ")
+}
+
+// TestDDLLogFollowsSchemaChanges: with ferry's DDL log (a superuser role),
+// a rename is a rename (values kept, later rows under the new name), a
+// drop a drop, a column added with a constant default carries the value
+// the existing rows got, and int to bigint a type change.
+func TestDDLLogFollowsSchemaChanges(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE TABLE ren (id int PRIMARY KEY, name text); INSERT INTO ren VALUES (1, 'one');
+		CREATE TABLE drp (id int PRIMARY KEY, gone text, kept int);
+		CREATE TABLE fil (id int PRIMARY KEY); INSERT INTO fil VALUES (1);
+		CREATE TABLE typ (id int PRIMARY KEY, n int)`)
+	c := open(t, p.srcURL())
+	tables, t0 := streamFlow(t, c, "ddl")
+	if n := count(t, src, `SELECT count(*) FROM pg_publication_tables WHERE pubname = 'ferry_ddl' AND schemaname = '_ferry' AND tablename = 'ddl_log'`); n != 1 {
+		t.Fatal("ferry's publication does not publish its DDL log")
+	}
+	mustExec(t, src, `ALTER TABLE ren RENAME name TO title; INSERT INTO ren VALUES (2, 'two');
+		ALTER TABLE drp DROP COLUMN gone; INSERT INTO drp VALUES (1, 7);
+		ALTER TABLE fil ADD COLUMN size int NOT NULL DEFAULT 5, ADD COLUMN label text DEFAULT 'a "b", {c}'; INSERT INTO fil VALUES (2, 6, 'x');
+		ALTER TABLE typ ALTER n TYPE bigint; INSERT INTO typ VALUES (1, 5000000000)`)
+	got, err := streamUntil(t, c, "ddl", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 4 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(schemasOf(got)) != 4 {
+		t.Fatalf("%d schema changes emitted, want 4", len(schemasOf(got)))
+	}
+
+	ren := schemaOf(t, got, "ren")
+	if columnList(ren.Table) != "id int32, title text" || ren.Renamed["title"] != "name" || len(ren.Renamed) != 1 {
+		t.Fatalf("rename: columns %s, renamed %v; want title renamed from name", columnList(ren.Table), ren.Renamed)
+	}
+	if r := rowOf(t, got, "ren"); r["title"] != "two" {
+		t.Fatalf("the row after the rename reads %v", r)
+	}
+
+	drp := schemaOf(t, got, "drp")
+	if columnList(drp.Table) != "id int32, kept int32" || len(drp.Renamed) != 0 || len(drp.Filled) != 0 {
+		t.Fatalf("drop: columns %s, renamed %v, filled %v", columnList(drp.Table), drp.Renamed, drp.Filled)
+	}
+	if r := rowOf(t, got, "drp"); r["kept"] != int64(7) {
+		t.Fatalf("the row after the drop reads %v", r)
+	}
+
+	fil := schemaOf(t, got, "fil")
+	if columnList(fil.Table) != "id int32, size int32, label text" || fil.Filled["size"] != int64(5) || fil.Filled["label"] != `a "b", {c}` {
+		t.Fatalf("add with defaults: columns %s, filled %#v", columnList(fil.Table), fil.Filled)
+	}
+	if fil.Table.Columns[1].Nullable {
+		t.Fatal("a NOT NULL column was added as nullable")
+	}
+
+	typ := schemaOf(t, got, "typ")
+	if columnList(typ.Table) != "id int32, n int64" {
+		t.Fatalf("type change: columns %s", columnList(typ.Table))
+	}
+	if r := rowOf(t, got, "typ"); r["n"] != int64(5000000000) {
+		t.Fatalf("the row after the type change reads %v", r)
+	}
+
+	// A resumed stream that already knows the new definitions reads the
+	// log rows again and emits no schema change.
+	known := []*model.Table{ren.Table, drp.Table, fil.Table, typ.Table}
+	again, err := streamUntil(t, c, "ddl", known, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 4 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(schemasOf(again)); n != 0 {
+		t.Fatalf("resumed with the new definitions, the stream emitted %d schema changes again", n)
+	}
+
+	// Dropping the flow removes what ferry made on the source.
+	if err := c.DropFlow(context.Background(), "ddl"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, src, `SELECT count(*) FROM pg_event_trigger WHERE evtname = 'ferry_ddl_log'`) +
+		count(t, src, `SELECT count(*) FROM pg_namespace WHERE nspname = '_ferry'`) +
+		count(t, src, `SELECT count(*) FROM pg_class WHERE relname = 'ddl_log'`); n != 0 {
+		t.Fatal("DropFlow left the DDL log, its schema or its event trigger")
+	}
+}
+
+// TestDDLLogVolatileDefaultStops: a column added with a volatile default
+// rewrote the table at the source without a change in the stream; the
+// flow stops and says the table must be copied again.
+func TestDDLLogVolatileDefaultStops(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)`)
+	c := open(t, p.srcURL())
+	tables, t0 := streamFlow(t, c, "volatile")
+	mustExec(t, src, `ALTER TABLE items ADD COLUMN seen timestamptz DEFAULT clock_timestamp(); INSERT INTO items VALUES (2)`)
+	got, err := streamUntil(t, c, "volatile", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
+	if err == nil || !strings.Contains(err.Error(), "public.items: column seen was added with a volatile default") || !strings.Contains(err.Error(), "ferry sync --restart") {
+		t.Fatalf("want the stop naming the table, the column and the fix, got %v", err)
+	}
+	if n := len(changesOf(got)); n != 0 {
+		t.Fatalf("%d changes emitted after the rewrite", n)
+	}
+}
+
+// TestDDLLogMissingEntryStops: a schema change the log missed (its event
+// trigger disabled) leaves the stream and the log disagreeing: the flow
+// stops rather than guess.
+func TestDDLLogMissingEntryStops(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY, name text)`)
+	c := open(t, p.srcURL())
+	tables, t0 := streamFlow(t, c, "unlogged")
+	mustExec(t, src, `ALTER EVENT TRIGGER ferry_ddl_log DISABLE; ALTER TABLE items RENAME name TO title; ALTER EVENT TRIGGER ferry_ddl_log ENABLE;
+		INSERT INTO items VALUES (1, 'one')`)
+	_, err := streamUntil(t, c, "unlogged", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
+	if err == nil || !strings.Contains(err.Error(), "public.items: the change stream and ferry's DDL log disagree") || !strings.Contains(err.Error(), "title") {
+		t.Fatalf("want the disagreement stop, got %v", err)
+	}
+}
+
+// TestWithoutDDLLogRenameStops: a role that may not create event triggers
+// gets no DDL log; a rename (a column gone, another new, in one relation
+// message) stops the flow naming both columns and saying how to get the
+// log; a column added with a default is refused as before.
+func TestWithoutDDLLogRenameStops(t *testing.T) {
+	srv := pgtest.Shared(t)
+	db, role := managedSource(t, srv, "", "REPLICATION")
+	srv.Exec(t, db, `CREATE TABLE other (id int PRIMARY KEY); ALTER TABLE other OWNER TO `+role)
+	c := open(t, srv.UserURL(role, "pw", db))
+	tables, t0 := streamFlow(t, c, "nolog")
+	src := srv.Connect(t, db)
+	if n := count(t, src, `SELECT count(*) FROM pg_event_trigger`); n != 0 {
+		t.Fatal("an event trigger was made for a role that may not")
+	}
+	mustExec(t, src, `ALTER TABLE items RENAME v TO w; INSERT INTO items VALUES (1, 'one')`)
+	_, err := streamUntil(t, c, "nolog", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
+	for _, want := range []string{"public.items: column(s) v vanished and w appeared", "cannot tell a rename", "event triggers", "ADD TABLE _ferry.ddl_log"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("want the ambiguity stop (%q), got %v", want, err)
+		}
+	}
+	mustExec(t, src, `ALTER TABLE other ADD COLUMN size int NOT NULL DEFAULT 3; INSERT INTO other VALUES (1, 4)`)
+	_, err = streamUntil(t, c, "nolog", tables[1:], t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
+	if err == nil || !strings.Contains(err.Error(), "public.other: column(s) size were added with a default") {
+		t.Fatalf("want the refusal of a column added with a default, got %v", err)
 	}
 }

@@ -75,7 +75,11 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (m
 	if err != nil {
 		return "", "", err
 	}
-	if err := c.ensurePublication(ctx, pub, ownPub, tables); err != nil {
+	logged, err := c.ensureDDLLog(ctx, tables)
+	if err != nil {
+		return "", "", err
+	}
+	if err := c.ensurePublication(ctx, pub, ownPub, tables, logged); err != nil {
 		if ownPub && ctx.Err() != nil {
 			// Cancelled: the server may have created it all the same.
 			c.dropPublication(context.WithoutCancel(ctx), pub)
@@ -218,9 +222,10 @@ func (c *Conn) warnInactiveSlots(ctx context.Context, except string) {
 }
 
 // ensurePublication creates (or updates) ferry's publication for the
-// tables, or checks that the user's covers them. Partitioned tables publish
-// through their root, so their changes carry the table's name.
-func (c *Conn) ensurePublication(ctx context.Context, pub string, own bool, tables []*srcTable) error {
+// tables (and ferry's DDL log, when there is one), or checks that the
+// user's covers them. Partitioned tables publish through their root, so
+// their changes carry the table's name.
+func (c *Conn) ensurePublication(ctx context.Context, pub string, own bool, tables []*srcTable, ddlLog bool) error {
 	var exists, viaRoot bool
 	err := c.pool.QueryRow(ctx, `SELECT true, pubviaroot FROM pg_publication WHERE pubname = $1`, pub).Scan(&exists, &viaRoot)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -234,6 +239,9 @@ func (c *Conn) ensurePublication(ctx context.Context, pub string, own bool, tabl
 		names[i] = qualified(s.table.Namespace)
 	}
 	sort.Strings(names)
+	if ddlLog {
+		names = append(names, qualified(ddlLogNS))
+	}
 	var stmt string
 	if exists {
 		stmt = "ALTER PUBLICATION " + quoteIdent(pub) + " SET TABLE " + strings.Join(names, ", ")
@@ -367,6 +375,9 @@ func (c *Conn) DropFlow(ctx context.Context, flow string) error {
 		if _, err := c.pool.Exec(ctx, "DROP PUBLICATION IF EXISTS "+quoteIdent(pub)); err != nil {
 			failed = append(failed, c.classify(err, "drop publication "+pub))
 		}
+	}
+	if len(failed) == 0 {
+		failed = append(failed, c.dropDDLLog(ctx))
 	}
 	return errors.Join(failed...)
 }
