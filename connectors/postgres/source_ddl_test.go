@@ -297,3 +297,36 @@ func TestWithoutDDLLogRenameStops(t *testing.T) {
 		t.Fatalf("want the refusal of a column added with a default, got %v", err)
 	}
 }
+
+// TestDDLLogResumeWithOlderDefinition: a stream resumed after a schema
+// change's log entry, but handed the definition from before it (a run that
+// kept the plan's), finds the way in the log when the table's relation
+// message comes, and emits the change relative to what it was handed:
+// renamed twice is one rename from the first name.
+func TestDDLLogResumeWithOlderDefinition(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY, a text, b text)`)
+	c := open(t, p.srcURL())
+	tables, t0 := streamFlow(t, c, "older")
+	mustExec(t, src, `ALTER TABLE items RENAME a TO a2; ALTER TABLE items RENAME a2 TO a3; ALTER TABLE items ADD COLUMN n int DEFAULT 9; ALTER TABLE items DROP COLUMN b;
+		SELECT pg_logical_emit_message(true, 'test', 'mark')`)
+	// The position after the schema changes, before any row change.
+	first, err := streamUntil(t, c, "older", tables, t0, func(bs []*model.ChangeBatch) bool { return len(schemasOf(bs)) >= 4 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := first[len(first)-1].Position
+	mustExec(t, src, `INSERT INTO items VALUES (1, 'one', 10)`)
+	got, err := streamUntil(t, c, "older", tables, after, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := schemaOf(t, got, "items")
+	if columnList(sc.Table) != "id int32, a3 text, n int32" || len(sc.Renamed) != 1 || sc.Renamed["a3"] != "a" || len(sc.Filled) != 1 || sc.Filled["n"] != int64(9) {
+		t.Fatalf("resumed with the old definition: columns %s, renamed %v, filled %v; want a3 renamed from a, n filled with 9", columnList(sc.Table), sc.Renamed, sc.Filled)
+	}
+	if r := rowOf(t, got, "items"); r["a3"] != "one" || r["n"] != int64(10) {
+		t.Fatalf("the row reads %v", r)
+	}
+}
