@@ -104,7 +104,11 @@ func TestSchemaChangesDuringCDC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameTable(t, src, dst, "items", "id")
+	// New connections: the old ones cached SELECT * FROM items as it was.
+	sameTable(t, p.srv.Connect(t, p.src), p.srv.Connect(t, p.dst), "items", "id")
+	if n := count(t, p.srv.Connect(t, p.dst), `SELECT count(*) FROM items WHERE size = 3 AND id IN (1, 2) AND title IN ('uno', 'two')`); n != 2 {
+		t.Fatal("the copied rows lost their renamed values or did not get the added column's value")
+	}
 }
 
 // TestTruncateReachesTheDestination: a TRUNCATE empties the destination
