@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -103,6 +104,24 @@ func (c *Conn) ensureDDLLog(ctx context.Context, tables []*srcTable) (bool, erro
 		c.warnNoDDLLog("the role may not create event triggers (it needs superuser, or rds_superuser / cloudsqlsuperuser on a managed service)")
 		return false, nil
 	}
+	// A publication FOR ALL TABLES would publish the log too, and a
+	// subscriber without the table would stop on its first row.
+	var allTables []string
+	rows, err := c.pool.Query(ctx, `SELECT pubname FROM pg_publication WHERE puballtables ORDER BY 1`)
+	if err != nil {
+		return false, c.classify(err, "read publications")
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err == nil {
+			allTables = append(allTables, n)
+		}
+	}
+	rows.Close()
+	if len(allTables) > 0 {
+		c.warnNoDDLLog("publication(s) " + strings.Join(allTables, ", ") + " publish all tables, and would carry the log to their subscribers")
+		return false, nil
+	}
 	oids := make([]uint32, len(tables))
 	for i, s := range tables {
 		oids[i] = s.oid
@@ -112,15 +131,19 @@ func (c *Conn) ensureDDLLog(ctx context.Context, tables []*srcTable) (bool, erro
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('ferry ddl log'))`); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, ddlLogSetup); err != nil {
-			return err
-		}
+		// Made once: replacing the functions needs their owner, which
+		// another administrator role on a managed service is not.
 		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $1)`, ddlLogTrigger).Scan(&exists); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $1) AND to_regprocedure('_ferry.log_ddl()') IS NOT NULL
+			AND to_regprocedure('_ferry.table_columns(oid)') IS NOT NULL AND to_regclass('_ferry.ddl_log') IS NOT NULL`, ddlLogTrigger).Scan(&exists); err != nil {
 			return err
 		}
 		if !exists {
-			if _, err := tx.Exec(ctx, `CREATE EVENT TRIGGER `+ddlLogTrigger+` ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE') EXECUTE FUNCTION _ferry.log_ddl()`); err != nil {
+			if _, err := tx.Exec(ctx, ddlLogSetup); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DROP EVENT TRIGGER IF EXISTS `+ddlLogTrigger+`;
+				CREATE EVENT TRIGGER `+ddlLogTrigger+` ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE') EXECUTE FUNCTION _ferry.log_ddl()`); err != nil {
 				return err
 			}
 		}
@@ -159,6 +182,13 @@ func (c *Conn) dropDDLLog(ctx context.Context) error {
 		DROP FUNCTION IF EXISTS _ferry.log_ddl();
 		DROP FUNCTION IF EXISTS _ferry.table_columns(oid);
 		DROP TABLE IF EXISTS _ferry.ddl_log`)
+	if err != nil && sqlState(err) == "42501" {
+		// Made by a role with more rights than this one: the flow is
+		// dropped all the same, and the log is only in the way of no one.
+		slog.Warn("postgres: ferry's DDL log is no longer used but this role may not drop it; as a superuser: DROP EVENT TRIGGER "+ddlLogTrigger+"; DROP TABLE _ferry.ddl_log; DROP FUNCTION _ferry.log_ddl(), _ferry.table_columns(oid)",
+			"server", c.where(), "error", c.scrub.Err(err).Error())
+		return nil
+	}
 	if err != nil {
 		return c.classify(err, "drop ferry's DDL log (_ferry.ddl_log and event trigger "+ddlLogTrigger+")")
 	}

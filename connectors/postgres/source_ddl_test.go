@@ -162,7 +162,9 @@ func TestDDLLogFollowsSchemaChanges(t *testing.T) {
 	mustExec(t, src, `CREATE TABLE ren (id int PRIMARY KEY, name text); INSERT INTO ren VALUES (1, 'one');
 		CREATE TABLE drp (id int PRIMARY KEY, gone text, kept int);
 		CREATE TABLE fil (id int PRIMARY KEY); INSERT INTO fil VALUES (1);
-		CREATE TABLE typ (id int PRIMARY KEY, n int)`)
+		CREATE TABLE typ (id int PRIMARY KEY, n int);
+		CREATE TABLE par (id int, r text, v text, PRIMARY KEY (id, r)) PARTITION BY LIST (r);
+		CREATE TABLE par_a PARTITION OF par FOR VALUES IN ('a')`)
 	c := open(t, p.srcURL())
 	tables, t0 := streamFlow(t, c, "ddl")
 	if n := count(t, src, `SELECT count(*) FROM pg_publication_tables WHERE pubname = 'ferry_ddl' AND schemaname = '_ferry' AND tablename = 'ddl_log'`); n != 1 {
@@ -171,13 +173,14 @@ func TestDDLLogFollowsSchemaChanges(t *testing.T) {
 	mustExec(t, src, `ALTER TABLE ren RENAME name TO title; INSERT INTO ren VALUES (2, 'two');
 		ALTER TABLE drp DROP COLUMN gone; INSERT INTO drp VALUES (1, 7);
 		ALTER TABLE fil ADD COLUMN size int NOT NULL DEFAULT 5, ADD COLUMN label text DEFAULT 'a "b", {c}'; INSERT INTO fil VALUES (2, 6, 'x');
-		ALTER TABLE typ ALTER n TYPE bigint; INSERT INTO typ VALUES (1, 5000000000)`)
-	got, err := streamUntil(t, c, "ddl", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 4 })
+		ALTER TABLE typ ALTER n TYPE bigint; INSERT INTO typ VALUES (1, 5000000000);
+		ALTER TABLE par RENAME v TO w; INSERT INTO par VALUES (1, 'a', 'x')`)
+	got, err := streamUntil(t, c, "ddl", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 5 })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(schemasOf(got)) != 4 {
-		t.Fatalf("%d schema changes emitted, want 4", len(schemasOf(got)))
+	if len(schemasOf(got)) != 5 {
+		t.Fatalf("%d schema changes emitted, want 5", len(schemasOf(got)))
 	}
 
 	ren := schemaOf(t, got, "ren")
@@ -212,10 +215,20 @@ func TestDDLLogFollowsSchemaChanges(t *testing.T) {
 		t.Fatalf("the row after the type change reads %v", r)
 	}
 
+	// A partitioned table, published through its root, is logged by its
+	// root.
+	par := schemaOf(t, got, "par")
+	if columnList(par.Table) != "id int32, r text, w text" || par.Renamed["w"] != "v" {
+		t.Fatalf("rename in a partitioned table: columns %s, renamed %v", columnList(par.Table), par.Renamed)
+	}
+	if r := rowOf(t, got, "par"); r["w"] != "x" {
+		t.Fatalf("the row after the rename reads %v", r)
+	}
+
 	// A resumed stream that already knows the new definitions reads the
 	// log rows again and emits no schema change.
-	known := []*model.Table{ren.Table, drp.Table, fil.Table, typ.Table}
-	again, err := streamUntil(t, c, "ddl", known, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 4 })
+	known := []*model.Table{ren.Table, drp.Table, fil.Table, typ.Table, par.Table}
+	again, err := streamUntil(t, c, "ddl", known, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 5 })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,5 +341,24 @@ func TestDDLLogResumeWithOlderDefinition(t *testing.T) {
 	}
 	if r := rowOf(t, got, "items"); r["a3"] != "one" || r["n"] != int64(10) {
 		t.Fatalf("the row reads %v", r)
+	}
+}
+
+// TestNoDDLLogBesideAPublicationOfAllTables: a publication FOR ALL TABLES
+// would carry the log to its subscribers, which lack the table: ferry
+// makes no log there and follows by name.
+func TestNoDDLLogBesideAPublicationOfAllTables(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY, v text); CREATE PUBLICATION everything FOR ALL TABLES`)
+	c := open(t, p.srcURL())
+	tables, t0 := streamFlow(t, c, "alltables")
+	if n := count(t, src, `SELECT count(*) FROM pg_event_trigger`) + count(t, src, `SELECT count(*) FROM pg_namespace WHERE nspname = '_ferry'`); n != 0 {
+		t.Fatal("ferry made its DDL log beside a publication of all tables")
+	}
+	mustExec(t, src, `ALTER TABLE items RENAME v TO w; INSERT INTO items VALUES (1, 'one')`)
+	_, err := streamUntil(t, c, "alltables", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
+	if err == nil || !strings.Contains(err.Error(), "column(s) v vanished and w appeared") {
+		t.Fatalf("want the ambiguity stop, got %v", err)
 	}
 }
