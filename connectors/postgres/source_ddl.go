@@ -26,6 +26,9 @@ const ddlLogTrigger = "ferry_ddl_log"
 // statement: a row it could not write shows up as a disagreement between
 // the log and the stream, which stops the flow.
 //
+// The missing values are spelled in the text form ferry's sessions read
+// (postgres.go's sessionParams), whatever the altering session's DateStyle.
+//
 // volatile_default reads the functions a default calls from its node tree:
 // the server records no dependency on built-in functions such as
 // clock_timestamp(), and offers no SQL for contain_volatile_functions.
@@ -42,7 +45,8 @@ CREATE TABLE IF NOT EXISTS _ferry.ddl_log (
 );
 CREATE INDEX IF NOT EXISTS ddl_log_relid ON _ferry.ddl_log (relid, id);
 CREATE OR REPLACE FUNCTION _ferry.table_columns(rel oid) RETURNS jsonb LANGUAGE sql STABLE
-SET search_path = pg_catalog AS $f$
+SET search_path = pg_catalog SET TimeZone = 'UTC' SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'iso_8601'
+SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C' AS $f$
 	SELECT COALESCE(jsonb_agg(jsonb_build_object(
 		'attnum', a.attnum, 'name', a.attname, 'type_oid', a.atttypid::int8, 'typmod', a.atttypmod,
 		'format_type', format_type(a.atttypid, a.atttypmod), 'notnull', a.attnotnull,

@@ -172,7 +172,9 @@ func TestDDLLogFollowsSchemaChanges(t *testing.T) {
 	}
 	mustExec(t, src, `ALTER TABLE ren RENAME name TO title; INSERT INTO ren VALUES (2, 'two');
 		ALTER TABLE drp DROP COLUMN gone; INSERT INTO drp VALUES (1, 7);
-		ALTER TABLE fil ADD COLUMN size int NOT NULL DEFAULT 5, ADD COLUMN label text DEFAULT 'a "b", {c}'; INSERT INTO fil VALUES (2, 6, 'x');
+		SET DateStyle = 'SQL, DMY'; SET TimeZone = 'Asia/Tokyo';
+		ALTER TABLE fil ADD COLUMN size int NOT NULL DEFAULT 5, ADD COLUMN label text DEFAULT 'a "b", {c}', ADD COLUMN at timestamptz DEFAULT '2026-01-02 03:04:05+00';
+		RESET DateStyle; RESET TimeZone; INSERT INTO fil VALUES (2, 6, 'x');
 		ALTER TABLE typ ALTER n TYPE bigint; INSERT INTO typ VALUES (1, 5000000000);
 		ALTER TABLE par RENAME v TO w; INSERT INTO par VALUES (1, 'a', 'x')`)
 	got, err := streamUntil(t, c, "ddl", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 5 })
@@ -200,7 +202,12 @@ func TestDDLLogFollowsSchemaChanges(t *testing.T) {
 	}
 
 	fil := schemaOf(t, got, "fil")
-	if columnList(fil.Table) != "id int32, size int32, label text" || fil.Filled["size"] != int64(5) || fil.Filled["label"] != `a "b", {c}` {
+	// The value is read in ferry's text form, whatever the altering
+	// session's DateStyle and TimeZone.
+	if at, ok := fil.Filled["at"].(time.Time); !ok || !at.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
+		t.Fatalf("add with a timestamp default: filled %#v", fil.Filled["at"])
+	}
+	if columnList(fil.Table) != "id int32, size int32, label text, at timestamptz" || fil.Filled["size"] != int64(5) || fil.Filled["label"] != `a "b", {c}` {
 		t.Fatalf("add with defaults: columns %s, filled %#v", columnList(fil.Table), fil.Filled)
 	}
 	if fil.Table.Columns[1].Nullable {
