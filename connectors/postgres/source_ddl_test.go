@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connectors/postgres"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
@@ -367,5 +369,46 @@ func TestNoDDLLogBesideAPublicationOfAllTables(t *testing.T) {
 	_, err := streamUntil(t, c, "alltables", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
 	if err == nil || !strings.Contains(err.Error(), "column(s) v vanished and w appeared") {
 		t.Fatalf("want the ambiguity stop, got %v", err)
+	}
+}
+
+// TestDDLLogSharedByFlows: the log logs the DDL of a role that is not a
+// superuser (the table's owner), two flows of one database share it, and
+// it goes with the last flow dropped.
+func TestDDLLogSharedByFlows(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	role := p.srv.CreateUser(t, "owner", "pw")
+	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY, name text); ALTER TABLE items OWNER TO `+role)
+	c := open(t, p.srcURL())
+	tables, t0 := streamFlow(t, c, "one")
+	streamFlow(t, c, "two")
+	app, err := pgx.Connect(context.Background(), p.srv.UserURL(role, "pw", p.src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(context.Background())
+	mustExec(t, app, `ALTER TABLE items RENAME name TO title; INSERT INTO items VALUES (1, 'one')`)
+	got, err := streamUntil(t, c, "one", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := schemaOf(t, got, "items"); sc.Renamed["title"] != "name" {
+		t.Fatalf("the owner's rename: renamed %v", sc.Renamed)
+	}
+	logged := func() int64 {
+		return count(t, src, `SELECT count(*) FROM pg_event_trigger WHERE evtname = 'ferry_ddl_log'`) + count(t, src, `SELECT count(*) FROM pg_class WHERE relname = 'ddl_log'`)
+	}
+	if err := c.DropFlow(context.Background(), "one"); err != nil {
+		t.Fatal(err)
+	}
+	if logged() != 2 {
+		t.Fatal("dropping one flow removed the log the other uses")
+	}
+	if err := c.DropFlow(context.Background(), "two"); err != nil {
+		t.Fatal(err)
+	}
+	if logged() != 0 {
+		t.Fatal("dropping the last flow left the log")
 	}
 }
