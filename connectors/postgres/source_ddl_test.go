@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -300,8 +301,14 @@ func TestWithoutDDLLogRenameStops(t *testing.T) {
 	srv := pgtest.Shared(t)
 	db, role := managedSource(t, srv, "", "REPLICATION")
 	srv.Exec(t, db, `CREATE TABLE other (id int PRIMARY KEY); ALTER TABLE other OWNER TO `+role)
+	logs := &lockedBuffer{}
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
 	c := open(t, srv.UserURL(role, "pw", db))
 	tables, t0 := streamFlow(t, c, "nolog")
+	if !strings.Contains(logs.String(), "ferry cannot keep its DDL log on the source (the role may not create event triggers") {
+		t.Fatalf("no warning that the flow runs without the DDL log; logged:\n%s", logs.String())
+	}
 	src := srv.Connect(t, db)
 	if n := count(t, src, `SELECT count(*) FROM pg_event_trigger`); n != 0 {
 		t.Fatal("an event trigger was made for a role that may not")
@@ -410,5 +417,27 @@ func TestDDLLogSharedByFlows(t *testing.T) {
 	}
 	if logged() != 0 {
 		t.Fatal("dropping the last flow left the log")
+	}
+}
+
+// TestPublicationWithoutTruncateIsWarnedOf: a publication= of the user's
+// that does not publish truncate never sends one; the preflight says so.
+func TestPublicationWithoutTruncateIsWarnedOf(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY); CREATE PUBLICATION mine FOR TABLE items WITH (publish = 'insert, update, delete')`)
+	logs := &lockedBuffer{}
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
+	c := open(t, p.srcURL()+"&publication=mine")
+	tables, err := c.Tables(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Preflight(context.Background(), tables, connector.PlanOptions{CDC: true, Flow: "mine"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "publication mine does not publish TRUNCATE") {
+		t.Fatalf("no warning of the publication without truncate; logged:\n%s", logs.String())
 	}
 }
