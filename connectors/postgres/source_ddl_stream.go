@@ -383,13 +383,32 @@ func renameIn(t *model.Table, from, to string) {
 	}
 }
 
+// loadLogTypes loads the logged columns' types and spells each as
+// discovery does, in ferry's session: the log's format_type ran with the
+// trigger's search_path, which qualifies other names ("public.hstore").
 func (c *Conn) loadLogTypes(ctx context.Context, cols []logColumn) error {
 	oids := make([]uint32, len(cols))
+	mods := make([]int32, len(cols))
 	for i, col := range cols {
-		oids[i] = col.TypeOID
+		oids[i], mods[i] = col.TypeOID, col.Typmod
 	}
 	if err := c.types.load(ctx, c.pool, oids); err != nil {
 		return c.classify(err, "read column types")
+	}
+	rows, err := c.pool.Query(ctx, `SELECT format_type(o, m) FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS u(o, m, n) ORDER BY n`, oids, mods)
+	if err != nil {
+		return c.classify(err, "read type names")
+	}
+	defer rows.Close()
+	for i := 0; rows.Next(); i++ {
+		if i < len(cols) {
+			if err := rows.Scan(&cols[i].FormatType); err != nil {
+				return c.classify(err, "read type names")
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return c.classify(err, "read type names")
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,7 +163,8 @@ func columnList(tb *model.Table) string {
 func TestDDLLogFollowsSchemaChanges(t *testing.T) {
 	p := newPair(t)
 	src := p.srv.Connect(t, p.src)
-	mustExec(t, src, `CREATE TABLE ren (id int PRIMARY KEY, name text); INSERT INTO ren VALUES (1, 'one');
+	mustExec(t, src, `CREATE EXTENSION hstore; CREATE TABLE ref (id int PRIMARY KEY, m hstore);
+		CREATE TABLE ren (id int PRIMARY KEY, name text); INSERT INTO ren VALUES (1, 'one');
 		CREATE TABLE drp (id int PRIMARY KEY, gone text, kept int);
 		CREATE TABLE fil (id int PRIMARY KEY); INSERT INTO fil VALUES (1);
 		CREATE TABLE typ (id int PRIMARY KEY, n int);
@@ -176,7 +178,7 @@ func TestDDLLogFollowsSchemaChanges(t *testing.T) {
 	mustExec(t, src, `ALTER TABLE ren RENAME name TO title; INSERT INTO ren VALUES (2, 'two');
 		ALTER TABLE drp DROP COLUMN gone; INSERT INTO drp VALUES (1, 7);
 		SET DateStyle = 'SQL, DMY'; SET TimeZone = 'Asia/Tokyo';
-		ALTER TABLE fil ADD COLUMN size int NOT NULL DEFAULT 5, ADD COLUMN label text DEFAULT 'a "b", {c}', ADD COLUMN at timestamptz DEFAULT '2026-01-02 03:04:05+00';
+		ALTER TABLE fil ADD COLUMN size int NOT NULL DEFAULT 5, ADD COLUMN label text DEFAULT 'a "b", {c}', ADD COLUMN at timestamptz DEFAULT '2026-01-02 03:04:05+00', ADD COLUMN m hstore;
 		RESET DateStyle; RESET TimeZone; INSERT INTO fil VALUES (2, 6, 'x');
 		ALTER TABLE typ ALTER n TYPE bigint; INSERT INTO typ VALUES (1, 5000000000);
 		ALTER TABLE par RENAME v TO w; INSERT INTO par VALUES (1, 'a', 'x')`)
@@ -210,7 +212,13 @@ func TestDDLLogFollowsSchemaChanges(t *testing.T) {
 	if at, ok := fil.Filled["at"].(time.Time); !ok || !at.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
 		t.Fatalf("add with a timestamp default: filled %#v", fil.Filled["at"])
 	}
-	if columnList(fil.Table) != "id int32, size int32, label text, at timestamptz" || fil.Filled["size"] != int64(5) || fil.Filled["label"] != `a "b", {c}` {
+	// Types read as discovery reads them (the trigger's search_path is not
+	// ferry's).
+	ref := tables[slices.IndexFunc(tables, func(t *model.Table) bool { return t.Namespace.Table == "ref" })]
+	if got, want := fil.Table.Columns[4].Type, ref.Columns[1].Type; got.String() != want.String() || got.Native != want.Native {
+		t.Fatalf("an added hstore column is %s (%s), discovery reads %s (%s)", got, got.Native, want, want.Native)
+	}
+	if columnList(fil.Table) != "id int32, size int32, label text, at timestamptz, m "+ref.Columns[1].Type.String() || fil.Filled["size"] != int64(5) || fil.Filled["label"] != `a "b", {c}` {
 		t.Fatalf("add with defaults: columns %s, filled %#v", columnList(fil.Table), fil.Filled)
 	}
 	if fil.Table.Columns[1].Nullable {
