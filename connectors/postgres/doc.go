@@ -28,7 +28,9 @@
 //	source_stream.go          StreamChanges: replication sessions, reconnects, status, heartbeat
 //	source_changes.go         a transaction's pgoutput messages to change batches
 //	source_pgoutput.go        the pgoutput parser
-//	source_relations.go       relation messages, schema changes in the stream
+//	source_relations.go       relation messages, schema changes by column name
+//	source_ddl.go             the DDL log on the source: event trigger, _ferry.ddl_log, DropFlow's cleanup
+//	source_ddl_stream.go      schema changes by the DDL log: renames, drops, added columns' values, types
 //	source_moved.go           values of rows an update moved to a new key
 //	source_generated.go       generated columns computed for changed rows
 //	source_definitions.go     defaults, identity, sequences, domains, composites, partitions, the functions they call
@@ -202,11 +204,26 @@
 // FULL), never NULL. In an update that changed the key no destination row
 // holds the value, so ferry reads it from the source's current row under
 // the new key (replaying the row's later changes converges it; a row gone
-// since becomes a delete of the old key). A relation message whose columns differ from the known
-// table emits the table's new schema ahead of the changes that use it: an
-// added column is applied by the destination; an added column with a
-// default, a dropped or retyped column, and TRUNCATE stop the flow with an
-// error saying what to do.
+// since becomes a delete of the old key).
+//
+// Schema changes are followed by ferry's DDL log when the role may create
+// event triggers (source_ddl.go): the event trigger ferry_ddl_log logs a
+// table's live columns (attnum, type, attmissingval, volatile default)
+// into _ferry.ddl_log after each ALTER TABLE and CREATE TABLE, the
+// publication carries the log, and the stream (source_ddl_stream.go)
+// composes the log's entries from the one showing the columns it knows, by
+// attnum: a kept attnum under a new name is a rename (SchemaChange.Renamed),
+// a new attnum an added column (with Filled, the value existing rows got,
+// decoded as the column's values are), a gone one a drop, a new type a type
+// change. A column whose values the server computed per row (volatile
+// default, identity, generated) stops the flow: the table must be copied
+// again. A relation message the log does not explain stops it too. Without
+// the log the relation message is compared by column name: an added
+// nullable column, a dropped or retyped one pass; an added column with a
+// default, and a column gone while another appeared (a rename or a drop
+// and an add: names cannot tell), stop the flow with an error saying what
+// to do. A TRUNCATE is a model.OpTruncate change per flow table it names,
+// in stream order, starting a batch of its own.
 //
 // Standby status updates report as flushed only what the engine
 // acknowledged (Ack), every 5 s and whenever the server asks, also while the

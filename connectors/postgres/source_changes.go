@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -31,16 +30,7 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 	case *pglogrepl.DeleteMessage:
 		return s.change(ctx, m.RelationID, model.OpDelete, m.OldTuple, m.OldTupleType, nil, len(xld.WALData), send)
 	case *pglogrepl.TruncateMessage:
-		var names []string
-		for _, id := range m.RelationIDs {
-			if r := s.rels[id]; r != nil && r.st != nil {
-				names = append(names, r.ns.String())
-			}
-		}
-		if len(names) > 0 {
-			return &decodeError{fmt.Errorf("%s truncated at the source (in the transaction ending after %s): ferry does not replicate TRUNCATE; truncate the destination table(s) yourself and start the flow over (ferry sync --restart), or exclude the table(s)",
-				strings.Join(names, ", "), s.emitted)}
-		}
+		return s.truncate(ctx, m, len(xld.WALData), send)
 	case *pglogrepl.CommitMessage:
 		s.inTx = false
 		pos := m.TransactionEndLSN
@@ -56,6 +46,35 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 		s.lastData.Store(time.Now().UnixNano())
 		return send(p)
 	}
+	return nil
+}
+
+// truncate adds a truncate of each flow table a TRUNCATE message names (one
+// statement may name several, and CASCADE adds the tables referencing
+// them), in stream order among the transaction's other changes. What came
+// before it in the transaction goes first, as a part at the last commit:
+// the engine applies everything before a truncate anyway, and a batch that
+// begins with the truncate keeps the engine from checkpointing a position
+// inside a batch it has not folded yet (on the first batch of a run, a
+// position it does not have).
+func (s *streamer) truncate(ctx context.Context, m *pglogrepl.TruncateMessage, size int, send func(pending) error) error {
+	var ns []model.Namespace
+	for _, id := range m.RelationIDs {
+		if r := s.rels[id]; r != nil && r.st != nil {
+			ns = append(ns, r.ns)
+		}
+	}
+	if len(ns) == 0 {
+		return nil
+	}
+	if err := s.flushPartial(ctx, send); err != nil {
+		return err
+	}
+	for _, n := range ns {
+		s.changes = append(s.changes, model.Change{Op: model.OpTruncate, Table: n})
+		s.rawRows = append(s.rawRows, nil)
+	}
+	s.txnBytes += int64(size)
 	return nil
 }
 
@@ -91,6 +110,12 @@ func (s *streamer) change(ctx context.Context, relID uint32, op model.Op, old *p
 	r := s.rels[relID]
 	if r == nil {
 		return &decodeError{fmt.Errorf("change to relation %d before its relation message", relID)}
+	}
+	if r.logCols != nil {
+		if op != model.OpInsert || !s.ddlLog {
+			return nil
+		}
+		return s.logRow(ctx, r, tuple, send)
 	}
 	if r.st == nil {
 		return nil

@@ -18,6 +18,8 @@ type relation struct {
 	tableIdx []int // for each relation column, the table column, or -1
 	keyIdx   []int // relation columns of the table's primary key
 	names    []string
+	// logCols, for ferry's DDL log, maps its columns to their places.
+	logCols map[string]int
 }
 
 // relation records a relation message. When its columns differ from the
@@ -30,16 +32,30 @@ func (s *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, s
 		r.names = append(r.names, col.Name)
 	}
 	s.rels[m.RelationID] = r
+	if ns == ddlLogNS {
+		r.logCols = map[string]int{}
+		for i, name := range r.names {
+			r.logCols[name] = i
+		}
+		return nil
+	}
 	st := s.tables[ns]
 	if st == nil {
 		return nil
 	}
-	r.st = st
-	changed, newTable, err := s.c.relationSchema(ctx, st.table, m)
+	d, err := s.c.relationSchema(ctx, st.table, m)
 	if err != nil {
 		return err
 	}
-	if changed {
+	if d.changed && s.ddlLog {
+		if err := s.relationByLog(ctx, st, m, send); err != nil {
+			return err
+		}
+	} else if d.changed {
+		if err := s.c.byNameOnly(ctx, st.table, d, s.pub); err != nil {
+			return err
+		}
+		newTable := d.next
 		if err := s.flushPartial(ctx, send); err != nil {
 			return err
 		}
@@ -50,6 +66,7 @@ func (s *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, s
 		*st = *nst
 		s.schemas = append(s.schemas, model.SchemaChange{Table: newTable})
 	}
+	r.st = st
 	r.colIdx = make([]int, len(st.table.Columns))
 	for i, col := range st.table.Columns {
 		r.colIdx[i] = -1
@@ -84,83 +101,101 @@ func (s *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, s
 	return nil
 }
 
-// relationSchema compares a relation message with the known table and, if
-// they differ, returns the table's new schema: known columns keep their
-// place, dropped ones are gone, added ones come last. An added column with a
-// default is refused: the source's existing rows have the default, which no
-// change will ever carry to the destination.
-func (c *Conn) relationSchema(ctx context.Context, known *model.Table, m *pglogrepl.RelationMessage) (bool, *model.Table, error) {
+// relationDiff is how a relation message's columns differ from the known
+// table's, by name.
+type relationDiff struct {
+	changed        bool
+	next           *model.Table // known columns keep their place, added ones come last
+	added, dropped []string
+}
+
+// relationSchema compares a relation message with the known table by
+// column name: known columns keep their place, dropped ones are gone,
+// added ones come last.
+func (c *Conn) relationSchema(ctx context.Context, known *model.Table, m *pglogrepl.RelationMessage) (relationDiff, error) {
 	var oids []uint32
 	for _, col := range m.Columns {
 		oids = append(oids, col.DataType)
 	}
 	if err := c.types.load(ctx, c.pool, oids); err != nil {
-		return false, nil, c.classify(err, "read column types")
+		return relationDiff{}, c.classify(err, "read column types")
 	}
 	relCols := map[string]model.Type{}
 	var order []string
 	for _, col := range m.Columns {
 		native, err := c.formatType(ctx, col.DataType, col.TypeModifier)
 		if err != nil {
-			return false, nil, err
+			return relationDiff{}, err
 		}
 		ct, err := c.types.mapType(col.DataType, col.TypeModifier, native)
 		if err != nil {
-			return false, nil, &decodeError{fmt.Errorf("table %s, column %s: %w", known.Namespace, col.Name, err)}
+			return relationDiff{}, &decodeError{fmt.Errorf("table %s, column %s: %w", known.Namespace, col.Name, err)}
 		}
 		relCols[col.Name] = ct.typ
 		order = append(order, col.Name)
 	}
-	changed := false
-	next := known.Clone()
-	next.Columns = next.Columns[:0]
+	d := relationDiff{next: known.Clone()}
+	d.next.Columns = d.next.Columns[:0]
 	have := map[string]bool{}
 	for _, col := range known.Columns {
 		have[col.Name] = true
 		if col.Generated {
-			next.Columns = append(next.Columns, col)
+			d.next.Columns = append(d.next.Columns, col)
 			continue
 		}
 		t, ok := relCols[col.Name]
 		if !ok {
-			changed = true // dropped
+			d.changed = true
+			d.dropped = append(d.dropped, col.Name)
 			continue
 		}
 		if t.String() != col.Type.String() || t.Native != col.Type.Native {
-			changed = true
+			d.changed = true
 			col.Type = t
 		}
-		next.Columns = append(next.Columns, col)
+		d.next.Columns = append(d.next.Columns, col)
 	}
-	var added []string
 	for _, name := range order {
 		if !have[name] {
-			changed = true
-			added = append(added, name)
-			next.Columns = append(next.Columns, model.Column{Name: name, Type: relCols[name], Nullable: true})
+			d.changed = true
+			d.added = append(d.added, name)
+			d.next.Columns = append(d.next.Columns, model.Column{Name: name, Type: relCols[name], Nullable: true})
 		}
 	}
-	if len(added) > 0 {
-		var withDefault []string
-		rows, err := c.pool.Query(ctx, `SELECT a.attname FROM pg_attribute a
-			WHERE a.attrelid = to_regclass($1) AND a.attname = ANY($2) AND (a.atthasdef OR a.atthasmissing OR a.attidentity <> '')`,
-			qualified(known.Namespace), added)
-		if err != nil {
-			return false, nil, c.classify(err, "read added columns of "+known.Namespace.String())
-		}
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err == nil {
-				withDefault = append(withDefault, n)
-			}
-		}
-		rows.Close()
-		if len(withDefault) > 0 {
-			return false, nil, &decodeError{fmt.Errorf("table %s: column(s) %s were added with a default; the rows already copied would get NULL at the destination instead of the default, and no change will carry it: add the column(s) at the destination with the same default and start the flow over (ferry sync --restart)",
-				known.Namespace, strings.Join(withDefault, ", "))}
+	return d, nil
+}
+
+// byNameOnly checks a change told by column names alone (no DDL log) for
+// what names cannot tell: a column gone while another appeared may be a
+// rename, whose values a drop and an add would lose; and a column added
+// with a default gave the rows the source had a value no change carries.
+func (c *Conn) byNameOnly(ctx context.Context, known *model.Table, d relationDiff, pub string) error {
+	if len(d.added) > 0 && len(d.dropped) > 0 {
+		return &decodeError{fmt.Errorf("table %s: column(s) %s vanished and %s appeared in one schema change; without its DDL log ferry cannot tell a rename (whose values must be kept) from a drop and an add, so it stops. To have the log, run the flow with a role that may create event triggers (superuser, or rds_superuser / cloudsqlsuperuser on a managed service), or, with publication=, ALTER PUBLICATION %s ADD TABLE _ferry.ddl_log; then start the flow over with ferry sync --restart",
+			known.Namespace, strings.Join(d.dropped, ", "), strings.Join(d.added, ", "), showIdent(pub))}
+	}
+	if len(d.added) == 0 {
+		return nil
+	}
+	var withDefault []string
+	rows, err := c.pool.Query(ctx, `SELECT a.attname FROM pg_attribute a
+		WHERE a.attrelid = to_regclass($1) AND a.attname = ANY($2) AND (a.atthasdef OR a.atthasmissing OR a.attidentity <> '')`,
+		qualified(known.Namespace), d.added)
+	if err != nil {
+		return c.classify(err, "read added columns of "+known.Namespace.String())
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err == nil {
+			withDefault = append(withDefault, n)
 		}
 	}
-	return changed, next, nil
+	rows.Close()
+	if len(withDefault) > 0 {
+		return &decodeError{fmt.Errorf("table %s: column(s) %s were added with a default; the rows already copied would get NULL at the destination instead of the default, and no change will carry it (ferry's DDL log would carry it: see the docs on schema changes): add the column(s) at the destination with the same default and start the flow over (ferry sync --restart)",
+			known.Namespace, strings.Join(withDefault, ", "))}
+	}
+	return nil
 }
 
 // formatType spells a type with its modifier as the server does.

@@ -75,7 +75,11 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (m
 	if err != nil {
 		return "", "", err
 	}
-	if err := c.ensurePublication(ctx, pub, ownPub, tables); err != nil {
+	logged, err := c.ensureDDLLog(ctx, tables)
+	if err != nil {
+		return "", "", err
+	}
+	if err := c.ensurePublication(ctx, pub, ownPub, tables, logged); err != nil {
 		if ownPub && ctx.Err() != nil {
 			// Cancelled: the server may have created it all the same.
 			c.dropPublication(context.WithoutCancel(ctx), pub)
@@ -218,9 +222,10 @@ func (c *Conn) warnInactiveSlots(ctx context.Context, except string) {
 }
 
 // ensurePublication creates (or updates) ferry's publication for the
-// tables, or checks that the user's covers them. Partitioned tables publish
-// through their root, so their changes carry the table's name.
-func (c *Conn) ensurePublication(ctx context.Context, pub string, own bool, tables []*srcTable) error {
+// tables (and ferry's DDL log, when there is one), or checks that the
+// user's covers them. Partitioned tables publish through their root, so
+// their changes carry the table's name.
+func (c *Conn) ensurePublication(ctx context.Context, pub string, own bool, tables []*srcTable, ddlLog bool) error {
 	var exists, viaRoot bool
 	err := c.pool.QueryRow(ctx, `SELECT true, pubviaroot FROM pg_publication WHERE pubname = $1`, pub).Scan(&exists, &viaRoot)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -234,6 +239,9 @@ func (c *Conn) ensurePublication(ctx context.Context, pub string, own bool, tabl
 		names[i] = qualified(s.table.Namespace)
 	}
 	sort.Strings(names)
+	if ddlLog {
+		names = append(names, qualified(ddlLogNS))
+	}
 	var stmt string
 	if exists {
 		stmt = "ALTER PUBLICATION " + quoteIdent(pub) + " SET TABLE " + strings.Join(names, ", ")
@@ -259,13 +267,19 @@ func (c *Conn) ensurePublication(ctx context.Context, pub string, own bool, tabl
 // checkPublication checks that the user's publication exists and
 // publishes every table.
 func (c *Conn) checkPublication(ctx context.Context, pub string, tables []*srcTable) error {
-	var exists bool
-	err := c.pool.QueryRow(ctx, `SELECT true FROM pg_publication WHERE pubname = $1`, pub).Scan(&exists)
+	var exists, truncates bool
+	err := c.pool.QueryRow(ctx, `SELECT true, pubtruncate FROM pg_publication WHERE pubname = $1`, pub).Scan(&exists, &truncates)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return c.classify(err, "look up publication "+pub)
 	}
 	if !exists {
 		return errs.BadConfig(fmt.Sprintf("publication %s does not exist at %s", pub, c.where()), "create it (CREATE PUBLICATION "+showIdent(pub)+" FOR TABLE ... WITH (publish_via_partition_root = true)) or leave publication= out so ferry creates one")
+	}
+	if !truncates {
+		// Warned, not refused: a publication without truncate may be what
+		// its owner wants, and the flow is exact as long as no one truncates.
+		slog.Warn(fmt.Sprintf("publication %s does not publish TRUNCATE: a table of the flow truncated at the source stays full at the destination; ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate') to follow truncates", pub, showIdent(pub)),
+			"publication", pub, "server", c.where())
 	}
 	rows, err := c.pool.Query(ctx, `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1`, pub)
 	if err != nil {
@@ -361,6 +375,9 @@ func (c *Conn) DropFlow(ctx context.Context, flow string) error {
 		if _, err := c.pool.Exec(ctx, "DROP PUBLICATION IF EXISTS "+quoteIdent(pub)); err != nil {
 			failed = append(failed, c.classify(err, "drop publication "+pub))
 		}
+	}
+	if len(failed) == 0 {
+		failed = append(failed, c.dropDDLLog(ctx))
 	}
 	return errors.Join(failed...)
 }

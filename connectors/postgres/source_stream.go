@@ -65,6 +65,9 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 	s := &streamer{c: c, tables: map[model.Namespace]*streamTable{}, emitted: start}
 	s.slot, _ = c.slotFor(flow)
 	s.pub, _ = c.publicationFor(flow)
+	if s.ddlLog, err = c.publishesDDLLog(ctx, s.pub); err != nil {
+		return err
+	}
 	c.warnInactiveSlots(ctx, s.slot)
 	for _, t := range tables {
 		st, err := c.newStreamTable(ctx, t)
@@ -110,7 +113,10 @@ type streamer struct {
 	slot, pub string
 	tables    map[model.Namespace]*streamTable
 	rels      map[uint32]*relation
-	out       chan<- pending
+	// ddlLog: the publication carries ferry's DDL log, by which schema
+	// changes are followed (source_ddl_stream.go).
+	ddlLog bool
+	out    chan<- pending
 
 	// queued is the size in the stream of the batches sent and not yet
 	// taken by the engine; taken is signalled whenever it takes one.
