@@ -1,0 +1,328 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
+	"github.com/ferrydb/ferry/model"
+)
+
+// flowStart creates db's tables with ddl and returns a source, its tables
+// and the CDC start position.
+func flowStart(t *testing.T, s *mysqltest.Server, db string, ddl ...string) (*Conn, []*model.Table, model.Position) {
+	t.Helper()
+	for _, q := range ddl {
+		s.Exec(t, "USE `"+db+"`; "+q)
+	}
+	src := openConn(t, s.URL(db))
+	ctx := context.Background()
+	tables, err := src.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := src.Plan(ctx, tables, connector.PlanOptions{CDC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src, tables, plan.T0
+}
+
+func head(t *testing.T, src *Conn) model.Position {
+	t.Helper()
+	p, err := src.HeadPosition(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func columnNames(tb *model.Table) string {
+	var out []string
+	for _, c := range tb.Columns {
+		out = append(out, c.Name+" "+c.Type.Native)
+	}
+	return strings.Join(out, ", ")
+}
+
+// event is a batch's schema change or change, in stream order, written so
+// a test compares the whole stream at once.
+func events(t *testing.T, batches []*model.ChangeBatch, tables []*model.Table) []string {
+	t.Helper()
+	defs := map[model.Namespace]*model.Table{}
+	for _, tb := range tables {
+		defs[tb.Namespace] = tb
+	}
+	var out []string
+	for _, b := range batches {
+		for _, sc := range b.Schemas {
+			e := fmt.Sprintf("schema %s (%s) key %v", sc.Table.Namespace.Table, columnNames(sc.Table), sc.Table.PrimaryKey)
+			if len(sc.Renamed) > 0 {
+				e += fmt.Sprintf(" renamed %v", sc.Renamed)
+			}
+			if len(sc.Filled) > 0 {
+				var f []string
+				for _, c := range sc.Table.Columns {
+					if v, ok := sc.Filled[c.Name]; ok {
+						txt, err := model.FormatText(c.Type, v)
+						if err != nil {
+							t.Fatalf("filled %s: %v", c.Name, err)
+						}
+						f = append(f, fmt.Sprintf("%s=%q", c.Name, txt))
+					}
+				}
+				e += " filled " + strings.Join(f, " ")
+			}
+			out = append(out, e)
+			defs[sc.Table.Namespace] = sc.Table
+		}
+		for _, c := range b.Changes {
+			tb := defs[c.Table]
+			e := c.Op.String() + " " + c.Table.Table
+			if c.Row != nil {
+				var vals []string
+				for i, v := range c.Row {
+					if v == nil {
+						vals = append(vals, "NULL")
+						continue
+					}
+					txt, err := model.FormatText(tb.Columns[i].Type, v)
+					if err != nil {
+						t.Fatalf("%s column %s: %v", e, tb.Columns[i].Name, err)
+					}
+					vals = append(vals, txt)
+				}
+				e += " (" + strings.Join(vals, ", ") + ")"
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func sameEvents(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("%s:\n got:\n  %s\nwant:\n  %s", what, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+func TestCDCFollowsAlterTable(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "alter")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY, a varchar(10), b int)", "INSERT INTO t VALUES (1, 'x', 10)")
+	use := "USE `" + db + "`; "
+	s.Exec(t,
+		use+"INSERT INTO t VALUES (2, 'y', 20)",
+		// Constant defaults and a NOT NULL column's implicit default are
+		// what every existing row got; a column placed FIRST moves the rest.
+		use+"ALTER TABLE t ADD COLUMN c int NOT NULL DEFAULT 7, ADD COLUMN d varchar(5) NOT NULL, ADD COLUMN e varchar(5) NULL FIRST, ADD f decimal(6,2) DEFAULT '1.5', ADD INDEX (b)",
+		use+"INSERT INTO t (e, id, a, b, c, d) VALUES ('E', 3, 'z', 30, 8, 'dd')",
+		use+"ALTER TABLE t RENAME COLUMN a TO a2, DROP COLUMN b",
+		use+"UPDATE t SET a2 = 'y2' WHERE id = 2",
+		use+"ALTER TABLE t CHANGE a2 name varchar(40) NOT NULL DEFAULT '' AFTER f, MODIFY c bigint NOT NULL",
+		use+"INSERT INTO t VALUES (NULL, 4, 5000000000, 'q', 2.25, 'n')",
+		use+"ALTER TABLE t DROP COLUMN f, ALTER COLUMN c SET DEFAULT 9",
+		use+"DELETE FROM t WHERE id = 1",
+	)
+	end := head(t, src)
+	batches, err := streamUntil(t, src, tables, t0, end, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stream reads each ALTER after all of them ran: the server already
+	// has c as bigint, so c's first definition comes from the statement
+	// (int), the others' from the server (int(11)).
+	want := []string{
+		"insert t (2, y, 20)",
+		"schema t (e varchar(5), id int(11), a varchar(10), b int(11), c int, d varchar(5), f decimal(6,2)) key [id] filled c=\"7\" d=\"\" f=\"1.50\"",
+		"insert t (E, 3, z, 30, 8, dd, 1.50)",
+		"schema t (e varchar(5), id int(11), a2 varchar(10), c int, d varchar(5), f decimal(6,2)) key [id] renamed map[a2:a]",
+		"update t (NULL, 2, y2, 7, , 1.50)",
+		"schema t (e varchar(5), id int(11), c bigint(20), d varchar(5), f decimal(6,2), name varchar(40)) key [id] renamed map[name:a2]",
+		"insert t (NULL, 4, 5000000000, q, 2.25, n)",
+		"schema t (e varchar(5), id int(11), c bigint(20), d varchar(5), name varchar(40)) key [id]",
+		"delete t",
+	}
+	sameEvents(t, "the stream of an altered table", events(t, batches, tables), want)
+	// Each ALTER is one batch, with its schema change before anything else.
+	for _, b := range batches {
+		if len(b.Schemas) > 1 || len(b.Schemas) == 1 && len(b.Changes) > 0 {
+			t.Fatalf("an ALTER's batch: %d schema changes and %d changes", len(b.Schemas), len(b.Changes))
+		}
+	}
+	changes := changesOf(batches)
+	if d := changes[len(changes)-1]; d.Op != model.OpDelete || len(d.Key) != 1 || d.Key[0] != int64(1) {
+		t.Fatalf("the delete after the ALTERs: %+v", d)
+	}
+
+	// Resumed after the first ALTER with the definition it emitted (as a
+	// flow's state hands it back), the stream emits the same later changes,
+	// relative to that definition.
+	var afterFirst model.Position
+	var firstDef *model.Table
+	for _, b := range batches {
+		if len(b.Schemas) > 0 {
+			afterFirst, firstDef = b.Position, b.Schemas[0].Table
+			break
+		}
+	}
+	again, err := streamUntil(t, src, []*model.Table{firstDef}, afterFirst, end, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEvents(t, "resumed after the first ALTER", events(t, again, []*model.Table{firstDef}), want[2:])
+}
+
+func TestCDCFollowsRenameColumnOnMariaDB(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "rencol")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id bigint PRIMARY KEY, `Old Name` varchar(10))")
+	if !versionAtLeast(src.server.version, 10, 5) {
+		t.Skipf("MariaDB %s has no RENAME COLUMN (10.5 and later)", src.server.version)
+	}
+	use := "USE `" + db + "`; "
+	s.Exec(t,
+		use+"INSERT INTO t VALUES (1, 'a')",
+		use+"ALTER TABLE t RENAME COLUMN `Old Name` TO `new``name`",
+		use+"INSERT INTO t VALUES (2, 'b')",
+		// MariaDB 10.5 and later: IF EXISTS skips what does not apply.
+		use+"ALTER TABLE t RENAME COLUMN IF EXISTS `nope` TO `x`, DROP COLUMN IF EXISTS `nope`, ADD COLUMN IF NOT EXISTS `id` int",
+		// A rename to the same name in another case is a rename.
+		use+"ALTER TABLE t CHANGE COLUMN `new``name` `NEW``NAME` varchar(10)",
+	)
+	batches, err := streamUntil(t, src, tables, t0, head(t, src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEvents(t, "renamed columns", events(t, batches, tables), []string{
+		"insert t (1, a)",
+		"schema t (id bigint(20), new`name varchar(10)) key [id] renamed map[new`name:Old Name]",
+		"insert t (2, b)",
+		"schema t (id bigint(20), NEW`NAME varchar(10)) key [id] renamed map[NEW`NAME:new`name]",
+	})
+}
+
+func TestCDCTruncateInStreamOrder(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "trunc")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY)", "CREATE TABLE other (id int PRIMARY KEY)")
+	use := "USE `" + db + "`; "
+	s.Exec(t,
+		use+"INSERT INTO t VALUES (1), (2)",
+		use+"TRUNCATE TABLE t",
+		use+"TRUNCATE other",
+		use+"INSERT INTO t VALUES (3)",
+	)
+	batches, err := streamUntil(t, src, tables, t0, head(t, src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEvents(t, "insert, truncate, insert", events(t, batches, tables), []string{
+		"insert t (1)", "insert t (2)", "truncate t", "truncate other", "insert t (3)",
+	})
+	for _, b := range batches {
+		for _, c := range b.Changes {
+			if c.Op == model.OpTruncate && (len(b.Changes) != 1 || c.Table.Schema != db || c.Row != nil || c.Key != nil) {
+				t.Fatalf("a truncate is its own batch on its table alone: %+v", b.Changes)
+			}
+		}
+	}
+}
+
+func TestCDCStopsOnValuesTheBinlogDoesNotCarry(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "vals")
+	use := "USE `" + db + "`; "
+	cases := []struct {
+		name  string
+		alter string
+		want  []string
+	}{
+		{"expression default", "ALTER TABLE %s ADD COLUMN r double NOT NULL DEFAULT (RAND())",
+			[]string{"added column r has the default (RAND())", "an expression", "incremental snapshots are not built yet", "ferry sync --restart"}},
+		{"current time", "ALTER TABLE %s ADD COLUMN ts timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP",
+			[]string{"added column ts has the default CURRENT_TIMESTAMP", "ferry sync --restart"}},
+		{"auto increment", "ALTER TABLE %s ADD COLUMN n int AUTO_INCREMENT UNIQUE",
+			[]string{"added column n is AUTO_INCREMENT", "ferry sync --restart"}},
+		{"generated", "ALTER TABLE %s ADD COLUMN g int AS (id * 2) STORED",
+			[]string{"column g is generated", "ferry sync --restart"}},
+		{"partition", "ALTER TABLE %s PARTITION BY HASH (id) PARTITIONS 2",
+			[]string{"ferry cannot follow it", "PARTITION BY HASH", "ferry sync --restart"}},
+		{"primary key", "ALTER TABLE %s DROP PRIMARY KEY, ADD PRIMARY KEY (id, v)",
+			[]string{"primary key", "ferry sync --restart"}},
+		{"unreadable", "ALTER TABLE %s ADD COLUMN w int, ALGORITHM=COPY, ADD CONSTRAINT c CHECK (w > 0), MODIFY v varchar(10) NOT NULL",
+			nil},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tbl := fmt.Sprintf("t%d", i)
+			src, tables, t0 := flowStart(t, s, db, "CREATE TABLE "+tbl+" (id int NOT NULL, v varchar(10) NOT NULL, PRIMARY KEY (id))",
+				"INSERT INTO "+tbl+" VALUES (1, 'a')")
+			var mine []*model.Table
+			for _, tb := range tables {
+				if tb.Namespace.Table == tbl {
+					mine = append(mine, tb)
+				}
+			}
+			stmt := fmt.Sprintf(c.alter, tbl)
+			s.Exec(t, use+stmt, use+"INSERT INTO "+tbl+" (id, v) VALUES (2, 'b')")
+			batches, err := streamUntil(t, src, mine, t0, head(t, src), nil)
+			if c.want == nil {
+				// Followed: every specification is one ferry reads.
+				if err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+				if n := len(events(t, batches, mine)); n != 2 {
+					t.Fatalf("%s: %d events", stmt, n)
+				}
+				return
+			}
+			if !contains(err, append([]string{db + "." + tbl, "writes nothing wrong"}, c.want...)...) {
+				t.Fatalf("%s: error %v", stmt, err)
+			}
+			for _, ch := range changesOf(batches) {
+				if ch.Row != nil && ch.Row[0] == int64(2) {
+					t.Fatalf("%s: the row after the ALTER was emitted", stmt)
+				}
+			}
+		})
+	}
+}
+
+// TestCDCStopsOnTableSwap reproduces gh-ost's statements (gh-ost itself is
+// not installable here): a shadow table created like the flow's, altered,
+// filled outside the flow, then swapped in by one RENAME TABLE.
+func TestCDCStopsOnTableSwap(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "ghost")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(10))", "INSERT INTO t VALUES (1, 'a')")
+	use := "USE `" + db + "`; "
+	s.Exec(t,
+		use+"CREATE TABLE `_t_ghc` (id bigint auto_increment, last_update timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, hint varchar(64) NOT NULL, value text, PRIMARY KEY (id), UNIQUE KEY hint_uidx (hint))",
+		use+"CREATE TABLE `_t_gho` LIKE `t`",
+		use+"ALTER TABLE `_t_gho` ADD COLUMN w int NOT NULL DEFAULT 5",
+		use+"INSERT INTO `_t_ghc` (hint, value) VALUES ('state', 'GhostTableMigrated')",
+		use+"INSERT INTO t VALUES (2, 'b')",
+		use+"INSERT IGNORE INTO `_t_gho` (id, v) SELECT id, v FROM t",
+		use+"REPLACE INTO `_t_gho` (id, v) VALUES (2, 'b')",
+		use+"RENAME TABLE `t` TO `_t_del`, `_t_gho` TO `t`",
+		use+"INSERT INTO t VALUES (3, 'c', 6)",
+	)
+	batches, err := streamUntil(t, src, tables, t0, head(t, src), nil)
+	if !contains(err, "table "+db+".t was replaced by table "+db+"._t_gho", "RENAME TABLE `t` TO `_t_del`, `_t_gho` TO `t`", "online schema change", "incremental snapshots", "ferry sync --restart") {
+		t.Fatalf("the swap: %v", err)
+	}
+	sameEvents(t, "before the swap", events(t, batches, tables), []string{"insert t (2, b)"})
+
+	// A table renamed away, with nothing in its place, stops the flow too.
+	src, tables, t0 = flowStart(t, s, db, "CREATE TABLE u (id int PRIMARY KEY)")
+	s.Exec(t, use+"RENAME TABLE u TO u_old")
+	_, err = streamUntil(t, src, tables, t0, head(t, src), nil)
+	if !contains(err, "table "+db+".u was renamed to "+db+".u_old", "ferry sync --restart") {
+		t.Fatalf("a renamed table: %v", err)
+	}
+}
