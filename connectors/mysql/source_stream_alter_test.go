@@ -326,3 +326,100 @@ func TestCDCStopsOnTableSwap(t *testing.T) {
 		t.Fatalf("a renamed table: %v", err)
 	}
 }
+
+// TestCDCFilledValues checks the value existing rows got for added columns
+// of several types, as the server gave it, decoded as their rows are.
+func TestCDCFilledValues(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "filled")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+	s.Exec(t, "USE `"+db+"`; ALTER TABLE t ADD e enum('red','green') NOT NULL, ADD dt datetime(3) DEFAULT '2024-01-02', "+
+		"ADD s varchar(20) CHARACTER SET latin1 NOT NULL DEFAULT 'a\\\\b''c é', ADD ok bool DEFAULT TRUE, ADD n bigint unsigned DEFAULT 18446744073709551615, "+
+		"ADD f float NOT NULL, ADD b varbinary(4) DEFAULT x'00ff', ADD j json NOT NULL DEFAULT '{\"k\": [1]}', ADD z varchar(3) NULL DEFAULT NULL, ADD y year NOT NULL DEFAULT (2024)")
+	batches, err := streamUntil(t, src, tables, t0, head(t, src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := events(t, batches, tables)
+	want := `schema t (id int(11), e enum('red','green'), dt datetime(3), s varchar(20), ok tinyint(1), n bigint(20) unsigned, f float, b varbinary(4), j json, z varchar(3), y year(4)) key [id] filled e="red" dt="2024-01-02T00:00:00" s="a\\b'c é" ok="true" n="18446744073709551615" f="0" b="AP8=" j="{\"k\": [1]}" y="2024"`
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("added columns:\n got %s\nwant %s", strings.Join(got, "\n"), want)
+	}
+}
+
+// TestCDCBehindTheServer: when the stream reads an ALTER after later ones
+// changed the column again, the column's definition comes from the
+// statement when nothing in it is implicit, and the flow stops otherwise.
+func TestCDCBehindTheServer(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "behind")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY)")
+	use := "USE `" + db + "`; "
+	s.Exec(t,
+		use+"ALTER TABLE t ADD n smallint NOT NULL DEFAULT 3, ADD s varchar(5) CHARACTER SET utf8mb4 DEFAULT 'x'",
+		use+"INSERT INTO t VALUES (1, 4, 'y')",
+		use+"ALTER TABLE t DROP n, DROP s",
+		use+"INSERT INTO t VALUES (2)",
+	)
+	batches, err := streamUntil(t, src, tables, t0, head(t, src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEvents(t, "columns the server no longer has", events(t, batches, tables), []string{
+		`schema t (id int(11), n smallint, s varchar(5)) key [id] filled n="3" s="x"`,
+		"insert t (1, 4, y)",
+		"schema t (id int(11)) key [id]",
+		"insert t (2)",
+	})
+
+	// A text column without its character set: the server's table default
+	// decides it, and ferry cannot know it any more.
+	src, tables, t0 = flowStart(t, s, db, "CREATE TABLE u (id int PRIMARY KEY)")
+	s.Exec(t, use+"ALTER TABLE u ADD v varchar(5)", use+"ALTER TABLE u DROP v")
+	_, err = streamUntil(t, src, tables[1:], t0, head(t, src), nil)
+	if !contains(err, db+".u", "ALTER TABLE u ADD v varchar(5)", "column v (varchar(5) in the statement)", "the stream is behind the server", "ferry sync --restart") {
+		t.Fatalf("a text column the server no longer has: %v", err)
+	}
+}
+
+// TestCDCReplayedAddColumn: a flow resumed before an ALTER it followed (its
+// state already has the column) gets no second schema change.
+func TestCDCReplayedAddColumn(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "replay")
+	src, tables, _ := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY)")
+	before := head(t, src)
+	s.Exec(t, "USE `"+db+"`; ALTER TABLE t ADD c int NOT NULL DEFAULT 1", "USE `"+db+"`; INSERT INTO t VALUES (5, 6)")
+	batches, err := streamUntil(t, src, tables, before, head(t, src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := batches[0].Schemas[0].Table
+	again, err := streamUntil(t, src, []*model.Table{known}, before, head(t, src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEvents(t, "replayed", events(t, again, []*model.Table{known}), []string{"insert t (5, 6)"})
+}
+
+// TestCDCFilledNeedsTemporaryTables: the value of an added column's
+// default is read through a temporary table; without the privilege the
+// flow stops saying which grant it needs.
+func TestCDCFilledNeedsTemporaryTables(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "notmp")
+	s.Exec(t, "USE `"+db+"`; CREATE TABLE t (id int PRIMARY KEY)")
+	user := s.CreateUser(t, "cdc_notmp", "pw", "SELECT ON `"+db+"`.*", "REPLICATION SLAVE, BINLOG MONITOR ON *.*")
+	src := openConn(t, s.UserURL(user, "pw", db))
+	ctx := context.Background()
+	tables, err := src.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := head(t, src)
+	s.Exec(t, "USE `"+db+"`; ALTER TABLE t ADD c int NOT NULL DEFAULT 1")
+	_, err = streamUntil(t, src, tables, from, head(t, src), nil)
+	if !contains(err, db+".t", "added column c", "DEFAULT 1", "CREATE TEMPORARY TABLES") {
+		t.Fatalf("without CREATE TEMPORARY TABLES: %v", err)
+	}
+}
