@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -421,5 +422,29 @@ func TestCDCFilledNeedsTemporaryTables(t *testing.T) {
 	_, err = streamUntil(t, src, tables, from, head(t, src), nil)
 	if !contains(err, db+".t", "added column c", "DEFAULT 1", "CREATE TEMPORARY TABLES") {
 		t.Fatalf("without CREATE TEMPORARY TABLES: %v", err)
+	}
+}
+
+// TestCDCStopsOnPtOnlineSchemaChange runs Percona's pt-online-schema-change
+// (Debian's percona-toolkit) on a flow table: triggers copy writes into a
+// shadow table, which is filled and swapped in by RENAME TABLE. The flow
+// stops at the swap, naming it.
+func TestCDCStopsOnPtOnlineSchemaChange(t *testing.T) {
+	pt, err := exec.LookPath("pt-online-schema-change")
+	if err != nil {
+		t.Skip("pt-online-schema-change is not installed (Debian package percona-toolkit)")
+	}
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "ptosc")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(10))", "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+	s.Exec(t, "USE `"+db+"`; INSERT INTO t VALUES (3, 'c')")
+	out, err := exec.Command(pt, "--execute", "--alter", "ADD COLUMN w int NOT NULL DEFAULT 5", "--recursion-method", "none",
+		"--no-check-replication-filters", fmt.Sprintf("h=127.0.0.1,P=%d,u=root,D=%s,t=t", s.Port, db)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pt-online-schema-change: %v\n%s", err, out)
+	}
+	_, err = streamUntil(t, src, tables, t0, head(t, src), nil)
+	if !contains(err, "table "+db+".t was replaced by table "+db+"._t_new", "online schema change", "ferry sync --restart") {
+		t.Fatalf("pt-online-schema-change's swap: %v\n%s", err, out)
 	}
 }
