@@ -256,6 +256,18 @@ func (s *stream) alter(ctx context.Context, st *streamTable, ops []alterOp, wher
 		indexes = append(indexes, ix)
 	}
 	nt.Indexes = indexes
+	var uncarried []model.Uncarried
+	for _, u := range nt.Uncarried {
+		if u.Column != "" {
+			n, ok := newName[u.Column]
+			if !ok {
+				continue // of a dropped column
+			}
+			u.Column = n
+		}
+		uncarried = append(uncarried, u)
+	}
+	nt.Uncarried = uncarried
 	if len(renamed) == 0 && len(filled) == 0 && sameColumns(old, nt) {
 		return nil
 	}

@@ -181,7 +181,7 @@ func TestCDCFollowsAlterTable(t *testing.T) {
 func TestCDCFollowsRenameColumnOnMariaDB(t *testing.T) {
 	s := mysqltest.Shared(t)
 	db := newDB(t, s, "rencol")
-	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id bigint PRIMARY KEY, `Old Name` varchar(10))")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id bigint PRIMARY KEY, `Old Name` varchar(10), KEY k (`Old Name`))")
 	if !versionAtLeast(src.server.version, 10, 5) {
 		t.Skipf("MariaDB %s has no RENAME COLUMN (10.5 and later)", src.server.version)
 	}
@@ -205,6 +205,11 @@ func TestCDCFollowsRenameColumnOnMariaDB(t *testing.T) {
 		"insert t (2, b)",
 		"schema t (id bigint(20), NEW`NAME varchar(10)) key [id] renamed map[NEW`NAME:new`name]",
 	})
+	// The index on the column follows it.
+	last := batches[len(batches)-1].Schemas[0].Table
+	if len(last.Indexes) != 1 || fmt.Sprint(last.Indexes[0].Columns) != "[NEW`NAME]" {
+		t.Fatalf("indexes after the renames: %+v", last.Indexes)
+	}
 }
 
 func TestCDCTruncateInStreamOrder(t *testing.T) {
