@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -156,16 +157,22 @@ func planColumns(old *model.Table, ops []alterOp) ([]newColumn, error) {
 // the statement, the table and the column.
 func (s *stream) alter(ctx context.Context, st *streamTable, ops []alterOp, where string) error {
 	old := st.table
-	stop := func(format string, a ...any) error {
-		return fatal(fmt.Errorf("table %s changed at %s: %s; the flow stops here and writes nothing wrong", old.Namespace, where, fmt.Sprintf(format, a...)))
+	// stop ends the flow: what happened, then how to go on (fix, "" when
+	// the problem says it).
+	stop := func(fix, format string, a ...any) error {
+		msg := fmt.Sprintf("table %s changed at %s: %s; the flow stops here and writes nothing wrong", old.Namespace, where, fmt.Sprintf(format, a...))
+		if fix != "" {
+			msg += ": " + fix
+		}
+		return fatal(errors.New(msg))
 	}
-	recopy := "the table must be copied again: incremental snapshots are not built yet, so restart the flow (ferry sync --restart)"
+	const recreate = "recreate the destination table to match and restart the flow (ferry sync --restart)"
 	plan, err := planColumns(old, ops)
 	if err == errReplayed {
 		return nil // the columns it adds are known: a replayed statement
 	}
 	if err != nil {
-		return stop("%s; restart the flow (ferry sync --restart)", err)
+		return stop(recreate, "%s", err)
 	}
 	var cur *tableInfo
 	for _, nc := range plan {
@@ -175,7 +182,7 @@ func (s *stream) alter(ctx context.Context, st *streamTable, ops []alterOp, wher
 				return err // the server may be going away: retried
 			}
 			if cur = infos[old.Namespace]; cur == nil {
-				return stop("the table no longer exists on the server (the stream is behind it), so ferry cannot read the types of the columns the statement defines; %s", recopy)
+				return stop(recopy, "the table no longer exists on the server (the stream is behind it), so ferry cannot read the types of the columns the statement defines")
 			}
 			break
 		}
@@ -202,22 +209,22 @@ func (s *stream) alter(ctx context.Context, st *streamTable, ops []alterOp, wher
 		def := nc.op.def
 		col, charset, serverDefault, err := s.definedColumn(cur, nc.name, def)
 		if err != nil {
-			return stop("%v; %s", err, recopy)
+			return stop(recopy, "%v", err)
 		}
 		if def.generated || col.Generated {
-			return stop("column %s is generated: the server computed its values for the existing rows without binlog events; %s", nc.name, recopy)
+			return stop(recopy, "column %s is generated: the server computed its values for the existing rows without binlog events", nc.name)
 		}
 		if nc.from != "" && nc.from != col.Name {
 			renamed[col.Name] = nc.from
 		}
 		cd, err := newCodec(col, charset, s.c.opts.zeroNull)
 		if err != nil {
-			return stop("%v", err)
+			return stop(recreate, "%v", err)
 		}
 		if nc.op.kind == alterAdd {
-			v, err := s.filled(ctx, old.Namespace, col, charset, serverDefault, def, cd)
+			v, fix, err := s.filled(ctx, old.Namespace, col, charset, serverDefault, def, cd)
 			if err != nil {
-				return stop("%v", err)
+				return stop(fix, "%v", err)
 			}
 			if v != nil {
 				filled[col.Name] = v
@@ -237,7 +244,7 @@ func (s *stream) alter(ctx context.Context, st *streamTable, ops []alterOp, wher
 	for i, k := range old.PrimaryKey {
 		n, ok := newName[k]
 		if !ok {
-			return stop("it drops column %s of the primary key, which ferry cannot follow; recreate the destination table and restart the flow (ferry sync --restart)", k)
+			return stop(recreate, "it drops column %s of the primary key, which ferry cannot follow", k)
 		}
 		nt.PrimaryKey[i] = n
 	}
@@ -353,29 +360,32 @@ func sameColumns(a, b *model.Table) bool {
 	return true
 }
 
+// recopy is how to go on after a change whose values no binlog event carries.
+const recopy = "the table must be copied again: incremental snapshots are not built yet, so restart the flow (ferry sync --restart)"
+
 // filled is the value every existing row got in a column an ALTER TABLE
 // added (nil: NULL). A constant default, or a NOT NULL column's implicit
 // default (0, the empty string, the first label), is evaluated by the server itself, in a
 // temporary table with the column's definition, and decoded as rows are.
 // A default that is an expression was evaluated at the ALTER, and its
 // value is in no binlog event.
-func (s *stream) filled(ctx context.Context, ns model.Namespace, col model.Column, charset string, serverDefault *string, def *colDef, cd *codec) (any, error) {
-	recopy := "the table must be copied again: incremental snapshots are not built yet, so restart the flow (ferry sync --restart)"
+// It returns with an error how to go on.
+func (s *stream) filled(ctx context.Context, ns model.Namespace, col model.Column, charset string, serverDefault *string, def *colDef, cd *codec) (any, string, error) {
 	switch {
 	case def.expr != "":
-		return nil, fmt.Errorf("added column %s has the default %s, an expression the server evaluated for the existing rows at the ALTER; ferry cannot know the values they got from the binlog: %s", col.Name, def.expr, recopy)
+		return nil, recopy, fmt.Errorf("added column %s has the default %s, an expression the server evaluated for the existing rows at the ALTER, and ferry cannot know from the binlog the values they got", col.Name, def.expr)
 	case def.autoIncrement:
-		return nil, fmt.Errorf("added column %s is AUTO_INCREMENT: the server numbered the existing rows without binlog events; %s", col.Name, recopy)
+		return nil, recopy, fmt.Errorf("added column %s is AUTO_INCREMENT: the server numbered the existing rows without binlog events", col.Name)
 	case def.literal == "" && serverDefault != nil && !isConstantDefault(*serverDefault):
-		return nil, fmt.Errorf("added column %s got the default %s from the server (it wrote none): existing rows got its value at the ALTER, which no binlog event carries; %s", col.Name, *serverDefault, recopy)
+		return nil, recopy, fmt.Errorf("added column %s got the default %s from the server (the statement wrote none): existing rows got its value at the ALTER, which no binlog event carries", col.Name, *serverDefault)
 	case def.literal == "" && !def.notNull && col.Nullable:
-		return nil, nil // existing rows got NULL
+		return nil, "", nil // existing rows got NULL
 	}
 	v, err := s.c.evalDefault(ctx, ns, col, charset, def.literal, cd)
 	if err != nil {
-		return nil, fmt.Errorf("added column %s: reading the value existing rows got (DEFAULT %s): %w", col.Name, orNone(def.literal), err)
+		return nil, "fix that, then run the flow again (ferry sync): it resumes at this statement", fmt.Errorf("added column %s: reading the value existing rows got (DEFAULT %s): %w", col.Name, orNone(def.literal), err)
 	}
-	return v, nil
+	return v, "", nil
 }
 
 func orNone(s string) string {

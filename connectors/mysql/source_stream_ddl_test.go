@@ -69,8 +69,16 @@ func TestClassify(t *testing.T) {
 	if st := classify("RENAME TABLE `t` TO `_t_del`, `_t_gho` TO `t`", "db"); fmt.Sprint(st.renames) != "[[db.t db._t_del] [db._t_gho db.t]]" {
 		t.Errorf("RENAME TABLE pairs: %v", st.renames)
 	}
-	if st := classify("ALTER TABLE t ROW_FORMAT=DYNAMIC, CONVERT TO CHARACTER SET latin1", "db"); !strings.Contains(st.reason, "character set") {
-		t.Errorf("CONVERT TO: reason %q", st.reason)
+	for q, reason := range map[string]string{
+		"ALTER TABLE t ROW_FORMAT=DYNAMIC, CONVERT TO CHARACTER SET latin1": "character set",
+		"ALTER TABLE t CONVERT PARTITION p0 TO TABLE t0":                    "partitioning",
+		"ALTER TABLE t EXCHANGE PARTITION p0 WITH TABLE t0":                 "partitioning",
+		"ALTER TABLE t RENAME TO u":                                         "renames the table",
+		"ALTER TABLE t MODIFY c int WITH SYSTEM VERSIONING":                 "system versioning",
+	} {
+		if st := classify(q, "db"); st.kind != stmtSchemaChange || !strings.Contains(st.reason, reason) {
+			t.Errorf("%s: kind %d, reason %q", q, st.kind, st.reason)
+		}
 	}
 }
 
