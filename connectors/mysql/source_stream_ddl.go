@@ -14,12 +14,17 @@ const (
 	stmtOther stmtKind = iota
 	stmtBegin
 	stmtCommit // COMMIT, or a ROLLBACK of what non-transactional tables kept
-	// stmtAddColumns is an ALTER TABLE that only adds columns (possibly with
-	// changes that leave rows alone, such as a new index).
-	stmtAddColumns
+	// stmtAlter is an ALTER TABLE whose column changes the stream follows
+	// (statement.ops), possibly with changes that leave rows alone.
+	stmtAlter
 	// stmtHarmless is DDL on a table that changes no row nor column.
 	stmtHarmless
-	// stmtSchemaChange is any other DDL on the named tables or databases.
+	// stmtTruncate empties the named table.
+	stmtTruncate
+	// stmtRenameTables renames tables (statement.renames, in order).
+	stmtRenameTables
+	// stmtSchemaChange is any other DDL on the named tables or databases;
+	// statement.reason says why the stream cannot follow it, when known.
 	stmtSchemaChange
 	// stmtDML is a statement-based row change.
 	stmtDML
@@ -31,6 +36,11 @@ type statement struct {
 	tables []model.Namespace
 	// databases are whole databases the statement changes (DROP DATABASE).
 	databases []string
+	// ops are an ALTER TABLE's column changes, in statement order.
+	ops []alterOp
+	// renames are RENAME TABLE's pairs, in order.
+	renames [][2]model.Namespace
+	reason  string
 }
 
 // classify reads a QUERY event's statement, with db the session's current
@@ -58,14 +68,25 @@ func classify(query, db string) statement {
 		if !p.word("TABLE") && !p.word("TABLES") {
 			return statement{kind: stmtOther}
 		}
-		st := statement{kind: stmtSchemaChange}
+		st := statement{kind: stmtRenameTables}
 		for {
-			n, ok := p.name()
-			if !ok {
+			from, ok1 := p.name()
+			to := p.word("TO")
+			into, ok2 := p.name()
+			if !ok1 || !to || !ok2 {
+				// Unreadable: every name seen is changed, and stops the flow.
+				st.kind = stmtSchemaChange
+				if ok1 {
+					st.tables = append(st.tables, from)
+				}
+				if ok2 {
+					st.tables = append(st.tables, into)
+				}
 				break
 			}
-			st.tables = append(st.tables, n)
-			if !p.punct(",") && !p.word("TO") {
+			st.tables = append(st.tables, from, into)
+			st.renames = append(st.renames, [2]model.Namespace{from, into})
+			if !p.punct(",") {
 				break
 			}
 		}
@@ -73,7 +94,7 @@ func classify(query, db string) statement {
 	case p.word("TRUNCATE"):
 		p.word("TABLE")
 		if n, ok := p.name(); ok {
-			return statement{kind: stmtSchemaChange, tables: []model.Namespace{n}}
+			return statement{kind: stmtTruncate, tables: []model.Namespace{n}}
 		}
 	case p.word("CREATE"):
 		p.words("OR", "REPLACE")
@@ -118,23 +139,17 @@ func (p *ddlParser) alter() statement {
 	if !ok {
 		return statement{kind: stmtOther}
 	}
-	st := statement{tables: []model.Namespace{n}}
-	adds, changes := 0, 0
-	for _, spec := range p.specs() {
-		switch specKind(spec) {
-		case specAddColumn:
-			adds++
-		case specChange:
-			changes++
-		}
+	st := statement{tables: []model.Namespace{n}, kind: stmtHarmless}
+	ops, err := alterSpecs(p.specs())
+	if err != nil {
+		st.kind, st.reason = stmtSchemaChange, err.Error()
+		return st
 	}
-	switch {
-	case changes > 0:
-		st.kind = stmtSchemaChange
-	case adds > 0:
-		st.kind = stmtAddColumns
-	default:
-		st.kind = stmtHarmless
+	for _, op := range ops {
+		if op.kind != alterHarmless {
+			st.kind = stmtAlter
+			st.ops = append(st.ops, op)
+		}
 	}
 	return st
 }
@@ -224,78 +239,6 @@ func (p *ddlParser) tableRefs() []model.Namespace {
 		p.i++
 	}
 	return out
-}
-
-type specClass int
-
-const (
-	specHarmless specClass = iota
-	specAddColumn
-	specChange
-)
-
-// specKind classifies one ALTER TABLE specification.
-func specKind(spec []token) specClass {
-	if len(spec) == 0 {
-		return specHarmless
-	}
-	w := func(i int) string {
-		if i < len(spec) && spec[i].kind == tokWord {
-			return strings.ToUpper(spec[i].text)
-		}
-		return ""
-	}
-	for _, t := range spec {
-		if t.kind == tokWord && strings.EqualFold(t.text, "PRIMARY") {
-			return specChange // a new or dropped primary key
-		}
-	}
-	switch w(0) {
-	case "ADD":
-		switch w(1) {
-		case "INDEX", "KEY", "UNIQUE", "FULLTEXT", "SPATIAL", "FOREIGN", "CONSTRAINT", "CHECK", "VECTOR":
-			return specHarmless
-		case "PARTITION", "PERIOD", "SYSTEM":
-			return specChange
-		}
-		return specAddColumn
-	case "ALGORITHM", "LOCK", "COMMENT", "FORCE", "ENGINE", "AUTO_INCREMENT", "ROW_FORMAT", "KEY_BLOCK_SIZE",
-		"STATS_PERSISTENT", "STATS_AUTO_RECALC", "STATS_SAMPLE_PAGES", "ENABLE", "DISABLE", "PACK_KEYS",
-		"CHECKSUM", "DELAY_KEY_WRITE", "MAX_ROWS", "MIN_ROWS", "AVG_ROW_LENGTH", "WAIT", "NOWAIT":
-		return specHarmless
-	case "DEFAULT":
-		return specHarmless // the default character set of future columns
-	case "DROP":
-		switch w(1) {
-		case "INDEX", "KEY", "FOREIGN", "CONSTRAINT", "CHECK":
-			return specHarmless
-		}
-		return specChange
-	case "RENAME":
-		switch w(1) {
-		case "INDEX", "KEY":
-			return specHarmless
-		}
-		return specChange
-	case "ALTER":
-		i := 1
-		if w(1) == "COLUMN" {
-			i = 2
-		}
-		switch w(1) {
-		case "INDEX", "KEY", "CONSTRAINT", "CHECK":
-			return specHarmless
-		}
-		// ALTER [COLUMN] c SET DEFAULT / DROP DEFAULT: no row changes.
-		switch w(i + 1) {
-		case "SET", "DROP":
-			if w(i+2) == "DEFAULT" || w(i+2) == "VISIBLE" || w(i+2) == "INVISIBLE" {
-				return specHarmless
-			}
-		}
-		return specChange
-	}
-	return specChange
 }
 
 // ddlParser walks the tokens of one statement.

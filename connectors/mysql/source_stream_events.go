@@ -245,22 +245,57 @@ func (s *stream) query(ctx context.Context, e *replication.QueryEvent, h *replic
 		if len(stmt) > 300 {
 			stmt = stmt[:300] + "..."
 		}
+		where := fmt.Sprintf("binlog %s by %q", s.at(h), stmt)
 		switch st.kind {
 		case stmtSchemaChange:
-			return fatal(fmt.Errorf("table %s changed at binlog %s: %q; ferry can follow only ALTER TABLE ... ADD COLUMN (a nullable column without a default), so the flow stops here and writes nothing wrong: recreate the destination table to match and restart the flow (ferry sync --restart)", touched[0].table.Namespace, s.at(h), stmt))
+			why := "ferry cannot follow this statement"
+			if st.reason != "" {
+				why = "ferry cannot follow it: " + st.reason
+			}
+			return fatal(fmt.Errorf("table %s changed at %s; %s, so the flow stops here and writes nothing wrong: recreate the destination table to match and restart the flow (ferry sync --restart)", touched[0].table.Namespace, where, why))
 		case stmtDML:
 			return fatal(&errs.ConfigError{Msg: fmt.Sprintf("mysql %s: table %s was changed by a statement logged as SQL text at binlog %s (%q), which carries no rows; a session used binlog_format STATEMENT or MIXED", s.c.host, touched[0].table.Namespace, s.at(h), stmt),
 				Fix: "make every writer use binlog_format=ROW (SET GLOBAL binlog_format = 'ROW' and reconnect the writers), then restart the flow with --restart"})
-		case stmtAddColumns:
+		case stmtAlter:
 			for _, t := range touched {
-				if err := s.reload(ctx, t, 0, fmt.Sprintf("%q at binlog %s", stmt, s.at(h))); err != nil {
+				if err := s.alter(ctx, t, st.ops, where); err != nil {
 					return err
 				}
 			}
+		case stmtTruncate:
+			for _, t := range touched {
+				s.changes = append(s.changes, model.Change{Op: model.OpTruncate, Table: t.table.Namespace})
+			}
+		case stmtRenameTables:
+			return s.renameTables(st.renames, where)
 		}
 	}
 	if s.standalone || !s.inTxn {
 		return s.commit(ctx, h)
+	}
+	return nil
+}
+
+// renameTables stops the flow at a RENAME TABLE of a flow table: renamed
+// away, or replaced by another table, such as the shadow table an online
+// schema change tool (gh-ost, pt-online-schema-change) filled outside the
+// flow and swaps in.
+func (s *stream) renameTables(renames [][2]model.Namespace, where string) error {
+	for i, r := range renames {
+		if t := s.flow(r[1]); t != nil {
+			return fatal(fmt.Errorf("table %s was replaced by table %s at %s: an online schema change's table swap (gh-ost, pt-online-schema-change); the rows of %s were written outside the flow, so its change stream cannot carry them, and the flow stops here and writes nothing wrong: the table must be copied again (incremental snapshots, which would re-copy it while changes keep streaming, are not built yet): restart the flow (ferry sync --restart)", t.table.Namespace, r[0], where, r[0]))
+		}
+		if t := s.flow(r[0]); t != nil {
+			replaced := false
+			for _, later := range renames[i+1:] {
+				if s.flow(later[1]) == t {
+					replaced = true
+				}
+			}
+			if !replaced {
+				return fatal(fmt.Errorf("table %s was renamed to %s at %s; ferry does not follow a table rename, so the flow stops here and writes nothing wrong: restart the flow with the new name in its selection (ferry sync --restart)", t.table.Namespace, r[1], where))
+			}
+		}
 	}
 	return nil
 }

@@ -16,9 +16,11 @@ type streamTable struct {
 	codecs []*codec
 	keyIdx []int
 	// minCols is the column count of the oldest definition whose rows the
-	// current one decodes: columns past it were appended (ADD COLUMN without
-	// FIRST or AFTER), so an older row holds a prefix of the columns and the
-	// rest were NULL (ferry only follows nullable columns without default).
+	// current one decodes: columns past it were appended since (found by
+	// reload, when the stream was handed a definition older than its
+	// position), so an older row holds a prefix of the columns and the rest
+	// were NULL. An ALTER the stream follows (alter) sets it to the new
+	// column count: every later row has them all.
 	minCols int
 }
 
@@ -97,8 +99,10 @@ func namesMatch(e *replication.TableMapEvent, t *model.Table) bool {
 	return true
 }
 
-// reload re-reads a flow table's definition after a change the flow may
-// follow: it must only add columns (nullable, without a default, not
+// reload re-reads a flow table's definition when row events have other
+// columns than the stream's definition, which is then older than the
+// stream's position (the ALTERs came before it, so the stream never read
+// them): it must only add columns (nullable, without a default, not
 // generated) to what the flow knows, and have wantCols columns (0: any).
 func (s *stream) reload(ctx context.Context, st *streamTable, wantCols int, why string) error {
 	old := st.table
@@ -149,7 +153,7 @@ func (s *stream) reload(ctx context.Context, st *streamTable, wantCols int, why 
 		}
 	}
 	if len(problems) > 0 {
-		return fatal(fmt.Errorf("table %s: %s; ferry follows only added columns that are nullable and have no default, and the table changed otherwise: %s; the flow stops so nothing wrong is written: recreate the destination table and restart the flow (ferry sync --restart)", old.Namespace, why, strings.Join(problems, "; ")))
+		return fatal(fmt.Errorf("table %s: %s; the flow's definition of the table is older than this point of the binlog (the statements that changed it came before the flow's position), so ferry can only follow nullable columns appended since without a default, and the table changed otherwise: %s; the flow stops so nothing wrong is written: recreate the destination table and restart the flow (ferry sync --restart)", old.Namespace, why, strings.Join(problems, "; ")))
 	}
 	if len(nt.Columns) == len(old.Columns) {
 		return nil // nothing new (a replayed ALTER the flow already followed)

@@ -137,7 +137,7 @@ func TestCDCDecodesLikeTheSnapshot(t *testing.T) {
 	}
 }
 
-func TestCDCFollowsAddedColumnsAndStopsOnOtherChanges(t *testing.T) {
+func TestCDCFollowsAddedColumnsAndStopsOnUnknownOnes(t *testing.T) {
 	s := mysqltest.Shared(t)
 	ctx := context.Background()
 	db := newDB(t, s, "ddl")
@@ -192,33 +192,18 @@ func TestCDCFollowsAddedColumnsAndStopsOnOtherChanges(t *testing.T) {
 		t.Fatalf("resumed after the ALTER: %+v", batches)
 	}
 
-	// Anything else stops the flow, naming the statement.
-	s.Exec(t, "USE `"+db+"`; ALTER TABLE t DROP COLUMN a; INSERT INTO t VALUES (3, 'w')")
-	_, err = streamUntil(t, src, []*model.Table{schema}, head, "", nil)
-	if !contains(err, db+".t", "DROP COLUMN a", "--restart") {
-		t.Fatalf("a dropped column: error %v", err)
-	}
-
-	// A column added with a default gave the existing rows a value no
-	// binlog event carries: the flow stops.
-	s.Exec(t, "USE `"+db+"`; CREATE TABLE u (id int PRIMARY KEY)")
-	tables, err = src.Tables(ctx)
+	// Handed a definition older than its position (a flow state that does
+	// not know the ALTERs before it), the stream sees rows of other columns
+	// than it knows: it follows appended columns only, and stops otherwise.
+	s.Exec(t, "USE `"+db+"`; ALTER TABLE t DROP COLUMN a")
+	afterDrop, err := src.HeadPosition(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ut := tableNamed(t, tables, "u")
-	head, _ = src.HeadPosition(ctx)
-	s.Exec(t, "USE `"+db+"`; INSERT INTO u VALUES (1); ALTER TABLE u ADD COLUMN flag int NOT NULL DEFAULT 7")
-	_, err = streamUntil(t, src, []*model.Table{ut}, head, "", nil)
-	if !contains(err, "added column flag has the default 7") {
-		t.Fatalf("an added column with a default: %v", err)
-	}
-	// TRUNCATE deletes rows without row events.
-	head, _ = src.HeadPosition(ctx)
-	s.Exec(t, "USE `"+db+"`; TRUNCATE TABLE d")
-	_, err = streamUntil(t, src, tables, head, "", nil)
-	if !contains(err, db+".d", "TRUNCATE") {
-		t.Fatalf("truncate: %v", err)
+	s.Exec(t, "USE `"+db+"`; INSERT INTO t VALUES (3, 'w')")
+	_, err = streamUntil(t, src, []*model.Table{schema}, afterDrop, "", nil)
+	if !contains(err, db+".t", "column a was dropped or renamed", "--restart") {
+		t.Fatalf("a dropped column: error %v", err)
 	}
 }
 
