@@ -153,7 +153,7 @@ func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error
 	acks := make(chan applyAck, 2*nw)
 	applied := newSignal()
 	snaps := make(chan snapCmd)
-	e.startApplying(gctx, g, in, snaps, applier, writers, acks, applied, gate)
+	e.startApplying(gctx, g, from, in, snaps, applier, writers, acks, applied, gate)
 	g.Go(func() error { return e.snapshotLoop(streamCtx, cs, snaps, applied) })
 	until := newUntilTarget(cs, from, endStream, func(pos, target model.Position) {
 		e.log.Info("caught up", "position", pos, "head", target)
@@ -260,7 +260,7 @@ func (e *Engine) readChanges(streamCtx, gctx context.Context, cs connector.Chang
 // batcher sends every writer its share of each batch; each writer applies
 // its shares in order and acknowledges them on acks, which is closed once
 // every writer is done.
-func (e *Engine) startApplying(ctx context.Context, g *errgroup.Group, in <-chan sourceBatch, snaps <-chan snapCmd, applier connector.ChangeApplier, writers []connector.ChangeWriter, acks chan<- applyAck, applied *signal, gate *fullRowGate) {
+func (e *Engine) startApplying(ctx context.Context, g *errgroup.Group, from model.Position, in <-chan sourceBatch, snaps <-chan snapCmd, applier connector.ChangeApplier, writers []connector.ChangeWriter, acks chan<- applyAck, applied *signal, gate *fullRowGate) {
 	jobs := make([]chan applyJob, len(writers))
 	for i := range jobs {
 		jobs[i] = make(chan applyJob, 2)
@@ -271,7 +271,7 @@ func (e *Engine) startApplying(ctx context.Context, g *errgroup.Group, in <-chan
 				close(j)
 			}
 		}()
-		return e.batch(ctx, in, snaps, jobs, applied, gate)
+		return e.batch(ctx, from, in, snaps, jobs, applied, gate)
 	})
 	var writersWG sync.WaitGroup
 	for i := range writers {

@@ -15,8 +15,10 @@ import (
 // --apply-batch changes or applyBatchBytes (or whatever arrived within
 // --apply-linger) and sends each writer its share. A schema change first
 // drains every writer, then alters the destination table, then goes on.
-func (e *Engine) batch(ctx context.Context, in <-chan sourceBatch, snaps <-chan snapCmd, jobs []chan applyJob, applied *signal, gate *fullRowGate) error {
-	bt := &batcher{e: e, jobs: jobs, applied: applied, gate: gate, f: newFolder(), linger: time.NewTimer(time.Hour)}
+func (e *Engine) batch(ctx context.Context, from model.Position, in <-chan sourceBatch, snaps <-chan snapCmd, jobs []chan applyJob, applied *signal, gate *fullRowGate) error {
+	// pos starts at the stream's start: a truncate in the first batch
+	// sends what came before it at a position every writer may keep.
+	bt := &batcher{e: e, pos: from, jobs: jobs, applied: applied, gate: gate, f: newFolder(), linger: time.NewTimer(time.Hour)}
 	bt.linger.Stop()
 	for {
 		select {
@@ -236,7 +238,7 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []model.SchemaChange)
 			return errs.BadConfig(fmt.Sprintf("the source changed table %s (%s) and the flow runs with --ddl stop, so it stops before applying anything after that change", to.Namespace, what),
 				"make the destination table match and run again with --ddl apply, which follows the change (applying it again is harmless)")
 		}
-		if fmt.Sprint(to.PrimaryKey) != fmt.Sprint(tr.src.PrimaryKey) {
+		if fmt.Sprint(keyBefore(to.PrimaryKey, ch.Renamed)) != fmt.Sprint(tr.src.PrimaryKey) {
 			return fmt.Errorf("schema change on %s: primary key changed from %v to %v; ferry cannot follow a key change (re-run the flow with --restart)", to.Namespace, tr.src.PrimaryKey, to.PrimaryKey)
 		}
 		sc := e.dst.SchemaChanger
@@ -259,6 +261,18 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []model.SchemaChange)
 		tr.src, tr.dst, tr.keyIdx = to, toDst, to.KeyIndexes()
 	}
 	return nil
+}
+
+// keyBefore is a key's column names before the columns renamed were.
+func keyBefore(key []string, renamed map[string]string) []string {
+	out := make([]string, len(key))
+	for i, k := range key {
+		out[i] = k
+		if old, ok := renamed[k]; ok {
+			out[i] = old
+		}
+	}
+	return out
 }
 
 // describeSchemaChange says what ch changes in from, for the log and the
@@ -293,6 +307,9 @@ func describeSchemaChange(from *model.Table, ch model.SchemaChange) string {
 		if !kept[c.Name] {
 			parts = append(parts, "dropped "+c.Name)
 		}
+	}
+	if was := keyBefore(ch.Table.PrimaryKey, ch.Renamed); strings.Join(was, ",") != strings.Join(from.PrimaryKey, ",") {
+		parts = append(parts, fmt.Sprintf("primary key (%s) to (%s)", strings.Join(from.PrimaryKey, ", "), strings.Join(ch.Table.PrimaryKey, ", ")))
 	}
 	return strings.Join(parts, "; ")
 }

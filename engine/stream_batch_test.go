@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,14 +35,9 @@ func TestDescribeSchemaChange(t *testing.T) {
 // changed after the recording started is left to the stream's change.
 func TestChunkYieldsToTheStreamsChanges(t *testing.T) {
 	ctx := context.Background()
-	tr := foldTestTable()
+	bt, job := testBatcher(t, "")
+	e, tr := bt.e, bt.e.tables[0]
 	ns := tr.src.Namespace
-	e := &Engine{cfg: flow.Config{ApplyBatch: 1000, ApplyLinger: time.Hour}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		progress: newProgress("t", flow.ModeFull, Abilities{}), byNS: map[model.Namespace]*tableRun{ns: tr}}
-	e.src.ChangeSource = fakeChanges(t) // positions are change counts
-	job := make(chan applyJob, 4)
-	bt := &batcher{e: e, jobs: []chan applyJob{job}, applied: newSignal(), f: newFolder(), linger: time.NewTimer(time.Hour)}
-	bt.linger.Stop()
 	fc := foldChanges{tr}
 
 	started := make(chan snapStarted, 1)
@@ -93,11 +89,7 @@ func TestChunkYieldsToTheStreamsChanges(t *testing.T) {
 	if err := bt.command(ctx, snapCmd{start: &snapStart{ns: ns, reply: started}}); err != nil || (<-started).err != nil {
 		t.Fatal(err)
 	}
-	dst := openConn(t, "sqlite://"+filepath.Join(t.TempDir(), "dst.db"))
-	if err := dst.(connector.Destination).CreateTables(ctx, []*model.Table{tr.dst}); err != nil {
-		t.Fatal(err)
-	}
-	e.dst.Emptier = dst.(connector.Emptier)
+	e.dst.Emptier = sqliteEmptier(t, tr.dst)
 	bt.applied.advance(1 << 20) // as if the writers applied everything
 	take("8", model.Change{Op: model.OpTruncate, Table: ns})
 	if err := bt.command(ctx, snapCmd{chunk: &snapChunk{rows: chunk, at: "8", reply: done}}); err != nil {
@@ -106,5 +98,75 @@ func TestChunkYieldsToTheStreamsChanges(t *testing.T) {
 	take("9")
 	if d := <-done; !d.redo {
 		t.Errorf("a voided chunk was folded: %+v", d)
+	}
+}
+
+// testBatcher is a batcher of foldTestTable's table with one writer whose
+// jobs come on the channel returned, a fake source's positions (change
+// counts), and a stream that started at from.
+func testBatcher(t *testing.T, from model.Position) (*batcher, chan applyJob) {
+	t.Helper()
+	tr := foldTestTable()
+	e := &Engine{cfg: flow.Config{ApplyBatch: 1000, ApplyLinger: time.Hour}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		progress: newProgress("t", flow.ModeFull, Abilities{}), byNS: map[model.Namespace]*tableRun{tr.src.Namespace: tr}, tables: []*tableRun{tr}}
+	e.src.ChangeSource = fakeChanges(t)
+	job := make(chan applyJob, 4)
+	bt := &batcher{e: e, pos: from, jobs: []chan applyJob{job}, applied: newSignal(), f: newFolder(), linger: time.NewTimer(time.Hour)}
+	bt.linger.Stop()
+	return bt, job
+}
+
+// sqliteEmptier is a SQLite destination holding table t.
+func sqliteEmptier(t *testing.T, tb *model.Table) connector.Emptier {
+	t.Helper()
+	dst := openConn(t, "sqlite://"+filepath.Join(t.TempDir(), "dst.db"))
+	if err := dst.(connector.Destination).CreateTables(context.Background(), []*model.Table{tb}); err != nil {
+		t.Fatal(err)
+	}
+	return dst.(connector.Emptier)
+}
+
+// A truncate in the first batch of a run sends the changes before it at
+// the stream's start position, which every writer may keep as its
+// checkpoint (not at an empty one).
+func TestTruncateInTheFirstBatchSendsTheStartPosition(t *testing.T) {
+	bt, job := testBatcher(t, "3")
+	tr := bt.e.tables[0]
+	bt.e.dst.Emptier = sqliteEmptier(t, tr.dst)
+	bt.applied.advance(1 << 20)
+	fc := foldChanges{tr}
+	b := &model.ChangeBatch{Position: "5", Changes: []model.Change{fc.ins(1, "a"), {Op: model.OpTruncate, Table: tr.src.Namespace}, fc.ins(2, "b")}}
+	if err := bt.take(context.Background(), sourceBatch{b: b}); err != nil {
+		t.Fatal(err)
+	}
+	j := <-job
+	if j.position != "3" || j.batch.Len() != 1 {
+		t.Errorf("before the truncate: %d changes sent at position %q, want 1 at the start position 3", j.batch.Len(), j.position)
+	}
+}
+
+// A rename of a key column is no key change: the flow follows it.
+func TestRenamedKeyColumnIsFollowed(t *testing.T) {
+	ctx := context.Background()
+	bt, _ := testBatcher(t, "")
+	e, tr := bt.e, bt.e.tables[0]
+	dst := openConn(t, "sqlite://"+filepath.Join(t.TempDir(), "dst.db"))
+	if err := dst.(connector.Destination).CreateTables(ctx, []*model.Table{tr.dst}); err != nil {
+		t.Fatal(err)
+	}
+	e.dst.SchemaChanger = dst.(connector.SchemaChanger)
+	e.ckpt = newCheckpoints("t", nil, localStore(t), direct)
+	to := tr.src.Clone()
+	to.Columns[0].Name, to.PrimaryKey = "ident", []string{"ident"}
+	if err := e.applySchemas(ctx, []model.SchemaChange{{Table: to, Renamed: map[string]string{"ident": "id"}}}); err != nil {
+		t.Fatalf("rename of the key column: %v", err)
+	}
+	if tr.src.PrimaryKey[0] != "ident" || tr.dst.Columns[0].Name != "ident" {
+		t.Errorf("the flow's table after the rename: %+v", tr.src)
+	}
+	moved := tr.src.Clone()
+	moved.PrimaryKey = []string{"v"}
+	if err := e.applySchemas(ctx, []model.SchemaChange{{Table: moved}}); err == nil || !strings.Contains(err.Error(), "primary key changed") {
+		t.Errorf("another key: %v", err)
 	}
 }
