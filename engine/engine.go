@@ -53,9 +53,12 @@ type Engine struct {
 
 	// cutRequested is closed by the first accepted cutover request.
 	cutRequested chan struct{}
-	// snapWake wakes the incremental snapshots' loop for a new request.
-	snapWake chan struct{}
-	cutOnce  sync.Once
+	// snapWake wakes the incremental snapshots' loop for a new request;
+	// snapRequested is when each table was last asked for (a copy under
+	// way then starts over).
+	snapWake      chan struct{}
+	snapRequested sync.Map // model.Namespace -> time.Time
+	cutOnce       sync.Once
 	// partitionsMu: one writer at a time creates partitions (partitions.go).
 	partitionsMu sync.Mutex
 }

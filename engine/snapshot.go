@@ -114,18 +114,29 @@ func (e *Engine) RequestSnapshot(ctx context.Context, tables []model.Namespace) 
 	if len(keyless) > 0 {
 		return errs.BadConfig(fmt.Sprintf("an incremental snapshot reads a table in key order, and %s has no primary key", strings.Join(keyless, ", ")), "add a primary key, or start the flow over (ferry sync --restart)")
 	}
-	now := time.Now().UTC()
 	for _, ns := range tables {
-		if err := e.ckpt.saveResnapshot(ctx, ns, tableResnapshot{Requested: now}); err != nil {
+		if err := e.requestResnapshot(ctx, ns, "ferry snapshot"); err != nil {
 			return err
 		}
-		e.progress.resnapshot(ns.String(), 0, false)
 	}
+	return nil
+}
+
+// requestResnapshot records that table ns is to be copied again (from its
+// first row) and wakes the snapshot loop.
+func (e *Engine) requestResnapshot(ctx context.Context, ns model.Namespace, why string) error {
+	now := time.Now().UTC()
+	if err := e.ckpt.saveResnapshot(ctx, ns, tableResnapshot{Requested: now}); err != nil {
+		return err
+	}
+	// A copy of the table under way starts over.
+	e.snapRequested.Store(ns, now)
+	e.progress.resnapshot(ns.String(), 0, false)
 	select {
 	case e.snapWake <- struct{}{}:
 	default:
 	}
-	e.log.Info("incremental snapshot requested", "tables", len(tables))
+	e.log.Info("incremental snapshot requested", "table", ns, "why", why)
 	return nil
 }
 
@@ -201,6 +212,10 @@ func (e *Engine) resnapshotTable(ctx context.Context, cs connector.ChangeSource,
 	e.log.Info("incremental snapshot", "table", ns, "from", r.Cursor, "rows", r.Rows)
 	start := time.Now()
 	for !r.Done {
+		if at, ok := e.snapRequested.Load(ns); ok && at.(time.Time).After(r.Requested) {
+			e.log.Info("incremental snapshot asked for again: starting the table over", "table", ns)
+			r = tableResnapshot{Requested: at.(time.Time)}
+		}
 		started := make(chan snapStarted, 1)
 		if err := send(ctx, cmds, snapCmd{start: &snapStart{ns: ns, reply: started}}); err != nil {
 			return err

@@ -231,8 +231,11 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []model.SchemaChange)
 			return fmt.Errorf("schema change: %w", err)
 		}
 		what := describeSchemaChange(tr.src, ch)
-		if what == "" {
+		if what == "" && !ch.Recopy {
 			continue // the shape the flow knows (a change replayed after a resume)
+		}
+		if what == "" {
+			what = "rows rewritten"
 		}
 		if e.cfg.DDL == flow.DDLStop {
 			return errs.BadConfig(fmt.Sprintf("the source changed table %s (%s) and the flow runs with --ddl stop, so it stops before applying anything after that change", to.Namespace, what),
@@ -259,6 +262,13 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []model.SchemaChange)
 		e.progress.CDC.schemaChanged(to.Namespace.String(), what)
 		e.warnAddedConversions(ctx, tr.dst, toDst)
 		tr.src, tr.dst, tr.keyIdx = to, toDst, to.KeyIndexes()
+		if ch.Recopy {
+			// The rows changed without changes in the stream: copy the
+			// table again, interleaved with the changes after this one.
+			if err := e.requestResnapshot(ctx, to.Namespace, "the source rewrote its rows"); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

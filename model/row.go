@@ -173,6 +173,13 @@ type SchemaChange struct {
 	// constant default). An added column missing here was NULL in those
 	// rows.
 	Filled map[string]any `json:"-"`
+	// Recopy says the source changed the table's rows without changes in
+	// its stream (a volatile default filled in by a rewrite, a table
+	// swapped in by an online schema change tool): once the destination
+	// table has the new shape, the engine copies the table again while the
+	// stream goes on (an incremental snapshot). An added column the rows
+	// got values for this way is sent nullable.
+	Recopy bool `json:"recopy,omitempty"`
 }
 
 // TableChanges is the folded changes of one table inside an apply batch:
