@@ -135,3 +135,47 @@ func TestSnapshotResumesAfterAKill(t *testing.T) {
 	mustFerry(t, append(args, "--until", "caught-up")...)
 	samePG(t, srv, src, dst)
 }
+
+// In scale-out mode, ferry flow snapshot has a worker record the request
+// with the flow's checkpoints; the worker streaming the flow copies the
+// damaged table again while a write load goes on, and after the cutover
+// both sides are equal. A table the flow does not take is refused.
+func TestSnapshotRepairsADamagedTableScaleOut(t *testing.T) {
+	ts := startTemporal(t)
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "soresnapsrc"), srv.CreateDatabase(t, "soresnapdst")
+	pgShop(t, srv, src, 10000)
+	ts.worker(t, "src="+srv.URL(src)+"&heartbeat=1s", "dst="+srv.URL(dst))
+	run := startFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "soresnap",
+		"--parallel", "2", "--batch-rows", "500", "--log-format", "json", "--progress", "none")
+	w := startPGWriter(t, srv.URL(src), 10001)
+	ts.awaitStreaming(t, "soresnap", run)
+	srv.Exec(t, dst, `DELETE FROM orders WHERE id % 5 = 0 AND id % 500 <> 0; UPDATE orders SET note = 'damaged' WHERE id % 13 = 0 AND id % 500 <> 0`)
+
+	if r := ferry(t, "flow", "snapshot", "soresnap", "public.nothere", "--temporal", ts.addr); r.code != 2 || !strings.Contains(r.stderr, "does not take public.nothere") {
+		t.Fatalf("ferry flow snapshot of a table the flow does not take: %s\nwant exit 2", r)
+	}
+	r := mustFerry(t, "flow", "snapshot", "soresnap", "public.orders", "--temporal", ts.addr)
+	if !strings.Contains(r.stdout, "copying public.orders again") {
+		t.Fatalf("ferry flow snapshot: %s", r)
+	}
+	dconn := srv.Connect(t, dst)
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		if rows, done, ok := resnapshotProgress(t, dconn, "soresnap", `"public"."orders"`); ok && done && rows >= 8000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the snapshot did not finish:\n%s", tail(run.stderr.String(), 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	w.halt(t)
+	if r := ferry(t, "flow", "cutover", "soresnap", "--temporal", ts.addr); r.code != 0 {
+		t.Fatalf("ferry flow cutover: %s", r)
+	}
+	if code := run.waitExit(t, time.Minute); code != 0 {
+		t.Fatalf("ferry run exited %d after the cutover:\n%s", code, tail(run.stderr.String(), 30))
+	}
+	samePG(t, srv, src, dst)
+}

@@ -140,6 +140,34 @@ func (e *Engine) requestResnapshot(ctx context.Context, ns model.Namespace, why 
 	return nil
 }
 
+// RecordSnapshot records a request to copy tables again (the flow's plan
+// definitions) with the flow's checkpoints, at the destination, where the
+// engine streaming the flow finds it within snapshotPoll: a coordinator's
+// ferry flow snapshot, whose stream runs in another process. A destination
+// that keeps no checkpoints is refused, as is a table without a primary key.
+func (e *Engine) RecordSnapshot(ctx context.Context, tables []*model.Table) error {
+	if e.dst.CheckpointKeeper == nil {
+		return errs.BadConfig(fmt.Sprintf("flow %q: its destination keeps no checkpoints, where a running flow's workers would find the request", e.name),
+			"copy the tables again with ferry sync --restart")
+	}
+	var keyless []string
+	for _, t := range tables {
+		if len(t.PrimaryKey) == 0 {
+			keyless = append(keyless, t.Namespace.String())
+		}
+	}
+	if len(keyless) > 0 {
+		return errs.BadConfig(fmt.Sprintf("an incremental snapshot reads a table in key order, and %s has no primary key", strings.Join(keyless, ", ")), "add a primary key, or start the flow over")
+	}
+	now := time.Now().UTC()
+	for _, t := range tables {
+		if err := e.ckpt.saveResnapshot(ctx, t.Namespace, tableResnapshot{Requested: now}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // planTable is the plan's definition of source table ns, nil when the flow
 // does not take it. The plan never changes once made, so any goroutine may
 // read it.
@@ -187,6 +215,9 @@ func (e *Engine) snapshotLoop(ctx context.Context, cs connector.ChangeSource, cm
 			return ignoreEnd(ctx, err)
 		}
 		for _, ns := range tables {
+			if at, ok := e.snapRequested.Load(ns); !ok || at.(time.Time).Before(all[ns].Requested) {
+				e.snapRequested.Store(ns, all[ns].Requested)
+			}
 			if err := e.resnapshotTable(ctx, cs, ns, all[ns], cmds, applied); err != nil {
 				return ignoreEnd(ctx, err)
 			}
@@ -195,9 +226,15 @@ func (e *Engine) snapshotLoop(ctx context.Context, cs connector.ChangeSource, cm
 		case <-ctx.Done():
 			return nil
 		case <-e.snapWake:
+		case <-time.After(snapshotPoll):
+			// A request recorded by another process (RecordSnapshot).
 		}
 	}
 }
+
+// snapshotPoll is how often a stream looks for requests recorded with the
+// checkpoints by another process.
+var snapshotPoll = 2 * time.Second
 
 // ignoreEnd drops the error of work cut short by the end of ctx.
 func ignoreEnd(ctx context.Context, err error) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
@@ -14,6 +15,7 @@ import (
 	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
 	"github.com/ferrydb/ferry/verify"
 )
 
@@ -30,7 +32,71 @@ const (
 	FinishWorkflowName = "ferry-finish"
 	// ActivityVerify compares every table of a flow.
 	ActivityVerify = "verify"
+	// SnapshotWorkflowName records a request to copy tables of a running
+	// flow again (ferry flow snapshot), which its CDC activity then runs.
+	SnapshotWorkflowName = "ferry-snapshot"
+	// ActivitySnapshot records the request at the flow's destination.
+	ActivitySnapshot = "snapshot"
 )
+
+// SnapshotInput is which tables of the flow to copy again: the plan's
+// definitions of them.
+type SnapshotInput struct {
+	Options  flow.Config    `json:"options"`
+	Settings Settings       `json:"settings"`
+	Tables   []*model.Table `json:"tables"`
+}
+
+// SnapshotWorkflow runs the snapshot activity.
+func SnapshotWorkflow(ctx workflow.Context, in SnapshotInput) error {
+	return workflow.ExecuteActivity(oneShotOptions(ctx, in.Settings, in.Options), ActivitySnapshot, in).Get(ctx, nil)
+}
+
+// Snapshot records, with the flow's checkpoints at its destination, that
+// tables are to be copied again; the flow's CDC activity finds the request
+// and copies them while it streams (engine.RecordSnapshot).
+func (a *Activities) Snapshot(ctx context.Context, in SnapshotInput) error {
+	o, err := a.open(ctx, in.Options)
+	if err != nil {
+		return err
+	}
+	defer o.close()
+	if err := o.eng.RecordSnapshot(ctx, in.Tables); err != nil {
+		return a.failure(fmt.Errorf("flow %s: %w", in.Options.Name, err), o.secrets)
+	}
+	return nil
+}
+
+// RequestSnapshot asks the running flow called name to copy tables again
+// while it streams. A table the flow does not take, or a flow that does not
+// stream, is refused with a errs.ConfigError.
+func RequestSnapshot(ctx context.Context, c client.Client, name string, tables []model.Namespace) error {
+	return oneShot(ctx, c, name, "snapshot", SnapshotWorkflowName, func(st *Status) (any, error) {
+		if !st.Running() || st.State.Plan == nil || st.State.Mode == flow.ModeSnapshot {
+			return nil, errs.BadConfig(fmt.Sprintf("flow %q is not streaming changes (%s, phase %s)", name, st.Status, st.State.Phase),
+				"an incremental snapshot runs while a flow streams; ferry flow status "+name+" shows where it is")
+		}
+		in := SnapshotInput{Options: st.Options, Settings: st.Settings}
+		var unknown []string
+		for _, ns := range tables {
+			var found *model.Table
+			for _, t := range st.State.Plan.Tables {
+				if t.Namespace == ns {
+					found = t
+				}
+			}
+			if found == nil {
+				unknown = append(unknown, ns.String())
+				continue
+			}
+			in.Tables = append(in.Tables, found)
+		}
+		if len(unknown) > 0 {
+			return nil, errs.BadConfig(fmt.Sprintf("flow %q does not take %s", name, strings.Join(unknown, ", ")), "name source tables the flow copies (ferry flow status "+name+" lists them)")
+		}
+		return in, nil
+	}, nil)
+}
 
 // VerifyInput is what to verify: the flow's options (connection names,
 // tables, renames) and how many differing keys to list per table.

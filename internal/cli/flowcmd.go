@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/model"
 	"github.com/ferrydb/ferry/scaleout"
 	"github.com/ferrydb/ferry/verify"
 )
@@ -95,7 +96,7 @@ func newFlowCmd(g *globals) *cobra.Command {
 		},
 	}
 	status.Flags().BoolVar(&statusJSON, "json", false, "print the whole status as JSON")
-	cmd.AddCommand(list, status, newFlowCutoverCmd(g, withClient), newFlowVerifyCmd(g, withClient))
+	cmd.AddCommand(list, status, newFlowCutoverCmd(g, withClient), newFlowVerifyCmd(g, withClient), newFlowSnapshotCmd(g, withClient))
 	for _, s := range []struct{ signal, short string }{
 		{scaleout.SignalPause, "Pause a flow: no new partition starts; change data capture checkpoints and waits"},
 		{scaleout.SignalResume, "Resume a paused flow"},
@@ -200,6 +201,41 @@ refused.`,
 	cmd.Flags().BoolVar(&verifyAll, "verify", false, "verify every table after the cutover, as ferry flow verify does; exit 1 on a difference")
 	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table with --verify")
 	return cmd
+}
+
+func newFlowSnapshotCmd(g *globals, withClient func(*cobra.Command, func(context.Context, clientConn) error) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   "snapshot NAME TABLE...",
+		Short: "Copy tables of a running flow again while its changes keep streaming",
+		Long: `Copy tables of a running flow again, as ferry snapshot does for a flow ferry sync
+runs: an incremental snapshot, read in chunks in key order and merged with the change
+stream, so the destination table ends equal to the source's while the flow keeps
+streaming. A worker records the request with the flow's checkpoints at its
+destination; the worker running the flow's change data capture finds it within a
+few seconds and copies the tables (the dashboard shows each table's progress, and a
+cutover waits for them). A table the flow does not take, one without a primary key,
+or a flow that is not streaming is refused (exit 2).`,
+		Example: "  ferry flow snapshot shop public.orders --temporal 127.0.0.1:7233",
+		Args:    cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			var tables []model.Namespace
+			for _, a := range args[1:] {
+				ns, err := model.ParseNamespace(a)
+				if err != nil {
+					return usageError{fmt.Errorf("table %q: %w", a, err)}
+				}
+				tables = append(tables, ns)
+			}
+			return withClient(cmd, func(ctx context.Context, c clientConn) error {
+				if err := scaleout.RequestSnapshot(ctx, c.c, name, tables); err != nil {
+					return notFoundIsConfig(err)
+				}
+				fmt.Fprintf(g.stdout, "flow %s: copying %s again while changes stream; ferry flow status and the dashboard show the progress\n", name, strings.Join(args[1:], ", "))
+				return nil
+			})
+		},
+	}
 }
 
 func newFlowVerifyCmd(g *globals, withClient func(*cobra.Command, func(context.Context, clientConn) error) error) *cobra.Command {
