@@ -114,7 +114,11 @@ for line in open(sys.argv[1]):
     except ValueError:
         continue
     if d.get("msg") == "incremental snapshot done":
-        print(sum(float(n) * unit[u] for n, u in re.findall(r"([0-9.]+)(ms|us|µs|h|m|s)", d["took"])))
+        took = d["took"]  # nanoseconds in JSON logs, a Go duration in text ones
+        if isinstance(took, (int, float)):
+            print(took / 1e9)
+        else:
+            print(sum(float(n) * unit[u] for n, u in re.findall(r"([0-9.]+)(ms|us|µs|h|m|s)", took)))
 PY
 )
 echo "incremental snapshot: ${took}s ($(python3 -c "print(int($rows / float('$took')))") rows/s)"

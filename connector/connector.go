@@ -186,6 +186,17 @@ type RawReader interface {
 	ReadPartitionRaw(ctx context.Context, t *model.Table, p model.Partition, from model.Cursor, f *model.RawFormat, emit func(*model.RowBatch) error) error
 }
 
+// ChunkReader is a source that can read a bounded run of a table's rows
+// after a cursor cheaply (a query with a limit), for incremental snapshots;
+// without it a chunk is the first batch of a ReadPartition of the whole
+// table, whose read is then cut short.
+type ChunkReader interface {
+	// ReadChunk reads up to rows rows of t after cursor from ("" for the
+	// start), in the order and with the cursors of ReadPartition, at the
+	// source's current state. Fewer rows than asked for means none follow.
+	ReadChunk(ctx context.Context, t *model.Table, from model.Cursor, rows int) (*model.RowBatch, error)
+}
+
 // RawWriter is a destination whose writers accept RowBatch.Raw payloads.
 type RawWriter interface {
 	// AcceptsRaw reports whether its writers can store payloads of format f

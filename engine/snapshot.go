@@ -20,8 +20,9 @@ import (
 // the watermark algorithm of Netflix's DBLog (which Debezium's incremental
 // snapshots use), with the engine's batcher as the log reader.
 //
-// The table is read in chunks of --batch-rows rows in key order, each after
-// the last. For one chunk:
+// The table is read in chunks of --batch-rows rows, each after the last, in
+// the source's read order (connector.ChunkReader when it can, else the
+// first batch of a ReadPartition). For one chunk:
 //
 //  1. the batcher starts recording the keys of the table's changes that
 //     it folds from now on;
@@ -112,7 +113,7 @@ func (e *Engine) RequestSnapshot(ctx context.Context, tables []model.Namespace) 
 		return errs.BadConfig(fmt.Sprintf("flow %q does not take %s", e.name, strings.Join(unknown, ", ")), "name source tables the flow copies (ferry flow status or the dashboard lists them)")
 	}
 	if len(keyless) > 0 {
-		return errs.BadConfig(fmt.Sprintf("an incremental snapshot reads a table in key order, and %s has no primary key", strings.Join(keyless, ", ")), "add a primary key, or start the flow over (ferry sync --restart)")
+		return errs.BadConfig(fmt.Sprintf("an incremental snapshot merges a table's rows with its changes by primary key, and %s has none", strings.Join(keyless, ", ")), "add a primary key, or start the flow over (ferry sync --restart)")
 	}
 	for _, ns := range tables {
 		if err := e.requestResnapshot(ctx, ns, "ferry snapshot"); err != nil {
@@ -157,7 +158,7 @@ func (e *Engine) RecordSnapshot(ctx context.Context, tables []*model.Table) erro
 		}
 	}
 	if len(keyless) > 0 {
-		return errs.BadConfig(fmt.Sprintf("an incremental snapshot reads a table in key order, and %s has no primary key", strings.Join(keyless, ", ")), "add a primary key, or start the flow over")
+		return errs.BadConfig(fmt.Sprintf("an incremental snapshot merges a table's rows with its changes by primary key, and %s has none", strings.Join(keyless, ", ")), "add a primary key, or start the flow over")
 	}
 	now := time.Now().UTC()
 	for _, t := range tables {
@@ -253,6 +254,7 @@ func (e *Engine) resnapshotTable(ctx context.Context, cs connector.ChangeSource,
 			e.log.Info("incremental snapshot asked for again: starting the table over", "table", ns)
 			r = tableResnapshot{Requested: at.(time.Time)}
 		}
+		t0 := time.Now()
 		started := make(chan snapStarted, 1)
 		if err := send(ctx, cmds, snapCmd{start: &snapStart{ns: ns, reply: started}}); err != nil {
 			return err
@@ -266,10 +268,12 @@ func (e *Engine) resnapshotTable(ctx context.Context, cs connector.ChangeSource,
 		if st.err != nil {
 			return st.err
 		}
+		t1 := time.Now()
 		rows, cursor, exhausted, err := e.readChunk(ctx, st.table, r.Cursor)
 		if err != nil {
 			return err
 		}
+		t2 := time.Now()
 		var at model.Position
 		if len(rows) > 0 {
 			if at, err = e.watermark(ctx, cs); err != nil {
@@ -290,9 +294,11 @@ func (e *Engine) resnapshotTable(ctx context.Context, cs connector.ChangeSource,
 			e.log.Info("incremental snapshot: the table changed shape or was truncated while a chunk was read; reading it again", "table", ns)
 			continue
 		}
+		t3 := time.Now()
 		if err := applied.wait(ctx, d.seq); err != nil {
 			return err
 		}
+		t4 := time.Now()
 		if len(rows) > 0 {
 			r.Cursor = cursor
 		}
@@ -304,6 +310,8 @@ func (e *Engine) resnapshotTable(ctx context.Context, cs connector.ChangeSource,
 			return err
 		}
 		e.progress.resnapshot(ns.String(), r.Rows, r.Done)
+		e.log.Debug("incremental snapshot chunk", "table", ns, "rows", len(rows), "folded", d.rows, "start", t1.Sub(t0), "read", t2.Sub(t1),
+			"watermark", t3.Sub(t2), "apply", t4.Sub(t3), "save", time.Since(t4))
 	}
 	e.log.Info("incremental snapshot done", "table", ns, "rows", r.Rows, "took", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -320,12 +328,22 @@ func send(ctx context.Context, cmds chan<- snapCmd, c snapCmd) error {
 
 var errChunkRead = errors.New("chunk read")
 
-// readChunk reads up to --batch-rows rows of t after cursor from, in key
-// order, from the source's current state; exhausted when none follow them.
+// readChunk reads up to --batch-rows rows of t after cursor from, in the
+// source's read order, from its current state; exhausted when none follow
+// them.
 func (e *Engine) readChunk(ctx context.Context, t *model.Table, from model.Cursor) (rows []model.Row, cursor model.Cursor, exhausted bool, err error) {
-	p := model.Partition{ID: t.Namespace.String() + "/snapshot", Table: t.Namespace, BatchRows: e.cfg.BatchRows}
+	n := e.cfg.BatchRows
 	err = e.onSource(ctx, "read "+t.Namespace.String(), func(ctx context.Context) error {
 		rows, cursor, exhausted = nil, "", false
+		if cr, ok := e.src.Source.(connector.ChunkReader); ok {
+			b, err := cr.ReadChunk(ctx, t, from, n)
+			if err != nil {
+				return err
+			}
+			rows, cursor, exhausted = b.Rows, b.Cursor, len(b.Rows) < n
+			return nil
+		}
+		p := model.Partition{ID: t.Namespace.String() + "/snapshot", Table: t.Namespace, BatchRows: n}
 		err := e.src.Source.ReadPartition(ctx, t, p, from, func(b *model.RowBatch) error {
 			if len(b.Rows) == 0 {
 				return nil
@@ -335,6 +353,8 @@ func (e *Engine) readChunk(ctx context.Context, t *model.Table, from model.Curso
 		})
 		switch {
 		case errors.Is(err, errChunkRead):
+			// A short chunk is the table's last (sources fill batches).
+			exhausted = len(rows) < n
 			return nil
 		case err == nil:
 			exhausted = true
@@ -343,10 +363,6 @@ func (e *Engine) readChunk(ctx context.Context, t *model.Table, from model.Curso
 	})
 	if err != nil {
 		return nil, "", false, fmt.Errorf("incremental snapshot of %s: %w", t.Namespace, err)
-	}
-	if len(rows) > 0 && len(rows) < e.cfg.BatchRows {
-		// A short chunk is the table's last (sources fill batches).
-		exhausted = true
 	}
 	return rows, cursor, exhausted, nil
 }

@@ -54,6 +54,27 @@ func (x tid) less(y tid) bool {
 // otherwise it reads current data, which the change stream from T0 then
 // converges.
 func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partition, from model.Cursor, emit func(*model.RowBatch) error) error {
+	return c.readPartition(ctx, t, p, from, 0, emit)
+}
+
+// ReadChunk reads up to rows rows of t after cursor from, in the order
+// ReadPartition reads (physical, by ctid), at the server's current state:
+// an incremental snapshot's chunk (connector.ChunkReader). Fewer rows than
+// asked for means the table has no more.
+func (c *Conn) ReadChunk(ctx context.Context, t *model.Table, from model.Cursor, rows int) (*model.RowBatch, error) {
+	p := model.Partition{ID: t.Namespace.String() + "/chunk", Table: t.Namespace, BatchRows: rows}
+	out := &model.RowBatch{}
+	err := c.readPartition(ctx, t, p, from, rows, func(b *model.RowBatch) error {
+		out.Rows = append(out.Rows, b.Rows...)
+		out.Bytes += b.Bytes
+		out.Cursor = b.Cursor
+		return nil
+	})
+	return out, err
+}
+
+// readPartition is ReadPartition, reading at most limit rows when limit > 0.
+func (c *Conn) readPartition(ctx context.Context, t *model.Table, p model.Partition, from model.Cursor, limit int, emit func(*model.RowBatch) error) error {
 	decs, err := tableDecoders(t)
 	if err != nil {
 		return err
@@ -61,6 +82,9 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 	q, _, err := partitionQuery(t, p, from, false)
 	if err != nil {
 		return err
+	}
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
 	}
 	batchRows := p.BatchSize(defaultBatchRows)
 

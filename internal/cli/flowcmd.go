@@ -208,7 +208,7 @@ func newFlowSnapshotCmd(g *globals, withClient func(*cobra.Command, func(context
 		Use:   "snapshot NAME TABLE...",
 		Short: "Copy tables of a running flow again while its changes keep streaming",
 		Long: `Copy tables of a running flow again, as ferry snapshot does for a flow ferry sync
-runs: an incremental snapshot, read in chunks in key order and merged with the change
+runs: an incremental snapshot, read in chunks and merged with the change
 stream, so the destination table ends equal to the source's while the flow keeps
 streaming. A worker records the request with the flow's checkpoints at its
 destination; the worker running the flow's change data capture finds it within a

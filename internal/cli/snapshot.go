@@ -26,7 +26,7 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 		Short: "Copy tables of a running flow again while its changes keep streaming",
 		Long: `snapshot copies tables of a flow started with ferry sync again, while the flow
 keeps applying changes: an incremental snapshot. Each table is read in chunks of
---batch-rows rows in key order, with no lock and no long transaction, and each
+--batch-rows rows, with no lock and no long transaction, and each
 chunk is merged with the change stream (a change of a row wins over the row read),
 so the destination table ends equal to the source's. Use it when a destination
 table was damaged (rows deleted or changed behind the flow's back).
