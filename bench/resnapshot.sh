@@ -76,7 +76,7 @@ UPDATE big SET amount = amount + 1 WHERE id = :id;
 INSERT INTO ticks (at) VALUES (clock_timestamp());
 END;
 SQL
-ferry_sync 2>"$work/ferry-load.log" >/dev/null &
+"$work/ferry" sync "$src" "$dst" --name resnap --state-dir "$work/state" --progress none --log-format json 2>"$work/ferry-load.log" >/dev/null &
 ferry_pid=$!
 for _ in $(seq 100); do grep -q "change data capture starting" "$work/ferry-load.log" && break; sleep 0.1; done
 sleep 1
@@ -100,8 +100,8 @@ pgbench -n -h "$work" -p "$pa" -U postgres -c 2 -j 2 -R "$rate" -T 3600 -f "$wor
 bench_pid=$!
 "$work/ferry" snapshot "$src" "$dst" public.big --name resnap --state-dir "$work/state" >/dev/null
 for _ in $(seq 36000); do grep -q '"incremental snapshot done"' "$work/ferry-load.log" && break; sleep 0.1; done
-kill -INT "$bench_pid"; wait "$bench_pid" || true
 b1=$(now)
+kill -TERM "$bench_pid"; wait "$bench_pid" || true
 ticks=$(psql_a -d src -At -c "SELECT count(*) FROM ticks")
 for _ in $(seq 600); do [ "$(psql_b -d dst -At -c "SELECT count(*) FROM ticks")" = "$ticks" ] && break; sleep 0.1; done
 kill -INT "$ferry_pid"; wait "$ferry_pid" || true; ferry_pid=

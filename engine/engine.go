@@ -58,6 +58,7 @@ type Engine struct {
 	// way then starts over).
 	snapWake      chan struct{}
 	snapRequested sync.Map // model.Namespace -> time.Time
+	snapState     snapState
 	cutOnce       sync.Once
 	// partitionsMu: one writer at a time creates partitions (partitions.go).
 	partitionsMu sync.Mutex

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
@@ -132,6 +133,7 @@ func (e *Engine) requestResnapshot(ctx context.Context, ns model.Namespace, why 
 	}
 	// A copy of the table under way starts over.
 	e.snapRequested.Store(ns, now)
+	e.snapState.requested()
 	e.progress.resnapshot(ns.String(), 0, false)
 	select {
 	case e.snapWake <- struct{}{}:
@@ -211,9 +213,13 @@ func (e *Engine) pendingResnapshots(ctx context.Context) ([]model.Namespace, map
 // ctx ends (the stream stops; what is left goes on in the next run).
 func (e *Engine) snapshotLoop(ctx context.Context, cs connector.ChangeSource, cmds chan<- snapCmd, applied *signal) error {
 	for {
+		gen := e.snapState.generation()
 		tables, all, err := e.pendingResnapshots(ctx)
 		if err != nil {
 			return ignoreEnd(ctx, err)
+		}
+		if len(tables) == 0 {
+			e.snapState.idle(gen)
 		}
 		for _, ns := range tables {
 			if at, ok := e.snapRequested.Load(ns); !ok || at.(time.Time).Before(all[ns].Requested) {
@@ -231,6 +237,46 @@ func (e *Engine) snapshotLoop(ctx context.Context, cs connector.ChangeSource, cm
 			// A request recorded by another process (RecordSnapshot).
 		}
 	}
+}
+
+// resnapshotting tells whether a table is being copied again, or was asked
+// to be: --until caught-up and a cutover's drain wait for it.
+func (e *Engine) resnapshotting() bool { return e.snapState.busy() }
+
+// snapState is whether incremental snapshots are pending. A request bumps
+// the generation; the loop, finding nothing to do, clears pending only if no
+// request came since it looked.
+type snapState struct {
+	mu      sync.Mutex
+	gen     uint64
+	pending bool
+}
+
+func (s *snapState) requested() {
+	s.mu.Lock()
+	s.gen++
+	s.pending = true
+	s.mu.Unlock()
+}
+
+func (s *snapState) generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
+
+func (s *snapState) idle(gen uint64) {
+	s.mu.Lock()
+	if s.gen == gen {
+		s.pending = false
+	}
+	s.mu.Unlock()
+}
+
+func (s *snapState) busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending
 }
 
 // snapshotPoll is how often a stream looks for requests recorded with the

@@ -98,6 +98,13 @@ func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error
 	if err := e.loadSchemas(ctx); err != nil {
 		return err
 	}
+	// A copy left unfinished by an earlier run holds --until caught-up
+	// (and a cutover's drain) until it is done.
+	if pending, _, err := e.pendingResnapshots(ctx); err != nil {
+		return err
+	} else if len(pending) > 0 {
+		e.snapState.requested()
+	}
 	if err := e.findUniqueTables(ctx); err != nil {
 		return err
 	}
@@ -158,6 +165,7 @@ func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error
 	until := newUntilTarget(cs, from, endStream, func(pos, target model.Position) {
 		e.log.Info("caught up", "position", pos, "head", target)
 	})
+	until.held = e.resnapshotting
 	if head != "" {
 		if err := until.set(head); err != nil {
 			return err

@@ -15,6 +15,10 @@ type untilTarget struct {
 	cs        connector.ChangeSource
 	endStream func()
 	onReached func(pos, target model.Position)
+	// held, when set, keeps the stream going past the target while it
+	// says so: an incremental snapshot is not done (the destination has
+	// not caught up until it is). The next checkpoint checks again.
+	held func() bool
 
 	mu      sync.Mutex
 	target  model.Position // "" while there is none
@@ -44,7 +48,7 @@ func (u *untilTarget) checkpointed(pos model.Position) error {
 }
 
 func (u *untilTarget) checkLocked() error {
-	if u.target == "" || u.ended || u.reached == "" {
+	if u.target == "" || u.ended || u.reached == "" || (u.held != nil && u.held()) {
 		return nil
 	}
 	c, err := u.cs.ComparePositions(u.reached, u.target)
