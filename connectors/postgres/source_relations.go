@@ -149,7 +149,7 @@ func (c *Conn) relationSchema(ctx context.Context, known *model.Table, m *pglogr
 			d.dropped = append(d.dropped, col.Name)
 			continue
 		}
-		if t.String() != col.Type.String() || t.Native != col.Type.Native {
+		if !sameType(t, col.Type) {
 			d.changed = true
 			col.Type = t
 		}
