@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
 // TestRewrittenTableIsCopiedAgainWhileChangesStream: a column added with
@@ -43,22 +44,7 @@ func TestRewrittenTableIsCopiedAgainWhileChangesStream(t *testing.T) {
 	mustExec(t, src, `ALTER TABLE items ADD COLUMN stamp timestamptz DEFAULT clock_timestamp()`)
 
 	// The incremental snapshot of items ends while the writer writes.
-	dst := p.srv.Connect(t, p.dst)
-	for done := false; !done; {
-		select {
-		case err := <-flowDone:
-			t.Fatalf("the flow stopped: %v", err)
-		case err := <-writerDone:
-			t.Fatalf("the writer stopped: %v", err)
-		case <-ctx.Done():
-			t.Fatal("the table was not copied again within 2 minutes")
-		case <-time.After(200 * time.Millisecond):
-		}
-		err := dst.QueryRow(ctx, `SELECT coalesce((value::jsonb->>'done')::bool, false) FROM _ferry.checkpoints WHERE flow = $1 AND key = 'snapshot/"public"."items"'`, "recopy").Scan(&done)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			t.Fatal(err)
-		}
-	}
+	waitCopiedAgain(ctx, t, p.srv.Connect(t, p.dst), "recopy", flowDone, writerDone)
 	time.Sleep(300 * time.Millisecond) // changes after the copy
 	close(stop)
 	if err := <-writerDone; err != nil {
@@ -71,10 +57,31 @@ func TestRewrittenTableIsCopiedAgainWhileChangesStream(t *testing.T) {
 	if err := runFlow(t, cfg); err != nil {
 		t.Fatal(err)
 	}
-	dst = p.srv.Connect(t, p.dst)
+	dst := p.srv.Connect(t, p.dst)
 	sameTable(t, p.srv.Connect(t, p.src), dst, "items", "id")
 	if n := count(t, dst, `SELECT count(*) FROM items WHERE stamp IS NULL`); n != 0 {
 		t.Fatalf("%d rows without the stamp the source gave them", n)
+	}
+}
+
+// waitCopiedAgain waits until the destination's checkpoints say the flow
+// copied public.items again, failing if the flow or the writer stops first.
+func waitCopiedAgain(ctx context.Context, t *testing.T, dst *pgx.Conn, flowName string, flowDone, writerDone <-chan error) {
+	t.Helper()
+	for done := false; !done; {
+		select {
+		case err := <-flowDone:
+			t.Fatalf("the flow stopped: %v", err)
+		case err := <-writerDone:
+			t.Fatalf("the writer stopped: %v", err)
+		case <-ctx.Done():
+			t.Fatal("the table was not copied again within 2 minutes")
+		case <-time.After(200 * time.Millisecond):
+		}
+		err := dst.QueryRow(ctx, `SELECT coalesce((value::jsonb->>'done')::bool, false) FROM _ferry.checkpoints WHERE flow = $1 AND key = 'snapshot/"public"."items"'`, flowName).Scan(&done)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -107,5 +114,44 @@ func writeItems(ctx context.Context, dsn string, stop <-chan struct{}) error {
 			return err
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestWithoutDDLLogDefaultIsCopiedAgain: without the DDL log (a role that
+// may not create event triggers) the stream sees a column added with a
+// default only as a new column in a relation message, and the catalog,
+// read then, says it has a default but not which value each row got: the
+// flow copies the table again rather than stopping (a stop had no way on
+// but --restart: a rerun stops at the same message), and ends equal.
+func TestWithoutDDLLogDefaultIsCopiedAgain(t *testing.T) {
+	srv := pgtest.Shared(t)
+	db, role := managedSource(t, srv, "", "REPLICATION")
+	dstDB := srv.CreateDatabase(t, "nologdst")
+	src := srv.Connect(t, db)
+	mustExec(t, src, `INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 1000) g`)
+	cfg := flow.Config{Name: "nologdef", Source: srv.UserURL(role, "pw", db), Destination: srv.URL(dstDB), StateDir: t.TempDir(), Until: "caught-up"}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, src, `ALTER TABLE items ADD COLUMN stamp timestamptz DEFAULT clock_timestamp(); INSERT INTO items (id, v) VALUES (1001, 'new');
+		UPDATE items SET v = 'changed' WHERE id = 5`)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	running := cfg
+	running.Until = ""
+	flowDone := make(chan error, 1)
+	go func() { flowDone <- runFlowUntil(ctx, t, running) }()
+	waitCopiedAgain(ctx, t, srv.Connect(t, dstDB), "nologdef", flowDone, nil)
+	cancel()
+	if err := <-flowDone; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("the flow: %v", err)
+	}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	dst := srv.Connect(t, dstDB)
+	sameTable(t, srv.Connect(t, db), dst, "items", "id")
+	if n := count(t, dst, `SELECT count(*) FROM items WHERE stamp IS NULL`); n != 0 {
+		t.Fatalf("%d rows without the stamp the source gave them", n)
 	}
 }
