@@ -261,10 +261,10 @@ func TestDDLLogFollowsSchemaChanges(t *testing.T) {
 	if err := c.DropFlow(context.Background(), "ddl"); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(t, src, `SELECT count(*) FROM pg_event_trigger WHERE evtname = 'ferry_ddl_log'`) +
+	if n := count(t, src, `SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'ferry_ddl%'`) +
 		count(t, src, `SELECT count(*) FROM pg_namespace WHERE nspname = '_ferry'`) +
 		count(t, src, `SELECT count(*) FROM pg_class WHERE relname = 'ddl_log'`); n != 0 {
-		t.Fatal("DropFlow left the DDL log, its schema or its event trigger")
+		t.Fatal("DropFlow left the DDL log, its schema or its event triggers")
 	}
 }
 
@@ -548,5 +548,28 @@ func TestPublicationWithoutTruncateIsWarnedOf(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "publication mine does not publish TRUNCATE") {
 		t.Fatalf("no warning of the publication without truncate; logged:\n%s", logs.String())
+	}
+}
+
+// TestDDLLogOfAnOlderFerryIsMadeAgain: a log made before rewrites were
+// logged (no rewrite triggers, no rewritten column) is made again when a
+// flow starts, and then marks a rewrite.
+func TestDDLLogOfAnOlderFerryIsMadeAgain(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY, n int); INSERT INTO items VALUES (1, 1)`)
+	c := open(t, p.srcURL())
+	streamFlow(t, c, "older")
+	mustExec(t, src, `DROP EVENT TRIGGER ferry_ddl_rewrite; DROP EVENT TRIGGER ferry_ddl_rewrite_done; DROP FUNCTION _ferry.log_rewrite();
+		ALTER TABLE _ferry.ddl_log DROP COLUMN rewritten`)
+	tables, t0 := streamFlow(t, c, "newer")
+	mustExec(t, src, `ALTER TABLE items ALTER n TYPE bigint USING n * 10`)
+	mustExec(t, src, `INSERT INTO items VALUES (2, 2)`)
+	got, err := streamUntil(t, c, "newer", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := schemaOf(t, got, "items"); !sc.Recopy || columnList(sc.Table) != "id int32, n int64" {
+		t.Fatalf("a type change with USING after the log was made again: recopy %v, columns %s", sc.Recopy, columnList(sc.Table))
 	}
 }
