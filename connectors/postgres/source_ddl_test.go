@@ -283,21 +283,26 @@ func TestDDLLogRewriteAsksForRecopy(t *testing.T) {
 		CREATE TABLE conv (id int PRIMARY KEY, n int); INSERT INTO conv VALUES (1, 10), (2, 20);
 		CREATE TABLE same (id int PRIMARY KEY, n int); INSERT INTO same VALUES (1, 10);
 		CREATE TABLE wide (id int PRIMARY KEY, v varchar(10)); INSERT INTO wide VALUES (1, 'a');
-		CREATE TABLE big (id int PRIMARY KEY, n int); INSERT INTO big VALUES (1, 7)`)
+		CREATE TABLE big (id int PRIMARY KEY, n int); INSERT INTO big VALUES (1, 7);
+		CREATE TABLE par (id int, r text, v int, PRIMARY KEY (id, r)) PARTITION BY LIST (r);
+		CREATE TABLE par_a PARTITION OF par FOR VALUES IN ('a'); INSERT INTO par VALUES (1, 'a', 1)`)
 	c := open(t, p.srcURL())
 	tables, t0 := streamFlow(t, c, "rewrite")
+	// A partitioned table's rewrite is its partitions'; the log marks the
+	// root, by which the flow knows the table.
+	mustExec(t, src, `ALTER TABLE par ALTER v TYPE bigint USING v * 10`)
 	// Alone and without USING, int to bigint is the server's own cast:
 	// values kept, no copy; in a string of several statements ferry cannot
 	// tell there was no USING, and asks for the copy.
 	mustExec(t, src, `ALTER TABLE big ALTER n TYPE bigint`)
-	mustExec(t, src, `ALTER TABLE big ALTER n TYPE int; INSERT INTO big VALUES (2, 5)`)
+	mustExec(t, src, `ALTER TABLE big ALTER n TYPE int; INSERT INTO big VALUES (2, 5); INSERT INTO par VALUES (2, 'a', 2)`)
 	// One transaction: a rewrite marks its own command only (conv's
 	// SET DEFAULT after it is not marked).
 	mustExec(t, src, `ALTER TABLE items ADD COLUMN seen timestamptz NOT NULL DEFAULT clock_timestamp(); INSERT INTO items VALUES (2);
 		ALTER TABLE conv ALTER n TYPE text USING 'n=' || n; ALTER TABLE conv ALTER n SET DEFAULT 'd'; INSERT INTO conv VALUES (3, 'x');
 		ALTER TABLE same ALTER n TYPE int USING n + 1; INSERT INTO same VALUES (2, 5);
 		ALTER TABLE wide ALTER v TYPE varchar(20); INSERT INTO wide VALUES (2, 'b')`)
-	got, err := streamUntil(t, c, "rewrite", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 5 })
+	got, err := streamUntil(t, c, "rewrite", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 6 })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,8 +312,11 @@ func TestDDLLogRewriteAsksForRecopy(t *testing.T) {
 			t.Fatalf("the stream carried a %s of %s: a rewrite decoded as row changes", ch.Op, ch.Table)
 		}
 	}
-	if n := len(changesOf(got)); n != 5 {
-		t.Fatalf("%d changes, want the 5 inserts after the rewrites", n)
+	if n := len(changesOf(got)); n != 6 {
+		t.Fatalf("%d changes, want the 6 inserts after the rewrites", n)
+	}
+	if par := schemaOf(t, got, "par"); !par.Recopy || columnList(par.Table) != "id int32, r text, v int64" {
+		t.Fatalf("a partitioned table's type change with USING: recopy %v, columns %s", par.Recopy, columnList(par.Table))
 	}
 	var big []string
 	for _, sc := range schemasOf(got) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,5 +154,42 @@ func TestWithoutDDLLogDefaultIsCopiedAgain(t *testing.T) {
 	sameTable(t, srv.Connect(t, db), dst, "items", "id")
 	if n := count(t, dst, `SELECT count(*) FROM items WHERE stamp IS NULL`); n != 0 {
 		t.Fatalf("%d rows without the stamp the source gave them", n)
+	}
+}
+
+// TestTypeChangeWithUsingIsCopiedAgain: int to text with a USING that
+// changes the values. The destination refuses the type change (not a
+// widening) and says to change the column by hand; done, the flow goes on,
+// copies the table again, and the values are the source's.
+func TestTypeChangeWithUsingIsCopiedAgain(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY, n int); INSERT INTO items SELECT g, g FROM generate_series(1, 500) g`)
+	cfg := flow.Config{Name: "using", Source: p.srcURL(), Destination: p.dstURL(), StateDir: t.TempDir(), Until: "caught-up"}
+	if err := runFlow(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, src, `ALTER TABLE items ALTER n TYPE text USING 'n=' || n`)
+	mustExec(t, src, `INSERT INTO items VALUES (501, 'new')`)
+	if err := runFlow(t, cfg); err == nil || !strings.Contains(err.Error(), "change the destination column by hand (to text)") {
+		t.Fatalf("want the destination's refusal of int to text, got %v", err)
+	}
+	mustExec(t, p.srv.Connect(t, p.dst), `ALTER TABLE items ALTER n TYPE text`)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	running := cfg
+	running.Until = ""
+	flowDone := make(chan error, 1)
+	go func() { flowDone <- runFlowUntil(ctx, t, running) }()
+	waitCopiedAgain(ctx, t, p.srv.Connect(t, p.dst), "using", flowDone, nil)
+	cancel()
+	if err := <-flowDone; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("the flow: %v", err)
+	}
+	dst := p.srv.Connect(t, p.dst)
+	sameTable(t, p.srv.Connect(t, p.src), dst, "items", "id")
+	if n := count(t, dst, `SELECT count(*) FROM items WHERE n = 'n=7'`); n != 1 {
+		t.Fatal("the rows copied before the change do not hold the value USING gave them")
 	}
 }
