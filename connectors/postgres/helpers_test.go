@@ -62,6 +62,13 @@ func runFlow(t *testing.T, cfg flow.Config) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	return runFlowUntil(ctx, t, cfg)
+}
+
+// runFlowUntil runs a flow in this process until ctx is done (or the flow
+// ends by itself, with cfg.Until).
+func runFlowUntil(ctx context.Context, t *testing.T, cfg flow.Config) error {
+	t.Helper()
 	if cfg.StateDir == "" {
 		t.Fatal("runFlow needs a state dir")
 	}

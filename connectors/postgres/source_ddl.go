@@ -19,6 +19,15 @@ var ddlLogNS = model.Namespace{Schema: "_ferry", Table: "ddl_log"}
 // database, not per schema).
 const ddlLogTrigger = "ferry_ddl_log"
 
+// ddlRewriteTrigger notes, for the log's next entry, that an ALTER TABLE
+// rewrote a table's rows (a default computed per row, a column converted):
+// values changed that no change in the stream carries.
+const ddlRewriteTrigger = "ferry_ddl_rewrite"
+
+// ddlRewriteDoneTrigger clears those notes at the end of the command, after
+// ddlLogTrigger (event triggers fire in the order of their names).
+const ddlRewriteDoneTrigger = "ferry_ddl_rewrite_done"
+
 // ddlLogSetup creates the DDL log, the function that reads a table's live
 // columns and the event trigger that logs them after each ALTER TABLE and
 // CREATE TABLE. The trigger function is SECURITY DEFINER, so whoever runs
@@ -43,6 +52,7 @@ CREATE TABLE IF NOT EXISTS _ferry.ddl_log (
 	columns jsonb NOT NULL,
 	logged_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE _ferry.ddl_log ADD COLUMN IF NOT EXISTS rewritten boolean NOT NULL DEFAULT false;
 CREATE INDEX IF NOT EXISTS ddl_log_relid ON _ferry.ddl_log (relid, id);
 CREATE OR REPLACE FUNCTION _ferry.table_columns(rel oid) RETURNS jsonb LANGUAGE sql STABLE
 SET search_path = pg_catalog SET TimeZone = 'UTC' SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'iso_8601'
@@ -59,16 +69,40 @@ SET extra_float_digits = 3 SET bytea_output = 'hex' SET lc_monetary = 'C' AS $f$
 	) ORDER BY a.attnum), '[]'::jsonb)
 	FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
 $f$;
+CREATE OR REPLACE FUNCTION _ferry.log_rewrite() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $f$
+BEGIN
+	-- No SET clause: leaving the function would undo the setting; every
+	-- name is qualified instead. On table_rewrite, reason 2 (a default
+	-- computed per row) marks the table, and so does reason 4 (a column's
+	-- values converted) unless the client sent one ALTER TABLE statement
+	-- without USING: then the server converted with the types' own casts,
+	-- whose result the destination's conversion gives too. At the
+	-- command's end (after ferry_ddl_log logged it) the marks go, so the
+	-- transaction's next command starts clean.
+	IF TG_EVENT OPERATOR(pg_catalog.=) 'table_rewrite' THEN
+		PERFORM pg_catalog.set_config('ferry.rewritten', pg_catalog.concat(pg_catalog.current_setting('ferry.rewritten', true), ' ', pg_catalog.pg_event_trigger_table_rewrite_oid(), ' '), true)
+		WHERE pg_catalog.pg_event_trigger_table_rewrite_reason() OPERATOR(pg_catalog.&) 2 OPERATOR(pg_catalog.<>) 0
+			OR pg_catalog.pg_event_trigger_table_rewrite_reason() OPERATOR(pg_catalog.&) 4 OPERATOR(pg_catalog.<>) 0
+			AND NOT (pg_catalog.current_query() OPERATOR(pg_catalog.~*) '^\s*alter\s+table\M[^;]*;?\s*$'
+				AND pg_catalog.current_query() OPERATOR(pg_catalog.!~*) '\musing\M');
+	ELSE
+		PERFORM pg_catalog.set_config('ferry.rewritten', '', true);
+	END IF;
+END
+$f$;
 CREATE OR REPLACE FUNCTION _ferry.log_ddl() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog AS $f$
 DECLARE
 	r record;
+	rewritten text := coalesce(current_setting('ferry.rewritten', true), '');
 BEGIN
 	FOR r IN SELECT DISTINCT c.objid, c.command_tag FROM pg_event_trigger_ddl_commands() c
 		WHERE c.classid = 'pg_class'::regclass AND c.object_type IN ('table', 'table column') LOOP
 		BEGIN
-			INSERT INTO _ferry.ddl_log (relid, schema_name, table_name, command, columns)
-			SELECT k.oid, n.nspname, k.relname, r.command_tag, _ferry.table_columns(k.oid)
+			INSERT INTO _ferry.ddl_log (relid, schema_name, table_name, command, columns, rewritten)
+			SELECT k.oid, n.nspname, k.relname, r.command_tag, _ferry.table_columns(k.oid),
+				EXISTS (SELECT 1 FROM (SELECT k.oid UNION ALL SELECT relid FROM pg_partition_tree(k.oid)) t(relid)
+					WHERE position(' ' || t.relid::oid::text || ' ' IN rewritten) > 0)
 			FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace
 			WHERE k.oid = r.objid AND k.relkind IN ('r', 'p') AND n.nspname <> '_ferry';
 		EXCEPTION WHEN OTHERS THEN
@@ -137,9 +171,12 @@ func (c *Conn) ensureDDLLog(ctx context.Context, tables []*srcTable) (bool, erro
 		}
 		// Made once: replacing the functions needs their owner, which
 		// another administrator role on a managed service is not.
+		// A log made before rewrites were logged lacks the rewrite trigger
+		// and is made again.
 		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $1) AND to_regprocedure('_ferry.log_ddl()') IS NOT NULL
-			AND to_regprocedure('_ferry.table_columns(oid)') IS NOT NULL AND to_regclass('_ferry.ddl_log') IS NOT NULL`, ddlLogTrigger).Scan(&exists); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_event_trigger WHERE evtname IN ($1, $2, $3)) = 3 AND to_regprocedure('_ferry.log_ddl()') IS NOT NULL
+			AND to_regprocedure('_ferry.log_rewrite()') IS NOT NULL AND to_regprocedure('_ferry.table_columns(oid)') IS NOT NULL
+			AND to_regclass('_ferry.ddl_log') IS NOT NULL`, ddlLogTrigger, ddlRewriteTrigger, ddlRewriteDoneTrigger).Scan(&exists); err != nil {
 			return err
 		}
 		if !exists {
@@ -147,7 +184,11 @@ func (c *Conn) ensureDDLLog(ctx context.Context, tables []*srcTable) (bool, erro
 				return err
 			}
 			if _, err := tx.Exec(ctx, `DROP EVENT TRIGGER IF EXISTS `+ddlLogTrigger+`;
-				CREATE EVENT TRIGGER `+ddlLogTrigger+` ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE') EXECUTE FUNCTION _ferry.log_ddl()`); err != nil {
+				CREATE EVENT TRIGGER `+ddlLogTrigger+` ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE') EXECUTE FUNCTION _ferry.log_ddl();
+				DROP EVENT TRIGGER IF EXISTS `+ddlRewriteTrigger+`;
+				CREATE EVENT TRIGGER `+ddlRewriteTrigger+` ON table_rewrite WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION _ferry.log_rewrite();
+				DROP EVENT TRIGGER IF EXISTS `+ddlRewriteDoneTrigger+`;
+				CREATE EVENT TRIGGER `+ddlRewriteDoneTrigger+` ON ddl_command_end WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION _ferry.log_rewrite()`); err != nil {
 				return err
 			}
 		}
@@ -174,8 +215,8 @@ func (c *Conn) warnNoDDLLog(why string) {
 func (c *Conn) dropDDLLog(ctx context.Context) error {
 	var used, exists bool
 	err := c.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication_tables WHERE schemaname = $1 AND tablename = $2),
-			to_regclass('_ferry.ddl_log') IS NOT NULL OR EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $3)`,
-		ddlLogNS.Schema, ddlLogNS.Table, ddlLogTrigger).Scan(&used, &exists)
+			to_regclass('_ferry.ddl_log') IS NOT NULL OR EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname IN ($3, $4, $5))`,
+		ddlLogNS.Schema, ddlLogNS.Table, ddlLogTrigger, ddlRewriteTrigger, ddlRewriteDoneTrigger).Scan(&used, &exists)
 	if err != nil {
 		return c.classify(err, "look up ferry's DDL log")
 	}
@@ -183,13 +224,16 @@ func (c *Conn) dropDDLLog(ctx context.Context) error {
 		return nil
 	}
 	_, err = c.pool.Exec(ctx, `DROP EVENT TRIGGER IF EXISTS `+ddlLogTrigger+`;
+		DROP EVENT TRIGGER IF EXISTS `+ddlRewriteTrigger+`;
+		DROP EVENT TRIGGER IF EXISTS `+ddlRewriteDoneTrigger+`;
 		DROP FUNCTION IF EXISTS _ferry.log_ddl();
+		DROP FUNCTION IF EXISTS _ferry.log_rewrite();
 		DROP FUNCTION IF EXISTS _ferry.table_columns(oid);
 		DROP TABLE IF EXISTS _ferry.ddl_log`)
 	if err != nil && sqlState(err) == "42501" {
 		// Made by a role with more rights than this one: the flow is
 		// dropped all the same, and the log is only in the way of no one.
-		slog.Warn("postgres: ferry's DDL log is no longer used but this role may not drop it; as a superuser: DROP EVENT TRIGGER "+ddlLogTrigger+"; DROP TABLE _ferry.ddl_log; DROP FUNCTION _ferry.log_ddl(), _ferry.table_columns(oid)",
+		slog.Warn("postgres: ferry's DDL log is no longer used but this role may not drop it; as a superuser: DROP EVENT TRIGGER "+ddlLogTrigger+"; DROP EVENT TRIGGER "+ddlRewriteTrigger+"; DROP EVENT TRIGGER "+ddlRewriteDoneTrigger+"; DROP TABLE _ferry.ddl_log; DROP FUNCTION _ferry.log_ddl(), _ferry.log_rewrite(), _ferry.table_columns(oid)",
 			"server", c.where(), "error", c.scrub.Err(err).Error())
 		return nil
 	}

@@ -35,12 +35,15 @@ type logEntry struct {
 	id      int64
 	command string
 	cols    []logColumn
+	// rewritten: the command rewrote the table's rows (ferry_ddl_rewrite),
+	// which the stream does not carry.
+	rewritten bool
 }
 
 // readDDLLog reads the log of one table (by oid), oldest first, up to id
 // upTo (0: all).
 func (c *Conn) readDDLLog(ctx context.Context, relid uint32, upTo int64) ([]logEntry, error) {
-	rows, err := c.pool.Query(ctx, `SELECT id, command, columns::text FROM _ferry.ddl_log WHERE relid = $1 AND ($2 = 0 OR id <= $2) ORDER BY id`, relid, upTo)
+	rows, err := c.pool.Query(ctx, `SELECT id, command, columns::text, rewritten FROM _ferry.ddl_log WHERE relid = $1 AND ($2 = 0 OR id <= $2) ORDER BY id`, relid, upTo)
 	if err != nil {
 		return nil, c.classify(err, "read ferry's DDL log")
 	}
@@ -49,7 +52,7 @@ func (c *Conn) readDDLLog(ctx context.Context, relid uint32, upTo int64) ([]logE
 	for rows.Next() {
 		var e logEntry
 		var cols string
-		if err := rows.Scan(&e.id, &e.command, &cols); err != nil {
+		if err := rows.Scan(&e.id, &e.command, &cols, &e.rewritten); err != nil {
 			return nil, c.classify(err, "read ferry's DDL log")
 		}
 		if err := json.Unmarshal([]byte(cols), &e.cols); err != nil {
@@ -103,6 +106,11 @@ func (s *streamer) logRow(ctx context.Context, r *relation, t *pglogrepl.TupleDa
 	}
 	if from < 0 {
 		return s.disagree(ns, fmt.Sprintf("no entry of the log up to %d has the columns the flow knows (%s)", id, columnNames(st.table)))
+	}
+	if last := entries[len(entries)-1]; from == len(entries)-1 && last.rewritten {
+		// The columns stay as they were (ALTER ... TYPE int USING n + 1),
+		// their values do not.
+		return s.emitSchema(ctx, st, &model.SchemaChange{Table: st.table.Clone(), Recopy: true}, send)
 	}
 	return s.applyLog(ctx, st, entries[from:], send)
 }
@@ -173,6 +181,12 @@ func (s *streamer) applyLog(ctx context.Context, st *streamTable, entries []logE
 	if ch == nil {
 		return nil
 	}
+	return s.emitSchema(ctx, st, ch, send)
+}
+
+// emitSchema emits a schema change of st's table ahead of the changes that
+// follow, and makes the stream read them by the new definition.
+func (s *streamer) emitSchema(ctx context.Context, st *streamTable, ch *model.SchemaChange, send func(pending) error) error {
 	if err := s.flushPartial(ctx, send); err != nil {
 		return err
 	}
@@ -196,13 +210,23 @@ func (s *streamer) applyLog(ctx context.Context, st *streamTable, entries []logE
 // dropped, a new attnum is added (with the value the existing rows got,
 // when the server stored one), a new type is a type change. nil when
 // nothing the flow sees changed.
+//
+// A command that rewrote the rows (a default computed per row, a column's
+// values converted: ALTER ... TYPE ... USING may change them, and the log
+// cannot see the expression) makes it a change with Recopy: the engine
+// copies the table again. Its added columns are then nullable, with no
+// Filled: the rows the destination has get their values from the copy.
 func (c *Conn) logChange(ctx context.Context, known *model.Table, entries []logEntry) (*model.SchemaChange, error) {
 	ns := known.Namespace
 	cur := known.Clone()
 	renamed := map[string]string{} // new name -> name in known
 	filled := map[string]any{}
 	added := map[string]bool{}
+	recopy := false
 	for i := 1; i < len(entries); i++ {
+		if entries[i].rewritten {
+			recopy = true
+		}
 		before, after := entries[i-1].cols, entries[i].cols
 		if err := c.loadLogTypes(ctx, after); err != nil {
 			return nil, err
@@ -220,10 +244,11 @@ func (c *Conn) logChange(ctx context.Context, known *model.Table, entries []logE
 			}
 			b, ok := byNum[a.Attnum]
 			if !ok {
-				col, val, err := c.addedColumn(ns, a, typ)
+				col, val, rewrote, err := c.addedColumn(ns, a, typ)
 				if err != nil {
 					return nil, err
 				}
+				recopy = recopy || rewrote
 				cols = append(cols, col)
 				added[a.Name] = true
 				if val != nil {
@@ -258,7 +283,7 @@ func (c *Conn) logChange(ctx context.Context, known *model.Table, entries []logE
 					delete(renamed, a.Name) // renamed back
 				}
 			}
-			if typ.String() != col.Type.String() || typ.Native != col.Type.Native {
+			if !sameType(typ, col.Type) {
 				col.Type = typ
 			}
 			cols = append(cols, col)
@@ -277,14 +302,20 @@ func (c *Conn) logChange(ctx context.Context, known *model.Table, entries []logE
 		}
 		cur.Columns = cols
 	}
-	if sameTableColumns(known, cur) {
+	if sameTableColumns(known, cur) && !recopy {
 		return nil, nil
 	}
-	ch := &model.SchemaChange{Table: cur}
+	ch := &model.SchemaChange{Table: cur, Recopy: recopy}
 	if len(renamed) > 0 {
 		ch.Renamed = renamed
 	}
-	if len(filled) > 0 {
+	if recopy {
+		for i := range cur.Columns {
+			if added[cur.Columns[i].Name] {
+				cur.Columns[i].Nullable = true
+			}
+		}
+	} else if len(filled) > 0 {
 		ch.Filled = filled
 	}
 	return ch, nil
@@ -294,43 +325,39 @@ func (c *Conn) logChange(ctx context.Context, known *model.Table, entries []logE
 // the value the server stored for them (attmissingval) and no change
 // carries it; a column whose values the server computed per row (a
 // volatile default, an identity, a generated column) rewrote the table,
-// which no change carries either, so the table must be copied again.
-func (c *Conn) addedColumn(ns model.Namespace, a logColumn, typ model.Type) (model.Column, any, error) {
-	col := model.Column{Name: a.Name, Type: typ, Nullable: !a.NotNull, Generated: a.Generated}
-	how := ""
-	switch {
-	case a.Generated:
-		how = "as a stored generated column"
-	case a.Identity:
-		how = "as an identity column"
-	case a.VolatileDefault:
-		how = "with a volatile default (such as clock_timestamp(), random() or a sequence's nextval)"
-	case a.HasDef && !a.HasMissing:
-		how = "with a default, in a statement that rewrote the table"
-	}
-	if how != "" {
-		return col, nil, &decodeError{fmt.Errorf("table %s: column %s was added %s, which gave the existing rows values at the source that no change carries to the destination; the table must be copied again, and incremental snapshots are not built yet: start the flow over with ferry sync --restart",
-			ns, a.Name, how)}
+// which no change carries either: rewrote says the table must be copied
+// again (a log without ferry_ddl_rewrite's mark tells it this way).
+func (c *Conn) addedColumn(ns model.Namespace, a logColumn, typ model.Type) (col model.Column, val any, rewrote bool, err error) {
+	col = model.Column{Name: a.Name, Type: typ, Nullable: !a.NotNull, Generated: a.Generated}
+	if a.Generated || a.Identity || a.VolatileDefault || a.HasDef && !a.HasMissing {
+		return col, nil, true, nil
 	}
 	if !a.HasMissing || a.Missing == nil {
-		return col, nil, nil
+		return col, nil, false, nil
 	}
+	val, err = c.filledValue(ns, a, typ)
+	return col, val, false, err
+}
+
+// filledValue decodes the value the rows a column was added to got
+// (attmissingval); nil for NULL.
+func (c *Conn) filledValue(ns model.Namespace, a logColumn, typ model.Type) (any, error) {
 	text, err := missingValue(*a.Missing)
 	if err != nil {
-		return col, nil, &decodeError{fmt.Errorf("table %s, column %s: the value existing rows got: %w", ns, a.Name, err)}
+		return nil, &decodeError{fmt.Errorf("table %s, column %s: the value existing rows got: %w", ns, a.Name, err)}
 	}
 	if text == nil {
-		return col, nil, nil
+		return nil, nil
 	}
 	dec, err := decoderFor(typ)
 	if err != nil {
-		return col, nil, &decodeError{fmt.Errorf("table %s, column %s: %w", ns, a.Name, err)}
+		return nil, &decodeError{fmt.Errorf("table %s, column %s: %w", ns, a.Name, err)}
 	}
 	v, err := dec(*text)
 	if err != nil {
-		return col, nil, &decodeError{fmt.Errorf("table %s, column %s: the value existing rows got (%s): %w", ns, a.Name, *text, err)}
+		return nil, &decodeError{fmt.Errorf("table %s, column %s: the value existing rows got (%s): %w", ns, a.Name, *text, err)}
 	}
-	return col, v, nil
+	return v, nil
 }
 
 // missingValue reads the one element of attmissingval's text form, an
@@ -441,7 +468,7 @@ func (c *Conn) sameColumns(ctx context.Context, t *model.Table, cols []logColumn
 		if err != nil {
 			return false, err
 		}
-		if typ.String() != t.Columns[i].Type.String() {
+		if typ.String() != t.Columns[i].Type.String() || typ.Length != t.Columns[i].Type.Length {
 			return false, nil
 		}
 	}
@@ -472,11 +499,19 @@ func sameTableColumns(a, b *model.Table) bool {
 	}
 	for i := range a.Columns {
 		x, y := a.Columns[i], b.Columns[i]
-		if x.Name != y.Name || x.Type.String() != y.Type.String() || x.Type.Native != y.Type.Native {
+		if x.Name != y.Name || !sameType(x.Type, y.Type) {
 			return false
 		}
 	}
 	return true
+}
+
+// sameType reports whether two column types are the same for a
+// destination: kind, precision, native name and length (varchar(10) to
+// varchar(20) changes nothing else, and a destination still at 10 would
+// refuse longer values).
+func sameType(a, b model.Type) bool {
+	return a.String() == b.String() && a.Native == b.Native && a.Length == b.Length
 }
 
 func columnNames(t *model.Table) string {

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -179,8 +180,10 @@ func TestDDLLogFollowsSchemaChanges(t *testing.T) {
 		ALTER TABLE drp DROP COLUMN gone; INSERT INTO drp VALUES (1, 7);
 		SET DateStyle = 'SQL, DMY'; SET TimeZone = 'Asia/Tokyo';
 		ALTER TABLE fil ADD COLUMN size int NOT NULL DEFAULT 5, ADD COLUMN label text DEFAULT 'a "b", {c}', ADD COLUMN at timestamptz DEFAULT '2026-01-02 03:04:05+00', ADD COLUMN m hstore;
-		RESET DateStyle; RESET TimeZone; INSERT INTO fil VALUES (2, 6, 'x');
-		ALTER TABLE typ ALTER n TYPE bigint; INSERT INTO typ VALUES (1, 5000000000);
+		RESET DateStyle; RESET TimeZone; INSERT INTO fil VALUES (2, 6, 'x')`)
+	// Alone, as psql sends it: the server's own cast, so no copy again.
+	mustExec(t, src, `ALTER TABLE typ ALTER n TYPE bigint`)
+	mustExec(t, src, `INSERT INTO typ VALUES (1, 5000000000);
 		ALTER TABLE par RENAME v TO w; INSERT INTO par VALUES (1, 'a', 'x')`)
 	got, err := streamUntil(t, c, "ddl", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 5 })
 	if err != nil {
@@ -226,8 +229,8 @@ func TestDDLLogFollowsSchemaChanges(t *testing.T) {
 	}
 
 	typ := schemaOf(t, got, "typ")
-	if columnList(typ.Table) != "id int32, n int64" {
-		t.Fatalf("type change: columns %s", columnList(typ.Table))
+	if columnList(typ.Table) != "id int32, n int64" || typ.Recopy {
+		t.Fatalf("type change: columns %s, recopy %v", columnList(typ.Table), typ.Recopy)
 	}
 	if r := rowOf(t, got, "typ"); r["n"] != int64(5000000000) {
 		t.Fatalf("the row after the type change reads %v", r)
@@ -258,30 +261,132 @@ func TestDDLLogFollowsSchemaChanges(t *testing.T) {
 	if err := c.DropFlow(context.Background(), "ddl"); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(t, src, `SELECT count(*) FROM pg_event_trigger WHERE evtname = 'ferry_ddl_log'`) +
+	if n := count(t, src, `SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'ferry_ddl%'`) +
 		count(t, src, `SELECT count(*) FROM pg_namespace WHERE nspname = '_ferry'`) +
 		count(t, src, `SELECT count(*) FROM pg_class WHERE relname = 'ddl_log'`); n != 0 {
-		t.Fatal("DropFlow left the DDL log, its schema or its event trigger")
+		t.Fatal("DropFlow left the DDL log, its schema or its event triggers")
 	}
 }
 
-// TestDDLLogVolatileDefaultStops: a column added with a volatile default
-// rewrote the table at the source without a change in the stream; the
-// flow stops and says the table must be copied again.
-func TestDDLLogVolatileDefaultStops(t *testing.T) {
+// TestDDLLogRewriteAsksForRecopy: a command that rewrote a table's rows
+// (a column added with a volatile default, a type change whose USING may
+// change the values, even to the same type) reaches the stream as no row
+// change at all (pgoutput does not decode a rewrite); the log marks it, and
+// the stream emits the schema change with Recopy, the added column
+// nullable and without a value for the existing rows. A type change the
+// server makes without a rewrite (varchar(10) to varchar(20)) keeps the
+// values and asks for no copy.
+func TestDDLLogRewriteAsksForRecopy(t *testing.T) {
 	p := newPair(t)
 	src := p.srv.Connect(t, p.src)
-	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)`)
+	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1);
+		CREATE TABLE conv (id int PRIMARY KEY, n int); INSERT INTO conv VALUES (1, 10), (2, 20);
+		CREATE TABLE same (id int PRIMARY KEY, n int); INSERT INTO same VALUES (1, 10);
+		CREATE TABLE wide (id int PRIMARY KEY, v varchar(10)); INSERT INTO wide VALUES (1, 'a');
+		CREATE TABLE big (id int PRIMARY KEY, n int); INSERT INTO big VALUES (1, 7);
+		CREATE TABLE par (id int, r text, v int, PRIMARY KEY (id, r)) PARTITION BY LIST (r);
+		CREATE TABLE par_a PARTITION OF par FOR VALUES IN ('a'); INSERT INTO par VALUES (1, 'a', 1)`)
 	c := open(t, p.srcURL())
-	tables, t0 := streamFlow(t, c, "volatile")
-	mustExec(t, src, `ALTER TABLE items ADD COLUMN seen timestamptz DEFAULT clock_timestamp(); INSERT INTO items VALUES (2)`)
-	got, err := streamUntil(t, c, "volatile", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
-	if err == nil || !strings.Contains(err.Error(), "public.items: column seen was added with a volatile default") || !strings.Contains(err.Error(), "ferry sync --restart") {
-		t.Fatalf("want the stop naming the table, the column and the fix, got %v", err)
+	tables, t0 := streamFlow(t, c, "rewrite")
+	// A partitioned table's rewrite is its partitions'; the log marks the
+	// root, by which the flow knows the table.
+	mustExec(t, src, `ALTER TABLE par ALTER v TYPE bigint USING v * 10`)
+	// Alone and without USING, int to bigint is the server's own cast:
+	// values kept, no copy; in a string of several statements ferry cannot
+	// tell there was no USING, and asks for the copy.
+	mustExec(t, src, `ALTER TABLE big ALTER n TYPE bigint`)
+	mustExec(t, src, `ALTER TABLE big ALTER n TYPE int; INSERT INTO big VALUES (2, 5); INSERT INTO par VALUES (2, 'a', 2)`)
+	// One transaction: a rewrite marks its own command only (conv's
+	// SET DEFAULT after it is not marked).
+	mustExec(t, src, `ALTER TABLE items ADD COLUMN seen timestamptz NOT NULL DEFAULT clock_timestamp(); INSERT INTO items VALUES (2);
+		ALTER TABLE conv ALTER n TYPE text USING 'n=' || n; ALTER TABLE conv ALTER n SET DEFAULT 'd'; INSERT INTO conv VALUES (3, 'x');
+		ALTER TABLE same ALTER n TYPE int USING n + 1; INSERT INTO same VALUES (2, 5);
+		ALTER TABLE wide ALTER v TYPE varchar(20); INSERT INTO wide VALUES (2, 'b')`)
+	got, err := streamUntil(t, c, "rewrite", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 6 })
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := len(changesOf(got)); n != 0 {
-		t.Fatalf("%d changes emitted after the rewrite", n)
+	// What pgoutput sent for the rewrites: nothing for the rows there.
+	for _, ch := range changesOf(got) {
+		if ch.Op != model.OpInsert {
+			t.Fatalf("the stream carried a %s of %s: a rewrite decoded as row changes", ch.Op, ch.Table)
+		}
 	}
+	if n := len(changesOf(got)); n != 6 {
+		t.Fatalf("%d changes, want the 6 inserts after the rewrites", n)
+	}
+	if par := schemaOf(t, got, "par"); !par.Recopy || columnList(par.Table) != "id int32, r text, v int64" {
+		t.Fatalf("a partitioned table's type change with USING: recopy %v, columns %s", par.Recopy, columnList(par.Table))
+	}
+	var big []string
+	for _, sc := range schemasOf(got) {
+		if sc.Table.Namespace.Table == "big" {
+			big = append(big, fmt.Sprintf("%s recopy %v", columnList(sc.Table), sc.Recopy))
+		}
+	}
+	if strings.Join(big, "; ") != "id int32, n int64 recopy false; id int32, n int32 recopy true" {
+		t.Fatalf("int to bigint alone, then back among other statements: %v", big)
+	}
+
+	items := schemaOf(t, got, "items")
+	if !items.Recopy || columnList(items.Table) != "id int32, seen timestamptz" || len(items.Filled) != 0 {
+		t.Fatalf("volatile default: recopy %v, columns %s, filled %v", items.Recopy, columnList(items.Table), items.Filled)
+	}
+	if !items.Table.Columns[1].Nullable {
+		t.Fatal("a column the copy fills was sent NOT NULL: the rows the destination has would refuse it")
+	}
+	if r := rowOf(t, got, "items"); r["seen"] == nil {
+		t.Fatalf("the row after the rewrite reads %v", r)
+	}
+	conv := schemaOf(t, got, "conv")
+	if n := count(t, src, `SELECT count(*) FROM _ferry.ddl_log WHERE table_name = 'conv' AND rewritten`); n != 1 {
+		t.Fatalf("%d log entries of conv marked rewritten, want the type change's only", n)
+	}
+	if !conv.Recopy || columnList(conv.Table) != "id int32, n text" {
+		t.Fatalf("int to text USING: recopy %v, columns %s", conv.Recopy, columnList(conv.Table))
+	}
+	same := schemaOf(t, got, "same")
+	if !same.Recopy || columnList(same.Table) != "id int32, n int32" {
+		t.Fatalf("int to int USING n + 1: recopy %v, columns %s", same.Recopy, columnList(same.Table))
+	}
+	wide := schemaOf(t, got, "wide")
+	if wide.Recopy || wide.Table.Columns[1].Type.Length != 20 {
+		t.Fatalf("varchar(10) to varchar(20): recopy %v, type %+v", wide.Recopy, wide.Table.Columns[1].Type)
+	}
+
+	// A resumed stream that knows the new definitions reads the rewrites'
+	// log rows again and cannot tell it followed them (the columns are as
+	// it knows them either way): each asks for the copy again, which
+	// costs a copy and loses nothing; the one without a rewrite asks
+	// nothing.
+	// (big, changed twice, is left out: a stream handed a definition newer
+	// than the log row it replays goes through the changes again.)
+	known := []*model.Table{items.Table, conv.Table, same.Table, wide.Table}
+	again, err := streamUntil(t, c, "rewrite", known, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 4 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recopied []string
+	for _, sc := range schemasOf(again) {
+		if !sc.Recopy || !sameTableColumns(sc.Table, known) {
+			t.Fatalf("resumed with the new definitions, the stream emitted a change of %s (recopy %v, columns %s)", sc.Table.Namespace, sc.Recopy, columnList(sc.Table))
+		}
+		recopied = append(recopied, sc.Table.Namespace.Table)
+	}
+	if strings.Join(recopied, ",") != "items,conv,same" {
+		t.Fatalf("resumed, the stream asked to copy %v again, want items, conv, same", recopied)
+	}
+}
+
+// sameTableColumns reports whether tb's columns are those of the table of
+// the same name in known.
+func sameTableColumns(tb *model.Table, known []*model.Table) bool {
+	for _, k := range known {
+		if k.Namespace == tb.Namespace {
+			return columnList(k) == columnList(tb)
+		}
+	}
+	return false
 }
 
 // TestDDLLogMissingEntryStops: a schema change the log missed (its event
@@ -304,7 +409,8 @@ func TestDDLLogMissingEntryStops(t *testing.T) {
 // TestWithoutDDLLogRenameStops: a role that may not create event triggers
 // gets no DDL log; a rename (a column gone, another new, in one relation
 // message) stops the flow naming both columns and saying how to get the
-// log; a column added with a default is refused as before.
+// log; a column added with a default asks for the table to be copied
+// again, the column nullable.
 func TestWithoutDDLLogRenameStops(t *testing.T) {
 	srv := pgtest.Shared(t)
 	db, role := managedSource(t, srv, "", "REPLICATION")
@@ -329,9 +435,12 @@ func TestWithoutDDLLogRenameStops(t *testing.T) {
 		}
 	}
 	mustExec(t, src, `ALTER TABLE other ADD COLUMN size int NOT NULL DEFAULT 3; INSERT INTO other VALUES (1, 4)`)
-	_, err = streamUntil(t, c, "nolog", tables[1:], t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
-	if err == nil || !strings.Contains(err.Error(), "public.other: column(s) size were added with a default") {
-		t.Fatalf("want the refusal of a column added with a default, got %v", err)
+	got, err := streamUntil(t, c, "nolog", tables[1:], t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := schemaOf(t, got, "other"); !sc.Recopy || columnList(sc.Table) != "id int32, size int32" || !sc.Table.Columns[1].Nullable || len(sc.Filled) != 0 {
+		t.Fatalf("a column added with a default: recopy %v, columns %s, filled %v", sc.Recopy, columnList(sc.Table), sc.Filled)
 	}
 }
 
@@ -447,5 +556,28 @@ func TestPublicationWithoutTruncateIsWarnedOf(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "publication mine does not publish TRUNCATE") {
 		t.Fatalf("no warning of the publication without truncate; logged:\n%s", logs.String())
+	}
+}
+
+// TestDDLLogOfAnOlderFerryIsMadeAgain: a log made before rewrites were
+// logged (no rewrite triggers, no rewritten column) is made again when a
+// flow starts, and then marks a rewrite.
+func TestDDLLogOfAnOlderFerryIsMadeAgain(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY, n int); INSERT INTO items VALUES (1, 1)`)
+	c := open(t, p.srcURL())
+	streamFlow(t, c, "older")
+	mustExec(t, src, `DROP EVENT TRIGGER ferry_ddl_rewrite; DROP EVENT TRIGGER ferry_ddl_rewrite_done; DROP FUNCTION _ferry.log_rewrite();
+		ALTER TABLE _ferry.ddl_log DROP COLUMN rewritten`)
+	tables, t0 := streamFlow(t, c, "newer")
+	mustExec(t, src, `ALTER TABLE items ALTER n TYPE bigint USING n * 10`)
+	mustExec(t, src, `INSERT INTO items VALUES (2, 2)`)
+	got, err := streamUntil(t, c, "newer", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := schemaOf(t, got, "items"); !sc.Recopy || columnList(sc.Table) != "id int32, n int64" {
+		t.Fatalf("a type change with USING after the log was made again: recopy %v, columns %s", sc.Recopy, columnList(sc.Table))
 	}
 }

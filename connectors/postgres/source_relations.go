@@ -52,7 +52,8 @@ func (s *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, s
 			return err
 		}
 	} else if d.changed {
-		if err := s.c.byNameOnly(ctx, st.table, d, s.pub); err != nil {
+		recopy, err := s.c.byNameOnly(ctx, st.table, d, s.pub)
+		if err != nil {
 			return err
 		}
 		newTable := d.next
@@ -64,7 +65,7 @@ func (s *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, s
 			return err
 		}
 		*st = *nst
-		s.schemas = append(s.schemas, model.SchemaChange{Table: newTable})
+		s.schemas = append(s.schemas, model.SchemaChange{Table: newTable, Recopy: recopy})
 	}
 	r.st = st
 	r.colIdx = make([]int, len(st.table.Columns))
@@ -107,6 +108,7 @@ type relationDiff struct {
 	changed        bool
 	next           *model.Table // known columns keep their place, added ones come last
 	added, dropped []string
+	retyped        []string
 }
 
 // relationSchema compares a relation message with the known table by
@@ -149,8 +151,9 @@ func (c *Conn) relationSchema(ctx context.Context, known *model.Table, m *pglogr
 			d.dropped = append(d.dropped, col.Name)
 			continue
 		}
-		if t.String() != col.Type.String() || t.Native != col.Type.Native {
+		if !sameType(t, col.Type) {
 			d.changed = true
+			d.retyped = append(d.retyped, col.Name)
 			col.Type = t
 		}
 		d.next.Columns = append(d.next.Columns, col)
@@ -167,22 +170,29 @@ func (c *Conn) relationSchema(ctx context.Context, known *model.Table, m *pglogr
 
 // byNameOnly checks a change told by column names alone (no DDL log) for
 // what names cannot tell: a column gone while another appeared may be a
-// rename, whose values a drop and an add would lose; and a column added
-// with a default gave the rows the source had a value no change carries.
-func (c *Conn) byNameOnly(ctx context.Context, known *model.Table, d relationDiff, pub string) error {
+// rename, whose values a drop and an add would lose, and stops; a column
+// added with a default (or as an identity) gave the rows the source had
+// values no change carries, constant or computed per row (the catalog,
+// read now, cannot say which value), and a type change may have converted
+// the values with USING: recopy says the table must be copied again,
+// which gives every row the source's value whatever it was.
+func (c *Conn) byNameOnly(ctx context.Context, known *model.Table, d relationDiff, pub string) (recopy bool, err error) {
 	if len(d.added) > 0 && len(d.dropped) > 0 {
-		return &decodeError{fmt.Errorf("table %s: column(s) %s vanished and %s appeared in one schema change; without its DDL log ferry cannot tell a rename (whose values must be kept) from a drop and an add, so it stops. To have the log, run the flow with a role that may create event triggers (superuser, or rds_superuser / cloudsqlsuperuser on a managed service), or, with publication=, ALTER PUBLICATION %s ADD TABLE _ferry.ddl_log; then start the flow over with ferry sync --restart",
+		return false, &decodeError{fmt.Errorf("table %s: column(s) %s vanished and %s appeared in one schema change; without its DDL log ferry cannot tell a rename (whose values must be kept) from a drop and an add, so it stops. To have the log, run the flow with a role that may create event triggers (superuser, or rds_superuser / cloudsqlsuperuser on a managed service), or, with publication=, ALTER PUBLICATION %s ADD TABLE _ferry.ddl_log; then start the flow over with ferry sync --restart",
 			known.Namespace, strings.Join(d.dropped, ", "), strings.Join(d.added, ", "), showIdent(pub))}
 	}
+	if len(d.retyped) > 0 {
+		return true, nil
+	}
 	if len(d.added) == 0 {
-		return nil
+		return false, nil
 	}
 	var withDefault []string
 	rows, err := c.pool.Query(ctx, `SELECT a.attname FROM pg_attribute a
 		WHERE a.attrelid = to_regclass($1) AND a.attname = ANY($2) AND (a.atthasdef OR a.atthasmissing OR a.attidentity <> '')`,
 		qualified(known.Namespace), d.added)
 	if err != nil {
-		return c.classify(err, "read added columns of "+known.Namespace.String())
+		return false, c.classify(err, "read added columns of "+known.Namespace.String())
 	}
 	for rows.Next() {
 		var n string
@@ -191,11 +201,10 @@ func (c *Conn) byNameOnly(ctx context.Context, known *model.Table, d relationDif
 		}
 	}
 	rows.Close()
-	if len(withDefault) > 0 {
-		return &decodeError{fmt.Errorf("table %s: column(s) %s were added with a default; the rows already copied would get NULL at the destination instead of the default, and no change will carry it (ferry's DDL log would carry it: see the docs on schema changes): add the column(s) at the destination with the same default and start the flow over (ferry sync --restart)",
-			known.Namespace, strings.Join(withDefault, ", "))}
+	if err := rows.Err(); err != nil {
+		return false, c.classify(err, "read added columns of "+known.Namespace.String())
 	}
-	return nil
+	return len(withDefault) > 0, nil
 }
 
 // formatType spells a type with its modifier as the server does.
