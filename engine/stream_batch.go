@@ -251,7 +251,7 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []model.SchemaChange)
 		toDst := to.Clone()
 		toDst.Namespace = tr.dst.Namespace
 		if err := e.onDestination(ctx, "alter table "+tr.dst.Namespace.String(), func(ctx context.Context) error {
-			return sc.AlterTable(ctx, tr.dst, model.SchemaChange{Table: toDst, Renamed: ch.Renamed, Filled: ch.Filled})
+			return sc.AlterTable(ctx, tr.dst, model.SchemaChange{Table: toDst, Renamed: ch.Renamed, Filled: ch.Filled, Recopy: ch.Recopy})
 		}); err != nil {
 			return fmt.Errorf("schema change on %s: %w", to.Namespace, err)
 		}
