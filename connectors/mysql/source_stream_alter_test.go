@@ -248,12 +248,6 @@ func TestCDCStopsOnValuesTheBinlogDoesNotCarry(t *testing.T) {
 		alter string
 		want  []string
 	}{
-		{"expression default", "ALTER TABLE %s ADD COLUMN r double NOT NULL DEFAULT (RAND())",
-			[]string{"added column r has the default (RAND())", "an expression", "incremental snapshots are not built yet", "ferry sync --restart"}},
-		{"current time", "ALTER TABLE %s ADD COLUMN ts timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP",
-			[]string{"added column ts has the default CURRENT_TIMESTAMP", "ferry sync --restart"}},
-		{"auto increment", "ALTER TABLE %s ADD COLUMN n int AUTO_INCREMENT UNIQUE",
-			[]string{"added column n is AUTO_INCREMENT", "ferry sync --restart"}},
 		{"generated", "ALTER TABLE %s ADD COLUMN g int AS (id * 2) STORED",
 			[]string{"column g is generated", "ferry sync --restart"}},
 		{"partition", "ALTER TABLE %s PARTITION BY HASH (id) PARTITIONS 2",
@@ -299,37 +293,124 @@ func TestCDCStopsOnValuesTheBinlogDoesNotCarry(t *testing.T) {
 	}
 }
 
-// TestCDCStopsOnTableSwap reproduces gh-ost's statements (gh-ost itself is
-// not installable here): a shadow table created like the flow's, altered,
-// filled outside the flow, then swapped in by one RENAME TABLE.
-func TestCDCStopsOnTableSwap(t *testing.T) {
+// TestCDCFollowsTableSwap reproduces gh-ost's statements (gh-ost itself is
+// not installable here): a shadow table created like the flow's, altered
+// (a column added, one widened), filled outside the flow, then swapped in
+// by one RENAME TABLE. The stream emits the table's new definition asking
+// for a re-copy, and decodes the later rows by it.
+func TestCDCFollowsTableSwap(t *testing.T) {
 	s := mysqltest.Shared(t)
 	db := newDB(t, s, "ghost")
-	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(10))", "INSERT INTO t VALUES (1, 'a')")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(10) NOT NULL)", "INSERT INTO t VALUES (1, 'a')")
 	use := "USE `" + db + "`; "
 	s.Exec(t,
 		use+"CREATE TABLE `_t_ghc` (id bigint auto_increment, last_update timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, hint varchar(64) NOT NULL, value text, PRIMARY KEY (id), UNIQUE KEY hint_uidx (hint))",
 		use+"CREATE TABLE `_t_gho` LIKE `t`",
-		use+"ALTER TABLE `_t_gho` ADD COLUMN w int NOT NULL DEFAULT 5",
+		use+"ALTER TABLE `_t_gho` ADD COLUMN w int NOT NULL DEFAULT 5, MODIFY v varchar(30) NOT NULL",
 		use+"INSERT INTO `_t_ghc` (hint, value) VALUES ('state', 'GhostTableMigrated')",
 		use+"INSERT INTO t VALUES (2, 'b')",
 		use+"INSERT IGNORE INTO `_t_gho` (id, v) SELECT id, v FROM t",
 		use+"REPLACE INTO `_t_gho` (id, v) VALUES (2, 'b')",
 		use+"RENAME TABLE `t` TO `_t_del`, `_t_gho` TO `t`",
-		use+"INSERT INTO t VALUES (3, 'c', 6)",
+		use+"INSERT INTO t VALUES (3, 'a longer value than before', 6)",
+		use+"DROP TABLE `_t_del`, `_t_ghc`",
 	)
 	batches, err := streamUntil(t, src, tables, t0, head(t, src), nil)
-	if !contains(err, "table "+db+".t was replaced by table "+db+"._t_gho", "RENAME TABLE `t` TO `_t_del`, `_t_gho` TO `t`", "online schema change", "incremental snapshots", "ferry sync --restart") {
-		t.Fatalf("the swap: %v", err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	sameEvents(t, "before the swap", events(t, batches, tables), []string{"insert t (2, b)"})
+	sameEvents(t, "the swap", events(t, batches, tables), []string{
+		"insert t (2, b)",
+		"schema t (id int(11), v varchar(30), w int(11)) key [id]",
+		"insert t (3, a longer value than before, 6)",
+	})
+	sc := schemaChanges(batches)[0]
+	if !sc.Recopy || len(sc.Renamed) != 0 || len(sc.Filled) != 0 {
+		t.Fatalf("the swap's schema change must ask for a re-copy, and carry no renames nor filled values: %+v", sc)
+	}
+	if c := sc.Table.Columns; c[1].Nullable || !c[2].Nullable {
+		t.Fatalf("v keeps NOT NULL, the added w goes nullable until the copy fills it: %+v", c)
+	}
 
-	// A table renamed away, with nothing in its place, stops the flow too.
+	// A table renamed away, with nothing in its place, stops the flow.
 	src, tables, t0 = flowStart(t, s, db, "CREATE TABLE u (id int PRIMARY KEY)")
 	s.Exec(t, use+"RENAME TABLE u TO u_old")
 	_, err = streamUntil(t, src, tables, t0, head(t, src), nil)
 	if !contains(err, "table "+db+".u was renamed to "+db+".u_old", "ferry sync --restart") {
 		t.Fatalf("a renamed table: %v", err)
+	}
+
+	// A shadow table with another primary key: the flow stops, naming both.
+	src, tables, t0 = flowStart(t, s, db, "CREATE TABLE k (id int PRIMARY KEY, v int NOT NULL)")
+	s.Exec(t, use+"CREATE TABLE _k_new (id int NOT NULL, v int NOT NULL, PRIMARY KEY (id, v))", use+"RENAME TABLE k TO _k_old, _k_new TO k")
+	var mine []*model.Table
+	for _, tb := range tables {
+		if tb.Namespace.Table == "k" {
+			mine = append(mine, tb)
+		}
+	}
+	_, err = streamUntil(t, src, mine, t0, head(t, src), nil)
+	if !contains(err, "table "+db+".k was replaced by table "+db+"._k_new", "primary key is (id, v)", "was (id)", "ferry sync --restart") {
+		t.Fatalf("a swap to another key: %v", err)
+	}
+}
+
+func schemaChanges(batches []*model.ChangeBatch) []model.SchemaChange {
+	var out []model.SchemaChange
+	for _, b := range batches {
+		out = append(out, b.Schemas...)
+	}
+	return out
+}
+
+// TestCDCRecopiesValuesTheBinlogDoesNotCarry: an added column whose
+// default is an expression got a value per existing row that no binlog
+// event carries; the stream emits it nullable and asks for a re-copy, and
+// the rows after it carry their own values.
+func TestCDCRecopiesValuesTheBinlogDoesNotCarry(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "recopy")
+	use := "USE `" + db + "`; "
+	cases := []struct {
+		name, add, col string
+	}{
+		{"rand", "ADD COLUMN r double NOT NULL DEFAULT (RAND())", "r double"},
+		{"current time", "ADD COLUMN ts timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP", "ts timestamp"},
+		{"uuid", "ADD COLUMN u char(36) NOT NULL DEFAULT (UUID())", "u char(36)"},
+		{"auto increment", "ADD COLUMN n int AUTO_INCREMENT UNIQUE", "n int(11)"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tbl := fmt.Sprintf("t%d", i)
+			src, tables, t0 := flowStart(t, s, db, "CREATE TABLE "+tbl+" (id int NOT NULL, v varchar(10) NOT NULL, PRIMARY KEY (id))",
+				"INSERT INTO "+tbl+" VALUES (1, 'a')")
+			var mine []*model.Table
+			for _, tb := range tables {
+				if tb.Namespace.Table == tbl {
+					mine = append(mine, tb)
+				}
+			}
+			s.Exec(t, use+"ALTER TABLE "+tbl+" "+c.add, use+"INSERT INTO "+tbl+" (id, v) VALUES (2, 'b')")
+			batches, err := streamUntil(t, src, mine, t0, head(t, src), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scs := schemaChanges(batches)
+			if len(scs) != 1 {
+				t.Fatalf("%d schema changes", len(scs))
+			}
+			sc := scs[0]
+			if got := columnNames(sc.Table); got != "id int(11), v varchar(10), "+c.col {
+				t.Fatalf("columns %s", got)
+			}
+			if added := sc.Table.Columns[2]; !sc.Recopy || !added.Nullable || len(sc.Filled) != 0 {
+				t.Fatalf("want the added column nullable, not filled, and a re-copy: recopy %v, nullable %v, filled %v", sc.Recopy, added.Nullable, sc.Filled)
+			}
+			ch := changesOf(batches)
+			if len(ch) != 1 || ch[0].Row[0] != int64(2) || ch[0].Row[2] == nil {
+				t.Fatalf("the row after the ALTER carries its own value: %+v", ch)
+			}
+		})
 	}
 }
 
@@ -430,11 +511,12 @@ func TestCDCFilledNeedsTemporaryTables(t *testing.T) {
 	}
 }
 
-// TestCDCStopsOnPtOnlineSchemaChange runs Percona's pt-online-schema-change
+// TestCDCFollowsPtOnlineSchemaChange runs Percona's pt-online-schema-change
 // (Debian's percona-toolkit) on a flow table: triggers copy writes into a
-// shadow table, which is filled and swapped in by RENAME TABLE. The flow
-// stops at the swap, naming it.
-func TestCDCStopsOnPtOnlineSchemaChange(t *testing.T) {
+// shadow table, which is filled and swapped in by RENAME TABLE. The stream
+// emits the new definition asking for a re-copy at the swap and decodes
+// the later rows by it.
+func TestCDCFollowsPtOnlineSchemaChange(t *testing.T) {
 	pt, err := exec.LookPath("pt-online-schema-change")
 	if err != nil {
 		t.Skip("pt-online-schema-change is not installed (Debian package percona-toolkit)")
@@ -443,13 +525,22 @@ func TestCDCStopsOnPtOnlineSchemaChange(t *testing.T) {
 	db := newDB(t, s, "ptosc")
 	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(10))", "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
 	s.Exec(t, "USE `"+db+"`; INSERT INTO t VALUES (3, 'c')")
-	out, err := exec.Command(pt, "--execute", "--alter", "ADD COLUMN w int NOT NULL DEFAULT 5", "--recursion-method", "none",
+	out, err := exec.Command(pt, "--execute", "--alter", "ADD COLUMN w int NOT NULL DEFAULT 5, MODIFY v varchar(40)", "--recursion-method", "none",
 		"--no-check-replication-filters", fmt.Sprintf("h=127.0.0.1,P=%d,u=root,D=%s,t=t", s.Port, db)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pt-online-schema-change: %v\n%s", err, out)
 	}
-	_, err = streamUntil(t, src, tables, t0, head(t, src), nil)
-	if !contains(err, "table "+db+".t was replaced by table "+db+"._t_new", "online schema change", "ferry sync --restart") {
+	s.Exec(t, "USE `"+db+"`; INSERT INTO t VALUES (4, 'after the swap', 7)")
+	batches, err := streamUntil(t, src, tables, t0, head(t, src), nil)
+	if err != nil {
 		t.Fatalf("pt-online-schema-change's swap: %v\n%s", err, out)
+	}
+	sameEvents(t, "pt-online-schema-change", events(t, batches, tables), []string{
+		"insert t (3, c)",
+		"schema t (id int(11), v varchar(40), w int(11)) key [id]",
+		"insert t (4, after the swap, 7)",
+	})
+	if sc := schemaChanges(batches)[0]; !sc.Recopy {
+		t.Fatalf("the swap must ask for a re-copy: %+v", sc)
 	}
 }
