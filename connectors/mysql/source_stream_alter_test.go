@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"sort"
 	"strings"
 	"testing"
 
@@ -352,6 +353,34 @@ func TestCDCFollowsTableSwap(t *testing.T) {
 	_, err = streamUntil(t, src, mine, t0, head(t, src), nil)
 	if !contains(err, "table "+db+".k was replaced by table "+db+"._k_new", "primary key is (id, v)", "was (id)", "ferry sync --restart") {
 		t.Fatalf("a swap to another key: %v", err)
+	}
+}
+
+// TestCDCFollowsTablesExchanged: two flow tables exchanged by one RENAME
+// TABLE each hold the other's rows afterwards: both are copied again, with
+// the other's definition.
+func TestCDCFollowsTablesExchanged(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "exch")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE a (id int PRIMARY KEY, x int)", "CREATE TABLE b (id int PRIMARY KEY, y varchar(5))")
+	use := "USE `" + db + "`; "
+	s.Exec(t, use+"RENAME TABLE a TO tmp, b TO a, tmp TO b", use+"INSERT INTO a VALUES (1, 'y')", use+"INSERT INTO b VALUES (2, 3)")
+	batches, err := streamUntil(t, src, tables, t0, head(t, src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := events(t, batches, tables)
+	sort.Strings(got[:2]) // the two schema changes come in one batch
+	sameEvents(t, "exchanged", got, []string{
+		"schema a (id int(11), y varchar(5)) key [id]",
+		"schema b (id int(11), x int(11)) key [id]",
+		"insert a (1, y)",
+		"insert b (2, 3)",
+	})
+	for _, sc := range schemaChanges(batches) {
+		if !sc.Recopy {
+			t.Fatalf("%s: no re-copy", sc.Table.Namespace)
+		}
 	}
 }
 
