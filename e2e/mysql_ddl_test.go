@@ -197,18 +197,19 @@ func TestMySQLFollowsPtOnlineSchemaChange(t *testing.T) {
 }
 
 // TestMySQLFollowsExpressionDefaults adds columns whose defaults the
-// server evaluates per row (UUID(), CURRENT_TIMESTAMP, RAND()) under a
-// write load: the rows that existed get their values from a new copy of
+// server evaluates per row (UUID(), CURRENT_TIMESTAMP, RAND(),
+// AUTO_INCREMENT) under a write load: the rows that existed get their values from a new copy of
 // the table.
 func TestMySQLFollowsExpressionDefaults(t *testing.T) {
 	s := mysqltest.Shared(t)
 	src, dst, bg := ddlFlow(t, s, "exprdef", 3000)
 	w := startWriter(t, s, src, 3000)
 	time.Sleep(200 * time.Millisecond)
-	s.Exec(t, "USE `"+src+"`; ALTER TABLE orders ADD COLUMN token char(36) NOT NULL DEFAULT (UUID()), ADD COLUMN seen timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), ADD COLUMN r double DEFAULT (RAND())")
-	if !bg.waitFor(t, "incremental snapshot done", 90*time.Second) {
-		t.Fatalf("orders was not copied again after the ALTER:\n%s", tail(bg.stderr.String(), 30))
-	}
+	s.Exec(t, "USE `"+src+"`; ALTER TABLE orders ADD COLUMN token char(36) NOT NULL DEFAULT (UUID()), ADD COLUMN seen timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), ADD COLUMN r double DEFAULT (RAND())",
+		"USE `"+src+"`; ALTER TABLE items ADD COLUMN n bigint NOT NULL AUTO_INCREMENT UNIQUE")
+	// (The writer's inserts into items name no columns: they fail from now
+	// on, and its other writes go on.)
+	waitCopies(t, bg, 2)
 	time.Sleep(300 * time.Millisecond)
 	w.halt()
 	t.Logf("writer: %d writes, %d errors", w.ops.Load(), w.errs.Load())
@@ -217,16 +218,28 @@ func TestMySQLFollowsExpressionDefaults(t *testing.T) {
 	// the idle stream reports its position at every heartbeat (1 s).
 	started := time.Now()
 	s.Exec(t, "USE `"+src+"`; ALTER TABLE orders ADD COLUMN r2 double DEFAULT (RAND())")
-	for strings.Count(bg.stderr.String(), `"msg":"incremental snapshot done"`) < 2 {
-		if time.Since(started) > 60*time.Second || bg.cmd.ProcessState != nil {
-			t.Fatalf("the idle copy did not finish:\n%s", tail(bg.stderr.String(), 30))
-		}
-		time.Sleep(20 * time.Millisecond)
+	waitCopies(t, bg, 3)
+	took := time.Since(started).Round(time.Millisecond)
+	var rows int
+	if err := s.Connect(t, src).QueryRow("SELECT count(*) FROM orders").Scan(&rows); err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("an idle source's table of %d chunks copied again in %s", (3000+499)/500, time.Since(started).Round(time.Millisecond))
+	t.Logf("an idle source's table of %d rows (%d chunks) copied again in %s", rows, (rows+499)/500, took)
 	endsEqual(t, s, src, dst, bg)
 	var nulls int
 	if err := s.Connect(t, dst).QueryRow("SELECT count(*) FROM orders WHERE token IS NULL OR seen IS NULL OR r IS NULL OR r2 IS NULL").Scan(&nulls); err != nil || nulls != 0 {
 		t.Fatalf("destination rows without the added columns' values: %d, %v", nulls, err)
+	}
+}
+
+// waitCopies waits until the flow has finished n incremental snapshots.
+func waitCopies(t *testing.T, bg *background, n int) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for strings.Count(bg.stderr.String(), `"msg":"incremental snapshot done"`) < n {
+		if time.Now().After(deadline) || bg.cmd.ProcessState != nil {
+			t.Fatalf("the flow did not finish %d incremental snapshot(s):\n%s", n, tail(bg.stderr.String(), 30))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
