@@ -230,6 +230,9 @@ func (s *stream) alter(ctx context.Context, st *streamTable, ops []alterOp, wher
 			if v != nil {
 				filled[col.Name] = v
 			}
+			if rewritten != "" && len(old.PrimaryKey) == 0 {
+				return stop(keyless, "added column %s has the %s: the server gave each existing row its own value, which no binlog event carries, and a table without a primary key cannot be copied again while changes stream", col.Name, rewritten)
+			}
 			if rewritten != "" {
 				// The server gave each existing row its own value: the
 				// column goes nullable (the destination's rows lack the
@@ -376,6 +379,10 @@ func sameColumns(a, b *model.Table) bool {
 // recopy is how to go on after a change whose values no binlog event
 // carries and that ferry does not copy again by itself.
 const recopy = "the table must be copied again: restart the flow (ferry sync --restart), or, once the destination table matches, copy the table again while the flow runs (ferry snapshot)"
+
+// keyless is how to go on when a table without a primary key would have
+// to be copied again: an incremental snapshot reads a table in key order.
+const keyless = "add a primary key to the table (at the source) and restart the flow (ferry sync --restart)"
 
 // filled is the value every existing row got in a column an ALTER TABLE
 // added (nil: NULL). A constant default, or a NOT NULL column's implicit

@@ -341,6 +341,21 @@ func TestCDCFollowsTableSwap(t *testing.T) {
 		t.Fatalf("a renamed table: %v", err)
 	}
 
+	// A table without a primary key cannot be copied again while changes
+	// stream: the flow stops, saying what to do.
+	src, tables, t0 = flowStart(t, s, db, "CREATE TABLE nokey (a int, b int)")
+	s.Exec(t, use+"CREATE TABLE _nokey_gho LIKE nokey", use+"RENAME TABLE nokey TO _nokey_del, _nokey_gho TO nokey")
+	var keyless []*model.Table
+	for _, tb := range tables {
+		if tb.Namespace.Table == "nokey" {
+			keyless = append(keyless, tb)
+		}
+	}
+	_, err = streamUntil(t, src, keyless, t0, head(t, src), nil)
+	if !contains(err, "table "+db+".nokey was replaced by table "+db+"._nokey_gho", "without a primary key cannot be copied again", "add a primary key", "ferry sync --restart") {
+		t.Fatalf("a keyless table swapped: %v", err)
+	}
+
 	// A shadow table with another primary key: the flow stops, naming both.
 	src, tables, t0 = flowStart(t, s, db, "CREATE TABLE k (id int PRIMARY KEY, v int NOT NULL)")
 	s.Exec(t, use+"CREATE TABLE _k_new (id int NOT NULL, v int NOT NULL, PRIMARY KEY (id, v))", use+"RENAME TABLE k TO _k_old, _k_new TO k")
@@ -461,6 +476,20 @@ func TestCDCRecopiesValuesTheBinlogDoesNotCarry(t *testing.T) {
 			}
 		})
 	}
+	t.Run("without a primary key", func(t *testing.T) {
+		src, tables, t0 := flowStart(t, s, db, "CREATE TABLE nokey (a int, b int)", "INSERT INTO nokey VALUES (1, 2)")
+		var mine []*model.Table
+		for _, tb := range tables {
+			if tb.Namespace.Table == "nokey" {
+				mine = append(mine, tb)
+			}
+		}
+		s.Exec(t, use+"ALTER TABLE nokey ADD COLUMN u char(36) DEFAULT (UUID())")
+		_, err := streamUntil(t, src, mine, t0, head(t, src), nil)
+		if !contains(err, db+".nokey", "added column u has the default (UUID())", "without a primary key cannot be copied again", "add a primary key", "ferry sync --restart") {
+			t.Fatalf("a keyless table: %v", err)
+		}
+	})
 }
 
 // TestCDCFilledValues checks the value existing rows got for added columns

@@ -91,6 +91,9 @@ func (s *stream) swap(ctx context.Context, st *streamTable, was model.Namespace,
 			nt.Columns[i].Nullable = true
 		}
 	}
+	if len(old.PrimaryKey) == 0 {
+		return fatal(fmt.Errorf("table %s was replaced by table %s at %s (an online schema change's table swap: gh-ost, pt-online-schema-change): its rows were written outside the flow, so the table must be copied again, and a table without a primary key cannot be copied again while changes stream; the flow stops here and writes nothing wrong: %s", old.Namespace, was, where, keyless))
+	}
 	if strings.Join(nt.PrimaryKey, "\x00") != strings.Join(old.PrimaryKey, "\x00") {
 		return stop("its primary key is (%s), the flow's was (%s), and ferry cannot follow a key change", strings.Join(nt.PrimaryKey, ", "), strings.Join(old.PrimaryKey, ", "))
 	}
