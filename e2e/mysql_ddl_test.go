@@ -22,17 +22,18 @@ import (
 
 // ddlFlow starts a flow from a shop of n orders in src into dst, with small
 // chunks for the incremental snapshots, and waits for CDC.
-func ddlFlow(t *testing.T, s *mysqltest.Server, prefix string, n int) (src, dst string, bg *background) {
+func ddlFlow(t *testing.T, s *mysqltest.Server, prefix string, n int) (src, dst string, args []string, bg *background) {
 	t.Helper()
 	requireMariaDB(t)
 	src, dst = mysqlDatabase(t, s, prefix+"_src"), mysqlDatabase(t, s, prefix+"_dst")
 	createShop(t, s, src, n)
-	bg = startFerry(t, "sync", s.URL(src), s.URL(dst), "--state-dir", t.TempDir(), "--batch-rows", "500",
-		"--log-format", "json", "--progress", "none")
+	args = []string{"sync", s.URL(src), s.URL(dst), "--state-dir", t.TempDir(), "--batch-rows", "500",
+		"--log-format", "json", "--progress", "none"}
+	bg = startFerry(t, args...)
 	if !bg.waitFor(t, "change data capture starting", 60*time.Second) {
 		t.Fatalf("CDC never started:\n%s", bg.stderr.String())
 	}
-	return src, dst, bg
+	return src, dst, args, bg
 }
 
 // shopsEqual compares both shops' rows, as compareShops does, without
@@ -140,8 +141,27 @@ func (w *orderWriter) halt() {
 // swapped in with one RENAME TABLE.
 func TestMySQLFollowsGhostTableSwap(t *testing.T) {
 	s := mysqltest.Shared(t)
-	src, dst, bg := ddlFlow(t, s, "ghost", 3000)
+	src, dst, _, bg := ddlFlow(t, s, "ghost", 3000)
 	w := startOrderWriter(t, s, src, 3000)
+	ghostSwap(t, s, src, w)
+	if !bg.waitFor(t, "incremental snapshot done", 90*time.Second) {
+		t.Fatalf("orders was not copied again after the swap:\n%s", tail(bg.stderr.String(), 30))
+	}
+	time.Sleep(300 * time.Millisecond) // writes after the copy
+	w.halt()
+	s.Exec(t, "USE `"+src+"`; DROP TABLE `_orders_del`")
+	t.Logf("writer: %d writes, errors %v", w.ops, w.errs)
+	endsEqual(t, s, src, dst, bg)
+	var region sql.NullString
+	if err := s.Connect(t, dst).QueryRow("SELECT region FROM orders WHERE id = 1").Scan(&region); err != nil || region.String != "eu" {
+		t.Fatalf("the swapped-in column at the destination: %v, %v", region, err)
+	}
+}
+
+// ghostSwap runs gh-ost's statements on orders: the shadow table gets a
+// column region (NOT NULL DEFAULT 'eu') and a wider customer.
+func ghostSwap(t *testing.T, s *mysqltest.Server, src string, w *orderWriter) {
+	t.Helper()
 	use := "USE `" + src + "`; "
 	s.Exec(t, use+"CREATE TABLE `_orders_gho` LIKE orders",
 		use+"ALTER TABLE `_orders_gho` ADD COLUMN region varchar(10) NOT NULL DEFAULT 'eu', MODIFY customer varchar(80) NOT NULL")
@@ -156,18 +176,33 @@ func TestMySQLFollowsGhostTableSwap(t *testing.T) {
 		use+"DELETE FROM `_orders_gho` WHERE id NOT IN (SELECT id FROM orders)",
 		use+"RENAME TABLE orders TO `_orders_del`, `_orders_gho` TO orders")
 	w.gate.Unlock()
-	if !bg.waitFor(t, "incremental snapshot done", 90*time.Second) {
-		t.Fatalf("orders was not copied again after the swap:\n%s", tail(bg.stderr.String(), 30))
+}
+
+// TestMySQLSwapCopyResumesAfterAKill: a flow killed while it copies a
+// swapped-in table again goes on when it runs again (no --restart), and
+// the table ends equal.
+func TestMySQLSwapCopyResumesAfterAKill(t *testing.T) {
+	s := mysqltest.Shared(t)
+	src, dst, args, bg := ddlFlow(t, s, "ghostkill", 3000)
+	w := startOrderWriter(t, s, src, 3000)
+	ghostSwap(t, s, src, w)
+	if !bg.waitFor(t, "incremental snapshot requested", 60*time.Second) {
+		t.Fatalf("no copy was requested after the swap:\n%s", tail(bg.stderr.String(), 30))
 	}
-	time.Sleep(300 * time.Millisecond) // writes after the copy
+	if !bg.kill(t) {
+		t.Fatalf("ferry ended before the kill:\n%s", bg.stderr.String())
+	}
+	killed := bg.stderr.String()
+	if strings.Contains(killed, `"msg":"incremental snapshot done"`) {
+		t.Log("the copy finished before the kill")
+	}
+	bg = startFerry(t, args...)
+	if !strings.Contains(killed, `"msg":"incremental snapshot done"`) && !bg.waitFor(t, "incremental snapshot done", 90*time.Second) {
+		t.Fatalf("the copy did not finish after the restart:\n%s\n--- before the kill:\n%s", tail(bg.stderr.String(), 30), tail(killed, 10))
+	}
+	time.Sleep(300 * time.Millisecond)
 	w.halt()
-	s.Exec(t, use+"DROP TABLE `_orders_del`")
-	t.Logf("writer: %d writes, errors %v", w.ops, w.errs)
 	endsEqual(t, s, src, dst, bg)
-	var region sql.NullString
-	if err := s.Connect(t, dst).QueryRow("SELECT region FROM orders WHERE id = 1").Scan(&region); err != nil || region.String != "eu" {
-		t.Fatalf("the swapped-in column at the destination: %v, %v", region, err)
-	}
 }
 
 // TestMySQLFollowsPtOnlineSchemaChange runs Percona's
@@ -179,7 +214,7 @@ func TestMySQLFollowsPtOnlineSchemaChange(t *testing.T) {
 		t.Skip("pt-online-schema-change is not installed (Debian package percona-toolkit)")
 	}
 	s := mysqltest.Shared(t)
-	src, dst, bg := ddlFlow(t, s, "ptosc", 3000)
+	src, dst, _, bg := ddlFlow(t, s, "ptosc", 3000)
 	w := startWriter(t, s, src, 3000)
 	out, err := exec.Command(pt, "--execute", "--alter", "ADD COLUMN region varchar(10) NOT NULL DEFAULT 'eu', MODIFY customer varchar(80) NOT NULL",
 		"--recursion-method", "none", "--chunk-size", "400", "--no-check-replication-filters",
@@ -202,7 +237,7 @@ func TestMySQLFollowsPtOnlineSchemaChange(t *testing.T) {
 // the table.
 func TestMySQLFollowsExpressionDefaults(t *testing.T) {
 	s := mysqltest.Shared(t)
-	src, dst, bg := ddlFlow(t, s, "exprdef", 3000)
+	src, dst, _, bg := ddlFlow(t, s, "exprdef", 3000)
 	w := startWriter(t, s, src, 3000)
 	time.Sleep(200 * time.Millisecond)
 	s.Exec(t, "USE `"+src+"`; ALTER TABLE orders ADD COLUMN token char(36) NOT NULL DEFAULT (UUID()), ADD COLUMN seen timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), ADD COLUMN r double DEFAULT (RAND())",

@@ -333,6 +333,28 @@ func TestCDCFollowsTableSwap(t *testing.T) {
 		t.Fatalf("v keeps NOT NULL, the added w goes nullable until the copy fills it: %+v", c)
 	}
 
+	// Resumed just before the swap with the definition it gave (the flow's
+	// state has it), the stream gives it again, still nullable where it
+	// was, and asks for the copy again.
+	var before model.Position
+	for i, b := range batches {
+		if len(b.Schemas) > 0 {
+			before = batches[i-1].Position
+			break
+		}
+	}
+	again, err := streamUntil(t, src, []*model.Table{sc.Table}, before, head(t, src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEvents(t, "the swap replayed", events(t, again, []*model.Table{sc.Table}), []string{
+		"schema t (id int(11), v varchar(30), w int(11)) key [id]",
+		"insert t (3, a longer value than before, 6)",
+	})
+	if sc := schemaChanges(again)[0]; !sc.Recopy || !sc.Table.Columns[2].Nullable {
+		t.Fatalf("the replayed swap: %+v", sc)
+	}
+
 	// A table renamed away, with nothing in its place, stops the flow.
 	src, tables, t0 = flowStart(t, s, db, "CREATE TABLE u (id int PRIMARY KEY)")
 	s.Exec(t, use+"RENAME TABLE u TO u_old")

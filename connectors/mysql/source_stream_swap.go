@@ -61,11 +61,11 @@ func (s *stream) renameTables(ctx context.Context, renames [][2]model.Namespace,
 
 // swap follows a flow table replaced by table was: the new definition is
 // the server's (the statements that shaped was, CREATE TABLE ... LIKE and
-// ALTERs or a whole CREATE TABLE, are not replayed), with the columns the
-// flow did not know nullable, and the stream decodes the table's later
-// rows by it. A row event of the table that does not fit it (the table
-// changed again before the stream got here) stops the flow at its
-// TABLE_MAP.
+// ALTERs or a whole CREATE TABLE, are not replayed), where a column the
+// flow did not know, or knew nullable, stays nullable; the stream decodes
+// the table's later rows by it. A row event of the table that does not fit
+// it (the table changed again before the stream got here) stops the flow
+// at its TABLE_MAP.
 func (s *stream) swap(ctx context.Context, st *streamTable, was model.Namespace, where string) error {
 	old := st.table
 	stop := func(format string, a ...any) error {
@@ -85,9 +85,10 @@ func (s *stream) swap(ctx context.Context, st *streamTable, was model.Namespace,
 	nt := cur.table.Clone()
 	nt.Namespace = old.Namespace
 	for i, c := range nt.Columns {
-		if columnIndexFold(old, c.Name) < 0 {
+		if j := columnIndexFold(old, c.Name); j < 0 || old.Columns[j].Nullable {
 			// Its values come with the copy; until then the rows the
-			// destination has lack them.
+			// destination has lack them or may hold NULL (and a swap
+			// replayed after a resume finds the column it made nullable).
 			nt.Columns[i].Nullable = true
 		}
 	}
