@@ -169,7 +169,17 @@ func (s *stream) alter(ctx context.Context, st *streamTable, ops []alterOp, wher
 	const recreate = "recreate the destination table to match and restart the flow (ferry sync --restart)"
 	plan, err := planColumns(old, ops)
 	if err == errReplayed {
-		return nil // the columns it adds are known: a replayed statement
+		// The columns it adds are known: a replayed statement. If they
+		// needed the table copied again, ask again: the flow may have
+		// stopped after it altered the destination table and before it
+		// recorded the copy (a copy asked for twice starts over).
+		for _, op := range ops {
+			if op.def != nil && (op.def.expr != "" || op.def.autoIncrement) && len(old.PrimaryKey) > 0 {
+				s.schemas = append(s.schemas, model.SchemaChange{Table: old.Clone(), Recopy: true})
+				break
+			}
+		}
+		return nil
 	}
 	if err != nil {
 		return stop(recreate, "%s", err)

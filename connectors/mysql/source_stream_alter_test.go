@@ -496,6 +496,15 @@ func TestCDCRecopiesValuesTheBinlogDoesNotCarry(t *testing.T) {
 			if len(ch) != 1 || ch[0].Row[0] != int64(2) || ch[0].Row[2] == nil {
 				t.Fatalf("the row after the ALTER carries its own value: %+v", ch)
 			}
+			// Replayed after a resume (the flow's state has the column):
+			// the same definition, and the copy asked for again.
+			again, err := streamUntil(t, src, []*model.Table{sc.Table}, t0, head(t, src), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if scs := schemaChanges(again); len(scs) != 1 || !scs[0].Recopy || !sameColumns(scs[0].Table, sc.Table) {
+				t.Fatalf("the replayed ALTER: %+v", scs)
+			}
 		})
 	}
 	t.Run("without a primary key", func(t *testing.T) {
