@@ -387,8 +387,9 @@ func sameColumns(a, b *model.Table) bool {
 }
 
 // recopy is how to go on after a change whose values no binlog event
-// carries and that ferry does not copy again by itself.
-const recopy = "the table must be copied again: restart the flow (ferry sync --restart), or, once the destination table matches, copy the table again while the flow runs (ferry snapshot)"
+// carries and that the stream cannot follow even with a copy of the table
+// (the flow would stop at the statement again, so only a new start helps).
+const recopy = "the table must be copied again: restart the flow (ferry sync --restart)"
 
 // keyless is how to go on when a table without a primary key would have
 // to be copied again: an incremental snapshot reads a table in key order.
