@@ -169,7 +169,17 @@ func (s *stream) alter(ctx context.Context, st *streamTable, ops []alterOp, wher
 	const recreate = "recreate the destination table to match and restart the flow (ferry sync --restart)"
 	plan, err := planColumns(old, ops)
 	if err == errReplayed {
-		return nil // the columns it adds are known: a replayed statement
+		// The columns it adds are known: a replayed statement. If they
+		// needed the table copied again, ask again: the flow may have
+		// stopped after it altered the destination table and before it
+		// recorded the copy (a copy asked for twice starts over).
+		for _, op := range ops {
+			if op.def != nil && (op.def.expr != "" || op.def.autoIncrement) && len(old.PrimaryKey) > 0 {
+				s.schemas = append(s.schemas, model.SchemaChange{Table: old.Clone(), Recopy: true})
+				break
+			}
+		}
+		return nil
 	}
 	if err != nil {
 		return stop(recreate, "%s", err)
@@ -192,6 +202,7 @@ func (s *stream) alter(ctx context.Context, st *streamTable, ops []alterOp, wher
 	codecs := make([]*codec, 0, len(plan))
 	renamed := map[string]string{}
 	filled := map[string]any{}
+	var recopied []string // added columns whose values only a copy brings
 	for _, nc := range plan {
 		if nc.op == nil {
 			j := old.ColumnIndex(nc.from)
@@ -222,12 +233,23 @@ func (s *stream) alter(ctx context.Context, st *streamTable, ops []alterOp, wher
 			return stop(recreate, "%v", err)
 		}
 		if nc.op.kind == alterAdd {
-			v, fix, err := s.filled(ctx, old.Namespace, col, charset, serverDefault, def, cd)
+			v, rewritten, fix, err := s.filled(ctx, old.Namespace, col, charset, serverDefault, def, cd)
 			if err != nil {
 				return stop(fix, "%v", err)
 			}
 			if v != nil {
 				filled[col.Name] = v
+			}
+			if rewritten != "" && len(old.PrimaryKey) == 0 {
+				return stop(keyless, "added column %s has the %s: the server gave each existing row its own value, which no binlog event carries, and a table without a primary key cannot be copied again while changes stream", col.Name, rewritten)
+			}
+			if rewritten != "" {
+				// The server gave each existing row its own value: the
+				// column goes nullable (the destination's rows lack the
+				// values until the copy brings them), and the table is
+				// copied again.
+				col.Nullable = true
+				recopied = append(recopied, col.Name+" ("+rewritten+")")
 			}
 		}
 		nt.Columns = append(nt.Columns, col)
@@ -285,6 +307,10 @@ func (s *stream) alter(ctx context.Context, st *streamTable, ops []alterOp, wher
 	}
 	if len(filled) > 0 {
 		sc.Filled = filled
+	}
+	if len(recopied) > 0 {
+		sc.Recopy = true
+		s.c.log.Info("mysql: columns added with values no binlog event carries; the table is copied again", "table", old.Namespace.String(), "columns", strings.Join(recopied, ", "), "at", where)
 	}
 	s.schemas = append(s.schemas, sc)
 	return nil
@@ -360,32 +386,40 @@ func sameColumns(a, b *model.Table) bool {
 	return true
 }
 
-// recopy is how to go on after a change whose values no binlog event carries.
-const recopy = "the table must be copied again: incremental snapshots are not built yet, so restart the flow (ferry sync --restart)"
+// recopy is how to go on after a change whose values no binlog event
+// carries and that the stream cannot follow even with a copy of the table
+// (the flow would stop at the statement again, so only a new start helps).
+const recopy = "the table must be copied again: restart the flow (ferry sync --restart)"
+
+// keyless is how to go on when a table without a primary key would have
+// to be copied again: an incremental snapshot reads a table in key order.
+const keyless = "add a primary key to the table (at the source) and restart the flow (ferry sync --restart)"
 
 // filled is the value every existing row got in a column an ALTER TABLE
 // added (nil: NULL). A constant default, or a NOT NULL column's implicit
 // default (0, the empty string, the first label), is evaluated by the server itself, in a
 // temporary table with the column's definition, and decoded as rows are.
-// A default that is an expression was evaluated at the ALTER, and its
-// value is in no binlog event.
+// A default that is an expression (CURRENT_TIMESTAMP, (RAND()), (UUID()),
+// AUTO_INCREMENT numbering) was evaluated at the ALTER, row by row, and
+// its values are in no binlog event: filled then says why the table must
+// be copied again (rewritten), and the caller asks for that.
 // It returns with an error how to go on.
-func (s *stream) filled(ctx context.Context, ns model.Namespace, col model.Column, charset string, serverDefault *string, def *colDef, cd *codec) (any, string, error) {
+func (s *stream) filled(ctx context.Context, ns model.Namespace, col model.Column, charset string, serverDefault *string, def *colDef, cd *codec) (v any, rewritten string, fix string, err error) {
 	switch {
 	case def.expr != "":
-		return nil, recopy, fmt.Errorf("added column %s has the default %s, an expression the server evaluated for the existing rows at the ALTER, and ferry cannot know from the binlog the values they got", col.Name, def.expr)
+		return nil, "default " + def.expr, "", nil
 	case def.autoIncrement:
-		return nil, recopy, fmt.Errorf("added column %s is AUTO_INCREMENT: the server numbered the existing rows without binlog events", col.Name)
+		return nil, "AUTO_INCREMENT", "", nil
 	case def.literal == "" && serverDefault != nil && !isConstantDefault(*serverDefault):
-		return nil, recopy, fmt.Errorf("added column %s got the default %s from the server (the statement wrote none): existing rows got its value at the ALTER, which no binlog event carries", col.Name, *serverDefault)
+		return nil, "default " + *serverDefault + " (the server's)", "", nil
 	case def.literal == "" && !def.notNull && col.Nullable:
-		return nil, "", nil // existing rows got NULL
+		return nil, "", "", nil // existing rows got NULL
 	}
-	v, err := s.c.evalDefault(ctx, ns, col, charset, def.literal, cd)
+	v, err = s.c.evalDefault(ctx, ns, col, charset, def.literal, cd)
 	if err != nil {
-		return nil, "fix that, then run the flow again (ferry sync): it resumes at this statement", fmt.Errorf("added column %s: reading the value existing rows got (DEFAULT %s): %w", col.Name, orNone(def.literal), err)
+		return nil, "", "fix that, then run the flow again (ferry sync): it resumes at this statement", fmt.Errorf("added column %s: reading the value existing rows got (DEFAULT %s): %w", col.Name, orNone(def.literal), err)
 	}
-	return v, "", nil
+	return v, "", "", nil
 }
 
 func orNone(s string) string {

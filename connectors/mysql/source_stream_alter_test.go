@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"sort"
 	"strings"
 	"testing"
 
@@ -248,12 +249,6 @@ func TestCDCStopsOnValuesTheBinlogDoesNotCarry(t *testing.T) {
 		alter string
 		want  []string
 	}{
-		{"expression default", "ALTER TABLE %s ADD COLUMN r double NOT NULL DEFAULT (RAND())",
-			[]string{"added column r has the default (RAND())", "an expression", "incremental snapshots are not built yet", "ferry sync --restart"}},
-		{"current time", "ALTER TABLE %s ADD COLUMN ts timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP",
-			[]string{"added column ts has the default CURRENT_TIMESTAMP", "ferry sync --restart"}},
-		{"auto increment", "ALTER TABLE %s ADD COLUMN n int AUTO_INCREMENT UNIQUE",
-			[]string{"added column n is AUTO_INCREMENT", "ferry sync --restart"}},
 		{"generated", "ALTER TABLE %s ADD COLUMN g int AS (id * 2) STORED",
 			[]string{"column g is generated", "ferry sync --restart"}},
 		{"partition", "ALTER TABLE %s PARTITION BY HASH (id) PARTITIONS 2",
@@ -299,38 +294,233 @@ func TestCDCStopsOnValuesTheBinlogDoesNotCarry(t *testing.T) {
 	}
 }
 
-// TestCDCStopsOnTableSwap reproduces gh-ost's statements (gh-ost itself is
-// not installable here): a shadow table created like the flow's, altered,
-// filled outside the flow, then swapped in by one RENAME TABLE.
-func TestCDCStopsOnTableSwap(t *testing.T) {
+// TestCDCFollowsTableSwap reproduces gh-ost's statements (gh-ost itself is
+// not installable here): a shadow table created like the flow's, altered
+// (a column added, one widened), filled outside the flow, then swapped in
+// by one RENAME TABLE. The stream emits the table's new definition asking
+// for a re-copy, and decodes the later rows by it.
+func TestCDCFollowsTableSwap(t *testing.T) {
 	s := mysqltest.Shared(t)
 	db := newDB(t, s, "ghost")
-	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(10))", "INSERT INTO t VALUES (1, 'a')")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(10) NOT NULL)", "INSERT INTO t VALUES (1, 'a')")
 	use := "USE `" + db + "`; "
 	s.Exec(t,
 		use+"CREATE TABLE `_t_ghc` (id bigint auto_increment, last_update timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, hint varchar(64) NOT NULL, value text, PRIMARY KEY (id), UNIQUE KEY hint_uidx (hint))",
 		use+"CREATE TABLE `_t_gho` LIKE `t`",
-		use+"ALTER TABLE `_t_gho` ADD COLUMN w int NOT NULL DEFAULT 5",
+		use+"ALTER TABLE `_t_gho` ADD COLUMN w int NOT NULL DEFAULT 5, MODIFY v varchar(30) NOT NULL",
 		use+"INSERT INTO `_t_ghc` (hint, value) VALUES ('state', 'GhostTableMigrated')",
 		use+"INSERT INTO t VALUES (2, 'b')",
 		use+"INSERT IGNORE INTO `_t_gho` (id, v) SELECT id, v FROM t",
 		use+"REPLACE INTO `_t_gho` (id, v) VALUES (2, 'b')",
 		use+"RENAME TABLE `t` TO `_t_del`, `_t_gho` TO `t`",
-		use+"INSERT INTO t VALUES (3, 'c', 6)",
+		use+"INSERT INTO t VALUES (3, 'a longer value than before', 6)",
+		use+"DROP TABLE `_t_del`, `_t_ghc`",
 	)
 	batches, err := streamUntil(t, src, tables, t0, head(t, src), nil)
-	if !contains(err, "table "+db+".t was replaced by table "+db+"._t_gho", "RENAME TABLE `t` TO `_t_del`, `_t_gho` TO `t`", "online schema change", "incremental snapshots", "ferry sync --restart") {
-		t.Fatalf("the swap: %v", err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	sameEvents(t, "before the swap", events(t, batches, tables), []string{"insert t (2, b)"})
+	sameEvents(t, "the swap", events(t, batches, tables), []string{
+		"insert t (2, b)",
+		"schema t (id int(11), v varchar(30), w int(11)) key [id]",
+		"insert t (3, a longer value than before, 6)",
+	})
+	sc := schemaChanges(batches)[0]
+	if !sc.Recopy || len(sc.Renamed) != 0 || len(sc.Filled) != 0 {
+		t.Fatalf("the swap's schema change must ask for a re-copy, and carry no renames nor filled values: %+v", sc)
+	}
+	if c := sc.Table.Columns; c[1].Nullable || !c[2].Nullable {
+		t.Fatalf("v keeps NOT NULL, the added w goes nullable until the copy fills it: %+v", c)
+	}
 
-	// A table renamed away, with nothing in its place, stops the flow too.
+	// Resumed just before the swap with the definition it gave (the flow's
+	// state has it), the stream gives it again, still nullable where it
+	// was, and asks for the copy again.
+	var before model.Position
+	for i, b := range batches {
+		if len(b.Schemas) > 0 {
+			before = batches[i-1].Position
+			break
+		}
+	}
+	again, err := streamUntil(t, src, []*model.Table{sc.Table}, before, head(t, src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEvents(t, "the swap replayed", events(t, again, []*model.Table{sc.Table}), []string{
+		"schema t (id int(11), v varchar(30), w int(11)) key [id]",
+		"insert t (3, a longer value than before, 6)",
+	})
+	if sc := schemaChanges(again)[0]; !sc.Recopy || !sc.Table.Columns[2].Nullable {
+		t.Fatalf("the replayed swap: %+v", sc)
+	}
+
+	// A table renamed away, with nothing in its place, stops the flow.
 	src, tables, t0 = flowStart(t, s, db, "CREATE TABLE u (id int PRIMARY KEY)")
 	s.Exec(t, use+"RENAME TABLE u TO u_old")
 	_, err = streamUntil(t, src, tables, t0, head(t, src), nil)
 	if !contains(err, "table "+db+".u was renamed to "+db+".u_old", "ferry sync --restart") {
 		t.Fatalf("a renamed table: %v", err)
 	}
+
+	// A table without a primary key cannot be copied again while changes
+	// stream: the flow stops, saying what to do.
+	src, tables, t0 = flowStart(t, s, db, "CREATE TABLE nokey (a int, b int)")
+	s.Exec(t, use+"CREATE TABLE _nokey_gho LIKE nokey", use+"RENAME TABLE nokey TO _nokey_del, _nokey_gho TO nokey")
+	var keyless []*model.Table
+	for _, tb := range tables {
+		if tb.Namespace.Table == "nokey" {
+			keyless = append(keyless, tb)
+		}
+	}
+	_, err = streamUntil(t, src, keyless, t0, head(t, src), nil)
+	if !contains(err, "table "+db+".nokey was replaced by table "+db+"._nokey_gho", "without a primary key cannot be copied again", "add a primary key", "ferry sync --restart") {
+		t.Fatalf("a keyless table swapped: %v", err)
+	}
+
+	// A shadow table with another primary key: the flow stops, naming both.
+	src, tables, t0 = flowStart(t, s, db, "CREATE TABLE k (id int PRIMARY KEY, v int NOT NULL)")
+	s.Exec(t, use+"CREATE TABLE _k_new (id int NOT NULL, v int NOT NULL, PRIMARY KEY (id, v))", use+"RENAME TABLE k TO _k_old, _k_new TO k")
+	var mine []*model.Table
+	for _, tb := range tables {
+		if tb.Namespace.Table == "k" {
+			mine = append(mine, tb)
+		}
+	}
+	_, err = streamUntil(t, src, mine, t0, head(t, src), nil)
+	if !contains(err, "table "+db+".k was replaced by table "+db+"._k_new", "primary key is (id, v)", "was (id)", "ferry sync --restart") {
+		t.Fatalf("a swap to another key: %v", err)
+	}
+}
+
+// TestCDCFollowsTablesExchanged: two flow tables exchanged by one RENAME
+// TABLE each hold the other's rows afterwards: both are copied again, with
+// the other's definition.
+func TestCDCFollowsTablesExchanged(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "exch")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE a (id int PRIMARY KEY, x int)", "CREATE TABLE b (id int PRIMARY KEY, y varchar(5))")
+	use := "USE `" + db + "`; "
+	s.Exec(t, use+"RENAME TABLE a TO tmp, b TO a, tmp TO b", use+"INSERT INTO a VALUES (1, 'y')", use+"INSERT INTO b VALUES (2, 3)")
+	batches, err := streamUntil(t, src, tables, t0, head(t, src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := events(t, batches, tables)
+	sort.Strings(got[:2]) // the two schema changes come in one batch
+	sameEvents(t, "exchanged", got, []string{
+		"schema a (id int(11), y varchar(5)) key [id]",
+		"schema b (id int(11), x int(11)) key [id]",
+		"insert a (1, y)",
+		"insert b (2, 3)",
+	})
+	for _, sc := range schemaChanges(batches) {
+		if !sc.Recopy {
+			t.Fatalf("%s: no re-copy", sc.Table.Namespace)
+		}
+	}
+}
+
+// TestCDCTableSwapBehindTheServer: when the stream reads a swap after the
+// table changed again, the server's definition is the later one, and the
+// rows written between do not fit it: the flow stops at the first of them
+// rather than decode them by the wrong columns.
+func TestCDCTableSwapBehindTheServer(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "swapbehind")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY, v int)")
+	use := "USE `" + db + "`; "
+	s.Exec(t, use+"CREATE TABLE _t_gho LIKE t", use+"ALTER TABLE _t_gho ADD w int", use+"RENAME TABLE t TO _t_del, _t_gho TO t",
+		use+"INSERT INTO t VALUES (1, 2, 3)", use+"ALTER TABLE t ADD z int", use+"INSERT INTO t VALUES (4, 5, 6, 7)")
+	batches, err := streamUntil(t, src, tables, t0, head(t, src), nil)
+	if !contains(err, db+".t", "rows of 3 columns", "the flow knows 4", "ferry sync --restart") {
+		t.Fatalf("rows that do not fit the swapped-in definition: %v", err)
+	}
+	if n := len(changesOf(batches)); n != 0 {
+		t.Fatalf("%d changes emitted", n)
+	}
+}
+
+func schemaChanges(batches []*model.ChangeBatch) []model.SchemaChange {
+	var out []model.SchemaChange
+	for _, b := range batches {
+		out = append(out, b.Schemas...)
+	}
+	return out
+}
+
+// TestCDCRecopiesValuesTheBinlogDoesNotCarry: an added column whose
+// default is an expression got a value per existing row that no binlog
+// event carries; the stream emits it nullable and asks for a re-copy, and
+// the rows after it carry their own values.
+func TestCDCRecopiesValuesTheBinlogDoesNotCarry(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "recopy")
+	use := "USE `" + db + "`; "
+	cases := []struct {
+		name, add, col string
+	}{
+		{"rand", "ADD COLUMN r double NOT NULL DEFAULT (RAND())", "r double"},
+		{"current time", "ADD COLUMN ts timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP", "ts timestamp"},
+		{"uuid", "ADD COLUMN u char(36) NOT NULL DEFAULT (UUID())", "u char(36)"},
+		{"auto increment", "ADD COLUMN n int AUTO_INCREMENT UNIQUE", "n int(11)"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tbl := fmt.Sprintf("t%d", i)
+			src, tables, t0 := flowStart(t, s, db, "CREATE TABLE "+tbl+" (id int NOT NULL, v varchar(10) NOT NULL, PRIMARY KEY (id))",
+				"INSERT INTO "+tbl+" VALUES (1, 'a')")
+			var mine []*model.Table
+			for _, tb := range tables {
+				if tb.Namespace.Table == tbl {
+					mine = append(mine, tb)
+				}
+			}
+			s.Exec(t, use+"ALTER TABLE "+tbl+" "+c.add, use+"INSERT INTO "+tbl+" (id, v) VALUES (2, 'b')")
+			batches, err := streamUntil(t, src, mine, t0, head(t, src), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scs := schemaChanges(batches)
+			if len(scs) != 1 {
+				t.Fatalf("%d schema changes", len(scs))
+			}
+			sc := scs[0]
+			if got := columnNames(sc.Table); got != "id int(11), v varchar(10), "+c.col {
+				t.Fatalf("columns %s", got)
+			}
+			if added := sc.Table.Columns[2]; !sc.Recopy || !added.Nullable || len(sc.Filled) != 0 {
+				t.Fatalf("want the added column nullable, not filled, and a re-copy: recopy %v, nullable %v, filled %v", sc.Recopy, added.Nullable, sc.Filled)
+			}
+			ch := changesOf(batches)
+			if len(ch) != 1 || ch[0].Row[0] != int64(2) || ch[0].Row[2] == nil {
+				t.Fatalf("the row after the ALTER carries its own value: %+v", ch)
+			}
+			// Replayed after a resume (the flow's state has the column):
+			// the same definition, and the copy asked for again.
+			again, err := streamUntil(t, src, []*model.Table{sc.Table}, t0, head(t, src), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if scs := schemaChanges(again); len(scs) != 1 || !scs[0].Recopy || !sameColumns(scs[0].Table, sc.Table) {
+				t.Fatalf("the replayed ALTER: %+v", scs)
+			}
+		})
+	}
+	t.Run("without a primary key", func(t *testing.T) {
+		src, tables, t0 := flowStart(t, s, db, "CREATE TABLE nokey (a int, b int)", "INSERT INTO nokey VALUES (1, 2)")
+		var mine []*model.Table
+		for _, tb := range tables {
+			if tb.Namespace.Table == "nokey" {
+				mine = append(mine, tb)
+			}
+		}
+		s.Exec(t, use+"ALTER TABLE nokey ADD COLUMN u char(36) DEFAULT (UUID())")
+		_, err := streamUntil(t, src, mine, t0, head(t, src), nil)
+		if !contains(err, db+".nokey", "added column u has the default (UUID())", "without a primary key cannot be copied again", "add a primary key", "ferry sync --restart") {
+			t.Fatalf("a keyless table: %v", err)
+		}
+	})
 }
 
 // TestCDCFilledValues checks the value existing rows got for added columns
@@ -430,11 +620,12 @@ func TestCDCFilledNeedsTemporaryTables(t *testing.T) {
 	}
 }
 
-// TestCDCStopsOnPtOnlineSchemaChange runs Percona's pt-online-schema-change
+// TestCDCFollowsPtOnlineSchemaChange runs Percona's pt-online-schema-change
 // (Debian's percona-toolkit) on a flow table: triggers copy writes into a
-// shadow table, which is filled and swapped in by RENAME TABLE. The flow
-// stops at the swap, naming it.
-func TestCDCStopsOnPtOnlineSchemaChange(t *testing.T) {
+// shadow table, which is filled and swapped in by RENAME TABLE. The stream
+// emits the new definition asking for a re-copy at the swap and decodes
+// the later rows by it.
+func TestCDCFollowsPtOnlineSchemaChange(t *testing.T) {
 	pt, err := exec.LookPath("pt-online-schema-change")
 	if err != nil {
 		t.Skip("pt-online-schema-change is not installed (Debian package percona-toolkit)")
@@ -443,13 +634,22 @@ func TestCDCStopsOnPtOnlineSchemaChange(t *testing.T) {
 	db := newDB(t, s, "ptosc")
 	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(10))", "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
 	s.Exec(t, "USE `"+db+"`; INSERT INTO t VALUES (3, 'c')")
-	out, err := exec.Command(pt, "--execute", "--alter", "ADD COLUMN w int NOT NULL DEFAULT 5", "--recursion-method", "none",
+	out, err := exec.Command(pt, "--execute", "--alter", "ADD COLUMN w int NOT NULL DEFAULT 5, MODIFY v varchar(40)", "--recursion-method", "none",
 		"--no-check-replication-filters", fmt.Sprintf("h=127.0.0.1,P=%d,u=root,D=%s,t=t", s.Port, db)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pt-online-schema-change: %v\n%s", err, out)
 	}
-	_, err = streamUntil(t, src, tables, t0, head(t, src), nil)
-	if !contains(err, "table "+db+".t was replaced by table "+db+"._t_new", "online schema change", "ferry sync --restart") {
+	s.Exec(t, "USE `"+db+"`; INSERT INTO t VALUES (4, 'after the swap', 7)")
+	batches, err := streamUntil(t, src, tables, t0, head(t, src), nil)
+	if err != nil {
 		t.Fatalf("pt-online-schema-change's swap: %v\n%s", err, out)
+	}
+	sameEvents(t, "pt-online-schema-change", events(t, batches, tables), []string{
+		"insert t (3, c)",
+		"schema t (id int(11), v varchar(40), w int(11)) key [id]",
+		"insert t (4, after the swap, 7)",
+	})
+	if sc := schemaChanges(batches)[0]; !sc.Recopy {
+		t.Fatalf("the swap must ask for a re-copy: %+v", sc)
 	}
 }

@@ -69,6 +69,10 @@ func TestClassify(t *testing.T) {
 	if st := classify("RENAME TABLE `t` TO `_t_del`, `_t_gho` TO `t`", "db"); fmt.Sprint(st.renames) != "[[db.t db._t_del] [db._t_gho db.t]]" {
 		t.Errorf("RENAME TABLE pairs: %v", st.renames)
 	}
+	// gh-ost's cut-over, as it writes it.
+	if st := classify("rename /* gh-ost */ table `d`.`t` to `d`.`_t_del`, `d`.`_t_gho` to `d`.`t`", "db"); st.kind != stmtRenameTables || fmt.Sprint(st.renames) != "[[d.t d._t_del] [d._t_gho d.t]]" {
+		t.Errorf("gh-ost's RENAME: %+v", st)
+	}
 	for q, reason := range map[string]string{
 		"ALTER TABLE t ROW_FORMAT=DYNAMIC, CONVERT TO CHARACTER SET latin1": "character set",
 		"ALTER TABLE t CONVERT PARTITION p0 TO TABLE t0":                    "partitioning",

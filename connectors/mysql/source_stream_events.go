@@ -78,7 +78,9 @@ func (s *stream) idle(ctx context.Context) error {
 	if s.inTxn {
 		return nil
 	}
-	if c, err := s.boundary.compare(s.emitted); err == nil && c <= 0 && time.Since(s.lastEmit) < 10*idleEmit {
+	// Even when the position has not moved: an incremental snapshot's
+	// watermark is the head position, and its chunk waits for a batch at it.
+	if c, err := s.boundary.compare(s.emitted); err == nil && c <= 0 && time.Since(s.lastEmit) < idleEmit {
 		return nil
 	}
 	return s.send(ctx, &model.ChangeBatch{Position: s.boundary.position(), CommitTime: time.Now()}, s.boundary)
@@ -267,35 +269,13 @@ func (s *stream) query(ctx context.Context, e *replication.QueryEvent, h *replic
 				s.changes = append(s.changes, model.Change{Op: model.OpTruncate, Table: t.table.Namespace})
 			}
 		case stmtRenameTables:
-			return s.renameTables(st.renames, where)
+			if err := s.renameTables(ctx, st.renames, where); err != nil {
+				return err
+			}
 		}
 	}
 	if s.standalone || !s.inTxn {
 		return s.commit(ctx, h)
-	}
-	return nil
-}
-
-// renameTables stops the flow at a RENAME TABLE of a flow table: renamed
-// away, or replaced by another table, such as the shadow table an online
-// schema change tool (gh-ost, pt-online-schema-change) filled outside the
-// flow and swaps in.
-func (s *stream) renameTables(renames [][2]model.Namespace, where string) error {
-	for i, r := range renames {
-		if t := s.flow(r[1]); t != nil {
-			return fatal(fmt.Errorf("table %s was replaced by table %s at %s: an online schema change's table swap (gh-ost, pt-online-schema-change); the rows of %s were written outside the flow, so its change stream cannot carry them, and the flow stops here and writes nothing wrong: the table must be copied again (incremental snapshots, which would re-copy it while changes keep streaming, are not built yet): restart the flow (ferry sync --restart)", t.table.Namespace, r[0], where, r[0]))
-		}
-		if t := s.flow(r[0]); t != nil {
-			replaced := false
-			for _, later := range renames[i+1:] {
-				if s.flow(later[1]) == t {
-					replaced = true
-				}
-			}
-			if !replaced {
-				return fatal(fmt.Errorf("table %s was renamed to %s at %s; ferry does not follow a table rename, so the flow stops here and writes nothing wrong: restart the flow with the new name in its selection (ferry sync --restart)", t.table.Namespace, r[1], where))
-			}
-		}
 	}
 	return nil
 }

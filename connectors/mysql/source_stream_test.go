@@ -280,3 +280,29 @@ func TestCDCSurvivesServerRestartAndReportsPurgedBinlogs(t *testing.T) {
 		t.Fatalf("purged binlog: %v", err)
 	}
 }
+
+// TestCDCIdleStreamReportsItsPosition: with nothing written, the stream
+// emits an empty batch at its position at every heartbeat, so an
+// incremental snapshot's chunk, whose watermark is the head position,
+// passes it within a heartbeat instead of waiting for the next write.
+func TestCDCIdleStreamReportsItsPosition(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "idle")
+	src, tables, _ := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY)")
+	at := head(t, src)
+	started := time.Now()
+	batches, err := streamUntil(t, src, tables, at, "", func(got []*model.ChangeBatch) bool {
+		return time.Since(started) > 3500*time.Millisecond
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(batches) < 3 {
+		t.Fatalf("%d batches in 3.5 s of an idle stream, want one a heartbeat", len(batches))
+	}
+	for _, b := range batches {
+		if len(b.Changes) != 0 || len(b.Schemas) != 0 || b.Position != at {
+			t.Fatalf("an idle batch: %d changes, %d schemas at %s (head %s)", len(b.Changes), len(b.Schemas), b.Position, at)
+		}
+	}
+}
