@@ -49,6 +49,11 @@ func (e *Engine) Prepare(ctx context.Context) error {
 		if err := e.refuseFullRowCopyOutsideT0(ctx, e.plan.Partitions, true); err != nil {
 			return err
 		}
+		// The destination tables have the shape of the last schema change
+		// CDC followed, not the plan's.
+		if err := e.loadSchemas(ctx); err != nil {
+			return err
+		}
 		return e.createTables(ctx)
 	}
 	return e.makePlan(ctx)
