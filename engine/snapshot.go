@@ -212,12 +212,38 @@ func (e *Engine) pendingResnapshots(ctx context.Context) ([]model.Namespace, map
 // runs, one table at a time, and waits for new requests. It returns when
 // ctx ends (the stream stops; what is left goes on in the next run).
 func (e *Engine) snapshotLoop(ctx context.Context, cs connector.ChangeSource, cmds chan<- snapCmd, applied *signal) error {
+	// Another process records requests only with a destination that keeps
+	// checkpoints (RecordSnapshot): only then is there anything to poll.
+	var poll <-chan time.Time
+	if e.dst.CheckpointKeeper != nil {
+		t := time.NewTicker(snapshotPoll)
+		defer t.Stop()
+		poll = t.C
+	}
+	warned := false
 	for {
 		gen := e.snapState.generation()
 		tables, all, err := e.pendingResnapshots(ctx)
 		if err != nil {
-			return ignoreEnd(ctx, err)
+			if ctx.Err() != nil {
+				return nil
+			}
+			// A destination outage: the writers ride it out (or end the
+			// flow after --retry-timeout); looking for requests waits.
+			if !warned {
+				e.log.Warn("cannot look for incremental snapshot requests; trying again", "error", err)
+				warned = true
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-e.snapWake:
+			case <-poll:
+			case <-time.After(snapshotPoll):
+			}
+			continue
 		}
+		warned = false
 		if len(tables) == 0 {
 			e.snapState.idle(gen)
 		}
@@ -233,7 +259,7 @@ func (e *Engine) snapshotLoop(ctx context.Context, cs connector.ChangeSource, cm
 		case <-ctx.Done():
 			return nil
 		case <-e.snapWake:
-		case <-time.After(snapshotPoll):
+		case <-poll:
 			// A request recorded by another process (RecordSnapshot).
 		}
 	}

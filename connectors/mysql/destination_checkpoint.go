@@ -38,7 +38,7 @@ func (c *Conn) checkpointTableExists(ctx context.Context) (bool, error) {
 	var n int
 	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, c.checkpointDB(), checkpointTable).Scan(&n)
 	if err != nil {
-		return false, fmt.Errorf("mysql %s: look for %s: %w", c.host, c.checkpointName(), c.scrubber.Err(err))
+		return false, outage(err, fmt.Errorf("mysql %s: look for %s: %w", c.host, c.checkpointName(), c.scrubber.Err(err)))
 	}
 	return n > 0, nil
 }
@@ -51,7 +51,7 @@ func (c *Conn) LoadCheckpoints(ctx context.Context, flow string) (map[string]str
 	}
 	rows, err := c.db.QueryContext(ctx, "SELECT `key`, value FROM "+c.checkpointName()+" WHERE flow = ?", flow)
 	if err != nil {
-		return nil, fmt.Errorf("mysql %s: load checkpoints of flow %s: %w", c.host, flow, c.scrubber.Err(err))
+		return nil, outage(err, fmt.Errorf("mysql %s: load checkpoints of flow %s: %w", c.host, flow, c.scrubber.Err(err)))
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -61,7 +61,10 @@ func (c *Conn) LoadCheckpoints(ctx context.Context, flow string) (map[string]str
 		}
 		out[k] = v
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, outage(err, fmt.Errorf("mysql %s: load checkpoints of flow %s: %w", c.host, flow, c.scrubber.Err(err)))
+	}
+	return out, nil
 }
 
 // ReplaceCheckpoints deletes the flow's checkpoints whose key starts with
