@@ -44,6 +44,7 @@ type Capabilities struct {
 	ObjectBuilder     ObjectBuilder
 	PartitionReader   PartitionReader
 	PartitionBuilder  PartitionBuilder
+	TableAdder        TableAdder
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -159,6 +160,7 @@ func Discover(c Connector) Capabilities {
 	k.ObjectBuilder, _ = c.(ObjectBuilder)
 	k.PartitionReader, _ = c.(PartitionReader)
 	k.PartitionBuilder, _ = c.(PartitionBuilder)
+	k.TableAdder, _ = c.(TableAdder)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()

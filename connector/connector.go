@@ -238,6 +238,17 @@ type Preflighter interface {
 	Preflight(ctx context.Context, tables []*model.Table, opts PlanOptions) error
 }
 
+// TableAdder is a change source whose stream carries only the tables it
+// was told of when the flow's plan was made (a PostgreSQL publication). A
+// flow run again with a wider --tables calls AddTables with the tables it
+// adds, after the stream's last run and before it copies them, so that every
+// change to them from then on is in the stream. It checks what Preflight
+// checks for CDC of these tables (replica identity, a user's publication
+// that lacks them: a errs.ConfigError with the fix), and is idempotent.
+type TableAdder interface {
+	AddTables(ctx context.Context, flow string, tables []*model.Table) error
+}
+
 // TableChecker is a destination that can tell, without writing anything,
 // whether it can hold the tables (names it cannot tell apart, reserved
 // names, types it has no column for), with a errs.ConfigError when it cannot,

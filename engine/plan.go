@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,8 +27,9 @@ func (e *Engine) Prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if ident != "" && ident != e.cfg.Identity() {
-		return errs.BadConfig(fmt.Sprintf("flow %q was started with another source, destination or table selection", e.name), "run with --restart to start the flow over, or choose another --name")
+	sameFlow, legacy, legacySelection := e.cfg.MatchIdentity(ident)
+	if ident != "" && !sameFlow {
+		return errs.BadConfig(fmt.Sprintf("flow %q was started with another source, destination or --rename", e.name), "run with --restart to start the flow over, or choose another --name")
 	}
 	planJSON, err := e.store.Meta(ctx, "plan")
 	if err != nil {
@@ -43,8 +45,25 @@ func (e *Engine) Prepare(ctx context.Context) error {
 		}
 		e.plan = &p
 		e.log.Info("resuming flow", "tables", len(p.Tables), "partitions", len(p.Partitions), "t0", p.T0)
+		selection, known, err := e.storedSelection(ctx)
+		if err != nil {
+			return err
+		}
+		if legacy {
+			selection, known = legacySelection, true
+		}
 		if err := e.mapTables(e.plan.Tables); err != nil {
 			return err
+		}
+		if known && selection != e.cfg.Selection() {
+			if err := e.changeSelection(ctx, selection); err != nil {
+				return err
+			}
+		} else if legacy {
+			// The older identity held the selection: rewrite it.
+			if err := e.storePlan(ctx, e.plan); err != nil {
+				return err
+			}
 		}
 		if err := e.refuseFullRowCopyOutsideT0(ctx, e.plan.Partitions, true); err != nil {
 			return err
@@ -306,6 +325,9 @@ func (e *Engine) storePlan(ctx context.Context, plan *model.Plan) error {
 		return err
 	}
 	if err := e.store.SetMeta(ctx, "identity", e.cfg.Identity()); err != nil {
+		return err
+	}
+	if err := e.store.SetMeta(ctx, "tables", strconv.Quote(e.cfg.Selection())); err != nil {
 		return err
 	}
 	return e.store.SetMeta(ctx, "mode", string(e.mode))

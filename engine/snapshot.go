@@ -172,8 +172,8 @@ func (e *Engine) RecordSnapshot(ctx context.Context, tables []*model.Table) erro
 }
 
 // planTable is the plan's definition of source table ns, nil when the flow
-// does not take it. The plan never changes once made, so any goroutine may
-// read it.
+// does not take it. The plan changes only in Prepare (a changed --tables),
+// before the flow's goroutines start, so any of them may read it.
 func (e *Engine) planTable(ns model.Namespace) *model.Table {
 	for _, t := range e.plan.Tables {
 		if t.Namespace == ns {
@@ -193,6 +193,9 @@ func (e *Engine) pendingResnapshots(ctx context.Context) ([]model.Namespace, map
 	}
 	var out []model.Namespace
 	for ns, r := range all {
+		if e.plan != nil && e.planTable(ns) == nil {
+			continue // a table that left the flow's --tables
+		}
 		e.progress.resnapshot(ns.String(), r.Rows, r.Done)
 		if !r.Done {
 			out = append(out, ns)

@@ -174,14 +174,30 @@ func (c *Config) Validate() error {
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // FlowName returns the flow's name: the configured one, or one derived from
-// the source, destination, tables and renames. It never contains a secret:
-// it is built from the schemes and a hash of the redacted URLs.
+// the source, destination and renames. It never contains a secret: it is
+// built from the schemes and a hash of the redacted URLs. The table
+// selection is not part of it: a flow run again with a wider or narrower
+// --tables is the same flow, which adds or drops the tables.
 func (c *Config) FlowName() string {
 	if c.Name != "" {
 		return c.Name
 	}
+	return c.derivedName(errs.Redact(c.Source), errs.Redact(c.Destination), strings.Join(c.Rename, ","))
+}
+
+// LegacyFlowName is the name FlowName derived before the table selection
+// left it (the selection was hashed in): state made then is found under it.
+// With --name it is that name.
+func (c *Config) LegacyFlowName() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.derivedName(errs.Redact(c.Source), errs.Redact(c.Destination), strings.Join(c.Tables, ","), strings.Join(c.Rename, ","))
+}
+
+func (c *Config) derivedName(parts ...string) string {
 	h := sha256.New()
-	for _, s := range []string{errs.Redact(c.Source), errs.Redact(c.Destination), strings.Join(c.Tables, ","), strings.Join(c.Rename, ",")} {
+	for _, s := range parts {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -196,8 +212,31 @@ func scheme(raw string) string {
 }
 
 // Identity is what must not change between runs of one flow: resuming with
-// other tables or another source would mix two flows' state.
+// another source, destination or renames would mix two flows' state. The
+// table selection may change (Selection); the engine adds and drops the
+// tables.
 func (c *Config) Identity() string {
-	return strings.Join([]string{errs.Redact(c.Source), errs.Redact(c.Destination),
-		(&Filter{include: c.Tables}).String(), strings.Join(c.Rename, ",")}, "\n")
+	return strings.Join([]string{errs.Redact(c.Source), errs.Redact(c.Destination), strings.Join(c.Rename, ",")}, "\n")
+}
+
+// Selection is the table selection as the state records it, to tell on a
+// resume whether --tables changed.
+func (c *Config) Selection() string { return (&Filter{include: c.Tables}).String() }
+
+// MatchIdentity tells whether an identity an earlier run stored is this
+// flow's. It accepts the older format, which held the table selection too,
+// and then also returns that selection (ok and legacy true), so the caller
+// can rewrite the identity and record the selection.
+func (c *Config) MatchIdentity(stored string) (ok, legacy bool, selection string) {
+	if stored == c.Identity() {
+		return true, false, ""
+	}
+	parts := strings.Split(stored, "\n")
+	if len(parts) != 4 {
+		return false, false, ""
+	}
+	if strings.Join([]string{parts[0], parts[1], parts[3]}, "\n") != c.Identity() {
+		return false, false, ""
+	}
+	return true, true, parts[2]
 }

@@ -240,3 +240,52 @@ func TestFlowNameHasNoSecrets(t *testing.T) {
 		t.Fatalf("derived name %q is not a valid name", name)
 	}
 }
+
+func TestFlowNameAndIdentityLeaveOutTheTables(t *testing.T) {
+	a := &Config{Source: "postgres://app:pw@db/shop", Destination: "postgres://app:pw@db2/shop", Tables: []string{"public.orders"}}
+	b := &Config{Source: a.Source, Destination: a.Destination, Tables: []string{"public.orders", "public.lines"}}
+	if a.FlowName() != b.FlowName() {
+		t.Fatalf("a wider --tables derives another flow name: %q vs %q", a.FlowName(), b.FlowName())
+	}
+	if a.Identity() != b.Identity() {
+		t.Fatalf("a wider --tables is another identity")
+	}
+	if a.LegacyFlowName() == b.LegacyFlowName() || a.LegacyFlowName() == a.FlowName() {
+		t.Fatalf("the older derived name must still hash the tables: %q %q %q", a.LegacyFlowName(), b.LegacyFlowName(), a.FlowName())
+	}
+	c := &Config{Source: a.Source, Destination: a.Destination, Rename: []string{"public.orders=archive.orders"}}
+	if c.FlowName() == a.FlowName() || c.Identity() == a.Identity() {
+		t.Fatalf("--rename must stay part of the name and the identity")
+	}
+	named := &Config{Name: "shop", Source: a.Source, Destination: a.Destination}
+	if named.FlowName() != "shop" || named.LegacyFlowName() != "shop" {
+		t.Fatalf("--name is the name: %q %q", named.FlowName(), named.LegacyFlowName())
+	}
+}
+
+func TestMatchIdentityAcceptsTheOlderFormat(t *testing.T) {
+	c := &Config{Source: "postgres://app:pw@db/shop", Destination: "mysql://app:pw@db2/shop", Tables: []string{"public.orders", "public.lines"}}
+	// What ferry stored before the selection left the identity.
+	legacy := func(src, dst, tables, renames string) string {
+		return strings.Join([]string{errs.Redact(src), errs.Redact(dst), tables, renames}, "\n")
+	}
+	for _, tc := range []struct {
+		name, stored string
+		ok, old      bool
+		selection    string
+	}{
+		{"current", c.Identity(), true, false, ""},
+		{"older, other tables", legacy(c.Source, c.Destination, "public.orders", ""), true, true, "public.orders"},
+		{"older, all tables", legacy(c.Source, c.Destination, "", ""), true, true, ""},
+		{"older, other source", legacy("postgres://app:pw@other/shop", c.Destination, "public.orders", ""), false, false, ""},
+		{"older, other renames", legacy(c.Source, c.Destination, "public.orders", "public.orders=x.orders"), false, false, ""},
+		{"other destination", strings.Replace(c.Identity(), "db2", "db3", 1), false, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, old, sel := c.MatchIdentity(tc.stored)
+			if ok != tc.ok || old != tc.old || sel != tc.selection {
+				t.Fatalf("MatchIdentity = %v, %v, %q; want %v, %v, %q", ok, old, sel, tc.ok, tc.old, tc.selection)
+			}
+		})
+	}
+}

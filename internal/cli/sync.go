@@ -67,7 +67,38 @@ func (f *flowFlags) pairConfig(cmd *cobra.Command, args []string) (*flow.Config,
 	case 2:
 		src, dst = args[0], args[1]
 	}
-	return f.config(cmd, src, dst)
+	cfg, err := f.config(cmd, src, dst)
+	if err != nil {
+		return nil, err
+	}
+	if err := resolveFlowName(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// resolveFlowName fixes the name of a flow named by its source and
+// destination, for every command that names one (sync, cutover, snapshot,
+// drop, verify): --name, else the state an earlier ferry kept under the
+// older derived name (which hashed --tables in), else the derived name.
+// The older name is kept, not migrated: the flow's replication slot is
+// named after it.
+func resolveFlowName(cfg *flow.Config) error {
+	if cfg.Name != "" {
+		return nil
+	}
+	name := cfg.FlowName()
+	if legacy := cfg.LegacyFlowName(); legacy != name {
+		have, err := state.Exists(cfg.StateDir, legacy)
+		if err != nil {
+			return err
+		}
+		if have {
+			name = legacy
+		}
+	}
+	cfg.Name = name
+	return nil
 }
 
 // checkedPairConfig is pairConfig with the flow's secrets known to the

@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+)
+
+// storedSelection is the --tables the flow's plan was last made or changed
+// for, and whether the state records one.
+func (e *Engine) storedSelection(ctx context.Context) (string, bool, error) {
+	v, err := e.store.Meta(ctx, "tables")
+	if err != nil || v == "" {
+		return "", false, err
+	}
+	sel, err := strconv.Unquote(v)
+	if err != nil {
+		return "", false, fmt.Errorf("state %s: table selection %q is corrupt (%v); run with --restart", e.store.Path(), v, err)
+	}
+	return sel, true, nil
+}
+
+// changeSelection follows a --tables other than the one the plan was made
+// for. Tables it adds are checked as a new plan's are, created at the
+// destination, added to the source's change stream, then copied while
+// changes stream (an incremental snapshot), in that order: a change made
+// after the copy read a row is in the stream. Tables it drops leave the
+// plan and are no longer followed; their destination tables stay. The
+// plan is persisted last, so a run stopped half way does it all again.
+func (e *Engine) changeSelection(ctx context.Context, from string) error {
+	to := e.cfg.Selection()
+	if e.mode == flow.ModeSnapshot {
+		return errs.BadConfig(fmt.Sprintf("flow %q copies without change data capture (--mode snapshot) and was started with --tables %q, not %q", e.name, from, to),
+			"run it with --tables "+strconv.Quote(from)+", or start it over with the new selection (--restart)")
+	}
+	selected, err := e.selectTables(ctx)
+	if err != nil {
+		return err
+	}
+	inPlan := map[model.Namespace]bool{}
+	for _, t := range e.plan.Tables {
+		inPlan[t.Namespace] = true
+	}
+	var added []*model.Table
+	for _, t := range selected {
+		if !inPlan[t.Namespace] {
+			added = append(added, t)
+		}
+	}
+	var kept []*model.Table
+	var dropped []string
+	for _, t := range e.plan.Tables {
+		if e.filter.Match(t.Namespace) {
+			kept = append(kept, t)
+		} else {
+			dropped = append(dropped, t.Namespace.String())
+		}
+	}
+	if e.mode != flow.ModeCDC {
+		var keyless []string
+		for _, t := range added {
+			if len(t.PrimaryKey) == 0 {
+				keyless = append(keyless, t.Namespace.String())
+			}
+		}
+		if len(keyless) > 0 {
+			return errs.BadConfig(fmt.Sprintf("flow %q cannot add %s to its --tables: a table added to a running flow is copied while its changes stream, merged by primary key, and it has none", e.name, strings.Join(keyless, ", ")),
+				"add a primary key, or start the flow over with the new selection (--restart)")
+		}
+	}
+	if len(added) > 0 {
+		if err := e.addTables(ctx, added); err != nil {
+			return err
+		}
+	}
+	p := *e.plan
+	p.Tables = append(kept, added...)
+	p.Partitions = nil
+	for _, part := range e.plan.Partitions {
+		if e.filter.Match(part.Table) {
+			p.Partitions = append(p.Partitions, part)
+		}
+	}
+	if err := e.storePlan(context.WithoutCancel(ctx), &p); err != nil {
+		return err
+	}
+	e.plan = &p
+	if err := e.mapTables(p.Tables); err != nil {
+		return err
+	}
+	if len(dropped) > 0 {
+		e.log.Info("tables left the selection: no longer followed (their destination tables stay)", "tables", strings.Join(dropped, ", "), "from", from, "to", to)
+	}
+	return nil
+}
+
+// addTables makes tables part of a running flow: checks (the source's
+// Preflight of reading them, the destination's CheckTables), the
+// destination tables, the source's stream (TableAdder), and, unless the flow
+// only streams changes, a request to copy them.
+func (e *Engine) addTables(ctx context.Context, added []*model.Table) error {
+	names := make([]string, len(added))
+	for i, t := range added {
+		names[i] = t.Namespace.String()
+	}
+	// The flow's stream exists already (a slot, a publication): the
+	// source's CDC checks of the added tables are AddTables'.
+	if pf := e.src.Preflighter; pf != nil {
+		opts := connector.PlanOptions{Flow: e.name, PartitionRows: e.cfg.PartitionRows, BatchRows: e.cfg.BatchRows}
+		if err := e.onSource(ctx, "preflight", func(ctx context.Context) error { return pf.Preflight(ctx, added, opts) }); err != nil {
+			return fmt.Errorf("source, adding %s to the flow: %w", strings.Join(names, ", "), err)
+		}
+	}
+	dsts, err := e.renames.Map(added)
+	if err != nil {
+		return err
+	}
+	if err := e.checkTables(ctx, dsts); err != nil {
+		return fmt.Errorf("adding %s to the flow: %w", strings.Join(names, ", "), err)
+	}
+	if err := e.onDestination(ctx, "create tables", func(ctx context.Context) error { return e.dst.Destination.CreateTables(ctx, dsts) }); err != nil {
+		return fmt.Errorf("create destination tables of %s: %w", strings.Join(names, ", "), err)
+	}
+	if ta := e.src.TableAdder; ta != nil {
+		if err := e.onSource(ctx, "add tables", func(ctx context.Context) error { return ta.AddTables(ctx, e.name, added) }); err != nil {
+			return fmt.Errorf("source, adding %s to the flow's change stream: %w", strings.Join(names, ", "), err)
+		}
+	}
+	if e.mode == flow.ModeCDC {
+		e.log.Info("tables added to the flow: their changes are followed from now on (--mode cdc copies nothing)", "tables", strings.Join(names, ", "))
+		return nil
+	}
+	for _, t := range added {
+		if err := e.requestResnapshot(ctx, t.Namespace, "added to the flow's --tables"); err != nil {
+			return err
+		}
+	}
+	e.log.Info("tables added to the flow: copied while their changes stream", "tables", strings.Join(names, ", "))
+	return nil
+}
