@@ -93,3 +93,28 @@ func TestDerivedNameFlowAddsTables(t *testing.T) {
 	samePG(t, srv, src, dst)
 	mustFerry(t, "drop", srv.URL(src), srv.URL(dst), "--state-dir", dir)
 }
+
+// A flow streaming through the user's publication (publication=) that lacks
+// an added table is refused with the fix, and nothing is added.
+func TestAddTablesRefusesAUserPublicationWithoutThem(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "addtpsrc"), srv.CreateDatabase(t, "addtpdst")
+	pgShop(t, srv, src, 100)
+	srv.Exec(t, src, `CREATE PUBLICATION mine FOR TABLE orders WITH (publish_via_partition_root = true)`)
+	dir := t.TempDir()
+	args := []string{"sync", srv.URL(src) + "&publication=mine", srv.URL(dst), "--name", "addtp", "--state-dir", dir, "--until", "caught-up", "--progress", "none"}
+	mustFerry(t, append(args, "--tables", "public.orders")...)
+	r := ferry(t, append(args, "--tables", "public.orders,public.lines")...)
+	if r.code != 2 || !strings.Contains(r.stderr, "publication mine does not publish public.lines") || !strings.Contains(r.stderr, "ALTER PUBLICATION mine ADD TABLE") {
+		t.Fatalf("want exit 2 naming the publication and the fix, got %s", r)
+	}
+	var n int
+	if err := srv.Connect(t, dst).QueryRow(context.Background(), `SELECT count(*) FROM pg_tables WHERE tablename = 'lines'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("lines was created at the destination of a refused add: %d (%v)", n, err)
+	}
+	// The fix: the publication publishes lines, and the flow adds it.
+	srv.Exec(t, src, `ALTER PUBLICATION mine ADD TABLE lines`)
+	mustFerry(t, append(args, "--tables", "public.orders,public.lines")...)
+	samePG(t, srv, src, dst)
+	mustFerry(t, "drop", srv.URL(src)+"&publication=mine", srv.URL(dst), "--name", "addtp", "--state-dir", dir)
+}

@@ -27,8 +27,8 @@ func (e *Engine) storedSelection(ctx context.Context) (string, bool, error) {
 }
 
 // changeSelection follows a --tables other than the one the plan was made
-// for. Tables it adds are checked as a new plan's are, created at the
-// destination, added to the source's change stream, then copied while
+// for. Tables it adds are checked as a new plan's are, added to the
+// source's change stream, created at the destination, then copied while
 // changes stream (an incremental snapshot), in that order: a change made
 // after the copy read a row is in the stream. Tables it drops leave the
 // plan and are no longer followed; their destination tables stay. The
@@ -101,8 +101,8 @@ func (e *Engine) changeSelection(ctx context.Context, from string) error {
 }
 
 // addTables makes tables part of a running flow: checks (the source's
-// Preflight of reading them, the destination's CheckTables), the
-// destination tables, the source's stream (TableAdder), and, unless the flow
+// Preflight of reading them, the destination's CheckTables), the source's
+// stream (TableAdder), the destination tables, and, unless the flow
 // only streams changes, a request to copy them.
 func (e *Engine) addTables(ctx context.Context, added []*model.Table) error {
 	names := make([]string, len(added))
@@ -124,13 +124,14 @@ func (e *Engine) addTables(ctx context.Context, added []*model.Table) error {
 	if err := e.checkTables(ctx, dsts); err != nil {
 		return fmt.Errorf("adding %s to the flow: %w", strings.Join(names, ", "), err)
 	}
-	if err := e.onDestination(ctx, "create tables", func(ctx context.Context) error { return e.dst.Destination.CreateTables(ctx, dsts) }); err != nil {
-		return fmt.Errorf("create destination tables of %s: %w", strings.Join(names, ", "), err)
-	}
+	// The source refuses what it cannot follow before anything is created.
 	if ta := e.src.TableAdder; ta != nil {
 		if err := e.onSource(ctx, "add tables", func(ctx context.Context) error { return ta.AddTables(ctx, e.name, added) }); err != nil {
 			return fmt.Errorf("source, adding %s to the flow's change stream: %w", strings.Join(names, ", "), err)
 		}
+	}
+	if err := e.onDestination(ctx, "create tables", func(ctx context.Context) error { return e.dst.Destination.CreateTables(ctx, dsts) }); err != nil {
+		return fmt.Errorf("create destination tables of %s: %w", strings.Join(names, ", "), err)
 	}
 	if e.mode == flow.ModeCDC {
 		e.log.Info("tables added to the flow: their changes are followed from now on (--mode cdc copies nothing)", "tables", strings.Join(names, ", "))
