@@ -62,6 +62,13 @@ func (e *Engine) changeSelection(ctx context.Context, from string) error {
 			dropped = append(dropped, t.Namespace.String())
 		}
 	}
+	if len(kept) == 0 {
+		// Most likely another flow between the same databases, which a
+		// derived name no longer tells apart: taking over this one would
+		// stop following every table it copied.
+		return errs.BadConfig(fmt.Sprintf("flow %q follows %s; --tables %q keeps none of its tables", e.name, planNames(e.plan.Tables), to),
+			"to run another flow between the same databases give it its own --name; to move this flow to these tables, keep one of its tables in --tables, or start it over (--restart)")
+	}
 	if e.mode != flow.ModeCDC {
 		var keyless []string
 		for _, t := range added {
@@ -144,4 +151,17 @@ func (e *Engine) addTables(ctx context.Context, added []*model.Table) error {
 	}
 	e.log.Info("tables added to the flow: copied while their changes stream", "tables", strings.Join(names, ", "))
 	return nil
+}
+
+// planNames lists tables for a message, the first 10 of them.
+func planNames(tables []*model.Table) string {
+	var names []string
+	for i, t := range tables {
+		if i == 10 {
+			names = append(names, fmt.Sprintf("and %d more", len(tables)-10))
+			break
+		}
+		names = append(names, t.Namespace.String())
+	}
+	return strings.Join(names, ", ")
 }

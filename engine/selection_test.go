@@ -93,3 +93,16 @@ func TestSnapshotFlowRefusesAnotherSelection(t *testing.T) {
 		t.Fatalf("no fix with --restart: %#v", err)
 	}
 }
+
+// A --tables that keeps none of the flow's tables is most likely another
+// flow between the same databases: it is refused, not taken over.
+func TestSelectionKeepingNoTableIsRefused(t *testing.T) {
+	cfg := flow.Config{Source: "fake://?tables=2&rows=50&changes=20", Destination: "sqlite://" + filepath.Join(t.TempDir(), "d.db"),
+		Until: "caught-up", StateDir: t.TempDir(), Tables: []string{"fake.t1"}}
+	runFlow(t, cfg)
+	cfg.Tables = []string{"fake.t2"}
+	_, err := prepareAgain(t, cfg)
+	if err == nil || !strings.Contains(err.Error(), `follows fake.t1; --tables "fake.t2" keeps none of its tables`) {
+		t.Fatalf("err = %v", err)
+	}
+}
