@@ -48,6 +48,11 @@ func TestAddTablesToARunningFlow(t *testing.T) {
 	if !strings.Contains(bg.stderr.String(), "tables added to the flow") {
 		t.Fatalf("no log of the added table:\n%s", bg.stderr.String())
 	}
+	for _, l := range strings.Split(bg.stderr.String(), "\n") {
+		if strings.Contains(l, "incremental snapshot done") {
+			t.Logf("%s", l)
+		}
+	}
 	time.Sleep(500 * time.Millisecond) // changes of both after the copy
 	w.halt(t)
 	if w.ops.Load() < 50 {
