@@ -100,21 +100,20 @@ func (e *Engine) RequestSnapshot(ctx context.Context, tables []model.Namespace) 
 	if e.mode == flow.ModeSnapshot {
 		return errs.BadConfig(fmt.Sprintf("flow %q copies without change data capture (--mode snapshot)", e.name), "run the copy again instead (ferry sync --restart)")
 	}
-	var unknown, keyless []string
+	var unknown []string
+	var known []*model.Table
 	for _, ns := range tables {
-		t := e.planTable(ns)
-		switch {
-		case t == nil:
+		if t := e.planTable(ns); t != nil {
+			known = append(known, t)
+		} else {
 			unknown = append(unknown, ns.String())
-		case len(t.PrimaryKey) == 0:
-			keyless = append(keyless, ns.String())
 		}
 	}
 	if len(unknown) > 0 {
 		return errs.BadConfig(fmt.Sprintf("flow %q does not take %s", e.name, strings.Join(unknown, ", ")), "name source tables the flow copies (ferry flow status or the dashboard lists them)")
 	}
-	if len(keyless) > 0 {
-		return errs.BadConfig(fmt.Sprintf("an incremental snapshot merges a table's rows with its changes by primary key, and %s has none", strings.Join(keyless, ", ")), "add a primary key, or start the flow over (ferry sync --restart)")
+	if err := refuseKeyless(known, "add a primary key, or start the flow over (ferry sync --restart)"); err != nil {
+		return err
 	}
 	for _, ns := range tables {
 		if err := e.requestResnapshot(ctx, ns, "ferry snapshot"); err != nil {
@@ -153,6 +152,21 @@ func (e *Engine) RecordSnapshot(ctx context.Context, tables []*model.Table) erro
 		return errs.BadConfig(fmt.Sprintf("flow %q: its destination keeps no checkpoints, where a running flow's workers would find the request", e.name),
 			"copy the tables again with ferry sync --restart")
 	}
+	if err := refuseKeyless(tables, "add a primary key, or start the flow over"); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	for _, t := range tables {
+		if err := e.ckpt.saveResnapshot(ctx, t.Namespace, tableResnapshot{Requested: now}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refuseKeyless refuses tables without a primary key, which an incremental
+// snapshot cannot merge with their changes, with fix as what to do.
+func refuseKeyless(tables []*model.Table, fix string) error {
 	var keyless []string
 	for _, t := range tables {
 		if len(t.PrimaryKey) == 0 {
@@ -160,13 +174,7 @@ func (e *Engine) RecordSnapshot(ctx context.Context, tables []*model.Table) erro
 		}
 	}
 	if len(keyless) > 0 {
-		return errs.BadConfig(fmt.Sprintf("an incremental snapshot merges a table's rows with its changes by primary key, and %s has none", strings.Join(keyless, ", ")), "add a primary key, or start the flow over")
-	}
-	now := time.Now().UTC()
-	for _, t := range tables {
-		if err := e.ckpt.saveResnapshot(ctx, t.Namespace, tableResnapshot{Requested: now}); err != nil {
-			return err
-		}
+		return errs.BadConfig(fmt.Sprintf("an incremental snapshot merges a table's rows with its changes by primary key, and %s has none", strings.Join(keyless, ", ")), fix)
 	}
 	return nil
 }
@@ -241,7 +249,6 @@ func (e *Engine) snapshotLoop(ctx context.Context, cs connector.ChangeSource, cm
 			case <-ctx.Done():
 				return nil
 			case <-e.snapWake:
-			case <-poll:
 			case <-time.After(snapshotPoll):
 			}
 			continue
