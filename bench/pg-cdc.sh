@@ -32,10 +32,8 @@ writers=${WRITERS:-4}
 bin=/usr/lib/postgresql/15/bin
 [ -x "$bin/postgres" ] || { echo "needs PostgreSQL 15 server binaries (Debian package postgresql)"; exit 1; }
 command -v pgbench >/dev/null || { echo "needs pgbench (Debian package postgresql-contrib or postgresql-client)"; exit 1; }
-work=$(mktemp -d /tmp/ferry-pgcdc-XXXXXX)
-chmod 755 "$work"
-chown postgres: "$work"
-as_pg() { runuser -u postgres -- "$@"; }
+. bench/lib.sh
+bench_work pgcdc
 ferry_pid=
 cleanup() {
   [ -n "$ferry_pid" ] && kill "$ferry_pid" 2>/dev/null || true
@@ -45,14 +43,10 @@ cleanup() {
 trap cleanup EXIT
 go build -o "$work/ferry" ./cmd/ferry
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start() { # dir port
-  as_pg "$bin/initdb" -D "$work/$1" -A trust --no-sync -U postgres >/dev/null
-  as_pg "$bin/pg_ctl" -D "$work/$1" -l "$work/$1.log" -w -o "-p $2 -k $work -c wal_level=logical -c max_wal_senders=10 -c max_replication_slots=10 -c fsync=off -c shared_buffers=256MB -c max_wal_size=4GB -c synchronous_commit=off -c wal_receiver_status_interval=1s -c max_logical_replication_workers=4" start >/dev/null
-}
-pa=$(port); start a "$pa"
-pb=$(port); start b "$pb"
-pc=$(port); start c "$pc"
+cdc_settings="-c wal_receiver_status_interval=1s -c max_logical_replication_workers=4"
+pa=$(port); start a "$pa" "$cdc_settings"
+pb=$(port); start b "$pb" "$cdc_settings"
+pc=$(port); start c "$pc" "$cdc_settings"
 psql_a() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pa" -U postgres "$@"; }
 psql_b() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pb" -U postgres "$@"; }
 psql_c() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pc" -U postgres "$@"; }

@@ -24,10 +24,8 @@ rate=${2:-500}
 bin=/usr/lib/postgresql/15/bin
 [ -x "$bin/postgres" ] || { echo "needs PostgreSQL 15 server binaries (Debian package postgresql)"; exit 1; }
 command -v pgbench >/dev/null || { echo "needs pgbench (Debian package postgresql-contrib or postgresql-client)"; exit 1; }
-work=$(mktemp -d /tmp/ferry-resnap-XXXXXX)
-chmod 755 "$work"
-chown postgres: "$work"
-as_pg() { runuser -u postgres -- "$@"; }
+. bench/lib.sh
+bench_work resnap
 ferry_pid=
 cleanup() {
   [ -n "$ferry_pid" ] && kill "$ferry_pid" 2>/dev/null || true
@@ -37,11 +35,6 @@ cleanup() {
 trap cleanup EXIT
 go build -o "$work/ferry" ./cmd/ferry
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start() { # dir port
-  as_pg "$bin/initdb" -D "$work/$1" -A trust --no-sync -U postgres >/dev/null
-  as_pg "$bin/pg_ctl" -D "$work/$1" -l "$work/$1.log" -w -o "-p $2 -k $work -c wal_level=logical -c max_wal_senders=10 -c max_replication_slots=10 -c fsync=off -c shared_buffers=256MB -c max_wal_size=4GB -c synchronous_commit=off" start >/dev/null
-}
 pa=$(port); start a "$pa"
 pb=$(port); start b "$pb"
 psql_a() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pa" -U postgres "$@"; }
