@@ -181,6 +181,12 @@ func FitsURL(raw string, u *url.URL) bool {
 	if u.User == nil && u.Path == "" && strings.Contains(u.RawQuery, "@") {
 		return false
 	}
+	// scheme://user:@?x@host/db (a password starting with '@?') reads as a
+	// userinfo with an empty password, no host, and a query holding the
+	// rest; a userinfo is followed by a host or a path.
+	if u.User != nil && u.Host == "" && u.Path == "" && strings.Contains(u.RawQuery, "@") {
+		return false
+	}
 	for _, seg := range strings.Split(u.RawQuery, "&") {
 		if k, _, _ := strings.Cut(seg, "="); strings.Contains(k, "@") {
 			return false
