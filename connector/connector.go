@@ -61,6 +61,19 @@ type StreamOptions struct {
 	// flow streams without planning again, and finds what the plan made
 	// for it (a replication slot) by this name.
 	Flow string
+	// NewTables, when set, selects tables created at the source while the
+	// stream runs (the flow's --tables): a source that sees a table
+	// created in its stream (a CREATE TABLE in its log) emits, in stream
+	// order, a model.SchemaChange with Created for each one it selects,
+	// ahead of the table's first change, and from then on streams its
+	// changes (a source whose stream lists its tables, a PostgreSQL
+	// publication, streams them once the engine has called
+	// TableAdder.AddTables). It emits one with Dropped for a table of the
+	// stream dropped at the source (DROP TABLE), and stops streaming it.
+	// nil: tables created at the source are ignored. A source that cannot
+	// see tables created or dropped in its stream ignores it; ferry sync
+	// run again then finds the new tables (docs/living-schema.md).
+	NewTables func(model.Namespace) bool
 }
 
 // ChangeSource is a source with change data capture.

@@ -180,6 +180,18 @@ type SchemaChange struct {
 	// stream goes on (an incremental snapshot). An added column the rows
 	// got values for this way is sent nullable.
 	Recopy bool `json:"recopy,omitempty"`
+	// Created says Table was created at the source at this point of the
+	// stream (CREATE TABLE) and is new to the flow: the source follows it
+	// from here on when StreamOptions.NewTables selected it, and the
+	// engine creates it at the destination and copies the rows it already
+	// has while the stream goes on (an incremental snapshot). Table is its
+	// whole definition (columns, primary key, indexes), as Tables would
+	// discover it.
+	Created bool `json:"created,omitempty"`
+	// Dropped says Table (its Namespace at least) was dropped at the
+	// source at this point of the stream: no change of it follows, and the
+	// flow stops following it; its destination table stays.
+	Dropped bool `json:"dropped,omitempty"`
 }
 
 // TableChanges is the folded changes of one table inside an apply batch:
