@@ -42,9 +42,14 @@ type Engine struct {
 	filter    *flow.Filter
 	renames   *flow.Renames
 
-	plan   *model.Plan
-	tables []*tableRun // in plan order
-	byNS   map[model.Namespace]*tableRun
+	// plan, tables and byNS change while changes stream only in the
+	// stream's batcher (a table created or dropped at the source:
+	// stream_tables.go), under tablesMu; other goroutines then read the
+	// plan with currentPlan.
+	plan     *model.Plan
+	tables   []*tableRun // in plan order
+	byNS     map[model.Namespace]*tableRun
+	tablesMu sync.RWMutex
 
 	progress *Progress
 	obs      Observer

@@ -65,6 +65,12 @@ func (e *Engine) Prepare(ctx context.Context) error {
 				return err
 			}
 		}
+		if err := e.loadMemberships(ctx); err != nil {
+			return err
+		}
+		if err := e.addNewTables(ctx); err != nil {
+			return err
+		}
 		if err := e.refuseFullRowCopyOutsideT0(ctx, e.plan.Partitions, true); err != nil {
 			return err
 		}
@@ -347,14 +353,20 @@ func (e *Engine) mapTables(tables []*model.Table) error {
 	}
 	for i, t := range tables {
 		d := dsts[i]
-		tr := &tableRun{src: t, dst: d, keyIdx: t.KeyIndexes(), stats: &TableStats{Table: t.Namespace.String(), Destination: d.Namespace.String()}}
-		tr.stats.RowsEstimated.Store(t.EstimatedRows)
-		tr.stats.BytesEstimated.Store(t.EstimatedBytes)
+		tr := newTableRun(t, d)
 		e.tables = append(e.tables, tr)
 		e.byNS[t.Namespace] = tr
 	}
 	e.progress.setTables(e.tables)
 	return nil
+}
+
+// newTableRun pairs source table t with its destination table d.
+func newTableRun(t, d *model.Table) *tableRun {
+	tr := &tableRun{src: t, dst: d, keyIdx: t.KeyIndexes(), stats: &TableStats{Table: t.Namespace.String(), Destination: d.Namespace.String()}}
+	tr.stats.RowsEstimated.Store(t.EstimatedRows)
+	tr.stats.BytesEstimated.Store(t.EstimatedBytes)
+	return tr
 }
 
 // Plan returns the flow's plan once Prepare has run.

@@ -101,6 +101,11 @@ func (e *Engine) changeSelection(ctx context.Context, from string) error {
 	if err := e.mapTables(p.Tables); err != nil {
 		return err
 	}
+	if len(added) > 0 {
+		if err := e.copyAdded(ctx, added, "added to the flow's --tables"); err != nil {
+			return err
+		}
+	}
 	if len(dropped) > 0 {
 		e.log.Info("tables left the selection: no longer followed (their destination tables stay)", "tables", strings.Join(dropped, ", "), "from", from, "to", to)
 	}
@@ -109,8 +114,8 @@ func (e *Engine) changeSelection(ctx context.Context, from string) error {
 
 // addTables makes tables part of a running flow: checks (the source's
 // Preflight of reading them, the destination's CheckTables), the source's
-// stream (TableAdder), the destination tables, and, unless the flow
-// only streams changes, a request to copy them.
+// stream (TableAdder), the destination tables. The caller then makes them
+// part of the plan, and asks for their copy (copyAdded).
 func (e *Engine) addTables(ctx context.Context, added []*model.Table) error {
 	names := make([]string, len(added))
 	for i, t := range added {
@@ -140,12 +145,22 @@ func (e *Engine) addTables(ctx context.Context, added []*model.Table) error {
 	if err := e.onDestination(ctx, "create tables", func(ctx context.Context) error { return e.dst.Destination.CreateTables(ctx, dsts) }); err != nil {
 		return fmt.Errorf("create destination tables of %s: %w", strings.Join(names, ", "), err)
 	}
+	return nil
+}
+
+// copyAdded asks for the copy of tables added to the flow, once they are
+// in its plan, unless the flow only streams changes.
+func (e *Engine) copyAdded(ctx context.Context, added []*model.Table, why string) error {
+	names := make([]string, len(added))
+	for i, t := range added {
+		names[i] = t.Namespace.String()
+	}
 	if e.mode == flow.ModeCDC {
 		e.log.Info("tables added to the flow: their changes are followed from now on (--mode cdc copies nothing)", "tables", strings.Join(names, ", "))
 		return nil
 	}
 	for _, t := range added {
-		if err := e.requestResnapshot(ctx, t.Namespace, "added to the flow's --tables"); err != nil {
+		if err := e.requestResnapshot(ctx, t.Namespace, why); err != nil {
 			return err
 		}
 	}

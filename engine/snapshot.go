@@ -94,7 +94,7 @@ func (c *checkpoints) saveResnapshot(ctx context.Context, ns model.Namespace, r 
 // it runs again. A table the flow does not take is refused, and so is a
 // table without a primary key. Call it after Prepare, from any goroutine.
 func (e *Engine) RequestSnapshot(ctx context.Context, tables []model.Namespace) error {
-	if e.plan == nil {
+	if e.currentPlan() == nil {
 		return errs.BadConfig(fmt.Sprintf("flow %q has no plan yet", e.name), "run ferry sync first; a table is copied with the rest then")
 	}
 	if e.mode == flow.ModeSnapshot {
@@ -180,10 +180,9 @@ func refuseKeyless(tables []*model.Table, fix string) error {
 }
 
 // planTable is the plan's definition of source table ns, nil when the flow
-// does not take it. The plan changes only in Prepare (a changed --tables),
-// before the flow's goroutines start, so any of them may read it.
+// does not take it. Any goroutine may call it (currentPlan).
 func (e *Engine) planTable(ns model.Namespace) *model.Table {
-	for _, t := range e.plan.Tables {
+	for _, t := range e.currentPlan().Tables {
 		if t.Namespace == ns {
 			return t
 		}
@@ -201,7 +200,7 @@ func (e *Engine) pendingResnapshots(ctx context.Context) ([]model.Namespace, map
 	}
 	var out []model.Namespace
 	for ns, r := range all {
-		if e.plan != nil && e.planTable(ns) == nil {
+		if e.currentPlan() != nil && e.planTable(ns) == nil {
 			continue // a table that left the flow's --tables
 		}
 		e.progress.resnapshot(ns.String(), r.Rows, r.Done)
@@ -350,9 +349,17 @@ func (e *Engine) resnapshotTable(ctx context.Context, cs connector.ChangeSource,
 		if st.err != nil {
 			return st.err
 		}
+		if st.gone {
+			e.log.Info("incremental snapshot dropped: the table left the flow", "table", ns)
+			return nil
+		}
 		t1 := time.Now()
 		rows, cursor, exhausted, err := e.readChunk(ctx, st.table, r.Cursor)
 		if err != nil {
+			if e.leftWhileRead(ctx, cs, ns) {
+				e.log.Info("incremental snapshot dropped: the table was dropped at the source", "table", ns)
+				return nil
+			}
 			return err
 		}
 		t2 := time.Now()
@@ -481,6 +488,7 @@ type snapStart struct {
 type snapStarted struct {
 	table *model.Table // the table's definition as the batcher knows it
 	err   error
+	gone  bool // the table left the flow (dropped at the source)
 }
 
 // snapChunk is a chunk read, to fold once the stream reaches at (at once
@@ -512,7 +520,7 @@ func (bt *batcher) command(ctx context.Context, c snapCmd) error {
 		var st snapStarted
 		switch {
 		case tr == nil:
-			st.err = fmt.Errorf("incremental snapshot: flow %q does not take table %s", bt.e.name, c.start.ns)
+			st.gone = true // dropped at the source since it was asked for
 		case tr.fullRow():
 			st.err = fmt.Errorf("incremental snapshot: table %s has no primary key", c.start.ns)
 		default:

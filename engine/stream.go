@@ -95,6 +95,9 @@ func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error
 	cs := e.src.ChangeSource
 	applier := e.dst.ChangeApplier
 	nw := e.cfg.Writers
+	if err := e.loadMemberships(ctx); err != nil {
+		return err
+	}
 	if err := e.loadSchemas(ctx); err != nil {
 		return err
 	}
@@ -242,7 +245,8 @@ func (e *Engine) openAppliers(ctx context.Context, applier connector.ChangeAppli
 // streamCtx (a stop, caught up) is a graceful end; ending with gctx (a
 // failure elsewhere) is not.
 func (e *Engine) readChanges(streamCtx, gctx context.Context, cs connector.ChangeSource, from model.Position, flight *semaphore.Weighted, in chan<- sourceBatch) error {
-	err := cs.StreamChanges(streamCtx, e.sourceTables(), from, connector.StreamOptions{Flow: e.name}, func(c context.Context, b *model.ChangeBatch) error {
+	opts := connector.StreamOptions{Flow: e.name, NewTables: e.filter.Match}
+	err := cs.StreamChanges(streamCtx, e.sourceTables(), from, opts, func(c context.Context, b *model.ChangeBatch) error {
 		n := batchBytes(b)
 		if err := flight.Acquire(c, n); err != nil {
 			return err
@@ -329,6 +333,8 @@ func (e *Engine) loadSchemas(ctx context.Context) error {
 
 // sourceTables is the source-side schema of every table in the flow.
 func (e *Engine) sourceTables() []*model.Table {
+	e.tablesMu.RLock()
+	defer e.tablesMu.RUnlock()
 	out := make([]*model.Table, len(e.tables))
 	for i, t := range e.tables {
 		out[i] = t.src

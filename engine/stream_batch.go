@@ -77,10 +77,10 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 		if err := bt.applied.wait(ctx, bt.seq); err != nil {
 			return err
 		}
-		if err := bt.e.applySchemas(ctx, b.Schemas); err != nil {
-			return err
-		}
 		for _, ch := range b.Schemas {
+			if err := bt.schema(ctx, ch); err != nil {
+				return err
+			}
 			if bt.rec != nil && bt.rec.tr.src.Namespace == ch.Table.Namespace {
 				bt.rec.void = true
 			}
@@ -106,6 +106,23 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 		bt.lingering = true
 	}
 	return nil
+}
+
+// schema follows one schema change of the source: a table created or
+// dropped (stream_tables.go), or a table's new shape.
+func (bt *batcher) schema(ctx context.Context, ch model.SchemaChange) error {
+	switch {
+	case ch.Created:
+		tr, err := bt.e.tableCreated(ctx, ch.Table)
+		if err != nil || tr == nil {
+			return err
+		}
+		return bt.e.markUnique(ctx, tr, &bt.gate, bt.pos)
+	case ch.Dropped:
+		_, err := bt.e.tableDropped(ctx, ch.Table.Namespace)
+		return err
+	}
+	return bt.e.applySchemas(ctx, []model.SchemaChange{ch})
 }
 
 // fold adds a source batch's changes of the flow's tables to the apply
