@@ -62,7 +62,7 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 	if err := c.Ack(ctx, from); err != nil {
 		return err
 	}
-	s := &streamer{c: c, tables: map[model.Namespace]*streamTable{}, emitted: start}
+	s := &streamer{c: c, tables: map[model.Namespace]*streamTable{}, emitted: start, newTables: opts.NewTables}
 	s.slot, _ = c.slotFor(flow)
 	s.pub, _ = c.publicationFor(flow)
 	if s.ddlLog, err = c.publishesDDLLog(ctx, s.pub); err != nil {
@@ -116,7 +116,10 @@ type streamer struct {
 	// ddlLog: the publication carries ferry's DDL log, by which schema
 	// changes are followed (source_ddl_stream.go).
 	ddlLog bool
-	out    chan<- pending
+	// newTables selects the tables created at the source the stream
+	// follows from their creation on (StreamOptions.NewTables; nil: none).
+	newTables func(model.Namespace) bool
+	out       chan<- pending
 
 	// queued is the size in the stream of the batches sent and not yet
 	// taken by the engine; taken is signalled whenever it takes one.
