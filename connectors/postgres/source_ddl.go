@@ -161,11 +161,9 @@ var ddlLogRoles = []string{"rds_superuser", "cloudsqlsuperuser"}
 // it cannot be, the stream follows schema changes by column name alone and
 // stops where that is ambiguous.
 func (c *Conn) ensureDDLLog(ctx context.Context, tables []*srcTable) (bool, error) {
-	var may bool
-	err := c.pool.QueryRow(ctx, `SELECT r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = ANY($1) AND pg_has_role(current_user, g.oid, 'MEMBER'))
-		FROM pg_roles r WHERE r.rolname = current_user`, ddlLogRoles).Scan(&may)
+	may, err := c.mayCreateEventTriggers(ctx)
 	if err != nil {
-		return false, c.classify(err, "check the privilege to create event triggers")
+		return false, err
 	}
 	if !may {
 		c.warnNoDDLLog("the role may not create event triggers (it needs superuser, or rds_superuser / cloudsqlsuperuser on a managed service)")
@@ -200,16 +198,8 @@ func (c *Conn) ensureDDLLog(ctx context.Context, tables []*srcTable) (bool, erro
 		}
 		// Made once: replacing the functions needs their owner, which
 		// another administrator role on a managed service is not.
-		// A log made before rewrites were logged lacks the rewrite trigger,
-		// one made before tables created and dropped were followed the drop
-		// trigger and CREATE TABLE AS among the logged commands: it is made
-		// again.
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_event_trigger WHERE evtname IN ($1, $2, $3, $4)) = 4 AND to_regprocedure('_ferry.log_ddl()') IS NOT NULL
-			AND to_regprocedure('_ferry.log_rewrite()') IS NOT NULL AND to_regprocedure('_ferry.log_drop()') IS NOT NULL
-			AND to_regprocedure('_ferry.table_columns(oid)') IS NOT NULL AND to_regclass('_ferry.ddl_log') IS NOT NULL
-			AND EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $1 AND 'CREATE TABLE AS' = ANY (evttags))`,
-			ddlLogTrigger, ddlRewriteTrigger, ddlRewriteDoneTrigger, ddlDropTrigger).Scan(&exists); err != nil {
+		exists, err := ddlLogCurrent(ctx, tx)
+		if err != nil {
 			return err
 		}
 		if !exists {
@@ -227,7 +217,7 @@ func (c *Conn) ensureDDLLog(ctx context.Context, tables []*srcTable) (bool, erro
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, ddlLogBaseline, oids)
+		_, err = tx.Exec(ctx, ddlLogBaseline, oids)
 		return err
 	})
 	if err != nil {
@@ -238,6 +228,58 @@ func (c *Conn) ensureDDLLog(ctx context.Context, tables []*srcTable) (bool, erro
 		return false, c.classify(err, "create ferry's DDL log (_ferry.ddl_log and event trigger "+ddlLogTrigger+")")
 	}
 	return true, nil
+}
+
+// ddlLogCurrent reports whether the DDL log is there as this ferry makes
+// it. A log made before rewrites were logged lacks the rewrite trigger, one
+// made before tables created and dropped were followed the drop trigger and
+// CREATE TABLE AS among the logged commands: either is made again.
+func ddlLogCurrent(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (bool, error) {
+	var current bool
+	err := q.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_event_trigger WHERE evtname IN ($1, $2, $3, $4)) = 4 AND to_regprocedure('_ferry.log_ddl()') IS NOT NULL
+			AND to_regprocedure('_ferry.log_rewrite()') IS NOT NULL AND to_regprocedure('_ferry.log_drop()') IS NOT NULL
+			AND to_regprocedure('_ferry.table_columns(oid)') IS NOT NULL AND to_regclass('_ferry.ddl_log') IS NOT NULL
+			AND EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $1 AND 'CREATE TABLE AS' = ANY (evttags))`,
+		ddlLogTrigger, ddlRewriteTrigger, ddlRewriteDoneTrigger, ddlDropTrigger).Scan(&current)
+	return current, err
+}
+
+// mayCreateEventTriggers reports whether the role may make the DDL log.
+func (c *Conn) mayCreateEventTriggers(ctx context.Context) (bool, error) {
+	var may bool
+	err := c.pool.QueryRow(ctx, `SELECT r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = ANY($1) AND pg_has_role(current_user, g.oid, 'MEMBER'))
+		FROM pg_roles r WHERE r.rolname = current_user`, ddlLogRoles).Scan(&may)
+	if err != nil {
+		return false, c.classify(err, "check the privilege to create event triggers")
+	}
+	return may, nil
+}
+
+// upgradeDDLLog makes again, when a stream starts, a DDL log an older ferry
+// made for a flow planned by it: without it the stream would not see
+// tables dropped at the source. A role that may not make it streams on
+// with the log as it is, and is told what it misses.
+func (c *Conn) upgradeDDLLog(ctx context.Context) error {
+	current, err := ddlLogCurrent(ctx, c.pool)
+	if err != nil {
+		return c.classify(err, "look up ferry's DDL log")
+	}
+	if current {
+		return nil
+	}
+	may, err := c.mayCreateEventTriggers(ctx)
+	if err != nil {
+		return err
+	}
+	if !may {
+		slog.Warn("postgres: ferry's DDL log on the source was made by an older ferry and does not log dropped tables (event trigger "+ddlDropTrigger+"); a table dropped at the source goes unnoticed by the stream. Run the flow once with a role that may create event triggers (superuser, or rds_superuser / cloudsqlsuperuser on a managed service) to make it again",
+			"server", c.where())
+		return nil
+	}
+	_, err = c.ensureDDLLog(ctx, nil)
+	return err
 }
 
 func (c *Conn) warnNoDDLLog(why string) {

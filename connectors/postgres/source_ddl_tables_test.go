@@ -172,24 +172,44 @@ func TestDroppedTableIsForgotten(t *testing.T) {
 
 // TestDDLLogWithoutDropTriggerIsMadeAgain: a log made before tables
 // created and dropped were followed (no drop trigger, CREATE TABLE AS not
-// logged) is made again when a flow starts, and DropFlow removes the drop
+// logged) is made again when a flow planned by that ferry streams (and
+// then sees a drop), and when a flow is planned; DropFlow removes the drop
 // trigger with the rest.
 func TestDDLLogWithoutDropTriggerIsMadeAgain(t *testing.T) {
 	p := newPair(t)
 	src := p.srv.Connect(t, p.src)
-	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY)`)
+	mustExec(t, src, `CREATE TABLE items (id int PRIMARY KEY); CREATE TABLE gone (id int PRIMARY KEY)`)
 	c := open(t, p.srcURL())
-	streamFlow(t, c, "older")
-	mustExec(t, src, `DROP EVENT TRIGGER ferry_ddl_drop; DROP FUNCTION _ferry.log_drop();
+	downgrade := func() {
+		mustExec(t, src, `DROP EVENT TRIGGER ferry_ddl_drop; DROP FUNCTION _ferry.log_drop();
 		DROP EVENT TRIGGER ferry_ddl_log;
 		CREATE EVENT TRIGGER ferry_ddl_log ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE') EXECUTE FUNCTION _ferry.log_ddl()`)
+	}
+	upgraded := func(when string) {
+		t.Helper()
+		if n := count(t, src, `SELECT count(*) FROM pg_event_trigger WHERE evtname = 'ferry_ddl_drop' AND evtevent = 'sql_drop'`); n != 1 {
+			t.Fatalf("%s: the drop trigger was not made again", when)
+		}
+		if n := count(t, src, `SELECT count(*) FROM pg_event_trigger WHERE evtname = 'ferry_ddl_log' AND 'CREATE TABLE AS' = ANY (evttags)`); n != 1 {
+			t.Fatalf("%s: the log trigger was not made again with CREATE TABLE AS", when)
+		}
+	}
+	tables, t0 := streamFlow(t, c, "older")
+	downgrade()
+	mustExec(t, src, `INSERT INTO items VALUES (1)`)
+	// The first batch comes after the stream started, so after the upgrade.
+	dropped := false
+	streamWith(t, c, tables, t0, connector.StreamOptions{Flow: "older"}, func(*model.ChangeBatch) {
+		if !dropped {
+			dropped = true
+			mustExec(t, src, `DROP TABLE gone`)
+		}
+	}, func(bs []*model.ChangeBatch) bool { return hasEvent(bs, "dropped gone") })
+	upgraded("streamed")
+
+	downgrade()
 	streamFlow(t, c, "newer")
-	if n := count(t, src, `SELECT count(*) FROM pg_event_trigger WHERE evtname = 'ferry_ddl_drop' AND evtevent = 'sql_drop'`); n != 1 {
-		t.Fatal("the drop trigger was not made again")
-	}
-	if n := count(t, src, `SELECT count(*) FROM pg_event_trigger WHERE evtname = 'ferry_ddl_log' AND 'CREATE TABLE AS' = ANY (evttags)`); n != 1 {
-		t.Fatal("the log trigger was not made again with CREATE TABLE AS")
-	}
+	upgraded("planned")
 	for _, flow := range []string{"older", "newer"} {
 		if err := c.DropFlow(context.Background(), flow); err != nil {
 			t.Fatal(err)

@@ -68,6 +68,11 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 	if s.ddlLog, err = c.publishesDDLLog(ctx, s.pub); err != nil {
 		return err
 	}
+	if s.ddlLog {
+		if err := c.upgradeDDLLog(ctx); err != nil {
+			return err
+		}
+	}
 	c.warnInactiveSlots(ctx, s.slot)
 	for _, t := range tables {
 		st, err := c.newStreamTable(ctx, t)
