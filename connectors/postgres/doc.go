@@ -31,6 +31,7 @@
 //	source_relations.go       relation messages, schema changes by column name
 //	source_ddl.go             the DDL log on the source: event trigger, _ferry.ddl_log, DropFlow's cleanup
 //	source_ddl_stream.go      schema changes by the DDL log: renames, drops, added columns' values, types
+//	source_ddl_tables.go      tables created (NewTables) and dropped at the source, by the DDL log
 //	source_moved.go           values of rows an update moved to a new key
 //	source_generated.go       generated columns computed for changed rows
 //	source_definitions.go     defaults, identity, sequences, domains, composites, partitions, the functions they call
@@ -209,8 +210,11 @@
 // Schema changes are followed by ferry's DDL log when the role may create
 // event triggers (source_ddl.go): the event trigger ferry_ddl_log logs a
 // table's live columns (attnum, type, attmissingval, volatile default)
-// into _ferry.ddl_log after each ALTER TABLE and CREATE TABLE, the
-// publication carries the log, and the stream (source_ddl_stream.go)
+// into _ferry.ddl_log after each ALTER TABLE and CREATE TABLE (AS), and
+// ferry_ddl_drop each table dropped; the publication carries the log. A
+// table created that StreamOptions.NewTables selects is discovered by oid
+// and emitted with SchemaChange.Created, one of the stream dropped with
+// Dropped (source_ddl_tables.go). The stream (source_ddl_stream.go)
 // composes the log's entries from the one showing the columns it knows, by
 // attnum: a kept attnum under a new name is a rename (SchemaChange.Renamed),
 // a new attnum an added column (with Filled, the value existing rows got,

@@ -28,9 +28,18 @@ const ddlRewriteTrigger = "ferry_ddl_rewrite"
 // ddlLogTrigger (event triggers fire in the order of their names).
 const ddlRewriteDoneTrigger = "ferry_ddl_rewrite_done"
 
+// ddlDropTrigger logs each table dropped (DROP TABLE, and DROP SCHEMA or
+// DROP OWNED that take tables with them), so a flow stops following it at
+// that point of its stream.
+const ddlDropTrigger = "ferry_ddl_drop"
+
+// ddlLogTags are the commands ddlLogTrigger logs: CREATE TABLE AS and
+// SELECT INTO create tables too.
+const ddlLogTags = `'ALTER TABLE', 'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO'`
+
 // ddlLogSetup creates the DDL log, the function that reads a table's live
-// columns and the event trigger that logs them after each ALTER TABLE and
-// CREATE TABLE. The trigger function is SECURITY DEFINER, so whoever runs
+// columns, the event trigger function that logs them after each ALTER TABLE
+// and CREATE TABLE, and the one that logs a DROP TABLE. The trigger function is SECURITY DEFINER, so whoever runs
 // the DDL needs no privilege on the log, and it never fails the user's
 // statement: a row it could not write shows up as a disagreement between
 // the log and the stream, which stops the flow.
@@ -111,6 +120,26 @@ BEGIN
 	END LOOP;
 END
 $f$;
+CREATE OR REPLACE FUNCTION _ferry.log_drop() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog AS $f$
+DECLARE
+	r record;
+BEGIN
+	-- Every table the command dropped, the ones a DROP SCHEMA ... CASCADE
+	-- took with it too; the partitions of a dropped partitioned table are
+	-- logged as well, and the stream, which does not follow them, passes.
+	FOR r IN SELECT d.objid, d.schema_name, d.object_name FROM pg_event_trigger_dropped_objects() d
+		WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.object_type = 'table'
+			AND NOT d.is_temporary AND d.schema_name <> '_ferry' LOOP
+		BEGIN
+			INSERT INTO _ferry.ddl_log (relid, schema_name, table_name, command, columns)
+			VALUES (r.objid, r.schema_name, r.object_name, 'DROP TABLE', '[]'::jsonb);
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING 'ferry: could not log the drop of table %.%: %', r.schema_name, r.object_name, SQLERRM;
+		END;
+	END LOOP;
+END
+$f$;
 `
 
 // ddlLogBaseline logs the live columns of the flow's tables that the log
@@ -132,11 +161,9 @@ var ddlLogRoles = []string{"rds_superuser", "cloudsqlsuperuser"}
 // it cannot be, the stream follows schema changes by column name alone and
 // stops where that is ambiguous.
 func (c *Conn) ensureDDLLog(ctx context.Context, tables []*srcTable) (bool, error) {
-	var may bool
-	err := c.pool.QueryRow(ctx, `SELECT r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = ANY($1) AND pg_has_role(current_user, g.oid, 'MEMBER'))
-		FROM pg_roles r WHERE r.rolname = current_user`, ddlLogRoles).Scan(&may)
+	may, err := c.mayCreateEventTriggers(ctx)
 	if err != nil {
-		return false, c.classify(err, "check the privilege to create event triggers")
+		return false, err
 	}
 	if !may {
 		c.warnNoDDLLog("the role may not create event triggers (it needs superuser, or rds_superuser / cloudsqlsuperuser on a managed service)")
@@ -171,12 +198,8 @@ func (c *Conn) ensureDDLLog(ctx context.Context, tables []*srcTable) (bool, erro
 		}
 		// Made once: replacing the functions needs their owner, which
 		// another administrator role on a managed service is not.
-		// A log made before rewrites were logged lacks the rewrite trigger
-		// and is made again.
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_event_trigger WHERE evtname IN ($1, $2, $3)) = 3 AND to_regprocedure('_ferry.log_ddl()') IS NOT NULL
-			AND to_regprocedure('_ferry.log_rewrite()') IS NOT NULL AND to_regprocedure('_ferry.table_columns(oid)') IS NOT NULL
-			AND to_regclass('_ferry.ddl_log') IS NOT NULL`, ddlLogTrigger, ddlRewriteTrigger, ddlRewriteDoneTrigger).Scan(&exists); err != nil {
+		exists, err := ddlLogCurrent(ctx, tx)
+		if err != nil {
 			return err
 		}
 		if !exists {
@@ -184,15 +207,17 @@ func (c *Conn) ensureDDLLog(ctx context.Context, tables []*srcTable) (bool, erro
 				return err
 			}
 			if _, err := tx.Exec(ctx, `DROP EVENT TRIGGER IF EXISTS `+ddlLogTrigger+`;
-				CREATE EVENT TRIGGER `+ddlLogTrigger+` ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE') EXECUTE FUNCTION _ferry.log_ddl();
+				CREATE EVENT TRIGGER `+ddlLogTrigger+` ON ddl_command_end WHEN TAG IN (`+ddlLogTags+`) EXECUTE FUNCTION _ferry.log_ddl();
 				DROP EVENT TRIGGER IF EXISTS `+ddlRewriteTrigger+`;
 				CREATE EVENT TRIGGER `+ddlRewriteTrigger+` ON table_rewrite WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION _ferry.log_rewrite();
 				DROP EVENT TRIGGER IF EXISTS `+ddlRewriteDoneTrigger+`;
-				CREATE EVENT TRIGGER `+ddlRewriteDoneTrigger+` ON ddl_command_end WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION _ferry.log_rewrite()`); err != nil {
+				CREATE EVENT TRIGGER `+ddlRewriteDoneTrigger+` ON ddl_command_end WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION _ferry.log_rewrite();
+				DROP EVENT TRIGGER IF EXISTS `+ddlDropTrigger+`;
+				CREATE EVENT TRIGGER `+ddlDropTrigger+` ON sql_drop EXECUTE FUNCTION _ferry.log_drop()`); err != nil {
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, ddlLogBaseline, oids)
+		_, err = tx.Exec(ctx, ddlLogBaseline, oids)
 		return err
 	})
 	if err != nil {
@@ -205,6 +230,58 @@ func (c *Conn) ensureDDLLog(ctx context.Context, tables []*srcTable) (bool, erro
 	return true, nil
 }
 
+// ddlLogCurrent reports whether the DDL log is there as this ferry makes
+// it. A log made before rewrites were logged lacks the rewrite trigger, one
+// made before tables created and dropped were followed the drop trigger and
+// CREATE TABLE AS among the logged commands: either is made again.
+func ddlLogCurrent(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (bool, error) {
+	var current bool
+	err := q.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_event_trigger WHERE evtname IN ($1, $2, $3, $4)) = 4 AND to_regprocedure('_ferry.log_ddl()') IS NOT NULL
+			AND to_regprocedure('_ferry.log_rewrite()') IS NOT NULL AND to_regprocedure('_ferry.log_drop()') IS NOT NULL
+			AND to_regprocedure('_ferry.table_columns(oid)') IS NOT NULL AND to_regclass('_ferry.ddl_log') IS NOT NULL
+			AND EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $1 AND 'CREATE TABLE AS' = ANY (evttags))`,
+		ddlLogTrigger, ddlRewriteTrigger, ddlRewriteDoneTrigger, ddlDropTrigger).Scan(&current)
+	return current, err
+}
+
+// mayCreateEventTriggers reports whether the role may make the DDL log.
+func (c *Conn) mayCreateEventTriggers(ctx context.Context) (bool, error) {
+	var may bool
+	err := c.pool.QueryRow(ctx, `SELECT r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = ANY($1) AND pg_has_role(current_user, g.oid, 'MEMBER'))
+		FROM pg_roles r WHERE r.rolname = current_user`, ddlLogRoles).Scan(&may)
+	if err != nil {
+		return false, c.classify(err, "check the privilege to create event triggers")
+	}
+	return may, nil
+}
+
+// upgradeDDLLog makes again, when a stream starts, a DDL log an older ferry
+// made for a flow planned by it: without it the stream would not see
+// tables dropped at the source. A role that may not make it streams on
+// with the log as it is, and is told what it misses.
+func (c *Conn) upgradeDDLLog(ctx context.Context) error {
+	current, err := ddlLogCurrent(ctx, c.pool)
+	if err != nil {
+		return c.classify(err, "look up ferry's DDL log")
+	}
+	if current {
+		return nil
+	}
+	may, err := c.mayCreateEventTriggers(ctx)
+	if err != nil {
+		return err
+	}
+	if !may {
+		slog.Warn("postgres: ferry's DDL log on the source was made by an older ferry and does not log dropped tables (event trigger "+ddlDropTrigger+"); a table dropped at the source goes unnoticed by the stream. Run the flow once with a role that may create event triggers (superuser, or rds_superuser / cloudsqlsuperuser on a managed service) to make it again",
+			"server", c.where())
+		return nil
+	}
+	_, err = c.ensureDDLLog(ctx, nil)
+	return err
+}
+
 func (c *Conn) warnNoDDLLog(why string) {
 	slog.Warn("postgres: ferry cannot keep its DDL log on the source ("+why+"); schema changes are followed by column name, and a renamed column stops the flow",
 		"server", c.where())
@@ -215,8 +292,8 @@ func (c *Conn) warnNoDDLLog(why string) {
 func (c *Conn) dropDDLLog(ctx context.Context) error {
 	var used, exists bool
 	err := c.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication_tables WHERE schemaname = $1 AND tablename = $2),
-			to_regclass('_ferry.ddl_log') IS NOT NULL OR EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname IN ($3, $4, $5))`,
-		ddlLogNS.Schema, ddlLogNS.Table, ddlLogTrigger, ddlRewriteTrigger, ddlRewriteDoneTrigger).Scan(&used, &exists)
+			to_regclass('_ferry.ddl_log') IS NOT NULL OR EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname IN ($3, $4, $5, $6))`,
+		ddlLogNS.Schema, ddlLogNS.Table, ddlLogTrigger, ddlRewriteTrigger, ddlRewriteDoneTrigger, ddlDropTrigger).Scan(&used, &exists)
 	if err != nil {
 		return c.classify(err, "look up ferry's DDL log")
 	}
@@ -226,14 +303,16 @@ func (c *Conn) dropDDLLog(ctx context.Context) error {
 	_, err = c.pool.Exec(ctx, `DROP EVENT TRIGGER IF EXISTS `+ddlLogTrigger+`;
 		DROP EVENT TRIGGER IF EXISTS `+ddlRewriteTrigger+`;
 		DROP EVENT TRIGGER IF EXISTS `+ddlRewriteDoneTrigger+`;
+		DROP EVENT TRIGGER IF EXISTS `+ddlDropTrigger+`;
 		DROP FUNCTION IF EXISTS _ferry.log_ddl();
 		DROP FUNCTION IF EXISTS _ferry.log_rewrite();
+		DROP FUNCTION IF EXISTS _ferry.log_drop();
 		DROP FUNCTION IF EXISTS _ferry.table_columns(oid);
 		DROP TABLE IF EXISTS _ferry.ddl_log`)
 	if err != nil && sqlState(err) == "42501" {
 		// Made by a role with more rights than this one: the flow is
 		// dropped all the same, and the log is only in the way of no one.
-		slog.Warn("postgres: ferry's DDL log is no longer used but this role may not drop it; as a superuser: DROP EVENT TRIGGER "+ddlLogTrigger+"; DROP EVENT TRIGGER "+ddlRewriteTrigger+"; DROP EVENT TRIGGER "+ddlRewriteDoneTrigger+"; DROP TABLE _ferry.ddl_log; DROP FUNCTION _ferry.log_ddl(), _ferry.log_rewrite(), _ferry.table_columns(oid)",
+		slog.Warn("postgres: ferry's DDL log is no longer used but this role may not drop it; as a superuser: DROP EVENT TRIGGER "+ddlLogTrigger+"; DROP EVENT TRIGGER "+ddlRewriteTrigger+"; DROP EVENT TRIGGER "+ddlRewriteDoneTrigger+"; DROP EVENT TRIGGER "+ddlDropTrigger+"; DROP TABLE _ferry.ddl_log; DROP FUNCTION _ferry.log_ddl(), _ferry.log_rewrite(), _ferry.log_drop(), _ferry.table_columns(oid)",
 			"server", c.where(), "error", c.scrub.Err(err).Error())
 		return nil
 	}

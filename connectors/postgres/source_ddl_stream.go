@@ -67,8 +67,11 @@ func (c *Conn) readDDLLog(ctx context.Context, relid uint32, upTo int64) ([]logE
 }
 
 // logRow handles a row inserted into the DDL log, as the stream carries it:
-// a table of the flow altered. The stream reads the table's log up to that
-// row and applies what changed since the definition it knows.
+// a table of the flow altered, a table created or dropped
+// (source_ddl_tables.go). For an altered table, the stream reads the
+// table's log up to that row and applies what changed since the definition
+// it knows; a CREATE TABLE of a table it knows already (read again after a
+// resume) is compared the same way.
 func (s *streamer) logRow(ctx context.Context, r *relation, t *pglogrepl.TupleData, send func(pending) error) error {
 	field := func(name string) string {
 		i, ok := r.logCols[name]
@@ -78,14 +81,21 @@ func (s *streamer) logRow(ctx context.Context, r *relation, t *pglogrepl.TupleDa
 		return string(t.Columns[i].Data)
 	}
 	ns := model.Namespace{Schema: field("schema_name"), Table: field("table_name")}
+	command := field("command")
 	st := s.tables[ns]
-	if st == nil {
+	if st == nil && !createsTable(command) {
 		return nil
 	}
 	id, err1 := strconv.ParseInt(field("id"), 10, 64)
 	relid, err2 := strconv.ParseUint(field("relid"), 10, 32)
 	if err1 != nil || err2 != nil {
 		return &decodeError{fmt.Errorf("ferry's DDL log: a row for %s without its id or table oid", ns)}
+	}
+	switch {
+	case st == nil:
+		return s.tableCreated(ctx, uint32(relid), send)
+	case command == dropTableCommand:
+		return s.tableDropped(ctx, st, send)
 	}
 	entries, err := s.c.readDDLLog(ctx, uint32(relid), id)
 	if err != nil {

@@ -47,6 +47,26 @@ func (c *Conn) Tables(ctx context.Context) ([]*model.Table, error) {
 
 // discover reads the catalog; with only set, just those tables.
 func (c *Conn) discover(ctx context.Context, only []model.Namespace) ([]*srcTable, error) {
+	want := map[model.Namespace]bool{}
+	for _, ns := range only {
+		want[ns] = true
+	}
+	return c.discoverWhere(ctx, 0, func(ns model.Namespace) bool { return len(want) == 0 || want[ns] })
+}
+
+// discoverOID discovers the one table of that oid, by the name it has now;
+// nil when it is gone, a partition or not a table of a user schema.
+func (c *Conn) discoverOID(ctx context.Context, oid uint32) (*srcTable, error) {
+	infos, err := c.discoverWhere(ctx, oid, func(model.Namespace) bool { return true })
+	if err != nil || len(infos) == 0 {
+		return nil, err
+	}
+	return infos[0], nil
+}
+
+// discoverWhere reads the catalog for the tables keep selects; with oid
+// set, for that table alone (the server sizes no other).
+func (c *Conn) discoverWhere(ctx context.Context, oid uint32, keep func(model.Namespace) bool) ([]*srcTable, error) {
 	q := `SELECT c.oid, n.nspname, c.relname, c.relkind, c.relreplident,
 			has_table_privilege(c.oid, 'SELECT'),
 			CASE WHEN c.relkind = 'p' THEN
@@ -59,18 +79,14 @@ func (c *Conn) discover(ctx context.Context, only []model.Namespace) ([]*srcTabl
 				(SELECT COALESCE(sum(pg_relation_size(p.relid)), 0)::int8 FROM pg_partition_tree(c.oid) p WHERE p.isleaf)
 			ELSE pg_relation_size(c.oid) END
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND ` + excludedSchemas + `
+		WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND ($1::oid = 0::oid OR c.oid = $1::oid) AND ` + excludedSchemas + `
 		ORDER BY n.nspname, c.relname`
-	rows, err := c.pool.Query(ctx, q)
+	rows, err := c.pool.Query(ctx, q, oid)
 	if err != nil {
 		return nil, c.classify(err, "discover tables")
 	}
 	var infos []*srcTable
 	byOID := map[uint32]*srcTable{}
-	want := map[model.Namespace]bool{}
-	for _, ns := range only {
-		want[ns] = true
-	}
 	for rows.Next() {
 		var s srcTable
 		var ns model.Namespace
@@ -81,7 +97,7 @@ func (c *Conn) discover(ctx context.Context, only []model.Namespace) ([]*srcTabl
 			rows.Close()
 			return nil, c.classify(err, "discover tables")
 		}
-		if len(want) > 0 && !want[ns] {
+		if !keep(ns) {
 			continue
 		}
 		s.relkind, s.replident = relkind[0], replident[0]

@@ -20,6 +20,9 @@ type relation struct {
 	names    []string
 	// logCols, for ferry's DDL log, maps its columns to their places.
 	logCols map[string]int
+	// msg is the relation message, read again when the stream starts
+	// following its table after it came (a table created at the source).
+	msg *pglogrepl.RelationMessage
 }
 
 // relation records a relation message. When its columns differ from the
@@ -27,7 +30,7 @@ type relation struct {
 // ahead of the changes that use it.
 func (s *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, send func(pending) error) error {
 	ns := model.Namespace{Schema: m.Namespace, Table: m.RelationName}
-	r := &relation{ns: ns}
+	r := &relation{ns: ns, msg: m}
 	for _, col := range m.Columns {
 		r.names = append(r.names, col.Name)
 	}

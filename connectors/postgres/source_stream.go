@@ -62,11 +62,16 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 	if err := c.Ack(ctx, from); err != nil {
 		return err
 	}
-	s := &streamer{c: c, tables: map[model.Namespace]*streamTable{}, emitted: start}
+	s := &streamer{c: c, tables: map[model.Namespace]*streamTable{}, emitted: start, newTables: opts.NewTables}
 	s.slot, _ = c.slotFor(flow)
 	s.pub, _ = c.publicationFor(flow)
 	if s.ddlLog, err = c.publishesDDLLog(ctx, s.pub); err != nil {
 		return err
+	}
+	if s.ddlLog {
+		if err := c.upgradeDDLLog(ctx); err != nil {
+			return err
+		}
 	}
 	c.warnInactiveSlots(ctx, s.slot)
 	for _, t := range tables {
@@ -116,7 +121,10 @@ type streamer struct {
 	// ddlLog: the publication carries ferry's DDL log, by which schema
 	// changes are followed (source_ddl_stream.go).
 	ddlLog bool
-	out    chan<- pending
+	// newTables selects the tables created at the source the stream
+	// follows from their creation on (StreamOptions.NewTables; nil: none).
+	newTables func(model.Namespace) bool
+	out       chan<- pending
 
 	// queued is the size in the stream of the batches sent and not yet
 	// taken by the engine; taken is signalled whenever it takes one.
