@@ -241,6 +241,11 @@ func (s *stream) query(ctx context.Context, e *replication.QueryEvent, h *replic
 	case stmtDropTables:
 		s.dropTables(st.tables, st.databases, s.statementAt(h, q))
 		return s.statementEnd(ctx, h)
+	case stmtRenameTables:
+		if err := s.renameTables(ctx, st.renames, s.statementAt(h, q)); err != nil {
+			return err
+		}
+		return s.statementEnd(ctx, h)
 	}
 	var touched []*streamTable
 	for _, ns := range st.tables {
@@ -280,10 +285,6 @@ func (s *stream) query(ctx context.Context, e *replication.QueryEvent, h *replic
 		case stmtTruncate:
 			for _, t := range touched {
 				s.changes = append(s.changes, model.Change{Op: model.OpTruncate, Table: t.table.Namespace})
-			}
-		case stmtRenameTables:
-			if err := s.renameTables(ctx, st.renames, where); err != nil {
-				return err
 			}
 		}
 	}

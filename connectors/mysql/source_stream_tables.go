@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"encoding/binary"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -42,7 +43,7 @@ func (s *stream) createTable(ctx context.Context, ns model.Namespace, ct *create
 		// flow now has.
 		return nil
 	}
-	if s.newTables == nil || !s.newTables(ns) {
+	if s.newTables == nil || !s.newTables(ns) || shadowTable(ns.Table) {
 		return nil
 	}
 	info, err := s.c.createdTable(ctx, ns, ct, db, mode)
@@ -68,6 +69,20 @@ func (s *stream) createTable(ctx context.Context, ns model.Namespace, ct *create
 	s.schemas = append(s.schemas, model.SchemaChange{Table: info.table.Clone(), Created: true})
 	s.c.log.Info("mysql: a table was created at the source; the flow follows it", "table", ns.String(), "at", where)
 	return nil
+}
+
+// shadowRe matches the tables online schema change tools make beside a
+// table (gh-ost's _t_gho, _t_ghc, _t_del, _t_20261206120000_del;
+// pt-online-schema-change's _t_new, _t_old, __t_new; Facebook's
+// __osc_new_t) and ferry's own (_ferry_...).
+var shadowRe = regexp.MustCompile(`^(_.+_(gho|ghc|del|new|old)|__osc_.+|_ferry_.*)$`)
+
+// shadowTable tells whether a created table is a tool's work table, which
+// the flow never follows even when NewTables selects it: its rows reach a
+// flow table by the tool's table swap (swap), and following it would
+// stop the flow at the swap's rename.
+func shadowTable(name string) bool {
+	return shadowRe.MatchString(strings.ToLower(name))
 }
 
 // dropTables follows a DROP TABLE of tables, or DROP DATABASE of dbs: each

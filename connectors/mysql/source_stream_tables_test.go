@@ -222,3 +222,63 @@ func TestCDCCreatedTableNeedsTemporaryTables(t *testing.T) {
 		t.Fatalf("got %v, want what to grant", err)
 	}
 }
+
+// TestCDCCreatedTableRenamedIn: a table renamed to a selected name (not a
+// swap: no flow table was there) is new to the flow, and a flow table
+// renamed away is dropped from its name; a selected name an
+// online schema change tool would give its work tables is not, so its
+// swap goes on as without NewTables.
+func TestCDCCreatedTableRenamedIn(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "renamedin")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(10) NOT NULL)", "INSERT INTO t VALUES (1, 'a')")
+	use := "USE `" + db + "`; "
+	s.Exec(t,
+		use+"CREATE TABLE staging (id int PRIMARY KEY, v int)",
+		use+"INSERT INTO staging VALUES (1, 10)",
+		use+"RENAME TABLE staging TO live",
+		use+"INSERT INTO live VALUES (2, 20)",
+		use+"CREATE TABLE `_t_gho` LIKE `t`",
+		use+"ALTER TABLE `_t_gho` ADD COLUMN w int NOT NULL DEFAULT 5",
+		use+"INSERT INTO `_t_gho` (id, v) SELECT id, v FROM t",
+		use+"RENAME TABLE `t` TO `_t_del`, `_t_gho` TO `t`",
+		use+"DROP TABLE `_t_del`",
+		use+"INSERT INTO t VALUES (3, 'c', 6)",
+	)
+	all := connector.StreamOptions{NewTables: func(model.Namespace) bool { return true }}
+	batches, err := streamWith(t, src, tables, t0, head(t, src), all, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEvents(t, "renamed in, and a swap", events(t, batches, tables), []string{
+		"schema staging (id int(11), v int(11)) key [id] created",
+		"insert staging (1, 10)",
+		"schema staging (id int(11), v int(11)) key [id] dropped",
+		"schema live (id int(11), v int(11)) key [id] created",
+		"insert live (2, 20)",
+		"schema t (id int(11), v varchar(10), w int(11)) key [id]",
+		"insert t (3, c, 6)",
+	})
+}
+
+// TestCDCCreatedLikeAChangedTable: a CREATE TABLE ... LIKE read after the
+// table it copies changed: the rows do not fit the definition read, and
+// the flow stops, naming the table, rather than write them wrong.
+func TestCDCCreatedLikeAChangedTable(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "createdlike")
+	src, tables, t0 := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(5))")
+	use := "USE `" + db + "`; "
+	s.Exec(t,
+		use+"CREATE TABLE l LIKE t",
+		use+"INSERT INTO l VALUES (1, 'a')",
+		use+"ALTER TABLE t ADD COLUMN z int",
+	)
+	batches, err := streamWith(t, src, tables, t0, head(t, src), selectNames("l"), nil)
+	if !contains(err, "table "+db+".l, created during the flow", "of 2 columns, the definition has 3", "ferry sync --restart") {
+		t.Fatalf("got %v, want the flow stopped at l's rows", err)
+	}
+	if got := changesOf(batches); len(got) != 0 {
+		t.Fatalf("rows of l were emitted: %v", got)
+	}
+}
