@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
@@ -280,5 +281,27 @@ func TestCDCCreatedLikeAChangedTable(t *testing.T) {
 	}
 	if got := changesOf(batches); len(got) != 0 {
 		t.Fatalf("rows of l were emitted: %v", got)
+	}
+}
+
+func TestSQLModeFromStatusVars(t *testing.T) {
+	mode := []byte{1, 0x20, 0, 0, 0x40, 0, 0, 0, 0} // Q_SQL_MODE_CODE
+	for _, c := range []struct {
+		vars []byte
+		want string
+	}{
+		{append([]byte{0, 0, 0, 0, 0}, mode...), "1073741856"}, // after Q_FLAGS2_CODE
+		{mode, "1073741856"},
+		{[]byte{0, 0, 0}, "none"},
+		{[]byte{5, 1, 2}, "none"},
+		{nil, "none"},
+	} {
+		got := "none"
+		if m := sqlMode(c.vars); m != nil {
+			got = fmt.Sprint(*m)
+		}
+		if got != c.want {
+			t.Errorf("%v: %s, want %s", c.vars, got, c.want)
+		}
 	}
 }
