@@ -3,7 +3,6 @@ package mysql
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -52,8 +51,7 @@ func (c *Conn) readIndexes(ctx context.Context, ph string, args []any) (map[mode
 		var ns model.Namespace
 		var name, kind, nullable string
 		var nonUnique int
-		var col sql.NullString
-		var sub sql.NullInt64
+		var col, sub sql.NullString
 		if err := rows.Scan(&ns.Schema, &ns.Table, &name, &nonUnique, &kind, &col, &sub, &nullable); err != nil {
 			return nil, err
 		}
@@ -63,23 +61,29 @@ func (c *Conn) readIndexes(ctx context.Context, ph string, args []any) (map[mode
 			out[ns] = append(out[ns], last)
 			lastNS = ns
 		}
-		part := "(an expression)"
-		if col.Valid {
-			part = quoteIdent(col.String)
-			last.cols = append(last.cols, col.String)
-		} else {
-			last.portable = false
-		}
-		if sub.Valid {
-			part += fmt.Sprintf("(%d)", sub.Int64)
-			last.portable = false
-		}
-		last.parts = append(last.parts, part)
-		if nullable == "YES" {
-			last.nullable = true
-		}
+		last.addPart(col, sub, nullable)
 	}
 	return out, rows.Err()
+}
+
+// addPart adds the index's next part: column col (NULL: an expression),
+// of its first sub characters (NULL: whole), nullable "YES" or not.
+func (ix *sourceIndex) addPart(col, sub sql.NullString, nullable string) {
+	part := "(an expression)"
+	if col.Valid {
+		part = quoteIdent(col.String)
+		ix.cols = append(ix.cols, col.String)
+	} else {
+		ix.portable = false
+	}
+	if sub.Valid {
+		part += "(" + sub.String + ")"
+		ix.portable = false
+	}
+	ix.parts = append(ix.parts, part)
+	if nullable == "YES" {
+		ix.nullable = true
+	}
 }
 
 // sourceDDL is the index's definition in MySQL's SQL, for a message.
@@ -100,43 +104,29 @@ func (ix *sourceIndex) isKey(t *model.Table) bool {
 	return ix.name == "PRIMARY" || ix.unique && len(t.PrimaryKey) > 0 && strings.Join(ix.cols, "\x00") == strings.Join(t.PrimaryKey, "\x00")
 }
 
-// readDefinitions adds to each table its AUTO_INCREMENT column as an
-// identity, its portable defaults, its secondary indexes, and lists what
-// has no portable form.
-func (c *Conn) readDefinitions(ctx context.Context, ph string, args []any, byNS map[model.Namespace]*tableInfo) error {
-	for _, ti := range byNS {
-		t := ti.table
-		for i := range t.Columns {
-			c.columnDefinition(t, i, ti.defaults[i], ti.extras[i])
-			if col := t.Columns[i]; col.Generated {
-				// Another engine holds the values the source computed.
-				t.Uncarried = append(t.Uncarried, model.Uncarried{What: "the generation of column " + col.Name + " (it holds the source's values)", Column: col.Name,
-					Source: quoteIdent(col.Name) + " " + col.Type.Native + " AS (" + ti.generation[i] + ") " + generatedKind(ti.extras[i])})
-			}
+// readDefinitions adds to a table its AUTO_INCREMENT column as an
+// identity, its portable defaults, its secondary indexes (of indexes, its
+// own), and lists what has no portable form.
+func (c *Conn) readDefinitions(ti *tableInfo, indexes []*sourceIndex) {
+	t := ti.table
+	for i := range t.Columns {
+		c.columnDefinition(t, i, ti.defaults[i], ti.extras[i])
+		if col := t.Columns[i]; col.Generated {
+			// Another engine holds the values the source computed.
+			t.Uncarried = append(t.Uncarried, model.Uncarried{What: "the generation of column " + col.Name + " (it holds the source's values)", Column: col.Name,
+				Source: quoteIdent(col.Name) + " " + col.Type.Native + " AS (" + ti.generation[i] + ") " + generatedKind(ti.extras[i])})
 		}
 	}
-	indexes, err := c.readIndexes(ctx, ph, args)
-	if err != nil {
-		return err
-	}
-	for ns, list := range indexes {
-		ti := byNS[ns]
-		if ti == nil {
+	for _, ix := range indexes {
+		if ix.isKey(t) {
 			continue
 		}
-		t := ti.table
-		for _, ix := range list {
-			if ix.isKey(t) {
-				continue
-			}
-			if !ix.portable {
-				t.Uncarried = append(t.Uncarried, model.Uncarried{What: "index " + ix.name, Source: ix.sourceDDL(ns)})
-				continue
-			}
-			t.Indexes = append(t.Indexes, model.Index{Name: ix.name, Unique: ix.unique, Columns: ix.cols})
+		if !ix.portable {
+			t.Uncarried = append(t.Uncarried, model.Uncarried{What: "index " + ix.name, Source: ix.sourceDDL(t.Namespace)})
+			continue
 		}
+		t.Indexes = append(t.Indexes, model.Index{Name: ix.name, Unique: ix.unique, Columns: ix.cols})
 	}
-	return nil
 }
 
 // columnDefinition sets column i's identity and portable default from

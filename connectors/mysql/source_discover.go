@@ -174,9 +174,8 @@ func (c *Conn) describe(ctx context.Context, dbs []string, only map[model.Namesp
 	}
 	for rows.Next() {
 		var ns model.Namespace
-		var name, colType, nullable, charset, extra, generation string
-		var def sql.NullString
-		if err := rows.Scan(&ns.Schema, &ns.Table, &name, &colType, &nullable, &charset, &extra, &def, &generation); err != nil {
+		var r columnRow
+		if err := rows.Scan(&ns.Schema, &ns.Table, &r.name, &r.colType, &r.nullable, &r.charset, &r.extra, &r.def, &r.generation); err != nil {
 			rows.Close()
 			return nil, where(err)
 		}
@@ -184,103 +183,87 @@ func (c *Conn) describe(ctx context.Context, dbs []string, only map[model.Namesp
 		if ti == nil {
 			continue // a view, or not asked for
 		}
-		col := model.Column{Name: name, Nullable: nullable == "YES"}
-		ex := strings.ToUpper(extra)
-		col.Generated = strings.Contains(ex, "VIRTUAL GENERATED") || strings.Contains(ex, "STORED GENERATED") || strings.Contains(ex, "PERSISTENT GENERATED")
-		ct, err := parseColType(colType)
-		if err == nil && c.server.mariadb && (ct.name == "enum" || ct.name == "set") && strings.Contains(colType, "?") {
-			// MariaDB's metadata is utf8mb3: a label with a character outside
-			// the Basic Multilingual Plane (an emoji) shows as '?'.
-			ct.args, err = c.probeLabels(ctx, ns, name, ct)
-		}
-		if err == nil {
-			ct.json = jsonCols[ns][name]
-			col.Type, err = ct.canonical()
-		}
-		if err != nil {
-			ti.problems[name] = err
-			col.Type = model.Type{Kind: model.KindUnknown, Native: colType}
-		}
-		if c.opts.zeroNull {
-			switch col.Type.Kind {
-			case model.KindDate, model.KindTimestamp, model.KindTimestampTZ:
-				col.Nullable = true // a zero date reads as NULL
-			}
-		}
-		var d *string
-		if def.Valid && !strings.EqualFold(def.String, "NULL") {
-			s := def.String
-			d = &s
-		}
-		ti.table.Columns = append(ti.table.Columns, col)
-		ti.charsets = append(ti.charsets, charset)
-		ti.defaults = append(ti.defaults, d)
-		ti.generated = append(ti.generated, col.Generated)
-		ti.extras = append(ti.extras, extra)
-		ti.generation = append(ti.generation, generation)
+		r.json = jsonCols[ns][r.name]
+		c.addColumn(ctx, ti, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, where(err)
 	}
 
-	if err := c.readKeys(ctx, ph, args, byNS); err != nil {
+	indexes, err := c.readIndexes(ctx, ph, args)
+	if err != nil {
 		return nil, where(err)
 	}
-	if err := c.readDefinitions(ctx, ph, args, byNS); err != nil {
-		return nil, where(err)
+	for ns, ti := range byNS {
+		ti.table.PrimaryKey = keyOf(indexes[ns])
+		c.readDefinitions(ti, indexes[ns])
 	}
 	return order, nil
 }
 
-// readKeys sets each table's primary key: the PRIMARY index, or else the
-// first unique index (by name) whose columns are all NOT NULL, which InnoDB
-// itself would cluster on.
-func (c *Conn) readKeys(ctx context.Context, ph string, args []any, byNS map[model.Namespace]*tableInfo) error {
-	rows, err := c.db.QueryContext(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, COALESCE(NULLABLE, '')
-		FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN (`+ph+`)
-		ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX`, args...)
+// columnRow is a column as information_schema.COLUMNS describes it.
+type columnRow struct {
+	name, colType, nullable, charset, extra, generation string
+	def                                                 sql.NullString
+	// json: MariaDB's JSON, a LONGTEXT with a json_valid check.
+	json bool
+}
+
+// addColumn appends column r to ti: discovery reads tables and a table
+// created during CDC (createdTable) alike.
+func (c *Conn) addColumn(ctx context.Context, ti *tableInfo, r columnRow) {
+	ns := ti.table.Namespace
+	col := model.Column{Name: r.name, Nullable: r.nullable == "YES"}
+	ex := strings.ToUpper(r.extra)
+	col.Generated = strings.Contains(ex, "VIRTUAL GENERATED") || strings.Contains(ex, "STORED GENERATED") || strings.Contains(ex, "PERSISTENT GENERATED")
+	ct, err := parseColType(r.colType)
+	if err == nil && c.server.mariadb && (ct.name == "enum" || ct.name == "set") && strings.Contains(r.colType, "?") {
+		// MariaDB's metadata is utf8mb3: a label with a character outside
+		// the Basic Multilingual Plane (an emoji) shows as '?'.
+		ct.args, err = c.probeLabels(ctx, ns, r.name, ct)
+	}
+	if err == nil {
+		ct.json = r.json
+		col.Type, err = ct.canonical()
+	}
 	if err != nil {
-		return err
+		ti.problems[r.name] = err
+		col.Type = model.Type{Kind: model.KindUnknown, Native: r.colType}
 	}
-	defer rows.Close()
-	type index struct {
-		cols     []string
-		nullable bool
-	}
-	idx := map[model.Namespace][]*index{}
-	var last *index
-	var lastKey string
-	for rows.Next() {
-		var ns model.Namespace
-		var name, col, nullable string
-		var nonUnique int
-		if err := rows.Scan(&ns.Schema, &ns.Table, &name, &nonUnique, &col, &nullable); err != nil {
-			return err
-		}
-		if nonUnique != 0 || byNS[ns] == nil {
-			continue
-		}
-		key := ns.Schema + "\x00" + ns.Table + "\x00" + name
-		if key != lastKey {
-			last = &index{}
-			idx[ns] = append(idx[ns], last)
-			lastKey = key
-		}
-		last.cols = append(last.cols, col)
-		if nullable == "YES" {
-			last.nullable = true
+	if c.opts.zeroNull {
+		switch col.Type.Kind {
+		case model.KindDate, model.KindTimestamp, model.KindTimestampTZ:
+			col.Nullable = true // a zero date reads as NULL
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return err
+	var d *string
+	if r.def.Valid && !strings.EqualFold(r.def.String, "NULL") {
+		s := r.def.String
+		d = &s
 	}
-	for ns, list := range idx {
-		for _, ix := range list {
-			if !ix.nullable && ix.cols[0] != "" {
-				byNS[ns].table.PrimaryKey = ix.cols
-				break
-			}
+	ti.table.Columns = append(ti.table.Columns, col)
+	ti.charsets = append(ti.charsets, r.charset)
+	ti.defaults = append(ti.defaults, d)
+	ti.generated = append(ti.generated, col.Generated)
+	ti.extras = append(ti.extras, r.extra)
+	ti.generation = append(ti.generation, r.generation)
+}
+
+// keyOf is a table's primary key from its indexes: the PRIMARY index, or
+// else the first unique index (by name) whose columns are all NOT NULL,
+// which InnoDB itself would cluster on.
+func keyOf(indexes []*sourceIndex) []string {
+	list := append([]*sourceIndex(nil), indexes...)
+	sort.SliceStable(list, func(i, j int) bool {
+		if (list[i].name == "PRIMARY") != (list[j].name == "PRIMARY") {
+			return list[i].name == "PRIMARY"
+		}
+		return list[i].name < list[j].name
+	})
+	for _, ix := range list {
+		if ix.unique && !ix.nullable && len(ix.cols) > 0 && len(ix.cols) == len(ix.parts) {
+			return ix.cols
 		}
 	}
 	return nil

@@ -55,6 +55,9 @@ type stream struct {
 	// lower maps lower-cased names to flow tables, for servers with
 	// lower_case_table_names set.
 	lower map[model.Namespace]*streamTable
+	// newTables selects the tables created during the stream it follows
+	// (connector.StreamOptions.NewTables); nil: none.
+	newTables func(model.Namespace) bool
 
 	serverID uint32 // the replica server id it registers with
 	file     string // the binlog file being read
@@ -86,7 +89,7 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 		return err
 	}
 	s := &stream{c: c, serverID: c.serverID(opts.Flow), emit: emit, tables: map[model.Namespace]*streamTable{}, lower: map[model.Namespace]*streamTable{},
-		boundary: start, emitted: start, file: start.file}
+		newTables: opts.NewTables, boundary: start, emitted: start, file: start.file}
 	current, err := c.describeTables(ctx, tables)
 	if err != nil {
 		return err

@@ -62,6 +62,12 @@ func events(t *testing.T, batches []*model.ChangeBatch, tables []*model.Table) [
 	for _, b := range batches {
 		for _, sc := range b.Schemas {
 			e := fmt.Sprintf("schema %s (%s) key %v", sc.Table.Namespace.Table, columnNames(sc.Table), sc.Table.PrimaryKey)
+			if sc.Created {
+				e += " created"
+			}
+			if sc.Dropped {
+				e += " dropped"
+			}
 			if len(sc.Renamed) > 0 {
 				e += fmt.Sprintf(" renamed %v", sc.Renamed)
 			}

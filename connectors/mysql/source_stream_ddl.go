@@ -23,6 +23,11 @@ const (
 	stmtTruncate
 	// stmtRenameTables renames tables (statement.renames, in order).
 	stmtRenameTables
+	// stmtCreateTable creates the named table (statement.create says how).
+	stmtCreateTable
+	// stmtDropTables drops the named tables, and every table of the named
+	// databases.
+	stmtDropTables
 	// stmtSchemaChange is any other DDL on the named tables or databases;
 	// statement.reason says why the stream cannot follow it, when known.
 	stmtSchemaChange
@@ -40,7 +45,19 @@ type statement struct {
 	ops []alterOp
 	// renames are RENAME TABLE's pairs, in order.
 	renames [][2]model.Namespace
-	reason  string
+	// create is a CREATE TABLE's form.
+	create *createTable
+	reason string
+}
+
+// createTable is what a CREATE TABLE statement says of the new table.
+type createTable struct {
+	orReplace bool
+	// like is the table of CREATE TABLE ... LIKE, nil for another form.
+	like *model.Namespace
+	// body is the statement after the table's name: its column and index
+	// definitions and options, as written.
+	body string
 }
 
 // classify reads a QUERY event's statement, with db the session's current
@@ -97,12 +114,24 @@ func classify(query, db string) statement {
 			return statement{kind: stmtTruncate, tables: []model.Namespace{n}}
 		}
 	case p.word("CREATE"):
-		p.words("OR", "REPLACE")
-		p.word("TEMPORARY")
+		ct := &createTable{orReplace: p.words("OR", "REPLACE")}
+		if p.word("TEMPORARY") {
+			// A session's own table, which a ROW binlog does not log.
+			return statement{kind: stmtOther}
+		}
 		if p.word("TABLE") {
 			p.words("IF", "NOT", "EXISTS")
 			if n, ok := p.name(); ok {
-				return statement{kind: stmtSchemaChange, tables: []model.Namespace{n}}
+				ct.body = query[p.toks[p.i-1].end:]
+				paren := p.punct("(")
+				if p.word("LIKE") {
+					like, ok := p.name()
+					if !ok || paren && !p.punct(")") || p.i < len(p.toks) {
+						return statement{kind: stmtSchemaChange, tables: []model.Namespace{n}, reason: "a CREATE TABLE ... LIKE ferry cannot read"}
+					}
+					ct.like = &like
+				}
+				return statement{kind: stmtCreateTable, tables: []model.Namespace{n}, create: ct}
 			}
 		}
 	case p.word("INSERT"), p.word("REPLACE"):
@@ -155,11 +184,15 @@ func (p *ddlParser) alter() statement {
 }
 
 func (p *ddlParser) drop() statement {
-	p.word("TEMPORARY")
+	if p.word("TEMPORARY") {
+		// A session's own tables: a ROW binlog logs them only as
+		// DROP TEMPORARY TABLE IF EXISTS, for replicas of older formats.
+		return statement{kind: stmtOther}
+	}
 	switch {
 	case p.word("TABLE"), p.word("TABLES"):
 		p.words("IF", "EXISTS")
-		st := statement{kind: stmtSchemaChange}
+		st := statement{kind: stmtDropTables}
 		for {
 			n, ok := p.name()
 			if !ok {
@@ -174,7 +207,7 @@ func (p *ddlParser) drop() statement {
 	case p.word("DATABASE"), p.word("SCHEMA"):
 		p.words("IF", "EXISTS")
 		if p.i < len(p.toks) && p.toks[p.i].isName() {
-			return statement{kind: stmtSchemaChange, databases: []string{p.toks[p.i].text}}
+			return statement{kind: stmtDropTables, databases: []string{p.toks[p.i].text}}
 		}
 	case p.word("INDEX"):
 		p.words("IF", "EXISTS")

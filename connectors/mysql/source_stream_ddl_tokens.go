@@ -17,6 +17,9 @@ const (
 type token struct {
 	kind tokKind
 	text string
+	// end is the offset in the statement just past the token, for the
+	// statement's text after a name (a CREATE TABLE's body).
+	end int
 }
 
 func (t token) isName() bool { return t.kind == tokWord || t.kind == tokQuoted }
@@ -67,7 +70,7 @@ func tokenize(s string) []token {
 				b.WriteByte(s[i])
 				i++
 			}
-			out = append(out, token{kind: tokQuoted, text: b.String()})
+			out = append(out, token{kind: tokQuoted, text: b.String(), end: i})
 		case c == '\'' || c == '"':
 			q := c
 			var b strings.Builder
@@ -90,23 +93,23 @@ func tokenize(s string) []token {
 				b.WriteByte(s[i])
 				i++
 			}
-			out = append(out, token{kind: tokString, text: b.String()})
+			out = append(out, token{kind: tokString, text: b.String(), end: i})
 		case c >= '0' && c <= '9':
 			j := i
 			for j < len(s) && (isLetter(s[j]) || s[j] >= '0' && s[j] <= '9' || s[j] == '.') {
 				j++
 			}
-			out = append(out, token{kind: tokNumber, text: s[i:j]})
+			out = append(out, token{kind: tokNumber, text: s[i:j], end: j})
 			i = j
 		case isLetter(c) || c == '$' || c >= 0x80:
 			j := i
 			for j < len(s) && (isLetter(s[j]) || s[j] >= '0' && s[j] <= '9' || s[j] == '$' || s[j] >= 0x80) {
 				j++
 			}
-			out = append(out, token{kind: tokWord, text: s[i:j]})
+			out = append(out, token{kind: tokWord, text: s[i:j], end: j})
 			i = j
 		default:
-			out = append(out, token{kind: tokPunct, text: string(c)})
+			out = append(out, token{kind: tokPunct, text: string(c), end: i + 1})
 			i++
 		}
 	}

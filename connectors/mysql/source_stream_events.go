@@ -228,6 +228,24 @@ func (s *stream) query(ctx context.Context, e *replication.QueryEvent, h *replic
 		return nil
 	case stmtCommit:
 		return s.commit(ctx, h)
+	case stmtCreateTable:
+		if s.flow(st.tables[0]) == nil || !st.create.orReplace {
+			if err := s.createTable(ctx, st.tables[0], st.create, string(e.Schema), sqlMode(e.StatusVars), s.statementAt(h, q)); err != nil {
+				return err
+			}
+			return s.statementEnd(ctx, h)
+		}
+		// CREATE OR REPLACE of a flow table: a new table in its place,
+		// which stops the flow below.
+		st.kind = stmtSchemaChange
+	case stmtDropTables:
+		s.dropTables(st.tables, st.databases, s.statementAt(h, q))
+		return s.statementEnd(ctx, h)
+	case stmtRenameTables:
+		if err := s.renameTables(ctx, st.renames, s.statementAt(h, q)); err != nil {
+			return err
+		}
+		return s.statementEnd(ctx, h)
 	}
 	var touched []*streamTable
 	for _, ns := range st.tables {
@@ -247,7 +265,7 @@ func (s *stream) query(ctx context.Context, e *replication.QueryEvent, h *replic
 		if len(stmt) > 300 {
 			stmt = stmt[:300] + "..."
 		}
-		where := fmt.Sprintf("binlog %s by %q", s.at(h), stmt)
+		where := s.statementAt(h, q)
 		switch st.kind {
 		case stmtSchemaChange:
 			why := "ferry cannot follow this statement"
@@ -268,14 +286,23 @@ func (s *stream) query(ctx context.Context, e *replication.QueryEvent, h *replic
 			for _, t := range touched {
 				s.changes = append(s.changes, model.Change{Op: model.OpTruncate, Table: t.table.Namespace})
 			}
-		case stmtRenameTables:
-			if err := s.renameTables(ctx, st.renames, where); err != nil {
-				return err
-			}
 		}
 	}
+	return s.statementEnd(ctx, h)
+}
+
+// statementEnd ends a statement that is its own transaction (DDL).
+func (s *stream) statementEnd(ctx context.Context, h *replication.EventHeader) error {
 	if s.standalone || !s.inTxn {
 		return s.commit(ctx, h)
 	}
 	return nil
+}
+
+// statementAt names a statement of the binlog in a message.
+func (s *stream) statementAt(h *replication.EventHeader, q string) string {
+	if len(q) > 300 {
+		q = q[:300] + "..."
+	}
+	return fmt.Sprintf("binlog %s by %q", s.at(h), q)
 }

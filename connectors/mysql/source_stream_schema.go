@@ -22,6 +22,9 @@ type streamTable struct {
 	// were NULL. An ALTER the stream follows (alter) sets it to the new
 	// column count: every later row has them all.
 	minCols int
+	// created: the stream saw the table created (createTable), and a
+	// row event's columns must be of the types it was created with.
+	created bool
 }
 
 // tableMap is what a TABLE_MAP event announced for a table id.
@@ -74,6 +77,9 @@ func (s *stream) tableMap(ctx context.Context, e *replication.TableMapEvent, h *
 	s.ids[e.TableID] = tm
 	if tm.st == nil {
 		return nil
+	}
+	if tm.st.created {
+		return s.createdFits(e, tm.st, h)
 	}
 	if n := int(e.ColumnCount); n >= tm.st.minCols && n <= len(tm.st.table.Columns) && namesMatch(e, tm.st.table) {
 		return nil

@@ -13,7 +13,11 @@ import (
 // change tool (gh-ost, pt-online-schema-change) filled outside the flow and
 // swaps in, is emitted with its new definition and Recopy: its rows never
 // streamed, so the engine copies the table again while the stream goes on.
-// A flow table renamed away with nothing in its place stops the flow.
+// A flow table renamed away with nothing in its place stops the flow,
+// unless the flow follows tables created and dropped (NewTables): it is
+// then dropped from its name. A table renamed to a name NewTables
+// selects, with no flow table there before, is new to the flow
+// (createTable), as if created there.
 func (s *stream) renameTables(ctx context.Context, renames [][2]model.Namespace, where string) error {
 	norm := func(ns model.Namespace) model.Namespace {
 		if s.c.server.lowerCase != 0 {
@@ -47,6 +51,11 @@ func (s *stream) renameTables(ctx context.Context, renames [][2]model.Namespace,
 			done[t] = true
 			was, ok := holds[norm(t.table.Namespace)]
 			switch {
+			case !ok && s.newTables != nil:
+				// The flow follows tables that come and go: the table
+				// is gone from its name (Dropped), and is new under
+				// the other one if that is selected (below).
+				s.dropTables([]model.Namespace{t.table.Namespace}, nil, where)
 			case !ok:
 				return fatal(fmt.Errorf("table %s was renamed to %s at %s; ferry does not follow a table rename, so the flow stops here and writes nothing wrong: restart the flow with the new name in its selection (ferry sync --restart)", t.table.Namespace, movedTo[norm(t.table.Namespace)], where))
 			case norm(was) != norm(t.table.Namespace):
@@ -54,6 +63,16 @@ func (s *stream) renameTables(ctx context.Context, renames [][2]model.Namespace,
 					return err
 				}
 			}
+		}
+	}
+	for _, r := range renames {
+		to := r[1]
+		was, ok := holds[norm(to)]
+		if !ok || s.flow(was) != nil {
+			continue // renamed on again, or a flow table
+		}
+		if err := s.createTable(ctx, to, &createTable{like: &to}, "", nil, where); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -17,11 +17,17 @@ import (
 // stop says so), and returns the batches and the stream's error.
 func streamUntil(t *testing.T, c *Conn, tables []*model.Table, from, head model.Position, stop func([]*model.ChangeBatch) bool) ([]*model.ChangeBatch, error) {
 	t.Helper()
+	return streamWith(t, c, tables, from, head, connector.StreamOptions{}, stop)
+}
+
+// streamWith is streamUntil with stream options.
+func streamWith(t *testing.T, c *Conn, tables []*model.Table, from, head model.Position, opts connector.StreamOptions, stop func([]*model.ChangeBatch) bool) ([]*model.ChangeBatch, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var mu sync.Mutex
 	var got []*model.ChangeBatch
-	err := c.StreamChanges(ctx, tables, from, connector.StreamOptions{}, func(ctx context.Context, b *model.ChangeBatch) error {
+	err := c.StreamChanges(ctx, tables, from, opts, func(ctx context.Context, b *model.ChangeBatch) error {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, b)
