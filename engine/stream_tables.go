@@ -89,18 +89,10 @@ func (e *Engine) tableCreated(ctx context.Context, t *model.Table) (*tableRun, e
 	if err := e.addTables(ctx, []*model.Table{t}); err != nil {
 		return nil, fmt.Errorf("table %s created at the source: %w", ns, err)
 	}
-	dsts, err := e.renames.Map([]*model.Table{t})
-	if err != nil {
+	// Rows a destination table of that name holds are not the new
+	// table's (one dropped at the source and created again).
+	if err := e.emptyJoined(ctx, t); err != nil {
 		return nil, err
-	}
-	if em := e.dst.Emptier; em != nil && e.mode != flow.ModeCDC {
-		// Rows a destination table of that name holds are not the new
-		// table's (one dropped at the source and created again).
-		if err := e.onDestination(ctx, "empty "+dsts[0].Namespace.String(), func(ctx context.Context) error {
-			return em.EmptyTables(ctx, dsts)
-		}); err != nil {
-			return nil, fmt.Errorf("empty destination table %s for the table created at the source: %w", dsts[0].Namespace, err)
-		}
 	}
 	now := time.Now().UTC()
 	if err := e.ckpt.saveMembership(ctx, tableMembership{Table: t, NS: ns, Joined: now}); err != nil {
@@ -119,6 +111,26 @@ func (e *Engine) tableCreated(ctx context.Context, t *model.Table) (*tableRun, e
 	e.log.Info("table created at the source joined the flow", "table", ns, "destination", tr.dst.Namespace)
 	e.progress.CDC.schemaChanged(ns.String(), "created at the source: joined the flow")
 	return tr, nil
+}
+
+// emptyJoined empties the destination table of a table that joins the
+// flow new at the source, before its copy, unless the flow copies nothing
+// (--mode cdc: the user fills it).
+func (e *Engine) emptyJoined(ctx context.Context, t *model.Table) error {
+	em := e.dst.Emptier
+	if em == nil || e.mode == flow.ModeCDC {
+		return nil
+	}
+	dsts, err := e.renames.Map([]*model.Table{t})
+	if err != nil {
+		return err
+	}
+	if err := e.onDestination(ctx, "empty "+dsts[0].Namespace.String(), func(ctx context.Context) error {
+		return em.EmptyTables(ctx, dsts)
+	}); err != nil {
+		return fmt.Errorf("empty destination table %s for table %s, created at the source: %w", dsts[0].Namespace, t.Namespace, err)
+	}
+	return nil
 }
 
 // tableDropped stops following a table of the flow the source dropped.
@@ -349,6 +361,19 @@ func (e *Engine) addNewTables(ctx context.Context) error {
 	}
 	if err := e.addTables(ctx, added); err != nil {
 		return err
+	}
+	// A table the flow followed until the source dropped it, created
+	// again: its destination table holds the old table's rows.
+	ms, err := e.ckpt.memberships(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range added {
+		if m, ok := ms[t.Namespace]; ok && !m.Left.IsZero() {
+			if err := e.emptyJoined(ctx, t); err != nil {
+				return err
+			}
+		}
 	}
 	now := time.Now().UTC()
 	for _, t := range added {

@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
+)
+
+// A table created at a PostgreSQL source while the flow streams, matching
+// its --tables pattern, joins the flow: created at the destination, its
+// rows (those of its CREATE's own transaction too) copied while changes of
+// every table stream, then followed; one the pattern excludes does not. A
+// table of the flow dropped at the source stops being followed and stays at
+// the destination. After a SIGKILL past all that, the flow resumes with the
+// new table and without the dropped one, and the tables end equal.
+func TestTablesCreatedAndDroppedDuringCDC(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "newtsrc"), srv.CreateDatabase(t, "newtdst")
+	pgShop(t, srv, src, 5000)
+	srv.Exec(t, src, `CREATE TABLE olds (id int PRIMARY KEY, v text); INSERT INTO olds SELECT g, 'v' || g FROM generate_series(1, 100) g`)
+	args := []string{"sync", srv.URL(src), srv.URL(dst), "--name", "newt", "--state-dir", t.TempDir(),
+		"--tables", "public.*,!public.skip*", "--batch-rows", "500", "--log-format", "json", "--progress", "none"}
+	bg := startFerry(t, args...)
+	if !bg.waitFor(t, "change data capture starting", 60*time.Second) {
+		t.Fatalf("ferry did not reach CDC:\n%s", bg.stderr.String())
+	}
+	w := startPGWriter(t, srv.URL(src), 5001)
+
+	srv.Exec(t, src, `
+		CREATE TABLE events (id bigint PRIMARY KEY, kind text NOT NULL, at timestamptz DEFAULT now(), n numeric(10,2), tags text[]);
+		INSERT INTO events SELECT g, 'k' || (g % 7), '2026-01-01'::timestamptz + g * interval '1 second', g * 0.5, ARRAY['a' || g] FROM generate_series(1, 3000) g;
+		CREATE TABLE skipped (id int PRIMARY KEY);
+		INSERT INTO skipped VALUES (1)`)
+	if !bg.waitFor(t, "table created at the source joined the flow", 60*time.Second) {
+		t.Fatalf("the created table did not join the flow:\n%s", tail(bg.stderr.String(), 30))
+	}
+	// Changes while it is copied, and after.
+	srv.Exec(t, src, `UPDATE events SET kind = 'upd' WHERE id % 10 = 0; DELETE FROM events WHERE id % 13 = 0;
+		INSERT INTO events SELECT g, 'late', now(), 1, NULL FROM generate_series(3001, 3500) g`)
+	if !bg.waitFor(t, "incremental snapshot done", 120*time.Second) {
+		t.Fatalf("the created table was not copied:\n%s", tail(bg.stderr.String(), 30))
+	}
+	srv.Exec(t, src, `DROP TABLE olds`)
+	if !bg.waitFor(t, "table dropped at the source: no longer followed; its destination table stays", 60*time.Second) {
+		t.Fatalf("the dropped table was not seen:\n%s", tail(bg.stderr.String(), 30))
+	}
+	srv.Exec(t, src, `UPDATE events SET n = -1 WHERE id < 100`)
+	time.Sleep(300 * time.Millisecond)
+	if code := bg.signal(t, syscall.SIGKILL); code == 0 {
+		t.Fatalf("ferry exited 0 after SIGKILL")
+	}
+	srv.Exec(t, src, `INSERT INTO events VALUES (9999, 'while down', now(), 2, '{}'); CREATE TABLE olds (id int PRIMARY KEY, v text)`)
+	w.halt(t)
+	r := mustFerry(t, append(args, "--until", "caught-up")...)
+	if strings.Contains(r.stderr, "planned flow") {
+		t.Fatalf("the flow was planned again instead of resumed:\n%s", r)
+	}
+	samePG(t, srv, src, dst)
+	a, na := pgDigest(t, srv, src, "events", "id")
+	b, nb := pgDigest(t, srv, dst, "events", "id")
+	if a != b || na != nb || na < 3000 {
+		t.Fatalf("events differs: source %d rows (%s), destination %d rows (%s)", na, a, nb, b)
+	}
+	c := srv.Connect(t, dst)
+	var n int
+	// olds was dropped, and created again (empty) while ferry was down: the
+	// new one joined at the resumed start, and its destination table was
+	// emptied of the old one's rows.
+	if err := c.QueryRow(context.Background(), `SELECT count(*) FROM olds`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("olds at the destination: %d rows (%v), want the new, empty table's 0", n, err)
+	}
+	if err := c.QueryRow(context.Background(), `SELECT count(*) FROM pg_tables WHERE tablename = 'skipped'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("skipped, which --tables excludes, is at the destination (%d, %v)", n, err)
+	}
+}
+
+// A dropped table's destination table stays with its rows; a flow started
+// over with the DDL log's drop seen keeps it.
+func TestDroppedTableStaysAtTheDestination(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "dropsrc"), srv.CreateDatabase(t, "dropdst")
+	pgShop(t, srv, src, 1000)
+	args := []string{"sync", srv.URL(src), srv.URL(dst), "--name", "dropt", "--state-dir", t.TempDir(),
+		"--log-format", "json", "--progress", "none"}
+	bg := startFerry(t, args...)
+	if !bg.waitFor(t, "change data capture starting", 60*time.Second) {
+		t.Fatalf("ferry did not reach CDC:\n%s", bg.stderr.String())
+	}
+	srv.Exec(t, src, `INSERT INTO lines VALUES (1, 77, 'last', 1); DROP TABLE lines; UPDATE orders SET note = 'after drop' WHERE id = 1`)
+	if !bg.waitFor(t, "table dropped at the source: no longer followed; its destination table stays", 60*time.Second) {
+		t.Fatalf("the drop was not seen:\n%s", tail(bg.stderr.String(), 30))
+	}
+	if code := bg.signal(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("ferry exited %d after SIGTERM:\n%s", code, bg.stderr.String())
+	}
+	mustFerry(t, append(args, "--until", "caught-up")...)
+	c := srv.Connect(t, dst)
+	var n int
+	if err := c.QueryRow(context.Background(), `SELECT count(*) FROM lines`).Scan(&n); err != nil || n != 1001 {
+		t.Fatalf("lines at the destination: %d rows (%v), want the 1000 copied and the one inserted before the drop", n, err)
+	}
+	var note string
+	if err := c.QueryRow(context.Background(), `SELECT note FROM orders WHERE id = 1`).Scan(&note); err != nil || note != "after drop" {
+		t.Fatalf("orders after the drop: %q (%v)", note, err)
+	}
+}
