@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
@@ -107,4 +109,84 @@ func TestDroppedTableStaysAtTheDestination(t *testing.T) {
 	if err := c.QueryRow(context.Background(), `SELECT note FROM orders WHERE id = 1`).Scan(&note); err != nil || note != "after drop" {
 		t.Fatalf("orders after the drop: %q (%v)", note, err)
 	}
+}
+
+// The MySQL/MariaDB variant: a table created in the binlog (with rows in
+// its own statement, CREATE ... SELECT, and after) joins a flow of every
+// table under a write load and ends equal; an online schema change tool's
+// work table does not join; a dropped table stops being followed, and the
+// flow never stops.
+func TestMySQLTablesCreatedAndDroppedDuringCDC(t *testing.T) {
+	s := mysqltest.Shared(t)
+	src, dst, _, bg := ddlFlow(t, s, "mynewt", 3000)
+	w := startOrderWriter(t, s, src, 3000)
+	db := s.Connect(t, src)
+	for _, q := range []string{
+		"CREATE TABLE events (id BIGINT PRIMARY KEY, kind VARCHAR(20) NOT NULL, n DECIMAL(10,2), at DATETIME(6))",
+		"INSERT INTO events SELECT id, 'copied', amount, created FROM orders WHERE id <= 2000",
+		"CREATE TABLE picked (id INT PRIMARY KEY, v VARCHAR(10)) SELECT id, 'p' AS v FROM orders WHERE id <= 300",
+		"CREATE TABLE _orders_gho LIKE orders",
+		"INSERT INTO _orders_gho SELECT * FROM orders WHERE id <= 10",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if !bg.waitFor(t, "table created at the source joined the flow", 60*time.Second) {
+		t.Fatalf("the created table did not join the flow:\n%s", tail(bg.stderr.String(), 30))
+	}
+	for _, q := range []string{
+		"UPDATE events SET kind = 'upd' WHERE id % 10 = 0",
+		"DELETE FROM events WHERE id % 13 = 0",
+		"INSERT INTO events VALUES (5001, 'late', 1.5, NOW(6))",
+		"DROP TABLE _orders_gho",
+		"DROP TABLE items",
+		"UPDATE picked SET v = 'q' WHERE id < 50",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if !bg.waitFor(t, "table dropped at the source: no longer followed; its destination table stays", 60*time.Second) {
+		t.Fatalf("the dropped table was not seen:\n%s", tail(bg.stderr.String(), 30))
+	}
+	w.halt()
+	a, b := s.Connect(t, src), s.Connect(t, dst)
+	deadline := time.Now().Add(90 * time.Second)
+	for _, tbl := range []struct{ name, order string }{{"orders", "id"}, {"events", "id"}, {"picked", "id"}} {
+		for {
+			ha, na := tableDigest(t, a, tbl.name, tbl.order)
+			hb, nb := -1, 0
+			var hbs string
+			if tableExists(t, b, tbl.name) {
+				hbs, nb = tableDigest(t, b, tbl.name, tbl.order)
+				hb = 1
+			}
+			if hb == 1 && ha == hbs && na == nb {
+				break
+			}
+			if bg.cmd.ProcessState != nil || time.Now().After(deadline) {
+				t.Fatalf("%s: source %d rows, destination %d rows (exists %v); the flow:\n%s", tbl.name, na, nb, hb == 1, tail(bg.stderr.String(), 30))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if tableExists(t, b, "_orders_gho") {
+		t.Fatalf("gh-ost's work table joined the flow")
+	}
+	if !tableExists(t, b, "items") {
+		t.Fatalf("the dropped table's destination table is gone")
+	}
+	if code := bg.signal(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("ferry exited %d after SIGTERM:\n%s", code, bg.stderr.String())
+	}
+}
+
+func tableExists(t *testing.T, db *sql.DB, name string) bool {
+	t.Helper()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?", name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
 }

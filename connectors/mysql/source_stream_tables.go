@@ -43,7 +43,7 @@ func (s *stream) createTable(ctx context.Context, ns model.Namespace, ct *create
 		// flow now has.
 		return nil
 	}
-	if s.newTables == nil || !s.newTables(ns) || shadowTable(ns.Table) {
+	if s.newTables == nil || !s.c.reads(ns) || !s.newTables(ns) || shadowTable(ns.Table) {
 		return nil
 	}
 	info, err := s.c.createdTable(ctx, ns, ct, db, mode)
@@ -69,6 +69,17 @@ func (s *stream) createTable(ctx context.Context, ns model.Namespace, ct *create
 	s.schemas = append(s.schemas, model.SchemaChange{Table: info.table.Clone(), Created: true})
 	s.c.log.Info("mysql: a table was created at the source; the flow follows it", "table", ns.String(), "at", where)
 	return nil
+}
+
+// reads tells whether ns is in a database the source reads (discovery's
+// sourceDatabases): the URL's database, or any but the server's own. A
+// table created in another database of the server (a destination on the
+// same server) is not the source's, whatever --tables says.
+func (c *Conn) reads(ns model.Namespace) bool {
+	if c.database != "" {
+		return ns.Schema == c.database || c.server.lowerCase != 0 && strings.EqualFold(ns.Schema, c.database)
+	}
+	return !systemDBs[strings.ToLower(ns.Schema)]
 }
 
 // shadowRe matches the tables online schema change tools make beside a
