@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/scaleout"
 )
@@ -34,9 +38,13 @@ func TestScaleOutRunChangesItsTables(t *testing.T) {
 		return append([]string{"run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--tables", tables,
 			"--parallel", "2", "--partition-rows", "2000", "--batch-rows", "500", "--log-format", "json", "--progress", "none"}, more...)
 	}
-	run := startFerry(t, args("public.orders")...)
+	run := startFerry(t, args("public.orders", "--ui", "127.0.0.1:0")...)
 	w := startPGWriter(t, srv.URL(src), 6001)
 	ts.awaitStreaming(t, name, run)
+	if !run.waitFor(t, "dashboard listening", 30*time.Second) {
+		t.Fatalf("no dashboard:\n%s", run.stderr.String())
+	}
+	ui := result{stderr: run.stderr.String()}.logLine("dashboard listening")["url"].(string)
 	before := ts.flowStatus(t, name)
 	if n := len(before.State.Parts); n < 3 {
 		t.Fatalf("the flow has %d partitions, want 3 or more", n)
@@ -79,6 +87,30 @@ func TestScaleOutRunChangesItsTables(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	t.Logf("ferry flow status:\n%s", text)
+	// The dashboard of the attached ferry run shows it too.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var api struct {
+			Tables []struct {
+				Table      string             `json:"table"`
+				Resnapshot *engine.Resnapshot `json:"resnapshot"`
+			} `json:"tables"`
+		}
+		code, body := httpGet(ui + "api/flow")
+		shown := false
+		if code == 200 && json.Unmarshal([]byte(body), &api) == nil {
+			for _, tb := range api.Tables {
+				shown = shown || tb.Table == "public.lines" && tb.Resnapshot != nil && tb.Resnapshot.Done && tb.Resnapshot.Rows >= 6000
+			}
+		}
+		if shown {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dashboard does not show lines's incremental snapshot: %d %.2000s", code, body)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 	time.Sleep(500 * time.Millisecond) // changes of both after the copy
 	w.halt(t)
 	if w.ops.Load() < 50 {
@@ -166,5 +198,28 @@ func record(t *testing.T, ts *temporalServer, flow, file string) {
 		if err := os.WriteFile(filepath.Join(dir, file), []byte(ts.history(t, flow)), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A flow an older ferry run started under the derived name that hashed
+// --tables in is found under that name (ferry run attaches to it instead
+// of starting a second flow); a new flow's derived name has no hash.
+func TestScaleOutRunFindsAFlowUnderItsOlderName(t *testing.T) {
+	ts := startTemporal(t)
+	ts.worker(t, "src=fake://?tables=2&rows=1000&changes_per_sec=20", "dst=sqlite://"+filepath.Join(t.TempDir(), "dst.db"))
+	h := sha256.Sum256([]byte("fake.t1\x00"))
+	older := "src-to-dst-" + hex.EncodeToString(h[:])[:8]
+	args := []string{"run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--tables", "fake.t1", "--detach", "--progress", "none"}
+	mustFerry(t, append(args, "--name", older)...)
+	if r := mustFerry(t, args...); !strings.Contains(r.stdout, "flow "+older+" running") {
+		t.Fatalf("ferry run did not find the flow under its older name %s: %s", older, r)
+	}
+	r := mustFerry(t, "flow", "list", "--temporal", ts.addr)
+	if strings.Contains(r.stdout, "src-to-dst ") {
+		t.Fatalf("a second flow was started under the new name:\n%s", r.stdout)
+	}
+	// Without a flow under the older name, the new name (without hash).
+	if r := mustFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--tables", "fake.t2", "--detach", "--progress", "none"); !strings.Contains(r.stdout, "flow src-to-dst running") {
+		t.Fatalf("a new flow's derived name: %s", r)
 	}
 }
