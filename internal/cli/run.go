@@ -46,6 +46,9 @@ so any number of runs may attach to one flow, and Ctrl-C detaches without
 stopping the flow. Control it with ferry flow pause|resume|cutover|cancel.
 Run again after a failure (same options), it resumes where the flow stopped;
 --restart drops the slot and checkpoints an earlier flow left and starts over.
+Run again with another --tables once the copy is over, the flow follows it:
+added tables are created and copied while changes stream, dropped ones are
+no longer followed (their destination tables stay).
 
 --source and --destination name connections that every worker defines
 (--connection src=postgres://...): no URL or credential is given here.
