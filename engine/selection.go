@@ -34,82 +34,105 @@ func (e *Engine) storedSelection(ctx context.Context) (string, bool, error) {
 // plan and are no longer followed; their destination tables stay. The
 // plan is persisted last, so a run stopped half way does it all again.
 func (e *Engine) changeSelection(ctx context.Context, from string) error {
+	c, err := e.diffSelection(ctx, from)
+	if err != nil {
+		return err
+	}
+	p, err := e.selectionPlan(ctx, from, c)
+	if err != nil {
+		return err
+	}
+	if err := e.storePlan(context.WithoutCancel(ctx), p); err != nil {
+		return err
+	}
+	e.plan = p
+	if err := e.mapTables(p.Tables); err != nil {
+		return err
+	}
+	return e.copyAdded(ctx, c.added, "added to the flow's --tables")
+}
+
+// selectionChange is what a --tables other than the plan's (from) changes:
+// the source tables it adds, the plan's tables it keeps and drops.
+type selectionChange struct {
+	added, kept []*model.Table
+	dropped     []string
+}
+
+// diffSelection checks a changed --tables and says what it changes,
+// changing nothing: a --mode snapshot flow, a selection keeping none of the
+// plan's tables and (unless the flow only streams) an added table without
+// a primary key are refused.
+func (e *Engine) diffSelection(ctx context.Context, from string) (selectionChange, error) {
 	to := e.cfg.Selection()
+	var c selectionChange
 	if e.mode == flow.ModeSnapshot {
-		return errs.BadConfig(fmt.Sprintf("flow %q copies without change data capture (--mode snapshot) and was started with --tables %q, not %q", e.name, from, to),
+		return c, errs.BadConfig(fmt.Sprintf("flow %q copies without change data capture (--mode snapshot) and was started with --tables %q, not %q", e.name, from, to),
 			"run it with --tables "+strconv.Quote(from)+", or start it over with the new selection (--restart)")
 	}
 	selected, err := e.selectTables(ctx)
 	if err != nil {
-		return err
+		return c, err
 	}
 	inPlan := map[model.Namespace]bool{}
 	for _, t := range e.plan.Tables {
 		inPlan[t.Namespace] = true
 	}
-	var added []*model.Table
 	for _, t := range selected {
 		if !inPlan[t.Namespace] {
-			added = append(added, t)
+			c.added = append(c.added, t)
 		}
 	}
-	var kept []*model.Table
-	var dropped []string
 	for _, t := range e.plan.Tables {
 		if e.filter.Match(t.Namespace) {
-			kept = append(kept, t)
+			c.kept = append(c.kept, t)
 		} else {
-			dropped = append(dropped, t.Namespace.String())
+			c.dropped = append(c.dropped, t.Namespace.String())
 		}
 	}
-	if len(kept) == 0 {
+	if len(c.kept) == 0 {
 		// Most likely another flow between the same databases, which a
 		// derived name no longer tells apart: taking over this one would
 		// stop following every table it copied.
-		return errs.BadConfig(fmt.Sprintf("flow %q follows %s; --tables %q keeps none of its tables", e.name, planNames(e.plan.Tables), to),
+		return c, errs.BadConfig(fmt.Sprintf("flow %q follows %s; --tables %q keeps none of its tables", e.name, planNames(e.plan.Tables), to),
 			"to run another flow between the same databases give it its own --name; to move this flow to these tables, keep one of its tables in --tables, or start it over (--restart)")
 	}
 	if e.mode != flow.ModeCDC {
 		var keyless []string
-		for _, t := range added {
+		for _, t := range c.added {
 			if len(t.PrimaryKey) == 0 {
 				keyless = append(keyless, t.Namespace.String())
 			}
 		}
 		if len(keyless) > 0 {
-			return errs.BadConfig(fmt.Sprintf("flow %q cannot add %s to its --tables: a table added to a running flow is copied while its changes stream, merged by primary key, and it has none", e.name, strings.Join(keyless, ", ")),
+			return c, errs.BadConfig(fmt.Sprintf("flow %q cannot add %s to its --tables: a table added to a running flow is copied while its changes stream, merged by primary key, and it has none", e.name, strings.Join(keyless, ", ")),
 				"add a primary key, or start the flow over with the new selection (--restart)")
 		}
 	}
-	if len(added) > 0 {
-		if err := e.addTables(ctx, added); err != nil {
-			return err
+	return c, nil
+}
+
+// selectionPlan adds what diffSelection found added (addTables) and
+// returns the plan for the new selection: the kept tables, then the added
+// ones, and the kept tables' partitions. It neither stores nor uses it.
+func (e *Engine) selectionPlan(ctx context.Context, from string, c selectionChange) (*model.Plan, error) {
+	if len(c.added) > 0 {
+		if err := e.addTables(ctx, c.added); err != nil {
+			return nil, err
 		}
 	}
 	p := *e.plan
-	p.Tables = append(kept, added...)
+	p.Tables = append(c.kept, c.added...)
 	p.Partitions = nil
 	for _, part := range e.plan.Partitions {
 		if e.filter.Match(part.Table) {
 			p.Partitions = append(p.Partitions, part)
 		}
 	}
-	if err := e.storePlan(context.WithoutCancel(ctx), &p); err != nil {
-		return err
+	if len(c.dropped) > 0 {
+		e.log.Info("tables left the selection: no longer followed (their destination tables stay)", "tables", strings.Join(c.dropped, ", "), "from", from, "to", e.cfg.Selection())
 	}
-	e.plan = &p
-	if err := e.mapTables(p.Tables); err != nil {
-		return err
-	}
-	if len(added) > 0 {
-		if err := e.copyAdded(ctx, added, "added to the flow's --tables"); err != nil {
-			return err
-		}
-	}
-	if len(dropped) > 0 {
-		e.log.Info("tables left the selection: no longer followed (their destination tables stay)", "tables", strings.Join(dropped, ", "), "from", from, "to", to)
-	}
-	return nil
+	return &p, nil
 }
 
 // addTables makes tables part of a running flow: checks (the source's

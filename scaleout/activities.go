@@ -343,7 +343,8 @@ func (a *Activities) StreamChanges(ctx context.Context, in StreamInput) (StreamR
 	beat := func() StreamHeartbeat {
 		c := eng.Progress().Snapshot().CDC
 		return StreamHeartbeat{Position: eng.CDCPosition(from), Received: base.Received + c.Received,
-			Applied: base.Applied + c.Applied, LagSeconds: c.LagSeconds, SchemaChanges: c.SchemaChanges, SchemaEvents: c.SchemaEvents}
+			Applied: base.Applied + c.Applied, LagSeconds: c.LagSeconds, SchemaChanges: c.SchemaChanges, SchemaEvents: c.SchemaEvents,
+			Snapshots: resnapshots(eng.Progress().Snapshot())}
 	}
 	stopBeats := keepAlive(ctx, func() any { return beat() })
 	stop, stopping, cancel := graceful(ctx)
@@ -377,12 +378,28 @@ func (a *Activities) StreamChanges(ctx context.Context, in StreamInput) (StreamR
 		return StreamResult{}, temporal.NewApplicationError(fmt.Sprintf("worker %s stopped during change data capture at %s", a.Identity, last.Position), errTypeWorkerStop)
 	}
 	res := StreamResult{Position: last.Position, Received: last.Received, Applied: last.Applied,
-		CaughtUp: !ended && in.DrainTo == "" && in.Options.Until == "caught-up", LagSeconds: last.LagSeconds, Drained: drained}
+		CaughtUp: !ended && in.DrainTo == "" && in.Options.Until == "caught-up", LagSeconds: last.LagSeconds, Drained: drained,
+		Snapshots: last.Snapshots}
 	if schemaChanged(in.Tables, eng.SourceTables()) {
 		res.Tables = eng.SourceTables()
 	}
 	log.Info("change data capture ended", "position", res.Position, "changes", res.Received, "caught_up", res.CaughtUp, "drain_to", in.DrainTo, "drained", res.Drained)
 	return res, nil
+}
+
+// resnapshots are the incremental snapshots of a progress snapshot by
+// source table, nil when there are none.
+func resnapshots(s engine.Snapshot) map[string]engine.Resnapshot {
+	var out map[string]engine.Resnapshot
+	for _, t := range s.Tables {
+		if t.Resnapshot != nil {
+			if out == nil {
+				out = map[string]engine.Resnapshot{}
+			}
+			out[t.Table] = *t.Resnapshot
+		}
+	}
+	return out
 }
 
 // watch ends the CDC activity's stream (cancel) when it has run for

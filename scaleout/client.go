@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -40,6 +41,7 @@ func Register(w worker.Registry, a *Activities) {
 	w.RegisterActivityWithOptions(a.Release, activity.RegisterOptions{Name: ActivityRelease})
 	w.RegisterActivityWithOptions(a.CutoverPosition, activity.RegisterOptions{Name: ActivityCutoverPosition})
 	w.RegisterActivityWithOptions(a.FinishCutover, activity.RegisterOptions{Name: ActivityFinishCutover})
+	w.RegisterActivityWithOptions(a.ChangeTables, activity.RegisterOptions{Name: ActivityChangeTables})
 }
 
 // ErrNoFlow means no workflow has the flow's name.
@@ -142,6 +144,9 @@ func Progress(ctx context.Context, c client.Client, name, taskQueue string) (*St
 				st.State.CDC.Applied += hb.Applied
 				st.State.CDC.LagSeconds = hb.LagSeconds
 				st.State.CDC.SchemaChanges, st.State.CDC.SchemaEvents = hb.SchemaChanges, hb.SchemaEvents
+				if hb.Snapshots != nil {
+					st.State.CDC.Snapshots = hb.Snapshots
+				}
 			}
 			if started {
 				w := worker(pa.GetLastWorkerIdentity())
@@ -222,6 +227,12 @@ func (s *Status) Snapshot() engine.Snapshot {
 		}
 		if p.ResumedRows > 0 {
 			snap.ResumedPartitions++
+		}
+	}
+	for ns, r := range st.CDC.Snapshots {
+		if t := byTable[ns]; t != nil {
+			r := r
+			t.Resnapshot = &r
 		}
 	}
 	for _, ns := range order {
@@ -325,11 +336,23 @@ func Differences(running, asked flow.Config) []string {
 	return out
 }
 
+// onlyTables says running and asked differ in their table selection
+// alone, which a streaming flow follows instead of refusing (ChangeTables).
+func onlyTables(running, asked flow.Config) bool {
+	if running.Selection() == asked.Selection() {
+		return false
+	}
+	asked.Tables = running.Tables
+	return len(Differences(running, asked)) == 0
+}
+
 // StartOptions say how to start a flow.
 type StartOptions struct {
 	TaskQueue string
 	// Restart starts a flow that already finished again, from a new plan.
 	Restart bool
+	// Log, when set, is told what Start changed (a flow's tables).
+	Log *slog.Logger
 }
 
 // Start starts the flow's workflow (ID = the flow's name), or finds the one
@@ -337,6 +360,7 @@ type StartOptions struct {
 // run. A running flow defined with other options is a configuration error.
 func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions) (run client.WorkflowRun, attached bool, err error) {
 	name := in.Options.Name
+	var reselect []string // a stopped flow's new --tables, applied once it runs
 	for try := 0; try < 3; try++ {
 		desc, err := c.DescribeWorkflowExecution(ctx, name, "")
 		var nf *serviceerror.NotFound
@@ -352,7 +376,11 @@ func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions
 					if err != nil {
 						return nil, false, err
 					}
-					if diff := Differences(st.Options, in.Options); len(diff) > 0 {
+					if onlyTables(st.Options, in.Options) {
+						if err := changeTables(ctx, c, name, in.Options.Tables, opts); err != nil {
+							return nil, false, err
+						}
+					} else if diff := Differences(st.Options, in.Options); len(diff) > 0 {
 						return nil, false, errs.BadConfig(fmt.Sprintf("flow %q is running with other options: %s", name, strings.Join(diff, "; ")), "attach with the same options, choose another --name, or cancel it first: ferry flow cancel "+name)
 					}
 				}
@@ -368,8 +396,17 @@ func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions
 			// over (a cancelled one released everything: it starts over).
 			if status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && !opts.Restart && in.State == nil {
 				if st, err := Progress(ctx, c, name, opts.TaskQueue); err == nil && st.State.Plan != nil && st.State.Phase != PhaseCancelled {
-					if diff := Differences(st.Options, in.Options); len(diff) > 0 {
-						return nil, false, errs.BadConfig(fmt.Sprintf("flow %q stopped (%s) with other options: %s", name, st.Status, strings.Join(diff, "; ")), "run it with the same options to resume it, or with --restart to start over")
+					if onlyTables(st.Options, in.Options) && streams(st.State) {
+						// It resumes with its own tables, then changes them
+						// (below) as a running flow does.
+						reselect = in.Options.Tables
+						in.Options.Tables = st.Options.Tables
+					} else if diff := Differences(st.Options, in.Options); len(diff) > 0 {
+						fix := "run it with the same options to resume it, or with --restart to start over"
+						if onlyTables(st.Options, in.Options) && st.State.Mode != flow.ModeSnapshot {
+							fix = "run it with the same --tables to resume it and let its copy finish, then run it again with the new --tables; or start over with --restart"
+						}
+						return nil, false, errs.BadConfig(fmt.Sprintf("flow %q stopped (%s) with other options: %s", name, st.Status, strings.Join(diff, "; ")), fix)
 					}
 					in.State = resumable(st.State)
 				}
@@ -392,9 +429,33 @@ func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions
 		if err != nil {
 			return nil, false, fmt.Errorf("start flow %q: %w", name, err)
 		}
+		if reselect != nil {
+			if err := changeTables(ctx, c, name, reselect, opts); err != nil {
+				return nil, false, fmt.Errorf("flow %q resumed with its --tables %q: %w", name, strings.Join(in.Options.Tables, ","), err)
+			}
+		}
 		return run, false, nil
 	}
 	return nil, false, fmt.Errorf("start flow %q: it keeps starting and ending", name)
+}
+
+// streams says a flow's copy is over: it streams changes, and may change
+// its --tables.
+func streams(s FlowState) bool {
+	return s.Plan != nil && s.Mode != flow.ModeSnapshot && (s.Mode == flow.ModeCDC || s.TablesFinished)
+}
+
+// changeTables changes a flow's --tables for Start, and says so.
+func changeTables(ctx context.Context, c client.Client, name string, tables []string, opts StartOptions) error {
+	ans, err := ChangeTables(ctx, c, name, tables)
+	if err != nil {
+		return err
+	}
+	if opts.Log != nil {
+		opts.Log.Info("the flow's tables changed", "flow", name, "tables", strings.Join(tables, ","),
+			"added", strings.Join(ans.Added, ", "), "dropped", strings.Join(ans.Dropped, ", "))
+	}
+	return nil
 }
 
 // resumable is the state of a stopped flow, ready to go on.

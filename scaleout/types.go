@@ -23,6 +23,12 @@ const (
 	// drain.
 	ActivityCutoverPosition = "ferry.cutover-position"
 	ActivityFinishCutover   = "ferry.finish-cutover"
+	// ActivityChangeTables applies a changed --tables to a streaming flow
+	// (UpdateTables): added tables are set up and their copy requested.
+	ActivityChangeTables = "ferry.change-tables"
+	// UpdateTables asks a streaming flow to follow another --tables and
+	// answers with the tables added and dropped, or why it is refused.
+	UpdateTables = "tables"
 	// UpdateCutover asks for a cutover and answers with the position the
 	// flow drains to, or why it is refused.
 	UpdateCutover     = "cutover"
@@ -135,6 +141,8 @@ type FlowState struct {
 	// activity's engine found them; nil in a flow planned before they were
 	// reported.
 	Abilities *engine.Abilities `json:"abilities,omitempty"`
+	// Selections counts the changes of --tables applied (UpdateTables).
+	Selections int `json:"selections,omitempty"`
 }
 
 // PartitionState is one partition as the workflow knows it: finished
@@ -179,6 +187,10 @@ type CDCState struct {
 	// (from its heartbeat): the schema changes and truncates it followed.
 	SchemaChanges int64                `json:"schema_changes,omitempty"`
 	SchemaEvents  []engine.SchemaEvent `json:"schema_events,omitempty"`
+	// Snapshots are the incremental snapshots (tables added to the flow,
+	// ferry flow snapshot) by source table, as the last CDC activity
+	// reported them; a running one's come from its heartbeat.
+	Snapshots map[string]engine.Resnapshot `json:"snapshots,omitempty"`
 }
 
 // Control is what running activities ask the workflow (QueryControl).
@@ -186,10 +198,13 @@ type Control struct {
 	Paused    bool `json:"paused"`
 	Cutover   bool `json:"cutover"`
 	Cancelled bool `json:"cancelled"`
+	// Reselect says a change of --tables waits for the CDC activity to
+	// end (UpdateTables).
+	Reselect bool `json:"reselect,omitempty"`
 }
 
 // Stop says whether a CDC activity should end now.
-func (c Control) Stop() bool { return c.Paused || c.Cutover || c.Cancelled }
+func (c Control) Stop() bool { return c.Paused || c.Cutover || c.Cancelled || c.Reselect }
 
 // PlanInput asks for a flow's plan.
 type PlanInput struct {
@@ -266,6 +281,9 @@ type StreamHeartbeat struct {
 	LagSeconds    float64              `json:"lag_seconds"`
 	SchemaChanges int64                `json:"schema_changes,omitempty"`
 	SchemaEvents  []engine.SchemaEvent `json:"schema_events,omitempty"`
+	// Snapshots are the incremental snapshots the activity's engine knows
+	// of, by source table: rows copied so far, done.
+	Snapshots map[string]engine.Resnapshot `json:"snapshots,omitempty"`
 }
 
 // StreamResult is where a CDC activity ended.
@@ -278,6 +296,8 @@ type StreamResult struct {
 	Tables     []*model.Table `json:"tables,omitempty"` // when a schema changed
 	// Drained says a drain (DrainTo) reached its position.
 	Drained bool `json:"drained,omitempty"`
+	// Snapshots are the incremental snapshots as the activity ended.
+	Snapshots map[string]engine.Resnapshot `json:"snapshots,omitempty"`
 }
 
 // CutoverPositionInput asks for the source's position at a cutover
@@ -319,4 +339,34 @@ type CutoverAnswer struct {
 // publication, destination checkpoints).
 type ReleaseInput struct {
 	Options flow.Config `json:"options"`
+}
+
+// TablesRequest asks a streaming flow to follow another --tables
+// (UpdateTables).
+type TablesRequest struct {
+	Tables []string `json:"tables"`
+}
+
+// TablesAnswer says what a change of --tables did: the source tables
+// added (copied while changes stream) and dropped (no longer followed;
+// their destination tables stay).
+type TablesAnswer struct {
+	Added   []string `json:"added,omitempty"`
+	Dropped []string `json:"dropped,omitempty"`
+}
+
+// ChangeTablesInput asks a worker to apply a change of --tables: Options
+// carry the new selection, From is the one the plan follows, Tables and T0
+// are the plan's.
+type ChangeTablesInput struct {
+	Options flow.Config    `json:"options"`
+	From    string         `json:"from"`
+	Tables  []*model.Table `json:"tables"`
+	T0      model.Position `json:"t0"`
+}
+
+// ChangeTablesResult is the plan's tables for the new selection.
+type ChangeTablesResult struct {
+	Tables []*model.Table `json:"tables"`
+	TablesAnswer
 }

@@ -32,6 +32,11 @@ type flowRun struct {
 	// that failed.
 	reading bool
 	cutErr  error
+	// sel is the change of --tables asked for (UpdateTables), until its
+	// handler answers; continuing says the run is about to continue as
+	// new, which a change waits for no longer.
+	sel        *tablesChange
+	continuing bool
 }
 
 // FlowWorkflow coordinates one flow: plan, copy every partition through a
@@ -46,12 +51,12 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 	}
 	s := r.s
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (QueryResult, error) {
-		return QueryResult{Options: in.Options, Settings: r.set, State: *s}, nil
+		return QueryResult{Options: r.in.Options, Settings: r.set, State: *s}, nil
 	}); err != nil {
 		return nil, err
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryControl, func() (Control, error) {
-		return Control{Paused: s.Paused, Cutover: s.Cutover, Cancelled: s.Cancelled}, nil
+		return Control{Paused: s.Paused, Cutover: s.Cutover, Cancelled: s.Cancelled, Reselect: r.reselecting()}, nil
 	}); err != nil {
 		return nil, err
 	}
@@ -59,6 +64,10 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 	r.actCtx, r.cancelActs = actCtx, cancelActs
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCutover, r.onCutover,
 		workflow.UpdateHandlerOptions{Validator: r.validateCutover}); err != nil {
+		return nil, err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateTables, r.onTables,
+		workflow.UpdateHandlerOptions{Validator: r.validateTables}); err != nil {
 		return nil, err
 	}
 	r.listen(ctx)
@@ -194,6 +203,7 @@ func (r *flowRun) continueAsNew(ctx workflow.Context) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
+	r.continuing = true
 	s := *r.s
 	s.Runs++
 	workflow.GetLogger(ctx).Info("continuing as new", "runs", s.Runs, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength())
@@ -290,9 +300,15 @@ func (r *flowRun) stream(ctx, actCtx workflow.Context) (*FlowState, error) {
 			}
 			return r.cutover(ctx, actCtx)
 		}
+		// Before continuing as new, which would wait for the change's
+		// handler, and while paused.
+		if r.reselecting() {
+			r.changeTables(ctx, actCtx)
+			continue
+		}
 		if s.Paused {
 			s.Phase = PhasePaused
-			if err := workflow.Await(ctx, func() bool { return !s.Paused || s.Cancelled || s.Cutover }); err != nil {
+			if err := workflow.Await(ctx, func() bool { return !s.Paused || s.Cancelled || s.Cutover || r.reselecting() }); err != nil {
 				return nil, err
 			}
 			continue
@@ -331,6 +347,9 @@ func (r *flowRun) streamed(res StreamResult) {
 	s.CDC.LagSeconds = res.LagSeconds
 	if len(res.Tables) > 0 {
 		s.Plan.Tables = res.Tables
+	}
+	if res.Snapshots != nil {
+		s.CDC.Snapshots = res.Snapshots
 	}
 }
 

@@ -86,6 +86,7 @@ func (f *fakeFlow) env(t *testing.T, mode flow.Mode, parts int, copyTakes time.D
 	env.RegisterActivityWithOptions(a.Release, activity.RegisterOptions{Name: ActivityRelease})
 	env.RegisterActivityWithOptions(a.CutoverPosition, activity.RegisterOptions{Name: ActivityCutoverPosition})
 	env.RegisterActivityWithOptions(a.FinishCutover, activity.RegisterOptions{Name: ActivityFinishCutover})
+	env.RegisterActivityWithOptions(a.ChangeTables, activity.RegisterOptions{Name: ActivityChangeTables})
 	env.OnActivity(ActivityCutoverPosition, mock.Anything, mock.Anything).Return(func(ctx context.Context, in CutoverPositionInput) (CutoverPosition, error) {
 		f.record("cutover-position")
 		f.mu.Lock()

@@ -319,6 +319,19 @@ func printStatus(w io.Writer, st *scaleout.Status) {
 	if len(st.Waiting) > 0 {
 		fmt.Fprintf(w, "waiting for a worker: %s\n", strings.Join(st.Waiting, ", "))
 	}
+	var snaps []string
+	for _, t := range s.Tables {
+		if r := t.Resnapshot; r != nil {
+			state := "so far"
+			if r.Done {
+				state = "done"
+			}
+			snaps = append(snaps, fmt.Sprintf("  %s: %s rows copied, %s", t.Table, humanize.Comma(r.Rows), state))
+		}
+	}
+	if len(snaps) > 0 {
+		fmt.Fprintf(w, "\nincremental snapshots (copied while changes stream):\n%s\n", strings.Join(snaps, "\n"))
+	}
 	if st.State.Phase == scaleout.PhaseCDC || st.State.CDC.Activities > 0 {
 		lag := "unknown"
 		if s.CDC.LagSeconds >= 0 {

@@ -47,3 +47,22 @@ func TestResolveFlowNameFindsStateUnderTheOlderName(t *testing.T) {
 		t.Fatalf("--name shop resolved to %q", named.Name)
 	}
 }
+
+// ferry run's derived name does not depend on --tables (a flow run again
+// with another --tables is the same flow); the older name hashed it in,
+// and equals the new one for a flow without --tables.
+func TestRunFlowNameLeavesTheTablesOut(t *testing.T) {
+	a := &flow.Config{Source: "src", Destination: "dst", Tables: []string{"public.orders"}}
+	b := &flow.Config{Source: "src", Destination: "dst", Tables: []string{"public.orders", "public.lines"}}
+	none := &flow.Config{Source: "src", Destination: "dst"}
+	if runFlowName(a) != "src-to-dst" || runFlowName(b) != runFlowName(a) {
+		t.Fatalf("derived names %q, %q; want src-to-dst for both", runFlowName(a), runFlowName(b))
+	}
+	if legacyRunFlowName(a) == legacyRunFlowName(b) || legacyRunFlowName(none) != runFlowName(none) {
+		t.Fatalf("older names %q, %q, %q", legacyRunFlowName(a), legacyRunFlowName(b), legacyRunFlowName(none))
+	}
+	renamed := &flow.Config{Source: "src", Destination: "dst", Tables: []string{"public.orders"}, Rename: []string{"public.orders=archive.orders"}}
+	if n := runFlowName(renamed); n == "src-to-dst" || n != runFlowName(&flow.Config{Source: "src", Destination: "dst", Rename: renamed.Rename}) {
+		t.Fatalf("a renaming flow's name %q: want the renames, not the tables, hashed in", n)
+	}
+}

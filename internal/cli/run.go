@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -45,6 +46,9 @@ so any number of runs may attach to one flow, and Ctrl-C detaches without
 stopping the flow. Control it with ferry flow pause|resume|cutover|cancel.
 Run again after a failure (same options), it resumes where the flow stopped;
 --restart drops the slot and checkpoints an earlier flow left and starts over.
+Run again with another --tables once the copy is over, the flow follows it:
+added tables are created and copied while changes stream, dropped ones are
+no longer followed (their destination tables stay).
 
 --source and --destination name connections that every worker defines
 (--connection src=postgres://...): no URL or credential is given here.
@@ -94,17 +98,61 @@ the workers, a running flow of that name with other options).`,
 }
 
 // runFlowName is the flow's name when --name is not given: the connection
-// names, and a hash of the table selection when there is one.
+// names, and a hash of the renames when there are some. The table
+// selection is not part of it: a flow run again with another --tables is
+// the same flow, which changes its tables.
 func runFlowName(cfg *flow.Config) string {
 	if cfg.Name != "" {
 		return cfg.Name
 	}
-	name := cfg.Source + "-to-" + cfg.Destination
-	if len(cfg.Tables) > 0 || len(cfg.Rename) > 0 {
-		h := sha256.Sum256([]byte(strings.Join(cfg.Tables, ",") + "\x00" + strings.Join(cfg.Rename, ",")))
+	return hashedRunFlowName(cfg.Source, cfg.Destination, nil, cfg.Rename)
+}
+
+// legacyRunFlowName is the name an older ferry derived, with the table
+// selection hashed in; it equals runFlowName's without --tables.
+func legacyRunFlowName(cfg *flow.Config) string {
+	return hashedRunFlowName(cfg.Source, cfg.Destination, cfg.Tables, cfg.Rename)
+}
+
+func hashedRunFlowName(src, dst string, tables, renames []string) string {
+	name := src + "-to-" + dst
+	if len(tables) > 0 || len(renames) > 0 {
+		h := sha256.Sum256([]byte(strings.Join(tables, ",") + "\x00" + strings.Join(renames, ",")))
 		name += "-" + hex.EncodeToString(h[:])[:8]
 	}
 	return name
+}
+
+// resolveRunFlowName keeps a flow an older ferry started under the name
+// that hashed --tables in reachable: when no workflow has the derived
+// name but one has the older name, the flow is that one.
+func resolveRunFlowName(ctx context.Context, c client.Client, cfg *flow.Config) error {
+	legacy := legacyRunFlowName(cfg)
+	if legacy == cfg.Name {
+		return nil
+	}
+	exists := func(name string) (bool, error) {
+		_, err := c.DescribeWorkflowExecution(ctx, name, "")
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("describe flow %q: %w", name, err)
+		}
+		return true, nil
+	}
+	if have, err := exists(cfg.Name); err != nil || have {
+		return err
+	}
+	have, err := exists(legacy)
+	if err != nil {
+		return err
+	}
+	if have {
+		cfg.Name = legacy
+	}
+	return nil
 }
 
 func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config, set scaleout.Settings, restart, detach bool, progress string, ui uiFlags) error {
@@ -126,6 +174,7 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 			return errs.BadConfig("--source and --destination take connection names, not URLs", "define the URL on the workers (--connection NAME=URL) and give its name here")
 		}
 	}
+	derived := cfg.Name == ""
 	cfg.Name = runFlowName(cfg)
 	if !attachOnly {
 		probe := *cfg
@@ -147,8 +196,13 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 		return err
 	}
 	defer c.Close()
+	if derived {
+		if err := resolveRunFlowName(ctx, c, cfg); err != nil {
+			return err
+		}
+	}
 	in := scaleout.FlowInput{Options: *cfg, Settings: set}
-	run, attached, err := scaleout.Start(ctx, c, in, scaleout.StartOptions{TaskQueue: tf.taskQueue, Restart: restart})
+	run, attached, err := scaleout.Start(ctx, c, in, scaleout.StartOptions{TaskQueue: tf.taskQueue, Restart: restart, Log: log})
 	if err != nil {
 		return err
 	}

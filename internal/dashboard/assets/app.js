@@ -215,7 +215,7 @@
       r.chip.textContent = state;
       r.nums.textContent = int(t.rows_copied) + ' / ~' + int(t.rows_estimated) + ' rows · ' +
         bytes(t.bytes_copied) + ' / ~' + bytes(t.bytes_estimated) +
-        (t.resnapshot ? ' · copied again (ferry snapshot): ' + int(t.resnapshot.rows) + ' rows' + (t.resnapshot.done ? ', done' : ' so far') : '');
+        (t.resnapshot ? ' · incremental snapshot: ' + int(t.resnapshot.rows) + ' rows copied' + (t.resnapshot.done ? ', done' : ' so far') : '');
       const pending = Math.max(0, t.partitions - t.partitions_done - t.partitions_running);
       r.partsText.textContent = t.partitions_done + '/' + t.partitions + ' partitions' + (t.partitions_running > 0 ? ' · ' + t.partitions_running + ' running' : '');
       r.parts.title = t.partitions_done + ' done, ' + t.partitions_running + ' running, ' + pending + ' waiting';
