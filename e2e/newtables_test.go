@@ -190,3 +190,47 @@ func tableExists(t *testing.T, db *sql.DB, name string) bool {
 	}
 	return n > 0
 }
+
+// In scale-out mode a table created at the source during CDC joins the
+// flow as in one process; the worker streaming it killed, the CDC activity
+// another worker runs follows the table too: the checkpoints, not the
+// killed activity's result (it has none), say the flow has it.
+func TestScaleOutFollowsATableCreatedDuringCDC(t *testing.T) {
+	ts := startTemporal(t)
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "socrsrc"), srv.CreateDatabase(t, "socrdst")
+	pgShop(t, srv, src, 3000)
+	conns := []string{"src=" + srv.URL(src) + "&heartbeat=1s", "dst=" + srv.URL(dst)}
+	wk := ts.worker(t, conns...)
+	const name = "socr"
+	run := startFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", name,
+		"--tables", "public.*", "--batch-rows", "500", "--log-format", "json", "--progress", "none")
+	w := startPGWriter(t, srv.URL(src), 3001)
+	ts.awaitStreaming(t, name, run)
+	srv.Exec(t, src, `
+		CREATE TABLE events (id bigint PRIMARY KEY, kind text NOT NULL, n numeric(10,2));
+		INSERT INTO events SELECT g, 'k' || (g % 7), g * 0.5 FROM generate_series(1, 2000) g`)
+	srv.Exec(t, src, `UPDATE events SET kind = 'upd' WHERE id % 10 = 0; DELETE FROM events WHERE id % 13 = 0`)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		var n int
+		if err := srv.Connect(t, dst).QueryRow(context.Background(), `SELECT count(*) FROM pg_tables WHERE tablename = 'events'`).Scan(&n); err == nil && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events was not created at the destination: %+v\nworker:\n%s", ts.flowStatus(t, name), tail(wk.stderr.String(), 30))
+		}
+	}
+	awaitEqual(t, srv, src, dst, "events", "id")
+
+	if code := wk.signal(t, syscall.SIGKILL); code == 0 {
+		t.Fatalf("the worker exited 0 after SIGKILL")
+	}
+	srv.Exec(t, src, `INSERT INTO events VALUES (5000, 'worker down', 1); UPDATE events SET n = -1 WHERE id < 50`)
+	ts.worker(t, conns...)
+	w.halt(t)
+	awaitEqual(t, srv, src, dst, "events", "id")
+	awaitEqual(t, srv, src, dst, "orders", "id")
+	awaitEqual(t, srv, src, dst, "lines", "order_id, line")
+	mustFerry(t, "flow", "cutover", name, "--temporal", ts.addr)
+	awaitEqual(t, srv, src, dst, "events", "id")
+}
