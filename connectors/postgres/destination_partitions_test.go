@@ -292,12 +292,22 @@ func TestPartitionAddedDuringTheFlowIsCreatedOrAskedFor(t *testing.T) {
 	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "PARTITION OF app.m FOR VALUES") {
 		t.Fatalf("runFlow: %v\nwant a configuration error containing %q", err, want)
 	}
-	mustExec(t, dst, `CREATE TABLE app.m_2027 PARTITION OF app.m FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')`)
+	// The detached partition is a table of its own at the source now,
+	// which the flow (every table) took when it ran again: the partition
+	// the user makes at the destination needs another name.
+	var n int
+	if err := dst.QueryRow(context.Background(), `SELECT count(*) FROM pg_tables WHERE schemaname = 'app' AND tablename = 'm_2027'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the detached partition, a table of the source, is not at the destination: %d (%v)", n, err)
+	}
+	mustExec(t, dst, `CREATE TABLE app.m_y2027 PARTITION OF app.m FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')`)
 	if err := runFlow(t, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if got := byPartitionOf(t, dst, "app.m"); got != "app.m_2025 1\napp.m_2026 2\napp.m_2027 3" {
+	if got := byPartitionOf(t, dst, "app.m"); got != "app.m_2025 1\napp.m_2026 2\napp.m_y2027 3" {
 		t.Fatalf("rows by partition at the destination:\n%s", got)
+	}
+	if got, want := byPartitionOf(t, dst, "app.m_2027"), byPartitionOf(t, src, "app.m_2027"); got != want {
+		t.Fatalf("the detached partition's table at the destination:\n%s\nat the source:\n%s", got, want)
 	}
 }
 
