@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/internal/telemetry"
 	"github.com/ferrydb/ferry/scaleout"
@@ -56,7 +57,7 @@ and end within --grace, and another worker resumes them from it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if connFile == "" {
-				connFile = os.Getenv("FERRY_CONNECTIONS_FILE")
+				connFile = os.Getenv(connector.ConnectionsFileEnv)
 			}
 			if concurrency <= 0 {
 				return usageError{errors.New("--concurrency must be positive")}
@@ -83,7 +84,7 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 		return err
 	}
 	slog.SetDefault(log)
-	conns, err := scaleout.LoadConnections(connFile, os.Environ(), connFlags)
+	conns, err := connector.LoadConnections(connFile, os.Environ(), connFlags)
 	if err != nil {
 		return err
 	}

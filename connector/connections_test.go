@@ -1,4 +1,4 @@
-package scaleout
+package connector_test
 
 import (
 	"os"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferrydb/ferry/connector"
 	_ "github.com/ferrydb/ferry/connectors/null"
 	_ "github.com/ferrydb/ferry/connectors/sqlite"
 	"github.com/ferrydb/ferry/errs"
@@ -17,7 +18,7 @@ func TestConnectionsPrecedenceAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{"FERRY_CONNECTION_SRC=sqlite:///from-env.db", "FERRY_CONNECTION_ARCHIVE=null://", "PATH=/bin"}
-	c, err := LoadConnections(file, env, []string{"archive=sqlite:///from-flag.db"})
+	c, err := connector.LoadConnections(file, env, []string{"archive=sqlite:///from-flag.db"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func TestConnectionsPrecedenceAndErrors(t *testing.T) {
 		t.Errorf("names %s", got)
 	}
 	_, err = c.Resolve("nosuch", "destination")
-	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), `destination connection "nosuch" is unknown to the worker (it knows: archive, dst, src)`) {
+	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), `destination connection "nosuch" is not defined (defined: archive, dst, src)`) {
 		t.Errorf("unknown name: %v", err)
 	}
 
@@ -45,31 +46,19 @@ func TestConnectionsPrecedenceAndErrors(t *testing.T) {
 		{flags: []string{"src=nosuch://x"}, want: "unknown scheme"},
 		{env: []string{"FERRY_CONNECTION_=null://"}, want: "invalid connection name"},
 	} {
-		_, err := LoadConnections("", bad.env, bad.flags)
+		_, err := connector.LoadConnections("", bad.env, bad.flags)
 		if !errs.IsConfigError(err) || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%v %v: %v, want a configuration error saying %q", bad.flags, bad.env, err, bad.want)
 		}
 	}
-	if _, err := LoadConnections(filepath.Join(t.TempDir(), "missing.yaml"), nil, nil); !errs.IsConfigError(err) {
+	if _, err := connector.LoadConnections(filepath.Join(t.TempDir(), "missing.yaml"), nil, nil); !errs.IsConfigError(err) {
 		t.Errorf("missing file: %v", err)
 	}
 }
 
 func TestConnectionErrorsHideThePassword(t *testing.T) {
-	_, err := LoadConnections("", nil, []string{"src=nosuch://user:hunter2-secret@host/db"})
+	_, err := connector.LoadConnections("", nil, []string{"src=nosuch://user:hunter2-secret@host/db"})
 	if err == nil || strings.Contains(err.Error(), "hunter2-secret") {
 		t.Fatalf("error %v shows the password", err)
 	}
-	a := &Activities{}
-	secrets := errs.NewScrubber("postgres://u:hunter2-secret@h/db")
-	if msg := a.failure(os.ErrNotExist, secrets).Error(); strings.Contains(msg, "hunter2") {
-		t.Fatal(msg)
-	}
-	if msg := a.failure(errString("connect to postgres://u:hunter2-secret@h/db failed"), secrets).Error(); strings.Contains(msg, "hunter2-secret") {
-		t.Fatalf("activity failure keeps the password: %s", msg)
-	}
 }
-
-type errString string
-
-func (e errString) Error() string { return string(e) }
