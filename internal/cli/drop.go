@@ -69,5 +69,6 @@ with SELECT pg_drop_replication_slot('ferry_...').`,
 		},
 	}
 	ff.register(cmd.Flags(), true)
+	ff.registerConnections(cmd.Flags())
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +34,49 @@ type flowFlags struct {
 	parallel, writers, batchRows, applyBatch  int
 	partitionRows                             int64
 	applyLinger, retryTimeout, syncSequences  time.Duration
+	// named: the command resolves a SOURCE or DESTINATION written @NAME
+	// from the connections (registerConnections).
+	named       bool
+	connFile    string
+	connections []string
+}
+
+// registerConnections lets the command take its source and destination by
+// name (@src), resolved as a worker resolves them, so no password is on
+// its command line.
+func (f *flowFlags) registerConnections(fs *pflag.FlagSet) {
+	f.named = true
+	fs.StringVar(&f.connFile, "connections-file", "", "YAML file of name: URL connections, for @NAME arguments (default $"+connector.ConnectionsFileEnv+")")
+	fs.StringArrayVar(&f.connections, "connection", nil, "a named connection NAME=URL for @NAME arguments (repeatable; FERRY_CONNECTION_<NAME>=URL keeps it off the command line)")
+}
+
+// resolveConnections replaces a source or destination written @NAME by
+// the URL its connection names. The flow's name and identity come from
+// that URL without its password, so @src and the URL it stands for run
+// the same flow.
+func (f *flowFlags) resolveConnections(cfg *flow.Config) error {
+	if !f.named || !strings.HasPrefix(cfg.Source, "@") && !strings.HasPrefix(cfg.Destination, "@") {
+		return nil
+	}
+	file := f.connFile
+	if file == "" {
+		file = os.Getenv(connector.ConnectionsFileEnv)
+	}
+	conns, err := connector.LoadConnections(file, os.Environ(), f.connections)
+	if err != nil {
+		return err
+	}
+	for _, side := range []struct {
+		url  *string
+		role string
+	}{{&cfg.Source, "source"}, {&cfg.Destination, "destination"}} {
+		if name, ok := strings.CutPrefix(*side.url, "@"); ok {
+			if *side.url, err = conns.Resolve(name, side.role); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
@@ -130,6 +174,9 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	}
 	if dst != "" {
 		cfg.Destination = dst
+	}
+	if err := f.resolveConnections(cfg); err != nil {
+		return nil, err
 	}
 	fs := cmd.Flags()
 	set := func(name string, apply func()) {
@@ -255,6 +302,7 @@ the plan and ferry exits 0 having copied nothing.`,
 		},
 	}
 	ff.register(cmd.Flags(), true)
+	ff.registerConnections(cmd.Flags())
 	cmd.Flags().BoolVar(&restart, "restart", false, "start the flow over: discard its saved state, checkpoints and replication slot, and empty its destination tables")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto (bars on a terminal, log lines otherwise), bars, log or none")
 	ui.register(cmd.Flags())

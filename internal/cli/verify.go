@@ -58,6 +58,7 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
 		},
 	}
 	ff.register(cmd.Flags(), false)
+	ff.registerConnections(cmd.Flags())
 	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
 	return cmd
