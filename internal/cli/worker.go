@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -117,17 +116,8 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 
 	var ready atomic.Bool
 	if ln != nil {
-		srv := &http.Server{Handler: healthMux(&ready, tel), ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Warn("health server stopped", "error", err)
-			}
-		}()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx) //nolint:errcheck // exiting
-		}()
+		stop := serveHealth(ln, &ready, tel, "not ready: not polling Temporal", log)
+		defer stop(ctx)
 	}
 	acts := &scaleout.Activities{Connections: conns, Client: c, Identity: identity, Log: log, Observe: flowMetrics(ctx, tel, g.scrub, log)}
 	w := worker.New(c, tf.taskQueue, worker.Options{
@@ -184,24 +174,6 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 			return nil
 		}
 	}
-}
-
-func healthMux(ready *atomic.Bool, tel *telemetry.Telemetry) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready: not polling Temporal", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	if h := tel.Handler(); h != nil {
-		mux.Handle("/metrics", h)
-	}
-	return mux
 }
 
 // logNothing is a logger for commands that print their own output.
