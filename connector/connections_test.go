@@ -7,22 +7,20 @@ import (
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
-	_ "github.com/ferrydb/ferry/connectors/null"
-	_ "github.com/ferrydb/ferry/connectors/sqlite"
 	"github.com/ferrydb/ferry/errs"
 )
 
 func TestConnectionsPrecedenceAndErrors(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "connections.yaml")
-	if err := os.WriteFile(file, []byte("src: sqlite:///from-file.db\nDST: null://\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("src: postgres://h/from-file\nDST: null://\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"FERRY_CONNECTION_SRC=sqlite:///from-env.db", "FERRY_CONNECTION_ARCHIVE=null://", "PATH=/bin"}
-	c, err := connector.LoadConnections(file, env, []string{"archive=sqlite:///from-flag.db"})
+	env := []string{"FERRY_CONNECTION_SRC=postgres://h/from-env", "FERRY_CONNECTION_ARCHIVE=null://", "PATH=/bin"}
+	c, err := connector.LoadConnections(file, env, []string{"archive=postgres://h/from-flag"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]string{"src": "sqlite:///from-env.db", "dst": "null://", "archive": "sqlite:///from-flag.db", "SRC": "sqlite:///from-env.db"} {
+	for name, want := range map[string]string{"src": "postgres://h/from-env", "dst": "null://", "archive": "postgres://h/from-flag", "SRC": "postgres://h/from-env"} {
 		if got, err := c.Resolve(name, "source"); err != nil || got != want {
 			t.Errorf("%s: %q, %v; want %q", name, got, err, want)
 		}
