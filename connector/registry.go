@@ -184,10 +184,15 @@ func parseKeywordValueURL(raw string) (*url.URL, *Registration, error) {
 	return u, r, nil
 }
 
-// Open parses and opens a connector URL.
+// Open parses and opens a connector URL. A password_file= parameter is
+// read here, for every connector: the connector gets the URL with the
+// file's password in it and without the parameter.
 func Open(ctx context.Context, raw string) (Connector, error) {
 	u, r, err := ParseURL(raw)
 	if err != nil {
+		return nil, err
+	}
+	if u, err = withPasswordFile(u); err != nil {
 		return nil, err
 	}
 	c, err := r.Open(ctx, u)
@@ -224,4 +229,41 @@ func redactErr(err error, raw string) string {
 		err = ue.Err
 	}
 	return errs.NewScrubber(raw).Scrub(err.Error())
+}
+
+// withPasswordFile returns u with the password its password_file= names
+// put in its userinfo and the parameter removed (the other parameters
+// stay as written); u itself when it names none.
+func withPasswordFile(u *url.URL) (*url.URL, error) {
+	q := u.Query()
+	if !q.Has(errs.PasswordFileParam) {
+		return u, nil
+	}
+	path := q.Get(errs.PasswordFileParam)
+	if path == "" {
+		return nil, errs.BadConfig(fmt.Sprintf("%s= names no file", errs.PasswordFileParam), "give the path of the file holding the password: password_file=/run/secrets/db-password")
+	}
+	user := ""
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return nil, errs.BadConfig(fmt.Sprintf("URL %q has both a password and %s", errs.Shown(u.String()), errs.PasswordFileParam), "keep one: password_file keeps the password off the command line")
+		}
+		user = u.User.Username()
+	}
+	p, err := errs.ReadPasswordFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := *u
+	out.User = url.UserPassword(user, p)
+	var keep []string
+	for _, seg := range strings.Split(u.RawQuery, "&") {
+		k, _, _ := strings.Cut(seg, "=")
+		if name, err := url.QueryUnescape(k); err == nil && name == errs.PasswordFileParam {
+			continue
+		}
+		keep = append(keep, seg)
+	}
+	out.RawQuery = strings.Join(keep, "&")
+	return &out, nil
 }

@@ -420,7 +420,7 @@ func TestScaleOutBadInput(t *testing.T) {
 
 	// A connection the workers do not know.
 	r := ferry(t, "run", "--temporal", ts.addr, "--source", "nosuch", "--destination", "dst", "--progress", "none")
-	if r.code != 2 || !strings.Contains(r.stderr, `source connection "nosuch" is unknown to the worker (it knows: dst, src)`) {
+	if r.code != 2 || !strings.Contains(r.stderr, `source connection "nosuch" is not defined (defined: dst, src)`) {
 		t.Errorf("unknown connection: want exit 2 naming it:\n%s", r)
 	}
 

@@ -12,6 +12,7 @@ import (
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/internal/faultpoint"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -219,6 +220,7 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
+	faultpoint.Hold(ctx, faultpoint.PlanMade, e.log)
 	// The source may hold a slot for this plan now: a stop must not cut
 	// persisting it short, or the next run would find a slot and no plan.
 	if err := e.savePlan(context.WithoutCancel(ctx), plan); err != nil {

@@ -15,7 +15,8 @@ package errs
 //     see keyvalue.go.
 //
 // Redact shows a connection string without its secrets; Secrets lists them
-// for a Scrubber (scrub.go), which removes them from any other text.
+// for a Scrubber (scrub.go), which removes them from any other text, with
+// the password a password_file= parameter names (passwordfile.go).
 
 import (
 	"fmt"
@@ -107,6 +108,8 @@ func Secrets(raw string) []string {
 			}
 		}
 	}
+	// A password kept in a file is as secret as one written in the URL.
+	add(fileSecret(raw))
 	if IsKeywordValue(raw) {
 		pairs, tail := keywordValuePairs(raw)
 		for _, p := range pairs {

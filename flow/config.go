@@ -78,11 +78,26 @@ const (
 )
 
 // LoadFile reads a YAML flow file. Unknown keys are errors, so a typo never
-// silently falls back to a default.
+// silently falls back to a default. ${VAR} in a value is replaced by the
+// environment variable VAR (Interpolate), so a file can be kept in version
+// control while the passwords stay in the environment.
 func LoadFile(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("flow file: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("flow file %s: %w", path, err)
+	}
+	changed, err := interpolateNode(&doc, os.LookupEnv)
+	if err != nil {
+		return nil, &errs.ConfigError{Msg: fmt.Sprintf("flow file %s: %v", path, err), Fix: "set the variable, or write $${ for a literal ${"}
+	}
+	if changed {
+		if b, err = yaml.Marshal(&doc); err != nil {
+			return nil, fmt.Errorf("flow file %s: %w", path, err)
+		}
 	}
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -94,6 +109,67 @@ func LoadFile(path string) (*Config, error) {
 		return nil, fmt.Errorf("flow file %s: %w", path, err)
 	}
 	return &c, nil
+}
+
+var interpolateRe = regexp.MustCompile(`\$?\$\{([^}]*)\}`)
+
+var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Interpolate replaces each ${VAR} in s by the value lookup gives VAR; $${
+// is a literal ${. A variable lookup does not know is an error naming it:
+// an empty password or host would fail later, far from the cause.
+func Interpolate(s string, lookup func(string) (string, bool)) (string, error) {
+	var firstErr error
+	out := interpolateRe.ReplaceAllStringFunc(s, func(m string) string {
+		if strings.HasPrefix(m, "$$") {
+			return m[1:]
+		}
+		name := m[2 : len(m)-1]
+		if !envNameRe.MatchString(name) {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("${%s} is not a variable name (letters, digits and '_')", name)
+			}
+			return m
+		}
+		v, ok := lookup(name)
+		if !ok && firstErr == nil {
+			firstErr = fmt.Errorf("${%s} is not set", name)
+		}
+		return v
+	})
+	return out, firstErr
+}
+
+// interpolateNode interpolates every scalar value of a YAML document (not
+// its keys, not its comments) and reports whether any changed.
+func interpolateNode(n *yaml.Node, lookup func(string) (string, bool)) (bool, error) {
+	changed := false
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		v, err := Interpolate(n.Value, lookup)
+		if err != nil {
+			return false, fmt.Errorf("line %d: %w", n.Line, err)
+		}
+		if v != n.Value {
+			// A quoted value stays a string; a plain one takes the type
+			// its value has (parallel: ${N}), as if written in the file.
+			if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
+				n.Tag = ""
+			}
+			n.Value = v
+			changed = true
+		}
+	}
+	for i, c := range n.Content {
+		if n.Kind == yaml.MappingNode && i%2 == 0 {
+			continue // a key
+		}
+		ch, err := interpolateNode(c, lookup)
+		if err != nil {
+			return false, err
+		}
+		changed = changed || ch
+	}
+	return changed, nil
 }
 
 // Defaults fills unset settings.

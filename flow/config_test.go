@@ -60,3 +60,36 @@ func TestValidateRefusesNegativeSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadFileInterpolatesTheEnvironment: ${VAR} in a value is the
+// environment's VAR, typed as if written there; $${ is a literal ${; an
+// unset variable is an error naming it and its line.
+func TestLoadFileInterpolatesTheEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("FERRY_TEST_SRC_PASSWORD", "p@ss: #123")
+	t.Setenv("FERRY_TEST_PARALLEL", "7")
+	t.Setenv("FERRY_TEST_PIN", "123456")
+	path := filepath.Join(dir, "flow.yaml")
+	body := "# ${NOT_A_VALUE} in a comment is left alone\n" +
+		"source: postgres://app:${FERRY_TEST_SRC_PASSWORD}@db/shop\n" +
+		"destination: 'mysql://app:${FERRY_TEST_PIN}@db2/shop?note=$${literal}'\n" +
+		"name: ${FERRY_TEST_PIN}\n" +
+		"parallel: ${FERRY_TEST_PARALLEL}\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Source != "postgres://app:p@ss: #123@db/shop" || c.Destination != "mysql://app:123456@db2/shop?note=${literal}" || c.Parallel != 7 || c.Name != "123456" {
+		t.Errorf("got %+v", c)
+	}
+	if err := os.WriteFile(path, []byte("source: fake://\ndestination: postgres://u:${FERRY_TEST_UNSET_VAR}@h/db\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadFile(path)
+	if !errs.IsConfigError(err) || !strings.Contains(err.Error(), "line 2: ${FERRY_TEST_UNSET_VAR} is not set") || !strings.Contains(err.Error(), path) {
+		t.Errorf("unset variable: %v", err)
+	}
+}

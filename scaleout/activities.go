@@ -23,7 +23,7 @@ import (
 // sync. They hold the worker's own configuration: its connections (names to
 // URLs, credentials included) never leave the worker.
 type Activities struct {
-	Connections *Connections
+	Connections *connector.Connections
 	// Client lets a CDC activity ask its workflow whether to stop
 	// (QueryControl); nil disables that.
 	Client client.Client

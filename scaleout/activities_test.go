@@ -2,13 +2,17 @@ package scaleout
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/ferrydb/ferry/connector"
 	_ "github.com/ferrydb/ferry/connectors/fake"
+	_ "github.com/ferrydb/ferry/connectors/null"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 )
 
@@ -16,7 +20,7 @@ import (
 // not retried, with the partition size that would fit; a plan of the same
 // tables with larger partitions goes through.
 func TestPlanActivityRefusesAPlanTooLargeForTemporal(t *testing.T) {
-	conns, err := LoadConnections("", nil, []string{"src=fake://?tables=2&rows=20000", "dst=null://"})
+	conns, err := connector.LoadConnections("", nil, []string{"src=fake://?tables=2&rows=20000", "dst=null://"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +58,7 @@ func TestPlanActivityRefusesAPlanTooLargeForTemporal(t *testing.T) {
 func TestPlanAndReleaseNeedNoLocalDisk(t *testing.T) {
 	db := t.TempDir() + "/dst.db"
 	t.Setenv("TMPDIR", "/nonexistent/ferry-no-disk")
-	conns, err := LoadConnections("", nil, []string{"src=fake://?tables=2&rows=1000", "dst=sqlite://" + db})
+	conns, err := connector.LoadConnections("", nil, []string{"src=fake://?tables=2&rows=1000", "dst=sqlite://" + db})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,3 +80,20 @@ func TestPlanAndReleaseNeedNoLocalDisk(t *testing.T) {
 		t.Fatalf("release: %v", err)
 	}
 }
+
+// TestActivityFailuresHideThePassword: what an activity returns to
+// Temporal never holds a connection's password.
+func TestActivityFailuresHideThePassword(t *testing.T) {
+	a := &Activities{}
+	secrets := errs.NewScrubber("postgres://u:hunter2-secret@h/db")
+	if msg := a.failure(os.ErrNotExist, secrets).Error(); strings.Contains(msg, "hunter2") {
+		t.Fatal(msg)
+	}
+	if msg := a.failure(errString("connect to postgres://u:hunter2-secret@h/db failed"), secrets).Error(); strings.Contains(msg, "hunter2-secret") {
+		t.Fatalf("activity failure keeps the password: %s", msg)
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }

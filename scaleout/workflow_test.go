@@ -390,7 +390,7 @@ func TestConfigErrorFailsAtOnce(t *testing.T) {
 	calls := 0
 	env.OnActivity(ActivityPlan, mock.Anything, mock.Anything).Return(func(ctx context.Context, in PlanInput) (PlanResult, error) {
 		calls++
-		_, err := (&Activities{Connections: &Connections{urls: map[string]string{"dst": "null://"}}}).open(ctx, in.Options)
+		_, err := (&Activities{Connections: mustConnections(t, "dst=null://")}).open(ctx, in.Options)
 		return PlanResult{}, err
 	})
 	env.ExecuteWorkflow(WorkflowName, FlowInput{Options: options("")})
@@ -399,7 +399,7 @@ func TestConfigErrorFailsAtOnce(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Type() != errTypeConfig || calls != 1 {
 		t.Fatalf("workflow error %v after %d plan attempts, want one ConfigError", err, calls)
 	}
-	if want := `source connection "src" is unknown to the worker (it knows: dst)`; !contains(ae.Error(), want) {
+	if want := `source connection "src" is not defined (defined: dst)`; !contains(ae.Error(), want) {
 		t.Fatalf("error %q does not say %q", ae.Error(), want)
 	}
 }
@@ -438,4 +438,13 @@ func TestPauseDuringChangeDataCapture(t *testing.T) {
 	if streams() <= atPause || s.Phase != PhaseDone || s.CDC.Position != "0/70" {
 		t.Fatalf("after resume and cutover: %d CDC activities, phase %s, position %s", streams(), s.Phase, s.CDC.Position)
 	}
+}
+
+func mustConnections(t *testing.T, flags ...string) *connector.Connections {
+	t.Helper()
+	c, err := connector.LoadConnections("", nil, flags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -94,7 +94,7 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (m
 		}
 		return model.Position(*confirmed), "", nil
 	}
-	repl, err := c.replicationConn(ctx)
+	repl, err := c.replicationConn(ctx, slot)
 	if err == nil {
 		c.src.markMade(slot)
 	}
@@ -149,18 +149,37 @@ func (c *Conn) checkSlot(ctx context.Context, slot string, own bool, flow string
 		// (the server went away in between): its snapshot is gone with its
 		// connection, so it is made again.
 		slog.Warn("postgres: dropping the replication slot an interrupted attempt of this plan made, to make it again", "slot", slot, "server", c.where())
-		if _, err := c.pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
-			if sqlState(err) == "42501" {
-				return false, nil, c.replicationPrivilegeError(ctx, c.cfg.ConnConfig.User, c.scrub.Err(err))
-			}
-			return false, nil, c.classify(err, "drop replication slot "+slot)
-		}
-		return false, nil, nil
+		return false, nil, c.dropLeftoverSlot(ctx, slot)
 	}
 	if exists && own {
-		return false, nil, errs.BadConfig(fmt.Sprintf("replication slot %s already exists: an earlier run of flow %q created it but kept no plan", slot, flow), fmt.Sprintf("run with --restart to drop it and start over, or drop it yourself: SELECT pg_drop_replication_slot('%s')", slot))
+		// A plan is asked for only when the flow has none: a run made the
+		// slot and was stopped (killed) before it saved its plan, so no
+		// plan and no checkpoint depends on the slot. Unless another ferry
+		// is making this flow's plan right now: the walsender holding the
+		// slot's snapshot carries the slot's name.
+		var holder int32
+		err := c.pool.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE backend_type = 'walsender' AND application_name = $1 LIMIT 1`, slot).Scan(&holder)
+		switch {
+		case err == nil:
+			return false, nil, errs.BadConfig(fmt.Sprintf("replication slot %s is being made by another ferry planning flow %q (server process %d)", slot, flow, holder), "stop the other ferry running the flow, or give this flow another --name")
+		case !errors.Is(err, pgx.ErrNoRows):
+			return false, nil, c.classify(err, "look up who holds replication slot "+slot)
+		}
+		slog.Warn(fmt.Sprintf("postgres: dropping replication slot %s: an earlier run of flow %q created it and stopped before saving its plan, so nothing depends on it; a new one is made", slot, flow), "slot", slot, "server", c.where())
+		return false, nil, c.dropLeftoverSlot(ctx, slot)
 	}
 	return exists, confirmed, nil
+}
+
+// dropLeftoverSlot drops a slot of this flow that no plan depends on.
+func (c *Conn) dropLeftoverSlot(ctx context.Context, slot string) error {
+	if _, err := c.pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
+		if sqlState(err) == "42501" {
+			return c.replicationPrivilegeError(ctx, c.cfg.ConnConfig.User, c.scrub.Err(err))
+		}
+		return c.classify(err, "drop replication slot "+slot)
+	}
+	return nil
 }
 
 // checkCDC checks wal_level, the privilege to replicate and each table's
@@ -337,9 +356,13 @@ func (c *Conn) slotError(ctx context.Context, err error, slot string) error {
 }
 
 // replicationConn opens a logical replication connection.
-func (c *Conn) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
+func (c *Conn) replicationConn(ctx context.Context, slot string) (*pgconn.PgConn, error) {
 	cfg := c.cfg.ConnConfig.Config.Copy()
 	cfg.RuntimeParams["replication"] = "database"
+	// The slot's name tells another ferry planning the same flow that
+	// this process holds the slot (checkSlot), and an operator what the
+	// walsender is for.
+	cfg.RuntimeParams["application_name"] = slot
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil && sqlState(err) == "42501" {
 		// The server, not the preflight, has the last word on who may

@@ -265,7 +265,7 @@ func (s *sessionError) Unwrap() error { return s.ConfigError }
 // session runs one replication connection from start. It reports whether it
 // received anything, which resets the reconnect backoff.
 func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool) (progressed bool, err error) {
-	conn, err := s.c.replicationConn(ctx)
+	conn, err := s.c.replicationConn(ctx, s.slot)
 	if err != nil {
 		return false, err
 	}

@@ -68,6 +68,7 @@ See docs/cutover.md for the runbook. Scale-out flows use ferry flow cutover.`,
 		},
 	}
 	ff.register(cmd.Flags(), true)
+	ff.registerConnections(cmd.Flags())
 	// A cutover runs to its end, not --until anything.
 	cmd.Flags().MarkHidden("until") //nolint:errcheck // the flag exists
 	cmd.Flags().BoolVar(&verifyAll, "verify", false, "verify every table after the cutover, as ferry verify does; exit 1 on a difference")

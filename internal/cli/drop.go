@@ -27,7 +27,9 @@ its --name. ferry warns at start about inactive ferry slots of other flows,
 with the retained WAL; drop their flow with this command, or the slot itself
 with SELECT pg_drop_replication_slot('ferry_...').`,
 		Example: `  ferry drop postgres://u@src/shop postgres://u@dst/shop
-  ferry drop postgres://u@src/shop postgres://u@dst/shop --name shop-move`,
+  ferry drop postgres://u@src/shop postgres://u@dst/shop --name shop-move
+  ferry drop @src @dst --connections-file /etc/ferry/connections.yaml
+  ferry drop 'mysql://u@src:3306/shop?password_file=/run/secrets/mysql' @dst`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := ff.checkedPairConfig(cmd, g, args)
@@ -69,5 +71,11 @@ with SELECT pg_drop_replication_slot('ferry_...').`,
 		},
 	}
 	ff.register(cmd.Flags(), true)
+	ff.registerConnections(cmd.Flags())
+	// Only what names the flow matters to drop. The rest stays accepted,
+	// hidden, so the ferry sync command line that ran the flow works here.
+	for _, name := range []string{"mode", "until", "parallel", "partition-rows", "batch-rows", "writers", "apply-batch", "apply-linger", "retry-timeout", "ddl", "sync-sequences"} {
+		cmd.Flags().MarkHidden(name) //nolint:errcheck // the flag exists
+	}
 	return cmd
 }

@@ -18,10 +18,17 @@ import (
 // What sync and run show of a flow, set up the same way by both: the
 // --progress display, the logger and the --ui dashboard.
 
-// uiFlags are the dashboard's flags.
+// uiFlags are the dashboard's flags, and ferry sync's --health-addr.
 type uiFlags struct {
 	addr, token string
 	linger      time.Duration
+	// health serves /healthz, /readyz and /metrics without the dashboard,
+	// as ferry worker --health-addr does.
+	health string
+}
+
+func (u *uiFlags) registerHealth(fs *pflag.FlagSet) {
+	fs.StringVar(&u.health, "health-addr", "", "serve /healthz, /readyz and Prometheus /metrics on HOST:PORT (such as 127.0.0.1:9090), without the dashboard")
 }
 
 func (u *uiFlags) register(fs *pflag.FlagSet) {

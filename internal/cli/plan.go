@@ -44,6 +44,7 @@ become text). It writes nothing and creates no replication slot.`,
 			if err != nil {
 				return err
 			}
+			g.addSecrets(cfg.Source, cfg.Destination)
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -109,6 +110,7 @@ become text). It writes nothing and creates no replication slot.`,
 		},
 	}
 	ff.register(cmd.Flags(), false)
+	ff.registerConnections(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	return cmd
 }

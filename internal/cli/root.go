@@ -97,9 +97,18 @@ func newRoot(g *globals) *cobra.Command {
 		Long: `ferry moves a database's data into another database and keeps it in sync:
 a parallel initial copy, then change data capture from the exact point the copy
 started, so nothing is lost and the destination can take over at cutover.`,
-		Example: `  ferry sync fake://?tables=3&rows=100000 sqlite:///tmp/demo.db --mode snapshot
-  ferry verify fake://?tables=3&rows=100000 sqlite:///tmp/demo.db
-  ferry plan fake://?tables=3&rows=1000000`,
+		Example: `  # try it on generated data
+  ferry sync 'fake://?tables=3&rows=100000' sqlite:///tmp/demo.db --mode snapshot
+  ferry verify 'fake://?tables=3&rows=100000' sqlite:///tmp/demo.db
+  ferry plan 'fake://?tables=3&rows=1000000'
+
+  # PostgreSQL to PostgreSQL, the password from a file
+  ferry sync 'postgres://ferry@old-db/shop?password_file=/run/secrets/old-db' 'postgres://ferry@new-db/shop?password_file=/run/secrets/new-db'
+
+  # MySQL to PostgreSQL, the connections named in the environment
+  export FERRY_CONNECTION_SRC='mysql://ferry:secret@mysql-db:3306/shop'
+  export FERRY_CONNECTION_DST='postgres://ferry:secret@pg-db/shop?sslmode=require'
+  ferry sync @src @dst`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version,

@@ -51,7 +51,7 @@ refused (a table the flow does not take, a table without a primary key).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var pair []string
-			if strings.Contains(args[0], "://") {
+			if strings.Contains(args[0], "://") || strings.HasPrefix(args[0], "@") {
 				if len(args) < 3 {
 					return usageError{fmt.Errorf("snapshot needs SOURCE, DESTINATION and at least one TABLE")}
 				}
@@ -70,6 +70,7 @@ refused (a table the flow does not take, a table without a primary key).`,
 		},
 	}
 	ff.register(cmd.Flags(), true)
+	ff.registerConnections(cmd.Flags())
 	return cmd
 }
 

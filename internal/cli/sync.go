@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,6 +35,49 @@ type flowFlags struct {
 	parallel, writers, batchRows, applyBatch  int
 	partitionRows                             int64
 	applyLinger, retryTimeout, syncSequences  time.Duration
+	// named: the command resolves a SOURCE or DESTINATION written @NAME
+	// from the connections (registerConnections).
+	named       bool
+	connFile    string
+	connections []string
+}
+
+// registerConnections lets the command take its source and destination by
+// name (@src), resolved as a worker resolves them, so no password is on
+// its command line.
+func (f *flowFlags) registerConnections(fs *pflag.FlagSet) {
+	f.named = true
+	fs.StringVar(&f.connFile, "connections-file", "", "YAML file of name: URL connections, for @NAME arguments (default $"+connector.ConnectionsFileEnv+")")
+	fs.StringArrayVar(&f.connections, "connection", nil, "a named connection NAME=URL for @NAME arguments (repeatable; FERRY_CONNECTION_<NAME>=URL keeps it off the command line)")
+}
+
+// resolveConnections replaces a source or destination written @NAME by
+// the URL its connection names. The flow's name and identity come from
+// that URL without its password, so @src and the URL it stands for run
+// the same flow.
+func (f *flowFlags) resolveConnections(cfg *flow.Config) error {
+	if !f.named || !strings.HasPrefix(cfg.Source, "@") && !strings.HasPrefix(cfg.Destination, "@") {
+		return nil
+	}
+	file := f.connFile
+	if file == "" {
+		file = os.Getenv(connector.ConnectionsFileEnv)
+	}
+	conns, err := connector.LoadConnections(file, os.Environ(), f.connections)
+	if err != nil {
+		return err
+	}
+	for _, side := range []struct {
+		url  *string
+		role string
+	}{{&cfg.Source, "source"}, {&cfg.Destination, "destination"}} {
+		if name, ok := strings.CutPrefix(*side.url, "@"); ok {
+			if *side.url, err = conns.Resolve(name, side.role); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
@@ -130,6 +175,9 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	}
 	if dst != "" {
 		cfg.Destination = dst
+	}
+	if err := f.resolveConnections(cfg); err != nil {
+		return nil, err
 	}
 	fs := cmd.Flags()
 	set := func(name string, apply func()) {
@@ -233,6 +281,15 @@ the plan and ferry exits 0 having copied nothing.`,
   # copy, then stream changes until caught up with the source
   ferry sync 'fake://?rows=10000&changes=5000' sqlite:///tmp/demo.db --until caught-up
 
+  # PostgreSQL to PostgreSQL, connections by name (no password on the command line)
+  export FERRY_CONNECTION_SRC='postgres://ferry:secret@old-db/shop?sslmode=require'
+  export FERRY_CONNECTION_DST='postgres://ferry:secret@new-db/shop?sslmode=require'
+  ferry sync @src @dst --health-addr 127.0.0.1:9090
+
+  # MySQL to PostgreSQL, passwords read from files (a mounted secret)
+  ferry sync 'mysql://ferry@mysql-db:3306/shop?password_file=/run/secrets/mysql' \
+    'postgres://ferry@pg-db/shop?password_file=/run/secrets/pg'
+
   # some tables only, renamed, from a flow file
   ferry sync -f flow.yaml --tables 'shop.*,!shop.tmp_*' --rename shop.orders=archive.orders
 
@@ -255,9 +312,11 @@ the plan and ferry exits 0 having copied nothing.`,
 		},
 	}
 	ff.register(cmd.Flags(), true)
+	ff.registerConnections(cmd.Flags())
 	cmd.Flags().BoolVar(&restart, "restart", false, "start the flow over: discard its saved state, checkpoints and replication slot, and empty its destination tables")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto (bars on a terminal, log lines otherwise), bars, log or none")
 	ui.register(cmd.Flags())
+	ui.registerHealth(cmd.Flags())
 	return cmd
 }
 
@@ -479,15 +538,33 @@ type monitor struct {
 	tf     *telemetry.Flow
 	linger time.Duration
 	log    *slog.Logger
+	// running is /readyz's answer on --health-addr: the flow has its plan
+	// and runs.
+	running    atomic.Bool
+	stopHealth func(context.Context)
 }
 
 // startMonitor starts the telemetry the environment asks for and, with
 // --ui, serves the dashboard on ln.
 func startMonitor(ctx context.Context, g *globals, cfg *flow.Config, ln net.Listener, ui uiFlags, log *slog.Logger) (*monitor, error) {
-	m := &monitor{g: g, cfg: cfg, linger: ui.linger, log: log}
+	m := &monitor{g: g, cfg: cfg, linger: ui.linger, log: log, stopHealth: func(context.Context) {}}
+	var health net.Listener
+	if ui.health != "" {
+		var err error
+		if health, err = net.Listen("tcp", ui.health); err != nil {
+			return nil, usageError{fmt.Errorf("--health-addr %s: %w", ui.health, err)}
+		}
+	}
 	var err error
-	if m.tel, err = telemetry.Setup(ctx, telemetry.Options{Prometheus: ln != nil, Version: Version, Log: log}); err != nil {
+	if m.tel, err = telemetry.Setup(ctx, telemetry.Options{Prometheus: ln != nil || health != nil, Version: Version, Log: log}); err != nil {
+		if health != nil {
+			health.Close() //nolint:errcheck // failing anyway
+		}
 		return nil, err
+	}
+	if health != nil {
+		m.stopHealth = serveHealth(health, &m.running, m.tel, "not ready: the flow is not running (still planning, or ended)", log)
+		log.Info("health and metrics listening", "address", health.Addr().String())
 	}
 	if m.tel.OTLPMetrics || m.tel.OTLPTraces {
 		log.Info("exporting telemetry over OTLP", "metrics", m.tel.OTLPMetrics, "traces", m.tel.OTLPTraces)
@@ -529,6 +606,7 @@ func (m *monitor) span(name string) func(error) {
 }
 
 func (m *monitor) ready() {
+	m.running.Store(true)
 	if m.dash != nil {
 		m.dash.SetReady()
 	}
@@ -537,6 +615,7 @@ func (m *monitor) ready() {
 // finish shows the end of the flow, keeps the dashboard up for --ui-linger
 // (a signal ends the wait), then stops serving and flushes telemetry.
 func (m *monitor) finish(ctx context.Context, err error, stopped bool) {
+	m.running.Store(false)
 	if m.tf != nil {
 		m.tf.End(err)
 	}
@@ -553,6 +632,7 @@ func (m *monitor) finish(ctx context.Context, err error, stopped bool) {
 		}
 		closeDash(ctx, m.dash, m.log)
 	}
+	m.stopHealth(ctx)
 	if serr := m.tel.Shutdown(context.WithoutCancel(ctx)); serr != nil {
 		m.log.Warn("telemetry flush failed", "error", serr)
 	}

@@ -43,7 +43,9 @@ timestamp as text still compares equal when the value is the same.
 Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`,
 		Example: `  ferry verify 'fake://?tables=3&rows=100000' sqlite:///tmp/demo.db
   ferry verify sqlite:///src.db sqlite:///dst.db --tables 'orders,customers' --rename orders=orders_copy
-  ferry verify sqlite:///src.db file:///tmp/export?format=jsonl --json`,
+  ferry verify sqlite:///src.db 'file:///tmp/export?format=jsonl' --json
+  ferry verify @src @dst --connections-file /etc/ferry/connections.yaml
+  ferry verify 'postgres://ferry@old-db/shop?password_file=/run/secrets/pg' 'mysql://ferry@new-db/shop?password_file=/run/secrets/mysql'`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := ff.checkedPairConfig(cmd, g, args)
@@ -58,6 +60,7 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
 		},
 	}
 	ff.register(cmd.Flags(), false)
+	ff.registerConnections(cmd.Flags())
 	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
 	return cmd

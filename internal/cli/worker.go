@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/internal/telemetry"
 	"github.com/ferrydb/ferry/scaleout"
@@ -56,7 +56,7 @@ and end within --grace, and another worker resumes them from it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if connFile == "" {
-				connFile = os.Getenv("FERRY_CONNECTIONS_FILE")
+				connFile = os.Getenv(connector.ConnectionsFileEnv)
 			}
 			if concurrency <= 0 {
 				return usageError{errors.New("--concurrency must be positive")}
@@ -83,7 +83,7 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 		return err
 	}
 	slog.SetDefault(log)
-	conns, err := scaleout.LoadConnections(connFile, os.Environ(), connFlags)
+	conns, err := connector.LoadConnections(connFile, os.Environ(), connFlags)
 	if err != nil {
 		return err
 	}
@@ -116,17 +116,8 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 
 	var ready atomic.Bool
 	if ln != nil {
-		srv := &http.Server{Handler: healthMux(&ready, tel), ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Warn("health server stopped", "error", err)
-			}
-		}()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx) //nolint:errcheck // exiting
-		}()
+		stop := serveHealth(ln, &ready, tel, "not ready: not polling Temporal", log)
+		defer stop(ctx)
 	}
 	acts := &scaleout.Activities{Connections: conns, Client: c, Identity: identity, Log: log, Observe: flowMetrics(ctx, tel, g.scrub, log)}
 	w := worker.New(c, tf.taskQueue, worker.Options{
@@ -183,24 +174,6 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 			return nil
 		}
 	}
-}
-
-func healthMux(ready *atomic.Bool, tel *telemetry.Telemetry) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready: not polling Temporal", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	if h := tel.Handler(); h != nil {
-		mux.Handle("/metrics", h)
-	}
-	return mux
 }
 
 // logNothing is a logger for commands that print their own output.

@@ -1,4 +1,4 @@
-package scaleout
+package connector
 
 import (
 	"bytes"
@@ -12,15 +12,19 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/errs"
 )
 
-// Connections are a worker's named connections: the only place URLs (and
-// their credentials) live in scale-out mode.
+// Connections are named connection URLs, so a URL (and its password)
+// need not be written on a command line, in a flow file or in Temporal:
+// ferry sync @src @dst and a scale-out worker resolve names the same way.
 type Connections struct {
 	urls map[string]string
 }
+
+// ConnectionsFileEnv names the connections file when no
+// --connections-file is given.
+const ConnectionsFileEnv = "FERRY_CONNECTIONS_FILE"
 
 // ConnectionEnvPrefix prefixes environment variables naming a connection:
 // FERRY_CONNECTION_SRC=postgres://... defines "src".
@@ -77,7 +81,7 @@ func (c *Connections) add(name, url, where string) error {
 	if strings.TrimSpace(url) == "" {
 		return errs.BadConfig(fmt.Sprintf("%s: connection %q has no URL", where, name), "give the connection's URL")
 	}
-	if _, _, err := connector.ParseURL(url); err != nil {
+	if _, _, err := ParseURL(url); err != nil {
 		return fmt.Errorf("%s: connection %q: %w", where, name, err)
 	}
 	c.urls[name] = url
@@ -107,7 +111,7 @@ func (c *Connections) Secrets() []string {
 // "destination") makes the error say which one is missing.
 func (c *Connections) Resolve(name, role string) (string, error) {
 	if c == nil {
-		return "", errs.BadConfig(fmt.Sprintf("%s connection %q: this worker has no connections", role, name), "start the worker with --connection NAME=URL")
+		return "", errs.BadConfig(fmt.Sprintf("%s connection %q: no connection is defined", role, name), "define it with "+ConnectionEnvPrefix+strings.ToUpper(name)+"=URL, in a connections file (--connections-file or $"+ConnectionsFileEnv+") or with --connection "+name+"=URL")
 	}
 	if u, ok := c.urls[strings.ToLower(name)]; ok {
 		return u, nil
@@ -116,5 +120,5 @@ func (c *Connections) Resolve(name, role string) (string, error) {
 	if n := c.Names(); len(n) > 0 {
 		have = strings.Join(n, ", ")
 	}
-	return "", errs.BadConfig(fmt.Sprintf("%s connection %q is unknown to the worker (it knows: %s)", role, name, have), "define it on every worker: --connection "+name+"=URL, "+ConnectionEnvPrefix+strings.ToUpper(name)+"=URL or the connections file")
+	return "", errs.BadConfig(fmt.Sprintf("%s connection %q is not defined (defined: %s)", role, name, have), "define it (on every worker, in scale-out mode) with "+ConnectionEnvPrefix+strings.ToUpper(name)+"=URL, in the connections file (--connections-file or $"+ConnectionsFileEnv+") or with --connection "+name+"=URL")
 }
