@@ -95,6 +95,17 @@ type ChangeSource interface {
 	ComparePositions(a, b model.Position) (int, error)
 }
 
+// HistoryChecker is a change source whose positions name a point of a
+// replication topology rather than of one server (MySQL and MariaDB GTIDs),
+// so a flow may resume on another server of it, a replica promoted after a
+// failover.
+type HistoryChecker interface {
+	// CheckHistory returns nil when this server's history holds pos, a
+	// position of the flow taken on another server; else a
+	// *errs.ConfigError saying why not.
+	CheckHistory(ctx context.Context, pos model.Position) error
+}
+
 // Destination creates tables and writes copied rows.
 type Destination interface {
 	Connector
