@@ -38,6 +38,7 @@ func checkDescribed(t *testing.T, c connector.Connector) {
 	_, want.BuildPartitions = c.(connector.PartitionBuilder)
 	_, want.Failover = c.(connector.HistoryChecker)
 	want.Failover = want.Failover && want.CDC
+	_, want.Retention = c.(connector.RetentionMeter)
 	if d, ok := c.(connector.Declarer); ok {
 		want.FullRows = d.Declare().FullRows && want.Apply
 	}
