@@ -277,6 +277,9 @@ func (e *Engine) selectTables(ctx context.Context) ([]*model.Table, error) {
 	if len(selected) == 0 {
 		return nil, e.noTableSelected(names)
 	}
+	if selected = e.leaveOutUnstreamable(selected); len(selected) == 0 {
+		return nil, errs.BadConfig("change data capture cannot see the changes of any table --tables selects (each is UNLOGGED or the like; the warning above lists them)", "copy them without CDC with --mode snapshot, or make them logged at the source (ALTER TABLE ... SET LOGGED)")
+	}
 	if err := e.renames.CheckUnused(names); err != nil {
 		return nil, err
 	}
@@ -286,6 +289,30 @@ func (e *Engine) selectTables(ctx context.Context) ([]*model.Table, error) {
 		}
 	}
 	return selected, nil
+}
+
+// leaveOutUnstreamable leaves out, in a flow with change data capture, the
+// tables whose changes the source's stream cannot see (model.Table's
+// NoChangeStream: PostgreSQL's UNLOGGED tables), with a warning that lists
+// them: copied, they would silently fall behind. A snapshot copies them.
+func (e *Engine) leaveOutUnstreamable(tables []*model.Table) []*model.Table {
+	if e.mode == flow.ModeSnapshot {
+		return tables
+	}
+	var kept []*model.Table
+	var left []string
+	for _, t := range tables {
+		if t.NoChangeStream != "" {
+			left = append(left, t.Namespace.String()+" ("+t.NoChangeStream+")")
+			continue
+		}
+		kept = append(kept, t)
+	}
+	if len(left) > 0 {
+		e.log.Warn(fmt.Sprintf("tables left out of the flow: change data capture cannot see their changes: %s; copy them with --mode snapshot (a flow of their own), or make them logged at the source (ALTER TABLE ... SET LOGGED) and run the flow again", strings.Join(left, ", ")),
+			"tables", len(left))
+	}
+	return kept
 }
 
 // noTableSelected is the error of a selection that matches no table: it
