@@ -1,8 +1,10 @@
 package mysql
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -92,6 +94,23 @@ func TestGTIDPositions(t *testing.T) {
 		got, err := addGTID(x.pos, x.next)
 		if err != nil || got != x.want {
 			t.Errorf("addGTID(%q, %q) = %q, %v; want %q", x.pos, x.next, got, err, x.want)
+		}
+	}
+}
+
+// TestServerVersions: MariaDB 10.5+ and MySQL 8.0+ are accepted; older
+// servers are refused (exit 2) naming their version and the supported ones.
+func TestServerVersions(t *testing.T) {
+	c := &Conn{host: "db:3306"}
+	for _, ok := range []serverInfo{{version: "10.11.6-MariaDB-0+deb12u1-log", mariadb: true}, {version: "10.5.0-MariaDB", mariadb: true}, {version: "8.0.36"}, {version: "8.4.0"}, {version: "9.1.0"}} {
+		if err := c.checkVersion(ok); err != nil {
+			t.Errorf("%s refused: %v", ok.version, err)
+		}
+	}
+	for _, old := range []serverInfo{{version: "10.4.32-MariaDB", mariadb: true}, {version: "5.7.44-log"}} {
+		err := c.checkVersion(old)
+		if !errs.IsConfigError(err) || !strings.Contains(err.Error(), old.version+" is not supported") || !strings.Contains(err.Error(), "MariaDB 10.5 and later and MySQL 8.0 and later") {
+			t.Errorf("%s: %v", old.version, err)
 		}
 	}
 }
