@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
@@ -112,5 +113,61 @@ func TestSlotNearItsLimitWarnsAndLostSlotStops(t *testing.T) {
 	r = ferry(t, args("near", dstNear)...)
 	if r.code != 2 || !strings.Contains(r.stderr, "replication slot ferry_near does not exist") || !strings.Contains(r.stderr, "--restart") {
 		t.Fatalf("a flow whose slot was dropped: want exit 2 naming the slot and --restart, got %s", r)
+	}
+}
+
+// TestSlotInvalidatedDuringCDCStops: while a flow streams, its destination
+// is locked so nothing is applied and the slot's position stays where it
+// is; WAL written past max_slot_wal_keep_size and a checkpoint make the
+// server invalidate the slot under the running flow (it ends the flow's
+// walsender). The flow stops with exit 2 and the clear message instead of
+// reconnecting forever.
+func TestSlotInvalidatedDuringCDCStops(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.Setting("max_slot_wal_keep_size=32MB"))
+	src, dst := srv.CreateDatabase(t, "slotlive"), srv.CreateDatabase(t, "slotlive_dst")
+	srv.Exec(t, src, `CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'x' FROM generate_series(1, 100) g`)
+	bg := startFerry(t, "sync", srv.URL(src), srv.URL(dst), "--name", "live", "--state-dir", t.TempDir(), "--progress", "none", "--log-format", "json")
+	if !bg.waitFor(t, "change data capture starting", 60*time.Second) {
+		t.Fatalf("CDC never started:\n%s", bg.stderr.String())
+	}
+	ctx := context.Background()
+	lock := srv.Connect(t, dst)
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // the test's end
+	if _, err := tx.Exec(ctx, `LOCK TABLE items IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	conn := srv.Connect(t, src)
+	for i := 0; ; i++ {
+		var status string
+		if err := conn.QueryRow(ctx, `SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'ferry_live'`).Scan(&status); err != nil {
+			t.Fatal(err)
+		}
+		if status == "lost" {
+			break
+		}
+		if i == 12 {
+			t.Fatalf("the slot was never invalidated (wal_status %s)", status)
+		}
+		srv.Exec(t, src, `INSERT INTO items VALUES ($1, 'w')`, 1000+i)
+		srv.Exec(t, src, `SELECT pg_switch_wal()`)
+		srv.Exec(t, src, `CHECKPOINT`)
+	}
+	select {
+	case <-bg.done:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("ferry still runs 90 s after its slot was invalidated:\n%s", bg.stderr.String())
+	}
+	out := bg.stderr.String()
+	if code := bg.cmd.ProcessState.ExitCode(); code != 2 {
+		t.Fatalf("exit code %d, want 2:\n%s", code, out)
+	}
+	for _, want := range []string{"ferry_live", "was invalidated", "changes since the flow's position", "--restart"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("the error does not say %q:\n%s", want, out)
+		}
 	}
 }
