@@ -33,7 +33,8 @@
 //   - source.go and source_*.go, the source half: discover (tables from
 //     information_schema), plan (primary-key range partitions, T0), keyset
 //     (key conditions and cursors), read (snapshot reads), position
-//     (binlog positions, T0, Ack), preflight (checks before a flow), stream
+//     (binlog positions, T0, Ack), gtid (GTID positions, their order, and
+//     whether a server's history holds a flow's position), preflight (checks before a flow), stream
 //     (the binlog reader and its reconnections), stream_events
 //     (transactions and row events), stream_schema (the flow's tables as
 //     the binlog changes them), stream_ddl and stream_ddl_tokens (what a
