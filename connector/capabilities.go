@@ -45,6 +45,8 @@ type Capabilities struct {
 	PartitionReader   PartitionReader
 	PartitionBuilder  PartitionBuilder
 	TableAdder        TableAdder
+	HistoryChecker    HistoryChecker
+	RetentionMeter    RetentionMeter
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -77,6 +79,8 @@ type Abilities struct {
 	BuildObjects     bool `json:"build_objects" doc:"creates functions, views, materialized views and triggers at cutover"`
 	ReadPartitions   bool `json:"read_partitions" doc:"lists the partitions of its partitioned tables"`
 	BuildPartitions  bool `json:"build_partitions" doc:"creates the partitions the source gained at cutover"`
+	Failover         bool `json:"failover" doc:"resumes a flow on a replica promoted after a failover"`
+	Retention        bool `json:"retention" doc:"measures the log it keeps for a flow against its limit"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -161,6 +165,8 @@ func Discover(c Connector) Capabilities {
 	k.PartitionReader, _ = c.(PartitionReader)
 	k.PartitionBuilder, _ = c.(PartitionBuilder)
 	k.TableAdder, _ = c.(TableAdder)
+	k.HistoryChecker, _ = c.(HistoryChecker)
+	k.RetentionMeter, _ = c.(RetentionMeter)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
@@ -193,6 +199,8 @@ func Discover(c Connector) Capabilities {
 		BuildObjects:     k.ObjectBuilder != nil,
 		ReadPartitions:   k.PartitionReader != nil,
 		BuildPartitions:  k.PartitionBuilder != nil,
+		Failover:         k.HistoryChecker != nil && k.ChangeSource != nil,
+		Retention:        k.RetentionMeter != nil,
 	}
 	return k
 }

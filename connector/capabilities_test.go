@@ -103,3 +103,21 @@ func TestOpenerOfReturnsANilConnectorOnError(t *testing.T) {
 		t.Fatalf("got %#v, %v", c, err)
 	}
 }
+
+// TestRetentionNear: a source keeping more than 80% of what it may keep for
+// a flow is near its limit; without a limit, never.
+func TestRetentionNear(t *testing.T) {
+	for _, c := range []struct {
+		r    connector.Retention
+		near bool
+	}{
+		{connector.Retention{Retained: 60 << 20, Limit: 64 << 20, Safe: 4 << 20}, true},
+		{connector.Retention{Retained: 70 << 20, Limit: 64 << 20, Safe: -6 << 20}, true},
+		{connector.Retention{Retained: 30 << 20, Limit: 64 << 20, Safe: 34 << 20}, false},
+		{connector.Retention{Retained: 1 << 40}, false},
+	} {
+		if got := c.r.Near(); got != c.near {
+			t.Errorf("%+v: Near() = %v, want %v", c.r, got, c.near)
+		}
+	}
+}

@@ -95,6 +95,41 @@ type ChangeSource interface {
 	ComparePositions(a, b model.Position) (int, error)
 }
 
+// HistoryChecker is a change source whose positions name a point of a
+// replication topology rather than of one server (MySQL and MariaDB GTIDs),
+// so a flow may resume on another server of it, a replica promoted after a
+// failover.
+type HistoryChecker interface {
+	// CheckHistory returns nil when this server's history holds pos, a
+	// position of the flow taken on another server; else a
+	// *errs.ConfigError saying why not.
+	CheckHistory(ctx context.Context, pos model.Position) error
+}
+
+// RetentionMeter is a change source that keeps its log for the flow (a
+// PostgreSQL replication slot's WAL) within a limit past which the server
+// drops what the flow still needs.
+type RetentionMeter interface {
+	// Retention measures what the source keeps for the named flow now.
+	Retention(ctx context.Context, flow string) (Retention, error)
+}
+
+// Retention is what a source keeps for a flow, in bytes of its log.
+type Retention struct {
+	// Retained is what it keeps for the flow now.
+	Retained int64
+	// Limit is the most it keeps before it drops what the flow needs
+	// (max_slot_wal_keep_size); 0 when unlimited.
+	Limit int64
+	// Safe is how much more may be written before that happens
+	// (safe_wal_size); meaningful only with a Limit.
+	Safe int64
+}
+
+// Near tells whether the source keeps more than 80% of what it may keep
+// for the flow: the flow must catch up before the source drops the rest.
+func (r Retention) Near() bool { return r.Limit > 0 && r.Safe < r.Limit/5 }
+
 // Destination creates tables and writes copied rows.
 type Destination interface {
 	Connector

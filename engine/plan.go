@@ -29,12 +29,20 @@ func (e *Engine) Prepare(ctx context.Context) error {
 		return err
 	}
 	sameFlow, legacy, legacySelection := e.cfg.MatchIdentity(ident)
+	movedFrom, moved := "", false
 	if ident != "" && !sameFlow {
-		return errs.BadConfig(fmt.Sprintf("flow %q was started with another source, destination or --rename", e.name), "run with --restart to start the flow over, or choose another --name")
+		if movedFrom, moved = e.cfg.SourceMoved(ident); !moved || e.src.HistoryChecker == nil || e.mode == flow.ModeSnapshot {
+			return errs.BadConfig(fmt.Sprintf("flow %q was started with another source, destination or --rename", e.name), "run with --restart to start the flow over, or choose another --name")
+		}
 	}
 	planJSON, err := e.store.Meta(ctx, "plan")
 	if err != nil {
 		return err
+	}
+	if moved {
+		if err := e.acceptMovedSource(ctx, movedFrom, planJSON); err != nil {
+			return err
+		}
 	}
 	if planJSON != "" {
 		var p model.Plan
@@ -83,6 +91,23 @@ func (e *Engine) Prepare(ctx context.Context) error {
 		return e.createTables(ctx)
 	}
 	return e.makePlan(ctx)
+}
+
+// acceptMovedSource lets a flow resume on a source at another host, the
+// replica promoted after a failover, when the source's history holds the
+// flow's position: the plan's T0 here; the change stream checks the
+// position it resumes from. The identity then names the new host.
+func (e *Engine) acceptMovedSource(ctx context.Context, from, planJSON string) error {
+	now := errs.Redact(e.cfg.Source)
+	var p model.Plan
+	if planJSON == "" || json.Unmarshal([]byte(planJSON), &p) != nil || p.T0 == "" {
+		return errs.BadConfig(fmt.Sprintf("flow %q was started on source %s, not %s, and has no change stream position to resume from there", e.name, from, now), "point the flow at "+from+", or run with --restart")
+	}
+	if err := e.src.HistoryChecker.CheckHistory(ctx, p.T0); err != nil {
+		return fmt.Errorf("flow %q was started on source %s and cannot resume on %s: %w", e.name, from, now, err)
+	}
+	e.log.Warn("source moved: the flow resumes on another server of its replication topology, whose history holds the flow's position", "from", from, "to", now, "t0", string(p.T0))
+	return e.store.SetMeta(ctx, "identity", e.cfg.Identity())
 }
 
 // createTables creates the destination tables of every table in the flow.
@@ -254,6 +279,9 @@ func (e *Engine) selectTables(ctx context.Context) ([]*model.Table, error) {
 	if len(selected) == 0 {
 		return nil, e.noTableSelected(names)
 	}
+	if selected = e.leaveOutUnstreamable(selected); len(selected) == 0 {
+		return nil, errs.BadConfig("change data capture cannot see the changes of any table --tables selects (each is UNLOGGED or the like; the warning above lists them)", "copy them without CDC with --mode snapshot, or make them logged at the source (ALTER TABLE ... SET LOGGED)")
+	}
 	if err := e.renames.CheckUnused(names); err != nil {
 		return nil, err
 	}
@@ -263,6 +291,30 @@ func (e *Engine) selectTables(ctx context.Context) ([]*model.Table, error) {
 		}
 	}
 	return selected, nil
+}
+
+// leaveOutUnstreamable leaves out, in a flow with change data capture, the
+// tables whose changes the source's stream cannot see (model.Table's
+// NoChangeStream: PostgreSQL's UNLOGGED tables), with a warning that lists
+// them: copied, they would silently fall behind. A snapshot copies them.
+func (e *Engine) leaveOutUnstreamable(tables []*model.Table) []*model.Table {
+	if e.mode == flow.ModeSnapshot {
+		return tables
+	}
+	var kept []*model.Table
+	var left []string
+	for _, t := range tables {
+		if t.NoChangeStream != "" {
+			left = append(left, t.Namespace.String()+" ("+t.NoChangeStream+")")
+			continue
+		}
+		kept = append(kept, t)
+	}
+	if len(left) > 0 {
+		e.log.Warn(fmt.Sprintf("tables left out of the flow: change data capture cannot see their changes: %s; copy them with --mode snapshot (a flow of their own), or make them logged at the source (ALTER TABLE ... SET LOGGED) and run the flow again", strings.Join(left, ", ")),
+			"tables", len(left))
+	}
+	return kept
 }
 
 // noTableSelected is the error of a selection that matches no table: it

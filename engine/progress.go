@@ -64,6 +64,10 @@ type CDCStats struct {
 	// head in bytes of its log, when the source can tell (LagMeter).
 	lagBytes int64
 	lagKnown bool
+	// retention is what the source keeps for the flow (a slot's WAL), when
+	// it can tell (connector.RetentionMeter).
+	retention      connector.Retention
+	retentionKnown bool
 	// schemaChanges counts the schema changes and truncates CDC followed;
 	// schemaEvents are the last maxSchemaEvents of them, oldest first.
 	schemaChanges int64
@@ -130,6 +134,12 @@ func (c *CDCStats) lagAt(now time.Time) float64 {
 		lag = max(lag, now.Sub(c.inflight[0].commit).Seconds(), 0)
 	}
 	return lag
+}
+
+func (c *CDCStats) setRetention(r connector.Retention) {
+	c.mu.Lock()
+	c.retention, c.retentionKnown = r, true
+	c.mu.Unlock()
 }
 
 func (c *CDCStats) setLagBytes(n int64) {
@@ -357,6 +367,16 @@ type CDCSnapshot struct {
 	// in bytes of the source's log (WAL for PostgreSQL), measured about
 	// every second; null when the source cannot tell (connector.LagMeter).
 	LagBytes *int64 `json:"lag_bytes"`
+	// SlotRetainedBytes is the log the source keeps for the flow (a
+	// PostgreSQL slot's WAL), SlotLimitBytes the most it may keep before it
+	// drops what the flow needs (max_slot_wal_keep_size; 0: no limit), and
+	// SlotSafeBytes how much more may be written before that; null when the
+	// source cannot tell (connector.RetentionMeter). SlotNearLimit: above
+	// 80% of the limit.
+	SlotRetainedBytes *int64 `json:"slot_retained_bytes,omitempty"`
+	SlotLimitBytes    *int64 `json:"slot_limit_bytes,omitempty"`
+	SlotSafeBytes     *int64 `json:"slot_safe_bytes,omitempty"`
+	SlotNearLimit     bool   `json:"slot_near_limit,omitempty"`
 	// SchemaChanges counts the schema changes and truncates this run
 	// followed; SchemaEvents are the latest of them.
 	SchemaChanges int64         `json:"schema_changes"`
@@ -444,6 +464,13 @@ func (p *Progress) Snapshot() Snapshot {
 	if c.lagKnown {
 		lag := c.lagBytes
 		s.CDC.LagBytes = &lag
+	}
+	if c.retentionKnown {
+		r := c.retention
+		s.CDC.SlotRetainedBytes, s.CDC.SlotNearLimit = &r.Retained, r.Near()
+		if r.Limit > 0 {
+			s.CDC.SlotLimitBytes, s.CDC.SlotSafeBytes = &r.Limit, &r.Safe
+		}
 	}
 	s.CDC.LagSeconds = c.lagAt(time.Now())
 	s.CDC.SchemaChanges = c.schemaChanges

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
@@ -149,6 +150,9 @@ func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error
 
 	if lm := e.src.LagMeter; lm != nil {
 		g.Go(func() error { return e.measureLag(streamCtx, lm) })
+	}
+	if rm := e.src.RetentionMeter; rm != nil {
+		g.Go(func() error { return e.watchRetention(streamCtx, rm) })
 	}
 	if every := e.cfg.SyncSequences; every > 0 {
 		g.Go(func() error { e.syncSequencesEvery(streamCtx, every); return nil })
@@ -340,6 +344,42 @@ func (e *Engine) sourceTables() []*model.Table {
 		out[i] = t.src
 	}
 	return out
+}
+
+// retentionEvery is how often CDC measures what the source keeps for the
+// flow; retentionRewarn is how often a flow that stays near the limit is
+// warned again.
+var retentionEvery, retentionRewarn = 5 * time.Second, 5 * time.Minute
+
+// watchRetention measures, while changes stream, the log the source keeps
+// for the flow against the most it may keep (a PostgreSQL slot's WAL and
+// max_slot_wal_keep_size): the dashboard and metrics show it, and a flow
+// near the limit is warned with the numbers. Past the limit the source
+// drops what the flow needs, which the stream reports as an error; this
+// only reports.
+func (e *Engine) watchRetention(ctx context.Context, rm connector.RetentionMeter) error {
+	t := time.NewTicker(retentionEvery)
+	defer t.Stop()
+	var warnedAt time.Time
+	for {
+		r, err := rm.Retention(ctx, e.name)
+		if err == nil {
+			e.progress.CDC.setRetention(r)
+			if r.Near() && time.Since(warnedAt) >= retentionRewarn {
+				e.log.Warn(fmt.Sprintf("the source keeps %s of its log for this flow, near its limit of %s: %s more and the source drops what the flow has not read, and the flow must start over; let CDC catch up, or raise the limit",
+					humanize.IBytes(uint64(r.Retained)), humanize.IBytes(uint64(r.Limit)), humanize.IBytes(uint64(max(r.Safe, 0)))),
+					"retained_bytes", r.Retained, "limit_bytes", r.Limit, "safe_bytes", r.Safe)
+				warnedAt = time.Now()
+			} else if !r.Near() {
+				warnedAt = time.Time{}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // lagEvery is how often CDC measures how far behind the source's head it is.

@@ -348,7 +348,7 @@ func (e *Engine) addNewTables(ctx context.Context) error {
 			added = append(added, t)
 		}
 	}
-	if len(added) == 0 {
+	if added = e.leaveOutUnstreamable(added); len(added) == 0 {
 		return nil
 	}
 	if err := e.checkKeys(added); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -298,6 +299,30 @@ func (c *Config) Identity() string {
 // Selection is the table selection as the state records it, to tell on a
 // resume whether --tables changed.
 func (c *Config) Selection() string { return (&Filter{include: c.Tables}).String() }
+
+// SourceMoved tells whether an identity an earlier run stored is this flow's
+// but for the source's host and port: the same scheme, database, user,
+// destination and renames. It returns the earlier source (redacted). A
+// source whose positions hold across servers (connector.HistoryChecker)
+// may then resume the flow on the new host, a promoted replica.
+func (c *Config) SourceMoved(stored string) (from string, ok bool) {
+	parts := strings.Split(stored, "\n")
+	if len(parts) == 4 { // the older format, with the selection
+		parts = []string{parts[0], parts[1], parts[3]}
+	}
+	if len(parts) != 3 || parts[1] != errs.Redact(c.Destination) || parts[2] != strings.Join(c.Rename, ",") {
+		return "", false
+	}
+	was, err1 := url.Parse(parts[0])
+	now, err2 := url.Parse(errs.Redact(c.Source))
+	if err1 != nil || err2 != nil || was.Host == now.Host {
+		return "", false
+	}
+	if was.Scheme != now.Scheme || was.Path != now.Path || was.User.Username() != now.User.Username() {
+		return "", false
+	}
+	return parts[0], true
+}
 
 // MatchIdentity tells whether an identity an earlier run stored is this
 // flow's. It accepts the older format, which held the table selection too,

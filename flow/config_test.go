@@ -93,3 +93,36 @@ func TestLoadFileInterpolatesTheEnvironment(t *testing.T) {
 		t.Errorf("unset variable: %v", err)
 	}
 }
+
+// TestSourceMoved: an identity that differs from the flow's only in the
+// source's host and port is a moved source (a promoted replica); another
+// database, user, scheme, destination or --rename is another flow.
+func TestSourceMoved(t *testing.T) {
+	was := Config{Source: "mysql://app:pw@db1:3306/shop", Destination: "postgres://u@dst/shop", Rename: []string{"a:b"}}
+	stored := was.Identity()
+	for _, c := range []struct {
+		src, dst string
+		rename   []string
+		moved    bool
+	}{
+		{"mysql://app:other@db2:3307/shop", was.Destination, was.Rename, true},
+		{"mysql://app:pw@db1:3306/shop", was.Destination, was.Rename, false}, // the same flow, not moved
+		{"mysql://app:pw@db2:3306/other", was.Destination, was.Rename, false},
+		{"mysql://root:pw@db2:3306/shop", was.Destination, was.Rename, false},
+		{"postgres://app:pw@db2:3306/shop", was.Destination, was.Rename, false},
+		{"mysql://app:pw@db2:3306/shop", "postgres://u@dst/other", was.Rename, false},
+		{"mysql://app:pw@db2:3306/shop", was.Destination, nil, false},
+	} {
+		now := Config{Source: c.src, Destination: c.dst, Rename: c.rename}
+		from, moved := now.SourceMoved(stored)
+		if moved != c.moved || (moved && from != errs.Redact(was.Source)) {
+			t.Errorf("%s -> %s %v: moved %v from %q; want %v", c.src, c.dst, c.rename, moved, from, c.moved)
+		}
+	}
+	// The older four-line identity (with the selection) is read too.
+	parts := strings.Split(stored, "\n")
+	legacy := strings.Join([]string{parts[0], parts[1], "shop.*", parts[2]}, "\n")
+	if _, moved := (&Config{Source: "mysql://app@db2:3306/shop", Destination: was.Destination, Rename: was.Rename}).SourceMoved(legacy); !moved {
+		t.Error("a moved source with an older identity was not recognized")
+	}
+}

@@ -162,6 +162,11 @@ type Table struct {
 	// FullRowIdentity means changes carry the whole old row, which lets CDC
 	// apply changes to a table without a primary key.
 	FullRowIdentity bool `json:"full_row_identity,omitempty"`
+	// NoChangeStream says why the source's change stream cannot see the
+	// table's changes (a PostgreSQL UNLOGGED table: logical decoding reads
+	// the WAL, which such a table does not write); "" when it can. A flow
+	// with change data capture leaves such a table out; a snapshot copies it.
+	NoChangeStream string `json:"no_change_stream,omitempty"`
 	// Indexes are the source's secondary indexes (not the primary key), for
 	// a destination that builds them once the table is copied.
 	Indexes []Index `json:"indexes,omitempty"`

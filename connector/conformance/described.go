@@ -36,6 +36,9 @@ func checkDescribed(t *testing.T, c connector.Connector) {
 	_, want.BuildObjects = c.(connector.ObjectBuilder)
 	_, want.ReadPartitions = c.(connector.PartitionReader)
 	_, want.BuildPartitions = c.(connector.PartitionBuilder)
+	_, want.Failover = c.(connector.HistoryChecker)
+	want.Failover = want.Failover && want.CDC
+	_, want.Retention = c.(connector.RetentionMeter)
 	if d, ok := c.(connector.Declarer); ok {
 		want.FullRows = d.Declare().FullRows && want.Apply
 	}

@@ -33,7 +33,8 @@
 //   - source.go and source_*.go, the source half: discover (tables from
 //     information_schema), plan (primary-key range partitions, T0), keyset
 //     (key conditions and cursors), read (snapshot reads), position
-//     (binlog positions, T0, Ack), preflight (checks before a flow), stream
+//     (binlog positions, T0, Ack), gtid (GTID positions, their order, and
+//     whether a server's history holds a flow's position), preflight (checks before a flow), stream
 //     (the binlog reader and its reconnections), stream_events
 //     (transactions and row events), stream_schema (the flow's tables as
 //     the binlog changes them), stream_ddl and stream_ddl_tokens (what a
@@ -277,6 +278,10 @@ func (c *Conn) connect(ctx context.Context) error {
 		si.localInfile = localInfile == 1
 	}
 	si.mariadb = strings.Contains(strings.ToLower(si.version), "mariadb")
+	if err := c.checkVersion(si); err != nil {
+		db.Close()
+		return err
+	}
 	si.logBin = logBin == 1
 	si.format = strings.ToUpper(format.String)
 	si.rowImage = strings.ToUpper(image.String)
@@ -352,3 +357,19 @@ func driverErrCode(err error) int {
 type quietLogger struct{}
 
 func (quietLogger) Print(...any) {}
+
+// checkVersion refuses a server older than ferry supports, naming its
+// version and the supported ones: MariaDB 10.5 (BINLOG MONITOR, the binlog
+// snapshot status ferry's T0 reads), MySQL 8.0 (utf8mb4_0900_bin for keys
+// compared byte for byte). docs/connectors.md lists them.
+func (c *Conn) checkVersion(si serverInfo) error {
+	major, minor, name := 8, 0, "MySQL"
+	if si.mariadb {
+		major, minor, name = 10, 5, "MariaDB"
+	}
+	if versionAtLeast(si.version, major, minor) {
+		return nil
+	}
+	return errs.BadConfig(fmt.Sprintf("mysql %s: %s %s is not supported; ferry supports MariaDB 10.5 and later and MySQL 8.0 and later (as source and destination)", c.host, name, si.version),
+		"upgrade the server")
+}

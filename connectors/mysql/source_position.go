@@ -15,19 +15,43 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
-// binlogPos is a binlog file and the offset of the next event in it. Its
-// text form, a model.Position, is "binlog.000042:1234".
+// binlogPos is a binlog file and the offset of the next event in it, and,
+// where the server has GTIDs, the GTID position there (MariaDB's
+// domain-server-seq list, or MySQL's executed GTID set). Its text form, a
+// model.Position, is "binlog.000042:1234", or "binlog.000042:1234@0-1-42"
+// with the GTID: file and offset belong to one server, the GTID to the
+// replication topology, so a flow resumes by GTID on a replica promoted in
+// the server's place (source_gtid.go).
 type binlogPos struct {
 	file string
 	pos  uint32
+	// gtid is the canonical GTID position; hasGTID tells "" (a server with
+	// no transaction yet) from a position without one (older flows, MySQL
+	// without gtid_mode).
+	gtid    string
+	hasGTID bool
 }
 
-func (p binlogPos) String() string { return p.file + ":" + strconv.FormatUint(uint64(p.pos), 10) }
+func (p binlogPos) String() string {
+	s := p.file + ":" + strconv.FormatUint(uint64(p.pos), 10)
+	if p.hasGTID {
+		s += "@" + p.gtid
+	}
+	return s
+}
 
 func (p binlogPos) position() model.Position { return model.Position(p.String()) }
 
+// at is p moved to another file and offset of the same server, with the same
+// GTID position (an event outside any transaction).
+func (p binlogPos) at(file string, pos uint32) binlogPos {
+	p.file, p.pos = file, pos
+	return p
+}
+
 func parsePosition(s model.Position) (binlogPos, error) {
-	file, off, ok := strings.Cut(string(s), ":")
+	filePos, gtid, hasGTID := strings.Cut(string(s), "@")
+	file, off, ok := strings.Cut(filePos, ":")
 	if !ok || file == "" {
 		return binlogPos{}, fmt.Errorf("mysql: bad binlog position %q: want file:offset", s)
 	}
@@ -38,7 +62,15 @@ func parsePosition(s model.Position) (binlogPos, error) {
 	if _, _, err := fileSeq(file); err != nil {
 		return binlogPos{}, fmt.Errorf("mysql: bad binlog position %q: %w", s, err)
 	}
-	return binlogPos{file: file, pos: uint32(n)}, nil
+	p := binlogPos{file: file, pos: uint32(n), hasGTID: hasGTID}
+	if hasGTID {
+		set, err := parseGTIDSet(gtid)
+		if err != nil {
+			return binlogPos{}, fmt.Errorf("mysql: bad binlog position %q: %w", s, err)
+		}
+		p.gtid = set.String()
+	}
+	return p, nil
 }
 
 // fileSeq splits "binlog.000042" into its base name and sequence number.
@@ -54,8 +86,18 @@ func fileSeq(file string) (string, uint64, error) {
 	return file[:i], n, nil
 }
 
-// compare orders two positions: by the file's sequence number, then offset.
+// compare orders two positions: by GTID when both have one (they may come
+// from two servers of one topology), else by file and offset.
 func (p binlogPos) compare(q binlogPos) (int, error) {
+	if p.hasGTID && q.hasGTID {
+		return compareGTID(p.gtid, q.gtid)
+	}
+	return p.compareFile(q)
+}
+
+// compareFile orders two positions of one server: by the file's sequence
+// number, then offset.
+func (p binlogPos) compareFile(q binlogPos) (int, error) {
 	pb, pn, err := fileSeq(p.file)
 	if err != nil {
 		return 0, err
@@ -97,6 +139,9 @@ func (c *Conn) ComparePositions(a, b model.Position) (int, error) {
 func (c *Conn) HeadPosition(ctx context.Context) (model.Position, error) {
 	p, err := c.masterStatus(ctx, c.db)
 	if err != nil {
+		return "", err
+	}
+	if p, err = c.withGTID(ctx, c.db, p); err != nil {
 		return "", err
 	}
 	return p.position(), nil
@@ -167,6 +212,15 @@ func (c *Conn) binlogDisabled() error {
 // take it (commits in flight finish first), else with SHOW MASTER STATUS
 // alone.
 func (c *Conn) snapshotPosition(ctx context.Context) (binlogPos, string, error) {
+	p, how, err := c.snapshotFilePosition(ctx)
+	if err != nil {
+		return p, how, err
+	}
+	p, err = c.withGTID(ctx, c.db, p)
+	return p, how, err
+}
+
+func (c *Conn) snapshotFilePosition(ctx context.Context) (binlogPos, string, error) {
 	conn, err := c.db.Conn(ctx)
 	if err != nil {
 		return binlogPos{}, "", fmt.Errorf("mysql %s: %w", c.host, c.scrubber.Err(err))

@@ -70,7 +70,8 @@ type stream struct {
 	standalone bool // the group is one statement, ended by its QUERY event
 	changes    []model.Change
 	schemas    []model.SchemaChange
-	progressed bool // the current connection delivered a transaction
+	progressed bool   // the current connection delivered a transaction
+	txnGTID    string // the GTID of the transaction being read, "" if none
 }
 
 // StreamChanges reads the binlog from position from and emits each
@@ -85,7 +86,17 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 	if err := c.checkBinlogSettings(); err != nil {
 		return err
 	}
-	if err := c.checkNotPurged(ctx, start); err != nil {
+	if c.server.mariadb && !start.hasGTID {
+		// A position recorded before flows kept GTIDs: from here on they do.
+		if start, err = c.withGTID(ctx, c.db, start); err != nil {
+			return err
+		}
+	}
+	if c.streamsByGTID(ctx, start) {
+		if err := c.CheckHistory(ctx, start.position()); err != nil {
+			return err
+		}
+	} else if err := c.checkNotPurged(ctx, start); err != nil {
 		return err
 	}
 	s := &stream{c: c, serverID: c.serverID(opts.Flow), emit: emit, tables: map[model.Namespace]*streamTable{}, lower: map[model.Namespace]*streamTable{},
@@ -128,7 +139,11 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if err := c.checkNotPurged(ctx, s.boundary); err != nil {
+		check := c.checkNotPurged
+		if c.streamsByGTID(ctx, s.boundary) {
+			check = func(ctx context.Context, p binlogPos) error { return c.CheckHistory(ctx, p.position()) }
+		}
+		if err := check(ctx, s.boundary); err != nil {
 			var ce *errs.ConfigError
 			if errors.As(err, &ce) {
 				return err
@@ -292,7 +307,21 @@ func (s *stream) run(ctx context.Context) error {
 	s.ids = map[uint64]*tableMap{}
 	s.inTxn, s.standalone, s.changes, s.schemas, s.progressed = false, false, nil, nil, false
 	s.file = s.boundary.file
-	streamer, err := syncer.StartSync(gomysql.Position{Name: s.boundary.file, Pos: s.boundary.pos})
+	var streamer *replication.BinlogStreamer
+	var err error
+	byGTID := c.streamsByGTID(ctx, s.boundary)
+	if byGTID {
+		// By GTID: the same logical point on whichever server of the
+		// topology this is; the server's first (artificial) rotate event
+		// names the file it reads.
+		var set gomysql.GTIDSet
+		if set, err = gomysql.ParseMariadbGTIDSet(s.boundary.gtid); err != nil {
+			return fatal(fmt.Errorf("mysql %s: GTID position %s: %w", c.host, s.boundary, err))
+		}
+		streamer, err = syncer.StartSyncGTID(set)
+	} else {
+		streamer, err = syncer.StartSync(gomysql.Position{Name: s.boundary.file, Pos: s.boundary.pos})
+	}
 	if err != nil {
 		err = c.replicationError(err)
 		var ce *errs.ConfigError
@@ -306,6 +335,9 @@ func (s *stream) run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if byGTID && errCode(err) == 1236 {
+				return fatal(c.gtidPurged(s.boundary, err))
 			}
 			return c.replicationError(err)
 		}

@@ -19,16 +19,20 @@ func (s *stream) handle(ctx context.Context, h *replication.EventHeader, ev repl
 	case *replication.RotateEvent:
 		s.file = string(e.NextLogName)
 		if !s.inTxn {
-			s.boundary = binlogPos{file: s.file, pos: uint32(e.Position)}
+			s.boundary = s.boundary.at(s.file, uint32(e.Position))
 		}
 		return nil
 	case *replication.HeartbeatEvent:
 		return s.idle(ctx)
 	case *replication.MariadbGTIDEvent:
 		s.begin(e.IsStandalone())
+		s.txnGTID = e.GTID.String()
 		return nil
 	case *replication.GTIDEvent:
 		s.begin(true) // a BEGIN query follows unless the group is one DDL
+		if next, err := e.GTIDNext(); err == nil {
+			s.txnGTID = next.String()
+		}
 		return nil
 	case *replication.GtidTaggedLogEvent:
 		s.begin(true)
@@ -59,6 +63,7 @@ func (s *stream) begin(standalone bool) {
 	s.inTxn = true
 	s.standalone = standalone
 	s.changes, s.schemas = s.changes[:0], nil
+	s.txnGTID = ""
 }
 
 // advance moves the resume point over an event outside any transaction.
@@ -66,8 +71,8 @@ func (s *stream) advance(h *replication.EventHeader) {
 	if s.inTxn || h.LogPos == 0 || h.Flags&replication.LOG_EVENT_ARTIFICIAL_F != 0 {
 		return
 	}
-	p := binlogPos{file: s.file, pos: h.LogPos}
-	if c, err := p.compare(s.boundary); err == nil && c > 0 {
+	p := s.boundary.at(s.file, h.LogPos)
+	if c, err := p.compareFile(s.boundary); err == nil && c > 0 {
 		s.boundary = p
 	}
 }
@@ -80,7 +85,7 @@ func (s *stream) idle(ctx context.Context) error {
 	}
 	// Even when the position has not moved: an incremental snapshot's
 	// watermark is the head position, and its chunk waits for a batch at it.
-	if c, err := s.boundary.compare(s.emitted); err == nil && c <= 0 && time.Since(s.lastEmit) < idleEmit {
+	if c, err := s.boundary.compareFile(s.emitted); err == nil && c <= 0 && time.Since(s.lastEmit) < idleEmit {
 		return nil
 	}
 	return s.send(ctx, &model.ChangeBatch{Position: s.boundary.position(), CommitTime: time.Now()}, s.boundary)
@@ -100,11 +105,19 @@ func (s *stream) send(ctx context.Context, b *model.ChangeBatch, at binlogPos) e
 // commit ends a transaction (or a standalone statement) at the event whose
 // header is h: the position after it is a safe resume point.
 func (s *stream) commit(ctx context.Context, h *replication.EventHeader) error {
-	pos := binlogPos{file: s.file, pos: h.LogPos}
+	pos := s.boundary.at(s.file, h.LogPos)
 	s.inTxn, s.standalone = false, false
 	if h.LogPos == 0 {
 		pos = s.boundary // an event without a position (never expected at a commit)
 	}
+	if s.txnGTID != "" && pos.hasGTID {
+		gtid, err := addGTID(pos.gtid, s.txnGTID)
+		if err != nil {
+			return fatal(fmt.Errorf("mysql %s: GTID %s after %s: %w", s.c.host, s.txnGTID, pos, err))
+		}
+		pos.gtid = gtid
+	}
+	s.txnGTID = ""
 	s.boundary = pos
 	s.progressed = true
 	commitTime := time.Unix(int64(h.Timestamp), 0)

@@ -11,6 +11,7 @@
 // destinationState. The files say which half they serve:
 //
 //	postgres.go               Open, URL options, registration, session settings, quoting
+//	version.go                supported server versions, when the copy uses key ranges
 //	errors.go                 driver errors to ferry's (classify, lost connections)
 //	raw.go                    the pass-through format both halves agree on (wireColumns)
 //	codec_types.go            catalog types to canonical ones (typeCache)
@@ -20,9 +21,11 @@
 //	source.go                 the source's state, Ack, positions, lag
 //	source_discover.go        Tables: tables, columns, keys, indexes from the catalog
 //	source_plan.go            Plan and Preflight: CTID block ranges, partition bounds
+//	source_keyrange.go        key-range partitions and their reads, before PostgreSQL 14
 //	source_snapshot.go        the exported snapshot partitions are read at
 //	source_slot.go            slot and publication: checks, creation, DropFlow
 //	source_slotwait.go        what a slot's creation waits for, reported while it waits
+//	source_slothealth.go      a slot lost, dropped or near max_slot_wal_keep_size (Retention)
 //	source_read.go            ReadPartition (decoded rows)
 //	source_raw.go             ReadPartitionRaw (COPY binary tuples)
 //	source_stream.go          StreamChanges: replication sessions, reconnects, status, heartbeat

@@ -94,6 +94,9 @@ type Conn struct {
 
 	src sourceState
 	dst destinationState
+
+	// major is the server's major version (15), 0 if unknown.
+	major int
 }
 
 var slotNameRe = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
@@ -161,7 +164,13 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 		pool.Close()
 		return nil, c.classify(err, "connect")
 	}
+	version := conn.Conn().PgConn().ParameterStatus("server_version")
 	conn.Release()
+	if err := c.checkVersion(version); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	c.major = parseMajor(version)
 	c.pool = pool
 	c.types = newTypeCache()
 	return c, nil

@@ -67,7 +67,7 @@ func (c *Conn) discoverOID(ctx context.Context, oid uint32) (*srcTable, error) {
 // discoverWhere reads the catalog for the tables keep selects; with oid
 // set, for that table alone (the server sizes no other).
 func (c *Conn) discoverWhere(ctx context.Context, oid uint32, keep func(model.Namespace) bool) ([]*srcTable, error) {
-	q := `SELECT c.oid, n.nspname, c.relname, c.relkind, c.relreplident,
+	q := `SELECT c.oid, n.nspname, c.relname, c.relkind, c.relreplident, c.relpersistence,
 			has_table_privilege(c.oid, 'SELECT'),
 			CASE WHEN c.relkind = 'p' THEN
 				(SELECT COALESCE(sum(GREATEST(l.reltuples, 0)), 0)::float8 FROM pg_partition_tree(c.oid) p JOIN pg_class l ON l.oid = p.relid WHERE p.isleaf)
@@ -90,10 +90,10 @@ func (c *Conn) discoverWhere(ctx context.Context, oid uint32, keep func(model.Na
 	for rows.Next() {
 		var s srcTable
 		var ns model.Namespace
-		var relkind, replident string
+		var relkind, replident, persistence string
 		var tuples float64
 		var total, heap int64
-		if err := rows.Scan(&s.oid, &ns.Schema, &ns.Table, &relkind, &replident, &s.canSelect, &tuples, &total, &heap); err != nil {
+		if err := rows.Scan(&s.oid, &ns.Schema, &ns.Table, &relkind, &replident, &persistence, &s.canSelect, &tuples, &total, &heap); err != nil {
 			rows.Close()
 			return nil, c.classify(err, "discover tables")
 		}
@@ -110,6 +110,9 @@ func (c *Conn) discoverWhere(ctx context.Context, oid uint32, keep func(model.Na
 			s.table.EstimatedBytes = total
 		}
 		s.table.FullRowIdentity = s.replident == 'f'
+		if persistence == "u" {
+			s.table.NoChangeStream = "UNLOGGED: logical decoding cannot see its changes (they are not written to the WAL)"
+		}
 		infos = append(infos, &s)
 		byOID[s.oid] = &s
 	}

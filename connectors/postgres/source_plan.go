@@ -272,6 +272,9 @@ func (c *Conn) planTable(ctx context.Context, s *srcTable, partRows int64) ([]mo
 	if s.table.EstimatedRows == 0 {
 		s.table.EstimatedRows = totalRows
 	}
+	if len(parts) > 1 && s.relkind != 'p' && s.hasPK && len(s.table.PrimaryKey) > 0 && c.keyPartitions() {
+		return c.keyRangePartitions(ctx, s, parts)
+	}
 	return parts, nil
 }
 

@@ -12,6 +12,11 @@ import (
 // RawFormat offers t's rows as COPY binary tuples when every column's type
 // has a binary form another PostgreSQL server reads the same way.
 func (c *Conn) RawFormat(ctx context.Context, t *model.Table) (*model.RawFormat, bool, error) {
+	if c.keyPartitions() {
+		// Key-range partitions' cursors are keys, which the raw tuples'
+		// splitter does not take off (it takes a ctid): rows are decoded.
+		return nil, false, nil
+	}
 	names := make([]string, len(t.Columns))
 	for i, col := range t.Columns {
 		names[i] = col.Name

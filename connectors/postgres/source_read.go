@@ -79,7 +79,13 @@ func (c *Conn) readPartition(ctx context.Context, t *model.Table, p model.Partit
 	if err != nil {
 		return err
 	}
-	q, _, err := partitionQuery(t, p, from, false)
+	keyed := isKeyPartition(p)
+	var q string
+	if keyed {
+		q, err = keyRangeQuery(t, p, from)
+	} else {
+		q, _, err = partitionQuery(t, p, from, false)
+	}
 	if err != nil {
 		return err
 	}
@@ -135,6 +141,18 @@ func (c *Conn) readPartition(ctx context.Context, t *model.Table, p model.Partit
 			}
 			row[i] = v
 			batch.Bytes += int64(len(vals[i]))
+		}
+		if keyed {
+			// In key order, by the index: the whole key is the cursor.
+			batch.Rows = append(batch.Rows, row)
+			batch.Cursor = model.Cursor(keyPrefix + string(vals[len(decs)]))
+			if len(batch.Rows) >= batchRows || batch.Bytes >= maxBatchBytes {
+				if emitErr = emit(batch); emitErr != nil {
+					break
+				}
+				batch = &model.RowBatch{Rows: make([]model.Row, 0, batchRows)}
+			}
+			continue
 		}
 		ctidText := string(vals[len(decs)])
 		cur, err := parseTID(ctidText)

@@ -65,6 +65,9 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 	s := &streamer{c: c, tables: map[model.Namespace]*streamTable{}, emitted: start, newTables: opts.NewTables}
 	s.slot, _ = c.slotFor(flow)
 	s.pub, _ = c.publicationFor(flow)
+	if err := c.checkSlotUsable(ctx, s.slot, from); err != nil {
+		return err
+	}
 	if s.ddlLog, err = c.publishesDDLLog(ctx, s.pub); err != nil {
 		return err
 	}
@@ -310,7 +313,14 @@ func (s *streamer) startReplication(ctx context.Context, conn *pgconn.PgConn, st
 	}
 	switch sqlState(err) {
 	case "42704":
-		return errs.BadConfig(fmt.Sprintf("replication slot %s does not exist at %s", s.slot, s.c.where()), "the slot was dropped; start the flow over with --restart")
+		return s.c.slotGone(s.slot, model.Position(start.String()))
+	case "55000":
+		// "can no longer get changes from replication slot": invalidated,
+		// maybe while this flow streamed from it (the server ends the
+		// walsender of a slot it invalidates).
+		if h, herr := s.c.readSlotHealth(ctx, s.slot); herr == nil && h.exists && h.walStatus == "lost" {
+			return s.c.slotLost(s.slot, model.Position(start.String()), h)
+		}
 	case "55006":
 		return &sessionError{ConfigError: &errs.ConfigError{Msg: fmt.Sprintf("replication slot %s is in use by another process", s.slot),
 			Fix: "stop the other ferry (or other client) reading it, or give this flow another --name", Err: s.c.scrub.Err(err)}, retry: true}

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
@@ -198,6 +199,16 @@ func printPlan(cmd *cobra.Command, plan *model.Plan, head model.Position, conv [
 		fmt.Fprintf(out, "\nchange data capture: yes; T0 for a flow started now: %s\n", head)
 	} else {
 		fmt.Fprintln(out, "\nchange data capture: no (snapshot only)")
+	}
+	var unstreamable []string
+	for _, t := range plan.Tables {
+		if t.NoChangeStream != "" {
+			unstreamable = append(unstreamable, fmt.Sprintf("  %s: %s", t.Namespace, t.NoChangeStream))
+		}
+	}
+	if head != "" && len(unstreamable) > 0 {
+		fmt.Fprintln(out, "\nwarning: ferry sync leaves these tables out of a flow with change data capture (copy them with --mode snapshot):")
+		fmt.Fprintln(out, strings.Join(unstreamable, "\n"))
 	}
 	if len(conv) > 0 {
 		fmt.Fprintln(out, "\nwarning: these columns and definitions are not created as the source has them (a type the destination lacks holds the source type's text form; a definition only the source's engine reads is listed with its source SQL):")

@@ -138,6 +138,16 @@ func (f *Flow) instruments(m metric.Meter) error {
 	if err != nil {
 		return err
 	}
+	slotRetained, err := m.Int64ObservableGauge("ferry.source.slot.retained", metric.WithUnit("By"),
+		metric.WithDescription("Log the source keeps for the flow (a PostgreSQL slot's WAL); absent when the source cannot tell."))
+	if err != nil {
+		return err
+	}
+	slotSafe, err := m.Int64ObservableGauge("ferry.source.slot.safe", metric.WithUnit("By"),
+		metric.WithDescription("How much more log may be written before the source drops what the flow needs (a PostgreSQL slot's safe_wal_size under max_slot_wal_keep_size); absent without a limit."))
+	if err != nil {
+		return err
+	}
 	partitions, err := m.Int64ObservableGauge("ferry.partitions", metric.WithUnit("{partition}"),
 		metric.WithDescription("Partitions per table by state: pending, running, done."))
 	if err != nil {
@@ -178,6 +188,12 @@ func (f *Flow) instruments(m metric.Meter) error {
 		if s.CDC.LagBytes != nil {
 			o.ObserveInt64(lagBytes, *s.CDC.LagBytes, flowOpt)
 		}
+		if s.CDC.SlotRetainedBytes != nil {
+			o.ObserveInt64(slotRetained, *s.CDC.SlotRetainedBytes, flowOpt)
+		}
+		if s.CDC.SlotSafeBytes != nil {
+			o.ObserveInt64(slotSafe, *s.CDC.SlotSafeBytes, flowOpt)
+		}
 		o.ObserveInt64(phase, 1, metric.WithAttributes(attribute.String("flow", f.info.Name), attribute.String("phase", string(s.Phase))))
 		for _, t := range s.Tables {
 			opt := f.tableOpt(t.Table)
@@ -193,7 +209,7 @@ func (f *Flow) instruments(m metric.Meter) error {
 			}
 		}
 		return nil
-	}, received, schemaChanges, lag, lagBytes, partitions, copied, estimated, resumed, phase)
+	}, received, schemaChanges, lag, lagBytes, slotRetained, slotSafe, partitions, copied, estimated, resumed, phase)
 	if err != nil {
 		return err
 	}

@@ -362,3 +362,37 @@ func TestLagBytesGauge(t *testing.T) {
 		t.Fatalf("lag in bytes missing:\n%s", out)
 	}
 }
+
+// TestPrometheusSlotRetention: what the source keeps for the flow (a
+// PostgreSQL slot's WAL) and how much more it may keep are gauges, absent
+// while the source has not told.
+func TestPrometheusSlotRetention(t *testing.T) {
+	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Prometheus: true, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	retained, safe := int64(60<<20), int64(4<<20)
+	var known bool
+	f, err := tel.Flow(context.Background(), telemetry.FlowInfo{Name: "slotflow", Mode: "cdc", Coordinator: "local"}, func() engine.Snapshot {
+		s := engine.Snapshot{Flow: "slotflow", Phase: engine.PhaseCDC, CDC: engine.CDCSnapshot{LagSeconds: -1}}
+		if known {
+			s.CDC.SlotRetainedBytes, s.CDC.SlotSafeBytes = &retained, &safe
+		}
+		return s
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.End(nil)
+	if out := scrape(t, tel.Handler()); strings.Contains(out, "ferry_source_slot_retained_bytes{") {
+		t.Fatalf("a slot gauge before the source measured anything:\n%s", out)
+	}
+	known = true
+	out := scrape(t, tel.Handler())
+	for _, want := range []string{`ferry_source_slot_retained_bytes{flow="slotflow"} 6.291456e+07`, `ferry_source_slot_safe_bytes{flow="slotflow"} 4.194304e+06`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

@@ -270,9 +270,20 @@
       ['Changes', int(c.changes_received) + ' received · ' + int(c.changes_applied) + ' applied after folding'],
       ['Apply batches', onWorkers(f) ? 'counted by each worker (its /metrics)' : int(f.apply_batches) + ' · avg ' + f.apply_latency_avg_ms.toFixed(1) + ' ms'],
       ['Lag', lagText(c.lag_seconds) + (f.cdc_lag_bytes != null ? ' · ' + bytes(f.cdc_lag_bytes) : '') + ' · last commit ' + commit],
+      ['Slot', slotText(c)],
       ['Sequences', sequencesText(f.sequences)],
       ['Schema changes', schemaText(c)],
     ]);
+  }
+
+  // slotText shows the log the source keeps for the flow against its limit
+  // (a PostgreSQL slot's WAL and max_slot_wal_keep_size).
+  function slotText(c) {
+    if (c.slot_retained_bytes == null) return '–';
+    let t = bytes(c.slot_retained_bytes) + ' retained';
+    if (c.slot_limit_bytes != null) t += ' of ' + bytes(c.slot_limit_bytes) + ' allowed · ' + bytes(Math.max(c.slot_safe_bytes, 0)) + ' left';
+    if (c.slot_near_limit) t += ' · NEAR THE LIMIT: let CDC catch up or raise max_slot_wal_keep_size';
+    return t;
   }
 
   // schemaText lists the schema changes and truncates CDC followed, the
