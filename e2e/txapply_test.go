@@ -280,4 +280,3 @@ func TestTransactionalApplyReadersNeverSeeHalfATransferMySQL(t *testing.T) {
 		t.Errorf("with --apply-mode transactional the reader saw a total other than %d in %d of %d reads (first %d)", txTotal, n, r.reads.Load(), r.firstBad.Load())
 	}
 }
-
