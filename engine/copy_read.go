@@ -50,6 +50,9 @@ func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane c
 			if stop.Err() != nil {
 				return errStopped
 			}
+			if err := e.waitCopyRate(ctx, stop, b); err != nil {
+				return err
+			}
 			b.Table = task.tr.dst
 			b.Partition = task.p.ID
 			e.observer().BatchRead(task.tr.stats.Table, int64(b.Len()), b.Bytes)
@@ -90,4 +93,20 @@ func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane c
 			return err
 		}
 	}
+}
+
+// waitCopyRate holds a batch just read until --max-rate lets it go on; a
+// graceful stop ends the wait (errStopped).
+func (e *Engine) waitCopyRate(ctx, stop context.Context, b *model.RowBatch) error {
+	if e.copyRate == nil {
+		return nil
+	}
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(stop, cancel)()
+	err := e.copyRate.wait(waitCtx, b.Len(), b.Bytes)
+	if err != nil && ctx.Err() == nil && stop.Err() != nil {
+		return errStopped
+	}
+	return err
 }

@@ -65,6 +65,8 @@ type Engine struct {
 	snapRequested sync.Map // model.Namespace -> time.Time
 	snapState     snapState
 	cutOnce       sync.Once
+	// copyRate holds the copy to --max-rate; nil: no limit.
+	copyRate *copyRate
 	// partitionsMu: one writer at a time creates partitions (partitions.go).
 	partitionsMu sync.Mutex
 }
@@ -98,6 +100,11 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 	if e.renames, err = flow.ParseRenames(cfg.Rename); err != nil {
 		return nil, &errs.ConfigError{Msg: err.Error()}
 	}
+	maxRate, err := flow.ParseRate(cfg.MaxRate)
+	if err != nil {
+		return nil, errs.BadConfig(fmt.Sprintf("invalid --max-rate %q: %v", cfg.MaxRate, err), "give rows per second (5000) or bytes per second with a unit (10MB/s, 512KiB/s)")
+	}
+	e.copyRate = newCopyRate(maxRate)
 	e.src, e.dst = connector.Discover(src), connector.Discover(dst)
 	if e.mode, err = negotiate(cfg.Mode, e.src.Abilities, e.dst.Abilities, errs.Redact(cfg.Source), errs.Redact(cfg.Destination)); err != nil {
 		return nil, err

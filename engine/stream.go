@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -134,7 +135,7 @@ func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error
 			return err
 		}
 	}
-	e.log.Info("change data capture starting", "from", from, "writers", nw, "until", e.cfg.Until, "head", head)
+	e.log.Info("change data capture starting", "from", from, "writers", nw, "apply_mode", e.applyMode(), "until", e.cfg.Until, "head", head)
 
 	writers, err := e.openAppliers(ctx, applier, nw)
 	if err != nil {
@@ -167,7 +168,7 @@ func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error
 	acks := make(chan applyAck, 2*nw)
 	applied := newSignal()
 	snaps := make(chan snapCmd)
-	e.startApplying(gctx, g, from, in, snaps, applier, writers, acks, applied, gate)
+	e.startApplying(gctx, g, from, in, snaps, applier, writers, acks, applied, gate, flight.Release)
 	g.Go(func() error { return e.snapshotLoop(streamCtx, cs, snaps, applied) })
 	until := newUntilTarget(cs, from, endStream, func(pos, target model.Position) {
 		e.log.Info("caught up", "position", pos, "head", target)
@@ -183,6 +184,14 @@ func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error
 		return e.checkpointLoop(gctx, cs, nw, acks, until, applied, flight.Release)
 	})
 	return g.Wait()
+}
+
+// applyMode names how CDC applies changes, for the log.
+func (e *Engine) applyMode() string {
+	if e.cfg.Transactional() {
+		return flow.ApplyTransactional
+	}
+	return flow.ApplyParallel
 }
 
 // endOnStop ends the source's stream when a stop is asked for, and returns
@@ -276,7 +285,7 @@ func (e *Engine) readChanges(streamCtx, gctx context.Context, cs connector.Chang
 // batcher sends every writer its share of each batch; each writer applies
 // its shares in order and acknowledges them on acks, which is closed once
 // every writer is done.
-func (e *Engine) startApplying(ctx context.Context, g *errgroup.Group, from model.Position, in <-chan sourceBatch, snaps <-chan snapCmd, applier connector.ChangeApplier, writers []connector.ChangeWriter, acks chan<- applyAck, applied *signal, gate *fullRowGate) {
+func (e *Engine) startApplying(ctx context.Context, g *errgroup.Group, from model.Position, in <-chan sourceBatch, snaps <-chan snapCmd, applier connector.ChangeApplier, writers []connector.ChangeWriter, acks chan<- applyAck, applied *signal, gate *fullRowGate, release func(int64)) {
 	jobs := make([]chan applyJob, len(writers))
 	for i := range jobs {
 		jobs[i] = make(chan applyJob, 2)
@@ -287,7 +296,7 @@ func (e *Engine) startApplying(ctx context.Context, g *errgroup.Group, from mode
 				close(j)
 			}
 		}()
-		return e.batch(ctx, from, in, snaps, jobs, applied, gate)
+		return e.batch(ctx, from, in, snaps, jobs, applied, gate, release)
 	})
 	var writersWG sync.WaitGroup
 	for i := range writers {

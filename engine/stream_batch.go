@@ -15,10 +15,11 @@ import (
 // --apply-batch changes or applyBatchBytes (or whatever arrived within
 // --apply-linger) and sends each writer its share. A schema change first
 // drains every writer, then alters the destination table, then goes on.
-func (e *Engine) batch(ctx context.Context, from model.Position, in <-chan sourceBatch, snaps <-chan snapCmd, jobs []chan applyJob, applied *signal, gate *fullRowGate) error {
+func (e *Engine) batch(ctx context.Context, from model.Position, in <-chan sourceBatch, snaps <-chan snapCmd, jobs []chan applyJob, applied *signal, gate *fullRowGate, release func(int64)) error {
 	// pos starts at the stream's start: a truncate in the first batch
 	// sends what came before it at a position every writer may keep.
-	bt := &batcher{e: e, pos: from, jobs: jobs, applied: applied, gate: gate, f: newFolder(), linger: time.NewTimer(time.Hour)}
+	bt := &batcher{e: e, pos: from, jobs: jobs, applied: applied, gate: gate, f: newFolder(), linger: time.NewTimer(time.Hour),
+		tx: e.cfg.Transactional(), release: release}
 	bt.linger.Stop()
 	for {
 		select {
@@ -28,6 +29,14 @@ func (e *Engine) batch(ctx context.Context, from model.Position, in <-chan sourc
 			}
 		case sb, ok := <-in:
 			if !ok {
+				if bt.open {
+					// Transactional: the stream ended inside a transaction.
+					// Its first parts are dropped, not applied (a reader
+					// would see half of it); the checkpoint is before it, so
+					// the next run reads it whole.
+					bt.e.log.Info("stream ended inside a source transaction; its changes are applied whole by the next run", "position", bt.pos)
+					return nil
+				}
 				return bt.flush(ctx)
 			}
 			if err := bt.take(ctx, sb); err != nil {
@@ -35,6 +44,9 @@ func (e *Engine) batch(ctx context.Context, from model.Position, in <-chan sourc
 			}
 		case <-bt.linger.C:
 			bt.lingering = false
+			if bt.open {
+				continue // transactional: the batch ends with its transaction
+			}
 			if err := bt.flush(ctx); err != nil {
 				return err
 			}
@@ -60,6 +72,13 @@ type batcher struct {
 	pending   bool
 	linger    *time.Timer
 	lingering bool
+	// tx: --apply-mode transactional, where an apply batch is sent only at
+	// the end of a source transaction. open: the last source batch folded
+	// ended inside one (model.ChangeBatch.Partial), whose parts so far
+	// are all the apply batch holds.
+	tx, open bool
+	// release returns bytes to the flight budget (tx's open transactions).
+	release func(int64)
 	// rec is the chunk of an incremental snapshot being recorded
 	// (snapshot.go).
 	rec *recording
@@ -86,7 +105,21 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 			}
 		}
 	}
-	bt.bytes += sb.bytes
+	if bt.tx && b.Partial {
+		if !bt.open {
+			// A huge transaction begins: send the whole transactions before
+			// it, so the apply batch holds only its parts from here on.
+			if err := bt.flush(ctx); err != nil {
+				return err
+			}
+		}
+		// Its parts wait for its end, however many: holding their flight
+		// budget would stop the stream before that end came.
+		bt.release(sb.bytes)
+	} else {
+		bt.bytes += sb.bytes
+	}
+	bt.open = bt.tx && b.Partial
 	if err := bt.fold(ctx, b); err != nil {
 		return err
 	}
@@ -97,6 +130,9 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 	bt.pending = true
 	if err := bt.reached(ctx, b.Position); err != nil {
 		return err
+	}
+	if bt.open {
+		return nil // transactional: the batch ends with its transaction
 	}
 	if bt.f.changes >= bt.e.cfg.ApplyBatch || bt.bytes >= applyBatchBytes {
 		return bt.flush(ctx)

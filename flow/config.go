@@ -70,7 +70,26 @@ type Config struct {
 	// truncates it: DDLApply (the default) follows the change, DDLStop
 	// stops the flow before anything after it is applied.
 	DDL string `yaml:"ddl"`
+	// ApplyMode is how CDC applies changes: ApplyParallel (the default)
+	// across keys by Writers writers, or ApplyTransactional, one writer
+	// committing whole source transactions, so a reader of the destination
+	// never sees half of one.
+	ApplyMode string `yaml:"apply_mode"`
+	// MaxRate caps the copy's reads across all lanes (ParseRate): rows per
+	// second ("5000"), or bytes per second with a unit ("10MB/s"); empty
+	// for no limit.
+	MaxRate string `yaml:"max_rate"`
 }
+
+// How CDC applies changes (Config.ApplyMode).
+const (
+	ApplyParallel      = "parallel"
+	ApplyTransactional = "transactional"
+)
+
+// Transactional reports whether CDC applies whole source transactions on
+// one writer (--apply-mode transactional).
+func (c *Config) Transactional() bool { return c.ApplyMode == ApplyTransactional }
 
 // What CDC does with a schema change (Config.DDL).
 const (
@@ -178,6 +197,10 @@ func (c *Config) Defaults() {
 	if c.Parallel <= 0 {
 		c.Parallel = 4
 	}
+	if c.Transactional() {
+		// One writer: a source transaction's changes commit together.
+		c.Writers = 1
+	}
 	if c.Writers <= 0 {
 		c.Writers = c.Parallel
 	}
@@ -213,6 +236,17 @@ func (c *Config) Validate() error {
 	case "", DDLApply, DDLStop:
 	default:
 		return errs.BadConfig(fmt.Sprintf("unknown --ddl %q", c.DDL), "use apply (follow the source's schema changes, the default) or stop (stop the flow at the first one)")
+	}
+	switch c.ApplyMode {
+	case "", ApplyParallel, ApplyTransactional:
+	default:
+		return errs.BadConfig(fmt.Sprintf("unknown --apply-mode %q", c.ApplyMode), "use parallel (changes applied across keys by --writers writers, the default) or transactional (one writer, whole source transactions per destination transaction)")
+	}
+	if c.Transactional() && c.Writers > 1 {
+		return errs.BadConfig(fmt.Sprintf("--apply-mode transactional applies with one writer, and --writers is %d", c.Writers), "leave --writers out with --apply-mode transactional")
+	}
+	if _, err := ParseRate(c.MaxRate); err != nil {
+		return errs.BadConfig(fmt.Sprintf("invalid --max-rate %q: %v", c.MaxRate, err), "give rows per second (5000) or bytes per second with a unit (10MB/s, 512KiB/s)")
 	}
 	switch c.Until {
 	case "", "caught-up":

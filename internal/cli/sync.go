@@ -30,7 +30,7 @@ import (
 // flowFlags are the flags that define a flow, shared by sync, plan and verify.
 type flowFlags struct {
 	file, name, mode, tables, until, stateDir string
-	ddl                                       string
+	ddl, applyMode, maxRate                   string
 	rename                                    []string
 	parallel, writers, batchRows, applyBatch  int
 	partitionRows                             int64
@@ -97,6 +97,8 @@ func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
 	fs.IntVar(&f.writers, "writers", 0, "parallel CDC appliers (default: --parallel)")
 	fs.IntVar(&f.applyBatch, "apply-batch", 0, "max changes per CDC apply batch (default 10000)")
 	fs.DurationVar(&f.applyLinger, "apply-linger", 0, "how long CDC waits to fill a batch (default 50ms)")
+	fs.StringVar(&f.applyMode, "apply-mode", "", "parallel (changes applied across keys by --writers writers, the default) or transactional (one writer; each destination transaction holds whole source transactions, so readers never see half of one)")
+	fs.StringVar(&f.maxRate, "max-rate", "", "cap the copy's reads across all lanes: rows per second (5000) or bytes per second (10MB/s, 512KiB/s); default no limit")
 	fs.DurationVar(&f.retryTimeout, "retry-timeout", 0, "how long an unavailable source or destination is retried before the flow fails (default 5m)")
 	fs.StringVar(&f.ddl, "ddl", "", "when the source changes a table's schema or truncates it during CDC: apply (follow it, the default) or stop (stop the flow there)")
 	fs.DurationVar(&f.syncSequences, "sync-sequences", 0, "during CDC, copy the source's sequences to the destination this often, e.g. 1m (default 0: never; a cutover sets them)")
@@ -205,6 +207,8 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	set("retry-timeout", func() { cfg.RetryTimeout = f.retryTimeout })
 	set("sync-sequences", func() { cfg.SyncSequences = f.syncSequences })
 	set("ddl", func() { cfg.DDL = f.ddl })
+	set("apply-mode", func() { cfg.ApplyMode = f.applyMode })
+	set("max-rate", func() { cfg.MaxRate = f.maxRate })
 	set("until", func() { cfg.Until = f.until })
 	set("state-dir", func() { cfg.StateDir = f.stateDir })
 	if err := refuseNonPositive(fs, "parallel", "writers", "batch-rows", "partition-rows", "apply-batch", "apply-linger", "retry-timeout"); err != nil {
