@@ -7,6 +7,7 @@
 // URLs:
 //
 //	mysql://user:pass@host:3306/db?zero_dates=null   (also mariadb://)
+//	mysql://user:pass@host:3306/db?ssl-ca=/ca.pem&ssl-cert=/client.pem&ssl-key=/client-key.pem
 //
 // The path's database selects what a source reads (Namespace.Schema is the
 // database name); without one, every user database (not mysql,
@@ -30,6 +31,9 @@
 //
 //   - mysql.go: Open, the URL's options, the registration, what both
 //     halves share (the pool, the server's settings, error classes).
+//   - tls.go: the URL's TLS (tls=, ssl-ca, ssl-cert, ssl-key) as the one
+//     tls.Config of the pool and the binlog connection, and what a failed
+//     handshake says.
 //   - source.go and source_*.go, the source half: discover (tables from
 //     information_schema), plan (primary-key range partitions, T0), keyset
 //     (key conditions and cursors), read (snapshot reads), position
