@@ -396,6 +396,9 @@ type quietLogger struct {
 func newQuietLogger() quietLogger { return quietLogger{mu: &sync.Mutex{}, last: new(error)} }
 
 func (l quietLogger) Print(v ...any) {
+	if l.mu == nil {
+		return
+	}
 	for _, x := range v {
 		if err, ok := x.(error); ok {
 			l.mu.Lock()
