@@ -324,8 +324,19 @@ func (c *Conn) connect(ctx context.Context) error {
 
 // connectError explains a failed connection.
 func (c *Conn) connectError(err error) error {
-	if logged := c.driverLog.lastError(); logged != nil && errors.Is(err, mysql.ErrInvalidConn) {
-		err = fmt.Errorf("%w: %w", err, logged)
+	// These say only that the connection broke (the driver's own "bad
+	// connection" of a login it could not write is not driver.ErrBadConn);
+	// the driver logged why, or a TLS 1.2 attempt tells whether the client
+	// certificate was refused.
+	if errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || err.Error() == "bad connection" {
+		if logged := c.driverLog.lastError(); logged != nil {
+			err = fmt.Errorf("%w: %w", err, logged)
+		}
+		if errs.DiagnoseTLS(err) == errs.NoTLSProblem {
+			if perr := c.probeClientCert(context.Background()); errs.DiagnoseTLS(perr) != errs.NoTLSProblem {
+				err = fmt.Errorf("%w (again over TLS 1.2: %w)", err, perr)
+			}
+		}
 	}
 	if te := c.tlsError(err); te != nil {
 		return te

@@ -1,12 +1,14 @@
 package mysql
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -133,6 +135,35 @@ func (c *Conn) tlsError(err error) error {
 		fix = "turn TLS on at the server (ssl_cert, ssl_key), or connect without tls=, ssl-ca=, ssl-cert= and ssl-key="
 	}
 	return &errs.ConfigError{Msg: msg, Fix: fix, Err: err}
+}
+
+// probeClientCert finds out whether the server refuses the client
+// certificate when a connection with one broke during login. Under TLS 1.3
+// the server judges the client's certificate after the client's handshake
+// is done, so its alert may arrive after the client wrote its login packet
+// into a closed socket: the driver then reports only "bad connection". One
+// more connection limited to TLS 1.2, where the verdict comes inside the
+// handshake, gets the alert itself. It carries nothing but the login, and
+// its error (nil if it connects) only feeds the message.
+func (c *Conn) probeClientCert(ctx context.Context) error {
+	if c.tlsCfg == nil || len(c.tlsCfg.Certificates) == 0 {
+		return nil
+	}
+	cfg := c.driverConfig()
+	cfg.TLS.MaxVersion = tls.VersionTLS12
+	cfg.Logger = newQuietLogger()
+	connr, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := connr.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	conn.Close()
+	return nil
 }
 
 // accessDeniedFix is the advice for an access denied error: an account
