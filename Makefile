@@ -1,5 +1,5 @@
 # Convenience targets; the README's commands are the reference.
-.PHONY: test build demo bench temporal-dev chaos chaos-short
+.PHONY: test build demo bench temporal-dev chaos chaos-short chaos-tls chaos-short-tls
 test:
 	./scripts/test
 # The version is the checkout's `git describe` (as the image's VERSION).
@@ -21,3 +21,10 @@ chaos:
 	FERRY_CHAOS=full FERRY_CHAOS_OUT=$(CHAOS_OUT) go test -count=1 -timeout 60m -v -run 'TestChaos|TestHostile' ./e2e
 chaos-short:
 	FERRY_CHAOS_OUT=$(CHAOS_OUT) go test -count=1 -timeout 20m -v -run 'TestChaos|TestHostile' ./e2e
+# The same suites with every PostgreSQL and MariaDB server the tests start
+# taking TLS, and every URL verifying it (sslmode=verify-full, ssl-ca) with a
+# client certificate: FERRY_TEST_TLS=1 (see internal/testsupport/testpki).
+chaos-tls:
+	FERRY_TEST_TLS=1 FERRY_CHAOS=full FERRY_CHAOS_OUT=$(CHAOS_OUT) go test -count=1 -timeout 60m -v -run 'TestChaos|TestHostile' ./e2e
+chaos-short-tls:
+	FERRY_TEST_TLS=1 FERRY_CHAOS_OUT=$(CHAOS_OUT) go test -count=1 -timeout 20m -v -run 'TestChaos|TestHostile' ./e2e

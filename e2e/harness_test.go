@@ -20,6 +20,7 @@ import (
 
 	"github.com/ferrydb/ferry/connectors/fake"
 	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/testpki"
 	"github.com/ferrydb/ferry/model"
 	_ "modernc.org/sqlite"
 )
@@ -41,6 +42,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	mysqltest.StopShared()
+	testpki.RemoveShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

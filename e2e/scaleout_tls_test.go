@@ -1,111 +1,25 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/ferrydb/ferry/internal/testsupport/testpki"
 )
-
-// testPKI is a CA with a server certificate for 127.0.0.1 and a client
-// certificate, written as PEM files.
-type testPKI struct {
-	dir                   string
-	caPEM                 string // CA certificate file
-	serverCert            tls.Certificate
-	clientCert, clientKey string // client certificate and key files
-	otherCA               string // a CA that signed nothing here
-	caPool                *x509.CertPool
-	clientCertOfAnotherCA string
-	clientKeyOfAnotherCA  string
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	serial := int64(1)
-	issue := func(tmpl *x509.Certificate, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		serial++
-		tmpl.SerialNumber = big.NewInt(serial)
-		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
-		if parent == nil {
-			parent, parentKey = tmpl, key
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c, key, der
-	}
-	keyDER := func(k *ecdsa.PrivateKey) []byte {
-		b, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	caTmpl := func(name string) *x509.Certificate {
-		return &x509.Certificate{Subject: pkix.Name{CommonName: name}, IsCA: true, BasicConstraintsValid: true,
-			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	}
-	p := &testPKI{dir: dir}
-	ca, caKey, caDER := issue(caTmpl("ferry test CA"), nil, nil)
-	p.caPEM = write("ca.pem", "CERTIFICATE", caDER)
-	p.caPool = x509.NewCertPool()
-	p.caPool.AddCert(ca)
-
-	_, srvKey, srvDER := issue(&x509.Certificate{Subject: pkix.Name{CommonName: "temporal"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames: []string{"temporal.test"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}, ca, caKey)
-	p.serverCert = tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}
-
-	_, cliKey, cliDER := issue(&x509.Certificate{Subject: pkix.Name{CommonName: "ferry worker"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}, ca, caKey)
-	p.clientCert = write("client.pem", "CERTIFICATE", cliDER)
-	p.clientKey = write("client-key.pem", "EC PRIVATE KEY", keyDER(cliKey))
-
-	other, otherKey, otherDER := issue(caTmpl("another CA"), nil, nil)
-	p.otherCA = write("other-ca.pem", "CERTIFICATE", otherDER)
-	_, strangerKey, strangerDER := issue(&x509.Certificate{Subject: pkix.Name{CommonName: "stranger"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}, other, otherKey)
-	p.clientCertOfAnotherCA = write("stranger.pem", "CERTIFICATE", strangerDER)
-	p.clientKeyOfAnotherCA = write("stranger-key.pem", "EC PRIVATE KEY", keyDER(strangerKey))
-	return p
-}
 
 // mtlsFront terminates mutual TLS in front of a plain Temporal frontend, as
 // a TLS-enabled Temporal server (or Temporal Cloud) would: a client without
 // a certificate signed by the CA gets no connection.
-func mtlsFront(t *testing.T, pki *testPKI, backend string) string {
+func mtlsFront(t *testing.T, pki *testpki.PKI, backend string) string {
 	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-		Certificates: []tls.Certificate{pki.serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pki.caPool,
+		Certificates: []tls.Certificate{pki.Server}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pki.CAPool,
 		NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS12,
 	})
 	if err != nil {
@@ -149,14 +63,14 @@ func mtlsFront(t *testing.T, pki *testPKI, backend string) string {
 // exit 2 and a hint; a certificate without its key is a usage error.
 func TestScaleOutOverMutualTLS(t *testing.T) {
 	ts := startTemporal(t)
-	pki := newTestPKI(t)
+	pki := testpki.Make(t)
 	front := mtlsFront(t, pki, ts.addr)
 	dir := t.TempDir()
 	dst := filepath.Join(dir, "dst.db")
-	tlsArgs := []string{"--temporal", front, "--temporal-tls-ca", pki.caPEM, "--temporal-tls-cert", pki.clientCert, "--temporal-tls-key", pki.clientKey}
+	tlsArgs := []string{"--temporal", front, "--temporal-tls-ca", pki.CA, "--temporal-tls-cert", pki.ClientCert, "--temporal-tls-key", pki.ClientKey}
 
 	w := ts.worker(t, "src=fake://?tables=2&rows=3000", "dst=sqlite://"+dst, "--temporal="+front,
-		"--temporal-tls-ca="+pki.caPEM, "--temporal-tls-cert="+pki.clientCert, "--temporal-tls-key="+pki.clientKey)
+		"--temporal-tls-ca="+pki.CA, "--temporal-tls-cert="+pki.ClientCert, "--temporal-tls-key="+pki.ClientKey)
 	defer w.signal(t, os.Interrupt)
 
 	r := mustFerry(t, append([]string{"run", "--source", "src", "--destination", "dst", "--name", "tls", "--mode", "snapshot", "--progress", "none"}, tlsArgs...)...)
@@ -191,11 +105,11 @@ func TestScaleOutOverMutualTLS(t *testing.T) {
 		want string
 	}{
 		{"plain TCP", []string{"--temporal", front}, "--temporal-tls"},
-		{"no client certificate", []string{"--temporal", front, "--temporal-tls-ca", pki.caPEM}, "--temporal-tls-cert"},
-		{"a CA that did not sign the server", []string{"--temporal", front, "--temporal-tls-ca", pki.otherCA, "--temporal-tls-cert", pki.clientCert, "--temporal-tls-key", pki.clientKey}, "--temporal-tls-ca"},
-		{"a client certificate of another CA", []string{"--temporal", front, "--temporal-tls-ca", pki.caPEM, "--temporal-tls-cert", pki.clientCertOfAnotherCA, "--temporal-tls-key", pki.clientKeyOfAnotherCA}, "cannot reach Temporal"},
-		{"a certificate without its key", []string{"--temporal", front, "--temporal-tls-cert", pki.clientCert}, "--temporal-tls-key"},
-		{"a CA file that is not PEM", []string{"--temporal", front, "--temporal-tls-ca", pki.clientKey + ".missing"}, "Temporal CA"},
+		{"no client certificate", []string{"--temporal", front, "--temporal-tls-ca", pki.CA}, "--temporal-tls-cert"},
+		{"a CA that did not sign the server", []string{"--temporal", front, "--temporal-tls-ca", pki.OtherCA, "--temporal-tls-cert", pki.ClientCert, "--temporal-tls-key", pki.ClientKey}, "--temporal-tls-ca"},
+		{"a client certificate of another CA", []string{"--temporal", front, "--temporal-tls-ca", pki.CA, "--temporal-tls-cert", pki.StrangerCert, "--temporal-tls-key", pki.StrangerKey}, "cannot reach Temporal"},
+		{"a certificate without its key", []string{"--temporal", front, "--temporal-tls-cert", pki.ClientCert}, "--temporal-tls-key"},
+		{"a CA file that is not PEM", []string{"--temporal", front, "--temporal-tls-ca", pki.ClientKey + ".missing"}, "Temporal CA"},
 	}
 	for _, c := range refused {
 		t.Run(c.name, func(t *testing.T) {

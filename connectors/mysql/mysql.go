@@ -7,6 +7,7 @@
 // URLs:
 //
 //	mysql://user:pass@host:3306/db?zero_dates=null   (also mariadb://)
+//	mysql://user:pass@host:3306/db?ssl-ca=/ca.pem&ssl-cert=/client.pem&ssl-key=/client-key.pem
 //
 // The path's database selects what a source reads (Namespace.Schema is the
 // database name); without one, every user database (not mysql,
@@ -30,6 +31,9 @@
 //
 //   - mysql.go: Open, the URL's options, the registration, what both
 //     halves share (the pool, the server's settings, error classes).
+//   - tls.go: the URL's TLS (tls=, ssl-ca, ssl-cert, ssl-key) as the one
+//     tls.Config of the pool and the binlog connection, and what a failed
+//     handshake says.
 //   - source.go and source_*.go, the source half: discover (tables from
 //     information_schema), plan (primary-key range partitions, T0), keyset
 //     (key conditions and cursors), read (snapshot reads), position
@@ -62,6 +66,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -90,13 +95,16 @@ type options struct {
 	zeroNull bool
 	// serverID is the replica id CDC registers with; 0 picks one.
 	serverID uint32
-	tls      string // "", "true", "skip-verify", "preferred", "false"
+	tls      tlsOptions
 }
 
 var knownParams = map[string]string{
 	"zero_dates": "zero_dates=error|null (how to read 0000-00-00 dates)",
 	"server_id":  "server_id=N (the replica id CDC registers with)",
-	"tls":        "tls=true|skip-verify|preferred|false",
+	"tls":        "tls=true|verify-ca|skip-verify|preferred|false",
+	"ssl-ca":     "ssl-ca=/path/ca.pem (the CA that signed the server's certificate)",
+	"ssl-cert":   "ssl-cert=/path/client.pem (a client certificate)",
+	"ssl-key":    "ssl-key=/path/client-key.pem (the client certificate's key)",
 }
 
 // Conn is an opened MySQL or MariaDB server. It keeps what both halves use
@@ -108,6 +116,12 @@ type Conn struct {
 	database string // the URL's database, "" for none
 	opts     options
 	scrubber *errs.Scrubber // the URL's secrets, out of every error
+	// tlsCfg is the TLS of the pool and the binlog connection alike (nil:
+	// none, or tls=preferred, which the driver handles by name).
+	tlsCfg *tls.Config
+	// driverLog keeps the last error the driver logged instead of
+	// returning it.
+	driverLog quietLogger
 
 	db     *sql.DB
 	server serverInfo
@@ -149,7 +163,7 @@ func parseURL(u *url.URL) (*Conn, error) {
 	if u.Opaque != "" {
 		return nil, errs.BadConfig("mysql URL has no host", fix)
 	}
-	c := &Conn{log: slog.Default()}
+	c := &Conn{log: slog.Default(), driverLog: newQuietLogger()}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
 		host = "localhost"
@@ -176,6 +190,11 @@ func parseURL(u *url.URL) (*Conn, error) {
 	c.database = db
 	for k, vs := range u.Query() {
 		v := vs[len(vs)-1]
+		// MySQL's option files spell them ssl_ca as well as ssl-ca.
+		switch k {
+		case "ssl_ca", "ssl_cert", "ssl_key":
+			k = strings.ReplaceAll(k, "_", "-")
+		}
 		switch k {
 		case "zero_dates":
 			switch v {
@@ -193,11 +212,17 @@ func parseURL(u *url.URL) (*Conn, error) {
 			c.opts.serverID = uint32(id)
 		case "tls":
 			switch v {
-			case "true", "false", "skip-verify", "preferred":
-				c.opts.tls = v
+			case "true", "false", "verify-ca", "skip-verify", "preferred":
+				c.opts.tls.mode = v
 			default:
-				return nil, errs.BadConfig(fmt.Sprintf("unknown tls value %q", v), "use tls=true, skip-verify, preferred or false")
+				return nil, errs.BadConfig(fmt.Sprintf("unknown tls value %q", v), tlsFix)
 			}
+		case "ssl-ca":
+			c.opts.tls.ca = v
+		case "ssl-cert":
+			c.opts.tls.cert = v
+		case "ssl-key":
+			c.opts.tls.keyFile = v
 		default:
 			var known []string
 			for _, doc := range knownParams {
@@ -207,6 +232,11 @@ func parseURL(u *url.URL) (*Conn, error) {
 			return nil, errs.BadConfig(fmt.Sprintf("unknown mysql URL parameter %q", k), "known parameters: "+strings.Join(known, "; "))
 		}
 	}
+	cfg, err := c.opts.tls.config(host)
+	if err != nil {
+		return nil, err
+	}
+	c.tlsCfg = cfg
 	return c, nil
 }
 
@@ -222,8 +252,12 @@ func (c *Conn) driverConfig() *mysql.Config {
 	cfg.Timeout = 10 * time.Second
 	cfg.ClientFoundRows = true // an UPDATE counts the rows it matched
 	cfg.MaxAllowedPacket = 0   // ask the server
-	cfg.TLSConfig = c.opts.tls
-	cfg.Logger = quietLogger{}              // ferry reports the errors the driver returns
+	if c.tlsCfg != nil {
+		cfg.TLS = c.tlsCfg.Clone()
+	} else {
+		cfg.TLSConfig = c.opts.tls.mode
+	}
+	cfg.Logger = c.driverLog                // ferry reports the errors the driver returns
 	cfg.Apply(mysql.Charset("utf8mb4", "")) //nolint:errcheck // Charset never fails
 	cfg.Params = map[string]string{
 		"time_zone":          "'+00:00'",
@@ -234,16 +268,12 @@ func (c *Conn) driverConfig() *mysql.Config {
 	return cfg
 }
 
-// tlsConfig is the binlog client's TLS configuration.
+// tlsConfig is the binlog client's TLS configuration: the pool's.
 func (c *Conn) tlsConfig() *tls.Config {
-	host, _, _ := net.SplitHostPort(c.host)
-	switch c.opts.tls {
-	case "true":
-		return &tls.Config{ServerName: host}
-	case "skip-verify":
-		return &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
+	if c.tlsCfg == nil {
+		return nil
 	}
-	return nil
+	return c.tlsCfg.Clone()
 }
 
 func (c *Conn) connect(ctx context.Context) error {
@@ -299,12 +329,29 @@ func (c *Conn) connect(ctx context.Context) error {
 
 // connectError explains a failed connection.
 func (c *Conn) connectError(err error) error {
+	// These say only that the connection broke (the driver's own "bad
+	// connection" of a login it could not write is not driver.ErrBadConn);
+	// the driver logged why, or a TLS 1.2 attempt tells whether the client
+	// certificate was refused.
+	if errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || err.Error() == "bad connection" {
+		if logged := c.driverLog.lastError(); logged != nil {
+			err = fmt.Errorf("%w: %w", err, logged)
+		}
+		if errs.DiagnoseTLS(err) == errs.NoTLSProblem {
+			if perr := c.probeClientCert(context.Background()); errs.DiagnoseTLS(perr) != errs.NoTLSProblem {
+				err = fmt.Errorf("%w (again over TLS 1.2: %w)", err, perr)
+			}
+		}
+	}
+	if te := c.tlsError(err); te != nil {
+		return te
+	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		switch me.Number {
 		case 1045:
 			return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: access denied for user %q", c.host, c.user),
-				Fix: "check the user and password in the URL (mysql://user:password@host/db)"}
+				Fix: c.accessDeniedFix()}
 		case 1044, 1049:
 			return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: %s", c.host, c.scrubber.Err(me).Error()), Fix: "check the database in the URL"}
 		}
@@ -353,10 +400,39 @@ func driverErrCode(err error) int {
 }
 
 // quietLogger drops the driver's own log lines ("closing bad idle
-// connection"), which would bypass ferry's logger.
-type quietLogger struct{}
+// connection"), which would bypass ferry's logger, keeping the last error
+// among them: for a failure inside a packet read (a TLS alert from a server
+// refusing the client certificate) the driver returns only "invalid
+// connection" and logs the cause.
+type quietLogger struct {
+	mu   *sync.Mutex
+	last *error
+}
 
-func (quietLogger) Print(...any) {}
+func newQuietLogger() quietLogger { return quietLogger{mu: &sync.Mutex{}, last: new(error)} }
+
+func (l quietLogger) Print(v ...any) {
+	if l.mu == nil {
+		return
+	}
+	for _, x := range v {
+		if err, ok := x.(error); ok {
+			l.mu.Lock()
+			*l.last = err
+			l.mu.Unlock()
+		}
+	}
+}
+
+// lastError is the last error the driver logged, nil if none.
+func (l quietLogger) lastError() error {
+	if l.mu == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return *l.last
+}
 
 // checkVersion refuses a server older than ferry supports, naming its
 // version and the supported ones: MariaDB 10.5 (BINLOG MONITOR, the binlog

@@ -289,6 +289,9 @@ func (c *Conn) checkReplication(ctx context.Context) error {
 }
 
 func (c *Conn) replicationError(err error) error {
+	if te := c.tlsError(err); te != nil {
+		return te
+	}
 	switch errCode(err) {
 	case 1227, 1045, 1142:
 		return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: user %q may not read the binlog as a replica: %s", c.host, c.user, c.scrubber.Err(err)),

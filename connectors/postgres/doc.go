@@ -69,7 +69,9 @@
 // percent-encoding.
 //
 // Parameters ferry reads itself (the others go to pgx: sslmode, sslrootcert,
-// connect_timeout, ...):
+// sslcert, sslkey, connect_timeout, ...; the pool and the replication
+// connection share pgx's one parsed TLS configuration, and tls.go says which
+// parameter fixes a failed handshake):
 //
 //	slot=name           use this replication slot instead of ferry_<flow>; if
 //	                    it exists it is used as it is (T0 is its confirmed

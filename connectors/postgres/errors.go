@@ -41,9 +41,21 @@ func (c *Conn) classify(err error, what string) error {
 		return err
 	}
 	err = c.scrub.Err(err)
+	if p := errs.DiagnoseTLS(err); p != errs.NoTLSProblem {
+		return c.tlsError(p, what, err)
+	}
+	if clientCertRefusal(err) {
+		return c.clientCertError(what, err)
+	}
 	user := c.cfg.ConnConfig.User
 	switch sqlState(err) {
-	case "28P01", "28000":
+	case "28000":
+		if strings.Contains(err.Error(), "no encryption") && c.tls.mode == "disable" {
+			return &errs.ConfigError{Msg: fmt.Sprintf("%s: PostgreSQL at %s accepts user %q only over TLS", what, c.where(), user),
+				Fix: "use sslmode=verify-full with sslrootcert=/path/ca.pem (and sslcert=, sslkey= when it asks for a client certificate)", Err: err}
+		}
+		fallthrough
+	case "28P01":
 		return &errs.ConfigError{Msg: fmt.Sprintf("%s: authentication failed for user %q at %s", what, user, c.where()), Fix: "check the user and password in the URL (and pg_hba.conf)", Err: err}
 	case "3D000":
 		return &errs.ConfigError{Msg: fmt.Sprintf("%s: database %q does not exist at %s:%d", what, c.cfg.ConnConfig.Database, c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port), Fix: "check the database name in the URL, or create it", Err: err}

@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -38,5 +40,24 @@ func TestLostConnection(t *testing.T) {
 		if got := lostConnection(c.err); got != c.want {
 			t.Errorf("%s: lostConnection(%v) = %v, want %v", c.name, c.err, got, c.want)
 		}
+	}
+}
+
+// A certificate problem met while the stream reconnects is not an outage:
+// retrying would fail the same way until reconnect_timeout.
+func TestTLSFailureIsNotRetried(t *testing.T) {
+	for name, err := range map[string]error{
+		"unknown CA":       fmt.Errorf("failed to connect: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}),
+		"wrong host":       fmt.Errorf("failed to connect: %w", &tls.CertificateVerificationError{Err: x509.HostnameError{Host: "localhost"}}),
+		"no client cert":   &pgconn.PgError{Severity: "FATAL", Code: "28000", Message: "connection requires a valid client certificate"},
+		"refused cert":     errors.New("failed to receive message: remote error: tls: unknown certificate authority"),
+		"cert auth failed": &pgconn.PgError{Severity: "FATAL", Code: "28000", Message: `certificate authentication failed for user "app"`},
+	} {
+		if retryable(err, false) {
+			t.Errorf("%s: retried", name)
+		}
+	}
+	if !retryable(fmt.Errorf("x: %w", io.ErrUnexpectedEOF), false) {
+		t.Error("a broken connection is no longer retried")
 	}
 }

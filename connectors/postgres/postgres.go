@@ -87,6 +87,7 @@ type Conn struct {
 	raw   string         // the URL without ferry's parameters, password included
 	scrub *errs.Scrubber // the URL's secrets, out of every error
 	opts  Options
+	tls   tlsParams // for messages only: pgx applies them
 	cfg   *pgxpool.Config
 	pool  *pgxpool.Pool
 
@@ -107,6 +108,7 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 	raw := u.String()
 	c := &Conn{scrub: errs.NewScrubber(raw), opts: Options{Snapshot: true, Heartbeat: 10 * time.Second, ReconnectTimeout: 2 * time.Minute}}
 	q := u.Query()
+	c.tls = tlsParamsOf(q)
 	const fix = "postgres URLs look like postgres://user:password@host:5432/database?sslmode=disable&slot=name&publication=name"
 	if v := q.Get("slot"); v != "" {
 		if !slotNameRe.MatchString(v) {
@@ -142,6 +144,10 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 	c.raw = v.String()
 	cfg, err := pgxpool.ParseConfig(c.raw)
 	if err != nil {
+		if tlsFileProblem(err) {
+			return nil, &errs.ConfigError{Msg: "postgres URL " + errs.Redact(c.raw) + ": cannot use its TLS files", Err: c.scrub.Err(err),
+				Fix: "sslrootcert= names a PEM file of CA certificates, sslcert= a PEM certificate and sslkey= its PEM key (sslpassword= when the key is encrypted), each readable by ferry"}
+		}
 		return nil, &errs.ConfigError{Msg: "invalid postgres URL " + errs.Redact(c.raw), Fix: fix, Err: c.scrub.Err(err)}
 	}
 	for k, v := range sessionParams {

@@ -232,6 +232,9 @@ func retryable(err error, first bool) bool {
 	if errors.As(err, &se) {
 		return !first && se.retry
 	}
+	if errs.DiagnoseTLS(err) != errs.NoTLSProblem || clientCertRefusal(err) {
+		return false // a certificate does not fix itself
+	}
 	code := sqlState(err)
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) && code == "" {

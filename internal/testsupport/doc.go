@@ -2,8 +2,9 @@
 // the binary: pgtest and mysqltest start private PostgreSQL and MariaDB
 // servers (free ports, temporary directories, removed when the test binary
 // ends), and faults injects failures (proxies that cut, reset and slow
-// connections; a process's peak memory). They are imported by _test.go files
-// only, benchmarks included.
+// connections; a process's peak memory), and testpki makes the certificates
+// of TLS tests (both harnesses start servers with them). They are imported
+// by _test.go files only, benchmarks included.
 //
 // pgtest and mysqltest say the same act with the same verb:
 //

@@ -13,6 +13,11 @@
 // The first server of a process bootstraps a template data directory with
 // mariadb-install-db; later servers copy it, which is much faster.
 //
+// With the TLS option (or FERRY_TEST_TLS=1 in the environment, which gives
+// every server the shared testpki certificates) the server takes TLS
+// connections and URL and UserURL carry ssl-ca, ssl-cert and ssl-key;
+// RequireX509 makes a user connect with a client certificate.
+//
 // Its verbs (Start, Shared, Down, Up, Restart, Connect, Exec, CreateDatabase,
 // CreateUser, ...) are pgtest's, for the same acts; the parent package
 // testsupport lists them.
@@ -35,6 +40,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/internal/testsupport"
+	"github.com/ferrydb/ferry/internal/testsupport/testpki"
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -61,6 +67,18 @@ type config struct {
 	rowImage     string
 	extra        []string
 	startTimeout time.Duration
+	pki          *testpki.PKI
+}
+
+// TLS turns TLS on with the server certificate and CA of pki
+// (--ssl-cert, --ssl-key, --ssl-ca).
+func TLS(pki *testpki.PKI) Option { return func(c *config) { c.pki = pki } }
+
+// TLSFromEnv reports whether FERRY_TEST_TLS asks every server to take TLS
+// (make chaos-tls sets it).
+func TLSFromEnv() bool {
+	v := os.Getenv("FERRY_TEST_TLS")
+	return v == "1" || v == "true"
 }
 
 // Option changes how a server is started.
@@ -88,6 +106,7 @@ type Server struct {
 
 	dir  string // the server's own temporary directory (holds DataDir)
 	args []string
+	pki  *testpki.PKI
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -214,6 +233,13 @@ func removeStale() {
 
 func start(opts ...Option) (*Server, error) {
 	cfg := config{binlog: true, format: "ROW", rowImage: "FULL", startTimeout: 60 * time.Second}
+	if TLSFromEnv() {
+		pki, err := testpki.Shared()
+		if err != nil {
+			return nil, err
+		}
+		cfg.pki = pki
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -225,7 +251,7 @@ func start(opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, DataDir: filepath.Join(dir, "data"), Socket: filepath.Join(dir, "mysqld.sock")}
+	s := &Server{dir: dir, DataDir: filepath.Join(dir, "data"), Socket: filepath.Join(dir, "mysqld.sock"), pki: cfg.pki}
 	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
 		return nil, err
 	}
@@ -256,6 +282,9 @@ func start(opts ...Option) (*Server, error) {
 				"--binlog-format="+cfg.format, "--binlog-row-image="+cfg.rowImage)
 		} else {
 			s.args = append(s.args, "--skip-log-bin")
+		}
+		if p := cfg.pki; p != nil {
+			s.args = append(s.args, "--ssl-ca="+p.CA, "--ssl-cert="+p.ServerCert, "--ssl-key="+p.ServerKey)
 		}
 		s.args = append(s.args, cfg.extra...)
 		if lastErr = s.launch(cfg.startTimeout); lastErr == nil {
@@ -339,13 +368,34 @@ func (s *Server) dsn(db string) string {
 
 // URL returns the connector URL of database db (empty: no database).
 func (s *Server) URL(db string) string {
-	return "mysql://root@127.0.0.1:" + strconv.Itoa(s.Port) + "/" + url.PathEscape(db)
+	return "mysql://root@127.0.0.1:" + strconv.Itoa(s.Port) + "/" + url.PathEscape(db) + s.tlsQuery()
 }
 
 // UserURL returns the URL of database db for a user with a password.
 func (s *Server) UserURL(user, pass, db string) string {
 	u := url.URL{Scheme: "mysql", User: url.UserPassword(user, pass), Host: "127.0.0.1:" + strconv.Itoa(s.Port), Path: "/" + db}
-	return u.String()
+	return u.String() + s.tlsQuery()
+}
+
+// tlsQuery is the URL query that verifies the server and presents the
+// client certificate, "" without TLS.
+func (s *Server) tlsQuery() string {
+	if s.pki == nil {
+		return ""
+	}
+	return "?ssl-ca=" + url.QueryEscape(s.pki.CA) + "&ssl-cert=" + url.QueryEscape(s.pki.ClientCert) + "&ssl-key=" + url.QueryEscape(s.pki.ClientKey)
+}
+
+// PKI is the certificates the server was started with (nil without TLS).
+func (s *Server) PKI() *testpki.PKI { return s.pki }
+
+// RequireX509 makes user (one CreateUser made) connect over TLS with a
+// client certificate the server's CA signed (REQUIRE X509).
+func (s *Server) RequireX509(t testing.TB, user string) {
+	t.Helper()
+	for _, host := range []string{"%", "127.0.0.1"} {
+		s.Exec(t, fmt.Sprintf("ALTER USER '%s'@'%s' REQUIRE X509", user, host))
+	}
 }
 
 // Connect returns a root connection pool with db as its default database

@@ -12,6 +12,12 @@
 // password (scram-sha-256), so tests can check what a wrong password does.
 // The superuser is "postgres" with password Password.
 //
+// With the TLS option (or FERRY_TEST_TLS=1 in the environment, which gives
+// every server the shared testpki certificates) the server takes TLS
+// connections and URL and UserURL ask for sslmode=verify-full with the CA
+// and a client certificate; RequireClientCert makes TCP connections without
+// TLS and a client certificate signed by the CA fail.
+//
 // Its verbs (Start, Shared, Down, Up, Restart, Connect, Exec, CreateDatabase,
 // CreateUser, ...) are mysqltest's, for the same acts; the parent package
 // testsupport lists them.
@@ -35,6 +41,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/internal/testsupport"
+	"github.com/ferrydb/ferry/internal/testsupport/testpki"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -48,8 +55,25 @@ const Password = "pgtest-secret"
 type Option func(*config)
 
 type config struct {
-	walLevel string
-	settings []string
+	walLevel   string
+	settings   []string
+	pki        *testpki.PKI
+	clientCert bool
+}
+
+// TLS turns TLS on with the server certificate and CA of pki.
+func TLS(pki *testpki.PKI) Option { return func(c *config) { c.pki = pki } }
+
+// RequireClientCert accepts TCP connections only over TLS with a client
+// certificate signed by the CA (pg_hba.conf hostssl ... clientcert=verify-ca)
+// besides the password. It needs TLS.
+func RequireClientCert() Option { return func(c *config) { c.clientCert = true } }
+
+// TLSFromEnv reports whether FERRY_TEST_TLS asks every server to take TLS
+// (make chaos-tls sets it).
+func TLSFromEnv() bool {
+	v := os.Getenv("FERRY_TEST_TLS")
+	return v == "1" || v == "true"
 }
 
 // WALLevel sets wal_level (default logical).
@@ -127,8 +151,18 @@ func StopShared() {
 
 func start(opts ...Option) (*Server, error) {
 	cfg := config{walLevel: "logical"}
+	if TLSFromEnv() {
+		pki, err := testpki.Shared()
+		if err != nil {
+			return nil, err
+		}
+		cfg.pki = pki
+	}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.clientCert && cfg.pki == nil {
+		return nil, errors.New("RequireClientCert needs the TLS option")
 	}
 	pgUser, err := user.Lookup("postgres")
 	if err != nil {
@@ -164,6 +198,9 @@ func start(opts ...Option) (*Server, error) {
 		return fail(fmt.Errorf("initdb: %v\n%s", err, out))
 	}
 	os.Remove(pwfile)
+	if err := s.setUpTLS(uid, gid); err != nil {
+		return fail(err)
+	}
 	if err := s.launch(uid, gid); err != nil {
 		return fail(err)
 	}
@@ -188,11 +225,46 @@ func (s *Server) serverArgs(port int) []string {
 		"-c", "wal_level=" + s.cfg.walLevel, "-c", "max_wal_senders=10", "-c", "max_replication_slots=10",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "shared_buffers=64MB", "-c", "max_connections=100"}
+	if s.cfg.pki != nil {
+		args = append(args, "-c", "ssl=on", "-c", "ssl_cert_file="+filepath.Join(s.Dir, "server.pem"),
+			"-c", "ssl_key_file="+filepath.Join(s.Dir, "server-key.pem"), "-c", "ssl_ca_file="+filepath.Join(s.Dir, "ca.pem"))
+	}
 	for _, kv := range s.cfg.settings {
 		args = append(args, "-c", kv)
 	}
 	return args
 }
+
+// setUpTLS copies the certificates where the postgres user may read them
+// and, for RequireClientCert, makes every TCP line of pg_hba.conf a hostssl
+// line that also wants a client certificate the CA signed.
+func (s *Server) setUpTLS(uid, gid int) error {
+	if s.cfg.pki == nil {
+		return nil
+	}
+	if _, _, _, err := s.cfg.pki.CopyTo(s.Dir, uid, gid); err != nil {
+		return err
+	}
+	if !s.cfg.clientCert {
+		return nil
+	}
+	hba := filepath.Join(s.dataDir(), "pg_hba.conf")
+	b, err := os.ReadFile(hba)
+	if err != nil {
+		return err
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "host ") {
+			line = "hostssl" + strings.TrimPrefix(line, "host") + " clientcert=verify-ca"
+		}
+		out = append(out, line)
+	}
+	return os.WriteFile(hba, []byte(strings.Join(out, "\n")), 0o600)
+}
+
+// PKI is the certificates the server was started with (nil without TLS).
+func (s *Server) PKI() *testpki.PKI { return s.cfg.pki }
 
 // launch starts postgres on a free port, trying another if it is taken.
 func (s *Server) launch(uid, gid int) error {
@@ -408,6 +480,11 @@ func (s *Server) URL(db string) string {
 // UserURL is a TCP URL for a role with a password to database db.
 func (s *Server) UserURL(role, password, db string) string {
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(role, password), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)), Path: "/" + db, RawQuery: "sslmode=disable"}
+	if p := s.cfg.pki; p != nil {
+		// Not url.Values.Encode: the parameters keep this order, so a test
+		// may append its own with "&".
+		u.RawQuery = "sslmode=verify-full&sslrootcert=" + url.QueryEscape(p.CA) + "&sslcert=" + url.QueryEscape(p.ClientCert) + "&sslkey=" + url.QueryEscape(p.ClientKey)
+	}
 	return u.String()
 }
 
