@@ -367,11 +367,53 @@ func (c *Config) MatchIdentity(stored string) (ok, legacy bool, selection string
 		return true, false, ""
 	}
 	parts := strings.Split(stored, "\n")
-	if len(parts) != 4 {
-		return false, false, ""
+	switch len(parts) {
+	case 3:
+		return sameIdentity(parts, c), false, ""
+	case 4:
+		if !sameIdentity([]string{parts[0], parts[1], parts[3]}, c) {
+			return false, false, ""
+		}
+		return true, true, parts[2]
 	}
-	if strings.Join([]string{parts[0], parts[1], parts[3]}, "\n") != c.Identity() {
-		return false, false, ""
+	return false, false, ""
+}
+
+// sameIdentity compares a stored identity's source, destination and
+// renames with c's, but for the parameters of how ferry connects (TLS,
+// where the password comes from, timeouts): a flow that moves to verified
+// TLS, or its certificates to another path, is the same flow.
+func sameIdentity(parts []string, c *Config) bool {
+	return sameWhere(parts[0], errs.Redact(c.Source)) && sameWhere(parts[1], errs.Redact(c.Destination)) && parts[2] == strings.Join(c.Rename, ",")
+}
+
+// transportParams are URL parameters that say how to reach a database,
+// not which one or what to do there.
+var transportParams = []string{"sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "sslsni", "sslnegotiation",
+	"tls", "ssl-ca", "ssl-cert", "ssl-key", "ssl_ca", "ssl_cert", "ssl_key", "password_file", "passfile", "connect_timeout", "timeout", "application_name"}
+
+// sameWhere tells whether two redacted connection URLs name the same
+// database the same way but for transportParams and the password.
+func sameWhere(a, b string) bool {
+	if a == b {
+		return true
 	}
-	return true, true, parts[2]
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil || ua.Scheme == "" {
+		return false
+	}
+	strip := func(u *url.URL) string {
+		q := u.Query()
+		for _, p := range transportParams {
+			q.Del(p)
+		}
+		v := *u
+		v.RawQuery = q.Encode()
+		if u.User != nil {
+			v.User = url.User(u.User.Username()) // a password or a password file
+		}
+		return v.String()
+	}
+	return strip(ua) == strip(ub)
 }

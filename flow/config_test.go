@@ -126,3 +126,25 @@ func TestSourceMoved(t *testing.T) {
 		t.Error("a moved source with an older identity was not recognized")
 	}
 }
+
+// TestIdentityIgnoresHowFerryConnects: a flow whose URLs change only in
+// how ferry reaches the databases (TLS parameters, a password file) is the
+// same flow; another database or another parameter is not.
+func TestIdentityIgnoresHowFerryConnects(t *testing.T) {
+	was := Config{Source: "postgres://app:pw@db1/shop?sslmode=require", Destination: "mysql://u:pw@db2/shop?tls=true"}
+	stored := was.Identity()
+	for _, c := range []struct {
+		src, dst string
+		same     bool
+	}{
+		{"postgres://app:pw@db1/shop?sslmode=verify-full&sslrootcert=/etc/ca.pem", "mysql://u@db2/shop?ssl-ca=/ca.pem&password_file=/run/pw", true},
+		{"postgres://app:pw@db1/shop", "mysql://u:pw@db2/shop", true},
+		{"postgres://app:pw@db1/other?sslmode=require", "mysql://u:pw@db2/shop?tls=true", false},
+		{"postgres://app:pw@db1/shop?sslmode=require&publication=mine", "mysql://u:pw@db2/shop?tls=true", false},
+	} {
+		now := Config{Source: c.src, Destination: c.dst}
+		if ok, _, _ := now.MatchIdentity(stored); ok != c.same {
+			t.Errorf("%s, %s: same flow %v, want %v", c.src, c.dst, ok, c.same)
+		}
+	}
+}
