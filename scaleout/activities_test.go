@@ -12,6 +12,7 @@ import (
 	"github.com/ferrydb/ferry/connector"
 	_ "github.com/ferrydb/ferry/connectors/fake"
 	_ "github.com/ferrydb/ferry/connectors/null"
+	_ "github.com/ferrydb/ferry/connectors/sqlite"
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 )
