@@ -528,20 +528,13 @@ type FlowSummary struct {
 // ended) is an errs.ConfigError saying why. Workers from before the update
 // get the cutover signal: their flow stops at what was already read.
 func RequestCutover(ctx context.Context, c client.Client, name string) (CutoverAnswer, error) {
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: name, UpdateName: UpdateCutover,
-		WaitForStage: client.WorkflowUpdateStageCompleted})
 	var ans CutoverAnswer
-	if err == nil {
-		err = h.Get(ctx, &ans)
+	err := updateFlow(ctx, c, name, UpdateCutover, nil, &ans)
+	if err == nil || errors.Is(err, ErrNoFlow) {
+		return ans, err
 	}
-	if err == nil {
-		return ans, nil
-	}
-	var nf *serviceerror.NotFound
 	var ae *temporal.ApplicationError
 	switch {
-	case errors.As(err, &nf):
-		return ans, fmt.Errorf("flow %q is not running: %w", name, ErrNoFlow)
 	case errors.As(err, &ae) && ae.Type() == errTypeConfig:
 		fix := "wait for the copy to finish (ferry flow status " + name + " shows its progress), then run ferry flow cutover again"
 		if strings.Contains(ae.Message(), "has ended") {
@@ -552,4 +545,21 @@ func RequestCutover(ctx context.Context, c client.Client, name string) (CutoverA
 		return CutoverAnswer{Undrained: true}, Signal(ctx, c, name, SignalCutover)
 	}
 	return ans, fmt.Errorf("cutover of flow %q: %w", name, err)
+}
+
+// updateFlow runs a workflow update of the flow and waits for its answer,
+// in out. A flow that does not run is ErrNoFlow; any other error (a
+// refusal, an update the workers do not know) is the update's, for the
+// caller to word.
+func updateFlow(ctx context.Context, c client.Client, name, update string, args []any, out any) error {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: name, UpdateName: update, Args: args,
+		WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err == nil {
+		err = h.Get(ctx, out)
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("flow %q is not running: %w", name, ErrNoFlow)
+	}
+	return err
 }

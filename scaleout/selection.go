@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -169,20 +168,13 @@ func (a *Activities) ChangeTables(ctx context.Context, in ChangeTablesInput) (Ch
 // (still copying, a table without a primary key, ...) is an
 // errs.ConfigError saying why; the flow then goes on as it was.
 func ChangeTables(ctx context.Context, c client.Client, name string, tables []string) (TablesAnswer, error) {
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: name, UpdateName: UpdateTables,
-		Args: []any{TablesRequest{Tables: tables}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	var ans TablesAnswer
-	if err == nil {
-		err = h.Get(ctx, &ans)
+	err := updateFlow(ctx, c, name, UpdateTables, []any{TablesRequest{Tables: tables}}, &ans)
+	if err == nil || errors.Is(err, ErrNoFlow) {
+		return ans, err
 	}
-	if err == nil {
-		return ans, nil
-	}
-	var nf *serviceerror.NotFound
 	var ae *temporal.ApplicationError
 	switch {
-	case errors.As(err, &nf):
-		return ans, fmt.Errorf("flow %q is not running: %w", name, ErrNoFlow)
 	case errors.As(err, &ae) && ae.Type() == errTypeConfig:
 		fix := "the flow goes on with its tables; ferry flow status " + name + " shows where it is"
 		if strings.Contains(ae.Message(), "still copying") {
