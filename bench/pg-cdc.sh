@@ -47,13 +47,9 @@ cdc_settings="-c wal_receiver_status_interval=1s -c max_logical_replication_work
 pa=$(port); start a "$pa" "$cdc_settings"
 pb=$(port); start b "$pb" "$cdc_settings"
 pc=$(port); start c "$pc" "$cdc_settings"
-psql_a() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pa" -U postgres "$@"; }
-psql_b() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pb" -U postgres "$@"; }
 psql_c() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pc" -U postgres "$@"; }
 src="postgres://postgres@127.0.0.1:$pa/src?sslmode=disable"
 dst="postgres://postgres@127.0.0.1:$pb/dst?sslmode=disable"
-secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$@"; }
-now() { date +%s.%N; }
 
 accounts=200000
 echo "== source: $accounts accounts, 100 tellers, 10 branches, 100000 history rows"

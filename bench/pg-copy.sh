@@ -28,8 +28,6 @@ go build -o "$work/ferry" ./cmd/ferry
 
 pa=$(port); start a "$pa"
 pb=$(port); start b "$pb"
-psql_a() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pa" -U postgres "$@"; }
-psql_b() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pb" -U postgres "$@"; }
 src="postgres://postgres@127.0.0.1:$pa/src?sslmode=disable"
 dst="postgres://postgres@127.0.0.1:$pb/dst?sslmode=disable"
 
@@ -48,8 +46,6 @@ VACUUM ANALYZE;
 SQL
 psql_a -d src -At -c "SELECT 'source size: ' || pg_size_pretty(pg_database_size('src'))"
 
-secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$@"; }
-now() { date +%s.%N; }
 fresh_dst() { psql_b -c "DROP DATABASE IF EXISTS dst" -c "CREATE DATABASE dst"; }
 
 echo "== ferry sync --mode snapshot --parallel $par"

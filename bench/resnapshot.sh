@@ -37,12 +37,8 @@ go build -o "$work/ferry" ./cmd/ferry
 
 pa=$(port); start a "$pa"
 pb=$(port); start b "$pb"
-psql_a() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pa" -U postgres "$@"; }
-psql_b() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pb" -U postgres "$@"; }
 src="postgres://postgres@127.0.0.1:$pa/src?sslmode=disable"
 dst="postgres://postgres@127.0.0.1:$pb/dst?sslmode=disable"
-secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$@"; }
-now() { date +%s.%N; }
 
 echo "== source: $rows rows"
 psql_a -c "CREATE DATABASE src"
