@@ -53,6 +53,11 @@ type PlanOptions struct {
 	// every partition (model.Partition.BatchRows), which a read then
 	// honours, on this connection or another.
 	BatchRows int
+	// Recorded says the change stream's start was recorded beforehand for
+	// this flow (ReverseStarter.StartReverse at a cutover with --reverse):
+	// the plan adopts it (the flow's slot) instead of making a new one, and
+	// fails when it is gone.
+	Recorded bool
 }
 
 // StreamOptions tunes a source's change stream.

@@ -225,7 +225,7 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	planOpts := connector.PlanOptions{CDC: e.mode != flow.ModeSnapshot, Flow: e.name, PartitionRows: e.cfg.PartitionRows, BatchRows: e.cfg.BatchRows}
+	planOpts := connector.PlanOptions{CDC: e.mode != flow.ModeSnapshot, Flow: e.name, PartitionRows: e.cfg.PartitionRows, BatchRows: e.cfg.BatchRows, Recorded: e.cfg.Reverse}
 	// A source that can tell it will refuse the plan (a binlog that cannot
 	// feed CDC, missing privileges) says so before the destination is touched.
 	if pf := e.src.Preflighter; pf != nil {

@@ -79,6 +79,10 @@ type Config struct {
 	// second ("5000"), or bytes per second with a unit ("10MB/s"); empty
 	// for no limit.
 	MaxRate string `yaml:"max_rate"`
+	// Reverse marks the way back after a cutover (ferry sync --reverse):
+	// changes only, from the start ferry cutover --reverse recorded at the
+	// source (the forward flow's destination), which the plan adopts.
+	Reverse bool `yaml:"-"`
 }
 
 // How CDC applies changes (Config.ApplyMode).

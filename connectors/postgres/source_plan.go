@@ -52,7 +52,7 @@ func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.P
 	var snap string
 	switch {
 	case opts.CDC:
-		t0, s, err := c.startCDC(ctx, ordered, opts.Flow)
+		t0, s, err := c.startCDC(ctx, ordered, opts.Flow, opts.Recorded)
 		if err != nil {
 			return nil, err
 		}
@@ -116,6 +116,9 @@ func (c *Conn) Preflight(ctx context.Context, tables []*model.Table, opts connec
 	}
 	if err := c.checkCDC(ctx, ordered); err != nil {
 		return err
+	}
+	if opts.Recorded {
+		return nil // the plan adopts the recorded slot, and checks it then
 	}
 	slot, ownSlot := c.slotFor(opts.Flow)
 	exists, _, err := c.checkSlot(ctx, slot, ownSlot, opts.Flow)

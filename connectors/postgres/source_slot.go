@@ -62,10 +62,15 @@ func (c *Conn) publicationFor(flow string) (name string, own bool) {
 // startCDC checks that the server and the tables allow logical replication,
 // then creates the publication and the slot (unless the user named existing
 // ones). It returns T0 and the name of the snapshot of exactly T0 this Conn
-// now holds for the copy, or "" when the copy reads current data.
-func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string) (model.Position, string, error) {
+// now holds for the copy, or "" when the copy reads current data. A
+// recorded start (a reverse flow's) is adopted as it is.
+func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string, recorded bool) (model.Position, string, error) {
 	if err := c.checkCDC(ctx, tables); err != nil {
 		return "", "", err
+	}
+	if recorded {
+		t0, err := c.adoptRecordedSlot(ctx, tables, flow)
+		return t0, "", err
 	}
 	slot, ownSlot := c.slotFor(flow)
 	pub, ownPub := c.publicationFor(flow)

@@ -29,7 +29,7 @@ const stepVerify = "verify"
 
 func newCutoverCmd(g *globals) *cobra.Command {
 	var ff flowFlags
-	var verifyAll bool
+	var verifyAll, reverse bool
 	var maxDiffs int
 	cmd := &cobra.Command{
 		Use:   "cutover [SOURCE DESTINATION]",
@@ -64,7 +64,7 @@ See docs/cutover.md for the runbook. Scale-out flows use ferry flow cutover.`,
 			if err != nil {
 				return err
 			}
-			return runCutover(cmd, g, cfg, verifyAll, maxDiffs)
+			return runCutover(cmd, g, cfg, verifyAll, reverse, maxDiffs)
 		},
 	}
 	ff.register(cmd.Flags(), true)
@@ -73,10 +73,11 @@ See docs/cutover.md for the runbook. Scale-out flows use ferry flow cutover.`,
 	cmd.Flags().MarkHidden("until") //nolint:errcheck // the flag exists
 	cmd.Flags().BoolVar(&verifyAll, "verify", false, "verify every table after the cutover, as ferry verify does; exit 1 on a difference")
 	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table with --verify")
+	cmd.Flags().BoolVar(&reverse, "reverse", false, "prepare the way back: record the destination's position at the cutover, for ferry sync DESTINATION SOURCE --reverse to carry the changes made there back to the source")
 	return cmd
 }
 
-func runCutover(cmd *cobra.Command, g *globals, cfg *flow.Config, verifyAll bool, maxDiffs int) error {
+func runCutover(cmd *cobra.Command, g *globals, cfg *flow.Config, verifyAll, reverse bool, maxDiffs int) error {
 	ctx := cmd.Context()
 	log, err := g.logger(g.stderr)
 	if err != nil {
@@ -89,6 +90,11 @@ func runCutover(cmd *cobra.Command, g *globals, cfg *flow.Config, verifyAll bool
 	} else if !ok {
 		return errs.BadConfig(fmt.Sprintf("flow %q does not exist: it has no state in %s", name, cfg.StateDir),
 			"start it with ferry sync and the same source, destination and options (or the same --name and --state-dir), and cut over once its copy is done")
+	}
+	if reverse {
+		if err := checkReverseCutover(ctx, cfg); err != nil {
+			return err
+		}
 	}
 	at := time.Now()
 	for {
@@ -129,6 +135,14 @@ func runCutover(cmd *cobra.Command, g *globals, cfg *flow.Config, verifyAll bool
 	if err := out.err(); err != nil {
 		return err
 	}
+	var back *state.ReverseStart
+	if reverse {
+		rec, err := startReverse(ctx, cfg, out.Report.Position, log)
+		if err != nil {
+			return fmt.Errorf("cutover done, but the way back was not prepared (run ferry cutover --reverse again before switching the application): %w", err)
+		}
+		back = &rec
+	}
 	var verified []*verify.Result
 	if verifyAll {
 		began := time.Now()
@@ -139,6 +153,9 @@ func runCutover(cmd *cobra.Command, g *globals, cfg *flow.Config, verifyAll bool
 		out.Report.Steps = append(out.Report.Steps, engine.CutoverStep{Name: stepVerify, Seconds: time.Since(began).Seconds(), Detail: verifiedDetail(verified)})
 	}
 	printCutover(cmd.OutOrStdout(), name, out.Report, verified)
+	if back != nil {
+		printReverseStart(cmd.OutOrStdout(), cfg, *back)
+	}
 	if differ := countDiffering(verified); differ > 0 {
 		return diffResult{tables: differ}
 	}

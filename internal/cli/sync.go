@@ -264,7 +264,7 @@ func splitList(s string) []string {
 
 func newSyncCmd(g *globals) *cobra.Command {
 	var ff flowFlags
-	var restart bool
+	var restart, reverse bool
 	var progress string
 	var ui uiFlags
 	cmd := &cobra.Command{
@@ -304,7 +304,14 @@ the plan and ferry exits 0 having copied nothing.`,
   FERRY_UI_TOKEN=$(openssl rand -hex 16) ferry sync SRC DST --ui 0.0.0.0:8080`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := ff.pairConfig(cmd, args)
+			var cfg *flow.Config
+			var back *state.ReverseStart
+			var err error
+			if reverse {
+				cfg, back, err = ff.reverseConfig(cmd, args, restart)
+			} else {
+				cfg, err = ff.pairConfig(cmd, args)
+			}
 			if err != nil {
 				return err
 			}
@@ -312,19 +319,21 @@ the plan and ferry exits 0 having copied nothing.`,
 				return usageError{errors.New("--ui-token needs --ui ADDR")}
 			}
 			ui.tokenFromEnv()
-			return runSync(cmd.Context(), g, cfg, restart, progress, ui)
+			return runSync(cmd.Context(), g, cfg, syncRun{restart: restart, progress: progress, reverse: back}, ui)
 		},
 	}
 	ff.register(cmd.Flags(), true)
 	ff.registerConnections(cmd.Flags())
 	cmd.Flags().BoolVar(&restart, "restart", false, "start the flow over: discard its saved state, checkpoints and replication slot, and empty its destination tables")
+	cmd.Flags().BoolVar(&reverse, "reverse", false, "run the way back of a flow cut over with ferry cutover --reverse: ferry sync DESTINATION SOURCE --reverse streams the changes made at the new database back to the old one (--name names the forward flow; the reverse flow is NAME-reverse)")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto (bars on a terminal, log lines otherwise), bars, log or none")
 	ui.register(cmd.Flags())
 	ui.registerHealth(cmd.Flags())
 	return cmd
 }
 
-func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, progress string, ui uiFlags) error {
+func runSync(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ui uiFlags) error {
+	progress := run.progress
 	g.addSecrets(cfg.Source, cfg.Destination)
 	if ui.token != "" {
 		g.scrubber.AddSecret(ui.token)
@@ -352,7 +361,7 @@ func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, pr
 		log = slog.New(mon.dash.LogHandler(log.Handler()))
 	}
 	slog.SetDefault(log)
-	runErr, stopped := syncFlow(ctx, g, cfg, syncRun{restart: restart, progress: progress}, out.bars, log, mon)
+	runErr, stopped := syncFlow(ctx, g, cfg, run, out.bars, log, mon)
 	mon.finish(ctx, runErr, stopped)
 	return runErr
 }
@@ -364,6 +373,9 @@ type syncRun struct {
 	// cutover, when set, is the time of the cutover ferry cutover runs in
 	// this process: the flow must exist, and runs until its cutover.
 	cutover time.Time
+	// reverse, when set, is the start of the reverse flow this run is
+	// (ferry sync --reverse): its first start checks the old database.
+	reverse *state.ReverseStart
 }
 
 // syncFlow runs the flow. stopped reports a graceful stop (first signal).
@@ -422,6 +434,15 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ba
 				log.Warn("cannot answer the cutover request", "error", aerr)
 			}
 		}()
+	}
+	if run.reverse != nil {
+		if plan, err := store.Meta(ctx, "plan"); err != nil {
+			return err, false
+		} else if plan == "" {
+			if err := checkForwardSource(ctx, cfg, *run.reverse, log); err != nil {
+				return err, false
+			}
+		}
 	}
 	eng, err := engine.New(*cfg, src, dst, store, log)
 	if err != nil {
