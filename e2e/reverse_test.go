@@ -102,8 +102,14 @@ func TestReverseFlowPostgres(t *testing.T) {
 		}
 	}
 
-	// The application now writes at the new database.
+	// The application now writes at the new database. At the old one only
+	// a table outside the flow, another database and vacuum write: no
+	// reason to refuse the way back.
 	appWritesNew(t, srv, nu, 1)
+	srv.Exec(t, old, `CREATE TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1), (2)`)
+	srv.Exec(t, old, `VACUUM items`)
+	other := srv.CreateDatabase(t, "revother")
+	srv.Exec(t, other, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)`)
 	revArgs := append([]string{"sync", newURL, oldURL, "--name", "rv", "--state-dir", dir, "--reverse", "--progress", "none"}, tables...)
 	res := ferry(t, append(revArgs, "--until", "caught-up")...)
 	if res.code != 0 {
