@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
+)
+
+// mysqlRows reads a MySQL query's rows as text.
+func mysqlRows(t *testing.T, my *mysqltest.Server, db, query string) []string {
+	t.Helper()
+	rows, err := my.Connect(t, db).QueryContext(context.Background(), query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v [3]sql.NullString
+		if err := rows.Scan(&v[0], &v[1], &v[2]); err != nil {
+			t.Fatal(err)
+		}
+		s := make([]string, 3)
+		for i, x := range v {
+			s[i] = "<nil>"
+			if x.Valid {
+				s[i] = x.String
+			}
+		}
+		out = append(out, strings.Join(s, "|"))
+	}
+	return out
+}
+
+// MySQL to PostgreSQL, cut over with --reverse: the application writes at
+// PostgreSQL (identity defaults, updates, deletes) and the reverse flow
+// carries it back into MySQL (foreign keys unchecked for applied rows);
+// killed, it resumes; its cutover sets MySQL's AUTO_INCREMENT counters.
+func TestReverseFlowMySQLToPostgres(t *testing.T) {
+	requireMariaDB(t)
+	my := mysqltest.Shared(t)
+	pg := pgtest.Shared(t)
+	old := mysqlDatabase(t, my, "xrev")
+	nu := pg.CreateDatabase(t, "xrev")
+	my.Exec(t, "USE `"+old+"`; "+`CREATE TABLE items (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50) NOT NULL, qty INT);
+		CREATE TABLE notes (id INT AUTO_INCREMENT PRIMARY KEY, item_id BIGINT NOT NULL, body VARCHAR(50),
+			CONSTRAINT notes_item FOREIGN KEY (item_id) REFERENCES items (id));
+		INSERT INTO items (name, qty) SELECT concat('item ', seq), seq FROM seq_1_to_200;
+		INSERT INTO notes (item_id, body) SELECT seq, concat('note ', seq) FROM seq_1_to_50;`)
+	dir := t.TempDir()
+	oldURL, newURL := my.URL(old), pg.URL(nu)+"&heartbeat=1s"
+	mustFerry(t, "sync", oldURL, newURL, "--name", "xr", "--state-dir", dir, "--until", "caught-up", "--progress", "none")
+	out := mustFerry(t, "cutover", oldURL, newURL, "--name", "xr", "--state-dir", dir, "--reverse").stdout
+	if !strings.Contains(out, `flow "xr-reverse" starts there`) {
+		t.Fatalf("the cutover report lacks the way back:\n%s", out)
+	}
+
+	items, notes := `"`+old+`".items`, `"`+old+`".notes`
+	app := func(round int) {
+		pg.Exec(t, nu, fmt.Sprintf(`
+			INSERT INTO %[2]s (name, qty) SELECT 'new %[1]d-' || g, g FROM generate_series(1, 20) g;
+			INSERT INTO %[3]s (item_id, body) SELECT id, 'new note %[1]d' FROM %[2]s WHERE name LIKE 'new %[1]d-%%';
+			UPDATE %[2]s SET qty = qty + 1000 WHERE id %% 7 = %[1]d;
+			DELETE FROM %[3]s WHERE id %% 11 = %[1]d;
+			DELETE FROM %[2]s WHERE id %% 13 = %[1]d AND id NOT IN (SELECT item_id FROM %[3]s);`, round, items, notes))
+	}
+	same := func() {
+		t.Helper()
+		for _, tbl := range []string{"items", "notes"} {
+			cols := "id, name, qty"
+			if tbl == "notes" {
+				cols = "id, item_id, body"
+			}
+			var want []string
+			rows, err := pg.Connect(t, nu).Query(context.Background(), `SELECT `+cols+` FROM "`+old+`".`+tbl+` ORDER BY id`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var a int64
+				var b, c any
+				if err := rows.Scan(&a, &b, &c); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, fmt.Sprintf("%d|%v|%v", a, b, c))
+			}
+			rows.Close()
+			got := mysqlRows(t, my, old, `SELECT `+cols+` FROM `+tbl+` ORDER BY id`)
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("%s: MySQL has %d rows, PostgreSQL %d; first MySQL %v, PostgreSQL %v", tbl, len(got), len(want), first(got), first(want))
+			}
+		}
+	}
+	app(1)
+	revArgs := []string{"sync", newURL, oldURL, "--name", "xr", "--state-dir", dir, "--reverse", "--progress", "none"}
+	res := ferry(t, append(revArgs, "--until", "caught-up")...)
+	if res.code != 0 {
+		t.Fatalf("the reverse flow exited %d:\n%s", res.code, res)
+	}
+	same()
+
+	rev := startFerry(t, append(revArgs, "--log-format", "json")...)
+	if !rev.waitFor(t, "change data capture starting", time.Minute) {
+		t.Fatalf("the reverse flow did not stream:\n%s", rev.stderr.String())
+	}
+	app(2)
+	rev.kill(t)
+	app(3)
+	if res := ferry(t, append(revArgs, "--until", "caught-up")...); res.code != 0 {
+		t.Fatalf("the resumed reverse flow exited %d:\n%s", res.code, res)
+	}
+	same()
+	mustFerry(t, "verify", newURL, oldURL)
+
+	mustFerry(t, "cutover", newURL, oldURL, "--name", "xr-reverse", "--state-dir", dir)
+	var maxID, next int64
+	if err := pg.Connect(t, nu).QueryRow(context.Background(), `SELECT max(id) FROM `+items).Scan(&maxID); err != nil {
+		t.Fatal(err)
+	}
+	db := my.Connect(t, old)
+	if _, err := db.Exec(`INSERT INTO items (name) VALUES ('back')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT id FROM items WHERE name = 'back'`).Scan(&next); err != nil || next <= maxID {
+		t.Fatalf("MySQL numbered a new item %d (%v), not past PostgreSQL's %d", next, err, maxID)
+	}
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return s[0]
+}
