@@ -138,3 +138,26 @@ func first(s []string) string {
 	}
 	return s[0]
 }
+
+// A write to the flow's tables at the old MySQL database after a cutover
+// --reverse (read from its binlog) refuses the reverse flow, exit 2.
+func TestReverseRefusedAfterWritesAtMySQL(t *testing.T) {
+	requireMariaDB(t)
+	my := mysqltest.Shared(t)
+	pg := pgtest.Shared(t)
+	old := mysqlDatabase(t, my, "xrw")
+	nu := pg.CreateDatabase(t, "xrw")
+	my.Exec(t, "USE `"+old+"`; "+`CREATE TABLE items (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50) NOT NULL);
+		CREATE TABLE scratch (id INT PRIMARY KEY);
+		INSERT INTO items (name) SELECT concat('item ', seq) FROM seq_1_to_20;`)
+	dir := t.TempDir()
+	oldURL, newURL := my.URL(old), pg.URL(nu)+"&heartbeat=1s"
+	tables := []string{"--tables", old + ".items"}
+	mustFerry(t, append([]string{"sync", oldURL, newURL, "--name", "xw", "--state-dir", dir, "--until", "caught-up", "--progress", "none"}, tables...)...)
+	mustFerry(t, append([]string{"cutover", oldURL, newURL, "--name", "xw", "--state-dir", dir, "--reverse"}, tables...)...)
+	my.Exec(t, "USE `"+old+"`; INSERT INTO scratch VALUES (1); DELETE FROM items WHERE id = 3; INSERT INTO scratch VALUES (2)")
+	res := ferry(t, append([]string{"sync", newURL, oldURL, "--name", "xw", "--state-dir", dir, "--reverse", "--until", "caught-up"}, tables...)...)
+	if res.code != 2 || !strings.Contains(res.stderr, "was written after the cutover") || !strings.Contains(res.stderr, old+".items (1 change(s))") || strings.Contains(res.stderr, "scratch") {
+		t.Fatalf("a reverse flow after a write at the old MySQL database: want exit 2 naming items, got\n%s", res)
+	}
+}
