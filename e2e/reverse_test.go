@@ -154,4 +154,9 @@ func TestReverseFlowPostgres(t *testing.T) {
 	if got, max := scalar(t, srv, old, `SELECT id FROM notes WHERE body = 'back'`), scalar(t, srv, nu, `SELECT max(id) FROM notes`); got <= max {
 		t.Fatalf("the old database numbered a new note %d, not past the new database's %d", got, max)
 	}
+	// ferry drop ends the reverse flow: its slot at the new database goes.
+	mustFerry(t, "drop", newURL, oldURL, "--name", "rv-reverse", "--state-dir", dir)
+	if n := scalar(t, srv, nu, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ferry_rv_reverse'`); n != 0 {
+		t.Fatal("ferry drop left the reverse flow's slot at the new database")
+	}
 }

@@ -137,7 +137,7 @@ func runCutover(cmd *cobra.Command, g *globals, cfg *flow.Config, verifyAll, rev
 	}
 	var back *state.ReverseStart
 	if reverse {
-		rec, err := startReverse(ctx, cfg, out.Report.Position, log)
+		rec, err := startReverse(ctx, cfg, out.Report, log)
 		if err != nil {
 			return fmt.Errorf("cutover done, but the way back was not prepared (run ferry cutover --reverse again before switching the application): %w", err)
 		}

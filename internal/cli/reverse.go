@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
@@ -59,10 +60,14 @@ func checkReverseCutover(ctx context.Context, cfg *flow.Config) error {
 // startReverse records, once the cutover is done and before the
 // application is switched, the destination's position for the reverse
 // flow: everything ferry applied there is before it.
-func startReverse(ctx context.Context, cfg *flow.Config, forwardEnd model.Position, log *slog.Logger) (state.ReverseStart, error) {
+func startReverse(ctx context.Context, cfg *flow.Config, cut *engine.CutoverReport, log *slog.Logger) (state.ReverseStart, error) {
 	name := cfg.FlowName()
 	rec := state.ReverseStart{Forward: name, Reverse: reverseName(name), Source: errs.Redact(cfg.Source),
-		Destination: errs.Redact(cfg.Destination), Tables: cfg.Tables, ForwardEnd: forwardEnd}
+		Destination: errs.Redact(cfg.Destination), Tables: cfg.Tables, At: cut.Requested, ForwardEnd: cut.Position}
+	if cut.Position == "" {
+		return rec, errs.BadConfig(fmt.Sprintf("flow %q has no change data capture (--mode snapshot): ferry could not tell whether the source is written after the cutover", name),
+			"use --reverse with a flow that streams changes")
+	}
 	dst, err := connector.Open(ctx, cfg.Destination)
 	if err != nil {
 		return rec, fmt.Errorf("destination: %w", err)
