@@ -50,6 +50,9 @@ func TestReverseFlowRefusals(t *testing.T) {
 	if rec, ok, err := state.ReadReverse(dir, "back"); err != nil || !ok || rec.Checked {
 		t.Fatalf("the refused check was recorded as passed: %+v %v %v", rec, ok, err)
 	}
+	if ok, err := state.Exists(dir, "back-reverse"); err != nil || ok {
+		t.Fatalf("the refused reverse flow left state behind (%v)", err)
+	}
 }
 
 // A cutover --reverse to a destination that cannot be a change source

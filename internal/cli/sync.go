@@ -440,6 +440,10 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ba
 			return err, false
 		} else if plan == "" {
 			if err := checkForwardSource(ctx, cfg, *run.reverse, log); err != nil {
+				// Refused before its plan, the reverse flow leaves no state.
+				if rerr := store.Remove(); rerr != nil {
+					log.Warn("could not remove the empty state", "error", rerr)
+				}
 				return err, false
 			}
 		}
