@@ -161,3 +161,30 @@ func TestReverseRefusedAfterWritesAtMySQL(t *testing.T) {
 		t.Fatalf("a reverse flow after a write at the old MySQL database: want exit 2 naming items, got\n%s", res)
 	}
 }
+
+// MySQL cannot keep a trigger from firing for the rows the reverse flow
+// applies: an old MySQL table with a trigger is refused (exit 2) with the
+// statements to drop it, before anything is applied.
+func TestReverseIntoMySQLRefusesTriggers(t *testing.T) {
+	requireMariaDB(t)
+	my := mysqltest.Shared(t)
+	pg := pgtest.Shared(t)
+	old := mysqlDatabase(t, my, "xrt")
+	nu := pg.CreateDatabase(t, "xrt")
+	my.Exec(t, "USE `"+old+"`; "+`CREATE TABLE items (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50) NOT NULL, touched INT DEFAULT 0);
+		CREATE TRIGGER items_touch BEFORE UPDATE ON items FOR EACH ROW SET NEW.touched = OLD.touched + 1;
+		INSERT INTO items (name) SELECT concat('item ', seq) FROM seq_1_to_20;`)
+	dir := t.TempDir()
+	oldURL, newURL := my.URL(old), pg.URL(nu)+"&heartbeat=1s"
+	mustFerry(t, "sync", oldURL, newURL, "--name", "xt", "--state-dir", dir, "--until", "caught-up", "--progress", "none")
+	mustFerry(t, "cutover", oldURL, newURL, "--name", "xt", "--state-dir", dir, "--reverse")
+	pg.Exec(t, nu, `UPDATE "`+old+`".items SET name = 'renamed' WHERE id = 1`)
+	res := ferry(t, "sync", newURL, oldURL, "--name", "xt", "--state-dir", dir, "--reverse", "--until", "caught-up")
+	if res.code != 2 || !strings.Contains(res.stderr, "DROP TRIGGER `"+old+"`.`items_touch`") {
+		t.Fatalf("a reverse flow into a MySQL table with a trigger: want exit 2 with DROP TRIGGER, got\n%s", res)
+	}
+	var name string
+	if err := my.Connect(t, old).QueryRow(`SELECT name FROM items WHERE id = 1`).Scan(&name); err != nil || name != "item 1" {
+		t.Fatalf("the refused reverse flow applied a change: %q (%v)", name, err)
+	}
+}
