@@ -17,7 +17,8 @@ type ReverseStarter interface {
 	// StartReverse records this database's position now for the reverse
 	// flow named flow, creating what its change stream needs for tables
 	// (PostgreSQL: the flow's publication and replication slot), and
-	// returns that position. A start recorded earlier for the same flow is
-	// replaced.
+	// returns that position. A start recorded earlier for the same flow
+	// (a retried cutover) is kept and returned: the application may have
+	// written since.
 	StartReverse(ctx context.Context, flow string, tables []model.Namespace) (model.Position, error)
 }

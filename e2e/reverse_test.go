@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,9 @@ func reverseShop(t *testing.T, srv *pgtest.Server, db string) {
 			BEGIN INSERT INTO audit (what, item) VALUES (TG_OP, COALESCE(NEW.id, OLD.id)); RETURN NULL; END $$;
 		CREATE TRIGGER items_audit AFTER INSERT OR UPDATE OR DELETE ON items FOR EACH ROW EXECUTE FUNCTION audit_items();`)
 }
+
+// reverseStart is the reverse line of a cutover report.
+var reverseStart = regexp.MustCompile(`(?m)^  reverse    \S+`)
 
 // appWritesNew is the application at the new database after the switch:
 // inserts numbered by the identity and serial defaults, updates, deletes.
@@ -106,6 +110,12 @@ func TestReverseFlowPostgres(t *testing.T) {
 	// a table outside the flow, another database and vacuum write: no
 	// reason to refuse the way back.
 	appWritesNew(t, srv, nu, 1)
+	// A retried cutover --reverse keeps the recorded start: the writes
+	// above still go back.
+	again := mustFerry(t, "cutover", oldURL, newURL, "--name", "rv", "--state-dir", dir, "--reverse").stdout
+	if start := reverseStart.FindString(out); start == "" || reverseStart.FindString(again) != start {
+		t.Fatalf("a retried cutover --reverse moved the reverse start:\n%s\nthen:\n%s", out, again)
+	}
 	srv.Exec(t, old, `CREATE TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1), (2)`)
 	srv.Exec(t, old, `VACUUM items`)
 	other := srv.CreateDatabase(t, "revother")

@@ -30,8 +30,7 @@ func (c *Conn) CheckReverse(ctx context.Context) error {
 
 // StartReverse creates the reverse flow's publication for tables and its
 // replication slot, now, and returns the slot's start. A slot of that flow
-// left by an earlier cutover is dropped first: the start must come after
-// everything ferry applied.
+// an earlier cutover made is kept, with its start.
 func (c *Conn) StartReverse(ctx context.Context, flow string, tables []model.Namespace) (model.Position, error) {
 	if err := c.checkCDC(ctx, nil); err != nil {
 		return "", err
@@ -43,27 +42,32 @@ func (c *Conn) StartReverse(ctx context.Context, flow string, tables []model.Nam
 			"leave slot= and publication= out of the destination URL for ferry cutover --reverse")
 	}
 	var active bool
-	err := c.pool.QueryRow(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&active)
+	var confirmed *string
+	err := c.pool.QueryRow(ctx, `SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&active, &confirmed)
 	switch {
 	case err == nil && active:
 		return "", errs.BadConfig(fmt.Sprintf("replication slot %s of reverse flow %q is in use at %s", slot, flow, c.where()),
 			"stop the ferry running the reverse flow; a reverse flow that already runs keeps its start")
-	case err == nil:
-		slog.Warn("postgres: dropping the reverse flow's slot an earlier cutover made, to start it at this cutover", "slot", slot, "server", c.where())
-		if err := c.dropLeftoverSlot(ctx, slot); err != nil {
+	case err == nil && confirmed != nil:
+		// An earlier cutover --reverse made it (a retried cutover): the
+		// application may have written since, so its start stands. What
+		// ferry applied after it came from the old database and goes back
+		// in order, which changes nothing there.
+		slog.Info("postgres: keeping the reverse flow's slot an earlier cutover made, and its start", "slot", slot, "position", *confirmed, "server", c.where())
+		if err := c.ensurePublication(ctx, pub, true, namedTables(tables), false); err != nil {
 			return "", err
 		}
+		return model.Position(*confirmed), nil
+	case err == nil:
+		return "", errs.BadConfig(fmt.Sprintf("replication slot %s at %s is not a logical replication slot", slot, c.where()),
+			fmt.Sprintf("drop it (SELECT pg_drop_replication_slot('%s')) and run ferry cutover --reverse again", slot))
 	case !errors.Is(err, pgx.ErrNoRows):
 		return "", c.classify(err, "look up replication slot "+slot)
-	}
-	srcs := make([]*srcTable, len(tables))
-	for i, ns := range tables {
-		srcs[i] = &srcTable{table: &model.Table{Namespace: ns}}
 	}
 	// The publication exists before the slot: a slot decodes with the
 	// catalog of each change's time, so a change made before its
 	// publication existed could not be decoded.
-	if err := c.ensurePublication(ctx, pub, true, srcs, false); err != nil {
+	if err := c.ensurePublication(ctx, pub, true, namedTables(tables), false); err != nil {
 		return "", err
 	}
 	repl, err := c.replicationConn(ctx, slot)
@@ -109,4 +113,13 @@ func (c *Conn) adoptRecordedSlot(ctx context.Context, tables []*srcTable, flow s
 		return "", err
 	}
 	return model.Position(*confirmed), nil
+}
+
+// namedTables are tables known by name only, for ensurePublication.
+func namedTables(names []model.Namespace) []*srcTable {
+	out := make([]*srcTable, len(names))
+	for i, ns := range names {
+		out[i] = &srcTable{table: &model.Table{Namespace: ns}}
+	}
+	return out
 }

@@ -203,7 +203,7 @@ func checkForwardSource(ctx context.Context, cfg *flow.Config, rec state.Reverse
 		sort.Strings(what)
 		return errs.BadConfig(fmt.Sprintf("%s was written after the cutover (position %s): %s; the reverse flow would mix the new database's changes with these",
 			errs.Redact(cfg.Destination), rec.ForwardEnd, strings.Join(what, ", ")),
-			"find and stop what still writes there; bring those rows in line by hand (ferry verify DESTINATION SOURCE lists the keys that differ), then run ferry cutover SOURCE DESTINATION --reverse again to record a new start")
+			"find and stop what still writes there and bring those rows in line by hand (ferry verify DESTINATION SOURCE lists the keys that differ); to record a new start, ferry drop DESTINATION SOURCE --name "+rec.Reverse+", then ferry cutover SOURCE DESTINATION --name "+rec.Forward+" --reverse again")
 	}
 	rec.Checked = true
 	if err := state.WriteReverse(cfg.StateDir, rec); err != nil {
