@@ -41,6 +41,11 @@ func TestReverseFlowRefusals(t *testing.T) {
 	srv.Exec(t, old2, `INSERT INTO scratch VALUES (1), (2)`)
 	srv.Exec(t, other, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)`)
 	srv.Exec(t, old2, `UPDATE items SET qty = 0 WHERE id = 5; INSERT INTO notes (item_id, body) VALUES (6, 'late')`)
+	// Named without --reverse, the reverse flow would replace its start.
+	res = ferry(t, "sync", nu2URL, old2URL, "--name", "back-reverse", "--state-dir", dir, "--until", "caught-up")
+	if res.code != 2 || !strings.Contains(res.stderr, "start it with ferry sync DESTINATION SOURCE --name back --reverse") {
+		t.Fatalf("the reverse flow started without --reverse: want exit 2, got\n%s", res)
+	}
 	revArgs := []string{"sync", nu2URL, old2URL, "--name", "back", "--state-dir", dir, "--reverse", "--until", "caught-up", "--progress", "none"}
 	res = ferry(t, revArgs...)
 	if res.code != 2 || !strings.Contains(res.stderr, "was written after the cutover") ||

@@ -291,3 +291,23 @@ func shellQuote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// refuseUnstartedReverse refuses ferry sync of a reverse flow named without
+// --reverse before its first start: as an ordinary flow it would make a new
+// slot in place of the one the cutover recorded, and lose the changes
+// written since.
+func refuseUnstartedReverse(cfg *flow.Config) error {
+	forward, ok := strings.CutSuffix(cfg.FlowName(), "-reverse")
+	if !ok {
+		return nil
+	}
+	rec, ok, err := state.ReadReverse(cfg.StateDir, forward)
+	if err != nil || !ok || rec.Reverse != cfg.FlowName() {
+		return err
+	}
+	if started, err := state.Exists(cfg.StateDir, rec.Reverse); err != nil || started {
+		return err
+	}
+	return errs.BadConfig(fmt.Sprintf("flow %q is the way back of flow %q, recorded by its cutover, and has not started", rec.Reverse, forward),
+		fmt.Sprintf("start it with ferry sync DESTINATION SOURCE --name %s --reverse", forward))
+}

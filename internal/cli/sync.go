@@ -309,8 +309,8 @@ the plan and ferry exits 0 having copied nothing.`,
 			var err error
 			if reverse {
 				cfg, back, err = ff.reverseConfig(cmd, args, restart)
-			} else {
-				cfg, err = ff.pairConfig(cmd, args)
+			} else if cfg, err = ff.pairConfig(cmd, args); err == nil {
+				err = refuseUnstartedReverse(cfg)
 			}
 			if err != nil {
 				return err
