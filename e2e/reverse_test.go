@@ -106,6 +106,10 @@ func TestReverseFlowPostgres(t *testing.T) {
 		}
 	}
 
+	if n := scalar(t, srv, old, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ferry_rv'`); n != 1 {
+		t.Fatal("the cutover --reverse did not keep the forward flow's slot at the old database")
+	}
+
 	// The application now writes at the new database. At the old one only
 	// a table outside the flow, another database and vacuum write: no
 	// reason to refuse the way back.
@@ -165,8 +169,12 @@ func TestReverseFlowPostgres(t *testing.T) {
 		t.Fatalf("the old database numbered a new note %d, not past the new database's %d", got, max)
 	}
 	// ferry drop ends the reverse flow: its slot at the new database goes.
+	reverseSlots := `SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'ferry\_rv\_reverse%'`
+	if n := scalar(t, srv, nu, reverseSlots); n != 1 {
+		t.Fatalf("the new database has %d reverse slots before ferry drop, want 1", n)
+	}
 	mustFerry(t, "drop", newURL, oldURL, "--name", "rv-reverse", "--state-dir", dir)
-	if n := scalar(t, srv, nu, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ferry_rv_reverse'`); n != 0 {
+	if n := scalar(t, srv, nu, reverseSlots); n != 0 {
 		t.Fatal("ferry drop left the reverse flow's slot at the new database")
 	}
 }
