@@ -99,27 +99,25 @@ func TestReverseFlowPostgres(t *testing.T) {
 	oldURL, newURL := srv.URL(old)+"&heartbeat=1s", srv.URL(nu)+"&heartbeat=1s"
 	var tables []string
 	mustFerry(t, append([]string{"sync", oldURL, newURL, "--name", "rv", "--state-dir", dir, "--until", "caught-up", "--progress", "none"}, tables...)...)
+	// Changes the cutover drains: ferry applies them at the new database
+	// before the reverse start, so they do not come back (no loop).
+	srv.Exec(t, old, `UPDATE items SET qty = qty + 1 WHERE id <= 50; INSERT INTO items (name, qty) VALUES ('late', 1)`)
 	out := mustFerry(t, append([]string{"cutover", oldURL, newURL, "--name", "rv", "--state-dir", dir, "--reverse"}, tables...)...).stdout
 	for _, want := range []string{"  reverse    ", `flow "rv-reverse" starts there`, "  way back   ferry sync ", "--name rv --reverse"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("the cutover report lacks %q:\n%s", want, out)
 		}
 	}
-
 	if n := scalar(t, srv, old, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ferry_rv'`); n != 1 {
 		t.Fatal("the cutover --reverse did not keep the forward flow's slot at the old database")
 	}
-
-	// The application now writes at the new database. At the old one only
-	// a table outside the flow, another database and vacuum write: no
-	// reason to refuse the way back.
-	appWritesNew(t, srv, nu, 1)
-	// A retried cutover --reverse keeps the recorded start: the writes
-	// above still go back.
+	// A retried cutover --reverse keeps the recorded start.
 	again := mustFerry(t, "cutover", oldURL, newURL, "--name", "rv", "--state-dir", dir, "--reverse").stdout
 	if start := reverseStart.FindString(out); start == "" || reverseStart.FindString(again) != start {
 		t.Fatalf("a retried cutover --reverse moved the reverse start:\n%s\nthen:\n%s", out, again)
 	}
+	// At the old database only a table outside the flow, another database
+	// and vacuum write: no reason to refuse the way back.
 	srv.Exec(t, old, `CREATE TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1), (2)`)
 	srv.Exec(t, old, `VACUUM items`)
 	other := srv.CreateDatabase(t, "revother")
@@ -132,14 +130,24 @@ func TestReverseFlowPostgres(t *testing.T) {
 	if !strings.Contains(res.stderr, "no change to the flow's tables at the old database since the cutover") {
 		t.Fatalf("the reverse flow did not say it checked the old database:\n%s", res.stderr)
 	}
-	sameRowsPG(t, srv, old, nu, `SELECT * FROM items ORDER BY id`)
-	sameRowsPG(t, srv, old, nu, `SELECT * FROM notes ORDER BY id`)
-	// Equal audit rows: the old side's trigger did not fire again.
-	sameRowsPG(t, srv, old, nu, `SELECT * FROM audit ORDER BY id`)
+	if !strings.Contains(res.stderr, `msg="flow finished" flow=rv-reverse`) || !strings.Contains(res.stderr, " changes=0 ") {
+		t.Fatalf("before the application wrote, the reverse flow carried changes back (ferry's own?):\n%s", res.stderr)
+	}
 	// The forward flow's slot at the old database is released once checked.
 	if n := scalar(t, srv, old, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ferry_rv'`); n != 0 {
 		t.Fatal("the forward flow's slot at the old database was kept after the reverse flow checked it")
 	}
+
+	// The application now writes at the new database; the reverse flow
+	// carries it back.
+	appWritesNew(t, srv, nu, 1)
+	if res := ferry(t, append(revArgs, "--until", "caught-up")...); res.code != 0 {
+		t.Fatalf("the reverse flow exited %d:\n%s", res.code, res)
+	}
+	sameRowsPG(t, srv, old, nu, `SELECT * FROM items ORDER BY id`)
+	sameRowsPG(t, srv, old, nu, `SELECT * FROM notes ORDER BY id`)
+	// Equal audit rows: the old side's trigger did not fire again.
+	sameRowsPG(t, srv, old, nu, `SELECT * FROM audit ORDER BY id`)
 
 	// Killed while streaming, the reverse flow resumes where it was.
 	rev := startFerry(t, append(revArgs, "--log-format", "json")...)
