@@ -55,10 +55,17 @@ func TestReverseFlowMySQLToPostgres(t *testing.T) {
 		INSERT INTO notes (item_id, body) SELECT seq, concat('note ', seq) FROM seq_1_to_50;`)
 	dir := t.TempDir()
 	oldURL, newURL := my.URL(old), pg.URL(nu)+"&heartbeat=1s"
-	mustFerry(t, "sync", oldURL, newURL, "--name", "xr", "--state-dir", dir, "--until", "caught-up", "--progress", "none")
+	// The cutover is handed to the running ferry sync, as in the runbook.
+	sync := startFerry(t, "sync", oldURL, newURL, "--name", "xr", "--state-dir", dir, "--progress", "none", "--log-format", "json")
+	if !sync.waitFor(t, "change data capture starting", 2*time.Minute) {
+		t.Fatalf("ferry sync did not reach CDC:\n%s", sync.stderr.String())
+	}
 	out := mustFerry(t, "cutover", oldURL, newURL, "--name", "xr", "--state-dir", dir, "--reverse").stdout
 	if !strings.Contains(out, `flow "xr-reverse" starts there`) {
 		t.Fatalf("the cutover report lacks the way back:\n%s", out)
+	}
+	if code := sync.waitExit(t, time.Minute); code != 0 {
+		t.Fatalf("ferry sync exited %d after the cutover:\n%s", code, tail(sync.stderr.String(), 30))
 	}
 
 	items, notes := `"`+old+`".items`, `"`+old+`".notes`
