@@ -52,12 +52,21 @@ A second cutover while one runs waits for the same one and prints the same
 report. Exit code 0 when the cutover is done (and --verify found every table
 equal), 1 when it failed or --verify found a difference, 2 for a usage error.
 
+With --reverse it prepares the way back: it checks first that the
+destination can be a change source (exit 2 before draining if not), then
+records the destination's position at the cutover and prints the command
+that runs the reverse flow (ferry sync DESTINATION SOURCE --reverse).
+
 See docs/cutover.md for the runbook. Scale-out flows use ferry flow cutover.`,
 		Example: `  # while 'ferry sync SRC DST' runs, after the application's writes stopped
   ferry cutover 'postgres://ferry@old/shop' 'postgres://ferry@new/shop' --verify
 
   # a flow named at sync time
-  ferry cutover --name shop -f flow.yaml`,
+  ferry cutover --name shop -f flow.yaml
+
+  # keep a way back: the new database's changes can then flow back
+  ferry cutover @old @new --name shop --reverse
+  ferry sync @new @old --name shop --reverse`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := ff.checkedPairConfig(cmd, g, args)
