@@ -138,4 +138,3 @@ func TestTransactionalApplyHugeTransactionInPartsMySQL(t *testing.T) {
 	side, count := hugeSides("SIGNED", query, query, mySide(t, my, dst).fingerprint)
 	runHugeTransaction(t, pg, src, pg.URL(src), my.URL(dst), "huge-my", side, count)
 }
-
