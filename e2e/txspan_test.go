@@ -91,7 +91,7 @@ func runHugeTransaction(t *testing.T, pg *pgtest.Server, src, srcURL, dstURL, na
 	if reader.reads.Load() < 10 {
 		t.Fatalf("the reader summed the destination only %d times (last error %v)", reader.reads.Load(), reader.lastError.Load())
 	}
-	line := r.logLine("applied a source transaction in parts inside one destination transaction")
+	line := r.logLine("a source transaction went to the destination in parts of one destination transaction")
 	if line == nil {
 		t.Fatalf("the resumed run never applied the transaction in parts:\n%s", r.stderr)
 	}

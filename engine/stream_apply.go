@@ -81,7 +81,7 @@ func (e *Engine) applyLoop(ctx context.Context, writer int, applier connector.Ch
 // the writer's open destination transaction holds earlier parts of a
 // source transaction; an outage then lost them with it, so the share is
 // not retried alone: the stream is run again from the last checkpoint
-// (errSpanBroken, streamWhole), which replays the source transaction whole.
+// (spanBroken, streamWhole), which replays the source transaction whole.
 func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connector.ChangeApplier, w *connector.ChangeWriter, job applyJob, inSpan bool) error {
 	o := e.newOutage(sideDestination)
 	partitioned := false

@@ -262,7 +262,7 @@ func (bt *batcher) flush(ctx context.Context) error {
 	bt.e.progress.CDC.dispatched(bt.seq, bt.commit)
 	bt.e.progress.CDC.held(bt.f.changes)
 	if !bt.part && bt.parts > 0 {
-		bt.e.log.Info("applied a source transaction in parts inside one destination transaction", "parts", bt.parts+1, "position", bt.pos, "held_peak", bt.e.progress.CDC.HeldPeak.Load())
+		bt.e.log.Info("a source transaction went to the destination in parts of one destination transaction", "parts", bt.parts+1, "position", bt.pos, "held_peak", bt.e.progress.CDC.HeldPeak.Load())
 		bt.parts = 0
 	}
 	shares := bt.f.split(len(bt.jobs))
