@@ -291,23 +291,6 @@ func (bt *batcher) flush(ctx context.Context) error {
 	return nil
 }
 
-// sendPart sends the part of a huge source transaction just folded in, to
-// be applied inside the destination transaction its parts keep open. A
-// flush for any other reason (a schema change, a truncate, a chunk of an
-// incremental snapshot) ends that transaction there, as without span.
-func (bt *batcher) sendPart(ctx context.Context) error {
-	if !bt.pending {
-		return nil
-	}
-	bt.part = true
-	err := bt.flush(ctx)
-	bt.part = false
-	if err == nil {
-		bt.parts++
-	}
-	return err
-}
-
 // applySchemas follows schema changes of the source. Only what the
 // destination can apply exactly goes through; anything else stops the flow,
 // as does any change under --ddl stop.

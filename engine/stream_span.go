@@ -48,3 +48,20 @@ func (e *Engine) streamWhole(ctx, stop context.Context, drainTo model.Position) 
 		}
 	}
 }
+
+// sendPart sends the part of a huge source transaction just folded in, to
+// be applied inside the destination transaction its parts keep open. A
+// flush for any other reason (a schema change, a truncate, a chunk of an
+// incremental snapshot) ends that transaction there, as without span.
+func (bt *batcher) sendPart(ctx context.Context) error {
+	if !bt.pending {
+		return nil
+	}
+	bt.part = true
+	err := bt.flush(ctx)
+	bt.part = false
+	if err == nil {
+		bt.parts++
+	}
+	return err
+}
