@@ -138,3 +138,54 @@ func TestTransactionalApplyHugeTransactionInPartsMySQL(t *testing.T) {
 	side, count := hugeSides("SIGNED", query, query, mySide(t, my, dst).fingerprint)
 	runHugeTransaction(t, pg, src, pg.URL(src), my.URL(dst), "huge-my", side, count)
 }
+
+// TestTransactionalApplyHugeTransactionFromMySQL: a MariaDB source's
+// transaction of 50,000 inserts comes in parts (20,000 changes each); under
+// --apply-mode transactional a PostgreSQL destination gets them in one
+// destination transaction: killed after the first part, nothing of it is
+// there; resumed, all of it, once.
+func TestTransactionalApplyHugeTransactionFromMySQL(t *testing.T) {
+	requireMariaDB(t)
+	const rows = 50_000
+	my := mysqltest.Shared(t)
+	pg := pgtest.Shared(t)
+	src := mysqlDatabase(t, my, "hugemysrc")
+	dst := pg.CreateDatabase(t, "hugemydst")
+	my.Exec(t, "CREATE TABLE `"+src+"`.ledger (id int PRIMARY KEY, amount int NOT NULL)")
+	args := []string{"sync", my.URL(src), pg.URL(dst), "--name", "huge-from-my", "--state-dir", t.TempDir(),
+		"--log-format", "json", "--progress", "none", "--apply-mode", "transactional"}
+	bg := startFerryEnv(t, []string{faultpoint.Env + "=" + faultpoint.SpanPartApplied}, args...)
+	if !bg.waitFor(t, "change data capture starting", 120*time.Second) {
+		t.Fatalf("CDC never started:\n%s", bg.stderr.String())
+	}
+	my.Exec(t, fmt.Sprintf("INSERT INTO `%s`.ledger SELECT seq, 1 FROM `%s`.seq_1_to_%d", src, src, rows))
+	if !bg.waitFor(t, faultpoint.Message, 120*time.Second) {
+		t.Fatalf("ferry never held with a part of the transaction applied:\n%s", bg.stderr.String())
+	}
+	ctx := context.Background()
+	conn := pg.Connect(t, dst)
+	count := func() (n int64) {
+		t.Helper()
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM "`+src+`".ledger`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("with a part applied and not committed the destination has %d rows, want 0", n)
+	}
+	if !bg.kill(t) {
+		t.Fatalf("ferry had exited before the kill:\n%s", bg.stderr.String())
+	}
+	t.Setenv(faultpoint.Env, "")
+	r := mustFerry(t, append(args, "--until", "caught-up")...)
+	if n := count(); n != rows {
+		t.Fatalf("after the resume the destination has %d rows, want %d:\n%s", n, rows, r.stderr)
+	}
+	if line := r.logLine("a source transaction went to the destination in parts of one destination transaction"); line == nil {
+		t.Fatalf("the resumed run never applied the transaction in parts:\n%s", r.stderr)
+	} else if peak, _ := line["held_peak"].(float64); peak <= 0 || peak > 25_000 {
+		// A part: 20,000 changes and the rest of the rows event that reached them.
+		t.Errorf("an apply batch held %v changes of %d, want at most one part (about 20,000)", line["held_peak"], rows)
+	}
+}

@@ -323,7 +323,7 @@ func TestCDCHugeTransactionComesInPartialParts(t *testing.T) {
 	src, tables, _ := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY)")
 	at := head(t, src)
 	const rows = maxPendingChanges*2 + 10
-	s.Exec(t, fmt.Sprintf("INSERT INTO `%s`.t SELECT seq FROM seq_1_to_%d", db, rows)) // one transaction
+	s.Exec(t, fmt.Sprintf("INSERT INTO `%s`.t SELECT seq FROM `%s`.seq_1_to_%d", db, db, rows)) // one transaction
 	end := head(t, src)
 	batches, err := streamUntil(t, src, tables, at, end, nil)
 	if err != nil {
