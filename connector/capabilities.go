@@ -82,6 +82,7 @@ type Abilities struct {
 	BuildPartitions  bool `json:"build_partitions" doc:"creates the partitions the source gained at cutover"`
 	Failover         bool `json:"failover" doc:"resumes a flow on a replica promoted after a failover"`
 	Retention        bool `json:"retention" doc:"measures the log it keeps for a flow against its limit"`
+	SpanApply        bool `json:"span_apply" doc:"applies a huge source transaction in parts inside one destination transaction"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -123,7 +124,13 @@ type Declaration struct {
 	// once) and a source whose copy is exactly T0
 	// (model.Plan.SnapshotConsistent).
 	FullRows bool
-	Hints    Hints
+	// SpanApply: its change writer honours model.ApplyBatch.Continues,
+	// keeping one destination transaction open across the parts of a
+	// source transaction and rolling it back when closed before the part
+	// that ends it. --apply-mode transactional then holds one part of a
+	// huge transaction in memory at a time instead of all of it.
+	SpanApply bool
+	Hints     Hints
 }
 
 // Hints are a connector's words for the fixes the engine suggests without
@@ -203,6 +210,7 @@ func Discover(c Connector) Capabilities {
 		BuildPartitions:  k.PartitionBuilder != nil,
 		Failover:         k.HistoryChecker != nil && k.ChangeSource != nil,
 		Retention:        k.RetentionMeter != nil,
+		SpanApply:        d.SpanApply && k.ChangeApplier != nil,
 	}
 	return k
 }

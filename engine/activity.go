@@ -202,7 +202,7 @@ func (e *Engine) streamStep(ctx, stop context.Context, from, drainTo model.Posit
 		tr.stats.markCopied()
 	}
 	e.progress.setPhase(PhaseCDC)
-	if err := e.stream(ctx, stop, drainTo); err != nil {
+	if err := e.streamWhole(ctx, stop, drainTo); err != nil {
 		e.observer().Error(err)
 		return e.CDCPosition(from), err
 	}

@@ -195,7 +195,7 @@ func (e *Engine) Run(ctx, stop context.Context) (err error) {
 	}
 	e.progress.setPhase(PhaseCDC)
 	for {
-		if err := e.stream(ctx, stop, ""); err != nil {
+		if err := e.streamWhole(ctx, stop, ""); err != nil {
 			return err
 		}
 		switch {

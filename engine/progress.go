@@ -49,6 +49,11 @@ type CDCStats struct {
 	// remained after folding and reached the destination.
 	Received atomic.Int64
 	Applied  atomic.Int64
+	// HeldPeak is the most changes one apply batch held at once: what a
+	// huge source transaction costs in memory under --apply-mode
+	// transactional (all of it without a destination that applies it in
+	// parts, one part with one).
+	HeldPeak atomic.Int64
 
 	mu         sync.Mutex
 	position   model.Position
@@ -100,6 +105,16 @@ type inflightBatch struct {
 
 // dispatched records a batch handed to the writers; commit is the source
 // commit time of its last change.
+// held records an apply batch of n changes in HeldPeak.
+func (c *CDCStats) held(n int) {
+	for {
+		old := c.HeldPeak.Load()
+		if int64(n) <= old || c.HeldPeak.CompareAndSwap(old, int64(n)) {
+			return
+		}
+	}
+}
+
 func (c *CDCStats) dispatched(seq uint64, commit time.Time) {
 	if commit.IsZero() {
 		return
@@ -381,6 +396,8 @@ type CDCSnapshot struct {
 	// followed; SchemaEvents are the latest of them.
 	SchemaChanges int64         `json:"schema_changes"`
 	SchemaEvents  []SchemaEvent `json:"schema_events,omitempty"`
+	// HeldPeak is the most changes one apply batch held at once.
+	HeldPeak int64 `json:"changes_held_peak"`
 }
 
 // Snapshot is the whole flow's progress at a moment.
@@ -459,7 +476,7 @@ func (p *Progress) Snapshot() Snapshot {
 
 	c := &p.CDC
 	c.mu.Lock()
-	s.CDC = CDCSnapshot{Received: c.Received.Load(), Applied: c.Applied.Load(),
+	s.CDC = CDCSnapshot{Received: c.Received.Load(), Applied: c.Applied.Load(), HeldPeak: c.HeldPeak.Load(),
 		Position: string(c.position), Head: string(c.head), LastCommit: c.lastCommit, LagSeconds: -1}
 	if c.lagKnown {
 		lag := c.lagBytes

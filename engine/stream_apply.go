@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/internal/faultpoint"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -39,15 +40,22 @@ type applyAck struct {
 // applyLoop is one writer: it applies its shares in order and acknowledges
 // each, the empty ones too, to the checkpointer.
 func (e *Engine) applyLoop(ctx context.Context, writer int, applier connector.ChangeApplier, w *connector.ChangeWriter, jobs <-chan applyJob, acks chan<- applyAck) error {
+	// inSpan: the writer's destination transaction holds parts of a
+	// source transaction, not committed yet (model.ApplyBatch.Continues).
+	inSpan := false
 	for job := range jobs {
-		if e.dst.CheckpointKeeper != nil {
+		if e.dst.CheckpointKeeper != nil && !job.batch.Continues {
 			job.batch.Checkpoint = &model.Checkpoint{Flow: e.name, Key: cdcKey(writer), Value: string(job.position)}
 		}
-		if len(job.batch.Tables) > 0 || e.dst.CheckpointKeeper != nil {
+		if len(job.batch.Tables) > 0 || e.dst.CheckpointKeeper != nil || inSpan {
 			start := time.Now()
-			if err := e.applyRetrying(ctx, writer, applier, w, job); err != nil {
+			if err := e.applyRetrying(ctx, writer, applier, w, job, inSpan); err != nil {
 				return err
 			}
+			if job.batch.Continues && !inSpan {
+				faultpoint.Hold(ctx, faultpoint.SpanPartApplied, e.log)
+			}
+			inSpan = job.batch.Continues
 			took := time.Since(start)
 			e.progress.observeApply(took)
 			e.observer().ChangesApplied(job.batch.Len(), took)
@@ -69,8 +77,12 @@ func (e *Engine) applyLoop(ctx context.Context, writer int, applier connector.Ch
 // reopens it and applies the same share again, for up to --retry-timeout.
 // Applying a share twice is harmless (idempotent writes, the checkpoint in
 // the same transaction), and later shares of this writer wait behind it, so
-// each key's changes stay in order. Any other error fails the flow.
-func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connector.ChangeApplier, w *connector.ChangeWriter, job applyJob) error {
+// each key's changes stay in order. Any other error fails the flow. inSpan:
+// the writer's open destination transaction holds earlier parts of a
+// source transaction; an outage then lost them with it, so the share is
+// not retried alone: the stream is run again from the last checkpoint
+// (spanBroken, streamWhole), which replays the source transaction whole.
+func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connector.ChangeApplier, w *connector.ChangeWriter, job applyJob, inSpan bool) error {
 	o := e.newOutage(sideDestination)
 	partitioned := false
 	for {
@@ -82,7 +94,7 @@ func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connecto
 				err = fmt.Errorf("open destination applier: %w", err)
 			}
 		}
-		if err == nil && o.attempts > 0 {
+		if err == nil && o.attempts > 0 && !job.batch.Continues {
 			// The failed attempt may have committed: whole-row changes
 			// must not be applied twice.
 			var done bool
@@ -107,6 +119,9 @@ func (e *Engine) applyRetrying(ctx context.Context, writer int, applier connecto
 			// The connection is gone or suspect: the next attempt opens another.
 			(*w).Close() //nolint:errcheck // the connection is already broken
 			*w = nil
+		}
+		if inSpan && errs.IsUnavailable(err) && ctx.Err() == nil {
+			return &spanBroken{err: err, writer: writer, position: job.position}
 		}
 		if err := o.failed(ctx, err, "keeping the position and retrying", "writer", writer, "position", job.position); err != nil {
 			if ctx.Err() != nil {

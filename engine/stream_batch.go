@@ -19,7 +19,7 @@ func (e *Engine) batch(ctx context.Context, from model.Position, in <-chan sourc
 	// pos starts at the stream's start: a truncate in the first batch
 	// sends what came before it at a position every writer may keep.
 	bt := &batcher{e: e, pos: from, jobs: jobs, applied: applied, gate: gate, f: newFolder(), linger: time.NewTimer(time.Hour),
-		tx: e.cfg.Transactional(), release: release}
+		tx: e.cfg.Transactional(), span: e.cfg.Transactional() && e.dst.Abilities.SpanApply, release: release}
 	bt.linger.Stop()
 	for {
 		select {
@@ -77,6 +77,14 @@ type batcher struct {
 	// ended inside one (model.ChangeBatch.Partial), whose parts so far
 	// are all the apply batch holds.
 	tx, open bool
+	// span: tx with a destination that applies a source transaction in
+	// parts inside one destination transaction (connector SpanApply):
+	// each part is sent on as soon as it is folded, holding its flight
+	// budget until applied, so memory holds a part, not the transaction.
+	// part: the flush under way sends such a part (model.ApplyBatch.Continues).
+	span, part bool
+	// parts counts the parts of the open transaction sent so far.
+	parts int
 	// release returns bytes to the flight budget (tx's open transactions).
 	release func(int64)
 	// rec is the chunk of an incremental snapshot being recorded
@@ -113,9 +121,13 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 				return err
 			}
 		}
-		// Its parts wait for its end, however many: holding their flight
-		// budget would stop the stream before that end came.
-		bt.release(sb.bytes)
+		if bt.span {
+			bt.bytes += sb.bytes // a part is applied before the next comes
+		} else {
+			// Its parts wait for its end, however many: holding their
+			// flight budget would stop the stream before that end came.
+			bt.release(sb.bytes)
+		}
 	} else {
 		bt.bytes += sb.bytes
 	}
@@ -132,6 +144,9 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 		return err
 	}
 	if bt.open {
+		if bt.span {
+			return bt.sendPart(ctx)
+		}
 		return nil // transactional: the batch ends with its transaction
 	}
 	if bt.f.changes >= bt.e.cfg.ApplyBatch || bt.bytes >= applyBatchBytes {
@@ -245,8 +260,14 @@ func (bt *batcher) flush(ctx context.Context) error {
 	}
 	bt.seq++
 	bt.e.progress.CDC.dispatched(bt.seq, bt.commit)
+	bt.e.progress.CDC.held(bt.f.changes)
+	if !bt.part && bt.parts > 0 {
+		bt.e.log.Info("a source transaction went to the destination in parts of one destination transaction", "parts", bt.parts+1, "position", bt.pos, "held_peak", bt.e.progress.CDC.HeldPeak.Load())
+		bt.parts = 0
+	}
 	shares := bt.f.split(len(bt.jobs))
 	for i, j := range bt.jobs {
+		shares[i].Continues = bt.part
 		job := applyJob{seq: bt.seq, batch: shares[i], position: bt.pos, commit: bt.commit}
 		if i == 0 {
 			job.changes, job.bytes = bt.f.changes, bt.bytes

@@ -225,6 +225,13 @@ type ApplyBatch struct {
 	// Checkpoint, when set, must be stored in the same transaction as the
 	// changes by a destination that keeps checkpoints.
 	Checkpoint *Checkpoint
+	// Continues marks a part of a source transaction that goes on (sent
+	// only to a destination that declares SpanApply): apply it inside the
+	// destination transaction left open by the parts before it, or a new
+	// one, and leave that transaction open. The next batch without
+	// Continues is applied in the same transaction and commits it; closing
+	// the writer before that rolls it back. A part carries no Checkpoint.
+	Continues bool
 }
 
 // Len counts the changes in the batch.

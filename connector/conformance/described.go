@@ -41,6 +41,7 @@ func checkDescribed(t *testing.T, c connector.Connector) {
 	_, want.Retention = c.(connector.RetentionMeter)
 	if d, ok := c.(connector.Declarer); ok {
 		want.FullRows = d.Declare().FullRows && want.Apply
+		want.SpanApply = d.Declare().SpanApply && want.Apply
 	}
 	if got := connector.Discover(c).Abilities; got != want {
 		t.Fatalf("Discover says %+v, the type declares %+v", got, want)

@@ -42,7 +42,7 @@ type DestinationHarness struct {
 // the same rows, a checkpoint is stored with its batch and only then,
 // changes of one key are applied in order, and every declared ability
 // (TableFinisher, KeyDeferrer, Emptier, SchemaChanger, RawWriter,
-// SequenceWriter, and the declared FullRows) does what it promises.
+// SequenceWriter, and the declared FullRows and SpanApply) does what it promises.
 func Destination(t *testing.T, h DestinationHarness) {
 	t.Run("WriteTwiceSameRows", func(t *testing.T) { checkWriteTwice(t, h) })
 	t.Run("CheckpointNotAheadOfData", func(t *testing.T) { checkCheckpoints(t, h) })
@@ -439,6 +439,7 @@ func checkAbilities(t *testing.T, h DestinationHarness) {
 	t.Run("SchemaChanger", func(t *testing.T) { checkAlter(t, h) })
 	t.Run("RawWriter", func(t *testing.T) { checkRawWrite(t, h) })
 	t.Run("FullRows", func(t *testing.T) { checkFullRows(t, h) })
+	t.Run("SpanApply", func(t *testing.T) { checkSpanApply(t, h) })
 	t.Run("SequenceWriter", func(t *testing.T) { checkSequences(t, h) })
 	t.Run("UniqueReporter", func(t *testing.T) { checkUniqueReporter(t, h) })
 	t.Run("Described", func(t *testing.T) { checkDescribed(t, openDest(t, h)) })

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -18,15 +19,28 @@ func (c *Conn) OpenApplier(ctx context.Context) (connector.ChangeWriter, error) 
 	return &changeWriter{c: c}, nil
 }
 
-type changeWriter struct{ c *Conn }
+type changeWriter struct {
+	c *Conn
+	// span is the destination transaction kept open across the parts of a
+	// source transaction (model.ApplyBatch.Continues).
+	span *sql.Tx
+}
 
-func (w *changeWriter) Close() error { return nil }
+// Close rolls back a transaction left open by parts whose end never came:
+// a reader never sees part of a source transaction.
+func (w *changeWriter) Close() error {
+	if w.span != nil {
+		w.span.Rollback() //nolint:errcheck // the connection may be gone; its transaction then is too
+		w.span = nil
+	}
+	return nil
+}
 
 // ApplyChanges applies the batch and stores its checkpoint in one
 // transaction: per table, deletes by key (a missing row is fine), then
 // upserts; a row with Unchanged values updates only the columns it has.
 func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) error {
-	if b == nil || (b.Len() == 0 && b.Checkpoint == nil) {
+	if b == nil || (b.Len() == 0 && b.Checkpoint == nil && w.span == nil && !b.Continues) {
 		return nil
 	}
 	c := w.c
@@ -52,14 +66,54 @@ func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) er
 		}
 		tables = append(tables, prepared{tc, name, targets})
 	}
-	return c.inTx(ctx, fmt.Sprintf("mysql %s: apply %d changes", c.host, b.Len()), func(tx *sql.Tx) error {
+	what := fmt.Sprintf("mysql %s: apply %d changes", c.host, b.Len())
+	apply := func(tx *sql.Tx) error {
 		for _, p := range tables {
 			if err := c.applyTable(ctx, tx, p.tc, p.name, p.targets); err != nil {
 				return fmt.Errorf("table %s: %w", p.name, err)
 			}
 		}
 		return c.saveCheckpoint(ctx, tx, b.Checkpoint)
-	})
+	}
+	if w.span == nil && !b.Continues {
+		return c.inTx(ctx, what, apply)
+	}
+	return w.applyPart(ctx, what+" of a source transaction in parts", b.Continues, apply)
+}
+
+// applyPart applies a part of a source transaction in the transaction its
+// parts keep open, and commits it unless more parts follow. A deadlock or
+// lock wait that rolls it back cannot be retried here, the earlier parts
+// being gone with it: it is reported as an outage, so the engine replays
+// the whole source transaction from the checkpoint before it.
+func (w *changeWriter) applyPart(ctx context.Context, what string, continues bool, apply func(*sql.Tx) error) error {
+	c := w.c
+	if w.span == nil {
+		tx, err := c.db.BeginTx(ctx, &sql.TxOptions{Isolation: c.isolation()})
+		if err != nil {
+			return outage(err, fmt.Errorf("%s: begin: %w", what, c.scrubber.Err(err)))
+		}
+		w.span = tx
+	}
+	tx := w.span
+	err := apply(tx)
+	if err == nil && continues {
+		return nil
+	}
+	w.span = nil
+	if err != nil {
+		err = rollback(tx, err)
+	} else if err = tx.Commit(); err != nil {
+		what += ": commit"
+	}
+	if err == nil {
+		return nil
+	}
+	werr := fmt.Errorf("%s: %w", what, c.scrubber.Err(err))
+	if isRetryable(err) {
+		return errs.Unavailable(werr)
+	}
+	return outage(err, werr)
 }
 
 func (c *Conn) applyTable(ctx context.Context, tx *sql.Tx, tc *model.TableChanges, name model.Namespace, targets []*target) error {

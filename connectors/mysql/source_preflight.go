@@ -14,7 +14,7 @@ var _ connector.Declarer = (*Conn)(nil)
 // Declare: a table without a primary key is streamed with whole old rows
 // only from FULL row images.
 func (*Conn) Declare() connector.Declaration {
-	return connector.Declaration{Hints: connector.Hints{FullRowIdentity: "binlog_row_image=FULL"}}
+	return connector.Declaration{SpanApply: true, Hints: connector.Hints{FullRowIdentity: "binlog_row_image=FULL"}}
 }
 
 // Preflight checks, before anything is written anywhere, that the tables can

@@ -200,8 +200,9 @@ func (s *stream) rows(ctx context.Context, e *replication.RowsEvent, h *replicat
 	}
 	if len(s.changes) >= maxPendingChanges && len(s.schemas) == 0 {
 		// A large transaction: emit what it has so far at the position where
-		// it began, which stays a safe resume point.
-		b := &model.ChangeBatch{Changes: s.changes, Position: s.boundary.position()}
+		// it began, which stays a safe resume point, marked Partial so a
+		// transactional apply does not commit it alone.
+		b := &model.ChangeBatch{Changes: s.changes, Position: s.boundary.position(), Partial: true}
 		s.changes = nil
 		return s.send(ctx, b, s.boundary)
 	}

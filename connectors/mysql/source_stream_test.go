@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -310,5 +311,37 @@ func TestCDCIdleStreamReportsItsPosition(t *testing.T) {
 		if len(b.Changes) != 0 || len(b.Schemas) != 0 || b.Position != at {
 			t.Fatalf("an idle batch: %d changes, %d schemas at %s (head %s)", len(b.Changes), len(b.Schemas), b.Position, at)
 		}
+	}
+}
+
+// A transaction larger than maxPendingChanges comes in parts marked
+// Partial, each at the position before it (so --apply-mode transactional
+// keeps them in one destination transaction), and its end does not.
+func TestCDCHugeTransactionComesInPartialParts(t *testing.T) {
+	s := mysqltest.Shared(t)
+	db := newDB(t, s, "hugetx")
+	src, tables, _ := flowStart(t, s, db, "CREATE TABLE t (id int PRIMARY KEY)")
+	at := head(t, src)
+	const rows = maxPendingChanges*2 + 10
+	s.Exec(t, fmt.Sprintf("INSERT INTO `%s`.t SELECT seq FROM `%s`.seq_1_to_%d", db, db, rows)) // one transaction
+	end := head(t, src)
+	batches, err := streamUntil(t, src, tables, at, end, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts, total int
+	for _, b := range batches {
+		total += len(b.Changes)
+		if b.Partial {
+			parts++
+			if b.Position != at {
+				t.Errorf("a part at %s, want the position before the transaction %s", b.Position, at)
+			}
+		} else if len(b.Changes) > 0 && b.Position != end {
+			t.Errorf("the transaction's end at %s, want %s", b.Position, end)
+		}
+	}
+	if parts < 1 || total != rows || batches[len(batches)-1].Partial {
+		t.Fatalf("%d changes in %d batches, %d of them partial; want %d changes, partial parts and an end", total, len(batches), parts, rows)
 	}
 }

@@ -205,20 +205,25 @@ func (c *Conn) inTx(ctx context.Context, conn *pgx.Conn, fn func(pgx.Tx) error, 
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // reporting err
-		var ce *errs.ConfigError
-		if errors.As(err, &ce) || sqlState(err) == "" {
-			err = fmt.Errorf("%s: %w", where, c.scrub.Err(err))
-			if lostConnection(err) {
-				return errs.Unavailable(err)
-			}
-			return err
-		}
-		return c.classify(err, where)
+		return c.txError(err, where)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return c.classify(err, where)
 	}
 	return nil
+}
+
+// txError is the error of a transaction's work, rolled back.
+func (c *Conn) txError(err error, where string) error {
+	var ce *errs.ConfigError
+	if errors.As(err, &ce) || sqlState(err) == "" {
+		err = fmt.Errorf("%s: %w", where, c.scrub.Err(err))
+		if lostConnection(err) {
+			return errs.Unavailable(err)
+		}
+		return err
+	}
+	return c.classify(err, where)
 }
 
 // EmptyTables truncates the tables in one statement, for a flow started

@@ -34,9 +34,18 @@ func (c *Conn) OpenApplier(ctx context.Context) (connector.ChangeWriter, error) 
 type changeWriter struct {
 	c    *Conn
 	conn *pgxpool.Conn
+	// span is the destination transaction kept open across the parts of a
+	// source transaction (model.ApplyBatch.Continues).
+	span pgx.Tx
 }
 
+// Close rolls back a transaction left open by parts whose end never came:
+// a reader never sees part of a source transaction.
 func (w *changeWriter) Close() error {
+	if w.span != nil {
+		w.span.Rollback(context.Background()) //nolint:errcheck // the connection may be gone; its transaction then is too
+		w.span = nil
+	}
 	if w.conn != nil {
 		w.conn.Release()
 		w.conn = nil
@@ -49,28 +58,59 @@ func (w *changeWriter) Close() error {
 // INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE, and rows with
 // unchanged (TOAST) values as UPDATEs of the other columns only. Each is
 // one statement for the whole table's share, whatever its size; replaying
-// the batch leaves the same rows.
+// the batch leaves the same rows. A part of a source transaction
+// (b.Continues) leaves its transaction open for the next batch.
 func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) error {
-	if b == nil || (b.Len() == 0 && b.Checkpoint == nil) {
+	if b == nil {
 		return nil
 	}
-	return w.c.inTx(ctx, w.conn.Conn(), func(tx pgx.Tx) error {
-		if err := w.deferConstraints(ctx, tx, b); err != nil {
-			return err
+	if w.span == nil && !b.Continues {
+		if b.Len() == 0 && b.Checkpoint == nil {
+			return nil
 		}
-		for _, tc := range b.Tables {
-			if tc == nil || tc.Table == nil {
-				return fmt.Errorf("changes without a table")
-			}
-			if err := w.applyTable(ctx, tx, tc); err != nil {
-				if np := noPartitionError(tc.Table.Namespace, err); np != nil {
-					return np
-				}
-				return fmt.Errorf("table %s: %w", tc.Table.Namespace, err)
-			}
+		return w.c.inTx(ctx, w.conn.Conn(), func(tx pgx.Tx) error { return w.apply(ctx, tx, b) }, "apply changes")
+	}
+	const where = "apply changes of a source transaction in parts"
+	if w.span == nil {
+		tx, err := w.conn.Conn().Begin(ctx)
+		if err != nil {
+			return w.c.classify(err, where)
 		}
-		return saveCheckpoint(ctx, tx, b.Checkpoint)
-	}, "apply changes")
+		w.span = tx
+	}
+	tx := w.span
+	if err := w.apply(ctx, tx, b); err != nil {
+		w.span = nil
+		tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // reporting err
+		return w.c.txError(err, where)
+	}
+	if b.Continues {
+		return nil
+	}
+	w.span = nil
+	if err := tx.Commit(ctx); err != nil {
+		return w.c.classify(err, where)
+	}
+	return nil
+}
+
+// apply writes the batch's changes and its checkpoint in tx.
+func (w *changeWriter) apply(ctx context.Context, tx pgx.Tx, b *model.ApplyBatch) error {
+	if err := w.deferConstraints(ctx, tx, b); err != nil {
+		return err
+	}
+	for _, tc := range b.Tables {
+		if tc == nil || tc.Table == nil {
+			return fmt.Errorf("changes without a table")
+		}
+		if err := w.applyTable(ctx, tx, tc); err != nil {
+			if np := noPartitionError(tc.Table.Namespace, err); np != nil {
+				return np
+			}
+			return fmt.Errorf("table %s: %w", tc.Table.Namespace, err)
+		}
+	}
+	return saveCheckpoint(ctx, tx, b.Checkpoint)
 }
 
 // deferConstraints defers the DEFERRABLE constraints to the commit when a

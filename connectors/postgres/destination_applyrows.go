@@ -21,7 +21,7 @@ import (
 // applied (engine/fullrow.go). As a source, such a table needs a full
 // replica identity.
 func (*Conn) Declare() connector.Declaration {
-	return connector.Declaration{FullRows: true, Hints: connector.Hints{FullRowIdentity: "ALTER TABLE ... REPLICA IDENTITY FULL"}}
+	return connector.Declaration{FullRows: true, SpanApply: true, Hints: connector.Hints{FullRowIdentity: "ALTER TABLE ... REPLICA IDENTITY FULL"}}
 }
 
 // rowStatementsPerBatch bounds the statements sent in one pipeline.

@@ -21,6 +21,10 @@ const (
 	// PlanMade: the source made the plan (a PostgreSQL source created the
 	// flow's replication slot) and the plan is not saved yet.
 	PlanMade = "plan-made"
+	// SpanPartApplied: CDC under --apply-mode transactional applied the
+	// first part of a huge source transaction inside a destination
+	// transaction it keeps open, not committed yet.
+	SpanPartApplied = "span-part-applied"
 )
 
 // Hold blocks at point until ctx ends, if FERRY_TEST_HOLD_AT names it.

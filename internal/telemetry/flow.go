@@ -128,6 +128,11 @@ func (f *Flow) instruments(m metric.Meter) error {
 	if err != nil {
 		return err
 	}
+	heldPeak, err := m.Int64ObservableGauge("ferry.cdc.changes.held.peak", metric.WithUnit("{change}"),
+		metric.WithDescription("The most changes one apply batch held at once in this run: what a huge source transaction costs in memory under --apply-mode transactional."))
+	if err != nil {
+		return err
+	}
 	lag, err := m.Float64ObservableGauge("ferry.cdc.lag", metric.WithUnit("s"),
 		metric.WithDescription("Age of the last applied source commit when it was applied; absent until known."))
 	if err != nil {
@@ -181,6 +186,7 @@ func (f *Flow) instruments(m metric.Meter) error {
 		s := f.snap()
 		o.ObserveInt64(received, s.CDC.Received, flowOpt)
 		o.ObserveInt64(schemaChanges, s.CDC.SchemaChanges, flowOpt)
+		o.ObserveInt64(heldPeak, s.CDC.HeldPeak, flowOpt)
 		o.ObserveInt64(resumed, s.ResumedPartitions, flowOpt)
 		if s.CDC.LagSeconds >= 0 {
 			o.ObserveFloat64(lag, s.CDC.LagSeconds, flowOpt)
@@ -209,7 +215,7 @@ func (f *Flow) instruments(m metric.Meter) error {
 			}
 		}
 		return nil
-	}, received, schemaChanges, lag, lagBytes, slotRetained, slotSafe, partitions, copied, estimated, resumed, phase)
+	}, received, schemaChanges, heldPeak, lag, lagBytes, slotRetained, slotSafe, partitions, copied, estimated, resumed, phase)
 	if err != nil {
 		return err
 	}

@@ -106,6 +106,7 @@ func TestPrometheusAfterAFlow(t *testing.T) {
 		`ferry_table_rows_estimated{flow="` + name + `",table="fake.t2"} 3000`,
 		`ferry_cdc_changes_received_total{flow="` + name + `"} 800`,
 		`ferry_cdc_schema_changes_total{flow="` + name + `"} 0`,
+		`ferry_cdc_changes_held_peak{flow="` + name + `"}`,
 		`ferry_cdc_changes_applied_total{flow="` + name + `"}`,
 		`ferry_cdc_apply_duration_seconds_count{flow="` + name + `"}`,
 		`ferry_cdc_lag_seconds{flow="` + name + `"}`,
