@@ -52,7 +52,9 @@ type Engine struct {
 	tablesMu sync.RWMutex
 
 	progress *Progress
-	obs      Observer
+	// openTx: a source transaction is being read in parts (stream_span.go).
+	openTx openTx
+	obs    Observer
 	// seqs remembers the sequences found missing at the destination.
 	seqs sequenceWarnings
 

@@ -117,6 +117,7 @@ func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error
 	if err != nil {
 		return err
 	}
+	e.openTx.set(false) // a run before this one may have ended inside one
 	e.progress.CDC.setPosition(from, time.Time{})
 	var head model.Position
 	switch {
@@ -199,6 +200,15 @@ func (e *Engine) applyMode() string {
 func (e *Engine) endOnStop(stop, streamCtx context.Context, endStream func()) {
 	select {
 	case <-stop.Done():
+		if open := e.openTx.pending(); open != nil {
+			e.log.Info("stopping once the source transaction being read in parts ends, so that it is not read again (signal again to abandon it)",
+				"position", e.progress.CDC.getPosition())
+			select {
+			case <-open:
+			case <-streamCtx.Done():
+				return
+			}
+		}
 		e.log.Info("stopping: applying what was read, then checkpointing")
 		endStream()
 	case <-streamCtx.Done():

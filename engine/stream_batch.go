@@ -132,6 +132,7 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 		bt.bytes += sb.bytes
 	}
 	bt.open = bt.tx && b.Partial
+	bt.e.openTx.set(bt.open)
 	if err := bt.fold(ctx, b); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
@@ -64,4 +65,37 @@ func (bt *batcher) sendPart(ctx context.Context) error {
 		bt.parts++
 	}
 	return err
+}
+
+// openTx tells a graceful stop that a source transaction is being read in
+// parts under --apply-mode transactional. The stop waits for its last part
+// before it ends the source's stream: ending inside it would drop the parts
+// read so far (a reader must not see half of it), and a stop that always
+// comes before the end (a scale-out CDC task shorter than the transaction)
+// would read it again forever.
+type openTx struct {
+	mu   sync.Mutex
+	done chan struct{} // nil while no transaction is open
+}
+
+// set records whether a source transaction is open after the batch just
+// taken.
+func (o *openTx) set(open bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch {
+	case open && o.done == nil:
+		o.done = make(chan struct{})
+	case !open && o.done != nil:
+		close(o.done)
+		o.done = nil
+	}
+}
+
+// pending is closed when the open source transaction's last part has been
+// read; nil when none is open.
+func (o *openTx) pending() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.done
 }

@@ -2,6 +2,9 @@ package engine
 
 import (
 	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ferrydb/ferry/flow"
@@ -76,5 +79,65 @@ func TestTransactionalApplyDropsAnUnfinishedTransactionAtTheEnd(t *testing.T) {
 	}
 	if len(got) != 1 || got[0] != 1 {
 		t.Errorf("apply batches sent: %v changes each, want only the whole transaction's [1]", got)
+	}
+}
+
+// logLines is a slog handler that hands each message to a channel.
+type logLines chan string
+
+func (l logLines) Enabled(context.Context, slog.Level) bool      { return true }
+func (l logLines) Handle(_ context.Context, r slog.Record) error { l <- r.Message; return nil }
+func (l logLines) WithAttrs([]slog.Attr) slog.Handler            { return l }
+func (l logLines) WithGroup(string) slog.Handler                 { return l }
+
+// A graceful stop while a source transaction is read in parts ends the
+// source's stream only after its last part: a stop inside it would drop the
+// parts (a scale-out CDC task shorter than the transaction would read it
+// again forever).
+func TestGracefulStopWaitsForTheOpenTransaction(t *testing.T) {
+	ctx := context.Background()
+	bt, job := testBatcher(t, "1")
+	bt.e.cfg.ApplyMode = flow.ApplyTransactional
+	bt.tx = true
+	bt.release = func(int64) {}
+	lines := make(logLines, 16)
+	bt.e.log = slog.New(lines)
+	fc := foldChanges{bt.e.tables[0]}
+	if err := bt.take(ctx, sourceBatch{b: &model.ChangeBatch{Position: "2", Partial: true, Changes: []model.Change{fc.ins(1, "a")}}}); err != nil {
+		t.Fatal(err)
+	}
+	stop, stopNow := context.WithCancel(ctx)
+	stopNow()
+	streamCtx, endStream := context.WithCancel(ctx)
+	var ended atomic.Bool
+	var openAtEnd atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		bt.e.endOnStop(stop, streamCtx, func() { openAtEnd.Store(bt.e.openTx.pending() != nil); ended.Store(true); endStream() })
+	}()
+	for msg := range lines {
+		if strings.HasPrefix(msg, "stopping once the source transaction") {
+			break
+		}
+		if strings.HasPrefix(msg, "stopping: applying") {
+			t.Fatal("the stop ended the stream inside the source transaction")
+		}
+	}
+	if ended.Load() {
+		t.Fatal("the stream ended before the transaction's last part was read")
+	}
+	if err := bt.take(ctx, sourceBatch{b: &model.ChangeBatch{Position: "3", Changes: []model.Change{fc.ins(2, "b")}}}); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if !ended.Load() || openAtEnd.Load() {
+		t.Fatalf("stream ended: %v, with the transaction open: %v; want ended after its last part", ended.Load(), openAtEnd.Load())
+	}
+	if err := bt.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if j := <-job; j.batch.Len() != 2 || j.position != "3" {
+		t.Errorf("apply batch: %d changes at %q, want the whole transaction's 2 at 3", j.batch.Len(), j.position)
 	}
 }
