@@ -20,7 +20,7 @@ type Flow interface {
 	Head(ctx context.Context) (model.Position, error)
 	// WaitPassed returns once the flow has applied every change up to pos
 	// at the destination.
-	WaitPassed(ctx context.Context, pos model.Position) error
+	WaitPassed(ctx context.Context, table string, keys int, pos model.Position) error
 }
 
 // PolledFlow is a Flow whose applied position is read now and then: from
@@ -33,12 +33,21 @@ type PolledFlow struct {
 	Applied func(ctx context.Context) (model.Position, error)
 	// Every is how often Applied is read while waiting (default 200ms).
 	Every time.Duration
-	// Waiting, when set, is called once per wait, before the first poll.
-	Waiting func(pos model.Position)
+	// Waiting, when set, is called once per wait, before the first poll,
+	// with the table and how many of its keys wait.
+	Waiting func(table string, keys int, pos model.Position)
 }
 
-// Head reads the source's head position.
+// Head reads the source's head position. A source that can mark its
+// stream (PostgreSQL's logical message, as a cutover writes) is marked, so
+// that the flow reaches the position at once even when the source is idle;
+// when marking fails (a read-only user), the head is read instead.
 func (f *PolledFlow) Head(ctx context.Context) (model.Position, error) {
+	if m, ok := f.Source.(connector.PositionMarker); ok {
+		if pos, err := m.MarkPosition(ctx); err == nil {
+			return pos, nil
+		}
+	}
 	pos, err := f.Source.HeadPosition(ctx)
 	if err != nil {
 		return "", fmt.Errorf("read the source's position: %w", err)
@@ -47,13 +56,13 @@ func (f *PolledFlow) Head(ctx context.Context) (model.Position, error) {
 }
 
 // WaitPassed polls the applied position until it reaches pos.
-func (f *PolledFlow) WaitPassed(ctx context.Context, pos model.Position) error {
+func (f *PolledFlow) WaitPassed(ctx context.Context, table string, keys int, pos model.Position) error {
 	every := f.Every
 	if every <= 0 {
 		every = 200 * time.Millisecond
 	}
 	if f.Waiting != nil {
-		f.Waiting(pos)
+		f.Waiting(table, keys, pos)
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -95,7 +104,7 @@ func recheck(ctx context.Context, res *Result, srcSide, dstSide *side, nb int, f
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := opts.Online.WaitPassed(ctx, head); err != nil {
+		if err := opts.Online.WaitPassed(ctx, res.Table, len(found), head); err != nil {
 			return nil, nil, fmt.Errorf("re-check %d key(s) of %s: %w", len(found), res.Table, err)
 		}
 		prev := make(map[string]keyDiff, len(found))

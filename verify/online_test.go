@@ -22,7 +22,7 @@ type stepFlow struct {
 
 func (f *stepFlow) Head(context.Context) (model.Position, error) { return "head", nil }
 
-func (f *stepFlow) WaitPassed(_ context.Context, pos model.Position) error {
+func (f *stepFlow) WaitPassed(_ context.Context, _ string, _ int, pos model.Position) error {
 	if pos != "head" {
 		f.t.Fatalf("waited for %q, not the head read before", pos)
 	}

@@ -69,7 +69,7 @@ func onlineFlow(ctx context.Context, src, dst connector.Connector, cfg *flow.Con
 		return nil, errs.BadConfig(fmt.Sprintf("flow %s has applied no changes at %s yet", name, errs.Redact(cfg.Destination)),
 			"run --online while ferry sync streams changes (after its copy), with the same SOURCE DESTINATION or --name")
 	}
-	return &verify.PolledFlow{Source: cs, Applied: applied, Waiting: func(pos model.Position) {
-		log.Info("verify: re-checking differing keys once the flow applied the source's position", "flow", name, "position", string(pos))
+	return &verify.PolledFlow{Source: cs, Applied: applied, Waiting: func(table string, keys int, pos model.Position) {
+		log.Info("verify: re-checking differing keys once the flow applied the source's position", "flow", name, "table", table, "keys", keys, "position", string(pos))
 	}}, nil
 }
