@@ -119,3 +119,96 @@ func TestPostgresVerifyOnline(t *testing.T) {
 		t.Fatalf("verify after the flow applied the held row:\n%s", out)
 	}
 }
+
+type verifiedTable struct {
+	Table  string `json:"table"`
+	Verify *struct {
+		Passes      int64 `json:"passes"`
+		RowsChecked int64 `json:"rows_checked"`
+		Different   int   `json:"different_keys"`
+		Pending     int   `json:"pending_keys"`
+		Diffs       []struct {
+			Key string `json:"key"`
+		} `json:"diffs"`
+		Error string `json:"error"`
+	} `json:"verify"`
+}
+
+// verifiedTables reads each table's background verification from the
+// dashboard.
+func verifiedTables(t *testing.T, url string) map[string]verifiedTable {
+	t.Helper()
+	code, body := get(t, url+"api/flow", 4<<20)
+	if code != 200 {
+		t.Fatalf("GET /api/flow: %d %s", code, body)
+	}
+	var f struct {
+		Tables []verifiedTable `json:"tables"`
+	}
+	if err := json.Unmarshal([]byte(body), &f); err != nil {
+		t.Fatalf("/api/flow: %v\n%s", err, body)
+	}
+	out := map[string]verifiedTable{}
+	for _, tb := range f.Tables {
+		out[tb.Table] = tb
+	}
+	return out
+}
+
+// waitPasses polls the dashboard until table's background verification
+// ran at least passes times, and returns the tables then.
+func waitPasses(t *testing.T, bg *background, url, table string, passes int64) map[string]verifiedTable {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		tables := verifiedTables(t, url)
+		if v := tables[table].Verify; v != nil && v.Passes >= passes {
+			return tables
+		}
+		if bg.cmd.ProcessState != nil || time.Now().After(deadline) {
+			t.Fatalf("%s was not verified %d times: %+v\n%s", table, passes, tables[table], bg.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPostgresSyncVerifiesInTheBackground runs ferry sync --verify under a
+// steady write load: no table differs; a row changed at the destination
+// behind the flow's back is a difference by the next pass, on the
+// dashboard and in the metrics; once the source changes the row again and
+// the flow applies it, the difference is gone.
+func TestPostgresSyncVerifiesInTheBackground(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "vbsrc"), srv.CreateDatabase(t, "vbdst")
+	pgShop(t, srv, src, 3000)
+	srv.Exec(t, src, `CREATE TABLE settings (id int PRIMARY KEY, v text); INSERT INTO settings SELECT g, 'v' || g FROM generate_series(1, 100) g`)
+	w := startPGWriter(t, srv.URL(src), 3001)
+	bg := startFerry(t, "sync", srv.URL(src), srv.URL(dst), "--name", "vb", "--state-dir", t.TempDir(), "--parallel", "2",
+		"--verify", "50ms", "--ui", "127.0.0.1:0", "--log-format", "json", "--progress", "none")
+	url := dashboardURL(t, bg)
+	for _, tb := range []string{"public.lines", "public.orders", "public.settings"} {
+		tables := waitPasses(t, bg, url, tb, 2)
+		if v := tables[tb].Verify; v.Different != 0 || v.Error != "" || v.RowsChecked == 0 {
+			t.Fatalf("%s verified under load: %+v", tb, *v)
+		}
+	}
+	w.halt(t)
+
+	tables := verifiedTables(t, url)
+	srv.Exec(t, dst, `UPDATE settings SET v = 'tampered' WHERE id = 7`)
+	at := tables["public.settings"].Verify.Passes
+	v := waitPasses(t, bg, url, "public.settings", at+2)["public.settings"].Verify
+	if v.Different != 1 || len(v.Diffs) != 1 || v.Diffs[0].Key != "id=7" {
+		t.Fatalf("a row changed at the destination, a pass later: %+v", *v)
+	}
+	if _, metrics := get(t, url+"metrics", 4<<20); !strings.Contains(metrics, `ferry_verify_keys{flow="vb",state="different",table="public.settings"} 1`) {
+		t.Errorf("metrics lack the difference:\n%s", metrics)
+	}
+
+	srv.Exec(t, src, `UPDATE settings SET v = 'fixed' WHERE id = 7`)
+	at = v.Passes
+	v = waitPasses(t, bg, url, "public.settings", at+2)["public.settings"].Verify
+	if v.Different != 0 || v.Pending != 0 {
+		t.Fatalf("the flow repaired the row: %+v", *v)
+	}
+}

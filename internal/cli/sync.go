@@ -266,6 +266,7 @@ func newSyncCmd(g *globals) *cobra.Command {
 	var ff flowFlags
 	var restart bool
 	var progress string
+	var verifyEvery time.Duration
 	var ui uiFlags
 	cmd := &cobra.Command{
 		Use:   "sync [SOURCE DESTINATION]",
@@ -312,19 +313,24 @@ the plan and ferry exits 0 having copied nothing.`,
 				return usageError{errors.New("--ui-token needs --ui ADDR")}
 			}
 			ui.tokenFromEnv()
-			return runSync(cmd.Context(), g, cfg, restart, progress, ui)
+			if verifyEvery < 0 {
+				return usageError{fmt.Errorf("--verify %s: give a positive interval such as 30s or 5m", verifyEvery)}
+			}
+			return runSync(cmd.Context(), g, cfg, syncRun{restart: restart, progress: progress, verifyEvery: verifyEvery}, ui)
 		},
 	}
 	ff.register(cmd.Flags(), true)
 	ff.registerConnections(cmd.Flags())
 	cmd.Flags().BoolVar(&restart, "restart", false, "start the flow over: discard its saved state, checkpoints and replication slot, and empty its destination tables")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto (bars on a terminal, log lines otherwise), bars, log or none")
+	cmd.Flags().DurationVar(&verifyEvery, "verify", 0, "during CDC, verify one table every INTERVAL (e.g. 1m), in turn, re-checking differences once the flow passed them; results on the dashboard and in metrics")
 	ui.register(cmd.Flags())
 	ui.registerHealth(cmd.Flags())
 	return cmd
 }
 
-func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, progress string, ui uiFlags) error {
+func runSync(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ui uiFlags) error {
+	progress := run.progress
 	g.addSecrets(cfg.Source, cfg.Destination)
 	if ui.token != "" {
 		g.scrubber.AddSecret(ui.token)
@@ -352,7 +358,7 @@ func runSync(ctx context.Context, g *globals, cfg *flow.Config, restart bool, pr
 		log = slog.New(mon.dash.LogHandler(log.Handler()))
 	}
 	slog.SetDefault(log)
-	runErr, stopped := syncFlow(ctx, g, cfg, syncRun{restart: restart, progress: progress}, out.bars, log, mon)
+	runErr, stopped := syncFlow(ctx, g, cfg, run, out.bars, log, mon)
 	mon.finish(ctx, runErr, stopped)
 	return runErr
 }
@@ -364,6 +370,9 @@ type syncRun struct {
 	// cutover, when set, is the time of the cutover ferry cutover runs in
 	// this process: the flow must exist, and runs until its cutover.
 	cutover time.Time
+	// verifyEvery, when set, verifies a table this often during CDC
+	// (--verify).
+	verifyEvery time.Duration
 }
 
 // syncFlow runs the flow. stopped reports a graceful stop (first signal).
@@ -502,7 +511,20 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ba
 			display.LogLines(showCtx, log, 5*time.Second, eng.Progress().Snapshot)
 		}
 	}()
+	verifyCtx, endVerify := context.WithCancel(ctx)
+	verifyDone := make(chan struct{})
+	go func() {
+		defer close(verifyDone)
+		if run.verifyEvery <= 0 {
+			return
+		}
+		if err := eng.VerifyWhileStreaming(verifyCtx, run.verifyEvery); err != nil {
+			log.Warn("no background verification", "error", err)
+		}
+	}()
 	runErr := eng.Run(abort, stop)
+	endVerify()
+	<-verifyDone
 	endShow()
 	<-showDone
 	at := cut.wait(endWatch)
