@@ -3,7 +3,6 @@ package verify
 import (
 	"context"
 	"fmt"
-	"hash/maphash"
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
@@ -112,7 +111,7 @@ func recheck(ctx context.Context, res *Result, srcSide, dstSide *side, nb int, f
 		want := map[int]bool{}
 		for _, kd := range found {
 			prev[kd.key], only[kd.key] = kd, true
-			want[int(maphash.String(seed1, kd.key)%uint64(nb))] = true
+			want[kd.bucket] = true
 		}
 		again, err := narrow(ctx, srcSide, dstSide, nb, want, only, opts)
 		if err != nil {

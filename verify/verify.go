@@ -33,6 +33,9 @@ type Options struct {
 	// position at which it was seen, up to Rechecks times (default 3).
 	Online   Flow
 	Rechecks int
+	// NoPushdown reads every row through ferry even where both sides can
+	// hash their rows themselves (pushdown.go).
+	NoPushdown bool
 }
 
 // Pair is one table to compare: the source table and its destination name.
@@ -81,6 +84,9 @@ type Result struct {
 	// RowsRead counts the rows verify read from both sides, and BytesRead
 	// what crossed the network for them (rows as ferry reads them, or the
 	// hashes a database computed itself).
+	// Pushdown marks a table both databases hashed themselves: RowsRead
+	// then counts the hash rows they returned.
+	Pushdown  bool  `json:"pushdown,omitempty"`
 	RowsRead  int64 `json:"rows_read"`
 	BytesRead int64 `json:"bytes_read"`
 	// Problem explains a table that could not be compared (missing at the
@@ -116,6 +122,11 @@ type side struct {
 	proj    []int
 	srcCols []model.Column
 	keyIdx  []int // in source column positions
+
+	// hasher, when set, hashes the side's rows in its database
+	// (pushdown.go); hashCols and hashKey name the columns it hashes.
+	hasher            connector.RowHasher
+	hashCols, hashKey []string
 
 	rowsRead, bytesRead atomic.Int64
 }
@@ -191,6 +202,7 @@ func compare(ctx context.Context, src, dst connector.Source, dstTables []*model.
 		res.Problem = "columns missing at the destination: " + strings.Join(missing, ", ")
 		return res, nil
 	}
+	res.Pushdown = usePushdown(srcSide, dstSide, dt, opts)
 	nb := int(min(max(st.EstimatedRows/5000, 16), 4096))
 	res.Buckets = nb
 	var sb, db []bucket
@@ -235,6 +247,9 @@ func compare(ctx context.Context, src, dst connector.Source, dstTables []*model.
 		}
 	}
 	defer res.countReads(srcSide, dstSide)
+	if err := nameColumns(ctx, srcSide, dstSide, nb, found, 1000); err != nil {
+		return nil, err
+	}
 	res.Diffs, res.MoreDiffs = listed(found, opts.MaxDiffs)
 	res.Pending, res.MorePending = listed(pending, opts.MaxDiffs)
 	res.PendingKeys = len(pending)
@@ -246,6 +261,7 @@ func compare(ctx context.Context, src, dst connector.Source, dstTables []*model.
 // source's row hash and count when it was read.
 type keyDiff struct {
 	key     string
+	bucket  int
 	diff    Diff
 	srcHash uint64
 	srcRows int
@@ -270,7 +286,7 @@ func narrow(ctx context.Context, srcSide, dstSide *side, nb int, want map[int]bo
 	cols := srcSide.srcCols
 	var diffs []keyDiff
 	for k, s := range sk {
-		kd := keyDiff{key: k, srcHash: s.hash, srcRows: s.count}
+		kd := keyDiff{key: k, bucket: s.bucket, srcHash: s.hash, srcRows: s.count}
 		d, ok := dk[k]
 		switch {
 		case !ok || d.count < s.count:
@@ -286,7 +302,7 @@ func narrow(ctx context.Context, srcSide, dstSide *side, nb int, want map[int]bo
 	}
 	for k, d := range dk {
 		if _, ok := sk[k]; !ok {
-			diffs = append(diffs, keyDiff{key: k, diff: Diff{Key: d.text, Kind: "extra"}})
+			diffs = append(diffs, keyDiff{key: k, bucket: d.bucket, diff: Diff{Key: d.text, Kind: "extra"}})
 		}
 	}
 	return diffs, nil
@@ -323,6 +339,9 @@ func wrapSide(err error, which string, ns model.Namespace) error {
 }
 
 func differingColumns(cols []model.Column, a, b model.Row) []string {
+	if a == nil || b == nil {
+		return nil // hashed in the databases: the rows were not read
+	}
 	var out []string
 	for i, c := range cols {
 		x, err1 := model.AppendCanonical(nil, c.Type, a[i])
@@ -335,10 +354,11 @@ func differingColumns(cols []model.Column, a, b model.Row) []string {
 }
 
 type rowInfo struct {
-	text  string
-	hash  uint64
-	count int
-	row   model.Row
+	bucket int
+	text   string
+	hash   uint64
+	count  int
+	row    model.Row
 }
 
 // scan reads every partition of the side's table in parallel and calls fn
@@ -385,6 +405,9 @@ func (s *side) scan(ctx context.Context, opts Options, fn func(row model.Row, ke
 }
 
 func (s *side) buckets(ctx context.Context, n int, opts Options) ([]bucket, error) {
+	if s.hasher != nil {
+		return s.hashedBuckets(ctx, n)
+	}
 	out := make([]bucket, n)
 	var mu sync.Mutex
 	err := s.scan(ctx, opts, func(_ model.Row, key, enc []byte) error {
@@ -402,6 +425,9 @@ func (s *side) buckets(ctx context.Context, n int, opts Options) ([]bucket, erro
 }
 
 func (s *side) keys(ctx context.Context, n int, want map[int]bool, only map[string]bool, opts Options) (map[string]rowInfo, error) {
+	if s.hasher != nil {
+		return s.hashedKeys(ctx, n, want, only)
+	}
 	out := map[string]rowInfo{}
 	var mu sync.Mutex
 	err := s.scan(ctx, opts, func(row model.Row, key, enc []byte) error {
@@ -413,7 +439,7 @@ func (s *side) keys(ctx context.Context, n int, want map[int]bool, only map[stri
 		defer mu.Unlock()
 		ri, ok := out[string(key)]
 		if !ok {
-			ri = rowInfo{text: keyText(s.srcCols, s.keyIdx, row), hash: h, row: row}
+			ri = rowInfo{bucket: int(maphash.Bytes(seed1, key) % uint64(n)), text: keyText(s.srcCols, s.keyIdx, row), hash: h, row: row}
 		}
 		ri.count++
 		out[string(key)] = ri

@@ -27,6 +27,7 @@ func newVerifyCmd(g *globals) *cobra.Command {
 	var maxDiffs int
 	var asJSON bool
 	var on onlineFlags
+	var noPushdown bool
 	cmd := &cobra.Command{
 		Use:   "verify SOURCE DESTINATION",
 		Short: "Compare source and destination row by row; exit 1 if they differ",
@@ -37,6 +38,12 @@ row count and an order-independent hash of its rows, so the comparison does not
 depend on either database's ordering or collation. For a bucket that differs,
 verify reads it again on both sides and lists the keys that are missing, extra
 or different (at most --max-diffs per table).
+
+When both sides are PostgreSQL and a table's columns have the same types on
+both, each database hashes its own rows (pushdown): only the bucket sums, and
+for a differing bucket its keys and row hashes, cross the network. The
+columns of a differing row are then not named. Any other pair, MySQL to
+PostgreSQL included, reads the rows through ferry (--no-pushdown forces it).
 
 Values are compared in the source's types: a destination that stores a UUID or a
 timestamp as text still compares equal when the value is the same.
@@ -67,7 +74,7 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
 			if err != nil {
 				return err
 			}
-			results, err := verifyFlow(cmd, cfg, verifyRun{maxDiffs: maxDiffs, online: on, log: log})
+			results, err := verifyFlow(cmd, cfg, verifyRun{maxDiffs: maxDiffs, online: on, noPushdown: noPushdown, log: log})
 			if err != nil {
 				return err
 			}
@@ -78,6 +85,7 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
 	ff.registerConnections(cmd.Flags())
 	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
+	cmd.Flags().BoolVar(&noPushdown, "no-pushdown", false, "read every row through ferry even where both databases can hash their rows themselves")
 	cmd.Flags().BoolVar(&on.enabled, "online", false, "verify while ferry sync applies changes: re-check differing keys once the flow passed the source's position")
 	cmd.Flags().IntVar(&on.rechecks, "rechecks", 3, "with --online: how many times a differing key is read again before it counts")
 	cmd.Flags().StringVar(&ff.name, "name", "", "with --online: the flow's name, as given to ferry sync --name (default: derived from source, destination and tables)")
@@ -147,7 +155,7 @@ func verifyFlow(cmd *cobra.Command, cfg *flow.Config, run verifyRun) ([]*verify.
 	for i, t := range tables {
 		pairs = append(pairs, verify.Pair{Source: t, Destination: dsts[i].Namespace})
 	}
-	opts := verify.Options{Parallel: cfg.Parallel, MaxDiffs: run.maxDiffs, PartitionRows: cfg.PartitionRows}
+	opts := verify.Options{Parallel: cfg.Parallel, MaxDiffs: run.maxDiffs, PartitionRows: cfg.PartitionRows, NoPushdown: run.noPushdown}
 	if run.online.enabled {
 		if opts.Online, err = onlineFlow(ctx, sc, dc, cfg, run.log); err != nil {
 			return nil, err

@@ -16,9 +16,10 @@ import (
 // verifyRun is how one verification runs: ferry verify's flags, or
 // ferry cutover --verify's.
 type verifyRun struct {
-	maxDiffs int
-	online   onlineFlags
-	log      *slog.Logger
+	maxDiffs   int
+	online     onlineFlags
+	noPushdown bool
+	log        *slog.Logger
 }
 
 type onlineFlags struct {
