@@ -47,6 +47,7 @@ type Capabilities struct {
 	TableAdder        TableAdder
 	HistoryChecker    HistoryChecker
 	RetentionMeter    RetentionMeter
+	RowHasher         RowHasher
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -81,6 +82,7 @@ type Abilities struct {
 	BuildPartitions  bool `json:"build_partitions" doc:"creates the partitions the source gained at cutover"`
 	Failover         bool `json:"failover" doc:"resumes a flow on a replica promoted after a failover"`
 	Retention        bool `json:"retention" doc:"measures the log it keeps for a flow against its limit"`
+	VerifyHash       bool `json:"verify_hash" doc:"hashes its rows in the database for verify"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -167,6 +169,7 @@ func Discover(c Connector) Capabilities {
 	k.TableAdder, _ = c.(TableAdder)
 	k.HistoryChecker, _ = c.(HistoryChecker)
 	k.RetentionMeter, _ = c.(RetentionMeter)
+	k.RowHasher, _ = c.(RowHasher)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
@@ -201,6 +204,7 @@ func Discover(c Connector) Capabilities {
 		BuildPartitions:  k.PartitionBuilder != nil,
 		Failover:         k.HistoryChecker != nil && k.ChangeSource != nil,
 		Retention:        k.RetentionMeter != nil,
+		VerifyHash:       k.RowHasher != nil,
 	}
 	return k
 }

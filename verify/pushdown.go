@@ -17,15 +17,14 @@ func usePushdown(src, dst *side, dt *model.Table, opts Options) bool {
 	if opts.NoPushdown {
 		return false
 	}
-	sh, ok1 := src.src.(connector.RowHasher)
-	dh, ok2 := dst.src.(connector.RowHasher)
-	if !ok1 || !ok2 || sh.HashFamily() == "" || sh.HashFamily() != dh.HashFamily() {
+	sh, dh := connector.Discover(src.src).RowHasher, connector.Discover(dst.src).RowHasher
+	if sh == nil || dh == nil || sh.HashFamily() == "" || sh.HashFamily() != dh.HashFamily() {
 		return false
 	}
 	var cols []string
 	for i, c := range src.srcCols {
 		d := dt.Columns[dst.proj[i]]
-		if c.Type.Kind != d.Type.Kind || c.Type.Native == "" || c.Type.Native != d.Type.Native {
+		if !sameText(c.Type, d.Type) {
 			return false
 		}
 		cols = append(cols, c.Name)
@@ -38,6 +37,19 @@ func usePushdown(src, dst *side, dt *model.Table, opts Options) bool {
 	src.hashCols, dst.hashCols = cols, cols
 	src.hashKey, dst.hashKey = key, key
 	return true
+}
+
+// sameText tells whether the database spells values of the two types
+// alike: the same native type, or text of any size (a MySQL text column
+// the destination made longtext).
+func sameText(a, b model.Type) bool {
+	if a.Kind != b.Kind || a.Native == "" || b.Native == "" {
+		return false
+	}
+	if a.Kind == model.KindText && !a.TextForm && !b.TextForm && a.Elem == nil && b.Elem == nil && len(a.EnumValues) == 0 && len(b.EnumValues) == 0 {
+		return true
+	}
+	return a.Native == b.Native
 }
 
 // hashedBuckets asks the database for each bucket's count and hash sums;

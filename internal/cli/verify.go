@@ -39,11 +39,11 @@ depend on either database's ordering or collation. For a bucket that differs,
 verify reads it again on both sides and lists the keys that are missing, extra
 or different (at most --max-diffs per table).
 
-When both sides are PostgreSQL and a table's columns have the same types on
-both, each database hashes its own rows (pushdown): only the bucket sums, and
-for a differing bucket its keys and row hashes, cross the network. The
-columns of a differing row are then not named. Any other pair, MySQL to
-PostgreSQL included, reads the rows through ferry (--no-pushdown forces it).
+When both sides are the same engine (PostgreSQL, MariaDB or MySQL) and a
+table's columns have the same types on both, each database hashes its own
+rows (pushdown): only the bucket sums, and for a differing bucket its keys
+and row hashes, cross the network. Any other pair, MySQL to PostgreSQL
+included, reads the rows through ferry (--no-pushdown forces it).
 
 Values are compared in the source's types: a destination that stores a UUID or a
 timestamp as text still compares equal when the value is the same.
