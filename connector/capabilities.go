@@ -48,6 +48,7 @@ type Capabilities struct {
 	HistoryChecker    HistoryChecker
 	RetentionMeter    RetentionMeter
 	ReverseStarter    ReverseStarter
+	RowHasher         RowHasher
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -83,6 +84,7 @@ type Abilities struct {
 	Failover         bool `json:"failover" doc:"resumes a flow on a replica promoted after a failover"`
 	Retention        bool `json:"retention" doc:"measures the log it keeps for a flow against its limit"`
 	SpanApply        bool `json:"span_apply" doc:"applies a huge source transaction in parts inside one destination transaction"`
+	VerifyHash       bool `json:"verify_hash" doc:"hashes its rows in the database for verify"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -176,6 +178,7 @@ func Discover(c Connector) Capabilities {
 	k.HistoryChecker, _ = c.(HistoryChecker)
 	k.RetentionMeter, _ = c.(RetentionMeter)
 	k.ReverseStarter, _ = c.(ReverseStarter)
+	k.RowHasher, _ = c.(RowHasher)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
@@ -211,6 +214,7 @@ func Discover(c Connector) Capabilities {
 		Failover:         k.HistoryChecker != nil && k.ChangeSource != nil,
 		Retention:        k.RetentionMeter != nil,
 		SpanApply:        d.SpanApply && k.ChangeApplier != nil,
+		VerifyHash:       k.RowHasher != nil,
 	}
 	return k
 }

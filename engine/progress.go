@@ -213,6 +213,8 @@ type Progress struct {
 	// resnap is each table's incremental snapshot (snapshot.go), by source
 	// table name.
 	resnap map[string]*Resnapshot
+	// verify is each table's background verification (verify_online.go).
+	verify verifyStats
 }
 
 // Resnapshot is a table's incremental snapshot: the rows it copied again
@@ -320,6 +322,12 @@ type Abilities struct {
 	Destination connector.Abilities `json:"destination"`
 }
 
+func (p *Progress) currentPhase() Phase {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.phase
+}
+
 func (p *Progress) setPhase(ph Phase) {
 	p.mu.Lock()
 	p.phase = ph
@@ -363,6 +371,9 @@ type TableSnapshot struct {
 	// Resnapshot is the table's incremental snapshot (ferry snapshot),
 	// nil when none was asked for.
 	Resnapshot *Resnapshot `json:"resnapshot,omitempty"`
+	// Verify is the table's background verification (ferry sync
+	// --verify), nil until its first pass.
+	Verify *VerifyStatus `json:"verify,omitempty"`
 }
 
 // CDCSnapshot is change data capture's progress at a moment.
@@ -465,6 +476,7 @@ func (p *Progress) Snapshot() Snapshot {
 			rr := *r
 			ts.Resnapshot = &rr
 		}
+		ts.Verify = p.verify.get(t.Table)
 		s.Tables = append(s.Tables, ts)
 		s.RowsCopied += ts.RowsCopied
 		s.RowsWritten += t.RowsWritten.Load()

@@ -14,6 +14,17 @@ import (
 // maxDiffs per table). It needs no plan, so a worker that did not run the
 // flow can verify it.
 func (e *Engine) Verify(ctx context.Context, maxDiffs int) ([]*verify.Result, error) {
+	pairs, err := e.VerifyPairs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return e.VerifyTables(ctx, pairs, maxDiffs)
+}
+
+// VerifyPairs lists the tables Verify compares: each selected source table,
+// as the source describes it now, with its destination name. Scale-out
+// verifies each pair on a worker of its own.
+func (e *Engine) VerifyPairs(ctx context.Context) ([]verify.Pair, error) {
 	if e.src.Source == nil {
 		return nil, errs.BadConfig("the source cannot be read", "verify reads both sides")
 	}
@@ -31,6 +42,14 @@ func (e *Engine) Verify(ctx context.Context, maxDiffs int) ([]*verify.Result, er
 	pairs := make([]verify.Pair, len(tables))
 	for i, t := range tables {
 		pairs[i] = verify.Pair{Source: t, Destination: dsts[i].Namespace}
+	}
+	return pairs, nil
+}
+
+// VerifyTables compares the given pairs, as Verify does.
+func (e *Engine) VerifyTables(ctx context.Context, pairs []verify.Pair, maxDiffs int) ([]*verify.Result, error) {
+	if e.src.Source == nil || e.dst.Source == nil {
+		return nil, errs.BadConfig("verify reads both sides, and one of them cannot be read", "verify a source and a destination ferry can read")
 	}
 	res, err := verify.Tables(ctx, e.src.Source, e.dst.Source, pairs,
 		verify.Options{Parallel: e.cfg.Parallel, MaxDiffs: maxDiffs, PartitionRows: e.cfg.PartitionRows})

@@ -33,6 +33,8 @@ func Register(w worker.Registry, a *Activities) {
 	w.RegisterWorkflowWithOptions(FinishWorkflow, workflow.RegisterOptions{Name: FinishWorkflowName})
 	w.RegisterWorkflowWithOptions(SnapshotWorkflow, workflow.RegisterOptions{Name: SnapshotWorkflowName})
 	w.RegisterActivityWithOptions(a.Verify, activity.RegisterOptions{Name: ActivityVerify})
+	w.RegisterActivityWithOptions(a.VerifyTables, activity.RegisterOptions{Name: ActivityVerifyTables})
+	w.RegisterActivityWithOptions(a.VerifyTable, activity.RegisterOptions{Name: ActivityVerifyTable})
 	w.RegisterActivityWithOptions(a.Snapshot, activity.RegisterOptions{Name: ActivitySnapshot})
 	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: ActivityPlan})
 	w.RegisterActivityWithOptions(a.CopyPartition, activity.RegisterOptions{Name: ActivityCopy})

@@ -30,8 +30,16 @@ const (
 	VerifyWorkflowName = "ferry-verify"
 	// FinishWorkflowName runs the finishing steps of an ended flow.
 	FinishWorkflowName = "ferry-finish"
-	// ActivityVerify compares every table of a flow.
+	// ActivityVerify compares every table of a flow (verify workflows
+	// started before ActivityVerifyTable).
 	ActivityVerify = "verify"
+	// ActivityVerifyTables lists the tables to compare; ActivityVerifyTable
+	// compares one, so that the tables spread over the workers.
+	ActivityVerifyTables = "verify-tables"
+	ActivityVerifyTable  = "verify-table"
+	// verifyPerTable versions the verify workflow's split into one
+	// activity per table.
+	verifyPerTable = "verify-per-table"
 	// SnapshotWorkflowName records a request to copy tables of a running
 	// flow again (ferry flow snapshot), which its CDC activity then runs.
 	SnapshotWorkflowName = "ferry-snapshot"
@@ -120,11 +128,45 @@ func oneShotOptions(ctx workflow.Context, set Settings, o flow.Config) workflow.
 	})
 }
 
-// VerifyWorkflow runs the verify activity and returns its results.
+// VerifyTableInput is one table to compare.
+type VerifyTableInput struct {
+	VerifyInput
+	Pair verify.Pair `json:"pair"`
+}
+
+// VerifyWorkflow lists the flow's tables, compares each in an activity of
+// its own (at most the flow's --parallel at once, so they spread over the
+// workers), and returns the results in the tables' order.
 func VerifyWorkflow(ctx workflow.Context, in VerifyInput) ([]*verify.Result, error) {
-	var res []*verify.Result
-	err := workflow.ExecuteActivity(oneShotOptions(ctx, in.Settings, in.Options), ActivityVerify, in).Get(ctx, &res)
-	return res, err
+	actx := oneShotOptions(ctx, in.Settings, in.Options)
+	if workflow.GetVersion(ctx, verifyPerTable, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		var res []*verify.Result
+		err := workflow.ExecuteActivity(actx, ActivityVerify, in).Get(ctx, &res)
+		return res, err
+	}
+	var pairs []verify.Pair
+	if err := workflow.ExecuteActivity(actx, ActivityVerifyTables, in).Get(ctx, &pairs); err != nil {
+		return nil, err
+	}
+	opts := in.Options
+	opts.Defaults()
+	window := max(opts.Parallel, 1)
+	res := make([]*verify.Result, len(pairs))
+	futures := make([]workflow.Future, len(pairs))
+	for i, p := range pairs {
+		if i >= window {
+			if err := futures[i-window].Get(ctx, &res[i-window]); err != nil {
+				return nil, err
+			}
+		}
+		futures[i] = workflow.ExecuteActivity(actx, ActivityVerifyTable, VerifyTableInput{VerifyInput: in, Pair: p})
+	}
+	for i := max(len(pairs)-window, 0); i < len(pairs); i++ {
+		if err := futures[i].Get(ctx, &res[i]); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 // FinishWorkflow runs the finishing steps of an ended flow (the cutover
@@ -150,6 +192,38 @@ func (a *Activities) Verify(ctx context.Context, in VerifyInput) ([]*verify.Resu
 		return nil, a.failure(fmt.Errorf("flow %s: %w", in.Options.Name, err), o.secrets)
 	}
 	return res, nil
+}
+
+// VerifyTables lists the tables of the flow a verification compares.
+func (a *Activities) VerifyTables(ctx context.Context, in VerifyInput) ([]verify.Pair, error) {
+	o, err := a.open(ctx, in.Options)
+	if err != nil {
+		return nil, err
+	}
+	defer o.close()
+	stop := keepAlive(ctx, func() any { return nil })
+	defer stop()
+	pairs, err := o.eng.VerifyPairs(ctx)
+	if err != nil {
+		return nil, a.failure(fmt.Errorf("flow %s: %w", in.Options.Name, err), o.secrets)
+	}
+	return pairs, nil
+}
+
+// VerifyTable compares one table of the flow, on this worker's connections.
+func (a *Activities) VerifyTable(ctx context.Context, in VerifyTableInput) (*verify.Result, error) {
+	o, err := a.open(ctx, in.Options)
+	if err != nil {
+		return nil, err
+	}
+	defer o.close()
+	stop := keepAlive(ctx, func() any { return nil })
+	defer stop()
+	res, err := o.eng.VerifyTables(ctx, []verify.Pair{in.Pair}, in.MaxDiffs)
+	if err != nil {
+		return nil, a.failure(fmt.Errorf("flow %s, table %s: %w", in.Options.Name, in.Pair.Source.Namespace, err), o.secrets)
+	}
+	return res[0], nil
 }
 
 // VerifyFlow verifies the flow called name, running or ended, on a worker

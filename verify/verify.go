@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -27,6 +28,14 @@ type Options struct {
 	MaxDiffs int
 	// PartitionRows sizes the read partitions.
 	PartitionRows int64
+	// Online, when set, verifies while the flow applies changes: a key
+	// that differs is read again once the flow passed the source's
+	// position at which it was seen, up to Rechecks times (default 3).
+	Online   Flow
+	Rechecks int
+	// NoPushdown reads every row through ferry even where both sides can
+	// hash their rows themselves (pushdown.go).
+	NoPushdown bool
 }
 
 // Pair is one table to compare: the source table and its destination name.
@@ -56,6 +65,30 @@ type Result struct {
 	Diffs            []Diff `json:"diffs,omitempty"`
 	// MoreDiffs reports that more keys differ than are listed.
 	MoreDiffs bool `json:"more_diffs,omitempty"`
+	// DifferentKeys counts the keys that differ (all of them, listed or
+	// not); online, those that still differed after every re-check with
+	// the source's row unchanged: persistent differences.
+	DifferentKeys int `json:"different_keys"`
+	// Online marks a verification run while the flow applies changes:
+	// differences were checked again once the flow had passed the source's
+	// position at which they were seen, and row counts may be of moments
+	// apart.
+	Online bool `json:"online,omitempty"`
+	// PendingKeys counts the keys (online) whose source row changed at
+	// every re-check, so that they could not be judged; Pending lists them.
+	PendingKeys int    `json:"pending_keys,omitempty"`
+	Pending     []Diff `json:"pending,omitempty"`
+	MorePending bool   `json:"more_pending,omitempty"`
+	// Rechecks counts the re-check rounds run (online).
+	Rechecks int `json:"rechecks,omitempty"`
+	// RowsRead counts the rows verify read from both sides, and BytesRead
+	// what crossed the network for them (rows as ferry reads them, or the
+	// hashes a database computed itself).
+	// Pushdown marks a table both databases hashed themselves: RowsRead
+	// then counts the hash rows they returned.
+	Pushdown  bool  `json:"pushdown,omitempty"`
+	RowsRead  int64 `json:"rows_read"`
+	BytesRead int64 `json:"bytes_read"`
 	// Problem explains a table that could not be compared (missing at the
 	// destination, a missing column).
 	Problem string `json:"problem,omitempty"`
@@ -63,6 +96,11 @@ type Result struct {
 
 // Equal reports whether the table is the same on both sides.
 func (r *Result) Equal() bool {
+	if r.Online {
+		// Counts and buckets are taken while rows change: only keys that
+		// differed at every re-check count.
+		return r.Problem == "" && r.DifferentKeys == 0
+	}
 	return r.Problem == "" && r.DifferentBuckets == 0 && r.SourceRows == r.DestinationRows
 }
 
@@ -84,6 +122,13 @@ type side struct {
 	proj    []int
 	srcCols []model.Column
 	keyIdx  []int // in source column positions
+
+	// hasher, when set, hashes the side's rows in its database
+	// (pushdown.go); hashCols and hashKey name the columns it hashes.
+	hasher            connector.RowHasher
+	hashCols, hashKey []string
+
+	rowsRead, bytesRead atomic.Int64
 }
 
 // Tables compares each pair and returns one result per pair.
@@ -157,6 +202,7 @@ func compare(ctx context.Context, src, dst connector.Source, dstTables []*model.
 		res.Problem = "columns missing at the destination: " + strings.Join(missing, ", ")
 		return res, nil
 	}
+	res.Pushdown = usePushdown(srcSide, dstSide, dt, opts)
 	nb := int(min(max(st.EstimatedRows/5000, 16), 4096))
 	res.Buckets = nb
 	var sb, db []bucket
@@ -184,46 +230,105 @@ func compare(ctx context.Context, src, dst connector.Source, dstTables []*model.
 		}
 	}
 	res.DifferentBuckets = len(diff)
+	res.Online = opts.Online != nil
 	if len(diff) == 0 {
+		res.countReads(srcSide, dstSide)
 		return res, nil
 	}
 	// Narrow down: read the differing buckets again and compare key by key.
+	found, err := narrow(ctx, srcSide, dstSide, nb, diff, nil, opts)
+	if err != nil {
+		return nil, err
+	}
+	var pending []keyDiff
+	if opts.Online != nil && len(found) > 0 {
+		if found, pending, err = recheck(ctx, res, srcSide, dstSide, nb, found, opts); err != nil {
+			return nil, err
+		}
+	}
+	defer res.countReads(srcSide, dstSide)
+	if err := nameColumns(ctx, srcSide, dstSide, nb, found, 1000); err != nil {
+		return nil, err
+	}
+	res.Diffs, res.MoreDiffs = listed(found, opts.MaxDiffs)
+	res.Pending, res.MorePending = listed(pending, opts.MaxDiffs)
+	res.PendingKeys = len(pending)
+	res.DifferentKeys = len(found)
+	return res, nil
+}
+
+// keyDiff is one differing key with what a re-check compares: the
+// source's row hash and count when it was read.
+type keyDiff struct {
+	key     string
+	bucket  int
+	diff    Diff
+	srcHash uint64
+	srcRows int
+}
+
+// narrow reads the buckets in want on both sides (only the keys in only,
+// when set) and returns every key that differs.
+func narrow(ctx context.Context, srcSide, dstSide *side, nb int, want map[int]bool, only map[string]bool, opts Options) ([]keyDiff, error) {
 	var sk, dk map[string]rowInfo
-	g, gctx = errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		sk, err = srcSide.keys(gctx, nb, diff, opts)
-		return wrapSide(err, "source", st.Namespace)
+		sk, err = srcSide.keys(gctx, nb, want, only, opts)
+		return wrapSide(err, "source", srcSide.table.Namespace)
 	})
 	g.Go(func() (err error) {
-		dk, err = dstSide.keys(gctx, nb, diff, opts)
-		return wrapSide(err, "destination", dt.Namespace)
+		dk, err = dstSide.keys(gctx, nb, want, only, opts)
+		return wrapSide(err, "destination", dstSide.table.Namespace)
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	var diffs []Diff
+	cols := srcSide.srcCols
+	var diffs []keyDiff
 	for k, s := range sk {
+		kd := keyDiff{key: k, bucket: s.bucket, srcHash: s.hash, srcRows: s.count}
 		d, ok := dk[k]
 		switch {
 		case !ok || d.count < s.count:
-			diffs = append(diffs, Diff{Key: s.text, Kind: "missing"})
+			kd.diff = Diff{Key: s.text, Kind: "missing"}
 		case d.count > s.count:
-			diffs = append(diffs, Diff{Key: s.text, Kind: "extra"})
+			kd.diff = Diff{Key: s.text, Kind: "extra"}
 		case d.hash != s.hash:
-			diffs = append(diffs, Diff{Key: s.text, Kind: "different", Columns: differingColumns(st.Columns, s.row, d.row)})
+			kd.diff = Diff{Key: s.text, Kind: "different", Columns: differingColumns(cols, s.row, d.row)}
+		default:
+			continue
 		}
+		diffs = append(diffs, kd)
 	}
 	for k, d := range dk {
 		if _, ok := sk[k]; !ok {
-			diffs = append(diffs, Diff{Key: d.text, Kind: "extra"})
+			diffs = append(diffs, keyDiff{key: k, bucket: d.bucket, diff: Diff{Key: d.text, Kind: "extra"}})
 		}
 	}
-	sort.Slice(diffs, func(i, j int) bool { return diffs[i].Key < diffs[j].Key })
-	if len(diffs) > opts.MaxDiffs {
-		diffs, res.MoreDiffs = diffs[:opts.MaxDiffs], true
+	return diffs, nil
+}
+
+// listed sorts the differences by key and keeps at most max of them.
+func listed(kds []keyDiff, max int) ([]Diff, bool) {
+	if len(kds) == 0 {
+		return nil, false
 	}
-	res.Diffs = diffs
-	return res, nil
+	diffs := make([]Diff, len(kds))
+	for i, kd := range kds {
+		diffs[i] = kd.diff
+	}
+	sort.Slice(diffs, func(i, j int) bool { return diffs[i].Key < diffs[j].Key })
+	if len(diffs) > max {
+		return diffs[:max], true
+	}
+	return diffs, false
+}
+
+func (r *Result) countReads(sides ...*side) {
+	for _, s := range sides {
+		r.RowsRead += s.rowsRead.Load()
+		r.BytesRead += s.bytesRead.Load()
+	}
 }
 
 func wrapSide(err error, which string, ns model.Namespace) error {
@@ -234,6 +339,9 @@ func wrapSide(err error, which string, ns model.Namespace) error {
 }
 
 func differingColumns(cols []model.Column, a, b model.Row) []string {
+	if a == nil || b == nil {
+		return nil // hashed in the databases: the rows were not read
+	}
 	var out []string
 	for i, c := range cols {
 		x, err1 := model.AppendCanonical(nil, c.Type, a[i])
@@ -246,10 +354,11 @@ func differingColumns(cols []model.Column, a, b model.Row) []string {
 }
 
 type rowInfo struct {
-	text  string
-	hash  uint64
-	count int
-	row   model.Row
+	bucket int
+	text   string
+	hash   uint64
+	count  int
+	row    model.Row
 }
 
 // scan reads every partition of the side's table in parallel and calls fn
@@ -282,6 +391,8 @@ func (s *side) scan(ctx context.Context, opts Options, fn func(row model.Row, ke
 					if enc, err = model.AppendRow(enc[:0], s.srcCols, row); err != nil {
 						return err
 					}
+					s.rowsRead.Add(1)
+					s.bytesRead.Add(int64(len(enc)))
 					if err := fn(row, key, enc); err != nil {
 						return err
 					}
@@ -294,6 +405,9 @@ func (s *side) scan(ctx context.Context, opts Options, fn func(row model.Row, ke
 }
 
 func (s *side) buckets(ctx context.Context, n int, opts Options) ([]bucket, error) {
+	if s.hasher != nil {
+		return s.hashedBuckets(ctx, n)
+	}
 	out := make([]bucket, n)
 	var mu sync.Mutex
 	err := s.scan(ctx, opts, func(_ model.Row, key, enc []byte) error {
@@ -310,11 +424,14 @@ func (s *side) buckets(ctx context.Context, n int, opts Options) ([]bucket, erro
 	return out, err
 }
 
-func (s *side) keys(ctx context.Context, n int, want map[int]bool, opts Options) (map[string]rowInfo, error) {
+func (s *side) keys(ctx context.Context, n int, want map[int]bool, only map[string]bool, opts Options) (map[string]rowInfo, error) {
+	if s.hasher != nil {
+		return s.hashedKeys(ctx, n, want, only)
+	}
 	out := map[string]rowInfo{}
 	var mu sync.Mutex
 	err := s.scan(ctx, opts, func(row model.Row, key, enc []byte) error {
-		if !want[int(maphash.Bytes(seed1, key)%uint64(n))] {
+		if !want[int(maphash.Bytes(seed1, key)%uint64(n))] || (only != nil && !only[string(key)]) {
 			return nil
 		}
 		h := maphash.Bytes(seed1, enc)
@@ -322,7 +439,7 @@ func (s *side) keys(ctx context.Context, n int, want map[int]bool, opts Options)
 		defer mu.Unlock()
 		ri, ok := out[string(key)]
 		if !ok {
-			ri = rowInfo{text: keyText(s.srcCols, s.keyIdx, row), hash: h, row: row}
+			ri = rowInfo{bucket: int(maphash.Bytes(seed1, key) % uint64(n)), text: keyText(s.srcCols, s.keyIdx, row), hash: h, row: row}
 		}
 		ri.count++
 		out[string(key)] = ri

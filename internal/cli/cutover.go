@@ -156,7 +156,7 @@ func runCutover(cmd *cobra.Command, g *globals, cfg *flow.Config, verifyAll, rev
 	if verifyAll {
 		began := time.Now()
 		vcfg := *cfg
-		if verified, err = verifyFlow(cmd, &vcfg, maxDiffs); err != nil {
+		if verified, err = verifyFlow(cmd, &vcfg, verifyRun{maxDiffs: maxDiffs}); err != nil {
 			return fmt.Errorf("cutover done, but verify failed: %w", err)
 		}
 		out.Report.Steps = append(out.Report.Steps, engine.CutoverStep{Name: stepVerify, Seconds: time.Since(began).Seconds(), Detail: verifiedDetail(verified)})

@@ -266,6 +266,7 @@ func newSyncCmd(g *globals) *cobra.Command {
 	var ff flowFlags
 	var restart, reverse bool
 	var progress string
+	var verifyEvery time.Duration
 	var ui uiFlags
 	cmd := &cobra.Command{
 		Use:   "sync [SOURCE DESTINATION]",
@@ -319,7 +320,10 @@ the plan and ferry exits 0 having copied nothing.`,
 				return usageError{errors.New("--ui-token needs --ui ADDR")}
 			}
 			ui.tokenFromEnv()
-			return runSync(cmd.Context(), g, cfg, syncRun{restart: restart, progress: progress, reverse: back}, ui)
+			if verifyEvery < 0 {
+				return usageError{fmt.Errorf("--verify %s: give a positive interval such as 30s or 5m", verifyEvery)}
+			}
+			return runSync(cmd.Context(), g, cfg, syncRun{restart: restart, progress: progress, reverse: back, verifyEvery: verifyEvery}, ui)
 		},
 	}
 	ff.register(cmd.Flags(), true)
@@ -327,6 +331,7 @@ the plan and ferry exits 0 having copied nothing.`,
 	cmd.Flags().BoolVar(&restart, "restart", false, "start the flow over: discard its saved state, checkpoints and replication slot, and empty its destination tables")
 	cmd.Flags().BoolVar(&reverse, "reverse", false, "run the way back of a flow cut over with ferry cutover --reverse: ferry sync DESTINATION SOURCE --reverse streams the changes made at the new database back to the old one (--name names the forward flow; the reverse flow is NAME-reverse)")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto (bars on a terminal, log lines otherwise), bars, log or none")
+	cmd.Flags().DurationVar(&verifyEvery, "verify", 0, "during CDC, verify one table every INTERVAL (e.g. 1m), in turn, re-checking differences once the flow passed them; results on the dashboard and in metrics")
 	ui.register(cmd.Flags())
 	ui.registerHealth(cmd.Flags())
 	return cmd
@@ -376,6 +381,9 @@ type syncRun struct {
 	// reverse, when set, is the start of the reverse flow this run is
 	// (ferry sync --reverse): its first start checks the old database.
 	reverse *state.ReverseStart
+	// verifyEvery, when set, verifies a table this often during CDC
+	// (--verify).
+	verifyEvery time.Duration
 }
 
 // syncFlow runs the flow. stopped reports a graceful stop (first signal).
@@ -527,7 +535,20 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ba
 			display.LogLines(showCtx, log, 5*time.Second, eng.Progress().Snapshot)
 		}
 	}()
+	verifyCtx, endVerify := context.WithCancel(ctx)
+	verifyDone := make(chan struct{})
+	go func() {
+		defer close(verifyDone)
+		if run.verifyEvery <= 0 {
+			return
+		}
+		if err := eng.VerifyWhileStreaming(verifyCtx, run.verifyEvery); err != nil {
+			log.Warn("no background verification", "error", err)
+		}
+	}()
 	runErr := eng.Run(abort, stop)
+	endVerify()
+	<-verifyDone
 	endShow()
 	<-showDone
 	at := cut.wait(endWatch)

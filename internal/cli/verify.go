@@ -26,6 +26,8 @@ func newVerifyCmd(g *globals) *cobra.Command {
 	var ff flowFlags
 	var maxDiffs int
 	var asJSON bool
+	var on onlineFlags
+	var noPushdown bool
 	cmd := &cobra.Command{
 		Use:   "verify SOURCE DESTINATION",
 		Short: "Compare source and destination row by row; exit 1 if they differ",
@@ -37,14 +39,30 @@ depend on either database's ordering or collation. For a bucket that differs,
 verify reads it again on both sides and lists the keys that are missing, extra
 or different (at most --max-diffs per table).
 
+When both sides are the same engine (PostgreSQL, MariaDB or MySQL) and a
+table's columns have the same types on both, each database hashes its own
+rows (pushdown): only the bucket sums, and for a differing bucket its keys
+and row hashes, cross the network. Any other pair, MySQL to PostgreSQL
+included, reads the rows through ferry (--no-pushdown forces it).
+
 Values are compared in the source's types: a destination that stores a UUID or a
 timestamp as text still compares equal when the value is the same.
+
+With --online, verify runs while ferry sync streams changes into the
+destination: a key that differs is read again on both sides once the flow has
+applied everything the source had committed when the difference was seen, up
+to --rechecks times. A key that still differs while its source row stayed the
+same is a difference; one whose source row changed at every re-check is
+pending (listed, counted apart, not a failure). --online finds the flow by the
+same SOURCE DESTINATION (or --name) as ferry sync, through the checkpoints the
+destination keeps (PostgreSQL, MySQL).
 
 Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`,
 		Example: `  ferry verify 'fake://?tables=3&rows=100000' sqlite:///tmp/demo.db
   ferry verify sqlite:///src.db sqlite:///dst.db --tables 'orders,customers' --rename orders=orders_copy
   ferry verify sqlite:///src.db 'file:///tmp/export?format=jsonl' --json
   ferry verify @src @dst --connections-file /etc/ferry/connections.yaml
+  ferry verify --online 'postgres://ferry@old-db/shop' 'postgres://ferry@new-db/shop'   # while ferry sync runs
   ferry verify 'postgres://ferry@old-db/shop?password_file=/run/secrets/pg' 'mysql://ferry@new-db/shop?password_file=/run/secrets/mysql'`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -52,7 +70,11 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
 			if err != nil {
 				return err
 			}
-			results, err := verifyFlow(cmd, cfg, maxDiffs)
+			log, err := g.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			results, err := verifyFlow(cmd, cfg, verifyRun{maxDiffs: maxDiffs, online: on, noPushdown: noPushdown, log: log})
 			if err != nil {
 				return err
 			}
@@ -63,6 +85,10 @@ Exit code 0 when every table is equal, 1 when any differs, 2 for a usage error.`
 	ff.registerConnections(cmd.Flags())
 	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
+	cmd.Flags().BoolVar(&noPushdown, "no-pushdown", false, "read every row through ferry even where both databases can hash their rows themselves")
+	cmd.Flags().BoolVar(&on.enabled, "online", false, "verify while ferry sync applies changes: re-check differing keys once the flow passed the source's position")
+	cmd.Flags().IntVar(&on.rechecks, "rechecks", 3, "with --online: how many times a differing key is read again before it counts")
+	cmd.Flags().StringVar(&ff.name, "name", "", "with --online: the flow's name, as given to ferry sync --name (default: derived from source, destination and tables)")
 	return cmd
 }
 
@@ -92,7 +118,7 @@ func printVerified(out io.Writer, results []*verify.Result, asJSON bool) error {
 
 // verifyFlow compares every selected table of a flow's source with its
 // destination table (ferry verify, ferry cutover --verify).
-func verifyFlow(cmd *cobra.Command, cfg *flow.Config, maxDiffs int) ([]*verify.Result, error) {
+func verifyFlow(cmd *cobra.Command, cfg *flow.Config, run verifyRun) ([]*verify.Result, error) {
 	cfg.Defaults()
 	ctx := cmd.Context()
 	sc, err := connector.Open(ctx, cfg.Source)
@@ -129,7 +155,14 @@ func verifyFlow(cmd *cobra.Command, cfg *flow.Config, maxDiffs int) ([]*verify.R
 	for i, t := range tables {
 		pairs = append(pairs, verify.Pair{Source: t, Destination: dsts[i].Namespace})
 	}
-	return verify.Tables(ctx, s, d, pairs, verify.Options{Parallel: cfg.Parallel, MaxDiffs: maxDiffs, PartitionRows: cfg.PartitionRows})
+	opts := verify.Options{Parallel: cfg.Parallel, MaxDiffs: run.maxDiffs, PartitionRows: cfg.PartitionRows, NoPushdown: run.noPushdown}
+	if run.online.enabled {
+		if opts.Online, err = onlineFlow(ctx, sc, dc, cfg, run.log); err != nil {
+			return nil, err
+		}
+		opts.Rechecks = run.online.rechecks
+	}
+	return verify.Tables(ctx, s, d, pairs, opts)
 }
 
 func describe(r *verify.Result) string {
@@ -141,19 +174,44 @@ func describe(r *verify.Result) string {
 		return fmt.Sprintf("%s: DIFFERENT: %s", name, r.Problem)
 	}
 	if r.Equal() {
-		return fmt.Sprintf("%s: equal (%s rows, %d buckets)", name, humanize.Comma(r.SourceRows), r.Buckets)
+		line := fmt.Sprintf("%s: equal (%s rows, %d buckets)", name, humanize.Comma(r.SourceRows), r.Buckets)
+		return line + describePending(r)
+	}
+	if r.Online {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s: DIFFERENT: %d key(s) still differ after %d re-check(s) while the flow applied changes", name, r.DifferentKeys, r.Rechecks)
+		listDiffs(&b, r.Diffs)
+		if r.MoreDiffs {
+			b.WriteString("\n    ... more keys differ (raise --max-diffs to see them)")
+		}
+		return b.String() + describePending(r)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: DIFFERENT: source %s rows, destination %s rows, %d of %d buckets differ",
 		name, humanize.Comma(r.SourceRows), humanize.Comma(r.DestinationRows), r.DifferentBuckets, r.Buckets)
-	for _, d := range r.Diffs {
-		fmt.Fprintf(&b, "\n    %-9s %s", d.Kind, d.Key)
-		if len(d.Columns) > 0 {
-			fmt.Fprintf(&b, " (columns: %s)", strings.Join(d.Columns, ", "))
-		}
-	}
+	listDiffs(&b, r.Diffs)
 	if r.MoreDiffs {
 		b.WriteString("\n    ... more keys differ (raise --max-diffs to see them)")
 	}
+	return b.String()
+}
+
+func listDiffs(b *strings.Builder, diffs []verify.Diff) {
+	for _, d := range diffs {
+		fmt.Fprintf(b, "\n    %-9s %s", d.Kind, d.Key)
+		if len(d.Columns) > 0 {
+			fmt.Fprintf(b, " (columns: %s)", strings.Join(d.Columns, ", "))
+		}
+	}
+}
+
+// describePending lists the keys an online verification could not judge.
+func describePending(r *verify.Result) string {
+	if r.PendingKeys == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n  %d key(s) pending: their source rows changed at every re-check; verify again later", r.PendingKeys)
+	listDiffs(&b, r.Pending)
 	return b.String()
 }

@@ -173,6 +173,16 @@ func (f *Flow) instruments(m metric.Meter) error {
 	if err != nil {
 		return err
 	}
+	verifyRows, err := m.Int64ObservableCounter("ferry.verify.rows.checked", metric.WithUnit("{row}"),
+		metric.WithDescription("Rows read on both sides by the background verification per table (ferry sync --verify)."))
+	if err != nil {
+		return err
+	}
+	verifyKeys, err := m.Int64ObservableGauge("ferry.verify.keys", metric.WithUnit("{key}"),
+		metric.WithDescription("Keys per table the background verification found differing, by state: rechecking (waiting for the flow to pass them), pending (their source rows kept changing), different (persistent differences)."))
+	if err != nil {
+		return err
+	}
 	phase, err := m.Int64ObservableGauge("ferry.flow.phase",
 		metric.WithDescription("1 for the phase the flow is in (plan, copy, cdc, cutover, done, stopped, failed)."))
 	if err != nil {
@@ -213,9 +223,19 @@ func (f *Flow) instruments(m metric.Meter) error {
 				o.ObserveInt64(partitions, st.n, metric.WithAttributes(attribute.String("flow", f.info.Name),
 					attribute.String("table", t.Table), attribute.String("state", st.state)))
 			}
+			if v := t.Verify; v != nil {
+				o.ObserveInt64(verifyRows, v.RowsChecked, opt)
+				for _, st := range []struct {
+					state string
+					n     int
+				}{{"rechecking", v.Rechecking}, {"pending", v.Pending}, {"different", v.Different}} {
+					o.ObserveInt64(verifyKeys, int64(st.n), metric.WithAttributes(attribute.String("flow", f.info.Name),
+						attribute.String("table", t.Table), attribute.String("state", st.state)))
+				}
+			}
 		}
 		return nil
-	}, received, schemaChanges, heldPeak, lag, lagBytes, slotRetained, slotSafe, partitions, copied, estimated, resumed, phase)
+	}, received, schemaChanges, heldPeak, lag, lagBytes, slotRetained, slotSafe, partitions, copied, estimated, resumed, phase, verifyRows, verifyKeys)
 	if err != nil {
 		return err
 	}

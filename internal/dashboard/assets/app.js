@@ -215,7 +215,12 @@
       r.chip.textContent = state;
       r.nums.textContent = int(t.rows_copied) + ' / ~' + int(t.rows_estimated) + ' rows · ' +
         bytes(t.bytes_copied) + ' / ~' + bytes(t.bytes_estimated) +
-        (t.resnapshot ? ' · incremental snapshot: ' + int(t.resnapshot.rows) + ' rows copied' + (t.resnapshot.done ? ', done' : ' so far') : '');
+        (t.resnapshot ? ' · incremental snapshot: ' + int(t.resnapshot.rows) + ' rows copied' + (t.resnapshot.done ? ', done' : ' so far') : '') +
+        (t.verify ? ' · verified ' + int(t.verify.passes) + 'x, ' + int(t.verify.rows_checked) + ' rows checked: ' +
+          (t.verify.error ? 'failed: ' + t.verify.error :
+            (t.verify.different_keys > 0 ? t.verify.different_keys + ' different' : 'no difference') +
+            (t.verify.pending_keys > 0 ? ', ' + t.verify.pending_keys + ' pending' : '') +
+            (t.verify.rechecking_keys > 0 ? ', ' + t.verify.rechecking_keys + ' re-checking' : '')) : '');
       const pending = Math.max(0, t.partitions - t.partitions_done - t.partitions_running);
       r.partsText.textContent = t.partitions_done + '/' + t.partitions + ' partitions' + (t.partitions_running > 0 ? ' · ' + t.partitions_running + ' running' : '');
       r.parts.title = t.partitions_done + ' done, ' + t.partitions_running + ' running, ' + pending + ' waiting';

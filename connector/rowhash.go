@@ -1,0 +1,45 @@
+package connector
+
+import (
+	"context"
+
+	"github.com/ferrydb/ferry/model"
+)
+
+// RowHasher is a source that hashes its own rows inside the database, so
+// that verify moves hashes over the network instead of rows (pushdown).
+// Each row's canonical text (in the engine's own spelling, under fixed
+// session settings) is hashed with MD5; its key's text picks one of n
+// buckets. Two sides agree only when their HashFamily is the same and
+// their columns have the same native types: verify checks both, and reads
+// the rows otherwise.
+type RowHasher interface {
+	// HashFamily names the canonical text the hashes are of
+	// ("postgres"); equal families hash equal rows of equal types
+	// equally.
+	HashFamily() string
+	// HashBuckets returns, for each of n buckets (indexed 0..n-1), the
+	// count of t's rows whose key falls in it and two sums of their
+	// hashes. cols are the columns hashed, in order; key the key columns.
+	HashBuckets(ctx context.Context, t *model.Table, cols, key []string, n int) ([]BucketHash, error)
+	// HashKeys returns each row of the given buckets: its bucket, its key
+	// as text ("id=7, line=2") and its hash.
+	HashKeys(ctx context.Context, t *model.Table, cols, key []string, n int, buckets []int) ([]KeyHash, error)
+	// HashColumns returns, for each of the given keys (as HashKeys spells
+	// them) found in the given buckets, one hash per column of cols, so
+	// verify can name the columns of a row that differs.
+	HashColumns(ctx context.Context, t *model.Table, cols, key []string, n int, buckets []int, keys []string) (map[string][]uint64, error)
+}
+
+// BucketHash is one bucket of a table's rows hashed in the database.
+type BucketHash struct {
+	Rows       int64
+	Sum1, Sum2 uint64 // sums modulo 2^64 of two 64-bit halves of each row's hash
+}
+
+// KeyHash is one row hashed in the database.
+type KeyHash struct {
+	Bucket int
+	Key    string
+	Hash   uint64
+}

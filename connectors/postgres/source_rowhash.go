@@ -1,0 +1,163 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
+)
+
+var _ connector.RowHasher = (*Conn)(nil)
+
+// HashFamily: rows are hashed as PostgreSQL's text of each column, under
+// the session settings hashSettings fixes.
+func (c *Conn) HashFamily() string { return "postgres" }
+
+// hashSettings make every column's text the same on any server: time
+// zone, date and interval styles, float digits and bytea's form.
+var hashSettings = []string{
+	`SET LOCAL TimeZone = 'UTC'`, `SET LOCAL DateStyle = 'ISO, YMD'`, `SET LOCAL IntervalStyle = 'postgres'`,
+	`SET LOCAL extra_float_digits = 1`, `SET LOCAL bytea_output = 'hex'`,
+}
+
+// hashedRows is the query of each row's key text, bucket and MD5 of its
+// canonical text: quote_nullable tells NULL from the text 'NULL', and the
+// comma between quoted values cannot be confused with one inside them.
+func hashedRows(t *model.Table, cols, key []string, n int) string {
+	return hashedRowsWith(t, cols, key, n, "")
+}
+
+// hashedRowsWith is hashedRows with the column hashes ch selected too when
+// colHashes is set.
+func hashedRowsWith(t *model.Table, cols, key []string, n int, colHashes string) string {
+	vals := make([]string, len(cols))
+	for i, c := range cols {
+		vals[i] = "quote_nullable(" + quoteIdent(c) + "::text)"
+	}
+	keys := make([]string, len(key))
+	for i, k := range key {
+		keys[i] = quoteLiteral(k+"=") + " || coalesce(" + quoteIdent(k) + "::text, 'NULL')"
+	}
+	outer, inner := "", ""
+	if colHashes != "" {
+		outer, inner = ", ch", ", "+colHashes+" AS ch"
+	}
+	return fmt.Sprintf(`SELECT k, ('x' || substr(md5(k), 1, 7))::bit(28)::int %% %d AS b, h%s FROM (
+		SELECT concat_ws(', ', %s) AS k, md5(concat_ws(',', %s)) AS h%s FROM %s) r`,
+		n, outer, strings.Join(keys, ", "), strings.Join(vals, ", "), inner, qualified(t.Namespace))
+}
+
+// hashRead runs fn in a read-only transaction under hashSettings.
+func (c *Conn) hashRead(ctx context.Context, t *model.Table, fn func(tx pgx.Tx) error) error {
+	tx, err := c.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return c.classify(err, "begin the hash of "+t.Namespace.String())
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read only; nothing to keep
+	for _, s := range hashSettings {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return c.classify(err, "hash "+t.Namespace.String())
+		}
+	}
+	return fn(tx)
+}
+
+// HashBuckets sums each bucket's row hashes inside the database.
+func (c *Conn) HashBuckets(ctx context.Context, t *model.Table, cols, key []string, n int) ([]connector.BucketHash, error) {
+	out := make([]connector.BucketHash, n)
+	q := `SELECT b, count(*), sum(('x' || substr(h, 1, 16))::bit(64)::bigint)::text, sum(('x' || substr(h, 17, 16))::bit(64)::bigint)::text
+		FROM (` + hashedRows(t, cols, key, n) + `) s GROUP BY b`
+	err := c.hashRead(ctx, t, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, q)
+		if err != nil {
+			return c.classify(err, "hash the rows of "+t.Namespace.String())
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var b int
+			var cnt int64
+			var s1, s2 string
+			if err := rows.Scan(&b, &cnt, &s1, &s2); err != nil {
+				return err
+			}
+			if b < 0 || b >= n {
+				return fmt.Errorf("hash of %s: bucket %d out of %d", t.Namespace, b, n)
+			}
+			out[b] = connector.BucketHash{Rows: cnt, Sum1: mod64(s1), Sum2: mod64(s2)}
+		}
+		return c.classify(rows.Err(), "hash the rows of "+t.Namespace.String())
+	})
+	return out, err
+}
+
+// HashKeys lists the key and hash of every row of the given buckets.
+func (c *Conn) HashKeys(ctx context.Context, t *model.Table, cols, key []string, n int, buckets []int) ([]connector.KeyHash, error) {
+	var out []connector.KeyHash
+	q := `SELECT b, k, ('x' || substr(h, 1, 16))::bit(64)::bigint FROM (` + hashedRows(t, cols, key, n) + `) s WHERE b = ANY($1)`
+	err := c.hashRead(ctx, t, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, q, buckets)
+		if err != nil {
+			return c.classify(err, "hash the rows of "+t.Namespace.String())
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var kh connector.KeyHash
+			var h int64
+			if err := rows.Scan(&kh.Bucket, &kh.Key, &h); err != nil {
+				return err
+			}
+			kh.Hash = uint64(h)
+			out = append(out, kh)
+		}
+		return c.classify(rows.Err(), "hash the rows of "+t.Namespace.String())
+	})
+	return out, err
+}
+
+// HashColumns hashes each column of the given keys' rows.
+func (c *Conn) HashColumns(ctx context.Context, t *model.Table, cols, key []string, n int, buckets []int, keys []string) (map[string][]uint64, error) {
+	vals := make([]string, len(cols))
+	for i, col := range cols {
+		vals[i] = "('x' || substr(md5(quote_nullable(" + quoteIdent(col) + "::text)), 1, 16))::bit(64)::bigint"
+	}
+	inner := hashedRowsWith(t, cols, key, n, "ARRAY["+strings.Join(vals, ", ")+"]")
+	q := `SELECT k, ch FROM (` + inner + `) s WHERE b = ANY($1) AND k = ANY($2)`
+	out := map[string][]uint64{}
+	err := c.hashRead(ctx, t, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, q, buckets, keys)
+		if err != nil {
+			return c.classify(err, "hash the columns of "+t.Namespace.String())
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			var hs []int64
+			if err := rows.Scan(&k, &hs); err != nil {
+				return err
+			}
+			u := make([]uint64, len(hs))
+			for i, h := range hs {
+				u[i] = uint64(h)
+			}
+			out[k] = u
+		}
+		return c.classify(rows.Err(), "hash the columns of "+t.Namespace.String())
+	})
+	return out, err
+}
+
+var two64 = new(big.Int).Lsh(big.NewInt(1), 64)
+
+// mod64 is a decimal sum modulo 2^64 (0 for NULL's empty sum).
+func mod64(s string) uint64 {
+	v, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		return 0
+	}
+	return v.Mod(v, two64).Uint64()
+}
