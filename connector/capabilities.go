@@ -47,6 +47,7 @@ type Capabilities struct {
 	TableAdder        TableAdder
 	HistoryChecker    HistoryChecker
 	RetentionMeter    RetentionMeter
+	ReplicaLagReader  ReplicaLagReader
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -167,6 +168,7 @@ func Discover(c Connector) Capabilities {
 	k.TableAdder, _ = c.(TableAdder)
 	k.HistoryChecker, _ = c.(HistoryChecker)
 	k.RetentionMeter, _ = c.(RetentionMeter)
+	k.ReplicaLagReader, _ = c.(ReplicaLagReader)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()

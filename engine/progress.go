@@ -198,6 +198,8 @@ type Progress struct {
 	// resnap is each table's incremental snapshot (snapshot.go), by source
 	// table name.
 	resnap map[string]*Resnapshot
+	// backoff is the --max-replica-lag gate, nil when off.
+	backoff *sourceBackoff
 }
 
 // Resnapshot is a table's incremental snapshot: the rows it copied again
@@ -415,6 +417,8 @@ type Snapshot struct {
 	// Cutover is the flow's cutover, its running step and those done; nil
 	// until one is requested.
 	Cutover *CutoverReport `json:"cutover,omitempty"`
+	// Backoff is the --max-replica-lag gate; nil when it is off.
+	Backoff *BackoffSnapshot `json:"backoff,omitempty"`
 }
 
 // WorkerSnapshot is one scale-out worker and what it is doing.
@@ -431,7 +435,7 @@ func (p *Progress) Snapshot() Snapshot {
 		Elapsed: time.Since(p.Started).Seconds(), ResumedPartitions: p.ResumedPartitions.Load(),
 		SkippedPartitions: p.SkippedPartitions.Load(),
 		WriteBatches:      p.write.count, ApplyBatches: p.apply.count,
-		WriteLatencyMaxMS: float64(p.write.max) / 1e6, Cutover: p.cut.clone()}
+		WriteLatencyMaxMS: float64(p.write.max) / 1e6, Cutover: p.cut.clone(), Backoff: p.backoff.snapshot()}
 	if p.write.count > 0 {
 		s.WriteLatencyAvgMS = float64(p.write.total) / float64(p.write.count) / 1e6
 	}

@@ -260,7 +260,10 @@ func (e *Engine) snapshotLoop(ctx context.Context, cs connector.ChangeSource, cm
 			if at, ok := e.snapRequested.Load(ns); !ok || at.(time.Time).Before(all[ns].Requested) {
 				e.snapRequested.Store(ns, all[ns].Requested)
 			}
-			if err := e.resnapshotTable(ctx, cs, ns, all[ns], cmds, applied); err != nil {
+			err := e.withBackoff(ctx, func(ctx context.Context) error {
+				return e.resnapshotTable(ctx, cs, ns, all[ns], cmds, applied)
+			})
+			if err != nil {
 				return ignoreEnd(ctx, err)
 			}
 		}
@@ -352,6 +355,9 @@ func (e *Engine) resnapshotTable(ctx context.Context, cs connector.ChangeSource,
 		if st.gone {
 			e.log.Info("incremental snapshot dropped: the table left the flow", "table", ns)
 			return nil
+		}
+		if err := e.backoff.wait(ctx); err != nil {
+			return err
 		}
 		t1 := time.Now()
 		rows, cursor, exhausted, err := e.readChunk(ctx, st.table, r.Cursor)

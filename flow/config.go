@@ -79,6 +79,15 @@ type Config struct {
 	// second ("5000"), or bytes per second with a unit ("10MB/s"); empty
 	// for no limit.
 	MaxRate string `yaml:"max_rate"`
+	// MaxReplicaLag pauses the copy's reads and incremental snapshots'
+	// chunk reads while the source's own replicas lag more than this
+	// (ReplicaLagQuery); 0 never.
+	MaxReplicaLag time.Duration `yaml:"max_replica_lag"`
+	// ReplicaLagQuery is run on the source for the replicas' lag: one
+	// number of seconds. Empty: the source's own measure (PostgreSQL: the
+	// largest replay_lag in pg_stat_replication); MySQL and MariaDB have
+	// none and need it.
+	ReplicaLagQuery string `yaml:"replica_lag_query"`
 }
 
 // How CDC applies changes (Config.ApplyMode).
@@ -247,6 +256,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseRate(c.MaxRate); err != nil {
 		return errs.BadConfig(fmt.Sprintf("invalid --max-rate %q: %v", c.MaxRate, err), "give rows per second (5000) or bytes per second with a unit (10MB/s, 512KiB/s)")
+	}
+	if c.MaxReplicaLag < 0 {
+		return errs.BadConfig(fmt.Sprintf("invalid --max-replica-lag %s", c.MaxReplicaLag), "give a positive duration such as 30s, or leave it out to never back off")
+	}
+	if c.ReplicaLagQuery != "" && c.MaxReplicaLag == 0 {
+		return errs.BadConfig("--replica-lag-query is set but --max-replica-lag is not", "give --max-replica-lag, the lag past which the flow backs off (e.g. 30s)")
 	}
 	switch c.Until {
 	case "", "caught-up":
