@@ -120,7 +120,7 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 	}
 	e.ckpt = newCheckpoints(e.name, e.dst.CheckpointKeeper, store, e.onDestination)
 	e.progress = newProgress(e.name, e.mode, Abilities{Source: e.src.Abilities, Destination: e.dst.Abilities})
-	e.progress.backoff = e.backoff
+	e.progress.backoff, e.progress.rate = e.backoff, e.copyRate
 	return e, nil
 }
 
