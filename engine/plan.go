@@ -311,10 +311,15 @@ func (e *Engine) leaveOutUnstreamable(tables []*model.Table) []*model.Table {
 		kept = append(kept, t)
 	}
 	if len(left) > 0 {
-		e.log.Warn(fmt.Sprintf("tables left out of the flow: change data capture cannot see their changes: %s; copy them with --mode snapshot (a flow of their own), or make them logged at the source (ALTER TABLE ... SET LOGGED) and run the flow again", strings.Join(left, ", ")),
-			"tables", len(left))
+		e.log.Warn(unstreamableMessage(left), "tables", len(left))
 	}
 	return kept
+}
+
+// unstreamableMessage is the warning for tables left out of a flow with
+// change data capture: at its start, or created at the source during CDC.
+func unstreamableMessage(left []string) string {
+	return fmt.Sprintf("tables left out of the flow: change data capture cannot see their changes: %s; copy them with --mode snapshot (a flow of their own), or make them logged at the source (ALTER TABLE ... SET LOGGED) and run the flow again", strings.Join(left, ", "))
 }
 
 // noTableSelected is the error of a selection that matches no table: it
