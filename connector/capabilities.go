@@ -48,6 +48,7 @@ type Capabilities struct {
 	HistoryChecker    HistoryChecker
 	RetentionMeter    RetentionMeter
 	ReplicaLagReader  ReplicaLagReader
+	ServerIdentifier  ServerIdentifier
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -169,6 +170,7 @@ func Discover(c Connector) Capabilities {
 	k.HistoryChecker, _ = c.(HistoryChecker)
 	k.RetentionMeter, _ = c.(RetentionMeter)
 	k.ReplicaLagReader, _ = c.(ReplicaLagReader)
+	k.ServerIdentifier, _ = c.(ServerIdentifier)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()

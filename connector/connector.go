@@ -131,6 +131,15 @@ type Retention struct {
 // for the flow: the flow must catch up before the source drops the rest.
 func (r Retention) Near() bool { return r.Limit > 0 && r.Safe < r.Limit/5 }
 
+// ServerIdentifier is a source that can name the database cluster it
+// serves: the same for every address of one server, and for the servers
+// that are physical copies of it (a PostgreSQL standby, promoted or not).
+// A flow records it at its first run, and resumes on a source at another
+// address only when it is the same.
+type ServerIdentifier interface {
+	ServerID(ctx context.Context) (string, error)
+}
+
 // ReplicaLagReader is a source that can tell how far its own replicas lag
 // behind it, so a flow can back off while they catch up
 // (--max-replica-lag).
