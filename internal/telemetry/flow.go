@@ -227,7 +227,7 @@ func (f *Flow) instruments(m metric.Meter) error {
 			}
 		}
 		return nil
-	}, received, schemaChanges, lag, lagBytes, slotRetained, slotSafe, partitions, copied, estimated, resumed, phase)
+	}, received, schemaChanges, lag, lagBytes, slotRetained, slotSafe, backoff, backingOff, partitions, copied, estimated, resumed, phase)
 	if err != nil {
 		return err
 	}
