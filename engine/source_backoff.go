@@ -95,8 +95,9 @@ func (b *sourceBackoff) check(ctx context.Context) error {
 }
 
 // watch reads the lag every replicaLagEvery until ctx ends. The first
-// reading's error ends the flow (a wrong query is a configuration error);
-// later ones are logged once and leave the gate as it is.
+// reading (withBackoff's) ended the flow on an error; a later one is
+// logged once and leaves the gate as it is: a table the query reads
+// locked or gone for a while does not stop a long copy.
 func (b *sourceBackoff) watch(ctx context.Context) error {
 	warned := false
 	t := time.NewTicker(replicaLagEvery)
@@ -108,9 +109,6 @@ func (b *sourceBackoff) watch(ctx context.Context) error {
 		case <-t.C:
 		}
 		if err := b.check(ctx); err != nil && ctx.Err() == nil {
-			if errs.IsConfigError(err) {
-				return err
-			}
 			if !warned {
 				b.log.Warn("cannot read the source's replicas' lag; keeping the last reading", "error", err)
 				warned = true
