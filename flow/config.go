@@ -257,9 +257,6 @@ func (c *Config) Validate() error {
 	if _, err := ParseRate(c.MaxRate); err != nil {
 		return errs.BadConfig(fmt.Sprintf("invalid --max-rate %q: %v", c.MaxRate, err), "give rows per second (5000) or bytes per second with a unit (10MB/s, 512KiB/s)")
 	}
-	if c.MaxReplicaLag < 0 {
-		return errs.BadConfig(fmt.Sprintf("invalid --max-replica-lag %s", c.MaxReplicaLag), "give a positive duration such as 30s, or leave it out to never back off")
-	}
 	if c.ReplicaLagQuery != "" && c.MaxReplicaLag == 0 {
 		return errs.BadConfig("--replica-lag-query is set but --max-replica-lag is not", "give --max-replica-lag, the lag past which the flow backs off (e.g. 30s)")
 	}
@@ -283,6 +280,7 @@ func (c *Config) Validate() error {
 		{"apply_batch", c.ApplyBatch < 0, c.ApplyBatch}, {"apply_linger", c.ApplyLinger < 0, c.ApplyLinger},
 		{"retry_timeout", c.RetryTimeout < 0, c.RetryTimeout},
 		{"sync_sequences", c.SyncSequences < 0, c.SyncSequences},
+		{"max_replica_lag", c.MaxReplicaLag < 0, c.MaxReplicaLag},
 	} {
 		if v.neg {
 			return errs.BadConfig(fmt.Sprintf("%s must be positive, not %v", v.key, v.val), "leave it out (or 0) for the default")
