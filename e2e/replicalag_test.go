@@ -119,3 +119,69 @@ func TestReplicaLagDefaultQueryPostgres(t *testing.T) {
 		t.Fatalf("the destination has %d rows (%v), want 300", n, err)
 	}
 }
+
+// TestMaxReplicaLagPausesIncrementalSnapshots: while the flow streams, an
+// incremental snapshot (ferry snapshot) reads no chunk while the
+// replicas lag past --max-replica-lag, across a later reading of the lag
+// the test holds on a lock; at 0 it finishes with every row. CDC itself
+// is never paused.
+func TestMaxReplicaLagPausesIncrementalSnapshots(t *testing.T) {
+	pg := pgtest.Shared(t)
+	src, dst := pg.CreateDatabase(t, "lagsnapsrc"), pg.CreateDatabase(t, "lagsnapdst")
+	pg.Exec(t, src, `CREATE TABLE items (id int PRIMARY KEY, note text NOT NULL);
+		INSERT INTO items SELECT g, 'n' || g FROM generate_series(1, 3000) g;
+		CREATE SCHEMA ops; CREATE TABLE ops.lagctl (lag float8); INSERT INTO ops.lagctl VALUES (0)`)
+	const query = `SELECT lag FROM ops.lagctl`
+	dir := t.TempDir()
+	bg := startFerry(t, "sync", pg.URL(src), pg.URL(dst), "--name", "lagsnap", "--state-dir", dir, "--tables", "public.*",
+		"--batch-rows", "300", "--max-replica-lag", "5s", "--replica-lag-query", query, "--log-format", "json", "--progress", "none")
+	if !bg.waitFor(t, "change data capture starting", time.Minute) {
+		t.Fatalf("ferry did not reach CDC:\n%s", tail(bg.stderr.String(), 40))
+	}
+	pg.Exec(t, src, `UPDATE ops.lagctl SET lag = 100`)
+	mustFerry(t, "snapshot", pg.URL(src), pg.URL(dst), "public.items", "--name", "lagsnap", "--state-dir", dir)
+	if !bg.waitFor(t, "backing off: the source's replicas lag past --max-replica-lag; table reads pause until they catch up", time.Minute) {
+		t.Fatalf("the incremental snapshot did not back off:\n%s", tail(bg.stderr.String(), 40))
+	}
+	ctx := context.Background()
+	ctl := pg.Connect(t, src)
+	tx, err := ctl.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE ops.lagctl IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	watch := pg.Connect(t, src)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var waiting bool
+		if err := watch.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query = $1)`, query).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ferry did not read the lag again while backing off:\n%s", tail(bg.stderr.String(), 40))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dconn := pg.Connect(t, dst)
+	if rows, _, ok := resnapshotProgress(t, dconn, "lagsnap", `"public"."items"`); ok && rows > 0 {
+		t.Fatalf("the incremental snapshot copied %d rows while the replicas lagged", rows)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE ops.lagctl SET lag = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !bg.waitFor(t, "incremental snapshot done", 2*time.Minute) {
+		t.Fatalf("the snapshot did not finish once the replicas caught up:\n%s", tail(bg.stderr.String(), 40))
+	}
+	bg.kill(t)
+	if rows, done, ok := resnapshotProgress(t, dconn, "lagsnap", `"public"."items"`); !ok || !done || rows != 3000 {
+		t.Fatalf("snapshot progress: %d rows, done %v (found %v); want 3000, done", rows, done, ok)
+	}
+}
