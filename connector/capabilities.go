@@ -49,6 +49,8 @@ type Capabilities struct {
 	RetentionMeter    RetentionMeter
 	ReverseStarter    ReverseStarter
 	RowHasher         RowHasher
+	ReplicaLagReader  ReplicaLagReader
+	ServerIdentifier  ServerIdentifier
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -179,6 +181,8 @@ func Discover(c Connector) Capabilities {
 	k.RetentionMeter, _ = c.(RetentionMeter)
 	k.ReverseStarter, _ = c.(ReverseStarter)
 	k.RowHasher, _ = c.(RowHasher)
+	k.ReplicaLagReader, _ = c.(ReplicaLagReader)
+	k.ServerIdentifier, _ = c.(ServerIdentifier)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()

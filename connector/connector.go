@@ -13,6 +13,7 @@ package connector
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
@@ -134,6 +135,26 @@ type Retention struct {
 // Near tells whether the source keeps more than 80% of what it may keep
 // for the flow: the flow must catch up before the source drops the rest.
 func (r Retention) Near() bool { return r.Limit > 0 && r.Safe < r.Limit/5 }
+
+// ServerIdentifier is a source that can name the database cluster it
+// serves: the same for every address of one server, and for the servers
+// that are physical copies of it (a PostgreSQL standby, promoted or not).
+// A flow records it at its first run, and resumes on a source at another
+// address only when it is the same.
+type ServerIdentifier interface {
+	ServerID(ctx context.Context) (string, error)
+}
+
+// ReplicaLagReader is a source that can tell how far its own replicas lag
+// behind it, so a flow can back off while they catch up
+// (--max-replica-lag).
+type ReplicaLagReader interface {
+	// ReplicaLag runs query on the source, which returns one number of
+	// seconds (NULL or no row is 0), or the source's own measure when query
+	// is empty. An unusable query, or an empty one where the source has no
+	// measure of its own, is a *errs.ConfigError.
+	ReplicaLag(ctx context.Context, query string) (time.Duration, error)
+}
 
 // Destination creates tables and writes copied rows.
 type Destination interface {

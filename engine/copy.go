@@ -49,11 +49,14 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 	if err := e.negotiateRaw(ctx, pending); err != nil {
 		return err
 	}
-	writers, err := e.openWriters(ctx, min(e.cfg.Parallel, max(len(pending), 1)))
+	err = e.withBackoff(ctx, func(ctx context.Context) error {
+		writers, err := e.openWriters(ctx, min(e.cfg.Parallel, max(len(pending), 1)))
+		if err != nil {
+			return err
+		}
+		return e.copyLanes(ctx, stop, pending, writers)
+	})
 	if err != nil {
-		return err
-	}
-	if err := e.copyLanes(ctx, stop, pending, writers); err != nil {
 		return err
 	}
 	if stop.Err() != nil {

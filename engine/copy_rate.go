@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"math"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -18,6 +20,10 @@ import (
 type copyRate struct {
 	lim   *rate.Limiter
 	bytes bool // the bucket counts bytes, not rows
+	// passed counts the rows or bytes let through, waited the time readers
+	// spent waiting for the bucket: what progress and the log show.
+	passed atomic.Int64
+	waited atomic.Int64 // nanoseconds
 }
 
 // newCopyRate is the limiter for r, nil when r limits nothing.
@@ -44,12 +50,42 @@ func (c *copyRate) wait(ctx context.Context, rows int, size int64) error {
 		n = size
 	}
 	burst := int64(c.lim.Burst())
+	start := time.Now()
+	defer func() { c.waited.Add(int64(time.Since(start))) }()
 	for n > 0 {
 		take := min(n, burst)
 		if err := c.lim.WaitN(ctx, int(take)); err != nil {
 			return err
 		}
 		n -= take
+		c.passed.Add(take)
 	}
 	return nil
+}
+
+// RateSnapshot is --max-rate's bucket as progress shows it.
+type RateSnapshot struct {
+	// Unit is rows or bytes.
+	Unit          string  `json:"unit"`
+	Passed        int64   `json:"passed"`
+	WaitedSeconds float64 `json:"waited_seconds"`
+}
+
+func (c *copyRate) snapshot() *RateSnapshot {
+	if c == nil {
+		return nil
+	}
+	unit := "rows"
+	if c.bytes {
+		unit = "bytes"
+	}
+	return &RateSnapshot{Unit: unit, Passed: c.passed.Load(), WaitedSeconds: time.Duration(c.waited.Load()).Seconds()}
+}
+
+// passedSoFar is the rows or bytes let through so far, 0 without a limit.
+func (c *copyRate) passedSoFar() int64 {
+	if c == nil {
+		return 0
+	}
+	return c.passed.Load()
 }

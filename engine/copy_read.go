@@ -46,11 +46,18 @@ func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane c
 	cursor := task.cp.Cursor // the writer owns task.cp from the first batch on
 	o := e.newOutage(sideSource)
 	for {
+		if err := e.waitBackoff(ctx, stop); err != nil {
+			return err
+		}
 		emit := func(b *model.RowBatch) error {
 			if stop.Err() != nil {
 				return errStopped
 			}
 			if err := e.waitCopyRate(ctx, stop, b); err != nil {
+				return err
+			}
+			// The source reads the next batch once this returns.
+			if err := e.waitBackoff(ctx, stop); err != nil {
 				return err
 			}
 			b.Table = task.tr.dst

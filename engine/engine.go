@@ -69,6 +69,9 @@ type Engine struct {
 	cutOnce       sync.Once
 	// copyRate holds the copy to --max-rate; nil: no limit.
 	copyRate *copyRate
+	// backoff pauses table reads while the source's replicas lag
+	// (--max-replica-lag); nil: never.
+	backoff *sourceBackoff
 	// partitionsMu: one writer at a time creates partitions (partitions.go).
 	partitionsMu sync.Mutex
 }
@@ -108,6 +111,9 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 	}
 	e.copyRate = newCopyRate(maxRate)
 	e.src, e.dst = connector.Discover(src), connector.Discover(dst)
+	if e.backoff, err = newSourceBackoff(cfg.MaxReplicaLag, cfg.ReplicaLagQuery, e.src.ReplicaLagReader, errs.Redact(cfg.Source), e.log); err != nil {
+		return nil, err
+	}
 	if e.mode, err = negotiate(cfg.Mode, e.src.Abilities, e.dst.Abilities, errs.Redact(cfg.Source), errs.Redact(cfg.Destination)); err != nil {
 		return nil, err
 	}
@@ -116,6 +122,7 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 	}
 	e.ckpt = newCheckpoints(e.name, e.dst.CheckpointKeeper, store, e.onDestination)
 	e.progress = newProgress(e.name, e.mode, Abilities{Source: e.src.Abilities, Destination: e.dst.Abilities})
+	e.progress.backoff, e.progress.rate = e.backoff, e.copyRate
 	return e, nil
 }
 

@@ -30,8 +30,15 @@ func (e *Engine) Prepare(ctx context.Context) error {
 	}
 	sameFlow, legacy, legacySelection := e.cfg.MatchIdentity(ident)
 	movedFrom, moved := "", false
+	storedServer, err := e.store.Meta(ctx, sourceServerKey)
+	if err != nil {
+		return err
+	}
 	if ident != "" && !sameFlow {
-		if movedFrom, moved = e.cfg.SourceMoved(ident); !moved || e.src.HistoryChecker == nil || e.mode == flow.ModeSnapshot {
+		movedFrom, moved = e.cfg.SourceMoved(ident)
+		byServer := moved && storedServer != "" && e.src.ServerIdentifier != nil
+		byHistory := moved && e.src.HistoryChecker != nil && e.mode != flow.ModeSnapshot
+		if !byServer && !byHistory {
 			return errs.BadConfig(fmt.Sprintf("flow %q was started with another source, destination or --rename", e.name), "run with --restart to start the flow over, or choose another --name")
 		}
 	}
@@ -40,9 +47,12 @@ func (e *Engine) Prepare(ctx context.Context) error {
 		return err
 	}
 	if moved {
-		if err := e.acceptMovedSource(ctx, movedFrom, planJSON); err != nil {
+		if err := e.acceptMovedSource(ctx, movedFrom, storedServer, planJSON); err != nil {
 			return err
 		}
+	} else if sameFlow && storedServer == "" {
+		// A flow started before the server was recorded.
+		e.recordSourceServer(ctx)
 	}
 	if planJSON != "" {
 		var p model.Plan
@@ -97,8 +107,11 @@ func (e *Engine) Prepare(ctx context.Context) error {
 // replica promoted after a failover, when the source's history holds the
 // flow's position: the plan's T0 here; the change stream checks the
 // position it resumes from. The identity then names the new host.
-func (e *Engine) acceptMovedSource(ctx context.Context, from, planJSON string) error {
+func (e *Engine) acceptMovedSource(ctx context.Context, from, storedServer, planJSON string) error {
 	now := errs.Redact(e.cfg.Source)
+	if si := e.src.ServerIdentifier; si != nil && storedServer != "" {
+		return e.acceptSameServer(ctx, si, from, storedServer)
+	}
 	var p model.Plan
 	if planJSON == "" || json.Unmarshal([]byte(planJSON), &p) != nil || p.T0 == "" {
 		return errs.BadConfig(fmt.Sprintf("flow %q was started on source %s, not %s, and has no change stream position to resume from there", e.name, from, now), "point the flow at "+from+", or run with --restart")
@@ -311,10 +324,15 @@ func (e *Engine) leaveOutUnstreamable(tables []*model.Table) []*model.Table {
 		kept = append(kept, t)
 	}
 	if len(left) > 0 {
-		e.log.Warn(fmt.Sprintf("tables left out of the flow: change data capture cannot see their changes: %s; copy them with --mode snapshot (a flow of their own), or make them logged at the source (ALTER TABLE ... SET LOGGED) and run the flow again", strings.Join(left, ", ")),
-			"tables", len(left))
+		e.log.Warn(unstreamableMessage(left), "tables", len(left))
 	}
 	return kept
+}
+
+// unstreamableMessage is the warning for tables left out of a flow with
+// change data capture: at its start, or created at the source during CDC.
+func unstreamableMessage(left []string) string {
+	return fmt.Sprintf("tables left out of the flow: change data capture cannot see their changes: %s; copy them with --mode snapshot (a flow of their own), or make them logged at the source (ALTER TABLE ... SET LOGGED) and run the flow again", strings.Join(left, ", "))
 }
 
 // noTableSelected is the error of a selection that matches no table: it
@@ -387,6 +405,7 @@ func (e *Engine) storePlan(ctx context.Context, plan *model.Plan) error {
 	if err := e.store.SetMeta(ctx, "identity", e.cfg.Identity()); err != nil {
 		return err
 	}
+	e.recordSourceServer(ctx)
 	if err := e.store.SetMeta(ctx, "tables", strconv.Quote(e.cfg.Selection())); err != nil {
 		return err
 	}

@@ -215,6 +215,10 @@ type Progress struct {
 	resnap map[string]*Resnapshot
 	// verify is each table's background verification (verify_online.go).
 	verify verifyStats
+	// backoff is the --max-replica-lag gate, nil when off.
+	backoff *sourceBackoff
+	// rate is the --max-rate bucket, nil when off.
+	rate *copyRate
 }
 
 // Resnapshot is a table's incremental snapshot: the rows it copied again
@@ -443,6 +447,11 @@ type Snapshot struct {
 	// Cutover is the flow's cutover, its running step and those done; nil
 	// until one is requested.
 	Cutover *CutoverReport `json:"cutover,omitempty"`
+	// Backoff is the --max-replica-lag gate; nil when it is off.
+	Backoff *BackoffSnapshot `json:"backoff,omitempty"`
+	// MaxRate is the --max-rate bucket the copy and incremental snapshots
+	// read through; nil when there is no limit.
+	MaxRate *RateSnapshot `json:"max_rate,omitempty"`
 }
 
 // WorkerSnapshot is one scale-out worker and what it is doing.
@@ -459,7 +468,7 @@ func (p *Progress) Snapshot() Snapshot {
 		Elapsed: time.Since(p.Started).Seconds(), ResumedPartitions: p.ResumedPartitions.Load(),
 		SkippedPartitions: p.SkippedPartitions.Load(),
 		WriteBatches:      p.write.count, ApplyBatches: p.apply.count,
-		WriteLatencyMaxMS: float64(p.write.max) / 1e6, Cutover: p.cut.clone()}
+		WriteLatencyMaxMS: float64(p.write.max) / 1e6, Cutover: p.cut.clone(), Backoff: p.backoff.snapshot(), MaxRate: p.rate.snapshot()}
 	if p.write.count > 0 {
 		s.WriteLatencyAvgMS = float64(p.write.total) / float64(p.write.count) / 1e6
 	}

@@ -260,7 +260,10 @@ func (e *Engine) snapshotLoop(ctx context.Context, cs connector.ChangeSource, cm
 			if at, ok := e.snapRequested.Load(ns); !ok || at.(time.Time).Before(all[ns].Requested) {
 				e.snapRequested.Store(ns, all[ns].Requested)
 			}
-			if err := e.resnapshotTable(ctx, cs, ns, all[ns], cmds, applied); err != nil {
+			err := e.withBackoff(ctx, func(ctx context.Context) error {
+				return e.resnapshotTable(ctx, cs, ns, all[ns], cmds, applied)
+			})
+			if err != nil {
 				return ignoreEnd(ctx, err)
 			}
 		}
@@ -329,7 +332,7 @@ func ignoreEnd(ctx context.Context, err error) error {
 // resnapshotTable copies table ns again, chunk after chunk, from r's cursor.
 func (e *Engine) resnapshotTable(ctx context.Context, cs connector.ChangeSource, ns model.Namespace, r tableResnapshot, cmds chan<- snapCmd, applied *signal) error {
 	e.log.Info("incremental snapshot", "table", ns, "from", r.Cursor, "rows", r.Rows)
-	start := time.Now()
+	start, ratePassed := time.Now(), e.copyRate.passedSoFar()
 	for !r.Done {
 		if at, ok := e.snapRequested.Load(ns); ok && at.(time.Time).After(r.Requested) {
 			e.log.Info("incremental snapshot asked for again: starting the table over", "table", ns)
@@ -353,13 +356,21 @@ func (e *Engine) resnapshotTable(ctx context.Context, cs connector.ChangeSource,
 			e.log.Info("incremental snapshot dropped: the table left the flow", "table", ns)
 			return nil
 		}
+		if err := e.backoff.wait(ctx); err != nil {
+			return err
+		}
 		t1 := time.Now()
-		rows, cursor, exhausted, err := e.readChunk(ctx, st.table, r.Cursor)
+		rows, size, cursor, exhausted, err := e.readChunk(ctx, st.table, r.Cursor)
 		if err != nil {
 			if e.leftWhileRead(ctx, cs, ns) {
 				e.log.Info("incremental snapshot dropped: the table was dropped at the source", "table", ns)
 				return nil
 			}
+			return err
+		}
+		// --max-rate holds chunk reads as it holds the copy's: the same
+		// bucket, before the next read.
+		if err := e.copyRate.wait(ctx, len(rows), size); err != nil {
 			return err
 		}
 		t2 := time.Now()
@@ -402,7 +413,11 @@ func (e *Engine) resnapshotTable(ctx context.Context, cs connector.ChangeSource,
 		e.log.Debug("incremental snapshot chunk", "table", ns, "rows", len(rows), "folded", d.rows, "start", t1.Sub(t0), "read", t2.Sub(t1),
 			"watermark", t3.Sub(t2), "apply", t4.Sub(t3), "save", time.Since(t4))
 	}
-	e.log.Info("incremental snapshot done", "table", ns, "rows", r.Rows, "took", time.Since(start).Round(time.Millisecond))
+	done := []any{"table", ns, "rows", r.Rows, "took", time.Since(start).Round(time.Millisecond)}
+	if s := e.copyRate.snapshot(); s != nil {
+		done = append(done, "max_rate_passed", e.copyRate.passedSoFar()-ratePassed, "max_rate_unit", s.Unit)
+	}
+	e.log.Info("incremental snapshot done", done...)
 	return nil
 }
 
@@ -420,16 +435,16 @@ var errChunkRead = errors.New("chunk read")
 // readChunk reads up to --batch-rows rows of t after cursor from, in the
 // source's read order, from its current state; exhausted when none follow
 // them.
-func (e *Engine) readChunk(ctx context.Context, t *model.Table, from model.Cursor) (rows []model.Row, cursor model.Cursor, exhausted bool, err error) {
+func (e *Engine) readChunk(ctx context.Context, t *model.Table, from model.Cursor) (rows []model.Row, size int64, cursor model.Cursor, exhausted bool, err error) {
 	n := e.cfg.BatchRows
 	err = e.onSource(ctx, "read "+t.Namespace.String(), func(ctx context.Context) error {
-		rows, cursor, exhausted = nil, "", false
+		rows, size, cursor, exhausted = nil, 0, "", false
 		if cr, ok := e.src.Source.(connector.ChunkReader); ok {
 			b, err := cr.ReadChunk(ctx, t, from, n)
 			if err != nil {
 				return err
 			}
-			rows, cursor, exhausted = b.Rows, b.Cursor, len(b.Rows) < n
+			rows, size, cursor, exhausted = b.Rows, b.Bytes, b.Cursor, len(b.Rows) < n
 			return nil
 		}
 		p := model.Partition{ID: t.Namespace.String() + "/snapshot", Table: t.Namespace, BatchRows: n}
@@ -437,7 +452,7 @@ func (e *Engine) readChunk(ctx context.Context, t *model.Table, from model.Curso
 			if len(b.Rows) == 0 {
 				return nil
 			}
-			rows, cursor = b.Rows, b.Cursor
+			rows, size, cursor = b.Rows, b.Bytes, b.Cursor
 			return errChunkRead
 		})
 		switch {
@@ -451,9 +466,9 @@ func (e *Engine) readChunk(ctx context.Context, t *model.Table, from model.Curso
 		return err
 	})
 	if err != nil {
-		return nil, "", false, fmt.Errorf("incremental snapshot of %s: %w", t.Namespace, err)
+		return nil, 0, "", false, fmt.Errorf("incremental snapshot of %s: %w", t.Namespace, err)
 	}
-	return rows, cursor, exhausted, nil
+	return rows, size, cursor, exhausted, nil
 }
 
 // watermark writes the high watermark of a chunk into the change stream.

@@ -63,6 +63,12 @@ func (e *Engine) tableCreated(ctx context.Context, t *model.Table) (*tableRun, e
 	if e.mode == flow.ModeSnapshot || !e.filter.Match(ns) {
 		return nil, nil
 	}
+	if t.NoChangeStream != "" {
+		// Left out as at the flow's start (leaveOutUnstreamable).
+		e.log.Warn(unstreamableMessage([]string{ns.String() + " (" + t.NoChangeStream + ")"}), "tables", 1, "created_at_source", true)
+		e.progress.CDC.schemaChanged(ns.String(), "created at the source: left out ("+t.NoChangeStream+")")
+		return nil, nil
+	}
 	if e.cfg.DDL == flow.DDLStop {
 		return nil, errs.BadConfig(fmt.Sprintf("table %s was created at the source, --tables selects it, and the flow runs with --ddl stop, so it stops before anything after that", ns),
 			"run again with --ddl apply, which adds the table to the flow and copies it while changes stream, or leave it out of the flow: --tables '...,!"+ns.String()+"'")

@@ -83,6 +83,15 @@ type Config struct {
 	// changes only, from the start ferry cutover --reverse recorded at the
 	// source (the forward flow's destination), which the plan adopts.
 	Reverse bool `yaml:"-"`
+	// MaxReplicaLag pauses the copy's reads and incremental snapshots'
+	// chunk reads while the source's own replicas lag more than this
+	// (ReplicaLagQuery); 0 never.
+	MaxReplicaLag time.Duration `yaml:"max_replica_lag"`
+	// ReplicaLagQuery is run on the source for the replicas' lag: one
+	// number of seconds. Empty: the source's own measure (PostgreSQL: the
+	// largest replay_lag in pg_stat_replication); MySQL and MariaDB have
+	// none and need it.
+	ReplicaLagQuery string `yaml:"replica_lag_query"`
 }
 
 // How CDC applies changes (Config.ApplyMode).
@@ -252,6 +261,9 @@ func (c *Config) Validate() error {
 	if _, err := ParseRate(c.MaxRate); err != nil {
 		return errs.BadConfig(fmt.Sprintf("invalid --max-rate %q: %v", c.MaxRate, err), "give rows per second (5000) or bytes per second with a unit (10MB/s, 512KiB/s)")
 	}
+	if c.ReplicaLagQuery != "" && c.MaxReplicaLag == 0 {
+		return errs.BadConfig("--replica-lag-query is set but --max-replica-lag is not", "give --max-replica-lag, the lag past which the flow backs off (e.g. 30s)")
+	}
 	switch c.Until {
 	case "", "caught-up":
 	default:
@@ -272,6 +284,7 @@ func (c *Config) Validate() error {
 		{"apply_batch", c.ApplyBatch < 0, c.ApplyBatch}, {"apply_linger", c.ApplyLinger < 0, c.ApplyLinger},
 		{"retry_timeout", c.RetryTimeout < 0, c.RetryTimeout},
 		{"sync_sequences", c.SyncSequences < 0, c.SyncSequences},
+		{"max_replica_lag", c.MaxReplicaLag < 0, c.MaxReplicaLag},
 	} {
 		if v.neg {
 			return errs.BadConfig(fmt.Sprintf("%s must be positive, not %v", v.key, v.val), "leave it out (or 0) for the default")

@@ -43,14 +43,15 @@ func TestValidateRefusesNegativeSettings(t *testing.T) {
 		t.Fatalf("zero settings: %v", err)
 	}
 	for key, set := range map[string]func(*Config){
-		"parallel":       func(c *Config) { c.Parallel = -1 },
-		"writers":        func(c *Config) { c.Writers = -2 },
-		"batch_rows":     func(c *Config) { c.BatchRows = -3 },
-		"partition_rows": func(c *Config) { c.PartitionRows = -4 },
-		"apply_batch":    func(c *Config) { c.ApplyBatch = -5 },
-		"apply_linger":   func(c *Config) { c.ApplyLinger = -time.Second },
-		"retry_timeout":  func(c *Config) { c.RetryTimeout = -time.Minute },
-		"sync_sequences": func(c *Config) { c.SyncSequences = -time.Second },
+		"parallel":        func(c *Config) { c.Parallel = -1 },
+		"writers":         func(c *Config) { c.Writers = -2 },
+		"batch_rows":      func(c *Config) { c.BatchRows = -3 },
+		"partition_rows":  func(c *Config) { c.PartitionRows = -4 },
+		"apply_batch":     func(c *Config) { c.ApplyBatch = -5 },
+		"apply_linger":    func(c *Config) { c.ApplyLinger = -time.Second },
+		"retry_timeout":   func(c *Config) { c.RetryTimeout = -time.Minute },
+		"sync_sequences":  func(c *Config) { c.SyncSequences = -time.Second },
+		"max_replica_lag": func(c *Config) { c.MaxReplicaLag = -time.Second },
 	} {
 		c := base
 		set(&c)
@@ -146,5 +147,18 @@ func TestIdentityIgnoresHowFerryConnects(t *testing.T) {
 		if ok, _, _ := now.MatchIdentity(stored); ok != c.same {
 			t.Errorf("%s, %s: same flow %v, want %v", c.src, c.dst, ok, c.same)
 		}
+	}
+}
+
+// TestReplicaLagQueryNeedsTheLimit: a lag query without --max-replica-lag
+// would never be run; refused, exit 2, saying what to add.
+func TestReplicaLagQueryNeedsTheLimit(t *testing.T) {
+	c := Config{Source: "fake://", Destination: "null://", ReplicaLagQuery: "SELECT 1"}
+	if err := c.Validate(); !errs.IsConfigError(err) || !strings.Contains(err.Error(), "--max-replica-lag is not") {
+		t.Fatalf("a query without the limit: %v", err)
+	}
+	c.MaxReplicaLag = 30 * time.Second
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a query with the limit: %v", err)
 	}
 }

@@ -136,6 +136,7 @@ type Conn struct {
 type serverInfo struct {
 	version      string
 	mariadb      bool
+	gtidMode     bool // MySQL with gtid_mode=ON: positions carry gtid_executed
 	logBin       bool
 	format       string // binlog_format
 	rowImage     string // binlog_row_image
@@ -308,6 +309,12 @@ func (c *Conn) connect(ctx context.Context) error {
 		si.localInfile = localInfile == 1
 	}
 	si.mariadb = strings.Contains(strings.ToLower(si.version), "mariadb")
+	if !si.mariadb {
+		var mode string
+		if err := db.QueryRowContext(ctx, `SELECT @@GLOBAL.gtid_mode`).Scan(&mode); err == nil {
+			si.gtidMode = strings.EqualFold(mode, "ON")
+		}
+	}
 	if err := c.checkVersion(si); err != nil {
 		db.Close()
 		return err

@@ -63,9 +63,44 @@ func addGTID(pos, next string) (string, error) {
 	return set.String(), nil
 }
 
+// mysqlExecutedSet reads MySQL's Executed_Gtid_Set (SHOW MASTER STATUS,
+// gtid_executed), which the server breaks into lines after its commas,
+// into the canonical set; none (gtid_mode OFF, or nothing executed) is
+// no GTID.
+func mysqlExecutedSet(raw string) (string, bool, error) {
+	s := strings.Join(strings.Fields(raw), "")
+	if s == "" {
+		return "", false, nil
+	}
+	set, err := gomysql.ParseMysqlGTIDSet(s)
+	if err != nil {
+		return "", false, err
+	}
+	return set.String(), true, nil
+}
+
+// streamByGTID is the decision whether a stream from p starts by GTID.
+// MariaDB: when p's file and offset are not the same point on this server
+// (sameHere, asked only then: BINLOG_GTID_POS maps them). MySQL with
+// gtid_mode ON: whenever p has a set, since MySQL cannot map a file and
+// offset to a set; COM_BINLOG_DUMP_GTID sends every transaction not in
+// it, so a position inside a transaction (a huge one checkpointed in
+// parts) starts again at that transaction, whose changes apply again
+// idempotently.
+func streamByGTID(mariadb, gtidMode bool, p binlogPos, sameHere func() bool) bool {
+	if !p.hasGTID || p.gtid == "" {
+		return false
+	}
+	if mariadb {
+		return !sameHere()
+	}
+	return gtidMode && strings.Contains(p.gtid, ":")
+}
+
 // withGTID adds to a position of a MariaDB server the GTID position there
 // (BINLOG_GTID_POS: the same point as the file and offset, whatever has
-// been written since). MySQL positions stay file and offset.
+// been written since). MySQL positions carry the executed set read with
+// them (statusQuery), or none.
 func (c *Conn) withGTID(ctx context.Context, q queryer, p binlogPos) (binlogPos, error) {
 	if !c.server.mariadb {
 		return p, nil
@@ -95,11 +130,20 @@ func (c *Conn) withGTID(ctx context.Context, q queryer, p binlogPos) (binlogPos,
 	return p, nil
 }
 
-// binlogGTID is the GTID position at the end of the server's binlog.
+// binlogGTID is the GTID position at the end of the server's binlog:
+// MariaDB's gtid_binlog_pos, MySQL's gtid_executed.
 func (c *Conn) binlogGTID(ctx context.Context) (string, error) {
+	name := "gtid_binlog_pos"
+	if !c.server.mariadb {
+		name = "gtid_executed"
+	}
 	var v string
-	if err := c.db.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_pos").Scan(&v); err != nil {
-		return "", fmt.Errorf("mysql %s: read gtid_binlog_pos: %w", c.host, c.scrubber.Err(err))
+	if err := c.db.QueryRowContext(ctx, "SELECT @@GLOBAL."+name).Scan(&v); err != nil {
+		return "", fmt.Errorf("mysql %s: read %s: %w", c.host, name, c.scrubber.Err(err))
+	}
+	if !c.server.mariadb {
+		set, _, err := mysqlExecutedSet(v)
+		return set, err
 	}
 	return v, nil
 }
@@ -111,11 +155,10 @@ func (c *Conn) binlogGTID(ctx context.Context) (string, error) {
 // one server's binlog only; the GTID names it on every server of the
 // topology.
 func (c *Conn) streamsByGTID(ctx context.Context, p binlogPos) bool {
-	if !c.server.mariadb || !p.hasGTID || p.gtid == "" {
-		return false
-	}
-	here, err := c.withGTID(ctx, c.db, binlogPos{file: p.file, pos: p.pos})
-	return err != nil || !here.hasGTID || here.gtid != p.gtid
+	return streamByGTID(c.server.mariadb, c.server.gtidMode, p, func() bool {
+		here, err := c.withGTID(ctx, c.db, binlogPos{file: p.file, pos: p.pos})
+		return err == nil && here.hasGTID && here.gtid == p.gtid
+	})
 }
 
 // gtidPurged is the error of a server whose binlogs from a GTID position
@@ -135,9 +178,9 @@ func (c *Conn) CheckHistory(ctx context.Context, pos model.Position) error {
 	if err != nil {
 		return err
 	}
-	if !c.server.mariadb || !p.hasGTID {
+	if !(c.server.mariadb || c.server.gtidMode) || !p.hasGTID {
 		return &errs.ConfigError{Msg: fmt.Sprintf("mysql %s: the flow's position %s has no GTID, so it names a place in the old server's binlog only", c.host, pos),
-			Fix: "point the flow at the server it was started on, or start it over with --restart (flows keep GTID positions on MariaDB since ferry recorded them)"}
+			Fix: "point the flow at the server it was started on, or start it over with --restart (flows keep GTID positions on MariaDB, and on MySQL with gtid_mode=ON, since ferry recorded them)"}
 	}
 	head, err := c.binlogGTID(ctx)
 	if err != nil {

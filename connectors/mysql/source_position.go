@@ -197,7 +197,15 @@ func statusQuery(ctx context.Context, q queryer, query string) (binlogPos, error
 	if err != nil {
 		return binlogPos{}, fmt.Errorf("%s: position %q: %w", query, vals[1], err)
 	}
-	return binlogPos{file: string(vals[0]), pos: uint32(n)}, nil
+	p := binlogPos{file: string(vals[0]), pos: uint32(n)}
+	// MySQL's fifth column, Executed_Gtid_Set, is read in the same row as
+	// the file and offset: the same point (MariaDB has four columns).
+	if len(vals) >= 5 {
+		if p.gtid, p.hasGTID, err = mysqlExecutedSet(string(vals[4])); err != nil {
+			return binlogPos{}, fmt.Errorf("%s: Executed_Gtid_Set %q: %w", query, vals[4], err)
+		}
+	}
+	return p, nil
 }
 
 func (c *Conn) binlogDisabled() error {

@@ -318,7 +318,7 @@ func (s *stream) run(ctx context.Context) error {
 		// topology this is; the server's first (artificial) rotate event
 		// names the file it reads.
 		var set gomysql.GTIDSet
-		if set, err = gomysql.ParseMariadbGTIDSet(s.boundary.gtid); err != nil {
+		if set, err = parseGTIDSet(s.boundary.gtid); err != nil {
 			return fatal(fmt.Errorf("mysql %s: GTID position %s: %w", c.host, s.boundary, err))
 		}
 		streamer, err = syncer.StartSyncGTID(set)

@@ -97,6 +97,9 @@ func (s *streamer) logRow(ctx context.Context, r *relation, t *pglogrepl.TupleDa
 	case command == dropTableCommand:
 		return s.tableDropped(ctx, st, send)
 	}
+	if err := s.madeUnlogged(ctx, st, uint32(relid)); err != nil {
+		return err
+	}
 	entries, err := s.c.readDDLLog(ctx, uint32(relid), id)
 	if err != nil {
 		return err

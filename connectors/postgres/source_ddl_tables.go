@@ -2,7 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -42,11 +47,18 @@ func (s *streamer) tableCreated(ctx context.Context, relid uint32, send func(pen
 	if s.tables[ns] != nil || !s.newTables(ns) {
 		return nil
 	}
-	// Refused as the plan refuses it: the flow asked for the table.
-	if err := checkSelected([]*srcTable{src}); err != nil {
+	if err := s.flushPartial(ctx, send); err != nil {
 		return err
 	}
-	if err := s.flushPartial(ctx, send); err != nil {
+	// Created UNLOGGED: the engine leaves it out, as the plan does, with
+	// the reason NoChangeStream gives; the stream never follows it (an
+	// ALTER or DROP of it later names a table it does not know).
+	if src.table.NoChangeStream != "" {
+		s.schemas = append(s.schemas, model.SchemaChange{Table: src.table.Clone(), Created: true})
+		return nil
+	}
+	// Refused as the plan refuses it: the flow asked for the table.
+	if err := checkSelected([]*srcTable{src}); err != nil {
 		return err
 	}
 	st, err := s.c.newStreamTable(ctx, src.table)
@@ -69,6 +81,26 @@ func (s *streamer) tableCreated(ctx context.Context, relid uint32, send func(pen
 		}
 	}
 	return nil
+}
+
+// madeUnlogged refuses to go on past ALTER TABLE ... SET UNLOGGED of a
+// table the flow follows: from then on its changes are not in the WAL, so
+// the stream would silently miss them. The table as the catalog has it now
+// counts: one made logged again since is followed as before, and the rows
+// written while it was unlogged reach the destination only by copying it
+// again (ferry snapshot), which the error says.
+func (s *streamer) madeUnlogged(ctx context.Context, st *streamTable, relid uint32) error {
+	var persistence string
+	err := s.c.pool.QueryRow(ctx, `SELECT relpersistence::text FROM pg_class WHERE oid = $1`, relid).Scan(&persistence)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && persistence != "u") {
+		return nil
+	}
+	if err != nil {
+		return s.c.classify(err, "read the table's persistence")
+	}
+	ns := st.table.Namespace
+	return errs.BadConfig(fmt.Sprintf("table %s was made UNLOGGED at the source (ALTER TABLE ... SET UNLOGGED) while the flow follows it: its changes are no longer written to the WAL, so change data capture cannot see them; the flow stopped before anything after it", ns),
+		fmt.Sprintf("make it logged again at the source (ALTER TABLE %s SET LOGGED), run the flow again, and copy the table again while it runs (ferry snapshot SOURCE DESTINATION %s) for the changes made while it was unlogged; or leave it out of the flow: --tables '...,!%s' and run it again", ns, ns, ns))
 }
 
 // tableDropped stops following a table of the stream dropped at the

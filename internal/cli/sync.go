@@ -31,6 +31,8 @@ import (
 type flowFlags struct {
 	file, name, mode, tables, until, stateDir string
 	ddl, applyMode, maxRate                   string
+	maxReplicaLag                             time.Duration
+	replicaLagQuery                           string
 	rename                                    []string
 	parallel, writers, batchRows, applyBatch  int
 	partitionRows                             int64
@@ -99,6 +101,8 @@ func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
 	fs.DurationVar(&f.applyLinger, "apply-linger", 0, "how long CDC waits to fill a batch (default 50ms)")
 	fs.StringVar(&f.applyMode, "apply-mode", "", "parallel (changes applied across keys by --writers writers, the default) or transactional (one writer; each destination transaction holds whole source transactions, so readers never see half of one)")
 	fs.StringVar(&f.maxRate, "max-rate", "", "cap the copy's reads across all lanes: rows per second (5000) or bytes per second (10MB/s, 512KiB/s); default no limit")
+	fs.DurationVar(&f.maxReplicaLag, "max-replica-lag", 0, "pause the copy's and incremental snapshots' reads while the source's own replicas lag more than this, e.g. 30s (default 0: never)")
+	fs.StringVar(&f.replicaLagQuery, "replica-lag-query", "", "query run on the source returning its replicas' lag in seconds (PostgreSQL default: the largest replay_lag in pg_stat_replication; required for MySQL/MariaDB)")
 	fs.DurationVar(&f.retryTimeout, "retry-timeout", 0, "how long an unavailable source or destination is retried before the flow fails (default 5m)")
 	fs.StringVar(&f.ddl, "ddl", "", "when the source changes a table's schema or truncates it during CDC: apply (follow it, the default) or stop (stop the flow there)")
 	fs.DurationVar(&f.syncSequences, "sync-sequences", 0, "during CDC, copy the source's sequences to the destination this often, e.g. 1m (default 0: never; a cutover sets them)")
@@ -209,9 +213,11 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	set("ddl", func() { cfg.DDL = f.ddl })
 	set("apply-mode", func() { cfg.ApplyMode = f.applyMode })
 	set("max-rate", func() { cfg.MaxRate = f.maxRate })
+	set("max-replica-lag", func() { cfg.MaxReplicaLag = f.maxReplicaLag })
+	set("replica-lag-query", func() { cfg.ReplicaLagQuery = f.replicaLagQuery })
 	set("until", func() { cfg.Until = f.until })
 	set("state-dir", func() { cfg.StateDir = f.stateDir })
-	if err := refuseNonPositive(fs, "parallel", "writers", "batch-rows", "partition-rows", "apply-batch", "apply-linger", "retry-timeout"); err != nil {
+	if err := refuseNonPositive(fs, "parallel", "writers", "batch-rows", "partition-rows", "apply-batch", "apply-linger", "retry-timeout", "max-replica-lag"); err != nil {
 		return nil, err
 	}
 	if cfg.StateDir == "" {

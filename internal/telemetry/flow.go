@@ -153,6 +153,16 @@ func (f *Flow) instruments(m metric.Meter) error {
 	if err != nil {
 		return err
 	}
+	backoff, err := m.Float64ObservableCounter("ferry.source.backoff", metric.WithUnit("s"),
+		metric.WithDescription("Time the flow's table reads paused while the source's replicas lagged past --max-replica-lag; absent when it is off."))
+	if err != nil {
+		return err
+	}
+	backingOff, err := m.Int64ObservableGauge("ferry.source.backing_off",
+		metric.WithDescription("1 while table reads pause for the source's replicas' lag (--max-replica-lag), else 0; absent when it is off."))
+	if err != nil {
+		return err
+	}
 	partitions, err := m.Int64ObservableGauge("ferry.partitions", metric.WithUnit("{partition}"),
 		metric.WithDescription("Partitions per table by state: pending, running, done."))
 	if err != nil {
@@ -210,6 +220,14 @@ func (f *Flow) instruments(m metric.Meter) error {
 		if s.CDC.SlotSafeBytes != nil {
 			o.ObserveInt64(slotSafe, *s.CDC.SlotSafeBytes, flowOpt)
 		}
+		if b := s.Backoff; b != nil {
+			o.ObserveFloat64(backoff, b.SecondsTotal, flowOpt)
+			on := int64(0)
+			if b.BackingOff {
+				on = 1
+			}
+			o.ObserveInt64(backingOff, on, flowOpt)
+		}
 		o.ObserveInt64(phase, 1, metric.WithAttributes(attribute.String("flow", f.info.Name), attribute.String("phase", string(s.Phase))))
 		for _, t := range s.Tables {
 			opt := f.tableOpt(t.Table)
@@ -235,7 +253,7 @@ func (f *Flow) instruments(m metric.Meter) error {
 			}
 		}
 		return nil
-	}, received, schemaChanges, heldPeak, lag, lagBytes, slotRetained, slotSafe, partitions, copied, estimated, resumed, phase, verifyRows, verifyKeys)
+	}, received, schemaChanges, heldPeak, lag, lagBytes, slotRetained, slotSafe, backoff, backingOff, partitions, copied, estimated, resumed, phase, verifyRows, verifyKeys)
 	if err != nil {
 		return err
 	}

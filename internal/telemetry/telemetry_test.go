@@ -397,3 +397,36 @@ func TestPrometheusSlotRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestPrometheusSourceBackoff: the time table reads paused for the
+// source's replicas' lag is a counter in seconds and whether they pause
+// now a gauge, both absent while --max-replica-lag is off.
+func TestPrometheusSourceBackoff(t *testing.T) {
+	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Prometheus: true, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	var on bool
+	f, err := tel.Flow(context.Background(), telemetry.FlowInfo{Name: "guest", Mode: "full", Coordinator: "local"}, func() engine.Snapshot {
+		s := engine.Snapshot{Flow: "guest", Phase: engine.PhaseCopy, CDC: engine.CDCSnapshot{LagSeconds: -1}}
+		if on {
+			s.Backoff = &engine.BackoffSnapshot{MaxReplicaLagSeconds: 30, ReplicaLagSeconds: 95, BackingOff: true, SecondsTotal: 12.5}
+		}
+		return s
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.End(nil)
+	if out := scrape(t, tel.Handler()); strings.Contains(out, "ferry_source_backoff") {
+		t.Fatalf("backoff metrics without --max-replica-lag:\n%s", out)
+	}
+	on = true
+	out := scrape(t, tel.Handler())
+	for _, want := range []string{`ferry_source_backoff_seconds_total{flow="guest"} 12.5`, `ferry_source_backing_off{flow="guest"} 1`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

@@ -262,6 +262,7 @@
       ['Mode', f.mode + (f.coordinator ? ' · ' + f.coordinator + ' coordinator' : '')],
       ['Write batches', onWorkers(f) ? 'counted by each worker (its /metrics)' : int(f.write_batches) + ' · avg ' + f.write_latency_avg_ms.toFixed(1) + ' ms · max ' + f.write_latency_max_ms.toFixed(1) + ' ms'],
       ['Resumed', f.resumed_partitions + ' partitions from a cursor · ' + f.skipped_partitions + ' already done'],
+      ['Source load', guestText(f)],
       ['State', f.state_path || '–', 'mono'],
     ]);
     const c = f.cdc;
@@ -279,6 +280,19 @@
       ['Sequences', sequencesText(f.sequences)],
       ['Schema changes', schemaText(c)],
     ]);
+  }
+
+  // guestText shows what holds the table reads back for the source's sake:
+  // --max-replica-lag's backoff and --max-rate's bucket.
+  function guestText(f) {
+    const parts = [];
+    const b = f.backoff;
+    if (b) {
+      parts.push((b.backing_off ? 'BACKING OFF: replicas lag ' : 'replicas lag ') + b.replica_lag_seconds.toFixed(1) + ' s (limit ' + b.max_replica_lag_seconds.toFixed(1) + ' s) · paused ' + b.seconds_total.toFixed(0) + ' s in all');
+    }
+    const r = f.max_rate;
+    if (r) parts.push('--max-rate: ' + int(r.passed) + ' ' + r.unit + ' through · waited ' + r.waited_seconds.toFixed(1) + ' s');
+    return parts.length ? parts.join(' · ') : 'no limit';
   }
 
   // slotText shows the log the source keeps for the flow against its limit
