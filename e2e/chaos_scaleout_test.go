@@ -181,11 +181,11 @@ func TestChaosScaleOut(t *testing.T) {
 	}
 	rep.recovered(time.Since(restarted))
 	for pid, w := range ws.live {
-		if w.cmd.ProcessState != nil {
+		if w.hasExited() {
 			t.Fatalf("worker %d exited while Temporal was down:\n%s", pid, tail(w.stderr.String(), 30))
 		}
 	}
-	if run.cmd.ProcessState != nil {
+	if run.hasExited() {
 		t.Fatalf("ferry run exited while Temporal was down:\n%s", tail(run.stderr.String(), 30))
 	}
 	// Both sides say when Temporal went away and when it came back (each

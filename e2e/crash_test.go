@@ -67,7 +67,7 @@ func TestKillDuringCopyAndCDCThenResume(t *testing.T) {
 					// copy run before any partition is done, and then no
 					// rerun has one to skip: the second kill waits for one.
 					chaosWait(30*time.Second, func() bool {
-						return bg.cmd.ProcessState != nil || partitionsDoneAt(t, dstKind, dir, db) > 0
+						return bg.hasExited() || partitionsDoneAt(t, dstKind, dir, db) > 0
 					})
 				}
 				inCDC := strings.Contains(bg.stderr.String(), "change data capture starting")

@@ -594,7 +594,7 @@ func TestCrossDBMySQLToPostgres(t *testing.T) {
 	}
 	time.Sleep(1500 * time.Millisecond) // writes during CDC
 	w.halt()
-	if bg.cmd.ProcessState != nil {
+	if bg.hasExited() {
 		t.Fatalf("ferry ended during CDC:\n%s", bg.stderr.String())
 	}
 	if code := bg.signal(t, syscall.SIGTERM); code != 0 {
@@ -840,7 +840,7 @@ func TestCrossDBPostgresToMySQL(t *testing.T) {
 		}
 		time.Sleep(1500 * time.Millisecond) // writes during CDC
 		w.halt()
-		if bg.cmd.ProcessState != nil {
+		if bg.hasExited() {
 			t.Fatalf("ferry ended during CDC:\n%s", bg.stderr.String())
 		}
 		if code := bg.signal(t, syscall.SIGTERM); code != 0 {

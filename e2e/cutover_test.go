@@ -165,7 +165,7 @@ func TestCutoverRefusedBeforeTheCopyFinished(t *testing.T) {
 			t.Fatalf("cutover %d during the copy: %s\nwant exit 2 with the copy's progress", i+1, r)
 		}
 	}
-	if sync.cmd.ProcessState != nil {
+	if sync.hasExited() {
 		t.Fatalf("the refused cutover ended the sync:\n%s", sync.stderr.String())
 	}
 	// Killed, so its copy stays unfinished (a graceful stop would flush

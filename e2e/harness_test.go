@@ -101,6 +101,9 @@ type background struct {
 	cmd    *exec.Cmd
 	stderr *syncBuffer
 	done   chan error
+	// exited is closed once the process has been waited for: reading
+	// cmd.ProcessState before that races with cmd.Wait.
+	exited chan struct{}
 }
 
 type syncBuffer struct {
@@ -123,17 +126,23 @@ func (b *syncBuffer) String() string {
 func startFerry(t *testing.T, args ...string) *background {
 	t.Helper()
 	cmd := exec.Command(ferryBin, args...)
-	bg := &background{cmd: cmd, stderr: newSyncBuffer(), done: make(chan error, 1)}
+	bg := &background{cmd: cmd, stderr: newSyncBuffer(), done: make(chan error, 1), exited: make(chan struct{})}
 	cmd.Stderr = bg.stderr
 	cmd.Stdout = bg.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { bg.done <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		close(bg.exited)
+		bg.done <- err
+	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		select {
+		case <-bg.exited:
+		default:
 			cmd.Process.Kill() //nolint:errcheck // best effort at test end
-			<-bg.done
+			<-bg.exited
 		}
 	})
 	return bg
@@ -147,10 +156,11 @@ func (b *background) waitFor(t *testing.T, msg string, timeout time.Duration) bo
 		if strings.Contains(b.stderr.String(), `"msg":"`+msg+`"`) {
 			return true
 		}
-		if b.cmd.ProcessState != nil {
-			return false
+		select {
+		case <-b.exited:
+			return strings.Contains(b.stderr.String(), `"msg":"`+msg+`"`)
+		case <-time.After(10 * time.Millisecond):
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	return false
 }
@@ -355,5 +365,15 @@ func compareJSONLWithFake(t *testing.T, path, fakeURL string, ns model.Namespace
 	}
 	if len(seen) != len(rows) {
 		t.Fatalf("%s has %d rows, the source %d", path, len(seen), len(rows))
+	}
+}
+
+// hasExited reports whether the process has exited (and been waited for).
+func (b *background) hasExited() bool {
+	select {
+	case <-b.exited:
+		return true
+	default:
+		return false
 	}
 }

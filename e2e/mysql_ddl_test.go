@@ -63,7 +63,7 @@ func endsEqual(t *testing.T, s *mysqltest.Server, src, dst string, bg *backgroun
 		if ok {
 			break
 		}
-		if bg.cmd.ProcessState != nil {
+		if bg.hasExited() {
 			t.Fatalf("the flow stopped: %s\n%s", diff, tail(bg.stderr.String(), 30))
 		}
 		if time.Now().After(deadline) {
@@ -272,7 +272,7 @@ func waitCopies(t *testing.T, bg *background, n int) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for strings.Count(bg.stderr.String(), `"msg":"incremental snapshot done"`) < n {
-		if time.Now().After(deadline) || bg.cmd.ProcessState != nil {
+		if time.Now().After(deadline) || bg.hasExited() {
 			t.Fatalf("the flow did not finish %d incremental snapshot(s):\n%s", n, tail(bg.stderr.String(), 30))
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -165,7 +165,7 @@ func TestMySQLTablesCreatedAndDroppedDuringCDC(t *testing.T) {
 			if hb == 1 && ha == hbs && na == nb {
 				break
 			}
-			if bg.cmd.ProcessState != nil || time.Now().After(deadline) {
+			if bg.hasExited() || time.Now().After(deadline) {
 				t.Fatalf("%s: source %d rows, destination %d rows (exists %v); the flow:\n%s", tbl.name, na, nb, hb == 1, tail(bg.stderr.String(), 30))
 			}
 			time.Sleep(200 * time.Millisecond)

@@ -119,7 +119,7 @@ func TestPostgresSchemaChangesDuringCDC(t *testing.T) {
 		t.Fatalf("ferry did not reach CDC:\n%s", bg.stderr.String())
 	}
 	w, aw := startPGWriter(t, srv.URL(src), 3001), startAcctWriter(t, srv.URL(src))
-	pgSchemaChangesScenario(t, srv, src, func() bool { return bg.cmd.ProcessState == nil }, func() string { return tail(bg.stderr.String(), 30) })
+	pgSchemaChangesScenario(t, srv, src, func() bool { return !bg.hasExited() }, func() string { return tail(bg.stderr.String(), 30) })
 	w.halt(t)
 	aw.halt()
 	awaitEqual(t, srv, src, dst, "accts", "id")
@@ -159,7 +159,7 @@ func TestScaleOutPostgresSchemaChangesDuringCDC(t *testing.T) {
 		"--batch-rows", "500", "--log-format", "json", "--progress", "none")
 	w, aw := startPGWriter(t, srv.URL(src), 3001), startAcctWriter(t, srv.URL(src))
 	ts.awaitStreaming(t, name, run)
-	pgSchemaChangesScenario(t, srv, src, func() bool { return run.cmd.ProcessState == nil }, func() string { return tail(wk.stderr.String(), 30) })
+	pgSchemaChangesScenario(t, srv, src, func() bool { return !run.hasExited() }, func() string { return tail(wk.stderr.String(), 30) })
 	w.halt(t)
 	aw.halt()
 	awaitEqual(t, srv, src, dst, "accts", "id")

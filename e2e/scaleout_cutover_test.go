@@ -98,7 +98,7 @@ func TestScaleOutCutoverDrainsToThePositionAtTheRequest(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	if first.cmd.ProcessState != nil || run.cmd.ProcessState != nil {
+	if first.hasExited() || run.hasExited() {
 		t.Fatalf("ended while the drain is held:\ncutover:\n%s\nrun:\n%s", first.stderr.String(), run.stderr.String())
 	}
 	if err := lock.Commit(ctx); err != nil {

@@ -25,7 +25,7 @@ func slotWaitWarning(t *testing.T, bg *background, pid uint32, timeout time.Dura
 				return m
 			}
 		}
-		if bg.cmd.ProcessState != nil {
+		if bg.hasExited() {
 			break
 		}
 	}

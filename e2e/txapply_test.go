@@ -237,7 +237,7 @@ func runTransfers(t *testing.T, srcURL, dstURL, name string, src, dst txSide, ex
 		if err == nil && got == want {
 			break
 		}
-		if time.Now().After(deadline) || bg.cmd.ProcessState != nil {
+		if time.Now().After(deadline) || bg.hasExited() {
 			t.Fatalf("the destination never caught up (%v):\n%s", err, bg.stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)

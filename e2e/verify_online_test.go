@@ -103,7 +103,7 @@ func TestPostgresVerifyOnline(t *testing.T) {
 	vb := startFerry(t, verifyArgs...)
 	deadline := time.Now().Add(2 * time.Minute)
 	for !strings.Contains(vb.stderr.String(), `"table":"public.settings","keys":1`) {
-		if vb.cmd.ProcessState != nil || time.Now().After(deadline) {
+		if vb.hasExited() || time.Now().After(deadline) {
 			lock.Rollback(ctx) //nolint:errcheck // failing anyway
 			t.Fatalf("verify did not wait for the flow on settings:\n%s", vb.stderr.String())
 		}
@@ -166,7 +166,7 @@ func waitPasses(t *testing.T, bg *background, url, table string, passes int64) m
 		if v := tables[table].Verify; v != nil && v.Passes >= passes {
 			return tables
 		}
-		if bg.cmd.ProcessState != nil || time.Now().After(deadline) {
+		if bg.hasExited() || time.Now().After(deadline) {
 			t.Fatalf("%s was not verified %d times: %+v\n%s", table, passes, tables[table], bg.stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
