@@ -15,6 +15,7 @@ import (
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
+	"github.com/ferrydb/ferry/scaleout"
 	"github.com/ferrydb/ferry/state"
 )
 
@@ -236,4 +237,15 @@ func refuseUnstartedReverse(cfg *flow.Config) error {
 	}
 	return errs.BadConfig(fmt.Sprintf("flow %q is the way back of flow %q, recorded by its cutover, and has not started", rec.Reverse, forward),
 		fmt.Sprintf("start it with ferry sync DESTINATION SOURCE --name %s --reverse", forward))
+}
+
+// printScaleOutReverse adds the way back to a scale-out cutover report.
+func printScaleOutReverse(out io.Writer, tf temporalFlags, rec state.ReverseStart) {
+	fmt.Fprintf(out, "  reverse    %s at the destination: flow %q starts there (everything ferry applied is before it); recorded at the destination, under the reverse flow's name\n", rec.Start, rec.Reverse)
+	fmt.Fprintf(out, "             the source keeps this flow's replication slot until the reverse flow has checked that nothing was written there since %s\n", rec.ForwardEnd)
+	cmd := fmt.Sprintf("ferry run %s %s --reverse --name %s --temporal %s", shellQuote(rec.Destination), shellQuote(rec.Source), rec.Forward, shellQuote(tf.address))
+	if tf.taskQueue != scaleout.DefaultTaskQueue {
+		cmd += " --task-queue " + shellQuote(tf.taskQueue)
+	}
+	fmt.Fprintf(out, "  way back   %s\n", cmd)
 }
