@@ -32,6 +32,15 @@ func (ts *temporalServer) awaitFlow(t *testing.T, flow string, what string, ok f
 	}
 }
 
+// streamOne waits until flow streams, then makes it carry one change of
+// write and waits until it did.
+func (ts *temporalServer) streamOne(t *testing.T, flow string, run *background, write func()) {
+	t.Helper()
+	ts.awaitFlow(t, flow, "change data capture", func(st *scaleout.Status) bool { return st.State.Phase == scaleout.PhaseCDC })
+	write()
+	ts.awaitStreaming(t, flow, run)
+}
+
 // The forward flow is cut over with --reverse: its slot at the old database
 // stays, the report gives the reverse flow's command. The reverse flow
 // checks the old database, releases the forward slot, carries the
@@ -53,8 +62,7 @@ func TestScaleOutReverseFlowPostgres(t *testing.T) {
 	addWorker()
 	addWorker()
 	run := startFerry(t, "run", "--temporal", ts.addr, "--source", "old", "--destination", "new", "--name", "srv", "--progress", "none")
-	srv.Exec(t, old, `UPDATE items SET qty = qty + 1 WHERE id <= 20`)
-	ts.awaitStreaming(t, "srv", run)
+	ts.streamOne(t, "srv", run, func() { srv.Exec(t, old, `UPDATE items SET qty = qty + 1 WHERE id <= 20`) })
 	// Drained by the cutover: applied at the new database before the
 	// reverse start, so it does not come back.
 	srv.Exec(t, old, `UPDATE items SET qty = qty + 1 WHERE id <= 50; INSERT INTO items (name, qty) VALUES ('late', 1)`)
@@ -75,8 +83,7 @@ func TestScaleOutReverseFlowPostgres(t *testing.T) {
 
 	// The application now writes at the new database.
 	rev := startFerry(t, "run", "new", "old", "--reverse", "--name", "srv", "--temporal", ts.addr, "--progress", "none")
-	appWritesNew(t, srv, nu, 1)
-	ts.awaitStreaming(t, "srv-reverse", rev)
+	ts.streamOne(t, "srv-reverse", rev, func() { appWritesNew(t, srv, nu, 1) })
 	if n := scalar(t, srv, old, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ferry_srv'`); n != 0 {
 		t.Fatal("the forward flow's slot at the old database was kept after the reverse flow checked it")
 	}
@@ -139,8 +146,7 @@ func TestScaleOutReverseRefusals(t *testing.T) {
 	ts.worker(t, "old="+srv.URL(old)+"&heartbeat=1s", "new="+srv.URL(nu)+"&heartbeat=1s", "lite=sqlite://"+filepath.Join(t.TempDir(), "lite.db"))
 
 	lite := startFerry(t, "run", "--temporal", ts.addr, "--source", "old", "--destination", "lite", "--name", "tolite", "--tables", "public.items", "--progress", "none")
-	srv.Exec(t, old, `UPDATE items SET qty = qty + 1 WHERE id <= 20`)
-	ts.awaitStreaming(t, "tolite", lite)
+	ts.streamOne(t, "tolite", lite, func() { srv.Exec(t, old, `UPDATE items SET qty = qty + 1 WHERE id <= 20`) })
 	r := ferry(t, "flow", "cutover", "tolite", "--reverse", "--temporal", ts.addr)
 	if r.code != 2 || !strings.Contains(r.stderr, "cannot be the source of a reverse flow") {
 		t.Fatalf("cutover --reverse to SQLite: %s\nwant exit 2", r)
@@ -157,8 +163,7 @@ func TestScaleOutReverseRefusals(t *testing.T) {
 	}
 
 	run := startFerry(t, "run", "--temporal", ts.addr, "--source", "old", "--destination", "new", "--name", "rw", "--progress", "none")
-	srv.Exec(t, old, `UPDATE items SET qty = qty + 1 WHERE id <= 20`)
-	ts.awaitStreaming(t, "rw", run)
+	ts.streamOne(t, "rw", run, func() { srv.Exec(t, old, `UPDATE items SET qty = qty + 1 WHERE id <= 20`) })
 	mustFerry(t, "flow", "cutover", "rw", "--reverse", "--temporal", ts.addr)
 	run.waitExit(t, time.Minute)
 	srv.Exec(t, old, `UPDATE items SET qty = 0 WHERE id = 3`)
