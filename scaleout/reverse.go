@@ -110,7 +110,7 @@ func (r *flowRun) checkOldSide(ctx, actCtx workflow.Context) error {
 	if err != nil {
 		return failure("reverse flow", err)
 	}
-	r.s.Reverse = &rec
+	r.s.ReverseOf = &rec
 	if len(r.in.Options.Tables) == 0 {
 		r.in.Options.Tables = rec.Tables
 	}

@@ -115,7 +115,7 @@ func TestReverseFlowChecksTheOldSideFirst(t *testing.T) {
 	if got, want := fmt.Sprint(f.steps()), "[check-old-side plan stream release]"; got != want {
 		t.Fatalf("steps %s, want %s", got, want)
 	}
-	if s.Reverse == nil || !s.Reverse.Checked {
-		t.Fatalf("reverse state: %+v", s.Reverse)
+	if s.ReverseOf == nil || !s.ReverseOf.Checked || s.Reverse != nil {
+		t.Fatalf("reverse state: of %+v, own %+v", s.ReverseOf, s.Reverse)
 	}
 }

@@ -147,11 +147,13 @@ type FlowState struct {
 	Abilities *engine.Abilities `json:"abilities,omitempty"`
 	// Selections counts the changes of --tables applied (UpdateTables).
 	Selections int `json:"selections,omitempty"`
-	// Reverse is the way back: in a forward flow cut over with --reverse,
-	// asked for (Start empty) then recorded at the destination; in a
-	// reverse flow, the start its first step read there. Source and
-	// Destination are the forward flow's connection names.
+	// Reverse is the way back of a flow cut over with --reverse: asked for
+	// (Start empty), then recorded at the destination. Source and
+	// Destination are this flow's connection names.
 	Reverse *state.ReverseStart `json:"reverse,omitempty"`
+	// ReverseOf is, in a reverse flow (ferry run --reverse), the start its
+	// first step read at its source and checked.
+	ReverseOf *state.ReverseStart `json:"reverse_of,omitempty"`
 }
 
 // PartitionState is one partition as the workflow knows it: finished

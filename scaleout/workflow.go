@@ -83,7 +83,7 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 		if s.Cancelled {
 			return r.cancelled(ctx)
 		}
-		if in.Options.Reverse && s.Reverse == nil {
+		if in.Options.Reverse && s.ReverseOf == nil {
 			err := r.checkOldSide(ctx, actCtx)
 			if s.Cancelled {
 				return r.cancelled(ctx)
