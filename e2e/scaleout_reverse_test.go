@@ -79,6 +79,9 @@ func TestScaleOutReverseFlowPostgres(t *testing.T) {
 	if n := scalar(t, srv, old, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ferry_srv'`); n != 1 {
 		t.Fatal("the cutover --reverse did not keep the forward flow's slot at the old database")
 	}
+	if n := scalar(t, srv, nu, `SELECT count(*) FROM _ferry.checkpoints WHERE flow = 'srv-reverse' AND key = 'reverse/start'`); n != 1 {
+		t.Fatal("the cutover --reverse did not record the reverse start at the new database")
+	}
 	record(t, ts, "srv", "history-cutover-reverse.json")
 
 	// The application now writes at the new database.
@@ -86,6 +89,9 @@ func TestScaleOutReverseFlowPostgres(t *testing.T) {
 	ts.streamOne(t, "srv-reverse", rev, func() { appWritesNew(t, srv, nu, 1) })
 	if n := scalar(t, srv, old, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ferry_srv'`); n != 0 {
 		t.Fatal("the forward flow's slot at the old database was kept after the reverse flow checked it")
+	}
+	if st := mustFerry(t, "flow", "status", "srv-reverse", "--temporal", ts.addr).stdout; !strings.Contains(st, "way back of flow srv: streams from ") {
+		t.Fatalf("ferry flow status of the reverse flow:\n%s", st)
 	}
 	// The worker streaming the reverse flow's changes is killed; another
 	// takes the stream over.
@@ -130,6 +136,15 @@ func TestScaleOutReverseFlowPostgres(t *testing.T) {
 	}
 	if n := scalar(t, srv, nu, `SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'ferry\_srv\_reverse%'`); n != 0 {
 		t.Fatal("the reverse flow's slot at the new database outlived its cutover")
+	}
+	// Nothing of either flow is left in ferry's checkpoint tables: the
+	// forward flow's went with the check, the recorded start and the
+	// reverse flow's with its release.
+	if n := scalar(t, srv, nu, `SELECT count(*) FROM _ferry.checkpoints`); n != 0 {
+		t.Fatalf("the new database keeps %d checkpoints after the way back ended", n)
+	}
+	if n := scalar(t, srv, old, `SELECT count(*) FROM _ferry.checkpoints WHERE flow = 'srv-reverse'`); n != 0 {
+		t.Fatalf("the old database keeps %d checkpoints of the reverse flow after its cutover", n)
 	}
 	record(t, ts, "srv-reverse", "history-reverse-flow.json")
 }

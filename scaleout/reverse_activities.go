@@ -189,6 +189,11 @@ func (a *Activities) CheckOldSide(ctx context.Context, in CheckOldSideInput) (st
 	}
 	log := a.logger()
 	log.Info("no change to the flow's tables at the old database since the cutover", "flow", o.Name, "position", rec.ForwardEnd, "tables", len(tables))
+	// The forward flow is over: its checkpoints at the new database go too
+	// (its cutover kept them with its slot).
+	if err := keeper.DropCheckpoints(ctx, rec.Forward); err != nil {
+		log.Warn("could not drop the forward flow's checkpoints at the new database", "flow", rec.Forward, "error", nu.secrets.Scrub(err.Error()))
+	}
 	if d := old.caps.FlowDropper; d != nil {
 		if err := d.DropFlow(ctx, rec.Forward); err != nil {
 			log.Warn("could not release the forward flow's replication slot at the old database", "flow", rec.Forward, "error", old.secrets.Scrub(err.Error()))

@@ -374,6 +374,13 @@ func printStatus(w io.Writer, st *scaleout.Status) {
 			fmt.Fprintf(w, "  %-10s %.1fs  %s\n", s.Name, s.Seconds, s.Detail)
 		}
 	}
+	if r := st.State.Reverse; r != nil && r.Start != "" {
+		fmt.Fprintf(w, "\nway back: flow %s starts at %s at the destination (recorded there); run it with ferry run %s %s --reverse --name %s\n",
+			r.Reverse, r.Start, r.Destination, r.Source, r.Forward)
+	}
+	if r := st.State.ReverseOf; r != nil {
+		fmt.Fprintf(w, "\nway back of flow %s: streams from %s; the old database had no change to the flow's tables after the cutover (%s)\n", r.Forward, r.Start, r.ForwardEnd)
+	}
 	fmt.Fprintln(w, "\nworkers:")
 	if len(st.Workers) == 0 {
 		fmt.Fprintln(w, "  none polling")
