@@ -468,6 +468,9 @@ func resumable(s FlowState) *FlowState {
 	if s.Cut != nil && !s.Cut.Done {
 		s.Cut = nil // a cutover that failed is asked for again
 	}
+	if s.Reverse != nil && s.Reverse.Start == "" {
+		s.Reverse = nil // and so is its --reverse
+	}
 	s.Runs++
 	for i := range s.Parts {
 		if s.Parts[i].State != PartDone {

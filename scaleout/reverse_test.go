@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/state"
 )
@@ -117,5 +118,18 @@ func TestReverseFlowChecksTheOldSideFirst(t *testing.T) {
 	}
 	if s.ReverseOf == nil || !s.ReverseOf.Checked || s.Reverse != nil {
 		t.Fatalf("reverse state: of %+v, own %+v", s.ReverseOf, s.Reverse)
+	}
+}
+
+// A flow that failed during its cutover --reverse resumes streaming; the
+// request, --reverse included, is asked for again. A recorded start stays.
+func TestResumedFlowAsksForItsReverseCutoverAgain(t *testing.T) {
+	s := resumable(FlowState{Phase: PhaseFailed, Cut: &engine.CutoverReport{Position: "0/80"}, Reverse: &state.ReverseStart{Forward: "shop"}})
+	if s.Cut != nil || s.Reverse != nil {
+		t.Fatalf("resumed with cutover %+v, reverse %+v; want both asked for again", s.Cut, s.Reverse)
+	}
+	s = resumable(FlowState{Phase: PhaseFailed, Cut: &engine.CutoverReport{Position: "0/80", Done: true}, Reverse: &state.ReverseStart{Forward: "shop", Start: "0/900"}})
+	if s.Reverse == nil || s.Reverse.Start != "0/900" {
+		t.Fatalf("resumed without its recorded reverse start: %+v", s.Reverse)
 	}
 }
