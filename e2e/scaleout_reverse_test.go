@@ -172,6 +172,12 @@ func TestScaleOutReverseRefusals(t *testing.T) {
 	mustFerry(t, "flow", "cancel", "tolite", "--temporal", ts.addr)
 	lite.waitExit(t, time.Minute)
 
+	// Temporal has the forward flow: the runner refuses, no worker asked.
+	r = ferry(t, "run", "lite", "old", "--reverse", "--name", "tolite", "--temporal", ts.addr, "--progress", "none")
+	if r.code != 2 || !strings.Contains(r.stderr, `flow "tolite" was not cut over with --reverse`) {
+		t.Fatalf("a reverse flow of a flow cancelled without its cutover: %s\nwant exit 2", r)
+	}
+	// Temporal does not know the flow: the worker finds no recorded start.
 	r = ferry(t, "run", "new", "old", "--reverse", "--name", "never", "--temporal", ts.addr, "--progress", "none")
 	if r.code != 2 || !strings.Contains(r.stderr, `flow "never" was not cut over with --reverse`) {
 		t.Fatalf("a reverse flow without its cutover: %s\nwant exit 2", r)
