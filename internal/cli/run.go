@@ -53,6 +53,12 @@ no longer followed (their destination tables stay).
 --source and --destination name connections that every worker defines
 (--connection src=postgres://...): no URL or credential is given here.
 
+With --reverse, run DESTINATION SOURCE --reverse --name NAME runs the way back
+of flow NAME, cut over with ferry flow cutover NAME --reverse: flow
+NAME-reverse streams the changes made at DESTINATION back to SOURCE (connection
+names, the forward flow's destination first), after a worker checked that
+SOURCE was not written since the cutover.
+
 Exit codes: 0 when the flow is done, 1 when it failed or was cancelled, 2 for
 a usage or configuration error (Temporal unreachable, a connection unknown to
 the workers, a running flow of that name with other options).`,
