@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/scaleout"
 )
@@ -191,5 +192,53 @@ func TestScaleOutReverseRefusals(t *testing.T) {
 	r = ferry(t, "run", "new", "old", "--reverse", "--name", "rw", "--temporal", ts.addr, "--progress", "none")
 	if r.code != 2 || !strings.Contains(r.stderr, "was written after the cutover") || !strings.Contains(r.stderr, "public.items (1 change(s))") {
 		t.Fatalf("a reverse flow after a write at the old database: %s\nwant exit 2", r)
+	}
+}
+
+// MySQL to PostgreSQL in scale-out mode, cut over with --reverse: the
+// reverse flow's worker checks MySQL's binlog since the cutover, carries the
+// application's writes at PostgreSQL back into MySQL, and its cutover sets
+// MySQL's AUTO_INCREMENT counters.
+func TestScaleOutReverseFlowMySQLToPostgres(t *testing.T) {
+	requireMariaDB(t)
+	ts := startTemporal(t)
+	my := mysqltest.Shared(t)
+	pg := pgtest.Shared(t)
+	old := mysqlDatabase(t, my, "soxrev")
+	nu := pg.CreateDatabase(t, "soxrev")
+	my.Exec(t, "USE `"+old+"`; "+`CREATE TABLE items (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50) NOT NULL, qty INT);
+		INSERT INTO items (name, qty) SELECT concat('item ', seq), seq FROM seq_1_to_200;`)
+	ts.worker(t, "old="+my.URL(old), "new="+pg.URL(nu)+"&heartbeat=1s")
+	run := startFerry(t, "run", "--temporal", ts.addr, "--source", "old", "--destination", "new", "--name", "xs", "--progress", "none")
+	ts.streamOne(t, "xs", run, func() { my.Exec(t, "USE `"+old+"`; UPDATE items SET qty = qty + 1 WHERE id <= 20") })
+	out := mustFerry(t, "flow", "cutover", "xs", "--reverse", "--temporal", ts.addr).stdout
+	if !strings.Contains(out, "  way back   ferry run new old --reverse --name xs") {
+		t.Fatalf("the cutover report lacks the way back:\n%s", out)
+	}
+	if code := run.waitExit(t, time.Minute); code != 0 {
+		t.Fatalf("the forward ferry run exited %d:\n%s", code, tail(run.stderr.String(), 20))
+	}
+	items := `"` + old + `".items`
+	pg.Exec(t, nu, `INSERT INTO `+items+` (name, qty) SELECT 'new ' || g, g FROM generate_series(1, 20) g;
+		UPDATE `+items+` SET qty = qty + 1000 WHERE id % 7 = 1; DELETE FROM `+items+` WHERE id % 13 = 1`)
+	rev := startFerry(t, "run", "new", "old", "--reverse", "--name", "xs", "--temporal", ts.addr, "--progress", "none")
+	ts.awaitFlow(t, "xs-reverse", "the changes carried back", func(st *scaleout.Status) bool { return st.State.CDC.Applied > 0 })
+	mustFerry(t, "flow", "cutover", "xs-reverse", "--temporal", ts.addr)
+	if code := rev.waitExit(t, time.Minute); code != 0 {
+		t.Fatalf("the reverse ferry run exited %d:\n%s", code, tail(rev.stderr.String(), 20))
+	}
+	want := pgRowsOf(t, pg, nu, `SELECT id::text || '|' || name || '|' || coalesce(qty::text, '<nil>') FROM `+items+` ORDER BY id`)
+	got := mysqlRows(t, my, old, `SELECT id, name, qty FROM items ORDER BY id`)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || len(got) < 200 {
+		t.Fatalf("items: MySQL has %d rows, PostgreSQL %d; first MySQL %v, PostgreSQL %v", len(got), len(want), first(got), first(want))
+	}
+	maxID := scalar(t, pg, nu, `SELECT max(id) FROM `+items)
+	db := my.Connect(t, old)
+	if _, err := db.Exec(`INSERT INTO items (name) VALUES ('back')`); err != nil {
+		t.Fatal(err)
+	}
+	var next int64
+	if err := db.QueryRow(`SELECT id FROM items WHERE name = 'back'`).Scan(&next); err != nil || next <= maxID {
+		t.Fatalf("MySQL numbered a new item %d (%v), not past PostgreSQL's %d", next, err, maxID)
 	}
 }
