@@ -33,8 +33,9 @@ const StepFinish = "finish"
 // recorded (--reverse).
 const StepReverse = "reverse"
 
-// validateCutover refuses a cutover the flow cannot take, before anything
-// is recorded: without a finished copy, the destination lacks rows.
+// validateCutoverRequest refuses, before anything is recorded, a cutover
+// the flow cannot take, and a --reverse one whose way back it cannot
+// prepare (the destination's own check runs in the handler, on a worker).
 func (r *flowRun) validateCutoverRequest(ctx workflow.Context, req CutoverRequest) error {
 	if err := r.validateCutover(ctx); err != nil || !req.Reverse {
 		return err
@@ -51,7 +52,8 @@ func (r *flowRun) validateCutoverRequest(ctx workflow.Context, req CutoverReques
 	return nil
 }
 
-// validateCutover refuses a cutover the flow cannot take now.
+// validateCutover refuses a cutover the flow cannot take now: without a
+// finished copy, the destination lacks rows.
 func (r *flowRun) validateCutover(workflow.Context) error {
 	s := r.s
 	switch {
