@@ -466,7 +466,7 @@ func (a *Activities) Release(ctx context.Context, in ReleaseInput) error {
 		return a.failure(err, o.secrets)
 	}
 	if in.Options.Reverse {
-		a.dropReverseRecord(ctx, o, in.Options.Source, in.Options.Name)
+		a.dropReverseRecord(ctx, in.Options.Source, in.Options.Name)
 	}
 	a.logger().Info("released the flow's resources", "flow", in.Options.Name)
 	return nil

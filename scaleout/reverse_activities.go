@@ -205,16 +205,18 @@ func (a *Activities) CheckOldSide(ctx context.Context, in CheckOldSideInput) (st
 }
 
 // dropReverseRecord forgets the recorded start at the reverse flow's
-// source once the reverse flow is released.
-func (a *Activities) dropReverseRecord(ctx context.Context, o *opened, source, name string) {
+// source once the reverse flow is released. A failure leaves a row in
+// ferry's checkpoint table, nothing that holds WAL: it is logged.
+func (a *Activities) dropReverseRecord(ctx context.Context, source, name string) {
 	src, err := a.openSide(ctx, source, "source")
 	if err != nil {
+		a.logger().Warn("could not drop the reverse flow's recorded start", "flow", name, "error", err)
 		return
 	}
 	defer src.close(a, "source")
 	if k := src.caps.CheckpointKeeper; k != nil {
 		if err := k.DropCheckpoints(ctx, name); err != nil {
-			a.logger().Warn("could not drop the reverse flow's recorded start", "flow", name, "error", o.secrets.Scrub(err.Error()))
+			a.logger().Warn("could not drop the reverse flow's recorded start", "flow", name, "error", src.secrets.Scrub(err.Error()))
 		}
 	}
 }
