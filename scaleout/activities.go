@@ -465,6 +465,9 @@ func (a *Activities) Release(ctx context.Context, in ReleaseInput) error {
 	if err := o.eng.Drop(ctx); err != nil {
 		return a.failure(err, o.secrets)
 	}
+	if in.Options.Reverse {
+		a.dropReverseRecord(ctx, in.Options.Source, in.Options.Name)
+	}
 	a.logger().Info("released the flow's resources", "flow", in.Options.Name)
 	return nil
 }

@@ -44,6 +44,9 @@ func Register(w worker.Registry, a *Activities) {
 	w.RegisterActivityWithOptions(a.CutoverPosition, activity.RegisterOptions{Name: ActivityCutoverPosition})
 	w.RegisterActivityWithOptions(a.FinishCutover, activity.RegisterOptions{Name: ActivityFinishCutover})
 	w.RegisterActivityWithOptions(a.ChangeTables, activity.RegisterOptions{Name: ActivityChangeTables})
+	w.RegisterActivityWithOptions(a.CheckReverse, activity.RegisterOptions{Name: ActivityCheckReverse})
+	w.RegisterActivityWithOptions(a.StartReverse, activity.RegisterOptions{Name: ActivityStartReverse})
+	w.RegisterActivityWithOptions(a.CheckOldSide, activity.RegisterOptions{Name: ActivityCheckOldSide})
 }
 
 // ErrNoFlow means no workflow has the flow's name.
@@ -467,6 +470,9 @@ func resumable(s FlowState) *FlowState {
 	if s.Cut != nil && !s.Cut.Done {
 		s.Cut = nil // a cutover that failed is asked for again
 	}
+	if s.Reverse != nil && s.Reverse.Start == "" {
+		s.Reverse = nil // and so is its --reverse
+	}
 	s.Runs++
 	for i := range s.Parts {
 		if s.Parts[i].State != PartDone {
@@ -529,9 +535,25 @@ type FlowSummary struct {
 // position it drains to. A refusal (the copy is unfinished, the flow has
 // ended) is an errs.ConfigError saying why. Workers from before the update
 // get the cutover signal: their flow stops at what was already read.
-func RequestCutover(ctx context.Context, c client.Client, name string) (CutoverAnswer, error) {
+func RequestCutover(ctx context.Context, c client.Client, name string, req CutoverRequest) (CutoverAnswer, error) {
 	var ans CutoverAnswer
-	err := updateFlow(ctx, c, name, UpdateCutover, nil, &ans)
+	var args []any
+	if req.Reverse {
+		// Workers from before --reverse would take the request as a plain
+		// cutover and release the source's slot: they do not answer this.
+		if _, err := c.QueryWorkflow(ctx, name, "", QueryReverse); err != nil {
+			var nf *serviceerror.NotFound
+			if errors.As(err, &nf) {
+				return ans, fmt.Errorf("flow %q is not running: %w", name, ErrNoFlow)
+			}
+			if strings.Contains(err.Error(), "unknown queryType") {
+				return ans, errs.BadConfig(fmt.Sprintf("the workers of flow %q predate --reverse", name), "upgrade the workers (ferry worker) first, then run ferry flow cutover --reverse again")
+			}
+			return ans, fmt.Errorf("cutover of flow %q: %w", name, err)
+		}
+		args = []any{req}
+	}
+	err := updateFlow(ctx, c, name, UpdateCutover, args, &ans)
 	if err == nil || errors.Is(err, ErrNoFlow) {
 		return ans, err
 	}
@@ -539,7 +561,10 @@ func RequestCutover(ctx context.Context, c client.Client, name string) (CutoverA
 	switch {
 	case errors.As(err, &ae) && ae.Type() == errTypeConfig:
 		fix := "wait for the copy to finish (ferry flow status " + name + " shows its progress), then run ferry flow cutover again"
-		if strings.Contains(ae.Message(), "has ended") {
+		switch {
+		case strings.Contains(ae.Message(), "--reverse"):
+			fix = "cut over without --reverse, or fix what the message says first"
+		case strings.Contains(ae.Message(), "has ended"):
 			fix = "ferry flow status " + name + " shows how it ended; a failed flow resumes with ferry run --name " + name
 		}
 		return ans, errs.BadConfig(ae.Message(), fix)

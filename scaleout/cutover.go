@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/state"
 )
 
 // A cutover in scale-out mode has the meaning of ferry cutover: on the
@@ -28,8 +29,31 @@ const versionCutoverDrain = "cutover-drain"
 // report then names the steps it ran.
 const StepFinish = "finish"
 
-// validateCutover refuses a cutover the flow cannot take, before anything
-// is recorded: without a finished copy, the destination lacks rows.
+// StepReverse is the cutover's step while the reverse flow's start is
+// recorded (--reverse).
+const StepReverse = "reverse"
+
+// validateCutoverRequest refuses, before anything is recorded, a cutover
+// the flow cannot take, and a --reverse one whose way back it cannot
+// prepare (the destination's own check runs in the handler, on a worker).
+func (r *flowRun) validateCutoverRequest(ctx workflow.Context, req CutoverRequest) error {
+	if err := r.validateCutover(ctx); err != nil || !req.Reverse {
+		return err
+	}
+	s := r.s
+	switch {
+	case len(r.in.Options.Rename) > 0:
+		return temporal.NewApplicationError(fmt.Sprintf("flow %q renames tables: --reverse does not support a flow with --rename (the reverse flow would need the renames inverted)", r.in.Options.Name), errTypeConfig)
+	case s.Mode == flow.ModeSnapshot:
+		return temporal.NewApplicationError(fmt.Sprintf("flow %q has no change data capture (--mode snapshot): ferry could not tell whether the source is written after the cutover", r.in.Options.Name), errTypeConfig)
+	case s.Cut != nil && s.Reverse == nil:
+		return temporal.NewApplicationError(fmt.Sprintf("flow %q is already cutting over without --reverse", r.in.Options.Name), errTypeConfig)
+	}
+	return nil
+}
+
+// validateCutover refuses a cutover the flow cannot take now: without a
+// finished copy, the destination lacks rows.
 func (r *flowRun) validateCutover(workflow.Context) error {
 	s := r.s
 	switch {
@@ -56,7 +80,18 @@ func (r *flowRun) validateCutover(workflow.Context) error {
 // onCutover handles UpdateCutover: it records the request and answers
 // with the position the flow drains to. A second request answers with the
 // first one's position.
-func (r *flowRun) onCutover(ctx workflow.Context) (CutoverAnswer, error) {
+func (r *flowRun) onCutover(ctx workflow.Context, req CutoverRequest) (CutoverAnswer, error) {
+	if req.Reverse && r.s.Cut == nil && r.s.Reverse == nil {
+		// Checked before anything is drained: a refusal leaves the flow
+		// streaming.
+		if err := r.checkReverse(ctx); err != nil {
+			return CutoverAnswer{}, err
+		}
+		if r.s.Cut != nil && r.s.Reverse == nil {
+			return CutoverAnswer{}, temporal.NewApplicationError(fmt.Sprintf("flow %q started cutting over without --reverse meanwhile", r.in.Options.Name), errTypeConfig)
+		}
+		r.s.Reverse = &state.ReverseStart{Forward: r.in.Options.Name, Reverse: ReverseName(r.in.Options.Name)}
+	}
 	already := r.s.Cut != nil
 	r.requestCutover(ctx)
 	s := r.s
@@ -171,9 +206,23 @@ func (r *flowRun) cutover(ctx, actCtx workflow.Context) (*FlowState, error) {
 		return r.fail(failure("cutover: finish", err))
 	}
 	s.Cut.Steps = append(s.Cut.Steps, steps...)
+	if s.Reverse != nil && s.Reverse.Start == "" {
+		s.Cut.Step = StepReverse
+		began := workflow.Now(ctx)
+		if err := r.startReverse(ctx, actCtx); err != nil {
+			if s.Cancelled {
+				return r.cancelled(ctx)
+			}
+			return r.fail(err)
+		}
+		s.Cut.Steps = append(s.Cut.Steps, engine.CutoverStep{Name: StepReverse, Seconds: workflow.Now(ctx).Sub(began).Seconds(),
+			Detail: fmt.Sprintf("flow %s starts at %s at the destination", s.Reverse.Reverse, s.Reverse.Start)})
+	}
 	s.Cut.Step, s.Cut.Done = "", true
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return nil, err
 	}
-	return r.done(ctx, true)
+	// With --reverse the forward flow keeps its slot at the source: the
+	// reverse flow reads it once to check nothing was written there since.
+	return r.done(ctx, s.Reverse == nil)
 }

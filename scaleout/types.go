@@ -6,6 +6,7 @@ import (
 	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
+	"github.com/ferrydb/ferry/state"
 )
 
 // Names the workflow, its activities, signals and queries are registered
@@ -31,9 +32,12 @@ const (
 	UpdateTables = "tables"
 	// UpdateCutover asks for a cutover and answers with the position the
 	// flow drains to, or why it is refused.
-	UpdateCutover     = "cutover"
-	QueryProgress     = "progress"
-	QueryControl      = "control"
+	UpdateCutover = "cutover"
+	QueryProgress = "progress"
+	QueryControl  = "control"
+	// QueryReverse answers the flow's way back (FlowState.Reverse); only
+	// workers that know --reverse answer it.
+	QueryReverse      = "reverse"
 	SignalPause       = "pause"
 	SignalResume      = "resume"
 	SignalCancel      = "cancel"
@@ -143,6 +147,13 @@ type FlowState struct {
 	Abilities *engine.Abilities `json:"abilities,omitempty"`
 	// Selections counts the changes of --tables applied (UpdateTables).
 	Selections int `json:"selections,omitempty"`
+	// Reverse is the way back of a flow cut over with --reverse: asked for
+	// (Start empty), then recorded at the destination. Source and
+	// Destination are this flow's connection names.
+	Reverse *state.ReverseStart `json:"reverse,omitempty"`
+	// ReverseOf is, in a reverse flow (ferry run --reverse), the start its
+	// first step read at its source and checked.
+	ReverseOf *state.ReverseStart `json:"reverse_of,omitempty"`
 }
 
 // PartitionState is one partition as the workflow knows it: finished

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
+	"github.com/ferrydb/ferry/state"
 )
 
 // QueryResult is what QueryProgress returns: the flow's definition and its
@@ -60,10 +61,13 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if err := workflow.SetQueryHandler(ctx, QueryReverse, func() (*state.ReverseStart, error) { return s.Reverse, nil }); err != nil {
+		return nil, err
+	}
 	actCtx, cancelActs := workflow.WithCancel(ctx)
 	r.actCtx, r.cancelActs = actCtx, cancelActs
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCutover, r.onCutover,
-		workflow.UpdateHandlerOptions{Validator: r.validateCutover}); err != nil {
+		workflow.UpdateHandlerOptions{Validator: r.validateCutoverRequest}); err != nil {
 		return nil, err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateTables, r.onTables,
@@ -79,13 +83,22 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 		if s.Cancelled {
 			return r.cancelled(ctx)
 		}
+		if in.Options.Reverse && s.ReverseOf == nil {
+			err := r.checkOldSide(ctx, actCtx)
+			if s.Cancelled {
+				return r.cancelled(ctx)
+			}
+			if err != nil {
+				return r.fail(err)
+			}
+		}
 		if in.Restart {
 			if err := r.release(actCtx); err != nil {
 				return r.fail(err)
 			}
 		}
 		var pr PlanResult
-		err := workflow.ExecuteActivity(r.options(actCtx, "plan", time.Hour), ActivityPlan, PlanInput{Options: in.Options, StartOver: in.Restart}).Get(actCtx, &pr)
+		err := workflow.ExecuteActivity(r.options(actCtx, "plan", time.Hour), ActivityPlan, PlanInput{Options: r.in.Options, StartOver: in.Restart}).Get(actCtx, &pr)
 		if s.Cancelled {
 			return r.cancelled(ctx)
 		}

@@ -87,6 +87,9 @@ func (f *fakeFlow) env(t *testing.T, mode flow.Mode, parts int, copyTakes time.D
 	env.RegisterActivityWithOptions(a.CutoverPosition, activity.RegisterOptions{Name: ActivityCutoverPosition})
 	env.RegisterActivityWithOptions(a.FinishCutover, activity.RegisterOptions{Name: ActivityFinishCutover})
 	env.RegisterActivityWithOptions(a.ChangeTables, activity.RegisterOptions{Name: ActivityChangeTables})
+	env.RegisterActivityWithOptions(a.CheckReverse, activity.RegisterOptions{Name: ActivityCheckReverse})
+	env.RegisterActivityWithOptions(a.StartReverse, activity.RegisterOptions{Name: ActivityStartReverse})
+	env.RegisterActivityWithOptions(a.CheckOldSide, activity.RegisterOptions{Name: ActivityCheckOldSide})
 	env.OnActivity(ActivityCutoverPosition, mock.Anything, mock.Anything).Return(func(ctx context.Context, in CutoverPositionInput) (CutoverPosition, error) {
 		f.record("cutover-position")
 		f.mu.Lock()

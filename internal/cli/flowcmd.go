@@ -18,6 +18,7 @@ import (
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 	"github.com/ferrydb/ferry/scaleout"
+	"github.com/ferrydb/ferry/state"
 	"github.com/ferrydb/ferry/verify"
 )
 
@@ -122,7 +123,7 @@ func newFlowCmd(g *globals) *cobra.Command {
 }
 
 func newFlowCutoverCmd(g *globals, withClient func(*cobra.Command, func(context.Context, clientConn) error) error) *cobra.Command {
-	var verifyAll bool
+	var verifyAll, reverse bool
 	var maxDiffs int
 	cmd := &cobra.Command{
 		Use:   "cutover NAME",
@@ -139,17 +140,25 @@ a worker then compares every table as ferry flow verify does.
 A flow whose copy has not finished is refused (exit 2, with the copy's progress); a
 second request is harmless. A flow without change data capture (--mode snapshot)
 ends after its copy; its cutover, asked for then, runs the finishing steps alone
-on a worker. Exit codes: 0 when the cutover is done (and --verify
+on a worker.
+
+With --reverse it prepares the way back, as ferry cutover --reverse does: a
+worker checks first that the destination can be a change source (exit 2
+before anything is drained), the flow keeps its replication slot at the
+source, and after the finishing steps the reverse flow's start is created at
+the destination and recorded there (and in the flow's state); the report
+prints the command that runs the reverse flow (ferry run DESTINATION SOURCE
+--reverse --name NAME). Exit codes: 0 when the cutover is done (and --verify
 found every table equal), 1 when it failed or --verify found a difference, 2 when
 refused.`,
-		Example: "  ferry flow cutover shop --temporal 127.0.0.1:7233\n  ferry flow cutover shop --verify",
+		Example: "  ferry flow cutover shop --temporal 127.0.0.1:7233\n  ferry flow cutover shop --verify\n  ferry flow cutover shop --reverse   # then: ferry run dst src --reverse --name shop",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			return withClient(cmd, func(ctx context.Context, c clientConn) error {
 				// report verifies when asked, prints the report and says
 				// whether a table differs.
-				report := func(cut *engine.CutoverReport) error {
+				report := func(cut *engine.CutoverReport, back *state.ReverseStart) error {
 					var verified []*verify.Result
 					if verifyAll {
 						began := time.Now()
@@ -160,12 +169,19 @@ refused.`,
 						cut.Steps = append(cut.Steps, engine.CutoverStep{Name: stepVerify, Seconds: time.Since(began).Seconds(), Detail: verifiedDetail(verified)})
 					}
 					printCutover(g.stdout, name, cut, verified)
+					if back != nil {
+						printScaleOutReverse(g.stdout, c.tf, *back)
+					}
 					if differ := countDiffering(verified); differ > 0 {
 						return diffResult{tables: differ}
 					}
 					return nil
 				}
-				ans, err := scaleout.RequestCutover(ctx, c.c, name)
+				ans, err := scaleout.RequestCutover(ctx, c.c, name, scaleout.CutoverRequest{Reverse: reverse})
+				if errors.Is(err, scaleout.ErrNoFlow) && reverse {
+					return errs.BadConfig(fmt.Sprintf("flow %q is not running: --reverse needs a flow that streams changes", name),
+						"ferry flow status "+name+" shows how it ended")
+				}
 				if errors.Is(err, scaleout.ErrNoFlow) {
 					// An ended flow: one without change data capture (--mode
 					// snapshot) cuts over with its finishing steps alone.
@@ -173,7 +189,7 @@ refused.`,
 					if err != nil {
 						return notFoundIsConfig(err)
 					}
-					return report(cut)
+					return report(cut, nil)
 				}
 				if err != nil {
 					return notFoundIsConfig(err)
@@ -194,12 +210,20 @@ refused.`,
 				if st.Cut == nil || !st.Cut.Done {
 					return fmt.Errorf("flow %s ended (%s) without finishing its cutover", name, st.Phase)
 				}
-				return report(st.Cut)
+				if reverse && (st.Reverse == nil || st.Reverse.Start == "") {
+					return fmt.Errorf("flow %s cut over, but the way back was not recorded", name)
+				}
+				var back *state.ReverseStart
+				if reverse {
+					back = st.Reverse
+				}
+				return report(st.Cut, back)
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&verifyAll, "verify", false, "verify every table after the cutover, as ferry flow verify does; exit 1 on a difference")
 	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table with --verify")
+	cmd.Flags().BoolVar(&reverse, "reverse", false, "prepare the way back: keep the source's slot and record the destination's position at the cutover, for ferry run DESTINATION SOURCE --reverse")
 	return cmd
 }
 
@@ -349,6 +373,13 @@ func printStatus(w io.Writer, st *scaleout.Status) {
 		for _, s := range c.Steps {
 			fmt.Fprintf(w, "  %-10s %.1fs  %s\n", s.Name, s.Seconds, s.Detail)
 		}
+	}
+	if r := st.State.Reverse; r != nil && r.Start != "" {
+		fmt.Fprintf(w, "\nway back: flow %s starts at %s at the destination (recorded there); run it with ferry run %s %s --reverse --name %s\n",
+			r.Reverse, r.Start, r.Destination, r.Source, r.Forward)
+	}
+	if r := st.State.ReverseOf; r != nil {
+		fmt.Fprintf(w, "\nway back of flow %s: streams from %s; the old database had no change to the flow's tables after the cutover (%s)\n", r.Forward, r.Start, r.ForwardEnd)
 	}
 	fmt.Fprintln(w, "\nworkers:")
 	if len(st.Workers) == 0 {

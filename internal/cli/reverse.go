@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
+	"github.com/ferrydb/ferry/scaleout"
 	"github.com/ferrydb/ferry/state"
 )
 
@@ -74,7 +74,7 @@ func startReverse(ctx context.Context, cfg *flow.Config, cut *engine.CutoverRepo
 	}
 	defer closeLogged(log, "destination", dst)
 	caps := connector.Discover(dst)
-	tables, err := selectedTables(ctx, caps.Source, cfg.Tables)
+	tables, err := engine.SelectTables(ctx, caps.Source, cfg.Tables)
 	if err != nil {
 		return rec, fmt.Errorf("destination: %w", err)
 	}
@@ -90,28 +90,6 @@ func startReverse(ctx context.Context, cfg *flow.Config, cut *engine.CutoverRepo
 	}
 	log.Info("reverse flow's start recorded at the destination", "flow", rec.Reverse, "position", rec.Start, "tables", len(names))
 	return rec, nil
-}
-
-// selectedTables lists the tables of src the patterns select.
-func selectedTables(ctx context.Context, src connector.Source, patterns []string) ([]*model.Table, error) {
-	if src == nil {
-		return nil, errors.New("cannot list tables")
-	}
-	filter, err := flow.NewFilter(patterns)
-	if err != nil {
-		return nil, err
-	}
-	all, err := src.Tables(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []*model.Table
-	for _, t := range all {
-		if filter.Match(t.Namespace) {
-			out = append(out, t)
-		}
-	}
-	return out, nil
 }
 
 // reverseConfig is the config of ferry sync DESTINATION SOURCE --reverse:
@@ -187,11 +165,11 @@ func checkForwardSource(ctx context.Context, cfg *flow.Config, rec state.Reverse
 	if caps.ChangeSource == nil {
 		return errs.BadConfig(fmt.Sprintf("%s has no change data capture: ferry cannot tell whether it was written after the cutover", errs.Redact(cfg.Destination)), "")
 	}
-	tables, err := selectedTables(ctx, caps.Source, rec.Tables)
+	tables, err := engine.SelectTables(ctx, caps.Source, rec.Tables)
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}
-	changed, err := changesSince(ctx, caps, tables, rec)
+	changed, err := engine.ChangesSince(ctx, caps, tables, rec.ForwardEnd, rec.Forward)
 	if err != nil {
 		return fmt.Errorf("read the changes at %s after the cutover: %w", errs.Redact(cfg.Destination), err)
 	}
@@ -218,57 +196,6 @@ func checkForwardSource(ctx context.Context, cfg *flow.Config, rec state.Reverse
 		}
 	}
 	return nil
-}
-
-// errReached ends the read of changesSince at the head.
-var errReached = errors.New("reached the head")
-
-// changesSince counts, per table, the changes the old database took after
-// rec.ForwardEnd, up to its position now.
-func changesSince(ctx context.Context, caps connector.Capabilities, tables []*model.Table, rec state.ReverseStart) (map[model.Namespace]int, error) {
-	cs := caps.ChangeSource
-	var head model.Position
-	var err error
-	// A marker is read at once by the stream; without one, an idle source
-	// reaches its head at its next heartbeat.
-	if pm := caps.PositionMarker; pm != nil {
-		head, err = pm.MarkPosition(ctx)
-	}
-	if pm := caps.PositionMarker; pm == nil || err != nil {
-		if head, err = cs.HeadPosition(ctx); err != nil {
-			return nil, err
-		}
-	}
-	if c, err := cs.ComparePositions(rec.ForwardEnd, head); err != nil {
-		return nil, err
-	} else if c >= 0 {
-		return nil, nil
-	}
-	selected := map[model.Namespace]bool{}
-	for _, t := range tables {
-		selected[t.Namespace] = true
-	}
-	changed := map[model.Namespace]int{}
-	err = cs.StreamChanges(ctx, tables, rec.ForwardEnd, connector.StreamOptions{Flow: rec.Forward}, func(ctx context.Context, b *model.ChangeBatch) error {
-		for _, c := range b.Changes {
-			if selected[c.Table] {
-				changed[c.Table]++
-			}
-		}
-		if b.Position == "" {
-			return nil
-		}
-		if c, err := cs.ComparePositions(b.Position, head); err != nil {
-			return err
-		} else if c >= 0 {
-			return errReached
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errReached) {
-		return nil, err
-	}
-	return changed, nil
 }
 
 // printReverseStart adds the way back to a cutover report.
@@ -310,4 +237,15 @@ func refuseUnstartedReverse(cfg *flow.Config) error {
 	}
 	return errs.BadConfig(fmt.Sprintf("flow %q is the way back of flow %q, recorded by its cutover, and has not started", rec.Reverse, forward),
 		fmt.Sprintf("start it with ferry sync DESTINATION SOURCE --name %s --reverse", forward))
+}
+
+// printScaleOutReverse adds the way back to a scale-out cutover report.
+func printScaleOutReverse(out io.Writer, tf temporalFlags, rec state.ReverseStart) {
+	fmt.Fprintf(out, "  reverse    %s at the destination: flow %q starts there (everything ferry applied is before it); recorded at the destination, under the reverse flow's name\n", rec.Start, rec.Reverse)
+	fmt.Fprintf(out, "             the source keeps this flow's replication slot until the reverse flow has checked that nothing was written there since %s\n", rec.ForwardEnd)
+	cmd := fmt.Sprintf("ferry run %s %s --reverse --name %s --temporal %s", shellQuote(rec.Destination), shellQuote(rec.Source), rec.Forward, shellQuote(tf.address))
+	if tf.taskQueue != scaleout.DefaultTaskQueue {
+		cmd += " --task-queue " + shellQuote(tf.taskQueue)
+	}
+	fmt.Fprintf(out, "  way back   %s\n", cmd)
 }

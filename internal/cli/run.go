@@ -33,7 +33,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	var tf temporalFlags
 	var ff flowFlags
 	var src, dst, progress string
-	var detach, restart bool
+	var detach, restart, reverse bool
 	var ui uiFlags
 	var set scaleout.Settings
 	cmd := &cobra.Command{
@@ -53,6 +53,12 @@ no longer followed (their destination tables stay).
 --source and --destination name connections that every worker defines
 (--connection src=postgres://...): no URL or credential is given here.
 
+With --reverse, run DESTINATION SOURCE --reverse --name NAME runs the way back
+of flow NAME, cut over with ferry flow cutover NAME --reverse: flow
+NAME-reverse streams the changes made at DESTINATION back to SOURCE (connection
+names, the forward flow's destination first), after a worker checked that
+SOURCE was not written since the cutover.
+
 Exit codes: 0 when the flow is done, 1 when it failed or was cancelled, 2 for
 a usage or configuration error (Temporal unreachable, a connection unknown to
 the workers, a running flow of that name with other options).`,
@@ -63,11 +69,24 @@ the workers, a running flow of that name with other options).`,
   ferry run --temporal 127.0.0.1:7233 --source src --destination dst --name shop --ui 127.0.0.1:8080
   ferry run --temporal 127.0.0.1:7233 --name shop
 
+  # the way back after ferry flow cutover shop --reverse: the new side's
+  # changes carried back to the old one (connections: destination, source)
+  ferry run dst src --reverse --name shop --temporal 127.0.0.1:7233
+
   # start and return at once
   ferry run --temporal 127.0.0.1:7233 --source src --destination dst --tables 'shop.*' --detach`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := ff.config(cmd, src, dst)
+		Args: cobra.MaximumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var cfg *flow.Config
+			var err error
+			switch {
+			case reverse:
+				cfg, err = ff.reverseRunConfig(cmd, args, src, dst, restart)
+			case len(args) > 0:
+				err = usageError{errors.New("run takes no arguments (--source NAME --destination NAME), except with --reverse")}
+			default:
+				cfg, err = ff.config(cmd, src, dst)
+			}
 			if err != nil {
 				return err
 			}
@@ -88,6 +107,7 @@ the workers, a running flow of that name with other options).`,
 	cmd.Flags().StringVar(&src, "source", "", "source connection name (defined on the workers)")
 	cmd.Flags().StringVar(&dst, "destination", "", "destination connection name (defined on the workers)")
 	cmd.Flags().BoolVar(&detach, "detach", false, "start (or find) the flow and return at once")
+	cmd.Flags().BoolVar(&reverse, "reverse", false, "run the way back of a flow cut over with ferry flow cutover --reverse: ferry run DESTINATION SOURCE --reverse streams the changes made at the new database back to the old one (--name names the forward flow; the reverse flow is NAME-reverse)")
 	cmd.Flags().BoolVar(&restart, "restart", false, "drop what an earlier flow of this name left (slot, checkpoints) and start over from a new plan")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto (bars on a terminal, log lines otherwise), bars, log or none")
 	cmd.Flags().DurationVar(&set.HeartbeatTimeout, "heartbeat-timeout", 0, "how long a silent task keeps its partition before another worker takes it (default 6s)")
@@ -198,6 +218,11 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 	defer c.Close()
 	if derived {
 		if err := resolveRunFlowName(ctx, c, cfg); err != nil {
+			return err
+		}
+	}
+	if cfg.Reverse {
+		if err := prepareReverseRun(ctx, c, cfg, tf.taskQueue); err != nil {
 			return err
 		}
 	}
