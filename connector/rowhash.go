@@ -20,8 +20,10 @@ type RowHasher interface {
 	HashFamily() string
 	// HashBuckets returns, for each of n buckets (indexed 0..n-1), the
 	// count of t's rows whose key falls in it and two sums of their
-	// hashes. cols are the columns hashed, in order; key the key columns.
-	HashBuckets(ctx context.Context, t *model.Table, cols, key []string, n int) ([]BucketHash, error)
+	// hashes, for the buckets lo <= b < hi only (the others are zero), so
+	// that scale-out spreads a table's buckets over workers. cols are the
+	// columns hashed, in order; key the key columns.
+	HashBuckets(ctx context.Context, t *model.Table, cols, key []string, n, lo, hi int) ([]BucketHash, error)
 	// HashKeys returns each row of the given buckets: its bucket, its key
 	// as text ("id=7, line=2") and its hash.
 	HashKeys(ctx context.Context, t *model.Table, cols, key []string, n int, buckets []int) ([]KeyHash, error)

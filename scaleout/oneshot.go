@@ -40,6 +40,11 @@ const (
 	// verifyPerTable versions the verify workflow's split into one
 	// activity per table.
 	verifyPerTable = "verify-per-table"
+	// ActivityVerifyRanges lists the tables with the ranges of their
+	// buckets that activities compare apart (verify_ranges.go);
+	// verifyByRange versions that split.
+	ActivityVerifyRanges = "verify-ranges"
+	verifyByRange        = "verify-by-range"
 	// SnapshotWorkflowName records a request to copy tables of a running
 	// flow again (ferry flow snapshot), which its CDC activity then runs.
 	SnapshotWorkflowName = "ferry-snapshot"
@@ -132,6 +137,8 @@ func oneShotOptions(ctx workflow.Context, set Settings, o flow.Config) workflow.
 type VerifyTableInput struct {
 	VerifyInput
 	Pair verify.Pair `json:"pair"`
+	// Range is the part of the table's buckets to compare; nil for all.
+	Range *verify.Range `json:"range,omitempty"`
 }
 
 // VerifyWorkflow lists the flow's tables, compares each in an activity of
@@ -143,6 +150,9 @@ func VerifyWorkflow(ctx workflow.Context, in VerifyInput) ([]*verify.Result, err
 		var res []*verify.Result
 		err := workflow.ExecuteActivity(actx, ActivityVerify, in).Get(ctx, &res)
 		return res, err
+	}
+	if workflow.GetVersion(ctx, verifyByRange, workflow.DefaultVersion, 1) == 1 {
+		return verifyByRanges(ctx, actx, in)
 	}
 	var pairs []verify.Pair
 	if err := workflow.ExecuteActivity(actx, ActivityVerifyTables, in).Get(ctx, &pairs); err != nil {
@@ -219,11 +229,11 @@ func (a *Activities) VerifyTable(ctx context.Context, in VerifyTableInput) (*ver
 	defer o.close()
 	stop := keepAlive(ctx, func() any { return nil })
 	defer stop()
-	res, err := o.eng.VerifyTables(ctx, []verify.Pair{in.Pair}, in.MaxDiffs)
+	res, err := o.eng.VerifyRange(ctx, in.Pair, in.Range, in.MaxDiffs)
 	if err != nil {
 		return nil, a.failure(fmt.Errorf("flow %s, table %s: %w", in.Options.Name, in.Pair.Source.Namespace, err), o.secrets)
 	}
-	return res[0], nil
+	return res, nil
 }
 
 // VerifyFlow verifies the flow called name, running or ended, on a worker

@@ -54,8 +54,8 @@ func sameText(a, b model.Type) bool {
 
 // hashedBuckets asks the database for each bucket's count and hash sums;
 // only the n sums cross the network.
-func (s *side) hashedBuckets(ctx context.Context, n int) ([]bucket, error) {
-	hs, err := s.hasher.HashBuckets(ctx, s.table, s.hashCols, s.hashKey, n)
+func (s *side) hashedBuckets(ctx context.Context, n, lo, hi int) ([]bucket, error) {
+	hs, err := s.hasher.HashBuckets(ctx, s.table, s.hashCols, s.hashKey, n, lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("hash in the database: %w", err)
 	}
@@ -63,8 +63,8 @@ func (s *side) hashedBuckets(ctx context.Context, n int) ([]bucket, error) {
 	for i, h := range hs {
 		out[i] = bucket{rows: h.Rows, sum1: h.Sum1, sum2: h.Sum2}
 	}
-	s.rowsRead.Add(int64(len(hs)))
-	s.bytesRead.Add(int64(len(hs)) * 24)
+	s.rowsRead.Add(int64(hi - lo))
+	s.bytesRead.Add(int64(hi-lo) * 24)
 	return out, nil
 }
 

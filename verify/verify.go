@@ -36,6 +36,9 @@ type Options struct {
 	// NoPushdown reads every row through ferry even where both sides can
 	// hash their rows themselves (pushdown.go).
 	NoPushdown bool
+	// Range, when set, compares only the table's buckets [Lo, Hi) of Of:
+	// one part of a table scale-out splits (ranges.go).
+	Range *Range
 }
 
 // Pair is one table to compare: the source table and its destination name.
@@ -203,23 +206,28 @@ func compare(ctx context.Context, src, dst connector.Source, dstTables []*model.
 		return res, nil
 	}
 	res.Pushdown = usePushdown(srcSide, dstSide, dt, opts)
-	nb := int(min(max(st.EstimatedRows/5000, 16), 4096))
-	res.Buckets = nb
+	nb, lo, hi := bucketCount(st), 0, 0
+	if opts.Range != nil {
+		nb, lo, hi = opts.Range.Of, opts.Range.Lo, opts.Range.Hi
+	} else {
+		hi = nb
+	}
+	res.Buckets = hi - lo
 	var sb, db []bucket
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		sb, err = srcSide.buckets(gctx, nb, opts)
+		sb, err = srcSide.buckets(gctx, nb, lo, hi, opts)
 		return wrapSide(err, "source", st.Namespace)
 	})
 	g.Go(func() (err error) {
-		db, err = dstSide.buckets(gctx, nb, opts)
+		db, err = dstSide.buckets(gctx, nb, lo, hi, opts)
 		return wrapSide(err, "destination", dt.Namespace)
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	var diff map[int]bool
-	for i := range sb {
+	for i := lo; i < hi; i++ {
 		res.SourceRows += sb[i].rows
 		res.DestinationRows += db[i].rows
 		if sb[i] != db[i] {
@@ -404,14 +412,18 @@ func (s *side) scan(ctx context.Context, opts Options, fn func(row model.Row, ke
 	return g.Wait()
 }
 
-func (s *side) buckets(ctx context.Context, n int, opts Options) ([]bucket, error) {
+// buckets sums the rows of buckets [lo, hi) of n; the others stay zero.
+func (s *side) buckets(ctx context.Context, n, lo, hi int, opts Options) ([]bucket, error) {
 	if s.hasher != nil {
-		return s.hashedBuckets(ctx, n)
+		return s.hashedBuckets(ctx, n, lo, hi)
 	}
 	out := make([]bucket, n)
 	var mu sync.Mutex
 	err := s.scan(ctx, opts, func(_ model.Row, key, enc []byte) error {
 		b := int(maphash.Bytes(seed1, key) % uint64(n))
+		if b < lo || b >= hi {
+			return nil
+		}
 		h1, h2 := maphash.Bytes(seed1, enc), maphash.Bytes(seed2, enc)
 		mu.Lock()
 		out[b].rows++
