@@ -117,6 +117,12 @@ type VerifyInput struct {
 	Options  flow.Config `json:"options"`
 	Settings Settings    `json:"settings"`
 	MaxDiffs int         `json:"max_diffs"`
+	// Online verifies while the flow streams: a differing key is read
+	// again, up to Rechecks times, once the flow applied the source's
+	// position taken after it was seen; the activity waits for that,
+	// heartbeating.
+	Online   bool `json:"online,omitempty"`
+	Rechecks int  `json:"rechecks,omitempty"`
 }
 
 // oneShotOptions runs an activity until it ends, again after a lost
@@ -229,7 +235,15 @@ func (a *Activities) VerifyTable(ctx context.Context, in VerifyTableInput) (*ver
 	defer o.close()
 	stop := keepAlive(ctx, func() any { return nil })
 	defer stop()
-	res, err := o.eng.VerifyRange(ctx, in.Pair, in.Range, in.MaxDiffs)
+	var online verify.Flow
+	if in.Online {
+		f, err := o.eng.AppliedFlow(ctx)
+		if err != nil {
+			return nil, a.failure(fmt.Errorf("flow %s: %w", in.Options.Name, err), o.secrets)
+		}
+		online = f
+	}
+	res, err := o.eng.VerifyRange(ctx, in.Pair, in.Range, in.MaxDiffs, online, in.Rechecks)
 	if err != nil {
 		return nil, a.failure(fmt.Errorf("flow %s, table %s: %w", in.Options.Name, in.Pair.Source.Namespace, err), o.secrets)
 	}
@@ -239,9 +253,25 @@ func (a *Activities) VerifyTable(ctx context.Context, in VerifyTableInput) (*ver
 // VerifyFlow verifies the flow called name, running or ended, on a worker
 // polling its task queue, and waits for the results.
 func VerifyFlow(ctx context.Context, c client.Client, name string, maxDiffs int) ([]*verify.Result, error) {
+	return VerifyFlowOnline(ctx, c, name, maxDiffs, 0)
+}
+
+// VerifyFlowOnline is VerifyFlow; with rechecks > 0, while the flow streams
+// changes (--online): a differing key is read again up to rechecks times
+// once the flow applied what the source had when it was seen. A flow that
+// does not stream is refused with a errs.ConfigError.
+func VerifyFlowOnline(ctx context.Context, c client.Client, name string, maxDiffs, rechecks int) ([]*verify.Result, error) {
 	var res []*verify.Result
 	err := oneShot(ctx, c, name, "verify", VerifyWorkflowName, func(st *Status) (any, error) {
-		return VerifyInput{Options: st.Options, Settings: st.Settings, MaxDiffs: maxDiffs}, nil
+		in := VerifyInput{Options: st.Options, Settings: st.Settings, MaxDiffs: maxDiffs}
+		if rechecks > 0 {
+			if !st.Running() || st.State.Phase != PhaseCDC {
+				return nil, errs.BadConfig(fmt.Sprintf("flow %q is not streaming changes (%s, phase %s)", name, st.Status, st.State.Phase),
+					"--online verifies a flow while it streams; verify without --online a flow that ended or is cut over")
+			}
+			in.Online, in.Rechecks = true, rechecks
+		}
+		return in, nil
 	}, &res)
 	return res, err
 }
