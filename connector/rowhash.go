@@ -45,3 +45,12 @@ type KeyHash struct {
 	Key    string
 	Hash   uint64
 }
+
+// KeyReader is a source that reads rows by key: verify's re-check reads
+// the few keys that differed instead of the whole table.
+type KeyReader interface {
+	// ReadKeys reads the rows of t whose columns cols (a key) hold one of
+	// keys, each the cols' values in t's types; a key not found is left
+	// out. Batches come in no particular order.
+	ReadKeys(ctx context.Context, t *model.Table, cols []string, keys []model.Row, emit func(*model.RowBatch) error) error
+}

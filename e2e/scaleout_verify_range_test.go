@@ -20,6 +20,7 @@ type rangeVerified struct {
 	DifferentBuckets int    `json:"different_buckets"`
 	DifferentKeys    int    `json:"different_keys"`
 	Pushdown         bool   `json:"pushdown"`
+	RowsRead         int64  `json:"rows_read"`
 	Diffs            []struct {
 		Key     string   `json:"key"`
 		Kind    string   `json:"kind"`

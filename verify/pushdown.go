@@ -70,7 +70,7 @@ func (s *side) hashedBuckets(ctx context.Context, n, lo, hi int) ([]bucket, erro
 
 // hashedKeys asks the database for the key and hash of each row of the
 // buckets in want (only the keys in only, when set).
-func (s *side) hashedKeys(ctx context.Context, n int, want map[int]bool, only map[string]bool) (map[string]rowInfo, error) {
+func (s *side) hashedKeys(ctx context.Context, n int, want map[int]bool, only map[string]model.Row) (map[string]rowInfo, error) {
 	buckets := make([]int, 0, len(want))
 	for b := range want {
 		buckets = append(buckets, b)
@@ -84,7 +84,7 @@ func (s *side) hashedKeys(ctx context.Context, n int, want map[int]bool, only ma
 	for _, kh := range khs {
 		s.rowsRead.Add(1)
 		s.bytesRead.Add(int64(len(kh.Key)) + 12)
-		if only != nil && !only[kh.Key] {
+		if _, ok := only[kh.Key]; only != nil && !ok {
 			continue
 		}
 		ri, ok := out[kh.Key]
