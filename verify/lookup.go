@@ -96,7 +96,7 @@ func (s *side) lookUp(ctx context.Context, n int, only map[string]model.Row) (ma
 			}
 			ri, ok := out[string(key)]
 			if !ok {
-				ri = rowInfo{bucket: int(maphash.Bytes(seed1, key) % uint64(n)), text: keyText(s.srcCols, s.keyIdx, row), hash: maphash.Bytes(seed1, enc), row: row}
+				ri = rowInfo{bucket: bucketOf(key, n), text: keyText(s.srcCols, s.keyIdx, row), hash: maphash.Bytes(seed1, enc), row: row}
 			}
 			ri.count++
 			out[string(key)] = ri

@@ -29,6 +29,19 @@ type TableRanges struct {
 // is split when it holds more.
 const RangeRows = 20_000
 
+// bucketOf is the bucket of a key (its canonical encoding) read through
+// ferry: FNV-1a, the same in every process, so that ranges compared by
+// different workers split a table's keys between them exactly. (The row
+// hashes summed in a bucket are compared within one process only.)
+func bucketOf(key []byte, n int) int {
+	h := uint64(14695981039346656037)
+	for _, c := range key {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return int(h % uint64(n))
+}
+
 // bucketCount is how many buckets a table's rows are spread over.
 func bucketCount(t *model.Table) int {
 	return int(min(max(t.EstimatedRows/5000, 16), 4096))

@@ -444,7 +444,7 @@ func (s *side) buckets(ctx context.Context, n, lo, hi int, opts Options) ([]buck
 	out := make([]bucket, n)
 	var mu sync.Mutex
 	err := s.scan(ctx, opts, func(_ model.Row, key, enc []byte) error {
-		b := int(maphash.Bytes(seed1, key) % uint64(n))
+		b := bucketOf(key, n)
 		if b < lo || b >= hi {
 			return nil
 		}
@@ -470,7 +470,7 @@ func (s *side) keys(ctx context.Context, n int, want map[int]bool, only map[stri
 	out := map[string]rowInfo{}
 	var mu sync.Mutex
 	err := s.scan(ctx, opts, func(row model.Row, key, enc []byte) error {
-		if !want[int(maphash.Bytes(seed1, key)%uint64(n))] {
+		if !want[bucketOf(key, n)] {
 			return nil
 		}
 		if _, ok := only[string(key)]; only != nil && !ok {
@@ -481,7 +481,7 @@ func (s *side) keys(ctx context.Context, n int, want map[int]bool, only map[stri
 		defer mu.Unlock()
 		ri, ok := out[string(key)]
 		if !ok {
-			ri = rowInfo{bucket: int(maphash.Bytes(seed1, key) % uint64(n)), text: keyText(s.srcCols, s.keyIdx, row), hash: h, row: row}
+			ri = rowInfo{bucket: bucketOf(key, n), text: keyText(s.srcCols, s.keyIdx, row), hash: h, row: row}
 		}
 		ri.count++
 		out[string(key)] = ri
