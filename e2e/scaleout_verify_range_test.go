@@ -29,11 +29,17 @@ type rangeVerified struct {
 }
 
 // rangesScheduled reads the verify-table activities a verification's
-// history scheduled: for each table, the bucket ranges they compared.
-func rangesScheduled(t *testing.T, history string) map[string][]string {
+// history scheduled: for each table, the bucket ranges they compared, and
+// the workers that ran them.
+func rangesScheduled(t *testing.T, history string) (map[string][]string, map[string]int) {
 	t.Helper()
 	var h struct {
 		Events []struct {
+			ID      string `json:"eventId"`
+			Started *struct {
+				Scheduled string `json:"scheduledEventId"`
+				Identity  string `json:"identity"`
+			} `json:"activityTaskStartedEventAttributes"`
 			Attrs *struct {
 				Type  struct{ Name string } `json:"activityType"`
 				Input struct {
@@ -45,8 +51,12 @@ func rangesScheduled(t *testing.T, history string) map[string][]string {
 	if err := json.Unmarshal([]byte(history), &h); err != nil {
 		t.Fatalf("history: %v", err)
 	}
-	out := map[string][]string{}
+	out, workers := map[string][]string{}, map[string]int{}
+	ours := map[string]bool{}
 	for _, e := range h.Events {
+		if e.Started != nil && ours[e.Started.Scheduled] {
+			workers[e.Started.Identity]++
+		}
 		if e.Attrs == nil || e.Attrs.Type.Name != "verify-table" || len(e.Attrs.Input.Payloads) != 1 {
 			continue
 		}
@@ -66,8 +76,9 @@ func rangesScheduled(t *testing.T, history string) map[string][]string {
 			r = fmt.Sprintf("[%d,%d) of %d", in.Range.Lo, in.Range.Hi, in.Range.Of)
 		}
 		out[in.Pair.Source.Namespace.Table] = append(out[in.Pair.Source.Namespace.Table], r)
+		ours[e.ID] = true
 	}
-	return out
+	return out, workers
 }
 
 func rangeVerifiedTables(t *testing.T, r result) []rangeVerified {
@@ -104,10 +115,11 @@ func TestScaleoutVerifySplitsALargeTableIntoRanges(t *testing.T) {
 		t.Fatalf("flow verify of an equal copy: %s", r)
 	}
 	h := verifyHistory(t, ts)
-	perTable := rangesScheduled(t, h)
+	perTable, workers := rangesScheduled(t, h)
 	if len(perTable) != 2 || len(perTable["orders"]) != 4 || len(perTable["lines"]) != 4 {
 		t.Fatalf("verify-table activities by table and range, for 2 tables of 4 ranges each: %v", perTable)
 	}
+	t.Logf("ranges %v, compared by workers %v", perTable, workers)
 	if os.Getenv("FERRY_RECORD_VERIFY_HISTORY") != "" {
 		if err := os.WriteFile("../scaleout/testdata/history-verify-by-range.json", []byte(h), 0o644); err != nil {
 			t.Fatal(err)
