@@ -61,6 +61,9 @@ func (s *side) hashedBuckets(ctx context.Context, n, lo, hi int) ([]bucket, erro
 	}
 	out := make([]bucket, n)
 	for i, h := range hs {
+		if (i < lo || i >= hi) && h.Rows != 0 {
+			return nil, fmt.Errorf("the database hashed bucket %d, outside the range [%d, %d) asked for", i, lo, hi)
+		}
 		out[i] = bucket{rows: h.Rows, sum1: h.Sum1, sum2: h.Sum2}
 	}
 	s.rowsRead.Add(int64(hi - lo))
