@@ -76,4 +76,3 @@ func TestMariaDBRangesHashOnlyTheirBuckets(t *testing.T) {
 		"INSERT INTO `"+dst+"`.t VALUES (5000, 'extra')")
 	rangesEqualWhole(t, s.URL(src), s.URL(dst), 5)
 }
-
