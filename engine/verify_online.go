@@ -170,5 +170,7 @@ func (e *Engine) AppliedFlow(ctx context.Context) (*verify.PolledFlow, error) {
 		return nil, errs.BadConfig(fmt.Sprintf("flow %s has applied no changes at the destination yet", e.name),
 			"run ferry flow verify --online once the flow streams changes (phase cdc in ferry flow status)")
 	}
-	return &verify.PolledFlow{Source: cs, Applied: applied}, nil
+	return &verify.PolledFlow{Source: cs, Applied: applied, Waiting: func(table string, keys int, pos model.Position) {
+		e.log.Info("verify: re-checking differing keys once the flow applied the source's position", "table", table, "keys", keys, "position", string(pos))
+	}}, nil
 }
