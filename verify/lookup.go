@@ -47,9 +47,9 @@ func lookupGroup(t model.Type) int {
 }
 
 // keyValues are row's key values (row in the source's order and types);
-// nil when there is no row or no key reader.
+// nil when there is no row or the key is not looked up by value.
 func (s *side) keyValues(row model.Row) model.Row {
-	if row == nil || s.keyReader == nil {
+	if row == nil || s.keyCols == nil {
 		return nil
 	}
 	out := make(model.Row, len(s.keyIdx))
