@@ -51,6 +51,7 @@ type Capabilities struct {
 	RowHasher         RowHasher
 	ReplicaLagReader  ReplicaLagReader
 	ServerIdentifier  ServerIdentifier
+	KeyReader         KeyReader
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -87,6 +88,7 @@ type Abilities struct {
 	Retention        bool `json:"retention" doc:"measures the log it keeps for a flow against its limit"`
 	SpanApply        bool `json:"span_apply" doc:"applies a huge source transaction in parts inside one destination transaction"`
 	VerifyHash       bool `json:"verify_hash" doc:"hashes its rows in the database for verify"`
+	ReadKeys         bool `json:"read_keys" doc:"reads rows by key for verify's re-checks"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -183,6 +185,7 @@ func Discover(c Connector) Capabilities {
 	k.RowHasher, _ = c.(RowHasher)
 	k.ReplicaLagReader, _ = c.(ReplicaLagReader)
 	k.ServerIdentifier, _ = c.(ServerIdentifier)
+	k.KeyReader, _ = c.(KeyReader)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
@@ -219,6 +222,7 @@ func Discover(c Connector) Capabilities {
 		Retention:        k.RetentionMeter != nil,
 		SpanApply:        d.SpanApply && k.ChangeApplier != nil,
 		VerifyHash:       k.RowHasher != nil,
+		ReadKeys:         k.KeyReader != nil,
 	}
 	return k
 }

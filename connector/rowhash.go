@@ -20,8 +20,10 @@ type RowHasher interface {
 	HashFamily() string
 	// HashBuckets returns, for each of n buckets (indexed 0..n-1), the
 	// count of t's rows whose key falls in it and two sums of their
-	// hashes. cols are the columns hashed, in order; key the key columns.
-	HashBuckets(ctx context.Context, t *model.Table, cols, key []string, n int) ([]BucketHash, error)
+	// hashes, for the buckets lo <= b < hi only (the others are zero), so
+	// that scale-out spreads a table's buckets over workers. cols are the
+	// columns hashed, in order; key the key columns.
+	HashBuckets(ctx context.Context, t *model.Table, cols, key []string, n, lo, hi int) ([]BucketHash, error)
 	// HashKeys returns each row of the given buckets: its bucket, its key
 	// as text ("id=7, line=2") and its hash.
 	HashKeys(ctx context.Context, t *model.Table, cols, key []string, n int, buckets []int) ([]KeyHash, error)
@@ -42,4 +44,13 @@ type KeyHash struct {
 	Bucket int
 	Key    string
 	Hash   uint64
+}
+
+// KeyReader is a source that reads rows by key: verify's re-check reads
+// the few keys that differed instead of the whole table.
+type KeyReader interface {
+	// ReadKeys reads the rows of t whose columns cols (a key) hold one of
+	// keys, each the cols' values in t's types; a key not found is left
+	// out. Batches come in no particular order.
+	ReadKeys(ctx context.Context, t *model.Table, cols []string, keys []model.Row, emit func(*model.RowBatch) error) error
 }

@@ -299,20 +299,9 @@ func (c *checkpoints) cdcStart(ctx context.Context, cs connector.ChangeSource, t
 	if err != nil {
 		return "", nil, err
 	}
-	var lowest model.Position
-	for k, v := range cps {
-		pos := model.Position(v)
-		if lowest == "" {
-			lowest = pos
-			continue
-		}
-		n, err := cs.ComparePositions(pos, lowest)
-		if err != nil {
-			return "", nil, fmt.Errorf("checkpoint %s: %w", k, err)
-		}
-		if n < 0 {
-			lowest = pos
-		}
+	lowest, err := AppliedPosition(cs, cps)
+	if err != nil {
+		return "", nil, err
 	}
 	if lowest != "" {
 		start = lowest
@@ -443,4 +432,29 @@ func (c *checkpoints) schemas(ctx context.Context) (map[model.Namespace]*model.T
 		out[t.Namespace] = &t
 	}
 	return out, nil
+}
+
+// AppliedPosition is the position a flow applied at a destination that
+// keeps its checkpoints: the lowest of its writers' cdc/N, where its CDC
+// would resume; "" when it has none.
+func AppliedPosition(cs connector.ChangeSource, cps map[string]string) (model.Position, error) {
+	var lowest model.Position
+	for k, v := range cps {
+		if !strings.HasPrefix(k, "cdc/") {
+			continue
+		}
+		pos := model.Position(v)
+		if lowest == "" {
+			lowest = pos
+			continue
+		}
+		n, err := cs.ComparePositions(pos, lowest)
+		if err != nil {
+			return "", fmt.Errorf("checkpoint %s: %w", k, err)
+		}
+		if n < 0 {
+			lowest = pos
+		}
+	}
+	return lowest, nil
 }

@@ -58,3 +58,35 @@ func (e *Engine) VerifyTables(ctx context.Context, pairs []verify.Pair, maxDiffs
 	}
 	return res, nil
 }
+
+// VerifyRanges lists the tables Verify compares, each with the ranges of
+// its buckets that scale-out compares apart, at most most per table
+// (verify.Split).
+func (e *Engine) VerifyRanges(ctx context.Context, most int) ([]verify.TableRanges, error) {
+	pairs, err := e.VerifyPairs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	trs, err := verify.Split(ctx, e.src.Source, e.dst.Source, pairs, verify.Options{}, most)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	return trs, nil
+}
+
+// VerifyRange compares one range of one table's buckets (all of them when
+// rng is nil), as VerifyTables does; with online set, while the flow
+// applies changes, re-checking a differing key up to rechecks times
+// (verify.Options.Online).
+func (e *Engine) VerifyRange(ctx context.Context, pair verify.Pair, rng *verify.Range, maxDiffs int, online verify.Flow, rechecks int) (*verify.Result, error) {
+	if e.src.Source == nil || e.dst.Source == nil {
+		return nil, errs.BadConfig("verify reads both sides, and one of them cannot be read", "verify a source and a destination ferry can read")
+	}
+	res, err := verify.Tables(ctx, e.src.Source, e.dst.Source, []verify.Pair{pair},
+		verify.Options{Parallel: e.cfg.Parallel, MaxDiffs: maxDiffs, PartitionRows: e.cfg.PartitionRows, Range: rng,
+			Online: online, Rechecks: rechecks})
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	return res[0], nil
+}

@@ -142,3 +142,35 @@ func (e *Engine) verifyOnce(ctx context.Context, pair verify.Pair, flowAt *verif
 			"different_keys", res[0].DifferentKeys, "problem", res[0].Problem, "first", fmt.Sprint(res[0].Diffs))
 	}
 }
+
+// AppliedFlow is the running flow a verification on another process
+// waits for (ferry flow verify --online on a worker): the source's head,
+// and the position the flow applied as the destination's checkpoints say.
+// A source without CDC, a destination that keeps no checkpoints or a flow
+// that applied no change yet is a errs.ConfigError.
+func (e *Engine) AppliedFlow(ctx context.Context) (*verify.PolledFlow, error) {
+	cs := e.src.ChangeSource
+	if cs == nil {
+		return nil, errs.BadConfig("the source has no change data capture", "--online verifies a flow that streams changes; verify without --online once writes stopped")
+	}
+	if e.dst.CheckpointKeeper == nil {
+		return nil, errs.BadConfig("the destination keeps no checkpoints, so verify cannot tell how far the flow applied",
+			"verify without --online once the flow is cut over or its source is quiet")
+	}
+	applied := func(ctx context.Context) (model.Position, error) {
+		cps, err := e.ckpt.load(ctx, "cdc/")
+		if err != nil {
+			return "", err
+		}
+		return AppliedPosition(cs, cps)
+	}
+	if pos, err := applied(ctx); err != nil {
+		return nil, err
+	} else if pos == "" {
+		return nil, errs.BadConfig(fmt.Sprintf("flow %s has applied no changes at the destination yet", e.name),
+			"run ferry flow verify --online once the flow streams changes (phase cdc in ferry flow status)")
+	}
+	return &verify.PolledFlow{Source: cs, Applied: applied, Waiting: func(table string, keys int, pos model.Position) {
+		e.log.Info("verify: re-checking differing keys once the flow applied the source's position", "table", table, "keys", keys, "position", string(pos))
+	}}, nil
+}

@@ -35,6 +35,7 @@ func Register(w worker.Registry, a *Activities) {
 	w.RegisterActivityWithOptions(a.Verify, activity.RegisterOptions{Name: ActivityVerify})
 	w.RegisterActivityWithOptions(a.VerifyTables, activity.RegisterOptions{Name: ActivityVerifyTables})
 	w.RegisterActivityWithOptions(a.VerifyTable, activity.RegisterOptions{Name: ActivityVerifyTable})
+	w.RegisterActivityWithOptions(a.VerifyRanges, activity.RegisterOptions{Name: ActivityVerifyRanges})
 	w.RegisterActivityWithOptions(a.Snapshot, activity.RegisterOptions{Name: ActivitySnapshot})
 	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: ActivityPlan})
 	w.RegisterActivityWithOptions(a.CopyPartition, activity.RegisterOptions{Name: ActivityCopy})

@@ -40,6 +40,11 @@ const (
 	// verifyPerTable versions the verify workflow's split into one
 	// activity per table.
 	verifyPerTable = "verify-per-table"
+	// ActivityVerifyRanges lists the tables with the ranges of their
+	// buckets that activities compare apart (verify_ranges.go);
+	// verifyByRange versions that split.
+	ActivityVerifyRanges = "verify-ranges"
+	verifyByRange        = "verify-by-range"
 	// SnapshotWorkflowName records a request to copy tables of a running
 	// flow again (ferry flow snapshot), which its CDC activity then runs.
 	SnapshotWorkflowName = "ferry-snapshot"
@@ -112,6 +117,12 @@ type VerifyInput struct {
 	Options  flow.Config `json:"options"`
 	Settings Settings    `json:"settings"`
 	MaxDiffs int         `json:"max_diffs"`
+	// Online verifies while the flow streams: a differing key is read
+	// again, up to Rechecks times, once the flow applied the source's
+	// position taken after it was seen; the activity waits for that,
+	// heartbeating.
+	Online   bool `json:"online,omitempty"`
+	Rechecks int  `json:"rechecks,omitempty"`
 }
 
 // oneShotOptions runs an activity until it ends, again after a lost
@@ -132,6 +143,8 @@ func oneShotOptions(ctx workflow.Context, set Settings, o flow.Config) workflow.
 type VerifyTableInput struct {
 	VerifyInput
 	Pair verify.Pair `json:"pair"`
+	// Range is the part of the table's buckets to compare; nil for all.
+	Range *verify.Range `json:"range,omitempty"`
 }
 
 // VerifyWorkflow lists the flow's tables, compares each in an activity of
@@ -143,6 +156,9 @@ func VerifyWorkflow(ctx workflow.Context, in VerifyInput) ([]*verify.Result, err
 		var res []*verify.Result
 		err := workflow.ExecuteActivity(actx, ActivityVerify, in).Get(ctx, &res)
 		return res, err
+	}
+	if workflow.GetVersion(ctx, verifyByRange, workflow.DefaultVersion, 1) == 1 {
+		return verifyByRanges(ctx, actx, in)
 	}
 	var pairs []verify.Pair
 	if err := workflow.ExecuteActivity(actx, ActivityVerifyTables, in).Get(ctx, &pairs); err != nil {
@@ -219,19 +235,43 @@ func (a *Activities) VerifyTable(ctx context.Context, in VerifyTableInput) (*ver
 	defer o.close()
 	stop := keepAlive(ctx, func() any { return nil })
 	defer stop()
-	res, err := o.eng.VerifyTables(ctx, []verify.Pair{in.Pair}, in.MaxDiffs)
+	var online verify.Flow
+	if in.Online {
+		f, err := o.eng.AppliedFlow(ctx)
+		if err != nil {
+			return nil, a.failure(fmt.Errorf("flow %s: %w", in.Options.Name, err), o.secrets)
+		}
+		online = f
+	}
+	res, err := o.eng.VerifyRange(ctx, in.Pair, in.Range, in.MaxDiffs, online, in.Rechecks)
 	if err != nil {
 		return nil, a.failure(fmt.Errorf("flow %s, table %s: %w", in.Options.Name, in.Pair.Source.Namespace, err), o.secrets)
 	}
-	return res[0], nil
+	return res, nil
 }
 
 // VerifyFlow verifies the flow called name, running or ended, on a worker
 // polling its task queue, and waits for the results.
 func VerifyFlow(ctx context.Context, c client.Client, name string, maxDiffs int) ([]*verify.Result, error) {
+	return VerifyFlowOnline(ctx, c, name, maxDiffs, 0)
+}
+
+// VerifyFlowOnline is VerifyFlow; with rechecks > 0, while the flow streams
+// changes (--online): a differing key is read again up to rechecks times
+// once the flow applied what the source had when it was seen. A flow that
+// does not stream is refused with a errs.ConfigError.
+func VerifyFlowOnline(ctx context.Context, c client.Client, name string, maxDiffs, rechecks int) ([]*verify.Result, error) {
 	var res []*verify.Result
 	err := oneShot(ctx, c, name, "verify", VerifyWorkflowName, func(st *Status) (any, error) {
-		return VerifyInput{Options: st.Options, Settings: st.Settings, MaxDiffs: maxDiffs}, nil
+		in := VerifyInput{Options: st.Options, Settings: st.Settings, MaxDiffs: maxDiffs}
+		if rechecks > 0 {
+			if !st.Running() || st.State.Phase != PhaseCDC {
+				return nil, errs.BadConfig(fmt.Sprintf("flow %q is not streaming changes (%s, phase %s)", name, st.Status, st.State.Phase),
+					"--online verifies a flow while it streams; verify without --online a flow that ended or is cut over")
+			}
+			in.Online, in.Rechecks = true, rechecks
+		}
+		return in, nil
 	}, &res)
 	return res, err
 }

@@ -107,10 +107,10 @@ func recheck(ctx context.Context, res *Result, srcSide, dstSide *side, nb int, f
 			return nil, nil, fmt.Errorf("re-check %d key(s) of %s: %w", len(found), res.Table, err)
 		}
 		prev := make(map[string]keyDiff, len(found))
-		only := make(map[string]bool, len(found))
+		only := make(map[string]model.Row, len(found))
 		want := map[int]bool{}
 		for _, kd := range found {
-			prev[kd.key], only[kd.key] = kd, true
+			prev[kd.key], only[kd.key] = kd, kd.keyVals
 			want[kd.bucket] = true
 		}
 		again, err := narrow(ctx, srcSide, dstSide, nb, want, only, opts)

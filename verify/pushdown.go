@@ -54,23 +54,26 @@ func sameText(a, b model.Type) bool {
 
 // hashedBuckets asks the database for each bucket's count and hash sums;
 // only the n sums cross the network.
-func (s *side) hashedBuckets(ctx context.Context, n int) ([]bucket, error) {
-	hs, err := s.hasher.HashBuckets(ctx, s.table, s.hashCols, s.hashKey, n)
+func (s *side) hashedBuckets(ctx context.Context, n, lo, hi int) ([]bucket, error) {
+	hs, err := s.hasher.HashBuckets(ctx, s.table, s.hashCols, s.hashKey, n, lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("hash in the database: %w", err)
 	}
 	out := make([]bucket, n)
 	for i, h := range hs {
+		if (i < lo || i >= hi) && h.Rows != 0 {
+			return nil, fmt.Errorf("the database hashed bucket %d, outside the range [%d, %d) asked for", i, lo, hi)
+		}
 		out[i] = bucket{rows: h.Rows, sum1: h.Sum1, sum2: h.Sum2}
 	}
-	s.rowsRead.Add(int64(len(hs)))
-	s.bytesRead.Add(int64(len(hs)) * 24)
+	s.rowsRead.Add(int64(hi - lo))
+	s.bytesRead.Add(int64(hi-lo) * 24)
 	return out, nil
 }
 
 // hashedKeys asks the database for the key and hash of each row of the
 // buckets in want (only the keys in only, when set).
-func (s *side) hashedKeys(ctx context.Context, n int, want map[int]bool, only map[string]bool) (map[string]rowInfo, error) {
+func (s *side) hashedKeys(ctx context.Context, n int, want map[int]bool, only map[string]model.Row) (map[string]rowInfo, error) {
 	buckets := make([]int, 0, len(want))
 	for b := range want {
 		buckets = append(buckets, b)
@@ -84,7 +87,7 @@ func (s *side) hashedKeys(ctx context.Context, n int, want map[int]bool, only ma
 	for _, kh := range khs {
 		s.rowsRead.Add(1)
 		s.bytesRead.Add(int64(len(kh.Key)) + 12)
-		if only != nil && !only[kh.Key] {
+		if _, ok := only[kh.Key]; only != nil && !ok {
 			continue
 		}
 		ri, ok := out[kh.Key]

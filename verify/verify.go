@@ -36,6 +36,9 @@ type Options struct {
 	// NoPushdown reads every row through ferry even where both sides can
 	// hash their rows themselves (pushdown.go).
 	NoPushdown bool
+	// Range, when set, compares only the table's buckets [Lo, Hi) of Of:
+	// one part of a table scale-out splits (ranges.go).
+	Range *Range
 }
 
 // Pair is one table to compare: the source table and its destination name.
@@ -128,6 +131,11 @@ type side struct {
 	hasher            connector.RowHasher
 	hashCols, hashKey []string
 
+	// keyReader, when set, reads the rows of given keys (lookup.go);
+	// keyCols name the key columns at this side.
+	keyReader connector.KeyReader
+	keyCols   []string
+
 	rowsRead, bytesRead atomic.Int64
 }
 
@@ -203,23 +211,31 @@ func compare(ctx context.Context, src, dst connector.Source, dstTables []*model.
 		return res, nil
 	}
 	res.Pushdown = usePushdown(srcSide, dstSide, dt, opts)
-	nb := int(min(max(st.EstimatedRows/5000, 16), 4096))
-	res.Buckets = nb
+	if !res.Pushdown {
+		useKeyReaders(srcSide, dstSide, st, dt)
+	}
+	nb, lo, hi := bucketCount(st), 0, 0
+	if opts.Range != nil {
+		nb, lo, hi = opts.Range.Of, opts.Range.Lo, opts.Range.Hi
+	} else {
+		hi = nb
+	}
+	res.Buckets = hi - lo
 	var sb, db []bucket
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		sb, err = srcSide.buckets(gctx, nb, opts)
+		sb, err = srcSide.buckets(gctx, nb, lo, hi, opts)
 		return wrapSide(err, "source", st.Namespace)
 	})
 	g.Go(func() (err error) {
-		db, err = dstSide.buckets(gctx, nb, opts)
+		db, err = dstSide.buckets(gctx, nb, lo, hi, opts)
 		return wrapSide(err, "destination", dt.Namespace)
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	var diff map[int]bool
-	for i := range sb {
+	for i := lo; i < hi; i++ {
 		res.SourceRows += sb[i].rows
 		res.DestinationRows += db[i].rows
 		if sb[i] != db[i] {
@@ -265,11 +281,15 @@ type keyDiff struct {
 	diff    Diff
 	srcHash uint64
 	srcRows int
+	// keyVals are the key's values in the source's types, nil when the
+	// rows were hashed in the databases (not read).
+	keyVals model.Row
 }
 
 // narrow reads the buckets in want on both sides (only the keys in only,
-// when set) and returns every key that differs.
-func narrow(ctx context.Context, srcSide, dstSide *side, nb int, want map[int]bool, only map[string]bool, opts Options) ([]keyDiff, error) {
+// when set: each with its key values when known, so a side that reads by
+// key looks them up) and returns every key that differs.
+func narrow(ctx context.Context, srcSide, dstSide *side, nb int, want map[int]bool, only map[string]model.Row, opts Options) ([]keyDiff, error) {
 	var sk, dk map[string]rowInfo
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
@@ -286,7 +306,7 @@ func narrow(ctx context.Context, srcSide, dstSide *side, nb int, want map[int]bo
 	cols := srcSide.srcCols
 	var diffs []keyDiff
 	for k, s := range sk {
-		kd := keyDiff{key: k, bucket: s.bucket, srcHash: s.hash, srcRows: s.count}
+		kd := keyDiff{key: k, bucket: s.bucket, srcHash: s.hash, srcRows: s.count, keyVals: srcSide.keyValues(s.row)}
 		d, ok := dk[k]
 		switch {
 		case !ok || d.count < s.count:
@@ -302,7 +322,7 @@ func narrow(ctx context.Context, srcSide, dstSide *side, nb int, want map[int]bo
 	}
 	for k, d := range dk {
 		if _, ok := sk[k]; !ok {
-			diffs = append(diffs, keyDiff{key: k, bucket: d.bucket, diff: Diff{Key: d.text, Kind: "extra"}})
+			diffs = append(diffs, keyDiff{key: k, bucket: d.bucket, diff: Diff{Key: d.text, Kind: "extra"}, keyVals: srcSide.keyValues(d.row)})
 		}
 	}
 	return diffs, nil
@@ -376,23 +396,11 @@ func (s *side) scan(ctx context.Context, opts Options, fn func(row model.Row, ke
 			var key, enc []byte
 			return s.src.ReadPartition(gctx, s.table, p, "", func(b *model.RowBatch) error {
 				for _, raw := range b.Rows {
-					row := make(model.Row, len(s.proj))
-					for i, j := range s.proj {
-						v, err := model.Coerce(s.srcCols[i].Type, raw[j])
-						if err != nil {
-							return fmt.Errorf("column %s: %w", s.srcCols[i].Name, err)
-						}
-						row[i] = v
-					}
+					var row model.Row
 					var err error
-					if key, err = model.KeyOf(key[:0], s.srcCols, s.keyIdx, row); err != nil {
+					if row, key, enc, err = s.convert(raw, key[:0], enc[:0]); err != nil {
 						return err
 					}
-					if enc, err = model.AppendRow(enc[:0], s.srcCols, row); err != nil {
-						return err
-					}
-					s.rowsRead.Add(1)
-					s.bytesRead.Add(int64(len(enc)))
 					if err := fn(row, key, enc); err != nil {
 						return err
 					}
@@ -404,14 +412,42 @@ func (s *side) scan(ctx context.Context, opts Options, fn func(row model.Row, ke
 	return g.Wait()
 }
 
-func (s *side) buckets(ctx context.Context, n int, opts Options) ([]bucket, error) {
+// convert turns a row as the side reads it into the source's column order
+// and types, with its canonical key and row encodings (appended to key and
+// enc), and counts it read.
+func (s *side) convert(raw model.Row, key, enc []byte) (model.Row, []byte, []byte, error) {
+	row := make(model.Row, len(s.proj))
+	for i, j := range s.proj {
+		v, err := model.Coerce(s.srcCols[i].Type, raw[j])
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("column %s: %w", s.srcCols[i].Name, err)
+		}
+		row[i] = v
+	}
+	var err error
+	if key, err = model.KeyOf(key, s.srcCols, s.keyIdx, row); err != nil {
+		return nil, nil, nil, err
+	}
+	if enc, err = model.AppendRow(enc, s.srcCols, row); err != nil {
+		return nil, nil, nil, err
+	}
+	s.rowsRead.Add(1)
+	s.bytesRead.Add(int64(len(enc)))
+	return row, key, enc, nil
+}
+
+// buckets sums the rows of buckets [lo, hi) of n; the others stay zero.
+func (s *side) buckets(ctx context.Context, n, lo, hi int, opts Options) ([]bucket, error) {
 	if s.hasher != nil {
-		return s.hashedBuckets(ctx, n)
+		return s.hashedBuckets(ctx, n, lo, hi)
 	}
 	out := make([]bucket, n)
 	var mu sync.Mutex
 	err := s.scan(ctx, opts, func(_ model.Row, key, enc []byte) error {
-		b := int(maphash.Bytes(seed1, key) % uint64(n))
+		b := bucketOf(key, n)
+		if b < lo || b >= hi {
+			return nil
+		}
 		h1, h2 := maphash.Bytes(seed1, enc), maphash.Bytes(seed2, enc)
 		mu.Lock()
 		out[b].rows++
@@ -424,14 +460,20 @@ func (s *side) buckets(ctx context.Context, n int, opts Options) ([]bucket, erro
 	return out, err
 }
 
-func (s *side) keys(ctx context.Context, n int, want map[int]bool, only map[string]bool, opts Options) (map[string]rowInfo, error) {
+func (s *side) keys(ctx context.Context, n int, want map[int]bool, only map[string]model.Row, opts Options) (map[string]rowInfo, error) {
 	if s.hasher != nil {
 		return s.hashedKeys(ctx, n, want, only)
+	}
+	if s.canLookUp(only) {
+		return s.lookUp(ctx, n, only)
 	}
 	out := map[string]rowInfo{}
 	var mu sync.Mutex
 	err := s.scan(ctx, opts, func(row model.Row, key, enc []byte) error {
-		if !want[int(maphash.Bytes(seed1, key)%uint64(n))] || (only != nil && !only[string(key)]) {
+		if !want[bucketOf(key, n)] {
+			return nil
+		}
+		if _, ok := only[string(key)]; only != nil && !ok {
 			return nil
 		}
 		h := maphash.Bytes(seed1, enc)
@@ -439,7 +481,7 @@ func (s *side) keys(ctx context.Context, n int, want map[int]bool, only map[stri
 		defer mu.Unlock()
 		ri, ok := out[string(key)]
 		if !ok {
-			ri = rowInfo{bucket: int(maphash.Bytes(seed1, key) % uint64(n)), text: keyText(s.srcCols, s.keyIdx, row), hash: h, row: row}
+			ri = rowInfo{bucket: bucketOf(key, n), text: keyText(s.srcCols, s.keyIdx, row), hash: h, row: row}
 		}
 		ri.count++
 		out[string(key)] = ri

@@ -58,7 +58,7 @@ const (
 // Source runs the source checks: the plan covers every row exactly once, a
 // partition resumes from any batch's cursor with exactly the rows after it,
 // for a ChangeSource the change stream's order and positions, and every
-// declared ability (RawReader, Preflighter, LagMeter) does what it
+// declared ability (RawReader, Preflighter, LagMeter, KeyReader) does what it
 // promises.
 func Source(t *testing.T, h SourceHarness) {
 	t.Run("PlanCoversEveryRowOnce", func(t *testing.T) {
@@ -108,6 +108,14 @@ func Source(t *testing.T, h SourceHarness) {
 			t.Skip("not a ChangeSource with a LagMeter")
 		}
 		checkLag(t, h, cs, lm, ns)
+	})
+	t.Run("KeyReader", func(t *testing.T) {
+		src, ns := open(t, h)
+		kr, ok := src.(connector.KeyReader)
+		if !ok {
+			t.Skip("not a KeyReader")
+		}
+		checkKeyReader(t, src, kr, findTable(t, src, ns))
 	})
 	t.Run("Described", func(t *testing.T) {
 		src, _ := open(t, h)

@@ -39,6 +39,8 @@ func checkDescribed(t *testing.T, c connector.Connector) {
 	_, want.Failover = c.(connector.HistoryChecker)
 	want.Failover = want.Failover && want.CDC
 	_, want.Retention = c.(connector.RetentionMeter)
+	_, want.VerifyHash = c.(connector.RowHasher)
+	_, want.ReadKeys = c.(connector.KeyReader)
 	if d, ok := c.(connector.Declarer); ok {
 		want.FullRows = d.Declare().FullRows && want.Apply
 		want.SpanApply = d.Declare().SpanApply && want.Apply

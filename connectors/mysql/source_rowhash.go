@@ -79,12 +79,12 @@ func bucketList(buckets []int) string {
 }
 
 // HashBuckets sums each bucket's row hashes inside the database.
-func (c *Conn) HashBuckets(ctx context.Context, t *model.Table, cols, key []string, n int) ([]connector.BucketHash, error) {
+func (c *Conn) HashBuckets(ctx context.Context, t *model.Table, cols, key []string, n, lo, hi int) ([]connector.BucketHash, error) {
 	out := make([]connector.BucketHash, n)
 	q := "SELECT b, COUNT(*), CAST(SUM(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)) AS CHAR), " +
-		"CAST(SUM(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)) AS CHAR) FROM (" + hashedRows(t, cols, key, n, false) + ") s GROUP BY b"
+		"CAST(SUM(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)) AS CHAR) FROM (" + hashedRows(t, cols, key, n, false) + ") s WHERE b >= ? AND b < ? GROUP BY b"
 	err := c.hashRead(ctx, t, func(conn *sql.Conn) error {
-		rows, err := conn.QueryContext(ctx, q)
+		rows, err := conn.QueryContext(ctx, q, lo, hi)
 		if err != nil {
 			return fmt.Errorf("hash the rows of %s: %w", t.Namespace, c.scrubber.Err(err))
 		}

@@ -92,6 +92,12 @@ func (c *Conn) readPartition(ctx context.Context, t *model.Table, p model.Partit
 	if limit > 0 {
 		q += " LIMIT " + strconv.Itoa(limit)
 	}
+	return c.readQuery(ctx, t, p, q, keyed, decs, emit)
+}
+
+// readQuery reads the rows q selects (t's columns, then the ctid, or the
+// key's text when keyed) in batches of p's size.
+func (c *Conn) readQuery(ctx context.Context, t *model.Table, p model.Partition, q string, keyed bool, decs []decoder, emit func(*model.RowBatch) error) error {
 	batchRows := p.BatchSize(defaultBatchRows)
 
 	conn, end, err := c.beginRead(ctx, p)

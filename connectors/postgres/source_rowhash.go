@@ -68,12 +68,12 @@ func (c *Conn) hashRead(ctx context.Context, t *model.Table, fn func(tx pgx.Tx) 
 }
 
 // HashBuckets sums each bucket's row hashes inside the database.
-func (c *Conn) HashBuckets(ctx context.Context, t *model.Table, cols, key []string, n int) ([]connector.BucketHash, error) {
+func (c *Conn) HashBuckets(ctx context.Context, t *model.Table, cols, key []string, n, lo, hi int) ([]connector.BucketHash, error) {
 	out := make([]connector.BucketHash, n)
 	q := `SELECT b, count(*), sum(('x' || substr(h, 1, 16))::bit(64)::bigint)::text, sum(('x' || substr(h, 17, 16))::bit(64)::bigint)::text
-		FROM (` + hashedRows(t, cols, key, n) + `) s GROUP BY b`
+		FROM (` + hashedRows(t, cols, key, n) + `) s WHERE b >= $1 AND b < $2 GROUP BY b`
 	err := c.hashRead(ctx, t, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, q)
+		rows, err := tx.Query(ctx, q, lo, hi)
 		if err != nil {
 			return c.classify(err, "hash the rows of "+t.Namespace.String())
 		}

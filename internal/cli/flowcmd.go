@@ -265,6 +265,7 @@ or a flow that is not streaming is refused (exit 2).`,
 func newFlowVerifyCmd(g *globals, withClient func(*cobra.Command, func(context.Context, clientConn) error) error) *cobra.Command {
 	var maxDiffs int
 	var asJSON bool
+	var on onlineFlags
 	cmd := &cobra.Command{
 		Use:   "verify NAME",
 		Short: "Compare a flow's source and destination row by row on a worker; exit 1 if they differ",
@@ -272,16 +273,33 @@ func newFlowVerifyCmd(g *globals, withClient func(*cobra.Command, func(context.C
 table, as ferry verify does (row counts, bucket hashes, then the keys that differ).
 The comparison runs on a worker polling the flow's task queue, since only workers
 hold the connections' credentials; this command waits for it and prints the result.
+Each table is one activity; a large table both databases hash themselves
+(pushdown) is split into ranges of its buckets, one activity each, so that
+several workers share it (at most the flow's --parallel activities at once).
+
 While changes still stream, rows changed since they were read may show as
-different: verify a flow that is cut over, or whose source is quiet.
+different: verify a flow that is cut over, or whose source is quiet, or use
+--online. With --online, a key that differs is read again once the flow has
+applied everything the source had committed when the difference was seen (the
+flow's applied position is in the checkpoints its destination keeps), up to
+--rechecks times; the activity waits for that, heartbeating. A key that still
+differs while its source row stayed the same is a difference; one whose source
+row changed at every re-check is pending (listed, not a failure).
 
 Exit code 0 when every table is equal, 1 when any differs or the comparison
-failed, 2 for a usage error.`,
-		Example: "  ferry flow verify shop --temporal 127.0.0.1:7233\n  ferry flow verify shop --json",
+failed, 2 for a usage error (--online on a flow that does not stream).`,
+		Example: "  ferry flow verify shop --temporal 127.0.0.1:7233\n  ferry flow verify shop --json\n  ferry flow verify shop --online   # while the flow streams changes",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, func(ctx context.Context, c clientConn) error {
-				res, err := scaleout.VerifyFlow(ctx, c.c, args[0], maxDiffs)
+				rechecks := 0
+				if on.enabled {
+					if on.rechecks < 1 {
+						return usageError{fmt.Errorf("--rechecks %d: give at least 1", on.rechecks)}
+					}
+					rechecks = on.rechecks
+				}
+				res, err := scaleout.VerifyFlowOnline(ctx, c.c, args[0], maxDiffs, rechecks)
 				if err != nil {
 					return notFoundIsConfig(err)
 				}
@@ -291,6 +309,8 @@ failed, 2 for a usage error.`,
 	}
 	cmd.Flags().IntVar(&maxDiffs, "max-diffs", 20, "keys listed per differing table")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
+	cmd.Flags().BoolVar(&on.enabled, "online", false, "verify while the flow streams: re-check differing keys once the flow passed the source's position")
+	cmd.Flags().IntVar(&on.rechecks, "rechecks", 3, "with --online: how many times a differing key is read again before it counts")
 	return cmd
 }
 

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
@@ -46,21 +46,9 @@ func onlineFlow(ctx context.Context, src, dst connector.Connector, cfg *flow.Con
 		if err != nil {
 			return "", fmt.Errorf("load the checkpoints of flow %s: %w", name, err)
 		}
-		var lowest model.Position
-		for k, v := range cps {
-			if !strings.HasPrefix(k, "cdc/") {
-				continue
-			}
-			pos := model.Position(v)
-			if lowest == "" {
-				lowest = pos
-				continue
-			}
-			if c, err := cs.ComparePositions(pos, lowest); err != nil {
-				return "", fmt.Errorf("flow %s checkpoint %s: %w", name, k, err)
-			} else if c < 0 {
-				lowest = pos
-			}
+		lowest, err := engine.AppliedPosition(cs, cps)
+		if err != nil {
+			return "", fmt.Errorf("flow %s: %w", name, err)
 		}
 		return lowest, nil
 	}
