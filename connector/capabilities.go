@@ -47,6 +47,7 @@ type Capabilities struct {
 	TableAdder        TableAdder
 	HistoryChecker    HistoryChecker
 	RetentionMeter    RetentionMeter
+	EventWriter       EventWriter
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -81,6 +82,7 @@ type Abilities struct {
 	BuildPartitions  bool `json:"build_partitions" doc:"creates the partitions the source gained at cutover"`
 	Failover         bool `json:"failover" doc:"resumes a flow on a replica promoted after a failover"`
 	Retention        bool `json:"retention" doc:"measures the log it keeps for a flow against its limit"`
+	Events           bool `json:"events" doc:"receives every change unfolded, as an event (a message bus)"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -167,6 +169,7 @@ func Discover(c Connector) Capabilities {
 	k.TableAdder, _ = c.(TableAdder)
 	k.HistoryChecker, _ = c.(HistoryChecker)
 	k.RetentionMeter, _ = c.(RetentionMeter)
+	k.EventWriter, _ = c.(EventWriter)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
@@ -201,6 +204,7 @@ func Discover(c Connector) Capabilities {
 		BuildPartitions:  k.PartitionBuilder != nil,
 		Failover:         k.HistoryChecker != nil && k.ChangeSource != nil,
 		Retention:        k.RetentionMeter != nil,
+		Events:           k.EventWriter != nil,
 	}
 	return k
 }
