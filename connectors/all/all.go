@@ -6,6 +6,7 @@ import (
 	_ "github.com/ferrydb/ferry/connectors/fake"     // fake://
 	_ "github.com/ferrydb/ferry/connectors/file"     // file://
 	_ "github.com/ferrydb/ferry/connectors/mysql"    // mysql://
+	_ "github.com/ferrydb/ferry/connectors/nats"     // nats://
 	_ "github.com/ferrydb/ferry/connectors/null"     // null://
 	_ "github.com/ferrydb/ferry/connectors/postgres" // postgres://, postgresql://
 	_ "github.com/ferrydb/ferry/connectors/sqlite"   // sqlite://

@@ -21,6 +21,10 @@ const (
 	// PlanMade: the source made the plan (a PostgreSQL source created the
 	// flow's replication slot) and the plan is not saved yet.
 	PlanMade = "plan-made"
+	// EventsSent: an event destination (nats, kafka) has the events of a
+	// batch stored and not yet their checkpoint: killed here, a resumed
+	// flow sends them again.
+	EventsSent = "events-sent"
 )
 
 // Hold blocks at point until ctx ends, if FERRY_TEST_HOLD_AT names it.
