@@ -79,12 +79,20 @@ func (c *Conn) publish(ctx context.Context, msgs []events.Message) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	dups := 0
 	for _, f := range futures {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			if ack.Duplicate {
+				dups++
+			}
 		case err := <-f.Err():
 			return fmt.Errorf("nats: publish to %s: %w", f.Msg().Subject, err)
 		}
+	}
+	if dups > 0 {
+		// Sent again after a resume: the stream kept the first copies.
+		slog.Default().Info("nats: messages sent again were dropped as duplicates by their ID", "stream", c.opts.Stream, "duplicates", dups)
 	}
 	return nil
 }
