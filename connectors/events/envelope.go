@@ -14,6 +14,9 @@ import (
 type Options struct {
 	// Prefix starts every topic or subject (PREFIX.schema.table).
 	Prefix string
+	// Template, when set, is a table's topic instead: {schema} and {table}
+	// stand for its names. SchemaTopic, when set, receives schema changes.
+	Template, SchemaTopic string
 	// Flow names the flow, as source.name.
 	Flow string
 	// Tombstones: a delete is followed by a message with its key and no
@@ -36,6 +39,13 @@ type Message struct {
 // part with the characters a NATS subject or Kafka topic cannot hold
 // replaced by '_'.
 func (o Options) Subject(ns model.Namespace) string {
+	if o.Template != "" {
+		s := o.Template
+		if ns.Schema == "" {
+			s = strings.ReplaceAll(s, "{schema}.", "")
+		}
+		return strings.NewReplacer("{schema}", clean(ns.Schema), "{table}", clean(ns.Table)).Replace(s)
+	}
 	parts := []string{o.Prefix}
 	if ns.Schema != "" {
 		parts = append(parts, ns.Schema)
@@ -48,7 +58,12 @@ func (o Options) Subject(ns model.Namespace) string {
 }
 
 // SchemaSubject is where schema changes go: PREFIX.__schema.
-func (o Options) SchemaSubject() string { return clean(o.Prefix) + ".__schema" }
+func (o Options) SchemaSubject() string {
+	if o.SchemaTopic != "" {
+		return o.SchemaTopic
+	}
+	return clean(o.Prefix) + ".__schema"
+}
 
 func clean(s string) string {
 	return strings.Map(func(r rune) rune {
