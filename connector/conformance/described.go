@@ -39,6 +39,7 @@ func checkDescribed(t *testing.T, c connector.Connector) {
 	_, want.Failover = c.(connector.HistoryChecker)
 	want.Failover = want.Failover && want.CDC
 	_, want.Retention = c.(connector.RetentionMeter)
+	_, want.Events = c.(connector.EventWriter)
 	if d, ok := c.(connector.Declarer); ok {
 		want.FullRows = d.Declare().FullRows && want.Apply
 	}

@@ -19,6 +19,9 @@ type Options struct {
 	Template, SchemaTopic string
 	// Flow names the flow, as source.name.
 	Flow string
+	// Plan tells the snapshots of one flow apart (a flow started over
+	// sends its rows again, under new IDs).
+	Plan string
 	// Tombstones: a delete is followed by a message with its key and no
 	// value, so a compacted topic forgets the key.
 	Tombstones bool
@@ -156,8 +159,12 @@ func (o Options) Read(t *model.Table, row model.Row) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	v, err := json.Marshal(envelope{After: fields(t, row), Source: src, Op: "r", TsMs: o.now().UnixMilli()})
-	return Message{Subject: o.Subject(t.Namespace), Key: key, Value: v, ID: o.Flow + "/r/" + t.Namespace.String() + "/" + string(key)}, err
+	after, err := fields(t, row)
+	if err != nil {
+		return Message{}, err
+	}
+	v, err := json.Marshal(envelope{After: after, Source: src, Op: "r", TsMs: o.now().UnixMilli()})
+	return Message{Subject: o.Subject(t.Namespace), Key: key, Value: v, ID: o.Flow + "/r/" + o.Plan + "/" + t.Namespace.String() + "/" + string(key)}, err
 }
 
 // row encodes a row change: before is the key only (the default replica
@@ -173,10 +180,14 @@ func (o Options) row(subj string, t *model.Table, before, after model.Row, op st
 	}
 	env := envelope{Source: src, Op: op, TsMs: now}
 	if before != nil {
-		env.Before = fields(t, before)
+		if env.Before, err = fields(t, before); err != nil {
+			return nil, err
+		}
 	}
 	if after != nil {
-		env.After = fields(t, after)
+		if env.After, err = fields(t, after); err != nil {
+			return nil, err
+		}
 	}
 	v, err := json.Marshal(env)
 	if err != nil {
@@ -224,16 +235,18 @@ func (o Options) key(t *model.Table, row model.Row) ([]byte, error) {
 	return json.Marshal(k)
 }
 
-func fields(t *model.Table, row model.Row) map[string]any {
+func fields(t *model.Table, row model.Row) (map[string]any, error) {
+	if len(row) != len(t.Columns) {
+		return nil, fmt.Errorf("events: a row of %d values for table %s of %d columns", len(row), t.Namespace, len(t.Columns))
+	}
 	m := make(map[string]any, len(t.Columns))
 	for i, c := range t.Columns {
-		var v any
-		if i < len(row) {
-			v = Value(c.Type, row[i])
+		if err := Check(c.Type, row[i]); err != nil {
+			return nil, fmt.Errorf("events: table %s, column %s: %w", t.Namespace, c.Name, err)
 		}
-		m[c.Name] = v
+		m[c.Name] = Value(c.Type, row[i])
 	}
-	return m
+	return m, nil
 }
 
 // orderedObject is a JSON object whose fields keep their order (a key's

@@ -21,7 +21,7 @@ var (
 )
 
 func opts(tombstones bool) Options {
-	return Options{Prefix: "shop", Flow: "f1", Tombstones: tombstones, Now: func() time.Time { return now }}
+	return Options{Prefix: "shop", Flow: "f1", Plan: "p1", Tombstones: tombstones, Now: func() time.Time { return now }}
 }
 
 // golden compares the messages with testdata/name.json, each message's

@@ -126,3 +126,42 @@ func abs(n int64) int64 {
 	}
 	return n
 }
+
+// Check tells whether v is a value of t as model.Kind documents it, so a
+// wrong value stops the batch instead of reaching consumers.
+func Check(t model.Type, v any) error {
+	if v == nil || model.IsUnchanged(v) {
+		return nil
+	}
+	ok := true
+	switch t.Kind {
+	case model.KindBool:
+		_, ok = v.(bool)
+	case model.KindInt16, model.KindInt32, model.KindInt64:
+		_, ok = v.(int64)
+	case model.KindFloat32, model.KindFloat64:
+		_, ok = v.(float64)
+	case model.KindDecimal, model.KindText, model.KindJSON, model.KindUUID, model.KindEnum, model.KindInet, model.KindCIDR, model.KindMACAddr:
+		_, ok = v.(string)
+	case model.KindBytes:
+		_, ok = v.([]byte)
+	case model.KindDate, model.KindTimestamp, model.KindTimestampTZ:
+		switch v.(type) {
+		case time.Time, model.Infinity:
+		default:
+			ok = false
+		}
+	case model.KindTime:
+		_, ok = v.(time.Duration)
+	case model.KindTimeTZ:
+		_, ok = v.(model.TimeTZ)
+	case model.KindInterval:
+		_, ok = v.(model.Interval)
+	case model.KindArray:
+		_, ok = v.([]any)
+	}
+	if !ok {
+		return fmt.Errorf("a %T value (%v) in a %s column", v, v, t)
+	}
+	return nil
+}

@@ -111,10 +111,8 @@ func (c *Conn) transact(ctx context.Context, flow string, msgs []events.Message,
 	if err != nil {
 		return err
 	}
-	if c.ckFlow != flow {
-		if _, err := c.load(ctx, flow); err != nil {
-			return err
-		}
+	if err := c.loaded(ctx, flow); err != nil {
+		return err
 	}
 	topics := []string{c.opts.CheckpointTopic}
 	for _, m := range msgs {
@@ -125,6 +123,7 @@ func (c *Conn) transact(ctx context.Context, flow string, msgs []events.Message,
 	}
 	next := maps.Clone(c.ck)
 	change(next)
+	next[planKey] = c.ck[planKey]
 	ck, err := json.Marshal(next)
 	if err != nil {
 		return err
@@ -162,6 +161,10 @@ func (c *Conn) transact(ctx context.Context, flow string, msgs []events.Message,
 	}
 	if err := cl.EndTransaction(ctx, commit); err != nil && first == nil {
 		first = err
+	}
+	if errors.Is(first, kerr.InvalidProducerEpoch) || errors.Is(first, kerr.ProducerFenced) {
+		return errs.BadConfig(fmt.Sprintf("kafka: another producer with this flow's transactional ID took over flow %s: another ferry runs the same flow", flow),
+			"stop the other process (one flow runs in one process), then run again")
 	}
 	if first != nil {
 		return errs.Unavailable(fmt.Errorf("kafka: write %d records and the checkpoint in one transaction: %w", len(msgs), first))
@@ -205,11 +208,19 @@ func (w *rowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
 	if b.Raw != nil {
 		return fmt.Errorf("kafka: raw rows of %s are not supported", b.Table.Namespace)
 	}
-	if b.Checkpoint == nil {
-		return fmt.Errorf("kafka: rows without a checkpoint")
+	cp := b.Checkpoint
+	if cp == nil {
+		// Rows outside a flow: written in a transaction of their own.
+		cp = &model.Checkpoint{Flow: c.flow}
+		if cp.Flow == "" {
+			cp.Flow = "ferry"
+		}
+	}
+	if err := c.loaded(ctx, cp.Flow); err != nil {
+		return err
 	}
 	enc := c.enc
-	enc.Flow = b.Checkpoint.Flow
+	enc.Flow, enc.Plan = cp.Flow, c.ck[planKey]
 	msgs := make([]events.Message, 0, len(b.Rows))
 	for _, r := range b.Rows {
 		m, err := enc.Read(b.Table, r)
@@ -218,8 +229,11 @@ func (w *rowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
 		}
 		msgs = append(msgs, m)
 	}
-	cp := b.Checkpoint
-	return c.transact(ctx, cp.Flow, msgs, func(m map[string]string) { m[cp.Key] = cp.Value }, false)
+	return c.transact(ctx, cp.Flow, msgs, func(m map[string]string) {
+		if cp.Key != "" {
+			m[cp.Key] = cp.Value
+		}
+	}, false)
 }
 
 func (w *rowWriter) Close() error { return nil }
@@ -293,6 +307,10 @@ func (c *Conn) load(ctx context.Context, flow string) (map[string]string, error)
 		}
 	}
 	c.ck, c.ckFlow = maps.Clone(m), flow
+	if c.ck[planKey] == "" {
+		c.ck[planKey] = hex.EncodeToString(nonce[:6])
+	}
+	delete(m, planKey)
 	return m, nil
 }
 
@@ -311,9 +329,33 @@ func (c *Conn) ReplaceCheckpoints(ctx context.Context, flow, prefix string, valu
 	}, false)
 }
 
-// DropCheckpoints forgets the flow.
+// DropCheckpoints forgets the flow, and its plan: the next snapshot's
+// records get new IDs.
 func (c *Conn) DropCheckpoints(ctx context.Context, flow string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.loaded(ctx, flow); err != nil {
+		return err
+	}
+	var nonce [6]byte
+	rand.Read(nonce[:]) //nolint:errcheck // never fails
+	c.ck = map[string]string{planKey: hex.EncodeToString(nonce[:])}
 	return c.transact(ctx, flow, nil, func(m map[string]string) { clear(m) }, false)
+}
+
+// planKey holds, among a flow's checkpoints, the plan its snapshot's
+// record IDs name (events.Options.Plan); LoadCheckpoints leaves it out.
+const planKey = "events/plan"
+
+// loaded makes sure the producer is up and the flow's checkpoints read.
+func (c *Conn) loaded(ctx context.Context, flow string) error {
+	if _, err := c.producer(ctx, flow); err != nil {
+		return err
+	}
+	if c.ckFlow != flow {
+		if _, err := c.load(ctx, flow); err != nil {
+			return err
+		}
+	}
+	return nil
 }

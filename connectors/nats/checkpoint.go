@@ -2,7 +2,9 @@ package nats
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,34 @@ import (
 // replacing several is one atomic write. Each write names the revision it
 // read: another process writing the same flow's checkpoints makes this
 // one fail rather than both going on.
+
+// planKey holds, among a flow's checkpoints, the plan its snapshot's
+// message IDs name (events.Options.Plan): DropCheckpoints (a flow started
+// over) forgets it, so the next snapshot's rows are not dropped as
+// duplicates of the last one's. LoadCheckpoints leaves it out.
+const planKey = "events/plan"
+
+func newPlan() string {
+	var b [6]byte
+	rand.Read(b[:]) //nolint:errcheck // never fails
+	return hex.EncodeToString(b[:])
+}
+
+// planOf is the flow's plan, made (and stored) on first use.
+func (c *Conn) planOf(ctx context.Context, flow string) (string, error) {
+	c.ckMu.Lock()
+	p := c.ck[flow][planKey]
+	c.ckMu.Unlock()
+	if p != "" {
+		return p, nil
+	}
+	if err := c.update(ctx, flow, func(map[string]string) {}); err != nil {
+		return "", err
+	}
+	c.ckMu.Lock()
+	defer c.ckMu.Unlock()
+	return c.ck[flow][planKey], nil
+}
 
 func flowKey(flow string) string { return "flow." + base64.RawURLEncoding.EncodeToString([]byte(flow)) }
 
@@ -44,7 +74,9 @@ func (c *Conn) LoadCheckpoints(ctx context.Context, flow string) (map[string]str
 		}
 	}
 	c.ck[flow], c.ckRev[flow] = m, rev
-	return maps.Clone(m), nil
+	out := maps.Clone(m)
+	delete(out, planKey)
+	return out, nil
 }
 
 // ReplaceCheckpoints deletes the flow's checkpoints under prefix and
@@ -88,6 +120,9 @@ func (c *Conn) update(ctx context.Context, flow string, change func(map[string]s
 	}
 	next := maps.Clone(m)
 	change(next)
+	if next[planKey] == "" {
+		next[planKey] = newPlan()
+	}
 	b, err := json.Marshal(next)
 	if err != nil {
 		return err

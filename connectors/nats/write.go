@@ -115,6 +115,13 @@ func (w *rowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
 		return fmt.Errorf("nats: raw rows of %s are not supported", b.Table.Namespace)
 	}
 	enc := w.c.encoder(b.Checkpoint)
+	if b.Checkpoint != nil {
+		plan, err := w.c.planOf(ctx, b.Checkpoint.Flow)
+		if err != nil {
+			return err
+		}
+		enc.Plan = plan
+	}
 	msgs := make([]events.Message, 0, len(b.Rows))
 	for _, r := range b.Rows {
 		m, err := enc.Read(b.Table, r)
