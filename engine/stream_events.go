@@ -10,6 +10,8 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -139,6 +141,10 @@ func (es *eventStream) schema(ctx context.Context, ch model.SchemaChange) (*conn
 	what := describeSchemaChange(tr.src, ch)
 	if what == "" {
 		return nil, nil // the shape the flow knows (replayed after a resume)
+	}
+	if e.cfg.DDL == flow.DDLStop {
+		return nil, errs.BadConfig(fmt.Sprintf("the source changed table %s (%s) and the flow runs with --ddl stop, so it stops before sending anything after that change", ch.Table.Namespace, what),
+			"run again with --ddl apply, which sends the change as a schema event and goes on")
 	}
 	if ch.Recopy {
 		return nil, fmt.Errorf("schema change on %s (%s) rewrote the table's rows without changes in the stream, which an event destination cannot follow; restart the flow (ferry sync --restart) to send every row again", ch.Table.Namespace, what)
