@@ -18,7 +18,7 @@ import (
 )
 
 // brokers is FERRY_TEST_KAFKA_BROKERS or an in-process kfake broker.
-func brokers(t *testing.T) []string {
+func brokers(t testing.TB) []string {
 	t.Helper()
 	if b := os.Getenv("FERRY_TEST_KAFKA_BROKERS"); b != "" {
 		return strings.Split(b, ",")
@@ -31,7 +31,7 @@ func brokers(t *testing.T) []string {
 	return c.ListenAddrs()
 }
 
-func open(t *testing.T, bs []string, query string) *Conn {
+func open(t testing.TB, bs []string, query string) *Conn {
 	t.Helper()
 	u, err := url.Parse("kafka://" + bs[0] + "/?" + query)
 	if err != nil {

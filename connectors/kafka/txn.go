@@ -43,10 +43,12 @@ func (c *Conn) admin() (*kgo.Client, error) {
 func (c *Conn) ensureTopics(ctx context.Context, names ...string) error {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.TimeoutMillis = 30000
+	asked := map[string]bool{}
 	for _, n := range names {
-		if c.topics[n] {
-			continue
+		if c.topics[n] || asked[n] {
+			continue // one topic named twice in a request is refused
 		}
+		asked[n] = true
 		t := kmsg.NewCreateTopicsRequestTopic()
 		t.Topic, t.NumPartitions, t.ReplicationFactor = n, c.opts.Partitions, c.opts.Replication
 		if n == c.opts.CheckpointTopic {

@@ -17,7 +17,7 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
-func startServer(t *testing.T) *natsserver.Server {
+func startServer(t testing.TB) *natsserver.Server {
 	t.Helper()
 	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
@@ -31,7 +31,7 @@ func startServer(t *testing.T) *natsserver.Server {
 	return s
 }
 
-func open(t *testing.T, s *natsserver.Server, query string) *Conn {
+func open(t testing.TB, s *natsserver.Server, query string) *Conn {
 	t.Helper()
 	u, err := url.Parse(s.ClientURL() + "/?" + query)
 	if err != nil {
