@@ -3,8 +3,10 @@ package nats
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connector/conformance"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -107,5 +110,35 @@ func TestBadURL(t *testing.T) {
 		if _, err := Open(context.Background(), u); err == nil {
 			t.Errorf("%s: no error", q)
 		}
+	}
+}
+
+// TestShortDuplicateWindowRefused: an existing stream that forgets
+// message IDs sooner than duplicate_window would let a resumed flow
+// deliver changes twice: refused as a configuration error, saying how to
+// fix it.
+func TestShortDuplicateWindowRefused(t *testing.T) {
+	s := startServer(t)
+	nc, err := natsgo.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "short", Subjects: []string{"short.>"}, Duplicates: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, s, "stream=short&subject=short")
+	defer c.Close()
+	err = c.CreateTables(context.Background(), nil)
+	var ce *errs.ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Fix, "--dupe-window") {
+		t.Fatalf("a stream with a 1m duplicate window: got %v, want a configuration error with the fix", err)
+	}
+	// Lowering duplicate_window to the stream's accepts it.
+	c2 := open(t, s, "stream=short&subject=short&duplicate_window=1m")
+	defer c2.Close()
+	if err := c2.CreateTables(context.Background(), nil); err != nil {
+		t.Fatal(err)
 	}
 }
