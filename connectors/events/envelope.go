@@ -79,8 +79,8 @@ func clean(s string) string {
 }
 
 type envelope struct {
-	Before map[string]any `json:"before"`
-	After  map[string]any `json:"after"`
+	Before orderedObject `json:"before"`
+	After  orderedObject `json:"after"`
 	Source source         `json:"source"`
 	Op     string         `json:"op"`
 	TsMs   int64          `json:"ts_ms"`
@@ -235,16 +235,18 @@ func (o Options) key(t *model.Table, row model.Row) ([]byte, error) {
 	return json.Marshal(k)
 }
 
-func fields(t *model.Table, row model.Row) (map[string]any, error) {
+// fields is a row as a JSON object, its columns in the table's order (as
+// Debezium writes them).
+func fields(t *model.Table, row model.Row) (orderedObject, error) {
 	if len(row) != len(t.Columns) {
 		return nil, fmt.Errorf("events: a row of %d values for table %s of %d columns", len(row), t.Namespace, len(t.Columns))
 	}
-	m := make(map[string]any, len(t.Columns))
+	m := make(orderedObject, len(t.Columns))
 	for i, c := range t.Columns {
 		if err := Check(c.Type, row[i]); err != nil {
 			return nil, fmt.Errorf("events: table %s, column %s: %w", t.Namespace, c.Name, err)
 		}
-		m[c.Name] = Value(c.Type, row[i])
+		m[i] = field{c.Name, Value(c.Type, row[i])}
 	}
 	return m, nil
 }
@@ -259,6 +261,9 @@ type field struct {
 }
 
 func (o orderedObject) MarshalJSON() ([]byte, error) {
+	if o == nil {
+		return []byte("null"), nil
+	}
 	var b strings.Builder
 	b.WriteByte('{')
 	for i, f := range o {
