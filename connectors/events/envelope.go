@@ -81,9 +81,9 @@ func clean(s string) string {
 type envelope struct {
 	Before orderedObject `json:"before"`
 	After  orderedObject `json:"after"`
-	Source source         `json:"source"`
-	Op     string         `json:"op"`
-	TsMs   int64          `json:"ts_ms"`
+	Source source        `json:"source"`
+	Op     string        `json:"op"`
+	TsMs   int64         `json:"ts_ms"`
 }
 
 type source struct {
