@@ -59,13 +59,13 @@ type Conn struct {
 	opts Options
 	enc  events.Options
 
-	once  sync.Once
-	ready error
-	kv    jetstream.KeyValue
-	ckMu  sync.Mutex
-	ck    map[string]map[string]string // flow -> key -> value, as stored
-	ckRev map[string]uint64
-	pubMu sync.Mutex // one batch in flight: PublishAsyncComplete waits for all
+	readyMu sync.Mutex
+	ready   bool
+	kv      jetstream.KeyValue
+	ckMu    sync.Mutex
+	ck      map[string]map[string]string // flow -> key -> value, as stored
+	ckRev   map[string]uint64
+	pubMu   sync.Mutex // one batch in flight: PublishAsyncComplete waits for all
 }
 
 var _ connector.EventWriter = (*Conn)(nil)
@@ -139,8 +139,16 @@ func (c *Conn) Close() error {
 // window is shorter than duplicate_window is an error, since a resumed flow
 // could then deliver changes twice.
 func (c *Conn) ensure(ctx context.Context) error {
-	c.once.Do(func() { c.ready = c.makeStream(ctx) })
-	return c.ready
+	c.readyMu.Lock()
+	defer c.readyMu.Unlock()
+	if c.ready {
+		return nil
+	}
+	if err := c.makeStream(ctx); err != nil {
+		return err // tried again on the next call: the server may be back
+	}
+	c.ready = true
+	return nil
 }
 
 func (c *Conn) makeStream(ctx context.Context) error {
