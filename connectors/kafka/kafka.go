@@ -187,5 +187,7 @@ func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
 	for _, t := range tables {
 		names = append(names, c.enc.Subject(t.Namespace))
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.ensureTopics(ctx, names...)
 }
