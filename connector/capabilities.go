@@ -52,6 +52,7 @@ type Capabilities struct {
 	ReplicaLagReader  ReplicaLagReader
 	ServerIdentifier  ServerIdentifier
 	KeyReader         KeyReader
+	EventWriter       EventWriter
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -89,6 +90,7 @@ type Abilities struct {
 	SpanApply        bool `json:"span_apply" doc:"applies a huge source transaction in parts inside one destination transaction"`
 	VerifyHash       bool `json:"verify_hash" doc:"hashes its rows in the database for verify"`
 	ReadKeys         bool `json:"read_keys" doc:"reads rows by key for verify's re-checks"`
+	Events           bool `json:"events" doc:"receives every change unfolded, as an event (a message bus)"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -186,6 +188,7 @@ func Discover(c Connector) Capabilities {
 	k.ReplicaLagReader, _ = c.(ReplicaLagReader)
 	k.ServerIdentifier, _ = c.(ServerIdentifier)
 	k.KeyReader, _ = c.(KeyReader)
+	k.EventWriter, _ = c.(EventWriter)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
@@ -223,6 +226,7 @@ func Discover(c Connector) Capabilities {
 		SpanApply:        d.SpanApply && k.ChangeApplier != nil,
 		VerifyHash:       k.RowHasher != nil,
 		ReadKeys:         k.KeyReader != nil,
+		Events:           k.EventWriter != nil,
 	}
 	return k
 }

@@ -148,7 +148,7 @@ func negotiate(want flow.Mode, src, dst connector.Abilities, srcName, dstName st
 	if !dst.Destination {
 		return "", connector.NotDestination(dstName)
 	}
-	srcCDC, dstApply := src.CDC, dst.Apply
+	srcCDC, dstApply := src.CDC, dst.Apply || dst.Events
 	switch want {
 	case flow.ModeAuto:
 		if srcCDC && dstApply {

@@ -113,6 +113,9 @@ func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error
 	if err := e.findUniqueTables(ctx); err != nil {
 		return err
 	}
+	if e.dst.EventWriter != nil {
+		nw = 1 // events go in order, on one writer (stream_events.go)
+	}
 	from, gate, err := e.startPosition(ctx, cs, nw)
 	if err != nil {
 		return err
@@ -138,6 +141,9 @@ func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error
 	}
 	e.log.Info("change data capture starting", "from", from, "writers", nw, "apply_mode", e.applyMode(), "until", e.cfg.Until, "head", head)
 
+	if ew := e.dst.EventWriter; ew != nil {
+		return e.streamEvents(ctx, stop, cs, ew, from, head)
+	}
 	writers, err := e.openAppliers(ctx, applier, nw)
 	if err != nil {
 		return err

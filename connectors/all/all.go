@@ -5,7 +5,9 @@ package all
 import (
 	_ "github.com/ferrydb/ferry/connectors/fake"     // fake://
 	_ "github.com/ferrydb/ferry/connectors/file"     // file://
+	_ "github.com/ferrydb/ferry/connectors/kafka"    // kafka://
 	_ "github.com/ferrydb/ferry/connectors/mysql"    // mysql://
+	_ "github.com/ferrydb/ferry/connectors/nats"     // nats://
 	_ "github.com/ferrydb/ferry/connectors/null"     // null://
 	_ "github.com/ferrydb/ferry/connectors/postgres" // postgres://, postgresql://
 	_ "github.com/ferrydb/ferry/connectors/sqlite"   // sqlite://

@@ -25,6 +25,10 @@ const (
 	// first part of a huge source transaction inside a destination
 	// transaction it keeps open, not committed yet.
 	SpanPartApplied = "span-part-applied"
+	// EventsSent: an event destination (nats, kafka) has the events of a
+	// batch stored and not yet their checkpoint: killed here, a resumed
+	// flow sends them again.
+	EventsSent = "events-sent"
 )
 
 // Hold blocks at point until ctx ends, if FERRY_TEST_HOLD_AT names it.

@@ -1,0 +1,162 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+)
+
+// streamEvents is CDC to an event destination (connector.EventWriter): no
+// folding and no parallel writers. Each source batch becomes one event
+// batch, in the source's order, written and checkpointed before the next;
+// the destination stores the checkpoint once the events are durable, so a
+// crash sends again at most the events after the last checkpoint, with the
+// same IDs. stream() hands over to it once the start position is known.
+func (e *Engine) streamEvents(ctx, stop context.Context, cs connector.ChangeSource, ew connector.EventWriter, from, head model.Position) error {
+	g, gctx := errgroup.WithContext(ctx)
+	streamCtx, endStream := context.WithCancel(gctx)
+	defer endStream()
+	g.Go(func() error { e.endOnStop(stop, streamCtx, endStream); return nil })
+	if lm := e.src.LagMeter; lm != nil {
+		g.Go(func() error { return e.measureLag(streamCtx, lm) })
+	}
+	flight := semaphore.NewWeighted(flightBytes)
+	in := make(chan sourceBatch, 64)
+	g.Go(func() error {
+		defer close(in)
+		return e.readChanges(streamCtx, gctx, cs, from, flight, in)
+	})
+	until := newUntilTarget(cs, from, endStream, func(pos, target model.Position) {
+		e.log.Info("caught up", "position", pos, "head", target)
+	})
+	if head != "" {
+		if err := until.set(head); err != nil {
+			return err
+		}
+	}
+	g.Go(func() error { return e.awaitCutover(streamCtx, cs, until) })
+	g.Go(func() error {
+		es := &eventStream{e: e, cs: cs, ew: ew, until: until}
+		for sb := range in {
+			err := es.send(gctx, sb.b)
+			flight.Release(sb.bytes)
+			if err != nil {
+				return err
+			}
+		}
+		return e.ckpt.flushCDC(gctx)
+	})
+	return g.Wait()
+}
+
+// eventStream turns source batches into event batches. index numbers the
+// changes of one source transaction: a huge one comes in parts (Partial)
+// that share its position, and is numbered across them, so a resumed
+// stream, which reads the transaction whole again, gives each change the
+// same ID.
+type eventStream struct {
+	e     *Engine
+	cs    connector.ChangeSource
+	ew    connector.EventWriter
+	until *untilTarget
+
+	lastPos     model.Position
+	lastPartial bool
+	index       int
+}
+
+func (es *eventStream) send(ctx context.Context, b *model.ChangeBatch) error {
+	e := es.e
+	if !(es.lastPartial && b.Position == es.lastPos) {
+		es.index = 0
+	}
+	es.lastPos, es.lastPartial = b.Position, b.Partial
+	eb := &connector.EventBatch{Position: b.Position, CommitTime: b.CommitTime,
+		Checkpoint: &model.Checkpoint{Flow: e.name, Key: cdcKey(0), Value: string(b.Position)}}
+	for i, ch := range b.Schemas {
+		ev, err := es.schema(ctx, ch)
+		if err != nil {
+			return err
+		}
+		if ev != nil {
+			ev.ID = fmt.Sprintf("%s/%s/s%d.%d", e.name, b.Position, es.index, i)
+			ev.Position, ev.CommitTime = b.Position, b.CommitTime
+			eb.Events = append(eb.Events, *ev)
+		}
+	}
+	for i := range b.Changes {
+		c := &b.Changes[i]
+		idx := es.index
+		es.index++
+		tr := e.byNS[c.Table]
+		if tr == nil {
+			continue // a table outside the flow
+		}
+		eb.Events = append(eb.Events, connector.Event{
+			Op: c.Op, Table: tr.dst, Source: tr.src.Namespace, Row: c.Row, Key: c.Key,
+			ID:       e.name + "/" + string(b.Position) + "/" + strconv.Itoa(idx),
+			Position: b.Position, CommitTime: b.CommitTime,
+		})
+	}
+	start := time.Now()
+	if err := e.onDestination(ctx, "write events", func(ctx context.Context) error { return es.ew.WriteEvents(ctx, eb) }); err != nil {
+		return fmt.Errorf("write events up to %s: %w", b.Position, err)
+	}
+	e.observer().ChangesApplied(len(eb.Events), time.Since(start))
+	e.progress.CDC.Received.Add(int64(len(b.Changes)))
+	e.progress.CDC.Applied.Add(int64(len(eb.Events)))
+	if err := e.ckpt.cdcCheckpointed(ctx, b.Position); err != nil {
+		return err
+	}
+	if err := es.cs.Ack(ctx, b.Position); err != nil {
+		return fmt.Errorf("acknowledge %s to the source: %w", b.Position, err)
+	}
+	e.progress.CDC.setPosition(b.Position, b.CommitTime)
+	return es.until.checkpointed(b.Position)
+}
+
+// schema follows a table's new shape and returns it as an event. A table
+// created or dropped at the source is not followed (its rows would need an
+// incremental snapshot, which event destinations do not run yet): it is
+// logged and skipped.
+func (es *eventStream) schema(ctx context.Context, ch model.SchemaChange) (*connector.Event, error) {
+	e := es.e
+	if ch.Created || ch.Dropped {
+		e.log.Warn("a table created or dropped at the source is not followed by an event destination; run ferry sync again to include a new table", "table", ch.Table.Namespace)
+		return nil, nil
+	}
+	tr := e.byNS[ch.Table.Namespace]
+	if tr == nil {
+		return nil, nil
+	}
+	what := describeSchemaChange(tr.src, ch)
+	if what == "" {
+		return nil, nil // the shape the flow knows (replayed after a resume)
+	}
+	if e.cfg.DDL == flow.DDLStop {
+		return nil, errs.BadConfig(fmt.Sprintf("the source changed table %s (%s) and the flow runs with --ddl stop, so it stops before sending anything after that change", ch.Table.Namespace, what),
+			"run again with --ddl apply, which sends the change as a schema event and goes on")
+	}
+	if ch.Recopy {
+		return nil, fmt.Errorf("schema change on %s (%s) rewrote the table's rows without changes in the stream, which an event destination cannot follow; restart the flow (ferry sync --restart) to send every row again", ch.Table.Namespace, what)
+	}
+	toDst := ch.Table.Clone()
+	toDst.Namespace = tr.dst.Namespace
+	if err := e.ckpt.saveSchema(ctx, ch.Table); err != nil {
+		return nil, err
+	}
+	e.log.Info("schema change sent as an event", "table", ch.Table.Namespace, "change", what)
+	e.progress.CDC.schemaChanged(ch.Table.Namespace.String(), what)
+	tr.src, tr.dst, tr.keyIdx = ch.Table, toDst, ch.Table.KeyIndexes()
+	return &connector.Event{Table: toDst, Source: ch.Table.Namespace,
+		Schema: &model.SchemaChange{Table: toDst, Renamed: ch.Renamed}}, nil
+}
