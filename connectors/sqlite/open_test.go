@@ -63,7 +63,7 @@ func TestRegistered(t *testing.T) {
 		t.Fatal("sqlite is not registered")
 	}
 	got := connector.Discover(r.Prototype).Abilities
-	want := connector.Abilities{Source: true, Destination: true, Apply: true, Checkpoints: true, SchemaChanges: true, EmptyTables: true, CheckTables: true}
+	want := connector.Abilities{Source: true, Destination: true, Apply: true, Checkpoints: true, SchemaChanges: true, EmptyTables: true, CheckTables: true, ReadKeys: true}
 	if got != want {
 		t.Errorf("abilities %+v, want %+v", got, want)
 	}
