@@ -159,3 +159,39 @@ func startFerryHeld(t *testing.T, args ...string) *background {
 	defer os.Unsetenv(faultpoint.Env)                //nolint:errcheck
 	return startFerry(t, args...)
 }
+
+// checkSources checks the Debezium source block of the change events (c,
+// u, d): the source's connector and database, and the position fields
+// the source gives (lsn and txId for PostgreSQL; file and pos for MySQL);
+// snapshot says "true" on read events only.
+func checkSources(t *testing.T, msgs []busMsg, connector, db string, fields map[string]bool) {
+	t.Helper()
+	bad := 0
+	for _, m := range msgs {
+		if m.Value == nil {
+			continue
+		}
+		var ev struct {
+			Op     string         `json:"op"`
+			Source map[string]any `json:"source"`
+		}
+		if err := json.Unmarshal(m.Value, &ev); err != nil {
+			t.Fatal(err)
+		}
+		s := ev.Source
+		ok := s["connector"] == connector && s["db"] == db && (s["snapshot"] == "true") == (ev.Op == "r")
+		if ev.Op != "r" {
+			for f := range fields {
+				if _, has := s[f]; !has {
+					ok = false
+				}
+			}
+		}
+		if !ok && bad < 5 {
+			t.Errorf("message %s (op %s): source block %v, want connector %s, db %s, fields %v", m.ID, ev.Op, s, connector, db, fields)
+		}
+		if !ok {
+			bad++
+		}
+	}
+}

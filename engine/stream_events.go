@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -89,7 +91,7 @@ func (es *eventStream) send(ctx context.Context, b *model.ChangeBatch) error {
 		}
 		if ev != nil {
 			ev.ID = fmt.Sprintf("%s/%s/s%d.%d", e.name, b.Position, es.index, i)
-			ev.Position, ev.CommitTime = b.Position, b.CommitTime
+			ev.Position, ev.CommitTime, ev.TxID = b.Position, b.CommitTime, b.TxID
 			eb.Events = append(eb.Events, *ev)
 		}
 	}
@@ -104,7 +106,7 @@ func (es *eventStream) send(ctx context.Context, b *model.ChangeBatch) error {
 		eb.Events = append(eb.Events, connector.Event{
 			Op: c.Op, Table: tr.dst, Source: tr.src.Namespace, Row: c.Row, Key: c.Key,
 			ID:       e.name + "/" + string(b.Position) + "/" + strconv.Itoa(idx),
-			Position: b.Position, CommitTime: b.CommitTime,
+			Position: b.Position, CommitTime: b.CommitTime, TxID: b.TxID,
 		})
 	}
 	start := time.Now()
@@ -159,4 +161,26 @@ func (es *eventStream) schema(ctx context.Context, ch model.SchemaChange) (*conn
 	tr.src, tr.dst, tr.keyIdx = ch.Table, toDst, ch.Table.KeyIndexes()
 	return &connector.Event{Table: toDst, Source: ch.Table.Namespace,
 		Schema: &model.SchemaChange{Table: toDst, Renamed: ch.Renamed}}, nil
+}
+
+// describeSource tells an event destination the source's kind and
+// database (its events' source.connector and source.db), from the
+// flow's source URL.
+func describeSource(dst connector.Connector, sourceURL string) {
+	d, ok := dst.(connector.SourceDescriber)
+	if !ok {
+		return
+	}
+	u, err := url.Parse(sourceURL)
+	if err != nil {
+		return
+	}
+	var info connector.SourceInfo
+	switch u.Scheme {
+	case "postgres", "postgresql":
+		info = connector.SourceInfo{Connector: "postgresql", Database: strings.TrimPrefix(u.Path, "/")}
+	case "mysql", "mariadb":
+		info = connector.SourceInfo{Connector: "mysql", Database: strings.TrimPrefix(u.Path, "/")}
+	}
+	d.DescribeSource(info)
 }

@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,9 @@ type Options struct {
 	// Tombstones: a delete is followed by a message with its key and no
 	// value, so a compacted topic forgets the key.
 	Tombstones bool
+	// Connector and Database are the source's kind ("postgresql",
+	// "mysql"; "ferry" when empty) and database, as connector.SourceInfo.
+	Connector, Database string
 	// Now is the processing time (ts_ms); time.Now when nil.
 	Now func() time.Time
 }
@@ -86,17 +90,26 @@ type envelope struct {
 	TsMs   int64         `json:"ts_ms"`
 }
 
+// source is Debezium's source block: db, schema (PostgreSQL), table, the
+// position in the source's own terms (lsn for PostgreSQL; file, pos and
+// gtid for MySQL), txId where the source gives it, and ferry's resume
+// position as position.
 type source struct {
 	Version   string `json:"version"`
 	Connector string `json:"connector"`
 	Name      string `json:"name"`
 	TsMs      int64  `json:"ts_ms"`
-	Snapshot  string `json:"snapshot,omitempty"`
+	Snapshot  string `json:"snapshot"`
 	DB        string `json:"db"`
-	Schema    string `json:"schema"`
+	Schema    string `json:"schema,omitempty"`
 	Table     string `json:"table"`
+	TxID      any    `json:"txId,omitempty"`
+	LSN       *int64 `json:"lsn,omitempty"`
+	File      string `json:"file,omitempty"`
+	Pos       *int64 `json:"pos,omitempty"`
+	GTID      string `json:"gtid,omitempty"`
 	// Position is the source's position of the change's transaction
-	// (an LSN, a GTID set), ferry's resume point.
+	// (an LSN, a binlog file:offset@GTID), ferry's resume point.
 	Position string `json:"position,omitempty"`
 }
 
@@ -110,12 +123,52 @@ func (o Options) now() time.Time {
 	return time.Now()
 }
 
-func (o Options) source(ns model.Namespace, pos model.Position, commit time.Time) source {
-	s := source{Version: Version, Connector: "ferry", Name: o.Flow, DB: ns.Schema, Schema: ns.Schema, Table: ns.Table, Position: string(pos)}
+func (o Options) source(ns model.Namespace, pos model.Position, commit time.Time, txID string) source {
+	s := source{Version: Version, Connector: o.Connector, Name: o.Flow, Snapshot: "false", DB: o.Database, Schema: ns.Schema, Table: ns.Table, Position: string(pos)}
+	if s.Connector == "" {
+		s.Connector = "ferry"
+	}
+	switch {
+	case o.Connector == "mysql":
+		// A MySQL table's schema is its database: Debezium's db.
+		s.DB, s.Schema = ns.Schema, ""
+	case s.DB == "":
+		s.DB = ns.Schema // the database unknown (outside an engine)
+	}
 	if !commit.IsZero() {
 		s.TsMs = commit.UnixMilli()
 	}
+	if txID != "" {
+		if n, err := strconv.ParseInt(txID, 10, 64); err == nil {
+			s.TxID = n
+		} else {
+			s.TxID = txID
+		}
+	}
+	s.position(pos)
 	return s
+}
+
+// position spreads ferry's position over Debezium's fields: PostgreSQL's
+// "16/B374D848" is lsn as a number; MySQL's "binlog.000042:1234@0-1-42" is
+// file, pos and gtid.
+func (s *source) position(pos model.Position) {
+	p := string(pos)
+	if hi, lo, ok := strings.Cut(p, "/"); ok {
+		h, err1 := strconv.ParseUint(hi, 16, 32)
+		l, err2 := strconv.ParseUint(lo, 16, 32)
+		if err1 == nil && err2 == nil {
+			n := int64(h<<32 | l)
+			s.LSN = &n
+		}
+		return
+	}
+	filePos, gtid, _ := strings.Cut(p, "@")
+	if file, off, ok := strings.Cut(filePos, ":"); ok {
+		if n, err := strconv.ParseInt(off, 10, 64); err == nil {
+			s.File, s.Pos, s.GTID = file, &n, gtid
+		}
+	}
 }
 
 // Encode turns one event into its messages: one for an insert, update
@@ -127,7 +180,7 @@ func (o Options) Encode(ev connector.Event) ([]Message, error) {
 	}
 	t := ev.Table
 	subj := o.Subject(t.Namespace)
-	src := o.source(ev.Source, ev.Position, ev.CommitTime)
+	src := o.source(ev.Source, ev.Position, ev.CommitTime, ev.TxID)
 	now := o.now().UnixMilli()
 	switch ev.Op {
 	case model.OpTruncate:
@@ -153,7 +206,7 @@ func (o Options) Encode(ev connector.Event) ([]Message, error) {
 
 // Read is a snapshot row as Debezium's read event (op r, snapshot true).
 func (o Options) Read(t *model.Table, row model.Row) (Message, error) {
-	src := o.source(t.Namespace, "", time.Time{})
+	src := o.source(t.Namespace, "", time.Time{}, "")
 	src.Snapshot = "true"
 	key, err := o.key(t, row)
 	if err != nil {
