@@ -45,6 +45,11 @@ func TestMySQLToNATSKilledAndResumed(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	w.halt()
+	select {
+	case <-bg.done:
+		t.Fatalf("run 2 ended under writes, before it was stopped:\n%s", bg.stderr.String())
+	default:
+	}
 	if code := bg.signal(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("run 2 exited %d after SIGTERM:\n%s", code, bg.stderr.String())
 	}
@@ -55,7 +60,7 @@ func TestMySQLToNATSKilledAndResumed(t *testing.T) {
 
 	msgs := readNATS(t, ns.ClientURL(), "myshop")
 	uniqueIDs(t, msgs)
-	st := rebuild(t, msgs)
+	st := rebuildOverlapping(t, msgs)
 	subj := "myshop." + src
 	t.Logf("%d messages; writer made %d changes (%d failed)", len(msgs), w.ops.Load(), w.errs.Load())
 	checkSources(t, msgs, "mysql", src, map[string]bool{"file": true, "pos": true})

@@ -254,9 +254,11 @@ func (o Options) row(subj string, t *model.Table, before, after model.Row, op st
 }
 
 // keyRow spreads a key (in primary-key order) over a row of t's columns,
-// the others nil.
+// the others nil. A key of every column is the whole old row already (a
+// table without a primary key); FullRowIdentity alone says nothing, as a
+// MySQL source with binlog_row_image=FULL marks every table so.
 func keyRow(t *model.Table, key model.Row) model.Row {
-	if t.FullRowIdentity || len(key) == len(t.Columns) && len(t.PrimaryKey) != len(t.Columns) {
+	if len(key) == len(t.Columns) && len(t.PrimaryKey) != len(t.Columns) {
 		return key
 	}
 	row := make(model.Row, len(t.Columns))

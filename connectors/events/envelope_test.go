@@ -219,3 +219,22 @@ func TestSourceBlock(t *testing.T) {
 			"file": "mysql-bin.000042", "pos": float64(1234), "gtid": "0-1-42", "lsn": nil, "txId": nil})
 	})
 }
+
+// TestDeleteFullRowIdentityWithKey: a MySQL source with
+// binlog_row_image=FULL marks tables FullRowIdentity, but a table with a
+// primary key still gets the key alone in a delete.
+func TestDeleteFullRowIdentityWithKey(t *testing.T) {
+	tbl := usersTable()
+	tbl.FullRowIdentity = true
+	msgs, err := opts(false).Encode(connector.Event{Op: model.OpDelete, Table: tbl, Source: tbl.Namespace, Key: model.Row{int64(7)}, ID: "x", Position: "0/1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env struct{ Before map[string]any }
+	if err := json.Unmarshal(msgs[0].Value, &env); err != nil {
+		t.Fatal(err)
+	}
+	if env.Before["id"] != float64(7) || string(msgs[0].Key) != `{"id":7}` {
+		t.Errorf("delete: before %v, key %s", env.Before, msgs[0].Key)
+	}
+}
