@@ -56,4 +56,24 @@ type Event struct {
 	Position model.Position
 	// CommitTime is the transaction's commit time, zero if unknown.
 	CommitTime time.Time
+	// TxID is model.ChangeBatch's: the source's transaction ID, if known.
+	TxID string
+}
+
+// SourceInfo describes the flow's source to an event destination, for
+// the source block of its events (Debezium's source.connector and
+// source.db).
+type SourceInfo struct {
+	// Connector is Debezium's name of the source's kind: "postgresql",
+	// "mysql"; empty if neither.
+	Connector string
+	// Database is the source database's name (PostgreSQL's database; a
+	// MySQL table's database is its schema).
+	Database string
+}
+
+// SourceDescriber is an event destination that takes SourceInfo; the
+// engine gives it before writing anything.
+type SourceDescriber interface {
+	DescribeSource(SourceInfo)
 }

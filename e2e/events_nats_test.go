@@ -137,6 +137,7 @@ func TestPostgresToNATSKilledAndResumed(t *testing.T) {
 			t.Errorf("no event with %s in the stream", op)
 		}
 	}
+	checkSources(t, msgs, "postgresql", src, map[string]bool{"lsn": true, "txId": true})
 	sameState(t, "orders", st["shop.public.orders"], sourceRows(t, srv, src, ordersQuery))
 	sameState(t, "lines", st["shop.public.lines"], sourceRows(t, srv, src, linesQuery))
 }

@@ -111,6 +111,7 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 	}
 	e.copyRate = newCopyRate(maxRate)
 	e.src, e.dst = connector.Discover(src), connector.Discover(dst)
+	describeSource(dst, cfg.Source)
 	if e.backoff, err = newSourceBackoff(cfg.MaxReplicaLag, cfg.ReplicaLagQuery, e.src.ReplicaLagReader, errs.Redact(cfg.Source), e.log); err != nil {
 		return nil, err
 	}

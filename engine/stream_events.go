@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -47,8 +49,27 @@ func (e *Engine) streamEvents(ctx, stop context.Context, cs connector.ChangeSour
 	g.Go(func() error {
 		es := &eventStream{e: e, cs: cs, ew: ew, until: until}
 		for sb := range in {
-			err := es.send(gctx, sb.b)
-			flight.Release(sb.bytes)
+			// Source batches already waiting join this one, up to
+			// maxEventGroup changes: one write, one wait for acks (one
+			// Kafka transaction) and one checkpoint for many small source
+			// transactions.
+			group, n, open := []sourceBatch{sb}, len(sb.b.Changes), true
+			for open && n < maxEventGroup {
+				select {
+				case nb, ok := <-in:
+					if !ok {
+						open = false
+						break
+					}
+					group, n = append(group, nb), n+len(nb.b.Changes)
+				default:
+					open = false
+				}
+			}
+			err := es.send(gctx, group)
+			for _, g := range group {
+				flight.Release(g.bytes)
+			}
 			if err != nil {
 				return err
 			}
@@ -74,14 +95,48 @@ type eventStream struct {
 	index       int
 }
 
-func (es *eventStream) send(ctx context.Context, b *model.ChangeBatch) error {
+// maxEventGroup bounds the changes of source batches sent as one event
+// batch.
+const maxEventGroup = 5000
+
+// send writes the events of consecutive source batches as one event
+// batch, checkpointed at the last one's position, then acknowledges it.
+func (es *eventStream) send(ctx context.Context, group []sourceBatch) error {
+	e := es.e
+	last := group[len(group)-1].b
+	eb := &connector.EventBatch{Position: last.Position, CommitTime: last.CommitTime,
+		Checkpoint: &model.Checkpoint{Flow: e.name, Key: cdcKey(0), Value: string(last.Position)}}
+	received := 0
+	for _, sb := range group {
+		if err := es.add(ctx, eb, sb.b); err != nil {
+			return err
+		}
+		received += len(sb.b.Changes)
+	}
+	start := time.Now()
+	if err := e.onDestination(ctx, "write events", func(ctx context.Context) error { return es.ew.WriteEvents(ctx, eb) }); err != nil {
+		return fmt.Errorf("write events up to %s: %w", last.Position, err)
+	}
+	e.observer().ChangesApplied(len(eb.Events), time.Since(start))
+	e.progress.CDC.Received.Add(int64(received))
+	e.progress.CDC.Applied.Add(int64(len(eb.Events)))
+	if err := e.ckpt.cdcCheckpointed(ctx, last.Position); err != nil {
+		return err
+	}
+	if err := es.cs.Ack(ctx, last.Position); err != nil {
+		return fmt.Errorf("acknowledge %s to the source: %w", last.Position, err)
+	}
+	e.progress.CDC.setPosition(last.Position, last.CommitTime)
+	return es.until.checkpointed(last.Position)
+}
+
+// add appends the events of one source batch to eb.
+func (es *eventStream) add(ctx context.Context, eb *connector.EventBatch, b *model.ChangeBatch) error {
 	e := es.e
 	if !(es.lastPartial && b.Position == es.lastPos) {
 		es.index = 0
 	}
 	es.lastPos, es.lastPartial = b.Position, b.Partial
-	eb := &connector.EventBatch{Position: b.Position, CommitTime: b.CommitTime,
-		Checkpoint: &model.Checkpoint{Flow: e.name, Key: cdcKey(0), Value: string(b.Position)}}
 	for i, ch := range b.Schemas {
 		ev, err := es.schema(ctx, ch)
 		if err != nil {
@@ -89,7 +144,7 @@ func (es *eventStream) send(ctx context.Context, b *model.ChangeBatch) error {
 		}
 		if ev != nil {
 			ev.ID = fmt.Sprintf("%s/%s/s%d.%d", e.name, b.Position, es.index, i)
-			ev.Position, ev.CommitTime = b.Position, b.CommitTime
+			ev.Position, ev.CommitTime, ev.TxID = b.Position, b.CommitTime, b.TxID
 			eb.Events = append(eb.Events, *ev)
 		}
 	}
@@ -104,24 +159,10 @@ func (es *eventStream) send(ctx context.Context, b *model.ChangeBatch) error {
 		eb.Events = append(eb.Events, connector.Event{
 			Op: c.Op, Table: tr.dst, Source: tr.src.Namespace, Row: c.Row, Key: c.Key,
 			ID:       e.name + "/" + string(b.Position) + "/" + strconv.Itoa(idx),
-			Position: b.Position, CommitTime: b.CommitTime,
+			Position: b.Position, CommitTime: b.CommitTime, TxID: b.TxID,
 		})
 	}
-	start := time.Now()
-	if err := e.onDestination(ctx, "write events", func(ctx context.Context) error { return es.ew.WriteEvents(ctx, eb) }); err != nil {
-		return fmt.Errorf("write events up to %s: %w", b.Position, err)
-	}
-	e.observer().ChangesApplied(len(eb.Events), time.Since(start))
-	e.progress.CDC.Received.Add(int64(len(b.Changes)))
-	e.progress.CDC.Applied.Add(int64(len(eb.Events)))
-	if err := e.ckpt.cdcCheckpointed(ctx, b.Position); err != nil {
-		return err
-	}
-	if err := es.cs.Ack(ctx, b.Position); err != nil {
-		return fmt.Errorf("acknowledge %s to the source: %w", b.Position, err)
-	}
-	e.progress.CDC.setPosition(b.Position, b.CommitTime)
-	return es.until.checkpointed(b.Position)
+	return nil
 }
 
 // schema follows a table's new shape and returns it as an event. A table
@@ -159,4 +200,26 @@ func (es *eventStream) schema(ctx context.Context, ch model.SchemaChange) (*conn
 	tr.src, tr.dst, tr.keyIdx = ch.Table, toDst, ch.Table.KeyIndexes()
 	return &connector.Event{Table: toDst, Source: ch.Table.Namespace,
 		Schema: &model.SchemaChange{Table: toDst, Renamed: ch.Renamed}}, nil
+}
+
+// describeSource tells an event destination the source's kind and
+// database (its events' source.connector and source.db), from the
+// flow's source URL.
+func describeSource(dst connector.Connector, sourceURL string) {
+	d, ok := dst.(connector.SourceDescriber)
+	if !ok {
+		return
+	}
+	u, err := url.Parse(sourceURL)
+	if err != nil {
+		return
+	}
+	var info connector.SourceInfo
+	switch u.Scheme {
+	case "postgres", "postgresql":
+		info = connector.SourceInfo{Connector: "postgresql", Database: strings.TrimPrefix(u.Path, "/")}
+	case "mysql", "mariadb":
+		info = connector.SourceInfo{Connector: "mysql", Database: strings.TrimPrefix(u.Path, "/")}
+	}
+	d.DescribeSource(info)
 }

@@ -158,6 +158,10 @@ type ChangeBatch struct {
 	// emitted in parts): its Position is the last safe resume point before
 	// the transaction, so the same Position comes again with the rest.
 	Partial bool
+	// TxID is the source's ID of the batch's transaction (PostgreSQL's
+	// xid), empty where the source does not give one; event destinations
+	// carry it as Debezium's source.txId.
+	TxID string
 }
 
 // SchemaChange is a table's new definition in a change stream, and what a

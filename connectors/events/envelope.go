@@ -1,8 +1,8 @@
 package events
 
 import (
-	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +25,9 @@ type Options struct {
 	// Tombstones: a delete is followed by a message with its key and no
 	// value, so a compacted topic forgets the key.
 	Tombstones bool
+	// Connector and Database are the source's kind ("postgresql",
+	// "mysql"; "ferry" when empty) and database, as connector.SourceInfo.
+	Connector, Database string
 	// Now is the processing time (ts_ms); time.Now when nil.
 	Now func() time.Time
 }
@@ -47,7 +50,10 @@ func (o Options) Subject(ns model.Namespace) string {
 		if ns.Schema == "" {
 			s = strings.ReplaceAll(s, "{schema}.", "")
 		}
-		return strings.NewReplacer("{schema}", clean(ns.Schema), "{table}", clean(ns.Table)).Replace(s)
+		// Two replacements, not a strings.Replacer built per message (most
+		// of a Kafka event's cost); clean leaves no braces to match again.
+		s = strings.ReplaceAll(s, "{schema}", clean(ns.Schema))
+		return strings.ReplaceAll(s, "{table}", clean(ns.Table))
 	}
 	parts := []string{o.Prefix}
 	if ns.Schema != "" {
@@ -86,17 +92,26 @@ type envelope struct {
 	TsMs   int64         `json:"ts_ms"`
 }
 
+// source is Debezium's source block: db, schema (PostgreSQL), table, the
+// position in the source's own terms (lsn for PostgreSQL; file, pos and
+// gtid for MySQL), txId where the source gives it, and ferry's resume
+// position as position.
 type source struct {
 	Version   string `json:"version"`
 	Connector string `json:"connector"`
 	Name      string `json:"name"`
 	TsMs      int64  `json:"ts_ms"`
-	Snapshot  string `json:"snapshot,omitempty"`
+	Snapshot  string `json:"snapshot"`
 	DB        string `json:"db"`
-	Schema    string `json:"schema"`
+	Schema    string `json:"schema,omitempty"`
 	Table     string `json:"table"`
+	TxID      any    `json:"txId,omitempty"`
+	LSN       *int64 `json:"lsn,omitempty"`
+	File      string `json:"file,omitempty"`
+	Pos       *int64 `json:"pos,omitempty"`
+	GTID      string `json:"gtid,omitempty"`
 	// Position is the source's position of the change's transaction
-	// (an LSN, a GTID set), ferry's resume point.
+	// (an LSN, a binlog file:offset@GTID), ferry's resume point.
 	Position string `json:"position,omitempty"`
 }
 
@@ -110,12 +125,52 @@ func (o Options) now() time.Time {
 	return time.Now()
 }
 
-func (o Options) source(ns model.Namespace, pos model.Position, commit time.Time) source {
-	s := source{Version: Version, Connector: "ferry", Name: o.Flow, DB: ns.Schema, Schema: ns.Schema, Table: ns.Table, Position: string(pos)}
+func (o Options) source(ns model.Namespace, pos model.Position, commit time.Time, txID string) source {
+	s := source{Version: Version, Connector: o.Connector, Name: o.Flow, Snapshot: "false", DB: o.Database, Schema: ns.Schema, Table: ns.Table, Position: string(pos)}
+	if s.Connector == "" {
+		s.Connector = "ferry"
+	}
+	switch {
+	case o.Connector == "mysql":
+		// A MySQL table's schema is its database: Debezium's db.
+		s.DB, s.Schema = ns.Schema, ""
+	case s.DB == "":
+		s.DB = ns.Schema // the database unknown (outside an engine)
+	}
 	if !commit.IsZero() {
 		s.TsMs = commit.UnixMilli()
 	}
+	if txID != "" {
+		if n, err := strconv.ParseInt(txID, 10, 64); err == nil {
+			s.TxID = n
+		} else {
+			s.TxID = txID
+		}
+	}
+	s.position(pos)
 	return s
+}
+
+// position spreads ferry's position over Debezium's fields: PostgreSQL's
+// "16/B374D848" is lsn as a number; MySQL's "binlog.000042:1234@0-1-42" is
+// file, pos and gtid.
+func (s *source) position(pos model.Position) {
+	p := string(pos)
+	if hi, lo, ok := strings.Cut(p, "/"); ok {
+		h, err1 := strconv.ParseUint(hi, 16, 32)
+		l, err2 := strconv.ParseUint(lo, 16, 32)
+		if err1 == nil && err2 == nil {
+			n := int64(h<<32 | l)
+			s.LSN = &n
+		}
+		return
+	}
+	filePos, gtid, _ := strings.Cut(p, "@")
+	if file, off, ok := strings.Cut(filePos, ":"); ok {
+		if n, err := strconv.ParseInt(off, 10, 64); err == nil {
+			s.File, s.Pos, s.GTID = file, &n, gtid
+		}
+	}
 }
 
 // Encode turns one event into its messages: one for an insert, update
@@ -127,11 +182,12 @@ func (o Options) Encode(ev connector.Event) ([]Message, error) {
 	}
 	t := ev.Table
 	subj := o.Subject(t.Namespace)
-	src := o.source(ev.Source, ev.Position, ev.CommitTime)
+	src := o.source(ev.Source, ev.Position, ev.CommitTime, ev.TxID)
 	now := o.now().UnixMilli()
 	switch ev.Op {
 	case model.OpTruncate:
-		v, err := json.Marshal(envelope{Source: src, Op: "t", TsMs: now})
+		env := envelope{Source: src, Op: "t", TsMs: now}
+		v, err := env.encode()
 		return []Message{{Subject: subj, Value: v, ID: ev.ID}}, err
 	case model.OpInsert:
 		return o.row(subj, t, nil, ev.Row, "c", src, now, ev.ID)
@@ -153,7 +209,7 @@ func (o Options) Encode(ev connector.Event) ([]Message, error) {
 
 // Read is a snapshot row as Debezium's read event (op r, snapshot true).
 func (o Options) Read(t *model.Table, row model.Row) (Message, error) {
-	src := o.source(t.Namespace, "", time.Time{})
+	src := o.source(t.Namespace, "", time.Time{}, "")
 	src.Snapshot = "true"
 	key, err := o.key(t, row)
 	if err != nil {
@@ -163,7 +219,8 @@ func (o Options) Read(t *model.Table, row model.Row) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	v, err := json.Marshal(envelope{After: after, Source: src, Op: "r", TsMs: o.now().UnixMilli()})
+	env := envelope{After: after, Source: src, Op: "r", TsMs: o.now().UnixMilli()}
+	v, err := env.encode()
 	return Message{Subject: o.Subject(t.Namespace), Key: key, Value: v, ID: o.Flow + "/r/" + o.Plan + "/" + t.Namespace.String() + "/" + string(key)}, err
 }
 
@@ -189,7 +246,7 @@ func (o Options) row(subj string, t *model.Table, before, after model.Row, op st
 			return nil, err
 		}
 	}
-	v, err := json.Marshal(env)
+	v, err := env.encode()
 	if err != nil {
 		return nil, fmt.Errorf("events: encode a change of %s: %w", t.Namespace, err)
 	}
@@ -201,9 +258,11 @@ func (o Options) row(subj string, t *model.Table, before, after model.Row, op st
 }
 
 // keyRow spreads a key (in primary-key order) over a row of t's columns,
-// the others nil.
+// the others nil. A key of every column is the whole old row already (a
+// table without a primary key); FullRowIdentity alone says nothing, as a
+// MySQL source with binlog_row_image=FULL marks every table so.
 func keyRow(t *model.Table, key model.Row) model.Row {
-	if t.FullRowIdentity || len(key) == len(t.Columns) && len(t.PrimaryKey) != len(t.Columns) {
+	if len(key) == len(t.Columns) && len(t.PrimaryKey) != len(t.Columns) {
 		return key
 	}
 	row := make(model.Row, len(t.Columns))
@@ -232,7 +291,7 @@ func (o Options) key(t *model.Table, row model.Row) ([]byte, error) {
 		}
 		k = append(k, field{t.Columns[i].Name, v})
 	}
-	return json.Marshal(k)
+	return k.appendJSON(make([]byte, 0, 16*len(k)))
 }
 
 // fields is a row as a JSON object, its columns in the table's order (as
@@ -260,25 +319,4 @@ type field struct {
 	v    any
 }
 
-func (o orderedObject) MarshalJSON() ([]byte, error) {
-	if o == nil {
-		return []byte("null"), nil
-	}
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, f := range o {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		n, _ := json.Marshal(f.name)
-		v, err := json.Marshal(f.v)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(n)
-		b.WriteByte(':')
-		b.Write(v)
-	}
-	b.WriteByte('}')
-	return []byte(b.String()), nil
-}
+func (o orderedObject) MarshalJSON() ([]byte, error) { return o.appendJSON(nil) }

@@ -21,7 +21,7 @@ var (
 )
 
 func opts(tombstones bool) Options {
-	return Options{Prefix: "shop", Flow: "f1", Plan: "p1", Tombstones: tombstones, Now: func() time.Time { return now }}
+	return Options{Prefix: "shop", Flow: "f1", Plan: "p1", Tombstones: tombstones, Connector: "postgresql", Database: "shopdb", Now: func() time.Time { return now }}
 }
 
 // golden compares the messages with testdata/name.json, each message's
@@ -74,7 +74,7 @@ func usersTable() *model.Table {
 
 func event(op model.Op, row, key model.Row) connector.Event {
 	t := usersTable()
-	return connector.Event{Op: op, Table: t, Source: t.Namespace, Row: row, Key: key, ID: "f1/0/16B3740/3", Position: "0/16B3740", CommitTime: commit}
+	return connector.Event{Op: op, Table: t, Source: t.Namespace, Row: row, Key: key, ID: "f1/0/16B3740/3", Position: "0/16B3740", CommitTime: commit, TxID: "771"}
 }
 
 func TestGoldenOps(t *testing.T) {
@@ -161,5 +161,80 @@ func TestSubjectCleansNames(t *testing.T) {
 	o := Options{Prefix: "ferry"}
 	if got := o.Subject(model.Namespace{Schema: "my schema", Table: "a.b*>"}); got != "ferry.my_schema.a_b__" {
 		t.Errorf("subject: %q", got)
+	}
+}
+
+// TestSourceBlock checks Debezium's source fields a consumer reads to
+// place an event: the database, schema and table, the position in the
+// source's terms, the transaction and whether it came from the snapshot.
+func TestSourceBlock(t *testing.T) {
+	srcOf := func(t *testing.T, m Message) map[string]any {
+		t.Helper()
+		var env struct{ Source map[string]any }
+		if err := json.Unmarshal(m.Value, &env); err != nil {
+			t.Fatal(err)
+		}
+		return env.Source
+	}
+	check := func(t *testing.T, got map[string]any, want map[string]any) {
+		t.Helper()
+		for k, w := range want {
+			if w == nil {
+				if v, ok := got[k]; ok {
+					t.Errorf("source.%s = %v, want it absent", k, v)
+				}
+				continue
+			}
+			if got[k] != w {
+				t.Errorf("source.%s = %#v, want %#v", k, got[k], w)
+			}
+		}
+	}
+	t.Run("postgresql", func(t *testing.T) {
+		ev := event(model.OpInsert, model.Row{int64(1), "ada", nil}, nil)
+		ev.Position = "16/B374D848"
+		msgs, err := opts(false).Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, srcOf(t, msgs[0]), map[string]any{"connector": "postgresql", "db": "shopdb", "schema": "public", "table": "users",
+			"lsn": float64(0x16<<32 | 0xB374D848), "txId": float64(771), "ts_ms": float64(commit.UnixMilli()), "snapshot": "false", "file": nil})
+		r, err := opts(false).Read(usersTable(), model.Row{int64(1), "ada", nil})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, srcOf(t, r), map[string]any{"snapshot": "true", "db": "shopdb", "lsn": nil, "txId": nil})
+	})
+	t.Run("mysql", func(t *testing.T) {
+		o := opts(false)
+		o.Connector, o.Database = "mysql", "ignored"
+		tbl := usersTable()
+		tbl.Namespace.Schema = "shop"
+		msgs, err := o.Encode(connector.Event{Op: model.OpDelete, Table: tbl, Source: tbl.Namespace, Key: model.Row{int64(1)},
+			ID: "x", Position: "mysql-bin.000042:1234@0-1-42", CommitTime: commit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, srcOf(t, msgs[0]), map[string]any{"connector": "mysql", "db": "shop", "schema": nil, "table": "users",
+			"file": "mysql-bin.000042", "pos": float64(1234), "gtid": "0-1-42", "lsn": nil, "txId": nil})
+	})
+}
+
+// TestDeleteFullRowIdentityWithKey: a MySQL source with
+// binlog_row_image=FULL marks tables FullRowIdentity, but a table with a
+// primary key still gets the key alone in a delete.
+func TestDeleteFullRowIdentityWithKey(t *testing.T) {
+	tbl := usersTable()
+	tbl.FullRowIdentity = true
+	msgs, err := opts(false).Encode(connector.Event{Op: model.OpDelete, Table: tbl, Source: tbl.Namespace, Key: model.Row{int64(7)}, ID: "x", Position: "0/1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env struct{ Before map[string]any }
+	if err := json.Unmarshal(msgs[0].Value, &env); err != nil {
+		t.Fatal(err)
+	}
+	if env.Before["id"] != float64(7) || string(msgs[0].Key) != `{"id":7}` {
+		t.Errorf("delete: before %v, key %s", env.Before, msgs[0].Key)
 	}
 }

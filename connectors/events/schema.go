@@ -49,7 +49,7 @@ func (o Options) schemaChange(ev connector.Event) ([]Message, error) {
 		id = `"` + strings.ReplaceAll(t.Namespace.Schema, `"`, `""`) + `".` + id
 	}
 	v, err := json.Marshal(schemaEvent{
-		Source: o.source(ev.Source, ev.Position, ev.CommitTime), TsMs: o.now().UnixMilli(),
+		Source: o.source(ev.Source, ev.Position, ev.CommitTime, ev.TxID), TsMs: o.now().UnixMilli(),
 		DatabaseName: t.Namespace.Schema, SchemaName: t.Namespace.Schema,
 		TableChanges: []tableChange{{Type: "ALTER", ID: id, Table: shape, Renamed: ev.Schema.Renamed}},
 	})

@@ -41,6 +41,29 @@ func BenchmarkWriteEvents(b *testing.B) {
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
 }
 
+// BenchmarkWriteEventsGrouped is BenchmarkWriteEvents with five source
+// batches in one event batch, as the engine groups batches that wait in
+// its queue (engine/stream_events.go): one transaction per 5000 events.
+func BenchmarkWriteEventsGrouped(b *testing.B) {
+	bs := brokers(b)
+	c := open(b, bs, "topic=bench.{schema}.{table}")
+	defer c.Close()
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 5 {
+		eb := benchBatch(i)
+		for j := 1; j < 5; j++ {
+			next := benchBatch(i + j)
+			eb.Events = append(eb.Events, next.Events...)
+			eb.Position, eb.Checkpoint = next.Position, next.Checkpoint
+		}
+		if err := c.WriteEvents(ctx, eb); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((b.N+4)/5*5000)/b.Elapsed().Seconds(), "events/s")
+}
+
 // BenchmarkBareProducer sends the same records (encoded beforehand) with
 // the same client, idempotent and not transactional, flushing after each
 // 1000.

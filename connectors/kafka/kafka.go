@@ -191,3 +191,8 @@ func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
 	defer c.mu.Unlock()
 	return c.ensureTopics(ctx, names...)
 }
+
+// DescribeSource sets the source block's connector and db of the events.
+func (c *Conn) DescribeSource(info connector.SourceInfo) {
+	c.enc.Connector, c.enc.Database = info.Connector, info.Database
+}

@@ -102,44 +102,89 @@ func (c *Conn) setCheckpoint(ctx context.Context, flow, key, value string) error
 	return c.update(ctx, flow, func(m map[string]string) { m[key] = value })
 }
 
+// update changes the flow's checkpoints with one write that names the
+// revision read. When another process wrote them in between (workers of
+// one flow copying partitions side by side), it reads them again and
+// retries if the other write changed none of the keys this one changes;
+// two writers of one key (two processes running the same flow) fail.
 func (c *Conn) update(ctx context.Context, flow string, change func(map[string]string)) error {
 	if err := c.ensure(ctx); err != nil {
 		return err
 	}
 	c.ckMu.Lock()
 	defer c.ckMu.Unlock()
-	m, ok := c.ck[flow]
-	if !ok {
-		c.ckMu.Unlock()
-		_, err := c.LoadCheckpoints(ctx, flow)
-		c.ckMu.Lock()
+	if _, ok := c.ck[flow]; !ok {
+		if err := c.reload(ctx, flow); err != nil {
+			return err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		m := c.ck[flow]
+		next := maps.Clone(m)
+		change(next)
+		mine := changedKeys(m, next)
+		if next[planKey] == "" {
+			next[planKey] = newPlan()
+		}
+		b, err := json.Marshal(next)
 		if err != nil {
 			return err
 		}
-		m = c.ck[flow]
+		var rev uint64
+		if c.ckRev[flow] == 0 {
+			rev, err = c.kv.Create(ctx, flowKey(flow), b)
+		} else {
+			rev, err = c.kv.Update(ctx, flowKey(flow), b, c.ckRev[flow])
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			if err := c.reload(ctx, flow); err != nil {
+				return err
+			}
+			theirs := changedKeys(m, c.ck[flow])
+			if attempt < 20 && !overlaps(mine, theirs) {
+				continue
+			}
+			return errs.BadConfig(fmt.Sprintf("nats: the checkpoints of flow %s in bucket %s changed under this process: another ferry runs the same flow", flow, c.opts.Bucket),
+				"stop the other process (one flow runs in one process), then run again")
+		}
+		if err != nil {
+			return errs.Unavailable(fmt.Errorf("nats: store checkpoints of flow %s: %w", flow, err))
+		}
+		c.ck[flow], c.ckRev[flow] = next, rev
+		return nil
 	}
-	next := maps.Clone(m)
-	change(next)
-	if next[planKey] == "" {
-		next[planKey] = newPlan()
+}
+
+// reload reads the flow's checkpoints again; c.ckMu is held.
+func (c *Conn) reload(ctx context.Context, flow string) error {
+	c.ckMu.Unlock()
+	_, err := c.LoadCheckpoints(ctx, flow)
+	c.ckMu.Lock()
+	return err
+}
+
+// changedKeys is the keys whose values differ between a and b (added,
+// removed or changed).
+func changedKeys(a, b map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			out[k] = true
+		}
 	}
-	b, err := json.Marshal(next)
-	if err != nil {
-		return err
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out[k] = true
+		}
 	}
-	var rev uint64
-	if c.ckRev[flow] == 0 {
-		rev, err = c.kv.Create(ctx, flowKey(flow), b)
-	} else {
-		rev, err = c.kv.Update(ctx, flowKey(flow), b, c.ckRev[flow])
+	return out
+}
+
+func overlaps(a, b map[string]bool) bool {
+	for k := range a {
+		if b[k] {
+			return true
+		}
 	}
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return errs.BadConfig(fmt.Sprintf("nats: the checkpoints of flow %s in bucket %s changed under this process: another ferry runs the same flow", flow, c.opts.Bucket),
-			"stop the other process (one flow runs in one process), then run again")
-	}
-	if err != nil {
-		return errs.Unavailable(fmt.Errorf("nats: store checkpoints of flow %s: %w", flow, err))
-	}
-	c.ck[flow], c.ckRev[flow] = next, rev
-	return nil
+	return false
 }

@@ -179,3 +179,8 @@ func (c *Conn) makeStream(ctx context.Context) error {
 
 // CreateTables makes the stream; tables have nothing to create.
 func (c *Conn) CreateTables(ctx context.Context, _ []*model.Table) error { return c.ensure(ctx) }
+
+// DescribeSource sets the source block's connector and db of the events.
+func (c *Conn) DescribeSource(info connector.SourceInfo) {
+	c.enc.Connector, c.enc.Database = info.Connector, info.Database
+}

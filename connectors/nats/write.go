@@ -24,19 +24,29 @@ func (c *Conn) WriteEvents(ctx context.Context, b *connector.EventBatch) error {
 	if err := c.ensure(ctx); err != nil {
 		return err
 	}
-	var msgs []events.Message
 	enc := c.encoder(b.Checkpoint)
+	// Each message is published as soon as it is encoded, so the server
+	// stores the first while the rest are encoded; the acks are awaited
+	// once, for the whole batch.
+	p := c.startPublish(len(b.Events))
 	for _, ev := range b.Events {
 		m, err := enc.Encode(ev)
 		if err != nil {
+			p.abandon()
 			return err
 		}
-		msgs = append(msgs, m...)
+		for _, msg := range m {
+			if err := p.add(msg); err != nil {
+				p.abandon()
+				return err
+			}
+		}
 	}
-	if err := c.publish(ctx, msgs); err != nil {
+	n := len(p.futures)
+	if err := p.wait(ctx); err != nil {
 		return err
 	}
-	if len(msgs) > 0 {
+	if n > 0 {
 		faultpoint.Hold(ctx, faultpoint.EventsSent, slog.Default())
 	}
 	if cp := b.Checkpoint; cp != nil {
@@ -56,31 +66,59 @@ func (c *Conn) encoder(cp *model.Checkpoint) events.Options {
 // publish sends msgs asynchronously, each with its ID, and returns once
 // the stream acknowledged all of them (a duplicate is acknowledged too).
 func (c *Conn) publish(ctx context.Context, msgs []events.Message) error {
-	if len(msgs) == 0 {
+	p := c.startPublish(len(msgs))
+	for _, m := range msgs {
+		if err := p.add(m); err != nil {
+			p.abandon()
+			return err
+		}
+	}
+	return p.wait(ctx)
+}
+
+// publishing is one batch of asynchronous publishes, holding pubMu (one
+// batch at a time, so its acks are its own) until wait or abandon.
+type publishing struct {
+	c       *Conn
+	futures []jetstream.PubAckFuture
+}
+
+func (c *Conn) startPublish(n int) *publishing {
+	c.pubMu.Lock()
+	return &publishing{c: c, futures: make([]jetstream.PubAckFuture, 0, n)}
+}
+
+func (p *publishing) add(m events.Message) error {
+	nm := natsgo.NewMsg(m.Subject)
+	nm.Data = m.Value
+	if m.Key != nil {
+		nm.Header.Set(KeyHeader, string(m.Key))
+	}
+	f, err := p.c.js.PublishMsgAsync(nm, jetstream.WithMsgID(m.ID))
+	if err != nil {
+		return fmt.Errorf("nats: publish to %s: %w", m.Subject, err)
+	}
+	p.futures = append(p.futures, f)
+	return nil
+}
+
+// abandon ends a batch that failed before wait: what was published is
+// acknowledged or not, the checkpoint is not written, so a resume sends it
+// again under the same IDs.
+func (p *publishing) abandon() { p.c.pubMu.Unlock() }
+
+func (p *publishing) wait(ctx context.Context) error {
+	defer p.c.pubMu.Unlock()
+	if len(p.futures) == 0 {
 		return nil
 	}
-	c.pubMu.Lock()
-	defer c.pubMu.Unlock()
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	for _, m := range msgs {
-		nm := natsgo.NewMsg(m.Subject)
-		nm.Data = m.Value
-		if m.Key != nil {
-			nm.Header.Set(KeyHeader, string(m.Key))
-		}
-		f, err := c.js.PublishMsgAsync(nm, jetstream.WithMsgID(m.ID))
-		if err != nil {
-			return fmt.Errorf("nats: publish to %s: %w", m.Subject, err)
-		}
-		futures = append(futures, f)
-	}
 	select {
-	case <-c.js.PublishAsyncComplete():
+	case <-p.c.js.PublishAsyncComplete():
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	dups := 0
-	for _, f := range futures {
+	for _, f := range p.futures {
 		select {
 		case ack := <-f.Ok():
 			if ack.Duplicate {
@@ -92,7 +130,7 @@ func (c *Conn) publish(ctx context.Context, msgs []events.Message) error {
 	}
 	if dups > 0 {
 		// Sent again after a resume: the stream kept the first copies.
-		slog.Default().Info("nats: messages sent again were dropped as duplicates by their ID", "stream", c.opts.Stream, "duplicates", dups)
+		slog.Default().Info("nats: messages sent again were dropped as duplicates by their ID", "stream", p.c.opts.Stream, "duplicates", dups)
 	}
 	return nil
 }

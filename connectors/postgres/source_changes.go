@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -22,7 +23,7 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 	case *pglogrepl.BeginMessage:
 		s.inTx = true
 		s.changes, s.rawRows, s.txnBytes = s.changes[:0], s.rawRows[:0], 0
-		s.commitTime = m.CommitTime
+		s.commitTime, s.xid = m.CommitTime, m.Xid
 	case *pglogrepl.InsertMessage:
 		return s.change(ctx, m.RelationID, model.OpInsert, nil, 0, m.Tuple, len(xld.WALData), send)
 	case *pglogrepl.UpdateMessage:
@@ -42,6 +43,7 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 			return err
 		}
 		p.b.CommitTime = m.CommitTime
+		s.xid = 0
 		s.emitted = pos
 		s.lastData.Store(time.Now().UnixNano())
 		return send(p)
@@ -87,6 +89,9 @@ func (s *streamer) batch(ctx context.Context, pos pglogrepl.LSN) (pending, error
 		return pending{}, err
 	}
 	p := pending{b: &model.ChangeBatch{Schemas: s.schemas, Changes: s.changes, Position: model.Position(pos.String())}, bytes: s.txnBytes}
+	if s.xid != 0 {
+		p.b.TxID = strconv.FormatUint(uint64(s.xid), 10)
+	}
 	s.schemas, s.changes, s.rawRows, s.txnBytes = nil, nil, nil, 0
 	return p, nil
 }

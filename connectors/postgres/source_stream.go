@@ -146,6 +146,7 @@ type streamer struct {
 	// server's WAL end from a keepalive received while no transaction was
 	// open and everything emitted was acknowledged.
 	inTx    bool
+	xid     uint32 // the open transaction's, from BEGIN
 	idleEnd pglogrepl.LSN
 
 	// The transaction being received.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/engine"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/internal/telemetry"
 	"github.com/ferrydb/ferry/scaleout"
 )
@@ -88,6 +89,9 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 		return err
 	}
 	g.scrubber.AddSecret(conns.Secrets()...)
+	if err := refuseWorkerConnections(conns); err != nil {
+		return err
+	}
 	if identity == "" {
 		host, _ := os.Hostname()
 		identity = fmt.Sprintf("%s:%d", host, os.Getpid())
@@ -200,4 +204,22 @@ func flowMetrics(ctx context.Context, tel *telemetry.Telemetry, scrub func(strin
 		flows[name] = f
 		return f
 	}
+}
+
+// refuseWorkerConnections refuses, before the worker polls, a connection
+// no worker can serve: a kafka destination writes each batch and its
+// checkpoint in one transaction under the flow's one transactional ID, so
+// workers copying partitions side by side would fence each other.
+func refuseWorkerConnections(conns *connector.Connections) error {
+	for _, name := range conns.Names() {
+		u, err := conns.Resolve(name, "worker")
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(strings.ToLower(u), "kafka://") {
+			return errs.BadConfig(fmt.Sprintf("connection %q is a kafka destination, which ferry worker cannot run: each flow writes to Kafka under one transactional ID, and workers copying partitions side by side would fence each other", name),
+				"run the flow in one process with ferry sync SOURCE KAFKA_URL (scale-out works with a nats destination), and remove the connection from the worker")
+		}
+	}
+	return nil
 }
