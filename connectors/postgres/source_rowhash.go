@@ -55,8 +55,26 @@ func hashedRowsWith(t *model.Table, cols, key []string, n int, colHashes string)
 	}
 	return fmt.Sprintf(`SELECT k, ((hashtextextended(k, 0) & 9223372036854775807) %% %d)::int AS b,
 		hashtextextended(r, 0) AS h1, hashtextextended(r, 1) AS h2%s FROM (
-		SELECT concat_ws(', ', %s) AS k, concat_ws(',', %s) AS r%s FROM %s) r`,
-		n, outer, strings.Join(keys, ", "), strings.Join(vals, ", "), inner, qualified(t.Namespace))
+		SELECT %s AS k, %s AS r%s FROM %s) r`,
+		n, outer, concatWS(", ", keys), concatWS(",", vals), inner, qualified(t.Namespace))
+}
+
+// concatWS is concat_ws(sep, parts...) for any number of parts: a function
+// takes at most 100 arguments, so a wide table's columns are joined in
+// groups, then the groups (the parts are never NULL: quote_nullable and
+// coalesce see to that, and concat_ws of a group is not NULL either).
+func concatWS(sep string, parts []string) string {
+	const most = 99 // and the separator
+	if len(parts) <= most {
+		return "concat_ws(" + quoteLiteral(sep) + ", " + strings.Join(parts, ", ") + ")"
+	}
+	var groups []string
+	for len(parts) > 0 {
+		k := min(most, len(parts))
+		groups = append(groups, concatWS(sep, parts[:k]))
+		parts = parts[k:]
+	}
+	return concatWS(sep, groups)
 }
 
 // hashRead runs fn in a read-only transaction under hashSettings.
