@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -124,5 +125,55 @@ func TestMySQLVerifyPushdown(t *testing.T) {
 		if !found[want] {
 			t.Errorf("pushdown verify lacks %q:\n%s", want, r.stdout)
 		}
+	}
+}
+
+// TestPostgresPushdownSeesEveryKindOfDifference: pushdown hashes most
+// columns by their type's own hash, not their text. Each change below is a
+// difference a user would call one (the text differs), and some are equal
+// under their type's hash (1.0 and 1.00, -0 and 0, '1 day' and '24
+// hours', an enum's label by OID, text differing only in case under a
+// case-insensitive comparison): each must be found, and an equal copy of
+// every type must be equal.
+func TestPostgresPushdownSeesEveryKindOfDifference(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "pkindsrc"), srv.CreateDatabase(t, "pkinddst")
+	srv.Exec(t, src, `CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+		CREATE TABLE kinds (id int PRIMARY KEY, b bool, i2 smallint, i8 bigint, n numeric, n2 numeric(12,2),
+			f4 real, f8 float8, t text, v varchar(20), c char(5), by bytea, j json, jb jsonb, u uuid, d date,
+			tm time, ts timestamp, tz timestamptz, iv interval, e mood, a int[], ip inet, mac macaddr);
+		INSERT INTO kinds SELECT g, g % 2 = 0, g, g * 1000, 1.0 * g, g + 0.25, g / 4.0, g / 8.0, 'Text ' || g, 'v' || g, 'c', '\x00ff'::bytea,
+			'{"a": 1}', '{"b": [1, 2]}', md5(g::text)::uuid, date '2026-01-01' + g, time '10:00' + g * interval '1 minute',
+			timestamp '2026-01-01 00:00' + g * interval '1 hour', timestamptz '2026-01-01 00:00+00' + g * interval '1 hour',
+			interval '1 day', 'ok', ARRAY[g, g + 1], '10.0.0.1', '08:00:2b:01:02:03'
+		FROM generate_series(1, 40) g`)
+	mustFerry(t, "sync", srv.URL(src), srv.URL(dst), "--mode", "snapshot", "--state-dir", t.TempDir())
+	if v, r := verifyJSON(t, 0, srv.URL(src), srv.URL(dst)); !v.Equal || !v.Tables[0].Pushdown {
+		t.Fatalf("pushdown verify of an equal copy of every type: %s", r)
+	}
+	changes := map[int]string{
+		1: "n = 1.00", 2: "f8 = '-0'", 3: "iv = interval '24 hours'", 4: "e = 'happy'", 5: "t = 'text 5'",
+		6: "jb = '{\"b\": [2, 1]}'", 7: "j = '{\"a\":1}'", 8: "c = 'C'", 9: "tz = tz + interval '1 microsecond'",
+		10: "a = ARRAY[10, 12]", 11: "n2 = n2 + 0.01", 12: "ip = '10.0.0.1/24'", 13: "by = '\\x00fe'",
+		14: "b = NULL", 15: "f4 = f4 + 0.5",
+	}
+	for id, set := range changes {
+		srv.Exec(t, dst, "UPDATE kinds SET "+set+" WHERE id = "+strconv.Itoa(id))
+	}
+	v, r := verifyJSON(t, 1, srv.URL(src), srv.URL(dst))
+	if !v.Tables[0].Pushdown {
+		t.Fatalf("not verified by pushdown: %s", r)
+	}
+	found := map[string]bool{}
+	for _, d := range v.Tables[0].Diffs {
+		found[d.Key] = true
+	}
+	for id, set := range changes {
+		if !found["id="+strconv.Itoa(id)] {
+			t.Errorf("pushdown verify missed %s at id %d: %s", set, id, r)
+		}
+	}
+	if len(v.Tables[0].Diffs) != len(changes) {
+		t.Errorf("%d differences, want %d: %s", len(v.Tables[0].Diffs), len(changes), r)
 	}
 }
