@@ -29,3 +29,36 @@ psql_b() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pb" -U postgres "$@"; }
 # now prints the time in seconds; secs FROM TO the seconds between two.
 now() { date +%s.%N; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$@"; }
+
+# stop_servers stops the servers in $work/a and $work/b, if started.
+stop_servers() {
+  for d in a b; do [ -d "$work/$d" ] && as_pg "$bin/pg_ctl" -D "$work/$d" stop -m immediate >/dev/null 2>&1 || true; done
+}
+
+# two_servers builds ferry into $work/ferry and starts servers a and b on
+# free ports ($pa, $pb); $src and $dst are the URLs of databases src on a
+# and dst on b (the script creates them).
+two_servers() {
+  go build -o "$work/ferry" ./cmd/ferry
+  pa=$(port); start a "$pa"
+  pb=$(port); start b "$pb"
+  src="postgres://postgres@127.0.0.1:$pa/src?sslmode=disable"
+  dst="postgres://postgres@127.0.0.1:$pb/dst?sslmode=disable"
+}
+
+# pg_dataset NARROW NOKEY TOAST creates database src on server a with the
+# bench tables: NARROW narrow rows with a key, NOKEY rows without one, and
+# TOAST rows of about 4 KB of text each.
+pg_dataset() {
+  echo "== generating $(($1 + $2 + $3)) rows ($1 narrow, $2 without key, $3 TOAST-heavy)"
+  psql_a -c "CREATE DATABASE src"
+  psql_a -d src <<SQL
+CREATE TABLE narrow (id bigint PRIMARY KEY, customer int NOT NULL, amount numeric(12,2), placed timestamptz, note text);
+INSERT INTO narrow SELECT g, g % 1000, g * 0.01, '2024-01-01'::timestamptz + g * interval '1 second', 'note ' || g FROM generate_series(1, $1) g;
+CREATE TABLE events (at timestamp, kind text, value double precision, payload jsonb);
+INSERT INTO events SELECT '2024-01-01'::timestamp + g * interval '1 ms', 'k' || (g % 7), g / 3.0, jsonb_build_object('g', g) FROM generate_series(1, $2) g;
+CREATE TABLE docs (id int PRIMARY KEY, title text, body text);
+INSERT INTO docs SELECT g, 'doc ' || g, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 128) i) FROM generate_series(1, $3) g;
+VACUUM ANALYZE;
+SQL
+}

@@ -20,30 +20,15 @@ command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (Debian packa
 . bench/lib.sh
 bench_work pgbench
 cleanup() {
-  for d in a b; do [ -d "$work/$d" ] && as_pg "$bin/pg_ctl" -D "$work/$d" stop -m immediate >/dev/null 2>&1 || true; done
+  stop_servers
   rm -rf "$work"
 }
 trap cleanup EXIT
-go build -o "$work/ferry" ./cmd/ferry
-
-pa=$(port); start a "$pa"
-pb=$(port); start b "$pb"
-src="postgres://postgres@127.0.0.1:$pa/src?sslmode=disable"
-dst="postgres://postgres@127.0.0.1:$pb/dst?sslmode=disable"
+two_servers
 
 rows() { awk -v n="$1" -v s="$scale" 'BEGIN { printf "%d", n * s }'; }
 narrow=$(rows 3000000); nokey=$(rows 2000000); toast=$(rows 200000)
-echo "== generating $((narrow + nokey + toast)) rows ($narrow narrow, $nokey without key, $toast TOAST-heavy)"
-psql_a -c "CREATE DATABASE src"
-psql_a -d src <<SQL
-CREATE TABLE narrow (id bigint PRIMARY KEY, customer int NOT NULL, amount numeric(12,2), placed timestamptz, note text);
-INSERT INTO narrow SELECT g, g % 1000, g * 0.01, '2024-01-01'::timestamptz + g * interval '1 second', 'note ' || g FROM generate_series(1, $narrow) g;
-CREATE TABLE events (at timestamp, kind text, value double precision, payload jsonb);
-INSERT INTO events SELECT '2024-01-01'::timestamp + g * interval '1 ms', 'k' || (g % 7), g / 3.0, jsonb_build_object('g', g) FROM generate_series(1, $nokey) g;
-CREATE TABLE docs (id int PRIMARY KEY, title text, body text);
-INSERT INTO docs SELECT g, 'doc ' || g, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 128) i) FROM generate_series(1, $toast) g;
-VACUUM ANALYZE;
-SQL
+pg_dataset "$narrow" "$nokey" "$toast"
 psql_a -d src -At -c "SELECT 'source size: ' || pg_size_pretty(pg_database_size('src'))"
 
 fresh_dst() { psql_b -c "DROP DATABASE IF EXISTS dst" -c "CREATE DATABASE dst"; }

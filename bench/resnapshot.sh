@@ -29,16 +29,11 @@ bench_work resnap
 ferry_pid=
 cleanup() {
   [ -n "$ferry_pid" ] && kill "$ferry_pid" 2>/dev/null || true
-  for d in a b; do [ -d "$work/$d" ] && as_pg "$bin/pg_ctl" -D "$work/$d" stop -m immediate >/dev/null 2>&1 || true; done
+  stop_servers
   [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
-go build -o "$work/ferry" ./cmd/ferry
-
-pa=$(port); start a "$pa"
-pb=$(port); start b "$pb"
-src="postgres://postgres@127.0.0.1:$pa/src?sslmode=disable"
-dst="postgres://postgres@127.0.0.1:$pb/dst?sslmode=disable"
+two_servers
 
 echo "== source: $rows rows"
 psql_a -c "CREATE DATABASE src"

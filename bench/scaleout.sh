@@ -23,16 +23,11 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for d in a b; do [ -d "$work/$d" ] && as_pg "$bin/pg_ctl" -D "$work/$d" stop -m immediate >/dev/null 2>&1 || true; done
+  stop_servers
   if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-go build -o "$work/ferry" ./cmd/ferry
-
-pa=$(port); start a "$pa"
-pb=$(port); start b "$pb"
-src="postgres://postgres@127.0.0.1:$pa/src?sslmode=disable"
-dst="postgres://postgres@127.0.0.1:$pb/dst?sslmode=disable"
+two_servers
 
 rows() { awk -v n="$1" -v s="$scale" 'BEGIN { printf "%d", n * s }'; }
 narrow=$(rows 3000000); toast=$(rows 200000)

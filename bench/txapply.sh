@@ -30,7 +30,7 @@ command -v pgbench >/dev/null || { echo "needs pgbench (Debian package postgresq
 . bench/lib.sh
 bench_work txapply
 cleanup() {
-  for d in a b; do [ -d "$work/$d" ] && as_pg "$bin/pg_ctl" -D "$work/$d" stop -m immediate >/dev/null 2>&1 || true; done
+  stop_servers
   [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
