@@ -24,7 +24,8 @@ import (
 // starting over (same run, its partitions copied once). Another option
 // changed is still refused. Stopped (terminated), then run with a
 // narrower --tables, it resumes and no longer follows the dropped table,
-// whose destination table stays. With FERRY_RECORD_HISTORY=DIR the
+// whose destination table stays; the terminated run's change data capture
+// stopped before that (the worker says so). With FERRY_RECORD_HISTORY=DIR the
 // histories of both runs are written there (scaleout/testdata records
 // them).
 func TestScaleOutRunChangesItsTables(t *testing.T) {
@@ -32,7 +33,7 @@ func TestScaleOutRunChangesItsTables(t *testing.T) {
 	srv := pgtest.Shared(t)
 	src, dst := srv.CreateDatabase(t, "sotabsrc"), srv.CreateDatabase(t, "sotabdst")
 	pgShop(t, srv, src, 6000)
-	ts.worker(t, "src="+srv.URL(src)+"&heartbeat=1s", "dst="+srv.URL(dst))
+	wk := ts.worker(t, "src="+srv.URL(src)+"&heartbeat=1s", "dst="+srv.URL(dst))
 	const name = "src-to-dst"
 	args := func(tables string, more ...string) []string {
 		return append([]string{"run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--tables", tables,
@@ -141,6 +142,12 @@ func TestScaleOutRunChangesItsTables(t *testing.T) {
 	}
 	if code := run.waitExit(t, time.Minute); code != 1 {
 		t.Fatalf("ferry run exited %d after the flow was terminated, want 1", code)
+	}
+	// The terminated run's CDC activity finds out at its next control
+	// poll and stops: it must not apply changes the next run, with the
+	// narrower --tables, no longer wants.
+	if !wk.waitFor(t, "the flow's run has ended: change data capture stops", 30*time.Second) {
+		t.Fatalf("the terminated run's change data capture did not stop:\n%s", tail(wk.stderr.String(), 30))
 	}
 	record(t, ts, name, "history-tables-added.json")
 	r = mustFerry(t, args("public.orders", "--detach")...)

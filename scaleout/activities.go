@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -424,16 +425,30 @@ func (a *Activities) watch(ctx context.Context, cancel context.CancelFunc, info 
 			if a.Client == nil {
 				continue
 			}
+			// A run that has ended (terminated, failed, timed out) no
+			// longer owns the flow: a query would still answer from its
+			// last state, so it is refused instead, and the stream stops.
+			// Otherwise the activity would stream on until its heartbeat
+			// found out, seconds later, and apply changes a new run of the
+			// flow (another --tables, say) no longer wants.
 			qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
-			v, err := a.Client.QueryWorkflow(qctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID, QueryControl)
+			resp, err := a.Client.QueryWorkflowWithOptions(qctx, &client.QueryWorkflowWithOptionsRequest{
+				WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, QueryType: QueryControl,
+				QueryRejectCondition: enumspb.QUERY_REJECT_CONDITION_NOT_OPEN,
+			})
 			qcancel()
 			if err != nil {
 				log.Debug("control query failed", "error", err)
 				continue
 			}
+			if r := resp.QueryRejected; r != nil {
+				log.Info("the flow's run has ended: change data capture stops", "status", statusName(r.GetStatus()))
+				cancel()
+				return
+			}
 			var c Control
 			// A drain is the cutover itself: only a cancel ends it early.
-			if err := v.Get(&c); err == nil && (c.Stop() && in.DrainTo == "" || c.Cancelled) {
+			if err := resp.QueryResult.Get(&c); err == nil && (c.Stop() && in.DrainTo == "" || c.Cancelled) {
 				log.Info("the workflow asks change data capture to stop", "paused", c.Paused, "cutover", c.Cutover, "cancelled", c.Cancelled)
 				cancel()
 				return
