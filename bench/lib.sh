@@ -62,3 +62,47 @@ INSERT INTO docs SELECT g, 'doc ' || g, (SELECT string_agg(md5(g::text || i::tex
 VACUUM ANALYZE;
 SQL
 }
+
+# pg_mixed_dataset SCALE creates database src on server a with the mixed
+# dataset of issue 18, which is not bench's own narrow/events/docs: at
+# SCALE 1, 5 M narrow rows (bigint key, int, numeric(12,2), smallint, an
+# enum, a short text NULL one time in five, date, timestamptz, float8:
+# about 120 bytes a row), 200 k rows with a uuid key and text, varchar,
+# text[], jsonb, timestamptz, numeric, boolean and inet, 20 k rows of about
+# 13 KB of text and 1.6 KB of bytea (TOASTed), 100 k rows without a key
+# (timestamptz, two texts, json).
+pg_mixed_dataset() {
+  local n w t k
+  n=$(awk -v s="$1" 'BEGIN { printf "%d", 5000000 * s }')
+  w=$(awk -v s="$1" 'BEGIN { printf "%d", 200000 * s }')
+  t=$(awk -v s="$1" 'BEGIN { printf "%d", 20000 * s }')
+  k=$(awk -v s="$1" 'BEGIN { printf "%d", 100000 * s }')
+  echo "== generating the mixed dataset: $n narrow, $w wide (uuid key), $t TOAST-heavy, $k without key"
+  psql_a -c "CREATE DATABASE src"
+  psql_a -d src <<SQL
+CREATE TYPE order_status AS ENUM ('new', 'paid', 'shipped', 'delivered', 'returned');
+CREATE TABLE orders (id bigint PRIMARY KEY, customer int NOT NULL, total numeric(12,2) NOT NULL, items smallint NOT NULL,
+  status order_status NOT NULL, coupon text, ordered date NOT NULL, updated timestamptz NOT NULL, weight float8);
+INSERT INTO orders SELECT g, (g * 7919) % 250000, ((g * 31) % 100000) / 100.0, (g % 12)::smallint,
+  (ARRAY['new','paid','shipped','delivered','returned']::order_status[])[1 + g % 5],
+  CASE WHEN g % 5 = 0 THEN NULL ELSE 'C' || (g % 9973) END, DATE '2020-01-01' + (g % 1800),
+  TIMESTAMPTZ '2020-01-01 00:00:00+00' + g * interval '17 seconds', (g % 1000) * 0.37
+FROM generate_series(1, $n) g;
+CREATE TABLE profiles (id uuid PRIMARY KEY, name text NOT NULL, email varchar(120), tags text[], attrs jsonb,
+  seen timestamptz, balance numeric, active boolean, addr inet);
+INSERT INTO profiles SELECT md5('p' || g)::uuid, 'name ' || g || ' ' || md5(g::text), 'user' || g || '@example.com',
+  ARRAY['t' || g % 7, 't' || g % 11, 'tag ' || g % 13], jsonb_build_object('g', g, 'plan', 'p' || g % 4, 'score', g % 1000 / 7.0, 'ok', g % 2 = 0),
+  TIMESTAMPTZ '2021-01-01 00:00:00+00' + g * interval '1 minute', g * 1.125, g % 3 <> 0, ('10.' || g % 256 || '.' || (g / 256) % 256 || '.' || g % 199)::inet
+FROM generate_series(1, $w) g;
+CREATE TABLE documents (id int PRIMARY KEY, title text NOT NULL, body text, blob bytea);
+INSERT INTO documents SELECT g, 'document ' || g,
+  (SELECT string_agg(md5(g::text || '.' || i), ' ') FROM generate_series(1, 400) i),
+  (SELECT decode(string_agg(md5(i::text || '/' || g), ''), 'hex') FROM generate_series(1, 100) i)
+FROM generate_series(1, $t) g;
+CREATE TABLE audit (at timestamptz, actor text, action text, detail json);
+INSERT INTO audit SELECT TIMESTAMPTZ '2022-01-01 00:00:00+00' + g * interval '3 seconds', 'actor' || g % 97, 'action ' || g % 13,
+  json_build_object('g', g, 'path', '/api/v1/items/' || g, 'ms', g % 500)
+FROM generate_series(1, $k) g;
+VACUUM ANALYZE;
+SQL
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -32,8 +33,11 @@ var Version = "dev"
 
 type globals struct {
 	logFormat, logLevel string
-	stderr              io.Writer
-	stdout              io.Writer
+	// cpuProfile is --cpuprofile's file; stopProfile ends the profile.
+	cpuProfile  string
+	stopProfile func()
+	stderr      io.Writer
+	stdout      io.Writer
 	// scrubber removes every secret ferry was given from what it prints,
 	// logs, shows on the dashboard or records in telemetry.
 	scrubber *errs.Scrubber
@@ -61,6 +65,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root := newRoot(g)
 	root.SetArgs(args)
 	err := root.Execute()
+	if g.stopProfile != nil {
+		g.stopProfile()
+	}
 	if err == nil {
 		return ExitOK
 	}
@@ -117,10 +124,37 @@ started, so nothing is lost and the destination can take over at cutover.`,
 	root.SetErr(g.stderr)
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	// --cpuprofile is for finding where ferry's time goes (bench/, go tool
+	// pprof); hidden from the help, listed in docs/cli.md.
+	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (go tool pprof)")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.startProfile() }
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newSyncCmd(g), newPlanCmd(g), newVerifyCmd(g), newVersionCmd(g), newConnectorsCmd(g), newDropCmd(g), newCutoverCmd(g), newSnapshotCmd(g))
 	root.AddCommand(newWorkerCmd(g), newRunCmd(g), newFlowCmd(g))
 	return root
+}
+
+// startProfile starts the CPU profile --cpuprofile asks for.
+func (g *globals) startProfile() error {
+	if g.cpuProfile == "" {
+		return nil
+	}
+	f, err := os.Create(g.cpuProfile)
+	if err != nil {
+		return usageError{fmt.Errorf("--cpuprofile: %w", err)}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--cpuprofile: %w", err)
+	}
+	g.stopProfile = func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(g.stderr, "ferry: --cpuprofile %s: %v\n", g.cpuProfile, err)
+		}
+	}
+	return nil
 }
 
 // logger builds the slog logger; secrets are scrubbed from every string.
