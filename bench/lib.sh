@@ -1,7 +1,8 @@
 # Shared by the bench scripts that run private PostgreSQL 15 instances
 # (source it after setting bin=/usr/lib/postgresql/15/bin): a work
 # directory the postgres user can use, starting a server in it, psql on
-# the two servers a script starts, and timing.
+# the two servers a script starts, and timing; at the end, private MariaDB
+# servers for the scripts that read from MySQL/MariaDB.
 
 # bench_work makes $work, a fresh directory /tmp/ferry-NAME-XXXXXX.
 bench_work() {
@@ -105,4 +106,62 @@ INSERT INTO audit SELECT TIMESTAMPTZ '2022-01-01 00:00:00+00' + g * interval '3 
 FROM generate_series(1, $k) g;
 VACUUM ANALYZE;
 SQL
+}
+
+# MariaDB 10.11 (Debian package mariadb-server) for the scripts that read
+# from MySQL/MariaDB: private servers in $work/NAME on free ports, which
+# my_cleanup kills (their process ids are in my_pids; the data sets are
+# thrown away). Set mariadbd (default /usr/sbin/mariadbd, or $MARIADBD)
+# before sourcing to use another server binary.
+mariadbd=${MARIADBD:-/usr/sbin/mariadbd}
+my_pids=()
+
+# my_start NAME PORT [OPTIONS]: a fresh server in $work/NAME on PORT, tuned
+# for benchmarks (a 1 GB buffer pool that holds the data set, the redo log
+# flushed once a second, no doublewrite, utf8mb4); OPTIONS are more mariadbd
+# options (--skip-log-bin, or the binlog's and --server-id). Returns once
+# the server answers.
+my_start() {
+  local name=$1 p=$2
+  shift 2
+  mkdir -p "$work/$name/tmp"
+  mariadb-install-db --no-defaults --datadir="$work/$name/data" --user=root --auth-root-authentication-method=normal \
+    --skip-test-db --skip-log-bin >"$work/$name-install.log" 2>&1 || { tail -20 "$work/$name-install.log"; exit 1; }
+  "$mariadbd" --no-defaults --user=root --datadir="$work/$name/data" --port="$p" --bind-address=127.0.0.1 \
+    --socket="$work/$name/mysqld.sock" --pid-file="$work/$name/mysqld.pid" --tmpdir="$work/$name/tmp" --skip-name-resolve \
+    --innodb-buffer-pool-size=1G --innodb-log-file-size=256M --innodb-flush-log-at-trx-commit=2 \
+    --innodb-doublewrite=0 --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
+    --skip-performance-schema "$@" >"$work/$name.log" 2>&1 &
+  my_pids+=("$!")
+  disown "$!"
+  for _ in $(seq 100); do my_on "$p" -e 'SELECT 1' >/dev/null 2>&1 && return; sleep 0.2; done
+  tail -20 "$work/$name.log"
+  exit 1
+}
+
+# my_on PORT [ARGS]: the mariadb client as root on the server on PORT.
+my_on() {
+  local p=$1
+  shift
+  mariadb --no-defaults -h 127.0.0.1 -P "$p" -u root --default-character-set=utf8mb4 "$@"
+}
+
+# my_flush PORT: waits until InnoDB has written its dirty pages out, so that
+# what is timed next does not pay for what came before (a data set's
+# generation, a backlog).
+my_flush() {
+  local dirty
+  my_on "$1" -e "SET GLOBAL innodb_max_dirty_pages_pct = 0"
+  for _ in $(seq 600); do
+    dirty=$(my_on "$1" -N -e "SELECT variable_value FROM information_schema.global_status WHERE variable_name = 'INNODB_BUFFER_POOL_PAGES_DIRTY'")
+    [ "$dirty" = 0 ] && break
+    sleep 0.5
+  done
+  my_on "$1" -e "SET GLOBAL innodb_max_dirty_pages_pct = DEFAULT"
+}
+
+# my_cleanup kills the servers my_start started.
+my_cleanup() {
+  local p
+  for p in "${my_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 }

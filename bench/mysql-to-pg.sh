@@ -23,7 +23,7 @@ scale=${1:-1}
 par=${2:-4}
 rounds=${3:-1}
 pgbin=/usr/lib/postgresql/15/bin
-mariadbd=${MARIADBD:-/usr/sbin/mariadbd}
+. bench/lib.sh
 [ -x "$pgbin/postgres" ] || { echo "needs PostgreSQL 15 server binaries (Debian package postgresql)"; exit 1; }
 [ -x "$mariadbd" ] || { echo "needs MariaDB (Debian package mariadb-server)"; exit 1; }
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian package time)"; exit 1; }
@@ -34,35 +34,22 @@ fi
 
 work=$(mktemp -d /tmp/ferry-mybench-XXXXXX)
 chmod 755 "$work"
-mkdir "$work/pg" "$work/my" "$work/mytmp"
+mkdir "$work/pg"
 chown postgres: "$work/pg"
-as_pg() { runuser -u postgres -- "$@"; }
-mypid=
 cleanup() {
   [ -d "$work/pg/data" ] && as_pg "$pgbin/pg_ctl" -D "$work/pg/data" stop -m immediate >/dev/null 2>&1 || true
-  [ -n "$mypid" ] && kill -9 "$mypid" 2>/dev/null || true
+  my_cleanup
   rm -rf "$work"
 }
 trap cleanup EXIT
 go build -o "$work/ferry" ./cmd/ferry
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# MariaDB: a fresh data directory, the data set held in the buffer pool (both
-# tools read the same warm server), no binlog (a snapshot does not need it).
+# MariaDB (my_start in bench/lib.sh): a fresh data directory, the data set
+# held in the buffer pool (both tools read the same warm server), no binlog
+# (a snapshot does not need it).
 myport=$(port)
-mariadb-install-db --no-defaults --datadir="$work/my/data" --user=root --auth-root-authentication-method=normal \
-  --skip-test-db --skip-log-bin >"$work/my-install.log" 2>&1
-"$mariadbd" --no-defaults --user=root --datadir="$work/my/data" --port="$myport" --bind-address=127.0.0.1 \
-  --socket="$work/my/mysqld.sock" --pid-file="$work/my/mysqld.pid" --tmpdir="$work/mytmp" --skip-name-resolve \
-  --skip-log-bin --innodb-buffer-pool-size=1G --innodb-log-file-size=256M --innodb-flush-log-at-trx-commit=2 \
-  --innodb-doublewrite=0 --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
-  --skip-performance-schema >"$work/mysqld.log" 2>&1 &
-mypid=$!
-disown "$mypid"
-my() { mariadb --no-defaults -h 127.0.0.1 -P "$myport" -u root --default-character-set=utf8mb4 "$@"; }
-for _ in $(seq 100); do my -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
-my -e 'SELECT 1' >/dev/null || { tail -20 "$work/mysqld.log"; exit 1; }
+my_start my "$myport" --skip-log-bin
+my() { my_on "$myport" "$@"; }
 
 # PostgreSQL.
 pgport=$(port)
@@ -115,17 +102,9 @@ ANALYZE TABLE orders, items, events;
 SQL
 # Let InnoDB write the generated pages out before anything is timed, so
 # neither tool pays for the generation.
-my -e "SET GLOBAL innodb_max_dirty_pages_pct = 0"
-for _ in $(seq 600); do
-  dirty=$(my -N -e "SELECT variable_value FROM information_schema.global_status WHERE variable_name = 'INNODB_BUFFER_POOL_PAGES_DIRTY'")
-  [ "$dirty" = 0 ] && break
-  sleep 0.5
-done
-my -e "SET GLOBAL innodb_max_dirty_pages_pct = DEFAULT"
+my_flush "$myport"
 my -N -e "SELECT CONCAT('source size: ', ROUND(SUM(data_length + index_length) / 1048576), ' MB') FROM information_schema.tables WHERE table_schema = 'shop'"
 
-now() { date +%s.%N; }
-secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$@"; }
 rss_mb() { awk -F': ' '/Maximum resident set size/ {printf "%d", $2 / 1024}' "$1"; }
 cpu_s() { awk -F': ' '/User time/ {u = $2} /System time/ {s = $2} END {printf "%.2f", u + s}' "$1"; }
 loaded() { # database: rows in shop.orders + shop.items + shop.events
