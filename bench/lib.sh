@@ -84,7 +84,7 @@ pg_mixed_dataset() {
 CREATE TYPE order_status AS ENUM ('new', 'paid', 'shipped', 'delivered', 'returned');
 CREATE TABLE orders (id bigint PRIMARY KEY, customer int NOT NULL, total numeric(12,2) NOT NULL, items smallint NOT NULL,
   status order_status NOT NULL, coupon text, ordered date NOT NULL, updated timestamptz NOT NULL, weight float8);
-INSERT INTO orders SELECT g, (g * 7919) % 250000, ((g * 31) % 100000) / 100.0, (g % 12)::smallint,
+INSERT INTO orders SELECT g, (g::bigint * 7919) % 250000, ((g * 31) % 100000) / 100.0, (g % 12)::smallint,
   (ARRAY['new','paid','shipped','delivered','returned']::order_status[])[1 + g % 5],
   CASE WHEN g % 5 = 0 THEN NULL ELSE 'C' || (g % 9973) END, DATE '2020-01-01' + (g % 1800),
   TIMESTAMPTZ '2020-01-01 00:00:00+00' + g * interval '17 seconds', (g % 1000) * 0.37

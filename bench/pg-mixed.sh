@@ -22,8 +22,10 @@
 #
 # Defaults: SCALE 1 (5.32 M rows, about 1 GB), PARALLELS "2 4", TXNS 128000,
 # ROUNDS 2. Run as root (the servers run as the postgres user). PROFILE=1
-# writes ferry's CPU profile of the first copy at each parallelism to
-# /tmp/ferry-mixed-copy-P.pprof (--cpuprofile).
+# writes ferry's CPU profiles (--cpuprofile): the first copy at each
+# parallelism to /tmp/ferry-mixed-copy-P.pprof, the drain to
+# /tmp/ferry-mixed-cdc.pprof. The CPU the machine used during each drain
+# (every process) is printed with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:-1}
@@ -148,21 +150,30 @@ psql_a -d src -c "INSERT INTO orders VALUES (0, 0, 0, 0, 'new', 'marker', curren
 changes=$((txns / 4 * 4 * 3 + 1))
 echo "backlog: $changes row changes"
 
+# cpu prints the CPU seconds the whole machine has used (every process).
+cpu() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
 psql_a -c CHECKPOINT
+prof=()
+[ -n "${PROFILE:-}" ] && prof=(--cpuprofile /tmp/ferry-mixed-cdc.pprof)
+c0=$(cpu)
 t0=$(now)
-"$work/ferry" sync "$src" "$dst" --name "$cdc_name" --tables public.orders --state-dir "$work/cdcstate" --until caught-up \
-  --parallel 2 --progress none --log-format json 2>"$work/cdc.log" >/dev/null || { tail -20 "$work/cdc.log"; exit 1; }
+/usr/bin/time -v -o "$work/time.txt" "$work/ferry" sync "$src" "$dst" --name "$cdc_name" --tables public.orders --state-dir "$work/cdcstate" --until caught-up \
+  --parallel 2 --progress none --log-format json "${prof[@]}" 2>"$work/cdc.log" >/dev/null || { tail -20 "$work/cdc.log"; exit 1; }
 t_ferry=$(secs "$t0" "$(now)")
-echo "ferry drained the backlog in ${t_ferry}s"
+c_all=$(secs "$c0" "$(cpu)")
+c_ferry=$(awk -F": " "/User time/ {u=\$2} /System time/ {s=\$2} END {print u + s}" "$work/time.txt")
+echo "ferry drained the backlog in ${t_ferry}s: CPU ${c_all}s in all, ${c_ferry}s of it ferry's, peak RSS $(($(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt") / 1024)) MB"
 declare -A t_sub
 for sub in text bin; do
   psql_a -c CHECKPOINT
+  c0=$(cpu)
   t0=$(now)
   psql_c -d "sub_$sub" -c "ALTER SUBSCRIPTION sub_$sub ENABLE"
   until [ "$(psql_c -d "sub_$sub" -At -c "SELECT count(*) FROM orders WHERE id = 0")" = 1 ]; do sleep 0.05; done
   t_sub[$sub]=$(secs "$t0" "$(now)")
+  c_all=$(secs "$c0" "$(cpu)")
   psql_c -d "sub_$sub" -c "ALTER SUBSCRIPTION sub_$sub DISABLE"
-  echo "native subscription (binary = $([ $sub = bin ] && echo true || echo false)) drained it in ${t_sub[$sub]}s"
+  echo "native subscription (binary = $([ $sub = bin ] && echo true || echo false)) drained it in ${t_sub[$sub]}s: CPU ${c_all}s in all"
 done
 a=$(psql_a -d src -At -c "SELECT md5(string_agg(x::text, ',' ORDER BY id)) FROM orders x")
 [ "$(psql_b -d dst -At -c "SELECT md5(string_agg(x::text, ',' ORDER BY id)) FROM orders x")" = "$a" ] || echo "CDC: ferry's orders DIFFER"
