@@ -134,7 +134,7 @@ func (s *streamer) change(ctx context.Context, relID uint32, op model.Op, old *p
 	ch := model.Change{Op: op, Table: r.ns}
 	var oldVals []any
 	if old != nil && (oldType == 'K' || oldType == 'O') {
-		vals, _, err := s.decodeTuple(r, old, nil)
+		vals, _, err := s.decodeTuple(r, old, nil, false)
 		if err != nil {
 			return err
 		}
@@ -166,14 +166,17 @@ func (s *streamer) change(ctx context.Context, relID uint32, op model.Op, old *p
 		if tuple == nil {
 			return &decodeError{fmt.Errorf("%s on %s without a new row", op, r.ns)}
 		}
-		vals, texts, err := s.decodeTuple(r, tuple, oldVals)
+		vals, texts, err := s.decodeTuple(r, tuple, oldVals, st.gen != nil)
 		if err != nil {
 			return err
 		}
-		row := make(model.Row, len(st.table.Columns))
-		for i, ri := range r.colIdx {
-			if ri >= 0 {
-				row[i] = vals[ri]
+		row := model.Row(vals)
+		if !r.same || len(vals) != len(st.table.Columns) {
+			row = make(model.Row, len(st.table.Columns))
+			for i, ri := range r.colIdx {
+				if ri >= 0 {
+					row[i] = vals[ri]
+				}
 			}
 		}
 		ch.Row = row
@@ -197,12 +200,16 @@ func (s *streamer) change(ctx context.Context, relID uint32, op model.Op, old *p
 	return nil
 }
 
-// decodeTuple decodes a tuple's columns (in relation order). An unchanged
-// TOAST value takes the old row's value when the old row has it (replica
-// identity full), and is Unchanged otherwise.
-func (s *streamer) decodeTuple(r *relation, t *pglogrepl.TupleData, old []any) ([]any, []*string, error) {
+// decodeTuple decodes a tuple's columns (in relation order), and keeps
+// their texts too when withTexts. An unchanged TOAST value takes the old
+// row's value when the old row has it (replica identity full), and is
+// Unchanged otherwise.
+func (s *streamer) decodeTuple(r *relation, t *pglogrepl.TupleData, old []any, withTexts bool) ([]any, []*string, error) {
 	vals := make([]any, len(t.Columns))
-	texts := make([]*string, len(t.Columns))
+	var texts []*string
+	if withTexts {
+		texts = make([]*string, len(t.Columns))
+	}
 	for ri, col := range t.Columns {
 		ti := -1
 		if ri < len(r.tableIdx) {
@@ -218,7 +225,9 @@ func (s *streamer) decodeTuple(r *relation, t *pglogrepl.TupleData, old []any) (
 			}
 		case pglogrepl.TupleDataTypeText:
 			txt := string(col.Data)
-			texts[ri] = &txt
+			if withTexts {
+				texts[ri] = &txt
+			}
 			if ti < 0 {
 				continue // a column the flow does not know
 			}

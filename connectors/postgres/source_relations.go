@@ -16,6 +16,9 @@ type relation struct {
 	ns       model.Namespace
 	colIdx   []int // for each table column, the relation column, or -1
 	tableIdx []int // for each relation column, the table column, or -1
+	// same says the relation's columns are the table's, in its order: a
+	// decoded tuple is the row as it is.
+	same   bool
 	keyIdx   []int // relation columns of the table's primary key
 	names    []string
 	// logCols, for ferry's DDL log, maps its columns to their places.
@@ -88,10 +91,12 @@ func (s *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, s
 	for ri := range r.tableIdx {
 		r.tableIdx[ri] = -1
 	}
+	r.same = len(r.names) == len(r.colIdx)
 	for i, ri := range r.colIdx {
 		if ri >= 0 {
 			r.tableIdx[ri] = i
 		}
+		r.same = r.same && ri == i
 	}
 	r.keyIdx = make([]int, len(st.table.PrimaryKey))
 	for j, k := range st.table.PrimaryKey {

@@ -284,6 +284,9 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 	s.changes, s.rawRows, s.schemas, s.txnBytes = nil, nil, nil, 0
 	r := &replSession{s: s, conn: conn, ticker: time.NewTicker(statusInterval)}
 	defer r.ticker.Stop()
+	// receive waits by a read deadline, not by a context per message: a
+	// cancelled ctx ends the wait by moving the deadline to now.
+	defer context.AfterFunc(ctx, func() { conn.Conn().SetReadDeadline(time.Now()) })() //nolint:errcheck // the read then fails, as it should
 	if err := r.sendStatus(ctx); err != nil {
 		return false, err
 	}
@@ -343,6 +346,8 @@ type replSession struct {
 	conn       *pgconn.PgConn
 	ticker     *time.Ticker // status updates
 	progressed bool         // anything received
+	// deadline is the read deadline receive set, zero once it passed.
+	deadline time.Time
 }
 
 // sendStatus reports the acknowledged position to the server.
@@ -405,16 +410,36 @@ func (r *replSession) waitForRoom(ctx context.Context) error {
 }
 
 // receive waits up to a status interval for the next message; nil when
-// none came.
+// none came. The wait is a read deadline on the connection, set once an
+// interval: a context with a timeout per message (and the driver's watch
+// of it) cost a fifth of ferry's CPU in a backlog drain. A read that times
+// out is harmless (the driver keeps a message read in part), so the
+// deadline passing while messages flow costs one empty return an
+// interval. session cancels the wait with ctx (context.AfterFunc).
 func (r *replSession) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
-	rctx, cancel := context.WithTimeout(ctx, statusInterval)
-	msg, err := r.conn.ReceiveMessage(rctx)
-	cancel()
+	// The driver clears the deadlines after a call whose context was
+	// cancelled (sendStatus): a cancel is checked here too.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if r.deadline.IsZero() {
+		r.deadline = time.Now().Add(statusInterval)
+		if err := r.conn.Conn().SetReadDeadline(r.deadline); err != nil {
+			return nil, err
+		}
+		// A cancel that came before the deadline was set moved an
+		// earlier one: it must still end the wait.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	msg, err := r.conn.ReceiveMessage(context.Background())
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		if pgconn.Timeout(err) {
+			r.deadline = time.Time{}
 			return nil, nil
 		}
 		return nil, err
