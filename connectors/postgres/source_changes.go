@@ -236,6 +236,19 @@ func (s *streamer) decodeTuple(r *relation, t *pglogrepl.TupleData, old []any, w
 				return nil, nil, &decodeError{fmt.Errorf("table %s, column %s: %w", r.ns, r.st.table.Columns[ti].Name, err)}
 			}
 			vals[ri] = v
+		case pglogrepl.TupleDataTypeBinary:
+			if ti < 0 {
+				continue // a column the flow does not know
+			}
+			bin := r.st.bins[ti]
+			if bin == nil {
+				return nil, nil, &decodeError{fmt.Errorf("table %s, column %s: a binary value ferry cannot decode", r.ns, r.st.table.Columns[ti].Name)}
+			}
+			v, err := bin(col.Data)
+			if err != nil {
+				return nil, nil, &decodeError{fmt.Errorf("table %s, column %s: %w", r.ns, r.st.table.Columns[ti].Name, err)}
+			}
+			vals[ri] = v
 		default:
 			return nil, nil, &decodeError{fmt.Errorf("table %s: tuple column of unexpected format %q", r.ns, col.DataType)}
 		}

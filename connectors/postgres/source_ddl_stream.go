@@ -75,10 +75,16 @@ func (c *Conn) readDDLLog(ctx context.Context, relid uint32, upTo int64) ([]logE
 func (s *streamer) logRow(ctx context.Context, r *relation, t *pglogrepl.TupleData, send func(pending) error) error {
 	field := func(name string) string {
 		i, ok := r.logCols[name]
-		if !ok || i >= len(t.Columns) || t.Columns[i].DataType != pglogrepl.TupleDataTypeText {
+		if !ok || i >= len(t.Columns) {
 			return ""
 		}
-		return string(t.Columns[i].Data)
+		switch t.Columns[i].DataType {
+		case pglogrepl.TupleDataTypeText:
+			return string(t.Columns[i].Data)
+		case pglogrepl.TupleDataTypeBinary: // a binary stream (source_binary.go)
+			return binaryText(r.msg.Columns[i].DataType, t.Columns[i].Data)
+		}
+		return ""
 	}
 	ns := model.Namespace{Schema: field("schema_name"), Table: field("table_name")}
 	command := field("command")
@@ -200,6 +206,9 @@ func (s *streamer) applyLog(ctx context.Context, st *streamTable, entries []logE
 // emitSchema emits a schema change of st's table ahead of the changes that
 // follow, and makes the stream read them by the new definition.
 func (s *streamer) emitSchema(ctx context.Context, st *streamTable, ch *model.SchemaChange, send func(pending) error) error {
+	if err := s.checkBinaryTable(ch.Table); err != nil {
+		return err
+	}
 	if err := s.flushPartial(ctx, send); err != nil {
 		return err
 	}

@@ -47,6 +47,11 @@ func (s *streamer) tableCreated(ctx context.Context, relid uint32, send func(pen
 	if s.tables[ns] != nil || !s.newTables(ns) {
 		return nil
 	}
+	if src.table.NoChangeStream == "" {
+		if err := s.checkBinaryTable(src.table); err != nil {
+			return err
+		}
+	}
 	if err := s.flushPartial(ctx, send); err != nil {
 		return err
 	}

@@ -19,8 +19,8 @@ type relation struct {
 	// same says the relation's columns are the table's, in its order: a
 	// decoded tuple is the row as it is.
 	same   bool
-	keyIdx   []int // relation columns of the table's primary key
-	names    []string
+	keyIdx []int // relation columns of the table's primary key
+	names  []string
 	// logCols, for ferry's DDL log, maps its columns to their places.
 	logCols map[string]int
 	// msg is the relation message, read again when the stream starts
@@ -48,6 +48,9 @@ func (s *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, s
 	st := s.tables[ns]
 	if st == nil {
 		return nil
+	}
+	if err := s.checkBinary(ctx, m, st); err != nil {
+		return err
 	}
 	d, err := s.c.relationSchema(ctx, st.table, m)
 	if err != nil {
@@ -229,7 +232,10 @@ func (c *Conn) newStreamTable(ctx context.Context, t *model.Table) (*streamTable
 	if err != nil {
 		return nil, err
 	}
-	st := &streamTable{table: t, decs: decs}
+	st := &streamTable{table: t, decs: decs, bins: make([]binDecoder, len(t.Columns))}
+	for i, col := range t.Columns {
+		st.bins[i] = streamBinDecoder(col.Type)
+	}
 	for _, col := range t.Columns {
 		if col.Generated {
 			if st.gen, err = c.loadGenerated(ctx, t); err != nil {

@@ -62,7 +62,7 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 	if err := c.Ack(ctx, from); err != nil {
 		return err
 	}
-	s := &streamer{c: c, tables: map[model.Namespace]*streamTable{}, emitted: start, newTables: opts.NewTables}
+	s := &streamer{c: c, tables: map[model.Namespace]*streamTable{}, emitted: start, newTables: opts.NewTables, enums: map[uint32]bool{}}
 	s.slot, _ = c.slotFor(flow)
 	s.pub, _ = c.publicationFor(flow)
 	if err := c.checkSlotUsable(ctx, s.slot, from); err != nil {
@@ -113,7 +113,8 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 type streamTable struct {
 	table *model.Table
 	decs  []decoder
-	gen   *generated // nil without generated columns
+	bins  []binDecoder // nil where a column has no binary form (source_binary.go)
+	gen   *generated   // nil without generated columns
 }
 
 type streamer struct {
@@ -128,6 +129,11 @@ type streamer struct {
 	// follows from their creation on (StreamOptions.NewTables; nil: none).
 	newTables func(model.Namespace) bool
 	out       chan<- pending
+	// binary: this session streams values in binary; textOnly: the stream
+	// has turned to text for good; enums: which type OIDs are enums
+	// (source_binary.go).
+	binary, textOnly bool
+	enums            map[uint32]bool
 
 	// queued is the size in the stream of the batches sent and not yet
 	// taken by the engine; taken is signalled whenever it takes one.
@@ -178,6 +184,12 @@ func (s *streamer) run(ctx context.Context) error {
 		progressed, err := s.session(ctx, start, first)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		var tm *textModeError
+		if errors.As(err, &tm) {
+			slog.Info("postgres: a table has a column ferry reads only as text: the change stream goes on in text", "server", s.c.where(), "table", tm.table, "column", tm.column, "from", start.String())
+			s.textOnly = true
+			continue
 		}
 		if first && slotBusy(err) && time.Since(begin) < slotBusyWait {
 			// Most likely this flow's previous process: its walsender has not
@@ -277,6 +289,7 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 		return false, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // the session is over
+	s.chooseBinary()
 	if err := s.startReplication(ctx, conn, start); err != nil {
 		return false, err
 	}
@@ -314,6 +327,9 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 // when the slot or the publication is gone or the slot is in use.
 func (s *streamer) startReplication(ctx context.Context, conn *pgconn.PgConn, start pglogrepl.LSN) error {
 	args := []string{"proto_version '1'", "publication_names " + quoteLiteral(quoteIdent(s.pub)), "messages 'true'"}
+	if s.binary {
+		args = append(args, "binary 'true'")
+	}
 	err := pglogrepl.StartReplication(ctx, conn, quoteIdent(s.slot), start, pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: args})
 	if err == nil {
 		return nil
