@@ -134,7 +134,7 @@ func (t *tapWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
 // FinishTables runs the destination's end-of-copy work (deferred indexes,
 // ANALYZE, assembling files) for every table of the plan.
 func (e *Engine) FinishTables(ctx context.Context) error {
-	return e.finishTables(ctx)
+	return e.finishTables(ctx, nil)
 }
 
 // Stream runs change data capture of the plan's tables (UsePlan) from the

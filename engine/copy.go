@@ -49,20 +49,25 @@ func (e *Engine) copy(ctx, stop context.Context) error {
 	if err := e.negotiateRaw(ctx, pending); err != nil {
 		return err
 	}
+	largestFirst(pending)
+	fin := e.newFinisher(ctx, pending)
 	err = e.withBackoff(ctx, func(ctx context.Context) error {
 		writers, err := e.openWriters(ctx, min(e.cfg.Parallel, max(len(pending), 1)))
 		if err != nil {
 			return err
 		}
-		return e.copyLanes(ctx, stop, pending, writers)
+		return e.copyLanes(ctx, stop, pending, writers, fin)
 	})
+	if ferr := fin.wait(); err == nil {
+		err = ferr
+	}
 	if err != nil {
 		return err
 	}
 	if stop.Err() != nil {
 		return nil
 	}
-	if err := e.finishTables(ctx); err != nil {
+	if err := e.finishTables(ctx, fin.finished()); err != nil {
 		return err
 	}
 	e.log.Info("copy done", "rows", e.progress.rowsCopied())
@@ -123,7 +128,7 @@ func (e *Engine) openWriters(ctx context.Context, lanes int) ([]connector.RowWri
 // copyLanes runs one lane per writer over the pending partitions and closes
 // the writers. Whatever was confirmed is saved, also after a failure, so a
 // rerun resumes as late as possible.
-func (e *Engine) copyLanes(ctx, stop context.Context, pending []*partTask, writers []connector.RowWriter) error {
+func (e *Engine) copyLanes(ctx, stop context.Context, pending []*partTask, writers []connector.RowWriter, fin *finisher) error {
 	cursors := newCursorLog()
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *partTask)
@@ -136,7 +141,7 @@ func (e *Engine) copyLanes(ctx, stop context.Context, pending []*partTask, write
 		g.Go(func() error {
 			defer lanesWG.Done()
 			w := &retryingWriter{e: e, w: writers[i]}
-			err := e.writeLane(gctx, w, lane, cursors)
+			err := e.writeLane(gctx, w, lane, cursors, fin)
 			if cerr := w.Close(); err == nil && cerr != nil {
 				err = fmt.Errorf("close destination writer: %w", cerr)
 			}
@@ -187,30 +192,6 @@ func (e *Engine) flushCursors(ctx context.Context, cursors *cursorLog, lanesWG *
 			return nil
 		}
 	}
-}
-
-// finishTables runs the destination's end-of-copy work (deferred indexes,
-// ANALYZE, assembling files) for every table, --parallel tables at a time:
-// index builds are the long part and each runs on one server backend.
-func (e *Engine) finishTables(ctx context.Context) error {
-	f := e.dst.TableFinisher
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(e.cfg.Parallel, 1))
-	for _, tr := range e.tables {
-		g.Go(func() error {
-			if f != nil {
-				start := time.Now()
-				err := e.onDestination(gctx, "finish table "+tr.dst.Namespace.String(), func(ctx context.Context) error { return f.FinishTable(ctx, tr.dst) })
-				if err != nil {
-					return fmt.Errorf("finish table %s: %w", tr.dst.Namespace, err)
-				}
-				e.log.Debug("table finished", "table", tr.dst.Namespace.String(), "took", time.Since(start).Round(time.Millisecond).String())
-			}
-			tr.stats.markCopied()
-			return nil
-		})
-	}
-	return g.Wait()
 }
 
 // negotiateRaw decides, per table with pending partitions, whether its rows

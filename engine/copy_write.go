@@ -15,7 +15,7 @@ import (
 // writeLane is a copy lane's writer: it writes the lane's batches in order
 // and notes each cursor once the destination confirmed it; a partition's
 // barrier marks the partition done.
-func (e *Engine) writeLane(ctx context.Context, w connector.RowWriter, lane <-chan laneMsg, cursors *cursorLog) error {
+func (e *Engine) writeLane(ctx context.Context, w connector.RowWriter, lane <-chan laneMsg, cursors *cursorLog, fin *finisher) error {
 	for msg := range lane {
 		task := msg.task
 		if msg.batch == nil {
@@ -32,6 +32,7 @@ func (e *Engine) writeLane(ctx context.Context, w connector.RowWriter, lane <-ch
 			task.tr.stats.PartitionsDone.Add(1)
 			task.tr.stats.PartitionsActive.Add(-1)
 			e.observer().PartitionDone(task.tr.stats.Table, task.p.ID)
+			fin.partitionDone(task)
 			continue
 		}
 		b := msg.batch
