@@ -25,8 +25,10 @@ import (
 
 // Engine runs one flow in this process.
 type Engine struct {
-	cfg  flow.Config
-	name string
+	cfg flow.Config
+	// batchRowsSet: --batch-rows was given, not defaulted (rawBatchRows).
+	batchRowsSet bool
+	name         string
 	// src and dst are what the source and destination can do, discovered
 	// once in New: every optional ability is a typed field, nil when absent.
 	src, dst connector.Capabilities
@@ -92,11 +94,12 @@ type tableRun struct {
 // New prepares an engine for a flow. It takes ownership of nothing: the
 // caller closes the connectors and the store.
 func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log *slog.Logger) (*Engine, error) {
+	batchRowsSet := cfg.BatchRows > 0
 	cfg.Defaults()
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{cfg: cfg, name: cfg.FlowName(), store: store, log: log.With("flow", cfg.FlowName()),
+	e := &Engine{cfg: cfg, batchRowsSet: batchRowsSet, name: cfg.FlowName(), store: store, log: log.With("flow", cfg.FlowName()),
 		cutRequested: make(chan struct{}), snapWake: make(chan struct{}, 1)}
 	var err error
 	if e.filter, err = flow.NewFilter(cfg.Tables); err != nil {
