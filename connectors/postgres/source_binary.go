@@ -32,7 +32,7 @@ const binaryStreamMajor = 14
 
 // binaryOIDs are the built-in types whose binary form ferry decodes: the
 // OIDs binDecoderFor accepts, less "char", whose text form differs from
-// its byte (” is a NUL byte, printed empty).
+// its byte (the empty value is a NUL byte, printed empty).
 var binaryOIDs = map[uint32]bool{
 	oidBool: true, oidInt2: true, oidInt4: true, oidInt8: true, oidFloat4: true, oidFloat8: true, oidNumeric: true,
 	oidText: true, oidVarchar: true, oidBpchar: true, oidName: true, oidJSON: true, oidJSONB: true,
