@@ -47,6 +47,20 @@ two_servers() {
   dst="postgres://postgres@127.0.0.1:$pb/dst?sslmode=disable"
 }
 
+# cdc_servers SETTINGS builds ferry into $work/ferry and starts servers a,
+# b and c with logical replication settings (more -c flags in SETTINGS):
+# a the source ($src, database src), b ferry's destination ($dst, database
+# dst), c a native subscriber (psql_c). The script creates the databases.
+cdc_servers() {
+  go build -o "$work/ferry" ./cmd/ferry
+  pa=$(port); start a "$pa" "$1"
+  pb=$(port); start b "$pb" "$1"
+  pc=$(port); start c "$pc" "$1"
+  src="postgres://postgres@127.0.0.1:$pa/src?sslmode=disable"
+  dst="postgres://postgres@127.0.0.1:$pb/dst?sslmode=disable"
+}
+psql_c() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pc" -U postgres "$@"; }
+
 # pg_dataset NARROW NOKEY TOAST creates database src on server a with the
 # bench tables: NARROW narrow rows with a key, NOKEY rows without one, and
 # TOAST rows of about 4 KB of text each.

@@ -41,15 +41,9 @@ cleanup() {
   [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
-go build -o "$work/ferry" ./cmd/ferry
 
 cdc_settings="-c wal_receiver_status_interval=1s -c max_logical_replication_workers=4"
-pa=$(port); start a "$pa" "$cdc_settings"
-pb=$(port); start b "$pb" "$cdc_settings"
-pc=$(port); start c "$pc" "$cdc_settings"
-psql_c() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pc" -U postgres "$@"; }
-src="postgres://postgres@127.0.0.1:$pa/src?sslmode=disable"
-dst="postgres://postgres@127.0.0.1:$pb/dst?sslmode=disable"
+cdc_servers "$cdc_settings"
 
 accounts=200000
 echo "== source: $accounts accounts, 100 tellers, 10 branches, 100000 history rows"

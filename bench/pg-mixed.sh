@@ -45,13 +45,7 @@ trap cleanup EXIT
 # wal_retrieve_retry_interval: the launcher starts a subscription's worker
 # that soon after it is enabled (5 s by default).
 cdc_settings="-c wal_receiver_status_interval=1s -c max_logical_replication_workers=4 -c max_sync_workers_per_subscription=2 -c wal_retrieve_retry_interval=100ms"
-go build -o "$work/ferry" ./cmd/ferry
-pa=$(port); start a "$pa" "$cdc_settings"
-pb=$(port); start b "$pb" "$cdc_settings"
-pc=$(port); start c "$pc" "$cdc_settings"
-psql_c() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pc" -U postgres "$@"; }
-src="postgres://postgres@127.0.0.1:$pa/src?sslmode=disable"
-dst="postgres://postgres@127.0.0.1:$pb/dst?sslmode=disable"
+cdc_servers "$cdc_settings"
 pg_mixed_dataset "$scale"
 psql_a -d src -At -c "SELECT 'source size: ' || pg_size_pretty(pg_database_size('src'))"
 tables="orders profiles documents audit"

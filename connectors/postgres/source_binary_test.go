@@ -1,12 +1,10 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ferrydb/ferry/connector"
@@ -14,29 +12,11 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
-// syncBuffer is a log destination safe for the goroutines that log to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // captureLog sends what the connector logs (slog's default logger) to a
 // buffer until the test ends.
-func captureLog(t *testing.T) *syncBuffer {
+func captureLog(t *testing.T) *lockedBuffer {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &lockedBuffer{}
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(func() { slog.SetDefault(old) })
