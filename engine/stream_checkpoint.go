@@ -62,6 +62,13 @@ func (s *signal) advance(seq uint64) {
 	s.mu.Unlock()
 }
 
+// reached says seq has been reached.
+func (s *signal) reached(seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq >= seq
+}
+
 func (s *signal) wait(ctx context.Context, seq uint64) error {
 	for {
 		s.mu.Lock()

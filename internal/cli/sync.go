@@ -98,7 +98,7 @@ func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
 	fs.StringVar(&f.stateDir, "state-dir", "", "where flow state is kept (default $XDG_STATE_HOME/ferry or ~/.local/state/ferry)")
 	fs.IntVar(&f.writers, "writers", 0, "parallel CDC appliers (default: --parallel)")
 	fs.IntVar(&f.applyBatch, "apply-batch", 0, "max changes per CDC apply batch (default 10000)")
-	fs.DurationVar(&f.applyLinger, "apply-linger", 0, "how long CDC waits to fill a batch (default 50ms)")
+	fs.DurationVar(&f.applyLinger, "apply-linger", 0, "how long CDC waits to fill a batch while the writers are busy (default 50ms)")
 	fs.StringVar(&f.applyMode, "apply-mode", "", "parallel (changes applied across keys by --writers writers, the default) or transactional (one writer; each destination transaction holds whole source transactions, so readers never see half of one)")
 	fs.StringVar(&f.maxRate, "max-rate", "", "cap the copy's reads across all lanes: rows per second (5000) or bytes per second (10MB/s, 512KiB/s); default no limit")
 	fs.DurationVar(&f.maxReplicaLag, "max-replica-lag", 0, "pause the copy's and incremental snapshots' reads while the source's own replicas lag more than this, e.g. 30s (default 0: never)")
