@@ -244,6 +244,8 @@ func TestMySQLKillDuringCopyAndCDCThenResume(t *testing.T) {
 	args := []string{"sync", s.URL(src), px.Rewrite(s.URL(dst)), "--state-dir", dir, "--parallel", "2", "--partition-rows", "1000",
 		"--batch-rows", "200", "--log-format", "json"}
 	var inCopy, inCDC, resumedRuns int
+	dstDB := s.Connect(t, dst)
+	const copied = `SELECT (SELECT COUNT(*) FROM orders) + (SELECT COUNT(*) FROM items)`
 	for i, p := range []struct {
 		cdc   bool
 		delay time.Duration
@@ -251,13 +253,26 @@ func TestMySQLKillDuringCopyAndCDCThenResume(t *testing.T) {
 		if p.cdc {
 			px.Clear()
 		}
+		before := max(mysqlCount(dstDB, copied), 0)
 		bg := startFerry(t, args...)
 		if p.cdc {
 			if !bg.waitFor(t, "change data capture starting", 120*time.Second) {
 				t.Fatalf("run %d: CDC never started:\n%s", i, bg.stderr.String())
 			}
-		} else if !bg.waitFor(t, "copy starting", 60*time.Second) {
-			t.Fatalf("run %d never started copying:\n%s", i, bg.stderr.String())
+		} else {
+			if !bg.waitFor(t, "copy starting", 60*time.Second) {
+				t.Fatalf("run %d never started copying:\n%s", i, bg.stderr.String())
+			}
+			// Killed once this run has committed rows: the next run has
+			// progress to resume from, however the partitions are ordered
+			// and however fast the machine.
+			deadline := time.Now().Add(time.Minute)
+			for mysqlCount(dstDB, copied) <= before {
+				if time.Now().After(deadline) {
+					t.Fatalf("run %d committed no rows in a minute:\n%s", i, bg.stderr.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 		}
 		time.Sleep(p.delay)
 		cdc := strings.Contains(bg.stderr.String(), "change data capture starting")
