@@ -22,7 +22,21 @@ func (e *Engine) batch(ctx context.Context, from model.Position, in <-chan sourc
 		tx: e.cfg.Transactional(), span: e.cfg.Transactional() && e.dst.Abilities.SpanApply, release: release}
 	bt.linger.Stop()
 	for {
+		// While a batch lingers, the writers' next progress may leave them
+		// all idle: the batch goes then instead of at the linger's end.
+		var idle <-chan struct{}
+		if bt.lingering && !bt.open {
+			idle = bt.applied.changed()
+		}
 		select {
+		case <-idle:
+			if bt.lingering && !bt.open && len(in) == 0 && bt.applied.reached(bt.seq) {
+				bt.linger.Stop()
+				bt.lingering = false
+				if err := bt.flush(ctx); err != nil {
+					return err
+				}
+			}
 		case c := <-snaps:
 			if err := bt.command(ctx, c); err != nil {
 				return err

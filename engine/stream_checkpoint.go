@@ -62,6 +62,13 @@ func (s *signal) advance(seq uint64) {
 	s.mu.Unlock()
 }
 
+// changed is closed at the next advance.
+func (s *signal) changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ch
+}
+
 // reached says seq has been reached.
 func (s *signal) reached(seq uint64) bool {
 	s.mu.Lock()
