@@ -105,6 +105,17 @@ func sourceRows(t *testing.T, srv *pgtest.Server, db, query string) map[string]m
 		t.Fatal(err)
 	}
 	defer rows.Close()
+	return keyedRows(t, rows)
+}
+
+// keyedRows reads the (key JSON, row JSON) rows of a query, from either
+// driver, as a map of row objects by key.
+func keyedRows(t *testing.T, rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}) map[string]map[string]any {
+	t.Helper()
 	out := map[string]map[string]any{}
 	for rows.Next() {
 		var key, row string

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"database/sql"
-	"encoding/json"
 	"syscall"
 	"testing"
 	"time"
@@ -79,20 +78,5 @@ func mysqlKeyedRows(t *testing.T, db *sql.DB, query string) map[string]map[strin
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	out := map[string]map[string]any{}
-	for rows.Next() {
-		var key, row string
-		if err := rows.Scan(&key, &row); err != nil {
-			t.Fatal(err)
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(row), &m); err != nil {
-			t.Fatal(err)
-		}
-		out[key] = m
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return keyedRows(t, rows)
 }
