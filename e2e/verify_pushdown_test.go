@@ -45,11 +45,14 @@ func TestPostgresVerifyPushdown(t *testing.T) {
 	srv := pgtest.Shared(t)
 	src, dst := srv.CreateDatabase(t, "pdsrc"), srv.CreateDatabase(t, "pddst")
 	pgShop(t, srv, src, 20000)
+	// A table without a key: its whole row is the key, rows may repeat.
+	srv.Exec(t, src, `CREATE TABLE audit (at int, what text);
+		INSERT INTO audit SELECT g % 500, 'w' || (g % 7) FROM generate_series(1, 5000) g`)
 	mustFerry(t, "sync", srv.URL(src), srv.URL(dst), "--mode", "snapshot", "--state-dir", t.TempDir())
 
 	pushed, r := verifyJSON(t, 0, srv.URL(src), srv.URL(dst))
 	rowed, _ := verifyJSON(t, 0, srv.URL(src), srv.URL(dst), "--no-pushdown")
-	if !pushed.Equal || len(pushed.Tables) != 2 {
+	if !pushed.Equal || len(pushed.Tables) != 3 {
 		t.Fatalf("pushdown verify of an equal copy: %s", r)
 	}
 	for i, tb := range pushed.Tables {
@@ -66,7 +69,9 @@ func TestPostgresVerifyPushdown(t *testing.T) {
 	}
 
 	srv.Exec(t, dst, `DELETE FROM orders WHERE id = 17; UPDATE orders SET amount = 0, note = 'x' WHERE id = 4242;
-		INSERT INTO orders (id, customer) VALUES (999999, 1); UPDATE lines SET qty = 9 WHERE order_id = 3 AND line = 2`)
+		INSERT INTO orders (id, customer) VALUES (999999, 1); UPDATE lines SET qty = 9 WHERE order_id = 3 AND line = 2;
+		DELETE FROM audit WHERE ctid = (SELECT min(ctid) FROM audit WHERE at = 3 AND what = 'w3');
+		UPDATE audit SET what = 'changed' WHERE at = 499`)
 	pushed, r = verifyJSON(t, 1, srv.URL(src), srv.URL(dst))
 	rowed, _ = verifyJSON(t, 1, srv.URL(src), srv.URL(dst), "--no-pushdown")
 	for i := range pushed.Tables {
@@ -82,7 +87,8 @@ func TestPostgresVerifyPushdown(t *testing.T) {
 			found[d.Kind+" "+d.Key+" "+strings.Join(d.Columns, ",")] = true
 		}
 	}
-	for _, want := range []string{"missing id=17 ", "different id=4242 amount,note", "extra id=999999 ", "different order_id=3, line=2 qty"} {
+	for _, want := range []string{"missing id=17 ", "different id=4242 amount,note", "extra id=999999 ", "different order_id=3, line=2 qty",
+		"missing at=3, what=w3 ", "missing at=499, what=w2 ", "extra at=499, what=changed "} {
 		if !found[want] {
 			t.Errorf("pushdown verify lacks %q:\n%s", want, r.stdout)
 		}
