@@ -11,6 +11,11 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
+// afterLogRow, when a test sets it, runs once a DDL log row has been
+// handled, before its transaction's commit: its error ends the session as
+// a lost connection would.
+var afterLogRow func() error
+
 // handle decodes one pgoutput message.
 func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func(pending) error) error {
 	msg, err := parseMessage(xld.WALData)
@@ -46,7 +51,10 @@ func (s *streamer) handle(ctx context.Context, xld pglogrepl.XLogData, send func
 		s.xid = 0
 		s.emitted = pos
 		s.lastData.Store(time.Now().UnixNano())
-		return send(p)
+		if err := send(p); err != nil {
+			return err
+		}
+		s.sent()
 	}
 	return nil
 }
@@ -107,7 +115,11 @@ func (s *streamer) flushPartial(ctx context.Context, send func(pending) error) e
 		return err
 	}
 	p.b.Partial = s.inTx
-	return send(p)
+	if err := send(p); err != nil {
+		return err
+	}
+	s.sent()
+	return nil
 }
 
 // change decodes an insert, update or delete of a table in the flow.
@@ -120,7 +132,13 @@ func (s *streamer) change(ctx context.Context, relID uint32, op model.Op, old *p
 		if op != model.OpInsert || !s.ddlLog {
 			return nil
 		}
-		return s.logRow(ctx, r, tuple, send)
+		if err := s.logRow(ctx, r, tuple, send); err != nil {
+			return err
+		}
+		if afterLogRow != nil {
+			return afterLogRow()
+		}
+		return nil
 	}
 	if r.st == nil {
 		return nil

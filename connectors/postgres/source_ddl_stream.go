@@ -216,6 +216,8 @@ func (s *streamer) emitSchema(ctx context.Context, st *streamTable, ch *model.Sc
 	if err != nil {
 		return err
 	}
+	old := *st
+	s.changeTables(func() { *st = old })
 	*st = *nst
 	s.schemas = append(s.schemas, *ch)
 	for id, r := range s.rels {

@@ -71,6 +71,7 @@ func (s *streamer) tableCreated(ctx context.Context, relid uint32, send func(pen
 		return err
 	}
 	s.tables[ns] = st
+	s.changeTables(func() { delete(s.tables, ns) })
 	s.schemas = append(s.schemas, model.SchemaChange{Table: src.table.Clone(), Created: true})
 	// A publication that publishes it already (FOR TABLES IN SCHEMA) may
 	// have sent its relation message before: it is bound now.
@@ -117,6 +118,7 @@ func (s *streamer) tableDropped(ctx context.Context, st *streamTable, send func(
 	}
 	s.schemas = append(s.schemas, model.SchemaChange{Table: st.table.Clone(), Dropped: true})
 	delete(s.tables, st.table.Namespace)
+	s.changeTables(func() { s.tables[st.table.Namespace] = st })
 	for id, r := range s.rels {
 		if r.st == st {
 			delete(s.rels, id)

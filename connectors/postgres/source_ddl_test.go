@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -265,6 +266,38 @@ func TestDDLLogFollowsSchemaChanges(t *testing.T) {
 		count(t, src, `SELECT count(*) FROM pg_namespace WHERE nspname = '_ferry'`) +
 		count(t, src, `SELECT count(*) FROM pg_class WHERE relname = 'ddl_log'`); n != 0 {
 		t.Fatal("DropFlow left the DDL log, its schema or its event triggers")
+	}
+}
+
+// TestSessionLostBeforeTheCommitOfASchemaChange: the replication
+// connection is lost after an ALTER TABLE's DDL log row changed the
+// stream's definition of the table and before the commit of its
+// transaction emitted the schema change. The next session receives the
+// transaction again and must emit the change again: before, it found the
+// table already altered, emitted no change, and the rows after it reached
+// the engine in the new columns under the old definition (a column dropped
+// and another added in its place: the new values written into the old
+// column).
+func TestSessionLostBeforeTheCommitOfASchemaChange(t *testing.T) {
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE TABLE swp (id int PRIMARY KEY, gone text); INSERT INTO swp VALUES (1, 'one')`)
+	c := open(t, p.srcURL())
+	tables, t0 := streamFlow(t, c, "lost")
+	defer postgres.LoseSessionAfterLogRow(io.ErrUnexpectedEOF)()
+	mustExec(t, src, `BEGIN; ALTER TABLE swp DROP COLUMN gone, ADD COLUMN n int; INSERT INTO swp VALUES (2, 42); COMMIT`)
+	got, err := streamUntil(t, c, "lost", tables, t0, func(bs []*model.ChangeBatch) bool { return len(changesOf(bs)) >= 1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(schemasOf(got)); n != 1 {
+		t.Fatalf("%d schema changes emitted after the session was lost, want 1", n)
+	}
+	if sc := schemaOf(t, got, "swp"); columnList(sc.Table) != "id int32, n int32" {
+		t.Fatalf("the schema change has columns %s", columnList(sc.Table))
+	}
+	if r := rowOf(t, got, "swp"); r["n"] != int64(42) {
+		t.Fatalf("the row after the change reads %v", r)
 	}
 }
 

@@ -73,6 +73,8 @@ func (s *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage, s
 		if err != nil {
 			return err
 		}
+		old := *st
+		s.changeTables(func() { *st = old })
 		*st = *nst
 		s.schemas = append(s.schemas, model.SchemaChange{Table: newTable, Recopy: recopy})
 	}

@@ -161,6 +161,28 @@ type streamer struct {
 	rawRows    [][]*string // per change, the new tuple's text (generated columns)
 	schemas    []model.SchemaChange
 	commitTime time.Time
+	// undo takes back, newest first, the changes to tables (a definition
+	// replaced, a table added or forgotten) whose schema changes are in
+	// schemas, not yet emitted: a session lost before they are emitted
+	// restores the tables as the engine knows them, and the next session
+	// finds the change again when the server sends the transaction again.
+	undo []func()
+}
+
+// changeTables records how to take back a change to the stream's tables
+// that an emitted batch has not carried to the engine yet.
+func (s *streamer) changeTables(undo func()) { s.undo = append(s.undo, undo) }
+
+// sent forgets how to take back the changes a batch just emitted carried.
+func (s *streamer) sent() { s.undo = s.undo[:0] }
+
+// restoreTables takes back the changes no emitted batch carried, at the
+// start of a session.
+func (s *streamer) restoreTables() {
+	for i := len(s.undo) - 1; i >= 0; i-- {
+		s.undo[i]()
+	}
+	s.undo = s.undo[:0]
 }
 
 // pending is a batch on its way to the engine, with its size in the
@@ -294,6 +316,7 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 		return false, err
 	}
 	s.rels = map[uint32]*relation{}
+	s.restoreTables()
 	s.changes, s.rawRows, s.schemas, s.txnBytes = nil, nil, nil, 0
 	r := &replSession{s: s, conn: conn, ticker: time.NewTicker(statusInterval)}
 	defer r.ticker.Stop()
