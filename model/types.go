@@ -140,6 +140,12 @@ type Column struct {
 	Constant *Constant `json:"constant,omitempty"`
 	// Comment is the source's comment on the column, "" when none.
 	Comment string `json:"comment,omitempty"`
+	// SentUnchanged: the source's change stream may send this column of an
+	// update as Unchanged rather than its value (PostgreSQL: a value
+	// stored out of line, TOAST, that the update left alone, when the
+	// table's replica identity is not FULL). Transforms that read a row's
+	// values on the change stream refuse such a column (transform).
+	SentUnchanged bool `json:"sent_unchanged,omitempty"`
 }
 
 // Table is a table's canonical schema plus the source's size estimates.

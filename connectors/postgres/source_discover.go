@@ -150,11 +150,12 @@ type rawColumn struct {
 	notNull   bool
 	generated string
 	native    string
+	toastable bool // attstorage is not plain: the value may be stored out of line
 }
 
 func (c *Conn) discoverColumns(ctx context.Context, oids []uint32, byOID map[uint32]*srcTable) error {
 	rows, err := c.pool.Query(ctx, `SELECT a.attrelid, a.attname, a.atttypid, a.atttypmod, a.attnotnull, a.attgenerated::text,
-			format_type(a.atttypid, a.atttypmod)
+			format_type(a.atttypid, a.atttypmod), a.attstorage <> 'p'
 		FROM pg_attribute a
 		WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
 		ORDER BY a.attrelid, a.attnum`, oids)
@@ -165,7 +166,7 @@ func (c *Conn) discoverColumns(ctx context.Context, oids []uint32, byOID map[uin
 	var typeOIDs []uint32
 	for rows.Next() {
 		var rc rawColumn
-		if err := rows.Scan(&rc.rel, &rc.name, &rc.typ, &rc.typmod, &rc.notNull, &rc.generated, &rc.native); err != nil {
+		if err := rows.Scan(&rc.rel, &rc.name, &rc.typ, &rc.typmod, &rc.notNull, &rc.generated, &rc.native, &rc.toastable); err != nil {
 			rows.Close()
 			return c.classify(err, "discover columns")
 		}
@@ -189,6 +190,9 @@ func (c *Conn) discoverColumns(ctx context.Context, oids []uint32, byOID map[uin
 		}
 		s.table.Columns = append(s.table.Columns, model.Column{
 			Name: rc.name, Type: ct.typ, Nullable: !rc.notNull, Generated: rc.generated != "",
+			// An update that leaves a value stored out of line alone sends
+			// it as unchanged, unless the old row goes whole (FULL).
+			SentUnchanged: rc.toastable && s.replident != 'f',
 		})
 	}
 	return nil
