@@ -60,7 +60,9 @@
 //
 // # CEL
 //
-// Expressions (cel.dev/cel-go) see the source table's columns by their
+// Expressions (cel.dev/cel-go, with its strings, math and encoders
+// extensions: email.split('@')[1], math.greatest(a, b), base64.encode(b))
+// see the source table's columns by their
 // source names, excluded ones included; a column whose name is not a CEL
 // identifier ("order-id", "in") cannot be referenced. Types: int16/32/64 are
 // int; float32/64 double; decimal double (its exact value rounded to the
