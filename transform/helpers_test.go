@@ -9,7 +9,6 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
-
 // users is a keyed table with the kinds the tests read.
 func users() *model.Table {
 	return &model.Table{
