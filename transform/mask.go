@@ -75,7 +75,7 @@ type masker struct {
 
 func newMasker(salt []byte) *masker {
 	m := &masker{salt: salt}
-	m.pool.New = func() any { return hmac.New(sha256.New, m.salt) }
+	m.pool.New = func() any { return &hasher{h: hmac.New(sha256.New, m.salt)} }
 	return m
 }
 
@@ -106,15 +106,25 @@ func (m *masker) apply(mk mask, t model.Type, v any) (any, error) {
 	return v, nil
 }
 
+// hasher is an HMAC state with its buffers, so that hashing a value
+// allocates only the hash's text.
+type hasher struct {
+	h   hash.Hash
+	in  []byte
+	sum []byte
+	hex [2 * sha256.Size]byte
+}
+
 func (m *masker) hash(text string) string {
-	h := m.pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write([]byte(text))
-	var sum [sha256.Size]byte
-	var out [2 * sha256.Size]byte
-	hex.Encode(out[:], h.Sum(sum[:0]))
+	h := m.pool.Get().(*hasher)
+	h.h.Reset()
+	h.in = append(h.in[:0], text...)
+	h.h.Write(h.in)
+	h.sum = h.h.Sum(h.sum[:0])
+	hex.Encode(h.hex[:], h.sum)
+	out := string(h.hex[:hashHexLen])
 	m.pool.Put(h)
-	return string(out[:hashHexLen])
+	return out
 }
 
 // valueText is the text a mask works on: ferry's text form of the value,

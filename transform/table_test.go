@@ -229,3 +229,17 @@ func BenchmarkRow(b *testing.B) {
 		}
 	}
 }
+
+// TestRowAllocations: a row without expressions costs one allocation, the
+// output row, and two per hashed value (its text, and that text in an any).
+func TestRowAllocations(t *testing.T) {
+	x := bind(t, Spec{Exclude: []string{"users.born"}, Rename: []string{"users.name=n"}}, users())
+	in := alice()
+	if n := testing.AllocsPerRun(100, func() { x.Row(in) }); n != 1 {
+		t.Errorf("Row allocates %v times, want 1 (the row)", n)
+	}
+	x = bind(t, Spec{Exclude: []string{"users.born"}, Mask: []string{"users.email=hash"}}, users())
+	if n := testing.AllocsPerRun(100, func() { x.Row(in) }); n != 3 {
+		t.Errorf("Row with a hash allocates %v times, want 3", n)
+	}
+}
