@@ -109,7 +109,7 @@ func (e *celEnv) compile(what, expr string, filter bool) (*program, error) {
 	if iss.Err() != nil {
 		fix := "use the table's column names and CEL's syntax (https://github.com/google/cel-spec/blob/master/doc/langdef.md)"
 		if len(e.unreadable) > 0 && strings.Contains(iss.Err().Error(), "undeclared reference") {
-			fix = fmt.Sprintf("the columns %s are not CEL identifiers, so no expression can read them; %s", strings.Join(e.unreadable, ", "), fix)
+			fix = fmt.Sprintf("an expression cannot read a column whose name is not a CEL identifier (%s); %s", strings.Join(e.unreadable, ", "), fix)
 		}
 		return nil, errs.BadConfig(fmt.Sprintf("table %s: %s %q does not compile: %v", ns, what, expr, iss.Err()), fix)
 	}

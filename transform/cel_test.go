@@ -118,7 +118,7 @@ func TestCELRefused(t *testing.T) {
 	refused(t, Spec{Compute: []string{"users.x = 1u"}}, users(), "uint", "int(x)")
 	refused(t, Spec{Filter: []string{"kinds: tags"}}, allKinds(), "is of type dyn")
 	// A column whose name is not an identifier cannot be read: say so.
-	refused(t, Spec{Filter: []string{"kinds: order-id > 1"}}, allKinds(), "undeclared reference to 'order'", "the columns order-id are not CEL identifiers")
+	refused(t, Spec{Filter: []string{"kinds: order-id > 1"}}, allKinds(), "undeclared reference to 'order'", "cannot read a column whose name is not a CEL identifier (order-id)")
 }
 
 func TestCELRuntimeErrors(t *testing.T) {

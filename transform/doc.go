@@ -63,7 +63,8 @@
 // Expressions (cel.dev/cel-go, with its strings, math and encoders
 // extensions: email.split('@')[1], math.greatest(a, b), base64.encode(b))
 // see the source table's columns by their
-// source names, excluded ones included; a column whose name is not a CEL
+// source names and values, before any mask, excluded ones included (not
+// the computed columns); a column whose name is not a CEL
 // identifier ("order-id", "in") cannot be referenced. Types: int16/32/64 are
 // int; float32/64 double; decimal double (its exact value rounded to the
 // nearest float64: compare decimals with a margin, or keep them out of

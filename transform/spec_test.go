@@ -91,6 +91,14 @@ func TestGlobs(t *testing.T) {
 			t.Errorf("pattern %q matches shop.users: %v, want %v", c.pattern, got, c.match)
 		}
 	}
+	// A glob naming a column the table lacks does not apply to it.
+	r, err := Parse(Spec{Mask: []string{"*.email=hash"}, Salt: salt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x, err := r.For(events()); x != nil || err != nil {
+		t.Errorf("*.email on a table without email: %v, %v; want nil, nil", x, err)
+	}
 	// A table matched by several rules gets them all.
 	x := bind(t, Spec{Exclude: []string{"users.name"}, Mask: []string{"shop.*.email=hash"}, Rename: []string{"*.active=enabled"}}, users())
 	got := names(x.Output())

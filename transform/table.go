@@ -47,8 +47,8 @@ type columnPlan struct {
 	maskedBy   string
 }
 
-// For binds the rules to the source table t: nil, nil when no rule matches
-// it. It checks every rule against t's columns and compiles t's
+// For binds the rules to the source table t: nil, nil when no rule applies
+// to it (none matches it, or those that do name columns it lacks). It checks every rule against t's columns and compiles t's
 // expressions, once: keep the *Table for the table's life (call For again
 // after a schema change).
 func (r *Rules) For(t *model.Table) (*Table, error) {
@@ -62,20 +62,19 @@ func (r *Rules) For(t *model.Table) (*Table, error) {
 		if !matchTable(c.table, ns) {
 			continue
 		}
-		matched = true
 		if i := t.ColumnIndex(c.column); i >= 0 {
-			plans[i].excludedBy = c.rule
+			plans[i].excludedBy, matched = c.rule, true
 		}
 	}
 	for _, c := range r.renames {
 		if !matchTable(c.table, ns) {
 			continue
 		}
-		matched = true
 		i := t.ColumnIndex(c.column)
 		if i < 0 {
-			continue
+			continue // a glob's other tables may have it
 		}
+		matched = true
 		if p := &plans[i]; p.renamedBy != "" && p.renameTo != c.to {
 			return nil, errs.BadConfig(fmt.Sprintf("table %s: %s and %s give column %s two names", ns, p.renamedBy, c.rule, c.column), "keep one rename per column")
 		}
@@ -85,11 +84,11 @@ func (r *Rules) For(t *model.Table) (*Table, error) {
 		if !matchTable(c.table, ns) {
 			continue
 		}
-		matched = true
 		i := t.ColumnIndex(c.column)
 		if i < 0 {
-			continue
+			continue // a glob's other tables may have it
 		}
+		matched = true
 		if p := &plans[i]; p.maskedBy != "" && p.mask != c.mask {
 			return nil, errs.BadConfig(fmt.Sprintf("table %s: %s and %s mask column %s two ways", ns, p.maskedBy, c.rule, c.column), "keep one mask per column")
 		}

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/ferrydb/ferry/model"
@@ -233,6 +234,9 @@ func BenchmarkRow(b *testing.B) {
 // TestRowAllocations: a row without expressions costs one allocation, the
 // output row, and two per hashed value (its text, and that text in an any).
 func TestRowAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector empties sync.Pools")
+	}
 	x := bind(t, Spec{Exclude: []string{"users.born"}, Rename: []string{"users.name=n"}}, users())
 	in := alice()
 	if n := testing.AllocsPerRun(100, func() { x.Row(in) }); n != 1 {
@@ -242,4 +246,26 @@ func TestRowAllocations(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { x.Row(in) }); n != 3 {
 		t.Errorf("Row with a hash allocates %v times, want 3", n)
 	}
+}
+
+// TestConcurrentRows: the copy's workers share one *Table.
+func TestConcurrentRows(t *testing.T) {
+	x := bind(t, Spec{Mask: []string{"users.email=hash"}, Filter: []string{"users: active == true"}, Compute: []string{"users.d = email.split('@')[1]"}}, users())
+	want, _, err := x.Row(alice())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				got, ok, err := x.Row(alice())
+				if err != nil || !ok || !reflect.DeepEqual(got, want) {
+					t.Errorf("Row = %v, %v, %v; want %v", got, ok, err, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
