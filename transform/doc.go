@@ -26,8 +26,8 @@
 //     bits) of HMAC-SHA256(salt, text), text being the value's text form
 //     (model.FormatText; a decimal normalized first, so 1.50 and 1.5 hash
 //     alike). A text value hashes its own UTF-8 bytes, so a hash can be
-//     recomputed elsewhere (PostgreSQL: left(encode(hmac(email, salt,
-//     'sha256'), 'hex'), 32)) to join on it. The column becomes text. hash
+//     recomputed elsewhere (PostgreSQL with pgcrypto: left(encode(hmac(email,
+//     salt, 'sha256'), 'hex'), 32)) to join on it. The column becomes text. hash
 //     needs a salt: without one an email's hash is found by hashing
 //     candidate emails.
 //   - mask TABLE.COLUMN=lastN (N >= 1, last4): the value's text form with
@@ -48,7 +48,9 @@
 // loses what only the source engine understands (its native type, user
 // type, collation, default, generated expression, identity); an untouched
 // column keeps them. An index on an excluded or masked column is dropped,
-// and so is partitioning by one.
+// and so is partitioning by one; a generated column whose expression reads
+// one becomes a plain column holding the copied values. Index definitions,
+// partition keys and generated expressions follow renames.
 //
 // # Keys
 //
@@ -97,7 +99,8 @@
 // PostgreSQL TOAST without REPLICA IDENTITY FULL) has no value to read in
 // such an update: an expression reading one is refused, and so is any
 // filter on a table that has one, because an update moving a row into the
-// filter turns into an insert that would lack that column's value.
+// filter writes a row the destination did not have, which would lack that
+// column's value.
 //
 // A *Table is safe for concurrent use by the copy's workers.
 package transform

@@ -133,6 +133,7 @@ func (r *Rules) For(t *model.Table) (*Table, error) {
 		}
 	}
 
+	t = t.Clone() // the caller's table may change after For; ours may not
 	x := &Table{src: t, masker: newMasker(r.salt), fullRow: len(t.PrimaryKey) == 0 && t.FullRowIdentity}
 	names := map[string]string{} // output name -> source column, for clashes
 	for i, p := range plans {
@@ -173,7 +174,7 @@ func (r *Rules) For(t *model.Table) (*Table, error) {
 			if prev == "" {
 				what = "another computed column"
 			}
-			return nil, errs.BadConfig(fmt.Sprintf("table %s: %s adds column %s, which %s is already called", ns, c.rule, c.column, what), "give the computed column a name of its own")
+			return nil, errs.BadConfig(fmt.Sprintf("table %s: %s adds column %s, the name %s has at the destination", ns, c.rule, c.column, what), "give the computed column a name of its own")
 		}
 		names[c.column] = ""
 		p, err := x.env.compile("computed column "+c.column, c.expr, false)

@@ -163,7 +163,7 @@ func TestConflicts(t *testing.T) {
 	refused(t, Spec{Rename: []string{"users.name=a", "shop.users.name=b"}}, users(), "two names")
 	refused(t, Spec{Mask: []string{"users.name=redact", "shop.users.name=hash"}}, users(), "two ways")
 	refused(t, Spec{Rename: []string{"users.name=email"}}, users(), "columns email and name would both be called email")
-	refused(t, Spec{Compute: []string{"users.email = 'x'"}}, users(), "adds column email, which column email is already called")
+	refused(t, Spec{Compute: []string{"users.email = 'x'"}}, users(), "adds column email, the name column email has at the destination")
 	refused(t, Spec{Compute: []string{"users.x = 1", "shop.*.x = 2"}}, users(), "another computed column")
 	// A column freed by a rename or an exclude may be taken.
 	bind(t, Spec{Rename: []string{"users.name=full_name", "users.email=name"}, Exclude: []string{"users.born"}, Compute: []string{"users.born = 1"}}, users())
