@@ -210,7 +210,7 @@ func (e *Engine) negotiateRaw(ctx context.Context, pending []*partTask) error {
 		}
 		seen[tr] = true
 		tr.raw = nil
-		if !sameColumnNames(tr.src, tr.dst) {
+		if tr.xf != nil || !sameColumnNames(tr.src, tr.dst) {
 			continue
 		}
 		var f *model.RawFormat

@@ -60,6 +60,13 @@ func (e *Engine) readPartition(ctx, stop context.Context, task *partTask, lane c
 			if err := e.waitBackoff(ctx, stop); err != nil {
 				return err
 			}
+			if task.tr.xf != nil {
+				rows, err := task.tr.transformRows(b.Rows)
+				if err != nil {
+					return err
+				}
+				b.Rows = rows
+			}
 			b.Table = task.tr.dst
 			b.Partition = task.p.ID
 			e.observer().BatchRead(task.tr.stats.Table, int64(b.Len()), b.Bytes)

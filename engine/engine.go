@@ -21,6 +21,7 @@ import (
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 	"github.com/ferrydb/ferry/state"
+	"github.com/ferrydb/ferry/transform"
 )
 
 // Engine runs one flow in this process.
@@ -43,6 +44,10 @@ type Engine struct {
 	startOver bool
 	filter    *flow.Filter
 	renames   *flow.Renames
+	// xf are the flow's transforms (--exclude, --mask, --filter, ...):
+	// each table's, tableRun.xf, reshapes its rows and changes to the
+	// destination's shape as they come from the source (transform.go).
+	xf *transform.Rules
 
 	// plan, tables and byNS change while changes stream only in the
 	// stream's batcher (a table created or dropped at the source:
@@ -81,8 +86,13 @@ type Engine struct {
 // tableRun pairs a source table with its destination table.
 type tableRun struct {
 	src, dst *model.Table
-	keyIdx   []int
-	stats    *TableStats
+	// keyIdx are the key's columns in the destination's shape, which
+	// rows and changes have once transformed (xf).
+	keyIdx []int
+	// xf reshapes the table's rows and changes, nil when no transform
+	// matches it.
+	xf    *transform.Table
+	stats *TableStats
 	// raw is the format the table's rows travel in undecoded, nil when they
 	// are decoded (see negotiateRaw).
 	raw *model.RawFormat
@@ -107,6 +117,13 @@ func New(cfg flow.Config, src, dst connector.Connector, store *state.Store, log 
 	}
 	if e.renames, err = flow.ParseRenames(cfg.Rename); err != nil {
 		return nil, &errs.ConfigError{Msg: err.Error()}
+	}
+	spec, err := transformSpec(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if e.xf, err = transform.Parse(spec); err != nil {
+		return nil, err
 	}
 	maxRate, err := flow.ParseRate(cfg.MaxRate)
 	if err != nil {

@@ -50,8 +50,8 @@ func (f *folder) keyString(tr *tableRun, keyVals model.Row) (string, error) {
 	var err error
 	f.buf = f.buf[:0]
 	for i, idx := range tr.keyIdx {
-		if f.buf, err = model.AppendCanonical(f.buf, tr.src.Columns[idx].Type, keyVals[i]); err != nil {
-			return "", fmt.Errorf("key column %s: %w", tr.src.Columns[idx].Name, err)
+		if f.buf, err = model.AppendCanonical(f.buf, tr.dst.Columns[idx].Type, keyVals[i]); err != nil {
+			return "", fmt.Errorf("key column %s: %w", tr.dst.Columns[idx].Name, err)
 		}
 	}
 	return string(f.buf), nil
@@ -92,8 +92,8 @@ func (f *folder) add(tr *tableRun, c *model.Change) error {
 		if c.Row == nil {
 			return fmt.Errorf("%s on %s without a row image", c.Op, tr.src.Namespace)
 		}
-		if len(c.Row) != len(tr.src.Columns) {
-			return fmt.Errorf("%s on %s: row has %d values, the table has %d columns", c.Op, tr.src.Namespace, len(c.Row), len(tr.src.Columns))
+		if len(c.Row) != len(tr.dst.Columns) {
+			return fmt.Errorf("%s on %s: row has %d values, the table has %d columns", c.Op, tr.src.Namespace, len(c.Row), len(tr.dst.Columns))
 		}
 		var err error
 		if ks, err = f.keyString(tr, keyValues(tr, c.Row)); err != nil {
@@ -173,7 +173,7 @@ func (f *folder) newRun(tr *tableRun) *foldTable {
 func (f *folder) addRow(tr *tableRun, c *model.Change) error {
 	f.changes++
 	ft := f.table(tr)
-	n := len(tr.src.Columns)
+	n := len(tr.dst.Columns)
 	rc := model.RowChange{}
 	if c.Op != model.OpInsert {
 		if len(c.Key) != n {
@@ -190,7 +190,7 @@ func (f *folder) addRow(tr *tableRun, c *model.Change) error {
 	for _, r := range []model.Row{rc.Old, rc.New} {
 		for i, v := range r {
 			if model.IsUnchanged(v) {
-				return fmt.Errorf("%s on %s (no primary key): column %s came without its value; the table needs a full replica identity", c.Op, tr.src.Namespace, tr.src.Columns[i].Name)
+				return fmt.Errorf("%s on %s (no primary key): column %s came without its value; the table needs a full replica identity", c.Op, tr.src.Namespace, tr.dst.Columns[i].Name)
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/internal/faultpoint"
 	"github.com/ferrydb/ferry/model"
+	"github.com/ferrydb/ferry/transform"
 )
 
 // Prepare makes or reloads the plan and creates the destination tables. It is
@@ -61,6 +62,9 @@ func (e *Engine) Prepare(ctx context.Context) error {
 		}
 		if storedMode, _ := e.store.Meta(ctx, "mode"); storedMode != "" && storedMode != string(e.mode) {
 			return errs.BadConfig(fmt.Sprintf("flow %q was started in mode %s, not %s", e.name, storedMode, e.mode), "run with --restart to change the mode")
+		}
+		if err := e.sameTransforms(ctx); err != nil {
+			return err
 		}
 		e.plan = &p
 		e.log.Info("resuming flow", "tables", len(p.Tables), "partitions", len(p.Partitions), "t0", p.T0)
@@ -298,6 +302,9 @@ func (e *Engine) selectTables(ctx context.Context) ([]*model.Table, error) {
 	if err := e.renames.CheckUnused(names); err != nil {
 		return nil, err
 	}
+	if err := e.xf.CheckUnused(selected); err != nil {
+		return nil, err
+	}
 	if e.mode != flow.ModeSnapshot {
 		if err := e.checkKeys(selected); err != nil {
 			return nil, err
@@ -409,6 +416,9 @@ func (e *Engine) storePlan(ctx context.Context, plan *model.Plan) error {
 	if err := e.store.SetMeta(ctx, "tables", strconv.Quote(e.cfg.Selection())); err != nil {
 		return err
 	}
+	if err := e.store.SetMeta(ctx, "transforms", e.transformsPrint()); err != nil {
+		return err
+	}
 	return e.store.SetMeta(ctx, "mode", string(e.mode))
 }
 
@@ -420,13 +430,12 @@ func (e *Engine) mapTables(tables []*model.Table) error {
 			return fmt.Errorf("plan: %w", err)
 		}
 	}
-	dsts, err := e.renames.Map(tables)
+	dsts, xfs, err := e.destinations(tables)
 	if err != nil {
 		return err
 	}
 	for i, t := range tables {
-		d := dsts[i]
-		tr := newTableRun(t, d)
+		tr := newTableRun(t, dsts[i], xfs[i])
 		e.tables = append(e.tables, tr)
 		e.byNS[t.Namespace] = tr
 	}
@@ -434,9 +443,10 @@ func (e *Engine) mapTables(tables []*model.Table) error {
 	return nil
 }
 
-// newTableRun pairs source table t with its destination table d.
-func newTableRun(t, d *model.Table) *tableRun {
-	tr := &tableRun{src: t, dst: d, keyIdx: t.KeyIndexes(), stats: &TableStats{Table: t.Namespace.String(), Destination: d.Namespace.String()}}
+// newTableRun pairs source table t with its destination table d, into
+// whose shape x (nil: none) transforms its rows.
+func newTableRun(t, d *model.Table, x *transform.Table) *tableRun {
+	tr := &tableRun{src: t, dst: d, xf: x, keyIdx: d.KeyIndexes(), stats: &TableStats{Table: t.Namespace.String(), Destination: d.Namespace.String()}}
 	tr.stats.RowsEstimated.Store(t.EstimatedRows)
 	tr.stats.BytesEstimated.Store(t.EstimatedBytes)
 	return tr

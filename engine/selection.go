@@ -152,7 +152,7 @@ func (e *Engine) addTables(ctx context.Context, added []*model.Table) error {
 			return fmt.Errorf("source, adding %s to the flow: %w", strings.Join(names, ", "), err)
 		}
 	}
-	dsts, err := e.renames.Map(added)
+	dsts, _, err := e.destinations(added)
 	if err != nil {
 		return err
 	}

@@ -610,7 +610,11 @@ func (bt *batcher) foldChunk(ctx context.Context) error {
 		return nil
 	}
 	var n int64
-	for _, row := range r.chunk.rows {
+	rows, err := r.tr.transformRows(r.chunk.rows)
+	if err != nil {
+		return fmt.Errorf("incremental snapshot of %s: %w", r.tr.src.Namespace, err)
+	}
+	for _, row := range rows {
 		ks, err := bt.f.keyString(r.tr, keyValues(r.tr, row))
 		if err != nil {
 			return fmt.Errorf("incremental snapshot of %s: %w", r.tr.src.Namespace, err)

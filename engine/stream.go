@@ -348,11 +348,9 @@ func (e *Engine) loadSchemas(ctx context.Context) error {
 		if tr == nil {
 			continue
 		}
-		dsts, err := e.renames.Map([]*model.Table{t})
-		if err != nil {
+		if err := e.reshape(tr, t); err != nil {
 			return err
 		}
-		tr.src, tr.dst, tr.keyIdx = t, dsts[0], t.KeyIndexes()
 	}
 	if len(recorded) > 0 {
 		e.log.Info("resuming with the tables' shapes after earlier schema changes", "tables", len(recorded))

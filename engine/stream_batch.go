@@ -209,6 +209,12 @@ func (bt *batcher) fold(ctx context.Context, b *model.ChangeBatch) error {
 		if tr == nil {
 			continue // a table outside the flow
 		}
+		if keep, err := tr.transformChange(c); err != nil || !keep {
+			if err != nil {
+				return fmt.Errorf("change at %s: %w", b.Position, err)
+			}
+			continue // the table's filter drops it
+		}
 		if err := bt.record(tr, c); err != nil {
 			return fmt.Errorf("change at %s: %w", b.Position, err)
 		}
@@ -345,10 +351,12 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []model.SchemaChange)
 		if sc == nil {
 			return fmt.Errorf("schema change on %s (%s): the destination cannot apply schema changes; recreate the table there and restart the flow (ferry sync --restart)", to.Namespace, what)
 		}
-		toDst := to.Clone()
-		toDst.Namespace = tr.dst.Namespace
+		toDst, x, dch, err := e.destinationChange(tr, ch)
+		if err != nil {
+			return err
+		}
 		if err := e.onDestination(ctx, "alter table "+tr.dst.Namespace.String(), func(ctx context.Context) error {
-			return sc.AlterTable(ctx, tr.dst, model.SchemaChange{Table: toDst, Renamed: ch.Renamed, Filled: ch.Filled, Recopy: ch.Recopy})
+			return sc.AlterTable(ctx, tr.dst, dch)
 		}); err != nil {
 			return fmt.Errorf("schema change on %s: %w", to.Namespace, err)
 		}
@@ -358,7 +366,7 @@ func (e *Engine) applySchemas(ctx context.Context, schemas []model.SchemaChange)
 		e.log.Info("applied schema change", "table", to.Namespace, "change", what)
 		e.progress.CDC.schemaChanged(to.Namespace.String(), what)
 		e.warnAddedConversions(ctx, tr.dst, toDst)
-		tr.src, tr.dst, tr.keyIdx = to, toDst, to.KeyIndexes()
+		tr.src, tr.dst, tr.xf, tr.keyIdx = to, toDst, x, toDst.KeyIndexes()
 		if ch.Recopy {
 			// The rows changed without changes in the stream: copy the
 			// table again, interleaved with the changes after this one.

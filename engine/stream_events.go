@@ -156,6 +156,12 @@ func (es *eventStream) add(ctx context.Context, eb *connector.EventBatch, b *mod
 		if tr == nil {
 			continue // a table outside the flow
 		}
+		if keep, err := tr.transformChange(c); err != nil || !keep {
+			if err != nil {
+				return fmt.Errorf("change at %s: %w", b.Position, err)
+			}
+			continue // the table's filter drops it
+		}
 		eb.Events = append(eb.Events, connector.Event{
 			Op: c.Op, Table: tr.dst, Source: tr.src.Namespace, Row: c.Row, Key: c.Key,
 			ID:       e.name + "/" + string(b.Position) + "/" + strconv.Itoa(idx),
@@ -190,16 +196,18 @@ func (es *eventStream) schema(ctx context.Context, ch model.SchemaChange) (*conn
 	if ch.Recopy {
 		return nil, fmt.Errorf("schema change on %s (%s) rewrote the table's rows without changes in the stream, which an event destination cannot follow; restart the flow (ferry sync --restart) to send every row again", ch.Table.Namespace, what)
 	}
-	toDst := ch.Table.Clone()
-	toDst.Namespace = tr.dst.Namespace
+	toDst, x, dch, err := e.destinationChange(tr, ch)
+	if err != nil {
+		return nil, err
+	}
 	if err := e.ckpt.saveSchema(ctx, ch.Table); err != nil {
 		return nil, err
 	}
 	e.log.Info("schema change sent as an event", "table", ch.Table.Namespace, "change", what)
 	e.progress.CDC.schemaChanged(ch.Table.Namespace.String(), what)
-	tr.src, tr.dst, tr.keyIdx = ch.Table, toDst, ch.Table.KeyIndexes()
+	tr.src, tr.dst, tr.xf, tr.keyIdx = ch.Table, toDst, x, toDst.KeyIndexes()
 	return &connector.Event{Table: toDst, Source: ch.Table.Namespace,
-		Schema: &model.SchemaChange{Table: toDst, Renamed: ch.Renamed}}, nil
+		Schema: &model.SchemaChange{Table: toDst, Renamed: dch.Renamed}}, nil
 }
 
 // describeSource tells an event destination the source's kind and

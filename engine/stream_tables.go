@@ -127,14 +127,14 @@ func (e *Engine) emptyJoined(ctx context.Context, t *model.Table) error {
 	if em == nil || e.mode == flow.ModeCDC {
 		return nil
 	}
-	dsts, err := e.renames.Map([]*model.Table{t})
+	d, _, err := e.destination(t)
 	if err != nil {
 		return err
 	}
-	if err := e.onDestination(ctx, "empty "+dsts[0].Namespace.String(), func(ctx context.Context) error {
-		return em.EmptyTables(ctx, dsts)
+	if err := e.onDestination(ctx, "empty "+d.Namespace.String(), func(ctx context.Context) error {
+		return em.EmptyTables(ctx, []*model.Table{d})
 	}); err != nil {
-		return fmt.Errorf("empty destination table %s for table %s, created at the source: %w", dsts[0].Namespace, t.Namespace, err)
+		return fmt.Errorf("empty destination table %s for table %s, created at the source: %w", d.Namespace, t.Namespace, err)
 	}
 	return nil
 }
@@ -163,11 +163,11 @@ func (e *Engine) tableDropped(ctx context.Context, ns model.Namespace) (bool, er
 // join adds a table to the running flow: its run, the plan (persisted in
 // the state store, when there is one).
 func (e *Engine) join(ctx context.Context, t *model.Table) (*tableRun, error) {
-	dsts, err := e.renames.Map([]*model.Table{t})
+	d, x, err := e.destination(t)
 	if err != nil {
 		return nil, err
 	}
-	tr := newTableRun(t, dsts[0])
+	tr := newTableRun(t, d, x)
 	e.tablesMu.Lock()
 	p := *e.plan
 	p.Tables = append(append([]*model.Table(nil), p.Tables...), t)

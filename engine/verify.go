@@ -35,7 +35,7 @@ func (e *Engine) VerifyPairs(ctx context.Context) ([]verify.Pair, error) {
 	if err != nil {
 		return nil, err
 	}
-	dsts, err := e.renames.Map(tables)
+	dsts, _, err := e.destinations(tables)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +52,7 @@ func (e *Engine) VerifyTables(ctx context.Context, pairs []verify.Pair, maxDiffs
 		return nil, errs.BadConfig("verify reads both sides, and one of them cannot be read", "verify a source and a destination ferry can read")
 	}
 	res, err := verify.Tables(ctx, e.src.Source, e.dst.Source, pairs,
-		verify.Options{Parallel: e.cfg.Parallel, MaxDiffs: maxDiffs, PartitionRows: e.cfg.PartitionRows})
+		verify.Options{Parallel: e.cfg.Parallel, MaxDiffs: maxDiffs, PartitionRows: e.cfg.PartitionRows, Transforms: e.xf})
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -67,7 +67,7 @@ func (e *Engine) VerifyRanges(ctx context.Context, most int) ([]verify.TableRang
 	if err != nil {
 		return nil, err
 	}
-	trs, err := verify.Split(ctx, e.src.Source, e.dst.Source, pairs, verify.Options{}, most)
+	trs, err := verify.Split(ctx, e.src.Source, e.dst.Source, pairs, verify.Options{Transforms: e.xf}, most)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -84,7 +84,7 @@ func (e *Engine) VerifyRange(ctx context.Context, pair verify.Pair, rng *verify.
 	}
 	res, err := verify.Tables(ctx, e.src.Source, e.dst.Source, []verify.Pair{pair},
 		verify.Options{Parallel: e.cfg.Parallel, MaxDiffs: maxDiffs, PartitionRows: e.cfg.PartitionRows, Range: rng,
-			Online: online, Rechecks: rechecks})
+			Online: online, Rechecks: rechecks, Transforms: e.xf})
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}

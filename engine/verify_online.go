@@ -117,7 +117,7 @@ func (w waitingFlow) WaitPassed(ctx context.Context, table string, keys int, pos
 func (e *Engine) verifyOnce(ctx context.Context, pair verify.Pair, flowAt *verify.PolledFlow) {
 	table := pair.Source.Namespace.String()
 	res, err := verify.Tables(ctx, e.src.Source, e.dst.Source, []verify.Pair{pair}, verify.Options{
-		Parallel: 1, MaxDiffs: 10, PartitionRows: e.cfg.PartitionRows,
+		Parallel: 1, MaxDiffs: 10, PartitionRows: e.cfg.PartitionRows, Transforms: e.xf,
 		Online: waitingFlow{flowAt, &e.progress.verify}, Rechecks: 3})
 	if ctx.Err() != nil {
 		return

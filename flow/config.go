@@ -49,6 +49,18 @@ type Config struct {
 	Mode        Mode     `yaml:"mode"`
 	Tables      []string `yaml:"tables"`
 	Rename      []string `yaml:"rename"`
+	// Transforms of the tables' rows, on the copy and the change stream
+	// alike (package transform): columns left out (TABLE.COLUMN), renamed
+	// (TABLE.COLUMN=NEW), masked (TABLE.COLUMN=redact|hash|lastN), rows
+	// filtered (TABLE: CEL) and columns computed (TABLE.COLUMN = CEL).
+	Exclude       []string `yaml:"exclude"`
+	RenameColumns []string `yaml:"rename_columns"`
+	Mask          []string `yaml:"mask"`
+	Filter        []string `yaml:"filter"`
+	Compute       []string `yaml:"compute"`
+	// MaskSalt names the secret (FERRY_SECRET_<NAME> in the environment
+	// of every process running the flow) that salts mask=hash.
+	MaskSalt string `yaml:"mask_salt"`
 	// Parallel is the number of partitions copied at once (readers and writers).
 	Parallel int `yaml:"parallel"`
 	// Writers is the number of parallel CDC appliers.

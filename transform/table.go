@@ -245,3 +245,14 @@ func (x *Table) Describe() []string { return x.describe }
 
 // HasFilter reports whether rows of the table may be left out.
 func (x *Table) HasFilter() bool { return len(x.filters) > 0 }
+
+// DestinationColumn is the name source column name has at the
+// destination, false when the table's rules leave it out.
+func (x *Table) DestinationColumn(name string) (string, bool) {
+	for i, c := range x.cols {
+		if c.src >= 0 && x.src.Columns[c.src].Name == name {
+			return x.out.Columns[i].Name, true
+		}
+	}
+	return "", false
+}

@@ -79,6 +79,9 @@ func Split(ctx context.Context, src, dst connector.Source, pairs []Pair, opts Op
 
 // pushable tells whether compare would hash the table in both databases.
 func pushable(src, dst connector.Source, st, dt *model.Table, opts Options) bool {
+	if x, err := opts.Transforms.For(st); err != nil || x != nil {
+		return false // a transformed table is read through ferry
+	}
 	keyIdx := st.KeyIndexes()
 	if len(keyIdx) == 0 {
 		for i := range st.Columns {

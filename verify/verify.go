@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
+	"github.com/ferrydb/ferry/transform"
 )
 
 // Options tunes a verification.
@@ -36,6 +37,10 @@ type Options struct {
 	// NoPushdown reads every row through ferry even where both sides can
 	// hash their rows themselves (pushdown.go).
 	NoPushdown bool
+	// Transforms are the flow's (--exclude, --mask, --filter, ...): a
+	// table they reshape is compared as the destination should hold it,
+	// its source rows transformed, always read through ferry.
+	Transforms *transform.Rules
 	// Range, when set, compares only the table's buckets [Lo, Hi) of Of:
 	// one part of a table scale-out splits (ranges.go).
 	Range *Range
@@ -136,6 +141,11 @@ type side struct {
 	keyReader connector.KeyReader
 	keyCols   []string
 
+	// xf, on the source side of a transformed table, reshapes each row
+	// read (and leaves out those its filter does not keep) before it is
+	// compared.
+	xf *transform.Table
+
 	rowsRead, bytesRead atomic.Int64
 }
 
@@ -188,17 +198,27 @@ func compare(ctx context.Context, src, dst connector.Source, dstTables []*model.
 		res.Problem = "table is missing at the destination"
 		return res, nil
 	}
-	keyIdx := st.KeyIndexes()
+	// shape is the table as the destination holds it: the source's, or
+	// its transform's output.
+	shape := st
+	xf, err := opts.Transforms.For(st)
+	if err != nil {
+		return nil, err
+	}
+	if xf != nil {
+		shape = xf.Output()
+	}
+	keyIdx := shape.KeyIndexes()
 	if len(keyIdx) == 0 {
-		keyIdx = make([]int, len(st.Columns)) // no key: the whole row is the key
+		keyIdx = make([]int, len(shape.Columns)) // no key: the whole row is the key
 		for i := range keyIdx {
 			keyIdx[i] = i
 		}
 	}
-	srcSide := &side{src: src, table: st, srcCols: st.Columns, keyIdx: keyIdx}
-	dstSide := &side{src: dst, table: dt, srcCols: st.Columns, keyIdx: keyIdx}
+	srcSide := &side{src: src, table: st, srcCols: shape.Columns, keyIdx: keyIdx, xf: xf}
+	dstSide := &side{src: dst, table: dt, srcCols: shape.Columns, keyIdx: keyIdx}
 	var missing []string
-	for i, c := range st.Columns {
+	for i, c := range shape.Columns {
 		srcSide.proj = append(srcSide.proj, i)
 		j := dt.ColumnIndex(c.Name)
 		if j < 0 {
@@ -210,8 +230,8 @@ func compare(ctx context.Context, src, dst connector.Source, dstTables []*model.
 		res.Problem = "columns missing at the destination: " + strings.Join(missing, ", ")
 		return res, nil
 	}
-	res.Pushdown = usePushdown(srcSide, dstSide, dt, opts)
-	if !res.Pushdown {
+	res.Pushdown = xf == nil && usePushdown(srcSide, dstSide, dt, opts)
+	if !res.Pushdown && xf == nil {
 		useKeyReaders(srcSide, dstSide, st, dt)
 	}
 	nb, lo, hi := bucketCount(st), 0, 0
@@ -398,6 +418,15 @@ func (s *side) scan(ctx context.Context, opts Options, fn func(row model.Row, ke
 				for _, raw := range b.Rows {
 					var row model.Row
 					var err error
+					if s.xf != nil {
+						var keep bool
+						if raw, keep, err = s.xf.Row(raw); err != nil {
+							return err
+						}
+						if !keep {
+							continue
+						}
+					}
 					if row, key, enc, err = s.convert(raw, key[:0], enc[:0]); err != nil {
 						return err
 					}

@@ -74,7 +74,7 @@ with SELECT pg_drop_replication_slot('ferry_...').`,
 	ff.registerConnections(cmd.Flags())
 	// Only what names the flow matters to drop. The rest stays accepted,
 	// hidden, so the ferry sync command line that ran the flow works here.
-	for _, name := range []string{"mode", "until", "parallel", "partition-rows", "batch-rows", "writers", "apply-batch", "apply-linger", "retry-timeout", "ddl", "sync-sequences", "apply-mode", "max-rate", "max-replica-lag", "replica-lag-query"} {
+	for _, name := range []string{"mode", "until", "parallel", "partition-rows", "batch-rows", "writers", "apply-batch", "apply-linger", "retry-timeout", "ddl", "sync-sequences", "apply-mode", "max-rate", "max-replica-lag", "replica-lag-query", "exclude", "rename-column", "mask", "mask-salt", "filter", "compute"} {
 		cmd.Flags().MarkHidden(name) //nolint:errcheck // the flag exists
 	}
 	return cmd

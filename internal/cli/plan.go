@@ -3,6 +3,8 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
@@ -69,7 +72,11 @@ become text). It writes nothing and creates no replication slot.`,
 			if err != nil {
 				return usageError{err}
 			}
-			dstTables, err := renames.Map(tables)
+			shaped, transforms, err := planTransforms(*cfg, tables)
+			if err != nil {
+				return err
+			}
+			dstTables, err := renames.Map(shaped)
 			if err != nil {
 				return err
 			}
@@ -101,11 +108,13 @@ become text). It writes nothing and creates no replication slot.`,
 					*model.Plan
 					Conversions []connector.Conversion `json:"conversions,omitempty"`
 					Objects     *planObjects           `json:"objects,omitempty"`
-				}{plan, conv, objects})
+					Transforms  map[string][]string    `json:"transforms,omitempty"`
+				}{plan, conv, objects, transforms})
 			}
 			if err := printPlan(cmd, plan, head, conv); err != nil {
 				return err
 			}
+			printTransforms(cmd.OutOrStdout(), transforms)
 			printObjects(cmd.OutOrStdout(), objects)
 			return nil
 		},
@@ -114,6 +123,50 @@ become text). It writes nothing and creates no replication slot.`,
 	ff.registerConnections(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	return cmd
+}
+
+// planTransforms is each table in the shape the flow's transforms give it
+// at the destination, and what they do, by table, for plan's output.
+func planTransforms(cfg flow.Config, tables []*model.Table) ([]*model.Table, map[string][]string, error) {
+	rules, err := engine.Transforms(cfg)
+	if err != nil || rules.Empty() {
+		return tables, nil, err
+	}
+	if err := rules.CheckUnused(tables); err != nil {
+		return nil, nil, err
+	}
+	shaped := make([]*model.Table, len(tables))
+	what := map[string][]string{}
+	for i, t := range tables {
+		shaped[i] = t
+		x, err := rules.For(t)
+		if err != nil {
+			return nil, nil, err
+		}
+		if x != nil {
+			shaped[i] = x.Output()
+			what[t.Namespace.String()] = x.Describe()
+		}
+	}
+	return shaped, what, nil
+}
+
+// printTransforms lists what the transforms do to each table.
+func printTransforms(w io.Writer, transforms map[string][]string) {
+	if len(transforms) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\ntransforms (on the copy and the change stream alike):")
+	names := make([]string, 0, len(transforms))
+	for n := range transforms {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, line := range transforms[n] {
+			fmt.Fprintf(w, "  %s: %s\n", n, line)
+		}
+	}
 }
 
 // checkDestination asks the destination whether it can hold the tables, as

@@ -27,6 +27,7 @@ import (
 	"github.com/ferrydb/ferry/internal/display"
 	"github.com/ferrydb/ferry/internal/telemetry"
 	"github.com/ferrydb/ferry/scaleout"
+	"github.com/ferrydb/ferry/transform"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -200,6 +201,14 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 		probe := *cfg
 		probe.Source, probe.Destination = "x://", "x://"
 		if err := probe.Validate(); err != nil {
+			return err
+		}
+		// The transforms' syntax, here; the salt is the workers' secret.
+		spec := transform.Spec{Exclude: cfg.Exclude, Rename: cfg.RenameColumns, Mask: cfg.Mask, Filter: cfg.Filter, Compute: cfg.Compute}
+		if cfg.MaskSalt != "" {
+			spec.Salt = "resolved by each worker"
+		}
+		if _, err := transform.Parse(spec); err != nil {
 			return err
 		}
 		cfg.Defaults()

@@ -34,9 +34,12 @@ type flowFlags struct {
 	maxReplicaLag                             time.Duration
 	replicaLagQuery                           string
 	rename                                    []string
-	parallel, writers, batchRows, applyBatch  int
-	partitionRows                             int64
-	applyLinger, retryTimeout, syncSequences  time.Duration
+	// The transforms (flow.Config's Exclude ... MaskSalt).
+	exclude, renameColumns, mask, filter, compute []string
+	maskSalt                                      string
+	parallel, writers, batchRows, applyBatch      int
+	partitionRows                                 int64
+	applyLinger, retryTimeout, syncSequences      time.Duration
 	// named: the command resolves a SOURCE or DESTINATION written @NAME
 	// from the connections (registerConnections).
 	named       bool
@@ -86,6 +89,12 @@ func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
 	fs.StringVarP(&f.file, "file", "f", "", "YAML flow file (command-line flags override it)")
 	fs.StringVar(&f.tables, "tables", "", "tables to take, comma-separated globs; !pattern excludes (shop.*,!shop.tmp_*)")
 	fs.StringArrayVar(&f.rename, "rename", nil, "rename a table or schema at the destination: shop.orders=archive.orders or shop.*=archive.* (repeatable)")
+	fs.StringArrayVar(&f.exclude, "exclude", nil, "leave a column out at the destination: TABLE.COLUMN, TABLE a glob (repeatable)")
+	fs.StringArrayVar(&f.renameColumns, "rename-column", nil, "rename a column at the destination: TABLE.COLUMN=NEW (repeatable)")
+	fs.StringArrayVar(&f.mask, "mask", nil, "mask a column's values: TABLE.COLUMN=redact, =hash (salted by --mask-salt) or =lastN, keeping the last N characters (repeatable)")
+	fs.StringArrayVar(&f.filter, "filter", nil, "copy and replicate only the rows a CEL expression keeps: 'TABLE: EXPRESSION' (repeatable)")
+	fs.StringArrayVar(&f.compute, "compute", nil, "add a column computed by a CEL expression over the row: 'TABLE.COLUMN = EXPRESSION' (repeatable)")
+	fs.StringVar(&f.maskSalt, "mask-salt", "", "the secret salting --mask ...=hash: its NAME, resolved from FERRY_SECRET_<NAME> in the environment of every process running the flow")
 	fs.IntVar(&f.parallel, "parallel", 0, "partitions copied at once (default 4)")
 	fs.Int64Var(&f.partitionRows, "partition-rows", 0, "target rows per partition (default 250000)")
 	fs.IntVar(&f.batchRows, "batch-rows", 0, "rows per batch read and written (default 5000)")
@@ -202,6 +211,12 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 		cfg.Tables = splitList(f.tables)
 	})
 	set("rename", func() { cfg.Rename = f.rename })
+	set("exclude", func() { cfg.Exclude = f.exclude })
+	set("rename-column", func() { cfg.RenameColumns = f.renameColumns })
+	set("mask", func() { cfg.Mask = f.mask })
+	set("filter", func() { cfg.Filter = f.filter })
+	set("compute", func() { cfg.Compute = f.compute })
+	set("mask-salt", func() { cfg.MaskSalt = f.maskSalt })
 	set("parallel", func() { cfg.Parallel = f.parallel })
 	set("writers", func() { cfg.Writers = f.writers })
 	set("batch-rows", func() { cfg.BatchRows = f.batchRows })

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/verify"
@@ -155,7 +156,11 @@ func verifyFlow(cmd *cobra.Command, cfg *flow.Config, run verifyRun) ([]*verify.
 	for i, t := range tables {
 		pairs = append(pairs, verify.Pair{Source: t, Destination: dsts[i].Namespace})
 	}
-	opts := verify.Options{Parallel: cfg.Parallel, MaxDiffs: run.maxDiffs, PartitionRows: cfg.PartitionRows, NoPushdown: run.noPushdown}
+	xf, err := engine.Transforms(*cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := verify.Options{Parallel: cfg.Parallel, MaxDiffs: run.maxDiffs, PartitionRows: cfg.PartitionRows, NoPushdown: run.noPushdown, Transforms: xf}
 	if run.online.enabled {
 		if opts.Online, err = onlineFlow(ctx, sc, dc, cfg, run.log); err != nil {
 			return nil, err

@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
+)
+
+// pgRows is every row of a query, each row's values printed and joined by
+// "|", one row a line: two sides compare as text.
+func pgRows(t *testing.T, srv *pgtest.Server, db, query string) []string {
+	t.Helper()
+	conn := srv.Connect(t, db)
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(), query)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := make([]string, len(vals))
+		for i, v := range vals {
+			parts[i] = fmt.Sprint(v)
+		}
+		out = append(out, strings.Join(parts, "|"))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return out
+}
+
+// transformArgs are the transforms TestPostgresTransforms runs with.
+var transformArgs = []string{
+	"--exclude", "users.name",
+	"--mask", "users.email=hash", "--mask-salt", "pii",
+	"--mask", "users.phone=last4",
+	"--rename-column", "users.score=points",
+	"--filter", "users: active == true",
+	"--compute", "users.vip = score != null && score > 2500",
+}
+
+// What the destination should hold of users, computed from the source in
+// SQL: the active rows, the phone masked but its last four characters,
+// score as points, vip computed (the email is hashed: compared apart).
+const (
+	transformedAtSource = `SELECT id, repeat('*', length(phone) - 4) || right(phone, 4), active, score, coalesce(score > 2500, false)
+		FROM users WHERE active ORDER BY id`
+	transformedAtDestination = `SELECT id, phone, active, points, vip FROM users ORDER BY id`
+)
+
+// TestPostgresTransforms: a column left out, two masked (a salted hash,
+// the last four characters), one renamed, one computed and a row filter,
+// on the copy and on the change stream alike, with rows moving into and
+// out of the filter; ferry verify compares the transformed source with
+// the destination; a wrong expression, a filter the change stream cannot
+// evaluate, and a resumed flow with other transforms are refused up front
+// with exit 2.
+func TestPostgresTransforms(t *testing.T) {
+	t.Setenv("FERRY_SECRET_PII", "pepper")
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "xfsrc"), srv.CreateDatabase(t, "xfdst")
+	srv.Exec(t, src, `CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, phone text, name text, active bool NOT NULL, score int);
+		ALTER TABLE users REPLICA IDENTITY FULL;
+		INSERT INTO users SELECT g, 'user' || g || '@example.com', '+1-555-' || lpad(g::text, 4, '0'), 'Name ' || g, g % 3 <> 0,
+			CASE WHEN g % 10 = 0 THEN NULL ELSE g END FROM generate_series(1, 3000) g;
+		CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes SELECT g, 'n' || g FROM generate_series(1, 100) g`)
+	state := t.TempDir()
+	base := []string{"sync", srv.URL(src), srv.URL(dst), "--name", "xf", "--state-dir", state, "--log-format", "json", "--progress", "none", "--parallel", "2", "--partition-rows", "1000"}
+
+	// Refused before anything is written: an expression of the wrong type,
+	// and a filter on a table whose updates may leave values out.
+	r := ferry(t, append(append([]string{}, base...), "--filter", "users: active == 1")...)
+	if r.code != 2 || !strings.Contains(r.stderr, "users") || !strings.Contains(r.stderr, "active == 1") {
+		t.Fatalf("a filter comparing a boolean with a number: want exit 2 naming the table and the expression: %s", r)
+	}
+	r = ferry(t, append(append([]string{}, base...), "--filter", "notes: id > 5")...)
+	if r.code != 2 || !strings.Contains(r.stderr, "REPLICA IDENTITY FULL") {
+		t.Fatalf("a filter on a table without a full replica identity: want exit 2 with the fix: %s", r)
+	}
+	if n := pgRows(t, srv, dst, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`); n[0] != "0" {
+		t.Fatalf("a refused flow created %s tables at the destination", n[0])
+	}
+
+	bg := startFerry(t, append(append([]string{}, base...), transformArgs...)...)
+	if !bg.waitFor(t, "change data capture starting", 90*time.Second) {
+		t.Fatalf("ferry did not reach CDC:\n%s", bg.stderr.String())
+	}
+	cols := pgRows(t, srv, dst, `SELECT column_name || ':' || data_type FROM information_schema.columns WHERE table_name = 'users' ORDER BY ordinal_position`)
+	if got := strings.Join(cols, ","); got != "id:integer,email:text,phone:text,active:boolean,points:integer,vip:boolean" {
+		t.Fatalf("destination columns after the copy: %s", got)
+	}
+	if a, b := pgRows(t, srv, src, transformedAtSource), pgRows(t, srv, dst, transformedAtDestination); strings.Join(a, "\n") != strings.Join(b, "\n") {
+		t.Fatalf("after the copy: source (transformed) %d rows, destination %d rows", len(a), len(b))
+	}
+	hashOf7 := pgRows(t, srv, dst, `SELECT email FROM users WHERE id = 7`)[0]
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(hashOf7) || strings.Contains(hashOf7, "example") {
+		t.Fatalf("a hashed email reads %q", hashOf7)
+	}
+
+	// Changes: rows leave the filter and join it, inserts on both sides
+	// of it, a computed value that changes, a delete, a new email.
+	srv.Exec(t, src, `UPDATE users SET active = false WHERE id = 1;
+		UPDATE users SET active = true WHERE id = 3;
+		INSERT INTO users VALUES (3001, 'new@example.com', '+1-555-9999', 'New', true, 3001), (3002, 'off@example.com', NULL, 'Off', false, 1);
+		UPDATE users SET score = 2600 WHERE id = 4;
+		DELETE FROM users WHERE id = 5;
+		UPDATE users SET email = 'seven@example.org' WHERE id = 7`)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		a, b := pgRows(t, srv, src, transformedAtSource), pgRows(t, srv, dst, transformedAtDestination)
+		if strings.Join(a, "\n") == strings.Join(b, "\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the changes: source (transformed) %d rows, destination %d rows", len(a), len(b))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if h := pgRows(t, srv, dst, `SELECT email FROM users WHERE id = 7`)[0]; h == hashOf7 || len(h) != 32 {
+		t.Fatalf("id 7's new email hashes to %q (was %q)", h, hashOf7)
+	}
+	if n := pgRows(t, srv, dst, `SELECT count(DISTINCT email) = count(*) FROM users`); n[0] != "true" {
+		t.Fatal("two emails hash alike")
+	}
+
+	// verify compares the source, transformed, with the destination.
+	verifyArgs := append([]string{srv.URL(src), srv.URL(dst)}, transformArgs...)
+	v, r := verifyJSON(t, 0, verifyArgs...)
+	if !v.Equal {
+		t.Fatalf("verify of the transformed flow: %s", r)
+	}
+	srv.Exec(t, dst, `UPDATE users SET points = 0 WHERE id = 2`)
+	v, r = verifyJSON(t, 1, verifyArgs...)
+	found := false
+	for _, tb := range v.Tables {
+		for _, d := range tb.Diffs {
+			found = found || d.Key == "id=2"
+		}
+	}
+	if !found {
+		t.Fatalf("verify did not find the row changed at the destination: %s", r)
+	}
+
+	// A resumed flow with other transforms: refused.
+	if code := bg.signal(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("ferry exited %d on SIGINT:\n%s", code, bg.stderr.String())
+	}
+	r = ferry(t, append(append([]string{}, base...), "--until", "caught-up")...)
+	if r.code != 2 || !strings.Contains(r.stderr, "other transforms") {
+		t.Fatalf("resumed without its transforms: want exit 2: %s", r)
+	}
+}
