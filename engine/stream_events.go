@@ -54,12 +54,12 @@ func (e *Engine) streamEvents(ctx, stop context.Context, cs connector.ChangeSour
 	until.held = e.resnapshotting
 	g.Go(func() error { return e.snapshotLoop(streamCtx, cs, snaps, applied) })
 	g.Go(func() error {
-		es := &eventStream{e: e, cs: cs, ew: ew, until: until, applied: applied}
+		es := &eventStream{e: e, cs: cs, ew: ew, until: until, applied: applied, sent: from}
 		for {
 			var sb sourceBatch
 			select {
 			case c := <-snaps:
-				if err := es.command(c); err != nil {
+				if err := es.command(gctx, c); err != nil {
 					return err
 				}
 				continue
@@ -124,6 +124,10 @@ type eventStream struct {
 	done    []chunkSent
 	seq     uint64
 	applied *signal
+	// sent is the position of the last source batch sent (at first the
+	// stream's start), sentCommit its commit time.
+	sent       model.Position
+	sentCommit time.Time
 }
 
 // chunkSent is a chunk of an incremental snapshot in an event batch.
@@ -134,7 +138,7 @@ type chunkSent struct {
 
 // command takes a request of the snapshot loop, as the batcher does
 // (batcher.command).
-func (es *eventStream) command(c snapCmd) error {
+func (es *eventStream) command(ctx context.Context, c snapCmd) error {
 	if c.start != nil {
 		var st snapStarted
 		es.rec, st = startRecording(es.e.byNS, c.start)
@@ -149,8 +153,32 @@ func (es *eventStream) command(c snapCmd) error {
 		// Nothing to send: every event batch before is written already.
 		c.chunk.reply <- snapDone{seq: es.seq, redo: es.rec.void}
 		es.rec = nil
+		return nil
 	}
+	// The batch reaching the watermark may have come before the chunk
+	// did: its rows go now, at the last position sent, rather than with
+	// the next batch (on an idle source, the next heartbeat's).
+	eb := &connector.EventBatch{Position: es.sent, CommitTime: es.sentCommit,
+		Checkpoint: &model.Checkpoint{Flow: es.e.name, Key: cdcKey(0), Value: string(es.sent)}}
+	if err := es.chunkEvents(eb, es.sent, es.sentCommit); err != nil || len(es.done) == 0 {
+		return err
+	}
+	if err := es.e.onDestination(ctx, "write events", func(ctx context.Context) error { return es.ew.WriteEvents(ctx, eb) }); err != nil {
+		return fmt.Errorf("write the read events of an incremental snapshot's chunk at %s: %w", es.sent, err)
+	}
+	es.written()
 	return nil
+}
+
+// written notes an event batch written: the snapshot loop learns that the
+// chunks it held are.
+func (es *eventStream) written() {
+	es.seq++
+	es.applied.advance(es.seq)
+	for _, d := range es.done {
+		d.reply <- snapDone{seq: es.seq, rows: d.rows}
+	}
+	es.done = es.done[:0]
 }
 
 // chunkEvents appends the pending chunk's rows that no change touched
@@ -158,9 +186,9 @@ func (es *eventStream) command(c snapCmd) error {
 // batch that reached its watermark): each row's value there, which the
 // key's later changes follow. A key that changed has its changes in the
 // stream instead, so no read event repeats or undoes one of them.
-func (es *eventStream) chunkEvents(eb *connector.EventBatch, b *model.ChangeBatch) error {
+func (es *eventStream) chunkEvents(eb *connector.EventBatch, pos model.Position, commit time.Time) error {
 	r := es.rec
-	if ok, err := r.due(es.cs, b.Position); !ok || err != nil {
+	if ok, err := r.due(es.cs, pos); !ok || err != nil {
 		return err
 	}
 	es.rec = nil
@@ -178,8 +206,8 @@ func (es *eventStream) chunkEvents(eb *connector.EventBatch, b *model.ChangeBatc
 			Op: model.OpInsert, Read: true, Table: tr.dst, Source: tr.src.Namespace, Row: row,
 			// Position says where the value holds; the row is no part of
 			// that batch's transaction, so no TxID.
-			ID:       fmt.Sprintf("%s/%s/r/%s/%d", es.e.name, b.Position, tr.src.Namespace, i),
-			Position: b.Position, CommitTime: b.CommitTime,
+			ID:       fmt.Sprintf("%s/%s/r/%s/%d", es.e.name, pos, tr.src.Namespace, i),
+			Position: pos, CommitTime: commit,
 		})
 	}
 	es.done = append(es.done, chunkSent{reply: r.chunk.reply, rows: int64(len(rows))})
@@ -218,12 +246,7 @@ func (es *eventStream) send(ctx context.Context, group []sourceBatch) error {
 		return fmt.Errorf("acknowledge %s to the source: %w", last.Position, err)
 	}
 	e.progress.CDC.setPosition(last.Position, last.CommitTime)
-	es.seq++
-	es.applied.advance(es.seq)
-	for _, d := range es.done {
-		d.reply <- snapDone{seq: es.seq, rows: d.rows}
-	}
-	es.done = es.done[:0]
+	es.written()
 	return es.until.checkpointed(last.Position)
 }
 
@@ -262,7 +285,8 @@ func (es *eventStream) add(ctx context.Context, eb *connector.EventBatch, b *mod
 			Position: b.Position, CommitTime: b.CommitTime, TxID: b.TxID,
 		})
 	}
-	return es.chunkEvents(eb, b)
+	es.sent, es.sentCommit = b.Position, b.CommitTime
+	return es.chunkEvents(eb, b.Position, b.CommitTime)
 }
 
 // schema follows a table's new shape and returns it as an event. A table
