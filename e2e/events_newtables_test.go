@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,12 +19,38 @@ import (
 // from the stream equals the source's. A table dropped at the source is no
 // longer followed.
 func TestPostgresToNATSTableCreatedDuringCDC(t *testing.T) {
-	srv := pgtest.Shared(t)
 	ns := startNATS(t)
-	src := srv.CreateDatabase(t, "evnewt")
+	tableCreatedDuringCDC(t, "evnewt", ns.ClientURL()+"/?stream=newt&subject=newt", func(t *testing.T) []busMsg {
+		return readNATS(t, ns.ClientURL(), "newt")
+	})
+}
+
+// TestPostgresToKafkaTableCreatedDuringCDC is the same flow to Kafka,
+// where the incremental snapshot's progress is kept with the checkpoint
+// in the flow's Kafka transactions.
+func TestPostgresToKafkaTableCreatedDuringCDC(t *testing.T) {
+	brokers := kafkaBrokers(t)
+	dst := "kafka://" + brokers[0] + "/?topic=newt.{schema}.{table}&checkpoint_topic=newt_checkpoints"
+	if len(brokers) > 1 {
+		dst += "&brokers=" + strings.Join(brokers[1:], ",")
+	}
+	tableCreatedDuringCDC(t, "evnewtk", dst, func(t *testing.T) []busMsg {
+		var out []busMsg
+		for _, m := range readKafka(t, brokers, []string{"newt.public.events", "newt.public.orders"}, 3, true) {
+			out = append(out, m.busMsg)
+		}
+		return out
+	})
+}
+
+// tableCreatedDuringCDC runs the flow of the tests above to dst (subjects
+// or topics newt.SCHEMA.TABLE) and checks what read gives a consumer.
+func tableCreatedDuringCDC(t *testing.T, name, dst string, read func(*testing.T) []busMsg) {
+	srv := pgtest.Shared(t)
+	src := srv.CreateDatabase(t, name)
 	pgShop(t, srv, src, 200)
 	srv.Exec(t, src, `CREATE TABLE olds (id int PRIMARY KEY, v text); INSERT INTO olds VALUES (1, 'a')`)
-	args := []string{"sync", srv.URL(src), ns.ClientURL() + "/?stream=newt&subject=newt", "--name", "evnewt", "--state-dir", t.TempDir(),
+	args := []string{"sync", srv.URL(src), dst, "--name", name, "--state-dir", t.TempDir(),
 		"--batch-rows", "250", "--log-format", "json", "--progress", "none"}
 	bg := startFerry(t, args...)
 	if !bg.waitFor(t, "change data capture starting", 60*time.Second) {
@@ -58,7 +85,7 @@ func TestPostgresToNATSTableCreatedDuringCDC(t *testing.T) {
 	}
 	mustFerry(t, append(args, "--until", "caught-up")...)
 
-	msgs := readNATS(t, ns.ClientURL(), "newt")
+	msgs := read(t)
 	uniqueIDs(t, msgs)
 	// PostgreSQL reads chunks in physical order, where an updated row
 	// moves: read again, it has a change event between its reads.
