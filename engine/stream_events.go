@@ -41,6 +41,9 @@ func (e *Engine) streamEvents(ctx, stop context.Context, cs connector.ChangeSour
 	until := newUntilTarget(cs, from, endStream, func(pos, target model.Position) {
 		e.log.Info("caught up", "position", pos, "head", target)
 	})
+	// --until caught-up (and a cutover's drain) wait for incremental
+	// snapshots, as for tables.
+	until.held = e.resnapshotting
 	if head != "" {
 		if err := until.set(head); err != nil {
 			return err
@@ -51,7 +54,6 @@ func (e *Engine) streamEvents(ctx, stop context.Context, cs connector.ChangeSour
 	// copied while changes stream, their rows sent as read events.
 	applied := newSignal()
 	snaps := make(chan snapCmd)
-	until.held = e.resnapshotting
 	g.Go(func() error { return e.snapshotLoop(streamCtx, cs, snaps, applied) })
 	g.Go(func() error {
 		es := &eventStream{e: e, cs: cs, ew: ew, until: until, applied: applied, sent: from}
@@ -65,6 +67,7 @@ func (e *Engine) streamEvents(ctx, stop context.Context, cs connector.ChangeSour
 				continue
 			case b, ok := <-in:
 				if !ok {
+					endStream() // the snapshot loop's too
 					return e.ckpt.flushCDC(gctx)
 				}
 				sb = b
