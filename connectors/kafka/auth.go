@@ -147,8 +147,11 @@ func (c *Conn) connectError(err error, saslClosed bool) error {
 		return &errs.ConfigError{Msg: fmt.Sprintf("kafka: the certificate of the broker at %s is not valid", where), Err: err,
 			Fix: "renew the broker's certificate (the error says what is wrong with it)"}
 	case errs.ClientCertRequired:
-		return &errs.ConfigError{Msg: fmt.Sprintf("kafka: the broker at %s requires a client certificate and the URL gives none", where), Err: err,
-			Fix: "add ssl-cert=/path/client.pem&ssl-key=/path/client-key.pem, a certificate signed by a CA the broker trusts"}
+		if o.Cert == "" {
+			return &errs.ConfigError{Msg: fmt.Sprintf("kafka: the broker at %s requires a client certificate and the URL gives none", where), Err: err,
+				Fix: "add ssl-cert=/path/client.pem&ssl-key=/path/client-key.pem, a certificate signed by a CA the broker trusts"}
+		}
+		fallthrough // a certificate of a CA the broker does not list is not sent
 	case errs.ClientCertRefused:
 		return &errs.ConfigError{Msg: fmt.Sprintf("kafka: the broker at %s refused the client certificate in ssl-cert=%s", where, o.Cert), Err: err,
 			Fix: "give a client certificate (ssl-cert=, ssl-key=) signed by a CA the broker trusts, and not expired"}

@@ -115,8 +115,8 @@ func TestSASLOverTLS(t *testing.T) {
 }
 
 // TestClientCertificate: a broker that checks client certificates takes
-// ssl-cert= and ssl-key=, and refuses a connection without them with
-// what to add.
+// ssl-cert= and ssl-key=, and refuses a connection without them, or with
+// a certificate of another CA, with what to change.
 func TestClientCertificate(t *testing.T) {
 	pki := testpki.Make(t)
 	broker := secureCluster(t, pki, true)
@@ -126,6 +126,10 @@ func TestClientCertificate(t *testing.T) {
 	err := connectErr(t, fmt.Sprintf("kafka://ferry:pw-PLAIN-s3cret@%s/?ssl-ca=%s", broker, pki.CA))
 	if !strings.Contains(err.Error(), "requires a client certificate") || !strings.Contains(err.Error(), "ssl-cert=") {
 		t.Fatalf("without a client certificate: %v", err)
+	}
+	err = connectErr(t, fmt.Sprintf("kafka://ferry:pw-PLAIN-s3cret@%s/?ssl-ca=%s&ssl-cert=%s&ssl-key=%s", broker, pki.CA, pki.StrangerCert, pki.StrangerKey))
+	if !strings.Contains(err.Error(), "refused the client certificate in ssl-cert="+pki.StrangerCert) {
+		t.Fatalf("a certificate of another CA: %v", err)
 	}
 }
 
