@@ -176,7 +176,8 @@ func TestWrongPassword(t *testing.T) {
 
 // TestUnknownCA: a broker whose certificate the CA given (or the
 // system's, with tls=true alone) did not sign is refused at once, naming
-// the CA and ssl-ca=.
+// the CA and ssl-ca=; so is one reached by a name its certificate lacks,
+// and a TLS listener reached without TLS.
 func TestUnknownCA(t *testing.T) {
 	pki := testpki.Make(t)
 	broker := secureCluster(t, pki, false)
@@ -188,6 +189,14 @@ func TestUnknownCA(t *testing.T) {
 			}
 		})
 	}
+	t.Run("wrong host name", func(t *testing.T) {
+		// The certificate holds 127.0.0.1 and db.ferry.test, not localhost.
+		_, port, _ := strings.Cut(broker, ":")
+		err := connectErr(t, fmt.Sprintf("kafka://ferry:pw-PLAIN-s3cret@localhost:%s/?ssl-ca=%s", port, pki.CA))
+		if !strings.Contains(err.Error(), "not valid for its host name") {
+			t.Fatalf("got %v", err)
+		}
+	})
 	t.Run("no TLS", func(t *testing.T) {
 		err := connectErr(t, fmt.Sprintf("kafka://ferry:pw-PLAIN-s3cret@%s/", broker))
 		if !strings.Contains(err.Error(), "closed the connection") || !strings.Contains(err.Error(), "tls=true") {
