@@ -247,12 +247,21 @@ func (w *rowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
 func (w *rowWriter) Close() error { return nil }
 
 // LoadCheckpoints fences any earlier producer of the flow, then reads the
-// flow's last committed checkpoints.
+// flow's last committed checkpoints. Once read, they are what this
+// connection committed since: no other process can commit a checkpoint of
+// the flow without fencing it (its next write then fails), so a stream
+// reading them again (every few seconds, for incremental snapshot
+// requests) costs no transaction and no read of the topic.
 func (c *Conn) LoadCheckpoints(ctx context.Context, flow string) (map[string]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, err := c.producer(ctx, flow); err != nil {
 		return nil, err
+	}
+	if c.ckFlow == flow {
+		m := maps.Clone(c.ck)
+		delete(m, planKey)
+		return m, nil
 	}
 	return c.load(ctx, flow)
 }
