@@ -46,6 +46,9 @@ type Event struct {
 	Source model.Namespace
 	// Row and Key are model.Change's.
 	Row, Key model.Row
+	// Read marks a row of an incremental snapshot (Op OpInsert): Row is
+	// its value at Position, sent as Debezium's read event (op r).
+	Read bool
 	// Schema is a schema change of Table (its new shape), for Op zero.
 	Schema *model.SchemaChange
 	// ID is stable across a resume: the source position of the change's

@@ -47,14 +47,22 @@ func (f *folder) table(tr *tableRun) *foldTable {
 }
 
 func (f *folder) keyString(tr *tableRun, keyVals model.Row) (string, error) {
+	var s string
 	var err error
-	f.buf = f.buf[:0]
+	f.buf, s, err = canonicalKey(f.buf[:0], tr, keyVals)
+	return s, err
+}
+
+// canonicalKey is a key's values in their canonical form, appended to buf
+// (returned for reuse) and as a string.
+func canonicalKey(buf []byte, tr *tableRun, keyVals model.Row) ([]byte, string, error) {
+	var err error
 	for i, idx := range tr.keyIdx {
-		if f.buf, err = model.AppendCanonical(f.buf, tr.dst.Columns[idx].Type, keyVals[i]); err != nil {
-			return "", fmt.Errorf("key column %s: %w", tr.dst.Columns[idx].Name, err)
+		if buf, err = model.AppendCanonical(buf, tr.dst.Columns[idx].Type, keyVals[i]); err != nil {
+			return buf, "", fmt.Errorf("key column %s: %w", tr.dst.Columns[idx].Name, err)
 		}
 	}
-	return string(f.buf), nil
+	return buf, string(buf), nil
 }
 
 func keyValues(tr *tableRun, row model.Row) model.Row {

@@ -520,28 +520,41 @@ type snapDone struct {
 	redo bool   // the chunk was voided: read it again
 }
 
-// recording is the batcher's side of an incremental snapshot's chunk.
+// recording is the stream's side of an incremental snapshot's chunk:
+// the batcher's (stream_batch.go), or an event stream's
+// (stream_events.go), which sends the chunk's rows as read events instead
+// of folding them.
 type recording struct {
 	tr    *tableRun
 	keys  map[string]bool
 	void  bool
 	chunk *snapChunk
+	buf   []byte
+}
+
+// startRecording answers a snapshot loop's start: the keys of the table's
+// changes are recorded from now on (nil when the table left the flow or
+// cannot be recorded; st says why).
+func startRecording(byNS map[model.Namespace]*tableRun, s *snapStart) (*recording, snapStarted) {
+	tr := byNS[s.ns]
+	var st snapStarted
+	switch {
+	case tr == nil:
+		st.gone = true // dropped at the source since it was asked for
+	case tr.fullRow():
+		st.err = fmt.Errorf("incremental snapshot: table %s has no primary key", s.ns)
+	default:
+		st.table = tr.src.Clone()
+		return &recording{tr: tr, keys: map[string]bool{}}, st
+	}
+	return nil, st
 }
 
 // command takes a request of the snapshot loop.
 func (bt *batcher) command(ctx context.Context, c snapCmd) error {
 	if c.start != nil {
-		tr := bt.e.byNS[c.start.ns]
 		var st snapStarted
-		switch {
-		case tr == nil:
-			st.gone = true // dropped at the source since it was asked for
-		case tr.fullRow():
-			st.err = fmt.Errorf("incremental snapshot: table %s has no primary key", c.start.ns)
-		default:
-			bt.rec = &recording{tr: tr, keys: map[string]bool{}}
-			st.table = tr.src.Clone()
-		}
+		bt.rec, st = startRecording(bt.e.byNS, c.start)
 		c.start.reply <- st
 		return nil
 	}
@@ -555,9 +568,9 @@ func (bt *batcher) command(ctx context.Context, c snapCmd) error {
 	return nil
 }
 
-// record notes the key a change of the recorded table touches.
-func (bt *batcher) record(tr *tableRun, c *model.Change) error {
-	r := bt.rec
+// record notes the key a change of the recorded table touches (r may be
+// nil: no chunk is recorded).
+func (r *recording) record(tr *tableRun, c *model.Change) error {
 	if r == nil || r.tr != tr {
 		return nil
 	}
@@ -573,7 +586,7 @@ func (bt *batcher) record(tr *tableRun, c *model.Change) error {
 		if k == nil {
 			continue
 		}
-		ks, err := bt.f.keyString(tr, k)
+		ks, err := r.keyString(k)
 		if err != nil {
 			return err
 		}
@@ -582,19 +595,51 @@ func (bt *batcher) record(tr *tableRun, c *model.Change) error {
 	return nil
 }
 
+func (r *recording) keyString(k model.Row) (string, error) {
+	var s string
+	var err error
+	r.buf, s, err = canonicalKey(r.buf[:0], r.tr, k)
+	return s, err
+}
+
+// due tells whether the stream, at pos, has reached the pending chunk's
+// watermark (r may be nil).
+func (r *recording) due(cs connector.ChangeSource, pos model.Position) (bool, error) {
+	if r == nil || r.chunk == nil || pos == "" {
+		return false, nil
+	}
+	c, err := cs.ComparePositions(pos, r.chunk.at)
+	if err != nil {
+		return false, fmt.Errorf("incremental snapshot: %w", err)
+	}
+	return c >= 0, nil
+}
+
+// unchanged are the chunk's rows whose keys no change touched since the
+// recording started: their values at the watermark.
+func (r *recording) unchanged() ([]model.Row, error) {
+	var out []model.Row
+	rows, err := r.tr.transformRows(r.chunk.rows)
+	if err != nil {
+		return nil, fmt.Errorf("incremental snapshot of %s: %w", r.tr.src.Namespace, err)
+	}
+	for _, row := range rows {
+		ks, err := r.keyString(keyValues(r.tr, row))
+		if err != nil {
+			return nil, fmt.Errorf("incremental snapshot of %s: %w", r.tr.src.Namespace, err)
+		}
+		if !r.keys[ks] {
+			out = append(out, row)
+		}
+	}
+	return out, nil
+}
+
 // reached folds the pending chunk once the stream has reached its
 // watermark.
 func (bt *batcher) reached(ctx context.Context, pos model.Position) error {
-	r := bt.rec
-	if r == nil || r.chunk == nil || pos == "" {
-		return nil
-	}
-	c, err := bt.e.src.ChangeSource.ComparePositions(pos, r.chunk.at)
-	if err != nil {
-		return fmt.Errorf("incremental snapshot: %w", err)
-	}
-	if c < 0 {
-		return nil
+	if ok, err := bt.rec.due(bt.e.src.ChangeSource, pos); !ok || err != nil {
+		return err
 	}
 	return bt.foldChunk(ctx)
 }
@@ -609,27 +654,18 @@ func (bt *batcher) foldChunk(ctx context.Context) error {
 		r.chunk.reply <- snapDone{redo: true}
 		return nil
 	}
-	var n int64
-	rows, err := r.tr.transformRows(r.chunk.rows)
+	rows, err := r.unchanged()
 	if err != nil {
-		return fmt.Errorf("incremental snapshot of %s: %w", r.tr.src.Namespace, err)
+		return err
 	}
 	for _, row := range rows {
-		ks, err := bt.f.keyString(r.tr, keyValues(r.tr, row))
-		if err != nil {
-			return fmt.Errorf("incremental snapshot of %s: %w", r.tr.src.Namespace, err)
-		}
-		if r.keys[ks] {
-			continue
-		}
 		if err := bt.add(ctx, r.tr, &model.Change{Op: model.OpInsert, Table: r.tr.src.Namespace, Row: row}); err != nil {
 			return fmt.Errorf("incremental snapshot of %s: %w", r.tr.src.Namespace, err)
 		}
-		n++
 	}
 	if err := bt.flush(ctx); err != nil {
 		return err
 	}
-	r.chunk.reply <- snapDone{seq: bt.seq, rows: n}
+	r.chunk.reply <- snapDone{seq: bt.seq, rows: int64(len(rows))}
 	return nil
 }

@@ -215,7 +215,7 @@ func (bt *batcher) fold(ctx context.Context, b *model.ChangeBatch) error {
 			}
 			continue // the table's filter drops it
 		}
-		if err := bt.record(tr, c); err != nil {
+		if err := bt.rec.record(tr, c); err != nil {
 			return fmt.Errorf("change at %s: %w", b.Position, err)
 		}
 		if bt.gate != nil && tr.ordered() {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -40,15 +41,39 @@ func (e *Engine) streamEvents(ctx, stop context.Context, cs connector.ChangeSour
 	until := newUntilTarget(cs, from, endStream, func(pos, target model.Position) {
 		e.log.Info("caught up", "position", pos, "head", target)
 	})
+	// --until caught-up (and a cutover's drain) wait for incremental
+	// snapshots, as for tables.
+	until.held = e.resnapshotting
 	if head != "" {
 		if err := until.set(head); err != nil {
 			return err
 		}
 	}
 	g.Go(func() error { return e.awaitCutover(streamCtx, cs, until) })
+	// Tables created at the source during CDC (and ferry snapshot) are
+	// copied while changes stream, their rows sent as read events.
+	applied := newSignal()
+	snaps := make(chan snapCmd)
+	g.Go(func() error { return e.snapshotLoop(streamCtx, cs, snaps, applied) })
 	g.Go(func() error {
-		es := &eventStream{e: e, cs: cs, ew: ew, until: until}
-		for sb := range in {
+		es := &eventStream{e: e, cs: cs, ew: ew, until: until, applied: applied, sent: from}
+		for {
+			var sb sourceBatch
+			select {
+			case c := <-snaps:
+				if err := es.command(gctx, c); err != nil {
+					return err
+				}
+				continue
+			case b, ok := <-in:
+				if !ok {
+					endStream() // the snapshot loop's too
+					return e.ckpt.flushCDC(gctx)
+				}
+				sb = b
+			case <-gctx.Done():
+				return gctx.Err()
+			}
 			// Source batches already waiting join this one, up to
 			// maxEventGroup changes: one write, one wait for acks (one
 			// Kafka transaction) and one checkpoint for many small source
@@ -74,7 +99,6 @@ func (e *Engine) streamEvents(ctx, stop context.Context, cs connector.ChangeSour
 				return err
 			}
 		}
-		return e.ckpt.flushCDC(gctx)
 	})
 	return g.Wait()
 }
@@ -93,6 +117,104 @@ type eventStream struct {
 	lastPos     model.Position
 	lastPartial bool
 	index       int
+
+	// rec is the chunk of an incremental snapshot being recorded
+	// (snapshot.go); its rows go as read events right after the changes
+	// of the source batch that reaches its watermark. done are the chunks
+	// in the event batch being built, answered once it is written; seq
+	// counts the event batches written, applied signals it.
+	rec     *recording
+	done    []chunkSent
+	seq     uint64
+	applied *signal
+	// sent is the position of the last source batch sent (at first the
+	// stream's start), sentCommit its commit time.
+	sent       model.Position
+	sentCommit time.Time
+}
+
+// chunkSent is a chunk of an incremental snapshot in an event batch.
+type chunkSent struct {
+	reply chan<- snapDone
+	rows  int64
+}
+
+// command takes a request of the snapshot loop, as the batcher does
+// (batcher.command).
+func (es *eventStream) command(ctx context.Context, c snapCmd) error {
+	if c.start != nil {
+		var st snapStarted
+		es.rec, st = startRecording(es.e.byNS, c.start)
+		c.start.reply <- st
+		return nil
+	}
+	if es.rec == nil {
+		return errors.New("incremental snapshot: a chunk came without its start")
+	}
+	es.rec.chunk = c.chunk
+	if len(c.chunk.rows) == 0 {
+		// Nothing to send: every event batch before is written already.
+		c.chunk.reply <- snapDone{seq: es.seq, redo: es.rec.void}
+		es.rec = nil
+		return nil
+	}
+	// The batch reaching the watermark may have come before the chunk
+	// did: its rows go now, at the last position sent, rather than with
+	// the next batch (on an idle source, the next heartbeat's).
+	eb := &connector.EventBatch{Position: es.sent, CommitTime: es.sentCommit,
+		Checkpoint: &model.Checkpoint{Flow: es.e.name, Key: cdcKey(0), Value: string(es.sent)}}
+	if err := es.chunkEvents(eb, es.sent, es.sentCommit); err != nil || len(es.done) == 0 {
+		return err
+	}
+	if err := es.e.onDestination(ctx, "write events", func(ctx context.Context) error { return es.ew.WriteEvents(ctx, eb) }); err != nil {
+		return fmt.Errorf("write the read events of an incremental snapshot's chunk at %s: %w", es.sent, err)
+	}
+	es.written()
+	return nil
+}
+
+// written notes an event batch written: the snapshot loop learns that the
+// chunks it held are.
+func (es *eventStream) written() {
+	es.seq++
+	es.applied.advance(es.seq)
+	for _, d := range es.done {
+		d.reply <- snapDone{seq: es.seq, rows: d.rows}
+	}
+	es.done = es.done[:0]
+}
+
+// chunkEvents appends the pending chunk's rows that no change touched
+// since its recording started to eb, as read events at position pos (the
+// batch that reached its watermark): each row's value there, which the
+// key's later changes follow. A key that changed has its changes in the
+// stream instead, so no read event repeats or undoes one of them.
+func (es *eventStream) chunkEvents(eb *connector.EventBatch, pos model.Position, commit time.Time) error {
+	r := es.rec
+	if ok, err := r.due(es.cs, pos); !ok || err != nil {
+		return err
+	}
+	es.rec = nil
+	if r.void {
+		r.chunk.reply <- snapDone{redo: true}
+		return nil
+	}
+	rows, err := r.unchanged()
+	if err != nil {
+		return err
+	}
+	tr := r.tr
+	for i, row := range rows {
+		eb.Events = append(eb.Events, connector.Event{
+			Op: model.OpInsert, Read: true, Table: tr.dst, Source: tr.src.Namespace, Row: row,
+			// Position says where the value holds; the row is no part of
+			// that batch's transaction, so no TxID.
+			ID:       fmt.Sprintf("%s/%s/r/%s/%d", es.e.name, pos, tr.src.Namespace, i),
+			Position: pos, CommitTime: commit,
+		})
+	}
+	es.done = append(es.done, chunkSent{reply: r.chunk.reply, rows: int64(len(rows))})
+	return nil
 }
 
 // maxEventGroup bounds the changes of source batches sent as one event
@@ -127,6 +249,7 @@ func (es *eventStream) send(ctx context.Context, group []sourceBatch) error {
 		return fmt.Errorf("acknowledge %s to the source: %w", last.Position, err)
 	}
 	e.progress.CDC.setPosition(last.Position, last.CommitTime)
+	es.written()
 	return es.until.checkpointed(last.Position)
 }
 
@@ -162,24 +285,35 @@ func (es *eventStream) add(ctx context.Context, eb *connector.EventBatch, b *mod
 			}
 			continue // the table's filter drops it
 		}
+		if err := es.rec.record(tr, c); err != nil {
+			return fmt.Errorf("change at %s: %w", b.Position, err)
+		}
 		eb.Events = append(eb.Events, connector.Event{
 			Op: c.Op, Table: tr.dst, Source: tr.src.Namespace, Row: c.Row, Key: c.Key,
 			ID:       e.name + "/" + string(b.Position) + "/" + strconv.Itoa(idx),
 			Position: b.Position, CommitTime: b.CommitTime, TxID: b.TxID,
 		})
 	}
-	return nil
+	es.sent, es.sentCommit = b.Position, b.CommitTime
+	return es.chunkEvents(eb, b.Position, b.CommitTime)
 }
 
 // schema follows a table's new shape and returns it as an event. A table
-// created or dropped at the source is not followed (its rows would need an
-// incremental snapshot, which event destinations do not run yet): it is
-// logged and skipped.
+// created at the source joins the flow as it does for a table destination
+// (its rows then come as read events of an incremental snapshot); one
+// dropped leaves it.
 func (es *eventStream) schema(ctx context.Context, ch model.SchemaChange) (*connector.Event, error) {
 	e := es.e
-	if ch.Created || ch.Dropped {
-		e.log.Warn("a table created or dropped at the source is not followed by an event destination; run ferry sync again to include a new table", "table", ch.Table.Namespace)
-		return nil, nil
+	if es.rec != nil && es.rec.tr.src.Namespace == ch.Table.Namespace {
+		es.rec.void = true // the chunk being recorded is read again
+	}
+	switch {
+	case ch.Created:
+		_, err := e.tableCreated(ctx, ch.Table)
+		return nil, err
+	case ch.Dropped:
+		_, err := e.tableDropped(ctx, ch.Table.Namespace)
+		return nil, err
 	}
 	tr := e.byNS[ch.Table.Namespace]
 	if tr == nil {

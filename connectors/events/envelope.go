@@ -190,6 +190,11 @@ func (o Options) Encode(ev connector.Event) ([]Message, error) {
 		v, err := env.encode()
 		return []Message{{Subject: subj, Value: v, ID: ev.ID}}, err
 	case model.OpInsert:
+		if ev.Read {
+			// A row of an incremental snapshot, as Debezium's.
+			src.Snapshot = "incremental"
+			return o.row(subj, t, nil, ev.Row, "r", src, now, ev.ID)
+		}
 		return o.row(subj, t, nil, ev.Row, "c", src, now, ev.ID)
 	case model.OpDelete:
 		return o.row(subj, t, keyRow(t, ev.Key), nil, "d", src, now, ev.ID)

@@ -89,6 +89,11 @@ func TestGoldenOps(t *testing.T) {
 		{"op_delete", event(model.OpDelete, nil, model.Row{int64(1)}), false},
 		{"op_delete_tombstone", event(model.OpDelete, nil, model.Row{int64(1)}), true},
 		{"op_truncate", event(model.OpTruncate, nil, nil), false},
+		{"op_read_incremental", func() connector.Event {
+			ev := event(model.OpInsert, model.Row{int64(1), "ada", nil}, nil)
+			ev.Read, ev.ID = true, "f1/0/16B3740/r/public.users/0"
+			return ev
+		}(), false},
 		{"op_schema", connector.Event{Table: usersTable(), Source: usersTable().Namespace, ID: "f1/0/16B3740/s0.0", Position: "0/16B3740", CommitTime: commit,
 			Schema: &model.SchemaChange{Table: usersTable(), Renamed: map[string]string{"bio": "about"}}}, false},
 	}

@@ -47,10 +47,12 @@ func open(t testing.TB, bs []string, query string) *Conn {
 // readBack rebuilds a table from its topic's committed read events, as a
 // consumer would: each key's last row. It reads up to an end marker it
 // writes into the topic's partitions first.
-func readBack(t *testing.T, bs []string, topic string) [][]string {
+// opts are the client's (TLS, SASL) beside the brokers.
+func readBack(t *testing.T, bs []string, topic string, opts ...kgo.Opt) [][]string {
 	t.Helper()
 	ctx := context.Background()
-	w, err := kgo.NewClient(kgo.SeedBrokers(bs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	opts = append(opts, kgo.SeedBrokers(bs...))
+	w, err := kgo.NewClient(append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,7 @@ func readBack(t *testing.T, bs []string, topic string) [][]string {
 			t.Fatal(err)
 		}
 	}
-	r, err := kgo.NewClient(kgo.SeedBrokers(bs...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	r, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +121,8 @@ func TestConformance(t *testing.T) {
 }
 
 func TestBadURL(t *testing.T) {
-	for _, q := range []string{"topic=all", "partitions=0", "sasl=kerberos", "sasl=plain", "color=blue", "tombstones=maybe"} {
+	for _, q := range []string{"topic=all", "partitions=0", "sasl=kerberos", "sasl=plain", "color=blue", "tombstones=maybe",
+		"tls=false&ssl-ca=/ca.pem", "ssl-cert=/client.pem", "ssl-key=/client-key.pem", "ssl-ca=/nonexistent/ca.pem"} {
 		u, _ := url.Parse("kafka://127.0.0.1:9092/?" + q)
 		if _, err := Open(context.Background(), u); err == nil {
 			t.Errorf("%s: no error", q)

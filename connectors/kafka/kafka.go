@@ -10,7 +10,6 @@ package kafka
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -18,8 +17,6 @@ import (
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connectors/events"
@@ -52,9 +49,12 @@ type Options struct {
 	Partitions      int32
 	Replication     int16
 	Tombstones      bool
-	TLS             bool
-	SASL            string // plain, scram-sha-256, scram-sha-512
-	user, password  string
+	// TLS (tls=, TLSSet when the URL says) with the CA to trust and a
+	// client certificate (ssl-ca, ssl-cert, ssl-key: PEM files).
+	TLS, TLSSet    bool
+	CA, Cert, Key  string
+	SASL           string // plain, scram-sha-256, scram-sha-512
+	user, password string
 }
 
 // Conn is an open Kafka destination.
@@ -70,6 +70,8 @@ type Conn struct {
 	ck      map[string]string
 	ckFlow  string
 	adminCl *kgo.Client
+	// connected: the first contact with the cluster succeeded (connect).
+	connected bool
 }
 
 var _ connector.EventWriter = (*Conn)(nil)
@@ -114,13 +116,20 @@ func parse(u *url.URL) (Options, error) {
 			o.Tombstones, err = strconv.ParseBool(v)
 		case "tls":
 			o.TLS, err = strconv.ParseBool(v)
+			o.TLSSet = true
+		case "ssl-ca":
+			o.CA = v
+		case "ssl-cert":
+			o.Cert = v
+		case "ssl-key":
+			o.Key = v
 		case "sasl":
 			o.SASL = strings.ToLower(v)
 			if o.SASL != "plain" && o.SASL != "scram-sha-256" && o.SASL != "scram-sha-512" {
 				err = fmt.Errorf("use plain, scram-sha-256 or scram-sha-512")
 			}
 		default:
-			return o, errs.BadConfig(fmt.Sprintf("kafka URL: unknown parameter %q", k), "use brokers, topic, schema_topic, checkpoint_topic, transactional_id, partitions, replication, tombstones, tls or sasl (docs/connectors.md)")
+			return o, errs.BadConfig(fmt.Sprintf("kafka URL: unknown parameter %q", k), "use brokers, topic, schema_topic, checkpoint_topic, transactional_id, partitions, replication, tombstones, tls, ssl-ca, ssl-cert, ssl-key or sasl (docs/connectors.md)")
 		}
 		if err != nil {
 			return o, errs.BadConfig(fmt.Sprintf("kafka URL: %s=%q: %v", k, v, err), "fix the parameter (docs/connectors.md)")
@@ -152,17 +161,9 @@ func Open(_ context.Context, u *url.URL) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := []kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.ClientID("ferry")}
-	if o.TLS {
-		base = append(base, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
-	}
-	switch o.SASL {
-	case "plain":
-		base = append(base, kgo.SASL(plain.Auth{User: o.user, Pass: o.password}.AsMechanism()))
-	case "scram-sha-256":
-		base = append(base, kgo.SASL(scram.Auth{User: o.user, Pass: o.password}.AsSha256Mechanism()))
-	case "scram-sha-512":
-		base = append(base, kgo.SASL(scram.Auth{User: o.user, Pass: o.password}.AsSha512Mechanism()))
+	base, err := o.clientOpts()
+	if err != nil {
+		return nil, err
 	}
 	c := &Conn{opts: o, base: base, topics: map[string]bool{}, enc: events.Options{Template: o.Topic, SchemaTopic: o.SchemaTopic, Tombstones: o.Tombstones}}
 	return c, nil

@@ -27,8 +27,11 @@ import (
 const IDHeader = "ferry-id"
 
 // admin is a plain client for topic creation.
-func (c *Conn) admin() (*kgo.Client, error) {
+func (c *Conn) admin(ctx context.Context) (*kgo.Client, error) {
 	if c.adminCl == nil {
+		if err := c.connect(ctx); err != nil {
+			return nil, err
+		}
 		cl, err := kgo.NewClient(c.base...)
 		if err != nil {
 			return nil, fmt.Errorf("kafka: %w", err)
@@ -62,7 +65,7 @@ func (c *Conn) ensureTopics(ctx context.Context, names ...string) error {
 	if len(req.Topics) == 0 {
 		return nil
 	}
-	cl, err := c.admin()
+	cl, err := c.admin(ctx)
 	if err != nil {
 		return err
 	}
@@ -91,6 +94,9 @@ func (c *Conn) producer(ctx context.Context, flow string) (*kgo.Client, error) {
 	id := c.opts.TransactionalID
 	if id == "" {
 		id = "ferry-" + flow
+	}
+	if err := c.connect(ctx); err != nil {
+		return nil, err
 	}
 	opts := append(append([]kgo.Opt{}, c.base...), kgo.TransactionalID(id), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	cl, err := kgo.NewClient(opts...)
@@ -241,12 +247,21 @@ func (w *rowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
 func (w *rowWriter) Close() error { return nil }
 
 // LoadCheckpoints fences any earlier producer of the flow, then reads the
-// flow's last committed checkpoints.
+// flow's last committed checkpoints. Once read, they are what this
+// connection committed since: no other process can commit a checkpoint of
+// the flow without fencing it (its next write then fails), so a stream
+// reading them again (every few seconds, for incremental snapshot
+// requests) costs no transaction and no read of the topic.
 func (c *Conn) LoadCheckpoints(ctx context.Context, flow string) (map[string]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, err := c.producer(ctx, flow); err != nil {
 		return nil, err
+	}
+	if c.ckFlow == flow {
+		m := maps.Clone(c.ck)
+		delete(m, planKey)
+		return m, nil
 	}
 	return c.load(ctx, flow)
 }
