@@ -41,7 +41,45 @@ func pgRows(t *testing.T, srv *pgtest.Server, db, query string) []string {
 	return out
 }
 
-// transformArgs are the transforms TestPostgresTransforms runs with.
+// transformUsers makes the source of the transform tests: users, whose
+// text columns make a filter need REPLICA IDENTITY FULL (it has it), and
+// notes (it has not).
+func transformUsers(t *testing.T, srv *pgtest.Server, db string) {
+	t.Helper()
+	srv.Exec(t, db, `CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, phone text, name text, active bool NOT NULL, score int);
+		ALTER TABLE users REPLICA IDENTITY FULL;
+		INSERT INTO users SELECT g, 'user' || g || '@example.com', '+1-555-' || lpad(g::text, 4, '0'), 'Name ' || g, g % 3 <> 0,
+			CASE WHEN g % 10 = 0 THEN NULL ELSE g END FROM generate_series(1, 3000) g;
+		CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes SELECT g, 'n' || g FROM generate_series(1, 100) g`)
+}
+
+// transformChanges: rows leave the filter and join it, inserts on both
+// sides of it, a computed value that changes, a delete, a new email.
+const transformChanges = `UPDATE users SET active = false WHERE id = 1;
+	UPDATE users SET active = true WHERE id = 3;
+	INSERT INTO users VALUES (3001, 'new@example.com', '+1-555-9999', 'New', true, 3001), (3002, 'off@example.com', NULL, 'Off', false, 1);
+	UPDATE users SET score = 2600 WHERE id = 4;
+	DELETE FROM users WHERE id = 5;
+	UPDATE users SET email = 'seven@example.org' WHERE id = 7`
+
+// awaitTransformed waits until the destination's users are the source's,
+// transformed.
+func awaitTransformed(t *testing.T, srv *pgtest.Server, src, dst, when string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		a, b := pgRows(t, srv, src, transformedAtSource), pgRows(t, srv, dst, transformedAtDestination)
+		if strings.Join(a, "\n") == strings.Join(b, "\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: source (transformed) %d rows, destination %d rows", when, len(a), len(b))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// transformArgs are the transforms the transform tests run with.
 var transformArgs = []string{
 	"--exclude", "users.name",
 	"--mask", "users.email=hash", "--mask-salt", "pii",
@@ -71,11 +109,7 @@ func TestPostgresTransforms(t *testing.T) {
 	t.Setenv("FERRY_SECRET_PII", "pepper")
 	srv := pgtest.Shared(t)
 	src, dst := srv.CreateDatabase(t, "xfsrc"), srv.CreateDatabase(t, "xfdst")
-	srv.Exec(t, src, `CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, phone text, name text, active bool NOT NULL, score int);
-		ALTER TABLE users REPLICA IDENTITY FULL;
-		INSERT INTO users SELECT g, 'user' || g || '@example.com', '+1-555-' || lpad(g::text, 4, '0'), 'Name ' || g, g % 3 <> 0,
-			CASE WHEN g % 10 = 0 THEN NULL ELSE g END FROM generate_series(1, 3000) g;
-		CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes SELECT g, 'n' || g FROM generate_series(1, 100) g`)
+	transformUsers(t, srv, src)
 	state := t.TempDir()
 	base := []string{"sync", srv.URL(src), srv.URL(dst), "--name", "xf", "--state-dir", state, "--log-format", "json", "--progress", "none", "--parallel", "2", "--partition-rows", "1000"}
 
@@ -109,25 +143,8 @@ func TestPostgresTransforms(t *testing.T) {
 		t.Fatalf("a hashed email reads %q", hashOf7)
 	}
 
-	// Changes: rows leave the filter and join it, inserts on both sides
-	// of it, a computed value that changes, a delete, a new email.
-	srv.Exec(t, src, `UPDATE users SET active = false WHERE id = 1;
-		UPDATE users SET active = true WHERE id = 3;
-		INSERT INTO users VALUES (3001, 'new@example.com', '+1-555-9999', 'New', true, 3001), (3002, 'off@example.com', NULL, 'Off', false, 1);
-		UPDATE users SET score = 2600 WHERE id = 4;
-		DELETE FROM users WHERE id = 5;
-		UPDATE users SET email = 'seven@example.org' WHERE id = 7`)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		a, b := pgRows(t, srv, src, transformedAtSource), pgRows(t, srv, dst, transformedAtDestination)
-		if strings.Join(a, "\n") == strings.Join(b, "\n") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the changes: source (transformed) %d rows, destination %d rows", len(a), len(b))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	srv.Exec(t, src, transformChanges)
+	awaitTransformed(t, srv, src, dst, "after the changes")
 	if h := pgRows(t, srv, dst, `SELECT email FROM users WHERE id = 7`)[0]; h == hashOf7 || len(h) != 32 {
 		t.Fatalf("id 7's new email hashes to %q (was %q)", h, hashOf7)
 	}
@@ -160,5 +177,28 @@ func TestPostgresTransforms(t *testing.T) {
 	r = ferry(t, append(append([]string{}, base...), "--until", "caught-up")...)
 	if r.code != 2 || !strings.Contains(r.stderr, "other transforms") {
 		t.Fatalf("resumed without its transforms: want exit 2: %s", r)
+	}
+}
+
+// TestScaleOutTransforms: the same transforms in scale-out mode: ferry run
+// carries them in the flow's definition, and each of two workers applies
+// them to the partitions it copies and to the changes it streams, with
+// the hash's salt from its own environment.
+func TestScaleOutTransforms(t *testing.T) {
+	t.Setenv("FERRY_SECRET_PII", "pepper")
+	ts := startTemporal(t)
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "soxfsrc"), srv.CreateDatabase(t, "soxfdst")
+	transformUsers(t, srv, src)
+	conns := []string{"src=" + srv.URL(src) + "&heartbeat=1s", "dst=" + srv.URL(dst)}
+	ts.worker(t, conns...)
+	ts.worker(t, conns...)
+	const name = "soxf"
+	run := startFerry(t, append([]string{"run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", name,
+		"--partition-rows", "500", "--log-format", "json", "--progress", "none"}, transformArgs...)...)
+	ts.streamOne(t, name, run, func() { srv.Exec(t, src, transformChanges) })
+	awaitTransformed(t, srv, src, dst, "scale-out, after the changes")
+	if n := pgRows(t, srv, dst, `SELECT count(*) FROM users WHERE email !~ '^[0-9a-f]{32}$'`); n[0] != "0" {
+		t.Fatalf("%s rows at the destination with an email not hashed", n[0])
 	}
 }
