@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
@@ -200,5 +201,51 @@ func TestScaleOutTransforms(t *testing.T) {
 	awaitTransformed(t, srv, src, dst, "scale-out, after the changes")
 	if n := pgRows(t, srv, dst, `SELECT count(*) FROM users WHERE email !~ '^[0-9a-f]{32}$'`); n[0] != "0" {
 		t.Fatalf("%s rows at the destination with an email not hashed", n[0])
+	}
+}
+
+// TestMySQLToPostgresTransforms: the transforms from MariaDB, whose binlog
+// carries whole rows (a filter needs nothing more), into PostgreSQL, on
+// the copy and the change stream, rows moving into and out of the filter.
+func TestMySQLToPostgresTransforms(t *testing.T) {
+	requireMariaDB(t)
+	t.Setenv("FERRY_SECRET_PII", "pepper")
+	my := mysqltest.Shared(t)
+	db := mysqlDatabase(t, my, "xfmy")
+	pg := pgtest.Shared(t)
+	dst := pg.CreateDatabase(t, "xfmydst")
+	my.Exec(t, "CREATE TABLE `"+db+"`.users (id int PRIMARY KEY, email varchar(100) NOT NULL, phone varchar(20), name text, active bool NOT NULL, score int)",
+		"INSERT INTO `"+db+"`.users SELECT seq, CONCAT('user', seq, '@example.com'), CONCAT('+1-555-', LPAD(seq, 4, '0')), CONCAT('Name ', seq), "+
+			"seq % 3 <> 0, IF(seq % 10 = 0, NULL, seq) FROM `"+db+"`.seq_1_to_3000")
+	bg := startFerry(t, append([]string{"sync", my.URL(db), pg.URL(dst), "--name", "xfmy", "--state-dir", t.TempDir(), "--log-format", "json", "--progress", "none"},
+		transformArgs...)...)
+	if !bg.waitFor(t, "change data capture starting", 120*time.Second) {
+		t.Fatalf("ferry did not reach CDC:\n%s", bg.stderr.String())
+	}
+	my.Exec(t, "UPDATE `"+db+"`.users SET active = false WHERE id = 1",
+		"UPDATE `"+db+"`.users SET active = true WHERE id = 3",
+		"INSERT INTO `"+db+"`.users VALUES (3001, 'new@example.com', '+1-555-9999', 'New', true, 3001), (3002, 'off@example.com', NULL, 'Off', false, 1)",
+		"UPDATE `"+db+"`.users SET score = 2600 WHERE id = 4",
+		"DELETE FROM `"+db+"`.users WHERE id = 5")
+	// What the destination should hold: the source's active rows (2000 of
+	// the first 3000, id 3 in, ids 1 and 5 out, 3001 in, 3002 not).
+	want := 2000 - 1 + 1 - 1 + 1
+	q := fmt.Sprintf(`SELECT count(*), count(*) FILTER (WHERE id IN (1, 5, 3002)), count(*) FILTER (WHERE id IN (3, 3001)),
+		count(*) FILTER (WHERE id = 4 AND vip), count(*) FILTER (WHERE phone !~ '^\*+[0-9]{4}$'), count(*) FILTER (WHERE email !~ '^[0-9a-f]{32}$')
+		FROM %q.users`, db)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got := pgRows(t, pg, dst, q)[0]
+		if got == fmt.Sprintf("%d|0|2|1|0|0", want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("destination users: count|left out|moved in|vip|phones unmasked|emails unhashed = %s, want %d|0|2|1|0|0\n%s", got, want, tail(bg.stderr.String(), 20))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cols := pgRows(t, pg, dst, fmt.Sprintf(`SELECT column_name FROM information_schema.columns WHERE table_schema = '%s' AND table_name = 'users' ORDER BY ordinal_position`, db))
+	if got := strings.Join(cols, ","); got != "id,email,phone,active,points,vip" {
+		t.Fatalf("destination columns: %s", got)
 	}
 }
