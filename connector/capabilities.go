@@ -53,6 +53,7 @@ type Capabilities struct {
 	ServerIdentifier  ServerIdentifier
 	KeyReader         KeyReader
 	EventWriter       EventWriter
+	QueryReader       QueryReader
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -91,6 +92,7 @@ type Abilities struct {
 	VerifyHash       bool `json:"verify_hash" doc:"hashes its rows in the database for verify"`
 	ReadKeys         bool `json:"read_keys" doc:"reads rows by key for verify's re-checks"`
 	Events           bool `json:"events" doc:"receives every change unfolded, as an event (a message bus)"`
+	Query            bool `json:"query" doc:"replicates a query's result by a watermark column"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -189,6 +191,7 @@ func Discover(c Connector) Capabilities {
 	k.ServerIdentifier, _ = c.(ServerIdentifier)
 	k.KeyReader, _ = c.(KeyReader)
 	k.EventWriter, _ = c.(EventWriter)
+	k.QueryReader, _ = c.(QueryReader)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
@@ -227,6 +230,7 @@ func Discover(c Connector) Capabilities {
 		VerifyHash:       k.RowHasher != nil,
 		ReadKeys:         k.KeyReader != nil,
 		Events:           k.EventWriter != nil,
+		Query:            k.QueryReader != nil,
 	}
 	return k
 }

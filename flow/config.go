@@ -104,6 +104,14 @@ type Config struct {
 	// largest replay_lag in pg_stat_replication); MySQL and MariaDB have
 	// none and need it.
 	ReplicaLagQuery string `yaml:"replica_lag_query"`
+	// Queries make the flow a query replication (query.go): each query's
+	// result is kept in a destination table by its watermark, instead of
+	// tables copied and streamed.
+	Queries []Query `yaml:"queries"`
+	// Every runs the queries again this often; 0 runs them once.
+	Every time.Duration `yaml:"every"`
+	// Lookback re-reads a margin below the last watermark (ParseLookback).
+	Lookback string `yaml:"lookback"`
 }
 
 // How CDC applies changes (Config.ApplyMode).
@@ -308,7 +316,7 @@ func (c *Config) Validate() error {
 	if _, err := ParseRenames(c.Rename); err != nil {
 		return &errs.ConfigError{Msg: err.Error()}
 	}
-	return nil
+	return c.validateQueries()
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -322,6 +330,9 @@ func (c *Config) FlowName() string {
 	if c.Name != "" {
 		return c.Name
 	}
+	if len(c.Queries) > 0 {
+		return c.derivedName(errs.Redact(c.Source), errs.Redact(c.Destination), "query:"+c.queryNames())
+	}
 	return c.derivedName(errs.Redact(c.Source), errs.Redact(c.Destination), strings.Join(c.Rename, ","))
 }
 
@@ -329,6 +340,10 @@ func (c *Config) FlowName() string {
 // left it (the selection was hashed in): state made then is found under it.
 // With --name it is that name.
 func (c *Config) LegacyFlowName() string {
+	if c.Name != "" || len(c.Queries) > 0 {
+		// A query flow is newer than the older names.
+		return c.FlowName()
+	}
 	if c.Name != "" {
 		return c.Name
 	}

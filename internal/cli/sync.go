@@ -45,6 +45,8 @@ type flowFlags struct {
 	named       bool
 	connFile    string
 	connections []string
+	// query replication (sync_query.go), registered by sync only.
+	query queryFlags
 }
 
 // registerConnections lets the command take its source and destination by
@@ -232,6 +234,9 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	set("replica-lag-query", func() { cfg.ReplicaLagQuery = f.replicaLagQuery })
 	set("until", func() { cfg.Until = f.until })
 	set("state-dir", func() { cfg.StateDir = f.stateDir })
+	if err := f.query.apply(fs, cfg); err != nil {
+		return nil, err
+	}
 	if err := refuseNonPositive(fs, "parallel", "writers", "batch-rows", "partition-rows", "apply-batch", "apply-linger", "retry-timeout", "max-replica-lag"); err != nil {
 		return nil, err
 	}
@@ -322,6 +327,11 @@ the plan and ferry exits 0 having copied nothing.`,
   # watch it live on http://127.0.0.1:8080/ (with Prometheus metrics on /metrics)
   ferry sync 'fake://?rows=1000000&changes_per_sec=500' sqlite:///tmp/demo.db --ui 127.0.0.1:8080
 
+  # keep a query's result in sync by its watermark, every minute
+  ferry sync postgres://src/shop postgres://dst/reports \
+    --query reports.order_totals='SELECT o.id, c.name, o.total, o.updated_at FROM orders o JOIN customers c ON c.id = o.customer_id' \
+    --watermark updated_at --key id --every 1m
+
   # serve the dashboard to other machines: a token is then required
   FERRY_UI_TOKEN=$(openssl rand -hex 16) ferry sync SRC DST --ui 0.0.0.0:8080`,
 		Args: cobra.RangeArgs(0, 2),
@@ -344,11 +354,15 @@ the plan and ferry exits 0 having copied nothing.`,
 			if verifyEvery < 0 {
 				return usageError{fmt.Errorf("--verify %s: give a positive interval such as 30s or 5m", verifyEvery)}
 			}
+			if len(cfg.Queries) > 0 {
+				return runQuerySync(cmd.Context(), g, cfg, queryRun{restart: restart, reverse: reverse, progress: progress, verify: verifyEvery, ui: ui})
+			}
 			return runSync(cmd.Context(), g, cfg, syncRun{restart: restart, progress: progress, reverse: back, verifyEvery: verifyEvery}, ui)
 		},
 	}
 	ff.register(cmd.Flags(), true)
 	ff.registerConnections(cmd.Flags())
+	ff.query.register(cmd.Flags())
 	cmd.Flags().BoolVar(&restart, "restart", false, "start the flow over: discard its saved state, checkpoints and replication slot, and empty its destination tables")
 	cmd.Flags().BoolVar(&reverse, "reverse", false, "run the way back of a flow cut over with ferry cutover --reverse: ferry sync DESTINATION SOURCE --reverse streams the changes made at the new database back to the old one (--name names the forward flow; the reverse flow is NAME-reverse)")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display: auto (bars on a terminal, log lines otherwise), bars, log or none")

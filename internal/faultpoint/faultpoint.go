@@ -29,6 +29,9 @@ const (
 	// batch stored and not yet their checkpoint: killed here, a resumed
 	// flow sends them again.
 	EventsSent = "events-sent"
+	// QueryBatchWritten: a query replication run has committed its first
+	// batch (rows and checkpoint) and not read the rest.
+	QueryBatchWritten = "query-batch-written"
 )
 
 // Hold blocks at point until ctx ends, if FERRY_TEST_HOLD_AT names it.

@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/flow"
+	"github.com/ferrydb/ferry/model"
+	"github.com/ferrydb/ferry/state"
+)
+
+// QueryFlow runs a query replication flow in this process (ferry sync
+// --query): each run reads every query's rows past the last watermark it
+// reached, in parallel ranges of the watermark, and writes them (upserted
+// by the query's key, else appended) with a checkpoint per batch; without
+// --every it runs once. See docs/query-replication.md.
+type QueryFlow struct {
+	cfg      flow.Config
+	name     string
+	src, dst connector.Capabilities
+	reader   connector.QueryReader
+	ckpt     *checkpoints
+	log      *slog.Logger
+	lookback flow.Lookback
+	queries  []*queryTable
+}
+
+// queryTable is one query of the flow with its described result.
+type queryTable struct {
+	q connector.Query
+	// dst is the destination table: the result's columns, the key as
+	// its primary key.
+	dst    *model.Table
+	wm     watermark
+	wmIdx  int
+	keyIdx []int
+	// upsert: rows go by key through the destination's applier.
+	upsert bool
+}
+
+// NewQueryFlow prepares a query flow; like New it takes ownership of
+// nothing.
+func NewQueryFlow(cfg flow.Config, src, dst connector.Connector, store *state.Store, log *slog.Logger) (*QueryFlow, error) {
+	cfg.Defaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	f := &QueryFlow{cfg: cfg, name: cfg.FlowName(), log: log.With("flow", cfg.FlowName())}
+	f.src, f.dst = connector.Discover(src), connector.Discover(dst)
+	if f.src.QueryReader == nil {
+		return nil, errs.BadConfig(fmt.Sprintf("source %s cannot run queries", errs.Redact(cfg.Source)),
+			"query replication reads a source such as "+joinOr(connector.Offering(func(a connector.Abilities) bool { return a.Query })))
+	}
+	if f.dst.Destination == nil {
+		return nil, connector.NotDestination(errs.Redact(cfg.Destination))
+	}
+	f.reader = f.src.QueryReader
+	var err error
+	if f.lookback, err = flow.ParseLookback(cfg.Lookback); err != nil {
+		return nil, errs.BadConfig(err.Error(), "e.g. --lookback 10m")
+	}
+	f.ckpt = newCheckpoints(f.name, f.dst.CheckpointKeeper, store, func(ctx context.Context, _ string, fn func(context.Context) error) error { return fn(ctx) })
+	return f, nil
+}
+
+func joinOr(names []string) string {
+	switch len(names) {
+	case 0:
+		return "postgres"
+	case 1:
+		return names[0]
+	}
+	return fmt.Sprintf("%s or %s", strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
+}
+
+// Name is the flow's name.
+func (f *QueryFlow) Name() string { return f.name }
+
+// Prepare describes each query at the source, checks its watermark, key
+// and lookback against the result's columns, and creates the destination
+// tables (an existing table with the same columns is appended to).
+func (f *QueryFlow) Prepare(ctx context.Context) error {
+	f.queries = nil
+	var tables []*model.Table
+	for _, spec := range f.cfg.Queries {
+		ns, err := spec.Namespace()
+		if err != nil {
+			return errs.BadConfig(err.Error(), "")
+		}
+		qt := &queryTable{q: connector.Query{Name: ns, SQL: spec.SQL, Watermark: spec.Watermark}}
+		t, err := f.reader.DescribeQuery(ctx, qt.q)
+		if err != nil {
+			return err
+		}
+		if qt.wmIdx = t.ColumnIndex(spec.Watermark); qt.wmIdx < 0 {
+			return errs.BadConfig(fmt.Sprintf("query %s: its result has no column %q for the watermark (it has %s)", ns, spec.Watermark, columnNames(t)),
+				fmt.Sprintf("name one of its columns with --watermark %s=COLUMN", ns))
+		}
+		if qt.wm, err = newWatermark(t.Columns[qt.wmIdx].Type); err != nil {
+			return errs.BadConfig(fmt.Sprintf("query %s, watermark %s: %v", ns, spec.Watermark, err), "cast it in the query, or choose another column")
+		}
+		if err := qt.wm.checkLookback(f.lookback); err != nil {
+			return errs.BadConfig(fmt.Sprintf("query %s: %v", ns, err), "")
+		}
+		for _, k := range spec.Key {
+			i := t.ColumnIndex(k)
+			if i < 0 {
+				return errs.BadConfig(fmt.Sprintf("query %s: its result has no column %q for the key (it has %s)", ns, k, columnNames(t)),
+					fmt.Sprintf("name columns of its result with --key %s=COLUMNS", ns))
+			}
+			t.Columns[i].Nullable = false
+			qt.keyIdx = append(qt.keyIdx, i)
+		}
+		t.PrimaryKey = append([]string(nil), spec.Key...)
+		qt.dst = t
+		qt.upsert = len(spec.Key) > 0 && f.dst.ChangeApplier != nil
+		if len(spec.Key) > 0 && !qt.upsert {
+			if !f.lookback.Zero() {
+				return errs.BadConfig(fmt.Sprintf("--lookback for query %s: destination %s cannot upsert, so the rows re-read would be written twice", ns, errs.Redact(f.cfg.Destination)), "leave --lookback out")
+			}
+			f.log.Warn("the destination cannot upsert: the query's rows are appended", "table", ns)
+		}
+		f.queries = append(f.queries, qt)
+		tables = append(tables, t)
+	}
+	if tc := f.dst.TableChecker; tc != nil {
+		conv, err := tc.CheckTables(ctx, tables)
+		if err != nil {
+			return err
+		}
+		for _, c := range conv {
+			f.log.Warn("column type conversion", "conversion", c.String())
+		}
+	}
+	if err := f.dst.Destination.CreateTables(ctx, tables); err != nil {
+		return fmt.Errorf("create destination tables: %w", err)
+	}
+	return nil
+}
+
+func columnNames(t *model.Table) string {
+	names := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i] = c.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// Run runs every query once, then again every --every until stop is
+// done. A run interrupted by stop resumes from its checkpoints on the next
+// start; cancelling ctx aborts at once.
+func (f *QueryFlow) Run(ctx, stop context.Context) error {
+	if f.queries == nil {
+		if err := f.Prepare(stop); err != nil {
+			return err
+		}
+	}
+	for {
+		for _, qt := range f.queries {
+			if stop.Err() != nil {
+				return nil
+			}
+			if err := f.runQuery(ctx, stop, qt); err != nil {
+				return err
+			}
+		}
+		if f.cfg.Every <= 0 || stop.Err() != nil {
+			return nil
+		}
+		select {
+		case <-stop.Done():
+			return nil
+		case <-time.After(f.cfg.Every):
+		}
+	}
+}

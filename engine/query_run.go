@@ -1,0 +1,307 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/internal/faultpoint"
+	"github.com/ferrydb/ferry/model"
+)
+
+// A query's checkpoints, under "query/<table>/": mark is the watermark
+// every run so far reached; run, while a run is under way, its bounds and
+// ranges; range/<i>, the last watermark written of range i of the run.
+func queryPrefix(ns model.Namespace) string  { return "query/" + ns.String() + "/" }
+func queryMarkKey(ns model.Namespace) string { return queryPrefix(ns) + "mark" }
+func queryRunKey(ns model.Namespace) string  { return queryPrefix(ns) + "run" }
+func queryRangeKey(ns model.Namespace, i int) string {
+	return queryPrefix(ns) + "range/" + strconv.Itoa(i)
+}
+
+// queryRun is a run's record: planned once, so a killed run resumes the
+// same ranges. Values are the watermark's text; After "" is unbounded.
+type queryRun struct {
+	ID     string        `json:"id"`
+	From   string        `json:"from,omitempty"`
+	Hi     string        `json:"hi"`
+	Ranges []queryBounds `json:"ranges"`
+}
+
+type queryBounds struct {
+	After string `json:"after,omitempty"`
+	UpTo  string `json:"up_to"`
+}
+
+// queryCursor is a range's checkpoint: the run it belongs to (a stale
+// record of an older run is ignored) and the last watermark written.
+type queryCursor struct {
+	Run    string `json:"run"`
+	Cursor string `json:"cursor"`
+}
+
+// saveQuery records values under the query's prefix: at a destination
+// that keeps checkpoints, replacing all the query's records (so the
+// ranges of a finished run go); otherwise in the local state, where a
+// stale range record is told by its run.
+func (f *QueryFlow) saveQuery(ctx context.Context, ns model.Namespace, values map[string]string) error {
+	if k := f.dst.CheckpointKeeper; k != nil {
+		if err := k.ReplaceCheckpoints(ctx, f.name, queryPrefix(ns), values); err != nil {
+			return fmt.Errorf("query %s: save checkpoint: %w", ns, err)
+		}
+		return nil
+	}
+	return f.ckpt.saveLocal(ctx, values)
+}
+
+// runQuery runs (or resumes) one run of a query: bounds read at its start
+// (rows arriving later wait for the next run), ranges read and written in
+// parallel, then the run's upper bound recorded as the query's mark.
+func (f *QueryFlow) runQuery(ctx, stop context.Context, qt *queryTable) error {
+	ns := qt.q.Name
+	cps, err := f.ckpt.load(ctx, queryPrefix(ns))
+	if err != nil {
+		return err
+	}
+	mark := cps[queryMarkKey(ns)]
+	var run queryRun
+	resumed := cps[queryRunKey(ns)] != ""
+	start := time.Now()
+	if resumed {
+		if err := json.Unmarshal([]byte(cps[queryRunKey(ns)]), &run); err != nil {
+			return fmt.Errorf("query %s: its checkpoint %q: %w", ns, cps[queryRunKey(ns)], err)
+		}
+	} else {
+		last, err := qt.wm.decode(mark)
+		if err != nil {
+			return fmt.Errorf("query %s: its watermark checkpoint %q: %w", ns, mark, err)
+		}
+		after := qt.wm.minus(last, f.lookback)
+		lo, hi, err := f.reader.QueryBounds(stop, qt.q, qt.dst, after)
+		if err != nil {
+			if stop.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if lo == nil {
+			f.log.Info("query run finished", "table", ns, "rows", 0, "from", mark, "to", mark, "elapsed", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		run = queryRun{ID: strconv.FormatInt(time.Now().UnixNano(), 36), From: mark}
+		if run.Hi, err = qt.wm.encode(hi); err != nil {
+			return fmt.Errorf("query %s: %w", ns, err)
+		}
+		for _, r := range qt.wm.split(after, lo, hi, f.cfg.Parallel) {
+			a, err := qt.wm.encode(r.After)
+			if err != nil {
+				return fmt.Errorf("query %s: %w", ns, err)
+			}
+			u, err := qt.wm.encode(r.UpTo)
+			if err != nil {
+				return fmt.Errorf("query %s: %w", ns, err)
+			}
+			run.Ranges = append(run.Ranges, queryBounds{After: a, UpTo: u})
+		}
+		b, err := json.Marshal(run)
+		if err != nil {
+			return err
+		}
+		if err := f.saveQuery(ctx, ns, map[string]string{queryMarkKey(ns): mark, queryRunKey(ns): string(b)}); err != nil {
+			return err
+		}
+	}
+	var rows atomic.Int64
+	var first sync.Once
+	g, gctx := errgroup.WithContext(ctx)
+	for i, r := range run.Ranges {
+		from := r.After
+		if s := cps[queryRangeKey(ns, i)]; resumed && s != "" {
+			var c queryCursor
+			if err := json.Unmarshal([]byte(s), &c); err != nil {
+				return fmt.Errorf("query %s: range %d's checkpoint %q: %w", ns, i, s, err)
+			}
+			if c.Run == run.ID {
+				from = c.Cursor
+			}
+		}
+		if from == r.UpTo {
+			continue // done before the run was stopped
+		}
+		after, err := qt.wm.decode(from)
+		if err != nil {
+			return fmt.Errorf("query %s: %w", ns, err)
+		}
+		upTo, err := qt.wm.decode(r.UpTo)
+		if err != nil {
+			return fmt.Errorf("query %s: %w", ns, err)
+		}
+		g.Go(func() error {
+			return f.copyRange(gctx, stop, qt, run.ID, i, connector.QueryRange{After: after, UpTo: upTo}, &rows, &first)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if stop.Err() != nil {
+		f.log.Info("query run stopped; the next start resumes it", "table", ns, "rows", rows.Load(), "from", run.From, "to", run.Hi)
+		return nil
+	}
+	to := run.Hi
+	if mark != "" {
+		m, err1 := qt.wm.decode(mark)
+		h, err2 := qt.wm.decode(run.Hi)
+		if err1 == nil && err2 == nil && qt.wm.less(h, m) {
+			to = mark // a lookback re-read below the mark
+		}
+	}
+	if err := f.saveQuery(ctx, ns, map[string]string{queryMarkKey(ns): to, queryRunKey(ns): ""}); err != nil {
+		return err
+	}
+	if fin := f.dst.TableFinisher; fin != nil && rows.Load() > 0 {
+		if err := fin.FinishTable(ctx, qt.dst); err != nil {
+			return fmt.Errorf("query %s: %w", ns, err)
+		}
+	}
+	f.log.Info("query run finished", "table", ns, "rows", rows.Load(), "from", run.From, "to", to,
+		"ranges", len(run.Ranges), "resumed", resumed, "elapsed", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// copyRange reads one range of a run and writes its batches in order,
+// each with the range's cursor as its checkpoint. Reading stops at stop;
+// what was read is still written.
+func (f *QueryFlow) copyRange(ctx, stop context.Context, qt *queryTable, runID string, i int, r connector.QueryRange, rows *atomic.Int64, first *sync.Once) error {
+	ns := qt.q.Name
+	batches := make(chan *connector.QueryBatch, 2)
+	g, gctx := errgroup.WithContext(ctx)
+	readCtx, cancelRead := context.WithCancel(gctx)
+	defer cancelRead()
+	unstop := context.AfterFunc(stop, cancelRead)
+	defer unstop()
+	g.Go(func() error {
+		defer close(batches)
+		err := f.reader.ReadQuery(readCtx, qt.q, qt.dst, r, f.cfg.BatchRows, func(b *connector.QueryBatch) error {
+			select {
+			case batches <- b:
+				return nil
+			case <-readCtx.Done():
+				return readCtx.Err()
+			}
+		})
+		if err != nil && stop.Err() != nil && gctx.Err() == nil {
+			return nil // stopped: what was read is written
+		}
+		if err != nil {
+			return fmt.Errorf("query %s, range %d: %w", ns, i, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		write, closeWriter, err := f.openQueryWriter(gctx, qt)
+		if err != nil {
+			return err
+		}
+		defer closeWriter()
+		for b := range batches {
+			cursor, err := qt.wm.encode(b.Last)
+			if err != nil {
+				return fmt.Errorf("query %s: %w", ns, err)
+			}
+			value, err := json.Marshal(queryCursor{Run: runID, Cursor: cursor})
+			if err != nil {
+				return err
+			}
+			cp := &model.Checkpoint{Flow: f.name, Key: queryRangeKey(ns, i), Value: string(value)}
+			if err := write(gctx, b, cp, model.Cursor(cursor), fmt.Sprintf("%s%s/%d", queryPrefix(ns), runID, i)); err != nil {
+				return fmt.Errorf("query %s, range %d: %w", ns, i, err)
+			}
+			if f.dst.CheckpointKeeper == nil {
+				if err := f.ckpt.saveLocal(gctx, map[string]string{cp.Key: cp.Value}); err != nil {
+					return err
+				}
+			}
+			rows.Add(int64(len(b.Rows)))
+			first.Do(func() { faultpoint.Hold(gctx, faultpoint.QueryBatchWritten, f.log) })
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// queryWrite writes one batch of a range with its checkpoint; cursor and
+// partition name it for a row writer.
+type queryWrite func(ctx context.Context, b *connector.QueryBatch, cp *model.Checkpoint, cursor model.Cursor, partition string) error
+
+// openQueryWriter opens what a range writes through: the destination's
+// applier for a query upserted by key, else a row writer appending.
+func (f *QueryFlow) openQueryWriter(ctx context.Context, qt *queryTable) (write queryWrite, closeFn func(), err error) {
+	if qt.upsert {
+		w, err := f.dst.ChangeApplier.OpenApplier(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("query %s: open applier: %w", qt.q.Name, err)
+		}
+		write = func(ctx context.Context, b *connector.QueryBatch, cp *model.Checkpoint, _ model.Cursor, _ string) error {
+			ups, err := qt.latestByKey(b.Rows)
+			if err != nil {
+				return err
+			}
+			return w.ApplyChanges(ctx, &model.ApplyBatch{Tables: []*model.TableChanges{{Table: qt.dst, Upserts: ups}}, Checkpoint: cp})
+		}
+		return write, func() { f.closeLogged("applier", w) }, nil
+	}
+	w, err := f.dst.Destination.OpenWriter(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("query %s: open writer: %w", qt.q.Name, err)
+	}
+	write = func(ctx context.Context, b *connector.QueryBatch, cp *model.Checkpoint, cursor model.Cursor, partition string) error {
+		return w.WriteRows(ctx, &model.RowBatch{Table: qt.dst, Partition: partition, Rows: b.Rows, Cursor: cursor, Bytes: b.Bytes, Checkpoint: cp})
+	}
+	return write, func() { f.closeLogged("writer", w) }, nil
+}
+
+func (f *QueryFlow) closeLogged(what string, c interface{ Close() error }) {
+	if err := c.Close(); err != nil {
+		f.log.Warn("close failed", "what", what, "error", err)
+	}
+}
+
+// latestByKey keeps, of rows sharing a key, the last (the newest: a
+// range's rows come in watermark order), since one upsert statement may
+// not touch a row twice. A NULL key is refused.
+func (qt *queryTable) latestByKey(rows []model.Row) ([]model.Row, error) {
+	at := make(map[string]int, len(rows))
+	out := make([]model.Row, 0, len(rows))
+	var sb strings.Builder
+	for _, row := range rows {
+		sb.Reset()
+		for _, i := range qt.keyIdx {
+			if row[i] == nil {
+				return nil, fmt.Errorf("query %s: a row has NULL in key column %s; a key identifies every row", qt.q.Name, qt.dst.Columns[i].Name)
+			}
+			s, err := model.FormatText(qt.dst.Columns[i].Type, row[i])
+			if err != nil {
+				s = fmt.Sprint(row[i])
+			}
+			sb.WriteString(strconv.Itoa(len(s)))
+			sb.WriteByte(':')
+			sb.WriteString(s)
+		}
+		k := sb.String()
+		if j, ok := at[k]; ok {
+			out[j] = row
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, row)
+	}
+	return out, nil
+}
