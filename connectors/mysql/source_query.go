@@ -37,9 +37,9 @@ func (c *Conn) DescribeQuery(ctx context.Context, q connector.Query) (*model.Tab
 	if c.database == "" {
 		return nil, errs.BadConfig(fmt.Sprintf("query %s: the source URL names no database", q.Name), "give one: mysql://user@host:3306/DATABASE")
 	}
-	conn, err := c.db.Conn(ctx)
+	conn, err := c.queryConn(ctx)
 	if err != nil {
-		return nil, c.scrubber.Err(err)
+		return nil, err
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "DROP TEMPORARY TABLE IF EXISTS "+quoteIdent(describeTable)); err != nil {
@@ -82,6 +82,39 @@ func (c *Conn) DescribeQuery(ctx context.Context, q connector.Query) (*model.Tab
 	return t, nil
 }
 
+// queryConn is a connection in the URL's database, where the user's query
+// names its tables. ferry's own statements qualify every name, so the
+// connection may go back to the pool so.
+func (c *Conn) queryConn(ctx context.Context) (*sql.Conn, error) {
+	if c.database == "" {
+		return nil, errs.BadConfig("query replication needs a database in the source URL", "give one: mysql://user@host:3306/DATABASE")
+	}
+	conn, err := c.db.Conn(ctx)
+	if err != nil {
+		return nil, c.scrubber.Err(err)
+	}
+	if _, err := conn.ExecContext(ctx, "USE "+quoteIdent(c.database)); err != nil {
+		conn.Close()
+		return nil, c.scrubber.Err(err)
+	}
+	return conn, nil
+}
+
+// queryIn runs a read on conn through a prepared statement (the binary
+// protocol, as query does).
+func (c *Conn) queryIn(ctx context.Context, conn *sql.Conn, q string, args ...any) (*sql.Rows, func(), error) {
+	stmt, err := conn.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, nil, c.scrubber.Err(err)
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		stmt.Close()
+		return nil, nil, c.scrubber.Err(err)
+	}
+	return rows, func() { rows.Close(); stmt.Close(); conn.Close() }, nil
+}
+
 // watermarkArg is a watermark value as a statement argument.
 func watermarkArg(k model.Kind, v any) (any, error) {
 	switch x := v.(type) {
@@ -122,8 +155,13 @@ func (c *Conn) QueryBounds(ctx context.Context, q connector.Query, t *model.Tabl
 		stmt += " WHERE " + w + " > ?"
 		args = append(args, a)
 	}
-	rows, done, err := c.query(ctx, stmt, args...)
+	conn, err := c.queryConn(ctx)
 	if err != nil {
+		return nil, nil, err
+	}
+	rows, done, err := c.queryIn(ctx, conn, stmt, args...)
+	if err != nil {
+		conn.Close()
 		return nil, nil, err
 	}
 	defer done()
@@ -173,8 +211,13 @@ func (c *Conn) ReadQuery(ctx context.Context, q connector.Query, t *model.Table,
 		args = append(args, after)
 	}
 	stmt += " ORDER BY " + w
-	rows, done, err := c.query(ctx, stmt, args...)
+	conn, err := c.queryConn(ctx)
 	if err != nil {
+		return err
+	}
+	rows, done, err := c.queryIn(ctx, conn, stmt, args...)
+	if err != nil {
+		conn.Close()
 		return err
 	}
 	defer done()
