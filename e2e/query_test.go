@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -261,5 +262,73 @@ func TestQueryReplicationRefusals(t *testing.T) {
 	}
 	if n := pgRows(t, srv, dst, `SELECT count(*) FROM pg_tables WHERE schemaname = 'rep'`)[0]; n != "0" {
 		t.Fatalf("the refusals left %s tables at the destination", n)
+	}
+}
+
+// TestQueryReplicationDestinations: the same query into SQLite and MariaDB
+// (upserted by key), run twice with rows added and changed in between;
+// files are refused.
+func TestQueryReplicationDestinations(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src := srv.CreateDatabase(t, "qsrc")
+	srv.Exec(t, src, `CREATE TABLE events (id bigint PRIMARY KEY, kind text NOT NULL, seq bigint NOT NULL);
+		INSERT INTO events SELECT g, 'k' || g % 3, g FROM generate_series(1, 500) g`)
+	query := "SELECT id, kind, seq FROM events WHERE kind <> 'k0'"
+	dir := t.TempDir()
+	type dest struct {
+		name, url string
+		key       bool
+		count     func() int
+	}
+	sqlitePath := filepath.Join(dir, "q.db")
+	dests := []dest{
+		{"sqlite", "sqlite://" + sqlitePath, true, func() int {
+			db := openSQLite(t, sqlitePath)
+			defer db.Close()
+			var n int
+			if err := db.QueryRow(`SELECT count(*) FROM events_out`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}},
+	}
+	if mysqltest.Available() {
+		my := mysqltest.Shared(t)
+		db := my.CreateDatabase(t, "qdst")
+		dests = append(dests, dest{"mariadb", my.URL(db), true, func() int {
+			var n int
+			if err := my.Connect(t, db).QueryRow("SELECT count(*) FROM events_out").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}})
+	}
+	for i, d := range dests {
+		args := []string{"sync", srv.URL(src), d.url, "--name", "qdest" + d.name, "--state-dir", t.TempDir(), "--log-format", "json", "--progress", "none",
+			"--query", "events_out=" + query, "--watermark", "seq", "--batch-rows", "40"}
+		if d.key {
+			args = append(args, "--key", "id")
+		}
+		mustFerry(t, args...)
+		if n := d.count(); n != 334+i*10 { // with the rows earlier rounds added
+			t.Fatalf("%s: %d rows after the first run, want %d", d.name, n, 334+i*10)
+		}
+		next := 501 + i*100
+		srv.Exec(t, src, fmt.Sprintf(`INSERT INTO events SELECT g, 'k1', g FROM generate_series(%d, %d) g;
+			UPDATE events SET seq = seq + 100000 WHERE id = 1`, next, next+9))
+		r := mustFerry(t, args...)
+		if runs := queryRuns(r.stderr); len(runs) != 1 || runs[0] != "11" {
+			t.Fatalf("%s: second run rows %v, want 11:\n%s", d.name, runs, r.stderr)
+		}
+		want := 334 + 10 + i*10
+		if n := d.count(); n != want {
+			t.Fatalf("%s: %d rows after the second run, want %d", d.name, n, want)
+		}
+		srv.Exec(t, src, `UPDATE events SET seq = 1 WHERE id = 1`)
+	}
+	r := ferry(t, "sync", srv.URL(src), "file://"+filepath.Join(dir, "files")+"?format=jsonl", "--state-dir", t.TempDir(), "--progress", "none",
+		"--query", "events_out="+query, "--watermark", "seq")
+	if r.code != 2 || !strings.Contains(r.stderr, "would replace the rows of the runs before it") {
+		t.Fatalf("files: exit %d, want 2 saying why:\n%s", r.code, r.stderr)
 	}
 }

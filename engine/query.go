@@ -59,6 +59,13 @@ func NewQueryFlow(cfg flow.Config, src, dst connector.Connector, store *state.St
 	if f.dst.Destination == nil {
 		return nil, connector.NotDestination(errs.Redact(cfg.Destination))
 	}
+	if f.dst.TableFinisher != nil && f.dst.ChangeApplier == nil {
+		// Such a destination (files) assembles a table from the parts
+		// copied when its copy ends, replacing what the table held: a
+		// second run would drop the first one's rows.
+		return nil, errs.BadConfig(fmt.Sprintf("destination %s assembles each table when its copy ends, so each query run would replace the rows of the runs before it", errs.Redact(cfg.Destination)),
+			"replicate queries into a database (such as "+joinOr(connector.Offering(func(a connector.Abilities) bool { return a.Apply && a.Destination }))+"); query runs into files are not supported yet")
+	}
 	f.reader = f.src.QueryReader
 	var err error
 	if f.lookback, err = flow.ParseLookback(cfg.Lookback); err != nil {
