@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -331,4 +332,51 @@ func TestQueryReplicationDestinations(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "would replace the rows of the runs before it") {
 		t.Fatalf("files: exit %d, want 2 saying why:\n%s", r.code, r.stderr)
 	}
+}
+
+// TestQueryReplicationFlowFile: two queries from a flow file, one upserted
+// by key and one appended; other commands refuse the file; ferry drop
+// forgets the watermarks, so the next run reads everything again.
+func TestQueryReplicationFlowFile(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "qsrc"), srv.CreateDatabase(t, "qdst")
+	queryShop(t, srv, src)
+	file := filepath.Join(t.TempDir(), "flow.yaml")
+	yaml := fmt.Sprintf(`name: qfile
+source: %q
+destination: %q
+state_dir: %q
+batch_rows: 200
+queries:
+  - name: rep.orders
+    query: |
+      %s
+    watermark: updated_at
+    key: [id]
+  - name: rep.customer_orders
+    query: SELECT customer, count(*) AS orders, max(id) AS last_id FROM orders GROUP BY customer
+    watermark: last_id
+`, srv.URL(src), srv.URL(dst), t.TempDir(), strings.ReplaceAll(queryOrders, "\n", " "))
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := mustFerry(t, "sync", "-f", file, "--log-format", "json", "--progress", "none")
+	if runs := queryRuns(r.stderr); strings.Join(runs, ",") != "1800,20" {
+		t.Fatalf("runs read %v rows, want 1800 and 20:\n%s", runs, r.stderr)
+	}
+	sameQueryResult(t, srv, src, dst, "from the flow file")
+	for _, args := range [][]string{{"verify", "-f", file}, {"plan", srv.URL(src), "-f", file}} {
+		if r := ferry(t, args...); r.code != 2 || !strings.Contains(r.stderr, "does not run query replication") {
+			t.Fatalf("ferry %s with a query flow file: exit %d, want 2:\n%s", args[0], r.code, r.stderr)
+		}
+	}
+	mustFerry(t, "drop", "-f", file)
+	r = mustFerry(t, "sync", "-f", file, "--log-format", "json", "--progress", "none")
+	if runs := queryRuns(r.stderr); strings.Join(runs, ",") != "1800,20" {
+		t.Fatalf("after ferry drop the runs read %v rows, want everything again", runs)
+	}
+	if n := pgRows(t, srv, dst, `SELECT count(*) FROM rep.customer_orders`)[0]; n != "40" {
+		t.Fatalf("the appended query holds %s rows after two full runs, want 40", n)
+	}
+	sameQueryResult(t, srv, src, dst, "after the drop and a new run")
 }

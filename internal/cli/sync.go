@@ -237,6 +237,9 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	if err := f.query.apply(fs, cfg); err != nil {
 		return nil, err
 	}
+	if err := refuseQueries(cmd, cfg); err != nil {
+		return nil, err
+	}
 	if err := refuseNonPositive(fs, "parallel", "writers", "batch-rows", "partition-rows", "apply-batch", "apply-linger", "retry-timeout", "max-replica-lag"); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/ferrydb/ferry/connector"
@@ -50,6 +51,17 @@ func (q *queryFlags) apply(fs *pflag.FlagSet, cfg *flow.Config) error {
 		queries = q.queries
 	}
 	return cfg.ApplyQueryFlags(queries, q.watermarks, q.keys)
+}
+
+// refuseQueries refuses a flow file with queries in a command that would
+// take it for a flow of tables: query flows run with ferry sync (and are
+// dropped with ferry drop) only, so far.
+func refuseQueries(cmd *cobra.Command, cfg *flow.Config) error {
+	if len(cfg.Queries) == 0 || cmd.Name() == "sync" || cmd.Name() == "drop" {
+		return nil
+	}
+	return errs.BadConfig(fmt.Sprintf("the flow has queries, and ferry %s does not run query replication yet", cmd.Name()),
+		"run it with ferry sync (single process); see docs/query-replication.md")
 }
 
 // queryRun is what ferry sync was asked besides a query flow's config,
