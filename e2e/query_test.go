@@ -380,3 +380,36 @@ queries:
 	}
 	sameQueryResult(t, srv, src, dst, "after the drop and a new run")
 }
+
+// TestQueryReplicationOutage: a scheduled query flow whose destination
+// restarts waits it out, and its next run writes what changed meanwhile.
+func TestQueryReplicationOutage(t *testing.T) {
+	srv := pgtest.Shared(t)
+	down := pgtest.Start(t)
+	src, dst := srv.CreateDatabase(t, "qsrc"), down.CreateDatabase(t, "qdst")
+	queryShop(t, srv, src)
+	bg := startFerry(t, "sync", srv.URL(src), down.URL(dst), "--name", "qout", "--state-dir", t.TempDir(), "--log-format", "json", "--progress", "none",
+		"--query", "rep.orders="+queryOrders, "--watermark", "updated_at", "--key", "id", "--every", "500ms")
+	if !bg.waitFor(t, "query run finished", time.Minute) {
+		t.Fatalf("no first run:\n%s", bg.stderr.String())
+	}
+	down.Down(t, "fast")
+	srv.Exec(t, src, `UPDATE orders SET total = 0, updated_at = '2026-06-01' WHERE id <= 100`)
+	if !bg.waitFor(t, "source or destination unavailable; retrying query run rep.orders", time.Minute) {
+		t.Fatalf("the outage was not ridden out:\n%s", bg.stderr.String())
+	}
+	down.Up(t)
+	if !bg.waitFor(t, "source or destination available again; query run rep.orders", time.Minute) {
+		t.Fatalf("no recovery:\n%s", bg.stderr.String())
+	}
+	deadline := time.Now().Add(time.Minute)
+	for strings.Join(pgRows(t, srv, src, queryAtSource), "\n") != strings.Join(pgRows(t, down, dst, queryAtDestination), "\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the changes made during the outage never arrived:\n%s", bg.stderr.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code := bg.signal(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("SIGINT: exit %d:\n%s", code, bg.stderr.String())
+	}
+}

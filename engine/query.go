@@ -172,7 +172,10 @@ func (f *QueryFlow) Run(ctx, stop context.Context) error {
 			if stop.Err() != nil {
 				return nil
 			}
-			if err := f.runQuery(ctx, stop, qt); err != nil {
+			err := f.outages().retry(ctx, "source or destination", "query run "+qt.q.Name.String(), func(ctx context.Context) error {
+				return f.runQuery(ctx, stop, qt)
+			})
+			if err != nil {
 				return err
 			}
 		}
@@ -186,3 +189,8 @@ func (f *QueryFlow) Run(ctx, stop context.Context) error {
 		}
 	}
 }
+
+// outages rides out an unavailable source or destination the way every
+// step of a table flow does (outage.go, its one owner): a run is retried
+// whole, which resumes it from its checkpoints.
+func (f *QueryFlow) outages() *Engine { return &Engine{cfg: f.cfg, log: f.log} }
