@@ -121,6 +121,12 @@ func TestQueryReplicationUpsert(t *testing.T) {
 	}
 	mustFerry(t, append(append([]string{}, args...), "--lookback", "24h")...)
 	sameQueryResult(t, srv, src, dst, "after a run with --lookback")
+
+	// The mark is a value of its column: another watermark is refused.
+	other := append(append([]string{}, args[:len(args)-8]...), "--watermark", "id", "--key", "id", "--batch-rows", "50", "--parallel", "3")
+	if r := ferry(t, other...); r.code != 2 || !strings.Contains(r.stderr, "the flow's watermark is updated_at, not id") {
+		t.Fatalf("another watermark for the same flow: exit %d, want 2:\n%s", r.code, r.stderr)
+	}
 }
 
 // TestQueryReplicationAppend: without a key rows are appended; the second

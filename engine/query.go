@@ -62,7 +62,9 @@ func NewQueryFlow(cfg flow.Config, src, dst connector.Connector, store *state.St
 	if f.dst.TableFinisher != nil && f.dst.ChangeApplier == nil {
 		// Such a destination (files) assembles a table from the parts
 		// copied when its copy ends, replacing what the table held: a
-		// second run would drop the first one's rows.
+		// second run would drop the first one's rows. The databases'
+		// finishing steps (deferred keys, indexes, ANALYZE) have nothing
+		// to do for a query's table, so runs never call FinishTable.
 		return nil, errs.BadConfig(fmt.Sprintf("destination %s assembles each table when its copy ends, so each query run would replace the rows of the runs before it", errs.Redact(cfg.Destination)),
 			"replicate queries into a database (such as "+joinOr(connector.Offering(func(a connector.Abilities) bool { return a.Apply && a.Destination }))+"); query runs into files are not supported yet")
 	}
@@ -78,7 +80,7 @@ func NewQueryFlow(cfg flow.Config, src, dst connector.Connector, store *state.St
 func joinOr(names []string) string {
 	switch len(names) {
 	case 0:
-		return "postgres"
+		return "a database"
 	case 1:
 		return names[0]
 	}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/internal/faultpoint"
 	"github.com/ferrydb/ferry/model"
 )
@@ -23,6 +24,9 @@ import (
 func queryPrefix(ns model.Namespace) string  { return "query/" + ns.String() + "/" }
 func queryMarkKey(ns model.Namespace) string { return queryPrefix(ns) + "mark" }
 func queryRunKey(ns model.Namespace) string  { return queryPrefix(ns) + "run" }
+
+// queryColumnKey records the watermark column the mark is a value of.
+func queryColumnKey(ns model.Namespace) string { return queryPrefix(ns) + "watermark" }
 func queryRangeKey(ns model.Namespace, i int) string {
 	return queryPrefix(ns) + "range/" + strconv.Itoa(i)
 }
@@ -72,6 +76,10 @@ func (f *QueryFlow) runQuery(ctx, stop context.Context, qt *queryTable) error {
 		return err
 	}
 	mark := cps[queryMarkKey(ns)]
+	if was := cps[queryColumnKey(ns)]; was != "" && was != qt.q.Watermark {
+		return errs.BadConfig(fmt.Sprintf("query %s: the flow's watermark is %s, not %s", ns, was, qt.q.Watermark),
+			fmt.Sprintf("keep --watermark %s=%s, or forget the flow's watermarks with ferry drop (the next run reads every row again)", ns, was))
+	}
 	var run queryRun
 	resumed := cps[queryRunKey(ns)] != ""
 	start := time.Now()
@@ -115,7 +123,7 @@ func (f *QueryFlow) runQuery(ctx, stop context.Context, qt *queryTable) error {
 		if err != nil {
 			return err
 		}
-		if err := f.saveQuery(ctx, ns, map[string]string{queryMarkKey(ns): mark, queryRunKey(ns): string(b)}); err != nil {
+		if err := f.saveQuery(ctx, ns, map[string]string{queryMarkKey(ns): mark, queryRunKey(ns): string(b), queryColumnKey(ns): qt.q.Watermark}); err != nil {
 			return err
 		}
 	}
@@ -163,13 +171,8 @@ func (f *QueryFlow) runQuery(ctx, stop context.Context, qt *queryTable) error {
 			to = mark // a lookback re-read below the mark
 		}
 	}
-	if err := f.saveQuery(ctx, ns, map[string]string{queryMarkKey(ns): to, queryRunKey(ns): ""}); err != nil {
+	if err := f.saveQuery(ctx, ns, map[string]string{queryMarkKey(ns): to, queryRunKey(ns): "", queryColumnKey(ns): qt.q.Watermark}); err != nil {
 		return err
-	}
-	if fin := f.dst.TableFinisher; fin != nil && rows.Load() > 0 {
-		if err := fin.FinishTable(ctx, qt.dst); err != nil {
-			return fmt.Errorf("query %s: %w", ns, err)
-		}
 	}
 	f.log.Info("query run finished", "table", ns, "rows", rows.Load(), "from", run.From, "to", to,
 		"ranges", len(run.Ranges), "resumed", resumed, "elapsed", time.Since(start).Round(time.Millisecond))
