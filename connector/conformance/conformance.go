@@ -92,6 +92,14 @@ func Source(t *testing.T, h SourceHarness) {
 		}
 		checkChanges(t, h, cs, ns)
 	})
+	t.Run("QueryReader", func(t *testing.T) {
+		src, ns := open(t, h)
+		qr, ok := src.(connector.QueryReader)
+		if !ok {
+			t.Skip("not a QueryReader")
+		}
+		checkQuery(t, qr, ns)
+	})
 	t.Run("Preflighter", func(t *testing.T) {
 		src, ns := open(t, h)
 		pf, ok := src.(connector.Preflighter)
