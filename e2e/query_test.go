@@ -169,6 +169,9 @@ func TestQueryReplicationAppend(t *testing.T) {
 		t.Fatalf("ferry had exited before the kill:\n%s", bg.stderr.String())
 	}
 	t.Setenv(faultpoint.Env, "")
+	if n := pgRows(t, srv, dst, `SELECT count(*) FROM log`)[0]; n <= "3000" || n >= "5000" {
+		t.Fatalf("killed after its first batch the destination holds %s rows, want some of the 2000 new ones", n)
+	}
 	mustFerry(t, args...)
 	check("after the killed run resumed", 5000)
 }
