@@ -130,6 +130,13 @@ func TestPostgresTransforms(t *testing.T) {
 		t.Fatalf("a refused flow created %s tables at the destination", n[0])
 	}
 
+	plan := mustFerry(t, append([]string{"plan", srv.URL(src), srv.URL(dst)}, transformArgs...)...).stdout
+	for _, want := range []string{"transforms (on the copy and the change stream alike):", "public.users: ", "active == true", "vip"} {
+		if !strings.Contains(plan, want) {
+			t.Fatalf("ferry plan lacks %q:\n%s", want, plan)
+		}
+	}
+
 	bg := startFerry(t, append(append([]string{}, base...), transformArgs...)...)
 	if !bg.waitFor(t, "change data capture starting", 90*time.Second) {
 		t.Fatalf("ferry did not reach CDC:\n%s", bg.stderr.String())
