@@ -105,9 +105,9 @@ func (e *Engine) streamEvents(ctx, stop context.Context, cs connector.ChangeSour
 
 // eventStream turns source batches into event batches. index numbers the
 // changes of one source transaction: a huge one comes in parts (Partial)
-// that share its position, and is numbered across them, so a resumed
-// stream, which reads the transaction whole again, gives each change the
-// same ID.
+// that share a position (the previous commit's, its last part at its
+// own), and is numbered across them, so a resumed stream, which reads the
+// transaction whole again, gives each change the same ID.
 type eventStream struct {
 	e     *Engine
 	cs    connector.ChangeSource
@@ -260,13 +260,20 @@ func (es *eventStream) add(ctx context.Context, eb *connector.EventBatch, b *mod
 		es.index = 0
 	}
 	es.lastPos, es.lastPartial = b.Position, b.Partial
+	// The parts of a transaction before its last come at the previous
+	// commit's position (a safe resume point), where that transaction's
+	// events are numbered already: theirs are marked apart.
+	at := e.name + "/" + string(b.Position) + "/"
+	if b.Partial {
+		at += "p/"
+	}
 	for i, ch := range b.Schemas {
 		ev, err := es.schema(ctx, ch)
 		if err != nil {
 			return err
 		}
 		if ev != nil {
-			ev.ID = fmt.Sprintf("%s/%s/s%d.%d", e.name, b.Position, es.index, i)
+			ev.ID = fmt.Sprintf("%ss%d.%d", at, es.index, i)
 			ev.Position, ev.CommitTime, ev.TxID = b.Position, b.CommitTime, b.TxID
 			eb.Events = append(eb.Events, *ev)
 		}
@@ -290,7 +297,7 @@ func (es *eventStream) add(ctx context.Context, eb *connector.EventBatch, b *mod
 		}
 		eb.Events = append(eb.Events, connector.Event{
 			Op: c.Op, Table: tr.dst, Source: tr.src.Namespace, Row: c.Row, Key: c.Key,
-			ID:       e.name + "/" + string(b.Position) + "/" + strconv.Itoa(idx),
+			ID:       at + strconv.Itoa(idx),
 			Position: b.Position, CommitTime: b.CommitTime, TxID: b.TxID,
 		})
 	}
