@@ -308,19 +308,32 @@ func (es *eventStream) add(ctx context.Context, eb *connector.EventBatch, b *mod
 // schema follows a table's new shape and returns it as an event. A table
 // created at the source joins the flow as it does for a table destination
 // (its rows then come as read events of an incremental snapshot); one
-// dropped leaves it.
+// dropped leaves it. Either is an event as well.
 func (es *eventStream) schema(ctx context.Context, ch model.SchemaChange) (*connector.Event, error) {
 	e := es.e
 	if es.rec != nil && es.rec.tr.src.Namespace == ch.Table.Namespace {
 		es.rec.void = true // the chunk being recorded is read again
 	}
+	// A table that joins or leaves the flow is a schema event too
+	// (Debezium's CREATE and DROP), in stream order: the CREATE before the
+	// table's first event, the DROP after its last.
 	switch {
 	case ch.Created:
-		_, err := e.tableCreated(ctx, ch.Table)
-		return nil, err
+		tr, err := e.tableCreated(ctx, ch.Table)
+		if err != nil || tr == nil {
+			return nil, err
+		}
+		return &connector.Event{Table: tr.dst, Source: ch.Table.Namespace,
+			Schema: &model.SchemaChange{Table: tr.dst, Created: true}}, nil
 	case ch.Dropped:
-		_, err := e.tableDropped(ctx, ch.Table.Namespace)
-		return nil, err
+		tr := e.byNS[ch.Table.Namespace]
+		if left, err := e.tableDropped(ctx, ch.Table.Namespace); err != nil || !left {
+			return nil, err
+		}
+		// The table's last shape the flow knew: the source sends no
+		// more than its name.
+		return &connector.Event{Table: tr.dst, Source: ch.Table.Namespace,
+			Schema: &model.SchemaChange{Table: tr.dst, Dropped: true}}, nil
 	}
 	tr := e.byNS[ch.Table.Namespace]
 	if tr == nil {
