@@ -37,7 +37,10 @@ func Register(w worker.Registry, a *Activities) {
 	w.RegisterActivityWithOptions(a.VerifyTable, activity.RegisterOptions{Name: ActivityVerifyTable})
 	w.RegisterActivityWithOptions(a.VerifyRanges, activity.RegisterOptions{Name: ActivityVerifyRanges})
 	w.RegisterActivityWithOptions(a.Snapshot, activity.RegisterOptions{Name: ActivitySnapshot})
+	w.RegisterWorkflowWithOptions(PlanChunkWorkflow, workflow.RegisterOptions{Name: PlanChunkWorkflowName})
 	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: ActivityPlan})
+	w.RegisterActivityWithOptions(a.ReadPlanChunk, activity.RegisterOptions{Name: ActivityReadPlanChunk})
+	w.RegisterActivityWithOptions(a.ReleasePlan, activity.RegisterOptions{Name: ActivityReleasePlan})
 	w.RegisterActivityWithOptions(a.CopyPartition, activity.RegisterOptions{Name: ActivityCopy})
 	w.RegisterActivityWithOptions(a.FinishTables, activity.RegisterOptions{Name: ActivityFinish})
 	w.RegisterActivityWithOptions(a.StreamChanges, activity.RegisterOptions{Name: ActivityStream})
@@ -218,12 +221,26 @@ func (s *Status) Snapshot() engine.Snapshot {
 			order = append(order, ns)
 		}
 	}
+	// A plan in chunks counts its partitions per table, and keeps the
+	// finished ones folded there; Parts are the chunks read since.
+	for _, tp := range st.TableParts {
+		t := byTable[tp.Table]
+		if t == nil {
+			continue
+		}
+		t.Partitions += tp.Partitions
+		t.PartitionsDone += tp.Done
+		t.RowsCopied += tp.Rows
+		snap.ResumedPartitions += tp.Resumed
+	}
 	for _, p := range st.Parts {
 		t := byTable[p.Table]
 		if t == nil {
 			continue
 		}
-		t.Partitions++
+		if st.TableParts == nil {
+			t.Partitions++
+		}
 		t.RowsCopied += p.Rows
 		switch p.State {
 		case PartDone:

@@ -374,11 +374,7 @@ func (w *watcher) watch(ctx context.Context, g *globals, run client.WorkflowRun,
 		var resumed int64
 		var cut *engine.CutoverReport
 		if w.last != nil {
-			for _, p := range w.last.State.Parts {
-				if p.ResumedRows > 0 {
-					resumed++
-				}
-			}
+			resumed = w.last.State.ResumedPartitions()
 			cut = w.last.State.Cut
 		}
 		w.mu.Unlock()
