@@ -187,7 +187,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	plan := o.eng.Plan()
 	can := o.eng.Progress().Abilities
 	if in.Chunked {
-		first, chunks, tables, err := a.chunkPlan(ctx, plan)
+		first, chunks, tables, err := a.chunkPlan(ctx, plan, in.ChunkKB)
 		if err != nil {
 			a.dropRefused(ctx, o, in.Options.Name)
 			return PlanResult{}, a.failure(err, o.secrets)

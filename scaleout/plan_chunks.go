@@ -41,10 +41,10 @@ const (
 	versionPlanChunks = "plan-in-chunks"
 )
 
-// chunkBytes bounds a chunk's JSON: well under Temporal's 2 MB payload
+// defaultChunkKB bounds a chunk's JSON: well under Temporal's 2 MB payload
 // limit (and its 512 kB warning), so that a chunk, the state carried over
 // with up to two chunks' partitions, and the plan result all fit.
-var chunkBytes = 128 << 10
+const defaultChunkKB = 128
 
 // keepDetail is how many partitions the state keeps one by one before a
 // continue-as-new or the copy's end folds the finished ones into their
@@ -106,7 +106,7 @@ type ReleasePlanInput struct {
 
 // splitPlan cuts partitions into chunks of at most chunkBytes of JSON each
 // (at least one partition a chunk), in plan order.
-func splitPlan(parts []model.Partition) ([][]model.Partition, error) {
+func splitPlan(parts []model.Partition, chunkBytes int) ([][]model.Partition, error) {
 	var out [][]model.Partition
 	start, size := 0, 0
 	for i, p := range parts {
@@ -144,9 +144,12 @@ func tableParts(plan *model.Plan) []TableParts {
 // inline, a plan-chunk workflow started for every further one. Chunk
 // workflows a failed earlier attempt of the activity started are released
 // first (their plan is not this one).
-func (a *Activities) chunkPlan(ctx context.Context, plan *model.Plan) (*model.Plan, *PlanChunks, []TableParts, error) {
+func (a *Activities) chunkPlan(ctx context.Context, plan *model.Plan, chunkKB int) (*model.Plan, *PlanChunks, []TableParts, error) {
 	info := activity.GetInfo(ctx)
-	chunks, err := splitPlan(plan.Partitions)
+	if chunkKB <= 0 {
+		chunkKB = defaultChunkKB
+	}
+	chunks, err := splitPlan(plan.Partitions, chunkKB<<10)
 	if err != nil {
 		return nil, nil, nil, err
 	}

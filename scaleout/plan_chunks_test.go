@@ -21,14 +21,13 @@ import (
 // splitPlan keeps every partition once, in order, each chunk under the
 // byte budget (a partition larger than the budget is a chunk of its own).
 func TestSplitPlanBoundsEachChunk(t *testing.T) {
-	defer func(b int) { chunkBytes = b }(chunkBytes)
-	chunkBytes = 2000
+	const chunkBytes = 2000
 	for _, n := range []int{0, 1, 15, 16, 1000} {
 		parts := testPlan(n).Partitions
 		if n == 15 {
 			parts[7].Upper = strings.Repeat("k", 5000)
 		}
-		chunks, err := splitPlan(parts)
+		chunks, err := splitPlan(parts, chunkBytes)
 		if err != nil {
 			t.Fatal(err)
 		}

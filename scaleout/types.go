@@ -84,6 +84,9 @@ type Settings struct {
 	HistoryLimit int `json:"history_limit,omitempty"`
 	// MaxAttempts bounds the attempts of one activity (default 10).
 	MaxAttempts int32 `json:"max_attempts,omitempty"`
+	// PlanChunkKB bounds the JSON of one chunk of the plan (default 128,
+	// at most 1024: a chunk is one Temporal payload, limited to 2 MB).
+	PlanChunkKB int `json:"plan_chunk_kb,omitempty"`
 }
 
 func (s Settings) withDefaults(o flow.Config) Settings {
@@ -105,6 +108,10 @@ func (s Settings) withDefaults(o flow.Config) Settings {
 	if s.MaxAttempts <= 0 {
 		s.MaxAttempts = 10
 	}
+	if s.PlanChunkKB <= 0 {
+		s.PlanChunkKB = defaultChunkKB
+	}
+	s.PlanChunkKB = min(s.PlanChunkKB, 1024)
 	return s
 }
 
@@ -234,6 +241,8 @@ type PlanInput struct {
 	// Chunked asks for the plan in chunks (PlanResult.Chunks), however
 	// large; without it a plan too large for one payload is refused.
 	Chunked bool `json:"chunked,omitempty"`
+	// ChunkKB bounds a chunk's JSON (Settings.PlanChunkKB).
+	ChunkKB int `json:"chunk_kb,omitempty"`
 }
 
 // PlanResult is the plan, the negotiated mode and what the source and

@@ -100,7 +100,7 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 		}
 		chunked := workflow.GetVersion(ctx, versionPlanChunks, workflow.DefaultVersion, 1) == 1
 		var pr PlanResult
-		err := workflow.ExecuteActivity(r.options(actCtx, "plan", time.Hour), ActivityPlan, PlanInput{Options: r.in.Options, StartOver: in.Restart, Chunked: chunked}).Get(actCtx, &pr)
+		err := workflow.ExecuteActivity(r.options(actCtx, "plan", time.Hour), ActivityPlan, PlanInput{Options: r.in.Options, StartOver: in.Restart, Chunked: chunked, ChunkKB: r.set.PlanChunkKB}).Get(actCtx, &pr)
 		if s.Cancelled {
 			return r.cancelled(ctx)
 		}
