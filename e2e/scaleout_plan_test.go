@@ -103,3 +103,71 @@ func workflowRuns(t *testing.T, ts *temporalServer, query string) []string {
 	}
 	return runs
 }
+
+// A flow whose plan is in chunks and that is terminated mid-copy resumes
+// where it stopped when run again: the chunks it had not read are read from
+// the chunk workflows the first run started, finished partitions are not
+// copied again, and every row arrives. A flow cancelled mid-copy releases
+// its chunk workflows.
+func TestScaleOutPlanInChunksResumesAndCancels(t *testing.T) {
+	ts := startTemporal(t)
+	w := startFerry(t, "worker", "--temporal", ts.addr, "--log-format", "json", "--concurrency", "8",
+		"--connection", "src=fake://?tables=1&rows=1500&seed=9", "--connection", "dst=null://")
+	if !w.waitFor(t, "worker polling", 30*time.Second) {
+		t.Fatalf("worker:\n%s", w.stderr.String())
+	}
+	args := func(name string) []string {
+		return []string{"run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", name,
+			"--mode", "snapshot", "--partition-rows", "1", "--parallel", "8", "--plan-chunk-kb", "8", "--progress", "none"}
+	}
+	copiedAtLeast := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for countLines(w.stderr.String(), "partition copied") < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("the copy does not progress:\n%s", tail(w.stderr.String(), 20))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	running := func(prefix string) int {
+		return len(workflowRuns(t, ts, "WorkflowType = '"+scaleout.PlanChunkWorkflowName+"' AND ExecutionStatus = 'Running' AND WorkflowId STARTS_WITH '"+prefix+"'"))
+	}
+
+	mustFerry(t, append(args("resumed"), "--detach")...)
+	copiedAtLeast(300)
+	if out, err := exec.Command(ts.bin, "workflow", "terminate", "-w", "resumed", "--address", ts.addr, "--reason", "test").CombinedOutput(); err != nil {
+		t.Fatalf("terminate: %v\n%s", err, out)
+	}
+	before := countLines(w.stderr.String(), "partition copied")
+	if running("resumed/") == 0 {
+		t.Fatal("no chunk workflow runs after the terminate: the resumed flow would have no plan to read")
+	}
+	mustFerry(t, args("resumed")...)
+	total := countLines(w.stderr.String(), "partition copied")
+	if total > 1500+8 {
+		t.Fatalf("%d partition copies for 1,500 partitions (%d before the terminate): finished partitions were copied again", total, before)
+	}
+	st := ts.flowStatus(t, "resumed")
+	if st == nil || st.Status != "Completed" || st.State.Chunks == nil || st.State.Chunks.Count < 5 {
+		t.Fatalf("status after the resume: %+v", st)
+	}
+	if s := st.Snapshot(); s.RowsCopied != 1500 || s.Tables[0].PartitionsDone != 1500 || s.Tables[0].Partitions != 1500 {
+		t.Fatalf("after the resume: %d rows, %d of %d partitions", s.RowsCopied, s.Tables[0].PartitionsDone, s.Tables[0].Partitions)
+	}
+	if n := running("resumed/"); n != 0 {
+		t.Fatalf("%d chunk workflows still run after the copy", n)
+	}
+
+	mustFerry(t, append(args("cancelled"), "--detach")...)
+	copiedAtLeast(total + 150)
+	mustFerry(t, "flow", "cancel", "cancelled", "--temporal", ts.addr)
+	deadline := time.Now().Add(time.Minute)
+	for running("cancelled/") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d chunk workflows still run a minute after the cancel", running("cancelled/"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("resumed after %d of 1,500 partitions, %d copies in all", before, total)
+}
