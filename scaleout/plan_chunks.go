@@ -191,6 +191,8 @@ func (a *Activities) ReadPlanChunk(ctx context.Context, in ReadChunkInput) ([]mo
 	if a.Client == nil {
 		return nil, temporal.NewNonRetryableApplicationError("this worker has no Temporal client to read the plan's chunks", errTypeConfig, nil)
 	}
+	stop := keepAlive(ctx, func() any { return nil })
+	defer stop()
 	it := a.Client.GetWorkflowHistory(ctx, in.ID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	if !it.HasNext() {
 		return nil, fmt.Errorf("plan chunk %s: no history", in.ID)
