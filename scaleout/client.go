@@ -329,7 +329,9 @@ func destinations(o flow.Config, tables []*model.Table) map[model.Namespace]stri
 // FlowOptions are the options that define a flow, for comparing a running
 // flow with what a runner asks for.
 func definition(o flow.Config) map[string]string {
-	o.StateDir = ""
+	// Whether the partition size was given only mattered to the plan
+	// (flows from before it was recorded lack it).
+	o.StateDir, o.FixedPartitionRows = "", false
 	b, _ := json.Marshal(o) //nolint:errcheck // a flow.Config always marshals
 	var m map[string]any
 	json.Unmarshal(b, &m) //nolint:errcheck // just marshalled

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/engine"
 	"github.com/ferrydb/ferry/errs"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
@@ -83,7 +84,7 @@ become text). It writes nothing and creates no replication slot.`,
 					return err
 				}
 			}
-			plan, err := src.Plan(ctx, tables, connector.PlanOptions{PartitionRows: cfg.PartitionRows, BatchRows: cfg.BatchRows})
+			plan, err := src.Plan(ctx, tables, connector.PlanOptions{PartitionRows: cfg.PartitionRows, BatchRows: cfg.BatchRows, TableRows: engine.PartitionSizes(*cfg, tables)})
 			if err != nil {
 				return fmt.Errorf("plan: %w", err)
 			}
