@@ -108,7 +108,7 @@ func workflowRuns(t *testing.T, ts *temporalServer, query string) []string {
 // where it stopped when run again: the chunks it had not read are read from
 // the chunk workflows the first run started, finished partitions are not
 // copied again, and every row arrives. A flow cancelled mid-copy releases
-// its chunk workflows.
+// its chunk workflows, and so does one started over with --restart.
 func TestScaleOutPlanInChunksResumesAndCancels(t *testing.T) {
 	ts := startTemporal(t)
 	w := startFerry(t, "worker", "--temporal", ts.addr, "--log-format", "json", "--concurrency", "8",
@@ -116,9 +116,13 @@ func TestScaleOutPlanInChunksResumesAndCancels(t *testing.T) {
 	if !w.waitFor(t, "worker polling", 30*time.Second) {
 		t.Fatalf("worker:\n%s", w.stderr.String())
 	}
-	args := func(name string) []string {
+	args := func(name string, partitionRows ...string) []string {
+		rows := "1"
+		if len(partitionRows) > 0 {
+			rows = partitionRows[0]
+		}
 		return []string{"run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", name,
-			"--mode", "snapshot", "--partition-rows", "1", "--parallel", "8", "--plan-chunk-kb", "8", "--progress", "none"}
+			"--mode", "snapshot", "--partition-rows", rows, "--parallel", "8", "--plan-chunk-kb", "8", "--progress", "none"}
 	}
 	copiedAtLeast := func(n int) {
 		t.Helper()
@@ -170,4 +174,27 @@ func TestScaleOutPlanInChunksResumesAndCancels(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("resumed after %d of 1,500 partitions, %d copies in all", before, total)
+
+	// A flow terminated mid-copy and run again with --restart starts from a
+	// new plan: the chunk workflows of the old one are released.
+	restart := args("restarted", "10") // 150 partitions, 3 chunks
+	mustFerry(t, append(restart, "--detach")...)
+	deadline = time.Now().Add(time.Minute)
+	for running("restarted/") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the flow started no chunk workflow")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out, err := exec.Command(ts.bin, "workflow", "terminate", "-w", "restarted", "--address", ts.addr, "--reason", "test").CombinedOutput(); err != nil {
+		t.Fatalf("terminate: %v\n%s", err, out)
+	}
+	old := running("restarted/")
+	if old == 0 {
+		t.Fatal("the terminated flow's chunk workflows had ended already: nothing for --restart to release")
+	}
+	mustFerry(t, append(restart, "--restart")...)
+	if n := running("restarted/"); n != 0 {
+		t.Fatalf("%d chunk workflows run after the restarted flow ended (%d of the terminated one ran)", n, old)
+	}
 }

@@ -416,6 +416,15 @@ func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions
 			if (status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && !opts.Restart) || (in.Options.Source == "" && in.Options.Destination == "") {
 				return c.GetWorkflow(ctx, name, ""), true, nil
 			}
+			// A flow that stopped during its copy and starts over from a
+			// new plan no longer needs the chunks of its old one.
+			if status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && opts.Restart && in.Options.Source != "" {
+				if st, err := Progress(ctx, c, name, opts.TaskQueue); err == nil && st.State.unreleased() != nil {
+					if err := releaseChunks(ctx, c, *st.State.unreleased(), nil); err != nil {
+						return nil, false, err
+					}
+				}
+			}
 			// A flow that failed or was terminated resumes where it
 			// stopped: its plan, finished partitions and CDC position carry
 			// over (a cancelled one released everything: it starts over).

@@ -217,16 +217,25 @@ func (a *Activities) ReleasePlan(ctx context.Context, in ReleasePlanInput) error
 	return a.releaseChunks(ctx, in.Chunks)
 }
 
-// releaseChunks signals the chunk workflows to end; Count < 0 releases
-// chunks from the first until one is missing. A chunk already ended is no
-// error.
 func (a *Activities) releaseChunks(ctx context.Context, c PlanChunks) error {
-	if a.Client == nil || c.Count == 0 {
+	if a.Client == nil {
+		return nil
+	}
+	return releaseChunks(ctx, a.Client, c, func() { activity.RecordHeartbeat(ctx) })
+}
+
+// releaseChunks signals the chunk workflows to end, calling beat before
+// each (an activity's heartbeat); Count < 0 releases chunks from the first
+// until one is missing. A chunk already ended is no error.
+func releaseChunks(ctx context.Context, cl client.Client, c PlanChunks, beat func()) error {
+	if c.Count == 0 {
 		return nil
 	}
 	for k := 0; c.Count < 0 || k < c.Count; k++ {
-		activity.RecordHeartbeat(ctx)
-		err := a.Client.SignalWorkflow(ctx, c.ID(k), "", SignalReleaseChunk, nil)
+		if beat != nil {
+			beat()
+		}
+		err := cl.SignalWorkflow(ctx, c.ID(k), "", SignalReleaseChunk, nil)
 		var nf *serviceerror.NotFound
 		switch {
 		case errors.As(err, &nf) && c.Count < 0:
