@@ -62,14 +62,9 @@ func (r *flowRun) validateCutover(workflow.Context) error {
 	case s.Plan == nil:
 		return temporal.NewApplicationError(fmt.Sprintf("flow %q has no plan yet: its copy has not started", r.in.Options.Name), errTypeConfig)
 	case s.Mode != flow.ModeCDC && !s.TablesFinished:
-		done := 0
-		for _, p := range s.Parts {
-			if p.State == PartDone {
-				done++
-			}
-		}
-		what := fmt.Sprintf("%d of %d partitions copied", done, len(s.Parts))
-		if done == len(s.Parts) {
+		done, total := s.partsDone()
+		what := fmt.Sprintf("%d of %d partitions copied", done, total)
+		if done == total {
 			what += "; the destination tables are still being finished"
 		}
 		return temporal.NewApplicationError(fmt.Sprintf("flow %q has not finished its copy (%s): a cutover needs every row copied", r.in.Options.Name, what), errTypeConfig)

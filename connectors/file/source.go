@@ -179,7 +179,7 @@ func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.P
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		bounds, rows, err := c.splitTable(ctx, t, partRows)
+		bounds, rows, err := c.splitTable(ctx, t, opts.RowsFor(t.Namespace, partRows))
 		if err != nil {
 			return nil, fmt.Errorf("plan table %s: %w", t.Namespace, err)
 		}
