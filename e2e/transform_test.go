@@ -189,6 +189,12 @@ func TestPostgresTransforms(t *testing.T) {
 		t.Fatalf("resumed without its transforms: want exit 2: %s", r)
 	}
 
+	// No way back: it would write masked or partial rows into the source.
+	r = ferry(t, append([]string{"cutover", srv.URL(src), srv.URL(dst), "--name", "xf", "--state-dir", state, "--reverse"}, transformArgs...)...)
+	if r.code != 2 || !strings.Contains(r.stderr, "does not support a flow with transforms") {
+		t.Fatalf("cutover --reverse of a transformed flow: want exit 2: %s", r)
+	}
+
 	// The cutover builds no constraint and creates no view of the
 	// transformed table (their columns differ there), and says so.
 	r = ferry(t, append([]string{"cutover", srv.URL(src), srv.URL(dst), "--name", "xf", "--state-dir", state}, transformArgs...)...)

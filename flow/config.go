@@ -110,6 +110,12 @@ type Config struct {
 	ReplicaLagQuery string `yaml:"replica_lag_query"`
 }
 
+// Transforms reports whether the flow reshapes rows (--exclude,
+// --rename-column, --mask, --filter, --compute).
+func (c *Config) Transforms() bool {
+	return len(c.Exclude)+len(c.RenameColumns)+len(c.Mask)+len(c.Filter)+len(c.Compute) > 0
+}
+
 // How CDC applies changes (Config.ApplyMode).
 const (
 	ApplyParallel      = "parallel"

@@ -44,6 +44,8 @@ func (r *flowRun) validateCutoverRequest(ctx workflow.Context, req CutoverReques
 	switch {
 	case len(r.in.Options.Rename) > 0:
 		return temporal.NewApplicationError(fmt.Sprintf("flow %q renames tables: --reverse does not support a flow with --rename (the reverse flow would need the renames inverted)", r.in.Options.Name), errTypeConfig)
+	case r.in.Options.Transforms():
+		return temporal.NewApplicationError(fmt.Sprintf("flow %q transforms rows (--exclude, --rename-column, --mask, --filter, --compute): --reverse would write masked or partial rows into the old database", r.in.Options.Name), errTypeConfig)
 	case s.Mode == flow.ModeSnapshot:
 		return temporal.NewApplicationError(fmt.Sprintf("flow %q has no change data capture (--mode snapshot): ferry could not tell whether the source is written after the cutover", r.in.Options.Name), errTypeConfig)
 	case s.Cut != nil && s.Reverse == nil:
