@@ -18,11 +18,22 @@ import (
 )
 
 const (
-	formatJSONL = "jsonl"
-	formatCSV   = "csv"
+	formatJSONL   = "jsonl"
+	formatCSV     = "csv"
+	formatParquet = "parquet"
 )
 
-var formats = []string{formatJSONL, formatCSV}
+var formats = []string{formatJSONL, formatCSV, formatParquet}
+
+// isFormat reports whether f names a format of the connector.
+func isFormat(f string) bool {
+	for _, x := range formats {
+		if f == x {
+			return true
+		}
+	}
+	return false
+}
 
 const (
 	defaultPartitionRows = 100000
@@ -34,7 +45,7 @@ const (
 func init() {
 	connector.Register(connector.Registration{
 		Scheme:    "file",
-		Summary:   "a directory of JSON Lines or CSV files, one file per table (source and destination, no CDC)",
+		Summary:   "a directory of JSON Lines, CSV or Parquet files, one file per table (source and destination, no CDC)",
 		Example:   "file:///tmp/export?format=jsonl",
 		Open:      connector.OpenerOf(Open),
 		Prototype: (*Conn)(nil),
@@ -67,7 +78,7 @@ type Conn struct {
 	foreign map[string]string
 }
 
-// Open opens file:///abs/dir?format=jsonl|csv. The directory need not exist:
+// Open opens file:///abs/dir?format=jsonl|csv|parquet. The directory need not exist:
 // a destination creates it.
 func Open(_ context.Context, u *url.URL) (*Conn, error) {
 	const fix = "use file:///absolute/directory?format=jsonl (or format=csv)"
@@ -92,7 +103,7 @@ func Open(_ context.Context, u *url.URL) (*Conn, error) {
 	}
 	if f := q.Get("format"); f != "" {
 		f = strings.ToLower(f)
-		if f != formatJSONL && f != formatCSV {
+		if !isFormat(f) {
 			return nil, &errs.ConfigError{
 				Msg: fmt.Sprintf("file URL: unknown format %q", q.Get("format")),
 				Fix: "format is one of: " + strings.Join(formats, ", "),
@@ -106,7 +117,7 @@ func Open(_ context.Context, u *url.URL) (*Conn, error) {
 // Dir is the directory the connector reads or writes.
 func (c *Conn) Dir() string { return c.dir }
 
-// Format is "jsonl" or "csv".
+// Format is "jsonl", "csv" or "parquet".
 func (c *Conn) Format() string { return c.format }
 
 // Close releases nothing: files are opened and closed per call.

@@ -110,7 +110,7 @@ func parsePart(name string) (dataFile, partition string, ok bool) {
 		return "", "", false
 	}
 	dataFile = name[:i]
-	if !strings.HasSuffix(dataFile, "."+formatJSONL) && !strings.HasSuffix(dataFile, "."+formatCSV) {
+	if !isFormat(dataFile[strings.LastIndexByte(dataFile, '.')+1:]) {
 		return "", "", false
 	}
 	return dataFile, unescapeName(name[i+len(partInfix):]), true
