@@ -210,7 +210,7 @@ type pqField struct {
 	name string
 }
 
-func (f *pqField) Name() string                        { return f.name }
+func (f *pqField) Name() string                      { return f.name }
 func (f *pqField) Value(reflect.Value) reflect.Value { return reflect.Value{} }
 
 // appendRow appends the Parquet values of row, leaf column by leaf column.
