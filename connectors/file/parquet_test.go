@@ -2,10 +2,16 @@ package file
 
 import (
 	"context"
+	"math"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/connectors/fake"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -131,6 +137,7 @@ func TestParquetRefusals(t *testing.T) {
 		{model.Row{int64(2), "1234.5", nil, nil, "x"}, "does not fit decimal(5,2)"},
 		{model.Row{int64(3), "NaN", nil, nil, "x"}, "NaN has no Parquet DECIMAL form"},
 		{model.Row{int64(4), nil, mustTime("2024-01-01T00:00:00.0000001Z"), nil, "x"}, "fraction of a microsecond"},
+		{model.Row{int64(7), nil, time.Date(294276, 12, 31, 23, 59, 59, 999999000, time.UTC), nil, "x"}, "outside the range"},
 		{model.Row{int64(5), nil, nil, []any{[]any{int64(1)}}, "x"}, "--tables '!t'"},
 		{model.Row{int64(6), nil, nil, nil, nil}, "NULL in a column that is not nullable"},
 	} {
@@ -143,6 +150,152 @@ func TestParquetRefusals(t *testing.T) {
 		mustContain(t, err, "table t", "row with key", tc.want)
 		if names := dirNames(t, dst.Dir()); strings.Contains(strings.Join(names, " "), "part-") {
 			t.Errorf("a refused batch left a part file: %q", names)
+		}
+	}
+}
+
+// TestParquetEdgeValues round-trips the values a type's range ends with:
+// NULLs, NUL bytes, unicode, the widest decimals, integers at their limits,
+// dates and timestamps before 1970 and before 1 AD, infinities, midnight at
+// both ends of a day, lists with NULL elements and empty lists.
+func TestParquetEdgeValues(t *testing.T) {
+	dec := func(p, s int) model.Type { return model.Type{Kind: model.KindDecimal, Precision: p, Scale: s} }
+	elemDate := typ(model.KindDate)
+	elemDec := dec(38, 10)
+	tbl := &model.Table{Namespace: model.Namespace{Schema: "edge", Table: "values"}, PrimaryKey: []string{"id"}, Columns: []model.Column{
+		{Name: "id", Type: typ(model.KindInt64)},
+		{Name: "i16", Type: typ(model.KindInt16), Nullable: true},
+		{Name: "i32", Type: typ(model.KindInt32), Nullable: true},
+		{Name: "i64", Type: typ(model.KindInt64), Nullable: true},
+		{Name: "d38", Type: dec(38, 10), Nullable: true},
+		{Name: "d38_0", Type: dec(38, 0), Nullable: true},
+		{Name: "d9", Type: dec(9, 9), Nullable: true},
+		{Name: "d18", Type: dec(18, 0), Nullable: true},
+		{Name: "num", Type: typ(model.KindDecimal), Nullable: true},
+		{Name: "txt", Type: typ(model.KindText), Nullable: true},
+		{Name: "byt", Type: typ(model.KindBytes), Nullable: true},
+		{Name: "d", Type: typ(model.KindDate), Nullable: true},
+		{Name: "ts", Type: typ(model.KindTimestamp), Nullable: true},
+		{Name: "tstz", Type: typ(model.KindTimestampTZ), Nullable: true},
+		{Name: "tm", Type: typ(model.KindTime), Nullable: true},
+		{Name: "dates", Type: model.Type{Kind: model.KindArray, Elem: &elemDate}, Nullable: true},
+		{Name: "decs", Type: model.Type{Kind: model.KindArray, Elem: &elemDec}, Nullable: true},
+	}}
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	rows := []model.Row{
+		{int64(1), nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil},
+		{
+			int64(2), int64(math.MaxInt16), int64(math.MaxInt32), int64(math.MaxInt64),
+			"9999999999999999999999999999.9999999999", "99999999999999999999999999999999999999", "0.999999999", "999999999999999999",
+			"0.000000000000000000000000000000000000000001", "\x00 nul \x00, 東京 🚢, \"q\"\n", []byte{0, 0xff, 0, 'a'},
+			day(1969, 12, 31), time.Date(1969, 12, 31, 23, 59, 59, 999999000, time.UTC), time.Date(1900, 1, 1, 0, 0, 0, 1000, time.UTC),
+			24 * time.Hour, []any{day(1, 1, 1), nil, day(-4712, 1, 1)}, []any{"-0.0000000001", nil, "12.5000000000"},
+		},
+		{
+			int64(3), int64(math.MinInt16), int64(math.MinInt32), int64(math.MinInt64),
+			"-9999999999999999999999999999.9999999999", "-99999999999999999999999999999999999999", "-0.000000001", "-999999999999999999",
+			"-123456789012345678901234567890.123456789012345678901234567890", "", []byte{},
+			day(-4712, 1, 1), model.NegInfinity, model.PosInfinity,
+			time.Duration(0), []any{}, []any{nil},
+		},
+		{
+			int64(4), int64(0), int64(0), int64(0),
+			"0.0000000000", "0", "0.000000000", "0",
+			"NaN", "NULL", []byte("\x00"),
+			model.PosInfinity, model.PosInfinity, model.NegInfinity,
+			time.Microsecond, []any{model.PosInfinity, model.NegInfinity}, nil,
+		},
+		{
+			int64(5), nil, nil, nil, nil, nil, nil, nil, "Infinity", nil, nil,
+			model.NegInfinity, time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+			nil, nil, nil,
+		},
+	}
+	dir := t.TempDir()
+	writeParquet(t, dir, tbl, rows)
+	got, _, _ := readAll(t, openDir(t, dir, formatParquet), connector.PlanOptions{})
+	compareRows(t, tbl.Columns, rows, got[tbl.Namespace.String()])
+}
+
+// TestParquetFromFake copies every table of the fake source (a column of
+// each canonical type it generates) into Parquet in several partitions with
+// checkpoints, reads the files back and compares value by value; each
+// partition is a row group of its own.
+func TestParquetFromFake(t *testing.T) {
+	ctx := context.Background()
+	u, _ := url.Parse("fake://?tables=2&rows=2500&seed=7")
+	fc, err := fake.Open(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := fc.(connector.Source)
+	defer src.Close()
+	tables, err := src.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := src.Plan(ctx, tables, connector.PlanOptions{PartitionRows: 1000, BatchRows: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	dst := openDir(t, dir, formatParquet)
+	if err := dst.CreateTables(ctx, tables); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.LoadCheckpoints(ctx, "fake"); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := dst.OpenWriter(ctx)
+	want := map[string][]model.Row{}
+	parts := map[string]int{}
+	for _, p := range plan.Partitions {
+		tbl := plan.Table(p.Table)
+		parts[p.Table.String()]++
+		err := src.ReadPartition(ctx, tbl, p, "", func(b *model.RowBatch) error {
+			want[p.Table.String()] = append(want[p.Table.String()], b.Rows...)
+			b.Table, b.Partition = tbl, p.ID // as the engine sets them
+			b.Checkpoint = &model.Checkpoint{Flow: "fake", Key: "partition/" + p.ID, Value: string(b.Cursor)}
+			return w.WriteRows(ctx, b)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tbl := range tables {
+		if err := dst.FinishTable(ctx, tbl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, back, _ := readAll(t, openDir(t, dir, formatParquet), connector.PlanOptions{PartitionRows: 1000})
+	if len(back) != len(tables) {
+		t.Fatalf("read back %d tables, want %d", len(back), len(tables))
+	}
+	for _, tbl := range tables {
+		ns := tbl.Namespace.String()
+		if len(want[ns]) != 2500 {
+			t.Fatalf("fake gave %d rows of %s", len(want[ns]), ns)
+		}
+		compareRows(t, tbl.Columns, withDecimalScale(tbl, want[ns]), got[ns])
+		f, pf, err := openParquet(filepath.Join(dir, dst.dataFile(tbl.Namespace)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(pf.RowGroups()); n != parts[ns] {
+			t.Errorf("%s has %d row groups, want one per partition: %d", ns, n, parts[ns])
+		}
+		f.Close()
+	}
+	// A plan of the files cuts at row groups: three partitions per table.
+	_, _, p2 := readAll(t, openDir(t, dir, formatParquet), connector.PlanOptions{PartitionRows: 1000})
+	if len(p2.Partitions) != 6 {
+		t.Errorf("plan of the files has %d partitions, want 6", len(p2.Partitions))
+	}
+	for _, p := range p2.Partitions {
+		lo, _ := strconv.Atoi(p.Lower)
+		hi, _ := strconv.Atoi(p.Upper)
+		if hi-lo != int(p.EstimatedRows) || p.EstimatedRows == 0 {
+			t.Errorf("partition %s: rows [%s, %s) estimated %d", p.ID, p.Lower, p.Upper, p.EstimatedRows)
 		}
 	}
 }

@@ -331,6 +331,11 @@ func (c *pqColumn) value(v any) (parquet.Value, error) {
 		if ts.Nanosecond()%1000 != 0 {
 			return parquet.Value{}, fmt.Errorf("timestamp %s %w", ts.Format(time.RFC3339Nano), errSubMicro)
 		}
+		// Unix microseconds overflow int64 near PostgreSQL's last year
+		// (294276 AD), and ±MaxInt64 stand for the infinities.
+		if sec := ts.Unix(); sec >= timestampInfinity/1_000_000 || sec <= -timestampInfinity/1_000_000 {
+			return parquet.Value{}, fmt.Errorf("timestamp %s is outside the range of Parquet's TIMESTAMP(MICROS)", ts.Format(time.RFC3339Nano))
+		}
 		return parquet.Int64Value(ts.UnixMicro()), nil
 	case pqTime:
 		d := v.(time.Duration)
