@@ -331,3 +331,6 @@ func (c *Conn) readRowGroup(ctx context.Context, rg parquet.RowGroup, skip, n in
 	}
 	return nil
 }
+
+// parquetRow is a row as parquet-go reads it.
+type parquetRow = parquet.Row
