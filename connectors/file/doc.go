@@ -1,11 +1,13 @@
 // Package file is ferry's file connector: a directory of JSON Lines, CSV or
 // Parquet files, one per table, read as a source and written as a
-// destination. It has no change data capture in either direction: a flow
-// into or out of files is a snapshot.
+// destination. Files have no change stream to read; with changes=files a
+// full flow's changes are written as change files (changes.go), and without
+// it a flow into files is a snapshot.
 //
 //	file:///abs/dir?format=jsonl   (the default)
 //	file:///abs/dir?format=csv
 //	file:///abs/dir?format=parquet
+//	file:///abs/dir?format=parquet&changes=files
 //
 // # Layout of a directory
 //
@@ -16,6 +18,8 @@
 //	.ferry/<flow>/<key>.json       checkpoints of a flow, one file per key
 //	.ferry/<flow>/replace.journal  an interrupted ReplaceCheckpoints, replayed on load
 //	.shop.orders.jsonl.finish      an interrupted FinishTable, completed on the next call
+//	shop.orders.changes/000000000007-1.jsonl
+//	                               changes of the 7th change batch (changes=files)
 //	.<name>.tmp-<random>           a file being written, renamed into place when complete
 //
 // Names starting with a dot are never tables. In a table's file name the
