@@ -183,7 +183,8 @@ func (c *Conn) writeEvents(b *connector.EventBatch) error {
 }
 
 // eventRows is the change file rows of one event: an update that moves a
-// row to another key is a delete of the old key, then an insert.
+// row to another key (or any update of a table without a key) is a delete
+// of the old key (old row), then an insert.
 func eventRows(ev connector.Event) ([]model.Row, error) {
 	t := ev.Table
 	meta := func(op string) model.Row {
@@ -244,7 +245,10 @@ func eventRows(ev connector.Event) ([]model.Row, error) {
 		r, err := newRow(op)
 		return []model.Row{r}, err
 	case model.OpUpdate:
-		if ev.Key != nil && len(t.PrimaryKey) > 0 {
+		// Key is set when the update moved the row to another key, and for
+		// every update of a table without a key (its whole old row): the
+		// old row's identity is then written as a delete.
+		if ev.Key != nil {
 			del, err := keyRow("delete")
 			if err != nil {
 				return nil, err

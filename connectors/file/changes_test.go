@@ -113,6 +113,23 @@ func TestChangeFiles(t *testing.T) {
 	compareRows(t, ct.Columns, want, got)
 	got = readChangeFile(t, filepath.Join(dir, "s.u.changes", "000000000001-1.parquet"), other)
 	compareRows(t, ct.Columns, []model.Row{{"read", "4", "4/x", at, nil, int64(9), nil}}, got)
+
+	// A table without a key: an update carries the whole old row.
+	keyless := idTable(model.Namespace{Schema: "s", Table: "k"})
+	keyless.PrimaryKey, keyless.FullRowIdentity = nil, true
+	b = &connector.EventBatch{Position: "9", Checkpoint: &model.Checkpoint{Flow: "f", Key: "cdc", Value: "9"}, Events: []connector.Event{
+		event(model.OpUpdate, keyless, "8", model.Row{int64(1), "new"}, model.Row{int64(1), "old"}),
+		event(model.OpDelete, keyless, "9", nil, model.Row{int64(1), "new"}),
+	}}
+	if err := c.WriteEvents(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	got = readChangeFile(t, filepath.Join(dir, "s.k.changes", "000000000002-1.parquet"), keyless)
+	compareRows(t, ct.Columns, []model.Row{
+		{"delete", "8", "8/x", at, nil, int64(1), "old"},
+		{"insert", "8", "8/x", at, nil, int64(1), "new"},
+		{"delete", "9", "9/x", at, nil, int64(1), "new"},
+	}, got)
 	// The change directories are not tables.
 	tables, err := openDir(t, dir, formatParquet).Tables(ctx)
 	if err != nil || len(tables) != 0 {
