@@ -3,7 +3,9 @@ package file
 import (
 	"context"
 	"math"
+	"math/big"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -299,3 +301,73 @@ func TestParquetFromFake(t *testing.T) {
 		}
 	}
 }
+
+// TestParquetWithoutSidecar reads a Parquet file whose schema sidecar is
+// gone: the columns and their kinds come from the file's logical types.
+func TestParquetWithoutSidecar(t *testing.T) {
+	dir := t.TempDir()
+	tbl := allKinds(model.Namespace{Table: "t"})
+	rows := allKindsRows()
+	writeParquet(t, dir, tbl, rows)
+	if err := os.Remove(filepath.Join(dir, "t.schema.json")); err != nil {
+		t.Fatal(err)
+	}
+	got, tables, _ := readAll(t, openDir(t, dir, formatParquet), connector.PlanOptions{})
+	var kinds []string
+	for _, c := range tables[0].Columns {
+		kinds = append(kinds, c.Name+" "+c.Type.String())
+	}
+	want := "id int64, b bool, i16 int16, i32 int32, i64 int64, dec decimal(30,3), f32 float32, f64 float64, txt text, " +
+		"byt bytes, doc json, uid uuid, d date, tm time, ttz text, ts timestamp, tstz timestamptz, iv text, " +
+		"arr_i int64[], arr_t text[], arr_f32 float32[], en text, ip text, net text, mac text, weird \"col\", name\n text"
+	if s := strings.Join(kinds, ", "); s != want {
+		t.Fatalf("inferred columns\n%s\nwant\n%s", s, want)
+	}
+	// Text forms read back as text: compare them so.
+	for i, row := range withDecimalScale(tbl, rows) {
+		for j, c := range tbl.Columns {
+			v := row[j]
+			if tables[0].Columns[j].Type.Kind == model.KindText && c.Type.Kind != model.KindText && v != nil {
+				if _, ok := v.(string); !ok {
+					s, err := model.FormatText(c.Type, v)
+					if err != nil {
+						t.Fatal(err)
+					}
+					v = s
+				}
+			}
+			if !equalValue(tables[0].Columns[j].Type, v, got["t"][i][j]) {
+				t.Errorf("row %d column %q: got %#v, want %#v", i, c.Name, got["t"][i][j], v)
+			}
+		}
+	}
+}
+
+// FuzzParquetDecimal: a decimal's unscaled integer and its two's complement
+// bytes read back as the same decimal.
+func FuzzParquetDecimal(f *testing.F) {
+	f.Add(int64(0), uint8(0))
+	f.Add(int64(-1), uint8(3))
+	f.Add(int64(math.MinInt64), uint8(10))
+	f.Add(int64(math.MaxInt64), uint8(38))
+	f.Add(int64(-5), uint8(1))
+	f.Fuzz(func(t *testing.T, u int64, s uint8) {
+		scale := int(s % 39)
+		text := scaledDecimal(bigInt(u), scale)
+		back, err := unscaledDecimal(text, 38, scale)
+		if scale+19 > 38 && err != nil {
+			return // does not fit decimal(38, scale)
+		}
+		if err != nil {
+			t.Fatalf("%d at scale %d spells %q, which reads back as %v", u, scale, text, err)
+		}
+		if back.Int64() != u {
+			t.Fatalf("%d at scale %d spells %q, which reads back as %s", u, scale, text, back)
+		}
+		if b := fromTwosComplement(twosComplement(back, decimalBytes(38))); b.Int64() != u {
+			t.Fatalf("%d through two's complement is %s", u, b)
+		}
+	})
+}
+
+func bigInt(i int64) *big.Int { return big.NewInt(i) }
