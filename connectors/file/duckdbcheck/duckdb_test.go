@@ -17,6 +17,7 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/connectors/file"
 	"github.com/ferrydb/ferry/model"
 )
@@ -161,5 +162,52 @@ func TestDuckDBReadsParquet(t *testing.T) {
 		if g != w {
 			t.Errorf("row %d as DuckDB reads it:\n%s\nwant\n%s", i+1, g, w)
 		}
+	}
+}
+
+// TestDuckDBReadsChangeFiles: the change files of a table read as one
+// relation with a glob, in the order of their names.
+func TestDuckDBReadsChangeFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	u, _ := url.Parse("file://" + dir + "?format=parquet&changes=files")
+	c, err := file.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf := &file.ChangeFiles{Conn: c}
+	tbl := &model.Table{Namespace: model.Namespace{Schema: "public", Table: "items"}, PrimaryKey: []string{"id"}, Columns: []model.Column{
+		{Name: "id", Type: model.Type{Kind: model.KindInt64}},
+		{Name: "price", Type: model.Type{Kind: model.KindDecimal, Precision: 10, Scale: 2}, Nullable: true},
+	}}
+	if _, err := cf.LoadCheckpoints(ctx, "f"); err != nil {
+		t.Fatal(err)
+	}
+	ev := func(op model.Op, pos string, row, key model.Row) connector.Event {
+		return connector.Event{Op: op, Table: tbl, Source: tbl.Namespace, Row: row, Key: key, ID: pos + "/0", Position: model.Position(pos)}
+	}
+	for i, evs := range [][]connector.Event{
+		{ev(model.OpInsert, "1", model.Row{int64(1), "1.50"}, nil), ev(model.OpUpdate, "2", model.Row{int64(1), "2.00"}, nil)},
+		{ev(model.OpDelete, "3", nil, model.Row{int64(1)})},
+	} {
+		pos := fmt.Sprint(i + 1)
+		if err := cf.WriteEvents(ctx, &connector.EventBatch{Events: evs, Position: model.Position(pos),
+			Checkpoint: &model.Checkpoint{Flow: "f", Key: "cdc", Value: pos}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := fmt.Sprintf(`SELECT string_agg(_op || ' ' || id || ' ' || coalesce(price::VARCHAR, 'NULL'), '; ' ORDER BY filename, file_row_number)
+		FROM read_parquet('%s/public.items.changes/*.parquet', filename = true, file_row_number = true)`, dir)
+	var got string
+	if err := db.QueryRowContext(ctx, q).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "insert 1 1.50; update 1 2.00; delete 1 NULL"; got != want {
+		t.Errorf("DuckDB reads the changes as %q, want %q", got, want)
 	}
 }
