@@ -85,10 +85,10 @@ type Conn struct {
 	foreign map[string]string
 }
 
-// Open opens file:///abs/dir?format=jsonl|csv|parquet. The directory need not exist:
-// a destination creates it.
+// Open opens file:///abs/dir?format=jsonl|csv|parquet[&changes=files]. The
+// directory need not exist: a destination creates it.
 func Open(_ context.Context, u *url.URL) (*Conn, error) {
-	const fix = "use file:///absolute/directory?format=jsonl (or format=csv)"
+	const fix = "use file:///absolute/directory?format=jsonl (or format=csv, format=parquet)"
 	if u.Opaque != "" {
 		return nil, &errs.ConfigError{Msg: fmt.Sprintf("file URL %q has a relative path", errs.Redact(u.String())), Fix: fix}
 	}
@@ -109,7 +109,7 @@ func Open(_ context.Context, u *url.URL) (*Conn, error) {
 		}
 	}
 	switch ch := q.Get("changes"); ch {
-	case "", "none":
+	case "":
 	case "files":
 		c.changes = true
 	default:
