@@ -42,6 +42,18 @@ type Source interface {
 	ReadPartition(ctx context.Context, t *model.Table, p model.Partition, from model.Cursor, emit func(*model.RowBatch) error) error
 }
 
+// RowsFor is table ns's partition size: its TableRows, else PartitionRows,
+// else def.
+func (o PlanOptions) RowsFor(ns model.Namespace, def int64) int64 {
+	if n := o.TableRows[ns]; n > 0 {
+		return n
+	}
+	if o.PartitionRows > 0 {
+		return o.PartitionRows
+	}
+	return def
+}
+
 // PlanOptions tunes a source's plan.
 type PlanOptions struct {
 	// CDC asks for a T0 and whatever the change stream needs (a slot).
@@ -50,6 +62,9 @@ type PlanOptions struct {
 	Flow string
 	// PartitionRows is the target number of rows per partition.
 	PartitionRows int64
+	// TableRows, when it names a table, is that table's partition size
+	// instead (the engine's adaptive size, flow.PartitionRowsFor).
+	TableRows map[model.Namespace]int64
 	// BatchRows is the number of rows per emitted batch; Plan stamps it on
 	// every partition (model.Partition.BatchRows), which a read then
 	// honours, on this connection or another.

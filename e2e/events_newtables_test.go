@@ -17,26 +17,28 @@ import (
 // as read events of an incremental snapshot, which runs while the table
 // changes; its changes as c, u and d events. The state a consumer rebuilds
 // from the stream equals the source's. A table dropped at the source is no
-// longer followed.
+// longer followed. Both are schema events (CREATE, DROP) on
+// SUBJECT.__schema, in stream order.
 func TestPostgresToNATSTableCreatedDuringCDC(t *testing.T) {
 	ns := startNATS(t)
-	tableCreatedDuringCDC(t, "evnewt", ns.ClientURL()+"/?stream=newt&subject=newt", func(t *testing.T) []busMsg {
+	tableCreatedDuringCDC(t, "evnewt", ns.ClientURL()+"/?stream=newt&subject=newt", true, func(t *testing.T) []busMsg {
 		return readNATS(t, ns.ClientURL(), "newt")
 	})
 }
 
 // TestPostgresToKafkaTableCreatedDuringCDC is the same flow to Kafka,
 // where the incremental snapshot's progress is kept with the checkpoint
-// in the flow's Kafka transactions.
+// in the flow's Kafka transactions. Kafka orders records per partition
+// only: the schema events are checked, not their place among the others.
 func TestPostgresToKafkaTableCreatedDuringCDC(t *testing.T) {
 	brokers := kafkaBrokers(t)
 	dst := "kafka://" + brokers[0] + "/?topic=newt.{schema}.{table}&checkpoint_topic=newt_checkpoints"
 	if len(brokers) > 1 {
 		dst += "&brokers=" + strings.Join(brokers[1:], ",")
 	}
-	tableCreatedDuringCDC(t, "evnewtk", dst, func(t *testing.T) []busMsg {
+	tableCreatedDuringCDC(t, "evnewtk", dst, false, func(t *testing.T) []busMsg {
 		var out []busMsg
-		for _, m := range readKafka(t, brokers, []string{"newt.public.events", "newt.public.orders"}, 3, true) {
+		for _, m := range readKafka(t, brokers, []string{"newt.public.events", "newt.public.orders", "newt.__schema"}, 3, true) {
 			out = append(out, m.busMsg)
 		}
 		return out
@@ -44,8 +46,9 @@ func TestPostgresToKafkaTableCreatedDuringCDC(t *testing.T) {
 }
 
 // tableCreatedDuringCDC runs the flow of the tests above to dst (subjects
-// or topics newt.SCHEMA.TABLE) and checks what read gives a consumer.
-func tableCreatedDuringCDC(t *testing.T, name, dst string, read func(*testing.T) []busMsg) {
+// or topics newt.SCHEMA.TABLE) and checks what read gives a consumer,
+// in stream order when ordered.
+func tableCreatedDuringCDC(t *testing.T, name, dst string, ordered bool, read func(*testing.T) []busMsg) {
 	srv := pgtest.Shared(t)
 	src := srv.CreateDatabase(t, name)
 	pgShop(t, srv, src, 200)
@@ -76,7 +79,7 @@ func tableCreatedDuringCDC(t *testing.T, name, dst string, read func(*testing.T)
 	if took, _ := done["took"].(float64); time.Duration(took) > 9*time.Second {
 		t.Errorf("the incremental snapshot of 3000 rows took %v", time.Duration(took))
 	}
-	srv.Exec(t, src, `UPDATE events SET n = -1 WHERE id < 100; DELETE FROM events WHERE id BETWEEN 100 AND 110; DROP TABLE olds`)
+	srv.Exec(t, src, `UPDATE events SET n = -1 WHERE id < 100; DELETE FROM events WHERE id BETWEEN 100 AND 110; UPDATE olds SET v = 'b'; DROP TABLE olds`)
 	if !bg.waitFor(t, "table dropped at the source: no longer followed; its destination table stays", 60*time.Second) {
 		t.Fatalf("the dropped table was not seen:\n%s", tail(bg.stderr.String(), 30))
 	}
@@ -87,6 +90,7 @@ func tableCreatedDuringCDC(t *testing.T, name, dst string, read func(*testing.T)
 
 	msgs := read(t)
 	uniqueIDs(t, msgs)
+	checkTableSchemaEvents(t, msgs, ordered)
 	// PostgreSQL reads chunks in physical order, where an updated row
 	// moves: read again, it has a change event between its reads.
 	ops, readAgain := map[string]int{}, map[string]bool{}
@@ -126,6 +130,86 @@ func tableCreatedDuringCDC(t *testing.T, name, dst string, read func(*testing.T)
 	sameState(t, "events", st["newt.public.events"], sourceRows(t, srv, src,
 		`SELECT '{"id":' || id || '}', json_build_object('id', id, 'kind', kind, 'n', n::text)::text FROM events`))
 	sameState(t, "orders", st["newt.public.orders"], sourceRows(t, srv, src, ordersQuery))
+}
+
+// checkTableSchemaEvents checks the schema events of the flow above: one
+// CREATE of public.events with its columns and key, one DROP of
+// public.olds; when ordered, the CREATE before the table's first event
+// and the DROP after every change of it (its update in the DROP's own
+// transaction too).
+func checkTableSchemaEvents(t *testing.T, msgs []busMsg, ordered bool) {
+	t.Helper()
+	type tableChange struct {
+		Type  string `json:"type"`
+		ID    string `json:"id"`
+		Table struct {
+			PrimaryKeyColumnNames []string                `json:"primaryKeyColumnNames"`
+			Columns               []struct{ Name string } `json:"columns"`
+		} `json:"table"`
+	}
+	created, dropped, firstEvent := -1, -1, -1
+	for i, m := range msgs {
+		if m.Subject == "newt.public.events" && firstEvent < 0 {
+			firstEvent = i
+		}
+		if m.Subject != "newt.__schema" {
+			continue
+		}
+		var ev struct {
+			Source       map[string]any `json:"source"`
+			TableChanges []tableChange  `json:"tableChanges"`
+		}
+		if err := json.Unmarshal(m.Value, &ev); err != nil || len(ev.TableChanges) != 1 {
+			t.Fatalf("schema event %s: %v", m.Value, err)
+		}
+		tc := ev.TableChanges[0]
+		var cols []string
+		for _, c := range tc.Table.Columns {
+			cols = append(cols, c.Name)
+		}
+		switch tc.Type + " " + tc.ID {
+		case `CREATE "public"."events"`:
+			if created >= 0 {
+				t.Errorf("a second CREATE of public.events: %s", m.Value)
+			}
+			created = i
+			if fmt.Sprint(cols, tc.Table.PrimaryKeyColumnNames) != "[id kind n] [id]" || ev.Source["table"] != "events" {
+				t.Errorf("CREATE of public.events: %s", m.Value)
+			}
+		case `DROP "public"."olds"`:
+			if dropped >= 0 {
+				t.Errorf("a second DROP of public.olds: %s", m.Value)
+			}
+			dropped = i
+			if fmt.Sprint(cols) != "[id v]" {
+				t.Errorf("DROP of public.olds, want its last shape: %s", m.Value)
+			}
+		default:
+			t.Errorf("unexpected schema event %s", m.Value)
+		}
+	}
+	if created < 0 || dropped < 0 {
+		t.Fatalf("schema events: CREATE of events at %d, DROP of olds at %d; want both", created, dropped)
+	}
+	if !ordered {
+		return
+	}
+	if firstEvent < created {
+		t.Errorf("the first event of public.events (%d) comes before its CREATE (%d)", firstEvent, created)
+	}
+	update := -1
+	for i, m := range msgs {
+		if m.Subject != "newt.public.olds" || !strings.Contains(string(m.Value), `"op":"u"`) {
+			continue
+		}
+		update = i
+		if i > dropped {
+			t.Errorf("an update of public.olds at %d, after its DROP at %d", i, dropped)
+		}
+	}
+	if update < 0 {
+		t.Errorf("no update event of public.olds before its DROP (at %d)", dropped)
+	}
 }
 
 // TestPostgresToNATSTableCreatedDuringCDCKilled: killed (SIGKILL) while

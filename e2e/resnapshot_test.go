@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"syscall"
 	"testing"
@@ -177,6 +178,50 @@ func TestSnapshotRepairsADamagedTableScaleOut(t *testing.T) {
 	}
 	if code := run.waitExit(t, time.Minute); code != 0 {
 		t.Fatalf("ferry run exited %d after the cutover:\n%s", code, tail(run.stderr.String(), 30))
+	}
+	samePG(t, srv, src, dst)
+}
+
+// ferry snapshot of a table on an idle source: each chunk's watermark is
+// in the stream before the chunk reaches the batcher as often as not, and
+// the chunk is then applied at once, not with the next batch, which on an
+// idle source is a heartbeat (10 s) away. Read from the chunks' debug log:
+// the time from the watermark to the chunk handed back.
+func TestSnapshotOfAnIdleTableWaitsForNoHeartbeat(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "resnapidlesrc"), srv.CreateDatabase(t, "resnapidledst")
+	pgShop(t, srv, src, 3000)
+	dir := t.TempDir()
+	args := []string{"sync", srv.URL(src), srv.URL(dst), "--name", "resnapidle", "--state-dir", dir,
+		"--batch-rows", "100", "--log-format", "json", "--log-level", "debug", "--progress", "none"}
+	bg := startFerry(t, args...)
+	if !bg.waitFor(t, "change data capture starting", 60*time.Second) {
+		t.Fatalf("ferry did not reach CDC:\n%s", bg.stderr.String())
+	}
+	srv.Exec(t, dst, `DELETE FROM orders WHERE id % 7 = 0`)
+	mustFerry(t, "snapshot", srv.URL(src), srv.URL(dst), "public.orders", "--name", "resnapidle", "--state-dir", dir)
+	if !bg.waitFor(t, "incremental snapshot done", 120*time.Second) {
+		t.Fatalf("the snapshot did not finish:\n%s", tail(bg.stderr.String(), 30))
+	}
+	if code := bg.signal(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("ferry exited %d:\n%s", code, bg.stderr.String())
+	}
+	chunks, held := 0, 0
+	for _, line := range strings.Split(bg.stderr.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil || m["msg"] != "incremental snapshot chunk" {
+			continue
+		}
+		chunks++
+		if w, _ := m["watermark"].(float64); time.Duration(w) > 5*time.Second {
+			held++
+		}
+	}
+	if chunks < 30 {
+		t.Fatalf("%d chunks logged, want the 30 of 3000 rows", chunks)
+	}
+	if held > 0 {
+		t.Errorf("%d of %d chunks waited more than 5 s after their watermark (for a heartbeat)", held, chunks)
 	}
 	samePG(t, srv, src, dst)
 }

@@ -51,6 +51,8 @@ func transformUsers(t *testing.T, srv *pgtest.Server, db string) {
 		ALTER TABLE users REPLICA IDENTITY FULL;
 		INSERT INTO users SELECT g, 'user' || g || '@example.com', '+1-555-' || lpad(g::text, 4, '0'), 'Name ' || g, g % 3 <> 0,
 			CASE WHEN g % 10 = 0 THEN NULL ELSE g END FROM generate_series(1, 3000) g;
+		ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);
+		CREATE VIEW active_names AS SELECT id, name FROM users WHERE active;
 		CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes SELECT g, 'n' || g FROM generate_series(1, 100) g`)
 }
 
@@ -128,6 +130,13 @@ func TestPostgresTransforms(t *testing.T) {
 		t.Fatalf("a refused flow created %s tables at the destination", n[0])
 	}
 
+	plan := mustFerry(t, append([]string{"plan", srv.URL(src), srv.URL(dst)}, transformArgs...)...).stdout
+	for _, want := range []string{"transforms (on the copy and the change stream alike):", "public.users: ", "active == true", "vip"} {
+		if !strings.Contains(plan, want) {
+			t.Fatalf("ferry plan lacks %q:\n%s", want, plan)
+		}
+	}
+
 	bg := startFerry(t, append(append([]string{}, base...), transformArgs...)...)
 	if !bg.waitFor(t, "change data capture starting", 90*time.Second) {
 		t.Fatalf("ferry did not reach CDC:\n%s", bg.stderr.String())
@@ -178,6 +187,22 @@ func TestPostgresTransforms(t *testing.T) {
 	r = ferry(t, append(append([]string{}, base...), "--until", "caught-up")...)
 	if r.code != 2 || !strings.Contains(r.stderr, "other transforms") {
 		t.Fatalf("resumed without its transforms: want exit 2: %s", r)
+	}
+
+	// No way back: it would write masked or partial rows into the source.
+	r = ferry(t, append([]string{"cutover", srv.URL(src), srv.URL(dst), "--name", "xf", "--state-dir", state, "--reverse"}, transformArgs...)...)
+	if r.code != 2 || !strings.Contains(r.stderr, "does not support a flow with transforms") {
+		t.Fatalf("cutover --reverse of a transformed flow: want exit 2: %s", r)
+	}
+
+	// The cutover builds no constraint and creates no view of the
+	// transformed table (their columns differ there), and says so.
+	r = ferry(t, append([]string{"cutover", srv.URL(src), srv.URL(dst), "--name", "xf", "--state-dir", state}, transformArgs...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "users_email_key is on a table the flow transforms") || !strings.Contains(r.stdout, "active_names") {
+		t.Fatalf("cutover of a transformed flow: %s", r)
+	}
+	if n := pgRows(t, srv, dst, `SELECT count(*) FROM pg_views WHERE viewname = 'active_names'`); n[0] != "0" {
+		t.Fatal("the cutover created a view of a transformed table")
 	}
 }
 

@@ -88,7 +88,11 @@ func objectsDetail(done connector.ObjectsBuilt, issues []connector.ObjectIssue) 
 func (e *Engine) destinationObjects(objs []model.Object) ([]model.Object, []connector.ObjectIssue) {
 	renamedSchemas := map[string]bool{}
 	renamedTables := map[model.Namespace]model.Namespace{}
+	transformed := map[model.Namespace]bool{}
 	for _, t := range e.tables {
+		if t.xf != nil {
+			transformed[t.src.Namespace] = true
+		}
 		if t.src.Namespace != t.dst.Namespace {
 			renamedTables[t.src.Namespace] = t.dst.Namespace
 		}
@@ -96,7 +100,7 @@ func (e *Engine) destinationObjects(objs []model.Object) ([]model.Object, []conn
 			renamedSchemas[t.src.Namespace.Schema] = true
 		}
 	}
-	if len(renamedTables) == 0 {
+	if len(renamedTables) == 0 && len(transformed) == 0 {
 		return objs, nil
 	}
 	// The functions a table's definition calls were created with it, in
@@ -126,6 +130,9 @@ func (e *Engine) destinationObjects(objs []model.Object) ([]model.Object, []conn
 		for _, t := range append([]model.Namespace{o.Table}, o.Tables...) {
 			if to, ok := renamedTables[t]; ok && why == "" {
 				why = "it uses table " + t.String() + ", renamed " + to.String() + " at the destination"
+			}
+			if transformed[t] && why == "" {
+				why = "it uses table " + t.String() + ", whose columns or rows the flow transforms"
 			}
 		}
 		// A function's body names tables the catalog does not record.

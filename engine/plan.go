@@ -234,6 +234,24 @@ func (e *Engine) emptyTables(ctx context.Context) error {
 	return nil
 }
 
+// PartitionSizes is each large table's partition size, grown from the
+// flow's base (flow.PartitionRowsFor), unless the size was given.
+func PartitionSizes(cfg flow.Config, tables []*model.Table) map[model.Namespace]int64 {
+	if cfg.FixedPartitionRows {
+		return nil
+	}
+	var out map[model.Namespace]int64
+	for _, t := range tables {
+		if n := flow.PartitionRowsFor(cfg.PartitionRows, t.EstimatedRows, t.EstimatedBytes); n != cfg.PartitionRows {
+			if out == nil {
+				out = map[model.Namespace]int64{}
+			}
+			out[t.Namespace] = n
+		}
+	}
+	return out
+}
+
 // makePlan discovers and selects the source tables, lets the source refuse
 // them, creates the destination tables, then asks the source for a plan and
 // persists it.
@@ -242,7 +260,8 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	planOpts := connector.PlanOptions{CDC: e.mode != flow.ModeSnapshot, Flow: e.name, PartitionRows: e.cfg.PartitionRows, BatchRows: e.cfg.BatchRows, Recorded: e.cfg.Reverse}
+	planOpts := connector.PlanOptions{CDC: e.mode != flow.ModeSnapshot, Flow: e.name, PartitionRows: e.cfg.PartitionRows, BatchRows: e.cfg.BatchRows, Recorded: e.cfg.Reverse,
+		TableRows: PartitionSizes(e.cfg, selected)}
 	// A source that can tell it will refuse the plan (a binlog that cannot
 	// feed CDC, missing privileges) says so before the destination is touched.
 	if pf := e.src.Preflighter; pf != nil {

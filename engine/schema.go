@@ -82,6 +82,10 @@ func (e *Engine) destinationConstraints(cons []model.Constraint) (out []model.Co
 		}
 		src := k.Table
 		k.Table = tr.dst.Namespace
+		if tr.xf != nil || (k.Kind == model.ConstraintForeignKey && e.byNS[k.RefTable] != nil && e.byNS[k.RefTable].xf != nil) {
+			skipped = append(skipped, fmt.Sprintf("%s.%s is on a table the flow transforms (--exclude, --rename-column, --mask, --filter, --compute): its columns or rows differ at the destination; create it there as it applies to them", src, k.Name))
+			continue
+		}
 		if k.Unportable != "" {
 			skipped = append(skipped, fmt.Sprintf("%s.%s has no form the destination's engine reads (the source's definition: %s); write it in the destination's SQL and run it there", src, k.Name, k.Unportable))
 			continue

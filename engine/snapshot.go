@@ -565,7 +565,16 @@ func (bt *batcher) command(ctx context.Context, c snapCmd) error {
 	if len(c.chunk.rows) == 0 {
 		return bt.foldChunk(ctx)
 	}
-	return nil
+	// The snapshot loop writes the watermark, then hands the chunk over:
+	// the batch reaching it may have been folded already. The chunk is
+	// folded now, after the changes up to bt.pos (all recorded), rather
+	// than with the next batch (on an idle source, the next heartbeat's).
+	// Inside a transactional flow's open transaction its next part comes
+	// anyway, and the chunk with it.
+	if bt.open {
+		return nil
+	}
+	return bt.reached(ctx, bt.pos)
 }
 
 // record notes the key a change of the recorded table touches (r may be

@@ -170,3 +170,72 @@ func TestRenamedKeyColumnIsFollowed(t *testing.T) {
 		t.Errorf("another key: %v", err)
 	}
 }
+
+// The snapshot loop writes a chunk's watermark before it hands the chunk
+// over, so the batch reaching the watermark may come first: the chunk is
+// folded when it comes, not held for a next batch (on an idle source a
+// heartbeat, 10 s per chunk).
+func TestChunkAfterItsWatermarkIsFoldedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		from    model.Position
+		batches []model.Position
+	}{
+		{"the watermark's batch came first", "3", []model.Position{"5", "7"}},
+		{"the stream started at the watermark", "7", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bt, job := testBatcher(t, tc.from)
+			tr := bt.e.tables[0]
+			fc := foldChanges{tr}
+			started := make(chan snapStarted, 1)
+			if err := bt.command(ctx, snapCmd{start: &snapStart{ns: tr.src.Namespace, reply: started}}); err != nil || (<-started).err != nil {
+				t.Fatal(err)
+			}
+			for _, pos := range tc.batches {
+				if err := bt.take(ctx, sourceBatch{b: &model.ChangeBatch{Position: pos, Changes: []model.Change{fc.upd(2, "stream", "b")}}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			done := make(chan snapDone, 1)
+			chunk := []model.Row{{int64(1), "chunk", "b"}, {int64(2), "chunk", "b"}}
+			if err := bt.command(ctx, snapCmd{chunk: &snapChunk{rows: chunk, at: "7", reply: done}}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case d := <-done:
+				want := int64(1) // key 2 changed: its change wins
+				if tc.batches == nil {
+					want = 2
+				}
+				if d.redo || d.rows != want {
+					t.Errorf("chunk folded %+v, want %d rows", d, want)
+				}
+			default:
+				t.Fatalf("a chunk whose watermark (7) the stream had passed (at %s) waits for the next batch", bt.pos)
+			}
+			if bt.rec != nil {
+				t.Error("the chunk is still recorded after it was folded")
+			}
+			// The chunk goes at the last batch's position, after its changes.
+			got, last := map[int64]string{}, model.Position("")
+			for len(job) > 0 {
+				j := <-job
+				last = j.position
+				for _, tcs := range j.batch.Tables {
+					for _, r := range tcs.Upserts {
+						got[r[0].(int64)] = r[1].(string)
+					}
+				}
+			}
+			want := map[int64]string{1: "chunk", 2: "stream"}
+			if tc.batches == nil {
+				want[2] = "chunk"
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) || last != bt.pos {
+				t.Errorf("applied %v at %s, want %v at %s", got, last, want, bt.pos)
+			}
+		})
+	}
+}

@@ -105,9 +105,9 @@ func (e *Engine) streamEvents(ctx, stop context.Context, cs connector.ChangeSour
 
 // eventStream turns source batches into event batches. index numbers the
 // changes of one source transaction: a huge one comes in parts (Partial)
-// that share its position, and is numbered across them, so a resumed
-// stream, which reads the transaction whole again, gives each change the
-// same ID.
+// that share a position (the previous commit's, its last part at its
+// own), and is numbered across them, so a resumed stream, which reads the
+// transaction whole again, gives each change the same ID.
 type eventStream struct {
 	e     *Engine
 	cs    connector.ChangeSource
@@ -260,13 +260,20 @@ func (es *eventStream) add(ctx context.Context, eb *connector.EventBatch, b *mod
 		es.index = 0
 	}
 	es.lastPos, es.lastPartial = b.Position, b.Partial
+	// The parts of a transaction before its last come at the previous
+	// commit's position (a safe resume point), where that transaction's
+	// events are numbered already: theirs are marked apart.
+	at := e.name + "/" + string(b.Position) + "/"
+	if b.Partial {
+		at += "p/"
+	}
 	for i, ch := range b.Schemas {
 		ev, err := es.schema(ctx, ch)
 		if err != nil {
 			return err
 		}
 		if ev != nil {
-			ev.ID = fmt.Sprintf("%s/%s/s%d.%d", e.name, b.Position, es.index, i)
+			ev.ID = fmt.Sprintf("%ss%d.%d", at, es.index, i)
 			ev.Position, ev.CommitTime, ev.TxID = b.Position, b.CommitTime, b.TxID
 			eb.Events = append(eb.Events, *ev)
 		}
@@ -290,7 +297,7 @@ func (es *eventStream) add(ctx context.Context, eb *connector.EventBatch, b *mod
 		}
 		eb.Events = append(eb.Events, connector.Event{
 			Op: c.Op, Table: tr.dst, Source: tr.src.Namespace, Row: c.Row, Key: c.Key,
-			ID:       e.name + "/" + string(b.Position) + "/" + strconv.Itoa(idx),
+			ID:       at + strconv.Itoa(idx),
 			Position: b.Position, CommitTime: b.CommitTime, TxID: b.TxID,
 		})
 	}
@@ -301,19 +308,32 @@ func (es *eventStream) add(ctx context.Context, eb *connector.EventBatch, b *mod
 // schema follows a table's new shape and returns it as an event. A table
 // created at the source joins the flow as it does for a table destination
 // (its rows then come as read events of an incremental snapshot); one
-// dropped leaves it.
+// dropped leaves it. Either is an event as well.
 func (es *eventStream) schema(ctx context.Context, ch model.SchemaChange) (*connector.Event, error) {
 	e := es.e
 	if es.rec != nil && es.rec.tr.src.Namespace == ch.Table.Namespace {
 		es.rec.void = true // the chunk being recorded is read again
 	}
+	// A table that joins or leaves the flow is a schema event too
+	// (Debezium's CREATE and DROP), in stream order: the CREATE before the
+	// table's first event, the DROP after its last.
 	switch {
 	case ch.Created:
-		_, err := e.tableCreated(ctx, ch.Table)
-		return nil, err
+		tr, err := e.tableCreated(ctx, ch.Table)
+		if err != nil || tr == nil {
+			return nil, err
+		}
+		return &connector.Event{Table: tr.dst, Source: ch.Table.Namespace,
+			Schema: &model.SchemaChange{Table: tr.dst, Created: true}}, nil
 	case ch.Dropped:
-		_, err := e.tableDropped(ctx, ch.Table.Namespace)
-		return nil, err
+		tr := e.byNS[ch.Table.Namespace]
+		if left, err := e.tableDropped(ctx, ch.Table.Namespace); err != nil || !left {
+			return nil, err
+		}
+		// The table's last shape the flow knew: the source sends no
+		// more than its name.
+		return &connector.Event{Table: tr.dst, Source: ch.Table.Namespace,
+			Schema: &model.SchemaChange{Table: tr.dst, Dropped: true}}, nil
 	}
 	tr := e.byNS[ch.Table.Namespace]
 	if tr == nil {

@@ -64,13 +64,17 @@ type Config struct {
 	// Parallel is the number of partitions copied at once (readers and writers).
 	Parallel int `yaml:"parallel"`
 	// Writers is the number of parallel CDC appliers.
-	Writers       int           `yaml:"writers"`
-	BatchRows     int           `yaml:"batch_rows"`
-	PartitionRows int64         `yaml:"partition_rows"`
-	ApplyBatch    int           `yaml:"apply_batch"`
-	ApplyLinger   time.Duration `yaml:"apply_linger"`
-	Until         string        `yaml:"until"`
-	StateDir      string        `yaml:"state_dir"`
+	Writers       int   `yaml:"writers"`
+	BatchRows     int   `yaml:"batch_rows"`
+	PartitionRows int64 `yaml:"partition_rows"`
+	// FixedPartitionRows says PartitionRows was given (--partition-rows,
+	// partition_rows): every table gets it. Otherwise it is the base the
+	// planner grows a large table's partitions from (PartitionRowsFor).
+	FixedPartitionRows bool          `yaml:"-"`
+	ApplyBatch         int           `yaml:"apply_batch"`
+	ApplyLinger        time.Duration `yaml:"apply_linger"`
+	Until              string        `yaml:"until"`
+	StateDir           string        `yaml:"state_dir"`
 	// RetryTimeout is how long an unavailable database (restarted, cut off)
 	// is retried before the flow fails: the source's partition reads during
 	// the copy, the destination's appliers during CDC.
@@ -112,6 +116,12 @@ type Config struct {
 	Every time.Duration `yaml:"every"`
 	// Lookback re-reads a margin below the last watermark (ParseLookback).
 	Lookback string `yaml:"lookback"`
+}
+
+// Transforms reports whether the flow reshapes rows (--exclude,
+// --rename-column, --mask, --filter, --compute).
+func (c *Config) Transforms() bool {
+	return len(c.Exclude)+len(c.RenameColumns)+len(c.Mask)+len(c.Filter)+len(c.Compute) > 0
 }
 
 // How CDC applies changes (Config.ApplyMode).

@@ -185,19 +185,33 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 		return PlanResult{}, a.failure(err, o.secrets)
 	}
 	plan := o.eng.Plan()
-	if err := planFits(plan, in.Options.PartitionRows); err != nil {
-		// Nothing was copied: release the slot the plan made, so the flow
-		// can be run again with larger partitions.
-		if derr := o.eng.Drop(ctx); derr != nil {
-			a.logger().Warn("could not release the refused plan's resources", "flow", in.Options.Name, "error", o.secrets.Scrub(derr.Error()))
+	can := o.eng.Progress().Abilities
+	if in.Chunked {
+		first, chunks, tables, err := a.chunkPlan(ctx, plan, in.ChunkKB)
+		if err != nil {
+			a.dropRefused(ctx, o, in.Options.Name)
+			return PlanResult{}, a.failure(err, o.secrets)
 		}
+		return PlanResult{Plan: first, Mode: o.eng.Mode(), Abilities: &can, Chunks: chunks, Tables: tables}, nil
+	}
+	if err := planFits(plan, in.Options.PartitionRows); err != nil {
+		a.dropRefused(ctx, o, in.Options.Name)
 		return PlanResult{}, a.failure(err, o.secrets)
 	}
-	can := o.eng.Progress().Abilities
 	return PlanResult{Plan: plan, Mode: o.eng.Mode(), Abilities: &can}, nil
 }
 
-// maxPlanBytes bounds the plan's JSON: it travels through Temporal (the plan
+// dropRefused releases the resources of a plan that is not returned:
+// nothing was copied, so the slot it made must not retain WAL until the flow
+// is run again.
+func (a *Activities) dropRefused(ctx context.Context, o *opened, flowName string) {
+	if err := o.eng.Drop(ctx); err != nil {
+		a.logger().Warn("could not release the refused plan's resources", "flow", flowName, "error", o.secrets.Scrub(err.Error()))
+	}
+}
+
+// maxPlanBytes bounds the plan's JSON in a flow whose workflow predates the
+// plan in chunks: there it travels whole through Temporal (the plan
 // activity's result, then the workflow's state when it continues as new,
 // with about as much again for the partitions' progress), and Temporal
 // refuses a payload over 2 MB.
@@ -479,6 +493,11 @@ func (a *Activities) Release(ctx context.Context, in ReleaseInput) error {
 	defer o.close()
 	if err := o.eng.Drop(ctx); err != nil {
 		return a.failure(err, o.secrets)
+	}
+	if in.Chunks != nil {
+		if err := a.releaseChunks(ctx, *in.Chunks); err != nil {
+			return a.failure(err, o.secrets)
+		}
 	}
 	if in.Options.Reverse {
 		a.dropReverseRecord(ctx, in.Options.Source, in.Options.Name)

@@ -17,27 +17,19 @@ import (
 	"github.com/ferrydb/ferry/flow"
 )
 
-// A plan too large for Temporal's payloads is refused by the plan activity,
-// not retried, with the partition size that would fit; a plan of the same
-// tables with larger partitions goes through.
-func TestPlanActivityRefusesAPlanTooLargeForTemporal(t *testing.T) {
+// A flow whose workflow predates the plan in chunks carries its whole plan
+// in one payload: there a plan too large for Temporal's payloads is still
+// refused by the plan activity, not retried, with the partition size that
+// would fit; a plan of the same tables with larger partitions goes through.
+// (The same 20,000 partitions in chunks run to the end in
+// e2e.TestScaleOutPlanWithoutCeiling.)
+func TestPlanActivityOfAnOlderFlowRefusesAPlanTooLargeForTemporal(t *testing.T) {
 	conns, err := connector.LoadConnections("", nil, []string{"src=fake://?tables=2&rows=20000", "dst=null://"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	run := func(partitionRows int64) (PlanResult, error) {
-		var s testsuite.WorkflowTestSuite
-		env := s.NewTestActivityEnvironment()
-		a := &Activities{Connections: conns}
-		env.RegisterActivity(a)
-		in := PlanInput{Options: flow.Config{Name: "big", Source: "src", Destination: "dst", Mode: flow.ModeSnapshot, PartitionRows: partitionRows}}
-		in.Options.Defaults()
-		v, err := env.ExecuteActivity(a.Plan, in)
-		if err != nil {
-			return PlanResult{}, err
-		}
-		var pr PlanResult
-		return pr, v.Get(&pr)
+		return planActivity(t, conns, partitionRows, false)
 	}
 	_, err = run(2)
 	if err == nil || !strings.Contains(err.Error(), "raise --partition-rows to") || !strings.Contains(err.Error(), "limits payloads to 2 MB") {
@@ -50,6 +42,41 @@ func TestPlanActivityRefusesAPlanTooLargeForTemporal(t *testing.T) {
 	pr, err := run(1000)
 	if err != nil || len(pr.Plan.Partitions) == 0 {
 		t.Fatalf("a plan of 40 partitions: %v", err)
+	}
+}
+
+func planActivity(t *testing.T, conns *connector.Connections, partitionRows int64, chunked bool) (PlanResult, error) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	a := &Activities{Connections: conns}
+	env.RegisterActivity(a)
+	in := PlanInput{Options: flow.Config{Name: "big", Source: "src", Destination: "dst", Mode: flow.ModeSnapshot, PartitionRows: partitionRows}, Chunked: chunked}
+	in.Options.Defaults()
+	v, err := env.ExecuteActivity(a.Plan, in)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	var pr PlanResult
+	return pr, v.Get(&pr)
+}
+
+// A plan in chunks that fits in one chunk comes back whole, with no chunk
+// workflow to start, and counts each table's partitions.
+func TestPlanActivityReturnsASmallPlanInOneChunk(t *testing.T) {
+	conns, err := connector.LoadConnections("", nil, []string{"src=fake://?tables=2&rows=20000", "dst=null://"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := planActivity(t, conns, 1000, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Chunks == nil || pr.Chunks.Count != 0 || len(pr.Plan.Partitions) != 40 {
+		t.Fatalf("chunks %+v, %d partitions inline", pr.Chunks, len(pr.Plan.Partitions))
+	}
+	if len(pr.Tables) != 2 || pr.Tables[0].Partitions != 20 || pr.Tables[1].Partitions != 20 {
+		t.Fatalf("tables: %+v", pr.Tables)
 	}
 }
 

@@ -37,7 +37,10 @@ func Register(w worker.Registry, a *Activities) {
 	w.RegisterActivityWithOptions(a.VerifyTable, activity.RegisterOptions{Name: ActivityVerifyTable})
 	w.RegisterActivityWithOptions(a.VerifyRanges, activity.RegisterOptions{Name: ActivityVerifyRanges})
 	w.RegisterActivityWithOptions(a.Snapshot, activity.RegisterOptions{Name: ActivitySnapshot})
+	w.RegisterWorkflowWithOptions(PlanChunkWorkflow, workflow.RegisterOptions{Name: PlanChunkWorkflowName})
 	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: ActivityPlan})
+	w.RegisterActivityWithOptions(a.ReadPlanChunk, activity.RegisterOptions{Name: ActivityReadPlanChunk})
+	w.RegisterActivityWithOptions(a.ReleasePlan, activity.RegisterOptions{Name: ActivityReleasePlan})
 	w.RegisterActivityWithOptions(a.CopyPartition, activity.RegisterOptions{Name: ActivityCopy})
 	w.RegisterActivityWithOptions(a.FinishTables, activity.RegisterOptions{Name: ActivityFinish})
 	w.RegisterActivityWithOptions(a.StreamChanges, activity.RegisterOptions{Name: ActivityStream})
@@ -218,12 +221,26 @@ func (s *Status) Snapshot() engine.Snapshot {
 			order = append(order, ns)
 		}
 	}
+	// A plan in chunks counts its partitions per table, and keeps the
+	// finished ones folded there; Parts are the chunks read since.
+	for _, tp := range st.TableParts {
+		t := byTable[tp.Table]
+		if t == nil {
+			continue
+		}
+		t.Partitions += tp.Partitions
+		t.PartitionsDone += tp.Done
+		t.RowsCopied += tp.Rows
+		snap.ResumedPartitions += tp.Resumed
+	}
 	for _, p := range st.Parts {
 		t := byTable[p.Table]
 		if t == nil {
 			continue
 		}
-		t.Partitions++
+		if st.TableParts == nil {
+			t.Partitions++
+		}
 		t.RowsCopied += p.Rows
 		switch p.State {
 		case PartDone:
@@ -312,7 +329,9 @@ func destinations(o flow.Config, tables []*model.Table) map[model.Namespace]stri
 // FlowOptions are the options that define a flow, for comparing a running
 // flow with what a runner asks for.
 func definition(o flow.Config) map[string]string {
-	o.StateDir = ""
+	// Whether the partition size was given only mattered to the plan
+	// (flows from before it was recorded lack it).
+	o.StateDir, o.FixedPartitionRows = "", false
 	b, _ := json.Marshal(o) //nolint:errcheck // a flow.Config always marshals
 	var m map[string]any
 	json.Unmarshal(b, &m) //nolint:errcheck // just marshalled
@@ -396,6 +415,15 @@ func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions
 			// show how it ended.
 			if (status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && !opts.Restart) || (in.Options.Source == "" && in.Options.Destination == "") {
 				return c.GetWorkflow(ctx, name, ""), true, nil
+			}
+			// A flow that stopped during its copy and starts over from a
+			// new plan no longer needs the chunks of its old one.
+			if status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && opts.Restart && in.Options.Source != "" {
+				if st, err := Progress(ctx, c, name, opts.TaskQueue); err == nil && st.State.unreleased() != nil {
+					if err := releaseChunks(ctx, c, *st.State.unreleased(), nil); err != nil {
+						return nil, false, err
+					}
+				}
 			}
 			// A flow that failed or was terminated resumes where it
 			// stopped: its plan, finished partitions and CDC position carry

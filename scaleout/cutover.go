@@ -44,6 +44,8 @@ func (r *flowRun) validateCutoverRequest(ctx workflow.Context, req CutoverReques
 	switch {
 	case len(r.in.Options.Rename) > 0:
 		return temporal.NewApplicationError(fmt.Sprintf("flow %q renames tables: --reverse does not support a flow with --rename (the reverse flow would need the renames inverted)", r.in.Options.Name), errTypeConfig)
+	case r.in.Options.Transforms():
+		return temporal.NewApplicationError(fmt.Sprintf("flow %q transforms rows (--exclude, --rename-column, --mask, --filter, --compute): --reverse would write masked or partial rows into the old database", r.in.Options.Name), errTypeConfig)
 	case s.Mode == flow.ModeSnapshot:
 		return temporal.NewApplicationError(fmt.Sprintf("flow %q has no change data capture (--mode snapshot): ferry could not tell whether the source is written after the cutover", r.in.Options.Name), errTypeConfig)
 	case s.Cut != nil && s.Reverse == nil:
@@ -62,14 +64,9 @@ func (r *flowRun) validateCutover(workflow.Context) error {
 	case s.Plan == nil:
 		return temporal.NewApplicationError(fmt.Sprintf("flow %q has no plan yet: its copy has not started", r.in.Options.Name), errTypeConfig)
 	case s.Mode != flow.ModeCDC && !s.TablesFinished:
-		done := 0
-		for _, p := range s.Parts {
-			if p.State == PartDone {
-				done++
-			}
-		}
-		what := fmt.Sprintf("%d of %d partitions copied", done, len(s.Parts))
-		if done == len(s.Parts) {
+		done, total := s.partsDone()
+		what := fmt.Sprintf("%d of %d partitions copied", done, total)
+		if done == total {
 			what += "; the destination tables are still being finished"
 		}
 		return temporal.NewApplicationError(fmt.Sprintf("flow %q has not finished its copy (%s): a cutover needs every row copied", r.in.Options.Name, what), errTypeConfig)

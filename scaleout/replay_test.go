@@ -15,6 +15,9 @@ import (
 // workflow.GetVersion so running flows keep replaying):
 //
 //	temporal workflow show -w FLOW --output json > scaleout/testdata/history-NAME.json
+//
+// (-r RUN picks a run other than the latest: history-plan-in-chunks.json
+// is a flow's first run, with its plan-in-chunks marker.)
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob("testdata/history-*.json")
 	if err != nil || len(files) == 0 {
@@ -25,6 +28,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(FlowWorkflow, workflow.RegisterOptions{Name: WorkflowName})
 			r.RegisterWorkflowWithOptions(VerifyWorkflow, workflow.RegisterOptions{Name: VerifyWorkflowName})
+			r.RegisterWorkflowWithOptions(PlanChunkWorkflow, workflow.RegisterOptions{Name: PlanChunkWorkflowName})
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatalf("replaying %s: %v", f, err)
 			}

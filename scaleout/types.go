@@ -84,6 +84,9 @@ type Settings struct {
 	HistoryLimit int `json:"history_limit,omitempty"`
 	// MaxAttempts bounds the attempts of one activity (default 10).
 	MaxAttempts int32 `json:"max_attempts,omitempty"`
+	// PlanChunkKB bounds the JSON of one chunk of the plan (default 128,
+	// at most 1024: a chunk is one Temporal payload, limited to 2 MB).
+	PlanChunkKB int `json:"plan_chunk_kb,omitempty"`
 }
 
 func (s Settings) withDefaults(o flow.Config) Settings {
@@ -105,6 +108,10 @@ func (s Settings) withDefaults(o flow.Config) Settings {
 	if s.MaxAttempts <= 0 {
 		s.MaxAttempts = 10
 	}
+	if s.PlanChunkKB <= 0 {
+		s.PlanChunkKB = defaultChunkKB
+	}
+	s.PlanChunkKB = min(s.PlanChunkKB, 1024)
 	return s
 }
 
@@ -123,17 +130,26 @@ type FlowInput struct {
 
 // FlowState is the workflow's durable state.
 type FlowState struct {
-	Phase          string           `json:"phase"`
-	Mode           flow.Mode        `json:"mode,omitempty"`
-	Started        time.Time        `json:"started"`
-	Runs           int              `json:"runs"` // continue-as-new count
-	Plan           *model.Plan      `json:"plan,omitempty"`
-	Parts          []PartitionState `json:"partitions,omitempty"`
-	TablesFinished bool             `json:"tables_finished,omitempty"`
-	CDC            CDCState         `json:"cdc"`
-	Paused         bool             `json:"paused,omitempty"`
-	Cutover        bool             `json:"cutover,omitempty"`
-	Cancelled      bool             `json:"cancelled,omitempty"`
+	Phase   string    `json:"phase"`
+	Mode    flow.Mode `json:"mode,omitempty"`
+	Started time.Time `json:"started"`
+	Runs    int       `json:"runs"` // continue-as-new count
+	// Plan is the plan's tables and T0; in a plan in chunks (Chunks set),
+	// its Partitions are only those of Parts, the chunks read and not yet
+	// folded into TableParts.
+	Plan  *model.Plan      `json:"plan,omitempty"`
+	Parts []PartitionState `json:"partitions,omitempty"`
+	// Chunks says where the rest of a plan in chunks is; nil in a flow
+	// whose whole plan is in Plan.
+	Chunks *PlanChunks `json:"plan_chunks,omitempty"`
+	// TableParts counts, in a plan in chunks, each table's partitions and
+	// the finished ones folded out of Parts.
+	TableParts     []TableParts `json:"table_partitions,omitempty"`
+	TablesFinished bool         `json:"tables_finished,omitempty"`
+	CDC            CDCState     `json:"cdc"`
+	Paused         bool         `json:"paused,omitempty"`
+	Cutover        bool         `json:"cutover,omitempty"`
+	Cancelled      bool         `json:"cancelled,omitempty"`
 	// Cut is the cutover (drain to the source's position at the request,
 	// then the finishing steps), nil until one is requested, and in flows
 	// that stop at what was read (histories from before the drain).
@@ -222,6 +238,11 @@ type PlanInput struct {
 	Options flow.Config `json:"options"`
 	// StartOver empties the destination tables before T0 (ferry run --restart).
 	StartOver bool `json:"start_over,omitempty"`
+	// Chunked asks for the plan in chunks (PlanResult.Chunks), however
+	// large; without it a plan too large for one payload is refused.
+	Chunked bool `json:"chunked,omitempty"`
+	// ChunkKB bounds a chunk's JSON (Settings.PlanChunkKB).
+	ChunkKB int `json:"chunk_kb,omitempty"`
 }
 
 // PlanResult is the plan, the negotiated mode and what the source and
@@ -230,6 +251,10 @@ type PlanResult struct {
 	Plan      *model.Plan       `json:"plan"`
 	Mode      flow.Mode         `json:"mode"`
 	Abilities *engine.Abilities `json:"abilities,omitempty"`
+	// Chunks, for a plan in chunks, says where the chunks after the first
+	// (Plan.Partitions) are; Tables counts each table's partitions.
+	Chunks *PlanChunks  `json:"chunks,omitempty"`
+	Tables []TableParts `json:"tables,omitempty"`
 }
 
 // CopyInput asks for one partition. Only the partition's table is sent, not
@@ -350,6 +375,9 @@ type CutoverAnswer struct {
 // publication, destination checkpoints).
 type ReleaseInput struct {
 	Options flow.Config `json:"options"`
+	// Chunks are the plan's chunk workflows, when they still run (a flow
+	// cancelled during its copy).
+	Chunks *PlanChunks `json:"chunks,omitempty"`
 }
 
 // TablesRequest asks a streaming flow to follow another --tables

@@ -2,6 +2,7 @@ package scaleout
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -97,8 +98,9 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 				return r.fail(err)
 			}
 		}
+		chunked := workflow.GetVersion(ctx, versionPlanChunks, workflow.DefaultVersion, 1) == 1
 		var pr PlanResult
-		err := workflow.ExecuteActivity(r.options(actCtx, "plan", time.Hour), ActivityPlan, PlanInput{Options: r.in.Options, StartOver: in.Restart}).Get(actCtx, &pr)
+		err := workflow.ExecuteActivity(r.options(actCtx, "plan", time.Hour), ActivityPlan, PlanInput{Options: r.in.Options, StartOver: in.Restart, Chunked: chunked, ChunkKB: r.set.PlanChunkKB}).Get(actCtx, &pr)
 		if s.Cancelled {
 			return r.cancelled(ctx)
 		}
@@ -106,6 +108,9 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 			return r.fail(failure("plan", err))
 		}
 		s.Plan, s.Mode, s.Abilities = pr.Plan, pr.Mode, pr.Abilities
+		if pr.Chunks != nil {
+			s.Chunks, s.TableParts = pr.Chunks, pr.Tables
+		}
 		for _, p := range pr.Plan.Partitions {
 			s.Parts = append(s.Parts, PartitionState{ID: p.ID, Table: p.Table.String(), EstimatedRows: p.EstimatedRows, State: PartPending})
 		}
@@ -120,6 +125,7 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 		if s.Cancelled {
 			return r.cancelled(ctx)
 		}
+		r.copied(actCtx)
 		// A destination with nothing to do after the copy needs no activity;
 		// a flow planned before abilities were reported runs it, as it did.
 		if s.Abilities == nil || s.Abilities.Destination.FinishTables {
@@ -217,6 +223,7 @@ func (r *flowRun) continueAsNew(ctx workflow.Context) error {
 		return err
 	}
 	r.continuing = true
+	r.s.fold()
 	s := *r.s
 	s.Runs++
 	workflow.GetLogger(ctx).Info("continuing as new", "runs", s.Runs, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength())
@@ -245,9 +252,37 @@ func (r *flowRun) copy(ctx, actCtx workflow.Context) (next error, err error) {
 	}
 	sel := workflow.NewSelector(ctx)
 	running := 0
+	loading := false // a chunk of the plan is being read
 	var failed error
 	for {
 		full := r.historyFull(ctx)
+		// The next chunk is read while the window still has partitions
+		// to start, so it stays full.
+		if s.Chunks.left() && !loading && len(pending) <= r.set.Window && !s.Paused && !s.Cancelled && failed == nil && !full {
+			loading = true
+			r.activities++
+			k := s.Chunks.Next
+			f := workflow.ExecuteActivity(r.options(actCtx, "plan-chunk#"+strconv.Itoa(k), 10*time.Minute), ActivityReadPlanChunk, ReadChunkInput{ID: s.Chunks.ID(k)})
+			sel.AddFuture(f, func(f workflow.Future) {
+				loading = false
+				var parts []model.Partition
+				if err := f.Get(ctx, &parts); err != nil {
+					if s.Cancelled || failed != nil {
+						return
+					}
+					failed = failure(fmt.Sprintf("read chunk %d of %d of the plan", k+1, s.Chunks.Count), err)
+					r.cancelActs()
+					return
+				}
+				s.Chunks.Next++
+				for _, p := range parts {
+					bounds[p.ID] = p
+					s.Plan.Partitions = append(s.Plan.Partitions, p)
+					pending = append(pending, len(s.Parts))
+					s.Parts = append(s.Parts, PartitionState{ID: p.ID, Table: p.Table.String(), EstimatedRows: p.EstimatedRows, State: PartPending})
+				}
+			})
+		}
 		for !s.Paused && !s.Cancelled && failed == nil && !full && running < r.set.Window && len(pending) > 0 {
 			i := pending[0]
 			pending = pending[1:]
@@ -260,6 +295,8 @@ func (r *flowRun) copy(ctx, actCtx workflow.Context) (next error, err error) {
 			running++
 			sel.AddFuture(f, func(f workflow.Future) {
 				running--
+				// By index: reading a chunk may have moved s.Parts.
+				p := &s.Parts[i]
 				var res CopyResult
 				if err := f.Get(ctx, &res); err != nil {
 					p.State = PartPending
@@ -275,14 +312,14 @@ func (r *flowRun) copy(ctx, actCtx workflow.Context) (next error, err error) {
 				p.RowsThisAttempt, p.Worker, p.HeartbeatRows = res.RowsThisAttempt, res.Worker, res.HeartbeatRows
 			})
 		}
-		if running == 0 {
+		if running == 0 && !loading {
 			switch {
 			case s.Cancelled:
 				return nil, nil
 			case failed != nil:
 				_, err := r.fail(failed)
 				return nil, err
-			case len(pending) == 0:
+			case len(pending) == 0 && !s.Chunks.left():
 				return nil, nil
 			case full:
 				return r.continueAsNew(ctx), nil
@@ -297,6 +334,28 @@ func (r *flowRun) copy(ctx, actCtx workflow.Context) (next error, err error) {
 		}
 		sel.Select(ctx)
 	}
+}
+
+// copied tidies a plan in chunks once every partition is copied: the
+// finished partitions are folded into their tables' counters and the chunk
+// workflows are released (a failure to release them is only logged: they
+// hold nothing the flow needs any more).
+func (r *flowRun) copied(ctx workflow.Context) {
+	s := r.s
+	if s.Chunks == nil {
+		return
+	}
+	s.fold()
+	if s.Chunks.Count == 0 || s.Chunks.Released {
+		return
+	}
+	r.activities++
+	err := workflow.ExecuteActivity(r.options(ctx, "release-plan", 30*time.Minute), ActivityReleasePlan, ReleasePlanInput{Chunks: *s.Chunks}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("the plan's chunk workflows were not all released", "error", err)
+		return
+	}
+	s.Chunks.Released = true
 }
 
 // stream runs CDC activities one after the other, each from where the last
@@ -379,8 +438,12 @@ func (r *flowRun) done(ctx workflow.Context, release bool) (*FlowState, error) {
 	return r.s, nil
 }
 
-func (r *flowRun) release(ctx workflow.Context) error {
-	err := workflow.ExecuteActivity(r.options(ctx, "release", 10*time.Minute), ActivityRelease, ReleaseInput{Options: r.in.Options}).Get(ctx, nil)
+func (r *flowRun) release(ctx workflow.Context) error { return r.releaseInput(ctx, nil) }
+
+// releaseInput releases the flow's resources, and the plan's chunk
+// workflows when chunks is set.
+func (r *flowRun) releaseInput(ctx workflow.Context, chunks *PlanChunks) error {
+	err := workflow.ExecuteActivity(r.options(ctx, "release", 10*time.Minute), ActivityRelease, ReleaseInput{Options: r.in.Options, Chunks: chunks}).Get(ctx, nil)
 	if err != nil {
 		return failure("release the flow's replication slot and checkpoints", err)
 	}
@@ -394,7 +457,7 @@ func (r *flowRun) cancelled(ctx workflow.Context) (*FlowState, error) {
 	r.s.Phase = PhaseCancelled
 	r.s.Ended = workflow.Now(ctx)
 	if r.s.Plan != nil {
-		if err := r.release(ctx); err != nil {
+		if err := r.releaseInput(ctx, r.s.unreleased()); err != nil {
 			workflow.GetLogger(ctx).Warn("release after cancel failed", "error", err)
 		}
 	}

@@ -39,6 +39,8 @@ type fakeFlow struct {
 	// abilities is what the plan activity reports (nil: nothing, as a
 	// worker from before abilities were reported).
 	abilities *engine.Abilities
+	// plan, when set, answers the plan activity.
+	plan func(PlanInput) (PlanResult, error)
 }
 
 func newFakeFlow() *fakeFlow {
@@ -90,6 +92,8 @@ func (f *fakeFlow) env(t *testing.T, mode flow.Mode, parts int, copyTakes time.D
 	env.RegisterActivityWithOptions(a.CheckReverse, activity.RegisterOptions{Name: ActivityCheckReverse})
 	env.RegisterActivityWithOptions(a.StartReverse, activity.RegisterOptions{Name: ActivityStartReverse})
 	env.RegisterActivityWithOptions(a.CheckOldSide, activity.RegisterOptions{Name: ActivityCheckOldSide})
+	env.RegisterActivityWithOptions(a.ReadPlanChunk, activity.RegisterOptions{Name: ActivityReadPlanChunk})
+	env.RegisterActivityWithOptions(a.ReleasePlan, activity.RegisterOptions{Name: ActivityReleasePlan})
 	env.OnActivity(ActivityCutoverPosition, mock.Anything, mock.Anything).Return(func(ctx context.Context, in CutoverPositionInput) (CutoverPosition, error) {
 		f.record("cutover-position")
 		f.mu.Lock()
@@ -106,6 +110,9 @@ func (f *fakeFlow) env(t *testing.T, mode flow.Mode, parts int, copyTakes time.D
 	})
 	env.OnActivity(ActivityPlan, mock.Anything, mock.Anything).Return(func(ctx context.Context, in PlanInput) (PlanResult, error) {
 		f.record("plan")
+		if f.plan != nil {
+			return f.plan(in)
+		}
 		return PlanResult{Plan: testPlan(parts), Mode: mode, Abilities: f.abilities}, nil
 	})
 	env.OnActivity(ActivityCopy, mock.Anything, mock.Anything).After(copyTakes).Return(func(ctx context.Context, in CopyInput) (CopyResult, error) {

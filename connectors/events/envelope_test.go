@@ -96,6 +96,10 @@ func TestGoldenOps(t *testing.T) {
 		}(), false},
 		{"op_schema", connector.Event{Table: usersTable(), Source: usersTable().Namespace, ID: "f1/0/16B3740/s0.0", Position: "0/16B3740", CommitTime: commit,
 			Schema: &model.SchemaChange{Table: usersTable(), Renamed: map[string]string{"bio": "about"}}}, false},
+		{"op_schema_create", connector.Event{Table: usersTable(), Source: usersTable().Namespace, ID: "f1/0/16B3740/s0.0", Position: "0/16B3740", CommitTime: commit, TxID: "771",
+			Schema: &model.SchemaChange{Table: usersTable(), Created: true}}, false},
+		{"op_schema_drop", connector.Event{Table: usersTable(), Source: usersTable().Namespace, ID: "f1/0/16B3740/s0.0", Position: "0/16B3740", CommitTime: commit, TxID: "771",
+			Schema: &model.SchemaChange{Table: usersTable(), Dropped: true}}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,11 +5,13 @@ import (
 	"strings"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/model"
 )
 
 // schemaEvent is a table's new shape, in the form of Debezium's schema
 // change events (its MySQL connector's schema change topic): the table's
-// columns and key after the change, and the columns renamed.
+// columns and key after the change, and the columns renamed; for a table
+// dropped, its last shape.
 type schemaEvent struct {
 	Source       source        `json:"source"`
 	TsMs         int64         `json:"ts_ms"`
@@ -51,9 +53,21 @@ func (o Options) schemaChange(ev connector.Event) ([]Message, error) {
 	v, err := json.Marshal(schemaEvent{
 		Source: o.source(ev.Source, ev.Position, ev.CommitTime, ev.TxID), TsMs: o.now().UnixMilli(),
 		DatabaseName: t.Namespace.Schema, SchemaName: t.Namespace.Schema,
-		TableChanges: []tableChange{{Type: "ALTER", ID: id, Table: shape, Renamed: ev.Schema.Renamed}},
+		TableChanges: []tableChange{{Type: changeType(ev.Schema), ID: id, Table: shape, Renamed: ev.Schema.Renamed}},
 	})
 	return []Message{{Subject: o.SchemaSubject(), Key: []byte(`{"table":` + string(mustJSON(t.Namespace.String())) + `}`), Value: v, ID: ev.ID}}, err
+}
+
+// changeType is Debezium's tableChanges type: a table created (CREATE),
+// dropped (DROP) or changed (ALTER).
+func changeType(ch *model.SchemaChange) string {
+	switch {
+	case ch.Created:
+		return "CREATE"
+	case ch.Dropped:
+		return "DROP"
+	}
+	return "ALTER"
 }
 
 func nativeOr(n, s string) string {

@@ -96,6 +96,7 @@ func (s *Source) Plan(ctx context.Context, tables []*model.Table, opts connector
 		if _, err := tableIndex(t.Namespace); err != nil {
 			return nil, err
 		}
+		per := opts.RowsFor(t.Namespace, per)
 		n := max((s.cfg.Rows+per-1)/per, 1)
 		for i := int64(0); i < n; i++ {
 			part := model.Partition{ID: fmt.Sprintf("%s/%04d", t.Namespace, i), Table: t.Namespace, Index: int(i),

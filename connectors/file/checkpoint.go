@@ -23,6 +23,9 @@ type checkpointRecord struct {
 	Value  string `json:"value"`
 	Part   string `json:"part,omitempty"`
 	Length int64  `json:"length,omitempty"`
+	// Changes is, for a checkpoint written with change files, the last
+	// change batch they commit (changes.go).
+	Changes int64 `json:"changes,omitempty"`
 }
 
 // replaceJournal is ReplaceCheckpoints' intent, written before it touches any
@@ -188,6 +191,15 @@ func (c *Conn) load(ctx context.Context, flow string) (map[string]string, error)
 	if err != nil {
 		return nil, err
 	}
+	var changes int64
+	for _, e := range recs {
+		changes = max(changes, e.rec.Changes)
+	}
+	if c.changes {
+		if err := c.cutChanges(changes); err != nil {
+			return nil, err
+		}
+	}
 	committed := map[string]int64{}
 	for _, e := range recs {
 		if e.rec.Part != "" {
@@ -310,7 +322,7 @@ func (c *Conn) replace(flow, prefix string, values map[string]string) error {
 	for _, k := range keys {
 		rec := checkpointRecord{Key: k, Value: values[k]}
 		if old, ok := cur[k]; ok {
-			rec.Part, rec.Length = old.rec.Part, old.rec.Length
+			rec.Part, rec.Length, rec.Changes = old.rec.Part, old.rec.Length, old.rec.Changes
 		}
 		j.Records = append(j.Records, rec)
 	}
@@ -450,6 +462,12 @@ func (c *Conn) drop(ctx context.Context, flow string) error {
 	}
 	if err := syncDir(c.dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
+	}
+	// The flow's change files go with it: a new run numbers its own from 1.
+	if c.changes {
+		if err := c.cutChanges(0); err != nil {
+			return err
+		}
 	}
 	c.resetParts()
 	c.mu.Lock()

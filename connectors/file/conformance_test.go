@@ -64,6 +64,13 @@ func TestConformance(t *testing.T) {
 				Schema: "public",
 				Open:   func(t *testing.T) connector.Destination { return openDir(t, dir, format) },
 			})
+			// With changes=files the connector is an event destination too;
+			// its copy path is the same.
+			cdir := filepath.Join(t.TempDir(), "dst-changes")
+			conformance.Destination(t, conformance.DestinationHarness{
+				Schema: "public",
+				Open:   func(t *testing.T) connector.Destination { return openChanges(t, cdir, format) },
+			})
 		})
 	}
 }

@@ -18,11 +18,22 @@ import (
 )
 
 const (
-	formatJSONL = "jsonl"
-	formatCSV   = "csv"
+	formatJSONL   = "jsonl"
+	formatCSV     = "csv"
+	formatParquet = "parquet"
 )
 
-var formats = []string{formatJSONL, formatCSV}
+var formats = []string{formatJSONL, formatCSV, formatParquet}
+
+// isFormat reports whether f names a format of the connector.
+func isFormat(f string) bool {
+	for _, x := range formats {
+		if f == x {
+			return true
+		}
+	}
+	return false
+}
 
 const (
 	defaultPartitionRows = 100000
@@ -34,9 +45,9 @@ const (
 func init() {
 	connector.Register(connector.Registration{
 		Scheme:    "file",
-		Summary:   "a directory of JSON Lines or CSV files, one file per table (source and destination, no CDC)",
+		Summary:   "a directory of JSON Lines, CSV or Parquet files, one file per table (source and destination; with changes=files, CDC as change files)",
 		Example:   "file:///tmp/export?format=jsonl",
-		Open:      connector.OpenerOf(Open),
+		Open:      openConnector,
 		Prototype: (*Conn)(nil),
 	})
 }
@@ -61,16 +72,23 @@ type Conn struct {
 	mu       sync.Mutex
 	parts    map[string]*partState // by part file name
 	flowDirs map[string]bool       // checkpoint directories known to be durable
+	// changes is set by changes=files: the connector writes change files
+	// (changes.go). changesMu orders WriteEvents; changeBatch is the last
+	// change batch number written, -1 until known.
+	changes     bool
+	changesMu   sync.Mutex
+	changeBatch int64
+
 	// foreign maps the part files of other flows' unfinished copies to
 	// their flow, as LoadCheckpoints found them: this flow must not touch
 	// them.
 	foreign map[string]string
 }
 
-// Open opens file:///abs/dir?format=jsonl|csv. The directory need not exist:
-// a destination creates it.
+// Open opens file:///abs/dir?format=jsonl|csv|parquet[&changes=files]. The
+// directory need not exist: a destination creates it.
 func Open(_ context.Context, u *url.URL) (*Conn, error) {
-	const fix = "use file:///absolute/directory?format=jsonl (or format=csv)"
+	const fix = "use file:///absolute/directory?format=jsonl (or format=csv, format=parquet)"
 	if u.Opaque != "" {
 		return nil, &errs.ConfigError{Msg: fmt.Sprintf("file URL %q has a relative path", errs.Redact(u.String())), Fix: fix}
 	}
@@ -80,19 +98,26 @@ func Open(_ context.Context, u *url.URL) (*Conn, error) {
 	if u.Path == "" || !filepath.IsAbs(u.Path) {
 		return nil, &errs.ConfigError{Msg: fmt.Sprintf("file URL %q has no absolute directory", errs.Redact(u.String())), Fix: fix}
 	}
-	c := &Conn{dir: filepath.Clean(u.Path), format: formatJSONL, parts: map[string]*partState{}, flowDirs: map[string]bool{}}
+	c := &Conn{dir: filepath.Clean(u.Path), format: formatJSONL, parts: map[string]*partState{}, flowDirs: map[string]bool{}, changeBatch: -1}
 	q := u.Query()
 	for k, vs := range q {
-		if k != "format" {
-			return nil, &errs.ConfigError{Msg: fmt.Sprintf("file URL: unknown parameter %q", k), Fix: "the only parameter is format=" + strings.Join(formats, "|")}
+		if k != "format" && k != "changes" {
+			return nil, &errs.ConfigError{Msg: fmt.Sprintf("file URL: unknown parameter %q", k), Fix: "the parameters are format=" + strings.Join(formats, "|") + " and changes=files"}
 		}
 		if len(vs) != 1 {
-			return nil, &errs.ConfigError{Msg: "file URL: format given more than once", Fix: fix}
+			return nil, &errs.ConfigError{Msg: fmt.Sprintf("file URL: %s given more than once", k), Fix: fix}
 		}
+	}
+	switch ch := q.Get("changes"); ch {
+	case "":
+	case "files":
+		c.changes = true
+	default:
+		return nil, &errs.ConfigError{Msg: fmt.Sprintf("file URL: unknown changes=%q", ch), Fix: "changes=files writes a full flow's changes as change files; leave it out for a snapshot"}
 	}
 	if f := q.Get("format"); f != "" {
 		f = strings.ToLower(f)
-		if f != formatJSONL && f != formatCSV {
+		if !isFormat(f) {
 			return nil, &errs.ConfigError{
 				Msg: fmt.Sprintf("file URL: unknown format %q", q.Get("format")),
 				Fix: "format is one of: " + strings.Join(formats, ", "),
@@ -103,10 +128,25 @@ func Open(_ context.Context, u *url.URL) (*Conn, error) {
 	return c, nil
 }
 
+// openConnector is the registry's opener: with changes=files the
+// connector is a ChangeFiles, an event destination, so a full flow (copy
+// then CDC) may write into the directory; without, a flow into files is a
+// snapshot, as ModeAuto then chooses.
+func openConnector(ctx context.Context, u *url.URL) (connector.Connector, error) {
+	c, err := Open(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if c.changes {
+		return &ChangeFiles{c}, nil
+	}
+	return c, nil
+}
+
 // Dir is the directory the connector reads or writes.
 func (c *Conn) Dir() string { return c.dir }
 
-// Format is "jsonl" or "csv".
+// Format is "jsonl", "csv" or "parquet".
 func (c *Conn) Format() string { return c.format }
 
 // Close releases nothing: files are opened and closed per call.

@@ -42,6 +42,11 @@ func (c *Conn) CreateTables(ctx context.Context, tables []*model.Table) error {
 				return fmt.Errorf("create table %s: %w", t.Namespace, err)
 			}
 		}
+		if c.format == formatParquet {
+			if _, err := newParquetLayout(t); err != nil {
+				return fmt.Errorf("create table %s: %w", t.Namespace, err)
+			}
+		}
 		path := filepath.Join(c.dir, schemaFile(c.dataFile(t.Namespace)))
 		want, err := sidecarJSON(t)
 		if err != nil {
@@ -191,7 +196,13 @@ func (c *Conn) writeRows(ctx context.Context, b *model.RowBatch) error {
 	if b.Checkpoint != nil && b.Checkpoint.Flow == "" {
 		return fail(errors.New("checkpoint without a flow"))
 	}
-	buf, err := c.encodeRows(b)
+	var buf []byte
+	var err error
+	if c.format == formatParquet {
+		buf, err = encodeParquetSegment(b)
+	} else {
+		buf, err = c.encodeRows(b)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -252,7 +263,7 @@ func (c *Conn) encodeRows(b *model.RowBatch) ([]byte, error) {
 
 // excludeHint tells how to go on past a value no file can hold.
 func excludeHint(err error, t *model.Table) string {
-	if errors.Is(err, model.ErrMultiDimJSONArray) {
+	if errors.Is(err, model.ErrMultiDimJSONArray) || errors.Is(err, errParquetMultiDim) {
 		return fmt.Sprintf("; exclude the table with --tables '!%s' or copy it to another destination", t.Namespace)
 	}
 	return ""
@@ -406,6 +417,9 @@ func (c *Conn) finish(ctx context.Context, t *model.Table) error {
 
 // assemble writes the table file from its parts through a temporary file.
 func (c *Conn) assemble(ctx context.Context, t *model.Table, final string, parts []partInfo) error {
+	if c.format == formatParquet {
+		return c.assembleParquet(ctx, t, final, parts)
+	}
 	f, err := createTemp(final)
 	if err != nil {
 		return err
@@ -476,7 +490,7 @@ func (c *Conn) completeFinish(marker string) (bool, error) {
 func (c *Conn) completeFinishes(names []string) error {
 	for _, n := range names {
 		data := strings.TrimSuffix(strings.TrimPrefix(n, "."), finishSuffix)
-		isTable := strings.HasSuffix(data, "."+formatJSONL) || strings.HasSuffix(data, "."+formatCSV)
+		isTable := strings.Contains(data, ".") && isFormat(data[strings.LastIndexByte(data, '.')+1:])
 		if n[0] == '.' && strings.HasSuffix(n, finishSuffix) && isTable && !strings.HasPrefix(data, ".") {
 			if _, err := c.completeFinish(filepath.Join(c.dir, n)); err != nil {
 				return err

@@ -263,33 +263,35 @@ func TestCrashBeforeCheckpoint(t *testing.T) {
 // sent again after its partition was retried from its last checkpoint are
 // written once.
 func TestRetriedBatches(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	ns := model.Namespace{Table: "t"}
-	tbl := idTable(ns)
-	c := openDir(t, dir, formatJSONL)
-	if err := c.CreateTables(ctx, []*model.Table{tbl}); err != nil {
-		t.Fatal(err)
-	}
-	w, _ := c.OpenWriter(ctx)
-	writeBatches(t, w, tbl, "t/0000", 0, 20, 10, "f")
-	writeBatches(t, w, tbl, "t/0000", 20, 40, 10, "") // no checkpoint yet
-	// The partition is retried from its checkpoint at 20, by another writer.
-	w2, _ := c.OpenWriter(ctx)
-	writeBatches(t, w2, tbl, "t/0000", 20, 30, 10, "")
-	// A write fails halfway.
-	appendRaw(t, filepath.Join(dir, partName("t.jsonl", "t/0000")), `{"id":30,"no`)
-	writeBatches(t, w2, tbl, "t/0000", 30, 50, 10, "f")
-	// An empty batch that only carries the final checkpoint.
-	if err := w2.WriteRows(ctx, &model.RowBatch{Table: tbl, Partition: "t/0000", Cursor: "50",
-		Checkpoint: &model.Checkpoint{Flow: "f", Key: "partition/t/0000", Value: "done"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.FinishTable(ctx, tbl); err != nil {
-		t.Fatal(err)
-	}
-	if got := readIDs(t, dir, formatJSONL, ns); !reflect.DeepEqual(got, seq(0, 50)) {
-		t.Errorf("got ids %v", got)
+	for _, format := range []string{formatJSONL, formatParquet} {
+		ctx := context.Background()
+		dir := t.TempDir()
+		ns := model.Namespace{Table: "t"}
+		tbl := idTable(ns)
+		c := openDir(t, dir, format)
+		if err := c.CreateTables(ctx, []*model.Table{tbl}); err != nil {
+			t.Fatal(err)
+		}
+		w, _ := c.OpenWriter(ctx)
+		writeBatches(t, w, tbl, "t/0000", 0, 20, 10, "f")
+		writeBatches(t, w, tbl, "t/0000", 20, 40, 10, "") // no checkpoint yet
+		// The partition is retried from its checkpoint at 20, by another writer.
+		w2, _ := c.OpenWriter(ctx)
+		writeBatches(t, w2, tbl, "t/0000", 20, 30, 10, "")
+		// A write fails halfway.
+		appendRaw(t, filepath.Join(dir, partName("t."+format, "t/0000")), `{"id":30,"no`)
+		writeBatches(t, w2, tbl, "t/0000", 30, 50, 10, "f")
+		// An empty batch that only carries the final checkpoint.
+		if err := w2.WriteRows(ctx, &model.RowBatch{Table: tbl, Partition: "t/0000", Cursor: "50",
+			Checkpoint: &model.Checkpoint{Flow: "f", Key: "partition/t/0000", Value: "done"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.FinishTable(ctx, tbl); err != nil {
+			t.Fatal(err)
+		}
+		if got := readIDs(t, dir, format, ns); !reflect.DeepEqual(got, seq(0, 50)) {
+			t.Errorf("got ids %v", got)
+		}
 	}
 }
 

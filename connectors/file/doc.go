@@ -1,10 +1,13 @@
-// Package file is ferry's file connector: a directory of JSON Lines or CSV
-// files, one per table, read as a source and written as a destination. It has
-// no change data capture in either direction: a flow into or out of files is
-// a snapshot.
+// Package file is ferry's file connector: a directory of JSON Lines, CSV or
+// Parquet files, one per table, read as a source and written as a
+// destination. Files have no change stream to read; with changes=files a
+// full flow's changes are written as change files (changes.go), and without
+// it a flow into files is a snapshot.
 //
 //	file:///abs/dir?format=jsonl   (the default)
 //	file:///abs/dir?format=csv
+//	file:///abs/dir?format=parquet
+//	file:///abs/dir?format=parquet&changes=files
 //
 // # Layout of a directory
 //
@@ -15,6 +18,8 @@
 //	.ferry/<flow>/<key>.json       checkpoints of a flow, one file per key
 //	.ferry/<flow>/replace.journal  an interrupted ReplaceCheckpoints, replayed on load
 //	.shop.orders.jsonl.finish      an interrupted FinishTable, completed on the next call
+//	shop.orders.changes/000000000007-1.jsonl
+//	                               changes of the 7th change batch (changes=files)
 //	.<name>.tmp-<random>           a file being written, renamed into place when complete
 //
 // Names starting with a dot are never tables. In a table's file name the
@@ -42,6 +47,17 @@
 // accepted on read. A header names columns in any order; a column the header
 // lacks is NULL.
 //
+// Parquet: typed columns in column order (parquet_types.go maps each kind;
+// docs/connectors.md has the table), nullable columns OPTIONAL, arrays as
+// LISTs with OPTIONAL elements. Decimals with a precision up to 38 are
+// DECIMAL with the column's scale, so they read back spelled with that
+// scale; an unconstrained decimal is its exact text, since a DECIMAL column
+// has one scale and such values each have theirs (and may be NaN). Infinite
+// dates and timestamps are ±MaxInt32 days and ±MaxInt64 microseconds, the
+// values DuckDB writes for its own infinities, so both read them back as
+// infinity. A value a column cannot hold exactly (a sub-microsecond time, a
+// decimal past its scale, a multi-dimensional array) fails its batch.
+//
 // Without a sidecar, a JSON Lines file's columns are the keys of its first
 // 1000 rows, typed from their values (see inferJSONL), and a CSV file's are
 // its header's names, all text.
@@ -62,4 +78,18 @@
 // them. One flow at a time may write to a directory; part files named by
 // another flow's checkpoints are left alone, part files named by none are
 // removed by any flow's LoadCheckpoints or DropCheckpoints.
+//
+// A Parquet file cannot be appended to or cut back, so for Parquet the same
+// part file holds a run of segments, each an 8-byte length and a complete
+// Parquet file of one batch (parquet_write.go). The checkpoint's length then
+// always falls between segments, and the truncation on resume leaves exactly
+// the checkpointed batches: the jsonl/csv rule, unchanged, keeps every row
+// once. FinishTable copies the segments' rows into the table's Parquet file,
+// one row group per partition, through the same temporary file and rename,
+// so a table's file is only ever seen complete. (One Parquet file per
+// partition would need a second naming scheme for tables, which the source
+// side and every reader of these directories would have to learn; a row
+// group per partition keeps the unit readers use to split work.) A source
+// reads the file by row number: a partition is a run of whole row groups,
+// a cursor the next row.
 package file

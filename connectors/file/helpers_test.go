@@ -227,3 +227,34 @@ func mustContain(t *testing.T, err error, parts ...string) {
 }
 
 var errStop = errors.New("stop")
+
+// withDecimalScale spells the decimals of rows with their column's scale, as
+// a Parquet DECIMAL column reads them back.
+func withDecimalScale(tbl *model.Table, rows []model.Row) []model.Row {
+	out := make([]model.Row, len(rows))
+	for i, row := range rows {
+		out[i] = append(model.Row{}, row...)
+		for j, c := range tbl.Columns {
+			s, ok := row[j].(string)
+			if !ok || c.Type.Kind != model.KindDecimal || c.Type.Precision == 0 {
+				continue
+			}
+			u, err := unscaledDecimal(s, c.Type.Precision, c.Type.Scale)
+			if err != nil {
+				panic(err)
+			}
+			out[i][j] = scaledDecimal(u, c.Type.Scale)
+		}
+	}
+	return out
+}
+
+var connectorPlanDefaults = connector.PlanOptions{}
+
+func mustTime(s string) time.Time {
+	ts, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return ts.UTC()
+}

@@ -110,7 +110,7 @@ func parsePart(name string) (dataFile, partition string, ok bool) {
 		return "", "", false
 	}
 	dataFile = name[:i]
-	if !strings.HasSuffix(dataFile, "."+formatJSONL) && !strings.HasSuffix(dataFile, "."+formatCSV) {
+	if j := strings.LastIndexByte(dataFile, '.'); j < 0 || !isFormat(dataFile[j+1:]) {
 		return "", "", false
 	}
 	return dataFile, unescapeName(name[i+len(partInfix):]), true

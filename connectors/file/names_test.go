@@ -60,14 +60,14 @@ func TestPartNames(t *testing.T) {
 		if !ok || data != tc.data || id != tc.id {
 			t.Errorf("parsePart(%q) = %q %q %v, want %q %q", name, data, id, ok, tc.data, tc.id)
 		}
-		if strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".csv") {
+		if strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".csv") || strings.HasSuffix(name, ".parquet") {
 			t.Errorf("part file %q would be taken for a table", name)
 		}
 	}
 	if got := partName("shop.orders.jsonl", "shop.orders/0003"); got != "shop.orders.jsonl.part-shop%2Eorders%2F0003" {
 		t.Errorf("part name %q", got)
 	}
-	for _, name := range []string{"x.part-y.jsonl", "t.txt.part-1", ".t.jsonl.part-1", "t.schema.json"} {
+	for _, name := range []string{"x.part-y.jsonl", "t.txt.part-1", ".t.jsonl.part-1", "t.schema.json", "parquet.part-1", "csv.part-1"} {
 		if _, _, ok := parsePart(name); ok {
 			t.Errorf("%q taken for a part file", name)
 		}

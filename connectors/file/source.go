@@ -63,6 +63,16 @@ func (c *Conn) describe(name string) (*model.Table, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.format == formatParquet {
+		if t, err = describeParquet(path, sidecar, t); err != nil {
+			return nil, err
+		}
+		t.Namespace = parseBase(strings.TrimSuffix(name, "."+c.format))
+		if err := t.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return t, nil
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -179,7 +189,13 @@ func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.P
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		bounds, rows, err := c.splitTable(ctx, t, partRows)
+		var bounds, rows, sizes []int64
+		var err error
+		if c.format == formatParquet {
+			bounds, rows, sizes, err = c.splitParquet(filepath.Join(c.dir, c.dataFile(t.Namespace)), opts.RowsFor(t.Namespace, partRows))
+		} else {
+			bounds, rows, err = c.splitTable(ctx, t, opts.RowsFor(t.Namespace, partRows))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("plan table %s: %w", t.Namespace, err)
 		}
@@ -193,6 +209,9 @@ func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.P
 				EstimatedRows:  rows[i],
 				EstimatedBytes: bounds[i+1] - bounds[i],
 			})
+			if sizes != nil {
+				plan.Partitions[len(plan.Partitions)-1].EstimatedBytes = sizes[i]
+			}
 		}
 	}
 	plan.SetBatchRows(opts.BatchRows)
@@ -418,6 +437,9 @@ func (c *Conn) ReadPartition(ctx context.Context, t *model.Table, p model.Partit
 	}
 	name := c.dataFile(t.Namespace)
 	path := filepath.Join(c.dir, name)
+	if c.format == formatParquet {
+		return c.readParquetPartition(ctx, t, p, path, start, upper, emit)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read table %s: %w", t.Namespace, err)

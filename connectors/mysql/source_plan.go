@@ -43,7 +43,7 @@ func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.P
 	g.SetLimit(4)
 	for i, t := range tables {
 		g.Go(func() error {
-			parts[i], errs[i] = c.planTable(ctx, t, partRows)
+			parts[i], errs[i] = c.planTable(ctx, t, opts.RowsFor(t.Namespace, partRows))
 			return nil
 		})
 	}

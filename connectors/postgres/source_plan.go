@@ -43,7 +43,7 @@ func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.P
 	}
 	plan := &model.Plan{Tables: tables, CreatedAt: time.Now().UTC()}
 	for _, s := range ordered {
-		parts, err := c.planTable(ctx, s, partRows)
+		parts, err := c.planTable(ctx, s, opts.RowsFor(s.table.Namespace, partRows))
 		if err != nil {
 			return nil, err
 		}

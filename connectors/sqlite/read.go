@@ -38,7 +38,7 @@ func (c *Conn) Plan(ctx context.Context, tables []*model.Table, opts connector.P
 	}
 	plan := &model.Plan{Tables: tables, CreatedAt: time.Now().UTC()}
 	for _, t := range tables {
-		parts, err := planTable(ctx, db, t, partRows)
+		parts, err := planTable(ctx, db, t, opts.RowsFor(t.Namespace, partRows))
 		if err != nil {
 			return nil, err
 		}

@@ -90,7 +90,7 @@ become text). It writes nothing and creates no replication slot.`,
 					return err
 				}
 			}
-			plan, err := src.Plan(ctx, tables, connector.PlanOptions{PartitionRows: cfg.PartitionRows, BatchRows: cfg.BatchRows})
+			plan, err := src.Plan(ctx, tables, connector.PlanOptions{PartitionRows: cfg.PartitionRows, BatchRows: cfg.BatchRows, TableRows: engine.PartitionSizes(*cfg, tables)})
 			if err != nil {
 				return fmt.Errorf("plan: %w", err)
 			}

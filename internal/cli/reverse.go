@@ -34,6 +34,10 @@ func checkReverseCutover(ctx context.Context, cfg *flow.Config) error {
 		return errs.BadConfig("--reverse does not support a flow with --rename: the reverse flow would need the renames inverted",
 			"cut over without --reverse")
 	}
+	if cfg.Transforms() {
+		return errs.BadConfig("--reverse does not support a flow with transforms (--exclude, --rename-column, --mask, --filter, --compute): the way back would write masked or partial rows into the old database",
+			"cut over without --reverse")
+	}
 	name := cfg.FlowName()
 	if ok, err := state.Exists(cfg.StateDir, reverseName(name)); err != nil {
 		return err
@@ -135,6 +139,9 @@ func (f *flowFlags) reverseConfig(cmd *cobra.Command, args []string, restart boo
 	}
 	if len(cfg.Rename) > 0 {
 		return nil, nil, errs.BadConfig("--reverse takes no --rename", "leave --rename out")
+	}
+	if cfg.Transforms() {
+		return nil, nil, errs.BadConfig("--reverse takes no transforms (--exclude, --rename-column, --mask, --filter, --compute)", "leave them out")
 	}
 	rev := *cfg
 	rev.Name = rec.Reverse

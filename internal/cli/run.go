@@ -91,7 +91,7 @@ the workers, a running flow of that name with other options).`,
 			if err != nil {
 				return err
 			}
-			if err := refuseNonPositive(cmd.Flags(), "heartbeat-timeout", "cdc-chunk", "history-limit"); err != nil {
+			if err := refuseNonPositive(cmd.Flags(), "heartbeat-timeout", "cdc-chunk", "history-limit", "plan-chunk-kb"); err != nil {
 				return err
 			}
 			cfg.StateDir = ""
@@ -114,6 +114,7 @@ the workers, a running flow of that name with other options).`,
 	cmd.Flags().DurationVar(&set.HeartbeatTimeout, "heartbeat-timeout", 0, "how long a silent task keeps its partition before another worker takes it (default 6s)")
 	cmd.Flags().DurationVar(&set.CDCChunk, "cdc-chunk", 0, "how long one CDC task runs before it returns its position and the next starts (default 10m)")
 	cmd.Flags().IntVar(&set.HistoryLimit, "history-limit", 0, "workflow history events before it continues as new (default 8000)")
+	cmd.Flags().IntVar(&set.PlanChunkKB, "plan-chunk-kb", 0, "size of one chunk of the plan in Temporal, in kB of partitions (default 128, at most 1024)")
 	ui.register(cmd.Flags())
 	return cmd
 }
@@ -383,11 +384,7 @@ func (w *watcher) watch(ctx context.Context, g *globals, run client.WorkflowRun,
 		var resumed int64
 		var cut *engine.CutoverReport
 		if w.last != nil {
-			for _, p := range w.last.State.Parts {
-				if p.ResumedRows > 0 {
-					resumed++
-				}
-			}
+			resumed = w.last.State.ResumedPartitions()
 			cut = w.last.State.Cut
 		}
 		w.mu.Unlock()

@@ -42,6 +42,9 @@ func (f *flowFlags) reverseRunConfig(cmd *cobra.Command, args []string, src, dst
 	if len(cfg.Rename) > 0 {
 		return nil, errs.BadConfig("--reverse takes no --rename", "leave --rename out")
 	}
+	if cfg.Transforms() {
+		return nil, errs.BadConfig("--reverse takes no transforms (--exclude, --rename-column, --mask, --filter, --compute)", "leave them out")
+	}
 	forward := cfg.Name
 	if forward == "" {
 		forward = hashedRunFlowName(args[1], args[0], nil, nil)

@@ -98,7 +98,7 @@ func (f *flowFlags) register(fs *pflag.FlagSet, full bool) {
 	fs.StringArrayVar(&f.compute, "compute", nil, "add a column computed by a CEL expression over the row: 'TABLE.COLUMN = EXPRESSION' (repeatable)")
 	fs.StringVar(&f.maskSalt, "mask-salt", "", "the secret salting --mask ...=hash: its NAME, resolved from FERRY_SECRET_<NAME> in the environment of every process running the flow")
 	fs.IntVar(&f.parallel, "parallel", 0, "partitions copied at once (default 4)")
-	fs.Int64Var(&f.partitionRows, "partition-rows", 0, "target rows per partition (default 250000)")
+	fs.Int64Var(&f.partitionRows, "partition-rows", 0, "rows per partition for every table (default: 250000, grown for tables of more than 250 million rows)")
 	fs.IntVar(&f.batchRows, "batch-rows", 0, "rows per batch read and written (default 5000)")
 	if !full {
 		return
@@ -223,6 +223,7 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	set("writers", func() { cfg.Writers = f.writers })
 	set("batch-rows", func() { cfg.BatchRows = f.batchRows })
 	set("partition-rows", func() { cfg.PartitionRows = f.partitionRows })
+	cfg.FixedPartitionRows = cfg.PartitionRows > 0 // given: no adaptive size
 	set("apply-batch", func() { cfg.ApplyBatch = f.applyBatch })
 	set("apply-linger", func() { cfg.ApplyLinger = f.applyLinger })
 	set("retry-timeout", func() { cfg.RetryTimeout = f.retryTimeout })
