@@ -70,8 +70,9 @@ func SameWatermark(a, b any) bool {
 }
 
 // QueryBatcher cuts a query's rows, read in watermark order, into
-// QueryBatches of at least rows rows, each ending where the watermark
-// changes: the one rule every QueryReader keeps.
+// QueryBatches of at least rows rows (or 4 MiB), each ending where the
+// watermark changes: the one rule every QueryReader keeps. One watermark
+// value's rows always go in one batch, however many.
 type QueryBatcher struct {
 	rows  int
 	emit  func(*QueryBatch) error
@@ -86,10 +87,14 @@ func NewQueryBatcher(rows int, emit func(*QueryBatch) error) *QueryBatcher {
 	return &QueryBatcher{rows: rows, emit: emit, batch: &QueryBatch{}}
 }
 
-// Add takes the next row, whose watermark is wm; a full batch goes out
-// when wm differs from its last row's.
+// queryBatchBytes also fills a batch, so wide rows keep memory bounded.
+const queryBatchBytes = 4 << 20
+
+// Add takes the next row, whose watermark is wm; a full batch (rows, or
+// 4 MiB) goes out when wm differs from its last row's.
 func (b *QueryBatcher) Add(row model.Row, wm any, size int64) error {
-	if len(b.batch.Rows) >= b.rows && !SameWatermark(wm, b.batch.Last) {
+	full := len(b.batch.Rows) >= b.rows || b.batch.Bytes >= queryBatchBytes
+	if full && len(b.batch.Rows) > 0 && !SameWatermark(wm, b.batch.Last) {
 		if err := b.Flush(); err != nil {
 			return err
 		}
