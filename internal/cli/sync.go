@@ -308,7 +308,11 @@ moment the copy started (with --mode full, the default when both sides can).
 Progress is checkpointed; running the same command again after a crash resumes
 where it stopped. Ctrl-C stops gracefully: the batches in flight are written and
 checkpointed, and ferry exits 0; while the plan is still being made, it cancels
-the plan and ferry exits 0 having copied nothing.`,
+the plan and ferry exits 0 having copied nothing.
+
+With --query, sync keeps queries' results in sync instead of tables: each run
+reads the rows past the last --watermark reached, upserts them by --key (or
+appends them), and exits, or runs again every --every (docs/query-replication.md).`,
 		Example: `  # copy a generated dataset into SQLite, then check it
   ferry sync 'fake://?tables=3&rows=100000' sqlite:///tmp/demo.db --mode snapshot
   ferry verify 'fake://?tables=3&rows=100000' sqlite:///tmp/demo.db
