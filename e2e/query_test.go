@@ -174,6 +174,13 @@ func TestQueryReplicationAppend(t *testing.T) {
 	}
 	mustFerry(t, args...)
 	check("after the killed run resumed", 5000)
+
+	// --restart empties the table and reads every row again.
+	r = mustFerry(t, append(append([]string{}, args...), "--restart")...)
+	if runs := queryRuns(r.stderr); len(runs) != 1 || runs[0] != "5000" {
+		t.Fatalf("--restart: rows %v, want all 5000 read again", runs)
+	}
+	check("after --restart", 5000)
 }
 
 // TestQueryReplicationMySQL: a MySQL/MariaDB query into PostgreSQL, by

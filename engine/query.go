@@ -26,6 +26,7 @@ type QueryFlow struct {
 	reader   connector.QueryReader
 	ckpt     *checkpoints
 	log      *slog.Logger
+	store    *state.Store
 	lookback flow.Lookback
 	queries  []*queryTable
 }
@@ -50,7 +51,7 @@ func NewQueryFlow(cfg flow.Config, src, dst connector.Connector, store *state.St
 	if log == nil {
 		log = slog.Default()
 	}
-	f := &QueryFlow{cfg: cfg, name: cfg.FlowName(), log: log.With("flow", cfg.FlowName())}
+	f := &QueryFlow{cfg: cfg, name: cfg.FlowName(), log: log.With("flow", cfg.FlowName()), store: store}
 	f.src, f.dst = connector.Discover(src), connector.Discover(dst)
 	if f.src.QueryReader == nil {
 		return nil, errs.BadConfig(fmt.Sprintf("source %s cannot run queries", errs.Redact(cfg.Source)),
@@ -158,6 +159,34 @@ func columnNames(t *model.Table) string {
 		names[i] = c.Name
 	}
 	return strings.Join(names, ", ")
+}
+
+// StartOver forgets the flow's watermarks and checkpoints and empties its
+// destination tables (ferry sync --restart), after Prepare: the next run
+// reads every row again into empty tables.
+func (f *QueryFlow) StartOver(ctx context.Context) error {
+	if f.dst.Emptier == nil {
+		return errs.BadConfig(fmt.Sprintf("--restart: destination %s cannot empty its tables", errs.Redact(f.cfg.Destination)), "empty the tables yourself and run ferry drop, then sync again")
+	}
+	if k := f.dst.CheckpointKeeper; k != nil {
+		if err := k.DropCheckpoints(ctx, f.name); err != nil {
+			return fmt.Errorf("restart: %w", err)
+		}
+	}
+	if f.store != nil {
+		if err := f.store.Reset(ctx); err != nil {
+			return fmt.Errorf("restart: %w", err)
+		}
+	}
+	tables := make([]*model.Table, len(f.queries))
+	for i, qt := range f.queries {
+		tables[i] = qt.dst
+	}
+	if err := f.dst.Emptier.EmptyTables(ctx, tables); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	f.log.Info("started over (--restart): watermarks forgotten, destination tables emptied", "tables", len(tables))
+	return nil
 }
 
 // Run runs every query once, then again every --every until stop is

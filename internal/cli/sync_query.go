@@ -87,7 +87,7 @@ func runQuerySync(ctx context.Context, g *globals, cfg *flow.Config, run queryRu
 		set  bool
 		what string
 	}{
-		{run.restart, "--restart"}, {run.reverse, "--reverse"}, {run.verify > 0, "--verify"},
+		{run.reverse, "--reverse"}, {run.verify > 0, "--verify"},
 		{run.ui.addr != "" || run.ui.health != "", "--ui and --health-addr"},
 	} {
 		if r.set {
@@ -138,6 +138,11 @@ func runQuerySync(ctx context.Context, g *globals, cfg *flow.Config, run queryRu
 			return nil
 		}
 		return err
+	}
+	if run.restart {
+		if err := qf.StartOver(ctx); err != nil {
+			return err
+		}
 	}
 	if err := qf.Run(abort, stop); err != nil {
 		return err
