@@ -145,6 +145,71 @@ const (
 // environment variable VAR (Interpolate), so a file can be kept in version
 // control while the passwords stay in the environment.
 func LoadFile(path string) (*Config, error) {
+	b, err := readYAML(path)
+	if err != nil {
+		return nil, err
+	}
+	if isFleet(b) {
+		return nil, &errs.ConfigError{Msg: fmt.Sprintf("flow file %s defines several flows (flows:)", path), Fix: "start a fleet file's flows on Temporal workers: ferry run -f " + path}
+	}
+	var c Config
+	if err := decodeKnown(b, &c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("flow file %s is empty: it needs at least a source and a destination", path)
+		}
+		return nil, fmt.Errorf("flow file %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Fleet is a fleet file: many flows started together (ferry run -f), each
+// a flow file's keys with its own name.
+type Fleet struct {
+	Flows []Config `yaml:"flows"`
+}
+
+// IsFleetFile reports whether the YAML file at path defines several
+// flows (a top-level flows: key).
+func IsFleetFile(path string) (bool, error) {
+	b, err := readYAML(path)
+	if err != nil {
+		return false, err
+	}
+	return isFleet(b), nil
+}
+
+// LoadFleet reads a fleet file as LoadFile reads a flow file. Every flow
+// needs a name, unique in the file.
+func LoadFleet(path string) ([]*Config, error) {
+	b, err := readYAML(path)
+	if err != nil {
+		return nil, err
+	}
+	var f Fleet
+	if err := decodeKnown(b, &f); err != nil {
+		return nil, fmt.Errorf("fleet file %s: %w", path, err)
+	}
+	if len(f.Flows) == 0 {
+		return nil, &errs.ConfigError{Msg: fmt.Sprintf("fleet file %s lists no flow", path), Fix: "list the flows under flows:, each with a name, a source and a destination"}
+	}
+	seen := map[string]bool{}
+	out := make([]*Config, len(f.Flows))
+	for i := range f.Flows {
+		c := &f.Flows[i]
+		switch {
+		case c.Name == "":
+			return nil, &errs.ConfigError{Msg: fmt.Sprintf("fleet file %s: flow %d has no name", path, i+1), Fix: "give every flow of a fleet a name: it is the flow's ID on Temporal"}
+		case seen[c.Name]:
+			return nil, &errs.ConfigError{Msg: fmt.Sprintf("fleet file %s: two flows are named %q", path, c.Name), Fix: "give every flow its own name"}
+		}
+		seen[c.Name] = true
+		out[i] = c
+	}
+	return out, nil
+}
+
+// readYAML reads a YAML file with ${VAR} interpolated in its values.
+func readYAML(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("flow file: %w", err)
@@ -162,16 +227,20 @@ func LoadFile(path string) (*Config, error) {
 			return nil, fmt.Errorf("flow file %s: %w", path, err)
 		}
 	}
-	var c Config
+	return b, nil
+}
+
+// isFleet tells a fleet file (a top-level flows: key) from a flow file.
+func isFleet(b []byte) bool {
+	var top map[string]yaml.Node
+	return yaml.Unmarshal(b, &top) == nil && top["flows"].Kind != 0
+}
+
+// decodeKnown decodes YAML into v, refusing unknown keys.
+func decodeKnown(b []byte, v any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("flow file %s is empty: it needs at least a source and a destination", path)
-		}
-		return nil, fmt.Errorf("flow file %s: %w", path, err)
-	}
-	return &c, nil
+	return dec.Decode(v)
 }
 
 var interpolateRe = regexp.MustCompile(`\$?\$\{([^}]*)\}`)

@@ -162,3 +162,40 @@ func TestReplicaLagQueryNeedsTheLimit(t *testing.T) {
 		t.Fatalf("a query with the limit: %v", err)
 	}
 }
+
+// A fleet file lists named flows; LoadFile refuses one, LoadFleet refuses
+// a flow without a name or two of one name.
+func TestFleetFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.yaml", "flows:\n  - name: a\n    source: s\n    destination: d\n    parallel: 3\n  - name: b\n    source: s2\n    destination: d2\n")
+	flows, err := LoadFleet(good)
+	if err != nil || len(flows) != 2 || flows[0].Parallel != 3 || flows[1].Source != "s2" {
+		t.Fatalf("LoadFleet: %v %+v", err, flows)
+	}
+	if ok, err := IsFleetFile(good); !ok || err != nil {
+		t.Fatalf("IsFleetFile of a fleet file: %v, %v", ok, err)
+	}
+	if _, err := LoadFile(good); err == nil || !strings.Contains(err.Error(), "ferry run -f") {
+		t.Fatalf("LoadFile of a fleet file: %v", err)
+	}
+	for body, want := range map[string]string{
+		"flows:\n  - name: a\n    source: s\n    destination: d\n  - name: a\n    source: s\n    destination: d\n": `two flows are named "a"`,
+		"flows:\n  - source: s\n    destination: d\n":                                                              "flow 1 has no name",
+		"flows: []\n":                         "lists no flow",
+		"flows:\n  - name: a\n    sauce: s\n": "sauce",
+	} {
+		if _, err := LoadFleet(write("bad.yaml", body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadFleet(%q): %v, want %q", body, err, want)
+		}
+	}
+	if ok, _ := IsFleetFile(write("one.yaml", "source: s\ndestination: d\n")); ok {
+		t.Error("a flow file taken for a fleet file")
+	}
+}

@@ -78,6 +78,15 @@ the workers, a running flow of that name with other options).`,
   ferry run --temporal 127.0.0.1:7233 --source src --destination dst --tables 'shop.*' --detach`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if fleet, err := ff.fleetFile(); err != nil || fleet {
+				if err != nil {
+					return err
+				}
+				if err := refuseNonPositive(cmd.Flags(), "heartbeat-timeout", "cdc-chunk", "history-limit", "plan-chunk-kb"); err != nil {
+					return err
+				}
+				return runFleet(cmd, g, tf, &ff, set, restart, reverse || src != "" || dst != "" || len(args) > 0)
+			}
 			var cfg *flow.Config
 			var err error
 			switch {
@@ -191,28 +200,12 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 	case !attachOnly && (cfg.Source == "" || cfg.Destination == ""):
 		return usageError{errors.New("run needs both --source NAME and --destination NAME")}
 	}
-	for _, n := range []string{cfg.Source, cfg.Destination} {
-		if strings.Contains(n, "://") {
-			return errs.BadConfig("--source and --destination take connection names, not URLs", "define the URL on the workers (--connection NAME=URL) and give its name here")
-		}
-	}
 	derived := cfg.Name == ""
 	cfg.Name = runFlowName(cfg)
 	if !attachOnly {
-		probe := *cfg
-		probe.Source, probe.Destination = "x://", "x://"
-		if err := probe.Validate(); err != nil {
+		if err := checkRunConfig(cfg); err != nil {
 			return err
 		}
-		// The transforms' syntax, here; the salt is the workers' secret.
-		spec := transform.Spec{Exclude: cfg.Exclude, Rename: cfg.RenameColumns, Mask: cfg.Mask, Filter: cfg.Filter, Compute: cfg.Compute}
-		if cfg.MaskSalt != "" {
-			spec.Salt = "resolved by each worker"
-		}
-		if _, err := transform.Parse(spec); err != nil {
-			return err
-		}
-		cfg.Defaults()
 	}
 	out, err := openOutput(ctx, g, ui, progress, !detach)
 	if err != nil {
@@ -253,6 +246,32 @@ func runRun(ctx context.Context, g *globals, tf temporalFlags, cfg *flow.Config,
 	}
 	w := &watcher{c: c, name: cfg.Name, address: tf.address, taskQueue: tf.taskQueue, log: log}
 	return w.watch(ctx, g, run, out.bars, progress, out.ln, ui, cfg)
+}
+
+// checkRunConfig checks, before anything starts, what ferry run can of a
+// flow whose connections only the workers resolve, and fills in its
+// defaults.
+func checkRunConfig(cfg *flow.Config) error {
+	for _, n := range []string{cfg.Source, cfg.Destination} {
+		if strings.Contains(n, "://") {
+			return errs.BadConfig("--source and --destination take connection names, not URLs", "define the URL on the workers (--connection NAME=URL) and give its name here")
+		}
+	}
+	probe := *cfg
+	probe.Source, probe.Destination = "x://", "x://"
+	if err := probe.Validate(); err != nil {
+		return err
+	}
+	// The transforms' syntax, here; the salt is the workers' secret.
+	spec := transform.Spec{Exclude: cfg.Exclude, Rename: cfg.RenameColumns, Mask: cfg.Mask, Filter: cfg.Filter, Compute: cfg.Compute}
+	if cfg.MaskSalt != "" {
+		spec.Salt = "resolved by each worker"
+	}
+	if _, err := transform.Parse(spec); err != nil {
+		return err
+	}
+	cfg.Defaults()
+	return nil
 }
 
 // watcher follows a flow: it polls its status and waits for its end.

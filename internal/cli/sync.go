@@ -196,6 +196,18 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	if err := f.resolveConnections(cfg); err != nil {
 		return nil, err
 	}
+	if err := f.apply(cmd, cfg); err != nil {
+		return nil, err
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = state.DefaultDir()
+	}
+	return cfg, nil
+}
+
+// apply sets the flow flags given on the command line over cfg (a flow
+// file's, or each flow of a fleet file).
+func (f *flowFlags) apply(cmd *cobra.Command, cfg *flow.Config) error {
 	fs := cmd.Flags()
 	set := func(name string, apply func()) {
 		if fs.Changed(name) {
@@ -236,18 +248,12 @@ func (f *flowFlags) config(cmd *cobra.Command, src, dst string) (*flow.Config, e
 	set("until", func() { cfg.Until = f.until })
 	set("state-dir", func() { cfg.StateDir = f.stateDir })
 	if err := f.query.apply(fs, cfg); err != nil {
-		return nil, err
+		return err
 	}
 	if err := refuseQueries(cmd, cfg); err != nil {
-		return nil, err
+		return err
 	}
-	if err := refuseNonPositive(fs, "parallel", "writers", "batch-rows", "partition-rows", "apply-batch", "apply-linger", "retry-timeout", "max-replica-lag"); err != nil {
-		return nil, err
-	}
-	if cfg.StateDir == "" {
-		cfg.StateDir = state.DefaultDir()
-	}
-	return cfg, nil
+	return refuseNonPositive(fs, "parallel", "writers", "batch-rows", "partition-rows", "apply-batch", "apply-linger", "retry-timeout", "max-replica-lag")
 }
 
 // refuseNonPositive refuses a 0 or a negative value given to one of the
