@@ -50,28 +50,20 @@ func newFlowCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	list := &cobra.Command{
 		Use:     "list",
-		Short:   "List the flows, newest first",
+		Short:   "List the flows, newest first, with phase, progress, lag, health and workers",
 		Example: "  ferry flow list --temporal 127.0.0.1:7233",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withClient(cmd, func(ctx context.Context, c clientConn) error {
-				flows, err := scaleout.Flows(ctx, c.c)
+				flows, err := newTemporalFleet(c.c, c.tf.taskQueue, g.scrub).Flows(ctx)
 				if err != nil {
 					return err
 				}
 				if asJSON {
 					return writeJSON(g.stdout, flows)
 				}
-				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "FLOW\tSTATUS\tSTARTED\tCLOSED")
-				for _, f := range flows {
-					closed := "-"
-					if !f.Closed.IsZero() {
-						closed = f.Closed.Local().Format(time.DateTime)
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Flow, f.Status, f.Started.Local().Format(time.DateTime), closed)
-				}
-				return tw.Flush()
+				printFlows(g.stdout, flows)
+				return nil
 			})
 		},
 	}

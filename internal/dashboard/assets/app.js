@@ -557,6 +557,8 @@
   }
 
   async function start() {
+    // Opened from the fleet view (ferry dashboard): a way back to the list.
+    if (/\/flows\/[^/]+\/$/.test(location.pathname)) $('back').hidden = false;
     try {
       const [f] = await Promise.all([getJSON('api/flow'), loadHistory()]);
       render(f);
