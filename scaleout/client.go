@@ -85,6 +85,17 @@ func (s *Status) Running() bool { return s.Status == "Running" }
 // Progress reads a flow's status: the workflow's progress query, its
 // pending activities' heartbeats and the task queue's pollers.
 func Progress(ctx context.Context, c client.Client, name, taskQueue string) (*Status, error) {
+	return progress(ctx, c, name, taskQueue, true)
+}
+
+// Summary reads a flow's status as Progress does, but not the task queue's
+// pollers (the same for every flow of a list): its Workers are only those
+// running the flow's tasks.
+func Summary(ctx context.Context, c client.Client, name, taskQueue string) (*Status, error) {
+	return progress(ctx, c, name, taskQueue, false)
+}
+
+func progress(ctx context.Context, c client.Client, name, taskQueue string, pollers bool) (*Status, error) {
 	desc, err := c.DescribeWorkflowExecution(ctx, name, "")
 	if err != nil {
 		var nf *serviceerror.NotFound
@@ -168,11 +179,13 @@ func Progress(ctx context.Context, c client.Client, name, taskQueue string) (*St
 			}
 		}
 	}
-	if tq, err := c.DescribeTaskQueue(ctx, taskQueue, enumspb.TASK_QUEUE_TYPE_ACTIVITY); err == nil {
-		for _, p := range tq.GetPollers() {
-			w := worker(p.GetIdentity())
-			if t := p.GetLastAccessTime(); t != nil {
-				w.LastPoll = t.AsTime()
+	if pollers {
+		if tq, err := c.DescribeTaskQueue(ctx, taskQueue, enumspb.TASK_QUEUE_TYPE_ACTIVITY); err == nil {
+			for _, p := range tq.GetPollers() {
+				w := worker(p.GetIdentity())
+				if t := p.GetLastAccessTime(); t != nil {
+					w.LastPoll = t.AsTime()
+				}
 			}
 		}
 	}
@@ -581,13 +594,15 @@ type FlowSummary struct {
 	Error  string `json:"error,omitempty"`
 	// Workers are the identities of the workers running the flow's tasks.
 	Workers []string `json:"workers"`
+	// Checked is when the status was read (zero: not yet).
+	Checked time.Time `json:"checked,omitzero"`
 }
 
 // Summarize fills the summary's status fields from the flow's status;
 // percent is the copy's progress as the dashboard computes it.
 func (fs *FlowSummary) Summarize(st *Status, percent *float64) {
 	snap := st.Snapshot()
-	fs.Status, fs.Phase, fs.Paused, fs.Percent = st.Status, st.State.Phase, st.State.Paused, percent
+	fs.Status, fs.Phase, fs.Paused, fs.Percent, fs.Checked = st.Status, st.State.Phase, st.State.Paused, percent, time.Now()
 	fs.RowsCopied, fs.RowsEstimated = snap.RowsCopied, snap.RowsEstimated
 	if snap.CDC.LagSeconds >= 0 {
 		lag := snap.CDC.LagSeconds

@@ -50,6 +50,11 @@ It runs until interrupted (Ctrl-C); it never changes a flow by itself.`,
 	return cmd
 }
 
+// fleetBudget is how many flows' statuses one listing of the fleet view
+// reads (every 2s): a fleet of any size costs at most 8 status reads a
+// second; beyond 16 running flows, a summary is up to a few seconds older.
+const fleetBudget = 16
+
 func runDashboard(ctx context.Context, g *globals, tf temporalFlags, ui uiFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -73,7 +78,7 @@ func runDashboard(ctx context.Context, g *globals, tf temporalFlags, ui uiFlags)
 	if err != nil {
 		return usageError{fmt.Errorf("--ui %s: %w", ui.addr, err)}
 	}
-	fleet := dashboard.NewFleet(dashboard.FleetOptions{Fleet: newTemporalFleet(c, tf.taskQueue, g.scrub), Token: ui.token,
+	fleet := dashboard.NewFleet(dashboard.FleetOptions{Fleet: newTemporalFleet(c, tf.taskQueue, g.scrub, fleetBudget), Token: ui.token,
 		Version: Version, Namespace: tf.namespace, Log: log})
 	fleet.Serve(ln)
 	host, port, _ := net.SplitHostPort(ln.Addr().String())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -23,57 +24,99 @@ type temporalFleet struct {
 	c         client.Client
 	taskQueue string
 	scrub     func(string) string
+	// budget bounds the statuses one listing reads (0: every flow's that
+	// may have changed); the other flows keep the summary read last, and
+	// the stalest are read first, so a fleet of any size costs Temporal
+	// and the workers a bounded number of queries per listing.
+	budget int
 
 	mu sync.Mutex
-	// ended keeps the summaries of ended runs (by run ID): an ended flow
-	// does not change, so its status is read once.
-	ended map[string]scaleout.FlowSummary
+	// known is the last summary read of each run (by run ID); an ended
+	// run does not change, so its status is read once.
+	known map[string]knownFlow
+}
+
+type knownFlow struct {
+	summary scaleout.FlowSummary
+	ended   bool
 }
 
 var _ dashboard.Fleet = (*temporalFleet)(nil)
 
-func newTemporalFleet(c client.Client, taskQueue string, scrub func(string) string) *temporalFleet {
-	return &temporalFleet{c: c, taskQueue: taskQueue, scrub: scrub, ended: map[string]scaleout.FlowSummary{}}
+func newTemporalFleet(c client.Client, taskQueue string, scrub func(string) string, budget int) *temporalFleet {
+	return &temporalFleet{c: c, taskQueue: taskQueue, scrub: scrub, budget: budget, known: map[string]knownFlow{}}
 }
 
-// summaryConcurrency bounds the status reads of one listing.
+// summaryConcurrency bounds the status reads of one listing in flight.
 const summaryConcurrency = 8
 
-// Flows lists the flows (one list call) and reads the status of each
-// running one, at most summaryConcurrency at once; an ended run's summary
-// is read once and kept. A flow whose status cannot be read is listed
-// with health unknown and why.
+// Flows lists the flows (one list call) and reads the summary of those
+// that may have changed (at most budget, the stalest first, at most
+// summaryConcurrency at once); the others keep their last one. A flow
+// whose status cannot be read is listed with health unknown and why.
 func (f *temporalFleet) Flows(ctx context.Context) ([]scaleout.FlowSummary, error) {
 	flows, err := scaleout.Flows(ctx, f.c)
 	if err != nil {
 		return nil, err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(summaryConcurrency)
+	f.mu.Lock()
+	var stale []int
+	listed := map[string]bool{}
 	for i := range flows {
 		fs := &flows[i]
-		f.mu.Lock()
-		done, ok := f.ended[fs.RunID]
-		f.mu.Unlock()
-		if ok {
-			*fs = done
+		listed[fs.RunID] = true
+		k, ok := f.known[fs.RunID]
+		switch {
+		case ok && k.ended:
+			*fs = k.summary
 			continue
+		case ok:
+			// The list's status and times are newer than the summary's.
+			status, closed := fs.Status, fs.Closed
+			*fs = k.summary
+			fs.Status, fs.Closed = status, closed
+		default:
+			fs.Health, fs.Error, fs.Workers = "unknown", "status not read yet", []string{}
 		}
+		stale = append(stale, i)
+	}
+	for run := range f.known {
+		if !listed[run] {
+			delete(f.known, run)
+		}
+	}
+	f.mu.Unlock()
+	// Ended runs first (read once), then the least recently read.
+	sort.SliceStable(stale, func(a, b int) bool {
+		fa, fb := flows[stale[a]], flows[stale[b]]
+		if ea, eb := fa.Status != "Running", fb.Status != "Running"; ea != eb {
+			return ea
+		}
+		return fa.Checked.Before(fb.Checked)
+	})
+	if f.budget > 0 && len(stale) > f.budget {
+		stale = stale[:f.budget]
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(summaryConcurrency)
+	for _, i := range stale {
+		fs := &flows[i]
 		g.Go(func() error {
 			sctx, cancel := context.WithTimeout(gctx, 5*time.Second)
 			defer cancel()
-			st, err := scaleout.Progress(sctx, f.c, fs.Flow, f.taskQueue)
+			st, err := scaleout.Summary(sctx, f.c, fs.Flow, f.taskQueue)
 			if err != nil {
 				fs.Health, fs.Error, fs.Workers = "unknown", f.scrub(err.Error()), []string{}
 				return nil
 			}
+			if st.RunID != fs.RunID {
+				return nil // a new run started since the list: the next listing has it
+			}
 			fs.Summarize(st, dashboard.Percent(st.Snapshot()))
 			fs.Error = f.scrub(fs.Error)
-			if !st.Running() && st.RunID == fs.RunID {
-				f.mu.Lock()
-				f.ended[fs.RunID] = *fs
-				f.mu.Unlock()
-			}
+			f.mu.Lock()
+			f.known[fs.RunID] = knownFlow{summary: *fs, ended: !st.Running()}
+			f.mu.Unlock()
 			return nil
 		})
 	}

@@ -55,7 +55,7 @@ func newFlowCmd(g *globals) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withClient(cmd, func(ctx context.Context, c clientConn) error {
-				flows, err := newTemporalFleet(c.c, c.tf.taskQueue, g.scrub).Flows(ctx)
+				flows, err := newTemporalFleet(c.c, c.tf.taskQueue, g.scrub, 0).Flows(ctx)
 				if err != nil {
 					return err
 				}
