@@ -148,6 +148,7 @@ func TestFleetDashboardAPI(t *testing.T) {
 
 	// ferry flow list reads the same summary.
 	r := mustFerry(t, "flow", "list", "--temporal", f.ts.addr)
+	t.Logf("ferry flow list:\n%s", r.stdout)
 	for _, want := range []string{"PHASE", "PROGRESS", "LAG", "HEALTH", "WORKERS", f.a, f.b, "100.0%"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("ferry flow list lacks %q:\n%s", want, r.stdout)
@@ -226,6 +227,18 @@ func TestFleetDashboardAPI(t *testing.T) {
 	}
 	if st := f.ts.flowStatus(t, f.a); st == nil || st.State.Paused {
 		t.Errorf("the refused pause paused the flow: %+v", st)
+	}
+
+	// Cut over: the flow drains to the source's position at the request,
+	// finishes and ends.
+	if code, body := request(t, "POST", url+"api/flows/"+f.a+"/cutover", fleetToken); code != 200 || !strings.Contains(body, "draining to the source's position") {
+		t.Fatalf("POST cutover: %d %s", code, body)
+	}
+	awaitList(t, url, fleetToken, "fleet-a cut over", func(m map[string]scaleout.FlowSummary) bool {
+		return m[f.a].Status == "Completed" && m[f.a].Phase == scaleout.PhaseDone && m[f.a].Health == "ok"
+	})
+	if st := f.ts.flowStatus(t, f.a); st == nil || st.State.Cut == nil || !st.State.Cut.Done {
+		t.Errorf("fleet-a's status after the cutover: %+v", st)
 	}
 	for _, bg := range []*background{ro, dash} {
 		if code := bg.signal(t, syscall.SIGINT); code != 0 {
