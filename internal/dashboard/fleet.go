@@ -177,7 +177,9 @@ func (s *FleetServer) flows(ctx context.Context) FleetList {
 	s.listMu.Lock()
 	defer s.listMu.Unlock()
 	if time.Since(s.listAt) >= s.opts.Refresh {
-		lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		// One page's request reads the list for all: its leaving must not
+		// cut the read short.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 		list, err := s.opts.Fleet.Flows(lctx)
 		cancel()
 		s.listAt = time.Now()
