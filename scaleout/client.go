@@ -85,6 +85,17 @@ func (s *Status) Running() bool { return s.Status == "Running" }
 // Progress reads a flow's status: the workflow's progress query, its
 // pending activities' heartbeats and the task queue's pollers.
 func Progress(ctx context.Context, c client.Client, name, taskQueue string) (*Status, error) {
+	return progress(ctx, c, name, taskQueue, true)
+}
+
+// Summary reads a flow's status as Progress does, but not the task queue's
+// pollers (the same for every flow of a list): its Workers are only those
+// running the flow's tasks.
+func Summary(ctx context.Context, c client.Client, name, taskQueue string) (*Status, error) {
+	return progress(ctx, c, name, taskQueue, false)
+}
+
+func progress(ctx context.Context, c client.Client, name, taskQueue string, pollers bool) (*Status, error) {
 	desc, err := c.DescribeWorkflowExecution(ctx, name, "")
 	if err != nil {
 		var nf *serviceerror.NotFound
@@ -168,11 +179,13 @@ func Progress(ctx context.Context, c client.Client, name, taskQueue string) (*St
 			}
 		}
 	}
-	if tq, err := c.DescribeTaskQueue(ctx, taskQueue, enumspb.TASK_QUEUE_TYPE_ACTIVITY); err == nil {
-		for _, p := range tq.GetPollers() {
-			w := worker(p.GetIdentity())
-			if t := p.GetLastAccessTime(); t != nil {
-				w.LastPoll = t.AsTime()
+	if pollers {
+		if tq, err := c.DescribeTaskQueue(ctx, taskQueue, enumspb.TASK_QUEUE_TYPE_ACTIVITY); err == nil {
+			for _, p := range tq.GetPollers() {
+				w := worker(p.GetIdentity())
+				if t := p.GetLastAccessTime(); t != nil {
+					w.LastPoll = t.AsTime()
+				}
 			}
 		}
 	}
@@ -536,7 +549,7 @@ func Flows(ctx context.Context, c client.Client) ([]FlowSummary, error) {
 			return nil, fmt.Errorf("list flows: %w", err)
 		}
 		for _, e := range resp.GetExecutions() {
-			fs := FlowSummary{Flow: e.GetExecution().GetWorkflowId(), Status: statusName(e.GetStatus())}
+			fs := FlowSummary{Flow: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId(), Status: statusName(e.GetStatus())}
 			if t := e.GetStartTime(); t != nil {
 				fs.Started = t.AsTime()
 			}
@@ -552,12 +565,66 @@ func Flows(ctx context.Context, c client.Client) ([]FlowSummary, error) {
 	}
 }
 
-// FlowSummary is one line of ferry flow list.
+// FlowSummary is one line of ferry flow list and of the fleet dashboard.
+// Flows fills the first fields from the list alone; Summarize adds the
+// rest from the flow's status.
 type FlowSummary struct {
 	Flow    string    `json:"flow"`
+	RunID   string    `json:"run_id"`
 	Status  string    `json:"status"`
 	Started time.Time `json:"started"`
 	Closed  time.Time `json:"closed,omitzero"`
+
+	// Phase is the workflow's (plan, copy, cdc, cutover, paused, done,
+	// cancelled, failed); "" when the status could not be read.
+	Phase  string `json:"phase"`
+	Paused bool   `json:"paused"`
+	// Percent is the copy's progress, 0 to 100; null without a copy (mode
+	// cdc) or when unknown.
+	Percent       *float64 `json:"percent"`
+	RowsCopied    int64    `json:"rows_copied"`
+	RowsEstimated int64    `json:"rows_estimated"`
+	// LagSeconds is the CDC lag; null until change data capture applied
+	// a change.
+	LagSeconds *float64 `json:"lag_seconds"`
+	// Health is "ok", "retrying" (a task failed and waits for its next
+	// attempt), "failed", or "unknown" (the status could not be read);
+	// Error says why when it is not ok.
+	Health string `json:"health"`
+	Error  string `json:"error,omitempty"`
+	// Workers are the identities of the workers running the flow's tasks.
+	Workers []string `json:"workers"`
+	// Checked is when the status was read (zero: not yet).
+	Checked time.Time `json:"checked,omitzero"`
+}
+
+// Summarize fills the summary's status fields from the flow's status;
+// percent is the copy's progress as the dashboard computes it.
+func (fs *FlowSummary) Summarize(st *Status, percent *float64) {
+	snap := st.Snapshot()
+	fs.Status, fs.Phase, fs.Paused, fs.Percent, fs.Checked = st.Status, st.State.Phase, st.State.Paused, percent, time.Now()
+	fs.RowsCopied, fs.RowsEstimated = snap.RowsCopied, snap.RowsEstimated
+	if snap.CDC.LagSeconds >= 0 {
+		lag := snap.CDC.LagSeconds
+		fs.LagSeconds = &lag
+	}
+	fs.Health, fs.Error = "ok", ""
+	switch {
+	case st.State.Phase == PhaseCancelled: // asked for, not a failure
+	case st.Failure != "" || (!st.Running() && st.Status != "Completed"):
+		fs.Health, fs.Error = "failed", st.Failure
+		if fs.Error == "" {
+			fs.Error = "workflow " + strings.ToLower(st.Status)
+		}
+	case len(st.Waiting) > 0:
+		fs.Health, fs.Error = "retrying", "waiting for a worker after a failed attempt: "+strings.Join(st.Waiting, ", ")
+	}
+	fs.Workers = []string{}
+	for _, w := range st.Workers {
+		if len(w.Activities) > 0 {
+			fs.Workers = append(fs.Workers, w.Identity)
+		}
+	}
 }
 
 // RequestCutover asks a flow to cut over (UpdateCutover) and returns the

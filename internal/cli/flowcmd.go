@@ -50,28 +50,20 @@ func newFlowCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	list := &cobra.Command{
 		Use:     "list",
-		Short:   "List the flows, newest first",
+		Short:   "List the flows, newest first, with phase, progress, lag, health and workers",
 		Example: "  ferry flow list --temporal 127.0.0.1:7233",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withClient(cmd, func(ctx context.Context, c clientConn) error {
-				flows, err := scaleout.Flows(ctx, c.c)
+				flows, err := newTemporalFleet(c.c, c.tf.taskQueue, g.scrub, 0).Flows(ctx)
 				if err != nil {
 					return err
 				}
 				if asJSON {
 					return writeJSON(g.stdout, flows)
 				}
-				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "FLOW\tSTATUS\tSTARTED\tCLOSED")
-				for _, f := range flows {
-					closed := "-"
-					if !f.Closed.IsZero() {
-						closed = f.Closed.Local().Format(time.DateTime)
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Flow, f.Status, f.Started.Local().Format(time.DateTime), closed)
-				}
-				return tw.Flush()
+				printFlows(g.stdout, flows)
+				return nil
 			})
 		},
 	}
@@ -99,9 +91,9 @@ func newFlowCmd(g *globals) *cobra.Command {
 	status.Flags().BoolVar(&statusJSON, "json", false, "print the whole status as JSON")
 	cmd.AddCommand(list, status, newFlowCutoverCmd(g, withClient), newFlowVerifyCmd(g, withClient), newFlowSnapshotCmd(g, withClient))
 	for _, s := range []struct{ signal, short string }{
-		{scaleout.SignalPause, "Pause a flow: no new partition starts; change data capture checkpoints and waits"},
-		{scaleout.SignalResume, "Resume a paused flow"},
-		{scaleout.SignalCancel, "Cancel a flow: running tasks stop, its replication slot and checkpoints are released"},
+		{actionPause, "Pause a flow: no new partition starts; change data capture checkpoints and waits"},
+		{actionResume, "Resume a paused flow"},
+		{actionCancel, "Cancel a flow: running tasks stop, its replication slot and checkpoints are released"},
 	} {
 		cmd.AddCommand(&cobra.Command{
 			Use:     s.signal + " NAME",
@@ -110,10 +102,11 @@ func newFlowCmd(g *globals) *cobra.Command {
 			Args:    cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return withClient(cmd, func(ctx context.Context, c clientConn) error {
-					if err := scaleout.Signal(ctx, c.c, args[0], s.signal); err != nil {
-						return notFoundIsConfig(err)
+					msg, _, err := controlFlow(ctx, c.c, args[0], s.signal)
+					if err != nil {
+						return err
 					}
-					fmt.Fprintf(g.stdout, "%s sent to flow %s\n", s.signal, args[0])
+					fmt.Fprintln(g.stdout, msg)
 					return nil
 				})
 			},
@@ -177,7 +170,16 @@ refused.`,
 					}
 					return nil
 				}
-				ans, err := scaleout.RequestCutover(ctx, c.c, name, scaleout.CutoverRequest{Reverse: reverse})
+				var ans scaleout.CutoverAnswer
+				var err error
+				if reverse {
+					ans, err = scaleout.RequestCutover(ctx, c.c, name, scaleout.CutoverRequest{Reverse: true})
+				} else {
+					var a *scaleout.CutoverAnswer
+					if _, a, err = controlFlow(ctx, c.c, name, actionCutover); a != nil {
+						ans = *a
+					}
+				}
 				if errors.Is(err, scaleout.ErrNoFlow) && reverse {
 					return errs.BadConfig(fmt.Sprintf("flow %q is not running: --reverse needs a flow that streams changes", name),
 						"ferry flow status "+name+" shows how it ended")
@@ -194,15 +196,11 @@ refused.`,
 				if err != nil {
 					return notFoundIsConfig(err)
 				}
-				switch {
-				case ans.Undrained:
-					fmt.Fprintf(g.stdout, "cutover sent to flow %s: its workers predate the drain, so it stops at what was already read\n", name)
+				if ans.Undrained {
+					fmt.Fprintln(g.stdout, cutoverMessage(name, ans))
 					return nil
-				case ans.Already:
-					fmt.Fprintf(g.stdout, "flow %s is already cutting over, to %s; waiting for its end\n", name, ans.Position)
-				default:
-					fmt.Fprintf(g.stdout, "flow %s: draining to the source's position %s; waiting for its end\n", name, ans.Position)
 				}
+				fmt.Fprintf(g.stdout, "%s; waiting for its end\n", cutoverMessage(name, ans))
 				var st scaleout.FlowState
 				if err := c.c.GetWorkflow(ctx, name, "").Get(ctx, &st); err != nil {
 					return flowOutcome(name, err)

@@ -131,7 +131,7 @@ started, so nothing is lost and the destination can take over at cutover.`,
 	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.startProfile() }
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newSyncCmd(g), newPlanCmd(g), newVerifyCmd(g), newVersionCmd(g), newConnectorsCmd(g), newDropCmd(g), newCutoverCmd(g), newSnapshotCmd(g))
-	root.AddCommand(newWorkerCmd(g), newRunCmd(g), newFlowCmd(g))
+	root.AddCommand(newWorkerCmd(g), newRunCmd(g), newFlowCmd(g), newDashboardCmd(g))
 	return root
 }
 

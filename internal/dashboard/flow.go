@@ -89,18 +89,7 @@ func (s *Server) flow() Flow {
 		f.PartitionsRunning += t.PartitionsRunning
 		allDone = allDone && t.Done
 	}
-	if snap.Mode != flow.ModeCDC {
-		var pct float64
-		switch {
-		case allDone:
-			pct = 100
-		case snap.RowsEstimated > 0:
-			pct = min(100*float64(snap.RowsCopied)/float64(snap.RowsEstimated), 99.9)
-		case f.Partitions > 0:
-			pct = min(100*float64(f.PartitionsDone)/float64(f.Partitions), 99.9)
-		}
-		f.Percent = &pct
-	}
+	f.Percent = Percent(snap)
 	if f.Running {
 		f.RowsPerSec, f.BytesPerSec, f.ChangesPerSec = s.history.rates(5)
 		if snap.Phase == engine.PhaseCopy && !allDone {
@@ -113,4 +102,30 @@ func (s *Server) flow() Flow {
 		}
 	}
 	return f
+}
+
+// Percent is a flow's copy progress, 0 to 100, as the dashboard shows it:
+// rows against the estimate (or partitions done when nothing is
+// estimated), 100 only once every table is done; nil in mode cdc.
+func Percent(snap engine.Snapshot) *float64 {
+	if snap.Mode == flow.ModeCDC {
+		return nil
+	}
+	allDone := len(snap.Tables) > 0
+	var parts, done int64
+	for _, t := range snap.Tables {
+		parts += t.Partitions
+		done += t.PartitionsDone
+		allDone = allDone && t.Done
+	}
+	var pct float64
+	switch {
+	case allDone:
+		pct = 100
+	case snap.RowsEstimated > 0:
+		pct = min(100*float64(snap.RowsCopied)/float64(snap.RowsEstimated), 99.9)
+	case parts > 0:
+		pct = min(100*float64(done)/float64(parts), 99.9)
+	}
+	return &pct
 }

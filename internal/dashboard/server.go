@@ -66,6 +66,9 @@ type Options struct {
 	HistorySize int
 	// Log receives the server's own failures; nil discards them.
 	Log *slog.Logger
+	// mounted says the server answers inside the fleet dashboard, which
+	// checked the token already.
+	mounted bool
 }
 
 // Server is the dashboard of one flow.
@@ -242,7 +245,15 @@ func pageHeaders(w http.ResponseWriter) {
 // requests whose Host is not a loopback name, so a web page elsewhere cannot
 // read the dashboard through DNS rebinding.
 func (s *Server) auth(next http.Handler) http.Handler {
-	want := []byte(s.opts.Token)
+	if s.opts.mounted {
+		return next
+	}
+	return tokenAuth(s.opts.Token, next)
+}
+
+// tokenAuth is the check of auth, for a dashboard whose token is token.
+func tokenAuth(token string, next http.Handler) http.Handler {
+	want := []byte(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(want) == 0 {
 			if !loopbackHost(r.Host) {
@@ -262,7 +273,7 @@ func (s *Server) auth(next http.Handler) http.Handler {
 			return
 		}
 		if q := r.URL.Query(); ok(q.Get("token")) {
-			http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.opts.Token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			http.SetCookie(w, &http.Cookie{Name: cookieName, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 			if r.URL.Path == "/" {
 				// Drop the token from the address bar and the history.
 				q.Del("token")

@@ -6,7 +6,7 @@
   const nf = new Intl.NumberFormat('en-US');
   const MAX_POINTS = 3600;
   const PHASES = {
-    plan: 'PLANNING', copy: 'COPYING', cdc: 'STREAMING', cutover: 'CUTOVER', done: 'DONE', stopped: 'STOPPED', failed: 'FAILED',
+    plan: 'PLANNING', copy: 'COPYING', cdc: 'STREAMING', cutover: 'CUTOVER', paused: 'PAUSED', done: 'DONE', stopped: 'STOPPED', failed: 'FAILED',
   };
   const css = getComputedStyle(document.documentElement);
   const color = (name) => css.getPropertyValue(name).trim();
@@ -153,6 +153,8 @@
           ': ' + (f.cutover.steps || []).map((s) => s.name + ' ' + s.seconds.toFixed(1) + ' s').join(', ');
         return 'Done in ' + duration(f.elapsed_seconds) + ': ' + int(f.rows_copied) + ' rows copied' +
           (f.cdc.changes_received > 0 ? ', ' + int(f.cdc.changes_received) + ' changes applied' : '');
+      case 'paused':
+        return 'Paused: no new partition starts, change data capture checkpointed and waits (ferry flow resume, or Resume in the fleet view)';
       case 'stopped':
         return 'Stopped after ' + duration(f.elapsed_seconds) + ': run the same command again to resume';
       case 'failed':
@@ -557,6 +559,8 @@
   }
 
   async function start() {
+    // Opened from the fleet view (ferry dashboard): a way back to the list.
+    if (/\/flows\/[^/]+\/$/.test(location.pathname)) $('back').hidden = false;
     try {
       const [f] = await Promise.all([getJSON('api/flow'), loadHistory()]);
       render(f);
