@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 
@@ -39,6 +40,35 @@ type logEntry struct {
 	// which the stream does not carry.
 	rewritten bool
 }
+
+// awaitLogged waits until entry id of the DDL log is visible to the
+// source's other sessions. The stream can deliver a transaction as soon as
+// its commit record is in the WAL, a moment before the committing backend
+// makes it visible to new snapshots (a loaded server widens that moment):
+// read then, the entry, and the catalog rows of the command it logs,
+// would look absent, and the stream would stop with a disagreement or
+// pass over a table just created. After awaitBound, the log is read as it
+// is (an entry gone for good is then reported as such).
+func (c *Conn) awaitLogged(ctx context.Context, id int64) error {
+	deadline := time.Now().Add(awaitBound)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		var seen bool
+		if err := c.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM _ferry.ddl_log WHERE id = $1)`, id).Scan(&seen); err != nil {
+			return c.classify(err, "read ferry's DDL log")
+		}
+		if seen || time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// awaitBound is how long awaitLogged waits for an entry to be visible.
+var awaitBound = 10 * time.Second
 
 // readDDLLog reads the log of one table (by oid), oldest first, up to id
 // upTo (0: all).
@@ -96,6 +126,9 @@ func (s *streamer) logRow(ctx context.Context, r *relation, t *pglogrepl.TupleDa
 	relid, err2 := strconv.ParseUint(field("relid"), 10, 32)
 	if err1 != nil || err2 != nil {
 		return &decodeError{fmt.Errorf("ferry's DDL log: a row for %s without its id or table oid", ns)}
+	}
+	if err := s.c.awaitLogged(ctx, id); err != nil {
+		return err
 	}
 	switch {
 	case st == nil:
