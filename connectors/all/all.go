@@ -3,6 +3,7 @@
 package all
 
 import (
+	_ "github.com/ferrydb/ferry/connectors/duckdb"   // duckdb:// (the connector with -tags duckdb and cgo, else a refusal)
 	_ "github.com/ferrydb/ferry/connectors/fake"     // fake://
 	_ "github.com/ferrydb/ferry/connectors/file"     // file://
 	_ "github.com/ferrydb/ferry/connectors/kafka"    // kafka://
