@@ -28,7 +28,8 @@ import (
 //	int16        SMALLINT
 //	int32        INTEGER
 //	int64        BIGINT
-//	decimal      DECIMAL(p,s) for 1 <= p <= 38, 0 <= s <= p; else VARCHAR   ferry:decimal
+//	decimal      DECIMAL(p,s) for 1 <= p <= 38, 0 <= s <= p;
+//	             else VARCHAR (the exact text)    ferry:decimal[(p,s)]
 //	float32      FLOAT
 //	float64      DOUBLE
 //	text         VARCHAR
@@ -70,6 +71,9 @@ func colType(t model.Type) (decl, marker string, err error) {
 	case model.KindDecimal:
 		if nativeDecimal(t) {
 			return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale), "", nil
+		}
+		if t.Precision > 0 {
+			return "VARCHAR", fmt.Sprintf("decimal(%d,%d)", t.Precision, t.Scale), nil
 		}
 		return "VARCHAR", "decimal", nil
 	case model.KindFloat32:
@@ -160,7 +164,12 @@ func parseColType(decl, comment string) (model.Type, bool) {
 		t.Kind = model.KindFloat64
 	case "VARCHAR":
 		t.Kind = model.KindText
-		if k, err := model.ParseKind(marker); err == nil && marker != "" {
+		if args, ok := strings.CutPrefix(marker, "decimal("); ok {
+			p, s, _ := strings.Cut(strings.TrimSuffix(args, ")"), ",")
+			t.Kind = model.KindDecimal
+			t.Precision, _ = strconv.Atoi(p)
+			t.Scale, _ = strconv.Atoi(s)
+		} else if k, err := model.ParseKind(marker); err == nil && marker != "" {
 			switch k {
 			case model.KindDecimal, model.KindJSON, model.KindEnum, model.KindInet, model.KindCIDR, model.KindMACAddr:
 				t.Kind = k
