@@ -27,6 +27,10 @@ import (
 
 var ferryBin string
 
+// ferryBuildFlags are added to the build of the ferry binary: -tags duckdb
+// when the tests themselves are built with it (duckdb_test.go).
+var ferryBuildFlags []string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "ferry-e2e-bin")
 	if err != nil {
@@ -34,7 +38,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	ferryBin = filepath.Join(dir, "ferry")
-	build := exec.Command("go", "build", "-o", ferryBin, "../cmd/ferry")
+	build := exec.Command("go", append(append([]string{"build"}, ferryBuildFlags...), "-o", ferryBin, "../cmd/ferry")...)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building ferry:", err)

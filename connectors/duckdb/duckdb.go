@@ -5,6 +5,7 @@ package duckdb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -41,9 +42,16 @@ var (
 	_ connector.KeyReader        = (*Conn)(nil)
 )
 
-// checkpointTable holds the checkpoints of the flows writing to the file,
-// in its main schema.
-const checkpointTable = `main."_ferry_checkpoints"`
+const (
+	// catalog is the name the file is attached under in every connection:
+	// DuckDB would name it after the file, and a file rep.duckdb holding a
+	// schema rep makes "rep.orders" ambiguous. Every name ferry writes is
+	// qualified with it.
+	catalog = "ferryfile"
+	// checkpointTable holds the checkpoints of the flows writing to the
+	// file, in its main schema.
+	checkpointTable = catalog + `.main."_ferry_checkpoints"`
+)
 
 // Conn is an opened DuckDB file. The database handle is taken lazily: by
 // the first source call (which refuses a missing file) or the first
@@ -148,7 +156,13 @@ func acquire(ctx context.Context, path string, create bool) (*handle, error) {
 	case st.IsDir():
 		return nil, errs.BadConfig(fmt.Sprintf("duckdb path %s is a directory", path), "give the path of a database file")
 	}
-	connector, err := duck.NewConnector(path, nil)
+	// An in-memory database with the file attached under a fixed name; the
+	// attach takes DuckDB's lock on the file.
+	attach := "ATTACH IF NOT EXISTS " + quoteLit(path) + " AS " + catalog + "; USE " + catalog
+	connector, err := duck.NewConnector("", func(ex driver.ExecerContext) error {
+		_, err := ex.ExecContext(context.Background(), attach, nil)
+		return err
+	})
 	if err != nil {
 		return nil, openErr(path, err)
 	}

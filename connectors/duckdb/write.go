@@ -61,7 +61,7 @@ func schemaOf(ns model.Namespace) string {
 
 // qualified is the quoted schema.table name.
 func qualified(ns model.Namespace) string {
-	return quoteIdent(schemaOf(ns)) + "." + quoteIdent(ns.Table)
+	return catalog + "." + quoteIdent(schemaOf(ns)) + "." + quoteIdent(ns.Table)
 }
 
 // CreateTables creates the tables (and their schemas) in one transaction,
@@ -136,7 +136,7 @@ func createTableSQL(t *model.Table) ([]string, error) {
 		defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
 	}
 	out := []string{
-		"CREATE SCHEMA IF NOT EXISTS " + quoteIdent(schemaOf(t.Namespace)),
+		"CREATE SCHEMA IF NOT EXISTS " + catalog + "." + quoteIdent(schemaOf(t.Namespace)),
 		"CREATE TABLE " + qualified(t.Namespace) + " (\n\t" + strings.Join(defs, ",\n\t") + "\n)",
 	}
 	return append(out, comments...), nil
@@ -237,9 +237,9 @@ func (s *session) inTx(ctx context.Context, fn func() error) error {
 
 // appendRows appends rows (without Unchanged markers) to table
 // catalog.schema.name on the session's connection with DuckDB's appender.
-func (s *session) appendRows(ctx context.Context, t *model.Table, catalog, schema, name string, rows []model.Row) error {
+func (s *session) appendRows(ctx context.Context, t *model.Table, cat, schema, name string, rows []model.Row) error {
 	return s.conn.Raw(func(dc any) error {
-		a, err := duck.NewAppender(dc.(driver.Conn), catalog, schema, name)
+		a, err := duck.NewAppender(dc.(driver.Conn), cat, schema, name)
 		if err != nil {
 			return fmt.Errorf("appender: %w", err)
 		}
@@ -290,7 +290,7 @@ func (s *session) upsert(ctx context.Context, t *model.Table, rows []model.Row) 
 		return nil
 	}
 	if len(t.PrimaryKey) == 0 {
-		return s.appendRows(ctx, t, "", schemaOf(t.Namespace), t.Namespace.Table, rows)
+		return s.appendRows(ctx, t, catalog, schemaOf(t.Namespace), t.Namespace.Table, rows)
 	}
 	stage, err := s.stageTable(ctx, t)
 	if err != nil {
@@ -299,11 +299,11 @@ func (s *session) upsert(ctx context.Context, t *model.Table, rows []model.Row) 
 	if err := s.appendRows(ctx, t, "temp", "main", stage, rows); err != nil {
 		return err
 	}
-	if err := s.exec(ctx, "DELETE FROM "+qualified(t.Namespace)+" AS d USING "+quoteIdent(stage)+" AS s WHERE "+keyMatch(t, "d", "s")); err != nil {
+	if err := s.exec(ctx, "DELETE FROM "+qualified(t.Namespace)+" AS d USING temp.main."+quoteIdent(stage)+" AS s WHERE "+keyMatch(t, "d", "s")); err != nil {
 		return fmt.Errorf("delete rows replaced: %w", err)
 	}
 	// The batch may hold a key twice (a source read it twice); the last wins.
-	if err := s.exec(ctx, "INSERT INTO "+qualified(t.Namespace)+" SELECT * EXCLUDE (_ferry_n) FROM (SELECT *, row_number() OVER (PARTITION BY "+keyList(t, "")+" ORDER BY rowid DESC) AS _ferry_n FROM "+quoteIdent(stage)+") WHERE _ferry_n = 1"); err != nil {
+	if err := s.exec(ctx, "INSERT INTO "+qualified(t.Namespace)+" SELECT * EXCLUDE (_ferry_n) FROM (SELECT *, row_number() OVER (PARTITION BY "+keyList(t, "")+" ORDER BY rowid DESC) AS _ferry_n FROM temp.main."+quoteIdent(stage)+") WHERE _ferry_n = 1"); err != nil {
 		return fmt.Errorf("insert rows: %w", err)
 	}
 	return nil
@@ -368,7 +368,7 @@ func (w *rowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
 				if byKey {
 					err = w.s.upsert(ctx, b.Table, b.Rows)
 				} else {
-					err = w.s.appendRows(ctx, b.Table, "", schemaOf(b.Table.Namespace), b.Table.Namespace.Table, b.Rows)
+					err = w.s.appendRows(ctx, b.Table, catalog, schemaOf(b.Table.Namespace), b.Table.Namespace.Table, b.Rows)
 				}
 				if err != nil {
 					return err

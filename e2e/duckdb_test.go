@@ -1,0 +1,253 @@
+//go:build cgo && duckdb
+
+package e2e
+
+import (
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
+)
+
+func init() { ferryBuildFlags = append(ferryBuildFlags, "-tags", "duckdb") }
+
+// duckRows runs query on a DuckDB file no ferry has open, each row as
+// fmt.Sprint renders its values.
+func duckRows(t *testing.T, path, query string) []string {
+	t.Helper()
+	db, err := sql.Open("duckdb", path)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	defer db.Close()
+	rows, err := db.Query(query)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprint(vals...))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestPostgresToDuckDBWithConcurrentWriter copies the shop into DuckDB
+// while a writer inserts, updates and deletes orders, streams the changes,
+// is stopped and run again until caught up; verify finds the tables equal,
+// the columns have DuckDB's own types and the checkpoints are in the file.
+func TestPostgresToDuckDBWithConcurrentWriter(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src := srv.CreateDatabase(t, "duckcdc")
+	pgShop(t, srv, src, 8000)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shop.duckdb")
+	w := startPGWriter(t, srv.URL(src), 8001)
+	args := []string{"sync", srv.URL(src), "duckdb://" + path, "--name", "pg2duck", "--state-dir", dir, "--parallel", "3",
+		"--partition-rows", "1500", "--batch-rows", "500", "--log-format", "json", "--progress", "none"}
+	bg := startFerry(t, args...)
+	if !bg.waitFor(t, "change data capture starting", 60*time.Second) {
+		t.Fatalf("ferry did not reach CDC:\n%s", bg.stderr.String())
+	}
+	time.Sleep(1500 * time.Millisecond) // changes during CDC
+	w.halt(t)
+	if w.ops.Load() < 50 {
+		t.Fatalf("the writer made only %d changes", w.ops.Load())
+	}
+	if code := bg.signal(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("ferry exited %d after SIGTERM:\n%s", code, bg.stderr.String())
+	}
+	r := mustFerry(t, append(args, "--until", "caught-up")...)
+	if fin := r.logLine("flow finished"); fin == nil {
+		t.Fatalf("no final log line:\n%s", r)
+	}
+	v := mustFerry(t, "verify", srv.URL(src), "duckdb://"+path)
+	if !strings.Contains(v.stdout, "all 2 table(s) equal") {
+		t.Fatalf("verify: %s", v)
+	}
+	// The same rows, read by DuckDB itself, with no key twice.
+	for _, q := range []struct{ pg, duck string }{
+		{`SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || sum(amount) || ' ' || extract(epoch FROM max(placed))::bigint FROM orders`,
+			`SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || sum(amount) || ' ' || epoch(max(placed))::BIGINT FROM public.orders`},
+		{`SELECT count(*) || ' ' || sum(qty) FROM lines`, `SELECT count(*) || ' ' || sum(qty) FROM public.lines`},
+		{`SELECT n || ' ' || count(*) FROM (SELECT coalesce(array_length(tags, 1), 0) AS n FROM orders) q GROUP BY n ORDER BY n`,
+			`SELECT n || ' ' || count(*) FROM (SELECT coalesce(len(tags), 0) AS n FROM public.orders) q GROUP BY n ORDER BY n`},
+	} {
+		a, b := pgRows(t, srv, src, q.pg), duckRows(t, path, q.duck)
+		if strings.Join(a, "\n") != strings.Join(b, "\n") || len(a) == 0 {
+			t.Fatalf("%s: PostgreSQL %v, DuckDB %v", q.duck, a, b)
+		}
+	}
+	types := duckRows(t, path, `SELECT column_name || ' ' || data_type FROM duckdb_columns() WHERE table_name = 'orders' ORDER BY column_index`)
+	if got := strings.Join(types, ", "); got != "id BIGINT, customer INTEGER, amount DECIMAL(12,2), note VARCHAR, tags VARCHAR[], placed TIMESTAMP WITH TIME ZONE" {
+		t.Fatalf("orders's DuckDB columns: %s", got)
+	}
+	if n := duckRows(t, path, `SELECT count(*) FROM main._ferry_checkpoints WHERE flow = 'pg2duck' AND key LIKE 'cdc/%'`); n[0] == "0" {
+		t.Fatalf("no CDC checkpoint in the DuckDB file")
+	}
+
+	// And back out: the DuckDB file as a source, into PostgreSQL.
+	back := srv.CreateDatabase(t, "duckback")
+	mustFerry(t, "sync", "duckdb://"+path, srv.URL(back), "--state-dir", dir, "--mode", "snapshot", "--partition-rows", "1000")
+	v = mustFerry(t, "verify", "duckdb://"+path, srv.URL(back))
+	if !strings.Contains(v.stdout, "all 2 table(s) equal") {
+		t.Fatalf("verify duckdb vs postgres: %s", v)
+	}
+	samePG(t, srv, src, back)
+}
+
+// TestPostgresToDuckDBKillDuringCopyThenResume kills ferry during the copy
+// (the source behind a narrow link), once the file holds finished
+// partitions, and runs it again: those partitions are skipped, and the
+// result verifies equal.
+func TestPostgresToDuckDBKillDuringCopyThenResume(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src := srv.CreateDatabase(t, "duckkill")
+	pgShop(t, srv, src, 20000)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shop.duckdb")
+	args := []string{"sync", srv.URL(src), "duckdb://" + path, "--name", "duckkill", "--state-dir", dir, "--parallel", "2",
+		"--partition-rows", "1000", "--batch-rows", "250", "--log-format", "json", "--progress", "none", "--mode", "snapshot",
+		"--max-rate", "20000"}
+	bg := startFerry(t, args...)
+	if !bg.waitFor(t, "copy starting", 60*time.Second) {
+		t.Fatalf("the copy did not start:\n%s", bg.stderr.String())
+	}
+	time.Sleep(700 * time.Millisecond)
+	if !bg.kill(t) {
+		t.Fatalf("ferry finished before it could be killed:\n%s", bg.stderr.String())
+	}
+	done := duckRows(t, path, `SELECT count(*) FROM main._ferry_checkpoints WHERE flow = 'duckkill' AND key LIKE 'partition/%' AND value LIKE '%"done":true%'`)[0]
+	if done == "0" {
+		t.Fatalf("no partition was finished at the kill:\n%s", bg.stderr.String())
+	}
+	r := mustFerry(t, args[:len(args)-2]...)
+	start := r.logLine("copy starting")
+	if start == nil || fmt.Sprint(start["skipped"]) != done {
+		t.Fatalf("resumed copy: %v; want %s partitions skipped", start, done)
+	}
+	v := mustFerry(t, "verify", srv.URL(src), "duckdb://"+path)
+	if !strings.Contains(v.stdout, "all 2 table(s) equal") {
+		t.Fatalf("verify: %s", v)
+	}
+	if dup := duckRows(t, path, `SELECT count(*) - count(DISTINCT id) FROM public.orders`)[0]; dup != "0" {
+		t.Fatalf("%s orders twice after the resume", dup)
+	}
+}
+
+// TestQueryReplicationIntoDuckDB keeps a join's result in a DuckDB file by
+// key: rows inserted and updated at the source between two runs arrive,
+// none twice.
+func TestQueryReplicationIntoDuckDB(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src := srv.CreateDatabase(t, "qduck")
+	queryShop(t, srv, src)
+	path := filepath.Join(t.TempDir(), "replica.duckdb")
+	args := []string{"sync", srv.URL(src), "duckdb://" + path, "--name", "qduck", "--state-dir", t.TempDir(), "--log-format", "json", "--progress", "none",
+		"--query", "rep.orders=" + queryOrders, "--watermark", "updated_at", "--key", "id", "--batch-rows", "50"}
+	same := func(when string) {
+		t.Helper()
+		a := pgRows(t, srv, src, `SELECT id || ' ' || customer || ' ' || total || ' ' || status || ' ' || extract(epoch FROM updated_at)::bigint FROM (`+queryOrders+`) q ORDER BY id`)
+		b := duckRows(t, path, `SELECT id || ' ' || customer || ' ' || total || ' ' || status || ' ' || epoch(updated_at)::BIGINT FROM rep.orders ORDER BY id`)
+		if strings.Join(a, "\n") != strings.Join(b, "\n") {
+			n := min(len(a), len(b), 3)
+			t.Fatalf("%s: DuckDB has %d rows (%v...), the query %d (%v...)", when, len(b), b[:n], len(a), a[:n])
+		}
+		if dup := duckRows(t, path, `SELECT count(*) - count(DISTINCT id) FROM rep.orders`)[0]; dup != "0" {
+			t.Fatalf("%s: %s rows twice", when, dup)
+		}
+	}
+	r := mustFerry(t, args...)
+	if runs := queryRuns(r.stderr); len(runs) != 1 || runs[0] != "1800" {
+		t.Fatalf("first run: rows %v, want one run of 1800:\n%s", runs, r.stderr)
+	}
+	same("after the first run")
+	srv.Exec(t, src, `INSERT INTO orders SELECT g, 1 + g % 20, g, 'open', '2026-02-01T00:00:00Z' FROM generate_series(2001, 2100) g;
+		UPDATE orders SET total = total + 1000, updated_at = '2026-02-01T00:00:01Z' WHERE id % 7 = 0 AND status <> 'void'`)
+	r = mustFerry(t, args...)
+	changed := pgRows(t, srv, src, `SELECT count(*) FROM (`+queryOrders+`) q WHERE updated_at >= '2026-02-01'`)[0]
+	if runs := queryRuns(r.stderr); len(runs) != 1 || runs[0] != changed {
+		t.Fatalf("second run: rows %v, want one run of the %s new and changed rows:\n%s", runs, changed, r.stderr)
+	}
+	same("after the second run")
+}
+
+// TestDuckDBBadInput: a file in a missing directory, a file another
+// process has open and a value DuckDB cannot hold are refused with what to
+// do, and the binary without the connector says how to get one.
+func TestDuckDBBadInput(t *testing.T) {
+	srv := pgtest.Shared(t)
+	src := srv.CreateDatabase(t, "duckbad")
+	srv.Exec(t, src, `CREATE TABLE grid (id int PRIMARY KEY, cells int[]); INSERT INTO grid VALUES (1, '{1,2}'), (2, '{{1,2},{3,4}}')`)
+	dir := t.TempDir()
+	base := []string{"--state-dir", dir, "--mode", "snapshot", "--progress", "none"}
+
+	r := ferry(t, append([]string{"sync", srv.URL(src), "duckdb://" + filepath.Join(dir, "nope", "x.duckdb")}, base...)...)
+	if r.code != 2 || !strings.Contains(r.stderr, "directory of duckdb file") || !strings.Contains(r.stderr, "create the directory first") {
+		t.Fatalf("a missing directory: %s", r)
+	}
+
+	locked := filepath.Join(dir, "locked.duckdb")
+	db, err := sql.Open("duckdb", locked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	r = ferry(t, append([]string{"sync", srv.URL(src), "duckdb://" + locked}, base...)...)
+	db.Close()
+	if r.code != 2 || !strings.Contains(r.stderr, "another process has it open") {
+		t.Fatalf("a file another process holds: %s", r)
+	}
+
+	r = ferry(t, append([]string{"sync", srv.URL(src), "duckdb://" + filepath.Join(dir, "grid.duckdb")}, base...)...)
+	if r.code == 0 || !strings.Contains(r.stderr, "multi-dimensional") || !strings.Contains(r.stderr, "column cells") {
+		t.Fatalf("a two-dimensional array: %s", r)
+	}
+
+	// A binary built without the connector refuses the scheme, saying how
+	// to get one that has it.
+	plain := filepath.Join(t.TempDir(), "ferry-plain")
+	if out, err := runGo(t, "build", "-o", plain, "../cmd/ferry"); err != nil {
+		t.Fatalf("build without -tags duckdb: %v\n%s", err, out)
+	}
+	out, err := runCmd(t, plain, "verify", srv.URL(src), "duckdb://"+locked)
+	if err == nil || !strings.Contains(out, "has no DuckDB connector") || !strings.Contains(out, "-duckdb image") {
+		t.Fatalf("a binary without the connector: %v\n%s", err, out)
+	}
+}
+
+func runGo(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	return runCmd(t, "go", args...)
+}
+
+func runCmd(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = os.Environ()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
