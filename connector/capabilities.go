@@ -54,6 +54,7 @@ type Capabilities struct {
 	KeyReader         KeyReader
 	EventWriter       EventWriter
 	QueryReader       QueryReader
+	ProcessHolder     ProcessHolder
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -93,6 +94,7 @@ type Abilities struct {
 	ReadKeys         bool `json:"read_keys" doc:"reads rows by key for verify's re-checks"`
 	Events           bool `json:"events" doc:"receives every change unfolded, as an event (a message bus)"`
 	Query            bool `json:"query" doc:"replicates a query's result by a watermark column"`
+	OneWriter        bool `json:"one_writer" doc:"one process writes it at a time (one worker in scale-out)"`
 }
 
 // Ability is one field of Abilities, for tables that list them all.
@@ -192,6 +194,7 @@ func Discover(c Connector) Capabilities {
 	k.KeyReader, _ = c.(KeyReader)
 	k.EventWriter, _ = c.(EventWriter)
 	k.QueryReader, _ = c.(QueryReader)
+	k.ProcessHolder, _ = c.(ProcessHolder)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()
@@ -231,6 +234,7 @@ func Discover(c Connector) Capabilities {
 		ReadKeys:         k.KeyReader != nil,
 		Events:           k.EventWriter != nil,
 		Query:            k.QueryReader != nil,
+		OneWriter:        k.ProcessHolder != nil,
 	}
 	return k
 }

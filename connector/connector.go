@@ -294,6 +294,17 @@ type RawWriter interface {
 	AcceptsRaw(ctx context.Context, t *model.Table, f *model.RawFormat) (bool, error)
 }
 
+// ProcessHolder is a destination that one process writes at a time: its
+// database locks it for the process that has it open (a DuckDB file). In
+// scale-out only one worker may hold it, which ferry worker checks at
+// start and keeps true by holding it for its life.
+type ProcessHolder interface {
+	// Hold takes the destination for this process until the connector is
+	// closed, creating it if needed; a *errs.ConfigError when another
+	// process has it.
+	Hold(ctx context.Context) error
+}
+
 // Emptier is a destination that can empty tables it was given to
 // CreateTables: a flow started over (ferry sync --restart) copies into
 // empty tables, so rows deleted at the source since the earlier run cannot

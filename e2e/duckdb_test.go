@@ -251,3 +251,47 @@ func runCmd(t *testing.T, name string, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// TestScaleOutDuckDBOneWorker: a worker with a DuckDB connection refuses
+// to start while other workers poll its task queue, and a second worker on
+// the same file cannot start either; the one worker on a task queue of its
+// own runs a PostgreSQL to DuckDB flow that verifies equal.
+func TestScaleOutDuckDBOneWorker(t *testing.T) {
+	ts := startTemporal(t)
+	srv := pgtest.Shared(t)
+	src := srv.CreateDatabase(t, "soduck")
+	pgShop(t, srv, src, 3000)
+	path := filepath.Join(t.TempDir(), "shop.duckdb")
+	srcConn, dstConn := "src="+srv.URL(src), "dst=duckdb://"+path
+
+	other := ts.worker(t, srcConn) // polls the default task queue
+	r := ferry(t, "worker", "--temporal", ts.addr, "--connection", srcConn, "--connection", dstConn)
+	if r.code != 2 || !strings.Contains(r.stderr, `connection "dst" is a duckdb destination, which one process writes at a time, and other workers poll task queue ferry`) ||
+		!strings.Contains(r.stderr, "--task-queue") {
+		t.Fatalf("a DuckDB worker beside another on its task queue: %s", r)
+	}
+	other.signal(t, syscall.SIGTERM)
+
+	duck := ts.worker(t, srcConn, dstConn, "--task-queue=duck")
+	r = ferry(t, "worker", "--temporal", ts.addr, "--task-queue", "duck2", "--connection", dstConn)
+	if r.code != 2 || !strings.Contains(r.stderr, "another process has it open") {
+		t.Fatalf("a second worker on the same DuckDB file: %s", r)
+	}
+
+	run := startFerry(t, "run", "--temporal", ts.addr, "--task-queue", "duck", "--source", "src", "--destination", "dst", "--name", "soduck",
+		"--mode", "snapshot", "--partition-rows", "500", "--parallel", "3", "--progress", "none", "--log-format", "json")
+	if code := run.waitExit(t, 3*time.Minute); code != 0 {
+		t.Fatalf("ferry run exited %d:\n%s", code, run.stderr.String())
+	}
+	st := ts.flowStatus(t, "soduck")
+	if st == nil || st.Status != "Completed" || st.Snapshot().RowsCopied != 6000 {
+		t.Fatalf("status: %+v", st)
+	}
+	// The worker lets go of the file when it stops; then it verifies.
+	if code := duck.signal(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("the DuckDB worker exited %d:\n%s", code, duck.stderr.String())
+	}
+	if v := mustFerry(t, "verify", srv.URL(src), "duckdb://"+path); !strings.Contains(v.stdout, "all 2 table(s) equal") {
+		t.Fatalf("verify: %s", v)
+	}
+}

@@ -24,7 +24,7 @@ func (c *Conn) Tables(ctx context.Context) ([]*model.Table, error) {
 		return nil, err
 	}
 	rows, err := h.db.QueryContext(ctx, `SELECT schema_name, table_name FROM duckdb_tables()
-		WHERE database_name = '` + catalog + `' AND NOT internal AND NOT temporary ORDER BY schema_name, table_name`)
+		WHERE database_name = '`+catalog+`' AND NOT internal AND NOT temporary ORDER BY schema_name, table_name`)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb file %s: list tables: %w", c.path, err)
 	}
@@ -65,7 +65,7 @@ func (c *Conn) Tables(ctx context.Context) ([]*model.Table, error) {
 // no such table.
 func describeTable(ctx context.Context, db queryer, ns model.Namespace) (*model.Table, error) {
 	rows, err := db.QueryContext(ctx, `SELECT schema_name, table_name, column_name, data_type, is_nullable, coalesce(comment, '')
-		FROM duckdb_columns() WHERE database_name = '` + catalog + `' AND lower(schema_name) = lower(?) AND lower(table_name) = lower(?)
+		FROM duckdb_columns() WHERE database_name = '`+catalog+`' AND lower(schema_name) = lower(?) AND lower(table_name) = lower(?)
 		ORDER BY column_index`, schemaOf(ns), ns.Table)
 	if err != nil {
 		return nil, fmt.Errorf("table %s: read columns: %w", ns, err)
@@ -92,7 +92,7 @@ func describeTable(ctx context.Context, db queryer, ns model.Namespace) (*model.
 	}
 	var keys []any
 	err = queryRow(ctx, db, `SELECT constraint_column_names FROM duckdb_constraints()
-		WHERE database_name = '` + catalog + `' AND schema_name = ? AND table_name = ? AND constraint_type = 'PRIMARY KEY'`,
+		WHERE database_name = '`+catalog+`' AND schema_name = ? AND table_name = ? AND constraint_type = 'PRIMARY KEY'`,
 		[]any{t.Namespace.Schema, t.Namespace.Table}, &keys)
 	if err != nil && err != sql.ErrNoRows {
 		return nil, fmt.Errorf("table %s: read primary key: %w", ns, err)

@@ -265,3 +265,12 @@ func quoteIdent(s string) string {
 func quoteLit(s string) string {
 	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
 }
+
+var _ connector.ProcessHolder = (*Conn)(nil)
+
+// Hold opens the file for writing now and keeps it open until Close:
+// DuckDB's lock on it then keeps every other process out.
+func (c *Conn) Hold(ctx context.Context) error {
+	_, err := c.writer(ctx)
+	return err
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -123,6 +124,17 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 		stop := serveHealth(ln, &ready, tel, "not ready: not polling Temporal", log)
 		defer stop(ctx)
 	}
+	held, err := holdOneWriterConnections(ctx, conns, c, tf.taskQueue, identity)
+	defer func() {
+		for _, h := range held {
+			if err := h.Close(); err != nil {
+				log.Warn("closing a held connection failed", "error", err)
+			}
+		}
+	}()
+	if err != nil {
+		return err
+	}
 	acts := &scaleout.Activities{Connections: conns, Client: c, Identity: identity, Log: log, Observe: flowMetrics(ctx, tel, g.scrub, log)}
 	w := worker.New(c, tf.taskQueue, worker.Options{
 		Identity:                           identity,
@@ -204,6 +216,56 @@ func flowMetrics(ctx context.Context, tel *telemetry.Telemetry, scrub func(strin
 		flows[name] = f
 		return f
 	}
+}
+
+// pollerWindow is how recently another worker must have polled the task
+// queue to count as running: a live worker polls again within a minute.
+const pollerWindow = 90 * time.Second
+
+// holdOneWriterConnections opens, for the worker's life, every connection
+// whose destination one process writes at a time (a DuckDB file): the
+// worker takes the file's lock before it polls, so a second worker on the
+// same file cannot start, and the tasks of the flow that writes it run on
+// this worker only if no other worker polls the task queue; another one
+// would get tasks it cannot run. The caller closes what it returns.
+func holdOneWriterConnections(ctx context.Context, conns *connector.Connections, c client.Client, taskQueue, identity string) ([]connector.Connector, error) {
+	var held []connector.Connector
+	for _, name := range conns.Names() {
+		raw, err := conns.Resolve(name, "worker")
+		if err != nil {
+			return held, err
+		}
+		_, reg, err := connector.ParseURL(raw)
+		if err != nil {
+			return held, fmt.Errorf("connection %q: %w", name, err)
+		}
+		if !connector.Discover(reg.Prototype).Abilities.OneWriter {
+			continue
+		}
+		resp, err := c.DescribeTaskQueue(ctx, taskQueue, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+		if err != nil {
+			return held, fmt.Errorf("connection %q: list the workers polling task queue %s: %w", name, taskQueue, err)
+		}
+		var others []string
+		for _, p := range resp.GetPollers() {
+			if p.GetIdentity() != identity && time.Since(p.GetLastAccessTime().AsTime()) < pollerWindow {
+				others = append(others, p.GetIdentity())
+			}
+		}
+		if len(others) > 0 {
+			return held, errs.BadConfig(fmt.Sprintf("connection %q is a %s destination, which one process writes at a time, and other workers poll task queue %s (%s): they would get its flow's tasks and could not write it", name, reg.Scheme, taskQueue, strings.Join(others, ", ")),
+				"run one worker with this connection on a task queue of its own (ferry worker --task-queue NAME, and ferry run --task-queue NAME for the flow), or run the flow in one process with ferry sync")
+		}
+		cn, err := connector.Open(ctx, raw)
+		if err != nil {
+			return held, fmt.Errorf("connection %q: %w", name, err)
+		}
+		held = append(held, cn)
+		if err := connector.Discover(cn).ProcessHolder.Hold(ctx); err != nil {
+			return held, fmt.Errorf("connection %q: %w; one worker writes a %s destination", name, err, reg.Scheme)
+		}
+	}
+	return held, nil
 }
 
 // refuseWorkerConnections refuses, before the worker polls, a connection
