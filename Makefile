@@ -1,11 +1,14 @@
 # Convenience targets; the README's commands are the reference.
-.PHONY: test build demo bench temporal-dev chaos chaos-short chaos-tls chaos-short-tls
+.PHONY: test build build-duckdb demo bench temporal-dev chaos chaos-short chaos-tls chaos-short-tls
 test:
 	./scripts/test
 # The version is the checkout's `git describe` (as the image's VERSION).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 build:
 	go build -trimpath -ldflags="-X github.com/ferrydb/ferry/internal/cli.Version=$(VERSION)" -o bin/ferry ./cmd/ferry
+# ferry with the DuckDB connector: cgo (gcc) and the duckdb build tag.
+build-duckdb:
+	CGO_ENABLED=1 go build -tags duckdb -trimpath -ldflags="-X github.com/ferrydb/ferry/internal/cli.Version=$(VERSION)" -o bin/ferry-duckdb ./cmd/ferry
 demo:
 	go run ./cmd/ferry sync 'fake://?tables=3&rows=200000' sqlite:///tmp/ferry-demo.db --mode snapshot --restart
 	go run ./cmd/ferry verify 'fake://?tables=3&rows=200000' sqlite:///tmp/ferry-demo.db

@@ -18,8 +18,8 @@ func (*Unavailable) Close() error { return nil }
 // ErrNoDuckDB is the refusal of a duckdb:// URL by a binary without the
 // connector.
 func ErrNoDuckDB() error {
-	return errs.BadConfig("this ferry binary was built without cgo and has no DuckDB connector",
-		"use the ferry:<version>-duckdb image or build with CGO_ENABLED=1 go build -tags duckdb ./cmd/ferry")
+	return errs.BadConfig("this ferry binary was built without cgo or the duckdb build tag and has no DuckDB connector",
+		"use the ferry:<version>-duckdb image (docker build --target duckdb) or build with CGO_ENABLED=1 go build -tags duckdb ./cmd/ferry")
 }
 
 func init() {

@@ -71,9 +71,61 @@ func (e envList) Keys() []string {
 	return keys
 }
 
-// GoBuild finds the single RUN that calls `go build` and expands it with
-// buildArgs (as given with docker build --build-arg) over the ARG defaults.
+// GoBuild returns the `go build` of the image docker build makes by default
+// (the last stage), expanded with buildArgs (as given with docker build
+// --build-arg) over the ARG defaults.
 func (df *Dockerfile) GoBuild(buildArgs map[string]string) (*GoBuild, error) {
+	return df.GoBuildFor("", buildArgs)
+}
+
+// GoBuildFor returns the `go build` whose output the target stage copies
+// ("" for the last stage, the default target): each build stage has one
+// RUN calling go build.
+func (df *Dockerfile) GoBuildFor(target string, buildArgs map[string]string) (*GoBuild, error) {
+	builds, err := df.goBuilds(buildArgs)
+	if err != nil {
+		return nil, err
+	}
+	if len(builds) == 0 {
+		return nil, errors.New("no RUN calls go build")
+	}
+	final, err := df.Stage(target)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range final.Commands {
+		if cp, ok := c.(*instructions.CopyCommand); ok {
+			for _, gb := range builds {
+				if cp.From == gb.Stage && slices.Contains(cp.SourcePaths, gb.Output) {
+					return gb, nil
+				}
+			}
+		}
+	}
+	if target == "" {
+		return builds[0], nil // the default build; CheckDockerfile reports the missing COPY
+	}
+	return nil, fmt.Errorf("stage %s copies the output of no go build", final.Name)
+}
+
+// Stage is the stage named name; "" is the last one.
+func (df *Dockerfile) Stage(name string) (*instructions.Stage, error) {
+	if len(df.Stages) == 0 {
+		return nil, errors.New("the Dockerfile has no stage")
+	}
+	if name == "" {
+		return &df.Stages[len(df.Stages)-1], nil
+	}
+	for i := range df.Stages {
+		if df.Stages[i].Name == name {
+			return &df.Stages[i], nil
+		}
+	}
+	return nil, fmt.Errorf("the Dockerfile has no stage %s", name)
+}
+
+// goBuilds finds the RUN that calls go build in each stage.
+func (df *Dockerfile) goBuilds(buildArgs map[string]string) ([]*GoBuild, error) {
 	lex := shell.NewLex('\\')
 	global := map[string]string{}
 	for _, a := range df.MetaArgs {
@@ -84,8 +136,9 @@ func (df *Dockerfile) GoBuild(buildArgs map[string]string) (*GoBuild, error) {
 			}
 		}
 	}
-	var found *GoBuild
+	var builds []*GoBuild
 	for _, st := range df.Stages {
+		var found *GoBuild
 		env := map[string]string{}
 		base, _, err := lex.ProcessWord(st.BaseName, envList{global})
 		if err != nil {
@@ -119,7 +172,7 @@ func (df *Dockerfile) GoBuild(buildArgs map[string]string) (*GoBuild, error) {
 					continue
 				}
 				if found != nil {
-					return nil, errors.New("more than one RUN calls go build; keep one, so it can be checked")
+					return nil, fmt.Errorf("more than one RUN calls go build in stage %s; keep one, so it can be checked", st.Name)
 				}
 				if !c.PrependShell {
 					return nil, errors.New("the go build RUN must use the shell form, so its ${VARIABLES} expand")
@@ -141,11 +194,11 @@ func (df *Dockerfile) GoBuild(buildArgs map[string]string) (*GoBuild, error) {
 				found = gb
 			}
 		}
+		if found != nil {
+			builds = append(builds, found)
+		}
 	}
-	if found == nil {
-		return nil, errors.New("no RUN calls go build")
-	}
-	return found, nil
+	return builds, nil
 }
 
 func parseGoBuild(words []string) (*GoBuild, error) {
@@ -282,23 +335,61 @@ func CheckDockerfile(df *Dockerfile, pb *ProjectBuild, buildArgs map[string]stri
 	if err != nil {
 		return append(errs, err.Error())
 	}
+	if gb.Env["CGO_ENABLED"] != "0" {
+		add("the build must set CGO_ENABLED=0 for a static binary (got %q)", gb.Env["CGO_ENABLED"])
+	}
+	if gb.Flags["-tags"] != pb.Tags {
+		add("go build -tags %q; the Makefile uses %q", gb.Flags["-tags"], pb.Tags)
+	}
+	final := df.Stages[len(df.Stages)-1]
+	if !distrolessOrScratch.MatchString(final.BaseName) {
+		add("the final stage is FROM %s; want distroless static or scratch", final.BaseName)
+	}
+	errs = append(errs, checkImage(df, gb, final, pb, buildArgs)...)
+
+	// The DuckDB image: the same build with cgo and the duckdb tag, on a
+	// base with glibc.
+	if _, err := df.Stage(DuckDBTarget); err != nil {
+		return append(errs, fmt.Sprintf("%v: docker build --target %s makes the image with the DuckDB connector", err, DuckDBTarget))
+	}
+	dgb, err := df.GoBuildFor(DuckDBTarget, buildArgs)
+	if err != nil {
+		return append(errs, err.Error())
+	}
+	if dgb.Env["CGO_ENABLED"] != "1" {
+		add("the %s build must set CGO_ENABLED=1: the DuckDB driver is cgo (got %q)", DuckDBTarget, dgb.Env["CGO_ENABLED"])
+	}
+	if want := strings.TrimSpace(pb.Tags + " duckdb"); dgb.Flags["-tags"] != want && dgb.Flags["-tags"] != strings.ReplaceAll(want, " ", ",") {
+		add("the %s build has -tags %q; want %q (the Makefile's tags and duckdb)", DuckDBTarget, dgb.Flags["-tags"], want)
+	}
+	dst, _ := df.Stage(DuckDBTarget)
+	if !glibcBase.MatchString(dst.BaseName) {
+		add("the %s stage is FROM %s; the DuckDB library needs glibc and libstdc++: want distroless cc or a Debian slim image", DuckDBTarget, dst.BaseName)
+	}
+	errs = append(errs, checkImage(df, dgb, *dst, pb, buildArgs)...)
+	return errs
+}
+
+// DuckDBTarget is the stage of the image with the DuckDB connector.
+const DuckDBTarget = "duckdb"
+
+var glibcBase = regexp.MustCompile(`^(gcr\.io/distroless/(cc|base)(-debian\d+)?(:[\w.-]+)?(@sha256:[a-f0-9]{64})?|debian:[\w.-]+-slim(@sha256:[a-f0-9]{64})?)$`)
+
+// checkImage checks one build and the image stage that copies its binary.
+func checkImage(df *Dockerfile, gb *GoBuild, final instructions.Stage, pb *ProjectBuild, buildArgs map[string]string) []string {
+	var errs []string
+	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
 	if want := "golang:" + pb.GoVersion; gb.BaseName != want && !strings.HasPrefix(gb.BaseName, want+"-") && !strings.HasPrefix(gb.BaseName, want+"@") {
 		add("the build stage is FROM %s; go.mod asks for Go %s, so use %s (or a variant of it)", gb.BaseName, pb.GoVersion, want)
 	}
 	if gb.Env["GOTOOLCHAIN"] != "local" {
 		add("the build must set GOTOOLCHAIN=local, so the image's Go %s is the one that builds", pb.GoVersion)
 	}
-	if gb.Env["CGO_ENABLED"] != "0" {
-		add("the build must set CGO_ENABLED=0 for a static binary (got %q)", gb.Env["CGO_ENABLED"])
-	}
 	if gb.Flags["-trimpath"] != "true" {
 		add("go build needs -trimpath (reproducible, no build paths in the binary)")
 	}
 	if len(gb.Packages) != 1 || gb.Packages[0] != pb.Package {
 		add("go build builds %q; the Makefile builds %s", gb.Packages, pb.Package)
-	}
-	if gb.Flags["-tags"] != pb.Tags {
-		add("go build -tags %q; the Makefile uses %q", gb.Flags["-tags"], pb.Tags)
 	}
 	x := gb.XFlags()
 	for sym := range pb.XFlags {
@@ -319,12 +410,8 @@ func CheckDockerfile(df *Dockerfile, pb *ProjectBuild, buildArgs map[string]stri
 		add("go build has no -o")
 	}
 
-	final := df.Stages[len(df.Stages)-1]
 	if final.Name == gb.Stage {
-		add("the final stage is the build stage; copy the binary into a small base instead")
-	}
-	if !distrolessOrScratch.MatchString(final.BaseName) {
-		add("the final stage is FROM %s; want distroless static or scratch", final.BaseName)
+		add("the image stage %s is the build stage; copy the binary into a small base instead", final.Name)
 	}
 	var user, entry string
 	var copied bool
@@ -367,11 +454,11 @@ func CheckDockerfile(df *Dockerfile, pb *ProjectBuild, buildArgs map[string]stri
 		}
 	}
 	if !copied {
-		add("the final stage does not COPY --from=%s %s", gb.Stage, gb.Output)
+		add("the image stage %s does not COPY --from=%s %s", final.Name, gb.Stage, gb.Output)
 	}
 	uid, _, _ := strings.Cut(user, ":")
 	if user == "" || uid == "root" || uid == "0" || !regexp.MustCompile(`^[1-9][0-9]*$`).MatchString(uid) {
-		add("the final stage's USER is %q; want a numeric non-root uid, so runAsNonRoot can verify it", user)
+		add("the image stage %s has USER %q; want a numeric non-root uid, so runAsNonRoot can verify it", final.Name, user)
 	}
 	for label, arg := range map[string]string{"org.opencontainers.image.version": "VERSION", "org.opencontainers.image.revision": "REVISION", "org.opencontainers.image.created": "CREATED"} {
 		if labels[label] != buildArgs[arg] {

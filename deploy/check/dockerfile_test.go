@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -69,6 +70,41 @@ func TestDockerfileBuildIsStaticAndVersioned(t *testing.T) {
 	}
 	if got, want := strings.TrimSpace(string(out)), "ferry "+markers["VERSION"]; got != want {
 		t.Errorf("ferry version printed %q, want %q: the -X in the Dockerfile's ldflags does not reach the version", got, want)
+	}
+}
+
+// The duckdb target's go build line, run as written, makes a ferry that
+// has the DuckDB connector and needs no library distroless/cc lacks.
+func TestDockerfileDuckDBBuild(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "ferry-duckdb")
+	if err := buildLikeDockerfileTarget(DuckDBTarget, bin); err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What gcr.io/distroless/cc-debian12 has: glibc, libgcc_s, libstdc++, libgomp.
+	inCC := regexp.MustCompile(`^(libc|libm|libpthread|libdl|librt|ld-linux-[\w-]+)\.so\.\d+$|^libstdc\+\+\.so\.6$|^libgcc_s\.so\.1$|^libgomp\.so\.1$`)
+	for _, l := range libs {
+		if !inCC.MatchString(l) {
+			t.Errorf("the DuckDB binary needs %s, which distroless/cc does not have", l)
+		}
+	}
+	out, err := exec.Command(bin, "connectors").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ferry connectors: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "| duckdb | `duckdb://") || strings.Contains(string(out), "not in this binary") {
+		t.Fatalf("the duckdb target's ferry lacks the DuckDB connector:\n%s", out)
+	}
+	if out, err := exec.Command(bin, "version").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "ferry "+markers["VERSION"] {
+		t.Errorf("ferry version printed %q (%v)", out, err)
 	}
 }
 
@@ -140,6 +176,11 @@ func TestDockerfileCheckCatchesDrift(t *testing.T) {
 		{"lint: casing", "AS build", "as build", "FromAsCasing"},
 		{"two builds", "RUN mkdir -p /out/state", "RUN go build ./...", "more than one RUN"},
 		{"chained build", "./cmd/ferry\n", "./cmd/ferry && ls\n", "alone"},
+		{"duckdb without cgo", "ENV GOTOOLCHAIN=local CGO_ENABLED=1", "ENV GOTOOLCHAIN=local CGO_ENABLED=0", "DuckDB driver is cgo"},
+		{"duckdb without its tag", "go build -tags duckdb ", "go build ", "the Makefile's tags and duckdb"},
+		{"duckdb on a static base", "FROM gcr.io/distroless/cc-debian12:nonroot AS duckdb", "FROM gcr.io/distroless/static-debian12:nonroot AS duckdb", "needs glibc"},
+		{"no duckdb target", "AS duckdb\n", "AS ferry-duckdb\n", "no stage duckdb"},
+		{"duckdb as root", "USER 65532:65532\nEXPOSE 8080 9090\nENTRYPOINT [\"/usr/local/bin/ferry\"]\nCMD [\"--help\"]\n\n# The default", "USER root\nEXPOSE 8080 9090\nENTRYPOINT [\"/usr/local/bin/ferry\"]\nCMD [\"--help\"]\n\n# The default", "stage duckdb has USER"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !strings.Contains(string(orig), tc.old) {

@@ -56,7 +56,11 @@ func run(m *testing.M) int {
 // buildLikeDockerfile runs the Dockerfile's go build line as written (its
 // environment, flags and package), changing only the output path and the
 // target platform to this machine's.
-func buildLikeDockerfile(out string) error {
+func buildLikeDockerfile(out string) error { return buildLikeDockerfileTarget("", out) }
+
+// buildLikeDockerfileTarget is buildLikeDockerfile for the go build whose
+// binary the target stage copies ("" for the default image).
+func buildLikeDockerfileTarget(target, out string) error {
 	src, err := readFile(filepath.Join(repo, "Dockerfile"))
 	if err != nil {
 		return err
@@ -69,7 +73,7 @@ func buildLikeDockerfile(out string) error {
 	for k, v := range markers {
 		args[k] = v
 	}
-	gb, err := df.GoBuild(args)
+	gb, err := df.GoBuildFor(target, args)
 	if err != nil {
 		return err
 	}
