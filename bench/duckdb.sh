@@ -65,7 +65,7 @@ for ((r = 1; r <= rounds; r++)); do
   ferry_times+=("$f"); csv_times+=("$c")
   echo "round $r: ferry ${f}s, COPY csv + read_csv ${c}s"
 done
-"$work/ferry" verify "$src" "duckdb://$work/ferry.duckdb" --progress none | tail -1
+"$work/ferry" verify "$src" "duckdb://$work/ferry.duckdb" | tail -1
 python3 - "${ferry_times[*]}" "${csv_times[*]}" <<'PY'
 import statistics, sys
 f = [float(x) for x in sys.argv[1].split()]

@@ -43,6 +43,7 @@ func checkDescribed(t *testing.T, c connector.Connector) {
 	_, want.ReadKeys = c.(connector.KeyReader)
 	_, want.Events = c.(connector.EventWriter)
 	_, want.Query = c.(connector.QueryReader)
+	_, want.OneWriter = c.(connector.ProcessHolder)
 	if d, ok := c.(connector.Declarer); ok {
 		want.FullRows = d.Declare().FullRows && want.Apply
 		want.SpanApply = d.Declare().SpanApply && want.Apply
