@@ -265,6 +265,17 @@ func TestScaleOutDuckDBOneWorker(t *testing.T) {
 	srcConn, dstConn := "src="+srv.URL(src), "dst=duckdb://"+path
 
 	other := ts.worker(t, srcConn) // polls the default task queue
+	// Its polls reach the server a moment after it logs that it polls.
+	pid := fmt.Sprintf(":%d", other.cmd.Process.Pid)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, _ := exec.Command(ts.bin, "task-queue", "describe", "--task-queue", "ferry", "--task-queue-type", "activity", "--address", ts.addr).CombinedOutput()
+		if strings.Contains(string(out), pid) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first worker never showed among the task queue's pollers:\n%s", out)
+		}
+	}
 	r := ferry(t, "worker", "--temporal", ts.addr, "--connection", srcConn, "--connection", dstConn)
 	if r.code != 2 || !strings.Contains(r.stderr, `connection "dst" is a duckdb destination, which one process writes at a time, and other workers poll task queue ferry`) ||
 		!strings.Contains(r.stderr, "--task-queue") {
