@@ -29,6 +29,7 @@ import (
 // Register registers the flow workflow and the activities on a worker.
 func Register(w worker.Registry, a *Activities) {
 	w.RegisterWorkflowWithOptions(FlowWorkflow, workflow.RegisterOptions{Name: WorkflowName})
+	w.RegisterWorkflowWithOptions(FlowWorkflow, workflow.RegisterOptions{Name: WorkflowNameV1})
 	w.RegisterWorkflowWithOptions(VerifyWorkflow, workflow.RegisterOptions{Name: VerifyWorkflowName})
 	w.RegisterWorkflowWithOptions(FinishWorkflow, workflow.RegisterOptions{Name: FinishWorkflowName})
 	w.RegisterWorkflowWithOptions(SnapshotWorkflow, workflow.RegisterOptions{Name: SnapshotWorkflowName})
@@ -543,7 +544,7 @@ func Flows(ctx context.Context, c client.Client) ([]FlowSummary, error) {
 	var token []byte
 	for {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowType = %q", WorkflowName), NextPageToken: token,
+			Query: fmt.Sprintf("WorkflowType = %q OR WorkflowType = %q", WorkflowName, WorkflowNameV1), NextPageToken: token,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("list flows: %w", err)

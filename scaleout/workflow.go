@@ -98,7 +98,11 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 				return r.fail(err)
 			}
 		}
-		chunked := workflow.GetVersion(ctx, versionPlanChunks, workflow.DefaultVersion, 1) == 1
+		// A flow of the first type may have its tasks taken by workers
+		// that do not know chunks: it keeps its whole plan (see
+		// WorkflowName).
+		chunked := workflow.GetVersion(ctx, versionPlanChunks, workflow.DefaultVersion, 1) == 1 &&
+			workflow.GetInfo(ctx).WorkflowType.Name != WorkflowNameV1
 		var pr PlanResult
 		err := workflow.ExecuteActivity(r.options(actCtx, "plan", time.Hour), ActivityPlan, PlanInput{Options: r.in.Options, StartOver: in.Restart, Chunked: chunked, ChunkKB: r.set.PlanChunkKB}).Get(actCtx, &pr)
 		if s.Cancelled {
@@ -227,7 +231,9 @@ func (r *flowRun) continueAsNew(ctx workflow.Context) error {
 	s := *r.s
 	s.Runs++
 	workflow.GetLogger(ctx).Info("continuing as new", "runs", s.Runs, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength())
-	return workflow.NewContinueAsNewError(ctx, WorkflowName, FlowInput{Options: r.in.Options, Settings: r.in.Settings, State: &s, Restart: r.in.Restart})
+	// The flow keeps its type: a first-type flow stays where every worker
+	// can run it, a new-type one where only those that know chunks can.
+	return workflow.NewContinueAsNewError(ctx, workflow.GetInfo(ctx).WorkflowType.Name, FlowInput{Options: r.in.Options, Settings: r.in.Settings, State: &s, Restart: r.in.Restart})
 }
 
 // copy runs the partitions not yet done, at most Window at once. It returns
