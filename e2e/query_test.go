@@ -343,11 +343,6 @@ func TestQueryReplicationDestinations(t *testing.T) {
 		}
 		srv.Exec(t, src, `UPDATE events SET seq = 1 WHERE id = 1`)
 	}
-	r := ferry(t, "sync", srv.URL(src), "file://"+filepath.Join(dir, "files")+"?format=jsonl", "--state-dir", t.TempDir(), "--progress", "none",
-		"--query", "events_out="+query, "--watermark", "seq")
-	if r.code != 2 || !strings.Contains(r.stderr, "would replace the rows of the runs before it") {
-		t.Fatalf("files: exit %d, want 2 saying why:\n%s", r.code, r.stderr)
-	}
 }
 
 // TestQueryReplicationFlowFile: two queries from a flow file, one upserted
@@ -427,5 +422,70 @@ func TestQueryReplicationOutage(t *testing.T) {
 	}
 	if code := bg.signal(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("SIGINT: exit %d:\n%s", code, bg.stderr.String())
+	}
+}
+
+// TestQueryReplicationIntoFiles: query runs into files append each run's
+// rows to the table's file (JSON Lines, CSV, Parquet); a run killed after
+// its first batch resumes without writing a row twice; the files read back
+// (copied into SQLite by ferry) hold every row of the query once.
+func TestQueryReplicationIntoFiles(t *testing.T) {
+	srv := pgtest.Shared(t)
+	for _, format := range []string{"jsonl", "csv", "parquet"} {
+		t.Run(format, func(t *testing.T) {
+			src := srv.CreateDatabase(t, "qfsrc")
+			srv.Exec(t, src, `CREATE TABLE events (id bigint PRIMARY KEY, kind text NOT NULL, seq bigint NOT NULL);
+				INSERT INTO events SELECT g, CASE WHEN g % 4 = 0 THEN 'debug' ELSE 'info' END, g / 3 FROM generate_series(1, 3000) g`)
+			query := `SELECT id, kind, seq FROM events WHERE kind <> 'debug'`
+			dir := filepath.Join(t.TempDir(), "files")
+			dst := "file://" + dir + "?format=" + format
+			args := []string{"sync", srv.URL(src), dst, "--name", "qfiles", "--state-dir", t.TempDir(), "--log-format", "json", "--progress", "none",
+				"--query", "log=" + query, "--watermark", "seq", "--batch-rows", "100", "--parallel", "2"}
+			check := func(when string, want int) {
+				t.Helper()
+				db := filepath.Join(t.TempDir(), "back.db")
+				mustFerry(t, "sync", dst, "sqlite://"+db, "--mode", "snapshot", "--state-dir", t.TempDir(), "--progress", "none")
+				s := openSQLite(t, db)
+				defer s.Close()
+				var n, distinct int
+				if err := s.QueryRow(`SELECT count(*), count(DISTINCT id) FROM log`).Scan(&n, &distinct); err != nil {
+					t.Fatal(err)
+				}
+				if n != want || distinct != want {
+					t.Fatalf("%s: the file holds %d rows of %d ids, want %d once each", when, n, distinct, want)
+				}
+				var wrong int
+				if err := s.QueryRow(`SELECT count(*) FROM log WHERE kind <> 'info' OR seq <> id / 3 + CASE WHEN id > 4000 THEN 1 ELSE 0 END`).Scan(&wrong); err != nil {
+					t.Fatal(err)
+				}
+				if wrong != 0 {
+					t.Fatalf("%s: %d rows differ from the source's", when, wrong)
+				}
+			}
+			mustFerry(t, args...)
+			check("after the first run", 2250)
+			srv.Exec(t, src, `INSERT INTO events SELECT g, CASE WHEN g % 4 = 0 THEN 'debug' ELSE 'info' END, g / 3 FROM generate_series(3001, 4000) g`)
+			r := mustFerry(t, args...)
+			if runs := queryRuns(r.stderr); len(runs) != 1 || runs[0] != "750" {
+				t.Fatalf("second run: rows %v, want the 750 new rows", runs)
+			}
+			check("after the second run", 3000)
+
+			srv.Exec(t, src, `INSERT INTO events SELECT g, 'info', g / 3 + 1 FROM generate_series(4001, 6000) g`)
+			bg := startFerryEnv(t, []string{faultpoint.Env + "=" + faultpoint.QueryBatchWritten}, args...)
+			if !bg.waitFor(t, faultpoint.Message, 2*time.Minute) {
+				t.Fatalf("ferry never held after its first batch:\n%s", bg.stderr.String())
+			}
+			if !bg.kill(t) {
+				t.Fatalf("ferry had exited before the kill:\n%s", bg.stderr.String())
+			}
+			t.Setenv(faultpoint.Env, "")
+			mustFerry(t, args...)
+			check("after the killed run resumed", 5000)
+			if r := mustFerry(t, args...); fmt.Sprint(queryRuns(r.stderr)) != "[0]" {
+				t.Fatalf("a run with nothing new: rows %v", queryRuns(r.stderr))
+			}
+			check("after a run with nothing new", 5000)
+		})
 	}
 }

@@ -29,6 +29,9 @@ type QueryFlow struct {
 	store    *state.Store
 	lookback flow.Lookback
 	queries  []*queryTable
+	// appender, for a destination that assembles tables (files), adds a
+	// run's rows to its table once the run's ranges are written.
+	appender connector.TableAppender
 }
 
 // queryTable is one query of the flow with its described result.
@@ -63,11 +66,15 @@ func NewQueryFlow(cfg flow.Config, src, dst connector.Connector, store *state.St
 	if f.dst.TableFinisher != nil && f.dst.ChangeApplier == nil {
 		// Such a destination (files) assembles a table from the parts
 		// copied when its copy ends, replacing what the table held: a
-		// second run would drop the first one's rows. The databases'
-		// finishing steps (deferred keys, indexes, ANALYZE) have nothing
-		// to do for a query's table, so runs never call FinishTable.
-		return nil, errs.BadConfig(fmt.Sprintf("destination %s assembles each table when its copy ends, so each query run would replace the rows of the runs before it", errs.Redact(cfg.Destination)),
-			"replicate queries into a database (such as "+joinOr(connector.Offering(func(a connector.Abilities) bool { return a.Apply && a.Destination }))+"); query runs into files are not supported yet")
+		// query's runs append their parts instead (TableAppender). The
+		// databases' finishing steps (deferred keys, indexes, ANALYZE)
+		// have nothing to do for a query's table, so runs never call
+		// FinishTable.
+		if f.dst.TableAppender == nil {
+			return nil, errs.BadConfig(fmt.Sprintf("destination %s assembles each table when its copy ends, so each query run would replace the rows of the runs before it", errs.Redact(cfg.Destination)),
+				"replicate queries into a database (such as "+joinOr(connector.Offering(func(a connector.Abilities) bool { return a.Apply && a.Destination }))+")")
+		}
+		f.appender = f.dst.TableAppender
 	}
 	f.reader = f.src.QueryReader
 	var err error

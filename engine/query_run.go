@@ -53,6 +53,9 @@ func (f *QueryFlow) runQuery(ctx, stop context.Context, qt *queryTable) error {
 			return err
 		}
 		if lo == nil {
+			if err := f.appendRun(ctx, qt); err != nil {
+				return err
+			}
 			f.log.Info("query run finished", "table", ns, "rows", 0, "from", mark, "to", mark, "elapsed", time.Since(start).Round(time.Millisecond))
 			return nil
 		}
@@ -109,6 +112,11 @@ func (f *QueryFlow) runQuery(ctx, stop context.Context, qt *queryTable) error {
 		f.log.Info("query run stopped; the next start resumes it", "table", ns, "rows", rows.Load(), "from", run.From, "to", run.Hi)
 		return nil
 	}
+	// Files: the run's rows join the table before its mark is recorded; a
+	// crash between the two appends nothing twice (the parts are gone).
+	if err := f.appendRun(ctx, qt); err != nil {
+		return err
+	}
 	to := run.Hi
 	if mark != "" {
 		m, err1 := qt.wm.decode(mark)
@@ -122,6 +130,18 @@ func (f *QueryFlow) runQuery(ctx, stop context.Context, qt *queryTable) error {
 	}
 	f.log.Info("query run finished", "table", ns, "rows", rows.Load(), "from", run.From, "to", to,
 		"ranges", len(run.Ranges), "resumed", resumed, "elapsed", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// appendRun adds what the run wrote to its table, at a destination that
+// assembles tables.
+func (f *QueryFlow) appendRun(ctx context.Context, qt *queryTable) error {
+	if f.appender == nil {
+		return nil
+	}
+	if err := f.appender.AppendTable(ctx, qt.dst); err != nil {
+		return fmt.Errorf("query %s: %w", qt.q.Name, err)
+	}
 	return nil
 }
 
