@@ -101,9 +101,11 @@ while kill -0 "$rpid" 2>/dev/null; do
   sleep 1
   i=$((i + 1))
   if ((i % 60 == 0)); then
+    s0=$(now)
     read -r d total chunks < <(done_total)
+    st_ms=$(python3 -c "print(f'{($(now) - $s0) * 1000:.0f}')")
     el=$(python3 -c "print(f'{$(now) - $planned:.0f}')")
-    echo "  ${el}s: $d of $total partitions done; RSS workers $(rss "${wpids[0]}")/$(rss "${wpids[1]}") MiB, run $(rss "$rpid") MiB, temporal $(rss "$spid") MiB; load $(cut -d' ' -f1 /proc/loadavg)"
+    echo "  ${el}s: $d of $total partitions done (ferry flow status took ${st_ms} ms); RSS workers $(rss "${wpids[0]}")/$(rss "${wpids[1]}") MiB, run $(rss "$rpid") MiB, temporal $(rss "$spid") MiB; load $(cut -d' ' -f1 /proc/loadavg)"
   fi
 done
 t1=$(now)
