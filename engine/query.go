@@ -109,40 +109,13 @@ func (f *QueryFlow) Prepare(ctx context.Context) error {
 		if err != nil {
 			return errs.BadConfig(err.Error(), "")
 		}
-		qt := &queryTable{q: connector.Query{Name: ns, SQL: spec.SQL, Watermark: spec.Watermark}}
-		t, err := f.reader.DescribeQuery(ctx, qt.q)
+		t, err := f.reader.DescribeQuery(ctx, connector.Query{Name: ns, SQL: spec.SQL, Watermark: spec.Watermark})
 		if err != nil {
 			return err
 		}
-		if qt.wmIdx = t.ColumnIndex(spec.Watermark); qt.wmIdx < 0 {
-			return errs.BadConfig(fmt.Sprintf("query %s: its result has no column %q for the watermark (it has %s)", ns, spec.Watermark, columnNames(t)),
-				fmt.Sprintf("name one of its columns with --watermark %s=COLUMN", ns))
+		if err := f.addQuery(spec, ns, t); err != nil {
+			return err
 		}
-		if qt.wm, err = newWatermark(t.Columns[qt.wmIdx].Type); err != nil {
-			return errs.BadConfig(fmt.Sprintf("query %s, watermark %s: %v", ns, spec.Watermark, err), "cast it in the query, or choose another column")
-		}
-		if err := qt.wm.checkLookback(f.lookback); err != nil {
-			return errs.BadConfig(fmt.Sprintf("query %s: %v", ns, err), "")
-		}
-		for _, k := range spec.Key {
-			i := t.ColumnIndex(k)
-			if i < 0 {
-				return errs.BadConfig(fmt.Sprintf("query %s: its result has no column %q for the key (it has %s)", ns, k, columnNames(t)),
-					fmt.Sprintf("name columns of its result with --key %s=COLUMNS", ns))
-			}
-			t.Columns[i].Nullable = false
-			qt.keyIdx = append(qt.keyIdx, i)
-		}
-		t.PrimaryKey = append([]string(nil), spec.Key...)
-		qt.dst = t
-		qt.upsert = len(spec.Key) > 0 && f.dst.ChangeApplier != nil
-		if len(spec.Key) > 0 && !qt.upsert {
-			if !f.lookback.Zero() {
-				return errs.BadConfig(fmt.Sprintf("--lookback for query %s: destination %s cannot upsert, so the rows re-read would be written twice", ns, errs.Redact(f.cfg.Destination)), "leave --lookback out")
-			}
-			f.log.Warn("the destination cannot upsert: the query's rows are appended", "table", ns)
-		}
-		f.queries = append(f.queries, qt)
 		tables = append(tables, t)
 	}
 	if tc := f.dst.TableChecker; tc != nil {
@@ -159,6 +132,77 @@ func (f *QueryFlow) Prepare(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Tables are the destination tables of the queries, as Prepare described
+// them, in the order of the flow's queries.
+func (f *QueryFlow) Tables() []*model.Table {
+	out := make([]*model.Table, len(f.queries))
+	for i, qt := range f.queries {
+		out[i] = qt.dst
+	}
+	return out
+}
+
+// UseTables takes the queries' tables as an earlier Prepare described
+// them (Tables), instead of describing the queries again: a step of a run
+// in scale-out mode reads and writes what the run was planned with.
+func (f *QueryFlow) UseTables(tables []*model.Table) error {
+	f.queries = nil
+	if len(tables) != len(f.cfg.Queries) {
+		return fmt.Errorf("the flow has %d queries and %d described tables", len(f.cfg.Queries), len(tables))
+	}
+	for i, spec := range f.cfg.Queries {
+		ns, err := spec.Namespace()
+		if err != nil {
+			return errs.BadConfig(err.Error(), "")
+		}
+		if err := f.addQuery(spec, ns, tables[i].Clone()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addQuery checks a query's watermark, key and lookback against its
+// described result t, which becomes its destination table.
+func (f *QueryFlow) addQuery(spec flow.Query, ns model.Namespace, t *model.Table) error {
+	qt := &queryTable{q: connector.Query{Name: ns, SQL: spec.SQL, Watermark: spec.Watermark}}
+	if qt.wmIdx = t.ColumnIndex(spec.Watermark); qt.wmIdx < 0 {
+		return errs.BadConfig(fmt.Sprintf("query %s: its result has no column %q for the watermark (it has %s)", ns, spec.Watermark, columnNames(t)),
+			fmt.Sprintf("name one of its columns with --watermark %s=COLUMN", ns))
+	}
+	var err error
+	if qt.wm, err = newWatermark(t.Columns[qt.wmIdx].Type); err != nil {
+		return errs.BadConfig(fmt.Sprintf("query %s, watermark %s: %v", ns, spec.Watermark, err), "cast it in the query, or choose another column")
+	}
+	if err := qt.wm.checkLookback(f.lookback); err != nil {
+		return errs.BadConfig(fmt.Sprintf("query %s: %v", ns, err), "")
+	}
+	for _, k := range spec.Key {
+		i := t.ColumnIndex(k)
+		if i < 0 {
+			return errs.BadConfig(fmt.Sprintf("query %s: its result has no column %q for the key (it has %s)", ns, k, columnNames(t)),
+				fmt.Sprintf("name columns of its result with --key %s=COLUMNS", ns))
+		}
+		t.Columns[i].Nullable = false
+		qt.keyIdx = append(qt.keyIdx, i)
+	}
+	t.PrimaryKey = append([]string(nil), spec.Key...)
+	qt.dst = t
+	qt.upsert = len(spec.Key) > 0 && f.dst.ChangeApplier != nil
+	if len(spec.Key) > 0 && !qt.upsert {
+		if !f.lookback.Zero() {
+			return errs.BadConfig(fmt.Sprintf("--lookback for query %s: destination %s cannot upsert, so the rows re-read would be written twice", ns, errs.Redact(f.cfg.Destination)), "leave --lookback out")
+		}
+		f.log.Warn("the destination cannot upsert: the query's rows are appended", "table", ns)
+	}
+	f.queries = append(f.queries, qt)
+	return nil
+}
+
+// KeepsCheckpoints says the destination records the watermarks and the
+// ranges' cursors with the rows it writes (in the same transaction).
+func (f *QueryFlow) KeepsCheckpoints() bool { return f.dst.CheckpointKeeper != nil }
 
 func columnNames(t *model.Table) string {
 	names := make([]string, len(t.Columns))
