@@ -30,6 +30,11 @@ import (
 func Register(w worker.Registry, a *Activities) {
 	w.RegisterWorkflowWithOptions(FlowWorkflow, workflow.RegisterOptions{Name: WorkflowName})
 	w.RegisterWorkflowWithOptions(FlowWorkflow, workflow.RegisterOptions{Name: WorkflowNameV1})
+	w.RegisterWorkflowWithOptions(QueryFlowWorkflow, workflow.RegisterOptions{Name: QueryWorkflowName})
+	w.RegisterActivityWithOptions(a.QueryPrepare, activity.RegisterOptions{Name: ActivityQueryPrepare})
+	w.RegisterActivityWithOptions(a.QueryPlanRun, activity.RegisterOptions{Name: ActivityQueryPlanRun})
+	w.RegisterActivityWithOptions(a.QueryCopyRange, activity.RegisterOptions{Name: ActivityQueryRange})
+	w.RegisterActivityWithOptions(a.QueryFinishRun, activity.RegisterOptions{Name: ActivityQueryFinishRun})
 	w.RegisterWorkflowWithOptions(VerifyWorkflow, workflow.RegisterOptions{Name: VerifyWorkflowName})
 	w.RegisterWorkflowWithOptions(FinishWorkflow, workflow.RegisterOptions{Name: FinishWorkflowName})
 	w.RegisterWorkflowWithOptions(SnapshotWorkflow, workflow.RegisterOptions{Name: SnapshotWorkflowName})
@@ -71,6 +76,9 @@ type Status struct {
 	// Waiting lists partitions waiting for a worker after a failed attempt.
 	Waiting []string `json:"waiting,omitempty"`
 	Failure string   `json:"failure,omitempty"`
+	// Query is a query flow's runs and marks (QueryFlowWorkflow); nil for
+	// a flow of tables.
+	Query *QueryFlowState `json:"query,omitempty"`
 }
 
 // Worker is one worker polling the flow's task queue and what it runs.
@@ -78,6 +86,14 @@ type Worker struct {
 	Identity   string    `json:"identity"`
 	LastPoll   time.Time `json:"last_poll,omitzero"`
 	Activities []string  `json:"activities"` // partition IDs, "cdc", "plan", ...
+}
+
+// currentQueryRun is a query flow's run under way, nil if none.
+func (s *Status) currentQueryRun() *QueryRunState {
+	if s.Query == nil {
+		return nil
+	}
+	return s.Query.Current
 }
 
 // Running reports a workflow still running.
@@ -120,7 +136,7 @@ func progress(ctx context.Context, c client.Client, name, taskQueue string, poll
 	if err := v.Get(&qr); err != nil {
 		return nil, fmt.Errorf("query flow %q: %w", name, err)
 	}
-	st.Options, st.Settings, st.State = qr.Options, qr.Settings, qr.State
+	st.Options, st.Settings, st.State, st.Query = qr.Options, qr.Settings, qr.State, qr.Query
 	workers := map[string]*Worker{}
 	worker := func(id string) *Worker {
 		if workers[id] == nil {
@@ -154,6 +170,25 @@ func progress(ctx context.Context, c client.Client, name, taskQueue string, poll
 				worker(p.Worker).Activities = append(worker(p.Worker).Activities, pid)
 			} else {
 				st.Waiting = append(st.Waiting, pid)
+			}
+		case ActivityQueryRange:
+			// Rows of the ranges still running, added to the current run
+			// (the workflow counts the finished ones).
+			var hb QueryRangeHeartbeat
+			if cur := st.currentQueryRun(); cur != nil && pa.GetHeartbeatDetails() != nil && dc.FromPayloads(pa.GetHeartbeatDetails(), &hb) == nil {
+				for i := range cur.Tables {
+					if cur.Tables[i].Table == hb.Table {
+						cur.Tables[i].Rows += hb.Rows
+						cur.Rows += hb.Rows
+					}
+				}
+			}
+			if started {
+				w := worker(pa.GetLastWorkerIdentity())
+				_, rng, _ := strings.Cut(id, "/") // run-N/TABLE/range-I
+				w.Activities = append(w.Activities, "query "+rng)
+			} else {
+				st.Waiting = append(st.Waiting, id)
 			}
 		case ActivityStream:
 			var hb StreamHeartbeat
@@ -397,7 +432,11 @@ type StartOptions struct {
 // Start starts the flow's workflow (ID = the flow's name), or finds the one
 // that runs (or finished, unless Restart). attached reports an existing
 // run. A running flow defined with other options is a configuration error.
+// A flow of queries runs the query workflow (startQuery).
 func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions) (run client.WorkflowRun, attached bool, err error) {
+	if len(in.Options.Queries) > 0 {
+		return startQuery(ctx, c, in, opts)
+	}
 	name := in.Options.Name
 	var reselect []string // a stopped flow's new --tables, applied once it runs
 	for try := 0; try < 3; try++ {

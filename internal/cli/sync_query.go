@@ -54,14 +54,14 @@ func (q *queryFlags) apply(fs *pflag.FlagSet, cfg *flow.Config) error {
 }
 
 // refuseQueries refuses a flow file with queries in a command that would
-// take it for a flow of tables: query flows run with ferry sync (and are
-// dropped with ferry drop) only, so far.
+// take it for a flow of tables: query flows run with ferry sync and ferry
+// run (and are dropped with ferry drop) only, so far.
 func refuseQueries(cmd *cobra.Command, cfg *flow.Config) error {
-	if len(cfg.Queries) == 0 || cmd.Name() == "sync" || cmd.Name() == "drop" {
+	if len(cfg.Queries) == 0 || cmd.Name() == "sync" || cmd.Name() == "drop" || cmd.Name() == "run" {
 		return nil
 	}
 	return errs.BadConfig(fmt.Sprintf("the flow has queries, and ferry %s does not run query replication yet", cmd.Name()),
-		"run it with ferry sync (single process); see docs/query-replication.md")
+		"run it with ferry sync (single process) or ferry run (scale-out); see docs/query-replication.md")
 }
 
 // queryRun is what ferry sync was asked besides a query flow's config,
