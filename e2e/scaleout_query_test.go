@@ -151,6 +151,9 @@ func TestScaleOutQueryFlow(t *testing.T) {
 		t.Fatalf("ferry flow status does not show the log's third run (from 3500 to 6500, 3 ranges, some retried):\n%s", text)
 	}
 	record(t, ts, name, "history-query-flow.json")
+	if list := mustFerry(t, "flow", "list", "--temporal", ts.addr).stdout; !strings.Contains(list, name+" ") {
+		t.Fatalf("ferry flow list does not show the query flow:\n%s", list)
+	}
 
 	// The flow goes on: it continues as new (history limit 200) and keeps
 	// counting its runs; nothing changed, so runs read nothing.

@@ -576,14 +576,14 @@ func Signal(ctx context.Context, c client.Client, name, signal string) error {
 	return nil
 }
 
-// Flows lists the flows (workflows of the flow type) of the namespace,
-// newest first.
+// Flows lists the flows (workflows of the flow and query flow types) of
+// the namespace, newest first.
 func Flows(ctx context.Context, c client.Client) ([]FlowSummary, error) {
 	var out []FlowSummary
 	var token []byte
 	for {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowType = %q OR WorkflowType = %q", WorkflowName, WorkflowNameV1), NextPageToken: token,
+			Query: fmt.Sprintf("WorkflowType IN (%q, %q, %q)", WorkflowName, WorkflowNameV1, QueryWorkflowName), NextPageToken: token,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("list flows: %w", err)
