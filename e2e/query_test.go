@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -220,13 +221,14 @@ func TestQueryReplicationMySQL(t *testing.T) {
 }
 
 // TestQueryReplicationEvery: --every runs the query on a schedule until
-// SIGINT, which exits 0.
+// SIGINT, which exits 0; the dashboard (--ui) shows the runs, the
+// watermark and the rows of the last run.
 func TestQueryReplicationEvery(t *testing.T) {
 	srv := pgtest.Shared(t)
 	src, dst := srv.CreateDatabase(t, "qsrc"), srv.CreateDatabase(t, "qdst")
 	queryShop(t, srv, src)
 	bg := startFerry(t, "sync", srv.URL(src), srv.URL(dst), "--name", "qevery", "--state-dir", t.TempDir(), "--log-format", "json", "--progress", "none",
-		"--query", "rep.orders="+queryOrders, "--watermark", "updated_at", "--key", "id", "--every", "1s")
+		"--query", "rep.orders="+queryOrders, "--watermark", "updated_at", "--key", "id", "--every", "1s", "--ui", "127.0.0.1:0")
 	deadline := time.Now().Add(time.Minute)
 	for len(queryRuns(bg.stderr.String())) < 3 {
 		if time.Now().After(deadline) || bg.hasExited() {
@@ -237,6 +239,25 @@ func TestQueryReplicationEvery(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	ui := result{stderr: bg.stderr.String()}.logLine("dashboard listening")["url"].(string)
+	var f queryFlowDoc
+	deadline = time.Now().Add(time.Minute)
+	for {
+		code, body := httpGet(ui + "api/flow")
+		if code != 200 || json.Unmarshal([]byte(body), &f) != nil || f.Query == nil {
+			t.Fatalf("/api/flow: %d %s", code, body)
+		}
+		if f.Query.Runs >= 3 && f.Query.Last != nil && f.Query.Last.Rows == 0 {
+			break // the runs after the update read nothing
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/api/flow does not show three runs, the last of 0 rows: %s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if f.Phase != "run" && f.Phase != "wait" || f.Query.Marks["rep.orders"] < "2026-05-01" || len(f.Query.Last.Tables) != 1 || f.Query.Last.Tables[0].Table != "rep.orders" {
+		t.Fatalf("/api/flow: phase %s, query %+v, last run %+v", f.Phase, f.Query, f.Query.Last)
+	}
 	if code := bg.signal(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("SIGINT: exit %d, want 0:\n%s", code, bg.stderr.String())
 	}
@@ -245,6 +266,24 @@ func TestQueryReplicationEvery(t *testing.T) {
 		t.Fatalf("runs %v: the first should read 1800 rows", runs)
 	}
 	sameQueryResult(t, srv, src, dst, "after the scheduled runs")
+}
+
+// queryFlowDoc is what the query tests read of the dashboard's /api/flow.
+type queryFlowDoc struct {
+	Phase string `json:"phase"`
+	Query *struct {
+		Runs  int               `json:"runs"`
+		Marks map[string]string `json:"marks"`
+		Last  *struct {
+			Number int   `json:"number"`
+			Rows   int64 `json:"rows"`
+			Tables []struct {
+				Table  string `json:"table"`
+				Rows   int64  `json:"rows"`
+				Ranges int    `json:"ranges"`
+			} `json:"tables"`
+		} `json:"last_run"`
+	} `json:"query"`
 }
 
 // TestQueryReplicationRefusals: what a query flow refuses, exit 2 with

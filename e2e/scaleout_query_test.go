@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,6 +153,29 @@ func TestScaleOutQueryFlow(t *testing.T) {
 		t.Fatalf("ferry flow status does not show the log's third run (from 3500 to 6500, 3 ranges, some retried):\n%s", text)
 	}
 	record(t, ts, name, "history-query-flow.json")
+	// The flow's dashboard (ferry run attached with --ui) shows the same.
+	watch := startFerry(t, "run", "--temporal", ts.addr, "--name", name, "--ui", "127.0.0.1:0", "--log-format", "json", "--progress", "none")
+	if !watch.waitFor(t, "dashboard listening", 30*time.Second) {
+		t.Fatalf("no dashboard:\n%s", watch.stderr.String())
+	}
+	ui := result{stderr: watch.stderr.String()}.logLine("dashboard listening")["url"].(string)
+	var doc queryFlowDoc
+	deadline := time.Now().Add(30 * time.Second)
+	for doc.Query == nil || doc.Query.Runs != st.Query.Runs {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dashboard does not show the query flow's runs: %+v", doc)
+		}
+		time.Sleep(300 * time.Millisecond)
+		code, body := httpGet(ui + "api/flow")
+		if code != 200 || json.Unmarshal([]byte(body), &doc) != nil {
+			t.Fatalf("/api/flow: %d %s", code, body)
+		}
+	}
+	if doc.Phase != scaleout.PhasePaused || doc.Query.Marks["rep.log"] != "6500" || doc.Query.Last == nil || doc.Query.Last.Number != 3 ||
+		len(doc.Query.Last.Tables) != 2 || doc.Query.Last.Tables[0].Table != "rep.log" || doc.Query.Last.Tables[0].Rows != logRun.Rows {
+		t.Fatalf("the dashboard's query flow: phase %s, %+v, last run %+v", doc.Phase, doc.Query, doc.Query.Last)
+	}
+	watch.signal(t, syscall.SIGINT)
 	if list := mustFerry(t, "flow", "list", "--temporal", ts.addr).stdout; !strings.Contains(list, name+" ") {
 		t.Fatalf("ferry flow list does not show the query flow:\n%s", list)
 	}

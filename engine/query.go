@@ -32,6 +32,7 @@ type QueryFlow struct {
 	// appender, for a destination that assembles tables (files), adds a
 	// run's rows to its table once the run's ranges are written.
 	appender connector.TableAppender
+	progress queryTracker
 }
 
 // queryTable is one query of the flow with its described result.
@@ -55,6 +56,7 @@ func NewQueryFlow(cfg flow.Config, src, dst connector.Connector, store *state.St
 		log = slog.Default()
 	}
 	f := &QueryFlow{cfg: cfg, name: cfg.FlowName(), log: log.With("flow", cfg.FlowName()), store: store}
+	f.progress.started = time.Now()
 	f.src, f.dst = connector.Discover(src), connector.Discover(dst)
 	if f.src.QueryReader == nil {
 		return nil, errs.BadConfig(fmt.Sprintf("source %s cannot run queries", errs.Redact(cfg.Source)),
@@ -250,22 +252,33 @@ func (f *QueryFlow) Run(ctx, stop context.Context) error {
 		}
 	}
 	for {
+		f.progress.startRun()
 		for _, qt := range f.queries {
 			if stop.Err() != nil {
+				f.progress.end(PhaseStopped)
 				return nil
 			}
 			err := f.outages().retry(ctx, "source or destination", "query run "+qt.q.Name.String(), func(ctx context.Context) error {
 				return f.runQuery(ctx, stop, qt)
 			})
 			if err != nil {
+				f.progress.end(PhaseFailed)
 				return err
 			}
 		}
-		if f.cfg.Every <= 0 || stop.Err() != nil {
+		if stop.Err() != nil {
+			f.progress.end(PhaseStopped)
 			return nil
 		}
+		if f.cfg.Every <= 0 {
+			f.progress.endRun(time.Time{})
+			f.progress.end(PhaseDone)
+			return nil
+		}
+		f.progress.endRun(time.Now().Add(f.cfg.Every))
 		select {
 		case <-stop.Done():
+			f.progress.end(PhaseStopped)
 			return nil
 		case <-time.After(f.cfg.Every):
 		}

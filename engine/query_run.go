@@ -30,6 +30,9 @@ func (f *QueryFlow) runQuery(ctx, stop context.Context, qt *queryTable) error {
 	if err != nil || run == nil {
 		return err
 	}
+	// An outage's retry runs the query again: its part of the run is
+	// reported anew.
+	report := f.progress.table(QueryTableReport{Table: ns.String(), From: run.From, Ranges: len(run.Ranges), Resumed: run.Resumed})
 	var rows atomic.Int64
 	var first sync.Once
 	g, gctx := errgroup.WithContext(ctx)
@@ -37,8 +40,12 @@ func (f *QueryFlow) runQuery(ctx, stop context.Context, qt *queryTable) error {
 		g.Go(func() error {
 			_, err := f.copyRange(gctx, stop, qt, run, i, func(n int64) {
 				rows.Add(n)
+				f.progress.update(report, func(r *QueryTableReport) { r.Rows += n })
 				first.Do(func() { faultpoint.Hold(gctx, faultpoint.QueryBatchWritten, f.log) })
 			})
+			if err == nil && stop.Err() == nil {
+				f.progress.update(report, func(r *QueryTableReport) { r.RangesDone++ })
+			}
 			return err
 		})
 	}
@@ -53,6 +60,7 @@ func (f *QueryFlow) runQuery(ctx, stop context.Context, qt *queryTable) error {
 	if err != nil {
 		return err
 	}
+	f.progress.update(report, func(r *QueryTableReport) { r.To = to })
 	f.log.Info("query run finished", "table", ns, "rows", rows.Load(), "from", run.From, "to", to,
 		"ranges", len(run.Ranges), "resumed", run.Resumed, "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil

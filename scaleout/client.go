@@ -259,6 +259,10 @@ func (s *Status) Snapshot() engine.Snapshot {
 	if st.Phase == PhaseCancelled {
 		snap.Phase = engine.PhaseStopped
 	}
+	if s.Query != nil {
+		q := s.Query.QueryProgress
+		snap.Query = &q
+	}
 	byTable := map[string]*engine.TableSnapshot{}
 	var order []string
 	if st.Plan != nil {

@@ -30,8 +30,8 @@ const (
 	ActivityQueryRange     = "ferry.query-range"
 	ActivityQueryFinishRun = "ferry.query-finish-run"
 	// PhaseRun: a run is under way; PhaseWait: waiting for the next.
-	PhaseRun  = "run"
-	PhaseWait = "wait"
+	PhaseRun  = string(engine.PhaseQueryRun)
+	PhaseWait = string(engine.PhaseQueryWait)
 	// queryRunsPerHistory bounds the runs of one workflow run: it
 	// continues as new after them, or sooner when its history is long.
 	queryRunsPerHistory = 50
@@ -57,46 +57,21 @@ type QueryFlowState struct {
 	// Tables are the queries' destination tables as described when the
 	// flow was prepared; every run reads and writes them.
 	Tables []*model.Table `json:"tables,omitempty"`
-	// Runs counts the finished runs.
-	Runs int `json:"runs"`
-	// Marks is the watermark each query's runs reached, by destination
-	// table (the destination records it with the rows).
-	Marks   map[string]string `json:"marks,omitempty"`
-	Last    *QueryRunState    `json:"last_run,omitempty"`
-	Current *QueryRunState    `json:"current_run,omitempty"`
-	// NextRun is when the next run starts, while waiting for it.
-	NextRun   time.Time `json:"next_run,omitzero"`
+	// QueryProgress is the runs, the marks, the last run and the one
+	// under way (the dashboard's Snapshot.Query).
+	engine.QueryProgress
 	Paused    bool      `json:"paused,omitempty"`
 	Cancelled bool      `json:"cancelled,omitempty"`
 	Error     string    `json:"error,omitempty"`
 	Ended     time.Time `json:"ended,omitzero"`
 }
 
-// QueryRunState is one run of a query flow.
-type QueryRunState struct {
-	Number  int             `json:"number"`
-	Started time.Time       `json:"started"`
-	Ended   time.Time       `json:"ended,omitzero"`
-	Rows    int64           `json:"rows"`
-	Tables  []QueryTableRun `json:"tables"`
-}
-
-// QueryTableRun is one query's part of a run: the watermarks it read
-// past and up to, the rows written, its ranges.
-type QueryTableRun struct {
-	Table      string `json:"table"`
-	From       string `json:"from,omitempty"`
-	To         string `json:"to,omitempty"`
-	Rows       int64  `json:"rows"`
-	Ranges     int    `json:"ranges"`
-	RangesDone int    `json:"ranges_done"`
-	// Resumed says the run was planned by an earlier attempt or flow run
-	// and resumed from the destination's record of it.
-	Resumed bool `json:"resumed,omitempty"`
-	// RetriedRanges counts the ranges finished by a later attempt than
-	// their first (a worker lost or failing mid-range).
-	RetriedRanges int `json:"retried_ranges,omitempty"`
-}
+// QueryRunState is one run of a query flow; QueryTableRun one query's part
+// of it.
+type (
+	QueryRunState = engine.QueryRunReport
+	QueryTableRun = engine.QueryTableReport
+)
 
 // QueryPrepareInput asks for a query flow's tables.
 type QueryPrepareInput struct {
