@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -189,4 +191,54 @@ func TestScaleOutQueryFlow(t *testing.T) {
 	}
 	logOnce("at the end")
 	mustFerry(t, "flow", "cancel", name, "--temporal", ts.addr)
+}
+
+// TestScaleOutQueryFlowFile: a query flow from a flow file (its name,
+// connection names and queries), run once without --every by an attached
+// ferry run, which exits 0 when the run is done; run again, it starts
+// the flow again from the marks at the destination and reads only what
+// changed.
+func TestScaleOutQueryFlowFile(t *testing.T) {
+	ts := startTemporal(t)
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "soqfsrc"), srv.CreateDatabase(t, "soqfdst")
+	queryShop(t, srv, src)
+	ts.worker(t, "src="+srv.URL(src), "dst="+srv.URL(dst))
+	file := filepath.Join(t.TempDir(), "flow.yaml")
+	yaml := fmt.Sprintf(`name: qfile
+source: src
+destination: dst
+parallel: 2
+queries:
+  - name: rep.orders
+    query: %q
+    watermark: updated_at
+    key: [id]
+`, strings.ReplaceAll(queryOrders, "\n", " "))
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func() *scaleout.Status {
+		t.Helper()
+		r := mustFerry(t, "run", "-f", file, "--temporal", ts.addr, "--log-format", "json", "--progress", "none")
+		if !strings.Contains(r.stderr, `"msg":"flow finished"`) {
+			t.Fatalf("ferry run did not say the flow finished:\n%s", r.stderr)
+		}
+		st := ts.flowStatus(t, "qfile")
+		if st == nil || st.Query == nil || st.Status != "Completed" || st.Query.Phase != scaleout.PhaseDone {
+			t.Fatalf("status after the run: %+v", st)
+		}
+		return st
+	}
+	st := run()
+	if st.Query.Runs != 1 || st.Query.Last.Rows != 1800 || st.Query.Last.Tables[0].Ranges != 2 {
+		t.Fatalf("first run: %d runs, last %+v; want one of 1800 rows in 2 ranges", st.Query.Runs, st.Query.Last)
+	}
+	sameQueryResult(t, srv, src, dst, "after the first run")
+	srv.Exec(t, src, `UPDATE orders SET total = 1, updated_at = '2026-04-01' WHERE id <= 30`)
+	st = run()
+	if st.Query.Runs != 2 || st.Query.Last.Rows != 27 { // 3 of the 30 are void
+		t.Fatalf("second run: %d runs, last %+v; want the second, of 27 rows", st.Query.Runs, st.Query.Last)
+	}
+	sameQueryResult(t, srv, src, dst, "after the second run")
 }

@@ -140,6 +140,8 @@ func (a *Activities) QueryFinishRun(ctx context.Context, in QueryRunInput) (stri
 	if in.Run == nil {
 		return "", temporal.NewNonRetryableApplicationError("a run's end without its run", errTypeConfig, nil)
 	}
+	stop := keepAlive(ctx, func() any { return nil })
+	defer stop()
 	to, err := o.qf.FinishRun(ctx, ns, in.Run)
 	if err != nil {
 		return "", a.failure(err, o.secrets)
