@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -526,5 +527,50 @@ func TestQueryReplicationIntoFiles(t *testing.T) {
 			}
 			check("after a run with nothing new", 5000)
 		})
+	}
+}
+
+// TestQueryDashboardInABrowser: the page of a scheduled query flow (ferry
+// sync --query --every --ui) shows the phase, the runs, the watermark and
+// the last run's rows, and reports no script error.
+func TestQueryDashboardInABrowser(t *testing.T) {
+	if !browserAvailable(t) {
+		t.Skipf("%s is missing (Debian package chromium)", chromiumPath)
+	}
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "qsrc"), srv.CreateDatabase(t, "qdst")
+	queryShop(t, srv, src)
+	bg := startFerry(t, "sync", srv.URL(src), srv.URL(dst), "--name", "qpage", "--state-dir", t.TempDir(), "--log-format", "json", "--progress", "none",
+		"--query", "rep.orders="+queryOrders, "--watermark", "updated_at", "--key", "id", "--every", "1s", "--ui", "127.0.0.1:0")
+	url := dashboardURL(t, bg)
+	b := startBrowser(t)
+	b.navigate(t, url)
+	const read = `(() => {
+  const txt = (id) => (document.getElementById(id) || {}).textContent || '';
+  const card = document.getElementById('query-card');
+  return {hidden: !card || card.hidden, phase: txt('phase'), summary: txt('query-summary'),
+    marks: txt('query-marks'), runs: txt('query-runs'), headline: txt('headline')};
+})()`
+	var page struct {
+		Hidden                                bool
+		Phase, Summary, Marks, Runs, Headline string
+	}
+	if !waitUntil(context.Background(), time.Minute, func() bool {
+		b.eval(t, read, &page)
+		return !page.Hidden && strings.HasPrefix(page.Summary, "2 runs") && page.Phase == "WAITING FOR THE NEXT RUN"
+	}) {
+		t.Fatalf("the page never showed two runs, waiting for the next: %+v\n%s", page, bg.stderr.String())
+	}
+	if !strings.Contains(page.Marks, "watermark rep.orders2026-01-01") || !strings.Contains(page.Runs, "last run #2") ||
+		!strings.Contains(page.Headline, "Waiting for the next query run") {
+		t.Fatalf("the query card: %+v", page)
+	}
+	b.screenshot(t, filepath.Join(artifacts(t), "dashboard-query.png"))
+	problems, _ := b.report()
+	for _, p := range problems {
+		t.Errorf("the page reported: %s", p)
+	}
+	if code := bg.signal(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("SIGINT: exit %d:\n%s", code, bg.stderr.String())
 	}
 }
