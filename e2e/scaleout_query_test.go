@@ -203,7 +203,7 @@ func TestScaleOutQueryFlowFile(t *testing.T) {
 	srv := pgtest.Shared(t)
 	src, dst := srv.CreateDatabase(t, "soqfsrc"), srv.CreateDatabase(t, "soqfdst")
 	queryShop(t, srv, src)
-	ts.worker(t, "src="+srv.URL(src), "dst="+srv.URL(dst))
+	ts.worker(t, "src="+srv.URL(src), "dst="+srv.URL(dst), "files=file://"+filepath.Join(t.TempDir(), "out")+"?format=jsonl")
 	file := filepath.Join(t.TempDir(), "flow.yaml")
 	yaml := fmt.Sprintf(`name: qfile
 source: src
@@ -241,4 +241,12 @@ queries:
 		t.Fatalf("second run: %d runs, last %+v; want the second, of 27 rows", st.Query.Runs, st.Query.Last)
 	}
 	sameQueryResult(t, srv, src, dst, "after the second run")
+
+	// Into files the workers would each write their ranges on their own
+	// disk: refused, exit 2.
+	r := ferry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "files", "--name", "qfiles",
+		"--query", "rep.orders="+queryOrders, "--watermark", "updated_at", "--progress", "none")
+	if r.code != 2 || !strings.Contains(r.stderr, "each worker would write on its own disk") {
+		t.Fatalf("a scale-out query flow into files: %s\nwant exit 2 saying why", r)
+	}
 }

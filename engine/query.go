@@ -206,6 +206,10 @@ func (f *QueryFlow) addQuery(spec flow.Query, ns model.Namespace, t *model.Table
 // ranges' cursors with the rows it writes (in the same transaction).
 func (f *QueryFlow) KeepsCheckpoints() bool { return f.dst.CheckpointKeeper != nil }
 
+// AssemblesTables says the destination (files) adds a run's parts to
+// each table once its ranges are written, in FinishRun.
+func (f *QueryFlow) AssemblesTables() bool { return f.appender != nil }
+
 func columnNames(t *model.Table) string {
 	names := make([]string, len(t.Columns))
 	for i, c := range t.Columns {

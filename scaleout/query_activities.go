@@ -59,6 +59,12 @@ func (a *Activities) QueryPrepare(ctx context.Context, in QueryPrepareInput) ([]
 		return nil, a.failure(errs.BadConfig(fmt.Sprintf("destination %s keeps no checkpoints, and in scale-out mode a query flow records its marks and cursors with the rows at the destination", in.Options.Destination),
 			"replicate into PostgreSQL, MySQL/MariaDB or SQLite, or run the flow with ferry sync"), o.secrets)
 	}
+	if o.qf.AssemblesTables() {
+		// Each range's parts would be on the disk of the worker that wrote
+		// it, and the run's end appends them on another.
+		return nil, a.failure(errs.BadConfig(fmt.Sprintf("destination %s is files, which each worker would write on its own disk", in.Options.Destination),
+			"run a query flow into files with ferry sync, or replicate into a database"), o.secrets)
+	}
 	if err := o.qf.Prepare(ctx); err != nil {
 		return nil, a.failure(err, o.secrets)
 	}
