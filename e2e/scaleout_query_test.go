@@ -156,7 +156,7 @@ func TestScaleOutQueryFlow(t *testing.T) {
 	}
 	record(t, ts, name, "history-query-flow.json")
 	// The flow's dashboard (ferry run attached with --ui) shows the same.
-	watch := startFerry(t, "run", "--temporal", ts.addr, "--name", name, "--ui", "127.0.0.1:0", "--log-format", "json", "--progress", "none")
+	watch := startFerry(t, "run", "--temporal", ts.addr, "--name", name, "--ui", "127.0.0.1:0", "--log-format", "json", "--progress", "log")
 	if !watch.waitFor(t, "dashboard listening", 30*time.Second) {
 		t.Fatalf("no dashboard:\n%s", watch.stderr.String())
 	}
@@ -176,6 +176,13 @@ func TestScaleOutQueryFlow(t *testing.T) {
 	if doc.Phase != scaleout.PhasePaused || doc.Query.Marks["rep.log"] != "6500" || doc.Query.Last == nil || doc.Query.Last.Number != 3 ||
 		len(doc.Query.Last.Tables) != 2 || doc.Query.Last.Tables[0].Table != "rep.log" || doc.Query.Last.Tables[0].Rows != logRun.Rows {
 		t.Fatalf("the dashboard's query flow: phase %s, %+v, last run %+v", doc.Phase, doc.Query, doc.Query.Last)
+	}
+	// Its progress lines (every 5 s) say the same.
+	if !watch.waitFor(t, "query runs", 15*time.Second) {
+		t.Fatalf("ferry run attached logged no query progress:\n%s", watch.stderr.String())
+	}
+	if line := (result{stderr: watch.stderr.String()}).logLine("query runs"); line["runs"] != float64(st.Query.Runs) || line["last_run_rows"] != float64(st.Query.Last.Rows) {
+		t.Fatalf("the progress line %v does not say %d runs, the last of %d rows", line, st.Query.Runs, st.Query.Last.Rows)
 	}
 	watch.signal(t, syscall.SIGINT)
 	if list := mustFerry(t, "flow", "list", "--temporal", ts.addr).stdout; !strings.Contains(list, name+" ") {
