@@ -197,6 +197,9 @@ func TestScaleOutQueryFlow(t *testing.T) {
 		t.Fatalf("after more runs: continued %d times (want some), last run %d rows (want 0)", st.Query.Continued, st.Query.Last.Rows)
 	}
 	logOnce("at the end")
+	if r := ferry(t, "flow", "cutover", name, "--temporal", ts.addr); r.code != 2 || !strings.Contains(r.stderr, "is a query flow") {
+		t.Fatalf("ferry flow cutover of a query flow: %s\nwant exit 2 saying why", r)
+	}
 	mustFerry(t, "flow", "cancel", name, "--temporal", ts.addr)
 }
 

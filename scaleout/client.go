@@ -704,6 +704,8 @@ func RequestCutover(ctx context.Context, c client.Client, name string, req Cutov
 		switch {
 		case strings.Contains(ae.Message(), "--reverse"):
 			fix = "cut over without --reverse, or fix what the message says first"
+		case strings.Contains(ae.Message(), "is a query flow"):
+			fix = "a query flow ends with ferry flow cancel " + name + " (its marks stay at the destination)"
 		case strings.Contains(ae.Message(), "has ended"):
 			fix = "ferry flow status " + name + " shows how it ended; a failed flow resumes with ferry run --name " + name
 		}

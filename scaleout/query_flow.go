@@ -132,6 +132,16 @@ func QueryFlowWorkflow(ctx workflow.Context, in QueryFlowInput) (*QueryFlowState
 	}); err != nil {
 		return nil, err
 	}
+	// A cutover is refused: there is no change stream to drain (the
+	// validator's refusal leaves no trace in the history).
+	refuse := func(workflow.Context, CutoverRequest) error {
+		return temporal.NewApplicationError(fmt.Sprintf("flow %q is a query flow: it has no change stream to cut over; the destination holds the query's result as of each run's end", r.in.Options.Name), errTypeConfig)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCutover, func(ctx workflow.Context, req CutoverRequest) (CutoverAnswer, error) {
+		return CutoverAnswer{}, refuse(ctx, req)
+	}, workflow.UpdateHandlerOptions{Validator: refuse}); err != nil {
+		return nil, err
+	}
 	actCtx, cancelActs := workflow.WithCancel(ctx)
 	r.cancelActs = cancelActs
 	r.listen(ctx)
@@ -191,9 +201,9 @@ func QueryFlowWorkflow(ctx workflow.Context, in QueryFlowInput) (*QueryFlowState
 	}
 }
 
-// listen applies the control signals as they arrive; a cutover means
-// nothing to a query flow (it has no change stream to drain) and is only
-// logged.
+// listen applies the control signals as they arrive; a cutover (the
+// signal of older ferry commands) means nothing to a query flow and is
+// only logged.
 func (r *queryFlowRun) listen(ctx workflow.Context) {
 	s := r.s
 	names := []string{SignalPause, SignalResume, SignalCancel, SignalCutover}
