@@ -177,6 +177,15 @@ func TestScaleOutQueryFlow(t *testing.T) {
 		len(doc.Query.Last.Tables) != 2 || doc.Query.Last.Tables[0].Table != "rep.log" || doc.Query.Last.Tables[0].Rows != logRun.Rows {
 		t.Fatalf("the dashboard's query flow: phase %s, %+v, last run %+v", doc.Phase, doc.Query, doc.Query.Last)
 	}
+	// So does the fleet dashboard's page of the flow.
+	fleet := startFerry(t, "dashboard", "--ui", "127.0.0.1:0", "--temporal", ts.addr, "--log-format", "json")
+	fleetURL := dashboardURL(t, fleet)
+	var view queryFlowDoc
+	if code, body := request(t, "GET", fleetURL+"flows/"+name+"/api/flow", ""); code != 200 || json.Unmarshal([]byte(body), &view) != nil ||
+		view.Query == nil || view.Query.Runs != st.Query.Runs || view.Query.Marks["rep.log"] != "6500" || view.Query.Last == nil || view.Query.Last.Number != 3 {
+		t.Fatalf("the fleet dashboard's page of the query flow: %d %s", code, body)
+	}
+	fleet.signal(t, syscall.SIGINT)
 	// Its progress lines (every 5 s) say the same.
 	if !watch.waitFor(t, "query runs", 15*time.Second) {
 		t.Fatalf("ferry run attached logged no query progress:\n%s", watch.stderr.String())
