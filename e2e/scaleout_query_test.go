@@ -209,6 +209,9 @@ func TestScaleOutQueryFlow(t *testing.T) {
 	if r := ferry(t, "flow", "cutover", name, "--temporal", ts.addr); r.code != 2 || !strings.Contains(r.stderr, "is a query flow") {
 		t.Fatalf("ferry flow cutover of a query flow: %s\nwant exit 2 saying why", r)
 	}
+	if r := ferry(t, "flow", "cutover", name, "--reverse", "--temporal", ts.addr); r.code != 2 || !strings.Contains(r.stderr, "is a query flow") || strings.Contains(r.stderr, "predate") {
+		t.Fatalf("ferry flow cutover --reverse of a query flow: %s\nwant exit 2 saying it is a query flow", r)
+	}
 	mustFerry(t, "flow", "cancel", name, "--temporal", ts.addr)
 }
 

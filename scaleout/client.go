@@ -679,6 +679,12 @@ func RequestCutover(ctx context.Context, c client.Client, name string, req Cutov
 	var ans CutoverAnswer
 	var args []any
 	if req.Reverse {
+		// A query flow answers no reverse query either, but not because
+		// its workers are old: say what it is.
+		if d, err := c.DescribeWorkflowExecution(ctx, name, ""); err == nil && d.GetWorkflowExecutionInfo().GetType().GetName() == QueryWorkflowName {
+			return ans, errs.BadConfig(fmt.Sprintf("flow %q is a query flow: it has no change stream to cut over, nor a way back", name),
+				"a query flow ends with ferry flow cancel "+name+" (its marks stay at the destination)")
+		}
 		// Workers from before --reverse would take the request as a plain
 		// cutover and release the source's slot: they do not answer this.
 		if _, err := c.QueryWorkflow(ctx, name, "", QueryReverse); err != nil {
