@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/ferrydb/ferry/internal/faultpoint"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 	"github.com/ferrydb/ferry/scaleout"
@@ -194,8 +196,16 @@ func TestScaleOutQueryFlow(t *testing.T) {
 		t.Fatalf("the progress line %v does not say %d runs, the last of %d rows", line, st.Query.Runs, st.Query.Last.Rows)
 	}
 	watch.signal(t, syscall.SIGINT)
-	if list := mustFerry(t, "flow", "list", "--temporal", ts.addr).stdout; !strings.Contains(list, name+" ") {
-		t.Fatalf("ferry flow list does not show the query flow:\n%s", list)
+	list := mustFerry(t, "flow", "list", "--temporal", ts.addr).stdout
+	var listed string
+	for _, l := range strings.Split(list, "\n") {
+		if strings.HasPrefix(l, name+" ") {
+			listed = l
+		}
+	}
+	// Its ROWS are the last run's.
+	if !strings.Contains(listed, " "+humanize.Comma(st.Query.Last.Rows)+" ") || st.Query.Last.Rows == 0 {
+		t.Fatalf("ferry flow list does not show the query flow with its last run's %d rows:\n%s", st.Query.Last.Rows, list)
 	}
 
 	// The flow goes on: it continues as new (history limit 200) and keeps

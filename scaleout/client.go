@@ -648,6 +648,15 @@ func (fs *FlowSummary) Summarize(st *Status, percent *float64) {
 	snap := st.Snapshot()
 	fs.Status, fs.Phase, fs.Paused, fs.Percent, fs.Checked = st.Status, st.State.Phase, st.State.Paused, percent, time.Now()
 	fs.RowsCopied, fs.RowsEstimated = snap.RowsCopied, snap.RowsEstimated
+	if q := st.Query; q != nil {
+		// A query flow's rows are its run's: the one under way, else the last.
+		switch {
+		case q.Current != nil:
+			fs.RowsCopied = q.Current.Rows
+		case q.Last != nil:
+			fs.RowsCopied = q.Last.Rows
+		}
+	}
 	if snap.CDC.LagSeconds >= 0 {
 		lag := snap.CDC.LagSeconds
 		fs.LagSeconds = &lag
