@@ -24,6 +24,7 @@ type Capabilities struct {
 	ChangeApplier     ChangeApplier
 	CheckpointKeeper  CheckpointKeeper
 	TableFinisher     TableFinisher
+	TableAppender     TableAppender
 	KeyDeferrer       KeyDeferrer
 	RawReader         RawReader
 	RawWriter         RawWriter
@@ -164,6 +165,7 @@ func Discover(c Connector) Capabilities {
 	k.ChangeApplier, _ = c.(ChangeApplier)
 	k.CheckpointKeeper, _ = c.(CheckpointKeeper)
 	k.TableFinisher, _ = c.(TableFinisher)
+	k.TableAppender, _ = c.(TableAppender)
 	k.KeyDeferrer, _ = c.(KeyDeferrer)
 	k.RawReader, _ = c.(RawReader)
 	k.RawWriter, _ = c.(RawWriter)

@@ -245,6 +245,15 @@ type TableFinisher interface {
 	FinishTable(ctx context.Context, t *model.Table) error
 }
 
+// TableAppender is a TableFinisher that can also add what was written for
+// a table since its last append to the table's rows, keeping the rows
+// already there: query replication's runs append instead of finishing,
+// which would replace the table with one run's rows. Appending again after
+// a crash must not append anything twice.
+type TableAppender interface {
+	AppendTable(ctx context.Context, t *model.Table) error
+}
+
 // KeyDeferrer is a destination that can create the tables a copy is about
 // to fill without their primary key, loading them faster, and build the key
 // in FinishTable, where rows the copy wrote twice (a partition read again

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -220,13 +222,14 @@ func TestQueryReplicationMySQL(t *testing.T) {
 }
 
 // TestQueryReplicationEvery: --every runs the query on a schedule until
-// SIGINT, which exits 0.
+// SIGINT, which exits 0; the dashboard (--ui) shows the runs, the
+// watermark and the rows of the last run.
 func TestQueryReplicationEvery(t *testing.T) {
 	srv := pgtest.Shared(t)
 	src, dst := srv.CreateDatabase(t, "qsrc"), srv.CreateDatabase(t, "qdst")
 	queryShop(t, srv, src)
 	bg := startFerry(t, "sync", srv.URL(src), srv.URL(dst), "--name", "qevery", "--state-dir", t.TempDir(), "--log-format", "json", "--progress", "none",
-		"--query", "rep.orders="+queryOrders, "--watermark", "updated_at", "--key", "id", "--every", "1s")
+		"--query", "rep.orders="+queryOrders, "--watermark", "updated_at", "--key", "id", "--every", "1s", "--ui", "127.0.0.1:0")
 	deadline := time.Now().Add(time.Minute)
 	for len(queryRuns(bg.stderr.String())) < 3 {
 		if time.Now().After(deadline) || bg.hasExited() {
@@ -237,6 +240,25 @@ func TestQueryReplicationEvery(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	ui := result{stderr: bg.stderr.String()}.logLine("dashboard listening")["url"].(string)
+	var f queryFlowDoc
+	deadline = time.Now().Add(time.Minute)
+	for {
+		code, body := httpGet(ui + "api/flow")
+		if code != 200 || json.Unmarshal([]byte(body), &f) != nil || f.Query == nil {
+			t.Fatalf("/api/flow: %d %s", code, body)
+		}
+		if f.Query.Runs >= 3 && f.Query.Last != nil && f.Query.Last.Rows == 0 {
+			break // the runs after the update read nothing
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/api/flow does not show three runs, the last of 0 rows: %s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if f.Phase != "run" && f.Phase != "wait" || f.Query.Marks["rep.orders"] < "2026-05-01" || len(f.Query.Last.Tables) != 1 || f.Query.Last.Tables[0].Table != "rep.orders" {
+		t.Fatalf("/api/flow: phase %s, query %+v, last run %+v", f.Phase, f.Query, f.Query.Last)
+	}
 	if code := bg.signal(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("SIGINT: exit %d, want 0:\n%s", code, bg.stderr.String())
 	}
@@ -245,6 +267,24 @@ func TestQueryReplicationEvery(t *testing.T) {
 		t.Fatalf("runs %v: the first should read 1800 rows", runs)
 	}
 	sameQueryResult(t, srv, src, dst, "after the scheduled runs")
+}
+
+// queryFlowDoc is what the query tests read of the dashboard's /api/flow.
+type queryFlowDoc struct {
+	Phase string `json:"phase"`
+	Query *struct {
+		Runs  int               `json:"runs"`
+		Marks map[string]string `json:"marks"`
+		Last  *struct {
+			Number int   `json:"number"`
+			Rows   int64 `json:"rows"`
+			Tables []struct {
+				Table  string `json:"table"`
+				Rows   int64  `json:"rows"`
+				Ranges int    `json:"ranges"`
+			} `json:"tables"`
+		} `json:"last_run"`
+	} `json:"query"`
 }
 
 // TestQueryReplicationRefusals: what a query flow refuses, exit 2 with
@@ -343,11 +383,6 @@ func TestQueryReplicationDestinations(t *testing.T) {
 		}
 		srv.Exec(t, src, `UPDATE events SET seq = 1 WHERE id = 1`)
 	}
-	r := ferry(t, "sync", srv.URL(src), "file://"+filepath.Join(dir, "files")+"?format=jsonl", "--state-dir", t.TempDir(), "--progress", "none",
-		"--query", "events_out="+query, "--watermark", "seq")
-	if r.code != 2 || !strings.Contains(r.stderr, "would replace the rows of the runs before it") {
-		t.Fatalf("files: exit %d, want 2 saying why:\n%s", r.code, r.stderr)
-	}
 }
 
 // TestQueryReplicationFlowFile: two queries from a flow file, one upserted
@@ -424,6 +459,116 @@ func TestQueryReplicationOutage(t *testing.T) {
 			t.Fatalf("the changes made during the outage never arrived:\n%s", bg.stderr.String())
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	if code := bg.signal(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("SIGINT: exit %d:\n%s", code, bg.stderr.String())
+	}
+}
+
+// TestQueryReplicationIntoFiles: query runs into files append each run's
+// rows to the table's file (JSON Lines, CSV, Parquet); a run killed after
+// its first batch resumes without writing a row twice; the files read back
+// (copied into SQLite by ferry) hold every row of the query once.
+func TestQueryReplicationIntoFiles(t *testing.T) {
+	srv := pgtest.Shared(t)
+	for _, format := range []string{"jsonl", "csv", "parquet"} {
+		t.Run(format, func(t *testing.T) {
+			src := srv.CreateDatabase(t, "qfsrc")
+			srv.Exec(t, src, `CREATE TABLE events (id bigint PRIMARY KEY, kind text NOT NULL, seq bigint NOT NULL);
+				INSERT INTO events SELECT g, CASE WHEN g % 4 = 0 THEN 'debug' ELSE 'info' END, g / 3 FROM generate_series(1, 3000) g`)
+			query := `SELECT id, kind, seq FROM events WHERE kind <> 'debug'`
+			dir := filepath.Join(t.TempDir(), "files")
+			dst := "file://" + dir + "?format=" + format
+			args := []string{"sync", srv.URL(src), dst, "--name", "qfiles", "--state-dir", t.TempDir(), "--log-format", "json", "--progress", "none",
+				"--query", "log=" + query, "--watermark", "seq", "--batch-rows", "100", "--parallel", "2"}
+			check := func(when string, want int) {
+				t.Helper()
+				db := filepath.Join(t.TempDir(), "back.db")
+				mustFerry(t, "sync", dst, "sqlite://"+db, "--mode", "snapshot", "--state-dir", t.TempDir(), "--progress", "none")
+				s := openSQLite(t, db)
+				defer s.Close()
+				var n, distinct int
+				if err := s.QueryRow(`SELECT count(*), count(DISTINCT id) FROM log`).Scan(&n, &distinct); err != nil {
+					t.Fatal(err)
+				}
+				if n != want || distinct != want {
+					t.Fatalf("%s: the file holds %d rows of %d ids, want %d once each", when, n, distinct, want)
+				}
+				var wrong int
+				if err := s.QueryRow(`SELECT count(*) FROM log WHERE kind <> 'info' OR seq <> id / 3 + CASE WHEN id > 4000 THEN 1 ELSE 0 END`).Scan(&wrong); err != nil {
+					t.Fatal(err)
+				}
+				if wrong != 0 {
+					t.Fatalf("%s: %d rows differ from the source's", when, wrong)
+				}
+			}
+			mustFerry(t, args...)
+			check("after the first run", 2250)
+			srv.Exec(t, src, `INSERT INTO events SELECT g, CASE WHEN g % 4 = 0 THEN 'debug' ELSE 'info' END, g / 3 FROM generate_series(3001, 4000) g`)
+			r := mustFerry(t, args...)
+			if runs := queryRuns(r.stderr); len(runs) != 1 || runs[0] != "750" {
+				t.Fatalf("second run: rows %v, want the 750 new rows", runs)
+			}
+			check("after the second run", 3000)
+
+			srv.Exec(t, src, `INSERT INTO events SELECT g, 'info', g / 3 + 1 FROM generate_series(4001, 6000) g`)
+			bg := startFerryEnv(t, []string{faultpoint.Env + "=" + faultpoint.QueryBatchWritten}, args...)
+			if !bg.waitFor(t, faultpoint.Message, 2*time.Minute) {
+				t.Fatalf("ferry never held after its first batch:\n%s", bg.stderr.String())
+			}
+			if !bg.kill(t) {
+				t.Fatalf("ferry had exited before the kill:\n%s", bg.stderr.String())
+			}
+			t.Setenv(faultpoint.Env, "")
+			mustFerry(t, args...)
+			check("after the killed run resumed", 5000)
+			if r := mustFerry(t, args...); fmt.Sprint(queryRuns(r.stderr)) != "[0]" {
+				t.Fatalf("a run with nothing new: rows %v", queryRuns(r.stderr))
+			}
+			check("after a run with nothing new", 5000)
+		})
+	}
+}
+
+// TestQueryDashboardInABrowser: the page of a scheduled query flow (ferry
+// sync --query --every --ui) shows the phase, the runs, the watermark and
+// the last run's rows, and reports no script error.
+func TestQueryDashboardInABrowser(t *testing.T) {
+	if !browserAvailable(t) {
+		t.Skipf("%s is missing (Debian package chromium)", chromiumPath)
+	}
+	srv := pgtest.Shared(t)
+	src, dst := srv.CreateDatabase(t, "qsrc"), srv.CreateDatabase(t, "qdst")
+	queryShop(t, srv, src)
+	bg := startFerry(t, "sync", srv.URL(src), srv.URL(dst), "--name", "qpage", "--state-dir", t.TempDir(), "--log-format", "json", "--progress", "none",
+		"--query", "rep.orders="+queryOrders, "--watermark", "updated_at", "--key", "id", "--every", "1s", "--ui", "127.0.0.1:0")
+	url := dashboardURL(t, bg)
+	b := startBrowser(t)
+	b.navigate(t, url)
+	const read = `(() => {
+  const txt = (id) => (document.getElementById(id) || {}).textContent || '';
+  const card = document.getElementById('query-card');
+  return {hidden: !card || card.hidden, phase: txt('phase'), summary: txt('query-summary'),
+    marks: txt('query-marks'), runs: txt('query-runs'), headline: txt('headline')};
+})()`
+	var page struct {
+		Hidden                                bool
+		Phase, Summary, Marks, Runs, Headline string
+	}
+	if !waitUntil(context.Background(), time.Minute, func() bool {
+		b.eval(t, read, &page)
+		return !page.Hidden && strings.HasPrefix(page.Summary, "2 runs") && page.Phase == "WAITING FOR THE NEXT RUN"
+	}) {
+		t.Fatalf("the page never showed two runs, waiting for the next: %+v\n%s", page, bg.stderr.String())
+	}
+	if !strings.Contains(page.Marks, "watermark rep.orders2026-01-01") || !strings.Contains(page.Runs, "last run #2") ||
+		!strings.Contains(page.Headline, "Waiting for the next query run") {
+		t.Fatalf("the query card: %+v", page)
+	}
+	b.screenshot(t, filepath.Join(artifacts(t), "dashboard-query.png"))
+	problems, _ := b.report()
+	for _, p := range problems {
+		t.Errorf("the page reported: %s", p)
 	}
 	if code := bg.signal(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("SIGINT: exit %d:\n%s", code, bg.stderr.String())

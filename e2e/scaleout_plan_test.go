@@ -197,4 +197,7 @@ func TestScaleOutPlanInChunksResumesAndCancels(t *testing.T) {
 	if n := running("restarted/"); n != 0 {
 		t.Fatalf("%d chunk workflows run after the restarted flow ended (%d of the terminated one ran)", n, old)
 	}
+	// The restarted run planned in chunks under the flow type that only
+	// workers knowing chunks run.
+	record(t, ts, "restarted", "history-plan-in-chunks-2.json")
 }

@@ -452,6 +452,8 @@ type Snapshot struct {
 	// MaxRate is the --max-rate bucket the copy and incremental snapshots
 	// read through; nil when there is no limit.
 	MaxRate *RateSnapshot `json:"max_rate,omitempty"`
+	// Query is a query flow's runs; nil for a flow of tables.
+	Query *QueryProgress `json:"query,omitempty"`
 }
 
 // WorkerSnapshot is one scale-out worker and what it is doing.

@@ -29,6 +29,10 @@ type QueryFlow struct {
 	store    *state.Store
 	lookback flow.Lookback
 	queries  []*queryTable
+	// appender, for a destination that assembles tables (files), adds a
+	// run's rows to its table once the run's ranges are written.
+	appender connector.TableAppender
+	progress queryTracker
 }
 
 // queryTable is one query of the flow with its described result.
@@ -52,6 +56,7 @@ func NewQueryFlow(cfg flow.Config, src, dst connector.Connector, store *state.St
 		log = slog.Default()
 	}
 	f := &QueryFlow{cfg: cfg, name: cfg.FlowName(), log: log.With("flow", cfg.FlowName()), store: store}
+	f.progress.started = time.Now()
 	f.src, f.dst = connector.Discover(src), connector.Discover(dst)
 	if f.src.QueryReader == nil {
 		return nil, errs.BadConfig(fmt.Sprintf("source %s cannot run queries", errs.Redact(cfg.Source)),
@@ -63,11 +68,15 @@ func NewQueryFlow(cfg flow.Config, src, dst connector.Connector, store *state.St
 	if f.dst.TableFinisher != nil && f.dst.ChangeApplier == nil {
 		// Such a destination (files) assembles a table from the parts
 		// copied when its copy ends, replacing what the table held: a
-		// second run would drop the first one's rows. The databases'
-		// finishing steps (deferred keys, indexes, ANALYZE) have nothing
-		// to do for a query's table, so runs never call FinishTable.
-		return nil, errs.BadConfig(fmt.Sprintf("destination %s assembles each table when its copy ends, so each query run would replace the rows of the runs before it", errs.Redact(cfg.Destination)),
-			"replicate queries into a database (such as "+joinOr(connector.Offering(func(a connector.Abilities) bool { return a.Apply && a.Destination }))+"); query runs into files are not supported yet")
+		// query's runs append their parts instead (TableAppender). The
+		// databases' finishing steps (deferred keys, indexes, ANALYZE)
+		// have nothing to do for a query's table, so runs never call
+		// FinishTable.
+		if f.dst.TableAppender == nil {
+			return nil, errs.BadConfig(fmt.Sprintf("destination %s assembles each table when its copy ends, so each query run would replace the rows of the runs before it", errs.Redact(cfg.Destination)),
+				"replicate queries into a database (such as "+joinOr(connector.Offering(func(a connector.Abilities) bool { return a.Apply && a.Destination }))+")")
+		}
+		f.appender = f.dst.TableAppender
 	}
 	f.reader = f.src.QueryReader
 	var err error
@@ -102,40 +111,13 @@ func (f *QueryFlow) Prepare(ctx context.Context) error {
 		if err != nil {
 			return errs.BadConfig(err.Error(), "")
 		}
-		qt := &queryTable{q: connector.Query{Name: ns, SQL: spec.SQL, Watermark: spec.Watermark}}
-		t, err := f.reader.DescribeQuery(ctx, qt.q)
+		t, err := f.reader.DescribeQuery(ctx, connector.Query{Name: ns, SQL: spec.SQL, Watermark: spec.Watermark})
 		if err != nil {
 			return err
 		}
-		if qt.wmIdx = t.ColumnIndex(spec.Watermark); qt.wmIdx < 0 {
-			return errs.BadConfig(fmt.Sprintf("query %s: its result has no column %q for the watermark (it has %s)", ns, spec.Watermark, columnNames(t)),
-				fmt.Sprintf("name one of its columns with --watermark %s=COLUMN", ns))
+		if err := f.addQuery(spec, ns, t); err != nil {
+			return err
 		}
-		if qt.wm, err = newWatermark(t.Columns[qt.wmIdx].Type); err != nil {
-			return errs.BadConfig(fmt.Sprintf("query %s, watermark %s: %v", ns, spec.Watermark, err), "cast it in the query, or choose another column")
-		}
-		if err := qt.wm.checkLookback(f.lookback); err != nil {
-			return errs.BadConfig(fmt.Sprintf("query %s: %v", ns, err), "")
-		}
-		for _, k := range spec.Key {
-			i := t.ColumnIndex(k)
-			if i < 0 {
-				return errs.BadConfig(fmt.Sprintf("query %s: its result has no column %q for the key (it has %s)", ns, k, columnNames(t)),
-					fmt.Sprintf("name columns of its result with --key %s=COLUMNS", ns))
-			}
-			t.Columns[i].Nullable = false
-			qt.keyIdx = append(qt.keyIdx, i)
-		}
-		t.PrimaryKey = append([]string(nil), spec.Key...)
-		qt.dst = t
-		qt.upsert = len(spec.Key) > 0 && f.dst.ChangeApplier != nil
-		if len(spec.Key) > 0 && !qt.upsert {
-			if !f.lookback.Zero() {
-				return errs.BadConfig(fmt.Sprintf("--lookback for query %s: destination %s cannot upsert, so the rows re-read would be written twice", ns, errs.Redact(f.cfg.Destination)), "leave --lookback out")
-			}
-			f.log.Warn("the destination cannot upsert: the query's rows are appended", "table", ns)
-		}
-		f.queries = append(f.queries, qt)
 		tables = append(tables, t)
 	}
 	if tc := f.dst.TableChecker; tc != nil {
@@ -152,6 +134,81 @@ func (f *QueryFlow) Prepare(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Tables are the destination tables of the queries, as Prepare described
+// them, in the order of the flow's queries.
+func (f *QueryFlow) Tables() []*model.Table {
+	out := make([]*model.Table, len(f.queries))
+	for i, qt := range f.queries {
+		out[i] = qt.dst
+	}
+	return out
+}
+
+// UseTables takes the queries' tables as an earlier Prepare described
+// them (Tables), instead of describing the queries again: a step of a run
+// in scale-out mode reads and writes what the run was planned with.
+func (f *QueryFlow) UseTables(tables []*model.Table) error {
+	f.queries = nil
+	if len(tables) != len(f.cfg.Queries) {
+		return fmt.Errorf("the flow has %d queries and %d described tables", len(f.cfg.Queries), len(tables))
+	}
+	for i, spec := range f.cfg.Queries {
+		ns, err := spec.Namespace()
+		if err != nil {
+			return errs.BadConfig(err.Error(), "")
+		}
+		if err := f.addQuery(spec, ns, tables[i].Clone()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addQuery checks a query's watermark, key and lookback against its
+// described result t, which becomes its destination table.
+func (f *QueryFlow) addQuery(spec flow.Query, ns model.Namespace, t *model.Table) error {
+	qt := &queryTable{q: connector.Query{Name: ns, SQL: spec.SQL, Watermark: spec.Watermark}}
+	if qt.wmIdx = t.ColumnIndex(spec.Watermark); qt.wmIdx < 0 {
+		return errs.BadConfig(fmt.Sprintf("query %s: its result has no column %q for the watermark (it has %s)", ns, spec.Watermark, columnNames(t)),
+			fmt.Sprintf("name one of its columns with --watermark %s=COLUMN", ns))
+	}
+	var err error
+	if qt.wm, err = newWatermark(t.Columns[qt.wmIdx].Type); err != nil {
+		return errs.BadConfig(fmt.Sprintf("query %s, watermark %s: %v", ns, spec.Watermark, err), "cast it in the query, or choose another column")
+	}
+	if err := qt.wm.checkLookback(f.lookback); err != nil {
+		return errs.BadConfig(fmt.Sprintf("query %s: %v", ns, err), "")
+	}
+	for _, k := range spec.Key {
+		i := t.ColumnIndex(k)
+		if i < 0 {
+			return errs.BadConfig(fmt.Sprintf("query %s: its result has no column %q for the key (it has %s)", ns, k, columnNames(t)),
+				fmt.Sprintf("name columns of its result with --key %s=COLUMNS", ns))
+		}
+		t.Columns[i].Nullable = false
+		qt.keyIdx = append(qt.keyIdx, i)
+	}
+	t.PrimaryKey = append([]string(nil), spec.Key...)
+	qt.dst = t
+	qt.upsert = len(spec.Key) > 0 && f.dst.ChangeApplier != nil
+	if len(spec.Key) > 0 && !qt.upsert {
+		if !f.lookback.Zero() {
+			return errs.BadConfig(fmt.Sprintf("--lookback for query %s: destination %s cannot upsert, so the rows re-read would be written twice", ns, errs.Redact(f.cfg.Destination)), "leave --lookback out")
+		}
+		f.log.Warn("the destination cannot upsert: the query's rows are appended", "table", ns)
+	}
+	f.queries = append(f.queries, qt)
+	return nil
+}
+
+// KeepsCheckpoints says the destination records the watermarks and the
+// ranges' cursors with the rows it writes (in the same transaction).
+func (f *QueryFlow) KeepsCheckpoints() bool { return f.dst.CheckpointKeeper != nil }
+
+// AssemblesTables says the destination (files) adds a run's parts to
+// each table once its ranges are written, in FinishRun.
+func (f *QueryFlow) AssemblesTables() bool { return f.appender != nil }
 
 func columnNames(t *model.Table) string {
 	names := make([]string, len(t.Columns))
@@ -199,22 +256,33 @@ func (f *QueryFlow) Run(ctx, stop context.Context) error {
 		}
 	}
 	for {
+		f.progress.startRun()
 		for _, qt := range f.queries {
 			if stop.Err() != nil {
+				f.progress.end(PhaseStopped)
 				return nil
 			}
 			err := f.outages().retry(ctx, "source or destination", "query run "+qt.q.Name.String(), func(ctx context.Context) error {
 				return f.runQuery(ctx, stop, qt)
 			})
 			if err != nil {
+				f.progress.end(PhaseFailed)
 				return err
 			}
 		}
-		if f.cfg.Every <= 0 || stop.Err() != nil {
+		if stop.Err() != nil {
+			f.progress.end(PhaseStopped)
 			return nil
 		}
+		if f.cfg.Every <= 0 {
+			f.progress.endRun(time.Time{})
+			f.progress.end(PhaseDone)
+			return nil
+		}
+		f.progress.endRun(time.Now().Add(f.cfg.Every))
 		select {
 		case <-stop.Done():
+			f.progress.end(PhaseStopped)
 			return nil
 		case <-time.After(f.cfg.Every):
 		}

@@ -22,16 +22,24 @@ func queryRangeKey(ns model.Namespace, i int) string {
 // queryColumnKey records the watermark column the mark is a value of.
 func queryColumnKey(ns model.Namespace) string { return queryPrefix(ns) + "watermark" }
 
-// queryRun is a run's record: planned once, so a killed run resumes the
+// QueryRun is a run's record: planned once, so a killed run resumes the
 // same ranges. Values are the watermark's text; After "" is unbounded.
-type queryRun struct {
-	ID     string        `json:"id"`
-	From   string        `json:"from,omitempty"`
-	Hi     string        `json:"hi"`
-	Ranges []queryBounds `json:"ranges"`
+// Its JSON is the run's checkpoint, and in scale-out mode what the
+// workflow hands each range's activity.
+type QueryRun struct {
+	ID   string `json:"id"`
+	From string `json:"from,omitempty"`
+	Hi   string `json:"hi"`
+	// Ranges are the run's parallel reads; none when the run found
+	// nothing past the mark (then it is not recorded).
+	Ranges []QueryRunRange `json:"ranges"`
+	// Resumed says the run was recorded by an earlier start and is
+	// resumed (never part of the checkpoint).
+	Resumed bool `json:"resumed,omitempty"`
 }
 
-type queryBounds struct {
+// QueryRunRange is one range of a run: After < watermark <= UpTo.
+type QueryRunRange struct {
 	After string `json:"after,omitempty"`
 	UpTo  string `json:"up_to"`
 }
@@ -61,7 +69,7 @@ func (f *QueryFlow) saveQuery(ctx context.Context, ns model.Namespace, values ma
 // its checkpoint belongs to this run (a stale one of an older run, left in
 // a local state that cannot delete it, is ignored), else at its start.
 // done: the range was written to its end.
-func (r queryRun) rangeStart(cps map[string]string, ns model.Namespace, i int) (from string, done bool, err error) {
+func (r QueryRun) rangeStart(cps map[string]string, ns model.Namespace, i int) (from string, done bool, err error) {
 	from = r.Ranges[i].After
 	if s := cps[queryRangeKey(ns, i)]; s != "" {
 		var c queryCursor

@@ -11,7 +11,7 @@ import (
 // end.
 func TestQueryRangeStart(t *testing.T) {
 	ns := model.Namespace{Schema: "rep", Table: "t"}
-	run := queryRun{ID: "b", Ranges: []queryBounds{{UpTo: "10"}, {After: "10", UpTo: "20"}, {After: "20", UpTo: "30"}, {After: "30", UpTo: "40"}}}
+	run := QueryRun{ID: "b", Ranges: []QueryRunRange{{UpTo: "10"}, {After: "10", UpTo: "20"}, {After: "20", UpTo: "30"}, {After: "30", UpTo: "40"}}}
 	cps := map[string]string{
 		queryRangeKey(ns, 0): `{"run":"b","cursor":"7"}`,
 		queryRangeKey(ns, 1): `{"run":"a","cursor":"15"}`, // an older run's

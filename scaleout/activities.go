@@ -47,6 +47,35 @@ type opened struct {
 // them, with no state store: every activity takes and returns its positions
 // and its plan explicitly, and the workflow keeps them.
 func (a *Activities) open(ctx context.Context, opts flow.Config) (*opened, error) {
+	c, err := a.connect(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := engine.New(c.cfg, c.src, c.dst, nil, a.logger()) // the engine adds the flow's name
+	if err != nil {
+		c.close()
+		return nil, a.failure(err, c.secrets)
+	}
+	if a.Observe != nil {
+		if o := a.Observe(opts.Name); o != nil {
+			eng.SetObserver(o)
+		}
+	}
+	return &opened{eng: eng, secrets: c.secrets, close: c.close}, nil
+}
+
+// connected is a flow's source and destination opened from the worker's
+// connections, and the flow's config with their URLs.
+type connected struct {
+	cfg      flow.Config
+	src, dst connector.Connector
+	secrets  *errs.Scrubber
+	close    func()
+}
+
+// connect resolves the flow's connection names to this worker's URLs and
+// opens both sides.
+func (a *Activities) connect(ctx context.Context, opts flow.Config) (*connected, error) {
 	if opts.Name == "" {
 		return nil, temporal.NewNonRetryableApplicationError("the flow has no name", errTypeConfig, nil)
 	}
@@ -61,35 +90,20 @@ func (a *Activities) open(ctx context.Context, opts flow.Config) (*opened, error
 	secrets := errs.NewScrubber(srcURL, dstURL)
 	cfg := opts
 	cfg.Source, cfg.Destination = srcURL, dstURL
-	var closers []func()
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	log := a.logger() // the engine adds the flow's name
+	log := a.logger()
 	src, err := connector.Open(ctx, srcURL)
 	if err != nil {
 		return nil, a.failure(fmt.Errorf("source %s: %w", opts.Source, err), secrets)
 	}
-	closers = append(closers, func() { logClose(log, "source", src) })
 	dst, err := connector.Open(ctx, dstURL)
 	if err != nil {
-		closeAll()
+		logClose(log, "source", src)
 		return nil, a.failure(fmt.Errorf("destination %s: %w", opts.Destination, err), secrets)
 	}
-	closers = append(closers, func() { logClose(log, "destination", dst) })
-	eng, err := engine.New(cfg, src, dst, nil, log)
-	if err != nil {
-		closeAll()
-		return nil, a.failure(err, secrets)
-	}
-	if a.Observe != nil {
-		if o := a.Observe(opts.Name); o != nil {
-			eng.SetObserver(o)
-		}
-	}
-	return &opened{eng: eng, secrets: secrets, close: closeAll}, nil
+	return &connected{cfg: cfg, src: src, dst: dst, secrets: secrets, close: func() {
+		logClose(log, "destination", dst)
+		logClose(log, "source", src)
+	}}, nil
 }
 
 func (a *Activities) logger() *slog.Logger {

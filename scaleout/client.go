@@ -29,6 +29,12 @@ import (
 // Register registers the flow workflow and the activities on a worker.
 func Register(w worker.Registry, a *Activities) {
 	w.RegisterWorkflowWithOptions(FlowWorkflow, workflow.RegisterOptions{Name: WorkflowName})
+	w.RegisterWorkflowWithOptions(FlowWorkflow, workflow.RegisterOptions{Name: WorkflowNameV1})
+	w.RegisterWorkflowWithOptions(QueryFlowWorkflow, workflow.RegisterOptions{Name: QueryWorkflowName})
+	w.RegisterActivityWithOptions(a.QueryPrepare, activity.RegisterOptions{Name: ActivityQueryPrepare})
+	w.RegisterActivityWithOptions(a.QueryPlanRun, activity.RegisterOptions{Name: ActivityQueryPlanRun})
+	w.RegisterActivityWithOptions(a.QueryCopyRange, activity.RegisterOptions{Name: ActivityQueryRange})
+	w.RegisterActivityWithOptions(a.QueryFinishRun, activity.RegisterOptions{Name: ActivityQueryFinishRun})
 	w.RegisterWorkflowWithOptions(VerifyWorkflow, workflow.RegisterOptions{Name: VerifyWorkflowName})
 	w.RegisterWorkflowWithOptions(FinishWorkflow, workflow.RegisterOptions{Name: FinishWorkflowName})
 	w.RegisterWorkflowWithOptions(SnapshotWorkflow, workflow.RegisterOptions{Name: SnapshotWorkflowName})
@@ -70,6 +76,9 @@ type Status struct {
 	// Waiting lists partitions waiting for a worker after a failed attempt.
 	Waiting []string `json:"waiting,omitempty"`
 	Failure string   `json:"failure,omitempty"`
+	// Query is a query flow's runs and marks (QueryFlowWorkflow); nil for
+	// a flow of tables.
+	Query *QueryFlowState `json:"query,omitempty"`
 }
 
 // Worker is one worker polling the flow's task queue and what it runs.
@@ -77,6 +86,14 @@ type Worker struct {
 	Identity   string    `json:"identity"`
 	LastPoll   time.Time `json:"last_poll,omitzero"`
 	Activities []string  `json:"activities"` // partition IDs, "cdc", "plan", ...
+}
+
+// currentQueryRun is a query flow's run under way, nil if none.
+func (s *Status) currentQueryRun() *QueryRunState {
+	if s.Query == nil {
+		return nil
+	}
+	return s.Query.Current
 }
 
 // Running reports a workflow still running.
@@ -119,7 +136,7 @@ func progress(ctx context.Context, c client.Client, name, taskQueue string, poll
 	if err := v.Get(&qr); err != nil {
 		return nil, fmt.Errorf("query flow %q: %w", name, err)
 	}
-	st.Options, st.Settings, st.State = qr.Options, qr.Settings, qr.State
+	st.Options, st.Settings, st.State, st.Query = qr.Options, qr.Settings, qr.State, qr.Query
 	workers := map[string]*Worker{}
 	worker := func(id string) *Worker {
 		if workers[id] == nil {
@@ -153,6 +170,25 @@ func progress(ctx context.Context, c client.Client, name, taskQueue string, poll
 				worker(p.Worker).Activities = append(worker(p.Worker).Activities, pid)
 			} else {
 				st.Waiting = append(st.Waiting, pid)
+			}
+		case ActivityQueryRange:
+			// Rows of the ranges still running, added to the current run
+			// (the workflow counts the finished ones).
+			var hb QueryRangeHeartbeat
+			if cur := st.currentQueryRun(); cur != nil && pa.GetHeartbeatDetails() != nil && dc.FromPayloads(pa.GetHeartbeatDetails(), &hb) == nil {
+				for i := range cur.Tables {
+					if cur.Tables[i].Table == hb.Table {
+						cur.Tables[i].Rows += hb.Rows
+						cur.Rows += hb.Rows
+					}
+				}
+			}
+			if started {
+				w := worker(pa.GetLastWorkerIdentity())
+				_, rng, _ := strings.Cut(id, "/") // run-N/TABLE/range-I
+				w.Activities = append(w.Activities, "query "+rng)
+			} else {
+				st.Waiting = append(st.Waiting, id)
 			}
 		case ActivityStream:
 			var hb StreamHeartbeat
@@ -222,6 +258,10 @@ func (s *Status) Snapshot() engine.Snapshot {
 	}
 	if st.Phase == PhaseCancelled {
 		snap.Phase = engine.PhaseStopped
+	}
+	if s.Query != nil {
+		q := s.Query.QueryProgress
+		snap.Query = &q
 	}
 	byTable := map[string]*engine.TableSnapshot{}
 	var order []string
@@ -396,7 +436,11 @@ type StartOptions struct {
 // Start starts the flow's workflow (ID = the flow's name), or finds the one
 // that runs (or finished, unless Restart). attached reports an existing
 // run. A running flow defined with other options is a configuration error.
+// A flow of queries runs the query workflow (startQuery).
 func Start(ctx context.Context, c client.Client, in FlowInput, opts StartOptions) (run client.WorkflowRun, attached bool, err error) {
+	if len(in.Options.Queries) > 0 {
+		return startQuery(ctx, c, in, opts)
+	}
 	name := in.Options.Name
 	var reselect []string // a stopped flow's new --tables, applied once it runs
 	for try := 0; try < 3; try++ {
@@ -536,14 +580,14 @@ func Signal(ctx context.Context, c client.Client, name, signal string) error {
 	return nil
 }
 
-// Flows lists the flows (workflows of the flow type) of the namespace,
-// newest first.
+// Flows lists the flows (workflows of the flow and query flow types) of
+// the namespace, newest first.
 func Flows(ctx context.Context, c client.Client) ([]FlowSummary, error) {
 	var out []FlowSummary
 	var token []byte
 	for {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowType = %q", WorkflowName), NextPageToken: token,
+			Query: fmt.Sprintf("WorkflowType IN (%q, %q, %q)", WorkflowName, WorkflowNameV1, QueryWorkflowName), NextPageToken: token,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("list flows: %w", err)
@@ -604,6 +648,15 @@ func (fs *FlowSummary) Summarize(st *Status, percent *float64) {
 	snap := st.Snapshot()
 	fs.Status, fs.Phase, fs.Paused, fs.Percent, fs.Checked = st.Status, st.State.Phase, st.State.Paused, percent, time.Now()
 	fs.RowsCopied, fs.RowsEstimated = snap.RowsCopied, snap.RowsEstimated
+	if q := st.Query; q != nil {
+		// A query flow's rows are its run's: the one under way, else the last.
+		switch {
+		case q.Current != nil:
+			fs.RowsCopied = q.Current.Rows
+		case q.Last != nil:
+			fs.RowsCopied = q.Last.Rows
+		}
+	}
 	if snap.CDC.LagSeconds >= 0 {
 		lag := snap.CDC.LagSeconds
 		fs.LagSeconds = &lag
@@ -635,6 +688,12 @@ func RequestCutover(ctx context.Context, c client.Client, name string, req Cutov
 	var ans CutoverAnswer
 	var args []any
 	if req.Reverse {
+		// A query flow answers no reverse query either, but not because
+		// its workers are old: say what it is.
+		if d, err := c.DescribeWorkflowExecution(ctx, name, ""); err == nil && d.GetWorkflowExecutionInfo().GetType().GetName() == QueryWorkflowName {
+			return ans, errs.BadConfig(fmt.Sprintf("flow %q is a query flow: it has no change stream to cut over, nor a way back", name),
+				"a query flow ends with ferry flow cancel "+name+" (its marks stay at the destination)")
+		}
 		// Workers from before --reverse would take the request as a plain
 		// cutover and release the source's slot: they do not answer this.
 		if _, err := c.QueryWorkflow(ctx, name, "", QueryReverse); err != nil {
@@ -660,6 +719,8 @@ func RequestCutover(ctx context.Context, c client.Client, name string, req Cutov
 		switch {
 		case strings.Contains(ae.Message(), "--reverse"):
 			fix = "cut over without --reverse, or fix what the message says first"
+		case strings.Contains(ae.Message(), "is a query flow"):
+			fix = "a query flow ends with ferry flow cancel " + name + " (its marks stay at the destination)"
 		case strings.Contains(ae.Message(), "has ended"):
 			fix = "ferry flow status " + name + " shows how it ended; a failed flow resumes with ferry run --name " + name
 		}

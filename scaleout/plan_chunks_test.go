@@ -93,6 +93,9 @@ func TestPlanInChunksCopiesEveryPartitionWithBoundedState(t *testing.T) {
 		var can *workflow.ContinueAsNewError
 		if err := env.GetWorkflowError(); errors.As(err, &can) {
 			runs++
+			if can.WorkflowType == nil || can.WorkflowType.Name != WorkflowName {
+				t.Fatalf("continued as %+v, want %s (a type older workers do not run)", can.WorkflowType, WorkflowName)
+			}
 			if runs > 20 {
 				t.Fatal("the flow keeps continuing as new")
 			}
@@ -137,5 +140,30 @@ func TestPlanInChunksCopiesEveryPartitionWithBoundedState(t *testing.T) {
 		}
 		t.Logf("%d runs, at most %d partitions carried", runs+1, maxCarried)
 		return
+	}
+}
+
+// A flow of the first type (started by a ferry from before the plan in
+// chunks) may have its workflow tasks taken by workers that do not know
+// chunks, which would end its copy after the chunks already read: it asks
+// for its plan whole, and continues as new with its own type.
+func TestFirstTypeFlowPlansWhole(t *testing.T) {
+	f := newFakeFlow()
+	var asked []bool
+	f.plan = func(in PlanInput) (PlanResult, error) {
+		asked = append(asked, in.Chunked)
+		return PlanResult{Plan: testPlan(30), Mode: flow.ModeSnapshot}, nil
+	}
+	env := f.env(t, flow.ModeSnapshot, 30, time.Second)
+	env.ExecuteWorkflow(WorkflowNameV1, FlowInput{Options: options(""), Settings: Settings{HistoryLimit: 40}})
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("workflow error %v, want continue-as-new", err)
+	}
+	if fmt.Sprint(asked) != "[false]" {
+		t.Fatalf("plan asked in chunks: %v", asked)
+	}
+	if can.WorkflowType == nil || can.WorkflowType.Name != WorkflowNameV1 {
+		t.Fatalf("continued as %+v, want %s", can.WorkflowType, WorkflowNameV1)
 	}
 }

@@ -12,7 +12,16 @@ import (
 // Names the workflow, its activities, signals and queries are registered
 // under. They are part of the workflow's history: never rename them.
 const (
-	WorkflowName = "ferry.flow"
+	// WorkflowName is the flow workflow's type: flows start with it, and
+	// only it plans in chunks. Workers from before the plan in chunks do
+	// not know it, so no task of such a flow can reach them (one would see
+	// only the chunks already read and end the copy early: rows lost). A
+	// task of a type a worker does not know is retried until a worker that
+	// knows it takes it.
+	WorkflowName = "ferry.flow.2"
+	// WorkflowNameV1 is the type of flows started by ferry from before
+	// WorkflowName; new workers still run them, and plan them whole.
+	WorkflowNameV1 = "ferry.flow"
 
 	ActivityPlan    = "ferry.plan"
 	ActivityCopy    = "ferry.copy-partition"

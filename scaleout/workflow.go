@@ -20,6 +20,9 @@ type QueryResult struct {
 	Options  flow.Config `json:"options"`
 	Settings Settings    `json:"settings"`
 	State    FlowState   `json:"state"`
+	// Query is a query flow's state (QueryFlowWorkflow), whose State
+	// holds only the phase and the control flags.
+	Query *QueryFlowState `json:"query,omitempty"`
 }
 
 // flowRun is one run of the workflow (until it ends or continues as new).
@@ -98,7 +101,11 @@ func FlowWorkflow(ctx workflow.Context, in FlowInput) (*FlowState, error) {
 				return r.fail(err)
 			}
 		}
-		chunked := workflow.GetVersion(ctx, versionPlanChunks, workflow.DefaultVersion, 1) == 1
+		// A flow of the first type may have its tasks taken by workers
+		// that do not know chunks: it keeps its whole plan (see
+		// WorkflowName).
+		chunked := workflow.GetVersion(ctx, versionPlanChunks, workflow.DefaultVersion, 1) == 1 &&
+			workflow.GetInfo(ctx).WorkflowType.Name != WorkflowNameV1
 		var pr PlanResult
 		err := workflow.ExecuteActivity(r.options(actCtx, "plan", time.Hour), ActivityPlan, PlanInput{Options: r.in.Options, StartOver: in.Restart, Chunked: chunked, ChunkKB: r.set.PlanChunkKB}).Get(actCtx, &pr)
 		if s.Cancelled {
@@ -186,14 +193,19 @@ func (r *flowRun) listen(ctx workflow.Context) {
 	})
 }
 
-// options are the activity options: heartbeats every few seconds so a lost
-// worker is noticed in seconds, retries with a short backoff, and
-// configuration errors never retried.
+// options are the activity options (activityOptions).
 func (r *flowRun) options(ctx workflow.Context, id string, startToClose time.Duration) workflow.Context {
+	return activityOptions(ctx, r.set, id, startToClose)
+}
+
+// activityOptions are every workflow's activity options: heartbeats every
+// few seconds so a lost worker is noticed in seconds, retries with a short
+// backoff, and configuration errors never retried.
+func activityOptions(ctx workflow.Context, set Settings, id string, startToClose time.Duration) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		ActivityID:          id,
 		StartToCloseTimeout: startToClose,
-		HeartbeatTimeout:    r.set.HeartbeatTimeout,
+		HeartbeatTimeout:    set.HeartbeatTimeout,
 		// A cancelled activity is waited for, so the release that follows a
 		// cancel finds the replication slot no longer in use.
 		WaitForCancellation: true,
@@ -201,7 +213,7 @@ func (r *flowRun) options(ctx workflow.Context, id string, startToClose time.Dur
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
 			MaximumInterval:        30 * time.Second,
-			MaximumAttempts:        r.set.MaxAttempts,
+			MaximumAttempts:        set.MaxAttempts,
 			NonRetryableErrorTypes: []string{errTypeConfig},
 		},
 	})
@@ -209,12 +221,18 @@ func (r *flowRun) options(ctx workflow.Context, id string, startToClose time.Dur
 
 // historyFull says the history is long enough to continue as new.
 func (r *flowRun) historyFull(ctx workflow.Context) bool {
+	return historyFull(ctx, r.set, r.activities)
+}
+
+// historyFull says a workflow that started activities activities in this
+// run has a history long enough to continue as new.
+func historyFull(ctx workflow.Context, set Settings, activities int) bool {
 	info := workflow.GetInfo(ctx)
 	// An activity costs about six events (scheduled, started, completed and
 	// the workflow task that handles it); the estimate stands in where the
 	// history length is unknown (the SDK's test environment).
-	n := max(info.GetCurrentHistoryLength(), 6*r.activities)
-	return n >= r.set.HistoryLimit || info.GetContinueAsNewSuggested()
+	n := max(info.GetCurrentHistoryLength(), 6*activities)
+	return n >= set.HistoryLimit || info.GetContinueAsNewSuggested()
 }
 
 func (r *flowRun) continueAsNew(ctx workflow.Context) error {
@@ -227,7 +245,9 @@ func (r *flowRun) continueAsNew(ctx workflow.Context) error {
 	s := *r.s
 	s.Runs++
 	workflow.GetLogger(ctx).Info("continuing as new", "runs", s.Runs, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength())
-	return workflow.NewContinueAsNewError(ctx, WorkflowName, FlowInput{Options: r.in.Options, Settings: r.in.Settings, State: &s, Restart: r.in.Restart})
+	// The flow keeps its type: a first-type flow stays where every worker
+	// can run it, a new-type one where only those that know chunks can.
+	return workflow.NewContinueAsNewError(ctx, workflow.GetInfo(ctx).WorkflowType.Name, FlowInput{Options: r.in.Options, Settings: r.in.Settings, State: &s, Restart: r.in.Restart})
 }
 
 // copy runs the partitions not yet done, at most Window at once. It returns
@@ -464,17 +484,22 @@ func (r *flowRun) cancelled(ctx workflow.Context) (*FlowState, error) {
 	return nil, temporal.NewNonRetryableApplicationError("flow "+r.in.Options.Name+" was cancelled", errTypeCancelled, nil)
 }
 
-// fail ends the flow with err, keeping a configuration error's type so the
-// runner can exit 2.
+// fail ends the flow with err (endError).
 func (r *flowRun) fail(err error) (*FlowState, error) {
 	r.s.Phase = PhaseFailed
 	r.s.Error = err.Error()
+	return nil, endError(err)
+}
+
+// endError is the error a workflow fails with for err, keeping a
+// configuration error's type so the runner can exit 2.
+func endError(err error) error {
 	typ := "FlowFailed"
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) && ae.Type() == errTypeConfig {
 		typ = errTypeConfig
 	}
-	return nil, temporal.NewNonRetryableApplicationError(err.Error(), typ, nil)
+	return temporal.NewNonRetryableApplicationError(err.Error(), typ, nil)
 }
 
 // reason is an activity failure's own message, without the activity

@@ -332,6 +332,10 @@ func writeJSON(w io.Writer, v any) error {
 
 // printStatus shows a flow's status for a person.
 func printStatus(w io.Writer, st *scaleout.Status) {
+	if st.Query != nil {
+		printQueryStatus(w, st)
+		return
+	}
 	s := st.Snapshot()
 	fmt.Fprintf(w, "flow %s: %s, phase %s", st.Flow, st.Status, st.State.Phase)
 	if st.State.Paused {

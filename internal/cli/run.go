@@ -47,6 +47,10 @@ so any number of runs may attach to one flow, and Ctrl-C detaches without
 stopping the flow. Control it with ferry flow pause|resume|cutover|cancel.
 Run again after a failure (same options), it resumes where the flow stopped;
 --restart drops the slot and checkpoints an earlier flow left and starts over.
+With --query (and --watermark, --key, --every, --lookback, or a flow file's
+queries) the flow replicates queries' results as ferry sync --query does, as a
+workflow of its own: each run's ranges are read and written by the workers, and
+a durable timer waits for --every (docs/query-replication.md).
 Run again with another --tables once the copy is over, the flow follows it:
 added tables are created and copied while changes stream, dropped ones are
 no longer followed (their destination tables stay).
@@ -74,6 +78,10 @@ the workers, a running flow of that name with other options).`,
   # changes carried back to the old one (connections: destination, source)
   ferry run dst src --reverse --name shop --temporal 127.0.0.1:7233
 
+  # a query's result every minute, its ranges spread over the workers
+  ferry run --temporal 127.0.0.1:7233 --source src --destination dst --name totals \
+    --query reports.order_totals='SELECT id, total, updated_at FROM orders' --watermark updated_at --key id --every 1m
+
   # start and return at once
   ferry run --temporal 127.0.0.1:7233 --source src --destination dst --tables 'shop.*' --detach`,
 		Args: cobra.MaximumNArgs(2),
@@ -100,6 +108,9 @@ the workers, a running flow of that name with other options).`,
 			if err != nil {
 				return err
 			}
+			if reverse && len(cfg.Queries) > 0 {
+				return errs.BadConfig("--reverse with --query: a query flow has no way back", "leave --reverse out")
+			}
 			if err := refuseNonPositive(cmd.Flags(), "heartbeat-timeout", "cdc-chunk", "history-limit", "plan-chunk-kb"); err != nil {
 				return err
 			}
@@ -113,6 +124,7 @@ the workers, a running flow of that name with other options).`,
 	}
 	tf.register(cmd.Flags())
 	ff.register(cmd.Flags(), true)
+	ff.query.register(cmd.Flags())
 	cmd.Flags().MarkHidden("state-dir") //nolint:errcheck // the flag exists
 	cmd.Flags().StringVar(&src, "source", "", "source connection name (defined on the workers)")
 	cmd.Flags().StringVar(&dst, "destination", "", "destination connection name (defined on the workers)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -54,14 +55,14 @@ func (q *queryFlags) apply(fs *pflag.FlagSet, cfg *flow.Config) error {
 }
 
 // refuseQueries refuses a flow file with queries in a command that would
-// take it for a flow of tables: query flows run with ferry sync (and are
-// dropped with ferry drop) only, so far.
+// take it for a flow of tables: query flows run with ferry sync and ferry
+// run (and are dropped with ferry drop) only, so far.
 func refuseQueries(cmd *cobra.Command, cfg *flow.Config) error {
-	if len(cfg.Queries) == 0 || cmd.Name() == "sync" || cmd.Name() == "drop" {
+	if len(cfg.Queries) == 0 || cmd.Name() == "sync" || cmd.Name() == "drop" || cmd.Name() == "run" {
 		return nil
 	}
 	return errs.BadConfig(fmt.Sprintf("the flow has queries, and ferry %s does not run query replication yet", cmd.Name()),
-		"run it with ferry sync (single process); see docs/query-replication.md")
+		"run it with ferry sync (single process) or ferry run (scale-out); see docs/query-replication.md")
 }
 
 // queryRun is what ferry sync was asked besides a query flow's config,
@@ -88,7 +89,6 @@ func runQuerySync(ctx context.Context, g *globals, cfg *flow.Config, run queryRu
 		what string
 	}{
 		{run.reverse, "--reverse"}, {run.verify > 0, "--verify"},
-		{run.ui.addr != "" || run.ui.health != "", "--ui and --health-addr"},
 	} {
 		if r.set {
 			return errs.BadConfig(r.what+" with --query: not for query replication yet", "leave it out")
@@ -97,12 +97,29 @@ func runQuerySync(ctx context.Context, g *globals, cfg *flow.Config, run queryRu
 	if err := checkProgress(run.progress); err != nil {
 		return err
 	}
-	out, err := openOutput(ctx, g, uiFlags{}, run.progress, false)
+	if run.ui.token != "" {
+		g.scrubber.AddSecret(run.ui.token)
+	}
+	out, err := openOutput(ctx, g, run.ui, run.progress, false)
 	if err != nil {
 		return err
 	}
 	defer out.close()
 	log := out.log
+	// The dashboard shows the runs (engine.QueryFlow.Snapshot); health
+	// answers ready while the flow runs.
+	mon, err := startMonitor(ctx, g, cfg, out.ln, run.ui, log)
+	if err != nil {
+		return err
+	}
+	err = querySync(ctx, cfg, run, log, mon)
+	mon.finish(ctx, err, false)
+	return err
+}
+
+// querySync runs the query flow for runQuerySync, attached to the
+// dashboard when there is one.
+func querySync(ctx context.Context, cfg *flow.Config, run queryRun, log *slog.Logger, mon *monitor) error {
 	src, err := connector.Open(ctx, cfg.Source)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
@@ -126,6 +143,10 @@ func runQuerySync(ctx context.Context, g *globals, cfg *flow.Config, run queryRu
 	if err != nil {
 		return err
 	}
+	if mon.dash != nil {
+		mon.dash.SetStatePath(store.Path())
+		mon.dash.Attach(qf.Snapshot)
+	}
 	log.Info("flow starting", "flow", name, "source", errs.Redact(cfg.Source), "destination", errs.Redact(cfg.Destination),
 		"mode", "query", "queries", len(cfg.Queries), "every", cfg.Every, "state", store.Path())
 	stop, abort, planned, release := signals(ctx, log)
@@ -144,6 +165,7 @@ func runQuerySync(ctx context.Context, g *globals, cfg *flow.Config, run queryRu
 			return err
 		}
 	}
+	mon.ready()
 	if err := qf.Run(abort, stop); err != nil {
 		return err
 	}

@@ -223,7 +223,24 @@ func LogLines(ctx context.Context, log *slog.Logger, interval time.Duration, sna
 					log.Info("cutting over", "step", c.Step, "position", s.CDC.Position, "to", c.Position, "changes", s.CDC.Received)
 				}
 			}
+			if q := s.Query; q != nil {
+				queryLine(log, s.Phase, q)
+			}
 			lastRows, lastChanges, last = s.RowsCopied, s.CDC.Received, now
 		}
 	}
+}
+
+// queryLine logs a query flow's runs: the one under way, or the last.
+func queryLine(log *slog.Logger, phase engine.Phase, q *engine.QueryProgress) {
+	args := []any{"phase", phase, "runs", q.Runs}
+	if r := q.Current; r != nil {
+		args = append(args, "run", r.Number, "rows", r.Rows)
+	} else if r := q.Last; r != nil {
+		args = append(args, "last_run", r.Number, "last_run_rows", r.Rows)
+	}
+	if !q.NextRun.IsZero() {
+		args = append(args, "next_run", q.NextRun.UTC().Format(time.RFC3339))
+	}
+	log.Info("query runs", args...)
 }

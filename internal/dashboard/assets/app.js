@@ -6,7 +6,7 @@
   const nf = new Intl.NumberFormat('en-US');
   const MAX_POINTS = 3600;
   const PHASES = {
-    plan: 'PLANNING', copy: 'COPYING', cdc: 'STREAMING', cutover: 'CUTOVER', paused: 'PAUSED', done: 'DONE', stopped: 'STOPPED', failed: 'FAILED',
+    plan: 'PLANNING', copy: 'COPYING', cdc: 'STREAMING', run: 'RUNNING QUERIES', wait: 'WAITING FOR THE NEXT RUN', cutover: 'CUTOVER', paused: 'PAUSED', done: 'DONE', stopped: 'STOPPED', failed: 'FAILED',
   };
   const css = getComputedStyle(document.documentElement);
   const color = (name) => css.getPropertyValue(name).trim();
@@ -118,7 +118,31 @@
     renderTables(f);
     renderDetails(f);
     renderWorkers(f);
+    renderQuery(f);
     setText('version', 'ferry ' + (f.version || ''));
+  }
+
+  // A query flow (f.query): its runs, each query's watermark, and the
+  // rows of the last run and of the one under way, per query.
+  function renderQuery(f) {
+    const card = $('query-card');
+    const q = f.query;
+    if (!q) { card.hidden = true; return; }
+    card.hidden = false;
+    setText('query-summary', int(q.runs) + (q.runs === 1 ? ' run' : ' runs') +
+      (q.next_run && f.phase === 'wait' ? ' · next at ' + new Date(q.next_run).toLocaleTimeString([], { hour12: false }) : ''));
+    const marks = Object.keys(q.marks || {}).sort();
+    kv($('query-marks'), marks.length ? marks.map((t) => ['watermark ' + t, q.marks[t], 'mono']) : [['watermark', 'none yet']]);
+    const box = $('query-runs');
+    box.replaceChildren();
+    for (const [label, r] of [['run under way', q.current_run], ['last run', q.last_run]]) {
+      if (!r) continue;
+      const dl = el('dl', 'kv');
+      kv(dl, [[label + ' #' + r.number, int(r.rows) + ' rows'], ...(r.tables || []).map((t) =>
+        [t.table, int(t.rows) + ' rows · ' + (t.from || '–') + ' → ' + (t.to || '–') + ' · ranges ' + t.ranges_done + '/' + t.ranges +
+          (t.resumed ? ' · resumed' : '') + (t.retried_ranges ? ' · ' + t.retried_ranges + ' retried' : ''), 'mono'])]);
+      box.append(dl);
+    }
   }
 
   function copyAverage() {
@@ -143,6 +167,10 @@
         const lag = f.cdc.lag_seconds;
         return 'Copy complete · streaming changes' + (lag != null && lag >= 0 ? ', ' + lagText(lag) + ' behind the source' : '');
       }
+      case 'run':
+        return 'Query run #' + ((f.query && f.query.current_run && f.query.current_run.number) || '?') + ' under way';
+      case 'wait':
+        return 'Waiting for the next query run' + (f.query && f.query.last_run ? ' · the last one wrote ' + int(f.query.last_run.rows) + ' rows' : '');
       case 'cutover': {
         const c = f.cutover || {};
         return 'Cutover: ' + (c.step === 'drain' ? 'applying every change up to the source\'s position at the request' :
