@@ -34,8 +34,8 @@ func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) er
 	if b == nil || (b.Len() == 0 && b.Checkpoint == nil) {
 		return nil
 	}
-	w.s.h.applyMu.Lock()
-	defer w.s.h.applyMu.Unlock()
+	w.s.h.byKey.Lock()
+	defer w.s.h.byKey.Unlock()
 	err := w.s.inTx(ctx, func() error {
 		for _, tc := range b.Tables {
 			if tc == nil || tc.Table == nil {

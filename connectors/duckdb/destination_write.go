@@ -379,7 +379,9 @@ func (w *rowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
 	}
 	err := write(false)
 	if err != nil && b.Table != nil && len(b.Table.PrimaryKey) > 0 && isConstraintErr(err) {
+		w.s.h.byKey.Lock()
 		err = write(true)
+		w.s.h.byKey.Unlock()
 	}
 	if err != nil {
 		return fmt.Errorf("duckdb file %s, %s: write %d rows: %w", w.s.path, where, len(b.Rows), err)

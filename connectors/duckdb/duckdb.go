@@ -114,10 +114,12 @@ func pathFromURL(u *url.URL) (string, error) {
 type handle struct {
 	db   *sql.DB
 	refs int
-	// applyMu serializes change batches: DuckDB's optimistic concurrency
-	// fails one of two transactions that touch the same rows, and a batch
-	// of changes is small next to what DuckDB does with it.
-	applyMu sync.Mutex
+	// byKey serializes the writes that delete or update rows by key (change
+	// batches, and copied batches written again by key): DuckDB's optimistic
+	// concurrency fails one of two transactions that touch the same rows, as
+	// an incremental snapshot's chunk and a change batch of the same keys
+	// would. Plain appends run side by side.
+	byKey sync.Mutex
 	// made says the checkpoint table exists (guarded by handlesMu).
 	made bool
 }
