@@ -297,3 +297,31 @@ func TestRefusedValues(t *testing.T) {
 		t.Errorf("an array of arrays: %v, want a configuration error", err)
 	}
 }
+
+// TestKeylessTable: a table without a primary key is appended, read back
+// whole through rowid ranges, and its changes are refused.
+func TestKeylessTable(t *testing.T) {
+	c := openPath(t, filepath.Join(t.TempDir(), "keyless.duckdb"))
+	tbl := &model.Table{Namespace: model.Namespace{Schema: "logs", Table: "events"}, Columns: []model.Column{
+		{Name: "at", Type: model.Type{Kind: model.KindTimestampTZ}, Nullable: true},
+		{Name: "what", Type: model.Type{Kind: model.KindText}, Nullable: true},
+	}}
+	var rows []model.Row
+	for i := 0; i < 25; i++ {
+		rows = append(rows, model.Row{time.Date(2024, 1, 1, 0, 0, i, 0, time.UTC), "same"}) // duplicates are rows too
+	}
+	writeTable(t, c, tbl, rows)
+	_, got := readAll(t, c, connector.PlanOptions{PartitionRows: 4, BatchRows: 3})
+	if n := len(got["events"]); n != 25 {
+		t.Fatalf("read %d rows of a keyless table, wrote 25", n)
+	}
+	ap, err := c.OpenApplier(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ap.Close()
+	err = ap.ApplyChanges(t.Context(), &model.ApplyBatch{Tables: []*model.TableChanges{{Table: tbl, Upserts: []model.Row{rows[0]}}}})
+	if err == nil || !strings.Contains(err.Error(), "no primary key") {
+		t.Fatalf("changes to a keyless table: %v", err)
+	}
+}
