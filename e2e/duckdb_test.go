@@ -15,6 +15,7 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
 
@@ -346,5 +347,68 @@ func TestPostgresSchemaChangesIntoDuckDB(t *testing.T) {
 	v := mustFerry(t, "verify", srv.URL(src), "duckdb://"+path)
 	if !strings.Contains(v.stdout, "all 2 table(s) equal") {
 		t.Fatalf("verify: %s", v)
+	}
+}
+
+// The MySQL connector's round-trip values (connectors/mysql/roundtrip_test.go):
+// a column of every MySQL type ferry maps, with its edge values.
+const duckMySQLTypesDDL = `CREATE TABLE types (
+	id int NOT NULL PRIMARY KEY,
+	b tinyint(1), ti tinyint, tiu tinyint unsigned, si smallint, siu smallint unsigned,
+	mi mediumint, miu mediumint unsigned, i int, iu int unsigned, bi bigint, biu bigint unsigned,
+	d decimal(65,30), d2 decimal(10,2), f float, dbl double,
+	c char(5), vc varchar(50), t text, lt longtext, l1 varchar(20) CHARACTER SET latin1,
+	bn binary(4), vb varbinary(20), bl blob,
+	j json, e enum('small','médium','large 😀'), st set('a','b','c'),
+	dt date, tm time(6), dtm datetime(6), ts timestamp(6) NULL DEFAULT NULL, y year, bt bit(10), bt1 bit(1)
+) DEFAULT CHARSET=utf8mb4`
+
+var duckMySQLTypesInsert = []string{
+	`INSERT INTO types VALUES (1, 1, 127, 255, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295,
+		9223372036854775807, 18446744073709551615,
+		99999999999999999999999999999999999.999999999999999999999999999999, 99999999.99,
+		3.4028234663852886e38, 1.7976931348623157e308,
+		'ab', 'héllo 😀 "quoted" \\ back', 'line1\nline2\ttab', REPEAT('x', 70000), 'café €',
+		X'00010200', X'00FF00', X'',
+		'{"a": [1, 2.5, "x"], "b": null, "emoji": "😀"}', 'large 😀', 'a,c',
+		'9999-12-31', '23:59:59.999999', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999999', 2155, b'1111111111', b'1')`,
+	`INSERT INTO types VALUES (2, 0, -128, 0, -32768, 0, -8388608, 0, -2147483648, 0,
+		-9223372036854775808, 0,
+		-0.000000000000000000000000000001, -99999999.99,
+		-1.1754943508222875e-38, 4.9e-324,
+		'', '', '', '', '',
+		X'00000000', X'', X'00',
+		'[]', 'small', '',
+		'1000-01-01', '00:00:00', '1000-01-01 00:00:00', '1970-01-01 00:00:01', 1901, b'0', b'0')`,
+	`INSERT INTO types (id) VALUES (3)`,
+	`INSERT INTO types VALUES (4, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, -12.5, 0.10, 0.1, 0.1,
+		'x', 'it''s', 'text', 'long', 'naïve',
+		X'61626364', X'01', X'DEADBEEF',
+		'{"k": "v"}', 'médium', 'b',
+		'2024-02-29', '12:34:56.5', '2024-02-29 12:00:00', '2024-02-29 12:00:00.123456', 2024, b'101', b'1')`,
+}
+
+// TestMariaDBToDuckDBEdgeValues copies MySQL's edge values (unsigned
+// BIGINT's maximum, DECIMAL(65,30), FLOAT's limits, 4-byte UTF-8, the
+// largest DATETIME(6), YEAR, BIT, SET) into DuckDB; verify finds every row
+// equal, and DuckDB holds them in its own types.
+func TestMariaDBToDuckDBEdgeValues(t *testing.T) {
+	requireMariaDB(t)
+	my := mysqltest.Shared(t)
+	db := my.CreateDatabase(t, "duckedge")
+	my.Exec(t, "USE `"+db+"`; "+duckMySQLTypesDDL)
+	for _, ins := range duckMySQLTypesInsert {
+		my.Exec(t, "USE `"+db+"`; "+ins)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "edge.duckdb")
+	mustFerry(t, "sync", my.URL(db), "duckdb://"+path, "--state-dir", dir, "--mode", "snapshot")
+	v := mustFerry(t, "verify", my.URL(db), "duckdb://"+path)
+	if !strings.Contains(v.stdout, "all 1 table(s) equal") {
+		t.Fatalf("verify: %s", v)
+	}
+	got := duckRows(t, path, `SELECT biu::VARCHAR || ' ' || d2::VARCHAR || ' ' || dtm::VARCHAR || ' ' || e FROM "`+db+`".types WHERE id = 1`)
+	if want := "18446744073709551615 99999999.99 9999-12-31 23:59:59.999999 large 😀"; got[0] != want {
+		t.Fatalf("row 1 in DuckDB: %q, want %q", got[0], want)
 	}
 }
