@@ -289,6 +289,13 @@ func TestScaleOutDuckDBOneWorker(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "another process has it open") {
 		t.Fatalf("a second worker on the same DuckDB file: %s", r)
 	}
+	// A worker that comes to the DuckDB worker's task queue later is
+	// reported by it.
+	late := ts.worker(t, srcConn, "--task-queue=duck")
+	if !duck.waitFor(t, "other workers poll this worker's task queue", 30*time.Second) {
+		t.Fatalf("the DuckDB worker did not report a worker that came to its task queue:\n%s", duck.stderr.String())
+	}
+	late.signal(t, syscall.SIGTERM)
 
 	run := startFerry(t, "run", "--temporal", ts.addr, "--task-queue", "duck", "--source", "src", "--destination", "dst", "--name", "soduck",
 		"--mode", "snapshot", "--partition-rows", "500", "--parallel", "3", "--progress", "none", "--log-format", "json")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,6 +161,7 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 	defer signal.Stop(sig)
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
+	var seen string // the other pollers last warned about
 	for {
 		select {
 		case s := <-sig:
@@ -184,6 +186,9 @@ func runWorker(ctx context.Context, g *globals, tf temporalFlags, connFlags []st
 				} else {
 					log.Warn("Temporal unreachable", "error", err)
 				}
+			}
+			if len(held) > 0 {
+				seen = warnOtherPollers(ctx, c, tf.taskQueue, identity, seen, log)
 			}
 		case <-ctx.Done():
 			w.Stop()
@@ -265,6 +270,34 @@ func holdOneWriterConnections(ctx context.Context, conns *connector.Connections,
 		}
 	}
 	return held, nil
+}
+
+// warnOtherPollers logs an error when workers other than this one, which
+// holds a one-writer destination, poll its task queue: they started after
+// it, and the tasks of the flow into that destination they get will fail.
+// It returns the pollers it warned about, so each new set is logged once.
+func warnOtherPollers(ctx context.Context, c client.Client, taskQueue, identity, seen string, log *slog.Logger) string {
+	qctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+	defer cancel()
+	resp, err := c.DescribeTaskQueue(qctx, taskQueue, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+	if err != nil {
+		return seen // Temporal unreachable: the health check says so
+	}
+	var others []string
+	for _, p := range resp.GetPollers() {
+		if p.GetIdentity() != identity && time.Since(p.GetLastAccessTime().AsTime()) < pollerWindow {
+			others = append(others, p.GetIdentity())
+		}
+	}
+	slices.Sort(others)
+	now := strings.Join(others, ", ")
+	if now != "" && now != seen {
+		log.Error("other workers poll this worker's task queue",
+			"task_queue", taskQueue, "others", now,
+			"why", "this worker holds a destination one process writes (a DuckDB file): the tasks of its flow the others get will fail",
+			"fix", "give the other workers another task queue")
+	}
+	return now
 }
 
 // refuseWorkerConnections refuses, before the worker polls, a connection
