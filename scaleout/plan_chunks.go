@@ -89,9 +89,20 @@ type PlanChunk struct {
 }
 
 // PlanChunkWorkflow keeps a chunk of a plan in its input until released.
-func PlanChunkWorkflow(ctx workflow.Context, _ PlanChunk) error {
+// It decodes only the chunk's header: the workflow waits, cached by the
+// worker that started it, for as long as the copy runs, and a decoded
+// chunk would stay in that worker's memory all along (thousands of chunks,
+// gigabytes, for a plan of millions of partitions). ReadPlanChunk reads the
+// partitions from the history instead.
+func PlanChunkWorkflow(ctx workflow.Context, _ planChunkHeader) error {
 	workflow.GetSignalChannel(ctx, SignalReleaseChunk).Receive(ctx, nil)
 	return nil
+}
+
+// planChunkHeader is a PlanChunk without its partitions.
+type planChunkHeader struct {
+	Flow  string `json:"flow"`
+	Index int    `json:"index"`
 }
 
 // ReadChunkInput names the chunk to read.
