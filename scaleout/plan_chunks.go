@@ -22,7 +22,7 @@ import (
 // docs/decisions/2026-12-07-plan-without-ceiling.md): the plan activity
 // returns the tables and the first chunk of partitions, and starts one
 // small plan-chunk workflow per further chunk, whose input is the chunk.
-// Those workflows only wait for their release; the flow workflow reads a
+// Those workflows never run (see chunkQueue); the flow workflow reads a
 // chunk (a read-plan-chunk activity, from the chunk workflow's first
 // event) when its window is about to run dry, and folds finished
 // partitions into per-table counters, so neither a payload nor the state
@@ -88,22 +88,23 @@ type PlanChunk struct {
 	Partitions []model.Partition `json:"partitions"`
 }
 
-// PlanChunkWorkflow keeps a chunk of a plan in its input until released.
-// It decodes only the chunk's header: the workflow waits, cached by the
-// worker that started it, for as long as the copy runs, and a decoded
-// chunk would stay in that worker's memory all along (thousands of chunks,
-// gigabytes, for a plan of millions of partitions). ReadPlanChunk reads the
-// partitions from the history instead.
-func PlanChunkWorkflow(ctx workflow.Context, _ planChunkHeader) error {
+// PlanChunkWorkflow kept a chunk of a plan in its input until released,
+// on the flow's task queue. Chunk workflows are now started on a queue no
+// worker polls (chunkQueue) and never run; this remains for those started
+// before, and for their recorded history.
+func PlanChunkWorkflow(ctx workflow.Context, _ PlanChunk) error {
 	workflow.GetSignalChannel(ctx, SignalReleaseChunk).Receive(ctx, nil)
 	return nil
 }
 
-// planChunkHeader is a PlanChunk without its partitions.
-type planChunkHeader struct {
-	Flow  string `json:"flow"`
-	Index int    `json:"index"`
-}
+// chunkQueue is the task queue a flow's plan-chunk workflows are started
+// on: no worker polls it, so they never run. Their input, the chunk, is in
+// their history (ReadPlanChunk reads it from there) and nowhere else: a
+// chunk workflow that ran would wait, cached by a worker, for as long as
+// the copy lasts, with its input in that worker's memory (thousands of
+// chunks, gigabytes, for a plan of millions of partitions). They end when
+// released (terminated).
+func chunkQueue(taskQueue string) string { return taskQueue + "-plan-chunks" }
 
 // ReadChunkInput names the chunk to read.
 type ReadChunkInput struct {
@@ -186,7 +187,7 @@ func (a *Activities) chunkPlan(ctx context.Context, plan *model.Plan, chunkKB in
 		activity.RecordHeartbeat(ctx)
 		_, err := a.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:                       pc.ID(k),
-			TaskQueue:                info.TaskQueue,
+			TaskQueue:                chunkQueue(info.TaskQueue),
 			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		}, PlanChunkWorkflowName, PlanChunk{Flow: info.WorkflowExecution.ID, Index: k + 1, Partitions: c})
 		if err != nil {
@@ -235,9 +236,10 @@ func (a *Activities) releaseChunks(ctx context.Context, c PlanChunks) error {
 	return releaseChunks(ctx, a.Client, c, func() { activity.RecordHeartbeat(ctx) })
 }
 
-// releaseChunks signals the chunk workflows to end, calling beat before
-// each (an activity's heartbeat); Count < 0 releases chunks from the first
-// until one is missing. A chunk already ended is no error.
+// releaseChunks ends the chunk workflows (terminated: those started on
+// chunkQueue never run, so a signal would not end them), calling beat
+// before each (an activity's heartbeat); Count < 0 releases chunks from the
+// first until one is missing. A chunk already ended is no error.
 func releaseChunks(ctx context.Context, cl client.Client, c PlanChunks, beat func()) error {
 	if c.Count == 0 {
 		return nil
@@ -246,7 +248,7 @@ func releaseChunks(ctx context.Context, cl client.Client, c PlanChunks, beat fun
 		if beat != nil {
 			beat()
 		}
-		err := cl.SignalWorkflow(ctx, c.ID(k), "", SignalReleaseChunk, nil)
+		err := cl.TerminateWorkflow(ctx, c.ID(k), "", "the copy no longer needs this chunk of its plan")
 		var nf *serviceerror.NotFound
 		switch {
 		case errors.As(err, &nf) && c.Count < 0:
