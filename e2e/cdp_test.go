@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,11 +25,12 @@ const chromiumPath = "/usr/bin/chromium"
 // browser is a headless Chromium driven over the Chrome DevTools Protocol:
 // just the few commands the dashboard test needs, on one page.
 type browser struct {
-	cmd  *exec.Cmd
-	ws   *websocket.Conn
-	mu   sync.Mutex
-	next int64
-	wait map[int64]chan cdpMessage
+	cmd     *exec.Cmd
+	profile string // the browser's profile directory, removed by close
+	ws      *websocket.Conn
+	mu      sync.Mutex
+	next    int64
+	wait    map[int64]chan cdpMessage
 
 	// What the page reported: exceptions, console and CSP errors, and the
 	// URL of every request it made.
@@ -51,17 +53,25 @@ type cdpMessage struct {
 // to its page.
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
-	profile := t.TempDir()
+	// The profile is removed by close, after the browser's every process
+	// is gone: its helper processes outlive a killed main process for a
+	// moment and keep writing there (t.TempDir's removal then failed).
+	profile, err := os.MkdirTemp("", "ferry-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(chromiumPath, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
 		"--disable-extensions", "--hide-scrollbars", "--mute-audio",
 		"--user-data-dir="+profile, "--remote-debugging-port=0", "--remote-allow-origins=*",
 		"--window-size=1280,900", "about:blank")
 	cmd.Stdout, cmd.Stderr = nil, nil
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // close kills the whole group
 	if err := cmd.Start(); err != nil {
+		os.RemoveAll(profile) //nolint:errcheck // nothing started
 		t.Fatalf("starting %s: %v", chromiumPath, err)
 	}
-	b := &browser{cmd: cmd, wait: map[int64]chan cdpMessage{}}
+	b := &browser{cmd: cmd, profile: profile, wait: map[int64]chan cdpMessage{}}
 	t.Cleanup(b.close)
 
 	// Chromium writes its port to DevToolsActivePort once it listens.
@@ -269,8 +279,15 @@ func (b *browser) close() {
 		b.ws.Close()
 	}
 	if b.cmd.Process != nil {
-		b.cmd.Process.Kill() //nolint:errcheck // best effort at test end
-		b.cmd.Wait()         //nolint:errcheck // killed
+		syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL) //nolint:errcheck // best effort at test end
+		b.cmd.Wait()                                      //nolint:errcheck // killed
+	}
+	// A helper process of the group may still be exiting: retry briefly.
+	for range 50 {
+		if os.RemoveAll(b.profile) == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
