@@ -15,6 +15,7 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/ferrydb/ferry/internal/faultpoint"
 	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/internal/testsupport/pgtest"
 )
@@ -192,6 +193,48 @@ func TestQueryReplicationIntoDuckDB(t *testing.T) {
 		t.Fatalf("second run: rows %v, want one run of the %s new and changed rows:\n%s", runs, changed, r.stderr)
 	}
 	same("after the second run")
+}
+
+// TestQueryReplicationMySQLIntoDuckDB: a MariaDB query kept in a DuckDB
+// file by key; rows updated and inserted between runs arrive, none twice,
+// and a run killed after its first batch resumes.
+func TestQueryReplicationMySQLIntoDuckDB(t *testing.T) {
+	requireMariaDB(t)
+	my := mysqltest.Shared(t)
+	src := my.CreateDatabase(t, "qduckmy")
+	my.Exec(t, "CREATE TABLE `"+src+"`.items (id int PRIMARY KEY, name varchar(30) NOT NULL, price decimal(8,2), kind enum('a','b'), changed datetime(3) NOT NULL)",
+		"INSERT INTO `"+src+"`.items WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 1000) SELECT g, CONCAT('item ', g), g / 4, IF(g % 2 = 0, 'a', 'b'), TIMESTAMP('2026-01-01') + INTERVAL (g DIV 3) SECOND FROM s")
+	path := filepath.Join(t.TempDir(), "items.duckdb")
+	args := []string{"sync", my.URL(src), "duckdb://" + path, "--name", "qduckmy", "--state-dir", t.TempDir(), "--log-format", "json", "--progress", "none",
+		"--query", "items_b=SELECT id, name, price, kind, changed FROM items WHERE kind = 'b'", "--watermark", "changed", "--key", "id", "--batch-rows", "40"}
+	compare := func(when string) {
+		t.Helper()
+		var want string
+		if err := my.Connect(t, src).QueryRow(`SELECT CONCAT(COUNT(*), '|', SUM(price), '|', SUM(CHAR_LENGTH(name)), '|', DATE_FORMAT(MAX(changed), '%Y-%m-%d %H:%i:%s.%f')) FROM items WHERE kind = 'b'`).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		got := duckRows(t, path, `SELECT count(*) || '|' || sum(price) || '|' || sum(length(name)) || '|' || strftime(max(changed), '%Y-%m-%d %H:%M:%S.%f') FROM items_b`)[0]
+		if got != want {
+			t.Fatalf("%s: DuckDB %s, MariaDB %s (count|sum price|name lengths|last change)", when, got, want)
+		}
+		if dup := duckRows(t, path, `SELECT count(*) - count(DISTINCT id) FROM items_b`)[0]; dup != "0" {
+			t.Fatalf("%s: %s rows twice", when, dup)
+		}
+	}
+	mustFerry(t, args...)
+	compare("after the first run")
+	my.Exec(t, "UPDATE `"+src+"`.items SET price = price + 100, changed = '2026-02-01 00:00:00.250' WHERE id % 5 = 0",
+		"INSERT INTO `"+src+"`.items VALUES (1001, 'new', 1.50, 'b', '2026-02-02 00:00:00')")
+	bg := startFerryEnv(t, []string{faultpoint.Env + "=" + faultpoint.QueryBatchWritten}, args...)
+	if !bg.waitFor(t, faultpoint.Message, 2*time.Minute) {
+		t.Fatalf("ferry never held after its first batch:\n%s", bg.stderr.String())
+	}
+	if !bg.kill(t) {
+		t.Fatalf("ferry had exited before the kill:\n%s", bg.stderr.String())
+	}
+	t.Setenv(faultpoint.Env, "")
+	mustFerry(t, args...)
+	compare("after the killed run resumed")
 }
 
 // TestDuckDBBadInput: a file in a missing directory, a file another
