@@ -77,35 +77,7 @@ func Open(_ context.Context, u *url.URL) (*Conn, error) {
 
 // pathFromURL extracts the absolute file path from a duckdb URL.
 func pathFromURL(u *url.URL) (string, error) {
-	const fix = "use duckdb:///absolute/path/file.duckdb or duckdb:relative/path/file.duckdb"
-	if len(u.Query()) > 0 {
-		return "", errs.BadConfig(fmt.Sprintf("duckdb URL takes no parameters, got %q", u.RawQuery), fix)
-	}
-	var p string
-	switch {
-	case u.Opaque != "":
-		var err error
-		if p, err = url.PathUnescape(u.Opaque); err != nil {
-			return "", &errs.ConfigError{Msg: fmt.Sprintf("duckdb URL path %q", u.Opaque), Fix: fix, Err: err}
-		}
-	case u.Host == "" || u.Host == "localhost":
-		p = u.Path
-	case u.Host == "." || u.Host == "..":
-		p = u.Host + u.Path
-	default:
-		return "", errs.BadConfig(fmt.Sprintf("duckdb URL names host %q; DuckDB files are local", u.Host), fix)
-	}
-	if p == "" || p == "/" {
-		return "", errs.BadConfig("duckdb URL has no file path", fix)
-	}
-	if p == ":memory:" || strings.HasPrefix(p, "md:") {
-		return "", errs.BadConfig(fmt.Sprintf("duckdb URL path %q is not a file; ferry needs a database file", p), fix)
-	}
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", &errs.ConfigError{Msg: fmt.Sprintf("duckdb path %q", p), Fix: fix, Err: err}
-	}
-	return abs, nil
+	return connector.LocalFilePath(u, "DuckDB", "file.duckdb", func(p string) bool { return p == ":memory:" || strings.HasPrefix(p, "md:") })
 }
 
 // handle is one process's database on one file, shared by every Conn on

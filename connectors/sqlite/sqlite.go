@@ -100,35 +100,7 @@ func Open(_ context.Context, u *url.URL) (*Conn, error) {
 
 // pathFromURL extracts the absolute file path from a sqlite URL.
 func pathFromURL(u *url.URL) (string, error) {
-	const fix = "use sqlite:///absolute/path/file.db or sqlite:relative/path/file.db"
-	if len(u.Query()) > 0 {
-		return "", errs.BadConfig(fmt.Sprintf("sqlite URL takes no parameters, got %q", u.RawQuery), fix)
-	}
-	var p string
-	switch {
-	case u.Opaque != "":
-		var err error
-		if p, err = url.PathUnescape(u.Opaque); err != nil {
-			return "", &errs.ConfigError{Msg: fmt.Sprintf("sqlite URL path %q", u.Opaque), Fix: fix, Err: err}
-		}
-	case u.Host == "" || u.Host == "localhost":
-		p = u.Path
-	case u.Host == "." || u.Host == "..":
-		p = u.Host + u.Path
-	default:
-		return "", errs.BadConfig(fmt.Sprintf("sqlite URL names host %q; SQLite files are local", u.Host), fix)
-	}
-	if p == "" || p == "/" {
-		return "", errs.BadConfig("sqlite URL has no file path", fix)
-	}
-	if p == ":memory:" || strings.HasPrefix(p, "file:") {
-		return "", errs.BadConfig(fmt.Sprintf("sqlite URL path %q is not a file; ferry needs a database file", p), fix)
-	}
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", &errs.ConfigError{Msg: fmt.Sprintf("sqlite path %q", p), Fix: fix, Err: err}
-	}
-	return abs, nil
+	return connector.LocalFilePath(u, "SQLite", "file.db", func(p string) bool { return p == ":memory:" || strings.HasPrefix(p, "file:") })
 }
 
 // dsn builds the driver's data source name for the file with the given
