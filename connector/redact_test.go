@@ -20,6 +20,17 @@ func TestRedact(t *testing.T) {
 		{"postgres://db/x?password=hunter2&sslmode=disable", "postgres://db/x?password=xxxxx&sslmode=disable"},
 		{"postgres://u:p%40ss@db/x", "postgres://u:xxxxx@db/x"},
 		{"postgres://u:bad pass@db/x%zz", "postgres://u:xxxxx@db/x%zz"},
+		// A password holding '@' then '?' ends at the last '@', not where
+		// url.Parse's query starts (the clean run's fuzzing found these).
+		{"postgres://postgres:@0?=K7Q3@127.0.0.1:1/t7", "postgres://postgres:xxxxx@127.0.0.1:1/t7"},
+		{"postgres://postgres:@0/x?a=K7Q3@127.0.0.1:1/t7", "postgres://postgres:xxxxx@127.0.0.1:1/t7"},
+		// An unquoted password that starts with two quotes is all secret,
+		// not an empty quoted value and a pair after it.
+		{"host=h user=u password=''0=K7Q3 dbname=t7", "host=h user=u password=xxxxx dbname=t7"},
+		{"host=h password=''password=K7Q3 dbname=t7", "host=h password=xxxxx dbname=t7"},
+		// A DSN whose password starts with "/:" has no authority, whatever
+		// "://" follows.
+		{"root:/://K7Q3@tcp(127.0.0.1:1)/t7", "root:xxxxx@tcp(127.0.0.1:1)/t7"},
 	}
 	for _, c := range cases {
 		if got := errs.Redact(c.in); got != c.want {

@@ -31,7 +31,28 @@ func IsKeywordValue(raw string) bool { return kvStartRe.MatchString(raw) }
 type kvPair struct {
 	key, value string
 	start, end int
+	// loose is where the value would end were it not quoted: a password
+	// typed unquoted that starts with a quote ('' then more) is read as an
+	// empty quoted value and a pair after it, but the person meant all of
+	// it. Secrets are hidden to the wider of the two ends.
+	loose int
 }
+
+// unquotedEnd returns where a value starting at start ends when read
+// without quotes: at the first unescaped space.
+func unquotedEnd(s string, start int) int {
+	pos := start
+	for pos < len(s) && !strings.ContainsRune(kvSpace, rune(s[pos])) {
+		if s[pos] == '\\' {
+			pos++
+		}
+		pos++
+	}
+	return min(pos, len(s))
+}
+
+// secretEnd is where a secret value's text ends, whichever way it is read.
+func (p kvPair) secretEnd() int { return max(p.end, p.loose) }
 
 const kvSpace = " \t\n\r\v\f"
 
@@ -101,7 +122,7 @@ func parseKeywordValue(s string) (pairs []kvPair, tail string, err error) {
 				pos++
 			}
 		}
-		pairs = append(pairs, kvPair{key: key, value: val.String(), start: start, end: pos})
+		pairs = append(pairs, kvPair{key: key, value: val.String(), start: start, end: pos, loose: unquotedEnd(s, start)})
 		pos += len(s[pos:]) - len(strings.TrimLeft(s[pos:], kvSpace))
 	}
 	return pairs, "", nil
@@ -118,9 +139,14 @@ func redactKeywordValue(s string) string {
 		if !isSecretParam(p.key) {
 			continue
 		}
+		if p.start < last {
+			// Inside the secret before, read loosely.
+			last = max(last, p.secretEnd())
+			continue
+		}
 		b.WriteString(s[last:p.start])
 		b.WriteString("xxxxx")
-		last = p.end
+		last = p.secretEnd()
 	}
 	cut := len(s) - len(tail)
 	if tail != "" && cut >= last {

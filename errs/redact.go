@@ -114,7 +114,7 @@ func Secrets(raw string) []string {
 		pairs, tail := keywordValuePairs(raw)
 		for _, p := range pairs {
 			if isSecretParam(p.key) {
-				add(p.value, raw[p.start:p.end])
+				add(p.value, raw[p.start:p.end], raw[p.start:p.secretEnd()])
 			}
 		}
 		// What follows a broken pair may be the rest of an unquoted
@@ -160,7 +160,7 @@ func Secrets(raw string) []string {
 
 // FitsURL reports whether url.Parse's reading of raw accounts for every
 // '@' in it. An '@' after the host (in the path, in a query parameter's
-// name, in the fragment, in a query right after the host) or in an opaque
+// name or value, in the fragment) or in an opaque
 // URL means the userinfo did not end
 // where url.Parse thought: the password holds a '/', '?' or '#' that should
 // have been percent-encoded, and what url.Parse calls host, port or path is
@@ -173,27 +173,24 @@ func FitsURL(raw string, u *url.URL) bool {
 		return false
 	}
 	// A path may hold an '@' only after a host or in scheme:///path form;
-	// in user:/pass@host it is the end of a userinfo.
-	if (u.Host != "" || u.User != nil || !strings.Contains(raw, "://")) && strings.Contains(u.EscapedPath(), "@") {
+	// in user:/pass@host (user:/://pass@host too) it is the end of a
+	// userinfo.
+	rest := raw
+	if u.Scheme != "" {
+		rest = raw[len(u.Scheme)+1:]
+	}
+	if (u.Host != "" || u.User != nil || !strings.HasPrefix(rest, "//")) && strings.Contains(u.EscapedPath(), "@") {
 		return false
 	}
-	// scheme://user:1?a=b@host/db reads as host "user", port 1 and a query
-	// straight after the authority, and user:?a=b@tcp(h)/db (a DSN whose
-	// password starts with '?') as the scheme "user" and a query alone; a
-	// real query follows a database.
-	if u.User == nil && u.Path == "" && strings.Contains(u.RawQuery, "@") {
+	// An '@' in a query is far more often the end of a userinfo whose
+	// password holds a '?' (scheme://user:1?a=b@host/db reads as host
+	// "user", port 1 and a query; scheme://user:@0?=x@host/db as host "0";
+	// user:?a=b@tcp(h)/db as the scheme "user" and a query alone) than part
+	// of a parameter's value. Read loosely, a value with an '@' hides a
+	// little more than it must, which is harmless; read strictly, a
+	// password would show.
+	if strings.Contains(u.RawQuery, "@") {
 		return false
-	}
-	// scheme://user:@?x@host/db (a password starting with '@?') reads as a
-	// userinfo with an empty password, no host, and a query holding the
-	// rest; a userinfo is followed by a host or a path.
-	if u.User != nil && u.Host == "" && u.Path == "" && strings.Contains(u.RawQuery, "@") {
-		return false
-	}
-	for _, seg := range strings.Split(u.RawQuery, "&") {
-		if k, _, _ := strings.Cut(seg, "="); strings.Contains(k, "@") {
-			return false
-		}
 	}
 	return true
 }
