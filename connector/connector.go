@@ -347,6 +347,52 @@ type Preflighter interface {
 	Preflight(ctx context.Context, tables []*model.Table, opts PlanOptions) error
 }
 
+// PlanStreamer is a source that hands out its plan's partitions as it cuts
+// them, in plan order, so that a plan of millions of partitions is never
+// whole in memory: a scale-out plan activity stores them in chunks as they
+// come. The plan it returns has no partitions; emit has had each once.
+// What Plan records first (T0, a slot) it records before the first emit,
+// and a plan that fails after some emits leaves them to the caller to
+// discard.
+type PlanStreamer interface {
+	PlanStream(ctx context.Context, tables []*model.Table, opts PlanOptions, emit func(model.Partition) error) (*model.Plan, error)
+}
+
+// StreamPlan plans the tables with src, handing each partition to emit in
+// plan order: as src cuts them when it is a PlanStreamer, else from its
+// whole plan. The plan returned has no partitions.
+func StreamPlan(ctx context.Context, src Source, tables []*model.Table, opts PlanOptions, emit func(model.Partition) error) (*model.Plan, error) {
+	if ps, ok := src.(PlanStreamer); ok {
+		return ps.PlanStream(ctx, tables, opts, emit)
+	}
+	plan, err := src.Plan(ctx, tables, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range plan.Partitions {
+		if err := emit(p); err != nil {
+			return nil, err
+		}
+	}
+	plan.Partitions = nil
+	return plan, nil
+}
+
+// CollectPlan is Plan for a PlanStreamer: stream gathers its partitions
+// into the plan.
+func CollectPlan(ctx context.Context, stream func(context.Context, []*model.Table, PlanOptions, func(model.Partition) error) (*model.Plan, error), tables []*model.Table, opts PlanOptions) (*model.Plan, error) {
+	var parts []model.Partition
+	plan, err := stream(ctx, tables, opts, func(p model.Partition) error {
+		parts = append(parts, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	plan.Partitions = parts
+	return plan, nil
+}
+
 // TableAdder is a change source whose stream carries only the tables it
 // was told of when the flow's plan was made (a PostgreSQL publication). A
 // flow run again with a wider --tables calls AddTables with the tables it

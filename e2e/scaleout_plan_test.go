@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferrydb/ferry/internal/faultpoint"
 	"github.com/ferrydb/ferry/scaleout"
 )
 
@@ -200,4 +202,89 @@ func TestScaleOutPlanInChunksResumesAndCancels(t *testing.T) {
 	// The restarted run planned in chunks under the flow type that only
 	// workers knowing chunks run.
 	record(t, ts, "restarted", "history-plan-in-chunks-2.json")
+}
+
+// A worker that dies while its plan activity is still cutting the plan,
+// after it stored the first chunks, leaves nothing behind: the plan is made
+// again on another worker, which ends the dead attempt's chunk workflows
+// before storing its own, and every row is copied once. (The partitions go
+// to chunk workflows as the source cuts them, so a plan cut off half-way
+// has chunks stored and others not.)
+func TestScaleOutPlanCutOffByAKilledWorker(t *testing.T) {
+	const perTable = 600 // 1,200 partitions, about 13 chunks of 16 kB
+	ts := startTemporal(t)
+	src, dst := "src=fake://?tables=2&rows="+strconv.Itoa(2*perTable)+"&seed=5", "dst=null://"
+	held := startFerryEnv(t, []string{faultpoint.Env + "=" + faultpoint.PlanChunkStored},
+		"worker", "--temporal", ts.addr, "--log-format", "json", "--concurrency", "4", "--connection", src, "--connection", dst)
+	if !held.waitFor(t, "worker polling", 30*time.Second) {
+		t.Fatalf("the worker did not start:\n%s", held.stderr.String())
+	}
+	t.Setenv(faultpoint.Env, "") // only the first worker holds
+	run := startFerry(t, "run", "--temporal", ts.addr, "--source", "src", "--destination", "dst", "--name", "cutoff",
+		"--mode", "snapshot", "--partition-rows", "2", "--parallel", "16", "--plan-chunk-kb", "16", "--progress", "none", "--log-format", "json")
+	if !held.waitFor(t, faultpoint.Message, 2*time.Minute) {
+		t.Fatalf("the plan never stored a chunk:\n%s", held.stderr.String())
+	}
+	var stored []string
+	for deadline := time.Now().Add(15 * time.Second); len(stored) == 0 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		stored = workflowIDs(t, ts, "WorkflowType = '"+scaleout.PlanChunkWorkflowName+"'")
+	}
+	if len(stored) == 0 {
+		t.Fatal("the held plan activity shows no chunk workflow: the kill would not land half-way")
+	}
+	if !held.kill(t) {
+		t.Fatal("the held worker had exited before the kill")
+	}
+	ts.worker(t, src, dst)
+	if code := run.waitExit(t, 5*time.Minute); code != 0 {
+		t.Fatalf("ferry run exited %d:\n%s", code, run.stderr.String())
+	}
+	st := ts.flowStatus(t, "cutoff")
+	if st == nil || st.Status != "Completed" {
+		t.Fatalf("status: %+v", st)
+	}
+	snap := st.Snapshot()
+	if snap.RowsCopied != 4*perTable {
+		t.Fatalf("%d rows copied, want %d", snap.RowsCopied, 4*perTable)
+	}
+	for _, tb := range snap.Tables {
+		if tb.Partitions != perTable || tb.PartitionsDone != perTable {
+			t.Fatalf("table %s: %d of %d partitions done, want %d of %d", tb.Table, tb.PartitionsDone, tb.Partitions, perTable, perTable)
+		}
+	}
+	if n := len(workflowRuns(t, ts, "WorkflowType = '"+scaleout.PlanChunkWorkflowName+"' AND ExecutionStatus = 'Running'")); n != 0 {
+		t.Fatalf("%d plan chunk workflows still run after the copy", n)
+	}
+	// The dead attempt's chunks were ended, not read: the copy used the
+	// second attempt's.
+	for _, id := range stored {
+		if !strings.Contains(id, ".1/") {
+			t.Fatalf("chunk %s seen while the first attempt held is not the first attempt's", id)
+		}
+	}
+	if st.State.Chunks == nil || strings.HasSuffix(st.State.Chunks.Prefix, ".1") {
+		t.Fatalf("the flow reads the chunks of the attempt that died: %+v", st.State.Chunks)
+	}
+}
+
+// workflowIDs lists the workflow IDs a visibility query finds.
+func workflowIDs(t *testing.T, ts *temporalServer, query string) []string {
+	t.Helper()
+	out, err := exec.Command(ts.bin, "workflow", "list", "--query", query, "--address", ts.addr, "--output", "json", "--limit", "1000").CombinedOutput()
+	if err != nil {
+		t.Fatalf("temporal workflow list: %v\n%s", err, out)
+	}
+	var list []struct {
+		Execution struct {
+			WorkflowID string `json:"workflowId"`
+		} `json:"execution"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		t.Fatalf("temporal workflow list: %v\n%s", err, out)
+	}
+	var ids []string
+	for _, w := range list {
+		ids = append(ids, w.Execution.WorkflowID)
+	}
+	return ids
 }

@@ -34,6 +34,8 @@ type Engine struct {
 	// once in New: every optional ability is a typed field, nil when absent.
 	src, dst connector.Capabilities
 	store    *state.Store
+	// planSink, when set, takes a new plan's partitions (SetPlanSink).
+	planSink PlanSink
 	log      *slog.Logger
 
 	mode flow.Mode

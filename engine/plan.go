@@ -274,8 +274,24 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	}
 	start := time.Now()
 	var plan *model.Plan
+	parts := 0
 	err = e.onSource(ctx, "plan", func(ctx context.Context) (err error) {
-		plan, err = e.src.Source.Plan(ctx, selected, planOpts)
+		if e.planSink == nil {
+			plan, err = e.src.Source.Plan(ctx, selected, planOpts)
+			if err == nil {
+				parts = len(plan.Partitions)
+			}
+			return err
+		}
+		// A retried plan starts over.
+		if err := e.planSink.Restart(ctx); err != nil {
+			return err
+		}
+		parts = 0
+		plan, err = connector.StreamPlan(ctx, e.src.Source, selected, planOpts, func(p model.Partition) error {
+			parts++
+			return e.planSink.Add(p)
+		})
 		return err
 	})
 	if err != nil {
@@ -287,7 +303,7 @@ func (e *Engine) makePlan(ctx context.Context) error {
 	if err := e.savePlan(context.WithoutCancel(ctx), plan); err != nil {
 		return err
 	}
-	e.log.Info("planned flow", "tables", len(plan.Tables), "partitions", len(plan.Partitions), "t0", plan.T0, "took", time.Since(start).Round(time.Millisecond))
+	e.log.Info("planned flow", "tables", len(plan.Tables), "partitions", parts, "t0", plan.T0, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -473,3 +489,17 @@ func newTableRun(t, d *model.Table, x *transform.Table) *tableRun {
 
 // Plan returns the flow's plan once Prepare has run.
 func (e *Engine) Plan() *model.Plan { return e.plan }
+
+// PlanSink takes a new plan's partitions as the source cuts them, in plan
+// order (Engine.SetPlanSink). Restart is called before each try: a plan
+// retried after a source outage starts over.
+type PlanSink interface {
+	Restart(ctx context.Context) error
+	Add(p model.Partition) error
+}
+
+// SetPlanSink makes an engine without a state store (a scale-out plan
+// activity) hand a new plan's partitions to sink instead of keeping them:
+// Plan then returns the plan without partitions, and a plan of millions of
+// them is never whole in memory.
+func (e *Engine) SetPlanSink(sink PlanSink) { e.planSink = sink }

@@ -195,13 +195,29 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if in.StartOver {
 		o.eng.StartOver()
 	}
+	var w *chunkWriter
+	if in.Chunked {
+		// The partitions go to the chunk workflows as the source cuts
+		// them: the plan is never whole in this worker's memory.
+		if w, err = a.newChunkWriter(ctx, in.ChunkKB); err != nil {
+			return PlanResult{}, a.failure(err, o.secrets)
+		}
+		o.eng.SetPlanSink(w)
+	}
 	if err := o.eng.Prepare(ctx); err != nil {
+		if w != nil {
+			// A plan that failed half-way must not leave chunk workflows
+			// running on a queue nobody polls.
+			if rerr := w.Restart(context.WithoutCancel(ctx)); rerr != nil {
+				a.logger().Warn("could not release the failed plan's chunks; a retry of the plan releases them", "flow", in.Options.Name, "error", o.secrets.Scrub(rerr.Error()))
+			}
+		}
 		return PlanResult{}, a.failure(err, o.secrets)
 	}
 	plan := o.eng.Plan()
 	can := o.eng.Progress().Abilities
 	if in.Chunked {
-		first, chunks, tables, err := a.chunkPlan(ctx, plan, in.ChunkKB)
+		first, chunks, tables, err := w.finish(plan)
 		if err != nil {
 			a.dropRefused(ctx, o, in.Options.Name)
 			return PlanResult{}, a.failure(err, o.secrets)

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/ferrydb/ferry/internal/faultpoint"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -116,85 +117,150 @@ type ReleasePlanInput struct {
 	Chunks PlanChunks `json:"chunks"`
 }
 
+// chunker cuts partitions, as they come, into chunks of at most bytes of
+// JSON each (at least one partition a chunk), in order, handing each full
+// chunk to flush.
+type chunker struct {
+	bytes int
+	cur   []model.Partition
+	size  int
+	flush func([]model.Partition) error
+}
+
+func (c *chunker) add(p model.Partition) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if c.size+len(b)+1 > c.bytes && len(c.cur) > 0 {
+		if err := c.end(); err != nil {
+			return err
+		}
+	}
+	c.cur = append(c.cur, p)
+	c.size += len(b) + 1
+	return nil
+}
+
+// end flushes the chunk being filled, if any.
+func (c *chunker) end() error {
+	if len(c.cur) == 0 {
+		return nil
+	}
+	full := c.cur
+	c.cur, c.size = nil, 0
+	return c.flush(full)
+}
+
 // splitPlan cuts partitions into chunks of at most chunkBytes of JSON each
 // (at least one partition a chunk), in plan order.
 func splitPlan(parts []model.Partition, chunkBytes int) ([][]model.Partition, error) {
 	var out [][]model.Partition
-	start, size := 0, 0
-	for i, p := range parts {
-		b, err := json.Marshal(p)
-		if err != nil {
+	c := &chunker{bytes: chunkBytes, flush: func(p []model.Partition) error { out = append(out, p); return nil }}
+	for _, p := range parts {
+		if err := c.add(p); err != nil {
 			return nil, err
 		}
-		if size+len(b)+1 > chunkBytes && i > start {
-			out = append(out, parts[start:i])
-			start, size = i, 0
-		}
-		size += len(b) + 1
 	}
-	if start < len(parts) {
-		out = append(out, parts[start:])
-	}
-	return out, nil
+	return out, c.end()
 }
 
-// tableParts counts the plan's partitions by table, in the plan's table
-// order.
-func tableParts(plan *model.Plan) []TableParts {
-	n := map[string]int64{}
-	for _, p := range plan.Partitions {
-		n[p.Table.String()]++
-	}
-	out := make([]TableParts, 0, len(plan.Tables))
-	for _, t := range plan.Tables {
-		out = append(out, TableParts{Table: t.Namespace.String(), Partitions: n[t.Namespace.String()]})
-	}
-	return out
+// chunkWriter takes a new plan's partitions as the source cuts them
+// (engine.PlanSink) and stores them in chunks as they fill: the first is
+// kept for the plan activity's result, each further one becomes a
+// plan-chunk workflow at once, so the planning worker holds one chunk,
+// never the plan.
+type chunkWriter struct {
+	a      *Activities
+	ctx    context.Context
+	base   string
+	pc     *PlanChunks
+	first  []model.Partition
+	stored int
+	counts map[string]int64
+	c      chunker
 }
 
-// chunkPlan returns the plan result of a plan in chunks: the first chunk
-// inline, a plan-chunk workflow started for every further one. Chunk
-// workflows a failed earlier attempt of the activity started are released
-// first (their plan is not this one).
-func (a *Activities) chunkPlan(ctx context.Context, plan *model.Plan, chunkKB int) (*model.Plan, *PlanChunks, []TableParts, error) {
+// newChunkWriter releases the chunk workflows a failed earlier attempt of
+// the plan activity started (their plan is not this one) and returns a
+// writer for this attempt's.
+func (a *Activities) newChunkWriter(ctx context.Context, chunkKB int) (*chunkWriter, error) {
 	info := activity.GetInfo(ctx)
 	if chunkKB <= 0 {
 		chunkKB = defaultChunkKB
 	}
-	chunks, err := splitPlan(plan.Partitions, chunkKB<<10)
+	base := fmt.Sprintf("%s/plan/%s", info.WorkflowExecution.ID, info.WorkflowExecution.RunID)
+	if a.Client != nil {
+		for attempt := int32(1); attempt < info.Attempt; attempt++ {
+			if err := a.releaseChunks(ctx, PlanChunks{Prefix: fmt.Sprintf("%s.%d", base, attempt), Count: -1}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	w := &chunkWriter{a: a, ctx: ctx, base: base, pc: &PlanChunks{Prefix: fmt.Sprintf("%s.%d", base, info.Attempt)}, counts: map[string]int64{}}
+	w.c = chunker{bytes: chunkKB << 10, flush: w.store}
+	return w, nil
+}
+
+// Restart forgets what an earlier try of the plan handed over: the chunk
+// workflows it stored are ended, and their IDs are used again.
+func (w *chunkWriter) Restart(ctx context.Context) error {
+	if w.stored > 0 {
+		if err := w.a.releaseChunks(ctx, PlanChunks{Prefix: w.pc.Prefix, Count: w.stored}); err != nil {
+			return err
+		}
+	}
+	w.first, w.stored, w.counts = nil, 0, map[string]int64{}
+	w.c.cur, w.c.size = nil, 0
+	return nil
+}
+
+// Add takes the plan's next partition.
+func (w *chunkWriter) Add(p model.Partition) error {
+	w.counts[p.Table.String()]++
+	return w.c.add(p)
+}
+
+func (w *chunkWriter) store(chunk []model.Partition) error {
+	if w.first == nil {
+		w.first = chunk
+		return nil
+	}
+	if w.a.Client == nil {
+		return errors.New("the plan needs more than one chunk and this worker has no Temporal client to store them")
+	}
+	activity.RecordHeartbeat(w.ctx)
+	k := w.stored
+	_, err := w.a.Client.ExecuteWorkflow(w.ctx, client.StartWorkflowOptions{
+		ID:                       w.pc.ID(k),
+		TaskQueue:                chunkQueue(activity.GetInfo(w.ctx).TaskQueue),
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, PlanChunkWorkflowName, PlanChunk{Flow: activity.GetInfo(w.ctx).WorkflowExecution.ID, Index: k + 1, Partitions: chunk})
 	if err != nil {
+		return fmt.Errorf("store chunk %d of the plan: %w", k+1, err)
+	}
+	w.stored++
+	if w.stored == 1 {
+		faultpoint.Hold(w.ctx, faultpoint.PlanChunkStored, w.a.logger())
+	}
+	return nil
+}
+
+// finish stores the last chunk and returns the plan result's parts: the
+// plan (its header) with the first chunk, where the others are, and each
+// table's partition count in the plan's table order.
+func (w *chunkWriter) finish(plan *model.Plan) (*model.Plan, *PlanChunks, []TableParts, error) {
+	if err := w.c.end(); err != nil {
 		return nil, nil, nil, err
 	}
 	out := *plan
-	out.Partitions = nil
-	if len(chunks) > 0 {
-		out.Partitions = chunks[0]
+	out.Partitions = w.first
+	w.pc.Count = w.stored
+	tables := make([]TableParts, 0, len(plan.Tables))
+	for _, t := range plan.Tables {
+		tables = append(tables, TableParts{Table: t.Namespace.String(), Partitions: w.counts[t.Namespace.String()]})
 	}
-	base := fmt.Sprintf("%s/plan/%s", info.WorkflowExecution.ID, info.WorkflowExecution.RunID)
-	pc := &PlanChunks{Prefix: fmt.Sprintf("%s.%d", base, info.Attempt), Count: max(len(chunks)-1, 0)}
-	if pc.Count == 0 {
-		return &out, pc, tableParts(plan), nil
-	}
-	if a.Client == nil {
-		return nil, nil, nil, errors.New("the plan needs more than one chunk and this worker has no Temporal client to store them")
-	}
-	for attempt := int32(1); attempt < info.Attempt; attempt++ {
-		if err := a.releaseChunks(ctx, PlanChunks{Prefix: fmt.Sprintf("%s.%d", base, attempt), Count: -1}); err != nil {
-			return nil, nil, nil, err
-		}
-	}
-	for k, c := range chunks[1:] {
-		activity.RecordHeartbeat(ctx)
-		_, err := a.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID:                       pc.ID(k),
-			TaskQueue:                chunkQueue(info.TaskQueue),
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		}, PlanChunkWorkflowName, PlanChunk{Flow: info.WorkflowExecution.ID, Index: k + 1, Partitions: c})
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("store chunk %d of %d of the plan: %w", k+1, pc.Count, err)
-		}
-	}
-	return &out, pc, tableParts(plan), nil
+	return &out, w.pc, tables, nil
 }
 
 // ReadPlanChunk returns a chunk of the plan: the input its plan-chunk

@@ -81,6 +81,11 @@ func tableIndex(ns model.Namespace) (int, error) {
 // position 0: the copy reads the state at T0 (or, with snapshot=head, the
 // state after every change, which CDC then converges from T0).
 func (s *Source) Plan(ctx context.Context, tables []*model.Table, opts connector.PlanOptions) (*model.Plan, error) {
+	return connector.CollectPlan(ctx, s.PlanStream, tables, opts)
+}
+
+// PlanStream is Plan handing out each partition as it is cut.
+func (s *Source) PlanStream(ctx context.Context, tables []*model.Table, opts connector.PlanOptions, emit func(model.Partition) error) (*model.Plan, error) {
 	per := opts.PartitionRows
 	if per <= 0 {
 		per = 100_000
@@ -96,9 +101,16 @@ func (s *Source) Plan(ctx context.Context, tables []*model.Table, opts connector
 		if _, err := tableIndex(t.Namespace); err != nil {
 			return nil, err
 		}
+	}
+	for _, t := range tables {
 		per := opts.RowsFor(t.Namespace, per)
 		n := max((s.cfg.Rows+per-1)/per, 1)
 		for i := int64(0); i < n; i++ {
+			if i%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+			}
 			part := model.Partition{ID: fmt.Sprintf("%s/%04d", t.Namespace, i), Table: t.Namespace, Index: int(i),
 				EstimatedRows: min(per, s.cfg.Rows-i*per)}
 			part.EstimatedBytes = part.EstimatedRows * s.gen.rowBytes()
@@ -108,7 +120,9 @@ func (s *Source) Plan(ctx context.Context, tables []*model.Table, opts connector
 			if i < n-1 {
 				part.Upper = strconv.FormatInt(1+(i+1)*per, 10)
 			}
-			p.Partitions = append(p.Partitions, part)
+			if err := emit(part); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return p, nil
@@ -307,6 +321,11 @@ func (n NoCDC) Tables(ctx context.Context) ([]*model.Table, error) {
 }
 func (n NoCDC) Plan(ctx context.Context, t []*model.Table, o connector.PlanOptions) (*model.Plan, error) {
 	return n.s.Plan(ctx, t, o)
+}
+
+// PlanStream is the fake source's PlanStream.
+func (n NoCDC) PlanStream(ctx context.Context, t []*model.Table, o connector.PlanOptions, emit func(model.Partition) error) (*model.Plan, error) {
+	return n.s.PlanStream(ctx, t, o, emit)
 }
 func (n NoCDC) ReadPartition(ctx context.Context, t *model.Table, p model.Partition, from model.Cursor, emit func(*model.RowBatch) error) error {
 	return n.s.ReadPartition(ctx, t, p, from, emit)

@@ -32,6 +32,9 @@ const (
 	// QueryBatchWritten: a query replication run has committed its first
 	// batch (rows and checkpoint) and not read the rest.
 	QueryBatchWritten = "query-batch-written"
+	// PlanChunkStored: a scale-out plan activity stored the first chunk
+	// of its plan in a chunk workflow and has not cut the rest.
+	PlanChunkStored = "plan-chunk-stored"
 )
 
 // Hold blocks at point until ctx ends, if FERRY_TEST_HOLD_AT names it.
