@@ -134,6 +134,14 @@ func TestScaleoutVerifySplitsALargeTableIntoRanges(t *testing.T) {
 	}
 	scaled := rangeVerifiedTables(t, r)
 	single := rangeVerifiedTables(t, ferry(t, "verify", "--json", srv.URL(src), srv.URL(dst)))
+	// The reads differ: each range totals its buckets' hashes first and
+	// reads the buckets only where the totals differ.
+	for i := range scaled {
+		scaled[i].RowsRead = 0
+	}
+	for i := range single {
+		single[i].RowsRead = 0
+	}
 	a, _ := json.Marshal(scaled)
 	b, _ := json.Marshal(single)
 	if string(a) != string(b) {

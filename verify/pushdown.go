@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/model"
 )
@@ -69,6 +71,36 @@ func (s *side) hashedBuckets(ctx context.Context, n, lo, hi int) ([]bucket, erro
 	s.rowsRead.Add(int64(hi - lo))
 	s.bytesRead.Add(int64(hi-lo) * 24)
 	return out, nil
+}
+
+// sameTotals asks both databases for one count and hash sum over buckets
+// [lo, hi) (connector.TotalHasher) and tells whether they agree, with each
+// side's row count. ok is false when a side cannot total: the buckets are
+// then asked for at once.
+func sameTotals(ctx context.Context, src, dst *side, n, lo, hi int) (same bool, srcRows, dstRows int64, ok bool, err error) {
+	st, ok1 := src.hasher.(connector.TotalHasher)
+	dt, ok2 := dst.hasher.(connector.TotalHasher)
+	if !ok1 || !ok2 {
+		return false, 0, 0, false, nil
+	}
+	var a, b connector.BucketHash
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		a, err = st.HashTotal(gctx, src.table, src.hashCols, src.hashKey, n, lo, hi)
+		return wrapSide(err, "source", src.table.Namespace)
+	})
+	g.Go(func() (err error) {
+		b, err = dt.HashTotal(gctx, dst.table, dst.hashCols, dst.hashKey, n, lo, hi)
+		return wrapSide(err, "destination", dst.table.Namespace)
+	})
+	if err := g.Wait(); err != nil {
+		return false, 0, 0, true, err
+	}
+	for _, s := range []*side{src, dst} {
+		s.rowsRead.Add(1)
+		s.bytesRead.Add(24)
+	}
+	return a == b, a.Rows, b.Rows, true, nil
 }
 
 // hashedKeys asks the database for the key and hash of each row of the

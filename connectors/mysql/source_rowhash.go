@@ -12,7 +12,10 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
-var _ connector.RowHasher = (*Conn)(nil)
+var (
+	_ connector.RowHasher   = (*Conn)(nil)
+	_ connector.TotalHasher = (*Conn)(nil)
+)
 
 // HashFamily: rows are hashed as the server's QUOTE() text of each column
 // in UTC. MySQL and MariaDB spell some values apart (JSON, floats), so
@@ -102,6 +105,28 @@ func (c *Conn) HashBuckets(ctx context.Context, t *model.Table, cols, key []stri
 			out[b] = connector.BucketHash{Rows: cnt, Sum1: mod64(s1), Sum2: mod64(s2)}
 		}
 		return c.scrubber.Err(rows.Err())
+	})
+	return out, err
+}
+
+// HashTotal sums the row hashes of buckets [lo, hi) in one total, without
+// grouping them by bucket.
+func (c *Conn) HashTotal(ctx context.Context, t *model.Table, cols, key []string, n, lo, hi int) (connector.BucketHash, error) {
+	var out connector.BucketHash
+	q := "SELECT COUNT(*), CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), 0) AS CHAR), " +
+		"CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) AS CHAR) FROM (" + hashedRows(t, cols, key, n, false) + ") s"
+	var args []any
+	if lo > 0 || hi < n {
+		q += " WHERE b >= ? AND b < ?"
+		args = []any{lo, hi}
+	}
+	err := c.hashRead(ctx, t, func(conn *sql.Conn) error {
+		var s1, s2 string
+		if err := conn.QueryRowContext(ctx, q, args...).Scan(&out.Rows, &s1, &s2); err != nil {
+			return fmt.Errorf("hash the rows of %s: %w", t.Namespace, c.scrubber.Err(err))
+		}
+		out.Sum1, out.Sum2 = mod64(s1), mod64(s2)
+		return nil
 	})
 	return out, err
 }

@@ -13,7 +13,10 @@ import (
 	"github.com/ferrydb/ferry/model"
 )
 
-var _ connector.RowHasher = (*Conn)(nil)
+var (
+	_ connector.RowHasher   = (*Conn)(nil)
+	_ connector.TotalHasher = (*Conn)(nil)
+)
 
 // HashFamily: rows are hashed as PostgreSQL's text of each column, under
 // the session settings hashSettings fixes. PostgreSQL 14 and later hash a
@@ -220,6 +223,28 @@ func (c *Conn) HashBuckets(ctx context.Context, t *model.Table, cols, key []stri
 			out[b] = connector.BucketHash{Rows: cnt, Sum1: mod64(s1), Sum2: mod64(s2)}
 		}
 		return c.classify(rows.Err(), "hash the rows of "+t.Namespace.String())
+	})
+	return out, err
+}
+
+// HashTotal sums the row hashes of buckets [lo, hi) in one total: no
+// grouping by bucket, and no bucket computed when the range is every
+// bucket (the planner drops the fenced subquery's unused outputs).
+func (c *Conn) HashTotal(ctx context.Context, t *model.Table, cols, key []string, n, lo, hi int) (connector.BucketHash, error) {
+	var out connector.BucketHash
+	q := `SELECT count(*), coalesce(sum(h1), 0)::text, coalesce(sum(h2), 0)::text FROM (` + c.hashedRows(t, cols, key, n, hashQuery{}) + `) s`
+	var args []any
+	if lo > 0 || hi < n {
+		q += ` WHERE b >= $1 AND b < $2`
+		args = []any{lo, hi}
+	}
+	err := c.hashRead(ctx, t, func(tx pgx.Tx) error {
+		var s1, s2 string
+		if err := tx.QueryRow(ctx, q, args...).Scan(&out.Rows, &s1, &s2); err != nil {
+			return c.classify(err, "hash the rows of "+t.Namespace.String())
+		}
+		out.Sum1, out.Sum2 = mod64(s1), mod64(s2)
+		return nil
 	})
 	return out, err
 }
