@@ -3,9 +3,10 @@ package postgres
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
-	"math/big"
+	"strconv"
 	"strings"
 	"time"
 
@@ -280,6 +281,13 @@ func encInterval(buf []byte, v any) ([]byte, error) {
 
 // encNumeric writes a decimal in numeric's binary form: base-10000 digits
 // with a weight, a sign and the display scale.
+// PostgreSQL numeric's limits: 131072 digits before the point, 16383
+// after (NUMERIC_DSCALE_MAX).
+const (
+	maxNumericIntDigits = 131072
+	maxNumericScale     = 16383
+)
+
 func encNumeric(buf []byte, v any) ([]byte, error) {
 	s, ok := v.(string)
 	if !ok {
@@ -331,6 +339,12 @@ func encNumeric(buf []byte, v any) ([]byte, error) {
 	for last >= first && group(last) == 0 {
 		last--
 	}
+	// numeric's limits (its weight and scale are 16-bit): a larger
+	// value would be sent with a wrapped weight, another number.
+	if len(intPart) > maxNumericIntDigits || len(frac) > maxNumericScale {
+		return nil, fmt.Errorf("decimal of %d digits before the point and %d after is out of PostgreSQL numeric's range (at most %d before, %d after)",
+			len(intPart), len(frac), maxNumericIntDigits, maxNumericScale)
+	}
 	ndigits := last - first + 1
 	weight := (ipad+len(intPart))/4 - 1 - first
 	sign := uint16(0)
@@ -356,11 +370,9 @@ func encNumeric(buf []byte, v any) ([]byte, error) {
 func splitDecimal(s string) (intPart, frac string, neg bool, err error) {
 	t := strings.TrimSpace(s)
 	if strings.ContainsAny(t, "eE") {
-		r, ok := new(big.Rat).SetString(t)
-		if !ok {
-			return "", "", false, fmt.Errorf("invalid decimal %q", s)
+		if t, err = expandExponent(t); err != nil {
+			return "", "", false, fmt.Errorf("invalid decimal %q: %w", s, err)
 		}
-		t = model.NormalizeDecimal(r.FloatString(1100))
 	}
 	if t != "" && (t[0] == '-' || t[0] == '+') {
 		neg = t[0] == '-'
@@ -379,4 +391,46 @@ func splitDecimal(s string) (intPart, frac string, neg bool, err error) {
 	}
 	intPart = strings.TrimLeft(intPart, "0")
 	return intPart, frac, neg, nil
+}
+
+// maxExponent is the largest exponent PostgreSQL's numeric input takes
+// (NUMERIC_MAX_PRECISION): 1E1001 is refused there too.
+const maxExponent = 1000
+
+// expandExponent writes a decimal in exponent notation ("-1.25E-3") with
+// its digits only ("-0.00125"), exactly: every digit of the mantissa is
+// kept, and the fraction has as many digits as the notation implies (as
+// PostgreSQL's numeric input gives it), none rounded away.
+func expandExponent(t string) (string, error) {
+	i := strings.IndexAny(t, "eE")
+	mant, exp := t[:i], t[i+1:]
+	e, err := strconv.Atoi(exp)
+	if err != nil || e > maxExponent || e < -maxExponent {
+		return "", fmt.Errorf("the exponent is not a number from -%d to %d (PostgreSQL's numeric takes no other)", maxExponent, maxExponent)
+	}
+	sign := ""
+	if mant != "" && (mant[0] == '-' || mant[0] == '+') {
+		if mant[0] == '-' {
+			sign = "-"
+		}
+		mant = mant[1:]
+	}
+	ip, fp, _ := strings.Cut(mant, ".")
+	if ip == "" && fp == "" {
+		return "", errors.New("no digits before the exponent")
+	}
+	digits := ip + fp
+	for j := 0; j < len(digits); j++ {
+		if digits[j] < '0' || digits[j] > '9' {
+			return "", errors.New("not a number")
+		}
+	}
+	point := len(ip) + e // where the point goes in digits
+	switch {
+	case point <= 0:
+		return sign + "0." + strings.Repeat("0", -point) + digits, nil
+	case point >= len(digits):
+		return sign + digits + strings.Repeat("0", point-len(digits)), nil
+	}
+	return sign + digits[:point] + "." + digits[point:], nil
 }
