@@ -84,24 +84,39 @@ func TestScaleOutPlanWithoutCeiling(t *testing.T) {
 		2*perTable, st.State.Chunks.Count+1, took.Round(time.Second), float64(2*perTable)/took.Seconds(), len(runs), largest, largestBytes>>10, len(state)>>10)
 }
 
-// workflowRuns lists the run IDs of the workflows a visibility query finds.
-func workflowRuns(t *testing.T, ts *temporalServer, query string) []string {
+// execution is a workflow run as temporal workflow list shows it.
+type execution struct {
+	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"`
+}
+
+// listWorkflows lists the workflow runs a visibility query finds, newest
+// first.
+func listWorkflows(t *testing.T, ts *temporalServer, query string) []execution {
 	t.Helper()
 	out, err := exec.Command(ts.bin, "workflow", "list", "--query", query, "--address", ts.addr, "--output", "json", "--limit", "1000").CombinedOutput()
 	if err != nil {
 		t.Fatalf("temporal workflow list: %v\n%s", err, out)
 	}
 	var list []struct {
-		Execution struct {
-			RunID string `json:"runId"`
-		} `json:"execution"`
+		Execution execution `json:"execution"`
 	}
 	if err := json.Unmarshal(out, &list); err != nil {
 		t.Fatalf("temporal workflow list: %v\n%s", err, out)
 	}
+	runs := make([]execution, len(list))
+	for i, w := range list {
+		runs[i] = w.Execution
+	}
+	return runs
+}
+
+// workflowRuns lists the run IDs of the workflows a visibility query finds.
+func workflowRuns(t *testing.T, ts *temporalServer, query string) []string {
+	t.Helper()
 	var runs []string
-	for _, w := range list {
-		runs = append(runs, w.Execution.RunID)
+	for _, e := range listWorkflows(t, ts, query) {
+		runs = append(runs, e.RunID)
 	}
 	return runs
 }
@@ -270,21 +285,9 @@ func TestScaleOutPlanCutOffByAKilledWorker(t *testing.T) {
 // workflowIDs lists the workflow IDs a visibility query finds.
 func workflowIDs(t *testing.T, ts *temporalServer, query string) []string {
 	t.Helper()
-	out, err := exec.Command(ts.bin, "workflow", "list", "--query", query, "--address", ts.addr, "--output", "json", "--limit", "1000").CombinedOutput()
-	if err != nil {
-		t.Fatalf("temporal workflow list: %v\n%s", err, out)
-	}
-	var list []struct {
-		Execution struct {
-			WorkflowID string `json:"workflowId"`
-		} `json:"execution"`
-	}
-	if err := json.Unmarshal(out, &list); err != nil {
-		t.Fatalf("temporal workflow list: %v\n%s", err, out)
-	}
 	var ids []string
-	for _, w := range list {
-		ids = append(ids, w.Execution.WorkflowID)
+	for _, e := range listWorkflows(t, ts, query) {
+		ids = append(ids, e.WorkflowID)
 	}
 	return ids
 }

@@ -152,17 +152,9 @@ func pendingVerifyOutlived(t *testing.T, ts *temporalServer, d time.Duration) bo
 // the order they started).
 func verifyHistoryOf(t *testing.T, ts *temporalServer, n int) string {
 	t.Helper()
-	out, err := exec.Command(ts.bin, "workflow", "list", "--address", ts.addr, "--query", "WorkflowType='ferry-verify'", "--output", "json").CombinedOutput()
-	if err != nil {
-		t.Fatalf("temporal workflow list: %v\n%s", err, out)
+	list := listWorkflows(t, ts, "WorkflowType='ferry-verify'")
+	if len(list) < n {
+		t.Fatalf("%d verification workflows, want at least %d", len(list), n)
 	}
-	var list []struct {
-		Execution struct {
-			WorkflowID string `json:"workflowId"`
-		} `json:"execution"`
-	}
-	if err := json.Unmarshal(out, &list); err != nil || len(list) < n {
-		t.Fatalf("temporal workflow list: %v\n%s", err, out)
-	}
-	return ts.history(t, list[len(list)-n].Execution.WorkflowID) // newest first
+	return ts.history(t, list[len(list)-n].WorkflowID) // newest first
 }

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,17 +44,9 @@ func TestScaleoutVerifyComparesEachTableOnAWorker(t *testing.T) {
 // verifyHistory is the history of the (one) verification workflow.
 func verifyHistory(t *testing.T, ts *temporalServer) string {
 	t.Helper()
-	out, err := exec.Command(ts.bin, "workflow", "list", "--address", ts.addr, "--query", "WorkflowType='ferry-verify'", "--output", "json").CombinedOutput()
-	if err != nil {
-		t.Fatalf("temporal workflow list: %v\n%s", err, out)
+	list := listWorkflows(t, ts, "WorkflowType='ferry-verify'")
+	if len(list) == 0 {
+		t.Fatal("no verification workflow")
 	}
-	var list []struct {
-		Execution struct {
-			WorkflowID string `json:"workflowId"`
-		} `json:"execution"`
-	}
-	if err := json.Unmarshal(out, &list); err != nil || len(list) == 0 {
-		t.Fatalf("temporal workflow list: %v\n%s", err, out)
-	}
-	return ts.history(t, list[0].Execution.WorkflowID)
+	return ts.history(t, list[0].WorkflowID)
 }
