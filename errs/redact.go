@@ -50,14 +50,24 @@ var (
 // Redact returns raw with every secret replaced by "xxxxx", safe to print,
 // log or persist (flow names and identities are built from it). It works on
 // any connection string, malformed ones included.
-func Redact(raw string) string {
+func Redact(raw string) string { return redact(raw, false) }
+
+// RedactAsBefore is Redact as ferry spelled it before 2026-12-06, when a
+// URL whose query holds an '@' was read strictly (and a DSN whose password
+// starts with "/:" too). Flow names and identities were built from it, so
+// a flow started then is found by it. Its output may hold a password
+// (which is why Redact changed): compare it, hash it, never show or store
+// it.
+func RedactAsBefore(raw string) string { return redact(raw, true) }
+
+func redact(raw string, before bool) string {
 	if IsKeywordValue(raw) {
 		return redactKeywordValue(raw)
 	}
 	u, err := url.Parse(raw)
 	// A '#' ends url.Parse's query, but in a connection string it is far
 	// more often part of a secret: read such strings loosely too.
-	if err != nil || !FitsURL(raw, u) || strings.Contains(raw, "#") {
+	if err != nil || !fitsURL(raw, u, before) || strings.Contains(raw, "#") {
 		// Parameters first: an '@' in a secret parameter is not the end
 		// of a userinfo.
 		out := looseParamRe.ReplaceAllString(raw, "${1}xxxxx")
@@ -165,7 +175,14 @@ func Secrets(raw string) []string {
 // where url.Parse thought: the password holds a '/', '?' or '#' that should
 // have been percent-encoded, and what url.Parse calls host, port or path is
 // part of it.
-func FitsURL(raw string, u *url.URL) bool {
+func FitsURL(raw string, u *url.URL) bool { return fitsURL(raw, u, false) }
+
+// fitsURL is FitsURL, or with before its rules until 2026-12-06
+// (RedactAsBefore).
+func fitsURL(raw string, u *url.URL, before bool) bool {
+	if before {
+		return fitsURLBefore(raw, u)
+	}
 	if !strings.Contains(raw, "@") {
 		return true
 	}
@@ -191,6 +208,31 @@ func FitsURL(raw string, u *url.URL) bool {
 	// password would show.
 	if strings.Contains(u.RawQuery, "@") {
 		return false
+	}
+	return true
+}
+
+// fitsURLBefore is FitsURL as it was until 2026-12-06: an '@' in a query
+// was taken for part of a value unless the query came straight after the
+// authority or a parameter's name held it, and any "://" in the string
+// allowed an '@' in a path.
+func fitsURLBefore(raw string, u *url.URL) bool {
+	if !strings.Contains(raw, "@") {
+		return true
+	}
+	if strings.Contains(u.Opaque, "@") || strings.Contains(u.EscapedFragment(), "@") {
+		return false
+	}
+	if (u.Host != "" || u.User != nil || !strings.Contains(raw, "://")) && strings.Contains(u.EscapedPath(), "@") {
+		return false
+	}
+	if u.Path == "" && (u.User == nil || u.Host == "") && strings.Contains(u.RawQuery, "@") {
+		return false
+	}
+	for _, seg := range strings.Split(u.RawQuery, "&") {
+		if k, _, _ := strings.Cut(seg, "="); strings.Contains(k, "@") {
+			return false
+		}
 	}
 	return true
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -429,6 +430,32 @@ func (c *Config) LegacyFlowName() string {
 	return c.derivedName(errs.Redact(c.Source), errs.Redact(c.Destination), strings.Join(c.Tables, ","), strings.Join(c.Rename, ","))
 }
 
+// EarlierFlowNames are the names ferry derived for this flow before
+// (LegacyFlowName, and the names derived from URLs redacted as before
+// 2026-12-06, errs.RedactAsBefore), other than FlowName, in the order to
+// look for an earlier run's state under them. None with --name.
+func (c *Config) EarlierFlowNames() []string {
+	if c.Name != "" {
+		return nil
+	}
+	now := c.FlowName()
+	src, dst := errs.RedactAsBefore(c.Source), errs.RedactAsBefore(c.Destination)
+	names := []string{c.LegacyFlowName()}
+	if len(c.Queries) > 0 {
+		names = append(names, c.derivedName(src, dst, "query:"+c.queryNames()))
+	} else {
+		names = append(names, c.derivedName(src, dst, strings.Join(c.Rename, ",")),
+			c.derivedName(src, dst, strings.Join(c.Tables, ","), strings.Join(c.Rename, ",")))
+	}
+	var out []string
+	for _, n := range names {
+		if n != now && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func (c *Config) derivedName(parts ...string) string {
 	h := sha256.New()
 	for _, s := range parts {
@@ -487,6 +514,10 @@ func (c *Config) SourceMoved(stored string) (from string, ok bool) {
 // can rewrite the identity and record the selection.
 func (c *Config) MatchIdentity(stored string) (ok, legacy bool, selection string) {
 	if stored == c.Identity() {
+		return true, false, ""
+	}
+	// Stored by a ferry that redacted URLs as before 2026-12-06.
+	if before := strings.Join([]string{errs.RedactAsBefore(c.Source), errs.RedactAsBefore(c.Destination), strings.Join(c.Rename, ",")}, "\n"); stored == before {
 		return true, false, ""
 	}
 	parts := strings.Split(stored, "\n")

@@ -199,3 +199,43 @@ func TestFleetFile(t *testing.T) {
 		t.Error("a flow file taken for a fleet file")
 	}
 }
+
+// A URL with an '@' in a query value redacts differently since
+// 2026-12-06 (up to its last '@'): the name ferry derived for the flow
+// before, and the identity it stored, still find it, so it resumes
+// instead of starting over into tables that hold its rows.
+func TestFlowsNamedBeforeTheRedactionChangeAreFound(t *testing.T) {
+	c := &Config{Source: "postgres://app:pw@db/shop?application_name=me@example.com", Destination: "sqlite:///tmp/x.db", Tables: []string{"public.orders"}}
+	before := "postgres://app:xxxxx@db/shop?application_name=me@example.com"
+	if got := errs.RedactAsBefore(c.Source); got != before {
+		t.Fatalf("RedactAsBefore = %q, want %q", got, before)
+	}
+	if errs.Redact(c.Source) == before {
+		t.Fatal("the URL's redaction did not change: the test proves nothing")
+	}
+	dst := errs.Redact(c.Destination)
+	for _, want := range []string{c.derivedName(before, dst, ""), c.derivedName(before, dst, "public.orders", "")} {
+		if !slicesContains(c.EarlierFlowNames(), want) {
+			t.Errorf("earlier names %v lack %q", c.EarlierFlowNames(), want)
+		}
+	}
+	if ok, legacy, _ := c.MatchIdentity(before + "\n" + dst + "\n"); !ok || legacy {
+		t.Errorf("the identity stored before does not match (%v, %v)", ok, legacy)
+	}
+	if ok, _, _ := c.MatchIdentity("postgres://app:xxxxx@other/shop?application_name=me@example.com\n" + dst + "\n"); ok {
+		t.Error("another source's identity matches")
+	}
+	c.Name = "shop"
+	if n := c.EarlierFlowNames(); n != nil {
+		t.Errorf("--name shop has earlier names %v", n)
+	}
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -48,6 +48,32 @@ func TestResolveFlowNameFindsStateUnderTheOlderName(t *testing.T) {
 	}
 }
 
+// A flow started before URLs with an '@' in a query value were redacted
+// as they are now is found under the name derived then (the last of its
+// earlier names here), so it resumes.
+func TestResolveFlowNameFindsStateNamedBeforeTheRedactionChange(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func() *flow.Config {
+		return &flow.Config{Source: "postgres://app:pw@db/shop?application_name=me@example.com", Destination: "sqlite:///tmp/x.db", StateDir: dir}
+	}
+	earlier := cfg().EarlierFlowNames()
+	if len(earlier) < 2 {
+		t.Fatalf("earlier names %v: want the older one and the one derived before the redaction changed", earlier)
+	}
+	st, err := state.Open(context.Background(), dir, earlier[len(earlier)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	c := cfg()
+	if err := resolveFlowName(c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != earlier[len(earlier)-1] {
+		t.Fatalf("resolved %q, want %q (its state is there)", c.Name, earlier[len(earlier)-1])
+	}
+}
+
 // ferry run's derived name does not depend on --tables (a flow run again
 // with another --tables is the same flow); the older name hashed it in,
 // and equals the new one for a flow without --tables.

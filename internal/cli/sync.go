@@ -141,25 +141,28 @@ func (f *flowFlags) pairConfig(cmd *cobra.Command, args []string) (*flow.Config,
 
 // resolveFlowName fixes the name of a flow named by its source and
 // destination, for every command that names one (sync, cutover, snapshot,
-// drop, verify): --name, else the state an earlier ferry kept under the
-// older derived name (which hashed --tables in), else the derived name.
+// drop, verify): --name, else the state an earlier ferry kept under an
+// older derived name (which hashed --tables in, or was made from URLs
+// redacted as before, flow.Config.EarlierFlowNames), else the derived
+// name.
 // The older name is kept, not migrated: the flow's replication slot is
 // named after it.
 func resolveFlowName(cfg *flow.Config) error {
 	if cfg.Name != "" {
 		return nil
 	}
-	name := cfg.FlowName()
-	if legacy := cfg.LegacyFlowName(); legacy != name {
-		have, err := state.Exists(cfg.StateDir, legacy)
+	names := cfg.EarlierFlowNames()
+	cfg.Name = cfg.FlowName()
+	for _, earlier := range names {
+		have, err := state.Exists(cfg.StateDir, earlier)
 		if err != nil {
 			return err
 		}
 		if have {
-			name = legacy
+			cfg.Name = earlier
+			return nil
 		}
 	}
-	cfg.Name = name
 	return nil
 }
 
