@@ -209,13 +209,16 @@ func TestAPIFlowDescribesTheFlowWithoutSecrets(t *testing.T) {
 func TestHistoryKeepsSamplesAndFiltersBySince(t *testing.T) {
 	s, _ := runFlow(t, dashboard.Options{HistorySize: 5})
 	var h dashboard.History
-	deadline := time.Now().Add(10 * time.Second)
+	// The flow has ended; the sampler goes on until the ring is full and
+	// its newest point is a sample taken after the end (on a loaded
+	// machine the ring can fill while the copy still runs).
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		r := do(t, s.Handler(), "/api/history", nil)
 		if err := json.Unmarshal([]byte(r.body), &h); err != nil {
 			t.Fatal(err)
 		}
-		if len(h.Points) == 5 || time.Now().After(deadline) {
+		if len(h.Points) == 5 && h.Points[4].RowsCopied == 10000 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
