@@ -206,11 +206,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	}
 	if err := o.eng.Prepare(ctx); err != nil {
 		if w != nil {
-			// A plan that failed half-way must not leave chunk workflows
-			// running on a queue nobody polls.
-			if rerr := w.Restart(context.WithoutCancel(ctx)); rerr != nil {
-				a.logger().Warn("could not release the failed plan's chunks; a retry of the plan releases them", "flow", in.Options.Name, "error", o.secrets.Scrub(rerr.Error()))
-			}
+			a.releaseFailedPlan(ctx, w, in.Options.Name, o)
 		}
 		return PlanResult{}, a.failure(err, o.secrets)
 	}
@@ -219,6 +215,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if in.Chunked {
 		first, chunks, tables, err := w.finish(plan)
 		if err != nil {
+			a.releaseFailedPlan(ctx, w, in.Options.Name, o)
 			a.dropRefused(ctx, o, in.Options.Name)
 			return PlanResult{}, a.failure(err, o.secrets)
 		}
@@ -229,6 +226,14 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 		return PlanResult{}, a.failure(err, o.secrets)
 	}
 	return PlanResult{Plan: plan, Mode: o.eng.Mode(), Abilities: &can}, nil
+}
+
+// releaseFailedPlan ends the chunk workflows a plan that failed half-way
+// stored: none may be left running on a queue nobody polls.
+func (a *Activities) releaseFailedPlan(ctx context.Context, w *chunkWriter, flowName string, o *opened) {
+	if err := w.Restart(context.WithoutCancel(ctx)); err != nil {
+		a.logger().Warn("could not release the failed plan's chunks; a retry of the plan releases them", "flow", flowName, "error", o.secrets.Scrub(err.Error()))
+	}
 }
 
 // dropRefused releases the resources of a plan that is not returned:
