@@ -225,14 +225,7 @@ func TestQueryReplicationMySQLIntoDuckDB(t *testing.T) {
 	compare("after the first run")
 	my.Exec(t, "UPDATE `"+src+"`.items SET price = price + 100, changed = '2026-02-01 00:00:00.250' WHERE id % 5 = 0",
 		"INSERT INTO `"+src+"`.items VALUES (1001, 'new', 1.50, 'b', '2026-02-02 00:00:00')")
-	bg := startFerryEnv(t, []string{faultpoint.Env + "=" + faultpoint.QueryBatchWritten}, args...)
-	if !bg.waitFor(t, faultpoint.Message, 2*time.Minute) {
-		t.Fatalf("ferry never held after its first batch:\n%s", bg.stderr.String())
-	}
-	if !bg.kill(t) {
-		t.Fatalf("ferry had exited before the kill:\n%s", bg.stderr.String())
-	}
-	t.Setenv(faultpoint.Env, "")
+	killedAt(t, faultpoint.QueryBatchWritten, args...)
 	mustFerry(t, args...)
 	compare("after the killed run resumed")
 }

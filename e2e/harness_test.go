@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ferrydb/ferry/connectors/fake"
+	"github.com/ferrydb/ferry/internal/faultpoint"
 	"github.com/ferrydb/ferry/internal/testsupport/mysqltest"
 	"github.com/ferrydb/ferry/internal/testsupport/testpki"
 	"github.com/ferrydb/ferry/model"
@@ -167,6 +168,20 @@ func (b *background) waitFor(t *testing.T, msg string, timeout time.Duration) bo
 		}
 	}
 	return false
+}
+
+// killedAt runs ferry with args held at the faultpoint point, waits until
+// it holds there, SIGKILLs it, and clears the point for the runs after.
+func killedAt(t *testing.T, point string, args ...string) {
+	t.Helper()
+	bg := startFerryEnv(t, []string{faultpoint.Env + "=" + point}, args...)
+	if !bg.waitFor(t, faultpoint.Message, 2*time.Minute) {
+		t.Fatalf("ferry never held at %s:\n%s", point, bg.stderr.String())
+	}
+	if !bg.kill(t) {
+		t.Fatalf("ferry had exited before the kill:\n%s", bg.stderr.String())
+	}
+	t.Setenv(faultpoint.Env, "")
 }
 
 // kill sends SIGKILL and waits for the process to die. It reports whether

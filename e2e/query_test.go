@@ -90,14 +90,7 @@ func TestQueryReplicationUpsert(t *testing.T) {
 
 	// Killed after its first batch, then resumed: every change arrives.
 	srv.Exec(t, src, `UPDATE orders SET status = 'paid', updated_at = '2026-03-01T00:00:00Z'::timestamptz + (id / 3) * interval '1 ms' WHERE id % 2 = 1`)
-	bg := startFerryEnv(t, []string{faultpoint.Env + "=" + faultpoint.QueryBatchWritten}, args...)
-	if !bg.waitFor(t, faultpoint.Message, 2*time.Minute) {
-		t.Fatalf("ferry never held after its first batch:\n%s", bg.stderr.String())
-	}
-	if !bg.kill(t) {
-		t.Fatalf("ferry had exited before the kill:\n%s", bg.stderr.String())
-	}
-	t.Setenv(faultpoint.Env, "")
+	killedAt(t, faultpoint.QueryBatchWritten, args...)
 	paid := pgRows(t, srv, dst, `SELECT count(*) FROM rep.orders WHERE status = 'paid'`)[0]
 	if paid == "0" || paid == "1050" {
 		t.Fatalf("killed after the first batch the destination has %s paid orders, want some and not all", paid)
@@ -163,14 +156,7 @@ func TestQueryReplicationAppend(t *testing.T) {
 
 	// g / 3 + 1: a new row at the mark itself would wait for a --lookback.
 	srv.Exec(t, src, `INSERT INTO events SELECT g, 'info', g / 3 + 1 FROM generate_series(4001, 6000) g`)
-	bg := startFerryEnv(t, []string{faultpoint.Env + "=" + faultpoint.QueryBatchWritten}, args...)
-	if !bg.waitFor(t, faultpoint.Message, 2*time.Minute) {
-		t.Fatalf("ferry never held after its first batch:\n%s", bg.stderr.String())
-	}
-	if !bg.kill(t) {
-		t.Fatalf("ferry had exited before the kill:\n%s", bg.stderr.String())
-	}
-	t.Setenv(faultpoint.Env, "")
+	killedAt(t, faultpoint.QueryBatchWritten, args...)
 	if n := pgRows(t, srv, dst, `SELECT count(*) FROM log`)[0]; n <= "3000" || n >= "5000" {
 		t.Fatalf("killed after its first batch the destination holds %s rows, want some of the 2000 new ones", n)
 	}
@@ -512,14 +498,7 @@ func TestQueryReplicationIntoFiles(t *testing.T) {
 			check("after the second run", 3000)
 
 			srv.Exec(t, src, `INSERT INTO events SELECT g, 'info', g / 3 + 1 FROM generate_series(4001, 6000) g`)
-			bg := startFerryEnv(t, []string{faultpoint.Env + "=" + faultpoint.QueryBatchWritten}, args...)
-			if !bg.waitFor(t, faultpoint.Message, 2*time.Minute) {
-				t.Fatalf("ferry never held after its first batch:\n%s", bg.stderr.String())
-			}
-			if !bg.kill(t) {
-				t.Fatalf("ferry had exited before the kill:\n%s", bg.stderr.String())
-			}
-			t.Setenv(faultpoint.Env, "")
+			killedAt(t, faultpoint.QueryBatchWritten, args...)
 			mustFerry(t, args...)
 			check("after the killed run resumed", 5000)
 			if r := mustFerry(t, args...); fmt.Sprint(queryRuns(r.stderr)) != "[0]" {
