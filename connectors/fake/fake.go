@@ -166,7 +166,9 @@ func (s *Source) ReadPartition(ctx context.Context, t *model.Table, p model.Part
 		hi = last + 1
 	}
 	const batchRows = 1000
+	var slab model.Slab
 	batch := &model.RowBatch{Rows: make([]model.Row, 0, batchRows)}
+	lastID := int64(0)
 	for id := lo; id < hi; id++ {
 		version := int64(0)
 		if versions != nil {
@@ -179,10 +181,11 @@ func (s *Source) ReadPartition(ctx context.Context, t *model.Table, p model.Part
 			}
 			version = v
 		}
-		batch.Rows = append(batch.Rows, s.gen.row(ti, id, version))
+		batch.Rows = append(batch.Rows, s.gen.row(&slab, ti, id, version))
 		batch.Bytes += s.gen.rowBytes()
-		batch.Cursor = model.Cursor(strconv.FormatInt(id, 10))
+		lastID = id
 		if len(batch.Rows) == batchRows {
+			batch.Cursor = model.Cursor(strconv.FormatInt(lastID, 10))
 			if err := s.pace(ctx, len(batch.Rows)); err != nil {
 				return err
 			}
@@ -193,6 +196,7 @@ func (s *Source) ReadPartition(ctx context.Context, t *model.Table, p model.Part
 		}
 	}
 	if len(batch.Rows) > 0 {
+		batch.Cursor = model.Cursor(strconv.FormatInt(lastID, 10))
 		if err := s.pace(ctx, len(batch.Rows)); err != nil {
 			return err
 		}
@@ -229,6 +233,7 @@ func (s *Source) StreamChanges(ctx context.Context, tables []*model.Table, from 
 	}
 	began := time.Now()
 	const maxBatch = 500
+	var slab model.Slab
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -268,7 +273,7 @@ func (s *Source) StreamChanges(ctx context.Context, tables []*model.Table, from 
 			if c.op == model.OpDelete {
 				ch.Key = model.Row{c.id}
 			} else {
-				ch.Row = s.gen.row(c.table, c.id, h.n)
+				ch.Row = s.gen.row(&slab, c.table, c.id, h.n)
 			}
 			b.Changes = append(b.Changes, ch)
 		}
@@ -344,6 +349,7 @@ func Expected(rawURL string, at int64) (map[model.Namespace]map[int64]model.Row,
 		return nil, err
 	}
 	g := newGen(cfg)
+	var slab model.Slab
 	out := map[model.Namespace]map[int64]model.Row{}
 	for t := 0; t < cfg.Tables; t++ {
 		versions, maxKey := g.stateAt(t, 1, 0, at)
@@ -353,7 +359,7 @@ func Expected(rawURL string, at int64) (map[model.Namespace]map[int64]model.Row,
 			if touched && v < 0 || !touched && id > cfg.Rows {
 				continue
 			}
-			rows[id] = g.row(t, id, v)
+			rows[id] = g.row(&slab, t, id, v)
 		}
 		out[tableName(t)] = rows
 	}

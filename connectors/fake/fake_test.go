@@ -162,7 +162,8 @@ func TestBadSettings(t *testing.T) {
 
 func BenchmarkRow(b *testing.B) {
 	g := newGen(Config{Seed: 1, Width: 32})
+	var slab model.Slab
 	for i := 0; i < b.N; i++ {
-		g.row(0, int64(i), 0)
+		g.row(&slab, 0, int64(i), 0)
 	}
 }

@@ -69,7 +69,8 @@ func tableName(i int) model.Namespace {
 // row returns the row of table t with key id as written by the change at
 // version (0 for the row as it is at T0). All its text values share one
 // backing string, which keeps generation cheap enough to measure the engine.
-func (g *gen) row(t int, id int64, version int64) model.Row {
+// Values come from the slab s (one per reader): model.Slab.
+func (g *gen) row(s *model.Slab, t int, id int64, version int64) model.Row {
 	r := mix(g.cfg.Seed ^ uint64(t)<<56 ^ uint64(id)*0x100000001b3 ^ uint64(version)<<20)
 	r2 := mix(r)
 	buf := make([]byte, 0, 192)
@@ -118,32 +119,32 @@ func (g *gen) row(t int, id int64, version int64) model.Row {
 		buf = strconv.AppendInt(buf, id, 10)
 	}
 	p5 := mark()
-	str := string(buf)
+	str := s.Text(buf)
 
-	row := make(model.Row, len(columns))
-	row[0] = id
-	row[1] = int64(int16(r))
-	row[2] = int64(int32(r >> 16))
-	row[3] = str[p0:p1]
-	row[4] = float64(float32(r%100000) / 7)
-	row[5] = float64(int64(r2>>11)) / float64(1<<20)
+	row := s.Row(len(columns))
+	row[0] = s.Int64(id)
+	row[1] = s.Int64(int64(int16(r)))
+	row[2] = s.Int64(int64(int32(r >> 16)))
+	row[3] = s.String(str[p0:p1])
+	row[4] = s.Float64(float64(float32(r%100000) / 7))
+	row[5] = s.Float64(float64(int64(r2>>11)) / float64(1<<20))
 	row[6] = r&1 == 1
-	row[7] = str[p1:p2]
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, r2)
+	row[7] = s.String(str[p1:p2])
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], r2)
 	b[3] = 0 // a NUL byte in every blob
-	row[8] = b
-	row[9] = str[p2:p3]
-	row[10] = str[p3:p4]
-	row[11] = time.Date(1960+int(r%100), time.Month(1+r2%12), 1+int(r%28), 0, 0, 0, 0, time.UTC)
-	row[12] = time.Unix(1_600_000_000+int64(r%100_000_000), int64(r2%1_000_000)*1000).UTC()
-	row[13] = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(r2%1_000_000_000_000) * time.Microsecond)
+	row[8] = s.Bytes(b[:])
+	row[9] = s.String(str[p2:p3])
+	row[10] = s.String(str[p3:p4])
+	row[11] = s.Time(time.Date(1960+int(r%100), time.Month(1+r2%12), 1+int(r%28), 0, 0, 0, 0, time.UTC))
+	row[12] = s.Time(time.Unix(1_600_000_000+int64(r%100_000_000), int64(r2%1_000_000)*1000).UTC())
+	row[13] = s.Time(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(r2%1_000_000_000_000) * time.Microsecond))
 	if p5 > p4 {
-		row[14] = str[p4:p5]
+		row[14] = s.String(str[p4:p5])
 	}
 	if w := g.cfg.Width; w > 0 {
 		off := int(r % 64)
-		row[15] = g.pad[off : off+w]
+		row[15] = s.String(g.pad[off : off+w])
 	} else {
 		row[15] = ""
 	}
