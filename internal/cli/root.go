@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/internal/gctune"
 )
 
 // Exit codes.
@@ -128,7 +129,10 @@ started, so nothing is lost and the destination can take over at cutover.`,
 	// pprof); hidden from the help, listed in docs/cli.md.
 	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (go tool pprof)")
 	_ = root.PersistentFlags().MarkHidden("cpuprofile")
-	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.startProfile() }
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		gctune.Start() // the collector's pace, from the live heap (internal/gctune)
+		return g.startProfile()
+	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newSyncCmd(g), newPlanCmd(g), newVerifyCmd(g), newVersionCmd(g), newConnectorsCmd(g), newDropCmd(g), newCutoverCmd(g), newSnapshotCmd(g))
 	root.AddCommand(newWorkerCmd(g), newRunCmd(g), newFlowCmd(g), newDashboardCmd(g))
