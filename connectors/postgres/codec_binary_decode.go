@@ -14,7 +14,10 @@ import (
 // binDecoder decodes a value in PostgreSQL's binary format. The copy reads
 // the types whose binary form is simple in binary (cheaper for the source
 // server and for ferry), and everything else as text.
-type binDecoder func(b []byte) (any, error)
+//
+// Values are boxed from the reader's slab (model.Slab): one allocation for
+// hundreds of values.
+type binDecoder func(s *model.Slab, b []byte) (any, error)
 
 // isPlainText reports whether native spells a text type whose binary form
 // is its text.
@@ -81,66 +84,69 @@ func wantLen(b []byte, n int, what string) error {
 	return nil
 }
 
-func decBool(b []byte) (any, error) {
+func decBool(s *model.Slab, b []byte) (any, error) {
 	if err := wantLen(b, 1, "boolean"); err != nil {
 		return nil, err
 	}
 	return b[0] != 0, nil
 }
 
-func decInt(b []byte) (any, error) {
+func decInt(s *model.Slab, b []byte) (any, error) {
 	switch len(b) {
 	case 2:
-		return int64(int16(binary.BigEndian.Uint16(b))), nil
+		return s.Int64(int64(int16(binary.BigEndian.Uint16(b)))), nil
 	case 4:
-		return int64(int32(binary.BigEndian.Uint32(b))), nil
+		return s.Int64(int64(int32(binary.BigEndian.Uint32(b)))), nil
 	case 8:
-		return int64(binary.BigEndian.Uint64(b)), nil
+		return s.Int64(int64(binary.BigEndian.Uint64(b))), nil
 	}
 	return nil, fmt.Errorf("integer: %d bytes in binary form", len(b))
 }
 
-func decFloat4(b []byte) (any, error) {
+func decFloat4(s *model.Slab, b []byte) (any, error) {
 	if err := wantLen(b, 4, "real"); err != nil {
 		return nil, err
 	}
-	return float64(math.Float32frombits(binary.BigEndian.Uint32(b))), nil
+	return s.Float64(float64(math.Float32frombits(binary.BigEndian.Uint32(b)))), nil
 }
 
-func decFloat8(b []byte) (any, error) {
+func decFloat8(s *model.Slab, b []byte) (any, error) {
 	if err := wantLen(b, 8, "double precision"); err != nil {
 		return nil, err
 	}
-	return math.Float64frombits(binary.BigEndian.Uint64(b)), nil
+	return s.Float64(math.Float64frombits(binary.BigEndian.Uint64(b))), nil
 }
 
-func decString(b []byte) (any, error) { return string(b), nil }
+func decString(s *model.Slab, b []byte) (any, error) { return s.String(s.Text(b)), nil }
 
-func decJSONB(b []byte) (any, error) {
+func decJSONB(s *model.Slab, b []byte) (any, error) {
 	if len(b) < 1 || b[0] != 1 {
 		return nil, fmt.Errorf("jsonb: unknown binary format version")
 	}
-	return string(b[1:]), nil
+	return s.String(s.Text(b[1:])), nil
 }
 
-func decBytes(b []byte) (any, error) { return append([]byte(nil), b...), nil }
+func decBytes(s *model.Slab, b []byte) (any, error) { return s.Bytes(b), nil }
 
-func decUUID(b []byte) (any, error) {
+func decUUID(s *model.Slab, b []byte) (any, error) {
 	if err := wantLen(b, 16, "uuid"); err != nil {
 		return nil, err
 	}
 	const hx = "0123456789abcdef"
-	out := make([]byte, 0, 36)
+	var out [36]byte
+	o := 0
 	for i, c := range b {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
-			out = append(out, '-')
+			out[o] = '-'
+			o++
 		}
-		out = append(out, hx[c>>4], hx[c&15])
+		out[o], out[o+1] = hx[c>>4], hx[c&15]
+		o += 2
 	}
-	return string(out), nil
+	return s.String(s.Text(out[:])), nil
 }
 
-func decDate(b []byte) (any, error) {
+func decDate(s *model.Slab, b []byte) (any, error) {
 	if err := wantLen(b, 4, "date"); err != nil {
 		return nil, err
 	}
@@ -150,18 +156,18 @@ func decDate(b []byte) (any, error) {
 	case math.MinInt32:
 		return model.NegInfinity, nil
 	default:
-		return pgEpoch.AddDate(0, 0, int(d)), nil
+		return s.Time(pgEpoch.AddDate(0, 0, int(d))), nil
 	}
 }
 
-func decTime(b []byte) (any, error) {
+func decTime(s *model.Slab, b []byte) (any, error) {
 	if err := wantLen(b, 8, "time"); err != nil {
 		return nil, err
 	}
 	return time.Duration(int64(binary.BigEndian.Uint64(b))) * time.Microsecond, nil
 }
 
-func decTimetz(b []byte) (any, error) {
+func decTimetz(s *model.Slab, b []byte) (any, error) {
 	if err := wantLen(b, 12, "time with time zone"); err != nil {
 		return nil, err
 	}
@@ -170,7 +176,7 @@ func decTimetz(b []byte) (any, error) {
 	return model.TimeTZ{Time: time.Duration(us) * time.Microsecond, Offset: -west}, nil
 }
 
-func decTimestamp(b []byte) (any, error) {
+func decTimestamp(s *model.Slab, b []byte) (any, error) {
 	if err := wantLen(b, 8, "timestamp"); err != nil {
 		return nil, err
 	}
@@ -184,11 +190,11 @@ func decTimestamp(b []byte) (any, error) {
 		if rem < 0 {
 			sec, rem = sec-1, rem+1_000_000
 		}
-		return time.Unix(pgEpoch.Unix()+sec, rem*1000).UTC(), nil
+		return s.Time(time.Unix(pgEpoch.Unix()+sec, rem*1000).UTC()), nil
 	}
 }
 
-func decInterval(b []byte) (any, error) {
+func decInterval(s *model.Slab, b []byte) (any, error) {
 	if err := wantLen(b, 16, "interval"); err != nil {
 		return nil, err
 	}
@@ -201,7 +207,7 @@ func decInterval(b []byte) (any, error) {
 
 // decNumeric renders numeric's binary form as PostgreSQL's text output:
 // exactly dscale digits after the point.
-func decNumeric(b []byte) (any, error) {
+func decNumeric(s *model.Slab, b []byte) (any, error) {
 	if len(b) < 8 {
 		return nil, fmt.Errorf("numeric: %d bytes in binary form", len(b))
 	}
@@ -251,5 +257,5 @@ func decNumeric(b []byte) (any, error) {
 		}
 		sb.WriteString(frac.String()[:dscale])
 	}
-	return sb.String(), nil
+	return s.String(sb.String()), nil
 }

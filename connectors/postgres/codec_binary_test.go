@@ -81,7 +81,7 @@ func TestBinaryForms(t *testing.T) {
 		if !slices.Contains(oids, c.oid) {
 			t.Errorf("%s: the decoder does not accept type %d (%v)", c.t, c.oid, oids)
 		}
-		back, err := dec(want)
+		back, err := dec(new(model.Slab), want)
 		if err != nil {
 			t.Fatalf("decode %s %s: %v", c.t, c.want, err)
 		}
@@ -181,7 +181,7 @@ func TestBinaryRefusesWhatPostgreSQLWouldNot(t *testing.T) {
 		{"jsonb of another version", decJSONB, []byte{2, '1'}},
 		{"numeric cut short", decNumeric, []byte{0, 2, 0, 0, 0, 0, 0, 0, 0, 1}},
 	} {
-		if _, err := c.dec(c.b); err == nil {
+		if _, err := c.dec(new(model.Slab), c.b); err == nil {
 			t.Errorf("%s: %x accepted", c.name, c.b)
 		}
 	}
@@ -214,7 +214,7 @@ func TestNumericBinaryExactOrRefused(t *testing.T) {
 			t.Errorf("%.40q: %v", c.in, err)
 			continue
 		}
-		back, err := decNumeric(enc[4:])
+		back, err := decNumeric(new(model.Slab), enc[4:])
 		if err != nil || back.(string) != c.want {
 			t.Errorf("%.40q read back as %.60q (%v), want %.60q", c.in, back, err, c.want)
 		}
@@ -233,7 +233,7 @@ func FuzzNumericBinary(f *testing.F) {
 		if err != nil {
 			return
 		}
-		back, err := decNumeric(enc[4:])
+		back, err := decNumeric(new(model.Slab), enc[4:])
 		if err != nil {
 			t.Fatalf("%q: %v", s, err)
 		}

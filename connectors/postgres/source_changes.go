@@ -262,7 +262,7 @@ func (s *streamer) decodeTuple(r *relation, t *pglogrepl.TupleData, old []any, w
 			if bin == nil {
 				return nil, nil, &decodeError{fmt.Errorf("table %s, column %s: a binary value ferry cannot decode", r.ns, r.st.table.Columns[ti].Name)}
 			}
-			v, err := bin(col.Data)
+			v, err := bin(&s.slab, col.Data)
 			if err != nil {
 				return nil, nil, &decodeError{fmt.Errorf("table %s, column %s: %w", r.ns, r.st.table.Columns[ti].Name, err)}
 			}

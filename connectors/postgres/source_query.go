@@ -202,9 +202,10 @@ func (c *Conn) ReadQuery(ctx context.Context, q connector.Query, t *model.Table,
 	where := "read query " + q.Name.String()
 	rr := pc.Conn().PgConn().ExecParams(ctx, sql, params, nil, nil, formats)
 	cut := connector.NewQueryBatcher(batchRows, emit)
+	var slab model.Slab
 	for rr.NextRow() {
 		vals := rr.Values()
-		row := make(model.Row, len(decs))
+		row := slab.Row(len(decs))
 		var size int64
 		for i, d := range decs {
 			if vals[i] == nil {
@@ -213,7 +214,7 @@ func (c *Conn) ReadQuery(ctx context.Context, q connector.Query, t *model.Table,
 			var v any
 			var err error
 			if bins[i] != nil {
-				v, err = bins[i](vals[i])
+				v, err = bins[i](&slab, vals[i])
 			} else {
 				v, err = d(string(vals[i]))
 			}

@@ -126,9 +126,10 @@ func (c *Conn) readQuery(ctx context.Context, t *model.Table, p model.Partition,
 	var last tid
 	first := true
 	var emitErr error
+	var slab model.Slab
 	for rr.NextRow() {
 		vals := rr.Values()
-		row := make(model.Row, len(decs))
+		row := slab.Row(len(decs))
 		for i, d := range decs {
 			if vals[i] == nil {
 				continue
@@ -136,7 +137,7 @@ func (c *Conn) readQuery(ctx context.Context, t *model.Table, p model.Partition,
 			var v any
 			var err error
 			if bins[i] != nil {
-				v, err = bins[i](vals[i])
+				v, err = bins[i](&slab, vals[i])
 			} else {
 				v, err = d(string(vals[i]))
 			}
@@ -257,7 +258,7 @@ func failedRowKey(t *model.Table, decs []decoder, bins []binDecoder, vals [][]by
 		}
 		var err error
 		if bins[i] != nil {
-			row[i], err = bins[i](vals[i])
+			row[i], err = bins[i](new(model.Slab), vals[i])
 		} else {
 			row[i], err = decs[i](string(vals[i]))
 		}

@@ -119,6 +119,7 @@ type streamTable struct {
 
 type streamer struct {
 	c         *Conn
+	slab      model.Slab // binary values' storage (model.Slab); the decoding goroutine's
 	slot, pub string
 	tables    map[model.Namespace]*streamTable
 	rels      map[uint32]*relation
