@@ -1,6 +1,7 @@
 package gctune
 
 import (
+	"os"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -52,21 +53,30 @@ func TestTunerFollowsTheLiveHeap(t *testing.T) {
 	if Start() {
 		t.Fatal("Start ran with GOGC set in the environment")
 	}
-	defer debug.SetGCPercent(gcPercent())
-	t.Run("tuned", func(t *testing.T) {
-		unsetGOGC(t)
-		if !Start() {
-			t.Fatal("Start did not run without GOGC")
+	unsetGOGC(t)
+	if !Start() {
+		t.Fatal("Start did not run without GOGC")
+	}
+	waitPercent(t, MaxPercent)
+	big := make([][]byte, 300)
+	for i := range big {
+		big[i] = make([]byte, 1<<20)
+		big[i][0] = 1
+	}
+	waitPercent(t, MinPercent)
+	runtime.KeepAlive(big)
+	big = nil
+	waitPercent(t, MaxPercent)
+}
+
+// unsetGOGC removes GOGC from the environment for the rest of the test.
+func unsetGOGC(t *testing.T) {
+	t.Helper()
+	old, had := os.LookupEnv("GOGC")
+	os.Unsetenv("GOGC")
+	t.Cleanup(func() {
+		if had {
+			os.Setenv("GOGC", old)
 		}
-		waitPercent(t, MaxPercent)
-		big := make([][]byte, 300)
-		for i := range big {
-			big[i] = make([]byte, 1<<20)
-			big[i][0] = 1
-		}
-		waitPercent(t, MinPercent)
-		runtime.KeepAlive(big)
-		big = nil
-		waitPercent(t, MaxPercent)
 	})
 }
