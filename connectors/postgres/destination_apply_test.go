@@ -102,3 +102,67 @@ h NULL é 🚢 `, 1<<21/32)
 		t.Fatalf("a missing row with an unchanged value: %v", err)
 	}
 }
+
+// A batch goes to the server as one pipeline (one round trip, committed
+// at its end): a statement that fails leaves nothing of the batch applied,
+// not the statements before it nor the checkpoint, and the error names the
+// table and what failed.
+func TestPipelinedBatchIsAllOrNothing(t *testing.T) {
+	p := newPair(t)
+	db := p.srv.Connect(t, p.dst)
+	mustExec(t, db, `CREATE TABLE a (id int PRIMARY KEY, v text);
+		CREATE TABLE b (id int PRIMARY KEY, v int CHECK (v > 0));
+		INSERT INTO a VALUES (1, 'one'), (2, 'two');`)
+	dst := open(t, p.dstURL())
+	ctx := context.Background()
+	tables, err := dst.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*model.Table{}
+	for _, x := range tables {
+		byName[x.Namespace.Table] = x
+	}
+	ta, tb := byName["a"], byName["b"]
+	if ta == nil || tb == nil {
+		t.Fatalf("tables a and b not found: %v", tables)
+	}
+	apply := func(b *model.ApplyBatch) error {
+		a, err := dst.OpenApplier(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		return a.ApplyChanges(ctx, b)
+	}
+	state := func() string {
+		var out string
+		if err := db.QueryRow(ctx, `SELECT coalesce((SELECT string_agg(id || '=' || coalesce(v, ''), ',' ORDER BY id) FROM a), '') || ' | ' ||
+			coalesce((SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM b), '') || ' | ' ||
+			coalesce((SELECT string_agg(value, ',') FROM _ferry.checkpoints WHERE flow = 'pipe'), '')`).Scan(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	good := &model.ApplyBatch{Checkpoint: &model.Checkpoint{Flow: "pipe", Key: "cdc.0", Value: "1"}, Tables: []*model.TableChanges{
+		{Table: ta, Deletes: []model.Row{{int64(2)}}, Upserts: []model.Row{{int64(3), "three"}}},
+		{Table: tb, Upserts: []model.Row{{int64(1), int64(5)}}},
+	}}
+	if err := apply(good); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := state(), "1=one,3=three | 1=5 | 1"; got != want {
+		t.Fatalf("after a good batch: %q, want %q", got, want)
+	}
+	bad := &model.ApplyBatch{Checkpoint: &model.Checkpoint{Flow: "pipe", Key: "cdc.0", Value: "2"}, Tables: []*model.TableChanges{
+		{Table: ta, Deletes: []model.Row{{int64(1)}}, Upserts: []model.Row{{int64(4), "four"}}},
+		{Table: tb, Upserts: []model.Row{{int64(2), int64(-1)}}}, // breaks the CHECK
+	}}
+	err = apply(bad)
+	if err == nil || !strings.Contains(err.Error(), "table public.b") || !strings.Contains(err.Error(), "upsert 1 rows") || !strings.Contains(err.Error(), "b_v_check") {
+		t.Fatalf("a batch breaking a check constraint: %v, want an error naming table public.b, the upsert and the constraint", err)
+	}
+	if got, want := state(), "1=one,3=three | 1=5 | 1"; got != want {
+		t.Fatalf("after a failed batch: %q, want it unchanged, %q", got, want)
+	}
+}

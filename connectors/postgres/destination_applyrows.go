@@ -51,7 +51,7 @@ func (w *changeWriter) applyRows(ctx context.Context, tx pgx.Tx, tc *model.Table
 		if len(inserts) == 0 {
 			return nil
 		}
-		err := upsertRows(ctx, tx, t, dt, cols, inserts)
+		err := upsertRows(ctx, tx, nil, t, dt, cols, inserts)
 		inserts = nil
 		return err
 	}

@@ -72,12 +72,15 @@ func (c *Conn) DropCheckpoints(ctx context.Context, flow string) error {
 	return nil
 }
 
+// checkpointSQL saves one checkpoint: $1 flow, $2 key, $3 value.
+const checkpointSQL = `INSERT INTO _ferry.checkpoints (flow, key, value) VALUES ($1, $2, $3)
+		ON CONFLICT (flow, key) DO UPDATE SET value = EXCLUDED.value`
+
 func saveCheckpoint(ctx context.Context, tx pgx.Tx, cp *model.Checkpoint) error {
 	if cp == nil {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO _ferry.checkpoints (flow, key, value) VALUES ($1, $2, $3)
-		ON CONFLICT (flow, key) DO UPDATE SET value = EXCLUDED.value`, cp.Flow, cp.Key, cp.Value)
+	_, err := tx.Exec(ctx, checkpointSQL, cp.Flow, cp.Key, cp.Value)
 	if err != nil {
 		return fmt.Errorf("save checkpoint %s of flow %s: %w", cp.Key, cp.Flow, err)
 	}

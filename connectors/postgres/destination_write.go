@@ -90,7 +90,7 @@ func (w *rowWriter) WriteRows(ctx context.Context, b *model.RowBatch) error {
 		w.upsertPart = b.Partition
 	}
 	return w.c.inTx(ctx, w.conn.Conn(), func(tx pgx.Tx) error {
-		if err := upsertRows(ctx, tx, b.Table, dt, cols, b.Rows); err != nil {
+		if err := upsertRows(ctx, tx, nil, b.Table, dt, cols, b.Rows); err != nil {
 			return err
 		}
 		return saveCheckpoint(ctx, tx, b.Checkpoint)
