@@ -70,8 +70,10 @@ func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) er
 		if b.Len() == 0 && b.Checkpoint == nil {
 			return nil
 		}
-		if sent, err := w.applyPipelined(ctx, b); sent {
-			return err
+		if b.Len() <= pipelineMaxChanges {
+			if sent, err := w.applyPipelined(ctx, b); sent {
+				return err
+			}
 		}
 		return w.c.inTx(ctx, w.conn.Conn(), func(tx pgx.Tx) error { return w.apply(ctx, tx, b) }, "apply changes")
 	}
@@ -99,40 +101,33 @@ func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) er
 	return nil
 }
 
-// apply writes the batch's changes and its checkpoint in tx. The deletes,
-// the upserts of whole rows and the checkpoint, whose results nothing
-// reads, go to the server as one pipeline (see pipeline): a writer's share
-// of a small batch was about eight round trips in a row, most of its
-// apply time on a busy machine (bench/pg-cdc.sh).
+// apply writes the batch's changes and its checkpoint in tx, a statement
+// at a time.
 func (w *changeWriter) apply(ctx context.Context, tx pgx.Tx, b *model.ApplyBatch) error {
 	if err := w.deferConstraints(ctx, tx, b); err != nil {
 		return err
 	}
-	p := &pipeline{}
 	for _, tc := range b.Tables {
 		if tc == nil || tc.Table == nil {
 			return fmt.Errorf("changes without a table")
 		}
-		if err := w.applyTable(ctx, tx, p, tc); err != nil {
-			var sent *pipelineError
-			if errors.As(err, &sent) {
-				return sent.err // a statement sent earlier, already named
-			}
+		if err := w.applyTable(ctx, tx, nil, tc); err != nil {
 			return tableError(tc.Table.Namespace, err)
 		}
 	}
-	if cp := b.Checkpoint; cp != nil {
-		p.addCheckpoint(cp)
-	}
-	if err := p.flush(ctx, tx); err != nil {
-		var sent *pipelineError
-		if errors.As(err, &sent) {
-			return sent.err
-		}
-		return err
-	}
-	return nil
+	return saveCheckpoint(ctx, tx, b.Checkpoint)
 }
+
+// pipelineMaxChanges is the largest share sent as one pipeline. A share of
+// a batch under a steady load is a few hundred changes, and its round trips
+// were most of its apply time on a busy machine (bench/pg-cdc.sh: about
+// eight in a row; the subscriber it was compared with applies in-process).
+// A share of a backlog's batch (--apply-batch 10,000 over the writers) is
+// bound by the server's work instead, and went no faster pipelined
+// (bench/pg-mixed.sh: the drain measured 1.53-1.58x the subscriber with
+// every share pipelined, 1.85-1.96x before): it keeps the statement at a
+// time path.
+const pipelineMaxChanges = 1000
 
 // applyPipelined sends a batch whose every statement can be queued (no
 // rows with unchanged values, no large rows, no tables applied row by row,
