@@ -326,7 +326,11 @@
 // inserted). Values travel as text arrays and are cast to each column's type
 // by the server, with its own input functions; a row of 1 MiB or more goes
 // alone, FROM (VALUES ($1::text, ...)) with its values as plain parameters
-// (an array literal would copy a large value once more, escaped). Replaying a batch leaves the
-// same rows. AlterTable follows a source's schema change in one
+// (an array literal would copy a large value once more, escaped). A batch
+// of up to 1,000 changes whose statements' results nothing reads (no
+// unchanged values, no large rows, no rows by whole row, no deferrable
+// constraints) goes as one pipeline without BEGIN and COMMIT: the server
+// runs it as one implicit transaction committed at its Sync, in one round
+// trip (applyPipelined). Replaying a batch leaves the same rows. AlterTable follows a source's schema change in one
 // transaction (connector.PlanAlter decides the steps; docs/connectors.md).
 package postgres
