@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferrydb/ferry/connectors/postgres"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -38,14 +39,7 @@ func TestLargeRowsApplyExactly(t *testing.T) {
 	big := strings.Repeat(`a"b\c{d},e'f	g
 h NULL é 🚢 `, 1<<21/32)
 	bigJSON := `{"k": "` + strings.Repeat(`v\"w\\`, 1<<19) + `"}`
-	apply := func(b *model.ApplyBatch) error {
-		a, err := dst.OpenApplier(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer a.Close()
-		return a.ApplyChanges(ctx, b)
-	}
+	apply := func(b *model.ApplyBatch) error { return applyOnce(t, dst, b) }
 	if err := apply(&model.ApplyBatch{Tables: []*model.TableChanges{{Table: tb, Upserts: []model.Row{
 		{int64(1), int64(1), big, bigJSON, ""},
 		{int64(2), int64(1), "small", `{"a": 1}`, ""},
@@ -127,14 +121,7 @@ func TestPipelinedBatchIsAllOrNothing(t *testing.T) {
 	if ta == nil || tb == nil {
 		t.Fatalf("tables a and b not found: %v", tables)
 	}
-	apply := func(b *model.ApplyBatch) error {
-		a, err := dst.OpenApplier(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer a.Close()
-		return a.ApplyChanges(ctx, b)
-	}
+	apply := func(b *model.ApplyBatch) error { return applyOnce(t, dst, b) }
 	state := func() string {
 		var out string
 		if err := db.QueryRow(ctx, `SELECT coalesce((SELECT string_agg(id || '=' || coalesce(v, ''), ',' ORDER BY id) FROM a), '') || ' | ' ||
@@ -165,4 +152,16 @@ func TestPipelinedBatchIsAllOrNothing(t *testing.T) {
 	if got, want := state(), "1=one,3=three | 1=5 | 1"; got != want {
 		t.Fatalf("after a failed batch: %q, want it unchanged, %q", got, want)
 	}
+}
+
+// applyOnce applies b through an applier of its own.
+func applyOnce(t *testing.T, dst *postgres.Conn, b *model.ApplyBatch) error {
+	t.Helper()
+	ctx := context.Background()
+	a, err := dst.OpenApplier(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	return a.ApplyChanges(ctx, b)
 }
