@@ -147,7 +147,7 @@ func (w *changeWriter) applyPipelined(ctx context.Context, b *model.ApplyBatch) 
 			return false, nil // the transaction's path says what is wrong
 		}
 	}
-	p := &pipeline{hold: true}
+	p := &pipeline{}
 	for _, tc := range b.Tables {
 		if err := w.applyTable(ctx, nil, p, tc); err != nil {
 			if errors.Is(err, errNeedsTx) {
@@ -182,19 +182,15 @@ func tableError(ns model.Namespace, err error) error {
 	return fmt.Errorf("table %s: %w", ns, err)
 }
 
-// pipeline holds statements whose results nothing reads until they are
-// sent together: one round trip (a single Sync) instead of one each. The
-// server runs them in order and stops at the first error, which the
-// transaction's rollback then undoes as it would a single statement's.
-// Statements whose results are read (a row count checked, rows looked up)
-// flush the pipeline first, so every statement runs in the order the
-// changes ask for.
+// pipeline holds statements whose results nothing reads until
+// applyPipelined sends them together: one round trip (a single Sync)
+// instead of one each. The server runs them in order, in one implicit
+// transaction, and stops at the first error. A statement whose result is
+// read (a row count checked, rows looked up, a large row sent alone) asks
+// for a transaction instead (needTx), and nothing is sent.
 type pipeline struct {
 	b    pgconn.Batch
 	errs []func(error) error // for each statement, its error as a direct call would have said it
-	// hold: the pipeline is sent by its owner only (applyPipelined);
-	// flush refuses with errNeedsTx.
-	hold bool
 }
 
 // addCheckpoint queues saving cp.
@@ -217,24 +213,19 @@ func (p *pipeline) add(sql string, params [][]byte, table *model.Namespace, what
 	})
 }
 
-// pipelineError is a queued statement's error, already named by flush.
+// pipelineError is a queued statement's error, already named by send.
 type pipelineError struct{ err error }
 
 func (e *pipelineError) Error() string { return e.err.Error() }
 func (e *pipelineError) Unwrap() error { return e.err }
 
-// flush sends the queued statements in tx and reads their results.
-func (p *pipeline) flush(ctx context.Context, tx pgx.Tx) error {
-	if p == nil {
-		return nil
-	}
-	if p.hold {
+// needTx is errNeedsTx when statements are being queued (p not nil): the
+// next one must run in a transaction, on its own.
+func (p *pipeline) needTx() error {
+	if p != nil {
 		return errNeedsTx
 	}
-	if len(p.errs) == 0 {
-		return nil
-	}
-	return p.send(ctx, tx.Conn().PgConn())
+	return nil
 }
 
 // send sends the queued statements on conn and reads their results.
@@ -290,7 +281,7 @@ func (w *changeWriter) deferConstraints(ctx context.Context, tx pgx.Tx, b *model
 func (w *changeWriter) applyTable(ctx context.Context, tx pgx.Tx, p *pipeline, tc *model.TableChanges) error {
 	t := tc.Table
 	if len(tc.RowChanges) > 0 {
-		if err := p.flush(ctx, tx); err != nil {
+		if err := p.needTx(); err != nil {
 			return err
 		}
 		return w.applyRows(ctx, tx, tc)
@@ -351,7 +342,7 @@ func (w *changeWriter) applyTable(ctx context.Context, tx pgx.Tx, p *pipeline, t
 		return err
 	}
 	if len(partial) > 0 {
-		if err := p.flush(ctx, tx); err != nil { // their row count is read
+		if err := p.needTx(); err != nil { // their row count is read
 			return err
 		}
 	}
@@ -447,7 +438,7 @@ const collectBeforeBytes = 32 << 20
 //
 // With a pipeline p (nil for none), the statement for the small rows is
 // queued there instead of run, with what to name its error, and the count
-// returned does not include its rows; large rows flush p first.
+// returned does not include its rows; a large row asks for a transaction (errNeedsTx).
 func execRows(ctx context.Context, tx pgx.Tx, p *pipeline, what func(error) error, t *model.Table, rows []model.Row, cols []int, keyOnly bool, sql func(from string) string) (int64, error) {
 	large := 0
 	for _, row := range rows {
@@ -458,7 +449,7 @@ func execRows(ctx context.Context, tx pgx.Tx, p *pipeline, what func(error) erro
 	small := rows
 	var n int64
 	if large > 0 {
-		if err := p.flush(ctx, tx); err != nil {
+		if err := p.needTx(); err != nil {
 			return 0, err
 		}
 		small = make([]model.Row, 0, len(rows)-large)
@@ -580,18 +571,9 @@ func upsertRows(ctx context.Context, tx pgx.Tx, p *pipeline, t *model.Table, dt 
 	}
 	what := func(err error) error { return fmt.Errorf("upsert %d rows: %w", len(rows), err) }
 	if _, err := execRows(ctx, tx, p, what, t, rows, cols, false, sql); err != nil {
-		return passSent(err, what)
+		return what(err)
 	}
 	return nil
-}
-
-// passSent names err with what, unless a pipeline's flush named it.
-func passSent(err error, what func(error) error) error {
-	var sent *pipelineError
-	if errors.As(err, &sent) {
-		return err
-	}
-	return what(err)
 }
 
 // keyMatch renders "d.k1 = u.a1::type AND ..." for the key columns, which
@@ -616,7 +598,7 @@ func deleteKeys(ctx context.Context, tx pgx.Tx, p *pipeline, t *model.Table, dt 
 	}
 	what := func(err error) error { return fmt.Errorf("delete %d keys: %w", len(keys), err) }
 	if _, err := execRows(ctx, tx, p, what, t, keys, keyIdx, true, sql); err != nil {
-		return passSent(err, what)
+		return what(err)
 	}
 	return nil
 }
