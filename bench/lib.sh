@@ -31,6 +31,12 @@ psql_b() { psql -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$pb" -U postgres "$@"; }
 now() { date +%s.%N; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$@"; }
 
+# build_ferry puts ferry at $work/ferry: the binary FERRY_BIN names (to
+# compare two builds, run after run), or one built from this tree.
+build_ferry() {
+  if [ -n "${FERRY_BIN:-}" ]; then cp "$FERRY_BIN" "$work/ferry"; else go build -o "$work/ferry" ./cmd/ferry; fi
+}
+
 # stop_servers stops the servers in $work/a and $work/b, if started.
 stop_servers() {
   for d in a b; do [ -d "$work/$d" ] && as_pg "$bin/pg_ctl" -D "$work/$d" stop -m immediate >/dev/null 2>&1 || true; done
@@ -40,7 +46,7 @@ stop_servers() {
 # free ports ($pa, $pb); $src and $dst are the URLs of databases src on a
 # and dst on b (the script creates them).
 two_servers() {
-  go build -o "$work/ferry" ./cmd/ferry
+  build_ferry
   pa=$(port); start a "$pa"
   pb=$(port); start b "$pb"
   src="postgres://postgres@127.0.0.1:$pa/src?sslmode=disable"
@@ -52,7 +58,7 @@ two_servers() {
 # a the source ($src, database src), b ferry's destination ($dst, database
 # dst), c a native subscriber (psql_c). The script creates the databases.
 cdc_servers() {
-  go build -o "$work/ferry" ./cmd/ferry
+  build_ferry
   pa=$(port); start a "$pa" "$1"
   pb=$(port); start b "$pb" "$1"
   pc=$(port); start c "$pc" "$1"

@@ -21,8 +21,10 @@
 #   ./bench/pg-mixed.sh [SCALE] [PARALLELS] [TXNS] [ROUNDS]
 #
 # Defaults: SCALE 1 (5.32 M rows, about 1 GB), PARALLELS "2 4", TXNS 128000,
-# ROUNDS 2. Run as root (the servers run as the postgres user). PROFILE=1
-# writes ferry's CPU profiles (--cpuprofile): the first copy at each
+# ROUNDS 2. TXNS 0 skips the CDC part. The pipes and pg_dump | psql talk to
+# the servers over their Unix sockets, ferry over TCP to 127.0.0.1 unless
+# SOCKET=1 (then the same sockets). Run as root (the servers run as the
+# postgres user). PROFILE=1 writes ferry's CPU profiles (--cpuprofile): the first copy at each
 # parallelism to /tmp/ferry-mixed-copy-P.pprof, the drain to
 # /tmp/ferry-mixed-cdc.pprof. The CPU the machine used during each drain
 # (every process) is printed with it.
@@ -49,6 +51,23 @@ cdc_servers "$cdc_settings"
 pg_mixed_dataset "$scale"
 psql_a -d src -At -c "SELECT 'source size: ' || pg_size_pretty(pg_database_size('src'))"
 tables="orders profiles documents audit"
+if [ -n "${SOCKET:-}" ]; then
+  src="postgres://postgres@/src?host=$work&port=$pa&sslmode=disable"
+  dst="postgres://postgres@/dst?host=$work&port=$pb&sslmode=disable"
+fi
+# copy_results prints each parallelism's best copy times and ratios.
+copy_results() {
+  echo "== results ($(nproc) cores, scale $scale, best of $rounds rounds$([ -n "${SOCKET:-}" ] && echo ", ferry over the Unix socket"))"
+  local par
+  for par in $parallels; do
+    python3 -c '
+import sys
+p, f, r, d = sys.argv[1], *map(float, sys.argv[2:])
+print(f"copy, parallel {p}: ferry {f:.2f}s, raw binary COPY pipes {r:.2f}s, pg_dump | psql {d:.2f}s; "
+      f"ferry / pipes {f / r:.3f} (target <= 1.05), pg_dump | psql / ferry {d / f:.2f}x")
+' "$par" "${best[ferry/$par]}" "${best[pipes/$par]}" "${best[dump/$par]}"
+  done
+}
 
 fresh_dst() { psql_b -c "DROP DATABASE IF EXISTS dst" -c "CREATE DATABASE dst"; }
 checkpoint() { psql_a -c CHECKPOINT; psql_b -c CHECKPOINT; }
@@ -109,6 +128,11 @@ for t in orders profiles documents; do
   [ "$a" = "$b" ] || echo "copy: $t DIFFERS"
 done
 
+if [ "$txns" = 0 ]; then
+  echo
+  copy_results
+  exit 0
+fi
 echo "== CDC: ferry and two native subscriptions synced on orders"
 fresh_dst
 cdc_name=mixedcdc
@@ -180,15 +204,7 @@ for sub in text bin; do
 done
 
 echo
-echo "== results ($(nproc) cores, scale $scale, best of $rounds rounds)"
-for par in $parallels; do
-  python3 - "$par" "${best[ferry/$par]}" "${best[pipes/$par]}" "${best[dump/$par]}" <<'PY'
-import sys
-p, f, r, d = sys.argv[1], *map(float, sys.argv[2:])
-print(f"copy, parallel {p}: ferry {f:.2f}s, raw binary COPY pipes {r:.2f}s, pg_dump | psql {d:.2f}s; "
-      f"ferry / pipes {f / r:.3f} (target <= 1.05), pg_dump | psql / ferry {d / f:.2f}x")
-PY
-done
+copy_results
 python3 - "$changes" "$t_ferry" "${t_sub[text]}" "${t_sub[bin]}" <<'PY'
 import sys
 c = int(sys.argv[1]); f, t, b = map(float, sys.argv[2:])
