@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ferrydb/ferry/connector"
@@ -160,6 +163,7 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 	// Statements are built per table; the describe round trip of the
 	// default mode costs more than it saves for them.
 	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	cfg.ConnConfig.BuildFrontend = bufferedFrontend
 	c.cfg = cfg
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -180,6 +184,19 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 	c.pool = pool
 	c.types = newTypeCache()
 	return c, nil
+}
+
+// readBufferBytes is how much a connection reads from the server at once.
+// The driver reads 8 KB at a time: a copy's stream of a gigabyte took
+// 128,000 read calls, and ferry's system CPU (2.5 s in a 15 s copy on two
+// cores) was more than its own work; psql's pipes doing the same copy
+// used almost none.
+const readBufferBytes = 128 << 10
+
+// bufferedFrontend is the driver's protocol reader on a buffer of
+// readBufferBytes: one read call takes what the server has sent, up to it.
+func bufferedFrontend(r io.Reader, w io.Writer) *pgproto3.Frontend {
+	return pgproto3.NewFrontend(bufio.NewReaderSize(r, readBufferBytes), w)
 }
 
 // Close releases every connection.
