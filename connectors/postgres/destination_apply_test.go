@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -164,4 +165,63 @@ func applyOnce(t *testing.T, dst *postgres.Conn, b *model.ApplyBatch) error {
 	}
 	defer a.Close()
 	return a.ApplyChanges(ctx, b)
+}
+
+// The statements of a pipelined batch are prepared on the writer's session
+// once; a session that loses them (a pooler in transaction mode gave it
+// another server connection) still applies every batch, unprepared from
+// then on.
+func TestPipelinedStatementsSurviveALostSession(t *testing.T) {
+	p := newPair(t)
+	db := p.srv.Connect(t, p.dst)
+	mustExec(t, db, `CREATE TABLE a (id int PRIMARY KEY, v text)`)
+	dst := open(t, p.dstURL())
+	ctx := context.Background()
+	tables, err := dst.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ta *model.Table
+	for _, x := range tables {
+		if x.Namespace.Table == "a" {
+			ta = x
+		}
+	}
+	if ta == nil {
+		t.Fatalf("table a not found: %v", tables)
+	}
+	w, err := dst.OpenApplier(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	batch := func(n int) *model.ApplyBatch {
+		return &model.ApplyBatch{Checkpoint: &model.Checkpoint{Flow: "prep", Key: "cdc.0", Value: strconv.Itoa(n)}, Tables: []*model.TableChanges{
+			{Table: ta, Deletes: []model.Row{{int64(n - 1)}}, Upserts: []model.Row{{int64(n), "v" + strconv.Itoa(n)}}},
+		}}
+	}
+	for n := 1; n <= 3; n++ {
+		if err := w.ApplyChanges(ctx, batch(n)); err != nil {
+			t.Fatalf("batch %d: %v", n, err)
+		}
+	}
+	if got := postgres.Prepared(w); got != 3 { // the delete, the upsert, the checkpoint
+		t.Fatalf("%d statements prepared, want 3", got)
+	}
+	if err := postgres.ForgetPrepared(w); err != nil {
+		t.Fatal(err)
+	}
+	for n := 4; n <= 5; n++ {
+		if err := w.ApplyChanges(ctx, batch(n)); err != nil {
+			t.Fatalf("batch %d after the session lost its prepared statements: %v", n, err)
+		}
+	}
+	var got string
+	if err := db.QueryRow(ctx, `SELECT string_agg(id || '=' || v, ',' ORDER BY id) || ' | ' ||
+		(SELECT value FROM _ferry.checkpoints WHERE flow = 'prep') FROM a`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "5=v5 | 5"; got != want {
+		t.Fatalf("destination %q, want %q", got, want)
+	}
 }

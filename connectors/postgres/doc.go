@@ -331,6 +331,13 @@
 // unchanged values, no large rows, no rows by whole row, no deferrable
 // constraints) goes as one pipeline without BEGIN and COMMIT: the server
 // runs it as one implicit transaction committed at its Sync, in one round
-// trip (applyPipelined). Replaying a batch leaves the same rows. AlterTable follows a source's schema change in one
-// transaction (connector.PlanAlter decides the steps; docs/connectors.md).
+// trip (applyPipelined). Its statements are prepared on the writer's
+// session the first time their text is sent (a table's delete and upsert,
+// the checkpoint: a few per table), so the server parses and plans them
+// once; a session that loses them (a pooler in transaction mode) sends
+// them unprepared from then on. Replaying a batch leaves the same rows.
+// AlterTable follows a source's schema change in one transaction
+// (connector.PlanAlter decides the steps; docs/connectors.md). Every
+// connection reads the server's messages through a 128 KB buffer
+// (bufferedFrontend): the driver's own reads are 8 KB each.
 package postgres

@@ -1,5 +1,7 @@
 package postgres
 
+import "context"
+
 // LoseSessionAfterLogRow makes the next session that handles a DDL log row
 // end right after it, before its transaction's commit, as a lost
 // connection would (once); the returned func puts things back.
@@ -13,4 +15,28 @@ func LoseSessionAfterLogRow(lost error) (restore func()) {
 		return lost
 	}
 	return func() { afterLogRow = nil }
+}
+
+// ForgetPrepared drops every prepared statement of the applier's session
+// on the server (DEALLOCATE ALL), as a pooler in transaction mode does when
+// it hands the session another server connection; the applier is not told.
+func ForgetPrepared(a any) error {
+	w := a.(*changeWriter)
+	_, err := w.conn.Exec(context.Background(), "DEALLOCATE ALL")
+	return err
+}
+
+// Prepared is the number of statements the applier prepared on its session.
+func Prepared(a any) int { return len(sessionStmts(a.(*changeWriter).conn.Conn().PgConn()).names) }
+
+// Unprepared makes the applier send its pipelined statements unprepared,
+// as after a pooler lost them (a benchmark's baseline).
+func Unprepared(a any) {
+	*sessionStmts(a.(*changeWriter).conn.Conn().PgConn()) = preparedStmts{off: true}
+}
+
+// ExecOnApplier runs sql on the applier's session.
+func ExecOnApplier(a any, sql string) error {
+	_, err := a.(*changeWriter).conn.Exec(context.Background(), sql)
+	return err
 }
