@@ -20,7 +20,8 @@
 #    have an extra column on the ticks table defaulting to clock_timestamp(),
 #    filled when the row is applied: apply time minus source time is each
 #    tick's replication lag, end to end. Prints p50/p99/max for both. Both
-#    replicate at once, on the same cores.
+#    replicate at once, on the same cores. LAGSERIES=1 also prints each
+#    second's worst lag at both.
 #
 # Run as root (the servers run as the postgres user).
 set -euo pipefail
@@ -173,6 +174,13 @@ lag psql_c native
 # subscriber's kept streaming). Steady state, apart:
 lag psql_b ferry 2
 lag psql_c native 2
+if [ -n "${LAGSERIES:-}" ]; then
+  # Each second of the load: the worst lag of a tick made in it, at each.
+  series() { "$1" -d dst -At -F ' ' -c "SELECT extract(epoch FROM date_trunc('second', at) - (SELECT date_trunc('second', min(at)) FROM ticks))::int,
+      round(1000 * max(extract(epoch FROM seen - at))) FROM ticks WHERE seen IS NOT NULL GROUP BY 1 ORDER BY 1"; }
+  echo "second: worst lag ms, ferry / native"
+  join <(series psql_b | sort) <(series psql_c | sort) | sort -n | awk '{printf "%s: %s / %s%s\n", $1, $2, $3, ($2 > 1.2 * $3 ? "  <- ferry" : "")}'
+fi
 same
 
 echo
