@@ -69,13 +69,15 @@ print(f"copy, parallel {p}: ferry {f:.2f}s, raw binary COPY pipes {r:.2f}s, pg_d
   done
 }
 
+# cpu prints the CPU seconds the whole machine has used (every process).
+cpu() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
 fresh_dst() { psql_b -c "DROP DATABASE IF EXISTS dst" -c "CREATE DATABASE dst"; }
 checkpoint() { psql_a -c CHECKPOINT; psql_b -c CHECKPOINT; }
 run_ferry() { # PARALLEL ROUND
   local prof=()
   [ -n "${PROFILE:-}" ] && [ "$2" = 1 ] && prof=(--cpuprofile "/tmp/ferry-mixed-copy-$1.pprof")
   rm -rf "$work/state"
-  "$work/ferry" sync "$src" "$dst" --mode snapshot --parallel "$1" --state-dir "$work/state" \
+  /usr/bin/time -f "%U %S" -o "$work/copy-time.txt" "$work/ferry" sync "$src" "$dst" --mode snapshot --parallel "$1" --state-dir "$work/state" \
     --progress none --log-format json "${prof[@]}" 2>"$work/ferry.log" >/dev/null || { tail -20 "$work/ferry.log"; exit 1; }
 }
 run_pipes() { # PARALLEL
@@ -92,17 +94,23 @@ run_pipes() { # PARALLEL
 }
 run_dump() { pg_dump -h "$work" -p "$pa" -U postgres src | psql_b -d dst >/dev/null; }
 # timed TOOL PARALLEL ROUND: a fresh destination, a checkpoint, the run.
+# It prints the seconds; $work/copy-cpu.txt says the CPU seconds the
+# machine used (every process) and, for ferry, its own.
 timed() {
   fresh_dst
   checkpoint
-  local t0
+  local t0 c0
   t0=$(now)
+  c0=$(cpu)
   case $1 in
   ferry) run_ferry "$2" "$3" ;;
   pipes) run_pipes "$2" ;;
   dump) run_dump ;;
   esac
-  secs "$t0" "$(now)"
+  local t1
+  t1=$(now)
+  echo "machine CPU $(secs "$c0" "$(cpu)")s$([ "$1" = ferry ] && awk '{printf ", ferry'"'"'s %.2fs user %.2fs system", $1, $2}' "$work/copy-time.txt")" >"$work/copy-cpu.txt"
+  secs "$t0" "$t1"
 }
 # A warm-up copy, not timed: the first load into a fresh server pays for
 # creating its WAL segments, which later ones recycle (the first tool of
@@ -115,7 +123,7 @@ for par in $parallels; do
     [ $((r % 2)) = 0 ] && order="dump pipes ferry"
     for tool in $order; do
       s=$(timed "$tool" "$par" "$r")
-      echo "copy, parallel $par, round $r: $tool ${s}s"
+      echo "copy, parallel $par, round $r: $tool ${s}s ($(cat "$work/copy-cpu.txt"))"
       k="$tool/$par"
       if [ -z "${best[$k]:-}" ] || python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$s" "${best[$k]}"; then best[$k]=$s; fi
     done
@@ -172,8 +180,6 @@ psql_a -d src -c "INSERT INTO orders VALUES (0, 0, 0, 0, 'new', 'marker', curren
 changes=$((txns / 4 * 4 * 3 + 1))
 echo "backlog: $changes row changes"
 
-# cpu prints the CPU seconds the whole machine has used (every process).
-cpu() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
 psql_a -c CHECKPOINT
 prof=()
 [ -n "${PROFILE:-}" ] && prof=(--cpuprofile /tmp/ferry-mixed-cdc.pprof)
