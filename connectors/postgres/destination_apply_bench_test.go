@@ -42,14 +42,7 @@ func BenchmarkApplySmallBatches(b *testing.B) {
 				b.Fatal(err)
 			}
 			dst := open(b, srv.URL(dbName))
-			tables, err := dst.Tables(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			byName := map[string]*model.Table{}
-			for _, t := range tables {
-				byName[t.Namespace.Table] = t
-			}
+			accounts, tellers, branches, history := tableNamed(b, dst, "accounts"), tableNamed(b, dst, "tellers"), tableNamed(b, dst, "branches"), tableNamed(b, dst, "history")
 			w, err := dst.OpenApplier(ctx)
 			if err != nil {
 				b.Fatal(err)
@@ -83,10 +76,10 @@ func BenchmarkApplySmallBatches(b *testing.B) {
 					hist = append(hist, model.Row{hid, tid, bid, aid, delta, at, ""})
 				}
 				batch := &model.ApplyBatch{Checkpoint: &model.Checkpoint{Flow: "bench", Key: "cdc.0", Value: "x"}, Tables: []*model.TableChanges{
-					{Table: byName["accounts"], Upserts: dedupe(acc)},
-					{Table: byName["tellers"], Upserts: dedupe(tel)},
-					{Table: byName["branches"], Upserts: dedupe(br)},
-					{Table: byName["history"], Upserts: hist, Deletes: []model.Row{{hid - 5000}}},
+					{Table: accounts, Upserts: dedupe(acc)},
+					{Table: tellers, Upserts: dedupe(tel)},
+					{Table: branches, Upserts: dedupe(br)},
+					{Table: history, Upserts: hist, Deletes: []model.Row{{hid - 5000}}},
 				}}
 				if err := w.ApplyChanges(ctx, batch); err != nil {
 					b.Fatal(err)

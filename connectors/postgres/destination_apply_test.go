@@ -177,19 +177,7 @@ func TestPipelinedStatementsSurviveALostSession(t *testing.T) {
 	mustExec(t, db, `CREATE TABLE a (id int PRIMARY KEY, v text)`)
 	dst := open(t, p.dstURL())
 	ctx := context.Background()
-	tables, err := dst.Tables(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ta *model.Table
-	for _, x := range tables {
-		if x.Namespace.Table == "a" {
-			ta = x
-		}
-	}
-	if ta == nil {
-		t.Fatalf("table a not found: %v", tables)
-	}
+	ta := tableNamed(t, dst, "a")
 	w, err := dst.OpenApplier(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ const existingSchema = `CREATE TABLE parent (id int PRIMARY KEY, name text);
 	CREATE TRIGGER child_emptied AFTER TRUNCATE ON child FOR EACH STATEMENT EXECUTE FUNCTION audit_truncate()`
 
 // tableNamed reads a destination table's schema through the connector.
-func tableNamed(t *testing.T, c *postgres.Conn, name string) *model.Table {
+func tableNamed(t testing.TB, c *postgres.Conn, name string) *model.Table {
 	t.Helper()
 	tables, err := c.Tables(context.Background())
 	if err != nil {
