@@ -329,9 +329,9 @@ func (s *preparedStmts) name(ctx context.Context, conn *pgconn.PgConn, sql strin
 	if s.names == nil {
 		// A generic plan of these statements (the server's choice after
 		// five runs) applied a batch more slowly than a custom one
-		// (BenchmarkApplySmallBatches: unprepared 2.35-2.85 ms, prepared
-		// with generic plans 2.57-2.66, prepared with custom plans
-		// 2.10-2.38): keep the parsing saved, plan every run.
+		// (BenchmarkApplySmallBatches, medians: unprepared 2.79 ms,
+		// prepared with generic plans 3.2, prepared and planned each run
+		// 2.47): keep the parsing saved, plan every run.
 		if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_custom_plan").ReadAll(); err != nil {
 			return "", err
 		}
