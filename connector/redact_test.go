@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -42,8 +43,31 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+// fixedText is what ParseURL's errors say whatever the URL: the message
+// and fix of each kind of error, for URLs whose passwords are too short to
+// count. A password that is one of its words ("gres" of "postgres://")
+// is in the error without having leaked. It is read once the test's
+// connectors are registered (after package variables are set).
+var fixedText = sync.OnceValue(func() string {
+	var b strings.Builder
+	for _, raw := range []string{
+		"", "000:pw@", "postgres://u:a/?#@ %zz\x01@h/db", "postgres://u:pw@h:x/db",
+		"postgres://h/db#x", "//h/db", "zz://h", "postgres://u:p@h@:x:y/db",
+		"host=h password='x", "host=h password", "host=h x=y z",
+	} {
+		if _, _, err := ParseURL(raw); err != nil {
+			b.WriteString(err.Error())
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+})
+
 func FuzzRedact(f *testing.F) {
-	for _, s := range []string{"postgres://u:pw@h/db", "fake://?rows=1", "::", "mysql://a:b@c:1/d?password=e", "%", "x://u:p@"} {
+	for _, s := range []string{"postgres://u:pw@h/db", "fake://?rows=1", "::", "mysql://a:b@c:1/d?password=e", "%", "x://u:p@",
+		// A password that is also a word of an error's fixed text ("gres"
+		// of "postgres://" in the examples) is not a leak (CI's fuzzing).
+		"000:gres@"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -63,10 +87,11 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 		// An error may quote only what Redact leaves: a password that appears
-		// in the error but not in the redacted URL has leaked.
+		// in the error but neither in the redacted URL nor in the fixed text
+		// ParseURL's errors carry has leaked.
 		if _, _, err := ParseURL(raw); err != nil {
 			for _, sec := range errs.Secrets(raw) {
-				if len(sec) >= 4 && strings.Contains(err.Error(), sec) && !strings.Contains(fmt.Sprintf("%q", out), sec) {
+				if len(sec) >= 4 && strings.Contains(err.Error(), sec) && !strings.Contains(fmt.Sprintf("%q", out), sec) && !strings.Contains(fixedText(), sec) {
 					t.Fatalf("ParseURL(%q) error %q holds the password", raw, err)
 				}
 			}
