@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -177,9 +178,7 @@ func (e *Engine) stream(ctx, stop context.Context, drainTo model.Position) error
 	snaps := make(chan snapCmd)
 	e.startApplying(gctx, g, from, in, snaps, applier, writers, acks, applied, gate, flight.Release)
 	g.Go(func() error { return e.snapshotLoop(streamCtx, cs, snaps, applied) })
-	until := newUntilTarget(cs, from, endStream, func(pos, target model.Position) {
-		e.log.Info("caught up", "position", pos, "head", target)
-	})
+	until := newUntilTarget(cs, from, endStream, e.logCaughtUp)
 	until.held = e.resnapshotting
 	if head != "" {
 		if err := until.set(head); err != nil {
@@ -432,4 +431,14 @@ func (e *Engine) measureLag(ctx context.Context, lm connector.LagMeter) error {
 		case <-t.C:
 		}
 	}
+}
+
+// logCaughtUp says the stream reached the head it was asked to reach, with
+// how the changes so far were applied: how many, in how many writers'
+// shares, and how long a share took (many small shares is a stream that
+// fed its writers one transaction at a time).
+func (e *Engine) logCaughtUp(pos, target model.Position) {
+	s := e.progress.Snapshot()
+	e.log.Info("caught up", "position", pos, "head", target, "changes_applied", s.CDC.Applied,
+		"apply_shares", s.ApplyBatches, "apply_share_avg_ms", math.Round(s.ApplyLatencyAvgMS*100)/100)
 }

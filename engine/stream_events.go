@@ -38,9 +38,7 @@ func (e *Engine) streamEvents(ctx, stop context.Context, cs connector.ChangeSour
 		defer close(in)
 		return e.readChanges(streamCtx, gctx, cs, from, flight, in)
 	})
-	until := newUntilTarget(cs, from, endStream, func(pos, target model.Position) {
-		e.log.Info("caught up", "position", pos, "head", target)
-	})
+	until := newUntilTarget(cs, from, endStream, e.logCaughtUp)
 	// --until caught-up (and a cutover's drain) wait for incremental
 	// snapshots, as for tables.
 	until.held = e.resnapshotting
