@@ -339,5 +339,11 @@
 // AlterTable follows a source's schema change in one transaction
 // (connector.PlanAlter decides the steps; docs/connectors.md). Every
 // connection reads the server's messages through a 128 KB buffer
-// (bufferedFrontend): the driver's own reads are 8 KB each.
+// (bufferedFrontend): the driver's own reads are 8 KB each. The
+// replication connection reads through a readPacer too (source_pace.go):
+// while the changes it gets were committed over a second before the
+// server sent them (a backlog), a read after one that found little waits
+// a millisecond, and the session hands whole transactions to the engine
+// in groups (replSession.send); a stream that follows the server is read
+// as it comes.
 package postgres

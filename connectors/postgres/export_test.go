@@ -1,6 +1,9 @@
 package postgres
 
-import "context"
+import (
+	"context"
+	"sync/atomic"
+)
 
 // LoseSessionAfterLogRow makes the next session that handles a DDL log row
 // end right after it, before its transaction's commit, as a lost
@@ -40,3 +43,21 @@ func ExecOnApplier(a any, sql string) error {
 	_, err := a.(*changeWriter).conn.Exec(context.Background(), sql)
 	return err
 }
+
+// WatchPacing reports whether the latest replication session's reads are
+// paced (a backlog) and how many of them waited; restore puts things back.
+func WatchPacing() (on func() bool, waits func() int64, restore func()) {
+	var latest atomic.Pointer[readPacer]
+	pacerStarted = func(p *readPacer) { latest.Store(p) }
+	on = func() bool { p := latest.Load(); return p != nil && p.on.Load() }
+	waits = func() int64 {
+		if p := latest.Load(); p != nil {
+			return p.waits.Load()
+		}
+		return 0
+	}
+	return on, waits, func() { pacerStarted = nil }
+}
+
+// PaceLag is how far behind its commit a change is read paced.
+const PaceLag = paceLag

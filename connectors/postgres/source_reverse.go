@@ -70,7 +70,7 @@ func (c *Conn) StartReverse(ctx context.Context, flow string, tables []model.Nam
 	if err := c.ensurePublication(ctx, pub, true, namedTables(tables), false); err != nil {
 		return "", err
 	}
-	repl, err := c.replicationConn(ctx, slot)
+	repl, err := c.replicationConn(ctx, slot, nil)
 	if err != nil {
 		return "", err
 	}

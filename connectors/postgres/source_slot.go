@@ -99,7 +99,7 @@ func (c *Conn) startCDC(ctx context.Context, tables []*srcTable, flow string, re
 		}
 		return model.Position(*confirmed), "", nil
 	}
-	repl, err := c.replicationConn(ctx, slot)
+	repl, err := c.replicationConn(ctx, slot, nil)
 	if err == nil {
 		c.src.markMade(slot)
 	}
@@ -360,10 +360,14 @@ func (c *Conn) slotError(ctx context.Context, err error, slot string) error {
 	return c.classify(err, "create replication slot "+slot)
 }
 
-// replicationConn opens a logical replication connection.
-func (c *Conn) replicationConn(ctx context.Context, slot string) (*pgconn.PgConn, error) {
+// replicationConn opens a logical replication connection, reading through
+// pacer unless it is nil (source_pace.go).
+func (c *Conn) replicationConn(ctx context.Context, slot string, pacer *readPacer) (*pgconn.PgConn, error) {
 	cfg := c.cfg.ConnConfig.Config.Copy()
 	cfg.RuntimeParams["replication"] = "database"
+	if pacer != nil {
+		cfg.BuildFrontend = pacer.frontend
+	}
 	// The slot's name tells another ferry planning the same flow that
 	// this process holds the slot (checkSlot), and an operator what the
 	// walsender is for.

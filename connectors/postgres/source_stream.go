@@ -84,19 +84,21 @@ func (c *Conn) StreamChanges(ctx context.Context, tables []*model.Table, from mo
 		}
 		s.tables[t.Namespace] = st
 	}
-	out := make(chan pending, 16)
+	out := make(chan []pending, 16)
 	s.out, s.taken = out, make(chan struct{}, 1)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		for p := range out {
-			err := emit(gctx, p.b)
-			s.queued.Add(-p.bytes)
-			select {
-			case s.taken <- struct{}{}:
-			default:
-			}
-			if err != nil {
-				return err
+		for ps := range out {
+			for _, p := range ps {
+				err := emit(gctx, p.b)
+				s.queued.Add(-p.bytes)
+				select {
+				case s.taken <- struct{}{}:
+				default:
+				}
+				if err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -129,7 +131,7 @@ type streamer struct {
 	// newTables selects the tables created at the source the stream
 	// follows from their creation on (StreamOptions.NewTables; nil: none).
 	newTables func(model.Namespace) bool
-	out       chan<- pending
+	out       chan<- []pending // batches to emit, in order; several at once while reading a backlog
 	// binary: this session streams values in binary; textOnly: the stream
 	// has turned to text for good; enums: which type OIDs are enums
 	// (source_binary.go).
@@ -307,7 +309,11 @@ func (s *sessionError) Unwrap() error { return s.ConfigError }
 // session runs one replication connection from start. It reports whether it
 // received anything, which resets the reconnect backoff.
 func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool) (progressed bool, err error) {
-	conn, err := s.c.replicationConn(ctx, s.slot)
+	pacer := &readPacer{}
+	if pacerStarted != nil {
+		pacerStarted(pacer)
+	}
+	conn, err := s.c.replicationConn(ctx, s.slot, pacer)
 	if err != nil {
 		return false, err
 	}
@@ -319,11 +325,27 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 	s.rels = map[uint32]*relation{}
 	s.restoreTables()
 	s.changes, s.rawRows, s.schemas, s.txnBytes = nil, nil, nil, 0
-	r := &replSession{s: s, conn: conn, ticker: time.NewTicker(statusInterval)}
+	r := &replSession{s: s, conn: conn, pacer: pacer, ticker: time.NewTicker(statusInterval)}
 	defer r.ticker.Stop()
 	// receive waits by a read deadline, not by a context per message: a
 	// cancelled ctx ends the wait by moving the deadline to now.
 	defer context.AfterFunc(ctx, func() { conn.Conn().SetReadDeadline(time.Now()) })() //nolint:errcheck // the read then fails, as it should
+	// Batches held back are handed over whatever ends the session: the
+	// stream's position (emitted) is past them. The connection may be
+	// gone: no status updates while this waits.
+	defer func() {
+		if len(r.held) == 0 {
+			return
+		}
+		select {
+		case s.out <- r.held:
+			r.held = nil
+		case <-ctx.Done():
+			if err == nil {
+				err = ctx.Err()
+			}
+		}
+	}()
 	if err := r.sendStatus(ctx); err != nil {
 		return false, err
 	}
@@ -333,6 +355,12 @@ func (s *streamer) session(ctx context.Context, start pglogrepl.LSN, first bool)
 		}
 		if err := r.waitForRoom(ctx); err != nil {
 			return r.progressed, err
+		}
+		if len(r.held) > 0 && r.pacer.buffered() == 0 {
+			// The next read may wait for the server.
+			if err := r.release(ctx); err != nil {
+				return r.progressed, err
+			}
 		}
 		msg, err := r.receive(ctx)
 		if err != nil {
@@ -384,8 +412,13 @@ func (s *streamer) startReplication(ctx context.Context, conn *pgconn.PgConn, st
 type replSession struct {
 	s          *streamer
 	conn       *pgconn.PgConn
+	pacer      *readPacer   // the connection's reads (source_pace.go)
 	ticker     *time.Ticker // status updates
 	progressed bool         // anything received
+	// held are whole transactions decoded from a backlog and not handed
+	// to the emitter yet (send), heldChanges their changes.
+	held        []pending
+	heldChanges int
 	// deadline is the read deadline receive set, zero once it passed.
 	deadline time.Time
 }
@@ -414,13 +447,54 @@ func (r *replSession) statusIfDue(ctx context.Context) error {
 	}
 }
 
+// Held transactions are handed over once there are heldMax of them or
+// heldMaxChanges changes, or when the driver has nothing more buffered.
+const (
+	heldMax        = 256
+	heldMaxChanges = 4096
+)
+
 // send hands a batch to the emitter, still reporting status while the
 // engine applies earlier ones, so the server does not time us out.
+//
+// While the stream reads a backlog (the pacer is on), whole transactions
+// are held and handed over together, up to heldMax of them or until the
+// next read may wait: handed over one by one, each woke the emitter and
+// the engine's batcher for a few changes, and in a drain that outran its
+// walsender that cost more of ferry's CPU than the changes themselves
+// (bench/pg-mixed.sh). A batch with schema changes or a part of a
+// transaction goes at once, after those held.
 func (r *replSession) send(ctx context.Context, p pending) error {
 	r.s.queued.Add(p.bytes)
+	r.held = append(r.held, p)
+	r.heldChanges += len(p.b.Changes)
+	if r.pacer != nil && r.pacer.on.Load() && len(p.b.Schemas) == 0 && !p.b.Partial &&
+		len(r.held) < heldMax && r.heldChanges < heldMaxChanges {
+		return nil
+	}
+	return r.release(ctx)
+}
+
+// release hands the held batches to the emitter. Those it could not hand
+// over stay held: the session's end hands them over (the stream's
+// position is past them, and a batch the server sends again is emitted
+// at that position).
+func (r *replSession) release(ctx context.Context) error {
+	if len(r.held) == 0 {
+		return nil
+	}
+	if err := r.put(ctx, r.held); err != nil {
+		return err
+	}
+	r.held, r.heldChanges = nil, 0
+	return nil
+}
+
+// put puts batches on the emitter's queue, in one hand-over.
+func (r *replSession) put(ctx context.Context, ps []pending) error {
 	for {
 		select {
-		case r.s.out <- p:
+		case r.s.out <- ps:
 			return nil
 		case <-r.ticker.C:
 			if err := r.sendStatus(ctx); err != nil {
@@ -435,6 +509,12 @@ func (r *replSession) send(ctx context.Context, p pending) error {
 // waitForRoom reads nothing more while the engine has enough to do: the
 // server waits, and our status updates keep the session alive.
 func (r *replSession) waitForRoom(ctx context.Context) error {
+	if r.s.queued.Load() >= maxQueuedBytes {
+		// What is held counts as queued: the engine must have it.
+		if err := r.release(ctx); err != nil {
+			return err
+		}
+	}
 	for r.s.queued.Load() >= maxQueuedBytes {
 		select {
 		case <-r.s.taken:
@@ -514,7 +594,9 @@ func (r *replSession) dispatch(ctx context.Context, msg pgproto3.BackendMessage)
 				return &decodeError{fmt.Errorf("WAL data: %w", err)}
 			}
 			r.progressed = true
-			return s.handle(ctx, xld, func(p pending) error { return r.send(ctx, p) })
+			err = s.handle(ctx, xld, func(p pending) error { return r.send(ctx, p) })
+			r.pacer.follow(xld.ServerTime, s.commitTime) // after a BEGIN, its commit time
+			return err
 		}
 	case *pgproto3.ErrorResponse:
 		return pgconn.ErrorResponseToPgError(m)

@@ -2,10 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ferrydb/ferry/connector"
+	"github.com/ferrydb/ferry/connectors/postgres"
 	"github.com/ferrydb/ferry/flow"
 	"github.com/ferrydb/ferry/model"
 )
@@ -203,4 +206,83 @@ func TestTransactionOfLargeValuesGoesInParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTable(t, src, dst, "docs", "id")
+}
+
+// A backlog (changes committed over PaceLag before the stream reads them)
+// is read paced and arrives whole and in order; once the stream follows
+// the server again, its reads are not paced: a change is read the moment
+// it comes.
+func TestBacklogIsReadPacedAndALiveStreamIsNot(t *testing.T) {
+	on, _, restore := postgres.WatchPacing()
+	defer restore()
+	p := newPair(t)
+	src := p.srv.Connect(t, p.src)
+	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text)`)
+	c := open(t, p.srcURL())
+	ctx := context.Background()
+	tables, err := c.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := c.Plan(ctx, tables, connector.PlanOptions{CDC: true, Flow: "pace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const backlog = 500
+	mustExec(t, src, fmt.Sprintf(`DO $$ BEGIN FOR i IN 1..%d LOOP INSERT INTO t VALUES (i, 'backlog'); COMMIT; END LOOP; END $$`, backlog))
+	time.Sleep(postgres.PaceLag + 500*time.Millisecond) // the backlog is older than PaceLag when read
+
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	received := make(chan model.Change, backlog+10)
+	done := make(chan error, 1)
+	var pacedBacklog atomic.Bool
+	go func() {
+		done <- c.StreamChanges(sctx, tables, plan.T0, connector.StreamOptions{Flow: "pace"}, func(_ context.Context, b *model.ChangeBatch) error {
+			for _, ch := range b.Changes {
+				if ch.Row[1] == "backlog" && on() {
+					pacedBacklog.Store(true)
+				}
+				received <- ch
+			}
+			return nil
+		})
+	}()
+	next := func() model.Change {
+		t.Helper()
+		select {
+		case ch := <-received:
+			return ch
+		case err := <-done:
+			t.Fatalf("the stream ended: %v", err)
+		case <-sctx.Done():
+			t.Fatal("no change came")
+		}
+		return model.Change{}
+	}
+	for i := 1; i <= backlog; i++ {
+		ch := next()
+		if ch.Op != model.OpInsert || fmt.Sprint(ch.Row[0]) != fmt.Sprint(i) || ch.Row[1] != "backlog" {
+			t.Fatalf("change %d of the backlog: %v %v", i, ch.Op, ch.Row)
+		}
+	}
+	if !pacedBacklog.Load() {
+		t.Error("the backlog was read without pacing")
+	}
+	// Live changes, one at a time: the first one read turns pacing off
+	// (a few tries, for a walsender that a busy machine held a second).
+	for i := backlog + 1; i <= backlog+5 && on(); i++ {
+		mustExec(t, src, fmt.Sprintf(`INSERT INTO t VALUES (%d, 'live')`, i))
+		if ch := next(); fmt.Sprint(ch.Row[0]) != fmt.Sprint(i) || ch.Row[1] != "live" {
+			t.Fatalf("live change %d: %v %v", i, ch.Op, ch.Row)
+		}
+	}
+	if on() {
+		t.Error("a stream following the server is still paced")
+	}
+	cancel()
+	<-done
+	if err := c.DropFlow(ctx, "pace"); err != nil {
+		t.Fatal(err)
+	}
 }
