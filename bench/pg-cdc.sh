@@ -21,7 +21,8 @@
 #    filled when the row is applied: apply time minus source time is each
 #    tick's replication lag, end to end. Prints p50/p99/max for both. Both
 #    replicate at once, on the same cores. LAGSERIES=1 also prints each
-#    second's worst lag at both.
+#    second's worst lag at both. PROFILE=1 writes ferry's CPU profile of
+#    the drain to /tmp/ferry-cdc-drain.pprof.
 #
 # Run as root (the servers run as the postgres user).
 set -euo pipefail
@@ -113,11 +114,24 @@ echo "written in $(secs "$t0" "$(now)")s: $changes row changes, $wal of WAL ($(g
 
 echo "== ferry drains the backlog (--until caught-up, --writers $writers)"
 t0=$(now)
-/usr/bin/time -v -o "$work/time-drain.txt" "$work/ferry" sync "$src" "$dst" --name cdcbench --state-dir "$work/state" --writers "$writers" --progress none --log-format json --until caught-up 2>"$work/ferry-drain.log" >/dev/null
+prof=()
+[ -n "${PROFILE:-}" ] && prof=(--cpuprofile /tmp/ferry-cdc-drain.pprof)
+/usr/bin/time -v -o "$work/time-drain.txt" "$work/ferry" sync "$src" "$dst" --name cdcbench --state-dir "$work/state" --writers "$writers" --progress none --log-format json --until caught-up "${prof[@]}" 2>"$work/ferry-drain.log" >/dev/null
 t_ferry=$(secs "$t0" "$(now)")
 rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time-drain.txt")
 cpu=$(awk -F": " "/User time/ {u=\$2} /System time/ {s=\$2} END {print u + s}" "$work/time-drain.txt")
 echo "ferry: ${t_ferry}s ($(python3 -c "print(int($changes / $t_ferry))") changes/s), CPU ${cpu}s, peak RSS $((rss / 1024)) MB"
+python3 - "$work/ferry-drain.log" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    if r.get("msg") == "caught up" and "apply_shares" in r:
+        print(f"ferry applied {r['changes_applied']:,} changes in {r['apply_shares']:,} writer shares "
+              f"({r['changes_applied'] / max(r['apply_shares'], 1):,.0f} a share, {r['apply_share_avg_ms']} ms each)")
+PY
 
 echo "== native subscription drains the backlog"
 t0=$(now)
