@@ -37,6 +37,23 @@ build_ferry() {
   if [ -n "${FERRY_BIN:-}" ]; then cp "$FERRY_BIN" "$work/ferry"; else go build -o "$work/ferry" ./cmd/ferry; fi
 }
 
+# apply_shares LOG prints how a drain's changes were applied (changes,
+# writer shares, a share's mean time) from ferry's "caught up" line in LOG
+# (--log-format json).
+apply_shares() {
+  python3 - "$1" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    if r.get("msg") == "caught up" and "apply_shares" in r:
+        print(f"ferry applied {r['changes_applied']:,} changes in {r['apply_shares']:,} writer shares "
+              f"({r['changes_applied'] / max(r['apply_shares'], 1):,.0f} a share, {r['apply_share_avg_ms']} ms each)")
+PY
+}
+
 # stop_servers stops the servers in $work/a and $work/b, if started.
 stop_servers() {
   for d in a b; do [ -d "$work/$d" ] && as_pg "$bin/pg_ctl" -D "$work/$d" stop -m immediate >/dev/null 2>&1 || true; done

@@ -121,17 +121,7 @@ t_ferry=$(secs "$t0" "$(now)")
 rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time-drain.txt")
 cpu=$(awk -F": " "/User time/ {u=\$2} /System time/ {s=\$2} END {print u + s}" "$work/time-drain.txt")
 echo "ferry: ${t_ferry}s ($(python3 -c "print(int($changes / $t_ferry))") changes/s), CPU ${cpu}s, peak RSS $((rss / 1024)) MB"
-python3 - "$work/ferry-drain.log" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        r = json.loads(line)
-    except ValueError:
-        continue
-    if r.get("msg") == "caught up" and "apply_shares" in r:
-        print(f"ferry applied {r['changes_applied']:,} changes in {r['apply_shares']:,} writer shares "
-              f"({r['changes_applied'] / max(r['apply_shares'], 1):,.0f} a share, {r['apply_share_avg_ms']} ms each)")
-PY
+apply_shares "$work/ferry-drain.log"
 
 echo "== native subscription drains the backlog"
 t0=$(now)

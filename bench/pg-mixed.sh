@@ -191,17 +191,7 @@ t_ferry=$(secs "$t0" "$(now)")
 c_all=$(secs "$c0" "$(cpu)")
 c_ferry=$(awk -F": " "/User time/ {u=\$2} /System time/ {s=\$2} END {print u + s}" "$work/time.txt")
 echo "ferry drained the backlog in ${t_ferry}s: CPU ${c_all}s in all, ${c_ferry}s of it ferry's, peak RSS $(($(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt") / 1024)) MB"
-python3 - "$work/cdc.log" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        r = json.loads(line)
-    except ValueError:
-        continue
-    if r.get("msg") == "caught up" and "apply_shares" in r:
-        print(f"ferry applied {r['changes_applied']:,} changes in {r['apply_shares']:,} writer shares "
-              f"({r['changes_applied'] / max(r['apply_shares'], 1):,.0f} a share, {r['apply_share_avg_ms']} ms each)")
-PY
+apply_shares "$work/cdc.log"
 declare -A t_sub
 for sub in text bin; do
   psql_a -c CHECKPOINT
