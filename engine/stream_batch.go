@@ -30,7 +30,7 @@ func (e *Engine) batch(ctx context.Context, from model.Position, in <-chan sourc
 		}
 		select {
 		case <-idle:
-			if bt.lingering && !bt.open && len(in) == 0 && bt.applied.reached(bt.seq) {
+			if bt.lingering && !bt.open && len(in) == 0 && bt.applied.reached(bt.seq) && bt.ready() {
 				bt.linger.Stop()
 				bt.lingering = false
 				if err := bt.flush(ctx); err != nil {
@@ -172,7 +172,7 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 	// only delay these changes (the linger cost 50 ms of lag at a steady
 	// load, bench/pg-cdc.sh). Under load the writers are busy and the
 	// batch grows while they work, up to the linger.
-	if len(bt.in) == 0 && bt.applied.reached(bt.seq) {
+	if len(bt.in) == 0 && bt.applied.reached(bt.seq) && bt.ready() {
 		return bt.flush(ctx)
 	}
 	if !bt.lingering {
@@ -180,6 +180,32 @@ func (bt *batcher) take(ctx context.Context, sb sourceBatch) error {
 		bt.lingering = true
 	}
 	return nil
+}
+
+// Behind the source by more than backlogAge (its changes committed
+// earlier), an apply batch waits for backlogShare changes a writer or the
+// linger before it goes to idle writers.
+const (
+	backlogAge   = 2 * time.Second
+	backlogShare = 250
+)
+
+// ready says whether the apply batch may go to idle writers before the
+// linger ends. A live stream's batch goes at once: its lag is what
+// matters. A backlog's does not: the source hands it over faster than the
+// writers apply it, and whenever they catch up for a moment a batch of a
+// few transactions would go as shares of a dozen changes each, a
+// destination round trip per share (bench/pg-cdc.sh's TPC-B drain: 16
+// changes a share, the apply 35 % of ferry's CPU). Waiting for a share
+// worth a round trip costs a backlog nothing, and hot rows fold. The age
+// is the source's commit time against this machine's clock: a source
+// clock behind by more than backlogAge delays a live batch by the linger
+// at most.
+func (bt *batcher) ready() bool {
+	if bt.commit.IsZero() || time.Since(bt.commit) < backlogAge {
+		return true
+	}
+	return bt.f.changes >= backlogShare*len(bt.jobs)
 }
 
 // schema follows one schema change of the source: a table created or

@@ -239,3 +239,45 @@ func TestChunkAfterItsWatermarkIsFoldedAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// A backlog's batch (its changes committed long ago) does not go to idle
+// writers a few changes at a time: it waits for a share worth a round
+// trip, or the linger. A live change goes at once.
+func TestBacklogBatchWaitsForAShareWorthARoundTrip(t *testing.T) {
+	ctx := context.Background()
+	bt, job := testBatcher(t, "")
+	bt.applied.advance(1 << 20) // every writer idle
+	fc := foldChanges{bt.e.tables[0]}
+	old := time.Now().Add(-time.Minute)
+	take := func(pos int, commit time.Time, changes ...model.Change) {
+		t.Helper()
+		b := &model.ChangeBatch{Position: model.Position(fmt.Sprint(pos)), CommitTime: commit, Changes: changes}
+		if err := bt.take(ctx, sourceBatch{b: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		take(i, old, fc.upd(1, fmt.Sprint(i), "b"))
+	}
+	if len(job) != 0 || !bt.lingering {
+		t.Fatalf("a backlog's 3 changes: %d batches sent, lingering %v; want none sent, the linger armed", len(job), bt.lingering)
+	}
+	var rest []model.Change
+	for i := 0; i < backlogShare-3; i++ {
+		rest = append(rest, fc.ins(int64(100+i), "r"))
+	}
+	take(4, old, rest...)
+	if len(job) != 1 {
+		t.Fatalf("a backlog's %d changes: %d batches sent, want 1", backlogShare, len(job))
+	}
+	if j := <-job; j.changes != backlogShare || j.position != "4" {
+		t.Errorf("sent %d changes at %q, want %d at 4", j.changes, j.position, backlogShare)
+	}
+	take(5, time.Now(), fc.upd(1, "live", "b"))
+	if len(job) != 1 {
+		t.Fatalf("a live change: %d batches sent, want 1 at once", len(job))
+	}
+	if j := <-job; j.changes != 1 || j.position != "5" {
+		t.Errorf("sent %d changes at %q, want 1 at 5", j.changes, j.position)
+	}
+}
