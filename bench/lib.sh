@@ -54,6 +54,33 @@ for line in open(sys.argv[1]):
 PY
 }
 
+# cluster_cpu DIR prints the CPU seconds the server in $work/DIR has used
+# so far: its postmaster's (with the children it reaped) and its live
+# children's. Two readings around a step are the server's CPU for it.
+cluster_cpu() {
+  python3 - "$(head -1 "$work/$1/postmaster.pid")" <<'PY'
+import os, sys
+pm = sys.argv[1]
+tick = os.sysconf("SC_CLK_TCK")
+def stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+total = 0
+for pid in os.listdir("/proc"):
+    if not pid.isdigit():
+        continue
+    try:
+        st = stat(pid)
+    except OSError:
+        continue
+    if pid == pm:
+        total += sum(int(x) for x in st[11:15])  # utime stime cutime cstime
+    elif st[1] == pm:
+        total += int(st[11]) + int(st[12])
+print(f"{total / tick:.2f}")
+PY
+}
+
 # stop_servers stops the servers in $work/a and $work/b, if started.
 stop_servers() {
   for d in a b; do [ -d "$work/$d" ] && as_pg "$bin/pg_ctl" -D "$work/$d" stop -m immediate >/dev/null 2>&1 || true; done

@@ -22,7 +22,9 @@
 #    tick's replication lag, end to end. Prints p50/p99/max for both. Both
 #    replicate at once, on the same cores. LAGSERIES=1 also prints each
 #    second's worst lag at both. PROFILE=1 writes ferry's CPU profile of
-#    the drain to /tmp/ferry-cdc-drain.pprof.
+#    the drain to /tmp/ferry-cdc-drain.pprof. Each drain also prints the
+#    CPU the servers used in it (the native one's includes the backends of
+#    the psql polls that time it, a few ms each, 20 a second).
 #
 # Run as root (the servers run as the postgres user).
 set -euo pipefail
@@ -113,6 +115,7 @@ wal=$(psql_a -d src -At -c "SELECT pg_size_pretty(pg_wal_lsn_diff('$end_lsn', '$
 echo "written in $(secs "$t0" "$(now)")s: $changes row changes, $wal of WAL ($(grep -o 'tps = [0-9.]*' "$work/pgbench-backlog.txt" | head -1))"
 
 echo "== ferry drains the backlog (--until caught-up, --writers $writers)"
+a0=$(cluster_cpu a); b0=$(cluster_cpu b)
 t0=$(now)
 prof=()
 [ -n "${PROFILE:-}" ] && prof=(--cpuprofile /tmp/ferry-cdc-drain.pprof)
@@ -122,8 +125,11 @@ rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time-drain.txt"
 cpu=$(awk -F": " "/User time/ {u=\$2} /System time/ {s=\$2} END {print u + s}" "$work/time-drain.txt")
 echo "ferry: ${t_ferry}s ($(python3 -c "print(int($changes / $t_ferry))") changes/s), CPU ${cpu}s, peak RSS $((rss / 1024)) MB"
 apply_shares "$work/ferry-drain.log"
+sleep 0.2 # the postmasters reap the backends ferry closed
+echo "servers' CPU in ferry's drain: source $(secs "$a0" "$(cluster_cpu a)")s, destination $(secs "$b0" "$(cluster_cpu b)")s"
 
 echo "== native subscription drains the backlog"
+a0=$(cluster_cpu a); c0=$(cluster_cpu c)
 t0=$(now)
 psql_c -d dst -c "ALTER SUBSCRIPTION native ENABLE"
 t_marker=
@@ -135,6 +141,7 @@ for _ in $(seq 12000); do
   sleep 0.05
 done
 echo "native: ${t_marker}s until the marker row is applied ($(python3 -c "print(int($changes / $t_marker))") changes/s), ${t_flush}s until its slot confirmed the backlog's end"
+echo "servers' CPU in the native drain: source $(secs "$a0" "$(cluster_cpu a)")s, subscriber $(secs "$c0" "$(cluster_cpu c)")s"
 
 same() {
   for t in accounts tellers branches history marker; do
