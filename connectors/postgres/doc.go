@@ -345,5 +345,8 @@
 // server sent them (a backlog), a read after one that found little waits
 // a millisecond, and the session hands whole transactions to the engine
 // in groups (replSession.send); a stream that follows the server is read
-// as it comes.
+// as it comes. To a server close by (a round trip under 250 us at
+// connect) the replication connection asks for a 32 KB receive buffer
+// (shrinkNear): the walsender's writes then queue and leave together
+// instead of one packet a change.
 package postgres

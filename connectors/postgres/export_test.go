@@ -45,8 +45,9 @@ func ExecOnApplier(a any, sql string) error {
 }
 
 // WatchPacing reports whether the latest replication session's reads are
-// paced (a backlog) and how many of them waited; restore puts things back.
-func WatchPacing() (on func() bool, waits func() int64, restore func()) {
+// paced (a backlog), how many of them waited and the receive buffer its
+// connection asked for (0: the system's); restore puts things back.
+func WatchPacing() (on func() bool, waits func() int64, rcvBuf func() int, restore func()) {
 	var latest atomic.Pointer[readPacer]
 	pacerStarted = func(p *readPacer) { latest.Store(p) }
 	on = func() bool { p := latest.Load(); return p != nil && p.on.Load() }
@@ -56,8 +57,18 @@ func WatchPacing() (on func() bool, waits func() int64, restore func()) {
 		}
 		return 0
 	}
-	return on, waits, func() { pacerStarted = nil }
+	rcvBuf = func() int {
+		if p := latest.Load(); p != nil {
+			return p.rcvBuf
+		}
+		return -1
+	}
+	return on, waits, rcvBuf, func() { pacerStarted = nil }
 }
 
 // PaceLag is how far behind its commit a change is read paced.
 const PaceLag = paceLag
+
+// NearRcvBuf is the receive buffer of a replication connection to a
+// server close by.
+const NearRcvBuf = nearRcvBuf

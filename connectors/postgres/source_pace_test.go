@@ -2,7 +2,11 @@ package postgres
 
 import (
 	"io"
+	"net"
+	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // The pacer waits before a read only while the stream is behind and the
@@ -35,4 +39,68 @@ func TestReadPacerWaitsOnlyBehindAfterASmallRead(t *testing.T) {
 	read(true, 3) // reads paceBytes
 	read(true, 3) // after a read that found enough: at once
 	read(false, 3)
+}
+
+// A replication connection to a server on this machine gets a small
+// receive buffer (the walsender's writes then leave together); a Unix
+// socket keeps its own.
+func TestNearServerGetsASmallReceiveBuffer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c) //nolint:errcheck // until the client closes
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := rcvBuf(t, c); got == 2*nearRcvBuf {
+		t.Fatalf("a new connection's receive buffer is already %d bytes: the test cannot tell", got)
+	}
+	p := &readPacer{}
+	p.frontend(c, c)
+	if p.rcvBuf != nearRcvBuf {
+		t.Errorf("a loopback connection kept the system's receive buffer (rcvBuf %d)", p.rcvBuf)
+	}
+	// Linux doubles what it is asked for (its bookkeeping).
+	if got := rcvBuf(t, c); got != 2*nearRcvBuf {
+		t.Errorf("the socket's receive buffer is %d bytes, want %d", got, 2*nearRcvBuf)
+	}
+
+	sock := filepath.Join(t.TempDir(), "s")
+	uln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uln.Close()
+	uc, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	p = &readPacer{}
+	p.frontend(uc, uc)
+	if p.rcvBuf != 0 {
+		t.Errorf("a Unix socket was given a receive buffer of %d", p.rcvBuf)
+	}
+}
+
+func rcvBuf(t *testing.T, c net.Conn) int {
+	t.Helper()
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if cerr := raw.Control(func(fd uintptr) { n, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) }); cerr != nil || err != nil {
+		t.Fatal(cerr, err)
+	}
+	return n
 }

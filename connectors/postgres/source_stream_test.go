@@ -209,11 +209,12 @@ func TestTransactionOfLargeValuesGoesInParts(t *testing.T) {
 }
 
 // A backlog (changes committed over PaceLag before the stream reads them)
-// is read paced and arrives whole and in order; once the stream follows
+// is read paced and arrives whole and in order (through the small
+// receive buffer of a connection to a server on this machine); once the stream follows
 // the server again, its reads are not paced: a change is read the moment
 // it comes.
 func TestBacklogIsReadPacedAndALiveStreamIsNot(t *testing.T) {
-	on, _, restore := postgres.WatchPacing()
+	on, _, rcvBuf, restore := postgres.WatchPacing()
 	defer restore()
 	p := newPair(t)
 	src := p.srv.Connect(t, p.src)
@@ -268,6 +269,9 @@ func TestBacklogIsReadPacedAndALiveStreamIsNot(t *testing.T) {
 	}
 	if !pacedBacklog.Load() {
 		t.Error("the backlog was read without pacing")
+	}
+	if got := rcvBuf(); got != postgres.NearRcvBuf {
+		t.Errorf("the replication connection to a server on this machine asked for a receive buffer of %d bytes, want %d", got, postgres.NearRcvBuf)
 	}
 	// Live changes, one at a time: the first one read turns pacing off
 	// (a few tries, for a walsender that a busy machine held a second).
