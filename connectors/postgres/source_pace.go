@@ -111,8 +111,9 @@ func (p *readPacer) follow(sent, commit time.Time) {
 // the same backlog, most of it in the TCP stack (perf). With a small
 // buffer the window fills, the walsender's writes queue in its send
 // buffer and leave together, and ferry reads them in fewer, larger reads:
-// bench/pg-mixed.sh's drain 5.9-6.0 s -> 4.9-5.3 s, ferry's CPU 3.3 ->
-// 2.4-2.6 s. A small window only limits a distant server (a window per
+// that walsender's CPU 2.0-2.4 s -> 1.8-1.85 s, the source's lower in
+// five of six drains; pg-mixed's drain time moved both ways
+// (bench/results.md, session 18). A small window only limits a distant server (a window per
 // round trip), which is why it is kept for a near one: 32 KB (the kernel
 // doubles it) per 250 us is over 100 MB/s, more than a walsender sends.
 func shrinkNear(w io.Writer) int {
