@@ -54,6 +54,9 @@ for line in open(sys.argv[1]):
 PY
 }
 
+# cpu prints the CPU seconds the whole machine has used (every process).
+cpu() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
+
 # cluster_cpu DIR prints the CPU seconds the server in $work/DIR has used
 # so far: its postmaster's (with the children it reaped) and its live
 # children's. Two readings around a step are the server's CPU for it.

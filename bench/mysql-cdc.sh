@@ -140,8 +140,6 @@ for p in "${pids[@]}"; do wait "$p"; done
 my_a shop -e "INSERT INTO orders VALUES (0, 0, 0, 0, 'new', 'marker', CURDATE(), NOW(6), 0)"
 echo "backlog: $changes row changes written in $(secs "$t0" "$(now)")s; A's binlog now $(my_a -N -e "SHOW BINARY LOGS" | awk '{ s += $2 } END { printf "%.1f", s / 1048576 }') MB"
 
-# cpu prints the CPU seconds the whole machine has used (every process).
-cpu() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
 my_flush "$pa"
 psql_b -c CHECKPOINT
 

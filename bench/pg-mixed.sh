@@ -69,8 +69,6 @@ print(f"copy, parallel {p}: ferry {f:.2f}s, raw binary COPY pipes {r:.2f}s, pg_d
   done
 }
 
-# cpu prints the CPU seconds the whole machine has used (every process).
-cpu() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
 fresh_dst() { psql_b -c "DROP DATABASE IF EXISTS dst" -c "CREATE DATABASE dst"; }
 checkpoint() { psql_a -c CHECKPOINT; psql_b -c CHECKPOINT; }
 run_ferry() { # PARALLEL ROUND
