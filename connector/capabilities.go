@@ -56,6 +56,7 @@ type Capabilities struct {
 	EventWriter       EventWriter
 	QueryReader       QueryReader
 	ProcessHolder     ProcessHolder
+	Colocated         Colocated
 }
 
 // Abilities says in plain values what a connector can do. Each field's json
@@ -197,6 +198,7 @@ func Discover(c Connector) Capabilities {
 	k.EventWriter, _ = c.(EventWriter)
 	k.QueryReader, _ = c.(QueryReader)
 	k.ProcessHolder, _ = c.(ProcessHolder)
+	k.Colocated, _ = c.(Colocated)
 	var d Declaration
 	if dc, ok := c.(Declarer); ok {
 		d = dc.Declare()

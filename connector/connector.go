@@ -160,6 +160,14 @@ type ServerIdentifier interface {
 	ServerID(ctx context.Context) (string, error)
 }
 
+// Colocated is a connector that knows whether its database server runs on
+// this machine (it connected over a Unix socket, a loopback address or one
+// of the machine's own addresses): ferry sync then leaves the server cores
+// (internal/cputune).
+type Colocated interface {
+	ServerOnThisMachine() bool
+}
+
 // ReplicaLagReader is a source that can tell how far its own replicas lag
 // behind it, so a flow can back off while they catch up
 // (--max-replica-lag).

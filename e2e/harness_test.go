@@ -76,9 +76,18 @@ func (r result) logLine(msg string) map[string]any {
 
 func ferry(t *testing.T, args ...string) result {
 	t.Helper()
+	return ferryWithEnv(t, nil, args...)
+}
+
+// ferryWithEnv runs ferry with env (KEY=value) added to this process's.
+func ferryWithEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ferryBin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

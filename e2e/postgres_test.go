@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -436,6 +437,46 @@ func TestPostgresFakeToPostgres(t *testing.T) {
 	v := mustFerry(t, "verify", srcURL+"&snapshot=head", srv.URL(dst))
 	if !strings.Contains(v.stdout, "all 2 table(s) equal") {
 		t.Fatalf("verify: %s", v)
+	}
+}
+
+// TestFerryLeavesALocalServerCores: a flow into a PostgreSQL server on this
+// machine runs ferry on half the cores (internal/cputune) and says so; a
+// GOMAXPROCS of the user's wins, and a flow without a server here (fake
+// into SQLite) keeps Go's default.
+func TestFerryLeavesALocalServerCores(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("one core: nothing to leave")
+	}
+	const msg = "a database server of the flow runs on this machine: ferry leaves it cores"
+	srv := pgtest.Shared(t)
+	srcURL := "fake://?tables=1&rows=500&seed=5"
+	if _, set := os.LookupEnv("GOMAXPROCS"); set {
+		t.Skip("GOMAXPROCS is set for the tests: ferry keeps it")
+	}
+	r := ferry(t, "sync", srcURL, srv.URL(srv.CreateDatabase(t, "cores")), "--state-dir", t.TempDir(),
+		"--until", "caught-up", "--log-format", "json")
+	if r.code != 0 {
+		t.Fatalf("ferry sync: %s", r)
+	}
+	line := r.logLine(msg)
+	if line == nil {
+		t.Fatalf("no %q line into a server on 127.0.0.1:\n%s", msg, r.stderr)
+	}
+	if got, want := line["ferry_cores"], float64(max(1, runtime.NumCPU()/2)); got != want {
+		t.Fatalf("ferry_cores = %v, want %v (half of %d)", got, want, runtime.NumCPU())
+	}
+
+	r = ferryWithEnv(t, []string{"GOMAXPROCS=2"}, "sync", srcURL, srv.URL(srv.CreateDatabase(t, "cores2")), "--state-dir", t.TempDir(),
+		"--until", "caught-up", "--log-format", "json")
+	if r.code != 0 || r.logLine(msg) != nil {
+		t.Fatalf("with GOMAXPROCS=2 ferry must keep it: %s", r)
+	}
+
+	r = mustFerry(t, "sync", srcURL, "sqlite://"+filepath.Join(t.TempDir(), "c.db"), "--state-dir", t.TempDir(),
+		"--until", "caught-up", "--log-format", "json")
+	if r.logLine(msg) != nil {
+		t.Fatalf("fake into SQLite has no server here, yet: %s", r)
 	}
 }
 

@@ -73,6 +73,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/internal/cputune"
 )
 
 func init() {
@@ -111,6 +112,7 @@ var knownParams = map[string]string{
 // (the URL, the pool, the server's settings); each half keeps its own state.
 type Conn struct {
 	host     string // host:port
+	local    bool   // the server runs on this machine (connector.Colocated)
 	user     string
 	password string
 	database string // the URL's database, "" for none
@@ -331,8 +333,15 @@ func (c *Conn) connect(ctx context.Context) error {
 		}
 	}
 	c.db, c.server = db, si
+	if h, _, err := net.SplitHostPort(c.host); err == nil {
+		c.local = cputune.HostOnThisMachine(ctx, h)
+	}
 	return nil
 }
+
+// ServerOnThisMachine says whether the URL's host is this machine
+// (localhost, a loopback address, or a name of one of its addresses).
+func (c *Conn) ServerOnThisMachine() bool { return c.local }
 
 // connectError explains a failed connection.
 func (c *Conn) connectError(err error) error {

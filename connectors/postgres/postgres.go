@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferrydb/ferry/connector"
 	"github.com/ferrydb/ferry/errs"
+	"github.com/ferrydb/ferry/internal/cputune"
 	"github.com/ferrydb/ferry/model"
 )
 
@@ -101,6 +102,8 @@ type Conn struct {
 
 	// major is the server's major version (15), 0 if unknown.
 	major int
+	// local: the server runs on this machine (connector.Colocated).
+	local bool
 }
 
 var slotNameRe = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
@@ -175,6 +178,7 @@ func Open(ctx context.Context, u *url.URL) (*Conn, error) {
 		return nil, c.classify(err, "connect")
 	}
 	version := conn.Conn().PgConn().ParameterStatus("server_version")
+	c.local = cputune.OnThisMachine(conn.Conn().PgConn().Conn().RemoteAddr())
 	conn.Release()
 	if err := c.checkVersion(version); err != nil {
 		pool.Close()
@@ -198,6 +202,11 @@ const readBufferBytes = 128 << 10
 func bufferedFrontend(r io.Reader, w io.Writer) *pgproto3.Frontend {
 	return pgproto3.NewFrontend(bufio.NewReaderSize(r, readBufferBytes), w)
 }
+
+// ServerOnThisMachine says whether the server is on this machine: the
+// first connection's remote address was a Unix socket, a loopback address
+// or one of this machine's.
+func (c *Conn) ServerOnThisMachine() bool { return c.local }
 
 // Close releases every connection.
 func (c *Conn) Close() error {

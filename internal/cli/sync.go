@@ -458,6 +458,7 @@ func syncFlow(ctx context.Context, g *globals, cfg *flow.Config, run syncRun, ba
 	if _, err := engine.Negotiate(cfg.Mode, src, dst, errs.Redact(cfg.Source), errs.Redact(cfg.Destination)); err != nil {
 		return err, false
 	}
+	defer shareCores(log, src, dst)()
 	name := cfg.FlowName()
 	if run.cutover.IsZero() {
 		// A request nobody ran (its ferry cutover gave up) is not this

@@ -130,6 +130,7 @@ func querySync(ctx context.Context, cfg *flow.Config, run queryRun, log *slog.Lo
 		return fmt.Errorf("destination: %w", err)
 	}
 	defer closeLogged(log, "destination", dst)
+	defer shareCores(log, src, dst)()
 	name := cfg.FlowName()
 	store, err := state.Open(ctx, cfg.StateDir, name)
 	if err != nil {
