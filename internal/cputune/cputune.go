@@ -9,11 +9,11 @@
 // done) takes a core from a server, and a thread that finds nothing to do
 // spins for a while before it sleeps. Measured on two cores with both
 // servers there (bench/results.md, session 19): with one thread instead of
-// two, ferry's own CPU in a change-stream backlog drain fell from 2.4-3.6 s
-// to 1.3-1.4 s and the drain took 3.7-3.8 s instead of 5.0-6.1 s; a copy
-// at --parallel 2 used a third less of ferry's CPU and came 4 % closer to
-// raw COPY pipes. ferry then runs on half the machine's cores (at least
-// one), which leaves the rest to the servers.
+// two, a change-stream backlog drain ran at 1.6x the native subscriber's
+// speed instead of 1.1x, ferry's CPU halved, and a copy at --parallel 2
+// came within 2-5 % of raw COPY pipes instead of 12-17 %. ferry then runs
+// on half the machine's cores (at least one), which leaves the rest to the
+// servers.
 //
 // GOMAXPROCS set in the environment wins: nothing is changed.
 package cputune
