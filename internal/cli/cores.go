@@ -15,7 +15,7 @@ import (
 // environment wins. The returned function gives Go its default back.
 func shareCores(log *slog.Logger, conns ...connector.Connector) func() {
 	for _, c := range conns {
-		if cl, ok := c.(connector.Colocated); ok && cl.ServerOnThisMachine() {
+		if cl := connector.Discover(c).Colocated; cl != nil && cl.ServerOnThisMachine() {
 			n, restore := cputune.ShareWithServer()
 			if n > 0 {
 				log.Info("a database server of the flow runs on this machine: ferry leaves it cores",
