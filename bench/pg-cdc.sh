@@ -21,7 +21,11 @@
 #    filled when the row is applied: apply time minus source time is each
 #    tick's replication lag, end to end. Prints p50/p99/max for both. Both
 #    replicate at once, on the same cores. LAGSERIES=1 also prints each
-#    second's worst lag at both. PROFILE=1 writes ferry's CPU profile of
+#    second's worst lag at both; LAGBURSTS=1 how each burst of WAL the
+#    source flushed was applied at both (LAGBURSTS=DIR keeps the ticks'
+#    times there); LOADSYNC=1 commits the load with synchronous_commit =
+#    on, so the WAL comes as each transaction commits, not in bursts.
+#    PROFILE=1 writes ferry's CPU profile of
 #    the drain to /tmp/ferry-cdc-drain.pprof. Each drain also prints the
 #    CPU the servers used in it (the native one's includes the backends of
 #    the psql polls that time it, a few ms each, 20 a second).
@@ -162,7 +166,13 @@ sed 's/^END;$/INSERT INTO ticks (at) VALUES (clock_timestamp());\nEND;/' "$work/
 "$work/ferry" sync "$src" "$dst" --name cdcbench --state-dir "$work/state" --writers "$writers" --progress none --log-format json --ui 127.0.0.1:0 2>"$work/ferry-load.log" >/dev/null &
 ferry_pid=$!
 for _ in $(seq 100); do grep -q "change data capture starting" "$work/ferry-load.log" && break; sleep 0.1; done
-pgbench -n -h "$work" -p "$pa" -U postgres -c 4 -j 2 -R "$rate" -T "$load_secs" -f "$work/tick.sql" src >"$work/pgbench-load.txt" 2>&1
+load_opts=
+# The servers run with synchronous_commit = off: the source's WAL reaches
+# the walsenders in bursts, every wal_writer_delay (200 ms). LOADSYNC=1
+# commits the load's transactions with synchronous_commit = on (a
+# production server's default), each flushed and sent as it commits.
+[ -n "${LOADSYNC:-}" ] && load_opts="-c synchronous_commit=on"
+PGOPTIONS="$load_opts" pgbench -n -h "$work" -p "$pa" -U postgres -c 4 -j 2 -R "$rate" -T "$load_secs" -f "$work/tick.sql" src >"$work/pgbench-load.txt" 2>&1
 ticks=$(psql_a -d src -At -c "SELECT count(*) FROM ticks")
 for _ in $(seq 600); do
   [ "$(psql_b -d dst -At -c "SELECT count(*) FROM ticks")" = "$ticks" ] && [ "$(psql_c -d dst -At -c "SELECT count(*) FROM ticks")" = "$ticks" ] && break
@@ -191,6 +201,47 @@ if [ -n "${LAGSERIES:-}" ]; then
       round(1000 * max(extract(epoch FROM seen - at))) FROM ticks WHERE seen IS NOT NULL GROUP BY 1 ORDER BY 1"; }
   echo "second: worst lag ms, ferry / native"
   join <(series psql_b | sort) <(series psql_c | sort) | sort -n | awk '{printf "%s: %s / %s%s\n", $1, $2, $3, ($2 > 1.2 * $3 ? "  <- ferry" : "")}'
+fi
+if [ -n "${LAGBURSTS:-}" ]; then
+  # The source flushes its WAL (synchronous_commit = off) every
+  # wal_writer_delay, and the walsenders send only flushed WAL: ticks
+  # reach both replicas in bursts. A burst is a run of ticks the
+  # subscriber applied less than 30 ms apart; for each, when the first and
+  # the last of its ticks were applied at each replica, from the burst's
+  # last tick made at the source. LAGBURSTS=DIR also keeps each tick's
+  # times at both in DIR (ticks-ferry.txt, ticks-native.txt: id, made,
+  # applied, in epoch seconds).
+  ticks_of() { "$1" -d dst -At -F ' ' -c "SELECT id, extract(epoch FROM at), extract(epoch FROM seen) FROM ticks WHERE seen IS NOT NULL AND at > (SELECT min(at) FROM ticks) + interval '2 seconds'"; }
+  ticks_of psql_b >"$work/ticks-ferry.txt"
+  ticks_of psql_c >"$work/ticks-native.txt"
+  [ "$LAGBURSTS" = 1 ] || cp "$work/ticks-ferry.txt" "$work/ticks-native.txt" "$LAGBURSTS"/
+  python3 - "$work/ticks-ferry.txt" "$work/ticks-native.txt" <<'PY'
+import statistics as st, sys
+def load(p):
+    return {int(i): (float(a), float(s)) for i, a, s in (l.split() for l in open(p))}
+f, n = load(sys.argv[1]), load(sys.argv[2])
+ids = sorted(set(f) & set(n), key=lambda i: n[i][1])
+bursts, cur = [], [ids[0]]
+for a, b in zip(ids, ids[1:]):
+    if n[b][1] - n[a][1] > 0.030:
+        bursts.append(cur); cur = []
+    cur.append(b)
+bursts.append(cur)
+rows = []
+for b in bursts:
+    made = max(n[i][0] for i in b)
+    rows.append((len(b),
+                 1000 * (min(n[i][1] for i in b) - made), 1000 * (max(n[i][1] for i in b) - made),
+                 1000 * (min(f[i][1] for i in b) - made), 1000 * (max(f[i][1] for i in b) - made)))
+def q(k, p):
+    v = sorted(r[k] for r in rows)
+    return v[min(len(v) - 1, int(p * len(v)))]
+print(f"{len(rows)} bursts of {st.median(r[0] for r in rows):.0f} ticks (median); ms from the burst's last tick made to its first / last applied:")
+for name, a, z in (("native", 1, 2), ("ferry", 3, 4)):
+    print(f"  {name}: first p50 {q(a, .5):.1f} p90 {q(a, .9):.1f}; last p50 {q(z, .5):.1f} p90 {q(z, .9):.1f} p99 {q(z, .99):.1f}")
+d = sorted(r[4] - r[2] for r in rows)
+print(f"  ferry's last minus native's last: p10 {d[len(d) // 10]:.1f} p50 {d[len(d) // 2]:.1f} p90 {d[9 * len(d) // 10]:.1f} ms")
+PY
 fi
 same
 
