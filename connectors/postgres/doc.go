@@ -345,7 +345,9 @@
 // server sent them (a backlog), a read after one that found little waits
 // a millisecond, and the session hands whole transactions to the engine
 // in groups (replSession.send); a stream that follows the server is read
-// as it comes. To a server close by (a round trip under 250 us at
+// as it comes, but a read that found little right after another waits a
+// millisecond before the next (a burst of live transactions trickling in a
+// change a packet). To a server close by (a round trip under 250 us at
 // connect) the replication connection asks for a 32 KB receive buffer
 // (shrinkNear): the walsender's writes then queue and leave together
 // instead of one packet a change.

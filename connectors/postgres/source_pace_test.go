@@ -5,16 +5,20 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// The pacer waits before a read only while the stream is behind and the
-// last read found less than paceBytes.
-func TestReadPacerWaitsOnlyBehindAfterASmallRead(t *testing.T) {
+// The pacer waits before a read only after one that found less than
+// paceBytes: as a backlog's while the stream is behind; while it follows
+// the server, only when that read came right after the one before it (the
+// changes trickle in), never after a pause (a burst's first change is read
+// the moment it comes).
+func TestReadPacerWaitsOnlyAfterASmallRead(t *testing.T) {
 	r, w := io.Pipe()
 	p := &readPacer{r: r}
-	sizes := []int{100, 100, 100, 100, paceBytes, 100, 100}
+	sizes := []int{100, 100, 100, 100, paceBytes, 100, 100, 100}
 	go func() {
 		for _, n := range sizes {
 			w.Write(make([]byte, n)) //nolint:errcheck // the reader takes it all
@@ -22,23 +26,30 @@ func TestReadPacerWaitsOnlyBehindAfterASmallRead(t *testing.T) {
 		w.Close()
 	}()
 	buf := make([]byte, 2*paceBytes)
-	read := func(on bool, wantWaits int64) {
+	const trickle, pause = false, true
+	read := func(on, after bool, wantWaits, wantLive int64) {
 		t.Helper()
 		p.on.Store(on)
+		if after == pause {
+			p.last = time.Now().Add(-time.Hour)
+		} else {
+			p.last = time.Now()
+		}
 		if _, err := p.Read(buf); err != nil {
 			t.Fatal(err)
 		}
-		if got := p.waits.Load(); got != wantWaits {
-			t.Fatalf("waits %d, want %d", got, wantWaits)
+		if got, live := p.waits.Load(), p.liveWaits.Load(); got != wantWaits || live != wantLive {
+			t.Fatalf("waits %d and live waits %d, want %d and %d", got, live, wantWaits, wantLive)
 		}
 	}
-	read(false, 0) // following the server: never
-	read(false, 0)
-	read(true, 1) // behind, after a small read
-	read(true, 2)
-	read(true, 3) // reads paceBytes
-	read(true, 3) // after a read that found enough: at once
-	read(false, 3)
+	read(false, pause, 0, 0)   // the first read: nothing before it
+	read(false, trickle, 0, 1) // following the server, changes trickling in
+	read(false, pause, 0, 1)   // after a pause: at once
+	read(true, trickle, 1, 1)  // behind, after a small read
+	read(true, pause, 2, 1)    // (a backlog's wait, pause or not) reads paceBytes
+	read(true, trickle, 2, 1)  // after a read that found enough: at once
+	read(false, trickle, 2, 2)
+	read(false, trickle, 2, 3)
 }
 
 // A replication connection to a server on this machine gets a small
