@@ -70,7 +70,10 @@ const (
 	// second flushed every 200 ms): p99 lag 1.10x the subscriber's
 	// without (median of 19 runs), 1.04x with a 1 ms wait (16 runs), a
 	// burst's earliest change applied 7.0 -> 5.8 ms after the
-	// subscriber's; 0.2 and 0.5 ms did less.
+	// subscriber's; 0.2 and 0.5 ms did less. Its cost: a transaction
+	// that arrives while the previous read was under liveGap ago (a
+	// source committing synchronously, hundreds a second) waits up to
+	// liveWait more; not measured yet on a machine that holds that load.
 	liveGap  = 2 * time.Millisecond
 	liveWait = time.Millisecond
 	// nearRTT is the round trip under which the server counts as on
