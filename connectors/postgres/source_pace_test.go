@@ -12,13 +12,15 @@ import (
 
 // The pacer waits before a read only after one that found less than
 // paceBytes: as a backlog's while the stream is behind; while it follows
-// the server, only when that read came right after the one before it (the
-// changes trickle in), never after a pause (a burst's first change is read
-// the moment it comes).
+// the server, only when the changes came in a burst (flushed together,
+// long after their commits) and that read came right after the one
+// before it (they trickle in), never after a pause (a burst's first
+// change is read the moment it comes) and never for transactions sent as
+// they commit (a synchronously committing source).
 func TestReadPacerWaitsOnlyAfterASmallRead(t *testing.T) {
 	r, w := io.Pipe()
 	p := &readPacer{r: r}
-	sizes := []int{100, 100, 100, 100, paceBytes, 100, 100, 100}
+	sizes := []int{100, 100, 100, 100, 100, paceBytes, 100, 100, 100, 100}
 	go func() {
 		for _, n := range sizes {
 			w.Write(make([]byte, n)) //nolint:errcheck // the reader takes it all
@@ -27,9 +29,23 @@ func TestReadPacerWaitsOnlyAfterASmallRead(t *testing.T) {
 	}()
 	buf := make([]byte, 2*paceBytes)
 	const trickle, pause = false, true
-	read := func(on, after bool, wantWaits, wantLive int64) {
+	type stream int
+	const (
+		asCommitted stream = iota // each transaction sent as it commits
+		inBursts                  // sent at a flush, burstAge and more after its commit
+		behind                    // a backlog: paceLag and more after
+	)
+	commit := time.Now()
+	read := func(st stream, after bool, wantWaits, wantLive int64) {
 		t.Helper()
-		p.on.Store(on)
+		sent := commit.Add(time.Millisecond)
+		switch st {
+		case inBursts:
+			sent = commit.Add(burstAge + time.Millisecond)
+		case behind:
+			sent = commit.Add(paceLag + time.Millisecond)
+		}
+		p.follow(sent, commit)
 		if after == pause {
 			p.last = time.Now().Add(-time.Hour)
 		} else {
@@ -42,14 +58,23 @@ func TestReadPacerWaitsOnlyAfterASmallRead(t *testing.T) {
 			t.Fatalf("waits %d and live waits %d, want %d and %d", got, live, wantWaits, wantLive)
 		}
 	}
-	read(false, pause, 0, 0)   // the first read: nothing before it
-	read(false, trickle, 0, 1) // following the server, changes trickling in
-	read(false, pause, 0, 1)   // after a pause: at once
-	read(true, trickle, 1, 1)  // behind, after a small read
-	read(true, pause, 2, 1)    // (a backlog's wait, pause or not) reads paceBytes
-	read(true, trickle, 2, 1)  // after a read that found enough: at once
-	read(false, trickle, 2, 2)
-	read(false, trickle, 2, 3)
+	read(inBursts, pause, 0, 0)      // the first read: nothing before it
+	read(inBursts, trickle, 0, 1)    // a burst's changes trickling in
+	read(inBursts, pause, 0, 1)      // after a pause: at once
+	read(asCommitted, trickle, 0, 1) // sent as they commit: at once
+	read(behind, trickle, 1, 1)      // behind, after a small read
+	read(behind, pause, 2, 1)        // (a backlog's wait, pause or not) reads paceBytes
+	read(behind, trickle, 2, 1)      // after a read that found enough: at once
+	read(inBursts, trickle, 2, 2)
+	read(inBursts, trickle, 2, 3)
+	p.follow(time.Time{}, commit) // not known: no wait
+	p.last = time.Now()
+	if _, err := p.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	if got, live := p.waits.Load(), p.liveWaits.Load(); got != 2 || live != 3 {
+		t.Fatalf("waits %d and live waits %d after WAL data without a send time, want 2 and 3", got, live)
+	}
 }
 
 // A replication connection to a server on this machine gets a small
