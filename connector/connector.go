@@ -232,7 +232,8 @@ type PositionMarker interface {
 
 // CheckpointKeeper is a destination that stores a flow's checkpoints itself,
 // in the same transaction as the data they cover (RowBatch.Checkpoint,
-// ApplyBatch.Checkpoint). Its checkpoints are then authoritative on resume.
+// ApplyBatch.Checkpoints: Checkpoint and More). Its checkpoints are then
+// authoritative on resume.
 type CheckpointKeeper interface {
 	// LoadCheckpoints returns every checkpoint of the flow, by key. A keeper
 	// whose writes are not atomic (files) also rolls back here anything

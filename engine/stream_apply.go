@@ -25,6 +25,11 @@ type applyJob struct {
 	// once: the share holds changes of tables applied in order, which must
 	// not be applied twice (appliedAlready).
 	once bool
+	// whole: the batch went whole to fullRowWriter (batcher.shares), whose
+	// share stores every writer's checkpoint; the others' are empty and
+	// write nothing. writers is how many there are.
+	whole   bool
+	writers int
 }
 
 // applyAck tells the checkpointer a writer has applied its share of a batch.
@@ -46,8 +51,15 @@ func (e *Engine) applyLoop(ctx context.Context, writer int, applier connector.Ch
 	for job := range jobs {
 		if e.dst.CheckpointKeeper != nil && !job.batch.Continues {
 			job.batch.Checkpoint = &model.Checkpoint{Flow: e.name, Key: cdcKey(writer), Value: string(job.position)}
+			if job.whole {
+				for k := 0; k < job.writers && writer == fullRowWriter; k++ {
+					if k != writer {
+						job.batch.More = append(job.batch.More, model.Checkpoint{Flow: e.name, Key: cdcKey(k), Value: string(job.position)})
+					}
+				}
+			}
 		}
-		if len(job.batch.Tables) > 0 || e.dst.CheckpointKeeper != nil || inSpan {
+		if (len(job.batch.Tables) > 0 || e.dst.CheckpointKeeper != nil || inSpan) && !(job.whole && writer != fullRowWriter) {
 			start := time.Now()
 			if err := e.applyRetrying(ctx, writer, applier, w, job, inSpan); err != nil {
 				return err

@@ -281,3 +281,148 @@ func TestBacklogBatchWaitsForAShareWorthARoundTrip(t *testing.T) {
 		t.Errorf("sent %d changes at %q, want 1 at 5", j.changes, j.position)
 	}
 }
+
+// A small apply batch goes whole to fullRowWriter while no other writer
+// can hold an earlier change of its keys (all idle, or only whole batches
+// in flight); a larger one waits for the whole batches in flight and is
+// then split by key, and a small one behind a split batch is split too.
+func TestSmallBatchGoesWholeOnlyWhenNoEarlierChangeIsInFlight(t *testing.T) {
+	ctx := context.Background()
+	bt, _ := testBatcher(t, "")
+	bt.jobs = []chan applyJob{make(chan applyJob, 8), make(chan applyJob, 8), make(chan applyJob, 8)}
+	fc := foldChanges{bt.e.tables[0]}
+	pos := 0
+	take := func(ids ...int64) {
+		t.Helper()
+		pos++
+		b := &model.ChangeBatch{Position: model.Position(fmt.Sprint(pos)), CommitTime: time.Now()}
+		for _, id := range ids {
+			b.Changes = append(b.Changes, fc.upd(id, fmt.Sprint(pos), "b"))
+		}
+		if err := bt.take(ctx, sourceBatch{b: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// sent takes each writer's share of the next batch: the keys in it.
+	sent := func() (keys [][]int64, whole bool) {
+		t.Helper()
+		keys = make([][]int64, len(bt.jobs))
+		for w, ch := range bt.jobs {
+			select {
+			case j := <-ch:
+				whole = j.whole
+				for _, tc := range j.batch.Tables {
+					for _, r := range tc.Upserts {
+						keys[w] = append(keys[w], r[0].(int64))
+					}
+				}
+			default:
+				t.Fatalf("writer %d got no share", w)
+			}
+		}
+		return keys, whole
+	}
+	wantWhole := func(what string, n int) {
+		t.Helper()
+		shares, whole := sent()
+		if !whole || len(shares[fullRowWriter]) != n || len(shares[1])+len(shares[2]) != 0 {
+			t.Fatalf("%s: shares %v (whole %v), want all %d changes at writer %d", what, shares, whole, n, fullRowWriter)
+		}
+	}
+
+	take(1, 2, 3) // every writer idle
+	wantWhole("every writer idle", 3)
+	// Batch 1 in flight: the next is folded and lingers; at the linger's
+	// end it goes.
+	take(1, 4)
+	if err := bt.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantWhole("behind a whole batch", 2)
+
+	var big []int64
+	for id := int64(100); id <= 100+wholeMax; id++ {
+		big = append(big, id)
+	}
+	take(big...)
+	flushed := make(chan error, 1)
+	go func() { flushed <- bt.flush(ctx) }()
+	for seq := uint64(0); seq < 2; seq++ {
+		select {
+		case err := <-flushed:
+			t.Fatalf("a batch of %d changes went while whole batches up to 2 were in flight, applied up to %d (err %v)", len(big), seq, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		bt.applied.advance(seq + 1)
+	}
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	split, whole := sent()
+	for w, keys := range split {
+		if whole || len(keys) == 0 {
+			t.Fatalf("the large batch's shares %v (whole %v): writer %d got none, want it split by key", split, whole, w)
+		}
+	}
+
+	var small []int64
+	for id := int64(1000); id < 1030; id++ {
+		small = append(small, id)
+	}
+	take(small...) // batch 3, split, is in flight
+	if err := bt.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if shares, whole := sent(); whole || len(shares[fullRowWriter]) == len(small) {
+		t.Fatalf("behind a split batch in flight, a small batch went whole: %v", shares)
+	}
+	bt.applied.advance(4)
+	take(7)
+	wantWhole("every writer idle again", 1)
+}
+
+// The writer a batch went whole to stores every writer's checkpoint with
+// its share; the others write nothing for it.
+func TestWholeBatchStoresEveryWritersCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	dst := openConn(t, "sqlite://"+filepath.Join(t.TempDir(), "dst.db"))
+	e := &Engine{name: "f", dst: connector.Discover(dst), log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		progress: newProgress("f", flow.ModeCDC, Abilities{})}
+	applier := dst.(connector.ChangeApplier)
+	run := func(writer int, job applyJob) {
+		t.Helper()
+		jobs, acks := make(chan applyJob, 1), make(chan applyAck, 1)
+		jobs <- job
+		close(jobs)
+		var w connector.ChangeWriter
+		if err := e.applyLoop(ctx, writer, applier, &w, jobs, acks); err != nil {
+			t.Fatal(err)
+		}
+		if w != nil {
+			w.Close()
+		}
+		if a := <-acks; a.seq != job.seq || a.writer != writer {
+			t.Fatalf("writer %d acknowledged %+v, want batch %d", writer, a, job.seq)
+		}
+	}
+	load := func() map[string]string {
+		t.Helper()
+		m, err := dst.(connector.CheckpointKeeper).LoadCheckpoints(ctx, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	run(1, applyJob{seq: 1, batch: &model.ApplyBatch{}, position: "p1", whole: true, writers: 3})
+	if m := load(); len(m) != 0 {
+		t.Fatalf("writer 1's empty share of a whole batch wrote checkpoints %v", m)
+	}
+	run(fullRowWriter, applyJob{seq: 1, batch: &model.ApplyBatch{}, position: "p1", whole: true, writers: 3})
+	if m := load(); m["cdc/0"] != "p1" || m["cdc/1"] != "p1" || m["cdc/2"] != "p1" || len(m) != 3 {
+		t.Fatalf("after the whole share, checkpoints %v, want cdc/0, cdc/1 and cdc/2 at p1", m)
+	}
+	run(2, applyJob{seq: 2, batch: &model.ApplyBatch{}, position: "p2", writers: 3})
+	if m := load(); m["cdc/2"] != "p2" || m["cdc/1"] != "p1" {
+		t.Fatalf("after writer 2's share of a split batch, checkpoints %v, want cdc/2 at p2, cdc/1 at p1", m)
+	}
+}

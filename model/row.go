@@ -229,6 +229,10 @@ type ApplyBatch struct {
 	// Checkpoint, when set, must be stored in the same transaction as the
 	// changes by a destination that keeps checkpoints.
 	Checkpoint *Checkpoint
+	// More are more checkpoints to store with Checkpoint, in the same
+	// transaction: the other writers' positions when this batch holds all
+	// of an apply batch's changes. Set only with Checkpoint.
+	More []Checkpoint
 	// Continues marks a part of a source transaction that goes on (sent
 	// only to a destination that declares SpanApply): apply it inside the
 	// destination transaction left open by the parts before it, or a new
@@ -236,6 +240,20 @@ type ApplyBatch struct {
 	// Continues is applied in the same transaction and commits it; closing
 	// the writer before that rolls it back. A part carries no Checkpoint.
 	Continues bool
+}
+
+// Checkpoints are the checkpoints to store with the batch's changes:
+// Checkpoint and More.
+func (b *ApplyBatch) Checkpoints() []*Checkpoint {
+	if b.Checkpoint == nil {
+		return nil
+	}
+	out := make([]*Checkpoint, 0, 1+len(b.More))
+	out = append(out, b.Checkpoint)
+	for i := range b.More {
+		out = append(out, &b.More[i])
+	}
+	return out
 }
 
 // Len counts the changes in the batch.

@@ -375,6 +375,41 @@ func checkApply(t *testing.T, h DestinationHarness) {
 		if m["cdc/0"] != fmt.Sprint(len(batches)-1) {
 			t.Fatalf("after %d applied batches the checkpoint is %v, want cdc/0=%d", len(batches), m, len(batches)-1)
 		}
+		checkMoreCheckpoints(t, h, a, tbl, flow)
+	}
+}
+
+// checkMoreCheckpoints: a batch holding all of an apply batch's changes
+// stores the other writers' checkpoints (ApplyBatch.More) with its own, in
+// its transaction: none of them when the destination refuses a change,
+// all of them when it applies the batch.
+func checkMoreCheckpoints(t *testing.T, h DestinationHarness, a connector.ChangeApplier, tbl *model.Table, flow string) {
+	t.Helper()
+	batch := func(v string, rows ...model.Row) *model.ApplyBatch {
+		return &model.ApplyBatch{Tables: []*model.TableChanges{{Table: tbl, Upserts: rows}},
+			Checkpoint: &model.Checkpoint{Flow: flow, Key: "cdc/0", Value: v},
+			More:       []model.Checkpoint{{Flow: flow, Key: "cdc/1", Value: v}, {Flow: flow, Key: "cdc/2", Value: v}}}
+	}
+	load := func() map[string]string {
+		t.Helper()
+		m, err := openDest(t, h).(connector.CheckpointKeeper).LoadCheckpoints(ctxFor(t), flow)
+		if err != nil {
+			t.Fatalf("LoadCheckpoints: %v", err)
+		}
+		return m
+	}
+	before := load()
+	if err := openApplier(t, a).ApplyChanges(ctxFor(t), batch("refused", model.Row{int64(20), "x"}, model.Row{"not a number", "x"})); err == nil {
+		t.Fatalf("ApplyChanges took a text value for an int64 key")
+	}
+	if m := load(); !maps.Equal(m, before) {
+		t.Fatalf("after a refused batch carrying three checkpoints, checkpoints are %v, want %v still", m, before)
+	}
+	if err := openApplier(t, a).ApplyChanges(ctxFor(t), batch("whole", model.Row{int64(21), "w"})); err != nil {
+		t.Fatalf("ApplyChanges: %v", err)
+	}
+	if m := load(); m["cdc/0"] != "whole" || m["cdc/1"] != "whole" || m["cdc/2"] != "whole" {
+		t.Fatalf("after a batch carrying checkpoints cdc/0, cdc/1 and cdc/2, checkpoints are %v, want all three at whole", m)
 	}
 }
 

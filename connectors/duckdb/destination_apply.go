@@ -45,7 +45,12 @@ func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) er
 				return fmt.Errorf("table %s: %w", tc.Table.Namespace, err)
 			}
 		}
-		return w.s.saveCheckpoint(ctx, b.Checkpoint)
+		for _, cp := range b.Checkpoints() {
+			if err := w.s.saveCheckpoint(ctx, cp); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("duckdb file %s: apply changes: %w", w.s.path, err)

@@ -73,7 +73,12 @@ func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) er
 				return fmt.Errorf("table %s: %w", p.name, err)
 			}
 		}
-		return c.saveCheckpoint(ctx, tx, b.Checkpoint)
+		for _, cp := range b.Checkpoints() {
+			if err := c.saveCheckpoint(ctx, tx, cp); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	if w.span == nil && !b.Continues {
 		return c.inTx(ctx, what, apply)

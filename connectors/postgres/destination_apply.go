@@ -115,7 +115,12 @@ func (w *changeWriter) apply(ctx context.Context, tx pgx.Tx, b *model.ApplyBatch
 			return tableError(tc.Table.Namespace, err)
 		}
 	}
-	return saveCheckpoint(ctx, tx, b.Checkpoint)
+	for _, cp := range b.Checkpoints() {
+		if err := saveCheckpoint(ctx, tx, cp); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pipelineMaxChanges is the largest share sent as one pipeline. A share of
@@ -156,7 +161,7 @@ func (w *changeWriter) applyPipelined(ctx context.Context, b *model.ApplyBatch) 
 			return true, w.c.txError(tableError(tc.Table.Namespace, err), where)
 		}
 	}
-	if cp := b.Checkpoint; cp != nil {
+	for _, cp := range b.Checkpoints() {
 		p.addCheckpoint(cp)
 	}
 	conn := w.conn.Conn().PgConn()

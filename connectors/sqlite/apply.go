@@ -47,8 +47,10 @@ func (w *changeWriter) ApplyChanges(ctx context.Context, b *model.ApplyBatch) er
 			return rollback(tx, fmt.Errorf("table %s: %w", tc.Table.Namespace, err))
 		}
 	}
-	if err := saveCheckpoint(ctx, tx, b.Checkpoint); err != nil {
-		return rollback(tx, err)
+	for _, cp := range b.Checkpoints() {
+		if err := saveCheckpoint(ctx, tx, cp); err != nil {
+			return rollback(tx, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite file %s: commit changes: %w", w.c.path, err)
