@@ -51,8 +51,8 @@ func (e *Engine) applyLoop(ctx context.Context, writer int, applier connector.Ch
 	for job := range jobs {
 		if e.dst.CheckpointKeeper != nil && !job.batch.Continues {
 			job.batch.Checkpoint = &model.Checkpoint{Flow: e.name, Key: cdcKey(writer), Value: string(job.position)}
-			if job.whole {
-				for k := 0; k < job.writers && writer == fullRowWriter; k++ {
+			if job.whole && writer == fullRowWriter {
+				for k := 0; k < job.writers; k++ {
 					if k != writer {
 						job.batch.More = append(job.batch.More, model.Checkpoint{Flow: e.name, Key: cdcKey(k), Value: string(job.position)})
 					}
