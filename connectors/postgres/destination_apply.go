@@ -214,19 +214,23 @@ type queued struct {
 	sql    string
 	params [][]byte
 	what   func(error) error // its error as a direct call would have said it
+	// planEach: the statement joins its rows to the table, and its best
+	// plan depends on their number and the table's size: it goes
+	// unprepared, planned for the values it carries.
+	planEach bool
 }
 
 // addCheckpoint queues saving cp.
 func (p *pipeline) addCheckpoint(cp *model.Checkpoint) {
 	p.add(checkpointSQL, [][]byte{[]byte(cp.Flow), []byte(cp.Key), []byte(cp.Value)}, nil, func(err error) error {
 		return fmt.Errorf("save checkpoint %s of flow %s: %w", cp.Key, cp.Flow, err)
-	})
+	}, false)
 }
 
 // add queues a statement with text parameters; table (nil for none) and
-// what name it in an error.
-func (p *pipeline) add(sql string, params [][]byte, table *model.Namespace, what func(error) error) {
-	p.stmts = append(p.stmts, queued{sql: sql, params: params, what: func(err error) error {
+// what name it in an error; planEach sends it unprepared (queued.planEach).
+func (p *pipeline) add(sql string, params [][]byte, table *model.Namespace, what func(error) error, planEach bool) {
+	p.stmts = append(p.stmts, queued{sql: sql, params: params, planEach: planEach, what: func(err error) error {
 		err = what(err)
 		if table != nil {
 			err = tableError(*table, err)
@@ -251,16 +255,20 @@ func (p *pipeline) needTx() error {
 }
 
 // send sends the queued statements on conn and reads their results. Each
-// runs as a statement prepared on conn the first time its text is sent
-// (prep), so the server parses it once per session: a share of a steady
-// load is a few small statements, whose parsing was a good part of their
-// cost.
+// but a planEach one runs as a statement prepared on conn the first time
+// its text is sent (prep), so the server parses it once per session, and
+// plans it once: a share of a steady load is a few small statements, whose
+// parsing and planning were a good part of their cost.
 func (p *pipeline) send(ctx context.Context, conn *pgconn.PgConn, prep *preparedStmts) error {
 	if len(p.stmts) == 0 {
 		return nil
 	}
 	var b pgconn.Batch
 	for _, q := range p.stmts {
+		if q.planEach {
+			b.ExecParams(q.sql, q.params, nil, nil, nil)
+			continue
+		}
 		name, err := prep.name(ctx, conn, q.sql)
 		if err != nil {
 			var pe *pgconn.PgError
@@ -332,12 +340,18 @@ func (s *preparedStmts) name(ctx context.Context, conn *pgconn.PgConn, sql strin
 		return "", nil
 	}
 	if s.names == nil {
-		// A generic plan of these statements (the server's choice after
-		// five runs) applied a batch more slowly than a custom one
-		// (BenchmarkApplySmallBatches, medians: unprepared 2.79 ms,
-		// prepared with generic plans 3.2, prepared and planned each run
-		// 2.47): keep the parsing saved, plan every run.
-		if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_custom_plan").ReadAll(); err != nil {
+		// The server's choice (auto): a statement is planned for its
+		// values five times, then planned once (a generic plan) when that
+		// plan costs no more, which it does for an upsert or a
+		// checkpoint (no join: the plan is the same whatever the rows)
+		// and saves its planning each run (BenchmarkApplySmallBatches,
+		// medians: a one-transaction batch 0.50 ms, 0.68 planned each
+		// run; 50 transactions 1.9 and 2.2). A delete joins its keys to
+		// the table, and a generic plan made while the table was small
+		// scanned it whole once it had grown (2.5 ms a batch of 50
+		// against 1.7): deletes go unprepared, always planned for their
+		// keys (queued.planEach).
+		if _, err := conn.Exec(ctx, "SET plan_cache_mode = auto").ReadAll(); err != nil {
 			return "", err
 		}
 		s.names = map[string]string{}
@@ -579,7 +593,9 @@ func execRows(ctx context.Context, tx pgx.Tx, p *pipeline, what func(error) erro
 		return n, err
 	}
 	if p != nil {
-		p.add(sql(unnestFrom(len(cols))), params, &t.Namespace, what)
+		// A delete (keyOnly) joins its keys to the table; an upsert's plan
+		// is the same whatever its rows.
+		p.add(sql(unnestFrom(len(cols))), params, &t.Namespace, what, keyOnly)
 		return n, nil
 	}
 	k, err := execParams(ctx, tx, sql(unnestFrom(len(cols))), params)
